@@ -1,0 +1,6 @@
+/** Exact fixed-point semantics (DESIGN.md §2): types, quantization, intervals, type names, exact printing. */
+export * from './types.ts';
+export * from './quantize.ts';
+export * from './interval.ts';
+export * from './format.ts';
+export * from './typename.ts';
