@@ -1,0 +1,63 @@
+/**
+ * The `hgq` command. Each subcommand lives in `src/cli/<name>.ts` and exports `register(program)`;
+ * add yours to COMMANDS below (one import, one entry). Exit codes (DESIGN.md §8): 0 ok, 2 bad input or
+ * usage, 1 anything else.
+ */
+import { readFileSync } from 'node:fs';
+import { Command, CommanderError } from 'commander';
+import { CliError } from './errors.ts';
+import * as quantizeCmd from './quantize.ts';
+
+const COMMANDS: { register(program: Command): void }[] = [
+  quantizeCmd,
+];
+
+function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+export function buildProgram(): Command {
+  const program = new Command('hgq')
+    .description('High Granularity Quantization: per-weight fixed-point neural networks, carried bit-exactly to FPGA RTL')
+    .version(packageVersion(), '-V, --version', 'print the hgq version')
+    .showHelpAfterError('(run with --help for usage)')
+    .configureOutput({
+      writeOut: (s) => process.stdout.write(s),
+      writeErr: (s) => process.stderr.write(s),
+    });
+  for (const c of COMMANDS) c.register(program);
+  // exitOverride is inherited only by subcommands added after it, so apply it to the whole tree
+  const applyOverride = (cmd: Command): void => {
+    cmd.exitOverride();
+    for (const sub of cmd.commands) applyOverride(sub);
+  };
+  applyOverride(program);
+  return program;
+}
+
+/** Run the CLI on `argv` (without node and script path); resolves to the process exit code. */
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  if (argv.length === 0) {
+    program.outputHelp();
+    return 0;
+  }
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return 0;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      // help and version exit with 0; every parse error is a usage error (commander already printed it)
+      return e.exitCode === 0 ? 0 : 2;
+    }
+    if (e instanceof CliError) {
+      process.stderr.write(`hgq: ${e.message}\n`);
+      return e.exitCode;
+    }
+    const err = e instanceof Error ? e : new Error(String(e));
+    process.stderr.write(`hgq: internal error: ${process.env.HGQ_DEBUG ? err.stack : err.message}\n`);
+    if (!process.env.HGQ_DEBUG) process.stderr.write('hgq: (set HGQ_DEBUG=1 for a stack trace)\n');
+    return 1;
+  }
+}
