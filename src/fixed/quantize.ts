@@ -6,7 +6,8 @@
  *  - a float64 fast path (`quantize`) used when the result width k+i+f <= 53, where y = x·2^f is an
  *    exact power-of-two scaling and every intermediate is an exactly representable integer.
  *
- * Agreement with Xilinx ap_fixed (UG1399, "Arbitrary Precision Fixed-Point Data Types"):
+ * Agreement with Xilinx ap_fixed (UG1399, "Quantization Modes" / "Overflow Modes"; its worked examples are
+ * known-answer tests in test/fixed-quantize.test.ts):
  *  AP_TRN = TRN (floor), AP_TRN_ZERO = TRN_ZERO, AP_RND = RND (ties toward +inf), AP_RND_ZERO (ties toward 0),
  *  AP_RND_MIN_INF (ties toward -inf), AP_RND_INF (ties away from 0), AP_RND_CONV (ties to even),
  *  AP_WRAP = WRAP (N = 0 only), AP_SAT = SAT, AP_SAT_SYM = SAT_SYM. Differences:
@@ -14,7 +15,8 @@
  *    (rounding is monotone and fixes the range ends, which lie on the grid), only training gradients differ.
  *  - ap_fixed needs W >= 1; here a width W <= 0 is the constant 0.
  *  - AP_SAT_ZERO, AP_WRAP_SM and AP_WRAP with N > 0 are not supported.
- *  - ap_fixed converts an out-of-range double through its own precision; we are exact for every double.
+ *  - UG1399 words AP_RND_INF via "the least significant bit"; its examples (±1.25 → ±1.5) are ties away
+ *    from zero, which is what we implement.
  */
 import type { Kif, OverflowMode, RoundMode } from './types.ts';
 
