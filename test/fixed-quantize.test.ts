@@ -65,8 +65,8 @@ function randomValue(rng: Rng, t: Kif, sat: boolean): number {
       return sign * (2 ** t.i + rng.int(-3, 3) * step * 0.5);
     case 3: // far out of range
       return sign * span * 2 ** rng.int(1, 80) * (1 + rng.next());
-    case 4: // enormous or tiny magnitudes
-      return sign * (rng.chance(0.5) ? 1e300 * rng.next() : 1e-300 * rng.next() + (rng.chance(0.2) ? 5e-324 : 0));
+    case 4: // enormous, tiny or subnormal magnitudes (x·2^f may overflow or underflow)
+      return sign * rng.pick([1e300 * rng.next(), 1e-300 * rng.next(), 5e-324 * rng.int(1, rng.pick([8, 2 ** 20]))]);
     case 5: // a tie far out of range (rounding decides the wrapped value)
       return sign * (2 ** rng.int(0, 30) + 0.5) * step * (rng.chance(0.5) ? 1 : 2 ** 10);
     case 6: // infinity (SAT only), zero, -0
