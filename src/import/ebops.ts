@@ -1,0 +1,215 @@
+/**
+ * EBOPs of an imported HGQ2 model, computed from its stored quantizer state with HGQ2's own per-layer
+ * formulas (HGQ2-SEMANTICS.md §EBOPs). No tfjs: plain typed arrays.
+ *
+ * HGQ2 evaluates each layer's `_compute_ebops` on the batch-1 input shape, multiplies it by
+ * `ebops_factor`, and stores it (cast to uint32) in the layer's `ebops` variable; the total it logs is the
+ * sum of those. Here every bit width is the integer HGQ2 uses (round-half-even of the stored variables).
+ */
+import type { HgqLayer, HgqModel, HgqQuantizer } from './hgq2-model.ts';
+import { quantizerBits } from './hgq2-model.ts';
+import { broadcastTo, conv1d, conv1dGeometry, einsum, parseEinsum, prod } from './nd.ts';
+
+export interface LayerEbops {
+  name: string;
+  className: string;
+  /** exact value of HGQ2's formula on the stored state */
+  ebops: number;
+  /** what HGQ2 last stored in the layer's `ebops` variable (uint32), null if none */
+  stored: number | null;
+}
+
+export interface ModelEbops {
+  total: number;
+  /** Σ floor(per-layer) — how HGQ2 sums its uint32 per-layer values */
+  totalFloored: number;
+  storedTotal: number | null;
+  layers: LayerEbops[];
+}
+
+/** Bits of `q` broadcast to the batch-1 input shape (1, ...shape[1:]). */
+function bitsOn(q: HgqQuantizer, inShape: readonly (number | null)[]): { data: Float64Array; shape: number[] } {
+  const shape = [1, ...inShape.slice(1).map((d) => d ?? 1)];
+  return { data: broadcastTo(quantizerBits(q), q.shape, shape), shape };
+}
+
+const sum = (a: ArrayLike<number>): number => {
+  let s = 0;
+  for (let j = 0; j < a.length; j++) s += a[j]!;
+  return s;
+};
+const mean = (a: ArrayLike<number>): number => sum(a) / a.length;
+
+/** The input shape a layer was built with (batch dim null), from its inbound node. */
+function inputShapes(layer: HgqLayer): (number | null)[][] {
+  return layer.inbound.map((r) => r.shape);
+}
+
+/** HGQ2's `_compute_ebops` for one layer (before `ebops_factor`), or null for layers without EBOPs. */
+export function layerEbops(layer: HgqLayer): number | null {
+  const c = layer.config;
+  if (c?.enable_ebops === false) return null;
+  const [shape] = inputShapes(layer);
+  switch (layer.className) {
+    case 'QDense': {
+      // QDense._compute_ebops: Σ(bits_in @ bits_kernel) + mean(bits_bias)·prod(shape[:-1])·units,
+      // times parallelization_factor / n_parallel (1 by default).
+      const bi = bitsOn(layer.iq!, shape!);
+      const kq = layer.kq!;
+      const bk = broadcastTo(quantizerBits(kq), kq.shape, layer.vars.kernel!.shape);
+      const kShape = layer.vars.kernel!.shape;
+      const letters = 'abcdefgh'.slice(0, bi.shape.length - 1);
+      let e = einsum(parseEinsum(`${letters}x,xy->`), bi.data, bi.shape, bk, kShape).data[0]!;
+      if (layer.bq) {
+        const outSize = prod(bi.shape.slice(0, -1)) * c.units;
+        e += mean(quantizerBits(layer.bq)) * outSize;
+      }
+      const nParallel = prod(bi.shape.slice(1, -1));
+      const pf = c.parallelization_factor === undefined || c.parallelization_factor < 0 ? nParallel : c.parallelization_factor;
+      return (e * pf) / nParallel;
+    }
+    case 'QEinsumDense':
+    case 'QEinsumDenseBatchnorm': {
+      // QEinsumDense._compute_ebops: einsum('<inp>,<ker>->', bits_in, bits_kernel)
+      //   + mean(bits_bias)·prod(full_output_shape[1:]), times ebops_scaler.
+      // For the batch-norm variant the kernel quantizer acts on the fused kernel, same shape.
+      const eq = parseEinsum(c.equation);
+      const bi = bitsOn(layer.iq!, shape!);
+      const kq = layer.kq!;
+      const kShape = layer.vars.kernel!.shape;
+      const bk = broadcastTo(quantizerBits(kq), kq.shape, kShape);
+      let e = einsum({ a: eq.a, b: eq.b, out: '' }, bi.data, bi.shape, bk, kShape).data[0]!;
+      if (layer.bq) e += mean(quantizerBits(layer.bq)) * prod(c.output_shape as number[]);
+      return e * (c.ebops_scaler ?? 1);
+    }
+    case 'QConv1D': {
+      // QBaseConv._compute_ebops: Σ conv(bits_in, bits_kernel)·pf/n_parallel + Σ bits_bias · pf
+      const bi = bitsOn(layer.iq!, shape!);
+      const kq = layer.kq!;
+      const kShape = layer.vars.kernel!.shape;
+      const bk = broadcastTo(quantizerBits(kq), kq.shape, kShape);
+      const spec = conv1dSpec(layer);
+      const conv = conv1d(bi.data, bi.shape, bk, kShape, spec);
+      const nParallel = conv1dGeometry(bi.shape[1]!, spec).Lout;
+      const pf = c.parallelization_factor === undefined || c.parallelization_factor <= 0 ? nParallel : c.parallelization_factor;
+      let e = (sum(conv.data) * pf) / nParallel;
+      if (layer.bq) e += sum(quantizerBits(layer.bq)) * pf;
+      return e;
+    }
+    case 'QAdd': {
+      // QAdd._compute_ebops: 0.65·(Σ Σ_inputs bits − Σ min_inputs bits), inputs broadcast together.
+      const shapes = inputShapes(layer).map((s) => [1, ...s.slice(1).map((d) => d ?? 1)]);
+      const out = broadcastShapes(shapes);
+      const bits = layer.iqs!.map((q, j) => broadcastTo(broadcastTo(quantizerBits(q), q.shape, shapes[j]!), shapes[j]!, out));
+      let tot = 0;
+      let mins = 0;
+      for (let p = 0; p < prod(out); p++) {
+        let m = Infinity;
+        for (const b of bits) {
+          tot += b[p]!;
+          m = Math.min(m, b[p]!);
+        }
+        mins += m;
+      }
+      return 0.65 * (tot - mins);
+    }
+    case 'QSum': {
+      // QSum._compute_ebops: 0.65·(Σ bits − Σ min(bits, axis=axes))
+      const bi = bitsOn(layer.iq!, shape!);
+      const axes = sumAxes(layer, bi.shape.length);
+      return 0.65 * (sum(bi.data) - sum(reduceMin(bi.data, bi.shape, axes)));
+    }
+    default:
+      return null;
+  }
+}
+
+export function conv1dSpec(layer: HgqLayer): { kernelSize: number; stride: number; dilation: number; padding: 'valid' | 'same' | 'causal' } {
+  const c = layer.config;
+  const one = (v: unknown) => (Array.isArray(v) ? Number(v[0]) : Number(v ?? 1));
+  const padding = String(c.padding ?? 'valid').toLowerCase();
+  if (padding !== 'valid' && padding !== 'same' && padding !== 'causal') throw new Error(`layer '${layer.name}': padding '${c.padding}' is not supported`);
+  if ((c.data_format ?? 'channels_last') !== 'channels_last') throw new Error(`layer '${layer.name}': data_format ${c.data_format} is not supported (channels_last only)`);
+  if ((c.groups ?? 1) !== 1) throw new Error(`layer '${layer.name}': groups=${c.groups} is not supported`);
+  return { kernelSize: one(c.kernel_size), stride: one(c.strides), dilation: one(c.dilation_rate), padding };
+}
+
+export function sumAxes(layer: HgqLayer, ndim: number): number[] {
+  const c = layer.config;
+  const raw = c.axes ?? c.axis ?? -1;
+  const axes = (Array.isArray(raw) ? raw : [raw]).map((a: number) => (a < 0 ? a + ndim : a));
+  return [...new Set<number>(axes)].sort((a, b) => a - b);
+}
+
+export function broadcastShapes(shapes: readonly (readonly number[])[]): number[] {
+  const n = Math.max(...shapes.map((s) => s.length));
+  const out = new Array<number>(n).fill(1);
+  for (const s of shapes) {
+    const pad = n - s.length;
+    s.forEach((d, j) => {
+      const o = out[pad + j]!;
+      if (o !== 1 && d !== 1 && o !== d) throw new Error(`shapes [${shapes.map((x) => `[${x}]`).join(', ')}] do not broadcast`);
+      out[pad + j] = o === 1 ? d : o;
+    });
+  }
+  return out;
+}
+
+/** Reduce over `axes` (keepdims) with `op`. */
+export function reduceAxes(
+  data: ArrayLike<number>,
+  shape: readonly number[],
+  axes: readonly number[],
+  init: number,
+  op: (acc: number, v: number) => number,
+): { data: Float64Array; shape: number[] } {
+  const outShape = shape.map((d, j) => (axes.includes(j) ? 1 : d));
+  const out = new Float64Array(prod(outShape)).fill(init);
+  const ix = new Array<number>(shape.length).fill(0);
+  const ost: number[] = [];
+  let acc = 1;
+  for (let d = outShape.length - 1; d >= 0; d--) {
+    ost[d] = acc;
+    acc *= outShape[d]!;
+  }
+  for (let j = 0; j < data.length; j++) {
+    let o = 0;
+    for (let d = 0; d < shape.length; d++) if (!axes.includes(d)) o += ix[d]! * ost[d]!;
+    out[o] = op(out[o]!, data[j]!);
+    for (let d = shape.length - 1; d >= 0; d--) {
+      if (++ix[d]! < shape[d]!) break;
+      ix[d] = 0;
+    }
+  }
+  return { data: out, shape: outShape };
+}
+
+function reduceMin(data: ArrayLike<number>, shape: readonly number[], axes: readonly number[]): Float64Array {
+  return reduceAxes(data, shape, axes, Infinity, Math.min).data;
+}
+
+/** EBOPs of every layer and the total, from the stored state. */
+export function modelEbops(model: HgqModel): ModelEbops {
+  const layers: LayerEbops[] = [];
+  for (const layer of model.layers) {
+    const e = layerEbops(layer);
+    if (e === null) continue;
+    const st = layer.vars.ebops;
+    layers.push({
+      name: layer.name,
+      className: layer.className,
+      ebops: e * (layer.config.ebops_factor ?? 1),
+      stored: st ? Number(st.data[0]) : null,
+    });
+  }
+  const total = layers.reduce((a, l) => a + l.ebops, 0);
+  const totalFloored = layers.reduce((a, l) => a + Math.floor(l.ebops), 0);
+  const stored = layers.every((l) => l.stored !== null) ? layers.reduce((a, l) => a + l.stored!, 0) : null;
+  return { total, totalFloored, storedTotal: stored, layers };
+}
+
+/** The EBOPs an HGQ2 checkpoint's file name carries ('...-ebops=13285.keras'), or null. */
+export function ebopsFromFileName(path: string): number | null {
+  const m = /ebops=(\d+(?:\.\d+)?)/.exec(path.split('/').pop() ?? '');
+  return m ? Number(m[1]) : null;
+}
