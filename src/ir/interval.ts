@@ -1,0 +1,97 @@
+/**
+ * The exact result interval of each IR op from its operands' intervals. Every rule is one of src/fixed's
+ * QInterval functions; this file only maps op kinds to them.
+ */
+import {
+  qiAdd,
+  qiAddShifted,
+  qiConst,
+  qiFromKif,
+  qiMax,
+  qiMin,
+  qiMul,
+  qiNeg,
+  qiQuantize,
+  qiRelu,
+  qiShift,
+  qiUnion,
+} from '../fixed/interval.ts';
+import type { QInterval } from '../fixed/types.ts';
+import type { Op } from './types.ts';
+
+/** The operand wires of an op, in a fixed order (mux: cond, a, b). */
+export function operandsOf(op: Op): number[] {
+  switch (op.kind) {
+    case 'input':
+    case 'const':
+      return [];
+    case 'copy':
+    case 'neg':
+    case 'addc':
+    case 'relu':
+    case 'quant':
+    case 'lut':
+      return [op.a];
+    case 'add':
+    case 'mul':
+    case 'min':
+    case 'max':
+      return [op.a, op.b];
+    case 'mux':
+      return [op.cond, op.a, op.b];
+  }
+}
+
+/** The interval of a table's entries: their union, so the step is the finest one holding every entry. */
+export function tableInterval(table: readonly number[]): QInterval {
+  if (table.length === 0) throw new RangeError('lookup table is empty');
+  let q = qiConst(table[0]!);
+  for (let j = 1; j < table.length; j++) q = qiUnion(q, qiConst(table[j]!));
+  return q;
+}
+
+/**
+ * The exact interval of `op`'s result; `qints` are its operands' intervals in `operandsOf` order.
+ * Input ops: the interval of their type under their overflow mode (a SAT_SYM port never holds the most
+ * negative code).
+ */
+export function opInterval(op: Op, qints: readonly QInterval[]): QInterval {
+  const q = (j: number): QInterval => {
+    const v = qints[j];
+    if (v === undefined) throw new RangeError(`opInterval: ${op.kind} needs ${operandsOf(op).length} operand interval(s), got ${qints.length}`);
+    return v;
+  };
+  switch (op.kind) {
+    case 'input':
+      return qiFromKif(op.type, op.overflow);
+    case 'const':
+      return qiConst(op.value);
+    case 'copy':
+      return qiShift(q(0), op.shift);
+    case 'add':
+      return qiAddShifted(q(0), q(1), op.shift, op.sub);
+    case 'neg':
+      return qiNeg(q(0));
+    case 'addc':
+      return qiAdd(q(0), qiConst(op.value));
+    case 'relu':
+      return qiRelu(q(0));
+    case 'quant':
+      return qiQuantize(q(0), op.type, op.round, op.overflow);
+    case 'mux':
+      return qiUnion(q(1), q(2));
+    case 'mul':
+      return qiMul(q(0), q(1));
+    case 'lut':
+      return tableInterval(op.table);
+    case 'min':
+      return qiMin(q(0), q(1));
+    case 'max':
+      return qiMax(q(0), q(1));
+  }
+}
+
+/** Number of values a wire of interval q can take (a lookup table's required length). */
+export function intervalSize(q: QInterval): number {
+  return q.min === q.max ? 1 : (q.max - q.min) / q.step + 1;
+}
