@@ -1,0 +1,24 @@
+/** Trainable HGQ quantizers on TensorFlow.js (DESIGN.md §3). */
+export {
+  type QType,
+  type Place,
+  type Granularity,
+  type QuantizerConfig,
+  type QuantizerOptions,
+  type QuantizerScope,
+  PLACES,
+  withQuantizerConfig,
+  resolveQuantizerConfig,
+  homogeneousAxesFor,
+  normalizePlace,
+} from './config.ts';
+export {
+  Quantizer,
+  plainVariable,
+  steRound,
+  type QVariable,
+  type QParamName,
+  type WeightFactory,
+  type QuantizerMode,
+} from './quantizer.ts';
+export { quantizeTensor, roundCodes, ceilLog2, exp2, satBounds } from './ops.ts';
