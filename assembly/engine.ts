@@ -1,0 +1,756 @@
+// hgq training engine kernels (AssemblyScript → wasm simd128, optionally relaxed-SIMD FMA).
+//
+// Layout: activations are FEATURE-MAJOR per thread chunk: buffer[feature * CB + sample], CB a multiple of 16.
+// Vectorizing over the batch keeps any layer width cheap (no padding of features), makes per-activation
+// quantizer parameters a splat per row, and turns the batch reductions of the backward pass into row sums.
+// Weights are row-major K×N (tfjs kernel layout). All memory is imported (shared, for worker threads);
+// this module has no data segments, no runtime and never allocates: the host plans every buffer.
+//
+// Quantizer semantics (DESIGN.md §2–3): RND = floor(y + 1/2) computed exactly as floor(y) + (frac(y) >= 1/2);
+// parameters are rounded half-to-even (tf.round) with straight-through gradients; SAT/SAT_SYM clip then round;
+// WRAP only rounds in training. ∂x_q/∂f = −ln2·(x_q − x); clipped values pass no gradient to x and give
+// ∂/∂i = ±ln2·2^i (and ∂/∂f = ln2·2^-f at a SAT/SAT_SYM top, −k·ln2·2^-f at a SAT_SYM bottom).
+
+const LN2: f32 = 0.6931471805599453;
+
+// ---------------------------------------------------------------------------------------------------------
+// small helpers
+
+@inline function madd(a: v128, b: v128, c: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return f32x4.relaxed_madd(a, b, c);
+  return f32x4.add(f32x4.mul(a, b), c);
+}
+
+/** Exact RND on a vector already scaled by 2^f: floor(y) + (y − floor(y) >= 1/2). */
+@inline function rndv(y: v128): v128 {
+  const fl = f32x4.floor(y);
+  const up = f32x4.ge(f32x4.sub(y, fl), f32x4.splat(0.5));
+  return f32x4.add(fl, v128.and(up, f32x4.splat(1.0)));
+}
+
+@inline function rnds(y: f32): f32 {
+  const fl = Mathf.floor(y);
+  return y - fl >= <f32>0.5 ? fl + <f32>1.0 : fl;
+}
+
+/** 2^e exactly for integer e (as f32; e in [-149, 127]). */
+@inline function pow2(e: f32): f32 {
+  return <f32>f64.reinterpret_i64((<i64>(<i32>e + 1023)) << 52);
+}
+
+@inline function hsum(v: v128): f32 {
+  return f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1) + f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3);
+}
+
+@inline function hmax(v: v128): f32 {
+  return Mathf.max(Mathf.max(f32x4.extract_lane(v, 0), f32x4.extract_lane(v, 1)), Mathf.max(f32x4.extract_lane(v, 2), f32x4.extract_lane(v, 3)));
+}
+
+/** Lanes b..b+3 that are real samples (b + lane < nbValid). */
+@inline function validMask(b: i32, nbValid: i32): v128 {
+  return i32x4.lt_s(i32x4.add(i32x4.splat(b), i32x4(0, 1, 2, 3)), i32x4.splat(nbValid));
+}
+
+// Cephes-style expf (rel. error ~1e-7) for the softmax; x is clamped to [-87.3, 88.3].
+@inline function expv(x0: v128): v128 {
+  let x = f32x4.pmin(f32x4.pmax(x0, f32x4.splat(-87.33654)), f32x4.splat(88.37626));
+  const fx = f32x4.floor(madd(x, f32x4.splat(1.44269504088896341), f32x4.splat(0.5)));
+  x = f32x4.sub(x, f32x4.mul(fx, f32x4.splat(0.693359375)));
+  x = f32x4.sub(x, f32x4.mul(fx, f32x4.splat(-2.12194440e-4)));
+  const z = f32x4.mul(x, x);
+  let y = f32x4.splat(1.9875691500e-4);
+  y = madd(y, x, f32x4.splat(1.3981999507e-3));
+  y = madd(y, x, f32x4.splat(8.3334519073e-3));
+  y = madd(y, x, f32x4.splat(4.1665795894e-2));
+  y = madd(y, x, f32x4.splat(1.6666665459e-1));
+  y = madd(y, x, f32x4.splat(5.0000001201e-1));
+  y = f32x4.add(madd(y, z, x), f32x4.splat(1.0));
+  const n = i32x4.trunc_sat_f32x4_s(fx);
+  const p2 = i32x4.shl(i32x4.add(n, i32x4.splat(127)), 23);
+  return f32x4.mul(y, p2);
+}
+
+// Cephes-style logf for x > 0 (used for the reported loss only).
+@inline function logv(x0: v128): v128 {
+  const xi = x0;
+  let e = f32x4.convert_i32x4_s(i32x4.sub(i32x4.shr_u(xi, 23), i32x4.splat(126)));
+  let m = v128.or(v128.and(xi, i32x4.splat(0x007fffff)), i32x4.splat(0x3f000000)); // in [0.5, 1)
+  const small = f32x4.lt(m, f32x4.splat(0.707106781186547524));
+  e = f32x4.sub(e, v128.and(small, f32x4.splat(1.0)));
+  m = f32x4.sub(f32x4.add(m, v128.and(small, m)), f32x4.splat(1.0));
+  const z = f32x4.mul(m, m);
+  let y = f32x4.splat(7.0376836292e-2);
+  y = madd(y, m, f32x4.splat(-1.1514610310e-1));
+  y = madd(y, m, f32x4.splat(1.1676998740e-1));
+  y = madd(y, m, f32x4.splat(-1.2420140846e-1));
+  y = madd(y, m, f32x4.splat(1.4249322787e-1));
+  y = madd(y, m, f32x4.splat(-1.6668057665e-1));
+  y = madd(y, m, f32x4.splat(2.0000714765e-1));
+  y = madd(y, m, f32x4.splat(-2.4999993993e-1));
+  y = madd(y, m, f32x4.splat(3.3333331174e-1));
+  y = f32x4.mul(f32x4.mul(y, m), z);
+  y = madd(e, f32x4.splat(-2.12194440e-4), y);
+  y = f32x4.sub(y, f32x4.mul(f32x4.splat(0.5), z));
+  m = f32x4.add(m, y);
+  return madd(e, f32x4.splat(0.693359375), m);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// activation-quantizer preparation (per feature): prep[4n..4n+3] = [2^f, 2^-f, lo, hi]
+
+/** mode: 0 WRAP, 1 SAT, 2 SAT_SYM. i_eff = max(round(i), −round(f)). */
+export function prep_act(n: i32, iraw: usize, fraw: usize, kArr: usize, mode: i32, prep: usize): void {
+  for (let j = 0; j < n; j++) {
+    const o = <usize>j << 2;
+    const f = f32.nearest(load<f32>(fraw + o));
+    const i = Mathf.max(f32.nearest(load<f32>(iraw + o)), -f);
+    const k = load<f32>(kArr + o);
+    const inv = pow2(-f);
+    const top = pow2(i);
+    const hi = top - inv;
+    const lo = mode == 1 ? -k * top : -k * hi;
+    const p = prep + (<usize>j << 4);
+    store<f32>(p, pow2(f));
+    store<f32>(p, inv, 4);
+    store<f32>(p, lo, 8);
+    store<f32>(p, hi, 12);
+  }
+}
+
+/** Activation quantizer forward on a feature-major block (layer-0 input quantizer). flags bit2: SAT-like. */
+export function act_q(h: usize, a: usize, K: i32, CB: i32, nbPad: i32, nbValid: i32, flags: i32, prep: usize, absmax: usize): void {
+  const sat = (flags & 4) != 0;
+  for (let k = 0; k < K; k++) {
+    const p = prep + (<usize>k << 4);
+    const sc = v128.load32_splat(p), inv = v128.load32_splat(p, 4);
+    const lo = v128.load32_splat(p, 8), hi = v128.load32_splat(p, 12);
+    let amx = f32x4.splat(0);
+    const row = <usize>k * <usize>CB << 2;
+    for (let b = 0; b < nbPad; b += 4) {
+      const o = row + (<usize>b << 2);
+      let y = v128.load(h + o);
+      if (sat) y = f32x4.pmin(hi, f32x4.pmax(lo, y));
+      const q = f32x4.mul(rndv(f32x4.mul(y, sc)), inv);
+      v128.store(a + o, q);
+      amx = f32x4.pmax(amx, v128.and(f32x4.abs(q), validMask(b, nbValid)));
+    }
+    const ap = absmax + (<usize>k << 2);
+    store<f32>(ap, Mathf.max(load<f32>(ap), hmax(amx)));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// dense forward: out[n, b] = act(Σ_k a[k, b]·W[k, n] + bias[n]); optionally the next layer's input quantizer
+// fused into the epilogue (aOut = q(out), absmax tracking over valid samples).
+// flags: bit0 relu, bit1 quantize, bit2 SAT-like quantizer (clip before rounding).
+
+@inline function epi(z: v128, bv: v128, flags: i32, sc: v128, inv: v128, lo: v128, hi: v128,
+  outp: usize, ap: usize, mask: v128, amx: v128): v128 {
+  let y = f32x4.add(z, bv);
+  if (flags & 1) y = f32x4.pmax(f32x4.splat(0), y);
+  v128.store(outp, y);
+  if (flags & 2) {
+    if (flags & 4) y = f32x4.pmin(hi, f32x4.pmax(lo, y));
+    const q = f32x4.mul(rndv(f32x4.mul(y, sc)), inv);
+    v128.store(ap, q);
+    return f32x4.pmax(amx, v128.and(f32x4.abs(q), mask));
+  }
+  return amx;
+}
+
+export function dense_fwd(aIn: usize, K: i32, W: usize, N: i32, bias: usize, out: usize, CB: i32, nbPad: i32,
+  flags: i32, prep: usize, aOut: usize, absmax: usize, nbValid: i32): void {
+  const rowB = <usize>CB << 2;
+  const ldw = <usize>N << 2;
+  let n = 0;
+  for (; n + 4 <= N; n += 4) {
+    const bv0 = bias ? v128.load32_splat(bias + (<usize>n << 2)) : f32x4.splat(0);
+    const bv1 = bias ? v128.load32_splat(bias + (<usize>n << 2), 4) : f32x4.splat(0);
+    const bv2 = bias ? v128.load32_splat(bias + (<usize>n << 2), 8) : f32x4.splat(0);
+    const bv3 = bias ? v128.load32_splat(bias + (<usize>n << 2), 12) : f32x4.splat(0);
+    let m0 = f32x4.splat(0), m1 = f32x4.splat(0), m2 = f32x4.splat(0), m3 = f32x4.splat(0);
+    const pp = prep + (<usize>n << 4);
+    for (let b = 0; b < nbPad; b += 8) {
+      let c00 = f32x4.splat(0), c01 = f32x4.splat(0), c10 = f32x4.splat(0), c11 = f32x4.splat(0);
+      let c20 = f32x4.splat(0), c21 = f32x4.splat(0), c30 = f32x4.splat(0), c31 = f32x4.splat(0);
+      let pa = aIn + (<usize>b << 2);
+      let pw = W + (<usize>n << 2);
+      for (let k = 0; k < K; k++) {
+        const x0 = v128.load(pa), x1 = v128.load(pa, 16);
+        const w0 = v128.load32_splat(pw), w1 = v128.load32_splat(pw, 4);
+        const w2 = v128.load32_splat(pw, 8), w3 = v128.load32_splat(pw, 12);
+        c00 = madd(x0, w0, c00); c01 = madd(x1, w0, c01);
+        c10 = madd(x0, w1, c10); c11 = madd(x1, w1, c11);
+        c20 = madd(x0, w2, c20); c21 = madd(x1, w2, c21);
+        c30 = madd(x0, w3, c30); c31 = madd(x1, w3, c31);
+        pa += rowB; pw += ldw;
+      }
+      const o = <usize>n * rowB + (<usize>b << 2);
+      const mk0 = validMask(b, nbValid), mk1 = validMask(b + 4, nbValid);
+      let sc = f32x4.splat(0), inv = sc, lo = sc, hi = sc;
+      if (flags & 2) { sc = v128.load32_splat(pp); inv = v128.load32_splat(pp, 4); lo = v128.load32_splat(pp, 8); hi = v128.load32_splat(pp, 12); }
+      m0 = epi(c00, bv0, flags, sc, inv, lo, hi, out + o, aOut + o, mk0, m0);
+      m0 = epi(c01, bv0, flags, sc, inv, lo, hi, out + o + 16, aOut + o + 16, mk1, m0);
+      if (flags & 2) { sc = v128.load32_splat(pp, 16); inv = v128.load32_splat(pp, 20); lo = v128.load32_splat(pp, 24); hi = v128.load32_splat(pp, 28); }
+      m1 = epi(c10, bv1, flags, sc, inv, lo, hi, out + o + rowB, aOut + o + rowB, mk0, m1);
+      m1 = epi(c11, bv1, flags, sc, inv, lo, hi, out + o + rowB + 16, aOut + o + rowB + 16, mk1, m1);
+      if (flags & 2) { sc = v128.load32_splat(pp, 32); inv = v128.load32_splat(pp, 36); lo = v128.load32_splat(pp, 40); hi = v128.load32_splat(pp, 44); }
+      m2 = epi(c20, bv2, flags, sc, inv, lo, hi, out + o + 2 * rowB, aOut + o + 2 * rowB, mk0, m2);
+      m2 = epi(c21, bv2, flags, sc, inv, lo, hi, out + o + 2 * rowB + 16, aOut + o + 2 * rowB + 16, mk1, m2);
+      if (flags & 2) { sc = v128.load32_splat(pp, 48); inv = v128.load32_splat(pp, 52); lo = v128.load32_splat(pp, 56); hi = v128.load32_splat(pp, 60); }
+      m3 = epi(c30, bv3, flags, sc, inv, lo, hi, out + o + 3 * rowB, aOut + o + 3 * rowB, mk0, m3);
+      m3 = epi(c31, bv3, flags, sc, inv, lo, hi, out + o + 3 * rowB + 16, aOut + o + 3 * rowB + 16, mk1, m3);
+    }
+    if (flags & 2) {
+      const ap = absmax + (<usize>n << 2);
+      store<f32>(ap, Mathf.max(load<f32>(ap), hmax(m0)));
+      store<f32>(ap, Mathf.max(load<f32>(ap, 4), hmax(m1)), 4);
+      store<f32>(ap, Mathf.max(load<f32>(ap, 8), hmax(m2)), 8);
+      store<f32>(ap, Mathf.max(load<f32>(ap, 12), hmax(m3)), 12);
+    }
+  }
+  for (; n < N; n++) {
+    const bv = bias ? v128.load32_splat(bias + (<usize>n << 2)) : f32x4.splat(0);
+    let m = f32x4.splat(0);
+    const pp = prep + (<usize>n << 4);
+    let sc = f32x4.splat(0), inv = sc, lo = sc, hi = sc;
+    if (flags & 2) { sc = v128.load32_splat(pp); inv = v128.load32_splat(pp, 4); lo = v128.load32_splat(pp, 8); hi = v128.load32_splat(pp, 12); }
+    for (let b = 0; b < nbPad; b += 16) {
+      let c0 = f32x4.splat(0), c1 = f32x4.splat(0), c2 = f32x4.splat(0), c3 = f32x4.splat(0);
+      let pa = aIn + (<usize>b << 2);
+      let pw = W + (<usize>n << 2);
+      for (let k = 0; k < K; k++) {
+        const w = v128.load32_splat(pw);
+        c0 = madd(v128.load(pa), w, c0); c1 = madd(v128.load(pa, 16), w, c1);
+        c2 = madd(v128.load(pa, 32), w, c2); c3 = madd(v128.load(pa, 48), w, c3);
+        pa += rowB; pw += ldw;
+      }
+      const o = <usize>n * rowB + (<usize>b << 2);
+      m = epi(c0, bv, flags, sc, inv, lo, hi, out + o, aOut + o, validMask(b, nbValid), m);
+      m = epi(c1, bv, flags, sc, inv, lo, hi, out + o + 16, aOut + o + 16, validMask(b + 4, nbValid), m);
+      m = epi(c2, bv, flags, sc, inv, lo, hi, out + o + 32, aOut + o + 32, validMask(b + 8, nbValid), m);
+      m = epi(c3, bv, flags, sc, inv, lo, hi, out + o + 48, aOut + o + 48, validMask(b + 12, nbValid), m);
+    }
+    if (flags & 2) {
+      const ap = absmax + (<usize>n << 2);
+      store<f32>(ap, Mathf.max(load<f32>(ap), hmax(m)));
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// dense backward, weights: gW[k, n] += Σ_b a[k, b]·dz[n, b]; gB[n] += Σ_b dz[n, b] (gB may be 0).
+
+export function dense_bwd_dw(aIn: usize, K: i32, dz: usize, N: i32, CB: i32, nbPad: i32, gW: usize, gB: usize): void {
+  const rowB = <usize>CB << 2;
+  const nbB = <usize>nbPad << 2;
+  let k = 0;
+  for (; k + 4 <= K; k += 4) {
+    const a0 = aIn + <usize>k * rowB, a1 = a0 + rowB, a2 = a1 + rowB, a3 = a2 + rowB;
+    let n = 0;
+    for (; n + 2 <= N; n += 2) {
+      const d0 = dz + <usize>n * rowB, d1 = d0 + rowB;
+      let s00 = f32x4.splat(0), s01 = f32x4.splat(0), s10 = f32x4.splat(0), s11 = f32x4.splat(0);
+      let s20 = f32x4.splat(0), s21 = f32x4.splat(0), s30 = f32x4.splat(0), s31 = f32x4.splat(0);
+      for (let o: usize = 0; o < nbB; o += 16) {
+        const y0 = v128.load(d0 + o), y1 = v128.load(d1 + o);
+        const x0 = v128.load(a0 + o), x1 = v128.load(a1 + o), x2 = v128.load(a2 + o), x3 = v128.load(a3 + o);
+        s00 = madd(x0, y0, s00); s01 = madd(x0, y1, s01);
+        s10 = madd(x1, y0, s10); s11 = madd(x1, y1, s11);
+        s20 = madd(x2, y0, s20); s21 = madd(x2, y1, s21);
+        s30 = madd(x3, y0, s30); s31 = madd(x3, y1, s31);
+      }
+      const g = gW + ((<usize>k * <usize>N + <usize>n) << 2);
+      const ldg = <usize>N << 2;
+      store<f32>(g, load<f32>(g) + hsum(s00)); store<f32>(g + 4, load<f32>(g + 4) + hsum(s01));
+      store<f32>(g + ldg, load<f32>(g + ldg) + hsum(s10)); store<f32>(g + ldg + 4, load<f32>(g + ldg + 4) + hsum(s11));
+      store<f32>(g + 2 * ldg, load<f32>(g + 2 * ldg) + hsum(s20)); store<f32>(g + 2 * ldg + 4, load<f32>(g + 2 * ldg + 4) + hsum(s21));
+      store<f32>(g + 3 * ldg, load<f32>(g + 3 * ldg) + hsum(s30)); store<f32>(g + 3 * ldg + 4, load<f32>(g + 3 * ldg + 4) + hsum(s31));
+    }
+    for (; n < N; n++) {
+      const d0 = dz + <usize>n * rowB;
+      let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
+      for (let o: usize = 0; o < nbB; o += 16) {
+        const y0 = v128.load(d0 + o);
+        s0 = madd(v128.load(a0 + o), y0, s0); s1 = madd(v128.load(a1 + o), y0, s1);
+        s2 = madd(v128.load(a2 + o), y0, s2); s3 = madd(v128.load(a3 + o), y0, s3);
+      }
+      const g = gW + ((<usize>k * <usize>N + <usize>n) << 2);
+      const ldg = <usize>N << 2;
+      store<f32>(g, load<f32>(g) + hsum(s0));
+      store<f32>(g + ldg, load<f32>(g + ldg) + hsum(s1));
+      store<f32>(g + 2 * ldg, load<f32>(g + 2 * ldg) + hsum(s2));
+      store<f32>(g + 3 * ldg, load<f32>(g + 3 * ldg) + hsum(s3));
+    }
+  }
+  for (; k < K; k++) {
+    const a0 = aIn + <usize>k * rowB;
+    for (let n = 0; n < N; n++) {
+      const d0 = dz + <usize>n * rowB;
+      let s0 = f32x4.splat(0);
+      for (let o: usize = 0; o < nbB; o += 16) s0 = madd(v128.load(a0 + o), v128.load(d0 + o), s0);
+      const g = gW + ((<usize>k * <usize>N + <usize>n) << 2);
+      store<f32>(g, load<f32>(g) + hsum(s0));
+    }
+  }
+  if (gB) {
+    for (let n = 0; n < N; n++) {
+      const d0 = dz + <usize>n * rowB;
+      let s0 = f32x4.splat(0), s1 = f32x4.splat(0);
+      for (let o: usize = 0; o < nbB; o += 32) { s0 = f32x4.add(s0, v128.load(d0 + o)); s1 = f32x4.add(s1, v128.load(d0 + o, 16)); }
+      const g = gB + (<usize>n << 2);
+      store<f32>(g, load<f32>(g) + hsum(f32x4.add(s0, s1)));
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// dense backward, inputs: g[k, b] = Σ_n W[k, n]·dz[n, b], then the input quantizer's and the previous ReLU's
+// backward in the epilogue. sums[3k..3k+2] += (Σ_b g·(x_q − clip(h)), Σ_b g·[h > hi], Σ_b g·[h < lo]).
+// flags: bit0 input h is a ReLU output (mask by h > 0), bit1 input quantizer present, bit2 SAT-like,
+// bit3 write dzOut.
+
+@inline function bepiW(g: v128, flags: i32, hp: usize, ap: usize, outp: usize, s: v128): v128 {
+  // WRAP (or no quantizer) fast path: returns the updated Σ g·(x_q − h).
+  const h = v128.load(hp);
+  let r = s;
+  if (flags & 2) r = madd(g, f32x4.sub(v128.load(ap), h), s);
+  if (flags & 8) {
+    let d = g;
+    if (flags & 1) d = v128.and(d, f32x4.gt(h, f32x4.splat(0)));
+    v128.store(outp, d);
+  }
+  return r;
+}
+
+export function dense_bwd_dx(dz: usize, N: i32, W: usize, K: i32, CB: i32, nbPad: i32, flags: i32,
+  hIn: usize, aIn: usize, prep: usize, dzOut: usize, sums: usize): void {
+  const rowB = <usize>CB << 2;
+  const ldw = <usize>N << 2;
+  const sat = (flags & 6) == 6;
+  let k = 0;
+  for (; k + 4 <= K; k += 4) {
+    let t0 = f32x4.splat(0), t1 = f32x4.splat(0), t2 = f32x4.splat(0), t3 = f32x4.splat(0);
+    const wr = W + <usize>k * ldw;
+    for (let b = 0; b < nbPad; b += 8) {
+      let c00 = f32x4.splat(0), c01 = f32x4.splat(0), c10 = f32x4.splat(0), c11 = f32x4.splat(0);
+      let c20 = f32x4.splat(0), c21 = f32x4.splat(0), c30 = f32x4.splat(0), c31 = f32x4.splat(0);
+      let pd = dz + (<usize>b << 2);
+      let pw = wr;
+      for (let n = 0; n < N; n++) {
+        const y0 = v128.load(pd), y1 = v128.load(pd, 16);
+        const w0 = v128.load32_splat(pw), w1 = v128.load32_splat(pw + ldw);
+        const w2 = v128.load32_splat(pw + 2 * ldw), w3 = v128.load32_splat(pw + 3 * ldw);
+        c00 = madd(y0, w0, c00); c01 = madd(y1, w0, c01);
+        c10 = madd(y0, w1, c10); c11 = madd(y1, w1, c11);
+        c20 = madd(y0, w2, c20); c21 = madd(y1, w2, c21);
+        c30 = madd(y0, w3, c30); c31 = madd(y1, w3, c31);
+        pd += rowB; pw += 4;
+      }
+      const o = <usize>k * rowB + (<usize>b << 2);
+      if (sat) {
+        bwdSat(c00, c01, flags, hIn + o, aIn + o, prep + (<usize>k << 4), dzOut + o, sums + (<usize>k * 12));
+        bwdSat(c10, c11, flags, hIn + o + rowB, aIn + o + rowB, prep + (<usize>(k + 1) << 4), dzOut + o + rowB, sums + (<usize>(k + 1) * 12));
+        bwdSat(c20, c21, flags, hIn + o + 2 * rowB, aIn + o + 2 * rowB, prep + (<usize>(k + 2) << 4), dzOut + o + 2 * rowB, sums + (<usize>(k + 2) * 12));
+        bwdSat(c30, c31, flags, hIn + o + 3 * rowB, aIn + o + 3 * rowB, prep + (<usize>(k + 3) << 4), dzOut + o + 3 * rowB, sums + (<usize>(k + 3) * 12));
+      } else {
+        t0 = bepiW(c00, flags, hIn + o, aIn + o, dzOut + o, t0);
+        t0 = bepiW(c01, flags, hIn + o + 16, aIn + o + 16, dzOut + o + 16, t0);
+        t1 = bepiW(c10, flags, hIn + o + rowB, aIn + o + rowB, dzOut + o + rowB, t1);
+        t1 = bepiW(c11, flags, hIn + o + rowB + 16, aIn + o + rowB + 16, dzOut + o + rowB + 16, t1);
+        t2 = bepiW(c20, flags, hIn + o + 2 * rowB, aIn + o + 2 * rowB, dzOut + o + 2 * rowB, t2);
+        t2 = bepiW(c21, flags, hIn + o + 2 * rowB + 16, aIn + o + 2 * rowB + 16, dzOut + o + 2 * rowB + 16, t2);
+        t3 = bepiW(c30, flags, hIn + o + 3 * rowB, aIn + o + 3 * rowB, dzOut + o + 3 * rowB, t3);
+        t3 = bepiW(c31, flags, hIn + o + 3 * rowB + 16, aIn + o + 3 * rowB + 16, dzOut + o + 3 * rowB + 16, t3);
+      }
+    }
+    if (!sat && (flags & 2)) {
+      const sp = sums + <usize>k * 12;
+      store<f32>(sp, load<f32>(sp) + hsum(t0));
+      store<f32>(sp, load<f32>(sp, 12) + hsum(t1), 12);
+      store<f32>(sp, load<f32>(sp, 24) + hsum(t2), 24);
+      store<f32>(sp, load<f32>(sp, 36) + hsum(t3), 36);
+    }
+  }
+  for (; k < K; k++) {
+    let t0 = f32x4.splat(0);
+    const wr = W + <usize>k * ldw;
+    for (let b = 0; b < nbPad; b += 8) {
+      let c0 = f32x4.splat(0), c1 = f32x4.splat(0);
+      let pd = dz + (<usize>b << 2);
+      for (let n = 0; n < N; n++) {
+        const w = v128.load32_splat(wr + (<usize>n << 2));
+        c0 = madd(v128.load(pd), w, c0); c1 = madd(v128.load(pd, 16), w, c1);
+        pd += rowB;
+      }
+      const o = <usize>k * rowB + (<usize>b << 2);
+      if (sat) {
+        bwdSat(c0, c1, flags, hIn + o, aIn + o, prep + (<usize>k << 4), dzOut + o, sums + (<usize>k * 12));
+      } else {
+        t0 = bepiW(c0, flags, hIn + o, aIn + o, dzOut + o, t0);
+        t0 = bepiW(c1, flags, hIn + o + 16, aIn + o + 16, dzOut + o + 16, t0);
+      }
+    }
+    if (!sat && (flags & 2)) {
+      const sp = sums + <usize>k * 12;
+      store<f32>(sp, load<f32>(sp) + hsum(t0));
+    }
+  }
+}
+
+/** SAT/SAT_SYM input-quantizer backward for two vectors of one row; accumulates the three sums directly. */
+function bwdSat(g0: v128, g1: v128, flags: i32, hp: usize, ap: usize, pp: usize, outp: usize, sp: usize): void {
+  const lo = v128.load32_splat(pp, 8), hi = v128.load32_splat(pp, 12);
+  let sd = f32x4.splat(0), st = f32x4.splat(0), sb = f32x4.splat(0);
+  for (let j = 0; j < 2; j++) {
+    const g = j == 0 ? g0 : g1;
+    const off = <usize>j << 4;
+    const h = v128.load(hp + off);
+    const a = v128.load(ap + off);
+    const top = f32x4.gt(h, hi), bot = f32x4.lt(h, lo);
+    const hc = f32x4.pmin(hi, f32x4.pmax(lo, h));
+    sd = madd(g, f32x4.sub(a, hc), sd);
+    st = f32x4.add(st, v128.and(g, top));
+    sb = f32x4.add(sb, v128.and(g, bot));
+    if (flags & 8) {
+      let d = v128.andnot(g, v128.or(top, bot));
+      if (flags & 1) d = v128.and(d, f32x4.gt(h, f32x4.splat(0)));
+      v128.store(outp + off, d);
+    }
+  }
+  store<f32>(sp, load<f32>(sp) + hsum(sd));
+  store<f32>(sp, load<f32>(sp, 4) + hsum(st), 4);
+  store<f32>(sp, load<f32>(sp, 8) + hsum(sb), 8);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// losses on the last layer's output z (C×CB feature-major) against targets y (C×CB); dz = ∂(mean loss)/∂z
+// over the whole batch (invB = 1/B for cross-entropy, 1/(B·C) for MSE). flags bit0: z is a ReLU output.
+// Returns the (un-normalized) sum of per-sample losses over the valid samples of this chunk.
+
+export function softmax_ce(z: usize, y: usize, C: i32, CB: i32, nbPad: i32, nbValid: i32, invB: f32, dz: usize, flags: i32): f64 {
+  const rowB = <usize>CB << 2;
+  let lsum = f32x4.splat(0);
+  const ib = f32x4.splat(invB);
+  for (let b = 0; b < nbPad; b += 4) {
+    const o = <usize>b << 2;
+    let mx = v128.load(z + o);
+    for (let c = 1; c < C; c++) mx = f32x4.pmax(mx, v128.load(z + o + <usize>c * rowB));
+    let s = f32x4.splat(0);
+    for (let c = 0; c < C; c++) {
+      const e = expv(f32x4.sub(v128.load(z + o + <usize>c * rowB), mx));
+      v128.store(dz + o + <usize>c * rowB, e);
+      s = f32x4.add(s, e);
+    }
+    const rs = f32x4.div(f32x4.splat(1.0), s);
+    const lse = f32x4.add(mx, logv(s));
+    const mask = validMask(b, nbValid);
+    let ls = f32x4.splat(0);
+    for (let c = 0; c < C; c++) {
+      const oc = o + <usize>c * rowB;
+      const yc = v128.load(y + oc);
+      const zc = v128.load(z + oc);
+      ls = madd(yc, f32x4.sub(lse, zc), ls);
+      let d = f32x4.mul(f32x4.sub(f32x4.mul(v128.load(dz + oc), rs), yc), ib);
+      if (flags & 1) d = v128.and(d, f32x4.gt(zc, f32x4.splat(0)));
+      v128.store(dz + oc, v128.and(d, mask));
+    }
+    lsum = f32x4.add(lsum, v128.and(ls, mask));
+  }
+  return <f64>hsum(lsum);
+}
+
+export function mse(z: usize, y: usize, C: i32, CB: i32, nbPad: i32, nbValid: i32, invB: f32, dz: usize, flags: i32): f64 {
+  const rowB = <usize>CB << 2;
+  let lsum = f32x4.splat(0);
+  const ib2 = f32x4.splat(invB * 2);
+  for (let c = 0; c < C; c++) {
+    for (let b = 0; b < nbPad; b += 4) {
+      const o = <usize>c * rowB + (<usize>b << 2);
+      const zc = v128.load(z + o);
+      const mask = validMask(b, nbValid);
+      const e = v128.and(f32x4.sub(zc, v128.load(y + o)), mask);
+      lsum = madd(e, e, lsum);
+      let d = f32x4.mul(e, ib2);
+      if (flags & 1) d = v128.and(d, f32x4.gt(zc, f32x4.splat(0)));
+      v128.store(dz + o, d);
+    }
+  }
+  return <f64>hsum(lsum);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// data movement
+
+/** dst[k·CB + b] = src[(row0 + b)·K + k] for b < nb; zero for nb <= b < nbPad. */
+export function transpose_in(src: usize, K: i32, row0: i32, nb: i32, dst: usize, CB: i32, nbPad: i32): void {
+  const rowB = <usize>CB << 2;
+  for (let b = 0; b < nb; b++) {
+    const s = src + (<usize>(row0 + b) * <usize>K << 2);
+    const d = dst + (<usize>b << 2);
+    for (let k = 0; k < K; k++) store<f32>(d + <usize>k * rowB, load<f32>(s + (<usize>k << 2)));
+  }
+  for (let k = 0; k < K; k++) {
+    for (let b = nb; b < nbPad; b++) store<f32>(dst + <usize>k * rowB + (<usize>b << 2), 0);
+  }
+}
+
+export function zero(p: usize, n: i32): void {
+  memory.fill(p, 0, <usize>n << 2);
+}
+
+/** dst[j] += src[j] */
+export function add_into(dst: usize, src: usize, n: i32): void {
+  let j = 0;
+  for (; j + 4 <= n; j += 4) {
+    const o = <usize>j << 2;
+    v128.store(dst + o, f32x4.add(v128.load(dst + o), v128.load(src + o)));
+  }
+  for (; j < n; j++) {
+    const o = <usize>j << 2;
+    store<f32>(dst + o, load<f32>(dst + o) + load<f32>(src + o));
+  }
+}
+
+/** dst[j] = max(dst[j], src[j]) */
+export function max_into(dst: usize, src: usize, n: i32): void {
+  for (let j = 0; j < n; j++) {
+    const o = <usize>j << 2;
+    store<f32>(dst + o, Mathf.max(load<f32>(dst + o), load<f32>(src + o)));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// the per-thread training slice: forward + loss + backward over a range of samples, chunk by chunk,
+// accumulating gradients into this thread's gradient block. The plan is an i32 table written by the host:
+//   plan[0] L, [1] CB, [2] K0, [3] C, [4] loss (0 softmax-CE, 1 MSE), [5] x ptr (B×K0 row-major),
+//   [6] y ptr (B×C), [7] invB (f32 bits), [8] thread base, [9] thread stride (bytes),
+//   [10] X off, [11] Y off, [12] D0 off, [13] D1 off, [14] grad off, [15] grad floats, [16] loss off (f64),
+//   [17] Z off, [18] last-layer ReLU flag
+// per layer l at plan + 4·(32 + 16·l):
+//   +0 K, +1 N, +2 flags (bit0 input is a ReLU output, bit1 input quantizer, bit2 its SAT-like mode,
+//   bit3 this layer has ReLU), +3 Wq ptr, +4 bq ptr or 0, +5 input-quantizer prep ptr, +6 H off (pre-quant
+//   input), +7 A off (quantized input), +8 gW off, +9 gB off (or -1), +10 sums off, +11 absmax off
+
+@inline function P(plan: usize, j: i32): i32 { return load<i32>(plan + (<usize>j << 2)); }
+
+export function run_slice(plan: usize, t: i32, start: i32, count: i32): void {
+  const L = P(plan, 0), CB = P(plan, 1), K0 = P(plan, 2), C = P(plan, 3), lossKind = P(plan, 4);
+  const xPtr = <usize>P(plan, 5), yPtr = <usize>P(plan, 6);
+  const invB = f32.reinterpret_i32(P(plan, 7));
+  const base = <usize>P(plan, 8) + <usize>t * <usize>P(plan, 9);
+  const X = base + <usize>P(plan, 10), Y = base + <usize>P(plan, 11);
+  const D0 = base + <usize>P(plan, 12), D1 = base + <usize>P(plan, 13);
+  const G = base + <usize>P(plan, 14);
+  const lossP = G + <usize>P(plan, 16);
+  const Z = base + <usize>P(plan, 17);
+  const lastRelu = P(plan, 18);
+  memory.fill(G, 0, <usize>P(plan, 15) << 2);
+  let loss: f64 = 0;
+  for (let c0 = start; c0 < start + count; c0 += CB) {
+    const nb = min(CB, start + count - c0);
+    const nbPad = (nb + 15) & ~15;
+    transpose_in(xPtr, K0, c0, nb, X, CB, nbPad);
+    transpose_in(yPtr, C, c0, nb, Y, CB, nbPad);
+    // forward
+    for (let l = 0; l < L; l++) {
+      const lp = plan + (<usize>(32 + 16 * l) << 2);
+      const K = load<i32>(lp), N = load<i32>(lp, 4), fl = load<i32>(lp, 8);
+      const H = base + <usize>load<i32>(lp, 24), A = base + <usize>load<i32>(lp, 28);
+      if (l == 0 && (fl & 2)) act_q(H, A, K, CB, nbPad, nb, fl, <usize>load<i32>(lp, 20), G + <usize>load<i32>(lp, 44));
+      let out = Z, aOut: usize = 0, qfl = 0, prep: usize = 0, amx: usize = 0;
+      if (l + 1 < L) {
+        const np = lp + 64;
+        const nfl = load<i32>(np, 8);
+        out = base + <usize>load<i32>(np, 24);
+        aOut = base + <usize>load<i32>(np, 28);
+        prep = <usize>load<i32>(np, 20);
+        amx = G + <usize>load<i32>(np, 44);
+        qfl = nfl & 6;
+      }
+      const relu = (fl & 8) ? 1 : 0;
+      dense_fwd(A, K, <usize>load<i32>(lp, 12), N, <usize>load<i32>(lp, 16), out, CB, nbPad, relu | qfl, prep, aOut, amx, nb);
+    }
+    // loss
+    if (lossKind == 0) loss += softmax_ce(Z, Y, C, CB, nbPad, nb, invB, D0, lastRelu);
+    else loss += mse(Z, Y, C, CB, nbPad, nb, invB, D0, lastRelu);
+    // backward
+    let dz = D0, dzPrev = D1;
+    for (let l = L - 1; l >= 0; l--) {
+      const lp = plan + (<usize>(32 + 16 * l) << 2);
+      const K = load<i32>(lp), N = load<i32>(lp, 4), fl = load<i32>(lp, 8);
+      const H = base + <usize>load<i32>(lp, 24), A = base + <usize>load<i32>(lp, 28);
+      const gBo = load<i32>(lp, 36);
+      dense_bwd_dw(A, K, dz, N, CB, nbPad, G + <usize>load<i32>(lp, 32), gBo >= 0 ? G + <usize>gBo : 0);
+      if (l > 0 || (fl & 2)) {
+        const bfl = (fl & 7) | (l > 0 ? 8 : 0);
+        dense_bwd_dx(dz, N, <usize>load<i32>(lp, 12), K, CB, nbPad, bfl, H, A, <usize>load<i32>(lp, 20), dzPrev, G + <usize>load<i32>(lp, 40));
+      }
+      const tmp = dz; dz = dzPrev; dzPrev = tmp;
+    }
+  }
+  store<f64>(lossP, loss);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// per-parameter kernels (run once per step on the reduced gradients; sizes are the parameter counts)
+
+/**
+ * Weight quantizer (KBI) forward: wq = RND(clip(w)·2^f)·2^-f, b = round(b_raw), i = max(round(i_raw), −f),
+ * f = b − round(i_raw). mode: 1 SAT, 2 SAT_SYM (WRAP on weights is not supported by the engine).
+ */
+export function kbi_fwd(n: i32, w: usize, braw: usize, iraw: usize, kArr: usize, mode: i32, out: usize): void {
+  for (let j = 0; j < n; j++) {
+    const o = <usize>j << 2;
+    const b = f32.nearest(load<f32>(braw + o));
+    const i0 = f32.nearest(load<f32>(iraw + o));
+    const f = b - i0;
+    const i = Mathf.max(i0, -f);
+    const inv = pow2(-f), top = pow2(i);
+    const hi = top - inv;
+    const k = load<f32>(kArr + o);
+    const lo = mode == 1 ? -k * top : -k * hi;
+    let x = load<f32>(w + o);
+    if (x > hi) x = hi; else if (x < lo) x = lo;
+    store<f32>(out + o, rnds(x * pow2(f)) * inv);
+  }
+}
+
+/** KBI backward: from g = ∂L/∂wq write ∂L/∂w, ∂L/∂b_raw, ∂L/∂i_raw (f = b − i, straight-through rounding). */
+export function kbi_bwd(n: i32, w: usize, braw: usize, iraw: usize, kArr: usize, mode: i32, wq: usize, g: usize,
+  gw: usize, gb: usize, gi: usize): void {
+  for (let j = 0; j < n; j++) {
+    const o = <usize>j << 2;
+    const b = f32.nearest(load<f32>(braw + o));
+    const i0 = f32.nearest(load<f32>(iraw + o));
+    const f = b - i0;
+    const i = Mathf.max(i0, -f);
+    const inv = pow2(-f), top = pow2(i);
+    const hi = top - inv;
+    const k = load<f32>(kArr + o);
+    const lo = mode == 1 ? -k * top : -k * hi;
+    const x = load<f32>(w + o);
+    const gg = load<f32>(g + o);
+    let dx: f32 = 0, df: f32 = 0, di: f32 = 0;
+    if (x > hi) {
+      di = gg * LN2 * top; df = gg * LN2 * inv;
+    } else if (x < lo) {
+      di = -k * gg * LN2 * top;
+      if (mode == 2) df = -k * gg * LN2 * inv;
+    } else {
+      dx = gg; df = -LN2 * gg * (load<f32>(wq + o) - x);
+    }
+    store<f32>(gw + o, dx);
+    store<f32>(gb + o, df);
+    store<f32>(gi + o, di - df);
+  }
+}
+
+/** Activation (KIF) parameter gradients from the batch sums: writes ∂L/∂f_raw and ∂L/∂i_raw. */
+export function kif_grads(n: i32, iraw: usize, fraw: usize, kArr: usize, mode: i32, sums: usize, gi: usize, gf: usize): void {
+  for (let j = 0; j < n; j++) {
+    const o = <usize>j << 2;
+    const f = f32.nearest(load<f32>(fraw + o));
+    const i = Mathf.max(f32.nearest(load<f32>(iraw + o)), -f);
+    const k = load<f32>(kArr + o);
+    const sp = sums + <usize>j * 12;
+    const sd = load<f32>(sp), st = load<f32>(sp, 4), sb = load<f32>(sp, 8);
+    let df: f32 = -LN2 * sd, di: f32 = 0;
+    if (mode != 0) {
+      const top = pow2(i), inv = pow2(-f);
+      di = LN2 * top * st - k * LN2 * top * sb;
+      df += LN2 * inv * st;
+      if (mode == 2) df -= k * LN2 * inv * sb;
+    }
+    store<f32>(gf + o, df);
+    store<f32>(gi + o, di);
+  }
+}
+
+/** WRAP integer-bit tracking: i ← clamp(max(i − decay, ceil(log2(absmax + 2^-f))), iLo, iHi). */
+export function wrap_track(n: i32, iraw: usize, fraw: usize, absmax: usize, decay: f32, iLo: f32, iHi: f32): void {
+  for (let j = 0; j < n; j++) {
+    const o = <usize>j << 2;
+    const f = f32.nearest(load<f32>(fraw + o));
+    const x = load<f32>(absmax + o) + pow2(-f);
+    // exact ceil(log2(x)) for normal positive x: exponent, plus one unless x is a power of two
+    const bits = reinterpret<i32>(x);
+    const e = ((bits >>> 23) & 0xff) - 127;
+    const need = <f32>((bits & 0x7fffff) != 0 ? e + 1 : e);
+    const v = Mathf.max(load<f32>(iraw + o) - decay, need);
+    store<f32>(iraw + o, Mathf.min(iHi, Mathf.max(iLo, v)));
+  }
+}
+
+/**
+ * EBOPs of a dense layer: Σ_k bitsIn[k]·Σ_n bitsW[k, n] + mean(bitsB)·N, and β times its straight-through
+ * gradients added into the raw bit parameters' gradients. bitsIn = relu(round i + round f) (+k under SAT);
+ * bitsW = round(b) (+k under SAT). inMode/wMode: 0 WRAP, 1 SAT, 2 SAT_SYM.
+ */
+export function ebops_dense(K: i32, N: i32, iI: usize, iF: usize, iK: usize, inMode: i32,
+  wB: usize, wK: usize, wMode: i32, bB: usize, bK: usize, bMode: i32, beta: f32,
+  gInI: usize, gInF: usize, gWB: usize, gBB: usize): f64 {
+  let total: f64 = 0;
+  for (let k = 0; k < K; k++) {
+    const ok = <usize>k << 2;
+    const s = f32.nearest(load<f32>(iI + ok)) + f32.nearest(load<f32>(iF + ok));
+    const on: f32 = s > 0 ? 1 : 0;
+    const bin = Mathf.max(s, 0) + (inMode == 1 ? load<f32>(iK + ok) : 0);
+    let rowSum: f32 = 0;
+    for (let n = 0; n < N; n++) {
+      const o = (<usize>k * <usize>N + <usize>n) << 2;
+      const bw = f32.nearest(load<f32>(wB + o)) + (wMode == 1 ? load<f32>(wK + o) : 0);
+      rowSum += bw;
+      store<f32>(gWB + o, load<f32>(gWB + o) + beta * bin);
+    }
+    total += <f64>bin * <f64>rowSum;
+    const gIn = beta * on * rowSum;
+    store<f32>(gInF + ok, load<f32>(gInF + ok) + gIn);
+    if (inMode != 0) store<f32>(gInI + ok, load<f32>(gInI + ok) + gIn);
+  }
+  if (bB) {
+    let sb: f64 = 0;
+    for (let n = 0; n < N; n++) {
+      const o = <usize>n << 2;
+      sb += <f64>(f32.nearest(load<f32>(bB + o)) + (bMode == 1 ? load<f32>(bK + o) : 0));
+      store<f32>(gBB + o, load<f32>(gBB + o) + beta);
+    }
+    total += sb; // mean(bits_bias)·units = Σ bits_bias
+  }
+  return total;
+}
+
+/** L1 pressure λ·Σ|p|: adds λ·sign(p) into g, returns Σ|p| (unscaled). */
+export function l1(n: i32, p: usize, lambda: f32, g: usize): f64 {
+  let s: f64 = 0;
+  for (let j = 0; j < n; j++) {
+    const o = <usize>j << 2;
+    const v = load<f32>(p + o);
+    s += <f64>Mathf.abs(v);
+    const sg: f32 = v > 0 ? 1 : v < 0 ? -1 : 0;
+    store<f32>(g + o, load<f32>(g + o) + lambda * sg);
+  }
+  return s;
+}
+
+/**
+ * Adam exactly as tf.train.adam applies it (float32 throughout):
+ *   m ← m·β1 + g·(1−β1); v ← v·β2 + g²·(1−β2); p ← (m/(1−β1^t)) / (sqrt(v/(1−β2^t)) + ε)·(−lr) + p,
+ * then the parameter constraint clamps p to [lo, hi]. omb1/omb2 are 1−β^t as tfjs keeps them (f32 products).
+ */
+export function adam(n: i32, p: usize, g: usize, m: usize, v: usize, lr: f32, b1: f32, b2: f32, eps: f32,
+  omb1: f32, omb2: f32, c1: f32, c2: f32, lo: f32, hi: f32): void {
+  for (let j = 0; j < n; j++) {
+    const o = <usize>j << 2;
+    const gg = load<f32>(g + o);
+    const nm = load<f32>(m + o) * b1 + gg * c1;
+    const nv = load<f32>(v + o) * b2 + (gg * gg) * c2;
+    store<f32>(m + o, nm);
+    store<f32>(v + o, nv);
+    const mh = nm / omb1;
+    const vh = nv / omb2;
+    let np = (mh / (Mathf.sqrt(vh) + eps)) * -lr + load<f32>(p + o);
+    np = Mathf.min(hi, Mathf.max(lo, np));
+    store<f32>(p + o, np);
+  }
+}

@@ -1,0 +1,486 @@
+/**
+ * The fast training engine: a model description (layer sizes, parameter arrays, quantizer configs) laid out
+ * in one shared WebAssembly.Memory, trained by fused forward+backward+Adam steps in the compiled kernels.
+ * Threads split the batch (each runs `run_slice` over its samples into its own gradient block); the main
+ * thread reduces the blocks and runs the per-parameter work (weight quantizers, EBOPs, L1, Adam).
+ *
+ * No Node-only API here: threads come from a `ThreadPool` adapter (src/engine/pool-node.ts under Node).
+ */
+import { instantiate, loadKernels, WA, type KernelExports, type WasmMemory, type WasmModule } from './kernels.ts';
+
+export type ActOverflow = 'WRAP' | 'SAT' | 'SAT_SYM';
+
+/** KIF quantizer (activations), one parameter per feature (batch axis shared). */
+export interface KifDesc {
+  overflow: ActOverflow;
+  round?: 'RND';
+  k: Float32Array;
+  i: Float32Array;
+  f: Float32Array;
+  iBounds?: [number, number];
+  fBounds?: [number, number];
+  /** L1 coefficient on the raw parameters */
+  l1?: { i?: number; f?: number };
+  /** WRAP integer-bit decay per step (default 0.01) */
+  decay?: number;
+}
+
+/** KBI quantizer (weights, biases), one parameter per element. */
+export interface KbiDesc {
+  overflow: 'SAT' | 'SAT_SYM';
+  round?: 'RND';
+  k: Float32Array;
+  b: Float32Array;
+  i: Float32Array;
+  bBounds?: [number, number];
+  iBounds?: [number, number];
+  l1?: { b?: number; i?: number };
+}
+
+export interface DenseDesc {
+  type: 'dense';
+  inputs: number;
+  units: number;
+  activation: 'relu' | 'linear';
+  /** inputs×units, row-major (the tfjs kernel layout) */
+  kernel: Float32Array;
+  bias?: Float32Array | null;
+  iq?: KifDesc | null;
+  kq?: KbiDesc | null;
+  bq?: KbiDesc | null;
+  /** EBOPs weight in the loss */
+  beta?: number;
+}
+
+export interface AdamConfig {
+  learningRate: number;
+  beta1?: number;
+  beta2?: number;
+  /** tfjs default: the backend epsilon, 1e-7 for float32 */
+  epsilon?: number;
+}
+
+export interface ModelDesc {
+  layers: DenseDesc[];
+  loss: 'softmax_cross_entropy' | 'mse';
+  optimizer: AdamConfig;
+}
+
+export interface ThreadPool {
+  readonly size: number;
+  /** runs run_slice(plan, t, start, count) on worker t−1 for t = 1..size, synchronously waiting for all */
+  runSlices(slices: Array<[number, number]>, ownSlice: () => void): void;
+  dispose(): void;
+}
+
+export type ThreadPoolFactory = (module: WasmModule, memory: WasmMemory, plan: number, ctrl: number, workers: number) => Promise<ThreadPool>;
+
+export interface EngineOptions {
+  /** worker threads including the calling thread; default: all cores (1 when no pool factory is available) */
+  threads?: number;
+  /** samples per cache-resident chunk (multiple of 16) */
+  chunk?: number;
+  simd?: 'auto' | 'relaxed' | 'simd128';
+  /** custom thread pool (browsers: Web Workers); Node uses worker_threads by default */
+  poolFactory?: ThreadPoolFactory;
+}
+
+export interface StepResult {
+  /** task loss (mean over the batch) + Σ β·EBOPs + L1 terms, as the tfjs model's total loss */
+  loss: number;
+  taskLoss: number;
+  ebops: number;
+  /** Σ β_l·EBOPs_l */
+  ebopsLoss: number;
+  l1Loss: number;
+}
+
+/** One trainable (or tracked) parameter array in wasm memory. */
+interface Param {
+  name: string;
+  ptr: number;
+  n: number;
+  grad: number;
+  m: number;
+  v: number;
+  lo: number;
+  hi: number;
+  l1: number;
+  trainable: boolean;
+}
+
+const OVF_MODE: Record<string, number> = { WRAP: 0, SAT: 1, SAT_SYM: 2 };
+const PLAN_WORDS_HEAD = 32;
+const PLAN_WORDS_LAYER = 16;
+export const CTRL_WORDS = 4 + 2 * 256;
+const PAGE = 65536;
+const MAX_PAGES = 16384; // 1 GiB
+
+class Arena {
+  constructor(public off: number) {}
+  alloc(bytes: number, align = 64): number {
+    this.off = Math.ceil(this.off / align) * align;
+    const p = this.off;
+    this.off += Math.max(bytes, 4);
+    return p;
+  }
+}
+
+interface LayerMem {
+  K: number;
+  N: number;
+  flags: number;
+  W: number; Wq: number; kq?: { b: number; i: number; k: number; mode: number };
+  bias: number; bq: number; bqq?: { b: number; i: number; k: number; mode: number };
+  iq?: { i: number; f: number; k: number; mode: number; prep: number; decay: number; iBounds: [number, number] };
+  gWo: number; gBo: number; sumsO: number; amxO: number;
+  // main-thread param-gradient scratch for dWq, dbq (reduced)
+  pW: Param; pB?: Param; pKb?: Param; pKi?: Param; pBb?: Param; pBi?: Param; pIf?: Param; pIi?: Param;
+  beta: number;
+}
+
+function checkArr(a: Float32Array | undefined | null, n: number, what: string): Float32Array {
+  if (!(a instanceof Float32Array)) throw new Error(`hgq engine: ${what} must be a Float32Array of length ${n}`);
+  if (a.length !== n) throw new Error(`hgq engine: ${what} has length ${a.length}, expected ${n}`);
+  return a;
+}
+
+export class Engine {
+  readonly memory: WasmMemory;
+  readonly k: KernelExports;
+  readonly relaxed: boolean;
+  readonly threads: number;
+  readonly chunk: number;
+  private readonly desc: ModelDesc;
+  private readonly layers: LayerMem[] = [];
+  readonly params: Param[] = [];
+  private plan = 0;
+  private ctrl = 0;
+  private threadBase = 0;
+  private threadBytes = 0;
+  private gradFloats = 0;
+  private lossO = 0;
+  private inputPtr = 0;
+  private inputCap = 0; // samples
+  private pool: ThreadPool | null = null;
+  private accBeta1: number;
+  private accBeta2: number;
+  iterations = 0;
+  private readonly K0: number;
+  private readonly C: number;
+
+  private constructor(desc: ModelDesc, module: WasmModule, relaxed: boolean, threads: number, chunk: number) {
+    this.desc = desc;
+    this.relaxed = relaxed;
+    this.threads = threads;
+    this.chunk = chunk;
+    const L = desc.layers.length;
+    this.K0 = desc.layers[0].inputs;
+    this.C = desc.layers[L - 1].units;
+    const opt = desc.optimizer;
+    this.accBeta1 = Math.fround(opt.beta1 ?? 0.9);
+    this.accBeta2 = Math.fround(opt.beta2 ?? 0.999);
+
+    // ---- plan the memory
+    const ar = new Arena(1024);
+    this.plan = ar.alloc(4 * (PLAN_WORDS_HEAD + PLAN_WORDS_LAYER * L));
+    this.ctrl = ar.alloc(4 * CTRL_WORDS);
+    const arrays: Array<{ ptr: number; src: Float32Array }> = [];
+    const put = (src: Float32Array): number => { const p = ar.alloc(src.length * 4); arrays.push({ ptr: p, src }); return p; };
+    const param = (name: string, src: Float32Array, trainable: boolean, bounds: [number, number] | undefined, l1: number | undefined): Param => {
+      const n = src.length;
+      const p: Param = { name, ptr: put(src), n, grad: ar.alloc(n * 4), m: ar.alloc(n * 4), v: ar.alloc(n * 4),
+        lo: bounds ? bounds[0] : -Infinity, hi: bounds ? bounds[1] : Infinity, l1: l1 ?? 0, trainable };
+      this.params.push(p);
+      return p;
+    };
+    // per-thread layout (relative offsets)
+    const CB = chunk;
+    let tOff = 0;
+    const talloc = (floats: number) => { tOff = Math.ceil(tOff / 64) * 64; const o = tOff; tOff += Math.max(floats, 1) * 4; return o; };
+    let gOff = 0;
+    const galloc = (floats: number) => { const o = gOff; gOff += Math.ceil(floats / 4) * 4; return o * 4; };
+    const X = talloc(this.K0 * CB), Y = talloc(this.C * CB), Z = talloc(this.C * CB);
+    let maxW = 0;
+    for (const l of desc.layers) maxW = Math.max(maxW, l.units, l.inputs);
+    const D0 = talloc(maxW * CB), D1 = talloc(maxW * CB);
+    const Hoffs: number[] = [], Aoffs: number[] = [];
+
+    desc.layers.forEach((ld, li) => {
+      if (ld.type !== 'dense') throw new Error(`hgq engine: layer ${li} has unsupported type ${(ld as { type: string }).type}`);
+      const K = ld.inputs, N = ld.units;
+      if (!(K > 0 && N > 0 && Number.isInteger(K) && Number.isInteger(N))) throw new Error(`hgq engine: layer ${li} has invalid sizes ${K}×${N}`);
+      if (li > 0 && desc.layers[li - 1].units !== K) throw new Error(`hgq engine: layer ${li} expects ${K} inputs but layer ${li - 1} has ${desc.layers[li - 1].units} units`);
+      if (ld.activation !== 'relu' && ld.activation !== 'linear') throw new Error(`hgq engine: layer ${li} activation ${ld.activation} is not supported (relu or linear)`);
+      const pre = `layers[${li}]`;
+      const pW = param(`${pre}.kernel`, checkArr(ld.kernel, K * N, `${pre}.kernel`), true, undefined, undefined);
+      const lm: LayerMem = { K, N, flags: 0, W: pW.ptr, Wq: pW.ptr, bias: 0, bq: 0, gWo: 0, gBo: -1, sumsO: 0, amxO: 0, pW, beta: ld.beta ?? 0 };
+      const kbi = (q: KbiDesc, n: number, what: string, isBias: boolean) => {
+        if ((q.round ?? 'RND') !== 'RND') throw new Error(`hgq engine: ${what} round mode ${q.round} is not supported (RND only)`);
+        if (q.overflow !== 'SAT' && q.overflow !== 'SAT_SYM') throw new Error(`hgq engine: ${what} overflow ${q.overflow} is not supported (SAT, SAT_SYM)`);
+        const pb = param(`${what}.b`, checkArr(q.b, n, `${what}.b`), true, q.bBounds, q.l1?.b);
+        const pi = param(`${what}.i`, checkArr(q.i, n, `${what}.i`), true, q.iBounds, q.l1?.i);
+        const kk = put(checkArr(q.k, n, `${what}.k`));
+        const mem = { b: pb.ptr, i: pi.ptr, k: kk, mode: OVF_MODE[q.overflow] };
+        if (isBias) { lm.bqq = mem; lm.pBb = pb; lm.pBi = pi; } else { lm.kq = mem; lm.pKb = pb; lm.pKi = pi; }
+      };
+      if (ld.kq) { kbi(ld.kq, K * N, `${pre}.kq`, false); lm.Wq = ar.alloc(K * N * 4); }
+      if (ld.bias) {
+        lm.pB = param(`${pre}.bias`, checkArr(ld.bias, N, `${pre}.bias`), true, undefined, undefined);
+        lm.bias = lm.pB.ptr; lm.bq = lm.bias;
+        if (ld.bq) { kbi(ld.bq, N, `${pre}.bq`, true); lm.bq = ar.alloc(N * 4); }
+      } else if (ld.bq) throw new Error(`hgq engine: ${pre} has a bias quantizer but no bias`);
+      if (ld.iq) {
+        const q = ld.iq;
+        if ((q.round ?? 'RND') !== 'RND') throw new Error(`hgq engine: ${pre}.iq round mode ${q.round} is not supported (RND only)`);
+        if (!(q.overflow in OVF_MODE)) throw new Error(`hgq engine: ${pre}.iq overflow ${q.overflow} is not supported`);
+        const wrap = q.overflow === 'WRAP';
+        const iB = q.iBounds ?? [-24, 24];
+        lm.pIi = param(`${pre}.iq.i`, checkArr(q.i, K, `${pre}.iq.i`), !wrap, iB, wrap ? 0 : q.l1?.i);
+        lm.pIf = param(`${pre}.iq.f`, checkArr(q.f, K, `${pre}.iq.f`), true, q.fBounds, q.l1?.f);
+        lm.iq = { i: lm.pIi.ptr, f: lm.pIf.ptr, k: put(checkArr(q.k, K, `${pre}.iq.k`)), mode: OVF_MODE[q.overflow],
+          prep: ar.alloc(K * 16), decay: q.decay ?? 0.01, iBounds: iB };
+        lm.flags |= 2 | (wrap ? 0 : 4);
+      }
+      if (li > 0 && desc.layers[li - 1].activation === 'relu') lm.flags |= 1;
+      if (ld.activation === 'relu') lm.flags |= 8;
+      // activation buffers: H (pre-quantization input), A (quantized input)
+      const H = li === 0 ? X : talloc(K * CB);
+      const A = ld.iq ? talloc(K * CB) : H;
+      Hoffs.push(H); Aoffs.push(A);
+      lm.gWo = galloc(K * N);
+      lm.gBo = ld.bias ? galloc(N) : -1;
+      lm.sumsO = galloc(3 * K);
+      lm.amxO = galloc(K);
+      this.layers.push(lm);
+    });
+    const lossO = galloc(2); // f64 (8-aligned: every galloc is 16-aligned)
+    this.lossO = lossO;
+    this.gradFloats = gOff;
+    const G = talloc(gOff);
+    this.threadBytes = Math.ceil(tOff / 64) * 64;
+    this.threadBase = ar.alloc(this.threadBytes * threads);
+    // reduced per-step gradient scratch for dWq/dbq (main thread) lives in thread 0's block.
+    const bytes = ar.off;
+    const pages = Math.ceil(bytes / PAGE) + 1;
+    this.memory = new WA.Memory({ initial: pages, maximum: MAX_PAGES, shared: true });
+    this.inputPtr = Math.ceil(bytes / 64) * 64;
+    this.inputCap = Math.floor(((pages * PAGE) - this.inputPtr) / (4 * (this.K0 + this.C)));
+    this.k = instantiate(module, this.memory);
+    const f32 = this.f32();
+    for (const a of arrays) f32.set(a.src, a.ptr / 4);
+
+    // ---- plan table
+    const pl = new Int32Array(this.memory.buffer, this.plan, PLAN_WORDS_HEAD + PLAN_WORDS_LAYER * L);
+    pl[0] = L; pl[1] = CB; pl[2] = this.K0; pl[3] = this.C; pl[4] = desc.loss === 'mse' ? 1 : 0;
+    pl[8] = this.threadBase; pl[9] = this.threadBytes;
+    pl[10] = X; pl[11] = Y; pl[12] = D0; pl[13] = D1; pl[14] = G; pl[15] = gOff; pl[16] = lossO; pl[17] = Z;
+    pl[18] = desc.layers[L - 1].activation === 'relu' ? 1 : 0;
+    this.layers.forEach((lm, li) => {
+      const o = PLAN_WORDS_HEAD + PLAN_WORDS_LAYER * li;
+      pl[o] = lm.K; pl[o + 1] = lm.N; pl[o + 2] = lm.flags; pl[o + 3] = lm.Wq; pl[o + 4] = lm.bq;
+      pl[o + 5] = lm.iq ? lm.iq.prep : 0; pl[o + 6] = Hoffs[li]; pl[o + 7] = Aoffs[li];
+      pl[o + 8] = lm.gWo; pl[o + 9] = lm.gBo; pl[o + 10] = lm.sumsO; pl[o + 11] = lm.amxO;
+    });
+  }
+
+  private f32(): Float32Array { return new Float32Array(this.memory.buffer); }
+
+  static async create(desc: ModelDesc, opts: EngineOptions = {}): Promise<Engine> {
+    if (!desc || !Array.isArray(desc.layers) || desc.layers.length === 0) throw new Error('hgq engine: the model description needs at least one layer');
+    if (desc.loss !== 'softmax_cross_entropy' && desc.loss !== 'mse') throw new Error(`hgq engine: loss ${desc.loss} is not supported (softmax_cross_entropy, mse)`);
+    if (!(desc.optimizer?.learningRate > 0)) throw new Error('hgq engine: optimizer.learningRate must be a positive number');
+    const chunk = opts.chunk ?? 256;
+    if (!(chunk >= 16 && chunk % 16 === 0)) throw new Error(`hgq engine: chunk must be a positive multiple of 16, got ${chunk}`);
+    let factory = opts.poolFactory;
+    const isNode = typeof process !== 'undefined' && !!process.versions?.node;
+    if (!factory && isNode) factory = (await import('./pool-node.ts')).nodePoolFactory;
+    let threads = opts.threads ?? (factory ? await defaultThreads() : 1);
+    if (!(Number.isInteger(threads) && threads >= 1 && threads <= 256)) throw new Error(`hgq engine: threads must be an integer in 1..256, got ${threads}`);
+    if (threads > 1 && !factory) throw new Error('hgq engine: threads > 1 needs a thread pool (poolFactory) in this environment');
+    const { module, relaxed } = await loadKernels(opts.simd ?? 'auto');
+    const e = new Engine(desc, module, relaxed, threads, chunk);
+    if (threads > 1) e.pool = await factory!(module, e.memory, e.plan, e.ctrl, threads - 1);
+    return e;
+  }
+
+  /** Copies inputs (B×K0, row-major) and targets (B×C) into memory; grows it when the batch is larger. */
+  private loadBatch(x: Float32Array, y: Float32Array): number {
+    if (!(x instanceof Float32Array) || x.length % this.K0 !== 0 || x.length === 0) throw new Error(`hgq engine: x must be a non-empty Float32Array of B×${this.K0} values`);
+    const B = x.length / this.K0;
+    if (!(y instanceof Float32Array) || y.length !== B * this.C) throw new Error(`hgq engine: y must be a Float32Array of ${B}×${this.C} values (got ${y?.length})`);
+    if (B > this.inputCap) {
+      const need = this.inputPtr + B * 4 * (this.K0 + this.C);
+      const cur = this.memory.buffer.byteLength;
+      if (need > MAX_PAGES * PAGE) throw new Error(`hgq engine: batch of ${B} samples does not fit in 1 GiB; use a smaller batch`);
+      this.memory.grow(Math.ceil((need - cur) / PAGE));
+      this.inputCap = Math.floor((this.memory.buffer.byteLength - this.inputPtr) / (4 * (this.K0 + this.C)));
+    }
+    const f = this.f32();
+    f.set(x, this.inputPtr / 4);
+    const yPtr = this.inputPtr + B * this.K0 * 4;
+    f.set(y, yPtr / 4);
+    const pl = new Int32Array(this.memory.buffer, this.plan, 8);
+    pl[5] = this.inputPtr; pl[6] = yPtr;
+    return B;
+  }
+
+  /** Forward quantization of all weights and preparation of the activation quantizers (main thread). */
+  private prepare(): void {
+    const k = this.k;
+    for (const lm of this.layers) {
+      if (lm.kq) k.kbi_fwd(lm.K * lm.N, lm.W, lm.kq.b, lm.kq.i, lm.kq.k, lm.kq.mode, lm.Wq);
+      if (lm.bqq) k.kbi_fwd(lm.N, lm.bias, lm.bqq.b, lm.bqq.i, lm.bqq.k, lm.bqq.mode, lm.bq);
+      if (lm.iq) k.prep_act(lm.K, lm.iq.i, lm.iq.f, lm.iq.k, lm.iq.mode, lm.iq.prep);
+    }
+  }
+
+  /** Runs forward+backward over the batch on all threads; leaves reduced gradients in thread 0's block. */
+  private forwardBackward(B: number, invB: number): number {
+    const pl = new Int32Array(this.memory.buffer, this.plan, 8);
+    pl[7] = new Int32Array(new Float32Array([invB]).buffer)[0];
+    const T = this.threads;
+    const per = Math.ceil(B / T / 16) * 16;
+    const slices: Array<[number, number]> = [];
+    for (let t = 0; t < T; t++) {
+      const s = Math.min(B, t * per);
+      slices.push([s, Math.min(B, s + per) - s]);
+    }
+    if (this.pool) this.pool.runSlices(slices.slice(1), () => this.k.run_slice(this.plan, 0, slices[0][0], slices[0][1]));
+    else this.k.run_slice(this.plan, 0, slices[0][0], slices[0][1]);
+    // reduce into thread 0's block
+    const G0 = this.threadBase + new Int32Array(this.memory.buffer, this.plan, 16)[14];
+    const f64 = new Float64Array(this.memory.buffer);
+    let loss = f64[(G0 + this.lossO) / 8];
+    for (let t = 1; t < T; t++) {
+      const Gt = G0 + t * this.threadBytes;
+      for (const lm of this.layers) {
+        this.k.add_into(G0 + lm.gWo, Gt + lm.gWo, lm.K * lm.N);
+        if (lm.gBo >= 0) this.k.add_into(G0 + lm.gBo, Gt + lm.gBo, lm.N);
+        this.k.add_into(G0 + lm.sumsO, Gt + lm.sumsO, 3 * lm.K);
+        this.k.max_into(G0 + lm.amxO, Gt + lm.amxO, lm.K);
+      }
+      loss += f64[(Gt + this.lossO) / 8];
+    }
+    return loss;
+  }
+
+  /** One training step on a batch: forward, loss, backward, EBOPs and L1 gradients, Adam. */
+  step(x: Float32Array, y: Float32Array): StepResult {
+    const B = this.loadBatch(x, y);
+    const invB = this.desc.loss === 'mse' ? 1 / (B * this.C) : 1 / B;
+    this.prepare();
+    const lossSum = this.forwardBackward(B, Math.fround(invB));
+    const taskLoss = lossSum * invB;
+    const k = this.k;
+    const G0 = this.threadBase + new Int32Array(this.memory.buffer, this.plan, 16)[14];
+    // WRAP integer bits follow the data, before EBOPs are taken
+    for (const lm of this.layers) {
+      if (lm.iq && lm.iq.mode === 0) k.wrap_track(lm.K, lm.iq.i, lm.iq.f, G0 + lm.amxO, lm.iq.decay, lm.iq.iBounds[0], lm.iq.iBounds[1]);
+    }
+    // parameter gradients
+    for (const p of this.params) k.zero(p.grad, p.n);
+    let ebops = 0, ebopsLoss = 0;
+    for (const lm of this.layers) {
+      const gWq = G0 + lm.gWo;
+      if (lm.kq) k.kbi_bwd(lm.K * lm.N, lm.W, lm.kq.b, lm.kq.i, lm.kq.k, lm.kq.mode, lm.Wq, gWq, lm.pW.grad, lm.pKb!.grad, lm.pKi!.grad);
+      else k.add_into(lm.pW.grad, gWq, lm.K * lm.N);
+      if (lm.pB) {
+        if (lm.bqq) k.kbi_bwd(lm.N, lm.bias, lm.bqq.b, lm.bqq.i, lm.bqq.k, lm.bqq.mode, lm.bq, G0 + lm.gBo, lm.pB.grad, lm.pBb!.grad, lm.pBi!.grad);
+        else k.add_into(lm.pB.grad, G0 + lm.gBo, lm.N);
+      }
+      if (lm.iq) k.kif_grads(lm.K, lm.iq.i, lm.iq.f, lm.iq.k, lm.iq.mode, G0 + lm.sumsO, lm.pIi!.grad, lm.pIf!.grad);
+      if (lm.iq && lm.kq) {
+        const e = k.ebops_dense(lm.K, lm.N, lm.iq.i, lm.iq.f, lm.iq.k, lm.iq.mode, lm.kq.b, lm.kq.k, lm.kq.mode,
+          lm.bqq ? lm.bqq.b : 0, lm.bqq ? lm.bqq.k : 0, lm.bqq ? lm.bqq.mode : 0, Math.fround(lm.beta),
+          lm.pIi!.grad, lm.pIf!.grad, lm.pKb!.grad, lm.bqq ? lm.pBb!.grad : 0);
+        ebops += e;
+        ebopsLoss += lm.beta * e;
+      }
+    }
+    let l1Loss = 0;
+    for (const p of this.params) if (p.l1 > 0) l1Loss += p.l1 * k.l1(p.n, p.ptr, Math.fround(p.l1), p.grad);
+    this.applyAdam();
+    return { loss: taskLoss + ebopsLoss + l1Loss, taskLoss, ebops, ebopsLoss, l1Loss };
+  }
+
+  private applyAdam(): void {
+    const o = this.desc.optimizer;
+    const b1 = o.beta1 ?? 0.9, b2 = o.beta2 ?? 0.999, eps = o.epsilon ?? 1e-7;
+    const f = Math.fround;
+    const omb1 = f(1 - this.accBeta1), omb2 = f(1 - this.accBeta2);
+    for (const p of this.params) {
+      if (!p.trainable) continue;
+      this.k.adam(p.n, p.ptr, p.grad, p.m, p.v, f(o.learningRate), f(b1), f(b2), f(eps), omb1, omb2, f(1 - b1), f(1 - b2), p.lo, p.hi);
+    }
+    this.accBeta1 = f(this.accBeta1 * f(b1));
+    this.accBeta2 = f(this.accBeta2 * f(b2));
+    this.iterations++;
+  }
+
+  /** Current values of every parameter array (copies), keyed by name (e.g. `layers[0].kq.b`). */
+  readState(): EngineState {
+    const f = this.f32();
+    const values: Record<string, Float32Array> = {}, m: Record<string, Float32Array> = {}, v: Record<string, Float32Array> = {};
+    for (const p of this.params) {
+      values[p.name] = f.slice(p.ptr / 4, p.ptr / 4 + p.n);
+      m[p.name] = f.slice(p.m / 4, p.m / 4 + p.n);
+      v[p.name] = f.slice(p.v / 4, p.v / 4 + p.n);
+    }
+    return { values, adam: { m, v, iterations: this.iterations, accBeta1: this.accBeta1, accBeta2: this.accBeta2 } };
+  }
+
+  /** Overwrites any subset of the parameters (and optionally the Adam state). */
+  writeState(s: Partial<EngineState> & { values?: Record<string, Float32Array> }): void {
+    const f = this.f32();
+    const byName = new Map(this.params.map((p) => [p.name, p]));
+    const put = (rec: Record<string, Float32Array> | undefined, field: 'ptr' | 'm' | 'v') => {
+      for (const [name, arr] of Object.entries(rec ?? {})) {
+        const p = byName.get(name);
+        if (!p) throw new Error(`hgq engine: unknown parameter ${name}; known: ${[...byName.keys()].join(', ')}`);
+        checkArr(arr, p.n, name);
+        f.set(arr, p[field] / 4);
+      }
+    };
+    put(s.values, 'ptr');
+    if (s.adam) {
+      put(s.adam.m, 'm'); put(s.adam.v, 'v');
+      this.iterations = s.adam.iterations;
+      this.accBeta1 = s.adam.accBeta1; this.accBeta2 = s.adam.accBeta2;
+    }
+  }
+
+  /** Last step's reduced per-thread gradients (∂L_task/∂Wq etc.) and the parameter gradients, for tests. */
+  debugGradients(): Record<string, Float32Array> {
+    const f = this.f32();
+    const out: Record<string, Float32Array> = {};
+    for (const p of this.params) out[p.name] = f.slice(p.grad / 4, p.grad / 4 + p.n);
+    return out;
+  }
+
+  dispose(): void {
+    this.pool?.dispose();
+    this.pool = null;
+  }
+}
+
+export interface EngineState {
+  values: Record<string, Float32Array>;
+  adam: { m: Record<string, Float32Array>; v: Record<string, Float32Array>; iterations: number; accBeta1: number; accBeta2: number };
+}
+
+async function defaultThreads(): Promise<number> {
+  const nav = (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator;
+  if (nav?.hardwareConcurrency) return nav.hardwareConcurrency;
+  try {
+    const os = await import('node:os');
+    return os.availableParallelism ? os.availableParallelism() : os.cpus().length;
+  } catch {
+    return 1;
+  }
+}
+
+/** createEngine(desc, {threads}) — see Engine. */
+export function createEngine(desc: ModelDesc, opts: EngineOptions = {}): Promise<Engine> {
+  return Engine.create(desc, opts);
+}

@@ -1,0 +1,117 @@
+/**
+ * Loading the compiled engine kernels (assembly/engine.ts → src/engine/wasm/*.wasm). Browser-safe: Node's fs
+ * and v8 are imported dynamically only when running under Node. The relaxed-SIMD build (FMA) is used when the
+ * runtime validates it; Node 20 needs a V8 flag for that, which we set programmatically (no user flags).
+ */
+
+export interface KernelExports {
+  prep_act(n: number, iraw: number, fraw: number, k: number, mode: number, prep: number): void;
+  act_q(h: number, a: number, K: number, CB: number, nbPad: number, nbValid: number, flags: number, prep: number, absmax: number): void;
+  dense_fwd(aIn: number, K: number, W: number, N: number, bias: number, out: number, CB: number, nbPad: number,
+    flags: number, prep: number, aOut: number, absmax: number, nbValid: number): void;
+  dense_bwd_dw(aIn: number, K: number, dz: number, N: number, CB: number, nbPad: number, gW: number, gB: number): void;
+  dense_bwd_dx(dz: number, N: number, W: number, K: number, CB: number, nbPad: number, flags: number,
+    hIn: number, aIn: number, prep: number, dzOut: number, sums: number): void;
+  softmax_ce(z: number, y: number, C: number, CB: number, nbPad: number, nbValid: number, invB: number, dz: number, flags: number): number;
+  mse(z: number, y: number, C: number, CB: number, nbPad: number, nbValid: number, invB: number, dz: number, flags: number): number;
+  transpose_in(src: number, K: number, row0: number, nb: number, dst: number, CB: number, nbPad: number): void;
+  zero(p: number, n: number): void;
+  add_into(dst: number, src: number, n: number): void;
+  max_into(dst: number, src: number, n: number): void;
+  run_slice(plan: number, t: number, start: number, count: number): void;
+  kbi_fwd(n: number, w: number, braw: number, iraw: number, k: number, mode: number, out: number): void;
+  kbi_bwd(n: number, w: number, braw: number, iraw: number, k: number, mode: number, wq: number, g: number,
+    gw: number, gb: number, gi: number): void;
+  kif_grads(n: number, iraw: number, fraw: number, k: number, mode: number, sums: number, gi: number, gf: number): void;
+  wrap_track(n: number, iraw: number, fraw: number, absmax: number, decay: number, iLo: number, iHi: number): void;
+  ebops_dense(K: number, N: number, iI: number, iF: number, iK: number, inMode: number, wB: number, wK: number, wMode: number,
+    bB: number, bK: number, bMode: number, beta: number, gInI: number, gInF: number, gWB: number, gBB: number): number;
+  l1(n: number, p: number, lambda: number, g: number): number;
+  adam(n: number, p: number, g: number, m: number, v: number, lr: number, b1: number, b2: number, eps: number,
+    omb1: number, omb2: number, c1: number, c2: number, lo: number, hi: number): void;
+}
+
+// The project compiles without the DOM lib, so the WebAssembly API is typed locally (no global declarations).
+/** A compiled WebAssembly module (opaque). */
+export type WasmModule = object & { readonly __wasmModule?: never };
+export interface WasmMemory {
+  readonly buffer: ArrayBuffer | SharedArrayBuffer;
+  grow(pages: number): number;
+}
+interface WasmApi {
+  validate(bytes: Uint8Array): boolean;
+  compile(bytes: Uint8Array): Promise<WasmModule>;
+  Instance: new (m: WasmModule, imports: object) => { exports: Record<string, unknown> };
+  Memory: new (d: { initial: number; maximum: number; shared: boolean }) => WasmMemory;
+}
+export const WA = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
+
+export interface LoadedKernels {
+  module: WasmModule;
+  /** true when the relaxed-SIMD (FMA) build was selected */
+  relaxed: boolean;
+}
+
+const isNode = typeof process !== 'undefined' && !!process.versions?.node;
+
+async function readArtifact(name: string): Promise<Uint8Array> {
+  const url = new URL(`./wasm/${name}`, import.meta.url);
+  if (isNode) {
+    const { readFile } = await import('node:fs/promises');
+    return new Uint8Array(await readFile(url));
+  }
+  const res = await fetch(url);
+  if (!res.ok) throw new Error(`hgq engine: cannot fetch ${url} (${res.status})`);
+  return new Uint8Array(await res.arrayBuffer());
+}
+
+let relaxedFlagTried = false;
+
+/** Whether this runtime accepts the relaxed-SIMD build (turning V8's flag on under Node 20 if needed). */
+export async function relaxedSimdSupported(bytes: Uint8Array): Promise<boolean> {
+  if (WA.validate(bytes)) return true;
+  if (isNode && !relaxedFlagTried) {
+    relaxedFlagTried = true;
+    try {
+      const v8 = await import('node:v8');
+      v8.setFlagsFromString('--experimental-wasm-relaxed-simd');
+    } catch {
+      return false;
+    }
+    return WA.validate(bytes);
+  }
+  return false;
+}
+
+const cache = new Map<string, Promise<LoadedKernels>>();
+
+/**
+ * Compiles the kernels. `simd: 'auto'` picks relaxed-SIMD when available, `'relaxed'` requires it,
+ * `'simd128'` forces the plain build (deterministic across hosts: no FMA contraction).
+ */
+export function loadKernels(simd: 'auto' | 'relaxed' | 'simd128' = 'auto'): Promise<LoadedKernels> {
+  let p = cache.get(simd);
+  if (!p) {
+    p = (async () => {
+      if (simd !== 'simd128') {
+        const rbytes = await readArtifact('engine.relaxed.wasm');
+        if (await relaxedSimdSupported(rbytes)) {
+          return { module: await WA.compile(rbytes), relaxed: true };
+        }
+        if (simd === 'relaxed') throw new Error('hgq engine: relaxed SIMD is not supported by this runtime; use simd: "auto" or "simd128"');
+      }
+      const bytes = await readArtifact('engine.simd.wasm');
+      if (!WA.validate(bytes)) {
+        throw new Error('hgq engine: this runtime lacks WebAssembly SIMD (simd128); use the tfjs engine (--engine tfjs)');
+      }
+      return { module: await WA.compile(bytes), relaxed: false };
+    })();
+    cache.set(simd, p);
+  }
+  return p;
+}
+
+export function instantiate(module: WasmModule, memory: WasmMemory): KernelExports {
+  const inst = new WA.Instance(module, { env: { memory } });
+  return inst.exports as unknown as KernelExports;
+}
