@@ -1,0 +1,326 @@
+/**
+ * Base class of every HGQ layer (tfjs-layers custom layer): input quantizer(s) on by default, optional output
+ * quantizer, a per-layer β, and the differentiable EBOPs that — times β, plus the quantizers' L1 bit
+ * pressure — is added to the loss through `addLoss`, so plain `model.fit` optimizes it (DESIGN.md §4).
+ *
+ * Subclasses implement `buildLayer`, `forward`, `computeOutputShape`, `ebopsTensor` and `exportLayer`.
+ * Quantizers own no variables: they create theirs through this layer's `addWeight`, so the model saves,
+ * loads and trains them like any other weight.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { Quantizer, type QuantizerMode, type QuantizerOptions, type QParamName } from '../quantizer/index.ts';
+import type { Kif, OverflowMode, RoundMode } from '../fixed/types.ts';
+import type { HgqLayerContract } from '../train/model.ts';
+
+export type Shape = (number | null)[];
+export type Kwargs = Record<string, unknown>;
+
+/** Serialized quantizer config as stored in a layer config (Quantizer.getConfig()), or null = disabled. */
+export type QConf = (QuantizerOptions & { name?: string }) | null;
+
+export interface QLayerArgs {
+  name?: string;
+  trainable?: boolean;
+  inputShape?: Shape;
+  batchInputShape?: Shape;
+  batchSize?: number;
+  dtype?: string;
+  /** Initial β (the EBOPs weight in the loss). Default 0: set it with a schedule or `setModelBeta`. */
+  beta0?: number;
+  /** Add β·EBOPs to the loss (default true when the input quantizer is on). */
+  enableEbops?: boolean;
+  /** Quantize the input(s) (default true). */
+  enableIq?: boolean;
+  /** Quantize the output (default false). */
+  enableOq?: boolean;
+  /** Input quantizer options (per input for merge layers: one object or an array). */
+  iqConf?: QConf | QConf[];
+  oqConf?: QConf;
+  /** Multiplies this layer's EBOPs (e.g. 0 to leave a layer out of the resource estimate). */
+  ebopsFactor?: number;
+}
+
+/** Per-element exact types of one quantizer broadcast to a per-sample shape (batch axis dropped). */
+export interface QuantizerExport {
+  /** per-sample shape (no batch axis) the arrays below cover, row-major */
+  shape: number[];
+  k: Uint8Array;
+  i: Int32Array;
+  f: Int32Array;
+  round: RoundMode;
+  overflow: OverflowMode;
+}
+
+/** A constant tensor with its exact (dyadic) values, as float64. */
+export interface ConstExport {
+  shape: number[];
+  values: Float64Array;
+  /** the exact type of each element (same order), from the weight's quantizer */
+  quant: QuantizerExport;
+}
+
+/** What the tracer reads from a layer: see src/layers/README.md. */
+export interface LayerExport {
+  className: string;
+  name: string;
+  /** per-sample input shapes (batch axis dropped), one per input */
+  inputShapes: number[][];
+  outputShape: number[];
+  /** input quantizers, one per input (null where disabled: the input passes through unchanged) */
+  inputQuantizers: (QuantizerExport | null)[];
+  outputQuantizer: QuantizerExport | null;
+  /** layer-specific fields (kernel, bias, activation, geometry, table, …) */
+  [extra: string]: unknown;
+}
+
+/** True while `calibrate()` runs data through the model: quantizers widen WRAP ranges instead of only quantizing. */
+let calibrating = false;
+export function setCalibrating(on: boolean): void {
+  calibrating = on;
+}
+export function isCalibrating(): boolean {
+  return calibrating;
+}
+
+/** Check NaN/Inf on every HGQ layer input (one reduction per layer and step). */
+let checkFinite = true;
+export function setFiniteCheck(on: boolean): void {
+  checkFinite = on;
+}
+
+export function perSample(shape: Shape): number[] {
+  return shape.slice(1).map((d) => {
+    if (d === null) throw new Error(`per-sample shape [${shape.join(',')}] has an unknown dimension`);
+    return d;
+  });
+}
+
+/** Removes undefined entries so configs serialize cleanly. */
+export function clean<T extends object>(o: T): T {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
+}
+
+export abstract class QLayer extends tf.layers.Layer implements HgqLayerContract {
+  readonly beta0: number;
+  readonly enableIq: boolean;
+  readonly enableOq: boolean;
+  readonly enableEbops: boolean;
+  readonly ebopsFactor: number;
+  protected readonly iqConfs: QConf[] | QConf;
+  protected readonly oqConf: QConf;
+  /** Input quantizers (one per input; null where disabled). Built in `build`. */
+  iqs: (Quantizer | null)[] = [];
+  oq: Quantizer | null = null;
+  /** Weight quantizers (kernel, bias, …) in creation order, for L1 and reset. */
+  protected wqs: Quantizer[] = [];
+  private betaVar: tf.LayerVariable | null = null;
+  protected builtInputShapes: Shape[] = [];
+
+  constructor(args: QLayerArgs = {}) {
+    super(args as ConstructorParameters<typeof tf.layers.Layer>[0]);
+    const known = new Set(['name', 'trainable', 'inputShape', 'batchInputShape', 'batchSize', 'dtype', 'beta0', 'enableEbops', 'enableIq', 'enableOq', 'iqConf', 'oqConf', 'ebopsFactor', ...this.ownArgNames()]);
+    for (const k of Object.keys(args)) {
+      if (!known.has(k)) throw new Error(`${this.getClassName()} '${this.name}': unknown option '${k}'; valid options: ${[...known].join(', ')}`);
+    }
+    this.beta0 = args.beta0 ?? 0;
+    if (!Number.isFinite(this.beta0) || this.beta0 < 0) this.fail(`beta0 must be finite and ≥ 0, got ${args.beta0}`);
+    this.enableIq = args.enableIq ?? true;
+    this.enableOq = args.enableOq ?? false;
+    this.enableEbops = args.enableEbops ?? this.enableIq;
+    this.ebopsFactor = args.ebopsFactor ?? 1;
+    this.iqConfs = args.iqConf ?? null;
+    this.oqConf = args.oqConf ?? null;
+    this.supportsMasking = false;
+  }
+
+  /** Option names a subclass accepts on top of the common ones. */
+  protected abstract ownArgNames(): string[];
+  /** Create the layer's own weights and weight quantizers (input quantizers already exist). */
+  protected abstract buildLayer(inputShapes: Shape[]): void;
+  /** The layer's computation on (already quantized) inputs. */
+  protected abstract forward(inputs: tf.Tensor[], mode: QuantizerMode): tf.Tensor;
+  /** EBOPs from the quantizers' bit maps (batch axis removed), differentiable; before `ebopsFactor`. */
+  abstract ebopsTensor(): tf.Scalar;
+  /** Layer-specific export fields. */
+  protected abstract exportLayer(): Record<string, unknown>;
+
+  protected fail(msg: string): never {
+    throw new Error(`${this.getClassName()} '${this.name}': ${msg}`);
+  }
+
+  /** Number of inputs this layer takes (1, or ≥ 2 for merges). */
+  protected multiInput(): boolean {
+    return false;
+  }
+
+  /** Creates a quantizer whose variables are weights of this layer named `<prefix>_<param>`. */
+  protected makeQuantizer(prefix: string, options: QConf | undefined, place: QuantizerOptions['place'], shape: Shape): Quantizer {
+    const { name: _n, ...opts } = (options ?? {}) as QuantizerOptions & { name?: string };
+    void _n;
+    let q: Quantizer;
+    try {
+      q = new Quantizer({ place, ...opts, name: `${this.name}/${prefix}` });
+    } catch (e) {
+      this.fail(`${prefix}: ${(e as Error).message}`);
+    }
+    q.build(shape, (n: QParamName, s: number[], init: number, trainable: boolean) =>
+      this.addWeight(`${prefix}_${n}`, s, 'float32', tf.initializers.constant({ value: init }), undefined, trainable),
+    );
+    return q;
+  }
+
+  override build(inputShape: Shape | Shape[]): void {
+    const shapes = (this.multiInput() ? inputShape : [inputShape]) as Shape[];
+    if (this.multiInput() && (!Array.isArray(shapes[0]) || shapes.length < 2)) this.fail('expects a list of at least two inputs');
+    this.builtInputShapes = shapes.map((s) => [...s]);
+    const confs = Array.isArray(this.iqConfs) ? this.iqConfs : shapes.map(() => this.iqConfs as QConf);
+    if (confs.length !== shapes.length) this.fail(`got ${confs.length} iqConf entries for ${shapes.length} inputs`);
+    this.iqs = shapes.map((s, j) => (this.enableIq ? this.makeQuantizer(shapes.length > 1 ? `iq${j}` : 'iq', confs[j], 'datalane', s) : null));
+    this.buildLayer(shapes);
+    if (this.enableOq) {
+      const out = this.computeOutputShape(this.multiInput() ? shapes : shapes[0]!) as Shape;
+      this.oq = this.makeQuantizer('oq', this.oqConf, 'datalane', out);
+    }
+    this.betaVar = this.addWeight('beta', [], 'float32', tf.initializers.constant({ value: this.beta0 }), undefined, false);
+    this.addLoss(() => this.regularization());
+    this.built = true;
+  }
+
+  /** β·EBOPs·factor + Σ L1 pressure of the quantizers: the term added to the loss. */
+  regularization(): tf.Scalar {
+    return tf.tidy(() => {
+      let loss: tf.Tensor = tf.scalar(0);
+      if (this.enableEbops && this.ebopsFactor !== 0) loss = tf.mul(tf.mul(this.ebopsTensor(), this.ebopsFactor), this.betaVar!.read());
+      for (const q of this.allQuantizers()) if (q.config.l1 > 0 && q.config.trainable) loss = tf.add(loss, q.l1Loss());
+      return loss as tf.Scalar;
+    });
+  }
+
+  allQuantizers(): Quantizer[] {
+    return [...this.iqs.filter((q): q is Quantizer => q !== null), ...this.wqs, ...(this.oq ? [this.oq] : [])];
+  }
+
+  override call(inputs: tf.Tensor | tf.Tensor[], kwargs: Kwargs): tf.Tensor {
+    return tf.tidy(() => {
+      const xs = Array.isArray(inputs) ? inputs : [inputs];
+      if (xs.length !== this.iqs.length) {
+        this.fail(`expected ${this.multiInput() ? `${this.iqs.length} inputs` : 'one input'}, got ${xs.length}`);
+      }
+      const mode: QuantizerMode = kwargs?.['training'] === true ? true : calibrating ? 'calibrate' : false;
+      if (checkFinite) {
+        for (const x of xs) {
+          if (!(tf.all(tf.isFinite(x)).dataSync()[0])) this.fail(`input contains NaN or Inf (shape [${x.shape.join(',')}]); clean the data before training or inference`);
+        }
+      }
+      const qx = xs.map((x, j) => {
+        const q = this.iqs[j];
+        if (!q) return x;
+        this.checkShape(x, this.builtInputShapes[j]!);
+        return q.call(x, mode);
+      });
+      let y = this.forward(qx, mode);
+      if (this.oq) y = this.oq.call(y, mode);
+      return y;
+    });
+  }
+
+  private checkShape(x: tf.Tensor, want: Shape): void {
+    if (x.rank !== want.length || want.some((d, a) => a > 0 && d !== null && d !== x.shape[a])) {
+      this.fail(`input shape [${x.shape.join(',')}] does not match the built shape [${want.map((d) => d ?? 'batch').join(',')}]`);
+    }
+  }
+
+  // ---- HgqLayerContract (train/) ----
+  hgqEbops(): number {
+    if (!this.built || !this.enableEbops) return 0;
+    const t = tf.tidy(() => tf.mul(this.ebopsTensor(), this.ebopsFactor));
+    const v = t.dataSync()[0]!;
+    t.dispose();
+    return v;
+  }
+  getBeta(): number {
+    return this.betaVar ? this.betaVar.read().dataSync()[0]! : this.beta0;
+  }
+  setBeta(beta: number): void {
+    if (!this.betaVar) return;
+    const t = tf.scalar(beta);
+    this.betaVar.write(t);
+    t.dispose();
+  }
+
+  /** Forget calibrated WRAP ranges of every quantizer of this layer. */
+  resetCalibration(): void {
+    for (const q of this.allQuantizers()) q.reset();
+  }
+
+  // ---- export for the tracer ----
+  protected exportQuantizer(q: Quantizer | null, shape: number[]): QuantizerExport | null {
+    if (!q) return null;
+    // Quantizer parameters keep the input rank with a leading batch axis: broadcast to [1, ...shape].
+    const kifs: Kif[] = q.kifsFor([1, ...shape]);
+    const n = kifs.length;
+    const out: QuantizerExport = { shape: [...shape], k: new Uint8Array(n), i: new Int32Array(n), f: new Int32Array(n), round: q.config.roundMode, overflow: q.config.overflowMode };
+    for (let j = 0; j < n; j++) {
+      out.k[j] = kifs[j]!.k;
+      out.i[j] = kifs[j]!.i;
+      out.f[j] = kifs[j]!.f;
+    }
+    return out;
+  }
+
+  /** Export for weight quantizers, whose parameter shape is the weight's own shape (no batch axis). */
+  protected exportWeight(q: Quantizer, w: tf.Tensor): ConstExport {
+    const values = tf.tidy(() => q.call(w, false)).dataSync();
+    const kifs = q.kifsFor(w.shape);
+    const n = kifs.length;
+    const quant: QuantizerExport = { shape: [...w.shape], k: new Uint8Array(n), i: new Int32Array(n), f: new Int32Array(n), round: q.config.roundMode, overflow: q.config.overflowMode };
+    for (let j = 0; j < n; j++) {
+      quant.k[j] = kifs[j]!.k;
+      quant.i[j] = kifs[j]!.i;
+      quant.f[j] = kifs[j]!.f;
+    }
+    return { shape: [...w.shape], values: Float64Array.from(values), quant };
+  }
+
+  /**
+   * Everything the tracer needs, exact: per-element input/output types, quantized constants, geometry.
+   * Call after `calibrate()` so WRAP ranges cover the data.
+   */
+  exportQuantized(): LayerExport {
+    if (!this.built) this.fail('not built; call the model on data (or build it) before exporting');
+    const ins = this.builtInputShapes.map(perSample);
+    const outShape = perSample(this.computeOutputShape(this.multiInput() ? this.builtInputShapes : this.builtInputShapes[0]!) as Shape);
+    return {
+      className: this.getClassName(),
+      name: this.name,
+      inputShapes: ins,
+      outputShape: outShape,
+      inputQuantizers: this.iqs.map((q, j) => this.exportQuantizer(q, ins[j]!)),
+      outputQuantizer: this.exportQuantizer(this.oq, outShape),
+      ...this.exportLayer(),
+    };
+  }
+
+  override getConfig(): tf.serialization.ConfigDict {
+    const base = super.getConfig();
+    const iq = this.iqs.length ? this.iqs.map((q) => (q ? q.getConfig() : null)) : this.iqConfs;
+    return {
+      ...base,
+      beta0: this.beta0,
+      enableEbops: this.enableEbops,
+      enableIq: this.enableIq,
+      enableOq: this.enableOq,
+      iqConf: (this.multiInput() ? iq : Array.isArray(iq) ? iq[0] ?? null : iq) as unknown as tf.serialization.ConfigDictValue,
+      oqConf: (this.oq ? this.oq.getConfig() : this.oqConf) as unknown as tf.serialization.ConfigDictValue,
+      ebopsFactor: this.ebopsFactor,
+    };
+  }
+}
+
+/** Stripped quantizer config for serialization of weight quantizers (the name is re-derived on load). */
+export function qconf(q: Quantizer | null, fallback: QConf): tf.serialization.ConfigDictValue {
+  if (!q) return fallback as unknown as tf.serialization.ConfigDictValue;
+  const { name: _n, ...c } = q.getConfig();
+  void _n;
+  return c as unknown as tf.serialization.ConfigDictValue;
+}

@@ -1,0 +1,259 @@
+/** QDense and QBatchNormDense (HGQ2 names and semantics). */
+import * as tf from '@tensorflow/tfjs';
+import type { Quantizer, QuantizerMode } from '../quantizer/index.ts';
+import { QLayer, qconf, type QConf, type QLayerArgs, type Shape } from './base.ts';
+
+export const ACTIVATIONS = ['linear', 'relu'] as const;
+export type Activation = (typeof ACTIVATIONS)[number];
+
+export function checkActivation(layer: QLayer, a: string | null | undefined): Activation {
+  const act = a ?? 'linear';
+  if (!(ACTIVATIONS as readonly string[]).includes(act)) {
+    throw new Error(`${layer.getClassName()} '${layer.name}': unknown activation '${act}'; supported: ${ACTIVATIONS.join(', ')} (use a QUnaryFunctionLUT layer for other functions)`);
+  }
+  return act as Activation;
+}
+
+export function applyActivation(x: tf.Tensor, a: Activation): tf.Tensor {
+  return a === 'relu' ? tf.relu(x) : x;
+}
+
+export interface QDenseArgs extends QLayerArgs {
+  units: number;
+  activation?: Activation | null;
+  useBias?: boolean;
+  kernelInitializer?: string;
+  biasInitializer?: string;
+  kqConf?: QConf;
+  bqConf?: QConf;
+  /** Multiplications done in parallel (HGQ2's parallelization_factor); −1 = all positions (fully parallel). */
+  parallelizationFactor?: number;
+}
+
+export class QDense extends QLayer {
+  static className = 'QDense';
+  readonly units: number;
+  readonly activation: Activation;
+  readonly useBias: boolean;
+  readonly parallelizationFactor: number;
+  protected readonly kernelInitializer: string;
+  protected readonly biasInitializer: string;
+  protected readonly kqConf: QConf;
+  protected readonly bqConf: QConf;
+  kernel!: tf.LayerVariable;
+  bias: tf.LayerVariable | null = null;
+  kq!: Quantizer;
+  bq: Quantizer | null = null;
+  /** positions the same kernel is applied at (Π of the input's middle axes) */
+  protected nParallel = 1;
+
+  constructor(args: QDenseArgs) {
+    super(args);
+    if (!Number.isInteger(args?.units) || args.units < 1) this.fail(`units must be a positive integer, got ${args?.units}`);
+    this.units = args.units;
+    this.activation = checkActivation(this, args.activation);
+    this.useBias = args.useBias ?? true;
+    this.parallelizationFactor = args.parallelizationFactor ?? -1;
+    this.kernelInitializer = args.kernelInitializer ?? 'glorotUniform';
+    this.biasInitializer = args.biasInitializer ?? 'zeros';
+    this.kqConf = args.kqConf ?? null;
+    this.bqConf = args.bqConf ?? null;
+  }
+
+  protected ownArgNames(): string[] {
+    return ['units', 'activation', 'useBias', 'kernelInitializer', 'biasInitializer', 'kqConf', 'bqConf', 'parallelizationFactor'];
+  }
+
+  protected buildLayer([shape]: Shape[]): void {
+    const inDim = shape![shape!.length - 1];
+    if (inDim === null || inDim === undefined) this.fail(`the last input axis must have a known size, got [${shape}]`);
+    if (shape!.length < 2) this.fail(`expects inputs of rank ≥ 2 (batch, features), got [${shape}]`);
+    this.nParallel = shape!.slice(1, -1).reduce<number>((a, d) => a * (d ?? 1), 1);
+    this.kernel = this.addWeight('kernel', [inDim, this.units], 'float32', initializer(this.kernelInitializer), undefined, true);
+    this.kq = this.makeQuantizer('kq', this.kqConf, 'weight', [inDim, this.units]);
+    this.wqs.push(this.kq);
+    if (this.useBias) {
+      this.bias = this.addWeight('bias', [this.units], 'float32', initializer(this.biasInitializer), undefined, true);
+      this.bq = this.makeQuantizer('bq', this.bqConf, 'bias', [this.units]);
+      this.wqs.push(this.bq);
+    }
+    this.inputSpec = [{ minNDim: 2, axes: { [-1]: inDim } }];
+  }
+
+  /** Quantized kernel and bias as used in the forward pass. */
+  protected qWeights(mode: QuantizerMode): { k: tf.Tensor; b: tf.Tensor | null } {
+    const m = mode === true ? true : false;
+    return { k: this.kq.call(this.kernel.read(), m), b: this.bq ? this.bq.call(this.bias!.read(), m) : null };
+  }
+
+  protected forward([x]: tf.Tensor[], mode: QuantizerMode): tf.Tensor {
+    const { k, b } = this.qWeights(mode);
+    let y = matmulLast(x!, k);
+    if (b) y = tf.add(y, b);
+    return applyActivation(y, this.activation);
+  }
+
+  override computeOutputShape(inputShape: Shape | Shape[]): Shape {
+    const s = inputShape as Shape;
+    return [...s.slice(0, -1), this.units];
+  }
+
+  /**
+   * HGQ2 QDense._compute_ebops: Σ(bits_in @ bits_kernel) + mean(bits_bias)·(positions·units), times
+   * parallelization_factor / positions. mean·units is written Σ bits_bias so the result stays an exact integer.
+   */
+  ebopsTensor(): tf.Scalar {
+    return tf.tidy(() => {
+      const inDim = this.kernel.shape[0]!;
+      const bitsIn = this.iqs[0] ? tf.reshape(this.iqs[0].bitsFor([1, ...(this.builtInputShapes[0]!.slice(1) as number[])]), [-1, inDim]) : tf.zeros([1, inDim]);
+      let e: tf.Tensor = tf.sum(tf.matMul(bitsIn, this.kq.bits()));
+      if (this.bq) e = tf.add(e, tf.mul(tf.sum(this.bq.bits()), this.nParallel));
+      const pf = this.parallelizationFactor < 0 ? this.nParallel : this.parallelizationFactor;
+      return (pf === this.nParallel ? e : tf.mul(e, pf / this.nParallel)) as tf.Scalar;
+    });
+  }
+
+  protected exportLayer(): Record<string, unknown> {
+    return {
+      activation: this.activation,
+      kernel: this.exportWeight(this.kq, this.kernel.read()),
+      bias: this.bq ? this.exportWeight(this.bq, this.bias!.read()) : null,
+    };
+  }
+
+  override getConfig(): tf.serialization.ConfigDict {
+    return {
+      ...super.getConfig(),
+      units: this.units,
+      activation: this.activation,
+      useBias: this.useBias,
+      kernelInitializer: this.kernelInitializer,
+      biasInitializer: this.biasInitializer,
+      kqConf: qconf(this.kq ?? null, this.kqConf),
+      bqConf: qconf(this.bq, this.bqConf),
+      parallelizationFactor: this.parallelizationFactor,
+    };
+  }
+}
+
+/** x[..., in] @ k[in, out] for any rank ≥ 2. */
+export function matmulLast(x: tf.Tensor, k: tf.Tensor): tf.Tensor {
+  if (x.rank === 2) return tf.matMul(x as tf.Tensor2D, k as tf.Tensor2D);
+  const lead = x.shape.slice(0, -1);
+  const y = tf.matMul(tf.reshape(x, [-1, x.shape[x.rank - 1]!]) as tf.Tensor2D, k as tf.Tensor2D);
+  return tf.reshape(y, [...lead, k.shape[1]!]);
+}
+
+export function initializer(name: string): ReturnType<typeof tf.initializers.zeros> {
+  const table: Record<string, () => ReturnType<typeof tf.initializers.zeros>> = {
+    zeros: () => tf.initializers.zeros(),
+    ones: () => tf.initializers.ones(),
+    glorotUniform: () => tf.initializers.glorotUniform({}),
+    glorotNormal: () => tf.initializers.glorotNormal({}),
+    heNormal: () => tf.initializers.heNormal({}),
+    heUniform: () => tf.initializers.heUniform({}),
+    leCunNormal: () => tf.initializers.leCunNormal({}),
+  };
+  const f = table[name];
+  if (!f) throw new Error(`unknown initializer '${name}'; use one of ${Object.keys(table).join(', ')}`);
+  return f();
+}
+
+export interface QBatchNormDenseArgs extends QDenseArgs {
+  scale?: boolean;
+  momentum?: number;
+  epsilon?: number;
+}
+
+/**
+ * Dense with batch normalization folded into the quantized kernel and bias (HGQ2 QBatchNormDense):
+ * with (μ, σ²) the batch statistics of the quantized input in training and the moving ones in inference,
+ * kernel' = kq(γ/√(σ²+ε) · W) — the scale multiplies W's rows (input features), as in HGQ2 — and
+ * bias' = bq(b − μ·W). Moving statistics update by momentum in training.
+ */
+export class QBatchNormDense extends QDense {
+  static override className = 'QBatchNormDense';
+  readonly scale: boolean;
+  readonly momentum: number;
+  readonly epsilon: number;
+  gamma: tf.LayerVariable | null = null;
+  movingMean!: tf.LayerVariable;
+  movingVariance!: tf.LayerVariable;
+  private batchStats: { mean: tf.Tensor; variance: tf.Tensor } | null = null;
+
+  constructor(args: QBatchNormDenseArgs) {
+    super(args);
+    if (args.useBias === false) this.fail('useBias must be true (the folded batch norm needs a bias)');
+    this.scale = args.scale ?? true;
+    this.momentum = args.momentum ?? 0.99;
+    this.epsilon = args.epsilon ?? 1e-3;
+    if (!(this.momentum >= 0 && this.momentum < 1)) this.fail(`momentum must be in [0,1), got ${this.momentum}`);
+    if (!(this.epsilon > 0)) this.fail(`epsilon must be > 0, got ${this.epsilon}`);
+  }
+
+  protected override ownArgNames(): string[] {
+    return [...super.ownArgNames(), 'scale', 'momentum', 'epsilon'];
+  }
+
+  protected override buildLayer(shapes: Shape[]): void {
+    super.buildLayer(shapes);
+    const inDim = this.kernel.shape[0]!;
+    if (this.scale) this.gamma = this.addWeight('bn_gamma', [inDim], 'float32', tf.initializers.ones(), undefined, true);
+    this.movingMean = this.addWeight('moving_mean', [inDim], 'float32', tf.initializers.zeros(), undefined, false);
+    this.movingVariance = this.addWeight('moving_variance', [inDim], 'float32', tf.initializers.ones(), undefined, false);
+  }
+
+  private fused(mean: tf.Tensor, variance: tf.Tensor): { k: tf.Tensor; b: tf.Tensor } {
+    return tf.tidy(() => {
+      const w = this.kernel.read();
+      let s = tf.rsqrt(tf.add(variance, this.epsilon));
+      if (this.gamma) s = tf.mul(this.gamma.read(), s);
+      const k = tf.mul(tf.reshape(s, [-1, 1]), w);
+      const b = tf.sub(this.bias!.read(), tf.squeeze(tf.matMul(tf.reshape(mean, [1, -1]), w), [0]));
+      return { k, b };
+    }) as unknown as { k: tf.Tensor; b: tf.Tensor };
+  }
+
+  protected override qWeights(mode: QuantizerMode): { k: tf.Tensor; b: tf.Tensor } {
+    const training = mode === true;
+    const stats = training && this.batchStats ? this.batchStats : { mean: this.movingMean.read(), variance: this.movingVariance.read() };
+    const { k, b } = this.fused(stats.mean, stats.variance);
+    return { k: this.kq.call(k, training), b: this.bq!.call(b, training) };
+  }
+
+  protected override forward(inputs: tf.Tensor[], mode: QuantizerMode): tf.Tensor {
+    if (mode === true && this.trainable) {
+      const x = inputs[0]!;
+      const axes = x.shape.slice(0, -1).map((_, a) => a);
+      const { mean, variance } = tf.moments(x, axes);
+      this.batchStats = { mean, variance };
+      tf.tidy(() => {
+        const m = this.momentum;
+        this.movingMean.write(tf.add(tf.mul(this.movingMean.read(), m), tf.mul(mean, 1 - m)));
+        this.movingVariance.write(tf.add(tf.mul(this.movingVariance.read(), m), tf.mul(variance, 1 - m)));
+      });
+      try {
+        return super.forward(inputs, mode);
+      } finally {
+        this.batchStats = null;
+      }
+    }
+    return super.forward(inputs, mode);
+  }
+
+  protected override exportLayer(): Record<string, unknown> {
+    const { k, b } = this.fused(this.movingMean.read(), this.movingVariance.read());
+    try {
+      return { activation: this.activation, kernel: this.exportWeight(this.kq, k), bias: this.exportWeight(this.bq!, b) };
+    } finally {
+      tf.dispose([k, b]);
+    }
+  }
+
+  override getConfig(): tf.serialization.ConfigDict {
+    return { ...super.getConfig(), scale: this.scale, momentum: this.momentum, epsilon: this.epsilon };
+  }
+}
+
+tf.serialization.registerClass(QDense);
+tf.serialization.registerClass(QBatchNormDense);
