@@ -459,66 +459,67 @@ function quantArg(a: Dyadic): number | string {
   return a.e >= 0 ? (a.m << BigInt(a.e)).toString() : `${a.m * 5n ** BigInt(-a.e)}e${a.e}`;
 }
 
+/**
+ * The exact result of one non-input op from its operands' values (operandsOf order); `q` are the operands'
+ * intervals (a lookup indexes its table by its operand's interval).
+ */
+export function evalOp(node: Node, v: readonly Dyadic[], q: readonly QInterval[]): Dyadic {
+  switch (node.kind) {
+    case 'input':
+      throw new Error('evalOp: input ops take raw inputs (see interpretSample)');
+    case 'const':
+      return dy(node.value);
+    case 'copy':
+      return dShift(v[0]!, node.shift);
+    case 'add': {
+      const b = dShift(v[1]!, node.shift);
+      return dAdd(v[0]!, node.sub ? dNeg(b) : b);
+    }
+    case 'neg':
+      return dNeg(v[0]!);
+    case 'addc':
+      return dAdd(v[0]!, dy(node.value));
+    case 'relu':
+      return v[0]!.m > 0n ? v[0]! : ZERO;
+    case 'quant':
+      return { m: quantizeCode(quantArg(v[0]!), node.type, node.round, node.overflow), e: -node.type.f };
+    case 'mux':
+      return v[0]!.m < 0n ? v[1]! : v[2]!;
+    case 'mul':
+      return { m: v[0]!.m * v[1]!.m, e: v[0]!.e + v[1]!.e };
+    case 'lut': {
+      const a = q[0]!;
+      // index = (x − min) / step, an exact integer
+      const d = dShift(dAdd(v[0]!, dNeg(dy(a.min))), -log2i(a.step));
+      const idx = d.e >= 0 ? d.m << BigInt(d.e) : d.m >> BigInt(-d.e);
+      if (d.e < 0 && idx << BigInt(-d.e) !== d.m) throw new Error('lut operand is off its grid');
+      const e = node.table[Number(idx)];
+      if (e === undefined) throw new Error(`lut index ${idx} outside its table of ${node.table.length}`);
+      return dy(e);
+    }
+    case 'min':
+      return dCmp(v[0]!, v[1]!) <= 0 ? v[0]! : v[1]!;
+    case 'max':
+      return dCmp(v[0]!, v[1]!) >= 0 ? v[0]! : v[1]!;
+  }
+}
+
 /** Runs the program on one sample, exactly; returns the output values. */
 export function interpretSample(p: Program, x: ArrayLike<number>, sample = 0): Dyadic[] {
   const w: Dyadic[] = new Array(p.ops.length);
   p.ops.forEach((node: Node, j) => {
-    let r: Dyadic;
-    switch (node.kind) {
-      case 'input': {
-        const raw = x[node.index]!;
-        if (!Number.isFinite(raw)) badInput(sample, node.index, raw);
-        r = { m: quantizeCode(raw, node.type, node.round, node.overflow), e: -node.type.f };
-        break;
-      }
-      case 'const':
-        r = dy(node.value);
-        break;
-      case 'copy':
-        r = dShift(w[node.a]!, node.shift);
-        break;
-      case 'add': {
-        const b = dShift(w[node.b]!, node.shift);
-        r = dAdd(w[node.a]!, node.sub ? dNeg(b) : b);
-        break;
-      }
-      case 'neg':
-        r = dNeg(w[node.a]!);
-        break;
-      case 'addc':
-        r = dAdd(w[node.a]!, dy(node.value));
-        break;
-      case 'relu':
-        r = w[node.a]!.m > 0n ? w[node.a]! : ZERO;
-        break;
-      case 'quant':
-        r = { m: quantizeCode(quantArg(w[node.a]!), node.type, node.round, node.overflow), e: -node.type.f };
-        break;
-      case 'mux':
-        r = w[node.cond]!.m < 0n ? w[node.a]! : w[node.b]!;
-        break;
-      case 'mul':
-        r = { m: w[node.a]!.m * w[node.b]!.m, e: w[node.a]!.e + w[node.b]!.e };
-        break;
-      case 'lut': {
-        const q = p.ops[node.a]!.qint;
-        // index = (a − min) / step, exact integer
-        const d = dShift(dAdd(w[node.a]!, dNeg(dy(q.min))), -log2i(q.step));
-        const idx = d.e >= 0 ? d.m << BigInt(d.e) : d.m >> BigInt(-d.e);
-        if (d.e < 0 && idx << BigInt(-d.e) !== d.m) throw new Error(`internal: lut op ${j} operand is off its grid`);
-        const e = node.table[Number(idx)];
-        if (e === undefined) throw new Error(`internal: lut op ${j} index ${idx} outside its table`);
-        r = dy(e);
-        break;
-      }
-      case 'min':
-        r = dCmp(w[node.a]!, w[node.b]!) <= 0 ? w[node.a]! : w[node.b]!;
-        break;
-      case 'max':
-        r = dCmp(w[node.a]!, w[node.b]!) >= 0 ? w[node.a]! : w[node.b]!;
-        break;
+    if (node.kind === 'input') {
+      const raw = x[node.index]!;
+      if (!Number.isFinite(raw)) badInput(sample, node.index, raw);
+      w[j] = { m: quantizeCode(raw, node.type, node.round, node.overflow), e: -node.type.f };
+      return;
     }
-    w[j] = r;
+    const ops = operandsOf(node);
+    w[j] = evalOp(
+      node,
+      ops.map((a) => w[a]!),
+      ops.map((a) => p.ops[a]!.qint),
+    );
   });
   return p.out.map((o) => {
     if (o.wire < 0) return ZERO;
