@@ -1,0 +1,97 @@
+/**
+ * `hgq emulate <program.json> --input <file.csv|file.npy> [-o out]`: runs an IR program bit-exactly on a
+ * data file. Output is in the input's format (CSV to stdout when no -o); CSV values are exact decimals.
+ * CSV numbers are read as the nearest float64 (like any model input), then quantized by the input ops.
+ */
+import type { Command } from 'commander';
+import { formatCsv, readCsv, writeCsv } from '../data/csv.ts';
+import { readNpy, writeNpy, type NdArray } from '../data/npy.ts';
+import { compileProgram } from '../ir/emulate.ts';
+import { readProgram } from '../ir/serialize.ts';
+import { UsageError } from './errors.ts';
+
+interface EmulateOptions {
+  input: string;
+  output?: string;
+  json?: boolean;
+}
+
+function isNpy(path: string): boolean {
+  return path.toLowerCase().endsWith('.npy');
+}
+
+/** batch × nIn view of the data, or a UsageError saying what width was expected. */
+function samplesOf(arr: NdArray, nIn: number, file: string, progName: string): number {
+  const { shape } = arr;
+  let perSample: number;
+  let batch: number;
+  if (shape.length === 0) {
+    perSample = 1;
+    batch = 1;
+  } else if (shape.length === 1) {
+    if (nIn === 1) return shape[0]!;
+    perSample = shape[0]!;
+    batch = 1;
+  } else {
+    batch = shape[0]!;
+    perSample = shape.slice(1).reduce((a, b) => a * b, 1);
+  }
+  if (perSample !== nIn) {
+    throw new UsageError(
+      `${file}: program '${progName}' expects ${nIn} input value${nIn === 1 ? '' : 's'} per sample, but the file has ${perSample} per ${shape.length <= 1 ? 'array' : 'row'} (shape [${shape.join(', ')}])`,
+    );
+  }
+  return batch;
+}
+
+export async function runEmulate(programPath: string, opts: EmulateOptions): Promise<void> {
+  const t0 = performance.now();
+  let prog;
+  try {
+    prog = readProgram(programPath);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  const npy = isNpy(opts.input);
+  let data: NdArray;
+  try {
+    data = npy ? readNpy(opts.input) : readCsv(opts.input);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  const em = compileProgram(prog);
+  const batch = samplesOf(data, em.nIn, opts.input, prog.name);
+  let y: Float64Array;
+  try {
+    y = em.run(data.data, batch);
+  } catch (e) {
+    if (e instanceof RangeError && /^input sample/.test(e.message)) throw new UsageError(`${opts.input}: ${e.message}`);
+    throw e;
+  }
+  const result: NdArray = { data: y, shape: [batch, em.nOut] };
+  if (opts.output !== undefined) {
+    if (npy) writeNpy(opts.output, result);
+    else writeCsv(opts.output, result);
+  } else if (batch > 0) {
+    process.stdout.write(formatCsv(result));
+  }
+  if (opts.json) {
+    const ms = performance.now() - t0;
+    process.stdout.write(
+      JSON.stringify({ program: prog.name, samples: batch, n_in: em.nIn, n_out: em.nOut, mode: em.mode, format: npy ? 'npy' : 'csv', output: opts.output ?? null, ms: Math.round(ms * 10) / 10 }) + '\n',
+    );
+  }
+}
+
+export function register(program: Command): void {
+  program
+    .command('emulate')
+    .description('run an IR program bit-exactly on input data (CSV or NPY); writes outputs in the same format')
+    .argument('<program>', 'the IR program (JSON, from hgq trace or hgq cmvm --emit)')
+    .requiredOption('-i, --input <file>', 'input samples: .csv (one sample per line, optional header) or .npy (batch × inputs)')
+    .option('-o, --output <file>', 'output file, in the input\'s format (default: CSV on stdout)')
+    .option('--json', 'print one JSON summary object as the last line')
+    .action(async (programPath: string, opts: EmulateOptions) => {
+      await runEmulate(programPath, opts);
+    });
+}
