@@ -94,7 +94,13 @@ export class Quantizer {
       return d;
     });
     const make: WeightFactory =
-      factory ?? ((n, s, init, trainable) => plainVariable(tf.fill(s, init), trainable, `${this.name}_${n}_${++quantizerCounter}`));
+      factory ??
+      ((n, s, init, trainable) => {
+        const t = tf.fill(s, init);
+        const v = plainVariable(t, trainable, `${this.name}_${n}_${++quantizerCounter}`);
+        t.dispose(); // the variable holds its own reference to the data
+        return v;
+      });
     const c = this.config;
     const add = (n: QParamName, init: number, trainable: boolean, s: number[] = shape): void => {
       const t = trainable && c.trainable;
@@ -241,7 +247,7 @@ export class Quantizer {
     try {
       const k = t.k.dataSync(), i = t.i.dataSync(), f = t.f.dataSync();
       const out: Kif[] = new Array(k.length);
-      for (let j = 0; j < k.length; j++) out[j] = { k: k[j]! > 0 ? 1 : 0, i: i[j]!, f: f[j]! };
+      for (let j = 0; j < k.length; j++) out[j] = { k: k[j]! > 0 ? 1 : 0, i: i[j]! + 0, f: f[j]! + 0 }; // + 0: no -0
       return out;
     } finally {
       tf.dispose([t.k, t.i, t.f]);
