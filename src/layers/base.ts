@@ -9,7 +9,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { Quantizer, type QuantizerMode, type QuantizerOptions, type QParamName } from '../quantizer/index.ts';
-import type { Kif, OverflowMode, RoundMode } from '../fixed/types.ts';
+import { OVERFLOW_MODES, ROUND_MODES, type Kif, type OverflowMode, type RoundMode } from '../fixed/types.ts';
 import type { HgqLayerContract } from '../train/model.ts';
 
 export type Shape = (number | null)[];
@@ -120,6 +120,7 @@ export abstract class QLayer extends tf.layers.Layer implements HgqLayerContract
     super(args as ConstructorParameters<typeof tf.layers.Layer>[0]);
     const known = new Set(['name', 'trainable', 'inputShape', 'batchInputShape', 'batchSize', 'dtype', 'beta0', 'enableEbops', 'enableIq', 'enableOq', 'iqConf', 'oqConf', 'ebopsFactor', ...this.ownArgNames()]);
     for (const k of Object.keys(args)) {
+      if (k === 'customObjects') continue; // added by tfjs' deserializer
       if (!known.has(k)) throw new Error(`${this.getClassName()} '${this.name}': unknown option '${k}'; valid options: ${[...known].join(', ')}`);
     }
     this.beta0 = args.beta0 ?? 0;
@@ -155,7 +156,7 @@ export abstract class QLayer extends tf.layers.Layer implements HgqLayerContract
 
   /** Creates a quantizer whose variables are weights of this layer named `<prefix>_<param>`. */
   protected makeQuantizer(prefix: string, options: QConf | undefined, place: QuantizerOptions['place'], shape: Shape): Quantizer {
-    const { name: _n, ...opts } = (options ?? {}) as QuantizerOptions & { name?: string };
+    const { name: _n, ...opts } = normalizeQConf(options ?? {}) as QuantizerOptions & { name?: string };
     void _n;
     let q: Quantizer;
     try {
@@ -315,6 +316,22 @@ export abstract class QLayer extends tf.layers.Layer implements HgqLayerContract
       ebopsFactor: this.ebopsFactor,
     };
   }
+}
+
+/**
+ * tfjs' serializer snake-cases every string value ('SAT_SYM' → 'sat_sym', read back as 'satSym'): map mode
+ * names back to their canonical spelling, ignoring case and underscores.
+ */
+export function normalizeQConf(c: QuantizerOptions & { name?: string }): QuantizerOptions & { name?: string } {
+  const canon = <T extends string>(v: unknown, all: readonly T[]): T | unknown => {
+    if (typeof v !== 'string') return v;
+    const key = v.replace(/_/g, '').toUpperCase();
+    return all.find((m) => m.replace(/_/g, '') === key) ?? v;
+  };
+  const out = { ...c };
+  if (out.roundMode !== undefined) out.roundMode = canon(out.roundMode, ROUND_MODES) as RoundMode;
+  if (out.overflowMode !== undefined) out.overflowMode = canon(out.overflowMode, OVERFLOW_MODES) as OverflowMode;
+  return out;
 }
 
 /** Stripped quantizer config for serialization of weight quantizers (the name is re-derived on load). */
