@@ -1,0 +1,147 @@
+/**
+ * Test vectors on the bus layout: random port codes (uniform, with extreme values mixed in) and/or given
+ * data quantized onto the port types, the emulator's expected outputs, and their hex-per-line encodings
+ * (one whole bus vector per line, most significant digit first, element 0 in the least significant bits).
+ */
+import { quantize } from '../fixed/index.ts';
+import type { Program } from '../ir/types.ts';
+import { compileProgram } from '../ir/emulate.ts';
+import { dyadic, dyadicCode, fmtRange } from './fmt.ts';
+import type { BusField, BusLayout, InputField } from './layout.ts';
+import { inputLayout, outputLayout } from './layout.ts';
+
+/** mulberry32: a small seeded PRNG so vector sets are reproducible. */
+export function seededRandom(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const MAX_EXACT_FIELD = 52;
+
+function checkWidths(l: BusLayout, what: string): void {
+  for (const f of l.fields)
+    if (f.w > MAX_EXACT_FIELD)
+      throw new RangeError(`${what} element ${f.index} is ${f.w} bits wide; vector files support fields up to ${MAX_EXACT_FIELD} bits`);
+}
+
+/** Random input values on the port grids: 1 in 8 draws an extreme (min, max, 0, ±step), the rest uniform. */
+export function randomPortValues(layout: BusLayout<InputField>, count: number, seed = 1): Float64Array {
+  checkWidths(layout, 'input');
+  const rnd = seededRandom(seed);
+  const n = layout.fields.length;
+  const x = new Float64Array(count * n);
+  const ranges = layout.fields.map((f) => fmtRange(f).map(Number) as [number, number]);
+  for (let v = 0; v < count; v++)
+    for (let j = 0; j < n; j++) {
+      const f = layout.fields[j]!;
+      if (f.w === 0) continue;
+      const [lo, hi] = ranges[j]!;
+      let c: number;
+      if (rnd() < 0.125) {
+        const pick = Math.floor(rnd() * 5);
+        c = [lo, hi, 0, 1, -1][pick]!;
+        c = Math.min(hi, Math.max(lo, c));
+      } else if (f.w <= 32) c = lo + Math.floor(rnd() * (hi - lo + 1));
+      else c = lo + Math.floor(rnd() * 2 ** (f.w - 26)) * 2 ** 26 + Math.floor(rnd() * 2 ** 26);
+      x[v * n + j] = c * 2 ** f.lsb + 0;
+    }
+  return x;
+}
+
+/** Given raw data (count × n), each element quantized onto its port type (so hardware and emulator see the same values). */
+export function dataToPortValues(layout: BusLayout<InputField>, data: Float64Array): Float64Array {
+  const n = layout.fields.length;
+  if (n === 0 || data.length % n !== 0) throw new RangeError(`data has ${data.length} values, not a multiple of the ${n} input elements`);
+  const x = new Float64Array(data.length);
+  for (let k = 0; k < data.length; k++) {
+    const f = layout.fields[k % n]!;
+    x[k] = f.type ? quantize(data[k]!, f.type, f.round, f.overflow) : 0;
+  }
+  return x;
+}
+
+/** One hex line per vector: the bus value, ceil(width/4) digits. */
+export function packHex(layout: BusLayout, values: Float64Array, count: number): string[] {
+  checkWidths(layout, 'bus');
+  const n = layout.fields.length;
+  const W = Math.max(1, layout.width);
+  const words = new Uint32Array(Math.ceil(W / 32));
+  const digits = Math.ceil(W / 4);
+  const lines: string[] = new Array(count);
+  for (let v = 0; v < count; v++) {
+    words.fill(0);
+    for (let j = 0; j < n; j++) {
+      const f = layout.fields[j]!;
+      if (f.w === 0) continue;
+      const val = values[v * n + j]!;
+      const code = codeOf(f, val, v, j);
+      // two's-complement pattern, written bit range by bit range (≤ 52 bits, exact in doubles)
+      let p = code < 0 ? code + 2 ** f.w : code;
+      let off = f.offset;
+      let left = f.w;
+      while (left > 0) {
+        const bit = off % 32;
+        const take = Math.min(left, 32 - bit);
+        const chunk = p % 2 ** take;
+        words[off >>> 5] = (words[off >>> 5]! | ((chunk * 2 ** bit) >>> 0)) >>> 0;
+        p = Math.floor(p / 2 ** take);
+        off += take;
+        left -= take;
+      }
+    }
+    let s = '';
+    for (let d = digits - 1; d >= 0; d--) s += ((words[(d * 4) >>> 5]! >>> ((d * 4) % 32)) & 15).toString(16);
+    lines[v] = s;
+  }
+  return lines;
+}
+
+function codeOf(f: BusField, val: number, v: number, j: number): number {
+  const c = Number(dyadicCode(dyadic(val), f.lsb));
+  const [lo, hi] = fmtRange(f);
+  if (c < Number(lo) || c > Number(hi))
+    throw new Error(`internal: vector ${v} element ${j} value ${val} does not fit its field (${f.w} bits, step 2^${f.lsb})`);
+  return c;
+}
+
+/** Decode one hex bus line into element values (for reports and tests). */
+export function unpackHex(layout: BusLayout, line: string): number[] {
+  const bus = BigInt('0x' + (line.trim() || '0'));
+  return layout.fields.map((f) => {
+    if (f.w === 0) return 0;
+    let c = (bus >> BigInt(f.offset)) & ((1n << BigInt(f.w)) - 1n);
+    if (f.signed && c >> BigInt(f.w - 1)) c -= 1n << BigInt(f.w);
+    return Number(c) * 2 ** f.lsb + 0;
+  });
+}
+
+export interface VectorSet {
+  count: number;
+  /** port values, count × nIn */
+  inputs: Float64Array;
+  /** emulator outputs, count × nOut */
+  expected: Float64Array;
+  inHex: string[];
+  expHex: string[];
+}
+
+/** `count` random vectors, then the given data (quantized onto the ports), with expected outputs from the emulator. */
+export function makeVectors(p: Program, count: number, opts: { data?: Float64Array; seed?: number } = {}): VectorSet {
+  const il = inputLayout(p);
+  const ol = outputLayout(p);
+  const nIn = il.fields.length;
+  const rand = randomPortValues(il, count, opts.seed ?? 1);
+  const given = opts.data ? dataToPortValues(il, opts.data) : new Float64Array(0);
+  const total = count + (nIn ? given.length / nIn : 0);
+  const inputs = new Float64Array(total * nIn);
+  inputs.set(rand, 0);
+  inputs.set(given, rand.length);
+  const expected = compileProgram(p).run(inputs, total);
+  return { count: total, inputs, expected, inHex: packHex(il, inputs, total), expHex: packHex(ol, expected, total) };
+}
