@@ -1,0 +1,590 @@
+/**
+ * Greedy common-subexpression extraction over CSD terms (DESIGN.md §6).
+ *
+ * Every output is a sum of terms sign·wire·2^pos. A "pair" is the two-term pattern
+ * wire0 ± wire1·2^shift; its count is how many (output, term, term) combinations currently match it.
+ * Repeatedly the best pair (count × weight) is made into a new adder wire and substituted wherever it occurs
+ * (non-overlapping), until no pair occurs twice. Counts are maintained incrementally: replacing two terms of
+ * an output only changes the pairs those terms form with the output's other terms. A lazy max-heap keeps the
+ * best pair at hand.
+ *
+ * Delay constraint: with integer arrival times, the earliest-two-first tree of a set of terms finishes at
+ * ceil(log2 Σ 2^lat) (Kraft's inequality). So an output with bound B stays feasible exactly while
+ * Σ_terms 2^(lat−B) ≤ 1, which is checked for every substitution.
+ */
+import { csdDigits } from './csd.ts';
+import type { AdderGraph, Term } from './graph.ts';
+
+export type Method = 'wmc' | 'mc';
+
+export interface CseOptions {
+  method: Method;
+  /** Per-output latest allowed finish time, or null for unconstrained. */
+  bound: number[] | null;
+}
+
+type I32 = Int32Array<ArrayBuffer>;
+type F64 = Float64Array<ArrayBuffer>;
+
+function growI32(a: I32, cap: number, fill = 0): I32 {
+  const b = new Int32Array(cap);
+  if (fill !== 0) b.fill(fill);
+  b.set(a);
+  return b;
+}
+function growF64(a: F64, cap: number, fill = 0): F64 {
+  const b = new Float64Array(cap);
+  if (fill !== 0) b.fill(fill);
+  b.set(a);
+  return b;
+}
+
+/**
+ * Insert-only open-addressing hash table from three int32 keys to a non-negative int32 value. The keys and
+ * value of a slot are interleaved so that a probe touches one cache line.
+ */
+class Table3 {
+  private mask: number;
+  private slots: I32; // [a, b, c, value] per slot; value −1 = empty
+  private n = 0;
+
+  constructor(capacityHint: number) {
+    let cap = 64;
+    while (cap < capacityHint * 2) cap *= 2;
+    this.mask = cap - 1;
+    this.slots = new Int32Array(cap * 4).fill(-1);
+  }
+
+  private static hash(a: number, b: number, c: number): number {
+    let h = Math.imul(a ^ 0x5bd1e995, 0x9e3779b1);
+    h = Math.imul(h ^ (h >>> 16) ^ b, 0x85ebca6b);
+    h = Math.imul(h ^ (h >>> 13) ^ c, 0xc2b2ae35);
+    return h ^ (h >>> 16);
+  }
+
+  /** The value stored for the key, or −1. */
+  get(a: number, b: number, c: number): number {
+    const mask = this.mask;
+    const sl = this.slots;
+    let s = Table3.hash(a, b, c) & mask;
+    for (;;) {
+      const i = s << 2;
+      const v = sl[i + 3]!;
+      if (v < 0 || (sl[i] === a && sl[i + 1] === b && sl[i + 2] === c)) return v;
+      s = (s + 1) & mask;
+    }
+  }
+
+  /** Store v for a key known to be absent. */
+  insert(a: number, b: number, c: number, v: number): void {
+    const mask = this.mask;
+    const sl = this.slots;
+    let s = Table3.hash(a, b, c) & mask;
+    while (sl[(s << 2) + 3]! >= 0) s = (s + 1) & mask;
+    const i = s << 2;
+    sl[i] = a;
+    sl[i + 1] = b;
+    sl[i + 2] = c;
+    sl[i + 3] = v;
+    if (++this.n * 2 > mask) this.grow();
+  }
+
+  private grow(): void {
+    const old = this.slots;
+    const cap = (this.mask + 1) * 2;
+    this.mask = cap - 1;
+    this.slots = new Int32Array(cap * 4).fill(-1);
+    this.n = 0;
+    for (let i = 0; i < old.length; i += 4) if (old[i + 3]! >= 0) this.insert(old[i]!, old[i + 1]!, old[i + 2]!, old[i + 3]!);
+  }
+}
+
+/** Most pair-matrix entries (4 bytes each) one extraction may allocate before falling back to hashing. */
+const MAT_BUDGET = 1 << 24;
+
+/** Heap keys are count × weight (integers) plus a fraction < 1 that prefers early operands. */
+const LAT_SLOTS = 1024;
+
+/** The extraction state; one instance per extractCommon call. */
+class Cse {
+  readonly g: AdderGraph;
+  readonly wmc: boolean;
+  readonly bound: number[] | null;
+  readonly latBase: number;
+
+  // terms
+  tcap: number;
+  tWire: I32;
+  tPos: I32;
+  tSign: I32;
+  tOut: I32;
+  tAlive: I32;
+  tIdxOut: I32;
+  tIdxWire: I32;
+  tMark: I32;
+  /** Slot of the term within its output (a term replacing two reuses the first one's slot). */
+  tSlot: I32;
+  nTerms = 0;
+  readonly outTerms: number[][] = [];
+  readonly wireTerms: number[][] = [];
+  readonly termTable: Table3;
+  /** Σ 2^(lat − bound) over each output's terms: the output stays feasible while ≤ 1. */
+  readonly slack: F64;
+
+  // pairs
+  pcap: number;
+  pW0: I32;
+  pW1: I32;
+  pSub: I32;
+  pShift: I32;
+  pCount: I32;
+  pWeight: F64;
+  pTie: F64;
+  /** Key of the pair's newest heap entry (−1: none). */
+  pNewest: F64;
+  /** The count at which the pair had fewer than 2 feasible occurrences (−1: not blocked). */
+  pBlocked: I32;
+  pDirty: I32;
+  nPairs = 0;
+  readonly pairTable: Table3;
+  readonly dirty: number[] = [];
+
+  /**
+   * Per output, the pair id of every two slots (slot-major, symmetric), so a substitution finds the pairs
+   * it dissolves without hashing. matBase[o] = −1: too big, use the hash table.
+   */
+  matBase: Int32Array = new Int32Array(0);
+  matDim: Int32Array = new Int32Array(0);
+  mat: I32 = new Int32Array(0);
+
+  // lazy max-heap of (key, pair)
+  hcap = 1024;
+  hKey: F64 = new Float64Array(1024);
+  hPair: I32 = new Int32Array(1024);
+  hn = 0;
+
+  constructor(g: AdderGraph, nOut: number, nTermsHint: number, nPairsHint: number, opts: CseOptions) {
+    this.g = g;
+    this.wmc = opts.method === 'wmc';
+    this.bound = opts.bound;
+    this.latBase = g.lat.length > 0 ? Math.min(...g.lat) : 0;
+    const tc = Math.max(64, nTermsHint * 2);
+    this.tcap = tc;
+    this.tWire = new Int32Array(tc);
+    this.tPos = new Int32Array(tc);
+    this.tSign = new Int32Array(tc);
+    this.tOut = new Int32Array(tc);
+    this.tAlive = new Int32Array(tc);
+    this.tIdxOut = new Int32Array(tc);
+    this.tIdxWire = new Int32Array(tc);
+    this.tMark = new Int32Array(tc);
+    this.tSlot = new Int32Array(tc);
+    this.termTable = new Table3(tc);
+    this.slack = new Float64Array(nOut);
+    for (let o = 0; o < nOut; o++) this.outTerms.push([]);
+    const pc = Math.max(1024, nPairsHint);
+    this.pcap = pc;
+    this.pW0 = new Int32Array(pc);
+    this.pW1 = new Int32Array(pc);
+    this.pSub = new Int32Array(pc);
+    this.pShift = new Int32Array(pc);
+    this.pCount = new Int32Array(pc);
+    this.pWeight = new Float64Array(pc);
+    this.pTie = new Float64Array(pc);
+    this.pNewest = new Float64Array(pc).fill(-1);
+    this.pBlocked = new Int32Array(pc).fill(-1);
+    this.pDirty = new Int32Array(pc);
+    this.pairTable = new Table3(pc);
+  }
+
+  /** Give each output a pair matrix sized to its (never growing) number of terms. */
+  allocMatrices(): void {
+    const nOut = this.outTerms.length;
+    this.matBase = new Int32Array(nOut).fill(-1);
+    this.matDim = new Int32Array(nOut);
+    let total = 0;
+    for (let o = 0; o < nOut; o++) {
+      const n = this.outTerms[o]!.length;
+      this.matDim[o] = n;
+      if (total + n * n > MAT_BUDGET) continue;
+      this.matBase[o] = total;
+      total += n * n;
+    }
+    this.mat = new Int32Array(total);
+  }
+
+  addTerm(o: number, w: number, pos: number, sign: number, slot: number): number {
+    if (this.nTerms >= this.tcap) {
+      const c = this.tcap * 2;
+      this.tcap = c;
+      this.tWire = growI32(this.tWire, c);
+      this.tPos = growI32(this.tPos, c);
+      this.tSign = growI32(this.tSign, c);
+      this.tOut = growI32(this.tOut, c);
+      this.tAlive = growI32(this.tAlive, c);
+      this.tIdxOut = growI32(this.tIdxOut, c);
+      this.tIdxWire = growI32(this.tIdxWire, c);
+      this.tMark = growI32(this.tMark, c);
+      this.tSlot = growI32(this.tSlot, c);
+    }
+    const t = this.nTerms++;
+    this.tWire[t] = w;
+    this.tPos[t] = pos;
+    this.tSign[t] = sign;
+    this.tOut[t] = o;
+    this.tAlive[t] = 1;
+    this.tSlot[t] = slot;
+    const ol = this.outTerms[o]!;
+    this.tIdxOut[t] = ol.length;
+    ol.push(t);
+    while (this.wireTerms.length <= w) this.wireTerms.push([]);
+    const wl = this.wireTerms[w]!;
+    this.tIdxWire[t] = wl.length;
+    wl.push(t);
+    this.termTable.insert(o, w, pos, t);
+    if (this.bound) this.slack[o] += 2 ** (this.g.lat[w]! - this.bound[o]!);
+    return t;
+  }
+
+  removeTerm(t: number): void {
+    this.tAlive[t] = 0;
+    const o = this.tOut[t]!;
+    const w = this.tWire[t]!;
+    const ol = this.outTerms[o]!;
+    const lastO = ol.pop()!;
+    if (lastO !== t) {
+      const io = this.tIdxOut[t]!;
+      ol[io] = lastO;
+      this.tIdxOut[lastO] = io;
+    }
+    const wl = this.wireTerms[w]!;
+    const lastW = wl.pop()!;
+    if (lastW !== t) {
+      const iw = this.tIdxWire[t]!;
+      wl[iw] = lastW;
+      this.tIdxWire[lastW] = iw;
+    }
+    if (this.bound) this.slack[o] -= 2 ** (this.g.lat[w]! - this.bound[o]!);
+  }
+
+  newPair(w0: number, w1: number, sub: number, shift: number): number {
+    if (this.nPairs >= this.pcap) {
+      const c = this.pcap * 2;
+      this.pcap = c;
+      this.pW0 = growI32(this.pW0, c);
+      this.pW1 = growI32(this.pW1, c);
+      this.pSub = growI32(this.pSub, c);
+      this.pShift = growI32(this.pShift, c);
+      this.pCount = growI32(this.pCount, c);
+      this.pWeight = growF64(this.pWeight, c);
+      this.pTie = growF64(this.pTie, c);
+      this.pNewest = growF64(this.pNewest, c, -1);
+      this.pBlocked = growI32(this.pBlocked, c, -1);
+      this.pDirty = growI32(this.pDirty, c);
+    }
+    const g = this.g;
+    const p = this.nPairs++;
+    this.pW0[p] = w0;
+    this.pW1[p] = w1;
+    this.pSub[p] = sub;
+    this.pShift[p] = shift;
+    let weight = 1;
+    if (this.wmc) {
+      // overlapping bits of the two operands (da4ml's "weighted most common"): sign + the smaller
+      // operand's integer bits + the coarser operand's fraction bits
+      const k = g.kk[w0]! | g.kk[w1]!;
+      const i = Math.min(g.ki[w0]!, g.ki[w1]! + shift);
+      const f = Math.min(g.kf[w0]!, g.kf[w1]! - shift);
+      weight = Math.max(1, k + i + f);
+    }
+    this.pWeight[p] = weight;
+    const late = Math.max(g.lat[w0]!, g.lat[w1]!) - this.latBase;
+    this.pTie[p] = (LAT_SLOTS - 1 - Math.min(LAT_SLOTS - 1, Math.max(0, Math.round(late)))) / LAT_SLOTS;
+    return p;
+  }
+
+  /** The pair formed by terms t and u (ordered: lower wire first, then lower position). */
+  pairOf(t: number, u: number): number {
+    const tWire = this.tWire;
+    const tPos = this.tPos;
+    let a = t;
+    let b = u;
+    if (tWire[a]! > tWire[b]! || (tWire[a] === tWire[b] && tPos[a]! > tPos[b]!)) {
+      a = u;
+      b = t;
+    }
+    const w0 = tWire[a]!;
+    const w1 = tWire[b]!;
+    const sub = this.tSign[a] !== this.tSign[b] ? 1 : 0;
+    const shift = tPos[b]! - tPos[a]!;
+    const key = shift * 2 + sub; // stays a small integer (no heap numbers)
+    let p = this.pairTable.get(w0, w1, key);
+    if (p < 0) {
+      p = this.newPair(w0, w1, sub, shift);
+      this.pairTable.insert(w0, w1, key, p);
+    }
+    return p;
+  }
+
+  keyOf(p: number): number {
+    return this.pCount[p]! * this.pWeight[p]! + this.pTie[p]!;
+  }
+
+  hpush(key: number, p: number): void {
+    if (this.hn >= this.hcap) {
+      this.hcap *= 2;
+      this.hKey = growF64(this.hKey, this.hcap);
+      this.hPair = growI32(this.hPair, this.hcap);
+    }
+    const hKey = this.hKey;
+    const hPair = this.hPair;
+    let i = this.hn++;
+    while (i > 0) {
+      const par = (i - 1) >> 1;
+      if (hKey[par]! >= key) break;
+      hKey[i] = hKey[par]!;
+      hPair[i] = hPair[par]!;
+      i = par;
+    }
+    hKey[i] = key;
+    hPair[i] = p;
+  }
+
+  /** Remove the top entry. */
+  hpop(): void {
+    const hKey = this.hKey;
+    const hPair = this.hPair;
+    const n = --this.hn;
+    const key = hKey[n]!;
+    const p = hPair[n]!;
+    let i = 0;
+    for (;;) {
+      const l = 2 * i + 1;
+      if (l >= n) break;
+      const r = l + 1;
+      const m = r < n && hKey[r]! > hKey[l]! ? r : l;
+      if (hKey[m]! <= key) break;
+      hKey[i] = hKey[m]!;
+      hPair[i] = hPair[m]!;
+      i = m;
+    }
+    hKey[i] = key;
+    hPair[i] = p;
+  }
+
+  inc(p: number): void {
+    const c = ++this.pCount[p]!;
+    if (c >= 2 && this.pDirty[p] === 0) {
+      this.pDirty[p] = 1;
+      this.dirty.push(p);
+    }
+  }
+
+  /** Queue every pair whose count rose since the last flush. */
+  flush(): void {
+    const dirty = this.dirty;
+    for (let i = 0; i < dirty.length; i++) {
+      const p = dirty[i]!;
+      this.pDirty[p] = 0;
+      if (this.pCount[p]! < 2 || this.pBlocked[p]! >= this.pCount[p]!) continue;
+      const k = this.keyOf(p);
+      if (k > this.pNewest[p]!) {
+        this.hpush(k, p);
+        this.pNewest[p] = k;
+      }
+    }
+    dirty.length = 0;
+  }
+
+  popBest(): number {
+    while (this.hn > 0) {
+      const key = this.hKey[0]!;
+      const p = this.hPair[0]!;
+      this.hpop();
+      if (key !== this.pNewest[p]) continue; // superseded entry
+      this.pNewest[p] = -1;
+      if (this.pCount[p]! < 2 || this.pBlocked[p]! >= this.pCount[p]!) continue;
+      const cur = this.keyOf(p);
+      if (cur !== key) {
+        this.hpush(cur, p); // its count dropped since it was queued: re-queue at the true key
+        this.pNewest[p] = cur;
+        continue;
+      }
+      return p;
+    }
+    return -1;
+  }
+
+  initialCounts(): void {
+    this.allocMatrices();
+    const mat = this.mat;
+    this.outTerms.forEach((ol, o) => {
+      const base = this.matBase[o]!;
+      const dim = this.matDim[o]!;
+      for (let i = 0; i < ol.length; i++) {
+        const si = this.tSlot[ol[i]!]!;
+        for (let j = i + 1; j < ol.length; j++) {
+          const p = this.pairOf(ol[i]!, ol[j]!);
+          this.inc(p);
+          if (base >= 0) {
+            const sj = this.tSlot[ol[j]!]!;
+            mat[base + si * dim + sj] = p;
+            mat[base + sj * dim + si] = p;
+          }
+        }
+      }
+    });
+    this.flush();
+  }
+
+  private epoch = 0;
+  private readonly cand: number[] = [];
+  private readonly matches: number[] = [];
+  private readonly dryOuts: number[] = [];
+
+  /**
+   * Non-overlapping occurrences of pair p that keep their outputs within bound, as [t, u, t, u, ...]
+   * (t the first operand's term). Outputs in index order, positions ascending, so that chains
+   * x, x<<s, x<<2s pair up greedily.
+   */
+  findMatches(p: number): number[] {
+    const w0 = this.pW0[p]!;
+    const w1 = this.pW1[p]!;
+    const sub = this.pSub[p]!;
+    const shift = this.pShift[p]!;
+    const { tOut, tPos, tSign, tAlive, tMark } = this;
+    const cand = this.cand;
+    cand.length = 0;
+    const wl = this.wireTerms[w0]!;
+    for (let i = 0; i < wl.length; i++) cand.push(wl[i]!);
+    cand.sort((x, y) => tOut[x]! - tOut[y]! || tPos[x]! - tPos[y]!);
+    const epoch = ++this.epoch;
+    const matches = this.matches;
+    matches.length = 0;
+    const bound = this.bound;
+    const l0 = this.g.lat[w0]!;
+    const l1 = this.g.lat[w1]!;
+    // substituting equally early operands never changes Σ 2^lat, so only unequal ones need checking
+    const check = bound !== null && l0 !== l1;
+    const lNew = Math.max(l0, l1) + 1;
+    const dry = this.dryOuts;
+    dry.length = 0;
+    for (let i = 0; i < cand.length; i++) {
+      const t = cand[i]!;
+      if (tMark[t] === epoch) continue;
+      const o = tOut[t]!;
+      const u = this.termTable.get(o, w1, tPos[t]! + shift);
+      if (u < 0 || u === t || tAlive[u] === 0 || tMark[u] === epoch) continue;
+      if ((tSign[u] !== tSign[t] ? 1 : 0) !== sub) continue;
+      if (check) {
+        const b = bound[o]!;
+        const d = 2 ** (lNew - b) - 2 ** (l0 - b) - 2 ** (l1 - b);
+        if (this.slack[o]! + d > 1) continue;
+        this.slack[o] += d; // tentatively; undone below
+        dry.push(o, d);
+      }
+      tMark[t] = epoch;
+      tMark[u] = epoch;
+      matches.push(t, u);
+    }
+    for (let i = 0; i < dry.length; i += 2) this.slack[dry[i]!] -= dry[i + 1]!;
+    return matches;
+  }
+
+  /** Replace terms t, u (an occurrence of the pair that wire n implements) by one term of n. */
+  substitute(t: number, u: number, n: number): void {
+    const o = this.tOut[t]!;
+    const ol = this.outTerms[o]!;
+    const pCount = this.pCount;
+    const base = this.matBase[o]!;
+    const tSlot = this.tSlot;
+    const st = tSlot[t]!;
+    if (base >= 0) {
+      const mat = this.mat;
+      const dim = this.matDim[o]!;
+      const rt = base + st * dim;
+      const ru = base + tSlot[u]! * dim;
+      for (let i = 0; i < ol.length; i++) {
+        const v = ol[i]!;
+        if (v === t || v === u) continue;
+        const sv = tSlot[v]!;
+        pCount[mat[rt + sv]!]!--;
+        pCount[mat[ru + sv]!]!--;
+      }
+      pCount[mat[rt + tSlot[u]!]!]!--;
+    } else {
+      for (let i = 0; i < ol.length; i++) {
+        const v = ol[i]!;
+        if (v === t || v === u) continue;
+        pCount[this.pairOf(t, v)]!--;
+        pCount[this.pairOf(u, v)]!--;
+      }
+      pCount[this.pairOf(t, u)]!--;
+    }
+    const pos = this.tPos[t]!;
+    const sign = this.tSign[t]!;
+    this.removeTerm(t);
+    this.removeTerm(u);
+    const nt = this.addTerm(o, n, pos, sign, st);
+    if (base >= 0) {
+      const mat = this.mat;
+      const dim = this.matDim[o]!;
+      const rt = base + st * dim;
+      for (let i = 0; i < ol.length; i++) {
+        const v = ol[i]!;
+        if (v === nt) continue;
+        const p = this.pairOf(nt, v);
+        const sv = tSlot[v]!;
+        mat[rt + sv] = p;
+        mat[base + sv * dim + st] = p;
+        this.inc(p);
+      }
+    } else {
+      for (let i = 0; i < ol.length; i++) {
+        const v = ol[i]!;
+        if (v !== nt) this.inc(this.pairOf(nt, v));
+      }
+    }
+  }
+
+  run(): void {
+    this.initialCounts();
+    for (;;) {
+      const p = this.popBest();
+      if (p < 0) break;
+      const matches = this.findMatches(p);
+      if (matches.length < 4) {
+        this.pBlocked[p] = this.pCount[p]!;
+        continue;
+      }
+      const n = this.g.addAdder(this.pW0[p]!, this.pW1[p]!, this.pShift[p]!, this.pSub[p] === 1);
+      for (let m = 0; m < matches.length; m += 2) this.substitute(matches[m]!, matches[m + 1]!, n);
+      this.flush();
+    }
+  }
+}
+
+/**
+ * Extract common pairs from `rows` (row r = Σ coef·wire over its entries) into `g`, and return, per row,
+ * the terms left to be summed (CSD digits of each wire's total coefficient, rewritten through the new wires).
+ */
+export function extractCommon(g: AdderGraph, rows: Array<Array<{ wire: number; coef: number }>>, opts: CseOptions): Term[][] {
+  const nOut = rows.length;
+  // each wire's total coefficient per row, then its CSD digits
+  const digits: Array<Array<[number, number, 1 | -1]>> = rows.map((row) => {
+    const coef = new Map<number, number>();
+    for (const { wire, coef: c } of row) if (wire >= 0 && c !== 0) coef.set(wire, (coef.get(wire) ?? 0) + c);
+    const out: Array<[number, number, 1 | -1]> = [];
+    for (const [w, c] of coef) for (const [p, s] of csdDigits(c)) out.push([w, p, s]);
+    return out;
+  });
+  // distinct pairs: at most the initial pair occurrences, plus some made by substitutions
+  const nTerms = digits.reduce((s, d) => s + d.length, 0);
+  const nPairs = digits.reduce((s, d) => s + (d.length * (d.length - 1)) / 2, 0);
+  const st = new Cse(g, nOut, nTerms, Math.ceil(nPairs * 1.25), opts);
+  digits.forEach((d, o) => {
+    d.forEach(([w, p, s], slot) => st.addTerm(o, w, p, s, slot));
+  });
+  st.run();
+  return st.outTerms.map((ol) => ol.map((t) => ({ wire: st.tWire[t]!, pos: st.tPos[t]!, sign: st.tSign[t]! as 1 | -1 })));
+}

@@ -1,0 +1,282 @@
+/**
+ * solveCmvm: y = W·x for a constant matrix W as a graph of shift-adders (DESIGN.md §6), emitted as a
+ * standalone IR program. Pipeline per candidate: optional MST decomposition of the rows (W = M1·D), greedy
+ * common-pair extraction on each stage, then per output the earliest-two-first adder tree. Several
+ * decomposition depths are tried; the cheapest candidate that meets the delay constraint wins.
+ */
+import { minimalKif, qiFromKif, qiIsZero } from '../fixed/interval.ts';
+import type { QInterval } from '../fixed/types.ts';
+import type { Node, Program } from '../ir/types.ts';
+import { adderCost } from './cost.ts';
+import { toOddExp, csdDigits } from './csd.ts';
+import { decomposeRows } from './decompose.ts';
+import { extractCommon, type Method } from './cse.ts';
+import { AdderGraph, type Term } from './graph.ts';
+
+export interface CmvmInput {
+  qint: QInterval;
+  /** Arrival time in adder levels (default 0). */
+  latency?: number;
+}
+
+export interface CmvmOptions {
+  /**
+   * Delay constraint: no output may finish later than its plain balanced tree (all CSD terms, given the
+   * arrival times) plus `dc` adder levels. −1 (default) = unconstrained, as in the published reference.
+   */
+  dc?: number;
+  /** Pair score: 'wmc' = occurrences × overlapping bits (default), 'mc' = occurrences. */
+  method?: Method;
+  /** MST decomposition first stage: 'auto' (default) tries it at several depths and keeps the best. */
+  decompose?: boolean | 'auto';
+  /** What "cheapest" means when choosing among candidates (default 'adders'; ties go to the other). */
+  objective?: 'adders' | 'cost';
+}
+
+export interface CmvmResult {
+  /** Inputs: one 'input' op per column; output r = row r of W·x. */
+  program: Program;
+  adders: number;
+  /** Σ adder cost in bits (the IR cost model, src/ir/cost.ts). */
+  cost: number;
+  /** Adder levels on the longest input-to-output path. */
+  depth: number;
+  /** Latest output arrival time (input arrival times + adder levels). */
+  latency: number;
+  ms: number;
+}
+
+interface Candidate {
+  g: AdderGraph;
+  outs: Term[];
+  adders: number;
+  cost: number;
+  latency: number;
+}
+
+function checkMatrix(W: number[][], nIn: number): void {
+  if (!Array.isArray(W)) throw new TypeError('solveCmvm: W must be an array of rows');
+  W.forEach((row, r) => {
+    if (!Array.isArray(row) || row.length !== nIn)
+      throw new RangeError(`solveCmvm: row ${r} has ${Array.isArray(row) ? row.length : 'no'} entries, expected ${nIn} (one per input)`);
+    row.forEach((v, c) => {
+      if (typeof v !== 'number' || !Number.isFinite(v)) throw new RangeError(`solveCmvm: W[${r}][${c}] = ${v} is not a finite number`);
+    });
+  });
+}
+
+/** Finish time of the earliest-two-first tree over terms arriving at `lats`. */
+export function treeFinish(lats: number[]): number {
+  if (lats.length === 0) return -Infinity;
+  const h = lats.slice().sort((a, b) => a - b);
+  // two sorted queues (inputs, merged results) replace a heap: merged results come out in order
+  const merged: number[] = [];
+  let i = 0;
+  let m = 0;
+  const take = (): number => (m < merged.length && (i >= h.length || merged[m]! < h[i]!) ? merged[m++]! : h[i++]!);
+  while (h.length - i + merged.length - m > 1) merged.push(Math.max(take(), take()) + 1);
+  return m < merged.length ? merged[m]! : h[i]!;
+}
+
+export function solveCmvm(W: number[][], inputs: CmvmInput[], opts: CmvmOptions = {}): CmvmResult {
+  const t0 = performance.now();
+  const nIn = inputs.length;
+  checkMatrix(W, nIn);
+  const nOut = W.length;
+  const dc = opts.dc ?? -1;
+  if (!Number.isInteger(dc) || dc < -1) throw new RangeError(`solveCmvm: dc must be an integer ≥ −1, got ${dc}`);
+  const method = opts.method ?? 'wmc';
+  const objective = opts.objective ?? 'adders';
+
+  const types = inputs.map((x, c) => {
+    const q = x.qint;
+    if (!(q.step > 0) || !(q.min <= q.max)) throw new RangeError(`solveCmvm: input ${c} has an invalid interval ${JSON.stringify(q)}`);
+    return minimalKif(q);
+  });
+  // the wires carry the interval of the input op's type, as the IR will see it
+  const srcQ = types.map((t) => qiFromKif(t));
+  const srcLat = inputs.map((x) => x.latency ?? 0);
+  const live = srcQ.map((q) => !qiIsZero(q));
+  const Wl = W.map((row) => row.map((v, c) => (live[c] ? v : 0)));
+
+  const newGraph = (): AdderGraph => {
+    const g = new AdderGraph();
+    for (let c = 0; c < nIn; c++) g.addSource(srcQ[c]!, srcLat[c]!);
+    return g;
+  };
+  const directRows = Wl.map((row) => row.flatMap((v, c) => (v === 0 ? [] : [{ wire: c, coef: v }])));
+
+  // per-output bound: the plain tree over all CSD terms, plus dc
+  let bound: number[] | null = null;
+  if (dc >= 0) {
+    bound = Wl.map((row) => {
+      const lats: number[] = [];
+      row.forEach((v, c) => {
+        for (let k = csdDigits(v).length; k > 0; k--) lats.push(srcLat[c]!);
+      });
+      return lats.length === 0 ? 0 : treeFinish(lats) + dc;
+    });
+  }
+
+  const finish = (g: AdderGraph, outs: Term[]): Candidate | null => {
+    let latency = -Infinity;
+    for (let o = 0; o < nOut; o++) {
+      const w = outs[o]!.wire;
+      if (w < 0) continue;
+      const l = g.lat[w]!;
+      if (bound && l > bound[o]!) return null;
+      latency = Math.max(latency, l);
+    }
+    // count only adders some output depends on
+    const need = reachable(g, outs, nIn);
+    let cost = 0;
+    let adders = 0;
+    g.ops.forEach((op, w) => {
+      if (!op || !need[w]) return;
+      adders++;
+      cost += adderCost(g.qint[op.a]!, g.qint[op.b]!, op.shift, op.sub, g.qint[w]!);
+    });
+    return { g, outs, adders, cost, latency: latency === -Infinity ? 0 : latency };
+  };
+
+  const solveDirect = (): Candidate => {
+    const g = newGraph();
+    const rest = extractCommon(g, directRows, { method, bound });
+    const c = finish(g, rest.map((ts) => g.sumTerms(ts)));
+    if (!c) throw new Error('solveCmvm: internal error: the delay constraint was violated without decomposition');
+    return c;
+  };
+
+  const solveDecomposed = (maxHops: number, scaled: number[][], scale: number): Candidate | null => {
+    const { diffs, paths } = decomposeRows(scaled, maxHops);
+    const g = newGraph();
+    // stage 0: the difference rows; under a delay constraint each must finish early enough that its
+    // path sums still fit: bound − ceil(log2(path length)) for every output using it
+    let b0: number[] | null = null;
+    if (bound) {
+      b0 = diffs.map(() => Infinity);
+      paths.forEach((path, o) => {
+        const slackLevels = Math.ceil(Math.log2(Math.max(1, path.length)));
+        for (const e of path) b0![e.diff] = Math.min(b0![e.diff]!, bound![o]! - slackLevels);
+      });
+    }
+    const rows0 = diffs.map((row) => row.flatMap((v, c) => (v === 0 ? [] : [{ wire: c, coef: v * scale }])));
+    if (b0) {
+      for (let d = 0; d < diffs.length; d++) {
+        const lats: number[] = [];
+        for (const { wire, coef } of rows0[d]!) for (let k = csdDigits(coef).length; k > 0; k--) lats.push(srcLat[wire]!);
+        if (lats.length > 0 && treeFinish(lats) > b0[d]!) return null;
+      }
+    }
+    const rest0 = extractCommon(g, rows0, { method, bound: b0 });
+    const z = rest0.map((ts) => g.sumTerms(ts));
+    // stage 1: each output is the signed sum of its path's difference wires
+    const rows1 = paths.map((path) =>
+      path.flatMap(({ diff, sign }) => {
+        const t = z[diff]!;
+        return t.wire < 0 ? [] : [{ wire: t.wire, coef: sign * t.sign * 2 ** t.pos }];
+      }),
+    );
+    const rest1 = extractCommon(g, rows1, { method, bound });
+    return finish(g, rest1.map((ts) => g.sumTerms(ts)));
+  };
+
+  const better = (a: Candidate, b: Candidate): boolean => {
+    const [pa, sa, pb, sb] = objective === 'adders' ? [a.adders, a.cost, b.adders, b.cost] : [a.cost, a.adders, b.cost, b.adders];
+    if (pa !== pb) return pa < pb;
+    if (sa !== sb) return sa < sb;
+    return a.latency < b.latency;
+  };
+
+  let best = solveDirect();
+  const decompose = opts.decompose ?? 'auto';
+  if (decompose !== false && nOut > 1) {
+    const scaled = scaleToIntegers(Wl);
+    if (scaled) {
+      for (const h of hopLimits(nOut)) {
+        const c = solveDecomposed(h, scaled.rows, scaled.scale);
+        if (c && better(c, best)) best = c;
+      }
+    }
+  }
+
+  const program = toProgram(best, types, nOut);
+  const depth = programDepth(program);
+  return { program, adders: best.adders, cost: best.cost, depth, latency: best.latency, ms: performance.now() - t0 };
+}
+
+/** Path-length limits tried for the decomposition: 2, 3, 4, 6, 8, 12, … up to the number of rows. */
+export function hopLimits(nOut: number): number[] {
+  const hs: number[] = [];
+  for (let p = 2; p < nOut; p *= 2) {
+    hs.push(p);
+    if (p + p / 2 < nOut) hs.push(p + p / 2);
+  }
+  if (nOut >= 2) hs.push(nOut);
+  return hs;
+}
+
+/** W·2^e as safe integers (with headroom for row sums/differences), or null when the span is too wide. */
+function scaleToIntegers(W: number[][]): { rows: number[][]; scale: number } | null {
+  let minExp = Infinity;
+  let maxAbs = 0;
+  for (const row of W)
+    for (const v of row) {
+      if (v === 0) continue;
+      minExp = Math.min(minExp, toOddExp(v).exp);
+      maxAbs = Math.max(maxAbs, Math.abs(v));
+    }
+  if (maxAbs === 0) return null;
+  const scale = 2 ** minExp;
+  if (maxAbs / scale >= 2 ** 50) return null;
+  return { rows: W.map((row) => row.map((v) => v / scale)), scale };
+}
+
+/** Wires some output depends on. */
+function reachable(g: AdderGraph, outs: Term[], nIn: number): Uint8Array {
+  const need = new Uint8Array(g.size);
+  for (const t of outs) if (t.wire >= 0) need[t.wire] = 1;
+  for (let w = g.size - 1; w >= nIn; w--) {
+    const op = g.ops[w];
+    if (need[w] && op) need[op.a] = need[op.b] = 1;
+  }
+  return need;
+}
+
+/** Emit the candidate as IR: inputs, then its adders in creation order (operands always come first). */
+function toProgram(c: Candidate, types: ReturnType<typeof minimalKif>[], nOut: number): Program {
+  const g = c.g;
+  const nIn = types.length;
+  const need = reachable(g, c.outs, nIn);
+  const ops: Node[] = [];
+  const id = new Int32Array(g.size).fill(-1);
+  for (let cidx = 0; cidx < nIn; cidx++) {
+    id[cidx] = ops.length;
+    ops.push({ kind: 'input', index: cidx, type: types[cidx]!, round: 'TRN', overflow: 'WRAP', qint: g.qint[cidx]! });
+  }
+  for (let w = nIn; w < g.size; w++) {
+    const op = g.ops[w]!;
+    if (!need[w]) continue;
+    id[w] = ops.length;
+    ops.push({ kind: 'add', a: id[op.a]!, b: id[op.b]!, shift: op.shift, sub: op.sub, qint: g.qint[w]! });
+  }
+  return {
+    version: 1,
+    name: 'cmvm',
+    inputs: [{ name: 'x', shape: [nIn] }],
+    outputs: [{ name: 'y', shape: [nOut] }],
+    ops,
+    out: c.outs.map((t) => (t.wire < 0 ? { wire: -1, shift: 0, neg: false } : { wire: id[t.wire]!, shift: t.pos, neg: t.sign < 0 })),
+  };
+}
+
+/** Adder levels on the longest path from an input to an output. */
+export function programDepth(p: Program): number {
+  const lv = new Int32Array(p.ops.length);
+  p.ops.forEach((op, i) => {
+    if (op.kind === 'add') lv[i] = Math.max(lv[op.a]!, lv[op.b]!) + 1;
+  });
+  let d = 0;
+  for (const o of p.out) if (o.wire >= 0) d = Math.max(d, lv[o.wire]!);
+  return d;
+}
