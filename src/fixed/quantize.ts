@@ -18,7 +18,7 @@
  *  - UG1399 words AP_RND_INF via "the least significant bit"; its examples (±1.25 → ±1.5) are ties away
  *    from zero, which is what we implement.
  */
-import type { Kif, OverflowMode, RoundMode } from './types.ts';
+import { OVERFLOW_MODES, ROUND_MODES, type Kif, type OverflowMode, type RoundMode } from './types.ts';
 
 // ---------------------------------------------------------------------------------------------------------
 // Exact rationals and doubles
@@ -88,9 +88,16 @@ export function kifWidth(t: Kif): number {
   return Math.max(0, t.k + t.i + t.f);
 }
 
-function checkKif(t: Kif): void {
+const ROUND_SET: ReadonlySet<string> = new Set(ROUND_MODES);
+const OVERFLOW_SET: ReadonlySet<string> = new Set(OVERFLOW_MODES);
+
+/** Validate a type and modes (cheap; guards callers outside the type checker). */
+function check(t: Kif, round: RoundMode, overflow: OverflowMode): void {
   if ((t.k !== 0 && t.k !== 1) || !Number.isInteger(t.i) || !Number.isInteger(t.f))
     throw new RangeError(`invalid fixed-point type (k=${t.k}, i=${t.i}, f=${t.f}): k must be 0 or 1, i and f integers`);
+  if (!ROUND_SET.has(round)) throw new RangeError(`unknown rounding mode "${round}"; use one of ${ROUND_MODES.join(', ')}`);
+  if (!OVERFLOW_SET.has(overflow))
+    throw new RangeError(`unknown overflow mode "${overflow}"; use one of ${OVERFLOW_MODES.join(', ')}`);
 }
 
 function floorDiv(n: bigint, d: bigint): bigint {
@@ -160,7 +167,7 @@ export function quantizeCode(
   round: RoundMode = 'TRN',
   overflow: OverflowMode = 'WRAP',
 ): bigint {
-  checkKif(t);
+  check(t, round, overflow);
   let v: Rational | number;
   if (typeof x === 'string') {
     const p = parseDecimal(x);
@@ -215,6 +222,12 @@ export function codeToNumber(code: bigint, f: number): number | null {
 
 const MIN_NORMAL = 2 ** -1022;
 
+/** 2^e for integer e in [-1074, 1023] by table: V8's `2 ** e` with a variable e is a slow pow() call. */
+const POW2 = Float64Array.from({ length: 2098 }, (_, j) => 2 ** (j - 1074));
+function pow2(e: number): number {
+  return POW2[e + 1074]!;
+}
+
 /** Round a float y (exact) to an integer; all comparisons exact because |y| < 2^52 when y is not an integer. */
 function roundFloat(y: number, round: RoundMode): number {
   const fl = Math.floor(y);
@@ -255,7 +268,7 @@ function floatPathOk(t: Kif): boolean {
  */
 export function quantize(x: number, t: Kif, round: RoundMode = 'TRN', overflow: OverflowMode = 'WRAP'): number {
   if (Number.isNaN(x)) throw new RangeError('cannot quantize NaN');
-  checkKif(t);
+  check(t, round, overflow);
   const W = t.k + t.i + t.f;
   if (W <= 0) return 0;
   if (floatPathOk(t)) {
@@ -273,7 +286,7 @@ export function quantize(x: number, t: Kif, round: RoundMode = 'TRN', overflow: 
 
 /** Float path; null when the BigInt path must decide (x·2^f overflowed under WRAP). Assumes W >= 1. */
 function quantizeFloat(x: number, t: Kif, W: number, round: RoundMode, overflow: OverflowMode): number | null {
-  let y = x * 2 ** t.f;
+  let y = x * pow2(t.f);
   // |y| below the normal range may have lost bits; any y in (0, 1/2) rounds like 1/4 (and clips like it).
   if (y !== 0 ? Math.abs(y) < MIN_NORMAL : x !== 0) y = x < 0 ? -0.25 : 0.25;
   let c: number;
@@ -283,17 +296,17 @@ function quantizeFloat(x: number, t: Kif, W: number, round: RoundMode, overflow:
       return null;
     }
     c = roundFloat(y, round);
-    // keep the low W bits; % on doubles is exact, and c % M + M < 2^53 when negative
-    const M = 2 ** W;
-    c %= M;
-    if (c < 0) c += M;
+    // keep the low W bits: c − floor(c/M)·M is exact (the result is a multiple of c's ulp below 2^53);
+    // not `%`, which V8 runs as a slow fmod call
+    const M = pow2(W);
+    c -= Math.floor(c / M) * M;
     if (t.k === 1 && c >= M / 2) c -= M;
   } else {
-    const hi = 2 ** (t.i + t.f) - 1; // exact: i+f <= 53
+    const hi = pow2(t.i + t.f) - 1; // exact: i+f <= 53
     const lo = t.k === 0 ? 0 : overflow === 'SAT_SYM' ? -hi : -hi - 1;
     c = y >= hi ? hi : y <= lo ? lo : roundFloat(y, round);
   }
-  return c * 2 ** -t.f + 0; // exact (|c| <= 2^53, value <= 2^1000); + 0 turns -0 into +0
+  return c * pow2(-t.f) + 0; // exact (|c| <= 2^53, value <= 2^1000); + 0 turns -0 into +0
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -332,11 +345,11 @@ export function roundToStep(x: number, f: number, round: RoundMode): number {
   if (!Number.isFinite(x)) throw new RangeError(`cannot round ${x}`);
   if (!Number.isInteger(f)) throw new RangeError(`roundToStep: f=${f} is not an integer`);
   if (f >= -1000 && f <= 1000) {
-    let y = x * 2 ** f;
+    let y = x * pow2(f);
     if (y !== 0 ? Math.abs(y) < MIN_NORMAL : x !== 0) y = x < 0 ? -0.25 : 0.25;
     if (Number.isFinite(y)) {
       const c = roundFloat(y, round);
-      const v = c * 2 ** -f + 0;
+      const v = c * pow2(-f) + 0;
       if (Number.isFinite(v)) return v;
     }
   }
