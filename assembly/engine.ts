@@ -612,7 +612,7 @@ export function kbi_fwd(n: i32, w: usize, braw: usize, iraw: usize, kArr: usize,
     const lo = mode == 1 ? -k * top : -k * hi;
     let x = load<f32>(w + o);
     if (x > hi) x = hi; else if (x < lo) x = lo;
-    store<f32>(out + o, rnds(x * pow2(f)) * inv);
+    store<f32>(out + o, rnds(x * pow2(f)) * inv + <f32>0); // + 0: no -0 (src/fixed never returns -0)
   }
 }
 

@@ -1,0 +1,174 @@
+// Individual engine kernels: the quantizers equal src/fixed bit for bit (in float32's exact range), the SIMD
+// matmuls equal a float64 reference, and Adam equals tf.train.adam on the same tensors.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs';
+import { instantiate, loadKernels, WA, type KernelExports } from '../src/engine/kernels.ts';
+import { quantize } from '../src/fixed/index.ts';
+import { makeRng } from './util/rng.ts';
+
+async function kernels(simd: 'simd128' | 'auto' = 'simd128') {
+  const { module } = await loadKernels(simd);
+  const mem = new WA.Memory({ initial: 64, maximum: 64, shared: true });
+  const k: KernelExports = instantiate(module, mem);
+  let off = 1024;
+  const alloc = (src: ArrayLike<number> | number) => {
+    const n = typeof src === 'number' ? src : src.length;
+    const p = off;
+    off += Math.ceil((n * 4) / 64) * 64 + 64;
+    if (typeof src !== 'number') new Float32Array(mem.buffer, p, n).set(src);
+    else new Float32Array(mem.buffer, p, n).fill(0);
+    return p;
+  };
+  const view = (p: number, n: number) => new Float32Array(mem.buffer, p, n);
+  return { k, alloc, view, reset: () => { off = 1024; } };
+}
+
+const rte = (x: number) => { const r = Math.round(x); return Math.abs(x - Math.trunc(x)) === 0.5 && r % 2 !== 0 ? r - 1 : r; };
+
+test('weight quantizer (KBI, RND, SAT/SAT_SYM) equals src/fixed bit for bit', async () => {
+  const { k, alloc, view } = await kernels();
+  const rng = makeRng(11);
+  for (const [mode, ovf] of [[1, 'SAT'], [2, 'SAT_SYM']] as const) {
+    const n = 20000;
+    const w = new Float32Array(n), b = new Float32Array(n), i = new Float32Array(n), kk = new Float32Array(n);
+    for (let j = 0; j < n; j++) {
+      b[j] = rng.int(0, 23) + (rng.next() - 0.5) * 0.98;
+      i[j] = rng.int(-8, 8) + (rng.next() - 0.5) * 0.98;
+      kk[j] = rng.chance(0.7) ? 1 : 0;
+      const f = rte(b[j]) - rte(i[j]);
+      // ties, values on the grid, and far out of range
+      const r = rng.next();
+      w[j] = r < 0.2 ? Math.fround((rng.int(-4000, 4000) + 0.5) * 2 ** -f) : r < 0.3 ? Math.fround(rng.int(-4000, 4000) * 2 ** -f)
+        : r < 0.4 ? Math.fround((rng.next() - 0.5) * 2 ** 12) : Math.fround((rng.next() - 0.5) * 2 ** (rte(i[j]) + 2));
+    }
+    const out = alloc(n);
+    k.kbi_fwd(n, alloc(w), alloc(b), alloc(i), alloc(kk), mode, out);
+    const got = view(out, n);
+    for (let j = 0; j < n; j++) {
+      const bb = rte(b[j]), f = bb - rte(i[j]), ii = Math.max(rte(i[j]), -f);
+      if (kk[j] + ii + f <= 0) continue; // zero width: inference-only zeroing, not the training forward
+      const want = quantize(w[j], { k: kk[j] as 0 | 1, i: ii, f }, 'RND', ovf);
+      assert.equal(got[j], want, `${ovf} w=${w[j]} k=${kk[j]} i=${ii} f=${f}`);
+    }
+  }
+});
+
+test('activation quantizer (KIF, RND; WRAP rounds only in training, SAT/SAT_SYM clip) equals src/fixed', async () => {
+  const { k, alloc, view } = await kernels();
+  const rng = makeRng(12);
+  const K = 37, CB = 256, nb = 250, nbPad = 256;
+  for (const [mode, ovf] of [[0, 'WRAP'], [1, 'SAT'], [2, 'SAT_SYM']] as const) {
+    const iv = Float32Array.from({ length: K }, () => rng.int(-3, 8) + (rng.next() - 0.5) * 0.9);
+    const fv = Float32Array.from({ length: K }, () => rng.int(-2, 12) + (rng.next() - 0.5) * 0.9);
+    const kv = Float32Array.from({ length: K }, () => (rng.chance(0.6) ? 1 : 0));
+    const h = new Float32Array(K * CB);
+    for (let j = 0; j < h.length; j++) {
+      const f = rte(fv[Math.floor(j / CB)]);
+      h[j] = rng.chance(0.3) ? Math.fround((rng.int(-3000, 3000) + 0.5) * 2 ** -f) : Math.fround((rng.next() - 0.5) * 2 ** rng.int(-4, 12));
+    }
+    const prep = alloc(4 * K), amx = alloc(K), a = alloc(K * CB);
+    k.prep_act(K, alloc(iv), alloc(fv), alloc(kv), mode, prep);
+    k.act_q(alloc(h), a, K, CB, nbPad, nb, mode === 0 ? 2 : 6, prep, amx);
+    const got = view(a, K * CB), am = view(amx, K);
+    for (let r = 0; r < K; r++) {
+      const f = rte(fv[r]), i = Math.max(rte(iv[r]), -f);
+      let mx = 0;
+      for (let b = 0; b < nb; b++) {
+        const x = h[r * CB + b];
+        // WRAP in training: rounding only = quantizing into a type too wide to wrap
+        const want = mode === 0 ? quantize(x, { k: 1, i: 40, f }, 'RND', 'WRAP')
+          : kv[r] + i + f <= 0 ? null : quantize(x, { k: kv[r] as 0 | 1, i, f }, 'RND', ovf);
+        if (want === null) continue;
+        assert.ok(got[r * CB + b] === want, `${ovf} x=${x} k=${kv[r]} i=${i} f=${f}: ${got[r * CB + b]} vs ${want}`); // -0 == 0
+        mx = Math.max(mx, Math.abs(want));
+      }
+      if (mode === 0) assert.equal(am[r], Math.fround(mx), `absmax of row ${r} over valid samples only`);
+    }
+  }
+});
+
+test('SIMD matmuls (forward X·W, backward dY·Wᵀ and Xᵀ·dY) equal a float64 reference for odd shapes', async () => {
+  const { k, alloc, view, reset } = await kernels('auto');
+  const rng = makeRng(13);
+  for (const [K, N, nbPad] of [[1, 1, 16], [3, 5, 32], [16, 64, 48], [33, 7, 16], [64, 32, 256]]) {
+    reset();
+    const CB = nbPad + 16;
+    const A = Float32Array.from({ length: K * CB }, () => rng.next() * 2 - 1);
+    const W = Float32Array.from({ length: K * N }, () => rng.next() * 2 - 1);
+    const D = Float32Array.from({ length: N * CB }, () => rng.next() * 2 - 1);
+    const bias = Float32Array.from({ length: N }, () => rng.next() - 0.5);
+    const pA = alloc(A), pW = alloc(W), pD = alloc(D), pb = alloc(bias);
+    const Z = alloc(N * CB), gW = alloc(K * N), gB = alloc(N), dX = alloc(K * CB), sums = alloc(3 * K);
+    k.dense_fwd(pA, K, pW, N, pb, Z, CB, nbPad, 1, 0, 0, 0, nbPad);
+    k.dense_bwd_dw(pA, K, pD, N, CB, nbPad, gW, gB);
+    k.dense_bwd_dx(pD, N, pW, K, CB, nbPad, 8, pA, pA, 0, dX, sums);
+    const z = view(Z, N * CB), gw = view(gW, K * N), gb = view(gB, N), dx = view(dX, K * CB);
+    const tol = (n: number) => 1e-6 * n + 1e-6;
+    for (let n = 0; n < N; n++) for (let b = 0; b < nbPad; b++) {
+      let s = bias[n];
+      for (let kk = 0; kk < K; kk++) s += A[kk * CB + b] * W[kk * N + n];
+      assert.ok(Math.abs(z[n * CB + b] - Math.max(0, s)) <= tol(K), `fwd ${K}x${N} [${n},${b}]`);
+    }
+    for (let kk = 0; kk < K; kk++) for (let n = 0; n < N; n++) {
+      let s = 0;
+      for (let b = 0; b < nbPad; b++) s += A[kk * CB + b] * D[n * CB + b];
+      assert.ok(Math.abs(gw[kk * N + n] - s) <= tol(nbPad), `dW ${K}x${N} [${kk},${n}]: ${gw[kk * N + n]} vs ${s}`);
+    }
+    for (let n = 0; n < N; n++) {
+      let s = 0;
+      for (let b = 0; b < nbPad; b++) s += D[n * CB + b];
+      assert.ok(Math.abs(gb[n] - s) <= tol(nbPad), `db ${n}`);
+    }
+    for (let kk = 0; kk < K; kk++) for (let b = 0; b < nbPad; b++) {
+      let s = 0;
+      for (let n = 0; n < N; n++) s += W[kk * N + n] * D[n * CB + b];
+      assert.ok(Math.abs(dx[kk * CB + b] - s) <= tol(N), `dX ${K}x${N} [${kk},${b}]`);
+    }
+  }
+});
+
+test('Adam equals tf.train.adam (float32, bias correction, epsilon) over several steps, then clamps to bounds', async () => {
+  await tf.setBackend('cpu');
+  const { k, alloc, view } = await kernels();
+  const rng = makeRng(14);
+  const n = 1000;
+  const p0 = Float32Array.from({ length: n }, () => rng.next() * 2 - 1);
+  const grads = Array.from({ length: 5 }, () => Float32Array.from({ length: n }, () => (rng.next() - 0.5) * 10 ** rng.int(-6, 1)));
+  const lr = 0.003, b1 = 0.85, b2 = 0.995, eps = 1e-7;
+  const v = tf.variable(tf.tensor1d(p0));
+  const opt = tf.train.adam(lr, b1, b2);
+  const pp = alloc(p0), pg = alloc(n), pm = alloc(n), pv = alloc(n);
+  const f = Math.fround;
+  let acc1 = f(b1), acc2 = f(b2);
+  for (const g of grads) {
+    opt.applyGradients([{ name: v.name, tensor: tf.tensor1d(g) }]);
+    view(pg, n).set(g);
+    k.adam(n, pp, pg, pm, pv, f(lr), f(b1), f(b2), f(eps), f(1 - acc1), f(1 - acc2), f(1 - b1), f(1 - b2), -Infinity, Infinity);
+    acc1 = f(acc1 * f(b1)); acc2 = f(acc2 * f(b2));
+  }
+  const want = v.dataSync();
+  const got = view(pp, n);
+  for (let j = 0; j < n; j++) assert.ok(Math.abs(got[j] - want[j]) <= 2e-7 * Math.max(1, Math.abs(want[j])), `param ${j}: ${got[j]} vs tfjs ${want[j]}`);
+  // bounds (parameter constraints) are applied after the update
+  k.adam(n, pp, pg, pm, pv, f(lr), f(b1), f(b2), f(eps), f(1 - acc1), f(1 - acc2), f(1 - b1), f(1 - b2), -0.5, 0.5);
+  for (const x of view(pp, n)) assert.ok(x >= -0.5 && x <= 0.5);
+  opt.dispose(); v.dispose();
+});
+
+test('EBOPs of a dense layer equal Σ bits_in·bits_kernel + Σ bits_bias, gradients straight-through', async () => {
+  const { k, alloc, view } = await kernels();
+  const K = 3, N = 2;
+  // i+f per input: 2+3=5, -4+3 → relu 0, 1+1=2 (rounded half-to-even: 2.5 → 2)
+  const iI = alloc([2, -4, 1]), iF = alloc([3, 3, 1]), iK = alloc([1, 1, 1]);
+  const wB = alloc([1, 2, 3, 4, 2.5, 0]), wK = alloc(new Float32Array(6).fill(1));
+  const bB = alloc([3, 5]), bK = alloc([1, 1]);
+  const gI = alloc(K), gF = alloc(K), gW = alloc(K * N), gBB = alloc(N);
+  const e = k.ebops_dense(K, N, iI, iF, iK, 0, wB, wK, 2, bB, bK, 2, 0.5, gI, gF, gW, gBB);
+  // rows: 5·(1+2) + 0·(3+4) + 2·(2+0) = 19; bias 3+5 = 8
+  assert.equal(e, 27);
+  assert.deepEqual(Array.from(view(gF, K)), [0.5 * 3, 0, 0.5 * 2]);
+  assert.deepEqual(Array.from(view(gI, K)), [0, 0, 0], 'WRAP input bits: i gets no gradient');
+  assert.deepEqual(Array.from(view(gW, K * N)), [2.5, 2.5, 0, 0, 1, 1]);
+  assert.deepEqual(Array.from(view(gBB, N)), [0.5, 0.5]);
+});
