@@ -34,7 +34,10 @@ export interface KerasArchive {
   config: any;
   /** parsed metadata.json, or null when the archive has none */
   metadata: any;
-  /** every dataset of model.weights.h5, keyed by its path without the leading '/' (e.g. 'layers/q_dense/vars/0') */
+  /**
+   * every dataset of model.weights.h5 except the optimizer's state (`optimizer/...`, not needed for
+   * inference), keyed by its path without the leading '/' (e.g. 'layers/q_dense/vars/0')
+   */
   weights: Map<string, H5Tensor>;
   /** attributes of every group that has some (e.g. 'layers/q_dense/vars' → { name: 'q_dense' }) */
   groupAttrs: Map<string, Record<string, unknown>>;
@@ -184,6 +187,7 @@ async function readH5(bytes: Uint8Array, label: string) {
       for (const key of g.keys()) {
         const child = g.get(key);
         const p = prefix + key;
+        if (p === 'optimizer') continue;
         if (child instanceof h5wasm.Group) walk(child, p + '/');
         else if (child instanceof h5wasm.Dataset) {
           const md = child.metadata;
