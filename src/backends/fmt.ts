@@ -15,7 +15,7 @@ export interface Fmt {
 }
 
 export function fmtFromKif(t: Kif): Fmt {
-  return { w: kifWidth(t), lsb: -t.f, signed: t.k === 1 };
+  return { w: kifWidth(t), lsb: -t.f + 0, signed: t.k === 1 };
 }
 
 export function fmtOf(q: QInterval): Fmt {

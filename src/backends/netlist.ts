@@ -169,7 +169,7 @@ export function lowerProgram(p: Program, opts: LowerOptions = {}): Netlist {
   const live = new Uint8Array(ops.length);
   for (const o of p.out) if (o.wire >= 0) live[o.wire] = 1;
   for (let n = ops.length - 1; n >= 0; n--) {
-    if (!live[n]) continue;
+    if (!live[n] || ops[n]!.qint.min === ops[n]!.qint.max) continue; // a constant needs no operands
     for (const a of operandsOf(ops[n]!)) {
       if (a < 0 || a >= n) throw new RangeError(`op ${n} (${ops[n]!.kind}) reads wire ${a}, which is not an earlier wire`);
       live[a] = 1;
