@@ -720,23 +720,29 @@ export function ebops_dense(K: i32, N: i32, iI: usize, iF: usize, iK: usize, inM
   return total;
 }
 
-/** L1 pressure λ·Σ|p|: adds λ·sign(p) into g, returns Σ|p| (unscaled). */
+/** HGQ2's MonoL1 pressure λ·Σp on raw bit parameters: adds λ into g, returns Σp (unscaled). */
 export function l1(n: i32, p: usize, lambda: f32, g: usize): f64 {
   let s: f64 = 0;
   for (let j = 0; j < n; j++) {
     const o = <usize>j << 2;
-    const v = load<f32>(p + o);
-    s += <f64>Mathf.abs(v);
-    const sg: f32 = v > 0 ? 1 : v < 0 ? -1 : 0;
-    store<f32>(g + o, load<f32>(g + o) + lambda * sg);
+    s += <f64>load<f32>(p + o);
+    store<f32>(g + o, load<f32>(g + o) + lambda);
   }
   return s;
+}
+
+/** p ← clamp(p, lo, hi) (the bit parameters' bounds, applied before each step's forward as the tfjs path does). */
+export function clamp(n: i32, p: usize, lo: f32, hi: f32): void {
+  for (let j = 0; j < n; j++) {
+    const o = <usize>j << 2;
+    store<f32>(p + o, Mathf.min(hi, Mathf.max(lo, load<f32>(p + o))));
+  }
 }
 
 /**
  * Adam exactly as tf.train.adam applies it (float32 throughout):
  *   m ← m·β1 + g·(1−β1); v ← v·β2 + g²·(1−β2); p ← (m/(1−β1^t)) / (sqrt(v/(1−β2^t)) + ε)·(−lr) + p,
- * then the parameter constraint clamps p to [lo, hi]. omb1/omb2 are 1−β^t as tfjs keeps them (f32 products).
+ * then clamps p to [lo, hi] (±Inf: none). omb1/omb2 are 1−β^t as tfjs keeps them (f32 products).
  */
 export function adam(n: i32, p: usize, g: usize, m: usize, v: usize, lr: f32, b1: f32, b2: f32, eps: f32,
   omb1: f32, omb2: f32, c1: f32, c2: f32, lo: f32, hi: f32): void {

@@ -21,9 +21,9 @@ function randDesc(rng: Rng, sizes: number[], o: { act: ActMode; w: 'SAT' | 'SAT_
       kernel: arr(K * N, () => (rng.next() * 2 - 1) * 1.2),
       bias: arr(N, () => (rng.next() * 2 - 1) * 0.5),
       iq: { overflow: o.act, k: arr(K, () => (rng.chance(0.7) ? 1 : 0)), i: arr(K, int(-1, 2)), f: arr(K, int(2, 6)),
-        iBounds: [-24, 24], fBounds: [-24, 24], l1: { f: 1e-3, i: 1e-3 }, decay: 0.25 },
+        iBounds: [-24, 24], fBounds: [-24, 24], l1: 1e-3, decay: 0.25 },
       kq: { overflow: o.w, k: arr(K * N, () => (rng.chance(0.8) ? 1 : 0)), b: arr(K * N, int(0, 7)), i: arr(K * N, int(-1, 1)),
-        bBounds: [0, 23], iBounds: [-24, 24], l1: { b: 1e-3 } },
+        bBounds: [0, 23], iBounds: [-24, 24], l1: 1e-3 },
       bq: { overflow: o.w, k: arr(N, () => 1), b: arr(N, int(1, 7)), i: arr(N, int(-1, 1)), bBounds: [0, 23], iBounds: [-24, 24] },
       beta: 1e-3 * (l + 1),
     });

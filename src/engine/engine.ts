@@ -19,8 +19,8 @@ export interface KifDesc {
   f: Float32Array;
   iBounds?: [number, number];
   fBounds?: [number, number];
-  /** L1 coefficient on the raw parameters */
-  l1?: { i?: number; f?: number };
+  /** MonoL1 coefficient (λ·Σ raw i and f, HGQ2's default regularizer) */
+  l1?: number;
   /** WRAP integer-bit decay per step (default 0.01) */
   decay?: number;
 }
@@ -34,7 +34,8 @@ export interface KbiDesc {
   i: Float32Array;
   bBounds?: [number, number];
   iBounds?: [number, number];
-  l1?: { b?: number; i?: number };
+  /** MonoL1 coefficient (λ·Σ raw b) */
+  l1?: number;
 }
 
 export interface DenseDesc {
@@ -218,8 +219,8 @@ export class Engine {
       const kbi = (q: KbiDesc, n: number, what: string, isBias: boolean) => {
         if ((q.round ?? 'RND') !== 'RND') throw new Error(`hgq engine: ${what} round mode ${q.round} is not supported (RND only)`);
         if (q.overflow !== 'SAT' && q.overflow !== 'SAT_SYM') throw new Error(`hgq engine: ${what} overflow ${q.overflow} is not supported (SAT, SAT_SYM)`);
-        const pb = param(`${what}.b`, checkArr(q.b, n, `${what}.b`), true, q.bBounds, q.l1?.b);
-        const pi = param(`${what}.i`, checkArr(q.i, n, `${what}.i`), true, q.iBounds, q.l1?.i);
+        const pb = param(`${what}.b`, checkArr(q.b, n, `${what}.b`), true, q.bBounds ?? [0, 23], q.l1);
+        const pi = param(`${what}.i`, checkArr(q.i, n, `${what}.i`), true, q.iBounds ?? [-24, 24], 0);
         const kk = put(checkArr(q.k, n, `${what}.k`));
         const mem = { b: pb.ptr, i: pi.ptr, k: kk, mode: OVF_MODE[q.overflow] };
         if (isBias) { lm.bqq = mem; lm.pBb = pb; lm.pBi = pi; } else { lm.kq = mem; lm.pKb = pb; lm.pKi = pi; }
@@ -236,8 +237,9 @@ export class Engine {
         if (!(q.overflow in OVF_MODE)) throw new Error(`hgq engine: ${pre}.iq overflow ${q.overflow} is not supported`);
         const wrap = q.overflow === 'WRAP';
         const iB = q.iBounds ?? [-24, 24];
-        lm.pIi = param(`${pre}.iq.i`, checkArr(q.i, K, `${pre}.iq.i`), !wrap, iB, wrap ? 0 : q.l1?.i);
-        lm.pIf = param(`${pre}.iq.f`, checkArr(q.f, K, `${pre}.iq.f`), true, q.fBounds, q.l1?.f);
+        // under WRAP i follows the data (not trained) but its L1 term still counts in the loss, as in tfjs
+        lm.pIi = param(`${pre}.iq.i`, checkArr(q.i, K, `${pre}.iq.i`), !wrap, iB, q.l1);
+        lm.pIf = param(`${pre}.iq.f`, checkArr(q.f, K, `${pre}.iq.f`), true, q.fBounds ?? [-24, 24], q.l1);
         lm.iq = { i: lm.pIi.ptr, f: lm.pIf.ptr, k: put(checkArr(q.k, K, `${pre}.iq.k`)), mode: OVF_MODE[q.overflow],
           prep: ar.alloc(K * 16), decay: q.decay ?? 0.01, iBounds: iB };
         lm.flags |= 2 | (wrap ? 0 : 4);
@@ -325,9 +327,13 @@ export class Engine {
     return B;
   }
 
-  /** Forward quantization of all weights and preparation of the activation quantizers (main thread). */
+  /**
+   * Bounds, forward quantization of all weights, preparation of the activation quantizers (main thread).
+   * The bit parameters are clamped to their bounds before the forward pass, as the tfjs quantizers do.
+   */
   private prepare(): void {
     const k = this.k;
+    for (const p of this.params) if (p.lo > -Infinity || p.hi < Infinity) k.clamp(p.n, p.ptr, p.lo, p.hi);
     for (const lm of this.layers) {
       if (lm.kq) k.kbi_fwd(lm.K * lm.N, lm.W, lm.kq.b, lm.kq.i, lm.kq.k, lm.kq.mode, lm.Wq);
       if (lm.bqq) k.kbi_fwd(lm.N, lm.bias, lm.bqq.b, lm.bqq.i, lm.bqq.k, lm.bqq.mode, lm.bq);
@@ -400,6 +406,7 @@ export class Engine {
     }
     let l1Loss = 0;
     for (const p of this.params) if (p.l1 > 0) l1Loss += p.l1 * k.l1(p.n, p.ptr, Math.fround(p.l1), p.grad);
+    // (the L1 gradient of a non-trainable parameter is computed but never applied)
     this.applyAdam();
     return { loss: taskLoss + ebopsLoss + l1Loss, taskLoss, ebops, ebopsLoss, l1Loss };
   }
@@ -411,7 +418,7 @@ export class Engine {
     const omb1 = f(1 - this.accBeta1), omb2 = f(1 - this.accBeta2);
     for (const p of this.params) {
       if (!p.trainable) continue;
-      this.k.adam(p.n, p.ptr, p.grad, p.m, p.v, f(o.learningRate), f(b1), f(b2), f(eps), omb1, omb2, f(1 - b1), f(1 - b2), p.lo, p.hi);
+      this.k.adam(p.n, p.ptr, p.grad, p.m, p.v, f(o.learningRate), f(b1), f(b2), f(eps), omb1, omb2, f(1 - b1), f(1 - b2), -Infinity, Infinity);
     }
     this.accBeta1 = f(this.accBeta1 * f(b1));
     this.accBeta2 = f(this.accBeta2 * f(b2));

@@ -27,6 +27,7 @@ export interface KernelExports {
   ebops_dense(K: number, N: number, iI: number, iF: number, iK: number, inMode: number, wB: number, wK: number, wMode: number,
     bB: number, bK: number, bMode: number, beta: number, gInI: number, gInF: number, gWB: number, gBB: number): number;
   l1(n: number, p: number, lambda: number, g: number): number;
+  clamp(n: number, p: number, lo: number, hi: number): void;
   adam(n: number, p: number, g: number, m: number, v: number, lr: number, b1: number, b2: number, eps: number,
     omb1: number, omb2: number, c1: number, c2: number, lo: number, hi: number): void;
 }

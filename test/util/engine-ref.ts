@@ -22,7 +22,18 @@ function kbiForward(w: number, b0: number, i0: number, k: number, mode: number) 
 }
 
 /** Gradients of one step at the description's current state (no parameter update). */
-export function referenceStep(desc: ModelDesc, x: Float32Array, y: Float32Array): RefResult {
+export function referenceStep(desc0: ModelDesc, x: Float32Array, y: Float32Array): RefResult {
+  // the bit parameters are clamped to their bounds before the forward pass (as the tfjs quantizers do)
+  const cl = (a: Float32Array, bnd: [number, number] | undefined, dflt: [number, number]) => {
+    const [lo, hi] = bnd ?? dflt;
+    return a.map((v) => Math.min(hi, Math.max(lo, v)));
+  };
+  const desc: ModelDesc = { ...desc0, layers: desc0.layers.map((d) => ({
+    ...d,
+    iq: d.iq ? { ...d.iq, i: cl(d.iq.i, d.iq.iBounds, [-24, 24]), f: cl(d.iq.f, d.iq.fBounds, [-24, 24]) } : d.iq,
+    kq: d.kq ? { ...d.kq, b: cl(d.kq.b, d.kq.bBounds, [0, 23]), i: cl(d.kq.i, d.kq.iBounds, [-24, 24]) } : d.kq,
+    bq: d.bq ? { ...d.bq, b: cl(d.bq.b, d.bq.bBounds, [0, 23]), i: cl(d.bq.i, d.bq.iBounds, [-24, 24]) } : d.bq,
+  })) };
   const L = desc.layers.length;
   const K0 = desc.layers[0].inputs, C = desc.layers[L - 1].units;
   const B = x.length / K0;
@@ -190,13 +201,14 @@ export function referenceStep(desc: ModelDesc, x: Float32Array, y: Float32Array)
         grads[`${pre}.bq.b`][n] += beta;
       }
     }
+    // HGQ2's MonoL1: λ·Σ raw (KBI: b; KIF: i and f — i counts in the loss even under WRAP, untrained there)
     const addL1 = (name: string, arr: ArrayLike<number>, lam: number | undefined) => {
       if (!lam) return;
-      for (let j = 0; j < arr.length; j++) { l1 += lam * Math.abs(arr[j]); grads[name][j] += lam * Math.sign(arr[j]); }
+      for (let j = 0; j < arr.length; j++) { l1 += lam * arr[j]; if (grads[name]) grads[name][j] += lam; }
     };
-    if (d.iq) { addL1(`${pre}.iq.f`, d.iq.f, d.iq.l1?.f); if (d.iq.overflow !== 'WRAP') addL1(`${pre}.iq.i`, d.iq.i, d.iq.l1?.i); }
-    if (d.kq) { addL1(`${pre}.kq.b`, d.kq.b, d.kq.l1?.b); addL1(`${pre}.kq.i`, d.kq.i, d.kq.l1?.i); }
-    if (d.bq) { addL1(`${pre}.bq.b`, d.bq.b, d.bq.l1?.b); addL1(`${pre}.bq.i`, d.bq.i, d.bq.l1?.i); }
+    if (d.iq) { addL1(`${pre}.iq.f`, d.iq.f, d.iq.l1); addL1(`${pre}.iq.i`, iNow[l]!, d.iq.l1); }
+    if (d.kq) addL1(`${pre}.kq.b`, d.kq.b, d.kq.l1);
+    if (d.bq) addL1(`${pre}.bq.b`, d.bq.b, d.bq.l1);
   });
   return { taskLoss, ebops, l1, grads, absmax };
 }
