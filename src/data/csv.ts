@@ -33,9 +33,10 @@ export function parseCsv(text: string, name = '<csv>'): CsvTable {
     if (line === '') continue;
     const fields = line.split(',').map((t) => t.trim());
     const vals = fields.map(parseField);
-    if (firstRow && header === undefined && rows.length === 0) {
+    if (firstRow) {
       firstRow = false;
-      if (vals.some((v) => v === undefined)) {
+      // a header has a non-empty, non-numeric field (an empty field is a data error, not a name)
+      if (vals.some((v, j) => v === undefined && fields[j] !== '')) {
         header = fields;
         width = fields.length;
         continue;
