@@ -41,7 +41,7 @@ export interface QuantizerConfig {
 }
 
 /** What a caller may override: any config field, plus `granularity` as a shorthand for the axis lists. */
-export type QuantizerOptions = Partial<QuantizerConfig> & { granularity?: Granularity };
+export type QuantizerOptions = Partial<Omit<QuantizerConfig, 'place'>> & { place?: Place | 'activation'; granularity?: Granularity };
 
 /** Scoped defaults: `default` applies to every place, the place keys after it. `activation` = `datalane`. */
 export interface QuantizerScope {
@@ -148,8 +148,9 @@ function validateOptions(o: QuantizerOptions, where: string): void {
 }
 
 function applyOptions(cfg: QuantizerConfig, o: QuantizerOptions): void {
-  const { granularity, qType: _q, ...rest } = o;
+  const { granularity, qType: _q, place: _p, ...rest } = o;
   void _q;
+  void _p;
   // HGQ2 convention: two of (i0, f0, b0) given together determine the third (f = b − i).
   const n = +(o.i0 !== undefined) + +(o.f0 !== undefined) + +(o.b0 !== undefined);
   for (const [k, v] of Object.entries(rest)) if (v !== undefined) (cfg as unknown as Record<string, unknown>)[k] = v;
