@@ -88,6 +88,24 @@ export function einsum(
   };
   bind(eq.a, shapeA);
   bind(eq.b, shapeB);
+  const mm = matmulForm(eq);
+  if (mm) {
+    // '<P>x,xy-><P>y': a plain (rows × K) · (K × N) product, much faster than the generic loop
+    const K = size.get(mm.x)!;
+    const N = size.get(mm.y)!;
+    const rows = prod(shapeA) / K;
+    const out = new Float64Array(rows * N);
+    for (let r = 0; r < rows; r++) {
+      const o = r * N;
+      for (let k = 0; k < K; k++) {
+        const a = A[r * K + k]!;
+        if (a === 0) continue;
+        const bRow = k * N;
+        for (let n = 0; n < N; n++) out[o + n] += a * B[bRow + n]!;
+      }
+    }
+    return { data: out, shape: [...shapeA.slice(0, -1), N] };
+  }
   const letters = [...size.keys()];
   for (const l of eq.out) if (!size.has(l)) throw new Error(`einsum: output axis '${l}' is on no operand`);
   const dims = letters.map((l) => size.get(l)!);
@@ -123,6 +141,16 @@ export function einsum(
     }
   }
   return { data: out, shape: outShape };
+}
+
+/** If `eq` is '<P>x,xy-><P>y' (P: letters only on the first operand), its contracted and new axis. */
+function matmulForm(eq: Einsum): { x: string; y: string } | null {
+  if (eq.b.length !== 2 || eq.a.length < 1 || eq.out.length !== eq.a.length) return null;
+  const x = eq.a.at(-1)!;
+  const y = eq.b[1]!;
+  const P = eq.a.slice(0, -1);
+  if (eq.b[0] !== x || x === y || P.includes(x) || P.includes(y) || new Set(eq.a).size !== eq.a.length) return null;
+  return eq.out === P + y ? { x, y } : null;
 }
 
 export interface Conv1dSpec {

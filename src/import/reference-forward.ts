@@ -5,6 +5,7 @@
  * on dyadic values), i.e. what the hardware computes.
  */
 import { quantize, roundToStep } from '../fixed/quantize.ts';
+import type { Kif } from '../fixed/types.ts';
 import type { HgqLayer, HgqModel, HgqQuantizer } from './hgq2-model.ts';
 import type { H5Data } from './keras-archive.ts';
 import { quantizerKif } from './hgq2-model.ts';
@@ -43,12 +44,11 @@ export function applyQuantizer(q: HgqQuantizer, x: Tensor): Tensor {
   const ix = broadcastIndex(q.shape, x.shape);
   const out = new Float64Array(x.data.length);
   const roundOnly = q.overflowMode === 'WRAP' && q.trainable && q.isWeight && (q.qType === 'kif' || q.roundMode === 'RND');
+  const types: Kif[] = Array.from(k, (kk, p) => ({ k: kk as 0 | 1, i: i[p]!, f: f[p]! }));
   for (let j = 0; j < out.length; j++) {
     const p = ix[j]!;
     const v = x.data[j]!;
-    out[j] = roundOnly
-      ? roundToStep(v, f[p]!, q.roundMode)
-      : quantize(v, { k: k[p] as 0 | 1, i: i[p]!, f: f[p]! }, q.roundMode, q.overflowMode);
+    out[j] = roundOnly ? roundToStep(v, f[p]!, q.roundMode) : quantize(v, types[p]!, q.roundMode, q.overflowMode);
   }
   return { data: out, shape: x.shape };
 }
