@@ -425,6 +425,13 @@ export class Engine {
     this.iterations++;
   }
 
+  /** β of layer `l` (its EBOPs weight in the loss), e.g. from a β schedule at each epoch start. */
+  setBeta(l: number, beta: number): void {
+    if (!(l >= 0 && l < this.layers.length)) throw new Error(`hgq engine: no layer ${l} (the model has ${this.layers.length})`);
+    if (!(Number.isFinite(beta) && beta >= 0)) throw new Error(`hgq engine: β must be finite and ≥ 0, got ${beta}`);
+    this.layers[l].beta = beta;
+  }
+
   /** Current values of every parameter array (copies), keyed by name (e.g. `layers[0].kq.b`). */
   readState(): EngineState {
     const f = this.f32();
