@@ -9,10 +9,12 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { CliError } from './errors.ts';
 import * as quantizeCmd from './quantize.ts';
+import * as cmvmCmd from './cmvm.ts';
 import * as emulateCmd from './emulate.ts';
 
 const COMMANDS: { register(program: Command): void }[] = [
   quantizeCmd,
+  cmvmCmd,
   emulateCmd,
 ];
 

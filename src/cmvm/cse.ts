@@ -101,6 +101,8 @@ class Table3 {
 
 /** Most pair-matrix entries (4 bytes each) one extraction may allocate before falling back to hashing. */
 const MAT_BUDGET = 1 << 24;
+/** Largest direct pair index (entries) before pairs of starting wires go to the hash table too. */
+const DIRECT_BUDGET = 1 << 22;
 
 /** Heap keys are count × weight (integers) plus a fraction < 1 that prefers early operands. */
 const LAT_SLOTS = 1024;
@@ -154,6 +156,11 @@ class Cse {
    * it dissolves without hashing. matBase[o] = −1: too big, use the hash table.
    */
   matBase: Int32Array = new Int32Array(0);
+  /** Local index of each starting wire (−1: none) and the direct pair index over them. */
+  localMap: I32 = new Int32Array(0);
+  nLocal = 0;
+  shiftSpan = 0;
+  direct: I32 = new Int32Array(0);
   matDim: Int32Array = new Int32Array(0);
   mat: I32 = new Int32Array(0);
 
@@ -182,7 +189,7 @@ class Cse {
     this.termTable = new Table3(tc);
     this.slack = new Float64Array(nOut);
     for (let o = 0; o < nOut; o++) this.outTerms.push([]);
-    const pc = Math.max(1024, nPairsHint);
+    const pc = Math.max(1024, Math.min(nPairsHint, 1 << 16));
     this.pcap = pc;
     this.pW0 = new Int32Array(pc);
     this.pW1 = new Int32Array(pc);
@@ -194,7 +201,7 @@ class Cse {
     this.pNewest = new Float64Array(pc).fill(-1);
     this.pBlocked = new Int32Array(pc).fill(-1);
     this.pDirty = new Int32Array(pc);
-    this.pairTable = new Table3(pc);
+    this.pairTable = new Table3(Math.min(pc, 4096)); // grows; most early pairs use the direct index
   }
 
   /** Give each output a pair matrix sized to its (never growing) number of terms. */
@@ -317,6 +324,22 @@ class Cse {
     const w1 = tWire[b]!;
     const sub = this.tSign[a] !== this.tSign[b] ? 1 : 0;
     const shift = tPos[b]! - tPos[a]!;
+    // pairs of the wires present from the start: a direct index (most lookups), others: the hash table
+    const lm = this.localMap;
+    if (w1 < lm.length) {
+      const l0 = lm[w0]!;
+      const l1 = lm[w1]!;
+      const sh = shift + this.shiftSpan;
+      if (l0 >= 0 && l1 >= 0 && sh >= 0 && sh <= 2 * this.shiftSpan) {
+        const i = ((l0 * this.nLocal + l1) * (2 * this.shiftSpan + 1) + sh) * 2 + sub;
+        let p = this.direct[i]!;
+        if (p < 0) {
+          p = this.newPair(w0, w1, sub, shift);
+          this.direct[i] = p;
+        }
+        return p;
+      }
+    }
     const key = shift * 2 + sub; // stays a small integer (no heap numbers)
     let p = this.pairTable.get(w0, w1, key);
     if (p < 0) {
@@ -415,7 +438,30 @@ class Cse {
     return -1;
   }
 
+  /** Set up the direct pair index over the wires the terms start with. */
+  allocDirect(): void {
+    const g = this.g;
+    const lm = new Int32Array(g.size).fill(-1);
+    let n = 0;
+    let lo = Infinity;
+    let hi = -Infinity;
+    for (let t = 0; t < this.nTerms; t++) {
+      const w = this.tWire[t]!;
+      if (lm[w]! < 0) lm[w] = n++;
+      lo = Math.min(lo, this.tPos[t]!);
+      hi = Math.max(hi, this.tPos[t]!);
+    }
+    const span = hi - lo;
+    const size = n * n * (2 * span + 1) * 2;
+    if (n === 0 || size > DIRECT_BUDGET) return;
+    this.localMap = lm;
+    this.nLocal = n;
+    this.shiftSpan = span;
+    this.direct = new Int32Array(size).fill(-1);
+  }
+
   initialCounts(): void {
+    this.allocDirect();
     this.allocMatrices();
     const mat = this.mat;
     this.outTerms.forEach((ol, o) => {
@@ -548,7 +594,12 @@ class Cse {
   }
 
   run(): void {
+    const T0 = performance.now();
     this.initialCounts();
+    const T1 = performance.now();
+    const PH = ((globalThis as any).PH ??= { init: 0, loop: 0, pairs: 0, push: 0 });
+    PH.init += T1 - T0;
+    if (process.env.ONLYINIT) return;
     for (;;) {
       const p = this.popBest();
       if (p < 0) break;
@@ -561,6 +612,8 @@ class Cse {
       for (let m = 0; m < matches.length; m += 2) this.substitute(matches[m]!, matches[m + 1]!, n);
       this.flush();
     }
+    PH.loop += performance.now() - T1;
+    PH.pairs += this.nPairs;
   }
 }
 

@@ -1,0 +1,102 @@
+/**
+ * Constant matrices from files (DESIGN.md §8): JSON (an array of rows) or CSV (one row of W per line).
+ * Row r holds output r's coefficients. Entries must be exact fixed-point numbers: decimals are parsed exactly
+ * (0.1 is 1/10, which no fixed-point type holds, so it is rejected) and may have at most MAX_FRACTION_BITS
+ * fraction bits and magnitude below 2^MAX_INTEGER_BITS.
+ */
+import { doubleToDyadic, parseDecimal } from '../fixed/quantize.ts';
+
+export const MAX_FRACTION_BITS = 32;
+export const MAX_INTEGER_BITS = 40;
+
+/** A matrix file that cannot be used; the message says where and what to fix. */
+export class MatrixFileError extends Error {}
+
+function isPowerOfTwo(d: bigint): boolean {
+  return d > 0n && (d & (d - 1n)) === 0n;
+}
+
+function gcd(a: bigint, b: bigint): bigint {
+  a = a < 0n ? -a : a;
+  while (b !== 0n) [a, b] = [b, a % b];
+  return a;
+}
+
+/** The exact value of a decimal string, or a MatrixFileError naming `where`. */
+export function parseEntry(token: string, where: string): number {
+  const t = token.trim();
+  if (t === '') throw new MatrixFileError(`${where}: empty entry (write 0 for a zero coefficient)`);
+  const r = parseDecimal(t);
+  if (r === null) throw new MatrixFileError(`${where}: "${t}" is not a number`);
+  if (typeof r === 'number') throw new MatrixFileError(`${where}: "${t}" is not a finite number`);
+  const g = gcd(r.n, r.d);
+  const n = g > 1n ? r.n / g : r.n;
+  const d = g > 1n ? r.d / g : r.d;
+  if (!isPowerOfTwo(d))
+    throw new MatrixFileError(`${where}: ${t} is not a fixed-point number (its denominator is not a power of two); round it to a multiple of 2^-f first`);
+  return checkValue(Number(n) / Number(d), n, d, t, where);
+}
+
+function checkValue(v: number, n: bigint, d: bigint, shown: string, where: string): number {
+  const fbits = d.toString(2).length - 1;
+  if (fbits > MAX_FRACTION_BITS)
+    throw new MatrixFileError(`${where}: ${shown} needs ${fbits} fraction bits, more than the ${MAX_FRACTION_BITS} supported; round it to a multiple of 2^-${MAX_FRACTION_BITS}`);
+  const mag = n < 0n ? -n : n;
+  if (mag >= 1n << BigInt(MAX_INTEGER_BITS + fbits))
+    throw new MatrixFileError(`${where}: ${shown} is too large (|entry| must be below 2^${MAX_INTEGER_BITS})`);
+  return v + 0;
+}
+
+/** A JSON number (already a double): exact if it has few fraction bits; 0.1 parses to a 55-bit fraction. */
+function jsonEntry(v: unknown, where: string): number {
+  if (typeof v === 'string') return parseEntry(v, where);
+  if (typeof v !== 'number' || !Number.isFinite(v)) throw new MatrixFileError(`${where}: ${JSON.stringify(v)} is not a number`);
+  const { m, e } = doubleToDyadic(v);
+  const n = e >= 0 ? m << BigInt(e) : m;
+  const d = e >= 0 ? 1n : 1n << BigInt(-e);
+  if (-e > MAX_FRACTION_BITS)
+    throw new MatrixFileError(
+      `${where}: ${v} is not an exact fixed-point number with at most ${MAX_FRACTION_BITS} fraction bits (decimals like 0.1 have no exact binary value); use multiples of 2^-f such as 0.125`,
+    );
+  return checkValue(v, n, d, String(v), where);
+}
+
+function checkShape(rows: number[][], source: string): number[][] {
+  if (rows.length === 0) throw new MatrixFileError(`${source}: the matrix is empty (expected at least one row with at least one entry)`);
+  const n = rows[0]!.length;
+  if (n === 0) throw new MatrixFileError(`${source}: row 1 is empty (expected at least one entry per row)`);
+  rows.forEach((r, i) => {
+    if (r.length !== n) throw new MatrixFileError(`${source}: row ${i + 1} has ${r.length} entries but row 1 has ${n}; every row needs one entry per input`);
+  });
+  return rows;
+}
+
+export function parseMatrixJSON(text: string, source: string): number[][] {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    throw new MatrixFileError(`${source}: not valid JSON (${(e as Error).message})`);
+  }
+  if (!Array.isArray(raw)) throw new MatrixFileError(`${source}: expected a JSON array of rows, e.g. [[1, 2], [3, 4]]`);
+  const rows = raw.map((row, i) => {
+    if (!Array.isArray(row)) throw new MatrixFileError(`${source}: row ${i + 1} is not an array (expected an array of rows, e.g. [[1, 2], [3, 4]])`);
+    return row.map((v, j) => jsonEntry(v, `${source}: row ${i + 1}, column ${j + 1}`));
+  });
+  return checkShape(rows, source);
+}
+
+/** CSV: one row per line, comma-separated; blank lines are skipped. */
+export function parseMatrixCSV(text: string, source: string): number[][] {
+  const rows: number[][] = [];
+  text.split(/\r?\n/).forEach((line, i) => {
+    if (line.trim() === '') return;
+    rows.push(line.split(',').map((tok, j) => parseEntry(tok, `${source}: line ${i + 1}, column ${j + 1}`)));
+  });
+  return checkShape(rows, source);
+}
+
+/** By extension: .json → JSON, anything else → CSV. */
+export function parseMatrixFile(text: string, path: string): number[][] {
+  return /\.json$/i.test(path) ? parseMatrixJSON(text, path) : parseMatrixCSV(text, path);
+}
