@@ -11,11 +11,15 @@ import { CliError } from './errors.ts';
 import * as quantizeCmd from './quantize.ts';
 import * as cmvmCmd from './cmvm.ts';
 import * as emulateCmd from './emulate.ts';
+import * as convertCmd from './convert.ts';
+import * as synthCmd from './synth.ts';
 
 const COMMANDS: { register(program: Command): void }[] = [
   quantizeCmd,
   cmvmCmd,
   emulateCmd,
+  convertCmd,
+  synthCmd,
 ];
 
 function packageVersion(): string {

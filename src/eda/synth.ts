@@ -1,0 +1,95 @@
+/**
+ * Yosys synthesis of a generated project for Xilinx 7-series (xc7) or UltraScale+ (xcup), reported as JSON.
+ *
+ * Script (DESIGN.md §7): Yosys 0.23 folds adder trees into one multi-operand $macc cell, which maps badly;
+ * `maccmap -unmap` between the coarse and the fine passes turns them back into plain adders:
+ *   synth_xilinx -run begin:map_memory; maccmap -unmap; opt; synth_xilinx -run map_memory:
+ * with -noiopad -noclkbuf (out-of-context: no IBUF/OBUF/BUFG). `stat -json` gives the cell counts.
+ * Logic depth: `ltp -noff` — the number of cells on the longest combinational path (flip-flops cut paths,
+ * so in a pipelined design it is the deepest stage); LUT, CARRY, MUXF and INV cells all count one level.
+ * These are Yosys numbers, not Vivado's.
+ */
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { run } from './tools.ts';
+import { readSummary } from './verify.ts';
+
+export type Family = 'xc7' | 'xcup';
+
+export interface SynthReport {
+  tool: string;
+  family: Family;
+  top: string;
+  /** all LUTs (LUT1..LUT6) */
+  lut: number;
+  lut_by_size: Record<string, number>;
+  /** CARRY4 (xc7) or CARRY8 (xcup) cells */
+  carry: number;
+  /** flip-flops (FDRE/FDSE/FDCE/FDPE) */
+  ff: number;
+  /** SRL16E/SRLC32E shift registers (Yosys packs delay chains into them) */
+  srl: number;
+  muxf: Record<string, number>;
+  dsp: number;
+  /** cells on the longest combinational path (ltp -noff) */
+  depth: number;
+  cells: Record<string, number>;
+  seconds: number;
+}
+
+export function yosysScript(src: string, top: string, family: Family): string {
+  const flags = `-family ${family} -top ${top} -noiopad -noclkbuf`;
+  return [
+    `read_verilog ${src}`,
+    `synth_xilinx ${flags} -run begin:map_memory`,
+    'maccmap -unmap',
+    'opt',
+    `synth_xilinx ${flags} -run map_memory:`,
+    'tee -o stat.json stat -json',
+    'tee -o ltp.txt ltp -noff',
+  ].join('\n');
+}
+
+export function synth(dir: string, opts: { family?: Family } = {}): SynthReport {
+  const family = opts.family ?? 'xc7';
+  if (family !== 'xc7' && family !== 'xcup') throw new RangeError(`unknown family "${family}" (use xc7 or xcup)`);
+  const s = readSummary(dir);
+  if (s.format === 'hls') throw new RangeError('synth needs an RTL project (hgq convert --format verilog or vhdl); HLS C++ is synthesized by Vitis');
+  const rel = s.format === 'vhdl' ? s.files.verilog_twin : s.files.source;
+  if (!rel || !existsSync(join(dir, rel))) throw new RangeError(`${dir}: the Verilog source named in summary.json is missing`);
+  const work = resolve(dir, 'reports', `yosys-${family}`);
+  mkdirSync(work, { recursive: true });
+  writeFileSync(join(work, 'synth.ys'), yosysScript(resolve(dir, rel), s.top, family) + '\n');
+  const r = run('yosys', ['-q', '-l', 'yosys.log', '-s', 'synth.ys'], { cwd: work });
+  const stat = JSON.parse(readFileSync(join(work, 'stat.json'), 'utf8')) as { creator?: string; design: { num_cells_by_type: Record<string, number> } };
+  const ltp = readFileSync(join(work, 'ltp.txt'), 'utf8');
+  const version = /Yosys [0-9.]+/.exec(stat.creator ?? '')?.[0] ?? 'Yosys';
+  const report = parseStat(stat.design.num_cells_by_type, ltp, family, s.top, version);
+  report.seconds = r.seconds;
+  writeFileSync(join(dir, 'reports', `yosys-${family}.json`), JSON.stringify(report, null, 2) + '\n');
+  return report;
+}
+
+export function parseStat(cells: Record<string, number>, ltp: string, family: Family, top: string, tool = 'Yosys'): SynthReport {
+  const sum = (re: RegExp): number => Object.entries(cells).reduce((a, [k, v]) => a + (re.test(k) ? v : 0), 0);
+  const lut_by_size: Record<string, number> = {};
+  for (let k = 1; k <= 6; k++) lut_by_size[`LUT${k}`] = cells[`LUT${k}`] ?? 0;
+  const muxf: Record<string, number> = {};
+  for (const k of ['MUXF7', 'MUXF8', 'MUXF9']) if (cells[k]) muxf[k] = cells[k]!;
+  const m = /length=(\d+)/.exec(ltp);
+  return {
+    tool,
+    family,
+    top,
+    lut: Object.values(lut_by_size).reduce((a, b) => a + b, 0),
+    lut_by_size,
+    carry: sum(/^CARRY[48]$/),
+    ff: sum(/^FD[A-Z]*$/),
+    srl: sum(/^SRL/),
+    muxf,
+    dsp: sum(/^DSP/),
+    depth: m ? Number(m[1]) : 0,
+    cells: { ...cells },
+    seconds: 0,
+  };
+}
