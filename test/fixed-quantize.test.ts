@@ -89,10 +89,16 @@ test('float path equals the BigInt reference on >= 100,000 random values, every 
     for (const o of OVERFLOW_MODES) {
       let zeroWidth = 0;
       let ties = 0;
+      let negI = 0;
+      let negF = 0;
+      let outside = 0;
       for (let n = 0; n < perCombo; n++) {
         const t = randomType(rng);
         const x = randomValue(rng, t, o !== 'WRAP');
         if (t.k + t.i + t.f <= 0) zeroWidth++;
+        else if (Math.abs(x) >= 2 ** (t.i + 1)) outside++;
+        if (t.i < 0) negI++;
+        if (t.f < 0) negF++;
         if (Number.isFinite(x) && Math.abs(x * 2 ** t.f) < 2 ** 52 && (x * 2 ** t.f) % 1 === 0.5) ties++;
         const got = quantize(x, t, r, o);
         const want = ref(x, t, r, o);
@@ -102,6 +108,8 @@ test('float path equals the BigInt reference on >= 100,000 random values, every 
       }
       assert.ok(zeroWidth > 50, `${r}/${o}: zero-width types exercised (${zeroWidth})`);
       assert.ok(ties > 200, `${r}/${o}: exact ties exercised (${ties})`);
+      assert.ok(negI > 200 && negF > 200, `${r}/${o}: negative i (${negI}) and f (${negF}) exercised`);
+      assert.ok(outside > 500, `${r}/${o}: far out of range exercised (${outside})`);
     }
   }
   assert.ok(checked >= 100_000);
