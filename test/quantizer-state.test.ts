@@ -175,3 +175,39 @@ test('no tensor leaks in inference, training, gradients, calibration, reset, bit
     x.dispose();
   }
 });
+
+test("HGQ2's WRAP weight exception: a trainable WRAP quantizer with isWeight only rounds in inference", async () => {
+  await initBackend();
+  const x = tf.tensor1d([0.15234375, -3.3, 100.7]);
+  for (const [qType, isWeight, roundMode, roundsOnly] of [
+    ['kbi', true, 'RND', true], ['kbi', true, 'TRN', false], ['kif', true, 'TRN', true], ['kbi', false, 'RND', false],
+  ] as const) {
+    const q = new Quantizer({ place: 'bias', qType, overflowMode: 'WRAP', roundMode, isWeight, granularity: 'element' });
+    q.build([3]);
+    setParam(q, 'k', [1, 1, 1]);
+    setParam(q, 'i', [-6, 0, 2]);
+    if (qType === 'kbi') setParam(q, 'b', [2, 8, 8]);
+    else setParam(q, 'f', [8, 8, 6]);
+    const kifs = q.kifs();
+    const xs = Array.from(x.dataSync());
+    const want = roundsOnly
+      ? xs.map((v, j) => roundToStep(v, kifs[j]!.f, roundMode))
+      : xs.map((v, j) => quantize(v, kifs[j]!, roundMode, 'WRAP'));
+    assert.deepEqual(Array.from(run(q, x, false)), want, `${qType} isWeight=${isWeight} ${roundMode}`);
+    q.dispose();
+  }
+  tf.dispose(x);
+});
+
+test('reset and calibration leave non-trainable WRAP quantizers alone (HGQ2 trace_minmax)', async () => {
+  await initBackend();
+  const q = new Quantizer({ place: 'datalane', trainable: false, k0: 0, i0: 1, f0: 0 });
+  q.build([null, 2]);
+  q.reset();
+  const x = tf.tensor2d([[5, -7]]);
+  run(q, x, 'calibrate');
+  run(q, x, true);
+  assert.deepEqual(q.kifs(), [{ k: 0, i: 1, f: 0 }, { k: 0, i: 1, f: 0 }]);
+  tf.dispose(x);
+  q.dispose();
+});

@@ -38,6 +38,11 @@ export interface QuantizerConfig {
   /** Axes with their own parameters (the complement of homogeneousAxes). */
   heterogeneousAxes: number[] | null;
   trainable: boolean;
+  /**
+   * HGQ2's is_weight: a trainable WRAP quantizer of a weight only rounds in inference (no wrap, no zeroing;
+   * KBI only with RND). Only matters under WRAP, which is not a weight default here; imports set it.
+   */
+  isWeight: boolean;
 }
 
 /** What a caller may override: any config field, plus `granularity` as a shorthand for the axis lists. */
@@ -74,6 +79,7 @@ function baseDefaults(qType: QType, place: Place): QuantizerConfig {
     homogeneousAxes: datalane ? [0] : place === 'table' ? null : [],
     heterogeneousAxes: place === 'table' ? [] : null,
     trainable: true,
+    isWeight: place === 'weight',
   };
 }
 
@@ -134,7 +140,7 @@ export function resolveQuantizerConfig(options: QuantizerOptions = {}): Quantize
 
 const KEYS = new Set<string>([
   'qType', 'place', 'k0', 'b0', 'i0', 'f0', 'roundMode', 'overflowMode', 'bBounds', 'iBounds', 'fBounds', 'l1',
-  'iDecaySpeed', 'homogeneousAxes', 'heterogeneousAxes', 'trainable', 'granularity',
+  'iDecaySpeed', 'homogeneousAxes', 'heterogeneousAxes', 'trainable', 'isWeight', 'granularity',
 ]);
 
 function validateOptions(o: QuantizerOptions, where: string): void {
@@ -203,6 +209,7 @@ function checkConfig(c: QuantizerConfig): void {
   for (const a of c.homogeneousAxes ?? c.heterogeneousAxes ?? [])
     if (!Number.isInteger(a)) bad(`axes must be integers, got ${String(a)}`);
   if (typeof c.trainable !== 'boolean') bad(`trainable must be a boolean`);
+  if (typeof c.isWeight !== 'boolean') bad(`isWeight must be a boolean`);
 }
 
 /** The resolved homogeneous axes (non-negative, sorted) of a config for an input of rank `ndim`. */

@@ -135,8 +135,15 @@ export class Quantizer {
     if (mode === true) return this.trainForward(x);
     return tf.tidy(() => {
       const { k, i, f } = this.kifTensors();
+      if (this.roundsOnlyInInference) return roundScaled(x, f, this.config.roundMode);
       return quantizeTensor(x, k, i, f, this.config.roundMode, this.config.overflowMode);
     });
+  }
+
+  /** HGQ2: a trainable WRAP weight quantizer (is_weight) only rounds in inference; KBI only under RND. */
+  get roundsOnlyInInference(): boolean {
+    const c = this.config;
+    return this.isWrap && c.isWeight && c.trainable && (c.qType === 'kif' || c.roundMode === 'RND');
   }
 
   /**
@@ -171,9 +178,9 @@ export class Quantizer {
     return this.call(x, false);
   }
 
-  /** Forget calibrated ranges: WRAP quantizers get i at its lower bound and k = 0 (HGQ2's reset before tracing). */
+  /** Forget calibrated ranges: trainable WRAP quantizers get i at its lower bound and k = 0 (HGQ2's reset before tracing). */
   reset(): void {
-    if (!this.isWrap) return;
+    if (!this.isWrap || !this.config.trainable) return;
     tf.tidy(() => {
       const shape = this.paramShape;
       this.vars.i!.write(tf.fill(shape, this.config.iBounds[0]));
