@@ -13,6 +13,7 @@ import * as cmvmCmd from './cmvm.ts';
 import * as emulateCmd from './emulate.ts';
 import * as convertCmd from './convert.ts';
 import * as synthCmd from './synth.ts';
+import * as demoCmd from './demo.ts';
 
 const COMMANDS: { register(program: Command): void }[] = [
   quantizeCmd,
@@ -20,6 +21,7 @@ const COMMANDS: { register(program: Command): void }[] = [
   emulateCmd,
   convertCmd,
   synthCmd,
+  demoCmd,
 ];
 
 function packageVersion(): string {
@@ -46,8 +48,20 @@ export function buildProgram(): Command {
   return program;
 }
 
+let pipeGuard = false;
+/** `hgq … | head`: a closed stdout is the reader's choice, not our failure; stop quietly. */
+function guardClosedPipe(): void {
+  if (pipeGuard) return;
+  pipeGuard = true;
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(0);
+    throw e;
+  });
+}
+
 /** Run the CLI on `argv` (without node and script path); resolves to the process exit code. */
 export async function main(argv: string[]): Promise<number> {
+  guardClosedPipe();
   const program = buildProgram();
   if (argv.length === 0) {
     program.outputHelp();

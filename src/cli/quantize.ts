@@ -2,6 +2,7 @@
  * `hgq quantize`: the fixed-point calculator. Each value (decimal, parsed exactly: 0.1 is 1/10) is quantized
  * with the BigInt reference and printed as `<exact decimal value>\t<integer code value·2^f>`.
  */
+import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import type { Command } from 'commander';
 import { formatCode } from '../fixed/format.ts';
@@ -82,14 +83,14 @@ Example:
             : (parsed.overflow ?? 'WRAP'),
       };
       const results: { input: string; value: string; code: string }[] = [];
-      const emit = (input: string, r: { line: string; value: string; code: bigint }): void => {
-        process.stdout.write(r.line + '\n');
+      const emit = async (input: string, r: { line: string; value: string; code: bigint }): Promise<void> => {
         if (opts.json) results.push({ input, value: r.value, code: r.code.toString() });
+        if (!process.stdout.write(r.line + '\n')) await once(process.stdout, 'drain'); // respect backpressure
       };
       if (values.length > 0) {
         // validate every argument before printing anything
         const lines = values.map((v, j) => quantizeLine(v, job, `value ${j + 1}`));
-        lines.forEach((r, j) => emit(values[j]!, r));
+        for (let j = 0; j < lines.length; j++) await emit(values[j]!, lines[j]!);
       } else {
         const rl = createInterface({ input: process.stdin, crlfDelay: Infinity });
         let n = 0;
@@ -97,7 +98,7 @@ Example:
           n++;
           const s = raw.trim();
           if (s === '') continue;
-          emit(s, quantizeLine(s, job, `stdin line ${n}`));
+          await emit(s, quantizeLine(s, job, `stdin line ${n}`));
         }
       }
       if (opts.json) {
