@@ -1,0 +1,107 @@
+/**
+ * Training throughput of the JSC MLP 16-64-32-32-5 with HGQ quantizers and EBOPs at batch 32768:
+ * the wasm engine on 1 and 2 threads, the tfjs-layers model (QDense, tfjs wasm backend) it replaces, and a
+ * numpy float32 MLP without quantizers (bench/numpy_mlp.py; null when numpy is absent). The machine is shared,
+ * so every round measures all four back to back and the reported figures are medians over rounds.
+ * Env: ROUNDS (default 3), STEPS (engine/numpy steps per round, default 8), TFJS_STEPS (default 3).
+ */
+import * as tf from '@tensorflow/tfjs';
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { initBackend } from '../src/backend.ts';
+import { QDense } from '../src/layers/dense.ts';
+import { describeModel } from '../src/engine/from-tfjs.ts';
+import { createEngine, type Engine } from '../src/engine/engine.ts';
+
+const SIZES = [16, 64, 32, 32, 5];
+const B = 32768;
+
+const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2; };
+
+function buildModel(): tf.Sequential {
+  const m = tf.sequential();
+  for (let l = 1; l < SIZES.length; l++) {
+    m.add(new QDense({ units: SIZES[l]!, activation: l + 1 < SIZES.length ? 'relu' : 'linear', beta0: 1e-6, ...(l === 1 ? { inputShape: [SIZES[0]!] } : {}) }));
+  }
+  m.compile({ optimizer: tf.train.adam(1e-3), loss: (y: tf.Tensor, p: tf.Tensor) => tf.losses.softmaxCrossEntropy(y, p) });
+  return m;
+}
+
+async function numpyRate(steps: number): Promise<number | null> {
+  const env = { ...process.env };
+  delete env.OPENBLAS_CORETYPE; // may be set on this machine and slow numpy down
+  delete env.OPENBLAS_L2_SIZE;
+  try {
+    const script = fileURLToPath(new URL('./numpy_mlp.py', import.meta.url));
+    const { stdout } = await promisify(execFile)('python3', [script, '--batch', String(B), '--steps', String(steps), '--sizes', SIZES.join(',')], { env });
+    const r = JSON.parse(stdout.trim().split('\n').at(-1)!) as { samples_per_s: number | null };
+    return r.samples_per_s;
+  } catch {
+    return null;
+  }
+}
+
+function engineRate(e: Engine, x: Float32Array, y: Float32Array, steps: number): number {
+  e.step(x, y);
+  const ts: number[] = [];
+  for (let s = 0; s < steps; s++) {
+    const t0 = performance.now();
+    e.step(x, y);
+    ts.push(performance.now() - t0);
+  }
+  return B / (median(ts) / 1000);
+}
+
+async function tfjsRate(model: tf.LayersModel, xt: tf.Tensor, yt: tf.Tensor, steps: number): Promise<number> {
+  await model.trainOnBatch(xt, yt);
+  const ts: number[] = [];
+  for (let s = 0; s < steps; s++) {
+    const t0 = performance.now();
+    await model.trainOnBatch(xt, yt);
+    ts.push(performance.now() - t0);
+  }
+  return B / (median(ts) / 1000);
+}
+
+export default async function main(): Promise<void> {
+  const rounds = Number(process.env.ROUNDS ?? 3), steps = Number(process.env.STEPS ?? 8), tfSteps = Number(process.env.TFJS_STEPS ?? 3);
+  const backend = await initBackend('wasm');
+  let s = 12345;
+  const rnd = () => ((s = (s * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+  const x = Float32Array.from({ length: B * SIZES[0]! }, () => rnd() * 4 - 2);
+  const C = SIZES.at(-1)!;
+  const y = new Float32Array(B * C);
+  for (let b = 0; b < B; b++) y[b * C + Math.floor(rnd() * C)] = 1;
+  const xt = tf.tensor2d(x, [B, SIZES[0]!]), yt = tf.tensor2d(y, [B, C]);
+  const model = buildModel();
+  model.predict(xt.slice(0, 1));
+  const { desc } = describeModel(model, 'softmax_cross_entropy');
+  const e1 = await createEngine(desc, { threads: 1 });
+  const e2 = await createEngine(desc, { threads: 2 });
+  const per: Array<Record<string, number | null>> = [];
+  try {
+    for (let r = 0; r < rounds; r++) {
+      const w1 = engineRate(e1, x, y, steps);
+      const w2 = engineRate(e2, x, y, steps);
+      const np = await numpyRate(steps);
+      const tj = await tfjsRate(model, xt, yt, tfSteps);
+      per.push({ w1, w2, np, tj, r_tfjs: w2 / tj, r_np2: np ? w2 / np : null, r_np1: np ? w1 / np : null });
+      process.stderr.write(`round ${r + 1}: wasm1 ${Math.round(w1)}/s, wasm2 ${Math.round(w2)}/s, numpy ${np === null ? 'n/a' : Math.round(np)}/s, tfjs ${Math.round(tj)}/s\n`);
+    }
+  } finally {
+    e1.dispose(); e2.dispose();
+    tf.dispose([xt, yt]);
+    model.dispose();
+  }
+  const med = (k: string) => { const v = per.map((p) => p[k]).filter((q): q is number => typeof q === 'number'); return v.length ? median(v) : null; };
+  const round = (v: number | null, d = 0) => (v === null ? null : Number(v.toFixed(d)));
+  console.log(JSON.stringify({
+    batch: B, model: SIZES.join('-'), rounds,
+    wasm1_samples_per_s: round(med('w1')), wasm2_samples_per_s: round(med('w2')),
+    tfjs_samples_per_s: round(med('tj')), numpy_samples_per_s: round(med('np')),
+    ratio: round(med('r_tfjs'), 2), wasm2_over_numpy: round(med('r_np2'), 2), wasm1_over_numpy: round(med('r_np1'), 2),
+    tfjs_model: `QDense HGQ quantizers + EBOPs (tfjs ${backend} backend)`, numpy_model: 'float32, no quantizers',
+    relaxed_simd: e1.relaxed,
+  }));
+}
