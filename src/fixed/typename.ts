@@ -13,8 +13,9 @@ export interface ParsedType {
 
 export const TYPE_FORMS =
   'fixed<W,I>, ufixed<W,I>, ap_fixed<W,I[,Q[,O[,N]]]>, ap_ufixed<W,I[,Q[,O[,N]]]> or (k,i,f) — ' +
-  'W a width >= 0, I integer bits incl. sign (may be negative or > W), ' +
-  `Q one of ${ROUND_MODES.map((m) => 'AP_' + m).join('|')}, O one of ${OVERFLOW_MODES.map((m) => 'AP_' + m).join('|')}`;
+  'W the width >= 0, I the integer bits (counting the sign bit of signed types; may be negative or > W), ' +
+  `Q one of ${ROUND_MODES.map((m) => 'AP_' + m).join('|')}, O one of ${OVERFLOW_MODES.map((m) => 'AP_' + m).join('|')}, ` +
+  'N = 0; (k,i,f) = sign bit 0|1, integer bits without the sign, fractional bits';
 
 /** HLS modes we cannot express. */
 const UNSUPPORTED: Record<string, string> = {
