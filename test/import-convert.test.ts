@@ -31,6 +31,7 @@ for (const path of fixtures) {
         const cfg = resolveQuantizerConfig(opts);
         assert.equal(cfg.qType, q!.qType);
         assert.equal(cfg.overflowMode, q!.overflowMode);
+        assert.equal(cfg.isWeight, q!.isWeight, `${q!.group}: is_weight carried over (round-only WRAP biases)`);
         const ours = new Quantizer(opts);
         ours.build(inShape);
         assert.deepEqual(ours.paramShape, q!.shape, `${q!.group}: parameter shape`);

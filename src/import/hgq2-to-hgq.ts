@@ -44,6 +44,8 @@ export function hgq2QuantizerOptions(q: HgqQuantizer): QuantizerOptions {
     overflowMode: q.overflowMode,
     iDecaySpeed: q.iDecaySpeed === null || !Number.isFinite(q.iDecaySpeed) ? INFINITE_DECAY : q.iDecaySpeed,
     trainable: q.trainable,
+    // HGQ2 marks bias quantizers is_weight too (our default is place === 'weight'): it makes WRAP round-only
+    isWeight: q.isWeight,
   };
   if (q.qType === 'kbi') {
     o.b0 = Number(c.b0);
