@@ -1,6 +1,7 @@
 /** QDense and QBatchNormDense (HGQ2 names and semantics). */
 import * as tf from '@tensorflow/tfjs';
 import type { Quantizer, QuantizerMode } from '../quantizer/index.ts';
+import { matMul2d } from './matmul.ts';
 import { QLayer, qconf, type QConf, type QLayerArgs, type Shape } from './base.ts';
 
 export const ACTIVATIONS = ['linear', 'relu'] as const;
@@ -138,9 +139,9 @@ export class QDense extends QLayer {
 
 /** x[..., in] @ k[in, out] for any rank ≥ 2. */
 export function matmulLast(x: tf.Tensor, k: tf.Tensor): tf.Tensor {
-  if (x.rank === 2) return tf.matMul(x as tf.Tensor2D, k as tf.Tensor2D);
+  if (x.rank === 2) return matMul2d(x, k);
   const lead = x.shape.slice(0, -1);
-  const y = tf.matMul(tf.reshape(x, [-1, x.shape[x.rank - 1]!]) as tf.Tensor2D, k as tf.Tensor2D);
+  const y = matMul2d(tf.reshape(x, [-1, x.shape[x.rank - 1]!]), k);
   return tf.reshape(y, [...lead, k.shape[1]!]);
 }
 

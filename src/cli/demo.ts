@@ -1,0 +1,81 @@
+/**
+ * `hgq demo`: the main job — train an HGQ MLP on MNIST under a rising β, keep the Pareto front, calibrate
+ * the kept checkpoints and print (test accuracy, exact EBOPs) per checkpoint.
+ */
+import type { Command } from 'commander';
+import { UsageError } from './errors.ts';
+
+function posInt(flag: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 1) throw new UsageError(`${flag} must be a positive integer, got "${v}"`);
+    return n;
+  };
+}
+function posNum(flag: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isFinite(n) || n <= 0) throw new UsageError(`${flag} must be a positive number, got "${v}"`);
+    return n;
+  };
+}
+
+export function register(program: Command): void {
+  program
+    .command('demo')
+    .description('train an HGQ MLP on MNIST with a rising β, keep the Pareto front of (accuracy, EBOPs), calibrate and report each checkpoint')
+    .option('--quick', 'small and fast (under 2 minutes, for CI)')
+    .option('--out <dir>', 'keep the front\'s checkpoints (one model directory each) and front.json here')
+    .option('--epochs <n>', 'training epochs', posInt('--epochs'))
+    .option('--batch-size <n>', 'batch size', posInt('--batch-size'))
+    .option('--lr <x>', 'Adam learning rate', posNum('--lr'))
+    .option('--hidden <list>', 'hidden layer widths, comma-separated (e.g. 64,32)')
+    .option('--beta <schedule>', 'β key points epoch:beta[:constant|linear|log],… (default: log rise after a warm-up)')
+    .option('--beta-end <x>', 'final β of the default schedule', posNum('--beta-end'))
+    .option('--backend <name>', 'wasm (default), cpu or tensorflow')
+    .option('--no-progress', 'no progress bar')
+    .option('--json', 'print the result as one JSON object on the last line')
+    .action(async (opts: Record<string, unknown>) => {
+      const { parseSchedule } = await import('../train/schedule.ts');
+      let hidden: number[] | undefined;
+      if (opts['hidden'] !== undefined) {
+        hidden = String(opts['hidden']).split(',').map((s) => Number(s.trim()));
+        if (hidden.length === 0 || hidden.some((h) => !Number.isInteger(h) || h < 1))
+          throw new UsageError(`--hidden must be comma-separated positive integers, got "${opts['hidden']}"`);
+      }
+      let schedule;
+      if (opts['beta'] !== undefined) {
+        try {
+          schedule = parseSchedule(String(opts['beta']));
+        } catch (e) {
+          throw new UsageError((e as Error).message);
+        }
+      }
+      const backendName = opts['backend'] as string | undefined;
+      if (backendName !== undefined && !['wasm', 'cpu', 'tensorflow'].includes(backendName))
+        throw new UsageError(`--backend must be wasm, cpu or tensorflow, got "${backendName}"`);
+      const { initBackend } = await import('../backend.ts');
+      const backend = await initBackend(backendName as 'wasm' | undefined);
+      const { runDemo } = await import('../train/demo.ts');
+      const r = await runDemo({
+        quick: Boolean(opts['quick']),
+        out: opts['out'] as string | undefined,
+        epochs: opts['epochs'] as number | undefined,
+        batchSize: opts['batchSize'] as number | undefined,
+        learningRate: opts['lr'] as number | undefined,
+        hidden,
+        schedule,
+        betaEnd: opts['betaEnd'] as number | undefined,
+        progress: opts['progress'] === false ? null : process.stderr,
+      });
+      const rows = r.checkpoints.map((c) => [String(c.epoch), (100 * c.val_accuracy).toFixed(2), (100 * c.test_accuracy).toFixed(2), String(c.ebops), c.path]);
+      const head = ['epoch', 'val acc %', 'test acc %', 'EBOPs (exact)', 'checkpoint'];
+      const w = head.map((h, j) => Math.max(h.length, ...rows.map((r) => r[j]!.length)));
+      const line = (cells: string[]) => cells.map((c, j) => (j === cells.length - 1 ? c : c.padStart(w[j]!))).join('  ').trimEnd();
+      process.stdout.write(`Pareto front (${r.checkpoints.length} checkpoints, ${r.epochs} epochs, ${r.seconds.toFixed(0)} s on ${backend}):\n`);
+      process.stdout.write(line(head) + '\n');
+      for (const row of rows) process.stdout.write(line(row) + '\n');
+      if (r.out) process.stdout.write(`front.json and checkpoints in ${r.out}\n`);
+      if (opts['json']) process.stdout.write(JSON.stringify({ backend, ...r }) + '\n');
+    });
+}
