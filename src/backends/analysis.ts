@@ -1,56 +1,35 @@
 /**
- * The per-wire latency and cost the backends need, taken from the IR's cost/latency model.
- * Adapter: until src/ir exports `analyzeProgram`, a stand-in (adder depth: 1 per add/sub/neg/addc/rounding
- * quant/min/max/relu/mux, 2 per multiply, 1 per table; cost = adder widths) keeps pipelining usable.
+ * What the backends need from the IR's cost/latency model (src/ir/cost.ts, the one place it is defined):
+ * per-wire latency for pipelining, and the cost of the ops that reach the hardware (live, non-constant:
+ * the same set the netlist lowering keeps) as the LUT estimate.
  */
-import { qiWidth } from '../fixed/index.ts';
 import { operandsOf } from '../ir/interval.ts';
+import { analyzeProgram } from '../ir/cost.ts';
 import type { Program } from '../ir/types.ts';
 
-export interface ProgramAnalysis {
+export interface BackendAnalysis {
   latency: Float64Array;
+  /** summed cost of live, non-constant ops (adder bits ≈ LUTs) */
   totalCost: number;
   /** largest latency of any output wire */
   depth: number;
 }
 
-export function analyze(p: Program): ProgramAnalysis {
-  const n = p.ops.length;
-  const latency = new Float64Array(n);
-  let cost = 0;
-  for (let w = 0; w < n; w++) {
-    const op = p.ops[w]!;
-    let l = 0;
-    for (const a of operandsOf(op)) l = Math.max(l, latency[a]!);
-    const q = op.qint;
-    const width = q.min === q.max ? 0 : qiWidth(q);
-    let step = 0;
-    switch (op.kind) {
-      case 'add':
-      case 'neg':
-      case 'addc':
-      case 'min':
-      case 'max':
-        step = 1;
-        cost += width;
-        break;
-      case 'quant':
-      case 'relu':
-      case 'mux':
-      case 'lut':
-        step = 1;
-        cost += width;
-        break;
-      case 'mul':
-        step = 2;
-        cost += width * 2;
-        break;
-      default:
-        step = 0;
-    }
-    latency[w] = width === 0 ? 0 : l + step;
+/** Wires some output depends on; constant wires are leaves (they become literals). */
+export function liveWires(p: Program): Uint8Array {
+  const live = new Uint8Array(p.ops.length);
+  for (const o of p.out) if (o.wire >= 0) live[o.wire] = 1;
+  for (let n = p.ops.length - 1; n >= 0; n--) {
+    if (!live[n] || p.ops[n]!.qint.min === p.ops[n]!.qint.max) continue;
+    for (const a of operandsOf(p.ops[n]!)) live[a] = 1;
   }
-  let depth = 0;
-  for (const o of p.out) if (o.wire >= 0) depth = Math.max(depth, latency[o.wire]!);
-  return { latency, totalCost: cost, depth };
+  return live;
+}
+
+export function analyze(p: Program): BackendAnalysis {
+  const a = analyzeProgram(p);
+  const live = liveWires(p);
+  let cost = 0;
+  for (let n = 0; n < p.ops.length; n++) if (live[n]) cost += a.cost[n]!;
+  return { latency: a.latency, totalCost: cost, depth: a.depth };
 }

@@ -12,6 +12,7 @@
 import { qiFromKif, quantize, roundToStep } from '../fixed/index.ts';
 import type { Kif, OverflowMode, QInterval, RoundMode } from '../fixed/types.ts';
 import { operandsOf } from '../ir/interval.ts';
+import { liveWires } from './analysis.ts';
 import type { Program } from '../ir/types.ts';
 import { type Dyadic, type Fmt, dyadic, dyadicCode, fmtOf, fmtRange, pattern } from './fmt.ts';
 import { type BusLayout, type InputField, inputLayout, outputLayout } from './layout.ts';
@@ -165,16 +166,10 @@ export function lowerProgram(p: Program, opts: LowerOptions = {}): Netlist {
   const inputs = inputLayout(p);
   const outputs = outputLayout(p);
 
-  // liveness from the outputs
-  const live = new Uint8Array(ops.length);
-  for (const o of p.out) if (o.wire >= 0) live[o.wire] = 1;
-  for (let n = ops.length - 1; n >= 0; n--) {
-    if (!live[n] || ops[n]!.qint.min === ops[n]!.qint.max) continue; // a constant needs no operands
-    for (const a of operandsOf(ops[n]!)) {
-      if (a < 0 || a >= n) throw new RangeError(`op ${n} (${ops[n]!.kind}) reads wire ${a}, which is not an earlier wire`);
-      live[a] = 1;
-    }
-  }
+  for (let n = 0; n < ops.length; n++)
+    for (const a of operandsOf(ops[n]!))
+      if (!(a >= 0 && a < n)) throw new RangeError(`op ${n} (${ops[n]!.kind}) reads wire ${a}, which is not an earlier wire`);
+  const live = liveWires(p);
   // constant wires: constant intervals, and ops on constants only (e.g. a WRAP quant of a constant has the
   // whole type's range as interval but one value)
   const known = new Map<number, number>();

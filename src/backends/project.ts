@@ -99,8 +99,8 @@ export function generateProject(p: Program, opts: ProjectOptions = {}): { files:
   } else files.set((rel.vitis_tcl = 'vitis/build.tcl'), vitisTcl(top, part, clk));
   const nvec = opts.vectors ?? 1000;
   const vec = makeVectors(p, nvec, { data: opts.data, seed: opts.seed });
-  files.set((rel.inputs = 'tb/inputs.hex'), vec.inHex.join('\n') + '\n');
-  files.set((rel.expected = 'tb/expected.hex'), vec.expHex.join('\n') + '\n');
+  files.set((rel.inputs = 'tb/inputs.hex'), vec.inHex.map((l) => l + '\n').join(''));
+  files.set((rel.expected = 'tb/expected.hex'), vec.expHex.map((l) => l + '\n').join(''));
   files.set((rel.program = 'program.json'), programToJSON(p));
   const ports: Record<string, string> = {};
   if (format !== 'hls') {
