@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { basename } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { loadHgq2Model, type HgqQuantizer } from '../src/import/hgq2-model.ts';
+import { loadHgq2Model, quantizerBits, type HgqQuantizer } from '../src/import/hgq2-model.ts';
 import { hgq2QuantizerOptions, hgq2QuantizerValues } from '../src/import/hgq2-to-hgq.ts';
 import { applyQuantizer, fuseBatchnorm } from '../src/import/reference-forward.ts';
 import { Quantizer, plainVariable, type QParamName } from '../src/quantizer/quantizer.ts';
@@ -36,7 +36,7 @@ function ours(q: HgqQuantizer, inShape: (number | null)[]): Quantizer {
 }
 
 for (const path of fixtures) {
-  test(`our Quantizer loaded from ${basename(path)} quantizes bit-exactly like HGQ2's inference`, { skip: missing.skip }, async () => {
+  test(`our Quantizer loaded from ${basename(path)} quantizes bit-exactly like HGQ2's inference and has the same EBOPs bits`, { skip: missing.skip }, async () => {
     const model = await loadHgq2Model(path);
     const rng = makeRng(42);
     let checked = 0;
@@ -72,7 +72,10 @@ for (const path of fixtures) {
         for (let j = 0; j < want.length; j++) {
           if (gotData[j] !== want[j]) assert.fail(`${c.q.group}[${j}]: x=${c.x[j]} ours ${gotData[j]} vs reference ${want[j]}`);
         }
-        tf.dispose([xt, got]);
+        // EBOPs bit widths agree too (HGQ2 `bits`: sign only under SAT)
+        const bits = qz.bits();
+        assert.deepEqual([...bits.dataSync()], [...quantizerBits(c.q)], `${c.q.group}: bits`);
+        tf.dispose([xt, got, bits]);
         qz.dispose();
         checked++;
       }
