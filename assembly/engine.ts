@@ -144,32 +144,29 @@ export function act_q(h: usize, a: usize, K: i32, CB: i32, nbPad: i32, nbValid: 
 // fused into the epilogue (aOut = q(out), absmax tracking over valid samples).
 // flags: bit0 relu, bit1 quantize, bit2 SAT-like quantizer (clip before rounding).
 
-@inline function epi(z: v128, bv: v128, flags: i32, sc: v128, inv: v128, lo: v128, hi: v128,
-  outp: usize, ap: usize, mask: v128, amx: v128): v128 {
-  let y = f32x4.add(z, bv);
+@inline function epi(z: v128, bias: usize, flags: i32, pp: usize, outp: usize, ap: usize, mask: v128, sp: usize): void {
+  // parameters are re-loaded per tile (cheap splat loads) to keep registers free for the accumulators
+  let y = bias ? f32x4.add(z, v128.load32_splat(bias)) : z;
   if (flags & 1) y = f32x4.pmax(f32x4.splat(0), y);
   v128.store(outp, y);
   if (flags & 2) {
-    if (flags & 4) y = f32x4.pmin(hi, f32x4.pmax(lo, y));
-    const q = f32x4.mul(rndv(f32x4.mul(y, sc)), inv);
+    if (flags & 4) y = f32x4.pmin(v128.load32_splat(pp, 12), f32x4.pmax(v128.load32_splat(pp, 8), y));
+    const q = f32x4.mul(rndv(f32x4.mul(y, v128.load32_splat(pp))), v128.load32_splat(pp, 4));
     v128.store(ap, q);
-    return f32x4.pmax(amx, v128.and(f32x4.abs(q), mask));
+    v128.store(sp, f32x4.pmax(v128.load(sp), v128.and(f32x4.abs(q), mask)));
   }
-  return amx;
 }
 
+/** scratch: 64 bytes of per-thread memory holding the running |x_q| maxima of four rows as vectors. */
 export function dense_fwd(aIn: usize, K: i32, W: usize, N: i32, bias: usize, out: usize, CB: i32, nbPad: i32,
-  flags: i32, prep: usize, aOut: usize, absmax: usize, nbValid: i32): void {
+  flags: i32, prep: usize, aOut: usize, absmax: usize, nbValid: i32, scratch: usize): void {
   const rowB = <usize>CB << 2;
   const ldw = <usize>N << 2;
   let n = 0;
   for (; n + 4 <= N; n += 4) {
-    const bv0 = bias ? v128.load32_splat(bias + (<usize>n << 2)) : f32x4.splat(0);
-    const bv1 = bias ? v128.load32_splat(bias + (<usize>n << 2), 4) : f32x4.splat(0);
-    const bv2 = bias ? v128.load32_splat(bias + (<usize>n << 2), 8) : f32x4.splat(0);
-    const bv3 = bias ? v128.load32_splat(bias + (<usize>n << 2), 12) : f32x4.splat(0);
-    let m0 = f32x4.splat(0), m1 = f32x4.splat(0), m2 = f32x4.splat(0), m3 = f32x4.splat(0);
+    memory.fill(scratch, 0, 64);
     const pp = prep + (<usize>n << 4);
+    const bp = bias ? bias + (<usize>n << 2) : 0;
     for (let b = 0; b < nbPad; b += 8) {
       let c00 = f32x4.splat(0), c01 = f32x4.splat(0), c10 = f32x4.splat(0), c11 = f32x4.splat(0);
       let c20 = f32x4.splat(0), c21 = f32x4.splat(0), c30 = f32x4.splat(0), c31 = f32x4.splat(0);
@@ -187,34 +184,26 @@ export function dense_fwd(aIn: usize, K: i32, W: usize, N: i32, bias: usize, out
       }
       const o = <usize>n * rowB + (<usize>b << 2);
       const mk0 = validMask(b, nbValid), mk1 = validMask(b + 4, nbValid);
-      let sc = f32x4.splat(0), inv = sc, lo = sc, hi = sc;
-      if (flags & 2) { sc = v128.load32_splat(pp); inv = v128.load32_splat(pp, 4); lo = v128.load32_splat(pp, 8); hi = v128.load32_splat(pp, 12); }
-      m0 = epi(c00, bv0, flags, sc, inv, lo, hi, out + o, aOut + o, mk0, m0);
-      m0 = epi(c01, bv0, flags, sc, inv, lo, hi, out + o + 16, aOut + o + 16, mk1, m0);
-      if (flags & 2) { sc = v128.load32_splat(pp, 16); inv = v128.load32_splat(pp, 20); lo = v128.load32_splat(pp, 24); hi = v128.load32_splat(pp, 28); }
-      m1 = epi(c10, bv1, flags, sc, inv, lo, hi, out + o + rowB, aOut + o + rowB, mk0, m1);
-      m1 = epi(c11, bv1, flags, sc, inv, lo, hi, out + o + rowB + 16, aOut + o + rowB + 16, mk1, m1);
-      if (flags & 2) { sc = v128.load32_splat(pp, 32); inv = v128.load32_splat(pp, 36); lo = v128.load32_splat(pp, 40); hi = v128.load32_splat(pp, 44); }
-      m2 = epi(c20, bv2, flags, sc, inv, lo, hi, out + o + 2 * rowB, aOut + o + 2 * rowB, mk0, m2);
-      m2 = epi(c21, bv2, flags, sc, inv, lo, hi, out + o + 2 * rowB + 16, aOut + o + 2 * rowB + 16, mk1, m2);
-      if (flags & 2) { sc = v128.load32_splat(pp, 48); inv = v128.load32_splat(pp, 52); lo = v128.load32_splat(pp, 56); hi = v128.load32_splat(pp, 60); }
-      m3 = epi(c30, bv3, flags, sc, inv, lo, hi, out + o + 3 * rowB, aOut + o + 3 * rowB, mk0, m3);
-      m3 = epi(c31, bv3, flags, sc, inv, lo, hi, out + o + 3 * rowB + 16, aOut + o + 3 * rowB + 16, mk1, m3);
+      epi(c00, bp, flags, pp, out + o, aOut + o, mk0, scratch);
+      epi(c01, bp, flags, pp, out + o + 16, aOut + o + 16, mk1, scratch);
+      epi(c10, bp ? bp + 4 : 0, flags, pp + 16, out + o + rowB, aOut + o + rowB, mk0, scratch + 16);
+      epi(c11, bp ? bp + 4 : 0, flags, pp + 16, out + o + rowB + 16, aOut + o + rowB + 16, mk1, scratch + 16);
+      epi(c20, bp ? bp + 8 : 0, flags, pp + 32, out + o + 2 * rowB, aOut + o + 2 * rowB, mk0, scratch + 32);
+      epi(c21, bp ? bp + 8 : 0, flags, pp + 32, out + o + 2 * rowB + 16, aOut + o + 2 * rowB + 16, mk1, scratch + 32);
+      epi(c30, bp ? bp + 12 : 0, flags, pp + 48, out + o + 3 * rowB, aOut + o + 3 * rowB, mk0, scratch + 48);
+      epi(c31, bp ? bp + 12 : 0, flags, pp + 48, out + o + 3 * rowB + 16, aOut + o + 3 * rowB + 16, mk1, scratch + 48);
     }
     if (flags & 2) {
-      const ap = absmax + (<usize>n << 2);
-      store<f32>(ap, Mathf.max(load<f32>(ap), hmax(m0)));
-      store<f32>(ap, Mathf.max(load<f32>(ap, 4), hmax(m1)), 4);
-      store<f32>(ap, Mathf.max(load<f32>(ap, 8), hmax(m2)), 8);
-      store<f32>(ap, Mathf.max(load<f32>(ap, 12), hmax(m3)), 12);
+      for (let r = 0; r < 4; r++) {
+        const ap = absmax + (<usize>(n + r) << 2);
+        store<f32>(ap, Mathf.max(load<f32>(ap), hmax(v128.load(scratch + (<usize>r << 4)))));
+      }
     }
   }
   for (; n < N; n++) {
-    const bv = bias ? v128.load32_splat(bias + (<usize>n << 2)) : f32x4.splat(0);
-    let m = f32x4.splat(0);
+    memory.fill(scratch, 0, 16);
     const pp = prep + (<usize>n << 4);
-    let sc = f32x4.splat(0), inv = sc, lo = sc, hi = sc;
-    if (flags & 2) { sc = v128.load32_splat(pp); inv = v128.load32_splat(pp, 4); lo = v128.load32_splat(pp, 8); hi = v128.load32_splat(pp, 12); }
+    const bp = bias ? bias + (<usize>n << 2) : 0;
     for (let b = 0; b < nbPad; b += 16) {
       let c0 = f32x4.splat(0), c1 = f32x4.splat(0), c2 = f32x4.splat(0), c3 = f32x4.splat(0);
       let pa = aIn + (<usize>b << 2);
@@ -226,14 +215,14 @@ export function dense_fwd(aIn: usize, K: i32, W: usize, N: i32, bias: usize, out
         pa += rowB; pw += ldw;
       }
       const o = <usize>n * rowB + (<usize>b << 2);
-      m = epi(c0, bv, flags, sc, inv, lo, hi, out + o, aOut + o, validMask(b, nbValid), m);
-      m = epi(c1, bv, flags, sc, inv, lo, hi, out + o + 16, aOut + o + 16, validMask(b + 4, nbValid), m);
-      m = epi(c2, bv, flags, sc, inv, lo, hi, out + o + 32, aOut + o + 32, validMask(b + 8, nbValid), m);
-      m = epi(c3, bv, flags, sc, inv, lo, hi, out + o + 48, aOut + o + 48, validMask(b + 12, nbValid), m);
+      epi(c0, bp, flags, pp, out + o, aOut + o, validMask(b, nbValid), scratch);
+      epi(c1, bp, flags, pp, out + o + 16, aOut + o + 16, validMask(b + 4, nbValid), scratch);
+      epi(c2, bp, flags, pp, out + o + 32, aOut + o + 32, validMask(b + 8, nbValid), scratch);
+      epi(c3, bp, flags, pp, out + o + 48, aOut + o + 48, validMask(b + 12, nbValid), scratch);
     }
     if (flags & 2) {
       const ap = absmax + (<usize>n << 2);
-      store<f32>(ap, Mathf.max(load<f32>(ap), hmax(m)));
+      store<f32>(ap, Mathf.max(load<f32>(ap), hmax(v128.load(scratch))));
     }
   }
 }
@@ -310,27 +299,26 @@ export function dense_bwd_dw(aIn: usize, K: i32, dz: usize, N: i32, CB: i32, nbP
 // flags: bit0 input h is a ReLU output (mask by h > 0), bit1 input quantizer present, bit2 SAT-like,
 // bit3 write dzOut.
 
-@inline function bepiW(g: v128, flags: i32, hp: usize, ap: usize, outp: usize, s: v128): v128 {
-  // WRAP (or no quantizer) fast path: returns the updated Σ g·(x_q − h).
+@inline function bepiW(g: v128, flags: i32, hp: usize, ap: usize, outp: usize, sp: usize): void {
+  // WRAP (or no quantizer) fast path: Σ g·(x_q − h) accumulated as a vector in scratch memory.
   const h = v128.load(hp);
-  let r = s;
-  if (flags & 2) r = madd(g, f32x4.sub(v128.load(ap), h), s);
+  if (flags & 2) v128.store(sp, madd(g, f32x4.sub(v128.load(ap), h), v128.load(sp)));
   if (flags & 8) {
     let d = g;
     if (flags & 1) d = v128.and(d, f32x4.gt(h, f32x4.splat(0)));
     v128.store(outp, d);
   }
-  return r;
 }
 
+/** scratch: 64 bytes of per-thread memory for the running sums of four rows. */
 export function dense_bwd_dx(dz: usize, N: i32, W: usize, K: i32, CB: i32, nbPad: i32, flags: i32,
-  hIn: usize, aIn: usize, prep: usize, dzOut: usize, sums: usize): void {
+  hIn: usize, aIn: usize, prep: usize, dzOut: usize, sums: usize, scratch: usize): void {
   const rowB = <usize>CB << 2;
   const ldw = <usize>N << 2;
   const sat = (flags & 6) == 6;
   let k = 0;
   for (; k + 4 <= K; k += 4) {
-    let t0 = f32x4.splat(0), t1 = f32x4.splat(0), t2 = f32x4.splat(0), t3 = f32x4.splat(0);
+    memory.fill(scratch, 0, 64);
     const wr = W + <usize>k * ldw;
     for (let b = 0; b < nbPad; b += 8) {
       let c00 = f32x4.splat(0), c01 = f32x4.splat(0), c10 = f32x4.splat(0), c11 = f32x4.splat(0);
@@ -354,26 +342,25 @@ export function dense_bwd_dx(dz: usize, N: i32, W: usize, K: i32, CB: i32, nbPad
         bwdSat(c20, c21, flags, hIn + o + 2 * rowB, aIn + o + 2 * rowB, prep + (<usize>(k + 2) << 4), dzOut + o + 2 * rowB, sums + (<usize>(k + 2) * 12));
         bwdSat(c30, c31, flags, hIn + o + 3 * rowB, aIn + o + 3 * rowB, prep + (<usize>(k + 3) << 4), dzOut + o + 3 * rowB, sums + (<usize>(k + 3) * 12));
       } else {
-        t0 = bepiW(c00, flags, hIn + o, aIn + o, dzOut + o, t0);
-        t0 = bepiW(c01, flags, hIn + o + 16, aIn + o + 16, dzOut + o + 16, t0);
-        t1 = bepiW(c10, flags, hIn + o + rowB, aIn + o + rowB, dzOut + o + rowB, t1);
-        t1 = bepiW(c11, flags, hIn + o + rowB + 16, aIn + o + rowB + 16, dzOut + o + rowB + 16, t1);
-        t2 = bepiW(c20, flags, hIn + o + 2 * rowB, aIn + o + 2 * rowB, dzOut + o + 2 * rowB, t2);
-        t2 = bepiW(c21, flags, hIn + o + 2 * rowB + 16, aIn + o + 2 * rowB + 16, dzOut + o + 2 * rowB + 16, t2);
-        t3 = bepiW(c30, flags, hIn + o + 3 * rowB, aIn + o + 3 * rowB, dzOut + o + 3 * rowB, t3);
-        t3 = bepiW(c31, flags, hIn + o + 3 * rowB + 16, aIn + o + 3 * rowB + 16, dzOut + o + 3 * rowB + 16, t3);
+        bepiW(c00, flags, hIn + o, aIn + o, dzOut + o, scratch);
+        bepiW(c01, flags, hIn + o + 16, aIn + o + 16, dzOut + o + 16, scratch);
+        bepiW(c10, flags, hIn + o + rowB, aIn + o + rowB, dzOut + o + rowB, scratch + 16);
+        bepiW(c11, flags, hIn + o + rowB + 16, aIn + o + rowB + 16, dzOut + o + rowB + 16, scratch + 16);
+        bepiW(c20, flags, hIn + o + 2 * rowB, aIn + o + 2 * rowB, dzOut + o + 2 * rowB, scratch + 32);
+        bepiW(c21, flags, hIn + o + 2 * rowB + 16, aIn + o + 2 * rowB + 16, dzOut + o + 2 * rowB + 16, scratch + 32);
+        bepiW(c30, flags, hIn + o + 3 * rowB, aIn + o + 3 * rowB, dzOut + o + 3 * rowB, scratch + 48);
+        bepiW(c31, flags, hIn + o + 3 * rowB + 16, aIn + o + 3 * rowB + 16, dzOut + o + 3 * rowB + 16, scratch + 48);
       }
     }
     if (!sat && (flags & 2)) {
-      const sp = sums + <usize>k * 12;
-      store<f32>(sp, load<f32>(sp) + hsum(t0));
-      store<f32>(sp, load<f32>(sp, 12) + hsum(t1), 12);
-      store<f32>(sp, load<f32>(sp, 24) + hsum(t2), 24);
-      store<f32>(sp, load<f32>(sp, 36) + hsum(t3), 36);
+      for (let r = 0; r < 4; r++) {
+        const sp = sums + <usize>(k + r) * 12;
+        store<f32>(sp, load<f32>(sp) + hsum(v128.load(scratch + (<usize>r << 4))));
+      }
     }
   }
   for (; k < K; k++) {
-    let t0 = f32x4.splat(0);
+    memory.fill(scratch, 0, 16);
     const wr = W + <usize>k * ldw;
     for (let b = 0; b < nbPad; b += 8) {
       let c0 = f32x4.splat(0), c1 = f32x4.splat(0);
@@ -387,13 +374,13 @@ export function dense_bwd_dx(dz: usize, N: i32, W: usize, K: i32, CB: i32, nbPad
       if (sat) {
         bwdSat(c0, c1, flags, hIn + o, aIn + o, prep + (<usize>k << 4), dzOut + o, sums + (<usize>k * 12));
       } else {
-        t0 = bepiW(c0, flags, hIn + o, aIn + o, dzOut + o, t0);
-        t0 = bepiW(c1, flags, hIn + o + 16, aIn + o + 16, dzOut + o + 16, t0);
+        bepiW(c0, flags, hIn + o, aIn + o, dzOut + o, scratch);
+        bepiW(c1, flags, hIn + o + 16, aIn + o + 16, dzOut + o + 16, scratch);
       }
     }
     if (!sat && (flags & 2)) {
       const sp = sums + <usize>k * 12;
-      store<f32>(sp, load<f32>(sp) + hsum(t0));
+      store<f32>(sp, load<f32>(sp) + hsum(v128.load(scratch)));
     }
   }
 }
@@ -526,7 +513,7 @@ export function max_into(dst: usize, src: usize, n: i32): void {
 //   plan[0] L, [1] CB, [2] K0, [3] C, [4] loss (0 softmax-CE, 1 MSE), [5] x ptr (B×K0 row-major),
 //   [6] y ptr (B×C), [7] invB (f32 bits), [8] thread base, [9] thread stride (bytes),
 //   [10] X off, [11] Y off, [12] D0 off, [13] D1 off, [14] grad off, [15] grad floats, [16] loss off (f64),
-//   [17] Z off, [18] last-layer ReLU flag
+//   [17] Z off, [18] last-layer ReLU flag, [19] scratch off (64 bytes)
 // per layer l at plan + 4·(32 + 16·l):
 //   +0 K, +1 N, +2 flags (bit0 input is a ReLU output, bit1 input quantizer, bit2 its SAT-like mode,
 //   bit3 this layer has ReLU), +3 Wq ptr, +4 bq ptr or 0, +5 input-quantizer prep ptr, +6 H off (pre-quant
@@ -545,6 +532,7 @@ export function run_slice(plan: usize, t: i32, start: i32, count: i32): void {
   const lossP = G + <usize>P(plan, 16);
   const Z = base + <usize>P(plan, 17);
   const lastRelu = P(plan, 18);
+  const S = base + <usize>P(plan, 19);
   memory.fill(G, 0, <usize>P(plan, 15) << 2);
   let loss: f64 = 0;
   for (let c0 = start; c0 < start + count; c0 += CB) {
@@ -569,7 +557,7 @@ export function run_slice(plan: usize, t: i32, start: i32, count: i32): void {
         qfl = nfl & 6;
       }
       const relu = (fl & 8) ? 1 : 0;
-      dense_fwd(A, K, <usize>load<i32>(lp, 12), N, <usize>load<i32>(lp, 16), out, CB, nbPad, relu | qfl, prep, aOut, amx, nb);
+      dense_fwd(A, K, <usize>load<i32>(lp, 12), N, <usize>load<i32>(lp, 16), out, CB, nbPad, relu | qfl, prep, aOut, amx, nb, S);
     }
     // loss
     if (lossKind == 0) loss += softmax_ce(Z, Y, C, CB, nbPad, nb, invB, D0, lastRelu);
@@ -584,7 +572,7 @@ export function run_slice(plan: usize, t: i32, start: i32, count: i32): void {
       dense_bwd_dw(A, K, dz, N, CB, nbPad, G + <usize>load<i32>(lp, 32), gBo >= 0 ? G + <usize>gBo : 0);
       if (l > 0 || (fl & 2)) {
         const bfl = (fl & 7) | (l > 0 ? 8 : 0);
-        dense_bwd_dx(dz, N, <usize>load<i32>(lp, 12), K, CB, nbPad, bfl, H, A, <usize>load<i32>(lp, 20), dzPrev, G + <usize>load<i32>(lp, 40));
+        dense_bwd_dx(dz, N, <usize>load<i32>(lp, 12), K, CB, nbPad, bfl, H, A, <usize>load<i32>(lp, 20), dzPrev, G + <usize>load<i32>(lp, 40), S);
       }
       const tmp = dz; dz = dzPrev; dzPrev = tmp;
     }

@@ -100,9 +100,9 @@ test('SIMD matmuls (forward X·W, backward dY·Wᵀ and Xᵀ·dY) equal a float6
     const bias = Float32Array.from({ length: N }, () => rng.next() - 0.5);
     const pA = alloc(A), pW = alloc(W), pD = alloc(D), pb = alloc(bias);
     const Z = alloc(N * CB), gW = alloc(K * N), gB = alloc(N), dX = alloc(K * CB), sums = alloc(3 * K);
-    k.dense_fwd(pA, K, pW, N, pb, Z, CB, nbPad, 1, 0, 0, 0, nbPad);
+    k.dense_fwd(pA, K, pW, N, pb, Z, CB, nbPad, 1, 0, 0, 0, nbPad, alloc(16));
     k.dense_bwd_dw(pA, K, pD, N, CB, nbPad, gW, gB);
-    k.dense_bwd_dx(pD, N, pW, K, CB, nbPad, 8, pA, pA, 0, dX, sums);
+    k.dense_bwd_dx(pD, N, pW, K, CB, nbPad, 8, pA, pA, 0, dX, sums, alloc(16));
     const z = view(Z, N * CB), gw = view(gW, K * N), gb = view(gB, N), dx = view(dX, K * CB);
     const tol = (n: number) => 1e-6 * n + 1e-6;
     for (let n = 0; n < N; n++) for (let b = 0; b < nbPad; b++) {

@@ -205,6 +205,7 @@ export class Engine {
     let maxW = 0;
     for (const l of desc.layers) maxW = Math.max(maxW, l.units, l.inputs);
     const D0 = talloc(maxW * CB), D1 = talloc(maxW * CB);
+    const scratch = talloc(16);
     const Hoffs: number[] = [], Aoffs: number[] = [];
 
     desc.layers.forEach((ld, li) => {
@@ -278,6 +279,7 @@ export class Engine {
     pl[8] = this.threadBase; pl[9] = this.threadBytes;
     pl[10] = X; pl[11] = Y; pl[12] = D0; pl[13] = D1; pl[14] = G; pl[15] = gOff; pl[16] = lossO; pl[17] = Z;
     pl[18] = desc.layers[L - 1].activation === 'relu' ? 1 : 0;
+    pl[19] = scratch;
     this.layers.forEach((lm, li) => {
       const o = PLAN_WORDS_HEAD + PLAN_WORDS_LAYER * li;
       pl[o] = lm.K; pl[o + 1] = lm.N; pl[o + 2] = lm.flags; pl[o + 3] = lm.Wq; pl[o + 4] = lm.bq;

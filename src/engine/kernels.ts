@@ -8,10 +8,10 @@ export interface KernelExports {
   prep_act(n: number, iraw: number, fraw: number, k: number, mode: number, prep: number): void;
   act_q(h: number, a: number, K: number, CB: number, nbPad: number, nbValid: number, flags: number, prep: number, absmax: number): void;
   dense_fwd(aIn: number, K: number, W: number, N: number, bias: number, out: number, CB: number, nbPad: number,
-    flags: number, prep: number, aOut: number, absmax: number, nbValid: number): void;
+    flags: number, prep: number, aOut: number, absmax: number, nbValid: number, scratch: number): void;
   dense_bwd_dw(aIn: number, K: number, dz: number, N: number, CB: number, nbPad: number, gW: number, gB: number): void;
   dense_bwd_dx(dz: number, N: number, W: number, K: number, CB: number, nbPad: number, flags: number,
-    hIn: number, aIn: number, prep: number, dzOut: number, sums: number): void;
+    hIn: number, aIn: number, prep: number, dzOut: number, sums: number, scratch: number): void;
   softmax_ce(z: number, y: number, C: number, CB: number, nbPad: number, nbValid: number, invB: number, dz: number, flags: number): number;
   mse(z: number, y: number, C: number, CB: number, nbPad: number, nbValid: number, invB: number, dz: number, flags: number): number;
   transpose_in(src: number, K: number, row0: number, nb: number, dst: number, CB: number, nbPad: number): void;
