@@ -190,3 +190,26 @@ test('an unsupported layer class is rejected naming the layer and the file', { s
     return true;
   });
 });
+
+test('a Sequential config (layers in order, no inbound nodes) decodes like the functional one', { skip: missing.skip }, async () => {
+  const path = fixtures.find((f) => basename(f).startsWith('jsc_openml'))!;
+  const ar = await readKerasArchive(path);
+  const seqCfg = {
+    class_name: 'Sequential',
+    config: {
+      name: 'sequential',
+      layers: ar.config.config.layers.map((L: any) => {
+        const { inbound_nodes: _drop, ...rest } = L;
+        void _drop;
+        return rest;
+      }),
+    },
+  };
+  const fn = hgq2ModelFromArchive(ar);
+  const seq = hgq2ModelFromArchive({ ...ar, config: seqCfg });
+  assert.deepEqual(seq.inputs, fn.inputs);
+  assert.deepEqual(seq.outputs, fn.outputs);
+  assert.deepEqual(seq.layers.map((l) => [l.name, l.group, l.inbound.map((r) => [r.layer, r.shape])]), fn.layers.map((l) => [l.name, l.group, l.inbound.map((r) => [r.layer, r.shape])]));
+  const noInput = { ...seqCfg, config: { ...seqCfg.config, layers: seqCfg.config.layers.slice(1) } };
+  assert.throws(() => hgq2ModelFromArchive({ ...ar, config: noInput }), /comes before any InputLayer|no InputLayer/);
+});

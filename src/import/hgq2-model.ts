@@ -104,6 +104,8 @@ export function hgq2ModelFromArchive(ar: KerasArchive): HgqModel {
   if (cfg.class_name !== 'Functional' && cfg.class_name !== 'Sequential' && cfg.class_name !== 'Model') {
     err(`model class ${cfg.class_name} is not supported (expected a Functional model)`);
   }
+  // Sequential configs list the layers in order without inbound nodes; each takes the previous one.
+  const sequential = cfg.class_name === 'Sequential';
   const tensorOf = (name: string): H5Tensor | undefined => ar.weights.get(name);
   const need = (name: string, why: string): H5Tensor =>
     tensorOf(name) ?? err(`model.weights.h5 has no dataset ${name} (${why}); the weights file does not match config.json`);
@@ -133,8 +135,11 @@ export function hgq2ModelFromArchive(ar: KerasArchive): HgqModel {
         group = found[0].replace(/\/vars$/, '');
       }
     }
-    const { inbound, callArgs } = parseInbound(L, name, err);
+    const { inbound, callArgs } = sequential ? sequentialInbound(L, name, layers.at(-1), err) : parseInbound(L, name, err);
     layers.push({ name, className, group, config: L.config, inbound, callArgs, vars: {}, iq: null, iqs: null, kq: null, bq: null });
+  }
+  if (sequential && layers[0]?.className !== 'InputLayer') {
+    err('the Sequential model has no InputLayer in config.json (build it with keras.Input(...) before saving)');
   }
 
   for (const layer of layers) decodeLayer(layer, need, ar, err);
@@ -145,11 +150,19 @@ export function hgq2ModelFromArchive(ar: KerasArchive): HgqModel {
     return x.flatMap(refs);
   };
   const byName = new Map(layers.map((l) => [l.name, l]));
-  const inputs = refs(cfg.config.input_layers);
-  const outputs = refs(cfg.config.output_layers);
+  const inputs = sequential ? [layers[0]!.name] : refs(cfg.config.input_layers);
+  const outputs = sequential ? [layers.at(-1)!.name] : refs(cfg.config.output_layers);
   for (const n of [...inputs, ...outputs]) if (!byName.has(n)) err(`config.json names model input/output '${n}', which is not a layer`);
   for (const l of layers) for (const r of l.inbound) if (!byName.has(r.layer)) err(`layer '${l.name}' takes input from unknown layer '${r.layer}'`);
   return { path: file, kerasVersion: ar.metadata?.keras_version ?? null, layers, byName, inputs, outputs };
+}
+
+function sequentialInbound(L: any, name: string, prev: HgqLayer | undefined, err: (w: string) => never): { inbound: InboundRef[]; callArgs: any[] } {
+  if (L.class_name === 'InputLayer') return { inbound: [], callArgs: [] };
+  if (!prev) return err(`Sequential layer '${name}' comes before any InputLayer`);
+  const shape = L.build_config?.input_shape;
+  if (!Array.isArray(shape)) err(`Sequential layer '${name}' has no build_config.input_shape (the model was saved unbuilt)`);
+  return { inbound: [{ layer: prev.name, node: 0, tensor: 0, shape }], callArgs: [] };
 }
 
 function parseInbound(L: any, name: string, err: (w: string) => never): { inbound: InboundRef[]; callArgs: any[] } {
