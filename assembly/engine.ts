@@ -415,9 +415,10 @@ function bwdSat(g0: v128, g1: v128, flags: i32, hp: usize, ap: usize, pp: usize,
 // over the whole batch (invB = 1/B for cross-entropy, 1/(B·C) for MSE). flags bit0: z is a ReLU output.
 // Returns the (un-normalized) sum of per-sample losses over the valid samples of this chunk.
 
-export function softmax_ce(z: usize, y: usize, C: i32, CB: i32, nbPad: i32, nbValid: i32, invB: f32, dz: usize, flags: i32): f64 {
+/** Also adds to f64 at `hits` the number of valid samples whose target class (Σ_c y_c·[z_c = max z]) is predicted. */
+export function softmax_ce(z: usize, y: usize, C: i32, CB: i32, nbPad: i32, nbValid: i32, invB: f32, dz: usize, flags: i32, hits: usize): f64 {
   const rowB = <usize>CB << 2;
-  let lsum = f32x4.splat(0);
+  let lsum = f32x4.splat(0), hsumv = f32x4.splat(0);
   const ib = f32x4.splat(invB);
   for (let b = 0; b < nbPad; b += 4) {
     const o = <usize>b << 2;
@@ -438,12 +439,14 @@ export function softmax_ce(z: usize, y: usize, C: i32, CB: i32, nbPad: i32, nbVa
       const yc = v128.load(y + oc);
       const zc = v128.load(z + oc);
       ls = madd(yc, f32x4.sub(lse, zc), ls);
+      hsumv = f32x4.add(hsumv, v128.and(v128.and(yc, f32x4.eq(zc, mx)), mask));
       let d = f32x4.mul(f32x4.sub(f32x4.mul(v128.load(dz + oc), rs), yc), ib);
       if (flags & 1) d = v128.and(d, f32x4.gt(zc, f32x4.splat(0)));
       v128.store(dz + oc, v128.and(d, mask));
     }
     lsum = f32x4.add(lsum, v128.and(ls, mask));
   }
+  if (hits) store<f64>(hits, load<f64>(hits) + <f64>hsum(hsumv));
   return <f64>hsum(lsum);
 }
 
@@ -512,7 +515,7 @@ export function max_into(dst: usize, src: usize, n: i32): void {
 // accumulating gradients into this thread's gradient block. The plan is an i32 table written by the host:
 //   plan[0] L, [1] CB, [2] K0, [3] C, [4] loss (0 softmax-CE, 1 MSE), [5] x ptr (B×K0 row-major),
 //   [6] y ptr (B×C), [7] invB (f32 bits), [8] thread base, [9] thread stride (bytes),
-//   [10] X off, [11] Y off, [12] D0 off, [13] D1 off, [14] grad off, [15] grad floats, [16] loss off (f64),
+//   [10] X off, [11] Y off, [12] D0 off, [13] D1 off, [14] grad off, [15] grad floats, [16] loss off (f64 loss sum, then f64 hit count),
 //   [17] Z off, [18] last-layer ReLU flag, [19] scratch off (64 bytes)
 // per layer l at plan + 4·(32 + 16·l):
 //   +0 K, +1 N, +2 flags (bit0 input is a ReLU output, bit1 input quantizer, bit2 its SAT-like mode,
@@ -560,7 +563,7 @@ export function run_slice(plan: usize, t: i32, start: i32, count: i32): void {
       dense_fwd(A, K, <usize>load<i32>(lp, 12), N, <usize>load<i32>(lp, 16), out, CB, nbPad, relu | qfl, prep, aOut, amx, nb, S);
     }
     // loss
-    if (lossKind == 0) loss += softmax_ce(Z, Y, C, CB, nbPad, nb, invB, D0, lastRelu);
+    if (lossKind == 0) loss += softmax_ce(Z, Y, C, CB, nbPad, nb, invB, D0, lastRelu, lossP + 8);
     else loss += mse(Z, Y, C, CB, nbPad, nb, invB, D0, lastRelu);
     // backward
     let dz = D0, dzPrev = D1;

@@ -72,6 +72,7 @@ for (const [ci, cfg] of CASES.entries()) {
         const r = eng.step(x, y);
         assert.ok(Math.abs(r.taskLoss - ref.taskLoss) <= 1e-5 * Math.max(1, ref.taskLoss), `task loss ${r.taskLoss} vs ${ref.taskLoss}`);
         assert.equal(r.ebops, ref.ebops, 'EBOPs');
+        if (cfg.loss === 'softmax_cross_entropy') assert.equal(r.accuracy, ref.accuracy, 'accuracy');
         assert.ok(Math.abs(r.l1Loss - ref.l1) <= 1e-6 * Math.max(1, ref.l1), `L1 ${r.l1Loss} vs ${ref.l1}`);
         const g = eng.debugGradients();
         for (const [name, want] of Object.entries(ref.grads)) {

@@ -94,6 +94,8 @@ export interface StepResult {
   /** Σ β_l·EBOPs_l */
   ebopsLoss: number;
   l1Loss: number;
+  /** fraction of samples whose target class has the largest logit (softmax cross-entropy only; NaN for MSE) */
+  accuracy: number;
 }
 
 /** One trainable (or tracked) parameter array in wasm memory. */
@@ -257,7 +259,7 @@ export class Engine {
       lm.amxO = galloc(K);
       this.layers.push(lm);
     });
-    const lossO = galloc(2); // f64 (8-aligned: every galloc is 16-aligned)
+    const lossO = galloc(4); // f64 loss sum, f64 hits (8-aligned: every galloc is 16-aligned)
     this.lossO = lossO;
     this.gradFloats = gOff;
     const G = talloc(gOff);
@@ -344,7 +346,7 @@ export class Engine {
   }
 
   /** Runs forward+backward over the batch on all threads; leaves reduced gradients in thread 0's block. */
-  private forwardBackward(B: number, invB: number): number {
+  private forwardBackward(B: number, invB: number): { loss: number; hits: number } {
     const pl = new Int32Array(this.memory.buffer, this.plan, 8);
     pl[7] = new Int32Array(new Float32Array([invB]).buffer)[0];
     const T = this.threads;
@@ -359,7 +361,7 @@ export class Engine {
     // reduce into thread 0's block
     const G0 = this.threadBase + new Int32Array(this.memory.buffer, this.plan, 16)[14];
     const f64 = new Float64Array(this.memory.buffer);
-    let loss = f64[(G0 + this.lossO) / 8];
+    let loss = f64[(G0 + this.lossO) / 8], hits = f64[(G0 + this.lossO) / 8 + 1];
     for (let t = 1; t < T; t++) {
       const Gt = G0 + t * this.threadBytes;
       for (const lm of this.layers) {
@@ -369,8 +371,9 @@ export class Engine {
         this.k.max_into(G0 + lm.amxO, Gt + lm.amxO, lm.K);
       }
       loss += f64[(Gt + this.lossO) / 8];
+      hits += f64[(Gt + this.lossO) / 8 + 1];
     }
-    return loss;
+    return { loss, hits };
   }
 
   /** One training step on a batch: forward, loss, backward, EBOPs and L1 gradients, Adam. */
@@ -378,7 +381,7 @@ export class Engine {
     const B = this.loadBatch(x, y);
     const invB = this.desc.loss === 'mse' ? 1 / (B * this.C) : 1 / B;
     this.prepare();
-    const lossSum = this.forwardBackward(B, Math.fround(invB));
+    const { loss: lossSum, hits } = this.forwardBackward(B, Math.fround(invB));
     const taskLoss = lossSum * invB;
     const k = this.k;
     const G0 = this.threadBase + new Int32Array(this.memory.buffer, this.plan, 16)[14];
@@ -410,7 +413,8 @@ export class Engine {
     for (const p of this.params) if (p.l1 > 0) l1Loss += p.l1 * k.l1(p.n, p.ptr, Math.fround(p.l1), p.grad);
     // (the L1 gradient of a non-trainable parameter is computed but never applied)
     this.applyAdam();
-    return { loss: taskLoss + ebopsLoss + l1Loss, taskLoss, ebops, ebopsLoss, l1Loss };
+    const accuracy = this.desc.loss === 'mse' ? NaN : hits / B;
+    return { loss: taskLoss + ebopsLoss + l1Loss, taskLoss, ebops, ebopsLoss, l1Loss, accuracy };
   }
 
   private applyAdam(): void {

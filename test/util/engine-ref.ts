@@ -12,7 +12,7 @@ const rte = (x: number) => { const r = Math.round(x); return Math.abs(x - Math.t
 const MODE = { WRAP: 0, SAT: 1, SAT_SYM: 2 } as const;
 
 export interface RefGrads { [name: string]: Float64Array }
-export interface RefResult { taskLoss: number; ebops: number; l1: number; grads: RefGrads; absmax: Float64Array[] }
+export interface RefResult { taskLoss: number; ebops: number; l1: number; grads: RefGrads; absmax: Float64Array[]; accuracy: number }
 
 function kbiForward(w: number, b0: number, i0: number, k: number, mode: number) {
   const b = rte(b0), ir = rte(i0), f = b - ir, i = Math.max(ir, -f);
@@ -71,7 +71,7 @@ export function referenceStep(desc0: ModelDesc, x: Float32Array, y: Float32Array
     h = z;
   }
   // loss
-  let taskLoss = 0;
+  let taskLoss = 0, hits = 0;
   let dz = new Float64Array(B * C);
   for (let b = 0; b < B; b++) {
     const zr = h.subarray(b * C, b * C + C);
@@ -80,6 +80,7 @@ export function referenceStep(desc0: ModelDesc, x: Float32Array, y: Float32Array
       let s = 0;
       for (let c = 0; c < C; c++) s += Math.exp(zr[c] - mx);
       const lse = mx + Math.log(s);
+      for (let c = 0; c < C; c++) if (zr[c] === mx) hits += y[b * C + c];
       for (let c = 0; c < C; c++) {
         taskLoss += y[b * C + c] * (lse - zr[c]);
         dz[b * C + c] = (Math.exp(zr[c] - lse) - y[b * C + c]) / B;
@@ -210,5 +211,5 @@ export function referenceStep(desc0: ModelDesc, x: Float32Array, y: Float32Array
     if (d.kq) addL1(`${pre}.kq.b`, d.kq.b, d.kq.l1);
     if (d.bq) addL1(`${pre}.bq.b`, d.bq.b, d.bq.l1);
   });
-  return { taskLoss, ebops, l1, grads, absmax };
+  return { taskLoss, ebops, l1, grads, absmax, accuracy: hits / B };
 }
