@@ -33,20 +33,27 @@ function csd(n: number): [number, number][] {
   return out;
 }
 
-/** Σ terms with a balanced tree of shifted adds. terms: [wire, shift, negative]. */
+/** Σ ±x·2^s with a balanced tree of shifted adds/subs (the first term positive when possible). */
 function sumTree(b: ProgramBuilder, terms: [number, number, boolean][]): number {
   if (terms.length === 0) return b.const(0);
-  let level = terms.map(([w, s, n]) => {
-    const c = s === 0 ? w : b.copy(w, s);
-    return n ? b.neg(c) : c;
-  });
+  const pos = terms.findIndex((t) => !t[2]);
+  if (pos > 0) [terms[0], terms[pos]] = [terms[pos]!, terms[0]!];
+  // level items: [wire, shift, negative]
+  let level = terms.slice();
   while (level.length > 1) {
-    const next: number[] = [];
-    for (let j = 0; j + 1 < level.length; j += 2) next.push(b.add(level[j]!, level[j + 1]!, 0, false));
+    const next: [number, number, boolean][] = [];
+    for (let j = 0; j + 1 < level.length; j += 2) {
+      const [a, sa, na] = level[j]!;
+      const [c, sc, nc] = level[j + 1]!;
+      // (−1)^na·a·2^sa ± c·2^sc = (−1)^na·2^sa·(a ± c·2^(sc−sa))
+      next.push([b.add(a, c, sc - sa, na !== nc), sa, na]);
+    }
     if (level.length % 2) next.push(level[level.length - 1]!);
     level = next;
   }
-  return level[0]!;
+  const [w, s, n] = level[0]!;
+  const c = s === 0 ? w : b.copy(w, s);
+  return n ? b.neg(c) : c;
 }
 
 export function mlpProgram(sizes = [16, 64, 32, 32, 5], seed = 1, prune = 0.3): Program {

@@ -16,26 +16,42 @@ function mismatches(a: Float64Array, b: Float64Array): number {
 
 const vec = (p: Program): number => p.inputs.reduce((s, t) => s + t.shape.reduce((a, b) => a * b, 1), 0);
 
-test('compiled float64 emulator equals the BigInt reference interpreter on 400 random programs × 40 inputs', () => {
+test('compiled emulator (WebAssembly i32x4 and float64 JavaScript paths) equals the BigInt reference interpreter on random programs', () => {
   const rng = makeRng(101);
   let total = 0;
-  let floatPrograms = 0;
+  const modes: Record<string, number> = {};
   const kinds = new Set<string>();
   for (let t = 0; t < 400; t++) {
-    const p = randomProgram(rng);
+    const p = randomProgram(rng, { maxWidth: t % 3 === 0 ? 24 : 40 });
     for (const o of p.ops) kinds.add(o.kind === 'quant' ? `quant-${o.overflow}` : o.kind);
-    const x = randomInputs(rng, vec(p), 40);
-    const em = compileProgram(p, { chunkOps: 1 + (t % 9) * 4 });
-    if (em.mode === 'float64') floatPrograms++;
-    const bad = mismatches(interpretProgram(p, x, 40), em.run(x, 40));
-    assert.equal(bad, 0, `program ${t} (${em.mode}): ${bad} mismatches`);
-    total += 40;
+    const batch = 1 + (t % 16) * 3; // batches that are not multiples of the kernel's 4 lanes
+    const x = randomInputs(rng, vec(p), batch);
+    const ref = interpretProgram(p, x, batch);
+    const em = compileProgram(p);
+    modes[em.mode] = (modes[em.mode] ?? 0) + 1;
+    assert.equal(mismatches(ref, em.run(x, batch)), 0, `program ${t} (${em.mode})`);
+    const js = compileProgram(p, { noWasm: true, chunkOps: 1 + (t % 9) * 4 });
+    assert.equal(js.mode, 'float64');
+    assert.equal(mismatches(ref, js.run(x, batch)), 0, `program ${t} (float64)`);
+    total += batch;
   }
-  assert.ok(floatPrograms > 380, `the float path should cover narrow programs (${floatPrograms}/400)`);
-  assert.ok(total >= 16000);
+  assert.ok((modes['wasm-i32x4'] ?? 0) > 350, `the WebAssembly kernel should take most narrow programs (${JSON.stringify(modes)})`);
+  assert.ok(total >= 9000);
   for (const k of ['input', 'const', 'copy', 'add', 'neg', 'addc', 'relu', 'quant-WRAP', 'quant-SAT', 'quant-SAT_SYM', 'mux', 'mul', 'lut', 'min', 'max']) {
     assert.ok(kinds.has(k), `random programs cover ${k}`);
   }
+});
+
+test('the WebAssembly kernel is exact across slices of a large batch', () => {
+  const rng = makeRng(808);
+  const p = randomProgram(rng, { nIn: 3, nOps: 60, maxWidth: 28 });
+  const em = compileProgram(p);
+  assert.equal(em.mode, 'wasm-i32x4');
+  const batch = 40003;
+  const x = randomInputs(rng, 3, batch);
+  assert.equal(mismatches(em.run(x, batch), compileProgram(p, { noWasm: true }).run(x, batch)), 0);
+  const head = 3000;
+  assert.equal(mismatches(em.run(x.subarray(0, head * 3), head), interpretProgram(p, x.subarray(0, head * 3), head)), 0);
 });
 
 test('compiled BigInt emulator equals the reference, forced and on programs with wires wider than 52 bits', () => {

@@ -18,6 +18,7 @@ import type { Kif, OverflowMode, QInterval, RoundMode } from '../fixed/types.ts'
 import type { Node, Program } from './types.ts';
 import { inputSize, outputSize, validateProgram } from './validate.ts';
 import { operandsOf } from './interval.ts';
+import { compileWasmKernel, type WasmKernel } from './wasm.ts';
 
 export interface Emulator {
   readonly program: Program;
@@ -25,8 +26,11 @@ export interface Emulator {
   readonly nIn: number;
   /** output elements per sample */
   readonly nOut: number;
-  /** 'float64' when every wire fits the exact float path, else 'bigint' */
-  readonly mode: 'float64' | 'bigint';
+  /**
+   * 'wasm-i32x4' when every wire fits 31-bit integer codes (WebAssembly SIMD kernel), else 'float64' when
+   * every wire fits the exact float path, else 'bigint'
+   */
+  readonly mode: 'wasm-i32x4' | 'float64' | 'bigint';
   /** `inputs` is batch × nIn row-major; returns batch × nOut row-major. Exact (outputs are never -0). */
   run(inputs: Float64Array, batch: number): Float64Array;
   /** The generated JavaScript source (for inspection). */
@@ -36,6 +40,8 @@ export interface Emulator {
 export interface CompileOptions {
   /** Force the BigInt version even when the float path would be exact (tests use this). */
   forceBigInt?: boolean;
+  /** Do not use the WebAssembly kernel (tests compare the paths). */
+  noWasm?: boolean;
   /** Ops per generated function; large programs are split so each stays small enough for V8's optimizer. */
   chunkOps?: number;
 }
@@ -339,6 +345,10 @@ export function compileProgram(p: Program, opts: CompileOptions = {}): Emulator 
   const nOut = outputSize(p);
   const mode: 'float64' | 'bigint' = !opts.forceBigInt && floatPathExact(p) ? 'float64' : 'bigint';
   const live = liveWires(p);
+  if (mode === 'float64' && !opts.noWasm) {
+    const kernel = compileWasmKernel(p, live);
+    if (kernel) return wasmEmulator(p, nIn, nOut, kernel);
+  }
   const chunkOps = Math.max(1, opts.chunkOps ?? 2000);
   let F = -Infinity;
   if (mode === 'bigint') {
@@ -409,6 +419,67 @@ ${chunkSources.map((_, c) => `    chunk${c}(w, inp, ib, out, ob, s);`).join('\n'
       const out = new Float64Array(batch * nOut);
       const w = mode === 'float64' ? new Float64Array(p.ops.length) : new Array<bigint>(p.ops.length).fill(0n);
       fn(inputs, out, batch, w);
+      return out;
+    },
+  };
+}
+
+/** Samples per kernel call (bounds the kernel's memory). */
+const WASM_SLICE = 16384;
+
+function wasmEmulator(p: Program, nIn: number, nOut: number, kernel: WasmKernel): Emulator {
+  const nK = kernel.inputOps.length;
+  // JavaScript quantizes the raw inputs (exactly, with src/fixed's quantize as the fallback) into codes,
+  // four samples interleaved per vector: codes[(block·nK + k)·4 + lane]
+  const consts = new Map<string, unknown>();
+  const lines: string[] = [];
+  kernel.inputOps.forEach((j, k) => {
+    const node = p.ops[j]! as Node & { kind: 'input' };
+    const tname = `T${j}`;
+    consts.set(tname, { ...node.type });
+    lines.push(inputFloat(`v${j}`, `inp[ib + ${node.index}]`, node.type, node.round, node.overflow, `t${j}`, tname));
+    lines.push(`codes[cb + ${k * 4}] = v${j} * ${fmtNum(2 ** -kernel.inputScales[k]!)};`);
+  });
+  const src = `'use strict';
+return function pre(inp, codes, s0, count) {
+  for (let s = s0; s < s0 + count; s++) {
+    const ib = s * ${nIn}, r = s - s0, cb = (r >> 2) * ${nK * 4} + (r & 3);
+    for (let j = 0; j < ${nIn}; j++) { const x = inp[ib + j]; if (x - x !== 0) BAD(s, j, x); }
+${lines.join('\n')}
+  }
+};`;
+  const pre = new Function('Q', 'BAD', ...consts.keys(), src)(quantize, badInput, ...consts.values()) as (
+    inp: Float64Array,
+    codes: Int32Array,
+    s0: number,
+    count: number,
+  ) => void;
+  const outScale = Float64Array.from(kernel.outScale);
+  const codes = new Int32Array((WASM_SLICE / 4) * nK * 4);
+  return {
+    program: p,
+    nIn,
+    nOut,
+    mode: 'wasm-i32x4',
+    source: src,
+    run(inputs: Float64Array, batch: number): Float64Array {
+      if (!Number.isInteger(batch) || batch < 0) throw new RangeError(`run: batch must be a non-negative integer, got ${batch}`);
+      if (inputs.length !== batch * nIn) {
+        throw new RangeError(`run: expected ${batch} × ${nIn} = ${batch * nIn} input values, got ${inputs.length}`);
+      }
+      const out = new Float64Array(batch * nOut);
+      for (let s0 = 0; s0 < batch; s0 += WASM_SLICE) {
+        const count = Math.min(WASM_SLICE, batch - s0);
+        const nBlocks = Math.ceil(count / 4);
+        codes.fill(0, 0, nBlocks * nK * 4); // padding lanes: input code 0 is a valid input
+        pre(inputs, codes, s0, count);
+        const oc = kernel.run(codes, nBlocks);
+        for (let r = 0; r < count; r++) {
+          const ob = (s0 + r) * nOut;
+          const cb = (r >> 2) * nOut * 4 + (r & 3);
+          for (let k = 0; k < nOut; k++) out[ob + k] = oc[cb + k * 4]! * outScale[k]! + 0;
+        }
+      }
       return out;
     },
   };

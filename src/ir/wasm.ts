@@ -1,0 +1,484 @@
+/**
+ * A WebAssembly SIMD (i32x4) kernel for programs whose wires all fit 31-bit integer codes: the fast path of
+ * the emulator (four samples per instruction, compiled ahead of time, no JIT warm-up or deoptimization).
+ *
+ * Every wire w holds its integer code c = value / step_w (step from its exact interval), so a copy is free,
+ * an add aligns its operands to the result's step with left shifts, and quantization is a shift with a
+ * remainder test. Add, sub, neg and mul are exact modulo 2^32, hence exact whenever the result fits (its
+ * interval says so); comparisons (min, max, relu, mux, saturation) need their aligned operands to fit too,
+ * which is checked. A program that does not qualify gets `null` and the float64 JavaScript path instead.
+ *
+ * Input ops are quantized in JavaScript (they read arbitrary doubles); the kernel reads their codes and
+ * writes output codes, four samples interleaved per 16-byte vector.
+ */
+import { qiFromKif } from '../fixed/interval.ts';
+import type { QInterval } from '../fixed/types.ts';
+import { operandsOf } from './interval.ts';
+import type { Node, Program } from './types.ts';
+
+// ---------------------------------------------------------------------------------------------------------
+// binary encoding
+
+function uleb(n: number, out: number[]): void {
+  do {
+    let b = n & 0x7f;
+    n >>>= 7;
+    if (n !== 0) b |= 0x80;
+    out.push(b);
+  } while (n !== 0);
+}
+function sleb(n: number, out: number[]): void {
+  for (;;) {
+    const b = n & 0x7f;
+    n >>= 7;
+    if ((n === 0 && (b & 0x40) === 0) || (n === -1 && (b & 0x40) !== 0)) {
+      out.push(b);
+      return;
+    }
+    out.push(b | 0x80);
+  }
+}
+
+const OP = {
+  loop: 0x03, end: 0x0b, brIf: 0x0d, localGet: 0x20, localSet: 0x21, localTee: 0x22,
+  i32Load: 0x28, i32Const: 0x41, i32Add: 0x6a, i32Sub: 0x6b, i32Shl: 0x74,
+};
+const SIMD = {
+  load: 0x00, store: 0x0b, const: 0x0c, extract: 0x1b, replace: 0x1c,
+  eq: 0x37, ne: 0x38, ltS: 0x39, gtS: 0x3b, geS: 0x3f,
+  and: 0x4e, or: 0x50, bitselect: 0x52,
+  neg: 0xa1, shl: 0xab, shrS: 0xac, add: 0xae, sub: 0xb1, mul: 0xb5, minS: 0xb6, maxS: 0xb8,
+};
+
+class Code {
+  readonly b: number[] = [];
+  simd(op: number): this {
+    this.b.push(0xfd);
+    uleb(op, this.b);
+    return this;
+  }
+  get(l: number): this {
+    this.b.push(OP.localGet);
+    uleb(l, this.b);
+    return this;
+  }
+  set(l: number): this {
+    this.b.push(OP.localSet);
+    uleb(l, this.b);
+    return this;
+  }
+  i32(n: number): this {
+    this.b.push(OP.i32Const);
+    sleb(n | 0, this.b);
+    return this;
+  }
+  op(o: number): this {
+    this.b.push(o);
+    return this;
+  }
+  splat(n: number): this {
+    this.simd(SIMD.const);
+    for (let l = 0; l < 4; l++) this.b.push(n & 0xff, (n >>> 8) & 0xff, (n >>> 16) & 0xff, (n >>> 24) & 0xff);
+    return this;
+  }
+  memarg(align: number, offset: number): this {
+    uleb(align, this.b);
+    uleb(offset, this.b);
+    return this;
+  }
+}
+
+function append(out: number[], xs: readonly number[]): void {
+  for (let j = 0; j < xs.length; j++) out.push(xs[j]!);
+}
+
+function section(id: number, body: number[], out: number[]): void {
+  out.push(id);
+  uleb(body.length, out);
+  append(out, body);
+}
+
+function vec(items: number[][], out: number[]): void {
+  uleb(items.length, out);
+  for (const it of items) for (const x of it) out.push(x);
+}
+
+/**
+ * Module: imports memory "m"."mem"; func 0 `block(inPtr, outPtr)` is the straight-line program for one block of
+ * four samples; exported func 1 `run(inPtr, outPtr, nBlocks)` loops over blocks calling it. (The loop lives
+ * outside the body so the thousands of locals carry no loop phis in the optimizing compiler.)
+ */
+function buildModule(body: Code, nV128: number, memPages: number, inStride: number, outStride: number): Uint8Array {
+  const out: number[] = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00];
+  // types: 0 = (i32, i32) -> (), 1 = (i32, i32, i32) -> ()
+  section(1, [2, 0x60, 2, 0x7f, 0x7f, 0, 0x60, 3, 0x7f, 0x7f, 0x7f, 0], out);
+  const imp: number[] = [1];
+  for (const s of ['m', 'mem']) {
+    uleb(s.length, imp);
+    for (const ch of s) imp.push(ch.charCodeAt(0));
+  }
+  imp.push(0x02, 0x00);
+  uleb(memPages, imp);
+  section(2, imp, out);
+  section(3, [2, 0, 1], out);
+  section(7, [1, 3, ...'run'.split('').map((c) => c.charCodeAt(0)), 0x00, 1], out);
+  const f0: number[] = [1];
+  uleb(nV128, f0);
+  f0.push(0x7b);
+  append(f0, body.b);
+  f0.push(OP.end);
+  // run: loop { block(in, out); in += inStride; out += outStride; n -= 1; br_if n }
+  const r = new Code();
+  r.op(OP.loop).op(0x40);
+  r.get(0).get(1).op(0x10).op(0); // call 0
+  r.get(0).i32(inStride).op(OP.i32Add).set(0);
+  r.get(1).i32(outStride).op(OP.i32Add).set(1);
+  r.get(2).i32(1).op(OP.i32Sub).op(OP.localTee).op(2);
+  r.op(OP.brIf).op(0);
+  r.op(OP.end);
+  const f1: number[] = [0];
+  append(f1, r.b);
+  f1.push(OP.end);
+  const code: number[] = [2];
+  uleb(f0.length, code);
+  append(code, f0);
+  uleb(f1.length, code);
+  append(code, f1);
+  section(10, code, out);
+  return Uint8Array.from(out);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// code generation
+
+class NotEligible extends Error {}
+
+/** The few WebAssembly JS API members used here (the project's lib settings carry no WebAssembly types). */
+interface WasmMemory {
+  readonly buffer: ArrayBuffer;
+  grow(pages: number): number;
+}
+interface WasmApi {
+  Module: new (bytes: Uint8Array) => object;
+  Instance: new (mod: object, imports: object) => { exports: Record<string, unknown> };
+  Memory: new (desc: { initial: number }) => WasmMemory;
+  CompileError: new () => Error;
+}
+const WA = (globalThis as unknown as { WebAssembly?: WasmApi }).WebAssembly;
+
+const LIM = 2 ** 31;
+
+function log2i(x: number): number {
+  return Math.round(Math.log2(x));
+}
+function maxAbs(q: QInterval): number {
+  return Math.max(Math.abs(q.min), Math.abs(q.max));
+}
+/** |values of q| / 2^scale must fit an int32. */
+function checkFits(q: QInterval, scale: number): void {
+  if (maxAbs(q) / 2 ** scale >= LIM) throw new NotEligible();
+}
+
+export interface WasmKernel {
+  /** live input ops, in the order their codes are laid out */
+  inputOps: number[];
+  /** log2 step of each input op's wire (code = value / 2^scale) */
+  inputScales: number[];
+  /** per output: the multiplier from code to value (sign and shift included), or 0 for a constant-0 output */
+  outScale: number[];
+  run(codesIn: Int32Array, nBlocks: number): Int32Array;
+}
+
+/** The kernel for p, or null when some wire or comparison does not fit 31-bit codes (or SIMD is missing). */
+export function compileWasmKernel(p: Program, live: Uint8Array): WasmKernel | null {
+  try {
+    return build(p, live);
+  } catch (e) {
+    if (e instanceof NotEligible || (WA !== undefined && e instanceof WA.CompileError)) return null;
+    throw e;
+  }
+}
+
+function build(p: Program, live: Uint8Array): WasmKernel {
+  if (WA === undefined) throw new NotEligible();
+  const n = p.ops.length;
+  const scale = new Float64Array(n);
+  const isConst = new Uint8Array(n);
+  const constCode = new Float64Array(n);
+  const local = new Int32Array(n).fill(-1);
+  const PIN = 0, POUT = 1;
+  let nLocals = 0;
+  const base = 2;
+  const T = [base, base + 1, base + 2]; // scratch v128 locals
+  nLocals = 3;
+  const newLocal = (): number => base + nLocals++;
+  const c = new Code();
+  const tables: { offset: number; data: Int32Array }[] = [];
+  let tableBytes = 0;
+  const inputOps: number[] = [];
+  const inputScales: number[] = [];
+
+  // inputs come first in the block layout
+  for (let j = 0; j < n; j++) if (live[j] && p.ops[j]!.kind === 'input') inputOps.push(j);
+  const nInOps = inputOps.length;
+  const nOut = p.out.length;
+
+  const shiftBy = (s: number, right: boolean): void => {
+    if (s === 0) return;
+    if (s < 0 || s > 31) throw new NotEligible();
+    c.i32(s).simd(right ? SIMD.shrS : SIMD.shl);
+  };
+  /** push wire w's codes aligned to scale `to` (exact: w's values are on the 2^to grid or shifted out) */
+  const push = (w: number, to: number): void => {
+    if (isConst[w]) {
+      const v = constCode[w]! * 2 ** (scale[w]! - to);
+      if (!Number.isInteger(v) || Math.abs(v) >= LIM) throw new NotEligible();
+      c.splat(v);
+      return;
+    }
+    c.get(local[w]!);
+    const d = scale[w]! - to;
+    if (d > 0) shiftBy(d, false);
+    else if (d < 0) shiftBy(-d, true);
+  };
+  const splat = (v: number): void => {
+    if (!Number.isInteger(v) || Math.abs(v) >= LIM) throw new NotEligible();
+    c.splat(v);
+  };
+
+  inputOps.forEach((j, k) => {
+    const q = p.ops[j]!.qint;
+    scale[j] = log2i(q.step);
+    checkFits(q, scale[j]!);
+    local[j] = newLocal();
+    inputScales.push(scale[j]!);
+    c.get(PIN).simd(SIMD.load).memarg(4, k * 16).set(local[j]!);
+  });
+
+  for (let j = 0; j < n; j++) {
+    if (!live[j]) continue;
+    const node = p.ops[j]! as Node;
+    if (node.kind === 'input') continue;
+    const q = node.qint;
+    const lr = log2i(q.step);
+    scale[j] = lr;
+    if (q.min === q.max) {
+      // constant wire (also every zero-width one): no code, its value is known
+      isConst[j] = 1;
+      constCode[j] = q.min / q.step;
+      continue;
+    }
+    checkFits(q, lr);
+    const ops = operandsOf(node);
+    const qa = ops.length > 0 ? p.ops[ops[0]!]!.qint : q;
+    switch (node.kind) {
+      case 'copy': {
+        // same code, scale moved by the shift
+        const a = node.a;
+        if (isConst[a]) throw new Error('internal: copy of a constant has a constant interval');
+        local[j] = local[a]!;
+        scale[j] = scale[a]! + node.shift;
+        if (scale[j] !== lr) throw new NotEligible();
+        continue;
+      }
+      case 'add':
+        push(node.a, lr);
+        // b·2^shift at scale lr: b's code at scale (scale_b + shift)
+        if (isConst[node.b]) {
+          splat(constCode[node.b]! * 2 ** (scale[node.b]! + node.shift - lr));
+        } else {
+          c.get(local[node.b]!);
+          const d = scale[node.b]! + node.shift - lr;
+          if (d > 0) shiftBy(d, false);
+          else if (d < 0) shiftBy(-d, true);
+        }
+        c.simd(node.sub ? SIMD.sub : SIMD.add);
+        break;
+      case 'neg':
+        push(node.a, lr);
+        c.simd(SIMD.neg);
+        break;
+      case 'addc':
+        push(node.a, lr);
+        splat(node.value / 2 ** lr);
+        c.simd(SIMD.add);
+        break;
+      case 'relu':
+        checkFits(qa, lr);
+        push(node.a, lr);
+        c.splat(0).simd(SIMD.maxS);
+        break;
+      case 'mux':
+        checkFits(p.ops[node.a]!.qint, lr);
+        checkFits(p.ops[node.b]!.qint, lr);
+        push(node.a, lr);
+        push(node.b, lr);
+        push(node.cond, scale[node.cond]!);
+        c.splat(0).simd(SIMD.ltS).simd(SIMD.bitselect);
+        break;
+      case 'mul': {
+        const sa = scale[node.a]!;
+        const sb = scale[node.b]!;
+        push(node.a, sa);
+        push(node.b, sb);
+        c.simd(SIMD.mul);
+        const d = sa + sb - lr;
+        if (d > 0) shiftBy(d, false);
+        else if (d < 0) shiftBy(-d, true);
+        break;
+      }
+      case 'min':
+      case 'max':
+        checkFits(p.ops[node.a]!.qint, lr);
+        checkFits(p.ops[node.b]!.qint, lr);
+        push(node.a, lr);
+        push(node.b, lr);
+        c.simd(node.kind === 'min' ? SIMD.minS : SIMD.maxS);
+        break;
+      case 'lut': {
+        const a = node.a;
+        if (isConst[a]) throw new Error('internal: lookup of a constant has a constant interval');
+        const data = Int32Array.from(node.table, (v) => {
+          const code = v / 2 ** lr;
+          if (!Number.isInteger(code) || Math.abs(code) >= LIM) throw new NotEligible();
+          return code;
+        });
+        const offset = tableBytes;
+        tables.push({ offset, data });
+        tableBytes += data.length * 4;
+        const minCode = qa.min / 2 ** scale[a]!;
+        c.splat(0);
+        for (let lane = 0; lane < 4; lane++) {
+          c.get(local[a]!).simd(SIMD.extract).op(lane).i32(minCode).op(OP.i32Sub).i32(2).op(OP.i32Shl);
+          c.op(OP.i32Load).memarg(2, offset).simd(SIMD.replace).op(lane);
+        }
+        break;
+      }
+      case 'quant': {
+        const t = node.type;
+        const W = t.k + t.i + t.f;
+        const lt = -t.f;
+        const la = scale[node.a]!;
+        const r = qiFromKif(t, node.overflow);
+        const needOv = qa.min < r.min || qa.max > r.max;
+        const sat = node.overflow !== 'WRAP' && needOv;
+        if (la < lt) {
+          // drop d bits with rounding; saturation clips first at the operand's (finer) scale
+          const d = lt - la;
+          if (d > 30) throw new NotEligible();
+          push(node.a, la);
+          if (sat) {
+            splat(r.min / 2 ** la);
+            c.simd(SIMD.maxS);
+            splat(r.max / 2 ** la);
+            c.simd(SIMD.minS);
+          }
+          c.set(T[0]!);
+          c.get(T[0]!).i32(d).simd(SIMD.shrS).set(T[1]!); // floor
+          if (node.round === 'TRN') c.get(T[1]!);
+          else {
+            const half = 2 ** (d - 1);
+            c.get(T[0]!).splat(2 ** d - 1).simd(SIMD.and).set(T[2]!); // remainder in [0, 2^d)
+            c.get(T[1]!);
+            const gtHalf = (): void => void c.get(T[2]!).splat(half).simd(SIMD.gtS);
+            const eqHalf = (): void => void c.get(T[2]!).splat(half).simd(SIMD.eq);
+            switch (node.round) {
+              case 'RND':
+                c.get(T[2]!).splat(half).simd(SIMD.geS);
+                break;
+              case 'RND_MIN_INF':
+                gtHalf();
+                break;
+              case 'RND_CONV':
+                gtHalf();
+                eqHalf();
+                c.get(T[1]!).splat(1).simd(SIMD.and).splat(1).simd(SIMD.eq).simd(SIMD.and).simd(SIMD.or);
+                break;
+              case 'RND_ZERO':
+                gtHalf();
+                eqHalf();
+                c.get(T[0]!).splat(0).simd(SIMD.ltS).simd(SIMD.and).simd(SIMD.or);
+                break;
+              case 'RND_INF':
+                gtHalf();
+                eqHalf();
+                c.get(T[0]!).splat(0).simd(SIMD.gtS).simd(SIMD.and).simd(SIMD.or);
+                break;
+              case 'TRN_ZERO':
+                c.get(T[2]!).splat(0).simd(SIMD.ne).get(T[0]!).splat(0).simd(SIMD.ltS).simd(SIMD.and);
+                break;
+            }
+            c.simd(SIMD.sub); // floor − (−1 where rounding up)
+          }
+        } else {
+          // already on the grid: align to the type's scale, then clip
+          if (sat) checkFits(qa, lt);
+          push(node.a, lt);
+          if (sat) {
+            splat(r.min / 2 ** lt);
+            c.simd(SIMD.maxS);
+            splat(r.max / 2 ** lt);
+            c.simd(SIMD.minS);
+          }
+        }
+        if (node.overflow === 'WRAP' && needOv) {
+          if (W > 32 || W < 1) throw new NotEligible();
+          if (t.k === 1) {
+            if (W < 32) c.i32(32 - W).simd(SIMD.shl).i32(32 - W).simd(SIMD.shrS);
+          } else {
+            if (W > 31) throw new NotEligible();
+            c.splat(2 ** W - 1).simd(SIMD.and);
+          }
+        }
+        // code at scale lt → the wire's scale
+        const d = lr - lt;
+        if (d > 0) shiftBy(d, true);
+        else if (d < 0) shiftBy(-d, false);
+        break;
+      }
+      default:
+        throw new Error(`unreachable: ${node.kind}`);
+    }
+    local[j] = newLocal();
+    c.set(local[j]!);
+  }
+
+  const outScale: number[] = [];
+  p.out.forEach((o, k) => {
+    c.get(POUT);
+    if (o.wire < 0) {
+      c.splat(0);
+      outScale.push(0);
+    } else {
+      push(o.wire, scale[o.wire]!);
+      outScale.push((o.neg ? -1 : 1) * 2 ** (scale[o.wire]! + o.shift));
+    }
+    c.simd(SIMD.store).memarg(4, k * 16);
+  });
+
+  const tablePages = Math.ceil(tableBytes / 65536) + 1;
+  const mod = new WA.Module(buildModule(c, nLocals, tablePages, nInOps * 16, nOut * 16));
+  const mem = new WA.Memory({ initial: tablePages });
+  const instance = new WA.Instance(mod, { m: { mem } });
+  const view = new Int32Array(mem.buffer);
+  for (const tb of tables) view.set(tb.data, tb.offset / 4);
+  const tableEnd = Math.ceil(tableBytes / 16) * 16;
+  const run = instance.exports.run as (a: number, b: number, c: number) => void;
+  return {
+    inputOps,
+    inputScales,
+    outScale,
+    run(codesIn: Int32Array, nBlocks: number): Int32Array {
+      const inBytes = nBlocks * nInOps * 16;
+      const outBytes = nBlocks * nOut * 16;
+      const need = tableEnd + inBytes + outBytes;
+      if (need > mem.buffer.byteLength) {
+        // tables stay in place; the instance sees the grown memory
+        mem.grow(Math.ceil((need - mem.buffer.byteLength) / 65536));
+      }
+      new Int32Array(mem.buffer, tableEnd, nBlocks * nInOps * 4).set(codesIn.subarray(0, nBlocks * nInOps * 4));
+      if (nBlocks > 0) run(tableEnd, tableEnd + inBytes, nBlocks);
+      return new Int32Array(mem.buffer, tableEnd + inBytes, nBlocks * nOut * 4);
+    },
+  };
+}
