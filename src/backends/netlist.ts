@@ -170,17 +170,7 @@ export function lowerProgram(p: Program, opts: LowerOptions = {}): Netlist {
     for (const a of operandsOf(ops[n]!))
       if (!(a >= 0 && a < n)) throw new RangeError(`op ${n} (${ops[n]!.kind}) reads wire ${a}, which is not an earlier wire`);
   const live = liveWires(p);
-  // constant wires: constant intervals, and ops on constants only (e.g. a WRAP quant of a constant has the
-  // whole type's range as interval but one value)
-  const known = new Map<number, number>();
-  for (let n = 0; n < ops.length; n++) {
-    const op = ops[n]!;
-    if (op.qint.min === op.qint.max) known.set(n, op.qint.min);
-    else if (op.kind !== 'input' && live[n]) {
-      const args = operandsOf(op);
-      if (args.every((a) => known.has(a))) known.set(n, constEval(op, args.map((a) => known.get(a)!), args.length ? ops[args[0]!]!.qint : op.qint));
-    }
-  }
+  const known = knownConstants(p, live);
   const isConst = (n: number): boolean => known.has(n);
 
   const stage = new Int32Array(ops.length);
@@ -418,6 +408,24 @@ export function lowerProgram(p: Program, opts: LowerOptions = {}): Netlist {
 }
 
 
+
+/**
+ * Constant wires and their values: constant intervals, and live ops on constants only (e.g. a WRAP quant
+ * of a constant has the whole type's range as interval but one value). They become literals in hardware.
+ */
+export function knownConstants(p: Program, live: Uint8Array): Map<number, number> {
+  const ops = p.ops;
+  const known = new Map<number, number>();
+  for (let n = 0; n < ops.length; n++) {
+    const op = ops[n]!;
+    if (op.qint.min === op.qint.max) known.set(n, op.qint.min);
+    else if (op.kind !== 'input' && live[n]) {
+      const args = operandsOf(op);
+      if (args.every((a) => known.has(a))) known.set(n, constEval(op, args.map((a) => known.get(a)!), args.length ? ops[args[0]!]!.qint : op.qint));
+    }
+  }
+  return known;
+}
 
 /** Value of an op whose operands are all constants. */
 function constEval(op: Program['ops'][number], v: number[], qa: QInterval): number {
