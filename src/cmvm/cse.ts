@@ -142,9 +142,9 @@ class Cse {
   pCount: I32;
   pWeight: F64;
   pTie: F64;
-  /** Key of the pair's newest heap entry (−1: none). */
+  /** Key of the pair's newest heap entry (0: none; real keys are ≥ 2). */
   pNewest: F64;
-  /** The count at which the pair had fewer than 2 feasible occurrences (−1: not blocked). */
+  /** The count at which the pair had fewer than 2 feasible occurrences (0: not blocked). */
   pBlocked: I32;
   pDirty: I32;
   nPairs = 0;
@@ -164,11 +164,12 @@ class Cse {
   matDim: Int32Array = new Int32Array(0);
   mat: I32 = new Int32Array(0);
 
-  // lazy max-heap of (key, pair)
-  hcap = 1024;
-  hKey: F64 = new Float64Array(1024);
-  hPair: I32 = new Int32Array(1024);
-  hn = 0;
+  /**
+   * Bucket queue of pairs by integer score (count × weight): buckets[s] holds pair ids, lazily — an entry is
+   * current only while pNewest[p] === s and the pair still scores s. `top` ≥ every current entry's score.
+   */
+  readonly buckets: number[][] = [];
+  top = 0;
 
   constructor(g: AdderGraph, nOut: number, nTermsHint: number, nPairsHint: number, opts: CseOptions) {
     this.g = g;
@@ -189,7 +190,7 @@ class Cse {
     this.termTable = new Table3(tc);
     this.slack = new Float64Array(nOut);
     for (let o = 0; o < nOut; o++) this.outTerms.push([]);
-    const pc = Math.max(1024, Math.min(nPairsHint, 1 << 16));
+    const pc = Math.max(1024, nPairsHint); // grows when needed
     this.pcap = pc;
     this.pW0 = new Int32Array(pc);
     this.pW1 = new Int32Array(pc);
@@ -198,10 +199,10 @@ class Cse {
     this.pCount = new Int32Array(pc);
     this.pWeight = new Float64Array(pc);
     this.pTie = new Float64Array(pc);
-    this.pNewest = new Float64Array(pc).fill(-1);
-    this.pBlocked = new Int32Array(pc).fill(-1);
+    this.pNewest = new Float64Array(pc);
+    this.pBlocked = new Int32Array(pc);
     this.pDirty = new Int32Array(pc);
-    this.pairTable = new Table3(Math.min(pc, 4096)); // grows; most early pairs use the direct index
+    this.pairTable = new Table3(pc >> 1); // pairs with new wires; grows
   }
 
   /** Give each output a pair matrix sized to its (never growing) number of terms. */
@@ -285,28 +286,15 @@ class Cse {
       this.pCount = growI32(this.pCount, c);
       this.pWeight = growF64(this.pWeight, c);
       this.pTie = growF64(this.pTie, c);
-      this.pNewest = growF64(this.pNewest, c, -1);
-      this.pBlocked = growI32(this.pBlocked, c, -1);
+      this.pNewest = growF64(this.pNewest, c);
+      this.pBlocked = growI32(this.pBlocked, c);
       this.pDirty = growI32(this.pDirty, c);
     }
-    const g = this.g;
     const p = this.nPairs++;
     this.pW0[p] = w0;
     this.pW1[p] = w1;
     this.pSub[p] = sub;
     this.pShift[p] = shift;
-    let weight = 1;
-    if (this.wmc) {
-      // overlapping bits of the two operands (da4ml's "weighted most common"): sign + the smaller
-      // operand's integer bits + the coarser operand's fraction bits
-      const k = g.kk[w0]! | g.kk[w1]!;
-      const i = Math.min(g.ki[w0]!, g.ki[w1]! + shift);
-      const f = Math.min(g.kf[w0]!, g.kf[w1]! - shift);
-      weight = Math.max(1, k + i + f);
-    }
-    this.pWeight[p] = weight;
-    const late = Math.max(g.lat[w0]!, g.lat[w1]!) - this.latBase;
-    this.pTie[p] = (LAT_SLOTS - 1 - Math.min(LAT_SLOTS - 1, Math.max(0, Math.round(late)))) / LAT_SLOTS;
     return p;
   }
 
@@ -349,51 +337,39 @@ class Cse {
     return p;
   }
 
-  keyOf(p: number): number {
-    return this.pCount[p]! * this.pWeight[p]! + this.pTie[p]!;
+  /** Score (an integer); the weight is computed when first needed (most pairs never occur twice). */
+  scoreOf(p: number): number {
+    if (this.pWeight[p] === 0) this.setWeight(p);
+    return this.pCount[p]! * this.pWeight[p]!;
   }
 
-  hpush(key: number, p: number): void {
-    if (this.hn >= this.hcap) {
-      this.hcap *= 2;
-      this.hKey = growF64(this.hKey, this.hcap);
-      this.hPair = growI32(this.hPair, this.hcap);
-    }
-    const hKey = this.hKey;
-    const hPair = this.hPair;
-    let i = this.hn++;
-    while (i > 0) {
-      const par = (i - 1) >> 1;
-      if (hKey[par]! >= key) break;
-      hKey[i] = hKey[par]!;
-      hPair[i] = hPair[par]!;
-      i = par;
-    }
-    hKey[i] = key;
-    hPair[i] = p;
+  enqueue(p: number, score: number): void {
+    while (this.buckets.length <= score) this.buckets.push([]);
+    this.buckets[score]!.push(p);
+    this.pNewest[p] = score;
+    if (score > this.top) this.top = score;
   }
 
-  /** Remove the top entry. */
-  hpop(): void {
-    const hKey = this.hKey;
-    const hPair = this.hPair;
-    const n = --this.hn;
-    const key = hKey[n]!;
-    const p = hPair[n]!;
-    let i = 0;
-    for (;;) {
-      const l = 2 * i + 1;
-      if (l >= n) break;
-      const r = l + 1;
-      const m = r < n && hKey[r]! > hKey[l]! ? r : l;
-      if (hKey[m]! <= key) break;
-      hKey[i] = hKey[m]!;
-      hPair[i] = hPair[m]!;
-      i = m;
+  setWeight(p: number): void {
+    const g = this.g;
+    const w0 = this.pW0[p]!;
+    const w1 = this.pW1[p]!;
+    const shift = this.pShift[p]!;
+    let weight = 1;
+    if (this.wmc) {
+      // overlapping bits of the two operands (da4ml's "weighted most common"): sign + the smaller
+      // operand's integer bits + the coarser operand's fraction bits
+      const k = g.kk[w0]! | g.kk[w1]!;
+      const i = Math.min(g.ki[w0]!, g.ki[w1]! + shift);
+      const f = Math.min(g.kf[w0]!, g.kf[w1]! - shift);
+      weight = Math.max(1, k + i + f);
     }
-    hKey[i] = key;
-    hPair[i] = p;
+    this.pWeight[p] = weight;
+    const late = Math.max(g.lat[w0]!, g.lat[w1]!) - this.latBase;
+    this.pTie[p] = (LAT_SLOTS - 1 - Math.min(LAT_SLOTS - 1, Math.max(0, Math.round(late)))) / LAT_SLOTS;
   }
+
+
 
   inc(p: number): void {
     const c = ++this.pCount[p]!;
@@ -410,33 +386,47 @@ class Cse {
       const p = dirty[i]!;
       this.pDirty[p] = 0;
       if (this.pCount[p]! < 2 || this.pBlocked[p]! >= this.pCount[p]!) continue;
-      const k = this.keyOf(p);
-      if (k > this.pNewest[p]!) {
-        this.hpush(k, p);
-        this.pNewest[p] = k;
-      }
+      const sc = this.scoreOf(p);
+      if (sc > this.pNewest[p]!) this.enqueue(p, sc);
     }
     dirty.length = 0;
   }
 
+  /** The current best pair (highest score, then earliest operands, then newest), or −1 when no pair occurs twice. */
   popBest(): number {
-    while (this.hn > 0) {
-      const key = this.hKey[0]!;
-      const p = this.hPair[0]!;
-      this.hpop();
-      if (key !== this.pNewest[p]) continue; // superseded entry
-      this.pNewest[p] = -1;
-      if (this.pCount[p]! < 2 || this.pBlocked[p]! >= this.pCount[p]!) continue;
-      const cur = this.keyOf(p);
-      if (cur !== key) {
-        this.hpush(cur, p); // its count dropped since it was queued: re-queue at the true key
-        this.pNewest[p] = cur;
-        continue;
+    const { pNewest, pCount, pBlocked, pTie } = this;
+    while (this.top >= 2) {
+      const B = this.buckets[this.top]!;
+      let best = -1;
+      for (let i = B.length - 1; i >= 0; i--) {
+        const p = B[i]!;
+        let drop = pNewest[p] !== this.top; // superseded by a newer entry
+        if (!drop && (pCount[p]! < 2 || pBlocked[p]! >= pCount[p]!)) {
+          pNewest[p] = 0;
+          drop = true;
+        }
+        if (!drop) {
+          const sc = this.scoreOf(p);
+          if (sc !== this.top) {
+            this.enqueue(p, sc); // its count dropped since it was queued: re-queue at the true score
+            drop = true;
+          }
+        }
+        if (drop) {
+          B[i] = B[B.length - 1]!;
+          B.pop();
+        } else if (best < 0 || pTie[p]! > pTie[best]! || (pTie[p] === pTie[best] && p > best)) best = p; // then the newer pair
       }
-      return p;
+      if (best >= 0) {
+        B.splice(B.indexOf(best), 1);
+        pNewest[best] = 0;
+        return best;
+      }
+      this.top--;
     }
     return -1;
   }
+
 
   /** Set up the direct pair index over the wires the terms start with. */
   allocDirect(): void {
@@ -490,8 +480,7 @@ class Cse {
 
   /**
    * Non-overlapping occurrences of pair p that keep their outputs within bound, as [t, u, t, u, ...]
-   * (t the first operand's term). Outputs in index order, positions ascending, so that chains
-   * x, x<<s, x<<2s pair up greedily.
+   * (t the first operand's term).
    */
   findMatches(p: number): number[] {
     const w0 = this.pW0[p]!;
@@ -503,7 +492,8 @@ class Cse {
     cand.length = 0;
     const wl = this.wireTerms[w0]!;
     for (let i = 0; i < wl.length; i++) cand.push(wl[i]!);
-    cand.sort((x, y) => tOut[x]! - tOut[y]! || tPos[x]! - tPos[y]!);
+    // chains of one wire (x, x<<s, x<<2s) must pair up in position order; otherwise any fixed order works
+    if (w0 === w1) cand.sort((x, y) => tOut[x]! - tOut[y]! || tPos[x]! - tPos[y]!);
     const epoch = ++this.epoch;
     const matches = this.matches;
     matches.length = 0;
@@ -594,12 +584,7 @@ class Cse {
   }
 
   run(): void {
-    const T0 = performance.now();
     this.initialCounts();
-    const T1 = performance.now();
-    const PH = ((globalThis as any).PH ??= { init: 0, loop: 0, pairs: 0, push: 0 });
-    PH.init += T1 - T0;
-    if (process.env.ONLYINIT) return;
     for (;;) {
       const p = this.popBest();
       if (p < 0) break;
@@ -612,8 +597,6 @@ class Cse {
       for (let m = 0; m < matches.length; m += 2) this.substitute(matches[m]!, matches[m + 1]!, n);
       this.flush();
     }
-    PH.loop += performance.now() - T1;
-    PH.pairs += this.nPairs;
   }
 }
 

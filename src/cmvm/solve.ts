@@ -25,8 +25,11 @@ export interface CmvmOptions {
    * arrival times) plus `dc` adder levels. −1 (default) = unconstrained, as in the published reference.
    */
   dc?: number;
-  /** Pair score: 'wmc' = occurrences × overlapping bits (default), 'mc' = occurrences. */
+  /** Pair score: 'wmc' = occurrences × overlapping bits (default), 'mc' = occurrences. The other score is
+   *  also tried on a few decomposed candidates unless effort is 0. */
   method?: Method;
+  /** How many candidates to try: 0 fast (3 runs), 1 default (6–8 runs), 2 thorough (every path limit × both scores). */
+  effort?: number;
   /** MST decomposition first stage: 'auto' (default) tries it at several depths and keeps the best. */
   decompose?: boolean | 'auto';
   /** What "cheapest" means when choosing among candidates (default 'adders'; ties go to the other). */
@@ -87,6 +90,8 @@ export function solveCmvm(W: number[][], inputs: CmvmInput[], opts: CmvmOptions 
   if (!Number.isInteger(dc) || dc < -1) throw new RangeError(`solveCmvm: dc must be an integer ≥ −1, got ${dc}`);
   const method = opts.method ?? 'wmc';
   const objective = opts.objective ?? 'adders';
+  const effort = opts.effort ?? 1;
+  if (![0, 1, 2].includes(effort)) throw new RangeError(`solveCmvm: effort must be 0, 1 or 2, got ${effort}`);
 
   const types = inputs.map((x, c) => {
     const q = x.qint;
@@ -139,7 +144,7 @@ export function solveCmvm(W: number[][], inputs: CmvmInput[], opts: CmvmOptions 
     return { g, outs, adders, cost, latency: latency === -Infinity ? 0 : latency };
   };
 
-  const solveDirect = (): Candidate => {
+  const solveDirect = (method: Method): Candidate => {
     const g = newGraph();
     const rest = extractCommon(g, directRows, { method, bound });
     const c = finish(g, rest.map((ts) => g.sumTerms(ts)));
@@ -147,7 +152,7 @@ export function solveCmvm(W: number[][], inputs: CmvmInput[], opts: CmvmOptions 
     return c;
   };
 
-  const solveDecomposed = (maxHops: number, scaled: number[][], scale: number): Candidate | null => {
+  const solveDecomposed = (maxHops: number, method: Method, scaled: number[][], scale: number): Candidate | null => {
     const { diffs, paths } = decomposeRows(scaled, maxHops);
     const g = newGraph();
     // stage 0: the difference rows; under a delay constraint each must finish early enough that its
@@ -188,13 +193,13 @@ export function solveCmvm(W: number[][], inputs: CmvmInput[], opts: CmvmOptions 
     return a.latency < b.latency;
   };
 
-  let best = solveDirect();
+  let best = solveDirect(method);
   const decompose = opts.decompose ?? 'auto';
   if (decompose !== false && nOut > 1) {
     const scaled = scaleToIntegers(Wl);
     if (scaled) {
-      for (const h of hopLimits(nOut)) {
-        const c = solveDecomposed(h, scaled.rows, scaled.scale);
+      for (const { hops, method: m } of candidatePlan(nOut, dc, method, effort)) {
+        const c = solveDecomposed(hops, m, scaled.rows, scaled.scale);
         if (c && better(c, best)) best = c;
       }
     }
@@ -205,7 +210,7 @@ export function solveCmvm(W: number[][], inputs: CmvmInput[], opts: CmvmOptions 
   return { program, adders: best.adders, cost: best.cost, depth, latency: best.latency, ms: performance.now() - t0 };
 }
 
-/** Path-length limits tried for the decomposition: 2, 3, 4, 6, 8, 12, … up to the number of rows. */
+/** Path-length limits 2, 3, 4, 6, 8, 12, … up to the number of rows. */
 export function hopLimits(nOut: number): number[] {
   const hs: number[] = [];
   for (let p = 2; p < nOut; p *= 2) {
@@ -214,6 +219,41 @@ export function hopLimits(nOut: number): number[] {
   }
   if (nOut >= 2) hs.push(nOut);
   return hs;
+}
+
+/**
+ * The decomposed candidates tried (besides the plain one). Each is a different greedy run, and keeping the
+ * best of several runs is where much of the quality comes from. The default set was chosen on random
+ * 4×4…16×16 matrices (see bench/cmvm.ts): unconstrained, path limits 4, 6, 8 (longer too for big matrices)
+ * and the other pair score at 4 and 8; under a delay constraint short paths are what fits, so 2, 3, 4
+ * (6 and 8 in case dc allows them; infeasible candidates are rejected before any extraction) and the
+ * other score at 3 and 4. effort 0: limits 4 and 8 only; effort 2: every limit with both scores.
+ */
+export function candidatePlan(nOut: number, dc: number, method: Method, effort: number): Array<{ hops: number; method: Method }> {
+  const other: Method = method === 'wmc' ? 'mc' : 'wmc';
+  const plan: Array<{ hops: number; method: Method }> = [];
+  const seen = new Set<string>();
+  const add = (hops: number, m: Method): void => {
+    const h = Math.min(hops, nOut);
+    if (h < 2 || seen.has(`${h}${m}`)) return;
+    seen.add(`${h}${m}`);
+    plan.push({ hops: h, method: m });
+  };
+  if (effort <= 0) {
+    add(4, method);
+    add(8, method);
+  } else if (effort === 1) {
+    const own = dc >= 0 ? [2, 3, 4, 6, 8] : [4, 6, 8];
+    for (const h of own) add(h, method);
+    if (nOut > 16) for (let h = 16; h < 2 * nOut; h *= 2) add(h, method);
+    for (const h of dc >= 0 ? [3, 4] : [4, 8]) add(h, other);
+  } else {
+    for (const h of hopLimits(nOut)) {
+      add(h, method);
+      add(h, other);
+    }
+  }
+  return plan;
 }
 
 /** W·2^e as safe integers (with headroom for row sums/differences), or null when the span is too wide. */
