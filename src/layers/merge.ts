@@ -1,0 +1,84 @@
+/**
+ * Merge layers (HGQ2 names and EBOPs), each input with its own input quantizer; inputs must share one
+ * per-sample shape.
+ *   QAdd:      0.65·(Σ Σ_inputs bits − Σ min_inputs bits)
+ *   QSubtract: Σ max(bits0, bits1)
+ *   QMultiply: Σ Π_inputs bits
+ *   QMaximum / QMinimum: Σ Σ_inputs bits − Σ min_inputs bits
+ */
+import * as tf from '@tensorflow/tfjs';
+import { QLayer, type QLayerArgs, type Shape } from './base.ts';
+
+type MergeOp = 'add' | 'subtract' | 'multiply' | 'maximum' | 'minimum';
+
+abstract class QMerge extends QLayer {
+  protected abstract readonly op: MergeOp;
+  constructor(args: QLayerArgs = {}) {
+    super(args);
+  }
+  protected override multiInput(): boolean {
+    return true;
+  }
+  protected ownArgNames(): string[] {
+    return [];
+  }
+  protected buildLayer(shapes: Shape[]): void {
+    if (this.op === 'subtract' && shapes.length !== 2) this.fail(`takes exactly two inputs, got ${shapes.length}`);
+    const s0 = JSON.stringify(shapes[0]!.slice(1));
+    for (const s of shapes) {
+      if (JSON.stringify(s.slice(1)) !== s0) this.fail(`all inputs must have the same per-sample shape, got ${shapes.map((x) => `[${x.slice(1)}]`).join(' and ')}`);
+      if (s.slice(1).some((d) => d === null)) this.fail(`needs fully known per-sample shapes, got [${s}]`);
+    }
+  }
+  protected forward(xs: tf.Tensor[]): tf.Tensor {
+    switch (this.op) {
+      case 'add': return xs.slice(1).reduce((a, b) => tf.add(a, b), xs[0]!);
+      case 'subtract': return tf.sub(xs[0]!, xs[1]!);
+      case 'multiply': return xs.slice(1).reduce((a, b) => tf.mul(a, b), xs[0]!);
+      case 'maximum': return xs.slice(1).reduce((a, b) => tf.maximum(a, b), xs[0]!);
+      case 'minimum': return xs.slice(1).reduce((a, b) => tf.minimum(a, b), xs[0]!);
+    }
+  }
+  override computeOutputShape(inputShape: Shape | Shape[]): Shape {
+    return [...(inputShape as Shape[])[0]!];
+  }
+  ebopsTensor(): tf.Scalar {
+    return tf.tidy(() => {
+      if (this.iqs.some((q) => !q)) return tf.scalar(0);
+      const bits = this.iqs.map((q, j) => q!.bitsFor([1, ...(this.builtInputShapes[j]!.slice(1) as number[])]));
+      const sumMinusMin = () => tf.sub(tf.sum(tf.addN(bits)), tf.sum(bits.slice(1).reduce((a, b) => tf.minimum(a, b), bits[0]!)));
+      switch (this.op) {
+        case 'add': return tf.mul(sumMinusMin(), 0.65) as tf.Scalar;
+        case 'subtract': return tf.sum(tf.maximum(bits[0]!, bits[1]!)) as tf.Scalar;
+        case 'multiply': return tf.sum(bits.slice(1).reduce((a, b) => tf.mul(a, b), bits[0]!)) as tf.Scalar;
+        default: return sumMinusMin() as tf.Scalar;
+      }
+    });
+  }
+  protected exportLayer(): Record<string, unknown> {
+    return { op: this.op };
+  }
+}
+
+export class QAdd extends QMerge {
+  static className = 'QAdd';
+  protected readonly op = 'add' as const;
+}
+export class QSubtract extends QMerge {
+  static className = 'QSubtract';
+  protected readonly op = 'subtract' as const;
+}
+export class QMultiply extends QMerge {
+  static className = 'QMultiply';
+  protected readonly op = 'multiply' as const;
+}
+export class QMaximum extends QMerge {
+  static className = 'QMaximum';
+  protected readonly op = 'maximum' as const;
+}
+export class QMinimum extends QMerge {
+  static className = 'QMinimum';
+  protected readonly op = 'minimum' as const;
+}
+
+for (const c of [QAdd, QSubtract, QMultiply, QMaximum, QMinimum]) tf.serialization.registerClass(c);
