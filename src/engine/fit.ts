@@ -1,0 +1,105 @@
+/**
+ * `model.fit` on the wasm engine: epochs of shuffled mini-batches trained in WebAssembly, with the tfjs model
+ * synced at epoch boundaries so tfjs-layers callbacks (β schedules, EBOPs logging, Pareto checkpoints, early
+ * stopping, progress bars) and validation work unchanged. Batch-level logs carry loss and acc; the model's
+ * weights are only current at epoch ends.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { EngineBinding, engineUnsupported, type EngineLoss } from './from-tfjs.ts';
+import type { EngineOptions } from './engine.ts';
+
+export interface EngineFitOptions {
+  epochs: number;
+  batchSize: number;
+  loss: EngineLoss;
+  shuffle?: boolean;
+  validationData?: [tf.Tensor, tf.Tensor];
+  callbacks?: tf.Callback[];
+  /** seed of the shuffling PRNG */
+  seed?: number;
+  engine?: EngineOptions;
+}
+
+export interface EngineFitResult {
+  epoch: number[];
+  history: Record<string, number[]>;
+  /** wall seconds spent in engine steps (excluding validation and callbacks) */
+  trainSeconds: number;
+  threads: number;
+  relaxedSimd: boolean;
+}
+
+type Logs = Record<string, number>;
+
+/** Trains `model` (compiled with tf.train.adam) on x (N×features) and one-hot/target y with the wasm engine. */
+export async function fitWithEngine(model: tf.LayersModel, x: tf.Tensor, y: tf.Tensor, o: EngineFitOptions): Promise<EngineFitResult> {
+  const why = engineUnsupported(model);
+  if (why) throw new Error(`fitWithEngine: ${why}; train with the tfjs engine instead`);
+  if (x.rank !== 2 || y.rank !== 2 || x.shape[0] !== y.shape[0]) throw new Error(`fitWithEngine: x and y must be 2-D with the same number of rows, got [${x.shape}] and [${y.shape}]`);
+  if (!(Number.isInteger(o.epochs) && o.epochs >= 1)) throw new Error(`fitWithEngine: epochs must be a positive integer, got ${o.epochs}`);
+  if (!(Number.isInteger(o.batchSize) && o.batchSize >= 1)) throw new Error(`fitWithEngine: batchSize must be a positive integer, got ${o.batchSize}`);
+  const N = x.shape[0]!, K = x.shape[1]!, C = y.shape[1]!;
+  const xs = x.dataSync() as Float32Array, ys = y.dataSync() as Float32Array;
+  const bind = await EngineBinding.create(model, o.loss, o.engine);
+  const cbs = o.callbacks ?? [];
+  const steps = Math.ceil(N / o.batchSize);
+  const params = { epochs: o.epochs, initialEpoch: 0, samples: N, steps, batchSize: o.batchSize, verbose: 0, doValidation: !!o.validationData,
+    metrics: ['loss', 'acc', ...(o.validationData ? ['val_loss', 'val_acc'] : [])] };
+  for (const cb of cbs) { cb.setModel(model as unknown as Parameters<tf.Callback["setModel"]>[0]); cb.setParams(params); }
+  const history: Record<string, number[]> = {};
+  const epochsDone: number[] = [];
+  const idx = Uint32Array.from({ length: N }, (_, j) => j);
+  let seed = (o.seed ?? 1) >>> 0;
+  const rand = () => { seed = (seed + 0x6d2b79f5) >>> 0; let t = seed; t = Math.imul(t ^ (t >>> 15), t | 1); t ^= t + Math.imul(t ^ (t >>> 7), t | 61); return ((t ^ (t >>> 14)) >>> 0) / 4294967296; };
+  const bx = new Float32Array(o.batchSize * K), by = new Float32Array(o.batchSize * C);
+  let trainSeconds = 0;
+  model.stopTraining = false;
+  try {
+    for (const cb of cbs) await cb.onTrainBegin();
+    for (let epoch = 0; epoch < o.epochs && !model.stopTraining; epoch++) {
+      for (const cb of cbs) await cb.onEpochBegin(epoch);
+      bind.pull(); // β (schedules set it in onEpochBegin), and anything a callback changed
+      if (o.shuffle ?? true) for (let j = N - 1; j > 0; j--) { const r = Math.floor(rand() * (j + 1)); const t = idx[j]!; idx[j] = idx[r]!; idx[r] = t; }
+      let lossSum = 0, accSum = 0;
+      for (let s = 0; s < steps; s++) {
+        const b0 = s * o.batchSize, nb = Math.min(o.batchSize, N - b0);
+        for (let b = 0; b < nb; b++) {
+          const r = idx[b0 + b]!;
+          bx.set(xs.subarray(r * K, r * K + K), b * K);
+          by.set(ys.subarray(r * C, r * C + C), b * C);
+        }
+        const t0 = performance.now();
+        const res = bind.engine.step(nb === o.batchSize ? bx : bx.subarray(0, nb * K), nb === o.batchSize ? by : by.subarray(0, nb * C));
+        trainSeconds += (performance.now() - t0) / 1000;
+        lossSum += res.loss * nb;
+        accSum += res.accuracy * nb;
+        if (cbs.length) {
+          const logs: Logs = { batch: s, size: nb, loss: res.loss, acc: res.accuracy };
+          for (const cb of cbs) await cb.onBatchEnd(s, logs);
+        }
+      }
+      bind.push();
+      const logs: Logs = { loss: lossSum / N, acc: accSum / N };
+      if (o.validationData) {
+        const [vx, vy] = o.validationData;
+        const out = model.evaluate(vx, vy, { batchSize: 4096 });
+        const vals = (Array.isArray(out) ? out : [out]).map((t) => t.dataSync()[0]!);
+        tf.dispose(out);
+        logs['val_loss'] = vals[0]!;
+        if (o.loss === 'softmax_cross_entropy') {
+          logs['val_acc'] = tf.tidy(() => {
+            const p = model.predict(vx, { batchSize: 4096 }) as tf.Tensor;
+            return tf.mean(tf.cast(tf.equal(tf.argMax(p, -1), tf.argMax(vy, -1)), 'float32')).dataSync()[0]!;
+          });
+        }
+      }
+      for (const cb of cbs) await cb.onEpochEnd(epoch, logs);
+      epochsDone.push(epoch);
+      for (const [k, v] of Object.entries(logs)) (history[k] ??= []).push(v);
+    }
+    for (const cb of cbs) await cb.onTrainEnd();
+  } finally {
+    bind.dispose();
+  }
+  return { epoch: epochsDone, history, trainSeconds, threads: bind.engine.threads, relaxedSimd: bind.engine.relaxed };
+}

@@ -1,0 +1,68 @@
+// fitWithEngine trains a tfjs-layers HGQ model like model.fit (same epoch losses without shuffling), runs the
+// tfjs callbacks (β schedule, EBOPs logging) and leaves the trained state in the tfjs model.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs';
+import { QDense } from '../src/layers/dense.ts';
+import { BetaScheduler, EbopsLogger } from '../src/train/callbacks.ts';
+import { modelBeta } from '../src/train/model.ts';
+import { fitWithEngine } from '../src/engine/fit.ts';
+import { makeRng } from './util/rng.ts';
+
+function buildModel(name: string): tf.Sequential {
+  const m = tf.sequential();
+  m.add(new QDense({ units: 16, activation: 'relu', inputShape: [8], name: `${name}_a` }));
+  m.add(new QDense({ units: 3, name: `${name}_b` }));
+  m.compile({ optimizer: tf.train.adam(1e-2), loss: (y: tf.Tensor, p: tf.Tensor) => tf.losses.softmaxCrossEntropy(y, p), metrics: ['acc'] });
+  return m;
+}
+
+function dataset(n: number) {
+  const rng = makeRng(21);
+  const x = Float32Array.from({ length: n * 8 }, () => rng.next() * 2 - 1);
+  const y = new Float32Array(n * 3);
+  for (let j = 0; j < n; j++) y[j * 3 + (x[j * 8]! + x[j * 8 + 1]! > 0.3 ? 0 : x[j * 8 + 2]! > 0 ? 1 : 2)] = 1;
+  return { x: tf.tensor2d(x, [n, 8]), y: tf.tensor2d(y, [n, 3]) };
+}
+
+test('fitWithEngine matches model.fit epoch by epoch and drives tfjs callbacks', async () => {
+  await tf.setBackend('cpu');
+  const { x, y } = dataset(600);
+  const val = dataset(200);
+  const a = buildModel('fa'), b = buildModel('fb');
+  a.predict(x.slice(0, 1)); b.predict(x.slice(0, 1));
+  b.setWeights(a.getWeights());
+  const sched = (e: number) => 1e-5 * (e + 1);
+  try {
+    const ha = await a.fit(x, y, { epochs: 4, batchSize: 100, shuffle: false, callbacks: [new BetaScheduler(sched)], verbose: 0 });
+    const hb = await fitWithEngine(b, x, y, { epochs: 4, batchSize: 100, shuffle: false, loss: 'softmax_cross_entropy',
+      validationData: [val.x, val.y], callbacks: [new BetaScheduler(sched), new EbopsLogger()], engine: { threads: 2 } });
+    assert.deepEqual(hb.epoch, [0, 1, 2, 3]);
+    for (let e = 0; e < 4; e++) {
+      const la = ha.history['loss']![e] as number, lb = hb.history['loss']![e]!;
+      assert.ok(Math.abs(la - lb) <= 2e-3 * Math.abs(la), `epoch ${e} loss: tfjs ${la} vs engine ${lb}`);
+      assert.ok(Math.abs((ha.history['acc']![e] as number) - hb.history['acc']![e]!) <= 0.02, `epoch ${e} acc`);
+    }
+    assert.ok(hb.history['loss']![3]! < hb.history['loss']![0]!, 'loss decreases');
+    assert.ok(hb.history['val_acc']![3]! > 0.6, `val_acc ${hb.history['val_acc']![3]}`);
+    assert.ok(hb.history['ebops']![3]! > 0, 'EbopsLogger ran on the synced model');
+    assert.equal(modelBeta(b), Math.fround(sched(3)), 'β schedule applied to the model');
+    // the trained state lives in the tfjs model: its predictions match the tfjs-trained twin
+    const pa = a.predict(val.x) as tf.Tensor, pb = b.predict(val.x) as tf.Tensor;
+    const agree = tf.tidy(() => tf.mean(tf.cast(tf.equal(tf.argMax(pa, -1), tf.argMax(pb, -1)), 'float32')).dataSync()[0]!);
+    assert.ok(agree >= 0.97, `predictions agree on ${agree}`);
+    tf.dispose([pa, pb]);
+  } finally {
+    a.dispose(); b.dispose();
+    tf.dispose([x, y, val.x, val.y]);
+  }
+});
+
+test('fitWithEngine refuses unsupported models with the layer named', async () => {
+  const m = tf.sequential();
+  m.add(tf.layers.dense({ units: 2, inputShape: [3], name: 'plain' }));
+  m.compile({ optimizer: tf.train.adam(), loss: 'meanSquaredError' });
+  const x = tf.zeros([4, 3]), y = tf.zeros([4, 2]);
+  await assert.rejects(fitWithEngine(m, x, y, { epochs: 1, batchSize: 2, loss: 'mse' }), /layer 'plain' \(Dense\) is not supported by the wasm engine/);
+  m.dispose(); tf.dispose([x, y]);
+});
