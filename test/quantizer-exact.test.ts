@@ -1,6 +1,7 @@
 /**
  * Property: in inference the tfjs quantizer equals src/fixed's `quantize` bit for bit (same float32 value,
- * never -0), for every rounding × overflow mode and every granularity, on both the wasm and cpu backends.
+ * never -0), for every rounding × overflow mode and every granularity, on both the wasm and cpu backends, through
+ * both implementations: the fused kernels (default on cpu/wasm) and the tf-op path (other backends, other axes).
  * Types are drawn with k+i+f <= 24 (the float32-exact range, see src/quantizer/ops.ts), including negative i or f,
  * zero and negative widths; inputs include exact ties, ties ± one ulp, grid points, range ends and far
  * out-of-range values.
@@ -9,7 +10,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { useBackend } from '../src/backend.ts';
-import { Quantizer } from '../src/quantizer/index.ts';
+import { Quantizer, setFusedKernels } from '../src/quantizer/index.ts';
 import { quantize } from '../src/fixed/quantize.ts';
 import { ROUND_MODES, OVERFLOW_MODES, type Kif, type OverflowMode, type RoundMode } from '../src/fixed/types.ts';
 import { makeRng, type Rng } from './util/rng.ts';
@@ -67,13 +68,12 @@ function randomInput(rng: Rng, t: Kif): number {
   return Math.fround(v);
 }
 
-function checkEqual(out: Float32Array, xs: Float32Array, kifs: Kif[], round: RoundMode, overflow: OverflowMode, label: string) {
+function checkEqual(out: Float32Array, xs: Float32Array, kifs: Kif[], ref: Float64Array, label: string) {
   let bad = 0;
   let first = '';
   for (let j = 0; j < xs.length; j++) {
-    const ref = quantize(xs[j]!, kifs[j]!, round, overflow);
-    if (!Object.is(out[j], ref)) {
-      if (bad++ === 0) first = `x=${xs[j]} kif=${JSON.stringify(kifs[j])} got ${Object.is(out[j], -0) ? '-0' : out[j]} want ${ref}`;
+    if (!Object.is(out[j], ref[j])) {
+      if (bad++ === 0) first = `x=${xs[j]} kif=${JSON.stringify(kifs[j])} got ${Object.is(out[j], -0) ? '-0' : out[j]} want ${ref[j]}`;
     }
   }
   assert.equal(bad, 0, `${label}: ${bad}/${xs.length} mismatches, first: ${first}`);
@@ -96,8 +96,15 @@ function setKifs(q: Quantizer, kifs: Kif[], rng: Rng) {
   else set('f', kifs.map((t) => t.f + jitter()));
 }
 
+/** Reference values from src/fixed, computed once and compared with both implementations. */
+function reference(xs: Float32Array, kifs: Kif[], round: RoundMode, overflow: OverflowMode): Float64Array {
+  const ref = new Float64Array(xs.length);
+  for (let j = 0; j < xs.length; j++) ref[j] = quantize(xs[j]!, kifs[j]!, round, overflow);
+  return ref;
+}
+
 for (const backend of ['wasm', 'cpu'] as const) {
-  test(`inference equals src/fixed bit for bit, every round × overflow mode, per element (${backend})`, async () => {
+  test(`inference equals src/fixed bit for bit, every round × overflow mode, per element, fused and tf-op paths (${backend})`, async () => {
     await useBackend(backend);
     const rng = makeRng(backend === 'wasm' ? 1234 : 4321);
     const before = tf.memory().numTensors;
@@ -107,26 +114,36 @@ for (const backend of ['wasm', 'cpu'] as const) {
         const kifs: Kif[] = new Array(N);
         const xs = new Float32Array(N);
         for (let j = 0; j < N; j++) {
-          const t = randomKif(rng);
-          // KBI cannot express width <= 0 with b >= 0 unless i is large; keep such types for KIF
-          kifs[j] = t;
-          xs[j] = randomInput(rng, t);
+          kifs[j] = randomKif(rng);
+          xs[j] = randomInput(rng, kifs[j]!);
         }
+        const ref = reference(xs, kifs, round, overflow);
         const q = new Quantizer({ place: 'datalane', qType: 'kif', roundMode: round, overflowMode: overflow, granularity: 'element', iBounds: [-30, 30], fBounds: [-30, 30] });
         q.build([N]);
         setKifs(q, kifs, rng);
         const x = tf.tensor1d(xs);
-        const y = q.call(x, false);
-        checkEqual(y.dataSync() as Float32Array, xs, kifs, round, overflow, `${backend} KIF ${round}/${overflow}`);
-        tf.dispose([x, y]);
+        for (const path of ['fused', 'tf-ops'] as const) {
+          setFusedKernels(path === 'fused');
+          const y = q.call(x, false);
+          checkEqual(y.dataSync() as Float32Array, xs, kifs, ref, `${backend} ${path} KIF ${round}/${overflow}`);
+          y.dispose();
+        }
+        setFusedKernels(true);
+        x.dispose();
         q.dispose();
       }
     }
     assert.equal(tf.memory().numTensors, before, 'no tensors leaked');
   });
+}
 
-  test(`KBI inference equals src/fixed with f = round(b) − round(i) (${backend})`, async () => {
+for (const [backend, path] of [['wasm', 'fused'], ['wasm', 'tf-ops'], ['cpu', 'fused'], ['cpu', 'tf-ops']] as const) {
+  const setup = async () => {
     await useBackend(backend);
+    setFusedKernels(path === 'fused');
+  };
+  test(`KBI inference equals src/fixed with f = round(b) − round(i) (${backend}, ${path})`, async () => {
+    await setup();
     const rng = makeRng(77);
     const N = backend === 'wasm' ? N_FULL : N_CPU;
     for (const overflow of OVERFLOW_MODES) {
@@ -147,26 +164,30 @@ for (const backend of ['wasm', 'cpu'] as const) {
       assert.deepEqual(q.kifs().slice(0, 50), kifs.slice(0, 50), 'kifs() reports the rounded types');
       const x = tf.tensor1d(xs);
       const y = q.call(x, false);
-      checkEqual(y.dataSync() as Float32Array, xs, kifs, round, overflow, `${backend} KBI ${round}/${overflow}`);
+      checkEqual(y.dataSync() as Float32Array, xs, kifs, reference(xs, kifs, round, overflow), `${backend} ${path} KBI ${round}/${overflow}`);
       tf.dispose([x, y]);
       q.dispose();
     }
   });
 
-  test(`inference equals src/fixed for every granularity (per activation, per channel, per tensor) (${backend})`, async () => {
-    await useBackend(backend);
+  test(`inference equals src/fixed for every granularity (per activation, per channel, per tensor) (${backend}, ${path})`, async () => {
+    await setup();
     const rng = makeRng(99);
     const s = backend === 'wasm' ? 1 : 10; // fewer samples on the slow cpu backend
-    const cases: { granularity: 'activation' | 'channel' | 'tensor' | 'element'; shape: number[] }[] = [
+    type G = 'activation' | 'channel' | 'tensor' | 'element' | 'first and last axes shared';
+    const cases: { granularity: G; shape: number[] }[] = [
       { granularity: 'activation', shape: [400 / s, 250] },
       { granularity: 'channel', shape: [50 / s, 20, 100] },
       { granularity: 'tensor', shape: [100 / s, 1000] },
       { granularity: 'element', shape: [40 / s, 50, 50] },
+      // not a prefix of shared axes: always the tf-op path
+      { granularity: 'first and last axes shared', shape: [40 / s, 100, 25] },
     ];
     for (const { granularity, shape } of cases) {
       const round = rng.pick(ROUND_MODES);
       const overflow = rng.pick(OVERFLOW_MODES);
-      const q = new Quantizer({ place: 'datalane', roundMode: round, overflowMode: overflow, granularity });
+      const axes = granularity === 'first and last axes shared' ? { homogeneousAxes: [0, 2] } : { granularity };
+      const q = new Quantizer({ place: 'datalane', roundMode: round, overflowMode: overflow, ...axes });
       q.build(granularity === 'activation' ? [null, ...shape.slice(1)] : shape);
       const nParam = q.paramShape.reduce((a, b) => a * b, 1);
       const pk: Kif[] = [];
@@ -178,7 +199,7 @@ for (const backend of ['wasm', 'cpu'] as const) {
       for (let j = 0; j < xs.length; j++) xs[j] = randomInput(rng, kifs[j]!);
       const x = tf.tensor(xs, shape);
       const y = q.call(x, false);
-      checkEqual(y.dataSync() as Float32Array, xs, kifs, round, overflow, `${backend} ${granularity} ${round}/${overflow}`);
+      checkEqual(y.dataSync() as Float32Array, xs, kifs, reference(xs, kifs, round, overflow), `${backend} ${path} ${granularity} ${round}/${overflow}`);
       tf.dispose([x, y]);
       q.dispose();
     }
@@ -187,6 +208,7 @@ for (const backend of ['wasm', 'cpu'] as const) {
 
 test('edge cases by hand: ties, zero width, negative i and f, wrap-around', async () => {
   await useBackend('wasm');
+  setFusedKernels(true);
   const cases: [number, Kif, RoundMode, OverflowMode, number][] = [
     [0.5, { k: 1, i: 3, f: 0 }, 'RND', 'WRAP', 1],
     [-0.5, { k: 1, i: 3, f: 0 }, 'RND', 'WRAP', 0],

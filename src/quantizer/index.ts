@@ -22,3 +22,4 @@ export {
   type QuantizerMode,
 } from './quantizer.ts';
 export { quantizeTensor, roundCodes, ceilLog2, exp2, satBounds } from './ops.ts';
+export { setFusedKernels, fusedApplies } from './kernels.ts';

@@ -7,6 +7,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Kif } from '../fixed/types.ts';
 import { homogeneousAxesFor, resolveQuantizerConfig, type QuantizerConfig, type QuantizerOptions } from './config.ts';
+import { fusedAbsMax, fusedApplies, fusedQuantize, fusedRound, fusedRoundGrad } from './kernels.ts';
 import { ceilLog2, exp2, quantizeTensor, roundCodes, satBounds } from './ops.ts';
 
 /** A variable as the quantizer needs it; tfjs-layers' LayerVariable satisfies this. */
@@ -135,8 +136,10 @@ export class Quantizer {
     if (mode === true) return this.trainForward(x);
     return tf.tidy(() => {
       const { k, i, f } = this.kifTensors();
-      if (this.roundsOnlyInInference) return roundScaled(x, f, this.config.roundMode);
-      return quantizeTensor(x, k, i, f, this.config.roundMode, this.config.overflowMode);
+      const { roundMode, overflowMode } = this.config;
+      const fused = fusedApplies(x.shape, this._paramShape!);
+      if (this.roundsOnlyInInference) return fused ? fusedRound(x, f, roundMode) : roundScaled(x, f, roundMode);
+      return fused ? fusedQuantize(x, k, i, f, roundMode, overflowMode) : quantizeTensor(x, k, i, f, roundMode, overflowMode);
     });
   }
 
@@ -342,44 +345,41 @@ export class Quantizer {
     });
   }
 
-  private wrapTrainKif(x: tf.Tensor): tf.Tensor {
+  /**
+   * WRAP training forward: round only (x_q = round(x·2^f)·2^-f), ∂x = dy, ∂f = −ln2·Σ dy·(x_q − x).
+   * `fOf` maps the raw trainable parameter (KIF: f; KBI: b) to the integer f; its gradient passes straight through.
+   */
+  private wrapTrain(x: tf.Tensor, raw: tf.Tensor, fOf: (raw: tf.Tensor) => tf.Tensor): tf.Tensor {
     const mode = this.config.roundMode;
+    const ps = this.assertBuilt();
     const axes = this.sumAxes(x.shape);
-    const fn = customGrad(((xIn: tf.Tensor, fRaw: tf.Tensor, save: tf.GradSaveFunc) => {
-      const f = tf.clipByValue(tf.round(fRaw), this.config.fBounds[0], this.config.fBounds[1]);
-      const xq = roundScaled(xIn, f, mode);
+    const fused = fusedApplies(x.shape, ps);
+    const fn = customGrad(((xIn: tf.Tensor, rawIn: tf.Tensor, save: tf.GradSaveFunc) => {
+      const f = fOf(rawIn);
+      const xq = fused ? fusedRound(xIn, f, mode) : roundScaled(xIn, f, mode);
       save([xIn, xq]);
       return {
         value: xq,
         gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
           const [xs, xqs] = saved as [tf.Tensor, tf.Tensor];
-          const df = reduceTo(tf.mul(tf.mul(dy, tf.sub(xqs, xs)), -LN2), axes);
+          const df = fused ? fusedRoundGrad(dy, xs, xqs, ps) : tf.mul(reduceTo(tf.mul(dy, tf.sub(xqs, xs)), axes), -LN2);
           return [dy, df];
         },
       };
     }) as unknown as CustomGradFn);
-    return fn(x, this.read('f'));
+    return fn(x, raw);
+  }
+
+  private wrapTrainKif(x: tf.Tensor): tf.Tensor {
+    const [lo, hi] = this.config.fBounds;
+    return this.wrapTrain(x, this.read('f'), (fRaw) => tf.clipByValue(tf.round(fRaw), lo, hi));
   }
 
   private wrapTrainKbi(x: tf.Tensor): tf.Tensor {
-    const mode = this.config.roundMode;
-    const axes = this.sumAxes(x.shape);
+    const [lo, hi] = this.config.bBounds;
     const iRounded = this.roundedParam('i');
-    const fn = customGrad(((xIn: tf.Tensor, bRaw: tf.Tensor, save: tf.GradSaveFunc) => {
-      const f = tf.sub(tf.clipByValue(tf.round(bRaw), this.config.bBounds[0], this.config.bBounds[1]), iRounded);
-      const xq = roundScaled(xIn, f, mode);
-      save([xIn, xq]);
-      return {
-        value: xq,
-        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-          const [xs, xqs] = saved as [tf.Tensor, tf.Tensor];
-          const db = reduceTo(tf.mul(tf.mul(dy, tf.sub(xqs, xs)), -LN2), axes);
-          return [dy, db];
-        },
-      };
-    }) as unknown as CustomGradFn);
     try {
-      return fn(x, this.read('b'));
+      return this.wrapTrain(x, this.read('b'), (bRaw) => tf.sub(tf.clipByValue(tf.round(bRaw), lo, hi), iRounded));
     } finally {
       iRounded.dispose();
     }
@@ -478,7 +478,7 @@ export class Quantizer {
   }
 
   private roundOnly(x: tf.Tensor, f: tf.Tensor): tf.Tensor {
-    return roundScaled(x, f, this.config.roundMode);
+    return fusedApplies(x.shape, this.assertBuilt()) ? fusedRound(x, f, this.config.roundMode) : roundScaled(x, f, this.config.roundMode);
   }
 
   /** Axes along which per-element gradients sum into the parameters. */
@@ -490,6 +490,8 @@ export class Quantizer {
   }
 
   private reduceAbsMax(x: tf.Tensor): tf.Tensor {
+    const ps = this.assertBuilt();
+    if (fusedApplies(x.shape, ps)) return fusedAbsMax(x, ps);
     const axes = this.sumAxes(x.shape);
     const a = tf.abs(x);
     return axes.length ? tf.max(a, axes, true) : a;

@@ -1,0 +1,252 @@
+/**
+ * Fused elementwise kernels for the hot paths of the quantizer, registered on the cpu and wasm backends:
+ * one JavaScript pass over the tensor memory instead of 7–16 separate tfjs ops. Arithmetic is done in float64,
+ * where every step is exact (x·2^f, floor, integer codes of up to 53 bits), so the results are the exact
+ * fixed-point values of DESIGN.md §2 — the same as src/fixed's float path, and as the tf-op path in ops.ts
+ * within its float32-exact range. Parameters are per "prefix-homogeneous" pattern: the parameter tensor has
+ * shape [1, …, 1, d_h, …, d_{n−1}] against x's [·, …, ·, d_h, …, d_{n−1}], so element j uses parameter
+ * j mod P. That covers per element, per activation, per channel (last axis) and per tensor; other patterns
+ * and other backends use the tf-op path.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { OverflowMode, RoundMode } from '../fixed/types.ts';
+
+const LN2_NEG_F32 = Math.fround(-Math.LN2);
+const ROUND_CODES: Record<RoundMode, number> = { TRN: 0, RND: 1, RND_CONV: 2, TRN_ZERO: 3, RND_ZERO: 4, RND_MIN_INF: 5, RND_INF: 6 };
+const OVERFLOW_CODES: Record<OverflowMode, number> = { WRAP: 0, SAT: 1, SAT_SYM: 2 };
+
+/** Round y (float64, exact input) to an integer with mode code m; never -0. */
+function roundDouble(y: number, m: number): number {
+  const fl = Math.floor(y);
+  const r = y - fl; // exact
+  let up: boolean;
+  switch (m) {
+    case 0: return fl + 0;
+    case 1: up = r >= 0.5; break;
+    case 2: up = r > 0.5 || (r === 0.5 && fl % 2 !== 0); break;
+    case 3: up = r > 0 && y < 0; break;
+    case 4: up = r > 0.5 || (r === 0.5 && y < 0); break;
+    case 5: up = r > 0.5; break;
+    default: up = r > 0.5 || (r === 0.5 && fl >= 0); break;
+  }
+  return (up ? fl + 1 : fl) + 0;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// loops on plain arrays
+
+/** x rounded to multiples of 2^-f (no overflow handling). */
+function roundLoop(x: Float32Array, f: Float32Array, out: Float32Array, m: number): void {
+  const P = f.length;
+  const scale = new Float64Array(P), step = new Float64Array(P);
+  for (let p = 0; p < P; p++) {
+    scale[p] = 2 ** f[p]!;
+    step[p] = 2 ** -f[p]!;
+  }
+  const n = x.length;
+  if (m === 1) {
+    // RND, the default: floor(y + 1/2) is exact in float64 for float32 inputs
+    for (let j = 0, p = 0; j < n; j++) {
+      out[j] = Math.floor(x[j]! * scale[p]! + 0.5) * step[p]! + 0;
+      if (++p === P) p = 0;
+    }
+    return;
+  }
+  for (let j = 0, p = 0; j < n; j++) {
+    out[j] = roundDouble(x[j]! * scale[p]!, m) * step[p]!;
+    if (++p === P) p = 0;
+  }
+}
+
+/** Inference quantization, DESIGN.md §2: SAT/SAT_SYM clip then round, WRAP rounds then keeps the low W bits; W <= 0 gives 0. */
+function quantizeLoop(
+  x: Float32Array, k: Float32Array, i: Float32Array, f: Float32Array, out: Float32Array, m: number, o: number,
+): void {
+  const P = f.length;
+  const scale = new Float64Array(P), step = new Float64Array(P), hi = new Float64Array(P), lo = new Float64Array(P);
+  const mod = new Float64Array(P), half = new Float64Array(P), alive = new Uint8Array(P);
+  for (let p = 0; p < P; p++) {
+    const kk = k[p]! > 0 ? 1 : 0, ii = i[p]!, ff = f[p]!;
+    const W = kk + ii + ff;
+    alive[p] = W > 0 ? 1 : 0;
+    scale[p] = 2 ** ff;
+    step[p] = 2 ** -ff;
+    hi[p] = 2 ** (ii + ff) - 1;
+    lo[p] = kk === 0 ? 0 : o === 2 ? -hi[p]! : -hi[p]! - 1;
+    mod[p] = 2 ** W;
+    half[p] = kk === 1 ? 2 ** (W - 1) : Infinity;
+  }
+  const n = x.length;
+  for (let j = 0, p = 0; j < n; j++) {
+    let v = 0;
+    if (alive[p]) {
+      const y = x[j]! * scale[p]!;
+      let c: number;
+      if (o === 0) {
+        const M = mod[p]!;
+        c = roundDouble(y, m) % M;
+        if (c < 0) c += M;
+        if (c >= half[p]!) c -= M;
+      } else {
+        c = y >= hi[p]! ? hi[p]! : y <= lo[p]! ? lo[p]! : roundDouble(y, m);
+      }
+      v = c * step[p]! + 0;
+    }
+    out[j] = v;
+    if (++p === P) p = 0;
+  }
+}
+
+/** max |xq| per parameter. */
+function absMaxLoop(xq: Float32Array, out: Float32Array): void {
+  const P = out.length;
+  out.fill(0);
+  for (let j = 0, p = 0; j < xq.length; j++) {
+    const a = Math.abs(xq[j]!);
+    if (a > out[p]!) out[p] = a;
+    if (++p === P) p = 0;
+  }
+}
+
+/** ∂/∂f of rounding: −ln2·Σ dy·(x_q − x) per parameter (per element: exactly fround(fround(dy·fround(x_q − x))·(−ln2))). */
+function roundGradLoop(dy: Float32Array, x: Float32Array, xq: Float32Array, out: Float32Array): void {
+  const P = out.length;
+  const n = x.length;
+  if (P === n) {
+    for (let j = 0; j < n; j++) out[j] = Math.fround(dy[j]! * Math.fround(xq[j]! - x[j]!)) * LN2_NEG_F32;
+    return;
+  }
+  const acc = new Float64Array(P);
+  for (let j = 0, p = 0; j < n; j++) {
+    acc[p] += Math.fround(dy[j]! * Math.fround(xq[j]! - x[j]!));
+    if (++p === P) p = 0;
+  }
+  for (let p = 0; p < P; p++) out[p] = acc[p]! * LN2_NEG_F32;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// backend glue
+
+type Info = tf.TensorInfo;
+interface Backendish {
+  // wasm
+  typedArrayFromHeap?: (t: Info) => Float32Array;
+  makeOutput?: (shape: number[], dtype: 'float32') => Info;
+  // cpu
+  data?: { get(id: object): { values?: unknown } };
+  makeTensorInfo?: (shape: number[], dtype: 'float32', values: Float32Array) => Info;
+  readSync(id: object): unknown;
+}
+
+/** Allocate outputs first (wasm heap growth invalidates views), then view inputs. */
+function withArrays(
+  backend: Backendish,
+  ins: Info[],
+  outShapes: number[][],
+  body: (ins: Float32Array[], outs: Float32Array[]) => void,
+): Info[] {
+  if (backend.typedArrayFromHeap && backend.makeOutput) {
+    const outs = outShapes.map((s) => backend.makeOutput!(s, 'float32'));
+    const outArrs = outs.map((o) => backend.typedArrayFromHeap!(o));
+    const inArrs = ins.map((t) => backend.typedArrayFromHeap!(t));
+    body(inArrs, outArrs);
+    return outs;
+  }
+  const inArrs = ins.map((t) => {
+    const v = backend.data?.get(t.dataId)?.values ?? backend.readSync(t.dataId);
+    return v instanceof Float32Array ? v : Float32Array.from(v as ArrayLike<number>);
+  });
+  const outArrs = outShapes.map((s) => new Float32Array(s.reduce((a, b) => a * b, 1)));
+  body(inArrs, outArrs);
+  return outArrs.map((a, j) => backend.makeTensorInfo!(outShapes[j]!, 'float32', a));
+}
+
+const KERNELS: { name: string; func: tf.KernelFunc }[] = [
+  {
+    name: 'HgqRound',
+    func: ({ inputs, backend, attrs }) => {
+      const { x, f } = inputs as { x: Info; f: Info };
+      return withArrays(backend as Backendish, [x, f], [x.shape], ([xa, fa], [o]) =>
+        roundLoop(xa!, fa!, o!, attrs!['round'] as number),
+      )[0]!;
+    },
+  },
+  {
+    name: 'HgqQuantize',
+    func: ({ inputs, backend, attrs }) => {
+      const { x, k, i, f } = inputs as { x: Info; k: Info; i: Info; f: Info };
+      return withArrays(backend as Backendish, [x, k, i, f], [x.shape], ([xa, ka, ia, fa], [o]) =>
+        quantizeLoop(xa!, ka!, ia!, fa!, o!, attrs!['round'] as number, attrs!['overflow'] as number),
+      )[0]!;
+    },
+  },
+  {
+    name: 'HgqAbsMax',
+    func: ({ inputs, backend, attrs }) => {
+      const { x } = inputs as { x: Info };
+      return withArrays(backend as Backendish, [x], [attrs!['paramShape'] as number[]], ([xa], [o]) => absMaxLoop(xa!, o!))[0]!;
+    },
+  },
+  {
+    name: 'HgqRoundGrad',
+    func: ({ inputs, backend, attrs }) => {
+      const { dy, x, xq } = inputs as { dy: Info; x: Info; xq: Info };
+      return withArrays(backend as Backendish, [dy, x, xq], [attrs!['paramShape'] as number[]], ([d, xa, q], [o]) =>
+        roundGradLoop(d!, xa!, q!, o!),
+      )[0]!;
+    },
+  },
+];
+
+const FUSED_BACKENDS = ['cpu', 'wasm'];
+let registered = false;
+function register(): void {
+  if (registered) return;
+  registered = true;
+  for (const backendName of FUSED_BACKENDS)
+    for (const { name, func } of KERNELS)
+      if (!tf.getKernel(name, backendName)) tf.registerKernel({ kernelName: name, backendName, kernelFunc: func });
+}
+
+let enabled = true;
+/** Turn the fused kernels off (true: use them where they apply). Tests use this to check the tf-op path too. */
+export function setFusedKernels(on: boolean): void {
+  enabled = on;
+}
+
+/** Whether the fused kernels apply: enabled, cpu or wasm backend, and a prefix-homogeneous parameter shape. */
+export function fusedApplies(xShape: number[], paramShape: number[]): boolean {
+  if (!enabled || !FUSED_BACKENDS.includes(tf.getBackend())) return false;
+  if (xShape.length !== paramShape.length) return false;
+  let a = 0;
+  while (a < paramShape.length && paramShape[a] === 1) a++;
+  for (let b = a; b < paramShape.length; b++) if (paramShape[b] !== xShape[b]) return false;
+  register();
+  return true;
+}
+
+function run(name: string, inputs: Record<string, tf.Tensor>, attrs: Record<string, unknown>): tf.Tensor {
+  return tf.engine().runKernel(name, inputs as unknown as tf.NamedTensorMap, attrs as tf.NamedAttrMap) as tf.Tensor;
+}
+
+/** x rounded to multiples of 2^-f (f integer-valued, parameter shape). */
+export function fusedRound(x: tf.Tensor, f: tf.Tensor, round: RoundMode): tf.Tensor {
+  return run('HgqRound', { x, f }, { round: ROUND_CODES[round] });
+}
+
+/** Inference quantization with integer-valued k, i, f of parameter shape. */
+export function fusedQuantize(
+  x: tf.Tensor, k: tf.Tensor, i: tf.Tensor, f: tf.Tensor, round: RoundMode, overflow: OverflowMode,
+): tf.Tensor {
+  return run('HgqQuantize', { x, k, i, f }, { round: ROUND_CODES[round], overflow: OVERFLOW_CODES[overflow] });
+}
+
+/** max |x| over the homogeneous (prefix) axes, keepdims: shape paramShape. */
+export function fusedAbsMax(x: tf.Tensor, paramShape: number[]): tf.Tensor {
+  return run('HgqAbsMax', { x }, { paramShape });
+}
+
+/** −ln2·Σ dy·(x_q − x) reduced to paramShape. */
+export function fusedRoundGrad(dy: tf.Tensor, x: tf.Tensor, xq: tf.Tensor, paramShape: number[]): tf.Tensor {
+  return run('HgqRoundGrad', { dy, x, xq }, { paramShape });
+}
