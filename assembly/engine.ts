@@ -21,11 +21,9 @@ const LN2: f32 = 0.6931471805599453;
   return f32x4.add(f32x4.mul(a, b), c);
 }
 
-/** Exact RND on a vector already scaled by 2^f: floor(y) + (y − floor(y) >= 1/2). */
+/** Exact RND on a vector already scaled by 2^f: floor(2y) − floor(y) = floor(y) + [frac(y) >= 1/2] (2y is exact). */
 @inline function rndv(y: v128): v128 {
-  const fl = f32x4.floor(y);
-  const up = f32x4.ge(f32x4.sub(y, fl), f32x4.splat(0.5));
-  return f32x4.add(fl, v128.and(up, f32x4.splat(1.0)));
+  return f32x4.sub(f32x4.floor(f32x4.add(y, y)), f32x4.floor(y));
 }
 
 @inline function rnds(y: f32): f32 {
