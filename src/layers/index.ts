@@ -1,0 +1,13 @@
+/** HGQ layers (tfjs-layers custom layers, registered for serialization on import). See README.md here. */
+export { QLayer, setCalibrating, isCalibrating, setFiniteCheck, type QLayerArgs, type LayerExport, type QuantizerExport, type ConstExport, type QConf } from './base.ts';
+export { QDense, QBatchNormDense, ACTIVATIONS, type Activation, type QDenseArgs, type QBatchNormDenseArgs } from './dense.ts';
+export { QConv1D, QConv2D, type QConvArgs } from './conv.ts';
+export { QBatchNormalization, type QBatchNormalizationArgs } from './batchnorm.ts';
+export { QAdd, QSubtract, QMultiply, QMaximum, QMinimum } from './merge.ts';
+export {
+  QMaxPooling1D, QMaxPooling2D, QAveragePooling1D, QAveragePooling2D,
+  QGlobalMaxPooling1D, QGlobalMaxPooling2D, QGlobalAveragePooling1D, QGlobalAveragePooling2D,
+  type QPoolingArgs, type QGlobalPoolingArgs,
+} from './pooling.ts';
+export { QFlatten, QReshape, QConcatenate, type QReshapeArgs, type QConcatenateArgs } from './shape.ts';
+export { QUnaryFunctionLUT, QSoftmax, registerLutFunction, tableEbops, type TableExport, type UnaryFn } from './table.ts';
