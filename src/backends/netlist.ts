@@ -498,7 +498,8 @@ function lowerQuant(op: QuantSpec, a: Operand & { k: 'sig' }, vf: Fmt, tmp: Tmp,
   let src = a;
   // 1. round to lsb tl: R (rw bits at lsb tl, signed like the source)
   let R: Operand & { k: 'sig' };
-  if (src.fmt.lsb >= tl) {
+  if (src.fmt.lsb === tl) R = src;
+  else if (src.fmt.lsb > tl) {
     const rw = src.fmt.w + src.fmt.lsb - tl;
     R = { ...tmp('r', rw, { kind: 'assign', e: resize(src, rw, tl) }), fmt: { w: rw, lsb: tl, signed: src.fmt.signed } };
   } else {
