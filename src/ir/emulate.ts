@@ -42,6 +42,8 @@ export interface CompileOptions {
   forceBigInt?: boolean;
   /** Do not use the WebAssembly kernel (tests compare the paths). */
   noWasm?: boolean;
+  /** Ops per WebAssembly function (default 400). */
+  wasmChunkOps?: number;
   /** Ops per generated function; large programs are split so each stays small enough for V8's optimizer. */
   chunkOps?: number;
 }
@@ -346,7 +348,7 @@ export function compileProgram(p: Program, opts: CompileOptions = {}): Emulator 
   const mode: 'float64' | 'bigint' = !opts.forceBigInt && floatPathExact(p) ? 'float64' : 'bigint';
   const live = liveWires(p);
   if (mode === 'float64' && !opts.noWasm) {
-    const kernel = compileWasmKernel(p, live);
+    const kernel = compileWasmKernel(p, live, opts.wasmChunkOps);
     if (kernel) return wasmEmulator(p, nIn, nOut, kernel);
   }
   const chunkOps = Math.max(1, opts.chunkOps ?? 2000);
@@ -454,8 +456,6 @@ ${lines.join('\n')}
     s0: number,
     count: number,
   ) => void;
-  const outScale = Float64Array.from(kernel.outScale);
-  const codes = new Int32Array((WASM_SLICE / 4) * nK * 4);
   return {
     program: p,
     nIn,
@@ -471,14 +471,10 @@ ${lines.join('\n')}
       for (let s0 = 0; s0 < batch; s0 += WASM_SLICE) {
         const count = Math.min(WASM_SLICE, batch - s0);
         const nBlocks = Math.ceil(count / 4);
-        codes.fill(0, 0, nBlocks * nK * 4); // padding lanes: input code 0 is a valid input
+        const codes = kernel.prepare(nBlocks);
+        codes.fill(0); // padding lanes: input code 0 is a valid input
         pre(inputs, codes, s0, count);
-        const oc = kernel.run(codes, nBlocks);
-        for (let r = 0; r < count; r++) {
-          const ob = (s0 + r) * nOut;
-          const cb = (r >> 2) * nOut * 4 + (r & 3);
-          for (let k = 0; k < nOut; k++) out[ob + k] = oc[cb + k * 4]! * outScale[k]! + 0;
-        }
+        out.set(kernel.exec(nBlocks).subarray(0, count * nOut), s0 * nOut);
       }
       return out;
     },

@@ -104,12 +104,14 @@ function vec(items: number[][], out: number[]): void {
 }
 
 /**
- * Module: imports memory "m"."mem"; func 0 `block(inPtr, outPtr)` is the straight-line program for one block of
- * four samples; exported func 1 `run(inPtr, outPtr, nBlocks)` loops over blocks calling it. (The loop lives
- * outside the body so the thousands of locals carry no loop phis in the optimizing compiler.)
+ * Module: imports memory "m"."mem"; funcs 0..K−1 `chunk_k(inPtr, outPtr)` are the straight-line program for
+ * one block of four samples, split so each function stays small for the optimizing compiler (values that
+ * cross chunks go through a scratch area); exported func K `run(inPtr, outPtr, nBlocks)` loops over blocks
+ * calling them in order. (The loop lives outside the bodies, so their locals carry no loop phis.)
  */
-function buildModule(body: Code, nV128: number, memPages: number, inStride: number, outStride: number): Uint8Array {
+function buildModule(chunks: { code: Code; nV128: number }[], memPages: number, inStride: number, outStride: number): Uint8Array {
   const out: number[] = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00];
+  const K = chunks.length;
   // types: 0 = (i32, i32) -> (), 1 = (i32, i32, i32) -> ()
   section(1, [2, 0x60, 2, 0x7f, 0x7f, 0, 0x60, 3, 0x7f, 0x7f, 0x7f, 0], out);
   const imp: number[] = [1];
@@ -120,17 +122,32 @@ function buildModule(body: Code, nV128: number, memPages: number, inStride: numb
   imp.push(0x02, 0x00);
   uleb(memPages, imp);
   section(2, imp, out);
-  section(3, [2, 0, 1], out);
-  section(7, [1, 3, ...'run'.split('').map((c) => c.charCodeAt(0)), 0x00, 1], out);
-  const f0: number[] = [1];
-  uleb(nV128, f0);
-  f0.push(0x7b);
-  append(f0, body.b);
-  f0.push(OP.end);
-  // run: loop { block(in, out); in += inStride; out += outStride; n -= 1; br_if n }
+  const funcs: number[] = [];
+  uleb(K + 1, funcs);
+  for (let k = 0; k < K; k++) funcs.push(0);
+  funcs.push(1);
+  section(3, funcs, out);
+  const exp: number[] = [1, 3, ...'run'.split('').map((c) => c.charCodeAt(0)), 0x00];
+  uleb(K, exp);
+  section(7, exp, out);
+  const code: number[] = [];
+  uleb(K + 1, code);
+  for (const ch of chunks) {
+    const f: number[] = [1];
+    uleb(ch.nV128, f);
+    f.push(0x7b);
+    append(f, ch.code.b);
+    f.push(OP.end);
+    uleb(f.length, code);
+    append(code, f);
+  }
+  // run: loop { chunk_0(in, out) … chunk_K−1(in, out); in += inStride; out += outStride; n -= 1; br_if n }
   const r = new Code();
   r.op(OP.loop).op(0x40);
-  r.get(0).get(1).op(0x10).op(0); // call 0
+  for (let k = 0; k < K; k++) {
+    r.get(0).get(1).op(0x10);
+    uleb(k, r.b);
+  }
   r.get(0).i32(inStride).op(OP.i32Add).set(0);
   r.get(1).i32(outStride).op(OP.i32Add).set(1);
   r.get(2).i32(1).op(OP.i32Sub).op(OP.localTee).op(2);
@@ -139,9 +156,6 @@ function buildModule(body: Code, nV128: number, memPages: number, inStride: numb
   const f1: number[] = [0];
   append(f1, r.b);
   f1.push(OP.end);
-  const code: number[] = [2];
-  uleb(f0.length, code);
-  append(code, f0);
   uleb(f1.length, code);
   append(code, f1);
   section(10, code, out);
@@ -186,42 +200,102 @@ export interface WasmKernel {
   inputScales: number[];
   /** per output: the multiplier from code to value (sign and shift included), or 0 for a constant-0 output */
   outScale: number[];
-  run(codesIn: Int32Array, nBlocks: number): Int32Array;
+  /** Makes room for nBlocks blocks; returns the input-code region to fill: [(block·nInputOps + k)·4 + lane]. */
+  prepare(nBlocks: number): Int32Array;
+  /** Runs the prepared blocks; returns the outputs, sample-major (4·nBlocks × nOut values). */
+  exec(nBlocks: number): Float64Array;
 }
 
 /** The kernel for p, or null when some wire or comparison does not fit 31-bit codes (or SIMD is missing). */
-export function compileWasmKernel(p: Program, live: Uint8Array): WasmKernel | null {
+export function compileWasmKernel(p: Program, live: Uint8Array, chunkOps?: number): WasmKernel | null {
   try {
-    return build(p, live);
+    return build(p, live, chunkOps);
   } catch (e) {
     if (e instanceof NotEligible || (WA !== undefined && e instanceof WA.CompileError)) return null;
     throw e;
   }
 }
 
-function build(p: Program, live: Uint8Array): WasmKernel {
+/** Ops per generated function (see buildModule). */
+const CHUNK_OPS = 400;
+
+function build(p: Program, live: Uint8Array, chunkOps = CHUNK_OPS): WasmKernel {
   if (WA === undefined) throw new NotEligible();
   const n = p.ops.length;
   const scale = new Float64Array(n);
   const isConst = new Uint8Array(n);
   const constCode = new Float64Array(n);
-  const local = new Int32Array(n).fill(-1);
   const PIN = 0, POUT = 1;
-  let nLocals = 0;
   const base = 2;
   const T = [base, base + 1, base + 2]; // scratch v128 locals
-  nLocals = 3;
-  const newLocal = (): number => base + nLocals++;
-  const c = new Code();
   const tables: { offset: number; data: Int32Array }[] = [];
   let tableBytes = 0;
   const inputOps: number[] = [];
   const inputScales: number[] = [];
+  const inputSlot = new Int32Array(n).fill(-1);
 
   // inputs come first in the block layout
   for (let j = 0; j < n; j++) if (live[j] && p.ops[j]!.kind === 'input') inputOps.push(j);
+  inputOps.forEach((j, k) => (inputSlot[j] = k));
   const nInOps = inputOps.length;
   const nOut = p.out.length;
+
+  // Plan the chunks: root[j] is the wire whose code j shares (copies are free), chunkOf[j] the chunk that
+  // computes it; a root used by a later chunk is spilled to a scratch slot.
+  const root = new Int32Array(n);
+  const chunkOf = new Int32Array(n).fill(-1);
+  let emitted = 0;
+  for (let j = 0; j < n; j++) {
+    root[j] = j;
+    if (!live[j]) continue;
+    const node = p.ops[j]!;
+    if (node.kind === 'input' || node.qint.min === node.qint.max) continue;
+    if (node.kind === 'copy') {
+      root[j] = root[node.a]!;
+      continue;
+    }
+    chunkOf[j] = Math.floor(emitted++ / chunkOps);
+  }
+  const nChunks = Math.max(1, Math.ceil(emitted / chunkOps));
+  const slot = new Int32Array(n).fill(-1);
+  let nSlots = 0;
+  const use = (w: number, at: number): void => {
+    const r = root[w]!;
+    if (chunkOf[r]! >= 0 && chunkOf[r] !== at && slot[r]! < 0) slot[r] = nSlots++;
+  };
+  for (let j = 0; j < n; j++) if (chunkOf[j]! >= 0) for (const a of operandsOf(p.ops[j]!)) use(a, chunkOf[j]!);
+  for (const o of p.out) if (o.wire >= 0) use(o.wire, nChunks - 1);
+  const scratchBase = 0; // scratch sits at the bottom of memory, tables after it
+  const tableBase = nSlots * 16;
+
+  const chunks: { code: Code; nV128: number }[] = [];
+  let c = new Code();
+  let nLocals = 3;
+  let localOf = new Map<number, number>();
+  const newLocal = (): number => base + nLocals++;
+  let curChunk = 0;
+  const finishChunk = (): void => {
+    chunks.push({ code: c, nV128: nLocals });
+    c = new Code();
+    nLocals = 3;
+    localOf = new Map();
+  };
+  /** push the code of wire w's root (loading it once per chunk from the inputs or the scratch area) */
+  const getCode = (w: number): void => {
+    const r = root[w]!;
+    const l = localOf.get(r);
+    if (l !== undefined) {
+      c.get(l);
+      return;
+    }
+    const nl = newLocal();
+    if (inputSlot[r]! >= 0) c.get(PIN).simd(SIMD.load).memarg(4, inputSlot[r]! * 16);
+    else if (slot[r]! >= 0 && chunkOf[r] !== curChunk) c.i32(0).simd(SIMD.load).memarg(4, scratchBase + slot[r]! * 16);
+    else throw new Error(`internal: wire ${r} has no code in chunk ${curChunk}`);
+    c.op(OP.localTee);
+    uleb(nl, c.b);
+    localOf.set(r, nl);
+  };
 
   const shiftBy = (s: number, right: boolean): void => {
     if (s === 0) return;
@@ -236,7 +310,7 @@ function build(p: Program, live: Uint8Array): WasmKernel {
       c.splat(v);
       return;
     }
-    c.get(local[w]!);
+    getCode(w);
     const d = scale[w]! - to;
     if (d > 0) shiftBy(d, false);
     else if (d < 0) shiftBy(-d, true);
@@ -246,13 +320,11 @@ function build(p: Program, live: Uint8Array): WasmKernel {
     c.splat(v);
   };
 
-  inputOps.forEach((j, k) => {
+  inputOps.forEach((j) => {
     const q = p.ops[j]!.qint;
     scale[j] = log2i(q.step);
     checkFits(q, scale[j]!);
-    local[j] = newLocal();
     inputScales.push(scale[j]!);
-    c.get(PIN).simd(SIMD.load).memarg(4, k * 16).set(local[j]!);
   });
 
   for (let j = 0; j < n; j++) {
@@ -269,6 +341,10 @@ function build(p: Program, live: Uint8Array): WasmKernel {
       continue;
     }
     checkFits(q, lr);
+    if (node.kind !== 'copy' && chunkOf[j] !== curChunk) {
+      finishChunk();
+      curChunk = chunkOf[j]!;
+    }
     const ops = operandsOf(node);
     const qa = ops.length > 0 ? p.ops[ops[0]!]!.qint : q;
     switch (node.kind) {
@@ -276,7 +352,6 @@ function build(p: Program, live: Uint8Array): WasmKernel {
         // same code, scale moved by the shift
         const a = node.a;
         if (isConst[a]) throw new Error('internal: copy of a constant has a constant interval');
-        local[j] = local[a]!;
         scale[j] = scale[a]! + node.shift;
         if (scale[j] !== lr) throw new NotEligible();
         continue;
@@ -287,7 +362,7 @@ function build(p: Program, live: Uint8Array): WasmKernel {
         if (isConst[node.b]) {
           splat(constCode[node.b]! * 2 ** (scale[node.b]! + node.shift - lr));
         } else {
-          c.get(local[node.b]!);
+          getCode(node.b);
           const d = scale[node.b]! + node.shift - lr;
           if (d > 0) shiftBy(d, false);
           else if (d < 0) shiftBy(-d, true);
@@ -349,8 +424,9 @@ function build(p: Program, live: Uint8Array): WasmKernel {
         const minCode = qa.min / 2 ** scale[a]!;
         c.splat(0);
         for (let lane = 0; lane < 4; lane++) {
-          c.get(local[a]!).simd(SIMD.extract).op(lane).i32(minCode).op(OP.i32Sub).i32(2).op(OP.i32Shl);
-          c.op(OP.i32Load).memarg(2, offset).simd(SIMD.replace).op(lane);
+          getCode(a);
+          c.simd(SIMD.extract).op(lane).i32(minCode).op(OP.i32Sub).i32(2).op(OP.i32Shl);
+          c.op(OP.i32Load).memarg(2, tableBase + offset).simd(SIMD.replace).op(lane);
         }
         break;
       }
@@ -439,46 +515,70 @@ function build(p: Program, live: Uint8Array): WasmKernel {
       default:
         throw new Error(`unreachable: ${node.kind}`);
     }
-    local[j] = newLocal();
-    c.set(local[j]!);
+    const l = newLocal();
+    localOf.set(j, l);
+    c.set(l);
+    if (slot[j]! >= 0) c.i32(0).get(l).simd(SIMD.store).memarg(4, scratchBase + slot[j]! * 16);
+  }
+  if (curChunk !== nChunks - 1) {
+    finishChunk();
+    curChunk = nChunks - 1;
   }
 
+  // outputs leave as float64 values, sample-major: out[(4·block + lane)·nOut + k] = code · scale (+ 0: no −0)
   const outScale: number[] = [];
+  const f64 = (v: number): void => {
+    const b = new Uint8Array(new Float64Array([v]).buffer);
+    c.op(0x44);
+    for (const x of b) c.op(x);
+  };
   p.out.forEach((o, k) => {
-    c.get(POUT);
-    if (o.wire < 0) {
-      c.splat(0);
-      outScale.push(0);
+    const sc = o.wire < 0 ? 0 : (o.neg ? -1 : 1) * 2 ** (scale[o.wire]! + o.shift);
+    outScale.push(sc);
+    if (o.wire >= 0 && !isConst[o.wire]) {
+      getCode(o.wire);
+      c.set(T[0]!);
+      for (let lane = 0; lane < 4; lane++) {
+        c.get(POUT).get(T[0]!).simd(SIMD.extract).op(lane).op(0xb7); // f64.convert_i32_s
+        f64(sc);
+        c.op(0xa2); // f64.mul
+        f64(0);
+        c.op(0xa0); // f64.add
+        c.op(0x39).memarg(3, (lane * nOut + k) * 8); // f64.store
+      }
     } else {
-      push(o.wire, scale[o.wire]!);
-      outScale.push((o.neg ? -1 : 1) * 2 ** (scale[o.wire]! + o.shift));
+      const v = o.wire < 0 ? 0 : constCode[o.wire]! * sc + 0;
+      for (let lane = 0; lane < 4; lane++) {
+        c.get(POUT);
+        f64(v);
+        c.op(0x39).memarg(3, (lane * nOut + k) * 8);
+      }
     }
-    c.simd(SIMD.store).memarg(4, k * 16);
   });
 
-  const tablePages = Math.ceil(tableBytes / 65536) + 1;
-  const mod = new WA.Module(buildModule(c, nLocals, tablePages, nInOps * 16, nOut * 16));
+  finishChunk();
+  const tablePages = Math.ceil((tableBase + tableBytes) / 65536) + 1;
+  const mod = new WA.Module(buildModule(chunks, tablePages, nInOps * 16, nOut * 32));
   const mem = new WA.Memory({ initial: tablePages });
   const instance = new WA.Instance(mod, { m: { mem } });
   const view = new Int32Array(mem.buffer);
-  for (const tb of tables) view.set(tb.data, tb.offset / 4);
-  const tableEnd = Math.ceil(tableBytes / 16) * 16;
+  for (const tb of tables) view.set(tb.data, (tableBase + tb.offset) / 4);
+  const tableEnd = tableBase + Math.ceil(tableBytes / 16) * 16;
   const run = instance.exports.run as (a: number, b: number, c: number) => void;
   return {
     inputOps,
     inputScales,
     outScale,
-    run(codesIn: Int32Array, nBlocks: number): Int32Array {
+    prepare(nBlocks: number): Int32Array {
+      const need = tableEnd + nBlocks * nInOps * 16 + nBlocks * nOut * 32;
+      // tables stay in place; the instance sees the grown memory
+      if (need > mem.buffer.byteLength) mem.grow(Math.ceil((need - mem.buffer.byteLength) / 65536));
+      return new Int32Array(mem.buffer, tableEnd, nBlocks * nInOps * 4);
+    },
+    exec(nBlocks: number): Float64Array {
       const inBytes = nBlocks * nInOps * 16;
-      const outBytes = nBlocks * nOut * 16;
-      const need = tableEnd + inBytes + outBytes;
-      if (need > mem.buffer.byteLength) {
-        // tables stay in place; the instance sees the grown memory
-        mem.grow(Math.ceil((need - mem.buffer.byteLength) / 65536));
-      }
-      new Int32Array(mem.buffer, tableEnd, nBlocks * nInOps * 4).set(codesIn.subarray(0, nBlocks * nInOps * 4));
       if (nBlocks > 0) run(tableEnd, tableEnd + inBytes, nBlocks);
-      return new Int32Array(mem.buffer, tableEnd + inBytes, nBlocks * nOut * 4);
+      return new Float64Array(mem.buffer, tableEnd + inBytes, nBlocks * 4 * nOut);
     },
   };
 }
