@@ -85,6 +85,16 @@ export function mlpProgram(sizes = [16, 64, 32, 32, 5], seed = 1, prune = 0.3): 
   return b.build('mlp', [{ name: 'x', shape: [sizes[0]!] }], [{ name: 'y', shape: [x.length] }], out);
 }
 
+function samplesPerS(run: (x: Float64Array, n: number) => Float64Array, x: Float64Array, batch: number, reps = 3): number {
+  let best = Infinity;
+  for (let r = 0; r < reps; r++) {
+    const t = performance.now();
+    run(x, batch);
+    best = Math.min(best, performance.now() - t);
+  }
+  return (batch / best) * 1000;
+}
+
 export default function main(): void {
   const p = mlpProgram();
   const nIn = p.inputs[0]!.shape[0]!;
@@ -92,19 +102,25 @@ export default function main(): void {
   const rnd = mulberry(2);
   const x = Float64Array.from({ length: batch * nIn }, () => (rnd() - 0.5) * 20);
   const t0 = performance.now();
-  const em = compileProgram(p, { chunkOps: Number(process.env.CHUNK ?? 2000) });
+  const em = compileProgram(p);
   const compileMs = performance.now() - t0;
-  em.run(x.subarray(0, 1024 * nIn), 1024); // warm up
-  let best = Infinity;
-  for (let r = 0; r < 3; r++) {
-    const t = performance.now();
-    em.run(x, batch);
-    best = Math.min(best, performance.now() - t);
-  }
-  const emPerS = (batch / best) * 1000;
-  const nRef = 200;
-  const t1 = performance.now();
-  interpretProgram(p, x.subarray(0, nRef * nIn), nRef);
-  const refPerS = (nRef / (performance.now() - t1)) * 1000;
-  console.log(JSON.stringify({ ops: p.ops.length, mode: em.mode, compile_ms: +compileMs.toFixed(1), emulator_samples_per_s: Math.round(emPerS), interpreter_samples_per_s: Math.round(refPerS), ratio: +(emPerS / refPerS).toFixed(1) }));
+  const js = compileProgram(p, { noWasm: true });
+  em.run(x, batch); // warm up (lets the engine tier up)
+  js.run(x.subarray(0, 2048 * nIn), 2048);
+  const emPerS = samplesPerS((a, n) => em.run(a, n), x, batch);
+  const jsPerS = samplesPerS((a, n) => js.run(a, n), x.subarray(0, 4096 * nIn), 4096);
+  const nRef = 100;
+  const refPerS = samplesPerS((a, n) => interpretProgram(p, a, n), x.subarray(0, nRef * nIn), nRef, 1);
+  console.log(
+    JSON.stringify({
+      program: '16-64-32-32-5 MLP, 8-bit weights, 30% pruned, shift-add trees',
+      ops: p.ops.length,
+      mode: em.mode,
+      compile_ms: +compileMs.toFixed(1),
+      emulator_samples_per_s: Math.round(emPerS),
+      js_float64_samples_per_s: Math.round(jsPerS),
+      interpreter_samples_per_s: Math.round(refPerS),
+      ratio: +(emPerS / refPerS).toFixed(1),
+    }),
+  );
 }
