@@ -106,6 +106,8 @@ const DIRECT_BUDGET = 1 << 22;
 
 /** Heap keys are count × weight (integers) plus a fraction < 1 that prefers early operands. */
 const LAT_SLOTS = 1024;
+/** Current entries of the top bucket compared for the tie-break. */
+const TIE_SCAN = 32;
 
 /** The extraction state; one instance per extractCommon call. */
 class Cse {
@@ -398,7 +400,10 @@ class Cse {
     while (this.top >= 2) {
       const B = this.buckets[this.top]!;
       let best = -1;
-      for (let i = B.length - 1; i >= 0; i--) {
+      let bestAt = -1;
+      let seen = 0;
+      // look at the most recently queued entries only: a bucket can hold thousands of equal scores
+      for (let i = B.length - 1; i >= 0 && seen < TIE_SCAN; i--) {
         const p = B[i]!;
         let drop = pNewest[p] !== this.top; // superseded by a newer entry
         if (!drop && (pCount[p]! < 2 || pBlocked[p]! >= pCount[p]!)) {
@@ -413,12 +418,21 @@ class Cse {
           }
         }
         if (drop) {
-          B[i] = B[B.length - 1]!;
+          const last = B.length - 1;
+          B[i] = B[last]!;
           B.pop();
-        } else if (best < 0 || pTie[p]! > pTie[best]! || (pTie[p] === pTie[best] && p > best)) best = p; // then the newer pair
+          if (bestAt === last) bestAt = i;
+        } else {
+          seen++;
+          if (best < 0 || pTie[p]! > pTie[best]! || (pTie[p] === pTie[best] && p > best)) {
+            best = p; // then the newer pair
+            bestAt = i;
+          }
+        }
       }
       if (best >= 0) {
-        B.splice(B.indexOf(best), 1);
+        B[bestAt] = B[B.length - 1]!;
+        B.pop();
         pNewest[best] = 0;
         return best;
       }
@@ -426,6 +440,7 @@ class Cse {
     }
     return -1;
   }
+
 
 
   /** Set up the direct pair index over the wires the terms start with. */

@@ -34,6 +34,12 @@ export interface CmvmOptions {
   decompose?: boolean | 'auto';
   /** What "cheapest" means when choosing among candidates (default 'adders'; ties go to the other). */
   objective?: 'adders' | 'cost';
+  /**
+   * With objective 'adders', candidates are ranked by adders + latencyWeight × latency (default 1.5: one
+   * adder level of the latest output is worth 1.5 adders), so a slightly larger but much shallower graph
+   * can win. 0 ranks by adders alone.
+   */
+  latencyWeight?: number;
 }
 
 export interface CmvmResult {
@@ -91,6 +97,8 @@ export function solveCmvm(W: number[][], inputs: CmvmInput[], opts: CmvmOptions 
   const method = opts.method ?? 'wmc';
   const objective = opts.objective ?? 'adders';
   const effort = opts.effort ?? 1;
+  const latencyWeight = opts.latencyWeight ?? 1.5;
+  if (!(latencyWeight >= 0)) throw new RangeError(`solveCmvm: latencyWeight must be ≥ 0, got ${latencyWeight}`);
   if (![0, 1, 2].includes(effort)) throw new RangeError(`solveCmvm: effort must be 0, 1 or 2, got ${effort}`);
 
   const types = inputs.map((x, c) => {
@@ -188,6 +196,11 @@ export function solveCmvm(W: number[][], inputs: CmvmInput[], opts: CmvmOptions 
 
   const better = (a: Candidate, b: Candidate): boolean => {
     const [pa, sa, pb, sb] = objective === 'adders' ? [a.adders, a.cost, b.adders, b.cost] : [a.cost, a.adders, b.cost, b.adders];
+    if (objective === 'adders') {
+      const ea = pa + latencyWeight * a.latency;
+      const eb = pb + latencyWeight * b.latency;
+      if (ea !== eb) return ea < eb;
+    }
     if (pa !== pb) return pa < pb;
     if (sa !== sb) return sa < sb;
     return a.latency < b.latency;
