@@ -584,12 +584,34 @@ export function run_slice(plan: usize, t: i32, start: i32, count: i32): void {
 // ---------------------------------------------------------------------------------------------------------
 // per-parameter kernels (run once per step on the reduced gradients; sizes are the parameter counts)
 
+/** 2^e for an integer-valued vector e in [-126, 127]: the exponent field set directly. */
+@inline function pow2v(e: v128): v128 {
+  return i32x4.shl(i32x4.add(i32x4.trunc_sat_f32x4_s(e), i32x4.splat(127)), 23);
+}
+
 /**
  * Weight quantizer (KBI) forward: wq = RND(clip(w)·2^f)·2^-f, b = round(b_raw), i = max(round(i_raw), −f),
  * f = b − round(i_raw). mode: 1 SAT, 2 SAT_SYM (WRAP on weights is not supported by the engine).
+ * Vectorized; exact for b within its bounds [0, 23] and |i| <= 24 (every power of two involved is normal).
  */
 export function kbi_fwd(n: i32, w: usize, braw: usize, iraw: usize, kArr: usize, mode: i32, out: usize): void {
-  for (let j = 0; j < n; j++) {
+  let j = 0;
+  for (; j + 4 <= n; j += 4) {
+    const o = <usize>j << 2;
+    const b = f32x4.nearest(v128.load(braw + o));
+    const i0 = f32x4.nearest(v128.load(iraw + o));
+    const f = f32x4.sub(b, i0);
+    const nf = f32x4.neg(f);
+    const i = f32x4.max(i0, nf);
+    const inv = pow2v(nf), top = pow2v(i);
+    const hi = f32x4.sub(top, inv);
+    const nk = f32x4.neg(v128.load(kArr + o));
+    const lo = mode == 1 ? f32x4.mul(nk, top) : f32x4.mul(nk, hi);
+    const x = f32x4.pmin(hi, f32x4.pmax(lo, v128.load(w + o)));
+    // + 0: no -0 (src/fixed never returns -0)
+    v128.store(out + o, f32x4.add(f32x4.mul(rndv(f32x4.mul(x, pow2v(f))), inv), f32x4.splat(0)));
+  }
+  for (; j < n; j++) {
     const o = <usize>j << 2;
     const b = f32.nearest(load<f32>(braw + o));
     const i0 = f32.nearest(load<f32>(iraw + o));
@@ -601,14 +623,40 @@ export function kbi_fwd(n: i32, w: usize, braw: usize, iraw: usize, kArr: usize,
     const lo = mode == 1 ? -k * top : -k * hi;
     let x = load<f32>(w + o);
     if (x > hi) x = hi; else if (x < lo) x = lo;
-    store<f32>(out + o, rnds(x * pow2(f)) * inv + <f32>0); // + 0: no -0 (src/fixed never returns -0)
+    store<f32>(out + o, rnds(x * pow2(f)) * inv + <f32>0);
   }
 }
 
 /** KBI backward: from g = ∂L/∂wq write ∂L/∂w, ∂L/∂b_raw, ∂L/∂i_raw (f = b − i, straight-through rounding). */
 export function kbi_bwd(n: i32, w: usize, braw: usize, iraw: usize, kArr: usize, mode: i32, wq: usize, g: usize,
   gw: usize, gb: usize, gi: usize): void {
-  for (let j = 0; j < n; j++) {
+  let j = 0;
+  const ln2 = f32x4.splat(LN2), nln2 = f32x4.splat(-LN2);
+  for (; j + 4 <= n; j += 4) {
+    const o = <usize>j << 2;
+    const b = f32x4.nearest(v128.load(braw + o));
+    const i0 = f32x4.nearest(v128.load(iraw + o));
+    const f = f32x4.sub(b, i0);
+    const nf = f32x4.neg(f);
+    const i = f32x4.max(i0, nf);
+    const inv = pow2v(nf), top = pow2v(i);
+    const hi = f32x4.sub(top, inv);
+    const nk = f32x4.neg(v128.load(kArr + o));
+    const lo = mode == 1 ? f32x4.mul(nk, top) : f32x4.mul(nk, hi);
+    const x = v128.load(w + o);
+    const gg = v128.load(g + o);
+    const over = f32x4.gt(x, hi), under = v128.andnot(f32x4.lt(x, lo), over);
+    const clipped = v128.or(over, under);
+    const dx = v128.andnot(gg, clipped);
+    const dfIn = f32x4.mul(f32x4.mul(nln2, gg), f32x4.sub(v128.load(wq + o), x));
+    const gl = f32x4.mul(gg, ln2), kgl = f32x4.mul(f32x4.mul(nk, gg), ln2);
+    const df = v128.bitselect(f32x4.mul(gl, inv), v128.bitselect(mode == 2 ? f32x4.mul(kgl, inv) : f32x4.splat(0), dfIn, under), over);
+    const di = v128.bitselect(f32x4.mul(gl, top), v128.and(f32x4.mul(kgl, top), under), over);
+    v128.store(gw + o, dx);
+    v128.store(gb + o, df);
+    v128.store(gi + o, f32x4.sub(di, df));
+  }
+  for (; j < n; j++) {
     const o = <usize>j << 2;
     const b = f32.nearest(load<f32>(braw + o));
     const i0 = f32.nearest(load<f32>(iraw + o));
@@ -709,10 +757,19 @@ export function ebops_dense(K: i32, N: i32, iI: usize, iF: usize, iK: usize, inM
   return total;
 }
 
-/** HGQ2's MonoL1 pressure λ·Σp on raw bit parameters: adds λ into g, returns Σp (unscaled). */
+/** HGQ2's MonoL1 pressure λ·Σp on raw bit parameters: adds λ into g, returns Σp (unscaled, summed in f64). */
 export function l1(n: i32, p: usize, lambda: f32, g: usize): f64 {
-  let s: f64 = 0;
-  for (let j = 0; j < n; j++) {
+  let s2 = f64x2.splat(0);
+  const lv = f32x4.splat(lambda);
+  let j = 0;
+  for (; j + 4 <= n; j += 4) {
+    const o = <usize>j << 2;
+    const v = v128.load(p + o);
+    s2 = f64x2.add(s2, f64x2.add(f64x2.promote_low_f32x4(v), f64x2.promote_low_f32x4(v128.swizzle(v, i8x16(8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7)))));
+    v128.store(g + o, f32x4.add(v128.load(g + o), lv));
+  }
+  let s: f64 = f64x2.extract_lane(s2, 0) + f64x2.extract_lane(s2, 1);
+  for (; j < n; j++) {
     const o = <usize>j << 2;
     s += <f64>load<f32>(p + o);
     store<f32>(g + o, load<f32>(g + o) + lambda);
@@ -722,7 +779,13 @@ export function l1(n: i32, p: usize, lambda: f32, g: usize): f64 {
 
 /** p ← clamp(p, lo, hi) (the bit parameters' bounds, applied before each step's forward as the tfjs path does). */
 export function clamp(n: i32, p: usize, lo: f32, hi: f32): void {
-  for (let j = 0; j < n; j++) {
+  const lv = f32x4.splat(lo), hv = f32x4.splat(hi);
+  let j = 0;
+  for (; j + 4 <= n; j += 4) {
+    const o = <usize>j << 2;
+    v128.store(p + o, f32x4.pmin(hv, f32x4.pmax(lv, v128.load(p + o))));
+  }
+  for (; j < n; j++) {
     const o = <usize>j << 2;
     store<f32>(p + o, Mathf.min(hi, Mathf.max(lo, load<f32>(p + o))));
   }
@@ -735,7 +798,21 @@ export function clamp(n: i32, p: usize, lo: f32, hi: f32): void {
  */
 export function adam(n: i32, p: usize, g: usize, m: usize, v: usize, lr: f32, b1: f32, b2: f32, eps: f32,
   omb1: f32, omb2: f32, c1: f32, c2: f32, lo: f32, hi: f32): void {
-  for (let j = 0; j < n; j++) {
+  let j = 0;
+  const B1 = f32x4.splat(b1), B2 = f32x4.splat(b2), C1 = f32x4.splat(c1), C2 = f32x4.splat(c2);
+  const O1 = f32x4.splat(omb1), O2 = f32x4.splat(omb2), E = f32x4.splat(eps), NLR = f32x4.splat(-lr);
+  const LO = f32x4.splat(lo), HI = f32x4.splat(hi);
+  for (; j + 4 <= n; j += 4) {
+    const o = <usize>j << 2;
+    const gg = v128.load(g + o);
+    const nm = f32x4.add(f32x4.mul(v128.load(m + o), B1), f32x4.mul(gg, C1));
+    const nv = f32x4.add(f32x4.mul(v128.load(v + o), B2), f32x4.mul(f32x4.mul(gg, gg), C2));
+    v128.store(m + o, nm);
+    v128.store(v + o, nv);
+    const upd = f32x4.mul(f32x4.div(f32x4.div(nm, O1), f32x4.add(f32x4.sqrt(f32x4.div(nv, O2)), E)), NLR);
+    v128.store(p + o, f32x4.pmin(HI, f32x4.pmax(LO, f32x4.add(upd, v128.load(p + o)))));
+  }
+  for (; j < n; j++) {
     const o = <usize>j << 2;
     const gg = load<f32>(g + o);
     const nm = load<f32>(m + o) * b1 + gg * c1;
