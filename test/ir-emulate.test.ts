@@ -27,7 +27,7 @@ test('compiled emulator (WebAssembly i32x4 and float64 JavaScript paths) equals 
     const batch = 1 + (t % 16) * 3; // batches that are not multiples of the kernel's 4 lanes
     const x = randomInputs(rng, vec(p), batch);
     const ref = interpretProgram(p, x, batch);
-    const em = compileProgram(p);
+    const em = compileProgram(p, { wasmChunkOps: 1 + (t % 7) * 5 });
     modes[em.mode] = (modes[em.mode] ?? 0) + 1;
     assert.equal(mismatches(ref, em.run(x, batch)), 0, `program ${t} (${em.mode})`);
     const js = compileProgram(p, { noWasm: true, chunkOps: 1 + (t % 9) * 4 });
@@ -40,6 +40,19 @@ test('compiled emulator (WebAssembly i32x4 and float64 JavaScript paths) equals 
   for (const k of ['input', 'const', 'copy', 'add', 'neg', 'addc', 'relu', 'quant-WRAP', 'quant-SAT', 'quant-SAT_SYM', 'mux', 'mul', 'lut', 'min', 'max']) {
     assert.ok(kinds.has(k), `random programs cover ${k}`);
   }
+});
+
+test('the WebAssembly kernel is exact with wires up to its 31-bit limit', () => {
+  const rng = makeRng(909);
+  let wasm = 0;
+  for (let t = 0; t < 150; t++) {
+    const p = randomProgram(rng, { maxWidth: 31, nOps: 60 });
+    const x = randomInputs(rng, vec(p), 24);
+    const em = compileProgram(p);
+    if (em.mode === 'wasm-i32x4') wasm++;
+    assert.equal(mismatches(interpretProgram(p, x, 24), em.run(x, 24)), 0, `program ${t} (${em.mode})`);
+  }
+  assert.ok(wasm > 100, `most 31-bit programs qualify for the kernel (${wasm}/150)`);
 });
 
 test('the WebAssembly kernel is exact across slices of a large batch', () => {
