@@ -140,7 +140,7 @@ test('bad input: unknown activation/option, wrong input shape, NaN — errors na
   assert.throws(() => new QDense({ units: 2, name: 'd4', kqConf: { roundMode: 'UP' as 'RND' } }).apply(tf.zeros([1, 3])), /QDense 'd4': kq: .*unknown roundMode 'UP'/);
   const m = tf.sequential();
   m.add(new QDense({ units: 2, inputShape: [3], name: 'd5' }));
-  assert.throws(() => m.predict(tf.zeros([2, 4])), /d5|expected .*3/);
+  assert.throws(() => m.predict(tf.zeros([2, 4])), /expected d5_input to have shape \[null,3\]/);
   assert.throws(() => m.predict(tf.tensor2d([[1, NaN, 0]])), /QDense 'd5': input contains NaN or Inf/);
   assert.throws(() => m.predict(tf.tensor2d([[1, Infinity, 0]])), /QDense 'd5': input contains NaN or Inf/);
 });

@@ -170,44 +170,59 @@ export class EarlyStopOnEbops extends tf.Callback {
   }
 }
 
-/** Terminal progress bar: one bar per epoch over batches, showing loss, accuracy, EBOPs and β. */
+/**
+ * Terminal progress: on a TTY a cli-progress bar per epoch over batches; otherwise (logs, CI) one line per
+ * epoch. Both show loss, accuracy, EBOPs and β.
+ */
 export class ProgressBar extends tf.Callback {
   private bar: cliProgress.SingleBar | undefined;
   private epochs = 0;
   private last: Record<string, string> = {};
+  private readonly tty: boolean;
+  private t0 = 0;
   constructor(private readonly stream: NodeJS.WritableStream = process.stderr) {
     super();
+    this.tty = Boolean((stream as NodeJS.WriteStream).isTTY);
   }
   override async onTrainBegin(): Promise<void> {
     this.epochs = Number(this.params?.['epochs'] ?? 0);
   }
   override async onEpochBegin(epoch: number): Promise<void> {
+    this.t0 = Date.now();
+    if (!this.tty) return;
     const steps = Number(this.params?.['steps'] ?? 0) || Math.ceil(Number(this.params?.['samples'] ?? 0) / Number(this.params?.['batchSize'] ?? 1));
     this.bar = new cliProgress.SingleBar(
       {
         format: `epoch ${epoch + 1}/${this.epochs} [{bar}] {value}/{total} loss {loss} acc {acc} ebops {ebops} β {beta}`,
-        stream: this.stream,
+        stream: this.stream as NodeJS.WritableStream & { isTTY: boolean },
         barsize: 20,
         hideCursor: false,
         clearOnComplete: false,
-        noTTYOutput: false,
       },
       cliProgress.Presets.legacy,
     );
     this.bar.start(steps || 1, 0, { loss: '-', acc: '-', ebops: this.last['ebops'] ?? '-', beta: this.last['beta'] ?? fmt(modelBeta(this.model)) });
   }
   override async onBatchEnd(_batch: number, logs?: Logs): Promise<void> {
+    if (!this.bar) return;
     const loss = num(logs?.['loss']);
     const acc = num(logs?.['acc'] ?? logs?.['accuracy']);
-    this.bar?.increment(1, { loss: loss === undefined ? '-' : loss.toFixed(4), acc: acc === undefined ? '-' : acc.toFixed(4) });
+    this.bar.increment(1, { loss: loss === undefined ? '-' : loss.toFixed(4), acc: acc === undefined ? '-' : acc.toFixed(4) });
   }
-  override async onEpochEnd(_epoch: number, logs?: Logs): Promise<void> {
+  override async onEpochEnd(epoch: number, logs?: Logs): Promise<void> {
     const ebops = num(logs?.['ebops']) ?? modelEbops(this.model);
     const beta = num(logs?.['beta']) ?? modelBeta(this.model);
     this.last = { ebops: fmt(ebops), beta: fmt(beta) };
     const va = num(logs?.['val_acc'] ?? logs?.['val_accuracy']);
-    this.bar?.update({ ...this.last, acc: `${num(logs?.['acc'])?.toFixed(4) ?? '-'}${va !== undefined ? ` val ${va.toFixed(4)}` : ''}` });
-    this.bar?.stop();
+    const acc = `${num(logs?.['acc'] ?? logs?.['accuracy'])?.toFixed(4) ?? '-'}${va !== undefined ? ` val_acc ${va.toFixed(4)}` : ''}`;
+    if (this.bar) {
+      this.bar.update({ ...this.last, acc });
+      this.bar.stop();
+      this.bar = undefined;
+    } else {
+      const loss = num(logs?.['loss']);
+      this.stream.write(`epoch ${epoch + 1}/${this.epochs} loss ${loss?.toFixed(4) ?? '-'} acc ${acc} ebops ${this.last['ebops']} β ${this.last['beta']} (${((Date.now() - this.t0) / 1000).toFixed(1)} s)\n`);
+    }
   }
 }
 
