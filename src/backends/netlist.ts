@@ -57,7 +57,7 @@ export interface Netlist {
   /** number of stages; registers between consecutive stages; latency in cycles = stages − 1 */
   stages: number;
   /** signal name → per-bit used flags (for targeted lint waivers on bits known to be dropped) */
-  used: Map<string, boolean[]>;
+  used: Map<string, Uint8Array>;
 }
 
 export const IN_BUS = 'inp';
@@ -184,7 +184,7 @@ export function lowerProgram(p: Program, opts: LowerOptions = {}): Netlist {
   for (let n = 0; n < ops.length; n++) if (live[n] && !isConst(n)) last = Math.max(last, stage[n]!);
 
   const nets: Net[] = [];
-  const used = new Map<string, boolean[]>();
+  const used = new Map<string, Uint8Array>();
   const declared = new Map<string, number>(); // name → width
   const regs = new Map<string, string>(); // `${n}@${t}` → name
 
@@ -192,7 +192,8 @@ export function lowerProgram(p: Program, opts: LowerOptions = {}): Netlist {
     nets.push(net);
     declared.set(net.name, net.w);
   };
-  const fmtN = (n: number): Fmt => fmtOf(ops[n]!.qint);
+  const fmtCache: Array<Fmt | undefined> = new Array(ops.length);
+  const fmtN = (n: number): Fmt => (fmtCache[n] ??= fmtOf(ops[n]!.qint));
 
   /** Operand for wire n as seen from stage t (registers inserted as needed). */
   const operand = (n: number, t: number): Operand => {
@@ -344,13 +345,13 @@ export function lowerProgram(p: Program, opts: LowerOptions = {}): Netlist {
   const out: Expr = parts.length === 0 ? { t: 'const', w: 1, v: 0n } : parts.length === 1 ? parts[0]! : { t: 'cat', parts };
 
   // used-bit bookkeeping (for lint waivers where bits are legitimately dropped)
-  used.set(IN_BUS, new Array(Math.max(1, inputs.width)).fill(false));
-  for (const [nm, w] of declared) used.set(nm, new Array(w).fill(false));
+  used.set(IN_BUS, new Uint8Array(Math.max(1, inputs.width)));
+  for (const [nm, w] of declared) used.set(nm, new Uint8Array(w));
   const mark = (e: Expr): void => {
     switch (e.t) {
       case 'ref': {
         const u = used.get(e.sig);
-        if (u) for (let i = e.lo; i <= e.hi; i++) u[i] = true;
+        if (u) u.fill(1, e.lo, e.hi + 1);
         return;
       }
       case 'const':
