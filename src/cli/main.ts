@@ -14,6 +14,7 @@ import * as emulateCmd from './emulate.ts';
 import * as convertCmd from './convert.ts';
 import * as synthCmd from './synth.ts';
 import * as demoCmd from './demo.ts';
+import * as importCmd from './import.ts';
 
 const COMMANDS: { register(program: Command): void }[] = [
   quantizeCmd,
@@ -22,6 +23,7 @@ const COMMANDS: { register(program: Command): void }[] = [
   convertCmd,
   synthCmd,
   demoCmd,
+  importCmd,
 ];
 
 function packageVersion(): string {
