@@ -321,3 +321,28 @@ function loadState(L: HgqLayer, layer: tf.layers.Layer, fail0: (l: HgqLayer, w: 
       return;
   }
 }
+
+export interface ImportedLayerEbops {
+  name: string;
+  className: string;
+  /** this layer's EBOPs from its current state (our differentiable formula, float32) */
+  ebops: number;
+}
+
+/**
+ * EBOPs of a model as HGQ2 reports them: each layer's value cast to an integer (HGQ2 stores it as uint32),
+ * summed. Our per-layer values are float32 sums of integer bit products (×0.65 for adders, a multiple of
+ * 0.05), so a 0.01 margin absorbs float32 rounding before the cast.
+ */
+export function hgq2StyleEbops(model: tf.LayersModel): { total: number; exact: number; layers: ImportedLayerEbops[] } {
+  const layers: ImportedLayerEbops[] = [];
+  for (const l of model.layers) {
+    if (!(l instanceof QLayer) || !l.enableEbops) continue;
+    layers.push({ name: l.name, className: l.getClassName(), ebops: l.hgqEbops() });
+  }
+  return {
+    total: layers.reduce((s, l) => s + Math.floor(l.ebops + 0.01), 0),
+    exact: layers.reduce((s, l) => s + l.ebops, 0),
+    layers,
+  };
+}
