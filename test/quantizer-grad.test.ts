@@ -11,7 +11,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { useBackend } from '../src/backend.ts';
-import { Quantizer, setFusedKernels } from '../src/quantizer/index.ts';
+import { Quantizer } from '../src/quantizer/index.ts';
 import { quantize, roundToStep } from '../src/fixed/quantize.ts';
 import type { Kif, OverflowMode, RoundMode } from '../src/fixed/types.ts';
 import { makeRng, type Rng } from './util/rng.ts';
@@ -105,14 +105,11 @@ function gradsOf(q: Quantizer, xs: Float32Array, dys: Float32Array, shape: numbe
 const N = 20_000;
 
 for (const backend of ['wasm', 'cpu'] as const) {
-  // WRAP training runs through the fused kernels on cpu/wasm; 'tf-ops' checks the portable path too
-  for (const [qType, overflow, path] of [
-    ['kif', 'SAT', 'tf-ops'], ['kif', 'SAT_SYM', 'tf-ops'], ['kif', 'WRAP', 'fused'], ['kif', 'WRAP', 'tf-ops'],
-    ['kbi', 'SAT', 'tf-ops'], ['kbi', 'SAT_SYM', 'tf-ops'], ['kbi', 'WRAP', 'fused'], ['kbi', 'WRAP', 'tf-ops'],
+  for (const [qType, overflow] of [
+    ['kif', 'SAT'], ['kif', 'SAT_SYM'], ['kif', 'WRAP'], ['kbi', 'SAT'], ['kbi', 'SAT_SYM'], ['kbi', 'WRAP'],
   ] as const) {
-    test(`${qType.toUpperCase()} ${overflow}: per-element gradients equal the formulas exactly (${backend}, ${path})`, async () => {
+    test(`${qType.toUpperCase()} ${overflow}: per-element gradients equal the formulas exactly (${backend})`, async () => {
       await useBackend(backend);
-      setFusedKernels(path === 'fused');
       const rng = makeRng(qType.length * 100 + overflow.length + (backend === 'cpu' ? 7 : 0));
       const before = tf.memory().numTensors;
       const round: RoundMode = rng.pick(['RND', 'TRN', 'RND_CONV'] as const);
@@ -151,7 +148,6 @@ for (const backend of ['wasm', 'cpu'] as const) {
         }
       }
       assert.equal(bad, 0, `${bad}/${N} elements differ; first: ${first}`);
-      setFusedKernels(true);
       q.dispose();
       assert.equal(tf.memory().numTensors, before, 'no tensors leaked');
     });
@@ -160,11 +156,10 @@ for (const backend of ['wasm', 'cpu'] as const) {
   test(`shared parameters: gradients are the sums of the per-element formulas (${backend})`, async () => {
     await useBackend(backend);
     const rng = makeRng(5);
-    for (const [granularity, overflow, qType, fused] of [
-      ['activation', 'WRAP', 'kif', true], ['activation', 'WRAP', 'kif', false], ['channel', 'WRAP', 'kbi', true],
-      ['channel', 'SAT', 'kif', true], ['tensor', 'SAT_SYM', 'kbi', true], ['activation', 'SAT_SYM', 'kbi', true],
+    for (const [granularity, overflow, qType] of [
+      ['activation', 'WRAP', 'kif'], ['channel', 'WRAP', 'kbi'], ['channel', 'SAT', 'kif'], ['tensor', 'SAT_SYM', 'kbi'],
+      ['activation', 'SAT_SYM', 'kbi'],
     ] as const) {
-      setFusedKernels(fused);
       const shape = [64, 8, 6];
       const q = new Quantizer({ place: 'datalane', qType, overflowMode: overflow, roundMode: 'RND', granularity });
       q.build(granularity === 'activation' ? [null, 8, 6] : shape);
@@ -203,7 +198,6 @@ for (const backend of ['wasm', 'cpu'] as const) {
           assert.ok(Math.abs(gi - sumI[p]!) <= 1e-5 * (absI[p]! + absF[p]!) + 1e-30, `${granularity}: ∂i[${p}] ${gi} vs ${sumI[p]}`);
         }
       }
-      setFusedKernels(true);
       q.dispose();
     }
   });

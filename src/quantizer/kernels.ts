@@ -1,6 +1,8 @@
 /**
- * Fused elementwise kernels for the hot paths of the quantizer, registered on the cpu and wasm backends:
- * one JavaScript pass over the tensor memory instead of 7–16 separate tfjs ops. Arithmetic is done in float64,
+ * Fused inference kernels, registered on the cpu and wasm backends: one JavaScript pass over the tensor memory
+ * instead of ~16 tfjs ops, several of them broadcasting comparisons or min/max, which tfjs-wasm runs ~100x slower
+ * than a multiply (measured: [32768,64] vs [1,64] maximum ≈ 1 s, mul ≈ 13 ms). The training path stays on tf ops,
+ * which are faster there (a handful of fast elementwise ops; a JS pass is not quicker). Arithmetic is done in float64,
  * where every step is exact (x·2^f, floor, integer codes of up to 53 bits), so the results are the exact
  * fixed-point values of DESIGN.md §2 — the same as src/fixed's float path, and as the tf-op path in ops.ts
  * within its float32-exact range. Parameters are per "prefix-homogeneous" pattern: the parameter tensor has
@@ -11,7 +13,6 @@
 import * as tf from '@tensorflow/tfjs';
 import type { OverflowMode, RoundMode } from '../fixed/types.ts';
 
-const LN2_NEG_F32 = Math.fround(-Math.LN2);
 const ROUND_CODES: Record<RoundMode, number> = { TRN: 0, RND: 1, RND_CONV: 2, TRN_ZERO: 3, RND_ZERO: 4, RND_MIN_INF: 5, RND_INF: 6 };
 const OVERFLOW_CODES: Record<OverflowMode, number> = { WRAP: 0, SAT: 1, SAT_SYM: 2 };
 
@@ -97,33 +98,6 @@ function quantizeLoop(
   }
 }
 
-/** max |xq| per parameter. */
-function absMaxLoop(xq: Float32Array, out: Float32Array): void {
-  const P = out.length;
-  out.fill(0);
-  for (let j = 0, p = 0; j < xq.length; j++) {
-    const a = Math.abs(xq[j]!);
-    if (a > out[p]!) out[p] = a;
-    if (++p === P) p = 0;
-  }
-}
-
-/** ∂/∂f of rounding: −ln2·Σ dy·(x_q − x) per parameter (per element: exactly fround(fround(dy·fround(x_q − x))·(−ln2))). */
-function roundGradLoop(dy: Float32Array, x: Float32Array, xq: Float32Array, out: Float32Array): void {
-  const P = out.length;
-  const n = x.length;
-  if (P === n) {
-    for (let j = 0; j < n; j++) out[j] = Math.fround(dy[j]! * Math.fround(xq[j]! - x[j]!)) * LN2_NEG_F32;
-    return;
-  }
-  const acc = new Float64Array(P);
-  for (let j = 0, p = 0; j < n; j++) {
-    acc[p] += Math.fround(dy[j]! * Math.fround(xq[j]! - x[j]!));
-    if (++p === P) p = 0;
-  }
-  for (let p = 0; p < P; p++) out[p] = acc[p]! * LN2_NEG_F32;
-}
-
 // ---------------------------------------------------------------------------------------------------------
 // backend glue
 
@@ -180,33 +154,13 @@ const KERNELS: { name: string; func: tf.KernelFunc }[] = [
       )[0]!;
     },
   },
-  {
-    name: 'HgqAbsMax',
-    func: ({ inputs, backend, attrs }) => {
-      const { x } = inputs as { x: Info };
-      return withArrays(backend as Backendish, [x], [attrs!['paramShape'] as number[]], ([xa], [o]) => absMaxLoop(xa!, o!))[0]!;
-    },
-  },
-  {
-    name: 'HgqRoundGrad',
-    func: ({ inputs, backend, attrs }) => {
-      const { dy, x, xq } = inputs as { dy: Info; x: Info; xq: Info };
-      return withArrays(backend as Backendish, [dy, x, xq], [attrs!['paramShape'] as number[]], ([d, xa, q], [o]) =>
-        roundGradLoop(d!, xa!, q!, o!),
-      )[0]!;
-    },
-  },
 ];
 
 const FUSED_BACKENDS = ['cpu', 'wasm'];
-let registered = false;
-function register(): void {
-  if (registered) return;
-  registered = true;
-  for (const backendName of FUSED_BACKENDS)
-    for (const { name, func } of KERNELS)
-      if (!tf.getKernel(name, backendName)) tf.registerKernel({ kernelName: name, backendName, kernelFunc: func });
-}
+// Registered by name at import; a kernel registry entry needs no live backend.
+for (const backendName of FUSED_BACKENDS)
+  for (const { name, func } of KERNELS)
+    if (!tf.getKernel(name, backendName)) tf.registerKernel({ kernelName: name, backendName, kernelFunc: func });
 
 let enabled = true;
 /** Turn the fused kernels off (true: use them where they apply). Tests use this to check the tf-op path too. */
@@ -221,7 +175,6 @@ export function fusedApplies(xShape: number[], paramShape: number[]): boolean {
   let a = 0;
   while (a < paramShape.length && paramShape[a] === 1) a++;
   for (let b = a; b < paramShape.length; b++) if (paramShape[b] !== xShape[b]) return false;
-  register();
   return true;
 }
 
@@ -239,14 +192,4 @@ export function fusedQuantize(
   x: tf.Tensor, k: tf.Tensor, i: tf.Tensor, f: tf.Tensor, round: RoundMode, overflow: OverflowMode,
 ): tf.Tensor {
   return run('HgqQuantize', { x, k, i, f }, { round: ROUND_CODES[round], overflow: OVERFLOW_CODES[overflow] });
-}
-
-/** max |x| over the homogeneous (prefix) axes, keepdims: shape paramShape. */
-export function fusedAbsMax(x: tf.Tensor, paramShape: number[]): tf.Tensor {
-  return run('HgqAbsMax', { x }, { paramShape });
-}
-
-/** −ln2·Σ dy·(x_q − x) reduced to paramShape. */
-export function fusedRoundGrad(dy: tf.Tensor, x: tf.Tensor, xq: tf.Tensor, paramShape: number[]): tf.Tensor {
-  return run('HgqRoundGrad', { dy, x, xq }, { paramShape });
 }

@@ -13,13 +13,13 @@ import type { OverflowMode, RoundMode } from '../fixed/types.ts';
 /**
  * `y` rounded to an integer with `mode`, exact for every float32 y with |y| < 2^24 (and for integer-valued y
  * beyond). RND is floor(y + 1/2) in exact arithmetic: computed as floor(2y) − floor(y) because y + 1/2 can round
- * in float32. May return -0 for the sign-symmetric modes; callers that scale the result add +0.
+ * in float32. Never returns -0 (a difference of equal values is +0; the other modes add +0).
  */
 export function roundCodes(y: tf.Tensor, mode: RoundMode): tf.Tensor {
   return tf.tidy(() => {
     switch (mode) {
       case 'TRN':
-        return tf.floor(y);
+        return tf.add(tf.floor(y), 0);
       case 'RND':
         return tf.sub(tf.floor(tf.add(y, y)), tf.floor(y));
       case 'RND_MIN_INF':
@@ -84,7 +84,7 @@ export function quantizeTensor(
     const { lo, hi } = satBounds(k, tf.maximum(i, tf.neg(f)), step, overflow);
     // dead types (k+i+f <= 0) clip to [0, 0]
     const xc = tf.minimum(tf.maximum(x, tf.mul(lo, alive)), tf.mul(hi, alive));
-    return tf.add(tf.mul(roundCodes(tf.mul(xc, scale), round), step), 0);
+    return tf.mul(roundCodes(tf.mul(xc, scale), round), step);
   });
 }
 
@@ -121,6 +121,6 @@ function wrapScaled(
   const q = roundCodes(tf.mul(x, scale), round);
   const m = tf.sub(q, tf.mul(tf.floor(tf.mul(q, exp2(tf.neg(W)))), mod));
   const neg = tf.logicalAnd(tf.greater(k, 0), tf.greaterEqual(m, half));
-  const wrapped = tf.sub(m, tf.mul(tf.cast(neg, 'float32'), mod));
-  return tf.add(tf.mul(wrapped, step), 0);
+  const wrapped = tf.sub(m, tf.mul(tf.cast(neg, 'float32'), mod)); // m − 0 or m − 2^W: never -0
+  return tf.mul(wrapped, step);
 }

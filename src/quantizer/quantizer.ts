@@ -7,7 +7,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Kif } from '../fixed/types.ts';
 import { homogeneousAxesFor, resolveQuantizerConfig, type QuantizerConfig, type QuantizerOptions } from './config.ts';
-import { fusedAbsMax, fusedApplies, fusedQuantize, fusedRound, fusedRoundGrad } from './kernels.ts';
+import { fusedApplies, fusedQuantize, fusedRound } from './kernels.ts';
 import { ceilLog2, exp2, quantizeTensor, roundCodes, satBounds } from './ops.ts';
 
 /** A variable as the quantizer needs it; tfjs-layers' LayerVariable satisfies this. */
@@ -351,19 +351,17 @@ export class Quantizer {
    */
   private wrapTrain(x: tf.Tensor, raw: tf.Tensor, fOf: (raw: tf.Tensor) => tf.Tensor): tf.Tensor {
     const mode = this.config.roundMode;
-    const ps = this.assertBuilt();
     const axes = this.sumAxes(x.shape);
-    const fused = fusedApplies(x.shape, ps);
+    // tf ops here, not the fused JS kernels: on wasm these few elementwise ops are faster than a JS pass
     const fn = customGrad(((xIn: tf.Tensor, rawIn: tf.Tensor, save: tf.GradSaveFunc) => {
       const f = fOf(rawIn);
-      const xq = fused ? fusedRound(xIn, f, mode) : roundScaled(xIn, f, mode);
+      const xq = roundScaled(xIn, f, mode);
       save([xIn, xq]);
       return {
         value: xq,
         gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
           const [xs, xqs] = saved as [tf.Tensor, tf.Tensor];
-          const df = fused ? fusedRoundGrad(dy, xs, xqs, ps) : tf.mul(reduceTo(tf.mul(dy, tf.sub(xqs, xs)), axes), -LN2);
-          return [dy, df];
+          return [dy, tf.mul(reduceTo(tf.mul(dy, tf.sub(xqs, xs)), axes), -LN2)];
         },
       };
     }) as unknown as CustomGradFn);
@@ -411,7 +409,7 @@ export class Quantizer {
       const step = exp2(tf.neg(f));
       const { lo, hi, top } = satBounds(k, iEff, step, c.overflowMode);
       const xc = tf.minimum(tf.maximum(xIn, lo), hi);
-      const xq = tf.add(tf.mul(roundCodes(tf.mul(xc, exp2(f)), c.roundMode), step), 0);
+      const xq = tf.mul(roundCodes(tf.mul(xc, exp2(f)), c.roundMode), step);
       save([xIn, xc, xq, lo, hi, top, step, k]);
       return {
         value: xq,
@@ -490,8 +488,6 @@ export class Quantizer {
   }
 
   private reduceAbsMax(x: tf.Tensor): tf.Tensor {
-    const ps = this.assertBuilt();
-    if (fusedApplies(x.shape, ps)) return fusedAbsMax(x, ps);
     const axes = this.sumAxes(x.shape);
     const a = tf.abs(x);
     return axes.length ? tf.max(a, axes, true) : a;
@@ -503,9 +499,9 @@ export class Quantizer {
   }
 }
 
-/** x rounded to multiples of 2^-f (no overflow handling), exact; result never -0. */
+/** x rounded to multiples of 2^-f (no overflow handling), exact; never -0. */
 function roundScaled(x: tf.Tensor, f: tf.Tensor, mode: Parameters<typeof roundCodes>[1]): tf.Tensor {
-  return tf.tidy(() => tf.add(tf.mul(roundCodes(tf.mul(x, exp2(f)), mode), exp2(tf.neg(f))), 0));
+  return tf.tidy(() => tf.mul(roundCodes(tf.mul(x, exp2(f)), mode), exp2(tf.neg(f))));
 }
 
 function reduceTo(t: tf.Tensor, axes: number[]): tf.Tensor {
