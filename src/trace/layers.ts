@@ -5,8 +5,9 @@
  * concatenate, dropout) are rewiring.
  */
 import type * as tf from '@tensorflow/tfjs';
-import type { ConstExport, LayerExport, QLayer } from '../layers/base.ts';
-import { matVec } from './matvec.ts';
+import type { ConstExport, LayerExport, QLayer, QuantizerExport } from '../layers/base.ts';
+import type { TableExport } from '../layers/table.ts';
+import { matVec, plainSum } from './matvec.ts';
 import { prod, TraceError, type Tracer, type Val } from './tracer.ts';
 
 export type Handler = (t: Tracer, layer: tf.layers.Layer, ins: Val[]) => Val[];
@@ -43,20 +44,24 @@ function reduceTree(ws: number[], f: (a: number, b: number) => number): number {
   return level[0]!;
 }
 
-/** y = act(W·x + b) over the last axis, at every position of the leading axes. */
-function affine(t: Tracer, x: Val, cols: number[][] /* per output position: input elements (−2 = padding zero) */, kernel: ConstExport, bias: ConstExport | null, activation: string, name: string): Int32Array {
+/**
+ * y = act(W·x + b) at every position: `cols[p]` lists the input elements of position p (−2 = padding zero);
+ * `biasAt(p, o)` is the bias of unit o there. Returns wires in position-major, unit-minor order.
+ */
+function affine(t: Tracer, x: Val, cols: ArrayLike<number>[], kernel: ConstExport, biasAt: ((p: number, o: number) => number) | null, activation: string, name: string): Int32Array {
+  if (activation !== 'relu' && activation !== 'linear') throw new TraceError(`${name}: activation '${activation}' is not supported (linear, relu)`);
   const units = kernel.shape[kernel.shape.length - 1]!;
   const nIn = kernel.values.length / units;
   const W: number[][] = Array.from({ length: units }, (_, o) => Array.from({ length: nIn }, (_, c) => kernel.values[c * units + o]!));
   const xs = cols.map((idx) => {
     if (idx.length !== nIn) throw new TraceError(`${name}: ${idx.length} inputs per position, kernel expects ${nIn}`);
-    return idx.map((j) => (j < 0 ? t.zero() : x.el[j]!));
+    return Array.from(idx, (j) => (j < 0 ? t.zero() : x.el[j]!));
   });
   const ys = matVec(t.b, W, xs, t.opts);
   const out = new Int32Array(cols.length * units);
   ys.forEach((refs, p) => {
     refs.forEach((r, o) => {
-      const bv = bias ? bias.values[o]! : 0;
+      const bv = biasAt ? biasAt(p, o) : 0;
       let w: number;
       if (r.wire < 0) w = bv === 0 ? t.zero() : t.b.const(bv);
       else {
@@ -64,7 +69,6 @@ function affine(t: Tracer, x: Val, cols: number[][] /* per output position: inpu
         if (bv !== 0) w = t.b.addc(w, bv);
       }
       if (activation === 'relu') w = t.b.relu(w);
-      else if (activation !== 'linear') throw new TraceError(`${name}: activation '${activation}' is not supported (linear, relu)`);
       out[p * units + o] = w;
     });
   });
@@ -79,7 +83,20 @@ const dense = qlayer((t, ex, [x], name) => {
   const positions = x!.el.length / nIn;
   if (!Number.isInteger(positions)) throw new TraceError(`${name}: input of ${x!.el.length} elements is not a multiple of the kernel's ${nIn} inputs`);
   const cols = Array.from({ length: positions }, (_, p) => Array.from({ length: nIn }, (_, c) => p * nIn + c));
-  const el = affine(t, x!, cols, kernel, bias, String(ex['activation'] ?? 'linear'), name);
+  const el = affine(t, x!, cols, kernel, bias ? (_p, o) => bias.values[o]! : null, String(ex['activation'] ?? 'linear'), name);
+  return { shape: [...ex.outputShape], el };
+});
+
+/** QEinsumDense(Batchnorm): the layer's own dense view (input/output index maps per position, folded kernel and broadcast bias). */
+const einsum = qlayer((t, ex, [x], name) => {
+  t.requireWires(x!, name);
+  const mm = ex['matmul'] as { positions: number; nIn: number; units: number; inputIndex: Int32Array; outputIndex: Int32Array; kernel: ConstExport; bias: ConstExport | null } | null;
+  if (!mm) throw new TraceError(`${name}: equation '${String(ex['equation'])}' has grouped (batch-like) letters shared by input and kernel; only equations that are a dense layer at every position are supported`);
+  const cols = Array.from({ length: mm.positions }, (_, p) => mm.inputIndex.subarray(p * mm.nIn, (p + 1) * mm.nIn));
+  const bias = mm.bias;
+  const ys = affine(t, x!, cols, mm.kernel, bias ? (p, o) => bias.values[mm.outputIndex[p * mm.units + o]!]! : null, String(ex['activation'] ?? 'linear'), name);
+  const el = new Int32Array(prod(ex.outputShape));
+  for (let j = 0; j < ys.length; j++) el[mm.outputIndex[j]!] = ys[j]!;
   return { shape: [...ex.outputShape], el };
 });
 
@@ -129,7 +146,7 @@ const conv = qlayer((t, ex, [x], name) => {
   if ((ex['dilation'] as number[] | undefined)?.some((d) => d !== 1)) throw new TraceError(`${name}: dilated convolution is not supported`);
   const win = windows(inShape, ks, strides, pads, outSpatial);
   const cols = win.map((taps) => taps.flat());
-  const el = affine(t, x!, cols, kernel, bias, String(ex['activation'] ?? 'linear'), name);
+  const el = affine(t, x!, cols, kernel, bias ? (_p, o) => bias.values[o]! : null, String(ex['activation'] ?? 'linear'), name);
   return { shape: [...ex.outputShape], el };
 });
 
@@ -175,6 +192,144 @@ const globalPool = qlayer((t, ex, [x], name) => {
   return { shape: [...ex.outputShape], el };
 });
 
+/** x·c as signed-digit shifts and adds of one wire (a constant multiply), exact. */
+function mulConst(t: Tracer, w: number, c: number): number {
+  return t.ref(plainSum(t.b, [c], [w]));
+}
+
+/** QBatchNormalization in inference: y = x·scale[c] + offset[c] per channel (last axis), both quantized constants. */
+const batchnorm = qlayer((t, ex, [x], name) => {
+  t.requireWires(x!, name);
+  const scale = ex['scale'] as ConstExport;
+  const offset = ex['offset'] as ConstExport;
+  const C = scale.values.length;
+  const el = x!.el.map((w, j) => {
+    const c = j % C;
+    const y = mulConst(t, w, scale.values[c]!);
+    const o = offset.values[c]!;
+    return o === 0 ? y : t.b.addc(y, o);
+  });
+  return { shape: [...ex.outputShape], el };
+});
+
+/** Elementwise merges, folded left to right as the layer does. */
+const merge = qlayer((t, ex, ins, name) => {
+  for (const v of ins) t.requireWires(v, name);
+  const op = ex['op'] as string;
+  const f: Record<string, (a: number, b: number) => number> = {
+    add: (a, b) => t.b.add(a, b),
+    subtract: (a, b) => t.b.sub(a, b),
+    multiply: (a, b) => t.b.mul(a, b),
+    maximum: (a, b) => t.b.max(a, b),
+    minimum: (a, b) => t.b.min(a, b),
+  };
+  const g = f[op];
+  if (!g) throw new TraceError(`${name}: merge op '${op}' is not supported (${Object.keys(f).join(', ')})`);
+  if (op === 'subtract' && ins.length !== 2) throw new TraceError(`${name}: subtract takes exactly two inputs, got ${ins.length}`);
+  const n = ins[0]!.el.length;
+  for (const v of ins) if (v.el.length !== n) throw new TraceError(`${name}: inputs of different sizes (broadcasting merges are not supported)`);
+  const el = new Int32Array(n);
+  for (let j = 0; j < n; j++) {
+    let w = ins[0]!.el[j]!;
+    for (let k = 1; k < ins.length; k++) w = g(w, ins[k]!.el[j]!);
+    el[j] = w;
+  }
+  return { shape: [...ex.outputShape], el };
+});
+
+/** QFlatten / QReshape / QConcatenate / GetItem: rewiring after the (optional) input quantizers. */
+const qshape = qlayer((_t, ex, ins, name) => {
+  const op = ex['op'] as string;
+  if (op === 'reshape') return { shape: [...ex.outputShape], el: ins[0]!.el };
+  if (op === 'gather') {
+    const idx = ex['indices'] as Int32Array;
+    return { shape: [...ex.outputShape], el: Int32Array.from(idx, (j) => ins[0]!.el[j]!) };
+  }
+  if (op === 'concatenate') return { shape: [...ex.outputShape], el: concatAlong(ins, ex['axis'] as number) };
+  throw new TraceError(`${name}: shape op '${op}' is not supported`);
+});
+
+/** QSum: sum over per-sample axes, times a power-of-two scale. */
+const qsum = qlayer((t, ex, [x], name) => {
+  t.requireWires(x!, name);
+  const axes = ex['axes'] as number[];
+  const scale = ex['scale'] as number;
+  const shape = ex.inputShapes[0]!;
+  const outN = prod(ex.outputShape);
+  const groups: number[][] = Array.from({ length: outN }, () => []);
+  const idx = new Array<number>(shape.length).fill(0);
+  for (let j = 0; j < x!.el.length; j++) {
+    let o = 0;
+    for (let a = 0; a < shape.length; a++) if (!axes.includes(a)) o = o * shape[a]! + idx[a]!;
+    groups[o]!.push(x!.el[j]!);
+    for (let a = shape.length - 1; a >= 0; a--) {
+      if (++idx[a]! < shape[a]!) break;
+      idx[a] = 0;
+    }
+  }
+  const e = Math.log2(scale);
+  if (!Number.isInteger(e)) throw new TraceError(`${name}: scale ${scale} is not a power of two`);
+  const el = Int32Array.from(groups, (ws) => {
+    const s = reduceTree(ws, (a, b) => t.b.add(a, b));
+    return e === 0 ? s : t.b.copy(s, e);
+  });
+  return { shape: [...ex.outputShape], el };
+});
+
+interface TableSet {
+  tables: TableExport[];
+  index: Int32Array;
+}
+
+/** Lookup of wire w in table T: a lut op indexed over w's own interval (a subset of T's input domain). */
+function lookup(t: Tracer, w: number, T: TableExport, name: string): number {
+  const q = t.b.qint(w);
+  const at = (v: number): number => {
+    const k = (v - T.min) / T.step;
+    if (!Number.isInteger(k) || k < 0 || k >= T.values.length) throw new TraceError(`${name}: value ${v} is outside the table's input domain (min ${T.min}, step ${T.step}, ${T.values.length} entries)`);
+    return T.values[k]!;
+  };
+  if (q.min === q.max) return t.b.const(at(q.min));
+  const n = Math.round((q.max - q.min) / q.step) + 1;
+  const table = Array.from({ length: n }, (_, j) => at(q.min + j * q.step));
+  if (table.every((v) => v === table[0])) return t.b.const(table[0]!);
+  return t.b.lut(w, table);
+}
+
+const unaryLut = qlayer((t, ex, [x], name) => {
+  t.requireWires(x!, name);
+  const ts = ex as unknown as TableSet;
+  return { shape: [...ex.outputShape], el: x!.el.map((w, j) => lookup(t, w, ts.tables[ts.index[j]!]!, name)) };
+});
+
+/** QSoftmax (stable): d = max − x → exp table → Σ → inverse table → e·r, per group along the last axis. */
+const softmax = qlayer((t, ex, [x], name) => {
+  t.requireWires(x!, name);
+  if (ex['stable'] !== true) throw new TraceError(`${name}: only the stable softmax (stable: true) can be traced`);
+  const exp = ex['exp'] as TableSet & { inputQuantizer: QuantizerExport };
+  const inv = ex['inv'] as TableSet & { inputQuantizer: QuantizerExport };
+  const L = ex.inputShapes[0]![ex.inputShapes[0]!.length - 1]!;
+  const groups = x!.el.length / L;
+  const el = new Int32Array(x!.el.length);
+  const qOne = (w: number, q: QuantizerExport, j: number): number => {
+    const v: Val = { shape: [1], el: Int32Array.of(w) };
+    const one: QuantizerExport = { shape: [1], k: q.k.subarray(j, j + 1), i: q.i.subarray(j, j + 1), f: q.f.subarray(j, j + 1), round: q.round, overflow: q.overflow };
+    return t.quantize(v, one, name).el[0]!;
+  };
+  for (let g = 0; g < groups; g++) {
+    const xs = Array.from(x!.el.subarray(g * L, (g + 1) * L));
+    const m = reduceTree(xs, (a, b) => t.b.max(a, b));
+    const es = xs.map((w, j) => {
+      const d = qOne(t.b.sub(m, w), exp.inputQuantizer, g * L + j);
+      return lookup(t, d, exp.tables[exp.index[g * L + j]!]!, name);
+    });
+    const s = qOne(reduceTree(es, (a, b) => t.b.add(a, b)), inv.inputQuantizer, g);
+    const r = lookup(t, s, inv.tables[inv.index[g]!]!, name);
+    es.forEach((e, j) => (el[g * L + j] = t.b.mul(e, r)));
+  }
+  return { shape: [...ex.outputShape], el };
+});
+
 // ---- plain tfjs layers ----
 
 function outShapeOf(layer: tf.layers.Layer): number[] {
@@ -187,11 +342,8 @@ function outShapeOf(layer: tf.layers.Layer): number[] {
 
 const rewire: Handler = (_t, layer, [x]) => [{ shape: outShapeOf(layer), el: x!.el }];
 
-const concatenate: Handler = (_t, layer, ins) => {
-  const rank = ins[0]!.shape.length;
-  let axis = (layer as unknown as { axis: number }).axis ?? -1;
-  axis = axis < 0 ? rank + axis : axis - 1; // Keras counts the batch axis
-  if (axis < 0 || axis >= rank) throw new TraceError(`${who(layer)}: axis ${(layer as unknown as { axis: number }).axis} out of range for rank ${rank + 1}`);
+/** Concatenation of per-sample tensors along per-sample axis `axis`. */
+function concatAlong(ins: Val[], axis: number): Int32Array {
   const outer = prod(ins[0]!.shape.slice(0, axis));
   const out: number[] = [];
   for (let o = 0; o < outer; o++) {
@@ -200,7 +352,15 @@ const concatenate: Handler = (_t, layer, ins) => {
       for (let j = 0; j < inner; j++) out.push(v.el[o * inner + j]!);
     }
   }
-  return [{ shape: outShapeOf(layer), el: Int32Array.from(out) }];
+  return Int32Array.from(out);
+}
+
+const concatenate: Handler = (_t, layer, ins) => {
+  const rank = ins[0]!.shape.length;
+  let axis = (layer as unknown as { axis: number }).axis ?? -1;
+  axis = axis < 0 ? rank + axis : axis - 1; // Keras counts the batch axis
+  if (axis < 0 || axis >= rank) throw new TraceError(`${who(layer)}: axis ${(layer as unknown as { axis: number }).axis} out of range for rank ${rank + 1}`);
+  return [{ shape: outShapeOf(layer), el: concatAlong(ins, axis) }];
 };
 
 const activation: Handler = (t, layer, [x]) => {
@@ -219,6 +379,21 @@ export const LAYER_HANDLERS: Record<string, Handler> = {
   QBatchNormDense: dense,
   QConv1D: conv,
   QConv2D: conv,
+  QEinsumDense: einsum,
+  QEinsumDenseBatchnorm: einsum,
+  QBatchNormalization: batchnorm,
+  QAdd: merge,
+  QSubtract: merge,
+  QMultiply: merge,
+  QMaximum: merge,
+  QMinimum: merge,
+  QFlatten: qshape,
+  QReshape: qshape,
+  QConcatenate: qshape,
+  GetItem: qshape,
+  QSum: qsum,
+  QUnaryFunctionLUT: unaryLut,
+  QSoftmax: softmax,
   QMaxPooling1D: pool,
   QMaxPooling2D: pool,
   QAveragePooling1D: pool,

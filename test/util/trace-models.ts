@@ -64,6 +64,7 @@ export function randomizeModel(model: tf.LayersModel, rng: Rng, o: { pruneW?: nu
       }
       if (name === 'kernel') fill(v, () => (rng.next() - 0.5) * 4);
       else if (name === 'bias') fill(v, () => (rng.next() - 0.5) * 2);
+      else if (name === 'bn_beta') fill(v, () => (rng.next() - 0.5) * 2);
       else if (name === 'bn_gamma') fill(v, () => 0.5 + rng.next());
       else if (name === 'moving_mean') fill(v, () => (rng.next() - 0.5) * 2);
       else if (name === 'moving_variance') fill(v, () => 0.3 + rng.next() * 2);
