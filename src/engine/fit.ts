@@ -81,17 +81,16 @@ export async function fitWithEngine(model: tf.LayersModel, x: tf.Tensor, y: tf.T
       bind.push();
       const logs: Logs = { loss: lossSum / N, acc: accSum / N };
       if (o.validationData) {
+        // one inference pass (tfjs, inference-mode quantizers) gives both the task loss and the accuracy
         const [vx, vy] = o.validationData;
-        const out = model.evaluate(vx, vy, { batchSize: 4096 });
-        const vals = (Array.isArray(out) ? out : [out]).map((t) => t.dataSync()[0]!);
-        tf.dispose(out);
-        logs['val_loss'] = vals[0]!;
-        if (o.loss === 'softmax_cross_entropy') {
-          logs['val_acc'] = tf.tidy(() => {
-            const p = model.predict(vx, { batchSize: 4096 }) as tf.Tensor;
-            return tf.mean(tf.cast(tf.equal(tf.argMax(p, -1), tf.argMax(vy, -1)), 'float32')).dataSync()[0]!;
-          });
-        }
+        const [vl, vacc] = tf.tidy(() => {
+          const p = model.predict(vx, { batchSize: 4096 }) as tf.Tensor;
+          const l = o.loss === 'mse' ? tf.losses.meanSquaredError(vy, p) : tf.losses.softmaxCrossEntropy(vy, p);
+          const a = o.loss === 'mse' ? tf.scalar(NaN) : tf.mean(tf.cast(tf.equal(tf.argMax(p, -1), tf.argMax(vy, -1)), 'float32'));
+          return [l.dataSync()[0]!, a.dataSync()[0]!];
+        });
+        logs['val_loss'] = vl;
+        if (o.loss === 'softmax_cross_entropy') logs['val_acc'] = vacc;
       }
       for (const cb of cbs) await cb.onEpochEnd(epoch, logs);
       epochsDone.push(epoch);
