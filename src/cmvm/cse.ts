@@ -99,6 +99,63 @@ class Table3 {
   }
 }
 
+/**
+ * The pairs made with the wire created in the current step, keyed by (other wire, shift·2 + sub). Every
+ * later lookup of such a pair goes through the pair matrices, so this table is emptied each step (by
+ * bumping a stamp) and stays small and cache-resident.
+ */
+class StepTable {
+  private mask = 1023;
+  private slots: I32 = new Int32Array(1024 * 3); // [a, b, value]
+  private stamp: I32 = new Int32Array(1024);
+  private epoch = 1;
+  private n = 0;
+
+  clear(): void {
+    this.epoch++;
+    this.n = 0;
+  }
+
+  private static hash(a: number, b: number): number {
+    const h = Math.imul(a ^ Math.imul(b, 0x85ebca6b), 0x9e3779b1);
+    return h ^ (h >>> 15);
+  }
+
+  get(a: number, b: number): number {
+    const mask = this.mask;
+    let s = StepTable.hash(a, b) & mask;
+    for (;;) {
+      if (this.stamp[s] !== this.epoch) return -1;
+      const i = s * 3;
+      if (this.slots[i] === a && this.slots[i + 1] === b) return this.slots[i + 2]!;
+      s = (s + 1) & mask;
+    }
+  }
+
+  insert(a: number, b: number, v: number): void {
+    if ((this.n + 1) * 2 > this.mask) this.grow();
+    const mask = this.mask;
+    let s = StepTable.hash(a, b) & mask;
+    while (this.stamp[s] === this.epoch) s = (s + 1) & mask;
+    const i = s * 3;
+    this.slots[i] = a;
+    this.slots[i + 1] = b;
+    this.slots[i + 2] = v;
+    this.stamp[s] = this.epoch;
+    this.n++;
+  }
+
+  private grow(): void {
+    const { slots, stamp, epoch } = this;
+    const cap = (this.mask + 1) * 2;
+    this.mask = cap - 1;
+    this.slots = new Int32Array(cap * 3);
+    this.stamp = new Int32Array(cap);
+    this.n = 0;
+    for (let s = 0; s < stamp.length; s++) if (stamp[s] === epoch) this.insert(slots[s * 3]!, slots[s * 3 + 1]!, slots[s * 3 + 2]!);
+  }
+}
+
 /** Most pair-matrix entries (4 bytes each) one extraction may allocate before falling back to hashing. */
 const MAT_BUDGET = 1 << 24;
 /** Largest direct pair index (entries) before pairs of starting wires go to the hash table too. */
@@ -151,6 +208,9 @@ class Cse {
   pDirty: I32;
   nPairs = 0;
   readonly pairTable: Table3;
+  readonly stepTable = new StepTable();
+  /** Every output has a pair matrix, so pairs with a new wire need only the step table. */
+  allMats = false;
   readonly dirty: number[] = [];
 
   /**
@@ -221,6 +281,7 @@ class Cse {
       total += n * n;
     }
     this.mat = new Int32Array(total);
+    this.allMats = this.matBase.every((b) => b >= 0);
   }
 
   addTerm(o: number, w: number, pos: number, sign: number, slot: number): number {
@@ -335,6 +396,25 @@ class Cse {
     if (p < 0) {
       p = this.newPair(w0, w1, sub, shift);
       this.pairTable.insert(w0, w1, key, p);
+    }
+    return p;
+  }
+
+  /**
+   * pairOf(nt, v) for a term nt of the wire made in this step (the highest wire id). Such pairs are only
+   * ever looked up during this step (afterwards through the pair matrices), so the step table suffices.
+   */
+  pairOfNew(nt: number, v: number): number {
+    const n = this.tWire[nt]!;
+    const wv = this.tWire[v]!;
+    let shift = this.tPos[nt]! - this.tPos[v]!;
+    if (wv === n && shift < 0) shift = -shift; // two terms of wire n: the lower position first
+    const sub = this.tSign[nt] !== this.tSign[v] ? 1 : 0;
+    const key = shift * 2 + sub;
+    let p = this.stepTable.get(wv, key);
+    if (p < 0) {
+      p = this.newPair(wv, n, sub, shift);
+      this.stepTable.insert(wv, key, p);
     }
     return p;
   }
@@ -584,7 +664,7 @@ class Cse {
       for (let i = 0; i < ol.length; i++) {
         const v = ol[i]!;
         if (v === nt) continue;
-        const p = this.pairOf(nt, v);
+        const p = this.allMats ? this.pairOfNew(nt, v) : this.pairOf(nt, v);
         const sv = tSlot[v]!;
         mat[rt + sv] = p;
         mat[base + sv * dim + st] = p;
@@ -609,6 +689,7 @@ class Cse {
         continue;
       }
       const n = this.g.addAdder(this.pW0[p]!, this.pW1[p]!, this.pShift[p]!, this.pSub[p] === 1);
+      this.stepTable.clear();
       for (let m = 0; m < matches.length; m += 2) this.substitute(matches[m]!, matches[m + 1]!, n);
       this.flush();
     }

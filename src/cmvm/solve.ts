@@ -237,10 +237,11 @@ export function hopLimits(nOut: number): number[] {
 /**
  * The decomposed candidates tried (besides the plain one). Each is a different greedy run, and keeping the
  * best of several runs is where much of the quality comes from. The default set was chosen on random
- * 4×4…16×16 matrices (see bench/cmvm.ts): unconstrained, path limits 4, 6, 8 (longer too for big matrices)
- * and the other pair score at 4 and 8; under a delay constraint short paths are what fits, so 2, 3, 4
- * (6 and 8 in case dc allows them; infeasible candidates are rejected before any extraction) and the
- * other score at 3 and 4. effort 0: limits 4 and 8 only; effort 2: every limit with both scores.
+ * 4×4…16×16 matrices (the winners' histogram, see bench/cmvm.ts): unconstrained, path limits 4 and 6
+ * (longer too for big matrices) and the other pair score at 4 and 8; under a delay constraint short paths
+ * are what fits, so 3, 4 (and 2 when dc = 0; 6 and 8 in case dc allows them: infeasible candidates are
+ * rejected before any extraction) and the other score at 3 and 4. effort 0: limits 4 and 8 only;
+ * effort 2: every limit with both scores.
  */
 export function candidatePlan(nOut: number, dc: number, method: Method, effort: number): Array<{ hops: number; method: Method }> {
   const other: Method = method === 'wmc' ? 'mc' : 'wmc';
@@ -256,7 +257,7 @@ export function candidatePlan(nOut: number, dc: number, method: Method, effort: 
     add(4, method);
     add(8, method);
   } else if (effort === 1) {
-    const own = dc >= 0 ? [2, 3, 4, 6, 8] : [4, 6, 8];
+    const own = dc < 0 ? [4, 6] : dc === 0 ? [2, 3, 4, 6, 8] : [3, 4, 6, 8];
     for (const h of own) add(h, method);
     if (nOut > 16) for (let h = 16; h < 2 * nOut; h *= 2) add(h, method);
     for (const h of dc >= 0 ? [3, 4] : [4, 8]) add(h, other);
