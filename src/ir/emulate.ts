@@ -185,11 +185,19 @@ function inputFloat(v: string, x: string, t: Kif, round: RoundMode, overflow: Ov
     const loC = t.k === 0 ? 0 : overflow === 'SAT_SYM' ? -hiC : -hiC - 1;
     fast = `if (${y} >= ${fmtNum(hiC)}) ${c} = ${fmtNum(hiC)}; else if (${y} <= ${fmtNum(loC)}) ${c} = ${fmtNum(loC)}; else { ${roundStmts(y, c, round, tmp)} }`;
   }
-  // fast path while |y| < 2^52 and y is a normal double (no bits lost in the scaling), or x = 0
+  const head = `let ${v}; { const ${y} = ${x} * ${fmtNum(2 ** t.f)}; let ${c}; `;
+  const tail = `${v} = ${c} * ${fmtNum(2 ** -t.f)}; }`;
+  if (t.f >= 0) {
+    // scaling up by 2^f loses no bits (a tiny y rounds like the exact value: it is never a tie); only
+    // |y| >= 2^52 (possible under WRAP) needs the reference
+    if (overflow !== 'WRAP') return `${head}${fast} ${tail}`;
+    return `${head}if (Math.abs(${y}) < 4503599627370496) { ${fast} } else ${c} = ${slow} * ${fmtNum(2 ** t.f)}; ${tail}`;
+  }
+  // scaling down may underflow: fast path while |y| < 2^52 and y is a normal double, or x = 0
   return (
-    `let ${v}; { const ${y} = ${x} * ${fmtNum(2 ** t.f)}, ${tmp}a = Math.abs(${y}); ` +
-    `if ((${tmp}a < 4503599627370496 && ${tmp}a >= ${fmtNum(2 ** -1000)}) || ${x} === 0) { let ${c}; ${fast} ${v} = ${c} * ${fmtNum(2 ** -t.f)}; } ` +
-    `else ${v} = ${slow}; }`
+    `${head}const ${tmp}a = Math.abs(${y}); ` +
+    `if ((${tmp}a < 4503599627370496 && ${tmp}a >= ${fmtNum(2 ** -1000)}) || ${x} === 0) { ${fast} } ` +
+    `else ${c} = ${slow} * ${fmtNum(2 ** t.f)}; ${tail}`
   );
 }
 
