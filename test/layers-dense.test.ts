@@ -144,3 +144,26 @@ test('bad input: unknown activation/option, wrong input shape, NaN — errors na
   assert.throws(() => m.predict(tf.tensor2d([[1, NaN, 0]])), /QDense 'd5': input contains NaN or Inf/);
   assert.throws(() => m.predict(tf.tensor2d([[1, Infinity, 0]])), /QDense 'd5': input contains NaN or Inf/);
 });
+
+test('QBatchNormDense: moving statistics follow the data in training; inference equals the exported folded kernel/bias', async () => {
+  const rng = makeRng(17);
+  const m = tf.sequential();
+  const l = new QBatchNormDense({ units: 3, inputShape: [4], momentum: 0.5, activation: 'relu' });
+  m.add(l);
+  m.compile({ optimizer: tf.train.adam(0.01), loss: 'meanSquaredError' });
+  const xs = Float32Array.from({ length: 64 * 4 }, () => rng.next() * 2 + 3); // mean ≈ 4
+  const x = tf.tensor2d(xs, [64, 4]);
+  await m.fit(x, tf.zeros([64, 3]), { epochs: 3, batchSize: 16, verbose: 0 });
+  const mm = Array.from(l.movingMean.read().dataSync());
+  assert.ok(mm.every((v) => v > 3 && v < 5), `moving mean ${mm}`);
+  calibrate(m, x);
+  const y = (m.predict(x) as tf.Tensor).dataSync();
+  const ex = l.exportQuantized();
+  const iq = ex.inputQuantizers[0]!;
+  const K = (ex['kernel'] as { values: Float64Array }).values, B = (ex['bias'] as { values: Float64Array }).values;
+  for (let s = 0; s < 64; s++) for (let o = 0; o < 3; o++) {
+    let acc = B[o]!;
+    for (let j = 0; j < 4; j++) acc += quantize(xs[s * 4 + j]!, kifAt(iq, j), iq.round, iq.overflow) * K[j * 3 + o]!;
+    assert.equal(y[s * 3 + o], Math.max(acc, 0), `sample ${s} out ${o}`);
+  }
+});
