@@ -72,7 +72,26 @@ interface ConvertOpts {
   validate?: string;
   verify?: string;
   simulator?: string;
+  data?: string;
   json?: boolean;
+}
+
+/** Raw input samples from CSV/NPY (batch × nIn), checked against the program's input size. */
+async function readData(path: string, nIn: number): Promise<Float64Array> {
+  const { readCsv } = await import('../data/csv.ts');
+  const { readNpy } = await import('../data/npy.ts');
+  let arr;
+  try {
+    arr = path.toLowerCase().endsWith('.npy') ? readNpy(path) : readCsv(path);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  const per = arr.shape.length <= 1 ? (nIn === 1 ? 1 : arr.data.length) : arr.shape.slice(1).reduce((a, b) => a * b, 1);
+  if (per !== nIn || arr.data.length % nIn !== 0)
+    throw new UsageError(`${path}: the program takes ${nIn} input values per sample, the data has ${per} (shape [${arr.shape.join(', ')}])`);
+  for (let k = 0; k < arr.data.length; k++)
+    if (!Number.isFinite(arr.data[k]!)) throw new UsageError(`${path}: value ${k} is ${arr.data[k]} (inputs must be finite numbers)`);
+  return arr.data;
 }
 
 export async function runConvert(input: string, outDir: string, o: ConvertOpts): Promise<Summary> {
@@ -90,6 +109,8 @@ export async function runConvert(input: string, outDir: string, o: ConvertOpts):
     throw new UsageError('--verify runs an RTL simulator; use --format verilog or vhdl (HLS C++ is checked by Vitis C simulation)');
 
   const loaded = await loadProgramForConvert(input);
+  const nIn = loaded.program.inputs.reduce((a, t) => a + t.shape.reduce((x, y) => x * y, 1), 0);
+  const data = o.data === undefined ? undefined : await readData(o.data, nIn);
   const log = (s: string): void => {
     if (!o.json) process.stdout.write(s + '\n');
   };
@@ -113,6 +134,7 @@ export async function runConvert(input: string, outDir: string, o: ConvertOpts):
       top: o.top,
       reset: o.reset,
       vectors,
+      data,
     });
   } catch (e) {
     if (e instanceof RangeError) throw new UsageError(e.message);
@@ -126,7 +148,7 @@ export async function runConvert(input: string, outDir: string, o: ConvertOpts):
     const { ToolMissingError } = await import('../eda/tools.ts');
     let r;
     try {
-      r = verify(outDir, { vectors: verifyN, simulator: o.simulator as 'verilator' | 'icarus' | 'ghdl' | undefined });
+      r = verify(outDir, { vectors: verifyN, data, simulator: o.simulator as 'verilator' | 'icarus' | 'ghdl' | undefined });
     } catch (e) {
       if (e instanceof ToolMissingError) throw new CliError(e.message);
       throw e;
@@ -156,6 +178,7 @@ export function register(program: Command): void {
     .option('--vectors <N>', 'test vectors written for the testbenches (default 1000)')
     .option('--validate <N>', 'check the emulator against the source model on N inputs (model inputs only)')
     .option('--verify <N>', 'simulate N random vectors and compare with the emulator bit for bit')
+    .option('--data <FILE>', 'input samples (CSV or NPY) added to the testbench and --verify vectors, quantized onto the input ports')
     .option('--simulator <SIM>', 'verilator (default if installed), icarus, or ghdl (VHDL projects)')
     .option('--json', 'print summary.json as one JSON line at the end')
     .addHelpText(
