@@ -14,6 +14,7 @@ import { generateProject, writeProject } from '../src/backends/project.ts';
 import { makeVectors, packHex, randomPortValues, unpackHex } from '../src/backends/vectors.ts';
 import { analyze } from '../src/backends/analysis.ts';
 import { verify } from '../src/eda/verify.ts';
+import { hdlName } from '../src/backends/verilog.ts';
 import { ProgramBuilder } from '../src/ir/builder.ts';
 import { makeRng } from './util/rng.ts';
 import { randomProgram } from './util/random-program.ts';
@@ -133,4 +134,14 @@ test('bad input gets a clear error', () => {
   assert.throws(() => generateProject(p, { format: 'sv' as never }), /unknown format "sv"/);
   assert.throws(() => generateProject(p, { latencyCutoff: -1 }), /latencyCutoff must be a number >= 0/);
   assert.throws(() => generateProject(p, { clockPeriodNs: 0 }), /clock period must be > 0/);
+});
+
+test('top-level names are legal identifiers that collide with no keyword or internal signal', () => {
+  assert.equal(hdlName('my-model.v2'), 'my_model_v2');
+  assert.equal(hdlName('3layers'), 'hgq_3layers');
+  assert.equal(hdlName('process'), 'process_top');
+  assert.equal(hdlName('Entity'), 'Entity_top');
+  assert.equal(hdlName('v12'), 'v12_top');
+  assert.equal(hdlName('outp'), 'outp_top');
+  assert.equal(hdlName('***'), 'hgq_design');
 });

@@ -51,11 +51,22 @@ function vExpr(e: Expr, widths: Map<string, number>): string {
   }
 }
 
+// Verilog/VHDL keywords and our own signal names a top-level name must not collide with (VHDL ignores case).
+const RESERVED = new Set(
+  ('module endmodule input output inout wire reg assign always begin end case endcase default if else for ' +
+    'function task integer signed unsigned parameter localparam generate initial posedge negedge or and not ' +
+    'entity architecture is of signal process port map library use all others when select with in out buffer ' +
+    'downto to range type subtype component configuration package body constant variable file null ' +
+    'inp outp inp_u clk rst valid_in valid_out valid_sr rtl sim work ieee std')
+    .split(' '),
+);
+
 /** Sanitized HDL identifier for a design name (letters, digits, single underscores; starts with a letter). */
 export function hdlName(name: string): string {
   let s = name.replace(/[^A-Za-z0-9_]/g, '_').replace(/_+/g, '_').replace(/^_+|_+$/g, '');
   if (!/^[A-Za-z]/.test(s)) s = `hgq_${s}`;
-  return s || 'hgq_design';
+  if (RESERVED.has(s.toLowerCase()) || /^(v\d+|o\d+_neg|regs_\d+)/i.test(s)) s = `${s}_top`;
+  return s === 'hgq_' ? 'hgq_design' : s;
 }
 
 function waived(nl: Netlist, name: string, decl: string): string {
