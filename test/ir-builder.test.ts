@@ -71,3 +71,20 @@ test('inlineProgram rejects a wire wider than the sub-program input type', () =>
   assert.deepEqual(b.qint(o!.wire), { min: 0, max: 6, step: 2 });
   assert.throws(() => inlineProgram(b, sub, []), /reads input 0, but only 0 input wires were given/);
 });
+
+test('inlineProgram re-indexes a lookup table when the input wire is narrower than the declared type', () => {
+  const s = new ProgramBuilder();
+  const a = s.input(0, { k: 1, i: 3, f: 0 }, 'TRN', 'WRAP'); // [−8, 7]
+  const l = s.lut(a, Array.from({ length: 16 }, (_, j) => (j - 8) * 3));
+  const sub = s.build('sub', [{ name: 'x', shape: [1] }], [{ name: 'y', shape: [1] }], [{ wire: l, shift: 0, neg: false }]);
+  const b = new ProgramBuilder();
+  const narrow = b.input(0, { k: 0, i: 2, f: 0 }, 'TRN', 'SAT'); // [0, 3]
+  const outs = inlineProgram(b, sub, [narrow]);
+  const p = b.build('outer', [{ name: 'x', shape: [1] }], [{ name: 'y', shape: [1] }], outs);
+  const lut = p.ops.find((o) => o.kind === 'lut') as { table: number[] };
+  assert.deepEqual(lut.table, [0, 3, 6, 9]);
+  const xs = Float64Array.of(0, 1, 2, 3, 2.5, -4, 9);
+  // the outer input saturates to [0, 3] first; the sub-program then sees exactly those values
+  const clipped = Float64Array.from(xs, (v) => Math.min(3, Math.max(0, Math.floor(v))));
+  assert.deepEqual(compileProgram(p).run(xs, xs.length), interpretProgram(sub, clipped, clipped.length));
+});

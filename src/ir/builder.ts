@@ -3,7 +3,7 @@
  * `inlineProgram` to splice a standalone sub-program (e.g. a CMVM adder graph) into it.
  */
 import type { Kif, OverflowMode, QInterval, RoundMode } from '../fixed/types.ts';
-import { opInterval, operandsOf } from './interval.ts';
+import { opInterval, operandsOf, resliceTable } from './interval.ts';
 import { IR_FORMAT_VERSION, type Node, type Op, type OutputRef, type Program, type TensorSpec } from './types.ts';
 import { validateProgram } from './validate.ts';
 
@@ -106,7 +106,7 @@ function sameQint(a: QInterval, b: QInterval): boolean {
  * layer when b.layer is unset). Returns sub's outputs in b's wire numbering (wire −1 stays −1).
  *
  * Since intervals are recomputed from the actual operands, a narrower input wire gives narrower (still exact)
- * intervals downstream. A lookup table in `sub` needs its operand interval unchanged: that is checked.
+ * intervals downstream; lookup tables are re-indexed to their narrower operands.
  */
 export function inlineProgram(b: ProgramBuilder, sub: Program, inputWires: number[]): OutputRef[] {
   const map = new Int32Array(sub.ops.length).fill(-1);
@@ -139,11 +139,11 @@ export function inlineProgram(b: ProgramBuilder, sub: Program, inputWires: numbe
       case 'mux': op = { kind: 'mux', cond: r(node.cond), a: r(node.a), b: r(node.b) }; break;
       case 'mul': op = { kind: 'mul', a: r(node.a), b: r(node.b) }; break;
       case 'lut': {
+        // a narrower operand (from a narrower input wire) takes the matching slice of the table
         const a = r(node.a);
-        if (!sameQint(b.qint(a), sub.ops[node.a]!.qint)) {
-          throw new RangeError(`inlineProgram: lookup op ${j} of '${sub.name}' would see a different operand interval after splicing; its table no longer matches`);
-        }
-        op = { kind: 'lut', a, table: node.table.slice() };
+        const oldQ = sub.ops[node.a]!.qint;
+        const table = sameQint(b.qint(a), oldQ) ? node.table.slice() : resliceTable(node.table, oldQ, b.qint(a));
+        op = { kind: 'lut', a, table };
         break;
       }
       case 'min': op = { kind: 'min', a: r(node.a), b: r(node.b) }; break;

@@ -95,3 +95,18 @@ export function opInterval(op: Op, qints: readonly QInterval[]): QInterval {
 export function intervalSize(q: QInterval): number {
   return q.min === q.max ? 1 : (q.max - q.min) / q.step + 1;
 }
+
+/** Re-index a table built for operand interval `oldQ` to the (narrower) interval `newQ`. */
+export function resliceTable(table: readonly number[], oldQ: QInterval, newQ: QInterval): number[] {
+  const n = intervalSize(newQ);
+  const out = new Array<number>(n);
+  for (let j = 0; j < n; j++) {
+    const v = newQ.min === newQ.max ? newQ.min : newQ.min + j * newQ.step;
+    const idx = oldQ.min === oldQ.max ? 0 : (v - oldQ.min) / oldQ.step;
+    // values off the old grid or range cannot occur (the new interval over-approximates a subset of the
+    // old values); give them a neighbouring entry so the result interval does not widen
+    const k = Math.min(table.length - 1, Math.max(0, Math.round(idx)));
+    out[j] = table[k]!;
+  }
+  return out;
+}

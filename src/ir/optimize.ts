@@ -17,27 +17,12 @@ import { doubleToDyadic } from '../fixed/quantize.ts';
 import type { QInterval } from '../fixed/types.ts';
 import { ProgramBuilder } from './builder.ts';
 import { dyadicToNumber, evalOp, type Dyadic } from './emulate.ts';
-import { intervalSize, operandsOf } from './interval.ts';
+import { operandsOf, resliceTable } from './interval.ts';
 import type { Node, Op, OutputRef, Program } from './types.ts';
 import { validateProgram } from './validate.ts';
 
 function isConstQ(q: QInterval): boolean {
   return q.min === q.max;
-}
-
-/** Re-index a table built for operand interval `oldQ` to the (narrower) interval `newQ`. */
-function resliceTable(table: readonly number[], oldQ: QInterval, newQ: QInterval): number[] {
-  const n = intervalSize(newQ);
-  const out = new Array<number>(n);
-  for (let j = 0; j < n; j++) {
-    const v = newQ.min === newQ.max ? newQ.min : newQ.min + j * newQ.step;
-    const idx = oldQ.min === oldQ.max ? 0 : (v - oldQ.min) / oldQ.step;
-    // values off the old grid or range cannot occur (the new interval over-approximates a subset of the
-    // old values); give them a neighbouring entry so the result interval does not widen
-    const k = Math.min(table.length - 1, Math.max(0, Math.round(idx)));
-    out[j] = table[k]!;
-  }
-  return out;
 }
 
 function sameQ(a: QInterval, b: QInterval): boolean {
