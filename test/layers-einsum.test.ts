@@ -199,9 +199,9 @@ test('QEinsumDenseBatchnorm in training: batch moments of einsum(iq(x), kernel),
   const norm = (name: string) => {
     const g = grads[name];
     assert.ok(g, `no gradient for ${name}`);
-    const d = g!.dataSync();
+    const d = Array.from(g!.dataSync() as Float32Array);
     assert.ok(d.every(Number.isFinite), `${name}: non-finite gradient`);
-    return d.reduce((a, v) => a + Math.abs(v), 0);
+    return d.reduce((a: number, v: number) => a + Math.abs(v), 0);
   };
   for (const w of ['kernel', 'bias', 'bn_gamma', 'kq_b', 'iq_f']) assert.ok(norm(`${l.name}/${w}`) > 0, `gradient of ${w} is zero`);
   // and plain model.fit trains it (loss falls)
