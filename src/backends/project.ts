@@ -3,6 +3,22 @@
  * (Icarus/GHDL and Verilator C++), test vectors with the emulator's expected outputs, Vivado TCL + XDC,
  * the program itself (so `verify` can regenerate vectors) and summary.json. Everything is written into a
  * temporary sibling directory that is renamed onto `outDir` at the end.
+ *
+ * Layout: src/<top>.v|.vhd|.cpp(+.h), tb/ (tb_<top>.v|.vhd Icarus/GHDL testbench, tb_<top>.cpp Verilator
+ * harness or HLS C testbench, inputs.hex, expected.hex, for VHDL also the Verilog twin <top>.v used by
+ * Verilator and Yosys), vivado/build.tcl + <top>.xdc (or vitis/build.tcl), program.json, summary.json;
+ * `verify` adds sim/, `synth` adds reports/.
+ *
+ * summary.json: name, top, format, latency_cutoff, clock_period_ns, part, stages, latency_cycles
+ * (= stages − 1), estimated_lut (IR cost model over the ops that reach hardware, adder bits ≈ LUTs),
+ * adder_depth (IR latency of the deepest output), ports (name → description), inputs and outputs (bus
+ * layouts: width, lsb_first, fields[] of {index, offset, width, signed, f, step}: element `index` occupies
+ * bits [offset, offset+width) and holds value/step as a two's-complement (signed) or unsigned integer;
+ * width 0 = no bits, the value is 0), files (role → relative path), testbench_vectors; after verify:
+ * verified_vectors, mismatches, simulator, first_mismatch; after synth: yosys_<family>.
+ *
+ * Hex vector files: one vector per line, the whole bus as one hex number (most significant digit first,
+ * ceil(width/4) digits), element 0 in the least significant bits.
  */
 import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
