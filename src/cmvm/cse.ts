@@ -26,17 +26,51 @@ export interface CseOptions {
 type I32 = Int32Array<ArrayBuffer>;
 type F64 = Float64Array<ArrayBuffer>;
 
-function growI32(a: I32, cap: number, fill = 0): I32 {
-  const b = new Int32Array(cap);
-  if (fill !== 0) b.fill(fill);
-  b.set(a);
-  return b;
+/**
+ * Scratch arrays reused across extractions (solveCmvm runs several per matrix, one at a time): allocating
+ * and collecting megabytes of typed arrays per run would dominate small problems. Views are handed out by
+ * field name; an extraction's arrays are dead once it returns.
+ */
+const POOL = new Map<string, I32 | F64>();
+
+function poolI32(name: string, size: number, zero = true): I32 {
+  let a = POOL.get(name) as I32 | undefined;
+  if (!a || a.length < size) {
+    a = new Int32Array(Math.max(size, 2 * (a?.length ?? 0)));
+    POOL.set(name, a);
+  } else if (zero) a.fill(0, 0, size);
+  return a.subarray(0, size);
 }
-function growF64(a: F64, cap: number, fill = 0): F64 {
-  const b = new Float64Array(cap);
-  if (fill !== 0) b.fill(fill);
-  b.set(a);
-  return b;
+function poolF64(name: string, size: number): F64 {
+  let a = POOL.get(name) as F64 | undefined;
+  if (!a || a.length < size) {
+    a = new Float64Array(Math.max(size, 2 * (a?.length ?? 0)));
+    POOL.set(name, a);
+  } else a.fill(0, 0, size);
+  return a.subarray(0, size);
+}
+/** A longer view of the same field, keeping its contents (new entries zero). */
+function growI32(name: string, view: I32, size: number): I32 {
+  const a = POOL.get(name) as I32 | undefined;
+  if (a && a.length >= size && a.buffer === view.buffer) {
+    a.fill(0, view.length, size);
+    return a.subarray(0, size);
+  }
+  const b = new Int32Array(Math.max(size, 2 * view.length));
+  b.set(view);
+  POOL.set(name, b);
+  return b.subarray(0, size);
+}
+function growF64(name: string, view: F64, size: number): F64 {
+  const a = POOL.get(name) as F64 | undefined;
+  if (a && a.length >= size && a.buffer === view.buffer) {
+    a.fill(0, view.length, size);
+    return a.subarray(0, size);
+  }
+  const b = new Float64Array(Math.max(size, 2 * view.length));
+  b.set(view);
+  POOL.set(name, b);
+  return b.subarray(0, size);
 }
 
 /**
@@ -240,31 +274,31 @@ class Cse {
     this.latBase = g.lat.length > 0 ? Math.min(...g.lat) : 0;
     const tc = Math.max(64, nTermsHint * 2);
     this.tcap = tc;
-    this.tWire = new Int32Array(tc);
-    this.tPos = new Int32Array(tc);
-    this.tSign = new Int32Array(tc);
-    this.tOut = new Int32Array(tc);
-    this.tAlive = new Int32Array(tc);
-    this.tIdxOut = new Int32Array(tc);
-    this.tIdxWire = new Int32Array(tc);
-    this.tMark = new Int32Array(tc);
-    this.tSlot = new Int32Array(tc);
+    this.tWire = poolI32('tWire', tc);
+    this.tPos = poolI32('tPos', tc);
+    this.tSign = poolI32('tSign', tc);
+    this.tOut = poolI32('tOut', tc);
+    this.tAlive = poolI32('tAlive', tc);
+    this.tIdxOut = poolI32('tIdxOut', tc);
+    this.tIdxWire = poolI32('tIdxWire', tc);
+    this.tMark = poolI32('tMark', tc);
+    this.tSlot = poolI32('tSlot', tc);
     this.termTable = new Table3(tc);
     this.slack = new Float64Array(nOut);
     for (let o = 0; o < nOut; o++) this.outTerms.push([]);
     const pc = Math.max(1024, nPairsHint); // grows when needed
     this.pcap = pc;
-    this.pW0 = new Int32Array(pc);
-    this.pW1 = new Int32Array(pc);
-    this.pSub = new Int32Array(pc);
-    this.pShift = new Int32Array(pc);
-    this.pCount = new Int32Array(pc);
-    this.pWeight = new Float64Array(pc);
-    this.pTie = new Float64Array(pc);
-    this.pNewest = new Float64Array(pc);
-    this.pBlocked = new Int32Array(pc);
-    this.pDirty = new Int32Array(pc);
-    this.pairTable = new Table3(pc >> 1); // pairs with new wires; grows
+    this.pW0 = poolI32('pW0', pc);
+    this.pW1 = poolI32('pW1', pc);
+    this.pSub = poolI32('pSub', pc);
+    this.pShift = poolI32('pShift', pc);
+    this.pCount = poolI32('pCount', pc);
+    this.pWeight = poolF64('pWeight', pc);
+    this.pTie = poolF64('pTie', pc);
+    this.pNewest = poolF64('pNewest', pc);
+    this.pBlocked = poolI32('pBlocked', pc);
+    this.pDirty = poolI32('pDirty', pc);
+    this.pairTable = new Table3(1024); // starting-wire pairs outside the direct index (rare); grows
   }
 
   /** Give each output a pair matrix sized to its (never growing) number of terms. */
@@ -280,7 +314,7 @@ class Cse {
       this.matBase[o] = total;
       total += n * n;
     }
-    this.mat = new Int32Array(total);
+    this.mat = poolI32('mat', total, false); // every entry read is written first
     this.allMats = this.matBase.every((b) => b >= 0);
   }
 
@@ -288,15 +322,15 @@ class Cse {
     if (this.nTerms >= this.tcap) {
       const c = this.tcap * 2;
       this.tcap = c;
-      this.tWire = growI32(this.tWire, c);
-      this.tPos = growI32(this.tPos, c);
-      this.tSign = growI32(this.tSign, c);
-      this.tOut = growI32(this.tOut, c);
-      this.tAlive = growI32(this.tAlive, c);
-      this.tIdxOut = growI32(this.tIdxOut, c);
-      this.tIdxWire = growI32(this.tIdxWire, c);
-      this.tMark = growI32(this.tMark, c);
-      this.tSlot = growI32(this.tSlot, c);
+      this.tWire = growI32('tWire', this.tWire, c);
+      this.tPos = growI32('tPos', this.tPos, c);
+      this.tSign = growI32('tSign', this.tSign, c);
+      this.tOut = growI32('tOut', this.tOut, c);
+      this.tAlive = growI32('tAlive', this.tAlive, c);
+      this.tIdxOut = growI32('tIdxOut', this.tIdxOut, c);
+      this.tIdxWire = growI32('tIdxWire', this.tIdxWire, c);
+      this.tMark = growI32('tMark', this.tMark, c);
+      this.tSlot = growI32('tSlot', this.tSlot, c);
     }
     const t = this.nTerms++;
     this.tWire[t] = w;
@@ -342,16 +376,16 @@ class Cse {
     if (this.nPairs >= this.pcap) {
       const c = this.pcap * 2;
       this.pcap = c;
-      this.pW0 = growI32(this.pW0, c);
-      this.pW1 = growI32(this.pW1, c);
-      this.pSub = growI32(this.pSub, c);
-      this.pShift = growI32(this.pShift, c);
-      this.pCount = growI32(this.pCount, c);
-      this.pWeight = growF64(this.pWeight, c);
-      this.pTie = growF64(this.pTie, c);
-      this.pNewest = growF64(this.pNewest, c);
-      this.pBlocked = growI32(this.pBlocked, c);
-      this.pDirty = growI32(this.pDirty, c);
+      this.pW0 = growI32('pW0', this.pW0, c);
+      this.pW1 = growI32('pW1', this.pW1, c);
+      this.pSub = growI32('pSub', this.pSub, c);
+      this.pShift = growI32('pShift', this.pShift, c);
+      this.pCount = growI32('pCount', this.pCount, c);
+      this.pWeight = growF64('pWeight', this.pWeight, c);
+      this.pTie = growF64('pTie', this.pTie, c);
+      this.pNewest = growF64('pNewest', this.pNewest, c);
+      this.pBlocked = growI32('pBlocked', this.pBlocked, c);
+      this.pDirty = growI32('pDirty', this.pDirty, c);
     }
     const p = this.nPairs++;
     this.pW0[p] = w0;
@@ -542,7 +576,7 @@ class Cse {
     this.localMap = lm;
     this.nLocal = n;
     this.shiftSpan = span;
-    this.direct = new Int32Array(size).fill(-1);
+    this.direct = poolI32('direct', size, false).fill(-1);
   }
 
   initialCounts(): void {
