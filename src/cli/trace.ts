@@ -1,0 +1,142 @@
+/**
+ * `hgq trace <model-dir|model.keras> -o <program.json> [--cmvm da|none] [--dc D] [--validate N] [--json]`:
+ * traces a trained, calibrated model into an IR program (written atomically) and prints the per-layer cost
+ * estimate (adder bits ≈ LUTs, from the IR cost model) and latency, next to the model's exact EBOPs.
+ *
+ * Registering this command also lets `hgq convert` take a model directory or .keras file (convert's loader hook).
+ */
+import type { Command } from 'commander';
+import type { Program } from '../ir/types.ts';
+import { registerConvertLoader } from './convert.ts';
+import { CliError, UsageError } from './errors.ts';
+
+interface TraceCliOptions {
+  output: string;
+  cmvm: string;
+  dc?: string;
+  validate?: string;
+  json?: boolean;
+}
+
+export interface TraceSummary {
+  model: string;
+  output: string;
+  cmvm: string;
+  dc: number;
+  ops: number;
+  /** IR cost estimate (Σ adder bits ≈ LUTs) and latency in adder levels */
+  cost: number;
+  depth: number;
+  /** the model's exact EBOPs at its current (calibrated) state */
+  ebops: number;
+  layers: { name: string; cost: number; ops: number; depth: number; ebops: number | null }[];
+  load_ms: number;
+  trace_ms: number;
+  validated_samples?: number;
+  mismatches?: number;
+}
+
+function parseOpts(o: TraceCliOptions): { cmvm: 'da' | 'none'; dc: number } {
+  const cmvm = o.cmvm.toLowerCase();
+  if (cmvm !== 'da' && cmvm !== 'none') throw new UsageError(`--cmvm "${o.cmvm}" is not one of da (CMVM adder graphs), none (plain signed-digit trees)`);
+  const dc = o.dc === undefined ? -1 : Number(o.dc);
+  if (!Number.isInteger(dc) || dc < -1) throw new UsageError(`--dc "${o.dc}" must be an integer >= -1 (-1 = unconstrained)`);
+  return { cmvm, dc };
+}
+
+async function loadAndTrace(path: string, opts: { cmvm: 'da' | 'none'; dc: number }) {
+  const { isModelPath, traceModelPath } = await import('../trace/load.ts');
+  const { TraceError } = await import('../trace/trace.ts');
+  if (!isModelPath(path)) throw new UsageError(`${path}: not a model (expected a directory with model.json and weights.bin, or an HGQ2 .keras file)`);
+  try {
+    return await traceModelPath(path, opts);
+  } catch (e) {
+    // unsupported layers, uncalibrated models, bad archives: the message names the layer and what to do
+    if (e instanceof TraceError || /ImportError|not a model|no such file/.test(`${(e as Error).name} ${(e as Error).message}`)) throw new UsageError((e as Error).message);
+    throw e;
+  }
+}
+
+function costTable(p: Program, ebopsByLayer: Map<string, number>) {
+  return import('../ir/cost.ts').then(({ analyzeProgram }) => {
+    const a = analyzeProgram(p);
+    const layers = Object.entries(a.perLayer).map(([name, L]) => ({ name: name || '(inputs/constants)', cost: L.cost, ops: L.ops, depth: L.depth, ebops: ebopsByLayer.get(name) ?? null }));
+    return { a, layers };
+  });
+}
+
+export async function runTrace(path: string, o: TraceCliOptions): Promise<TraceSummary> {
+  const opts = parseOpts(o);
+  const validateN = o.validate === undefined ? undefined : Number(o.validate);
+  if (validateN !== undefined && (!Number.isInteger(validateN) || validateN < 1)) throw new UsageError(`--validate "${o.validate}" must be a positive integer`);
+  const t = await loadAndTrace(path, opts);
+  const { exactEbops } = await import('../train/calibrate.ts');
+  const eb = exactEbops(t.model);
+  const { a, layers } = await costTable(t.program, new Map(eb.perLayer.map((l) => [l.name, l.ebops])));
+  const { writeProgram } = await import('../ir/serialize.ts');
+  writeProgram(o.output, t.program);
+  const summary: TraceSummary = {
+    model: path,
+    output: o.output,
+    cmvm: opts.cmvm,
+    dc: opts.dc,
+    ops: t.program.ops.length,
+    cost: a.totalCost,
+    depth: a.depth,
+    ebops: eb.ebops,
+    layers,
+    load_ms: Math.round(t.loadMs),
+    trace_ms: Math.round(t.traceMs),
+  };
+  if (!o.json) {
+    const pad = (s: string | number, n: number) => String(s).padStart(n);
+    const w = Math.max(5, ...layers.map((l) => l.name.length));
+    const lines = [`${'layer'.padEnd(w)} ${pad('ops', 7)} ${pad('cost', 10)} ${pad('depth', 6)} ${pad('EBOPs', 10)}`];
+    for (const l of layers) lines.push(`${l.name.padEnd(w)} ${pad(l.ops, 7)} ${pad(l.cost, 10)} ${pad(l.depth, 6)} ${pad(l.ebops ?? '', 10)}`);
+    lines.push(`${'total'.padEnd(w)} ${pad(summary.ops, 7)} ${pad(summary.cost, 10)} ${pad(summary.depth, 6)} ${pad(summary.ebops, 10)}`);
+    lines.push(`wrote ${o.output} (cmvm ${opts.cmvm}${opts.dc >= 0 ? `, dc ${opts.dc}` : ''}; load ${(t.loadMs / 1000).toFixed(2)} s, trace ${(t.traceMs / 1000).toFixed(2)} s); cost = adder bits (≈ LUTs), depth = adder levels`);
+    process.stdout.write(lines.join('\n') + '\n');
+  }
+  if (validateN !== undefined) {
+    const r = t.validate(validateN);
+    summary.validated_samples = r.samples;
+    summary.mismatches = r.mismatches;
+    if (!o.json) process.stdout.write(`validate: ${r.mismatches} mismatching of ${r.samples} samples (emulator vs model)\n`);
+    if (r.mismatches > 0) throw new CliError(`the emulator disagrees with the model on ${r.mismatches} of ${r.samples} samples; first: ${JSON.stringify(r.first)}`);
+  }
+  t.model.dispose();
+  return summary;
+}
+
+export function register(program: Command): void {
+  // `hgq convert <model-dir|model.keras>`: trace with the default options, validate against the model on demand
+  registerConvertLoader(async (path) => {
+    const { isModelPath } = await import('../trace/load.ts');
+    if (!isModelPath(path)) return null;
+    const t = await loadAndTrace(path, { cmvm: 'da', dc: -1 });
+    return { program: t.program, validate: async (n: number) => t.validate(n) };
+  });
+  program
+    .command('trace')
+    .description('trace a trained, calibrated model (model directory or HGQ2 .keras) into a bit-exact IR program')
+    .argument('<model>', 'model directory (model.json + weights.bin) or an HGQ2 .keras checkpoint')
+    .requiredOption('-o, --output <program.json>', 'where to write the IR program (atomically)')
+    .option('--cmvm <METHOD>', 'constant matrix products: da (CMVM adder graphs) or none (plain signed-digit sums)', 'da')
+    .option('--dc <D>', 'CMVM delay constraint: adder levels allowed above the plain balanced tree (-1 = unconstrained)')
+    .option('--validate <N>', 'also compare the emulator with the model on N random inputs (exit 1 on any mismatch)')
+    .option('--json', 'print one JSON summary object as the last line')
+    .addHelpText(
+      'after',
+      `
+The model must be calibrated (calibrate(model, data), as hgq's training checkpoints are): WRAP quantizer
+ranges come from the data. Per-layer table: ops, cost (adder bits, ≈ LUTs), depth (adder levels), EBOPs.
+
+Example:
+  $ hgq trace runs/mnist/ckpt-3 -o mnist.program.json --validate 10000
+  $ hgq emulate mnist.program.json --input x.npy -o y.npy`,
+    )
+    .action(async (path: string, opts: TraceCliOptions) => {
+      const s = await runTrace(path, opts);
+      if (opts.json) process.stdout.write(JSON.stringify(s) + '\n');
+    });
+}

@@ -1,0 +1,84 @@
+/**
+ * Emulator vs model on random inputs (for `hgq trace --validate N` and `hgq convert <model> --validate N`).
+ * Each input element is drawn from the range of its input port type, widened 4× on every third sample so
+ * saturation and wrap-around are exercised; elements the program never reads get any value.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { qiFromKif } from '../fixed/interval.ts';
+import { compileProgram } from '../ir/emulate.ts';
+import type { Program } from '../ir/types.ts';
+
+export interface ModelCheck {
+  samples: number;
+  mismatches: number;
+  /** first mismatching sample, output element and the two values */
+  first?: { sample: number; element: number; model: number; emulator: number };
+}
+
+function mulberry32(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(s ^ (s >>> 15), s | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Samples where any output element of the model differs from the program's. */
+export function checkAgainstModel(model: tf.LayersModel, p: Program, n: number, seed = 1): ModelCheck {
+  const nIn = p.inputs.reduce((a, t) => a + t.shape.reduce((x, y) => x * y, 1), 0);
+  const lo = new Float64Array(nIn).fill(-4);
+  const hi = new Float64Array(nIn).fill(4);
+  for (const op of p.ops) {
+    if (op.kind !== 'input') continue;
+    const q = qiFromKif(op.type, op.overflow);
+    lo[op.index] = q.min - q.step;
+    hi[op.index] = q.max + q.step;
+  }
+  const rnd = mulberry32(seed);
+  const flat = new Float64Array(n * nIn);
+  for (let s = 0; s < n; s++) {
+    const wide = s % 3 === 2 ? 4 : 1;
+    for (let e = 0; e < nIn; e++) {
+      const mid = (lo[e]! + hi[e]!) / 2;
+      const half = ((hi[e]! - lo[e]!) / 2) * wide;
+      flat[s * nIn + e] = Math.fround(mid + (rnd() * 2 - 1) * half);
+    }
+  }
+  const z = compileProgram(p).run(flat, n);
+  // the model takes one tensor per input: split each sample's flat row
+  const ts: tf.Tensor[] = [];
+  let off = 0;
+  for (const spec of p.inputs) {
+    const per = spec.shape.reduce((x, y) => x * y, 1);
+    const a = new Float32Array(n * per);
+    for (let s = 0; s < n; s++) for (let e = 0; e < per; e++) a[s * per + e] = flat[s * nIn + off + e]!;
+    ts.push(tf.tensor(a, [n, ...spec.shape]));
+    off += per;
+  }
+  const pred = model.predict(ts.length === 1 ? ts[0]! : ts, { batchSize: Math.min(n, 8192) });
+  const outs = Array.isArray(pred) ? pred : [pred];
+  const ys = outs.map((t) => t.dataSync());
+  tf.dispose([...ts, ...outs]);
+  const per = ys.map((y) => y.length / n);
+  const nOut = per.reduce((a, b) => a + b, 0);
+  let mismatches = 0;
+  let first: ModelCheck['first'];
+  for (let s = 0; s < n; s++) {
+    let bad = false;
+    let o = 0;
+    ys.forEach((y, j) => {
+      for (let e = 0; e < per[j]!; e++, o++) {
+        const a = y[s * per[j]! + e]!;
+        const b = z[s * nOut + o]!;
+        if (a !== b) {
+          if (!first) first = { sample: s, element: o, model: a, emulator: b };
+          bad = true;
+        }
+      }
+    });
+    if (bad) mismatches++;
+  }
+  return { samples: n, mismatches, ...(first ? { first } : {}) };
+}
