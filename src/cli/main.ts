@@ -15,6 +15,7 @@ import * as convertCmd from './convert.ts';
 import * as synthCmd from './synth.ts';
 import * as demoCmd from './demo.ts';
 import * as importCmd from './import.ts';
+import * as traceCmd from './trace.ts';
 
 const COMMANDS: { register(program: Command): void }[] = [
   quantizeCmd,
@@ -24,6 +25,7 @@ const COMMANDS: { register(program: Command): void }[] = [
   synthCmd,
   demoCmd,
   importCmd,
+  traceCmd,
 ];
 
 function packageVersion(): string {
