@@ -514,7 +514,8 @@ export function max_into(dst: usize, src: usize, n: i32): void {
 //   plan[0] L, [1] CB, [2] K0, [3] C, [4] loss (0 softmax-CE, 1 MSE), [5] x ptr (B×K0 row-major),
 //   [6] y ptr (B×C), [7] invB (f32 bits), [8] thread base, [9] thread stride (bytes),
 //   [10] X off, [11] Y off, [12] D0 off, [13] D1 off, [14] grad off, [15] grad floats, [16] loss off (f64 loss sum, then f64 hit count),
-//   [17] Z off, [18] last-layer ReLU flag, [19] scratch off (64 bytes)
+//   [17] Z off, [18] last-layer ReLU flag, [19] scratch off (64 bytes), [20] shared chunk counter (dynamic
+//   scheduling), [21] batch size
 // per layer l at plan + 4·(32 + 16·l):
 //   +0 K, +1 N, +2 flags (bit0 input is a ReLU output, bit1 input quantizer, bit2 its SAT-like mode,
 //   bit3 this layer has ReLU), +3 Wq ptr, +4 bq ptr or 0, +5 input-quantizer prep ptr, +6 H off (pre-quant
@@ -522,6 +523,11 @@ export function max_into(dst: usize, src: usize, n: i32): void {
 
 @inline function P(plan: usize, j: i32): i32 { return load<i32>(plan + (<usize>j << 2)); }
 
+/**
+ * count >= 0: samples [start, start + count); count < 0: dynamic scheduling — chunks of CB samples are taken
+ * from the shared counter plan[20] (atomic) until the batch plan[21] is exhausted, so a descheduled thread
+ * delays one chunk rather than half the batch.
+ */
 export function run_slice(plan: usize, t: i32, start: i32, count: i32): void {
   const L = P(plan, 0), CB = P(plan, 1), K0 = P(plan, 2), C = P(plan, 3), lossKind = P(plan, 4);
   const xPtr = <usize>P(plan, 5), yPtr = <usize>P(plan, 6);
@@ -536,8 +542,10 @@ export function run_slice(plan: usize, t: i32, start: i32, count: i32): void {
   const S = base + <usize>P(plan, 19);
   memory.fill(G, 0, <usize>P(plan, 15) << 2);
   let loss: f64 = 0;
-  for (let c0 = start; c0 < start + count; c0 += CB) {
-    const nb = min(CB, start + count - c0);
+  const dyn = count < 0;
+  const end = dyn ? P(plan, 21) : start + count;
+  for (let c0 = dyn ? atomic.add<i32>(plan + 80, CB) : start; c0 < end; c0 = dyn ? atomic.add<i32>(plan + 80, CB) : c0 + CB) {
+    const nb = min(CB, end - c0);
     const nbPad = (nb + 15) & ~15;
     transpose_in(xPtr, K0, c0, nb, X, CB, nbPad);
     transpose_in(yPtr, C, c0, nb, Y, CB, nbPad);

@@ -98,15 +98,15 @@ for (const [ci, cfg] of CASES.entries()) {
   });
 }
 
-test('results do not depend on the thread count or the chunk size (several steps)', async () => {
+test('results do not depend on the thread count, chunk size or schedule (several steps); static is reproducible', async () => {
   const rng = makeRng(7);
   const sizes = [16, 24, 12, 5];
   const desc = randDesc(rng, sizes, { act: 'WRAP', w: 'SAT_SYM', loss: 'softmax_cross_entropy' });
   const batches = Array.from({ length: 4 }, () => randData(rng, 300, 16, 5, 'softmax_cross_entropy'));
   const runs: Array<Record<string, Float32Array>> = [];
   const losses: number[][] = [];
-  for (const [threads, chunk] of [[1, 256], [2, 32], [2, 112]] as const) {
-    const eng = await createEngine(desc, { threads, chunk, simd: 'simd128' });
+  for (const [threads, chunk, schedule] of [[1, 256, 'static'], [2, 32, 'dynamic'], [2, 112, 'dynamic'], [2, 64, 'static'], [2, 64, 'static']] as const) {
+    const eng = await createEngine(desc, { threads, chunk, simd: 'simd128', schedule });
     try {
       losses.push(batches.map((b) => eng.step(b.x, b.y).loss));
       runs.push(eng.readState().values);
@@ -114,6 +114,8 @@ test('results do not depend on the thread count or the chunk size (several steps
       eng.dispose();
     }
   }
+  // a static schedule is bit-reproducible
+  for (const [name, v] of Object.entries(runs[3])) assert.deepEqual(runs[4][name], v, `${name}: two static 2-thread runs differ`);
   for (let r = 1; r < runs.length; r++) {
     losses[r].forEach((l, s) => assert.ok(Math.abs(l - losses[0][s]) <= 1e-5 * Math.abs(losses[0][s]), `loss at step ${s}: ${l} vs ${losses[0][s]}`));
     for (const [name, v] of Object.entries(runs[0])) {

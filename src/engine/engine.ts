@@ -84,6 +84,12 @@ export interface EngineOptions {
   simd?: 'auto' | 'relaxed' | 'simd128';
   /** custom thread pool (browsers: Web Workers); Node uses worker_threads by default */
   poolFactory?: ThreadPoolFactory;
+  /**
+   * 'dynamic' (default): threads take chunks from a shared counter (robust on a busy machine; the float sum
+   * order of the gradients then varies run to run at rounding level); 'static': fixed contiguous slices,
+   * bit-reproducible for a given thread count.
+   */
+  schedule?: 'dynamic' | 'static';
 }
 
 export interface StepResult {
@@ -154,6 +160,7 @@ export class Engine {
   readonly relaxed: boolean;
   readonly threads: number;
   readonly chunk: number;
+  schedule: 'dynamic' | 'static' = 'dynamic';
   private readonly desc: ModelDesc;
   private readonly layers: LayerMem[] = [];
   readonly params: Param[] = [];
@@ -306,6 +313,8 @@ export class Engine {
     if (threads > 1 && !factory) throw new Error('hgq engine: threads > 1 needs a thread pool (poolFactory) in this environment');
     const { module, relaxed } = await loadKernels(opts.simd ?? 'auto');
     const e = new Engine(desc, module, relaxed, threads, chunk);
+    if (opts.schedule !== undefined && opts.schedule !== 'dynamic' && opts.schedule !== 'static') throw new Error(`hgq engine: schedule must be 'dynamic' or 'static', got ${opts.schedule}`);
+    e.schedule = opts.schedule ?? 'dynamic';
     if (threads > 1) e.pool = await factory!(module, e.memory, e.plan, e.ctrl, threads - 1);
     return e;
   }
@@ -350,11 +359,18 @@ export class Engine {
     const pl = new Int32Array(this.memory.buffer, this.plan, 8);
     pl[7] = new Int32Array(new Float32Array([invB]).buffer)[0];
     const T = this.threads;
-    const per = Math.ceil(B / T / 16) * 16;
     const slices: Array<[number, number]> = [];
-    for (let t = 0; t < T; t++) {
-      const s = Math.min(B, t * per);
-      slices.push([s, Math.min(B, s + per) - s]);
+    if (T > 1 && this.schedule === 'dynamic') {
+      const pw = new Int32Array(this.memory.buffer, this.plan, 22);
+      Atomics.store(pw, 20, 0);
+      pw[21] = B;
+      for (let t = 0; t < T; t++) slices.push([0, -1]);
+    } else {
+      const per = Math.ceil(B / T / 16) * 16;
+      for (let t = 0; t < T; t++) {
+        const s = Math.min(B, t * per);
+        slices.push([s, Math.min(B, s + per) - s]);
+      }
     }
     if (this.pool) this.pool.runSlices(slices.slice(1), () => this.k.run_slice(this.plan, 0, slices[0][0], slices[0][1]));
     else this.k.run_slice(this.plan, 0, slices[0][0], slices[0][1]);
