@@ -32,7 +32,7 @@ class FloatDense extends tf.layers.Layer {
   }
   override call(x: tf.Tensor | tf.Tensor[]) {
     return tf.tidy(() => {
-      const y = tf.add(matMul2d(Array.isArray(x) ? x[0]! : x, this.kernel.read()), this.bias.read());
+      const y = matMul2d(Array.isArray(x) ? x[0]! : x, this.kernel.read(), this.bias.read());
       return this.relu ? tf.relu(y) : y;
     });
   }

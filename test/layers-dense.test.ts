@@ -11,6 +11,7 @@ import type { Kif } from '../src/fixed/types.ts';
 import { calibrate } from '../src/train/calibrate.ts';
 import { saveModel, loadModel } from '../src/train/io.ts';
 import { makeRng, type Rng } from './util/rng.ts';
+import { matMul2d } from '../src/layers/matmul.ts';
 
 await initBackend();
 
@@ -165,5 +166,16 @@ test('QBatchNormDense: moving statistics follow the data in training; inference 
     let acc = B[o]!;
     for (let j = 0; j < 4; j++) acc += quantize(xs[s * 4 + j]!, kifAt(iq, j), iq.round, iq.overflow) * K[j * 3 + o]!;
     assert.equal(y[s * 3 + o], Math.max(acc, 0), `sample ${s} out ${o}`);
+  }
+});
+
+test('matMul2d (explicit-transpose gradients, ones-row bias gradient) equals the stock gradients', () => {
+  const x = tf.randomNormal([7, 5], 0, 1, 'float32', 1), w = tf.randomNormal([5, 3], 0, 1, 'float32', 2), b = tf.randomNormal([3], 0, 1, 'float32', 3);
+  const c = tf.randomNormal([7, 3], 0, 1, 'float32', 4);
+  const ours = tf.grads((a: tf.Tensor, v: tf.Tensor, u: tf.Tensor) => tf.sum(tf.mul(matMul2d(a, v, u), c)))([x, w, b]);
+  const stock = tf.grads((a: tf.Tensor, v: tf.Tensor, u: tf.Tensor) => tf.sum(tf.mul(tf.add(tf.matMul(a as tf.Tensor2D, v as tf.Tensor2D), u), c)))([x, w, b]);
+  for (let j = 0; j < 3; j++) {
+    const d = tf.max(tf.abs(tf.sub(ours[j]!, stock[j]!))).dataSync()[0]!;
+    assert.ok(d < 1e-5, `gradient ${j} differs by ${d}`);
   }
 });

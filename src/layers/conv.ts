@@ -100,18 +100,17 @@ abstract class QConvBase extends QLayer {
   }
 
   /** conv(x, k): patches [N, ...out, K, C] → [N·Π out, K·C] @ k[K·C, F] → [N, ...out, F]. */
-  protected conv(x: tf.Tensor, k: tf.Tensor): tf.Tensor {
+  protected conv(x: tf.Tensor, k: tf.Tensor, b?: tf.Tensor | null): tf.Tensor {
     const p = patches(x, this.geoms, 0);
     const n = x.shape[0]!;
     const kc = k.shape.slice(0, -1).reduce((a, b) => a * b, 1);
-    const y = matMul2d(tf.reshape(p, [-1, kc]), tf.reshape(k, [kc, this.filters]));
+    const y = matMul2d(tf.reshape(p, [-1, kc]), tf.reshape(k, [kc, this.filters]), b);
     return tf.reshape(y, [n, ...this.geoms.map((g) => g.out), this.filters]);
   }
 
   protected forward([x]: tf.Tensor[], mode: QuantizerMode): tf.Tensor {
     const training = mode === true;
-    let y = this.conv(x!, this.kq.call(this.kernel.read(), training));
-    if (this.bq) y = tf.add(y, this.bq.call(this.bias!.read(), training));
+    const y = this.conv(x!, this.kq.call(this.kernel.read(), training), this.bq ? this.bq.call(this.bias!.read(), training) : null);
     return applyActivation(y, this.activation);
   }
 

@@ -89,9 +89,7 @@ export class QDense extends QLayer {
 
   protected forward([x]: tf.Tensor[], mode: QuantizerMode): tf.Tensor {
     const { k, b } = this.qWeights(mode);
-    let y = matmulLast(x!, k);
-    if (b) y = tf.add(y, b);
-    return applyActivation(y, this.activation);
+    return applyActivation(matmulLast(x!, k, b), this.activation);
   }
 
   override computeOutputShape(inputShape: Shape | Shape[]): Shape {
@@ -137,11 +135,11 @@ export class QDense extends QLayer {
   }
 }
 
-/** x[..., in] @ k[in, out] for any rank ≥ 2. */
-export function matmulLast(x: tf.Tensor, k: tf.Tensor): tf.Tensor {
-  if (x.rank === 2) return matMul2d(x, k);
+/** x[..., in] @ k[in, out] (+ b[out]) for any rank ≥ 2. */
+export function matmulLast(x: tf.Tensor, k: tf.Tensor, b?: tf.Tensor | null): tf.Tensor {
+  if (x.rank === 2) return matMul2d(x, k, b);
   const lead = x.shape.slice(0, -1);
-  const y = matMul2d(tf.reshape(x, [-1, x.shape[x.rank - 1]!]), k);
+  const y = matMul2d(tf.reshape(x, [-1, x.shape[x.rank - 1]!]), k, b);
   return tf.reshape(y, [...lead, k.shape[1]!]);
 }
 
