@@ -42,7 +42,7 @@ export interface CompileOptions {
   forceBigInt?: boolean;
   /** Do not use the WebAssembly kernel (tests compare the paths). */
   noWasm?: boolean;
-  /** Ops per WebAssembly function (default 400). */
+  /** Ops per WebAssembly function (default 200). */
   wasmChunkOps?: number;
   /** Ops per generated function; large programs are split so each stays small enough for V8's optimizer. */
   chunkOps?: number;

@@ -104,16 +104,18 @@ function vec(items: number[][], out: number[]): void {
 }
 
 /**
- * Module: imports memory "m"."mem"; funcs 0..K−1 `chunk_k(inPtr, outPtr)` are the straight-line program for
- * one block of four samples, split so each function stays small for the optimizing compiler (values that
- * cross chunks go through a scratch area); exported func K `run(inPtr, outPtr, nBlocks)` loops over blocks
- * calling them in order. (The loop lives outside the bodies, so their locals carry no loop phis.)
+ * Module: imports memory "m"."mem"; funcs 0..K−1 `chunk_k(inPtr, outPtr, sp)` are the straight-line program for
+ * one block of four samples, split so each function stays small (values that cross chunks go through a
+ * scratch area, at sp within each slot); exported func K `run(inPtr, outPtr, nGroups)` runs each chunk over
+ * a group of V blocks before the next chunk, so a chunk's machine code stays in the instruction cache while
+ * it is reused (large programs are otherwise bound by instruction fetch). The loops live outside the chunk
+ * bodies, so their locals carry no loop phis.
  */
-function buildModule(chunks: { code: Code; nV128: number }[], memPages: number, inStride: number, outStride: number): Uint8Array {
+function buildModule(chunks: { code: Code; nV128: number }[], memPages: number, inStride: number, outStride: number, V: number): Uint8Array {
   const out: number[] = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00];
   const K = chunks.length;
-  // types: 0 = (i32, i32) -> (), 1 = (i32, i32, i32) -> ()
-  section(1, [2, 0x60, 2, 0x7f, 0x7f, 0, 0x60, 3, 0x7f, 0x7f, 0x7f, 0], out);
+  // type 0 = (i32, i32, i32) -> ()
+  section(1, [1, 0x60, 3, 0x7f, 0x7f, 0x7f, 0], out);
   const imp: number[] = [1];
   for (const s of ['m', 'mem']) {
     uleb(s.length, imp);
@@ -124,8 +126,7 @@ function buildModule(chunks: { code: Code; nV128: number }[], memPages: number, 
   section(2, imp, out);
   const funcs: number[] = [];
   uleb(K + 1, funcs);
-  for (let k = 0; k < K; k++) funcs.push(0);
-  funcs.push(1);
+  for (let k = 0; k <= K; k++) funcs.push(0);
   section(3, funcs, out);
   const exp: number[] = [1, 3, ...'run'.split('').map((c) => c.charCodeAt(0)), 0x00];
   uleb(K, exp);
@@ -141,19 +142,28 @@ function buildModule(chunks: { code: Code; nV128: number }[], memPages: number, 
     uleb(f.length, code);
     append(code, f);
   }
-  // run: loop { chunk_0(in, out) … chunk_K−1(in, out); in += inStride; out += outStride; n -= 1; br_if n }
+  // run(in, out, nGroups): loop { for each chunk k: for v < V: chunk_k(in + v·inStride, out + v·outStride, 16·v);
+  //                               in += V·inStride; out += V·outStride } while (--nGroups)
   const r = new Code();
+  const v = 3;
   r.op(OP.loop).op(0x40);
   for (let k = 0; k < K; k++) {
-    r.get(0).get(1).op(0x10);
+    r.i32(0).set(v);
+    r.op(OP.loop).op(0x40);
+    r.get(0).get(v).i32(inStride).op(0x6c).op(OP.i32Add);
+    r.get(1).get(v).i32(outStride).op(0x6c).op(OP.i32Add);
+    r.get(v).i32(16).op(0x6c);
+    r.op(0x10);
     uleb(k, r.b);
+    r.get(v).i32(1).op(OP.i32Add).op(OP.localTee).op(v).i32(V).op(0x47).op(OP.brIf).op(0); // i32.ne
+    r.op(OP.end);
   }
-  r.get(0).i32(inStride).op(OP.i32Add).set(0);
-  r.get(1).i32(outStride).op(OP.i32Add).set(1);
+  r.get(0).i32(V * inStride).op(OP.i32Add).set(0);
+  r.get(1).i32(V * outStride).op(OP.i32Add).set(1);
   r.get(2).i32(1).op(OP.i32Sub).op(OP.localTee).op(2);
   r.op(OP.brIf).op(0);
   r.op(OP.end);
-  const f1: number[] = [0];
+  const f1: number[] = [1, 1, 0x7f];
   append(f1, r.b);
   f1.push(OP.end);
   uleb(f1.length, code);
@@ -200,33 +210,37 @@ export interface WasmKernel {
   inputScales: number[];
   /** per output: the multiplier from code to value (sign and shift included), or 0 for a constant-0 output */
   outScale: number[];
-  /** Makes room for nBlocks blocks; returns the input-code region to fill: [(block·nInputOps + k)·4 + lane]. */
+  /**
+   * Makes room for nBlocks blocks (rounded up to whole groups); returns the input-code region to fill,
+   * [(block·nInputOps + k)·4 + lane], padding included (fill it with valid codes, e.g. 0).
+   */
   prepare(nBlocks: number): Int32Array;
   /** Runs the prepared blocks; returns the outputs, sample-major (4·nBlocks × nOut values). */
   exec(nBlocks: number): Float64Array;
 }
 
 /** The kernel for p, or null when some wire or comparison does not fit 31-bit codes (or SIMD is missing). */
-export function compileWasmKernel(p: Program, live: Uint8Array, chunkOps?: number): WasmKernel | null {
+export function compileWasmKernel(p: Program, live: Uint8Array, chunkOps?: number, groupBlocks?: number): WasmKernel | null {
   try {
-    return build(p, live, chunkOps);
+    return build(p, live, chunkOps, groupBlocks);
   } catch (e) {
     if (e instanceof NotEligible || (WA !== undefined && e instanceof WA.CompileError)) return null;
     throw e;
   }
 }
 
-/** Ops per generated function (see buildModule). */
-const CHUNK_OPS = 400;
+/** Ops per generated function, and blocks each function runs over before the next (see buildModule). */
+const CHUNK_OPS = 200;
+const GROUP_BLOCKS = 16;
 
-function build(p: Program, live: Uint8Array, chunkOps = CHUNK_OPS): WasmKernel {
+function build(p: Program, live: Uint8Array, chunkOps = CHUNK_OPS, V = GROUP_BLOCKS): WasmKernel {
   if (WA === undefined) throw new NotEligible();
   const n = p.ops.length;
   const scale = new Float64Array(n);
   const isConst = new Uint8Array(n);
   const constCode = new Float64Array(n);
-  const PIN = 0, POUT = 1;
-  const base = 2;
+  const PIN = 0, POUT = 1, SP = 2;
+  const base = 3;
   const T = [base, base + 1, base + 2]; // scratch v128 locals
   const tables: { offset: number; data: Int32Array }[] = [];
   let tableBytes = 0;
@@ -266,7 +280,7 @@ function build(p: Program, live: Uint8Array, chunkOps = CHUNK_OPS): WasmKernel {
   for (let j = 0; j < n; j++) if (chunkOf[j]! >= 0) for (const a of operandsOf(p.ops[j]!)) use(a, chunkOf[j]!);
   for (const o of p.out) if (o.wire >= 0) use(o.wire, nChunks - 1);
   const scratchBase = 0; // scratch sits at the bottom of memory, tables after it
-  const tableBase = nSlots * 16;
+  const tableBase = nSlots * 16 * V;
 
   const chunks: { code: Code; nV128: number }[] = [];
   let c = new Code();
@@ -290,7 +304,7 @@ function build(p: Program, live: Uint8Array, chunkOps = CHUNK_OPS): WasmKernel {
     }
     const nl = newLocal();
     if (inputSlot[r]! >= 0) c.get(PIN).simd(SIMD.load).memarg(4, inputSlot[r]! * 16);
-    else if (slot[r]! >= 0 && chunkOf[r] !== curChunk) c.i32(0).simd(SIMD.load).memarg(4, scratchBase + slot[r]! * 16);
+    else if (slot[r]! >= 0 && chunkOf[r] !== curChunk) c.get(SP).simd(SIMD.load).memarg(4, scratchBase + slot[r]! * 16 * V);
     else throw new Error(`internal: wire ${r} has no code in chunk ${curChunk}`);
     c.op(OP.localTee);
     uleb(nl, c.b);
@@ -518,7 +532,7 @@ function build(p: Program, live: Uint8Array, chunkOps = CHUNK_OPS): WasmKernel {
     const l = newLocal();
     localOf.set(j, l);
     c.set(l);
-    if (slot[j]! >= 0) c.i32(0).get(l).simd(SIMD.store).memarg(4, scratchBase + slot[j]! * 16);
+    if (slot[j]! >= 0) c.get(SP).get(l).simd(SIMD.store).memarg(4, scratchBase + slot[j]! * 16 * V);
   }
   if (curChunk !== nChunks - 1) {
     finishChunk();
@@ -558,7 +572,7 @@ function build(p: Program, live: Uint8Array, chunkOps = CHUNK_OPS): WasmKernel {
 
   finishChunk();
   const tablePages = Math.ceil((tableBase + tableBytes) / 65536) + 1;
-  const mod = new WA.Module(buildModule(chunks, tablePages, nInOps * 16, nOut * 32));
+  const mod = new WA.Module(buildModule(chunks, tablePages, nInOps * 16, nOut * 32, V));
   const mem = new WA.Memory({ initial: tablePages });
   const instance = new WA.Instance(mod, { m: { mem } });
   const view = new Int32Array(mem.buffer);
@@ -570,14 +584,16 @@ function build(p: Program, live: Uint8Array, chunkOps = CHUNK_OPS): WasmKernel {
     inputScales,
     outScale,
     prepare(nBlocks: number): Int32Array {
-      const need = tableEnd + nBlocks * nInOps * 16 + nBlocks * nOut * 32;
+      const padded = Math.ceil(nBlocks / V) * V;
+      const need = tableEnd + padded * nInOps * 16 + padded * nOut * 32;
       // tables stay in place; the instance sees the grown memory
       if (need > mem.buffer.byteLength) mem.grow(Math.ceil((need - mem.buffer.byteLength) / 65536));
-      return new Int32Array(mem.buffer, tableEnd, nBlocks * nInOps * 4);
+      return new Int32Array(mem.buffer, tableEnd, padded * nInOps * 4);
     },
     exec(nBlocks: number): Float64Array {
-      const inBytes = nBlocks * nInOps * 16;
-      if (nBlocks > 0) run(tableEnd, tableEnd + inBytes, nBlocks);
+      const padded = Math.ceil(nBlocks / V) * V;
+      const inBytes = padded * nInOps * 16;
+      if (padded > 0) run(tableEnd, tableEnd + inBytes, padded / V);
       return new Float64Array(mem.buffer, tableEnd + inBytes, nBlocks * 4 * nOut);
     },
   };
