@@ -2,7 +2,9 @@
  * Training throughput of the JSC MLP 16-64-32-32-5 with HGQ quantizers and EBOPs at batch 32768:
  * the wasm engine on 1 and 2 threads, the tfjs-layers model (QDense, tfjs wasm backend) it replaces, and a
  * numpy float32 MLP without quantizers (bench/numpy_mlp.py; null when numpy is absent). The machine is shared,
- * so every round measures all four back to back and the reported figures are medians over rounds.
+ * so every round measures all four back to back and the reported figures are medians over rounds. The
+ * `*_per_cpu_s` keys divide by the CPU time of all threads instead of wall time: on a loaded machine they
+ * compare the implementations' efficiency where wall-clock ratios mostly measure the scheduler.
  * Env: ROUNDS (default 3), STEPS (engine/numpy steps per round, default 8), TFJS_STEPS (default 3).
  */
 import * as tf from '@tensorflow/tfjs';
@@ -28,40 +30,46 @@ function buildModel(): tf.Sequential {
   return m;
 }
 
-async function numpyRate(steps: number): Promise<number | null> {
+interface Rate { wall: number; cpu: number }
+
+async function numpyRate(steps: number): Promise<Rate | null> {
   const env = { ...process.env };
   delete env.OPENBLAS_CORETYPE; // may be set on this machine and slow numpy down
   delete env.OPENBLAS_L2_SIZE;
   try {
     const script = fileURLToPath(new URL('./numpy_mlp.py', import.meta.url));
     const { stdout } = await promisify(execFile)('python3', [script, '--batch', String(B), '--steps', String(steps), '--sizes', SIZES.join(',')], { env });
-    const r = JSON.parse(stdout.trim().split('\n').at(-1)!) as { samples_per_s: number | null };
-    return r.samples_per_s;
+    const r = JSON.parse(stdout.trim().split('\n').at(-1)!) as { samples_per_s: number | null; samples_per_cpu_s: number };
+    return r.samples_per_s === null ? null : { wall: r.samples_per_s, cpu: r.samples_per_cpu_s };
   } catch {
     return null;
   }
 }
 
-function engineRate(e: Engine, x: Float32Array, y: Float32Array, steps: number): number {
+const cpuSeconds = () => { const c = process.cpuUsage(); return (c.user + c.system) / 1e6; };
+
+function engineRate(e: Engine, x: Float32Array, y: Float32Array, steps: number): Rate {
   e.step(x, y);
   const ts: number[] = [];
+  const c0 = cpuSeconds();
   for (let s = 0; s < steps; s++) {
     const t0 = performance.now();
     e.step(x, y);
     ts.push(performance.now() - t0);
   }
-  return B / (median(ts) / 1000);
+  return { wall: B / (median(ts) / 1000), cpu: (B * steps) / (cpuSeconds() - c0) };
 }
 
-async function tfjsRate(model: tf.LayersModel, xt: tf.Tensor, yt: tf.Tensor, steps: number): Promise<number> {
+async function tfjsRate(model: tf.LayersModel, xt: tf.Tensor, yt: tf.Tensor, steps: number): Promise<Rate> {
   await model.trainOnBatch(xt, yt);
   const ts: number[] = [];
+  const c0 = cpuSeconds();
   for (let s = 0; s < steps; s++) {
     const t0 = performance.now();
     await model.trainOnBatch(xt, yt);
     ts.push(performance.now() - t0);
   }
-  return B / (median(ts) / 1000);
+  return { wall: B / (median(ts) / 1000), cpu: (B * steps) / (cpuSeconds() - c0) };
 }
 
 export default async function main(): Promise<void> {
@@ -86,8 +94,10 @@ export default async function main(): Promise<void> {
       const w2 = engineRate(e2, x, y, steps);
       const np = await numpyRate(steps);
       const tj = await tfjsRate(model, xt, yt, tfSteps);
-      per.push({ w1, w2, np, tj, r_tfjs: w2 / tj, r_np2: np ? w2 / np : null, r_np1: np ? w1 / np : null });
-      process.stderr.write(`round ${r + 1}: wasm1 ${Math.round(w1)}/s, wasm2 ${Math.round(w2)}/s, numpy ${np === null ? 'n/a' : Math.round(np)}/s, tfjs ${Math.round(tj)}/s\n`);
+      per.push({ w1: w1.wall, w2: w2.wall, np: np?.wall ?? null, tj: tj.wall, r_tfjs: w2.wall / tj.wall, r_np2: np ? w2.wall / np.wall : null, r_np1: np ? w1.wall / np.wall : null,
+        c1: w1.cpu, c2: w2.cpu, cnp: np?.cpu ?? null, ctj: tj.cpu });
+      process.stderr.write(`round ${r + 1}: wasm1 ${Math.round(w1.wall)}/s, wasm2 ${Math.round(w2.wall)}/s, numpy ${np === null ? 'n/a' : Math.round(np.wall)}/s, tfjs ${Math.round(tj.wall)}/s` +
+        ` (per CPU-second: ${Math.round(w1.cpu)}, ${Math.round(w2.cpu)}, ${np === null ? 'n/a' : Math.round(np.cpu)}, ${Math.round(tj.cpu)})\n`);
     }
   } finally {
     e1.dispose(); e2.dispose();
@@ -101,6 +111,8 @@ export default async function main(): Promise<void> {
     wasm1_samples_per_s: round(med('w1')), wasm2_samples_per_s: round(med('w2')),
     tfjs_samples_per_s: round(med('tj')), numpy_samples_per_s: round(med('np')),
     ratio: round(med('r_tfjs'), 2), wasm2_over_numpy: round(med('r_np2'), 2), wasm1_over_numpy: round(med('r_np1'), 2),
+    wasm1_samples_per_cpu_s: round(med('c1')), wasm2_samples_per_cpu_s: round(med('c2')),
+    tfjs_samples_per_cpu_s: round(med('ctj')), numpy_samples_per_cpu_s: round(med('cnp')),
     tfjs_model: `QDense HGQ quantizers + EBOPs (tfjs ${backend} backend)`, numpy_model: 'float32, no quantizers',
     relaxed_simd: e1.relaxed,
   }));
