@@ -40,10 +40,10 @@ test('a broken design is caught: mismatches counted and the first failing vector
     const p = coveringProgram(100, 40, 4);
     const dir = join(root, 'bad');
     const s = writeProject(p, dir, { vectors: 1 });
-    // inject a hardware bug: the first adder/subtracter does the opposite
+    // inject a hardware bug: every adder subtracts and every subtracter adds
     const src = join(dir, s.files.source!);
     const v = readFileSync(src, 'utf8');
-    const bugged = v.replace(/^(\s*wire [^\n]*?) ([+-]) /m, (_m, head: string, op: string) => `${head} ${op === '+' ? '-' : '+'} `);
+    const bugged = v.replace(/^(\s*wire [^\n]*?) ([+-]) /gm, (_m, head: string, op: string) => `${head} ${op === '+' ? '-' : '+'} `);
     assert.notEqual(bugged, v, 'the design has an adder to break');
     writeFileSync(src, bugged);
     const r = verify(dir, { vectors: 500, simulator: 'verilator' });
