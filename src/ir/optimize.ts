@@ -29,11 +29,6 @@ function sameQ(a: QInterval, b: QInterval): boolean {
   return a.min === b.min && a.max === b.max && a.step === b.step;
 }
 
-export interface OptimizeStats {
-  opsBefore: number;
-  opsAfter: number;
-}
-
 /** Returns a new, valid, equivalent program (see the file comment). */
 export function optimizeProgram(p: Program): Program {
   validateProgram(p);
