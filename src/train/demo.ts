@@ -94,8 +94,8 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoResult> {
   const hidden = o.hidden ?? (quick ? [32] : [128, 64]);
   const seed = o.seed ?? 1234;
   if (!Number.isInteger(epochs) || epochs < 1) throw new Error(`epochs must be a positive integer, got ${epochs}`);
-  const betaStart = o.betaStart ?? 1e-6;
-  const betaEnd = o.betaEnd ?? (quick ? 3e-4 : 2e-4);
+  const betaStart = o.betaStart ?? (quick ? 1e-5 : 1e-6);
+  const betaEnd = o.betaEnd ?? (quick ? 2e-3 : 2e-4);
   const warm = Math.max(1, Math.round(epochs * 0.1));
   const schedule = o.schedule ?? [
     { epoch: 0, beta: betaStart, interp: 'constant' },
