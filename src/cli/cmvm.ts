@@ -17,6 +17,7 @@ interface Opts {
   count?: string;
   dc: string;
   method: string;
+  effort: string;
   inputType: string;
   json?: boolean;
   emit?: string;
@@ -41,6 +42,7 @@ export function register(program: Command): void {
     .option('--count <C>', 'number of random matrices (default 1)')
     .option('--dc <D>', 'delay constraint: extra adder levels allowed over the plain balanced tree; -1 = unconstrained', '-1')
     .option('--method <M>', 'pair score: wmc (occurrences × overlapping bits) or mc (occurrences)', 'wmc')
+    .option('--effort <E>', 'candidates tried: 0 fast, 1 default, 2 thorough', '1')
     .option('--input-type <TYPE>', `type of every input element: ${TYPE_FORMS}`, 'fixed<8,8>')
     .option('--emit <program.json>', 'write the adder graph of the (single) matrix as an IR program (inputs x, outputs W·x)')
     .option('--verify', 'check every result with the IR emulator against W·x on corner and random inputs (exit 1 on a mismatch)')
@@ -62,6 +64,7 @@ Examples:
       if (opts.matrix !== undefined && (opts.bits ?? opts.seed ?? opts.count) !== undefined)
         throw new UsageError('--bits, --seed and --count go with --random, not --matrix');
       const dc = intOption(opts.dc, '--dc', -1, 1000);
+      const effort = intOption(opts.effort, '--effort', 0, 2);
       const method = opts.method.trim().toLowerCase();
       if (method !== 'wmc' && method !== 'mc') throw new UsageError(`--method must be wmc or mc, got "${opts.method}"`);
       let kif;
@@ -99,7 +102,7 @@ Examples:
       const rows: { adders: number; cost: number; depth: number; ms: number }[] = [];
       for (const [k, W] of matrices.entries()) {
         const inputs = W[0]!.map(() => ({ qint }));
-        const r = solveCmvm(W, inputs, { dc, method });
+        const r = solveCmvm(W, inputs, { dc, method, effort });
         const row = { adders: r.adders, cost: r.cost, depth: r.depth, ms: Math.round(r.ms * 1000) / 1000 };
         rows.push(row);
         process.stdout.write(`matrix ${k}: ${W.length}×${W[0]!.length}  adders ${row.adders}  cost ${row.cost}  depth ${row.depth}  ms ${row.ms.toFixed(2)}\n`);

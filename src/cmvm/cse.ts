@@ -21,6 +21,8 @@ export interface CseOptions {
   method: Method;
   /** Per-output latest allowed finish time, or null for unconstrained. */
   bound: number[] | null;
+  /** false: no extraction, just each output's CSD terms (the plain tree's input). */
+  extract?: boolean;
 }
 
 type I32 = Int32Array<ArrayBuffer>;
@@ -206,6 +208,7 @@ class Cse {
   readonly wmc: boolean;
   readonly bound: number[] | null;
   readonly latBase: number;
+  readonly doExtract: boolean;
 
   // terms
   tcap: number;
@@ -270,7 +273,8 @@ class Cse {
   constructor(g: AdderGraph, nOut: number, nTermsHint: number, nPairsHint: number, opts: CseOptions) {
     this.g = g;
     this.wmc = opts.method === 'wmc';
-    this.bound = opts.bound;
+    this.doExtract = opts.extract ?? true;
+    this.bound = opts.bound ? opts.bound.map((b) => Math.floor(b)) : null;
     this.latBase = g.lat.length > 0 ? Math.min(...g.lat) : 0;
     const tc = Math.max(64, nTermsHint * 2);
     this.tcap = tc;
@@ -347,7 +351,7 @@ class Cse {
     this.tIdxWire[t] = wl.length;
     wl.push(t);
     this.termTable.insert(o, w, pos, t);
-    if (this.bound) this.slack[o] += 2 ** (this.g.lat[w]! - this.bound[o]!);
+    if (this.bound) this.slack[o] += 2 ** (Math.ceil(this.g.lat[w]!) - this.bound[o]!);
     return t;
   }
 
@@ -369,7 +373,7 @@ class Cse {
       wl[iw] = lastW;
       this.tIdxWire[lastW] = iw;
     }
-    if (this.bound) this.slack[o] -= 2 ** (this.g.lat[w]! - this.bound[o]!);
+    if (this.bound) this.slack[o] -= 2 ** (Math.ceil(this.g.lat[w]!) - this.bound[o]!);
   }
 
   newPair(w0: number, w1: number, sub: number, shift: number): number {
@@ -627,8 +631,9 @@ class Cse {
     const matches = this.matches;
     matches.length = 0;
     const bound = this.bound;
-    const l0 = this.g.lat[w0]!;
-    const l1 = this.g.lat[w1]!;
+    // (arrival times rounded up: the Kraft rule is exact for integers and conservative otherwise)
+    const l0 = Math.ceil(this.g.lat[w0]!);
+    const l1 = Math.ceil(this.g.lat[w1]!);
     // substituting equally early operands never changes Σ 2^lat, so only unequal ones need checking
     const check = bound !== null && l0 !== l1;
     const lNew = Math.max(l0, l1) + 1;
@@ -713,6 +718,7 @@ class Cse {
   }
 
   run(): void {
+    if (!this.doExtract) return;
     this.initialCounts();
     for (;;) {
       const p = this.popBest();

@@ -28,15 +28,15 @@ export interface CmvmOptions {
   /** Pair score: 'wmc' = occurrences × overlapping bits (default), 'mc' = occurrences. The other score is
    *  also tried on a few decomposed candidates unless effort is 0. */
   method?: Method;
-  /** How many candidates to try: 0 fast (3 runs), 1 default (6–8 runs), 2 thorough (every path limit × both scores). */
+  /** How many candidates to try: 0 fast (3 runs), 1 default (5–7 runs; small matrices as 2), 2 thorough (every path limit × both scores). */
   effort?: number;
   /** MST decomposition first stage: 'auto' (default) tries it at several depths and keeps the best. */
   decompose?: boolean | 'auto';
   /** What "cheapest" means when choosing among candidates (default 'adders'; ties go to the other). */
   objective?: 'adders' | 'cost';
   /**
-   * With objective 'adders', candidates are ranked by adders + latencyWeight × latency (default 1.5: one
-   * adder level of the latest output is worth 1.5 adders), so a slightly larger but much shallower graph
+   * With objective 'adders', candidates are ranked by adders + latencyWeight × latency (default 1: one
+   * adder level of the latest output is worth one adder), so a slightly larger but much shallower graph
    * can win. 0 ranks by adders alone.
    */
   latencyWeight?: number;
@@ -97,7 +97,7 @@ export function solveCmvm(W: number[][], inputs: CmvmInput[], opts: CmvmOptions 
   const method = opts.method ?? 'wmc';
   const objective = opts.objective ?? 'adders';
   const effort = opts.effort ?? 1;
-  const latencyWeight = opts.latencyWeight ?? 1.5;
+  const latencyWeight = opts.latencyWeight ?? 1;
   if (!(latencyWeight >= 0)) throw new RangeError(`solveCmvm: latencyWeight must be ≥ 0, got ${latencyWeight}`);
   if (![0, 1, 2].includes(effort)) throw new RangeError(`solveCmvm: effort must be 0, 1 or 2, got ${effort}`);
 
@@ -156,8 +156,12 @@ export function solveCmvm(W: number[][], inputs: CmvmInput[], opts: CmvmOptions 
     const g = newGraph();
     const rest = extractCommon(g, directRows, { method, bound });
     const c = finish(g, rest.map((ts) => g.sumTerms(ts)));
-    if (!c) throw new Error('solveCmvm: internal error: the delay constraint was violated without decomposition');
-    return c;
+    if (c) return c;
+    // (only with fractional arrival times can the Kraft rule be off) the plain tree meets the bound by definition
+    const g0 = newGraph();
+    const plain = finish(g0, extractCommon(g0, directRows, { method, bound, extract: false }).map((ts) => g0.sumTerms(ts)));
+    if (!plain) throw new Error('solveCmvm: internal error: the plain adder tree misses its own delay bound');
+    return plain;
   };
 
   const solveDecomposed = (maxHops: number, method: Method, scaled: number[][], scale: number): Candidate | null => {
@@ -211,7 +215,7 @@ export function solveCmvm(W: number[][], inputs: CmvmInput[], opts: CmvmOptions 
   if (decompose !== false && nOut > 1) {
     const scaled = scaleToIntegers(Wl);
     if (scaled) {
-      for (const { hops, method: m } of candidatePlan(nOut, dc, method, effort)) {
+      for (const { hops, method: m } of candidatePlan(nOut, nIn, dc, method, effort)) {
         const c = solveDecomposed(hops, m, scaled.rows, scaled.scale);
         if (c && better(c, best)) best = c;
       }
@@ -236,14 +240,15 @@ export function hopLimits(nOut: number): number[] {
 
 /**
  * The decomposed candidates tried (besides the plain one). Each is a different greedy run, and keeping the
- * best of several runs is where much of the quality comes from. The default set was chosen on random
- * 4×4…16×16 matrices (the winners' histogram, see bench/cmvm.ts): unconstrained, path limits 4 and 6
- * (longer too for big matrices) and the other pair score at 4 and 8; under a delay constraint short paths
- * are what fits, so 3, 4 (and 2 when dc = 0; 6 and 8 in case dc allows them: infeasible candidates are
- * rejected before any extraction) and the other score at 3 and 4. effort 0: limits 4 and 8 only;
- * effort 2: every limit with both scores.
+ * best of several runs is where much of the quality comes from. The default set (effort 1) was chosen from
+ * the winners' histogram on random 4×4…16×16 matrices (bench/cmvm.ts): small matrices (≤ 64 entries) get
+ * every path limit with both pair scores (cheap, and the short-path candidates keep them shallow);
+ * unconstrained, path limits 4, 6, 8 with both scores (large matrices: 4, 8, 16 and the other score at 8,
+ * for time); under a delay constraint short paths are what fits, so 3, 4 (and 2 when dc = 0; 6 and 8 in
+ * case dc allows them: infeasible candidates are rejected before any extraction) and the other score at
+ * 3 and 4. effort 0: limits 4 and 8 only; effort 2: every limit with both scores.
  */
-export function candidatePlan(nOut: number, dc: number, method: Method, effort: number): Array<{ hops: number; method: Method }> {
+export function candidatePlan(nOut: number, nIn: number, dc: number, method: Method, effort: number): Array<{ hops: number; method: Method }> {
   const other: Method = method === 'wmc' ? 'mc' : 'wmc';
   const plan: Array<{ hops: number; method: Method }> = [];
   const seen = new Set<string>();
@@ -256,13 +261,19 @@ export function candidatePlan(nOut: number, dc: number, method: Method, effort: 
   if (effort <= 0) {
     add(4, method);
     add(8, method);
-  } else if (effort === 1) {
-    const own = dc < 0 ? [4, 6] : dc === 0 ? [2, 3, 4, 6, 8] : [3, 4, 6, 8];
-    for (const h of own) add(h, method);
-    if (nOut > 16) for (let h = 16; h < 2 * nOut; h *= 2) add(h, method);
-    for (const h of dc >= 0 ? [3, 4] : [4, 8]) add(h, other);
-  } else {
+  } else if (effort >= 2 || nOut * nIn <= 64) {
     for (const h of hopLimits(nOut)) {
+      add(h, method);
+      add(h, other);
+    }
+  } else if (dc >= 0) {
+    for (const h of dc === 0 ? [2, 3, 4, 6, 8] : [3, 4, 6, 8]) add(h, method);
+    for (const h of [3, 4]) add(h, other);
+  } else if (nOut > 16) {
+    for (const h of [4, 8, 16]) add(h, method);
+    add(8, other);
+  } else {
+    for (const h of [4, 6, 8]) {
       add(h, method);
       add(h, other);
     }
