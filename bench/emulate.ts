@@ -12,7 +12,7 @@ import { calibrate } from '../src/train/calibrate.ts';
 import { trace } from '../src/trace/index.ts';
 import { compileProgram } from '../src/ir/emulate.ts';
 import { analyzeProgram } from '../src/ir/cost.ts';
-import { qiWidth } from '../src/fixed/interval.ts';
+import { widestWire } from '../src/trace/check.ts';
 
 function mulberry(seed: number): () => number {
   let s = seed >>> 0;
@@ -99,7 +99,7 @@ export default async function main(): Promise<void> {
     emulator_ms: Math.round(median(emuT) * 10) / 10,
     tfjs_ms: Math.round(median(tfT) * 10) / 10,
     mismatches,
-    widest_wire_bits: program.ops.reduce((m, o) => Math.max(m, qiWidth(o.qint)), 0),
+    widest_wire_bits: widestWire(program),
     emulator_samples_per_s: Math.round(emuSps),
     tfjs_samples_per_s: Math.round(tfSps),
     ratio: Math.round((emuSps / tfSps) * 100) / 100,

@@ -102,7 +102,14 @@ export async function runTrace(path: string, o: TraceCliOptions): Promise<TraceS
     summary.validated_samples = r.samples;
     summary.mismatches = r.mismatches;
     if (!o.json) process.stdout.write(`validate: ${r.mismatches} mismatching of ${r.samples} samples (emulator vs model)\n`);
-    if (r.mismatches > 0) throw new CliError(`the emulator disagrees with the model on ${r.mismatches} of ${r.samples} samples; first: ${JSON.stringify(r.first)}`);
+    if (r.mismatches > 0) {
+      const { FLOAT32_EXACT_BITS } = await import('../trace/check.ts');
+      const why =
+        r.widestBits > FLOAT32_EXACT_BITS
+          ? ` (the program has ${r.widestBits}-bit wires: tfjs computes in float32, exact only up to ${FLOAT32_EXACT_BITS} bits, so the model's own inference may be rounding; the program computes the exact fixed-point result)`
+          : '';
+      throw new CliError(`the emulator disagrees with the model on ${r.mismatches} of ${r.samples} samples${why}; first: ${JSON.stringify(r.first)}`);
+    }
   }
   t.model.dispose();
   return summary;

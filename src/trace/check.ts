@@ -4,13 +4,15 @@
  * saturation and wrap-around are exercised; elements the program never reads get any value.
  */
 import * as tf from '@tensorflow/tfjs';
-import { qiFromKif } from '../fixed/interval.ts';
+import { qiFromKif, qiWidth } from '../fixed/interval.ts';
 import { compileProgram } from '../ir/emulate.ts';
 import type { Program } from '../ir/types.ts';
 
 export interface ModelCheck {
   samples: number;
   mismatches: number;
+  /** widest wire of the program in bits; above 24 the model's own float32 inference may round (see below) */
+  widestBits: number;
   /** first mismatching sample, output element and the two values */
   first?: { sample: number; element: number; model: number; emulator: number };
 }
@@ -23,6 +25,14 @@ function mulberry32(seed: number): () => number {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
+}
+
+/** Float32 has a 24-bit significand: tfjs inference is exact only while every value and partial sum fits it. */
+export const FLOAT32_EXACT_BITS = 24;
+
+/** Widest wire of a program in bits. */
+export function widestWire(p: Program): number {
+  return p.ops.reduce((m, o) => Math.max(m, qiWidth(o.qint)), 0);
 }
 
 /** Samples where any output element of the model differs from the program's. */
@@ -80,5 +90,5 @@ export function checkAgainstModel(model: tf.LayersModel, p: Program, n: number, 
     });
     if (bad) mismatches++;
   }
-  return { samples: n, mismatches, ...(first ? { first } : {}) };
+  return { samples: n, mismatches, widestBits: widestWire(p), ...(first ? { first } : {}) };
 }
