@@ -43,6 +43,7 @@ function chainOf(model: tf.LayersModel): QDense[] {
       throw new Error(`${what} is not part of a simple chain of layers`);
     }
     if (l.iqs[0]) checkQuantizer(l.iqs[0], 'kif', [0], `${what} input quantizer`);
+    else if (l.enableEbops && l.getBeta() > 0) throw new Error(`${what} counts EBOPs without an input quantizer; the wasm engine needs the input quantizer for EBOPs`);
     checkQuantizer(l.kq, 'kbi', [], `${what} kernel quantizer`);
     if (l.bq) checkQuantizer(l.bq, 'kbi', [], `${what} bias quantizer`);
     prev = l;
