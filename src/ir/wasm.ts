@@ -254,14 +254,32 @@ function build(p: Program, live: Uint8Array, chunkOps = CHUNK_OPS, V = GROUP_BLO
   const nInOps = inputOps.length;
   const nOut = p.out.length;
 
+  // Emission order: depth-first from the outputs (operands right before their first consumer), which keeps
+  // live ranges short in the straight-line code.
+  const order: number[] = [];
+  {
+    const seen = new Uint8Array(n);
+    const stack: number[] = [];
+    for (const o of p.out) {
+      if (o.wire < 0 || seen[o.wire]) continue;
+      stack.push(o.wire);
+      while (stack.length > 0) {
+        const w = stack[stack.length - 1]!;
+        if (seen[w] === 2) { stack.pop(); continue; }
+        if (seen[w] === 1) { seen[w] = 2; stack.pop(); order.push(w); continue; }
+        seen[w] = 1;
+        const ops = operandsOf(p.ops[w]!);
+        for (let q = ops.length - 1; q >= 0; q--) if (!seen[ops[q]!]) stack.push(ops[q]!);
+      }
+    }
+  }
   // Plan the chunks: root[j] is the wire whose code j shares (copies are free), chunkOf[j] the chunk that
   // computes it; a root used by a later chunk is spilled to a scratch slot.
   const root = new Int32Array(n);
   const chunkOf = new Int32Array(n).fill(-1);
   let emitted = 0;
-  for (let j = 0; j < n; j++) {
-    root[j] = j;
-    if (!live[j]) continue;
+  for (let j = 0; j < n; j++) root[j] = j;
+  for (const j of order) {
     const node = p.ops[j]!;
     if (node.kind === 'input' || node.qint.min === node.qint.max) continue;
     if (node.kind === 'copy') {
@@ -277,7 +295,7 @@ function build(p: Program, live: Uint8Array, chunkOps = CHUNK_OPS, V = GROUP_BLO
     const r = root[w]!;
     if (chunkOf[r]! >= 0 && chunkOf[r] !== at && slot[r]! < 0) slot[r] = nSlots++;
   };
-  for (let j = 0; j < n; j++) if (chunkOf[j]! >= 0) for (const a of operandsOf(p.ops[j]!)) use(a, chunkOf[j]!);
+  for (const j of order) if (chunkOf[j]! >= 0) for (const a of operandsOf(p.ops[j]!)) use(a, chunkOf[j]!);
   for (const o of p.out) if (o.wire >= 0) use(o.wire, nChunks - 1);
   const scratchBase = 0; // scratch sits at the bottom of memory, tables after it
   const tableBase = nSlots * 16 * V;
@@ -341,8 +359,7 @@ function build(p: Program, live: Uint8Array, chunkOps = CHUNK_OPS, V = GROUP_BLO
     inputScales.push(scale[j]!);
   });
 
-  for (let j = 0; j < n; j++) {
-    if (!live[j]) continue;
+  for (const j of order) {
     const node = p.ops[j]! as Node;
     if (node.kind === 'input') continue;
     const q = node.qint;
