@@ -1,8 +1,8 @@
 /**
  * Fused inference kernels, registered on the cpu and wasm backends: one JavaScript pass over the tensor memory
  * instead of ~16 tfjs ops, several of them broadcasting comparisons or min/max, which tfjs-wasm runs ~100x slower
- * than a multiply (measured: [32768,64] vs [1,64] maximum ≈ 1 s, mul ≈ 13 ms). The training path stays on tf ops,
- * which are faster there (a handful of fast elementwise ops; a JS pass is not quicker). Arithmetic is done in float64,
+ * than a multiply (measured: [32768,64] vs [1,64] maximum ≈ 1 s, mul ≈ 13 ms). Training stays on tf ops: there a
+ * handful of fast elementwise ops is not slower than a JS pass (measured for WRAP activations and SAT weights). Arithmetic is done in float64,
  * where every step is exact (x·2^f, floor, integer codes of up to 53 bits), so the results are the exact
  * fixed-point values of DESIGN.md §2 — the same as src/fixed's float path, and as the tf-op path in ops.ts
  * within its float32-exact range. Parameters are per "prefix-homogeneous" pattern: the parameter tensor has
@@ -15,6 +15,14 @@ import type { OverflowMode, RoundMode } from '../fixed/types.ts';
 
 const ROUND_CODES: Record<RoundMode, number> = { TRN: 0, RND: 1, RND_CONV: 2, TRN_ZERO: 3, RND_ZERO: 4, RND_MIN_INF: 5, RND_INF: 6 };
 const OVERFLOW_CODES: Record<OverflowMode, number> = { WRAP: 0, SAT: 1, SAT_SYM: 2 };
+
+/** 2^e for integer e by table (Math.pow costs tens of ns per call; parameters are integers). */
+const POW2_OFF = 1100;
+const POW2 = Float64Array.from({ length: 2 * POW2_OFF + 1 }, (_, j) => 2 ** (j - POW2_OFF));
+function pow2(e: number): number {
+  const v = POW2[e + POW2_OFF]; // undefined for a fractional or out-of-range e
+  return v !== undefined ? v : 2 ** e;
+}
 
 /** Round y (float64, exact input) to an integer with mode code m; never -0. */
 function roundDouble(y: number, m: number): number {
@@ -41,8 +49,8 @@ function roundLoop(x: Float32Array, f: Float32Array, out: Float32Array, m: numbe
   const P = f.length;
   const scale = new Float64Array(P), step = new Float64Array(P);
   for (let p = 0; p < P; p++) {
-    scale[p] = 2 ** f[p]!;
-    step[p] = 2 ** -f[p]!;
+    scale[p] = pow2(f[p]!);
+    step[p] = pow2(-f[p]!);
   }
   const n = x.length;
   if (m === 1) {
@@ -70,12 +78,12 @@ function quantizeLoop(
     const kk = k[p]! > 0 ? 1 : 0, ii = i[p]!, ff = f[p]!;
     const W = kk + ii + ff;
     alive[p] = W > 0 ? 1 : 0;
-    scale[p] = 2 ** ff;
-    step[p] = 2 ** -ff;
-    hi[p] = 2 ** (ii + ff) - 1;
+    scale[p] = pow2(ff);
+    step[p] = pow2(-ff);
+    hi[p] = pow2(ii + ff) - 1;
     lo[p] = kk === 0 ? 0 : o === 2 ? -hi[p]! : -hi[p]! - 1;
-    mod[p] = 2 ** W;
-    half[p] = kk === 1 ? 2 ** (W - 1) : Infinity;
+    mod[p] = pow2(W);
+    half[p] = kk === 1 ? pow2(W - 1) : Infinity;
   }
   const n = x.length;
   for (let j = 0, p = 0; j < n; j++) {
