@@ -59,7 +59,8 @@ test('Yosys synth_xilinx (xc7, xcup) of an adder tree: LUTs + carry chains, FFs 
     // the two first-level sums (9 bits each) are registered, plus the valid bit
     assert.ok(pipe.ff + pipe.srl >= 18, `FF ${pipe.ff} SRL ${pipe.srl}`);
     assert.ok(pipe.lut >= 16, `LUTs ${pipe.lut}`);
-    assert.ok(pipe.depth < comb.depth + 2, `depth ${pipe.depth} vs ${comb.depth}`);
+    // registers cut the path: the deepest stage has one adder level fewer than the whole tree
+    assert.ok(pipe.depth < comb.depth, `depth ${pipe.depth} vs ${comb.depth}`);
   } finally {
     rmSync(root, { recursive: true, force: true });
   }

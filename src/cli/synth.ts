@@ -12,7 +12,7 @@ export function register(program: Command): void {
     .argument('<project-dir>', 'a directory written by `hgq convert` (verilog or vhdl)')
     .option('--family <FAMILY>', 'xc7 (7-series) or xcup (UltraScale+)', 'xc7')
     .option('--json', 'print the report as one JSON line at the end')
-    .addHelpText('after', '\nCounts are Yosys 0.23 cells, not Vivado utilization. depth = cells on the longest combinational path (ltp -noff).')
+    .addHelpText('after', '\nCounts are Yosys 0.23 cells, not Vivado utilization. depth = cells (LUT, CARRY4/8, MUXF, INV) on the longest path between ports and flip-flops.')
     .action(async (dir: string, opts: { family: string; json?: boolean }) => {
       if (opts.family !== 'xc7' && opts.family !== 'xcup') throw new UsageError(`--family "${opts.family}" is not one of xc7, xcup`);
       const { synth } = await import('../eda/synth.ts');

@@ -5,8 +5,9 @@
  * `maccmap -unmap` between the coarse and the fine passes turns them back into plain adders:
  *   synth_xilinx -run begin:map_memory; maccmap -unmap; opt; synth_xilinx -run map_memory:
  * with -noiopad -noclkbuf (out-of-context: no IBUF/OBUF/BUFG). `stat -json` gives the cell counts.
- * Logic depth: `ltp -noff` — the number of cells on the longest combinational path (flip-flops cut paths,
- * so in a pipelined design it is the deepest stage); LUT, CARRY, MUXF and INV cells all count one level.
+ * Logic depth: `ltp` over every cell but the FD* flip-flops and SRL shift registers — the number of cells on
+ * the longest combinational path between ports/registers (in a pipelined design, the deepest stage); LUT,
+ * CARRY4/8 (each 4 or 8 bits of a carry chain), MUXF and INV cells each count one level.
  * These are Yosys numbers, not Vivado's.
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -31,7 +32,7 @@ export interface SynthReport {
   srl: number;
   muxf: Record<string, number>;
   dsp: number;
-  /** cells on the longest combinational path (ltp -noff) */
+  /** cells on the longest combinational path between ports/registers */
   depth: number;
   cells: Record<string, number>;
   seconds: number;
@@ -46,7 +47,8 @@ export function yosysScript(src: string, top: string, family: Family): string {
     'opt',
     `synth_xilinx ${flags} -run map_memory:`,
     'tee -o stat.json stat -json',
-    'tee -o ltp.txt ltp -noff',
+    // Xilinx flip-flop/SRL primitives are not Yosys' internal FF types, so -noff alone would not cut paths at them
+    'tee -o ltp.txt ltp -noff * t:FD* %d t:SRL* %d',
   ].join('\n');
 }
 
