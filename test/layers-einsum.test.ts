@@ -213,6 +213,18 @@ test('QEinsumDenseBatchnorm in training: batch moments of einsum(iq(x), kernel),
   tf.dispose([x, xq, pre, mean, variance, target, value, ...Object.values(grads)]);
 });
 
+test('a grouped equation (batched matmul, a kernel slice per n) trains on wasm', async () => {
+  assert.equal(await useBackend('wasm'), 'wasm');
+  const rng = makeRng(16);
+  const l = new QEinsumDenseBatchnorm({ equation: 'bnc,ncD->bnD', outputShape: [3, 2], biasAxes: 'nD' });
+  const m = model1(l, [3, 4]);
+  m.compile({ optimizer: tf.train.adam(0.01), loss: 'meanSquaredError' });
+  const xs = tf.tensor(Array.from({ length: 32 * 12 }, () => rng.next() * 2 - 1), [32, 3, 4]);
+  const h = await m.fit(xs, tf.onesLike(m.predict(xs) as tf.Tensor), { epochs: 8, batchSize: 32, verbose: 0 });
+  const losses = h.history['loss'] as number[];
+  assert.ok(losses.every(Number.isFinite) && losses.at(-1)! < losses[0]!, `loss did not fall: ${losses}`);
+});
+
 test('QEinsumDense(Batchnorm) save and load: same config (equation letters kept) and identical predictions', async () => {
   const rng = makeRng(15);
   const dir = mkdtempSync(join(tmpdir(), 'hgq-einsum-'));
