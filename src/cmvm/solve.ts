@@ -9,7 +9,7 @@ import type { QInterval } from '../fixed/types.ts';
 import type { Node, Program } from '../ir/types.ts';
 import { adderCost } from './cost.ts';
 import { toOddExp, csdDigits } from './csd.ts';
-import { decomposeRows } from './decompose.ts';
+import { decomposeRows, type Decomposition } from './decompose.ts';
 import { extractCommon, type Method } from './cse.ts';
 import { AdderGraph, type Term } from './graph.ts';
 
@@ -164,8 +164,8 @@ export function solveCmvm(W: number[][], inputs: CmvmInput[], opts: CmvmOptions 
     return plain;
   };
 
-  const solveDecomposed = (maxHops: number, method: Method, scaled: number[][], scale: number): Candidate | null => {
-    const { diffs, paths } = decomposeRows(scaled, maxHops);
+  const solveDecomposed = (dec: Decomposition, method: Method, scale: number): Candidate | null => {
+    const { diffs, paths } = dec;
     const g = newGraph();
     // stage 0: the difference rows; under a delay constraint each must finish early enough that its
     // path sums still fit: bound − ceil(log2(path length)) for every output using it
@@ -215,8 +215,20 @@ export function solveCmvm(W: number[][], inputs: CmvmInput[], opts: CmvmOptions 
   if (decompose !== false && nOut > 1) {
     const scaled = scaleToIntegers(Wl);
     if (scaled) {
+      // one tree per path limit (shared by both pair scores); a tree already tried with a score is skipped
+      // (a deeper limit often yields the same tree)
+      const trees = new Map<number, { dec: Decomposition; key: string }>();
+      const tried = new Set<string>();
       for (const { hops, method: m } of candidatePlan(nOut, nIn, dc, method, effort)) {
-        const c = solveDecomposed(hops, m, scaled.rows, scaled.scale);
+        let t = trees.get(hops);
+        if (!t) {
+          const dec = decomposeRows(scaled.rows, hops);
+          t = { dec, key: JSON.stringify(dec.paths) + JSON.stringify(dec.diffs) };
+          trees.set(hops, t);
+        }
+        if (tried.has(m + t.key)) continue;
+        tried.add(m + t.key);
+        const c = solveDecomposed(t.dec, m, scaled.scale);
         if (c && better(c, best)) best = c;
       }
     }
