@@ -1,0 +1,9 @@
+/** CMVM optimizer: constant matrix × vector products as shift-adder graphs (DESIGN.md §6). No tfjs. */
+export { solveCmvm, candidatePlan, hopLimits, programDepth, treeFinish } from './solve.ts';
+export type { CmvmInput, CmvmOptions, CmvmResult } from './solve.ts';
+export type { Method } from './cse.ts';
+export { csdDigits, csdWeight, forEachCsdDigit, toOddExp } from './csd.ts';
+export { adderCost, ADDER_DELAY } from './cost.ts';
+export { evalCmvmProgram, matVec } from './check.ts';
+export { parseMatrixFile, parseMatrixCSV, parseMatrixJSON, MatrixFileError } from './matrix-file.ts';
+export { prng, randomMatrix } from './random.ts';
