@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend, useBackend } from '../src/backend.ts';
-import { QEinsumDense, QEinsumDenseBatchnorm, parseEinsumEquation, FOLD_EPSILON } from '../src/layers/einsum.ts';
+import { QEinsumDense, QEinsumDenseBatchnorm, parseEinsumEquation } from '../src/layers/einsum.ts';
 import type { ConstExport, QuantizerExport } from '../src/layers/base.ts';
 import { quantize } from '../src/fixed/quantize.ts';
 import type { Kif } from '../src/fixed/types.ts';
@@ -144,10 +144,10 @@ test('QEinsumDenseBatchnorm folds moving statistics exactly as HGQ2 (ε = 1e-7, 
     setVar(l, 'bn_gamma', () => (rng.next() + 0.2) * (rng.chance(0.3) ? -1 : 1));
     setVar(l, 'moving_mean', () => (rng.next() - 0.5) * 4);
     setVar(l, 'moving_variance', () => rng.next() * 3 + (rng.chance(0.2) ? 0 : 0.01));
-    // the fold in float32, op by op (HGQ2 get_fused_qkernel_and_qbias), over the normalized axes
+    // the fold in float32, op by op (HGQ2 get_fused_qkernel_and_qbias; ε = keras.backend.epsilon() = 1e-7), over the normalized axes
     const f32 = Math.fround;
     const gamma = getVar(l, 'bn_gamma'), mean = getVar(l, 'moving_mean'), vari = getVar(l, 'moving_variance');
-    const scaler = Array.from(gamma, (g, j) => f32(g / f32(Math.sqrt(f32(vari[j]! + f32(FOLD_EPSILON))))));
+    const scaler = Array.from(gamma, (g, j) => f32(g / f32(Math.sqrt(f32(vari[j]! + f32(1e-7))))));
     const plan = parseEinsumEquation(c.equation);
     const norm = [...plan.outSpec].filter((ch) => l.normalizeAxes.includes(ch)).join('');
     const kShape = l.kernelShape;

@@ -12,6 +12,7 @@ export interface ImportSummary {
   input: string;
   output: string;
   layers: { name: string; className: string; outputShape: (number | null)[]; params: number; ebops: number | null }[];
+  /** number of stored values: weights, batch-norm statistics, quantizer parameters, β */
   params: number;
   /** Σ per-layer EBOPs cast to integers, as HGQ2 logs it, from the imported state */
   ebops: number;
@@ -71,13 +72,13 @@ export async function runImport(input: string, out: string): Promise<ImportSumma
 
 function printSummary(s: ImportSummary): void {
   const rows = s.layers.map((l) => [l.name, l.className, `[${l.outputShape.map((d) => d ?? 'batch').join(',')}]`, String(l.params), l.ebops === null ? '' : l.ebops.toFixed(2)]);
-  const head = ['layer', 'class', 'output', 'weights', 'EBOPs'];
+  const head = ['layer', 'class', 'output', 'variables', 'EBOPs'];
   const w = head.map((h, j) => Math.max(h.length, ...rows.map((r) => r[j]!.length)));
   const line = (cells: string[]) => cells.map((c, j) => (j >= 3 ? c.padStart(w[j]!) : c.padEnd(w[j]!))).join('  ').trimEnd();
   process.stdout.write(line(head) + '\n');
   for (const r of rows) process.stdout.write(line(r) + '\n');
   const logged = s.ebops_logged === null ? '' : ` (HGQ2 logged ${s.ebops_logged}: ${(((s.ebops - s.ebops_logged) / s.ebops_logged) * 100).toFixed(2)}%)`;
-  process.stdout.write(`${s.layers.length} layers, ${s.params} weights, EBOPs ${s.ebops}${logged}\n`);
+  process.stdout.write(`${s.layers.length} layers, ${s.params} variables (weights and quantizer state), EBOPs ${s.ebops}${logged}\n`);
   process.stdout.write(`saved to ${s.output}\n`);
 }
 

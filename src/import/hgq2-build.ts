@@ -141,6 +141,7 @@ function makeLayer(L: HgqLayer, name: string, ins: Sym[], fail: (l: HgqLayer | n
   };
   switch (L.className) {
     case 'QDense': {
+      if (c.lora_rank) fail(L, `lora_rank=${c.lora_rank} is not supported`);
       const layer = construct(() => new QDense({
         ...common(L, name, fail),
         units: Number(c.units),
