@@ -112,3 +112,12 @@ test('bad options get errors that say what is wrong', () => {
   const q = new Quantizer({ place: 'weight' });
   assert.throws(() => q.bits(), /not built/);
 });
+
+test('initBackend picks wasm when tfjs-node is absent, is idempotent, and rejects unknown names', async () => {
+  const { initBackend: init } = await import('../src/backend.ts');
+  const first = await init();
+  assert.ok(['wasm', 'tensorflow'].includes(first), `default backend ${first}`);
+  assert.equal(await init('cpu'), first, 'a second call keeps the chosen backend');
+  assert.equal(tf.getBackend(), first);
+  await assert.rejects(init('webgpu' as never), /unknown backend 'webgpu'/);
+});
