@@ -197,6 +197,12 @@ export abstract class QLayer extends tf.layers.Layer implements HgqLayerContract
     });
   }
 
+  /** Bits of `q` on `shape` (batch axis 1); skips the broadcast when the parameters already have that shape. */
+  protected bitsAt(q: Quantizer, shape: number[]): tf.Tensor {
+    const ps = q.paramShape;
+    return ps.length === shape.length && ps.every((d, a) => d === shape[a]) ? q.bits() : q.bitsFor(shape);
+  }
+
   allQuantizers(): Quantizer[] {
     return [...this.iqs.filter((q): q is Quantizer => q !== null), ...this.wqs, ...(this.oq ? [this.oq] : [])];
   }

@@ -102,7 +102,7 @@ export class QBatchNormalization extends QLayer {
     return tf.tidy(() => {
       const shape = [1, ...(this.builtInputShapes[0]!.slice(1) as number[])];
       const size = shape.reduce((a, b) => a * b, 1);
-      const bitsIn = this.iqs[0] ? this.iqs[0].bitsFor(shape) : tf.zeros(shape);
+      const bitsIn = this.iqs[0] ? this.bitsAt(this.iqs[0], shape) : tf.zeros(shape);
       // mean(bits_offset)·size written as Σ bits_offset · (size/channels): exact when channels divide size
       return tf.add(tf.sum(tf.mul(bitsIn, this.kq.bits())), tf.mul(tf.sum(this.bq.bits()), size / this.channels)) as tf.Scalar;
     });

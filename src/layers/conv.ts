@@ -127,7 +127,7 @@ abstract class QConvBase extends QLayer {
   ebopsTensor(): tf.Scalar {
     return tf.tidy(() => {
       const inShape = [1, ...(this.builtInputShapes[0]!.slice(1) as number[])];
-      const bitsIn = this.iqs[0] ? this.iqs[0].bitsFor(inShape) : tf.zeros(inShape);
+      const bitsIn = this.iqs[0] ? this.bitsAt(this.iqs[0], inShape) : tf.zeros(inShape);
       const pf = this.parallelizationFactor <= 0 ? this.nParallel : this.parallelizationFactor;
       let e: tf.Tensor = tf.sum(this.conv(bitsIn, this.kq.bits()));
       if (pf !== this.nParallel) e = tf.mul(e, pf / this.nParallel);

@@ -104,7 +104,7 @@ export class QDense extends QLayer {
   ebopsTensor(): tf.Scalar {
     return tf.tidy(() => {
       const inDim = this.kernel.shape[0]!;
-      const bitsIn = this.iqs[0] ? tf.reshape(this.iqs[0].bitsFor([1, ...(this.builtInputShapes[0]!.slice(1) as number[])]), [-1, inDim]) : tf.zeros([1, inDim]);
+      const bitsIn = this.iqs[0] ? tf.reshape(this.bitsAt(this.iqs[0], [1, ...(this.builtInputShapes[0]!.slice(1) as number[])]), [-1, inDim]) : tf.zeros([1, inDim]);
       let e: tf.Tensor = tf.sum(tf.matMul(bitsIn, this.kq.bits()));
       if (this.bq) e = tf.add(e, tf.mul(tf.sum(this.bq.bits()), this.nParallel));
       const pf = this.parallelizationFactor < 0 ? this.nParallel : this.parallelizationFactor;

@@ -45,7 +45,7 @@ abstract class QMerge extends QLayer {
   ebopsTensor(): tf.Scalar {
     return tf.tidy(() => {
       if (this.iqs.some((q) => !q)) return tf.scalar(0);
-      const bits = this.iqs.map((q, j) => q!.bitsFor([1, ...(this.builtInputShapes[j]!.slice(1) as number[])]));
+      const bits = this.iqs.map((q, j) => this.bitsAt(q!, [1, ...(this.builtInputShapes[j]!.slice(1) as number[])]));
       const sumMinusMin = () => tf.sub(tf.sum(tf.addN(bits)), tf.sum(bits.slice(1).reduce((a, b) => tf.minimum(a, b), bits[0]!)));
       switch (this.op) {
         case 'add': return tf.mul(sumMinusMin(), 0.65) as tf.Scalar;

@@ -137,7 +137,7 @@ export class QUnaryFunctionLUT extends QLayer {
     return tf.tidy(() => {
       if (!this.iqs[0] || !this.oq) return tf.scalar(0);
       const shape = [1, ...(this.builtInputShapes[0]!.slice(1) as number[])];
-      return tableEbops(this.iqs[0].bitsFor(shape), this.oq.bitsFor(shape));
+      return tableEbops(this.bitsAt(this.iqs[0], shape), this.bitsAt(this.oq, shape));
     });
   }
   protected exportLayer(): Record<string, unknown> {
@@ -229,14 +229,14 @@ export class QSoftmax extends QLayer {
       const shape = [1, ...(this.builtInputShapes[0]!.slice(1) as number[])];
       const sumShape = [...shape.slice(0, -1), 1];
       const ax = shape.length - 1;
-      const expBits = this.expOq.bitsFor(shape);
-      const invBits = this.invOq.bitsFor(sumShape);
+      const expBits = this.bitsAt(this.expOq, shape);
+      const invBits = this.bitsAt(this.invOq, sumShape);
       let e: tf.Tensor = tf.add(tf.sub(tf.sum(expBits), tf.sum(tf.min(expBits, ax))), tf.sum(tf.mul(expBits, invBits)));
-      if (this.stable && this.iqs[0]) e = tf.add(e, tf.sum(this.iqs[0].bitsFor(shape)));
+      if (this.stable && this.iqs[0]) e = tf.add(e, tf.sum(this.bitsAt(this.iqs[0], shape)));
       const maxInstance = sumShape.reduce((a, b) => a * b, 1);
       if (this.parallelizationFactor > 0) e = tf.mul(e, this.parallelizationFactor / maxInstance);
-      if (this.expIq) e = tf.add(e, tableEbops(this.expIq.bitsFor(shape), expBits));
-      e = tf.add(e, tableEbops(this.invIq.bitsFor(sumShape), invBits));
+      if (this.expIq) e = tf.add(e, tableEbops(this.bitsAt(this.expIq, shape), expBits));
+      e = tf.add(e, tableEbops(this.bitsAt(this.invIq, sumShape), invBits));
       return e as tf.Scalar;
     });
   }
