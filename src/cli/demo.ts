@@ -33,6 +33,8 @@ export function register(program: Command): void {
     .option('--beta <schedule>', 'β key points epoch:beta[:constant|linear|log],… (default: log rise after a warm-up)')
     .option('--beta-end <x>', 'final β of the default schedule', posNum('--beta-end'))
     .option('--backend <name>', 'wasm (default), cpu or tensorflow')
+    .option('--engine <name>', 'training engine: wasm (default; falls back to tfjs with a notice when a layer is unsupported) or tfjs (model.fit)')
+    .option('--threads <n>', 'wasm engine threads (default: all cores)', posInt('--threads'))
     .option('--no-progress', 'no progress bar')
     .option('--json', 'print the result as one JSON object on the last line')
     .action(async (opts: Record<string, unknown>) => {
@@ -54,6 +56,8 @@ export function register(program: Command): void {
       const backendName = opts['backend'] as string | undefined;
       if (backendName !== undefined && !['wasm', 'cpu', 'tensorflow'].includes(backendName))
         throw new UsageError(`--backend must be wasm, cpu or tensorflow, got "${backendName}"`);
+      const engineName = opts['engine'] as string | undefined;
+      if (engineName !== undefined && engineName !== 'wasm' && engineName !== 'tfjs') throw new UsageError(`--engine must be wasm or tfjs, got "${engineName}"`);
       const { initBackend } = await import('../backend.ts');
       const backend = await initBackend(backendName as 'wasm' | undefined);
       const { runDemo } = await import('../train/demo.ts');
@@ -67,12 +71,14 @@ export function register(program: Command): void {
         schedule,
         betaEnd: opts['betaEnd'] as number | undefined,
         progress: opts['progress'] === false ? null : process.stderr,
+        engine: engineName as 'wasm' | 'tfjs' | undefined,
+        threads: opts['threads'] as number | undefined,
       });
       const rows = r.checkpoints.map((c) => [String(c.epoch), (100 * c.val_accuracy).toFixed(2), (100 * c.test_accuracy).toFixed(2), String(c.ebops), c.path]);
       const head = ['epoch', 'val acc %', 'test acc %', 'EBOPs (exact)', 'checkpoint'];
       const w = head.map((h, j) => Math.max(h.length, ...rows.map((r) => r[j]!.length)));
       const line = (cells: string[]) => cells.map((c, j) => (j === cells.length - 1 ? c : c.padStart(w[j]!))).join('  ').trimEnd();
-      process.stdout.write(`Pareto front (${r.checkpoints.length} checkpoints, ${r.epochs} epochs, ${r.seconds.toFixed(0)} s on ${backend}):\n`);
+      process.stdout.write(`Pareto front (${r.checkpoints.length} checkpoints, ${r.epochs} epochs, ${r.seconds.toFixed(0)} s, training ${r.trainSeconds.toFixed(0)} s on the ${r.engine === 'wasm' ? 'wasm engine' : `tfjs ${backend} backend`}):\n`);
       process.stdout.write(line(head) + '\n');
       for (const row of rows) process.stdout.write(line(row) + '\n');
       if (r.out) process.stdout.write(`front.json and checkpoints in ${r.out}\n`);

@@ -13,6 +13,7 @@ import { BetaScheduler, EbopsLogger, ParetoCheckpoint, ProgressBar, type FrontEn
 import { piecewiseSchedule, type KeyPoint } from './schedule.ts';
 import { calibrate } from './calibrate.ts';
 import { loadModel, saveModel, writeFileAtomic } from './io.ts';
+import { engineUnsupported, fitWithEngine } from '../engine/index.ts';
 
 export interface DemoOptions {
   quick?: boolean;
@@ -29,6 +30,10 @@ export interface DemoOptions {
   /** progress output (default stderr); null = silent */
   progress?: NodeJS.WritableStream | null;
   log?: (line: string) => void;
+  /** training engine: 'wasm' (default when every layer is supported, else tfjs with a notice) or 'tfjs' (model.fit) */
+  engine?: 'wasm' | 'tfjs';
+  /** wasm engine threads (default: all cores) */
+  threads?: number;
 }
 
 export interface DemoCheckpoint {
@@ -46,6 +51,9 @@ export interface DemoResult {
   checkpoints: DemoCheckpoint[];
   epochs: number;
   seconds: number;
+  /** the engine that trained the model, and the wall seconds of the training loop alone */
+  engine: 'wasm' | 'tfjs';
+  trainSeconds: number;
   out: string | null;
 }
 
@@ -120,14 +128,27 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoResult> {
     for (const [name, t] of [['train', train.x], ['val', val.x], ['test', test.x]] as const) {
       if (!tf.tidy(() => tf.all(tf.isFinite(t)).dataSync()[0])) throw new Error(`MNIST ${name} images contain NaN/Inf`);
     }
-    await model.fit(train.x, train.y, {
-      epochs,
-      batchSize,
-      shuffle: true,
-      validationData: [val.x, val.y],
-      callbacks: callbacks as tf.Callback[],
-      verbose: 0,
-    });
+    let engine = o.engine ?? 'wasm';
+    const why = engine === 'wasm' ? engineUnsupported(model) : null;
+    if (why) {
+      log(`hgq demo: ${why}; training with tfjs model.fit`);
+      engine = 'tfjs';
+    }
+    const tTrain = Date.now();
+    if (engine === 'wasm') {
+      await fitWithEngine(model, train.x, train.y, { epochs, batchSize, loss: 'softmax_cross_entropy', shuffle: true, seed,
+        validationData: [val.x, val.y], callbacks: callbacks as tf.Callback[], engine: o.threads ? { threads: o.threads } : {} });
+    } else {
+      await model.fit(train.x, train.y, {
+        epochs,
+        batchSize,
+        shuffle: true,
+        validationData: [val.x, val.y],
+        callbacks: callbacks as tf.Callback[],
+        verbose: 0,
+      });
+    }
+    const trainSeconds = (Date.now() - tTrain) / 1000;
 
     const checkpoints: DemoCheckpoint[] = [];
     for (const f of pareto.front as FrontEntry[]) {
@@ -146,7 +167,7 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoResult> {
       rmSync(outDir, { recursive: true, force: true });
       for (const c of checkpoints) c.path = '';
     }
-    return { checkpoints, epochs, seconds: (Date.now() - t0) / 1000, out: o.out ? outDir : null };
+    return { checkpoints, epochs, seconds: (Date.now() - t0) / 1000, engine, trainSeconds, out: o.out ? outDir : null };
   } finally {
     setFiniteCheck(true);
     model.dispose();
