@@ -14,6 +14,7 @@ interface TraceCliOptions {
   output: string;
   cmvm: string;
   dc?: string;
+  effort?: string;
   validate?: string;
   json?: boolean;
 }
@@ -36,15 +37,17 @@ export interface TraceSummary {
   mismatches?: number;
 }
 
-function parseOpts(o: TraceCliOptions): { cmvm: 'da' | 'none'; dc: number } {
+function parseOpts(o: TraceCliOptions): { cmvm: 'da' | 'none'; dc: number; effort?: number } {
   const cmvm = o.cmvm.toLowerCase();
   if (cmvm !== 'da' && cmvm !== 'none') throw new UsageError(`--cmvm "${o.cmvm}" is not one of da (CMVM adder graphs), none (plain signed-digit trees)`);
   const dc = o.dc === undefined ? -1 : Number(o.dc);
   if (!Number.isInteger(dc) || dc < -1) throw new UsageError(`--dc "${o.dc}" must be an integer >= -1 (-1 = unconstrained)`);
-  return { cmvm, dc };
+  const effort = o.effort === undefined ? undefined : Number(o.effort);
+  if (effort !== undefined && ![0, 1, 2].includes(effort)) throw new UsageError(`--effort "${o.effort}" must be 0 (fast), 1 (default) or 2 (thorough)`);
+  return { cmvm, dc, ...(effort !== undefined ? { effort } : {}) };
 }
 
-async function loadAndTrace(path: string, opts: { cmvm: 'da' | 'none'; dc: number }) {
+async function loadAndTrace(path: string, opts: { cmvm: 'da' | 'none'; dc: number; effort?: number }) {
   const { isModelPath, traceModelPath } = await import('../trace/load.ts');
   const { TraceError } = await import('../trace/trace.ts');
   if (!isModelPath(path)) throw new UsageError(`${path}: not a model (expected a directory with model.json and weights.bin, or an HGQ2 .keras file)`);
@@ -130,6 +133,7 @@ export function register(program: Command): void {
     .requiredOption('-o, --output <program.json>', 'where to write the IR program (atomically)')
     .option('--cmvm <METHOD>', 'constant matrix products: da (CMVM adder graphs) or none (plain signed-digit sums)', 'da')
     .option('--dc <D>', 'CMVM delay constraint: adder levels allowed above the plain balanced tree (-1 = unconstrained)')
+    .option('--effort <E>', 'CMVM search effort: 0 fast (large layers), 1 default, 2 thorough')
     .option('--validate <N>', 'also compare the emulator with the model on N random inputs (exit 1 on any mismatch)')
     .option('--json', 'print one JSON summary object as the last line')
     .addHelpText(

@@ -18,6 +18,8 @@ export interface MatVecOptions {
   cmvm: CmvmMethod;
   /** CMVM delay constraint (−1: unconstrained). */
   dc: number;
+  /** CMVM search effort (0 fast, 1 default, 2 thorough): how many candidate decompositions are tried. */
+  effort?: number;
 }
 
 /**
@@ -38,7 +40,7 @@ export function matVec(b: ProgramBuilder, W: number[][], xs: number[][], opts: M
     }
     qs.push(q ?? { min: 0, max: 0, step: 1 });
   }
-  const sol = solveCmvm(W, qs.map((q) => ({ qint: q })), { dc: opts.dc });
+  const sol = solveCmvm(W, qs.map((q) => ({ qint: q })), { dc: opts.dc, ...(opts.effort !== undefined ? { effort: opts.effort } : {}) });
   return xs.map((x) => inlineProgram(b, sol.program, x));
 }
 

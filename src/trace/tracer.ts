@@ -24,7 +24,7 @@ export class Tracer {
   private zeroWire = -1;
   /** raw input element → its input op wire and the type key it was created with */
   private rawWires = new Map<number, { wire: number; key: string; owner: string }>();
-  constructor(readonly opts: { cmvm: CmvmMethod; dc: number }) {}
+  constructor(readonly opts: { cmvm: CmvmMethod; dc: number; effort?: number }) {}
 
   zero(): number {
     if (this.zeroWire < 0) this.zeroWire = this.b.push({ kind: 'const', value: 0 }, undefined);
