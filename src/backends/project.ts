@@ -136,7 +136,7 @@ export function generateProject(p: Program, opts: ProjectOptions = {}): { files:
     part,
     stages: format === 'hls' ? 1 : nl.stages,
     latency_cycles: format === 'hls' ? 0 : nl.stages - 1,
-    estimated_lut: cost,
+    estimated_lut: Math.round(cost),
     adder_depth: depth,
     ports,
     inputs: layoutJson(nl.inputs),

@@ -118,7 +118,7 @@ function hashFiles(paths: string[], extra: string): string {
   return h.digest('hex').slice(0, 16);
 }
 
-const VERILATOR_FLAGS = ['-O1', '--x-assign', 'fast', '--x-initial', 'fast', '-Wno-fatal', '--no-timing'];
+const VERILATOR_FLAGS = ['-O1', '--x-assign', 'fast', '--x-initial', 'fast', '-Wno-fatal', '--no-timing', '--output-split', '20000'];
 
 const MAKE_OPT = ['OPT_FAST=-O1', 'OPT_SLOW=-O0', 'OPT_GLOBAL=-O1'];
 const RUNTIME_OBJS = ['verilated.o', 'verilated_threads.o'];
