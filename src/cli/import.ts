@@ -56,7 +56,7 @@ export async function runImport(input: string, out: string): Promise<ImportSumma
     className: l.getClassName(),
     outputShape: l.outputShape as (number | null)[],
     params: l.countParams(),
-    ebops: perLayer.get(l.name) ?? null,
+    ebops: perLayer.has(l.name) ? Math.round(perLayer.get(l.name)! * 1000) / 1000 : null,
   }));
   model.dispose();
   return {
@@ -65,7 +65,7 @@ export async function runImport(input: string, out: string): Promise<ImportSumma
     layers,
     params: layers.reduce((s, l) => s + l.params, 0),
     ebops: eb.total,
-    ebops_exact: eb.exact,
+    ebops_exact: Math.round(eb.exact * 1000) / 1000, // float32 sums: 3 decimals are meaningful
     ebops_logged: ebopsFromFileName(input),
   };
 }
