@@ -264,10 +264,15 @@ class Cse {
   mat: I32 = new Int32Array(0);
 
   /**
-   * Bucket queue of pairs by integer score (count × weight): buckets[s] holds pair ids, lazily — an entry is
+   * Bucket queue of pairs by integer score (count × weight): bucket s is a linked list (head[s], then eNext)
+   * of entries ePair, newest first, kept in pooled typed arrays (no garbage) — lazily: an entry is
    * current only while pNewest[p] === s and the pair still scores s. `top` ≥ every current entry's score.
    */
-  readonly buckets: number[][] = [];
+  head: I32 = poolI32('head', 1024).fill(-1);
+  ePair: I32 = poolI32('ePair', 4096, false);
+  eNext: I32 = poolI32('eNext', 4096, false);
+  nEntries = 0;
+  freeEntry = -1;
   top = 0;
 
   constructor(g: AdderGraph, nOut: number, nTermsHint: number, nPairsHint: number, opts: CseOptions) {
@@ -464,8 +469,23 @@ class Cse {
   }
 
   enqueue(p: number, score: number): void {
-    while (this.buckets.length <= score) this.buckets.push([]);
-    this.buckets[score]!.push(p);
+    if (score >= this.head.length) {
+      const old = this.head.length;
+      this.head = growI32('head', this.head, Math.max(score + 1, old * 2));
+      this.head.fill(-1, old);
+    }
+    let e = this.freeEntry;
+    if (e >= 0) this.freeEntry = this.eNext[e]!;
+    else {
+      e = this.nEntries++;
+      if (e >= this.ePair.length) {
+        this.ePair = growI32('ePair', this.ePair, e * 2);
+        this.eNext = growI32('eNext', this.eNext, e * 2);
+      }
+    }
+    this.ePair[e] = p;
+    this.eNext[e] = this.head[score]!;
+    this.head[score] = e;
     this.pNewest[p] = score;
     if (score > this.top) this.top = score;
   }
@@ -516,41 +536,52 @@ class Cse {
   popBest(): number {
     const { pNewest, pCount, pBlocked, pTie } = this;
     while (this.top >= 2) {
-      const B = this.buckets[this.top]!;
+      const top = this.top;
       let best = -1;
-      let bestAt = -1;
+      let bestE = -1;
+      let bestPrev = -1;
       let seen = 0;
       // look at the most recently queued entries only: a bucket can hold thousands of equal scores
-      for (let i = B.length - 1; i >= 0 && seen < TIE_SCAN; i--) {
-        const p = B[i]!;
-        let drop = pNewest[p] !== this.top; // superseded by a newer entry
+      let prev = -1;
+      let e = this.head[top]!;
+      while (e >= 0 && seen < TIE_SCAN) {
+        const p = this.ePair[e]!;
+        const next = this.eNext[e]!;
+        let drop = pNewest[p] !== top; // superseded by a newer entry
         if (!drop && (pCount[p]! < 2 || pBlocked[p]! >= pCount[p]!)) {
           pNewest[p] = 0;
           drop = true;
         }
         if (!drop) {
           const sc = this.scoreOf(p);
-          if (sc !== this.top) {
+          if (sc !== top) {
             this.enqueue(p, sc); // its count dropped since it was queued: re-queue at the true score
             drop = true;
           }
         }
         if (drop) {
-          const last = B.length - 1;
-          B[i] = B[last]!;
-          B.pop();
-          if (bestAt === last) bestAt = i;
+          // unlink e and recycle it
+          if (prev < 0) this.head[top] = next;
+          else this.eNext[prev] = next;
+          this.eNext[e] = this.freeEntry;
+          this.freeEntry = e;
         } else {
           seen++;
           if (best < 0 || pTie[p]! > pTie[best]! || (pTie[p] === pTie[best] && p > best)) {
             best = p; // then the newer pair
-            bestAt = i;
+            bestE = e;
+            bestPrev = prev;
           }
+          prev = e;
         }
+        e = next;
       }
       if (best >= 0) {
-        B[bestAt] = B[B.length - 1]!;
-        B.pop();
+        const next = this.eNext[bestE]!;
+        if (bestPrev < 0) this.head[top] = next;
+        else this.eNext[bestPrev] = next;
+        this.eNext[bestE] = this.freeEntry;
+        this.freeEntry = bestE;
         pNewest[best] = 0;
         return best;
       }
@@ -558,6 +589,7 @@ class Cse {
     }
     return -1;
   }
+
 
 
 
