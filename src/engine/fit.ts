@@ -31,14 +31,17 @@ export interface EngineFitResult {
 
 type Logs = Record<string, number>;
 
-/** Trains `model` (compiled with tf.train.adam) on x (N×features) and one-hot/target y with the wasm engine. */
+/** Trains `model` (compiled with tf.train.adam) on x (N×…, as the model's input) and one-hot/target y with the wasm engine. */
 export async function fitWithEngine(model: tf.LayersModel, x: tf.Tensor, y: tf.Tensor, o: EngineFitOptions): Promise<EngineFitResult> {
   const why = engineUnsupported(model);
   if (why) throw new Error(`fitWithEngine: ${why}; train with the tfjs engine instead`);
-  if (x.rank !== 2 || y.rank !== 2 || x.shape[0] !== y.shape[0]) throw new Error(`fitWithEngine: x and y must be 2-D with the same number of rows, got [${x.shape}] and [${y.shape}]`);
+  // x may have any per-sample shape (a leading Flatten/Reshape is free on row-major rows)
+  if (x.rank < 2 || y.rank !== 2 || x.shape[0] !== y.shape[0]) throw new Error(`fitWithEngine: x must be (samples, ...) and y 2-D with the same number of rows, got [${x.shape}] and [${y.shape}]`);
   if (!(Number.isInteger(o.epochs) && o.epochs >= 1)) throw new Error(`fitWithEngine: epochs must be a positive integer, got ${o.epochs}`);
   if (!(Number.isInteger(o.batchSize) && o.batchSize >= 1)) throw new Error(`fitWithEngine: batchSize must be a positive integer, got ${o.batchSize}`);
-  const N = x.shape[0]!, K = x.shape[1]!, C = y.shape[1]!;
+  const N = x.shape[0]!, K = x.size / N, C = y.shape[1]!;
+  const perSample = (model.inputs[0]!.shape.slice(1) as number[]).reduce((a, d) => a * d, 1);
+  if (K !== perSample) throw new Error(`fitWithEngine: x has ${K} values per sample, the model's input [${model.inputs[0]!.shape.slice(1)}] takes ${perSample}`);
   const xs = x.dataSync() as Float32Array, ys = y.dataSync() as Float32Array;
   const bind = await EngineBinding.create(model, o.loss, o.engine);
   const cbs = o.callbacks ?? [];

@@ -26,29 +26,43 @@ export function engineUnsupported(model: tf.LayersModel): string | null {
   }
 }
 
+/** Layers that only reshape: free on the engine's row-major (batch, features) rows. */
+const PASS_THROUGH = new Set(['Flatten', 'Reshape', 'QFlatten', 'QReshape']);
+
 function chainOf(model: tf.LayersModel): QDense[] {
   if (model.inputs.length !== 1 || model.outputs.length !== 1) throw new Error('the engine trains single-input, single-output models');
   const layers = model.layers.filter((l) => l.getClassName() !== 'InputLayer');
   if (layers.length === 0) throw new Error('the model has no layers');
+  const out = model.outputs[0]!.shape;
+  if (out.length !== 2) throw new Error(`the model's output has rank ${out.length}; the wasm engine trains (batch, outputs) models`);
   let prev: tf.layers.Layer | null = null;
+  const dense: QDense[] = [];
   for (const l of layers) {
     const what = `layer '${l.name}' (${l.getClassName()})`;
-    if (!(l instanceof QDense) || l instanceof QBatchNormDense) throw new Error(`${what} is not supported by the wasm engine yet (supported: QDense)`);
-    if (!l.trainable) throw new Error(`${what} is frozen (trainable = false); the wasm engine trains every layer`);
-    if (l.oq) throw new Error(`${what} has an output quantizer; not supported by the wasm engine yet`);
-    const inShape = (l as unknown as { builtInputShapes: (number | null)[][] }).builtInputShapes[0];
-    if (!inShape || inShape.length !== 2) throw new Error(`${what} takes inputs of rank ${inShape?.length}; the wasm engine supports (batch, features)`);
     const inbound = (l.inboundNodes[0]?.inboundLayers ?? []) as tf.layers.Layer[];
     if (inbound.length !== 1 || (prev !== null && inbound[0] !== prev) || (prev === null && inbound[0]!.getClassName() !== 'InputLayer' && inbound[0] !== l)) {
       throw new Error(`${what} is not part of a simple chain of layers`);
     }
+    prev = l;
+    if (PASS_THROUGH.has(l.getClassName())) {
+      const q = l as unknown as { iqs?: (Quantizer | null)[]; oq?: Quantizer | null };
+      if (q.iqs?.some((x) => x) || q.oq) throw new Error(`${what} quantizes; the wasm engine supports reshapes without quantizers`);
+      continue;
+    }
+    if (!(l instanceof QDense) || l instanceof QBatchNormDense) throw new Error(`${what} is not supported by the wasm engine yet (supported: QDense, Flatten, Reshape)`);
+    if (!l.trainable) throw new Error(`${what} is frozen (trainable = false); the wasm engine trains every layer`);
+    if (l.oq) throw new Error(`${what} has an output quantizer; not supported by the wasm engine yet`);
+    const inShape = (l as unknown as { builtInputShapes: (number | null)[][] }).builtInputShapes[0];
+    if (!inShape || inShape.length !== 2) throw new Error(`${what} takes inputs of rank ${inShape?.length}; the wasm engine supports (batch, features) (add a Flatten before it)`);
     if (l.iqs[0]) checkQuantizer(l.iqs[0], 'kif', [0], `${what} input quantizer`);
     else if (l.enableEbops && l.getBeta() > 0) throw new Error(`${what} counts EBOPs without an input quantizer; the wasm engine needs the input quantizer for EBOPs`);
     checkQuantizer(l.kq, 'kbi', [], `${what} kernel quantizer`);
     if (l.bq) checkQuantizer(l.bq, 'kbi', [], `${what} bias quantizer`);
-    prev = l;
+    dense.push(l);
   }
-  return layers as QDense[];
+  if (dense.length === 0) throw new Error('the model has no QDense layer to train');
+  if (!(layers[layers.length - 1] instanceof QDense)) throw new Error(`the last layer '${layers[layers.length - 1]!.name}' must be a QDense for the wasm engine`);
+  return dense;
 }
 
 function checkQuantizer(q: Quantizer, type: 'kif' | 'kbi', axes: number[], what: string): void {
