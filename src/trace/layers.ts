@@ -57,7 +57,7 @@ function affine(t: Tracer, x: Val, cols: ArrayLike<number>[], kernel: ConstExpor
     if (idx.length !== nIn) throw new TraceError(`${name}: ${idx.length} inputs per position, kernel expects ${nIn}`);
     return Array.from(idx, (j) => (j < 0 ? t.zero() : x.el[j]!));
   });
-  const ys = matVec(t.b, W, xs, t.opts);
+  const ys = matVec(t.b, W, xs, t.opts, (w) => t.latency(w));
   const out = new Int32Array(cols.length * units);
   ys.forEach((refs, p) => {
     refs.forEach((r, o) => {

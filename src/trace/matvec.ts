@@ -26,10 +26,12 @@ export interface MatVecOptions {
  * For each position p, outputs W·xs[p]. Every xs[p] has n_in wires. Returns per position n_out OutputRefs
  * (wire −1 = constant 0).
  */
-export function matVec(b: ProgramBuilder, W: number[][], xs: number[][], opts: MatVecOptions): OutputRef[][] {
+export function matVec(b: ProgramBuilder, W: number[][], xs: number[][], opts: MatVecOptions, latency?: (w: number) => number): OutputRef[][] {
   const nIn = xs[0]?.length ?? 0;
   if (opts.cmvm === 'none') return xs.map((x) => W.map((row) => plainSum(b, row, x)));
   const qs: QInterval[] = [];
+  // arrival times: the CMVM's delay-aware trees add late inputs last
+  const lats = Array.from({ length: nIn }, (_, c) => (latency ? Math.max(...xs.map((x) => latency(x[c]!))) : 0));
   for (let c = 0; c < nIn; c++) {
     // zero wires (padding, pruned inputs) add nothing: leave them out of the union unless all are zero
     let q: QInterval | null = null;
@@ -40,7 +42,7 @@ export function matVec(b: ProgramBuilder, W: number[][], xs: number[][], opts: M
     }
     qs.push(q ?? { min: 0, max: 0, step: 1 });
   }
-  const sol = solveCmvm(W, qs.map((q) => ({ qint: q })), { dc: opts.dc, ...(opts.effort !== undefined ? { effort: opts.effort } : {}) });
+  const sol = solveCmvm(W, qs.map((q, c) => ({ qint: q, latency: lats[c]! })), { dc: opts.dc, ...(opts.effort !== undefined ? { effort: opts.effort } : {}) });
   return xs.map((x) => inlineProgram(b, sol.program, x));
 }
 

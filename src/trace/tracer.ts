@@ -1,6 +1,8 @@
 /** The tracer's state: the program under construction, per-sample tensors as wires, raw model inputs. */
 import type { Kif, OverflowMode, RoundMode } from '../fixed/types.ts';
 import { ProgramBuilder } from '../ir/builder.ts';
+import { opDelay } from '../ir/cost.ts';
+import { operandsOf } from '../ir/interval.ts';
 import type { OutputRef } from '../ir/types.ts';
 import type { QuantizerExport } from '../layers/base.ts';
 import type { CmvmMethod } from './matvec.ts';
@@ -25,6 +27,27 @@ export class Tracer {
   /** raw input element → its input op wire and the type key it was created with */
   private rawWires = new Map<number, { wire: number; key: string; owner: string }>();
   constructor(readonly opts: { cmvm: CmvmMethod; dc: number; effort?: number }) {}
+
+  private lat = new Float64Array(256);
+  private latDone = 0;
+
+  /** Arrival time of wire w in adder levels (the IR latency model), computed incrementally. */
+  latency(w: number): number {
+    const ops = this.b.ops;
+    if (this.lat.length < ops.length) {
+      const grown = new Float64Array(Math.max(ops.length, this.lat.length * 2));
+      grown.set(this.lat);
+      this.lat = grown;
+    }
+    for (; this.latDone < ops.length; this.latDone++) {
+      const node = ops[this.latDone]!;
+      const args = operandsOf(node);
+      let start = 0;
+      for (const a of args) start = Math.max(start, this.lat[a]!);
+      this.lat[this.latDone] = start + opDelay(node, args.map((a) => ops[a]!.qint));
+    }
+    return this.lat[w]!;
+  }
 
   zero(): number {
     if (this.zeroWire < 0) this.zeroWire = this.b.push({ kind: 'const', value: 0 }, undefined);
