@@ -64,6 +64,7 @@ async function hgqIn(args: string[]): Promise<{ status: number; stderr: string }
 }
 
 test('hgq convert/synth: bad input exits 2 with a message that says what to do', async () => {
+  delete process.env.HGQ_AP_INCLUDE;
   const root = mkdtempSync(join(tmpdir(), 'hgq-cli-'));
   try {
     const prog = join(root, 'p.json');
@@ -73,7 +74,7 @@ test('hgq convert/synth: bad input exits 2 with a message that says what to do',
       [['convert', prog, join(root, 'o'), '--format', 'systemc'], /--format "systemc" is not one of verilog, vhdl, hls/],
       [['convert', prog, join(root, 'o'), '--latency-cutoff', '-2'], /--latency-cutoff "-2" must be a number >= 0/],
       [['convert', prog, join(root, 'o'), '--verify', 'many'], /--verify "many" must be an integer >= 1/],
-      [['convert', prog, join(root, 'o'), '--format', 'hls', '--verify', '10'], /--verify runs an RTL simulator/],
+      [['convert', prog, join(root, 'o'), '--format', 'hls', '--verify', '10'], /needs ap_fixed\.h: add --ap-include DIR/],
       [['convert', prog, join(root, 'o'), '--validate', '10'], /--validate compares the emulator with a source model/],
       [['convert', root, join(root, 'o')], /not an IR program/],
       [['synth', join(root, 'nothing')], /not an hgq project/],

@@ -73,6 +73,7 @@ interface ConvertOpts {
   verify?: string;
   simulator?: string;
   data?: string;
+  apInclude?: string;
   json?: boolean;
 }
 
@@ -105,8 +106,9 @@ export async function runConvert(input: string, outDir: string, o: ConvertOpts):
   const verifyN = intOpt(o.verify, '--verify', 1);
   if (o.simulator !== undefined && !['verilator', 'icarus', 'ghdl'].includes(o.simulator))
     throw new UsageError(`--simulator "${o.simulator}" is not one of verilator, icarus, ghdl`);
-  if (verifyN !== undefined && format === 'hls')
-    throw new UsageError('--verify runs an RTL simulator; use --format verilog or vhdl (HLS C++ is checked by Vitis C simulation)');
+  const apInclude = o.apInclude ?? process.env.HGQ_AP_INCLUDE;
+  if (verifyN !== undefined && format === 'hls' && !apInclude)
+    throw new UsageError('--verify of an HLS project compiles the C++ model with g++ and needs ap_fixed.h: add --ap-include DIR (Vitis include dir or Xilinx HLS_arbitrary_Precision_Types/include)');
 
   const loaded = await loadProgramForConvert(input);
   const nIn = loaded.program.inputs.reduce((a, t) => a + t.shape.reduce((x, y) => x * y, 1), 0);
@@ -148,7 +150,7 @@ export async function runConvert(input: string, outDir: string, o: ConvertOpts):
     const { ToolMissingError } = await import('../eda/tools.ts');
     let r;
     try {
-      r = verify(outDir, { vectors: verifyN, data, simulator: o.simulator as 'verilator' | 'icarus' | 'ghdl' | undefined });
+      r = verify(outDir, { vectors: verifyN, data, apInclude, simulator: o.simulator as 'verilator' | 'icarus' | 'ghdl' | undefined });
     } catch (e) {
       if (e instanceof ToolMissingError) throw new CliError(e.message);
       throw e;
@@ -180,6 +182,7 @@ export function register(program: Command): void {
     .option('--verify <N>', 'simulate N random vectors and compare with the emulator bit for bit')
     .option('--data <FILE>', 'input samples (CSV or NPY) added to the testbench and --verify vectors, quantized onto the input ports')
     .option('--simulator <SIM>', 'verilator (default if installed), icarus, or ghdl (VHDL projects)')
+    .option('--ap-include <DIR>', 'HLS --verify: directory with ap_fixed.h for the g++ C model (default $HGQ_AP_INCLUDE)')
     .option('--json', 'print summary.json as one JSON line at the end')
     .addHelpText(
       'after',

@@ -17,7 +17,8 @@ import { inputLayout, outputLayout } from '../backends/layout.ts';
 import { makeVectors, unpackHex } from '../backends/vectors.ts';
 import { hasTool, run } from './tools.ts';
 
-export type Simulator = 'verilator' | 'icarus' | 'ghdl';
+/** 'g++' is the C++ model of an HLS project (compiled against the given ap_fixed.h) */
+export type Simulator = 'verilator' | 'icarus' | 'ghdl' | 'g++';
 
 export interface VerifyOptions {
   /** random vectors (default 10000) */
@@ -29,6 +30,8 @@ export interface VerifyOptions {
   seed?: number;
   /** when verifying a Program: project options for the temporary project */
   project?: ProjectOptions;
+  /** HLS projects: directory holding ap_fixed.h (Vitis include dir or Xilinx's open-source headers); default $HGQ_AP_INCLUDE */
+  apInclude?: string;
 }
 
 export interface Mismatch {
@@ -71,15 +74,17 @@ export function verify(target: string | Program, opts: VerifyOptions = {}): Veri
   }
   const summary = readSummary(dir);
   const p: Program = programFromJSON(readFileSync(join(dir, 'program.json'), 'utf8'), join(dir, 'program.json'));
-  if (summary.format === 'hls')
-    throw new RangeError('verify runs RTL simulators; an HLS project is checked by C simulation (vitis/build.tcl, or the tests\' g++ model)');
-  const sim = pickSimulator(opts.simulator);
+  const sim: Simulator = summary.format === 'hls' ? 'g++' : pickSimulator(opts.simulator);
+  const apInclude = opts.apInclude ?? process.env.HGQ_AP_INCLUDE;
+  if (sim === 'g++' && !apInclude)
+    throw new RangeError('verifying an HLS project compiles its C++ model with g++ and needs ap_fixed.h: give its directory (apInclude, --ap-include or $HGQ_AP_INCLUDE)');
   const simDir = join(dir, 'sim');
   mkdirSync(simDir, { recursive: true });
   const vec = makeVectors(p, opts.vectors ?? 10000, { data: opts.data, seed: opts.seed ?? 12345 });
   writeFileSync(join(simDir, 'inputs.hex'), vec.inHex.join('\n') + '\n');
   writeFileSync(join(simDir, 'expected.hex'), vec.expHex.join('\n') + '\n');
-  const res = sim === 'verilator' ? runVerilator(dir, summary) : sim === 'icarus' ? runIcarus(dir, summary) : runGhdl(dir, summary);
+  const res =
+    sim === 'verilator' ? runVerilator(dir, summary) : sim === 'icarus' ? runIcarus(dir, summary) : sim === 'ghdl' ? runGhdl(dir, summary) : runHlsModel(dir, summary, apInclude!);
   const parsed = parseResult(res.out, sim);
   if (parsed.vectors !== vec.count && parsed.mismatches === 0)
     throw new Error(`${sim}: the design produced ${parsed.vectors} valid outputs for ${vec.count} vectors`);
@@ -199,11 +204,19 @@ function runGhdl(dir: string, s: Summary): { out: string; build: number; run: nu
   return { out: r.stdout, build, run: r.seconds };
 }
 
+function runHlsModel(dir: string, s: Summary, apInclude: string): { out: string; build: number; run: number } {
+  const exe = resolve(dir, 'sim', 'csim');
+  const src = resolve(dir, s.files.source!);
+  const b = run('g++', ['-std=c++17', '-O1', '-w', '-I', resolve(apInclude), '-I', resolve(dir, 'src'), src, resolve(dir, s.files.testbench!), '-o', exe], { cwd: dir });
+  const r = run(exe, [join(dir, 'sim', 'inputs.hex'), join(dir, 'sim', 'expected.hex')], { cwd: join(dir, 'sim'), allowFail: true });
+  return { out: r.stdout, build: b.seconds, run: r.seconds };
+}
+
 /** Parse the testbench's RESULT / MISMATCH lines. */
 export function parseResult(out: string, sim: string): { vectors: number; mismatches: number; first: number; got?: string } {
   const m = /RESULT vectors=(\d+) mismatches=(\d+) first=(-?\d+)/.exec(out);
   if (!m) throw new Error(`${sim}: no RESULT line in the simulation output:\n${out.split('\n').slice(-20).join('\n')}`);
-  const mm = /MISMATCH vector=\d+ got=([0-9a-fA-FxXzZ]+)/.exec(out);
+  const mm = /MISMATCH vector=\d+ got=([0-9a-fA-FxXzZ]+)\b/.exec(out);
   const got = mm && /^[0-9a-fA-F]+$/.test(mm[1]!) ? mm[1] : undefined;
   return { vectors: Number(m[1]), mismatches: Number(m[2]), first: Number(m[3]), got };
 }
