@@ -210,29 +210,32 @@ export function solveCmvm(W: number[][], inputs: CmvmInput[], opts: CmvmOptions 
     return a.latency < b.latency;
   };
 
-  let best = solveDirect(method);
   const decompose = opts.decompose ?? 'auto';
-  if (decompose !== false && nOut > 1) {
-    const scaled = scaleToIntegers(Wl);
-    if (scaled) {
-      // one tree per path limit (shared by both pair scores); a tree already tried with a score is skipped
-      // (a deeper limit often yields the same tree)
-      const trees = new Map<number, { dec: Decomposition; key: string }>();
-      const tried = new Set<string>();
-      for (const { hops, method: m } of candidatePlan(nOut, nIn, dc, method, effort)) {
-        let t = trees.get(hops);
-        if (!t) {
-          const dec = decomposeRows(scaled.rows, hops);
-          t = { dec, key: JSON.stringify(dec.paths) + JSON.stringify(dec.diffs) };
-          trees.set(hops, t);
-        }
-        if (tried.has(m + t.key)) continue;
-        tried.add(m + t.key);
-        const c = solveDecomposed(t.dec, m, scaled.scale);
-        if (c && better(c, best)) best = c;
+  const scaled = decompose !== false && nOut > 1 ? scaleToIntegers(Wl) : null;
+  // Unconstrained, a decomposed candidate contains the plain one as its degenerate tree (rows closer to
+  // zero than to each other hang off the root), and on larger matrices the plain run never wins while
+  // costing the most: skip it there (effort 1). Under a delay constraint it is the guaranteed fallback.
+  const skipDirect = scaled !== null && dc < 0 && effort === 1 && nOut * nIn > 64;
+  let best: Candidate | null = skipDirect ? null : solveDirect(method);
+  if (scaled) {
+    // one tree per path limit (shared by both pair scores); a tree already tried with a score is skipped
+    // (a deeper limit often yields the same tree)
+    const trees = new Map<number, { dec: Decomposition; key: string }>();
+    const tried = new Set<string>();
+    for (const { hops, method: m } of candidatePlan(nOut, nIn, dc, method, effort)) {
+      let t = trees.get(hops);
+      if (!t) {
+        const dec = decomposeRows(scaled.rows, hops);
+        t = { dec, key: JSON.stringify(dec.paths) + JSON.stringify(dec.diffs) };
+        trees.set(hops, t);
       }
+      if (tried.has(m + t.key)) continue;
+      tried.add(m + t.key);
+      const c = solveDecomposed(t.dec, m, scaled.scale);
+      if (c && (!best || better(c, best))) best = c;
     }
   }
+  if (!best) best = solveDirect(method);
 
   const program = toProgram(best, types, nOut);
   const depth = programDepth(program);
