@@ -113,4 +113,9 @@ test('hgq trace: model directory → program.json (emulator == model), --json su
   assert.equal(raw.status, 2);
   assert.match(raw.stderr, /not calibrated.*calibrate/);
   assert.throws(() => readFileSync(join(dir, 'raw.json')), 'nothing written on failure');
+  // hgq convert takes the model directory through the tracer's loader, and --validate compares with the model
+  const { runConvert } = await import('../src/cli/convert.ts');
+  const summary = await runConvert(join(dir, 'model'), join(dir, 'prj'), { format: 'verilog', validate: '300', json: true });
+  assert.equal((summary as unknown as { validated_samples: number }).validated_samples, 300);
+  assert.deepEqual(readProgram(join(dir, 'prj', 'program.json')).out, p.out, 'convert traced the same program');
 });

@@ -124,7 +124,8 @@ export function register(program: Command): void {
     const { isModelPath } = await import('../trace/load.ts');
     if (!isModelPath(path)) return null;
     const t = await loadAndTrace(path, { cmvm: 'da', dc: -1 });
-    return { program: t.program, validate: async (n: number) => t.validate(n) };
+    const { exactEbops } = await import('../train/calibrate.ts');
+    return { program: t.program, validate: async (n: number) => t.validate(n), ebops: exactEbops(t.model).ebops };
   });
   program
     .command('trace')
