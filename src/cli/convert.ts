@@ -16,6 +16,8 @@ export interface LoadedProgram {
   program: Program;
   /** compare emulator and model on n random inputs; returns mismatching samples */
   validate?: (n: number) => Promise<{ samples: number; mismatches: number }>;
+  /** the source model's exact EBOPs (model inputs only); copied into summary.json as `ebops` */
+  ebops?: number;
 }
 
 /** A loader returns null when the path is not its kind of input. */
@@ -143,6 +145,7 @@ export async function runConvert(input: string, outDir: string, o: ConvertOpts):
     throw e;
   }
   log(`wrote ${outDir}: ${summary.format} top ${summary.top}, ${summary.stages} stage(s), latency ${summary.latency_cycles} cycle(s), estimated ${summary.estimated_lut} LUT (${((performance.now() - t0) / 1000).toFixed(2)} s)`);
+  if (loaded.ebops !== undefined) summary = { ...summary, ebops: loaded.ebops } as Summary;
   if (validation) summary = { ...summary, validated_samples: validation.samples } as Summary;
 
   if (verifyN !== undefined) {
@@ -161,7 +164,7 @@ export async function runConvert(input: string, outDir: string, o: ConvertOpts):
     log(`verify (${r.simulator}): ${r.vectors} vectors, ${r.mismatches} mismatches (build ${r.build_seconds.toFixed(1)} s, ${Math.round(r.vectors_per_second)} vectors/s)`);
     if (r.mismatches > 0)
       throw new CliError(`verification failed: ${r.mismatches} of ${r.vectors} vectors differ; first: ${JSON.stringify(r.first_mismatch)}`);
-  } else if (validation) updateSummary(outDir, summary);
+  } else if (validation || loaded.ebops !== undefined) updateSummary(outDir, summary);
   return summary;
 }
 
@@ -188,8 +191,8 @@ export function register(program: Command): void {
       'after',
       `
 summary.json: estimated_lut, latency_cycles, stages, the input/output bus layouts (per element: offset,
-width, signed, f, step; element 0 in the least significant bits) and, after --verify, verified_vectors and
-mismatches. Exit 1 if verification finds a mismatch.
+width, signed, f, step; element 0 in the least significant bits), ebops (when given a model) and, after
+--verify, verified_vectors and mismatches. Exit 1 if verification finds a mismatch.
 
 Example:
   $ hgq convert model.program.json prj --latency-cutoff 2 --verify 10000`,
