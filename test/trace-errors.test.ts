@@ -117,5 +117,6 @@ test('hgq trace: model directory → program.json (emulator == model), --json su
   const { runConvert } = await import('../src/cli/convert.ts');
   const summary = await runConvert(join(dir, 'model'), join(dir, 'prj'), { format: 'verilog', validate: '300', json: true });
   assert.equal((summary as unknown as { validated_samples: number }).validated_samples, 300);
+  assert.equal((summary as unknown as { ebops: number }).ebops, s.ebops, 'summary.json carries the model EBOPs');
   assert.deepEqual(readProgram(join(dir, 'prj', 'program.json')).out, p.out, 'convert traced the same program');
 });
