@@ -66,3 +66,18 @@ test('fitWithEngine refuses unsupported models with the layer named', async () =
   await assert.rejects(fitWithEngine(m, x, y, { epochs: 1, batchSize: 2, loss: 'mse' }), /layer 'plain' \(Dense\) is not supported by the wasm engine/);
   m.dispose(); tf.dispose([x, y]);
 });
+
+test('hgq demo --engine/--threads reject bad values with exit code 2 and say what is allowed', async () => {
+  const { main } = await import('../src/cli/main.ts');
+  const err = process.stderr.write;
+  let msg = '';
+  process.stderr.write = ((s: string) => { msg += s; return true; }) as typeof process.stderr.write;
+  try {
+    assert.equal(await main(['demo', '--engine', 'gpu']), 2);
+    assert.equal(await main(['demo', '--threads', '0']), 2);
+  } finally {
+    process.stderr.write = err;
+  }
+  assert.match(msg, /--engine must be wasm or tfjs, got "gpu"/);
+  assert.match(msg, /--threads must be a positive integer/);
+});
