@@ -20,7 +20,7 @@
  * Hex vector files: one vector per line, the whole bus as one hex number (most significant digit first,
  * ceil(width/4) digits), element 0 in the least significant bits.
  */
-import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { programToJSON } from '../ir/serialize.ts';
 import type { Program } from '../ir/types.ts';
@@ -148,8 +148,13 @@ export function generateProject(p: Program, opts: ProjectOptions = {}): { files:
   return { files, summary };
 }
 
-/** Write files into a temporary sibling directory, then rename it onto `outDir` (replacing an old project). */
+/**
+ * Write files into a temporary sibling directory, then rename it onto `outDir`. An existing `outDir` is
+ * replaced only when it is empty or an earlier hgq project (has summary.json): a mistyped path must never
+ * delete a user's directory.
+ */
 export function writeFilesAtomically(outDir: string, files: Map<string, string>): void {
+  checkOutputDir(outDir);
   const dest = resolve(outDir);
   const parent = dirname(dest);
   mkdirSync(parent, { recursive: true });
@@ -171,6 +176,17 @@ export function writeFilesAtomically(outDir: string, files: Map<string, string>)
     rmSync(tmp, { recursive: true, force: true });
     throw e;
   }
+}
+
+/** The output directory already holds something that is not an hgq project. */
+export class ProjectDirError extends Error {}
+
+/** Throws ProjectDirError unless `outDir` is absent, empty, or an earlier hgq project (has summary.json). */
+export function checkOutputDir(outDir: string): void {
+  const dest = resolve(outDir);
+  if (!existsSync(dest)) return;
+  const replaceable = statSync(dest).isDirectory() && (readdirSync(dest).length === 0 || existsSync(join(dest, 'summary.json')));
+  if (!replaceable) throw new ProjectDirError(`${outDir} exists and is not an hgq project (no summary.json); choose a new or empty directory, or remove it first`);
 }
 
 export function writeProject(p: Program, outDir: string, opts: ProjectOptions = {}): Summary {

@@ -112,6 +112,13 @@ export async function runConvert(input: string, outDir: string, o: ConvertOpts):
   if (verifyN !== undefined && format === 'hls' && !apInclude)
     throw new UsageError('--verify of an HLS project compiles the C++ model with g++ and needs ap_fixed.h: add --ap-include DIR (Vitis include dir or Xilinx HLS_arbitrary_Precision_Types/include)');
 
+  const { writeProject, updateSummary, checkOutputDir, ProjectDirError } = await import('../backends/project.ts');
+  try {
+    checkOutputDir(outDir); // before tracing, which can take minutes
+  } catch (e) {
+    if (e instanceof ProjectDirError) throw new UsageError(e.message);
+    throw e;
+  }
   const loaded = await loadProgramForConvert(input);
   const nIn = loaded.program.inputs.reduce((a, t) => a + t.shape.reduce((x, y) => x * y, 1), 0);
   const data = o.data === undefined ? undefined : await readData(o.data, nIn);
@@ -126,7 +133,6 @@ export async function runConvert(input: string, outDir: string, o: ConvertOpts):
     if (validation.mismatches > 0) throw new CliError(`the emulator disagrees with the model on ${validation.mismatches} of ${validation.samples} samples`);
   }
 
-  const { writeProject, updateSummary } = await import('../backends/project.ts');
   const t0 = performance.now();
   let summary: Summary;
   try {
@@ -171,9 +177,9 @@ export async function runConvert(input: string, outDir: string, o: ConvertOpts):
 export function register(program: Command): void {
   program
     .command('convert')
-    .description('write a hardware project (Verilog/VHDL/HLS, testbenches, vectors, TCL, summary.json) for an IR program')
-    .argument('<input>', 'program.json (an IR program, e.g. from the tracer)')
-    .argument('<out-dir>', 'project directory to create (replaced atomically if it exists)')
+    .description('write a hardware project (Verilog/VHDL/HLS, testbenches, vectors, TCL, summary.json) for a trained model (model directory or HGQ2 .keras; traced on the way) or an IR program')
+    .argument('<input>', 'model directory, HGQ2 .keras file, or program.json (an IR program from hgq trace)')
+    .argument('<out-dir>', 'project directory to create (an earlier hgq project there is replaced atomically; any other non-empty directory is refused)')
     .option('-f, --format <FORMAT>', 'verilog, vhdl or hls', 'verilog')
     .option('-l, --latency-cutoff <N>', 'pipeline: cut the latency axis every N units (0 = combinational)', '0')
     .option('--clock-period <NS>', 'clock period in ns for the Vivado/Vitis constraints (default 5)')
