@@ -6,21 +6,11 @@
 import { quantize } from '../fixed/index.ts';
 import type { Program } from '../ir/types.ts';
 import { compileProgram } from '../ir/emulate.ts';
+import { mulberry32 as seededRandom } from '../util/random.ts';
 import { dyadic, dyadicCode, fmtRange } from './fmt.ts';
 import type { BusField, BusLayout, InputField } from './layout.ts';
 import { inputLayout, outputLayout } from './layout.ts';
 
-/** mulberry32: a small seeded PRNG so vector sets are reproducible. */
-export function seededRandom(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const MAX_EXACT_FIELD = 52;
 

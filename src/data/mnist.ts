@@ -4,6 +4,7 @@
  */
 import { readFileSync, existsSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
+import { mulberry32 } from '../util/random.ts';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 
@@ -109,17 +110,6 @@ export interface Split {
   test: ImageSet;
 }
 
-/** mulberry32: tiny seeded PRNG so splits are reproducible. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export function subset(s: ImageSet, idx: ArrayLike<number>): ImageSet {
   const px = s.rows * s.cols;

@@ -7,6 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import { qiFromKif, qiWidth } from '../fixed/interval.ts';
 import { compileProgram } from '../ir/emulate.ts';
 import type { Program } from '../ir/types.ts';
+import { mulberry32 } from '../util/random.ts';
 
 export interface ModelCheck {
   samples: number;
@@ -15,16 +16,6 @@ export interface ModelCheck {
   widestBits: number;
   /** first mismatching sample, output element and the two values */
   first?: { sample: number; element: number; model: number; emulator: number };
-}
-
-function mulberry32(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(s ^ (s >>> 15), s | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** Float32 has a 24-bit significand: tfjs inference is exact only while every value and partial sum fits it. */

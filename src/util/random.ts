@@ -1,0 +1,12 @@
+/** mulberry32: a tiny seeded 32-bit PRNG, uniform in [0, 1). Used wherever a draw must be reproducible
+ * (data splits, test vectors, random matrices); not for anything that needs statistical quality. */
+export function mulberry32(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
