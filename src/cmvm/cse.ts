@@ -193,14 +193,19 @@ class StepTable {
 }
 
 /** Most pair-matrix entries (4 bytes each) one extraction may allocate before falling back to hashing. */
-const MAT_BUDGET = 1 << 24;
+const MAT_BUDGET = 1 << 25;
 /** Largest direct pair index (entries) before pairs of starting wires go to the hash table too. */
-const DIRECT_BUDGET = 1 << 22;
+const DIRECT_BUDGET = 1 << 24;
 
 /** Heap keys are count × weight (integers) plus a fraction < 1 that prefers early operands. */
 const LAT_SLOTS = 1024;
 /** Current entries of the top bucket compared for the tie-break. */
 const TIE_SCAN = 32;
+
+/** Index of the unordered slot pair {a, b} (a ≠ b) in a lower-triangular pair matrix. */
+function tri(a: number, b: number): number {
+  return a > b ? ((a * (a - 1)) >> 1) + b : ((b * (b - 1)) >> 1) + a;
+}
 
 /** The extraction state; one instance per extractCommon call. */
 class Cse {
@@ -251,7 +256,7 @@ class Cse {
   readonly dirty: number[] = [];
 
   /**
-   * Per output, the pair id of every two slots (slot-major, symmetric), so a substitution finds the pairs
+   * Per output, the pair id of every two slots (lower triangle, see tri), so a substitution finds the pairs
    * it dissolves without hashing. matBase[o] = −1: too big, use the hash table.
    */
   matBase: Int32Array = new Int32Array(0);
@@ -319,9 +324,10 @@ class Cse {
     for (let o = 0; o < nOut; o++) {
       const n = this.outTerms[o]!.length;
       this.matDim[o] = n;
-      if (total + n * n > MAT_BUDGET) continue;
+      const size = (n * (n - 1)) >> 1; // lower triangle: the matrix is symmetric
+      if (total + size > MAT_BUDGET) continue;
       this.matBase[o] = total;
-      total += n * n;
+      total += size;
     }
     this.mat = poolI32('mat', total, false); // every entry read is written first
     this.allMats = this.matBase.every((b) => b >= 0);
@@ -425,7 +431,9 @@ class Cse {
       const l1 = lm[w1]!;
       const sh = shift + this.shiftSpan;
       if (l0 >= 0 && l1 >= 0 && sh >= 0 && sh <= 2 * this.shiftSpan) {
-        const i = ((l0 * this.nLocal + l1) * (2 * this.shiftSpan + 1) + sh) * 2 + sub;
+        // wires ordered, so the unordered local pair (with the diagonal) identifies the pair of wires
+        const lp = l0 > l1 ? ((l0 * (l0 + 1)) >> 1) + l1 : ((l1 * (l1 + 1)) >> 1) + l0;
+        const i = (lp * (2 * this.shiftSpan + 1) + sh) * 2 + sub;
         let p = this.direct[i]!;
         if (p < 0) {
           p = this.newPair(w0, w1, sub, shift);
@@ -607,7 +615,7 @@ class Cse {
       hi = Math.max(hi, this.tPos[t]!);
     }
     const span = hi - lo;
-    const size = n * n * (2 * span + 1) * 2;
+    const size = ((n * (n + 1)) >> 1) * (2 * span + 1) * 2;
     if (n === 0 || size > DIRECT_BUDGET) return;
     this.localMap = lm;
     this.nLocal = n;
@@ -621,17 +629,12 @@ class Cse {
     const mat = this.mat;
     this.outTerms.forEach((ol, o) => {
       const base = this.matBase[o]!;
-      const dim = this.matDim[o]!;
       for (let i = 0; i < ol.length; i++) {
         const si = this.tSlot[ol[i]!]!;
         for (let j = i + 1; j < ol.length; j++) {
           const p = this.pairOf(ol[i]!, ol[j]!);
           this.inc(p);
-          if (base >= 0) {
-            const sj = this.tSlot[ol[j]!]!;
-            mat[base + si * dim + sj] = p;
-            mat[base + sj * dim + si] = p;
-          }
+          if (base >= 0) mat[base + tri(si, this.tSlot[ol[j]!]!)] = p;
         }
       }
     });
@@ -703,17 +706,15 @@ class Cse {
     const st = tSlot[t]!;
     if (base >= 0) {
       const mat = this.mat;
-      const dim = this.matDim[o]!;
-      const rt = base + st * dim;
-      const ru = base + tSlot[u]! * dim;
+      const su = tSlot[u]!;
       for (let i = 0; i < ol.length; i++) {
         const v = ol[i]!;
         if (v === t || v === u) continue;
         const sv = tSlot[v]!;
-        pCount[mat[rt + sv]!]!--;
-        pCount[mat[ru + sv]!]!--;
+        pCount[mat[base + tri(st, sv)]!]!--;
+        pCount[mat[base + tri(su, sv)]!]!--;
       }
-      pCount[mat[rt + tSlot[u]!]!]!--;
+      pCount[mat[base + tri(st, su)]!]!--;
     } else {
       for (let i = 0; i < ol.length; i++) {
         const v = ol[i]!;
@@ -730,15 +731,11 @@ class Cse {
     const nt = this.addTerm(o, n, pos, sign, st);
     if (base >= 0) {
       const mat = this.mat;
-      const dim = this.matDim[o]!;
-      const rt = base + st * dim;
       for (let i = 0; i < ol.length; i++) {
         const v = ol[i]!;
         if (v === nt) continue;
         const p = this.allMats ? this.pairOfNew(nt, v) : this.pairOf(nt, v);
-        const sv = tSlot[v]!;
-        mat[rt + sv] = p;
-        mat[base + sv * dim + st] = p;
+        mat[base + tri(st, tSlot[v]!)] = p;
         this.inc(p);
       }
     } else {
