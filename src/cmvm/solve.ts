@@ -28,7 +28,7 @@ export interface CmvmOptions {
   /** Pair score: 'wmc' = occurrences × overlapping bits (default), 'mc' = occurrences. The other score is
    *  also tried on a few decomposed candidates unless effort is 0. */
   method?: Method;
-  /** How many candidates to try: 0 fast (3 runs), 1 default (5–7 runs; small matrices as 2), 2 thorough (every path limit × both scores). */
+  /** How many candidates to try: 0 fast (3 runs; 1 above 4096 entries), 1 default (5–7 runs; small matrices as 2), 2 thorough (every path limit × both scores). */
   effort?: number;
   /** MST decomposition first stage: 'auto' (default) tries it at several depths and keeps the best. */
   decompose?: boolean | 'auto';
@@ -86,6 +86,9 @@ export function treeFinish(lats: number[]): number {
   while (h.length - i + merged.length - m > 1) merged.push(Math.max(take(), take()) + 1);
   return m < merged.length ? merged[m]! : h[i]!;
 }
+
+/** Above this many matrix entries, effort 0 makes a single greedy run. */
+const SINGLE_RUN_ENTRIES = 4096;
 
 export function solveCmvm(W: number[][], inputs: CmvmInput[], opts: CmvmOptions = {}): CmvmResult {
   const t0 = performance.now();
@@ -215,9 +218,12 @@ export function solveCmvm(W: number[][], inputs: CmvmInput[], opts: CmvmOptions 
   // Unconstrained, a decomposed candidate contains the plain one as its degenerate tree (rows closer to
   // zero than to each other hang off the root), and on larger matrices the plain run never wins while
   // costing the most: skip it there (effort 1). Under a delay constraint it is the guaranteed fallback.
-  const skipDirect = scaled !== null && dc < 0 && effort === 1 && nOut * nIn > 64;
+  // effort 0 on a large layer (e.g. 128×784, where one run takes seconds): a single run; unconstrained the
+  // first decomposed candidate (which contains the plain one), under a delay constraint the plain one
+  const single = effort === 0 && nOut * nIn > SINGLE_RUN_ENTRIES;
+  const skipDirect = scaled !== null && dc < 0 && (effort === 1 ? nOut * nIn > 64 : single);
   let best: Candidate | null = skipDirect ? null : solveDirect(method);
-  if (scaled) {
+  if (scaled && !(single && best)) {
     // one tree per path limit (shared by both pair scores); a tree already tried with a score is skipped
     // (a deeper limit often yields the same tree)
     const trees = new Map<number, { dec: Decomposition; key: string }>();
@@ -233,6 +239,7 @@ export function solveCmvm(W: number[][], inputs: CmvmInput[], opts: CmvmOptions 
       tried.add(m + t.key);
       const c = solveDecomposed(t.dec, m, scaled.scale);
       if (c && (!best || better(c, best))) best = c;
+      if (single) break;
     }
   }
   if (!best) best = solveDirect(method);
