@@ -64,13 +64,14 @@ export function packHex(layout: BusLayout, values: Float64Array, count: number):
   const words = new Uint32Array(Math.ceil(W / 32));
   const digits = Math.ceil(W / 4);
   const lines: string[] = new Array(count);
+  const ranges = layout.fields.map((f) => fmtRange(f).map(Number) as [number, number]); // once per field, not per element
   for (let v = 0; v < count; v++) {
     words.fill(0);
     for (let j = 0; j < n; j++) {
       const f = layout.fields[j]!;
       if (f.w === 0) continue;
       const val = values[v * n + j]!;
-      const code = codeOf(f, val, v, j);
+      const code = codeOf(f, ranges[j]!, val, v, j);
       // two's-complement pattern, written bit range by bit range (≤ 52 bits, exact in doubles)
       let p = code < 0 ? code + 2 ** f.w : code;
       let off = f.offset;
@@ -92,10 +93,11 @@ export function packHex(layout: BusLayout, values: Float64Array, count: number):
   return lines;
 }
 
-function codeOf(f: BusField, val: number, v: number, j: number): number {
-  const c = Number(dyadicCode(dyadic(val), f.lsb));
-  const [lo, hi] = fmtRange(f);
-  if (c < Number(lo) || c > Number(hi))
+function codeOf(f: BusField, [lo, hi]: [number, number], val: number, v: number, j: number): number {
+  // Scaling by a power of two is exact, so a safe-integer result is the code; otherwise take the exact BigInt path.
+  const scaled = val * 2 ** -f.lsb;
+  const c = Number.isSafeInteger(scaled) && (scaled !== 0 || val === 0) ? scaled + 0 : Number(dyadicCode(dyadic(val), f.lsb));
+  if (c < lo || c > hi)
     throw new Error(`internal: vector ${v} element ${j} value ${val} does not fit its field (${f.w} bits, step 2^${f.lsb})`);
   return c;
 }
