@@ -76,7 +76,10 @@ export function buildMlp(inputs: number, hidden: number[], classes: number, seed
       new QDense({
         units,
         activation: j < dims.length - 1 ? 'relu' : 'linear',
-        ...(j === 0 ? { inputShape: [inputs] } : {}),
+        // Pixels lie in [0, 1]: f < 0 rounds every stroke to 0 or 2, and Adam drifts all pixels' f down in
+        // lockstep, so the input collapses at once (val acc 97% → ~78% near 500k EBOPs). f ≥ 0 keeps each
+        // pixel at least binarized; pruning still happens through the kernel bits.
+        ...(j === 0 ? { inputShape: [inputs], iqConf: { fBounds: [0, 24] as [number, number] } } : {}),
         kernelInitializer: 'glorotUniform',
         name: `dense${j}`,
       }),
@@ -97,13 +100,16 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoResult> {
   const t0 = Date.now();
   const log = o.log ?? ((s: string) => process.stderr.write(s + '\n'));
   const quick = o.quick ?? false;
-  const epochs = o.epochs ?? (quick ? 8 : 50);
+  const epochs = o.epochs ?? (quick ? 8 : 60);
   const batchSize = o.batchSize ?? (quick ? 256 : 1024);
   const hidden = o.hidden ?? (quick ? [32] : [128, 64]);
   const seed = o.seed ?? 1234;
   if (!Number.isInteger(epochs) || epochs < 1) throw new Error(`epochs must be a positive integer, got ${epochs}`);
-  const betaStart = o.betaStart ?? (quick ? 1e-5 : 1e-6);
-  const betaEnd = o.betaEnd ?? (quick ? 2e-3 : 2e-4);
+  // Default run: 60 epochs, β rising log-linearly from 1e-7 to 3e-5 at Adam lr 2e-3. With Adam the bit
+  // parameters drift at ~lr per step wherever the task gradient is weak, so lr × steps (more than β) sets how
+  // far EBOPs fall: at lr 1e-3 EBOPs only reached ~1.4M in 50 epochs, at 3e-3 the front ran past its knee.
+  const betaStart = o.betaStart ?? (quick ? 1e-5 : 1e-7);
+  const betaEnd = o.betaEnd ?? (quick ? 2e-3 : 3e-5);
   const warm = Math.max(1, Math.round(epochs * 0.1));
   const schedule = o.schedule ?? [
     { epoch: 0, beta: betaStart, interp: 'constant' },
@@ -119,7 +125,7 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoResult> {
 
   const outDir = o.out ? resolve(o.out) : mkdtempSync(join(tmpdir(), 'hgq-demo-'));
   const model = buildMlp(784, hidden, 10, seed);
-  model.compile({ optimizer: tf.train.adam(o.learningRate ?? 3e-3), loss: logitsLoss, metrics: ['acc'] });
+  model.compile({ optimizer: tf.train.adam(o.learningRate ?? (quick ? 3e-3 : 2e-3)), loss: logitsLoss, metrics: ['acc'] });
   const pareto = new ParetoCheckpoint({ dir: outDir, startEpoch: Math.min(warm, epochs - 1) });
   const callbacks: tf.CustomCallbackArgs[] | tf.Callback[] = [new BetaScheduler(piecewiseSchedule(schedule)), new EbopsLogger(), pareto];
   if (o.progress !== null) callbacks.push(new ProgressBar(o.progress ?? process.stderr));
