@@ -95,6 +95,20 @@ export function perSample(shape: Shape): number[] {
   });
 }
 
+/** Moving batch-norm statistics: moving ← m·moving + (1 − m)·batch (Keras' update), for mean and variance. */
+export function updateMovingStatistics(
+  movingMean: tf.LayerVariable,
+  movingVariance: tf.LayerVariable,
+  mean: tf.Tensor,
+  variance: tf.Tensor,
+  momentum: number,
+): void {
+  tf.tidy(() => {
+    movingMean.write(tf.add(tf.mul(movingMean.read(), momentum), tf.mul(mean, 1 - momentum)));
+    movingVariance.write(tf.add(tf.mul(movingVariance.read(), momentum), tf.mul(variance, 1 - momentum)));
+  });
+}
+
 /** Removes undefined entries so configs serialize cleanly. */
 export function clean<T extends object>(o: T): T {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;

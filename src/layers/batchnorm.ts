@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Quantizer, QuantizerMode } from '../quantizer/index.ts';
-import { QLayer, qconf, type QConf, type QLayerArgs, type Shape } from './base.ts';
+import { QLayer, qconf, updateMovingStatistics, type QConf, type QLayerArgs, type Shape } from './base.ts';
 
 export interface QBatchNormalizationArgs extends QLayerArgs {
   momentum?: number;
@@ -81,11 +81,7 @@ export class QBatchNormalization extends QLayer {
     if (training && this.trainable && !this.freezeStatistics) {
       const axes = x!.shape.slice(0, -1).map((_, a) => a);
       ({ mean, variance } = tf.moments(x!, axes));
-      tf.tidy(() => {
-        const m = this.momentum;
-        this.movingMean.write(tf.add(tf.mul(this.movingMean.read(), m), tf.mul(mean, 1 - m)));
-        this.movingVariance.write(tf.add(tf.mul(this.movingVariance.read(), m), tf.mul(variance, 1 - m)));
-      });
+      updateMovingStatistics(this.movingMean, this.movingVariance, mean, variance, this.momentum);
     } else {
       mean = this.movingMean.read();
       variance = this.movingVariance.read();

@@ -2,7 +2,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { Quantizer, QuantizerMode } from '../quantizer/index.ts';
 import { matMul2d } from './matmul.ts';
-import { QLayer, qconf, type QConf, type QLayerArgs, type Shape } from './base.ts';
+import { QLayer, qconf, updateMovingStatistics, type QConf, type QLayerArgs, type Shape } from './base.ts';
 
 export const ACTIVATIONS = ['linear', 'relu'] as const;
 export type Activation = (typeof ACTIVATIONS)[number];
@@ -226,11 +226,7 @@ export class QBatchNormDense extends QDense {
       const axes = x.shape.slice(0, -1).map((_, a) => a);
       const { mean, variance } = tf.moments(x, axes);
       this.batchStats = { mean, variance };
-      tf.tidy(() => {
-        const m = this.momentum;
-        this.movingMean.write(tf.add(tf.mul(this.movingMean.read(), m), tf.mul(mean, 1 - m)));
-        this.movingVariance.write(tf.add(tf.mul(this.movingVariance.read(), m), tf.mul(variance, 1 - m)));
-      });
+      updateMovingStatistics(this.movingMean, this.movingVariance, mean, variance, this.momentum);
       try {
         return super.forward(inputs, mode);
       } finally {

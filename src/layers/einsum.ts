@@ -15,7 +15,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Quantizer, QuantizerMode } from '../quantizer/index.ts';
-import { QLayer, qconf, type ConstExport, type QConf, type QLayerArgs, type Shape } from './base.ts';
+import { QLayer, qconf, updateMovingStatistics, type ConstExport, type QConf, type QLayerArgs, type Shape } from './base.ts';
 import { applyActivation, checkActivation, initializer, type Activation } from './dense.ts';
 import { matMul2d } from './matmul.ts';
 
@@ -465,11 +465,7 @@ export class QEinsumDenseBatchnorm extends QEinsumDense {
     if (training && this.trainable) {
       const x = einsumMatmul(this.plan, qx, this.kernel.read(), this.dims);
       ({ mean, variance } = tf.moments(x, this.reductionAxes));
-      tf.tidy(() => {
-        const m = this.momentum;
-        this.movingMean.write(tf.add(tf.mul(this.movingMean.read(), m), tf.mul(mean, 1 - m)));
-        this.movingVariance.write(tf.add(tf.mul(this.movingVariance.read(), m), tf.mul(variance, 1 - m)));
-      });
+      updateMovingStatistics(this.movingMean, this.movingVariance, mean, variance, this.momentum);
     } else {
       mean = this.movingMean.read();
       variance = this.movingVariance.read();
