@@ -834,3 +834,218 @@ export function adam(n: i32, p: usize, g: usize, m: usize, v: usize, lr: f32, b1
     store<f32>(p + o, np);
   }
 }
+
+// =========================================================================================================
+// graph path (src/engine/graph.ts): host-orchestrated, layer by layer over the whole batch, for models the
+// chunked chain cannot run (batch norm needs whole-batch statistics; conv, pooling and residual adds).
+// Buffers are feature-major with row stride S floats: buf[feature·S + sample]; S and every column count are
+// multiples of 16 (padding samples carry zero gradients: the loss masks them).
+
+/**
+ * Input-quantizer backward on K rows of n columns: d = g where h was not clipped (SAT-like), else g;
+ * flags bit2 SAT-like (bounds from prep), bit3 write d to dst, bit4 accumulate (dst += d) instead.
+ * sums[3k..3k+2] += (Σ g·(a − clip(h)), Σ g·[h > hi], Σ g·[h < lo]).
+ */
+export function act_q_bwd(g: usize, h: usize, a: usize, K: i32, S: i32, n: i32, flags: i32, prep: usize, dst: usize, sums: usize): void {
+  const sat = (flags & 4) != 0;
+  const rowB = <usize>S << 2;
+  const nB = <usize>n << 2;
+  for (let k = 0; k < K; k++) {
+    const r = <usize>k * rowB;
+    const pp = prep + (<usize>k << 4);
+    const lo = sat ? v128.load32_splat(pp, 8) : f32x4.splat(0), hi = sat ? v128.load32_splat(pp, 12) : f32x4.splat(0);
+    let sd = f32x4.splat(0), st = f32x4.splat(0), sb = f32x4.splat(0);
+    for (let o: usize = 0; o < nB; o += 16) {
+      const gg = v128.load(g + r + o);
+      const hh = v128.load(h + r + o);
+      let d = gg;
+      if (sat) {
+        const top = f32x4.gt(hh, hi), bot = f32x4.lt(hh, lo);
+        sd = madd(gg, f32x4.sub(v128.load(a + r + o), f32x4.pmin(hi, f32x4.pmax(lo, hh))), sd);
+        st = f32x4.add(st, v128.and(gg, top));
+        sb = f32x4.add(sb, v128.and(gg, bot));
+        d = v128.andnot(gg, v128.or(top, bot));
+      } else {
+        sd = madd(gg, f32x4.sub(v128.load(a + r + o), hh), sd);
+      }
+      if (flags & 16) v128.store(dst + r + o, f32x4.add(v128.load(dst + r + o), d));
+      else if (flags & 8) v128.store(dst + r + o, d);
+    }
+    const sp = sums + <usize>k * 12;
+    store<f32>(sp, load<f32>(sp) + hsum(sd));
+    if (sat) {
+      store<f32>(sp, load<f32>(sp, 4) + hsum(st), 4);
+      store<f32>(sp, load<f32>(sp, 8) + hsum(sb), 8);
+    }
+  }
+}
+
+/** d[j] = out[j] > 0 ? d[j] : 0 (ReLU backward on n floats, n a multiple of 4). */
+export function relu_mask(d: usize, out: usize, n: i32): void {
+  const nB = <usize>n << 2;
+  const z = f32x4.splat(0);
+  for (let o: usize = 0; o < nB; o += 16) v128.store(d + o, v128.and(v128.load(d + o), f32x4.gt(v128.load(out + o), z)));
+}
+
+/** dst[j] = src[j] for n floats. */
+export function copy_f32(dst: usize, src: usize, n: i32): void {
+  memory.copy(dst, src, <usize>n << 2);
+}
+
+/** Row permutation of len-float rows: dst row (b·A + a) (stride dstS) = src row (a·Bn + b) (stride srcS). */
+export function perm_rows(src: usize, srcS: i32, dst: usize, dstS: i32, A: i32, Bn: i32, len: i32): void {
+  const lenB = <usize>len << 2;
+  for (let a = 0; a < A; a++) {
+    for (let b = 0; b < Bn; b++) {
+      memory.copy(dst + ((<usize>(b * A + a) * <usize>dstS) << 2), src + ((<usize>(a * Bn + b) * <usize>srcS) << 2), lenB);
+    }
+  }
+}
+
+/**
+ * im2col for one chunk of cb samples (columns c0..c0+cb of A, row stride S): P[(j·C + c)][p·cb + t] =
+ * A[(idx[p·KK + j]·C + c)][c0 + t], zero where idx < 0 (padding). idx: i32 [Pn·KK] input position of
+ * window offset j at output position p.
+ */
+export function im2col(A: usize, S: i32, c0: i32, C: i32, idx: usize, KK: i32, Pn: i32, P: usize, cb: i32): void {
+  const cbB = <usize>cb << 2;
+  const prow = <usize>Pn * cbB;
+  for (let p = 0; p < Pn; p++) {
+    for (let j = 0; j < KK; j++) {
+      const s = load<i32>(idx + (<usize>(p * KK + j) << 2));
+      let d = P + <usize>j * <usize>C * prow + <usize>p * cbB;
+      if (s < 0) {
+        for (let c = 0; c < C; c++) { memory.fill(d, 0, cbB); d += prow; }
+      } else {
+        let sp = A + ((<usize>s * <usize>C * <usize>S + <usize>c0) << 2);
+        for (let c = 0; c < C; c++) { memory.copy(d, sp, cbB); d += prow; sp += <usize>S << 2; }
+      }
+    }
+  }
+}
+
+/** The adjoint of im2col: dA[(idx·C + c)][c0 + t] += dP[(j·C + c)][p·cb + t]. */
+export function col2im_add(dP: usize, cb: i32, C: i32, idx: usize, KK: i32, Pn: i32, dA: usize, S: i32, c0: i32): void {
+  const cbB = <usize>cb << 2;
+  const prow = <usize>Pn * cbB;
+  for (let p = 0; p < Pn; p++) {
+    for (let j = 0; j < KK; j++) {
+      const s = load<i32>(idx + (<usize>(p * KK + j) << 2));
+      if (s < 0) continue;
+      let sp = dP + <usize>j * <usize>C * prow + <usize>p * cbB;
+      let d = dA + ((<usize>s * <usize>C * <usize>S + <usize>c0) << 2);
+      for (let c = 0; c < C; c++) {
+        for (let o: usize = 0; o < cbB; o += 16) v128.store(d + o, f32x4.add(v128.load(d + o), v128.load(sp + o)));
+        sp += prow; d += <usize>S << 2;
+      }
+    }
+  }
+}
+
+/** Max pooling forward: out[(p·C + c)] = max over valid window offsets of A[(idx·C + c)] (n columns, stride S). */
+export function pool_max_fwd(A: usize, S: i32, n: i32, C: i32, idx: usize, KK: i32, Pn: i32, out: usize): void {
+  const nB = <usize>n << 2, rowB = <usize>S << 2;
+  for (let p = 0; p < Pn; p++) {
+    for (let c = 0; c < C; c++) {
+      const d = out + <usize>(p * C + c) * rowB;
+      let first = true;
+      for (let j = 0; j < KK; j++) {
+        const s = load<i32>(idx + (<usize>(p * KK + j) << 2));
+        if (s < 0) continue;
+        const sp = A + <usize>(s * C + c) * rowB;
+        if (first) memory.copy(d, sp, nB);
+        else for (let o: usize = 0; o < nB; o += 16) v128.store(d + o, f32x4.max(v128.load(d + o), v128.load(sp + o)));
+        first = false;
+      }
+    }
+  }
+}
+
+/** Max pooling backward as tf.max's gradient: every window element equal to the max gets dz (ties included). dA += … */
+export function pool_max_bwd(A: usize, S: i32, n: i32, C: i32, idx: usize, KK: i32, Pn: i32, out: usize, dz: usize, dA: usize): void {
+  const nB = <usize>n << 2, rowB = <usize>S << 2;
+  for (let p = 0; p < Pn; p++) {
+    for (let c = 0; c < C; c++) {
+      const r = <usize>(p * C + c) * rowB;
+      for (let j = 0; j < KK; j++) {
+        const s = load<i32>(idx + (<usize>(p * KK + j) << 2));
+        if (s < 0) continue;
+        const q = <usize>(s * C + c) * rowB;
+        for (let o: usize = 0; o < nB; o += 16) {
+          const m = f32x4.eq(v128.load(A + q + o), v128.load(out + r + o));
+          v128.store(dA + q + o, f32x4.add(v128.load(dA + q + o), v128.and(v128.load(dz + r + o), m)));
+        }
+      }
+    }
+  }
+}
+
+/**
+ * Average pooling forward: window sum (window order, padding skipped) then ÷ div[p] (mode 0, as tf.div by the
+ * counts) or × div[p] (mode 1, a reciprocal: global pooling's tf.mul(sum, 1/n)).
+ */
+export function pool_avg_fwd(A: usize, S: i32, n: i32, C: i32, idx: usize, KK: i32, Pn: i32, out: usize, div: usize, mode: i32): void {
+  const nB = <usize>n << 2, rowB = <usize>S << 2;
+  for (let p = 0; p < Pn; p++) {
+    const dv = v128.load32_splat(div + (<usize>p << 2));
+    for (let c = 0; c < C; c++) {
+      const d = out + <usize>(p * C + c) * rowB;
+      memory.fill(d, 0, nB);
+      for (let j = 0; j < KK; j++) {
+        const s = load<i32>(idx + (<usize>(p * KK + j) << 2));
+        if (s < 0) continue;
+        const sp = A + <usize>(s * C + c) * rowB;
+        for (let o: usize = 0; o < nB; o += 16) v128.store(d + o, f32x4.add(v128.load(d + o), v128.load(sp + o)));
+      }
+      for (let o: usize = 0; o < nB; o += 16) v128.store(d + o, mode == 0 ? f32x4.div(v128.load(d + o), dv) : f32x4.mul(v128.load(d + o), dv));
+    }
+  }
+}
+
+/** Average pooling backward: dA[window] += dz ÷ div[p] (mode 0) or dz × div[p] (mode 1). */
+export function pool_avg_bwd(S: i32, n: i32, C: i32, idx: usize, KK: i32, Pn: i32, dz: usize, div: usize, mode: i32, dA: usize): void {
+  const nB = <usize>n << 2, rowB = <usize>S << 2;
+  for (let p = 0; p < Pn; p++) {
+    const dv = v128.load32_splat(div + (<usize>p << 2));
+    for (let c = 0; c < C; c++) {
+      const r = <usize>(p * C + c) * rowB;
+      for (let j = 0; j < KK; j++) {
+        const s = load<i32>(idx + (<usize>(p * KK + j) << 2));
+        if (s < 0) continue;
+        const q = <usize>(s * C + c) * rowB;
+        for (let o: usize = 0; o < nB; o += 16) {
+          const g = mode == 0 ? f32x4.div(v128.load(dz + r + o), dv) : f32x4.mul(v128.load(dz + r + o), dv);
+          v128.store(dA + q + o, f32x4.add(v128.load(dA + q + o), g));
+        }
+      }
+    }
+  }
+}
+
+/** Batch moments of K rows over their first nValid columns (as tf.moments): mean, then mean of squared deviations. */
+export function bn_stats(A: usize, K: i32, S: i32, nValid: i32, mean: usize, variance: usize): void {
+  const rowB = <usize>S << 2;
+  for (let k = 0; k < K; k++) {
+    const r = A + <usize>k * rowB;
+    let s: f64 = 0;
+    for (let b = 0; b < nValid; b++) s += <f64>load<f32>(r + (<usize>b << 2));
+    const m = <f32>(s / <f64>nValid);
+    let v: f64 = 0;
+    for (let b = 0; b < nValid; b++) { const d = <f64>(load<f32>(r + (<usize>b << 2)) - m); v += d * d; }
+    store<f32>(mean + (<usize>k << 2), m);
+    store<f32>(variance + (<usize>k << 2), <f32>(v / <f64>nValid));
+  }
+}
+
+/** Batch-norm statistics backward: dA[k, b] += gm[k] + gv[k]·(A[k, b] − mean[k]) for the valid columns b < nValid. */
+export function bn_dx_add(dA: usize, A: usize, K: i32, S: i32, nValid: i32, gm: usize, gv: usize, mean: usize): void {
+  const rowB = <usize>S << 2;
+  for (let k = 0; k < K; k++) {
+    const r = <usize>k * rowB;
+    const m = load<f32>(mean + (<usize>k << 2)), a = load<f32>(gm + (<usize>k << 2)), v = load<f32>(gv + (<usize>k << 2));
+    for (let b = 0; b < nValid; b++) {
+      const o = r + (<usize>b << 2);
+      store<f32>(dA + o, load<f32>(dA + o) + (a + v * (load<f32>(A + o) - m)));
+    }
+  }
+}

@@ -5,21 +5,28 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { QBatchNormDense, QDense } from '../layers/dense.ts';
+import { QConv1D, QConv2D } from '../layers/conv.ts';
+import { QAveragePooling1D, QAveragePooling2D, QGlobalAveragePooling1D, QGlobalAveragePooling2D, QGlobalMaxPooling1D, QGlobalMaxPooling2D,
+  QMaxPooling1D, QMaxPooling2D } from '../layers/pooling.ts';
+import { QAdd } from '../layers/merge.ts';
+import type { QLayer } from '../layers/base.ts';
 import type { Quantizer } from '../quantizer/index.ts';
-import { createEngine, type DenseDesc, type Engine, type EngineOptions, type KbiDesc, type KifDesc, type ModelDesc } from './engine.ts';
+import { createEngine, type DenseDesc, type EngineOptions, type KbiDesc, type KifDesc, type ModelDesc } from './engine.ts';
+import { createGraphEngine, type GraphLayerDesc, type GraphModelDesc, type TrainEngine } from './graph.ts';
 
 export type EngineLoss = ModelDesc['loss'];
 
 interface Binding {
   /** engine parameter name → the tfjs variable holding it */
   vars: Map<string, tf.LayerVariable>;
-  layers: QDense[];
+  /** the engine layer index of each layer with a β */
+  layers: Array<{ index: number; layer: QLayer }>;
 }
 
 /** Why the engine cannot train this model (naming the first unsupported layer), or null when it can. */
 export function engineUnsupported(model: tf.LayersModel): string | null {
   try {
-    chainOf(model);
+    planOf(model);
     return null;
   } catch (e) {
     return (e as Error).message;
@@ -28,41 +35,72 @@ export function engineUnsupported(model: tf.LayersModel): string | null {
 
 /** Layers that only reshape: free on the engine's row-major (batch, features) rows. */
 const PASS_THROUGH = new Set(['Flatten', 'Reshape', 'QFlatten', 'QReshape']);
+const CONV = [QConv1D, QConv2D];
+const POOL = [QMaxPooling1D, QMaxPooling2D, QAveragePooling1D, QAveragePooling2D];
+const GLOBAL_POOL = [QGlobalMaxPooling1D, QGlobalMaxPooling2D, QGlobalAveragePooling1D, QGlobalAveragePooling2D];
+const SUPPORTED = 'QDense, QBatchNormDense, QConv1D/2D, QMaxPooling1D/2D, QAveragePooling1D/2D, their global forms, QAdd, Flatten, Reshape';
 
-function chainOf(model: tf.LayersModel): QDense[] {
+type Conv = QConv1D | QConv2D;
+interface PlanNode { layer: QLayer; from: number[] }
+/** The model as engine nodes in topological order; chain = plain QDense layers one after another (the fast path). */
+interface Plan { nodes: PlanNode[]; chain: boolean; inputs: number }
+
+const isAny = (l: unknown, cs: ReadonlyArray<abstract new (...a: never[]) => unknown>) => cs.some((c) => l instanceof c);
+const inShapeOf = (l: QLayer): (number | null)[] => (l as unknown as { builtInputShapes: (number | null)[][] }).builtInputShapes[0]!;
+
+function planOf(model: tf.LayersModel): Plan {
   if (model.inputs.length !== 1 || model.outputs.length !== 1) throw new Error('the engine trains single-input, single-output models');
   const layers = model.layers.filter((l) => l.getClassName() !== 'InputLayer');
   if (layers.length === 0) throw new Error('the model has no layers');
   const out = model.outputs[0]!.shape;
   if (out.length !== 2) throw new Error(`the model's output has rank ${out.length}; the wasm engine trains (batch, outputs) models`);
-  let prev: tf.layers.Layer | null = null;
-  const dense: QDense[] = [];
+  const index = new Map<tf.layers.Layer, number>();
+  const nodes: PlanNode[] = [];
   for (const l of layers) {
     const what = `layer '${l.name}' (${l.getClassName()})`;
+    if (l.inboundNodes.length !== 1) throw new Error(`${what} is used ${l.inboundNodes.length} times; the wasm engine needs each layer applied once`);
     const inbound = (l.inboundNodes[0]?.inboundLayers ?? []) as tf.layers.Layer[];
-    if (inbound.length !== 1 || (prev !== null && inbound[0] !== prev) || (prev === null && inbound[0]!.getClassName() !== 'InputLayer' && inbound[0] !== l)) {
-      throw new Error(`${what} is not part of a simple chain of layers`);
-    }
-    prev = l;
+    if (inbound.length === 0) throw new Error(`${what} has no input`);
+    const from = inbound.map((p) => {
+      const j = index.get(p);
+      if (j !== undefined) return j;
+      if (p.getClassName() === 'InputLayer') return -1;
+      throw new Error(`${what} takes its input from '${p.name}', which the wasm engine has not placed before it`);
+    });
     if (PASS_THROUGH.has(l.getClassName())) {
       const q = l as unknown as { iqs?: (Quantizer | null)[]; oq?: Quantizer | null };
       if (q.iqs?.some((x) => x) || q.oq) throw new Error(`${what} quantizes; the wasm engine supports reshapes without quantizers`);
+      index.set(l, from[0]!);
       continue;
     }
-    if (!(l instanceof QDense) || l instanceof QBatchNormDense) throw new Error(`${what} is not supported by the wasm engine yet (supported: QDense, Flatten, Reshape)`);
+    const ql = l as unknown as QLayer;
+    const supported = (l instanceof QDense) || isAny(l, CONV) || isAny(l, POOL) || isAny(l, GLOBAL_POOL) || l instanceof QAdd;
+    if (!supported) throw new Error(`${what} is not supported by the wasm engine yet (supported: ${SUPPORTED})`);
     if (!l.trainable) throw new Error(`${what} is frozen (trainable = false); the wasm engine trains every layer`);
-    if (l.oq) throw new Error(`${what} has an output quantizer; not supported by the wasm engine yet`);
-    const inShape = (l as unknown as { builtInputShapes: (number | null)[][] }).builtInputShapes[0];
-    if (!inShape || inShape.length !== 2) throw new Error(`${what} takes inputs of rank ${inShape?.length}; the wasm engine supports (batch, features) (add a Flatten before it)`);
-    if (l.iqs[0]) checkQuantizer(l.iqs[0], 'kif', [0], `${what} input quantizer`);
-    else if (l.enableEbops && l.getBeta() > 0) throw new Error(`${what} counts EBOPs without an input quantizer; the wasm engine needs the input quantizer for EBOPs`);
-    checkQuantizer(l.kq, 'kbi', [], `${what} kernel quantizer`);
-    if (l.bq) checkQuantizer(l.bq, 'kbi', [], `${what} bias quantizer`);
-    dense.push(l);
+    if (ql.oq) throw new Error(`${what} has an output quantizer; not supported by the wasm engine yet`);
+    if (l instanceof QAdd) {
+      ql.iqs.forEach((q, j) => { if (q) checkQuantizer(q, 'kif', [0], `${what} input quantizer ${j}`); });
+    } else {
+      if (from.length !== 1) throw new Error(`${what} takes ${from.length} inputs`);
+      const inShape = inShapeOf(ql);
+      if (l instanceof QDense && (!inShape || inShape.length !== 2)) throw new Error(`${what} takes inputs of rank ${inShape?.length}; the wasm engine supports (batch, features) (add a Flatten before it)`);
+      if (ql.iqs[0]) checkQuantizer(ql.iqs[0], 'kif', [0], `${what} input quantizer`);
+      else if ((l instanceof QDense || isAny(l, CONV)) && ql.enableEbops && ql.getBeta() > 0) throw new Error(`${what} counts EBOPs without an input quantizer; the wasm engine needs the input quantizer for EBOPs`);
+      if (l instanceof QDense || isAny(l, CONV)) {
+        const w = l as unknown as QDense | Conv;
+        checkQuantizer(w.kq, 'kbi', [], `${what} kernel quantizer`);
+        if (w.bq) checkQuantizer(w.bq, 'kbi', [], `${what} bias quantizer`);
+      }
+    }
+    index.set(l, nodes.length);
+    nodes.push({ layer: ql, from });
   }
-  if (dense.length === 0) throw new Error('the model has no QDense layer to train');
-  if (!(layers[layers.length - 1] instanceof QDense)) throw new Error(`the last layer '${layers[layers.length - 1]!.name}' must be a QDense for the wasm engine`);
-  return dense;
+  if (nodes.length === 0) throw new Error('the model has no trainable layer');
+  const outLayer = (model.outputs[0] as unknown as { sourceLayer: tf.layers.Layer }).sourceLayer;
+  if (index.get(outLayer) !== nodes.length - 1) throw new Error(`the model's output must come from its last layer ('${nodes[nodes.length - 1]!.layer.name}') for the wasm engine`);
+  const chain = nodes.every((n, j) => n.layer instanceof QDense && !(n.layer instanceof QBatchNormDense) && n.from.length === 1 && n.from[0] === j - 1);
+  const inputs = (model.inputs[0]!.shape.slice(1) as number[]).reduce((a, d) => a * d, 1);
+  return { nodes, chain, inputs };
 }
 
 function checkQuantizer(q: Quantizer, type: 'kif' | 'kbi', axes: number[], what: string): void {
@@ -83,43 +121,80 @@ function qvar(q: Quantizer, n: string): tf.LayerVariable {
   return w.variable as unknown as tf.LayerVariable;
 }
 
-/** Reads the model into an engine description (and the variable binding used to sync back). */
+const betaOf = (l: QLayer): number => (l.enableEbops ? l.getBeta() * l.ebopsFactor : 0);
+
+/** A plain QDense chain's description for the fast path (describeAny also covers the graph path). */
 export function describeModel(model: tf.LayersModel, loss: EngineLoss): { desc: ModelDesc; binding: Binding } {
-  const layers = chainOf(model);
+  const r = describeAny(model, loss);
+  if (r.graph) throw new Error('the model needs the engine\'s graph path (batch norm, convolution, pooling or merges); use describeAny');
+  return { desc: r.desc as ModelDesc, binding: r.binding };
+}
+
+/** Reads the model into an engine description (chain or graph) and the variable binding used to sync back. */
+export function describeAny(model: tf.LayersModel, loss: EngineLoss): { desc: ModelDesc | GraphModelDesc; graph: boolean; binding: Binding } {
+  const plan = planOf(model);
   const opt = model.optimizer as unknown as { getClassName?: () => string; learningRate: number; beta1: number; beta2: number; epsilon: number };
   if (!opt || opt.getClassName?.() !== 'Adam') throw new Error('the wasm engine needs the model compiled with tf.train.adam');
   const vars = new Map<string, tf.LayerVariable>();
-  const descs: DenseDesc[] = layers.map((l, li) => {
+  const bindVar = (name: string, v: tf.LayerVariable): Float32Array => { vars.set(name, v); return data(v.read()); };
+  const kbi = (q: Quantizer, name: string): KbiDesc => {
+    const c = q.config;
+    return { overflow: c.overflowMode as KbiDesc['overflow'], k: data(qvar(q, 'k').read()), b: bindVar(`${name}.b`, qvar(q, 'b')), i: bindVar(`${name}.i`, qvar(q, 'i')),
+      bBounds: c.bBounds, iBounds: c.iBounds, l1: c.trainable ? c.l1 : 0 };
+  };
+  const kif = (q: Quantizer | null, name: string): KifDesc | null => {
+    if (!q) return null;
+    const c = q.config;
+    const decay = c.overflowMode === 'WRAP' ? qvar(q, 'i_decay_speed').read().dataSync()[0]! : 0;
+    return { overflow: c.overflowMode, k: data(qvar(q, 'k').read()), i: bindVar(`${name}.i`, qvar(q, 'i')), f: bindVar(`${name}.f`, qvar(q, 'f')),
+      iBounds: c.iBounds, fBounds: c.fBounds, l1: c.trainable ? c.l1 : 0, decay };
+  };
+  const layers: GraphLayerDesc[] = plan.nodes.map(({ layer: l, from }, li): GraphLayerDesc => {
     const pre = `layers[${li}]`;
-    const K = l.kernel.shape[0]!, N = l.units;
-    vars.set(`${pre}.kernel`, l.kernel);
-    if (l.bias) vars.set(`${pre}.bias`, l.bias);
-    const kbi = (q: Quantizer, name: string): KbiDesc => {
-      vars.set(`${name}.b`, qvar(q, 'b'));
-      vars.set(`${name}.i`, qvar(q, 'i'));
-      const c = q.config;
-      return { overflow: c.overflowMode as KbiDesc['overflow'], k: data(qvar(q, 'k').read()), b: data(qvar(q, 'b').read()), i: data(qvar(q, 'i').read()),
-        bBounds: c.bBounds, iBounds: c.iBounds, l1: c.trainable ? c.l1 : 0 };
-    };
-    let iq: KifDesc | null = null;
-    const q = l.iqs[0];
-    if (q) {
-      vars.set(`${pre}.iq.i`, qvar(q, 'i'));
-      vars.set(`${pre}.iq.f`, qvar(q, 'f'));
-      const c = q.config;
-      const decay = c.overflowMode === 'WRAP' ? qvar(q, 'i_decay_speed').read().dataSync()[0]! : 0;
-      iq = { overflow: c.overflowMode, k: data(qvar(q, 'k').read()), i: data(qvar(q, 'i').read()), f: data(qvar(q, 'f').read()),
-        iBounds: c.iBounds, fBounds: c.fBounds, l1: c.trainable ? c.l1 : 0, decay };
+    const beta = betaOf(l);
+    if (l instanceof QDense) {
+      const K = l.kernel.shape[0]!, N = l.units;
+      const dense: DenseDesc = {
+        type: 'dense', inputs: K, units: N, activation: l.activation,
+        kernel: bindVar(`${pre}.kernel`, l.kernel), bias: l.bias ? bindVar(`${pre}.bias`, l.bias) : null,
+        iq: kif(l.iqs[0] ?? null, `${pre}.iq`), kq: kbi(l.kq, `${pre}.kq`), bq: l.bq ? kbi(l.bq, `${pre}.bq`) : null, beta,
+      };
+      if (!(l instanceof QBatchNormDense)) return { ...dense, from };
+      const { type: _t, ...rest } = dense;
+      void _t;
+      return { ...rest, type: 'bndense', from, gamma: l.gamma ? bindVar(`${pre}.gamma`, l.gamma) : null,
+        movingMean: bindVar(`${pre}.movingMean`, l.movingMean), movingVariance: bindVar(`${pre}.movingVariance`, l.movingVariance),
+        momentum: l.momentum, epsilon: l.epsilon };
     }
-    return {
-      type: 'dense', inputs: K, units: N, activation: l.activation,
-      kernel: data(l.kernel.read()), bias: l.bias ? data(l.bias.read()) : null,
-      iq, kq: kbi(l.kq, `${pre}.kq`), bq: l.bq ? kbi(l.bq, `${pre}.bq`) : null,
-      beta: l.enableEbops ? l.getBeta() * l.ebopsFactor : 0,
-    };
+    const inShape = (inShapeOf(l).slice(1) as number[]);
+    if (isAny(l, CONV)) {
+      const c = l as Conv;
+      return { type: 'conv', from, inShape, filters: c.filters, kernelSize: [...c.kernelSize], strides: [...c.strides], padding: c.padding,
+        activation: c.activation, kernel: bindVar(`${pre}.kernel`, c.kernel), bias: c.bias ? bindVar(`${pre}.bias`, c.bias) : null,
+        iq: kif(c.iqs[0] ?? null, `${pre}.iq`), kq: kbi(c.kq, `${pre}.kq`), bq: c.bq ? kbi(c.bq, `${pre}.bq`) : null, beta,
+        parallelizationFactor: c.parallelizationFactor };
+    }
+    if (isAny(l, POOL)) {
+      const p = l as QMaxPooling2D;
+      const op = isAny(l, [QMaxPooling1D, QMaxPooling2D]) ? 'max' : 'avg';
+      return { type: 'pool', op, from, inShape, poolSize: [...p.poolSize], strides: [...p.strides], padding: p.padding,
+        iq: kif(l.iqs[0] ?? null, `${pre}.iq`), beta, parallelizationFactor: p.parallelizationFactor };
+    }
+    if (isAny(l, GLOBAL_POOL)) {
+      const op = isAny(l, [QGlobalMaxPooling1D, QGlobalMaxPooling2D]) ? 'max' : 'avg';
+      return { type: 'pool', op, global: true, from, inShape, poolSize: [], strides: [], padding: 'valid', iq: kif(l.iqs[0] ?? null, `${pre}.iq`), beta };
+    }
+    // QAdd
+    const size = inShape.reduce((a, d) => a * d, 1);
+    return { type: 'add', from, size, iqs: l.iqs.map((q, j) => kif(q, `${pre}.iq${j}`)), beta };
   });
-  const desc: ModelDesc = { layers: descs, loss, optimizer: { learningRate: opt.learningRate, beta1: opt.beta1, beta2: opt.beta2, epsilon: opt.epsilon } };
-  return { desc, binding: { vars, layers } };
+  const optimizer = { learningRate: opt.learningRate, beta1: opt.beta1, beta2: opt.beta2, epsilon: opt.epsilon };
+  const binding: Binding = { vars, layers: plan.nodes.map((n, index) => ({ index, layer: n.layer })) };
+  if (plan.chain) {
+    const desc: ModelDesc = { layers: layers.map((d) => { const { from: _f, ...rest } = d as DenseDesc & { from?: number[] }; void _f; return rest as DenseDesc; }), loss, optimizer };
+    return { desc, graph: false, binding };
+  }
+  return { desc: { inputs: plan.inputs, layers, loss, optimizer }, graph: true, binding };
 }
 
 interface AdamInternals {
@@ -138,11 +213,12 @@ function trainableOrder(model: tf.LayersModel): tf.LayerVariable[] {
 
 /** An engine bound to a tfjs model: `pull` copies model → engine, `push` engine → model (weights and Adam state). */
 export class EngineBinding {
-  private constructor(readonly engine: Engine, readonly model: tf.LayersModel, private readonly binding: Binding) {}
+  private constructor(readonly engine: TrainEngine, readonly model: tf.LayersModel, private readonly binding: Binding) {}
 
+  /** Models with batch norm, convolutions, pooling or merges run on the graph path (single-threaded). */
   static async create(model: tf.LayersModel, loss: EngineLoss, opts: EngineOptions = {}): Promise<EngineBinding> {
-    const { desc, binding } = describeModel(model, loss);
-    const engine = await createEngine(desc, opts);
+    const { desc, graph, binding } = describeAny(model, loss);
+    const engine: TrainEngine = graph ? await createGraphEngine(desc as GraphModelDesc, { simd: opts.simd }) : await createEngine(desc as ModelDesc, opts);
     const b = new EngineBinding(engine, model, binding);
     b.pullOptimizer();
     return b;
@@ -153,7 +229,7 @@ export class EngineBinding {
     const values: Record<string, Float32Array> = {};
     for (const [name, v] of this.binding.vars) values[name] = data(v.read());
     this.engine.writeState({ values });
-    this.binding.layers.forEach((l, li) => this.engine.setBeta(li, l.enableEbops ? l.getBeta() * l.ebopsFactor : 0));
+    for (const { index, layer } of this.binding.layers) this.engine.setBeta(index, betaOf(layer));
     this.pullOptimizer();
   }
 

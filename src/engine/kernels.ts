@@ -30,6 +30,19 @@ export interface KernelExports {
   clamp(n: number, p: number, lo: number, hi: number): void;
   adam(n: number, p: number, g: number, m: number, v: number, lr: number, b1: number, b2: number, eps: number,
     omb1: number, omb2: number, c1: number, c2: number, lo: number, hi: number): void;
+  // graph path (src/engine/graph.ts)
+  act_q_bwd(g: number, h: number, a: number, K: number, S: number, n: number, flags: number, prep: number, dst: number, sums: number): void;
+  relu_mask(d: number, out: number, n: number): void;
+  copy_f32(dst: number, src: number, n: number): void;
+  perm_rows(src: number, srcS: number, dst: number, dstS: number, A: number, Bn: number, len: number): void;
+  im2col(A: number, S: number, c0: number, C: number, idx: number, KK: number, Pn: number, P: number, cb: number): void;
+  col2im_add(dP: number, cb: number, C: number, idx: number, KK: number, Pn: number, dA: number, S: number, c0: number): void;
+  pool_max_fwd(A: number, S: number, n: number, C: number, idx: number, KK: number, Pn: number, out: number): void;
+  pool_max_bwd(A: number, S: number, n: number, C: number, idx: number, KK: number, Pn: number, out: number, dz: number, dA: number): void;
+  pool_avg_fwd(A: number, S: number, n: number, C: number, idx: number, KK: number, Pn: number, out: number, div: number, mode: number): void;
+  pool_avg_bwd(S: number, n: number, C: number, idx: number, KK: number, Pn: number, dz: number, div: number, mode: number, dA: number): void;
+  bn_stats(A: number, K: number, S: number, nValid: number, mean: number, variance: number): void;
+  bn_dx_add(dA: number, A: number, K: number, S: number, nValid: number, gm: number, gv: number, mean: number): void;
 }
 
 // The project compiles without the DOM lib, so the WebAssembly API is typed locally (no global declarations).

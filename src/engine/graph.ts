@@ -1,0 +1,758 @@
+/**
+ * The engine's graph path: models the chunked dense chain (engine.ts) cannot run — QBatchNormDense (batch
+ * statistics over the whole batch before normalizing), QConv1D/2D, pooling and QAdd (residual graphs). The
+ * host runs the layers one by one over the whole batch, each a few compiled kernels on feature-major buffers
+ * (buf[feature·S + sample], S ≥ batch a multiple of 16): convolutions as im2col chunks + the dense kernels
+ * (weight sharing = the gradient summed over positions and samples), pooling and merges as row kernels.
+ * A node's gradient buffer sums what its consumers send back, so any DAG in topological order works.
+ * Single-threaded for now (the chain fast path keeps its threads).
+ *
+ * Semantics are the tfjs layers' (src/layers): every quantizer, STE gradient, EBOPs and L1 term, Adam, WRAP
+ * integer-bit tracking and the batch norm's moving statistics, equal to the tfjs training step within float32
+ * rounding (test/engine-graph*.test.ts).
+ */
+import { instantiate, loadKernels, WA, type KernelExports, type WasmMemory, type WasmModule } from './kernels.ts';
+import type { AdamConfig, DenseDesc, EngineState, KbiDesc, KifDesc, StepResult } from './engine.ts';
+import { windowGeometry, type Padding, type Window1D } from '../layers/patches.ts';
+
+/** Node inputs: indices of earlier layers, −1 = the model input. Default: the previous layer (or the input). */
+interface Wired { from?: number[] }
+
+export interface GraphDenseDesc extends DenseDesc, Wired {}
+
+/** QBatchNormDense: kernel' = kq(γ/√(σ²+ε)·W) (rows scaled), bias' = bq(b − μ·W); μ, σ² of the quantized input. */
+export interface BnDenseDesc extends Omit<DenseDesc, 'type'>, Wired {
+  type: 'bndense';
+  gamma: Float32Array | null;
+  movingMean: Float32Array;
+  movingVariance: Float32Array;
+  momentum: number;
+  epsilon: number;
+}
+
+/** QConv1D/2D, channels last: inShape = [...spatial, channels]; kernel [...kernelSize, channels, filters] row-major. */
+export interface ConvDesc extends Wired {
+  type: 'conv';
+  inShape: number[];
+  filters: number;
+  kernelSize: number[];
+  strides: number[];
+  padding: Padding;
+  activation: 'relu' | 'linear';
+  kernel: Float32Array;
+  bias?: Float32Array | null;
+  iq?: KifDesc | null;
+  kq?: KbiDesc | null;
+  bq?: KbiDesc | null;
+  beta?: number;
+  /** HGQ2 parallelization_factor; ≤ 0: fully parallel */
+  parallelizationFactor?: number;
+}
+
+/** Max/average pooling (global: one window over all positions, the average as sum·(1/n)). */
+export interface PoolDesc extends Wired {
+  type: 'pool';
+  op: 'max' | 'avg';
+  inShape: number[];
+  poolSize: number[];
+  strides: number[];
+  padding: Padding;
+  global?: boolean;
+  iq?: KifDesc | null;
+  beta?: number;
+  parallelizationFactor?: number;
+}
+
+/** QAdd of ≥ 2 same-size inputs, each with its own input quantizer. */
+export interface AddDesc {
+  type: 'add';
+  size: number;
+  from: number[];
+  iqs: (KifDesc | null)[];
+  beta?: number;
+}
+
+export type GraphLayerDesc = GraphDenseDesc | BnDenseDesc | ConvDesc | PoolDesc | AddDesc;
+
+export interface GraphModelDesc {
+  /** features per sample of the model input */
+  inputs: number;
+  layers: GraphLayerDesc[];
+  loss: 'softmax_cross_entropy' | 'mse';
+  optimizer: AdamConfig;
+}
+
+/** What fit.ts and the binding need from either engine path. */
+export interface TrainEngine {
+  readonly threads: number;
+  readonly relaxed: boolean;
+  iterations: number;
+  step(x: Float32Array, y: Float32Array): StepResult;
+  setBeta(l: number, beta: number): void;
+  readState(): EngineState;
+  writeState(s: Partial<EngineState> & { values?: Record<string, Float32Array> }): void;
+  debugGradients(): Record<string, Float32Array>;
+  dispose(): void;
+}
+
+interface Param { name: string; ptr: number; n: number; grad: number; m: number; v: number; lo: number; hi: number; l1: number; trainable: boolean }
+interface KbiMem { b: number; i: number; k: number; mode: number; pb: Param; pi: Param }
+interface KifMem { i: number; f: number; k: number; mode: number; prep: number; decay: number; iBounds: [number, number]; pi: Param; pf: Param; sums: number; amx: number }
+interface Input { src: number; K: number; iq: KifMem | null; A: number }
+
+interface Node {
+  d: GraphLayerDesc;
+  size: number;
+  relu: boolean;
+  ins: Input[];
+  beta: number;
+  out: number; dOut: number;
+  // weights (dense, bndense, conv): K×N matrix
+  K: number; N: number;
+  pW?: Param; pB?: Param; W: number; Wq: number; bias: number; bq: number; kq?: KbiMem; bqq?: KbiMem; gWq: number; gBq: number;
+  // conv / pool geometry: C channels, KK window offsets, Pn output positions, idx [Pn·KK] input position or −1
+  C: number; KK: number; Pn: number; idx: number; div: number; divMode: number; pf: number;
+  // bndense
+  bn?: { pG?: Param; pMM: Param; pMV: Param; mean: number; variance: number; kf: number; bf: number; gKf: number; gBf: number; gm: number; gv: number; inv: Float64Array; s: Float64Array };
+}
+
+const OVF: Record<string, number> = { WRAP: 0, SAT: 1, SAT_SYM: 2 };
+const PAGE = 65536;
+const MAX_PAGES = 16384; // 1 GiB
+const SCRATCH_BUDGET = 24 << 20; // bytes of im2col scratch (sets the conv chunk)
+const fr = Math.fround;
+/** round half to even, as tf.round (the bit parameters' straight-through rounding) */
+const rte = (x: number): number => { const r = Math.round(x); return r - x === 0.5 && r % 2 !== 0 ? r - 1 : r; };
+
+function checkArr(a: Float32Array | undefined | null, n: number, what: string): Float32Array {
+  if (!(a instanceof Float32Array)) throw new Error(`hgq engine: ${what} must be a Float32Array of length ${n}`);
+  if (a.length !== n) throw new Error(`hgq engine: ${what} has length ${a.length}, expected ${n}`);
+  return a;
+}
+
+export class GraphEngine implements TrainEngine {
+  readonly threads = 1;
+  readonly relaxed: boolean;
+  iterations = 0;
+  readonly memory: WasmMemory;
+  readonly k: KernelExports;
+  readonly params: Param[] = [];
+  private readonly nodes: Node[] = [];
+  private readonly desc: GraphModelDesc;
+  private readonly K0: number;
+  private readonly C: number;
+  private accBeta1: number;
+  private accBeta2: number;
+  private staticEnd = 0;
+  private scratch = 0; // 64 bytes for the dense kernels
+  private lossP = 0; // f64 hits
+  // batch-dependent layout
+  private S = 0; private cb = 0; private B = 0;
+  private X = 0; private Y = 0; private xIn = 0; private yIn = 0; private dA = 0; private P = 0; private T = 0; private dP = 0;
+
+  private constructor(desc: GraphModelDesc, module: WasmModule, relaxed: boolean) {
+    this.desc = desc;
+    this.relaxed = relaxed;
+    this.accBeta1 = fr(desc.optimizer.beta1 ?? 0.9);
+    this.accBeta2 = fr(desc.optimizer.beta2 ?? 0.999);
+    this.K0 = desc.inputs;
+    let off = 1024;
+    const alloc = (bytes: number, align = 64): number => { off = Math.ceil(off / align) * align; const p = off; off += Math.max(bytes, 4); return p; };
+    const arrays: Array<{ ptr: number; src: Float32Array | Int32Array }> = [];
+    const put = (src: Float32Array | Int32Array): number => { const p = alloc(src.length * 4); arrays.push({ ptr: p, src }); return p; };
+    const param = (name: string, src: Float32Array, trainable: boolean, bounds: [number, number] | undefined, l1: number | undefined): Param => {
+      const n = src.length;
+      const p: Param = { name, ptr: put(src), n, grad: alloc(n * 4), m: alloc(n * 4), v: alloc(n * 4),
+        lo: bounds ? bounds[0] : -Infinity, hi: bounds ? bounds[1] : Infinity, l1: l1 ?? 0, trainable };
+      this.params.push(p);
+      return p;
+    };
+    const kbi = (q: KbiDesc, n: number, what: string): KbiMem => {
+      if ((q.round ?? 'RND') !== 'RND') throw new Error(`hgq engine: ${what} round mode ${q.round} is not supported (RND only)`);
+      if (q.overflow !== 'SAT' && q.overflow !== 'SAT_SYM') throw new Error(`hgq engine: ${what} overflow ${q.overflow} is not supported (SAT, SAT_SYM)`);
+      const pb = param(`${what}.b`, checkArr(q.b, n, `${what}.b`), true, q.bBounds ?? [0, 23], q.l1);
+      const pi = param(`${what}.i`, checkArr(q.i, n, `${what}.i`), true, q.iBounds ?? [-24, 24], 0);
+      return { b: pb.ptr, i: pi.ptr, k: put(checkArr(q.k, n, `${what}.k`)), mode: OVF[q.overflow]!, pb, pi };
+    };
+    const kif = (q: KifDesc, K: number, what: string): KifMem => {
+      if ((q.round ?? 'RND') !== 'RND') throw new Error(`hgq engine: ${what} round mode ${q.round} is not supported (RND only)`);
+      if (!(q.overflow in OVF)) throw new Error(`hgq engine: ${what} overflow ${q.overflow} is not supported`);
+      const wrap = q.overflow === 'WRAP';
+      const iB = q.iBounds ?? [-24, 24];
+      // under WRAP i follows the data (not trained) but its L1 term still counts in the loss, as in tfjs
+      const pi = param(`${what}.i`, checkArr(q.i, K, `${what}.i`), !wrap, iB, q.l1);
+      const pf = param(`${what}.f`, checkArr(q.f, K, `${what}.f`), true, q.fBounds ?? [-24, 24], q.l1);
+      return { i: pi.ptr, f: pf.ptr, k: put(checkArr(q.k, K, `${what}.k`)), mode: OVF[q.overflow]!, prep: alloc(K * 16), decay: q.decay ?? 0.01,
+        iBounds: iB, pi, pf, sums: alloc(K * 12), amx: alloc(K * 4) };
+    };
+
+    if (!(Number.isInteger(desc.inputs) && desc.inputs > 0)) throw new Error(`hgq engine: inputs must be a positive integer, got ${desc.inputs}`);
+    const sizes: number[] = [];
+    let maxK = 0, scratchPer = 0;
+    desc.layers.forEach((d, li) => {
+      const pre = `layers[${li}]`;
+      const from = 'from' in d && d.from ? d.from : [li - 1];
+      for (const s of from) if (!(Number.isInteger(s) && s >= -1 && s < li)) throw new Error(`hgq engine: ${pre} takes input ${s}; inputs must be earlier layers (or −1, the model input)`);
+      const srcSize = (s: number) => (s < 0 ? desc.inputs : sizes[s]!);
+      const nd: Node = { d, size: 0, relu: false, ins: [], beta: d.beta ?? 0, out: 0, dOut: 0, K: 0, N: 0, W: 0, Wq: 0, bias: 0, bq: 0, gWq: 0, gBq: 0,
+        C: 0, KK: 0, Pn: 0, idx: 0, div: 0, divMode: 0, pf: 1 };
+      const oneInput = (K: number, iq: KifDesc | null | undefined) => {
+        if (from.length !== 1) throw new Error(`hgq engine: ${pre} (${d.type}) takes one input, got ${from.length}`);
+        if (srcSize(from[0]!) !== K) throw new Error(`hgq engine: ${pre} expects ${K} input features but its input has ${srcSize(from[0]!)}`);
+        nd.ins.push({ src: from[0]!, K, iq: iq ? kif(iq, K, `${pre}.iq`) : null, A: 0 });
+      };
+      const weights = (K: number, N: number, kernel: Float32Array, bias: Float32Array | null | undefined, kq: KbiDesc | null | undefined, bq: KbiDesc | null | undefined, bn: boolean) => {
+        nd.K = K; nd.N = N;
+        nd.pW = param(`${pre}.kernel`, checkArr(kernel, K * N, `${pre}.kernel`), true, undefined, undefined);
+        nd.W = nd.pW.ptr; nd.Wq = nd.W;
+        if (kq) nd.kq = kbi(kq, K * N, `${pre}.kq`);
+        if (kq || bn) nd.Wq = alloc(K * N * 4);
+        if (bias) {
+          nd.pB = param(`${pre}.bias`, checkArr(bias, N, `${pre}.bias`), true, undefined, undefined);
+          nd.bias = nd.pB.ptr; nd.bq = nd.bias;
+          if (bq) nd.bqq = kbi(bq, N, `${pre}.bq`);
+          if (bq || bn) nd.bq = alloc(N * 4);
+        } else if (bq) throw new Error(`hgq engine: ${pre} has a bias quantizer but no bias`);
+        nd.gWq = alloc(K * N * 4); nd.gBq = alloc(N * 4);
+      };
+      const act = (a: string) => {
+        if (a !== 'relu' && a !== 'linear') throw new Error(`hgq engine: ${pre} activation ${a} is not supported (relu or linear)`);
+        nd.relu = a === 'relu';
+      };
+      const windows = (inShape: number[], ks: number[], ss: number[], padding: Padding) => {
+        const sp = inShape.slice(0, -1), C = inShape[inShape.length - 1]!;
+        if (!(sp.length >= 1 && ks.length === sp.length && ss.length === sp.length)) throw new Error(`hgq engine: ${pre} window rank does not match its input [${inShape}]`);
+        const g: Window1D[] = sp.map((n, a) => windowGeometry(n, ks[a]!, ss[a]!, padding));
+        const KK = ks.reduce((a, b) => a * b, 1), Pn = g.reduce((a, w) => a * w.out, 1);
+        const idx = new Int32Array(Pn * KK);
+        const counts = new Float32Array(Pn);
+        const oc = new Array<number>(sp.length).fill(0);
+        for (let p = 0; p < Pn; p++) {
+          // output coordinate oc (row-major), window offsets row-major (first axis slowest), TF 'same' padding
+          let rem = p;
+          for (let a = sp.length - 1; a >= 0; a--) { oc[a] = rem % g[a]!.out; rem = Math.floor(rem / g[a]!.out); }
+          for (let j = 0; j < KK; j++) {
+            let r = j, pos = 0, ok = true, stride = 1;
+            for (let a = sp.length - 1; a >= 0; a--) {
+              const ja = r % ks[a]!; r = Math.floor(r / ks[a]!);
+              const x = oc[a]! * g[a]!.s + ja - g[a]!.padBefore;
+              if (x < 0 || x >= sp[a]!) ok = false;
+              pos += x * stride; stride *= sp[a]!;
+            }
+            idx[p * KK + j] = ok ? pos : -1;
+            if (ok) counts[p]!++;
+          }
+        }
+        nd.C = C; nd.KK = KK; nd.Pn = Pn; nd.idx = put(idx);
+        return { C, KK, Pn, counts, K: sp.reduce((a, b) => a * b, 1) * C };
+      };
+      switch (d.type) {
+        case 'dense':
+        case 'bndense': {
+          act(d.activation);
+          oneInput(d.inputs, d.iq);
+          weights(d.inputs, d.units, d.kernel, d.bias, d.kq, d.bq, d.type === 'bndense');
+          nd.size = d.units;
+          if (d.type === 'bndense') {
+            const K = d.inputs, N = d.units;
+            if (!d.bias) throw new Error(`hgq engine: ${pre} (bndense) needs a bias`);
+            if (!(d.momentum >= 0 && d.momentum < 1 && d.epsilon > 0)) throw new Error(`hgq engine: ${pre} needs momentum in [0,1) and epsilon > 0`);
+            nd.bn = {
+              pG: d.gamma ? param(`${pre}.gamma`, checkArr(d.gamma, K, `${pre}.gamma`), true, undefined, undefined) : undefined,
+              pMM: param(`${pre}.movingMean`, checkArr(d.movingMean, K, `${pre}.movingMean`), false, undefined, undefined),
+              pMV: param(`${pre}.movingVariance`, checkArr(d.movingVariance, K, `${pre}.movingVariance`), false, undefined, undefined),
+              mean: alloc(K * 4), variance: alloc(K * 4), kf: alloc(K * N * 4), bf: alloc(N * 4), gKf: alloc(K * N * 4), gBf: alloc(N * 4),
+              gm: alloc(K * 4), gv: alloc(K * 4), inv: new Float64Array(K), s: new Float64Array(K),
+            };
+          }
+          maxK = Math.max(maxK, d.inputs);
+          break;
+        }
+        case 'conv': {
+          act(d.activation);
+          const g = windows(d.inShape, d.kernelSize, d.strides, d.padding);
+          oneInput(g.K, d.iq);
+          weights(g.KK * g.C, d.filters, d.kernel, d.bias, d.kq, d.bq, false);
+          nd.size = g.Pn * d.filters;
+          nd.pf = d.parallelizationFactor !== undefined && d.parallelizationFactor > 0 ? d.parallelizationFactor : g.Pn;
+          maxK = Math.max(maxK, g.K);
+          scratchPer = Math.max(scratchPer, g.Pn * (2 * g.KK * g.C + d.filters));
+          break;
+        }
+        case 'pool': {
+          const sp = d.inShape.slice(0, -1);
+          const g = d.global ? windows(d.inShape, sp, sp, 'valid') : windows(d.inShape, d.poolSize, d.strides, d.padding);
+          oneInput(g.K, d.iq);
+          nd.size = g.Pn * g.C;
+          if (d.op === 'avg') {
+            // global: tf.mul(sum, 1/n); windows: tf.div(sum, count of real elements)
+            nd.divMode = d.global ? 1 : 0;
+            nd.div = put(d.global ? new Float32Array([1 / g.KK]) : g.counts);
+          } else if (d.op !== 'max') throw new Error(`hgq engine: ${pre} pooling op ${(d as PoolDesc).op} is not supported`);
+          const pos = d.global ? 1 : g.Pn;
+          const pf = d.parallelizationFactor !== undefined && d.parallelizationFactor > 0 ? d.parallelizationFactor : pos;
+          nd.pf = pf / pos; // EBOPs scale
+          maxK = Math.max(maxK, g.K);
+          break;
+        }
+        case 'add': {
+          if (from.length < 2) throw new Error(`hgq engine: ${pre} (add) needs at least two inputs`);
+          if (d.iqs.length !== from.length) throw new Error(`hgq engine: ${pre} has ${d.iqs.length} input quantizers for ${from.length} inputs`);
+          for (const [j, s] of from.entries()) {
+            if (srcSize(s) !== d.size) throw new Error(`hgq engine: ${pre} input ${j} has ${srcSize(s)} features, expected ${d.size}`);
+            const q = d.iqs[j];
+            nd.ins.push({ src: s, K: d.size, iq: q ? kif(q, d.size, `${pre}.iq${j}`) : null, A: 0 });
+          }
+          nd.size = d.size;
+          break;
+        }
+        default:
+          throw new Error(`hgq engine: ${pre} has unsupported type ${(d as { type: string }).type}`);
+      }
+      sizes.push(nd.size);
+      this.nodes.push(nd);
+    });
+    if (this.nodes.length === 0) throw new Error('hgq engine: the model description needs at least one layer');
+    this.C = sizes[sizes.length - 1]!;
+    this.scratchPer = scratchPer;
+    this.maxK = maxK;
+    this.scratch = alloc(64);
+    this.lossP = alloc(16);
+    this.staticEnd = Math.ceil(off / 64) * 64;
+    this.memory = new WA.Memory({ initial: Math.ceil(this.staticEnd / PAGE) + 1, maximum: MAX_PAGES, shared: true });
+    this.k = instantiate(module, this.memory);
+    const f32 = new Float32Array(this.memory.buffer), i32 = new Int32Array(this.memory.buffer);
+    for (const a of arrays) (a.src instanceof Int32Array ? i32 : f32).set(a.src, a.ptr / 4);
+  }
+  private readonly scratchPer: number;
+  private readonly maxK: number;
+
+  static async create(desc: GraphModelDesc, opts: { simd?: 'auto' | 'relaxed' | 'simd128' } = {}): Promise<GraphEngine> {
+    if (!desc || !Array.isArray(desc.layers) || desc.layers.length === 0) throw new Error('hgq engine: the model description needs at least one layer');
+    if (desc.loss !== 'softmax_cross_entropy' && desc.loss !== 'mse') throw new Error(`hgq engine: loss ${desc.loss} is not supported (softmax_cross_entropy, mse)`);
+    if (!(desc.optimizer?.learningRate > 0)) throw new Error('hgq engine: optimizer.learningRate must be a positive number');
+    const { module, relaxed } = await loadKernels(opts.simd ?? 'auto');
+    return new GraphEngine(desc, module, relaxed);
+  }
+
+  private f32(): Float32Array { return new Float32Array(this.memory.buffer); }
+
+  /** Lays out the batch-dependent buffers for B samples (grows the memory when needed). */
+  private layout(B: number): void {
+    if (B === this.B) return;
+    const ceil16 = (n: number) => Math.ceil(n / 16) * 16;
+    let cb = ceil16(B);
+    if (this.scratchPer > 0) cb = Math.max(16, Math.min(cb, Math.floor(SCRATCH_BUDGET / (4 * this.scratchPer) / 16) * 16));
+    const S = Math.ceil(B / cb) * cb;
+    let off = this.staticEnd;
+    const alloc = (floats: number) => { off = Math.ceil(off / 64) * 64; const p = off; off += Math.max(floats, 1) * 4; return p; };
+    this.xIn = alloc(B * this.K0); this.yIn = alloc(B * this.C);
+    this.X = alloc(this.K0 * S); this.Y = alloc(this.C * S);
+    for (const nd of this.nodes) {
+      nd.out = alloc(nd.size * S); nd.dOut = alloc(nd.size * S);
+      for (const inp of nd.ins) inp.A = inp.iq ? alloc(inp.K * S) : 0;
+    }
+    this.dA = alloc(this.maxK * S);
+    let convMax = 0;
+    for (const nd of this.nodes) if (nd.d.type === 'conv') convMax = Math.max(convMax, nd.K * nd.Pn * cb, nd.N * nd.Pn * cb);
+    this.P = alloc(convMax); this.dP = alloc(convMax);
+    let tMax = 0;
+    for (const nd of this.nodes) if (nd.d.type === 'conv') tMax = Math.max(tMax, nd.N * nd.Pn * cb);
+    this.T = alloc(tMax);
+    if (off > MAX_PAGES * PAGE) throw new Error(`hgq engine: a batch of ${B} samples needs ${Math.ceil(off / 2 ** 20)} MiB (over 1 GiB); use a smaller batch`);
+    const cur = this.memory.buffer.byteLength;
+    if (off > cur) this.memory.grow(Math.ceil((off - cur) / PAGE));
+    this.S = S; this.cb = cb; this.B = B;
+  }
+
+  private srcOut(s: number): number { return s < 0 ? this.X : this.nodes[s]!.out; }
+
+  /** Bounds, weight quantizers (BN layers fold first, after their statistics), activation-quantizer preparation. */
+  private prepare(): void {
+    const k = this.k;
+    for (const p of this.params) if (p.lo > -Infinity || p.hi < Infinity) k.clamp(p.n, p.ptr, p.lo, p.hi);
+    for (const nd of this.nodes) {
+      if (!nd.bn) {
+        if (nd.kq) k.kbi_fwd(nd.K * nd.N, nd.W, nd.kq.b, nd.kq.i, nd.kq.k, nd.kq.mode, nd.Wq);
+        if (nd.bqq) k.kbi_fwd(nd.N, nd.bias, nd.bqq.b, nd.bqq.i, nd.bqq.k, nd.bqq.mode, nd.bq);
+      }
+      for (const inp of nd.ins) if (inp.iq) k.prep_act(inp.K, inp.iq.i, inp.iq.f, inp.iq.k, inp.iq.mode, inp.iq.prep);
+    }
+  }
+
+  step(x: Float32Array, y: Float32Array): StepResult {
+    if (!(x instanceof Float32Array) || x.length % this.K0 !== 0 || x.length === 0) throw new Error(`hgq engine: x must be a non-empty Float32Array of B×${this.K0} values`);
+    const B = x.length / this.K0;
+    if (!(y instanceof Float32Array) || y.length !== B * this.C) throw new Error(`hgq engine: y must be a Float32Array of ${B}×${this.C} values (got ${y?.length})`);
+    this.layout(B);
+    const k = this.k, S = this.S;
+    let f = this.f32();
+    f.set(x, this.xIn / 4); f.set(y, this.yIn / 4);
+    k.transpose_in(this.xIn, this.K0, 0, B, this.X, S, S);
+    k.transpose_in(this.yIn, this.C, 0, B, this.Y, S, S);
+    this.prepare();
+    for (const p of this.params) k.zero(p.grad, p.n);
+    for (const nd of this.nodes) for (const inp of nd.ins) if (inp.iq) { k.zero(inp.iq.sums, 3 * inp.K); k.zero(inp.iq.amx, inp.K); }
+    // forward
+    for (const nd of this.nodes) this.forward(nd, B);
+    // loss → gradient of the last node's output
+    const last = this.nodes[this.nodes.length - 1]!;
+    const invB = fr(this.desc.loss === 'mse' ? 1 / (B * this.C) : 1 / B);
+    new Float64Array(this.memory.buffer, this.lossP, 2).fill(0);
+    const lossSum = this.desc.loss === 'mse'
+      ? k.mse(last.out, this.Y, this.C, S, S, B, invB, last.dOut, 0)
+      : k.softmax_ce(last.out, this.Y, this.C, S, S, B, invB, last.dOut, 0, this.lossP);
+    const hits = new Float64Array(this.memory.buffer, this.lossP, 2)[0]!;
+    for (const nd of this.nodes) if (nd !== last) k.zero(nd.dOut, nd.size * S);
+    // backward (parameter gradients of each node as it is reached)
+    for (let n = this.nodes.length - 1; n >= 0; n--) this.backward(this.nodes[n]!, B);
+    // WRAP integer bits follow the data, before EBOPs are taken
+    for (const nd of this.nodes) for (const inp of nd.ins) {
+      if (inp.iq && inp.iq.mode === 0) k.wrap_track(inp.K, inp.iq.i, inp.iq.f, inp.iq.amx, inp.iq.decay, inp.iq.iBounds[0], inp.iq.iBounds[1]);
+    }
+    let ebops = 0, ebopsLoss = 0;
+    f = this.f32();
+    for (const nd of this.nodes) {
+      const e = this.ebops(nd, f);
+      ebops += e;
+      ebopsLoss += nd.beta * e;
+    }
+    let l1Loss = 0;
+    for (const p of this.params) if (p.l1 > 0) l1Loss += p.l1 * k.l1(p.n, p.ptr, fr(p.l1), p.grad);
+    this.applyAdam();
+    const taskLoss = lossSum * invB;
+    return { loss: taskLoss + ebopsLoss + l1Loss, taskLoss, ebops, ebopsLoss, l1Loss, accuracy: this.desc.loss === 'mse' ? NaN : hits / B };
+  }
+
+  private forward(nd: Node, B: number): void {
+    const k = this.k, S = this.S, d = nd.d;
+    for (const inp of nd.ins) {
+      const H = this.srcOut(inp.src);
+      if (inp.iq) k.act_q(H, inp.A, inp.K, S, S, B, inp.iq.mode === 0 ? 0 : 4, inp.iq.prep, inp.iq.amx);
+      else inp.A = H;
+    }
+    const A = nd.ins[0]!.A;
+    switch (d.type) {
+      case 'dense':
+        k.dense_fwd(A, nd.K, nd.Wq, nd.N, nd.pB ? nd.bq : 0, nd.out, S, S, nd.relu ? 1 : 0, 0, 0, 0, B, this.scratch);
+        break;
+      case 'bndense':
+        this.bnFold(nd, A, B);
+        k.dense_fwd(A, nd.K, nd.Wq, nd.N, nd.bq, nd.out, S, S, nd.relu ? 1 : 0, 0, 0, 0, B, this.scratch);
+        break;
+      case 'conv': {
+        const cb = this.cb, w = nd.Pn * cb;
+        for (let c0 = 0; c0 < S; c0 += cb) {
+          k.im2col(A, S, c0, nd.C, nd.idx, nd.KK, nd.Pn, this.P, cb);
+          k.dense_fwd(this.P, nd.K, nd.Wq, nd.N, nd.pB ? nd.bq : 0, this.T, w, w, nd.relu ? 1 : 0, 0, 0, 0, w, this.scratch);
+          k.perm_rows(this.T, cb, nd.out + 4 * c0, S, nd.N, nd.Pn, cb);
+        }
+        break;
+      }
+      case 'pool':
+        if (d.op === 'max') k.pool_max_fwd(A, S, S, nd.C, nd.idx, nd.KK, nd.Pn, nd.out);
+        else k.pool_avg_fwd(A, S, S, nd.C, nd.idx, nd.KK, nd.Pn, nd.out, nd.div, nd.divMode);
+        break;
+      case 'add':
+        k.copy_f32(nd.out, nd.ins[0]!.A, nd.size * S);
+        for (const inp of nd.ins.slice(1)) k.add_into(nd.out, inp.A, nd.size * S);
+        break;
+    }
+  }
+
+  /**
+   * Batch statistics of the quantized input, the moving-statistics update (Keras momentum rule, float32 as
+   * tfjs), and the fold kernel' = s·W (s = γ/√(σ²+ε) per input row), bias' = b − μ·W, then their quantizers.
+   */
+  private bnFold(nd: Node, A: number, B: number): void {
+    const k = this.k, bn = nd.bn!, d = nd.d as BnDenseDesc, K = nd.K, N = nd.N;
+    k.bn_stats(A, K, this.S, B, bn.mean, bn.variance);
+    const f = this.f32();
+    const mean = f.subarray(bn.mean / 4, bn.mean / 4 + K), vr = f.subarray(bn.variance / 4, bn.variance / 4 + K);
+    const mom = fr(d.momentum), omm = fr(1 - d.momentum), eps = fr(d.epsilon);
+    const mm = f.subarray(bn.pMM.ptr / 4, bn.pMM.ptr / 4 + K), mv = f.subarray(bn.pMV.ptr / 4, bn.pMV.ptr / 4 + K);
+    const W = f.subarray(nd.W / 4, nd.W / 4 + K * N), kf = f.subarray(bn.kf / 4, bn.kf / 4 + K * N);
+    const g = bn.pG ? f.subarray(bn.pG.ptr / 4, bn.pG.ptr / 4 + K) : null;
+    for (let r = 0; r < K; r++) {
+      mm[r] = fr(fr(mm[r]! * mom) + fr(mean[r]! * omm));
+      mv[r] = fr(fr(mv[r]! * mom) + fr(vr[r]! * omm));
+      const inv = fr(1 / Math.sqrt(fr(vr[r]! + eps)));
+      bn.inv[r] = inv;
+      const s = g ? fr(g[r]! * inv) : inv;
+      bn.s[r] = s;
+      for (let n = 0; n < N; n++) kf[r * N + n] = fr(s * W[r * N + n]!);
+    }
+    const bias = f.subarray(nd.bias / 4, nd.bias / 4 + N), bf = f.subarray(bn.bf / 4, bn.bf / 4 + N);
+    for (let n = 0; n < N; n++) {
+      let m = 0;
+      for (let r = 0; r < K; r++) m += mean[r]! * W[r * N + n]!;
+      bf[n] = fr(bias[n]! - fr(m));
+    }
+    if (nd.kq) k.kbi_fwd(K * N, bn.kf, nd.kq.b, nd.kq.i, nd.kq.k, nd.kq.mode, nd.Wq);
+    else k.copy_f32(nd.Wq, bn.kf, K * N);
+    if (nd.bqq) k.kbi_fwd(N, bn.bf, nd.bqq.b, nd.bqq.i, nd.bqq.k, nd.bqq.mode, nd.bq);
+    else k.copy_f32(nd.bq, bn.bf, N);
+  }
+
+  private backward(nd: Node, B: number): void {
+    const k = this.k, S = this.S, d = nd.d, dz = nd.dOut;
+    if (nd.relu) k.relu_mask(dz, nd.out, nd.size * S);
+    const A = nd.ins[0]!.A;
+    const needDx = (inp: Input) => inp.src >= 0 || inp.iq !== null;
+    switch (d.type) {
+      case 'dense':
+      case 'bndense': {
+        k.zero(nd.gWq, nd.K * nd.N); k.zero(nd.gBq, nd.N);
+        k.dense_bwd_dw(A, nd.K, dz, nd.N, S, S, nd.gWq, nd.pB ? nd.gBq : 0);
+        const inp = nd.ins[0]!;
+        if (needDx(inp) || d.type === 'bndense') k.dense_bwd_dx(dz, nd.N, nd.Wq, nd.K, S, S, 8, this.dA, this.dA, 0, this.dA, 0, this.scratch);
+        if (d.type === 'bndense') this.bnBackward(nd, A, B);
+        else this.weightGrads(nd);
+        if (needDx(inp)) this.inputBackward(inp, this.dA);
+        break;
+      }
+      case 'conv': {
+        const cb = this.cb, w = nd.Pn * cb;
+        const inp = nd.ins[0]!;
+        const dx = needDx(inp);
+        k.zero(nd.gWq, nd.K * nd.N); k.zero(nd.gBq, nd.N);
+        if (dx) k.zero(this.dA, inp.K * S);
+        for (let c0 = 0; c0 < S; c0 += cb) {
+          k.perm_rows(dz + 4 * c0, S, this.T, cb, nd.Pn, nd.N, cb);
+          k.im2col(A, S, c0, nd.C, nd.idx, nd.KK, nd.Pn, this.P, cb);
+          k.dense_bwd_dw(this.P, nd.K, this.T, nd.N, w, w, nd.gWq, nd.pB ? nd.gBq : 0);
+          if (dx) {
+            k.dense_bwd_dx(this.T, nd.N, nd.Wq, nd.K, w, w, 8, this.dP, this.dP, 0, this.dP, 0, this.scratch);
+            k.col2im_add(this.dP, cb, nd.C, nd.idx, nd.KK, nd.Pn, this.dA, S, c0);
+          }
+        }
+        this.weightGrads(nd);
+        if (dx) this.inputBackward(inp, this.dA);
+        break;
+      }
+      case 'pool': {
+        const inp = nd.ins[0]!;
+        if (!needDx(inp)) break;
+        k.zero(this.dA, inp.K * S);
+        if (d.op === 'max') k.pool_max_bwd(A, S, S, nd.C, nd.idx, nd.KK, nd.Pn, nd.out, dz, this.dA);
+        else k.pool_avg_bwd(S, S, nd.C, nd.idx, nd.KK, nd.Pn, dz, nd.div, nd.divMode, this.dA);
+        this.inputBackward(inp, this.dA);
+        break;
+      }
+      case 'add':
+        for (const inp of nd.ins) if (needDx(inp)) this.inputBackward(inp, dz);
+        break;
+    }
+    for (const inp of nd.ins) if (inp.iq) k.kif_grads(inp.K, inp.iq.i, inp.iq.f, inp.iq.k, inp.iq.mode, inp.iq.sums, inp.iq.pi.grad, inp.iq.pf.grad);
+  }
+
+  /** g = ∂L/∂(quantized input): the input quantizer's backward into the producer's gradient (and its parameter sums). */
+  private inputBackward(inp: Input, g: number): void {
+    const k = this.k, S = this.S;
+    const dst = inp.src >= 0 ? this.nodes[inp.src]!.dOut : 0;
+    if (inp.iq) k.act_q_bwd(g, this.srcOut(inp.src), inp.A, inp.K, S, S, (inp.iq.mode === 0 ? 0 : 4) | (dst ? 16 : 0), inp.iq.prep, dst, inp.iq.sums);
+    else if (dst) k.add_into(dst, g, inp.K * S);
+  }
+
+  /** ∂L/∂W, ∂L/∂b and the weight quantizers' bit gradients from ∂L/∂Wq, ∂L/∂bq. */
+  private weightGrads(nd: Node): void {
+    const k = this.k;
+    if (nd.kq) k.kbi_bwd(nd.K * nd.N, nd.W, nd.kq.b, nd.kq.i, nd.kq.k, nd.kq.mode, nd.Wq, nd.gWq, nd.pW!.grad, nd.kq.pb.grad, nd.kq.pi.grad);
+    else k.add_into(nd.pW!.grad, nd.gWq, nd.K * nd.N);
+    if (nd.pB) {
+      if (nd.bqq) k.kbi_bwd(nd.N, nd.bias, nd.bqq.b, nd.bqq.i, nd.bqq.k, nd.bqq.mode, nd.bq, nd.gBq, nd.pB.grad, nd.bqq.pb.grad, nd.bqq.pi.grad);
+      else k.add_into(nd.pB.grad, nd.gBq, nd.N);
+    }
+  }
+
+  /**
+   * Batch-norm fold backward: from ∂L/∂kernel', ∂L/∂bias' to W, b, γ, and to the batch statistics, whose
+   * gradients reach the input: ∂μ/∂x = 1/B, ∂σ²/∂x = 2(x − μ)/B (tf.moments).
+   */
+  private bnBackward(nd: Node, A: number, B: number): void {
+    const k = this.k, bn = nd.bn!, K = nd.K, N = nd.N;
+    if (nd.kq) k.kbi_bwd(K * N, bn.kf, nd.kq.b, nd.kq.i, nd.kq.k, nd.kq.mode, nd.Wq, nd.gWq, bn.gKf, nd.kq.pb.grad, nd.kq.pi.grad);
+    else k.copy_f32(bn.gKf, nd.gWq, K * N);
+    if (nd.bqq) k.kbi_bwd(N, bn.bf, nd.bqq.b, nd.bqq.i, nd.bqq.k, nd.bqq.mode, nd.bq, nd.gBq, bn.gBf, nd.bqq.pb.grad, nd.bqq.pi.grad);
+    else k.copy_f32(bn.gBf, nd.gBq, N);
+    const f = this.f32();
+    const v = (p: number, n: number) => f.subarray(p / 4, p / 4 + n);
+    const W = v(nd.W, K * N), gKf = v(bn.gKf, K * N), gBf = v(bn.gBf, N), mean = v(bn.mean, K);
+    const gW = v(nd.pW!.grad, K * N), gb = v(nd.pB!.grad, N), gm = v(bn.gm, K), gv = v(bn.gv, K);
+    const gamma = bn.pG ? v(bn.pG.ptr, K) : null, gG = bn.pG ? v(bn.pG.grad, K) : null;
+    for (let n = 0; n < N; n++) gb[n] = gBf[n]!;
+    for (let r = 0; r < K; r++) {
+      const s = bn.s[r]!, inv = bn.inv[r]!, mu = mean[r]!;
+      let gs = 0, gmu = 0;
+      for (let n = 0; n < N; n++) {
+        const j = r * N + n;
+        gW[j] = s * gKf[j]! - mu * gBf[n]!;
+        gs += gKf[j]! * W[j]!;
+        gmu -= gBf[n]! * W[j]!;
+      }
+      if (gG) gG[r] = gs * inv;
+      const ginv = gamma ? gs * gamma[r]! : gs;
+      const gvar = ginv * -0.5 * inv * inv * inv;
+      gm[r] = gmu / B;
+      gv[r] = (2 * gvar) / B;
+    }
+    k.bn_dx_add(this.dA, A, K, this.S, B, bn.gm, bn.gv, bn.mean);
+  }
+
+  /**
+   * This node's EBOPs (src/layers' formulas, DESIGN.md §4) and β times its straight-through gradients added
+   * into the bit parameters' gradients. Bits as Quantizer.bits(): KBI round(b), KIF relu(round i + round f),
+   * +k under SAT; the gradient of relu(round i + round f) reaches f (and i unless WRAP) where the sum is > 0.
+   */
+  private ebops(nd: Node, f: Float32Array): number {
+    const d = nd.d, beta = fr(nd.beta);
+    if (d.type === 'dense' || d.type === 'bndense') {
+      const iq = nd.ins[0]!.iq;
+      if (!iq || !nd.kq) return 0;
+      return this.k.ebops_dense(nd.K, nd.N, iq.i, iq.f, iq.k, iq.mode, nd.kq.b, nd.kq.k, nd.kq.mode,
+        nd.bqq ? nd.bqq.b : 0, nd.bqq ? nd.bqq.k : 0, nd.bqq ? nd.bqq.mode : 0, beta, iq.pi.grad, iq.pf.grad, nd.kq.pb.grad, nd.bqq ? nd.bqq.pb.grad : 0);
+    }
+    const v = (p: number, n: number) => f.subarray(p / 4, p / 4 + n);
+    const actBits = (q: KifMem, n: number) => {
+      const bits = new Float64Array(n), on = new Uint8Array(n);
+      const I = v(q.i, n), F = v(q.f, n), Kk = v(q.k, n);
+      for (let j = 0; j < n; j++) {
+        const s = rte(I[j]!) + rte(F[j]!);
+        on[j] = s > 0 ? 1 : 0;
+        bits[j] = Math.max(s, 0) + (q.mode === 1 ? Kk[j]! : 0);
+      }
+      return { bits, on };
+    };
+    const addAct = (q: KifMem, n: number, on: Uint8Array, g: (j: number) => number) => {
+      const gi = v(q.pi.grad, n), gf = v(q.pf.grad, n);
+      for (let j = 0; j < n; j++) {
+        if (!on[j]) continue;
+        const x = fr(g(j));
+        gf[j] = fr(gf[j]! + x);
+        if (q.mode !== 0) gi[j] = fr(gi[j]! + x);
+      }
+    };
+    const kbiBits = (q: KbiMem, n: number) => {
+      const B = v(q.b, n), Kk = v(q.k, n), out = new Float64Array(n);
+      for (let j = 0; j < n; j++) out[j] = rte(B[j]!) + (q.mode === 1 ? Kk[j]! : 0);
+      return out;
+    };
+    if (d.type === 'conv') {
+      const iq = nd.ins[0]!.iq;
+      if (!iq || !nd.kq) return 0;
+      const KC = nd.K, F = nd.N, C = nd.C, KK = nd.KK, Pn = nd.Pn;
+      const { bits, on } = actBits(iq, nd.ins[0]!.K);
+      const bw = kbiBits(nd.kq, KC * F);
+      const rowSum = new Float64Array(KC), col = new Float64Array(KC);
+      for (let r = 0; r < KC; r++) for (let n = 0; n < F; n++) rowSum[r]! += bw[r * F + n]!;
+      const idx = new Int32Array(this.memory.buffer, nd.idx, Pn * KK);
+      const gIn = new Float64Array(nd.ins[0]!.K);
+      for (let p = 0; p < Pn; p++) for (let j = 0; j < KK; j++) {
+        const s = idx[p * KK + j]!;
+        if (s < 0) continue;
+        for (let c = 0; c < C; c++) { col[j * C + c]! += bits[s * C + c]!; gIn[s * C + c]! += rowSum[j * C + c]!; }
+      }
+      // Σ conv(bits_in, bits_W)·pf/positions + Σ bits_b·pf
+      const scale = nd.pf / Pn;
+      let e = 0;
+      for (let r = 0; r < KC; r++) e += col[r]! * rowSum[r]!;
+      e *= scale;
+      const gKb = v(nd.kq.pb.grad, KC * F);
+      for (let r = 0; r < KC; r++) { const x = fr(beta * col[r]! * scale); for (let n = 0; n < F; n++) gKb[r * F + n] = fr(gKb[r * F + n]! + x); }
+      addAct(iq, nd.ins[0]!.K, on, (j) => beta * scale * gIn[j]!);
+      if (nd.bqq) {
+        const bb = kbiBits(nd.bqq, F), gBb = v(nd.bqq.pb.grad, F);
+        for (let n = 0; n < F; n++) { e += bb[n]! * nd.pf; gBb[n] = fr(gBb[n]! + fr(beta * nd.pf)); }
+      }
+      return e;
+    }
+    if (d.type === 'pool') {
+      const iq = nd.ins[0]!.iq;
+      if (!iq) return 0;
+      const n = nd.ins[0]!.K;
+      const { bits, on } = actBits(iq, n);
+      let e = 0;
+      for (let j = 0; j < n; j++) e += bits[j]!;
+      addAct(iq, n, on, () => beta * nd.pf);
+      return e * nd.pf;
+    }
+    // add: 0.65·(Σ Σ_inputs bits − Σ min_inputs bits); the min's gradient goes to the input tf.minimum picks
+    if (nd.ins.some((inp) => !inp.iq)) return 0;
+    const n = nd.size;
+    const all = nd.ins.map((inp) => actBits(inp.iq!, n));
+    const owner = new Int32Array(n);
+    let e = 0;
+    for (let j = 0; j < n; j++) {
+      let m = all[0]!.bits[j]!, o = 0;
+      for (let t = 1; t < all.length; t++) { const b = all[t]!.bits[j]!; if (!(m <= b)) { m = b; o = t; } }
+      owner[j] = o;
+      for (const a of all) e += a.bits[j]!;
+      e -= m;
+    }
+    const c = fr(0.65);
+    nd.ins.forEach((inp, t) => addAct(inp.iq!, n, all[t]!.on, (j) => (owner[j] === t ? 0 : beta * c)));
+    return e * c;
+  }
+
+  private applyAdam(): void {
+    const o = this.desc.optimizer;
+    const b1 = o.beta1 ?? 0.9, b2 = o.beta2 ?? 0.999, eps = o.epsilon ?? 1e-7;
+    const omb1 = fr(1 - this.accBeta1), omb2 = fr(1 - this.accBeta2);
+    for (const p of this.params) {
+      if (!p.trainable) continue;
+      this.k.adam(p.n, p.ptr, p.grad, p.m, p.v, fr(o.learningRate), fr(b1), fr(b2), fr(eps), omb1, omb2, fr(1 - b1), fr(1 - b2), -Infinity, Infinity);
+    }
+    this.accBeta1 = fr(this.accBeta1 * fr(b1));
+    this.accBeta2 = fr(this.accBeta2 * fr(b2));
+    this.iterations++;
+  }
+
+  setBeta(l: number, beta: number): void {
+    if (!(l >= 0 && l < this.nodes.length)) throw new Error(`hgq engine: no layer ${l} (the model has ${this.nodes.length})`);
+    if (!(Number.isFinite(beta) && beta >= 0)) throw new Error(`hgq engine: β must be finite and ≥ 0, got ${beta}`);
+    this.nodes[l]!.beta = beta;
+  }
+
+  readState(): EngineState {
+    const f = this.f32();
+    const values: Record<string, Float32Array> = {}, m: Record<string, Float32Array> = {}, v: Record<string, Float32Array> = {};
+    for (const p of this.params) {
+      values[p.name] = f.slice(p.ptr / 4, p.ptr / 4 + p.n);
+      m[p.name] = f.slice(p.m / 4, p.m / 4 + p.n);
+      v[p.name] = f.slice(p.v / 4, p.v / 4 + p.n);
+    }
+    return { values, adam: { m, v, iterations: this.iterations, accBeta1: this.accBeta1, accBeta2: this.accBeta2 } };
+  }
+
+  writeState(s: Partial<EngineState> & { values?: Record<string, Float32Array> }): void {
+    const f = this.f32();
+    const byName = new Map(this.params.map((p) => [p.name, p]));
+    const put = (rec: Record<string, Float32Array> | undefined, field: 'ptr' | 'm' | 'v') => {
+      for (const [name, arr] of Object.entries(rec ?? {})) {
+        const p = byName.get(name);
+        if (!p) throw new Error(`hgq engine: unknown parameter ${name}; known: ${[...byName.keys()].join(', ')}`);
+        checkArr(arr, p.n, name);
+        f.set(arr, p[field] / 4);
+      }
+    };
+    put(s.values, 'ptr');
+    if (s.adam) {
+      put(s.adam.m, 'm'); put(s.adam.v, 'v');
+      this.iterations = s.adam.iterations;
+      this.accBeta1 = s.adam.accBeta1; this.accBeta2 = s.adam.accBeta2;
+    }
+  }
+
+  debugGradients(): Record<string, Float32Array> {
+    const f = this.f32();
+    const out: Record<string, Float32Array> = {};
+    for (const p of this.params) out[p.name] = f.slice(p.grad / 4, p.grad / 4 + p.n);
+    return out;
+  }
+
+  dispose(): void {}
+}
+
+export function createGraphEngine(desc: GraphModelDesc, opts: { simd?: 'auto' | 'relaxed' | 'simd128' } = {}): Promise<GraphEngine> {
+  return GraphEngine.create(desc, opts);
+}
