@@ -43,13 +43,13 @@ export async function checkOneStep(model: tf.LayersModel, loss: EngineLoss, x: F
   try {
     const tvars = model.trainableWeights.map((w) => w.read() as tf.Variable);
     const ebopsT = () => model.layers.reduce((s, l) => s + ((l as QLayer).hgqEbops?.() ?? 0), 0);
-    const ebopsWant = ebopsT();
     const { value, grads } = tf.variableGrads(() => {
       const out = model.apply(xt, { training: true }) as tf.Tensor;
       let l = taskLoss(loss, yt, out);
       for (const layer of model.layers) if ((layer as QLayer).regularization) l = tf.add(l, (layer as QLayer).regularization());
       return l as tf.Scalar;
     }, tvars);
+    const ebopsWant = ebopsT(); // after the forward pass: WRAP integer bits follow the batch first
     const r = bind.engine.step(x, y);
     const want = value.dataSync()[0]!;
     assert.ok(Math.abs(r.loss - want) <= 2e-5 * Math.abs(want) + 1e-7, `loss: engine ${r.loss} vs tfjs ${want}`);
