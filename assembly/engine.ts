@@ -141,28 +141,39 @@ export function act_q(h: usize, a: usize, K: i32, CB: i32, nbPad: i32, nbValid: 
 // dense forward: out[n, b] = act(Σ_k a[k, b]·W[k, n] + bias[n]); optionally the next layer's input quantizer
 // fused into the epilogue (aOut = q(out), absmax tracking over valid samples).
 // flags: bit0 relu, bit1 quantize, bit2 SAT-like quantizer (clip before rounding).
+// The body is specialized per flags value (constant-folded @inline copies): the epilogue is a large part of a
+// narrow layer's work (K = 16: 16 FMAs per output vector), so it carries no dead branches.
 
-@inline function epi(z: v128, bias: usize, flags: i32, pp: usize, outp: usize, ap: usize, mask: v128, sp: usize): void {
-  // parameters are re-loaded per tile (cheap splat loads) to keep registers free for the accumulators
-  let y = bias ? f32x4.add(z, v128.load32_splat(bias)) : z;
-  if (flags & 1) y = f32x4.pmax(f32x4.splat(0), y);
-  v128.store(outp, y);
+/** Epilogue of one output row over two vectors (8 samples); the row's |x_q| maximum is kept in scratch (sp). */
+@inline function epiRow(c0: v128, c1: v128, flags: i32, bp: usize, pp: usize, outp: usize, ap: usize, sp: usize, b: i32, nbValid: i32): void {
+  let y0 = c0, y1 = c1;
+  if (bp) { const bv = v128.load32_splat(bp); y0 = f32x4.add(y0, bv); y1 = f32x4.add(y1, bv); }
+  if (flags & 1) { y0 = f32x4.pmax(f32x4.splat(0), y0); y1 = f32x4.pmax(f32x4.splat(0), y1); }
+  v128.store(outp, y0);
+  v128.store(outp, y1, 16);
   if (flags & 2) {
-    if (flags & 4) y = f32x4.pmin(v128.load32_splat(pp, 12), f32x4.pmax(v128.load32_splat(pp, 8), y));
-    const q = f32x4.mul(rndv(f32x4.mul(y, v128.load32_splat(pp))), v128.load32_splat(pp, 4));
-    v128.store(ap, q);
-    v128.store(sp, f32x4.pmax(v128.load(sp), v128.and(f32x4.abs(q), mask)));
+    if (flags & 4) {
+      const lo = v128.load32_splat(pp, 8), hi = v128.load32_splat(pp, 12);
+      y0 = f32x4.pmin(hi, f32x4.pmax(lo, y0)); y1 = f32x4.pmin(hi, f32x4.pmax(lo, y1));
+    }
+    const sc = v128.load32_splat(pp), inv = v128.load32_splat(pp, 4);
+    let q0 = f32x4.mul(rndv(f32x4.mul(y0, sc)), inv), q1 = f32x4.mul(rndv(f32x4.mul(y1, sc)), inv);
+    v128.store(ap, q0);
+    v128.store(ap, q1, 16);
+    // after a ReLU q >= 0: no abs needed; padded samples are masked only in the tile that holds them
+    if (!(flags & 1)) { q0 = f32x4.abs(q0); q1 = f32x4.abs(q1); }
+    if (b + 8 > nbValid) { q0 = v128.and(q0, validMask(b, nbValid)); q1 = v128.and(q1, validMask(b + 4, nbValid)); }
+    v128.store(sp, f32x4.pmax(f32x4.pmax(v128.load(sp), q0), q1));
   }
 }
 
-/** scratch: 64 bytes of per-thread memory holding the running |x_q| maxima of four rows as vectors. */
-export function dense_fwd(aIn: usize, K: i32, W: usize, N: i32, bias: usize, out: usize, CB: i32, nbPad: i32,
+@inline function fwdBody(aIn: usize, K: i32, W: usize, N: i32, bias: usize, out: usize, CB: i32, nbPad: i32,
   flags: i32, prep: usize, aOut: usize, absmax: usize, nbValid: i32, scratch: usize): void {
   const rowB = <usize>CB << 2;
   const ldw = <usize>N << 2;
   let n = 0;
   for (; n + 4 <= N; n += 4) {
-    memory.fill(scratch, 0, 64);
+    if (flags & 2) memory.fill(scratch, 0, 64);
     const pp = prep + (<usize>n << 4);
     const bp = bias ? bias + (<usize>n << 2) : 0;
     for (let b = 0; b < nbPad; b += 8) {
@@ -181,15 +192,10 @@ export function dense_fwd(aIn: usize, K: i32, W: usize, N: i32, bias: usize, out
         pa += rowB; pw += ldw;
       }
       const o = <usize>n * rowB + (<usize>b << 2);
-      const mk0 = validMask(b, nbValid), mk1 = validMask(b + 4, nbValid);
-      epi(c00, bp, flags, pp, out + o, aOut + o, mk0, scratch);
-      epi(c01, bp, flags, pp, out + o + 16, aOut + o + 16, mk1, scratch);
-      epi(c10, bp ? bp + 4 : 0, flags, pp + 16, out + o + rowB, aOut + o + rowB, mk0, scratch + 16);
-      epi(c11, bp ? bp + 4 : 0, flags, pp + 16, out + o + rowB + 16, aOut + o + rowB + 16, mk1, scratch + 16);
-      epi(c20, bp ? bp + 8 : 0, flags, pp + 32, out + o + 2 * rowB, aOut + o + 2 * rowB, mk0, scratch + 32);
-      epi(c21, bp ? bp + 8 : 0, flags, pp + 32, out + o + 2 * rowB + 16, aOut + o + 2 * rowB + 16, mk1, scratch + 32);
-      epi(c30, bp ? bp + 12 : 0, flags, pp + 48, out + o + 3 * rowB, aOut + o + 3 * rowB, mk0, scratch + 48);
-      epi(c31, bp ? bp + 12 : 0, flags, pp + 48, out + o + 3 * rowB + 16, aOut + o + 3 * rowB + 16, mk1, scratch + 48);
+      epiRow(c00, c01, flags, bp, pp, out + o, aOut + o, scratch, b, nbValid);
+      epiRow(c10, c11, flags, bp ? bp + 4 : 0, pp + 16, out + o + rowB, aOut + o + rowB, scratch + 16, b, nbValid);
+      epiRow(c20, c21, flags, bp ? bp + 8 : 0, pp + 32, out + o + 2 * rowB, aOut + o + 2 * rowB, scratch + 32, b, nbValid);
+      epiRow(c30, c31, flags, bp ? bp + 12 : 0, pp + 48, out + o + 3 * rowB, aOut + o + 3 * rowB, scratch + 48, b, nbValid);
     }
     if (flags & 2) {
       for (let r = 0; r < 4; r++) {
@@ -199,7 +205,7 @@ export function dense_fwd(aIn: usize, K: i32, W: usize, N: i32, bias: usize, out
     }
   }
   for (; n < N; n++) {
-    memory.fill(scratch, 0, 16);
+    if (flags & 2) memory.fill(scratch, 0, 16);
     const pp = prep + (<usize>n << 4);
     const bp = bias ? bias + (<usize>n << 2) : 0;
     for (let b = 0; b < nbPad; b += 16) {
@@ -213,10 +219,8 @@ export function dense_fwd(aIn: usize, K: i32, W: usize, N: i32, bias: usize, out
         pa += rowB; pw += ldw;
       }
       const o = <usize>n * rowB + (<usize>b << 2);
-      epi(c0, bp, flags, pp, out + o, aOut + o, validMask(b, nbValid), scratch);
-      epi(c1, bp, flags, pp, out + o + 16, aOut + o + 16, validMask(b + 4, nbValid), scratch);
-      epi(c2, bp, flags, pp, out + o + 32, aOut + o + 32, validMask(b + 8, nbValid), scratch);
-      epi(c3, bp, flags, pp, out + o + 48, aOut + o + 48, validMask(b + 12, nbValid), scratch);
+      epiRow(c0, c1, flags, bp, pp, out + o, aOut + o, scratch, b, nbValid);
+      epiRow(c2, c3, flags, bp, pp, out + o + 32, aOut + o + 32, scratch, b + 8, nbValid);
     }
     if (flags & 2) {
       const ap = absmax + (<usize>n << 2);
@@ -225,60 +229,86 @@ export function dense_fwd(aIn: usize, K: i32, W: usize, N: i32, bias: usize, out
   }
 }
 
+/** scratch: 64 bytes of per-thread memory holding the running |x_q| maxima of four rows as vectors. */
+export function dense_fwd(aIn: usize, K: i32, W: usize, N: i32, bias: usize, out: usize, CB: i32, nbPad: i32,
+  flags: i32, prep: usize, aOut: usize, absmax: usize, nbValid: i32, scratch: usize): void {
+  if (flags == 0) fwdBody(aIn, K, W, N, bias, out, CB, nbPad, 0, prep, aOut, absmax, nbValid, scratch);
+  else if (flags == 1) fwdBody(aIn, K, W, N, bias, out, CB, nbPad, 1, prep, aOut, absmax, nbValid, scratch);
+  else if (flags == 2) fwdBody(aIn, K, W, N, bias, out, CB, nbPad, 2, prep, aOut, absmax, nbValid, scratch);
+  else if (flags == 3) fwdBody(aIn, K, W, N, bias, out, CB, nbPad, 3, prep, aOut, absmax, nbValid, scratch);
+  else if (flags == 6) fwdBody(aIn, K, W, N, bias, out, CB, nbPad, 6, prep, aOut, absmax, nbValid, scratch);
+  else fwdBody(aIn, K, W, N, bias, out, CB, nbPad, 7, prep, aOut, absmax, nbValid, scratch);
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // dense backward, weights: gW[k, n] += Σ_b a[k, b]·dz[n, b]; gB[n] += Σ_b dz[n, b] (gB may be 0).
+// Tiles of 2 k × 4 n (8 accumulators: what V8 keeps in registers) so the four sums of a row reduce with one
+// transposing hsum4 into one vector add on gW[k, n..n+3]. The loop order reuses the smaller operand from L1:
+// the dz rows across k pairs when N <= K, the a rows across n quads otherwise.
+
+/** [Σa, Σb, Σc, Σd] of four vectors. */
+@inline function hsum4(a: v128, b: v128, c: v128, d: v128): v128 {
+  const ab = f32x4.add(v128.shuffle<f32>(a, b, 0, 1, 4, 5), v128.shuffle<f32>(a, b, 2, 3, 6, 7));
+  const cd = f32x4.add(v128.shuffle<f32>(c, d, 0, 1, 4, 5), v128.shuffle<f32>(c, d, 2, 3, 6, 7));
+  return f32x4.add(v128.shuffle<f32>(ab, cd, 0, 2, 4, 6), v128.shuffle<f32>(ab, cd, 1, 3, 5, 7));
+}
+
+/** gW[k..k+1, n..n+3] += a[k..k+1, :]·dz[n..n+3, :]ᵀ */
+@inline function dwTile(a0: usize, a1: usize, d0: usize, d1: usize, d2: usize, d3: usize, nbB: usize, g: usize, ldg: usize): void {
+  let s00 = f32x4.splat(0), s01 = f32x4.splat(0), s02 = f32x4.splat(0), s03 = f32x4.splat(0);
+  let s10 = f32x4.splat(0), s11 = f32x4.splat(0), s12 = f32x4.splat(0), s13 = f32x4.splat(0);
+  // six running pointers (no per-load address arithmetic, nothing spilled)
+  let p0 = a0, p1 = a1, q0 = d0, q1 = d1, q2 = d2, q3 = d3;
+  const end = a0 + nbB;
+  while (p0 < end) {
+    const x0 = v128.load(p0), x1 = v128.load(p1);
+    const y0 = v128.load(q0), y1 = v128.load(q1), y2 = v128.load(q2), y3 = v128.load(q3);
+    s00 = madd(x0, y0, s00); s01 = madd(x0, y1, s01); s02 = madd(x0, y2, s02); s03 = madd(x0, y3, s03);
+    s10 = madd(x1, y0, s10); s11 = madd(x1, y1, s11); s12 = madd(x1, y2, s12); s13 = madd(x1, y3, s13);
+    p0 += 16; p1 += 16; q0 += 16; q1 += 16; q2 += 16; q3 += 16;
+  }
+  v128.store(g, f32x4.add(v128.load(g), hsum4(s00, s01, s02, s03)));
+  v128.store(g + ldg, f32x4.add(v128.load(g + ldg), hsum4(s10, s11, s12, s13)));
+}
+
+/** gW[k, n] += a[k, :]·dz[n, :] for one (k, n) (remainders), four accumulators over 16 samples. */
+@inline function dwOne(a0: usize, d0: usize, nbB: usize, g: usize): void {
+  let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
+  for (let o: usize = 0; o < nbB; o += 64) {
+    s0 = madd(v128.load(a0 + o), v128.load(d0 + o), s0); s1 = madd(v128.load(a0 + o, 16), v128.load(d0 + o, 16), s1);
+    s2 = madd(v128.load(a0 + o, 32), v128.load(d0 + o, 32), s2); s3 = madd(v128.load(a0 + o, 48), v128.load(d0 + o, 48), s3);
+  }
+  store<f32>(g, load<f32>(g) + hsum(f32x4.add(f32x4.add(s0, s1), f32x4.add(s2, s3))));
+}
 
 export function dense_bwd_dw(aIn: usize, K: i32, dz: usize, N: i32, CB: i32, nbPad: i32, gW: usize, gB: usize): void {
   const rowB = <usize>CB << 2;
-  const nbB = <usize>nbPad << 2;
-  let k = 0;
-  for (; k + 4 <= K; k += 4) {
-    const a0 = aIn + <usize>k * rowB, a1 = a0 + rowB, a2 = a1 + rowB, a3 = a2 + rowB;
-    let n = 0;
-    for (; n + 2 <= N; n += 2) {
-      const d0 = dz + <usize>n * rowB, d1 = d0 + rowB;
-      let s00 = f32x4.splat(0), s01 = f32x4.splat(0), s10 = f32x4.splat(0), s11 = f32x4.splat(0);
-      let s20 = f32x4.splat(0), s21 = f32x4.splat(0), s30 = f32x4.splat(0), s31 = f32x4.splat(0);
-      for (let o: usize = 0; o < nbB; o += 16) {
-        const y0 = v128.load(d0 + o), y1 = v128.load(d1 + o);
-        const x0 = v128.load(a0 + o), x1 = v128.load(a1 + o), x2 = v128.load(a2 + o), x3 = v128.load(a3 + o);
-        s00 = madd(x0, y0, s00); s01 = madd(x0, y1, s01);
-        s10 = madd(x1, y0, s10); s11 = madd(x1, y1, s11);
-        s20 = madd(x2, y0, s20); s21 = madd(x2, y1, s21);
-        s30 = madd(x3, y0, s30); s31 = madd(x3, y1, s31);
+  const nbB = <usize>nbPad << 2; // a multiple of 64 bytes
+  const ldg = <usize>N << 2;
+  const K2 = K & ~1, N4 = N & ~3;
+  if (N <= K) {
+    for (let k = 0; k < K2; k += 2) {
+      const a0 = aIn + <usize>k * rowB;
+      for (let n = 0; n < N4; n += 4) {
+        const d0 = dz + <usize>n * rowB;
+        dwTile(a0, a0 + rowB, d0, d0 + rowB, d0 + 2 * rowB, d0 + 3 * rowB, nbB, gW + ((<usize>k * <usize>N + <usize>n) << 2), ldg);
       }
-      const g = gW + ((<usize>k * <usize>N + <usize>n) << 2);
-      const ldg = <usize>N << 2;
-      store<f32>(g, load<f32>(g) + hsum(s00)); store<f32>(g + 4, load<f32>(g + 4) + hsum(s01));
-      store<f32>(g + ldg, load<f32>(g + ldg) + hsum(s10)); store<f32>(g + ldg + 4, load<f32>(g + ldg + 4) + hsum(s11));
-      store<f32>(g + 2 * ldg, load<f32>(g + 2 * ldg) + hsum(s20)); store<f32>(g + 2 * ldg + 4, load<f32>(g + 2 * ldg + 4) + hsum(s21));
-      store<f32>(g + 3 * ldg, load<f32>(g + 3 * ldg) + hsum(s30)); store<f32>(g + 3 * ldg + 4, load<f32>(g + 3 * ldg + 4) + hsum(s31));
     }
-    for (; n < N; n++) {
+  } else {
+    for (let n = 0; n < N4; n += 4) {
       const d0 = dz + <usize>n * rowB;
-      let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
-      for (let o: usize = 0; o < nbB; o += 16) {
-        const y0 = v128.load(d0 + o);
-        s0 = madd(v128.load(a0 + o), y0, s0); s1 = madd(v128.load(a1 + o), y0, s1);
-        s2 = madd(v128.load(a2 + o), y0, s2); s3 = madd(v128.load(a3 + o), y0, s3);
+      for (let k = 0; k < K2; k += 2) {
+        const a0 = aIn + <usize>k * rowB;
+        dwTile(a0, a0 + rowB, d0, d0 + rowB, d0 + 2 * rowB, d0 + 3 * rowB, nbB, gW + ((<usize>k * <usize>N + <usize>n) << 2), ldg);
       }
-      const g = gW + ((<usize>k * <usize>N + <usize>n) << 2);
-      const ldg = <usize>N << 2;
-      store<f32>(g, load<f32>(g) + hsum(s0));
-      store<f32>(g + ldg, load<f32>(g + ldg) + hsum(s1));
-      store<f32>(g + 2 * ldg, load<f32>(g + 2 * ldg) + hsum(s2));
-      store<f32>(g + 3 * ldg, load<f32>(g + 3 * ldg) + hsum(s3));
     }
   }
-  for (; k < K; k++) {
-    const a0 = aIn + <usize>k * rowB;
-    for (let n = 0; n < N; n++) {
-      const d0 = dz + <usize>n * rowB;
-      let s0 = f32x4.splat(0);
-      for (let o: usize = 0; o < nbB; o += 16) s0 = madd(v128.load(a0 + o), v128.load(d0 + o), s0);
-      const g = gW + ((<usize>k * <usize>N + <usize>n) << 2);
-      store<f32>(g, load<f32>(g) + hsum(s0));
-    }
+  // remainders: the last k row (K odd) for the n quads, the last N % 4 columns for every k
+  if (K2 < K) {
+    for (let n = 0; n < N4; n++) dwOne(aIn + <usize>K2 * rowB, dz + <usize>n * rowB, nbB, gW + ((<usize>K2 * <usize>N + <usize>n) << 2));
+  }
+  for (let n = N4; n < N; n++) {
+    for (let k = 0; k < K; k++) dwOne(aIn + <usize>k * rowB, dz + <usize>n * rowB, nbB, gW + ((<usize>k * <usize>N + <usize>n) << 2));
   }
   if (gB) {
     for (let n = 0; n < N; n++) {
@@ -295,28 +325,51 @@ export function dense_bwd_dw(aIn: usize, K: i32, dz: usize, N: i32, CB: i32, nbP
 // dense backward, inputs: g[k, b] = Σ_n W[k, n]·dz[n, b], then the input quantizer's and the previous ReLU's
 // backward in the epilogue. sums[3k..3k+2] += (Σ_b g·(x_q − clip(h)), Σ_b g·[h > hi], Σ_b g·[h < lo]).
 // flags: bit0 input h is a ReLU output (mask by h > 0), bit1 input quantizer present, bit2 SAT-like,
-// bit3 write dzOut.
+// bit3 write dzOut. Specialized per flags value like the forward; the row sums live as vectors in scratch
+// (three per row: 4 rows × 48 bytes) and are reduced once per row block.
 
-@inline function bepiW(g: v128, flags: i32, hp: usize, ap: usize, outp: usize, sp: usize): void {
-  // WRAP (or no quantizer) fast path: Σ g·(x_q − h) accumulated as a vector in scratch memory.
-  const h = v128.load(hp);
-  if (flags & 2) v128.store(sp, madd(g, f32x4.sub(v128.load(ap), h), v128.load(sp)));
+@inline function bepiRow(g0: v128, g1: v128, flags: i32, hp: usize, ap: usize, pp: usize, outp: usize, sp: usize): void {
+  const h0 = v128.load(hp), h1 = v128.load(hp, 16);
+  let d0 = g0, d1 = g1;
+  if (flags & 2) {
+    const a0 = v128.load(ap), a1 = v128.load(ap, 16);
+    if (flags & 4) {
+      const lo = v128.load32_splat(pp, 8), hi = v128.load32_splat(pp, 12);
+      const top0 = f32x4.gt(h0, hi), bot0 = f32x4.lt(h0, lo), top1 = f32x4.gt(h1, hi), bot1 = f32x4.lt(h1, lo);
+      const hc0 = f32x4.pmin(hi, f32x4.pmax(lo, h0)), hc1 = f32x4.pmin(hi, f32x4.pmax(lo, h1));
+      v128.store(sp, madd(g1, f32x4.sub(a1, hc1), madd(g0, f32x4.sub(a0, hc0), v128.load(sp))));
+      v128.store(sp, f32x4.add(f32x4.add(v128.load(sp, 16), v128.and(g0, top0)), v128.and(g1, top1)), 16);
+      v128.store(sp, f32x4.add(f32x4.add(v128.load(sp, 32), v128.and(g0, bot0)), v128.and(g1, bot1)), 32);
+      d0 = v128.andnot(g0, v128.or(top0, bot0));
+      d1 = v128.andnot(g1, v128.or(top1, bot1));
+    } else {
+      v128.store(sp, madd(g1, f32x4.sub(a1, h1), madd(g0, f32x4.sub(a0, h0), v128.load(sp))));
+    }
+  }
   if (flags & 8) {
-    let d = g;
-    if (flags & 1) d = v128.and(d, f32x4.gt(h, f32x4.splat(0)));
-    v128.store(outp, d);
+    if (flags & 1) { d0 = v128.and(d0, f32x4.gt(h0, f32x4.splat(0))); d1 = v128.and(d1, f32x4.gt(h1, f32x4.splat(0))); }
+    v128.store(outp, d0);
+    v128.store(outp, d1, 16);
   }
 }
 
-/** scratch: 64 bytes of per-thread memory for the running sums of four rows. */
-export function dense_bwd_dx(dz: usize, N: i32, W: usize, K: i32, CB: i32, nbPad: i32, flags: i32,
+@inline function flushSums(flags: i32, sums: usize, sp: usize): void {
+  if (flags & 2) {
+    store<f32>(sums, load<f32>(sums) + hsum(v128.load(sp)));
+    if (flags & 4) {
+      store<f32>(sums, load<f32>(sums, 4) + hsum(v128.load(sp, 16)), 4);
+      store<f32>(sums, load<f32>(sums, 8) + hsum(v128.load(sp, 32)), 8);
+    }
+  }
+}
+
+@inline function dxBody(dz: usize, N: i32, W: usize, K: i32, CB: i32, nbPad: i32, flags: i32,
   hIn: usize, aIn: usize, prep: usize, dzOut: usize, sums: usize, scratch: usize): void {
   const rowB = <usize>CB << 2;
   const ldw = <usize>N << 2;
-  const sat = (flags & 6) == 6;
   let k = 0;
   for (; k + 4 <= K; k += 4) {
-    memory.fill(scratch, 0, 64);
+    if (flags & 2) memory.fill(scratch, 0, 192);
     const wr = W + <usize>k * ldw;
     for (let b = 0; b < nbPad; b += 8) {
       let c00 = f32x4.splat(0), c01 = f32x4.splat(0), c10 = f32x4.splat(0), c11 = f32x4.splat(0);
@@ -334,78 +387,49 @@ export function dense_bwd_dx(dz: usize, N: i32, W: usize, K: i32, CB: i32, nbPad
         pd += rowB; pw += 4;
       }
       const o = <usize>k * rowB + (<usize>b << 2);
-      if (sat) {
-        bwdSat(c00, c01, flags, hIn + o, aIn + o, prep + (<usize>k << 4), dzOut + o, sums + (<usize>k * 12));
-        bwdSat(c10, c11, flags, hIn + o + rowB, aIn + o + rowB, prep + (<usize>(k + 1) << 4), dzOut + o + rowB, sums + (<usize>(k + 1) * 12));
-        bwdSat(c20, c21, flags, hIn + o + 2 * rowB, aIn + o + 2 * rowB, prep + (<usize>(k + 2) << 4), dzOut + o + 2 * rowB, sums + (<usize>(k + 2) * 12));
-        bwdSat(c30, c31, flags, hIn + o + 3 * rowB, aIn + o + 3 * rowB, prep + (<usize>(k + 3) << 4), dzOut + o + 3 * rowB, sums + (<usize>(k + 3) * 12));
-      } else {
-        bepiW(c00, flags, hIn + o, aIn + o, dzOut + o, scratch);
-        bepiW(c01, flags, hIn + o + 16, aIn + o + 16, dzOut + o + 16, scratch);
-        bepiW(c10, flags, hIn + o + rowB, aIn + o + rowB, dzOut + o + rowB, scratch + 16);
-        bepiW(c11, flags, hIn + o + rowB + 16, aIn + o + rowB + 16, dzOut + o + rowB + 16, scratch + 16);
-        bepiW(c20, flags, hIn + o + 2 * rowB, aIn + o + 2 * rowB, dzOut + o + 2 * rowB, scratch + 32);
-        bepiW(c21, flags, hIn + o + 2 * rowB + 16, aIn + o + 2 * rowB + 16, dzOut + o + 2 * rowB + 16, scratch + 32);
-        bepiW(c30, flags, hIn + o + 3 * rowB, aIn + o + 3 * rowB, dzOut + o + 3 * rowB, scratch + 48);
-        bepiW(c31, flags, hIn + o + 3 * rowB + 16, aIn + o + 3 * rowB + 16, dzOut + o + 3 * rowB + 16, scratch + 48);
-      }
+      const pp = prep + (<usize>k << 4);
+      bepiRow(c00, c01, flags, hIn + o, aIn + o, pp, dzOut + o, scratch);
+      bepiRow(c10, c11, flags, hIn + o + rowB, aIn + o + rowB, pp + 16, dzOut + o + rowB, scratch + 48);
+      bepiRow(c20, c21, flags, hIn + o + 2 * rowB, aIn + o + 2 * rowB, pp + 32, dzOut + o + 2 * rowB, scratch + 96);
+      bepiRow(c30, c31, flags, hIn + o + 3 * rowB, aIn + o + 3 * rowB, pp + 48, dzOut + o + 3 * rowB, scratch + 144);
     }
-    if (!sat && (flags & 2)) {
-      for (let r = 0; r < 4; r++) {
-        const sp = sums + <usize>(k + r) * 12;
-        store<f32>(sp, load<f32>(sp) + hsum(v128.load(scratch + (<usize>r << 4))));
-      }
-    }
+    for (let r = 0; r < 4; r++) flushSums(flags, sums + <usize>(k + r) * 12, scratch + <usize>r * 48);
   }
   for (; k < K; k++) {
-    memory.fill(scratch, 0, 16);
+    if (flags & 2) memory.fill(scratch, 0, 48);
     const wr = W + <usize>k * ldw;
-    for (let b = 0; b < nbPad; b += 8) {
-      let c0 = f32x4.splat(0), c1 = f32x4.splat(0);
+    for (let b = 0; b < nbPad; b += 16) {
+      let c0 = f32x4.splat(0), c1 = f32x4.splat(0), c2 = f32x4.splat(0), c3 = f32x4.splat(0);
       let pd = dz + (<usize>b << 2);
       for (let n = 0; n < N; n++) {
         const w = v128.load32_splat(wr + (<usize>n << 2));
         c0 = madd(v128.load(pd), w, c0); c1 = madd(v128.load(pd, 16), w, c1);
+        c2 = madd(v128.load(pd, 32), w, c2); c3 = madd(v128.load(pd, 48), w, c3);
         pd += rowB;
       }
       const o = <usize>k * rowB + (<usize>b << 2);
-      if (sat) {
-        bwdSat(c0, c1, flags, hIn + o, aIn + o, prep + (<usize>k << 4), dzOut + o, sums + (<usize>k * 12));
-      } else {
-        bepiW(c0, flags, hIn + o, aIn + o, dzOut + o, scratch);
-        bepiW(c1, flags, hIn + o + 16, aIn + o + 16, dzOut + o + 16, scratch);
-      }
+      const pp = prep + (<usize>k << 4);
+      bepiRow(c0, c1, flags, hIn + o, aIn + o, pp, dzOut + o, scratch);
+      bepiRow(c2, c3, flags, hIn + o + 32, aIn + o + 32, pp, dzOut + o + 32, scratch);
     }
-    if (!sat && (flags & 2)) {
-      const sp = sums + <usize>k * 12;
-      store<f32>(sp, load<f32>(sp) + hsum(v128.load(scratch)));
-    }
+    flushSums(flags, sums + <usize>k * 12, scratch);
   }
 }
 
-/** SAT/SAT_SYM input-quantizer backward for two vectors of one row; accumulates the three sums directly. */
-function bwdSat(g0: v128, g1: v128, flags: i32, hp: usize, ap: usize, pp: usize, outp: usize, sp: usize): void {
-  const lo = v128.load32_splat(pp, 8), hi = v128.load32_splat(pp, 12);
-  let sd = f32x4.splat(0), st = f32x4.splat(0), sb = f32x4.splat(0);
-  for (let j = 0; j < 2; j++) {
-    const g = j == 0 ? g0 : g1;
-    const off = <usize>j << 4;
-    const h = v128.load(hp + off);
-    const a = v128.load(ap + off);
-    const top = f32x4.gt(h, hi), bot = f32x4.lt(h, lo);
-    const hc = f32x4.pmin(hi, f32x4.pmax(lo, h));
-    sd = madd(g, f32x4.sub(a, hc), sd);
-    st = f32x4.add(st, v128.and(g, top));
-    sb = f32x4.add(sb, v128.and(g, bot));
-    if (flags & 8) {
-      let d = v128.andnot(g, v128.or(top, bot));
-      if (flags & 1) d = v128.and(d, f32x4.gt(h, f32x4.splat(0)));
-      v128.store(outp + off, d);
-    }
+/** scratch: 192 bytes of per-thread memory for the running sums of four rows. */
+export function dense_bwd_dx(dz: usize, N: i32, W: usize, K: i32, CB: i32, nbPad: i32, flags: i32,
+  hIn: usize, aIn: usize, prep: usize, dzOut: usize, sums: usize, scratch: usize): void {
+  switch (flags) {
+    case 2: dxBody(dz, N, W, K, CB, nbPad, 2, hIn, aIn, prep, dzOut, sums, scratch); break;
+    case 6: dxBody(dz, N, W, K, CB, nbPad, 6, hIn, aIn, prep, dzOut, sums, scratch); break;
+    case 8: dxBody(dz, N, W, K, CB, nbPad, 8, hIn, aIn, prep, dzOut, sums, scratch); break;
+    case 9: dxBody(dz, N, W, K, CB, nbPad, 9, hIn, aIn, prep, dzOut, sums, scratch); break;
+    case 10: dxBody(dz, N, W, K, CB, nbPad, 10, hIn, aIn, prep, dzOut, sums, scratch); break;
+    case 11: dxBody(dz, N, W, K, CB, nbPad, 11, hIn, aIn, prep, dzOut, sums, scratch); break;
+    case 14: dxBody(dz, N, W, K, CB, nbPad, 14, hIn, aIn, prep, dzOut, sums, scratch); break;
+    case 15: dxBody(dz, N, W, K, CB, nbPad, 15, hIn, aIn, prep, dzOut, sums, scratch); break;
+    default: dxBody(dz, N, W, K, CB, nbPad, flags, hIn, aIn, prep, dzOut, sums, scratch);
   }
-  store<f32>(sp, load<f32>(sp) + hsum(sd));
-  store<f32>(sp, load<f32>(sp, 4) + hsum(st), 4);
-  store<f32>(sp, load<f32>(sp, 8) + hsum(sb), 8);
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -514,7 +538,7 @@ export function max_into(dst: usize, src: usize, n: i32): void {
 //   plan[0] L, [1] CB, [2] K0, [3] C, [4] loss (0 softmax-CE, 1 MSE), [5] x ptr (B×K0 row-major),
 //   [6] y ptr (B×C), [7] invB (f32 bits), [8] thread base, [9] thread stride (bytes),
 //   [10] X off, [11] Y off, [12] D0 off, [13] D1 off, [14] grad off, [15] grad floats, [16] loss off (f64 loss sum, then f64 hit count),
-//   [17] Z off, [18] last-layer ReLU flag, [19] scratch off (64 bytes), [20] shared chunk counter (dynamic
+//   [17] Z off, [18] last-layer ReLU flag, [19] scratch off (192 bytes), [20] shared chunk counter (dynamic
 //   scheduling), [21] batch size
 // per layer l at plan + 4·(32 + 16·l):
 //   +0 K, +1 N, +2 flags (bit0 input is a ReLU output, bit1 input quantizer, bit2 its SAT-like mode,

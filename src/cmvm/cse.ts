@@ -43,12 +43,12 @@ function poolI32(name: string, size: number, zero = true): I32 {
   } else if (zero) a.fill(0, 0, size);
   return a.subarray(0, size);
 }
-function poolF64(name: string, size: number): F64 {
+function poolF64(name: string, size: number, zero = true): F64 {
   let a = POOL.get(name) as F64 | undefined;
   if (!a || a.length < size) {
     a = new Float64Array(Math.max(size, 2 * (a?.length ?? 0)));
     POOL.set(name, a);
-  } else a.fill(0, 0, size);
+  } else if (zero) a.fill(0, 0, size);
   return a.subarray(0, size);
 }
 /** A longer view of the same field, keeping its contents (new entries zero). */
@@ -197,14 +197,21 @@ const MAT_BUDGET = 1 << 25;
 /** Largest direct pair index (entries) before pairs of starting wires go to the hash table too. */
 const DIRECT_BUDGET = 1 << 24;
 
+/** The pair id of occurrences that can never become a common pair (its count is meaningless). */
+const DEAD = 0;
+
 /** Heap keys are count × weight (integers) plus a fraction < 1 that prefers early operands. */
 const LAT_SLOTS = 1024;
 /** Current entries of the top bucket compared for the tie-break. */
 const TIE_SCAN = 32;
 
-/** Index of the unordered slot pair {a, b} (a ≠ b) in a lower-triangular pair matrix. */
-function tri(a: number, b: number): number {
-  return a > b ? ((a * (a - 1)) >> 1) + b : ((b * (b - 1)) >> 1) + a;
+/**
+ * Index of the unordered slot pair {a, b} (a ≠ b) in an n-slot pair matrix: the strict upper triangle,
+ * row-major, so the pairs of one slot with all later ones are contiguous (the initial count walks them in
+ * that order).
+ */
+function tri(a: number, b: number, n: number): number {
+  return a < b ? ((a * (2 * n - a - 3)) >> 1) - 1 + b : ((b * (2 * n - b - 3)) >> 1) - 1 + a;
 }
 
 /** The extraction state; one instance per extractCommon call. */
@@ -248,12 +255,23 @@ class Cse {
   /** The count at which the pair had fewer than 2 feasible occurrences (0: not blocked). */
   pBlocked: I32;
   pDirty: I32;
-  nPairs = 0;
+  /** First-sight order of each pair (ties go to the newer pair); ids themselves are given lazily. */
+  pOrder: I32;
+  /** Pairs seen so far, live or not (the next first-sight order). */
+  seq = 0;
+  /** Pair id 0 is DEAD: the matrix entry of an occurrence whose pair can never occur twice. */
+  nPairs = 1;
   readonly pairTable: Table3;
   readonly stepTable = new StepTable();
   /** Every output has a pair matrix, so pairs with a new wire need only the step table. */
   allMats = false;
   readonly dirty: number[] = [];
+  /** This step's pairs seen once so far (see stepPair): matrix entry, count, pair id once seen twice, order. */
+  sFirst: I32 = poolI32('sFirst', 256, false);
+  sCount: I32 = poolI32('sCount', 256, false);
+  sPair: I32 = poolI32('sPair', 256, false);
+  sOrder: I32 = poolI32('sOrder', 256, false);
+  nStep = 0;
 
   /**
    * Per output, the pair id of every two slots (lower triangle, see tri), so a substitution finds the pairs
@@ -302,16 +320,18 @@ class Cse {
     for (let o = 0; o < nOut; o++) this.outTerms.push([]);
     const pc = Math.max(1024, nPairsHint); // grows when needed
     this.pcap = pc;
-    this.pW0 = poolI32('pW0', pc);
-    this.pW1 = poolI32('pW1', pc);
-    this.pSub = poolI32('pSub', pc);
-    this.pShift = poolI32('pShift', pc);
-    this.pCount = poolI32('pCount', pc);
-    this.pWeight = poolF64('pWeight', pc);
-    this.pTie = poolF64('pTie', pc);
-    this.pNewest = poolF64('pNewest', pc);
-    this.pBlocked = poolI32('pBlocked', pc);
-    this.pDirty = poolI32('pDirty', pc);
+    // (newPair initialises every field)
+    this.pW0 = poolI32('pW0', pc, false);
+    this.pW1 = poolI32('pW1', pc, false);
+    this.pSub = poolI32('pSub', pc, false);
+    this.pShift = poolI32('pShift', pc, false);
+    this.pCount = poolI32('pCount', pc, false);
+    this.pWeight = poolF64('pWeight', pc, false);
+    this.pTie = poolF64('pTie', pc, false);
+    this.pNewest = poolF64('pNewest', pc, false);
+    this.pBlocked = poolI32('pBlocked', pc, false);
+    this.pDirty = poolI32('pDirty', pc, false);
+    this.pOrder = poolI32('pOrder', pc, false);
     this.pairTable = new Table3(1024); // starting-wire pairs outside the direct index (rare); grows
   }
 
@@ -387,7 +407,7 @@ class Cse {
     if (this.bound) this.slack[o] -= 2 ** (Math.ceil(this.g.lat[w]!) - this.bound[o]!);
   }
 
-  newPair(w0: number, w1: number, sub: number, shift: number): number {
+  newPair(w0: number, w1: number, sub: number, shift: number, order = this.seq++): number {
     if (this.nPairs >= this.pcap) {
       const c = this.pcap * 2;
       this.pcap = c;
@@ -401,12 +421,20 @@ class Cse {
       this.pNewest = growF64('pNewest', this.pNewest, c);
       this.pBlocked = growI32('pBlocked', this.pBlocked, c);
       this.pDirty = growI32('pDirty', this.pDirty, c);
+      this.pOrder = growI32('pOrder', this.pOrder, c);
     }
     const p = this.nPairs++;
     this.pW0[p] = w0;
     this.pW1[p] = w1;
     this.pSub[p] = sub;
     this.pShift[p] = shift;
+    this.pOrder[p] = order;
+    this.pCount[p] = 0;
+    this.pWeight[p] = 0;
+    this.pTie[p] = 0;
+    this.pNewest[p] = 0;
+    this.pBlocked[p] = 0;
+    this.pDirty[p] = 0;
     return p;
   }
 
@@ -431,8 +459,9 @@ class Cse {
       const l1 = lm[w1]!;
       const sh = shift + this.shiftSpan;
       if (l0 >= 0 && l1 >= 0 && sh >= 0 && sh <= 2 * this.shiftSpan) {
-        // wires ordered, so the unordered local pair (with the diagonal) identifies the pair of wires
-        const lp = l0 > l1 ? ((l0 * (l0 + 1)) >> 1) + l1 : ((l1 * (l1 + 1)) >> 1) + l0;
+        // wires ordered, so the unordered local pair (with the diagonal) identifies the pair of wires;
+        // upper triangle row-major: one wire's pairs with the later ones (the initial count's order) are adjacent
+        const lp = l0 < l1 ? ((l0 * (2 * this.nLocal - l0 + 1)) >> 1) + l1 - l0 : ((l1 * (2 * this.nLocal - l1 + 1)) >> 1) + l0 - l1;
         const i = (lp * (2 * this.shiftSpan + 1) + sh) * 2 + sub;
         let p = this.direct[i]!;
         if (p < 0) {
@@ -455,19 +484,63 @@ class Cse {
    * pairOf(nt, v) for a term nt of the wire made in this step (the highest wire id). Such pairs are only
    * ever looked up during this step (afterwards through the pair matrices), so the step table suffices.
    */
-  pairOfNew(nt: number, v: number): number {
-    const n = this.tWire[nt]!;
-    const wv = this.tWire[v]!;
-    let shift = this.tPos[nt]! - this.tPos[v]!;
+  /**
+   * The pair of term nt of the wire made in this step (the highest wire id) with term v, whose matrix entry
+   * is mi; returns what to store there. Such pairs only get occurrences in this step, so one seen once by its
+   * end is dead for good: it gets no id (entry DEAD) unless a second occurrence shows up, and until then its
+   * entry holds −1 − e, e its record in the step table (stepDrop undoes an occurrence removed meanwhile).
+   */
+  stepPair(nt: number, v: number, mi: number): number {
+    const { tWire, tPos } = this;
+    const n = tWire[nt]!;
+    const wv = tWire[v]!;
+    let shift = tPos[nt]! - tPos[v]!;
     if (wv === n && shift < 0) shift = -shift; // two terms of wire n: the lower position first
     const sub = this.tSign[nt] !== this.tSign[v] ? 1 : 0;
     const key = shift * 2 + sub;
-    let p = this.stepTable.get(wv, key);
-    if (p < 0) {
-      p = this.newPair(wv, n, sub, shift);
-      this.stepTable.insert(wv, key, p);
+    let e = this.stepTable.get(wv, key);
+    if (e < 0) {
+      e = this.nStep++;
+      if (e >= this.sFirst.length) {
+        this.sFirst = growI32('sFirst', this.sFirst, 2 * e);
+        this.sCount = growI32('sCount', this.sCount, 2 * e);
+        this.sPair = growI32('sPair', this.sPair, 2 * e);
+        this.sOrder = growI32('sOrder', this.sOrder, 2 * e);
+      }
+      this.stepTable.insert(wv, key, e);
+      this.sFirst[e] = mi;
+      this.sCount[e] = 1;
+      this.sPair[e] = 0;
+      this.sOrder[e] = this.seq++;
+      return -1 - e;
     }
+    let p = this.sPair[e]!;
+    if (p === 0) {
+      if (++this.sCount[e]! === 1) {
+        this.sFirst[e] = mi; // (its earlier occurrences were all removed)
+        return -1 - e;
+      }
+      // the second occurrence: now a pair, with the count of both
+      p = this.newPair(wv, n, sub, shift, this.sOrder[e]!);
+      this.sPair[e] = p;
+      this.mat[this.sFirst[e]!] = p;
+      this.pCount[p] = 1;
+    }
+    this.inc(p);
     return p;
+  }
+
+  /** An occurrence whose matrix entry is the step-table reference x (< 0) is removed. */
+  stepDrop(x: number): void {
+    this.sCount[-1 - x]!--;
+  }
+
+  /** Close a step: the pairs seen once are dead. */
+  endStep(): void {
+    const { sPair, sCount, sFirst, mat } = this;
+    for (let e = 0; e < this.nStep; e++) if (sPair[e] === 0 && sCount[e] === 1) mat[sFirst[e]!] = DEAD;
+    this.nStep = 0;
+    this.stepTable.clear();
   }
 
   /** Score (an integer); the weight is computed when first needed (most pairs never occur twice). */
@@ -542,7 +615,7 @@ class Cse {
 
   /** The current best pair (highest score, then earliest operands, then newest), or −1 when no pair occurs twice. */
   popBest(): number {
-    const { pNewest, pCount, pBlocked, pTie } = this;
+    const { pNewest, pCount, pBlocked, pTie, pOrder } = this;
     while (this.top >= 2) {
       const top = this.top;
       let best = -1;
@@ -575,7 +648,7 @@ class Cse {
           this.freeEntry = e;
         } else {
           seen++;
-          if (best < 0 || pTie[p]! > pTie[best]! || (pTie[p] === pTie[best] && p > best)) {
+          if (best < 0 || pTie[p]! > pTie[best]! || (pTie[p] === pTie[best] && pOrder[p]! > pOrder[best]!)) {
             best = p; // then the newer pair
             bestE = e;
             bestPrev = prev;
@@ -605,15 +678,17 @@ class Cse {
   allocDirect(): void {
     const g = this.g;
     const lm = new Int32Array(g.size).fill(-1);
-    let n = 0;
     let lo = Infinity;
     let hi = -Infinity;
     for (let t = 0; t < this.nTerms; t++) {
-      const w = this.tWire[t]!;
-      if (lm[w]! < 0) lm[w] = n++;
+      lm[this.tWire[t]!] = 0;
       lo = Math.min(lo, this.tPos[t]!);
       hi = Math.max(hi, this.tPos[t]!);
     }
+    // local indices in wire order, so the local pair order is the wire order
+    let n = 0;
+    for (let w = 0; w < lm.length; w++) if (lm[w] === 0) lm[w] = n++ + 1;
+    for (let w = 0; w < lm.length; w++) lm[w]--;
     const span = hi - lo;
     const size = ((n * (n + 1)) >> 1) * (2 * span + 1) * 2;
     if (n === 0 || size > DIRECT_BUDGET) return;
@@ -629,16 +704,74 @@ class Cse {
     const mat = this.mat;
     this.outTerms.forEach((ol, o) => {
       const base = this.matBase[o]!;
+      const k = this.matDim[o]!;
+      if (base >= 0 && this.direct.length > 0 && this.sortedRow(ol)) {
+        this.countSortedRow(ol, base);
+        return;
+      }
       for (let i = 0; i < ol.length; i++) {
         const si = this.tSlot[ol[i]!]!;
         for (let j = i + 1; j < ol.length; j++) {
           const p = this.pairOf(ol[i]!, ol[j]!);
           this.inc(p);
-          if (base >= 0) mat[base + tri(si, this.tSlot[ol[j]!]!)] = p;
+          if (base >= 0) mat[base + tri(si, this.tSlot[ol[j]!]!, k)] = p;
         }
       }
     });
     this.flush();
+  }
+
+  /** Whether an output's terms are in (wire, position) order, each in its own slot (as extractCommon adds them). */
+  sortedRow(ol: number[]): boolean {
+    const { tWire, tPos, tSlot } = this;
+    for (let i = 0; i < ol.length; i++) {
+      const t = ol[i]!;
+      if (tSlot[t] !== i) return false;
+      if (i > 0) {
+        const s = ol[i - 1]!;
+        if (tWire[s]! > tWire[t]! || (tWire[s] === tWire[t] && tPos[s]! >= tPos[t]!)) return false;
+      }
+    }
+    return true;
+  }
+
+  /**
+   * initialCounts for a sorted row (the common case): the same pairs, ids and order as pairOf, with term i
+   * always the pair's first operand, the direct index and the pair matrix walked in address order.
+   */
+  countSortedRow(ol: number[], base: number): void {
+    const { tWire, tPos, tSign, localMap: lm, direct, mat, dirty } = this;
+    const n = this.nLocal;
+    const span = this.shiftSpan;
+    const s2 = (2 * span + 1) * 2;
+    const k = ol.length;
+    let m = base;
+    for (let i = 0; i < k - 1; i++) {
+      const ti = ol[i]!;
+      const wi = tWire[ti]!;
+      const li = lm[wi]!;
+      const pi = tPos[ti]!;
+      const gi = tSign[ti]!;
+      // direct index of (i, j) = rowOff + l_j·s2 + 2·pos_j + sub (see pairOf)
+      const rowOff = (((li * (2 * n - li + 1)) >> 1) - li) * s2 + (span - pi) * 2;
+      for (let j = i + 1; j < k; j++) {
+        const tj = ol[j]!;
+        const wj = tWire[tj]!;
+        const sub = tSign[tj] !== gi ? 1 : 0;
+        const x = rowOff + lm[wj]! * s2 + tPos[tj]! * 2 + sub;
+        let p = direct[x]!;
+        if (p < 0) {
+          p = this.newPair(wi, wj, sub, tPos[tj]! - pi);
+          direct[x] = p;
+        }
+        const pCount = this.pCount;
+        if (++pCount[p]! === 2) {
+          this.pDirty[p] = 1;
+          dirty.push(p);
+        }
+        mat[m++] = p;
+      }
+    }
   }
 
   private epoch = 0;
@@ -702,19 +835,27 @@ class Cse {
     const ol = this.outTerms[o]!;
     const pCount = this.pCount;
     const base = this.matBase[o]!;
+    const k = this.matDim[o]!;
     const tSlot = this.tSlot;
     const st = tSlot[t]!;
     if (base >= 0) {
       const mat = this.mat;
       const su = tSlot[u]!;
+      // entries: a pair id, DEAD, or (this step's pairs seen once) a step-table reference
       for (let i = 0; i < ol.length; i++) {
         const v = ol[i]!;
         if (v === t || v === u) continue;
         const sv = tSlot[v]!;
-        pCount[mat[base + tri(st, sv)]!]!--;
-        pCount[mat[base + tri(su, sv)]!]!--;
+        const p = mat[base + tri(st, sv, k)]!;
+        if (p > 0) pCount[p]!--;
+        else if (p < 0) this.stepDrop(p);
+        const q = mat[base + tri(su, sv, k)]!;
+        if (q > 0) pCount[q]!--;
+        else if (q < 0) this.stepDrop(q);
       }
-      pCount[mat[base + tri(st, su)]!]!--;
+      const p = mat[base + tri(st, su, k)]!;
+      if (p > 0) pCount[p]!--;
+      else if (p < 0) this.stepDrop(p);
     } else {
       for (let i = 0; i < ol.length; i++) {
         const v = ol[i]!;
@@ -731,12 +872,22 @@ class Cse {
     const nt = this.addTerm(o, n, pos, sign, st);
     if (base >= 0) {
       const mat = this.mat;
-      for (let i = 0; i < ol.length; i++) {
-        const v = ol[i]!;
-        if (v === nt) continue;
-        const p = this.allMats ? this.pairOfNew(nt, v) : this.pairOf(nt, v);
-        mat[base + tri(st, tSlot[v]!)] = p;
-        this.inc(p);
+      if (this.allMats) {
+        for (let i = 0; i < ol.length; i++) {
+          const v = ol[i]!;
+          if (v === nt) continue;
+          const mi = base + tri(st, tSlot[v]!, k);
+          mat[mi] = this.stepPair(nt, v, mi);
+        }
+      } else {
+        // some outputs find their pairs by hashing: every pair gets its id at once
+        for (let i = 0; i < ol.length; i++) {
+          const v = ol[i]!;
+          if (v === nt) continue;
+          const p = this.pairOf(nt, v);
+          mat[base + tri(st, tSlot[v]!, k)] = p;
+          this.inc(p);
+        }
       }
     } else {
       for (let i = 0; i < ol.length; i++) {
@@ -758,8 +909,8 @@ class Cse {
         continue;
       }
       const n = this.g.addAdder(this.pW0[p]!, this.pW1[p]!, this.pShift[p]!, this.pSub[p] === 1);
-      this.stepTable.clear();
       for (let m = 0; m < matches.length; m += 2) this.substitute(matches[m]!, matches[m + 1]!, n);
+      this.endStep();
       this.flush();
     }
   }

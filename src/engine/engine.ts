@@ -214,7 +214,7 @@ export class Engine {
     let maxW = 0;
     for (const l of desc.layers) maxW = Math.max(maxW, l.units, l.inputs);
     const D0 = talloc(maxW * CB), D1 = talloc(maxW * CB);
-    const scratch = talloc(16);
+    const scratch = talloc(48); // 192 bytes: dense_bwd_dx keeps three running row sums for four rows
     const Hoffs: number[] = [], Aoffs: number[] = [];
 
     desc.layers.forEach((ld, li) => {

@@ -144,7 +144,7 @@ export class GraphEngine implements TrainEngine {
   private accBeta1: number;
   private accBeta2: number;
   private staticEnd = 0;
-  private scratch = 0; // 64 bytes for the dense kernels
+  private scratch = 0; // scratch memory of the dense kernels
   private lossP = 0; // f64 hits
   // batch-dependent layout
   private S = 0; private cb = 0; private B = 0;
@@ -316,7 +316,7 @@ export class GraphEngine implements TrainEngine {
     this.C = sizes[sizes.length - 1]!;
     this.scratchPer = scratchPer;
     this.maxK = maxK;
-    this.scratch = alloc(64);
+    this.scratch = alloc(256); // the dense kernels' per-thread scratch (dense_bwd_dx: 192 bytes)
     this.lossP = alloc(16);
     this.staticEnd = Math.ceil(off / 64) * 64;
     this.memory = new WA.Memory({ initial: Math.ceil(this.staticEnd / PAGE) + 1, maximum: MAX_PAGES, shared: true });

@@ -13,7 +13,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { OverflowMode, RoundMode } from '../fixed/types.ts';
 
-const ROUND_CODES: Record<RoundMode, number> = { TRN: 0, RND: 1, RND_CONV: 2, TRN_ZERO: 3, RND_ZERO: 4, RND_MIN_INF: 5, RND_INF: 6 };
+export const ROUND_CODES: Record<RoundMode, number> = { TRN: 0, RND: 1, RND_CONV: 2, TRN_ZERO: 3, RND_ZERO: 4, RND_MIN_INF: 5, RND_INF: 6 };
 const OVERFLOW_CODES: Record<OverflowMode, number> = { WRAP: 0, SAT: 1, SAT_SYM: 2 };
 
 /** 2^e for integer e by table (Math.pow costs tens of ns per call; parameters are integers). */
@@ -171,9 +171,15 @@ for (const backendName of FUSED_BACKENDS)
     if (!tf.getKernel(name, backendName)) tf.registerKernel({ kernelName: name, backendName, kernelFunc: func });
 
 let enabled = true;
-/** Turn the fused kernels off (true: use them where they apply). Tests use this to check the tf-op path too. */
+/**
+ * Turn the fused kernels off (true: use them where they apply), the inference ones here and the training ones
+ * (train-kernels.ts). Tests use this to check the tf-op path too.
+ */
 export function setFusedKernels(on: boolean): void {
   enabled = on;
+}
+export function fusedEnabled(): boolean {
+  return enabled;
 }
 
 /** Whether the fused kernels apply: enabled, cpu or wasm backend, and a prefix-homogeneous parameter shape. */

@@ -8,6 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { Kif } from '../fixed/types.ts';
 import { homogeneousAxesFor, resolveQuantizerConfig, type QuantizerConfig, type QuantizerOptions } from './config.ts';
 import { fusedApplies, fusedQuantize, fusedRound } from './kernels.ts';
+import { fusedTrainApplies, fusedWrapTrainKif } from './train-kernels.ts';
 import { ceilLog2, exp2, quantizeTensor, roundCodes, satBounds } from './ops.ts';
 
 /** A variable as the quantizer needs it; tfjs-layers' LayerVariable satisfies this. */
@@ -313,6 +314,13 @@ export class Quantizer {
       if (this.isKbi) {
         if (c.trainable) this.trackI(x, null);
         return this.wrapTrainKbi(x);
+      }
+      if (fusedTrainApplies(x.shape, this._paramShape!)) {
+        // one pass forward (with the tracking's absmax), one pass backward: see train-kernels.ts
+        const { xq, iNew } = fusedWrapTrainKif(x, this.read('f'), this.read('i'), this.read('i_decay_speed'), c.roundMode, c.fBounds, c.iBounds);
+        if (c.trainable) this.vars.i!.write(iNew);
+        iNew.dispose();
+        return xq;
       }
       const out = this.wrapTrainKif(x);
       if (c.trainable) this.trackI(x, out);

@@ -1,0 +1,97 @@
+// Fused training kernels of the KIF WRAP (activation) quantizer, run on the tfjs-wasm backend's own heap
+// (AssemblyScript → wasm simd128, built by scripts/build-quantizer-wasm.mjs into src/quantizer/wasm-bytes.ts).
+//
+// They replace ~12 tfjs ops per quantizer and step, two of which broadcast a [1, P] parameter over [B, P]
+// (tfjs-wasm: ~10x slower than an elementwise op). The arithmetic is the tf-op path's (src/quantizer/ops.ts),
+// op for op in float32, so both paths give the same bits:
+//   y = x·2^f; codes by rounding mode (RND = floor(2y) − floor(y), …); x_q = codes·2^-f.
+// Layout: x is row-major with the parameter pattern repeating every P elements (element j uses parameter
+// j mod P); n is a multiple of P. The host passes byte offsets into the imported memory and owns every buffer;
+// this module has no data, no runtime and never allocates.
+
+/** Rounding-mode codes (src/quantizer/kernels.ts ROUND_CODES). */
+const TRN = 0, RND = 1, RND_CONV = 2, TRN_ZERO = 3, RND_ZERO = 4, RND_MIN_INF = 5;
+
+/** Integer codes of y under rounding mode m, as ops.ts roundCodes computes them (never −0). */
+@inline function codesv(y: v128, m: i32): v128 {
+  const zero = f32x4.splat(0);
+  if (m == RND) return f32x4.sub(f32x4.floor(f32x4.add(y, y)), f32x4.floor(y));
+  if (m == TRN) return f32x4.add(f32x4.floor(y), zero);
+  if (m == RND_CONV) return f32x4.add(f32x4.nearest(y), zero);
+  if (m == RND_MIN_INF) return f32x4.sub(f32x4.ceil(f32x4.add(y, y)), f32x4.ceil(y));
+  // sign(y)·v + 0 with v >= 0: v with y's sign bit, then + 0 clears a −0
+  const a = f32x4.abs(y);
+  let v: v128;
+  if (m == TRN_ZERO) v = f32x4.floor(a);
+  else if (m == RND_ZERO) v = f32x4.sub(f32x4.ceil(f32x4.add(a, a)), f32x4.ceil(a));
+  else v = f32x4.sub(f32x4.floor(f32x4.add(a, a)), f32x4.floor(a)); // RND_INF
+  return f32x4.add(v128.or(v, v128.and(y, i32x4.splat(0x80000000))), zero);
+}
+
+@inline function codess(y: f32, m: i32): f32 {
+  if (m == RND) return Mathf.floor(y + y) - Mathf.floor(y);
+  if (m == TRN) return Mathf.floor(y) + <f32>0;
+  if (m == RND_CONV) return nearest<f32>(y) + <f32>0;
+  if (m == RND_MIN_INF) return Mathf.ceil(y + y) - Mathf.ceil(y);
+  const a = Mathf.abs(y);
+  let v: f32;
+  if (m == TRN_ZERO) v = Mathf.floor(a);
+  else if (m == RND_ZERO) v = Mathf.ceil(a + a) - Mathf.ceil(a);
+  else v = Mathf.floor(a + a) - Mathf.floor(a);
+  return copysign<f32>(v, y) + <f32>0;
+}
+
+/**
+ * Training forward: out = codes(x·scale)·step, and amax[p] = max |out| over the rows (f32[P], overwritten).
+ * scale, step: f32[P] (2^f, 2^-f).
+ */
+export function wrap_fwd(x: usize, n: i32, P: i32, scale: usize, step: usize, m: i32, out: usize, amax: usize): void {
+  const P4 = P & ~3;
+  for (let p = 0; p < P; p++) store<f32>(amax + (<usize>p << 2), 0);
+  const rowBytes = <usize>P << 2;
+  const end = x + (<usize>n << 2);
+  for (let r = x, o = out; r < end; r += rowBytes, o += rowBytes) {
+    for (let p = 0; p < P4; p += 4) {
+      const off = <usize>p << 2;
+      const y = f32x4.mul(v128.load(r + off), v128.load(scale + off));
+      const q = f32x4.mul(codesv(y, m), v128.load(step + off));
+      v128.store(o + off, q);
+      v128.store(amax + off, f32x4.max(v128.load(amax + off), f32x4.abs(q)));
+    }
+    for (let p = P4; p < P; p++) {
+      const off = <usize>p << 2;
+      const q = codess(load<f32>(r + off) * load<f32>(scale + off), m) * load<f32>(step + off);
+      store<f32>(o + off, q);
+      store<f32>(amax + off, Mathf.max(load<f32>(amax + off), Mathf.abs(q)));
+    }
+  }
+}
+
+/**
+ * Training backward into f: acc[p] = Σ_rows dy·(x_q − x) (each product in float32 as the tf path, summed in
+ * float64; f64[P], overwritten). The caller multiplies by −ln2.
+ */
+export function wrap_bwd(x: usize, dy: usize, n: i32, P: i32, scale: usize, step: usize, m: i32, acc: usize): void {
+  const P4 = P & ~3;
+  for (let p = 0; p < P; p++) store<f64>(acc + (<usize>p << 3), 0);
+  const rowBytes = <usize>P << 2;
+  const end = x + (<usize>n << 2);
+  for (let r = x, d = dy; r < end; r += rowBytes, d += rowBytes) {
+    for (let p = 0; p < P4; p += 4) {
+      const off = <usize>p << 2;
+      const xv = v128.load(r + off);
+      const q = f32x4.mul(codesv(f32x4.mul(xv, v128.load(scale + off)), m), v128.load(step + off));
+      const t = f32x4.mul(v128.load(d + off), f32x4.sub(q, xv));
+      const a = acc + (<usize>p << 3);
+      v128.store(a, f64x2.add(v128.load(a), f64x2.promote_low_f32x4(t)));
+      v128.store(a + 16, f64x2.add(v128.load(a + 16), f64x2.promote_low_f32x4(v128.shuffle<f32>(t, t, 2, 3, 0, 1))));
+    }
+    for (let p = P4; p < P; p++) {
+      const off = <usize>p << 2;
+      const xs = load<f32>(r + off);
+      const q = codess(xs * load<f32>(scale + off), m) * load<f32>(step + off);
+      const a = acc + (<usize>p << 3);
+      store<f64>(a, load<f64>(a) + <f64>(load<f32>(d + off) * (q - xs)));
+    }
+  }
+}

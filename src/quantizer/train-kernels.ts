@@ -1,0 +1,315 @@
+/**
+ * Fused training kernels of the KIF WRAP quantizer (the default activation quantizer), forward and backward,
+ * registered on the wasm and cpu backends with their gradient.
+ *
+ * Why: the tf-op path costs ~12 passes over every activation tensor per step (scale, round, unscale, absmax for
+ * the integer-bit tracking, the residual and its reduction in the backward), and the two multiplications by a
+ * broadcast [1, P] parameter are ~10x slower than elementwise ops on tfjs-wasm. Here the forward is one pass
+ * (x_q and the per-parameter absmax of x_q, then the tracked i from it) and the backward one pass (Σ dy·(x_q − x)
+ * per parameter, x_q recomputed from the saved x). On wasm the passes are a small simd128 module
+ * (assembly/quantizer.ts) that imports the backend's own memory and works on the tensors in place; on cpu they
+ * are JavaScript loops.
+ *
+ * Exactness: the same float32 operations as the tf-op path (ops.ts roundCodes, `x·2^f`, `·2^-f`), so both paths
+ * give the same bits; ∂f per element is fl32(fl32(dy·fl32(x_q − x))·fl32(−ln2)) as there, sums over shared
+ * axes are accumulated in float64 (the tf path sums in float32). Parameters follow a "prefix-homogeneous"
+ * pattern (element j uses parameter j mod P), like the inference kernels.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { RoundMode } from '../fixed/types.ts';
+import { fusedEnabled, ROUND_CODES } from './kernels.ts';
+import { QUANTIZER_WASM_BASE64 } from './wasm-bytes.ts';
+
+type Info = tf.TensorInfo;
+const NLN2 = Math.fround(-Math.LN2);
+
+// ---------------------------------------------------------------------------------------------------------
+// the wasm module, instantiated once per tfjs-wasm memory
+
+interface QuantizerWasm {
+  wrap_fwd(x: number, n: number, P: number, scale: number, step: number, m: number, out: number, amax: number): void;
+  wrap_bwd(x: number, dy: number, n: number, P: number, scale: number, step: number, m: number, acc: number): void;
+}
+interface WasmBackendish {
+  wasm: { asm?: { memory?: unknown }; HEAPU8: Uint8Array; _malloc(n: number): number; _free(p: number): void };
+  dataIdMap: { get(id: object): { memoryOffset: number } };
+  makeOutput(shape: number[], dtype: 'float32'): Info;
+}
+interface CpuBackendish {
+  data: { get(id: object): { values?: unknown } };
+  readSync(id: object): unknown;
+  makeTensorInfo(shape: number[], dtype: 'float32', values: Float32Array): Info;
+}
+// The project compiles without the DOM lib: the few WebAssembly calls used here, typed locally.
+interface WasmApi {
+  Module: new (bytes: Uint8Array) => object;
+  Instance: new (m: object, imports: object) => { exports: Record<string, unknown> };
+  Memory: abstract new (...a: never[]) => object;
+}
+const WA = (globalThis as unknown as { WebAssembly?: WasmApi }).WebAssembly;
+
+let compiled: object | null | undefined;
+const instances = new WeakMap<object, QuantizerWasm | null>();
+
+function decodeBase64(s: string): Uint8Array {
+  if (typeof Buffer !== 'undefined') return new Uint8Array(Buffer.from(s, 'base64'));
+  const bin = atob(s);
+  const out = new Uint8Array(bin.length);
+  for (let j = 0; j < bin.length; j++) out[j] = bin.charCodeAt(j);
+  return out;
+}
+
+/** The kernels bound to this wasm backend's memory, or null when that cannot be done (e.g. a threaded build). */
+function wasmKernels(backend: WasmBackendish): QuantizerWasm | null {
+  const memory = backend.wasm?.asm?.memory;
+  if (!WA || !memory || !(memory instanceof WA.Memory)) return null;
+  if (instances.has(memory)) return instances.get(memory)!;
+  let k: QuantizerWasm | null = null;
+  try {
+    if (compiled === undefined) compiled = new WA.Module(decodeBase64(QUANTIZER_WASM_BASE64));
+    if (compiled) k = new WA.Instance(compiled, { env: { memory } }).exports as unknown as QuantizerWasm;
+  } catch {
+    k = null; // a shared (threaded) memory does not link to this module: the tf-op path is used instead
+  }
+  instances.set(memory, k);
+  return k;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// per-parameter arithmetic (float32 exactly as the tf ops do it)
+
+/** tf.round: half to even. */
+function roundHalfEven(v: number): number {
+  let r = Math.round(v);
+  if (r - v === 0.5 && r % 2 !== 0) r -= 1;
+  return r + 0;
+}
+
+/** f = clip(round(f_raw)) and its 2^f, 2^-f (float32), repeated `rep` times. */
+function prepScales(fRaw: Float32Array, fLo: number, fHi: number, rep: number, scale: Float32Array, step: Float32Array): Float64Array {
+  const P = fRaw.length;
+  const f = new Float64Array(P);
+  for (let p = 0; p < P; p++) {
+    const fp = Math.min(Math.max(roundHalfEven(fRaw[p]!), fLo), fHi);
+    f[p] = fp;
+    const s = Math.fround(2 ** fp), st = Math.fround(2 ** -fp);
+    for (let r = 0; r < rep; r++) {
+      scale[r * P + p] = s;
+      step[r * P + p] = st;
+    }
+  }
+  return f;
+}
+
+/** Exact ceil(log2(v)) for v > 0 (ops.ts ceilLog2). */
+function ceilLog2(v: number): number {
+  let c = Math.ceil(Math.log2(v));
+  if (2 ** (c - 1) >= v) c--;
+  if (2 ** c < v) c++;
+  return c + 0; // never −0 (Math.ceil(−0.6) is −0)
+}
+
+/**
+ * WRAP tracking (quantizer.ts trackI for KIF): i ← clip(max(i − decay, ceil(log2(absmax(x_q) + 2^-f))), iLo, iHi),
+ * each step in float32 as the tf ops compute it.
+ */
+function trackI(amax: Float32Array, rep: number, f: Float64Array, iRaw: Float32Array, decay: number, iLo: number, iHi: number, out: Float32Array): void {
+  const P = f.length;
+  for (let p = 0; p < P; p++) {
+    let a = amax[p]!;
+    for (let r = 1; r < rep; r++) a = Math.max(a, amax[r * P + p]!);
+    const needed = ceilLog2(Math.fround(a + Math.fround(2 ** -f[p]!)));
+    const decayed = Math.fround(iRaw[p]! - decay);
+    out[p] = Math.min(Math.max(Math.max(decayed, needed), iLo), iHi);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// JavaScript loops (cpu backend), the same float32 operations as the wasm module
+
+function codes(y: number, m: number): number {
+  const fr = Math.fround;
+  switch (m) {
+    case 1: return fr(Math.floor(fr(y + y)) - Math.floor(y));
+    case 0: return Math.floor(y) + 0;
+    case 2: return roundHalfEven(y);
+    case 5: return fr(Math.ceil(fr(y + y)) - Math.ceil(y));
+    default: {
+      const a = Math.abs(y);
+      const v = m === 3 ? Math.floor(a) : m === 4 ? fr(Math.ceil(fr(a + a)) - Math.ceil(a)) : fr(Math.floor(fr(a + a)) - Math.floor(a));
+      return (y < 0 ? -v : v) + 0;
+    }
+  }
+}
+
+function jsWrapFwd(x: Float32Array, P: number, scale: Float32Array, step: Float32Array, m: number, out: Float32Array, amax: Float32Array): void {
+  amax.fill(0);
+  const fr = Math.fround;
+  for (let j = 0, p = 0; j < x.length; j++) {
+    const q = fr(codes(fr(x[j]! * scale[p]!), m) * step[p]!);
+    out[j] = q;
+    const a = Math.abs(q);
+    if (a > amax[p]!) amax[p] = a;
+    if (++p === P) p = 0;
+  }
+}
+
+function jsWrapBwd(x: Float32Array, dy: Float32Array, P: number, scale: Float32Array, step: Float32Array, m: number, acc: Float64Array): void {
+  acc.fill(0);
+  const fr = Math.fround;
+  for (let j = 0, p = 0; j < x.length; j++) {
+    const xs = x[j]!;
+    const q = fr(codes(fr(xs * scale[p]!), m) * step[p]!);
+    acc[p] += fr(dy[j]! * fr(q - xs));
+    if (++p === P) p = 0;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// kernels
+
+const size = (s: number[]): number => s.reduce((a, b) => a * b, 1);
+
+/** Replicate a parameter pattern whose length is not a multiple of 4 so the SIMD loop covers whole rows. */
+function replication(n: number, P: number): number {
+  return P % 4 !== 0 && n % (4 * P) === 0 ? 4 : 1;
+}
+
+interface FwdAttrs { round: number; fLo: number; fHi: number; iLo: number; iHi: number }
+
+function wrapFwdKernel({ inputs, backend, attrs }: Parameters<tf.KernelFunc>[0]): Info[] {
+  const { x, f, i, decay } = inputs as { x: Info; f: Info; i: Info; decay: Info };
+  const a = attrs as unknown as FwdAttrs;
+  const n = size(x.shape), P = size(f.shape);
+  const wb = backend as unknown as WasmBackendish;
+  const wk = wb.wasm ? wasmKernels(wb) : null;
+  const rep = wk ? replication(n, P) : 1, Pv = P * rep;
+  if (wk) {
+    const out = wb.makeOutput(x.shape, 'float32');
+    const iNew = wb.makeOutput(f.shape, 'float32');
+    const scratch = wb.wasm._malloc(12 * Pv) >>> 0; // scale, step, amax: f32[Pv] each
+    try {
+      const heap = new Float32Array(wb.wasm.HEAPU8.buffer); // after every allocation (growth detaches views)
+      const off = (t: Info): number => wb.dataIdMap.get(t.dataId).memoryOffset;
+      const view = (t: Info): Float32Array => heap.subarray(off(t) >> 2, (off(t) >> 2) + size(t.shape));
+      const s0 = scratch >> 2;
+      const scale = heap.subarray(s0, s0 + Pv), step = heap.subarray(s0 + Pv, s0 + 2 * Pv), amax = heap.subarray(s0 + 2 * Pv, s0 + 3 * Pv);
+      const fInt = prepScales(view(f), a.fLo, a.fHi, rep, scale, step);
+      wk.wrap_fwd(off(x), n, Pv, scratch, scratch + 4 * Pv, a.round, off(out), scratch + 8 * Pv);
+      trackI(amax, rep, fInt, view(i), view(decay)[0]!, a.iLo, a.iHi, view(iNew));
+    } finally {
+      wb.wasm._free(scratch);
+    }
+    return [out, iNew];
+  }
+  const cb = backend as unknown as CpuBackendish;
+  const arr = (t: Info): Float32Array => {
+    const v = cb.data.get(t.dataId)?.values ?? cb.readSync(t.dataId);
+    return v instanceof Float32Array ? v : Float32Array.from(v as ArrayLike<number>);
+  };
+  const scale = new Float32Array(P), step = new Float32Array(P), amax = new Float32Array(P);
+  const fInt = prepScales(arr(f), a.fLo, a.fHi, 1, scale, step);
+  const out = new Float32Array(n), iNew = new Float32Array(P);
+  jsWrapFwd(arr(x), P, scale, step, a.round, out, amax);
+  trackI(amax, 1, fInt, arr(i), arr(decay)[0]!, a.iLo, a.iHi, iNew);
+  return [cb.makeTensorInfo(x.shape, 'float32', out), cb.makeTensorInfo(f.shape, 'float32', iNew)];
+}
+
+function wrapBwdKernel({ inputs, backend, attrs }: Parameters<tf.KernelFunc>[0]): Info {
+  const { dy, x, f } = inputs as { dy: Info; x: Info; f: Info };
+  const a = attrs as unknown as FwdAttrs;
+  const n = size(x.shape), P = size(f.shape);
+  const wb = backend as unknown as WasmBackendish;
+  const wk = wb.wasm ? wasmKernels(wb) : null;
+  const rep = wk ? replication(n, P) : 1, Pv = P * rep;
+  let acc: Float64Array;
+  let df: Float32Array;
+  let out: Info | null = null;
+  if (wk) {
+    out = wb.makeOutput(f.shape, 'float32');
+    const scratch = wb.wasm._malloc(16 * Pv) >>> 0; // acc: f64[Pv] (malloc is 8-aligned), scale, step: f32[Pv]
+    try {
+      const buf = wb.wasm.HEAPU8.buffer;
+      const heap = new Float32Array(buf);
+      const off = (t: Info): number => wb.dataIdMap.get(t.dataId).memoryOffset;
+      const s0 = (scratch >> 2) + 2 * Pv;
+      const scale = heap.subarray(s0, s0 + Pv), step = heap.subarray(s0 + Pv, s0 + 2 * Pv);
+      prepScales(heap.subarray(off(f) >> 2, (off(f) >> 2) + P), a.fLo, a.fHi, rep, scale, step);
+      wk.wrap_bwd(off(x), off(dy), n, Pv, scratch + 8 * Pv, scratch + 12 * Pv, a.round, scratch);
+      acc = new Float64Array(buf, scratch, Pv).slice();
+      df = heap.subarray(off(out) >> 2, (off(out) >> 2) + P);
+    } finally {
+      wb.wasm._free(scratch);
+    }
+  } else {
+    const cb = backend as unknown as CpuBackendish;
+    const arr = (t: Info): Float32Array => {
+      const v = cb.data.get(t.dataId)?.values ?? cb.readSync(t.dataId);
+      return v instanceof Float32Array ? v : Float32Array.from(v as ArrayLike<number>);
+    };
+    const scale = new Float32Array(P), step = new Float32Array(P);
+    prepScales(arr(f), a.fLo, a.fHi, 1, scale, step);
+    acc = new Float64Array(P);
+    jsWrapBwd(arr(x), arr(dy), P, scale, step, a.round, acc);
+    df = new Float32Array(P);
+  }
+  for (let p = 0; p < P; p++) {
+    let s = acc[p]!;
+    for (let r = 1; r < rep; r++) s += acc[r * P + p]!;
+    df[p] = Math.fround(Math.fround(s) * NLN2);
+  }
+  return out ?? (backend as unknown as CpuBackendish).makeTensorInfo(f.shape, 'float32', df);
+}
+
+const FWD = 'HgqKifWrapTrain';
+const BWD = 'HgqKifWrapTrainGrad';
+for (const backendName of ['wasm', 'cpu']) {
+  if (!tf.getKernel(FWD, backendName)) tf.registerKernel({ kernelName: FWD, backendName, kernelFunc: wrapFwdKernel as unknown as tf.KernelFunc });
+  if (!tf.getKernel(BWD, backendName)) tf.registerKernel({ kernelName: BWD, backendName, kernelFunc: wrapBwdKernel as unknown as tf.KernelFunc });
+}
+if (!tf.getGradient(FWD)) {
+  tf.registerGradient({
+    kernelName: FWD,
+    inputsToSave: ['x', 'f'],
+    gradFunc: (dy, saved, attrs) => {
+      const [x, f] = saved as [tf.Tensor, tf.Tensor];
+      const d = (Array.isArray(dy) ? dy[0] : dy) as tf.Tensor;
+      // x: straight through; f: the raw parameter, its rounding straight through; i and decay: none (WRAP)
+      return {
+        x: () => d,
+        f: () => tf.engine().runKernel(BWD, { dy: d, x, f } as unknown as tf.NamedTensorMap, attrs as tf.NamedAttrMap) as tf.Tensor,
+      };
+    },
+  });
+}
+
+/**
+ * Whether the fused training kernels apply: enabled, a cpu backend or a wasm backend whose memory the module
+ * can import, and a prefix-homogeneous parameter shape. Otherwise the tf-op path runs (webgl, tfjs-node, …).
+ */
+export function fusedTrainApplies(xShape: number[], paramShape: number[]): boolean {
+  if (!fusedEnabled()) return false;
+  const name = tf.getBackend();
+  if (name === 'wasm') {
+    if (!wasmKernels(tf.backend() as unknown as WasmBackendish)) return false;
+  } else if (name !== 'cpu') return false;
+  if (xShape.length !== paramShape.length) return false;
+  let a = 0;
+  while (a < paramShape.length && paramShape[a] === 1) a++;
+  for (let b = a; b < paramShape.length; b++) if (paramShape[b] !== xShape[b]) return false;
+  return true;
+}
+
+/**
+ * KIF WRAP training step of a quantizer: x_q = round(x·2^f)·2^-f with f = clip(round(fRaw)) (gradients: x straight
+ * through, fRaw gets −ln2·Σ dy·(x_q − x)), and the tracked integer bits
+ * iNew = clip(max(iRaw − decay, ceil(log2(absmax(x_q) + 2^-f)))) (no gradient).
+ */
+export function fusedWrapTrainKif(
+  x: tf.Tensor, fRaw: tf.Tensor, iRaw: tf.Tensor, decay: tf.Tensor, round: RoundMode,
+  fBounds: [number, number], iBounds: [number, number],
+): { xq: tf.Tensor; iNew: tf.Tensor } {
+  const attrs = { round: ROUND_CODES[round], fLo: fBounds[0], fHi: fBounds[1], iLo: iBounds[0], iHi: iBounds[1] };
+  const [xq, iNew] = tf.engine().runKernel(FWD, { x, f: fRaw, i: iRaw, decay } as unknown as tf.NamedTensorMap, attrs) as tf.Tensor[];
+  return { xq: xq!, iNew: iNew! };
+}

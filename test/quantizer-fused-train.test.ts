@@ -1,0 +1,156 @@
+/**
+ * Properties of the fused KIF WRAP training kernels (src/quantizer/train-kernels.ts, wasm simd128 and cpu loops):
+ *   * the training forward equals the tf-op path bit for bit, and src/fixed's roundToStep, for every rounding
+ *     mode, on random inputs plus ties, zeros, large and tiny values, negative f, half-integer raw f;
+ *   * the tracked integer bits after a step equal the tf-op path's exactly;
+ *   * gradients: x straight through (exact), f per element exactly the tf-op path's (as numbers: a zero's sign may differ), f summed over shared axes
+ *     equal to the float64 sum of the per-element formula (and to the tf-op path within float32 summation error);
+ *   * every parameter pattern length (P multiple of 4 or not, per tensor, per element) and rank;
+ *   * a pattern that is not prefix-homogeneous falls back to the tf-op path;
+ *   * the embedded wasm bytes are the build of assembly/quantizer.ts.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs';
+import { useBackend } from '../src/backend.ts';
+import { Quantizer, setFusedKernels, type QuantizerOptions } from '../src/quantizer/index.ts';
+import { fusedTrainApplies } from '../src/quantizer/train-kernels.ts';
+import { roundToStep } from '../src/fixed/quantize.ts';
+import { ROUND_MODES, type RoundMode } from '../src/fixed/types.ts';
+import { makeRng, type Rng } from './util/rng.ts';
+
+const fr = Math.fround;
+
+function setParam(q: Quantizer, name: string, vals: number[]): void {
+  const t = tf.tensor(vals, q.paramShape);
+  q.weights.find((w) => w.name === name)!.variable.write(t);
+  t.dispose();
+}
+function param(q: Quantizer, name: string): Float32Array {
+  return q.weights.find((w) => w.name === name)!.variable.read().dataSync() as Float32Array;
+}
+
+/** One training step of q on x: x_q, gradients of Σ x_q·dy w.r.t. x and f, and i afterwards. */
+function step(q: Quantizer, xs: Float32Array, dys: Float32Array, shape: number[], fused: boolean) {
+  setFusedKernels(fused);
+  try {
+    const x0 = tf.tensor(xs, shape);
+    const x = tf.variable(x0, true);
+    x0.dispose();
+    const dy = tf.tensor(dys, shape);
+    const fVar = q.weights.find((w) => w.name === 'f')!.variable.read() as tf.Variable;
+    let xq: Float32Array | null = null;
+    const { value, grads } = tf.variableGrads(() => {
+      const y = q.call(x, true);
+      xq = y.dataSync() as Float32Array;
+      return tf.sum(tf.mul(y, dy)) as tf.Scalar;
+    }, [x, fVar]);
+    const out = { xq: xq!, dx: grads[x.name]!.dataSync() as Float32Array, df: grads[fVar.name]!.dataSync() as Float32Array, i: param(q, 'i') };
+    tf.dispose([value, ...Object.values(grads), x, dy]);
+    return out;
+  } finally {
+    setFusedKernels(true);
+  }
+}
+
+/** Random x for a parameter with fractional bits f: in-range values, exact ties, zeros, large and tiny magnitudes. */
+function randomX(rng: Rng, f: number): number {
+  switch (rng.int(0, 5)) {
+    case 0: return fr((rng.int(-5000, 5000) + 0.5) * 2 ** -f); // a tie
+    case 1: return rng.pick([0, -0, 2 ** -f, -(2 ** -f)]);
+    case 2: return fr((rng.next() * 2 - 1) * 2 ** rng.int(10, 20)); // large
+    case 3: return fr((rng.next() * 2 - 1) * 2 ** (-f - rng.int(1, 12))); // below the step
+    default: return fr((rng.next() * 2 - 1) * 2 ** rng.int(-3, 6));
+  }
+}
+
+interface Case { label: string; build: (number | null)[]; shape: number[]; opts: QuantizerOptions }
+const CASES: Case[] = [
+  { label: 'per activation, P = 64', build: [null, 64], shape: [300, 64], opts: {} },
+  { label: 'per activation, P = 5 (replicated to 20)', build: [null, 5], shape: [64, 5], opts: {} },
+  { label: 'per activation, P = 7 (scalar tail)', build: [null, 7], shape: [33, 7], opts: {} },
+  { label: 'per channel, rank 3', build: [null, 6, 12], shape: [40, 6, 12], opts: { granularity: 'channel' } },
+  { label: 'per tensor', build: [null, 9], shape: [50, 9], opts: { granularity: 'tensor' } },
+  { label: 'per element', build: [2000], shape: [2000], opts: { granularity: 'element' } },
+];
+
+for (const backend of ['wasm', 'cpu'] as const) {
+  for (const c of CASES) {
+    test(`fused KIF WRAP training = tf-op path bit for bit, every rounding mode: ${c.label} (${backend})`, async () => {
+      await useBackend(backend);
+      const before = tf.memory().numTensors;
+      const rng = makeRng(c.label.length * 31 + (backend === 'cpu' ? 1 : 0));
+      for (const round of ROUND_MODES as readonly RoundMode[]) {
+        const qa = new Quantizer({ place: 'datalane', roundMode: round, ...c.opts });
+        const qb = new Quantizer({ place: 'datalane', roundMode: round, ...c.opts });
+        qa.build(c.build);
+        qb.build(c.build);
+        assert.ok(fusedTrainApplies(c.shape, qa.paramShape), 'the fused kernels apply to this pattern');
+        const P = qa.paramShape.reduce((a, b) => a * b, 1);
+        // raw parameters: integers, half-integers (rounded half to even), out of bounds (clamped), negative f
+        const fRaw = Array.from({ length: P }, () => rng.pick([rng.int(-6, 14), rng.int(-6, 14) + 0.5, rng.int(-6, 14) + 0.3, 30, -30]));
+        const iRaw = Array.from({ length: P }, () => rng.int(-8, 12) + rng.pick([0, 0.004, 0.5]));
+        for (const q of [qa, qb]) {
+          setParam(q, 'f', fRaw);
+          setParam(q, 'i', iRaw);
+        }
+        const fInt = fRaw.map((v) => Math.min(24, Math.max(-24, Math.round(v) - (Math.abs(v % 1) === 0.5 && Math.round(v) % 2 !== 0 ? 1 : 0))));
+        const n = c.shape.reduce((a, b) => a * b, 1);
+        const xs = new Float32Array(n), dys = new Float32Array(n);
+        for (let j = 0; j < n; j++) {
+          xs[j] = randomX(rng, fInt[j % P]!);
+          dys[j] = fr((rng.next() * 2 - 1) * 2 ** rng.int(-3, 3));
+        }
+        const a = step(qa, xs, dys, c.shape, true);
+        const b = step(qb, xs, dys, c.shape, false);
+        for (let j = 0; j < n; j++) {
+          const want = roundToStep(xs[j]!, fInt[j % P]!, round);
+          if (!Object.is(a.xq[j], b.xq[j]) || a.xq[j] !== want)
+            assert.fail(`${round}: x_q[${j}] of x=${xs[j]} f=${fInt[j % P]}: fused ${a.xq[j]}, tf ops ${b.xq[j]}, src/fixed ${want}`);
+          assert.ok(a.dx[j] === dys[j], `${round}: ∂x[${j}] passes straight through`);
+        }
+        for (let p = 0; p < P; p++)
+          if (!Object.is(a.i[p], b.i[p])) assert.fail(`${round}: tracked i[${p}]: fused ${a.i[p]}, tf ops ${b.i[p]} (raw i ${iRaw[p]}, f ${fInt[p]}, x ${xs[p]}, x_q ${a.xq[p]})`);
+        const rows = n / P;
+        for (let p = 0; p < P; p++) {
+          let sum = 0, abs = 0;
+          for (let j = p; j < n; j += P) {
+            const t = fr(fr(dys[j]! * fr(a.xq[j]! - xs[j]!)) * fr(-Math.LN2));
+            sum += t;
+            abs += Math.abs(t);
+          }
+          if (rows === 1) assert.ok(a.df[p] === b.df[p] && a.df[p] === fr(sum), `${round}: ∂f[${p}] per element: fused ${a.df[p]}, tf ops ${b.df[p]}, formula ${sum}`);
+          else {
+            assert.ok(Math.abs(a.df[p]! - sum) <= 1e-6 * abs + 1e-30, `${round}: ∂f[${p}] fused ${a.df[p]} vs Σ formula ${sum}`);
+            assert.ok(Math.abs(a.df[p]! - b.df[p]!) <= 2e-5 * abs + 1e-30, `${round}: ∂f[${p}] fused ${a.df[p]} vs tf ops ${b.df[p]}`);
+          }
+        }
+        qa.dispose();
+        qb.dispose();
+      }
+      assert.equal(tf.memory().numTensors, before, 'no tensors leaked');
+    });
+  }
+
+  test(`a parameter pattern that is not prefix-homogeneous uses the tf-op path (${backend})`, async () => {
+    await useBackend(backend);
+    const q = new Quantizer({ place: 'datalane', homogeneousAxes: [0, 2] });
+    q.build([null, 4, 3]);
+    assert.deepEqual(q.paramShape, [1, 4, 1]);
+    assert.equal(fusedTrainApplies([8, 4, 3], q.paramShape), false);
+    const xs = Float32Array.from({ length: 96 }, (_, j) => fr(Math.sin(j) * 3));
+    const r = step(q, xs, new Float32Array(96).fill(1), [8, 4, 3], true);
+    for (let j = 0; j < 96; j++) assert.equal(r.xq[j], roundToStep(xs[j]!, 6, 'RND'));
+    q.dispose();
+  });
+}
+
+test('the embedded wasm module is the build of assembly/quantizer.ts', async () => {
+  const { build, render } = (await import(new URL('../scripts/build-quantizer-wasm.mjs', import.meta.url).href)) as unknown as {
+    build(): Promise<Uint8Array>;
+    render(b: Uint8Array): string;
+  };
+  const { readFileSync } = await import('node:fs');
+  const text = render(await build());
+  assert.equal(readFileSync(new URL('../src/quantizer/wasm-bytes.ts', import.meta.url), 'utf8'), text, 'run: node scripts/build-quantizer-wasm.mjs');
+});
