@@ -1,7 +1,7 @@
 /**
  * Training throughput of a small MNIST-shaped CNN with HGQ quantizers and EBOPs (28×28×1 → QConv2D 8@3×3 relu →
  * QMaxPooling2D 2 → QConv2D 8@3×3 relu → QMaxPooling2D 2 → QFlatten → QDense 10), batch 256: the wasm engine's
- * graph path (single-threaded) against the tfjs-layers model on the tfjs wasm backend. One run, back to back;
+ * graph path (1 and 2 threads) against the tfjs-layers model on the tfjs wasm backend (`ratio`: 2 threads vs tfjs). One run, back to back;
  * CPU seconds per step are reported too (the machine is shared). Env: STEPS (engine, default 10), TFJS_STEPS (default 4).
  */
 import * as tf from '@tensorflow/tfjs';
@@ -44,18 +44,23 @@ export default async function main(): Promise<void> {
   let c0 = cpuSeconds();
   for (let s = 0; s < tfjsSteps; s++) { const t0 = performance.now(); await m.trainOnBatch(xt, yt); tt.push(performance.now() - t0); }
   const tfjsCpu = (cpuSeconds() - c0) / tfjsSteps;
-  // engine
-  const bind = await EngineBinding.create(m, 'softmax_cross_entropy');
-  bind.engine.step(x, y);
-  const et: number[] = [];
-  c0 = cpuSeconds();
-  for (let s = 0; s < steps; s++) { const t0 = performance.now(); bind.engine.step(x, y); et.push(performance.now() - t0); }
-  const engCpu = (cpuSeconds() - c0) / steps;
-  bind.dispose();
-  const tfjsRate = B / (median(tt) / 1000), wasmRate = B / (median(et) / 1000);
-  console.log(`tfjs (${backend}): ${tfjsRate.toFixed(0)} samples/s (${(tfjsCpu * 1000).toFixed(0)} ms CPU/step); engine: ${wasmRate.toFixed(0)} samples/s (${(engCpu * 1000).toFixed(1)} ms CPU/step)`);
-  console.log(JSON.stringify({ model: 'cnn28', batch: B, backend, tfjs_samples_per_s: Math.round(tfjsRate), wasm1_samples_per_s: Math.round(wasmRate),
-    tfjs_cpu_ms_per_step: +(tfjsCpu * 1000).toFixed(1), wasm1_cpu_ms_per_step: +(engCpu * 1000).toFixed(1), ratio: +(wasmRate / tfjsRate).toFixed(2), cpu_ratio: +(tfjsCpu / engCpu).toFixed(2) }));
+  // engine, 1 and 2 threads
+  const engine = async (threads: number) => {
+    const bind = await EngineBinding.create(m, 'softmax_cross_entropy', { threads });
+    bind.engine.step(x, y);
+    const et: number[] = [];
+    const c1 = cpuSeconds();
+    for (let s = 0; s < steps; s++) { const t0 = performance.now(); bind.engine.step(x, y); et.push(performance.now() - t0); }
+    const cpu = (cpuSeconds() - c1) / steps;
+    bind.dispose();
+    return { rate: B / (median(et) / 1000), cpu };
+  };
+  const e1 = await engine(1), e2 = await engine(2);
+  const tfjsRate = B / (median(tt) / 1000);
+  console.log(`tfjs (${backend}): ${tfjsRate.toFixed(0)} samples/s (${(tfjsCpu * 1000).toFixed(0)} ms CPU/step); engine 1 thread: ${e1.rate.toFixed(0)} samples/s (${(e1.cpu * 1000).toFixed(1)} ms CPU/step), 2 threads: ${e2.rate.toFixed(0)} samples/s (${(e2.cpu * 1000).toFixed(1)} ms CPU/step)`);
+  console.log(JSON.stringify({ model: 'cnn28', batch: B, backend, tfjs_samples_per_s: Math.round(tfjsRate), wasm1_samples_per_s: Math.round(e1.rate), wasm2_samples_per_s: Math.round(e2.rate),
+    tfjs_cpu_ms_per_step: +(tfjsCpu * 1000).toFixed(1), wasm1_cpu_ms_per_step: +(e1.cpu * 1000).toFixed(1), wasm2_cpu_ms_per_step: +(e2.cpu * 1000).toFixed(1),
+    ratio: +(e2.rate / tfjsRate).toFixed(1), ratio1: +(e1.rate / tfjsRate).toFixed(1), cpu_ratio1: +(tfjsCpu / e1.cpu).toFixed(1) }));
   m.dispose();
   tf.dispose([xt, yt]);
 }

@@ -215,10 +215,10 @@ function trainableOrder(model: tf.LayersModel): tf.LayerVariable[] {
 export class EngineBinding {
   private constructor(readonly engine: TrainEngine, readonly model: tf.LayersModel, private readonly binding: Binding) {}
 
-  /** Models with batch norm, convolutions, pooling or merges run on the graph path (single-threaded). */
+  /** Models with batch norm, convolutions, pooling or merges run on the graph path. */
   static async create(model: tf.LayersModel, loss: EngineLoss, opts: EngineOptions = {}): Promise<EngineBinding> {
     const { desc, graph, binding } = describeAny(model, loss);
-    const engine: TrainEngine = graph ? await createGraphEngine(desc as GraphModelDesc, { simd: opts.simd }) : await createEngine(desc as ModelDesc, opts);
+    const engine: TrainEngine = graph ? await createGraphEngine(desc as GraphModelDesc, { simd: opts.simd, threads: opts.threads }) : await createEngine(desc as ModelDesc, opts);
     const b = new EngineBinding(engine, model, binding);
     b.pullOptimizer();
     return b;

@@ -5,7 +5,9 @@
  * (buf[feature·S + sample], S ≥ batch a multiple of 16): convolutions as im2col chunks + the dense kernels
  * (weight sharing = the gradient summed over positions and samples), pooling and merges as row kernels.
  * A node's gradient buffer sums what its consumers send back, so any DAG in topological order works.
- * Single-threaded for now (the chain fast path keeps its threads).
+ * Threads (worker_threads under Node) share the memory: each heavy kernel call is split by rows, columns or
+ * im2col chunks (conv weight gradients in per-thread blocks, reduced here); batch-norm folding, reductions and
+ * the per-parameter work run on the calling thread between the parallel calls.
  *
  * Semantics are the tfjs layers' (src/layers): every quantizer, STE gradient, EBOPs and L1 term, Adam, WRAP
  * integer-bit tracking and the batch norm's moving statistics, equal to the tfjs training step within float32
@@ -14,6 +16,7 @@
 import { instantiate, loadKernels, WA, type KernelExports, type WasmMemory, type WasmModule } from './kernels.ts';
 import type { AdamConfig, DenseDesc, EngineState, KbiDesc, KifDesc, StepResult } from './engine.ts';
 import { windowGeometry, type Padding, type Window1D } from '../layers/patches.ts';
+import type { GraphPool } from './graph-pool-node.ts';
 
 /** Node inputs: indices of earlier layers, −1 = the model input. Default: the previous layer (or the input). */
 interface Wired { from?: number[] }
@@ -110,6 +113,8 @@ interface Node {
   // weights (dense, bndense, conv): K×N matrix
   K: number; N: number;
   pW?: Param; pB?: Param; W: number; Wq: number; bias: number; bq: number; kq?: KbiMem; bqq?: KbiMem; gWq: number; gBq: number;
+  /** conv: per-thread weight-gradient blocks (thread 0 uses gWq, gBq) */
+  gWt: number[]; gBt: number[];
   // conv / pool geometry: C channels, KK window offsets, Pn output positions, idx [Pn·KK] input position or −1
   C: number; KK: number; Pn: number; idx: number; div: number; divMode: number; pf: number;
   // bndense
@@ -117,6 +122,13 @@ interface Node {
 }
 
 const OVF: Record<string, number> = { WRAP: 0, SAT: 1, SAT_SYM: 2 };
+/** The kernels the worker threads may run (by index in this list). */
+const FNS = ['act_q', 'dense_fwd', 'dense_bwd_dw', 'dense_bwd_dx', 'act_q_bwd', 'relu_mask', 'copy_f32', 'add_into', 'zero', 'perm_rows', 'im2col',
+  'col2im_add', 'pool_max_fwd', 'pool_max_bwd', 'pool_avg_fwd', 'pool_avg_bwd', 'bn_stats', 'bn_dx_add', 'transpose_in', 'softmax_ce', 'mse'] as const;
+type Call = [(typeof FNS)[number], ...number[]];
+const FN_INDEX = new Map<string, number>(FNS.map((n, j) => [n, j]));
+const AREA_WORDS = 8192; // float64 words of call list per worker
+const CTRL_BYTES = 64;
 const PAGE = 65536;
 const MAX_PAGES = 16384; // 1 GiB
 const SCRATCH_BUDGET = 24 << 20; // bytes of im2col scratch (sets the conv chunk)
@@ -131,7 +143,7 @@ function checkArr(a: Float32Array | undefined | null, n: number, what: string): 
 }
 
 export class GraphEngine implements TrainEngine {
-  readonly threads = 1;
+  readonly threads: number;
   readonly relaxed: boolean;
   iterations = 0;
   readonly memory: WasmMemory;
@@ -144,15 +156,21 @@ export class GraphEngine implements TrainEngine {
   private accBeta1: number;
   private accBeta2: number;
   private staticEnd = 0;
-  private scratch = 0; // scratch memory of the dense kernels
-  private lossP = 0; // f64 hits
+  private scratch: number[] = []; // per thread: scratch memory of the dense kernels
+  private lossP = 0; // f64 hits per thread
+  private ctrl = 0;
+  private area = 0;
+  private pool: GraphPool | null = null;
   // batch-dependent layout
   private S = 0; private cb = 0; private B = 0;
-  private X = 0; private Y = 0; private xIn = 0; private yIn = 0; private dA = 0; private P = 0; private T = 0; private dP = 0;
+  private X = 0; private Y = 0; private xIn = 0; private yIn = 0; private dA = 0;
+  /** per thread: im2col patches, the conv's filter-major output/gradient, the patches' gradient */
+  private P: number[] = []; private T: number[] = []; private dP: number[] = [];
 
-  private constructor(desc: GraphModelDesc, module: WasmModule, relaxed: boolean) {
+  private constructor(desc: GraphModelDesc, module: WasmModule, relaxed: boolean, threads: number) {
     this.desc = desc;
     this.relaxed = relaxed;
+    this.threads = threads;
     this.accBeta1 = fr(desc.optimizer.beta1 ?? 0.9);
     this.accBeta2 = fr(desc.optimizer.beta2 ?? 0.999);
     this.K0 = desc.inputs;
@@ -195,7 +213,7 @@ export class GraphEngine implements TrainEngine {
       for (const s of from) if (!(Number.isInteger(s) && s >= -1 && s < li)) throw new Error(`hgq engine: ${pre} takes input ${s}; inputs must be earlier layers (or −1, the model input)`);
       const srcSize = (s: number) => (s < 0 ? desc.inputs : sizes[s]!);
       const nd: Node = { d, size: 0, relu: false, ins: [], beta: d.beta ?? 0, out: 0, dOut: 0, K: 0, N: 0, W: 0, Wq: 0, bias: 0, bq: 0, gWq: 0, gBq: 0,
-        C: 0, KK: 0, Pn: 0, idx: 0, div: 0, divMode: 0, pf: 1 };
+        C: 0, KK: 0, Pn: 0, idx: 0, div: 0, divMode: 0, pf: 1, gWt: [], gBt: [] };
       const oneInput = (K: number, iq: KifDesc | null | undefined) => {
         if (from.length !== 1) throw new Error(`hgq engine: ${pre} (${d.type}) takes one input, got ${from.length}`);
         if (srcSize(from[0]!) !== K) throw new Error(`hgq engine: ${pre} expects ${K} input features but its input has ${srcSize(from[0]!)}`);
@@ -275,6 +293,8 @@ export class GraphEngine implements TrainEngine {
           weights(g.KK * g.C, d.filters, d.kernel, d.bias, d.kq, d.bq, false);
           nd.size = g.Pn * d.filters;
           nd.pf = d.parallelizationFactor !== undefined && d.parallelizationFactor > 0 ? d.parallelizationFactor : g.Pn;
+          nd.gWt = [nd.gWq]; nd.gBt = [nd.gBq];
+          for (let t = 1; t < threads; t++) { nd.gWt.push(alloc(nd.K * nd.N * 4)); nd.gBt.push(alloc(nd.N * 4)); }
           maxK = Math.max(maxK, g.K);
           scratchPer = Math.max(scratchPer, g.Pn * (2 * g.KK * g.C + d.filters));
           break;
@@ -316,8 +336,10 @@ export class GraphEngine implements TrainEngine {
     this.C = sizes[sizes.length - 1]!;
     this.scratchPer = scratchPer;
     this.maxK = maxK;
-    this.scratch = alloc(256); // the dense kernels' per-thread scratch (dense_bwd_dx: 192 bytes)
-    this.lossP = alloc(16);
+    for (let t = 0; t < threads; t++) this.scratch.push(alloc(256)); // the dense kernels' scratch (dense_bwd_dx: 192 bytes)
+    this.lossP = alloc(8 * threads);
+    this.ctrl = alloc(CTRL_BYTES);
+    this.area = alloc(threads * AREA_WORDS * 8);
     this.staticEnd = Math.ceil(off / 64) * 64;
     this.memory = new WA.Memory({ initial: Math.ceil(this.staticEnd / PAGE) + 1, maximum: MAX_PAGES, shared: true });
     this.k = instantiate(module, this.memory);
@@ -327,12 +349,78 @@ export class GraphEngine implements TrainEngine {
   private readonly scratchPer: number;
   private readonly maxK: number;
 
-  static async create(desc: GraphModelDesc, opts: { simd?: 'auto' | 'relaxed' | 'simd128' } = {}): Promise<GraphEngine> {
+  static async create(desc: GraphModelDesc, opts: GraphEngineOptions = {}): Promise<GraphEngine> {
     if (!desc || !Array.isArray(desc.layers) || desc.layers.length === 0) throw new Error('hgq engine: the model description needs at least one layer');
     if (desc.loss !== 'softmax_cross_entropy' && desc.loss !== 'mse') throw new Error(`hgq engine: loss ${desc.loss} is not supported (softmax_cross_entropy, mse)`);
     if (!(desc.optimizer?.learningRate > 0)) throw new Error('hgq engine: optimizer.learningRate must be a positive number');
+    const isNode = typeof process !== 'undefined' && !!process.versions?.node;
+    const threads = opts.threads ?? (isNode ? await defaultThreads() : 1);
+    if (!(Number.isInteger(threads) && threads >= 1 && threads <= 256)) throw new Error(`hgq engine: threads must be an integer in 1..256, got ${threads}`);
+    if (threads > 1 && !isNode) throw new Error('hgq engine: the graph path runs threads under Node only; use threads: 1 here');
     const { module, relaxed } = await loadKernels(opts.simd ?? 'auto');
-    return new GraphEngine(desc, module, relaxed);
+    const e = new GraphEngine(desc, module, relaxed, threads);
+    if (threads > 1) {
+      const { nodeGraphPool } = await import('./graph-pool-node.ts');
+      e.pool = await nodeGraphPool(module, e.memory, e.ctrl, e.area, AREA_WORDS, threads - 1, FNS);
+    }
+    return e;
+  }
+
+  // ---- parallel calls: every thread runs the calls its partition gives it; returns the sum of their results
+  private par(callsOf: (t: number) => Call[]): number {
+    let res = 0;
+    const own = () => {
+      for (const c of callsOf(0)) {
+        const r = (this.k as unknown as Record<string, (...a: number[]) => unknown>)[c[0]]!(...(c.slice(1) as number[]));
+        if (typeof r === 'number') res += r;
+      }
+    };
+    if (!this.pool) { own(); return res; }
+    const T = this.threads;
+    const a = new Float64Array(this.memory.buffer, this.area, T * AREA_WORDS);
+    for (let t = 1; t < T; t++) {
+      const calls = callsOf(t);
+      const base = t * AREA_WORDS;
+      let p = base + 1;
+      for (const c of calls) {
+        if (p + c.length + 1 >= base + AREA_WORDS - 1) throw new Error('hgq engine: too many kernel calls for one worker (use a larger batch per chunk)');
+        a[p] = FN_INDEX.get(c[0])!; a[p + 1] = c.length - 1;
+        for (let j = 1; j < c.length; j++) a[p + 1 + j] = c[j] as number;
+        p += c.length + 1;
+      }
+      a[base] = calls.length;
+    }
+    this.pool.run(own);
+    for (let t = 1; t < T; t++) res += a[t * AREA_WORDS + AREA_WORDS - 1]!;
+    return res;
+  }
+  /** [c0, n): thread t's columns (multiples of 16). */
+  private cols(t: number): [number, number] {
+    const per = Math.ceil(this.S / this.threads / 16) * 16;
+    const c0 = Math.min(this.S, t * per);
+    return [c0, Math.min(this.S, c0 + per) - c0];
+  }
+  /** [r0, n): thread t's rows of K (multiples of 4). */
+  private rows(t: number, K: number): [number, number] {
+    const per = Math.ceil(K / this.threads / 4) * 4;
+    const r0 = Math.min(K, t * per);
+    return [r0, Math.min(K, r0 + per) - r0];
+  }
+  /** [o, n): thread t's part of n floats (multiples of 16). */
+  private flat(t: number, n: number): [number, number] {
+    const per = Math.ceil(n / this.threads / 16) * 16;
+    const o = Math.min(n, t * per);
+    return [o, Math.min(n, o + per) - o];
+  }
+  /** thread t's im2col chunks (start columns). */
+  private chunks(t: number): number[] {
+    const n = this.S / this.cb, per = Math.ceil(n / this.threads);
+    const out: number[] = [];
+    for (let j = t * per; j < Math.min(n, (t + 1) * per); j++) out.push(j * this.cb);
+    return out;
+  }
+  private zeroPar(ptr: number, n: number): void {
+    this.par((t) => { const [o, m] = this.flat(t, n); return m > 0 ? [['zero', ptr + 4 * o, m]] : []; });
   }
 
   private f32(): Float32Array { return new Float32Array(this.memory.buffer); }
@@ -341,8 +429,9 @@ export class GraphEngine implements TrainEngine {
   private layout(B: number): void {
     if (B === this.B) return;
     const ceil16 = (n: number) => Math.ceil(n / 16) * 16;
-    let cb = ceil16(B);
-    if (this.scratchPer > 0) cb = Math.max(16, Math.min(cb, Math.floor(SCRATCH_BUDGET / (4 * this.scratchPer) / 16) * 16));
+    // one im2col chunk per thread at least; every chunk's scratch within the budget
+    let cb = ceil16(Math.ceil(B / this.threads));
+    if (this.scratchPer > 0) cb = Math.max(16, Math.min(cb, Math.floor(SCRATCH_BUDGET / this.threads / (4 * this.scratchPer) / 16) * 16));
     const S = Math.ceil(B / cb) * cb;
     let off = this.staticEnd;
     const alloc = (floats: number) => { off = Math.ceil(off / 64) * 64; const p = off; off += Math.max(floats, 1) * 4; return p; };
@@ -355,10 +444,10 @@ export class GraphEngine implements TrainEngine {
     this.dA = alloc(this.maxK * S);
     let convMax = 0;
     for (const nd of this.nodes) if (nd.d.type === 'conv') convMax = Math.max(convMax, nd.K * nd.Pn * cb, nd.N * nd.Pn * cb);
-    this.P = alloc(convMax); this.dP = alloc(convMax);
     let tMax = 0;
     for (const nd of this.nodes) if (nd.d.type === 'conv') tMax = Math.max(tMax, nd.N * nd.Pn * cb);
-    this.T = alloc(tMax);
+    this.P = []; this.dP = []; this.T = [];
+    for (let t = 0; t < this.threads; t++) { this.P.push(alloc(convMax)); this.dP.push(alloc(convMax)); this.T.push(alloc(tMax)); }
     if (off > MAX_PAGES * PAGE) throw new Error(`hgq engine: a batch of ${B} samples needs ${Math.ceil(off / 2 ** 20)} MiB (over 1 GiB); use a smaller batch`);
     const cur = this.memory.buffer.byteLength;
     if (off > cur) this.memory.grow(Math.ceil((off - cur) / PAGE));
@@ -388,8 +477,12 @@ export class GraphEngine implements TrainEngine {
     const k = this.k, S = this.S;
     let f = this.f32();
     f.set(x, this.xIn / 4); f.set(y, this.yIn / 4);
-    k.transpose_in(this.xIn, this.K0, 0, B, this.X, S, S);
-    k.transpose_in(this.yIn, this.C, 0, B, this.Y, S, S);
+    this.par((t) => {
+      const [c0, n] = this.cols(t);
+      if (n === 0) return [];
+      const nb = Math.max(0, Math.min(n, B - c0));
+      return [['transpose_in', this.xIn, this.K0, c0, nb, this.X + 4 * c0, S, n], ['transpose_in', this.yIn, this.C, c0, nb, this.Y + 4 * c0, S, n]];
+    });
     this.prepare();
     for (const p of this.params) k.zero(p.grad, p.n);
     for (const nd of this.nodes) for (const inp of nd.ins) if (inp.iq) { k.zero(inp.iq.sums, 3 * inp.K); k.zero(inp.iq.amx, inp.K); }
@@ -398,12 +491,19 @@ export class GraphEngine implements TrainEngine {
     // loss → gradient of the last node's output
     const last = this.nodes[this.nodes.length - 1]!;
     const invB = fr(this.desc.loss === 'mse' ? 1 / (B * this.C) : 1 / B);
-    new Float64Array(this.memory.buffer, this.lossP, 2).fill(0);
-    const lossSum = this.desc.loss === 'mse'
-      ? k.mse(last.out, this.Y, this.C, S, S, B, invB, last.dOut, 0)
-      : k.softmax_ce(last.out, this.Y, this.C, S, S, B, invB, last.dOut, 0, this.lossP);
-    const hits = new Float64Array(this.memory.buffer, this.lossP, 2)[0]!;
-    for (const nd of this.nodes) if (nd !== last) k.zero(nd.dOut, nd.size * S);
+    new Float64Array(this.memory.buffer, this.lossP, this.threads).fill(0);
+    const lossSum = this.par((t) => {
+      const [c0, n] = this.cols(t);
+      if (n === 0) return [];
+      const nb = Math.max(0, Math.min(n, B - c0)), o = 4 * c0;
+      return [this.desc.loss === 'mse' ? ['mse', last.out + o, this.Y + o, this.C, S, n, nb, invB, last.dOut + o, 0]
+        : ['softmax_ce', last.out + o, this.Y + o, this.C, S, n, nb, invB, last.dOut + o, 0, this.lossP + 8 * t]];
+    });
+    const hits = new Float64Array(this.memory.buffer, this.lossP, this.threads).reduce((a, b) => a + b, 0);
+    this.par((t) => this.nodes.filter((nd) => nd !== last).flatMap((nd): Call[] => {
+      const [o, m] = this.flat(t, nd.size * S);
+      return m > 0 ? [['zero', nd.dOut + 4 * o, m]] : [];
+    }));
     // backward (parameter gradients of each node as it is reached)
     for (let n = this.nodes.length - 1; n >= 0; n--) this.backward(this.nodes[n]!, B);
     // WRAP integer bits follow the data, before EBOPs are taken
@@ -425,37 +525,46 @@ export class GraphEngine implements TrainEngine {
   }
 
   private forward(nd: Node, B: number): void {
-    const k = this.k, S = this.S, d = nd.d;
+    const S = this.S, d = nd.d;
     for (const inp of nd.ins) {
       const H = this.srcOut(inp.src);
-      if (inp.iq) k.act_q(H, inp.A, inp.K, S, S, B, inp.iq.mode === 0 ? 0 : 4, inp.iq.prep, inp.iq.amx);
-      else inp.A = H;
+      if (!inp.iq) { inp.A = H; continue; }
+      const q = inp.iq, A = inp.A, K = inp.K;
+      // rows split: each thread owns its rows' |x_q| maxima
+      this.par((t) => {
+        const [r0, n] = this.rows(t, K);
+        return n > 0 ? [['act_q', H + 4 * r0 * S, A + 4 * r0 * S, n, S, S, B, q.mode === 0 ? 0 : 4, q.prep + 16 * r0, q.amx + 4 * r0]] : [];
+      });
     }
     const A = nd.ins[0]!.A;
+    const colsCall = (f: (c0: number, n: number, t: number) => Call[]) => this.par((t) => { const [c0, n] = this.cols(t); return n > 0 ? f(c0, n, t) : []; });
     switch (d.type) {
       case 'dense':
-        k.dense_fwd(A, nd.K, nd.Wq, nd.N, nd.pB ? nd.bq : 0, nd.out, S, S, nd.relu ? 1 : 0, 0, 0, 0, B, this.scratch);
+      case 'bndense': {
+        if (d.type === 'bndense') this.bnFold(nd, A, B);
+        const bq = nd.pB ? nd.bq : 0;
+        colsCall((c0, n, t) => [['dense_fwd', A + 4 * c0, nd.K, nd.Wq, nd.N, bq, nd.out + 4 * c0, S, n, nd.relu ? 1 : 0, 0, 0, 0, n, this.scratch[t]!]]);
         break;
-      case 'bndense':
-        this.bnFold(nd, A, B);
-        k.dense_fwd(A, nd.K, nd.Wq, nd.N, nd.bq, nd.out, S, S, nd.relu ? 1 : 0, 0, 0, 0, B, this.scratch);
-        break;
+      }
       case 'conv': {
-        const cb = this.cb, w = nd.Pn * cb;
-        for (let c0 = 0; c0 < S; c0 += cb) {
-          k.im2col(A, S, c0, nd.C, nd.idx, nd.KK, nd.Pn, this.P, cb);
-          k.dense_fwd(this.P, nd.K, nd.Wq, nd.N, nd.pB ? nd.bq : 0, this.T, w, w, nd.relu ? 1 : 0, 0, 0, 0, w, this.scratch);
-          k.perm_rows(this.T, cb, nd.out + 4 * c0, S, nd.N, nd.Pn, cb);
-        }
+        const cb = this.cb, w = nd.Pn * cb, bq = nd.pB ? nd.bq : 0;
+        this.par((t) => this.chunks(t).flatMap((c0): Call[] => [
+          ['im2col', A, S, c0, nd.C, nd.idx, nd.KK, nd.Pn, this.P[t]!, cb],
+          ['dense_fwd', this.P[t]!, nd.K, nd.Wq, nd.N, bq, this.T[t]!, w, w, nd.relu ? 1 : 0, 0, 0, 0, w, this.scratch[t]!],
+          ['perm_rows', this.T[t]!, cb, nd.out + 4 * c0, S, nd.N, nd.Pn, cb],
+        ]));
         break;
       }
       case 'pool':
-        if (d.op === 'max') k.pool_max_fwd(A, S, S, nd.C, nd.idx, nd.KK, nd.Pn, nd.out);
-        else k.pool_avg_fwd(A, S, S, nd.C, nd.idx, nd.KK, nd.Pn, nd.out, nd.div, nd.divMode);
+        colsCall((c0, n) => [d.op === 'max' ? ['pool_max_fwd', A + 4 * c0, S, n, nd.C, nd.idx, nd.KK, nd.Pn, nd.out + 4 * c0]
+          : ['pool_avg_fwd', A + 4 * c0, S, n, nd.C, nd.idx, nd.KK, nd.Pn, nd.out + 4 * c0, nd.div, nd.divMode]]);
         break;
       case 'add':
-        k.copy_f32(nd.out, nd.ins[0]!.A, nd.size * S);
-        for (const inp of nd.ins.slice(1)) k.add_into(nd.out, inp.A, nd.size * S);
+        this.par((t) => {
+          const [o, m] = this.flat(t, nd.size * S);
+          if (m === 0) return [];
+          return [['copy_f32', nd.out + 4 * o, nd.ins[0]!.A + 4 * o, m], ...nd.ins.slice(1).map((inp): Call => ['add_into', nd.out + 4 * o, inp.A + 4 * o, m])];
+        });
         break;
     }
   }
@@ -466,7 +575,7 @@ export class GraphEngine implements TrainEngine {
    */
   private bnFold(nd: Node, A: number, B: number): void {
     const k = this.k, bn = nd.bn!, d = nd.d as BnDenseDesc, K = nd.K, N = nd.N;
-    k.bn_stats(A, K, this.S, B, bn.mean, bn.variance);
+    this.par((t) => { const [r0, n] = this.rows(t, K); return n > 0 ? [['bn_stats', A + 4 * r0 * this.S, n, this.S, B, bn.mean + 4 * r0, bn.variance + 4 * r0]] : []; });
     const f = this.f32();
     const mean = f.subarray(bn.mean / 4, bn.mean / 4 + K), vr = f.subarray(bn.variance / 4, bn.variance / 4 + K);
     const mom = fr(d.momentum), omm = fr(1 - d.momentum), eps = fr(d.epsilon);
@@ -496,47 +605,67 @@ export class GraphEngine implements TrainEngine {
 
   private backward(nd: Node, B: number): void {
     const k = this.k, S = this.S, d = nd.d, dz = nd.dOut;
-    if (nd.relu) k.relu_mask(dz, nd.out, nd.size * S);
+    if (nd.relu) this.par((t) => { const [o, m] = this.flat(t, nd.size * S); return m > 0 ? [['relu_mask', dz + 4 * o, nd.out + 4 * o, m]] : []; });
     const A = nd.ins[0]!.A;
     const needDx = (inp: Input) => inp.src >= 0 || inp.iq !== null;
+    const dA = this.dA;
     switch (d.type) {
       case 'dense':
       case 'bndense': {
         k.zero(nd.gWq, nd.K * nd.N); k.zero(nd.gBq, nd.N);
-        k.dense_bwd_dw(A, nd.K, dz, nd.N, S, S, nd.gWq, nd.pB ? nd.gBq : 0);
         const inp = nd.ins[0]!;
-        if (needDx(inp) || d.type === 'bndense') k.dense_bwd_dx(dz, nd.N, nd.Wq, nd.K, S, S, 8, this.dA, this.dA, 0, this.dA, 0, this.scratch);
+        const dx = needDx(inp) || d.type === 'bndense';
+        // weight gradient split by input rows (disjoint gW rows; thread 0 sums the bias), input gradient by columns
+        this.par((t) => {
+          const calls: Call[] = [];
+          const [r0, nr] = this.rows(t, nd.K);
+          if (nr > 0) calls.push(['dense_bwd_dw', A + 4 * r0 * S, nr, dz, nd.N, S, S, nd.gWq + 4 * r0 * nd.N, t === 0 && nd.pB ? nd.gBq : 0]);
+          const [c0, n] = this.cols(t);
+          if (dx && n > 0) calls.push(['dense_bwd_dx', dz + 4 * c0, nd.N, nd.Wq, nd.K, S, n, 8, dA + 4 * c0, dA + 4 * c0, 0, dA + 4 * c0, 0, this.scratch[t]!]);
+          return calls;
+        });
         if (d.type === 'bndense') this.bnBackward(nd, A, B);
         else this.weightGrads(nd);
-        if (needDx(inp)) this.inputBackward(inp, this.dA);
+        if (needDx(inp)) this.inputBackward(inp, dA);
         break;
       }
       case 'conv': {
         const cb = this.cb, w = nd.Pn * cb;
         const inp = nd.ins[0]!;
         const dx = needDx(inp);
-        k.zero(nd.gWq, nd.K * nd.N); k.zero(nd.gBq, nd.N);
-        if (dx) k.zero(this.dA, inp.K * S);
-        for (let c0 = 0; c0 < S; c0 += cb) {
-          k.perm_rows(dz + 4 * c0, S, this.T, cb, nd.Pn, nd.N, cb);
-          k.im2col(A, S, c0, nd.C, nd.idx, nd.KK, nd.Pn, this.P, cb);
-          k.dense_bwd_dw(this.P, nd.K, this.T, nd.N, w, w, nd.gWq, nd.pB ? nd.gBq : 0);
-          if (dx) {
-            k.dense_bwd_dx(this.T, nd.N, nd.Wq, nd.K, w, w, 8, this.dP, this.dP, 0, this.dP, 0, this.scratch);
-            k.col2im_add(this.dP, cb, nd.C, nd.idx, nd.KK, nd.Pn, this.dA, S, c0);
+        if (dx) this.zeroPar(dA, inp.K * S);
+        // im2col chunks split over threads, each into its own weight-gradient block
+        this.par((t) => {
+          const gW = nd.gWt[t]!, gB = nd.gBt[t]!;
+          const calls: Call[] = [['zero', gW, nd.K * nd.N], ['zero', gB, nd.N]];
+          for (const c0 of this.chunks(t)) {
+            calls.push(['perm_rows', dz + 4 * c0, S, this.T[t]!, cb, nd.Pn, nd.N, cb]);
+            calls.push(['im2col', A, S, c0, nd.C, nd.idx, nd.KK, nd.Pn, this.P[t]!, cb]);
+            calls.push(['dense_bwd_dw', this.P[t]!, nd.K, this.T[t]!, nd.N, w, w, gW, nd.pB ? gB : 0]);
+            if (dx) {
+              calls.push(['dense_bwd_dx', this.T[t]!, nd.N, nd.Wq, nd.K, w, w, 8, this.dP[t]!, this.dP[t]!, 0, this.dP[t]!, 0, this.scratch[t]!]);
+              calls.push(['col2im_add', this.dP[t]!, cb, nd.C, nd.idx, nd.KK, nd.Pn, dA, S, c0]);
+            }
           }
-        }
+          return calls;
+        });
+        for (let t = 1; t < this.threads; t++) { k.add_into(nd.gWq, nd.gWt[t]!, nd.K * nd.N); k.add_into(nd.gBq, nd.gBt[t]!, nd.N); }
         this.weightGrads(nd);
-        if (dx) this.inputBackward(inp, this.dA);
+        if (dx) this.inputBackward(inp, dA);
         break;
       }
       case 'pool': {
         const inp = nd.ins[0]!;
         if (!needDx(inp)) break;
-        k.zero(this.dA, inp.K * S);
-        if (d.op === 'max') k.pool_max_bwd(A, S, S, nd.C, nd.idx, nd.KK, nd.Pn, nd.out, dz, this.dA);
-        else k.pool_avg_bwd(S, S, nd.C, nd.idx, nd.KK, nd.Pn, dz, nd.div, nd.divMode, this.dA);
-        this.inputBackward(inp, this.dA);
+        this.zeroPar(dA, inp.K * S);
+        this.par((t) => {
+          const [c0, n] = this.cols(t);
+          if (n === 0) return [];
+          const o = 4 * c0;
+          return [d.op === 'max' ? ['pool_max_bwd', A + o, S, n, nd.C, nd.idx, nd.KK, nd.Pn, nd.out + o, dz + o, dA + o]
+            : ['pool_avg_bwd', S, n, nd.C, nd.idx, nd.KK, nd.Pn, dz + o, nd.div, nd.divMode, dA + o]];
+        });
+        this.inputBackward(inp, dA);
         break;
       }
       case 'add':
@@ -548,10 +677,19 @@ export class GraphEngine implements TrainEngine {
 
   /** g = ∂L/∂(quantized input): the input quantizer's backward into the producer's gradient (and its parameter sums). */
   private inputBackward(inp: Input, g: number): void {
-    const k = this.k, S = this.S;
+    const S = this.S;
     const dst = inp.src >= 0 ? this.nodes[inp.src]!.dOut : 0;
-    if (inp.iq) k.act_q_bwd(g, this.srcOut(inp.src), inp.A, inp.K, S, S, (inp.iq.mode === 0 ? 0 : 4) | (dst ? 16 : 0), inp.iq.prep, dst, inp.iq.sums);
-    else if (dst) k.add_into(dst, g, inp.K * S);
+    const H = this.srcOut(inp.src);
+    if (inp.iq) {
+      const q = inp.iq, fl = (q.mode === 0 ? 0 : 4) | (dst ? 16 : 0);
+      this.par((t) => {
+        const [r0, n] = this.rows(t, inp.K);
+        const o = 4 * r0 * S;
+        return n > 0 ? [['act_q_bwd', g + o, H + o, inp.A + o, n, S, S, fl, q.prep + 16 * r0, dst ? dst + o : 0, q.sums + 12 * r0]] : [];
+      });
+    } else if (dst) {
+      this.par((t) => { const [o, m] = this.flat(t, inp.K * S); return m > 0 ? [['add_into', dst + 4 * o, g + 4 * o, m]] : []; });
+    }
   }
 
   /** ∂L/∂W, ∂L/∂b and the weight quantizers' bit gradients from ∂L/∂Wq, ∂L/∂bq. */
@@ -596,7 +734,10 @@ export class GraphEngine implements TrainEngine {
       gm[r] = gmu / B;
       gv[r] = (2 * gvar) / B;
     }
-    k.bn_dx_add(this.dA, A, K, this.S, B, bn.gm, bn.gv, bn.mean);
+    this.par((t) => {
+      const [r0, n] = this.rows(t, K);
+      return n > 0 ? [['bn_dx_add', this.dA + 4 * r0 * this.S, A + 4 * r0 * this.S, n, this.S, B, bn.gm + 4 * r0, bn.gv + 4 * r0, bn.mean + 4 * r0]] : [];
+    });
   }
 
   /**
@@ -750,9 +891,27 @@ export class GraphEngine implements TrainEngine {
     return out;
   }
 
-  dispose(): void {}
+  dispose(): void {
+    this.pool?.dispose();
+    this.pool = null;
+  }
 }
 
-export function createGraphEngine(desc: GraphModelDesc, opts: { simd?: 'auto' | 'relaxed' | 'simd128' } = {}): Promise<GraphEngine> {
+export interface GraphEngineOptions {
+  /** threads including the calling one (worker_threads under Node); default: all cores */
+  threads?: number;
+  simd?: 'auto' | 'relaxed' | 'simd128';
+}
+
+async function defaultThreads(): Promise<number> {
+  try {
+    const os = await import('node:os');
+    return os.availableParallelism ? os.availableParallelism() : os.cpus().length;
+  } catch {
+    return 1;
+  }
+}
+
+export function createGraphEngine(desc: GraphModelDesc, opts: GraphEngineOptions = {}): Promise<GraphEngine> {
   return GraphEngine.create(desc, opts);
 }

@@ -1,6 +1,7 @@
 /**
  * Engine vs tfjs comparisons shared by the engine layer tests: one step's loss and every gradient (weights and
- * bit parameters, from the same state and data), and the state after several Adam steps.
+ * bit parameters, from the same state and data; engine on 2 threads), and the state after several Adam steps
+ * (engine on 1 thread).
  */
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
@@ -39,7 +40,8 @@ export async function checkOneStep(model: tf.LayersModel, loss: EngineLoss, x: F
   const { binding, graph } = describeAny(model, loss);
   assert.ok(graph, 'the model runs on the graph path');
   // the binding reads the state before tfjs' forward pass moves the batch-norm statistics
-  const bind = await EngineBinding.create(model, loss);
+  const bind = await EngineBinding.create(model, loss, { threads: 2 }); // rows, columns and im2col chunks split over 2 threads
+  assert.equal(bind.engine.threads, 2);
   try {
     const tvars = model.trainableWeights.map((w) => w.read() as tf.Variable);
     const ebopsT = () => model.layers.reduce((s, l) => s + ((l as QLayer).hgqEbops?.() ?? 0), 0);
@@ -76,7 +78,7 @@ export async function checkOneStep(model: tf.LayersModel, loss: EngineLoss, x: F
  */
 export async function checkSteps(a: tf.LayersModel, b: tf.LayersModel, loss: EngineLoss, batches: Array<ReturnType<typeof batch>>, lr: number): Promise<void> {
   b.setWeights(a.getWeights());
-  const bind = await EngineBinding.create(b, loss);
+  const bind = await EngineBinding.create(b, loss, { threads: 1 });
   try {
     for (const bt of batches) {
       const lt = (await a.trainOnBatch(bt.xt, bt.yt)) as number;
