@@ -84,6 +84,7 @@ function planOf(model: tf.LayersModel): Plan {
       if (from.length !== 1) throw new Error(`${what} takes ${from.length} inputs`);
       const inShape = inShapeOf(ql);
       if (l instanceof QDense && (!inShape || inShape.length !== 2)) throw new Error(`${what} takes inputs of rank ${inShape?.length}; the wasm engine supports (batch, features) (add a Flatten before it)`);
+      if (l instanceof QDense && l.parallelizationFactor > 1) throw new Error(`${what} has parallelizationFactor ${l.parallelizationFactor}; the wasm engine supports the default (fully parallel)`);
       if (ql.iqs[0]) checkQuantizer(ql.iqs[0], 'kif', [0], `${what} input quantizer`);
       else if ((l instanceof QDense || isAny(l, CONV)) && ql.enableEbops && ql.getBeta() > 0) throw new Error(`${what} counts EBOPs without an input quantizer; the wasm engine needs the input quantizer for EBOPs`);
       if (l instanceof QDense || isAny(l, CONV)) {

@@ -161,6 +161,7 @@ export class GraphEngine implements TrainEngine {
   private ctrl = 0;
   private area = 0;
   private pool: GraphPool | null = null;
+  private written = new Uint8Array(0);
   // batch-dependent layout
   private S = 0; private cb = 0; private B = 0;
   private X = 0; private Y = 0; private xIn = 0; private yIn = 0; private dA = 0;
@@ -341,6 +342,7 @@ export class GraphEngine implements TrainEngine {
     this.ctrl = alloc(CTRL_BYTES);
     this.area = alloc(threads * AREA_WORDS * 8);
     this.staticEnd = Math.ceil(off / 64) * 64;
+    this.written = new Uint8Array(this.nodes.length);
     this.memory = new WA.Memory({ initial: Math.ceil(this.staticEnd / PAGE) + 1, maximum: MAX_PAGES, shared: true });
     this.k = instantiate(module, this.memory);
     const f32 = new Float32Array(this.memory.buffer), i32 = new Int32Array(this.memory.buffer);
@@ -500,12 +502,14 @@ export class GraphEngine implements TrainEngine {
         : ['softmax_ce', last.out + o, this.Y + o, this.C, S, n, nb, invB, last.dOut + o, 0, this.lossP + 8 * t]];
     });
     const hits = new Float64Array(this.memory.buffer, this.lossP, this.threads).reduce((a, b) => a + b, 0);
-    this.par((t) => this.nodes.filter((nd) => nd !== last).flatMap((nd): Call[] => {
-      const [o, m] = this.flat(t, nd.size * S);
-      return m > 0 ? [['zero', nd.dOut + 4 * o, m]] : [];
-    }));
+    // a node's gradient buffer is written by its first consumer (in backward order) and accumulated by the others
+    this.written.fill(0);
+    this.written[this.nodes.length - 1] = 1;
     // backward (parameter gradients of each node as it is reached)
-    for (let n = this.nodes.length - 1; n >= 0; n--) this.backward(this.nodes[n]!, B);
+    for (let n = this.nodes.length - 1; n >= 0; n--) {
+      if (!this.written[n]) this.zeroPar(this.nodes[n]!.dOut, this.nodes[n]!.size * S); // an output nobody reads
+      this.backward(this.nodes[n]!, B);
+    }
     // WRAP integer bits follow the data, before EBOPs are taken
     for (const nd of this.nodes) for (const inp of nd.ins) {
       if (inp.iq && inp.iq.mode === 0) k.wrap_track(inp.K, inp.iq.i, inp.iq.f, inp.iq.amx, inp.iq.decay, inp.iq.iBounds[0], inp.iq.iBounds[1]);
@@ -679,16 +683,18 @@ export class GraphEngine implements TrainEngine {
   private inputBackward(inp: Input, g: number): void {
     const S = this.S;
     const dst = inp.src >= 0 ? this.nodes[inp.src]!.dOut : 0;
+    const acc = dst !== 0 && this.written[inp.src] === 1;
+    if (dst) this.written[inp.src] = 1;
     const H = this.srcOut(inp.src);
     if (inp.iq) {
-      const q = inp.iq, fl = (q.mode === 0 ? 0 : 4) | (dst ? 16 : 0);
+      const q = inp.iq, fl = (q.mode === 0 ? 0 : 4) | (dst ? (acc ? 16 : 8) : 0);
       this.par((t) => {
         const [r0, n] = this.rows(t, inp.K);
         const o = 4 * r0 * S;
         return n > 0 ? [['act_q_bwd', g + o, H + o, inp.A + o, n, S, S, fl, q.prep + 16 * r0, dst ? dst + o : 0, q.sums + 12 * r0]] : [];
       });
     } else if (dst) {
-      this.par((t) => { const [o, m] = this.flat(t, inp.K * S); return m > 0 ? [['add_into', dst + 4 * o, g + 4 * o, m]] : []; });
+      this.par((t) => { const [o, m] = this.flat(t, inp.K * S); return m > 0 ? [acc ? ['add_into', dst + 4 * o, g + 4 * o, m] : ['copy_f32', dst + 4 * o, g + 4 * o, m]] : []; });
     }
   }
 
