@@ -44,15 +44,15 @@ const CASES: Case[] = [
     params: 2 * 7 + 1,
   },
   {
-    name: 'conv2d valid → avgpool2d valid → global max pooling 2d → dense',
+    name: 'conv2d valid without bias → avgpool2d valid without input quantizer → global max pooling 2d → dense',
     inShape: [8, 8, 1],
     layers: (t) => [
-      new QConv2D({ filters: 3, kernelSize: 3, activation: 'relu', beta0: 1e-5, inputShape: [8, 8, 1], name: `${t}_c0` }),
-      new QAveragePooling2D({ poolSize: 2, beta0: 1e-5, name: `${t}_p0` }),
+      new QConv2D({ filters: 3, kernelSize: 3, activation: 'relu', useBias: false, beta0: 1e-5, inputShape: [8, 8, 1], name: `${t}_c0` }),
+      new QAveragePooling2D({ poolSize: 2, enableIq: false, name: `${t}_p0` }),
       new QGlobalMaxPooling2D({ beta0: 1e-5, name: `${t}_g` }),
       new QDense({ units: C, beta0: 1e-5, name: `${t}_d` }),
     ],
-    params: 2 * 7 + 2,
+    params: 4 + 1 + 7,
   },
   {
     name: 'conv1d valid → global average pooling 1d → dense; maxpool1d → global average 2d variants',
