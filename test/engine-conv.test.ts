@@ -75,6 +75,16 @@ const CASES: Case[] = [
     ],
     params: 2 * 7 + 1,
   },
+  {
+    name: 'QDense per position on (batch, steps, features) → flatten → dense',
+    inShape: [6, 4],
+    layers: (t) => [
+      new QDense({ units: 5, activation: 'relu', beta0: 1e-5, inputShape: [6, 4], name: `${t}_pd` }),
+      new QFlatten({ name: `${t}_f` }),
+      new QDense({ units: C, beta0: 1e-5, name: `${t}_d` }),
+    ],
+    params: 2 * 7,
+  },
 ];
 
 let serial = 0;

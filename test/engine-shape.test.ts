@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { QDense } from '../src/layers/dense.ts';
+import { QBatchNormDense, QDense } from '../src/layers/dense.ts';
 import { QFlatten, QReshape } from '../src/layers/shape.ts';
 import { EngineBinding, describeModel, engineUnsupported } from '../src/engine/from-tfjs.ts';
 import { fitWithEngine } from '../src/engine/fit.ts';
@@ -118,12 +118,12 @@ test('reshapes are free: several engine steps equal trainOnBatch; fitWithEngine 
   bad.dispose();
 });
 
-test('unsupported shapes are named: QDense on a rank-3 input, a quantizing reshape, a reshaped output', () => {
+test('unsupported shapes are named: QBatchNormDense on a rank-3 input, a quantizing reshape, a reshaped output', () => {
   const m1 = tf.sequential();
-  m1.add(new QDense({ units: 4, inputShape: [3, 2], name: 'dense_r3' }));
+  m1.add(new QBatchNormDense({ units: 4, inputShape: [3, 2], name: 'dense_r3' }));
   m1.add(tf.layers.flatten());
   m1.add(new QDense({ units: 2 }));
-  assert.match(engineUnsupported(m1)!, /layer 'dense_r3' \(QDense\) takes inputs of rank 3/);
+  assert.match(engineUnsupported(m1)!, /layer 'dense_r3' \(QBatchNormDense\) takes inputs of rank 3/);
   const m2 = tf.sequential();
   m2.add(new QFlatten({ inputShape: [3, 2], enableIq: true, name: 'qflat_iq' }));
   m2.add(new QDense({ units: 2 }));

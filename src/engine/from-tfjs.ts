@@ -83,8 +83,9 @@ function planOf(model: tf.LayersModel): Plan {
     } else {
       if (from.length !== 1) throw new Error(`${what} takes ${from.length} inputs`);
       const inShape = inShapeOf(ql);
-      if (l instanceof QDense && (!inShape || inShape.length !== 2)) throw new Error(`${what} takes inputs of rank ${inShape?.length}; the wasm engine supports (batch, features) (add a Flatten before it)`);
-      if (l instanceof QDense && l.parallelizationFactor > 1) throw new Error(`${what} has parallelizationFactor ${l.parallelizationFactor}; the wasm engine supports the default (fully parallel)`);
+      // a QDense on (batch, ...positions, features) is a 1×…×1 convolution (same EBOPs); QBatchNormDense needs rank 2
+      if (l instanceof QBatchNormDense && (!inShape || inShape.length !== 2)) throw new Error(`${what} takes inputs of rank ${inShape?.length}; the wasm engine supports (batch, features) for batch-norm dense layers (add a Flatten before it)`);
+      if (l instanceof QDense && inShape?.length === 2 && l.parallelizationFactor > 1) throw new Error(`${what} has parallelizationFactor ${l.parallelizationFactor}; the wasm engine supports the default (fully parallel)`);
       if (ql.iqs[0]) checkQuantizer(ql.iqs[0], 'kif', [0], `${what} input quantizer`);
       else if ((l instanceof QDense || isAny(l, CONV)) && ql.enableEbops && ql.getBeta() > 0) throw new Error(`${what} counts EBOPs without an input quantizer; the wasm engine needs the input quantizer for EBOPs`);
       if (l instanceof QDense || isAny(l, CONV)) {
@@ -99,7 +100,7 @@ function planOf(model: tf.LayersModel): Plan {
   if (nodes.length === 0) throw new Error('the model has no trainable layer');
   const outLayer = (model.outputs[0] as unknown as { sourceLayer: tf.layers.Layer }).sourceLayer;
   if (index.get(outLayer) !== nodes.length - 1) throw new Error(`the model's output must come from its last layer ('${nodes[nodes.length - 1]!.layer.name}') for the wasm engine`);
-  const chain = nodes.every((n, j) => n.layer instanceof QDense && !(n.layer instanceof QBatchNormDense) && n.from.length === 1 && n.from[0] === j - 1);
+  const chain = nodes.every((n, j) => n.layer instanceof QDense && !(n.layer instanceof QBatchNormDense) && inShapeOf(n.layer).length === 2 && n.from.length === 1 && n.from[0] === j - 1);
   const inputs = (model.inputs[0]!.shape.slice(1) as number[]).reduce((a, d) => a * d, 1);
   return { nodes, chain, inputs };
 }
@@ -153,6 +154,12 @@ export function describeAny(model: tf.LayersModel, loss: EngineLoss): { desc: Mo
   const layers: GraphLayerDesc[] = plan.nodes.map(({ layer: l, from }, li): GraphLayerDesc => {
     const pre = `layers[${li}]`;
     const beta = betaOf(l);
+    const inShape = (inShapeOf(l).slice(1) as number[]);
+    if (l instanceof QDense && !(l instanceof QBatchNormDense) && inShape.length > 1) {
+      return { type: 'conv', from, inShape, filters: l.units, kernelSize: inShape.slice(0, -1).map(() => 1), strides: inShape.slice(0, -1).map(() => 1),
+        padding: 'valid', activation: l.activation, kernel: bindVar(`${pre}.kernel`, l.kernel), bias: l.bias ? bindVar(`${pre}.bias`, l.bias) : null,
+        iq: kif(l.iqs[0] ?? null, `${pre}.iq`), kq: kbi(l.kq, `${pre}.kq`), bq: l.bq ? kbi(l.bq, `${pre}.bq`) : null, beta, parallelizationFactor: l.parallelizationFactor };
+    }
     if (l instanceof QDense) {
       const K = l.kernel.shape[0]!, N = l.units;
       const dense: DenseDesc = {
@@ -167,7 +174,6 @@ export function describeAny(model: tf.LayersModel, loss: EngineLoss): { desc: Mo
         movingMean: bindVar(`${pre}.movingMean`, l.movingMean), movingVariance: bindVar(`${pre}.movingVariance`, l.movingVariance),
         momentum: l.momentum, epsilon: l.epsilon };
     }
-    const inShape = (inShapeOf(l).slice(1) as number[]);
     if (isAny(l, CONV)) {
       const c = l as Conv;
       return { type: 'conv', from, inShape, filters: c.filters, kernelSize: [...c.kernelSize], strides: [...c.strides], padding: c.padding,
