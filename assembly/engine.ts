@@ -1073,3 +1073,34 @@ export function bn_dx_add(dA: usize, A: usize, K: i32, S: i32, nValid: i32, gm: 
     }
   }
 }
+
+/** Per-channel affine on feature-major rows (channel = row % C): out[r] = A[r]·s[c] + o[c], rows r0..r0+R of n columns. */
+export function chan_affine(A: usize, S: i32, n: i32, r0: i32, R: i32, C: i32, s: usize, o: usize, out: usize): void {
+  const rowB = <usize>S << 2, nB = <usize>n << 2;
+  for (let r = r0; r < r0 + R; r++) {
+    const c = r % C;
+    const sv = v128.load32_splat(s + (<usize>c << 2)), ov = v128.load32_splat(o + (<usize>c << 2));
+    const q = <usize>r * rowB;
+    for (let j: usize = 0; j < nB; j += 16) v128.store(out + q + j, f32x4.add(f32x4.mul(v128.load(A + q + j), sv), ov));
+  }
+}
+
+/** Its backward: dA[r] = dy[r]·s[c]; gs[c] += Σ dy·A, go[c] += Σ dy (per-channel sums, f32). */
+export function chan_affine_bwd(dy: usize, A: usize, S: i32, n: i32, r0: i32, R: i32, C: i32, s: usize, dA: usize, gs: usize, go: usize): void {
+  const rowB = <usize>S << 2, nB = <usize>n << 2;
+  for (let r = r0; r < r0 + R; r++) {
+    const c = r % C;
+    const sv = v128.load32_splat(s + (<usize>c << 2));
+    const q = <usize>r * rowB;
+    let a1 = f32x4.splat(0), a2 = f32x4.splat(0);
+    for (let j: usize = 0; j < nB; j += 16) {
+      const g = v128.load(dy + q + j);
+      a1 = madd(g, v128.load(A + q + j), a1);
+      a2 = f32x4.add(a2, g);
+      v128.store(dA + q + j, f32x4.mul(g, sv));
+    }
+    const cs = <usize>c << 2;
+    store<f32>(gs + cs, load<f32>(gs + cs) + hsum(a1));
+    store<f32>(go + cs, load<f32>(go + cs) + hsum(a2));
+  }
+}

@@ -55,3 +55,47 @@ test('QBatchNormDense: several engine steps equal trainOnBatch (weights, bit par
     }
   }
 });
+
+test('QBatchNormalization (per channel over batch and positions; frozen statistics too) after a conv and a dense: one step and several steps equal tfjs', async () => {
+  await tf.setBackend('cpu');
+  const { QConv2D } = await import('../src/layers/conv.ts');
+  const { QBatchNormalization } = await import('../src/layers/batchnorm.ts');
+  const { QFlatten } = await import('../src/layers/shape.ts');
+  let serial = 0;
+  for (const freeze of [false, true]) {
+    const buildCnn = () => {
+      const t = `qbn${serial++}`;
+      const m = tf.sequential({ layers: [
+        new QConv2D({ filters: 3, kernelSize: 2, activation: 'relu', inputShape: [5, 4, 2], beta0: 1e-5, name: `${t}_c` }),
+        new QBatchNormalization({ beta0: 1e-5, momentum: 0.9, freezeStatistics: freeze, name: `${t}_bn` }),
+        new QFlatten({ name: `${t}_f` }),
+        new QDense({ units: 6, activation: 'relu', beta0: 1e-5, name: `${t}_d` }),
+        new QBatchNormalization({ beta0: 1e-5, scale: false, name: `${t}_bn2` }),
+        new QDense({ units: 5, beta0: 1e-5, name: `${t}_o` }),
+      ] });
+      m.compile({ optimizer: tf.train.adam(LR), loss: (y: tf.Tensor, p: tf.Tensor) => tf.losses.softmaxCrossEntropy(y, p) });
+      return m;
+    };
+    const model = buildCnn();
+    const one = batch(77, 45, [5, 4, 2], 5);
+    model.predict(one.xt);
+    assert.equal(engineUnsupported(model), null);
+    try {
+      const names = await checkOneStep(model, 'softmax_cross_entropy', one.x, one.y, one.xt, one.yt);
+      // conv, dense, dense: 7 each; batch norms: iq.f, kq.b, kq.i, bq.b, bq.i, offset (+ γ on the first)
+      assert.equal(names.length, 3 * 7 + 6 + 1 + 6, names.join(', '));
+    } finally {
+      tf.dispose([one.xt, one.yt]);
+      model.dispose();
+    }
+    const a = buildCnn(), b = buildCnn();
+    const batches = [1, 2, 3].map((s) => batch(80 + s, 40, [5, 4, 2], 5));
+    a.predict(batches[0]!.xt); b.predict(batches[0]!.xt);
+    try {
+      await checkSteps(a, b, 'softmax_cross_entropy', batches, LR);
+    } finally {
+      a.dispose(); b.dispose();
+      for (const bt of batches) tf.dispose([bt.xt, bt.yt]);
+    }
+  }
+});

@@ -9,6 +9,7 @@ import { QConv1D, QConv2D } from '../layers/conv.ts';
 import { QAveragePooling1D, QAveragePooling2D, QGlobalAveragePooling1D, QGlobalAveragePooling2D, QGlobalMaxPooling1D, QGlobalMaxPooling2D,
   QMaxPooling1D, QMaxPooling2D } from '../layers/pooling.ts';
 import { QAdd } from '../layers/merge.ts';
+import { QBatchNormalization } from '../layers/batchnorm.ts';
 import type { QLayer } from '../layers/base.ts';
 import type { Quantizer } from '../quantizer/index.ts';
 import { createEngine, type DenseDesc, type EngineOptions, type KbiDesc, type KifDesc, type ModelDesc } from './engine.ts';
@@ -38,7 +39,7 @@ const PASS_THROUGH = new Set(['Flatten', 'Reshape', 'QFlatten', 'QReshape']);
 const CONV = [QConv1D, QConv2D];
 const POOL = [QMaxPooling1D, QMaxPooling2D, QAveragePooling1D, QAveragePooling2D];
 const GLOBAL_POOL = [QGlobalMaxPooling1D, QGlobalMaxPooling2D, QGlobalAveragePooling1D, QGlobalAveragePooling2D];
-const SUPPORTED = 'QDense, QBatchNormDense, QConv1D/2D, QMaxPooling1D/2D, QAveragePooling1D/2D, their global forms, QAdd, Flatten, Reshape';
+const SUPPORTED = 'QDense, QBatchNormDense, QBatchNormalization, QConv1D/2D, QMaxPooling1D/2D, QAveragePooling1D/2D, their global forms, QAdd, Flatten, Reshape';
 
 type Conv = QConv1D | QConv2D;
 interface PlanNode { layer: QLayer; from: number[] }
@@ -74,7 +75,7 @@ function planOf(model: tf.LayersModel): Plan {
       continue;
     }
     const ql = l as unknown as QLayer;
-    const supported = (l instanceof QDense) || isAny(l, CONV) || isAny(l, POOL) || isAny(l, GLOBAL_POOL) || l instanceof QAdd;
+    const supported = (l instanceof QDense) || isAny(l, CONV) || isAny(l, POOL) || isAny(l, GLOBAL_POOL) || l instanceof QAdd || l instanceof QBatchNormalization;
     if (!supported) throw new Error(`${what} is not supported by the wasm engine yet (supported: ${SUPPORTED})`);
     if (!l.trainable) throw new Error(`${what} is frozen (trainable = false); the wasm engine trains every layer`);
     if (ql.oq) throw new Error(`${what} has an output quantizer; not supported by the wasm engine yet`);
@@ -88,7 +89,7 @@ function planOf(model: tf.LayersModel): Plan {
       if (l instanceof QDense && inShape?.length === 2 && l.parallelizationFactor > 1) throw new Error(`${what} has parallelizationFactor ${l.parallelizationFactor}; the wasm engine supports the default (fully parallel)`);
       if (ql.iqs[0]) checkQuantizer(ql.iqs[0], 'kif', [0], `${what} input quantizer`);
       else if ((l instanceof QDense || isAny(l, CONV)) && ql.enableEbops && ql.getBeta() > 0) throw new Error(`${what} counts EBOPs without an input quantizer; the wasm engine needs the input quantizer for EBOPs`);
-      if (l instanceof QDense || isAny(l, CONV)) {
+      if (l instanceof QDense || isAny(l, CONV) || l instanceof QBatchNormalization) {
         const w = l as unknown as QDense | Conv;
         checkQuantizer(w.kq, 'kbi', [], `${what} kernel quantizer`);
         if (w.bq) checkQuantizer(w.bq, 'kbi', [], `${what} bias quantizer`);
@@ -173,6 +174,11 @@ export function describeAny(model: tf.LayersModel, loss: EngineLoss): { desc: Mo
       return { ...rest, type: 'bndense', from, gamma: l.gamma ? bindVar(`${pre}.gamma`, l.gamma) : null,
         movingMean: bindVar(`${pre}.movingMean`, l.movingMean), movingVariance: bindVar(`${pre}.movingVariance`, l.movingVariance),
         momentum: l.momentum, epsilon: l.epsilon };
+    }
+    if (l instanceof QBatchNormalization) {
+      return { type: 'bn', from, inShape, gamma: l.gamma ? bindVar(`${pre}.gamma`, l.gamma) : null, offset: l.beta ? bindVar(`${pre}.offset`, l.beta) : null,
+        movingMean: bindVar(`${pre}.movingMean`, l.movingMean), movingVariance: bindVar(`${pre}.movingVariance`, l.movingVariance),
+        momentum: l.momentum, epsilon: l.epsilon, freeze: l.freezeStatistics, iq: kif(l.iqs[0] ?? null, `${pre}.iq`), kq: kbi(l.kq, `${pre}.kq`), bq: kbi(l.bq, `${pre}.bq`), beta };
     }
     if (isAny(l, CONV)) {
       const c = l as Conv;

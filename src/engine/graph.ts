@@ -75,7 +75,27 @@ export interface AddDesc {
   beta?: number;
 }
 
-export type GraphLayerDesc = GraphDenseDesc | BnDenseDesc | ConvDesc | PoolDesc | AddDesc;
+/**
+ * QBatchNormalization (channel last, inShape = [...positions, channels]): y = x·kq(s) + bq(o), s = γ/√(σ²+ε),
+ * o = offset − μ·s; statistics per channel over the batch and positions (moving ones when `freeze`).
+ */
+export interface BnDesc extends Wired {
+  type: 'bn';
+  inShape: number[];
+  gamma: Float32Array | null;
+  offset: Float32Array | null;
+  movingMean: Float32Array;
+  movingVariance: Float32Array;
+  momentum: number;
+  epsilon: number;
+  freeze?: boolean;
+  iq?: KifDesc | null;
+  kq: KbiDesc;
+  bq: KbiDesc;
+  beta?: number;
+}
+
+export type GraphLayerDesc = GraphDenseDesc | BnDenseDesc | ConvDesc | PoolDesc | AddDesc | BnDesc;
 
 export interface GraphModelDesc {
   /** features per sample of the model input */
@@ -119,12 +139,16 @@ interface Node {
   C: number; KK: number; Pn: number; idx: number; div: number; divMode: number; pf: number;
   // bndense
   bn?: { pG?: Param; pMM: Param; pMV: Param; mean: number; variance: number; kf: number; bf: number; gKf: number; gBf: number; gm: number; gv: number; inv: Float64Array; s: Float64Array };
+  /** QBatchNormalization: per-row statistics/gradients (row = position·C + channel), per-channel s, o and their quantized values */
+  cbn?: { pG?: Param; pO?: Param; pMM: Param; pMV: Param; rowMean: number; rowVar: number; meanRow: number; gm: number; gv: number;
+    mean: Float64Array; inv: Float64Array; s: number; o: number; sq: number; oq: number; gsT: number[]; goT: number[]; gS: number; gO: number };
 }
 
 const OVF: Record<string, number> = { WRAP: 0, SAT: 1, SAT_SYM: 2 };
 /** The kernels the worker threads may run (by index in this list). */
 const FNS = ['act_q', 'dense_fwd', 'dense_bwd_dw', 'dense_bwd_dx', 'act_q_bwd', 'relu_mask', 'copy_f32', 'add_into', 'zero', 'perm_rows', 'im2col',
-  'col2im_add', 'pool_max_fwd', 'pool_max_bwd', 'pool_avg_fwd', 'pool_avg_bwd', 'bn_stats', 'bn_dx_add', 'transpose_in', 'softmax_ce', 'mse'] as const;
+  'col2im_add', 'pool_max_fwd', 'pool_max_bwd', 'pool_avg_fwd', 'pool_avg_bwd', 'bn_stats', 'bn_dx_add', 'transpose_in', 'softmax_ce', 'mse',
+  'chan_affine', 'chan_affine_bwd'] as const;
 type Call = [(typeof FNS)[number], ...number[]];
 const FN_INDEX = new Map<string, number>(FNS.map((n, j) => [n, j]));
 const AREA_WORDS = 8192; // float64 words of call list per worker
@@ -314,6 +338,27 @@ export class GraphEngine implements TrainEngine {
           const pf = d.parallelizationFactor !== undefined && d.parallelizationFactor > 0 ? d.parallelizationFactor : pos;
           nd.pf = pf / pos; // EBOPs scale
           maxK = Math.max(maxK, g.K);
+          break;
+        }
+        case 'bn': {
+          const C = d.inShape[d.inShape.length - 1]!, size = d.inShape.reduce((a, b) => a * b, 1);
+          if (!(d.momentum >= 0 && d.momentum < 1 && d.epsilon > 0)) throw new Error(`hgq engine: ${pre} needs momentum in [0,1) and epsilon > 0`);
+          oneInput(size, d.iq);
+          nd.C = C; nd.Pn = size / C; nd.size = size;
+          nd.kq = kbi(d.kq, C, `${pre}.kq`);
+          nd.bqq = kbi(d.bq, C, `${pre}.bq`);
+          const gsT: number[] = [], goT: number[] = [];
+          for (let t = 0; t < threads; t++) { gsT.push(alloc(C * 4)); goT.push(alloc(C * 4)); }
+          nd.cbn = {
+            pG: d.gamma ? param(`${pre}.gamma`, checkArr(d.gamma, C, `${pre}.gamma`), true, undefined, undefined) : undefined,
+            pO: d.offset ? param(`${pre}.offset`, checkArr(d.offset, C, `${pre}.offset`), true, undefined, undefined) : undefined,
+            pMM: param(`${pre}.movingMean`, checkArr(d.movingMean, C, `${pre}.movingMean`), false, undefined, undefined),
+            pMV: param(`${pre}.movingVariance`, checkArr(d.movingVariance, C, `${pre}.movingVariance`), false, undefined, undefined),
+            rowMean: alloc(size * 4), rowVar: alloc(size * 4), meanRow: alloc(size * 4), gm: alloc(size * 4), gv: alloc(size * 4),
+            mean: new Float64Array(C), inv: new Float64Array(C), s: alloc(C * 4), o: alloc(C * 4), sq: alloc(C * 4), oq: alloc(C * 4),
+            gsT, goT, gS: alloc(C * 4), gO: alloc(C * 4),
+          };
+          maxK = Math.max(maxK, size);
           break;
         }
         case 'add': {
@@ -563,6 +608,12 @@ export class GraphEngine implements TrainEngine {
         colsCall((c0, n) => [d.op === 'max' ? ['pool_max_fwd', A + 4 * c0, S, n, nd.C, nd.idx, nd.KK, nd.Pn, nd.out + 4 * c0]
           : ['pool_avg_fwd', A + 4 * c0, S, n, nd.C, nd.idx, nd.KK, nd.Pn, nd.out + 4 * c0, nd.div, nd.divMode]]);
         break;
+      case 'bn': {
+        this.cbnFold(nd, A, B);
+        const c = nd.cbn!;
+        this.par((t) => { const [r0, n] = this.rows(t, nd.size); return n > 0 ? [['chan_affine', A, S, S, r0, n, nd.C, c.sq, c.oq, nd.out]] : []; });
+        break;
+      }
       case 'add':
         this.par((t) => {
           const [o, m] = this.flat(t, nd.size * S);
@@ -672,6 +723,17 @@ export class GraphEngine implements TrainEngine {
         this.inputBackward(inp, dA);
         break;
       }
+      case 'bn': {
+        const c = nd.cbn!;
+        this.par((t) => {
+          const [r0, n] = this.rows(t, nd.size);
+          return [['zero', c.gsT[t]!, nd.C], ['zero', c.goT[t]!, nd.C], ...(n > 0 ? [['chan_affine_bwd', dz, A, S, S, r0, n, nd.C, c.sq, dA, c.gsT[t]!, c.goT[t]!] as Call] : [])];
+        });
+        for (let t = 1; t < this.threads; t++) { k.add_into(c.gsT[0]!, c.gsT[t]!, nd.C); k.add_into(c.goT[0]!, c.goT[t]!, nd.C); }
+        this.cbnBackward(nd, A, B);
+        if (needDx(nd.ins[0]!)) this.inputBackward(nd.ins[0]!, dA);
+        break;
+      }
       case 'add':
         for (const inp of nd.ins) if (needDx(inp)) this.inputBackward(inp, dz);
         break;
@@ -696,6 +758,76 @@ export class GraphEngine implements TrainEngine {
     } else if (dst) {
       this.par((t) => { const [o, m] = this.flat(t, inp.K * S); return m > 0 ? [acc ? ['add_into', dst + 4 * o, g + 4 * o, m] : ['copy_f32', dst + 4 * o, g + 4 * o, m]] : []; });
     }
+  }
+
+  /**
+   * QBatchNormalization forward: per-channel statistics (rows' moments combined: the positions of a channel
+   * have equal counts), the moving-statistics update, s, o and their quantizers (tfjs float32 op order).
+   */
+  private cbnFold(nd: Node, A: number, B: number): void {
+    const k = this.k, c = nd.cbn!, d = nd.d as BnDesc, C = nd.C, P = nd.Pn, S = this.S;
+    const f = this.f32();
+    const v = (p: number, n: number) => f.subarray(p / 4, p / 4 + n);
+    const mm = v(c.pMM.ptr, C), mv = v(c.pMV.ptr, C);
+    const mean = c.mean, vr = new Float64Array(C);
+    if (d.freeze) {
+      for (let j = 0; j < C; j++) { mean[j] = mm[j]!; vr[j] = mv[j]!; }
+    } else {
+      this.par((t) => { const [r0, n] = this.rows(t, nd.size); return n > 0 ? [['bn_stats', A + 4 * r0 * S, n, S, B, c.rowMean + 4 * r0, c.rowVar + 4 * r0]] : []; });
+      const f2 = this.f32();
+      const rm = f2.subarray(c.rowMean / 4, c.rowMean / 4 + nd.size), rv = f2.subarray(c.rowVar / 4, c.rowVar / 4 + nd.size);
+      for (let j = 0; j < C; j++) {
+        let m = 0;
+        for (let p = 0; p < P; p++) m += rm[p * C + j]!;
+        m /= P;
+        let q = 0;
+        for (let p = 0; p < P; p++) { const dm = rm[p * C + j]! - m; q += rv[p * C + j]! + dm * dm; }
+        mean[j] = fr(m); vr[j] = fr(q / P);
+      }
+      const mom = fr(d.momentum), omm = fr(1 - d.momentum);
+      for (let j = 0; j < C; j++) { mm[j] = fr(fr(mm[j]! * mom) + fr(mean[j]! * omm)); mv[j] = fr(fr(mv[j]! * mom) + fr(vr[j]! * omm)); }
+    }
+    const eps = fr(d.epsilon);
+    const sv = v(c.s, C), ov = v(c.o, C), mr = v(c.meanRow, nd.size);
+    const g = c.pG ? v(c.pG.ptr, C) : null, off = c.pO ? v(c.pO.ptr, C) : null;
+    for (let j = 0; j < C; j++) {
+      const inv = fr(1 / Math.sqrt(fr(vr[j]! + eps)));
+      c.inv[j] = inv;
+      const s = g ? fr(g[j]! * inv) : inv;
+      sv[j] = s;
+      const o = fr(-fr(mean[j]! * s));
+      ov[j] = off ? fr(o + off[j]!) : o;
+    }
+    for (let r = 0; r < nd.size; r++) mr[r] = mean[r % C]!;
+    k.kbi_fwd(C, c.s, nd.kq!.b, nd.kq!.i, nd.kq!.k, nd.kq!.mode, c.sq);
+    k.kbi_fwd(C, c.o, nd.bqq!.b, nd.bqq!.i, nd.bqq!.k, nd.bqq!.mode, c.oq);
+  }
+
+  /** QBatchNormalization backward: quantizers, γ, offset, and (with batch statistics) the statistics' gradient into dA. */
+  private cbnBackward(nd: Node, A: number, B: number): void {
+    const k = this.k, c = nd.cbn!, d = nd.d as BnDesc, C = nd.C, P = nd.Pn;
+    k.kbi_bwd(C, c.s, nd.kq!.b, nd.kq!.i, nd.kq!.k, nd.kq!.mode, c.sq, c.gsT[0]!, c.gS, nd.kq!.pb.grad, nd.kq!.pi.grad);
+    k.kbi_bwd(C, c.o, nd.bqq!.b, nd.bqq!.i, nd.bqq!.k, nd.bqq!.mode, c.oq, c.goT[0]!, c.gO, nd.bqq!.pb.grad, nd.bqq!.pi.grad);
+    const f = this.f32();
+    const v = (p: number, n: number) => f.subarray(p / 4, p / 4 + n);
+    const gS = v(c.gS, C), gO = v(c.gO, C), sv = v(c.s, C), gm = v(c.gm, nd.size), gv = v(c.gv, nd.size);
+    const gamma = c.pG ? v(c.pG.ptr, C) : null, gG = c.pG ? v(c.pG.grad, C) : null, gOff = c.pO ? v(c.pO.grad, C) : null;
+    const n = B * P;
+    for (let j = 0; j < C; j++) {
+      if (gOff) gOff[j] = gO[j]!;
+      const mu = c.mean[j]!, inv = c.inv[j]!;
+      const gs = gS[j]! - gO[j]! * mu; // o = offset − μ·s
+      if (gG) gG[j] = gs * inv;
+      const ginv = gamma ? gs * gamma[j]! : gs;
+      const gvar = ginv * -0.5 * inv * inv * inv;
+      const gmu = -gO[j]! * sv[j]!;
+      for (let p = 0; p < P; p++) { gm[p * C + j] = gmu / n; gv[p * C + j] = (2 * gvar) / n; }
+    }
+    if (d.freeze) return;
+    this.par((t) => {
+      const [r0, m] = this.rows(t, nd.size);
+      return m > 0 ? [['bn_dx_add', this.dA + 4 * r0 * this.S, A + 4 * r0 * this.S, m, this.S, B, c.gm + 4 * r0, c.gv + 4 * r0, c.meanRow + 4 * r0]] : [];
+    });
   }
 
   /** ∂L/∂W, ∂L/∂b and the weight quantizers' bit gradients from ∂L/∂Wq, ∂L/∂bq. */
@@ -810,6 +942,25 @@ export class GraphEngine implements TrainEngine {
       if (nd.bqq) {
         const bb = kbiBits(nd.bqq, F), gBb = v(nd.bqq.pb.grad, F);
         for (let n = 0; n < F; n++) { e += bb[n]! * nd.pf; gBb[n] = fr(gBb[n]! + fr(beta * nd.pf)); }
+      }
+      return e;
+    }
+    if (d.type === 'bn') {
+      // Σ bits_in·bits_s[channel] + Σ bits_o·(size/channels)
+      const C = nd.C, P = nd.Pn, iq = nd.ins[0]!.iq;
+      const bs = kbiBits(nd.kq!, C), bo = kbiBits(nd.bqq!, C);
+      const gKb = v(nd.kq!.pb.grad, C), gBb = v(nd.bqq!.pb.grad, C);
+      let e = 0;
+      const col = new Float64Array(C);
+      if (iq) {
+        const { bits, on } = actBits(iq, nd.size);
+        for (let r = 0; r < nd.size; r++) { e += bits[r]! * bs[r % C]!; col[r % C]! += bits[r]!; }
+        addAct(iq, nd.size, on, (r) => beta * bs[r % C]!);
+      }
+      for (let j = 0; j < C; j++) {
+        e += bo[j]! * P;
+        gKb[j] = fr(gKb[j]! + fr(beta * col[j]!));
+        gBb[j] = fr(gBb[j]! + fr(beta * P));
       }
       return e;
     }

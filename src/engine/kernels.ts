@@ -43,6 +43,8 @@ export interface KernelExports {
   pool_avg_bwd(S: number, n: number, C: number, idx: number, KK: number, Pn: number, dz: number, div: number, mode: number, dA: number): void;
   bn_stats(A: number, K: number, S: number, nValid: number, mean: number, variance: number): void;
   bn_dx_add(dA: number, A: number, K: number, S: number, nValid: number, gm: number, gv: number, mean: number): void;
+  chan_affine(A: number, S: number, n: number, r0: number, R: number, C: number, s: number, o: number, out: number): void;
+  chan_affine_bwd(dy: number, A: number, S: number, n: number, r0: number, R: number, C: number, s: number, dA: number, gs: number, go: number): void;
 }
 
 // The project compiles without the DOM lib, so the WebAssembly API is typed locally (no global declarations).
