@@ -3,4 +3,4 @@ export { createEngine, Engine, type ModelDesc, type DenseDesc, type KifDesc, typ
 export { EngineBinding, describeModel, describeAny, engineUnsupported, type EngineLoss } from './from-tfjs.ts';
 export { fitWithEngine, type EngineFitOptions, type EngineFitResult } from './fit.ts';
 export { loadKernels } from './kernels.ts';
-export { GraphEngine, createGraphEngine, type GraphModelDesc, type GraphLayerDesc, type BnDenseDesc, type ConvDesc, type PoolDesc, type AddDesc, type TrainEngine } from './graph.ts';
+export { GraphEngine, createGraphEngine, type GraphModelDesc, type GraphLayerDesc, type BnDenseDesc, type BnDesc, type ConvDesc, type PoolDesc, type AddDesc, type TrainEngine, type GraphEngineOptions } from './graph.ts';
