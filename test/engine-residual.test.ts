@@ -8,6 +8,7 @@ import { QBatchNormDense, QDense } from '../src/layers/dense.ts';
 import { QConv2D } from '../src/layers/conv.ts';
 import { QAdd, QSubtract } from '../src/layers/merge.ts';
 import { QFlatten } from '../src/layers/shape.ts';
+import { QMaxPooling2D } from '../src/layers/pooling.ts';
 import { engineUnsupported } from '../src/engine/from-tfjs.ts';
 import { batch, checkOneStep, checkSteps } from './util/engine-compare.ts';
 
@@ -56,6 +57,24 @@ const CASES: Case[] = [
       return tf.model({ inputs: x, outputs: y });
     },
     params: 2 * 7 + 2,
+  },
+  {
+    // SAT / SAT_SYM input quantizers (clipping, ∂/∂i, +k in the EBOPs) on conv, pooling, add and a batch-norm dense
+    name: 'SAT and SAT_SYM activation quantizers: conv → max pool, add with a skip, batch-norm dense',
+    inShape: [6, 4, 2],
+    build: (t) => {
+      const sat = { overflowMode: 'SAT' as const, i0: 0, f0: 4 }, sym = { overflowMode: 'SAT_SYM' as const, i0: 1, f0: 3 };
+      const x = tf.input({ shape: [6, 4, 2] });
+      const c = new QConv2D({ filters: 2, kernelSize: 3, padding: 'same', activation: 'relu', iqConf: sat, beta0: 1e-5, name: `${t}_c` }).apply(x) as tf.SymbolicTensor;
+      const s = new QAdd({ iqConf: [sym, sat], beta0: 1e-4, name: `${t}_add` }).apply([x, c]) as tf.SymbolicTensor;
+      const p = new QMaxPooling2D({ poolSize: 2, iqConf: sym, beta0: 1e-5, name: `${t}_p` }).apply(s) as tf.SymbolicTensor;
+      const f = new QFlatten({ name: `${t}_f` }).apply(p) as tf.SymbolicTensor;
+      const b = new QBatchNormDense({ units: 6, activation: 'relu', iqConf: sat, beta0: 1e-5, name: `${t}_bn` }).apply(f) as tf.SymbolicTensor;
+      const y = new QDense({ units: C, iqConf: sym, beta0: 1e-5, name: `${t}_o` }).apply(b) as tf.SymbolicTensor;
+      return tf.model({ inputs: x, outputs: y });
+    },
+    // conv, bn-dense (+γ), dense: 7 + 8 + 7, with iq.i trained under SAT (+1 each); add: 2 × (i, f); pool: i, f
+    params: 3 * 8 + 1 + 4 + 2,
   },
 ];
 
