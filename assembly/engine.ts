@@ -1104,3 +1104,38 @@ export function chan_affine_bwd(dy: usize, A: usize, S: i32, n: i32, r0: i32, R:
     store<f32>(go + cs, load<f32>(go + cs) + hsum(a2));
   }
 }
+
+/** Elementwise merge of two operands over n floats: op 0 a+b, 1 a−b, 2 a·b, 3 max(a, b), 4 min(a, b). */
+export function ew_fwd(op: i32, a: usize, b: usize, out: usize, n: i32): void {
+  const nB = <usize>n << 2;
+  for (let o: usize = 0; o < nB; o += 16) {
+    const x = v128.load(a + o), y = v128.load(b + o);
+    let r: v128;
+    if (op == 0) r = f32x4.add(x, y);
+    else if (op == 1) r = f32x4.sub(x, y);
+    else if (op == 2) r = f32x4.mul(x, y);
+    else if (op == 3) r = f32x4.max(x, y);
+    else r = f32x4.min(x, y);
+    v128.store(out + o, r);
+  }
+}
+
+/**
+ * Its backward as tfjs differentiates it: ga, gb from g (ga may alias g); max/min pass g to a on ties
+ * (tf.maximum: a ≥ b, tf.minimum: a ≤ b).
+ */
+export function ew_bwd(op: i32, a: usize, b: usize, g: usize, ga: usize, gb: usize, n: i32): void {
+  const nB = <usize>n << 2;
+  for (let o: usize = 0; o < nB; o += 16) {
+    const gg = v128.load(g + o), x = v128.load(a + o), y = v128.load(b + o);
+    let ra = gg, rb = gg;
+    if (op == 1) rb = f32x4.neg(gg);
+    else if (op == 2) { ra = f32x4.mul(gg, y); rb = f32x4.mul(gg, x); }
+    else if (op >= 3) {
+      const m = op == 3 ? f32x4.ge(x, y) : f32x4.le(x, y);
+      ra = v128.and(gg, m); rb = v128.andnot(gg, m);
+    }
+    v128.store(gb + o, rb);
+    v128.store(ga + o, ra);
+  }
+}

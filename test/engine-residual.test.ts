@@ -6,8 +6,8 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { QBatchNormDense, QDense } from '../src/layers/dense.ts';
 import { QConv2D } from '../src/layers/conv.ts';
-import { QAdd, QSubtract } from '../src/layers/merge.ts';
-import { QFlatten } from '../src/layers/shape.ts';
+import { QAdd, QMaximum, QMinimum, QMultiply, QSubtract } from '../src/layers/merge.ts';
+import { QConcatenate, QFlatten } from '../src/layers/shape.ts';
 import { QMaxPooling2D } from '../src/layers/pooling.ts';
 import { engineUnsupported } from '../src/engine/from-tfjs.ts';
 import { batch, checkOneStep, checkSteps } from './util/engine-compare.ts';
@@ -110,15 +110,58 @@ for (const [ci, c] of CASES.entries()) {
   });
 }
 
-test('unsupported graphs are named: a shared layer, a QSubtract merge', () => {
+test('QSubtract, QMultiply, QMaximum, QMinimum (two and three inputs, ties in the bits): one step and several steps equal tfjs', async () => {
+  await tf.setBackend('cpu');
+  const merges = { QSubtract, QMultiply, QMaximum, QMinimum };
+  for (const [name, M] of Object.entries(merges)) {
+    const c: Case = {
+      name, inShape: [8], params: 3 * 7 + 1 + (name === 'QSubtract' ? 2 : 3) + 1,
+      build: (t) => {
+        const x = tf.input({ shape: [8] });
+        const a = new QDense({ units: 6, activation: 'relu', beta0: 1e-5, name: `${t}_a` }).apply(x) as tf.SymbolicTensor;
+        const b = new QDense({ units: 6, beta0: 1e-5, name: `${t}_b` }).apply(x) as tf.SymbolicTensor;
+        const ins = name === 'QSubtract' ? [a, b] : [a, b, new QDense({ units: 6, beta0: 1e-5, name: `${t}_c`, useBias: false }).apply(x) as tf.SymbolicTensor];
+        // one input quantizer narrower than the others: EBOPs min/max and products see unequal bits, others tie
+        const iqConf = ins.map((_, j) => (j === 1 ? { f0: 4 } : {}));
+        const s = new M({ beta0: 1e-4, iqConf, name: `${t}_m` }).apply(ins) as tf.SymbolicTensor;
+        const y = new QDense({ units: C, beta0: 1e-5, name: `${t}_o` }).apply(s) as tf.SymbolicTensor;
+        return tf.model({ inputs: x, outputs: y });
+      },
+    };
+    // three dense layers with bias (7), one without (4) when three inputs; merge: iq.f per input
+    c.params = name === 'QSubtract' ? 3 * 7 + 2 : 3 * 7 + 4 + 3;
+    const model = build(c);
+    const one = batch(500, 44, c.inShape, C);
+    model.predict(one.xt);
+    assert.equal(engineUnsupported(model), null, name);
+    try {
+      const names = await checkOneStep(model, 'softmax_cross_entropy', one.x, one.y, one.xt, one.yt);
+      assert.equal(names.length, c.params, `${name}: ${names.join(', ')}`);
+    } finally {
+      tf.dispose([one.xt, one.yt]);
+      model.dispose();
+    }
+    const a = build(c), b = build(c);
+    const batches = [1, 2].map((s) => batch(510 + s, 40, c.inShape, C));
+    a.predict(batches[0]!.xt); b.predict(batches[0]!.xt);
+    try {
+      await checkSteps(a, b, 'softmax_cross_entropy', batches, LR);
+    } finally {
+      a.dispose(); b.dispose();
+      for (const bt of batches) tf.dispose([bt.xt, bt.yt]);
+    }
+  }
+});
+
+test('unsupported graphs are named: a shared layer, a QConcatenate merge', () => {
   const x = tf.input({ shape: [4] });
   const d = new QDense({ units: 4, name: 'shared_d' });
   const y = new QDense({ units: 2 }).apply(new QAdd().apply([d.apply(x) as tf.SymbolicTensor, d.apply(d.apply(x) as tf.SymbolicTensor) as tf.SymbolicTensor]) as tf.SymbolicTensor) as tf.SymbolicTensor;
   const m = tf.model({ inputs: x, outputs: y });
   assert.match(engineUnsupported(m)!, /layer 'shared_d' \(QDense\) is used 3 times/);
   const x2 = tf.input({ shape: [4] });
-  const sub = new QSubtract({ name: 'qsub' }).apply([new QDense({ units: 4 }).apply(x2) as tf.SymbolicTensor, x2]) as tf.SymbolicTensor;
-  const m2 = tf.model({ inputs: x2, outputs: new QDense({ units: 2 }).apply(sub) as tf.SymbolicTensor });
-  assert.match(engineUnsupported(m2)!, /layer 'qsub' \(QSubtract\) is not supported by the wasm engine yet/);
+  const cat = new QConcatenate({ name: 'qcat' }).apply([new QDense({ units: 4 }).apply(x2) as tf.SymbolicTensor, x2]) as tf.SymbolicTensor;
+  const m2 = tf.model({ inputs: x2, outputs: new QDense({ units: 2 }).apply(cat) as tf.SymbolicTensor });
+  assert.match(engineUnsupported(m2)!, /layer 'qcat' \(QConcatenate\) is not supported by the wasm engine yet/);
   m.dispose(); m2.dispose();
 });

@@ -8,7 +8,7 @@ import { QBatchNormDense, QDense } from '../layers/dense.ts';
 import { QConv1D, QConv2D } from '../layers/conv.ts';
 import { QAveragePooling1D, QAveragePooling2D, QGlobalAveragePooling1D, QGlobalAveragePooling2D, QGlobalMaxPooling1D, QGlobalMaxPooling2D,
   QMaxPooling1D, QMaxPooling2D } from '../layers/pooling.ts';
-import { QAdd } from '../layers/merge.ts';
+import { QAdd, QMaximum, QMinimum, QMultiply, QSubtract } from '../layers/merge.ts';
 import { QBatchNormalization } from '../layers/batchnorm.ts';
 import type { QLayer } from '../layers/base.ts';
 import type { Quantizer } from '../quantizer/index.ts';
@@ -39,7 +39,8 @@ const PASS_THROUGH = new Set(['Flatten', 'Reshape', 'QFlatten', 'QReshape']);
 const CONV = [QConv1D, QConv2D];
 const POOL = [QMaxPooling1D, QMaxPooling2D, QAveragePooling1D, QAveragePooling2D];
 const GLOBAL_POOL = [QGlobalMaxPooling1D, QGlobalMaxPooling2D, QGlobalAveragePooling1D, QGlobalAveragePooling2D];
-const SUPPORTED = 'QDense, QBatchNormDense, QBatchNormalization, QConv1D/2D, QMaxPooling1D/2D, QAveragePooling1D/2D, their global forms, QAdd, Flatten, Reshape';
+const MERGES = [QAdd, QSubtract, QMultiply, QMaximum, QMinimum];
+const SUPPORTED = 'QDense, QBatchNormDense, QBatchNormalization, QConv1D/2D, QMaxPooling1D/2D, QAveragePooling1D/2D, their global forms, QAdd, QSubtract, QMultiply, QMaximum, QMinimum, Flatten, Reshape';
 
 type Conv = QConv1D | QConv2D;
 interface PlanNode { layer: QLayer; from: number[] }
@@ -75,11 +76,11 @@ function planOf(model: tf.LayersModel): Plan {
       continue;
     }
     const ql = l as unknown as QLayer;
-    const supported = (l instanceof QDense) || isAny(l, CONV) || isAny(l, POOL) || isAny(l, GLOBAL_POOL) || l instanceof QAdd || l instanceof QBatchNormalization;
+    const supported = (l instanceof QDense) || isAny(l, CONV) || isAny(l, POOL) || isAny(l, GLOBAL_POOL) || isAny(l, MERGES) || l instanceof QBatchNormalization;
     if (!supported) throw new Error(`${what} is not supported by the wasm engine yet (supported: ${SUPPORTED})`);
     if (!l.trainable) throw new Error(`${what} is frozen (trainable = false); the wasm engine trains every layer`);
     if (ql.oq) throw new Error(`${what} has an output quantizer; not supported by the wasm engine yet`);
-    if (l instanceof QAdd) {
+    if (isAny(l, MERGES)) {
       ql.iqs.forEach((q, j) => { if (q) checkQuantizer(q, 'kif', [0], `${what} input quantizer ${j}`); });
     } else {
       if (from.length !== 1) throw new Error(`${what} takes ${from.length} inputs`);
@@ -197,9 +198,10 @@ export function describeAny(model: tf.LayersModel, loss: EngineLoss): { desc: Mo
       const op = isAny(l, [QGlobalMaxPooling1D, QGlobalMaxPooling2D]) ? 'max' : 'avg';
       return { type: 'pool', op, global: true, from, inShape, poolSize: [], strides: [], padding: 'valid', iq: kif(l.iqs[0] ?? null, `${pre}.iq`), beta };
     }
-    // QAdd
+    // merges
     const size = inShape.reduce((a, d) => a * d, 1);
-    return { type: 'add', from, size, iqs: l.iqs.map((q, j) => kif(q, `${pre}.iq${j}`)), beta };
+    const op = l instanceof QSubtract ? 'subtract' : l instanceof QMultiply ? 'multiply' : l instanceof QMaximum ? 'maximum' : l instanceof QMinimum ? 'minimum' : 'add';
+    return { type: 'add', op, from, size, iqs: l.iqs.map((q, j) => kif(q, `${pre}.iq${j}`)), beta };
   });
   const optimizer = { learningRate: opt.learningRate, beta1: opt.beta1, beta2: opt.beta2, epsilon: opt.epsilon };
   const binding: Binding = { vars, layers: plan.nodes.map((n, index) => ({ index, layer: n.layer })) };

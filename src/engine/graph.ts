@@ -66,9 +66,17 @@ export interface PoolDesc extends Wired {
   parallelizationFactor?: number;
 }
 
-/** QAdd of ≥ 2 same-size inputs, each with its own input quantizer. */
+export type MergeOp = 'add' | 'subtract' | 'multiply' | 'maximum' | 'minimum';
+const MERGE_CODE: Record<MergeOp, number> = { add: 0, subtract: 1, multiply: 2, maximum: 3, minimum: 4 };
+
+/**
+ * QAdd / QSubtract / QMultiply / QMaximum / QMinimum of ≥ 2 same-size inputs (subtract: exactly 2), each with its
+ * own input quantizer; computed left to right as tfjs does ((a0 op a1) op a2 …).
+ */
 export interface AddDesc {
   type: 'add';
+  /** default 'add' */
+  op?: MergeOp;
   size: number;
   from: number[];
   iqs: (KifDesc | null)[];
@@ -137,6 +145,8 @@ interface Node {
   gWt: number[]; gBt: number[];
   // conv / pool geometry: C channels, KK window offsets, Pn output positions, idx [Pn·KK] input position or −1
   C: number; KK: number; Pn: number; idx: number; div: number; divMode: number; pf: number;
+  /** merges: operation code, and the left-to-right intermediates (inputs − 2 buffers) */
+  op: number; inter: number[];
   // bndense
   bn?: { pG?: Param; pMM: Param; pMV: Param; mean: number; variance: number; kf: number; bf: number; gKf: number; gBf: number; gm: number; gv: number; inv: Float64Array; s: Float64Array };
   /** QBatchNormalization: per-row statistics/gradients (row = position·C + channel), per-channel s, o and their quantized values */
@@ -148,7 +158,7 @@ const OVF: Record<string, number> = { WRAP: 0, SAT: 1, SAT_SYM: 2 };
 /** The kernels the worker threads may run (by index in this list). */
 const FNS = ['act_q', 'dense_fwd', 'dense_bwd_dw', 'dense_bwd_dx', 'act_q_bwd', 'relu_mask', 'copy_f32', 'add_into', 'zero', 'perm_rows', 'im2col',
   'col2im_add', 'pool_max_fwd', 'pool_max_bwd', 'pool_avg_fwd', 'pool_avg_bwd', 'bn_stats', 'bn_dx_add', 'transpose_in', 'softmax_ce', 'mse',
-  'chan_affine', 'chan_affine_bwd'] as const;
+  'chan_affine', 'chan_affine_bwd', 'ew_fwd', 'ew_bwd'] as const;
 type Call = [(typeof FNS)[number], ...number[]];
 const FN_INDEX = new Map<string, number>(FNS.map((n, j) => [n, j]));
 const AREA_WORDS = 8192; // float64 words of call list per worker
@@ -238,7 +248,7 @@ export class GraphEngine implements TrainEngine {
       for (const s of from) if (!(Number.isInteger(s) && s >= -1 && s < li)) throw new Error(`hgq engine: ${pre} takes input ${s}; inputs must be earlier layers (or −1, the model input)`);
       const srcSize = (s: number) => (s < 0 ? desc.inputs : sizes[s]!);
       const nd: Node = { d, size: 0, relu: false, ins: [], beta: d.beta ?? 0, out: 0, dOut: 0, K: 0, N: 0, W: 0, Wq: 0, bias: 0, bq: 0, gWq: 0, gBq: 0,
-        C: 0, KK: 0, Pn: 0, idx: 0, div: 0, divMode: 0, pf: 1, gWt: [], gBt: [] };
+        C: 0, KK: 0, Pn: 0, idx: 0, div: 0, divMode: 0, pf: 1, gWt: [], gBt: [], op: 0, inter: [] };
       const oneInput = (K: number, iq: KifDesc | null | undefined) => {
         if (from.length !== 1) throw new Error(`hgq engine: ${pre} (${d.type}) takes one input, got ${from.length}`);
         if (srcSize(from[0]!) !== K) throw new Error(`hgq engine: ${pre} expects ${K} input features but its input has ${srcSize(from[0]!)}`);
@@ -362,7 +372,11 @@ export class GraphEngine implements TrainEngine {
           break;
         }
         case 'add': {
-          if (from.length < 2) throw new Error(`hgq engine: ${pre} (add) needs at least two inputs`);
+          if (from.length < 2) throw new Error(`hgq engine: ${pre} (merge) needs at least two inputs`);
+          const op = d.op ?? 'add';
+          if (!(op in MERGE_CODE)) throw new Error(`hgq engine: ${pre} merge op ${op} is not supported (${Object.keys(MERGE_CODE).join(', ')})`);
+          if (op === 'subtract' && from.length !== 2) throw new Error(`hgq engine: ${pre} subtract takes exactly two inputs`);
+          nd.op = MERGE_CODE[op];
           if (d.iqs.length !== from.length) throw new Error(`hgq engine: ${pre} has ${d.iqs.length} input quantizers for ${from.length} inputs`);
           for (const [j, s] of from.entries()) {
             if (srcSize(s) !== d.size) throw new Error(`hgq engine: ${pre} input ${j} has ${srcSize(s)} features, expected ${d.size}`);
@@ -487,6 +501,7 @@ export class GraphEngine implements TrainEngine {
     for (const nd of this.nodes) {
       nd.out = alloc(nd.size * S); nd.dOut = alloc(nd.size * S);
       for (const inp of nd.ins) inp.A = inp.iq ? alloc(inp.K * S) : 0;
+      nd.inter = nd.d.type === 'add' ? nd.ins.slice(2).map(() => alloc(nd.size * S)) : [];
     }
     this.dA = alloc(this.maxK * S);
     let convMax = 0;
@@ -615,10 +630,11 @@ export class GraphEngine implements TrainEngine {
         break;
       }
       case 'add':
+        // left to right: acc_j = acc_{j−1} op A_j (acc_0 = A_0), the intermediates kept for the backward pass
         this.par((t) => {
           const [o, m] = this.flat(t, nd.size * S);
           if (m === 0) return [];
-          return [['copy_f32', nd.out + 4 * o, nd.ins[0]!.A + 4 * o, m], ...nd.ins.slice(1).map((inp): Call => ['add_into', nd.out + 4 * o, inp.A + 4 * o, m])];
+          return nd.ins.slice(1).map((inp, j): Call => ['ew_fwd', nd.op, this.mergeAcc(nd, j) + 4 * o, inp.A + 4 * o, this.mergeAcc(nd, j + 1) + 4 * o, m]);
         });
         break;
     }
@@ -735,10 +751,22 @@ export class GraphEngine implements TrainEngine {
         break;
       }
       case 'add':
-        for (const inp of nd.ins) if (needDx(inp)) this.inputBackward(inp, dz);
+        if (nd.op === 0) { for (const inp of nd.ins) if (needDx(inp)) this.inputBackward(inp, dz); break; }
+        // right to left through acc_j = acc_{j−1} op A_j: A_j's gradient into dA, acc_{j−1}'s in place in dz
+        for (let j = nd.ins.length - 1; j >= 1; j--) {
+          const left = this.mergeAcc(nd, j - 1), right = nd.ins[j]!.A;
+          this.par((t) => { const [o, m] = this.flat(t, nd.size * S); return m > 0 ? [['ew_bwd', nd.op, left + 4 * o, right + 4 * o, dz + 4 * o, dz + 4 * o, dA + 4 * o, m]] : []; });
+          if (needDx(nd.ins[j]!)) this.inputBackward(nd.ins[j]!, dA);
+        }
+        if (needDx(nd.ins[0]!)) this.inputBackward(nd.ins[0]!, dz);
         break;
     }
     for (const inp of nd.ins) if (inp.iq) k.kif_grads(inp.K, inp.iq.i, inp.iq.f, inp.iq.k, inp.iq.mode, inp.iq.sums, inp.iq.pi.grad, inp.iq.pf.grad);
+  }
+
+  /** Merge accumulator j: the first input (j = 0), an intermediate, or the output (j = inputs − 1). */
+  private mergeAcc(nd: Node, j: number): number {
+    return j === 0 ? nd.ins[0]!.A : j === nd.ins.length - 1 ? nd.out : nd.inter[j - 1]!;
   }
 
   /** g = ∂L/∂(quantized input): the input quantizer's backward into the producer's gradient (and its parameter sums). */
@@ -974,10 +1002,25 @@ export class GraphEngine implements TrainEngine {
       addAct(iq, n, on, () => beta * nd.pf);
       return e * nd.pf;
     }
-    // add: 0.65·(Σ Σ_inputs bits − Σ min_inputs bits); the min's gradient goes to the input tf.minimum picks
+    // merges (src/layers/merge.ts): add 0.65·(Σ Σ bits − Σ min), maximum/minimum Σ Σ bits − Σ min, subtract
+    // Σ max(b0, b1), multiply Σ Π bits; min/max gradients go to the input tf.minimum / tf.maximum picks
     if (nd.ins.some((inp) => !inp.iq)) return 0;
     const n = nd.size;
     const all = nd.ins.map((inp) => actBits(inp.iq!, n));
+    if (nd.op === 1) {
+      let e = 0;
+      const first = new Uint8Array(n);
+      for (let j = 0; j < n; j++) { const a = all[0]!.bits[j]!, b = all[1]!.bits[j]!; first[j] = a >= b ? 1 : 0; e += Math.max(a, b); }
+      addAct(nd.ins[0]!.iq!, n, all[0]!.on, (j) => (first[j] ? beta : 0));
+      addAct(nd.ins[1]!.iq!, n, all[1]!.on, (j) => (first[j] ? 0 : beta));
+      return e;
+    }
+    if (nd.op === 2) {
+      let e = 0;
+      for (let j = 0; j < n; j++) e += all.reduce((p, a) => p * a.bits[j]!, 1);
+      nd.ins.forEach((inp, t) => addAct(inp.iq!, n, all[t]!.on, (j) => beta * all.reduce((p, a, u) => (u === t ? p : p * a.bits[j]!), 1)));
+      return e;
+    }
     const owner = new Int32Array(n);
     let e = 0;
     for (let j = 0; j < n; j++) {
@@ -987,7 +1030,7 @@ export class GraphEngine implements TrainEngine {
       for (const a of all) e += a.bits[j]!;
       e -= m;
     }
-    const c = fr(0.65);
+    const c = nd.op === 0 ? fr(0.65) : 1;
     nd.ins.forEach((inp, t) => addAct(inp.iq!, n, all[t]!.on, (j) => (owner[j] === t ? 0 : beta * c)));
     return e * c;
   }

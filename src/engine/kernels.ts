@@ -45,6 +45,8 @@ export interface KernelExports {
   bn_dx_add(dA: number, A: number, K: number, S: number, nValid: number, gm: number, gv: number, mean: number): void;
   chan_affine(A: number, S: number, n: number, r0: number, R: number, C: number, s: number, o: number, out: number): void;
   chan_affine_bwd(dy: number, A: number, S: number, n: number, r0: number, R: number, C: number, s: number, dA: number, gs: number, go: number): void;
+  ew_fwd(op: number, a: number, b: number, out: number, n: number): void;
+  ew_bwd(op: number, a: number, b: number, g: number, ga: number, gb: number, n: number): void;
 }
 
 // The project compiles without the DOM lib, so the WebAssembly API is typed locally (no global declarations).
