@@ -5,7 +5,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { QBatchNormDense, QDense } from '../src/layers/dense.ts';
-import { QConv2D } from '../src/layers/conv.ts';
+import { QConv1D, QConv2D } from '../src/layers/conv.ts';
+import { QUnaryFunctionLUT } from '../src/layers/table.ts';
 import { QAdd, QMaximum, QMinimum, QMultiply, QSubtract } from '../src/layers/merge.ts';
 import { QConcatenate, QFlatten } from '../src/layers/shape.ts';
 import { QMaxPooling2D } from '../src/layers/pooling.ts';
@@ -153,15 +154,64 @@ test('QSubtract, QMultiply, QMaximum, QMinimum (two and three inputs, ties in th
   }
 });
 
-test('unsupported graphs are named: a shared layer, a QConcatenate merge', () => {
+test('QConcatenate (last axis of flat vectors, middle axis of sequences; with and without input quantizers): one step and several steps equal tfjs', async () => {
+  await tf.setBackend('cpu');
+  const cases: Case[] = [
+    {
+      name: 'concat flat', inShape: [8], params: 3 * 7,
+      build: (t) => {
+        const x = tf.input({ shape: [8] });
+        const a = new QDense({ units: 5, activation: 'relu', beta0: 1e-5, name: `${t}_a` }).apply(x) as tf.SymbolicTensor;
+        const b = new QDense({ units: 3, beta0: 1e-5, name: `${t}_b` }).apply(x) as tf.SymbolicTensor;
+        const c = new QConcatenate({ name: `${t}_cat` }).apply([a, b]) as tf.SymbolicTensor;
+        return tf.model({ inputs: x, outputs: new QDense({ units: C, beta0: 1e-5, name: `${t}_o` }).apply(c) as tf.SymbolicTensor });
+      },
+    },
+    {
+      name: 'concat of sequences on axis 1 with input quantizers', inShape: [4, 3], params: 2 * 7 + 2 + 7,
+      build: (t) => {
+        const x = tf.input({ shape: [4, 3] });
+        const a = new QConv1D({ filters: 2, kernelSize: 2, padding: 'same', activation: 'relu', beta0: 1e-5, name: `${t}_a` }).apply(x) as tf.SymbolicTensor;
+        const b = new QConv1D({ filters: 2, kernelSize: 3, padding: 'same', beta0: 1e-5, name: `${t}_b` }).apply(x) as tf.SymbolicTensor;
+        const c = new QConcatenate({ axis: 1, enableIq: true, name: `${t}_cat` }).apply([a, b]) as tf.SymbolicTensor;
+        const f = new QFlatten({ name: `${t}_f` }).apply(c) as tf.SymbolicTensor;
+        return tf.model({ inputs: x, outputs: new QDense({ units: C, beta0: 1e-5, name: `${t}_o` }).apply(f) as tf.SymbolicTensor });
+      },
+    },
+  ];
+  for (const c of cases) {
+    const model = build(c);
+    const one = batch(600, 44, c.inShape, C);
+    model.predict(one.xt);
+    assert.equal(engineUnsupported(model), null, c.name);
+    try {
+      const names = await checkOneStep(model, 'softmax_cross_entropy', one.x, one.y, one.xt, one.yt);
+      assert.equal(names.length, c.params, `${c.name}: ${names.join(', ')}`);
+    } finally {
+      tf.dispose([one.xt, one.yt]);
+      model.dispose();
+    }
+    const a = build(c), b = build(c);
+    const batches = [1, 2].map((s) => batch(610 + s, 40, c.inShape, C));
+    a.predict(batches[0]!.xt); b.predict(batches[0]!.xt);
+    try {
+      await checkSteps(a, b, 'softmax_cross_entropy', batches, LR);
+    } finally {
+      a.dispose(); b.dispose();
+      for (const bt of batches) tf.dispose([bt.xt, bt.yt]);
+    }
+  }
+});
+
+test('unsupported graphs are named: a shared layer, a table activation', () => {
   const x = tf.input({ shape: [4] });
   const d = new QDense({ units: 4, name: 'shared_d' });
   const y = new QDense({ units: 2 }).apply(new QAdd().apply([d.apply(x) as tf.SymbolicTensor, d.apply(d.apply(x) as tf.SymbolicTensor) as tf.SymbolicTensor]) as tf.SymbolicTensor) as tf.SymbolicTensor;
   const m = tf.model({ inputs: x, outputs: y });
   assert.match(engineUnsupported(m)!, /layer 'shared_d' \(QDense\) is used 3 times/);
   const x2 = tf.input({ shape: [4] });
-  const cat = new QConcatenate({ name: 'qcat' }).apply([new QDense({ units: 4 }).apply(x2) as tf.SymbolicTensor, x2]) as tf.SymbolicTensor;
-  const m2 = tf.model({ inputs: x2, outputs: new QDense({ units: 2 }).apply(cat) as tf.SymbolicTensor });
-  assert.match(engineUnsupported(m2)!, /layer 'qcat' \(QConcatenate\) is not supported by the wasm engine yet/);
+  const lut = new QUnaryFunctionLUT({ activation: 'tanh', name: 'qlut' }).apply(new QDense({ units: 4 }).apply(x2) as tf.SymbolicTensor) as tf.SymbolicTensor;
+  const m2 = tf.model({ inputs: x2, outputs: new QDense({ units: 2 }).apply(lut) as tf.SymbolicTensor });
+  assert.match(engineUnsupported(m2)!, /layer 'qlut' \(QUnaryFunctionLUT\) is not supported by the wasm engine yet/);
   m.dispose(); m2.dispose();
 });

@@ -10,6 +10,7 @@ import { QAveragePooling1D, QAveragePooling2D, QGlobalAveragePooling1D, QGlobalA
   QMaxPooling1D, QMaxPooling2D } from '../layers/pooling.ts';
 import { QAdd, QMaximum, QMinimum, QMultiply, QSubtract } from '../layers/merge.ts';
 import { QBatchNormalization } from '../layers/batchnorm.ts';
+import { QConcatenate } from '../layers/shape.ts';
 import type { QLayer } from '../layers/base.ts';
 import type { Quantizer } from '../quantizer/index.ts';
 import { createEngine, type DenseDesc, type EngineOptions, type KbiDesc, type KifDesc, type ModelDesc } from './engine.ts';
@@ -40,7 +41,7 @@ const CONV = [QConv1D, QConv2D];
 const POOL = [QMaxPooling1D, QMaxPooling2D, QAveragePooling1D, QAveragePooling2D];
 const GLOBAL_POOL = [QGlobalMaxPooling1D, QGlobalMaxPooling2D, QGlobalAveragePooling1D, QGlobalAveragePooling2D];
 const MERGES = [QAdd, QSubtract, QMultiply, QMaximum, QMinimum];
-const SUPPORTED = 'QDense, QBatchNormDense, QBatchNormalization, QConv1D/2D, QMaxPooling1D/2D, QAveragePooling1D/2D, their global forms, QAdd, QSubtract, QMultiply, QMaximum, QMinimum, Flatten, Reshape';
+const SUPPORTED = 'QDense, QBatchNormDense, QBatchNormalization, QConv1D/2D, QMaxPooling1D/2D, QAveragePooling1D/2D, their global forms, QAdd, QSubtract, QMultiply, QMaximum, QMinimum, QConcatenate, Flatten, Reshape';
 
 type Conv = QConv1D | QConv2D;
 interface PlanNode { layer: QLayer; from: number[] }
@@ -76,11 +77,11 @@ function planOf(model: tf.LayersModel): Plan {
       continue;
     }
     const ql = l as unknown as QLayer;
-    const supported = (l instanceof QDense) || isAny(l, CONV) || isAny(l, POOL) || isAny(l, GLOBAL_POOL) || isAny(l, MERGES) || l instanceof QBatchNormalization;
+    const supported = (l instanceof QDense) || isAny(l, CONV) || isAny(l, POOL) || isAny(l, GLOBAL_POOL) || isAny(l, MERGES) || l instanceof QBatchNormalization || l instanceof QConcatenate;
     if (!supported) throw new Error(`${what} is not supported by the wasm engine yet (supported: ${SUPPORTED})`);
     if (!l.trainable) throw new Error(`${what} is frozen (trainable = false); the wasm engine trains every layer`);
     if (ql.oq) throw new Error(`${what} has an output quantizer; not supported by the wasm engine yet`);
-    if (isAny(l, MERGES)) {
+    if (isAny(l, MERGES) || l instanceof QConcatenate) {
       ql.iqs.forEach((q, j) => { if (q) checkQuantizer(q, 'kif', [0], `${what} input quantizer ${j}`); });
     } else {
       if (from.length !== 1) throw new Error(`${what} takes ${from.length} inputs`);
@@ -197,6 +198,12 @@ export function describeAny(model: tf.LayersModel, loss: EngineLoss): { desc: Mo
     if (isAny(l, GLOBAL_POOL)) {
       const op = isAny(l, [QGlobalMaxPooling1D, QGlobalMaxPooling2D]) ? 'max' : 'avg';
       return { type: 'pool', op, global: true, from, inShape, poolSize: [], strides: [], padding: 'valid', iq: kif(l.iqs[0] ?? null, `${pre}.iq`), beta };
+    }
+    if (l instanceof QConcatenate) {
+      const shapes = (l as unknown as { builtInputShapes: number[][] }).builtInputShapes.map((sh) => sh.slice(1));
+      const rank = shapes[0]!.length, ax = (l.axis < 0 ? l.axis + rank + 1 : l.axis) - 1;
+      const inner = shapes[0]!.slice(ax + 1).reduce((a, d) => a * d, 1), outer = shapes[0]!.slice(0, ax).reduce((a, d) => a * d, 1);
+      return { type: 'concat', from, outer, parts: shapes.map((sh) => sh[ax]! * inner), iqs: l.iqs.map((q, j) => kif(q, `${pre}.iq${j}`)) };
     }
     // merges
     const size = inShape.reduce((a, d) => a * d, 1);

@@ -103,7 +103,21 @@ export interface BnDesc extends Wired {
   beta?: number;
 }
 
-export type GraphLayerDesc = GraphDenseDesc | BnDenseDesc | ConvDesc | PoolDesc | AddDesc | BnDesc;
+/**
+ * QConcatenate along one per-sample axis: per-sample inputs [outer, parts[j], …] flattened; output row
+ * (o, off_j + r) copies input j's row (o, r) (parts count rows, i.e. the axis length times the inner size).
+ */
+export interface ConcatDesc {
+  type: 'concat';
+  from: number[];
+  outer: number;
+  parts: number[];
+  iqs: (KifDesc | null)[];
+  /** EBOPs weight (a concatenation costs none) */
+  beta?: number;
+}
+
+export type GraphLayerDesc = GraphDenseDesc | BnDenseDesc | ConvDesc | PoolDesc | AddDesc | BnDesc | ConcatDesc;
 
 export interface GraphModelDesc {
   /** features per sample of the model input */
@@ -371,6 +385,18 @@ export class GraphEngine implements TrainEngine {
           maxK = Math.max(maxK, size);
           break;
         }
+        case 'concat': {
+          if (from.length < 2 || d.parts.length !== from.length || d.iqs.length !== from.length) throw new Error(`hgq engine: ${pre} (concat) needs ≥ 2 inputs with one part size and quantizer entry each`);
+          for (const [j, src] of from.entries()) {
+            const K = d.outer * d.parts[j]!;
+            if (srcSize(src) !== K) throw new Error(`hgq engine: ${pre} input ${j} has ${srcSize(src)} features, expected ${K}`);
+            const q = d.iqs[j];
+            nd.ins.push({ src, K, iq: q ? kif(q, K, `${pre}.iq${j}`) : null, A: 0 });
+          }
+          nd.size = d.outer * d.parts.reduce((a, b) => a + b, 0);
+          maxK = Math.max(maxK, ...nd.ins.map((i) => i.K));
+          break;
+        }
         case 'add': {
           if (from.length < 2) throw new Error(`hgq engine: ${pre} (merge) needs at least two inputs`);
           const op = d.op ?? 'add';
@@ -629,6 +655,9 @@ export class GraphEngine implements TrainEngine {
         this.par((t) => { const [r0, n] = this.rows(t, nd.size); return n > 0 ? [['chan_affine', A, S, S, r0, n, nd.C, c.sq, c.oq, nd.out]] : []; });
         break;
       }
+      case 'concat':
+        this.par((t) => this.concatSegments(nd, t).map(([j, o, r, len]): Call => ['copy_f32', nd.out + 4 * o * S, nd.ins[j]!.A + 4 * r * S, len * S]));
+        break;
       case 'add':
         // left to right: acc_j = acc_{j−1} op A_j (acc_0 = A_0), the intermediates kept for the backward pass
         this.par((t) => {
@@ -750,6 +779,13 @@ export class GraphEngine implements TrainEngine {
         if (needDx(nd.ins[0]!)) this.inputBackward(nd.ins[0]!, dA);
         break;
       }
+      case 'concat':
+        for (const [j, inp] of nd.ins.entries()) {
+          if (!needDx(inp)) continue;
+          this.par((t) => this.concatSegments(nd, t).filter((sg) => sg[0] === j).map(([, o, r, len]): Call => ['copy_f32', dA + 4 * r * S, dz + 4 * o * S, len * S]));
+          this.inputBackward(inp, dA);
+        }
+        break;
       case 'add':
         if (nd.op === 0) { for (const inp of nd.ins) if (needDx(inp)) this.inputBackward(inp, dz); break; }
         // right to left through acc_j = acc_{j−1} op A_j: A_j's gradient into dA, acc_{j−1}'s in place in dz
@@ -762,6 +798,22 @@ export class GraphEngine implements TrainEngine {
         break;
     }
     for (const inp of nd.ins) if (inp.iq) k.kif_grads(inp.K, inp.iq.i, inp.iq.f, inp.iq.k, inp.iq.mode, inp.iq.sums, inp.iq.pi.grad, inp.iq.pf.grad);
+  }
+
+  /** Concatenation as row segments [input, output row, input row, rows], the rows split over threads. */
+  private concatSegments(nd: Node, t: number): Array<[number, number, number, number]> {
+    const d = nd.d as ConcatDesc, tot = d.parts.reduce((a, b) => a + b, 0);
+    const [r0, n] = this.rows(t, nd.size);
+    const out: Array<[number, number, number, number]> = [];
+    for (let o = 0; o < d.outer; o++) {
+      let off = 0;
+      d.parts.forEach((len, j) => {
+        const a = o * tot + off, lo = Math.max(a, r0), hi = Math.min(a + len, r0 + n);
+        if (hi > lo) out.push([j, lo, o * len + (lo - a), hi - lo]);
+        off += len;
+      });
+    }
+    return out;
   }
 
   /** Merge accumulator j: the first input (j = 0), an intermediate, or the output (j = inputs − 1). */
@@ -1002,6 +1054,7 @@ export class GraphEngine implements TrainEngine {
       addAct(iq, n, on, () => beta * nd.pf);
       return e * nd.pf;
     }
+    if (d.type === 'concat') return 0;
     // merges (src/layers/merge.ts): add 0.65·(Σ Σ bits − Σ min), maximum/minimum Σ Σ bits − Σ min, subtract
     // Σ max(b0, b1), multiply Σ Π bits; min/max gradients go to the input tf.minimum / tf.maximum picks
     if (nd.ins.some((inp) => !inp.iq)) return 0;
