@@ -364,13 +364,14 @@ export function dense_bwd_dw(aIn: usize, K: i32, dz: usize, N: i32, CB: i32, nbP
 }
 
 @inline function dxBody(dz: usize, N: i32, W: usize, K: i32, CB: i32, nbPad: i32, flags: i32,
-  hIn: usize, aIn: usize, prep: usize, dzOut: usize, sums: usize, scratch: usize): void {
+  hIn: usize, aIn: usize, prep: usize, dzOut: usize, sums: usize, scratch: usize, wt: bool = false): void {
   const rowB = <usize>CB << 2;
   const ldw = <usize>N << 2;
+  const ldt = <usize>K << 2;
   let k = 0;
   for (; k + 4 <= K; k += 4) {
     if (flags & 2) memory.fill(scratch, 0, 192);
-    const wr = W + <usize>k * ldw;
+    const wr = wt ? W + (<usize>k << 2) : W + <usize>k * ldw;
     for (let b = 0; b < nbPad; b += 8) {
       let c00 = f32x4.splat(0), c01 = f32x4.splat(0), c10 = f32x4.splat(0), c11 = f32x4.splat(0);
       let c20 = f32x4.splat(0), c21 = f32x4.splat(0), c30 = f32x4.splat(0), c31 = f32x4.splat(0);
@@ -378,13 +379,17 @@ export function dense_bwd_dw(aIn: usize, K: i32, dz: usize, N: i32, CB: i32, nbP
       let pw = wr;
       for (let n = 0; n < N; n++) {
         const y0 = v128.load(pd), y1 = v128.load(pd, 16);
-        const w0 = v128.load32_splat(pw), w1 = v128.load32_splat(pw + ldw);
-        const w2 = v128.load32_splat(pw + 2 * ldw), w3 = v128.load32_splat(pw + 3 * ldw);
+        let w0: v128, w1: v128, w2: v128, w3: v128;
+        if (wt) {
+          w0 = v128.load32_splat(pw); w1 = v128.load32_splat(pw, 4); w2 = v128.load32_splat(pw, 8); w3 = v128.load32_splat(pw, 12);
+        } else {
+          w0 = v128.load32_splat(pw); w1 = v128.load32_splat(pw + ldw); w2 = v128.load32_splat(pw + 2 * ldw); w3 = v128.load32_splat(pw + 3 * ldw);
+        }
         c00 = madd(y0, w0, c00); c01 = madd(y1, w0, c01);
         c10 = madd(y0, w1, c10); c11 = madd(y1, w1, c11);
         c20 = madd(y0, w2, c20); c21 = madd(y1, w2, c21);
         c30 = madd(y0, w3, c30); c31 = madd(y1, w3, c31);
-        pd += rowB; pw += 4;
+        pd += rowB; pw += wt ? ldt : 4;
       }
       const o = <usize>k * rowB + (<usize>b << 2);
       const pp = prep + (<usize>k << 4);
@@ -397,12 +402,12 @@ export function dense_bwd_dw(aIn: usize, K: i32, dz: usize, N: i32, CB: i32, nbP
   }
   for (; k < K; k++) {
     if (flags & 2) memory.fill(scratch, 0, 48);
-    const wr = W + <usize>k * ldw;
+    const wr = wt ? W + (<usize>k << 2) : W + <usize>k * ldw;
     for (let b = 0; b < nbPad; b += 16) {
       let c0 = f32x4.splat(0), c1 = f32x4.splat(0), c2 = f32x4.splat(0), c3 = f32x4.splat(0);
       let pd = dz + (<usize>b << 2);
       for (let n = 0; n < N; n++) {
-        const w = v128.load32_splat(wr + (<usize>n << 2));
+        const w = v128.load32_splat(wt ? wr + <usize>n * ldt : wr + (<usize>n << 2));
         c0 = madd(v128.load(pd), w, c0); c1 = madd(v128.load(pd, 16), w, c1);
         c2 = madd(v128.load(pd, 32), w, c2); c3 = madd(v128.load(pd, 48), w, c3);
         pd += rowB;
@@ -416,19 +421,43 @@ export function dense_bwd_dw(aIn: usize, K: i32, dz: usize, N: i32, CB: i32, nbP
   }
 }
 
-/** scratch: 192 bytes of per-thread memory for the running sums of four rows. */
+@inline function dxDispatch(dz: usize, N: i32, W: usize, K: i32, CB: i32, nbPad: i32, flags: i32,
+  hIn: usize, aIn: usize, prep: usize, dzOut: usize, sums: usize, scratch: usize, wt: bool): void {
+  switch (flags) {
+    case 2: dxBody(dz, N, W, K, CB, nbPad, 2, hIn, aIn, prep, dzOut, sums, scratch, wt); break;
+    case 6: dxBody(dz, N, W, K, CB, nbPad, 6, hIn, aIn, prep, dzOut, sums, scratch, wt); break;
+    case 8: dxBody(dz, N, W, K, CB, nbPad, 8, hIn, aIn, prep, dzOut, sums, scratch, wt); break;
+    case 9: dxBody(dz, N, W, K, CB, nbPad, 9, hIn, aIn, prep, dzOut, sums, scratch, wt); break;
+    case 10: dxBody(dz, N, W, K, CB, nbPad, 10, hIn, aIn, prep, dzOut, sums, scratch, wt); break;
+    case 11: dxBody(dz, N, W, K, CB, nbPad, 11, hIn, aIn, prep, dzOut, sums, scratch, wt); break;
+    case 14: dxBody(dz, N, W, K, CB, nbPad, 14, hIn, aIn, prep, dzOut, sums, scratch, wt); break;
+    case 15: dxBody(dz, N, W, K, CB, nbPad, 15, hIn, aIn, prep, dzOut, sums, scratch, wt); break;
+    default: dxBody(dz, N, W, K, CB, nbPad, flags, hIn, aIn, prep, dzOut, sums, scratch, wt);
+  }
+}
+
+/** scratch: 192 bytes of per-thread memory for the running sums of four rows. W: K×N row-major. */
 export function dense_bwd_dx(dz: usize, N: i32, W: usize, K: i32, CB: i32, nbPad: i32, flags: i32,
   hIn: usize, aIn: usize, prep: usize, dzOut: usize, sums: usize, scratch: usize): void {
-  switch (flags) {
-    case 2: dxBody(dz, N, W, K, CB, nbPad, 2, hIn, aIn, prep, dzOut, sums, scratch); break;
-    case 6: dxBody(dz, N, W, K, CB, nbPad, 6, hIn, aIn, prep, dzOut, sums, scratch); break;
-    case 8: dxBody(dz, N, W, K, CB, nbPad, 8, hIn, aIn, prep, dzOut, sums, scratch); break;
-    case 9: dxBody(dz, N, W, K, CB, nbPad, 9, hIn, aIn, prep, dzOut, sums, scratch); break;
-    case 10: dxBody(dz, N, W, K, CB, nbPad, 10, hIn, aIn, prep, dzOut, sums, scratch); break;
-    case 11: dxBody(dz, N, W, K, CB, nbPad, 11, hIn, aIn, prep, dzOut, sums, scratch); break;
-    case 14: dxBody(dz, N, W, K, CB, nbPad, 14, hIn, aIn, prep, dzOut, sums, scratch); break;
-    case 15: dxBody(dz, N, W, K, CB, nbPad, 15, hIn, aIn, prep, dzOut, sums, scratch); break;
-    default: dxBody(dz, N, W, K, CB, nbPad, flags, hIn, aIn, prep, dzOut, sums, scratch);
+  dxDispatch(dz, N, W, K, CB, nbPad, flags, hIn, aIn, prep, dzOut, sums, scratch, false);
+}
+
+/**
+ * dense_bwd_dx with the weights given transposed (WT: N×K row-major, see transpose_w): the four splat loads
+ * of a step are contiguous (immediate offsets, no address arithmetic), ~15% faster.
+ */
+export function dense_bwd_dx_t(dz: usize, N: i32, WT: usize, K: i32, CB: i32, nbPad: i32, flags: i32,
+  hIn: usize, aIn: usize, prep: usize, dzOut: usize, sums: usize, scratch: usize): void {
+  dxDispatch(dz, N, WT, K, CB, nbPad, flags, hIn, aIn, prep, dzOut, sums, scratch, true);
+}
+
+/** dst[n·K + k] = src[k·N + n] (K×N → N×K). */
+export function transpose_w(src: usize, K: i32, N: i32, dst: usize): void {
+  for (let k = 0; k < K; k++) {
+    const s = src + (<usize>k * <usize>N << 2);
+    const d = dst + (<usize>k << 2);
+    const ldd = <usize>K << 2;
+    for (let n = 0; n < N; n++) store<f32>(d + <usize>n * ldd, load<f32>(s + (<usize>n << 2)));
   }
 }
 
@@ -543,7 +572,8 @@ export function max_into(dst: usize, src: usize, n: i32): void {
 // per layer l at plan + 4·(32 + 16·l):
 //   +0 K, +1 N, +2 flags (bit0 input is a ReLU output, bit1 input quantizer, bit2 its SAT-like mode,
 //   bit3 this layer has ReLU), +3 Wq ptr, +4 bq ptr or 0, +5 input-quantizer prep ptr, +6 H off (pre-quant
-//   input), +7 A off (quantized input), +8 gW off, +9 gB off (or -1), +10 sums off, +11 absmax off
+//   input), +7 A off (quantized input), +8 gW off, +9 gB off (or -1), +10 sums off, +11 absmax off,
+//   +12 WqT ptr (the quantized kernel transposed, N×K, for dense_bwd_dx_t; 0: dense_bwd_dx reads Wq)
 
 @inline function P(plan: usize, j: i32): i32 { return load<i32>(plan + (<usize>j << 2)); }
 
@@ -605,7 +635,9 @@ export function run_slice(plan: usize, t: i32, start: i32, count: i32): void {
       dense_bwd_dw(A, K, dz, N, CB, nbPad, G + <usize>load<i32>(lp, 32), gBo >= 0 ? G + <usize>gBo : 0);
       if (l > 0 || (fl & 2)) {
         const bfl = (fl & 7) | (l > 0 ? 8 : 0);
-        dense_bwd_dx(dz, N, <usize>load<i32>(lp, 12), K, CB, nbPad, bfl, H, A, <usize>load<i32>(lp, 20), dzPrev, G + <usize>load<i32>(lp, 40), S);
+        const WT = <usize>load<i32>(lp, 48);
+        if (WT) dense_bwd_dx_t(dz, N, WT, K, CB, nbPad, bfl, H, A, <usize>load<i32>(lp, 20), dzPrev, G + <usize>load<i32>(lp, 40), S);
+        else dense_bwd_dx(dz, N, <usize>load<i32>(lp, 12), K, CB, nbPad, bfl, H, A, <usize>load<i32>(lp, 20), dzPrev, G + <usize>load<i32>(lp, 40), S);
       }
       const tmp = dz; dz = dzPrev; dzPrev = tmp;
     }
@@ -858,3 +890,4 @@ export function adam(n: i32, p: usize, g: usize, m: usize, v: usize, lr: f32, b1
     store<f32>(p + o, np);
   }
 }
+

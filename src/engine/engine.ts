@@ -139,7 +139,7 @@ interface LayerMem {
   K: number;
   N: number;
   flags: number;
-  W: number; Wq: number; kq?: { b: number; i: number; k: number; mode: number };
+  W: number; Wq: number; WqT: number; kq?: { b: number; i: number; k: number; mode: number };
   bias: number; bq: number; bqq?: { b: number; i: number; k: number; mode: number };
   iq?: { i: number; f: number; k: number; mode: number; prep: number; decay: number; iBounds: [number, number] };
   gWo: number; gBo: number; sumsO: number; amxO: number;
@@ -225,7 +225,7 @@ export class Engine {
       if (ld.activation !== 'relu' && ld.activation !== 'linear') throw new Error(`hgq engine: layer ${li} activation ${ld.activation} is not supported (relu or linear)`);
       const pre = `layers[${li}]`;
       const pW = param(`${pre}.kernel`, checkArr(ld.kernel, K * N, `${pre}.kernel`), true, undefined, undefined);
-      const lm: LayerMem = { K, N, flags: 0, W: pW.ptr, Wq: pW.ptr, bias: 0, bq: 0, gWo: 0, gBo: -1, sumsO: 0, amxO: 0, pW, beta: ld.beta ?? 0 };
+      const lm: LayerMem = { K, N, flags: 0, W: pW.ptr, Wq: pW.ptr, WqT: ar.alloc(K * N * 4), bias: 0, bq: 0, gWo: 0, gBo: -1, sumsO: 0, amxO: 0, pW, beta: ld.beta ?? 0 };
       const kbi = (q: KbiDesc, n: number, what: string, isBias: boolean) => {
         if ((q.round ?? 'RND') !== 'RND') throw new Error(`hgq engine: ${what} round mode ${q.round} is not supported (RND only)`);
         if (q.overflow !== 'SAT' && q.overflow !== 'SAT_SYM') throw new Error(`hgq engine: ${what} overflow ${q.overflow} is not supported (SAT, SAT_SYM)`);
@@ -294,6 +294,7 @@ export class Engine {
       pl[o] = lm.K; pl[o + 1] = lm.N; pl[o + 2] = lm.flags; pl[o + 3] = lm.Wq; pl[o + 4] = lm.bq;
       pl[o + 5] = lm.iq ? lm.iq.prep : 0; pl[o + 6] = Hoffs[li]; pl[o + 7] = Aoffs[li];
       pl[o + 8] = lm.gWo; pl[o + 9] = lm.gBo; pl[o + 10] = lm.sumsO; pl[o + 11] = lm.amxO;
+      pl[o + 12] = lm.WqT;
     });
   }
 
@@ -349,6 +350,7 @@ export class Engine {
     for (const p of this.params) if (p.lo > -Infinity || p.hi < Infinity) k.clamp(p.n, p.ptr, p.lo, p.hi);
     for (const lm of this.layers) {
       if (lm.kq) k.kbi_fwd(lm.K * lm.N, lm.W, lm.kq.b, lm.kq.i, lm.kq.k, lm.kq.mode, lm.Wq);
+      k.transpose_w(lm.Wq, lm.K, lm.N, lm.WqT); // for the backward's dense_bwd_dx_t
       if (lm.bqq) k.kbi_fwd(lm.N, lm.bias, lm.bqq.b, lm.bqq.i, lm.bqq.k, lm.bqq.mode, lm.bq);
       if (lm.iq) k.prep_act(lm.K, lm.iq.i, lm.iq.f, lm.iq.k, lm.iq.mode, lm.iq.prep);
     }
