@@ -7,6 +7,8 @@
  *     equal to the float64 sum of the per-element formula (and to the tf-op path within float32 summation error);
  *   * every parameter pattern length (P multiple of 4 or not, per tensor, per element) and rank;
  *   * a pattern that is not prefix-homogeneous falls back to the tf-op path;
+ *   * SAT / SAT_SYM (KIF and KBI) training: values and ∂x bit for bit the tf-op path's, parameter gradients equal
+ *     per element and within float32 summation error when shared;
  *   * the embedded wasm bytes are the build of assembly/quantizer.ts.
  */
 import { test } from 'node:test';
@@ -143,6 +145,97 @@ for (const backend of ['wasm', 'cpu'] as const) {
     for (let j = 0; j < 96; j++) assert.equal(r.xq[j], roundToStep(xs[j]!, 6, 'RND'));
     q.dispose();
   });
+}
+
+/** Gradients of Σ x_q·dy w.r.t. x and every trainable parameter, and x_q, on one path. */
+function satStep(q: Quantizer, xs: Float32Array, dys: Float32Array, shape: number[], fused: boolean) {
+  setFusedKernels(fused);
+  try {
+    const x0 = tf.tensor(xs, shape);
+    const x = tf.variable(x0, true);
+    x0.dispose();
+    const dy = tf.tensor(dys, shape);
+    const train = q.weights.filter((w) => w.trainable);
+    const vars = [x, ...train.map((w) => w.variable.read() as tf.Variable)];
+    let xq: Float32Array | null = null;
+    const { value, grads } = tf.variableGrads(() => {
+      const y = q.call(x, true);
+      xq = y.dataSync() as Float32Array;
+      return tf.sum(tf.mul(y, dy)) as tf.Scalar;
+    }, vars);
+    const g: Record<string, Float32Array> = { x: grads[x.name]!.dataSync() as Float32Array };
+    for (const w of train) g[w.name] = grads[(w.variable.read() as tf.Variable).name]!.dataSync() as Float32Array;
+    tf.dispose([value, ...Object.values(grads), x, dy]);
+    return { xq: xq!, g };
+  } finally {
+    setFusedKernels(true);
+  }
+}
+
+const SAT_CASES: Case[] = [
+  { label: 'weights per element', build: [48, 20], shape: [48, 20], opts: { place: 'weight' } },
+  { label: 'per activation', build: [null, 12], shape: [40, 12], opts: { place: 'datalane', granularity: 'activation' } },
+  { label: 'per tensor', build: [null, 9], shape: [30, 9], opts: { place: 'datalane', granularity: 'tensor' } },
+];
+
+for (const backend of ['wasm', 'cpu'] as const) {
+  for (const c of SAT_CASES) {
+    test(`fused SAT/SAT_SYM training (KIF and KBI) = tf-op path: values bit for bit, gradients: ${c.label} (${backend})`, async () => {
+      await useBackend(backend);
+      const before = tf.memory().numTensors;
+      const rng = makeRng(c.label.length * 17 + (backend === 'cpu' ? 3 : 0));
+      for (const qType of ['kif', 'kbi'] as const) {
+        for (const overflow of ['SAT', 'SAT_SYM'] as const) {
+          for (const round of ROUND_MODES as readonly RoundMode[]) {
+            const make = () => {
+              const q = new Quantizer({ ...c.opts, qType, overflowMode: overflow, roundMode: round } as QuantizerOptions);
+              q.build(c.build);
+              return q;
+            };
+            const qa = make(), qb = make();
+            assert.ok(fusedTrainApplies(c.shape, qa.paramShape));
+            const P = qa.paramShape.reduce((a, b) => a * b, 1);
+            const k = Array.from({ length: P }, () => rng.int(0, 1));
+            // raw parameters with ties (.5), fractions, values past the bounds; i below −f sometimes
+            const raw = (lo: number, hi: number) => Array.from({ length: P }, () => rng.int(lo, hi) + rng.pick([0, 0, 0.5, 0.3, -0.3]));
+            const p = qType === 'kif' ? { i: raw(-6, 8), f: raw(-3, 12) } : { b: raw(-1, 14), i: raw(-6, 8) };
+            for (const q of [qa, qb]) {
+              setParam(q, 'k', k);
+              for (const [n, v] of Object.entries(p)) setParam(q, n, v);
+            }
+            const n = c.shape.reduce((a, b) => a * b, 1);
+            const xs = new Float32Array(n), dys = new Float32Array(n);
+            for (let j = 0; j < n; j++) {
+              xs[j] = fr(rng.pick([1, -1]) * 2 ** rng.int(-8, 10) * (rng.chance(0.2) ? 1 : rng.next() + 0.5));
+              dys[j] = fr((rng.next() * 2 - 1) * 2 ** rng.int(-3, 3));
+            }
+            const a = satStep(qa, xs, dys, c.shape, true);
+            const b = satStep(qb, xs, dys, c.shape, false);
+            const tag = `${qType} ${overflow} ${round}`;
+            for (let j = 0; j < n; j++) {
+              if (!Object.is(a.xq[j], b.xq[j])) assert.fail(`${tag}: x_q[${j}] of x=${xs[j]}: fused ${a.xq[j]}, tf ops ${b.xq[j]}`);
+              if (a.g['x']![j] !== b.g['x']![j]) assert.fail(`${tag}: ∂x[${j}]: fused ${a.g['x']![j]}, tf ops ${b.g['x']![j]}`);
+            }
+            const rows = n / P;
+            for (const name of Object.keys(p)) {
+              const ga = a.g[name]!, gb = b.g[name]!;
+              for (let j = 0; j < P; j++) {
+                if (rows === 1) {
+                  if (ga[j] !== gb[j]) assert.fail(`${tag}: ∂${name}[${j}] per element: fused ${ga[j]}, tf ops ${gb[j]}`);
+                } else {
+                  const tol = 2e-5 * (Math.abs(ga[j]!) + Math.abs(gb[j]!)) + 1e-3 * rows * 2 ** -20;
+                  if (!(Math.abs(ga[j]! - gb[j]!) <= tol)) assert.fail(`${tag}: ∂${name}[${j}]: fused ${ga[j]}, tf ops ${gb[j]}`);
+                }
+              }
+            }
+            qa.dispose();
+            qb.dispose();
+          }
+        }
+      }
+      assert.equal(tf.memory().numTensors, before, 'no tensors leaked');
+    });
+  }
 }
 
 test('the embedded wasm module is the build of assembly/quantizer.ts', async () => {

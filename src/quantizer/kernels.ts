@@ -121,7 +121,7 @@ interface Backendish {
 }
 
 /** Allocate outputs first (wasm heap growth invalidates views), then view inputs. */
-function withArrays(
+export function withArrays(
   backend: Backendish,
   ins: Info[],
   outShapes: number[][],

@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { Kif } from '../fixed/types.ts';
 import { homogeneousAxesFor, resolveQuantizerConfig, type QuantizerConfig, type QuantizerOptions } from './config.ts';
 import { fusedApplies, fusedQuantize, fusedRound } from './kernels.ts';
-import { fusedTrainApplies, fusedWrapTrainKif } from './train-kernels.ts';
+import { fusedSatTrain, fusedTrainApplies, fusedWrapTrainKif } from './train-kernels.ts';
 import { ceilLog2, exp2, quantizeTensor, roundCodes, satBounds } from './ops.ts';
 
 /** A variable as the quantizer needs it; tfjs-layers' LayerVariable satisfies this. */
@@ -403,6 +403,11 @@ export class Quantizer {
     const sym = c.overflowMode === 'SAT_SYM' ? 1 : 0;
     const kVar = this.read('k');
     const kbi = this.isKbi;
+    if (fusedTrainApplies(x.shape, this._paramShape!)) {
+      return kbi
+        ? fusedSatTrain(x, this.read('b'), this.read('i'), kVar, true, c.roundMode, c.overflowMode, c.bBounds, c.iBounds)
+        : fusedSatTrain(x, this.read('i'), this.read('f'), kVar, false, c.roundMode, c.overflowMode, c.iBounds, c.fBounds);
+    }
     const fn = customGrad(((xIn: tf.Tensor, p1: tf.Tensor, p2: tf.Tensor, save: tf.GradSaveFunc) => {
       let i: tf.Tensor, f: tf.Tensor;
       if (kbi) {
