@@ -12,7 +12,7 @@
  * ceil(log2 Σ 2^lat) (Kraft's inequality). So an output with bound B stays feasible exactly while
  * Σ_terms 2^(lat−B) ≤ 1, which is checked for every substitution.
  */
-import { csdDigits } from './csd.ts';
+import { forEachCsdDigit } from './csd.ts';
 import type { AdderGraph, Term } from './graph.ts';
 
 export type Method = 'wmc' | 'mc';
@@ -922,21 +922,37 @@ class Cse {
  */
 export function extractCommon(g: AdderGraph, rows: Array<Array<{ wire: number; coef: number }>>, opts: CseOptions): Term[][] {
   const nOut = rows.length;
-  // each wire's total coefficient per row, then its CSD digits
-  const digits: Array<Array<[number, number, 1 | -1]>> = rows.map((row) => {
-    const coef = new Map<number, number>();
-    for (const { wire, coef: c } of row) if (wire >= 0 && c !== 0) coef.set(wire, (coef.get(wire) ?? 0) + c);
-    const out: Array<[number, number, 1 | -1]> = [];
-    for (const [w, c] of coef) for (const [p, s] of csdDigits(c)) out.push([w, p, s]);
-    return out;
-  });
-  // distinct pairs: at most the initial pair occurrences, plus some made by substitutions
-  const nTerms = digits.reduce((s, d) => s + d.length, 0);
-  const nPairs = digits.reduce((s, d) => s + (d.length * (d.length - 1)) / 2, 0);
+  // each wire's total coefficient per row (in order of first appearance), then its CSD digits as
+  // [wire, position, sign] triples
+  const seen = poolI32('seenWire', g.size, false).fill(-1);
+  const digits: number[][] = new Array(nOut);
+  let nTerms = 0;
+  let nPairs = 0;
+  for (let o = 0; o < nOut; o++) {
+    let row = rows[o]!;
+    let repeated = false;
+    for (const { wire } of row) {
+      if (wire < 0) continue;
+      if (seen[wire] === o) repeated = true;
+      seen[wire] = o;
+    }
+    if (repeated) {
+      const coef = new Map<number, number>();
+      for (const { wire, coef: c } of row) if (wire >= 0 && c !== 0) coef.set(wire, (coef.get(wire) ?? 0) + c);
+      row = [...coef].map(([wire, c]) => ({ wire, coef: c }));
+    }
+    const out: number[] = [];
+    for (const { wire, coef } of row) if (wire >= 0 && coef !== 0) forEachCsdDigit(coef, (p, s) => out.push(wire, p, s));
+    digits[o] = out;
+    const d = out.length / 3;
+    nTerms += d;
+    nPairs += (d * (d - 1)) / 2;
+  }
   const st = new Cse(g, nOut, nTerms, Math.ceil(nPairs * 1.25), opts);
-  digits.forEach((d, o) => {
-    d.forEach(([w, p, s], slot) => st.addTerm(o, w, p, s, slot));
-  });
+  for (let o = 0; o < nOut; o++) {
+    const d = digits[o]!;
+    for (let i = 0; i < d.length; i += 3) st.addTerm(o, d[i]!, d[i + 1]!, d[i + 2]!, i / 3);
+  }
   st.run();
   return st.outTerms.map((ol) => ol.map((t) => ({ wire: st.tWire[t]!, pos: st.tPos[t]!, sign: st.tSign[t]! as 1 | -1 })));
 }
