@@ -523,11 +523,33 @@ export function mse(z: usize, y: usize, C: i32, CB: i32, nbPad: i32, nbValid: i3
 // ---------------------------------------------------------------------------------------------------------
 // data movement
 
-/** dst[k·CB + b] = src[(row0 + b)·K + k] for b < nb; zero for nb <= b < nbPad. */
+/** dst[k·CB + b] = src[(row0 + b)·K + k] for b < nb; zero for nb <= b < nbPad. 4×4 blocks by shuffles. */
 export function transpose_in(src: usize, K: i32, row0: i32, nb: i32, dst: usize, CB: i32, nbPad: i32): void {
   const rowB = <usize>CB << 2;
-  for (let b = 0; b < nb; b++) {
-    const s = src + (<usize>(row0 + b) * <usize>K << 2);
+  const ls = <usize>K << 2;
+  const K4 = K & ~3, nb4 = nb & ~3;
+  for (let b = 0; b < nb4; b += 4) {
+    const s = src + (<usize>(row0 + b) * ls);
+    const d = dst + (<usize>b << 2);
+    for (let k = 0; k < K4; k += 4) {
+      const r0 = v128.load(s + (<usize>k << 2)), r1 = v128.load(s + ls + (<usize>k << 2));
+      const r2 = v128.load(s + 2 * ls + (<usize>k << 2)), r3 = v128.load(s + 3 * ls + (<usize>k << 2));
+      const t0 = v128.shuffle<f32>(r0, r1, 0, 4, 1, 5), t1 = v128.shuffle<f32>(r0, r1, 2, 6, 3, 7);
+      const t2 = v128.shuffle<f32>(r2, r3, 0, 4, 1, 5), t3 = v128.shuffle<f32>(r2, r3, 2, 6, 3, 7);
+      const o = d + <usize>k * rowB;
+      v128.store(o, v128.shuffle<f32>(t0, t2, 0, 1, 4, 5));
+      v128.store(o + rowB, v128.shuffle<f32>(t0, t2, 2, 3, 6, 7));
+      v128.store(o + 2 * rowB, v128.shuffle<f32>(t1, t3, 0, 1, 4, 5));
+      v128.store(o + 3 * rowB, v128.shuffle<f32>(t1, t3, 2, 3, 6, 7));
+    }
+    for (let k = K4; k < K; k++) {
+      const o = d + <usize>k * rowB, sk = s + (<usize>k << 2);
+      store<f32>(o, load<f32>(sk)); store<f32>(o, load<f32>(sk + ls), 4);
+      store<f32>(o, load<f32>(sk + 2 * ls), 8); store<f32>(o, load<f32>(sk + 3 * ls), 12);
+    }
+  }
+  for (let b = nb4; b < nb; b++) {
+    const s = src + (<usize>(row0 + b) * ls);
     const d = dst + (<usize>b << 2);
     for (let k = 0; k < K; k++) store<f32>(d + <usize>k * rowB, load<f32>(s + (<usize>k << 2)));
   }
