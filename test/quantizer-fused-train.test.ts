@@ -9,6 +9,7 @@
  *   * a pattern that is not prefix-homogeneous falls back to the tf-op path;
  *   * SAT / SAT_SYM (KIF and KBI) training: values and ∂x bit for bit the tf-op path's, parameter gradients equal
  *     per element and within float32 summation error when shared;
+ *   * bits() for EBOPs: values and straight-through gradients equal the tf-op path's;
  *   * the embedded wasm bytes are the build of assembly/quantizer.ts.
  */
 import { test } from 'node:test';
@@ -236,6 +237,57 @@ for (const backend of ['wasm', 'cpu'] as const) {
       assert.equal(tf.memory().numTensors, before, 'no tensors leaked');
     });
   }
+}
+
+for (const backend of ['wasm', 'cpu'] as const) {
+  test(`fused bits() = tf-op path: values and gradients (KIF/KBI, SAT/SAT_SYM/WRAP, out-of-bound and tie raw values) (${backend})`, async () => {
+    await useBackend(backend);
+    const before = tf.memory().numTensors;
+    const rng = makeRng(backend === 'cpu' ? 11 : 12);
+    for (const qType of ['kif', 'kbi'] as const) {
+      for (const overflow of ['SAT', 'SAT_SYM', 'WRAP'] as const) {
+        const make = () => {
+          const q = new Quantizer({ place: 'weight', qType, overflowMode: overflow });
+          q.build([30, 7]);
+          return q;
+        };
+        const qa = make(), qb = make();
+        const P = 210;
+        const raw = (lo: number, hi: number) => Array.from({ length: P }, () => rng.int(lo, hi) + rng.pick([0, 0.5, -0.5, 0.3, 0.7]));
+        const vals: Record<string, number[]> = { k: Array.from({ length: P }, () => rng.int(0, 1)), i: raw(-30, 30), f: raw(-30, 30), b: raw(-3, 26) };
+        for (const q of [qa, qb]) for (const w of q.weights) if (vals[w.name]) setParam(q, w.name, vals[w.name]!);
+        const w = Array.from({ length: P }, () => fr(rng.next() * 3));
+        const grad = (q: Quantizer, fused: boolean) => {
+          setFusedKernels(fused);
+          try {
+            const names = (qType === 'kif' ? ['i', 'f'] : ['b']).filter((n) => q.weights.find((x) => x.name === n)!.trainable);
+            const vars = names.map((n) => q.weights.find((x) => x.name === n)!.variable.read() as tf.Variable);
+            const wt = tf.tensor(w, [30, 7]);
+            let bits: Float32Array | null = null;
+            const { value, grads } = tf.variableGrads(() => {
+              const bt = q.bits();
+              bits = bt.dataSync() as Float32Array;
+              return tf.sum(tf.mul(bt, wt)) as tf.Scalar;
+            }, vars);
+            const g = names.map((n, j) => Array.from(grads[vars[j]!.name]!.dataSync()));
+            tf.dispose([value, wt, ...Object.values(grads)]);
+            return { bits: Array.from(bits!), g };
+          } finally {
+            setFusedKernels(true);
+          }
+        };
+        const a = grad(qa, true), b = grad(qb, false);
+        const tag = `${qType} ${overflow}`;
+        for (let p = 0; p < P; p++) if (a.bits[p] !== b.bits[p]) assert.fail(`${tag}: bits[${p}] fused ${a.bits[p]}, tf ops ${b.bits[p]}`);
+        a.g.forEach((ga, j) => {
+          for (let p = 0; p < P; p++) if (ga[p] !== b.g[j]![p]) assert.fail(`${tag}: gradient ${j} [${p}] fused ${ga[p]}, tf ops ${b.g[j]![p]}`);
+        });
+        qa.dispose();
+        qb.dispose();
+      }
+    }
+    assert.equal(tf.memory().numTensors, before, 'no tensors leaked');
+  });
 }
 
 test('the embedded wasm module is the build of assembly/quantizer.ts', async () => {

@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { Kif } from '../fixed/types.ts';
 import { homogeneousAxesFor, resolveQuantizerConfig, type QuantizerConfig, type QuantizerOptions } from './config.ts';
 import { fusedApplies, fusedQuantize, fusedRound } from './kernels.ts';
-import { fusedSatTrain, fusedTrainApplies, fusedWrapTrainKif } from './train-kernels.ts';
+import { fusedBits, fusedSatTrain, fusedSmallApplies, fusedTrainApplies, fusedWrapTrainKif } from './train-kernels.ts';
 import { ceilLog2, exp2, quantizeTensor, roundCodes, satBounds } from './ops.ts';
 
 /** A variable as the quantizer needs it; tfjs-layers' LayerVariable satisfies this. */
@@ -213,9 +213,15 @@ export class Quantizer {
    */
   bits(): tf.Tensor {
     this.assertBuilt();
+    const c = this.config;
+    const sat = c.overflowMode === 'SAT';
+    if (fusedSmallApplies()) {
+      return this.isKbi
+        ? fusedBits(this.read('b'), this.read('b'), this.read('k'), false, sat, c.bBounds, c.bBounds)
+        : fusedBits(this.read('i'), this.read('f'), this.read('k'), true, sat, c.iBounds, c.fBounds);
+    }
     return tf.tidy(() => {
       const k = this.read('k');
-      const sat = this.config.overflowMode === 'SAT';
       let bits: tf.Tensor;
       if (this.isKbi) {
         bits = steRound(this.clamped('b'));

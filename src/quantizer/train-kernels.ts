@@ -418,3 +418,78 @@ export function fusedSatTrain(
   const attrs: SatAttrs = { kbi: kbi ? 1 : 0, round: ROUND_CODES[round], sym: overflow === 'SAT_SYM' ? 1 : 0, lo1: bounds1[0], hi1: bounds1[1], lo2: bounds2[0], hi2: bounds2[1] };
   return tf.engine().runKernel(SAT_FWD, { x, p1, p2, k } as unknown as tf.NamedTensorMap, attrs as unknown as tf.NamedAttrMap) as tf.Tensor;
 }
+
+// ---------------------------------------------------------------------------------------------------------
+// bits for EBOPs (quantizer.ts bits()): one kernel and a one-kernel gradient instead of ~12 small ops and saves
+
+interface BitsAttrs { kif: number; sat: number; loA: number; hiA: number; loB: number; hiB: number }
+
+/** KBI: round(clip(b)); KIF: relu(round(clip(i)) + round(clip(f))); plus k under SAT. */
+function bitsKernel({ inputs, backend, attrs }: Parameters<tf.KernelFunc>[0]): Info {
+  const { a, b, k } = inputs as { a: Info; b: Info; k: Info };
+  const at = attrs as unknown as BitsAttrs;
+  return withArrays(backend as never, [a, b, k], [a.shape], ([aa, ba, ka], [out]) => {
+    for (let p = 0; p < aa!.length; p++) {
+      const ra = roundHalfEven(Math.min(Math.max(aa![p]!, at.loA), at.hiA));
+      let bits = at.kif ? Math.max(ra + roundHalfEven(Math.min(Math.max(ba![p]!, at.loB), at.hiB)), 0) : ra;
+      if (at.sat) bits = Math.fround(bits + ka![p]!);
+      out![p] = bits;
+    }
+  })[0]!;
+}
+
+/** Straight-through rounding; zero outside the clip bounds (inclusive, as tf.clipByValue) and where KIF's relu is off. */
+function bitsGradKernel({ inputs, backend, attrs }: Parameters<tf.KernelFunc>[0]): Info[] {
+  const { dy, a, b } = inputs as { dy: Info; a: Info; b: Info };
+  const at = attrs as unknown as BitsAttrs;
+  return withArrays(backend as never, [dy, a, b], [a.shape, a.shape], ([dya, aa, ba], [da, db]) => {
+    for (let p = 0; p < aa!.length; p++) {
+      const av = aa![p]!, d = dya![p]!;
+      const inA = av >= at.loA && av <= at.hiA;
+      if (!at.kif) {
+        da![p] = inA ? d : 0;
+        db![p] = 0;
+        continue;
+      }
+      const bv = ba![p]!;
+      const inB = bv >= at.loB && bv <= at.hiB;
+      const on = roundHalfEven(Math.min(Math.max(av, at.loA), at.hiA)) + roundHalfEven(Math.min(Math.max(bv, at.loB), at.hiB)) > 0;
+      da![p] = on && inA ? d : 0;
+      db![p] = on && inB ? d : 0;
+    }
+  });
+}
+
+const BITS = 'HgqBits';
+const BITS_GRAD = 'HgqBitsGrad';
+for (const backendName of ['wasm', 'cpu']) {
+  if (!tf.getKernel(BITS, backendName)) tf.registerKernel({ kernelName: BITS, backendName, kernelFunc: bitsKernel as unknown as tf.KernelFunc });
+  if (!tf.getKernel(BITS_GRAD, backendName)) tf.registerKernel({ kernelName: BITS_GRAD, backendName, kernelFunc: bitsGradKernel as unknown as tf.KernelFunc });
+}
+if (!tf.getGradient(BITS)) {
+  tf.registerGradient({
+    kernelName: BITS,
+    inputsToSave: ['a', 'b'],
+    gradFunc: (dy, saved, attrs) => {
+      const [a, b] = saved as [tf.Tensor, tf.Tensor];
+      const [da, db] = tf.engine().runKernel(BITS_GRAD, { dy: dy as tf.Tensor, a, b } as unknown as tf.NamedTensorMap, attrs as tf.NamedAttrMap) as tf.Tensor[];
+      return { a: () => da!, b: () => db! };
+    },
+  });
+}
+
+/** Whether the small-tensor kernels (bits) apply: enabled, on cpu or wasm. */
+export function fusedSmallApplies(): boolean {
+  return fusedEnabled() && (tf.getBackend() === 'wasm' || tf.getBackend() === 'cpu');
+}
+
+/**
+ * Bits of a quantizer's parameters for EBOPs with straight-through gradients into the raw parameters. KBI: a = b_raw
+ * (b bounds), b unused (pass a again); KIF: a = i_raw, b = f_raw. `sat` adds k.
+ */
+export function fusedBits(
+  a: tf.Tensor, b: tf.Tensor, k: tf.Tensor, kif: boolean, sat: boolean, boundsA: [number, number], boundsB: [number, number],
+): tf.Tensor {
+  const attrs: BitsAttrs = { kif: kif ? 1 : 0, sat: sat ? 1 : 0, loA: boundsA[0], hiA: boundsA[1], loB: boundsB[0], hiB: boundsB[1] };
+  return tf.engine().runKernel(BITS, { a, b, k } as unknown as tf.NamedTensorMap, attrs as unknown as tf.NamedAttrMap) as tf.Tensor;
+}
