@@ -192,6 +192,17 @@ class StepTable {
   }
 }
 
+/**
+ * The step table's direct form: (other wire, shift, sub) → value, an array indexed by wire × shift × sub,
+ * for when wires × shifts is small enough (usual). An entry is valid while its stamp is the current step's;
+ * the stamps only grow (module-wide), so the arrays are shared by all extractions and never cleared.
+ */
+let stepStamp: I32 = new Int32Array(0);
+let stepVal: I32 = new Int32Array(0);
+let stepEpoch = 0;
+/** Largest direct step index (entries). */
+const STEP_DIRECT_BUDGET = 1 << 23;
+
 /** Most pair-matrix entries (4 bytes each) one extraction may allocate before falling back to hashing. */
 const MAT_BUDGET = 1 << 25;
 /** Largest direct pair index (entries) before pairs of starting wires go to the hash table too. */
@@ -263,15 +274,18 @@ class Cse {
   nPairs = 1;
   readonly pairTable: Table3;
   readonly stepTable = new StepTable();
+  /** Positions of all terms lie in [posLo, posLo + posSpan] (substitutions keep positions), so |shift| ≤ posSpan. */
+  posLo = 0;
+  posSpan = 0;
+  /** Entries per wire of the direct step index, or 0: this step uses the hash table. */
+  stepWidth = 0;
   /** Every output has a pair matrix, so pairs with a new wire need only the step table. */
   allMats = false;
   readonly dirty: number[] = [];
-  /** This step's pairs seen once so far (see stepPair): matrix entry, count, pair id once seen twice, order. */
-  sFirst: I32 = poolI32('sFirst', 256, false);
-  sCount: I32 = poolI32('sCount', 256, false);
-  sPair: I32 = poolI32('sPair', 256, false);
-  sOrder: I32 = poolI32('sOrder', 256, false);
+  /** This step's pairs (see addStepPairs). */
+  sEnt: I32 = poolI32('sEnt', 512, false);
   nStep = 0;
+  stepSeq = 0;
 
   /**
    * Per output, the pair id of every two slots (lower triangle, see tri), so a substitution finds the pairs
@@ -485,60 +499,92 @@ class Cse {
    * ever looked up during this step (afterwards through the pair matrices), so the step table suffices.
    */
   /**
-   * The pair of term nt of the wire made in this step (the highest wire id) with term v, whose matrix entry
-   * is mi; returns what to store there. Such pairs only get occurrences in this step, so one seen once by its
-   * end is dead for good: it gets no id (entry DEAD) unless a second occurrence shows up, and until then its
-   * entry holds −1 − e, e its record in the step table (stepDrop undoes an occurrence removed meanwhile).
+   * Enter the pairs of term nt, of the wire made in this step (the highest wire id), with the other terms
+   * of its output o into the output's pair matrix (slot st). Such pairs only get occurrences in this step,
+   * so one seen once by its end is dead for good: it gets no id (entry DEAD) unless a second occurrence
+   * shows up; until then its entry holds −1 − e, e its record in the step table (sEnt: matrix entry of the
+   * occurrence, then state: the pair id once seen twice, −1 while seen once, 0 when that occurrence was
+   * removed again, see stepDrop). Its first-sight order is the step's first order + e.
    */
-  stepPair(nt: number, v: number, mi: number): number {
-    const { tWire, tPos } = this;
+  addStepPairs(nt: number, ol: number[], base: number, k: number, st: number): void {
+    const { tWire, tPos, tSign, tSlot, mat } = this;
     const n = tWire[nt]!;
-    const wv = tWire[v]!;
-    let shift = tPos[nt]! - tPos[v]!;
-    if (wv === n && shift < 0) shift = -shift; // two terms of wire n: the lower position first
-    const sub = this.tSign[nt] !== this.tSign[v] ? 1 : 0;
-    const key = shift * 2 + sub;
-    let e = this.stepTable.get(wv, key);
-    if (e < 0) {
-      e = this.nStep++;
-      if (e >= this.sFirst.length) {
-        this.sFirst = growI32('sFirst', this.sFirst, 2 * e);
-        this.sCount = growI32('sCount', this.sCount, 2 * e);
-        this.sPair = growI32('sPair', this.sPair, 2 * e);
-        this.sOrder = growI32('sOrder', this.sOrder, 2 * e);
+    const pn = tPos[nt]!;
+    const gn = tSign[nt]!;
+    const width = this.stepWidth;
+    const off = 2 * this.posSpan;
+    const rowSt = ((st * (2 * k - st - 3)) >> 1) - 1;
+    for (let i = 0; i < ol.length; i++) {
+      const v = ol[i]!;
+      if (v === nt) continue;
+      const sv = tSlot[v]!;
+      const mi = base + (st < sv ? rowSt + sv : ((sv * (2 * k - sv - 3)) >> 1) - 1 + st);
+      const wv = tWire[v]!;
+      let shift = pn - tPos[v]!;
+      if (wv === n && shift < 0) shift = -shift; // two terms of wire n: the lower position first
+      const sub = gn !== tSign[v] ? 1 : 0;
+      const key = shift * 2 + sub;
+      const x = wv * width + key + off;
+      let e = width > 0 ? (stepStamp[x] === stepEpoch ? stepVal[x]! : -1) : this.stepTable.get(wv, key);
+      if (e < 0) {
+        e = this.nStep++;
+        if (2 * e + 1 >= this.sEnt.length) this.sEnt = growI32('sEnt', this.sEnt, 4 * e + 2);
+        if (width > 0) {
+          stepStamp[x] = stepEpoch;
+          stepVal[x] = e;
+        } else this.stepTable.insert(wv, key, e);
+        this.sEnt[2 * e] = mi;
+        this.sEnt[2 * e + 1] = -1;
+        mat[mi] = -1 - e;
+        continue;
       }
-      this.stepTable.insert(wv, key, e);
-      this.sFirst[e] = mi;
-      this.sCount[e] = 1;
-      this.sPair[e] = 0;
-      this.sOrder[e] = this.seq++;
-      return -1 - e;
-    }
-    let p = this.sPair[e]!;
-    if (p === 0) {
-      if (++this.sCount[e]! === 1) {
-        this.sFirst[e] = mi; // (its earlier occurrences were all removed)
-        return -1 - e;
+      const sEnt = this.sEnt;
+      let p = sEnt[2 * e + 1]!;
+      if (p === 0) {
+        // seen again after its occurrence was removed
+        sEnt[2 * e] = mi;
+        sEnt[2 * e + 1] = -1;
+        mat[mi] = -1 - e;
+        continue;
       }
-      // the second occurrence: now a pair, with the count of both
-      p = this.newPair(wv, n, sub, shift, this.sOrder[e]!);
-      this.sPair[e] = p;
-      this.mat[this.sFirst[e]!] = p;
-      this.pCount[p] = 1;
+      if (p < 0) {
+        // the second occurrence: now a pair, with the count of both
+        p = this.newPair(wv, n, sub, shift, this.stepSeq + e);
+        sEnt[2 * e + 1] = p;
+        mat[sEnt[2 * e]!] = p;
+        this.pCount[p] = 1;
+      }
+      this.inc(p);
+      mat[mi] = p;
     }
-    this.inc(p);
-    return p;
   }
 
   /** An occurrence whose matrix entry is the step-table reference x (< 0) is removed. */
   stepDrop(x: number): void {
-    this.sCount[-1 - x]!--;
+    this.sEnt[2 * (-1 - x) + 1] = 0;
+  }
+
+  /** Open a step that makes wire n: an empty step table. */
+  beginStep(n: number): void {
+    stepEpoch++;
+    this.stepSeq = this.seq;
+    const width = (2 * this.posSpan + 1) * 2;
+    const size = (n + 1) * width;
+    this.stepWidth = 0;
+    if (size > STEP_DIRECT_BUDGET) return;
+    if (stepStamp.length < size) {
+      // (a fresh array: zero stamps are never current)
+      stepStamp = new Int32Array(Math.min(STEP_DIRECT_BUDGET, Math.max(size * 2, 4096)));
+      stepVal = new Int32Array(stepStamp.length);
+    }
+    this.stepWidth = width;
   }
 
   /** Close a step: the pairs seen once are dead. */
   endStep(): void {
-    const { sPair, sCount, sFirst, mat } = this;
-    for (let e = 0; e < this.nStep; e++) if (sPair[e] === 0 && sCount[e] === 1) mat[sFirst[e]!] = DEAD;
+    const { sEnt, mat } = this;
+    for (let e = 0; e < this.nStep; e++) if (sEnt[2 * e + 1] === -1) mat[sEnt[2 * e]!] = DEAD;
+    this.seq += this.nStep;
     this.nStep = 0;
     this.stepTable.clear();
   }
@@ -699,6 +745,14 @@ class Cse {
   }
 
   initialCounts(): void {
+    let lo = Infinity;
+    let hi = -Infinity;
+    for (let t = 0; t < this.nTerms; t++) {
+      lo = Math.min(lo, this.tPos[t]!);
+      hi = Math.max(hi, this.tPos[t]!);
+    }
+    this.posLo = lo;
+    this.posSpan = this.nTerms > 0 ? hi - lo : 0;
     this.allocDirect();
     this.allocMatrices();
     const mat = this.mat;
@@ -745,26 +799,29 @@ class Cse {
     const span = this.shiftSpan;
     const s2 = (2 * span + 1) * 2;
     const k = ol.length;
+    // per term: its part of the direct index, l·s2 + 2·pos, with its sign bit (1: negative) in bit 0
+    const rk = poolI32('rowKey', k, false);
+    for (let j = 0; j < k; j++) {
+      const t = ol[j]!;
+      rk[j] = lm[tWire[t]!]! * s2 + tPos[t]! * 2 + (tSign[t]! < 0 ? 1 : 0);
+    }
     let m = base;
     for (let i = 0; i < k - 1; i++) {
       const ti = ol[i]!;
-      const wi = tWire[ti]!;
-      const li = lm[wi]!;
+      const li = lm[tWire[ti]!]!;
       const pi = tPos[ti]!;
-      const gi = tSign[ti]!;
-      // direct index of (i, j) = rowOff + l_j·s2 + 2·pos_j + sub (see pairOf)
+      const gi = tSign[ti]! < 0 ? 1 : 0;
+      // direct index of (i, j) = rowOff + l_j·s2 + 2·pos_j + sub, sub = the sign bits' XOR (see pairOf)
       const rowOff = (((li * (2 * n - li + 1)) >> 1) - li) * s2 + (span - pi) * 2;
       for (let j = i + 1; j < k; j++) {
-        const tj = ol[j]!;
-        const wj = tWire[tj]!;
-        const sub = tSign[tj] !== gi ? 1 : 0;
-        const x = rowOff + lm[wj]! * s2 + tPos[tj]! * 2 + sub;
+        const x = (rowOff + rk[j]!) ^ gi;
         let p = direct[x]!;
         if (p < 0) {
-          p = this.newPair(wi, wj, sub, tPos[tj]! - pi);
+          const tj = ol[j]!;
+          p = this.newPair(tWire[ti]!, tWire[tj]!, x & 1, tPos[tj]! - pi);
           direct[x] = p;
         }
-        const pCount = this.pCount;
+        const pCount = this.pCount; // (newPair may have grown it)
         if (++pCount[p]! === 2) {
           this.pDirty[p] = 1;
           dirty.push(p);
@@ -872,14 +929,8 @@ class Cse {
     const nt = this.addTerm(o, n, pos, sign, st);
     if (base >= 0) {
       const mat = this.mat;
-      if (this.allMats) {
-        for (let i = 0; i < ol.length; i++) {
-          const v = ol[i]!;
-          if (v === nt) continue;
-          const mi = base + tri(st, tSlot[v]!, k);
-          mat[mi] = this.stepPair(nt, v, mi);
-        }
-      } else {
+      if (this.allMats) this.addStepPairs(nt, ol, base, k, st);
+      else {
         // some outputs find their pairs by hashing: every pair gets its id at once
         for (let i = 0; i < ol.length; i++) {
           const v = ol[i]!;
@@ -909,6 +960,7 @@ class Cse {
         continue;
       }
       const n = this.g.addAdder(this.pW0[p]!, this.pW1[p]!, this.pShift[p]!, this.pSub[p] === 1);
+      this.beginStep(n);
       for (let m = 0; m < matches.length; m += 2) this.substitute(matches[m]!, matches[m + 1]!, n);
       this.endStep();
       this.flush();
