@@ -36,6 +36,11 @@ const LN2: f32 = 0.6931471805599453;
   return <f32>f64.reinterpret_i64((<i64>(<i32>e + 1023)) << 52);
 }
 
+/** Zeroes n vectors at p (a few stores; memory.fill is a runtime call in V8, costly per 64-byte tile). */
+@inline function zeroVecs(p: usize, n: i32): void {
+  for (let j = 0; j < n; j++) v128.store(p + (<usize>j << 4), f32x4.splat(0));
+}
+
 @inline function hsum(v: v128): f32 {
   return f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1) + f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3);
 }
@@ -173,7 +178,7 @@ export function act_q(h: usize, a: usize, K: i32, CB: i32, nbPad: i32, nbValid: 
   const ldw = <usize>N << 2;
   let n = 0;
   for (; n + 4 <= N; n += 4) {
-    if (flags & 2) memory.fill(scratch, 0, 64);
+    if (flags & 2) zeroVecs(scratch, 4);
     const pp = prep + (<usize>n << 4);
     const bp = bias ? bias + (<usize>n << 2) : 0;
     for (let b = 0; b < nbPad; b += 8) {
@@ -205,7 +210,7 @@ export function act_q(h: usize, a: usize, K: i32, CB: i32, nbPad: i32, nbValid: 
     }
   }
   for (; n < N; n++) {
-    if (flags & 2) memory.fill(scratch, 0, 16);
+    if (flags & 2) zeroVecs(scratch, 1);
     const pp = prep + (<usize>n << 4);
     const bp = bias ? bias + (<usize>n << 2) : 0;
     for (let b = 0; b < nbPad; b += 16) {
@@ -370,7 +375,7 @@ export function dense_bwd_dw(aIn: usize, K: i32, dz: usize, N: i32, CB: i32, nbP
   const ldt = <usize>K << 2;
   let k = 0;
   for (; k + 4 <= K; k += 4) {
-    if (flags & 2) memory.fill(scratch, 0, 192);
+    if (flags & 2) zeroVecs(scratch, 12);
     const wr = wt ? W + (<usize>k << 2) : W + <usize>k * ldw;
     for (let b = 0; b < nbPad; b += 8) {
       let c00 = f32x4.splat(0), c01 = f32x4.splat(0), c10 = f32x4.splat(0), c11 = f32x4.splat(0);
@@ -401,7 +406,7 @@ export function dense_bwd_dw(aIn: usize, K: i32, dz: usize, N: i32, CB: i32, nbP
     for (let r = 0; r < 4; r++) flushSums(flags, sums + <usize>(k + r) * 12, scratch + <usize>r * 48);
   }
   for (; k < K; k++) {
-    if (flags & 2) memory.fill(scratch, 0, 48);
+    if (flags & 2) zeroVecs(scratch, 3);
     const wr = wt ? W + (<usize>k << 2) : W + <usize>k * ldw;
     for (let b = 0; b < nbPad; b += 16) {
       let c0 = f32x4.splat(0), c1 = f32x4.splat(0), c2 = f32x4.splat(0), c3 = f32x4.splat(0);
