@@ -84,11 +84,15 @@ class Table3 {
   private slots: I32; // [a, b, c, value] per slot; value −1 = empty
   private n = 0;
 
-  constructor(capacityHint: number) {
+  /** `name`: the pooled scratch array it lives in (see poolI32), so a table per extraction costs no allocation. */
+  constructor(
+    private readonly name: string,
+    capacityHint: number,
+  ) {
     let cap = 64;
     while (cap < capacityHint * 2) cap *= 2;
     this.mask = cap - 1;
-    this.slots = new Int32Array(cap * 4).fill(-1);
+    this.slots = poolI32(name, cap * 4, false).fill(-1);
   }
 
   private static hash(a: number, b: number, c: number): number {
@@ -130,6 +134,7 @@ class Table3 {
     const cap = (this.mask + 1) * 2;
     this.mask = cap - 1;
     this.slots = new Int32Array(cap * 4).fill(-1);
+    POOL.set(this.name, this.slots);
     this.n = 0;
     for (let i = 0; i < old.length; i += 4) if (old[i + 3]! >= 0) this.insert(old[i]!, old[i + 1]!, old[i + 2]!, old[i + 3]!);
   }
@@ -191,6 +196,9 @@ class StepTable {
     for (let s = 0; s < stamp.length; s++) if (stamp[s] === epoch) this.insert(slots[s * 3]!, slots[s * 3 + 1]!, slots[s * 3 + 2]!);
   }
 }
+
+/** The step table when its direct form would be too big (one, shared: extractions run one at a time). */
+const STEP_TABLE = new StepTable();
 
 /**
  * The step table's direct form: (other wire, shift, sub) → value, an array indexed by wire × shift × sub,
@@ -273,7 +281,7 @@ class Cse {
   /** Pair id 0 is DEAD: the matrix entry of an occurrence whose pair can never occur twice. */
   nPairs = 1;
   readonly pairTable: Table3;
-  readonly stepTable = new StepTable();
+  readonly stepTable = STEP_TABLE;
   /** Positions of all terms lie in [posLo, posLo + posSpan] (substitutions keep positions), so |shift| ≤ posSpan. */
   posLo = 0;
   posSpan = 0;
@@ -329,7 +337,7 @@ class Cse {
     this.tIdxWire = poolI32('tIdxWire', tc);
     this.tMark = poolI32('tMark', tc);
     this.tSlot = poolI32('tSlot', tc);
-    this.termTable = new Table3(tc);
+    this.termTable = new Table3('termTable', tc);
     this.slack = new Float64Array(nOut);
     for (let o = 0; o < nOut; o++) this.outTerms.push([]);
     const pc = Math.max(1024, nPairsHint); // grows when needed
@@ -346,7 +354,7 @@ class Cse {
     this.pBlocked = poolI32('pBlocked', pc, false);
     this.pDirty = poolI32('pDirty', pc, false);
     this.pOrder = poolI32('pOrder', pc, false);
-    this.pairTable = new Table3(1024); // starting-wire pairs outside the direct index (rare); grows
+    this.pairTable = new Table3('pairTable', 1024); // starting-wire pairs outside the direct index (rare); grows
   }
 
   /** Give each output a pair matrix sized to its (never growing) number of terms. */
@@ -723,7 +731,7 @@ class Cse {
   /** Set up the direct pair index over the wires the terms start with. */
   allocDirect(): void {
     const g = this.g;
-    const lm = new Int32Array(g.size).fill(-1);
+    const lm = poolI32('localMap', g.size, false).fill(-1);
     let lo = Infinity;
     let hi = -Infinity;
     for (let t = 0; t < this.nTerms; t++) {
