@@ -149,67 +149,73 @@ export function act_q(h: usize, a: usize, K: i32, CB: i32, nbPad: i32, nbValid: 
 // The body is specialized per flags value (constant-folded @inline copies): the epilogue is a large part of a
 // narrow layer's work (K = 16: 16 FMAs per output vector), so it carries no dead branches.
 
-/** Epilogue of one output row over two vectors (8 samples); the row's |x_q| maximum is kept in scratch (sp). */
-@inline function epiRow(c0: v128, c1: v128, flags: i32, bp: usize, pp: usize, outp: usize, ap: usize, sp: usize, b: i32, nbValid: i32): void {
-  let y0 = c0, y1 = c1;
-  if (bp) { const bv = v128.load32_splat(bp); y0 = f32x4.add(y0, bv); y1 = f32x4.add(y1, bv); }
-  if (flags & 1) { y0 = f32x4.pmax(f32x4.splat(0), y0); y1 = f32x4.pmax(f32x4.splat(0), y1); }
-  v128.store(outp, y0);
-  v128.store(outp, y1, 16);
+/** Epilogue of one output row over four vectors (16 samples); the row's |x_q| maximum is kept in scratch (sp). */
+@inline function epiRow4(c0: v128, c1: v128, c2: v128, c3: v128, flags: i32, bp: usize, pp: usize, outp: usize, ap: usize, sp: usize, b: i32, nbValid: i32): void {
+  let y0 = c0, y1 = c1, y2 = c2, y3 = c3;
+  if (bp) {
+    const bv = v128.load32_splat(bp);
+    y0 = f32x4.add(y0, bv); y1 = f32x4.add(y1, bv); y2 = f32x4.add(y2, bv); y3 = f32x4.add(y3, bv);
+  }
+  if (flags & 1) {
+    y0 = f32x4.pmax(f32x4.splat(0), y0); y1 = f32x4.pmax(f32x4.splat(0), y1);
+    y2 = f32x4.pmax(f32x4.splat(0), y2); y3 = f32x4.pmax(f32x4.splat(0), y3);
+  }
+  v128.store(outp, y0); v128.store(outp, y1, 16); v128.store(outp, y2, 32); v128.store(outp, y3, 48);
   if (flags & 2) {
     if (flags & 4) {
       const lo = v128.load32_splat(pp, 8), hi = v128.load32_splat(pp, 12);
       y0 = f32x4.pmin(hi, f32x4.pmax(lo, y0)); y1 = f32x4.pmin(hi, f32x4.pmax(lo, y1));
+      y2 = f32x4.pmin(hi, f32x4.pmax(lo, y2)); y3 = f32x4.pmin(hi, f32x4.pmax(lo, y3));
     }
     const sc = v128.load32_splat(pp), inv = v128.load32_splat(pp, 4);
     let q0 = f32x4.mul(rndv(f32x4.mul(y0, sc)), inv), q1 = f32x4.mul(rndv(f32x4.mul(y1, sc)), inv);
-    v128.store(ap, q0);
-    v128.store(ap, q1, 16);
+    let q2 = f32x4.mul(rndv(f32x4.mul(y2, sc)), inv), q3 = f32x4.mul(rndv(f32x4.mul(y3, sc)), inv);
+    v128.store(ap, q0); v128.store(ap, q1, 16); v128.store(ap, q2, 32); v128.store(ap, q3, 48);
     // after a ReLU q >= 0: no abs needed; padded samples are masked only in the tile that holds them
-    if (!(flags & 1)) { q0 = f32x4.abs(q0); q1 = f32x4.abs(q1); }
-    if (b + 8 > nbValid) { q0 = v128.and(q0, validMask(b, nbValid)); q1 = v128.and(q1, validMask(b + 4, nbValid)); }
-    v128.store(sp, f32x4.pmax(f32x4.pmax(v128.load(sp), q0), q1));
+    if (!(flags & 1)) { q0 = f32x4.abs(q0); q1 = f32x4.abs(q1); q2 = f32x4.abs(q2); q3 = f32x4.abs(q3); }
+    if (b + 16 > nbValid) {
+      q0 = v128.and(q0, validMask(b, nbValid)); q1 = v128.and(q1, validMask(b + 4, nbValid));
+      q2 = v128.and(q2, validMask(b + 8, nbValid)); q3 = v128.and(q3, validMask(b + 12, nbValid));
+    }
+    v128.store(sp, f32x4.pmax(f32x4.pmax(v128.load(sp), f32x4.pmax(q0, q1)), f32x4.pmax(q2, q3)));
   }
 }
 
+// Tiles of 2 output rows × 16 samples (8 accumulators): each k step loads one full cache line of the input row
+// and two weight splats, and each row's epilogue constants serve four vectors.
 @inline function fwdBody(aIn: usize, K: i32, W: usize, N: i32, bias: usize, out: usize, CB: i32, nbPad: i32,
   flags: i32, prep: usize, aOut: usize, absmax: usize, nbValid: i32, scratch: usize): void {
   const rowB = <usize>CB << 2;
   const ldw = <usize>N << 2;
   let n = 0;
-  for (; n + 4 <= N; n += 4) {
-    if (flags & 2) zeroVecs(scratch, 4);
+  for (; n + 2 <= N; n += 2) {
+    if (flags & 2) zeroVecs(scratch, 2);
     const pp = prep + (<usize>n << 4);
     const bp = bias ? bias + (<usize>n << 2) : 0;
-    for (let b = 0; b < nbPad; b += 8) {
-      let c00 = f32x4.splat(0), c01 = f32x4.splat(0), c10 = f32x4.splat(0), c11 = f32x4.splat(0);
-      let c20 = f32x4.splat(0), c21 = f32x4.splat(0), c30 = f32x4.splat(0), c31 = f32x4.splat(0);
+    for (let b = 0; b < nbPad; b += 16) {
+      let c0 = f32x4.splat(0), c1 = f32x4.splat(0), c2 = f32x4.splat(0), c3 = f32x4.splat(0);
+      let d0 = f32x4.splat(0), d1 = f32x4.splat(0), d2 = f32x4.splat(0), d3 = f32x4.splat(0);
       let pa = aIn + (<usize>b << 2);
       let pw = W + (<usize>n << 2);
       for (let k = 0; k < K; k++) {
-        const x0 = v128.load(pa), x1 = v128.load(pa, 16);
+        const x0 = v128.load(pa), x1 = v128.load(pa, 16), x2 = v128.load(pa, 32), x3 = v128.load(pa, 48);
         const w0 = v128.load32_splat(pw), w1 = v128.load32_splat(pw, 4);
-        const w2 = v128.load32_splat(pw, 8), w3 = v128.load32_splat(pw, 12);
-        c00 = madd(x0, w0, c00); c01 = madd(x1, w0, c01);
-        c10 = madd(x0, w1, c10); c11 = madd(x1, w1, c11);
-        c20 = madd(x0, w2, c20); c21 = madd(x1, w2, c21);
-        c30 = madd(x0, w3, c30); c31 = madd(x1, w3, c31);
+        c0 = madd(x0, w0, c0); c1 = madd(x1, w0, c1); c2 = madd(x2, w0, c2); c3 = madd(x3, w0, c3);
+        d0 = madd(x0, w1, d0); d1 = madd(x1, w1, d1); d2 = madd(x2, w1, d2); d3 = madd(x3, w1, d3);
         pa += rowB; pw += ldw;
       }
       const o = <usize>n * rowB + (<usize>b << 2);
-      epiRow(c00, c01, flags, bp, pp, out + o, aOut + o, scratch, b, nbValid);
-      epiRow(c10, c11, flags, bp ? bp + 4 : 0, pp + 16, out + o + rowB, aOut + o + rowB, scratch + 16, b, nbValid);
-      epiRow(c20, c21, flags, bp ? bp + 8 : 0, pp + 32, out + o + 2 * rowB, aOut + o + 2 * rowB, scratch + 32, b, nbValid);
-      epiRow(c30, c31, flags, bp ? bp + 12 : 0, pp + 48, out + o + 3 * rowB, aOut + o + 3 * rowB, scratch + 48, b, nbValid);
+      epiRow4(c0, c1, c2, c3, flags, bp, pp, out + o, aOut + o, scratch, b, nbValid);
+      epiRow4(d0, d1, d2, d3, flags, bp ? bp + 4 : 0, pp + 16, out + o + rowB, aOut + o + rowB, scratch + 16, b, nbValid);
     }
     if (flags & 2) {
-      for (let r = 0; r < 4; r++) {
+      for (let r = 0; r < 2; r++) {
         const ap = absmax + (<usize>(n + r) << 2);
         store<f32>(ap, Mathf.max(load<f32>(ap), hmax(v128.load(scratch + (<usize>r << 4)))));
       }
     }
   }
-  for (; n < N; n++) {
+  if (n < N) {
     if (flags & 2) zeroVecs(scratch, 1);
     const pp = prep + (<usize>n << 4);
     const bp = bias ? bias + (<usize>n << 2) : 0;
@@ -224,8 +230,7 @@ export function act_q(h: usize, a: usize, K: i32, CB: i32, nbPad: i32, nbValid: 
         pa += rowB; pw += ldw;
       }
       const o = <usize>n * rowB + (<usize>b << 2);
-      epiRow(c0, c1, flags, bp, pp, out + o, aOut + o, scratch, b, nbValid);
-      epiRow(c2, c3, flags, bp, pp, out + o + 32, aOut + o + 32, scratch, b + 8, nbValid);
+      epiRow4(c0, c1, c2, c3, flags, bp, pp, out + o, aOut + o, scratch, b, nbValid);
     }
     if (flags & 2) {
       const ap = absmax + (<usize>n << 2);
@@ -234,7 +239,7 @@ export function act_q(h: usize, a: usize, K: i32, CB: i32, nbPad: i32, nbValid: 
   }
 }
 
-/** scratch: 64 bytes of per-thread memory holding the running |x_q| maxima of four rows as vectors. */
+/** scratch: 32 bytes of per-thread memory holding the running |x_q| maxima of two rows as vectors. */
 export function dense_fwd(aIn: usize, K: i32, W: usize, N: i32, bias: usize, out: usize, CB: i32, nbPad: i32,
   flags: i32, prep: usize, aOut: usize, absmax: usize, nbValid: i32, scratch: usize): void {
   if (flags == 0) fwdBody(aIn, K, W, N, bias, out, CB, nbPad, 0, prep, aOut, absmax, nbValid, scratch);
