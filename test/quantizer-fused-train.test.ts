@@ -9,6 +9,7 @@
  *   * a pattern that is not prefix-homogeneous falls back to the tf-op path;
  *   * SAT / SAT_SYM (KIF and KBI) training: values and ∂x bit for bit the tf-op path's, parameter gradients equal
  *     per element and within float32 summation error when shared;
+ *   * l1LossOf (one kernel for a layer's L1 pressure): value and gradient as Σ l1Loss;
  *   * bits() for EBOPs: values and straight-through gradients equal the tf-op path's;
  *   * the embedded wasm bytes are the build of assembly/quantizer.ts.
  */
@@ -16,7 +17,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { useBackend } from '../src/backend.ts';
-import { Quantizer, setFusedKernels, type QuantizerOptions } from '../src/quantizer/index.ts';
+import { l1LossOf, Quantizer, setFusedKernels, type QuantizerOptions } from '../src/quantizer/index.ts';
 import { fusedTrainApplies } from '../src/quantizer/train-kernels.ts';
 import { roundToStep } from '../src/fixed/quantize.ts';
 import { ROUND_MODES, type RoundMode } from '../src/fixed/types.ts';
@@ -286,6 +287,44 @@ for (const backend of ['wasm', 'cpu'] as const) {
         qb.dispose();
       }
     }
+    assert.equal(tf.memory().numTensors, before, 'no tensors leaked');
+  });
+}
+
+for (const backend of ['wasm', 'cpu'] as const) {
+  test(`l1LossOf (one kernel): value = Σ l1·Σ raw, gradient l1 per raw element, both paths (${backend})`, async () => {
+    await useBackend(backend);
+    const before = tf.memory().numTensors;
+    const rng = makeRng(backend === 'cpu' ? 21 : 22);
+    const qs = [
+      new Quantizer({ place: 'weight', l1: 1e-3 }),
+      new Quantizer({ place: 'datalane', l1: 2e-2 }),
+      new Quantizer({ place: 'bias', l1: 0 }),
+    ];
+    qs[0]!.build([6, 5]);
+    qs[1]!.build([null, 7]);
+    qs[2]!.build([5]);
+    for (const q of qs) for (const w of q.weights) if (w.trainable) setParam(q, w.name, q.paramShape.length ? Array.from({ length: q.paramShape.reduce((a, b) => a * b, 1) }, () => rng.int(-9, 9) + rng.next()) : []);
+    const raws = qs.flatMap((q) => (q.config.l1 > 0 ? q.l1Params().map((t) => ({ t, l1: q.config.l1 })) : []));
+    const want = raws.reduce((s, { t, l1 }) => s + fr(l1) * Array.from(t.dataSync()).reduce((a, b) => a + b, 0), 0);
+    for (const fused of [true, false]) {
+      setFusedKernels(fused);
+      try {
+        const vars = raws.map(({ t }) => t as tf.Variable).filter((v) => v.trainable); // WRAP's i is not trained
+        const { value, grads } = tf.variableGrads(() => l1LossOf(qs)!, vars);
+        const v = value.dataSync()[0]!;
+        assert.ok(Math.abs(v - want) <= 1e-6 * Math.abs(want) + 1e-9, `${fused ? 'fused' : 'tf ops'}: L1 ${v} vs ${want}`);
+        raws.forEach(({ t, l1 }) => {
+          if (!(t as tf.Variable).trainable) return;
+          for (const g of grads[(t as tf.Variable).name]!.dataSync()) assert.equal(g, fr(l1), `${fused ? 'fused' : 'tf ops'}: ∂L1/∂raw = l1`);
+        });
+        tf.dispose([value, ...Object.values(grads)]);
+      } finally {
+        setFusedKernels(true);
+      }
+    }
+    assert.equal(l1LossOf([qs[2]!]), null, 'no L1 term when every l1 is 0');
+    for (const q of qs) q.dispose();
     assert.equal(tf.memory().numTensors, before, 'no tensors leaked');
   });
 }

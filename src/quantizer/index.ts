@@ -14,6 +14,7 @@ export {
 } from './config.ts';
 export {
   Quantizer,
+  l1LossOf,
   plainVariable,
   steRound,
   type QVariable,

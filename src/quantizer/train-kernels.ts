@@ -493,3 +493,53 @@ export function fusedBits(
   const attrs: BitsAttrs = { kif: kif ? 1 : 0, sat: sat ? 1 : 0, loA: boundsA[0], hiA: boundsA[1], loB: boundsB[0], hiB: boundsB[1] };
   return tf.engine().runKernel(BITS, { a, b, k } as unknown as tf.NamedTensorMap, attrs as unknown as tf.NamedAttrMap) as tf.Tensor;
 }
+
+// ---------------------------------------------------------------------------------------------------------
+// L1 pressure of several parameter tensors (a layer's quantizers) as one kernel, gradient one kernel, no saves
+
+interface L1Attrs { l1s: number[]; shapes: number[][] }
+
+function l1Kernel({ inputs, backend, attrs }: Parameters<tf.KernelFunc>[0]): Info {
+  const a = attrs as unknown as L1Attrs;
+  const ins = a.l1s.map((_, j) => (inputs as Record<string, Info>)[`r${j}`]!);
+  return withArrays(backend as never, ins, [[]], (arrs, [out]) => {
+    let s = 0;
+    arrs.forEach((r, j) => {
+      let t = 0;
+      for (let p = 0; p < r.length; p++) t += r[p]!;
+      s += t * Math.fround(a.l1s[j]!);
+    });
+    out![0] = s;
+  })[0]!;
+}
+
+function l1GradKernel({ inputs, backend, attrs }: Parameters<tf.KernelFunc>[0]): Info[] {
+  const a = attrs as unknown as L1Attrs;
+  const { dy } = inputs as { dy: Info };
+  return withArrays(backend as never, [dy], a.shapes, ([d], outs) => {
+    outs.forEach((o, j) => o.fill(Math.fround(d![0]! * Math.fround(a.l1s[j]!))));
+  });
+}
+
+const L1 = 'HgqL1';
+const L1_GRAD = 'HgqL1Grad';
+for (const backendName of ['wasm', 'cpu']) {
+  if (!tf.getKernel(L1, backendName)) tf.registerKernel({ kernelName: L1, backendName, kernelFunc: l1Kernel as unknown as tf.KernelFunc });
+  if (!tf.getKernel(L1_GRAD, backendName)) tf.registerKernel({ kernelName: L1_GRAD, backendName, kernelFunc: l1GradKernel as unknown as tf.KernelFunc });
+}
+if (!tf.getGradient(L1)) {
+  tf.registerGradient({
+    kernelName: L1,
+    gradFunc: (dy, _saved, attrs) => {
+      const outs = tf.engine().runKernel(L1_GRAD, { dy: dy as tf.Tensor } as unknown as tf.NamedTensorMap, attrs as tf.NamedAttrMap) as tf.Tensor[];
+      return Object.fromEntries(outs.map((t, j) => [`r${j}`, () => t]));
+    },
+  });
+}
+
+/** Σ_j l1s[j]·Σ raws[j] (accumulated in float64) with gradient l1s[j] per element: one kernel each way. */
+export function fusedL1(raws: tf.Tensor[], l1s: number[]): tf.Scalar {
+  const inputs = Object.fromEntries(raws.map((t, j) => [`r${j}`, t]));
+  const attrs = { l1s, shapes: raws.map((t) => t.shape) };
+  return tf.engine().runKernel(L1, inputs as unknown as tf.NamedTensorMap, attrs as unknown as tf.NamedAttrMap) as tf.Scalar;
+}
