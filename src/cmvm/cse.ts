@@ -208,13 +208,18 @@ const STEP_TABLE = new StepTable();
 let stepStamp: I32 = new Int32Array(0);
 let stepVal: I32 = new Int32Array(0);
 let stepEpoch = 0;
-/** Largest direct step index (entries). */
-const STEP_DIRECT_BUDGET = 1 << 23;
-
-/** Most pair-matrix entries (4 bytes each) one extraction may allocate before falling back to hashing. */
-const MAT_BUDGET = 1 << 25;
-/** Largest direct pair index (entries) before pairs of starting wires go to the hash table too. */
-const DIRECT_BUDGET = 1 << 24;
+/**
+ * Memory budgets (entries) of the fast structures; beyond them the hash tables take over, with the same
+ * results. Mutable only so that tests can force the fallbacks on small matrices.
+ */
+export const CSE_BUDGETS = {
+  /** Pair matrices of all outputs (4 bytes each); outputs beyond it find their pairs by hashing. */
+  matrices: 1 << 25,
+  /** Direct pair index over the starting wires; beyond it their pairs are hashed too. */
+  direct: 1 << 24,
+  /** Direct step table (wires × shifts). */
+  step: 1 << 23,
+};
 
 /** The pair id of occurrences that can never become a common pair (its count is meaningless). */
 const DEAD = 0;
@@ -290,10 +295,12 @@ class Cse {
   /** Every output has a pair matrix, so pairs with a new wire need only the step table. */
   allMats = false;
   readonly dirty: number[] = [];
-  /** This step's pairs (see addStepPairs). */
+  /** This step's pairs (see substituteMerged). */
   sEnt: I32 = poolI32('sEnt', 512, false);
   nStep = 0;
   stepSeq = 0;
+  /** The terms made in this step. */
+  readonly stepTerms: number[] = [];
 
   /**
    * Per output, the pair id of every two slots (lower triangle, see tri), so a substitution finds the pairs
@@ -367,7 +374,7 @@ class Cse {
       const n = this.outTerms[o]!.length;
       this.matDim[o] = n;
       const size = (n * (n - 1)) >> 1; // lower triangle: the matrix is symmetric
-      if (total + size > MAT_BUDGET) continue;
+      if (total + size > CSE_BUDGETS.matrices) continue;
       this.matBase[o] = total;
       total += size;
     }
@@ -507,27 +514,60 @@ class Cse {
    * ever looked up during this step (afterwards through the pair matrices), so the step table suffices.
    */
   /**
-   * Enter the pairs of term nt, of the wire made in this step (the highest wire id), with the other terms
-   * of its output o into the output's pair matrix (slot st). Such pairs only get occurrences in this step,
-   * so one seen once by its end is dead for good: it gets no id (entry DEAD) unless a second occurrence
-   * shows up; until then its entry holds −1 − e, e its record in the step table (sEnt: matrix entry of the
-   * occurrence, then state: the pair id once seen twice, −1 while seen once, 0 when that occurrence was
-   * removed again, see stepDrop). Its first-sight order is the step's first order + e.
+   * substitute() when every output has a pair matrix, in one pass over the output's terms: each of t's
+   * pairs is dissolved and then replaced in the same matrix entry by the pair with the new term nt (which
+   * takes t's slot), u's pairs are dissolved alongside. The pairs of nt with the other terms of the output
+   * are this step's (wire n is the newest): they only get occurrences in this step, so one seen once by its
+   * end is dead for good. It gets no id (entry DEAD) unless a second occurrence shows up; until then its
+   * entry holds −1 − e, e its record in the step table (sEnt: matrix entry of the occurrence, then state:
+   * the pair id once seen twice, −1 while seen once, 0 after that occurrence was removed). Its first-sight
+   * order is the step's first order + e. Same counts and the same order of reaching count 2 as dissolving
+   * all of t's and u's pairs first: only pairs with this step's earlier new terms can be this step's pairs,
+   * and those are dissolved before anything is added.
    */
-  addStepPairs(nt: number, ol: number[], base: number, k: number, st: number): void {
-    const { tWire, tPos, tSign, tSlot, mat } = this;
-    const n = tWire[nt]!;
-    const pn = tPos[nt]!;
-    const gn = tSign[nt]!;
+  substituteMerged(t: number, u: number, n: number, o: number, ol: number[], base: number, k: number): void {
+    const { tWire, tPos, tSign, tSlot, mat, pCount } = this;
+    const st = tSlot[t]!;
+    const su = tSlot[u]!;
+    const rowSt = ((st * (2 * k - st - 3)) >> 1) - 1;
+    const rowSu = ((su * (2 * k - su - 3)) >> 1) - 1;
+    // pairs of t and u with this output's earlier new terms (step-table entries possible), and with each other
+    const stepTerms = this.stepTerms;
+    for (let i = 0; i < stepTerms.length; i++) {
+      const v = stepTerms[i]!;
+      if (this.tOut[v] !== o) continue;
+      const sv = tSlot[v]!;
+      const p = mat[base + (st < sv ? rowSt + sv : ((sv * (2 * k - sv - 3)) >> 1) - 1 + st)]!;
+      if (p > 0) pCount[p]!--;
+      else if (p < 0) this.sEnt[2 * (-1 - p) + 1] = 0;
+      const q = mat[base + (su < sv ? rowSu + sv : ((sv * (2 * k - sv - 3)) >> 1) - 1 + su)]!;
+      if (q > 0) pCount[q]!--;
+      else if (q < 0) this.sEnt[2 * (-1 - q) + 1] = 0;
+    }
+    const ptu = mat[base + (st < su ? rowSt + su : rowSu + st)]!;
+    if (ptu > 0) pCount[ptu]!--;
+    const pn = tPos[t]!;
+    const gn = tSign[t]!;
+    this.removeTerm(t);
+    this.removeTerm(u);
+    const nt = this.addTerm(o, n, pn, gn, st);
+    stepTerms.push(nt);
+
     const width = this.stepWidth;
     const off = 2 * this.posSpan;
-    const rowSt = ((st * (2 * k - st - 3)) >> 1) - 1;
     for (let i = 0; i < ol.length; i++) {
       const v = ol[i]!;
       if (v === nt) continue;
       const sv = tSlot[v]!;
       const mi = base + (st < sv ? rowSt + sv : ((sv * (2 * k - sv - 3)) >> 1) - 1 + st);
       const wv = tWire[v]!;
+      if (wv !== n) {
+        // dissolve (t, v) and (u, v): pairs of older wires (an id or DEAD)
+        const p = mat[mi]!;
+        if (p > 0) pCount[p]!--;
+        const q = mat[base + (su < sv ? rowSu + sv : ((sv * (2 * k - sv - 3)) >> 1) - 1 + su)]!;
+        if (q > 0) pCount[q]!--;
+      }
       let shift = pn - tPos[v]!;
       if (wv === n && shift < 0) shift = -shift; // two terms of wire n: the lower position first
       const sub = gn !== tSign[v] ? 1 : 0;
@@ -567,10 +607,6 @@ class Cse {
     }
   }
 
-  /** An occurrence whose matrix entry is the step-table reference x (< 0) is removed. */
-  stepDrop(x: number): void {
-    this.sEnt[2 * (-1 - x) + 1] = 0;
-  }
 
   /** Open a step that makes wire n: an empty step table. */
   beginStep(n: number): void {
@@ -579,10 +615,10 @@ class Cse {
     const width = (2 * this.posSpan + 1) * 2;
     const size = (n + 1) * width;
     this.stepWidth = 0;
-    if (size > STEP_DIRECT_BUDGET) return;
+    if (size > CSE_BUDGETS.step) return;
     if (stepStamp.length < size) {
       // (a fresh array: zero stamps are never current)
-      stepStamp = new Int32Array(Math.min(STEP_DIRECT_BUDGET, Math.max(size * 2, 4096)));
+      stepStamp = new Int32Array(Math.min(CSE_BUDGETS.step, Math.max(size * 2, 4096)));
       stepVal = new Int32Array(stepStamp.length);
     }
     this.stepWidth = width;
@@ -594,6 +630,7 @@ class Cse {
     for (let e = 0; e < this.nStep; e++) if (sEnt[2 * e + 1] === -1) mat[sEnt[2 * e]!] = DEAD;
     this.seq += this.nStep;
     this.nStep = 0;
+    this.stepTerms.length = 0;
     this.stepTable.clear();
   }
 
@@ -745,7 +782,7 @@ class Cse {
     for (let w = 0; w < lm.length; w++) lm[w]--;
     const span = hi - lo;
     const size = ((n * (n + 1)) >> 1) * (2 * span + 1) * 2;
-    if (n === 0 || size > DIRECT_BUDGET) return;
+    if (n === 0 || size > CSE_BUDGETS.direct) return;
     this.localMap = lm;
     this.nLocal = n;
     this.shiftSpan = span;
@@ -898,29 +935,27 @@ class Cse {
   substitute(t: number, u: number, n: number): void {
     const o = this.tOut[t]!;
     const ol = this.outTerms[o]!;
-    const pCount = this.pCount;
     const base = this.matBase[o]!;
     const k = this.matDim[o]!;
+    if (base >= 0 && this.allMats) {
+      this.substituteMerged(t, u, n, o, ol, base, k);
+      return;
+    }
+    // some outputs find their pairs by hashing: every pair gets its id at first sight
+    const pCount = this.pCount;
     const tSlot = this.tSlot;
     const st = tSlot[t]!;
+    const mat = this.mat;
     if (base >= 0) {
-      const mat = this.mat;
       const su = tSlot[u]!;
-      // entries: a pair id, DEAD, or (this step's pairs seen once) a step-table reference
       for (let i = 0; i < ol.length; i++) {
         const v = ol[i]!;
         if (v === t || v === u) continue;
         const sv = tSlot[v]!;
-        const p = mat[base + tri(st, sv, k)]!;
-        if (p > 0) pCount[p]!--;
-        else if (p < 0) this.stepDrop(p);
-        const q = mat[base + tri(su, sv, k)]!;
-        if (q > 0) pCount[q]!--;
-        else if (q < 0) this.stepDrop(q);
+        pCount[mat[base + tri(st, sv, k)]!]!--;
+        pCount[mat[base + tri(su, sv, k)]!]!--;
       }
-      const p = mat[base + tri(st, su, k)]!;
-      if (p > 0) pCount[p]!--;
-      else if (p < 0) this.stepDrop(p);
+      pCount[mat[base + tri(st, su, k)]!]!--;
     } else {
       for (let i = 0; i < ol.length; i++) {
         const v = ol[i]!;
@@ -935,26 +970,15 @@ class Cse {
     this.removeTerm(t);
     this.removeTerm(u);
     const nt = this.addTerm(o, n, pos, sign, st);
-    if (base >= 0) {
-      const mat = this.mat;
-      if (this.allMats) this.addStepPairs(nt, ol, base, k, st);
-      else {
-        // some outputs find their pairs by hashing: every pair gets its id at once
-        for (let i = 0; i < ol.length; i++) {
-          const v = ol[i]!;
-          if (v === nt) continue;
-          const p = this.pairOf(nt, v);
-          mat[base + tri(st, tSlot[v]!, k)] = p;
-          this.inc(p);
-        }
-      }
-    } else {
-      for (let i = 0; i < ol.length; i++) {
-        const v = ol[i]!;
-        if (v !== nt) this.inc(this.pairOf(nt, v));
-      }
+    for (let i = 0; i < ol.length; i++) {
+      const v = ol[i]!;
+      if (v === nt) continue;
+      const p = this.pairOf(nt, v);
+      if (base >= 0) mat[base + tri(st, tSlot[v]!, k)] = p;
+      this.inc(p);
     }
   }
+
 
   run(): void {
     if (!this.doExtract) return;
