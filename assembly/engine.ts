@@ -129,7 +129,18 @@ export function act_q(h: usize, a: usize, K: i32, CB: i32, nbPad: i32, nbValid: 
     const lo = v128.load32_splat(p, 8), hi = v128.load32_splat(p, 12);
     let amx = f32x4.splat(0);
     const row = <usize>k * <usize>CB << 2;
-    for (let b = 0; b < nbPad; b += 4) {
+    // full vectors unmasked, then the vectors holding padded samples
+    const nbFull = nbValid & ~3;
+    let b = 0;
+    for (; b < nbFull; b += 4) {
+      const o = row + (<usize>b << 2);
+      let y = v128.load(h + o);
+      if (sat) y = f32x4.pmin(hi, f32x4.pmax(lo, y));
+      const q = f32x4.mul(rndv(f32x4.mul(y, sc)), inv);
+      v128.store(a + o, q);
+      amx = f32x4.pmax(amx, f32x4.abs(q));
+    }
+    for (; b < nbPad; b += 4) {
       const o = row + (<usize>b << 2);
       let y = v128.load(h + o);
       if (sat) y = f32x4.pmin(hi, f32x4.pmax(lo, y));
