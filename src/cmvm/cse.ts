@@ -205,8 +205,7 @@ const STEP_TABLE = new StepTable();
  * for when wires × shifts is small enough (usual). An entry is valid while its stamp is the current step's;
  * the stamps only grow (module-wide), so the arrays are shared by all extractions and never cleared.
  */
-let stepStamp: I32 = new Int32Array(0);
-let stepVal: I32 = new Int32Array(0);
+let stepTab: I32 = new Int32Array(0); // [stamp, value] per entry
 let stepEpoch = 0;
 /**
  * Memory budgets (entries) of the fast structures; beyond them the hash tables take over, with the same
@@ -258,6 +257,9 @@ class Cse {
   tMark: I32;
   /** Slot of the term within its output (a term replacing two reuses the first one's slot). */
   tSlot: I32;
+  /** Per term, its part of the direct step index: wire·keyWidth − 2·pos + (1 if negative). */
+  tKey: I32;
+  keyWidth = 0;
   nTerms = 0;
   readonly outTerms: number[][] = [];
   readonly wireTerms: number[][] = [];
@@ -344,6 +346,7 @@ class Cse {
     this.tIdxWire = poolI32('tIdxWire', tc);
     this.tMark = poolI32('tMark', tc);
     this.tSlot = poolI32('tSlot', tc);
+    this.tKey = poolI32('tKey', tc, false);
     this.termTable = new Table3('termTable', tc);
     this.slack = new Float64Array(nOut);
     for (let o = 0; o < nOut; o++) this.outTerms.push([]);
@@ -395,6 +398,7 @@ class Cse {
       this.tIdxWire = growI32('tIdxWire', this.tIdxWire, c);
       this.tMark = growI32('tMark', this.tMark, c);
       this.tSlot = growI32('tSlot', this.tSlot, c);
+      this.tKey = growI32('tKey', this.tKey, c);
     }
     const t = this.nTerms++;
     this.tWire[t] = w;
@@ -403,6 +407,7 @@ class Cse {
     this.tOut[t] = o;
     this.tAlive[t] = 1;
     this.tSlot[t] = slot;
+    this.tKey[t] = w * this.keyWidth - 2 * pos + (sign < 0 ? 1 : 0);
     const ol = this.outTerms[o]!;
     this.tIdxOut[t] = ol.length;
     ol.push(t);
@@ -555,32 +560,46 @@ class Cse {
 
     const width = this.stepWidth;
     const off = 2 * this.posSpan;
+    // direct step index of (nt, v) = wv·width + 2·shift + sub + off (shift = pn − pos_v) = (tKey[v] + cst) XOR gbit
+    const cst = 2 * pn + off;
+    const gbit = gn < 0 ? 1 : 0;
+    const tKey = this.tKey;
+    const tab = stepTab;
+    const epoch = stepEpoch;
     for (let i = 0; i < ol.length; i++) {
       const v = ol[i]!;
       if (v === nt) continue;
       const sv = tSlot[v]!;
       const mi = base + (st < sv ? rowSt + sv : ((sv * (2 * k - sv - 3)) >> 1) - 1 + st);
       const wv = tWire[v]!;
+      let x: number;
+      let e: number;
       if (wv !== n) {
         // dissolve (t, v) and (u, v): pairs of older wires (an id or DEAD)
         const p = mat[mi]!;
         if (p > 0) pCount[p]!--;
         const q = mat[base + (su < sv ? rowSu + sv : ((sv * (2 * k - sv - 3)) >> 1) - 1 + su)]!;
         if (q > 0) pCount[q]!--;
+        if (width > 0) {
+          x = (tKey[v]! + cst) ^ gbit;
+          e = tab[2 * x] === epoch ? tab[2 * x + 1]! : -1;
+        } else {
+          x = -1;
+          e = this.stepTable.get(wv, 2 * (pn - tPos[v]!) + (gn !== tSign[v] ? 1 : 0));
+        }
+      } else {
+        // two terms of wire n: the lower position first
+        const key = 2 * Math.abs(pn - tPos[v]!) + (gn !== tSign[v] ? 1 : 0);
+        x = width > 0 ? wv * width + key + off : -1;
+        e = x >= 0 ? (tab[2 * x] === epoch ? tab[2 * x + 1]! : -1) : this.stepTable.get(wv, key);
       }
-      let shift = pn - tPos[v]!;
-      if (wv === n && shift < 0) shift = -shift; // two terms of wire n: the lower position first
-      const sub = gn !== tSign[v] ? 1 : 0;
-      const key = shift * 2 + sub;
-      const x = wv * width + key + off;
-      let e = width > 0 ? (stepStamp[x] === stepEpoch ? stepVal[x]! : -1) : this.stepTable.get(wv, key);
       if (e < 0) {
         e = this.nStep++;
         if (2 * e + 1 >= this.sEnt.length) this.sEnt = growI32('sEnt', this.sEnt, 4 * e + 2);
-        if (width > 0) {
-          stepStamp[x] = stepEpoch;
-          stepVal[x] = e;
-        } else this.stepTable.insert(wv, key, e);
+        if (x >= 0) {
+          tab[2 * x] = epoch;
+          tab[2 * x + 1] = e;
+        } else this.stepTable.insert(wv, wv === n ? 2 * Math.abs(pn - tPos[v]!) + (gn !== tSign[v] ? 1 : 0) : 2 * (pn - tPos[v]!) + (gn !== tSign[v] ? 1 : 0), e);
         this.sEnt[2 * e] = mi;
         this.sEnt[2 * e + 1] = -1;
         mat[mi] = -1 - e;
@@ -597,7 +616,8 @@ class Cse {
       }
       if (p < 0) {
         // the second occurrence: now a pair, with the count of both
-        p = this.newPair(wv, n, sub, shift, this.stepSeq + e);
+        const shift = wv === n ? Math.abs(pn - tPos[v]!) : pn - tPos[v]!;
+        p = this.newPair(wv, n, gn !== tSign[v] ? 1 : 0, shift, this.stepSeq + e);
         sEnt[2 * e + 1] = p;
         mat[sEnt[2 * e]!] = p;
         this.pCount[p] = 1;
@@ -612,14 +632,13 @@ class Cse {
   beginStep(n: number): void {
     stepEpoch++;
     this.stepSeq = this.seq;
-    const width = (2 * this.posSpan + 1) * 2;
+    const width = this.keyWidth;
     const size = (n + 1) * width;
     this.stepWidth = 0;
     if (size > CSE_BUDGETS.step) return;
-    if (stepStamp.length < size) {
+    if (stepTab.length < 2 * size) {
       // (a fresh array: zero stamps are never current)
-      stepStamp = new Int32Array(Math.min(CSE_BUDGETS.step, Math.max(size * 2, 4096)));
-      stepVal = new Int32Array(stepStamp.length);
+      stepTab = new Int32Array(2 * Math.min(CSE_BUDGETS.step, Math.max(size * 2, 4096)));
     }
     this.stepWidth = width;
   }
@@ -798,6 +817,9 @@ class Cse {
     }
     this.posLo = lo;
     this.posSpan = this.nTerms > 0 ? hi - lo : 0;
+    const kw = (2 * this.posSpan + 1) * 2;
+    this.keyWidth = kw;
+    for (let t = 0; t < this.nTerms; t++) this.tKey[t] = this.tWire[t]! * kw - 2 * this.tPos[t]! + (this.tSign[t]! < 0 ? 1 : 0);
     this.allocDirect();
     this.allocMatrices();
     const mat = this.mat;
