@@ -308,6 +308,32 @@ export function dense_fwd(aIn: usize, K: i32, W: usize, N: i32, bias: usize, out
   store<f32>(g, load<f32>(g) + hsum(f32x4.add(f32x4.add(s0, s1), f32x4.add(s2, s3))));
 }
 
+/** gW[k..k+7, n] += a[k..k+7, :]·dz[n, :] (a column of the N % 4 remainder: 8 accumulators, one dz load). */
+@inline function dwCol8(a0: usize, rowB: usize, d0: usize, nbB: usize, g: usize, ldg: usize): void {
+  let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
+  let s4 = f32x4.splat(0), s5 = f32x4.splat(0), s6 = f32x4.splat(0), s7 = f32x4.splat(0);
+  // the eight a rows through one pointer and a stride register (eight pointers would spill)
+  let p = a0, q = d0;
+  const end = d0 + nbB;
+  while (q < end) {
+    const y = v128.load(q);
+    s0 = madd(v128.load(p), y, s0); s1 = madd(v128.load(p + rowB), y, s1);
+    s2 = madd(v128.load(p + 2 * rowB), y, s2); s3 = madd(v128.load(p + 3 * rowB), y, s3);
+    s4 = madd(v128.load(p + 4 * rowB), y, s4); s5 = madd(v128.load(p + 5 * rowB), y, s5);
+    s6 = madd(v128.load(p + 6 * rowB), y, s6); s7 = madd(v128.load(p + 7 * rowB), y, s7);
+    p += 16; q += 16;
+  }
+  const lo = hsum4(s0, s1, s2, s3), hi = hsum4(s4, s5, s6, s7);
+  store<f32>(g, load<f32>(g) + f32x4.extract_lane(lo, 0));
+  store<f32>(g + ldg, load<f32>(g + ldg) + f32x4.extract_lane(lo, 1));
+  store<f32>(g + 2 * ldg, load<f32>(g + 2 * ldg) + f32x4.extract_lane(lo, 2));
+  store<f32>(g + 3 * ldg, load<f32>(g + 3 * ldg) + f32x4.extract_lane(lo, 3));
+  store<f32>(g + 4 * ldg, load<f32>(g + 4 * ldg) + f32x4.extract_lane(hi, 0));
+  store<f32>(g + 5 * ldg, load<f32>(g + 5 * ldg) + f32x4.extract_lane(hi, 1));
+  store<f32>(g + 6 * ldg, load<f32>(g + 6 * ldg) + f32x4.extract_lane(hi, 2));
+  store<f32>(g + 7 * ldg, load<f32>(g + 7 * ldg) + f32x4.extract_lane(hi, 3));
+}
+
 export function dense_bwd_dw(aIn: usize, K: i32, dz: usize, N: i32, CB: i32, nbPad: i32, gW: usize, gB: usize): void {
   const rowB = <usize>CB << 2;
   const nbB = <usize>nbPad << 2; // a multiple of 64 bytes
@@ -335,7 +361,10 @@ export function dense_bwd_dw(aIn: usize, K: i32, dz: usize, N: i32, CB: i32, nbP
     for (let n = 0; n < N4; n++) dwOne(aIn + <usize>K2 * rowB, dz + <usize>n * rowB, nbB, gW + ((<usize>K2 * <usize>N + <usize>n) << 2));
   }
   for (let n = N4; n < N; n++) {
-    for (let k = 0; k < K; k++) dwOne(aIn + <usize>k * rowB, dz + <usize>n * rowB, nbB, gW + ((<usize>k * <usize>N + <usize>n) << 2));
+    const d0 = dz + <usize>n * rowB;
+    let k = 0;
+    for (; k + 8 <= K; k += 8) dwCol8(aIn + <usize>k * rowB, rowB, d0, nbB, gW + ((<usize>k * <usize>N + <usize>n) << 2), ldg);
+    for (; k < K; k++) dwOne(aIn + <usize>k * rowB, d0, nbB, gW + ((<usize>k * <usize>N + <usize>n) << 2));
   }
   if (gB) {
     for (let n = 0; n < N; n++) {
