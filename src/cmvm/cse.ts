@@ -515,18 +515,14 @@ class Cse {
   }
 
   /**
-   * pairOf(nt, v) for a term nt of the wire made in this step (the highest wire id). Such pairs are only
-   * ever looked up during this step (afterwards through the pair matrices), so the step table suffices.
-   */
-  /**
    * substitute() when every output has a pair matrix, in one pass over the output's terms: each of t's
    * pairs is dissolved and then replaced in the same matrix entry by the pair with the new term nt (which
    * takes t's slot), u's pairs are dissolved alongside. The pairs of nt with the other terms of the output
    * are this step's (wire n is the newest): they only get occurrences in this step, so one seen once by its
-   * end is dead for good. It gets no id (entry DEAD) unless a second occurrence shows up; until then its
-   * entry holds −1 − e, e its record in the step table (sEnt: matrix entry of the occurrence, then state:
-   * the pair id once seen twice, −1 while seen once, 0 after that occurrence was removed). Its first-sight
-   * order is the step's first order + e. Same counts and the same order of reaching count 2 as dissolving
+   * end is dead for good. It gets no id unless a second occurrence shows up; its first-sight order is the
+   * step's first order (stepSeq) + e, e its record in the step table (sEnt: matrix entry of the occurrence,
+   * then state: the pair id once seen twice, −1 while seen once, 0 after that occurrence was removed), and
+   * until then its entry holds −1 − order. Such references from earlier steps are below stepSeq: DEAD. Same counts and the same order of reaching count 2 as dissolving
    * all of t's and u's pairs first: only pairs with this step's earlier new terms can be this step's pairs,
    * and those are dissolved before anything is added.
    */
@@ -544,10 +540,10 @@ class Cse {
       const sv = tSlot[v]!;
       const p = mat[base + (st < sv ? rowSt + sv : ((sv * (2 * k - sv - 3)) >> 1) - 1 + st)]!;
       if (p > 0) pCount[p]!--;
-      else if (p < 0) this.sEnt[2 * (-1 - p) + 1] = 0;
+      else if (p < 0 && -1 - p >= this.stepSeq) this.sEnt[2 * (-1 - p - this.stepSeq) + 1] = 0;
       const q = mat[base + (su < sv ? rowSu + sv : ((sv * (2 * k - sv - 3)) >> 1) - 1 + su)]!;
       if (q > 0) pCount[q]!--;
-      else if (q < 0) this.sEnt[2 * (-1 - q) + 1] = 0;
+      else if (q < 0 && -1 - q >= this.stepSeq) this.sEnt[2 * (-1 - q - this.stepSeq) + 1] = 0;
     }
     const ptu = mat[base + (st < su ? rowSt + su : rowSu + st)]!;
     if (ptu > 0) pCount[ptu]!--;
@@ -602,7 +598,7 @@ class Cse {
         } else this.stepTable.insert(wv, wv === n ? 2 * Math.abs(pn - tPos[v]!) + (gn !== tSign[v] ? 1 : 0) : 2 * (pn - tPos[v]!) + (gn !== tSign[v] ? 1 : 0), e);
         this.sEnt[2 * e] = mi;
         this.sEnt[2 * e + 1] = -1;
-        mat[mi] = -1 - e;
+        mat[mi] = -1 - this.stepSeq - e;
         continue;
       }
       const sEnt = this.sEnt;
@@ -611,7 +607,7 @@ class Cse {
         // seen again after its occurrence was removed
         sEnt[2 * e] = mi;
         sEnt[2 * e + 1] = -1;
-        mat[mi] = -1 - e;
+        mat[mi] = -1 - this.stepSeq - e;
         continue;
       }
       if (p < 0) {
@@ -645,8 +641,8 @@ class Cse {
 
   /** Close a step: the pairs seen once are dead. */
   endStep(): void {
-    const { sEnt, mat } = this;
-    for (let e = 0; e < this.nStep; e++) if (sEnt[2 * e + 1] === -1) mat[sEnt[2 * e]!] = DEAD;
+    // (entries of pairs seen once keep their references −1 − order: below the next step's first order,
+    // they read as DEAD)
     this.seq += this.nStep;
     this.nStep = 0;
     this.stepTerms.length = 0;
