@@ -441,22 +441,26 @@ class Cse {
     if (this.bound) this.slack[o] -= 2 ** (Math.ceil(this.g.lat[w]!) - this.bound[o]!);
   }
 
+  /** Room for `extra` more pairs without growing the pair arrays (so callers may hold on to them). */
+  reservePairs(extra: number): void {
+    if (this.nPairs + extra <= this.pcap) return;
+    const c = Math.max(this.pcap * 2, this.nPairs + extra);
+    this.pcap = c;
+    this.pW0 = growI32('pW0', this.pW0, c);
+    this.pW1 = growI32('pW1', this.pW1, c);
+    this.pSub = growI32('pSub', this.pSub, c);
+    this.pShift = growI32('pShift', this.pShift, c);
+    this.pCount = growI32('pCount', this.pCount, c);
+    this.pWeight = growF64('pWeight', this.pWeight, c);
+    this.pTie = growF64('pTie', this.pTie, c);
+    this.pNewest = growF64('pNewest', this.pNewest, c);
+    this.pBlocked = growI32('pBlocked', this.pBlocked, c);
+    this.pDirty = growI32('pDirty', this.pDirty, c);
+    this.pOrder = growI32('pOrder', this.pOrder, c);
+  }
+
   newPair(w0: number, w1: number, sub: number, shift: number, order = this.seq++): number {
-    if (this.nPairs >= this.pcap) {
-      const c = this.pcap * 2;
-      this.pcap = c;
-      this.pW0 = growI32('pW0', this.pW0, c);
-      this.pW1 = growI32('pW1', this.pW1, c);
-      this.pSub = growI32('pSub', this.pSub, c);
-      this.pShift = growI32('pShift', this.pShift, c);
-      this.pCount = growI32('pCount', this.pCount, c);
-      this.pWeight = growF64('pWeight', this.pWeight, c);
-      this.pTie = growF64('pTie', this.pTie, c);
-      this.pNewest = growF64('pNewest', this.pNewest, c);
-      this.pBlocked = growI32('pBlocked', this.pBlocked, c);
-      this.pDirty = growI32('pDirty', this.pDirty, c);
-      this.pOrder = growI32('pOrder', this.pOrder, c);
-    }
+    this.reservePairs(1);
     const p = this.nPairs++;
     this.pW0[p] = w0;
     this.pW1[p] = w1;
@@ -876,6 +880,9 @@ class Cse {
       const gi = tSign[ti]! < 0 ? 1 : 0;
       // direct index of (i, j) = rowOff + l_j·s2 + 2·pos_j + sub, sub = the sign bits' XOR (see pairOf)
       const rowOff = (((li * (2 * n - li + 1)) >> 1) - li) * s2 + (span - pi) * 2;
+      this.reservePairs(k - 1 - i);
+      const pCount = this.pCount;
+      const pDirty = this.pDirty;
       for (let j = i + 1; j < k; j++) {
         const x = (rowOff + rk[j]!) ^ gi;
         let p = direct[x]!;
@@ -884,9 +891,8 @@ class Cse {
           p = this.newPair(tWire[ti]!, tWire[tj]!, x & 1, tPos[tj]! - pi);
           direct[x] = p;
         }
-        const pCount = this.pCount; // (newPair may have grown it)
         if (++pCount[p]! === 2) {
-          this.pDirty[p] = 1;
+          pDirty[p] = 1;
           dirty.push(p);
         }
         mat[m++] = p;
