@@ -10,6 +10,8 @@
  *   * SAT / SAT_SYM (KIF and KBI) training: values and ∂x bit for bit the tf-op path's, parameter gradients equal
  *     per element and within float32 summation error when shared;
  *   * l1LossOf (one kernel for a layer's L1 pressure): value and gradient as Σ l1Loss;
+ *   * a QDense loss term β·factor·EBOPs + L1 (fused tail and EBOPs kernels): EBOPs exactly, value and gradients
+ *     as the tf-op path's (variants: rank 3 with a parallelization factor, no bias, no input quantizer, SAT);
  *   * bits() for EBOPs: values and straight-through gradients equal the tf-op path's;
  *   * the embedded wasm bytes are the build of assembly/quantizer.ts.
  */
@@ -19,6 +21,7 @@ import * as tf from '@tensorflow/tfjs';
 import { useBackend } from '../src/backend.ts';
 import { l1LossOf, Quantizer, setFusedKernels, type QuantizerOptions } from '../src/quantizer/index.ts';
 import { fusedTrainApplies } from '../src/quantizer/train-kernels.ts';
+import { QDense } from '../src/layers/dense.ts';
 import { roundToStep } from '../src/fixed/quantize.ts';
 import { ROUND_MODES, type RoundMode } from '../src/fixed/types.ts';
 import { makeRng, type Rng } from './util/rng.ts';
@@ -326,6 +329,56 @@ for (const backend of ['wasm', 'cpu'] as const) {
     assert.equal(l1LossOf([qs[2]!]), null, 'no L1 term when every l1 is 0');
     for (const q of qs) q.dispose();
     assert.equal(tf.memory().numTensors, before, 'no tensors leaked');
+  });
+}
+
+for (const backend of ['wasm', 'cpu'] as const) {
+  test(`QDense loss term β·factor·EBOPs + L1 (fused kernels) = tf-op path: value, EBOPs and gradients (${backend})`, async () => {
+    await useBackend(backend);
+    const rng = makeRng(backend === 'cpu' ? 31 : 32);
+    const variants = [
+      { units: 3, inputShape: [5] },
+      { units: 4, inputShape: [4, 6], parallelizationFactor: 2, ebopsFactor: 0.5 },
+      { units: 2, inputShape: [7], useBias: false },
+      { units: 3, inputShape: [5], enableIq: false, enableEbops: true },
+      { units: 3, inputShape: [6], kqConf: { overflowMode: 'SAT', l1: 1e-3 }, iqConf: { l1: 2e-3 } },
+    ];
+    for (const [vi, args] of variants.entries()) {
+      const l = new QDense(args as ConstructorParameters<typeof QDense>[0]);
+      l.build([null, ...args.inputShape]);
+      for (const w of l.weights) {
+        const n = w.originalName.split('/').pop()!;
+        const size = w.shape.reduce((a, b) => a! * b!, 1)!;
+        const gen = n.endsWith('_k') ? () => rng.int(0, 1) : n.endsWith('_b') ? () => rng.int(-1, 9) + rng.pick([0, 0.5, 0.3]) : n.endsWith('_i') || n.endsWith('_f') ? () => rng.int(-6, 6) + rng.pick([0, 0.5, 0.3]) : null;
+        if (gen) {
+          const t = tf.tensor(Array.from({ length: size }, gen), w.shape as number[]);
+          w.write(t);
+          t.dispose();
+        }
+      }
+      l.setBeta(0.37);
+      const vars = l.trainableWeights.map((w) => w.read() as tf.Variable).filter((v) => v.trainable);
+      const run = (fused: boolean) => {
+        setFusedKernels(fused);
+        try {
+          const ebops = l.hgqEbops();
+          const { value, grads } = tf.variableGrads(() => l.regularization(), vars);
+          const out = { ebops, value: value.dataSync()[0]!, g: vars.map((v) => Array.from(grads[v.name]?.dataSync() ?? [])) };
+          tf.dispose([value, ...Object.values(grads)]);
+          return out;
+        } finally {
+          setFusedKernels(true);
+        }
+      };
+      const a = run(true), b = run(false);
+      assert.equal(a.ebops, b.ebops, `variant ${vi}: EBOPs`);
+      assert.ok(Math.abs(a.value - b.value) <= 1e-6 * Math.abs(b.value), `variant ${vi}: loss term ${a.value} vs ${b.value}`);
+      a.g.forEach((ga, j) => {
+        assert.equal(ga.length, b.g[j]!.length, `variant ${vi}: gradient of ${vars[j]!.name} present on both paths`);
+        ga.forEach((x, p) => assert.ok(Math.abs(x - b.g[j]![p]!) <= 1e-6 * Math.abs(b.g[j]![p]!) + 1e-12, `variant ${vi}: ∂${vars[j]!.name}[${p}] ${x} vs ${b.g[j]![p]}`));
+      });
+      for (const w of l.weights) w.dispose();
+    }
   });
 }
 

@@ -8,7 +8,7 @@
  * loads and trains them like any other weight.
  */
 import * as tf from '@tensorflow/tfjs';
-import { l1LossOf, Quantizer, type QuantizerMode, type QuantizerOptions, type QParamName } from '../quantizer/index.ts';
+import { fusedRegTail, fusedSmallApplies, l1LossOf, Quantizer, type QuantizerMode, type QuantizerOptions, type QParamName } from '../quantizer/index.ts';
 import { OVERFLOW_MODES, ROUND_MODES, type Kif, type OverflowMode, type RoundMode } from '../fixed/types.ts';
 import type { HgqLayerContract } from '../train/model.ts';
 
@@ -205,6 +205,13 @@ export abstract class QLayer extends tf.layers.Layer implements HgqLayerContract
   regularization(): tf.Scalar {
     // few ops: every op here is recorded on the gradient tape each step (with copies of its saved inputs)
     return tf.tidy(() => {
+      if (this.enableEbops && this.ebopsFactor !== 0 && fusedSmallApplies()) {
+        // cpu/wasm: β·factor·EBOPs + L1 as one kernel (one for the gradient)
+        const qs = this.allQuantizers().filter((q) => q.config.trainable && q.config.l1 > 0);
+        const raws = qs.flatMap((q) => q.l1Params());
+        const l1s = qs.flatMap((q) => q.l1Params().map(() => q.config.l1));
+        return fusedRegTail(this.ebopsTensor(), this.betaVar!.read(), this.ebopsFactor, raws, l1s);
+      }
       const terms: tf.Tensor[] = [];
       if (this.enableEbops && this.ebopsFactor !== 0) {
         const e = this.ebopsTensor();

@@ -24,3 +24,4 @@ export {
 } from './quantizer.ts';
 export { quantizeTensor, roundCodes, ceilLog2, exp2, satBounds } from './ops.ts';
 export { setFusedKernels, fusedApplies } from './kernels.ts';
+export { fusedSmallApplies, fusedRegTail, fusedBilinearSum } from './train-kernels.ts';

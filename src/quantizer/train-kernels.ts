@@ -543,3 +543,130 @@ export function fusedL1(raws: tf.Tensor[], l1s: number[]): tf.Scalar {
   const attrs = { l1s, shapes: raws.map((t) => t.shape) };
   return tf.engine().runKernel(L1, inputs as unknown as tf.NamedTensorMap, attrs as unknown as tf.NamedAttrMap) as tf.Scalar;
 }
+
+// ---------------------------------------------------------------------------------------------------------
+// the loss term of a layer: β·factor·EBOPs + L1, and a dense layer's EBOPs Σ(a @ B) + s·Σc, one kernel each way
+
+interface TailAttrs { factor: number; l1s: number[]; shapes: number[][] }
+
+function regTailKernel({ inputs, backend, attrs }: Parameters<tf.KernelFunc>[0]): Info {
+  const at = attrs as unknown as TailAttrs;
+  const ins = inputs as Record<string, Info>;
+  const raws = at.l1s.map((_, j) => ins[`r${j}`]!);
+  return withArrays(backend as never, [ins['e']!, ins['beta']!, ...raws], [[]], ([e, beta, ...rs], [out]) => {
+    const fr = Math.fround;
+    let l1 = 0;
+    rs.forEach((r, j) => {
+      let t = 0;
+      for (let p = 0; p < r.length; p++) t += r[p]!;
+      l1 += t * fr(at.l1s[j]!);
+    });
+    const eb = fr((at.factor === 1 ? e![0]! : fr(e![0]! * at.factor)) * beta![0]!);
+    out![0] = rs.length ? fr(eb + fr(l1)) : eb;
+  })[0]!;
+}
+
+function regTailGradKernel({ inputs, backend, attrs }: Parameters<tf.KernelFunc>[0]): Info[] {
+  const at = attrs as unknown as TailAttrs;
+  const { dy, e, beta } = inputs as { dy: Info; e: Info; beta: Info };
+  return withArrays(backend as never, [dy, e, beta], [[], [], ...at.shapes], ([d, ea, ba], [de, db, ...outs]) => {
+    const fr = Math.fround;
+    const g = d![0]!;
+    // as the tf ops: ∂(e·factor·β)/∂e = (dy·β)·factor, ∂/∂β = dy·(e·factor); ∂L1/∂raw = dy·l1
+    de![0] = at.factor === 1 ? fr(g * ba![0]!) : fr(fr(g * ba![0]!) * at.factor);
+    db![0] = fr(g * (at.factor === 1 ? ea![0]! : fr(ea![0]! * at.factor)));
+    outs.forEach((o, j) => o.fill(fr(g * fr(at.l1s[j]!))));
+  });
+}
+
+interface BilAttrs { cScale: number; cLen: number }
+
+function bilinearKernel({ inputs, backend, attrs }: Parameters<tf.KernelFunc>[0]): Info {
+  const at = attrs as unknown as BilAttrs;
+  const { a, B, c } = inputs as { a: Info; B: Info; c?: Info };
+  const K = a.shape[a.shape.length - 1]!, N = B.shape[1]!;
+  return withArrays(backend as never, c ? [a, B, c] : [a, B], [[]], ([aa, Ba, ca], [out]) => {
+    let s = 0;
+    for (let k = 0; k < K; k++) {
+      let colA = 0, rowB = 0;
+      for (let r = k; r < aa!.length; r += K) colA += aa![r]!;
+      for (let n = 0; n < N; n++) rowB += Ba![k * N + n]!;
+      s += colA * rowB;
+    }
+    if (ca) {
+      let t = 0;
+      for (let n = 0; n < ca.length; n++) t += ca[n]!;
+      s += t * at.cScale;
+    }
+    out![0] = s;
+  })[0]!;
+}
+
+function bilinearGradKernel({ inputs, backend, attrs }: Parameters<tf.KernelFunc>[0]): Info[] {
+  const at = attrs as unknown as BilAttrs;
+  const { dy, a, B } = inputs as { dy: Info; a: Info; B: Info };
+  const K = a.shape[a.shape.length - 1]!, N = B.shape[1]!;
+  const shapes = at.cLen >= 0 ? [a.shape, B.shape, [at.cLen]] : [a.shape, B.shape];
+  return withArrays(backend as never, [dy, a, B], shapes, ([d, aa, Ba], [da, dB, dc]) => {
+    const fr = Math.fround;
+    const g = d![0]!;
+    for (let k = 0; k < K; k++) {
+      let colA = 0, rowB = 0;
+      for (let r = k; r < aa!.length; r += K) colA += aa![r]!;
+      for (let n = 0; n < N; n++) rowB += Ba![k * N + n]!;
+      const gA = fr(g * rowB), gB = fr(g * colA);
+      for (let r = k; r < aa!.length; r += K) da![r] = gA;
+      for (let n = 0; n < N; n++) dB![k * N + n] = gB;
+    }
+    if (dc) dc.fill(fr(g * at.cScale));
+  });
+}
+
+const TAIL = 'HgqRegTail', TAIL_GRAD = 'HgqRegTailGrad', BIL = 'HgqBilinearSum', BIL_GRAD = 'HgqBilinearSumGrad';
+for (const backendName of ['wasm', 'cpu']) {
+  for (const [kernelName, kernelFunc] of [[TAIL, regTailKernel], [TAIL_GRAD, regTailGradKernel], [BIL, bilinearKernel], [BIL_GRAD, bilinearGradKernel]] as const)
+    if (!tf.getKernel(kernelName, backendName)) tf.registerKernel({ kernelName, backendName, kernelFunc: kernelFunc as unknown as tf.KernelFunc });
+}
+if (!tf.getGradient(TAIL)) {
+  tf.registerGradient({
+    kernelName: TAIL,
+    inputsToSave: ['e', 'beta'],
+    gradFunc: (dy, saved, attrs) => {
+      const [e, beta] = saved as [tf.Tensor, tf.Tensor];
+      const [de, db, ...outs] = tf.engine().runKernel(TAIL_GRAD, { dy: dy as tf.Tensor, e, beta } as unknown as tf.NamedTensorMap, attrs as tf.NamedAttrMap) as tf.Tensor[];
+      return { e: () => de!, beta: () => db!, ...Object.fromEntries(outs.map((t, j) => [`r${j}`, () => t])) };
+    },
+  });
+}
+if (!tf.getGradient(BIL)) {
+  tf.registerGradient({
+    kernelName: BIL,
+    inputsToSave: ['a', 'B'],
+    gradFunc: (dy, saved, attrs) => {
+      const [a, B] = saved as [tf.Tensor, tf.Tensor];
+      const [da, dB, dc] = tf.engine().runKernel(BIL_GRAD, { dy: dy as tf.Tensor, a, B } as unknown as tf.NamedTensorMap, attrs as tf.NamedAttrMap) as tf.Tensor[];
+      return { a: () => da!, B: () => dB!, ...(dc ? { c: () => dc } : {}) };
+    },
+  });
+}
+
+/**
+ * e·factor·β + Σ_j l1s[j]·Σ raws[j]: a layer's loss term from its EBOPs `e` (scalar) as one kernel with a one-kernel
+ * gradient (into e, β and the raw parameters), in place of ~4 ops per quantizer plus the products and sums.
+ */
+export function fusedRegTail(e: tf.Tensor, beta: tf.Tensor, factor: number, raws: tf.Tensor[], l1s: number[]): tf.Scalar {
+  const inputs = { e, beta, ...Object.fromEntries(raws.map((t, j) => [`r${j}`, t])) };
+  const attrs: TailAttrs = { factor, l1s, shapes: raws.map((t) => t.shape) };
+  return tf.engine().runKernel(TAIL, inputs as unknown as tf.NamedTensorMap, attrs as unknown as tf.NamedAttrMap) as tf.Scalar;
+}
+
+/**
+ * Σ(a @ B) + cScale·Σ c (a: [R, K], B: [K, N], c optional) in float64, rounded once to float32 (exact for integer
+ * bit counts below 2^24, where the tf-op sum of the matmul is exact too); gradient: ∂a[r,k] = Σ_n B[k,n],
+ * ∂B[k,n] = Σ_r a[r,k], ∂c = cScale. A dense layer's EBOPs from its bit maps.
+ */
+export function fusedBilinearSum(a: tf.Tensor, B: tf.Tensor, c: tf.Tensor | null, cScale: number): tf.Scalar {
+  const attrs: BilAttrs = { cScale, cLen: c ? c.size : -1 };
+  const inputs = c ? { a, B, c } : { a, B };
+  return tf.engine().runKernel(BIL, inputs as unknown as tf.NamedTensorMap, attrs as unknown as tf.NamedAttrMap) as tf.Scalar;
+}
