@@ -10,7 +10,7 @@
 // this module has no data, no runtime and never allocates.
 
 /** Rounding-mode codes (src/quantizer/kernels.ts ROUND_CODES). */
-const TRN = 0, RND = 1, RND_CONV = 2, TRN_ZERO = 3, RND_ZERO = 4, RND_MIN_INF = 5;
+const TRN = 0, RND = 1, RND_CONV = 2, TRN_ZERO = 3, RND_ZERO = 4, RND_MIN_INF = 5, RND_INF = 6;
 
 /** Integer codes of y under rounding mode m, as ops.ts roundCodes computes them (never −0). */
 @inline function codesv(y: v128, m: i32): v128 {
@@ -41,13 +41,10 @@ const TRN = 0, RND = 1, RND_CONV = 2, TRN_ZERO = 3, RND_ZERO = 4, RND_MIN_INF = 
   return copysign<f32>(v, y) + <f32>0;
 }
 
-/**
- * Training forward: out = codes(x·scale)·step, and amax[p] = max |out| over the rows (f32[P], overwritten).
- * scale, step: f32[P] (2^f, 2^-f).
- */
-export function wrap_fwd(x: usize, n: i32, P: i32, scale: usize, step: usize, m: i32, out: usize, amax: usize): void {
+// The loops are instantiated once per rounding mode (a constant after inlining), so the mode test leaves the loop.
+
+@inline function fwdLoop(x: usize, n: i32, P: i32, scale: usize, step: usize, m: i32, out: usize, amax: usize): void {
   const P4 = P & ~3;
-  for (let p = 0; p < P; p++) store<f32>(amax + (<usize>p << 2), 0);
   const rowBytes = <usize>P << 2;
   const end = x + (<usize>n << 2);
   for (let r = x, o = out; r < end; r += rowBytes, o += rowBytes) {
@@ -67,13 +64,8 @@ export function wrap_fwd(x: usize, n: i32, P: i32, scale: usize, step: usize, m:
   }
 }
 
-/**
- * Training backward into f: acc[p] = Σ_rows dy·(x_q − x) (each product in float32 as the tf path, summed in
- * float64; f64[P], overwritten). The caller multiplies by −ln2.
- */
-export function wrap_bwd(x: usize, dy: usize, n: i32, P: i32, scale: usize, step: usize, m: i32, acc: usize): void {
+@inline function bwdLoop(x: usize, dy: usize, n: i32, P: i32, scale: usize, step: usize, m: i32, acc: usize): void {
   const P4 = P & ~3;
-  for (let p = 0; p < P; p++) store<f64>(acc + (<usize>p << 3), 0);
   const rowBytes = <usize>P << 2;
   const end = x + (<usize>n << 2);
   for (let r = x, d = dy; r < end; r += rowBytes, d += rowBytes) {
@@ -94,4 +86,34 @@ export function wrap_bwd(x: usize, dy: usize, n: i32, P: i32, scale: usize, step
       store<f64>(a, load<f64>(a) + <f64>(load<f32>(d + off) * (q - xs)));
     }
   }
+}
+
+/**
+ * Training forward: out = codes(x·scale)·step, and amax[p] = max |out| over the rows (f32[P], overwritten).
+ * scale, step: f32[P] (2^f, 2^-f).
+ */
+export function wrap_fwd(x: usize, n: i32, P: i32, scale: usize, step: usize, m: i32, out: usize, amax: usize): void {
+  for (let p = 0; p < P; p++) store<f32>(amax + (<usize>p << 2), 0);
+  if (m == RND) fwdLoop(x, n, P, scale, step, RND, out, amax);
+  else if (m == TRN) fwdLoop(x, n, P, scale, step, TRN, out, amax);
+  else if (m == RND_CONV) fwdLoop(x, n, P, scale, step, RND_CONV, out, amax);
+  else if (m == TRN_ZERO) fwdLoop(x, n, P, scale, step, TRN_ZERO, out, amax);
+  else if (m == RND_ZERO) fwdLoop(x, n, P, scale, step, RND_ZERO, out, amax);
+  else if (m == RND_MIN_INF) fwdLoop(x, n, P, scale, step, RND_MIN_INF, out, amax);
+  else fwdLoop(x, n, P, scale, step, RND_INF, out, amax);
+}
+
+/**
+ * Training backward into f: acc[p] = Σ_rows dy·(x_q − x) (each product in float32 as the tf path, summed in
+ * float64; f64[P], overwritten). The caller multiplies by −ln2.
+ */
+export function wrap_bwd(x: usize, dy: usize, n: i32, P: i32, scale: usize, step: usize, m: i32, acc: usize): void {
+  for (let p = 0; p < P; p++) store<f64>(acc + (<usize>p << 3), 0);
+  if (m == RND) bwdLoop(x, dy, n, P, scale, step, RND, acc);
+  else if (m == TRN) bwdLoop(x, dy, n, P, scale, step, TRN, acc);
+  else if (m == RND_CONV) bwdLoop(x, dy, n, P, scale, step, RND_CONV, acc);
+  else if (m == TRN_ZERO) bwdLoop(x, dy, n, P, scale, step, TRN_ZERO, acc);
+  else if (m == RND_ZERO) bwdLoop(x, dy, n, P, scale, step, RND_ZERO, acc);
+  else if (m == RND_MIN_INF) bwdLoop(x, dy, n, P, scale, step, RND_MIN_INF, acc);
+  else bwdLoop(x, dy, n, P, scale, step, RND_INF, acc);
 }

@@ -3,7 +3,8 @@
  *
  * Speed: mean milliseconds per random N×N 8-bit matrix (entries 129..255, 8-bit signed inputs) at N = 16,
  * 32, 64 (the growth from 16 to 64), after a warm-up. A calibration loop (ns per iteration of a fixed
- * integer loop) is printed too, so runs on a busy machine can be told apart.
+ * integer loop) is printed too, so runs on a busy machine can be told apart, and the process's CPU time per
+ * matrix (less sensitive to other jobs than wall time; includes V8's compiler and GC threads).
  * Quality: mean adders and depth over DRAWS random matrices at N = 4, 8, 16, unconstrained and with dc = 2,
  * against da4ml's published numbers (DESIGN.md §6, issue 5).
  * Env: CMVM_DRAWS (default 100), CMVM_SPEED_COUNT (16×16 matrices timed, default 40).
@@ -35,17 +36,23 @@ function calibrate(): number {
   return s > 0 ? ns : ns; // keep s alive
 }
 
-function timeSize(n: number, count: number, seed: number): { ms: number; adders: number } {
+/** Mean wall milliseconds per matrix (solveCmvm's own figure) and this process's CPU milliseconds. */
+function timeSize(n: number, count: number, seed: number): { ms: number; cpuMs: number; adders: number } {
   const next = prng(seed);
   for (let k = 0; k < 3; k++) solveCmvm(randomMatrix(n, 8, next), s8(n)); // warm-up (JIT)
   let ms = 0;
+  let cpu = 0;
   let adders = 0;
   for (let k = 0; k < count; k++) {
-    const r = solveCmvm(randomMatrix(n, 8, next), s8(n));
+    const W = randomMatrix(n, 8, next);
+    const c0 = process.cpuUsage();
+    const r = solveCmvm(W, s8(n));
+    const c = process.cpuUsage(c0);
+    cpu += (c.user + c.system) / 1000;
     ms += r.ms;
     adders += r.adders;
   }
-  return { ms: ms / count, adders: adders / count };
+  return { ms: ms / count, cpuMs: cpu / count, adders: adders / count };
 }
 
 export default function main(): void {
@@ -53,15 +60,15 @@ export default function main(): void {
   const speedCount = Number(process.env.CMVM_SPEED_COUNT ?? 40);
   const calibNs = calibrate();
 
-  const speed: Record<string, { ms: number; adders: number; count: number }> = {};
+  const speed: Record<string, { ms: number; cpu_ms: number; adders: number; count: number }> = {};
   for (const [n, count] of [
     [16, speedCount],
     [32, Math.max(3, speedCount >> 3)],
     [64, Math.max(2, speedCount >> 5)],
   ] as const) {
     const r = timeSize(n, count, 1000 + n);
-    speed[`N${n}`] = { ms: round(r.ms), adders: round(r.adders), count };
-    console.log(`speed N=${n}: ${r.ms.toFixed(2)} ms per matrix (${count} matrices, mean adders ${r.adders.toFixed(1)})`);
+    speed[`N${n}`] = { ms: round(r.ms), cpu_ms: round(r.cpuMs), adders: round(r.adders), count };
+    console.log(`speed N=${n}: ${r.ms.toFixed(2)} ms per matrix, ${r.cpuMs.toFixed(2)} ms CPU (${count} matrices, mean adders ${r.adders.toFixed(1)})`);
   }
 
   const quality: Record<string, { adders: number; depth: number; ms: number; draws: number; reference: { adders: number; depth?: number }; ok: boolean }> = {};
@@ -94,6 +101,7 @@ export default function main(): void {
     JSON.stringify({
       bench: 'cmvm',
       ms_per_16x16: ms16,
+      cpu_ms_per_16x16: speed.N16!.cpu_ms,
       target_ms_16x16: 15,
       growth_64_over_16: round(speed.N64!.ms / ms16),
       ratio: round(speed.N64!.ms / ms16),

@@ -1,38 +1,36 @@
 /**
- * `npm run bench -- convert`: RTL generation speed and simulation throughput.
+ * `npm run bench -- convert [MODEL]`: how fast a trained model becomes verified RTL.
  *
- *  - write_seconds: lowering + Verilog (and VHDL, HLS) text for a large synthetic network program
- *    (dense layers of shift-and-add trees with ReLU + 8-bit requantization, ~50k ops);
- *  - Verilator: build seconds and simulated vectors per second for a medium program (~3k ops, pipelined),
- *    run time only, 20k vectors, checked against the emulator.
- * The trace + CMVM timing for the MNIST checkpoint is added by the tracer's benchmark.
+ * MNIST (issue #6): the LARGEST checkpoint of the MNIST demo front — MODEL is a demo --out directory
+ * (front.json: the checkpoint with the most EBOPs is taken), or one model directory; default
+ * /work/demo-final, else (absent) a quick demo is trained first. Times, wall seconds (and the Node
+ * process's CPU seconds): loading; trace with CMVM adder graphs (`trace_seconds`, includes the CMVM solves);
+ * the same trace with plain signed-digit trees (`trace_plain_seconds`), so `cmvm_seconds_est` = the
+ * difference estimates the CMVM part (the tracer calls CMVM internally and exposes no separate clock);
+ * lowering to the pipelined netlist and writing Verilog at latency cutoff 2; then the project and a
+ * Verilator check on 10,000 random vectors (build seconds, simulated vectors per second).
+ *
+ * Synthetic (as before): Verilog/VHDL/HLS writing for a ~50k-op network, Verilator on a ~3k-op design.
+ * Environment: HGQ_BENCH_MODEL (= MODEL), HGQ_BENCH_VECTORS (default 10000), HGQ_BENCH_SYNTHETIC=0 skips
+ * the synthetic part.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { buildNetlist, writeProject } from '../src/backends/project.ts';
 import { writeHls } from '../src/backends/hls.ts';
 import { writeVerilog } from '../src/backends/verilog.ts';
 import { writeVhdl } from '../src/backends/vhdl.ts';
 import { hasTool } from '../src/eda/tools.ts';
 import { verify } from '../src/eda/verify.ts';
+import { analyzeProgram } from '../src/ir/cost.ts';
 import { ProgramBuilder } from '../src/ir/builder.ts';
 import type { Program } from '../src/ir/types.ts';
-
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 } from '../src/util/random.ts';
 
 /** Dense layers as adder trees: each output sums `fanIn` shifted inputs (±), then ReLU and 8-bit quantization. */
 export function syntheticNetwork(widths: number[], fanIn: number, seed = 1): Program {
-  const r = rng(seed);
+  const r = mulberry32(seed);
   const b = new ProgramBuilder();
   let layer = Array.from({ length: widths[0]! }, (_, j) => b.input(j, { k: 1, i: 3, f: 4 }, 'RND', 'SAT'));
   for (let l = 1; l < widths.length; l++) {
@@ -55,7 +53,112 @@ export function syntheticNetwork(widths: number[], fanIn: number, seed = 1): Pro
   return b.build(`synthetic_${widths.join('x')}`, [{ name: 'x', shape: [widths[0]!] }], [{ name: 'y', shape: [n] }], layer.map((w) => ({ wire: w, shift: 0, neg: false })));
 }
 
+/** The model to time: the most expensive checkpoint of a demo front, a model directory, or a fresh quick demo. */
+async function pickModel(arg: string): Promise<{ path: string; ebops: number | null; note: string }> {
+  const dir = resolve(arg);
+  const front = join(dir, 'front.json');
+  if (existsSync(front)) {
+    const entries = JSON.parse(readFileSync(front, 'utf8')) as { path: string; ebops: number }[];
+    if (!entries.length) throw new Error(`${front} lists no checkpoints`);
+    const top = entries.reduce((a, b) => (b.ebops > a.ebops ? b : a));
+    // front.json holds the run's absolute paths; the checkpoints sit next to it
+    return { path: join(dir, basename(top.path)), ebops: top.ebops, note: `largest of ${entries.length} front checkpoints in ${dir}` };
+  }
+  if (existsSync(join(dir, 'model.json'))) return { path: dir, ebops: null, note: 'model directory' };
+  console.log(`${dir}: no demo front (front.json) or model; training the quick demo (hgq demo --quick) to time its checkpoint instead`);
+  const { runDemo } = await import('../src/train/demo.ts');
+  const out = join(mkdtempSync(join(tmpdir(), 'hgq-bench-demo-')), 'demo');
+  const r = await runDemo({ quick: true, out, progress: null, log: () => {} });
+  const top = r.checkpoints[r.checkpoints.length - 1]!;
+  return { path: top.path, ebops: top.ebops, note: `quick demo (${dir} absent)` };
+}
+
+const r3 = (v: number): number => Math.round(v * 1000) / 1000;
+
+/** Wall and Node CPU seconds of fn. */
+async function timed<T>(fn: () => T | Promise<T>): Promise<{ value: T; wall: number; cpu: number }> {
+  const c0 = process.cpuUsage();
+  const t0 = performance.now();
+  const value = await fn();
+  const c = process.cpuUsage(c0);
+  return { value, wall: r3((performance.now() - t0) / 1000), cpu: r3((c.user + c.system) / 1e6) };
+}
+
+async function mnist(res: Record<string, unknown>, vectors: number): Promise<void> {
+  const pick = await pickModel(process.argv[3] ?? process.env.HGQ_BENCH_MODEL ?? '/work/demo-final');
+  const { loadModelAny } = await import('../src/import/load.ts');
+  const { trace } = await import('../src/trace/trace.ts');
+  const load = await timed(() => loadModelAny(pick.path));
+  const model = load.value;
+  const da = await timed(() => trace(model, { cmvm: 'da' }));
+  const plain = await timed(() => trace(model, { cmvm: 'none' }));
+  model.dispose();
+  const p = da.value;
+  const lower = await timed(() => buildNetlist(p, { latencyCutoff: 2 }).nl);
+  const verilog = await timed(() => writeVerilog(lower.value, 'mnist'));
+  const m: Record<string, unknown> = {
+    model: pick.path,
+    source: pick.note,
+    ebops: pick.ebops,
+    ops: p.ops.length,
+    ir_cost: analyzeProgram(p).totalCost,
+    ops_plain: plain.value.ops.length,
+    ir_cost_plain: analyzeProgram(plain.value).totalCost,
+    load_seconds: load.wall,
+    trace_seconds: da.wall,
+    trace_cpu_seconds: da.cpu,
+    trace_plain_seconds: plain.wall,
+    cmvm_seconds_est: r3(da.wall - plain.wall),
+    lower_seconds: lower.wall,
+    verilog_seconds: verilog.wall,
+    verilog_bytes: verilog.value.length,
+    stages_cutoff2: lower.value.stages,
+    trace_cmvm_verilog_seconds: r3(da.wall + lower.wall + verilog.wall),
+  };
+  console.log(
+    `MNIST ${pick.path} (${pick.note}): ${p.ops.length} ops; trace ${da.wall} s (plain trees ${plain.wall} s → CMVM ≈ ${m.cmvm_seconds_est} s), ` +
+      `lower ${lower.wall} s, Verilog ${verilog.wall} s (${verilog.value.length} bytes, ${lower.value.stages} stages at cutoff 2)`,
+  );
+  if (hasTool('verilator')) {
+    const root = mkdtempSync(join(tmpdir(), 'hgq-bench-mnist-'));
+    try {
+      const prj = await timed(() => writeProject(p, join(root, 'prj'), { latencyCutoff: 2, vectors: 0 }));
+      const v = await timed(() => verify(join(root, 'prj'), { vectors, simulator: 'verilator' }));
+      const r = v.value;
+      if (r.mismatches) throw new Error(`MNIST design mismatches the emulator: ${JSON.stringify(r.first_mismatch)}`);
+      // a second check reuses the build: simulation alone, more vectors
+      const r2 = verify(join(root, 'prj'), { vectors: 2 * vectors, simulator: 'verilator', seed: 7 });
+      if (r2.mismatches) throw new Error(`MNIST design mismatches the emulator: ${JSON.stringify(r2.first_mismatch)}`);
+      Object.assign(m, {
+        project_seconds: prj.wall,
+        verify_seconds: v.wall,
+        verilator_build_seconds: r3(r.build_seconds),
+        verilator_vectors: r.vectors,
+        verilator_run_seconds: r3(r.run_seconds),
+        verilator_vectors_per_second: Math.round(r.vectors_per_second),
+        verilator_vectors_per_second_2x: Math.round(r2.vectors_per_second),
+        vectors_and_emulator_seconds: r3(v.wall - r.build_seconds - r.run_seconds),
+        mismatches: r.mismatches + r2.mismatches,
+      });
+      console.log(
+        `  Verilator: build ${r3(r.build_seconds)} s, ${r.vectors} vectors in ${r3(r.run_seconds)} s (${Math.round(r.vectors_per_second)}/s; ` +
+          `${r2.vectors} in ${r3(r2.run_seconds)} s on the cached build), 0 mismatches; vectors + emulator ${m.vectors_and_emulator_seconds} s`,
+      );
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  } else m.verilator = 'not installed (apt-get install verilator)';
+  res.mnist = m;
+}
+
 export default async function main(): Promise<void> {
+  const res: Record<string, unknown> = {};
+  await mnist(res, Number(process.env.HGQ_BENCH_VECTORS ?? 10000));
+  if (process.env.HGQ_BENCH_SYNTHETIC !== '0') res.synthetic = await synthetic();
+  console.log(JSON.stringify(res));
+}
+
+async function synthetic(): Promise<Record<string, unknown>> {
   const big = syntheticNetwork([784, 256, 128, 10], 64);
   const t0 = performance.now();
   const { nl } = buildNetlist(big, { latencyCutoff: 2 });
@@ -95,5 +198,5 @@ export default async function main(): Promise<void> {
       rmSync(root, { recursive: true, force: true });
     }
   } else res.verilator = 'not installed (apt-get install verilator)';
-  console.log(JSON.stringify(res));
+  return res;
 }

@@ -100,10 +100,16 @@ test('SIMD matmuls (forward X·W, backward dY·Wᵀ and Xᵀ·dY) equal a float6
     const bias = Float32Array.from({ length: N }, () => rng.next() - 0.5);
     const pA = alloc(A), pW = alloc(W), pD = alloc(D), pb = alloc(bias);
     const Z = alloc(N * CB), gW = alloc(K * N), gB = alloc(N), dX = alloc(K * CB), sums = alloc(3 * K);
-    k.dense_fwd(pA, K, pW, N, pb, Z, CB, nbPad, 1, 0, 0, 0, nbPad, alloc(16));
+    k.dense_fwd(pA, K, pW, N, pb, Z, CB, nbPad, 1, 0, 0, 0, nbPad, alloc(48));
     k.dense_bwd_dw(pA, K, pD, N, CB, nbPad, gW, gB);
-    k.dense_bwd_dx(pD, N, pW, K, CB, nbPad, 8, pA, pA, 0, dX, sums, alloc(16));
-    const z = view(Z, N * CB), gw = view(gW, K * N), gb = view(gB, N), dx = view(dX, K * CB);
+    k.dense_bwd_dx(pD, N, pW, K, CB, nbPad, 8, pA, pA, 0, dX, sums, alloc(48));
+    // the engine's path: the kernel transposed once per step (transpose_w), then dense_bwd_dx_t
+    const pWT = alloc(K * N), dXt = alloc(K * CB);
+    k.transpose_w(pW, K, N, pWT);
+    const wt = view(pWT, K * N);
+    for (let kk = 0; kk < K; kk++) for (let n = 0; n < N; n++) assert.equal(wt[n * K + kk], W[kk * N + n], `transpose_w [${kk}, ${n}]`);
+    k.dense_bwd_dx_t(pD, N, pWT, K, CB, nbPad, 8, pA, pA, 0, dXt, sums, alloc(48));
+    const z = view(Z, N * CB), gw = view(gW, K * N), gb = view(gB, N), dx = view(dX, K * CB), dxt = view(dXt, K * CB);
     const tol = (n: number) => 1e-6 * n + 1e-6;
     for (let n = 0; n < N; n++) for (let b = 0; b < nbPad; b++) {
       let s = bias[n];
@@ -124,6 +130,22 @@ test('SIMD matmuls (forward X·W, backward dY·Wᵀ and Xᵀ·dY) equal a float6
       let s = 0;
       for (let n = 0; n < N; n++) s += W[kk * N + n] * D[n * CB + b];
       assert.ok(Math.abs(dx[kk * CB + b] - s) <= tol(N), `dX ${K}x${N} [${kk},${b}]`);
+      assert.ok(Math.abs(dxt[kk * CB + b] - s) <= tol(N), `dX (transposed kernel) ${K}x${N} [${kk},${b}]`);
+    }
+  }
+});
+
+test('transpose_in (4×4 shuffle blocks) equals a plain transpose for odd feature counts, tails and zero padding', async () => {
+  const { k, alloc, view, reset } = await kernels();
+  const rng = makeRng(14);
+  for (const [K, rows, row0, nb, CB, nbPad] of [[16, 300, 0, 256, 256, 256], [5, 300, 7, 250, 256, 256], [16, 50, 3, 37, 64, 48], [7, 40, 1, 33, 48, 48], [4, 3, 0, 3, 16, 16], [1, 20, 2, 17, 32, 32]]) {
+    reset();
+    const src = Float32Array.from({ length: rows * K }, () => rng.next() * 8 - 4);
+    const dst = alloc(Float32Array.from({ length: K * CB }, () => 99));
+    k.transpose_in(alloc(src), K, row0, nb, dst, CB, nbPad);
+    const got = view(dst, K * CB);
+    for (let kk = 0; kk < K; kk++) for (let b = 0; b < nbPad; b++) {
+      assert.equal(got[kk * CB + b], b < nb ? src[(row0 + b) * K + kk] : 0, `K=${K} nb=${nb}: [${kk}, ${b}]`);
     }
   }
 });

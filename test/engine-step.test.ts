@@ -131,6 +131,29 @@ test('results do not depend on the thread count, chunk size or schedule (several
   }
 });
 
+test('batches written into batchBuffers() views train exactly like copied batches, also after the memory grows', async () => {
+  const rng = makeRng(21);
+  const desc = randDesc(rng, [16, 20, 5], { act: 'WRAP', w: 'SAT_SYM', loss: 'softmax_cross_entropy' });
+  const batches = [randData(rng, 200, 16, 5, 'softmax_cross_entropy'), randData(rng, 5000, 16, 5, 'softmax_cross_entropy'), randData(rng, 200, 16, 5, 'softmax_cross_entropy')];
+  const a = await createEngine(desc, { threads: 1, simd: 'simd128' });
+  const b = await createEngine(desc, { threads: 1, simd: 'simd128' });
+  try {
+    const stale = b.batchBuffers(200); // becomes stale when the 5000-sample batch grows the memory
+    for (const [s, d] of batches.entries()) {
+      const la = a.step(d.x, d.y).loss;
+      const B = d.x.length / 16;
+      const v = s === 2 ? stale : b.batchBuffers(B);
+      v.x.set(d.x); v.y.set(d.y);
+      assert.equal(b.step(v.x, v.y).loss, la, `step ${s}: loss`);
+    }
+    const sa = a.readState().values, sb = b.readState().values;
+    for (const [name, v] of Object.entries(sa)) assert.deepEqual(sb[name], v, name);
+    assert.throws(() => b.batchBuffers(0), /batch size must be a positive integer/);
+  } finally {
+    a.dispose(); b.dispose();
+  }
+});
+
 test('training with the engine lowers the loss', async () => {
   const rng = makeRng(9);
   const desc = randDesc(rng, [16, 32, 5], { act: 'WRAP', w: 'SAT_SYM', loss: 'softmax_cross_entropy' });

@@ -27,6 +27,20 @@ export function toOddExp(v: number): { odd: number; exp: number } {
  */
 export function forEachCsdDigit(v: number, emit: (pos: number, sign: 1 | -1) => void): void {
   if (v === 0) return;
+  const a = Math.abs(v);
+  if (a < 0x40000000 && Number.isInteger(a)) {
+    // small integers: the NAF's +1 digits are the set bits of (a + h) & c, its −1 digits those of h & c,
+    // with h = a >> 1 and c = h XOR (a + h) (see csdWeight)
+    const h = a >>> 1;
+    const c = h ^ (a + h);
+    const neg = v < 0;
+    for (let bits = c, p = 0; bits !== 0; bits >>>= 1, p++) {
+      if ((bits & 1) === 0) continue;
+      const plus = ((a + h) >>> p) & 1;
+      emit(p, (plus === 1) !== neg ? 1 : -1);
+    }
+    return;
+  }
   const { odd, exp } = toOddExp(v);
   let x = odd;
   let p = exp;

@@ -12,7 +12,7 @@
  * ceil(log2 Σ 2^lat) (Kraft's inequality). So an output with bound B stays feasible exactly while
  * Σ_terms 2^(lat−B) ≤ 1, which is checked for every substitution.
  */
-import { csdDigits } from './csd.ts';
+import { forEachCsdDigit } from './csd.ts';
 import type { AdderGraph, Term } from './graph.ts';
 
 export type Method = 'wmc' | 'mc';
@@ -84,11 +84,15 @@ class Table3 {
   private slots: I32; // [a, b, c, value] per slot; value −1 = empty
   private n = 0;
 
-  constructor(capacityHint: number) {
+  /** `name`: the pooled scratch array it lives in (see poolI32), so a table per extraction costs no allocation. */
+  constructor(
+    private readonly name: string,
+    capacityHint: number,
+  ) {
     let cap = 64;
     while (cap < capacityHint * 2) cap *= 2;
     this.mask = cap - 1;
-    this.slots = new Int32Array(cap * 4).fill(-1);
+    this.slots = poolI32(name, cap * 4, false).fill(-1);
   }
 
   private static hash(a: number, b: number, c: number): number {
@@ -130,6 +134,7 @@ class Table3 {
     const cap = (this.mask + 1) * 2;
     this.mask = cap - 1;
     this.slots = new Int32Array(cap * 4).fill(-1);
+    POOL.set(this.name, this.slots);
     this.n = 0;
     for (let i = 0; i < old.length; i += 4) if (old[i + 3]! >= 0) this.insert(old[i]!, old[i + 1]!, old[i + 2]!, old[i + 3]!);
   }
@@ -192,10 +197,28 @@ class StepTable {
   }
 }
 
-/** Most pair-matrix entries (4 bytes each) one extraction may allocate before falling back to hashing. */
-const MAT_BUDGET = 1 << 25;
-/** Largest direct pair index (entries) before pairs of starting wires go to the hash table too. */
-const DIRECT_BUDGET = 1 << 24;
+/** The step table when its direct form would be too big (one, shared: extractions run one at a time). */
+const STEP_TABLE = new StepTable();
+
+/**
+ * The step table's direct form: (other wire, shift, sub) → value, an array indexed by wire × shift × sub,
+ * for when wires × shifts is small enough (usual). An entry is valid while its stamp is the current step's;
+ * the stamps only grow (module-wide), so the arrays are shared by all extractions and never cleared.
+ */
+let stepTab: I32 = new Int32Array(0); // [stamp, value] per entry
+let stepEpoch = 0;
+/**
+ * Memory budgets (entries) of the fast structures; beyond them the hash tables take over, with the same
+ * results. Mutable only so that tests can force the fallbacks on small matrices.
+ */
+export const CSE_BUDGETS = {
+  /** Pair matrices of all outputs (4 bytes each); outputs beyond it find their pairs by hashing. */
+  matrices: 1 << 25,
+  /** Direct pair index over the starting wires; beyond it their pairs are hashed too. */
+  direct: 1 << 24,
+  /** Direct step table (wires × shifts). */
+  step: 1 << 23,
+};
 
 /** The pair id of occurrences that can never become a common pair (its count is meaningless). */
 const DEAD = 0;
@@ -234,6 +257,9 @@ class Cse {
   tMark: I32;
   /** Slot of the term within its output (a term replacing two reuses the first one's slot). */
   tSlot: I32;
+  /** Per term, its part of the direct step index: wire·keyWidth − 2·pos + (1 if negative). */
+  tKey: I32;
+  keyWidth = 0;
   nTerms = 0;
   readonly outTerms: number[][] = [];
   readonly wireTerms: number[][] = [];
@@ -262,16 +288,21 @@ class Cse {
   /** Pair id 0 is DEAD: the matrix entry of an occurrence whose pair can never occur twice. */
   nPairs = 1;
   readonly pairTable: Table3;
-  readonly stepTable = new StepTable();
+  readonly stepTable = STEP_TABLE;
+  /** Positions of all terms lie in [posLo, posLo + posSpan] (substitutions keep positions), so |shift| ≤ posSpan. */
+  posLo = 0;
+  posSpan = 0;
+  /** Entries per wire of the direct step index, or 0: this step uses the hash table. */
+  stepWidth = 0;
   /** Every output has a pair matrix, so pairs with a new wire need only the step table. */
   allMats = false;
   readonly dirty: number[] = [];
-  /** This step's pairs seen once so far (see stepPair): matrix entry, count, pair id once seen twice, order. */
-  sFirst: I32 = poolI32('sFirst', 256, false);
-  sCount: I32 = poolI32('sCount', 256, false);
-  sPair: I32 = poolI32('sPair', 256, false);
-  sOrder: I32 = poolI32('sOrder', 256, false);
+  /** This step's pairs (see substituteMerged). */
+  sEnt: I32 = poolI32('sEnt', 512, false);
   nStep = 0;
+  stepSeq = 0;
+  /** The terms made in this step. */
+  readonly stepTerms: number[] = [];
 
   /**
    * Per output, the pair id of every two slots (lower triangle, see tri), so a substitution finds the pairs
@@ -315,7 +346,8 @@ class Cse {
     this.tIdxWire = poolI32('tIdxWire', tc);
     this.tMark = poolI32('tMark', tc);
     this.tSlot = poolI32('tSlot', tc);
-    this.termTable = new Table3(tc);
+    this.tKey = poolI32('tKey', tc, false);
+    this.termTable = new Table3('termTable', tc);
     this.slack = new Float64Array(nOut);
     for (let o = 0; o < nOut; o++) this.outTerms.push([]);
     const pc = Math.max(1024, nPairsHint); // grows when needed
@@ -332,7 +364,7 @@ class Cse {
     this.pBlocked = poolI32('pBlocked', pc, false);
     this.pDirty = poolI32('pDirty', pc, false);
     this.pOrder = poolI32('pOrder', pc, false);
-    this.pairTable = new Table3(1024); // starting-wire pairs outside the direct index (rare); grows
+    this.pairTable = new Table3('pairTable', 1024); // starting-wire pairs outside the direct index (rare); grows
   }
 
   /** Give each output a pair matrix sized to its (never growing) number of terms. */
@@ -345,7 +377,7 @@ class Cse {
       const n = this.outTerms[o]!.length;
       this.matDim[o] = n;
       const size = (n * (n - 1)) >> 1; // lower triangle: the matrix is symmetric
-      if (total + size > MAT_BUDGET) continue;
+      if (total + size > CSE_BUDGETS.matrices) continue;
       this.matBase[o] = total;
       total += size;
     }
@@ -366,6 +398,7 @@ class Cse {
       this.tIdxWire = growI32('tIdxWire', this.tIdxWire, c);
       this.tMark = growI32('tMark', this.tMark, c);
       this.tSlot = growI32('tSlot', this.tSlot, c);
+      this.tKey = growI32('tKey', this.tKey, c);
     }
     const t = this.nTerms++;
     this.tWire[t] = w;
@@ -374,6 +407,7 @@ class Cse {
     this.tOut[t] = o;
     this.tAlive[t] = 1;
     this.tSlot[t] = slot;
+    this.tKey[t] = w * this.keyWidth - 2 * pos + (sign < 0 ? 1 : 0);
     const ol = this.outTerms[o]!;
     this.tIdxOut[t] = ol.length;
     ol.push(t);
@@ -407,22 +441,26 @@ class Cse {
     if (this.bound) this.slack[o] -= 2 ** (Math.ceil(this.g.lat[w]!) - this.bound[o]!);
   }
 
+  /** Room for `extra` more pairs without growing the pair arrays (so callers may hold on to them). */
+  reservePairs(extra: number): void {
+    if (this.nPairs + extra <= this.pcap) return;
+    const c = Math.max(this.pcap * 2, this.nPairs + extra);
+    this.pcap = c;
+    this.pW0 = growI32('pW0', this.pW0, c);
+    this.pW1 = growI32('pW1', this.pW1, c);
+    this.pSub = growI32('pSub', this.pSub, c);
+    this.pShift = growI32('pShift', this.pShift, c);
+    this.pCount = growI32('pCount', this.pCount, c);
+    this.pWeight = growF64('pWeight', this.pWeight, c);
+    this.pTie = growF64('pTie', this.pTie, c);
+    this.pNewest = growF64('pNewest', this.pNewest, c);
+    this.pBlocked = growI32('pBlocked', this.pBlocked, c);
+    this.pDirty = growI32('pDirty', this.pDirty, c);
+    this.pOrder = growI32('pOrder', this.pOrder, c);
+  }
+
   newPair(w0: number, w1: number, sub: number, shift: number, order = this.seq++): number {
-    if (this.nPairs >= this.pcap) {
-      const c = this.pcap * 2;
-      this.pcap = c;
-      this.pW0 = growI32('pW0', this.pW0, c);
-      this.pW1 = growI32('pW1', this.pW1, c);
-      this.pSub = growI32('pSub', this.pSub, c);
-      this.pShift = growI32('pShift', this.pShift, c);
-      this.pCount = growI32('pCount', this.pCount, c);
-      this.pWeight = growF64('pWeight', this.pWeight, c);
-      this.pTie = growF64('pTie', this.pTie, c);
-      this.pNewest = growF64('pNewest', this.pNewest, c);
-      this.pBlocked = growI32('pBlocked', this.pBlocked, c);
-      this.pDirty = growI32('pDirty', this.pDirty, c);
-      this.pOrder = growI32('pOrder', this.pOrder, c);
-    }
+    this.reservePairs(1);
     const p = this.nPairs++;
     this.pW0[p] = w0;
     this.pW1[p] = w1;
@@ -481,65 +519,137 @@ class Cse {
   }
 
   /**
-   * pairOf(nt, v) for a term nt of the wire made in this step (the highest wire id). Such pairs are only
-   * ever looked up during this step (afterwards through the pair matrices), so the step table suffices.
+   * substitute() when every output has a pair matrix, in one pass over the output's terms: each of t's
+   * pairs is dissolved and then replaced in the same matrix entry by the pair with the new term nt (which
+   * takes t's slot), u's pairs are dissolved alongside. The pairs of nt with the other terms of the output
+   * are this step's (wire n is the newest): they only get occurrences in this step, so one seen once by its
+   * end is dead for good. It gets no id unless a second occurrence shows up; its first-sight order is the
+   * step's first order (stepSeq) + e, e its record in the step table (sEnt: matrix entry of the occurrence,
+   * then state: the pair id once seen twice, −1 while seen once, 0 after that occurrence was removed), and
+   * until then its entry holds −1 − order. Such references from earlier steps are below stepSeq: DEAD. Same counts and the same order of reaching count 2 as dissolving
+   * all of t's and u's pairs first: only pairs with this step's earlier new terms can be this step's pairs,
+   * and those are dissolved before anything is added.
    */
-  /**
-   * The pair of term nt of the wire made in this step (the highest wire id) with term v, whose matrix entry
-   * is mi; returns what to store there. Such pairs only get occurrences in this step, so one seen once by its
-   * end is dead for good: it gets no id (entry DEAD) unless a second occurrence shows up, and until then its
-   * entry holds −1 − e, e its record in the step table (stepDrop undoes an occurrence removed meanwhile).
-   */
-  stepPair(nt: number, v: number, mi: number): number {
-    const { tWire, tPos } = this;
-    const n = tWire[nt]!;
-    const wv = tWire[v]!;
-    let shift = tPos[nt]! - tPos[v]!;
-    if (wv === n && shift < 0) shift = -shift; // two terms of wire n: the lower position first
-    const sub = this.tSign[nt] !== this.tSign[v] ? 1 : 0;
-    const key = shift * 2 + sub;
-    let e = this.stepTable.get(wv, key);
-    if (e < 0) {
-      e = this.nStep++;
-      if (e >= this.sFirst.length) {
-        this.sFirst = growI32('sFirst', this.sFirst, 2 * e);
-        this.sCount = growI32('sCount', this.sCount, 2 * e);
-        this.sPair = growI32('sPair', this.sPair, 2 * e);
-        this.sOrder = growI32('sOrder', this.sOrder, 2 * e);
-      }
-      this.stepTable.insert(wv, key, e);
-      this.sFirst[e] = mi;
-      this.sCount[e] = 1;
-      this.sPair[e] = 0;
-      this.sOrder[e] = this.seq++;
-      return -1 - e;
+  substituteMerged(t: number, u: number, n: number, o: number, ol: number[], base: number, k: number): void {
+    const { tWire, tPos, tSign, tSlot, mat, pCount } = this;
+    const st = tSlot[t]!;
+    const su = tSlot[u]!;
+    const rowSt = ((st * (2 * k - st - 3)) >> 1) - 1;
+    const rowSu = ((su * (2 * k - su - 3)) >> 1) - 1;
+    // pairs of t and u with this output's earlier new terms (step-table entries possible), and with each other
+    const stepTerms = this.stepTerms;
+    for (let i = 0; i < stepTerms.length; i++) {
+      const v = stepTerms[i]!;
+      if (this.tOut[v] !== o) continue;
+      const sv = tSlot[v]!;
+      const p = mat[base + (st < sv ? rowSt + sv : ((sv * (2 * k - sv - 3)) >> 1) - 1 + st)]!;
+      if (p > 0) pCount[p]!--;
+      else if (p < 0 && -1 - p >= this.stepSeq) this.sEnt[2 * (-1 - p - this.stepSeq) + 1] = 0;
+      const q = mat[base + (su < sv ? rowSu + sv : ((sv * (2 * k - sv - 3)) >> 1) - 1 + su)]!;
+      if (q > 0) pCount[q]!--;
+      else if (q < 0 && -1 - q >= this.stepSeq) this.sEnt[2 * (-1 - q - this.stepSeq) + 1] = 0;
     }
-    let p = this.sPair[e]!;
-    if (p === 0) {
-      if (++this.sCount[e]! === 1) {
-        this.sFirst[e] = mi; // (its earlier occurrences were all removed)
-        return -1 - e;
+    const ptu = mat[base + (st < su ? rowSt + su : rowSu + st)]!;
+    if (ptu > 0) pCount[ptu]!--;
+    const pn = tPos[t]!;
+    const gn = tSign[t]!;
+    this.removeTerm(t);
+    this.removeTerm(u);
+    const nt = this.addTerm(o, n, pn, gn, st);
+    stepTerms.push(nt);
+
+    const width = this.stepWidth;
+    const off = 2 * this.posSpan;
+    // direct step index of (nt, v) = wv·width + 2·shift + sub + off (shift = pn − pos_v) = (tKey[v] + cst) XOR gbit
+    const cst = 2 * pn + off;
+    const gbit = gn < 0 ? 1 : 0;
+    const tKey = this.tKey;
+    const tab = stepTab;
+    const epoch = stepEpoch;
+    for (let i = 0; i < ol.length; i++) {
+      const v = ol[i]!;
+      if (v === nt) continue;
+      const sv = tSlot[v]!;
+      const mi = base + (st < sv ? rowSt + sv : ((sv * (2 * k - sv - 3)) >> 1) - 1 + st);
+      const wv = tWire[v]!;
+      let x: number;
+      let e: number;
+      if (wv !== n) {
+        // dissolve (t, v) and (u, v): pairs of older wires (an id or DEAD)
+        const p = mat[mi]!;
+        if (p > 0) pCount[p]!--;
+        const q = mat[base + (su < sv ? rowSu + sv : ((sv * (2 * k - sv - 3)) >> 1) - 1 + su)]!;
+        if (q > 0) pCount[q]!--;
+        if (width > 0) {
+          x = (tKey[v]! + cst) ^ gbit;
+          e = tab[2 * x] === epoch ? tab[2 * x + 1]! : -1;
+        } else {
+          x = -1;
+          e = this.stepTable.get(wv, 2 * (pn - tPos[v]!) + (gn !== tSign[v] ? 1 : 0));
+        }
+      } else {
+        // two terms of wire n: the lower position first
+        const key = 2 * Math.abs(pn - tPos[v]!) + (gn !== tSign[v] ? 1 : 0);
+        x = width > 0 ? wv * width + key + off : -1;
+        e = x >= 0 ? (tab[2 * x] === epoch ? tab[2 * x + 1]! : -1) : this.stepTable.get(wv, key);
       }
-      // the second occurrence: now a pair, with the count of both
-      p = this.newPair(wv, n, sub, shift, this.sOrder[e]!);
-      this.sPair[e] = p;
-      this.mat[this.sFirst[e]!] = p;
-      this.pCount[p] = 1;
+      if (e < 0) {
+        e = this.nStep++;
+        if (2 * e + 1 >= this.sEnt.length) this.sEnt = growI32('sEnt', this.sEnt, 4 * e + 2);
+        if (x >= 0) {
+          tab[2 * x] = epoch;
+          tab[2 * x + 1] = e;
+        } else this.stepTable.insert(wv, wv === n ? 2 * Math.abs(pn - tPos[v]!) + (gn !== tSign[v] ? 1 : 0) : 2 * (pn - tPos[v]!) + (gn !== tSign[v] ? 1 : 0), e);
+        this.sEnt[2 * e] = mi;
+        this.sEnt[2 * e + 1] = -1;
+        mat[mi] = -1 - this.stepSeq - e;
+        continue;
+      }
+      const sEnt = this.sEnt;
+      let p = sEnt[2 * e + 1]!;
+      if (p === 0) {
+        // seen again after its occurrence was removed
+        sEnt[2 * e] = mi;
+        sEnt[2 * e + 1] = -1;
+        mat[mi] = -1 - this.stepSeq - e;
+        continue;
+      }
+      if (p < 0) {
+        // the second occurrence: now a pair, with the count of both
+        const shift = wv === n ? Math.abs(pn - tPos[v]!) : pn - tPos[v]!;
+        p = this.newPair(wv, n, gn !== tSign[v] ? 1 : 0, shift, this.stepSeq + e);
+        sEnt[2 * e + 1] = p;
+        mat[sEnt[2 * e]!] = p;
+        this.pCount[p] = 1;
+      }
+      this.inc(p);
+      mat[mi] = p;
     }
-    this.inc(p);
-    return p;
   }
 
-  /** An occurrence whose matrix entry is the step-table reference x (< 0) is removed. */
-  stepDrop(x: number): void {
-    this.sCount[-1 - x]!--;
+
+  /** Open a step that makes wire n: an empty step table. */
+  beginStep(n: number): void {
+    stepEpoch++;
+    this.stepSeq = this.seq;
+    const width = this.keyWidth;
+    const size = (n + 1) * width;
+    this.stepWidth = 0;
+    if (size > CSE_BUDGETS.step) return;
+    if (stepTab.length < 2 * size) {
+      // (a fresh array: zero stamps are never current)
+      stepTab = new Int32Array(2 * Math.min(CSE_BUDGETS.step, Math.max(size * 2, 4096)));
+    }
+    this.stepWidth = width;
   }
 
   /** Close a step: the pairs seen once are dead. */
   endStep(): void {
-    const { sPair, sCount, sFirst, mat } = this;
-    for (let e = 0; e < this.nStep; e++) if (sPair[e] === 0 && sCount[e] === 1) mat[sFirst[e]!] = DEAD;
+    // (entries of pairs seen once keep their references −1 − order: below the next step's first order,
+    // they read as DEAD)
+    this.seq += this.nStep;
     this.nStep = 0;
+    this.stepTerms.length = 0;
     this.stepTable.clear();
   }
 
@@ -677,7 +787,7 @@ class Cse {
   /** Set up the direct pair index over the wires the terms start with. */
   allocDirect(): void {
     const g = this.g;
-    const lm = new Int32Array(g.size).fill(-1);
+    const lm = poolI32('localMap', g.size, false).fill(-1);
     let lo = Infinity;
     let hi = -Infinity;
     for (let t = 0; t < this.nTerms; t++) {
@@ -691,7 +801,7 @@ class Cse {
     for (let w = 0; w < lm.length; w++) lm[w]--;
     const span = hi - lo;
     const size = ((n * (n + 1)) >> 1) * (2 * span + 1) * 2;
-    if (n === 0 || size > DIRECT_BUDGET) return;
+    if (n === 0 || size > CSE_BUDGETS.direct) return;
     this.localMap = lm;
     this.nLocal = n;
     this.shiftSpan = span;
@@ -699,6 +809,17 @@ class Cse {
   }
 
   initialCounts(): void {
+    let lo = Infinity;
+    let hi = -Infinity;
+    for (let t = 0; t < this.nTerms; t++) {
+      lo = Math.min(lo, this.tPos[t]!);
+      hi = Math.max(hi, this.tPos[t]!);
+    }
+    this.posLo = lo;
+    this.posSpan = this.nTerms > 0 ? hi - lo : 0;
+    const kw = (2 * this.posSpan + 1) * 2;
+    this.keyWidth = kw;
+    for (let t = 0; t < this.nTerms; t++) this.tKey[t] = this.tWire[t]! * kw - 2 * this.tPos[t]! + (this.tSign[t]! < 0 ? 1 : 0);
     this.allocDirect();
     this.allocMatrices();
     const mat = this.mat;
@@ -745,28 +866,33 @@ class Cse {
     const span = this.shiftSpan;
     const s2 = (2 * span + 1) * 2;
     const k = ol.length;
+    // per term: its part of the direct index, l·s2 + 2·pos, with its sign bit (1: negative) in bit 0
+    const rk = poolI32('rowKey', k, false);
+    for (let j = 0; j < k; j++) {
+      const t = ol[j]!;
+      rk[j] = lm[tWire[t]!]! * s2 + tPos[t]! * 2 + (tSign[t]! < 0 ? 1 : 0);
+    }
     let m = base;
     for (let i = 0; i < k - 1; i++) {
       const ti = ol[i]!;
-      const wi = tWire[ti]!;
-      const li = lm[wi]!;
+      const li = lm[tWire[ti]!]!;
       const pi = tPos[ti]!;
-      const gi = tSign[ti]!;
-      // direct index of (i, j) = rowOff + l_j·s2 + 2·pos_j + sub (see pairOf)
+      const gi = tSign[ti]! < 0 ? 1 : 0;
+      // direct index of (i, j) = rowOff + l_j·s2 + 2·pos_j + sub, sub = the sign bits' XOR (see pairOf)
       const rowOff = (((li * (2 * n - li + 1)) >> 1) - li) * s2 + (span - pi) * 2;
+      this.reservePairs(k - 1 - i);
+      const pCount = this.pCount;
+      const pDirty = this.pDirty;
       for (let j = i + 1; j < k; j++) {
-        const tj = ol[j]!;
-        const wj = tWire[tj]!;
-        const sub = tSign[tj] !== gi ? 1 : 0;
-        const x = rowOff + lm[wj]! * s2 + tPos[tj]! * 2 + sub;
+        const x = (rowOff + rk[j]!) ^ gi;
         let p = direct[x]!;
         if (p < 0) {
-          p = this.newPair(wi, wj, sub, tPos[tj]! - pi);
+          const tj = ol[j]!;
+          p = this.newPair(tWire[ti]!, tWire[tj]!, x & 1, tPos[tj]! - pi);
           direct[x] = p;
         }
-        const pCount = this.pCount;
         if (++pCount[p]! === 2) {
-          this.pDirty[p] = 1;
+          pDirty[p] = 1;
           dirty.push(p);
         }
         mat[m++] = p;
@@ -833,29 +959,27 @@ class Cse {
   substitute(t: number, u: number, n: number): void {
     const o = this.tOut[t]!;
     const ol = this.outTerms[o]!;
-    const pCount = this.pCount;
     const base = this.matBase[o]!;
     const k = this.matDim[o]!;
+    if (base >= 0 && this.allMats) {
+      this.substituteMerged(t, u, n, o, ol, base, k);
+      return;
+    }
+    // some outputs find their pairs by hashing: every pair gets its id at first sight
+    const pCount = this.pCount;
     const tSlot = this.tSlot;
     const st = tSlot[t]!;
+    const mat = this.mat;
     if (base >= 0) {
-      const mat = this.mat;
       const su = tSlot[u]!;
-      // entries: a pair id, DEAD, or (this step's pairs seen once) a step-table reference
       for (let i = 0; i < ol.length; i++) {
         const v = ol[i]!;
         if (v === t || v === u) continue;
         const sv = tSlot[v]!;
-        const p = mat[base + tri(st, sv, k)]!;
-        if (p > 0) pCount[p]!--;
-        else if (p < 0) this.stepDrop(p);
-        const q = mat[base + tri(su, sv, k)]!;
-        if (q > 0) pCount[q]!--;
-        else if (q < 0) this.stepDrop(q);
+        pCount[mat[base + tri(st, sv, k)]!]!--;
+        pCount[mat[base + tri(su, sv, k)]!]!--;
       }
-      const p = mat[base + tri(st, su, k)]!;
-      if (p > 0) pCount[p]!--;
-      else if (p < 0) this.stepDrop(p);
+      pCount[mat[base + tri(st, su, k)]!]!--;
     } else {
       for (let i = 0; i < ol.length; i++) {
         const v = ol[i]!;
@@ -870,32 +994,15 @@ class Cse {
     this.removeTerm(t);
     this.removeTerm(u);
     const nt = this.addTerm(o, n, pos, sign, st);
-    if (base >= 0) {
-      const mat = this.mat;
-      if (this.allMats) {
-        for (let i = 0; i < ol.length; i++) {
-          const v = ol[i]!;
-          if (v === nt) continue;
-          const mi = base + tri(st, tSlot[v]!, k);
-          mat[mi] = this.stepPair(nt, v, mi);
-        }
-      } else {
-        // some outputs find their pairs by hashing: every pair gets its id at once
-        for (let i = 0; i < ol.length; i++) {
-          const v = ol[i]!;
-          if (v === nt) continue;
-          const p = this.pairOf(nt, v);
-          mat[base + tri(st, tSlot[v]!, k)] = p;
-          this.inc(p);
-        }
-      }
-    } else {
-      for (let i = 0; i < ol.length; i++) {
-        const v = ol[i]!;
-        if (v !== nt) this.inc(this.pairOf(nt, v));
-      }
+    for (let i = 0; i < ol.length; i++) {
+      const v = ol[i]!;
+      if (v === nt) continue;
+      const p = this.pairOf(nt, v);
+      if (base >= 0) mat[base + tri(st, tSlot[v]!, k)] = p;
+      this.inc(p);
     }
   }
+
 
   run(): void {
     if (!this.doExtract) return;
@@ -909,6 +1016,7 @@ class Cse {
         continue;
       }
       const n = this.g.addAdder(this.pW0[p]!, this.pW1[p]!, this.pShift[p]!, this.pSub[p] === 1);
+      this.beginStep(n);
       for (let m = 0; m < matches.length; m += 2) this.substitute(matches[m]!, matches[m + 1]!, n);
       this.endStep();
       this.flush();
@@ -922,21 +1030,37 @@ class Cse {
  */
 export function extractCommon(g: AdderGraph, rows: Array<Array<{ wire: number; coef: number }>>, opts: CseOptions): Term[][] {
   const nOut = rows.length;
-  // each wire's total coefficient per row, then its CSD digits
-  const digits: Array<Array<[number, number, 1 | -1]>> = rows.map((row) => {
-    const coef = new Map<number, number>();
-    for (const { wire, coef: c } of row) if (wire >= 0 && c !== 0) coef.set(wire, (coef.get(wire) ?? 0) + c);
-    const out: Array<[number, number, 1 | -1]> = [];
-    for (const [w, c] of coef) for (const [p, s] of csdDigits(c)) out.push([w, p, s]);
-    return out;
-  });
-  // distinct pairs: at most the initial pair occurrences, plus some made by substitutions
-  const nTerms = digits.reduce((s, d) => s + d.length, 0);
-  const nPairs = digits.reduce((s, d) => s + (d.length * (d.length - 1)) / 2, 0);
+  // each wire's total coefficient per row (in order of first appearance), then its CSD digits as
+  // [wire, position, sign] triples
+  const seen = poolI32('seenWire', g.size, false).fill(-1);
+  const digits: number[][] = new Array(nOut);
+  let nTerms = 0;
+  let nPairs = 0;
+  for (let o = 0; o < nOut; o++) {
+    let row = rows[o]!;
+    let repeated = false;
+    for (const { wire } of row) {
+      if (wire < 0) continue;
+      if (seen[wire] === o) repeated = true;
+      seen[wire] = o;
+    }
+    if (repeated) {
+      const coef = new Map<number, number>();
+      for (const { wire, coef: c } of row) if (wire >= 0 && c !== 0) coef.set(wire, (coef.get(wire) ?? 0) + c);
+      row = [...coef].map(([wire, c]) => ({ wire, coef: c }));
+    }
+    const out: number[] = [];
+    for (const { wire, coef } of row) if (wire >= 0 && coef !== 0) forEachCsdDigit(coef, (p, s) => out.push(wire, p, s));
+    digits[o] = out;
+    const d = out.length / 3;
+    nTerms += d;
+    nPairs += (d * (d - 1)) / 2;
+  }
   const st = new Cse(g, nOut, nTerms, Math.ceil(nPairs * 1.25), opts);
-  digits.forEach((d, o) => {
-    d.forEach(([w, p, s], slot) => st.addTerm(o, w, p, s, slot));
-  });
+  for (let o = 0; o < nOut; o++) {
+    const d = digits[o]!;
+    for (let i = 0; i < d.length; i += 3) st.addTerm(o, d[i]!, d[i + 1]!, d[i + 2]!, i / 3);
+  }
   st.run();
   return st.outTerms.map((ol) => ol.map((t) => ({ wire: st.tWire[t]!, pos: st.tPos[t]!, sign: st.tSign[t]! as 1 | -1 })));
 }

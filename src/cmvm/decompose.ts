@@ -12,24 +12,87 @@ export interface Decomposition {
   diffs: number[][];
   /** For each output row: the difference rows whose signed sum gives it. */
   paths: Array<Array<{ diff: number; sign: 1 | -1 }>>;
+  /** Identifies the decomposition (two equal keys: the same diffs and paths). */
+  key: string;
+}
+
+/**
+ * The distances between all rows, shared by the trees of every path limit: d = CSD digits of the difference
+ * or the sum, whichever has fewer (s = −1: the sum).
+ */
+/** Above this many rows the distances are recomputed rather than kept (n² entries). */
+const MAX_CACHED_ROWS = 2048;
+
+export class RowDistances {
+  readonly n: number;
+  /** Row i's CSD digit count (its distance from the zero row). */
+  readonly weight: Float64Array;
+  /** The sign of the last get(). */
+  sign: 1 | -1 = 1;
+  /** Computed distances and signs (n × n, −1: not yet), or none for very many rows. */
+  private readonly d: Int32Array | null;
+  private readonly s: Int8Array;
+  private readonly rows: number[][];
+  private readonly nz: Int32Array[];
+
+  constructor(rows: number[][]) {
+    const n = rows.length;
+    this.n = n;
+    this.rows = rows;
+    this.weight = new Float64Array(n);
+    this.nz = rows.map((row, i) => {
+      const idx: number[] = [];
+      let w = 0;
+      for (let k = 0; k < row.length; k++) {
+        if (row[k] === 0) continue;
+        idx.push(k);
+        w += csdWeight(row[k]!);
+      }
+      this.weight[i] = w;
+      return Int32Array.from(idx);
+    });
+    const cache = n <= MAX_CACHED_ROWS;
+    this.d = cache ? new Int32Array(n * n).fill(-1) : null;
+    this.s = new Int8Array(cache ? n * n : 0);
+  }
+
+  /** Distance between rows i and j; `sign` is then the sign of j that gives it. */
+  get(i: number, j: number): number {
+    const x = i * this.n + j;
+    if (this.d && this.d[x]! >= 0) {
+      this.sign = this.s[x]! as 1 | -1;
+      return this.d[x]!;
+    }
+    {
+      // only entries where the sparser row is nonzero differ from row j's own digits:
+      // Σ_k w(a_k ∓ b_k) = W(b) + Σ_{k: a_k ≠ 0} (w(a_k ∓ b_k) − w(b_k))
+      const [a, b] = this.nz[i]!.length <= this.nz[j]!.length ? [i, j] : [j, i];
+      const ra = this.rows[a]!;
+      const rb = this.rows[b]!;
+      const wb = this.weight[b]!;
+      let dm = wb;
+      let dp = wb;
+      for (const k of this.nz[a]!) {
+        const va = ra[k]!;
+        const vb = rb[k]!;
+        const w = csdWeight(vb);
+        dm += csdWeight(va - vb) - w;
+        dp += csdWeight(va + vb) - w;
+      }
+      const d = dp < dm ? dp : dm;
+      this.sign = dp < dm ? -1 : 1;
+      if (this.d) {
+        this.d[x] = this.d[j * this.n + i] = d;
+        this.s[x] = this.s[j * this.n + i] = this.sign;
+      }
+      return d;
+    }
+  }
 }
 
 /** `rows` must hold safe integers whose sums and differences are safe integers too. */
-export function decomposeRows(rows: number[][], maxHops: number): Decomposition {
+export function decomposeRows(rows: number[][], maxHops: number, distances: RowDistances = new RowDistances(rows)): Decomposition {
   const n = rows.length;
-  const nIn = n > 0 ? rows[0]!.length : 0;
-  // distance between rows i and j (and which sign of j makes it): computed lazily, rows are few
-  const dist = (i: number, j: number): { d: number; s: 1 | -1 } => {
-    const ri = rows[i]!;
-    const rj = rows[j]!;
-    let dm = 0;
-    let dp = 0;
-    for (let k = 0; k < nIn; k++) {
-      dm += csdWeight(ri[k]! - rj[k]!);
-      dp += csdWeight(ri[k]! + rj[k]!);
-    }
-    return dp < dm ? { d: dp, s: -1 } : { d: dm, s: 1 };
-  };
 
   // Prim from the root (index n = the zero row)
   const best = new Float64Array(n);
@@ -37,11 +100,7 @@ export function decomposeRows(rows: number[][], maxHops: number): Decomposition 
   const parent = new Int32Array(n).fill(-1); // −1: root
   const depth = new Int32Array(n);
   const done = new Uint8Array(n);
-  for (let j = 0; j < n; j++) {
-    let w = 0;
-    for (const v of rows[j]!) w += csdWeight(v);
-    best[j] = w;
-  }
+  best.set(distances.weight);
   const order: number[] = [];
   for (let step = 0; step < n; step++) {
     let j = -1;
@@ -52,10 +111,10 @@ export function decomposeRows(rows: number[][], maxHops: number): Decomposition 
     if (depth[j]! >= maxHops) continue;
     for (let k = 0; k < n; k++) {
       if (done[k]) continue;
-      const { d, s } = dist(j, k);
+      const d = distances.get(j, k);
       if (d < best[k]!) {
         best[k] = d;
-        bestSign[k] = s;
+        bestSign[k] = distances.sign;
         parent[k] = j;
       }
     }
@@ -74,5 +133,7 @@ export function decomposeRows(rows: number[][], maxHops: number): Decomposition 
     }
     paths[j] = path;
   }
-  return { diffs, paths };
+  // the rows' order, parents and signs determine diffs and paths
+  const key = order.map((j) => `${j}:${parent[j]}${bestSign[j]! < 0 ? '-' : '+'}`).join(',');
+  return { diffs, paths, key };
 }

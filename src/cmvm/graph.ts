@@ -64,67 +64,107 @@ export class AdderGraph {
    * smallest magnitudes first (narrower adders). Returns the single resulting term (wire −1 if none).
    */
   sumTerms(terms: Term[]): Term {
-    if (terms.length === 0) return { wire: -1, pos: 0, sign: 1 };
-    const heap = terms.slice();
-    const msb = (t: Term): number => this.ki[t.wire]! + t.pos;
-    const less = (x: Term, y: Term): boolean => {
-      const lx = this.lat[x.wire]!;
-      const ly = this.lat[y.wire]!;
-      if (lx !== ly) return lx < ly;
-      if (x.sign !== y.sign) return x.sign > y.sign;
-      return msb(x) < msb(y);
-    };
-    heapify(heap, less);
-    while (heap.length > 1) {
-      const x = heapPop(heap, less);
-      const y = heapPop(heap, less);
-      let t: Term;
-      if (x.sign === y.sign) {
-        t = { wire: this.addAdder(x.wire, y.wire, y.pos - x.pos, false), pos: x.pos, sign: x.sign };
-      } else {
-        const [p, n] = x.sign > 0 ? [x, y] : [y, x];
-        t = { wire: this.addAdder(p.wire, n.wire, n.pos - p.pos, true), pos: p.pos, sign: 1 };
-      }
-      heapPush(heap, t, less);
+    const n = terms.length;
+    if (n === 0) return { wire: -1, pos: 0, sign: 1 };
+    if (n === 1) return terms[0]!;
+    // a binary heap over parallel arrays (wire, position, sign)
+    if (HW.length < n) {
+      HW = new Int32Array(2 * n);
+      HP = new Int32Array(2 * n);
+      HS = new Int32Array(2 * n);
     }
-    return heap[0]!;
+    const hw = HW;
+    const hp = HP;
+    const hs = HS;
+    for (let i = 0; i < n; i++) {
+      const t = terms[i]!;
+      hw[i] = t.wire;
+      hp[i] = t.pos;
+      hs[i] = t.sign;
+    }
+    const lat = this.lat;
+    const ki = this.ki;
+    const less = (x: number, y: number): boolean => {
+      const lx = lat[hw[x]!]!;
+      const ly = lat[hw[y]!]!;
+      if (lx !== ly) return lx < ly;
+      if (hs[x] !== hs[y]) return hs[x]! > hs[y]!;
+      return ki[hw[x]!]! + hp[x]! < ki[hw[y]!]! + hp[y]!;
+    };
+    const swap = (x: number, y: number): void => {
+      const w = hw[x]!;
+      const p = hp[x]!;
+      const s = hs[x]!;
+      hw[x] = hw[y]!;
+      hp[x] = hp[y]!;
+      hs[x] = hs[y]!;
+      hw[y] = w;
+      hp[y] = p;
+      hs[y] = s;
+    };
+    let size = n;
+    const siftDown = (i: number): void => {
+      for (;;) {
+        const l = 2 * i + 1;
+        if (l >= size) return;
+        const r = l + 1;
+        const m = r < size && less(r, l) ? r : l;
+        if (!less(m, i)) return;
+        swap(m, i);
+        i = m;
+      }
+    };
+    /** Remove the top into slot `size` (just past the heap). */
+    const pop = (): void => {
+      size--;
+      swap(0, size);
+      if (size > 0) siftDown(0);
+    };
+    for (let i = (size >> 1) - 1; i >= 0; i--) siftDown(i);
+    while (size > 1) {
+      pop();
+      const x = size; // (the first popped, now just past the heap)
+      const xw = hw[x]!;
+      const xp = hp[x]!;
+      const xs = hs[x]!;
+      pop();
+      const y = size;
+      const yw = hw[y]!;
+      const yp = hp[y]!;
+      const ys = hs[y]!;
+      let w: number;
+      let pos: number;
+      let sign: number;
+      if (xs === ys) {
+        w = this.addAdder(xw, yw, yp - xp, false);
+        pos = xp;
+        sign = xs;
+      } else if (xs > 0) {
+        w = this.addAdder(xw, yw, yp - xp, true);
+        pos = xp;
+        sign = 1;
+      } else {
+        w = this.addAdder(yw, xw, xp - yp, true);
+        pos = yp;
+        sign = 1;
+      }
+      // push
+      let i = size++;
+      hw[i] = w;
+      hp[i] = pos;
+      hs[i] = sign;
+      while (i > 0) {
+        const p = (i - 1) >> 1;
+        if (!less(i, p)) break;
+        swap(i, p);
+        i = p;
+      }
+    }
+    return { wire: hw[0]!, pos: hp[0]!, sign: hs[0]! as 1 | -1 };
   }
 }
 
-function siftDown<T>(h: T[], i: number, less: (a: T, b: T) => boolean): void {
-  const n = h.length;
-  for (;;) {
-    const l = 2 * i + 1;
-    if (l >= n) return;
-    const r = l + 1;
-    const m = r < n && less(h[r]!, h[l]!) ? r : l;
-    if (!less(h[m]!, h[i]!)) return;
-    [h[m], h[i]] = [h[i]!, h[m]!];
-    i = m;
-  }
-}
-
-function heapify<T>(h: T[], less: (a: T, b: T) => boolean): void {
-  for (let i = (h.length >> 1) - 1; i >= 0; i--) siftDown(h, i, less);
-}
-
-function heapPop<T>(h: T[], less: (a: T, b: T) => boolean): T {
-  const top = h[0]!;
-  const last = h.pop()!;
-  if (h.length > 0) {
-    h[0] = last;
-    siftDown(h, 0, less);
-  }
-  return top;
-}
-
-function heapPush<T>(h: T[], x: T, less: (a: T, b: T) => boolean): void {
-  h.push(x);
-  let i = h.length - 1;
-  while (i > 0) {
-    const p = (i - 1) >> 1;
-    if (!less(h[i]!, h[p]!)) return;
-    [h[i], h[p]] = [h[p]!, h[i]!];
-    i = p;
-  }
-}
+/** sumTerms' heap arrays (shared: one sum at a time). */
+let HW = new Int32Array(64);
+let HP = new Int32Array(64);
+let HS = new Int32Array(64);

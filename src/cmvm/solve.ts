@@ -4,12 +4,12 @@
  * common-pair extraction on each stage, then per output the earliest-two-first adder tree. Several
  * decomposition depths are tried; the cheapest candidate that meets the delay constraint wins.
  */
-import { minimalKif, qiFromKif, qiIsZero } from '../fixed/interval.ts';
+import { ceilLog2, minimalKif, qiFromKif, qiIsZero } from '../fixed/interval.ts';
 import type { QInterval } from '../fixed/types.ts';
 import type { Node, Program } from '../ir/types.ts';
 import { adderCost } from './cost.ts';
 import { toOddExp, csdDigits } from './csd.ts';
-import { decomposeRows, type Decomposition } from './decompose.ts';
+import { decomposeRows, RowDistances, type Decomposition } from './decompose.ts';
 import { extractCommon, type Method } from './cse.ts';
 import { AdderGraph, type Term } from './graph.ts';
 
@@ -58,9 +58,25 @@ export interface CmvmResult {
 interface Candidate {
   g: AdderGraph;
   outs: Term[];
+  /** Wires some output depends on. */
+  need: Uint8Array;
   adders: number;
-  cost: number;
+  /** Σ adder cost, computed when first needed (costOf): ranking by adders rarely needs it. */
+  cost: number | null;
   latency: number;
+}
+
+function costOf(c: Candidate): number {
+  if (c.cost === null) {
+    const { g, need } = c;
+    let cost = 0;
+    for (let w = 0; w < g.size; w++) {
+      const op = g.ops[w];
+      if (op && need[w]) cost += adderCost(g.qint[op.a]!, g.qint[op.b]!, op.shift, op.sub, g.qint[w]!);
+    }
+    c.cost = cost;
+  }
+  return c.cost;
 }
 
 function checkMatrix(W: number[][], nIn: number): void {
@@ -120,7 +136,11 @@ export function solveCmvm(W: number[][], inputs: CmvmInput[], opts: CmvmOptions 
     for (let c = 0; c < nIn; c++) g.addSource(srcQ[c]!, srcLat[c]!);
     return g;
   };
-  const directRows = Wl.map((row) => row.flatMap((v, c) => (v === 0 ? [] : [{ wire: c, coef: v }])));
+  const directRows = Wl.map((row) => {
+    const r: Array<{ wire: number; coef: number }> = [];
+    for (let c = 0; c < nIn; c++) if (row[c] !== 0) r.push({ wire: c, coef: row[c]! });
+    return r;
+  });
 
   // per-output bound: the plain tree over all CSD terms, plus dc
   let bound: number[] | null = null;
@@ -145,14 +165,9 @@ export function solveCmvm(W: number[][], inputs: CmvmInput[], opts: CmvmOptions 
     }
     // count only adders some output depends on
     const need = reachable(g, outs, nIn);
-    let cost = 0;
     let adders = 0;
-    g.ops.forEach((op, w) => {
-      if (!op || !need[w]) return;
-      adders++;
-      cost += adderCost(g.qint[op.a]!, g.qint[op.b]!, op.shift, op.sub, g.qint[w]!);
-    });
-    return { g, outs, adders, cost, latency: latency === -Infinity ? 0 : latency };
+    for (let w = nIn; w < g.size; w++) adders += need[w]!;
+    return { g, outs, need, adders, cost: null, latency: latency === -Infinity ? 0 : latency };
   };
 
   const solveDirect = (method: Method): Candidate => {
@@ -176,11 +191,15 @@ export function solveCmvm(W: number[][], inputs: CmvmInput[], opts: CmvmOptions 
     if (bound) {
       b0 = diffs.map(() => Infinity);
       paths.forEach((path, o) => {
-        const slackLevels = Math.ceil(Math.log2(Math.max(1, path.length)));
+        const slackLevels = ceilLog2(Math.max(1, path.length));
         for (const e of path) b0![e.diff] = Math.min(b0![e.diff]!, bound![o]! - slackLevels);
       });
     }
-    const rows0 = diffs.map((row) => row.flatMap((v, c) => (v === 0 ? [] : [{ wire: c, coef: v * scale }])));
+    const rows0 = diffs.map((row) => {
+      const r: Array<{ wire: number; coef: number }> = [];
+      for (let c = 0; c < row.length; c++) if (row[c] !== 0) r.push({ wire: c, coef: row[c]! * scale });
+      return r;
+    });
     if (b0) {
       for (let d = 0; d < diffs.length; d++) {
         const lats: number[] = [];
@@ -191,25 +210,29 @@ export function solveCmvm(W: number[][], inputs: CmvmInput[], opts: CmvmOptions 
     const rest0 = extractCommon(g, rows0, { method, bound: b0 });
     const z = rest0.map((ts) => g.sumTerms(ts));
     // stage 1: each output is the signed sum of its path's difference wires
-    const rows1 = paths.map((path) =>
-      path.flatMap(({ diff, sign }) => {
+    const rows1 = paths.map((path) => {
+      const r: Array<{ wire: number; coef: number }> = [];
+      for (const { diff, sign } of path) {
         const t = z[diff]!;
-        return t.wire < 0 ? [] : [{ wire: t.wire, coef: sign * t.sign * 2 ** t.pos }];
-      }),
-    );
+        if (t.wire >= 0) r.push({ wire: t.wire, coef: sign * t.sign * 2 ** t.pos });
+      }
+      return r;
+    });
     const rest1 = extractCommon(g, rows1, { method, bound });
     return finish(g, rest1.map((ts) => g.sumTerms(ts)));
   };
 
   const better = (a: Candidate, b: Candidate): boolean => {
-    const [pa, sa, pb, sb] = objective === 'adders' ? [a.adders, a.cost, b.adders, b.cost] : [a.cost, a.adders, b.cost, b.adders];
     if (objective === 'adders') {
-      const ea = pa + latencyWeight * a.latency;
-      const eb = pb + latencyWeight * b.latency;
+      const ea = a.adders + latencyWeight * a.latency;
+      const eb = b.adders + latencyWeight * b.latency;
       if (ea !== eb) return ea < eb;
+      if (a.adders !== b.adders) return a.adders < b.adders;
+      if (costOf(a) !== costOf(b)) return costOf(a) < costOf(b);
+    } else {
+      if (costOf(a) !== costOf(b)) return costOf(a) < costOf(b);
+      if (a.adders !== b.adders) return a.adders < b.adders;
     }
-    if (pa !== pb) return pa < pb;
-    if (sa !== sb) return sa < sb;
     return a.latency < b.latency;
   };
 
@@ -226,18 +249,18 @@ export function solveCmvm(W: number[][], inputs: CmvmInput[], opts: CmvmOptions 
   if (scaled && !(single && best)) {
     // one tree per path limit (shared by both pair scores); a tree already tried with a score is skipped
     // (a deeper limit often yields the same tree)
-    const trees = new Map<number, { dec: Decomposition; key: string }>();
+    const trees = new Map<number, Decomposition>();
+    const distances = new RowDistances(scaled.rows);
     const tried = new Set<string>();
     for (const { hops, method: m } of candidatePlan(nOut, nIn, dc, method, effort)) {
       let t = trees.get(hops);
       if (!t) {
-        const dec = decomposeRows(scaled.rows, hops);
-        t = { dec, key: JSON.stringify(dec.paths) + JSON.stringify(dec.diffs) };
+        t = decomposeRows(scaled.rows, hops, distances);
         trees.set(hops, t);
       }
       if (tried.has(m + t.key)) continue;
       tried.add(m + t.key);
-      const c = solveDecomposed(t.dec, m, scaled.scale);
+      const c = solveDecomposed(t, m, scaled.scale);
       if (c && (!best || better(c, best))) best = c;
       if (single) break;
     }
@@ -246,7 +269,7 @@ export function solveCmvm(W: number[][], inputs: CmvmInput[], opts: CmvmOptions 
 
   const program = toProgram(best, types, nOut);
   const depth = programDepth(program);
-  return { program, adders: best.adders, cost: best.cost, depth, latency: best.latency, ms: performance.now() - t0 };
+  return { program, adders: best.adders, cost: costOf(best), depth, latency: best.latency, ms: performance.now() - t0 };
 }
 
 /** Path-length limits 2, 3, 4, 6, 8, 12, … up to the number of rows. */
@@ -336,7 +359,7 @@ function reachable(g: AdderGraph, outs: Term[], nIn: number): Uint8Array {
 function toProgram(c: Candidate, types: ReturnType<typeof minimalKif>[], nOut: number): Program {
   const g = c.g;
   const nIn = types.length;
-  const need = reachable(g, c.outs, nIn);
+  const need = c.need;
   const ops: Node[] = [];
   const id = new Int32Array(g.size).fill(-1);
   for (let cidx = 0; cidx < nIn; cidx++) {

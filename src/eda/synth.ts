@@ -52,7 +52,8 @@ export function yosysScript(src: string, top: string, family: Family): string {
   ].join('\n');
 }
 
-export function synth(dir: string, opts: { family?: Family } = {}): SynthReport {
+/** timeoutMs: Yosys wall-clock limit (default 20 min; a 30k-op design on a busy machine needs more) */
+export function synth(dir: string, opts: { family?: Family; timeoutMs?: number } = {}): SynthReport {
   const family = opts.family ?? 'xc7';
   if (family !== 'xc7' && family !== 'xcup') throw new RangeError(`unknown family "${family}" (use xc7 or xcup)`);
   const s = readSummary(dir);
@@ -62,7 +63,7 @@ export function synth(dir: string, opts: { family?: Family } = {}): SynthReport 
   const work = resolve(dir, 'reports', `yosys-${family}`);
   mkdirSync(work, { recursive: true });
   writeFileSync(join(work, 'synth.ys'), yosysScript(resolve(dir, rel), s.top, family) + '\n');
-  const r = run('yosys', ['-q', '-l', 'yosys.log', '-s', 'synth.ys'], { cwd: work });
+  const r = run('yosys', ['-q', '-l', 'yosys.log', '-s', 'synth.ys'], { cwd: work, timeoutMs: opts.timeoutMs });
   const stat = JSON.parse(readFileSync(join(work, 'stat.json'), 'utf8')) as { creator?: string; design: { num_cells_by_type: Record<string, number> } };
   const ltp = readFileSync(join(work, 'ltp.txt'), 'utf8');
   const version = /Yosys [0-9.]+/.exec(stat.creator ?? '')?.[0] ?? 'Yosys';

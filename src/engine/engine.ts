@@ -139,7 +139,7 @@ interface LayerMem {
   K: number;
   N: number;
   flags: number;
-  W: number; Wq: number; kq?: { b: number; i: number; k: number; mode: number };
+  W: number; Wq: number; WqT: number; kq?: { b: number; i: number; k: number; mode: number };
   bias: number; bq: number; bqq?: { b: number; i: number; k: number; mode: number };
   iq?: { i: number; f: number; k: number; mode: number; prep: number; decay: number; iBounds: [number, number] };
   gWo: number; gBo: number; sumsO: number; amxO: number;
@@ -225,7 +225,7 @@ export class Engine {
       if (ld.activation !== 'relu' && ld.activation !== 'linear') throw new Error(`hgq engine: layer ${li} activation ${ld.activation} is not supported (relu or linear)`);
       const pre = `layers[${li}]`;
       const pW = param(`${pre}.kernel`, checkArr(ld.kernel, K * N, `${pre}.kernel`), true, undefined, undefined);
-      const lm: LayerMem = { K, N, flags: 0, W: pW.ptr, Wq: pW.ptr, bias: 0, bq: 0, gWo: 0, gBo: -1, sumsO: 0, amxO: 0, pW, beta: ld.beta ?? 0 };
+      const lm: LayerMem = { K, N, flags: 0, W: pW.ptr, Wq: pW.ptr, WqT: ar.alloc(K * N * 4), bias: 0, bq: 0, gWo: 0, gBo: -1, sumsO: 0, amxO: 0, pW, beta: ld.beta ?? 0 };
       const kbi = (q: KbiDesc, n: number, what: string, isBias: boolean) => {
         if ((q.round ?? 'RND') !== 'RND') throw new Error(`hgq engine: ${what} round mode ${q.round} is not supported (RND only)`);
         if (q.overflow !== 'SAT' && q.overflow !== 'SAT_SYM') throw new Error(`hgq engine: ${what} overflow ${q.overflow} is not supported (SAT, SAT_SYM)`);
@@ -294,6 +294,7 @@ export class Engine {
       pl[o] = lm.K; pl[o + 1] = lm.N; pl[o + 2] = lm.flags; pl[o + 3] = lm.Wq; pl[o + 4] = lm.bq;
       pl[o + 5] = lm.iq ? lm.iq.prep : 0; pl[o + 6] = Hoffs[li]; pl[o + 7] = Aoffs[li];
       pl[o + 8] = lm.gWo; pl[o + 9] = lm.gBo; pl[o + 10] = lm.sumsO; pl[o + 11] = lm.amxO;
+      pl[o + 12] = lm.WqT;
     });
   }
 
@@ -324,20 +325,37 @@ export class Engine {
     if (!(x instanceof Float32Array) || x.length % this.K0 !== 0 || x.length === 0) throw new Error(`hgq engine: x must be a non-empty Float32Array of B×${this.K0} values`);
     const B = x.length / this.K0;
     if (!(y instanceof Float32Array) || y.length !== B * this.C) throw new Error(`hgq engine: y must be a Float32Array of ${B}×${this.C} values (got ${y?.length})`);
-    if (B > this.inputCap) {
-      const need = this.inputPtr + B * 4 * (this.K0 + this.C);
-      const cur = this.memory.buffer.byteLength;
-      if (need > MAX_PAGES * PAGE) throw new Error(`hgq engine: batch of ${B} samples does not fit in 1 GiB; use a smaller batch`);
-      this.memory.grow(Math.ceil((need - cur) / PAGE));
-      this.inputCap = Math.floor((this.memory.buffer.byteLength - this.inputPtr) / (4 * (this.K0 + this.C)));
-    }
-    const f = this.f32();
-    f.set(x, this.inputPtr / 4);
+    this.reserveBatch(B);
     const yPtr = this.inputPtr + B * this.K0 * 4;
-    f.set(y, yPtr / 4);
-    const pl = new Int32Array(this.memory.buffer, this.plan, 8);
+    // views from batchBuffers() already hold the batch in place: no copy
+    const buf = this.memory.buffer;
+    const f = this.f32();
+    if (!(x.buffer === buf && x.byteOffset === this.inputPtr)) f.set(x, this.inputPtr / 4);
+    if (!(y.buffer === buf && y.byteOffset === yPtr)) f.set(y, yPtr / 4);
+    const pl = new Int32Array(buf, this.plan, 8);
     pl[5] = this.inputPtr; pl[6] = yPtr;
     return B;
+  }
+
+  private reserveBatch(B: number): void {
+    if (B <= this.inputCap) return;
+    const need = this.inputPtr + B * 4 * (this.K0 + this.C);
+    const cur = this.memory.buffer.byteLength;
+    if (need > MAX_PAGES * PAGE) throw new Error(`hgq engine: batch of ${B} samples does not fit in 1 GiB; use a smaller batch`);
+    this.memory.grow(Math.ceil((need - cur) / PAGE));
+    this.inputCap = Math.floor((this.memory.buffer.byteLength - this.inputPtr) / (4 * (this.K0 + this.C)));
+  }
+
+  /**
+   * Views of the engine's own input memory for a batch of B samples: x (B×K0) and y (B×C), row-major. Filling
+   * them and passing them to step() saves copying the batch into wasm memory (~0.5 ms per 32k-sample JSC batch,
+   * on the main thread while the workers wait). The views stay valid until a larger batch grows the memory.
+   */
+  batchBuffers(B: number): { x: Float32Array; y: Float32Array } {
+    if (!(Number.isInteger(B) && B > 0)) throw new Error(`hgq engine: batch size must be a positive integer, got ${B}`);
+    this.reserveBatch(B);
+    const buf = this.memory.buffer;
+    return { x: new Float32Array(buf, this.inputPtr, B * this.K0), y: new Float32Array(buf, this.inputPtr + B * this.K0 * 4, B * this.C) };
   }
 
   /**
@@ -349,6 +367,7 @@ export class Engine {
     for (const p of this.params) if (p.lo > -Infinity || p.hi < Infinity) k.clamp(p.n, p.ptr, p.lo, p.hi);
     for (const lm of this.layers) {
       if (lm.kq) k.kbi_fwd(lm.K * lm.N, lm.W, lm.kq.b, lm.kq.i, lm.kq.k, lm.kq.mode, lm.Wq);
+      k.transpose_w(lm.Wq, lm.K, lm.N, lm.WqT); // for the backward's dense_bwd_dx_t
       if (lm.bqq) k.kbi_fwd(lm.N, lm.bias, lm.bqq.b, lm.bqq.i, lm.bqq.k, lm.bqq.mode, lm.bq);
       if (lm.iq) k.prep_act(lm.K, lm.iq.i, lm.iq.f, lm.iq.k, lm.iq.mode, lm.iq.prep);
     }
@@ -392,7 +411,7 @@ export class Engine {
     return { loss, hits };
   }
 
-  /** One training step on a batch: forward, loss, backward, EBOPs and L1 gradients, Adam. */
+  /** One training step on a batch: forward, loss, backward, EBOPs and L1 gradients, Adam. x, y may be batchBuffers() views (no copy). */
   step(x: Float32Array, y: Float32Array): StepResult {
     const B = this.loadBatch(x, y);
     const invB = this.desc.loss === 'mse' ? 1 / (B * this.C) : 1 / B;

@@ -12,6 +12,9 @@ export interface KernelExports {
   dense_bwd_dw(aIn: number, K: number, dz: number, N: number, CB: number, nbPad: number, gW: number, gB: number): void;
   dense_bwd_dx(dz: number, N: number, W: number, K: number, CB: number, nbPad: number, flags: number,
     hIn: number, aIn: number, prep: number, dzOut: number, sums: number, scratch: number): void;
+  dense_bwd_dx_t(dz: number, N: number, WT: number, K: number, CB: number, nbPad: number, flags: number,
+    hIn: number, aIn: number, prep: number, dzOut: number, sums: number, scratch: number): void;
+  transpose_w(src: number, K: number, N: number, dst: number): void;
   softmax_ce(z: number, y: number, C: number, CB: number, nbPad: number, nbValid: number, invB: number, dz: number, flags: number, hits: number): number;
   mse(z: number, y: number, C: number, CB: number, nbPad: number, nbValid: number, invB: number, dz: number, flags: number): number;
   transpose_in(src: number, K: number, row0: number, nb: number, dst: number, CB: number, nbPad: number): void;

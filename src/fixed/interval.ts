@@ -56,11 +56,13 @@ export function qiFromKif(t: Kif, overflow: OverflowMode = 'WRAP'): QInterval {
 }
 
 /** Smallest integer e with 2^e >= v (v > 0), exact. */
-function ceilLog2(v: number): number {
+export function ceilLog2(v: number): number {
+  // integers up to 2^32 (most interval bounds): the bit length of v − 1, no floating-point log
+  if (v <= 4294967296 && Number.isInteger(v)) return v <= 1 ? 0 : 32 - Math.clz32(v - 1);
   let e = Math.ceil(Math.log2(v));
   while (2 ** e < v) e++;
   while (2 ** (e - 1) >= v) e--;
-  return e;
+  return e + 0; // (never −0: Math.ceil of a small negative log is −0)
 }
 
 /** The smallest (k, i, f) holding every value of q: f from the step, k = 1 iff min < 0. Zero interval → width 0. */

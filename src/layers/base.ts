@@ -8,7 +8,7 @@
  * loads and trains them like any other weight.
  */
 import * as tf from '@tensorflow/tfjs';
-import { Quantizer, type QuantizerMode, type QuantizerOptions, type QParamName } from '../quantizer/index.ts';
+import { fusedRegTail, fusedSmallApplies, l1LossOf, Quantizer, type QuantizerMode, type QuantizerOptions, type QParamName } from '../quantizer/index.ts';
 import { OVERFLOW_MODES, ROUND_MODES, type Kif, type OverflowMode, type RoundMode } from '../fixed/types.ts';
 import type { HgqLayerContract } from '../train/model.ts';
 
@@ -203,11 +203,23 @@ export abstract class QLayer extends tf.layers.Layer implements HgqLayerContract
 
   /** β·EBOPs·factor + Σ L1 pressure of the quantizers: the term added to the loss. */
   regularization(): tf.Scalar {
+    // few ops: every op here is recorded on the gradient tape each step (with copies of its saved inputs)
     return tf.tidy(() => {
-      let loss: tf.Tensor = tf.scalar(0);
-      if (this.enableEbops && this.ebopsFactor !== 0) loss = tf.mul(tf.mul(this.ebopsTensor(), this.ebopsFactor), this.betaVar!.read());
-      for (const q of this.allQuantizers()) if (q.config.l1 > 0 && q.config.trainable) loss = tf.add(loss, q.l1Loss());
-      return loss as tf.Scalar;
+      if (this.enableEbops && this.ebopsFactor !== 0 && fusedSmallApplies()) {
+        // cpu/wasm: β·factor·EBOPs + L1 as one kernel (one for the gradient)
+        const qs = this.allQuantizers().filter((q) => q.config.trainable && q.config.l1 > 0);
+        const raws = qs.flatMap((q) => q.l1Params());
+        const l1s = qs.flatMap((q) => q.l1Params().map(() => q.config.l1));
+        return fusedRegTail(this.ebopsTensor(), this.betaVar!.read(), this.ebopsFactor, raws, l1s);
+      }
+      const terms: tf.Tensor[] = [];
+      if (this.enableEbops && this.ebopsFactor !== 0) {
+        const e = this.ebopsTensor();
+        terms.push(tf.mul(this.ebopsFactor === 1 ? e : tf.mul(e, this.ebopsFactor), this.betaVar!.read()));
+      }
+      const l1 = l1LossOf(this.allQuantizers().filter((q) => q.config.trainable));
+      if (l1) terms.push(l1);
+      return (terms.length === 2 ? tf.add(terms[0]!, terms[1]!) : terms[0] ?? tf.scalar(0)) as tf.Scalar;
     });
   }
 

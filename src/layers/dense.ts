@@ -1,6 +1,6 @@
 /** QDense and QBatchNormDense (HGQ2 names and semantics). */
 import * as tf from '@tensorflow/tfjs';
-import type { Quantizer, QuantizerMode } from '../quantizer/index.ts';
+import { fusedBilinearSum, fusedSmallApplies, type Quantizer, type QuantizerMode } from '../quantizer/index.ts';
 import { matMul2d } from './matmul.ts';
 import { QLayer, qconf, updateMovingStatistics, type QConf, type QLayerArgs, type Shape } from './base.ts';
 
@@ -104,9 +104,19 @@ export class QDense extends QLayer {
   ebopsTensor(): tf.Scalar {
     return tf.tidy(() => {
       const inDim = this.kernel.shape[0]!;
-      const bitsIn = this.iqs[0] ? tf.reshape(this.bitsAt(this.iqs[0], [1, ...(this.builtInputShapes[0]!.slice(1) as number[])]), [-1, inDim]) : tf.zeros([1, inDim]);
-      let e: tf.Tensor = tf.sum(tf.matMul(bitsIn, this.kq.bits()));
-      if (this.bq) e = tf.add(e, tf.mul(tf.sum(this.bq.bits()), this.nParallel));
+      let bitsIn = this.iqs[0] ? this.bitsAt(this.iqs[0], [1, ...(this.builtInputShapes[0]!.slice(1) as number[])]) : tf.zeros([1, inDim]);
+      if (bitsIn.rank !== 2) bitsIn = tf.reshape(bitsIn, [-1, inDim]);
+      let e: tf.Tensor;
+      if (fusedSmallApplies()) {
+        // cpu/wasm: the same sum as one kernel each way (these small ops, on the tape every step, cost more than the math)
+        e = fusedBilinearSum(bitsIn, this.kq.bits(), this.bq ? this.bq.bits() : null, this.nParallel);
+      } else {
+        e = tf.sum(tf.matMul(bitsIn, this.kq.bits()));
+        if (this.bq) {
+          const b = tf.sum(this.bq.bits());
+          e = tf.add(e, this.nParallel === 1 ? b : tf.mul(b, this.nParallel));
+        }
+      }
       const pf = this.parallelizationFactor < 0 ? this.nParallel : this.parallelizationFactor;
       return (pf === this.nParallel ? e : tf.mul(e, pf / this.nParallel)) as tf.Scalar;
     });

@@ -14,6 +14,7 @@ export {
 } from './config.ts';
 export {
   Quantizer,
+  l1LossOf,
   plainVariable,
   steRound,
   type QVariable,
@@ -23,3 +24,4 @@ export {
 } from './quantizer.ts';
 export { quantizeTensor, roundCodes, ceilLog2, exp2, satBounds } from './ops.ts';
 export { setFusedKernels, fusedApplies } from './kernels.ts';
+export { fusedSmallApplies, fusedRegTail, fusedBilinearSum } from './train-kernels.ts';

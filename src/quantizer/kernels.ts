@@ -1,8 +1,8 @@
 /**
  * Fused inference kernels, registered on the cpu and wasm backends: one JavaScript pass over the tensor memory
  * instead of ~16 tfjs ops, several of them broadcasting comparisons or min/max, which tfjs-wasm runs ~100x slower
- * than a multiply (measured: [32768,64] vs [1,64] maximum ≈ 1 s, mul ≈ 13 ms). Training stays on tf ops: there a
- * handful of fast elementwise ops is not slower than a JS pass (measured for WRAP activations and SAT weights). Arithmetic is done in float64,
+ * than a multiply (measured: [32768,64] vs [1,64] maximum ≈ 1 s, mul ≈ 13 ms). Training has its own fused kernels
+ * (train-kernels.ts). Arithmetic is done in float64,
  * where every step is exact (x·2^f, floor, integer codes of up to 53 bits), so the results are the exact
  * fixed-point values of DESIGN.md §2 — the same as src/fixed's float path, and as the tf-op path in ops.ts
  * within its float32-exact range. Parameters are per "prefix-homogeneous" pattern: the parameter tensor has
@@ -121,7 +121,7 @@ interface Backendish {
 }
 
 /** Allocate outputs first (wasm heap growth invalidates views), then view inputs. */
-function withArrays(
+export function withArrays(
   backend: Backendish,
   ins: Info[],
   outShapes: number[][],

@@ -16,8 +16,8 @@
  * pattern (element j uses parameter j mod P), like the inference kernels.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { RoundMode } from '../fixed/types.ts';
-import { fusedEnabled, ROUND_CODES } from './kernels.ts';
+import type { OverflowMode, RoundMode } from '../fixed/types.ts';
+import { fusedEnabled, ROUND_CODES, withArrays } from './kernels.ts';
 import { QUANTIZER_WASM_BASE64 } from './wasm-bytes.ts';
 
 type Info = tf.TensorInfo;
@@ -312,4 +312,361 @@ export function fusedWrapTrainKif(
   const attrs = { round: ROUND_CODES[round], fLo: fBounds[0], fHi: fBounds[1], iLo: iBounds[0], iHi: iBounds[1] };
   const [xq, iNew] = tf.engine().runKernel(FWD, { x, f: fRaw, i: iRaw, decay } as unknown as tf.NamedTensorMap, attrs) as tf.Tensor[];
   return { xq: xq!, iNew: iNew! };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// SAT / SAT_SYM training (weights and biases by default): JavaScript loops on both backends. Weight tensors are
+// small, so here the win is ~45 tfjs ops (forward and backward) per quantizer and step replaced by two.
+
+interface SatAttrs { kbi: number; round: number; sym: number; lo1: number; hi1: number; lo2: number; hi2: number }
+const LN2F = Math.fround(Math.LN2);
+
+/** Per-parameter values of quantizer.ts satTrain, each in float32 as the tf ops compute it. */
+function satParams(p1: Float32Array, p2: Float32Array, k: Float32Array, a: SatAttrs) {
+  const fr = Math.fround;
+  const P = p1.length;
+  const scale = new Float32Array(P), step = new Float32Array(P), top = new Float32Array(P), lo = new Float32Array(P), hi = new Float32Array(P);
+  for (let p = 0; p < P; p++) {
+    const r1 = Math.min(Math.max(roundHalfEven(p1[p]!), a.lo1), a.hi1);
+    const r2 = Math.min(Math.max(roundHalfEven(p2[p]!), a.lo2), a.hi2);
+    // KIF: p1 = i, p2 = f; KBI: p1 = b, p2 = i, f = b − i
+    const i = a.kbi ? r2 : r1;
+    const f = a.kbi ? fr(r1 - r2) : r2;
+    const iEff = Math.max(i, -f);
+    scale[p] = fr(2 ** f);
+    step[p] = fr(2 ** -f);
+    top[p] = fr(2 ** iEff);
+    hi[p] = fr(top[p]! - step[p]!);
+    lo[p] = -fr(k[p]! * (a.sym ? hi[p]! : top[p]!));
+  }
+  return { scale, step, top, lo, hi };
+}
+
+function satFwdKernel({ inputs, backend, attrs }: Parameters<tf.KernelFunc>[0]): Info {
+  const { x, p1, p2, k } = inputs as { x: Info; p1: Info; p2: Info; k: Info };
+  const a = attrs as unknown as SatAttrs;
+  return withArrays(backend as never, [x, p1, p2, k], [x.shape], ([xa, p1a, p2a, ka], [out]) => {
+    const { scale, step, lo, hi } = satParams(p1a!, p2a!, ka!, a);
+    const fr = Math.fround;
+    const P = scale.length, m = a.round, xs = xa!, o = out!;
+    for (let j = 0, p = 0; j < xs.length; j++) {
+      const xc = Math.min(Math.max(xs[j]!, lo[p]!), hi[p]!);
+      o[j] = fr(codes(fr(xc * scale[p]!), m) * step[p]!);
+      if (++p === P) p = 0;
+    }
+  })[0]!;
+}
+
+function satBwdKernel({ inputs, backend, attrs }: Parameters<tf.KernelFunc>[0]): Info[] {
+  const { dy, x, p1, p2, k } = inputs as { dy: Info; x: Info; p1: Info; p2: Info; k: Info };
+  const a = attrs as unknown as SatAttrs;
+  return withArrays(backend as never, [dy, x, p1, p2, k], [x.shape, p1.shape, p1.shape], ([dya, xa, p1a, p2a, ka], [dxo, d1, d2]) => {
+    const { scale, step, top, lo, hi } = satParams(p1a!, p2a!, ka!, a);
+    const fr = Math.fround;
+    const P = scale.length, m = a.round, xs = xa!, dys = dya!, kk = ka!;
+    const sf = new Float64Array(P), si = new Float64Array(P);
+    const stepLn2 = step.map((v) => fr(v * LN2F)), topLn2 = top.map((v) => fr(v * LN2F));
+    for (let j = 0, p = 0; j < xs.length; j++) {
+      const x0 = xs[j]!, d = dys[j]!;
+      const over = x0 > hi[p]! ? 1 : 0, under = x0 < lo[p]! ? 1 : 0;
+      const xc = Math.min(Math.max(x0, lo[p]!), hi[p]!);
+      const xq = fr(codes(fr(xc * scale[p]!), m) * step[p]!);
+      dxo![j] = d * (1 - (over + under));
+      // ∂x_q/∂f = −ln2·(x_q − x_c) + ln2·2^-f·(over − sym·k·under); ∂x_q/∂i = ln2·2^i·(over − k·under)
+      const dfe = fr(fr(fr(xq - xc) * NLN2) + fr(stepLn2[p]! * fr(over - fr(under * fr(kk[p]! * a.sym)))));
+      const die = fr(topLn2[p]! * fr(over - fr(under * kk[p]!)));
+      sf[p] += fr(d * dfe);
+      si[p] += fr(d * die);
+      if (++p === P) p = 0;
+    }
+    for (let p = 0; p < P; p++) {
+      const df = fr(sf[p]!), di = fr(si[p]!);
+      // KIF: (∂i, ∂f); KBI: (∂b, ∂i_raw) = (∂f, ∂i − ∂f)
+      d1![p] = a.kbi ? df : di;
+      d2![p] = a.kbi ? fr(di - df) : df;
+    }
+  });
+}
+
+const SAT_FWD = 'HgqSatTrain';
+const SAT_BWD = 'HgqSatTrainGrad';
+for (const backendName of ['wasm', 'cpu']) {
+  if (!tf.getKernel(SAT_FWD, backendName)) tf.registerKernel({ kernelName: SAT_FWD, backendName, kernelFunc: satFwdKernel as unknown as tf.KernelFunc });
+  if (!tf.getKernel(SAT_BWD, backendName)) tf.registerKernel({ kernelName: SAT_BWD, backendName, kernelFunc: satBwdKernel as unknown as tf.KernelFunc });
+}
+if (!tf.getGradient(SAT_FWD)) {
+  tf.registerGradient({
+    kernelName: SAT_FWD,
+    inputsToSave: ['x', 'p1', 'p2', 'k'],
+    gradFunc: (dy, saved, attrs) => {
+      const [x, p1, p2, k] = saved as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
+      const [dx, d1, d2] = tf.engine().runKernel(SAT_BWD, { dy: dy as tf.Tensor, x, p1, p2, k } as unknown as tf.NamedTensorMap, attrs as tf.NamedAttrMap) as tf.Tensor[];
+      return { x: () => dx!, p1: () => d1!, p2: () => d2! };
+    },
+  });
+}
+
+/**
+ * SAT / SAT_SYM training forward of quantizer.ts satTrain as one kernel with a one-kernel gradient. KIF: p1 = i_raw,
+ * p2 = f_raw, bounds1 = i bounds, bounds2 = f bounds; KBI: p1 = b_raw, p2 = i_raw, bounds1 = b, bounds2 = i.
+ */
+export function fusedSatTrain(
+  x: tf.Tensor, p1: tf.Tensor, p2: tf.Tensor, k: tf.Tensor, kbi: boolean, round: RoundMode, overflow: OverflowMode,
+  bounds1: [number, number], bounds2: [number, number],
+): tf.Tensor {
+  if (overflow === 'WRAP') throw new Error('fusedSatTrain: WRAP has its own kernel');
+  const attrs: SatAttrs = { kbi: kbi ? 1 : 0, round: ROUND_CODES[round], sym: overflow === 'SAT_SYM' ? 1 : 0, lo1: bounds1[0], hi1: bounds1[1], lo2: bounds2[0], hi2: bounds2[1] };
+  return tf.engine().runKernel(SAT_FWD, { x, p1, p2, k } as unknown as tf.NamedTensorMap, attrs as unknown as tf.NamedAttrMap) as tf.Tensor;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// bits for EBOPs (quantizer.ts bits()): one kernel and a one-kernel gradient instead of ~12 small ops and saves
+
+interface BitsAttrs { kif: number; sat: number; loA: number; hiA: number; loB: number; hiB: number }
+
+/** KBI: round(clip(b)); KIF: relu(round(clip(i)) + round(clip(f))); plus k under SAT. */
+function bitsKernel({ inputs, backend, attrs }: Parameters<tf.KernelFunc>[0]): Info {
+  const { a, b, k } = inputs as { a: Info; b: Info; k: Info };
+  const at = attrs as unknown as BitsAttrs;
+  return withArrays(backend as never, [a, b, k], [a.shape], ([aa, ba, ka], [out]) => {
+    for (let p = 0; p < aa!.length; p++) {
+      const ra = roundHalfEven(Math.min(Math.max(aa![p]!, at.loA), at.hiA));
+      let bits = at.kif ? Math.max(ra + roundHalfEven(Math.min(Math.max(ba![p]!, at.loB), at.hiB)), 0) : ra;
+      if (at.sat) bits = Math.fround(bits + ka![p]!);
+      out![p] = bits;
+    }
+  })[0]!;
+}
+
+/** Straight-through rounding; zero outside the clip bounds (inclusive, as tf.clipByValue) and where KIF's relu is off. */
+function bitsGradKernel({ inputs, backend, attrs }: Parameters<tf.KernelFunc>[0]): Info[] {
+  const { dy, a, b } = inputs as { dy: Info; a: Info; b: Info };
+  const at = attrs as unknown as BitsAttrs;
+  return withArrays(backend as never, [dy, a, b], [a.shape, a.shape], ([dya, aa, ba], [da, db]) => {
+    for (let p = 0; p < aa!.length; p++) {
+      const av = aa![p]!, d = dya![p]!;
+      const inA = av >= at.loA && av <= at.hiA;
+      if (!at.kif) {
+        da![p] = inA ? d : 0;
+        db![p] = 0;
+        continue;
+      }
+      const bv = ba![p]!;
+      const inB = bv >= at.loB && bv <= at.hiB;
+      const on = roundHalfEven(Math.min(Math.max(av, at.loA), at.hiA)) + roundHalfEven(Math.min(Math.max(bv, at.loB), at.hiB)) > 0;
+      da![p] = on && inA ? d : 0;
+      db![p] = on && inB ? d : 0;
+    }
+  });
+}
+
+const BITS = 'HgqBits';
+const BITS_GRAD = 'HgqBitsGrad';
+for (const backendName of ['wasm', 'cpu']) {
+  if (!tf.getKernel(BITS, backendName)) tf.registerKernel({ kernelName: BITS, backendName, kernelFunc: bitsKernel as unknown as tf.KernelFunc });
+  if (!tf.getKernel(BITS_GRAD, backendName)) tf.registerKernel({ kernelName: BITS_GRAD, backendName, kernelFunc: bitsGradKernel as unknown as tf.KernelFunc });
+}
+if (!tf.getGradient(BITS)) {
+  tf.registerGradient({
+    kernelName: BITS,
+    inputsToSave: ['a', 'b'],
+    gradFunc: (dy, saved, attrs) => {
+      const [a, b] = saved as [tf.Tensor, tf.Tensor];
+      const [da, db] = tf.engine().runKernel(BITS_GRAD, { dy: dy as tf.Tensor, a, b } as unknown as tf.NamedTensorMap, attrs as tf.NamedAttrMap) as tf.Tensor[];
+      return { a: () => da!, b: () => db! };
+    },
+  });
+}
+
+/** Whether the small-tensor kernels (bits) apply: enabled, on cpu or wasm. */
+export function fusedSmallApplies(): boolean {
+  return fusedEnabled() && (tf.getBackend() === 'wasm' || tf.getBackend() === 'cpu');
+}
+
+/**
+ * Bits of a quantizer's parameters for EBOPs with straight-through gradients into the raw parameters. KBI: a = b_raw
+ * (b bounds), b unused (pass a again); KIF: a = i_raw, b = f_raw. `sat` adds k.
+ */
+export function fusedBits(
+  a: tf.Tensor, b: tf.Tensor, k: tf.Tensor, kif: boolean, sat: boolean, boundsA: [number, number], boundsB: [number, number],
+): tf.Tensor {
+  const attrs: BitsAttrs = { kif: kif ? 1 : 0, sat: sat ? 1 : 0, loA: boundsA[0], hiA: boundsA[1], loB: boundsB[0], hiB: boundsB[1] };
+  return tf.engine().runKernel(BITS, { a, b, k } as unknown as tf.NamedTensorMap, attrs as unknown as tf.NamedAttrMap) as tf.Tensor;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// L1 pressure of several parameter tensors (a layer's quantizers) as one kernel, gradient one kernel, no saves
+
+interface L1Attrs { l1s: number[]; shapes: number[][] }
+
+function l1Kernel({ inputs, backend, attrs }: Parameters<tf.KernelFunc>[0]): Info {
+  const a = attrs as unknown as L1Attrs;
+  const ins = a.l1s.map((_, j) => (inputs as Record<string, Info>)[`r${j}`]!);
+  return withArrays(backend as never, ins, [[]], (arrs, [out]) => {
+    let s = 0;
+    arrs.forEach((r, j) => {
+      let t = 0;
+      for (let p = 0; p < r.length; p++) t += r[p]!;
+      s += t * Math.fround(a.l1s[j]!);
+    });
+    out![0] = s;
+  })[0]!;
+}
+
+function l1GradKernel({ inputs, backend, attrs }: Parameters<tf.KernelFunc>[0]): Info[] {
+  const a = attrs as unknown as L1Attrs;
+  const { dy } = inputs as { dy: Info };
+  return withArrays(backend as never, [dy], a.shapes, ([d], outs) => {
+    outs.forEach((o, j) => o.fill(Math.fround(d![0]! * Math.fround(a.l1s[j]!))));
+  });
+}
+
+const L1 = 'HgqL1';
+const L1_GRAD = 'HgqL1Grad';
+for (const backendName of ['wasm', 'cpu']) {
+  if (!tf.getKernel(L1, backendName)) tf.registerKernel({ kernelName: L1, backendName, kernelFunc: l1Kernel as unknown as tf.KernelFunc });
+  if (!tf.getKernel(L1_GRAD, backendName)) tf.registerKernel({ kernelName: L1_GRAD, backendName, kernelFunc: l1GradKernel as unknown as tf.KernelFunc });
+}
+if (!tf.getGradient(L1)) {
+  tf.registerGradient({
+    kernelName: L1,
+    gradFunc: (dy, _saved, attrs) => {
+      const outs = tf.engine().runKernel(L1_GRAD, { dy: dy as tf.Tensor } as unknown as tf.NamedTensorMap, attrs as tf.NamedAttrMap) as tf.Tensor[];
+      return Object.fromEntries(outs.map((t, j) => [`r${j}`, () => t]));
+    },
+  });
+}
+
+/** Σ_j l1s[j]·Σ raws[j] (accumulated in float64) with gradient l1s[j] per element: one kernel each way. */
+export function fusedL1(raws: tf.Tensor[], l1s: number[]): tf.Scalar {
+  const inputs = Object.fromEntries(raws.map((t, j) => [`r${j}`, t]));
+  const attrs = { l1s, shapes: raws.map((t) => t.shape) };
+  return tf.engine().runKernel(L1, inputs as unknown as tf.NamedTensorMap, attrs as unknown as tf.NamedAttrMap) as tf.Scalar;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// the loss term of a layer: β·factor·EBOPs + L1, and a dense layer's EBOPs Σ(a @ B) + s·Σc, one kernel each way
+
+interface TailAttrs { factor: number; l1s: number[]; shapes: number[][] }
+
+function regTailKernel({ inputs, backend, attrs }: Parameters<tf.KernelFunc>[0]): Info {
+  const at = attrs as unknown as TailAttrs;
+  const ins = inputs as Record<string, Info>;
+  const raws = at.l1s.map((_, j) => ins[`r${j}`]!);
+  return withArrays(backend as never, [ins['e']!, ins['beta']!, ...raws], [[]], ([e, beta, ...rs], [out]) => {
+    const fr = Math.fround;
+    let l1 = 0;
+    rs.forEach((r, j) => {
+      let t = 0;
+      for (let p = 0; p < r.length; p++) t += r[p]!;
+      l1 += t * fr(at.l1s[j]!);
+    });
+    const eb = fr((at.factor === 1 ? e![0]! : fr(e![0]! * at.factor)) * beta![0]!);
+    out![0] = rs.length ? fr(eb + fr(l1)) : eb;
+  })[0]!;
+}
+
+function regTailGradKernel({ inputs, backend, attrs }: Parameters<tf.KernelFunc>[0]): Info[] {
+  const at = attrs as unknown as TailAttrs;
+  const { dy, e, beta } = inputs as { dy: Info; e: Info; beta: Info };
+  return withArrays(backend as never, [dy, e, beta], [[], [], ...at.shapes], ([d, ea, ba], [de, db, ...outs]) => {
+    const fr = Math.fround;
+    const g = d![0]!;
+    // as the tf ops: ∂(e·factor·β)/∂e = (dy·β)·factor, ∂/∂β = dy·(e·factor); ∂L1/∂raw = dy·l1
+    de![0] = at.factor === 1 ? fr(g * ba![0]!) : fr(fr(g * ba![0]!) * at.factor);
+    db![0] = fr(g * (at.factor === 1 ? ea![0]! : fr(ea![0]! * at.factor)));
+    outs.forEach((o, j) => o.fill(fr(g * fr(at.l1s[j]!))));
+  });
+}
+
+interface BilAttrs { cScale: number; cLen: number }
+
+function bilinearKernel({ inputs, backend, attrs }: Parameters<tf.KernelFunc>[0]): Info {
+  const at = attrs as unknown as BilAttrs;
+  const { a, B, c } = inputs as { a: Info; B: Info; c?: Info };
+  const K = a.shape[a.shape.length - 1]!, N = B.shape[1]!;
+  return withArrays(backend as never, c ? [a, B, c] : [a, B], [[]], ([aa, Ba, ca], [out]) => {
+    let s = 0;
+    for (let k = 0; k < K; k++) {
+      let colA = 0, rowB = 0;
+      for (let r = k; r < aa!.length; r += K) colA += aa![r]!;
+      for (let n = 0; n < N; n++) rowB += Ba![k * N + n]!;
+      s += colA * rowB;
+    }
+    if (ca) {
+      let t = 0;
+      for (let n = 0; n < ca.length; n++) t += ca[n]!;
+      s += t * at.cScale;
+    }
+    out![0] = s;
+  })[0]!;
+}
+
+function bilinearGradKernel({ inputs, backend, attrs }: Parameters<tf.KernelFunc>[0]): Info[] {
+  const at = attrs as unknown as BilAttrs;
+  const { dy, a, B } = inputs as { dy: Info; a: Info; B: Info };
+  const K = a.shape[a.shape.length - 1]!, N = B.shape[1]!;
+  const shapes = at.cLen >= 0 ? [a.shape, B.shape, [at.cLen]] : [a.shape, B.shape];
+  return withArrays(backend as never, [dy, a, B], shapes, ([d, aa, Ba], [da, dB, dc]) => {
+    const fr = Math.fround;
+    const g = d![0]!;
+    for (let k = 0; k < K; k++) {
+      let colA = 0, rowB = 0;
+      for (let r = k; r < aa!.length; r += K) colA += aa![r]!;
+      for (let n = 0; n < N; n++) rowB += Ba![k * N + n]!;
+      const gA = fr(g * rowB), gB = fr(g * colA);
+      for (let r = k; r < aa!.length; r += K) da![r] = gA;
+      for (let n = 0; n < N; n++) dB![k * N + n] = gB;
+    }
+    if (dc) dc.fill(fr(g * at.cScale));
+  });
+}
+
+const TAIL = 'HgqRegTail', TAIL_GRAD = 'HgqRegTailGrad', BIL = 'HgqBilinearSum', BIL_GRAD = 'HgqBilinearSumGrad';
+for (const backendName of ['wasm', 'cpu']) {
+  for (const [kernelName, kernelFunc] of [[TAIL, regTailKernel], [TAIL_GRAD, regTailGradKernel], [BIL, bilinearKernel], [BIL_GRAD, bilinearGradKernel]] as const)
+    if (!tf.getKernel(kernelName, backendName)) tf.registerKernel({ kernelName, backendName, kernelFunc: kernelFunc as unknown as tf.KernelFunc });
+}
+if (!tf.getGradient(TAIL)) {
+  tf.registerGradient({
+    kernelName: TAIL,
+    inputsToSave: ['e', 'beta'],
+    gradFunc: (dy, saved, attrs) => {
+      const [e, beta] = saved as [tf.Tensor, tf.Tensor];
+      const [de, db, ...outs] = tf.engine().runKernel(TAIL_GRAD, { dy: dy as tf.Tensor, e, beta } as unknown as tf.NamedTensorMap, attrs as tf.NamedAttrMap) as tf.Tensor[];
+      return { e: () => de!, beta: () => db!, ...Object.fromEntries(outs.map((t, j) => [`r${j}`, () => t])) };
+    },
+  });
+}
+if (!tf.getGradient(BIL)) {
+  tf.registerGradient({
+    kernelName: BIL,
+    inputsToSave: ['a', 'B'],
+    gradFunc: (dy, saved, attrs) => {
+      const [a, B] = saved as [tf.Tensor, tf.Tensor];
+      const [da, dB, dc] = tf.engine().runKernel(BIL_GRAD, { dy: dy as tf.Tensor, a, B } as unknown as tf.NamedTensorMap, attrs as tf.NamedAttrMap) as tf.Tensor[];
+      return { a: () => da!, B: () => dB!, ...(dc ? { c: () => dc } : {}) };
+    },
+  });
+}
+
+/**
+ * e·factor·β + Σ_j l1s[j]·Σ raws[j]: a layer's loss term from its EBOPs `e` (scalar) as one kernel with a one-kernel
+ * gradient (into e, β and the raw parameters), in place of ~4 ops per quantizer plus the products and sums.
+ */
+export function fusedRegTail(e: tf.Tensor, beta: tf.Tensor, factor: number, raws: tf.Tensor[], l1s: number[]): tf.Scalar {
+  const inputs = { e, beta, ...Object.fromEntries(raws.map((t, j) => [`r${j}`, t])) };
+  const attrs: TailAttrs = { factor, l1s, shapes: raws.map((t) => t.shape) };
+  return tf.engine().runKernel(TAIL, inputs as unknown as tf.NamedTensorMap, attrs as unknown as tf.NamedAttrMap) as tf.Scalar;
+}
+
+/**
+ * Σ(a @ B) + cScale·Σ c (a: [R, K], B: [K, N], c optional) in float64, rounded once to float32 (exact for integer
+ * bit counts below 2^24, where the tf-op sum of the matmul is exact too); gradient: ∂a[r,k] = Σ_n B[k,n],
+ * ∂B[k,n] = Σ_r a[r,k], ∂c = cScale. A dense layer's EBOPs from its bit maps.
+ */
+export function fusedBilinearSum(a: tf.Tensor, B: tf.Tensor, c: tf.Tensor | null, cScale: number): tf.Scalar {
+  const attrs: BilAttrs = { cScale, cLen: c ? c.size : -1 };
+  const inputs = c ? { a, B, c } : { a, B };
+  return tf.engine().runKernel(BIL, inputs as unknown as tf.NamedTensorMap, attrs as unknown as tf.NamedAttrMap) as tf.Scalar;
 }
