@@ -1,4 +1,4 @@
-// Models trained on the engine's graph path (conv, pooling, batch-norm dense, residual add) stay bit-exact
+// Models trained on the engine's graph path (conv, pooling, batch norms, merges, concatenation) stay bit-exact
 // through the export path: calibrate → trace → compileProgram equals model.predict on random inputs.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -7,7 +7,10 @@ import { initBackend } from '../src/backend.ts';
 import { QBatchNormDense, QDense } from '../src/layers/dense.ts';
 import { QConv2D } from '../src/layers/conv.ts';
 import { QAveragePooling2D, QMaxPooling2D } from '../src/layers/pooling.ts';
-import { QAdd } from '../src/layers/merge.ts';
+import { QAdd, QMaximum } from '../src/layers/merge.ts';
+import { QBatchNormalization } from '../src/layers/batchnorm.ts';
+import { QConv1D } from '../src/layers/conv.ts';
+import { QConcatenate } from '../src/layers/shape.ts';
 import { QFlatten } from '../src/layers/shape.ts';
 import { calibrate } from '../src/train/calibrate.ts';
 import { trace } from '../src/trace/index.ts';
@@ -27,9 +30,9 @@ function data(seed: number, N: number, inShape: number[], C: number) {
   return { x: tf.tensor(xa, [N, ...inShape]), y: tf.tensor2d(ya, [N, C]) };
 }
 
-const bits = (l: QDense | QConv2D) => Float32Array.from(((l.kq.weights.find((v) => v.name === 'b')!.variable as unknown as tf.LayerVariable).read().dataSync()) as Float32Array);
+const bits = (l: QDense | QConv2D | QConv1D) => Float32Array.from(((l.kq.weights.find((v) => v.name === 'b')!.variable as unknown as tf.LayerVariable).read().dataSync()) as Float32Array);
 
-async function trainTraceCompare(m: tf.LayersModel, inShape: number[], seed: number, watch: QDense | QConv2D): Promise<void> {
+async function trainTraceCompare(m: tf.LayersModel, inShape: number[], seed: number, watch: QDense | QConv2D | QConv1D): Promise<void> {
   m.compile({ optimizer: tf.train.adam(1e-2), loss: (y: tf.Tensor, p: tf.Tensor) => tf.losses.softmaxCrossEntropy(y, p) });
   assert.ok(describeAny(m, 'softmax_cross_entropy').graph, 'runs on the graph path');
   const { x, y } = data(seed, 512, inShape, 4);
@@ -76,4 +79,17 @@ test('engine-trained residual model (conv + QAdd skip → average pool → dense
   const f = new QFlatten({ name: 'gr_f' }).apply(p) as tf.SymbolicTensor;
   const y = new QDense({ units: 4, beta0: 2e-6, name: 'gr_d' }).apply(f) as tf.SymbolicTensor;
   await trainTraceCompare(tf.model({ inputs: x, outputs: y }), [6, 6, 2], 950, conv);
+});
+
+test('engine-trained sequence model (conv1d → batch normalization, per-position dense, maximum, concatenate → dense) is bit-exact through trace', async () => {
+  const x = tf.input({ shape: [8, 3] });
+  const conv = new QConv1D({ filters: 4, kernelSize: 3, padding: 'same', activation: 'relu', beta0: 2e-6, name: 'gs_c' });
+  const c = conv.apply(x) as tf.SymbolicTensor;
+  const bn = new QBatchNormalization({ beta0: 2e-6, name: 'gs_bn' }).apply(c) as tf.SymbolicTensor;
+  const pd = new QDense({ units: 4, activation: 'relu', beta0: 2e-6, name: 'gs_pd' }).apply(x) as tf.SymbolicTensor;
+  const mx = new QMaximum({ beta0: 2e-6, name: 'gs_max' }).apply([bn, pd]) as tf.SymbolicTensor;
+  const cat = new QConcatenate({ name: 'gs_cat' }).apply([mx, c]) as tf.SymbolicTensor;
+  const f = new QFlatten({ name: 'gs_f' }).apply(cat) as tf.SymbolicTensor;
+  const y = new QDense({ units: 4, beta0: 2e-6, name: 'gs_d' }).apply(f) as tf.SymbolicTensor;
+  await trainTraceCompare(tf.model({ inputs: x, outputs: y }), [8, 3], 990, conv);
 });
