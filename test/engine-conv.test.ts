@@ -85,6 +85,19 @@ const CASES: Case[] = [
     ],
     params: 2 * 7,
   },
+  {
+    name: 'output quantizers (WRAP on a conv, SAT on a dense, on the last layer too) → the loss sees quantized logits',
+    inShape: [6, 5, 1],
+    layers: (t) => [
+      new QConv2D({ filters: 3, kernelSize: 2, activation: 'relu', enableOq: true, beta0: 1e-5, inputShape: [6, 5, 1], name: `${t}_c0` }),
+      new QMaxPooling2D({ poolSize: 2, beta0: 1e-5, name: `${t}_p0` }),
+      new QFlatten({ name: `${t}_f` }),
+      new QDense({ units: 6, activation: 'relu', enableOq: true, oqConf: { overflowMode: 'SAT', i0: 1, f0: 3 }, beta0: 1e-5, name: `${t}_d0` }),
+      new QDense({ units: C, enableOq: true, beta0: 1e-5, name: `${t}_d1` }),
+    ],
+    // conv, dense, dense: 7 each; pool iq.f; oq: f (WRAP) + i, f (SAT) + f (WRAP)
+    params: 3 * 7 + 1 + 4,
+  },
 ];
 
 let serial = 0;

@@ -80,7 +80,7 @@ function planOf(model: tf.LayersModel): Plan {
     const supported = (l instanceof QDense) || isAny(l, CONV) || isAny(l, POOL) || isAny(l, GLOBAL_POOL) || isAny(l, MERGES) || l instanceof QBatchNormalization || l instanceof QConcatenate;
     if (!supported) throw new Error(`${what} is not supported by the wasm engine yet (supported: ${SUPPORTED})`);
     if (!l.trainable) throw new Error(`${what} is frozen (trainable = false); the wasm engine trains every layer`);
-    if (ql.oq) throw new Error(`${what} has an output quantizer; not supported by the wasm engine yet`);
+    if (ql.oq) checkQuantizer(ql.oq, 'kif', [0], `${what} output quantizer`);
     if (isAny(l, MERGES) || l instanceof QConcatenate) {
       ql.iqs.forEach((q, j) => { if (q) checkQuantizer(q, 'kif', [0], `${what} input quantizer ${j}`); });
     } else {
@@ -103,7 +103,7 @@ function planOf(model: tf.LayersModel): Plan {
   if (nodes.length === 0) throw new Error('the model has no trainable layer');
   const outLayer = (model.outputs[0] as unknown as { sourceLayer: tf.layers.Layer }).sourceLayer;
   if (index.get(outLayer) !== nodes.length - 1) throw new Error(`the model's output must come from its last layer ('${nodes[nodes.length - 1]!.layer.name}') for the wasm engine`);
-  const chain = nodes.every((n, j) => n.layer instanceof QDense && !(n.layer instanceof QBatchNormDense) && inShapeOf(n.layer).length === 2 && n.from.length === 1 && n.from[0] === j - 1);
+  const chain = nodes.every((n, j) => !n.layer.oq && n.layer instanceof QDense && !(n.layer instanceof QBatchNormDense) && inShapeOf(n.layer).length === 2 && n.from.length === 1 && n.from[0] === j - 1);
   const inputs = (model.inputs[0]!.shape.slice(1) as number[]).reduce((a, d) => a * d, 1);
   return { nodes, chain, inputs };
 }
@@ -154,7 +154,8 @@ export function describeAny(model: tf.LayersModel, loss: EngineLoss): { desc: Mo
     return { overflow: c.overflowMode, k: data(qvar(q, 'k').read()), i: bindVar(`${name}.i`, qvar(q, 'i')), f: bindVar(`${name}.f`, qvar(q, 'f')),
       iBounds: c.iBounds, fBounds: c.fBounds, l1: c.trainable ? c.l1 : 0, decay };
   };
-  const layers: GraphLayerDesc[] = plan.nodes.map(({ layer: l, from }, li): GraphLayerDesc => {
+  const layers: GraphLayerDesc[] = plan.nodes.map(({ layer: l, from }, li): GraphLayerDesc => ({ ...layerDesc(l, from, li), oq: kif(l.oq, `layers[${li}].oq`) }));
+  function layerDesc(l: QLayer, from: number[], li: number): GraphLayerDesc {
     const pre = `layers[${li}]`;
     const beta = betaOf(l);
     const inShape = (inShapeOf(l).slice(1) as number[]);
@@ -209,7 +210,7 @@ export function describeAny(model: tf.LayersModel, loss: EngineLoss): { desc: Mo
     const size = inShape.reduce((a, d) => a * d, 1);
     const op = l instanceof QSubtract ? 'subtract' : l instanceof QMultiply ? 'multiply' : l instanceof QMaximum ? 'maximum' : l instanceof QMinimum ? 'minimum' : 'add';
     return { type: 'add', op, from, size, iqs: l.iqs.map((q, j) => kif(q, `${pre}.iq${j}`)), beta };
-  });
+  }
   const optimizer = { learningRate: opt.learningRate, beta1: opt.beta1, beta2: opt.beta2, epsilon: opt.epsilon };
   const binding: Binding = { vars, layers: plan.nodes.map((n, index) => ({ index, layer: n.layer })) };
   if (plan.chain) {

@@ -18,8 +18,11 @@ import type { AdamConfig, DenseDesc, EngineState, KbiDesc, KifDesc, StepResult }
 import { windowGeometry, type Padding, type Window1D } from '../layers/patches.ts';
 import type { GraphPool } from './graph-pool-node.ts';
 
-/** Node inputs: indices of earlier layers, −1 = the model input. Default: the previous layer (or the input). */
-interface Wired { from?: number[] }
+/**
+ * Node inputs: indices of earlier layers, −1 = the model input (default: the previous layer, or the input);
+ * an optional output quantizer (KIF, per activation) applied last, after the activation.
+ */
+interface Wired { from?: number[]; oq?: KifDesc | null }
 
 export interface GraphDenseDesc extends DenseDesc, Wired {}
 
@@ -73,7 +76,7 @@ const MERGE_CODE: Record<MergeOp, number> = { add: 0, subtract: 1, multiply: 2, 
  * QAdd / QSubtract / QMultiply / QMaximum / QMinimum of ≥ 2 same-size inputs (subtract: exactly 2), each with its
  * own input quantizer; computed left to right as tfjs does ((a0 op a1) op a2 …).
  */
-export interface AddDesc {
+export interface AddDesc extends Wired {
   type: 'add';
   /** default 'add' */
   op?: MergeOp;
@@ -107,7 +110,7 @@ export interface BnDesc extends Wired {
  * QConcatenate along one per-sample axis: per-sample inputs [outer, parts[j], …] flattened; output row
  * (o, off_j + r) copies input j's row (o, r) (parts count rows, i.e. the axis length times the inner size).
  */
-export interface ConcatDesc {
+export interface ConcatDesc extends Wired {
   type: 'concat';
   from: number[];
   outer: number;
@@ -150,6 +153,8 @@ interface Node {
   size: number;
   relu: boolean;
   ins: Input[];
+  /** output quantizer: consumers read outQ */
+  oq: KifMem | null; outQ: number;
   beta: number;
   out: number; dOut: number;
   // weights (dense, bndense, conv): K×N matrix
@@ -262,7 +267,7 @@ export class GraphEngine implements TrainEngine {
       for (const s of from) if (!(Number.isInteger(s) && s >= -1 && s < li)) throw new Error(`hgq engine: ${pre} takes input ${s}; inputs must be earlier layers (or −1, the model input)`);
       const srcSize = (s: number) => (s < 0 ? desc.inputs : sizes[s]!);
       const nd: Node = { d, size: 0, relu: false, ins: [], beta: d.beta ?? 0, out: 0, dOut: 0, K: 0, N: 0, W: 0, Wq: 0, bias: 0, bq: 0, gWq: 0, gBq: 0,
-        C: 0, KK: 0, Pn: 0, idx: 0, div: 0, divMode: 0, pf: 1, gWt: [], gBt: [], op: 0, inter: [] };
+        C: 0, KK: 0, Pn: 0, idx: 0, div: 0, divMode: 0, pf: 1, gWt: [], gBt: [], op: 0, inter: [], oq: null, outQ: 0 };
       const oneInput = (K: number, iq: KifDesc | null | undefined) => {
         if (from.length !== 1) throw new Error(`hgq engine: ${pre} (${d.type}) takes one input, got ${from.length}`);
         if (srcSize(from[0]!) !== K) throw new Error(`hgq engine: ${pre} expects ${K} input features but its input has ${srcSize(from[0]!)}`);
@@ -415,6 +420,7 @@ export class GraphEngine implements TrainEngine {
         default:
           throw new Error(`hgq engine: ${pre} has unsupported type ${(d as { type: string }).type}`);
       }
+      if (d.oq) nd.oq = kif(d.oq, nd.size, `${pre}.oq`);
       sizes.push(nd.size);
       this.nodes.push(nd);
     });
@@ -526,6 +532,7 @@ export class GraphEngine implements TrainEngine {
     this.X = alloc(this.K0 * S); this.Y = alloc(this.C * S);
     for (const nd of this.nodes) {
       nd.out = alloc(nd.size * S); nd.dOut = alloc(nd.size * S);
+      nd.outQ = nd.oq ? alloc(nd.size * S) : nd.out;
       for (const inp of nd.ins) inp.A = inp.iq ? alloc(inp.K * S) : 0;
       nd.inter = nd.d.type === 'add' ? nd.ins.slice(2).map(() => alloc(nd.size * S)) : [];
     }
@@ -542,7 +549,15 @@ export class GraphEngine implements TrainEngine {
     this.S = S; this.cb = cb; this.B = B;
   }
 
-  private srcOut(s: number): number { return s < 0 ? this.X : this.nodes[s]!.out; }
+  private srcOut(s: number): number { return s < 0 ? this.X : this.nodes[s]!.outQ; }
+
+  /** All activation quantizers: each node's input quantizers and its output quantizer. */
+  private *kifs(): Generator<{ q: KifMem; K: number }> {
+    for (const nd of this.nodes) {
+      for (const inp of nd.ins) if (inp.iq) yield { q: inp.iq, K: inp.K };
+      if (nd.oq) yield { q: nd.oq, K: nd.size };
+    }
+  }
 
   /** Bounds, weight quantizers (BN layers fold first, after their statistics), activation-quantizer preparation. */
   private prepare(): void {
@@ -553,8 +568,8 @@ export class GraphEngine implements TrainEngine {
         if (nd.kq) k.kbi_fwd(nd.K * nd.N, nd.W, nd.kq.b, nd.kq.i, nd.kq.k, nd.kq.mode, nd.Wq);
         if (nd.bqq) k.kbi_fwd(nd.N, nd.bias, nd.bqq.b, nd.bqq.i, nd.bqq.k, nd.bqq.mode, nd.bq);
       }
-      for (const inp of nd.ins) if (inp.iq) k.prep_act(inp.K, inp.iq.i, inp.iq.f, inp.iq.k, inp.iq.mode, inp.iq.prep);
     }
+    for (const { q, K } of this.kifs()) k.prep_act(K, q.i, q.f, q.k, q.mode, q.prep);
   }
 
   step(x: Float32Array, y: Float32Array): StepResult {
@@ -573,7 +588,7 @@ export class GraphEngine implements TrainEngine {
     });
     this.prepare();
     for (const p of this.params) k.zero(p.grad, p.n);
-    for (const nd of this.nodes) for (const inp of nd.ins) if (inp.iq) { k.zero(inp.iq.sums, 3 * inp.K); k.zero(inp.iq.amx, inp.K); }
+    for (const { q, K } of this.kifs()) { k.zero(q.sums, 3 * K); k.zero(q.amx, K); }
     // forward
     for (const nd of this.nodes) this.forward(nd, B);
     // loss → gradient of the last node's output
@@ -584,8 +599,8 @@ export class GraphEngine implements TrainEngine {
       const [c0, n] = this.cols(t);
       if (n === 0) return [];
       const nb = Math.max(0, Math.min(n, B - c0)), o = 4 * c0;
-      return [this.desc.loss === 'mse' ? ['mse', last.out + o, this.Y + o, this.C, S, n, nb, invB, last.dOut + o, 0]
-        : ['softmax_ce', last.out + o, this.Y + o, this.C, S, n, nb, invB, last.dOut + o, 0, this.lossP + 8 * t]];
+      return [this.desc.loss === 'mse' ? ['mse', last.outQ + o, this.Y + o, this.C, S, n, nb, invB, last.dOut + o, 0]
+        : ['softmax_ce', last.outQ + o, this.Y + o, this.C, S, n, nb, invB, last.dOut + o, 0, this.lossP + 8 * t]];
     });
     const hits = new Float64Array(this.memory.buffer, this.lossP, this.threads).reduce((a, b) => a + b, 0);
     // a node's gradient buffer is written by its first consumer (in backward order) and accumulated by the others
@@ -597,9 +612,7 @@ export class GraphEngine implements TrainEngine {
       this.backward(this.nodes[n]!, B);
     }
     // WRAP integer bits follow the data, before EBOPs are taken
-    for (const nd of this.nodes) for (const inp of nd.ins) {
-      if (inp.iq && inp.iq.mode === 0) k.wrap_track(inp.K, inp.iq.i, inp.iq.f, inp.iq.amx, inp.iq.decay, inp.iq.iBounds[0], inp.iq.iBounds[1]);
-    }
+    for (const { q, K } of this.kifs()) if (q.mode === 0) k.wrap_track(K, q.i, q.f, q.amx, q.decay, q.iBounds[0], q.iBounds[1]);
     let ebops = 0, ebopsLoss = 0;
     f = this.f32();
     for (const nd of this.nodes) {
@@ -615,6 +628,15 @@ export class GraphEngine implements TrainEngine {
   }
 
   private forward(nd: Node, B: number): void {
+    this.forwardLayer(nd, B);
+    const q = nd.oq;
+    if (q) this.par((t) => {
+      const [r0, n] = this.rows(t, nd.size), o = 4 * r0 * this.S;
+      return n > 0 ? [['act_q', nd.out + o, nd.outQ + o, n, this.S, this.S, B, q.mode === 0 ? 0 : 4, q.prep + 16 * r0, q.amx + 4 * r0]] : [];
+    });
+  }
+
+  private forwardLayer(nd: Node, B: number): void {
     const S = this.S, d = nd.d;
     for (const inp of nd.ins) {
       const H = this.srcOut(inp.src);
@@ -705,6 +727,15 @@ export class GraphEngine implements TrainEngine {
 
   private backward(nd: Node, B: number): void {
     const k = this.k, S = this.S, d = nd.d, dz = nd.dOut;
+    const oq = nd.oq;
+    if (oq) {
+      // ∂L/∂(quantized output) → ∂L/∂(output), in place
+      this.par((t) => {
+        const [r0, n] = this.rows(t, nd.size), o = 4 * r0 * S;
+        return n > 0 ? [['act_q_bwd', dz + o, nd.out + o, nd.outQ + o, n, S, S, (oq.mode === 0 ? 0 : 4) | 8, oq.prep + 16 * r0, dz + o, oq.sums + 12 * r0]] : [];
+      });
+      k.kif_grads(nd.size, oq.i, oq.f, oq.k, oq.mode, oq.sums, oq.pi.grad, oq.pf.grad);
+    }
     if (nd.relu) this.par((t) => { const [o, m] = this.flat(t, nd.size * S); return m > 0 ? [['relu_mask', dz + 4 * o, nd.out + 4 * o, m]] : []; });
     const A = nd.ins[0]!.A;
     const needDx = (inp: Input) => inp.src >= 0 || inp.iq !== null;
