@@ -1,6 +1,7 @@
 /**
- * The engine's graph path: models the chunked dense chain (engine.ts) cannot run — QBatchNormDense (batch
- * statistics over the whole batch before normalizing), QConv1D/2D, pooling and QAdd (residual graphs). The
+ * The engine's graph path: models the chunked dense chain (engine.ts) cannot run — QBatchNormDense and
+ * QBatchNormalization (batch statistics over the whole batch before normalizing), QConv1D/2D (and QDense per
+ * position), pooling, merges (QAdd … QMinimum) and QConcatenate in any DAG, output quantizers. The
  * host runs the layers one by one over the whole batch, each a few compiled kernels on feature-major buffers
  * (buf[feature·S + sample], S ≥ batch a multiple of 16): convolutions as im2col chunks + the dense kernels
  * (weight sharing = the gradient summed over positions and samples), pooling and merges as row kernels.
@@ -11,7 +12,7 @@
  *
  * Semantics are the tfjs layers' (src/layers): every quantizer, STE gradient, EBOPs and L1 term, Adam, WRAP
  * integer-bit tracking and the batch norm's moving statistics, equal to the tfjs training step within float32
- * rounding (test/engine-graph*.test.ts).
+ * rounding (test/engine-bn, engine-conv, engine-residual, engine-graph-trace).
  */
 import { instantiate, loadKernels, WA, type KernelExports, type WasmMemory, type WasmModule } from './kernels.ts';
 import type { AdamConfig, DenseDesc, EngineState, KbiDesc, KifDesc, StepResult } from './engine.ts';
