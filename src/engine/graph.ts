@@ -160,7 +160,7 @@ interface Node {
   out: number; dOut: number;
   // weights (dense, bndense, conv): K×N matrix
   K: number; N: number;
-  pW?: Param; pB?: Param; W: number; Wq: number; bias: number; bq: number; kq?: KbiMem; bqq?: KbiMem; gWq: number; gBq: number;
+  pW?: Param; pB?: Param; W: number; Wq: number; WqT: number; bias: number; bq: number; kq?: KbiMem; bqq?: KbiMem; gWq: number; gBq: number;
   /** conv: per-thread weight-gradient blocks (thread 0 uses gWq, gBq) */
   gWt: number[]; gBt: number[];
   // conv / pool geometry: C channels, KK window offsets, Pn output positions, idx [Pn·KK] input position or −1
@@ -176,7 +176,7 @@ interface Node {
 
 const OVF: Record<string, number> = { WRAP: 0, SAT: 1, SAT_SYM: 2 };
 /** The kernels the worker threads may run (by index in this list). */
-const FNS = ['act_q', 'dense_fwd', 'dense_bwd_dw', 'dense_bwd_dx', 'act_q_bwd', 'relu_mask', 'copy_f32', 'add_into', 'zero', 'perm_rows', 'im2col',
+const FNS = ['act_q', 'dense_fwd', 'dense_bwd_dw', 'dense_bwd_dx_t', 'act_q_bwd', 'relu_mask', 'copy_f32', 'add_into', 'zero', 'perm_rows', 'im2col',
   'col2im_add', 'pool_max_fwd', 'pool_max_bwd', 'pool_avg_fwd', 'pool_avg_bwd', 'bn_stats', 'bn_dx_add', 'transpose_in', 'softmax_ce', 'mse',
   'chan_affine', 'chan_affine_bwd', 'ew_fwd', 'ew_bwd'] as const;
 type Call = [(typeof FNS)[number], ...number[]];
@@ -267,7 +267,7 @@ export class GraphEngine implements TrainEngine {
       const from = 'from' in d && d.from ? d.from : [li - 1];
       for (const s of from) if (!(Number.isInteger(s) && s >= -1 && s < li)) throw new Error(`hgq engine: ${pre} takes input ${s}; inputs must be earlier layers (or −1, the model input)`);
       const srcSize = (s: number) => (s < 0 ? desc.inputs : sizes[s]!);
-      const nd: Node = { d, size: 0, relu: false, ins: [], beta: d.beta ?? 0, out: 0, dOut: 0, K: 0, N: 0, W: 0, Wq: 0, bias: 0, bq: 0, gWq: 0, gBq: 0,
+      const nd: Node = { d, size: 0, relu: false, ins: [], beta: d.beta ?? 0, out: 0, dOut: 0, K: 0, N: 0, W: 0, Wq: 0, WqT: 0, bias: 0, bq: 0, gWq: 0, gBq: 0,
         C: 0, KK: 0, Pn: 0, idx: 0, div: 0, divMode: 0, pf: 1, gWt: [], gBt: [], op: 0, inter: [], oq: null, outQ: 0 };
       const oneInput = (K: number, iq: KifDesc | null | undefined) => {
         if (from.length !== 1) throw new Error(`hgq engine: ${pre} (${d.type}) takes one input, got ${from.length}`);
@@ -280,6 +280,7 @@ export class GraphEngine implements TrainEngine {
         nd.W = nd.pW.ptr; nd.Wq = nd.W;
         if (kq) nd.kq = kbi(kq, K * N, `${pre}.kq`);
         if (kq || bn) nd.Wq = alloc(K * N * 4);
+        nd.WqT = alloc(K * N * 4); // N×K: the input-gradient kernel reads the quantized weights transposed
         if (bias) {
           nd.pB = param(`${pre}.bias`, checkArr(bias, N, `${pre}.bias`), true, undefined, undefined);
           nd.bias = nd.pB.ptr; nd.bq = nd.bias;
@@ -565,9 +566,10 @@ export class GraphEngine implements TrainEngine {
     const k = this.k;
     for (const p of this.params) if (p.lo > -Infinity || p.hi < Infinity) k.clamp(p.n, p.ptr, p.lo, p.hi);
     for (const nd of this.nodes) {
-      if (!nd.bn) {
+      if (!nd.bn && !nd.cbn) {
         if (nd.kq) k.kbi_fwd(nd.K * nd.N, nd.W, nd.kq.b, nd.kq.i, nd.kq.k, nd.kq.mode, nd.Wq);
         if (nd.bqq) k.kbi_fwd(nd.N, nd.bias, nd.bqq.b, nd.bqq.i, nd.bqq.k, nd.bqq.mode, nd.bq);
+        if (nd.pW) k.transpose_w(nd.Wq, nd.K, nd.N, nd.WqT);
       }
     }
     for (const { q, K } of this.kifs()) k.prep_act(K, q.i, q.f, q.k, q.mode, q.prep);
@@ -724,6 +726,7 @@ export class GraphEngine implements TrainEngine {
     else k.copy_f32(nd.Wq, bn.kf, K * N);
     if (nd.bqq) k.kbi_fwd(N, bn.bf, nd.bqq.b, nd.bqq.i, nd.bqq.k, nd.bqq.mode, nd.bq);
     else k.copy_f32(nd.bq, bn.bf, N);
+    k.transpose_w(nd.Wq, K, N, nd.WqT);
   }
 
   private backward(nd: Node, B: number): void {
@@ -753,7 +756,7 @@ export class GraphEngine implements TrainEngine {
           const [r0, nr] = this.rows(t, nd.K);
           if (nr > 0) calls.push(['dense_bwd_dw', A + 4 * r0 * S, nr, dz, nd.N, S, S, nd.gWq + 4 * r0 * nd.N, t === 0 && nd.pB ? nd.gBq : 0]);
           const [c0, n] = this.cols(t);
-          if (dx && n > 0) calls.push(['dense_bwd_dx', dz + 4 * c0, nd.N, nd.Wq, nd.K, S, n, 8, dA + 4 * c0, dA + 4 * c0, 0, dA + 4 * c0, 0, this.scratch[t]!]);
+          if (dx && n > 0) calls.push(['dense_bwd_dx_t', dz + 4 * c0, nd.N, nd.WqT, nd.K, S, n, 8, dA + 4 * c0, dA + 4 * c0, 0, dA + 4 * c0, 0, this.scratch[t]!]);
           return calls;
         });
         if (d.type === 'bndense') this.bnBackward(nd, A, B);
@@ -775,7 +778,7 @@ export class GraphEngine implements TrainEngine {
             calls.push(['im2col', A, S, c0, nd.C, nd.idx, nd.KK, nd.Pn, this.P[t]!, cb]);
             calls.push(['dense_bwd_dw', this.P[t]!, nd.K, this.T[t]!, nd.N, w, w, gW, nd.pB ? gB : 0]);
             if (dx) {
-              calls.push(['dense_bwd_dx', this.T[t]!, nd.N, nd.Wq, nd.K, w, w, 8, this.dP[t]!, this.dP[t]!, 0, this.dP[t]!, 0, this.scratch[t]!]);
+              calls.push(['dense_bwd_dx_t', this.T[t]!, nd.N, nd.WqT, nd.K, w, w, 8, this.dP[t]!, this.dP[t]!, 0, this.dP[t]!, 0, this.scratch[t]!]);
               calls.push(['col2im_add', this.dP[t]!, cb, nd.C, nd.idx, nd.KK, nd.Pn, dA, S, c0]);
             }
           }
