@@ -426,9 +426,9 @@ interface BitsAttrs { kif: number; sat: number; loA: number; hiA: number; loB: n
 
 /** KBI: round(clip(b)); KIF: relu(round(clip(i)) + round(clip(f))); plus k under SAT. */
 function bitsKernel({ inputs, backend, attrs }: Parameters<tf.KernelFunc>[0]): Info {
-  const { a, b, k } = inputs as { a: Info; b: Info; k: Info };
+  const { a, b, k } = inputs as { a: Info; b?: Info; k: Info };
   const at = attrs as unknown as BitsAttrs;
-  return withArrays(backend as never, [a, b, k], [a.shape], ([aa, ba, ka], [out]) => {
+  return withArrays(backend as never, [a, b ?? a, k], [a.shape], ([aa, ba, ka], [out]) => {
     for (let p = 0; p < aa!.length; p++) {
       const ra = roundHalfEven(Math.min(Math.max(aa![p]!, at.loA), at.hiA));
       let bits = at.kif ? Math.max(ra + roundHalfEven(Math.min(Math.max(ba![p]!, at.loB), at.hiB)), 0) : ra;
@@ -440,15 +440,14 @@ function bitsKernel({ inputs, backend, attrs }: Parameters<tf.KernelFunc>[0]): I
 
 /** Straight-through rounding; zero outside the clip bounds (inclusive, as tf.clipByValue) and where KIF's relu is off. */
 function bitsGradKernel({ inputs, backend, attrs }: Parameters<tf.KernelFunc>[0]): Info[] {
-  const { dy, a, b } = inputs as { dy: Info; a: Info; b: Info };
+  const { dy, a, b } = inputs as { dy: Info; a: Info; b?: Info };
   const at = attrs as unknown as BitsAttrs;
-  return withArrays(backend as never, [dy, a, b], [a.shape, a.shape], ([dya, aa, ba], [da, db]) => {
+  return withArrays(backend as never, [dy, a, b ?? a], at.kif ? [a.shape, a.shape] : [a.shape], ([dya, aa, ba], [da, db]) => {
     for (let p = 0; p < aa!.length; p++) {
       const av = aa![p]!, d = dya![p]!;
       const inA = av >= at.loA && av <= at.hiA;
       if (!at.kif) {
         da![p] = inA ? d : 0;
-        db![p] = 0;
         continue;
       }
       const bv = ba![p]!;
@@ -460,11 +459,12 @@ function bitsGradKernel({ inputs, backend, attrs }: Parameters<tf.KernelFunc>[0]
   });
 }
 
-const BITS = 'HgqBits';
+// KIF (inputs a = i, b = f) and KBI (a = b only) are two kernel names: the tape saves exactly the inputs each needs
+const BITS = 'HgqBits', BITS_KBI = 'HgqBitsKbi';
 const BITS_GRAD = 'HgqBitsGrad';
 for (const backendName of ['wasm', 'cpu']) {
-  if (!tf.getKernel(BITS, backendName)) tf.registerKernel({ kernelName: BITS, backendName, kernelFunc: bitsKernel as unknown as tf.KernelFunc });
-  if (!tf.getKernel(BITS_GRAD, backendName)) tf.registerKernel({ kernelName: BITS_GRAD, backendName, kernelFunc: bitsGradKernel as unknown as tf.KernelFunc });
+  for (const [kernelName, kernelFunc] of [[BITS, bitsKernel], [BITS_KBI, bitsKernel], [BITS_GRAD, bitsGradKernel]] as const)
+    if (!tf.getKernel(kernelName, backendName)) tf.registerKernel({ kernelName, backendName, kernelFunc: kernelFunc as unknown as tf.KernelFunc });
 }
 if (!tf.getGradient(BITS)) {
   tf.registerGradient({
@@ -477,6 +477,17 @@ if (!tf.getGradient(BITS)) {
     },
   });
 }
+if (!tf.getGradient(BITS_KBI)) {
+  tf.registerGradient({
+    kernelName: BITS_KBI,
+    inputsToSave: ['a'],
+    gradFunc: (dy, saved, attrs) => {
+      const [a] = saved as [tf.Tensor];
+      const [da] = tf.engine().runKernel(BITS_GRAD, { dy: dy as tf.Tensor, a } as unknown as tf.NamedTensorMap, attrs as tf.NamedAttrMap) as tf.Tensor[];
+      return { a: () => da! };
+    },
+  });
+}
 
 /** Whether the small-tensor kernels (bits) apply: enabled, on cpu or wasm. */
 export function fusedSmallApplies(): boolean {
@@ -485,13 +496,14 @@ export function fusedSmallApplies(): boolean {
 
 /**
  * Bits of a quantizer's parameters for EBOPs with straight-through gradients into the raw parameters. KBI: a = b_raw
- * (b bounds), b unused (pass a again); KIF: a = i_raw, b = f_raw. `sat` adds k.
+ * (b bounds), b = null; KIF: a = i_raw, b = f_raw. `sat` adds k.
  */
 export function fusedBits(
-  a: tf.Tensor, b: tf.Tensor, k: tf.Tensor, kif: boolean, sat: boolean, boundsA: [number, number], boundsB: [number, number],
+  a: tf.Tensor, b: tf.Tensor | null, k: tf.Tensor, sat: boolean, boundsA: [number, number], boundsB: [number, number],
 ): tf.Tensor {
-  const attrs: BitsAttrs = { kif: kif ? 1 : 0, sat: sat ? 1 : 0, loA: boundsA[0], hiA: boundsA[1], loB: boundsB[0], hiB: boundsB[1] };
-  return tf.engine().runKernel(BITS, { a, b, k } as unknown as tf.NamedTensorMap, attrs as unknown as tf.NamedAttrMap) as tf.Tensor;
+  const attrs: BitsAttrs = { kif: b ? 1 : 0, sat: sat ? 1 : 0, loA: boundsA[0], hiA: boundsA[1], loB: boundsB[0], hiB: boundsB[1] };
+  const inputs = b ? { a, b, k } : { a, k };
+  return tf.engine().runKernel(b ? BITS : BITS_KBI, inputs as unknown as tf.NamedTensorMap, attrs as unknown as tf.NamedAttrMap) as tf.Tensor;
 }
 
 // ---------------------------------------------------------------------------------------------------------
