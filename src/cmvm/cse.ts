@@ -220,6 +220,10 @@ export const CSE_BUDGETS = {
   step: 1 << 23,
 };
 
+/** Outputs with at least this many terms gather their matrix entries first in a substitution. */
+const GATHER_MIN = 64;
+const GATHER_NONE: I32 = new Int32Array(0);
+
 /** The pair id of occurrences that can never become a common pair (its count is meaningless). */
 const DEAD = 0;
 
@@ -566,19 +570,40 @@ class Cse {
     const tKey = this.tKey;
     const tab = stepTab;
     const epoch = stepEpoch;
-    for (let i = 0; i < ol.length; i++) {
+    const nv = ol.length;
+    // long rows: first gather the matrix entries of t's and u's pairs (independent loads, which the CPU
+    // overlaps; half of them are a column of the triangle, a cache line each), then use them
+    const gather = nv >= GATHER_MIN;
+    const gm = gather ? poolI32('gatherM', nv, false) : GATHER_NONE;
+    const gp = gather ? poolI32('gatherP', nv, false) : GATHER_NONE;
+    const gq = gather ? poolI32('gatherQ', nv, false) : GATHER_NONE;
+    if (gather) {
+      for (let i = 0; i < nv; i++) {
+        const sv = tSlot[ol[i]!]!;
+        const mi = base + (st < sv ? rowSt + sv : ((sv * (2 * k - sv - 3)) >> 1) - 1 + st);
+        gm[i] = mi;
+        gp[i] = mat[mi]!;
+        gq[i] = mat[base + (su < sv ? rowSu + sv : ((sv * (2 * k - sv - 3)) >> 1) - 1 + su)]!;
+      }
+    }
+    for (let i = 0; i < nv; i++) {
       const v = ol[i]!;
       if (v === nt) continue;
-      const sv = tSlot[v]!;
-      const mi = base + (st < sv ? rowSt + sv : ((sv * (2 * k - sv - 3)) >> 1) - 1 + st);
+      let mi: number;
+      let sv = 0;
+      if (gather) mi = gm[i]!;
+      else {
+        sv = tSlot[v]!;
+        mi = base + (st < sv ? rowSt + sv : ((sv * (2 * k - sv - 3)) >> 1) - 1 + st);
+      }
       const wv = tWire[v]!;
       let x: number;
       let e: number;
       if (wv !== n) {
         // dissolve (t, v) and (u, v): pairs of older wires (an id or DEAD)
-        const p = mat[mi]!;
+        const p = gather ? gp[i]! : mat[mi]!;
         if (p > 0) pCount[p]!--;
-        const q = mat[base + (su < sv ? rowSu + sv : ((sv * (2 * k - sv - 3)) >> 1) - 1 + su)]!;
+        const q = gather ? gq[i]! : mat[base + (su < sv ? rowSu + sv : ((sv * (2 * k - sv - 3)) >> 1) - 1 + su)]!;
         if (q > 0) pCount[q]!--;
         if (width > 0) {
           x = (tKey[v]! + cst) ^ gbit;
