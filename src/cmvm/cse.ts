@@ -5,8 +5,15 @@
  * wire0 ± wire1·2^shift; its count is how many (output, term, term) combinations currently match it.
  * Repeatedly the best pair (count × weight) is made into a new adder wire and substituted wherever it occurs
  * (non-overlapping), until no pair occurs twice. Counts are maintained incrementally: replacing two terms of
- * an output only changes the pairs those terms form with the output's other terms. A lazy max-heap keeps the
- * best pair at hand.
+ * an output only changes the pairs those terms form with the output's other terms. A lazy bucket queue keeps
+ * the best pair at hand.
+ *
+ * What keeps it fast: a pair's count only grows in the step that makes its newer wire (or at the start), so
+ * a pair seen once by then is dead for good and never gets an id (the pair arrays hold only pairs that
+ * repeat); per-output pair matrices find the pairs a substitution dissolves without hashing; the pairs of
+ * the starting wires and of each step's new wire go through directly indexed tables. The greedy's choices
+ * (ties included) do not depend on these structures: the hash-table fallbacks for huge layers give the same
+ * graphs (test/cmvm-fallback.test.ts).
  *
  * Delay constraint: with integer arrival times, the earliest-two-first tree of a set of terms finishes at
  * ceil(log2 Σ 2^lat) (Kraft's inequality). So an output with bound B stays feasible exactly while
