@@ -76,8 +76,9 @@ export default async function main(): Promise<void> {
   const steps = Number(process.env['BENCH_STEPS'] ?? 8);
   const res: Record<string, { sps: number; cpuSps: number }> = {};
   const kinds: Kind[] = ['float', 'hgq', 'stock', ...(process.env['BENCH_GENERIC'] === '1' ? (['hgq_generic'] as const) : [])];
-  // interleave runs so background load affects both alike; keep the best of 2 rounds
-  for (let round = 0; round < 2; round++) {
+  // interleave runs so background load affects both alike; keep the best of BENCH_ROUNDS (default 3) rounds
+  const rounds = Number(process.env['BENCH_ROUNDS'] ?? 3);
+  for (let round = 0; round < rounds; round++) {
     for (const kind of kinds) {
       const m = model(kind);
       setFusedKernels(kind !== 'hgq_generic');
@@ -94,6 +95,7 @@ export default async function main(): Promise<void> {
     backend,
     batch: B,
     steps,
+    rounds,
     hgq_samples_per_s: Math.round(hgq),
     float_samples_per_s: Math.round(float),
     ratio: +(hgq / float).toFixed(3),
