@@ -17,7 +17,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { OverflowMode, RoundMode } from '../fixed/types.ts';
-import { fusedEnabled, ROUND_CODES, withArrays } from './kernels.ts';
+import { fusedEnabled, pow2, ROUND_CODES, withArrays } from './kernels.ts';
 import { QUANTIZER_WASM_BASE64 } from './wasm-bytes.ts';
 
 type Info = tf.TensorInfo;
@@ -92,7 +92,7 @@ function prepScales(fRaw: Float32Array, fLo: number, fHi: number, rep: number, s
   for (let p = 0; p < P; p++) {
     const fp = Math.min(Math.max(roundHalfEven(fRaw[p]!), fLo), fHi);
     f[p] = fp;
-    const s = Math.fround(2 ** fp), st = Math.fround(2 ** -fp);
+    const s = Math.fround(pow2(fp)), st = Math.fround(pow2(-fp));
     for (let r = 0; r < rep; r++) {
       scale[r * P + p] = s;
       step[r * P + p] = st;
@@ -118,7 +118,7 @@ function trackI(amax: Float32Array, rep: number, f: Float64Array, iRaw: Float32A
   for (let p = 0; p < P; p++) {
     let a = amax[p]!;
     for (let r = 1; r < rep; r++) a = Math.max(a, amax[r * P + p]!);
-    const needed = ceilLog2(Math.fround(a + Math.fround(2 ** -f[p]!)));
+    const needed = ceilLog2(Math.fround(a + Math.fround(pow2(-f[p]!))));
     const decayed = Math.fround(iRaw[p]! - decay);
     out[p] = Math.min(Math.max(Math.max(decayed, needed), iLo), iHi);
   }
@@ -333,9 +333,9 @@ function satParams(p1: Float32Array, p2: Float32Array, k: Float32Array, a: SatAt
     const i = a.kbi ? r2 : r1;
     const f = a.kbi ? fr(r1 - r2) : r2;
     const iEff = Math.max(i, -f);
-    scale[p] = fr(2 ** f);
-    step[p] = fr(2 ** -f);
-    top[p] = fr(2 ** iEff);
+    scale[p] = fr(pow2(f));
+    step[p] = fr(pow2(-f));
+    top[p] = fr(pow2(iEff));
     hi[p] = fr(top[p]! - step[p]!);
     lo[p] = -fr(k[p]! * (a.sym ? hi[p]! : top[p]!));
   }
