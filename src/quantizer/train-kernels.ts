@@ -278,6 +278,8 @@ if (!tf.getGradient(FWD)) {
       return {
         x: () => d,
         f: () => tf.engine().runKernel(BWD, { dy: d, x, f } as unknown as tf.NamedTensorMap, attrs as tf.NamedAttrMap) as tf.Tensor,
+        i: () => tf.zerosLike(f), // only asked for if someone differentiates w.r.t. these
+        decay: () => tf.zeros([]),
       };
     },
   });
@@ -401,7 +403,7 @@ if (!tf.getGradient(SAT_FWD)) {
     gradFunc: (dy, saved, attrs) => {
       const [x, p1, p2, k] = saved as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
       const [dx, d1, d2] = tf.engine().runKernel(SAT_BWD, { dy: dy as tf.Tensor, x, p1, p2, k } as unknown as tf.NamedTensorMap, attrs as tf.NamedAttrMap) as tf.Tensor[];
-      return { x: () => dx!, p1: () => d1!, p2: () => d2! };
+      return { x: () => dx!, p1: () => d1!, p2: () => d2!, k: () => tf.zerosLike(p1) };
     },
   });
 }
@@ -473,7 +475,7 @@ if (!tf.getGradient(BITS)) {
     gradFunc: (dy, saved, attrs) => {
       const [a, b] = saved as [tf.Tensor, tf.Tensor];
       const [da, db] = tf.engine().runKernel(BITS_GRAD, { dy: dy as tf.Tensor, a, b } as unknown as tf.NamedTensorMap, attrs as tf.NamedAttrMap) as tf.Tensor[];
-      return { a: () => da!, b: () => db! };
+      return { a: () => da!, b: () => db!, k: () => tf.zerosLike(a) };
     },
   });
 }
@@ -484,7 +486,7 @@ if (!tf.getGradient(BITS_KBI)) {
     gradFunc: (dy, saved, attrs) => {
       const [a] = saved as [tf.Tensor];
       const [da] = tf.engine().runKernel(BITS_GRAD, { dy: dy as tf.Tensor, a } as unknown as tf.NamedTensorMap, attrs as tf.NamedAttrMap) as tf.Tensor[];
-      return { a: () => da! };
+      return { a: () => da!, k: () => tf.zerosLike(a) };
     },
   });
 }
