@@ -104,11 +104,11 @@ function saveAtomic(path: string, text: string): void {
 const r3 = (v: number): number => Math.round(v * 1000) / 1000;
 
 export function markdownTable(rows: FrontRow[]): string {
-  const head = '| epoch | test acc % | EBOPs (exact) | IR cost (adder bits) | Yosys LUT | CARRY4 | FF | SRL | adder depth | stages @ cutoff 2 |';
-  const sep = '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|';
+  const head = '| epoch | test acc % | EBOPs (exact) | IR ops | IR cost (adder bits) | Yosys LUT | CARRY4 | FF | SRL | adder depth | stages @ cutoff 2 |';
+  const sep = '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|';
   const cell = (v: number | undefined): string => (v === undefined ? '–' : String(v));
   const lines = rows.map((r) =>
-    `| ${r.epoch} | ${(r.test_accuracy * 100).toFixed(2)} | ${r.ebops} | ${cell(r.ir_cost)} | ${cell(r.yosys?.lut)} | ${cell(r.yosys?.carry)} | ${cell(r.yosys?.ff)} | ${cell(r.yosys?.srl)} | ${cell(r.adder_depth)} | ${cell(r.stages)} |`,
+    `| ${r.epoch} | ${(r.test_accuracy * 100).toFixed(2)} | ${r.ebops} | ${cell(r.ops)} | ${cell(r.ir_cost)} | ${cell(r.yosys?.lut)} | ${cell(r.yosys?.carry)} | ${cell(r.yosys?.ff)} | ${cell(r.yosys?.srl)} | ${cell(r.adder_depth)} | ${cell(r.stages)} |`,
   );
   return [head, sep, ...lines].join('\n');
 }
