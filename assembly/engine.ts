@@ -507,13 +507,29 @@ export function dense_bwd_dx_t(dz: usize, N: i32, WT: usize, K: i32, CB: i32, nb
   dxDispatch(dz, N, WT, K, CB, nbPad, flags, hIn, aIn, prep, dzOut, sums, scratch, true);
 }
 
-/** dst[n·K + k] = src[k·N + n] (K×N → N×K). */
+/** dst[n·K + k] = src[k·N + n] (K×N → N×K), by 4×4 shuffle blocks. */
 export function transpose_w(src: usize, K: i32, N: i32, dst: usize): void {
-  for (let k = 0; k < K; k++) {
-    const s = src + (<usize>k * <usize>N << 2);
-    const d = dst + (<usize>k << 2);
-    const ldd = <usize>K << 2;
-    for (let n = 0; n < N; n++) store<f32>(d + <usize>n * ldd, load<f32>(s + (<usize>n << 2)));
+  const ls = <usize>N << 2, ld = <usize>K << 2;
+  const K4 = K & ~3, N4 = N & ~3;
+  for (let k = 0; k < K4; k += 4) {
+    const s = src + <usize>k * ls;
+    for (let n = 0; n < N4; n += 4) {
+      const sn = s + (<usize>n << 2);
+      const r0 = v128.load(sn), r1 = v128.load(sn + ls), r2 = v128.load(sn + 2 * ls), r3 = v128.load(sn + 3 * ls);
+      const t0 = v128.shuffle<f32>(r0, r1, 0, 4, 1, 5), t1 = v128.shuffle<f32>(r0, r1, 2, 6, 3, 7);
+      const t2 = v128.shuffle<f32>(r2, r3, 0, 4, 1, 5), t3 = v128.shuffle<f32>(r2, r3, 2, 6, 3, 7);
+      const d = dst + <usize>n * ld + (<usize>k << 2);
+      v128.store(d, v128.shuffle<f32>(t0, t2, 0, 1, 4, 5));
+      v128.store(d + ld, v128.shuffle<f32>(t0, t2, 2, 3, 6, 7));
+      v128.store(d + 2 * ld, v128.shuffle<f32>(t1, t3, 0, 1, 4, 5));
+      v128.store(d + 3 * ld, v128.shuffle<f32>(t1, t3, 2, 3, 6, 7));
+    }
+    for (let n = N4; n < N; n++) {
+      for (let kk = k; kk < k + 4; kk++) store<f32>(dst + <usize>n * ld + (<usize>kk << 2), load<f32>(src + <usize>kk * ls + (<usize>n << 2)));
+    }
+  }
+  for (let k = K4; k < K; k++) {
+    for (let n = 0; n < N; n++) store<f32>(dst + <usize>n * ld + (<usize>k << 2), load<f32>(src + <usize>k * ls + (<usize>n << 2)));
   }
 }
 

@@ -15,7 +15,8 @@
  * Environment: HGQ_FRONT_RESULTS (results file; default FRONT_DIR/mnist-front-results.json),
  * HGQ_FRONT_WORK (projects; default $TMPDIR/hgq-mnist-front), HGQ_FRONT_SYNTH=0 (no Yosys),
  * HGQ_FRONT_MAX_SYNTH=N (at most N new Yosys runs), HGQ_FRONT_BUDGET_MIN=M (start no Yosys run after M
- * minutes), HGQ_FRONT_YOSYS_TIMEOUT_MIN (per run, default 90).
+ * minutes), HGQ_FRONT_YOSYS_TIMEOUT_MIN (per run, default 90), HGQ_FRONT_ONLY=epoch-0059,epoch-0047,...
+ * (process only these checkpoints, in this order; the table still lists every cached row).
  */
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { setPriority, tmpdir } from 'node:os';
@@ -103,11 +104,11 @@ function saveAtomic(path: string, text: string): void {
 const r3 = (v: number): number => Math.round(v * 1000) / 1000;
 
 export function markdownTable(rows: FrontRow[]): string {
-  const head = '| epoch | test acc % | EBOPs (exact) | IR cost (adder bits) | Yosys LUT | CARRY4 | FF | SRL | adder depth | stages @ cutoff 2 |';
-  const sep = '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|';
+  const head = '| epoch | test acc % | EBOPs (exact) | IR ops | IR cost (adder bits) | Yosys LUT | CARRY4 | FF | SRL | adder depth | stages @ cutoff 2 |';
+  const sep = '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|';
   const cell = (v: number | undefined): string => (v === undefined ? '–' : String(v));
   const lines = rows.map((r) =>
-    `| ${r.epoch} | ${(r.test_accuracy * 100).toFixed(2)} | ${r.ebops} | ${cell(r.ir_cost)} | ${cell(r.yosys?.lut)} | ${cell(r.yosys?.carry)} | ${cell(r.yosys?.ff)} | ${cell(r.yosys?.srl)} | ${cell(r.adder_depth)} | ${cell(r.stages)} |`,
+    `| ${r.epoch} | ${(r.test_accuracy * 100).toFixed(2)} | ${r.ebops} | ${cell(r.ops)} | ${cell(r.ir_cost)} | ${cell(r.yosys?.lut)} | ${cell(r.yosys?.carry)} | ${cell(r.yosys?.ff)} | ${cell(r.yosys?.srl)} | ${cell(r.adder_depth)} | ${cell(r.stages)} |`,
   );
   return [head, sep, ...lines].join('\n');
 }
@@ -140,10 +141,27 @@ export default async function main(): Promise<void> {
     const base: FrontRow = { checkpoint: name, epoch: e.epoch, test_accuracy: e.test_accuracy, val_accuracy: e.val_accuracy, ebops: e.ebops };
     rows.set(name, prev && prev.ebops === e.ebops ? { ...prev, ...base } : base);
   }
-  const save = (): void => saveAtomic(resultsFile, JSON.stringify({ front: frontDir, rows: Object.fromEntries(rows) }, null, 1) + '\n');
+  // Merge with what is on disk before writing: a second run (say HGQ_FRONT_SYNTH=0 tracing the rest of the
+  // front while this one waits on Yosys) may share the results file; each keeps the other's fields.
+  const save = (): void => {
+    const disk: Record<string, FrontRow> = existsSync(resultsFile) ? (JSON.parse(readFileSync(resultsFile, 'utf8')) as { rows: Record<string, FrontRow> }).rows : {};
+    for (const [name, row] of rows) {
+      const d = disk[name];
+      if (d && d.ebops === row.ebops) for (const [k, v] of Object.entries(d)) if ((row as unknown as Record<string, unknown>)[k] === undefined) (row as unknown as Record<string, unknown>)[k] = v;
+    }
+    saveAtomic(resultsFile, JSON.stringify({ front: frontDir, rows: Object.fromEntries(rows) }, null, 1) + '\n');
+  };
 
+  const only = process.env.HGQ_FRONT_ONLY?.split(',').map((x) => x.trim()).filter(Boolean);
+  const todo = only
+    ? only.map((name) => {
+        const k = front.findIndex((e) => basename(e.path) === name);
+        if (k < 0) throw new Error(`HGQ_FRONT_ONLY: ${name} is not a checkpoint of ${frontFile} (names: ${front.map((e) => basename(e.path)).join(', ')})`);
+        return k;
+      })
+    : spreadOrder(front.length);
   let synthRuns = 0;
-  for (const k of spreadOrder(front.length)) {
+  for (const k of todo) {
     const e = front[k]!;
     const name = basename(e.path);
     const row = rows.get(name)!;
@@ -186,13 +204,17 @@ export default async function main(): Promise<void> {
     save();
   }
 
+  save();
   const all = front.map((e) => rows.get(basename(e.path))!);
   const syn = all.filter((r) => r.yosys);
   const corrEbops = pearson(syn.map((r) => r.ebops), syn.map((r) => r.yosys!.lut));
   const corrCost = pearson(syn.map((r) => r.ir_cost!), syn.map((r) => r.yosys!.lut));
+  const traced = all.filter((r) => r.ir_cost !== undefined);
+  const corrIr = pearson(traced.map((r) => r.ebops), traced.map((r) => r.ir_cost!));
   console.log(`\nMNIST demo front (${frontDir}): ${all.length} checkpoints, ${syn.length} synthesized (Yosys 0.23 synth_xilinx xc7, latency cutoff 2)\n`);
   console.log(markdownTable(all));
   console.log(`\nPearson r(Yosys LUT, EBOPs) = ${corrEbops.toFixed(4)}; r(Yosys LUT, IR cost) = ${corrCost.toFixed(4)} over ${syn.length} checkpoints`);
+  console.log(`Pearson r(IR cost, EBOPs) = ${corrIr.toFixed(4)} over ${traced.length} traced checkpoints`);
   console.log(
     JSON.stringify({
       front: frontDir,
@@ -201,6 +223,7 @@ export default async function main(): Promise<void> {
       synthesized: syn.length,
       pearson_lut_ebops: Number.isNaN(corrEbops) ? null : r3(corrEbops),
       pearson_lut_ir_cost: Number.isNaN(corrCost) ? null : r3(corrCost),
+      pearson_ir_cost_ebops: Number.isNaN(corrIr) ? null : r3(corrIr),
       rows: all,
     }),
   );

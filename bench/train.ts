@@ -2,6 +2,8 @@
  * Training throughput of HGQ vs float: the 16-64-32-32-5 MLP (16 inputs, 5 classes, random data) at batch
  * 32768 on wasm. HGQ = QDense layers (input quantizers, kernel/bias quantizers, β·EBOPs + L1 in the loss);
  * float = the same MLP with the same matmul (plain layer, no quantizers). Also reports stock tf.layers.dense.
+ * HGQ trains through the fused quantizer kernels on wasm (src/quantizer/train-kernels.ts; `fused_kernels` says
+ * whether they applied); BENCH_GENERIC=1 also times the tf-op quantizer path (`hgq_generic_samples_per_s`).
  * Last line: {"hgq_samples_per_s", "float_samples_per_s", "ratio", ...}.
  */
 import * as tf from '@tensorflow/tfjs';
@@ -10,6 +12,8 @@ import { QDense } from '../src/layers/dense.ts';
 import { setFiniteCheck } from '../src/layers/base.ts';
 import { matMul2d } from '../src/layers/matmul.ts';
 import { setModelBeta } from '../src/train/model.ts';
+import { setFusedKernels } from '../src/quantizer/index.ts';
+import { fusedTrainApplies } from '../src/quantizer/train-kernels.ts';
 
 const B = 32768;
 const DIMS = [64, 32, 32, 5];
@@ -38,17 +42,19 @@ class FloatDense extends tf.layers.Layer {
   }
 }
 
-function model(kind: 'hgq' | 'float' | 'stock'): tf.Sequential {
+type Kind = 'hgq' | 'float' | 'stock' | 'hgq_generic';
+
+function model(kind: Kind): tf.Sequential {
   const m = tf.sequential();
   DIMS.forEach((u, j) => {
     const relu = j < DIMS.length - 1;
     const shape = j === 0 ? { inputShape: [16] } : {};
-    if (kind === 'hgq') m.add(new QDense({ units: u, activation: relu ? 'relu' : 'linear', ...shape }));
+    if (kind === 'hgq' || kind === 'hgq_generic') m.add(new QDense({ units: u, activation: relu ? 'relu' : 'linear', ...shape }));
     else if (kind === 'float') m.add(new FloatDense(u, relu, shape));
     else m.add(tf.layers.dense({ units: u, activation: relu ? 'relu' : 'linear', ...shape }));
   });
   m.compile({ optimizer: tf.train.adam(1e-3), loss: (yt: tf.Tensor, yp: tf.Tensor) => tf.losses.softmaxCrossEntropy(yt, yp) });
-  if (kind === 'hgq') setModelBeta(m, 1e-6);
+  if (kind === 'hgq' || kind === 'hgq_generic') setModelBeta(m, 1e-6);
   return m;
 }
 
@@ -69,11 +75,15 @@ export default async function main(): Promise<void> {
   const y = tf.tidy(() => tf.oneHot(tf.randomUniformInt([B], 0, 5, { seed: 2 } as never), 5).toFloat());
   const steps = Number(process.env['BENCH_STEPS'] ?? 8);
   const res: Record<string, { sps: number; cpuSps: number }> = {};
-  // interleave runs so background load affects both alike; keep the best of 2 rounds
-  for (let round = 0; round < 2; round++) {
-    for (const kind of ['float', 'hgq', 'stock'] as const) {
+  const kinds: Kind[] = ['float', 'hgq', 'stock', ...(process.env['BENCH_GENERIC'] === '1' ? (['hgq_generic'] as const) : [])];
+  // interleave runs so background load affects both alike; keep the best of BENCH_ROUNDS (default 3) rounds
+  const rounds = Number(process.env['BENCH_ROUNDS'] ?? 3);
+  for (let round = 0; round < rounds; round++) {
+    for (const kind of kinds) {
       const m = model(kind);
+      setFusedKernels(kind !== 'hgq_generic');
       const r = await samplesPerSecond(m, x, y, steps);
+      setFusedKernels(true);
       m.dispose();
       const prev = res[kind];
       if (!prev || r.cpuSps > prev.cpuSps) res[kind] = r;
@@ -85,11 +95,15 @@ export default async function main(): Promise<void> {
     backend,
     batch: B,
     steps,
+    rounds,
     hgq_samples_per_s: Math.round(hgq),
     float_samples_per_s: Math.round(float),
     ratio: +(hgq / float).toFixed(3),
     stock_tfjs_dense_samples_per_s: Math.round(stock),
     ratio_vs_stock_tfjs: +(hgq / stock).toFixed(3),
+    ...(res['hgq_generic'] ? { hgq_generic_samples_per_s: Math.round(res['hgq_generic'].cpuSps), ratio_generic: +(res['hgq_generic'].cpuSps / float).toFixed(3) } : {}),
+    fused_kernels: fusedTrainApplies([B, 64], [1, 64]),
+    wall_ratio: +(res['hgq']!.sps / res['float']!.sps).toFixed(3),
     wall_hgq_samples_per_s: Math.round(res['hgq']!.sps),
     wall_float_samples_per_s: Math.round(res['float']!.sps),
     rates: 'CPU-time based (process user+sys); wall_* are wall-clock',

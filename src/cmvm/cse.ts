@@ -5,8 +5,15 @@
  * wire0 ± wire1·2^shift; its count is how many (output, term, term) combinations currently match it.
  * Repeatedly the best pair (count × weight) is made into a new adder wire and substituted wherever it occurs
  * (non-overlapping), until no pair occurs twice. Counts are maintained incrementally: replacing two terms of
- * an output only changes the pairs those terms form with the output's other terms. A lazy max-heap keeps the
- * best pair at hand.
+ * an output only changes the pairs those terms form with the output's other terms. A lazy bucket queue keeps
+ * the best pair at hand.
+ *
+ * What keeps it fast: a pair's count only grows in the step that makes its newer wire (or at the start), so
+ * a pair seen once by then is dead for good and never gets an id (the pair arrays hold only pairs that
+ * repeat); per-output pair matrices find the pairs a substitution dissolves without hashing; the pairs of
+ * the starting wires and of each step's new wire go through directly indexed tables. The greedy's choices
+ * (ties included) do not depend on these structures: the hash-table fallbacks for huge layers give the same
+ * graphs (test/cmvm-fallback.test.ts).
  *
  * Delay constraint: with integer arrival times, the earliest-two-first tree of a set of terms finishes at
  * ceil(log2 Σ 2^lat) (Kraft's inequality). So an output with bound B stays feasible exactly while
@@ -219,6 +226,10 @@ export const CSE_BUDGETS = {
   /** Direct step table (wires × shifts). */
   step: 1 << 23,
 };
+
+/** Outputs with at least this many terms gather their matrix entries first in a substitution. */
+const GATHER_MIN = 64;
+const GATHER_NONE: I32 = new Int32Array(0);
 
 /** The pair id of occurrences that can never become a common pair (its count is meaningless). */
 const DEAD = 0;
@@ -566,19 +577,40 @@ class Cse {
     const tKey = this.tKey;
     const tab = stepTab;
     const epoch = stepEpoch;
-    for (let i = 0; i < ol.length; i++) {
+    const nv = ol.length;
+    // long rows: first gather the matrix entries of t's and u's pairs (independent loads, which the CPU
+    // overlaps; half of them are a column of the triangle, a cache line each), then use them
+    const gather = nv >= GATHER_MIN;
+    const gm = gather ? poolI32('gatherM', nv, false) : GATHER_NONE;
+    const gp = gather ? poolI32('gatherP', nv, false) : GATHER_NONE;
+    const gq = gather ? poolI32('gatherQ', nv, false) : GATHER_NONE;
+    if (gather) {
+      for (let i = 0; i < nv; i++) {
+        const sv = tSlot[ol[i]!]!;
+        const mi = base + (st < sv ? rowSt + sv : ((sv * (2 * k - sv - 3)) >> 1) - 1 + st);
+        gm[i] = mi;
+        gp[i] = mat[mi]!;
+        gq[i] = mat[base + (su < sv ? rowSu + sv : ((sv * (2 * k - sv - 3)) >> 1) - 1 + su)]!;
+      }
+    }
+    for (let i = 0; i < nv; i++) {
       const v = ol[i]!;
       if (v === nt) continue;
-      const sv = tSlot[v]!;
-      const mi = base + (st < sv ? rowSt + sv : ((sv * (2 * k - sv - 3)) >> 1) - 1 + st);
+      let mi: number;
+      let sv = 0;
+      if (gather) mi = gm[i]!;
+      else {
+        sv = tSlot[v]!;
+        mi = base + (st < sv ? rowSt + sv : ((sv * (2 * k - sv - 3)) >> 1) - 1 + st);
+      }
       const wv = tWire[v]!;
       let x: number;
       let e: number;
       if (wv !== n) {
         // dissolve (t, v) and (u, v): pairs of older wires (an id or DEAD)
-        const p = mat[mi]!;
+        const p = gather ? gp[i]! : mat[mi]!;
         if (p > 0) pCount[p]!--;
-        const q = mat[base + (su < sv ? rowSu + sv : ((sv * (2 * k - sv - 3)) >> 1) - 1 + su)]!;
+        const q = gather ? gq[i]! : mat[base + (su < sv ? rowSu + sv : ((sv * (2 * k - sv - 3)) >> 1) - 1 + su)]!;
         if (q > 0) pCount[q]!--;
         if (width > 0) {
           x = (tKey[v]! + cst) ^ gbit;

@@ -67,7 +67,8 @@ export class AdderGraph {
     const n = terms.length;
     if (n === 0) return { wire: -1, pos: 0, sign: 1 };
     if (n === 1) return terms[0]!;
-    // a binary heap over parallel arrays (wire, position, sign)
+    // a binary heap over parallel arrays (wire, position, sign); plain functions, not closures, so that
+    // they are optimized early (one call per output)
     if (HW.length < n) {
       HW = new Int32Array(2 * n);
       HP = new Int32Array(2 * n);
@@ -84,51 +85,21 @@ export class AdderGraph {
     }
     const lat = this.lat;
     const ki = this.ki;
-    const less = (x: number, y: number): boolean => {
-      const lx = lat[hw[x]!]!;
-      const ly = lat[hw[y]!]!;
-      if (lx !== ly) return lx < ly;
-      if (hs[x] !== hs[y]) return hs[x]! > hs[y]!;
-      return ki[hw[x]!]! + hp[x]! < ki[hw[y]!]! + hp[y]!;
-    };
-    const swap = (x: number, y: number): void => {
-      const w = hw[x]!;
-      const p = hp[x]!;
-      const s = hs[x]!;
-      hw[x] = hw[y]!;
-      hp[x] = hp[y]!;
-      hs[x] = hs[y]!;
-      hw[y] = w;
-      hp[y] = p;
-      hs[y] = s;
-    };
     let size = n;
-    const siftDown = (i: number): void => {
-      for (;;) {
-        const l = 2 * i + 1;
-        if (l >= size) return;
-        const r = l + 1;
-        const m = r < size && less(r, l) ? r : l;
-        if (!less(m, i)) return;
-        swap(m, i);
-        i = m;
-      }
-    };
-    /** Remove the top into slot `size` (just past the heap). */
-    const pop = (): void => {
-      size--;
-      swap(0, size);
-      if (size > 0) siftDown(0);
-    };
-    for (let i = (size >> 1) - 1; i >= 0; i--) siftDown(i);
+    for (let i = (size >> 1) - 1; i >= 0; i--) heapDown(lat, ki, i, size);
     while (size > 1) {
-      pop();
-      const x = size; // (the first popped, now just past the heap)
+      // pop the two earliest into the slots just past the heap
+      size--;
+      heapSwap(0, size);
+      heapDown(lat, ki, 0, size);
+      const x = size;
+      size--;
+      heapSwap(0, size);
+      if (size > 0) heapDown(lat, ki, 0, size);
+      const y = size;
       const xw = hw[x]!;
       const xp = hp[x]!;
       const xs = hs[x]!;
-      pop();
-      const y = size;
       const yw = hw[y]!;
       const yp = hp[y]!;
       const ys = hs[y]!;
@@ -150,17 +121,50 @@ export class AdderGraph {
       }
       // push
       let i = size++;
-      hw[i] = w;
-      hp[i] = pos;
-      hs[i] = sign;
+      HW[i] = w;
+      HP[i] = pos;
+      HS[i] = sign;
       while (i > 0) {
         const p = (i - 1) >> 1;
-        if (!less(i, p)) break;
-        swap(i, p);
+        if (!heapLess(lat, ki, i, p)) break;
+        heapSwap(i, p);
         i = p;
       }
     }
-    return { wire: hw[0]!, pos: hp[0]!, sign: hs[0]! as 1 | -1 };
+    return { wire: HW[0]!, pos: HP[0]!, sign: HS[0]! as 1 | -1 };
+  }
+}
+
+/** Whether heap entry x comes before y: earlier, then positive, then smaller magnitude (top bit). */
+function heapLess(lat: number[], ki: number[], x: number, y: number): boolean {
+  const lx = lat[HW[x]!]!;
+  const ly = lat[HW[y]!]!;
+  if (lx !== ly) return lx < ly;
+  if (HS[x] !== HS[y]) return HS[x]! > HS[y]!;
+  return ki[HW[x]!]! + HP[x]! < ki[HW[y]!]! + HP[y]!;
+}
+
+function heapSwap(x: number, y: number): void {
+  const w = HW[x]!;
+  const p = HP[x]!;
+  const s = HS[x]!;
+  HW[x] = HW[y]!;
+  HP[x] = HP[y]!;
+  HS[x] = HS[y]!;
+  HW[y] = w;
+  HP[y] = p;
+  HS[y] = s;
+}
+
+function heapDown(lat: number[], ki: number[], i: number, size: number): void {
+  for (;;) {
+    const l = 2 * i + 1;
+    if (l >= size) return;
+    const r = l + 1;
+    const m = r < size && heapLess(lat, ki, r, l) ? r : l;
+    if (!heapLess(lat, ki, m, i)) return;
+    heapSwap(m, i);
+    i = m;
   }
 }
 

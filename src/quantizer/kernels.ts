@@ -19,7 +19,7 @@ const OVERFLOW_CODES: Record<OverflowMode, number> = { WRAP: 0, SAT: 1, SAT_SYM:
 /** 2^e for integer e by table (Math.pow costs tens of ns per call; parameters are integers). */
 const POW2_OFF = 1100;
 const POW2 = Float64Array.from({ length: 2 * POW2_OFF + 1 }, (_, j) => 2 ** (j - POW2_OFF));
-function pow2(e: number): number {
+export function pow2(e: number): number {
   const v = POW2[e + POW2_OFF]; // undefined for a fractional or out-of-range e
   return v !== undefined ? v : 2 ** e;
 }

@@ -238,8 +238,8 @@ export class Quantizer {
     const sat = c.overflowMode === 'SAT';
     if (fusedSmallApplies()) {
       return this.isKbi
-        ? fusedBits(this.read('b'), this.read('b'), this.read('k'), false, sat, c.bBounds, c.bBounds)
-        : fusedBits(this.read('i'), this.read('f'), this.read('k'), true, sat, c.iBounds, c.fBounds);
+        ? fusedBits(this.read('b'), null, this.read('k'), sat, c.bBounds, c.bBounds)
+        : fusedBits(this.read('i'), this.read('f'), this.read('k'), sat, c.iBounds, c.fBounds);
     }
     return tf.tidy(() => {
       const k = this.read('k');

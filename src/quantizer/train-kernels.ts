@@ -17,7 +17,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { OverflowMode, RoundMode } from '../fixed/types.ts';
-import { fusedEnabled, ROUND_CODES, withArrays } from './kernels.ts';
+import { fusedEnabled, pow2, ROUND_CODES, withArrays } from './kernels.ts';
 import { QUANTIZER_WASM_BASE64 } from './wasm-bytes.ts';
 
 type Info = tf.TensorInfo;
@@ -92,7 +92,7 @@ function prepScales(fRaw: Float32Array, fLo: number, fHi: number, rep: number, s
   for (let p = 0; p < P; p++) {
     const fp = Math.min(Math.max(roundHalfEven(fRaw[p]!), fLo), fHi);
     f[p] = fp;
-    const s = Math.fround(2 ** fp), st = Math.fround(2 ** -fp);
+    const s = Math.fround(pow2(fp)), st = Math.fround(pow2(-fp));
     for (let r = 0; r < rep; r++) {
       scale[r * P + p] = s;
       step[r * P + p] = st;
@@ -118,7 +118,7 @@ function trackI(amax: Float32Array, rep: number, f: Float64Array, iRaw: Float32A
   for (let p = 0; p < P; p++) {
     let a = amax[p]!;
     for (let r = 1; r < rep; r++) a = Math.max(a, amax[r * P + p]!);
-    const needed = ceilLog2(Math.fround(a + Math.fround(2 ** -f[p]!)));
+    const needed = ceilLog2(Math.fround(a + Math.fround(pow2(-f[p]!))));
     const decayed = Math.fround(iRaw[p]! - decay);
     out[p] = Math.min(Math.max(Math.max(decayed, needed), iLo), iHi);
   }
@@ -278,6 +278,8 @@ if (!tf.getGradient(FWD)) {
       return {
         x: () => d,
         f: () => tf.engine().runKernel(BWD, { dy: d, x, f } as unknown as tf.NamedTensorMap, attrs as tf.NamedAttrMap) as tf.Tensor,
+        i: () => tf.zerosLike(f), // only asked for if someone differentiates w.r.t. these
+        decay: () => tf.zeros([]),
       };
     },
   });
@@ -333,9 +335,9 @@ function satParams(p1: Float32Array, p2: Float32Array, k: Float32Array, a: SatAt
     const i = a.kbi ? r2 : r1;
     const f = a.kbi ? fr(r1 - r2) : r2;
     const iEff = Math.max(i, -f);
-    scale[p] = fr(2 ** f);
-    step[p] = fr(2 ** -f);
-    top[p] = fr(2 ** iEff);
+    scale[p] = fr(pow2(f));
+    step[p] = fr(pow2(-f));
+    top[p] = fr(pow2(iEff));
     hi[p] = fr(top[p]! - step[p]!);
     lo[p] = -fr(k[p]! * (a.sym ? hi[p]! : top[p]!));
   }
@@ -401,7 +403,7 @@ if (!tf.getGradient(SAT_FWD)) {
     gradFunc: (dy, saved, attrs) => {
       const [x, p1, p2, k] = saved as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
       const [dx, d1, d2] = tf.engine().runKernel(SAT_BWD, { dy: dy as tf.Tensor, x, p1, p2, k } as unknown as tf.NamedTensorMap, attrs as tf.NamedAttrMap) as tf.Tensor[];
-      return { x: () => dx!, p1: () => d1!, p2: () => d2! };
+      return { x: () => dx!, p1: () => d1!, p2: () => d2!, k: () => tf.zerosLike(p1) };
     },
   });
 }
@@ -426,9 +428,9 @@ interface BitsAttrs { kif: number; sat: number; loA: number; hiA: number; loB: n
 
 /** KBI: round(clip(b)); KIF: relu(round(clip(i)) + round(clip(f))); plus k under SAT. */
 function bitsKernel({ inputs, backend, attrs }: Parameters<tf.KernelFunc>[0]): Info {
-  const { a, b, k } = inputs as { a: Info; b: Info; k: Info };
+  const { a, b, k } = inputs as { a: Info; b?: Info; k: Info };
   const at = attrs as unknown as BitsAttrs;
-  return withArrays(backend as never, [a, b, k], [a.shape], ([aa, ba, ka], [out]) => {
+  return withArrays(backend as never, [a, b ?? a, k], [a.shape], ([aa, ba, ka], [out]) => {
     for (let p = 0; p < aa!.length; p++) {
       const ra = roundHalfEven(Math.min(Math.max(aa![p]!, at.loA), at.hiA));
       let bits = at.kif ? Math.max(ra + roundHalfEven(Math.min(Math.max(ba![p]!, at.loB), at.hiB)), 0) : ra;
@@ -440,15 +442,14 @@ function bitsKernel({ inputs, backend, attrs }: Parameters<tf.KernelFunc>[0]): I
 
 /** Straight-through rounding; zero outside the clip bounds (inclusive, as tf.clipByValue) and where KIF's relu is off. */
 function bitsGradKernel({ inputs, backend, attrs }: Parameters<tf.KernelFunc>[0]): Info[] {
-  const { dy, a, b } = inputs as { dy: Info; a: Info; b: Info };
+  const { dy, a, b } = inputs as { dy: Info; a: Info; b?: Info };
   const at = attrs as unknown as BitsAttrs;
-  return withArrays(backend as never, [dy, a, b], [a.shape, a.shape], ([dya, aa, ba], [da, db]) => {
+  return withArrays(backend as never, [dy, a, b ?? a], at.kif ? [a.shape, a.shape] : [a.shape], ([dya, aa, ba], [da, db]) => {
     for (let p = 0; p < aa!.length; p++) {
       const av = aa![p]!, d = dya![p]!;
       const inA = av >= at.loA && av <= at.hiA;
       if (!at.kif) {
         da![p] = inA ? d : 0;
-        db![p] = 0;
         continue;
       }
       const bv = ba![p]!;
@@ -460,11 +461,12 @@ function bitsGradKernel({ inputs, backend, attrs }: Parameters<tf.KernelFunc>[0]
   });
 }
 
-const BITS = 'HgqBits';
+// KIF (inputs a = i, b = f) and KBI (a = b only) are two kernel names: the tape saves exactly the inputs each needs
+const BITS = 'HgqBits', BITS_KBI = 'HgqBitsKbi';
 const BITS_GRAD = 'HgqBitsGrad';
 for (const backendName of ['wasm', 'cpu']) {
-  if (!tf.getKernel(BITS, backendName)) tf.registerKernel({ kernelName: BITS, backendName, kernelFunc: bitsKernel as unknown as tf.KernelFunc });
-  if (!tf.getKernel(BITS_GRAD, backendName)) tf.registerKernel({ kernelName: BITS_GRAD, backendName, kernelFunc: bitsGradKernel as unknown as tf.KernelFunc });
+  for (const [kernelName, kernelFunc] of [[BITS, bitsKernel], [BITS_KBI, bitsKernel], [BITS_GRAD, bitsGradKernel]] as const)
+    if (!tf.getKernel(kernelName, backendName)) tf.registerKernel({ kernelName, backendName, kernelFunc: kernelFunc as unknown as tf.KernelFunc });
 }
 if (!tf.getGradient(BITS)) {
   tf.registerGradient({
@@ -473,7 +475,18 @@ if (!tf.getGradient(BITS)) {
     gradFunc: (dy, saved, attrs) => {
       const [a, b] = saved as [tf.Tensor, tf.Tensor];
       const [da, db] = tf.engine().runKernel(BITS_GRAD, { dy: dy as tf.Tensor, a, b } as unknown as tf.NamedTensorMap, attrs as tf.NamedAttrMap) as tf.Tensor[];
-      return { a: () => da!, b: () => db! };
+      return { a: () => da!, b: () => db!, k: () => tf.zerosLike(a) };
+    },
+  });
+}
+if (!tf.getGradient(BITS_KBI)) {
+  tf.registerGradient({
+    kernelName: BITS_KBI,
+    inputsToSave: ['a'],
+    gradFunc: (dy, saved, attrs) => {
+      const [a] = saved as [tf.Tensor];
+      const [da] = tf.engine().runKernel(BITS_GRAD, { dy: dy as tf.Tensor, a } as unknown as tf.NamedTensorMap, attrs as tf.NamedAttrMap) as tf.Tensor[];
+      return { a: () => da!, k: () => tf.zerosLike(a) };
     },
   });
 }
@@ -485,13 +498,14 @@ export function fusedSmallApplies(): boolean {
 
 /**
  * Bits of a quantizer's parameters for EBOPs with straight-through gradients into the raw parameters. KBI: a = b_raw
- * (b bounds), b unused (pass a again); KIF: a = i_raw, b = f_raw. `sat` adds k.
+ * (b bounds), b = null; KIF: a = i_raw, b = f_raw. `sat` adds k.
  */
 export function fusedBits(
-  a: tf.Tensor, b: tf.Tensor, k: tf.Tensor, kif: boolean, sat: boolean, boundsA: [number, number], boundsB: [number, number],
+  a: tf.Tensor, b: tf.Tensor | null, k: tf.Tensor, sat: boolean, boundsA: [number, number], boundsB: [number, number],
 ): tf.Tensor {
-  const attrs: BitsAttrs = { kif: kif ? 1 : 0, sat: sat ? 1 : 0, loA: boundsA[0], hiA: boundsA[1], loB: boundsB[0], hiB: boundsB[1] };
-  return tf.engine().runKernel(BITS, { a, b, k } as unknown as tf.NamedTensorMap, attrs as unknown as tf.NamedAttrMap) as tf.Tensor;
+  const attrs: BitsAttrs = { kif: b ? 1 : 0, sat: sat ? 1 : 0, loA: boundsA[0], hiA: boundsA[1], loB: boundsB[0], hiB: boundsB[1] };
+  const inputs = b ? { a, b, k } : { a, k };
+  return tf.engine().runKernel(b ? BITS : BITS_KBI, inputs as unknown as tf.NamedTensorMap, attrs as unknown as tf.NamedAttrMap) as tf.Tensor;
 }
 
 // ---------------------------------------------------------------------------------------------------------
