@@ -11,10 +11,11 @@
  * then the traced program.json at cutoffs 1 and 3.
  *
  * Coverage: the cheapest, the middle and the most expensive front checkpoint (all of them when the front has
- * three or fewer) at all three cutoffs — nine Verilator builds. Covering every checkpoint of the front
- * (6–7) would take ~14 minutes; these three span it (~7k to ~500k EBOPs, ~1k to ~9k ops). Measured: 6.6 min
- * wall (3.3 min CPU of this process, plus Verilator/g++) on the shared 2-core machine under load ~10; training
- * ~1.2 min of it, each convert 16–63 s (Verilator build 8–33 s, vectors and emulator ~15 s).
+ * three or fewer) at all three cutoffs — nine Verilator builds. These three span the front (~7k to ~500k
+ * EBOPs, ~1k to ~9k ops); every checkpoint (the front has 5–7, training is not bit-reproducible across thread
+ * schedules) would roughly double the time. Measured on the 2-core machine: 2.4 min wall with light load
+ * (training 27 s, each convert 6–25 s), 6.6 min under load ~10 (training 73 s, each convert 16–63 s:
+ * Verilator build 8–33 s, vectors and emulator ~15 s).
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';

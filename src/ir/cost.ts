@@ -24,7 +24,7 @@
  *
  * Latency of a wire = max latency of its operands + its op's delay; inputs are at 0.
  */
-import { minimalKif, qiFromKif, qiIsZero, qiSub, qiWidth } from '../fixed/interval.ts';
+import { ceilLog2, minimalKif, qiFromKif, qiIsZero, qiSub, qiWidth } from '../fixed/interval.ts';
 import { doubleToDyadic } from '../fixed/quantize.ts';
 import type { QInterval } from '../fixed/types.ts';
 import { operandsOf } from './interval.ts';
@@ -89,7 +89,7 @@ export function opCost(node: Node, q: readonly QInterval[]): number {
     case 'mul':
       return qiWidth(q[0]!) * qiWidth(q[1]!);
     case 'lut': {
-      const n = Math.ceil(Math.log2(node.table.length));
+      const n = ceilLog2(node.table.length);
       return Wr * Math.max(1, 2 ** (n - 6));
     }
   }
@@ -118,7 +118,7 @@ export function opDelay(node: Node, q: readonly QInterval[]): number {
     }
     case 'mul': {
       const w = Math.min(qiWidth(q[0]!), qiWidth(q[1]!));
-      return w === 0 ? 0 : Math.ceil(Math.log2(w)) + 1;
+      return w === 0 ? 0 : ceilLog2(w) + 1;
     }
   }
 }

@@ -17,6 +17,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { OverflowMode, RoundMode } from '../fixed/types.ts';
+import { ceilLog2 } from '../fixed/interval.ts';
 import { fusedEnabled, pow2, ROUND_CODES, withArrays } from './kernels.ts';
 import { QUANTIZER_WASM_BASE64 } from './wasm-bytes.ts';
 
@@ -101,13 +102,6 @@ function prepScales(fRaw: Float32Array, fLo: number, fHi: number, rep: number, s
   return f;
 }
 
-/** Exact ceil(log2(v)) for v > 0 (ops.ts ceilLog2). */
-function ceilLog2(v: number): number {
-  let c = Math.ceil(Math.log2(v));
-  if (2 ** (c - 1) >= v) c--;
-  if (2 ** c < v) c++;
-  return c + 0; // never −0 (Math.ceil(−0.6) is −0)
-}
 
 /**
  * WRAP tracking (quantizer.ts trackI for KIF): i ← clip(max(i − decay, ceil(log2(absmax(x_q) + 2^-f))), iLo, iHi),
