@@ -35,30 +35,24 @@ export function windowGeometry(inSize: number, k: number, s: number, padding: Pa
 /**
  * Slices of x along `axis` for each window offset d = 0..k−1: element o of slice d is x[o·s + d].
  * x must already be padded. Returns k tensors with `out` along `axis`.
+ * Works on x folded to [before, axis, after] (rank 3, rank 4 for the stride split): the wasm Slice kernel
+ * falls back to a generic per-element JS loop above rank 4 (~100× slower).
  */
 function axisTaps(x: tf.Tensor, axis: number, g: Window1D): tf.Tensor[] {
   const shape = x.shape;
   const len = shape[axis]!;
+  const pre = shape.slice(0, axis).reduce((a, b) => a * b, 1);
+  const post = shape.slice(axis + 1).reduce((a, b) => a * b, 1);
+  let xp: tf.Tensor = tf.reshape(x, [pre, len, post]);
   // Extra zero padding at the end so every tap can take out·s elements, then keep every s-th by reshape.
   const need = g.k - 1 + g.out * g.s;
-  let xp = x;
-  if (need > len) {
-    const pads = shape.map((_, a) => (a === axis ? [0, need - len] : [0, 0]) as [number, number]);
-    xp = tf.pad(x, pads);
-  }
+  if (need > len) xp = tf.pad(xp, [[0, 0], [0, need - len], [0, 0]]);
+  const outShape = [...shape.slice(0, axis), g.out, ...shape.slice(axis + 1)];
   const taps: tf.Tensor[] = [];
   for (let d = 0; d < g.k; d++) {
-    const begin = shape.map((_, a) => (a === axis ? d : 0));
-    const size = xp.shape.map((n, a) => (a === axis ? g.out * g.s : n));
-    let t = tf.slice(xp, begin, size);
-    if (g.s > 1) {
-      const split = [...t.shape.slice(0, axis), g.out, g.s, ...t.shape.slice(axis + 1)];
-      t = tf.reshape(t, split);
-      const b2 = split.map(() => 0);
-      const s2 = split.map((n, a) => (a === axis + 1 ? 1 : n));
-      t = tf.reshape(tf.slice(t, b2, s2), [...shape.slice(0, axis), g.out, ...shape.slice(axis + 1)]);
-    }
-    taps.push(t);
+    let t = tf.slice(xp, [0, d, 0], [pre, g.out * g.s, post]);
+    if (g.s > 1) t = tf.slice(tf.reshape(t, [pre, g.out, g.s, post]), [0, 0, 0, 0], [pre, g.out, 1, post]);
+    taps.push(tf.reshape(t, outShape));
   }
   return taps;
 }
