@@ -1,13 +1,16 @@
 /**
- * QConv1D / QConv2D (channels-last, valid/same padding, strides; HGQ2 semantics). The convolution is
- * patches (pad/slice/reshape) + one matmul, so it trains on wasm, which lacks Conv2DBackpropFilter.
+ * QConv1D / QConv2D (channels-last, valid/same padding, strides; HGQ2 semantics). The forward is one
+ * tf.conv2d (Conv1D as a 1-row Conv2D); the gradient is custom because wasm lacks Conv2DBackpropFilter:
+ * the input gradient is conv2DBackpropInput (tf.conv2dTranspose) and the filter gradient an im2col matmul,
+ * the patches made by ONE conv2d against a one-hot filter (each output picks one input element: exact).
+ * Exactness of the forward is the matmul argument: products of quantized values are exact in float32 and
+ * so are their sums while they fit 24 bits, whatever the summation order.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Quantizer, QuantizerMode } from '../quantizer/index.ts';
 import { QLayer, qconf, type QConf, type QLayerArgs, type Shape } from './base.ts';
 import { applyActivation, checkActivation, initializer, type Activation } from './dense.ts';
-import { matMul2d } from './matmul.ts';
-import { patches, windowGeometry, type Padding, type Window1D } from './patches.ts';
+import { windowGeometry, type Padding, type Window1D } from './patches.ts';
 
 export interface QConvArgs extends QLayerArgs {
   filters: number;
@@ -22,6 +25,52 @@ export interface QConvArgs extends QLayerArgs {
   bqConf?: QConf;
   /** output positions computed in parallel (HGQ2's parallelization_factor); −1 = all (fully parallel) */
   parallelizationFactor?: number;
+}
+
+type ConvFn = (x: tf.Tensor4D, k: tf.Tensor4D, b: tf.Tensor1D | null) => tf.Tensor4D;
+type GradFn = Parameters<typeof tf.customGrad>[0];
+
+/** Conv2D with the given window geometries (1 or 2 axes; one axis = a single row) and its gradient. */
+function makeConv(geoms: Window1D[]): ConvFn {
+  const gs = geoms.length === 2 ? geoms : [{ in: 1, k: 1, s: 1, out: 1, padBefore: 0, padAfter: 0 }, geoms[0]!];
+  const [gh, gw] = gs as [Window1D, Window1D];
+  const strides: [number, number] = [gh.s, gw.s];
+  const pad: tf.backend_util.ExplicitPadding = [[0, 0], [gh.padBefore, gh.padAfter], [gw.padBefore, gw.padAfter], [0, 0]];
+  const kk = gh.k * gw.k;
+  /** im2col of x: [N·oh·ow, kh·kw·C], columns in the kernel's row-major (kh, kw, C) order. */
+  const im2col = (x: tf.Tensor4D): tf.Tensor2D => {
+    const c = x.shape[3];
+    // one-hot filter [kh, kw, C, kh·kw·C]: output channel (i·kw + j)·C + ch reads tap (i, j) of channel ch
+    const eye = tf.reshape(tf.eye(kk * c), [gh.k, gw.k, c, kk * c]) as tf.Tensor4D;
+    return tf.reshape(tf.conv2d(x, eye, strides, pad), [-1, kk * c]);
+  };
+  const grads = (x: tf.Tensor4D, k: tf.Tensor4D, dy: tf.Tensor4D): [tf.Tensor, tf.Tensor, tf.Tensor2D] => {
+    const f = k.shape[3];
+    const dy2 = tf.reshape(dy, [-1, f]) as tf.Tensor2D;
+    const dx = tf.conv2dTranspose(dy, k, x.shape, strides, pad);
+    // transposing first: wasm's BatchMatMul with transposeA bypasses XNNPACK (see matmul.ts)
+    const dk = tf.reshape(tf.matMul(tf.transpose(im2col(x)), dy2), k.shape);
+    return [dx, dk, dy2];
+  };
+  const plain = tf.customGrad(((x: tf.Tensor4D, k: tf.Tensor4D, save: tf.GradSaveFunc) => {
+    save([x, k]);
+    return {
+      value: tf.conv2d(x, k, strides, pad),
+      gradFunc: (dy: tf.Tensor4D, saved: tf.Tensor[]) => grads(saved[0] as tf.Tensor4D, saved[1] as tf.Tensor4D, dy).slice(0, 2),
+    };
+  }) as unknown as GradFn) as unknown as (x: tf.Tensor4D, k: tf.Tensor4D) => tf.Tensor4D;
+  const biased = tf.customGrad(((x: tf.Tensor4D, k: tf.Tensor4D, b: tf.Tensor1D, save: tf.GradSaveFunc) => {
+    save([x, k]);
+    return {
+      value: tf.add(tf.conv2d(x, k, strides, pad), b),
+      gradFunc: (dy: tf.Tensor4D, saved: tf.Tensor[]) => {
+        const [dx, dk, dy2] = grads(saved[0] as tf.Tensor4D, saved[1] as tf.Tensor4D, dy);
+        // bias gradient as a ones-row matmul (wasm's batch-axis Sum transposes first, see matmul.ts)
+        return [dx, dk, tf.reshape(tf.matMul(tf.ones([1, dy2.shape[0]]), dy2), [dy2.shape[1]])];
+      },
+    };
+  }) as unknown as GradFn) as unknown as (x: tf.Tensor4D, k: tf.Tensor4D, b: tf.Tensor1D) => tf.Tensor4D;
+  return (x, k, b) => (b ? biased(x, k, b) : plain(x, k));
 }
 
 abstract class QConvBase extends QLayer {
@@ -43,6 +92,7 @@ abstract class QConvBase extends QLayer {
   bq: Quantizer | null = null;
   protected geoms: Window1D[] = [];
   protected nParallel = 1;
+  private convFn: ConvFn | null = null;
 
   constructor(args: QConvArgs, rank: 1 | 2) {
     super(args);
@@ -99,13 +149,16 @@ abstract class QConvBase extends QLayer {
     this.inputSpec = [{ ndim: this.rank + 2, axes: { [-1]: c } }];
   }
 
-  /** conv(x, k): patches [N, ...out, K, C] → [N·Π out, K·C] @ k[K·C, F] → [N, ...out, F]. */
+  /** conv(x[N, ...in, C], k[...ks, C, F]) (+ b[F]) → [N, ...out, F] with this layer's strides and pads. */
   protected conv(x: tf.Tensor, k: tf.Tensor, b?: tf.Tensor | null): tf.Tensor {
-    const p = patches(x, this.geoms, 0);
+    this.convFn ??= makeConv(this.geoms);
     const n = x.shape[0]!;
-    const kc = k.shape.slice(0, -1).reduce((a, b) => a * b, 1);
-    const y = matMul2d(tf.reshape(p, [-1, kc]), tf.reshape(k, [kc, this.filters]), b);
-    return tf.reshape(y, [n, ...this.geoms.map((g) => g.out), this.filters]);
+    const c = x.shape[x.rank - 1]!;
+    // Conv1D runs as Conv2D over a single row.
+    const x4 = this.rank === 2 ? x : tf.reshape(x, [n, 1, this.geoms[0]!.in, c]);
+    const k4 = this.rank === 2 ? k : tf.reshape(k, [1, ...k.shape]);
+    const y = this.convFn(x4 as tf.Tensor4D, k4 as tf.Tensor4D, b ? (b as tf.Tensor1D) : null);
+    return this.rank === 2 ? y : tf.reshape(y, [n, this.geoms[0]!.out, this.filters]);
   }
 
   protected forward([x]: tf.Tensor[], mode: QuantizerMode): tf.Tensor {
