@@ -31,7 +31,7 @@ export function register(program: Command): void {
     .option('--lr <x>', 'Adam learning rate (default 2e-3; --quick: 3e-3)', posNum('--lr'))
     .option('--hidden <list>', 'hidden layer widths, comma-separated (e.g. 64,32)')
     .option('--beta <schedule>', 'β key points epoch:beta[:constant|linear|log],… (default: 1e-7 for the first 10% of epochs, then a log rise to --beta-end at the last epoch)')
-    .option('--beta-end <x>', 'final β of the default schedule (default 3e-5; --quick: 2e-3)', posNum('--beta-end'))
+    .option('--beta-end <x>', 'final β of the default schedule (default 6e-5; --quick: 2e-3)', posNum('--beta-end'))
     .option('--backend <name>', 'wasm (default), cpu or tensorflow')
     .option('--engine <name>', 'training engine: wasm (default; falls back to tfjs with a notice when a layer is unsupported) or tfjs (model.fit)')
     .option('--threads <n>', 'wasm engine threads (default: all cores)', posInt('--threads'))
