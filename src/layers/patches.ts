@@ -58,11 +58,13 @@ function axisTaps(x: tf.Tensor, axis: number, g: Window1D): tf.Tensor[] {
 }
 
 /**
- * Patches of a channels-last tensor x = [N, ...spatial, C] over the spatial axes with the given window
- * geometries: returns [N, ...out, K, C] with K = Π k, window offsets in row-major order (first axis slowest).
- * `padValue` fills 'same' padding (0 for convolution, −∞ for max pooling).
+ * Window taps of a channels-last tensor x = [N, ...spatial, C] over the spatial axes with the given window
+ * geometries: K = Π k tensors [N, ...out, C], window offsets in row-major order (first axis slowest).
+ * `padValue` fills 'same' padding (0 for convolution, −∞ for max pooling). Reducing the taps elementwise
+ * (tf.maximum / tf.addN) keeps every op at rank ≤ 4; stacking them costs a rank-5 Pack whose gradient
+ * (Unpack) is a per-element JS loop on wasm.
  */
-export function patches(x: tf.Tensor, geoms: Window1D[], padValue = 0): tf.Tensor {
+export function windowTaps(x: tf.Tensor, geoms: Window1D[], padValue = 0): tf.Tensor[] {
   return tf.tidy(() => {
     const rank = geoms.length;
     if (x.rank !== rank + 2) throw new Error(`patches: expected rank ${rank + 2} input, got shape [${x.shape.join(',')}]`);
@@ -78,6 +80,11 @@ export function patches(x: tf.Tensor, geoms: Window1D[], padValue = 0): tf.Tenso
       for (const p of parts) next.push(...axisTaps(p, a + 1, geoms[a]!));
       parts = next;
     }
-    return tf.stack(parts, rank + 1); // [N, ...out, K, C]
+    return parts;
   });
+}
+
+/** The taps stacked: [N, ...out, K, C] (see windowTaps). */
+export function patches(x: tf.Tensor, geoms: Window1D[], padValue = 0): tf.Tensor {
+  return tf.tidy(() => tf.stack(windowTaps(x, geoms, padValue), geoms.length + 1));
 }

@@ -14,7 +14,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { QuantizerMode } from '../quantizer/index.ts';
 import { QLayer, type QLayerArgs, type Shape } from './base.ts';
-import { patches, windowGeometry, type Padding, type Window1D } from './patches.ts';
+import { patches, windowGeometry, windowTaps, type Padding, type Window1D } from './patches.ts';
 
 export interface QPoolingArgs extends QLayerArgs {
   poolSize?: number | number[];
@@ -22,6 +22,23 @@ export interface QPoolingArgs extends QLayerArgs {
   padding?: Padding;
   parallelizationFactor?: number;
 }
+
+/**
+ * Elementwise max of the window taps with tf.max's gradient (every tap equal to the max gets dy, ties
+ * included; the wasm engine's pool_max_bwd does the same). tf.maximum's own gradient would pick one tap.
+ */
+const maxOfTaps = tf.customGrad(((...args: unknown[]) => {
+  const save = args.pop() as tf.GradSaveFunc;
+  const taps = args as tf.Tensor[];
+  save(taps);
+  return {
+    value: taps.reduce((a, b) => tf.maximum(a, b)),
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+      const y = saved.reduce((a, b) => tf.maximum(a, b));
+      return saved.map((t) => tf.mul(dy, tf.cast(tf.equal(t, y), 'float32')));
+    },
+  };
+}) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (...taps: tf.Tensor[]) => tf.Tensor;
 
 abstract class QPoolBase extends QLayer {
   protected abstract readonly rank: 1 | 2;
@@ -73,8 +90,9 @@ abstract class QPoolBase extends QLayer {
   }
 
   protected forward([x]: tf.Tensor[], _mode: QuantizerMode): tf.Tensor {
-    if (this.op === 'max') return tf.max(patches(x!, this.geoms, -Infinity), this.rank + 1);
-    return tf.div(tf.sum(patches(x!, this.geoms, 0), this.rank + 1), this.counts!);
+    // Elementwise over the window taps (rank ≤ 4, see windowTaps).
+    if (this.op === 'max') return maxOfTaps(...windowTaps(x!, this.geoms, -Infinity));
+    return tf.div(tf.addN(windowTaps(x!, this.geoms, 0)), this.counts!);
   }
 
   override computeOutputShape(inputShape: Shape | Shape[]): Shape {
