@@ -2,7 +2,7 @@
  * Training throughput of a small MNIST-shaped CNN with HGQ quantizers and EBOPs (28×28×1 → QConv2D 8@3×3 relu →
  * QMaxPooling2D 2 → QConv2D 8@3×3 relu → QMaxPooling2D 2 → QFlatten → QDense 10), batch 256: the wasm engine's
  * graph path (1 and 2 threads) against the tfjs-layers model on the tfjs wasm backend (`ratio`: 2 threads vs tfjs). One run, back to back;
- * CPU seconds per step are reported too (the machine is shared). Env: STEPS (engine, default 10), TFJS_STEPS (default 4).
+ * CPU seconds per step are reported too (the machine is shared); `tfjs_predict64_ms`: tfjs model.predict on 64 samples. Env: STEPS (engine, default 10), TFJS_STEPS (default 4).
  */
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend.ts';
@@ -37,7 +37,13 @@ export default async function main(): Promise<void> {
   for (let b = 0; b < B; b++) y[b * 10 + (b % 10)] = 1;
   const xt = tf.tensor(x, [B, 28, 28, 1]), yt = tf.tensor2d(y, [B, 10]);
   const m = build();
-  m.predict(xt);
+  tf.dispose(m.predict(xt));
+  const x64 = tf.slice(xt, 0, 64);
+  tf.dispose(m.predict(x64));
+  const t0p = performance.now();
+  (m.predict(x64) as tf.Tensor).dataSync();
+  const predictMs = performance.now() - t0p;
+  x64.dispose();
   // tfjs path
   await m.trainOnBatch(xt, yt);
   const tt: number[] = [];
@@ -57,8 +63,8 @@ export default async function main(): Promise<void> {
   };
   const e1 = await engine(1), e2 = await engine(2);
   const tfjsRate = B / (median(tt) / 1000);
-  console.log(`tfjs (${backend}): ${tfjsRate.toFixed(0)} samples/s (${(tfjsCpu * 1000).toFixed(0)} ms CPU/step); engine 1 thread: ${e1.rate.toFixed(0)} samples/s (${(e1.cpu * 1000).toFixed(1)} ms CPU/step), 2 threads: ${e2.rate.toFixed(0)} samples/s (${(e2.cpu * 1000).toFixed(1)} ms CPU/step)`);
-  console.log(JSON.stringify({ model: 'cnn28', batch: B, backend, tfjs_samples_per_s: Math.round(tfjsRate), wasm1_samples_per_s: Math.round(e1.rate), wasm2_samples_per_s: Math.round(e2.rate),
+  console.log(`tfjs (${backend}): predict 64 in ${predictMs.toFixed(0)} ms, ${tfjsRate.toFixed(0)} samples/s (${(tfjsCpu * 1000).toFixed(0)} ms CPU/step); engine 1 thread: ${e1.rate.toFixed(0)} samples/s (${(e1.cpu * 1000).toFixed(1)} ms CPU/step), 2 threads: ${e2.rate.toFixed(0)} samples/s (${(e2.cpu * 1000).toFixed(1)} ms CPU/step)`);
+  console.log(JSON.stringify({ model: 'cnn28', batch: B, backend, tfjs_samples_per_s: Math.round(tfjsRate), tfjs_predict64_ms: Math.round(predictMs), wasm1_samples_per_s: Math.round(e1.rate), wasm2_samples_per_s: Math.round(e2.rate),
     tfjs_cpu_ms_per_step: +(tfjsCpu * 1000).toFixed(1), wasm1_cpu_ms_per_step: +(e1.cpu * 1000).toFixed(1), wasm2_cpu_ms_per_step: +(e2.cpu * 1000).toFixed(1),
     ratio: +(e2.rate / tfjsRate).toFixed(1), ratio1: +(e1.rate / tfjsRate).toFixed(1), cpu_ratio1: +(tfjsCpu / e1.cpu).toFixed(1) }));
   m.dispose();
