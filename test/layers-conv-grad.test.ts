@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend.ts';
 import { QConv1D, QConv2D, type QConvArgs } from '../src/layers/conv.ts';
-import { patches, type Window1D } from '../src/layers/patches.ts';
+import { patches, windowGeometry, windowTaps, type Window1D } from '../src/layers/patches.ts';
 import { makeRng, type Rng } from './util/rng.ts';
 
 await initBackend();
@@ -61,4 +61,40 @@ test('QConv2D gradient (input, kernel, bias) equals the slices + matmul referenc
 test('QConv1D gradient equals the slices + matmul reference', () => {
   check(5, QConv1D, { filters: 3, kernelSize: 3, strides: 2, padding: 'valid' }, [10, 2], true);
   check(6, QConv1D, { filters: 2, kernelSize: 4, strides: 3, padding: 'same' }, [11, 3], false);
+});
+
+test('window taps equal direct indexing (overlapping and non-overlapping windows, same/valid, odd sizes) and route gradients back', () => {
+  const rng = makeRng(9);
+  const cases: Array<[number[], number[], number[], 'same' | 'valid']> = [
+    [[7, 6], [2, 2], [2, 2], 'valid'], [[7, 5], [2, 3], [2, 3], 'same'], [[5, 9], [1, 2], [2, 4], 'same'],
+    [[6, 7], [3, 2], [2, 1], 'valid'], [[4, 4], [3, 3], [1, 1], 'same'],
+  ];
+  for (const [sp, k, s, padding] of cases) {
+    const geoms = sp.map((n, a) => windowGeometry(n, k[a]!, s[a]!, padding));
+    const N = 2, C = 3, [H, W] = sp as [number, number];
+    const xs = Array.from({ length: N * H * W * C }, () => rng.int(-9, 9));
+    const x = tf.tensor4d(xs, [N, H, W, C]);
+    const taps = windowTaps(x, geoms, -100);
+    assert.equal(taps.length, k[0]! * k[1]!);
+    const [gh, gw] = geoms as [Window1D, Window1D];
+    const at = (n: number, r: number, c: number, ch: number) => (r < 0 || r >= H || c < 0 || c >= W ? -100 : xs[((n * H + r) * W + c) * C + ch]!);
+    taps.forEach((t, j) => {
+      const di = Math.floor(j / k[1]!), dj = j % k[1]!;
+      assert.deepEqual(t.shape, [N, gh.out, gw.out, C]);
+      const v = t.dataSync();
+      for (let n = 0; n < N; n++) for (let r = 0; r < gh.out; r++) for (let c = 0; c < gw.out; c++) for (let ch = 0; ch < C; ch++) {
+        const want = at(n, r * gh.s + di - gh.padBefore, c * gw.s + dj - gw.padBefore, ch);
+        assert.equal(v[((n * gh.out + r) * gw.out + c) * C + ch], want, `${JSON.stringify([sp, k, s, padding])} tap ${j}`);
+      }
+    });
+    // gradient of Σ taps: how many windows read each input element
+    const g = tf.grad((t: tf.Tensor) => tf.addN(windowTaps(t, geoms, -100)).sum())(x).dataSync();
+    for (let r = 0; r < H; r++) for (let c = 0; c < W; c++) {
+      let cnt = 0;
+      for (let i = 0; i < gh.out; i++) for (let di = 0; di < k[0]!; di++) if (i * gh.s + di - gh.padBefore === r)
+        for (let o = 0; o < gw.out; o++) for (let dj = 0; dj < k[1]!; dj++) if (o * gw.s + dj - gw.padBefore === c) cnt++;
+      assert.equal(g[(r * W + c) * C], cnt, `gradient count at ${r},${c}`);
+    }
+    tf.dispose([x, ...taps]);
+  }
 });

@@ -43,12 +43,20 @@ function axisTaps(x: tf.Tensor, axis: number, g: Window1D): tf.Tensor[] {
   const len = shape[axis]!;
   const pre = shape.slice(0, axis).reduce((a, b) => a * b, 1);
   const post = shape.slice(axis + 1).reduce((a, b) => a * b, 1);
-  let xp: tf.Tensor = tf.reshape(x, [pre, len, post]);
-  // Extra zero padding at the end so every tap can take out·s elements, then keep every s-th by reshape.
-  const need = g.k - 1 + g.out * g.s;
-  if (need > len) xp = tf.pad(xp, [[0, 0], [0, need - len], [0, 0]]);
+  const x3 = tf.reshape(x, [pre, len, post]);
   const outShape = [...shape.slice(0, axis), g.out, ...shape.slice(axis + 1)];
+  /** x3 zero-padded or cut at the end to `n` along the axis */
+  const fit = (n: number) => (n > len ? tf.pad(x3, [[0, 0], [0, n - len], [0, 0]]) : n < len ? tf.slice(x3, [0, 0, 0], [pre, n, post]) : x3);
   const taps: tf.Tensor[] = [];
+  if (g.s > 1 && g.k <= g.s) {
+    // Non-overlapping windows (pooling): [pre, out, s, post] → [s, pre, out, post] by one transpose, then
+    // tap d is a contiguous block (a plain copy) instead of a strided slice of short rows.
+    const t = tf.transpose(tf.reshape(fit(g.out * g.s), [pre, g.out, g.s, post]), [2, 0, 1, 3]);
+    for (let d = 0; d < g.k; d++) taps.push(tf.reshape(tf.slice(t, [d, 0, 0, 0], [1, pre, g.out, post]), outShape));
+    return taps;
+  }
+  // Zero padding at the end so every tap can take out·s elements, then keep every s-th by reshape.
+  const xp = fit(Math.max(len, g.k - 1 + g.out * g.s));
   for (let d = 0; d < g.k; d++) {
     let t = tf.slice(xp, [0, d, 0], [pre, g.out * g.s, post]);
     if (g.s > 1) t = tf.slice(tf.reshape(t, [pre, g.out, g.s, post]), [0, 0, 0, 0], [pre, g.out, 1, post]);
