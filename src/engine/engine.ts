@@ -7,6 +7,7 @@
  * No Node-only API here: threads come from a `ThreadPool` adapter (src/engine/pool-node.ts under Node).
  */
 import { instantiate, loadKernels, WA, type KernelExports, type WasmMemory, type WasmModule } from './kernels.ts';
+import { AdamState, checkArr, paramGradients, type Param } from './params.ts';
 
 export type ActOverflow = 'WRAP' | 'SAT' | 'SAT_SYM';
 
@@ -104,20 +105,6 @@ export interface StepResult {
   accuracy: number;
 }
 
-/** One trainable (or tracked) parameter array in wasm memory. */
-interface Param {
-  name: string;
-  ptr: number;
-  n: number;
-  grad: number;
-  m: number;
-  v: number;
-  lo: number;
-  hi: number;
-  l1: number;
-  trainable: boolean;
-}
-
 const OVF_MODE: Record<string, number> = { WRAP: 0, SAT: 1, SAT_SYM: 2 };
 const PLAN_WORDS_HEAD = 32;
 const PLAN_WORDS_LAYER = 16;
@@ -148,12 +135,6 @@ interface LayerMem {
   beta: number;
 }
 
-function checkArr(a: Float32Array | undefined | null, n: number, what: string): Float32Array {
-  if (!(a instanceof Float32Array)) throw new Error(`hgq engine: ${what} must be a Float32Array of length ${n}`);
-  if (a.length !== n) throw new Error(`hgq engine: ${what} has length ${a.length}, expected ${n}`);
-  return a;
-}
-
 export class Engine {
   readonly memory: WasmMemory;
   readonly k: KernelExports;
@@ -173,9 +154,8 @@ export class Engine {
   private inputPtr = 0;
   private inputCap = 0; // samples
   private pool: ThreadPool | null = null;
-  private accBeta1: number;
-  private accBeta2: number;
-  iterations = 0;
+  private readonly adam: AdamState;
+  get iterations(): number { return this.adam.iterations; }
   private readonly K0: number;
   private readonly C: number;
 
@@ -187,9 +167,7 @@ export class Engine {
     const L = desc.layers.length;
     this.K0 = desc.layers[0].inputs;
     this.C = desc.layers[L - 1].units;
-    const opt = desc.optimizer;
-    this.accBeta1 = Math.fround(opt.beta1 ?? 0.9);
-    this.accBeta2 = Math.fround(opt.beta2 ?? 0.999);
+    this.adam = new AdamState(desc.optimizer);
 
     // ---- plan the memory
     const ar = new Arena(1024);
@@ -453,17 +431,7 @@ export class Engine {
   }
 
   private applyAdam(): void {
-    const o = this.desc.optimizer;
-    const b1 = o.beta1 ?? 0.9, b2 = o.beta2 ?? 0.999, eps = o.epsilon ?? 1e-7;
-    const f = Math.fround;
-    const omb1 = f(1 - this.accBeta1), omb2 = f(1 - this.accBeta2);
-    for (const p of this.params) {
-      if (!p.trainable) continue;
-      this.k.adam(p.n, p.ptr, p.grad, p.m, p.v, f(o.learningRate), f(b1), f(b2), f(eps), omb1, omb2, f(1 - b1), f(1 - b2), -Infinity, Infinity);
-    }
-    this.accBeta1 = f(this.accBeta1 * f(b1));
-    this.accBeta2 = f(this.accBeta2 * f(b2));
-    this.iterations++;
+    this.adam.apply(this.k, this.params);
   }
 
   /** β of layer `l` (its EBOPs weight in the loss), e.g. from a β schedule at each epoch start. */
@@ -475,42 +443,17 @@ export class Engine {
 
   /** Current values of every parameter array (copies), keyed by name (e.g. `layers[0].kq.b`). */
   readState(): EngineState {
-    const f = this.f32();
-    const values: Record<string, Float32Array> = {}, m: Record<string, Float32Array> = {}, v: Record<string, Float32Array> = {};
-    for (const p of this.params) {
-      values[p.name] = f.slice(p.ptr / 4, p.ptr / 4 + p.n);
-      m[p.name] = f.slice(p.m / 4, p.m / 4 + p.n);
-      v[p.name] = f.slice(p.v / 4, p.v / 4 + p.n);
-    }
-    return { values, adam: { m, v, iterations: this.iterations, accBeta1: this.accBeta1, accBeta2: this.accBeta2 } };
+    return this.adam.read(this.f32(), this.params);
   }
 
   /** Overwrites any subset of the parameters (and optionally the Adam state). */
   writeState(s: Partial<EngineState> & { values?: Record<string, Float32Array> }): void {
-    const f = this.f32();
-    const byName = new Map(this.params.map((p) => [p.name, p]));
-    const put = (rec: Record<string, Float32Array> | undefined, field: 'ptr' | 'm' | 'v') => {
-      for (const [name, arr] of Object.entries(rec ?? {})) {
-        const p = byName.get(name);
-        if (!p) throw new Error(`hgq engine: unknown parameter ${name}; known: ${[...byName.keys()].join(', ')}`);
-        checkArr(arr, p.n, name);
-        f.set(arr, p[field] / 4);
-      }
-    };
-    put(s.values, 'ptr');
-    if (s.adam) {
-      put(s.adam.m, 'm'); put(s.adam.v, 'v');
-      this.iterations = s.adam.iterations;
-      this.accBeta1 = s.adam.accBeta1; this.accBeta2 = s.adam.accBeta2;
-    }
+    this.adam.write(this.f32(), this.params, s);
   }
 
   /** Last step's reduced per-thread gradients (∂L_task/∂Wq etc.) and the parameter gradients, for tests. */
   debugGradients(): Record<string, Float32Array> {
-    const f = this.f32();
-    const out: Record<string, Float32Array> = {};
-    for (const p of this.params) out[p.name] = f.slice(p.grad / 4, p.grad / 4 + p.n);
-    return out;
+    return paramGradients(this.f32(), this.params);
   }
 
   dispose(): void {

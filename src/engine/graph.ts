@@ -15,6 +15,7 @@
  * rounding (test/engine-bn, engine-conv, engine-residual, engine-graph-trace).
  */
 import { instantiate, loadKernels, WA, type KernelExports, type WasmMemory, type WasmModule } from './kernels.ts';
+import { AdamState, checkArr, paramGradients, type Param } from './params.ts';
 import type { AdamConfig, DenseDesc, EngineState, KbiDesc, KifDesc, StepResult } from './engine.ts';
 import { windowGeometry, type Padding, type Window1D } from '../layers/patches.ts';
 import type { GraphPool } from './graph-pool-node.ts';
@@ -144,7 +145,6 @@ export interface TrainEngine {
   dispose(): void;
 }
 
-interface Param { name: string; ptr: number; n: number; grad: number; m: number; v: number; lo: number; hi: number; l1: number; trainable: boolean }
 interface KbiMem { b: number; i: number; k: number; mode: number; pb: Param; pi: Param }
 interface KifMem { i: number; f: number; k: number; mode: number; prep: number; decay: number; iBounds: [number, number]; pi: Param; pf: Param; sums: number; amx: number }
 interface Input { src: number; K: number; iq: KifMem | null; A: number }
@@ -190,16 +190,10 @@ const fr = Math.fround;
 /** round half to even, as tf.round (the bit parameters' straight-through rounding) */
 const rte = (x: number): number => { const r = Math.round(x); return r - x === 0.5 && r % 2 !== 0 ? r - 1 : r; };
 
-function checkArr(a: Float32Array | undefined | null, n: number, what: string): Float32Array {
-  if (!(a instanceof Float32Array)) throw new Error(`hgq engine: ${what} must be a Float32Array of length ${n}`);
-  if (a.length !== n) throw new Error(`hgq engine: ${what} has length ${a.length}, expected ${n}`);
-  return a;
-}
-
 export class GraphEngine implements TrainEngine {
   readonly threads: number;
   readonly relaxed: boolean;
-  iterations = 0;
+  get iterations(): number { return this.adam.iterations; }
   readonly memory: WasmMemory;
   readonly k: KernelExports;
   readonly params: Param[] = [];
@@ -207,8 +201,7 @@ export class GraphEngine implements TrainEngine {
   private readonly desc: GraphModelDesc;
   private readonly K0: number;
   private readonly C: number;
-  private accBeta1: number;
-  private accBeta2: number;
+  private readonly adam: AdamState;
   private staticEnd = 0;
   private scratch: number[] = []; // per thread: scratch memory of the dense kernels
   private lossP = 0; // f64 hits per thread
@@ -226,8 +219,7 @@ export class GraphEngine implements TrainEngine {
     this.desc = desc;
     this.relaxed = relaxed;
     this.threads = threads;
-    this.accBeta1 = fr(desc.optimizer.beta1 ?? 0.9);
-    this.accBeta2 = fr(desc.optimizer.beta2 ?? 0.999);
+    this.adam = new AdamState(desc.optimizer);
     this.K0 = desc.inputs;
     let off = 1024;
     const alloc = (bytes: number, align = 64): number => { off = Math.ceil(off / align) * align; const p = off; off += Math.max(bytes, 4); return p; };
@@ -1124,16 +1116,7 @@ export class GraphEngine implements TrainEngine {
   }
 
   private applyAdam(): void {
-    const o = this.desc.optimizer;
-    const b1 = o.beta1 ?? 0.9, b2 = o.beta2 ?? 0.999, eps = o.epsilon ?? 1e-7;
-    const omb1 = fr(1 - this.accBeta1), omb2 = fr(1 - this.accBeta2);
-    for (const p of this.params) {
-      if (!p.trainable) continue;
-      this.k.adam(p.n, p.ptr, p.grad, p.m, p.v, fr(o.learningRate), fr(b1), fr(b2), fr(eps), omb1, omb2, fr(1 - b1), fr(1 - b2), -Infinity, Infinity);
-    }
-    this.accBeta1 = fr(this.accBeta1 * fr(b1));
-    this.accBeta2 = fr(this.accBeta2 * fr(b2));
-    this.iterations++;
+    this.adam.apply(this.k, this.params);
   }
 
   setBeta(l: number, beta: number): void {
@@ -1143,40 +1126,15 @@ export class GraphEngine implements TrainEngine {
   }
 
   readState(): EngineState {
-    const f = this.f32();
-    const values: Record<string, Float32Array> = {}, m: Record<string, Float32Array> = {}, v: Record<string, Float32Array> = {};
-    for (const p of this.params) {
-      values[p.name] = f.slice(p.ptr / 4, p.ptr / 4 + p.n);
-      m[p.name] = f.slice(p.m / 4, p.m / 4 + p.n);
-      v[p.name] = f.slice(p.v / 4, p.v / 4 + p.n);
-    }
-    return { values, adam: { m, v, iterations: this.iterations, accBeta1: this.accBeta1, accBeta2: this.accBeta2 } };
+    return this.adam.read(this.f32(), this.params);
   }
 
   writeState(s: Partial<EngineState> & { values?: Record<string, Float32Array> }): void {
-    const f = this.f32();
-    const byName = new Map(this.params.map((p) => [p.name, p]));
-    const put = (rec: Record<string, Float32Array> | undefined, field: 'ptr' | 'm' | 'v') => {
-      for (const [name, arr] of Object.entries(rec ?? {})) {
-        const p = byName.get(name);
-        if (!p) throw new Error(`hgq engine: unknown parameter ${name}; known: ${[...byName.keys()].join(', ')}`);
-        checkArr(arr, p.n, name);
-        f.set(arr, p[field] / 4);
-      }
-    };
-    put(s.values, 'ptr');
-    if (s.adam) {
-      put(s.adam.m, 'm'); put(s.adam.v, 'v');
-      this.iterations = s.adam.iterations;
-      this.accBeta1 = s.adam.accBeta1; this.accBeta2 = s.adam.accBeta2;
-    }
+    this.adam.write(this.f32(), this.params, s);
   }
 
   debugGradients(): Record<string, Float32Array> {
-    const f = this.f32();
-    const out: Record<string, Float32Array> = {};
-    for (const p of this.params) out[p.name] = f.slice(p.grad / 4, p.grad / 4 + p.n);
-    return out;
+    return paramGradients(this.f32(), this.params);
   }
 
   dispose(): void {
