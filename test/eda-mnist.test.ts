@@ -30,6 +30,8 @@ import { readProgram } from '../src/ir/serialize.ts';
 import { inputLayout } from '../src/backends/layout.ts';
 import { dataToPortValues } from '../src/backends/vectors.ts';
 import { runDemo } from '../src/train/demo.ts';
+import { loadModelAny } from '../src/import/load.ts';
+import * as tf from '@tensorflow/tfjs';
 import { needTool } from './backends-fixtures.ts';
 
 const RANDOM_VECTORS = 7000;
@@ -96,16 +98,22 @@ test('MNIST demo front: Verilator equals the emulator on 10,000 vectors (3,000 r
       assert.equal(stages[0], 1, `${tag}: cutoff 0 is combinational`);
       assert.ok(stages[1]! > stages[2]! && stages[2]! > 1, `${tag}: more pipeline stages at cutoff 1 than at 3: ${stages}`);
 
-      // the real images are digits the hardware classifies (not inputs quantized away): emulator accuracy on them
+      // the real images are digits the hardware classifies (not inputs quantized away): on these very images the
+      // emulator scores what the trained model scores (a subset's accuracy differs from the 10k test accuracy by
+      // several points on a weak checkpoint, so compare like with like), and clearly above chance
       const p = readProgram(join(root, `e${c.epoch}-c0`, 'program.json'));
-      const x = dataToPortValues(inputLayout(p), data.subarray(0, MNIST_IMAGES * 784));
-      const y = compileProgram(p).run(x, MNIST_IMAGES);
-      let ok = 0;
+      const images = data.subarray(0, MNIST_IMAGES * 784);
+      const y = compileProgram(p).run(dataToPortValues(inputLayout(p), images), MNIST_IMAGES);
+      const model = await loadModelAny(c.path);
+      const yModel = tf.tidy(() => (model.predict(tf.tensor2d(Float32Array.from(images), [MNIST_IMAGES, 784])) as tf.Tensor).dataSync());
+      const argmax = (v: ArrayLike<number>, j: number) => { let b = 0; for (let q = 1; q < 10; q++) if (v[j * 10 + q]! > v[j * 10 + b]!) b = q; return b; };
+      let okEmu = 0, okModel = 0;
       for (let j = 0; j < MNIST_IMAGES; j++) {
-        const row = y.subarray(j * 10, j * 10 + 10);
-        if (row.indexOf(Math.max(...row)) === labels[j]) ok++;
+        if (argmax(y, j) === labels[j]) okEmu++;
+        if (argmax(yModel, j) === labels[j]) okModel++;
       }
-      assert.ok(Math.abs(ok / MNIST_IMAGES - c.test_accuracy) < 0.05, `${tag}: ${ok / MNIST_IMAGES} on ${MNIST_IMAGES} images vs test accuracy ${c.test_accuracy}`);
+      assert.ok(Math.abs(okEmu - okModel) <= MNIST_IMAGES * 0.002, `${tag}: emulator ${okEmu} vs model ${okModel} correct of ${MNIST_IMAGES} images`);
+      assert.ok(okEmu > MNIST_IMAGES * 0.3, `${tag}: emulator accuracy ${okEmu / MNIST_IMAGES} on real images`);
     }
   } finally {
     rmSync(root, { recursive: true, force: true });
