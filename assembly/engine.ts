@@ -200,6 +200,90 @@ export function act_q(h: usize, a: usize, K: i32, CB: i32, nbPad: i32, nbValid: 
 
 // Tiles of 2 output rows × 16 samples (8 accumulators): each k step loads one full cache line of the input row
 // and two weight splats, and each row's epilogue constants serve four vectors.
+// Wide inputs are cut into blocks of k rows whose slice of the input fits in L1 (MNIST's 784 rows × 1 KB would
+// stream from L2 once per output pair): a tile keeps its partial sums in `out` between blocks and continues the
+// same FMA chain, so the result is bit-identical to the unblocked loop; the epilogue runs after the last block.
+
+/** Rows per k block of dense_fwdBlocked: a 16 KB slice of the input chunk. */
+@inline function fwdKBlock(rowB: usize): i32 {
+  return max(8, <i32>(16384 / rowB));
+}
+
+@inline function fwdBodyBlocked(aIn: usize, K: i32, W: usize, N: i32, bias: usize, out: usize, CB: i32, nbPad: i32,
+  flags: i32, prep: usize, aOut: usize, absmax: usize, nbValid: i32, scratch: usize): void {
+  const rowB = <usize>CB << 2;
+  const ldw = <usize>N << 2;
+  const kb = fwdKBlock(rowB);
+  for (let k0 = 0; k0 < K; k0 += kb) {
+    const k1 = min(K, k0 + kb);
+    const first = k0 == 0, last = k1 == K;
+    const aBlk = aIn + <usize>k0 * rowB, wBlk = W + <usize>k0 * ldw;
+    let n = 0;
+    for (; n + 2 <= N; n += 2) {
+      if ((flags & 2) && last) zeroVecs(scratch, 2);
+      const pp = prep + (<usize>n << 4);
+      const bp = bias ? bias + (<usize>n << 2) : 0;
+      for (let b = 0; b < nbPad; b += 16) {
+        const o = <usize>n * rowB + (<usize>b << 2);
+        let c0 = f32x4.splat(0), c1 = f32x4.splat(0), c2 = f32x4.splat(0), c3 = f32x4.splat(0);
+        let d0 = f32x4.splat(0), d1 = f32x4.splat(0), d2 = f32x4.splat(0), d3 = f32x4.splat(0);
+        if (!first) {
+          const q = out + o, r = q + rowB;
+          c0 = v128.load(q); c1 = v128.load(q, 16); c2 = v128.load(q, 32); c3 = v128.load(q, 48);
+          d0 = v128.load(r); d1 = v128.load(r, 16); d2 = v128.load(r, 32); d3 = v128.load(r, 48);
+        }
+        let pa = aBlk + (<usize>b << 2);
+        let pw = wBlk + (<usize>n << 2);
+        for (let k = k0; k < k1; k++) {
+          const x0 = v128.load(pa), x1 = v128.load(pa, 16), x2 = v128.load(pa, 32), x3 = v128.load(pa, 48);
+          const w0 = v128.load32_splat(pw), w1 = v128.load32_splat(pw, 4);
+          c0 = madd(x0, w0, c0); c1 = madd(x1, w0, c1); c2 = madd(x2, w0, c2); c3 = madd(x3, w0, c3);
+          d0 = madd(x0, w1, d0); d1 = madd(x1, w1, d1); d2 = madd(x2, w1, d2); d3 = madd(x3, w1, d3);
+          pa += rowB; pw += ldw;
+        }
+        if (last) {
+          epiRow4(c0, c1, c2, c3, flags, bp, pp, out + o, aOut + o, scratch, b, nbValid);
+          epiRow4(d0, d1, d2, d3, flags, bp ? bp + 4 : 0, pp + 16, out + o + rowB, aOut + o + rowB, scratch + 16, b, nbValid);
+        } else {
+          const q = out + o, r = q + rowB;
+          v128.store(q, c0); v128.store(q, c1, 16); v128.store(q, c2, 32); v128.store(q, c3, 48);
+          v128.store(r, d0); v128.store(r, d1, 16); v128.store(r, d2, 32); v128.store(r, d3, 48);
+        }
+      }
+      if ((flags & 2) && last) {
+        for (let r = 0; r < 2; r++) {
+          const ap = absmax + (<usize>(n + r) << 2);
+          store<f32>(ap, Mathf.max(load<f32>(ap), hmax(v128.load(scratch + (<usize>r << 4)))));
+        }
+      }
+    }
+    if (n < N) {
+      if ((flags & 2) && last) zeroVecs(scratch, 1);
+      const pp = prep + (<usize>n << 4);
+      const bp = bias ? bias + (<usize>n << 2) : 0;
+      for (let b = 0; b < nbPad; b += 16) {
+        const o = <usize>n * rowB + (<usize>b << 2);
+        let c0 = f32x4.splat(0), c1 = f32x4.splat(0), c2 = f32x4.splat(0), c3 = f32x4.splat(0);
+        if (!first) { const q = out + o; c0 = v128.load(q); c1 = v128.load(q, 16); c2 = v128.load(q, 32); c3 = v128.load(q, 48); }
+        let pa = aBlk + (<usize>b << 2);
+        let pw = wBlk + (<usize>n << 2);
+        for (let k = k0; k < k1; k++) {
+          const w = v128.load32_splat(pw);
+          c0 = madd(v128.load(pa), w, c0); c1 = madd(v128.load(pa, 16), w, c1);
+          c2 = madd(v128.load(pa, 32), w, c2); c3 = madd(v128.load(pa, 48), w, c3);
+          pa += rowB; pw += ldw;
+        }
+        if (last) epiRow4(c0, c1, c2, c3, flags, bp, pp, out + o, aOut + o, scratch, b, nbValid);
+        else { const q = out + o; v128.store(q, c0); v128.store(q, c1, 16); v128.store(q, c2, 32); v128.store(q, c3, 48); }
+      }
+      if ((flags & 2) && last) {
+        const ap = absmax + (<usize>n << 2);
+        store<f32>(ap, Mathf.max(load<f32>(ap), hmax(v128.load(scratch))));
+      }
+    }
+  }
+}
+
 @inline function fwdBody(aIn: usize, K: i32, W: usize, N: i32, bias: usize, out: usize, CB: i32, nbPad: i32,
   flags: i32, prep: usize, aOut: usize, absmax: usize, nbValid: i32, scratch: usize): void {
   const rowB = <usize>CB << 2;
@@ -256,15 +340,31 @@ export function act_q(h: usize, a: usize, K: i32, CB: i32, nbPad: i32, nbValid: 
   }
 }
 
-/** scratch: 32 bytes of per-thread memory holding the running |x_q| maxima of two rows as vectors. */
+@inline function fwdFlags(aIn: usize, K: i32, W: usize, N: i32, bias: usize, out: usize, CB: i32, nbPad: i32,
+  flags: i32, prep: usize, aOut: usize, absmax: usize, nbValid: i32, scratch: usize, blocked: bool): void {
+  if (blocked) fwdBodyBlocked(aIn, K, W, N, bias, out, CB, nbPad, flags, prep, aOut, absmax, nbValid, scratch);
+  else fwdBody(aIn, K, W, N, bias, out, CB, nbPad, flags, prep, aOut, absmax, nbValid, scratch);
+}
+
+@inline function fwdDispatch(aIn: usize, K: i32, W: usize, N: i32, bias: usize, out: usize, CB: i32, nbPad: i32,
+  flags: i32, prep: usize, aOut: usize, absmax: usize, nbValid: i32, scratch: usize, blocked: bool): void {
+  if (flags == 0) fwdFlags(aIn, K, W, N, bias, out, CB, nbPad, 0, prep, aOut, absmax, nbValid, scratch, blocked);
+  else if (flags == 1) fwdFlags(aIn, K, W, N, bias, out, CB, nbPad, 1, prep, aOut, absmax, nbValid, scratch, blocked);
+  else if (flags == 2) fwdFlags(aIn, K, W, N, bias, out, CB, nbPad, 2, prep, aOut, absmax, nbValid, scratch, blocked);
+  else if (flags == 3) fwdFlags(aIn, K, W, N, bias, out, CB, nbPad, 3, prep, aOut, absmax, nbValid, scratch, blocked);
+  else if (flags == 6) fwdFlags(aIn, K, W, N, bias, out, CB, nbPad, 6, prep, aOut, absmax, nbValid, scratch, blocked);
+  else fwdFlags(aIn, K, W, N, bias, out, CB, nbPad, 7, prep, aOut, absmax, nbValid, scratch, blocked);
+}
+
+/**
+ * scratch: 32 bytes of per-thread memory holding the running |x_q| maxima of two rows as vectors.
+ * Inputs whose chunk exceeds 64 KB (MNIST's 784 rows) take the k-blocked loop; narrower ones the plain one
+ * (blocking them measured slower: their slice already stays in L1/L2 and the partial sums cost loads and stores).
+ */
 export function dense_fwd(aIn: usize, K: i32, W: usize, N: i32, bias: usize, out: usize, CB: i32, nbPad: i32,
   flags: i32, prep: usize, aOut: usize, absmax: usize, nbValid: i32, scratch: usize): void {
-  if (flags == 0) fwdBody(aIn, K, W, N, bias, out, CB, nbPad, 0, prep, aOut, absmax, nbValid, scratch);
-  else if (flags == 1) fwdBody(aIn, K, W, N, bias, out, CB, nbPad, 1, prep, aOut, absmax, nbValid, scratch);
-  else if (flags == 2) fwdBody(aIn, K, W, N, bias, out, CB, nbPad, 2, prep, aOut, absmax, nbValid, scratch);
-  else if (flags == 3) fwdBody(aIn, K, W, N, bias, out, CB, nbPad, 3, prep, aOut, absmax, nbValid, scratch);
-  else if (flags == 6) fwdBody(aIn, K, W, N, bias, out, CB, nbPad, 6, prep, aOut, absmax, nbValid, scratch);
-  else fwdBody(aIn, K, W, N, bias, out, CB, nbPad, 7, prep, aOut, absmax, nbValid, scratch);
+  if (<usize>K * (<usize>CB << 2) > 65536) fwdDispatch(aIn, K, W, N, bias, out, CB, nbPad, flags, prep, aOut, absmax, nbValid, scratch, true);
+  else fwdDispatch(aIn, K, W, N, bias, out, CB, nbPad, flags, prep, aOut, absmax, nbValid, scratch, false);
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -296,6 +396,63 @@ export function dense_fwd(aIn: usize, K: i32, W: usize, N: i32, bias: usize, out
   }
   v128.store(g, f32x4.add(v128.load(g), hsum4(s00, s01, s02, s03)));
   v128.store(g + ldg, f32x4.add(v128.load(g + ldg), hsum4(s10, s11, s12, s13)));
+}
+
+/**
+ * dwTile for rows 1024 bytes apart (the default 256-sample chunk): immediate load offsets leave two running
+ * pointers instead of six, ~6% faster (the loop issues near the front end's width).
+ */
+@inline function dwTile1024(a0: usize, d0: usize, nbB: usize, g: usize, ldg: usize): void {
+  let s00 = f32x4.splat(0), s01 = f32x4.splat(0), s02 = f32x4.splat(0), s03 = f32x4.splat(0);
+  let s10 = f32x4.splat(0), s11 = f32x4.splat(0), s12 = f32x4.splat(0), s13 = f32x4.splat(0);
+  let p = a0, q = d0;
+  const end = a0 + nbB;
+  while (p < end) {
+    const x0 = v128.load(p), x1 = v128.load(p, 1024);
+    const y0 = v128.load(q), y1 = v128.load(q, 1024), y2 = v128.load(q, 2048), y3 = v128.load(q, 3072);
+    s00 = madd(x0, y0, s00); s01 = madd(x0, y1, s01); s02 = madd(x0, y2, s02); s03 = madd(x0, y3, s03);
+    s10 = madd(x1, y0, s10); s11 = madd(x1, y1, s11); s12 = madd(x1, y2, s12); s13 = madd(x1, y3, s13);
+    p += 16; q += 16;
+  }
+  v128.store(g, f32x4.add(v128.load(g), hsum4(s00, s01, s02, s03)));
+  v128.store(g + ldg, f32x4.add(v128.load(g + ldg), hsum4(s10, s11, s12, s13)));
+}
+
+/**
+ * The 2×4 tiles of dense_bwd_dw over the even k rows and the n quads (c1024: rows 1024 bytes apart). The operand
+ * reused across the inner loop (the dz rows when N <= K, else the a rows) is cut into groups of rows whose
+ * chunk fits in 16 KB of L1 once it exceeds 32 KB (MNIST's dz: 128 rows × 1 KB), so it is not streamed
+ * from L2 once per outer step. Each gW element is still one tile's sum: blocking changes no result.
+ */
+@inline function dwTiles(aIn: usize, K2: i32, dz: usize, N: i32, N4: i32, rowB: usize, nbB: usize, gW: usize, ldg: usize, c1024: bool): void {
+  const grp = max(4, <i32>(16384 / rowB) & ~3); // rows per group (a multiple of 4 and of 2)
+  if (N <= K2) {
+    const NB = <usize>N4 * rowB > 32768 ? grp : N4;
+    for (let n0 = 0; n0 < N4; n0 += NB) {
+      const n1 = min(N4, n0 + NB);
+      for (let k = 0; k < K2; k += 2) {
+        const a0 = aIn + <usize>k * rowB;
+        for (let n = n0; n < n1; n += 4) {
+          const d0 = dz + <usize>n * rowB, g = gW + ((<usize>k * <usize>N + <usize>n) << 2);
+          if (c1024) dwTile1024(a0, d0, nbB, g, ldg);
+          else dwTile(a0, a0 + rowB, d0, d0 + rowB, d0 + 2 * rowB, d0 + 3 * rowB, nbB, g, ldg);
+        }
+      }
+    }
+  } else {
+    const KB = <usize>K2 * rowB > 32768 ? grp : K2;
+    for (let k0 = 0; k0 < K2; k0 += KB) {
+      const k1 = min(K2, k0 + KB);
+      for (let n = 0; n < N4; n += 4) {
+        const d0 = dz + <usize>n * rowB;
+        for (let k = k0; k < k1; k += 2) {
+          const a0 = aIn + <usize>k * rowB, g = gW + ((<usize>k * <usize>N + <usize>n) << 2);
+          if (c1024) dwTile1024(a0, d0, nbB, g, ldg);
+          else dwTile(a0, a0 + rowB, d0, d0 + rowB, d0 + 2 * rowB, d0 + 3 * rowB, nbB, g, ldg);
+        }
+      }
+    }
+  }
 }
 
 /** gW[k, n] += a[k, :]·dz[n, :] for one (k, n) (remainders), four accumulators over 16 samples. */
@@ -339,23 +496,8 @@ export function dense_bwd_dw(aIn: usize, K: i32, dz: usize, N: i32, CB: i32, nbP
   const nbB = <usize>nbPad << 2; // a multiple of 64 bytes
   const ldg = <usize>N << 2;
   const K2 = K & ~1, N4 = N & ~3;
-  if (N <= K) {
-    for (let k = 0; k < K2; k += 2) {
-      const a0 = aIn + <usize>k * rowB;
-      for (let n = 0; n < N4; n += 4) {
-        const d0 = dz + <usize>n * rowB;
-        dwTile(a0, a0 + rowB, d0, d0 + rowB, d0 + 2 * rowB, d0 + 3 * rowB, nbB, gW + ((<usize>k * <usize>N + <usize>n) << 2), ldg);
-      }
-    }
-  } else {
-    for (let n = 0; n < N4; n += 4) {
-      const d0 = dz + <usize>n * rowB;
-      for (let k = 0; k < K2; k += 2) {
-        const a0 = aIn + <usize>k * rowB;
-        dwTile(a0, a0 + rowB, d0, d0 + rowB, d0 + 2 * rowB, d0 + 3 * rowB, nbB, gW + ((<usize>k * <usize>N + <usize>n) << 2), ldg);
-      }
-    }
-  }
+  if (rowB == 1024) dwTiles(aIn, K2, dz, N, N4, rowB, nbB, gW, ldg, true);
+  else dwTiles(aIn, K2, dz, N, N4, rowB, nbB, gW, ldg, false);
   // remainders: the last k row (K odd) for the n quads, the last N % 4 columns for every k
   if (K2 < K) {
     for (let n = 0; n < N4; n++) dwOne(aIn + <usize>K2 * rowB, dz + <usize>n * rowB, nbB, gW + ((<usize>K2 * <usize>N + <usize>n) << 2));
@@ -367,12 +509,32 @@ export function dense_bwd_dw(aIn: usize, K: i32, dz: usize, N: i32, CB: i32, nbP
     for (; k < K; k++) dwOne(aIn + <usize>k * rowB, d0, nbB, gW + ((<usize>k * <usize>N + <usize>n) << 2));
   }
   if (gB) {
-    for (let n = 0; n < N; n++) {
-      const d0 = dz + <usize>n * rowB;
-      let s0 = f32x4.splat(0), s1 = f32x4.splat(0);
-      for (let o: usize = 0; o < nbB; o += 32) { s0 = f32x4.add(s0, v128.load(d0 + o)); s1 = f32x4.add(s1, v128.load(d0 + o, 16)); }
+    // two rows at a time, four chains each: eight independent adds hide the add latency (two chains per row
+    // made the bias sums a quarter of the K = 16 layer's time)
+    let n = 0;
+    for (; n + 2 <= N; n += 2) {
+      const d0 = dz + <usize>n * rowB, d1 = d0 + rowB;
+      let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
+      let t0 = f32x4.splat(0), t1 = f32x4.splat(0), t2 = f32x4.splat(0), t3 = f32x4.splat(0);
+      for (let o: usize = 0; o < nbB; o += 64) {
+        s0 = f32x4.add(s0, v128.load(d0 + o)); s1 = f32x4.add(s1, v128.load(d0 + o, 16));
+        s2 = f32x4.add(s2, v128.load(d0 + o, 32)); s3 = f32x4.add(s3, v128.load(d0 + o, 48));
+        t0 = f32x4.add(t0, v128.load(d1 + o)); t1 = f32x4.add(t1, v128.load(d1 + o, 16));
+        t2 = f32x4.add(t2, v128.load(d1 + o, 32)); t3 = f32x4.add(t3, v128.load(d1 + o, 48));
+      }
       const g = gB + (<usize>n << 2);
-      store<f32>(g, load<f32>(g) + hsum(f32x4.add(s0, s1)));
+      store<f32>(g, load<f32>(g) + hsum(f32x4.add(f32x4.add(s0, s1), f32x4.add(s2, s3))));
+      store<f32>(g, load<f32>(g, 4) + hsum(f32x4.add(f32x4.add(t0, t1), f32x4.add(t2, t3))), 4);
+    }
+    if (n < N) {
+      const d0 = dz + <usize>n * rowB;
+      let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
+      for (let o: usize = 0; o < nbB; o += 64) {
+        s0 = f32x4.add(s0, v128.load(d0 + o)); s1 = f32x4.add(s1, v128.load(d0 + o, 16));
+        s2 = f32x4.add(s2, v128.load(d0 + o, 32)); s3 = f32x4.add(s3, v128.load(d0 + o, 48));
+      }
+      const g = gB + (<usize>n << 2);
+      store<f32>(g, load<f32>(g) + hsum(f32x4.add(f32x4.add(s0, s1), f32x4.add(s2, s3))));
     }
   }
 }

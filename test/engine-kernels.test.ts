@@ -91,7 +91,9 @@ test('activation quantizer (KIF, RND; WRAP rounds only in training, SAT/SAT_SYM 
 test('SIMD matmuls (forward X·W, backward dY·Wᵀ and Xᵀ·dY) equal a float64 reference for odd shapes', async () => {
   const { k, alloc, view, reset } = await kernels('auto');
   const rng = makeRng(13);
-  for (const [K, N, nbPad] of [[1, 1, 16], [3, 5, 32], [16, 64, 48], [33, 7, 16], [64, 32, 256]]) {
+  // [64, 32, 240] runs with 256-sample rows (the 1 KB-stride dW tiles); the wide ones take the k-blocked forward
+  // and the grouped dW loops (the input chunk > 64 KB, or the reused dW operand > 32 KB), odd sizes included
+  for (const [K, N, nbPad] of [[1, 1, 16], [3, 5, 32], [16, 64, 48], [33, 7, 16], [64, 32, 240], [150, 90, 240], [40, 101, 240], [201, 9, 96]]) {
     reset();
     const CB = nbPad + 16;
     const A = Float32Array.from({ length: K * CB }, () => rng.next() * 2 - 1);
@@ -132,6 +134,36 @@ test('SIMD matmuls (forward X·W, backward dY·Wᵀ and Xᵀ·dY) equal a float6
       assert.ok(Math.abs(dx[kk * CB + b] - s) <= tol(N), `dX ${K}x${N} [${kk},${b}]`);
       assert.ok(Math.abs(dxt[kk * CB + b] - s) <= tol(N), `dX (transposed kernel) ${K}x${N} [${kk},${b}]`);
     }
+  }
+});
+
+test('the k-blocked forward of a wide layer equals the sequential float32 sum, with the fused quantizer and |x_q| maxima', async () => {
+  // simd128 build: every multiply and add rounds to float32, so a plain sequential loop is the exact reference;
+  // K × 256 samples × 4 bytes > 64 KB selects the blocked loop (blocks of 16 rows, partial sums kept in memory)
+  const { k, alloc, view } = await kernels('simd128');
+  const rng = makeRng(14);
+  const K = 83, N = 5, CB = 256, nbPad = 256, nbValid = 250;
+  const A = Float32Array.from({ length: K * CB }, () => Math.fround(rng.next() * 2 - 1));
+  const W = Float32Array.from({ length: K * N }, () => Math.fround(rng.next() * 2 - 1));
+  const bias = Float32Array.from({ length: N }, () => Math.fround(rng.next() - 0.5));
+  const fs = [3, 0, -1, 5, 2];
+  const prep = new Float32Array(4 * N);
+  fs.forEach((f, n) => prep.set([2 ** f, 2 ** -f, -1e30, 1e30], 4 * n));
+  const Z = alloc(N * CB), Q = alloc(N * CB), amx = alloc(N);
+  k.dense_fwd(alloc(A), K, alloc(W), N, alloc(bias), Z, CB, nbPad, 3, alloc(prep), Q, amx, nbValid, alloc(48));
+  const z = view(Z, N * CB), q = view(Q, N * CB), mx = view(amx, N);
+  for (let n = 0; n < N; n++) {
+    let m = 0;
+    for (let b = 0; b < nbPad; b++) {
+      let s = 0;
+      for (let kk = 0; kk < K; kk++) s = Math.fround(s + Math.fround(A[kk * CB + b] * W[kk * N + n]));
+      const y = Math.max(0, Math.fround(s + bias[n]));
+      assert.equal(z[n * CB + b], y, `z [${n},${b}]`);
+      const want = Math.floor(y * 2 ** fs[n] + 0.5) * 2 ** -fs[n]; // exact in float64
+      assert.equal(q[n * CB + b], want, `x_q [${n},${b}]`);
+      if (b < nbValid) m = Math.max(m, want);
+    }
+    assert.equal(mx[n], m, `|x_q| max of row ${n}`);
   }
 });
 
