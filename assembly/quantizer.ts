@@ -117,3 +117,95 @@ export function wrap_bwd(x: usize, dy: usize, n: i32, P: i32, scale: usize, step
   else if (m == RND_MIN_INF) bwdLoop(x, dy, n, P, scale, step, RND_MIN_INF, acc);
   else bwdLoop(x, dy, n, P, scale, step, RND_INF, acc);
 }
+
+// ---------------------------------------------------------------------------------------------------------
+// Inference quantization with RND (the default rounding), exact: the same values as src/quantizer/kernels.ts's
+// float64 loops, which store their exact result into float32 once. In float32, y = x·2^f is exact unless it
+// overflows or leaves the normal range, and RND codes are exact for every y; codes·2^-f is one rounding of the
+// exact product, as the float64 loop's final store. Lanes with |y| >= 2^23 hold integers already (RND(y) = y):
+// rounding only passes x through, while WRAP of such a lane takes the float64 scalar path (the fold below is
+// exact only for |codes| <= 2^23). Parameters (host-prepared, f32[P] each, element j uses j mod P):
+//   prm + 0·P scale 2^f, 1·P step 2^-f, 2·P hi / M = 2^W, 3·P lo / 2^-W, 4·P unused / h (2^(W−1) signed, 0 unsigned),
+//   5·P alive (bits: all ones when W > 0, else 0).
+
+const BIG: f32 = 8388608.0; // 2^23
+
+@inline function rndCodes(y: v128): v128 {
+  return f32x4.sub(f32x4.floor(f32x4.add(y, y)), f32x4.floor(y));
+}
+
+/** out = RND(x·2^f)·2^-f (no overflow handling: the WRAP quantizer while calibrating). */
+export function infer_round(x: usize, n: i32, P: i32, prm: usize, out: usize): void {
+  const P4 = P & ~3;
+  const rowBytes = <usize>P << 2, pB = <usize>P << 2;
+  const end = x + (<usize>n << 2);
+  const zero = f32x4.splat(0), big = f32x4.splat(BIG);
+  for (let r = x, o = out; r < end; r += rowBytes, o += rowBytes) {
+    for (let p = 0; p < P4; p += 4) {
+      const off = <usize>p << 2;
+      const xv = v128.load(r + off);
+      const y = f32x4.mul(xv, v128.load(prm + off));
+      const q = f32x4.add(f32x4.mul(rndCodes(y), v128.load(prm + pB + off)), zero);
+      v128.store(o + off, v128.bitselect(xv, q, f32x4.ge(f32x4.abs(y), big)));
+    }
+    for (let p = P4; p < P; p++) {
+      const off = <usize>p << 2;
+      const xs = load<f32>(r + off);
+      const y = xs * load<f32>(prm + off);
+      store<f32>(o + off, Mathf.abs(y) >= BIG ? xs : (Mathf.floor(y + y) - Mathf.floor(y)) * load<f32>(prm + pB + off) + <f32>0);
+    }
+  }
+}
+
+/** WRAP of one element in float64, as the host loop: c = floor(y + 1/2), c − M·floor((c + h)/M), ·2^-f. */
+@inline function wrapScalar(xs: f32, prm: usize, pB: usize, off: usize): f32 {
+  if (load<i32>(prm + 5 * pB + off) == 0) return 0;
+  const y = <f64>xs * <f64>load<f32>(prm + off);
+  const c = Math.floor(y + 0.5);
+  const M = <f64>load<f32>(prm + 2 * pB + off);
+  const v = (c - M * Math.floor((c + <f64>load<f32>(prm + 4 * pB + off)) * <f64>load<f32>(prm + 3 * pB + off))) * <f64>load<f32>(prm + pB + off);
+  return <f32>(v + 0);
+}
+
+@inline function quantLoop(x: usize, n: i32, P: i32, prm: usize, out: usize, wrap: bool): void {
+  const P4 = P & ~3;
+  const rowBytes = <usize>P << 2, pB = <usize>P << 2;
+  const end = x + (<usize>n << 2);
+  const zero = f32x4.splat(0), big = f32x4.splat(BIG);
+  for (let r = x, o = out; r < end; r += rowBytes, o += rowBytes) {
+    for (let p = 0; p < P4; p += 4) {
+      const off = <usize>p << 2;
+      const xv = v128.load(r + off);
+      const y = f32x4.mul(xv, v128.load(prm + off));
+      let c = rndCodes(y);
+      const a = v128.load(prm + 2 * pB + off), b = v128.load(prm + 3 * pB + off);
+      if (wrap) {
+        if (v128.any_true(f32x4.ge(f32x4.abs(y), big))) {
+          for (let l: usize = 0; l < 4; l++) store<f32>(o + off + 4 * l, wrapScalar(load<f32>(r + off + 4 * l), prm + 4 * l, pB, off));
+          continue;
+        }
+        // |c| <= 2^23 and h <= 2^23 whenever the fold can change c (W <= 24): c + h is exact
+        c = f32x4.sub(c, f32x4.mul(a, f32x4.floor(f32x4.mul(f32x4.add(c, v128.load(prm + 4 * pB + off)), b))));
+      } else {
+        c = v128.bitselect(a, v128.bitselect(b, c, f32x4.le(y, b)), f32x4.ge(y, a));
+      }
+      const q = f32x4.add(f32x4.mul(c, v128.load(prm + pB + off)), zero);
+      v128.store(o + off, v128.and(q, v128.load(prm + 5 * pB + off)));
+    }
+    for (let p = P4; p < P; p++) {
+      const off = <usize>p << 2;
+      const xs = load<f32>(r + off);
+      if (wrap) { store<f32>(o + off, wrapScalar(xs, prm, pB, off)); continue; }
+      const y = xs * load<f32>(prm + off);
+      const hi = load<f32>(prm + 2 * pB + off), lo = load<f32>(prm + 3 * pB + off);
+      const c = y >= hi ? hi : y <= lo ? lo : Mathf.floor(y + y) - Mathf.floor(y);
+      store<f32>(o + off, load<i32>(prm + 5 * pB + off) != 0 ? c * load<f32>(prm + pB + off) + <f32>0 : 0);
+    }
+  }
+}
+
+/** Inference quantization, RND: ovf 0 WRAP (fold into W bits), otherwise SAT/SAT_SYM (clip to [lo, hi] codes). */
+export function infer_quant(x: usize, n: i32, P: i32, prm: usize, ovf: i32, out: usize): void {
+  if (ovf == 0) quantLoop(x, n, P, prm, out, true);
+  else quantLoop(x, n, P, prm, out, false);
+}

@@ -12,6 +12,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { OverflowMode, RoundMode } from '../fixed/types.ts';
+import { wasmKernels, type WasmBackendish } from './wasm-module.ts';
 
 export const ROUND_CODES: Record<RoundMode, number> = { TRN: 0, RND: 1, RND_CONV: 2, TRN_ZERO: 3, RND_ZERO: 4, RND_MIN_INF: 5, RND_INF: 6 };
 const OVERFLOW_CODES: Record<OverflowMode, number> = { WRAP: 0, SAT: 1, SAT_SYM: 2 };
@@ -180,11 +181,68 @@ export function withArrays(
   return outArrs.map((a, j) => backend.makeTensorInfo!(outShapes[j]!, 'float32', a));
 }
 
+// ---------------------------------------------------------------------------------------------------------
+// RND on the wasm backend: the simd128 kernels of assembly/quantizer.ts on the tensors in place (~10x the JS
+// loops; calibrating MNIST runs 39M activations through them per checkpoint). Their float32 arithmetic is exact
+// where every parameter power of two and clip bound is an exact float32 (checked here; otherwise the JS loops).
+
+/** Per-parameter block for infer_round / infer_quant (layout in assembly/quantizer.ts), or null if not exact in f32. */
+function wasmParams(f: Float32Array, k: Float32Array | null, i: Float32Array | null, o: number, prm: Float32Array, aliveBits: Int32Array): boolean {
+  const P = f.length;
+  for (let p = 0; p < P; p++) {
+    const ff = f[p]!;
+    if (!(Math.abs(ff) <= 100)) return false;
+    prm[p] = pow2(ff);
+    prm[P + p] = pow2(-ff);
+    if (!k || !i) continue;
+    const kk = k[p]! > 0 ? 1 : 0, W = kk + i[p]! + ff;
+    aliveBits[5 * P + p] = W > 0 ? -1 : 0;
+    if (o === 0) {
+      if (!(Math.abs(W) <= 100)) return false;
+      prm[2 * P + p] = pow2(W);
+      prm[3 * P + p] = pow2(-W);
+      prm[4 * P + p] = kk ? pow2(W - 1) : 0;
+    } else {
+      if (!(i[p]! + ff <= 24)) return false; // the clip bounds 2^(i+f) − 1 must be exact
+      const hi = pow2(i[p]! + ff) - 1;
+      prm[2 * P + p] = hi;
+      prm[3 * P + p] = kk === 0 ? 0 : o === 2 ? -hi : -hi - 1;
+    }
+  }
+  return true;
+}
+
+/** Runs an RND inference kernel in wasm memory; null when not applicable (then the JS loops run). */
+function wasmRnd(backend: Backendish, x: Info, f: Info, k: Info | null, i: Info | null, o: number): Info | null {
+  const wb = backend as unknown as WasmBackendish;
+  const wk = wb.wasm ? wasmKernels(wb) : null;
+  if (!wk || x.dtype !== 'float32') return null;
+  const n = x.shape.reduce((a, b) => a * b, 1), P = f.shape.reduce((a, b) => a * b, 1);
+  const out = wb.makeOutput(x.shape, 'float32');
+  const prm = wb.wasm._malloc(24 * P) >>> 0;
+  try {
+    const heap = new Float32Array(wb.wasm.HEAPU8.buffer); // after the allocations (growth detaches views)
+    const off = (t: Info): number => wb.dataIdMap.get(t.dataId).memoryOffset;
+    const view = (t: Info): Float32Array => heap.subarray(off(t) >> 2, (off(t) >> 2) + P);
+    const pv = heap.subarray(prm >> 2, (prm >> 2) + 6 * P);
+    if (!wasmParams(view(f), k && view(k), i && view(i), o, pv, new Int32Array(pv.buffer, pv.byteOffset, 6 * P))) {
+      (backend as unknown as { disposeData(id: object): void }).disposeData(out.dataId);
+      return null;
+    }
+    if (k) wk.infer_quant(off(x), n, P, prm, o, off(out));
+    else wk.infer_round(off(x), n, P, prm, off(out));
+  } finally {
+    wb.wasm._free(prm);
+  }
+  return out;
+}
+
 const KERNELS: { name: string; func: tf.KernelFunc }[] = [
   {
     name: 'HgqRound',
     func: ({ inputs, backend, attrs }) => {
       const { x, f } = inputs as { x: Info; f: Info };
+      if (attrs!['round'] === 1) { const r = wasmRnd(backend as Backendish, x, f, null, null, 0); if (r) return r; }
       return withArrays(backend as Backendish, [x, f], [x.shape], ([xa, fa], [o]) =>
         roundLoop(xa!, fa!, o!, attrs!['round'] as number),
       )[0]!;
@@ -194,6 +252,7 @@ const KERNELS: { name: string; func: tf.KernelFunc }[] = [
     name: 'HgqQuantize',
     func: ({ inputs, backend, attrs }) => {
       const { x, k, i, f } = inputs as { x: Info; k: Info; i: Info; f: Info };
+      if (attrs!['round'] === 1) { const r = wasmRnd(backend as Backendish, x, f, k, i, attrs!['overflow'] as number); if (r) return r; }
       return withArrays(backend as Backendish, [x, k, i, f], [x.shape], ([xa, ka, ia, fa], [o]) =>
         quantizeLoop(xa!, ka!, ia!, fa!, o!, attrs!['round'] as number, attrs!['overflow'] as number),
       )[0]!;

@@ -19,61 +19,15 @@ import * as tf from '@tensorflow/tfjs';
 import type { OverflowMode, RoundMode } from '../fixed/types.ts';
 import { ceilLog2 } from '../fixed/interval.ts';
 import { fusedEnabled, pow2, ROUND_CODES, withArrays } from './kernels.ts';
-import { QUANTIZER_WASM_BASE64 } from './wasm-bytes.ts';
+import { wasmKernels, type WasmBackendish } from './wasm-module.ts';
 
 type Info = tf.TensorInfo;
 const NLN2 = Math.fround(-Math.LN2);
 
-// ---------------------------------------------------------------------------------------------------------
-// the wasm module, instantiated once per tfjs-wasm memory
-
-interface QuantizerWasm {
-  wrap_fwd(x: number, n: number, P: number, scale: number, step: number, m: number, out: number, amax: number): void;
-  wrap_bwd(x: number, dy: number, n: number, P: number, scale: number, step: number, m: number, acc: number): void;
-}
-interface WasmBackendish {
-  wasm: { asm?: { memory?: unknown }; HEAPU8: Uint8Array; _malloc(n: number): number; _free(p: number): void };
-  dataIdMap: { get(id: object): { memoryOffset: number } };
-  makeOutput(shape: number[], dtype: 'float32'): Info;
-}
 interface CpuBackendish {
   data: { get(id: object): { values?: unknown } };
   readSync(id: object): unknown;
   makeTensorInfo(shape: number[], dtype: 'float32', values: Float32Array): Info;
-}
-// The project compiles without the DOM lib: the few WebAssembly calls used here, typed locally.
-interface WasmApi {
-  Module: new (bytes: Uint8Array) => object;
-  Instance: new (m: object, imports: object) => { exports: Record<string, unknown> };
-  Memory: abstract new (...a: never[]) => object;
-}
-const WA = (globalThis as unknown as { WebAssembly?: WasmApi }).WebAssembly;
-
-let compiled: object | null | undefined;
-const instances = new WeakMap<object, QuantizerWasm | null>();
-
-function decodeBase64(s: string): Uint8Array {
-  if (typeof Buffer !== 'undefined') return new Uint8Array(Buffer.from(s, 'base64'));
-  const bin = atob(s);
-  const out = new Uint8Array(bin.length);
-  for (let j = 0; j < bin.length; j++) out[j] = bin.charCodeAt(j);
-  return out;
-}
-
-/** The kernels bound to this wasm backend's memory, or null when that cannot be done (e.g. a threaded build). */
-function wasmKernels(backend: WasmBackendish): QuantizerWasm | null {
-  const memory = backend.wasm?.asm?.memory;
-  if (!WA || !memory || !(memory instanceof WA.Memory)) return null;
-  if (instances.has(memory)) return instances.get(memory)!;
-  let k: QuantizerWasm | null = null;
-  try {
-    if (compiled === undefined) compiled = new WA.Module(decodeBase64(QUANTIZER_WASM_BASE64));
-    if (compiled) k = new WA.Instance(compiled, { env: { memory } }).exports as unknown as QuantizerWasm;
-  } catch {
-    k = null; // a shared (threaded) memory does not link to this module: the tf-op path is used instead
-  }
-  instances.set(memory, k);
-  return k;
 }
 
 // ---------------------------------------------------------------------------------------------------------
