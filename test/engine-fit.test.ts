@@ -43,7 +43,8 @@ test('fitWithEngine matches model.fit epoch by epoch and drives tfjs callbacks',
       assert.ok(Math.abs(la - lb) <= 2e-3 * Math.abs(la), `epoch ${e} loss: tfjs ${la} vs engine ${lb}`);
       assert.ok(Math.abs((ha.history['acc']![e] as number) - hb.history['acc']![e]!) <= 0.02, `epoch ${e} acc`);
     }
-    assert.ok(hb.history['loss']![3]! < hb.history['loss']![0]!, 'loss decreases');
+    // the total loss includes β·EBOPs with β rising 4x over the run, so only the first epochs must improve it
+    assert.ok(hb.history['loss']![1]! < hb.history['loss']![0]!, `loss decreases while β is small: ${hb.history['loss']}`);
     assert.ok(hb.history['val_acc']![3]! > 0.6, `val_acc ${hb.history['val_acc']![3]}`);
     assert.ok(hb.history['ebops']![3]! > 0, 'EbopsLogger ran on the synced model');
     assert.equal(modelBeta(b), Math.fround(sched(3)), 'β schedule applied to the model');

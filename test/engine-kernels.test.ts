@@ -210,6 +210,40 @@ test('Adam equals tf.train.adam (float32, bias correction, epsilon) over several
   opt.dispose(); v.dispose();
 });
 
+test('Adam keeps moments out of the subnormal range (zero-gradient decay, tiny gradients) and still equals tf.train.adam; NaN propagates', async () => {
+  await tf.setBackend('cpu');
+  const { k, alloc, view } = await kernels();
+  const n = 64;
+  const f = Math.fround;
+  const p0 = Float32Array.from({ length: n }, (_, j) => (j % 7) * 0.01 - 0.03);
+  // a few real gradient steps, then a long run where half the parameters get zero or tiny gradients (pruned
+  // weights: their moments decay geometrically through 2^-126 into the subnormals)
+  const gradAt = (t: number, j: number) => t < 3 ? f(Math.sin(j + t) * 1e-3) : j % 2 ? 0 : j % 4 === 0 ? f(1e-38 * (j + 1)) : f(Math.cos(j * t) * 1e-4);
+  const lr = 1e-3, b1 = 0.9, b2 = 0.999, eps = 1e-7;
+  const v = tf.variable(tf.tensor1d(p0));
+  const opt = tf.train.adam(lr, b1, b2);
+  const pp = alloc(p0), pg = alloc(n), pm = alloc(n), pv = alloc(n);
+  let acc1 = f(b1), acc2 = f(b2);
+  const T = 1200;
+  for (let t = 0; t < T; t++) {
+    const g = Float32Array.from({ length: n }, (_, j) => gradAt(t, j));
+    tf.tidy(() => opt.applyGradients([{ name: v.name, tensor: tf.tensor1d(g) }]));
+    view(pg, n).set(g);
+    k.adam(n, pp, pg, pm, pv, f(lr), f(b1), f(b2), f(eps), f(1 - acc1), f(1 - acc2), f(1 - b1), f(1 - b2), -Infinity, Infinity);
+    acc1 = f(acc1 * f(b1)); acc2 = f(acc2 * f(b2));
+  }
+  const want = v.dataSync(), got = view(pp, n);
+  for (let j = 0; j < n; j++) assert.ok(Math.abs(got[j] - want[j]) <= 1e-6 * Math.max(1e-3, Math.abs(want[j])), 'param ' + j + ': ' + got[j] + ' vs tfjs ' + want[j]);
+  const tiny = 2 ** -126;
+  for (const arr of [view(pm, n), view(pv, n)]) for (const x of arr) assert.ok(x === 0 || Math.abs(x) >= tiny, `a moment is subnormal: ${x}`);
+  assert.ok(view(pm, n).some((x, j) => j % 2 === 1 && x === 0), 'zero-gradient moments decayed to exactly 0');
+  // a NaN gradient is not masked: the parameter becomes NaN, as in tfjs
+  view(pg, n).fill(0); view(pg, n)[5] = NaN;
+  k.adam(n, pp, pg, pm, pv, f(lr), f(b1), f(b2), f(eps), f(1 - acc1), f(1 - acc2), f(1 - b1), f(1 - b2), -Infinity, Infinity);
+  assert.ok(Number.isNaN(view(pp, n)[5]!) && Number.isNaN(view(pm, n)[5]!));
+  opt.dispose(); v.dispose();
+});
+
 test('EBOPs of a dense layer equal Σ bits_in·bits_kernel + Σ bits_bias, gradients straight-through', async () => {
   const { k, alloc, view } = await kernels();
   const K = 3, N = 2;
