@@ -6,7 +6,7 @@
  * default and single-threaded BLAS in each round). The
  * `*_per_cpu_s` keys divide by the CPU time of all threads instead of wall time: on a loaded machine they
  * compare the implementations' efficiency where wall-clock ratios mostly measure the scheduler.
- * Env: ROUNDS (default 3), STEPS (engine/numpy steps per round, default 8), TFJS_STEPS (default 3).
+ * Env: ROUNDS (default 5), STEPS (engine/numpy steps per round, default 8), TFJS_STEPS (default 3).
  */
 import * as tf from '@tensorflow/tfjs';
 import { execFile } from 'node:child_process';
@@ -86,7 +86,7 @@ async function tfjsRate(model: tf.LayersModel, xt: tf.Tensor, yt: tf.Tensor, ste
 }
 
 export default async function main(): Promise<void> {
-  const rounds = Number(process.env.ROUNDS ?? 3), steps = Number(process.env.STEPS ?? 8), tfSteps = Number(process.env.TFJS_STEPS ?? 3);
+  const rounds = Number(process.env.ROUNDS ?? 5), steps = Number(process.env.STEPS ?? 8), tfSteps = Number(process.env.TFJS_STEPS ?? 3);
   const backend = await initBackend('wasm');
   let s = 12345;
   const rnd = () => ((s = (s * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
