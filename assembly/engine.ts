@@ -204,16 +204,16 @@ export function act_q(h: usize, a: usize, K: i32, CB: i32, nbPad: i32, nbValid: 
 // stream from L2 once per output pair): a tile keeps its partial sums in `out` between blocks and continues the
 // same FMA chain, so the result is bit-identical to the unblocked loop; the epilogue runs after the last block.
 
-/** Rows per k block of dense_fwdBlocked: a 16 KB slice of the input chunk. */
-@inline function fwdKBlock(rowB: usize): i32 {
-  return max(8, <i32>(16384 / rowB));
+/** Rows per k block of dense_fwdBlocked: a 16 KB slice of the nbPad columns the call touches. */
+@inline function fwdKBlock(nbPad: i32): i32 {
+  return max(8, 4096 / nbPad);
 }
 
 @inline function fwdBodyBlocked(aIn: usize, K: i32, W: usize, N: i32, bias: usize, out: usize, CB: i32, nbPad: i32,
   flags: i32, prep: usize, aOut: usize, absmax: usize, nbValid: i32, scratch: usize): void {
   const rowB = <usize>CB << 2;
   const ldw = <usize>N << 2;
-  const kb = fwdKBlock(rowB);
+  const kb = fwdKBlock(nbPad);
   for (let k0 = 0; k0 < K; k0 += kb) {
     const k1 = min(K, k0 + kb);
     const first = k0 == 0, last = k1 == K;
@@ -358,12 +358,14 @@ export function act_q(h: usize, a: usize, K: i32, CB: i32, nbPad: i32, nbValid: 
 
 /**
  * scratch: 32 bytes of per-thread memory holding the running |x_q| maxima of two rows as vectors.
- * Inputs whose chunk exceeds 64 KB (MNIST's 784 rows) take the k-blocked loop; narrower ones the plain one
- * (blocking them measured slower: their slice already stays in L1/L2 and the partial sums cost loads and stores).
+ * Inputs whose slice exceeds 64 KB (MNIST's 784 rows of a chunk) take the k-blocked loop; narrower ones the plain
+ * one (blocking them measured slower: their slice already stays in L1/L2 and the partial sums cost loads and
+ * stores), and so do calls over more than 512 columns (the graph path's whole-batch rows), where even an
+ * 8-row block would not stay in L1.
  */
 export function dense_fwd(aIn: usize, K: i32, W: usize, N: i32, bias: usize, out: usize, CB: i32, nbPad: i32,
   flags: i32, prep: usize, aOut: usize, absmax: usize, nbValid: i32, scratch: usize): void {
-  if (<usize>K * (<usize>CB << 2) > 65536) fwdDispatch(aIn, K, W, N, bias, out, CB, nbPad, flags, prep, aOut, absmax, nbValid, scratch, true);
+  if (nbPad <= 512 && <usize>K * (<usize>nbPad << 2) > 65536) fwdDispatch(aIn, K, W, N, bias, out, CB, nbPad, flags, prep, aOut, absmax, nbValid, scratch, true);
   else fwdDispatch(aIn, K, W, N, bias, out, CB, nbPad, flags, prep, aOut, absmax, nbValid, scratch, false);
 }
 
@@ -1103,7 +1105,7 @@ export function clamp(n: i32, p: usize, lo: f32, hi: f32): void {
   let j = 0;
   for (; j + 4 <= n; j += 4) {
     const o = <usize>j << 2;
-    v128.store(p + o, f32x4.pmin(hv, f32x4.pmax(lv, v128.load(p + o))));
+    v128.store(p + o, f32x4.min(hv, f32x4.max(lv, v128.load(p + o)))); // min/max keep a NaN, as the tail does
   }
   for (; j < n; j++) {
     const o = <usize>j << 2;
@@ -1112,21 +1114,23 @@ export function clamp(n: i32, p: usize, lo: f32, hi: f32): void {
 }
 
 /**
- * Adam exactly as tf.train.adam applies it (float32 throughout):
+ * Adam as tf.train.adam applies it (float32 throughout), but for the subnormal flush below:
  *   m ← m·β1 + g·(1−β1); v ← v·β2 + g²·(1−β2); p ← (m/(1−β1^t)) / (sqrt(v/(1−β2^t)) + ε)·(−lr) + p,
  * then clamps p to [lo, hi] (±Inf: none). omb1/omb2 are 1−β^t as tfjs keeps them (f32 products).
  */
 export function adam(n: i32, p: usize, g: usize, m: usize, v: usize, lr: f32, b1: f32, b2: f32, eps: f32,
   omb1: f32, omb2: f32, c1: f32, c2: f32, lo: f32, hi: f32): void {
   // Subnormal floats cost ~100 cycles per operation on x86: the moments of pruned parameters (zero gradient) decay
-  // into that range and made Adam 4x slower late in a run. Gradients below 2^-100 (for v: 2^-60, so g² stays
-  // normal) count as 0 and moments below 2^-120 are stored as 0: beside ε = 1e-7 in the denominator this moves
-  // an update by far less than an ulp of any parameter it could reach.
+  // into that range and made Adam 4x slower late in a run. So gradients below 2^-100 count as 0 for m; for v,
+  // gradients below ε·2^-30 count as 0 and v below (ε·2^-30)² is stored as 0 (then √v is under 2^-30·ε, which
+  // moves the denominator √v + ε by less than a float32 ulp); m below 2^-120 is stored as 0 (its step m/ε·lr is
+  // below any parameter's ulp for ε >= 1e-20). The thresholds follow ε, so a tiny ε keeps its meaning.
   let j = 0;
   const B1 = f32x4.splat(b1), B2 = f32x4.splat(b2), C1 = f32x4.splat(c1), C2 = f32x4.splat(c2);
   const O1 = f32x4.splat(omb1), O2 = f32x4.splat(omb2), E = f32x4.splat(eps), NLR = f32x4.splat(-lr);
   const LO = f32x4.splat(lo), HI = f32x4.splat(hi);
-  const GMIN = f32x4.splat(ADAM_GMIN), G2MIN = f32x4.splat(ADAM_G2MIN), MMIN = f32x4.splat(ADAM_MMIN);
+  const g2min: f32 = eps * ADAM_EPS_REL, vmin: f32 = g2min * g2min;
+  const GMIN = f32x4.splat(ADAM_GMIN), G2MIN = f32x4.splat(g2min), MMIN = f32x4.splat(ADAM_MMIN), VMIN = f32x4.splat(vmin);
   for (; j + 4 <= n; j += 4) {
     const o = <usize>j << 2;
     const g0 = v128.load(g + o), ga = f32x4.abs(g0);
@@ -1134,7 +1138,7 @@ export function adam(n: i32, p: usize, g: usize, m: usize, v: usize, lr: f32, b1
     let nm = f32x4.add(f32x4.mul(v128.load(m + o), B1), f32x4.mul(gm, C1));
     let nv = f32x4.add(f32x4.mul(v128.load(v + o), B2), f32x4.mul(f32x4.mul(gv, gv), C2));
     nm = v128.andnot(nm, f32x4.lt(f32x4.abs(nm), MMIN));
-    nv = v128.andnot(nv, f32x4.lt(nv, MMIN));
+    nv = v128.andnot(nv, f32x4.lt(nv, VMIN));
     v128.store(m + o, nm);
     v128.store(v + o, nv);
     const upd = f32x4.mul(f32x4.div(f32x4.div(nm, O1), f32x4.add(f32x4.sqrt(f32x4.div(nv, O2)), E)), NLR);
@@ -1143,11 +1147,11 @@ export function adam(n: i32, p: usize, g: usize, m: usize, v: usize, lr: f32, b1
   for (; j < n; j++) {
     const o = <usize>j << 2;
     const g0 = load<f32>(g + o);
-    const gm: f32 = Mathf.abs(g0) < ADAM_GMIN ? 0 : g0, gv: f32 = Mathf.abs(g0) < ADAM_G2MIN ? 0 : g0;
+    const gm: f32 = Mathf.abs(g0) < ADAM_GMIN ? 0 : g0, gv: f32 = Mathf.abs(g0) < g2min ? 0 : g0;
     let nm = load<f32>(m + o) * b1 + gm * c1;
     let nv = load<f32>(v + o) * b2 + (gv * gv) * c2;
     if (Mathf.abs(nm) < ADAM_MMIN) nm = 0;
-    if (nv < ADAM_MMIN) nv = 0;
+    if (nv < vmin) nv = 0;
     store<f32>(m + o, nm);
     store<f32>(v + o, nv);
     const mh = nm / omb1;
@@ -1159,7 +1163,7 @@ export function adam(n: i32, p: usize, g: usize, m: usize, v: usize, lr: f32, b1
 }
 
 const ADAM_GMIN: f32 = 7.888609052210118e-31; // 2^-100
-const ADAM_G2MIN: f32 = 8.673617379884035e-19; // 2^-60
+const ADAM_EPS_REL: f32 = 9.313225746154785e-10; // 2^-30
 const ADAM_MMIN: f32 = 7.52316384526264e-37; // 2^-120
 
 // =========================================================================================================

@@ -78,7 +78,14 @@ async function registerWasm(): Promise<boolean> {
       wasm.setWasmPaths(join(dist, '/'));
     }
     wasmRegistered = tf.findBackend('wasm') !== null || tf.engine().registryFactory['wasm'] !== undefined;
-    if (wasmRegistered) patchWasmSlice();
+    if (wasmRegistered) {
+      try {
+        patchWasmSlice();
+      } catch (e) {
+        // a tfjs version with another Slice: keep its kernel (slower slicing, same values)
+        process.stderr.write(`hgq: note: kept tfjs-wasm's own Slice kernel (${(e as Error).message})\n`);
+      }
+    }
   } catch {
     wasmRegistered = false;
   }

@@ -1,6 +1,6 @@
 // The wasm backend's Slice is replaced for contiguous slices (src/backend.ts: the stock kernel copies the whole
 // input out of the heap per call). Property: on random shapes, begins and sizes — contiguous and not, float32
-// and int32, empty — tf.slice on wasm returns exactly what the cpu backend returns.
+// int32 and bool, empty — tf.slice on wasm returns exactly what the cpu backend returns.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
@@ -9,7 +9,7 @@ import { makeRng } from './util/rng.ts';
 
 test('tf.slice on wasm (contiguous fast path and the stock kernel) equals the cpu backend', async () => {
   const rng = makeRng(77);
-  const cases: Array<{ shape: number[]; begin: number[]; size: number[]; dtype: 'float32' | 'int32' }> = [];
+  const cases: Array<{ shape: number[]; begin: number[]; size: number[]; dtype: 'float32' | 'int32' | 'bool' }> = [];
   for (let c = 0; c < 300; c++) {
     const rank = rng.int(1, 4);
     const shape = Array.from({ length: rank }, () => rng.int(1, 6));
@@ -21,9 +21,9 @@ test('tf.slice on wasm (contiguous fast path and the stock kernel) equals the cp
       begin.push(b);
       size.push(contiguous && a > 0 ? (rng.chance(0.2) ? -1 : d) : rng.int(0, d - b));
     });
-    cases.push({ shape, begin, size, dtype: rng.chance(0.3) ? 'int32' : 'float32' });
+    cases.push({ shape, begin, size, dtype: rng.pick(['float32', 'float32', 'int32', 'bool'] as const) });
   }
-  const values = (shape: number[], dtype: string) => Array.from({ length: shape.reduce((a, b) => a * b, 1) }, (_, j) => dtype === 'int32' ? j - 7 : j * 0.5 - 3.25);
+  const values = (shape: number[], dtype: string) => Array.from({ length: shape.reduce((a, b) => a * b, 1) }, (_, j) => dtype === 'int32' ? j - 7 : dtype === 'bool' ? (j * 7) % 3 === 0 ? 1 : 0 : j * 0.5 - 3.25);
   const run = async (backend: 'wasm' | 'cpu') => {
     await useBackend(backend);
     return cases.map(({ shape, begin, size, dtype }) => {

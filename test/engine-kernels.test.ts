@@ -237,6 +237,23 @@ test('Adam keeps moments out of the subnormal range (zero-gradient decay, tiny g
   const tiny = 2 ** -126;
   for (const arr of [view(pm, n), view(pv, n)]) for (const x of arr) assert.ok(x === 0 || Math.abs(x) >= tiny, `a moment is subnormal: ${x}`);
   assert.ok(view(pm, n).some((x, j) => j % 2 === 1 && x === 0), 'zero-gradient moments decayed to exactly 0');
+  // a tiny ε keeps its meaning: a steady gradient of 2^-61 still gives steps of ~lr (the flush thresholds follow ε)
+  {
+    const eps2 = 1e-20, g = 2 ** -61, steps = 5;
+    const w = tf.variable(tf.tensor1d([0.5]));
+    const opt2 = tf.train.adam(lr, b1, b2, eps2);
+    const q = alloc([0.5]), qg = alloc([g]), qm = alloc(1), qv = alloc(1);
+    let a1 = f(b1), a2 = f(b2);
+    for (let t = 0; t < steps; t++) {
+      tf.tidy(() => opt2.applyGradients([{ name: w.name, tensor: tf.tensor1d([g]) }]));
+      k.adam(1, q, qg, qm, qv, f(lr), f(b1), f(b2), f(eps2), f(1 - a1), f(1 - a2), f(1 - b1), f(1 - b2), -Infinity, Infinity);
+      a1 = f(a1 * f(b1)); a2 = f(a2 * f(b2));
+    }
+    const wt = w.dataSync()[0]!, we = view(q, 1)[0]!;
+    assert.ok(Math.abs(wt - (0.5 - steps * lr)) < 0.05 * steps * lr, `tfjs reference ${wt}`); // g/(g + ε) ≈ 0.98 of lr per step
+    assert.ok(Math.abs(we - wt) <= 1e-7, `ε = 1e-20: engine ${we} vs tfjs ${wt}`);
+    opt2.dispose(); w.dispose();
+  }
   // a NaN gradient is not masked: the parameter becomes NaN, as in tfjs
   view(pg, n).fill(0); view(pg, n)[5] = NaN;
   k.adam(n, pp, pg, pm, pv, f(lr), f(b1), f(b2), f(eps), f(1 - acc1), f(1 - acc2), f(1 - b1), f(1 - b2), -Infinity, Infinity);

@@ -190,3 +190,17 @@ test('bad descriptions and batches get clear errors', async () => {
     eng.dispose();
   }
 });
+
+test('the default chunk is 256 samples, 128 when a layer has more than 512 inputs; an explicit chunk wins', async () => {
+  const rng = makeRng(4);
+  const narrow = randDesc(rng, [16, 8, 3], { act: 'WRAP', w: 'SAT', loss: 'softmax_cross_entropy' });
+  const wide = randDesc(rng, [600, 4, 3], { act: 'WRAP', w: 'SAT', loss: 'softmax_cross_entropy' });
+  for (const [desc, opts, want] of [[narrow, {}, 256], [wide, {}, 128], [wide, { chunk: 64 }, 64]] as const) {
+    const eng = await createEngine(desc, { threads: 1, ...opts });
+    try {
+      assert.equal(eng.chunk, want);
+    } finally {
+      eng.dispose();
+    }
+  }
+});

@@ -246,3 +246,63 @@ test('edge cases by hand: ties, zero width, negative i and f, wrap-around', asyn
     q.dispose();
   }
 });
+
+test('RND inference kernels on wasm (simd128 in the tfjs heap) beyond the 24-bit range: wide WRAP, overflow and subnormal scaling, and the calls that fall back (SAT bounds past 2^24, |f| > 100) equal src/fixed rounded once to float32 and the cpu loops', async () => {
+  const { fusedQuantize, fusedRound } = await import('../src/quantizer/kernels.ts');
+  const { wasmKernels } = await import('../src/quantizer/wasm-module.ts');
+  const rng = makeRng(99);
+  const N = 20_000;
+  /** kifs with f in [fLo, fHi] (or ±110 with probability pHuge) and i + f <= ifMax, widths up to 45 bits */
+  const draw = (ifMax: number, pHuge: number) => {
+    const kifs: Kif[] = [], xs = new Float32Array(N);
+    for (let j = 0; j < N; j++) {
+      const k = rng.int(0, 1) as 0 | 1;
+      const f = rng.chance(pHuge) ? rng.pick([110, -110]) : rng.int(-12, 22);
+      const i = rng.int(-f - k + 1, Math.min(40, ifMax - f));
+      kifs.push({ k, i, f });
+      const r = rng.next(), sign = rng.chance(0.5) ? -1 : 1;
+      xs[j] = r < 0.05 ? sign * 3e38 // x·2^f overflows float32
+        : r < 0.1 ? sign * 1e-39 * rng.next() // subnormal x
+        : r < 0.2 ? sign * (rng.int(0, 2 ** 20) + 0.5) * 2 ** -f // ties
+        : sign * rng.next() * 2 ** (i + rng.int(-4, 12)); // around and far beyond the range
+    }
+    return { kifs, xs };
+  };
+  // each call is all-or-nothing: the first sets run in wasm, the last two take the JS loops (the kernel's
+  // float32 bounds would not be exact)
+  const sets: Array<{ name: string; modes: readonly OverflowMode[]; kifs: Kif[]; xs: Float32Array }> = [
+    { name: 'wide WRAP', modes: ['WRAP'], ...draw(45, 0) },
+    { name: 'SAT within 2^24', modes: ['SAT', 'SAT_SYM'], ...draw(24, 0) },
+    { name: 'SAT past 2^24 (fallback)', modes: ['SAT', 'SAT_SYM'], ...draw(45, 0) },
+    { name: '|f| = 110 (fallback)', modes: OVERFLOW_MODES, ...draw(45, 0.05) },
+  ];
+  const run = async (backend: 'wasm' | 'cpu') => {
+    await useBackend(backend);
+    setFusedKernels(true);
+    if (backend === 'wasm') assert.ok(wasmKernels(tf.backend() as never), 'the quantizer wasm module links to the tfjs-wasm heap');
+    return sets.map(({ modes, kifs, xs }) => tf.tidy(() => {
+      const x = tf.tensor1d(xs);
+      const k = tf.tensor1d(kifs.map((t) => t.k)), i = tf.tensor1d(kifs.map((t) => t.i)), f = tf.tensor1d(kifs.map((t) => t.f));
+      const outs: Record<string, Float32Array> = {};
+      for (const ovf of modes) outs[ovf] = Float32Array.from(fusedQuantize(x, k, i, f, 'RND', ovf).dataSync());
+      outs['round'] = Float32Array.from(fusedRound(x, f, 'RND').dataSync());
+      return outs;
+    }));
+  };
+  const onWasm = await run('wasm');
+  const onCpu = await run('cpu');
+  await useBackend('wasm');
+  sets.forEach(({ name, modes, kifs, xs }, si) => {
+    for (const ovf of [...modes, 'round'] as const) {
+      let bad = 0, first = '';
+      for (let j = 0; j < N; j++) {
+        const want = ovf === 'round' ? Math.fround(Math.floor(xs[j]! * 2 ** kifs[j]!.f + 0.5) * 2 ** -kifs[j]!.f) + 0
+          : Math.fround(quantize(xs[j]!, kifs[j]!, 'RND', ovf)) + 0;
+        for (const [where, got] of [['wasm', onWasm[si]![ovf]![j]!], ['cpu', onCpu[si]![ovf]![j]!]] as const) {
+          if (!Object.is(got, want) && bad++ === 0) first = `${where} x=${xs[j]} kif=${JSON.stringify(kifs[j])} got ${got} want ${want}`;
+        }
+      }
+      assert.equal(bad, 0, `${name}, RND/${ovf}: ${bad} mismatches, first: ${first}`);
+    }
+  });
+});
