@@ -3,7 +3,7 @@
  * the wasm engine on 1 and 2 threads, the tfjs-layers model (QDense, tfjs wasm backend) it replaces, and a
  * numpy float32 MLP without quantizers (bench/numpy_mlp.py; null when numpy is absent). The machine is shared,
  * so every round measures all four back to back and the reported figures are medians over rounds (numpy: the faster of
- * default and single-threaded BLAS in each round). The
+ * default and single-threaded BLAS in each round); `best_round` has each one's fastest round and their ratios. The
  * `*_per_cpu_s` keys divide by the CPU time of all threads instead of wall time: on a loaded machine they
  * compare the implementations' efficiency where wall-clock ratios mostly measure the scheduler.
  * Env: ROUNDS (default 5), STEPS (engine/numpy steps per round, default 8), TFJS_STEPS (default 3).
@@ -118,6 +118,8 @@ export default async function main(): Promise<void> {
     model.dispose();
   }
   const med = (k: string) => { const v = per.map((p) => p[k]).filter((q): q is number => typeof q === 'number'); return v.length ? median(v) : null; };
+  const best = (k: string) => { const v = per.map((p) => p[k]).filter((q): q is number => typeof q === 'number'); return v.length ? Math.max(...v) : null; };
+  const ratioOfBest = (a: string, b: string) => { const x = best(a), y = best(b); return x !== null && y !== null ? x / y : null; };
   const round = (v: number | null, d = 0) => (v === null ? null : Number(v.toFixed(d)));
   console.log(JSON.stringify({
     batch: B, model: SIZES.join('-'), rounds,
@@ -127,6 +129,9 @@ export default async function main(): Promise<void> {
     wasm1_samples_per_cpu_s: round(med('c1')), wasm2_samples_per_cpu_s: round(med('c2')),
     tfjs_samples_per_cpu_s: round(med('ctj')), numpy_samples_per_cpu_s: round(med('cnp')),
     tfjs_model: `QDense HGQ quantizers + EBOPs (tfjs ${backend} backend)`, numpy_model: 'float32, no quantizers',
+    // each implementation's fastest round (what it does when the shared host leaves it alone), and their ratios
+    best_round: { wasm1: round(best('w1')), wasm2: round(best('w2')), tfjs: round(best('tj')), numpy: round(best('np')),
+      ratio: round(ratioOfBest('w2', 'tj'), 2), wasm2_over_numpy: round(ratioOfBest('w2', 'np'), 2), wasm1_over_numpy: round(ratioOfBest('w1', 'np'), 2) },
     relaxed_simd: e1.relaxed,
   }));
 }
