@@ -27,7 +27,7 @@ function dataset(n: number) {
 
 test('fitWithEngine matches model.fit epoch by epoch and drives tfjs callbacks', async () => {
   await tf.setBackend('cpu');
-  const { x, y } = dataset(600);
+  const { x, y } = dataset(650); // 6 full batches of 100 and a last one of 50
   const val = dataset(200);
   const a = buildModel('fa'), b = buildModel('fb');
   a.predict(x.slice(0, 1)); b.predict(x.slice(0, 1));

@@ -66,13 +66,17 @@ export async function fitWithEngine(model: tf.LayersModel, x: tf.Tensor, y: tf.T
       let lossSum = 0, accSum = 0;
       for (let s = 0; s < steps; s++) {
         const b0 = s * o.batchSize, nb = Math.min(o.batchSize, N - b0);
+        // gathered straight into the engine's memory where it offers views (saves a copy of the batch per step)
+        const own = bind.engine.batchBuffers?.(nb);
+        const tx = own ? own.x : nb === o.batchSize ? bx : bx.subarray(0, nb * K);
+        const ty = own ? own.y : nb === o.batchSize ? by : by.subarray(0, nb * C);
         for (let b = 0; b < nb; b++) {
           const r = idx[b0 + b]!;
-          bx.set(xs.subarray(r * K, r * K + K), b * K);
-          by.set(ys.subarray(r * C, r * C + C), b * C);
+          tx.set(xs.subarray(r * K, r * K + K), b * K);
+          ty.set(ys.subarray(r * C, r * C + C), b * C);
         }
         const t0 = performance.now();
-        const res = bind.engine.step(nb === o.batchSize ? bx : bx.subarray(0, nb * K), nb === o.batchSize ? by : by.subarray(0, nb * C));
+        const res = bind.engine.step(tx, ty);
         trainSeconds += (performance.now() - t0) / 1000;
         lossSum += res.loss * nb;
         accSum += res.accuracy * nb;

@@ -138,6 +138,8 @@ export interface TrainEngine {
   readonly relaxed: boolean;
   iterations: number;
   step(x: Float32Array, y: Float32Array): StepResult;
+  /** views of the engine's own input memory for a batch of B samples (no copy in step); the chain path has them */
+  batchBuffers?(B: number): { x: Float32Array; y: Float32Array };
   setBeta(l: number, beta: number): void;
   readState(): EngineState;
   writeState(s: Partial<EngineState> & { values?: Record<string, Float32Array> }): void;
