@@ -204,19 +204,20 @@ export function act_q(h: usize, a: usize, K: i32, CB: i32, nbPad: i32, nbValid: 
 // stream from L2 once per output pair): a tile keeps its partial sums in `out` between blocks and continues the
 // same FMA chain, so the result is bit-identical to the unblocked loop; the epilogue runs after the last block.
 
-/** Rows per k block of dense_fwdBlocked: a 16 KB slice of the nbPad columns the call touches. */
+/** Rows per k block of the blocked forward: a 16 KB slice of the nbPad columns the call touches. */
 @inline function fwdKBlock(nbPad: i32): i32 {
   return max(8, 4096 / nbPad);
 }
 
-@inline function fwdBodyBlocked(aIn: usize, K: i32, W: usize, N: i32, bias: usize, out: usize, CB: i32, nbPad: i32,
-  flags: i32, prep: usize, aOut: usize, absmax: usize, nbValid: i32, scratch: usize): void {
+/** blocked (a constant after inlining): false runs all K rows as one block, with no partial-sum loads or stores. */
+@inline function fwdBody(aIn: usize, K: i32, W: usize, N: i32, bias: usize, out: usize, CB: i32, nbPad: i32,
+  flags: i32, prep: usize, aOut: usize, absmax: usize, nbValid: i32, scratch: usize, blocked: bool): void {
   const rowB = <usize>CB << 2;
   const ldw = <usize>N << 2;
-  const kb = fwdKBlock(nbPad);
+  const kb = blocked ? fwdKBlock(nbPad) : K;
   for (let k0 = 0; k0 < K; k0 += kb) {
-    const k1 = min(K, k0 + kb);
-    const first = k0 == 0, last = k1 == K;
+    const k1 = blocked ? min(K, k0 + kb) : K;
+    const first = !blocked || k0 == 0, last = !blocked || k1 == K;
     const aBlk = aIn + <usize>k0 * rowB, wBlk = W + <usize>k0 * ldw;
     let n = 0;
     for (; n + 2 <= N; n += 2) {
@@ -284,66 +285,10 @@ export function act_q(h: usize, a: usize, K: i32, CB: i32, nbPad: i32, nbValid: 
   }
 }
 
-@inline function fwdBody(aIn: usize, K: i32, W: usize, N: i32, bias: usize, out: usize, CB: i32, nbPad: i32,
-  flags: i32, prep: usize, aOut: usize, absmax: usize, nbValid: i32, scratch: usize): void {
-  const rowB = <usize>CB << 2;
-  const ldw = <usize>N << 2;
-  let n = 0;
-  for (; n + 2 <= N; n += 2) {
-    if (flags & 2) zeroVecs(scratch, 2);
-    const pp = prep + (<usize>n << 4);
-    const bp = bias ? bias + (<usize>n << 2) : 0;
-    for (let b = 0; b < nbPad; b += 16) {
-      let c0 = f32x4.splat(0), c1 = f32x4.splat(0), c2 = f32x4.splat(0), c3 = f32x4.splat(0);
-      let d0 = f32x4.splat(0), d1 = f32x4.splat(0), d2 = f32x4.splat(0), d3 = f32x4.splat(0);
-      let pa = aIn + (<usize>b << 2);
-      let pw = W + (<usize>n << 2);
-      for (let k = 0; k < K; k++) {
-        const x0 = v128.load(pa), x1 = v128.load(pa, 16), x2 = v128.load(pa, 32), x3 = v128.load(pa, 48);
-        const w0 = v128.load32_splat(pw), w1 = v128.load32_splat(pw, 4);
-        c0 = madd(x0, w0, c0); c1 = madd(x1, w0, c1); c2 = madd(x2, w0, c2); c3 = madd(x3, w0, c3);
-        d0 = madd(x0, w1, d0); d1 = madd(x1, w1, d1); d2 = madd(x2, w1, d2); d3 = madd(x3, w1, d3);
-        pa += rowB; pw += ldw;
-      }
-      const o = <usize>n * rowB + (<usize>b << 2);
-      epiRow4(c0, c1, c2, c3, flags, bp, pp, out + o, aOut + o, scratch, b, nbValid);
-      epiRow4(d0, d1, d2, d3, flags, bp ? bp + 4 : 0, pp + 16, out + o + rowB, aOut + o + rowB, scratch + 16, b, nbValid);
-    }
-    if (flags & 2) {
-      for (let r = 0; r < 2; r++) {
-        const ap = absmax + (<usize>(n + r) << 2);
-        store<f32>(ap, Mathf.max(load<f32>(ap), hmax(v128.load(scratch + (<usize>r << 4)))));
-      }
-    }
-  }
-  if (n < N) {
-    if (flags & 2) zeroVecs(scratch, 1);
-    const pp = prep + (<usize>n << 4);
-    const bp = bias ? bias + (<usize>n << 2) : 0;
-    for (let b = 0; b < nbPad; b += 16) {
-      let c0 = f32x4.splat(0), c1 = f32x4.splat(0), c2 = f32x4.splat(0), c3 = f32x4.splat(0);
-      let pa = aIn + (<usize>b << 2);
-      let pw = W + (<usize>n << 2);
-      for (let k = 0; k < K; k++) {
-        const w = v128.load32_splat(pw);
-        c0 = madd(v128.load(pa), w, c0); c1 = madd(v128.load(pa, 16), w, c1);
-        c2 = madd(v128.load(pa, 32), w, c2); c3 = madd(v128.load(pa, 48), w, c3);
-        pa += rowB; pw += ldw;
-      }
-      const o = <usize>n * rowB + (<usize>b << 2);
-      epiRow4(c0, c1, c2, c3, flags, bp, pp, out + o, aOut + o, scratch, b, nbValid);
-    }
-    if (flags & 2) {
-      const ap = absmax + (<usize>n << 2);
-      store<f32>(ap, Mathf.max(load<f32>(ap), hmax(v128.load(scratch))));
-    }
-  }
-}
-
 @inline function fwdFlags(aIn: usize, K: i32, W: usize, N: i32, bias: usize, out: usize, CB: i32, nbPad: i32,
   flags: i32, prep: usize, aOut: usize, absmax: usize, nbValid: i32, scratch: usize, blocked: bool): void {
-  if (blocked) fwdBodyBlocked(aIn, K, W, N, bias, out, CB, nbPad, flags, prep, aOut, absmax, nbValid, scratch);
-  else fwdBody(aIn, K, W, N, bias, out, CB, nbPad, flags, prep, aOut, absmax, nbValid, scratch);
+  if (blocked) fwdBody(aIn, K, W, N, bias, out, CB, nbPad, flags, prep, aOut, absmax, nbValid, scratch, true);
+  else fwdBody(aIn, K, W, N, bias, out, CB, nbPad, flags, prep, aOut, absmax, nbValid, scratch, false);
 }
 
 @inline function fwdDispatch(aIn: usize, K: i32, W: usize, N: i32, bias: usize, out: usize, CB: i32, nbPad: i32,
@@ -420,6 +365,11 @@ export function dense_fwd(aIn: usize, K: i32, W: usize, N: i32, bias: usize, out
   v128.store(g + ldg, f32x4.add(v128.load(g + ldg), hsum4(s10, s11, s12, s13)));
 }
 
+@inline function dwTileAt(a0: usize, d0: usize, rowB: usize, nbB: usize, g: usize, ldg: usize, c1024: bool): void {
+  if (c1024) dwTile1024(a0, d0, nbB, g, ldg);
+  else dwTile(a0, a0 + rowB, d0, d0 + rowB, d0 + 2 * rowB, d0 + 3 * rowB, nbB, g, ldg);
+}
+
 /**
  * The 2×4 tiles of dense_bwd_dw over the even k rows and the n quads (c1024: rows 1024 bytes apart). The operand
  * reused across the inner loop (the dz rows when N <= K, else the a rows) is cut into groups of rows whose
@@ -434,11 +384,7 @@ export function dense_fwd(aIn: usize, K: i32, W: usize, N: i32, bias: usize, out
       const n1 = min(N4, n0 + NB);
       for (let k = 0; k < K2; k += 2) {
         const a0 = aIn + <usize>k * rowB;
-        for (let n = n0; n < n1; n += 4) {
-          const d0 = dz + <usize>n * rowB, g = gW + ((<usize>k * <usize>N + <usize>n) << 2);
-          if (c1024) dwTile1024(a0, d0, nbB, g, ldg);
-          else dwTile(a0, a0 + rowB, d0, d0 + rowB, d0 + 2 * rowB, d0 + 3 * rowB, nbB, g, ldg);
-        }
+        for (let n = n0; n < n1; n += 4) dwTileAt(a0, dz + <usize>n * rowB, rowB, nbB, gW + ((<usize>k * <usize>N + <usize>n) << 2), ldg, c1024);
       }
     }
   } else {
@@ -447,11 +393,7 @@ export function dense_fwd(aIn: usize, K: i32, W: usize, N: i32, bias: usize, out
       const k1 = min(K2, k0 + KB);
       for (let n = 0; n < N4; n += 4) {
         const d0 = dz + <usize>n * rowB;
-        for (let k = k0; k < k1; k += 2) {
-          const a0 = aIn + <usize>k * rowB, g = gW + ((<usize>k * <usize>N + <usize>n) << 2);
-          if (c1024) dwTile1024(a0, d0, nbB, g, ldg);
-          else dwTile(a0, a0 + rowB, d0, d0 + rowB, d0 + 2 * rowB, d0 + 3 * rowB, nbB, g, ldg);
-        }
+        for (let k = k0; k < k1; k += 2) dwTileAt(aIn + <usize>k * rowB, d0, rowB, nbB, gW + ((<usize>k * <usize>N + <usize>n) << 2), ldg, c1024);
       }
     }
   }
