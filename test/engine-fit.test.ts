@@ -82,3 +82,20 @@ test('hgq demo --engine/--threads reject bad values with exit code 2 and say wha
   assert.match(msg, /--engine must be wasm or tfjs, got "gpu"/);
   assert.match(msg, /--threads must be a positive integer/);
 });
+
+test('fitWithEngine names a NaN or Inf in x or y before training', async () => {
+  await tf.setBackend('cpu');
+  const m = buildModel('fnan');
+  const { x, y } = dataset(8);
+  const xv = Float32Array.from(x.dataSync()), yv = Float32Array.from(y.dataSync());
+  xv[3 * 8 + 5] = NaN;
+  yv[6 * 3 + 1] = Infinity;
+  const xb = tf.tensor2d(xv, [8, 8]), ybad = tf.tensor2d(yv, [8, 3]);
+  try {
+    await assert.rejects(fitWithEngine(m, xb, y, { epochs: 1, batchSize: 4, loss: 'softmax_cross_entropy' }), /x has NaN at sample 3, value 5/);
+    await assert.rejects(fitWithEngine(m, x, ybad, { epochs: 1, batchSize: 4, loss: 'softmax_cross_entropy' }), /y has Infinity at sample 6, value 1/);
+  } finally {
+    m.dispose();
+    tf.dispose([x, y, xb, ybad]);
+  }
+});

@@ -43,6 +43,11 @@ export async function fitWithEngine(model: tf.LayersModel, x: tf.Tensor, y: tf.T
   const perSample = (model.inputs[0]!.shape.slice(1) as number[]).reduce((a, d) => a * d, 1);
   if (K !== perSample) throw new Error(`fitWithEngine: x has ${K} values per sample, the model's input [${model.inputs[0]!.shape.slice(1)}] takes ${perSample}`);
   const xs = x.dataSync() as Float32Array, ys = y.dataSync() as Float32Array;
+  // one NaN or Inf would turn every weight into NaN within a step; say where it is instead
+  for (const [name, a, w] of [['x', xs, K], ['y', ys, C]] as const) {
+    const j = a.findIndex((v) => !Number.isFinite(v));
+    if (j >= 0) throw new Error(`fitWithEngine: ${name} has ${a[j]} at sample ${Math.floor(j / w)}, value ${j % w}; remove or impute non-finite values first`);
+  }
   const bind = await EngineBinding.create(model, o.loss, o.engine);
   const cbs = o.callbacks ?? [];
   const steps = Math.ceil(N / o.batchSize);
