@@ -68,6 +68,13 @@ function roundLoop(x: Float32Array, f: Float32Array, out: Float32Array, m: numbe
   }
 }
 
+/** A type's width W = k + i + f and its code range [lo, hi] under overflow mode o (2: SAT_SYM, symmetric). */
+function codeRange(k: number, i: number, f: number, o: number): { signed: boolean; W: number; hi: number; lo: number } {
+  const signed = k > 0;
+  const hi = pow2(i + f) - 1;
+  return { signed, W: (signed ? 1 : 0) + i + f, hi, lo: !signed ? 0 : o === 2 ? -hi : -hi - 1 };
+}
+
 /** Inference quantization, DESIGN.md §2: SAT/SAT_SYM clip then round, WRAP rounds then keeps the low W bits; W <= 0 gives 0. */
 function quantizeLoop(
   x: Float32Array, k: Float32Array, i: Float32Array, f: Float32Array, out: Float32Array, m: number, o: number,
@@ -76,15 +83,14 @@ function quantizeLoop(
   const scale = new Float64Array(P), step = new Float64Array(P), hi = new Float64Array(P), lo = new Float64Array(P);
   const mod = new Float64Array(P), half = new Float64Array(P), alive = new Uint8Array(P);
   for (let p = 0; p < P; p++) {
-    const kk = k[p]! > 0 ? 1 : 0, ii = i[p]!, ff = f[p]!;
-    const W = kk + ii + ff;
-    alive[p] = W > 0 ? 1 : 0;
-    scale[p] = pow2(ff);
-    step[p] = pow2(-ff);
-    hi[p] = pow2(ii + ff) - 1;
-    lo[p] = kk === 0 ? 0 : o === 2 ? -hi[p]! : -hi[p]! - 1;
-    mod[p] = pow2(W);
-    half[p] = kk === 1 ? pow2(W - 1) : Infinity;
+    const r = codeRange(k[p]!, i[p]!, f[p]!, o);
+    alive[p] = r.W > 0 ? 1 : 0;
+    scale[p] = pow2(f[p]!);
+    step[p] = pow2(-f[p]!);
+    hi[p] = r.hi;
+    lo[p] = r.lo;
+    mod[p] = pow2(r.W);
+    half[p] = r.signed ? pow2(r.W - 1) : Infinity;
   }
   const n = x.length;
   if (m === 1) {
@@ -195,18 +201,17 @@ function wasmParams(f: Float32Array, k: Float32Array | null, i: Float32Array | n
     prm[p] = pow2(ff);
     prm[P + p] = pow2(-ff);
     if (!k || !i) continue;
-    const kk = k[p]! > 0 ? 1 : 0, W = kk + i[p]! + ff;
-    aliveBits[5 * P + p] = W > 0 ? -1 : 0;
+    const r = codeRange(k[p]!, i[p]!, ff, o);
+    aliveBits[5 * P + p] = r.W > 0 ? -1 : 0;
     if (o === 0) {
-      if (!(Math.abs(W) <= 100)) return false;
-      prm[2 * P + p] = pow2(W);
-      prm[3 * P + p] = pow2(-W);
-      prm[4 * P + p] = kk ? pow2(W - 1) : 0;
+      if (!(Math.abs(r.W) <= 100)) return false;
+      prm[2 * P + p] = pow2(r.W);
+      prm[3 * P + p] = pow2(-r.W);
+      prm[4 * P + p] = r.signed ? pow2(r.W - 1) : 0;
     } else {
       if (!(i[p]! + ff <= 24)) return false; // the clip bounds 2^(i+f) − 1 must be exact
-      const hi = pow2(i[p]! + ff) - 1;
-      prm[2 * P + p] = hi;
-      prm[3 * P + p] = kk === 0 ? 0 : o === 2 ? -hi : -hi - 1;
+      prm[2 * P + p] = r.hi;
+      prm[3 * P + p] = r.lo;
     }
   }
   return true;
