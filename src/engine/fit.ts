@@ -59,7 +59,8 @@ export async function fitWithEngine(model: tf.LayersModel, x: tf.Tensor, y: tf.T
   const idx = Uint32Array.from({ length: N }, (_, j) => j);
   let seed = (o.seed ?? 1) >>> 0;
   const rand = () => { seed = (seed + 0x6d2b79f5) >>> 0; let t = seed; t = Math.imul(t ^ (t >>> 15), t | 1); t ^= t + Math.imul(t ^ (t >>> 7), t | 61); return ((t ^ (t >>> 14)) >>> 0) / 4294967296; };
-  const bx = new Float32Array(o.batchSize * K), by = new Float32Array(o.batchSize * C);
+  // staging for engines without their own batch views (the graph path)
+  let bx: Float32Array | null = null, by: Float32Array | null = null;
   let trainSeconds = 0;
   model.stopTraining = false;
   try {
@@ -73,8 +74,9 @@ export async function fitWithEngine(model: tf.LayersModel, x: tf.Tensor, y: tf.T
         const b0 = s * o.batchSize, nb = Math.min(o.batchSize, N - b0);
         // gathered straight into the engine's memory where it offers views (saves a copy of the batch per step)
         const own = bind.engine.batchBuffers?.(nb);
-        const tx = own ? own.x : nb === o.batchSize ? bx : bx.subarray(0, nb * K);
-        const ty = own ? own.y : nb === o.batchSize ? by : by.subarray(0, nb * C);
+        if (!own && !bx) { bx = new Float32Array(o.batchSize * K); by = new Float32Array(o.batchSize * C); }
+        const tx = own ? own.x : bx!.subarray(0, nb * K);
+        const ty = own ? own.y : by!.subarray(0, nb * C);
         for (let b = 0; b < nb; b++) {
           const r = idx[b0 + b]!;
           tx.set(xs.subarray(r * K, r * K + K), b * K);
