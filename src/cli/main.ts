@@ -16,6 +16,7 @@ import * as synthCmd from './synth.ts';
 import * as demoCmd from './demo.ts';
 import * as importCmd from './import.ts';
 import * as traceCmd from './trace.ts';
+import * as reportCmd from './report.ts';
 
 const COMMANDS: { register(program: Command): void }[] = [
   quantizeCmd,
@@ -26,6 +27,7 @@ const COMMANDS: { register(program: Command): void }[] = [
   demoCmd,
   importCmd,
   traceCmd,
+  reportCmd,
 ];
 
 function packageVersion(): string {
