@@ -4,10 +4,10 @@
  * callbacks (β schedules, Pareto checkpoints, …) and the same per-epoch logs either way.
  */
 import * as tf from '@tensorflow/tfjs';
-import { engineUnsupported, fitWithEngine, type EngineOptions } from '../engine/index.ts';
+import { engineUnsupported, fitWithEngine, type EngineLoss, type EngineOptions } from '../engine/index.ts';
 
-/** 'softmax_cross_entropy' on logits with one-hot y (classification), or 'mse' (regression). */
-export type TaskLoss = 'softmax_cross_entropy' | 'mse';
+/** 'softmax_cross_entropy' on logits with one-hot y (classification), or 'mse' (regression): the engine's losses. */
+export type TaskLoss = EngineLoss;
 
 export interface FitOptions {
   epochs: number;
