@@ -1,6 +1,6 @@
 // hgq as a library: build an HGQ model, train it, calibrate it, save and reload it, trace it into the
 // bit-exact IR, check the emulator against the model and write a pipelined Verilog project.
-// Run: node library.mjs [OUT_DIR]   (in a project where `npm install hgq` was done)
+// Run: node library.mjs [OUT_DIR]   (in a project where hgq is installed)
 import { join } from 'node:path';
 import { tf, initBackend, QDense, fit, BetaScheduler, piecewiseSchedule, calibrate, saveModel, loadModel, trace, emulate, writeProject } from 'hgq';
 
