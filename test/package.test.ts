@@ -4,7 +4,7 @@
  *  - examples/library.mjs (the example docs/library.md and the README show) runs there as plain Node ESM:
  *    builds an HGQ model, trains it on the wasm engine, calibrates, saves and reloads it, traces it, checks the
  *    emulator against model.predict and writes a Verilog project;
- *  - the package's `hgq` command runs from the compiled dist/;
+ *  - the package's `hgq` command runs from the compiled dist/ (and converts the example's saved model);
  *  - a TypeScript consumer type-checks against the shipped .d.ts.
  * Dependencies come from the npm cache when it has them (--prefer-offline), else from the registry.
  */
@@ -111,6 +111,9 @@ test('the packed tarball installs into a fresh project: the library example runs
     const bin = join(app, 'node_modules', '.bin', 'hgq');
     const q = check(run(bin, ['quantize', '--type', 'fixed<8,3>', '--round', 'RND', '--overflow', 'SAT', '1.3'], app), 'hgq quantize');
     assert.equal(q.trim(), '1.3125\t42');
+    const conv = timed('convert', () => check(run(bin, ['convert', join('out', 'model'), join('out', 'prj2'), '--validate', '200', '--json'], app), 'hgq convert'));
+    const cs = JSON.parse(conv.trim().split('\n').at(-1)!) as { validated_samples: number; ebops: number };
+    assert.deepEqual([cs.validated_samples, cs.ebops], [200, r.ebops], 'hgq convert reads the saved model: validated, same exact EBOPs');
 
     // a TypeScript consumer against the shipped declarations (tfjs's own have errors under strict lib
     // checking, so diagnostics inside @tensorflow are not ours to judge; everything else must be clean)
