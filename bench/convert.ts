@@ -86,7 +86,7 @@ async function timed<T>(fn: () => T | Promise<T>): Promise<{ value: T; wall: num
 
 async function mnist(res: Record<string, unknown>, vectors: number): Promise<void> {
   const pick = await pickModel(process.argv[3] ?? process.env.HGQ_BENCH_MODEL ?? '/work/demo-final');
-  const { loadModelAny } = await import('../src/import/load.ts');
+  const { loadModelAny } = await import('../src/app/load-model.ts');
   const { trace } = await import('../src/trace/trace.ts');
   const load = await timed(() => loadModelAny(pick.path));
   const model = load.value;

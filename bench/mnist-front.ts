@@ -169,7 +169,7 @@ export default async function main(): Promise<void> {
     const prjDir = join(work, basename(frontDir), name);
     const progFile = join(work, basename(frontDir), `${name}.program.json`);
     if (row.ir_cost === undefined || !existsSync(progFile)) {
-      const { traceModelPath } = await import('../src/trace/load.ts');
+      const { traceModelPath } = await import('../src/app/trace-model.ts');
       const { exactEbops } = await import('../src/train/calibrate.ts');
       const tr = await traceModelPath(model);
       row.ebops_loaded = exactEbops(tr.model).ebops;

@@ -11,7 +11,7 @@ import { initBackend } from '../src/backend.ts';
 import { QDense } from '../src/layers/dense.ts';
 import { setFiniteCheck } from '../src/layers/base.ts';
 import { matMul2d } from '../src/layers/matmul.ts';
-import { setModelBeta } from '../src/train/model.ts';
+import { setModelBeta } from '../src/layers/model.ts';
 import { setFusedKernels } from '../src/quantizer/index.ts';
 import { fusedTrainApplies } from '../src/quantizer/train-kernels.ts';
 

@@ -9,7 +9,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { loadProgramForConvert, registerConvertLoader } from '../src/cli/convert.ts';
+import { loadProgramForConvert } from '../src/app/convert-input.ts';
 import { main } from '../src/cli/main.ts';
 import { writeProgram } from '../src/ir/serialize.ts';
 import { coveringProgram, needTool } from './backends-fixtures.ts';
@@ -93,14 +93,16 @@ test('hgq convert/synth: bad input exits 2 with a message that says what to do',
   }
 });
 
-test('a registered loader turns other inputs (e.g. model directories) into programs', async () => {
+test('convert input: a program.json is read as is; what is neither a program nor a model is refused', async () => {
   const root = mkdtempSync(join(tmpdir(), 'hgq-cli-'));
   try {
     const p = coveringProgram(100, 40, 4);
-    registerConvertLoader(async (path) => (path.endsWith('.model') ? { program: p } : null));
-    const dir = join(root, 'x.model');
-    writeFileSync(dir, '');
-    assert.equal((await loadProgramForConvert(dir)).program, p);
+    writeProgram(join(root, 'p.json'), p);
+    const loaded = await loadProgramForConvert(join(root, 'p.json'));
+    assert.deepEqual(loaded.program.out, p.out);
+    assert.equal(loaded.validate, undefined, 'a program has no source model to validate against');
+    writeFileSync(join(root, 'x.model'), '');
+    await assert.rejects(loadProgramForConvert(join(root, 'x.model')), /not an IR program \(\.json\) and not a model/);
     await assert.rejects(loadProgramForConvert(root), /not an IR program/);
   } finally {
     rmSync(root, { recursive: true, force: true });

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { loadModelAny } from '../src/import/load.ts';
+import { loadModelAny } from '../src/app/load-model.ts';
 import { hgq2StyleEbops } from '../src/import/hgq2-build.ts';
 import { hgq2Fixtures, fixturesMissing } from './util/hgq2-fixtures.ts';
 

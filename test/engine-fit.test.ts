@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { QDense } from '../src/layers/dense.ts';
 import { BetaScheduler, EbopsLogger } from '../src/train/callbacks.ts';
-import { modelBeta } from '../src/train/model.ts';
+import { modelBeta } from '../src/layers/model.ts';
 import { fitWithEngine } from '../src/engine/fit.ts';
 import { makeRng } from './util/rng.ts';
 

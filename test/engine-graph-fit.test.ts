@@ -9,7 +9,7 @@ import { QConv1D } from '../src/layers/conv.ts';
 import { QMaxPooling1D } from '../src/layers/pooling.ts';
 import { QFlatten } from '../src/layers/shape.ts';
 import { BetaScheduler, EbopsLogger } from '../src/train/callbacks.ts';
-import { modelBeta } from '../src/train/model.ts';
+import { modelBeta } from '../src/layers/model.ts';
 import { fitWithEngine } from '../src/engine/fit.ts';
 import { describeAny } from '../src/engine/from-tfjs.ts';
 import { makeRng } from './util/rng.ts';

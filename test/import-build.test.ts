@@ -13,7 +13,7 @@ import { initBackend } from '../src/backend.ts';
 import { loadHgq2Model, hgq2ModelFromArchive, type HgqModel } from '../src/import/hgq2-model.ts';
 import { readKerasArchive } from '../src/import/keras-archive.ts';
 import { buildHgqModel, hgq2StyleEbops, tfjsLayerNames } from '../src/import/hgq2-build.ts';
-import { loadModelAny, loadModelWithSource } from '../src/import/load.ts';
+import { loadModelAny, loadModelWithSource } from '../src/app/load-model.ts';
 import { referenceForward, inputRanges, type Tensor } from '../src/import/reference-forward.ts';
 import { modelEbops, ebopsFromFileName } from '../src/import/ebops.ts';
 import { saveModel } from '../src/train/io.ts';

@@ -7,7 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { basename } from 'node:path';
-import { loadModelAny } from '../src/import/load.ts';
+import { loadModelAny } from '../src/app/load-model.ts';
 import { trace } from '../src/trace/index.ts';
 import { makeRng } from './util/rng.ts';
 import { compareModel } from './util/trace-models.ts';

@@ -6,7 +6,7 @@ import { initBackend } from '../src/backend.ts';
 import { QDense } from '../src/layers/dense.ts';
 import { BetaScheduler, BetaPidCallback, EbopsLogger, ProgressBar } from '../src/train/callbacks.ts';
 import { piecewiseSchedule } from '../src/train/schedule.ts';
-import { modelBeta, modelEbops, setModelBeta } from '../src/train/model.ts';
+import { modelBeta, modelEbops, setModelBeta } from '../src/layers/model.ts';
 import { main } from '../src/cli/main.ts';
 import { makeRng } from './util/rng.ts';
 

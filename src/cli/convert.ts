@@ -1,53 +1,11 @@
 /**
  * `hgq convert <program.json|model> <out-dir>`: writes a hardware project (RTL or HLS sources, testbenches,
  * vectors, Vivado/Vitis TCL, summary.json) and optionally checks it in a simulator against the emulator.
- *
- * Inputs other than an IR program (trained model directories) are plugged in by the tracer through
- * `registerConvertLoader`; `loadProgramForConvert` tries the registered loaders after program.json.
+ * A model input (directory or .keras) is traced on the way: src/app/convert-input.ts.
  */
-import { existsSync, statSync } from 'node:fs';
 import type { Command } from 'commander';
 import type { HdlFormat, Summary } from '../backends/project.ts';
-import type { Program } from '../ir/types.ts';
 import { CliError, UsageError } from './errors.ts';
-
-/** What a loader returns: the program, and optionally a check of the emulator against the source model on n inputs. */
-export interface LoadedProgram {
-  program: Program;
-  /** compare emulator and model on n random inputs; returns mismatching samples */
-  validate?: (n: number) => Promise<{ samples: number; mismatches: number }>;
-  /** the source model's exact EBOPs (model inputs only); copied into summary.json as `ebops` */
-  ebops?: number;
-}
-
-/** A loader returns null when the path is not its kind of input. */
-export type ConvertLoader = (path: string) => Promise<LoadedProgram | null>;
-
-const loaders: ConvertLoader[] = [];
-
-/** For the tracer: make `hgq convert` accept model directories (or other inputs). */
-export function registerConvertLoader(loader: ConvertLoader): void {
-  loaders.push(loader);
-}
-
-export async function loadProgramForConvert(path: string): Promise<LoadedProgram> {
-  if (!existsSync(path)) throw new UsageError(`${path}: no such file or directory`);
-  if (statSync(path).isFile() && path.toLowerCase().endsWith('.json')) {
-    const { readProgram } = await import('../ir/serialize.ts');
-    try {
-      return { program: readProgram(path) };
-    } catch (e) {
-      throw new UsageError((e as Error).message);
-    }
-  }
-  for (const l of loaders) {
-    const r = await l(path);
-    if (r) return r;
-  }
-  throw new UsageError(
-    `${path}: not an IR program (.json). Converting a trained model needs it traced to a program first; give the program.json written by the tracer`,
-  );
-}
 
 function intOpt(v: string | undefined, flag: string, min: number): number | undefined {
   if (v === undefined) return undefined;
@@ -119,6 +77,7 @@ export async function runConvert(input: string, outDir: string, o: ConvertOpts):
     if (e instanceof ProjectDirError) throw new UsageError(e.message);
     throw e;
   }
+  const { loadProgramForConvert } = await import('../app/convert-input.ts');
   const loaded = await loadProgramForConvert(input);
   const nIn = loaded.program.inputs.reduce((a, t) => a + t.shape.reduce((x, y) => x * y, 1), 0);
   const data = o.data === undefined ? undefined : await readData(o.data, nIn);

@@ -2,12 +2,9 @@
  * `hgq trace <model-dir|model.keras> -o <program.json> [--cmvm da|none] [--dc D] [--validate N] [--json]`:
  * traces a trained, calibrated model into an IR program (written atomically) and prints the per-layer cost
  * estimate (adder bits ≈ LUTs, from the IR cost model) and latency, next to the model's exact EBOPs.
- *
- * Registering this command also lets `hgq convert` take a model directory or .keras file (convert's loader hook).
  */
 import type { Command } from 'commander';
 import type { Program } from '../ir/types.ts';
-import { registerConvertLoader } from './convert.ts';
 import { CliError, UsageError } from './errors.ts';
 
 interface TraceCliOptions {
@@ -47,19 +44,6 @@ function parseOpts(o: TraceCliOptions): { cmvm: 'da' | 'none'; dc: number; effor
   return { cmvm, dc, ...(effort !== undefined ? { effort } : {}) };
 }
 
-async function loadAndTrace(path: string, opts: { cmvm: 'da' | 'none'; dc: number; effort?: number }) {
-  const { isModelPath, traceModelPath } = await import('../trace/load.ts');
-  const { TraceError } = await import('../trace/trace.ts');
-  if (!isModelPath(path)) throw new UsageError(`${path}: not a model (expected a directory with model.json and weights.bin, or an HGQ2 .keras file)`);
-  try {
-    return await traceModelPath(path, opts);
-  } catch (e) {
-    // unsupported layers, uncalibrated models, bad archives: the message names the layer and what to do
-    if (e instanceof TraceError || /ImportError|not a model|no such file/.test(`${(e as Error).name} ${(e as Error).message}`)) throw new UsageError((e as Error).message);
-    throw e;
-  }
-}
-
 function costTable(p: Program, ebopsByLayer: Map<string, number>) {
   return import('../ir/cost.ts').then(({ analyzeProgram }) => {
     const a = analyzeProgram(p);
@@ -72,7 +56,8 @@ export async function runTrace(path: string, o: TraceCliOptions): Promise<TraceS
   const opts = parseOpts(o);
   const validateN = o.validate === undefined ? undefined : Number(o.validate);
   if (validateN !== undefined && (!Number.isInteger(validateN) || validateN < 1)) throw new UsageError(`--validate "${o.validate}" must be a positive integer`);
-  const t = await loadAndTrace(path, opts);
+  const { traceModelFile } = await import('../app/trace-model.ts');
+  const t = await traceModelFile(path, opts);
   const { exactEbops } = await import('../train/calibrate.ts');
   const eb = exactEbops(t.model);
   const { a, layers } = await costTable(t.program, new Map(eb.perLayer.map((l) => [l.name, l.ebops])));
@@ -119,14 +104,6 @@ export async function runTrace(path: string, o: TraceCliOptions): Promise<TraceS
 }
 
 export function register(program: Command): void {
-  // `hgq convert <model-dir|model.keras>`: trace with the default options, validate against the model on demand
-  registerConvertLoader(async (path) => {
-    const { isModelPath } = await import('../trace/load.ts');
-    if (!isModelPath(path)) return null;
-    const t = await loadAndTrace(path, { cmvm: 'da', dc: -1 });
-    const { exactEbops } = await import('../train/calibrate.ts');
-    return { program: t.program, validate: async (n: number) => t.validate(n), ebops: exactEbops(t.model).ebops };
-  });
   program
     .command('trace')
     .description('trace a trained, calibrated model (model directory or HGQ2 .keras) into a bit-exact IR program')

@@ -349,6 +349,17 @@ function outBig(code: bigint, f: number, s: number, k: number): number {
   return v + 0;
 }
 
+/**
+ * Runs program p on `inputs` (samples × inputs per sample, row-major) and returns samples × outputs, exactly.
+ * Compiles the program on every call: to run it many times, keep `compileProgram(p)` and call its `run`.
+ */
+export function emulate(p: Program, inputs: ArrayLike<number>): Float64Array {
+  const em = compileProgram(p);
+  const batch = em.nIn === 0 ? 0 : inputs.length / em.nIn;
+  if (!Number.isInteger(batch)) throw new RangeError(`emulate: ${inputs.length} input values are not a whole number of samples of ${em.nIn} values`);
+  return em.run(inputs instanceof Float64Array ? inputs : Float64Array.from(inputs), batch);
+}
+
 export function compileProgram(p: Program, opts: CompileOptions = {}): Emulator {
   validateProgram(p);
   const nIn = inputSize(p);

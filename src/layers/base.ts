@@ -10,7 +10,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { fusedRegTail, fusedSmallApplies, l1LossOf, Quantizer, type QuantizerMode, type QuantizerOptions, type QParamName } from '../quantizer/index.ts';
 import { OVERFLOW_MODES, ROUND_MODES, type Kif, type OverflowMode, type RoundMode } from '../fixed/types.ts';
-import type { HgqLayerContract } from '../train/model.ts';
+import type { HgqLayerContract } from './model.ts';
 
 export type Shape = (number | null)[];
 export type Kwargs = Record<string, unknown>;

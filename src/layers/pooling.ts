@@ -118,7 +118,8 @@ abstract class QPoolBase extends QLayer {
     };
   }
 
-  override dispose() {
+  // declared: the inferred type would name a tfjs-layers internal module that the shipped .d.ts cannot import
+  override dispose(): ReturnType<tf.layers.Layer['dispose']> {
     this.counts?.dispose();
     this.counts = null;
     return super.dispose();

@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { QLayer, setCalibrating } from '../layers/base.ts';
-import { hgqLayers } from './model.ts';
+import { hgqLayers } from '../layers/model.ts';
 
 export interface CalibrateOptions {
   /** Forget previous ranges first (default false: union with what was seen before). */

@@ -12,7 +12,7 @@ import cliProgress from 'cli-progress';
 import { BetaPid, type PidOptions } from './schedule.ts';
 import { offer } from './pareto.ts';
 import { saveModel, writeFileAtomic } from './io.ts';
-import { modelEbops, setModelBeta, modelBeta } from './model.ts';
+import { modelEbops, setModelBeta, modelBeta } from '../layers/model.ts';
 
 type Logs = tf.Logs;
 

@@ -7,13 +7,10 @@ import { existsSync, openSync, readSync, closeSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type * as tf from '@tensorflow/tfjs';
 import '../layers/index.ts';
-import '../layers/einsum.ts';
-import '../layers/sum.ts';
-import '../layers/getitem.ts';
 import { initBackend } from '../backend.ts';
 import { loadModel } from '../train/io.ts';
-import { loadHgq2Model, type HgqModel } from './hgq2-model.ts';
-import { buildHgqModel } from './hgq2-build.ts';
+import { loadHgq2Model, type HgqModel } from '../import/hgq2-model.ts';
+import { buildHgqModel } from '../import/hgq2-build.ts';
 
 export type ModelSource = 'tfjs' | 'keras';
 

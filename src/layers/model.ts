@@ -1,6 +1,7 @@
 /**
- * Model-level views over HGQ layers, by duck typing so train/ needs nothing but the layer contract
- * (implemented by src/layers/base.ts): a layer with `hgqEbops()` / `getBeta()` / `setBeta()`.
+ * The HGQ layer contract and model-level views over it: a layer with `hgqEbops()` / `getBeta()` / `setBeta()`
+ * (implemented by QLayer in base.ts). Found by duck typing, so nested models and layers from another copy of
+ * the package count too. Training (src/train) builds on these; layers never import from train.
  */
 import type * as tf from '@tensorflow/tfjs';
 
