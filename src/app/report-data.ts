@@ -279,7 +279,7 @@ interface ExportingLayer {
 
 /** Loads a checkpoint and reads every HGQ layer's bit widths and EBOPs; LUT estimates from a CSD trace when it succeeds. */
 export async function checkpointDetail(c: ReportCheckpoint, opts: { estimateLuts?: boolean } = {}): Promise<CheckpointDetail> {
-  const { loadModelAny } = await import('../import/load.ts');
+  const { loadModelAny } = await import('./load-model.ts');
   let model: tf.LayersModel;
   try {
     model = await loadModelAny(c.dir);
