@@ -64,7 +64,11 @@ function lessExpr(a: string, fa: Fmt, b: string, fb: Fmt): string {
   return `${U}(${a}) < ${U}(${b})`;
 }
 
-/** `x < 0` without a comparison (ap_fixed's comparison with an int has the same mixed-sign problem). */
+/**
+ * `x < 0` as the sign bit, with no comparison: the vendor header compares with an int by converting it
+ * to ap_fixed<32,32>, a mixed-sign comparison for unsigned x (correct in the tests, but the sign bit says
+ * the same without relying on it; an unsigned value is never negative).
+ */
 function isNegExpr(x: string, f: Fmt): string {
   return f.signed ? `${x}.is_neg()` : 'false';
 }
