@@ -233,6 +233,9 @@ test('undoLastOptimizerStep: refuses what it cannot undo, saying why', () => {
 });
 
 // ---- files written by HGQ2 0.1.10 (../shared/fixtures/hgq2-lut): one bias addition per output ---------
+// Their table layers (QDenseT, QConvT1D/2D) are not importable (hgq2-model.ts SUPPORTED_CLASSES), so only
+// their QDense layers are compared (hybrid d1, d3; lut_conv2d d2); lut_dense, lut_dense_nhl2 and
+// lut_conv1d hold table layers only.
 
 const LUT_DIR = fileURLToPath(new URL('../../shared/fixtures/hgq2-lut/', import.meta.url));
 const lutMissing = existsSync(LUT_DIR) ? false : `HGQ2 HGQ-LUT fixtures absent (${LUT_DIR})`;
