@@ -109,7 +109,9 @@ function edgeAndRandomVectors(p: Program, count: number, seed: number): Float64A
     (j, f) => at(f, j % 2 ? -Infinity : Infinity),
   ];
   edges.forEach((e, v) => {
-    if (v < count) il.fields.forEach((f, j) => (x[v * n + j] = e(j, f)));
+    if (v < count) il.fields.forEach((f, j) => {
+      x[v * n + j] = e(j, f);
+    });
   });
   return x;
 }

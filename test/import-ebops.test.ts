@@ -208,7 +208,9 @@ test('undoLastOptimizerStep: θ_before = θ_saved + lr·m/(√v + ε), rounded w
   assert.ok('model' in r, 'reason' in r ? r.reason : '');
   const b = [...r.model.byName.get('d')!.kq!.bRaw!];
   const want = [2.5005, 3.4994, 0.001, 4.201];
-  b.forEach((x, j) => assert.ok(Math.abs(x - want[j]!) < 2e-6, `b[${j}] = ${x}, want ${want[j]}`));
+  b.forEach((x, j) => {
+    assert.ok(Math.abs(x - want[j]!) < 2e-6, `b[${j}] = ${x}, want ${want[j]}`);
+  });
   // 2.4995 → 2.5005 rounds 2 → 3; 3.5004 → 3.4994 rounds 4 → 3; the others keep their width
   assert.equal(r.flipped, 2);
   assert.equal(r.ambiguous, 0);

@@ -88,7 +88,9 @@ export function runHlsBatch(cases: HlsCase[], apInclude: string, opts: { keep?: 
       stdin.push(`${k} ${c.count}`);
       for (let v = 0; v < c.count; v++) {
         const line: string[] = [];
-        il.fields.forEach((f, j) => f.w > 0 && line.push(fieldPattern(f, c.inputs[v * n + j]!).toString(16)));
+        il.fields.forEach((f, j) => {
+          if (f.w > 0) line.push(fieldPattern(f, c.inputs[v * n + j]!).toString(16));
+        });
         stdin.push(line.join(' '));
       }
     });
