@@ -1,153 +1,179 @@
 /**
- * The HLS C++ compiles with g++ against a minimal stand-in for Xilinx's ap_fixed.h (written here: exact
- * __int128 arithmetic, each ap_q_mode/ap_o_mode as UG1399 defines it, only what the generated code uses)
- * and its C model equals the emulator bit for bit on random programs covering every op kind.
+ * The HLS C++ against the vendor's own ap_fixed (Xilinx HLS_arbitrary_Precision_Types, Apache-2.0, in
+ * ../shared/fixtures/ap_types): compiled with g++, its outputs equal the emulator bit for bit on random
+ * programs covering every op kind, on every rounding × overflow mode of a quantizer over all its input
+ * codes (ties, saturation, wrap-around, negative i or f, i > width, zero width), on wide (> 64-bit) wires,
+ * and through the project's own testbench (convert --format hls --verify). Many programs share one
+ * compiled binary (test/util/hls-batch.ts) so the suite compiles g++ twice.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { test } from 'node:test';
+import { type TestContext, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { writeProject } from '../src/backends/project.ts';
+import { inputLayout, outputLayout } from '../src/backends/layout.ts';
+import { randomPortValues } from '../src/backends/vectors.ts';
 import { verify } from '../src/eda/verify.ts';
-import { makeRng } from './util/rng.ts';
+import { qiWidth } from '../src/fixed/interval.ts';
+import { OVERFLOW_MODES, ROUND_MODES, type Kif } from '../src/fixed/types.ts';
+import { ProgramBuilder } from '../src/ir/builder.ts';
+import { compileProgram } from '../src/ir/emulate.ts';
+import type { OpKind, Program } from '../src/ir/types.ts';
+import { ALL_KINDS, coveringProgram, liveKinds, needTool } from './backends-fixtures.ts';
+import { fieldPattern, type HlsCase, runHlsBatch } from './util/hls-batch.ts';
 import { randomProgram } from './util/random-program.ts';
-import { coveringProgram, needTool } from './backends-fixtures.ts';
+import { makeRng } from './util/rng.ts';
 
-const AP_FIXED_STANDIN = String.raw`// Test stand-in for ap_fixed.h: exact arithmetic, not Xilinx's implementation.
-#pragma once
-#include <cmath>
-#include <cstdint>
-enum ap_q_mode { AP_RND, AP_RND_ZERO, AP_RND_MIN_INF, AP_RND_INF, AP_RND_CONV, AP_TRN, AP_TRN_ZERO };
-enum ap_o_mode { AP_SAT, AP_SAT_ZERO, AP_SAT_SYM, AP_WRAP, AP_WRAP_SM };
-typedef __int128 i128;
+const AP_INCLUDE = fileURLToPath(new URL('../../shared/fixtures/ap_types/include/', import.meta.url));
 
-// an exact intermediate value m * 2^e (what full-precision ap_fixed arithmetic produces)
-struct xv {
-  i128 m; int e;
-  xv(i128 m_, int e_) : m(m_), e(e_) {}
-  xv(int i) : m(i), e(0) {}
-};
-static inline void align(xv& a, xv& b) {
-  int e = a.e < b.e ? a.e : b.e;
-  a.m <<= (a.e - e); a.e = e; b.m <<= (b.e - e); b.e = e;
+/** True when g++ and the vendor headers are there; otherwise skip, or fail under CI=true. */
+function needVendorHeaders(t: TestContext): boolean {
+  if (!needTool(t, 'g++')) return false;
+  if (existsSync(join(AP_INCLUDE, 'ap_fixed.h'))) return true;
+  const msg = `the vendor ap_fixed headers are absent (${AP_INCLUDE}ap_fixed.h; Xilinx/HLS_arbitrary_Precision_Types include/)`;
+  if (process.env.CI === 'true') throw new Error(`${msg}: required under CI`);
+  t.skip(msg);
+  return false;
 }
-static inline xv operator+(xv a, xv b) { align(a, b); return xv(a.m + b.m, a.e); }
-static inline xv operator-(xv a, xv b) { align(a, b); return xv(a.m - b.m, a.e); }
-static inline xv operator-(xv a) { return xv(-a.m, a.e); }
-static inline xv operator*(xv a, xv b) { return xv(a.m * b.m, a.e + b.e); }
-static inline bool operator<(xv a, xv b) { align(a, b); return a.m < b.m; }
-static inline bool operator>(xv a, xv b) { align(a, b); return a.m > b.m; }
 
-template <int W, int I, bool S, ap_q_mode Q, ap_o_mode O>
-struct ap_fixed_base {
-  i128 v = 0;  // value = v * 2^(I - W)
-  ap_fixed_base() {}
-  ap_fixed_base(int x) { set(xv(x)); }
-  ap_fixed_base(double d) {
-    if (d == 0) { v = 0; return; }
-    int ex; double fr = std::frexp(d, &ex);
-    set(xv((i128)(int64_t)std::ldexp(fr, 53), ex - 53));
-  }
-  ap_fixed_base(xv x) { set(x); }
-  template <int W2, int I2, bool S2, ap_q_mode Q2, ap_o_mode O2>
-  ap_fixed_base(const ap_fixed_base<W2, I2, S2, Q2, O2>& o) { set(xv(o.v, I2 - W2)); }
-  operator xv() const { return xv(v, I - W); }
-  double to_double() const { return std::ldexp((double)v, I - W); }
-  static i128 wrap(i128 c) {
-    i128 mod = (i128)1 << W;
-    c &= mod - 1;
-    if (S && c >= mod / 2) c -= mod;
-    return c;
-  }
-  ap_fixed_base operator<<(int s) const { ap_fixed_base r; r.v = wrap(v << s); return r; }
-  ap_fixed_base operator>>(int s) const { ap_fixed_base r; r.v = v >> s; return r; }
-  struct range_t { i128 bits; unsigned to_uint() const { return (unsigned)bits; } };
-  range_t range(int h, int l) const { return range_t{(v >> l) & (((i128)1 << (h - l + 1)) - 1)}; }
-  void set(xv x) {
-    const int L = I - W;
-    i128 c;
-    if (x.m == 0) c = 0;
-    else if (x.e >= L) c = x.m << (x.e - L);
-    else {
-      int d = L - x.e;
-      bool neg = x.m < 0;
-      i128 fl = d > 120 ? (neg ? -1 : 0) : x.m >> d;
-      i128 r = d > 120 ? (neg ? 1 : 0) : x.m - (fl << d);  // > 0 when bits were dropped
-      i128 half = d > 120 ? 2 : (i128)1 << (d - 1);
-      bool inc = false;
-      switch (Q) {
-        case AP_TRN: inc = false; break;
-        case AP_TRN_ZERO: inc = neg && r != 0; break;
-        case AP_RND: inc = r >= half; break;
-        case AP_RND_CONV: inc = r > half || (r == half && (fl & 1)); break;
-        case AP_RND_ZERO: inc = r > half || (r == half && neg); break;
-        case AP_RND_MIN_INF: inc = r > half; break;
-        case AP_RND_INF: inc = r > half || (r == half && !neg); break;
-      }
-      c = fl + (inc ? 1 : 0);
-    }
-    i128 hi = S ? ((i128)1 << (W - 1)) - 1 : ((i128)1 << W) - 1;
-    i128 lo = S ? -((i128)1 << (W - 1)) : 0;
-    if (O == AP_SAT_SYM && S) lo = -hi;
-    if (O == AP_SAT || O == AP_SAT_SYM) { if (c > hi) c = hi; if (c < lo) c = lo; }
-    else c = wrap(c);
-    v = c;
-  }
-};
-template <int W, int I, ap_q_mode Q = AP_TRN, ap_o_mode O = AP_WRAP, int N = 0>
-struct ap_fixed : ap_fixed_base<W, I, true, Q, O> {
-  using ap_fixed_base<W, I, true, Q, O>::ap_fixed_base;
-  ap_fixed() {}
-};
-template <int W, int I, ap_q_mode Q = AP_TRN, ap_o_mode O = AP_WRAP, int N = 0>
-struct ap_ufixed : ap_fixed_base<W, I, false, Q, O> {
-  using ap_fixed_base<W, I, false, Q, O>::ap_fixed_base;
-  ap_ufixed() {}
-};
-`;
+/**
+ * One quantizer per rounding × overflow mode and per type, all reading one 13-bit input (all 8192
+ * codes are fed): types with fewer fractional bits (ties in every mode), fewer integer bits (SAT clips,
+ * WRAP wraps), unsigned, negative i, negative f, i above the width.
+ */
+function quantModesProgram(): Program {
+  const b = new ProgramBuilder();
+  const x = b.input(0, { k: 1, i: 6, f: 6 });
+  const types: Kif[] = [
+    { k: 1, i: 2, f: 1 },
+    { k: 0, i: 1, f: 2 },
+    { k: 1, i: -1, f: 4 },
+    { k: 1, i: 4, f: -2 },
+    { k: 0, i: 3, f: -1 },
+    { k: 1, i: 0, f: 0 },
+    { k: 0, i: 1, f: -1 },
+  ];
+  const out = [];
+  for (const r of ROUND_MODES) for (const o of OVERFLOW_MODES) for (const t of types) out.push({ wire: b.quant(x, t, r, o), shift: 0, neg: false });
+  return b.build('quant_modes', [{ name: 'x', shape: [1] }], [{ name: 'y', shape: [out.length] }], out);
+}
 
-test('HLS C++ compiles with g++ and equals the emulator (every op kind, 10,000 vectors)', (t) => {
-  if (!needTool(t, 'g++')) return;
-  const root = mkdtempSync(join(tmpdir(), 'hgq-hls-'));
-  try {
-    writeFileSync(join(root, 'ap_fixed.h'), AP_FIXED_STANDIN);
-    const programs = [coveringProgram(100), randomProgram(makeRng(77), { nOps: 80 }), randomProgram(makeRng(78), { nOps: 80 })];
-    programs.forEach((p, k) => {
-      const dir = join(root, `p${k}`);
-      const s = writeProject(p, dir, { format: 'hls', vectors: 0 });
-      const src = join(dir, s.files.source!);
-      assert.match(readText(src), /#pragma HLS PIPELINE II=1/);
-      const r = verify(dir, { vectors: k === 0 ? 10000 : 2000, apInclude: root, seed: k + 5 });
-      assert.equal(r.simulator, 'g++');
-      assert.equal(r.vectors, k === 0 ? 10000 : 2000);
-      assert.equal(r.mismatches, 0, `program ${k}: ${JSON.stringify(r.first_mismatch)}`);
+/**
+ * Comparisons across signedness and alignment: the vendor's ap_fixed gets `a < b` wrong on the operands'
+ * own types (a signed 17-bit value against an unsigned 36-bit one; with the former hls.ts min/max
+ * mismatched on about half of 300 random vectors here), so hls.ts compares in the union format. Also mux
+ * on a signed or unsigned condition and relu of signed and unsigned operands (the sign bit).
+ */
+function mixedSignProgram(): Program {
+  const b = new ProgramBuilder();
+  const s = b.input(0, { k: 1, i: 12, f: 4 });
+  const u = b.input(1, { k: 0, i: 17, f: 18 });
+  const s2 = b.input(2, { k: 1, i: -2, f: 9 });
+  const wires = [b.min(s, u), b.max(s, u), b.min(u, s2), b.max(s2, s), b.mux(s, u, s2), b.mux(u, s, s2), b.relu(s), b.relu(u), b.relu(s2)];
+  return b.build('mixed_sign', [{ name: 'x', shape: [3] }], [{ name: 'y', shape: [wires.length] }], wires.map((wire) => ({ wire, shift: 0, neg: false })));
+}
+
+/** Every code of every input field (fields ≤ 13 bits, one input), else `count` random port vectors with extremes. */
+function vectorsFor(p: Program, count: number, seed: number): { inputs: Float64Array; count: number } {
+  const il = inputLayout(p);
+  if (il.fields.length === 1 && il.fields[0]!.w <= 13) {
+    const f = il.fields[0]!;
+    const lo = f.signed ? -(2 ** (f.w - 1)) : 0;
+    const n = 2 ** f.w;
+    return { inputs: Float64Array.from({ length: n }, (_, c) => (lo + c) * 2 ** f.lsb + 0), count: n };
+  }
+  return { inputs: edgeAndRandomVectors(p, count, seed), count };
+}
+
+/** Edge vectors first (every field at its min, max, 0, ±1 step, min+1, max−1, alternating), then random ones. */
+function edgeAndRandomVectors(p: Program, count: number, seed: number): Float64Array {
+  const il = inputLayout(p);
+  const n = il.fields.length;
+  const x = randomPortValues(il, count, seed);
+  const at = (f: (typeof il.fields)[number], code: number) => {
+    const lo = f.w === 0 ? 0 : f.signed ? -(2 ** (f.w - 1)) : 0;
+    const hi = f.w === 0 ? 0 : f.signed ? 2 ** (f.w - 1) - 1 : 2 ** f.w - 1;
+    return Math.min(hi, Math.max(lo, code)) * 2 ** f.lsb + 0;
+  };
+  const edges: ((j: number, f: (typeof il.fields)[number]) => number)[] = [
+    (_, f) => at(f, -Infinity),
+    (_, f) => at(f, Infinity),
+    (_, f) => at(f, 0),
+    (_, f) => at(f, 1),
+    (_, f) => at(f, -1),
+    (_, f) => at(f, at(f, -Infinity) * 2 ** -f.lsb + 1),
+    (_, f) => at(f, at(f, Infinity) * 2 ** -f.lsb - 1),
+    (j, f) => at(f, j % 2 ? Infinity : -Infinity),
+    (j, f) => at(f, j % 2 ? -Infinity : Infinity),
+  ];
+  edges.forEach((e, v) => {
+    if (v < count) il.fields.forEach((f, j) => {
+      x[v * n + j] = e(j, f);
     });
-  } finally {
-    rmSync(root, { recursive: true, force: true });
+  });
+  return x;
+}
+
+/** Mismatches of the C++ outputs against the emulator, and the first one described. */
+function compare(c: HlsCase, got: bigint[][]): { mismatches: number; first: string | null } {
+  const ol = outputLayout(c.program);
+  const want = compileProgram(c.program).run(c.inputs, c.count);
+  let mismatches = 0;
+  let first: string | null = null;
+  for (let v = 0; v < c.count; v++)
+    ol.fields.forEach((f, j) => {
+      const w = fieldPattern(f, want[v * ol.fields.length + j]!);
+      if (got[v]![j] === w) return;
+      mismatches++;
+      first ??= `vector ${v}, output ${j}: C++ pattern ${got[v]![j]?.toString(16)}, emulator ${w.toString(16)} (${want[v * ol.fields.length + j]})`;
+    });
+  return { mismatches, first };
+}
+
+test('HLS C++ on the vendor ap_fixed equals the emulator bit for bit: all op kinds, every quantizer mode, edges, wide wires', (t) => {
+  if (!needVendorHeaders(t)) return;
+  const random = Array.from({ length: 8 }, (_, s) => randomProgram(makeRng(1000 + s), { nOps: 80 }));
+  // wires up to 90 bits (ap_fixed beyond 64-bit words), inputs kept ≤ 52 bits for exact vectors
+  const wide: Program[] = [];
+  for (let s = 0; wide.length < 2; s++) {
+    const p = randomProgram(makeRng(5000 + s), { nOps: 60, maxWidth: 90 });
+    if (inputLayout(p).fields.every((f) => f.w <= 52) && p.ops.some((op) => qiWidth(op.qint) > 64)) wide.push(p);
   }
+  const programs = [coveringProgram(100), quantModesProgram(), mixedSignProgram(), ...random, ...wide];
+  const cases: HlsCase[] = programs.map((program, k) => ({ program, ...vectorsFor(program, k === 0 ? 10000 : 1000, k + 1) }));
+  // the same covering program with a deliberately wrong C++ model: must be caught
+  const wrong: HlsCase = { ...cases[0]!, count: 500, inputs: cases[0]!.inputs.slice(0, 500 * inputLayout(cases[0]!.program).fields.length), mutate: (cpp) => cpp.replace(/AP_RND\w*/g, 'AP_TRN').replace(/AP_SAT\w*/g, 'AP_WRAP').replace(/ \+ /g, ' - ') };
+
+  // the suite covers what it claims
+  const kinds = new Set<OpKind>(programs.flatMap((p) => [...liveKinds(p)]));
+  assert.deepEqual(ALL_KINDS.filter((k) => !kinds.has(k)), [], 'every op kind reaches the C++');
+  const quants = programs.flatMap((p) => p.ops.filter((op) => op.kind === 'quant'));
+  assert.ok(quants.some((q) => q.kind === 'quant' && q.type.i < 0) && quants.some((q) => q.kind === 'quant' && q.type.f < 0), 'negative i and f');
+  assert.ok(quants.some((q) => q.kind === 'quant' && q.type.k + q.type.i + q.type.f <= 0), 'zero-width quantizers');
+  for (const r of ROUND_MODES) for (const o of OVERFLOW_MODES) assert.ok(quants.some((q) => q.kind === 'quant' && q.round === r && q.overflow === o), `${r}/${o}`);
+
+  const { outputs } = runHlsBatch([...cases, wrong], AP_INCLUDE);
+  cases.forEach((c, k) => {
+    const r = compare(c, outputs[k]!);
+    assert.equal(r.mismatches, 0, `program ${k} (${c.program.name}, ${c.count} vectors): ${r.first}`);
+  });
+  assert.ok(compare(wrong, outputs[cases.length]!).mismatches > 0, 'a wrong C++ model is detected');
 });
 
-test('a wrong HLS model is caught: mismatches counted, first vector reported', (t) => {
-  if (!needTool(t, 'g++')) return;
+test('the HLS project (testbench + verify, as convert --format hls --verify) passes on the vendor ap_fixed', (t) => {
+  if (!needVendorHeaders(t)) return;
   const root = mkdtempSync(join(tmpdir(), 'hgq-hls-'));
   try {
-    writeFileSync(join(root, 'ap_fixed.h'), AP_FIXED_STANDIN);
-    const p = coveringProgram(100, 40, 4);
-    const dir = join(root, 'bad');
-    const s = writeProject(p, dir, { format: 'hls', vectors: 0 });
-    const src = join(dir, s.files.source!);
-    // every rounding mode becomes truncation and every saturation a wrap: a different model
-    writeFileSync(src, readText(src).replace(/AP_RND\w*/g, 'AP_TRN').replace(/AP_SAT\w*/g, 'AP_WRAP').replace(/ \+ /g, ' - '));
-    const r = verify(dir, { vectors: 500, apInclude: root });
-    assert.ok(r.mismatches > 0);
-    assert.ok(r.first_mismatch && r.first_mismatch.vector >= 0 && r.first_mismatch.input.length === 8);
+    const p = coveringProgram(100);
+    const s = writeProject(p, root, { format: 'hls', vectors: 0 });
+    assert.match(readFileSync(join(root, s.files.source!), 'utf8'), /#pragma HLS PIPELINE II=1/);
+    const r = verify(root, { vectors: 3000, apInclude: AP_INCLUDE, seed: 5 });
+    assert.equal(r.simulator, 'g++');
+    assert.equal(r.vectors, 3000);
+    assert.equal(r.mismatches, 0, JSON.stringify(r.first_mismatch));
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
 });
-
-import { readFileSync } from 'node:fs';
-function readText(p: string): string {
-  return readFileSync(p, 'utf8');
-}

@@ -35,7 +35,12 @@ export function apType(f: Fmt, q?: RoundMode, o?: OverflowMode): string {
 
 /** The smallest format holding every (non-empty) field's format. */
 export function supersetFmt(l: BusLayout): Fmt {
-  const fs = l.fields.filter((f) => f.w > 0);
+  return unionFmt(l.fields);
+}
+
+/** The smallest format holding every (non-empty) format of `fmts`. */
+export function unionFmt(fmts: readonly Fmt[]): Fmt {
+  const fs = fmts.filter((f) => f.w > 0);
   if (fs.length === 0) return { w: 1, lsb: 0, signed: false };
   const signed = fs.some((f) => f.signed);
   const lo = Math.min(...fs.map((f) => f.lsb));
@@ -46,6 +51,26 @@ export function supersetFmt(l: BusLayout): Fmt {
 function constExpr(v: number): string {
   if (v === 0) return 'ap_ufixed<1, 1>(0)';
   return `${apType(fmtOf(qiConst(v)))}(${formatDyadic(v)})`;
+}
+
+/**
+ * `a < b` in one common exact type. Xilinx's ap_fixed compares operands of different signedness wrongly
+ * (e.g. ap_fixed<17,13>(-2413.125) < ap_ufixed<35,17>(16.25) is false: ap_fixed_base's OP_CMP_AF aligns
+ * the fractions, then compares the raw ap_int_base values of mixed sign), so both sides are first
+ * converted to their union format, where the comparison is of two equal types.
+ */
+function lessExpr(a: string, fa: Fmt, b: string, fb: Fmt): string {
+  const U = apType(unionFmt([fa, fb]));
+  return `${U}(${a}) < ${U}(${b})`;
+}
+
+/**
+ * `x < 0` as the sign bit, with no comparison: the vendor header compares with an int by converting it
+ * to ap_fixed<32,32>, a mixed-sign comparison for unsigned x (correct in the tests, but the sign bit says
+ * the same without relying on it; an unsigned value is never negative).
+ */
+function isNegExpr(x: string, f: Fmt): string {
+  return f.signed ? `${x}.is_neg()` : 'false';
 }
 
 /** value · 2^s, exactly: widen, then shift within the wider type. */
@@ -118,7 +143,7 @@ void ${top}(const ${top}_in_t inp[${nIn}], ${top}_out_t outp[${nOut}]);
         e = `${ref(op.a)} + ${constExpr(op.value)}`;
         break;
       case 'relu':
-        e = `${ref(op.a)} > 0 ? ${T}(${ref(op.a)}) : ${T}(0)`;
+        e = `${isNegExpr(ref(op.a), fmtRef(op.a))} ? ${T}(0) : ${T}(${ref(op.a)})`;
         break;
       case 'quant': {
         const w = op.type.k + op.type.i + op.type.f;
@@ -127,16 +152,16 @@ void ${top}(const ${top}_in_t inp[${nIn}], ${top}_out_t outp[${nOut}]);
         break;
       }
       case 'mux':
-        e = `${ref(op.cond)} < 0 ? ${T}(${ref(op.a)}) : ${T}(${ref(op.b)})`;
+        e = `${isNegExpr(ref(op.cond), fmtRef(op.cond))} ? ${T}(${ref(op.a)}) : ${T}(${ref(op.b)})`;
         break;
       case 'mul':
         e = `${ref(op.a)} * ${ref(op.b)}`;
         break;
       case 'min':
-        e = `${ref(op.a)} < ${ref(op.b)} ? ${T}(${ref(op.a)}) : ${T}(${ref(op.b)})`;
+        e = `${lessExpr(ref(op.a), fmtRef(op.a), ref(op.b), fmtRef(op.b))} ? ${T}(${ref(op.a)}) : ${T}(${ref(op.b)})`;
         break;
       case 'max':
-        e = `${ref(op.a)} < ${ref(op.b)} ? ${T}(${ref(op.b)}) : ${T}(${ref(op.a)})`;
+        e = `${lessExpr(ref(op.a), fmtRef(op.a), ref(op.b), fmtRef(op.b))} ? ${T}(${ref(op.b)}) : ${T}(${ref(op.a)})`;
         break;
       case 'lut': {
         // ROM indexed by the operand's raw bit pattern (2^w entries; unreachable patterns hold 0)

@@ -8,13 +8,29 @@
  */
 import type { HgqLayer, HgqModel, HgqQuantizer } from './hgq2-model.ts';
 import { quantizerBits } from './hgq2-model.ts';
+import { undoLastOptimizerStep } from './last-step.ts';
 import { broadcastTo, conv1d, conv1dGeometry, einsum, parseEinsum, prod } from './nd.ts';
+
+/**
+ * How many bias additions a dense/einsum layer's EBOPs count: one per output element (HGQ2 today, and
+ * the hardware: each output adds its bias once), or, in the HGQ2 releases that wrote the
+ * hgq-ae checkpoints, one per *input* element (`mean(bits_bias)·prod(input shape)`, a bug HGQ2 has
+ * since fixed). HGQ2-SEMANTICS.md §5.
+ */
+export type BiasCount = 'outputs' | 'inputs';
 
 export interface LayerEbops {
   name: string;
   className: string;
-  /** exact value of HGQ2's formula on the stored state */
+  /** exact value of HGQ2's (current) formula on the saved state: what we report */
   ebops: number;
+  /** the formula of the HGQ2 version that wrote the file (its bias count), on the saved state */
+  asWritten: number;
+  /**
+   * the same formula on the state before the last optimizer step (last-step.ts), the state HGQ2
+   * computed the stored value from; null when that step cannot be undone
+   */
+  atLastStep: number | null;
   /** what HGQ2 last stored in the layer's `ebops` variable (uint32), null if none */
   stored: number | null;
 }
@@ -24,7 +40,22 @@ export interface ModelEbops {
   /** Σ floor(per-layer) — how HGQ2 sums its uint32 per-layer values */
   totalFloored: number;
   storedTotal: number | null;
+  /** the bias count of the HGQ2 version that wrote the file (hgq2BiasCount) */
+  writtenBiasCount: BiasCount;
+  /** why `atLastStep` is null, or null when the last step was undone */
+  lastStepUnavailable: string | null;
   layers: LayerEbops[];
+}
+
+/**
+ * The bias count of the HGQ2 version that wrote `model`. HGQ2 began saving `ebops_factor` in every
+ * layer config (base.py) after the hgq-ae checkpoints were written (none of them has it; files from
+ * HGQ2 0.1.10 have it and count outputs); those checkpoints count inputs, as their stored per-layer
+ * values show exactly (test/import-ebops.test.ts).
+ */
+export function hgq2BiasCount(model: HgqModel): BiasCount {
+  const qLayers = model.layers.filter((l) => l.className.startsWith('Q'));
+  return qLayers.some((l) => l.config && 'ebops_factor' in l.config) ? 'outputs' : 'inputs';
 }
 
 /** Bits of `q` broadcast to the batch-1 input shape (1, ...shape[1:]). */
@@ -45,41 +76,46 @@ function inputShapes(layer: HgqLayer): (number | null)[][] {
   return layer.inbound.map((r) => r.shape);
 }
 
-/** HGQ2's `_compute_ebops` for one layer (before `ebops_factor`), or null for layers without EBOPs. */
-export function layerEbops(layer: HgqLayer): number | null {
+/**
+ * HGQ2's `_compute_ebops` for one layer (before `ebops_factor`), or null for layers without EBOPs.
+ * `biasCount` selects the bias term of dense/einsum layers (BiasCount); other layers have one formula.
+ */
+export function layerEbops(layer: HgqLayer, biasCount: BiasCount = 'outputs'): number | null {
   const c = layer.config;
   if (c?.enable_ebops === false) return null;
   const [shape] = inputShapes(layer);
   switch (layer.className) {
     case 'QDense': {
-      // QDense._compute_ebops: Σ(bits_in @ bits_kernel) + mean(bits_bias)·prod(shape[:-1])·units,
-      // times parallelization_factor / n_parallel (1 by default).
+      // QDense._compute_ebops: (Σ(bits_in @ bits_kernel) + mean(bits_bias)·prod(shape[:-1])·units)
+      // × parallelization_factor / n_parallel (1 by default). Older HGQ2 (dense.py @e29ad7f2): only the
+      // product term scaled, bias term mean(bits_bias)·prod(shape).
       const bi = bitsOn(layer.iq!, shape!);
       const kq = layer.kq!;
       const bk = broadcastTo(quantizerBits(kq), kq.shape, layer.vars.kernel!.shape);
       const kShape = layer.vars.kernel!.shape;
       const letters = 'abcdefgh'.slice(0, bi.shape.length - 1);
-      let e = einsum(parseEinsum(`${letters}x,xy->`), bi.data, bi.shape, bk, kShape).data[0]!;
-      if (layer.bq) {
-        const outSize = prod(bi.shape.slice(0, -1)) * c.units;
-        e += mean(quantizerBits(layer.bq)) * outSize;
-      }
+      const products = einsum(parseEinsum(`${letters}x,xy->`), bi.data, bi.shape, bk, kShape).data[0]!;
       const nParallel = prod(bi.shape.slice(1, -1));
       const pf = c.parallelization_factor === undefined || c.parallelization_factor < 0 ? nParallel : c.parallelization_factor;
-      return (e * pf) / nParallel;
+      const biasBits = layer.bq ? mean(quantizerBits(layer.bq)) : 0;
+      if (biasCount === 'inputs') return (products * pf) / nParallel + biasBits * prod(bi.shape);
+      return ((products + biasBits * prod(bi.shape.slice(0, -1)) * c.units) * pf) / nParallel;
     }
     case 'QEinsumDense':
     case 'QEinsumDenseBatchnorm': {
       // QEinsumDense._compute_ebops: einsum('<inp>,<ker>->', bits_in, bits_kernel)
-      //   + mean(bits_bias)·prod(full_output_shape[1:]), times ebops_scaler.
-      // For the batch-norm variant the kernel quantizer acts on the fused kernel, same shape.
+      //   + mean(bits_bias)·prod(full_output_shape[1:]), times ebops_scaler. The older HGQ2 of the hgq-ae
+      // checkpoints counted prod(input shape) there instead (BiasCount).
+      // For the batch-norm variant the kernel quantizer acts on the fused kernel, same shape; bit widths
+      // do not depend on values, so training with batch statistics does not change EBOPs.
       const eq = parseEinsum(c.equation);
       const bi = bitsOn(layer.iq!, shape!);
       const kq = layer.kq!;
       const kShape = layer.vars.kernel!.shape;
       const bk = broadcastTo(quantizerBits(kq), kq.shape, kShape);
       let e = einsum({ a: eq.a, b: eq.b, out: '' }, bi.data, bi.shape, bk, kShape).data[0]!;
-      if (layer.bq) e += mean(quantizerBits(layer.bq)) * prod(c.output_shape as number[]);
+      const biasAdds = biasCount === 'inputs' ? prod(bi.shape) : prod(c.output_shape as number[]);
+      if (layer.bq) e += mean(quantizerBits(layer.bq)) * biasAdds;
       return e * (c.ebops_scaler ?? 1);
     }
     case 'QConv1D': {
@@ -188,24 +224,35 @@ function reduceMin(data: ArrayLike<number>, shape: readonly number[], axes: read
   return reduceAxes(data, shape, axes, Infinity, Math.min).data;
 }
 
-/** EBOPs of every layer and the total, from the stored state. */
+/**
+ * EBOPs of every layer and the total, from the saved state (HGQ2's current formulas), next to what the
+ * file's HGQ2 version computed: on the saved state, and on the state of the last training step, which
+ * is where the stored per-layer values come from.
+ */
 export function modelEbops(model: HgqModel): ModelEbops {
+  const written = hgq2BiasCount(model);
+  const undone = undoLastOptimizerStep(model);
+  const before = 'model' in undone ? undone.model : null;
   const layers: LayerEbops[] = [];
   for (const layer of model.layers) {
     const e = layerEbops(layer);
     if (e === null) continue;
+    const factor = layer.config.ebops_factor ?? 1;
     const st = layer.vars.ebops;
+    const prev = before ? layerEbops(before.byName.get(layer.name)!, written) : null;
     layers.push({
       name: layer.name,
       className: layer.className,
-      ebops: e * (layer.config.ebops_factor ?? 1),
+      ebops: e * factor,
+      asWritten: layerEbops(layer, written)! * factor,
+      atLastStep: prev === null ? null : prev * factor,
       stored: st ? Number(st.data[0]) : null,
     });
   }
   const total = layers.reduce((a, l) => a + l.ebops, 0);
   const totalFloored = layers.reduce((a, l) => a + Math.floor(l.ebops), 0);
   const stored = layers.every((l) => l.stored !== null) ? layers.reduce((a, l) => a + l.stored!, 0) : null;
-  return { total, totalFloored, storedTotal: stored, layers };
+  return { total, totalFloored, storedTotal: stored, writtenBiasCount: written, lastStepUnavailable: 'reason' in undone ? undone.reason : null, layers };
 }
 
 /** The EBOPs an HGQ2 checkpoint's file name carries ('...-ebops=13285.keras'), or null. */

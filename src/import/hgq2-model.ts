@@ -58,9 +58,21 @@ export interface HgqLayer {
   bq: HgqQuantizer | null;
 }
 
+/** The optimizer as saved with a compiled model: its compile config and its variables in order. */
+export interface HgqOptimizer {
+  /** compile_config.optimizer.class_name, e.g. 'Adam' */
+  className: string;
+  /** compile_config.optimizer.config (beta_1, epsilon, amsgrad, weight_decay, ...) */
+  config: any;
+  /** optimizer/vars/0.. (Keras: iterations, learning rate, then the slots of every trainable variable) */
+  vars: H5Tensor[];
+}
+
 export interface HgqModel {
   path: string;
   kerasVersion: string | null;
+  /** null when the file holds no optimizer state (saved uncompiled or without it) */
+  optimizer: HgqOptimizer | null;
   layers: HgqLayer[];
   byName: Map<string, HgqLayer>;
   inputs: string[];
@@ -154,7 +166,15 @@ export function hgq2ModelFromArchive(ar: KerasArchive): HgqModel {
   const outputs = sequential ? [layers.at(-1)!.name] : refs(cfg.config.output_layers);
   for (const n of [...inputs, ...outputs]) if (!byName.has(n)) err(`config.json names model input/output '${n}', which is not a layer`);
   for (const l of layers) for (const r of l.inbound) if (!byName.has(r.layer)) err(`layer '${l.name}' takes input from unknown layer '${r.layer}'`);
-  return { path: file, kerasVersion: ar.metadata?.keras_version ?? null, layers, byName, inputs, outputs };
+  return { path: file, kerasVersion: ar.metadata?.keras_version ?? null, optimizer: decodeOptimizer(ar), layers, byName, inputs, outputs };
+}
+
+function decodeOptimizer(ar: KerasArchive): HgqOptimizer | null {
+  const conf = ar.config?.compile_config?.optimizer;
+  const vars: H5Tensor[] = [];
+  for (let j = 0; ar.optimizer.has(`optimizer/vars/${j}`); j++) vars.push(ar.optimizer.get(`optimizer/vars/${j}`)!);
+  if (!conf || typeof conf !== 'object' || vars.length === 0) return null;
+  return { className: String(conf.class_name ?? ''), config: conf.config ?? {}, vars };
 }
 
 function sequentialInbound(L: any, name: string, prev: HgqLayer | undefined, err: (w: string) => never): { inbound: InboundRef[]; callArgs: any[] } {

@@ -35,10 +35,15 @@ export interface KerasArchive {
   /** parsed metadata.json, or null when the archive has none */
   metadata: any;
   /**
-   * every dataset of model.weights.h5 except the optimizer's state (`optimizer/...`, not needed for
-   * inference), keyed by its path without the leading '/' (e.g. 'layers/q_dense/vars/0')
+   * every dataset of model.weights.h5 except the optimizer's state, keyed by its path without the
+   * leading '/' (e.g. 'layers/q_dense/vars/0')
    */
   weights: Map<string, H5Tensor>;
+  /**
+   * the optimizer's state (`optimizer/vars/0`: iterations, `1`: learning rate, then its slots), saved
+   * when the model was compiled; not needed for inference (last-step.ts uses it to explain stored EBOPs)
+   */
+  optimizer: Map<string, H5Tensor>;
   /** attributes of every group that has some (e.g. 'layers/q_dense/vars' → { name: 'q_dense' }) */
   groupAttrs: Map<string, Record<string, unknown>>;
 }
@@ -98,8 +103,8 @@ export async function readKerasArchiveBytes(bytes: Uint8Array, label: string): P
   const config = parseJson(CONFIG, await member(CONFIG, true));
   const metadata = parseJson(METADATA, await member(METADATA, false));
   const h5 = (await member(WEIGHTS, true))!;
-  const { weights, groupAttrs } = await readH5(h5, `${label}: ${WEIGHTS}`);
-  return { path: label, config, metadata, weights, groupAttrs };
+  const { weights, optimizer, groupAttrs } = await readH5(h5, `${label}: ${WEIGHTS}`);
+  return { path: label, config, metadata, weights, optimizer, groupAttrs };
 }
 
 /** Python's json module writes Infinity, -Infinity and NaN (e.g. `i_decay_speed: Infinity`); JSON.parse does not accept them. */
@@ -173,6 +178,7 @@ async function readH5(bytes: Uint8Array, label: string) {
   FS.writeFile(name, bytes);
   let file: h5wasm.File | null = null;
   const weights = new Map<string, H5Tensor>();
+  const optimizer = new Map<string, H5Tensor>();
   const groupAttrs = new Map<string, Record<string, unknown>>();
   try {
     try {
@@ -187,7 +193,6 @@ async function readH5(bytes: Uint8Array, label: string) {
       for (const key of g.keys()) {
         const child = g.get(key);
         const p = prefix + key;
-        if (p === 'optimizer') continue;
         if (child instanceof h5wasm.Group) walk(child, p + '/');
         else if (child instanceof h5wasm.Dataset) {
           const md = child.metadata;
@@ -198,7 +203,7 @@ async function readH5(bytes: Uint8Array, label: string) {
           const data = toTyped(dtype, child.value);
           const n = shape.reduce((a, b) => a * b, 1);
           if (data.length !== n) fail(label, `dataset ${p}: read ${data.length} values for shape [${shape}]`);
-          weights.set(p, { shape, dtype, data });
+          (p.startsWith('optimizer/') ? optimizer : weights).set(p, { shape, dtype, data });
         }
       }
     };
@@ -216,5 +221,5 @@ async function readH5(bytes: Uint8Array, label: string) {
     }
     FS.unlink(name);
   }
-  return { weights, groupAttrs };
+  return { weights, optimizer, groupAttrs };
 }
