@@ -1,14 +1,17 @@
 /**
  * The fast training engine: a model description (layer sizes, parameter arrays, quantizer configs) laid out
  * in one shared WebAssembly.Memory, trained by fused forward+backward+Adam steps in the compiled kernels.
- * Threads split the batch (each runs `run_slice` over its samples into its own gradient block); the main
- * thread reduces the blocks and runs the per-parameter work (weight quantizers, EBOPs, L1, Adam).
+ * Threads split the batch (each runs `run_slice` over its samples into its own gradient block), then the
+ * weights' rows for the per-parameter work (reducing the blocks, weight quantizers, EBOPs, L1, Adam, and the
+ * next forward's weight quantization).
  *
  * No Node-only API here: threads come from a `WorkerPool` (src/engine/pool-node.ts under Node; see pool.ts).
  */
 import { instantiate, loadKernels, WA, type KernelExports, type WasmMemory, type WasmModule } from './kernels.ts';
-import { AdamState, checkArr, paramGradients, ParamArena, type KbiMem, type KifMem } from './params.ts';
-import { AREA_WORDS, CTRL_BYTES, defaultThreads, poolFactoryFor, Rounds } from './pool.ts';
+import { AdamState, checkArr, paramGradients, ParamArena, type AdamArgs, type KbiMem, type KifMem } from './params.ts';
+import { AREA_WORDS, CTRL_BYTES, defaultThreads, poolFactoryFor, Rounds, type Call } from './pool.ts';
+
+const fr = Math.fround;
 import type { EngineOptions, EngineState, ModelDesc, Param, StepResult, TrainEngine } from './types.ts';
 
 // the chain's description types, where tests and benches have imported them from
@@ -28,7 +31,28 @@ interface LayerMem {
   pW: Param; pB?: Param; kq?: KbiMem; bqq?: KbiMem; iq?: KifMem;
   /** byte offsets in each thread's gradient block: ∂L/∂Wq, ∂L/∂bq (−1: no bias), input-quantizer sums, |x| maxima */
   gWo: number; gBo: number; sumsO: number; amxO: number;
+  /** f64 EBOPs of each input row and of the bias (ebops_dense_rows, ebops_bias) */
+  ebopsRows: number; ebopsBias: number;
   beta: number;
+}
+
+/** A layer's parameters indexed like its kernel (K×N): the kernel and its quantizer's bits. */
+function weightRowParams(lm: LayerMem): Param[] {
+  return lm.kq ? [lm.pW, lm.kq.pb, lm.kq.pi] : [lm.pW];
+}
+
+/** A layer's parameters indexed by input (K): its input quantizer's bits. */
+function inputParams(lm: LayerMem): Param[] {
+  return lm.iq ? [lm.iq.pi, lm.iq.pf] : [];
+}
+
+/** A layer's parameters indexed by unit (N): the bias and its quantizer's bits. */
+function biasParams(lm: LayerMem): Param[] {
+  return lm.pB ? (lm.bqq ? [lm.pB, lm.bqq.pb, lm.bqq.pi] : [lm.pB]) : [];
+}
+
+function clampCall(calls: Call[], p: Param, o: number, n: number): void {
+  if (p.lo > -Infinity || p.hi < Infinity) calls.push(['clamp', n, p.ptr + 4 * o, p.lo, p.hi]);
 }
 
 /** Bump allocator of one thread's block (offsets relative to the block, 64-byte aligned). */
@@ -96,7 +120,8 @@ export class Engine implements TrainEngine {
     if (ld.activation !== 'relu' && ld.activation !== 'linear') throw new Error(`hgq engine: layer ${li} activation ${ld.activation} is not supported (relu or linear)`);
     const pre = `layers[${li}]`;
     const pW = ar.param(`${pre}.kernel`, checkArr(ld.kernel, K * N, `${pre}.kernel`), true);
-    const lm: LayerMem = { K, N, flags: 0, W: pW.ptr, Wq: pW.ptr, WqT: ar.alloc(K * N * 4), bias: 0, bq: 0, gWo: 0, gBo: -1, sumsO: 0, amxO: 0, pW, beta: ld.beta ?? 0 };
+    const lm: LayerMem = { K, N, flags: 0, W: pW.ptr, Wq: pW.ptr, WqT: ar.alloc(K * N * 4), bias: 0, bq: 0, gWo: 0, gBo: -1, sumsO: 0, amxO: 0,
+      ebopsRows: ar.alloc(8 * K), ebopsBias: ar.alloc(8), pW, beta: ld.beta ?? 0 };
     if (ld.kq) { lm.kq = ar.kbi(ld.kq, K * N, `${pre}.kq`); lm.Wq = ar.alloc(K * N * 4); }
     if (ld.bias) {
       lm.pB = ar.param(`${pre}.bias`, checkArr(ld.bias, N, `${pre}.bias`), true);
@@ -219,25 +244,48 @@ export class Engine implements TrainEngine {
     return { x: new Float32Array(buf, this.inputPtr, B * this.K0), y: new Float32Array(buf, this.inputPtr + B * this.K0 * 4, B * this.C) };
   }
 
-  /**
-   * Bounds, forward quantization of all weights, preparation of the activation quantizers (main thread).
-   * The bit parameters are clamped to their bounds before the forward pass, as the tfjs quantizers do.
-   */
-  private prepare(): void {
-    const k = this.k;
-    for (const p of this.params) if (p.lo > -Infinity || p.hi < Infinity) k.clamp(p.n, p.ptr, p.lo, p.hi);
-    for (const lm of this.layers) {
-      if (lm.kq) k.kbi_fwd(lm.K * lm.N, lm.W, lm.kq.b, lm.kq.i, lm.kq.k, lm.kq.mode, lm.Wq);
-      k.transpose_w(lm.Wq, lm.K, lm.N, lm.WqT); // for the backward's dense_bwd_dx_t
-      if (lm.bqq) k.kbi_fwd(lm.N, lm.bias, lm.bqq.b, lm.bqq.i, lm.bqq.k, lm.bqq.mode, lm.bq);
-      if (lm.iq) k.prep_act(lm.K, lm.iq.i, lm.iq.f, lm.iq.k, lm.iq.mode, lm.iq.prep);
-    }
+  /** [r0, n): thread t's input rows of a K-row layer (multiples of 4, so every split keeps the kernels' SIMD groups). */
+  private rows(t: number, K: number): [number, number] {
+    const per = Math.ceil(K / this.threads / 4) * 4;
+    const r0 = Math.min(K, t * per);
+    return [r0, Math.min(K, r0 + per) - r0];
   }
 
-  /** Runs forward+backward over the batch on all threads; leaves reduced gradients in thread 0's block. */
+  /** The thread that does layer l's bias (and bias-quantizer) work in the per-parameter rounds. */
+  private biasThread(l: number): number {
+    return this.threads - 1 - (l % this.threads);
+  }
+
+  /**
+   * Bounds, forward quantization of all weights, preparation of the activation quantizers, split by input rows
+   * over the threads. The bit parameters are clamped to their bounds before the forward pass, as the tfjs
+   * quantizers do.
+   */
+  private prepare(): void {
+    this.rounds.run((t) => {
+      const calls: Call[] = [];
+      this.layers.forEach((lm, l) => {
+        const [r0, nr] = this.rows(t, lm.K), e0 = r0 * lm.N, ne = nr * lm.N;
+        if (nr > 0) {
+          for (const p of weightRowParams(lm)) clampCall(calls, p, e0, ne);
+          for (const p of inputParams(lm)) clampCall(calls, p, r0, nr);
+          if (lm.kq) calls.push(['kbi_fwd', ne, lm.W + 4 * e0, lm.kq.b + 4 * e0, lm.kq.i + 4 * e0, lm.kq.k + 4 * e0, lm.kq.mode, lm.Wq + 4 * e0]);
+          calls.push(['transpose_w_rows', lm.Wq, lm.K, lm.N, lm.WqT, r0, nr]); // for the backward's dense_bwd_dx_t
+          if (lm.iq) calls.push(['prep_act', nr, lm.iq.i + 4 * r0, lm.iq.f + 4 * r0, lm.iq.k + 4 * r0, lm.iq.mode, lm.iq.prep + 16 * r0]);
+        }
+        if (t === this.biasThread(l)) {
+          for (const p of biasParams(lm)) clampCall(calls, p, 0, lm.N);
+          if (lm.bqq) calls.push(['kbi_fwd', lm.N, lm.bias, lm.bqq.b, lm.bqq.i, lm.bqq.k, lm.bqq.mode, lm.bq]);
+        }
+      });
+      return calls;
+    });
+  }
+
+  /** Runs forward+backward over the batch on all threads, each into its gradient block; returns the loss and hit sums. */
   private forwardBackward(B: number, invB: number): { loss: number; hits: number } {
     const pl = new Int32Array(this.memory.buffer, this.plan, 8);
-    pl[7] = new Int32Array(new Float32Array([invB]).buffer)[0];
+    pl[7] = new Int32Array(new Float32Array([invB]).buffer)[0]!;
     const T = this.threads;
     const slices: Array<[number, number]> = [];
     if (T > 1 && this.schedule === 'dynamic') {
@@ -253,22 +301,99 @@ export class Engine implements TrainEngine {
       }
     }
     this.rounds.run((t) => [['run_slice', this.plan, t, slices[t]![0], slices[t]![1]]]);
-    // reduce into thread 0's block
-    const G0 = this.threadBase + new Int32Array(this.memory.buffer, this.plan, 16)[14];
     const f64 = new Float64Array(this.memory.buffer);
-    let loss = f64[(G0 + this.lossO) / 8], hits = f64[(G0 + this.lossO) / 8 + 1];
-    for (let t = 1; t < T; t++) {
-      const Gt = G0 + t * this.threadBytes;
-      for (const lm of this.layers) {
-        this.k.add_into(G0 + lm.gWo, Gt + lm.gWo, lm.K * lm.N);
-        if (lm.gBo >= 0) this.k.add_into(G0 + lm.gBo, Gt + lm.gBo, lm.N);
-        this.k.add_into(G0 + lm.sumsO, Gt + lm.sumsO, 3 * lm.K);
-        this.k.max_into(G0 + lm.amxO, Gt + lm.amxO, lm.K);
-      }
-      loss += f64[(Gt + this.lossO) / 8];
-      hits += f64[(Gt + this.lossO) / 8 + 1];
+    let loss = 0, hits = 0;
+    for (let t = 0; t < T; t++) {
+      const o = (this.gradBlock(t) + this.lossO) / 8;
+      if (t === 0) { loss = f64[o]!; hits = f64[o + 1]!; } else { loss += f64[o]!; hits += f64[o + 1]!; }
     }
     return { loss, hits };
+  }
+
+  /** Byte address of thread t's gradient block. */
+  private gradBlock(t: number): number {
+    return this.threadBase + t * this.threadBytes + new Int32Array(this.memory.buffer, this.plan, 16)[14]!;
+  }
+
+  /** WRAP integer bits follow the data (the |x| maxima over all threads), before EBOPs are taken. */
+  private trackWrap(): void {
+    const k = this.k, G0 = this.gradBlock(0);
+    for (const lm of this.layers) {
+      if (!lm.iq || lm.iq.mode !== 0) continue;
+      for (let t = 1; t < this.threads; t++) k.max_into(G0 + lm.amxO, this.gradBlock(t) + lm.amxO, lm.K);
+      k.wrap_track(lm.K, lm.iq.i, lm.iq.f, G0 + lm.amxO, lm.iq.decay, lm.iq.iBounds[0], lm.iq.iBounds[1]);
+    }
+  }
+
+  /**
+   * The per-parameter phase, split by input rows over the threads (each layer's bias part on one thread): the
+   * threads' gradients reduced into thread 0's block, the quantizers' backward, EBOPs and L1 gradients, Adam.
+   * Per element the same operations in the same order as on one thread, so results do not depend on the split.
+   */
+  private updateParams(): { ebops: number; ebopsLoss: number } {
+    const adam = this.adam.stepArgs();
+    const blocks = Array.from({ length: this.threads }, (_, t) => this.gradBlock(t));
+    this.rounds.run((t) => {
+      const calls: Call[] = [];
+      this.layers.forEach((lm, l) => {
+        const [r0, nr] = this.rows(t, lm.K);
+        if (nr > 0) this.weightRowsUpdate(calls, lm, blocks, r0, nr, adam);
+        if (t === this.biasThread(l) && lm.pB) this.biasUpdate(calls, lm, blocks, adam);
+      });
+      return calls;
+    });
+    this.adam.advance();
+    let ebops = 0, ebopsLoss = 0;
+    const f64 = new Float64Array(this.memory.buffer);
+    for (const lm of this.layers) {
+      if (!lm.iq || !lm.kq) continue;
+      let e = 0; // summed as ebops_dense does: rows in order, then the bias
+      for (let r = 0; r < lm.K; r++) e += f64[lm.ebopsRows / 8 + r]!;
+      if (lm.bqq) e += f64[lm.ebopsBias / 8]!;
+      ebops += e;
+      ebopsLoss += lm.beta * e;
+    }
+    return { ebops, ebopsLoss };
+  }
+
+  /** Rows [r0, r0 + nr) of a layer's kernel, its quantizer and its input quantizer, through the whole update. */
+  private weightRowsUpdate(calls: Call[], lm: LayerMem, blocks: number[], r0: number, nr: number, adam: AdamArgs): void {
+    const N = lm.N, e0 = r0 * N, ne = nr * N, G0 = blocks[0]!, gWq = G0 + lm.gWo + 4 * e0, sums = G0 + lm.sumsO + 12 * r0;
+    for (const Gt of blocks.slice(1)) {
+      calls.push(['add_into', gWq, Gt + lm.gWo + 4 * e0, ne]);
+      if (lm.iq) calls.push(['add_into', sums, Gt + lm.sumsO + 12 * r0, 3 * nr]);
+    }
+    const wp = weightRowParams(lm), ip = inputParams(lm);
+    for (const p of wp) calls.push(['zero', p.grad + 4 * e0, ne]);
+    for (const p of ip) calls.push(['zero', p.grad + 4 * r0, nr]);
+    const at = (ptr: number) => ptr + 4 * e0, atIn = (ptr: number) => ptr + 4 * r0;
+    if (lm.kq) calls.push(['kbi_bwd', ne, at(lm.W), at(lm.kq.b), at(lm.kq.i), at(lm.kq.k), lm.kq.mode, at(lm.Wq), gWq, at(lm.pW.grad), at(lm.kq.pb.grad), at(lm.kq.pi.grad)]);
+    else calls.push(['add_into', at(lm.pW.grad), gWq, ne]);
+    const iq = lm.iq;
+    if (iq) calls.push(['kif_grads', nr, atIn(iq.i), atIn(iq.f), atIn(iq.k), iq.mode, sums, atIn(iq.pi.grad), atIn(iq.pf.grad)]);
+    if (iq && lm.kq) {
+      calls.push(['ebops_dense_rows', nr, N, atIn(iq.i), atIn(iq.f), atIn(iq.k), iq.mode, at(lm.kq.b), at(lm.kq.k), lm.kq.mode, fr(lm.beta),
+        atIn(iq.pi.grad), atIn(iq.pf.grad), at(lm.kq.pb.grad), lm.ebopsRows + 8 * r0]);
+    }
+    // (the L1 gradient of a non-trainable parameter is computed but never applied)
+    for (const p of wp) if (p.l1 > 0) calls.push(['add_scalar', ne, p.grad + 4 * e0, fr(p.l1)]);
+    for (const p of ip) if (p.l1 > 0) calls.push(['add_scalar', nr, p.grad + 4 * r0, fr(p.l1)]);
+    for (const p of wp) if (p.trainable) calls.push(['adam', ne, p.ptr + 4 * e0, p.grad + 4 * e0, p.m + 4 * e0, p.v + 4 * e0, ...adam]);
+    for (const p of ip) if (p.trainable) calls.push(['adam', nr, p.ptr + 4 * r0, p.grad + 4 * r0, p.m + 4 * r0, p.v + 4 * r0, ...adam]);
+  }
+
+  /** A layer's bias and bias quantizer through the whole update (one thread). */
+  private biasUpdate(calls: Call[], lm: LayerMem, blocks: number[], adam: AdamArgs): void {
+    const N = lm.N, gBq = blocks[0]! + lm.gBo;
+    for (const Gt of blocks.slice(1)) calls.push(['add_into', gBq, Gt + lm.gBo, N]);
+    const bp = biasParams(lm);
+    for (const p of bp) calls.push(['zero', p.grad, N]);
+    const q = lm.bqq;
+    if (q) calls.push(['kbi_bwd', N, lm.bias, q.b, q.i, q.k, q.mode, lm.bq, gBq, lm.pB!.grad, q.pb.grad, q.pi.grad]);
+    else calls.push(['add_into', lm.pB!.grad, gBq, N]);
+    if (q && lm.iq && lm.kq) calls.push(['ebops_bias', N, q.b, q.k, q.mode, fr(lm.beta), q.pb.grad, lm.ebopsBias]);
+    for (const p of bp) if (p.l1 > 0) calls.push(['add_scalar', N, p.grad, fr(p.l1)]);
+    for (const p of bp) if (p.trainable) calls.push(['adam', N, p.ptr, p.grad, p.m, p.v, ...adam]);
   }
 
   /** One training step on a batch: forward, loss, backward, EBOPs and L1 gradients, Adam. x, y may be batchBuffers() views (no copy). */
@@ -276,44 +401,15 @@ export class Engine implements TrainEngine {
     const B = this.loadBatch(x, y);
     const invB = this.desc.loss === 'mse' ? 1 / (B * this.C) : 1 / B;
     this.prepare();
-    const { loss: lossSum, hits } = this.forwardBackward(B, Math.fround(invB));
+    const { loss: lossSum, hits } = this.forwardBackward(B, fr(invB));
     const taskLoss = lossSum * invB;
-    const k = this.k;
-    const G0 = this.threadBase + new Int32Array(this.memory.buffer, this.plan, 16)[14];
-    // WRAP integer bits follow the data, before EBOPs are taken
-    for (const lm of this.layers) {
-      if (lm.iq && lm.iq.mode === 0) k.wrap_track(lm.K, lm.iq.i, lm.iq.f, G0 + lm.amxO, lm.iq.decay, lm.iq.iBounds[0], lm.iq.iBounds[1]);
-    }
-    // parameter gradients
-    for (const p of this.params) k.zero(p.grad, p.n);
-    let ebops = 0, ebopsLoss = 0;
-    for (const lm of this.layers) {
-      const gWq = G0 + lm.gWo;
-      if (lm.kq) k.kbi_bwd(lm.K * lm.N, lm.W, lm.kq.b, lm.kq.i, lm.kq.k, lm.kq.mode, lm.Wq, gWq, lm.pW.grad, lm.kq.pb.grad, lm.kq.pi.grad);
-      else k.add_into(lm.pW.grad, gWq, lm.K * lm.N);
-      if (lm.pB) {
-        if (lm.bqq) k.kbi_bwd(lm.N, lm.bias, lm.bqq.b, lm.bqq.i, lm.bqq.k, lm.bqq.mode, lm.bq, G0 + lm.gBo, lm.pB.grad, lm.bqq.pb.grad, lm.bqq.pi.grad);
-        else k.add_into(lm.pB.grad, G0 + lm.gBo, lm.N);
-      }
-      if (lm.iq) k.kif_grads(lm.K, lm.iq.i, lm.iq.f, lm.iq.k, lm.iq.mode, G0 + lm.sumsO, lm.iq.pi.grad, lm.iq.pf.grad);
-      if (lm.iq && lm.kq) {
-        const e = k.ebops_dense(lm.K, lm.N, lm.iq.i, lm.iq.f, lm.iq.k, lm.iq.mode, lm.kq.b, lm.kq.k, lm.kq.mode,
-          lm.bqq ? lm.bqq.b : 0, lm.bqq ? lm.bqq.k : 0, lm.bqq ? lm.bqq.mode : 0, Math.fround(lm.beta),
-          lm.iq.pi.grad, lm.iq.pf.grad, lm.kq.pb.grad, lm.bqq ? lm.bqq.pb.grad : 0);
-        ebops += e;
-        ebopsLoss += lm.beta * e;
-      }
-    }
+    this.trackWrap();
+    // the L1 terms of the parameters as the step found them (the update below moves them)
     let l1Loss = 0;
-    for (const p of this.params) if (p.l1 > 0) l1Loss += p.l1 * k.l1(p.n, p.ptr, Math.fround(p.l1), p.grad);
-    // (the L1 gradient of a non-trainable parameter is computed but never applied)
-    this.applyAdam();
+    for (const p of this.params) if (p.l1 > 0) l1Loss += p.l1 * this.k.sum_f64(p.n, p.ptr);
+    const { ebops, ebopsLoss } = this.updateParams();
     const accuracy = this.desc.loss === 'mse' ? NaN : hits / B;
     return { loss: taskLoss + ebopsLoss + l1Loss, taskLoss, ebops, ebopsLoss, l1Loss, accuracy };
-  }
-
-  private applyAdam(): void {
-    this.adam.apply(this.k, this.params);
   }
 
   /** β of layer `l` (its EBOPs weight in the loss), e.g. from a β schedule at each epoch start. */

@@ -88,6 +88,9 @@ export class ParamArena {
   }
 }
 
+/** adam()'s arguments after the arrays: lr, β1, β2, ε, 1 − β1^t, 1 − β2^t, 1 − β1, 1 − β2, lo, hi. */
+export type AdamArgs = [number, number, number, number, number, number, number, number, number, number];
+
 /** Adam with tf.train.adam's semantics: float32 running powers of β1, β2 (accBeta) and its hyper-parameters. */
 export class AdamState {
   iterations = 0;
@@ -101,15 +104,22 @@ export class AdamState {
 
   /** One step on every trainable parameter from its reduced gradient. */
   apply(k: KernelExports, params: readonly Param[]): void {
+    const h = this.stepArgs();
+    for (const p of params) if (p.trainable) k.adam(p.n, p.ptr, p.grad, p.m, p.v, ...h);
+    this.advance();
+  }
+
+  /** This step's adam() arguments after (n, p, g, m, v): for callers that split the arrays over threads. */
+  stepArgs(): AdamArgs {
     const o = this.o;
     const b1 = o.beta1 ?? 0.9, b2 = o.beta2 ?? 0.999, eps = o.epsilon ?? 1e-7;
-    const omb1 = fr(1 - this.accBeta1), omb2 = fr(1 - this.accBeta2);
-    for (const p of params) {
-      if (!p.trainable) continue;
-      k.adam(p.n, p.ptr, p.grad, p.m, p.v, fr(o.learningRate), fr(b1), fr(b2), fr(eps), omb1, omb2, fr(1 - b1), fr(1 - b2), -Infinity, Infinity);
-    }
-    this.accBeta1 = fr(this.accBeta1 * fr(b1));
-    this.accBeta2 = fr(this.accBeta2 * fr(b2));
+    return [fr(o.learningRate), fr(b1), fr(b2), fr(eps), fr(1 - this.accBeta1), fr(1 - this.accBeta2), fr(1 - b1), fr(1 - b2), -Infinity, Infinity];
+  }
+
+  /** Counts the step applied with stepArgs(). */
+  advance(): void {
+    this.accBeta1 = fr(this.accBeta1 * fr(this.o.beta1 ?? 0.9));
+    this.accBeta2 = fr(this.accBeta2 * fr(this.o.beta2 ?? 0.999));
     this.iterations++;
   }
 

@@ -11,7 +11,9 @@ import type { WorkerPool, WorkerPoolFactory } from './types.ts';
 /** The kernels a worker may run, by index (the call lists' fn word). */
 export const KERNEL_CALLS = ['run_slice', 'act_q', 'dense_fwd', 'dense_bwd_dw', 'dense_bwd_dx_t', 'act_q_bwd', 'relu_mask', 'copy_f32', 'add_into',
   'max_into', 'zero', 'perm_rows', 'im2col', 'col2im_add', 'pool_max_fwd', 'pool_max_bwd', 'pool_avg_fwd', 'pool_avg_bwd', 'bn_stats', 'bn_dx_add',
-  'transpose_in', 'softmax_ce', 'mse', 'chan_affine', 'chan_affine_bwd', 'ew_fwd', 'ew_bwd'] as const satisfies readonly (keyof KernelExports)[];
+  'transpose_in', 'softmax_ce', 'mse', 'chan_affine', 'chan_affine_bwd', 'ew_fwd', 'ew_bwd',
+  // the per-parameter phase
+  'clamp', 'kbi_fwd', 'kbi_bwd', 'transpose_w_rows', 'prep_act', 'kif_grads', 'ebops_dense_rows', 'ebops_bias', 'add_scalar', 'adam'] as const satisfies readonly (keyof KernelExports)[];
 export type Call = [(typeof KERNEL_CALLS)[number], ...number[]];
 const FN_INDEX = new Map<string, number>(KERNEL_CALLS.map((n, j) => [n, j]));
 
