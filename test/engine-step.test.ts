@@ -51,17 +51,19 @@ function close(name: string, got: ArrayLike<number>, want: ArrayLike<number>, re
   }
 }
 
-const CASES: Array<{ act: ActMode; w: 'SAT' | 'SAT_SYM'; loss: ModelDesc['loss']; lastRelu?: boolean }> = [
+const CASES: Array<{ act: ActMode; w: 'SAT' | 'SAT_SYM'; loss: ModelDesc['loss']; lastRelu?: boolean; sizes?: number[] }> = [
   { act: 'WRAP', w: 'SAT_SYM', loss: 'softmax_cross_entropy' },
   { act: 'SAT', w: 'SAT', loss: 'softmax_cross_entropy' },
   { act: 'SAT_SYM', w: 'SAT_SYM', loss: 'mse' },
   { act: 'WRAP', w: 'SAT', loss: 'mse', lastRelu: true },
+  // enough parameters (≥ 2^15 floats) for the per-parameter rounds to split the weight rows over both threads
+  { act: 'WRAP', w: 'SAT', loss: 'softmax_cross_entropy', sizes: [62, 190, 5] },
 ];
 
 for (const [ci, cfg] of CASES.entries()) {
-  test(`one step equals the float64 reference: act ${cfg.act}, weights ${cfg.w}, ${cfg.loss}${cfg.lastRelu ? ', relu output' : ''}`, async () => {
+  const sizes = cfg.sizes ?? [7, 13, 9, 6, 3];
+  test(`one step equals the float64 reference: ${sizes.join('-')}, act ${cfg.act}, weights ${cfg.w}, ${cfg.loss}${cfg.lastRelu ? ', relu output' : ''}`, async () => {
     const rng = makeRng(100 + ci);
-    const sizes = [7, 13, 9, 6, 3];
     const desc = randDesc(rng, sizes, cfg);
     const B = 157; // not a multiple of the chunk or of 16: exercises padding
     const { x, y } = randData(rng, B, sizes[0], sizes.at(-1)!, cfg.loss);

@@ -1,26 +1,29 @@
 /**
  * The fast training engine: a model description (layer sizes, parameter arrays, quantizer configs) laid out
  * in one shared WebAssembly.Memory, trained by fused forward+backward+Adam steps in the compiled kernels.
- * Threads split the batch (each runs `run_slice` over its samples into its own gradient block), then the
- * weights' rows for the per-parameter work (reducing the blocks, weight quantizers, EBOPs, L1, Adam, and the
- * next forward's weight quantization).
+ * Each step is three rounds over all threads: the weight quantization for the forward, split by input rows;
+ * forward+backward, split by samples (each thread runs `run_slice` into its own gradient block); the
+ * per-parameter work (reducing the blocks, quantizer backward, EBOPs, L1, Adam), split by input rows again.
+ * (The quantization cannot join the previous step's last round: the bit parameters are clamped in place before
+ * it, as tfjs does, and readState() between steps must see them unclamped.)
  *
  * No Node-only API here: threads come from a `WorkerPool` (src/engine/pool-node.ts under Node; see pool.ts).
  */
 import { instantiate, loadKernels, WA, type KernelExports, type WasmMemory, type WasmModule } from './kernels.ts';
 import { AdamState, checkArr, paramGradients, ParamArena, type AdamArgs, type KbiMem, type KifMem } from './params.ts';
 import { AREA_WORDS, CTRL_BYTES, defaultThreads, poolFactoryFor, Rounds, type Call } from './pool.ts';
-
-const fr = Math.fround;
 import type { EngineOptions, EngineState, ModelDesc, Param, StepResult, TrainEngine } from './types.ts';
 
 // the chain's description types, where tests and benches have imported them from
 export type { DenseDesc, ModelDesc } from './types.ts';
 
+const fr = Math.fround;
 const PLAN_WORDS_HEAD = 32;
 const PLAN_WORDS_LAYER = 16;
 const PAGE = 65536;
 const MAX_PAGES = 16384; // 1 GiB
+/** parameter floats from which the per-parameter rounds use all threads */
+const PARALLEL_PARAMS = 1 << 15;
 
 interface LayerMem {
   K: number;
@@ -71,6 +74,7 @@ export class Engine implements TrainEngine {
   private readonly desc: ModelDesc;
   private readonly layers: LayerMem[] = [];
   readonly params: Param[];
+  private readonly paramFloats: number;
   private readonly plan: number;
   private readonly rounds: Rounds;
   private threadBase = 0;
@@ -97,6 +101,7 @@ export class Engine implements TrainEngine {
     this.plan = ar.alloc(4 * (PLAN_WORDS_HEAD + PLAN_WORDS_LAYER * L));
     const ctrl = ar.alloc(CTRL_BYTES), area = ar.alloc(threads * AREA_WORDS * 8);
     for (let li = 0; li < L; li++) this.layers.push(this.layerParams(ar, li));
+    this.paramFloats = this.params.reduce((n, p) => n + p.n, 0);
     const tb = this.threadLayout(chunk);
     this.threadBase = ar.alloc(this.threadBytes * threads);
     const bytes = ar.off;
@@ -244,16 +249,31 @@ export class Engine implements TrainEngine {
     return { x: new Float32Array(buf, this.inputPtr, B * this.K0), y: new Float32Array(buf, this.inputPtr + B * this.K0 * 4, B * this.C) };
   }
 
-  /** [r0, n): thread t's input rows of a K-row layer (multiples of 4, so every split keeps the kernels' SIMD groups). */
-  private rows(t: number, K: number): [number, number] {
-    const per = Math.ceil(K / this.threads / 4) * 4;
+  /**
+   * Threads sharing the per-parameter rounds: all of them, or only the calling one when the weights are too few
+   * to repay waking the workers (JSC's ~5k take microseconds; MNIST's 110k about 2 ms on one thread).
+   */
+  private get paramThreads(): number {
+    return this.paramFloats >= PARALLEL_PARAMS ? this.threads : 1;
+  }
+
+  /** Runs a per-parameter round on paramThreads threads (the same calls per element either way). */
+  private paramRound(callsOf: (t: number, parts: number) => Call[]): void {
+    const parts = this.paramThreads;
+    if (parts === 1) this.rounds.here(callsOf(0, 1));
+    else this.rounds.run((t) => callsOf(t, parts));
+  }
+
+  /** [r0, n): part t's input rows of a K-row layer (multiples of 4, so every split keeps the kernels' SIMD groups). */
+  private static rows(t: number, parts: number, K: number): [number, number] {
+    const per = Math.ceil(K / parts / 4) * 4;
     const r0 = Math.min(K, t * per);
     return [r0, Math.min(K, r0 + per) - r0];
   }
 
-  /** The thread that does layer l's bias (and bias-quantizer) work in the per-parameter rounds. */
-  private biasThread(l: number): number {
-    return this.threads - 1 - (l % this.threads);
+  /** The part that does layer l's bias (and bias-quantizer) work in the per-parameter rounds. */
+  private static biasPart(l: number, parts: number): number {
+    return parts - 1 - (l % parts);
   }
 
   /**
@@ -262,10 +282,10 @@ export class Engine implements TrainEngine {
    * quantizers do.
    */
   private prepare(): void {
-    this.rounds.run((t) => {
+    this.paramRound((t, parts) => {
       const calls: Call[] = [];
       this.layers.forEach((lm, l) => {
-        const [r0, nr] = this.rows(t, lm.K), e0 = r0 * lm.N, ne = nr * lm.N;
+        const [r0, nr] = Engine.rows(t, parts, lm.K), e0 = r0 * lm.N, ne = nr * lm.N;
         if (nr > 0) {
           for (const p of weightRowParams(lm)) clampCall(calls, p, e0, ne);
           for (const p of inputParams(lm)) clampCall(calls, p, r0, nr);
@@ -273,7 +293,7 @@ export class Engine implements TrainEngine {
           calls.push(['transpose_w_rows', lm.Wq, lm.K, lm.N, lm.WqT, r0, nr]); // for the backward's dense_bwd_dx_t
           if (lm.iq) calls.push(['prep_act', nr, lm.iq.i + 4 * r0, lm.iq.f + 4 * r0, lm.iq.k + 4 * r0, lm.iq.mode, lm.iq.prep + 16 * r0]);
         }
-        if (t === this.biasThread(l)) {
+        if (t === Engine.biasPart(l, parts)) {
           for (const p of biasParams(lm)) clampCall(calls, p, 0, lm.N);
           if (lm.bqq) calls.push(['kbi_fwd', lm.N, lm.bias, lm.bqq.b, lm.bqq.i, lm.bqq.k, lm.bqq.mode, lm.bq]);
         }
@@ -333,12 +353,12 @@ export class Engine implements TrainEngine {
   private updateParams(): { ebops: number; ebopsLoss: number } {
     const adam = this.adam.stepArgs();
     const blocks = Array.from({ length: this.threads }, (_, t) => this.gradBlock(t));
-    this.rounds.run((t) => {
+    this.paramRound((t, parts) => {
       const calls: Call[] = [];
       this.layers.forEach((lm, l) => {
-        const [r0, nr] = this.rows(t, lm.K);
+        const [r0, nr] = Engine.rows(t, parts, lm.K);
         if (nr > 0) this.weightRowsUpdate(calls, lm, blocks, r0, nr, adam);
-        if (t === this.biasThread(l) && lm.pB) this.biasUpdate(calls, lm, blocks, adam);
+        if (t === Engine.biasPart(l, parts) && lm.pB) this.biasUpdate(calls, lm, blocks, adam);
       });
       return calls;
     });

@@ -35,16 +35,21 @@ export class Rounds {
     this.pool = await factory({ module, memory: this.memory, ctrl: this.ctrl, area: this.area, areaWords: AREA_WORDS, workers: this.threads - 1, fns: KERNEL_CALLS });
   }
 
+  /** Runs the calls on the calling thread only (no workers woken); returns the sum of their numeric results. */
+  here(calls: Call[]): number {
+    let res = 0;
+    const k = this.k as unknown as Record<string, (...a: number[]) => unknown>;
+    for (const c of calls) {
+      const r = k[c[0]]!(...(c.slice(1) as number[]));
+      if (typeof r === 'number') res += r;
+    }
+    return res;
+  }
+
   /** Every thread t runs callsOf(t), thread 0 here; returns the sum of the calls' numeric results. */
   run(callsOf: (t: number) => Call[]): number {
     let res = 0;
-    const k = this.k as unknown as Record<string, (...a: number[]) => unknown>;
-    const own = () => {
-      for (const c of callsOf(0)) {
-        const r = k[c[0]]!(...(c.slice(1) as number[]));
-        if (typeof r === 'number') res += r;
-      }
-    };
+    const own = () => { res += this.here(callsOf(0)); };
     if (!this.pool) { own(); return res; }
     const T = this.threads;
     const a = new Float64Array(this.memory.buffer, this.area, T * AREA_WORDS);
