@@ -2,8 +2,13 @@
  * The engines' one pool protocol: every round, each thread runs a list of kernel calls. The calling thread runs
  * its own list directly; worker t's list is encoded as float64 words in its area of the shared memory —
  * [n, (fn, nargs, ...args) × n], fn an index into KERNEL_CALLS — and the sum of its calls' numeric results comes
- * back in the area's last word. Control block (Int32 words at `ctrl`): [0] round counter (workers wait on it),
- * [1] stop flag, [2] workers done this round, [3] index of a failed worker or 0. No messages per round.
+ * back in the area's last word. Control block (Int32 words at `ctrl`, CTRL_WORDS): [0] round counter (workers
+ * wait on it), [1] stop flag, [3] index of a failed worker or 0, [CLAIM + t] the last round whose list t was
+ * claimed, [DONE + t] the last round whose list t a worker finished. No messages per round.
+ *
+ * A list goes to whichever thread claims it first (compare-and-swap of its claim word to the round number):
+ * its worker, or the calling thread once its own list is done. On a busy machine a descheduled worker then
+ * costs nothing — the calling thread runs its list — instead of stalling the round until it is scheduled.
  */
 import type { KernelExports, WasmMemory, WasmModule } from './kernels.ts';
 import type { WorkerPool, WorkerPoolFactory } from './types.ts';
@@ -19,7 +24,10 @@ const FN_INDEX = new Map<string, number>(KERNEL_CALLS.map((n, j) => [n, j]));
 
 /** float64 words of call list per thread */
 export const AREA_WORDS = 8192;
-export const CTRL_BYTES = 64;
+const MAX_THREADS = 256;
+/** control block words: claim and done words per list */
+export const CTRL = { round: 0, stop: 1, error: 3, claim: 8, done: 8 + MAX_THREADS, words: 8 + 2 * MAX_THREADS } as const;
+export const CTRL_BYTES = 4 * CTRL.words;
 
 /** Runs rounds of kernel calls on the calling thread and a pool's workers (or on the calling thread alone). */
 export class Rounds {
@@ -53,9 +61,10 @@ export class Rounds {
     if (!this.pool) { own(); return res; }
     const T = this.threads;
     const a = new Float64Array(this.memory.buffer, this.area, T * AREA_WORDS);
-    for (let t = 1; t < T; t++) encode(a, t * AREA_WORDS, callsOf(t));
-    this.pool.run(own);
-    for (let t = 1; t < T; t++) res += a[t * AREA_WORDS + AREA_WORDS - 1]!;
+    const lists: Call[][] = [[]], taken: boolean[] = [];
+    for (let t = 1; t < T; t++) encode(a, t * AREA_WORDS, lists[t] = callsOf(t));
+    this.pool.run(own, (t) => { taken[t] = true; res += this.here(lists[t]!); });
+    for (let t = 1; t < T; t++) if (!taken[t]) res += a[t * AREA_WORDS + AREA_WORDS - 1]!;
     return res;
   }
 

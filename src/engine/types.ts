@@ -85,12 +85,13 @@ export interface EngineState {
 
 /**
  * Worker threads sharing the engine's WebAssembly.Memory. Each round, worker t (1..workers) runs the kernel
- * call list the engine wrote to its area of that memory (see pool.ts for the encoding) while the calling thread
- * runs its own part; `run` returns when all are done and throws if a worker failed.
+ * call list the engine wrote to its area of that memory (see pool.ts for the encoding and the control block)
+ * while the calling thread runs `own`; lists no worker has claimed by then the calling thread runs through
+ * `takeOver(t)`. `run` returns when all are done and throws if a worker failed.
  */
 export interface WorkerPool {
   readonly workers: number;
-  run(own: () => void): void;
+  run(own: () => void, takeOver: (t: number) => void): void;
   dispose(): void;
 }
 
@@ -98,7 +99,7 @@ export interface WorkerPool {
 export interface WorkerPoolInit {
   module: WasmModule;
   memory: WasmMemory;
-  /** byte offset of the control block (CTRL_BYTES, see pool.ts) */
+  /** byte offset of the control block (CTRL_BYTES, layout CTRL: see pool.ts) */
   ctrl: number;
   /** byte offset of the call-list areas: worker t's is area + t·areaWords·8 (float64 words) */
   area: number;
