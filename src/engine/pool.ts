@@ -2,9 +2,9 @@
  * The engines' one pool protocol: every round, each thread runs a list of kernel calls. The calling thread runs
  * its own list directly; worker t's list is encoded as float64 words in its area of the shared memory —
  * [n, (fn, nargs, ...args) × n], fn an index into KERNEL_CALLS — and the sum of its calls' numeric results comes
- * back in the area's last word. Control block (Int32 words at `ctrl`, CTRL_WORDS): [0] round counter (workers
- * wait on it), [1] stop flag, [3] index of a failed worker or 0, [CLAIM + t] the last round whose list t was
- * claimed, [DONE + t] the last round whose list t a worker finished. No messages per round.
+ * back in the area's last word. Control block (CTRL.words Int32 words at `ctrl`): [0] round counter (workers
+ * wait on it), [1] stop flag, [3] index of a failed worker or 0, [CTRL.claim + t] the last round whose list t
+ * was claimed, [CTRL.done + t] the last round whose list t a worker finished. No messages per round.
  *
  * A list goes to whichever thread claims it first (compare-and-swap of its claim word to the round number):
  * its worker, or the calling thread once its own list is done. On a busy machine a descheduled worker then
