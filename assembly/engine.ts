@@ -615,15 +615,20 @@ export function dense_bwd_dx_t(dz: usize, N: i32, WT: usize, K: i32, CB: i32, nb
 
 /** dst[n·K + k] = src[k·N + n] (K×N → N×K), by 4×4 shuffle blocks. */
 export function transpose_w(src: usize, K: i32, N: i32, dst: usize): void {
+  transpose_w_rows(src, K, N, dst, 0, K);
+}
+
+/** Rows [r0, r0 + nr) of transpose_w (r0 a multiple of 4): threads transpose disjoint row ranges. */
+export function transpose_w_rows(src: usize, K: i32, N: i32, dst: usize, r0: i32, nr: i32): void {
   const ls = <usize>N << 2, ld = <usize>K << 2;
-  const K4 = K & ~3, N4 = N & ~3;
-  for (let k = 0; k < K4; k += 4) {
+  const r1 = r0 + nr, K4 = r0 + (nr & ~3), N4 = N & ~3;
+  for (let k = r0; k < K4; k += 4) {
     const s = src + <usize>k * ls;
     for (let n = 0; n < N4; n += 4) {
       const sn = s + (<usize>n << 2);
-      const r0 = v128.load(sn), r1 = v128.load(sn + ls), r2 = v128.load(sn + 2 * ls), r3 = v128.load(sn + 3 * ls);
-      const t0 = v128.shuffle<f32>(r0, r1, 0, 4, 1, 5), t1 = v128.shuffle<f32>(r0, r1, 2, 6, 3, 7);
-      const t2 = v128.shuffle<f32>(r2, r3, 0, 4, 1, 5), t3 = v128.shuffle<f32>(r2, r3, 2, 6, 3, 7);
+      const q0 = v128.load(sn), q1 = v128.load(sn + ls), q2 = v128.load(sn + 2 * ls), q3 = v128.load(sn + 3 * ls);
+      const t0 = v128.shuffle<f32>(q0, q1, 0, 4, 1, 5), t1 = v128.shuffle<f32>(q0, q1, 2, 6, 3, 7);
+      const t2 = v128.shuffle<f32>(q2, q3, 0, 4, 1, 5), t3 = v128.shuffle<f32>(q2, q3, 2, 6, 3, 7);
       const d = dst + <usize>n * ld + (<usize>k << 2);
       v128.store(d, v128.shuffle<f32>(t0, t2, 0, 1, 4, 5));
       v128.store(d + ld, v128.shuffle<f32>(t0, t2, 2, 3, 6, 7));
@@ -634,7 +639,7 @@ export function transpose_w(src: usize, K: i32, N: i32, dst: usize): void {
       for (let kk = k; kk < k + 4; kk++) store<f32>(dst + <usize>n * ld + (<usize>kk << 2), load<f32>(src + <usize>kk * ls + (<usize>n << 2)));
     }
   }
-  for (let k = K4; k < K; k++) {
+  for (let k = K4; k < r1; k++) {
     for (let n = 0; n < N; n++) store<f32>(dst + <usize>n * ld + (<usize>k << 2), load<f32>(src + <usize>k * ls + (<usize>n << 2)));
   }
 }
@@ -994,51 +999,89 @@ export function ebops_dense(K: i32, N: i32, iI: usize, iF: usize, iK: usize, inM
   let total: f64 = 0;
   for (let k = 0; k < K; k++) {
     const ok = <usize>k << 2;
-    const s = f32.nearest(load<f32>(iI + ok)) + f32.nearest(load<f32>(iF + ok));
-    const on: f32 = s > 0 ? 1 : 0;
-    const bin = Mathf.max(s, 0) + (inMode == 1 ? load<f32>(iK + ok) : 0);
-    let rowSum: f32 = 0;
-    for (let n = 0; n < N; n++) {
-      const o = (<usize>k * <usize>N + <usize>n) << 2;
-      const bw = f32.nearest(load<f32>(wB + o)) + (wMode == 1 ? load<f32>(wK + o) : 0);
-      rowSum += bw;
-      store<f32>(gWB + o, load<f32>(gWB + o) + beta * bin);
-    }
-    total += <f64>bin * <f64>rowSum;
-    const gIn = beta * on * rowSum;
-    store<f32>(gInF + ok, load<f32>(gInF + ok) + gIn);
-    if (inMode != 0) store<f32>(gInI + ok, load<f32>(gInI + ok) + gIn);
+    total += ebopsRow(N, iI + ok, iF + ok, iK + ok, inMode, wB + ok * N, wK + ok * N, wMode, beta, gInI + ok, gInF + ok, gWB + ok * N);
   }
-  if (bB) {
-    let sb: f64 = 0;
-    for (let n = 0; n < N; n++) {
-      const o = <usize>n << 2;
-      sb += <f64>(f32.nearest(load<f32>(bB + o)) + (bMode == 1 ? load<f32>(bK + o) : 0));
-      store<f32>(gBB + o, load<f32>(gBB + o) + beta);
-    }
-    total += sb; // mean(bits_bias)·units = Σ bits_bias
-  }
+  if (bB) total += ebopsBias(N, bB, bK, bMode, beta, gBB); // mean(bits_bias)·units = Σ bits_bias
   return total;
+}
+
+/**
+ * ebops_dense's input rows one by one (pointers at the first row): row k's EBOPs bitsIn[k]·Σ_n bitsW[k, n] go to
+ * f64 out[k] (the caller sums them in order, as ebops_dense does) and its gradients as there. Threads take
+ * disjoint rows.
+ */
+export function ebops_dense_rows(nr: i32, N: i32, iI: usize, iF: usize, iK: usize, inMode: i32,
+  wB: usize, wK: usize, wMode: i32, beta: f32, gInI: usize, gInF: usize, gWB: usize, out: usize): void {
+  for (let k = 0; k < nr; k++) {
+    const ok = <usize>k << 2;
+    store<f64>(out + (<usize>k << 3), ebopsRow(N, iI + ok, iF + ok, iK + ok, inMode, wB + ok * N, wK + ok * N, wMode, beta, gInI + ok, gInF + ok, gWB + ok * N));
+  }
+}
+
+@inline function ebopsRow(N: i32, iI: usize, iF: usize, iK: usize, inMode: i32, wB: usize, wK: usize, wMode: i32, beta: f32,
+  gInI: usize, gInF: usize, gWB: usize): f64 {
+  const s = f32.nearest(load<f32>(iI)) + f32.nearest(load<f32>(iF));
+  const on: f32 = s > 0 ? 1 : 0;
+  const bin = Mathf.max(s, 0) + (inMode == 1 ? load<f32>(iK) : 0);
+  let rowSum: f32 = 0;
+  for (let n = 0; n < N; n++) {
+    const o = <usize>n << 2;
+    const bw = f32.nearest(load<f32>(wB + o)) + (wMode == 1 ? load<f32>(wK + o) : 0);
+    rowSum += bw;
+    store<f32>(gWB + o, load<f32>(gWB + o) + beta * bin);
+  }
+  const gIn = beta * on * rowSum;
+  store<f32>(gInF, load<f32>(gInF) + gIn);
+  if (inMode != 0) store<f32>(gInI, load<f32>(gInI) + gIn);
+  return <f64>bin * <f64>rowSum;
+}
+
+/** The bias term of ebops_dense to f64 out: Σ bits_bias, β added into each bias bit gradient. */
+export function ebops_bias(N: i32, bB: usize, bK: usize, bMode: i32, beta: f32, gBB: usize, out: usize): void {
+  store<f64>(out, ebopsBias(N, bB, bK, bMode, beta, gBB));
+}
+
+@inline function ebopsBias(N: i32, bB: usize, bK: usize, bMode: i32, beta: f32, gBB: usize): f64 {
+  let sb: f64 = 0;
+  for (let n = 0; n < N; n++) {
+    const o = <usize>n << 2;
+    sb += <f64>(f32.nearest(load<f32>(bB + o)) + (bMode == 1 ? load<f32>(bK + o) : 0));
+    store<f32>(gBB + o, load<f32>(gBB + o) + beta);
+  }
+  return sb;
 }
 
 /** HGQ2's MonoL1 pressure λ·Σp on raw bit parameters: adds λ into g, returns Σp (unscaled, summed in f64). */
 export function l1(n: i32, p: usize, lambda: f32, g: usize): f64 {
+  add_scalar(n, g, lambda);
+  return sum_f64(n, p);
+}
+
+/** Σp in f64 (two lanes over groups of four, then the tail): l1's sum, for callers that split the gradient. */
+export function sum_f64(n: i32, p: usize): f64 {
   let s2 = f64x2.splat(0);
-  const lv = f32x4.splat(lambda);
+  let j = 0;
+  for (; j + 4 <= n; j += 4) {
+    const v = v128.load(p + (<usize>j << 2));
+    s2 = f64x2.add(s2, f64x2.add(f64x2.promote_low_f32x4(v), f64x2.promote_low_f32x4(v128.swizzle(v, i8x16(8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7)))));
+  }
+  let s: f64 = f64x2.extract_lane(s2, 0) + f64x2.extract_lane(s2, 1);
+  for (; j < n; j++) s += <f64>load<f32>(p + (<usize>j << 2));
+  return s;
+}
+
+/** g[j] += c (l1's gradient: λ into every element). */
+export function add_scalar(n: i32, g: usize, c: f32): void {
+  const cv = f32x4.splat(c);
   let j = 0;
   for (; j + 4 <= n; j += 4) {
     const o = <usize>j << 2;
-    const v = v128.load(p + o);
-    s2 = f64x2.add(s2, f64x2.add(f64x2.promote_low_f32x4(v), f64x2.promote_low_f32x4(v128.swizzle(v, i8x16(8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7)))));
-    v128.store(g + o, f32x4.add(v128.load(g + o), lv));
+    v128.store(g + o, f32x4.add(v128.load(g + o), cv));
   }
-  let s: f64 = f64x2.extract_lane(s2, 0) + f64x2.extract_lane(s2, 1);
   for (; j < n; j++) {
     const o = <usize>j << 2;
-    s += <f64>load<f32>(p + o);
-    store<f32>(g + o, load<f32>(g + o) + lambda);
+    store<f32>(g + o, load<f32>(g + o) + c);
   }
-  return s;
 }
 
 /** p ← clamp(p, lo, hi) (the bit parameters' bounds, applied before each step's forward as the tfjs path does). */

@@ -277,3 +277,45 @@ test('EBOPs of a dense layer equal Σ bits_in·bits_kernel + Σ bits_bias, gradi
   assert.deepEqual(Array.from(view(gW, K * N)), [2.5, 2.5, 0, 0, 1, 1]);
   assert.deepEqual(Array.from(view(gBB, N)), [0.5, 0.5]);
 });
+
+test('the row-split kernels of the threaded per-parameter phase equal the whole-array ones bit for bit', async () => {
+  const { k, alloc, view } = await kernels();
+  const rng = makeRng(23);
+  const bits = (v: Float32Array) => Array.from(new Uint32Array(v.slice().buffer));
+  const K = 37, N = 11, n = K * N;
+  const rnd = (m: number, f: () => number) => Float32Array.from({ length: m }, f);
+  const iI = rnd(K, () => rng.int(-3, 4) + rng.next() - 0.5), iF = rnd(K, () => rng.int(-2, 6) + rng.next() - 0.5), iK = rnd(K, () => (rng.chance(0.6) ? 1 : 0));
+  const wB = rnd(n, () => rng.int(0, 9) + rng.next() - 0.5), wK = rnd(n, () => (rng.chance(0.7) ? 1 : 0));
+  const bB = rnd(N, () => rng.int(0, 9) + rng.next() - 0.5), bK = rnd(N, () => 1);
+  for (const [inMode, wMode] of [[0, 1], [1, 2], [2, 1]]) {
+    const g0 = () => [alloc(rnd(K, () => rng.next())), alloc(rnd(K, () => rng.next())), alloc(rnd(n, () => rng.next())), alloc(rnd(N, () => rng.next()))];
+    const whole = g0(), split = g0();
+    for (let j = 0; j < 4; j++) view(split[j]!, [K, K, n, N][j]!).set(view(whole[j]!, [K, K, n, N][j]!));
+    const [pI, pF, pIK, pB, pWK, pBB, pBK] = [alloc(iI), alloc(iF), alloc(iK), alloc(wB), alloc(wK), alloc(bB), alloc(bK)];
+    const e = k.ebops_dense(K, N, pI, pF, pIK, inMode, pB, pWK, wMode, pBB, pBK, wMode, 0.25, whole[0]!, whole[1]!, whole[2]!, whole[3]!);
+    // rows in ranges as the threads take them (multiples of 4), then the bias; the row EBOPs summed in order
+    const rows = alloc(2 * K), bias = alloc(2);
+    for (const [r0, nr] of [[0, 12], [12, 20], [32, 5]]) {
+      k.ebops_dense_rows(nr, N, pI + 4 * r0, pF + 4 * r0, pIK + 4 * r0, inMode, pB + 4 * r0 * N, pWK + 4 * r0 * N, wMode, 0.25,
+        split[0]! + 4 * r0, split[1]! + 4 * r0, split[2]! + 4 * r0 * N, rows + 8 * r0);
+    }
+    k.ebops_bias(N, pBB, pBK, wMode, 0.25, split[3]!, bias);
+    const r = new Float64Array(view(rows, 2 * K).slice().buffer);
+    let sum = 0;
+    for (let j = 0; j < K; j++) sum += r[j]!;
+    sum += new Float64Array(view(bias, 2).slice().buffer)[0]!;
+    assert.ok(Object.is(sum, e), `EBOPs: rows + bias ${sum} vs ebops_dense ${e}`);
+    for (let j = 0; j < 4; j++) assert.deepEqual(bits(view(split[j]!, [K, K, n, N][j]!)), bits(view(whole[j]!, [K, K, n, N][j]!)), `gradient array ${j} (modes ${inMode}/${wMode})`);
+  }
+  // transpose by row ranges; l1 = add_scalar + sum_f64 (with a tail)
+  const W = alloc(rnd(n, () => rng.next() - 0.5)), T1 = alloc(n), T2 = alloc(n);
+  k.transpose_w(W, K, N, T1);
+  for (const [r0, nr] of [[0, 8], [8, 24], [32, 5]]) k.transpose_w_rows(W, K, N, T2, r0, nr);
+  assert.deepEqual(bits(view(T2, n)), bits(view(T1, n)));
+  const p = alloc(rnd(n, () => rng.next() * 7)), ga = alloc(rnd(n, () => rng.next())), gb = alloc(n);
+  view(gb, n).set(view(ga, n));
+  const s = k.l1(n, p, 0.01, ga);
+  k.add_scalar(n, gb, Math.fround(0.01));
+  assert.ok(Object.is(k.sum_f64(n, p), s));
+  assert.deepEqual(bits(view(gb, n)), bits(view(ga, n)));
+});

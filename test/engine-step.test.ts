@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { createEngine, type DenseDesc, type ModelDesc } from '../src/engine/engine.ts';
 import { makeRng, type Rng } from './util/rng.ts';
 import { referenceStep } from './util/engine-ref.ts';
+import type { WorkerPoolFactory } from '../src/engine/types.ts';
 
 type ActMode = 'WRAP' | 'SAT' | 'SAT_SYM';
 
@@ -51,17 +52,19 @@ function close(name: string, got: ArrayLike<number>, want: ArrayLike<number>, re
   }
 }
 
-const CASES: Array<{ act: ActMode; w: 'SAT' | 'SAT_SYM'; loss: ModelDesc['loss']; lastRelu?: boolean }> = [
+const CASES: Array<{ act: ActMode; w: 'SAT' | 'SAT_SYM'; loss: ModelDesc['loss']; lastRelu?: boolean; sizes?: number[] }> = [
   { act: 'WRAP', w: 'SAT_SYM', loss: 'softmax_cross_entropy' },
   { act: 'SAT', w: 'SAT', loss: 'softmax_cross_entropy' },
   { act: 'SAT_SYM', w: 'SAT_SYM', loss: 'mse' },
   { act: 'WRAP', w: 'SAT', loss: 'mse', lastRelu: true },
+  // enough parameters (≥ 2^15 floats) for the per-parameter rounds to split the weight rows over both threads
+  { act: 'WRAP', w: 'SAT', loss: 'softmax_cross_entropy', sizes: [62, 190, 5] },
 ];
 
 for (const [ci, cfg] of CASES.entries()) {
-  test(`one step equals the float64 reference: act ${cfg.act}, weights ${cfg.w}, ${cfg.loss}${cfg.lastRelu ? ', relu output' : ''}`, async () => {
+  const sizes = cfg.sizes ?? [7, 13, 9, 6, 3];
+  test(`one step equals the float64 reference: ${sizes.join('-')}, act ${cfg.act}, weights ${cfg.w}, ${cfg.loss}${cfg.lastRelu ? ', relu output' : ''}`, async () => {
     const rng = makeRng(100 + ci);
-    const sizes = [7, 13, 9, 6, 3];
     const desc = randDesc(rng, sizes, cfg);
     const B = 157; // not a multiple of the chunk or of 16: exercises padding
     const { x, y } = randData(rng, B, sizes[0], sizes.at(-1)!, cfg.loss);
@@ -128,6 +131,31 @@ test('results do not depend on the thread count, chunk size or schedule (several
       for (let j = 0; j < v.length; j++) if (Math.abs(got[j] - v[j]) <= 1e-5 * Math.max(1, Math.abs(v[j]))) same++;
       assert.ok(same >= 0.97 * v.length, `${name} run ${r}: only ${same}/${v.length} parameters agree closely`);
     }
+  }
+});
+
+test('call lists the calling thread takes over from a late worker train exactly as the worker would (a pool whose workers never run)', async () => {
+  const rng = makeRng(31);
+  const desc = randDesc(rng, [62, 190, 5], { act: 'SAT', w: 'SAT', loss: 'softmax_cross_entropy' });
+  const { x, y } = randData(rng, 300, 62, 5, 'softmax_cross_entropy');
+  let takenOver = 0;
+  const late: WorkerPoolFactory = async ({ workers }) => ({
+    workers,
+    run(own, takeOver) { own(); for (let t = 1; t <= workers; t++) { takeOver(t); takenOver++; } },
+    dispose() {},
+  });
+  const a = await createEngine(desc, { threads: 2, schedule: 'static', simd: 'simd128' });
+  const b = await createEngine(desc, { threads: 2, schedule: 'static', simd: 'simd128', poolFactory: late });
+  try {
+    for (let s = 0; s < 3; s++) assert.deepEqual(b.step(x, y), a.step(x, y), `step ${s}`);
+    assert.ok(takenOver >= 9, 'every round (quantization, forward+backward, update) was taken over');
+    const sa = a.readState(), sb = b.readState();
+    for (const name of Object.keys(sa.values)) {
+      assert.deepEqual(sb.values[name], sa.values[name], name);
+      if (sa.adam.m[name]) assert.deepEqual(sb.adam.m[name], sa.adam.m[name], `${name} m`);
+    }
+  } finally {
+    a.dispose(); b.dispose();
   }
 });
 

@@ -1,141 +1,70 @@
 /**
  * The fast training engine: a model description (layer sizes, parameter arrays, quantizer configs) laid out
  * in one shared WebAssembly.Memory, trained by fused forward+backward+Adam steps in the compiled kernels.
- * Threads split the batch (each runs `run_slice` over its samples into its own gradient block); the main
- * thread reduces the blocks and runs the per-parameter work (weight quantizers, EBOPs, L1, Adam).
+ * Each step is three rounds over all threads: the weight quantization for the forward, split by input rows;
+ * forward+backward, split by samples (each thread runs `run_slice` into its own gradient block); the
+ * per-parameter work (reducing the blocks, quantizer backward, EBOPs, L1, Adam), split by input rows again.
+ * (The quantization cannot join the previous step's last round: the bit parameters are clamped in place before
+ * it, as tfjs does, and readState() between steps must see them unclamped.)
  *
- * No Node-only API here: threads come from a `ThreadPool` adapter (src/engine/pool-node.ts under Node).
+ * No Node-only API here: threads come from a `WorkerPool` (src/engine/pool-node.ts under Node; see pool.ts).
  */
 import { instantiate, loadKernels, WA, type KernelExports, type WasmMemory, type WasmModule } from './kernels.ts';
-import { AdamState, checkArr, paramGradients, type Param } from './params.ts';
+import { AdamState, checkArr, paramGradients, ParamArena, type AdamArgs, type KbiMem, type KifMem } from './params.ts';
+import { AREA_WORDS, CTRL_BYTES, defaultThreads, poolFactoryFor, Rounds, type Call } from './pool.ts';
+import type { EngineOptions, EngineState, ModelDesc, Param, StepResult, TrainEngine } from './types.ts';
 
-export type ActOverflow = 'WRAP' | 'SAT' | 'SAT_SYM';
+// the chain's description types, where tests and benches have imported them from
+export type { DenseDesc, ModelDesc } from './types.ts';
 
-/** KIF quantizer (activations), one parameter per feature (batch axis shared). */
-export interface KifDesc {
-  overflow: ActOverflow;
-  round?: 'RND';
-  k: Float32Array;
-  i: Float32Array;
-  f: Float32Array;
-  iBounds?: [number, number];
-  fBounds?: [number, number];
-  /** MonoL1 coefficient (λ·Σ raw i and f, HGQ2's default regularizer) */
-  l1?: number;
-  /** WRAP integer-bit decay per step (default 0.01) */
-  decay?: number;
-}
-
-/** KBI quantizer (weights, biases), one parameter per element. */
-export interface KbiDesc {
-  overflow: 'SAT' | 'SAT_SYM';
-  round?: 'RND';
-  k: Float32Array;
-  b: Float32Array;
-  i: Float32Array;
-  bBounds?: [number, number];
-  iBounds?: [number, number];
-  /** MonoL1 coefficient (λ·Σ raw b) */
-  l1?: number;
-}
-
-export interface DenseDesc {
-  type: 'dense';
-  inputs: number;
-  units: number;
-  activation: 'relu' | 'linear';
-  /** inputs×units, row-major (the tfjs kernel layout) */
-  kernel: Float32Array;
-  bias?: Float32Array | null;
-  iq?: KifDesc | null;
-  kq?: KbiDesc | null;
-  bq?: KbiDesc | null;
-  /** EBOPs weight in the loss */
-  beta?: number;
-}
-
-export interface AdamConfig {
-  learningRate: number;
-  beta1?: number;
-  beta2?: number;
-  /** tfjs default: the backend epsilon, 1e-7 for float32 */
-  epsilon?: number;
-}
-
-export interface ModelDesc {
-  layers: DenseDesc[];
-  loss: 'softmax_cross_entropy' | 'mse';
-  optimizer: AdamConfig;
-}
-
-export interface ThreadPool {
-  readonly size: number;
-  /** runs run_slice(plan, t, start, count) on worker t−1 for t = 1..size, synchronously waiting for all */
-  runSlices(slices: Array<[number, number]>, ownSlice: () => void): void;
-  dispose(): void;
-}
-
-export type ThreadPoolFactory = (module: WasmModule, memory: WasmMemory, plan: number, ctrl: number, workers: number) => Promise<ThreadPool>;
-
-export interface EngineOptions {
-  /** worker threads including the calling thread; default: all cores (1 when no pool factory is available) */
-  threads?: number;
-  /** samples per cache-resident chunk (multiple of 16; default 256, 128 when a layer has more than 512 inputs) */
-  chunk?: number;
-  simd?: 'auto' | 'relaxed' | 'simd128';
-  /** custom thread pool (browsers: Web Workers); Node uses worker_threads by default */
-  poolFactory?: ThreadPoolFactory;
-  /**
-   * 'dynamic' (default): threads take chunks from a shared counter (robust on a busy machine; the float sum
-   * order of the gradients then varies run to run at rounding level); 'static': fixed contiguous slices,
-   * bit-reproducible for a given thread count.
-   */
-  schedule?: 'dynamic' | 'static';
-}
-
-export interface StepResult {
-  /** task loss (mean over the batch) + Σ β·EBOPs + L1 terms, as the tfjs model's total loss */
-  loss: number;
-  taskLoss: number;
-  ebops: number;
-  /** Σ β_l·EBOPs_l */
-  ebopsLoss: number;
-  l1Loss: number;
-  /** fraction of samples whose target class has the largest logit (softmax cross-entropy only; NaN for MSE) */
-  accuracy: number;
-}
-
-const OVF_MODE: Record<string, number> = { WRAP: 0, SAT: 1, SAT_SYM: 2 };
+const fr = Math.fround;
 const PLAN_WORDS_HEAD = 32;
 const PLAN_WORDS_LAYER = 16;
-export const CTRL_WORDS = 4 + 2 * 256;
 const PAGE = 65536;
 const MAX_PAGES = 16384; // 1 GiB
-
-class Arena {
-  constructor(public off: number) {}
-  alloc(bytes: number, align = 64): number {
-    this.off = Math.ceil(this.off / align) * align;
-    const p = this.off;
-    this.off += Math.max(bytes, 4);
-    return p;
-  }
-}
+/** parameter floats from which the per-parameter rounds use all threads */
+const PARALLEL_PARAMS = 1 << 15;
 
 interface LayerMem {
   K: number;
   N: number;
+  /** run_slice's layer flags (see assembly/engine.ts) */
   flags: number;
-  W: number; Wq: number; WqT: number; kq?: { b: number; i: number; k: number; mode: number };
-  bias: number; bq: number; bqq?: { b: number; i: number; k: number; mode: number };
-  iq?: { i: number; f: number; k: number; mode: number; prep: number; decay: number; iBounds: [number, number] };
+  W: number; Wq: number; WqT: number; bias: number; bq: number;
+  pW: Param; pB?: Param; kq?: KbiMem; bqq?: KbiMem; iq?: KifMem;
+  /** byte offsets in each thread's gradient block: ∂L/∂Wq, ∂L/∂bq (−1: no bias), input-quantizer sums, |x| maxima */
   gWo: number; gBo: number; sumsO: number; amxO: number;
-  // main-thread param-gradient scratch for dWq, dbq (reduced)
-  pW: Param; pB?: Param; pKb?: Param; pKi?: Param; pBb?: Param; pBi?: Param; pIf?: Param; pIi?: Param;
+  /** f64 EBOPs of each input row and of the bias (ebops_dense_rows, ebops_bias) */
+  ebopsRows: number; ebopsBias: number;
   beta: number;
 }
 
-export class Engine {
+/** A layer's parameters indexed like its kernel (K×N): the kernel and its quantizer's bits. */
+function weightRowParams(lm: LayerMem): Param[] {
+  return lm.kq ? [lm.pW, lm.kq.pb, lm.kq.pi] : [lm.pW];
+}
+
+/** A layer's parameters indexed by input (K): its input quantizer's bits. */
+function inputParams(lm: LayerMem): Param[] {
+  return lm.iq ? [lm.iq.pi, lm.iq.pf] : [];
+}
+
+/** A layer's parameters indexed by unit (N): the bias and its quantizer's bits. */
+function biasParams(lm: LayerMem): Param[] {
+  return lm.pB ? (lm.bqq ? [lm.pB, lm.bqq.pb, lm.bqq.pi] : [lm.pB]) : [];
+}
+
+function clampCall(calls: Call[], p: Param, o: number, n: number): void {
+  if (p.lo > -Infinity || p.hi < Infinity) calls.push(['clamp', n, p.ptr + 4 * o, p.lo, p.hi]);
+}
+
+/** Bump allocator of one thread's block (offsets relative to the block, 64-byte aligned). */
+class ThreadBlock {
+  bytes = 0;
+  alloc(floats: number): number { this.bytes = Math.ceil(this.bytes / 64) * 64; const o = this.bytes; this.bytes += Math.max(floats, 1) * 4; return o; }
+}
+
+export class Engine implements TrainEngine {
   readonly memory: WasmMemory;
   readonly k: KernelExports;
   readonly relaxed: boolean;
@@ -144,16 +73,15 @@ export class Engine {
   schedule: 'dynamic' | 'static' = 'dynamic';
   private readonly desc: ModelDesc;
   private readonly layers: LayerMem[] = [];
-  readonly params: Param[] = [];
-  private plan = 0;
-  private ctrl = 0;
+  readonly params: Param[];
+  private readonly paramFloats: number;
+  private readonly plan: number;
+  private readonly rounds: Rounds;
   private threadBase = 0;
   private threadBytes = 0;
-  private gradFloats = 0;
   private lossO = 0;
   private inputPtr = 0;
   private inputCap = 0; // samples
-  private pool: ThreadPool | null = null;
   private readonly adam: AdamState;
   get iterations(): number { return this.adam.iterations; }
   private readonly K0: number;
@@ -168,109 +96,93 @@ export class Engine {
     this.K0 = desc.layers[0].inputs;
     this.C = desc.layers[L - 1].units;
     this.adam = new AdamState(desc.optimizer);
-
-    // ---- plan the memory
-    const ar = new Arena(1024);
+    const ar = new ParamArena(1024);
+    this.params = ar.params;
     this.plan = ar.alloc(4 * (PLAN_WORDS_HEAD + PLAN_WORDS_LAYER * L));
-    this.ctrl = ar.alloc(4 * CTRL_WORDS);
-    const arrays: Array<{ ptr: number; src: Float32Array }> = [];
-    const put = (src: Float32Array): number => { const p = ar.alloc(src.length * 4); arrays.push({ ptr: p, src }); return p; };
-    const param = (name: string, src: Float32Array, trainable: boolean, bounds: [number, number] | undefined, l1: number | undefined): Param => {
-      const n = src.length;
-      const p: Param = { name, ptr: put(src), n, grad: ar.alloc(n * 4), m: ar.alloc(n * 4), v: ar.alloc(n * 4),
-        lo: bounds ? bounds[0] : -Infinity, hi: bounds ? bounds[1] : Infinity, l1: l1 ?? 0, trainable };
-      this.params.push(p);
-      return p;
-    };
-    // per-thread layout (relative offsets)
-    const CB = chunk;
-    let tOff = 0;
-    const talloc = (floats: number) => { tOff = Math.ceil(tOff / 64) * 64; const o = tOff; tOff += Math.max(floats, 1) * 4; return o; };
-    let gOff = 0;
-    const galloc = (floats: number) => { const o = gOff; gOff += Math.ceil(floats / 4) * 4; return o * 4; };
-    const X = talloc(this.K0 * CB), Y = talloc(this.C * CB), Z = talloc(this.C * CB);
-    let maxW = 0;
-    for (const l of desc.layers) maxW = Math.max(maxW, l.units, l.inputs);
-    const D0 = talloc(maxW * CB), D1 = talloc(maxW * CB);
-    const scratch = talloc(48); // 192 bytes: dense_bwd_dx keeps three running row sums for four rows
-    const Hoffs: number[] = [], Aoffs: number[] = [];
-
-    desc.layers.forEach((ld, li) => {
-      if (ld.type !== 'dense') throw new Error(`hgq engine: layer ${li} has unsupported type ${(ld as { type: string }).type}`);
-      const K = ld.inputs, N = ld.units;
-      if (!(K > 0 && N > 0 && Number.isInteger(K) && Number.isInteger(N))) throw new Error(`hgq engine: layer ${li} has invalid sizes ${K}×${N}`);
-      if (li > 0 && desc.layers[li - 1].units !== K) throw new Error(`hgq engine: layer ${li} expects ${K} inputs but layer ${li - 1} has ${desc.layers[li - 1].units} units`);
-      if (ld.activation !== 'relu' && ld.activation !== 'linear') throw new Error(`hgq engine: layer ${li} activation ${ld.activation} is not supported (relu or linear)`);
-      const pre = `layers[${li}]`;
-      const pW = param(`${pre}.kernel`, checkArr(ld.kernel, K * N, `${pre}.kernel`), true, undefined, undefined);
-      const lm: LayerMem = { K, N, flags: 0, W: pW.ptr, Wq: pW.ptr, WqT: ar.alloc(K * N * 4), bias: 0, bq: 0, gWo: 0, gBo: -1, sumsO: 0, amxO: 0, pW, beta: ld.beta ?? 0 };
-      const kbi = (q: KbiDesc, n: number, what: string, isBias: boolean) => {
-        if ((q.round ?? 'RND') !== 'RND') throw new Error(`hgq engine: ${what} round mode ${q.round} is not supported (RND only)`);
-        if (q.overflow !== 'SAT' && q.overflow !== 'SAT_SYM') throw new Error(`hgq engine: ${what} overflow ${q.overflow} is not supported (SAT, SAT_SYM)`);
-        const pb = param(`${what}.b`, checkArr(q.b, n, `${what}.b`), true, q.bBounds ?? [0, 23], q.l1);
-        const pi = param(`${what}.i`, checkArr(q.i, n, `${what}.i`), true, q.iBounds ?? [-24, 24], 0);
-        const kk = put(checkArr(q.k, n, `${what}.k`));
-        const mem = { b: pb.ptr, i: pi.ptr, k: kk, mode: OVF_MODE[q.overflow] };
-        if (isBias) { lm.bqq = mem; lm.pBb = pb; lm.pBi = pi; } else { lm.kq = mem; lm.pKb = pb; lm.pKi = pi; }
-      };
-      if (ld.kq) { kbi(ld.kq, K * N, `${pre}.kq`, false); lm.Wq = ar.alloc(K * N * 4); }
-      if (ld.bias) {
-        lm.pB = param(`${pre}.bias`, checkArr(ld.bias, N, `${pre}.bias`), true, undefined, undefined);
-        lm.bias = lm.pB.ptr; lm.bq = lm.bias;
-        if (ld.bq) { kbi(ld.bq, N, `${pre}.bq`, true); lm.bq = ar.alloc(N * 4); }
-      } else if (ld.bq) throw new Error(`hgq engine: ${pre} has a bias quantizer but no bias`);
-      if (ld.iq) {
-        const q = ld.iq;
-        if ((q.round ?? 'RND') !== 'RND') throw new Error(`hgq engine: ${pre}.iq round mode ${q.round} is not supported (RND only)`);
-        if (!(q.overflow in OVF_MODE)) throw new Error(`hgq engine: ${pre}.iq overflow ${q.overflow} is not supported`);
-        const wrap = q.overflow === 'WRAP';
-        const iB = q.iBounds ?? [-24, 24];
-        // under WRAP i follows the data (not trained) but its L1 term still counts in the loss, as in tfjs
-        lm.pIi = param(`${pre}.iq.i`, checkArr(q.i, K, `${pre}.iq.i`), !wrap, iB, q.l1);
-        lm.pIf = param(`${pre}.iq.f`, checkArr(q.f, K, `${pre}.iq.f`), true, q.fBounds ?? [-24, 24], q.l1);
-        lm.iq = { i: lm.pIi.ptr, f: lm.pIf.ptr, k: put(checkArr(q.k, K, `${pre}.iq.k`)), mode: OVF_MODE[q.overflow],
-          prep: ar.alloc(K * 16), decay: q.decay ?? 0.01, iBounds: iB };
-        lm.flags |= 2 | (wrap ? 0 : 4);
-      }
-      if (li > 0 && desc.layers[li - 1].activation === 'relu') lm.flags |= 1;
-      if (ld.activation === 'relu') lm.flags |= 8;
-      // activation buffers: H (pre-quantization input), A (quantized input)
-      const H = li === 0 ? X : talloc(K * CB);
-      const A = ld.iq ? talloc(K * CB) : H;
-      Hoffs.push(H); Aoffs.push(A);
-      lm.gWo = galloc(K * N);
-      lm.gBo = ld.bias ? galloc(N) : -1;
-      lm.sumsO = galloc(3 * K);
-      lm.amxO = galloc(K);
-      this.layers.push(lm);
-    });
-    const lossO = galloc(4); // f64 loss sum, f64 hits (8-aligned: every galloc is 16-aligned)
-    this.lossO = lossO;
-    this.gradFloats = gOff;
-    const G = talloc(gOff);
-    this.threadBytes = Math.ceil(tOff / 64) * 64;
+    const ctrl = ar.alloc(CTRL_BYTES), area = ar.alloc(threads * AREA_WORDS * 8);
+    for (let li = 0; li < L; li++) this.layers.push(this.layerParams(ar, li));
+    this.paramFloats = this.params.reduce((n, p) => n + p.n, 0);
+    const tb = this.threadLayout(chunk);
     this.threadBase = ar.alloc(this.threadBytes * threads);
-    // reduced per-step gradient scratch for dWq/dbq (main thread) lives in thread 0's block.
     const bytes = ar.off;
     const pages = Math.ceil(bytes / PAGE) + 1;
     this.memory = new WA.Memory({ initial: pages, maximum: MAX_PAGES, shared: true });
     this.inputPtr = Math.ceil(bytes / 64) * 64;
     this.inputCap = Math.floor(((pages * PAGE) - this.inputPtr) / (4 * (this.K0 + this.C)));
     this.k = instantiate(module, this.memory);
-    const f32 = this.f32();
-    for (const a of arrays) f32.set(a.src, a.ptr / 4);
+    ar.copyInto(this.memory.buffer);
+    this.writePlan(tb);
+    this.rounds = new Rounds(this.k, this.memory, threads, ctrl, area);
+  }
 
-    // ---- plan table
+  /** Checks layer li and lays out its parameters (kernel, bias, their quantizers, the input quantizer). */
+  private layerParams(ar: ParamArena, li: number): LayerMem {
+    const layers = this.desc.layers, ld = layers[li]!;
+    if (ld.type !== 'dense') throw new Error(`hgq engine: layer ${li} has unsupported type ${(ld as { type: string }).type}`);
+    const K = ld.inputs, N = ld.units;
+    if (!(K > 0 && N > 0 && Number.isInteger(K) && Number.isInteger(N))) throw new Error(`hgq engine: layer ${li} has invalid sizes ${K}×${N}`);
+    if (li > 0 && layers[li - 1]!.units !== K) throw new Error(`hgq engine: layer ${li} expects ${K} inputs but layer ${li - 1} has ${layers[li - 1]!.units} units`);
+    if (ld.activation !== 'relu' && ld.activation !== 'linear') throw new Error(`hgq engine: layer ${li} activation ${ld.activation} is not supported (relu or linear)`);
+    const pre = `layers[${li}]`;
+    const pW = ar.param(`${pre}.kernel`, checkArr(ld.kernel, K * N, `${pre}.kernel`), true);
+    const lm: LayerMem = { K, N, flags: 0, W: pW.ptr, Wq: pW.ptr, WqT: ar.alloc(K * N * 4), bias: 0, bq: 0, gWo: 0, gBo: -1, sumsO: 0, amxO: 0,
+      ebopsRows: ar.alloc(8 * K), ebopsBias: ar.alloc(8), pW, beta: ld.beta ?? 0 };
+    if (ld.kq) { lm.kq = ar.kbi(ld.kq, K * N, `${pre}.kq`); lm.Wq = ar.alloc(K * N * 4); }
+    if (ld.bias) {
+      lm.pB = ar.param(`${pre}.bias`, checkArr(ld.bias, N, `${pre}.bias`), true);
+      lm.bias = lm.pB.ptr; lm.bq = lm.bias;
+      if (ld.bq) { lm.bqq = ar.kbi(ld.bq, N, `${pre}.bq`); lm.bq = ar.alloc(N * 4); }
+    } else if (ld.bq) throw new Error(`hgq engine: ${pre} has a bias quantizer but no bias`);
+    if (ld.iq) {
+      lm.iq = ar.kif(ld.iq, K, `${pre}.iq`);
+      lm.flags |= 2 | (lm.iq.mode === 0 ? 0 : 4);
+    }
+    if (li > 0 && layers[li - 1]!.activation === 'relu') lm.flags |= 1;
+    if (ld.activation === 'relu') lm.flags |= 8;
+    return lm;
+  }
+
+  /**
+   * Each thread's block: a chunk's inputs/targets/logits, two gradient buffers, every layer's activations H
+   * (pre-quantization) and A (quantized), then its gradient area (per-layer ∂L/∂Wq, ∂L/∂bq, quantizer sums and
+   * maxima, the f64 loss and hit count). Returns the plan-table offsets.
+   */
+  private threadLayout(CB: number): { X: number; Y: number; Z: number; D0: number; D1: number; scratch: number; G: number; gradFloats: number; H: number[]; A: number[] } {
+    const tb = new ThreadBlock();
+    let gOff = 0;
+    const galloc = (floats: number) => { const o = gOff; gOff += Math.ceil(floats / 4) * 4; return o * 4; };
+    const X = tb.alloc(this.K0 * CB), Y = tb.alloc(this.C * CB), Z = tb.alloc(this.C * CB);
+    const maxW = Math.max(...this.layers.map((l) => Math.max(l.N, l.K)));
+    const D0 = tb.alloc(maxW * CB), D1 = tb.alloc(maxW * CB);
+    const scratch = tb.alloc(48); // 192 bytes: dense_bwd_dx keeps three running row sums for four rows
+    const H: number[] = [], A: number[] = [];
+    this.layers.forEach((lm, li) => {
+      H.push(li === 0 ? X : tb.alloc(lm.K * CB));
+      A.push(lm.iq ? tb.alloc(lm.K * CB) : H[li]!);
+      lm.gWo = galloc(lm.K * lm.N);
+      lm.gBo = lm.pB ? galloc(lm.N) : -1;
+      lm.sumsO = galloc(3 * lm.K);
+      lm.amxO = galloc(lm.K);
+    });
+    this.lossO = galloc(4); // f64 loss sum, f64 hits (8-aligned: every galloc is 16-aligned)
+    const G = tb.alloc(gOff);
+    this.threadBytes = Math.ceil(tb.bytes / 64) * 64;
+    return { X, Y, Z, D0, D1, scratch, G, gradFloats: gOff, H, A };
+  }
+
+  /** The i32 plan table run_slice reads (layout: assembly/engine.ts). */
+  private writePlan(tb: ReturnType<Engine['threadLayout']>): void {
+    const L = this.layers.length;
     const pl = new Int32Array(this.memory.buffer, this.plan, PLAN_WORDS_HEAD + PLAN_WORDS_LAYER * L);
-    pl[0] = L; pl[1] = CB; pl[2] = this.K0; pl[3] = this.C; pl[4] = desc.loss === 'mse' ? 1 : 0;
+    pl[0] = L; pl[1] = this.chunk; pl[2] = this.K0; pl[3] = this.C; pl[4] = this.desc.loss === 'mse' ? 1 : 0;
     pl[8] = this.threadBase; pl[9] = this.threadBytes;
-    pl[10] = X; pl[11] = Y; pl[12] = D0; pl[13] = D1; pl[14] = G; pl[15] = gOff; pl[16] = lossO; pl[17] = Z;
-    pl[18] = desc.layers[L - 1].activation === 'relu' ? 1 : 0;
-    pl[19] = scratch;
+    pl[10] = tb.X; pl[11] = tb.Y; pl[12] = tb.D0; pl[13] = tb.D1; pl[14] = tb.G; pl[15] = tb.gradFloats; pl[16] = this.lossO; pl[17] = tb.Z;
+    pl[18] = this.desc.layers[L - 1]!.activation === 'relu' ? 1 : 0;
+    pl[19] = tb.scratch;
     this.layers.forEach((lm, li) => {
       const o = PLAN_WORDS_HEAD + PLAN_WORDS_LAYER * li;
       pl[o] = lm.K; pl[o + 1] = lm.N; pl[o + 2] = lm.flags; pl[o + 3] = lm.Wq; pl[o + 4] = lm.bq;
-      pl[o + 5] = lm.iq ? lm.iq.prep : 0; pl[o + 6] = Hoffs[li]; pl[o + 7] = Aoffs[li];
+      pl[o + 5] = lm.iq ? lm.iq.prep : 0; pl[o + 6] = tb.H[li]!; pl[o + 7] = tb.A[li]!;
       pl[o + 8] = lm.gWo; pl[o + 9] = lm.gBo; pl[o + 10] = lm.sumsO; pl[o + 11] = lm.amxO;
       pl[o + 12] = lm.WqT;
     });
@@ -287,17 +199,15 @@ export class Engine {
     const widest = Math.max(...desc.layers.map((l) => l.inputs ?? 0));
     const chunk = opts.chunk ?? (widest > 512 ? 128 : 256);
     if (!(chunk >= 16 && chunk % 16 === 0)) throw new Error(`hgq engine: chunk must be a positive multiple of 16, got ${chunk}`);
-    let factory = opts.poolFactory;
-    const isNode = typeof process !== 'undefined' && !!process.versions?.node;
-    if (!factory && isNode) factory = (await import('./pool-node.ts')).nodePoolFactory;
-    let threads = opts.threads ?? (factory ? await defaultThreads() : 1);
+    const factory = await poolFactoryFor(opts.poolFactory);
+    const threads = opts.threads ?? (factory ? await defaultThreads() : 1);
     if (!(Number.isInteger(threads) && threads >= 1 && threads <= 256)) throw new Error(`hgq engine: threads must be an integer in 1..256, got ${threads}`);
     if (threads > 1 && !factory) throw new Error('hgq engine: threads > 1 needs a thread pool (poolFactory) in this environment');
     const { module, relaxed } = await loadKernels(opts.simd ?? 'auto');
     const e = new Engine(desc, module, relaxed, threads, chunk);
     if (opts.schedule !== undefined && opts.schedule !== 'dynamic' && opts.schedule !== 'static') throw new Error(`hgq engine: schedule must be 'dynamic' or 'static', got ${opts.schedule}`);
     e.schedule = opts.schedule ?? 'dynamic';
-    if (threads > 1) e.pool = await factory!(module, e.memory, e.plan, e.ctrl, threads - 1);
+    if (factory) await e.rounds.start(factory, module);
     return e;
   }
 
@@ -340,24 +250,62 @@ export class Engine {
   }
 
   /**
-   * Bounds, forward quantization of all weights, preparation of the activation quantizers (main thread).
-   * The bit parameters are clamped to their bounds before the forward pass, as the tfjs quantizers do.
+   * Threads sharing the per-parameter rounds: all of them, or only the calling one when the weights are too few
+   * to repay waking the workers (JSC's ~5k take microseconds; MNIST's 110k about 2 ms on one thread).
    */
-  private prepare(): void {
-    const k = this.k;
-    for (const p of this.params) if (p.lo > -Infinity || p.hi < Infinity) k.clamp(p.n, p.ptr, p.lo, p.hi);
-    for (const lm of this.layers) {
-      if (lm.kq) k.kbi_fwd(lm.K * lm.N, lm.W, lm.kq.b, lm.kq.i, lm.kq.k, lm.kq.mode, lm.Wq);
-      k.transpose_w(lm.Wq, lm.K, lm.N, lm.WqT); // for the backward's dense_bwd_dx_t
-      if (lm.bqq) k.kbi_fwd(lm.N, lm.bias, lm.bqq.b, lm.bqq.i, lm.bqq.k, lm.bqq.mode, lm.bq);
-      if (lm.iq) k.prep_act(lm.K, lm.iq.i, lm.iq.f, lm.iq.k, lm.iq.mode, lm.iq.prep);
-    }
+  private get paramThreads(): number {
+    return this.paramFloats >= PARALLEL_PARAMS ? this.threads : 1;
   }
 
-  /** Runs forward+backward over the batch on all threads; leaves reduced gradients in thread 0's block. */
+  /** Runs a per-parameter round on paramThreads threads (the same calls per element either way). */
+  private paramRound(callsOf: (t: number, parts: number) => Call[]): void {
+    const parts = this.paramThreads;
+    if (parts === 1) this.rounds.here(callsOf(0, 1));
+    else this.rounds.run((t) => callsOf(t, parts));
+  }
+
+  /** [r0, n): part t's input rows of a K-row layer (multiples of 4, so every split keeps the kernels' SIMD groups). */
+  private static rows(t: number, parts: number, K: number): [number, number] {
+    const per = Math.ceil(K / parts / 4) * 4;
+    const r0 = Math.min(K, t * per);
+    return [r0, Math.min(K, r0 + per) - r0];
+  }
+
+  /** The part that does layer l's bias (and bias-quantizer) work in the per-parameter rounds. */
+  private static biasPart(l: number, parts: number): number {
+    return parts - 1 - (l % parts);
+  }
+
+  /**
+   * Bounds, forward quantization of all weights, preparation of the activation quantizers, split by input rows
+   * over the threads. The bit parameters are clamped to their bounds before the forward pass, as the tfjs
+   * quantizers do.
+   */
+  private prepare(): void {
+    this.paramRound((t, parts) => {
+      const calls: Call[] = [];
+      this.layers.forEach((lm, l) => {
+        const [r0, nr] = Engine.rows(t, parts, lm.K), e0 = r0 * lm.N, ne = nr * lm.N;
+        if (nr > 0) {
+          for (const p of weightRowParams(lm)) clampCall(calls, p, e0, ne);
+          for (const p of inputParams(lm)) clampCall(calls, p, r0, nr);
+          if (lm.kq) calls.push(['kbi_fwd', ne, lm.W + 4 * e0, lm.kq.b + 4 * e0, lm.kq.i + 4 * e0, lm.kq.k + 4 * e0, lm.kq.mode, lm.Wq + 4 * e0]);
+          calls.push(['transpose_w_rows', lm.Wq, lm.K, lm.N, lm.WqT, r0, nr]); // for the backward's dense_bwd_dx_t
+          if (lm.iq) calls.push(['prep_act', nr, lm.iq.i + 4 * r0, lm.iq.f + 4 * r0, lm.iq.k + 4 * r0, lm.iq.mode, lm.iq.prep + 16 * r0]);
+        }
+        if (t === Engine.biasPart(l, parts)) {
+          for (const p of biasParams(lm)) clampCall(calls, p, 0, lm.N);
+          if (lm.bqq) calls.push(['kbi_fwd', lm.N, lm.bias, lm.bqq.b, lm.bqq.i, lm.bqq.k, lm.bqq.mode, lm.bq]);
+        }
+      });
+      return calls;
+    });
+  }
+
+  /** Runs forward+backward over the batch on all threads, each into its gradient block; returns the loss and hit sums. */
   private forwardBackward(B: number, invB: number): { loss: number; hits: number } {
     const pl = new Int32Array(this.memory.buffer, this.plan, 8);
-    pl[7] = new Int32Array(new Float32Array([invB]).buffer)[0];
+    pl[7] = new Int32Array(new Float32Array([invB]).buffer)[0]!;
     const T = this.threads;
     const slices: Array<[number, number]> = [];
     if (T > 1 && this.schedule === 'dynamic') {
@@ -372,24 +320,100 @@ export class Engine {
         slices.push([s, Math.min(B, s + per) - s]);
       }
     }
-    if (this.pool) this.pool.runSlices(slices.slice(1), () => this.k.run_slice(this.plan, 0, slices[0][0], slices[0][1]));
-    else this.k.run_slice(this.plan, 0, slices[0][0], slices[0][1]);
-    // reduce into thread 0's block
-    const G0 = this.threadBase + new Int32Array(this.memory.buffer, this.plan, 16)[14];
+    this.rounds.run((t) => [['run_slice', this.plan, t, slices[t]![0], slices[t]![1]]]);
     const f64 = new Float64Array(this.memory.buffer);
-    let loss = f64[(G0 + this.lossO) / 8], hits = f64[(G0 + this.lossO) / 8 + 1];
-    for (let t = 1; t < T; t++) {
-      const Gt = G0 + t * this.threadBytes;
-      for (const lm of this.layers) {
-        this.k.add_into(G0 + lm.gWo, Gt + lm.gWo, lm.K * lm.N);
-        if (lm.gBo >= 0) this.k.add_into(G0 + lm.gBo, Gt + lm.gBo, lm.N);
-        this.k.add_into(G0 + lm.sumsO, Gt + lm.sumsO, 3 * lm.K);
-        this.k.max_into(G0 + lm.amxO, Gt + lm.amxO, lm.K);
-      }
-      loss += f64[(Gt + this.lossO) / 8];
-      hits += f64[(Gt + this.lossO) / 8 + 1];
+    let loss = 0, hits = 0;
+    for (let t = 0; t < T; t++) {
+      const o = (this.gradBlock(t) + this.lossO) / 8;
+      if (t === 0) { loss = f64[o]!; hits = f64[o + 1]!; } else { loss += f64[o]!; hits += f64[o + 1]!; }
     }
     return { loss, hits };
+  }
+
+  /** Byte address of thread t's gradient block. */
+  private gradBlock(t: number): number {
+    return this.threadBase + t * this.threadBytes + new Int32Array(this.memory.buffer, this.plan, 16)[14]!;
+  }
+
+  /** WRAP integer bits follow the data (the |x| maxima over all threads), before EBOPs are taken. */
+  private trackWrap(): void {
+    const k = this.k, G0 = this.gradBlock(0);
+    for (const lm of this.layers) {
+      if (!lm.iq || lm.iq.mode !== 0) continue;
+      for (let t = 1; t < this.threads; t++) k.max_into(G0 + lm.amxO, this.gradBlock(t) + lm.amxO, lm.K);
+      k.wrap_track(lm.K, lm.iq.i, lm.iq.f, G0 + lm.amxO, lm.iq.decay, lm.iq.iBounds[0], lm.iq.iBounds[1]);
+    }
+  }
+
+  /**
+   * The per-parameter phase, split by input rows over the threads (each layer's bias part on one thread): the
+   * threads' gradients reduced into thread 0's block, the quantizers' backward, EBOPs and L1 gradients, Adam.
+   * Per element the same operations in the same order as on one thread, so results do not depend on the split.
+   */
+  private updateParams(): { ebops: number; ebopsLoss: number } {
+    const adam = this.adam.stepArgs();
+    const blocks = Array.from({ length: this.threads }, (_, t) => this.gradBlock(t));
+    this.paramRound((t, parts) => {
+      const calls: Call[] = [];
+      this.layers.forEach((lm, l) => {
+        const [r0, nr] = Engine.rows(t, parts, lm.K);
+        if (nr > 0) this.weightRowsUpdate(calls, lm, blocks, r0, nr, adam);
+        if (t === Engine.biasPart(l, parts) && lm.pB) this.biasUpdate(calls, lm, blocks, adam);
+      });
+      return calls;
+    });
+    this.adam.advance();
+    let ebops = 0, ebopsLoss = 0;
+    const f64 = new Float64Array(this.memory.buffer);
+    for (const lm of this.layers) {
+      if (!lm.iq || !lm.kq) continue;
+      let e = 0; // summed as ebops_dense does: rows in order, then the bias
+      for (let r = 0; r < lm.K; r++) e += f64[lm.ebopsRows / 8 + r]!;
+      if (lm.bqq) e += f64[lm.ebopsBias / 8]!;
+      ebops += e;
+      ebopsLoss += lm.beta * e;
+    }
+    return { ebops, ebopsLoss };
+  }
+
+  /** Rows [r0, r0 + nr) of a layer's kernel, its quantizer and its input quantizer, through the whole update. */
+  private weightRowsUpdate(calls: Call[], lm: LayerMem, blocks: number[], r0: number, nr: number, adam: AdamArgs): void {
+    const N = lm.N, e0 = r0 * N, ne = nr * N, G0 = blocks[0]!, gWq = G0 + lm.gWo + 4 * e0, sums = G0 + lm.sumsO + 12 * r0;
+    for (const Gt of blocks.slice(1)) {
+      calls.push(['add_into', gWq, Gt + lm.gWo + 4 * e0, ne]);
+      if (lm.iq) calls.push(['add_into', sums, Gt + lm.sumsO + 12 * r0, 3 * nr]);
+    }
+    const wp = weightRowParams(lm), ip = inputParams(lm);
+    for (const p of wp) calls.push(['zero', p.grad + 4 * e0, ne]);
+    for (const p of ip) calls.push(['zero', p.grad + 4 * r0, nr]);
+    const at = (ptr: number) => ptr + 4 * e0, atIn = (ptr: number) => ptr + 4 * r0;
+    if (lm.kq) calls.push(['kbi_bwd', ne, at(lm.W), at(lm.kq.b), at(lm.kq.i), at(lm.kq.k), lm.kq.mode, at(lm.Wq), gWq, at(lm.pW.grad), at(lm.kq.pb.grad), at(lm.kq.pi.grad)]);
+    else calls.push(['add_into', at(lm.pW.grad), gWq, ne]);
+    const iq = lm.iq;
+    if (iq) calls.push(['kif_grads', nr, atIn(iq.i), atIn(iq.f), atIn(iq.k), iq.mode, sums, atIn(iq.pi.grad), atIn(iq.pf.grad)]);
+    if (iq && lm.kq) {
+      calls.push(['ebops_dense_rows', nr, N, atIn(iq.i), atIn(iq.f), atIn(iq.k), iq.mode, at(lm.kq.b), at(lm.kq.k), lm.kq.mode, fr(lm.beta),
+        atIn(iq.pi.grad), atIn(iq.pf.grad), at(lm.kq.pb.grad), lm.ebopsRows + 8 * r0]);
+    }
+    // (the L1 gradient of a non-trainable parameter is computed but never applied)
+    for (const p of wp) if (p.l1 > 0) calls.push(['add_scalar', ne, p.grad + 4 * e0, fr(p.l1)]);
+    for (const p of ip) if (p.l1 > 0) calls.push(['add_scalar', nr, p.grad + 4 * r0, fr(p.l1)]);
+    for (const p of wp) if (p.trainable) calls.push(['adam', ne, p.ptr + 4 * e0, p.grad + 4 * e0, p.m + 4 * e0, p.v + 4 * e0, ...adam]);
+    for (const p of ip) if (p.trainable) calls.push(['adam', nr, p.ptr + 4 * r0, p.grad + 4 * r0, p.m + 4 * r0, p.v + 4 * r0, ...adam]);
+  }
+
+  /** A layer's bias and bias quantizer through the whole update (one thread). */
+  private biasUpdate(calls: Call[], lm: LayerMem, blocks: number[], adam: AdamArgs): void {
+    const N = lm.N, gBq = blocks[0]! + lm.gBo;
+    for (const Gt of blocks.slice(1)) calls.push(['add_into', gBq, Gt + lm.gBo, N]);
+    const bp = biasParams(lm);
+    for (const p of bp) calls.push(['zero', p.grad, N]);
+    const q = lm.bqq;
+    if (q) calls.push(['kbi_bwd', N, lm.bias, q.b, q.i, q.k, q.mode, lm.bq, gBq, lm.pB!.grad, q.pb.grad, q.pi.grad]);
+    else calls.push(['add_into', lm.pB!.grad, gBq, N]);
+    if (q && lm.iq && lm.kq) calls.push(['ebops_bias', N, q.b, q.k, q.mode, fr(lm.beta), q.pb.grad, lm.ebopsBias]);
+    for (const p of bp) if (p.l1 > 0) calls.push(['add_scalar', N, p.grad, fr(p.l1)]);
+    for (const p of bp) if (p.trainable) calls.push(['adam', N, p.ptr, p.grad, p.m, p.v, ...adam]);
   }
 
   /** One training step on a batch: forward, loss, backward, EBOPs and L1 gradients, Adam. x, y may be batchBuffers() views (no copy). */
@@ -397,44 +421,15 @@ export class Engine {
     const B = this.loadBatch(x, y);
     const invB = this.desc.loss === 'mse' ? 1 / (B * this.C) : 1 / B;
     this.prepare();
-    const { loss: lossSum, hits } = this.forwardBackward(B, Math.fround(invB));
+    const { loss: lossSum, hits } = this.forwardBackward(B, fr(invB));
     const taskLoss = lossSum * invB;
-    const k = this.k;
-    const G0 = this.threadBase + new Int32Array(this.memory.buffer, this.plan, 16)[14];
-    // WRAP integer bits follow the data, before EBOPs are taken
-    for (const lm of this.layers) {
-      if (lm.iq && lm.iq.mode === 0) k.wrap_track(lm.K, lm.iq.i, lm.iq.f, G0 + lm.amxO, lm.iq.decay, lm.iq.iBounds[0], lm.iq.iBounds[1]);
-    }
-    // parameter gradients
-    for (const p of this.params) k.zero(p.grad, p.n);
-    let ebops = 0, ebopsLoss = 0;
-    for (const lm of this.layers) {
-      const gWq = G0 + lm.gWo;
-      if (lm.kq) k.kbi_bwd(lm.K * lm.N, lm.W, lm.kq.b, lm.kq.i, lm.kq.k, lm.kq.mode, lm.Wq, gWq, lm.pW.grad, lm.pKb!.grad, lm.pKi!.grad);
-      else k.add_into(lm.pW.grad, gWq, lm.K * lm.N);
-      if (lm.pB) {
-        if (lm.bqq) k.kbi_bwd(lm.N, lm.bias, lm.bqq.b, lm.bqq.i, lm.bqq.k, lm.bqq.mode, lm.bq, G0 + lm.gBo, lm.pB.grad, lm.pBb!.grad, lm.pBi!.grad);
-        else k.add_into(lm.pB.grad, G0 + lm.gBo, lm.N);
-      }
-      if (lm.iq) k.kif_grads(lm.K, lm.iq.i, lm.iq.f, lm.iq.k, lm.iq.mode, G0 + lm.sumsO, lm.pIi!.grad, lm.pIf!.grad);
-      if (lm.iq && lm.kq) {
-        const e = k.ebops_dense(lm.K, lm.N, lm.iq.i, lm.iq.f, lm.iq.k, lm.iq.mode, lm.kq.b, lm.kq.k, lm.kq.mode,
-          lm.bqq ? lm.bqq.b : 0, lm.bqq ? lm.bqq.k : 0, lm.bqq ? lm.bqq.mode : 0, Math.fround(lm.beta),
-          lm.pIi!.grad, lm.pIf!.grad, lm.pKb!.grad, lm.bqq ? lm.pBb!.grad : 0);
-        ebops += e;
-        ebopsLoss += lm.beta * e;
-      }
-    }
+    this.trackWrap();
+    // the L1 terms of the parameters as the step found them (the update below moves them)
     let l1Loss = 0;
-    for (const p of this.params) if (p.l1 > 0) l1Loss += p.l1 * k.l1(p.n, p.ptr, Math.fround(p.l1), p.grad);
-    // (the L1 gradient of a non-trainable parameter is computed but never applied)
-    this.applyAdam();
+    for (const p of this.params) if (p.l1 > 0) l1Loss += p.l1 * this.k.sum_f64(p.n, p.ptr);
+    const { ebops, ebopsLoss } = this.updateParams();
     const accuracy = this.desc.loss === 'mse' ? NaN : hits / B;
     return { loss: taskLoss + ebopsLoss + l1Loss, taskLoss, ebops, ebopsLoss, l1Loss, accuracy };
-  }
-
-  private applyAdam(): void {
-    this.adam.apply(this.k, this.params);
   }
 
   /** β of layer `l` (its EBOPs weight in the loss), e.g. from a β schedule at each epoch start. */
@@ -460,24 +455,7 @@ export class Engine {
   }
 
   dispose(): void {
-    this.pool?.dispose();
-    this.pool = null;
-  }
-}
-
-export interface EngineState {
-  values: Record<string, Float32Array>;
-  adam: { m: Record<string, Float32Array>; v: Record<string, Float32Array>; iterations: number; accBeta1: number; accBeta2: number };
-}
-
-async function defaultThreads(): Promise<number> {
-  const nav = (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator;
-  if (nav?.hardwareConcurrency) return nav.hardwareConcurrency;
-  try {
-    const os = await import('node:os');
-    return os.availableParallelism ? os.availableParallelism() : os.cpus().length;
-  } catch {
-    return 1;
+    this.rounds.dispose();
   }
 }
 

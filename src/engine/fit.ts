@@ -6,7 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { EngineBinding, engineUnsupported, type EngineLoss } from './from-tfjs.ts';
-import type { EngineOptions } from './engine.ts';
+import type { EngineOptions } from './types.ts';
 
 export interface EngineFitOptions {
   epochs: number;

@@ -13,8 +13,9 @@ import { QBatchNormalization } from '../layers/batchnorm.ts';
 import { QConcatenate } from '../layers/shape.ts';
 import type { QLayer } from '../layers/base.ts';
 import type { Quantizer } from '../quantizer/index.ts';
-import { createEngine, type DenseDesc, type EngineOptions, type KbiDesc, type KifDesc, type ModelDesc } from './engine.ts';
-import { createGraphEngine, type GraphLayerDesc, type GraphModelDesc, type TrainEngine } from './graph.ts';
+import { createEngine } from './engine.ts';
+import { createGraphEngine } from './graph.ts';
+import type { DenseDesc, EngineOptions, GraphLayerDesc, GraphModelDesc, KbiDesc, KifDesc, ModelDesc, TrainEngine } from './types.ts';
 
 export type EngineLoss = ModelDesc['loss'];
 
@@ -241,7 +242,7 @@ export class EngineBinding {
   /** Models with batch norm, convolutions, pooling or merges run on the graph path. */
   static async create(model: tf.LayersModel, loss: EngineLoss, opts: EngineOptions = {}): Promise<EngineBinding> {
     const { desc, graph, binding } = describeAny(model, loss);
-    const engine: TrainEngine = graph ? await createGraphEngine(desc as GraphModelDesc, { simd: opts.simd, threads: opts.threads }) : await createEngine(desc as ModelDesc, opts);
+    const engine: TrainEngine = graph ? await createGraphEngine(desc as GraphModelDesc, opts) : await createEngine(desc as ModelDesc, opts);
     const b = new EngineBinding(engine, model, binding);
     b.pullOptimizer();
     return b;

@@ -15,141 +15,18 @@
  * rounding (test/engine-bn, engine-conv, engine-residual, engine-graph-trace).
  */
 import { instantiate, loadKernels, WA, type KernelExports, type WasmMemory, type WasmModule } from './kernels.ts';
-import { AdamState, checkArr, paramGradients, type Param } from './params.ts';
-import type { AdamConfig, DenseDesc, EngineState, KbiDesc, KifDesc, StepResult } from './engine.ts';
+import { AdamState, checkArr, paramGradients, ParamArena, type KbiMem, type KifMem } from './params.ts';
+import { AREA_WORDS, CTRL_BYTES, defaultThreads, poolFactoryFor, Rounds, type Call } from './pool.ts';
 import { windowGeometry, type Padding, type Window1D } from '../layers/patches.ts';
-import type { GraphPool } from './graph-pool-node.ts';
+import type { AddDesc, BnDenseDesc, BnDesc, ConcatDesc, ConvDesc, EngineOptions, EngineState, GraphDenseDesc, GraphLayerDesc, GraphModelDesc,
+  KifDesc, MergeOp, Param, PoolDesc, StepResult, TrainEngine } from './types.ts';
 
-/**
- * Node inputs: indices of earlier layers, −1 = the model input (default: the previous layer, or the input);
- * an optional output quantizer (KIF, per activation) applied last, after the activation.
- */
-interface Wired { from?: number[]; oq?: KifDesc | null }
-
-export interface GraphDenseDesc extends DenseDesc, Wired {}
-
-/** QBatchNormDense: kernel' = kq(γ/√(σ²+ε)·W) (rows scaled), bias' = bq(b − μ·W); μ, σ² of the quantized input. */
-export interface BnDenseDesc extends Omit<DenseDesc, 'type'>, Wired {
-  type: 'bndense';
-  gamma: Float32Array | null;
-  movingMean: Float32Array;
-  movingVariance: Float32Array;
-  momentum: number;
-  epsilon: number;
-}
-
-/** QConv1D/2D, channels last: inShape = [...spatial, channels]; kernel [...kernelSize, channels, filters] row-major. */
-export interface ConvDesc extends Wired {
-  type: 'conv';
-  inShape: number[];
-  filters: number;
-  kernelSize: number[];
-  strides: number[];
-  padding: Padding;
-  activation: 'relu' | 'linear';
-  kernel: Float32Array;
-  bias?: Float32Array | null;
-  iq?: KifDesc | null;
-  kq?: KbiDesc | null;
-  bq?: KbiDesc | null;
-  beta?: number;
-  /** HGQ2 parallelization_factor; ≤ 0: fully parallel */
-  parallelizationFactor?: number;
-}
-
-/** Max/average pooling (global: one window over all positions, the average as sum·(1/n)). */
-export interface PoolDesc extends Wired {
-  type: 'pool';
-  op: 'max' | 'avg';
-  inShape: number[];
-  poolSize: number[];
-  strides: number[];
-  padding: Padding;
-  global?: boolean;
-  iq?: KifDesc | null;
-  beta?: number;
-  parallelizationFactor?: number;
-}
-
-export type MergeOp = 'add' | 'subtract' | 'multiply' | 'maximum' | 'minimum';
 const MERGE_CODE: Record<MergeOp, number> = { add: 0, subtract: 1, multiply: 2, maximum: 3, minimum: 4 };
 
-/**
- * QAdd / QSubtract / QMultiply / QMaximum / QMinimum of ≥ 2 same-size inputs (subtract: exactly 2), each with its
- * own input quantizer; computed left to right as tfjs does ((a0 op a1) op a2 …).
- */
-export interface AddDesc extends Wired {
-  type: 'add';
-  /** default 'add' */
-  op?: MergeOp;
-  size: number;
-  from: number[];
-  iqs: (KifDesc | null)[];
-  beta?: number;
-}
-
-/**
- * QBatchNormalization (channel last, inShape = [...positions, channels]): y = x·kq(s) + bq(o), s = γ/√(σ²+ε),
- * o = offset − μ·s; statistics per channel over the batch and positions (moving ones when `freeze`).
- */
-export interface BnDesc extends Wired {
-  type: 'bn';
-  inShape: number[];
-  gamma: Float32Array | null;
-  offset: Float32Array | null;
-  movingMean: Float32Array;
-  movingVariance: Float32Array;
-  momentum: number;
-  epsilon: number;
-  freeze?: boolean;
-  iq?: KifDesc | null;
-  kq: KbiDesc;
-  bq: KbiDesc;
-  beta?: number;
-}
-
-/**
- * QConcatenate along one per-sample axis: per-sample inputs [outer, parts[j], …] flattened; output row
- * (o, off_j + r) copies input j's row (o, r) (parts count rows, i.e. the axis length times the inner size).
- */
-export interface ConcatDesc extends Wired {
-  type: 'concat';
-  from: number[];
-  outer: number;
-  parts: number[];
-  iqs: (KifDesc | null)[];
-  /** EBOPs weight (a concatenation costs none) */
-  beta?: number;
-}
-
-export type GraphLayerDesc = GraphDenseDesc | BnDenseDesc | ConvDesc | PoolDesc | AddDesc | BnDesc | ConcatDesc;
-
-export interface GraphModelDesc {
-  /** features per sample of the model input */
-  inputs: number;
-  layers: GraphLayerDesc[];
-  loss: 'softmax_cross_entropy' | 'mse';
-  optimizer: AdamConfig;
-}
-
-/** What fit.ts and the binding need from either engine path. */
-export interface TrainEngine {
-  readonly threads: number;
-  readonly relaxed: boolean;
-  iterations: number;
-  step(x: Float32Array, y: Float32Array): StepResult;
-  /** views of the engine's own input memory for a batch of B samples (no copy in step); the chain path has them */
-  batchBuffers?(B: number): { x: Float32Array; y: Float32Array };
-  setBeta(l: number, beta: number): void;
-  readState(): EngineState;
-  writeState(s: Partial<EngineState> & { values?: Record<string, Float32Array> }): void;
-  debugGradients(): Record<string, Float32Array>;
-  dispose(): void;
-}
-
-interface KbiMem { b: number; i: number; k: number; mode: number; pb: Param; pi: Param }
-interface KifMem { i: number; f: number; k: number; mode: number; prep: number; decay: number; iBounds: [number, number]; pi: Param; pf: Param; sums: number; amx: number }
 interface Input { src: number; K: number; iq: KifMem | null; A: number }
+
+/** What building one node needs: the allocator, the node, its name in errors, its sources and their sizes. */
+interface NodeBuild { ar: ParamArena; nd: Node; pre: string; from: number[]; srcSize: (s: number) => number }
 
 interface Node {
   d: GraphLayerDesc;
@@ -176,15 +53,6 @@ interface Node {
     mean: Float64Array; inv: Float64Array; s: number; o: number; sq: number; oq: number; gsT: number[]; goT: number[]; gS: number; gO: number };
 }
 
-const OVF: Record<string, number> = { WRAP: 0, SAT: 1, SAT_SYM: 2 };
-/** The kernels the worker threads may run (by index in this list). */
-const FNS = ['act_q', 'dense_fwd', 'dense_bwd_dw', 'dense_bwd_dx_t', 'act_q_bwd', 'relu_mask', 'copy_f32', 'add_into', 'zero', 'perm_rows', 'im2col',
-  'col2im_add', 'pool_max_fwd', 'pool_max_bwd', 'pool_avg_fwd', 'pool_avg_bwd', 'bn_stats', 'bn_dx_add', 'transpose_in', 'softmax_ce', 'mse',
-  'chan_affine', 'chan_affine_bwd', 'ew_fwd', 'ew_bwd'] as const;
-type Call = [(typeof FNS)[number], ...number[]];
-const FN_INDEX = new Map<string, number>(FNS.map((n, j) => [n, j]));
-const AREA_WORDS = 8192; // float64 words of call list per worker
-const CTRL_BYTES = 64;
 const PAGE = 65536;
 const MAX_PAGES = 16384; // 1 GiB
 const SCRATCH_BUDGET = 24 << 20; // bytes of im2col scratch (sets the conv chunk)
@@ -198,7 +66,7 @@ export class GraphEngine implements TrainEngine {
   get iterations(): number { return this.adam.iterations; }
   readonly memory: WasmMemory;
   readonly k: KernelExports;
-  readonly params: Param[] = [];
+  readonly params: Param[];
   private readonly nodes: Node[] = [];
   private readonly desc: GraphModelDesc;
   private readonly K0: number;
@@ -207,9 +75,9 @@ export class GraphEngine implements TrainEngine {
   private staticEnd = 0;
   private scratch: number[] = []; // per thread: scratch memory of the dense kernels
   private lossP = 0; // f64 hits per thread
-  private ctrl = 0;
-  private area = 0;
-  private pool: GraphPool | null = null;
+  private readonly rounds: Rounds;
+  private scratchPer = 0; // floats of im2col scratch per sample (largest conv)
+  private maxK = 0; // largest node input (the dA buffer)
   private written = new Uint8Array(0);
   // batch-dependent layout
   private S = 0; private cb = 0; private B = 0;
@@ -223,265 +91,225 @@ export class GraphEngine implements TrainEngine {
     this.threads = threads;
     this.adam = new AdamState(desc.optimizer);
     this.K0 = desc.inputs;
-    let off = 1024;
-    const alloc = (bytes: number, align = 64): number => { off = Math.ceil(off / align) * align; const p = off; off += Math.max(bytes, 4); return p; };
-    const arrays: Array<{ ptr: number; src: Float32Array | Int32Array }> = [];
-    const put = (src: Float32Array | Int32Array): number => { const p = alloc(src.length * 4); arrays.push({ ptr: p, src }); return p; };
-    const param = (name: string, src: Float32Array, trainable: boolean, bounds: [number, number] | undefined, l1: number | undefined): Param => {
-      const n = src.length;
-      const p: Param = { name, ptr: put(src), n, grad: alloc(n * 4), m: alloc(n * 4), v: alloc(n * 4),
-        lo: bounds ? bounds[0] : -Infinity, hi: bounds ? bounds[1] : Infinity, l1: l1 ?? 0, trainable };
-      this.params.push(p);
-      return p;
-    };
-    const kbi = (q: KbiDesc, n: number, what: string): KbiMem => {
-      if ((q.round ?? 'RND') !== 'RND') throw new Error(`hgq engine: ${what} round mode ${q.round} is not supported (RND only)`);
-      if (q.overflow !== 'SAT' && q.overflow !== 'SAT_SYM') throw new Error(`hgq engine: ${what} overflow ${q.overflow} is not supported (SAT, SAT_SYM)`);
-      const pb = param(`${what}.b`, checkArr(q.b, n, `${what}.b`), true, q.bBounds ?? [0, 23], q.l1);
-      const pi = param(`${what}.i`, checkArr(q.i, n, `${what}.i`), true, q.iBounds ?? [-24, 24], 0);
-      return { b: pb.ptr, i: pi.ptr, k: put(checkArr(q.k, n, `${what}.k`)), mode: OVF[q.overflow]!, pb, pi };
-    };
-    const kif = (q: KifDesc, K: number, what: string): KifMem => {
-      if ((q.round ?? 'RND') !== 'RND') throw new Error(`hgq engine: ${what} round mode ${q.round} is not supported (RND only)`);
-      if (!(q.overflow in OVF)) throw new Error(`hgq engine: ${what} overflow ${q.overflow} is not supported`);
-      const wrap = q.overflow === 'WRAP';
-      const iB = q.iBounds ?? [-24, 24];
-      // under WRAP i follows the data (not trained) but its L1 term still counts in the loss, as in tfjs
-      const pi = param(`${what}.i`, checkArr(q.i, K, `${what}.i`), !wrap, iB, q.l1);
-      const pf = param(`${what}.f`, checkArr(q.f, K, `${what}.f`), true, q.fBounds ?? [-24, 24], q.l1);
-      return { i: pi.ptr, f: pf.ptr, k: put(checkArr(q.k, K, `${what}.k`)), mode: OVF[q.overflow]!, prep: alloc(K * 16), decay: q.decay ?? 0.01,
-        iBounds: iB, pi, pf, sums: alloc(K * 12), amx: alloc(K * 4) };
-    };
-
     if (!(Number.isInteger(desc.inputs) && desc.inputs > 0)) throw new Error(`hgq engine: inputs must be a positive integer, got ${desc.inputs}`);
+    const ar = new ParamArena(1024);
+    this.params = ar.params;
     const sizes: number[] = [];
-    let maxK = 0, scratchPer = 0;
     desc.layers.forEach((d, li) => {
-      const pre = `layers[${li}]`;
-      const from = 'from' in d && d.from ? d.from : [li - 1];
-      for (const s of from) if (!(Number.isInteger(s) && s >= -1 && s < li)) throw new Error(`hgq engine: ${pre} takes input ${s}; inputs must be earlier layers (or −1, the model input)`);
-      const srcSize = (s: number) => (s < 0 ? desc.inputs : sizes[s]!);
-      const nd: Node = { d, size: 0, relu: false, ins: [], beta: d.beta ?? 0, out: 0, dOut: 0, K: 0, N: 0, W: 0, Wq: 0, WqT: 0, bias: 0, bq: 0, gWq: 0, gBq: 0,
-        C: 0, KK: 0, Pn: 0, idx: 0, div: 0, divMode: 0, pf: 1, gWt: [], gBt: [], op: 0, inter: [], oq: null, outQ: 0 };
-      const oneInput = (K: number, iq: KifDesc | null | undefined) => {
-        if (from.length !== 1) throw new Error(`hgq engine: ${pre} (${d.type}) takes one input, got ${from.length}`);
-        if (srcSize(from[0]!) !== K) throw new Error(`hgq engine: ${pre} expects ${K} input features but its input has ${srcSize(from[0]!)}`);
-        nd.ins.push({ src: from[0]!, K, iq: iq ? kif(iq, K, `${pre}.iq`) : null, A: 0 });
-      };
-      const weights = (K: number, N: number, kernel: Float32Array, bias: Float32Array | null | undefined, kq: KbiDesc | null | undefined, bq: KbiDesc | null | undefined, bn: boolean) => {
-        nd.K = K; nd.N = N;
-        nd.pW = param(`${pre}.kernel`, checkArr(kernel, K * N, `${pre}.kernel`), true, undefined, undefined);
-        nd.W = nd.pW.ptr; nd.Wq = nd.W;
-        if (kq) nd.kq = kbi(kq, K * N, `${pre}.kq`);
-        if (kq || bn) nd.Wq = alloc(K * N * 4);
-        nd.WqT = alloc(K * N * 4); // N×K: the input-gradient kernel reads the quantized weights transposed
-        if (bias) {
-          nd.pB = param(`${pre}.bias`, checkArr(bias, N, `${pre}.bias`), true, undefined, undefined);
-          nd.bias = nd.pB.ptr; nd.bq = nd.bias;
-          if (bq) nd.bqq = kbi(bq, N, `${pre}.bq`);
-          if (bq || bn) nd.bq = alloc(N * 4);
-        } else if (bq) throw new Error(`hgq engine: ${pre} has a bias quantizer but no bias`);
-        nd.gWq = alloc(K * N * 4); nd.gBq = alloc(N * 4);
-      };
-      const act = (a: string) => {
-        if (a !== 'relu' && a !== 'linear') throw new Error(`hgq engine: ${pre} activation ${a} is not supported (relu or linear)`);
-        nd.relu = a === 'relu';
-      };
-      const windows = (inShape: number[], ks: number[], ss: number[], padding: Padding) => {
-        const sp = inShape.slice(0, -1), C = inShape[inShape.length - 1]!;
-        if (!(sp.length >= 1 && ks.length === sp.length && ss.length === sp.length)) throw new Error(`hgq engine: ${pre} window rank does not match its input [${inShape}]`);
-        const g: Window1D[] = sp.map((n, a) => windowGeometry(n, ks[a]!, ss[a]!, padding));
-        const KK = ks.reduce((a, b) => a * b, 1), Pn = g.reduce((a, w) => a * w.out, 1);
-        const idx = new Int32Array(Pn * KK);
-        const counts = new Float32Array(Pn);
-        const oc = new Array<number>(sp.length).fill(0);
-        for (let p = 0; p < Pn; p++) {
-          // output coordinate oc (row-major), window offsets row-major (first axis slowest), TF 'same' padding
-          let rem = p;
-          for (let a = sp.length - 1; a >= 0; a--) { oc[a] = rem % g[a]!.out; rem = Math.floor(rem / g[a]!.out); }
-          for (let j = 0; j < KK; j++) {
-            let r = j, pos = 0, ok = true, stride = 1;
-            for (let a = sp.length - 1; a >= 0; a--) {
-              const ja = r % ks[a]!; r = Math.floor(r / ks[a]!);
-              const x = oc[a]! * g[a]!.s + ja - g[a]!.padBefore;
-              if (x < 0 || x >= sp[a]!) ok = false;
-              pos += x * stride; stride *= sp[a]!;
-            }
-            idx[p * KK + j] = ok ? pos : -1;
-            if (ok) counts[p]!++;
-          }
-        }
-        nd.C = C; nd.KK = KK; nd.Pn = Pn; nd.idx = put(idx);
-        return { C, KK, Pn, counts, K: sp.reduce((a, b) => a * b, 1) * C };
-      };
-      switch (d.type) {
-        case 'dense':
-        case 'bndense': {
-          act(d.activation);
-          oneInput(d.inputs, d.iq);
-          weights(d.inputs, d.units, d.kernel, d.bias, d.kq, d.bq, d.type === 'bndense');
-          nd.size = d.units;
-          if (d.type === 'bndense') {
-            const K = d.inputs, N = d.units;
-            if (!d.bias) throw new Error(`hgq engine: ${pre} (bndense) needs a bias`);
-            if (!(d.momentum >= 0 && d.momentum < 1 && d.epsilon > 0)) throw new Error(`hgq engine: ${pre} needs momentum in [0,1) and epsilon > 0`);
-            nd.bn = {
-              pG: d.gamma ? param(`${pre}.gamma`, checkArr(d.gamma, K, `${pre}.gamma`), true, undefined, undefined) : undefined,
-              pMM: param(`${pre}.movingMean`, checkArr(d.movingMean, K, `${pre}.movingMean`), false, undefined, undefined),
-              pMV: param(`${pre}.movingVariance`, checkArr(d.movingVariance, K, `${pre}.movingVariance`), false, undefined, undefined),
-              mean: alloc(K * 4), variance: alloc(K * 4), kf: alloc(K * N * 4), bf: alloc(N * 4), gKf: alloc(K * N * 4), gBf: alloc(N * 4),
-              gm: alloc(K * 4), gv: alloc(K * 4), inv: new Float64Array(K), s: new Float64Array(K),
-            };
-          }
-          maxK = Math.max(maxK, d.inputs);
-          break;
-        }
-        case 'conv': {
-          act(d.activation);
-          const g = windows(d.inShape, d.kernelSize, d.strides, d.padding);
-          oneInput(g.K, d.iq);
-          weights(g.KK * g.C, d.filters, d.kernel, d.bias, d.kq, d.bq, false);
-          nd.size = g.Pn * d.filters;
-          nd.pf = d.parallelizationFactor !== undefined && d.parallelizationFactor > 0 ? d.parallelizationFactor : g.Pn;
-          nd.gWt = [nd.gWq]; nd.gBt = [nd.gBq];
-          for (let t = 1; t < threads; t++) { nd.gWt.push(alloc(nd.K * nd.N * 4)); nd.gBt.push(alloc(nd.N * 4)); }
-          maxK = Math.max(maxK, g.K);
-          scratchPer = Math.max(scratchPer, g.Pn * (2 * g.KK * g.C + d.filters));
-          break;
-        }
-        case 'pool': {
-          const sp = d.inShape.slice(0, -1);
-          const g = d.global ? windows(d.inShape, sp, sp, 'valid') : windows(d.inShape, d.poolSize, d.strides, d.padding);
-          oneInput(g.K, d.iq);
-          nd.size = g.Pn * g.C;
-          if (d.op === 'avg') {
-            // global: tf.mul(sum, 1/n); windows: tf.div(sum, count of real elements)
-            nd.divMode = d.global ? 1 : 0;
-            nd.div = put(d.global ? new Float32Array([1 / g.KK]) : g.counts);
-          } else if (d.op !== 'max') throw new Error(`hgq engine: ${pre} pooling op ${(d as PoolDesc).op} is not supported`);
-          const pos = d.global ? 1 : g.Pn;
-          const pf = d.parallelizationFactor !== undefined && d.parallelizationFactor > 0 ? d.parallelizationFactor : pos;
-          nd.pf = pf / pos; // EBOPs scale
-          maxK = Math.max(maxK, g.K);
-          break;
-        }
-        case 'bn': {
-          const C = d.inShape[d.inShape.length - 1]!, size = d.inShape.reduce((a, b) => a * b, 1);
-          if (!(d.momentum >= 0 && d.momentum < 1 && d.epsilon > 0)) throw new Error(`hgq engine: ${pre} needs momentum in [0,1) and epsilon > 0`);
-          oneInput(size, d.iq);
-          nd.C = C; nd.Pn = size / C; nd.size = size;
-          nd.kq = kbi(d.kq, C, `${pre}.kq`);
-          nd.bqq = kbi(d.bq, C, `${pre}.bq`);
-          const gsT: number[] = [], goT: number[] = [];
-          for (let t = 0; t < threads; t++) { gsT.push(alloc(C * 4)); goT.push(alloc(C * 4)); }
-          nd.cbn = {
-            pG: d.gamma ? param(`${pre}.gamma`, checkArr(d.gamma, C, `${pre}.gamma`), true, undefined, undefined) : undefined,
-            pO: d.offset ? param(`${pre}.offset`, checkArr(d.offset, C, `${pre}.offset`), true, undefined, undefined) : undefined,
-            pMM: param(`${pre}.movingMean`, checkArr(d.movingMean, C, `${pre}.movingMean`), false, undefined, undefined),
-            pMV: param(`${pre}.movingVariance`, checkArr(d.movingVariance, C, `${pre}.movingVariance`), false, undefined, undefined),
-            rowMean: alloc(size * 4), rowVar: alloc(size * 4), meanRow: alloc(size * 4), gm: alloc(size * 4), gv: alloc(size * 4),
-            mean: new Float64Array(C), inv: new Float64Array(C), s: alloc(C * 4), o: alloc(C * 4), sq: alloc(C * 4), oq: alloc(C * 4),
-            gsT, goT, gS: alloc(C * 4), gO: alloc(C * 4),
-          };
-          maxK = Math.max(maxK, size);
-          break;
-        }
-        case 'concat': {
-          if (from.length < 2 || d.parts.length !== from.length || d.iqs.length !== from.length) throw new Error(`hgq engine: ${pre} (concat) needs ≥ 2 inputs with one part size and quantizer entry each`);
-          for (const [j, src] of from.entries()) {
-            const K = d.outer * d.parts[j]!;
-            if (srcSize(src) !== K) throw new Error(`hgq engine: ${pre} input ${j} has ${srcSize(src)} features, expected ${K}`);
-            const q = d.iqs[j];
-            nd.ins.push({ src, K, iq: q ? kif(q, K, `${pre}.iq${j}`) : null, A: 0 });
-          }
-          nd.size = d.outer * d.parts.reduce((a, b) => a + b, 0);
-          maxK = Math.max(maxK, ...nd.ins.map((i) => i.K));
-          break;
-        }
-        case 'add': {
-          if (from.length < 2) throw new Error(`hgq engine: ${pre} (merge) needs at least two inputs`);
-          const op = d.op ?? 'add';
-          if (!(op in MERGE_CODE)) throw new Error(`hgq engine: ${pre} merge op ${op} is not supported (${Object.keys(MERGE_CODE).join(', ')})`);
-          if (op === 'subtract' && from.length !== 2) throw new Error(`hgq engine: ${pre} subtract takes exactly two inputs`);
-          nd.op = MERGE_CODE[op];
-          if (d.iqs.length !== from.length) throw new Error(`hgq engine: ${pre} has ${d.iqs.length} input quantizers for ${from.length} inputs`);
-          for (const [j, s] of from.entries()) {
-            if (srcSize(s) !== d.size) throw new Error(`hgq engine: ${pre} input ${j} has ${srcSize(s)} features, expected ${d.size}`);
-            const q = d.iqs[j];
-            nd.ins.push({ src: s, K: d.size, iq: q ? kif(q, d.size, `${pre}.iq${j}`) : null, A: 0 });
-          }
-          nd.size = d.size;
-          break;
-        }
-        default:
-          throw new Error(`hgq engine: ${pre} has unsupported type ${(d as { type: string }).type}`);
-      }
-      if (d.oq) nd.oq = kif(d.oq, nd.size, `${pre}.oq`);
+      const nd = this.buildNode(ar, d, li, sizes);
       sizes.push(nd.size);
       this.nodes.push(nd);
     });
     if (this.nodes.length === 0) throw new Error('hgq engine: the model description needs at least one layer');
     this.C = sizes[sizes.length - 1]!;
-    this.scratchPer = scratchPer;
-    this.maxK = maxK;
-    for (let t = 0; t < threads; t++) this.scratch.push(alloc(256)); // the dense kernels' scratch (dense_bwd_dx: 192 bytes)
-    this.lossP = alloc(8 * threads);
-    this.ctrl = alloc(CTRL_BYTES);
-    this.area = alloc(threads * AREA_WORDS * 8);
-    this.staticEnd = Math.ceil(off / 64) * 64;
+    for (let t = 0; t < threads; t++) this.scratch.push(ar.alloc(256)); // the dense kernels' scratch (dense_bwd_dx: 192 bytes)
+    this.lossP = ar.alloc(8 * threads);
+    const ctrl = ar.alloc(CTRL_BYTES), area = ar.alloc(threads * AREA_WORDS * 8);
+    this.staticEnd = Math.ceil(ar.off / 64) * 64;
     this.written = new Uint8Array(this.nodes.length);
     this.memory = new WA.Memory({ initial: Math.ceil(this.staticEnd / PAGE) + 1, maximum: MAX_PAGES, shared: true });
     this.k = instantiate(module, this.memory);
-    const f32 = new Float32Array(this.memory.buffer), i32 = new Int32Array(this.memory.buffer);
-    for (const a of arrays) (a.src instanceof Int32Array ? i32 : f32).set(a.src, a.ptr / 4);
+    ar.copyInto(this.memory.buffer);
+    this.rounds = new Rounds(this.k, this.memory, threads, ctrl, area);
   }
-  private readonly scratchPer: number;
-  private readonly maxK: number;
 
-  static async create(desc: GraphModelDesc, opts: GraphEngineOptions = {}): Promise<GraphEngine> {
+  /** Checks layer li's description, wires its inputs and lays out its parameters. */
+  private buildNode(ar: ParamArena, d: GraphLayerDesc, li: number, sizes: readonly number[]): Node {
+    const pre = `layers[${li}]`;
+    const from = 'from' in d && d.from ? d.from : [li - 1];
+    for (const s of from) if (!(Number.isInteger(s) && s >= -1 && s < li)) throw new Error(`hgq engine: ${pre} takes input ${s}; inputs must be earlier layers (or −1, the model input)`);
+    const nd: Node = { d, size: 0, relu: false, ins: [], beta: d.beta ?? 0, out: 0, dOut: 0, K: 0, N: 0, W: 0, Wq: 0, WqT: 0, bias: 0, bq: 0, gWq: 0, gBq: 0,
+      C: 0, KK: 0, Pn: 0, idx: 0, div: 0, divMode: 0, pf: 1, gWt: [], gBt: [], op: 0, inter: [], oq: null, outQ: 0 };
+    const b: NodeBuild = { ar, nd, pre, from, srcSize: (s) => (s < 0 ? this.desc.inputs : sizes[s]!) };
+    switch (d.type) {
+      case 'dense':
+      case 'bndense': this.denseNode(b, d); break;
+      case 'conv': this.convNode(b, d); break;
+      case 'pool': this.poolNode(b, d); break;
+      case 'bn': this.bnNode(b, d); break;
+      case 'concat': this.concatNode(b, d); break;
+      case 'add': this.mergeNode(b, d); break;
+      default:
+        throw new Error(`hgq engine: ${pre} has unsupported type ${(d as { type: string }).type}`);
+    }
+    if (d.oq) nd.oq = ar.kif(d.oq, nd.size, `${pre}.oq`);
+    return nd;
+  }
+
+  /** A one-input node: K features from its source, through the optional input quantizer. */
+  private oneInput({ ar, nd, pre, from, srcSize }: NodeBuild, K: number, iq: KifDesc | null | undefined): void {
+    if (from.length !== 1) throw new Error(`hgq engine: ${pre} (${nd.d.type}) takes one input, got ${from.length}`);
+    if (srcSize(from[0]!) !== K) throw new Error(`hgq engine: ${pre} expects ${K} input features but its input has ${srcSize(from[0]!)}`);
+    nd.ins.push({ src: from[0]!, K, iq: iq ? ar.kif(iq, K, `${pre}.iq`) : null, A: 0 });
+    this.maxK = Math.max(this.maxK, K);
+  }
+
+  /** A K×N kernel, optional bias and their quantizers (`folded`: batch-norm folding writes Wq and bq from kernel', bias'). */
+  private weights({ ar, nd, pre }: NodeBuild, K: number, N: number, d: Pick<ConvDesc, 'kernel' | 'bias' | 'kq' | 'bq'>, folded: boolean): void {
+    nd.K = K; nd.N = N;
+    nd.pW = ar.param(`${pre}.kernel`, checkArr(d.kernel, K * N, `${pre}.kernel`), true);
+    nd.W = nd.pW.ptr; nd.Wq = nd.W;
+    if (d.kq) nd.kq = ar.kbi(d.kq, K * N, `${pre}.kq`);
+    if (d.kq || folded) nd.Wq = ar.alloc(K * N * 4);
+    nd.WqT = ar.alloc(K * N * 4); // N×K: the input-gradient kernel reads the quantized weights transposed
+    if (d.bias) {
+      nd.pB = ar.param(`${pre}.bias`, checkArr(d.bias, N, `${pre}.bias`), true);
+      nd.bias = nd.pB.ptr; nd.bq = nd.bias;
+      if (d.bq) nd.bqq = ar.kbi(d.bq, N, `${pre}.bq`);
+      if (d.bq || folded) nd.bq = ar.alloc(N * 4);
+    } else if (d.bq) throw new Error(`hgq engine: ${pre} has a bias quantizer but no bias`);
+    nd.gWq = ar.alloc(K * N * 4); nd.gBq = ar.alloc(N * 4);
+  }
+
+  private activation({ nd, pre }: NodeBuild, a: string): void {
+    if (a !== 'relu' && a !== 'linear') throw new Error(`hgq engine: ${pre} activation ${a} is not supported (relu or linear)`);
+    nd.relu = a === 'relu';
+  }
+
+  /**
+   * Window geometry of a conv or pooling node over inShape = [...spatial, C]: for each of the Pn output positions
+   * and KK window offsets (both row-major, first axis slowest) the input position or −1 (TF 'same' padding).
+   */
+  private windows({ ar, nd, pre }: NodeBuild, inShape: number[], ks: number[], ss: number[], padding: Padding) {
+    const sp = inShape.slice(0, -1), C = inShape[inShape.length - 1]!;
+    if (!(sp.length >= 1 && ks.length === sp.length && ss.length === sp.length)) throw new Error(`hgq engine: ${pre} window rank does not match its input [${inShape}]`);
+    const g: Window1D[] = sp.map((n, a) => windowGeometry(n, ks[a]!, ss[a]!, padding));
+    const KK = ks.reduce((a, b) => a * b, 1), Pn = g.reduce((a, w) => a * w.out, 1);
+    const idx = new Int32Array(Pn * KK);
+    const counts = new Float32Array(Pn);
+    const oc = new Array<number>(sp.length).fill(0);
+    for (let p = 0; p < Pn; p++) {
+      let rem = p;
+      for (let a = sp.length - 1; a >= 0; a--) { oc[a] = rem % g[a]!.out; rem = Math.floor(rem / g[a]!.out); }
+      for (let j = 0; j < KK; j++) {
+        let r = j, pos = 0, ok = true, stride = 1;
+        for (let a = sp.length - 1; a >= 0; a--) {
+          const ja = r % ks[a]!; r = Math.floor(r / ks[a]!);
+          const x = oc[a]! * g[a]!.s + ja - g[a]!.padBefore;
+          if (x < 0 || x >= sp[a]!) ok = false;
+          pos += x * stride; stride *= sp[a]!;
+        }
+        idx[p * KK + j] = ok ? pos : -1;
+        if (ok) counts[p]!++;
+      }
+    }
+    nd.C = C; nd.KK = KK; nd.Pn = Pn; nd.idx = ar.put(idx);
+    return { C, KK, Pn, counts, K: sp.reduce((a, b) => a * b, 1) * C };
+  }
+
+  private denseNode(b: NodeBuild, d: GraphDenseDesc | BnDenseDesc): void {
+    const { ar, nd, pre } = b;
+    this.activation(b, d.activation);
+    this.oneInput(b, d.inputs, d.iq);
+    this.weights(b, d.inputs, d.units, d, d.type === 'bndense');
+    nd.size = d.units;
+    if (d.type !== 'bndense') return;
+    const K = d.inputs, N = d.units;
+    if (!d.bias) throw new Error(`hgq engine: ${pre} (bndense) needs a bias`);
+    if (!(d.momentum >= 0 && d.momentum < 1 && d.epsilon > 0)) throw new Error(`hgq engine: ${pre} needs momentum in [0,1) and epsilon > 0`);
+    nd.bn = {
+      pG: d.gamma ? ar.param(`${pre}.gamma`, checkArr(d.gamma, K, `${pre}.gamma`), true) : undefined,
+      pMM: ar.param(`${pre}.movingMean`, checkArr(d.movingMean, K, `${pre}.movingMean`), false),
+      pMV: ar.param(`${pre}.movingVariance`, checkArr(d.movingVariance, K, `${pre}.movingVariance`), false),
+      mean: ar.alloc(K * 4), variance: ar.alloc(K * 4), kf: ar.alloc(K * N * 4), bf: ar.alloc(N * 4), gKf: ar.alloc(K * N * 4), gBf: ar.alloc(N * 4),
+      gm: ar.alloc(K * 4), gv: ar.alloc(K * 4), inv: new Float64Array(K), s: new Float64Array(K),
+    };
+  }
+
+  private convNode(b: NodeBuild, d: ConvDesc): void {
+    const { ar, nd } = b;
+    this.activation(b, d.activation);
+    const g = this.windows(b, d.inShape, d.kernelSize, d.strides, d.padding);
+    this.oneInput(b, g.K, d.iq);
+    this.weights(b, g.KK * g.C, d.filters, d, false);
+    nd.size = g.Pn * d.filters;
+    nd.pf = d.parallelizationFactor !== undefined && d.parallelizationFactor > 0 ? d.parallelizationFactor : g.Pn;
+    nd.gWt = [nd.gWq]; nd.gBt = [nd.gBq];
+    for (let t = 1; t < this.threads; t++) { nd.gWt.push(ar.alloc(nd.K * nd.N * 4)); nd.gBt.push(ar.alloc(nd.N * 4)); }
+    this.scratchPer = Math.max(this.scratchPer, g.Pn * (2 * g.KK * g.C + d.filters));
+  }
+
+  private poolNode(b: NodeBuild, d: PoolDesc): void {
+    const { ar, nd, pre } = b;
+    const sp = d.inShape.slice(0, -1);
+    const g = d.global ? this.windows(b, d.inShape, sp, sp, 'valid') : this.windows(b, d.inShape, d.poolSize, d.strides, d.padding);
+    this.oneInput(b, g.K, d.iq);
+    nd.size = g.Pn * g.C;
+    if (d.op === 'avg') {
+      // global: tf.mul(sum, 1/n); windows: tf.div(sum, count of real elements)
+      nd.divMode = d.global ? 1 : 0;
+      nd.div = ar.put(d.global ? new Float32Array([1 / g.KK]) : g.counts);
+    } else if (d.op !== 'max') throw new Error(`hgq engine: ${pre} pooling op ${(d as PoolDesc).op} is not supported`);
+    const pos = d.global ? 1 : g.Pn;
+    const pf = d.parallelizationFactor !== undefined && d.parallelizationFactor > 0 ? d.parallelizationFactor : pos;
+    nd.pf = pf / pos; // EBOPs scale
+  }
+
+  private bnNode(b: NodeBuild, d: BnDesc): void {
+    const { ar, nd, pre } = b;
+    const C = d.inShape[d.inShape.length - 1]!, size = d.inShape.reduce((a, x) => a * x, 1);
+    if (!(d.momentum >= 0 && d.momentum < 1 && d.epsilon > 0)) throw new Error(`hgq engine: ${pre} needs momentum in [0,1) and epsilon > 0`);
+    this.oneInput(b, size, d.iq);
+    nd.C = C; nd.Pn = size / C; nd.size = size;
+    nd.kq = ar.kbi(d.kq, C, `${pre}.kq`);
+    nd.bqq = ar.kbi(d.bq, C, `${pre}.bq`);
+    const gsT: number[] = [], goT: number[] = [];
+    for (let t = 0; t < this.threads; t++) { gsT.push(ar.alloc(C * 4)); goT.push(ar.alloc(C * 4)); }
+    nd.cbn = {
+      pG: d.gamma ? ar.param(`${pre}.gamma`, checkArr(d.gamma, C, `${pre}.gamma`), true) : undefined,
+      pO: d.offset ? ar.param(`${pre}.offset`, checkArr(d.offset, C, `${pre}.offset`), true) : undefined,
+      pMM: ar.param(`${pre}.movingMean`, checkArr(d.movingMean, C, `${pre}.movingMean`), false),
+      pMV: ar.param(`${pre}.movingVariance`, checkArr(d.movingVariance, C, `${pre}.movingVariance`), false),
+      rowMean: ar.alloc(size * 4), rowVar: ar.alloc(size * 4), meanRow: ar.alloc(size * 4), gm: ar.alloc(size * 4), gv: ar.alloc(size * 4),
+      mean: new Float64Array(C), inv: new Float64Array(C), s: ar.alloc(C * 4), o: ar.alloc(C * 4), sq: ar.alloc(C * 4), oq: ar.alloc(C * 4),
+      gsT, goT, gS: ar.alloc(C * 4), gO: ar.alloc(C * 4),
+    };
+  }
+
+  private concatNode({ ar, nd, pre, from, srcSize }: NodeBuild, d: ConcatDesc): void {
+    if (from.length < 2 || d.parts.length !== from.length || d.iqs.length !== from.length) throw new Error(`hgq engine: ${pre} (concat) needs ≥ 2 inputs with one part size and quantizer entry each`);
+    for (const [j, src] of from.entries()) {
+      const K = d.outer * d.parts[j]!;
+      if (srcSize(src) !== K) throw new Error(`hgq engine: ${pre} input ${j} has ${srcSize(src)} features, expected ${K}`);
+      const q = d.iqs[j];
+      nd.ins.push({ src, K, iq: q ? ar.kif(q, K, `${pre}.iq${j}`) : null, A: 0 });
+      this.maxK = Math.max(this.maxK, K);
+    }
+    nd.size = d.outer * d.parts.reduce((a, b) => a + b, 0);
+  }
+
+  private mergeNode({ ar, nd, pre, from, srcSize }: NodeBuild, d: AddDesc): void {
+    if (from.length < 2) throw new Error(`hgq engine: ${pre} (merge) needs at least two inputs`);
+    const op = d.op ?? 'add';
+    if (!(op in MERGE_CODE)) throw new Error(`hgq engine: ${pre} merge op ${op} is not supported (${Object.keys(MERGE_CODE).join(', ')})`);
+    if (op === 'subtract' && from.length !== 2) throw new Error(`hgq engine: ${pre} subtract takes exactly two inputs`);
+    nd.op = MERGE_CODE[op];
+    if (d.iqs.length !== from.length) throw new Error(`hgq engine: ${pre} has ${d.iqs.length} input quantizers for ${from.length} inputs`);
+    for (const [j, s] of from.entries()) {
+      if (srcSize(s) !== d.size) throw new Error(`hgq engine: ${pre} input ${j} has ${srcSize(s)} features, expected ${d.size}`);
+      const q = d.iqs[j];
+      nd.ins.push({ src: s, K: d.size, iq: q ? ar.kif(q, d.size, `${pre}.iq${j}`) : null, A: 0 });
+    }
+    nd.size = d.size;
+  }
+
+  static async create(desc: GraphModelDesc, opts: EngineOptions = {}): Promise<GraphEngine> {
     if (!desc || !Array.isArray(desc.layers) || desc.layers.length === 0) throw new Error('hgq engine: the model description needs at least one layer');
     if (desc.loss !== 'softmax_cross_entropy' && desc.loss !== 'mse') throw new Error(`hgq engine: loss ${desc.loss} is not supported (softmax_cross_entropy, mse)`);
     if (!(desc.optimizer?.learningRate > 0)) throw new Error('hgq engine: optimizer.learningRate must be a positive number');
-    const isNode = typeof process !== 'undefined' && !!process.versions?.node;
-    const threads = opts.threads ?? (isNode ? await defaultThreads() : 1);
+    const factory = await poolFactoryFor(opts.poolFactory);
+    const threads = opts.threads ?? (factory ? await defaultThreads() : 1);
     if (!(Number.isInteger(threads) && threads >= 1 && threads <= 256)) throw new Error(`hgq engine: threads must be an integer in 1..256, got ${threads}`);
-    if (threads > 1 && !isNode) throw new Error('hgq engine: the graph path runs threads under Node only; use threads: 1 here');
+    if (threads > 1 && !factory) throw new Error('hgq engine: threads > 1 needs a thread pool (poolFactory) in this environment');
     const { module, relaxed } = await loadKernels(opts.simd ?? 'auto');
     const e = new GraphEngine(desc, module, relaxed, threads);
-    if (threads > 1) {
-      const { nodeGraphPool } = await import('./graph-pool-node.ts');
-      e.pool = await nodeGraphPool(module, e.memory, e.ctrl, e.area, AREA_WORDS, threads - 1, FNS);
-    }
+    if (factory) await e.rounds.start(factory, module);
     return e;
   }
 
-  // ---- parallel calls: every thread runs the calls its partition gives it; returns the sum of their results
+  /** Every thread runs the calls its partition gives it; returns the sum of their results. */
   private par(callsOf: (t: number) => Call[]): number {
-    let res = 0;
-    const own = () => {
-      for (const c of callsOf(0)) {
-        const r = (this.k as unknown as Record<string, (...a: number[]) => unknown>)[c[0]]!(...(c.slice(1) as number[]));
-        if (typeof r === 'number') res += r;
-      }
-    };
-    if (!this.pool) { own(); return res; }
-    const T = this.threads;
-    const a = new Float64Array(this.memory.buffer, this.area, T * AREA_WORDS);
-    for (let t = 1; t < T; t++) {
-      const calls = callsOf(t);
-      const base = t * AREA_WORDS;
-      let p = base + 1;
-      for (const c of calls) {
-        if (p + c.length + 1 >= base + AREA_WORDS - 1) throw new Error('hgq engine: too many kernel calls for one worker (use a larger batch per chunk)');
-        a[p] = FN_INDEX.get(c[0])!; a[p + 1] = c.length - 1;
-        for (let j = 1; j < c.length; j++) a[p + 1 + j] = c[j] as number;
-        p += c.length + 1;
-      }
-      a[base] = calls.length;
-    }
-    this.pool.run(own);
-    for (let t = 1; t < T; t++) res += a[t * AREA_WORDS + AREA_WORDS - 1]!;
-    return res;
+    return this.rounds.run(callsOf);
   }
   /** [c0, n): thread t's columns (multiples of 16). */
   private cols(t: number): [number, number] {
@@ -1140,26 +968,10 @@ export class GraphEngine implements TrainEngine {
   }
 
   dispose(): void {
-    this.pool?.dispose();
-    this.pool = null;
+    this.rounds.dispose();
   }
 }
 
-export interface GraphEngineOptions {
-  /** threads including the calling one (worker_threads under Node); default: all cores */
-  threads?: number;
-  simd?: 'auto' | 'relaxed' | 'simd128';
-}
-
-async function defaultThreads(): Promise<number> {
-  try {
-    const os = await import('node:os');
-    return os.availableParallelism ? os.availableParallelism() : os.cpus().length;
-  } catch {
-    return 1;
-  }
-}
-
-export function createGraphEngine(desc: GraphModelDesc, opts: GraphEngineOptions = {}): Promise<GraphEngine> {
+export function createGraphEngine(desc: GraphModelDesc, opts: EngineOptions = {}): Promise<GraphEngine> {
   return GraphEngine.create(desc, opts);
 }

@@ -15,6 +15,7 @@ export interface KernelExports {
   dense_bwd_dx_t(dz: number, N: number, WT: number, K: number, CB: number, nbPad: number, flags: number,
     hIn: number, aIn: number, prep: number, dzOut: number, sums: number, scratch: number): void;
   transpose_w(src: number, K: number, N: number, dst: number): void;
+  transpose_w_rows(src: number, K: number, N: number, dst: number, r0: number, nr: number): void;
   softmax_ce(z: number, y: number, C: number, CB: number, nbPad: number, nbValid: number, invB: number, dz: number, flags: number, hits: number): number;
   mse(z: number, y: number, C: number, CB: number, nbPad: number, nbValid: number, invB: number, dz: number, flags: number): number;
   transpose_in(src: number, K: number, row0: number, nb: number, dst: number, CB: number, nbPad: number): void;
@@ -29,7 +30,12 @@ export interface KernelExports {
   wrap_track(n: number, iraw: number, fraw: number, absmax: number, decay: number, iLo: number, iHi: number): void;
   ebops_dense(K: number, N: number, iI: number, iF: number, iK: number, inMode: number, wB: number, wK: number, wMode: number,
     bB: number, bK: number, bMode: number, beta: number, gInI: number, gInF: number, gWB: number, gBB: number): number;
+  ebops_dense_rows(nr: number, N: number, iI: number, iF: number, iK: number, inMode: number, wB: number, wK: number, wMode: number,
+    beta: number, gInI: number, gInF: number, gWB: number, out: number): void;
+  ebops_bias(N: number, bB: number, bK: number, bMode: number, beta: number, gBB: number, out: number): void;
   l1(n: number, p: number, lambda: number, g: number): number;
+  sum_f64(n: number, p: number): number;
+  add_scalar(n: number, g: number, c: number): void;
   clamp(n: number, p: number, lo: number, hi: number): void;
   adam(n: number, p: number, g: number, m: number, v: number, lr: number, b1: number, b2: number, eps: number,
     omb1: number, omb2: number, c1: number, c2: number, lo: number, hi: number): void;

@@ -1,0 +1,271 @@
+/**
+ * The engine's shared types: the model descriptions both paths take (a dense chain for engine.ts, a layer DAG
+ * for graph.ts), what training returns, the parameter record in wasm memory, the thread-pool contract and the
+ * `TrainEngine` interface both engines implement. Types only: every engine file imports from here, none from
+ * another's implementation.
+ */
+import type { WasmMemory, WasmModule } from './kernels.ts';
+import type { Padding } from '../layers/patches.ts';
+
+export type ActOverflow = 'WRAP' | 'SAT' | 'SAT_SYM';
+
+/** KIF quantizer (activations), one parameter per feature (batch axis shared). */
+export interface KifDesc {
+  overflow: ActOverflow;
+  round?: 'RND';
+  k: Float32Array;
+  i: Float32Array;
+  f: Float32Array;
+  iBounds?: [number, number];
+  fBounds?: [number, number];
+  /** MonoL1 coefficient (λ·Σ raw i and f, HGQ2's default regularizer) */
+  l1?: number;
+  /** WRAP integer-bit decay per step (default 0.01) */
+  decay?: number;
+}
+
+/** KBI quantizer (weights, biases), one parameter per element. */
+export interface KbiDesc {
+  overflow: 'SAT' | 'SAT_SYM';
+  round?: 'RND';
+  k: Float32Array;
+  b: Float32Array;
+  i: Float32Array;
+  bBounds?: [number, number];
+  iBounds?: [number, number];
+  /** MonoL1 coefficient (λ·Σ raw b) */
+  l1?: number;
+}
+
+export interface DenseDesc {
+  type: 'dense';
+  inputs: number;
+  units: number;
+  activation: 'relu' | 'linear';
+  /** inputs×units, row-major (the tfjs kernel layout) */
+  kernel: Float32Array;
+  bias?: Float32Array | null;
+  iq?: KifDesc | null;
+  kq?: KbiDesc | null;
+  bq?: KbiDesc | null;
+  /** EBOPs weight in the loss */
+  beta?: number;
+}
+
+export interface AdamConfig {
+  learningRate: number;
+  beta1?: number;
+  beta2?: number;
+  /** tfjs default: the backend epsilon, 1e-7 for float32 */
+  epsilon?: number;
+}
+
+export interface ModelDesc {
+  layers: DenseDesc[];
+  loss: 'softmax_cross_entropy' | 'mse';
+  optimizer: AdamConfig;
+}
+
+export interface StepResult {
+  /** task loss (mean over the batch) + Σ β·EBOPs + L1 terms, as the tfjs model's total loss */
+  loss: number;
+  taskLoss: number;
+  ebops: number;
+  /** Σ β_l·EBOPs_l */
+  ebopsLoss: number;
+  l1Loss: number;
+  /** fraction of samples whose target class has the largest logit (softmax cross-entropy only; NaN for MSE) */
+  accuracy: number;
+}
+
+export interface EngineState {
+  values: Record<string, Float32Array>;
+  adam: { m: Record<string, Float32Array>; v: Record<string, Float32Array>; iterations: number; accBeta1: number; accBeta2: number };
+}
+
+/**
+ * Worker threads sharing the engine's WebAssembly.Memory. Each round, worker t (1..workers) runs the kernel
+ * call list the engine wrote to its area of that memory (see pool.ts for the encoding and the control block)
+ * while the calling thread runs `own`; lists no worker has claimed by then the calling thread runs through
+ * `takeOver(t)`. `run` returns when all are done and throws if a worker failed.
+ */
+export interface WorkerPool {
+  readonly workers: number;
+  run(own: () => void, takeOver: (t: number) => void): void;
+  dispose(): void;
+}
+
+/** What a pool's workers need: the kernels, the shared memory, the control block, the call-list areas. */
+export interface WorkerPoolInit {
+  module: WasmModule;
+  memory: WasmMemory;
+  /** byte offset of the control block (CTRL_BYTES, layout CTRL: see pool.ts) */
+  ctrl: number;
+  /** byte offset of the call-list areas: worker t's is area + t·areaWords·8 (float64 words) */
+  area: number;
+  areaWords: number;
+  workers: number;
+  /** kernel export names, indexed by the call lists */
+  fns: readonly string[];
+}
+
+/** Starts a pool (src/engine/pool-node.ts under Node; browsers pass one on Web Workers). */
+export type WorkerPoolFactory = (init: WorkerPoolInit) => Promise<WorkerPool>;
+
+/** Options of either engine path (chunk and schedule concern the dense chain only). */
+export interface EngineOptions {
+  /** worker threads including the calling thread; default: all cores (1 when no pool factory is available) */
+  threads?: number;
+  /** samples per cache-resident chunk (multiple of 16; default 256, 128 when a layer has more than 512 inputs) */
+  chunk?: number;
+  simd?: 'auto' | 'relaxed' | 'simd128';
+  /** custom thread pool (browsers: Web Workers); Node uses worker_threads by default */
+  poolFactory?: WorkerPoolFactory;
+  /**
+   * 'dynamic' (default): threads take chunks from a shared counter (robust on a busy machine; the float sum
+   * order of the gradients then varies run to run at rounding level); 'static': fixed contiguous slices,
+   * bit-reproducible for a given thread count.
+   */
+  schedule?: 'dynamic' | 'static';
+}
+
+/**
+ * Node inputs: indices of earlier layers, −1 = the model input (default: the previous layer, or the input);
+ * an optional output quantizer (KIF, per activation) applied last, after the activation.
+ */
+interface Wired { from?: number[]; oq?: KifDesc | null }
+
+export interface GraphDenseDesc extends DenseDesc, Wired {}
+
+/** QBatchNormDense: kernel' = kq(γ/√(σ²+ε)·W) (rows scaled), bias' = bq(b − μ·W); μ, σ² of the quantized input. */
+export interface BnDenseDesc extends Omit<DenseDesc, 'type'>, Wired {
+  type: 'bndense';
+  gamma: Float32Array | null;
+  movingMean: Float32Array;
+  movingVariance: Float32Array;
+  momentum: number;
+  epsilon: number;
+}
+
+/** QConv1D/2D, channels last: inShape = [...spatial, channels]; kernel [...kernelSize, channels, filters] row-major. */
+export interface ConvDesc extends Wired {
+  type: 'conv';
+  inShape: number[];
+  filters: number;
+  kernelSize: number[];
+  strides: number[];
+  padding: Padding;
+  activation: 'relu' | 'linear';
+  kernel: Float32Array;
+  bias?: Float32Array | null;
+  iq?: KifDesc | null;
+  kq?: KbiDesc | null;
+  bq?: KbiDesc | null;
+  beta?: number;
+  /** HGQ2 parallelization_factor; ≤ 0: fully parallel */
+  parallelizationFactor?: number;
+}
+
+/** Max/average pooling (global: one window over all positions, the average as sum·(1/n)). */
+export interface PoolDesc extends Wired {
+  type: 'pool';
+  op: 'max' | 'avg';
+  inShape: number[];
+  poolSize: number[];
+  strides: number[];
+  padding: Padding;
+  global?: boolean;
+  iq?: KifDesc | null;
+  beta?: number;
+  parallelizationFactor?: number;
+}
+
+export type MergeOp = 'add' | 'subtract' | 'multiply' | 'maximum' | 'minimum';
+
+/**
+ * QAdd / QSubtract / QMultiply / QMaximum / QMinimum of ≥ 2 same-size inputs (subtract: exactly 2), each with its
+ * own input quantizer; computed left to right as tfjs does ((a0 op a1) op a2 …).
+ */
+export interface AddDesc extends Wired {
+  type: 'add';
+  /** default 'add' */
+  op?: MergeOp;
+  size: number;
+  from: number[];
+  iqs: (KifDesc | null)[];
+  beta?: number;
+}
+
+/**
+ * QBatchNormalization (channel last, inShape = [...positions, channels]): y = x·kq(s) + bq(o), s = γ/√(σ²+ε),
+ * o = offset − μ·s; statistics per channel over the batch and positions (moving ones when `freeze`).
+ */
+export interface BnDesc extends Wired {
+  type: 'bn';
+  inShape: number[];
+  gamma: Float32Array | null;
+  offset: Float32Array | null;
+  movingMean: Float32Array;
+  movingVariance: Float32Array;
+  momentum: number;
+  epsilon: number;
+  freeze?: boolean;
+  iq?: KifDesc | null;
+  kq: KbiDesc;
+  bq: KbiDesc;
+  beta?: number;
+}
+
+/**
+ * QConcatenate along one per-sample axis: per-sample inputs [outer, parts[j], …] flattened; output row
+ * (o, off_j + r) copies input j's row (o, r) (parts count rows, i.e. the axis length times the inner size).
+ */
+export interface ConcatDesc extends Wired {
+  type: 'concat';
+  from: number[];
+  outer: number;
+  parts: number[];
+  iqs: (KifDesc | null)[];
+  /** EBOPs weight (a concatenation costs none) */
+  beta?: number;
+}
+
+export type GraphLayerDesc = GraphDenseDesc | BnDenseDesc | ConvDesc | PoolDesc | AddDesc | BnDesc | ConcatDesc;
+
+export interface GraphModelDesc {
+  /** features per sample of the model input */
+  inputs: number;
+  layers: GraphLayerDesc[];
+  loss: 'softmax_cross_entropy' | 'mse';
+  optimizer: AdamConfig;
+}
+
+/** What fit.ts and the binding need from either engine path. */
+export interface TrainEngine {
+  readonly threads: number;
+  readonly relaxed: boolean;
+  readonly iterations: number;
+  step(x: Float32Array, y: Float32Array): StepResult;
+  /** views of the engine's own input memory for a batch of B samples (no copy in step); the chain path has them */
+  batchBuffers?(B: number): { x: Float32Array; y: Float32Array };
+  setBeta(l: number, beta: number): void;
+  readState(): EngineState;
+  writeState(s: Partial<EngineState> & { values?: Record<string, Float32Array> }): void;
+  debugGradients(): Record<string, Float32Array>;
+  dispose(): void;
+}
+
+/** One trainable (or tracked) parameter array in wasm memory (byte offsets). */
+export interface Param {
+  name: string;
+  ptr: number;
+  n: number;
+  grad: number;
+  m: number;
+  v: number;
+  lo: number;
+  hi: number;
+  l1: number;
+  trainable: boolean;
+}
+
