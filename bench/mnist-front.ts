@@ -11,7 +11,7 @@
  * over the front (cheapest, most expensive, middle, then bisecting). The whole process runs at nice 10
  * (Yosys inherits it), one Yosys at a time.
  *
- * FRONT_DIR (argument or HGQ_FRONT_DIR; default /work/demo-final): front.json + the checkpoint directories.
+ * FRONT_DIR (argument or HGQ_FRONT_DIR): front.json + the checkpoint directories.
  * Environment: HGQ_FRONT_RESULTS (results file; default FRONT_DIR/mnist-front-results.json),
  * HGQ_FRONT_WORK (projects; default $TMPDIR/hgq-mnist-front), HGQ_FRONT_SYNTH=0 (no Yosys),
  * HGQ_FRONT_MAX_SYNTH=N (at most N new Yosys runs), HGQ_FRONT_BUDGET_MIN=M (start no Yosys run after M
@@ -114,7 +114,9 @@ export function markdownTable(rows: FrontRow[]): string {
 }
 
 export default async function main(): Promise<void> {
-  const frontDir = resolve(process.argv[3] ?? process.env.HGQ_FRONT_DIR ?? '/work/demo-final');
+  const given = process.argv[3] ?? process.env.HGQ_FRONT_DIR;
+  if (given === undefined) throw new Error('give the --out folder of an `hgq demo` run (argument or HGQ_FRONT_DIR)');
+  const frontDir = resolve(given);
   const frontFile = join(frontDir, 'front.json');
   if (!existsSync(frontFile)) throw new Error(`${frontDir}: no front.json; give the --out directory of an \`hgq demo\` run (argument or HGQ_FRONT_DIR)`);
   const resultsFile = resolve(process.env.HGQ_FRONT_RESULTS ?? join(frontDir, 'mnist-front-results.json'));
@@ -193,7 +195,7 @@ export default async function main(): Promise<void> {
     console.log(`  ${name}: Yosys xc7 (${row.ops} ops, nice 10) ...`);
     synthRuns++;
     try {
-      const y = synth(prjDir, { family: 'xc7', timeoutMs: yosysTimeoutMs });
+      const y = await synth(prjDir, { family: 'xc7', timeoutMs: yosysTimeoutMs });
       row.yosys = { lut: y.lut, carry: y.carry, ff: y.ff, srl: y.srl, depth: y.depth, seconds: Math.round(y.seconds) };
       delete row.yosys_error;
       console.log(`  ${name}: LUT ${y.lut} CARRY4 ${y.carry} FF ${y.ff} SRL ${y.srl} (${Math.round(y.seconds)} s)`);

@@ -107,28 +107,28 @@ struct ap_ufixed : ap_fixed_base<W, I, false, Q, O> {
 };
 `;
 
-test('HLS C++ compiles with g++ and equals the emulator (every op kind, 10,000 vectors)', (t) => {
+test('HLS C++ compiles with g++ and equals the emulator (every op kind, 10,000 vectors)', async (t) => {
   if (!needTool(t, 'g++')) return;
   const root = mkdtempSync(join(tmpdir(), 'hgq-hls-'));
   try {
     writeFileSync(join(root, 'ap_fixed.h'), AP_FIXED_STANDIN);
     const programs = [coveringProgram(100), randomProgram(makeRng(77), { nOps: 80 }), randomProgram(makeRng(78), { nOps: 80 })];
-    programs.forEach((p, k) => {
+    for (const [k, p] of programs.entries()) {
       const dir = join(root, `p${k}`);
       const s = writeProject(p, dir, { format: 'hls', vectors: 0 });
       const src = join(dir, s.files.source!);
       assert.match(readText(src), /#pragma HLS PIPELINE II=1/);
-      const r = verify(dir, { vectors: k === 0 ? 10000 : 2000, apInclude: root, seed: k + 5 });
+      const r = await verify(dir, { vectors: k === 0 ? 10000 : 2000, apInclude: root, seed: k + 5 });
       assert.equal(r.simulator, 'g++');
       assert.equal(r.vectors, k === 0 ? 10000 : 2000);
       assert.equal(r.mismatches, 0, `program ${k}: ${JSON.stringify(r.first_mismatch)}`);
-    });
+    }
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
 });
 
-test('a wrong HLS model is caught: mismatches counted, first vector reported', (t) => {
+test('a wrong HLS model is caught: mismatches counted, first vector reported', async (t) => {
   if (!needTool(t, 'g++')) return;
   const root = mkdtempSync(join(tmpdir(), 'hgq-hls-'));
   try {
@@ -139,7 +139,7 @@ test('a wrong HLS model is caught: mismatches counted, first vector reported', (
     const src = join(dir, s.files.source!);
     // every rounding mode becomes truncation and every saturation a wrap: a different model
     writeFileSync(src, readText(src).replace(/AP_RND\w*/g, 'AP_TRN').replace(/AP_SAT\w*/g, 'AP_WRAP').replace(/ \+ /g, ' - '));
-    const r = verify(dir, { vectors: 500, apInclude: root });
+    const r = await verify(dir, { vectors: 500, apInclude: root });
     assert.ok(r.mismatches > 0);
     assert.ok(r.first_mismatch && r.first_mismatch.vector >= 0 && r.first_mismatch.input.length === 8);
   } finally {
