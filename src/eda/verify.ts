@@ -239,27 +239,43 @@ async function runVerilator(dir: string, s: Summary): Promise<SimRun> {
   return { out: r.stdout, build: seconds, run: r.seconds };
 }
 
+/**
+ * Icarus records source paths, unquoted, in the .vvp file: it gets paths relative to the project (src/…,
+ * tb/…: no spaces or quotes, the top is an identifier).
+ */
 async function runIcarus(dir: string, s: Summary): Promise<SimRun> {
-  const src = verilogSource(dir, s);
-  const tbRel = s.format === 'verilog' ? s.files.testbench : undefined;
-  if (!tbRel) throw new Error(`${dir}: no Verilog testbench for Icarus (format ${s.format})`);
-  const vvp = join(dir, 'sim', 'icarus.vvp');
-  const b = await run('iverilog', ['-g2005', '-o', vvp, '-s', `tb_${s.top}`, src, join(dir, tbRel)], { cwd: dir });
-  const r = await run('vvp', ['-n', vvp], { cwd: join(dir, 'sim') });
+  const src = s.format === 'vhdl' ? s.files.verilog_twin : s.files.source;
+  const tb = s.format === 'verilog' ? s.files.testbench : undefined;
+  if (!src || !tb) throw new Error(`${dir}: no Verilog testbench for Icarus (format ${s.format})`);
+  const b = await run('iverilog', ['-g2005', '-o', 'sim/icarus.vvp', '-s', `tb_${s.top}`, src, tb], { cwd: dir });
+  const r = await run('vvp', ['-n', 'icarus.vvp'], { cwd: join(dir, 'sim') });
   return { out: r.stdout, build: b.seconds, run: r.seconds };
 }
 
+/**
+ * GHDL records its working folder, unquoted, in its library file, so it runs in a private folder under the
+ * system temporary folder with copies of the sources and vectors (the project path may hold quotes).
+ */
 async function runGhdl(dir: string, s: Summary): Promise<SimRun> {
   if (s.format !== 'vhdl' || !s.files.testbench) throw new RangeError('the ghdl simulator needs a VHDL project (hgq convert --format vhdl)');
-  const work = join(dir, 'sim', 'ghdl');
-  mkdirSync(work, { recursive: true });
-  const opts = ['--std=08', `--workdir=${work}`];
-  const t0 = performance.now();
-  await run('ghdl', ['-a', ...opts, join(dir, s.files.source!), join(dir, s.files.testbench)], { cwd: dir });
-  await run('ghdl', ['-e', ...opts, `tb_${s.top}`], { cwd: join(dir, 'sim') });
-  const build = (performance.now() - t0) / 1000;
-  const r = await run('ghdl', ['-r', ...opts, `tb_${s.top}`, '--ieee-asserts=disable'], { cwd: join(dir, 'sim') });
-  return { out: r.stdout, build, run: r.seconds };
+  const workRoot = join(tmpdir(), `hgq-ghdl-${process.getuid?.() ?? 0}`);
+  removeStaleTemporaries(workRoot);
+  const work = temporaryBeside(workRoot);
+  try {
+    mkdirSync(work.path, { recursive: true });
+    copyFileSync(join(dir, s.files.source!), join(work.path, 'design.vhd'));
+    copyFileSync(join(dir, s.files.testbench), join(work.path, 'tb.vhd'));
+    for (const f of ['inputs.hex', 'expected.hex']) copyFileSync(join(dir, 'sim', f), join(work.path, f));
+    const opts = ['--std=08', '--workdir=.'];
+    const t0 = performance.now();
+    await run('ghdl', ['-a', ...opts, 'design.vhd', 'tb.vhd'], { cwd: work.path });
+    await run('ghdl', ['-e', ...opts, `tb_${s.top}`], { cwd: work.path });
+    const build = (performance.now() - t0) / 1000;
+    const r = await run('ghdl', ['-r', ...opts, `tb_${s.top}`, '--ieee-asserts=disable'], { cwd: work.path });
+    return { out: r.stdout, build, run: r.seconds };
+  } finally {
+    work.release();
+  }
 }
 
 async function runHlsModel(dir: string, s: Summary, apInclude: string): Promise<SimRun> {
