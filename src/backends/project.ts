@@ -100,7 +100,7 @@ export function generateProject(p: Program, opts: ProjectOptions = {}): { files:
   if (!['verilog', 'vhdl', 'hls'].includes(format)) throw new RangeError(`unknown format "${format}" (use verilog, vhdl or hls)`);
   const cutoff = opts.latencyCutoff ?? 0;
   const clk = opts.clockPeriodNs ?? DEFAULT_CLOCK_NS;
-  if (!(Number.isFinite(clk) && clk > 0)) throw new RangeError(`clock period must be a finite number > 0 ns, got ${clk}`);
+  if (!(Number.isFinite(clk) && clk > 0)) throw new RangeError(`clock period must be > 0 ns (a finite number), got ${clk}`);
   const part = opts.part ?? DEFAULT_PART;
   const badName = partNameProblem(part) ?? (opts.top === undefined ? null : topNameProblem(opts.top));
   if (badName) throw new RangeError(badName);

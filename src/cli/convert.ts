@@ -127,7 +127,7 @@ async function parseConvertOptions(o: ConvertOpts) {
   let simulator: Simulator | undefined;
   if (verifyN !== undefined) {
     const { pickSimulator, simulatorMismatch, SIMULATOR_TOOLS } = await import('../eda/verify.ts');
-    simulator = format === 'hls' ? 'g++' : pickSimulator(o.simulator as Simulator | undefined);
+    simulator = format === 'hls' ? ((o.simulator as Simulator | undefined) ?? 'g++') : pickSimulator(o.simulator as Simulator | undefined);
     const unfit = simulatorMismatch(format, simulator);
     if (unfit) throw new UsageError(`--simulator: ${unfit}`);
     if (format === 'hls' && !apInclude)

@@ -16,6 +16,7 @@ export const TOOL_PACKAGES: Record<string, string> = {
   ghdl: 'ghdl',
   'g++': 'g++',
   make: 'make',
+  tclsh: 'tcl',
 };
 
 export class ToolMissingError extends Error {
