@@ -281,6 +281,7 @@ export function writeFileAtomic(path: string, data: string | Uint8Array): void {
   const target = resolve(path);
   mkdirSync(dirname(target), { recursive: true });
   if (existsSync(target) && statSync(target).isDirectory()) throw new OutputPathError(`${path} is a folder; give a file name`);
+  removeStaleTemporaries(target); // a SIGKILLed earlier write of the same file
   const tmp = temporaryBeside(target);
   try {
     writeFileSync(tmp.path, data);
