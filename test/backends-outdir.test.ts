@@ -6,6 +6,7 @@
  * convert into the same folder is refused; a SIGKILLed convert leaves nothing a later run does not clean.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -166,9 +167,15 @@ test('a SIGKILLed convert --verify leaves nothing that the next convert does not
     assert.ok(existsSync(join(prj, 'summary.json')), 'the earlier project was not replaced by a partial one');
     assert.equal(JSON.parse(readFileSync(join(prj, 'summary.json'), 'utf8')).verified_vectors, undefined);
 
+    // and what earlier hgq versions left when killed: `.prj.tmp-PID-TIME` and its `.old`
+    const deadPid = spawnSync('true').pid;
+    for (const leftover of [`.prj.tmp-${deadPid}-1765000000000`, `.prj.tmp-${deadPid}-1765000000000.old`]) {
+      mkdirSync(join(root, leftover, 'src'), { recursive: true });
+      writeFileSync(join(root, leftover, 'summary.json'), '{}');
+    }
     const next = await hgq(['convert', prog, prj, '--latency-cutoff', '1']);
     assert.equal(next.status, 0, next.stderr);
-    assert.deepEqual(readdirSync(root).sort(), ['p.json', 'prj'], 'stale staging folder and lock removed');
+    assert.deepEqual(readdirSync(root).sort(), ['p.json', 'prj'], 'stale staging folders and lock removed');
   } finally {
     killAll(strays);
     rmSync(root, { recursive: true, force: true });
