@@ -101,6 +101,11 @@ test('bad output places are exit 2 naming the path, before any work, leaving not
       assert.match(r.stderr, msg, out);
     }
     assert.equal(readFileSync(join(root, 'afile'), 'utf8'), 'x');
+    // a failing convert into new nested folders leaves none of them
+    for (const args of [[join(root, 'missing.json'), join(root, 'new', 'deeper', 'prj')], [prog, join(root, 'new', 'deeper', 'prj'), '--validate', '10']]) {
+      const r = await hgq(['convert', ...args]);
+      assert.equal(r.status, 2, r.stderr);
+    }
     assert.deepEqual(readdirSync(root).sort(), ['afile', 'p.json']);
   } finally {
     rmSync(root, { recursive: true, force: true });

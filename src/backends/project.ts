@@ -30,7 +30,7 @@ import { analyze } from './analysis.ts';
 import { writeHls, writeHlsTestbench } from './hls.ts';
 import { layoutJson } from './layout.ts';
 import { lowerProgram, type Netlist } from './netlist.ts';
-import { makeVectors } from './vectors.ts';
+import { makeVectors, vectorCountProblem } from './vectors.ts';
 import { writeVerilatorHarness } from './verilator-tb.ts';
 import { hdlName, writeVerilog, writeVerilogTestbench } from './verilog.ts';
 import { writeVhdl, writeVhdlTestbench } from './vhdl.ts';
@@ -128,6 +128,8 @@ export function generateProject(p: Program, opts: ProjectOptions = {}): { files:
     files.set((rel.xdc = `vivado/${top}.xdc`), xdc(clk, piped));
   } else files.set((rel.vitis_tcl = 'vitis/build.tcl'), vitisTcl(top, part, clk));
   const nvec = opts.vectors ?? 1000;
+  const tooMany = vectorCountProblem(nvec, 'testbench vectors', p);
+  if (tooMany) throw new RangeError(tooMany);
   const vec = makeVectors(p, nvec, { data: opts.data, seed: opts.seed });
   files.set((rel.inputs = 'tb/inputs.hex'), vec.inHex.map((l) => l + '\n').join(''));
   files.set((rel.expected = 'tb/expected.hex'), vec.expHex.map((l) => l + '\n').join(''));

@@ -5,8 +5,8 @@
  * Inputs other than an IR program (trained model directories) are plugged in by the tracer through
  * `registerConvertLoader`; `loadProgramForConvert` tries the registered loaders after program.json.
  */
-import { existsSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, rmdirSync, statSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import type { HdlFormat, ProjectOptions, Summary } from '../backends/project.ts';
 import type { Simulator } from '../eda/verify.ts';
@@ -154,7 +154,9 @@ async function parseConvertOptions(o: ConvertOpts) {
  */
 export async function runConvert(input: string, outDir: string, o: ConvertOpts): Promise<Summary> {
   const opt = await parseConvertOptions(o);
+  if (!existsSync(input)) throw new UsageError(`${input}: no such file or directory`);
   const { beginProject, writeProjectInto, summaryText } = await import('../backends/project.ts');
+  const created = missingFolders(resolve(outDir, '..'));
   const out = beginProject(outDir); // before tracing, which can take minutes
   let failure: CliError | undefined;
   let summary: Summary;
@@ -164,10 +166,28 @@ export async function runConvert(input: string, outDir: string, o: ConvertOpts):
     out.commit();
   } catch (e) {
     out.abort();
+    removeIfEmpty(created);
     throw e;
   }
   if (failure) throw failure;
   return summary;
+}
+
+/** The folders of `dir`'s path that do not exist yet, deepest first (created for the output, removed again on failure). */
+function missingFolders(dir: string): string[] {
+  const out: string[] = [];
+  for (let d = dir; !existsSync(d); d = dirname(d)) out.push(d);
+  return out;
+}
+
+function removeIfEmpty(folders: string[]): void {
+  for (const d of folders) {
+    try {
+      rmdirSync(d); // only when empty
+    } catch {
+      return;
+    }
+  }
 }
 
 type ConvertOptions = Awaited<ReturnType<typeof parseConvertOptions>>;

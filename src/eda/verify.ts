@@ -16,7 +16,7 @@ import { programFromJSON } from '../ir/serialize.ts';
 import type { Program } from '../ir/types.ts';
 import { type HdlFormat, type Summary, type ProjectOptions, keepingOwnership, writeProject } from '../backends/project.ts';
 import { inputLayout, outputLayout } from '../backends/layout.ts';
-import { makeVectors, unpackHex } from '../backends/vectors.ts';
+import { makeVectors, unpackHex, vectorCountProblem } from '../backends/vectors.ts';
 import { removeStaleTemporaries, temporaryBeside } from '../util/fs.ts';
 import { hasTool, run } from './tools.ts';
 
@@ -105,6 +105,8 @@ export async function verify(target: string | Program, opts: VerifyOptions = {})
   const apInclude = opts.apInclude ?? process.env.HGQ_AP_INCLUDE;
   if (sim === 'g++' && !apInclude)
     throw new RangeError('verifying an HLS project compiles its C++ model with g++ and needs ap_fixed.h: give its directory (apInclude, --ap-include or $HGQ_AP_INCLUDE)');
+  const tooMany = vectorCountProblem(opts.vectors ?? 10000, 'verify vectors', p);
+  if (tooMany) throw new RangeError(tooMany);
   const vec = makeVectors(p, opts.vectors ?? 10000, { data: opts.data, seed: opts.seed ?? 12345 });
   const res = await keepingOwnership(dir, () => {
     const simDir = join(dir, 'sim');
