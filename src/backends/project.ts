@@ -8,7 +8,8 @@
  *
  * Layout: src/<top>.v|.vhd|.cpp(+.h), tb/ (tb_<top>.v|.vhd Icarus/GHDL testbench, tb_<top>.cpp Verilator
  * harness or HLS C testbench, inputs.hex, expected.hex, for VHDL also the Verilog twin <top>.v used by
- * Verilator and Yosys), vivado/build.tcl + <top>.xdc (or vitis/build.tcl), program.json, summary.json;
+ * Verilator and Yosys), vivado/build.tcl + <top>.xdc (or vitis/build.tcl), program.json, summary.json, the
+ * ownership marker .hgq-output.json (written last);
  * `verify` adds sim/, `synth` adds reports/.
  *
  * summary.json: name, top, format, latency_cutoff, clock_period_ns, part, stages, latency_cycles

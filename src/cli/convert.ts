@@ -8,7 +8,7 @@
 import { existsSync, rmdirSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import type { HdlFormat, ProjectOptions, Summary } from '../backends/project.ts';
+import type { HdlFormat, Summary } from '../backends/project.ts';
 import type { Simulator } from '../eda/verify.ts';
 import type { StagedDir } from '../util/fs.ts';
 import type { Program } from '../ir/types.ts';
@@ -118,8 +118,11 @@ async function parseConvertOptions(o: ConvertOpts) {
   const validateN = counted(o.validate, '--validate');
   const verifyN = counted(o.verify, '--verify');
   const { partNameProblem, topNameProblem } = await import('../backends/project.ts');
-  const badName = (o.part === undefined ? null : partNameProblem(o.part)) ?? (o.top === undefined ? null : topNameProblem(o.top));
-  if (badName) throw new UsageError(`--${o.part !== undefined && partNameProblem(o.part) ? 'part' : 'top'}: ${badName}`);
+  // written into the Vivado/Vitis TCL: a strict pattern, never quoted text
+  const badPart = o.part === undefined ? null : partNameProblem(o.part);
+  if (badPart) throw new UsageError(`--part: ${badPart}`);
+  const badTop = o.top === undefined ? null : topNameProblem(o.top);
+  if (badTop) throw new UsageError(`--top: ${badTop}`);
   if (o.simulator !== undefined && !['verilator', 'icarus', 'ghdl'].includes(o.simulator))
     throw new UsageError(`--simulator "${o.simulator}" is not one of verilator, icarus, ghdl`);
   if (o.simulator !== undefined && verifyN === undefined) throw new UsageError('--simulator chooses the simulator of --verify N; add --verify');
@@ -155,13 +158,13 @@ async function parseConvertOptions(o: ConvertOpts) {
 export async function runConvert(input: string, outDir: string, o: ConvertOpts): Promise<Summary> {
   const opt = await parseConvertOptions(o);
   if (!existsSync(input)) throw new UsageError(`${input}: no such file or directory`);
-  const { beginProject, writeProjectInto, summaryText } = await import('../backends/project.ts');
+  const { beginProject, summaryText } = await import('../backends/project.ts');
   const created = missingFolders(resolve(outDir, '..'));
   const out = beginProject(outDir); // before tracing, which can take minutes
   let failure: CliError | undefined;
   let summary: Summary;
   try {
-    ({ summary, failure } = await convertInto(out, input, outDir, opt, o, writeProjectInto));
+    ({ summary, failure } = await convertInto(out, input, outDir, opt, o));
     out.write('summary.json', summaryText(summary));
     out.commit();
   } catch (e) {
@@ -199,7 +202,6 @@ async function convertInto(
   outDir: string,
   opt: ConvertOptions,
   o: ConvertOpts,
-  write: (out: StagedDir, p: Program, opts: ProjectOptions) => Summary,
 ): Promise<{ summary: Summary; failure?: CliError }> {
   const loaded = await loadProgramForConvert(input);
   const { vectorCountProblem } = await import('../backends/vectors.ts');
@@ -227,7 +229,8 @@ async function convertInto(
   const t0 = performance.now();
   let summary: Summary;
   try {
-    summary = write(out, loaded.program, {
+    const { writeProjectInto } = await import('../backends/project.ts');
+    summary = writeProjectInto(out, loaded.program, {
       format: opt.format,
       latencyCutoff: opt.cutoff,
       clockPeriodNs: opt.clk,
