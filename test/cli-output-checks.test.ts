@@ -220,3 +220,16 @@ test('import -o never replaces a folder hgq did not write (checked before the ar
     rmSync(root, { recursive: true, force: true });
   }
 });
+
+test('a program name with line breaks stays inside the header comment of every generated source', () => {
+  const name = 'x\ninitial $system("touch pwned");\r\n-- y\n#include "/etc/passwd"\n';
+  const p = { ...coveringProgram(100, 40, 4), name };
+  for (const format of ['verilog', 'vhdl', 'hls'] as const) {
+    const { files, summary } = generateProject(p, { format, vectors: 0 });
+    for (const [path, text] of files) {
+      if (path.endsWith('.json') || path.endsWith('.hex')) continue;
+      assert.ok(!/^\s*(initial \$system|#include "\/etc|-- y)/m.test(text), `${format} ${path}: the name broke out of its comment`);
+    }
+    assert.equal(summary.name, name, 'summary.json keeps the name as it is');
+  }
+});

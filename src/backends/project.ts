@@ -106,6 +106,9 @@ export function generateProject(p: Program, opts: ProjectOptions = {}): { files:
   const badName = partNameProblem(part) ?? (opts.top === undefined ? null : topNameProblem(opts.top));
   if (badName) throw new RangeError(badName);
   const top = hdlName(opts.top ?? p.name);
+  const source = p;
+  // the name is quoted in the sources' header comments: a line break in it would end the comment
+  p = { ...p, name: commentSafe(p.name) };
   const { nl, depth, cost } = buildNetlist(p, { latencyCutoff: cutoff });
   const files = new Map<string, string>();
   const piped = nl.stages > 1;
@@ -134,7 +137,7 @@ export function generateProject(p: Program, opts: ProjectOptions = {}): { files:
   const vec = makeVectors(p, nvec, { data: opts.data, seed: opts.seed });
   files.set((rel.inputs = 'tb/inputs.hex'), vec.inHex.map((l) => l + '\n').join(''));
   files.set((rel.expected = 'tb/expected.hex'), vec.expHex.map((l) => l + '\n').join(''));
-  files.set((rel.program = 'program.json'), programToJSON(p));
+  files.set((rel.program = 'program.json'), programToJSON(source));
   const ports: Record<string, string> = {};
   if (format !== 'hls') {
     if (piped) ports.clk = 'input, rising edge';
@@ -145,7 +148,7 @@ export function generateProject(p: Program, opts: ProjectOptions = {}): { files:
     ports.outp = `output, ${Math.max(1, nl.outWidth)} bits (layout: outputs)`;
   }
   const summary: Summary = {
-    name: p.name,
+    name: source.name,
     top,
     format,
     latency_cutoff: cutoff,
@@ -163,6 +166,11 @@ export function generateProject(p: Program, opts: ProjectOptions = {}): { files:
   };
   files.set('summary.json', summaryText(summary));
   return { files, summary };
+}
+
+/** `name` as text for a one-line comment in any of the generated languages: printable ASCII only. */
+function commentSafe(name: string): string {
+  return name.replace(/[^\x20-\x7e]/g, '?');
 }
 
 /** The marker kind of a project folder (src/util/fs.ts). */
