@@ -14,7 +14,7 @@ import { test } from 'node:test';
 import { writeProgram } from '../src/ir/serialize.ts';
 import { MARKER, listFiles, readMarker } from '../src/util/fs.ts';
 import { coveringProgram, needTool } from './backends-fixtures.ts';
-import { descendants, hgq, killAll, startHgq, waitFor } from './util/cli.ts';
+import { descendants, hgq, hgqInProcess, killAll, startHgq, waitFor } from './util/cli.ts';
 
 function setup(): { root: string; prog: string } {
   const root = mkdtempSync(join(tmpdir(), 'hgq-outdir-'));
@@ -47,7 +47,7 @@ test('convert refuses folders it did not write (user files, a bare summary.json,
         writeFileSync(join(dir, f), text);
       }
       const before = snapshot(dir);
-      const r = await hgq(['convert', prog, dir]);
+      const r = await hgqInProcess(['convert', prog, dir]);
       assert.equal(r.status, 2, `${name}: ${r.stderr}`);
       assert.match(r.stderr, msg, name);
       assert.ok(r.stderr.includes(dir), `${name}: the message names the folder`);
@@ -75,7 +75,7 @@ test('convert replaces its own project whole, and refuses it once a user file is
     assert.equal(JSON.parse(readFileSync(join(prj, 'summary.json'), 'utf8')).latency_cutoff, 1);
 
     writeFileSync(join(prj, 'my-notes.txt'), 'mine');
-    const refused = await hgq(['convert', prog, prj]);
+    const refused = await hgqInProcess(['convert', prog, prj]);
     assert.equal(refused.status, 2, refused.stderr);
     assert.match(refused.stderr, /files hgq did not write \(my-notes\.txt\)/);
     assert.equal(readFileSync(join(prj, 'my-notes.txt'), 'utf8'), 'mine');
@@ -96,14 +96,14 @@ test('bad output places are exit 2 naming the path, before any work, leaving not
       [join(root, 'afile', 'deeper', 'prj'), /afile.*(is a file|not a folder)/],
     ];
     for (const [out, msg] of cases) {
-      const r = await hgq(['convert', prog, out]);
+      const r = await hgqInProcess(['convert', prog, out]);
       assert.equal(r.status, 2, `${out}: ${r.stderr}`);
       assert.match(r.stderr, msg, out);
     }
     assert.equal(readFileSync(join(root, 'afile'), 'utf8'), 'x');
     // a failing convert into new nested folders leaves none of them
     for (const args of [[join(root, 'missing.json'), join(root, 'new', 'deeper', 'prj')], [prog, join(root, 'new', 'deeper', 'prj'), '--validate', '10']]) {
-      const r = await hgq(['convert', ...args]);
+      const r = await hgqInProcess(['convert', ...args]);
       assert.equal(r.status, 2, r.stderr);
     }
     assert.deepEqual(readdirSync(root).sort(), ['afile', 'p.json']);

@@ -14,27 +14,13 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { generateProject } from '../src/backends/project.ts';
 import { MAX_VECTORS } from '../src/backends/vectors.ts';
-import { main } from '../src/cli/main.ts';
 import { ProgramBuilder } from '../src/ir/builder.ts';
 import { programToJSON, writeProgram } from '../src/ir/serialize.ts';
 import { coveringProgram, needTool } from './backends-fixtures.ts';
-import { hgq } from './util/cli.ts';
+import { hgq, hgqInProcess } from './util/cli.ts';
 import { makeRng } from './util/rng.ts';
 
-/** Run the CLI in-process (fast), capturing stderr; only for commands refused before they print to stdout (the test runner's channel). */
-async function hgqIn(args: string[]): Promise<{ status: number; stderr: string }> {
-  const write = process.stderr.write.bind(process.stderr);
-  let err = '';
-  process.stderr.write = ((chunk: string | Uint8Array) => {
-    err += String(chunk);
-    return true;
-  }) as typeof process.stderr.write;
-  try {
-    return { status: await main(args), stderr: err };
-  } finally {
-    process.stderr.write = write;
-  }
-}
+const hgqIn = hgqInProcess;
 
 async function expectRefused(args: string[], msg: RegExp): Promise<void> {
   const t0 = performance.now();

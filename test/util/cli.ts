@@ -98,3 +98,22 @@ export function killAll(pids: number[]): void {
     }
   }
 }
+
+/**
+ * Runs the CLI in this process (fast: no node start), capturing stderr. Only for commands that stop before
+ * printing to stdout, which is the test runner's channel.
+ */
+export async function hgqInProcess(args: string[]): Promise<{ status: number; stderr: string }> {
+  const { main } = await import('../../src/cli/main.ts');
+  const write = process.stderr.write.bind(process.stderr);
+  let err = '';
+  process.stderr.write = ((chunk: string | Uint8Array) => {
+    err += String(chunk);
+    return true;
+  }) as typeof process.stderr.write;
+  try {
+    return { status: await main(args), stderr: err };
+  } finally {
+    process.stderr.write = write;
+  }
+}
