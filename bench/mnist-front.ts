@@ -18,7 +18,7 @@
  * minutes), HGQ_FRONT_YOSYS_TIMEOUT_MIN (per run, default 90), HGQ_FRONT_ONLY=epoch-0059,epoch-0047,...
  * (process only these checkpoints, in this order; the table still lists every cached row).
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { setPriority, tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { writeProject } from '../src/backends/project.ts';
@@ -27,6 +27,7 @@ import { hasTool } from '../src/eda/tools.ts';
 import { analyzeProgram } from '../src/ir/cost.ts';
 import { readProgram, writeProgram } from '../src/ir/serialize.ts';
 import type { Program } from '../src/ir/types.ts';
+import { writeFileAtomic } from '../src/util/fs.ts';
 
 interface FrontEntry {
   path: string;
@@ -95,12 +96,6 @@ export function spreadOrder(n: number): number[] {
   return order;
 }
 
-function saveAtomic(path: string, text: string): void {
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, text);
-  renameSync(tmp, path);
-}
-
 const r3 = (v: number): number => Math.round(v * 1000) / 1000;
 
 export function markdownTable(rows: FrontRow[]): string {
@@ -151,7 +146,7 @@ export default async function main(): Promise<void> {
       const d = disk[name];
       if (d && d.ebops === row.ebops) for (const [k, v] of Object.entries(d)) if ((row as unknown as Record<string, unknown>)[k] === undefined) (row as unknown as Record<string, unknown>)[k] = v;
     }
-    saveAtomic(resultsFile, JSON.stringify({ front: frontDir, rows: Object.fromEntries(rows) }, null, 1) + '\n');
+    writeFileAtomic(resultsFile, JSON.stringify({ front: frontDir, rows: Object.fromEntries(rows) }, null, 1) + '\n');
   };
 
   const only = process.env.HGQ_FRONT_ONLY?.split(',').map((x) => x.trim()).filter(Boolean);
