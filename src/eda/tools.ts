@@ -102,7 +102,7 @@ function unhookSignals(): void {
  * Run a tool in its own process group; a nonzero exit is an Error carrying the tail of its output.
  * Arguments go to the tool as they are (no shell): paths with spaces or quotes need no quoting.
  */
-export function run(tool: string, args: string[], opts: { cwd: string; allowFail?: boolean; timeoutMs?: number }): Promise<RunResult> {
+export async function run(tool: string, args: string[], opts: { cwd: string; allowFail?: boolean; timeoutMs?: number }): Promise<RunResult> {
   requireTool(tool);
   const t0 = performance.now();
   return new Promise((resolvePromise, reject) => {
