@@ -12,7 +12,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { generateProject } from '../src/backends/project.ts';
+import { generateProject, writeProject } from '../src/backends/project.ts';
 import { MAX_VECTORS } from '../src/backends/vectors.ts';
 import { ProgramBuilder } from '../src/ir/builder.ts';
 import { programToJSON, writeProgram } from '../src/ir/serialize.ts';
@@ -217,5 +217,19 @@ test('a program name with line breaks stays inside the header comment of every g
       assert.ok(!/^\s*(initial \$system|#include "\/etc|-- y)/m.test(text), `${format} ${path}: the name broke out of its comment`);
     }
     assert.equal(summary.name, name, 'summary.json keeps the name as it is');
+  }
+});
+
+test('synth and convert refuse a project another live hgq process is writing (its lock)', async () => {
+  const { root, prog } = setup();
+  try {
+    const prj = join(root, 'prj');
+    writeProject(coveringProgram(100, 40, 4), prj, { vectors: 0 });
+    writeFileSync(join(root, '.prj.hgq-lock'), `${process.pid}\n`); // a live writer
+    await expectRefused(['synth', prj], /being written by another hgq process \(pid \d+\)/);
+    await expectRefused(['convert', prog, prj], /being written by another hgq process/);
+    assert.equal(readFileSync(join(root, '.prj.hgq-lock'), 'utf8'), `${process.pid}\n`, 'the live lock is left alone');
+  } finally {
+    rmSync(root, { recursive: true, force: true });
   }
 });
