@@ -66,7 +66,7 @@ test('every part/top name generateProject accepts reaches Tcl as the literal str
     const accepted: { part: string; top: string; tcl: string }[] = [];
     for (const part of candidates) {
       const top = /^[A-Za-z][A-Za-z0-9_]*$/.test(part) ? part : 'design';
-      let files;
+      let files: Map<string, string>;
       try {
         files = generateProject(p, { part, top, vectors: 0 }).files;
       } catch (e) {
