@@ -143,6 +143,7 @@ test('single output files: never a folder, a missing or file parent, or a file h
       [join(root, 'adir'), /adir is a folder; give a file name/],
       [join(root, 'missing', 'out.json'), /the folder .*missing does not exist/],
       [join(user, 'out.json'), /notes\.txt is not a folder/],
+      [`${join(root, 'newdir')}/`, /newdir\/ names a folder/],
     ];
     for (const [out, msg] of places) {
       await expectRefused(['trace', model, '-o', out], msg);

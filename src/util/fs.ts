@@ -131,6 +131,7 @@ function writeFailure(path: string, e: unknown): Error {
  * cannot recognize every format it writes (CSV, NPY): `overwrite` is the user's explicit permission.
  */
 export function assertOutputFile(path: string, isOurs: (path: string) => boolean, what: string, overwrite = false): void {
+  if (/[\\/]$/.test(path)) throw new OutputPathError(`${path} names a folder (it ends with a slash); give a file name`);
   assertWritableFilePath(path);
   if (overwrite || !existsSync(path)) return;
   if (!lstatSync(path).isFile() || !isOurs(path))
