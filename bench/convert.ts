@@ -2,8 +2,8 @@
  * `npm run bench -- convert [MODEL]`: how fast a trained model becomes verified RTL.
  *
  * MNIST (issue #6): the LARGEST checkpoint of the MNIST demo front — MODEL is a demo --out directory
- * (front.json: the checkpoint with the most EBOPs is taken), or one model directory; default
- * /work/demo-final, else (absent) a quick demo is trained first. Times, wall seconds (and the Node
+ * (front.json: the checkpoint with the most EBOPs is taken), or one model directory; without one, a
+ * quick demo is trained first. Times, wall seconds (and the Node
  * process's CPU seconds): loading; trace with CMVM adder graphs (`trace_seconds`, includes the CMVM solves);
  * the same trace with plain signed-digit trees (`trace_plain_seconds`), so `cmvm_seconds_est` = the
  * difference estimates the CMVM part (the tracer calls CMVM internally and exposes no separate clock);
@@ -53,8 +53,9 @@ export function syntheticNetwork(widths: number[], fanIn: number, seed = 1): Pro
   return b.build(`synthetic_${widths.join('x')}`, [{ name: 'x', shape: [widths[0]!] }], [{ name: 'y', shape: [n] }], layer.map((w) => ({ wire: w, shift: 0, neg: false })));
 }
 
-/** The model to time: the most expensive checkpoint of a demo front, a model directory, or a fresh quick demo. */
-async function pickModel(arg: string): Promise<{ path: string; ebops: number | null; note: string }> {
+/** The model to time: the most expensive checkpoint of a demo front, a model directory, or (none given) a fresh quick demo. */
+async function pickModel(arg: string | undefined): Promise<{ path: string; ebops: number | null; note: string }> {
+  if (arg === undefined) return quickDemoModel('no MODEL given');
   const dir = resolve(arg);
   const front = join(dir, 'front.json');
   if (existsSync(front)) {
@@ -65,12 +66,16 @@ async function pickModel(arg: string): Promise<{ path: string; ebops: number | n
     return { path: join(dir, basename(top.path)), ebops: top.ebops, note: `largest of ${entries.length} front checkpoints in ${dir}` };
   }
   if (existsSync(join(dir, 'model.json'))) return { path: dir, ebops: null, note: 'model directory' };
-  console.log(`${dir}: no demo front (front.json) or model; training the quick demo (hgq demo --quick) to time its checkpoint instead`);
+  return quickDemoModel(`${dir} holds no demo front (front.json) or model`);
+}
+
+async function quickDemoModel(why: string): Promise<{ path: string; ebops: number | null; note: string }> {
+  console.log(`${why}; training the quick demo (hgq demo --quick) to time its checkpoint instead`);
   const { runDemo } = await import('../src/train/demo.ts');
   const out = join(mkdtempSync(join(tmpdir(), 'hgq-bench-demo-')), 'demo');
   const r = await runDemo({ quick: true, out, progress: null, log: () => {} });
   const top = r.checkpoints[r.checkpoints.length - 1]!;
-  return { path: top.path, ebops: top.ebops, note: `quick demo (${dir} absent)` };
+  return { path: top.path, ebops: top.ebops, note: `quick demo (${why})` };
 }
 
 const r3 = (v: number): number => Math.round(v * 1000) / 1000;
@@ -85,7 +90,7 @@ async function timed<T>(fn: () => T | Promise<T>): Promise<{ value: T; wall: num
 }
 
 async function mnist(res: Record<string, unknown>, vectors: number): Promise<void> {
-  const pick = await pickModel(process.argv[3] ?? process.env.HGQ_BENCH_MODEL ?? '/work/demo-final');
+  const pick = await pickModel(process.argv[3] ?? process.env.HGQ_BENCH_MODEL);
   const { loadModelAny } = await import('../src/app/load-model.ts');
   const { trace } = await import('../src/trace/trace.ts');
   const load = await timed(() => loadModelAny(pick.path));
@@ -127,7 +132,7 @@ async function mnist(res: Record<string, unknown>, vectors: number): Promise<voi
       const r = v.value;
       if (r.mismatches) throw new Error(`MNIST design mismatches the emulator: ${JSON.stringify(r.first_mismatch)}`);
       // a second check reuses the build: simulation alone, more vectors
-      const r2 = verify(join(root, 'prj'), { vectors: 2 * vectors, simulator: 'verilator', seed: 7 });
+      const r2 = await verify(join(root, 'prj'), { vectors: 2 * vectors, simulator: 'verilator', seed: 7 });
       if (r2.mismatches) throw new Error(`MNIST design mismatches the emulator: ${JSON.stringify(r2.first_mismatch)}`);
       Object.assign(m, {
         project_seconds: prj.wall,
@@ -183,7 +188,7 @@ async function synthetic(): Promise<Record<string, unknown>> {
     const root = mkdtempSync(join(tmpdir(), 'hgq-bench-'));
     try {
       writeProject(mid, join(root, 'mid'), { latencyCutoff: 2, vectors: 0 });
-      const r = verify(join(root, 'mid'), { vectors: 20000, simulator: 'verilator' });
+      const r = await verify(join(root, 'mid'), { vectors: 20000, simulator: 'verilator' });
       if (r.mismatches) throw new Error(`bench design mismatches the emulator: ${JSON.stringify(r.first_mismatch)}`);
       Object.assign(res, {
         sim_ops: mid.ops.length,
@@ -192,7 +197,7 @@ async function synthetic(): Promise<Record<string, unknown>> {
         verilator_vectors_per_second: Math.round(r.vectors_per_second),
       });
       // a second run reuses the cached build
-      const r2 = verify(join(root, 'mid'), { vectors: 20000, simulator: 'verilator', seed: 2 });
+      const r2 = await verify(join(root, 'mid'), { vectors: 20000, simulator: 'verilator', seed: 2 });
       res.verilator_cached_build_seconds = r2.build_seconds;
     } finally {
       rmSync(root, { recursive: true, force: true });

@@ -11,14 +11,14 @@
  * over the front (cheapest, most expensive, middle, then bisecting). The whole process runs at nice 10
  * (Yosys inherits it), one Yosys at a time.
  *
- * FRONT_DIR (argument or HGQ_FRONT_DIR; default /work/demo-final): front.json + the checkpoint directories.
+ * FRONT_DIR (argument or HGQ_FRONT_DIR): front.json + the checkpoint directories.
  * Environment: HGQ_FRONT_RESULTS (results file; default FRONT_DIR/mnist-front-results.json),
  * HGQ_FRONT_WORK (projects; default $TMPDIR/hgq-mnist-front), HGQ_FRONT_SYNTH=0 (no Yosys),
  * HGQ_FRONT_MAX_SYNTH=N (at most N new Yosys runs), HGQ_FRONT_BUDGET_MIN=M (start no Yosys run after M
  * minutes), HGQ_FRONT_YOSYS_TIMEOUT_MIN (per run, default 90), HGQ_FRONT_ONLY=epoch-0059,epoch-0047,...
  * (process only these checkpoints, in this order; the table still lists every cached row).
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { setPriority, tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { writeProject } from '../src/backends/project.ts';
@@ -27,6 +27,7 @@ import { hasTool } from '../src/eda/tools.ts';
 import { analyzeProgram } from '../src/ir/cost.ts';
 import { readProgram, writeProgram } from '../src/ir/serialize.ts';
 import type { Program } from '../src/ir/types.ts';
+import { writeFileAtomic } from '../src/util/fs.ts';
 
 interface FrontEntry {
   path: string;
@@ -95,12 +96,6 @@ export function spreadOrder(n: number): number[] {
   return order;
 }
 
-function saveAtomic(path: string, text: string): void {
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, text);
-  renameSync(tmp, path);
-}
-
 const r3 = (v: number): number => Math.round(v * 1000) / 1000;
 
 export function markdownTable(rows: FrontRow[]): string {
@@ -114,7 +109,9 @@ export function markdownTable(rows: FrontRow[]): string {
 }
 
 export default async function main(): Promise<void> {
-  const frontDir = resolve(process.argv[3] ?? process.env.HGQ_FRONT_DIR ?? '/work/demo-final');
+  const given = process.argv[3] ?? process.env.HGQ_FRONT_DIR;
+  if (given === undefined) throw new Error('give the --out folder of an `hgq demo` run (argument or HGQ_FRONT_DIR)');
+  const frontDir = resolve(given);
   const frontFile = join(frontDir, 'front.json');
   if (!existsSync(frontFile)) throw new Error(`${frontDir}: no front.json; give the --out directory of an \`hgq demo\` run (argument or HGQ_FRONT_DIR)`);
   const resultsFile = resolve(process.env.HGQ_FRONT_RESULTS ?? join(frontDir, 'mnist-front-results.json'));
@@ -149,7 +146,7 @@ export default async function main(): Promise<void> {
       const d = disk[name];
       if (d && d.ebops === row.ebops) for (const [k, v] of Object.entries(d)) if ((row as unknown as Record<string, unknown>)[k] === undefined) (row as unknown as Record<string, unknown>)[k] = v;
     }
-    saveAtomic(resultsFile, JSON.stringify({ front: frontDir, rows: Object.fromEntries(rows) }, null, 1) + '\n');
+    writeFileAtomic(resultsFile, JSON.stringify({ front: frontDir, rows: Object.fromEntries(rows) }, null, 1) + '\n');
   };
 
   const only = process.env.HGQ_FRONT_ONLY?.split(',').map((x) => x.trim()).filter(Boolean);
@@ -193,7 +190,7 @@ export default async function main(): Promise<void> {
     console.log(`  ${name}: Yosys xc7 (${row.ops} ops, nice 10) ...`);
     synthRuns++;
     try {
-      const y = synth(prjDir, { family: 'xc7', timeoutMs: yosysTimeoutMs });
+      const y = await synth(prjDir, { family: 'xc7', timeoutMs: yosysTimeoutMs });
       row.yosys = { lut: y.lut, carry: y.carry, ff: y.ff, srl: y.srl, depth: y.depth, seconds: Math.round(y.seconds) };
       delete row.yosys_error;
       console.log(`  ${name}: LUT ${y.lut} CARRY4 ${y.carry} FF ${y.ff} SRL ${y.srl} (${Math.round(y.seconds)} s)`);

@@ -162,14 +162,14 @@ test('HLS C++ on the vendor ap_fixed equals the emulator bit for bit: all op kin
   assert.ok(compare(wrong, outputs[cases.length]!).mismatches > 0, 'a wrong C++ model is detected');
 });
 
-test('the HLS project (testbench + verify, as convert --format hls --verify) passes on the vendor ap_fixed', (t) => {
+test('the HLS project (testbench + verify, as convert --format hls --verify) passes on the vendor ap_fixed', async (t) => {
   if (!needVendorHeaders(t)) return;
   const root = mkdtempSync(join(tmpdir(), 'hgq-hls-'));
   try {
     const p = coveringProgram(100);
     const s = writeProject(p, root, { format: 'hls', vectors: 0 });
     assert.match(readFileSync(join(root, s.files.source!), 'utf8'), /#pragma HLS PIPELINE II=1/);
-    const r = verify(root, { vectors: 3000, apInclude: AP_INCLUDE, seed: 5 });
+    const r = await verify(root, { vectors: 3000, apInclude: AP_INCLUDE, seed: 5 });
     assert.equal(r.simulator, 'g++');
     assert.equal(r.vectors, 3000);
     assert.equal(r.mismatches, 0, JSON.stringify(r.first_mismatch));

@@ -12,7 +12,7 @@ import { writeProject } from '../src/backends/project.ts';
 import { verify } from '../src/eda/verify.ts';
 import { coveringProgram, needTool } from './backends-fixtures.ts';
 
-test('Verilator equals the emulator on 10,000 vectors at cutoffs 0, 1, 3 (every op kind)', (t) => {
+test('Verilator equals the emulator on 10,000 vectors at cutoffs 0, 1, 3 (every op kind)', async (t) => {
   if (!needTool(t, 'verilator')) return;
   const root = mkdtempSync(join(tmpdir(), 'hgq-vl-'));
   try {
@@ -22,7 +22,7 @@ test('Verilator equals the emulator on 10,000 vectors at cutoffs 0, 1, 3 (every 
       const dir = join(root, `c${cutoff}`);
       const s = writeProject(p, dir, { latencyCutoff: cutoff, vectors: 1, reset: cutoff === 3 });
       stages.push(s.stages);
-      const r = verify(dir, { vectors: 10000, simulator: 'verilator', seed: cutoff + 1 });
+      const r = await verify(dir, { vectors: 10000, simulator: 'verilator', seed: cutoff + 1 });
       assert.equal(r.vectors, 10000);
       assert.equal(r.mismatches, 0, `cutoff ${cutoff}: first mismatch ${JSON.stringify(r.first_mismatch)}`);
     }
@@ -33,7 +33,7 @@ test('Verilator equals the emulator on 10,000 vectors at cutoffs 0, 1, 3 (every 
   }
 });
 
-test('a broken design is caught: mismatches counted and the first failing vector reported', (t) => {
+test('a broken design is caught: mismatches counted and the first failing vector reported', async (t) => {
   if (!needTool(t, 'verilator')) return;
   const root = mkdtempSync(join(tmpdir(), 'hgq-vl-'));
   try {
@@ -46,7 +46,7 @@ test('a broken design is caught: mismatches counted and the first failing vector
     const bugged = v.replace(/^(\s*wire [^\n]*?) ([+-]) /gm, (_m, head: string, op: string) => `${head} ${op === '+' ? '-' : '+'} `);
     assert.notEqual(bugged, v, 'the design has an adder to break');
     writeFileSync(src, bugged);
-    const r = verify(dir, { vectors: 500, simulator: 'verilator' });
+    const r = await verify(dir, { vectors: 500, simulator: 'verilator' });
     assert.ok(r.mismatches > 0, 'mismatches found');
     assert.ok(r.first_mismatch !== undefined && r.first_mismatch.vector >= 0 && r.first_mismatch.vector < 500);
     assert.equal(r.first_mismatch.got.length, p.out.length);

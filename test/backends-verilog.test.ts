@@ -39,7 +39,7 @@ test('verilator -Wall --lint-only is clean for random programs at cutoffs 0, 1, 
   }
 });
 
-test('Icarus simulation equals the emulator on random programs at cutoffs 0, 1, 3', (t) => {
+test('Icarus simulation equals the emulator on random programs at cutoffs 0, 1, 3', async (t) => {
   if (!needTool(t, 'iverilog')) return;
   const root = mkdtempSync(join(tmpdir(), 'hgq-iv-'));
   try {
@@ -49,7 +49,7 @@ test('Icarus simulation equals the emulator on random programs at cutoffs 0, 1, 
       for (const cutoff of [0, 1, 3]) {
         const dir = join(root, `${seed}_${cutoff}`);
         writeProject(p, dir, { latencyCutoff: cutoff, vectors: 1 });
-        const r = verify(dir, { vectors: 1500, simulator: 'icarus', seed });
+        const r = await verify(dir, { vectors: 1500, simulator: 'icarus', seed });
         assert.equal(r.mismatches, 0, `seed ${seed} cutoff ${cutoff}: ${JSON.stringify(r.first_mismatch)}`);
         vectors += r.vectors;
       }

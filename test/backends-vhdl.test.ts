@@ -13,7 +13,7 @@ import { makeRng } from './util/rng.ts';
 import { randomProgram } from './util/random-program.ts';
 import { coveringProgram, needTool } from './backends-fixtures.ts';
 
-test('GHDL simulation of the VHDL equals the emulator (every op kind, cutoffs 0, 1, 3)', (t) => {
+test('GHDL simulation of the VHDL equals the emulator (every op kind, cutoffs 0, 1, 3)', async (t) => {
   if (!needTool(t, 'ghdl')) return;
   const root = mkdtempSync(join(tmpdir(), 'hgq-vhdl-'));
   try {
@@ -23,7 +23,7 @@ test('GHDL simulation of the VHDL equals the emulator (every op kind, cutoffs 0,
       for (const cutoff of [0, 1, 3]) {
         const dir = join(root, `${seed}_${cutoff}`);
         writeProject(p, dir, { format: 'vhdl', latencyCutoff: cutoff, vectors: 1, reset: cutoff === 1 });
-        const r = verify(dir, { vectors: 1000, simulator: 'ghdl', seed });
+        const r = await verify(dir, { vectors: 1000, simulator: 'ghdl', seed });
         assert.equal(r.mismatches, 0, `seed ${seed} cutoff ${cutoff}: ${JSON.stringify(r.first_mismatch)}`);
         total += r.vectors;
       }

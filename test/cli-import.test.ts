@@ -36,7 +36,8 @@ test('hgq import <fixture> -o <dir> --json: writes a loadable model, prints the 
   const out = join(parent, 'tgc');
   const r = await run(['import', tgc!, '-o', out, '--json']);
   assert.equal(r.code, 0, r.err);
-  assert.deepEqual(readdirSync(out).sort(), ['model.json', 'weights.bin']);
+  assert.deepEqual(readdirSync(out).sort(), ['.hgq-output.json', 'model.json', 'weights.bin']);
+  assert.equal(JSON.parse(readFileSync(join(out, '.hgq-output.json'), 'utf8')).kind, 'model', 'the folder is marked as an hgq model');
   assert.deepEqual(readdirSync(parent), ['tgc'], 'no temp directories left');
   const lines = r.out.trimEnd().split('\n');
   const s = JSON.parse(lines.at(-1)!);
@@ -85,7 +86,7 @@ test('hgq import: bad input exits 2 with a message and leaves nothing in the out
   assert.equal(rNone.code, 2);
   assert.match(rNone.err, /none\.keras: no such file/);
   assert.equal(rBusy.code, 2);
-  assert.match(rBusy.err, /refusing to replace/);
+  assert.match(rBusy.err, /was not written by hgq/);
   assert.deepEqual(readdirSync(busy), ['keep.keras']);
   assert.equal(rNoOut.code, 2);
   assert.match(rNoOut.err, /--out/);

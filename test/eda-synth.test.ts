@@ -37,13 +37,13 @@ test('parseStat sums LUT sizes, carries, flip-flops and reads the ltp depth', ()
   assert.equal(r.depth, 7);
 });
 
-test('Yosys synth_xilinx (xc7, xcup) of an adder tree: LUTs + carry chains, FFs only when pipelined', (t) => {
+test('Yosys synth_xilinx (xc7, xcup) of an adder tree: LUTs + carry chains, FFs only when pipelined', async (t) => {
   if (!needTool(t, 'yosys')) return;
   const root = mkdtempSync(join(tmpdir(), 'hgq-synth-'));
   try {
     const p = adderTree();
     writeProject(p, join(root, 'comb'), { vectors: 0 });
-    const comb = synth(join(root, 'comb'), { family: 'xc7' });
+    const comb = await synth(join(root, 'comb'), { family: 'xc7' });
     // a 10-bit result from 8-bit operands: three adders of ~9-10 bits
     assert.ok(comb.lut >= 16 && comb.lut <= 60, `LUTs ${comb.lut}`);
     assert.ok(comb.carry >= 6 && comb.carry <= 9, `CARRY4 ${comb.carry}`);
@@ -54,7 +54,7 @@ test('Yosys synth_xilinx (xc7, xcup) of an adder tree: LUTs + carry chains, FFs 
 
     const s = writeProject(p, join(root, 'pipe'), { vectors: 0, latencyCutoff: 1 });
     assert.equal(s.stages, 2);
-    const pipe = synth(join(root, 'pipe'), { family: 'xcup' });
+    const pipe = await synth(join(root, 'pipe'), { family: 'xcup' });
     assert.equal(pipe.family, 'xcup');
     // the two first-level sums (9 bits each) are registered, plus the valid bit
     assert.ok(pipe.ff + pipe.srl >= 18, `FF ${pipe.ff} SRL ${pipe.srl}`);
@@ -66,9 +66,9 @@ test('Yosys synth_xilinx (xc7, xcup) of an adder tree: LUTs + carry chains, FFs 
   }
 });
 
-test('synth errors name the problem: not a project, unknown family, missing tool names the package', () => {
-  assert.throws(() => synth('/nonexistent/dir'), /not an hgq project \(no summary\.json\)/);
-  assert.throws(() => synth('/tmp', { family: 'xc9' as never }), /unknown family "xc9"/);
+test('synth errors name the problem: not a project, unknown family, missing tool names the package', async () => {
+  await assert.rejects(synth('/nonexistent/dir'), /not an hgq project \(no summary\.json\)/);
+  await assert.rejects(synth('/tmp', { family: 'xc9' as never }), /unknown family "xc9"/);
   assert.match(new ToolMissingError('yosys').message, /apt-get install yosys/);
   assert.match(new ToolMissingError('vvp').message, /apt-get install iverilog/);
 });

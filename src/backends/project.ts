@@ -2,11 +2,14 @@
  * Writes a complete hardware project for an IR program: sources (Verilog, VHDL or HLS C++), testbenches
  * (Icarus/GHDL and Verilator C++), test vectors with the emulator's expected outputs, Vivado TCL + XDC,
  * the program itself (so `verify` can regenerate vectors) and summary.json. Everything is written into a
- * temporary sibling directory that is renamed onto `outDir` at the end.
+ * private staging folder beside `outDir` (src/util/fs.ts StagedDir: locked, marker written last, swapped into
+ * place), so the folder is always one run's complete output; only an absent, empty or earlier hgq project
+ * folder is replaced (projectDirProblem).
  *
  * Layout: src/<top>.v|.vhd|.cpp(+.h), tb/ (tb_<top>.v|.vhd Icarus/GHDL testbench, tb_<top>.cpp Verilator
  * harness or HLS C testbench, inputs.hex, expected.hex, for VHDL also the Verilog twin <top>.v used by
- * Verilator and Yosys), vivado/build.tcl + <top>.xdc (or vitis/build.tcl), program.json, summary.json;
+ * Verilator and Yosys), vivado/build.tcl + <top>.xdc (or vitis/build.tcl), program.json, summary.json, the
+ * ownership marker .hgq-output.json (written last);
  * `verify` adds sim/, `synth` adds reports/.
  *
  * summary.json: name, top, format, latency_cutoff, clock_period_ns, part, stages, latency_cycles
@@ -20,18 +23,28 @@
  * Hex vector files: one vector per line, the whole bus as one hex number (most significant digit first,
  * ceil(width/4) digits), element 0 in the least significant bits.
  */
-import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
+import { existsSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { programToJSON } from '../ir/serialize.ts';
 import type { Program } from '../ir/types.ts';
 import { analyze } from './analysis.ts';
 import { writeHls, writeHlsTestbench } from './hls.ts';
 import { layoutJson } from './layout.ts';
 import { lowerProgram, type Netlist } from './netlist.ts';
-import { makeVectors } from './vectors.ts';
+import { makeVectors, vectorCountProblem } from './vectors.ts';
 import { writeVerilatorHarness } from './verilator-tb.ts';
 import { hdlName, writeVerilog, writeVerilogTestbench } from './verilog.ts';
 import { writeVhdl, writeVhdlTestbench } from './vhdl.ts';
+import {
+  assertCreatableDir,
+  MARKER,
+  OutputPathError,
+  readMarker,
+  StagedDir,
+  whyNotReplaceable,
+  writeFileAtomic,
+  writeMarker,
+} from '../util/fs.ts';
 
 export type HdlFormat = 'verilog' | 'vhdl' | 'hls';
 
@@ -88,9 +101,14 @@ export function generateProject(p: Program, opts: ProjectOptions = {}): { files:
   if (!['verilog', 'vhdl', 'hls'].includes(format)) throw new RangeError(`unknown format "${format}" (use verilog, vhdl or hls)`);
   const cutoff = opts.latencyCutoff ?? 0;
   const clk = opts.clockPeriodNs ?? DEFAULT_CLOCK_NS;
-  if (!(clk > 0)) throw new RangeError(`clock period must be > 0 ns, got ${clk}`);
+  if (!(Number.isFinite(clk) && clk > 0)) throw new RangeError(`clock period must be > 0 ns (a finite number), got ${clk}`);
   const part = opts.part ?? DEFAULT_PART;
+  const badName = partNameProblem(part) ?? (opts.top === undefined ? null : topNameProblem(opts.top));
+  if (badName) throw new RangeError(badName);
   const top = hdlName(opts.top ?? p.name);
+  const source = p;
+  // the name is quoted in the sources' header comments: a line break in it would end the comment
+  p = { ...p, name: commentSafe(p.name) };
   const { nl, depth, cost } = buildNetlist(p, { latencyCutoff: cutoff });
   const files = new Map<string, string>();
   const piped = nl.stages > 1;
@@ -114,10 +132,12 @@ export function generateProject(p: Program, opts: ProjectOptions = {}): { files:
     files.set((rel.xdc = `vivado/${top}.xdc`), xdc(clk, piped));
   } else files.set((rel.vitis_tcl = 'vitis/build.tcl'), vitisTcl(top, part, clk));
   const nvec = opts.vectors ?? 1000;
+  const tooMany = vectorCountProblem(nvec, 'testbench vectors', p);
+  if (tooMany) throw new RangeError(tooMany);
   const vec = makeVectors(p, nvec, { data: opts.data, seed: opts.seed });
   files.set((rel.inputs = 'tb/inputs.hex'), vec.inHex.map((l) => l + '\n').join(''));
   files.set((rel.expected = 'tb/expected.hex'), vec.expHex.map((l) => l + '\n').join(''));
-  files.set((rel.program = 'program.json'), programToJSON(p));
+  files.set((rel.program = 'program.json'), programToJSON(source));
   const ports: Record<string, string> = {};
   if (format !== 'hls') {
     if (piped) ports.clk = 'input, rising edge';
@@ -128,7 +148,7 @@ export function generateProject(p: Program, opts: ProjectOptions = {}): { files:
     ports.outp = `output, ${Math.max(1, nl.outWidth)} bits (layout: outputs)`;
   }
   const summary: Summary = {
-    name: p.name,
+    name: source.name,
     top,
     format,
     latency_cutoff: cutoff,
@@ -144,63 +164,110 @@ export function generateProject(p: Program, opts: ProjectOptions = {}): { files:
     files: rel,
     testbench_vectors: vec.count,
   };
-  files.set('summary.json', JSON.stringify(summary, null, 2) + '\n');
+  files.set('summary.json', summaryText(summary));
   return { files, summary };
 }
 
+/** `name` as text for a one-line comment in any of the generated languages: printable ASCII only. */
+function commentSafe(name: string): string {
+  return name.replace(/[^\x20-\x7e]/g, '?');
+}
+
+/** The marker kind of a project folder (src/util/fs.ts). */
+export const PROJECT_KIND = 'project';
+
 /**
- * Write files into a temporary sibling directory, then rename it onto `outDir`. An existing `outDir` is
- * replaced only when it is empty or an earlier hgq project (has summary.json): a mistyped path must never
- * delete a user's directory.
+ * Why `outDir` may not receive a project (null when it may): it must be absent, empty, or a project hgq
+ * wrote and marked, holding nothing else. A project written by hgq before the ownership marker existed
+ * (summary.json, no marker) is refused too: nothing shows which of its files are hgq's.
  */
-export function writeFilesAtomically(outDir: string, files: Map<string, string>): void {
-  checkOutputDir(outDir);
-  const dest = resolve(outDir);
-  const parent = dirname(dest);
-  mkdirSync(parent, { recursive: true });
-  const tmp = join(parent, `.${basename(dest)}.tmp-${process.pid}-${Date.now()}`);
-  mkdirSync(tmp, { recursive: true });
+export function projectDirProblem(outDir: string): string | null {
+  const why = whyNotReplaceable(outDir, [PROJECT_KIND]);
+  if (why && readMarker(outDir) === null && existsSync(join(outDir, 'summary.json')) && statSync(outDir).isDirectory())
+    return (
+      `${outDir} holds a project written by an earlier hgq (summary.json, but no ${MARKER}), and hgq can no longer tell ` +
+      'whether every file in it is its own, so it will not replace it: move out anything you added and remove the folder ' +
+      `(rm -r ${JSON.stringify(outDir)}), or choose another folder`
+    );
+  return why;
+}
+
+/**
+ * Opens a project output: checks `outDir` (projectDirProblem, as OutputPathError), locks it and opens a
+ * staging folder beside it. Write the project into `.staging`, verify there, then `commit()`.
+ */
+export function beginProject(outDir: string): StagedDir {
+  assertCreatableDir(outDir);
+  const why = projectDirProblem(outDir);
+  if (why) throw new OutputPathError(why);
+  return StagedDir.begin(outDir, PROJECT_KIND);
+}
+
+export function summaryText(summary: Summary): string {
+  return JSON.stringify(summary, null, 2) + '\n';
+}
+
+/** Writes the project of `p` into an open StagedDir (see beginProject); returns its summary. */
+export function writeProjectInto(out: StagedDir, p: Program, opts: ProjectOptions = {}): Summary {
+  const { files, summary } = generateProject(p, opts);
+  for (const [rel, text] of files) out.write(rel, text);
+  return summary;
+}
+
+/** Writes the project of `p` as a whole into `outDir` (replacing only an earlier project of hgq's). */
+export function writeProject(p: Program, outDir: string, opts: ProjectOptions = {}): Summary {
+  const out = beginProject(outDir);
   try {
-    for (const [path, text] of files) {
-      const full = join(tmp, path);
-      mkdirSync(dirname(full), { recursive: true });
-      writeFileSync(full, text);
-    }
-    if (existsSync(dest)) {
-      const old = `${tmp}.old`;
-      renameSync(dest, old);
-      renameSync(tmp, dest);
-      rmSync(old, { recursive: true, force: true });
-    } else renameSync(tmp, dest);
+    const summary = writeProjectInto(out, p, opts);
+    out.commit();
+    return summary;
   } catch (e) {
-    rmSync(tmp, { recursive: true, force: true });
+    out.abort();
     throw e;
   }
 }
 
-/** The output directory already holds something that is not an hgq project. */
-export class ProjectDirError extends Error {}
-
-/** Throws ProjectDirError unless `outDir` is absent, empty, or an earlier hgq project (has summary.json). */
-export function checkOutputDir(outDir: string): void {
-  const dest = resolve(outDir);
-  if (!existsSync(dest)) return;
-  const replaceable = statSync(dest).isDirectory() && (readdirSync(dest).length === 0 || existsSync(join(dest, 'summary.json')));
-  if (!replaceable) throw new ProjectDirError(`${outDir} exists and is not an hgq project (no summary.json); choose a new or empty directory, or remove it first`);
+/**
+ * Runs `work`, which adds files to the project `dir` (verify's sim/, synth's reports/), and keeps the folder
+ * hgq's: when it was hgq's before (marker, nothing foreign), the marker is rewritten to list the new files.
+ * A folder holding files of the user's stays unmarked for them (it was not replaceable before either).
+ */
+export async function keepingOwnership<T>(dir: string, work: () => T | Promise<T>): Promise<T> {
+  const marker = readMarker(dir);
+  const ours = marker !== null && whyNotReplaceable(dir, [marker.kind]) === null;
+  try {
+    return await work();
+  } finally {
+    if (ours) {
+      const { format: _f, version: _v, kind, hgq_version: _h, files: _files, ...extra } = marker;
+      writeMarker(dir, kind, extra);
+    }
+  }
 }
 
-export function writeProject(p: Program, outDir: string, opts: ProjectOptions = {}): Summary {
-  const { files, summary } = generateProject(p, opts);
-  writeFilesAtomically(outDir, files);
-  return summary;
+/** Rewrites summary.json of the project `dir` in place (atomically), keeping the folder hgq's. */
+export function updateSummary(dir: string, summary: Summary): Promise<void> {
+  return keepingOwnership(dir, () => writeFileAtomic(join(dir, 'summary.json'), summaryText(summary)));
 }
 
-/** Rewrite summary.json in place (temp file + rename). */
-export function updateSummary(dir: string, summary: Summary): void {
-  const path = join(dir, 'summary.json');
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, JSON.stringify(summary, null, 2) + '\n');
-  renameSync(tmp, path);
+/**
+ * Strings that go into the Vivado/Vitis TCL scripts and constraints unquoted. Tcl substitutes `[...]`, `$`
+ * and `\\` even in a plain word, so a part name is a strict pattern (Xilinx part names are letters, digits,
+ * '-' and '.', e.g. xcvu13p-flga2577-2-e), never escaped text.
+ */
+const PART_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+/** Why `part` is not a valid FPGA part name (null when it is). */
+export function partNameProblem(part: string): string | null {
+  return PART_NAME.test(part)
+    ? null
+    : `part "${part}" is not a part name: letters, digits, '-', '_' and '.' only, at most 64 characters (e.g. ${DEFAULT_PART})`;
+}
+
+/** Why `top` is not usable as the top-level name (null when it is): it must already be a plain HDL identifier. */
+export function topNameProblem(top: string): string | null {
+  const ok = hdlName(top);
+  return ok === top ? null : `top-level name "${top}" is not a plain Verilog/VHDL identifier (letters, digits, '_', not a keyword); e.g. ${ok}`;
 }
 
 function vivadoTcl(top: string, format: HdlFormat, part: string, clk: number): string {

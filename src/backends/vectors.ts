@@ -3,6 +3,7 @@
  * data quantized onto the port types, the emulator's expected outputs, and their hex-per-line encodings
  * (one whole bus vector per line, most significant digit first, element 0 in the least significant bits).
  */
+import { totalmem } from 'node:os';
 import { quantize } from '../fixed/index.ts';
 import type { Program } from '../ir/types.ts';
 import { compileProgram } from '../ir/emulate.ts';
@@ -136,4 +137,31 @@ export function makeVectors(p: Program, count: number, opts: { data?: Float64Arr
   inputs.set(given, rand.length);
   const expected = total === 0 ? new Float64Array(0) : compileProgram(p).run(inputs, total);
   return { count: total, inputs, expected, inHex: packHex(il, inputs, total), expHex: packHex(ol, expected, total) };
+}
+
+/**
+ * Vector counts a check can handle. Vector files are built as one JS string each (V8's limit is 2^29
+ * characters), the port values and expected outputs live in memory as float64, and a simulator runs ~10^4
+ * vectors per second: 10 million is hours of simulation already.
+ */
+export const MAX_VECTORS = 10_000_000;
+const MAX_FILE_CHARS = 2 ** 28;
+
+/** Why `count` vectors for `p` are more than this machine can build (null when fine); `what` names the option. */
+export function vectorCountProblem(count: number, what: string, p?: Program): string | null {
+  if (count > MAX_VECTORS) return `${what} ${count} is more than the ${MAX_VECTORS.toLocaleString('en')} vectors hgq can check; use fewer`;
+  if (!p) return null;
+  const il = inputLayout(p);
+  const ol = outputLayout(p);
+  const hexChars = Math.ceil(Math.max(il.width, ol.width, 1) / 4) + 1;
+  const fileLimit = Math.floor(MAX_FILE_CHARS / hexChars);
+  // port values, expected outputs, and their hex lines (one-byte strings with ~24 bytes of header each)
+  const bytesPerVector = 16 * (il.fields.length + ol.fields.length) + 2 * (hexChars + 32);
+  const memLimit = Math.floor(totalmem() / 4 / bytesPerVector);
+  const limit = Math.min(fileLimit, memLimit);
+  if (count > limit)
+    return `${what} ${count}: vectors of this design (${il.width} input bits, ${ol.width} output bits) are limited to ${limit.toLocaleString('en')} on this machine (${
+      fileLimit <= memLimit ? 'vector file size' : `a quarter of its ${Math.round(totalmem() / 2 ** 30)} GiB memory`
+    }); use fewer`;
+  return null;
 }

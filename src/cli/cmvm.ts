@@ -98,6 +98,16 @@ Examples:
         for (let k = 0; k < count; k++) matrices.push(randomMatrix(n, bits, next));
       }
       if (opts.emit !== undefined && matrices.length !== 1) throw new UsageError('--emit writes one program: use it with --matrix or --count 1');
+      if (opts.emit !== undefined) {
+        const { isProgramFile } = await import('../ir/serialize.ts');
+        const { assertOutputFile, OutputPathError } = await import('../util/fs.ts');
+        try {
+          assertOutputFile(opts.emit, isProgramFile, 'an IR program');
+        } catch (e) {
+          if (e instanceof OutputPathError) throw new UsageError(`--emit ${e.message}`);
+          throw e;
+        }
+      }
 
       const rows: { adders: number; cost: number; depth: number; ms: number }[] = [];
       for (const [k, W] of matrices.entries()) {
@@ -109,11 +119,7 @@ Examples:
         if (opts.verify) verify(W, r.program, qint, k, await import('../ir/emulate.ts'));
         if (opts.emit !== undefined) {
           const { writeProgram } = await import('../ir/serialize.ts');
-          try {
-            writeProgram(opts.emit, r.program);
-          } catch (e) {
-            throw new CliError(`--emit: cannot write ${opts.emit} (${(e as Error).message})`);
-          }
+          writeProgram(opts.emit, r.program);
         }
       }
       const mean = (key: keyof (typeof rows)[number]): number => Math.round((rows.reduce((s, r) => s + r[key], 0) / rows.length) * 1000) / 1000;

@@ -8,11 +8,13 @@ import { formatCsv, readCsv, writeCsv } from '../data/csv.ts';
 import { readNpy, writeNpy, type NdArray } from '../data/npy.ts';
 import { compileProgram } from '../ir/emulate.ts';
 import { readProgram } from '../ir/serialize.ts';
+import { assertOutputFile } from '../util/fs.ts';
 import { UsageError } from './errors.ts';
 
 interface EmulateOptions {
   input: string;
   output?: string;
+  force?: boolean;
   json?: boolean;
 }
 
@@ -53,6 +55,8 @@ export async function runEmulate(programPath: string, opts: EmulateOptions): Pro
     throw new UsageError((e as Error).message);
   }
   const npy = isNpy(opts.input);
+  // hgq cannot tell its CSV/NPY output from the user's data: an existing file is replaced only with --force
+  if (opts.output !== undefined) assertOutputFile(opts.output, () => false, 'a file', opts.force);
   let data: NdArray;
   try {
     data = npy ? readNpy(opts.input) : readCsv(opts.input);
@@ -89,7 +93,8 @@ export function register(program: Command): void {
     .description('run an IR program bit-exactly on input data (CSV or NPY); writes outputs in the same format')
     .argument('<program>', 'the IR program (JSON, from hgq trace or hgq cmvm --emit)')
     .requiredOption('-i, --input <file>', 'input samples: .csv (one sample per line, optional header) or .npy (batch × inputs)')
-    .option('-o, --output <file>', 'output file, in the input\'s format (default: CSV on stdout)')
+    .option('-o, --output <file>', 'output file, in the input\'s format (default: CSV on stdout); an existing file is kept unless --force')
+    .option('--force', 'let -o replace an existing file')
     .option('--json', 'print one JSON summary object as the last line')
     .action(async (programPath: string, opts: EmulateOptions) => {
       await runEmulate(programPath, opts);

@@ -1,11 +1,13 @@
 /**
  * `hgq import <model.keras> -o <model-dir>`: read an HGQ2 checkpoint, build the equivalent hgq model (same
- * weights and quantizer state) and save it in our tfjs format. The directory is written atomically (temp
- * directory + rename): on any error nothing is left behind.
+ * weights and quantizer state) and save it in our tfjs format. The folder is written as a whole (staging
+ * folder + swap, src/util/fs.ts): on any error nothing is left behind, and a folder hgq did not write is
+ * never replaced.
  */
-import { existsSync, readdirSync, statSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { existsSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
+import { assertCreatableDir, MARKER, OutputPathError, readMarker, whyNotReplaceable } from '../util/fs.ts';
 import { UsageError } from './errors.ts';
 
 export interface ImportSummary {
@@ -21,26 +23,38 @@ export interface ImportSummary {
   ebops_logged: number | null;
 }
 
-/** Refuse to replace something that is not a model directory (writeDirAtomic replaces the target). */
-function checkOutput(out: string): void {
-  if (!existsSync(out)) return;
-  if (!statSync(out).isDirectory()) throw new UsageError(`-o ${out}: exists and is not a directory`);
-  const entries = readdirSync(out);
-  if (entries.length && !entries.includes('model.json')) {
-    throw new UsageError(`-o ${out}: directory is not empty and holds no model.json; refusing to replace it (choose a new or empty directory)`);
+/**
+ * The output folder may be absent, empty, or a model folder hgq wrote and marked, holding nothing else
+ * (src/util/fs.ts); checked before the archive is read. A model folder of an earlier hgq (model.json, no
+ * marker) is refused with what to do: nothing shows which of its files are hgq's.
+ */
+function checkOutput(out: string, modelKind: string): void {
+  try {
+    assertCreatableDir(out);
+  } catch (e) {
+    if (e instanceof OutputPathError) throw new UsageError(`-o ${e.message}`);
+    throw e;
   }
+  const why = whyNotReplaceable(out, [modelKind]);
+  if (!why) return;
+  if (readMarker(out) === null && existsSync(join(out, 'model.json')))
+    throw new UsageError(
+      `-o ${out} holds a model saved by an earlier hgq (model.json, but no ${MARKER}), and hgq can no longer tell whether every file in it is its own, ` +
+        `so it will not replace it: move out anything you added and remove the folder (rm -r ${JSON.stringify(out)}), or choose another folder`,
+    );
+  throw new UsageError(`-o ${why}`);
 }
 
 export async function runImport(input: string, out: string): Promise<ImportSummary> {
   if (!existsSync(input)) throw new UsageError(`${input}: no such file`);
   if (!statSync(input).isFile()) throw new UsageError(`${input}: not a file (expected an HGQ2 .keras archive)`);
-  checkOutput(out);
+  const { saveModel, MODEL_KIND } = await import('../train/io.ts');
+  checkOutput(out, MODEL_KIND);
   const { initBackend } = await import('../backend.ts');
   await initBackend();
   const { loadHgq2Model } = await import('../import/hgq2-model.ts');
   const { buildHgqModel, hgq2StyleEbops } = await import('../import/hgq2-build.ts');
   const { ebopsFromFileName } = await import('../import/ebops.ts');
-  const { saveModel } = await import('../train/io.ts');
   let model;
   try {
     model = buildHgqModel(await loadHgq2Model(input));

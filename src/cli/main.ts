@@ -7,6 +7,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
+import { OutputPathError, OutputWriteError } from '../util/fs.ts';
 import { CliError } from './errors.ts';
 import * as quantizeCmd from './quantize.ts';
 import * as cmvmCmd from './cmvm.ts';
@@ -80,6 +81,15 @@ export async function main(argv: string[]): Promise<number> {
     if (e instanceof CommanderError) {
       // help and version exit with 0; every parse error is a usage error (commander already printed it)
       return e.exitCode === 0 ? 0 : 2;
+    }
+    if (e instanceof OutputPathError) {
+      // where to write is bad input: a folder hgq did not write, a missing parent, a locked or unwritable place
+      process.stderr.write(`hgq: ${e.message}\n`);
+      return 2;
+    }
+    if (e instanceof OutputWriteError) {
+      process.stderr.write(`hgq: ${e.message}\n`);
+      return 1;
     }
     if (e instanceof CliError) {
       process.stderr.write(`hgq: ${e.message}\n`);

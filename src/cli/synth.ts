@@ -21,7 +21,7 @@ export function register(program: Command): void {
       const { updateSummary } = await import('../backends/project.ts');
       let r;
       try {
-        r = synth(dir, { family: opts.family as 'xc7' | 'xcup' });
+        r = await synth(dir, { family: opts.family as 'xc7' | 'xcup' });
       } catch (e) {
         if (e instanceof ToolMissingError) throw new CliError(e.message);
         if (e instanceof RangeError) throw new UsageError(e.message);
@@ -29,7 +29,7 @@ export function register(program: Command): void {
       }
       const s = readSummary(dir) as unknown as Record<string, unknown>;
       s[`yosys_${opts.family}`] = { lut: r.lut, carry: r.carry, ff: r.ff, srl: r.srl, muxf: r.muxf, dsp: r.dsp, depth: r.depth };
-      updateSummary(dir, s as never);
+      await updateSummary(dir, s as never);
       if (!opts.json) {
         const sizes = Object.entries(r.lut_by_size).map(([k, v]) => `${k}=${v}`).join(' ');
         const muxf = Object.entries(r.muxf).map(([k, v]) => `${k}=${v}`).join(' ') || 'none';

@@ -56,6 +56,9 @@ export async function runTrace(path: string, o: TraceCliOptions): Promise<TraceS
   const opts = parseOpts(o);
   const validateN = o.validate === undefined ? undefined : Number(o.validate);
   if (validateN !== undefined && (!Number.isInteger(validateN) || validateN < 1)) throw new UsageError(`--validate "${o.validate}" must be a positive integer`);
+  const { isProgramFile } = await import('../ir/serialize.ts');
+  const { assertOutputFile } = await import('../util/fs.ts');
+  assertOutputFile(o.output, isProgramFile, 'an IR program'); // before tracing, which can take minutes
   const { traceModelFile } = await import('../app/trace-model.ts');
   const t = await traceModelFile(path, opts);
   const { exactEbops } = await import('../train/calibrate.ts');

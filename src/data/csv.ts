@@ -3,7 +3,8 @@
  * line with any non-numeric field). Values are written as exact decimals (DESIGN.md §8).
  * Errors name the file, the line and the column.
  */
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { writeFileAtomic } from '../util/fs.ts';
 import { formatDyadic } from '../fixed/format.ts';
 import type { NdArray } from './npy.ts';
 
@@ -85,9 +86,7 @@ export function formatCsv(arr: NdArray, header?: string[]): string {
   return parts.join('\n') + '\n';
 }
 
-/** Writes a CSV file atomically (temp file, then rename). */
+/** Writes a CSV file atomically (src/util/fs.ts writeFileAtomic: no temporary outlives a failure). */
 export function writeCsv(path: string, arr: NdArray, header?: string[]): void {
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, formatCsv(arr, header));
-  renameSync(tmp, path);
+  writeFileAtomic(path, formatCsv(arr, header));
 }

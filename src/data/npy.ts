@@ -2,7 +2,8 @@
  * NPY files (numpy's `.npy`, format versions 1, 2 and 3): read little-endian f4/f8/i1/i2/i4/i8/u1/u2/u4/u8
  * arrays in C order into float64; write float64 (`<f8`). Errors name the file and the byte offset.
  */
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { writeFileAtomic } from '../util/fs.ts';
 
 export interface NdArray {
   data: Float64Array;
@@ -130,9 +131,7 @@ export function formatNpy(arr: NdArray): Uint8Array {
   return out;
 }
 
-/** Writes an NPY file atomically (temp file, then rename). */
+/** Writes an NPY file atomically (src/util/fs.ts writeFileAtomic: no temporary outlives a failure). */
 export function writeNpy(path: string, arr: NdArray): void {
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, formatNpy(arr));
-  renameSync(tmp, path);
+  writeFileAtomic(path, formatNpy(arr));
 }

@@ -10,8 +10,11 @@
  * CARRY4/8 (each 4 or 8 bits of a carry chain), MUXF and INV cells each count one level.
  * These are Yosys numbers, not Vivado's.
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { keepingOwnership } from '../backends/project.ts';
+import { lockOutput, removeStaleTemporaries, temporaryBeside, writeFileAtomic } from '../util/fs.ts';
 import { run } from './tools.ts';
 import { readSummary } from './verify.ts';
 
@@ -38,10 +41,11 @@ export interface SynthReport {
   seconds: number;
 }
 
+/** The Yosys script; `src` is the Verilog source's path as seen from the folder Yosys runs in. */
 export function yosysScript(src: string, top: string, family: Family): string {
   const flags = `-family ${family} -top ${top} -noiopad -noclkbuf`;
   return [
-    `read_verilog ${src}`,
+    `read_verilog ${yosysWord(src)}`,
     `synth_xilinx ${flags} -run begin:map_memory`,
     'maccmap -unmap',
     'opt',
@@ -52,25 +56,53 @@ export function yosysScript(src: string, top: string, family: Family): string {
   ].join('\n');
 }
 
-/** timeoutMs: Yosys wall-clock limit (default 20 min; a 30k-op design on a busy machine needs more) */
-export function synth(dir: string, opts: { family?: Family; timeoutMs?: number } = {}): SynthReport {
+/**
+ * A path as one Yosys script word. Yosys splits script lines at whitespace and has no escape inside quotes, so
+ * the script names the source by a path without spaces (synth copies it into its work folder); anything else
+ * is refused rather than misread.
+ */
+function yosysWord(path: string): string {
+  if (!/^[A-Za-z0-9_./+@,=:-]+$/.test(path)) throw new Error(`yosys script: the path ${JSON.stringify(path)} cannot be written as a script word`);
+  return path;
+}
+
+/**
+ * timeoutMs: Yosys wall-clock limit (default 20 min; a 30k-op design on a busy machine needs more).
+ * Yosys works in a private folder under the system temporary folder (the source copied in, so the project
+ * path may hold spaces or quotes); its script, log and outputs are then copied to <dir>/reports/yosys-<family>/
+ * and the report to reports/yosys-<family>.json. The project is locked meanwhile, and stays hgq's (marker).
+ */
+export async function synth(dir: string, opts: { family?: Family; timeoutMs?: number } = {}): Promise<SynthReport> {
   const family = opts.family ?? 'xc7';
   if (family !== 'xc7' && family !== 'xcup') throw new RangeError(`unknown family "${family}" (use xc7 or xcup)`);
   const s = readSummary(dir);
   if (s.format === 'hls') throw new RangeError('synth needs an RTL project (hgq convert --format verilog or vhdl); HLS C++ is synthesized by Vitis');
   const rel = s.format === 'vhdl' ? s.files.verilog_twin : s.files.source;
   if (!rel || !existsSync(join(dir, rel))) throw new RangeError(`${dir}: the Verilog source named in summary.json is missing`);
-  const work = resolve(dir, 'reports', `yosys-${family}`);
-  mkdirSync(work, { recursive: true });
-  writeFileSync(join(work, 'synth.ys'), yosysScript(resolve(dir, rel), s.top, family) + '\n');
-  const r = run('yosys', ['-q', '-l', 'yosys.log', '-s', 'synth.ys'], { cwd: work, timeoutMs: opts.timeoutMs });
-  const stat = JSON.parse(readFileSync(join(work, 'stat.json'), 'utf8')) as { creator?: string; design: { num_cells_by_type: Record<string, number> } };
-  const ltp = readFileSync(join(work, 'ltp.txt'), 'utf8');
-  const version = /Yosys [0-9.]+/.exec(stat.creator ?? '')?.[0] ?? 'Yosys';
-  const report = parseStat(stat.design.num_cells_by_type, ltp, family, s.top, version);
-  report.seconds = r.seconds;
-  writeFileSync(join(dir, 'reports', `yosys-${family}.json`), JSON.stringify(report, null, 2) + '\n');
-  return report;
+  const lock = lockOutput(dir);
+  const workRoot = join(tmpdir(), `hgq-yosys-${process.getuid?.() ?? 0}`);
+  removeStaleTemporaries(workRoot);
+  const work = temporaryBeside(workRoot);
+  try {
+    mkdirSync(work.path, { recursive: true });
+    copyFileSync(resolve(dir, rel), join(work.path, 'design.v'));
+    writeFileSync(join(work.path, 'synth.ys'), yosysScript('design.v', s.top, family) + '\n');
+    const r = await run('yosys', ['-q', '-l', 'yosys.log', '-s', 'synth.ys'], { cwd: work.path, timeoutMs: opts.timeoutMs });
+    const stat = JSON.parse(readFileSync(join(work.path, 'stat.json'), 'utf8')) as { creator?: string; design: { num_cells_by_type: Record<string, number> } };
+    const ltp = readFileSync(join(work.path, 'ltp.txt'), 'utf8');
+    const version = /Yosys [0-9.]+/.exec(stat.creator ?? '')?.[0] ?? 'Yosys';
+    const report = parseStat(stat.design.num_cells_by_type, ltp, family, s.top, version);
+    report.seconds = r.seconds;
+    await keepingOwnership(dir, () => {
+      for (const f of ['synth.ys', 'yosys.log', 'stat.json', 'ltp.txt'])
+        writeFileAtomic(join(dir, 'reports', `yosys-${family}`, f), readFileSync(join(work.path, f)));
+      writeFileAtomic(join(dir, 'reports', `yosys-${family}.json`), JSON.stringify(report, null, 2) + '\n');
+    });
+    return report;
+  } finally {
+    work.release();
+    lock.release();
+  }
 }
 
 export function parseStat(cells: Record<string, number>, ltp: string, family: Family, top: string, tool = 'Yosys'): SynthReport {

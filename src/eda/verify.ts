@@ -3,18 +3,21 @@
  * types incl. extremes, plus given data) with the emulator's expected outputs, simulate with Verilator
  * (fallback Icarus when Verilator is missing), compare every output bit of every vector.
  *
- * The Verilator build is cached in <project>/sim/verilator, keyed by a hash of the sources, so repeated
- * verification of one design (new vectors) only reruns the simulation binary.
+ * The Verilator binary is cached in <project>/sim/verilator, keyed by a hash of the sources, so repeated
+ * verification of one design (new vectors) only reruns the simulation binary. Every path handed to a tool
+ * is absolute (the tools run in other folders) and passed as one argument (no shell), so project paths
+ * may hold spaces, quotes or `$`.
  */
 import { createHash } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { programFromJSON } from '../ir/serialize.ts';
 import type { Program } from '../ir/types.ts';
-import { type Summary, type ProjectOptions, writeProject } from '../backends/project.ts';
+import { type HdlFormat, type Summary, type ProjectOptions, keepingOwnership, writeProject } from '../backends/project.ts';
 import { inputLayout, outputLayout } from '../backends/layout.ts';
-import { makeVectors, unpackHex } from '../backends/vectors.ts';
+import { makeVectors, unpackHex, vectorCountProblem } from '../backends/vectors.ts';
+import { removeStaleTemporaries, temporaryBeside } from '../util/fs.ts';
 import { hasTool, run } from './tools.ts';
 
 /** 'g++' is the C++ model of an HLS project (compiled against the given ap_fixed.h) */
@@ -65,9 +68,31 @@ export function pickSimulator(want?: Simulator): Simulator {
   return 'verilator'; // raises the missing-tool error naming the package
 }
 
-export function verify(target: string | Program, opts: VerifyOptions = {}): VerifyResult {
+/** The tools a simulator needs, in the order it runs them. */
+export const SIMULATOR_TOOLS: Record<Simulator, string[]> = {
+  verilator: ['verilator', 'make', 'g++'],
+  icarus: ['iverilog', 'vvp'],
+  ghdl: ['ghdl'],
+  'g++': ['g++'],
+};
+
+/**
+ * Why `sim` cannot simulate a project of `format` (null when it can): checked before any project is written.
+ * Verilator reads a VHDL project through its Verilog twin; Icarus has no VHDL testbench; GHDL reads only VHDL;
+ * an HLS project is the C++ model, compiled with g++.
+ */
+export function simulatorMismatch(format: HdlFormat, sim: Simulator): string | null {
+  if (format === 'hls') return sim === 'g++' ? null : `an HLS project is verified by compiling its C++ model with g++; --simulator ${sim} does not apply`;
+  if (sim === 'ghdl' && format !== 'vhdl') return 'the ghdl simulator needs a VHDL project (add --format vhdl, or use --simulator verilator or icarus)';
+  if (sim === 'icarus' && format !== 'verilog') return `Icarus simulates Verilog only; a ${format} project needs --simulator verilator or ghdl`;
+  if (sim === 'g++') return `g++ verifies HLS projects only; a ${format} project needs --simulator verilator, icarus${format === 'vhdl' ? ' or ghdl' : ''}`;
+  return null;
+}
+
+export async function verify(target: string | Program, opts: VerifyOptions = {}): Promise<VerifyResult> {
   let dir: string;
-  if (typeof target === 'string') dir = target;
+  // absolute: the simulators run in <dir>/sim, where a relative project path would not resolve
+  if (typeof target === 'string') dir = resolve(target);
   else {
     dir = join(mkdtempSync(join(tmpdir(), 'hgq-verify-')), 'project');
     writeProject(target, dir, { vectors: 1, ...opts.project });
@@ -75,16 +100,21 @@ export function verify(target: string | Program, opts: VerifyOptions = {}): Veri
   const summary = readSummary(dir);
   const p: Program = programFromJSON(readFileSync(join(dir, 'program.json'), 'utf8'), join(dir, 'program.json'));
   const sim: Simulator = summary.format === 'hls' ? 'g++' : pickSimulator(opts.simulator);
+  const unfit = simulatorMismatch(summary.format, sim);
+  if (unfit) throw new RangeError(unfit);
   const apInclude = opts.apInclude ?? process.env.HGQ_AP_INCLUDE;
   if (sim === 'g++' && !apInclude)
     throw new RangeError('verifying an HLS project compiles its C++ model with g++ and needs ap_fixed.h: give its directory (apInclude, --ap-include or $HGQ_AP_INCLUDE)');
-  const simDir = join(dir, 'sim');
-  mkdirSync(simDir, { recursive: true });
+  const tooMany = vectorCountProblem(opts.vectors ?? 10000, 'verify vectors', p);
+  if (tooMany) throw new RangeError(tooMany);
   const vec = makeVectors(p, opts.vectors ?? 10000, { data: opts.data, seed: opts.seed ?? 12345 });
-  writeFileSync(join(simDir, 'inputs.hex'), vec.inHex.join('\n') + '\n');
-  writeFileSync(join(simDir, 'expected.hex'), vec.expHex.join('\n') + '\n');
-  const res =
-    sim === 'verilator' ? runVerilator(dir, summary) : sim === 'icarus' ? runIcarus(dir, summary) : sim === 'ghdl' ? runGhdl(dir, summary) : runHlsModel(dir, summary, apInclude!);
+  const res = await keepingOwnership(dir, () => {
+    const simDir = join(dir, 'sim');
+    mkdirSync(simDir, { recursive: true });
+    writeFileSync(join(simDir, 'inputs.hex'), vec.inHex.join('\n') + '\n');
+    writeFileSync(join(simDir, 'expected.hex'), vec.expHex.join('\n') + '\n');
+    return sim === 'verilator' ? runVerilator(dir, summary) : sim === 'icarus' ? runIcarus(dir, summary) : sim === 'ghdl' ? runGhdl(dir, summary) : runHlsModel(dir, summary, apInclude!);
+  });
   const parsed = parseResult(res.out, sim);
   if (parsed.vectors !== vec.count && parsed.mismatches === 0)
     throw new Error(`${sim}: the design produced ${parsed.vectors} valid outputs for ${vec.count} vectors`);
@@ -140,20 +170,22 @@ const RUNTIME_OBJS = ['verilated.o', 'verilated_threads.o'];
  * per Verilator version and flags into a per-user cache directory and copy the objects into each build
  * (make then sees them up to date). Halves the build time of a small design.
  */
-function runtimeCache(mdir: string, mk: string): string | null {
-  const version = run('verilator', ['--version'], { cwd: mdir }).stdout.trim();
+async function runtimeCache(mdir: string, mk: string): Promise<string | null> {
+  const version = (await run('verilator', ['--version'], { cwd: mdir })).stdout.trim();
   const key = createHash('sha256').update(version + MAKE_OPT.join(' ')).digest('hex').slice(0, 12);
   const cache = join(tmpdir(), `hgq-verilator-runtime-${process.getuid?.() ?? 0}-${key}`);
   if (RUNTIME_OBJS.every((o) => existsSync(join(cache, o)))) return cache;
   try {
-    run('make', ['-f', mk, ...MAKE_OPT, ...RUNTIME_OBJS], { cwd: mdir });
-    const tmp = `${cache}.tmp-${process.pid}`;
-    mkdirSync(tmp, { recursive: true });
-    for (const o of RUNTIME_OBJS) copyFileSync(join(mdir, o), join(tmp, o));
+    await run('make', ['-f', mk, ...MAKE_OPT, ...RUNTIME_OBJS], { cwd: mdir });
+    const tmp = temporaryBeside(cache);
     try {
-      renameSync(tmp, cache);
+      mkdirSync(tmp.path, { recursive: true });
+      for (const o of RUNTIME_OBJS) copyFileSync(join(mdir, o), join(tmp.path, o));
+      renameSync(tmp.path, cache);
     } catch {
-      rmSync(tmp, { recursive: true, force: true }); // another process won the race
+      // another process won the race (or the cache is not writable): this build has its objects anyway
+    } finally {
+      tmp.release();
     }
     return cache;
   } catch {
@@ -161,61 +193,98 @@ function runtimeCache(mdir: string, mk: string): string | null {
   }
 }
 
-/** Build (or reuse) the Verilator simulation binary; returns its path and the build time (0 when cached). */
-export function buildVerilator(dir: string, s: Summary): { bin: string; seconds: number } {
+/**
+ * Build (or reuse) the Verilator simulation binary <dir>/sim/verilator/Vsim; returns its path and the build
+ * time (0 when cached). GNU make cannot build in a folder whose path has spaces, and the generated makefile
+ * names the sources by path, so the build runs in a private folder under the system temporary folder (the
+ * sources copied in) and only the binary is kept.
+ */
+export async function buildVerilator(dir: string, s: Summary): Promise<{ bin: string; seconds: number }> {
   const src = verilogSource(dir, s);
   const harness = resolve(dir, s.files.verilator_harness!);
-  const mdir = resolve(dir, 'sim', 'verilator');
+  const keep = resolve(dir, 'sim', 'verilator');
   const key = hashFiles([src, harness], VERILATOR_FLAGS.join(' '));
-  const stamp = join(mdir, 'hgq.stamp');
-  const bin = join(mdir, 'Vsim');
+  const stamp = join(keep, 'hgq.stamp');
+  const bin = join(keep, 'Vsim');
   if (existsSync(bin) && existsSync(stamp) && readFileSync(stamp, 'utf8') === key) return { bin, seconds: 0 };
   const t0 = performance.now();
-  rmSync(mdir, { recursive: true, force: true });
-  mkdirSync(mdir, { recursive: true });
-  run('verilator', ['--cc', '--exe', ...VERILATOR_FLAGS, '--Mdir', mdir, '--top-module', s.top, '-o', 'Vsim', src, harness], { cwd: dir });
-  const mk = `V${s.top}.mk`;
-  const cache = runtimeCache(mdir, mk);
-  if (cache) for (const o of RUNTIME_OBJS) if (!existsSync(join(mdir, o))) copyFileSync(join(cache, o), join(mdir, o));
-  run('make', ['-f', mk, ...MAKE_OPT, '-j', '2'], { cwd: mdir });
-  writeFileSync(stamp, key);
+  rmSync(keep, { recursive: true, force: true });
+  const buildRoot = join(tmpdir(), `hgq-verilator-build-${process.getuid?.() ?? 0}`);
+  removeStaleTemporaries(buildRoot);
+  const build = temporaryBeside(buildRoot);
+  try {
+    const mdir = build.path;
+    mkdirSync(mdir, { recursive: true });
+    // copies: the makefile and its dependency files name the sources by path, which make splits at spaces
+    copyFileSync(src, join(mdir, `${s.top}.v`));
+    copyFileSync(harness, join(mdir, `tb_${s.top}.cpp`));
+    await run('verilator', ['--cc', '--exe', ...VERILATOR_FLAGS, '--Mdir', '.', '--top-module', s.top, '-o', 'Vsim', `${s.top}.v`, `tb_${s.top}.cpp`], { cwd: mdir });
+    const mk = `V${s.top}.mk`;
+    const cache = await runtimeCache(mdir, mk);
+    if (cache) for (const o of RUNTIME_OBJS) if (!existsSync(join(mdir, o))) copyFileSync(join(cache, o), join(mdir, o));
+    await run('make', ['-f', mk, ...MAKE_OPT, '-j', '2'], { cwd: mdir });
+    mkdirSync(keep, { recursive: true });
+    copyFileSync(join(mdir, 'Vsim'), bin);
+    chmodSync(bin, 0o755);
+    writeFileSync(stamp, key);
+  } finally {
+    build.release();
+  }
   return { bin, seconds: (performance.now() - t0) / 1000 };
 }
 
-function runVerilator(dir: string, s: Summary): { out: string; build: number; run: number } {
-  const { bin, seconds } = buildVerilator(dir, s);
-  const r = run(bin, [join(dir, 'sim', 'inputs.hex'), join(dir, 'sim', 'expected.hex')], { cwd: join(dir, 'sim') });
+type SimRun = { out: string; build: number; run: number };
+
+async function runVerilator(dir: string, s: Summary): Promise<SimRun> {
+  const { bin, seconds } = await buildVerilator(dir, s);
+  const r = await run(bin, [join(dir, 'sim', 'inputs.hex'), join(dir, 'sim', 'expected.hex')], { cwd: join(dir, 'sim') });
   return { out: r.stdout, build: seconds, run: r.seconds };
 }
 
-function runIcarus(dir: string, s: Summary): { out: string; build: number; run: number } {
-  const src = verilogSource(dir, s);
-  const tbRel = s.format === 'verilog' ? s.files.testbench : undefined;
-  if (!tbRel) throw new Error(`${dir}: no Verilog testbench for Icarus (format ${s.format})`);
-  const vvp = join(dir, 'sim', 'icarus.vvp');
-  const b = run('iverilog', ['-g2005', '-o', vvp, '-s', `tb_${s.top}`, src, join(dir, tbRel)], { cwd: dir });
-  const r = run('vvp', ['-n', vvp], { cwd: join(dir, 'sim') });
+/**
+ * Icarus records source paths, unquoted, in the .vvp file: it gets paths relative to the project (src/…,
+ * tb/…: no spaces or quotes, the top is an identifier).
+ */
+async function runIcarus(dir: string, s: Summary): Promise<SimRun> {
+  const src = s.format === 'vhdl' ? s.files.verilog_twin : s.files.source;
+  const tb = s.format === 'verilog' ? s.files.testbench : undefined;
+  if (!src || !tb) throw new Error(`${dir}: no Verilog testbench for Icarus (format ${s.format})`);
+  const b = await run('iverilog', ['-g2005', '-o', 'sim/icarus.vvp', '-s', `tb_${s.top}`, src, tb], { cwd: dir });
+  const r = await run('vvp', ['-n', 'icarus.vvp'], { cwd: join(dir, 'sim') });
   return { out: r.stdout, build: b.seconds, run: r.seconds };
 }
 
-function runGhdl(dir: string, s: Summary): { out: string; build: number; run: number } {
+/**
+ * GHDL records its working folder, unquoted, in its library file, so it runs in a private folder under the
+ * system temporary folder with copies of the sources and vectors (the project path may hold quotes).
+ */
+async function runGhdl(dir: string, s: Summary): Promise<SimRun> {
   if (s.format !== 'vhdl' || !s.files.testbench) throw new RangeError('the ghdl simulator needs a VHDL project (hgq convert --format vhdl)');
-  const work = join(dir, 'sim', 'ghdl');
-  mkdirSync(work, { recursive: true });
-  const opts = ['--std=08', `--workdir=${work}`];
-  const t0 = performance.now();
-  run('ghdl', ['-a', ...opts, join(dir, s.files.source!), join(dir, s.files.testbench)], { cwd: dir });
-  run('ghdl', ['-e', ...opts, `tb_${s.top}`], { cwd: join(dir, 'sim') });
-  const build = (performance.now() - t0) / 1000;
-  const r = run('ghdl', ['-r', ...opts, `tb_${s.top}`, '--ieee-asserts=disable'], { cwd: join(dir, 'sim') });
-  return { out: r.stdout, build, run: r.seconds };
+  const workRoot = join(tmpdir(), `hgq-ghdl-${process.getuid?.() ?? 0}`);
+  removeStaleTemporaries(workRoot);
+  const work = temporaryBeside(workRoot);
+  try {
+    mkdirSync(work.path, { recursive: true });
+    copyFileSync(join(dir, s.files.source!), join(work.path, 'design.vhd'));
+    copyFileSync(join(dir, s.files.testbench), join(work.path, 'tb.vhd'));
+    for (const f of ['inputs.hex', 'expected.hex']) copyFileSync(join(dir, 'sim', f), join(work.path, f));
+    const opts = ['--std=08', '--workdir=.'];
+    const t0 = performance.now();
+    await run('ghdl', ['-a', ...opts, 'design.vhd', 'tb.vhd'], { cwd: work.path });
+    await run('ghdl', ['-e', ...opts, `tb_${s.top}`], { cwd: work.path });
+    const build = (performance.now() - t0) / 1000;
+    const r = await run('ghdl', ['-r', ...opts, `tb_${s.top}`, '--ieee-asserts=disable'], { cwd: work.path });
+    return { out: r.stdout, build, run: r.seconds };
+  } finally {
+    work.release();
+  }
 }
 
-function runHlsModel(dir: string, s: Summary, apInclude: string): { out: string; build: number; run: number } {
+async function runHlsModel(dir: string, s: Summary, apInclude: string): Promise<SimRun> {
   const exe = resolve(dir, 'sim', 'csim');
   const src = resolve(dir, s.files.source!);
-  const b = run('g++', ['-std=c++17', '-O1', '-w', '-I', resolve(apInclude), '-I', resolve(dir, 'src'), src, resolve(dir, s.files.testbench!), '-o', exe], { cwd: dir });
-  const r = run(exe, [join(dir, 'sim', 'inputs.hex'), join(dir, 'sim', 'expected.hex')], { cwd: join(dir, 'sim'), allowFail: true });
+  const b = await run('g++', ['-std=c++17', '-O1', '-w', '-I', resolve(apInclude), '-I', resolve(dir, 'src'), src, resolve(dir, s.files.testbench!), '-o', exe], { cwd: dir });
+  const r = await run(exe, [join(dir, 'sim', 'inputs.hex'), join(dir, 'sim', 'expected.hex')], { cwd: join(dir, 'sim'), allowFail: true });
   return { out: r.stdout, build: b.seconds, run: r.seconds };
 }
 

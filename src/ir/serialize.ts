@@ -2,7 +2,8 @@
  * JSON form of a Program: the Program object itself, versioned by its `version` field. Reading checks the
  * version first (a clear message for files from another hgq), then validates everything.
  */
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
+import { writeFileAtomic } from '../util/fs.ts';
 import { IR_FORMAT_VERSION, type Program } from './types.ts';
 import { validateProgram } from './validate.ts';
 
@@ -40,12 +41,27 @@ export function programFromJSON(text: string, sourceName = '<program>'): Program
   return p;
 }
 
-/** Writes atomically: a temporary file in the same directory, then rename. */
+/** Writes atomically (src/util/fs.ts writeFileAtomic: a temporary beside it, renamed into place, never left behind). */
 export function writeProgram(path: string, p: Program): void {
-  const text = programToJSON(p);
-  const tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
-  writeFileSync(tmp, text);
-  renameSync(tmp, path);
+  writeFileAtomic(path, programToJSON(p));
+}
+
+/**
+ * Whether the file at `path` is an IR program as programToJSON writes it (it opens with the version field):
+ * an output path holding one may be overwritten, any other existing file is the user's.
+ */
+export function isProgramFile(path: string): boolean {
+  let fd: number | undefined;
+  try {
+    fd = openSync(path, 'r');
+    const head = Buffer.alloc(64);
+    const n = readSync(fd, head, 0, head.length, 0);
+    return /^\{"version":\d+,"name":/.test(head.subarray(0, n).toString('utf8'));
+  } catch {
+    return false;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
 }
 
 export function readProgram(path: string): Program {

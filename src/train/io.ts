@@ -1,11 +1,16 @@
 /**
  * Filesystem IOHandler for the tfjs model format (model.json + weights.bin), since tfjs-node's file://
- * handler may be absent. Saves are atomic: everything is written into a temp directory next to the target,
- * then renamed over it, so a crash never leaves a half-written checkpoint.
+ * handler may be absent. A save writes the whole folder at once (src/util/fs.ts writeDirAtomic: staging
+ * folder, ownership marker of kind "model" written last, swapped into place), so a crash never leaves a
+ * half-written checkpoint, and only an absent, empty or earlier model folder of hgq's is replaced. Loading
+ * reads what model.json names and ignores the marker.
  */
 import * as tf from '@tensorflow/tfjs';
-import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync, existsSync, statSync } from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
+import { readFileSync, existsSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { writeDirAtomic } from '../util/fs.ts';
+
+export { writeDirAtomic, writeFileAtomic } from '../util/fs.ts';
 
 const MODEL_JSON = 'model.json';
 const WEIGHTS_BIN = 'weights.bin';
@@ -15,39 +20,14 @@ function joinWeights(w: tf.io.WeightData | undefined): ArrayBuffer {
   return tf.io.concatenateArrayBuffers(Array.isArray(w) ? w : [w]);
 }
 
-/** Writes `files` into directory `dir` atomically (temp dir + rename; an old `dir` is replaced). */
-export function writeDirAtomic(dir: string, files: Record<string, string | Uint8Array>): void {
-  const target = resolve(dir);
-  mkdirSync(dirname(target), { recursive: true });
-  const tmp = join(dirname(target), `.${basename(target)}.tmp-${process.pid}-${Date.now()}`);
-  mkdirSync(tmp, { recursive: true });
-  try {
-    for (const [name, data] of Object.entries(files)) writeFileSync(join(tmp, name), data);
-    if (existsSync(target)) {
-      const old = `${tmp}.old`;
-      renameSync(target, old);
-      renameSync(tmp, target);
-      rmSync(old, { recursive: true, force: true });
-    } else {
-      renameSync(tmp, target);
-    }
-  } catch (e) {
-    rmSync(tmp, { recursive: true, force: true });
-    throw e;
-  }
-}
+/** The marker kind of a model folder (src/util/fs.ts): model.json, weights.bin and the files saved with them. */
+export const MODEL_KIND = 'model';
 
-/** Writes one file atomically (temp file + rename). */
-export function writeFileAtomic(path: string, data: string | Uint8Array): void {
-  const target = resolve(path);
-  mkdirSync(dirname(target), { recursive: true });
-  const tmp = `${target}.tmp-${process.pid}-${Date.now()}`;
-  writeFileSync(tmp, data);
-  renameSync(tmp, target);
-}
-
-/** IOHandler that saves to / loads from a directory holding model.json and weights.bin. */
-export function fsHandler(dir: string): tf.io.IOHandler {
+/**
+ * IOHandler that saves to / loads from a directory holding model.json and weights.bin; `extraFiles` (e.g.
+ * preprocess.json) are saved in the same folder, in the same atomic write.
+ */
+export function fsHandler(dir: string, extraFiles: Record<string, string | Uint8Array> = {}): tf.io.IOHandler {
   return {
     async save(artifacts: tf.io.ModelArtifacts): Promise<tf.io.SaveResult> {
       if (artifacts.modelTopology instanceof ArrayBuffer) {
@@ -63,7 +43,7 @@ export function fsHandler(dir: string): tf.io.IOHandler {
       };
       if (artifacts.trainingConfig) modelJson.trainingConfig = artifacts.trainingConfig;
       if (artifacts.userDefinedMetadata) modelJson.userDefinedMetadata = artifacts.userDefinedMetadata;
-      writeDirAtomic(dir, { [MODEL_JSON]: JSON.stringify(modelJson), [WEIGHTS_BIN]: new Uint8Array(weights) });
+      writeDirAtomic(dir, { ...extraFiles, [MODEL_JSON]: JSON.stringify(modelJson), [WEIGHTS_BIN]: new Uint8Array(weights) }, MODEL_KIND);
       return {
         modelArtifactsInfo: {
           dateSaved: new Date(),
@@ -103,9 +83,9 @@ export function fsHandler(dir: string): tf.io.IOHandler {
   };
 }
 
-/** Saves a model into `dir` (atomically). */
-export async function saveModel(model: tf.LayersModel, dir: string): Promise<void> {
-  await model.save(fsHandler(dir));
+/** Saves a model (and `extraFiles` beside it) into `dir`, atomically. */
+export async function saveModel(model: tf.LayersModel, dir: string, extraFiles: Record<string, string | Uint8Array> = {}): Promise<void> {
+  await model.save(fsHandler(dir, extraFiles));
 }
 
 /** Loads a model saved by `saveModel` (or any tfjs layers-model directory). Custom layers must be registered first. */

@@ -107,6 +107,37 @@ export function assertReplaceable(dir: string, kinds: readonly string[]): void {
   if (why) throw new OutputPathError(why);
 }
 
+/**
+ * Writing failed for a reason of the machine's, not the path's (disk full, file-size limit): exit 1 with
+ * the path named. The temporary is gone by the time this is thrown.
+ */
+export class OutputWriteError extends Error {
+  override name = 'OutputWriteError';
+}
+
+/** The error to throw for a failed write of `path`: a bad place is OutputPathError, the rest OutputWriteError. */
+function writeFailure(path: string, e: unknown): Error {
+  if (e instanceof OutputPathError || e instanceof OutputWriteError) return e;
+  const code = (e as NodeJS.ErrnoException).code;
+  const why = (e as Error).message ?? String(e);
+  if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS' || code === 'ENOTDIR' || code === 'EISDIR')
+    return new OutputPathError(`${path}: cannot write here (${why})`);
+  return new OutputWriteError(`${path}: could not be written (${why}); nothing was left behind`);
+}
+
+/**
+ * Throws OutputPathError unless `path` may receive an output file: a writable place (assertWritableFilePath)
+ * holding no file yet, or a file hgq wrote (`isOurs`, e.g. an IR program recognized by its format). hgq
+ * cannot recognize every format it writes (CSV, NPY): `overwrite` is the user's explicit permission.
+ */
+export function assertOutputFile(path: string, isOurs: (path: string) => boolean, what: string, overwrite = false): void {
+  if (/[\\/]$/.test(path)) throw new OutputPathError(`${path} names a folder (it ends with a slash); give a file name`);
+  assertWritableFilePath(path);
+  if (overwrite || !existsSync(path)) return;
+  if (!lstatSync(path).isFile() || !isOurs(path))
+    throw new OutputPathError(`${path} exists and is not ${what} written by hgq; hgq does not overwrite it: remove it first or choose another name`);
+}
+
 /** Throws OutputPathError unless `path` can be created as a file: its parent is a writable folder and it is not a folder. */
 export function assertWritableFilePath(path: string): void {
   const target = resolve(path);
@@ -251,10 +282,13 @@ export function writeFileAtomic(path: string, data: string | Uint8Array): void {
   const target = resolve(path);
   mkdirSync(dirname(target), { recursive: true });
   if (existsSync(target) && statSync(target).isDirectory()) throw new OutputPathError(`${path} is a folder; give a file name`);
+  removeStaleTemporaries(target); // a SIGKILLed earlier write of the same file
   const tmp = temporaryBeside(target);
   try {
     writeFileSync(tmp.path, data);
     renameSync(tmp.path, target);
+  } catch (e) {
+    throw writeFailure(path, e);
   } finally {
     tmp.release();
   }
@@ -312,8 +346,12 @@ export class StagedDir {
   /** Writes a file (relative path, '/'-separated) into the staging folder. */
   write(rel: string, data: string | Uint8Array): void {
     const full = join(this.staging, rel);
-    mkdirSync(dirname(full), { recursive: true });
-    writeFileSync(full, data);
+    try {
+      mkdirSync(dirname(full), { recursive: true });
+      writeFileSync(full, data);
+    } catch (e) {
+      throw writeFailure(join(this.dir, rel), e);
+    }
   }
 
   /** Marker last, then the swap: the folder at `dir` is always one run's complete output. */
