@@ -14,7 +14,7 @@ import type { Kif, OverflowMode, QInterval, RoundMode } from '../fixed/types.ts'
 import { operandsOf } from '../ir/interval.ts';
 import { liveWires } from './analysis.ts';
 import type { Program } from '../ir/types.ts';
-import { type Dyadic, type Fmt, dyadic, dyadicCode, fmtOf, fmtRange, pattern } from './fmt.ts';
+import { type Dyadic, type Fmt, dyadic, dyadicCode, fmtOf, pattern } from './fmt.ts';
 import { type BusLayout, type InputField, inputLayout, outputLayout } from './layout.ts';
 
 // ------------------------------------------------------------------------------------------------

@@ -297,7 +297,7 @@ class Cse {
   /** Pairs seen so far, live or not (the next first-sight order). */
   seq = 0;
   /** Pair id 0 is DEAD: the matrix entry of an occurrence whose pair can never occur twice. */
-  nPairs = 1;
+  nPairs = DEAD + 1;
   readonly pairTable: Table3;
   readonly stepTable = STEP_TABLE;
   /** Positions of all terms lie in [posLo, posLo + posSpan] (substitutions keep positions), so |shift| ≤ posSpan. */

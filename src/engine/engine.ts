@@ -149,7 +149,6 @@ export class Engine {
   private ctrl = 0;
   private threadBase = 0;
   private threadBytes = 0;
-  private gradFloats = 0;
   private lossO = 0;
   private inputPtr = 0;
   private inputCap = 0; // samples
@@ -246,7 +245,6 @@ export class Engine {
     });
     const lossO = galloc(4); // f64 loss sum, f64 hits (8-aligned: every galloc is 16-aligned)
     this.lossO = lossO;
-    this.gradFloats = gOff;
     const G = talloc(gOff);
     this.threadBytes = Math.ceil(tOff / 64) * 64;
     this.threadBase = ar.alloc(this.threadBytes * threads);

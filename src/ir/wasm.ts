@@ -98,11 +98,6 @@ function section(id: number, body: number[], out: number[]): void {
   append(out, body);
 }
 
-function vec(items: number[][], out: number[]): void {
-  uleb(items.length, out);
-  for (const it of items) for (const x of it) out.push(x);
-}
-
 /**
  * Module: imports memory "m"."mem"; funcs 0..K−1 `chunk_k(inPtr, outPtr, sp)` are the straight-line program for
  * one block of four samples, split so each function stays small (values that cross chunks go through a
