@@ -7,7 +7,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { useBackend } from '../src/backend.ts';
 import { QDense } from '../src/layers/dense.ts';
-import { QLayer } from '../src/layers/base.ts';
+import type { QLayer } from '../src/layers/base.ts';
 import { calibrate } from '../src/train/calibrate.ts';
 import { trace } from '../src/trace/index.ts';
 import { compileProgram } from '../src/ir/emulate.ts';

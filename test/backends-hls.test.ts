@@ -14,7 +14,7 @@ import { makeRng } from './util/rng.ts';
 import { randomProgram } from './util/random-program.ts';
 import { coveringProgram, needTool } from './backends-fixtures.ts';
 
-const AP_FIXED_STANDIN = String.raw`// Test stand-in for ap_fixed.h: exact arithmetic, not Xilinx's implementation.
+const AP_FIXED_STANDIN = `// Test stand-in for ap_fixed.h: exact arithmetic, not Xilinx's implementation.
 #pragma once
 #include <cmath>
 #include <cstdint>

@@ -31,7 +31,10 @@ const HGQ = fileURLToPath(new URL('../bin/hgq.js', import.meta.url));
 async function hgqFails(args: string[]): Promise<{ status: number; stderr: string }> {
   let stderr = '';
   const ew = process.stderr.write.bind(process.stderr);
-  process.stderr.write = ((c: string | Uint8Array) => ((stderr += String(c)), true)) as typeof process.stderr.write;
+  process.stderr.write = ((c: string | Uint8Array) => {
+    stderr += String(c);
+    return true;
+  }) as typeof process.stderr.write;
   try {
     return { status: await main(args), stderr };
   } finally {

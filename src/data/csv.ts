@@ -42,7 +42,7 @@ export function parseCsv(text: string, name = '<csv>'): CsvTable {
         continue;
       }
     }
-    const badCol = vals.findIndex((v) => v === undefined);
+    const badCol = vals.indexOf(undefined);
     if (badCol >= 0) {
       throw new Error(`${name}: line ${ln + 1}, column ${badCol + 1}: '${fields[badCol]}' is not a number`);
     }

@@ -258,7 +258,7 @@ function writeVar(v: tf.LayerVariable, values: ArrayLike<number | bigint>, from:
     try {
       out = broadcastTo(data, from, to);
     } catch {
-      return fail(`${what}: stored shape [${from}] does not fit our variable of shape [${to}]`);
+      fail(`${what}: stored shape [${from}] does not fit our variable of shape [${to}]`);
     }
   }
   const t = tf.tensor(Float32Array.from(out), to, 'float32');

@@ -83,7 +83,7 @@ export class QDense extends QLayer {
 
   /** Quantized kernel and bias as used in the forward pass. */
   protected qWeights(mode: QuantizerMode): { k: tf.Tensor; b: tf.Tensor | null } {
-    const m = mode === true ? true : false;
+    const m = mode === true;
     return { k: this.kq.call(this.kernel.read(), m), b: this.bq ? this.bq.call(this.bias!.read(), m) : null };
   }
 
