@@ -20,6 +20,7 @@ import type { OverflowMode, RoundMode } from '../fixed/types.ts';
 import { ceilLog2 } from '../fixed/interval.ts';
 import { fusedEnabled, pow2, ROUND_CODES, withArrays } from './kernels.ts';
 import { wasmKernels, type WasmBackendish } from './wasm-module.ts';
+import { roundHalfEven } from '../util/rounding.ts';
 
 type Info = tf.TensorInfo;
 const NLN2 = Math.fround(-Math.LN2);
@@ -32,13 +33,6 @@ interface CpuBackendish {
 
 // ---------------------------------------------------------------------------------------------------------
 // per-parameter arithmetic (float32 exactly as the tf ops do it)
-
-/** tf.round: half to even. */
-function roundHalfEven(v: number): number {
-  let r = Math.round(v);
-  if (r - v === 0.5 && r % 2 !== 0) r -= 1;
-  return r + 0;
-}
 
 /** f = clip(round(f_raw)) and its 2^f, 2^-f (float32), repeated `rep` times. */
 function prepScales(fRaw: Float32Array, fLo: number, fHi: number, rep: number, scale: Float32Array, step: Float32Array): Float64Array {
