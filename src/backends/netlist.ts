@@ -5,7 +5,7 @@
  * in w bits is computed mod 2^w). Ops whose result is a constant (including pruned, zero-width wires)
  * become literals; ops no output depends on are dropped.
  *
- * Pipelining (DESIGN.md §7): with latencyCutoff c > 0, a wire of latency l lives in stage
+ * Pipelining (docs/rtl.md §4): with latencyCutoff c > 0, a wire of latency l lives in stage
  * max(0, ceil(l/c) − 1) (at least its operands' stages); a value used in a later stage goes through one
  * register per stage boundary, so no op straddles a register. Outputs are all taken in the last stage.
  */
@@ -558,7 +558,7 @@ function resizeSigned(o: Operand, w: number, L: number): Expr {
 }
 
 /**
- * Quantize (DESIGN.md §2, exactly as src/fixed/quantize): round the dropped low bits per mode, then wrap or
+ * Quantize (docs/fixed-point.md §2–3, exactly as src/fixed/quantize): round the dropped low bits per mode, then wrap or
  * saturate. SAT clips before rounding in the definition; clipping after rounding gives the same values
  * because rounding is monotone and leaves the range ends (on the grid) unchanged.
  */

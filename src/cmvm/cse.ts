@@ -1,5 +1,5 @@
 /**
- * Greedy common-subexpression extraction over CSD terms (DESIGN.md §6).
+ * Greedy common-subexpression extraction over CSD terms (docs/cmvm.md §1–2).
  *
  * Every output is a sum of terms sign·wire·2^pos. A "pair" is the two-term pattern
  * wire0 ± wire1·2^shift; its count is how many (output, term, term) combinations currently match it.

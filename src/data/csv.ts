@@ -1,6 +1,6 @@
 /**
  * Numeric CSV files: one sample per line, comma-separated, an optional header line (detected: a first
- * line with any non-numeric field). Values are written as exact decimals (DESIGN.md §8).
+ * line with any non-numeric field). Values are written as exact decimals (docs/fixed-point.md §7).
  * Errors name the file, the line and the column.
  */
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';

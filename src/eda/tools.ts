@@ -1,6 +1,6 @@
 /**
  * Locating and running the open-source EDA tools. A missing tool is a clear error naming the Debian
- * package to install (DESIGN.md §7).
+ * package to install (docs/rtl.md §6).
  */
 import { spawnSync } from 'node:child_process';
 

@@ -1,5 +1,5 @@
 /**
- * β schedules (DESIGN §4): piecewise constant / linear / log interpolation between key epochs,
+ * β schedules (docs/quantizers.md §6): piecewise constant / linear / log interpolation between key epochs,
  * and a PID controller that steers β toward a target EBOPs. Pure functions of numbers; the callbacks
  * that apply them to a model live in callbacks.ts.
  */
