@@ -4,16 +4,14 @@
  * before any work, and left untouched.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { writeProgram } from '../src/ir/serialize.ts';
 import { coveringProgram } from './backends-fixtures.ts';
+import { hgqSpawnSync as hgq } from './util/cli.ts';
 
-const HGQ = join(import.meta.dirname, '..', 'bin', 'hgq.js');
-const hgq = (args: string[]) => spawnSync(process.execPath, [HGQ, ...args], { encoding: 'utf8' });
 
 test('convert refuses a non-empty directory that is not an hgq project, and replaces its own projects', () => {
   const root = mkdtempSync(join(tmpdir(), 'hgq-outdir-'));
@@ -25,7 +23,7 @@ test('convert refuses a non-empty directory that is not an hgq project, and repl
     mkdirSync(userDir);
     writeFileSync(join(userDir, 'notes.txt'), 'precious');
     const refused = hgq(['convert', prog, userDir]);
-    assert.equal(refused.status, 2, refused.stderr);
+    assert.equal(refused.code, 2, refused.stderr);
     assert.match(refused.stderr, /not an hgq project/);
     assert.equal(readFileSync(join(userDir, 'notes.txt'), 'utf8'), 'precious');
     assert.equal(existsSync(join(userDir, 'summary.json')), false);
@@ -33,12 +31,12 @@ test('convert refuses a non-empty directory that is not an hgq project, and repl
     const empty = join(root, 'empty');
     mkdirSync(empty);
     const first = hgq(['convert', prog, empty]);
-    assert.equal(first.status, 0, first.stderr);
+    assert.equal(first.code, 0, first.stderr);
     assert.ok(existsSync(join(empty, 'summary.json')));
 
     writeFileSync(join(empty, 'stale.txt'), 'old project file');
     const again = hgq(['convert', prog, empty, '--latency-cutoff', '1']);
-    assert.equal(again.status, 0, again.stderr);
+    assert.equal(again.code, 0, again.stderr);
     assert.equal(existsSync(join(empty, 'stale.txt')), false, 'an earlier project is replaced whole');
     assert.equal(JSON.parse(readFileSync(join(empty, 'summary.json'), 'utf8')).latency_cutoff, 1);
   } finally {

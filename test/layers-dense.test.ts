@@ -7,21 +7,14 @@ import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend.ts';
 import { QDense, QBatchNormDense } from '../src/layers/dense.ts';
 import { quantize } from '../src/fixed/quantize.ts';
-import type { Kif } from '../src/fixed/types.ts';
 import { calibrate } from '../src/train/calibrate.ts';
 import { saveModel, loadModel } from '../src/train/io.ts';
 import { makeRng, type Rng } from './util/rng.ts';
 import { matMul2d } from '../src/layers/matmul.ts';
+import { kifAt, setVar } from './util/tf.ts';
 
 await initBackend();
 
-function setVar(layer: tf.layers.Layer, suffix: string, values: number[] | ((j: number) => number)) {
-  const v = layer.weights.find((w) => w.originalName.endsWith('/' + suffix));
-  if (!v) throw new Error(`no weight ${suffix} in ${layer.weights.map((w) => w.originalName)}`);
-  const n = v.shape.reduce((a: number, b) => a * (b ?? 1), 1);
-  const arr = typeof values === 'function' ? Array.from({ length: n }, (_, j) => values(j)) : values;
-  v.write(tf.tensor(arr, v.shape as number[]));
-}
 
 /** A QDense with small random bit widths (so float32 accumulation is exact) and random weights. */
 function randomDense(rng: Rng, nIn: number, units: number, activation: 'relu' | 'linear') {
@@ -40,7 +33,6 @@ function randomDense(rng: Rng, nIn: number, units: number, activation: 'relu' | 
   return { m, l };
 }
 
-const kifAt = (e: { k: Uint8Array; i: Int32Array; f: Int32Array }, j: number): Kif => ({ k: e.k[j] as 0 | 1, i: e.i[j]!, f: e.f[j]! });
 
 test('QDense inference equals the fixed-point reference bit for bit (random types, wrap-around, zero widths)', async () => {
   const rng = makeRng(5);
