@@ -8,7 +8,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { QuantizerMode } from '../quantizer/index.ts';
-import { qconf, type Shape } from './base.ts';
+import type { Shape } from './base.ts';
 import { applyActivation, checkActivation, type Activation } from './dense.ts';
 import { type KernelLayerArgs, QKernelLayer } from './kernel.ts';
 import { windowGeometry, type Padding, type Window1D } from './patches.ts';
@@ -175,8 +175,7 @@ abstract class QConvBase extends QKernelLayer {
       padding: this.padding,
       /** zero padding per spatial axis as [before, after] (TF 'same' rule) */
       pads: this.geoms.map((g) => [g.padBefore, g.padAfter]),
-      kernel: this.exportWeight(this.kq, this.kernel.read()),
-      bias: this.bq ? this.exportWeight(this.bq, this.bias!.read()) : null,
+      ...this.exportKernelAndBias(),
     };
   }
 
@@ -189,10 +188,7 @@ abstract class QConvBase extends QKernelLayer {
       padding: this.padding,
       activation: this.activation,
       useBias: this.useBias,
-      kernelInitializer: this.kernelInitializer,
-      biasInitializer: this.biasInitializer,
-      kqConf: qconf(this.kq ?? null, this.kqConf),
-      bqConf: qconf(this.bq, this.bqConf),
+      ...this.kernelConfig(),
       parallelizationFactor: this.parallelizationFactor,
     };
   }

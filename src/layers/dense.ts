@@ -3,7 +3,7 @@ import * as tf from '@tensorflow/tfjs';
 import { fusedBilinearSum, fusedSmallApplies, type QuantizerMode } from '../quantizer/index.ts';
 import { matMul2d } from './matmul.ts';
 import { type KernelLayerArgs, QKernelLayer } from './kernel.ts';
-import { QLayer, qconf, updateMovingStatistics, type Shape } from './base.ts';
+import { QLayer, updateMovingStatistics, type Shape } from './base.ts';
 
 export const ACTIVATIONS = ['linear', 'relu'] as const;
 export type Activation = (typeof ACTIVATIONS)[number];
@@ -103,8 +103,7 @@ export class QDense extends QKernelLayer {
   protected exportLayer(): Record<string, unknown> {
     return {
       activation: this.activation,
-      kernel: this.exportWeight(this.kq, this.kernel.read()),
-      bias: this.bq ? this.exportWeight(this.bq, this.bias!.read()) : null,
+      ...this.exportKernelAndBias(),
     };
   }
 
@@ -114,10 +113,7 @@ export class QDense extends QKernelLayer {
       units: this.units,
       activation: this.activation,
       useBias: this.useBias,
-      kernelInitializer: this.kernelInitializer,
-      biasInitializer: this.biasInitializer,
-      kqConf: qconf(this.kq ?? null, this.kqConf),
-      bqConf: qconf(this.bq, this.bqConf),
+      ...this.kernelConfig(),
       parallelizationFactor: this.parallelizationFactor,
     };
   }

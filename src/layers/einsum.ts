@@ -15,7 +15,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { QuantizerMode } from '../quantizer/index.ts';
-import { qconf, updateMovingStatistics, type ConstExport, type Shape } from './base.ts';
+import { updateMovingStatistics, type ConstExport, type Shape } from './base.ts';
 import { applyActivation, checkActivation, type Activation } from './dense.ts';
 import { type KernelLayerArgs, QKernelLayer } from './kernel.ts';
 import { matMul2d } from './matmul.ts';
@@ -341,10 +341,7 @@ export class QEinsumDense extends QKernelLayer {
       outputShape: [...this.partialOutputShape],
       activation: this.activation,
       biasAxes: this.biasAxes === null ? null : encodeLetters(this.biasAxes),
-      kernelInitializer: this.kernelInitializer,
-      biasInitializer: this.biasInitializer,
-      kqConf: qconf(this.kq ?? null, this.kqConf),
-      bqConf: qconf(this.bq, this.bqConf),
+      ...this.kernelConfig(),
       ebopsScaler: this.ebopsScaler,
     };
   }

@@ -4,7 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Quantizer } from '../quantizer/index.ts';
-import { QLayer, type QConf, type QLayerArgs } from './base.ts';
+import { type ConstExport, QLayer, qconf, type QConf, type QLayerArgs } from './base.ts';
 
 export interface KernelLayerArgs extends QLayerArgs {
   kernelInitializer?: string;
@@ -40,6 +40,24 @@ export abstract class QKernelLayer extends QLayer {
     this.bias = this.addWeight('bias', biasShape, 'float32', initializer(this.biasInitializer), undefined, biasTrainable);
     this.bq = this.makeQuantizer('bq', this.bqConf, 'bias', biasShape);
     this.wqs.push(this.bq);
+  }
+
+  /** The kernel and bias as the tracer reads them: quantized values with their types. */
+  protected exportKernelAndBias(): { kernel: ConstExport; bias: ConstExport | null } {
+    return {
+      kernel: this.exportWeight(this.kq, this.kernel.read()),
+      bias: this.bq ? this.exportWeight(this.bq, this.bias!.read()) : null,
+    };
+  }
+
+  /** The config entries of the kernel and bias (the quantizer configs as built, when built). */
+  protected kernelConfig(): tf.serialization.ConfigDict {
+    return {
+      kernelInitializer: this.kernelInitializer,
+      biasInitializer: this.biasInitializer,
+      kqConf: qconf(this.kq ?? null, this.kqConf),
+      bqConf: qconf(this.bq, this.bqConf),
+    };
   }
 }
 
