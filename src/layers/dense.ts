@@ -3,7 +3,7 @@ import * as tf from '@tensorflow/tfjs';
 import { fusedBilinearSum, fusedSmallApplies, type QuantizerMode } from '../quantizer/index.ts';
 import { matMul2d } from './matmul.ts';
 import { type KernelLayerArgs, QKernelLayer } from './kernel.ts';
-import { QLayer, updateMovingStatistics, type Shape } from './base.ts';
+import { type QLayer, updateMovingStatistics, type Shape } from './base.ts';
 
 export const ACTIVATIONS = ['linear', 'relu'] as const;
 export type Activation = (typeof ACTIVATIONS)[number];
