@@ -7,7 +7,7 @@
  * integer loop) is printed too, so runs on a busy machine can be told apart, and the process's CPU time per
  * matrix (less sensitive to other jobs than wall time; includes V8's compiler and GC threads).
  * Quality: mean adders and depth over DRAWS random matrices at N = 4, 8, 16, unconstrained and with dc = 2,
- * against da4ml's published numbers (DESIGN.md §6, issue 5).
+ * against da4ml's published numbers (docs/cmvm.md §4).
  * Env: CMVM_DRAWS (default 100), CMVM_SPEED_COUNT (16×16 matrices timed, default 40).
  * Last line: one JSON object.
  */

@@ -6,16 +6,7 @@
 import { ProgramBuilder } from '../src/ir/builder.ts';
 import { compileProgram, interpretProgram } from '../src/ir/emulate.ts';
 import type { OutputRef, Program } from '../src/ir/types.ts';
-
-function mulberry(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(s ^ (s >>> 15), s | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 } from '../src/util/random.ts';
 
 /** canonical signed digits of an integer: [digit ±1, power] */
 function csd(n: number): [number, number][] {
@@ -57,7 +48,7 @@ function sumTree(b: ProgramBuilder, terms: [number, number, boolean][]): number 
 }
 
 export function mlpProgram(sizes = [16, 64, 32, 32, 5], seed = 1, prune = 0.3): Program {
-  const rnd = mulberry(seed);
+  const rnd = mulberry32(seed);
   const b = new ProgramBuilder();
   b.layer = 'input';
   let x = Array.from({ length: sizes[0]! }, (_, j) => b.input(j, { k: 1, i: 3, f: 4 }, 'TRN', 'SAT'));
@@ -99,7 +90,7 @@ export default function main(): void {
   const p = mlpProgram();
   const nIn = p.inputs[0]!.shape[0]!;
   const batch = 1 << 15;
-  const rnd = mulberry(2);
+  const rnd = mulberry32(2);
   const x = Float64Array.from({ length: batch * nIn }, () => (rnd() - 0.5) * 20);
   const t0 = performance.now();
   const em = compileProgram(p);

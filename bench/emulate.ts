@@ -7,22 +7,13 @@
 import * as tf from '@tensorflow/tfjs';
 import { useBackend } from '../src/backend.ts';
 import { QDense } from '../src/layers/dense.ts';
-import { QLayer } from '../src/layers/base.ts';
+import type { QLayer } from '../src/layers/base.ts';
 import { calibrate } from '../src/train/calibrate.ts';
 import { trace } from '../src/trace/index.ts';
+import { mulberry32 } from '../src/util/random.ts';
 import { compileProgram } from '../src/ir/emulate.ts';
 import { analyzeProgram } from '../src/ir/cost.ts';
 import { widestWire } from '../src/trace/check.ts';
-
-function mulberry(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(s ^ (s >>> 15), s | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function median(xs: number[]): number {
   const s = xs.slice().sort((a, b) => a - b);
@@ -31,7 +22,7 @@ function median(xs: number[]): number {
 
 export default async function main(): Promise<void> {
   const backend = await useBackend('wasm');
-  const rnd = mulberry(42);
+  const rnd = mulberry32(42);
   const BATCH = 32768;
   const widths = [16, 64, 32, 32, 5];
   const layers = widths.slice(1).map((u, j) => new QDense({ units: u, activation: j < 3 ? 'relu' : 'linear', ...(j === 0 ? { inputShape: [16] } : {}) }));

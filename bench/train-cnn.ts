@@ -47,7 +47,7 @@ export default async function main(): Promise<void> {
   // tfjs path
   await m.trainOnBatch(xt, yt);
   const tt: number[] = [];
-  let c0 = cpuSeconds();
+  const c0 = cpuSeconds();
   for (let s = 0; s < tfjsSteps; s++) { const t0 = performance.now(); await m.trainOnBatch(xt, yt); tt.push(performance.now() - t0); }
   const tfjsCpu = (cpuSeconds() - c0) / tfjsSteps;
   // engine, 1 and 2 threads

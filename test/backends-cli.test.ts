@@ -10,9 +10,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { loadProgramForConvert } from '../src/app/convert-input.ts';
-import { main } from '../src/cli/main.ts';
 import { writeProgram } from '../src/ir/serialize.ts';
 import { coveringProgram, needTool } from './backends-fixtures.ts';
+import { hgqInProcess } from './util/cli.ts';
 
 const HGQ = join(import.meta.dirname, '..', 'bin', 'hgq.js');
 function hgq(args: string[]): { status: number; stdout: string; stderr: string } {
@@ -48,21 +48,6 @@ test('hgq convert writes a project; --verify fills verified_vectors and mismatch
   }
 });
 
-/** Run the CLI in-process (fast), capturing stderr. */
-async function hgqIn(args: string[]): Promise<{ status: number; stderr: string }> {
-  const write = process.stderr.write.bind(process.stderr);
-  let err = '';
-  process.stderr.write = ((chunk: string | Uint8Array) => {
-    err += String(chunk);
-    return true;
-  }) as typeof process.stderr.write;
-  try {
-    return { status: await main(args), stderr: err };
-  } finally {
-    process.stderr.write = write;
-  }
-}
-
 test('hgq convert/synth: bad input exits 2 with a message that says what to do', async () => {
   delete process.env.HGQ_AP_INCLUDE;
   const root = mkdtempSync(join(tmpdir(), 'hgq-cli-'));
@@ -83,7 +68,7 @@ test('hgq convert/synth: bad input exits 2 with a message that says what to do',
     writeFileSync(join(root, 'bad.json'), '{"version": 1');
     cases.push([['convert', join(root, 'bad.json'), join(root, 'o')], /bad\.json/]);
     for (const [args, msg] of cases) {
-      const r = await hgqIn(args);
+      const r = await hgqInProcess(args);
       assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
       assert.match(r.stderr, msg, args.join(' '));
     }

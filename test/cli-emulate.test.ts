@@ -1,10 +1,8 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { makeRng } from './util/rng.ts';
 import { randomInputs, randomProgram } from './util/random-program.ts';
 import { writeProgram, programToJSON } from '../src/ir/serialize.ts';
@@ -12,20 +10,8 @@ import { interpretProgram } from '../src/ir/emulate.ts';
 import { formatCsv, parseCsv } from '../src/data/csv.ts';
 import { readNpy, writeNpy } from '../src/data/npy.ts';
 import { formatDyadic } from '../src/fixed/format.ts';
+import { hgqSpawn as hgq } from './util/cli.ts';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-
-function hgq(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, ['bin/hgq.js', ...args], { cwd: ROOT });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d) => (stdout += d));
-    p.stderr.on('data', (d) => (stderr += d));
-    p.on('error', reject);
-    p.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 const dir = mkdtempSync(join(tmpdir(), 'hgq-emulate-'));
 const rng = makeRng(55);

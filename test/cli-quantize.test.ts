@@ -1,30 +1,9 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
+import { hgqSpawn as hgq } from './util/cli.ts';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Run `node bin/hgq.js args` (as `npx hgq` would), optionally feeding stdin. */
-function hgq(args: string[], stdin?: string): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, ['bin/hgq.js', ...args], { cwd: ROOT });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d) => (stdout += d));
-    p.stderr.on('data', (d) => (stderr += d));
-    p.on('error', reject);
-    p.on('close', (code) => resolve({ code, stdout, stderr }));
-    p.stdin.end(stdin ?? '');
-  });
-}
 
 // Each case spawns a process: run them concurrently to keep the file fast.
 describe('hgq quantize (spawned)', { concurrency: true }, () => {

@@ -3,7 +3,6 @@
  * IR reader accepts and the emulator runs to W·x, and bad matrix files rejected with exit 2 and a message.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,13 +10,11 @@ import { test } from 'node:test';
 import { compileProgram } from '../src/ir/emulate.ts';
 import { readProgram } from '../src/ir/serialize.ts';
 import { parseMatrixCSV, parseMatrixJSON } from '../src/cmvm/matrix-file.ts';
+import { hgqSpawnSync } from './util/cli.ts';
 
-const BIN = new URL('../bin/hgq.js', import.meta.url).pathname;
+const hgq = (args: string[]) => hgqSpawnSync(['cmvm', ...args]);
 
-function hgq(args: string[]): { code: number; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [BIN, 'cmvm', ...args], { encoding: 'utf8' });
-  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
-}
+
 
 test('--random --count --json: per-matrix lines and one JSON object last', () => {
   const r = hgq(['--random', '4', '--bits', '8', '--seed', '3', '--count', '3', '--json']);

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { QDense } from '../src/layers/dense.ts';
 import { QConv1D, QConv2D } from '../src/layers/conv.ts';
-import { QAveragePooling1D, QAveragePooling2D, QGlobalAveragePooling1D, QGlobalAveragePooling2D, QGlobalMaxPooling1D, QGlobalMaxPooling2D,
+import { QAveragePooling1D, QAveragePooling2D, QGlobalAveragePooling1D, QGlobalAveragePooling2D, QGlobalMaxPooling2D,
   QMaxPooling1D, QMaxPooling2D } from '../src/layers/pooling.ts';
 import { QFlatten } from '../src/layers/shape.ts';
 import { engineUnsupported } from '../src/engine/from-tfjs.ts';

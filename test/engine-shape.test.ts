@@ -9,6 +9,7 @@ import { QFlatten, QReshape } from '../src/layers/shape.ts';
 import { EngineBinding, describeModel, engineUnsupported } from '../src/engine/from-tfjs.ts';
 import { fitWithEngine } from '../src/engine/fit.ts';
 import { makeRng } from './util/rng.ts';
+import { close } from './util/engine-compare.ts';
 
 const IN = [2, 3, 4];
 const K = 24, C = 5;
@@ -32,15 +33,6 @@ function batch(seed: number, B: number) {
   return { x, y, xt: tf.tensor(x, [B, ...IN]), yt: tf.tensor2d(y, [B, C]) };
 }
 
-function close(name: string, got: ArrayLike<number>, want: ArrayLike<number>, rel: number) {
-  assert.equal(got.length, want.length, name);
-  let scale = 0;
-  for (let j = 0; j < want.length; j++) scale = Math.max(scale, Math.abs(want[j]!));
-  for (let j = 0; j < want.length; j++) {
-    const tol = rel * scale + 1e-9;
-    if (!(Math.abs(got[j]! - want[j]!) <= tol)) assert.fail(`${name}[${j}]: engine ${got[j]} vs tfjs ${want[j]} (tol ${tol})`);
-  }
-}
 
 test('reshapes are free: one engine step equals the tfjs step (loss, gradients of weights and all bit parameters)', async () => {
   await tf.setBackend('cpu');

@@ -7,6 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import { QDense } from '../src/layers/dense.ts';
 import { EngineBinding, describeModel, engineUnsupported } from '../src/engine/from-tfjs.ts';
 import { makeRng } from './util/rng.ts';
+import { close } from './util/engine-compare.ts';
 
 function buildModel(sizes: number[], beta: number, seed: number): tf.Sequential {
   const m = tf.sequential();
@@ -26,15 +27,6 @@ function batch(seed: number, B: number, K: number, C: number) {
   return { x, y, xt: tf.tensor2d(x, [B, K]), yt: tf.tensor2d(y, [B, C]) };
 }
 
-function close(name: string, got: ArrayLike<number>, want: ArrayLike<number>, rel: number) {
-  assert.equal(got.length, want.length, name);
-  let scale = 0;
-  for (let j = 0; j < want.length; j++) scale = Math.max(scale, Math.abs(want[j]!));
-  for (let j = 0; j < want.length; j++) {
-    const tol = rel * scale + 1e-9;
-    if (!(Math.abs(got[j]! - want[j]!) <= tol)) assert.fail(`${name}[${j}]: engine ${got[j]} vs tfjs ${want[j]} (tol ${tol})`);
-  }
-}
 
 test('one engine step equals the tfjs training step: loss, EBOPs, gradients of weights and all bit parameters', async () => {
   await tf.setBackend('cpu');

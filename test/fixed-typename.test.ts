@@ -4,7 +4,7 @@ import { formatType, parseType } from '../src/fixed/typename.ts';
 import type { Kif } from '../src/fixed/types.ts';
 import { makeRng } from './util/rng.ts';
 
-test('type names map to (k, i, f) as DESIGN.md §2 defines them', () => {
+test('type names map to (k, i, f) as docs/fixed-point.md §1 defines them', () => {
   const cases: [string, Kif][] = [
     ['fixed<8,3>', { k: 1, i: 2, f: 5 }],
     ['ufixed<8,3>', { k: 0, i: 3, f: 5 }],

@@ -42,7 +42,9 @@ function sampleInputs(model: HgqModel, n: number, seed: number): Tensor[] {
         const lo = r.lo[e]!, hi = r.hi[e]!, step = r.step[e]!;
         let v = lo + (hi - lo) * rng.next();
         if (rng.chance(0.1)) v *= 3;
-        else if (step > 0 && rng.chance(0.1)) v = (Math.floor(v / step) + 0.5) * step;
+        else if (step > 0) {
+          if (rng.chance(0.1)) v = (Math.floor(v / step) + 0.5) * step; // a rounding tie
+        }
         data[s * per + e] = Math.fround(v);
       }
     }

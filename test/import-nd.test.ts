@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { broadcastIndex, conv1d, conv1dGeometry, einsum, parseEinsum, roundHalfEven } from '../src/import/nd.ts';
+import { broadcastIndex, conv1d, conv1dGeometry, einsum, parseEinsum } from '../src/import/nd.ts';
+import { roundHalfEven } from '../src/util/rounding.ts';
 import { makeRng } from './util/rng.ts';
 
 const rand = (n: number, rng = makeRng(n)) => Float64Array.from({ length: n }, () => rng.int(-8, 8) / 4);

@@ -5,18 +5,12 @@ import { initBackend } from '../src/backend.ts';
 import { QConv1D, QConv2D } from '../src/layers/conv.ts';
 import { QMaxPooling2D, QAveragePooling1D, QAveragePooling2D, QGlobalAveragePooling2D, QGlobalMaxPooling1D, QMaxPooling1D } from '../src/layers/pooling.ts';
 import { quantize } from '../src/fixed/quantize.ts';
-import type { Kif } from '../src/fixed/types.ts';
-import type { QLayer, QuantizerExport } from '../src/layers/base.ts';
+import type { QLayer } from '../src/layers/base.ts';
 import { makeRng, type Rng } from './util/rng.ts';
+import { kifAt, setVar } from './util/tf.ts';
 
 await initBackend();
 
-function setVar(layer: tf.layers.Layer, suffix: string, f: (j: number) => number) {
-  const v = layer.weights.find((w) => w.originalName.endsWith('/' + suffix))!;
-  const n = v.shape.reduce((a: number, b) => a * (b ?? 1), 1);
-  v.write(tf.tensor(Array.from({ length: n }, (_, j) => f(j)), v.shape as number[]));
-}
-const kifAt = (e: QuantizerExport, j: number): Kif => ({ k: e.k[j] as 0 | 1, i: e.i[j]!, f: e.f[j]! });
 /** The input quantized per element with src/fixed, from the layer's exported types. */
 function refQuantInput(l: QLayer, x: Float32Array, perSample: number): Float64Array {
   const q = l.exportQuantized().inputQuantizers[0]!;

@@ -6,26 +6,18 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend, useBackend } from '../src/backend.ts';
 import { QEinsumDense, QEinsumDenseBatchnorm, parseEinsumEquation } from '../src/layers/einsum.ts';
-import type { ConstExport, QuantizerExport } from '../src/layers/base.ts';
+import type { ConstExport } from '../src/layers/base.ts';
 import { quantize } from '../src/fixed/quantize.ts';
-import type { Kif } from '../src/fixed/types.ts';
 import { einsum, parseEinsum, broadcastTo } from '../src/import/nd.ts';
 import { saveModel, loadModel } from '../src/train/io.ts';
 import { makeRng, type Rng } from './util/rng.ts';
+import { getVar, kifAt, setVar } from './util/tf.ts';
 
 await initBackend();
 
 const prod = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
 
-function setVar(layer: tf.layers.Layer, suffix: string, values: (j: number) => number) {
-  const v = layer.weights.find((w) => w.originalName === `${layer.name}/${suffix}`);
-  if (!v) throw new Error(`no weight ${suffix} in ${layer.weights.map((w) => w.originalName)}`);
-  const n = prod(v.shape as number[]);
-  v.write(tf.tensor(Array.from({ length: n }, (_, j) => values(j)), v.shape as number[]));
-}
-const getVar = (layer: tf.layers.Layer, suffix: string) => layer.weights.find((w) => w.originalName === `${layer.name}/${suffix}`)!.read().dataSync();
 
-const kifAt = (q: QuantizerExport, j: number): Kif => ({ k: q.k[j] as 0 | 1, i: q.i[j]!, f: q.f[j]! });
 
 /** Small random bit widths (so float32 sums are exact) and random weights. */
 function randomize(l: QEinsumDense, rng: Rng) {

@@ -10,20 +10,13 @@ import { QFlatten, QReshape, QConcatenate } from '../src/layers/shape.ts';
 import { QBatchNormalization } from '../src/layers/batchnorm.ts';
 import { QDense } from '../src/layers/dense.ts';
 import { quantize } from '../src/fixed/quantize.ts';
-import type { Kif } from '../src/fixed/types.ts';
 import type { QLayer, QuantizerExport } from '../src/layers/base.ts';
 import { saveModel, loadModel } from '../src/train/io.ts';
 import { makeRng } from './util/rng.ts';
+import { kifAt, setVar } from './util/tf.ts';
 
 await initBackend();
 
-function setVar(layer: tf.layers.Layer, suffix: string, f: (j: number) => number) {
-  const v = layer.weights.find((w) => w.originalName.endsWith('/' + suffix));
-  if (!v) throw new Error(`no ${suffix}: ${layer.weights.map((w) => w.originalName)}`);
-  const n = v.shape.reduce((a: number, b) => a * (b ?? 1), 1);
-  v.write(tf.tensor(Array.from({ length: n }, (_, j) => f(j)), v.shape as number[]));
-}
-const kifAt = (e: QuantizerExport, j: number): Kif => ({ k: e.k[j] as 0 | 1, i: e.i[j]!, f: e.f[j]! });
 const qref = (e: QuantizerExport, xs: ArrayLike<number>, per: number) => Float64Array.from(xs as number[], (v, j) => quantize(v, kifAt(e, j % per), e.round, e.overflow));
 
 test('merge layers: inference equals the fixed-point reference; EBOPs follow HGQ2 formulas by hand', () => {

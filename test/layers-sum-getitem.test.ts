@@ -12,17 +12,12 @@ import { quantize } from '../src/fixed/quantize.ts';
 import type { Kif } from '../src/fixed/types.ts';
 import { saveModel, loadModel } from '../src/train/io.ts';
 import { makeRng } from './util/rng.ts';
+import { getVar, setVar } from './util/tf.ts';
 
 await initBackend();
 
 const prod = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
 
-function setVar(layer: tf.layers.Layer, suffix: string, values: (j: number) => number) {
-  const v = layer.weights.find((w) => w.originalName === `${layer.name}/${suffix}`);
-  if (!v) throw new Error(`no weight ${suffix} in ${layer.weights.map((w) => w.originalName)}`);
-  v.write(tf.tensor(Array.from({ length: prod(v.shape as number[]) }, (_, j) => values(j)), v.shape as number[]));
-}
-const getVar = (layer: tf.layers.Layer, suffix: string) => layer.weights.find((w) => w.originalName === `${layer.name}/${suffix}`)!.read().dataSync();
 
 function model1(l: tf.layers.Layer, inShape: number[]) {
   const x = tf.input({ shape: inShape });

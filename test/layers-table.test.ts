@@ -7,15 +7,14 @@ import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend.ts';
 import { QUnaryFunctionLUT, QSoftmax, registerLutFunction, type TableExport } from '../src/layers/table.ts';
 import { quantize } from '../src/fixed/quantize.ts';
-import type { Kif } from '../src/fixed/types.ts';
 import type { QuantizerExport } from '../src/layers/base.ts';
 import { calibrate } from '../src/train/calibrate.ts';
 import { saveModel, loadModel } from '../src/train/io.ts';
 import { makeRng } from './util/rng.ts';
+import { kifAt } from './util/tf.ts';
 
 await initBackend();
 
-const kifAt = (e: QuantizerExport, j: number): Kif => ({ k: e.k[j] as 0 | 1, i: e.i[j]!, f: e.f[j]! });
 /** Table lookup as hardware does it: index = (x − min)/step. */
 function lookup(t: TableExport, x: number): number {
   const idx = (x - t.min) / t.step;

@@ -1,5 +1,5 @@
 /**
- * Configuration: defaults per place (DESIGN.md §3), scoped overrides (nesting, restored after the scope even on
+ * Configuration: defaults per place (docs/quantizers.md §7), scoped overrides (nesting, restored after the scope even on
  * error), per-quantizer overrides, granularity → parameter shapes, variable names and order (HGQ2's), custom
  * weight factories, serialization round trip, and clear errors for bad options.
  */

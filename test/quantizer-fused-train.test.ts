@@ -274,7 +274,7 @@ for (const backend of ['wasm', 'cpu'] as const) {
               bits = bt.dataSync() as Float32Array;
               return tf.sum(tf.mul(bt, wt)) as tf.Scalar;
             }, vars);
-            const g = names.map((n, j) => Array.from(grads[vars[j]!.name]!.dataSync()));
+            const g = vars.map((v) => Array.from(grads[v.name]!.dataSync()));
             tf.dispose([value, wt, ...Object.values(grads)]);
             return { bits: Array.from(bits!), g };
           } finally {

@@ -1,5 +1,5 @@
 /**
- * Property: the surrogate gradients of the quantizers equal DESIGN.md §3's formulas exactly (float32
+ * Property: the surrogate gradients of the quantizers equal docs/quantizers.md §3's formulas exactly (float32
  * arithmetic emulated with Math.fround), per element, on both the wasm and cpu backends:
  *   ∂x_q/∂x = 1 in range, 0 where SAT clipped;  ∂x_q/∂f = −ln2·(x_q − x) in range;
  *   top clip: ∂/∂i = ln2·2^i, ∂/∂f = ln2·2^-f;  bottom clip: ∂/∂i = −k·ln2·2^i (and ∂/∂f = −k·ln2·2^-f under SAT_SYM);

@@ -18,26 +18,15 @@ import { calibrate } from '../src/train/calibrate.ts';
 import { saveModel } from '../src/train/io.ts';
 import { readProgram } from '../src/ir/serialize.ts';
 import { trace, TraceError } from '../src/trace/index.ts';
-import { main } from '../src/cli/main.ts';
 import { runTrace } from '../src/cli/trace.ts';
 import { makeRng } from './util/rng.ts';
 import { compareModel, randomInputs, randomizeModel, toTensors } from './util/trace-models.ts';
+import { hgqInProcess } from './util/cli.ts';
 
 await initBackend();
 
 const HGQ = fileURLToPath(new URL('../bin/hgq.js', import.meta.url));
 
-/** Runs the CLI in-process (a spawn costs seconds of tfjs start-up), capturing stderr; for failing commands. */
-async function hgqFails(args: string[]): Promise<{ status: number; stderr: string }> {
-  let stderr = '';
-  const ew = process.stderr.write.bind(process.stderr);
-  process.stderr.write = ((c: string | Uint8Array) => ((stderr += String(c)), true)) as typeof process.stderr.write;
-  try {
-    return { status: await main(args), stderr };
-  } finally {
-    process.stderr.write = ew;
-  }
-}
 
 function mlp(name: string): tf.Sequential {
   return tf.sequential({ name, layers: [new QDense({ units: 4, activation: 'relu', inputShape: [6], name: `${name}_d1` }), new QDense({ units: 2, name: `${name}_d2` })] });
@@ -102,14 +91,14 @@ test('hgq trace: model directory → program.json (emulator == model), --json su
   assert.match(t.stdout, /^layer +ops +cost +depth +EBOPs$/m);
   assert.match(t.stdout, /^total +\d+ +[\d.]+ +\d+ +\d+$/m);
   // bad usage and bad models: exit 2 with a message saying what to do
-  const bad = await hgqFails(['trace', join(dir, 'model'), '-o', out, '--cmvm', 'fast']);
+  const bad = await hgqInProcess(['trace', join(dir, 'model'), '-o', out, '--cmvm', 'fast']);
   assert.equal(bad.status, 2);
   assert.match(bad.stderr, /--cmvm "fast" is not one of da/);
-  const none = await hgqFails(['trace', join(dir, 'nothing'), '-o', out]);
+  const none = await hgqInProcess(['trace', join(dir, 'nothing'), '-o', out]);
   assert.equal(none.status, 2);
   assert.match(none.stderr, /not a model/);
   await saveModel(mlp('raw'), join(dir, 'raw'));
-  const raw = await hgqFails(['trace', join(dir, 'raw'), '-o', join(dir, 'raw.json')]);
+  const raw = await hgqInProcess(['trace', join(dir, 'raw'), '-o', join(dir, 'raw.json')]);
   assert.equal(raw.status, 2);
   assert.match(raw.stderr, /not calibrated.*calibrate/);
   assert.throws(() => readFileSync(join(dir, 'raw.json')), 'nothing written on failure');

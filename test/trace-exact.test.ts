@@ -5,7 +5,6 @@
  * weights, random bit widths including zero widths and negative i/f, random rounding/overflow modes).
  */
 import { test } from 'node:test';
-import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend.ts';
 import { QDense, QBatchNormDense } from '../src/layers/dense.ts';

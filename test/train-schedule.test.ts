@@ -15,7 +15,7 @@ test('piecewise schedule: constant, linear and log segments give the documented 
   close(f(5), 0.5e-5);
   close(f(10), 1e-5);
   close(f(15), 1e-4); // geometric midpoint of 1e-5 and 1e-3
-  close(f(12), 1e-5 * Math.pow(100, 0.2));
+  close(f(12), 1e-5 * 100 ** 0.2);
   close(f(20), 1e-3);
   close(f(29), 1e-3); // constant until the next key
   close(f(30), 5e-3);
@@ -52,7 +52,7 @@ test('PID: bumpless start returns β0, then too many EBOPs raises β and too few
   // out = p·e + i·(I + e), where I after the first update satisfied p·e0 + i·I0 = -5
   const e0 = Math.log10(4);
   const I0 = (-5 - 0.5 * e0) / 0.1;
-  close(b1, Math.pow(10, 0.5 * 1 + 0.1 * (I0 + 1)), 1e-9);
+  close(b1, 10 ** (0.5 * 1 + 0.1 * (I0 + 1)), 1e-9);
   const p2 = new BetaPid({ targetEbops: 1000, p: 0.5, i: 0.1 });
   p2.start(1e-5, 1000);
   p2.update(1000);

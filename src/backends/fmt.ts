@@ -1,7 +1,7 @@
 /**
  * Bit-level formats of wires and bus fields. A wire of format {w, lsb, signed} holds value / 2^lsb as a
  * w-bit two's-complement (signed) or unsigned integer. The format of a wire is always minimalKif of its
- * QInterval (DESIGN.md §7: every wire at its exact width); w = 0 means the constant 0.
+ * QInterval (docs/rtl.md §1: every wire at its exact width); w = 0 means the constant 0.
  */
 import { doubleToDyadic, kifWidth, minimalKif } from '../fixed/index.ts';
 import type { Kif, QInterval } from '../fixed/types.ts';

@@ -1,6 +1,6 @@
 /**
  * `hgq cmvm`: optimize constant matrix × vector products into adder graphs and report adders, cost (adder
- * bits), depth (adder levels) and time, per matrix and on average (DESIGN.md §6, §8).
+ * bits), depth (adder levels) and time, per matrix and on average (docs/cmvm.md, docs/cli.md).
  */
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';

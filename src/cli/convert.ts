@@ -9,7 +9,6 @@ import type { Command } from 'commander';
 import type { HdlFormat, Summary } from '../backends/project.ts';
 import type { Simulator } from '../eda/verify.ts';
 import type { StagedDir } from '../util/fs.ts';
-import type { Program } from '../ir/types.ts';
 import { CliError, UsageError } from './errors.ts';
 
 function intOpt(v: string | undefined, flag: string, min: number): number | undefined {

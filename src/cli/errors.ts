@@ -1,5 +1,5 @@
 /**
- * CLI error classes (DESIGN.md §8 exit codes). Commands throw these; `main` prints the message on stderr
+ * CLI error classes (exit codes: docs/cli.md §1). Commands throw these; `main` prints the message on stderr
  * and returns the exit code. Anything else thrown is an internal error (exit 1).
  */
 

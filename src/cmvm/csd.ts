@@ -1,6 +1,6 @@
 /**
  * Canonical signed digits (the non-adjacent form, NAF) of exact dyadic numbers: the representation with the
- * fewest nonzero digits, so each output starts from the fewest adder terms (DESIGN.md §6).
+ * fewest nonzero digits, so each output starts from the fewest adder terms (docs/cmvm.md §1).
  */
 
 /** A dyadic number as odd·2^exp (0 → {odd: 0, exp: 0}). Throws on non-finite input. */

@@ -1,5 +1,5 @@
 /**
- * Greedy common-subexpression extraction over CSD terms (DESIGN.md §6).
+ * Greedy common-subexpression extraction over CSD terms (docs/cmvm.md §1–2).
  *
  * Every output is a sum of terms sign·wire·2^pos. A "pair" is the two-term pattern
  * wire0 ± wire1·2^shift; its count is how many (output, term, term) combinations currently match it.
@@ -297,7 +297,7 @@ class Cse {
   /** Pairs seen so far, live or not (the next first-sight order). */
   seq = 0;
   /** Pair id 0 is DEAD: the matrix entry of an occurrence whose pair can never occur twice. */
-  nPairs = 1;
+  nPairs = DEAD + 1;
   readonly pairTable: Table3;
   readonly stepTable = STEP_TABLE;
   /** Positions of all terms lie in [posLo, posLo + posSpan] (substitutions keep positions), so |shift| ≤ posSpan. */

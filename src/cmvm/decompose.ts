@@ -1,5 +1,5 @@
 /**
- * The optional first stage (DESIGN.md §6): write W = M1·D where each output row is its parent row in a
+ * The optional first stage (docs/cmvm.md §1): write W = M1·D where each output row is its parent row in a
  * spanning tree of rows (± sign) plus a difference row. The tree is a minimum spanning tree (Prim) over the
  * rows and a virtual zero row (the root); distance = CSD digits of the difference (or sum) of two rows.
  * Difference rows are usually sparser than the rows themselves; each output is then the signed sum of the

@@ -1,4 +1,4 @@
-/** CMVM optimizer: constant matrix × vector products as shift-adder graphs (DESIGN.md §6). No tfjs. */
+/** CMVM optimizer: constant matrix × vector products as shift-adder graphs (docs/cmvm.md). No tfjs. */
 export { solveCmvm, candidatePlan, hopLimits, programDepth, treeFinish } from './solve.ts';
 export type { CmvmInput, CmvmOptions, CmvmResult } from './solve.ts';
 export type { Method } from './cse.ts';

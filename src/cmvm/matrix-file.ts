@@ -1,5 +1,5 @@
 /**
- * Constant matrices from files (DESIGN.md §8): JSON (an array of rows) or CSV (one row of W per line).
+ * Constant matrices from files (docs/cmvm.md §3): JSON (an array of rows) or CSV (one row of W per line).
  * Row r holds output r's coefficients. Entries must be exact fixed-point numbers: decimals are parsed exactly
  * (0.1 is 1/10, which no fixed-point type holds, so it is rejected) and may have at most MAX_FRACTION_BITS
  * fraction bits and magnitude below 2^MAX_INTEGER_BITS.

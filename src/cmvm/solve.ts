@@ -1,5 +1,5 @@
 /**
- * solveCmvm: y = W·x for a constant matrix W as a graph of shift-adders (DESIGN.md §6), emitted as a
+ * solveCmvm: y = W·x for a constant matrix W as a graph of shift-adders (docs/cmvm.md §1), emitted as a
  * standalone IR program. Pipeline per candidate: optional MST decomposition of the rows (W = M1·D), greedy
  * common-pair extraction on each stage, then per output the earliest-two-first adder tree. Several
  * decomposition depths are tried; the cheapest candidate that meets the delay constraint wins.

@@ -1,6 +1,6 @@
 /**
  * Numeric CSV files: one sample per line, comma-separated, an optional header line (detected: a first
- * line with any non-numeric field). Values are written as exact decimals (DESIGN.md §8).
+ * line with any non-numeric field). Values are written as exact decimals (docs/fixed-point.md §7).
  * Errors name the file, the line and the column.
  */
 import { readFileSync } from 'node:fs';
@@ -43,7 +43,7 @@ export function parseCsv(text: string, name = '<csv>'): CsvTable {
         continue;
       }
     }
-    const badCol = vals.findIndex((v) => v === undefined);
+    const badCol = vals.indexOf(undefined);
     if (badCol >= 0) {
       throw new Error(`${name}: line ${ln + 1}, column ${badCol + 1}: '${fields[badCol]}' is not a number`);
     }

@@ -1,7 +1,7 @@
 /**
  * Yosys synthesis of a generated project for Xilinx 7-series (xc7) or UltraScale+ (xcup), reported as JSON.
  *
- * Script (DESIGN.md §7): Yosys 0.23 folds adder trees into one multi-operand $macc cell, which maps badly;
+ * Script (docs/rtl.md §7): Yosys 0.23 folds adder trees into one multi-operand $macc cell, which maps badly;
  * `maccmap -unmap` between the coarse and the fine passes turns them back into plain adders:
  *   synth_xilinx -run begin:map_memory; maccmap -unmap; opt; synth_xilinx -run map_memory:
  * with -noiopad -noclkbuf (out-of-context: no IBUF/OBUF/BUFG). `stat -json` gives the cell counts.

@@ -1,6 +1,6 @@
 /**
  * Locating and running the open-source EDA tools. A missing tool is a clear error naming the Debian
- * package to install (DESIGN.md §7).
+ * package to install (docs/rtl.md §6).
  *
  * Every tool runs in its own process group (make spawns g++, g++ spawns cc1plus): when hgq is interrupted
  * (SIGINT, SIGTERM, SIGHUP) or exits, the whole group is killed, so no compiler keeps running for its

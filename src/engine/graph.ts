@@ -816,7 +816,7 @@ export class GraphEngine implements TrainEngine {
   }
 
   /**
-   * This node's EBOPs (src/layers' formulas, DESIGN.md §4) and β times its straight-through gradients added
+   * This node's EBOPs (src/layers' formulas, docs/quantizers.md §6) and β times its straight-through gradients added
    * into the bit parameters' gradients. Bits as Quantizer.bits(): KBI round(b), KIF relu(round i + round f),
    * +k under SAT; the gradient of relu(round i + round f) reaches f (and i unless WRAP) where the sum is > 0.
    */

@@ -1,5 +1,5 @@
 /**
- * Exact decimal printing of dyadic numbers (DESIGN.md §8: numbers that leave the tool carry no float noise).
+ * Exact decimal printing of dyadic numbers (docs/fixed-point.md §7: numbers that leave the tool carry no float noise).
  * A dyadic m·2^-n has a finite decimal expansion m·5^n / 10^n; we print all of it, never exponent notation.
  */
 import { doubleToDyadic } from './quantize.ts';

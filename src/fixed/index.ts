@@ -1,4 +1,4 @@
-/** Exact fixed-point semantics (DESIGN.md §2): types, quantization, intervals, type names, exact printing. */
+/** Exact fixed-point semantics (docs/fixed-point.md): types, quantization, intervals, type names, exact printing. */
 export * from './types.ts';
 export * from './quantize.ts';
 export * from './interval.ts';

@@ -1,5 +1,5 @@
 /**
- * Exact interval arithmetic on QInterval {min, max, step} (DESIGN.md §2): how the IR knows every wire's type.
+ * Exact interval arithmetic on QInterval {min, max, step} (docs/fixed-point.md §6): how the IR knows every wire's type.
  *
  * A QInterval stands for every multiple of `step` in [min, max]; the results here are always sound (they hold
  * every value the operation can produce) and tight at the ends (min and max are attained, given operands that

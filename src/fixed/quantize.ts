@@ -1,5 +1,5 @@
 /**
- * Exact fixed-point quantization (DESIGN.md §2): the one place where rounding and overflow are defined.
+ * Exact fixed-point quantization (docs/fixed-point.md §2–5): the one place where rounding and overflow are defined.
  *
  * Two paths with identical results:
  *  - a BigInt reference on exact rationals (`quantizeCode`), any width, also decimal strings parsed exactly;
@@ -262,7 +262,7 @@ function floatPathOk(t: Kif): boolean {
 }
 
 /**
- * `x` quantized to `t` (DESIGN.md §2), exact. Float path when k+i+f <= 53; wider types go through the BigInt
+ * `x` quantized to `t` (docs/fixed-point.md §2–3), exact. Float path when k+i+f <= 53; wider types go through the BigInt
  * reference and the result must then be exactly representable as a double, else RangeError — for widths
  * above 53 bits use `quantizeCode`. Never returns -0. NaN throws; ±Infinity clips under SAT, throws under WRAP.
  */

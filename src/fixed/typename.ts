@@ -1,5 +1,5 @@
 /**
- * Type names (DESIGN.md §2): `fixed<W,I>` (signed, k=1, i=I−1, f=W−I), `ufixed<W,I>` (k=0, i=I, f=W−I),
+ * Type names (docs/fixed-point.md §1): `fixed<W,I>` (signed, k=1, i=I−1, f=W−I), `ufixed<W,I>` (k=0, i=I, f=W−I),
  * Vivado/Vitis HLS `ap_fixed<W,I,Q,O,N>` / `ap_ufixed<...>`, and `(k,i,f)` triples.
  */
 import type { Kif, OverflowMode, RoundMode } from './types.ts';

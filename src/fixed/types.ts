@@ -1,4 +1,4 @@
-/** Fixed-point type vocabulary shared by every module (DESIGN.md §2). Pure data, no behaviour. */
+/** Fixed-point type vocabulary shared by every module (docs/fixed-point.md §1). Pure data, no behaviour. */
 
 export const ROUND_MODES = ['TRN', 'RND', 'RND_CONV', 'TRN_ZERO', 'RND_ZERO', 'RND_MIN_INF', 'RND_INF'] as const;
 export type RoundMode = (typeof ROUND_MODES)[number];

@@ -139,18 +139,22 @@ function makeLayer(L: HgqLayer, name: string, ins: Sym[], fail: (l: HgqLayer | n
       return fail(L, (e as Error).message);
     }
   };
+  /** What QDense and QConv share: activation, bias, parallelization and the three quantizers. */
+  const kernelLayerArgs = () => ({
+    activation: activationOf(L, fail),
+    useBias: c.use_bias !== false,
+    parallelizationFactor: c.parallelization_factor === undefined ? -1 : Number(c.parallelization_factor),
+    iqConf: qOpts(L.iq),
+    kqConf: qOpts(L.kq),
+    bqConf: qOpts(L.bq),
+  });
   switch (L.className) {
     case 'QDense': {
       if (c.lora_rank) fail(L, `lora_rank=${c.lora_rank} is not supported`);
       const layer = construct(() => new QDense({
         ...common(L, name, fail),
         units: Number(c.units),
-        activation: activationOf(L, fail),
-        useBias: c.use_bias !== false,
-        parallelizationFactor: c.parallelization_factor === undefined ? -1 : Number(c.parallelization_factor),
-        iqConf: qOpts(L.iq),
-        kqConf: qOpts(L.kq),
-        bqConf: qOpts(L.bq),
+        ...kernelLayerArgs(),
       }));
       return { layer, y: apply(layer, ins[0]!)};
     }
@@ -195,12 +199,7 @@ function makeLayer(L: HgqLayer, name: string, ins: Sym[], fail: (l: HgqLayer | n
         kernelSize: one(c.kernel_size),
         strides: one(c.strides),
         padding: padding as 'valid' | 'same',
-        activation: activationOf(L, fail),
-        useBias: c.use_bias !== false,
-        parallelizationFactor: c.parallelization_factor === undefined ? -1 : Number(c.parallelization_factor),
-        iqConf: qOpts(L.iq),
-        kqConf: qOpts(L.kq),
-        bqConf: qOpts(L.bq),
+        ...kernelLayerArgs(),
       }));
       return { layer, y: apply(layer, ins[0]!)};
     }
@@ -258,7 +257,7 @@ function writeVar(v: tf.LayerVariable, values: ArrayLike<number | bigint>, from:
     try {
       out = broadcastTo(data, from, to);
     } catch {
-      return fail(`${what}: stored shape [${from}] does not fit our variable of shape [${to}]`);
+      fail(`${what}: stored shape [${from}] does not fit our variable of shape [${to}]`);
     }
   }
   const t = tf.tensor(Float32Array.from(out), to, 'float32');

@@ -5,7 +5,7 @@
  */
 import type { OverflowMode, RoundMode } from '../fixed/types.ts';
 import { readKerasArchive, type H5Tensor, type KerasArchive } from './keras-archive.ts';
-import { roundHalfEven } from './nd.ts';
+import { roundHalfEven } from '../util/rounding.ts';
 
 export interface HgqQuantizer {
   /** HDF5 group holding the internal quantizer's vars, e.g. 'layers/q_dense/iq/quantizer' */

@@ -14,7 +14,7 @@
  */
 import type { H5Tensor } from './keras-archive.ts';
 import type { HgqLayer, HgqModel, HgqQuantizer } from './hgq2-model.ts';
-import { roundHalfEven } from './nd.ts';
+import { roundHalfEven } from '../util/rounding.ts';
 
 export interface LastStepUndone {
   /** the model with every trainable quantizer variable as it was during the last training step */

@@ -47,12 +47,6 @@ export function broadcastTo(data: ArrayLike<number>, from: readonly number[], to
   return out;
 }
 
-/** Round half to even, as numpy/TF `round` (HGQ2's `round_conv`) do. */
-export function roundHalfEven(x: number): number {
-  const r = Math.round(x); // half toward +inf
-  return r - x === 0.5 && r % 2 !== 0 ? r - 1 : r;
-}
-
 /** A parsed two-operand einsum such as 'bnc,cC->bnC' (letters only, no ellipsis). */
 export interface Einsum {
   a: string;

@@ -1,4 +1,4 @@
-/** The fixed-point dataflow IR (DESIGN.md §5): types, builder, validation, serialization, emulator, cost, optimizer. */
+/** The fixed-point dataflow IR (docs/ir.md): types, builder, validation, serialization, emulator, cost, optimizer. */
 export * from './types.ts';
 export * from './interval.ts';
 export * from './builder.ts';

@@ -1,5 +1,5 @@
 /**
- * The fixed-point dataflow IR (DESIGN.md §5): a list of SSA operations over scalar wires.
+ * The fixed-point dataflow IR (docs/ir.md §1): a list of SSA operations over scalar wires.
  * Wire n is the result of ops[n]; operands always refer to earlier wires. Every wire carries its
  * exact QInterval, which fixes its width in hardware. This file is the contract between trace/,
  * cmvm/, the emulator and backends/: pure data, no behaviour.
@@ -25,7 +25,7 @@ export type Op =
   | { kind: 'addc'; a: number; value: number }
   /** max(a, 0) */
   | { kind: 'relu'; a: number }
-  /** a quantized to `type` with the given rounding and overflow modes (DESIGN.md §2). */
+  /** a quantized to `type` with the given rounding and overflow modes (docs/fixed-point.md §2–3). */
   | { kind: 'quant'; a: number; type: Kif; round: RoundMode; overflow: OverflowMode }
   /** cond < 0 ? a : b (select on cond's sign bit). */
   | { kind: 'mux'; cond: number; a: number; b: number }

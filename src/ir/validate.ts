@@ -58,7 +58,7 @@ export function validateProgram(p: Program): void {
   const n = p.ops.length;
   for (let j = 0; j < n; j++) {
     const node = p.ops[j] as Node;
-    const fail = (what: string): never => {
+    const fail: (what: string) => never = (what) => {
       throw new Error(`invalid program '${p.name}': op ${j} (${String(node?.kind)}): ${what}`);
     };
     if (node === null || typeof node !== 'object') fail('not an object');
@@ -128,7 +128,7 @@ export function validateProgram(p: Program): void {
     try {
       want = opInterval(node, operands.map((a) => p.ops[a]!.qint));
     } catch (e) {
-      return fail(`cannot compute its interval: ${(e as Error).message}`);
+      fail(`cannot compute its interval: ${(e as Error).message}`);
     }
     if (want.min !== q.min || want.max !== q.max || want.step !== q.step) {
       fail(`stored qint ${fmtQ(q)} differs from the exact interval ${fmtQ(want)} of its operands`);

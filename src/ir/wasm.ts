@@ -12,7 +12,7 @@
  * writes output codes, four samples interleaved per 16-byte vector.
  */
 import { qiFromKif } from '../fixed/interval.ts';
-import type { QInterval } from '../fixed/types.ts';
+import type { QInterval, RoundMode } from '../fixed/types.ts';
 import { operandsOf } from './interval.ts';
 import type { Node, Program } from './types.ts';
 
@@ -96,11 +96,6 @@ function section(id: number, body: number[], out: number[]): void {
   out.push(id);
   uleb(body.length, out);
   append(out, body);
-}
-
-function vec(items: number[][], out: number[]): void {
-  uleb(items.length, out);
-  for (const it of items) for (const x of it) out.push(x);
 }
 
 /**
@@ -202,6 +197,10 @@ function maxAbs(q: QInterval): number {
 function checkFits(q: QInterval, scale: number): void {
   if (maxAbs(q) / 2 ** scale >= LIM) throw new NotEligible();
 }
+/** A code that must be an exact int32. */
+function checkCode(v: number): void {
+  if (!Number.isInteger(v) || Math.abs(v) >= LIM) throw new NotEligible();
+}
 
 export interface WasmKernel {
   /** live input ops, in the order their codes are laid out */
@@ -235,46 +234,68 @@ const GROUP_BLOCKS = 16;
 
 function build(p: Program, live: Uint8Array, chunkOps = CHUNK_OPS, V = GROUP_BLOCKS): WasmKernel {
   if (WA === undefined) throw new NotEligible();
-  const n = p.ops.length;
-  const scale = new Float64Array(n);
-  const isConst = new Uint8Array(n);
-  const constCode = new Float64Array(n);
-  const PIN = 0, POUT = 1, SP = 2;
-  const base = 3;
-  const T = [base, base + 1, base + 2]; // scratch v128 locals
-  const tables: { offset: number; data: Int32Array }[] = [];
-  let tableBytes = 0;
+  const inputOps = liveInputOps(p, live);
+  const order = emissionOrder(p);
+  const plan = planChunks(p, order, chunkOps);
+  const w = new ChunkWriter(p, plan, inputOps, V);
+  const inputScales = w.scaleInputs(inputOps);
+  for (const j of order) w.op(j);
+  const outScale = w.outputs();
+  return instantiate(w, { inputOps, inputScales, outScale }, p.out.length, V);
+}
+
+/** Live input ops: their codes come first in the block layout, in op order. */
+function liveInputOps(p: Program, live: Uint8Array): number[] {
   const inputOps: number[] = [];
-  const inputScales: number[] = [];
-  const inputSlot = new Int32Array(n).fill(-1);
+  for (let j = 0; j < p.ops.length; j++) if (live[j] && p.ops[j]!.kind === 'input') inputOps.push(j);
+  return inputOps;
+}
 
-  // inputs come first in the block layout
-  for (let j = 0; j < n; j++) if (live[j] && p.ops[j]!.kind === 'input') inputOps.push(j);
-  inputOps.forEach((j, k) => (inputSlot[j] = k));
-  const nInOps = inputOps.length;
-  const nOut = p.out.length;
-
-  // Emission order: depth-first from the outputs (operands right before their first consumer), which keeps
-  // live ranges short in the straight-line code.
+/**
+ * Emission order: depth-first from the outputs (operands right before their first consumer), which keeps
+ * live ranges short in the straight-line code.
+ */
+function emissionOrder(p: Program): number[] {
   const order: number[] = [];
-  {
-    const seen = new Uint8Array(n);
-    const stack: number[] = [];
-    for (const o of p.out) {
-      if (o.wire < 0 || seen[o.wire]) continue;
-      stack.push(o.wire);
-      while (stack.length > 0) {
-        const w = stack[stack.length - 1]!;
-        if (seen[w] === 2) { stack.pop(); continue; }
-        if (seen[w] === 1) { seen[w] = 2; stack.pop(); order.push(w); continue; }
-        seen[w] = 1;
-        const ops = operandsOf(p.ops[w]!);
-        for (let q = ops.length - 1; q >= 0; q--) if (!seen[ops[q]!]) stack.push(ops[q]!);
+  const seen = new Uint8Array(p.ops.length); // 1: operands pending, 2: emitted
+  const stack: number[] = [];
+  for (const o of p.out) {
+    if (o.wire < 0 || seen[o.wire]) continue;
+    stack.push(o.wire);
+    while (stack.length > 0) {
+      const w = stack[stack.length - 1]!;
+      if (seen[w] === 2) {
+        stack.pop();
+        continue;
       }
+      if (seen[w] === 1) {
+        seen[w] = 2;
+        stack.pop();
+        order.push(w);
+        continue;
+      }
+      seen[w] = 1;
+      const ops = operandsOf(p.ops[w]!);
+      for (let q = ops.length - 1; q >= 0; q--) if (!seen[ops[q]!]) stack.push(ops[q]!);
     }
   }
-  // Plan the chunks: root[j] is the wire whose code j shares (copies are free), chunkOf[j] the chunk that
-  // computes it; a root used by a later chunk is spilled to a scratch slot.
+  return order;
+}
+
+interface ChunkPlan {
+  /** the wire whose code wire j shares (copies are free) */
+  root: Int32Array;
+  /** the chunk that computes wire j, or −1 (inputs, constants, copies) */
+  chunkOf: Int32Array;
+  nChunks: number;
+  /** the scratch slot of a root used by a later chunk, or −1 */
+  slot: Int32Array;
+  nSlots: number;
+}
+
+/** Splits the emission order into chunks of chunkOps computed wires; roots used across chunks get scratch slots. */
+function planChunks(p: Program, order: number[], chunkOps: number): ChunkPlan {
+  const n = p.ops.length;
   const root = new Int32Array(n);
   const chunkOf = new Int32Array(n).fill(-1);
   let emitted = 0;
@@ -297,309 +318,403 @@ function build(p: Program, live: Uint8Array, chunkOps = CHUNK_OPS, V = GROUP_BLO
   };
   for (const j of order) if (chunkOf[j]! >= 0) for (const a of operandsOf(p.ops[j]!)) use(a, chunkOf[j]!);
   for (const o of p.out) if (o.wire >= 0) use(o.wire, nChunks - 1);
-  const scratchBase = 0; // scratch sits at the bottom of memory, tables after it
-  const tableBase = nSlots * 16 * V;
+  return { root, chunkOf, nChunks, slot, nSlots };
+}
 
-  const chunks: { code: Code; nV128: number }[] = [];
-  let c = new Code();
-  let nLocals = 3;
-  let localOf = new Map<number, number>();
-  const newLocal = (): number => base + nLocals++;
-  let curChunk = 0;
-  const finishChunk = (): void => {
-    chunks.push({ code: c, nV128: nLocals });
-    c = new Code();
-    nLocals = 3;
-    localOf = new Map();
-  };
-  /** push the code of wire w's root (loading it once per chunk from the inputs or the scratch area) */
-  const getCode = (w: number): void => {
-    const r = root[w]!;
-    const l = localOf.get(r);
-    if (l !== undefined) {
-      c.get(l);
-      return;
-    }
-    const nl = newLocal();
-    if (inputSlot[r]! >= 0) c.get(PIN).simd(SIMD.load).memarg(4, inputSlot[r]! * 16);
-    else if (slot[r]! >= 0 && chunkOf[r] !== curChunk) c.get(SP).simd(SIMD.load).memarg(4, scratchBase + slot[r]! * 16 * V);
-    else throw new Error(`internal: wire ${r} has no code in chunk ${curChunk}`);
-    c.op(OP.localTee);
-    uleb(nl, c.b);
-    localOf.set(r, nl);
-  };
+/** Parameters of every chunk function (inPtr, outPtr, sp); the v128 locals follow, three temporaries first. */
+const PIN = 0;
+const POUT = 1;
+const SP = 2;
+const N_PARAMS = 3;
+const T0 = N_PARAMS;
+const T1 = N_PARAMS + 1;
+const T2 = N_PARAMS + 2;
+const N_TEMPS = 3;
 
-  const shiftBy = (s: number, right: boolean): void => {
-    if (s === 0) return;
-    if (s < 0 || s > 31) throw new NotEligible();
-    c.i32(s).simd(right ? SIMD.shrS : SIMD.shl);
-  };
-  /** push wire w's codes aligned to scale `to` (exact: w's values are on the 2^to grid or shifted out) */
-  const push = (w: number, to: number): void => {
-    if (isConst[w]) {
-      const v = constCode[w]! * 2 ** (scale[w]! - to);
-      if (!Number.isInteger(v) || Math.abs(v) >= LIM) throw new NotEligible();
-      c.splat(v);
-      return;
-    }
-    getCode(w);
-    const d = scale[w]! - to;
-    if (d > 0) shiftBy(d, false);
-    else if (d < 0) shiftBy(-d, true);
-  };
-  const splat = (v: number): void => {
-    if (!Number.isInteger(v) || Math.abs(v) >= LIM) throw new NotEligible();
-    c.splat(v);
-  };
+/** Writes the chunk functions: one method per op kind, each leaving the op's codes on the stack. */
+class ChunkWriter {
+  readonly chunks: { code: Code; nV128: number }[] = [];
+  readonly tables: { offset: number; data: Int32Array }[] = [];
+  tableBytes = 0;
+  /** scratch sits at the bottom of memory, tables after it */
+  readonly tableBase: number;
+  private readonly scale: Float64Array;
+  private readonly isConst: Uint8Array;
+  private readonly constCode: Float64Array;
+  private readonly inputSlot: Int32Array;
+  private c = new Code();
+  private nLocals = N_TEMPS;
+  private localOf = new Map<number, number>();
+  private curChunk = 0;
 
-  inputOps.forEach((j) => {
-    const q = p.ops[j]!.qint;
-    scale[j] = log2i(q.step);
-    checkFits(q, scale[j]!);
-    inputScales.push(scale[j]!);
-  });
+  constructor(
+    private readonly p: Program,
+    private readonly plan: ChunkPlan,
+    inputOps: number[],
+    private readonly V: number,
+  ) {
+    const n = p.ops.length;
+    this.scale = new Float64Array(n);
+    this.isConst = new Uint8Array(n);
+    this.constCode = new Float64Array(n);
+    this.inputSlot = new Int32Array(n).fill(-1);
+    inputOps.forEach((j, k) => {
+      this.inputSlot[j] = k;
+    });
+    this.tableBase = plan.nSlots * 16 * V;
+  }
 
-  for (const j of order) {
-    const node = p.ops[j]! as Node;
-    if (node.kind === 'input') continue;
+  /** Each input's scale (log2 of its step), checked to fit 31-bit codes. */
+  scaleInputs(inputOps: number[]): number[] {
+    return inputOps.map((j) => {
+      const q = this.p.ops[j]!.qint;
+      this.scale[j] = log2i(q.step);
+      checkFits(q, this.scale[j]!);
+      return this.scale[j]!;
+    });
+  }
+
+  /** Emits op j: constants and copies cost no code; anything else is computed into a local (and spilled if needed). */
+  op(j: number): void {
+    const node = this.p.ops[j]! as Node;
+    if (node.kind === 'input') return;
     const q = node.qint;
     const lr = log2i(q.step);
-    scale[j] = lr;
+    this.scale[j] = lr;
     if (q.min === q.max) {
       // constant wire (also every zero-width one): no code, its value is known
-      isConst[j] = 1;
-      constCode[j] = q.min / q.step;
-      continue;
+      this.isConst[j] = 1;
+      this.constCode[j] = q.min / q.step;
+      return;
     }
     checkFits(q, lr);
-    if (node.kind !== 'copy' && chunkOf[j] !== curChunk) {
-      finishChunk();
-      curChunk = chunkOf[j]!;
+    if (node.kind === 'copy') {
+      // same code, scale moved by the shift
+      if (this.isConst[node.a]) throw new Error('internal: copy of a constant has a constant interval');
+      this.scale[j] = this.scale[node.a]! + node.shift;
+      if (this.scale[j] !== lr) throw new NotEligible();
+      return;
     }
-    const ops = operandsOf(node);
-    const qa = ops.length > 0 ? p.ops[ops[0]!]!.qint : q;
+    if (this.plan.chunkOf[j] !== this.curChunk) this.enterChunk(this.plan.chunkOf[j]!);
+    this.compute(node, lr);
+    this.keep(j);
+  }
+
+  /** The op's codes at scale lr, on the stack. */
+  private compute(node: Node, lr: number): void {
+    const c = this.c;
     switch (node.kind) {
-      case 'copy': {
-        // same code, scale moved by the shift
-        const a = node.a;
-        if (isConst[a]) throw new Error('internal: copy of a constant has a constant interval');
-        scale[j] = scale[a]! + node.shift;
-        if (scale[j] !== lr) throw new NotEligible();
-        continue;
-      }
       case 'add':
-        push(node.a, lr);
+        this.push(node.a, lr);
         // b·2^shift at scale lr: b's code at scale (scale_b + shift)
-        if (isConst[node.b]) {
-          splat(constCode[node.b]! * 2 ** (scale[node.b]! + node.shift - lr));
-        } else {
-          getCode(node.b);
-          const d = scale[node.b]! + node.shift - lr;
-          if (d > 0) shiftBy(d, false);
-          else if (d < 0) shiftBy(-d, true);
-        }
+        this.pushAt(node.b, this.scale[node.b]! + node.shift, lr);
         c.simd(node.sub ? SIMD.sub : SIMD.add);
-        break;
+        return;
       case 'neg':
-        push(node.a, lr);
+        this.push(node.a, lr);
         c.simd(SIMD.neg);
-        break;
+        return;
       case 'addc':
-        push(node.a, lr);
-        splat(node.value / 2 ** lr);
+        this.push(node.a, lr);
+        this.splat(node.value / 2 ** lr);
         c.simd(SIMD.add);
-        break;
+        return;
       case 'relu':
-        checkFits(qa, lr);
-        push(node.a, lr);
+        checkFits(this.p.ops[node.a]!.qint, lr);
+        this.push(node.a, lr);
         c.splat(0).simd(SIMD.maxS);
-        break;
+        return;
       case 'mux':
-        checkFits(p.ops[node.a]!.qint, lr);
-        checkFits(p.ops[node.b]!.qint, lr);
-        push(node.a, lr);
-        push(node.b, lr);
-        push(node.cond, scale[node.cond]!);
+        checkFits(this.p.ops[node.a]!.qint, lr);
+        checkFits(this.p.ops[node.b]!.qint, lr);
+        this.push(node.a, lr);
+        this.push(node.b, lr);
+        this.push(node.cond, this.scale[node.cond]!);
         c.splat(0).simd(SIMD.ltS).simd(SIMD.bitselect);
-        break;
+        return;
       case 'mul': {
-        const sa = scale[node.a]!;
-        const sb = scale[node.b]!;
-        push(node.a, sa);
-        push(node.b, sb);
+        const sa = this.scale[node.a]!;
+        const sb = this.scale[node.b]!;
+        this.push(node.a, sa);
+        this.push(node.b, sb);
         c.simd(SIMD.mul);
-        const d = sa + sb - lr;
-        if (d > 0) shiftBy(d, false);
-        else if (d < 0) shiftBy(-d, true);
-        break;
+        this.rescale(sa + sb, lr);
+        return;
       }
       case 'min':
       case 'max':
-        checkFits(p.ops[node.a]!.qint, lr);
-        checkFits(p.ops[node.b]!.qint, lr);
-        push(node.a, lr);
-        push(node.b, lr);
+        checkFits(this.p.ops[node.a]!.qint, lr);
+        checkFits(this.p.ops[node.b]!.qint, lr);
+        this.push(node.a, lr);
+        this.push(node.b, lr);
         c.simd(node.kind === 'min' ? SIMD.minS : SIMD.maxS);
-        break;
-      case 'lut': {
-        const a = node.a;
-        if (isConst[a]) throw new Error('internal: lookup of a constant has a constant interval');
-        const data = Int32Array.from(node.table, (v) => {
-          const code = v / 2 ** lr;
-          if (!Number.isInteger(code) || Math.abs(code) >= LIM) throw new NotEligible();
-          return code;
-        });
-        const offset = tableBytes;
-        tables.push({ offset, data });
-        tableBytes += data.length * 4;
-        const minCode = qa.min / 2 ** scale[a]!;
-        c.splat(0);
-        for (let lane = 0; lane < 4; lane++) {
-          getCode(a);
-          c.simd(SIMD.extract).op(lane).i32(minCode).op(OP.i32Sub).i32(2).op(OP.i32Shl);
-          c.op(OP.i32Load).memarg(2, tableBase + offset).simd(SIMD.replace).op(lane);
-        }
-        break;
-      }
-      case 'quant': {
-        const t = node.type;
-        const W = t.k + t.i + t.f;
-        const lt = -t.f;
-        const la = scale[node.a]!;
-        const r = qiFromKif(t, node.overflow);
-        const needOv = qa.min < r.min || qa.max > r.max;
-        const sat = node.overflow !== 'WRAP' && needOv;
-        if (la < lt) {
-          // drop d bits with rounding; saturation clips first at the operand's (finer) scale
-          const d = lt - la;
-          if (d > 30) throw new NotEligible();
-          push(node.a, la);
-          if (sat) {
-            splat(r.min / 2 ** la);
-            c.simd(SIMD.maxS);
-            splat(r.max / 2 ** la);
-            c.simd(SIMD.minS);
-          }
-          c.set(T[0]!);
-          c.get(T[0]!).i32(d).simd(SIMD.shrS).set(T[1]!); // floor
-          if (node.round === 'TRN') c.get(T[1]!);
-          else {
-            const half = 2 ** (d - 1);
-            c.get(T[0]!).splat(2 ** d - 1).simd(SIMD.and).set(T[2]!); // remainder in [0, 2^d)
-            c.get(T[1]!);
-            const gtHalf = (): void => void c.get(T[2]!).splat(half).simd(SIMD.gtS);
-            const eqHalf = (): void => void c.get(T[2]!).splat(half).simd(SIMD.eq);
-            switch (node.round) {
-              case 'RND':
-                c.get(T[2]!).splat(half).simd(SIMD.geS);
-                break;
-              case 'RND_MIN_INF':
-                gtHalf();
-                break;
-              case 'RND_CONV':
-                gtHalf();
-                eqHalf();
-                c.get(T[1]!).splat(1).simd(SIMD.and).splat(1).simd(SIMD.eq).simd(SIMD.and).simd(SIMD.or);
-                break;
-              case 'RND_ZERO':
-                gtHalf();
-                eqHalf();
-                c.get(T[0]!).splat(0).simd(SIMD.ltS).simd(SIMD.and).simd(SIMD.or);
-                break;
-              case 'RND_INF':
-                gtHalf();
-                eqHalf();
-                c.get(T[0]!).splat(0).simd(SIMD.gtS).simd(SIMD.and).simd(SIMD.or);
-                break;
-              case 'TRN_ZERO':
-                c.get(T[2]!).splat(0).simd(SIMD.ne).get(T[0]!).splat(0).simd(SIMD.ltS).simd(SIMD.and);
-                break;
-            }
-            c.simd(SIMD.sub); // floor − (−1 where rounding up)
-          }
-        } else {
-          // already on the grid: align to the type's scale, then clip
-          if (sat) checkFits(qa, lt);
-          push(node.a, lt);
-          if (sat) {
-            splat(r.min / 2 ** lt);
-            c.simd(SIMD.maxS);
-            splat(r.max / 2 ** lt);
-            c.simd(SIMD.minS);
-          }
-        }
-        if (node.overflow === 'WRAP' && needOv) {
-          if (W > 32 || W < 1) throw new NotEligible();
-          if (t.k === 1) {
-            if (W < 32) c.i32(32 - W).simd(SIMD.shl).i32(32 - W).simd(SIMD.shrS);
-          } else {
-            if (W > 31) throw new NotEligible();
-            c.splat(2 ** W - 1).simd(SIMD.and);
-          }
-        }
-        // code at scale lt → the wire's scale
-        const d = lr - lt;
-        if (d > 0) shiftBy(d, true);
-        else if (d < 0) shiftBy(-d, false);
-        break;
-      }
+        return;
+      case 'lut':
+        this.lookup(node, lr);
+        return;
+      case 'quant':
+        this.quantize(node, lr);
+        return;
       default:
         throw new Error(`unreachable: ${node.kind}`);
     }
-    const l = newLocal();
-    localOf.set(j, l);
-    c.set(l);
-    if (slot[j]! >= 0) c.get(SP).get(l).simd(SIMD.store).memarg(4, scratchBase + slot[j]! * 16 * V);
-  }
-  if (curChunk !== nChunks - 1) {
-    finishChunk();
-    curChunk = nChunks - 1;
   }
 
-  // outputs leave as float64 values, sample-major: out[(4·block + lane)·nOut + k] = code · scale (+ 0: no −0)
-  const outScale: number[] = [];
-  const f64 = (v: number): void => {
-    const b = new Uint8Array(new Float64Array([v]).buffer);
-    c.op(0x44);
-    for (const x of b) c.op(x);
-  };
-  p.out.forEach((o, k) => {
-    const sc = o.wire < 0 ? 0 : (o.neg ? -1 : 1) * 2 ** (scale[o.wire]! + o.shift);
-    outScale.push(sc);
-    if (o.wire >= 0 && !isConst[o.wire]) {
-      getCode(o.wire);
-      c.set(T[0]!);
-      for (let lane = 0; lane < 4; lane++) {
-        c.get(POUT).get(T[0]!).simd(SIMD.extract).op(lane).op(0xb7); // f64.convert_i32_s
-        f64(sc);
-        c.op(0xa2); // f64.mul
-        f64(0);
-        c.op(0xa0); // f64.add
-        c.op(0x39).memarg(3, (lane * nOut + k) * 8); // f64.store
-      }
-    } else {
-      const v = o.wire < 0 ? 0 : constCode[o.wire]! * sc + 0;
-      for (let lane = 0; lane < 4; lane++) {
-        c.get(POUT);
-        f64(v);
-        c.op(0x39).memarg(3, (lane * nOut + k) * 8);
-      }
+  /** Table lookup lane by lane: the table (as codes at the result's scale) goes to memory, indexed by the operand's code − min. */
+  private lookup(node: Extract<Node, { kind: 'lut' }>, lr: number): void {
+    const a = node.a;
+    if (this.isConst[a]) throw new Error('internal: lookup of a constant has a constant interval');
+    const data = Int32Array.from(node.table, (v) => {
+      const code = v / 2 ** lr;
+      checkCode(code);
+      return code;
+    });
+    const offset = this.tableBytes;
+    this.tables.push({ offset, data });
+    this.tableBytes += data.length * 4;
+    const minCode = this.p.ops[a]!.qint.min / 2 ** this.scale[a]!;
+    const c = this.c;
+    c.splat(0);
+    for (let lane = 0; lane < 4; lane++) {
+      this.getCode(a);
+      c.simd(SIMD.extract).op(lane).i32(minCode).op(OP.i32Sub).i32(2).op(OP.i32Shl);
+      c.op(OP.i32Load).memarg(2, this.tableBase + offset).simd(SIMD.replace).op(lane);
     }
-  });
+  }
 
-  finishChunk();
+  /**
+   * Quantization to type t = (k, i, f), i.e. to scale lt = −f: drop low bits with rounding (saturation clips
+   * first, at the operand's finer scale) or align an operand already on the grid (then clip); WRAP keeps the
+   * low W bits; finally the code moves from scale lt to the wire's scale lr.
+   */
+  private quantize(node: Extract<Node, { kind: 'quant' }>, lr: number): void {
+    const t = node.type;
+    const lt = -t.f;
+    const la = this.scale[node.a]!;
+    const qa = this.p.ops[node.a]!.qint;
+    const r = qiFromKif(t, node.overflow);
+    const needOv = qa.min < r.min || qa.max > r.max;
+    const sat = node.overflow !== 'WRAP' && needOv;
+    if (la < lt) {
+      const d = lt - la;
+      if (d > 30) throw new NotEligible();
+      this.push(node.a, la);
+      if (sat) this.clip(r, la);
+      this.dropBits(d, node.round);
+    } else {
+      if (sat) checkFits(qa, lt);
+      this.push(node.a, lt);
+      if (sat) this.clip(r, lt);
+    }
+    if (node.overflow === 'WRAP' && needOv) this.wrap(t.k, t.k + t.i + t.f);
+    this.rescale(lt, lr);
+  }
+
+  /** Clips the codes on the stack (at scale `at`) to the interval r. */
+  private clip(r: QInterval, at: number): void {
+    this.splat(r.min / 2 ** at);
+    this.c.simd(SIMD.maxS);
+    this.splat(r.max / 2 ** at);
+    this.c.simd(SIMD.minS);
+  }
+
+  /** Drops the d low bits of the codes on the stack, rounding per mode (src/fixed/quantize's modes, on the remainder). */
+  private dropBits(d: number, round: RoundMode): void {
+    const c = this.c;
+    c.set(T0);
+    c.get(T0).i32(d).simd(SIMD.shrS).set(T1); // floor
+    if (round === 'TRN') {
+      c.get(T1);
+      return;
+    }
+    const half = 2 ** (d - 1);
+    c.get(T0).splat(2 ** d - 1).simd(SIMD.and).set(T2); // remainder in [0, 2^d)
+    c.get(T1);
+    this.roundsUp(round, half);
+    c.simd(SIMD.sub); // floor − (−1 where rounding up)
+  }
+
+  /** Pushes the lane mask (−1 or 0) of "round up" from T0 (the code), T1 (its floor) and T2 (the remainder). */
+  private roundsUp(round: RoundMode, half: number): void {
+    const c = this.c;
+    const gtHalf = (): void => void c.get(T2).splat(half).simd(SIMD.gtS);
+    const eqHalf = (): void => void c.get(T2).splat(half).simd(SIMD.eq);
+    switch (round) {
+      case 'RND':
+        c.get(T2).splat(half).simd(SIMD.geS);
+        break;
+      case 'RND_MIN_INF':
+        gtHalf();
+        break;
+      case 'RND_CONV':
+        gtHalf();
+        eqHalf();
+        c.get(T1).splat(1).simd(SIMD.and).splat(1).simd(SIMD.eq).simd(SIMD.and).simd(SIMD.or);
+        break;
+      case 'RND_ZERO':
+        gtHalf();
+        eqHalf();
+        c.get(T0).splat(0).simd(SIMD.ltS).simd(SIMD.and).simd(SIMD.or);
+        break;
+      case 'RND_INF':
+        gtHalf();
+        eqHalf();
+        c.get(T0).splat(0).simd(SIMD.gtS).simd(SIMD.and).simd(SIMD.or);
+        break;
+      case 'TRN_ZERO':
+        c.get(T2).splat(0).simd(SIMD.ne).get(T0).splat(0).simd(SIMD.ltS).simd(SIMD.and);
+        break;
+    }
+  }
+
+  /** Keeps the low W bits of the codes on the stack: sign-extended when k = 1, masked when k = 0. */
+  private wrap(k: number, W: number): void {
+    if (W > 32 || W < 1) throw new NotEligible();
+    if (k === 1) {
+      if (W < 32) this.c.i32(32 - W).simd(SIMD.shl).i32(32 - W).simd(SIMD.shrS);
+    } else {
+      if (W > 31) throw new NotEligible();
+      this.c.splat(2 ** W - 1).simd(SIMD.and);
+    }
+  }
+
+  /** Stores the codes on the stack in wire j's local, and in its scratch slot when a later chunk reads it. */
+  private keep(j: number): void {
+    const l = this.newLocal();
+    this.localOf.set(j, l);
+    this.c.set(l);
+    const s = this.plan.slot[j]!;
+    if (s >= 0) this.c.get(SP).get(l).simd(SIMD.store).memarg(4, s * 16 * this.V);
+  }
+
+  /**
+   * Outputs leave as float64 values, sample-major: out[(4·block + lane)·nOut + k] = code · scale (+ 0: no −0).
+   * Returns each output's scale.
+   */
+  outputs(): number[] {
+    if (this.curChunk !== this.plan.nChunks - 1) this.enterChunk(this.plan.nChunks - 1);
+    const c = this.c;
+    const nOut = this.p.out.length;
+    const f64 = (v: number): void => {
+      const b = new Uint8Array(new Float64Array([v]).buffer);
+      c.op(0x44);
+      for (const x of b) c.op(x);
+    };
+    const outScale: number[] = [];
+    this.p.out.forEach((o, k) => {
+      const sc = o.wire < 0 ? 0 : (o.neg ? -1 : 1) * 2 ** (this.scale[o.wire]! + o.shift);
+      outScale.push(sc);
+      if (o.wire >= 0 && !this.isConst[o.wire]) {
+        this.getCode(o.wire);
+        c.set(T0);
+        for (let lane = 0; lane < 4; lane++) {
+          c.get(POUT).get(T0).simd(SIMD.extract).op(lane).op(0xb7); // f64.convert_i32_s
+          f64(sc);
+          c.op(0xa2); // f64.mul
+          f64(0);
+          c.op(0xa0); // f64.add
+          c.op(0x39).memarg(3, (lane * nOut + k) * 8); // f64.store
+        }
+      } else {
+        const v = o.wire < 0 ? 0 : this.constCode[o.wire]! * sc + 0;
+        for (let lane = 0; lane < 4; lane++) {
+          c.get(POUT);
+          f64(v);
+          c.op(0x39).memarg(3, (lane * nOut + k) * 8);
+        }
+      }
+    });
+    this.finishChunk();
+    return outScale;
+  }
+
+  private newLocal(): number {
+    return N_PARAMS + this.nLocals++;
+  }
+
+  private finishChunk(): void {
+    this.chunks.push({ code: this.c, nV128: this.nLocals });
+    this.c = new Code();
+    this.nLocals = N_TEMPS;
+    this.localOf = new Map();
+  }
+
+  private enterChunk(k: number): void {
+    this.finishChunk();
+    this.curChunk = k;
+  }
+
+  /** Pushes the code of wire w's root (loading it once per chunk from the inputs or the scratch area). */
+  private getCode(w: number): void {
+    const { root, slot, chunkOf } = this.plan;
+    const r = root[w]!;
+    const l = this.localOf.get(r);
+    if (l !== undefined) {
+      this.c.get(l);
+      return;
+    }
+    const nl = this.newLocal();
+    if (this.inputSlot[r]! >= 0) this.c.get(PIN).simd(SIMD.load).memarg(4, this.inputSlot[r]! * 16);
+    else if (slot[r]! >= 0 && chunkOf[r] !== this.curChunk) this.c.get(SP).simd(SIMD.load).memarg(4, slot[r]! * 16 * this.V);
+    else throw new Error(`internal: wire ${r} has no code in chunk ${this.curChunk}`);
+    this.c.op(OP.localTee);
+    uleb(nl, this.c.b);
+    this.localOf.set(r, nl);
+  }
+
+  private shiftBy(s: number, right: boolean): void {
+    if (s === 0) return;
+    if (s < 0 || s > 31) throw new NotEligible();
+    this.c.i32(s).simd(right ? SIMD.shrS : SIMD.shl);
+  }
+
+  /** Moves the codes on the stack from scale `from` to scale `to` (left shift to a finer grid, right shift to a coarser one). */
+  private rescale(from: number, to: number): void {
+    const d = from - to;
+    if (d > 0) this.shiftBy(d, false);
+    else if (d < 0) this.shiftBy(-d, true);
+  }
+
+  /** Pushes wire w's codes aligned to scale `to` (exact: w's values are on the 2^to grid or shifted out). */
+  private push(w: number, to: number): void {
+    this.pushAt(w, this.scale[w]!, to);
+  }
+
+  /** Pushes wire w's codes, read as being at scale wScale, aligned to scale `to`. */
+  private pushAt(w: number, wScale: number, to: number): void {
+    if (this.isConst[w]) {
+      this.splat(this.constCode[w]! * 2 ** (wScale - to));
+      return;
+    }
+    this.getCode(w);
+    this.rescale(wScale, to);
+  }
+
+  private splat(v: number): void {
+    checkCode(v);
+    this.c.splat(v);
+  }
+}
+
+/** Compiles the chunks, lays out memory (scratch, tables, then the input and output blocks) and wraps `run`. */
+function instantiate(
+  w: ChunkWriter,
+  head: Pick<WasmKernel, 'inputOps' | 'inputScales' | 'outScale'>,
+  nOut: number,
+  V: number,
+): WasmKernel {
+  const nInOps = head.inputOps.length;
+  const { tableBase, tableBytes } = w;
   const tablePages = Math.ceil((tableBase + tableBytes) / 65536) + 1;
-  const mod = new WA.Module(buildModule(chunks, tablePages, nInOps * 16, nOut * 32, V));
-  const mem = new WA.Memory({ initial: tablePages });
-  const instance = new WA.Instance(mod, { m: { mem } });
+  const mod = new WA!.Module(buildModule(w.chunks, tablePages, nInOps * 16, nOut * 32, V));
+  const mem = new WA!.Memory({ initial: tablePages });
+  const instance = new WA!.Instance(mod, { m: { mem } });
   const view = new Int32Array(mem.buffer);
-  for (const tb of tables) view.set(tb.data, (tableBase + tb.offset) / 4);
+  for (const tb of w.tables) view.set(tb.data, (tableBase + tb.offset) / 4);
   const tableEnd = tableBase + Math.ceil(tableBytes / 16) * 16;
   const run = instance.exports.run as (a: number, b: number, c: number) => void;
   return {
-    inputOps,
-    inputScales,
-    outScale,
+    ...head,
     prepare(nBlocks: number): Int32Array {
       const padded = Math.ceil(nBlocks / V) * V;
       const need = tableEnd + padded * nInOps * 16 + padded * nOut * 32;

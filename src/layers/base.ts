@@ -1,7 +1,7 @@
 /**
  * Base class of every HGQ layer (tfjs-layers custom layer): input quantizer(s) on by default, optional output
  * quantizer, a per-layer β, and the differentiable EBOPs that — times β, plus the quantizers' L1 bit
- * pressure — is added to the loss through `addLoss`, so plain `model.fit` optimizes it (DESIGN.md §4).
+ * pressure — is added to the loss through `addLoss`, so plain `model.fit` optimizes it (docs/quantizers.md §6).
  *
  * Subclasses implement `buildLayer`, `forward`, `computeOutputShape`, `ebopsTensor` and `exportLayer`.
  * Quantizers own no variables: they create theirs through this layer's `addWeight`, so the model saves,

@@ -7,22 +7,19 @@
  * so are their sums while they fit 24 bits, whatever the summation order.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { Quantizer, QuantizerMode } from '../quantizer/index.ts';
-import { QLayer, qconf, type QConf, type QLayerArgs, type Shape } from './base.ts';
-import { applyActivation, checkActivation, initializer, type Activation } from './dense.ts';
+import type { QuantizerMode } from '../quantizer/index.ts';
+import type { Shape } from './base.ts';
+import { applyActivation, checkActivation, type Activation } from './dense.ts';
+import { type KernelLayerArgs, QKernelLayer } from './kernel.ts';
 import { windowGeometry, type Padding, type Window1D } from './patches.ts';
 
-export interface QConvArgs extends QLayerArgs {
+export interface QConvArgs extends KernelLayerArgs {
   filters: number;
   kernelSize: number | number[];
   strides?: number | number[];
   padding?: Padding;
   activation?: Activation | null;
   useBias?: boolean;
-  kernelInitializer?: string;
-  biasInitializer?: string;
-  kqConf?: QConf;
-  bqConf?: QConf;
   /** output positions computed in parallel (HGQ2's parallelization_factor); −1 = all (fully parallel) */
   parallelizationFactor?: number;
 }
@@ -73,7 +70,7 @@ function makeConv(geoms: Window1D[]): ConvFn {
   return (x, k, b) => (b ? biased(x, k, b) : plain(x, k));
 }
 
-abstract class QConvBase extends QLayer {
+abstract class QConvBase extends QKernelLayer {
   protected abstract readonly rank: 1 | 2;
   readonly filters: number;
   readonly kernelSize: number[];
@@ -82,14 +79,6 @@ abstract class QConvBase extends QLayer {
   readonly activation: Activation;
   readonly useBias: boolean;
   readonly parallelizationFactor: number;
-  protected readonly kernelInitializer: string;
-  protected readonly biasInitializer: string;
-  protected readonly kqConf: QConf;
-  protected readonly bqConf: QConf;
-  kernel!: tf.LayerVariable;
-  bias: tf.LayerVariable | null = null;
-  kq!: Quantizer;
-  bq: Quantizer | null = null;
   protected geoms: Window1D[] = [];
   protected nParallel = 1;
   private convFn: ConvFn | null = null;
@@ -110,10 +99,6 @@ abstract class QConvBase extends QLayer {
     this.activation = checkActivation(this, args.activation);
     this.useBias = args.useBias ?? true;
     this.parallelizationFactor = args.parallelizationFactor ?? -1;
-    this.kernelInitializer = args.kernelInitializer ?? 'glorotUniform';
-    this.biasInitializer = args.biasInitializer ?? 'zeros';
-    this.kqConf = args.kqConf ?? null;
-    this.bqConf = args.bqConf ?? null;
   }
 
   protected ownArgNames(): string[] {
@@ -137,14 +122,7 @@ abstract class QConvBase extends QLayer {
     const c = shape![shape!.length - 1];
     if (c === null || c === undefined) this.fail('the channel axis must have a known size');
     const kShape = [...this.kernelSize, c, this.filters];
-    this.kernel = this.addWeight('kernel', kShape, 'float32', initializer(this.kernelInitializer), undefined, true);
-    this.kq = this.makeQuantizer('kq', this.kqConf, 'weight', kShape);
-    this.wqs.push(this.kq);
-    if (this.useBias) {
-      this.bias = this.addWeight('bias', [this.filters], 'float32', initializer(this.biasInitializer), undefined, true);
-      this.bq = this.makeQuantizer('bq', this.bqConf, 'bias', [this.filters]);
-      this.wqs.push(this.bq);
-    }
+    this.addKernelAndBias(kShape, this.useBias ? [this.filters] : null);
     this.nParallel = this.geoms.reduce((a, g) => a * g.out, 1);
     this.inputSpec = [{ ndim: this.rank + 2, axes: { [-1]: c } }];
   }
@@ -197,8 +175,7 @@ abstract class QConvBase extends QLayer {
       padding: this.padding,
       /** zero padding per spatial axis as [before, after] (TF 'same' rule) */
       pads: this.geoms.map((g) => [g.padBefore, g.padAfter]),
-      kernel: this.exportWeight(this.kq, this.kernel.read()),
-      bias: this.bq ? this.exportWeight(this.bq, this.bias!.read()) : null,
+      ...this.exportKernelAndBias(),
     };
   }
 
@@ -211,10 +188,7 @@ abstract class QConvBase extends QLayer {
       padding: this.padding,
       activation: this.activation,
       useBias: this.useBias,
-      kernelInitializer: this.kernelInitializer,
-      biasInitializer: this.biasInitializer,
-      kqConf: qconf(this.kq ?? null, this.kqConf),
-      bqConf: qconf(this.bq, this.bqConf),
+      ...this.kernelConfig(),
       parallelizationFactor: this.parallelizationFactor,
     };
   }

@@ -1,8 +1,9 @@
 /** QDense and QBatchNormDense (HGQ2 names and semantics). */
 import * as tf from '@tensorflow/tfjs';
-import { fusedBilinearSum, fusedSmallApplies, type Quantizer, type QuantizerMode } from '../quantizer/index.ts';
+import { fusedBilinearSum, fusedSmallApplies, type QuantizerMode } from '../quantizer/index.ts';
 import { matMul2d } from './matmul.ts';
-import { QLayer, qconf, updateMovingStatistics, type QConf, type QLayerArgs, type Shape } from './base.ts';
+import { type KernelLayerArgs, QKernelLayer } from './kernel.ts';
+import { type QLayer, updateMovingStatistics, type Shape } from './base.ts';
 
 export const ACTIVATIONS = ['linear', 'relu'] as const;
 export type Activation = (typeof ACTIVATIONS)[number];
@@ -19,32 +20,20 @@ export function applyActivation(x: tf.Tensor, a: Activation): tf.Tensor {
   return a === 'relu' ? tf.relu(x) : x;
 }
 
-export interface QDenseArgs extends QLayerArgs {
+export interface QDenseArgs extends KernelLayerArgs {
   units: number;
   activation?: Activation | null;
   useBias?: boolean;
-  kernelInitializer?: string;
-  biasInitializer?: string;
-  kqConf?: QConf;
-  bqConf?: QConf;
   /** Multiplications done in parallel (HGQ2's parallelization_factor); −1 = all positions (fully parallel). */
   parallelizationFactor?: number;
 }
 
-export class QDense extends QLayer {
+export class QDense extends QKernelLayer {
   static className = 'QDense';
   readonly units: number;
   readonly activation: Activation;
   readonly useBias: boolean;
   readonly parallelizationFactor: number;
-  protected readonly kernelInitializer: string;
-  protected readonly biasInitializer: string;
-  protected readonly kqConf: QConf;
-  protected readonly bqConf: QConf;
-  kernel!: tf.LayerVariable;
-  bias: tf.LayerVariable | null = null;
-  kq!: Quantizer;
-  bq: Quantizer | null = null;
   /** positions the same kernel is applied at (Π of the input's middle axes) */
   protected nParallel = 1;
 
@@ -55,10 +44,6 @@ export class QDense extends QLayer {
     this.activation = checkActivation(this, args.activation);
     this.useBias = args.useBias ?? true;
     this.parallelizationFactor = args.parallelizationFactor ?? -1;
-    this.kernelInitializer = args.kernelInitializer ?? 'glorotUniform';
-    this.biasInitializer = args.biasInitializer ?? 'zeros';
-    this.kqConf = args.kqConf ?? null;
-    this.bqConf = args.bqConf ?? null;
   }
 
   protected ownArgNames(): string[] {
@@ -70,20 +55,13 @@ export class QDense extends QLayer {
     if (inDim === null || inDim === undefined) this.fail(`the last input axis must have a known size, got [${shape}]`);
     if (shape!.length < 2) this.fail(`expects inputs of rank ≥ 2 (batch, features), got [${shape}]`);
     this.nParallel = shape!.slice(1, -1).reduce<number>((a, d) => a * (d ?? 1), 1);
-    this.kernel = this.addWeight('kernel', [inDim, this.units], 'float32', initializer(this.kernelInitializer), undefined, true);
-    this.kq = this.makeQuantizer('kq', this.kqConf, 'weight', [inDim, this.units]);
-    this.wqs.push(this.kq);
-    if (this.useBias) {
-      this.bias = this.addWeight('bias', [this.units], 'float32', initializer(this.biasInitializer), undefined, true);
-      this.bq = this.makeQuantizer('bq', this.bqConf, 'bias', [this.units]);
-      this.wqs.push(this.bq);
-    }
+    this.addKernelAndBias([inDim, this.units], this.useBias ? [this.units] : null);
     this.inputSpec = [{ minNDim: 2, axes: { [-1]: inDim } }];
   }
 
   /** Quantized kernel and bias as used in the forward pass. */
   protected qWeights(mode: QuantizerMode): { k: tf.Tensor; b: tf.Tensor | null } {
-    const m = mode === true ? true : false;
+    const m = mode === true;
     return { k: this.kq.call(this.kernel.read(), m), b: this.bq ? this.bq.call(this.bias!.read(), m) : null };
   }
 
@@ -125,8 +103,7 @@ export class QDense extends QLayer {
   protected exportLayer(): Record<string, unknown> {
     return {
       activation: this.activation,
-      kernel: this.exportWeight(this.kq, this.kernel.read()),
-      bias: this.bq ? this.exportWeight(this.bq, this.bias!.read()) : null,
+      ...this.exportKernelAndBias(),
     };
   }
 
@@ -136,10 +113,7 @@ export class QDense extends QLayer {
       units: this.units,
       activation: this.activation,
       useBias: this.useBias,
-      kernelInitializer: this.kernelInitializer,
-      biasInitializer: this.biasInitializer,
-      kqConf: qconf(this.kq ?? null, this.kqConf),
-      bqConf: qconf(this.bq, this.bqConf),
+      ...this.kernelConfig(),
       parallelizationFactor: this.parallelizationFactor,
     };
   }
@@ -151,21 +125,6 @@ export function matmulLast(x: tf.Tensor, k: tf.Tensor, b?: tf.Tensor | null): tf
   const lead = x.shape.slice(0, -1);
   const y = matMul2d(tf.reshape(x, [-1, x.shape[x.rank - 1]!]), k, b);
   return tf.reshape(y, [...lead, k.shape[1]!]);
-}
-
-export function initializer(name: string): ReturnType<typeof tf.initializers.zeros> {
-  const table: Record<string, () => ReturnType<typeof tf.initializers.zeros>> = {
-    zeros: () => tf.initializers.zeros(),
-    ones: () => tf.initializers.ones(),
-    glorotUniform: () => tf.initializers.glorotUniform({}),
-    glorotNormal: () => tf.initializers.glorotNormal({}),
-    heNormal: () => tf.initializers.heNormal({}),
-    heUniform: () => tf.initializers.heUniform({}),
-    leCunNormal: () => tf.initializers.leCunNormal({}),
-  };
-  const f = table[name];
-  if (!f) throw new Error(`unknown initializer '${name}'; use one of ${Object.keys(table).join(', ')}`);
-  return f();
 }
 
 export interface QBatchNormDenseArgs extends QDenseArgs {

@@ -14,9 +14,10 @@
  * kernel) and moves the statistics by `momentum` (0.99); inference and calibration use the moving statistics.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { Quantizer, QuantizerMode } from '../quantizer/index.ts';
-import { QLayer, qconf, updateMovingStatistics, type ConstExport, type QConf, type QLayerArgs, type Shape } from './base.ts';
-import { applyActivation, checkActivation, initializer, type Activation } from './dense.ts';
+import type { QuantizerMode } from '../quantizer/index.ts';
+import { updateMovingStatistics, type ConstExport, type Shape } from './base.ts';
+import { applyActivation, checkActivation, type Activation } from './dense.ts';
+import { type KernelLayerArgs, QKernelLayer } from './kernel.ts';
 import { matMul2d } from './matmul.ts';
 
 /** Keras backend epsilon(): what HGQ2's batch-norm fold adds to the variance. */
@@ -104,22 +105,18 @@ export function biasShapeFor(outSpec: string, axes: string, outDims: number[]): 
   return [...outSpec.slice(first)].map((c, j) => (axes.includes(c) ? outDims[first + j]! : 1));
 }
 
-export interface QEinsumDenseArgs extends QLayerArgs {
+export interface QEinsumDenseArgs extends KernelLayerArgs {
   equation: string;
   /** per-sample output shape (Keras `output_shape`, batch excluded); a single number for a rank-2 output */
   outputShape: number | (number | null)[];
   activation?: Activation | null;
   /** output letters that carry a bias (Keras `bias_axes`), null/absent = no bias */
   biasAxes?: string | null;
-  kernelInitializer?: string;
-  biasInitializer?: string;
-  kqConf?: QConf;
-  bqConf?: QConf;
   /** HGQ2's `ebops_scaler`: multiplies this layer's EBOPs (default 1) */
   ebopsScaler?: number;
 }
 
-export class QEinsumDense extends QLayer {
+export class QEinsumDense extends QKernelLayer {
   static className = 'QEinsumDense';
   readonly equation: string;
   readonly plan: EinsumPlan;
@@ -128,14 +125,6 @@ export class QEinsumDense extends QLayer {
   readonly activation: Activation;
   readonly biasAxes: string | null;
   readonly ebopsScaler: number;
-  protected readonly kernelInitializer: string;
-  protected readonly biasInitializer: string;
-  protected readonly kqConf: QConf;
-  protected readonly bqConf: QConf;
-  kernel!: tf.LayerVariable;
-  bias: tf.LayerVariable | null = null;
-  kq!: Quantizer;
-  bq: Quantizer | null = null;
   /** size of every non-batch letter, from the built input shape and `outputShape` */
   dims: Record<string, number> = {};
   kernelShape: number[] = [];
@@ -162,10 +151,6 @@ export class QEinsumDense extends QLayer {
     }
     this.ebopsScaler = args.ebopsScaler ?? 1;
     if (!Number.isFinite(this.ebopsScaler) || this.ebopsScaler < 0) this.fail(`ebopsScaler must be finite and ≥ 0, got ${args.ebopsScaler}`);
-    this.kernelInitializer = args.kernelInitializer ?? 'glorotUniform';
-    this.biasInitializer = args.biasInitializer ?? 'zeros';
-    this.kqConf = args.kqConf ?? null;
-    this.bqConf = args.bqConf ?? null;
   }
 
   protected ownArgNames(): string[] {
@@ -200,15 +185,8 @@ export class QEinsumDense extends QLayer {
     this.dims = dims;
     this.outDims = out;
     this.kernelShape = [...this.plan.kerSpec].map((c) => dims[c]!);
-    this.kernel = this.addWeight('kernel', this.kernelShape, 'float32', initializer(this.kernelInitializer), undefined, true);
-    this.kq = this.makeQuantizer('kq', this.kqConf, 'weight', this.kernelShape);
-    this.wqs.push(this.kq);
-    if (this.biasAxes !== null) {
-      this.biasShape = biasShapeFor(this.plan.outSpec, this.biasAxes, [1, ...out]);
-      this.bias = this.addWeight('bias', this.biasShape, 'float32', initializer(this.biasInitializer), undefined, this.biasTrainable());
-      this.bq = this.makeQuantizer('bq', this.bqConf, 'bias', this.biasShape);
-      this.wqs.push(this.bq);
-    }
+    if (this.biasAxes !== null) this.biasShape = biasShapeFor(this.plan.outSpec, this.biasAxes, [1, ...out]);
+    this.addKernelAndBias(this.kernelShape, this.biasShape, this.biasTrainable());
     this.buildExtra();
   }
 
@@ -363,10 +341,7 @@ export class QEinsumDense extends QLayer {
       outputShape: [...this.partialOutputShape],
       activation: this.activation,
       biasAxes: this.biasAxes === null ? null : encodeLetters(this.biasAxes),
-      kernelInitializer: this.kernelInitializer,
-      biasInitializer: this.biasInitializer,
-      kqConf: qconf(this.kq ?? null, this.kqConf),
-      bqConf: qconf(this.bq, this.bqConf),
+      ...this.kernelConfig(),
       ebopsScaler: this.ebopsScaler,
     };
   }

@@ -1,5 +1,5 @@
 /**
- * Quantizer configuration: defaults per (parametrization, place), scoped overrides, validation (DESIGN.md §3).
+ * Quantizer configuration: defaults per (parametrization, place), scoped overrides, validation (docs/quantizers.md §7).
  * Field names follow HGQ2's QuantizerConfig in camelCase (k0, b0, i0, f0, round/overflow mode, bounds in place of
  * its MinMax constraints, l1 in place of its MonoL1 regularizers, iDecaySpeed, homogeneous/heterogeneous axes).
  */

@@ -1,4 +1,4 @@
-/** Trainable HGQ quantizers on TensorFlow.js (DESIGN.md §3). */
+/** Trainable HGQ quantizers on TensorFlow.js (docs/quantizers.md). */
 export {
   type QType,
   type Place,

@@ -4,7 +4,7 @@
  * than a multiply (measured: [32768,64] vs [1,64] maximum ≈ 1 s, mul ≈ 13 ms). Training has its own fused kernels
  * (train-kernels.ts). Arithmetic is done in float64,
  * where every step is exact (x·2^f, floor, integer codes of up to 53 bits), so the results are the exact
- * fixed-point values of DESIGN.md §2 — the same as src/fixed's float path, and as the tf-op path in ops.ts
+ * fixed-point values of docs/fixed-point.md §2–3 — the same as src/fixed's float path, and as the tf-op path in ops.ts
  * within its float32-exact range. Parameters are per "prefix-homogeneous" pattern: the parameter tensor has
  * shape [1, …, 1, d_h, …, d_{n−1}] against x's [·, …, ·, d_h, …, d_{n−1}], so element j uses parameter
  * j mod P. That covers per element, per activation, per channel (last axis) and per tensor; other patterns
@@ -75,7 +75,7 @@ function codeRange(k: number, i: number, f: number, o: number): { signed: boolea
   return { signed, W: (signed ? 1 : 0) + i + f, hi, lo: !signed ? 0 : o === 2 ? -hi : -hi - 1 };
 }
 
-/** Inference quantization, DESIGN.md §2: SAT/SAT_SYM clip then round, WRAP rounds then keeps the low W bits; W <= 0 gives 0. */
+/** Inference quantization (docs/fixed-point.md §3, docs/quantizers.md §2): SAT/SAT_SYM clip then round, WRAP rounds then keeps the low W bits; W <= 0 gives 0. */
 function quantizeLoop(
   x: Float32Array, k: Float32Array, i: Float32Array, f: Float32Array, out: Float32Array, m: number, o: number,
 ): void {

@@ -1,5 +1,5 @@
 /**
- * Stateless fixed-point ops on tfjs tensors, exact in float32 (DESIGN.md §2 semantics, same results as
+ * Stateless fixed-point ops on tfjs tensors, exact in float32 (docs/fixed-point.md §2–3 semantics, same results as
  * src/fixed bit for bit within the ranges below).
  *
  * Exactness: tfjs computes in float32. Scaling by 2^f, floor/ceil, and differences of integers below 2^24 are

@@ -1,5 +1,5 @@
 /**
- * Trainable HGQ quantizers (DESIGN.md §3): KBI (trainable b and i; f = round(b) − round(i)) and KIF (trainable
+ * Trainable HGQ quantizers (docs/quantizers.md §1–5): KBI (trainable b and i; f = round(b) − round(i)) and KIF (trainable
  * i and f), with HGQ2's surrogate gradients, WRAP integer-bit tracking, calibration, and per-element to
  * per-tensor granularity. Free of tfjs-layers internals: a layer owns the variables by passing its own
  * weight factory to `build` (e.g. one wrapping `Layer.addWeight`).

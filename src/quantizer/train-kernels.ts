@@ -20,6 +20,7 @@ import type { OverflowMode, RoundMode } from '../fixed/types.ts';
 import { ceilLog2 } from '../fixed/interval.ts';
 import { fusedEnabled, pow2, ROUND_CODES, withArrays } from './kernels.ts';
 import { wasmKernels, type WasmBackendish } from './wasm-module.ts';
+import { roundHalfEven } from '../util/rounding.ts';
 
 type Info = tf.TensorInfo;
 const NLN2 = Math.fround(-Math.LN2);
@@ -32,13 +33,6 @@ interface CpuBackendish {
 
 // ---------------------------------------------------------------------------------------------------------
 // per-parameter arithmetic (float32 exactly as the tf ops do it)
-
-/** tf.round: half to even. */
-function roundHalfEven(v: number): number {
-  let r = Math.round(v);
-  if (r - v === 0.5 && r % 2 !== 0) r -= 1;
-  return r + 0;
-}
 
 /** f = clip(round(f_raw)) and its 2^f, 2^-f (float32), repeated `rep` times. */
 function prepScales(fRaw: Float32Array, fLo: number, fHi: number, rep: number, scale: Float32Array, step: Float32Array): Float64Array {
@@ -209,29 +203,40 @@ function wrapBwdKernel({ inputs, backend, attrs }: Parameters<tf.KernelFunc>[0])
   return out ?? (backend as unknown as CpuBackendish).makeTensorInfo(f.shape, 'float32', df);
 }
 
+/** Registers kernels on the cpu and wasm backends, once (the module may be evaluated more than once). */
+function registerOnCpuAndWasm(kernels: ReadonlyArray<readonly [string, unknown]>): void {
+  for (const backendName of ['wasm', 'cpu'])
+    for (const [kernelName, kernelFunc] of kernels)
+      if (!tf.getKernel(kernelName, backendName)) tf.registerKernel({ kernelName, backendName, kernelFunc: kernelFunc as tf.KernelFunc });
+}
+
+function registerGradientOnce(config: tf.GradConfig): void {
+  if (!tf.getGradient(config.kernelName)) tf.registerGradient(config);
+}
+
+/** Runs a gradient kernel on named inputs with the forward kernel's attributes; its outputs in order. */
+function runGrad(kernelName: string, inputs: Record<string, tf.Tensor>, attrs: unknown): tf.Tensor[] {
+  return tf.engine().runKernel(kernelName, inputs as unknown as tf.NamedTensorMap, attrs as tf.NamedAttrMap) as tf.Tensor[];
+}
+
 const FWD = 'HgqKifWrapTrain';
 const BWD = 'HgqKifWrapTrainGrad';
-for (const backendName of ['wasm', 'cpu']) {
-  if (!tf.getKernel(FWD, backendName)) tf.registerKernel({ kernelName: FWD, backendName, kernelFunc: wrapFwdKernel as unknown as tf.KernelFunc });
-  if (!tf.getKernel(BWD, backendName)) tf.registerKernel({ kernelName: BWD, backendName, kernelFunc: wrapBwdKernel as unknown as tf.KernelFunc });
-}
-if (!tf.getGradient(FWD)) {
-  tf.registerGradient({
-    kernelName: FWD,
-    inputsToSave: ['x', 'f'],
-    gradFunc: (dy, saved, attrs) => {
-      const [x, f] = saved as [tf.Tensor, tf.Tensor];
-      const d = (Array.isArray(dy) ? dy[0] : dy) as tf.Tensor;
-      // x: straight through; f: the raw parameter, its rounding straight through; i and decay: none (WRAP)
-      return {
-        x: () => d,
-        f: () => tf.engine().runKernel(BWD, { dy: d, x, f } as unknown as tf.NamedTensorMap, attrs as tf.NamedAttrMap) as tf.Tensor,
-        i: () => tf.zerosLike(f), // only asked for if someone differentiates w.r.t. these
-        decay: () => tf.zeros([]),
-      };
-    },
-  });
-}
+registerOnCpuAndWasm([[FWD, wrapFwdKernel], [BWD, wrapBwdKernel]]);
+registerGradientOnce({
+  kernelName: FWD,
+  inputsToSave: ['x', 'f'],
+  gradFunc: (dy, saved, attrs) => {
+    const [x, f] = saved as [tf.Tensor, tf.Tensor];
+    const d = (Array.isArray(dy) ? dy[0] : dy) as tf.Tensor;
+    // x: straight through; f: the raw parameter, its rounding straight through; i and decay: none (WRAP)
+    return {
+      x: () => d,
+      f: () => tf.engine().runKernel(BWD, { dy: d, x, f } as unknown as tf.NamedTensorMap, attrs as tf.NamedAttrMap) as tf.Tensor,
+      i: () => tf.zerosLike(f), // only asked for if someone differentiates w.r.t. these
+      decay: () => tf.zeros([]),
+    };
+  },
+});
 
 /**
  * Whether the fused training kernels apply: enabled, a cpu backend or a wasm backend whose memory the module
@@ -340,21 +345,16 @@ function satBwdKernel({ inputs, backend, attrs }: Parameters<tf.KernelFunc>[0]):
 
 const SAT_FWD = 'HgqSatTrain';
 const SAT_BWD = 'HgqSatTrainGrad';
-for (const backendName of ['wasm', 'cpu']) {
-  if (!tf.getKernel(SAT_FWD, backendName)) tf.registerKernel({ kernelName: SAT_FWD, backendName, kernelFunc: satFwdKernel as unknown as tf.KernelFunc });
-  if (!tf.getKernel(SAT_BWD, backendName)) tf.registerKernel({ kernelName: SAT_BWD, backendName, kernelFunc: satBwdKernel as unknown as tf.KernelFunc });
-}
-if (!tf.getGradient(SAT_FWD)) {
-  tf.registerGradient({
-    kernelName: SAT_FWD,
-    inputsToSave: ['x', 'p1', 'p2', 'k'],
-    gradFunc: (dy, saved, attrs) => {
-      const [x, p1, p2, k] = saved as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
-      const [dx, d1, d2] = tf.engine().runKernel(SAT_BWD, { dy: dy as tf.Tensor, x, p1, p2, k } as unknown as tf.NamedTensorMap, attrs as tf.NamedAttrMap) as tf.Tensor[];
-      return { x: () => dx!, p1: () => d1!, p2: () => d2!, k: () => tf.zerosLike(p1) };
-    },
-  });
-}
+registerOnCpuAndWasm([[SAT_FWD, satFwdKernel], [SAT_BWD, satBwdKernel]]);
+registerGradientOnce({
+  kernelName: SAT_FWD,
+  inputsToSave: ['x', 'p1', 'p2', 'k'],
+  gradFunc: (dy, saved, attrs) => {
+    const [x, p1, p2, k] = saved as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
+    const [dx, d1, d2] = runGrad(SAT_BWD, { dy: dy as tf.Tensor, x, p1, p2, k }, attrs);
+    return { x: () => dx!, p1: () => d1!, p2: () => d2!, k: () => tf.zerosLike(p1) };
+  },
+});
 
 /**
  * SAT / SAT_SYM training forward of quantizer.ts satTrain as one kernel with a one-kernel gradient. KIF: p1 = i_raw,
@@ -412,32 +412,25 @@ function bitsGradKernel({ inputs, backend, attrs }: Parameters<tf.KernelFunc>[0]
 // KIF (inputs a = i, b = f) and KBI (a = b only) are two kernel names: the tape saves exactly the inputs each needs
 const BITS = 'HgqBits', BITS_KBI = 'HgqBitsKbi';
 const BITS_GRAD = 'HgqBitsGrad';
-for (const backendName of ['wasm', 'cpu']) {
-  for (const [kernelName, kernelFunc] of [[BITS, bitsKernel], [BITS_KBI, bitsKernel], [BITS_GRAD, bitsGradKernel]] as const)
-    if (!tf.getKernel(kernelName, backendName)) tf.registerKernel({ kernelName, backendName, kernelFunc: kernelFunc as unknown as tf.KernelFunc });
-}
-if (!tf.getGradient(BITS)) {
-  tf.registerGradient({
-    kernelName: BITS,
-    inputsToSave: ['a', 'b'],
-    gradFunc: (dy, saved, attrs) => {
-      const [a, b] = saved as [tf.Tensor, tf.Tensor];
-      const [da, db] = tf.engine().runKernel(BITS_GRAD, { dy: dy as tf.Tensor, a, b } as unknown as tf.NamedTensorMap, attrs as tf.NamedAttrMap) as tf.Tensor[];
-      return { a: () => da!, b: () => db!, k: () => tf.zerosLike(a) };
-    },
-  });
-}
-if (!tf.getGradient(BITS_KBI)) {
-  tf.registerGradient({
-    kernelName: BITS_KBI,
-    inputsToSave: ['a'],
-    gradFunc: (dy, saved, attrs) => {
-      const [a] = saved as [tf.Tensor];
-      const [da] = tf.engine().runKernel(BITS_GRAD, { dy: dy as tf.Tensor, a } as unknown as tf.NamedTensorMap, attrs as tf.NamedAttrMap) as tf.Tensor[];
-      return { a: () => da!, k: () => tf.zerosLike(a) };
-    },
-  });
-}
+registerOnCpuAndWasm([[BITS, bitsKernel], [BITS_KBI, bitsKernel], [BITS_GRAD, bitsGradKernel]]);
+registerGradientOnce({
+  kernelName: BITS,
+  inputsToSave: ['a', 'b'],
+  gradFunc: (dy, saved, attrs) => {
+    const [a, b] = saved as [tf.Tensor, tf.Tensor];
+    const [da, db] = runGrad(BITS_GRAD, { dy: dy as tf.Tensor, a, b }, attrs);
+    return { a: () => da!, b: () => db!, k: () => tf.zerosLike(a) };
+  },
+});
+registerGradientOnce({
+  kernelName: BITS_KBI,
+  inputsToSave: ['a'],
+  gradFunc: (dy, saved, attrs) => {
+    const [a] = saved as [tf.Tensor];
+    const [da] = runGrad(BITS_GRAD, { dy: dy as tf.Tensor, a }, attrs);
+    return { a: () => da!, k: () => tf.zerosLike(a) };
+  },
+});
 
 /** Whether the small-tensor kernels (bits) apply: enabled, on cpu or wasm. */
 export function fusedSmallApplies(): boolean {
@@ -485,19 +478,14 @@ function l1GradKernel({ inputs, backend, attrs }: Parameters<tf.KernelFunc>[0]):
 
 const L1 = 'HgqL1';
 const L1_GRAD = 'HgqL1Grad';
-for (const backendName of ['wasm', 'cpu']) {
-  if (!tf.getKernel(L1, backendName)) tf.registerKernel({ kernelName: L1, backendName, kernelFunc: l1Kernel as unknown as tf.KernelFunc });
-  if (!tf.getKernel(L1_GRAD, backendName)) tf.registerKernel({ kernelName: L1_GRAD, backendName, kernelFunc: l1GradKernel as unknown as tf.KernelFunc });
-}
-if (!tf.getGradient(L1)) {
-  tf.registerGradient({
-    kernelName: L1,
-    gradFunc: (dy, _saved, attrs) => {
-      const outs = tf.engine().runKernel(L1_GRAD, { dy: dy as tf.Tensor } as unknown as tf.NamedTensorMap, attrs as tf.NamedAttrMap) as tf.Tensor[];
-      return Object.fromEntries(outs.map((t, j) => [`r${j}`, () => t]));
-    },
-  });
-}
+registerOnCpuAndWasm([[L1, l1Kernel], [L1_GRAD, l1GradKernel]]);
+registerGradientOnce({
+  kernelName: L1,
+  gradFunc: (dy, _saved, attrs) => {
+    const outs = runGrad(L1_GRAD, { dy: dy as tf.Tensor }, attrs);
+    return Object.fromEntries(outs.map((t, j) => [`r${j}`, () => t]));
+  },
+});
 
 /** Σ_j l1s[j]·Σ raws[j] (accumulated in float64) with gradient l1s[j] per element: one kernel each way. */
 export function fusedL1(raws: tf.Tensor[], l1s: number[]): tf.Scalar {
@@ -585,32 +573,25 @@ function bilinearGradKernel({ inputs, backend, attrs }: Parameters<tf.KernelFunc
 }
 
 const TAIL = 'HgqRegTail', TAIL_GRAD = 'HgqRegTailGrad', BIL = 'HgqBilinearSum', BIL_GRAD = 'HgqBilinearSumGrad';
-for (const backendName of ['wasm', 'cpu']) {
-  for (const [kernelName, kernelFunc] of [[TAIL, regTailKernel], [TAIL_GRAD, regTailGradKernel], [BIL, bilinearKernel], [BIL_GRAD, bilinearGradKernel]] as const)
-    if (!tf.getKernel(kernelName, backendName)) tf.registerKernel({ kernelName, backendName, kernelFunc: kernelFunc as unknown as tf.KernelFunc });
-}
-if (!tf.getGradient(TAIL)) {
-  tf.registerGradient({
-    kernelName: TAIL,
-    inputsToSave: ['e', 'beta'],
-    gradFunc: (dy, saved, attrs) => {
-      const [e, beta] = saved as [tf.Tensor, tf.Tensor];
-      const [de, db, ...outs] = tf.engine().runKernel(TAIL_GRAD, { dy: dy as tf.Tensor, e, beta } as unknown as tf.NamedTensorMap, attrs as tf.NamedAttrMap) as tf.Tensor[];
-      return { e: () => de!, beta: () => db!, ...Object.fromEntries(outs.map((t, j) => [`r${j}`, () => t])) };
-    },
-  });
-}
-if (!tf.getGradient(BIL)) {
-  tf.registerGradient({
-    kernelName: BIL,
-    inputsToSave: ['a', 'B'],
-    gradFunc: (dy, saved, attrs) => {
-      const [a, B] = saved as [tf.Tensor, tf.Tensor];
-      const [da, dB, dc] = tf.engine().runKernel(BIL_GRAD, { dy: dy as tf.Tensor, a, B } as unknown as tf.NamedTensorMap, attrs as tf.NamedAttrMap) as tf.Tensor[];
-      return { a: () => da!, B: () => dB!, ...(dc ? { c: () => dc } : {}) };
-    },
-  });
-}
+registerOnCpuAndWasm([[TAIL, regTailKernel], [TAIL_GRAD, regTailGradKernel], [BIL, bilinearKernel], [BIL_GRAD, bilinearGradKernel]]);
+registerGradientOnce({
+  kernelName: TAIL,
+  inputsToSave: ['e', 'beta'],
+  gradFunc: (dy, saved, attrs) => {
+    const [e, beta] = saved as [tf.Tensor, tf.Tensor];
+    const [de, db, ...outs] = runGrad(TAIL_GRAD, { dy: dy as tf.Tensor, e, beta }, attrs);
+    return { e: () => de!, beta: () => db!, ...Object.fromEntries(outs.map((t, j) => [`r${j}`, () => t])) };
+  },
+});
+registerGradientOnce({
+  kernelName: BIL,
+  inputsToSave: ['a', 'B'],
+  gradFunc: (dy, saved, attrs) => {
+    const [a, B] = saved as [tf.Tensor, tf.Tensor];
+    const [da, dB, dc] = runGrad(BIL_GRAD, { dy: dy as tf.Tensor, a, B }, attrs);
+    return { a: () => da!, B: () => dB!, ...(dc ? { c: () => dc } : {}) };
+  },
+});
 
 /**
  * e·factor·β + Σ_j l1s[j]·Σ raws[j]: a layer's loss term from its EBOPs `e` (scalar) as one kernel with a one-kernel

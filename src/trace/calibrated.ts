@@ -36,7 +36,7 @@ export function checkCalibrated(model: tf.LayersModel): void {
   let firstUntouched = '';
   for (const l of layersOf(model)) {
     if (!l.built) continue;
-    const qs = [...l.iqs, l.oq].filter((q): q is Quantizer => q !== null && q.isWrap && q.config.trainable && !q.config.isWeight);
+    const qs = [...l.iqs, l.oq].filter((q): q is Quantizer => q?.isWrap === true && q.config.trainable && !q.config.isWeight);
     for (const q of qs) {
       const i = values(q, 'i');
       const k = values(q, 'k');

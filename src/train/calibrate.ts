@@ -1,5 +1,5 @@
 /**
- * Calibration (DESIGN §3): run data through the model in inference mode with the quantizers widening their
+ * Calibration (docs/quantizers.md §5): run data through the model in inference mode with the quantizers widening their
  * WRAP ranges (i ← max(i, needed), k ← k OR any(x < 0)), then report the exact EBOPs. Repeatable over several
  * data sets (the ranges are a union) unless `reset`.
  */

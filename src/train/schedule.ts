@@ -1,5 +1,5 @@
 /**
- * β schedules (DESIGN §4): piecewise constant / linear / log interpolation between key epochs,
+ * β schedules (docs/quantizers.md §6): piecewise constant / linear / log interpolation between key epochs,
  * and a PID controller that steers β toward a target EBOPs. Pure functions of numbers; the callbacks
  * that apply them to a model live in callbacks.ts.
  */
@@ -43,7 +43,7 @@ export function piecewiseSchedule(keys: readonly KeyPoint[]): (epoch: number) =>
     switch (a.interp) {
       case 'constant': return a.beta;
       case 'linear': return a.beta + (b.beta - a.beta) * t;
-      case 'log': return a.beta * Math.pow(b.beta / a.beta, t);
+      case 'log': return a.beta * (b.beta / a.beta) ** t;
     }
   };
 }
@@ -122,7 +122,7 @@ export class BetaPid {
     const de = e - this.prevErr;
     this.prevErr = e;
     const out = this.p * e + this.i * this.integral + this.d * de;
-    const beta = this.log ? Math.pow(10, out) : out;
+    const beta = this.log ? 10 ** out : out;
     return Math.min(this.maxBeta, Math.max(this.minBeta, beta));
   }
 }

@@ -1,12 +1,44 @@
 /**
- * Running the `hgq` CLI in child processes for tests (not a test file itself): with a chosen working
- * folder, under a shell (for `ulimit`), and watching the processes it starts (/proc).
+ * Running the `hgq` CLI from tests (not a test file itself): spawned as `npx hgq` would run it (in the repo
+ * root, or a chosen working folder, under a shell for `ulimit`), watching the processes it starts (/proc), or
+ * in-process (no tfjs start-up).
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 export const HGQ = join(import.meta.dirname, '..', '..', 'bin', 'hgq.js');
+const ROOT = join(import.meta.dirname, '..', '..');
+
+export interface CliRun {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** `node bin/hgq.js args` in the repo root, stdin fed (or closed); async, so spawned cases can run concurrently. */
+export function hgqSpawn(args: string[], stdin = ''): Promise<CliRun> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, [HGQ, ...args], { cwd: ROOT });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (d) => {
+      stdout += d;
+    });
+    p.stderr.on('data', (d) => {
+      stderr += d;
+    });
+    p.on('error', reject);
+    p.on('close', (code) => resolve({ code, stdout, stderr }));
+    p.stdin.end(stdin);
+  });
+}
+
+/** The same, blocking. */
+export function hgqSpawnSync(args: string[]): CliRun {
+  const r = spawnSync(process.execPath, [HGQ, ...args], { cwd: ROOT, encoding: 'utf8' });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
 
 export interface CliResult {
   status: number | null;

@@ -9,13 +9,14 @@ import { EngineBinding, describeAny, type EngineLoss } from '../../src/engine/fr
 import type { QLayer } from '../../src/layers/base.ts';
 import { makeRng } from './rng.ts';
 
-export function close(name: string, got: ArrayLike<number>, want: ArrayLike<number>, rel: number): void {
-  assert.equal(got.length, want.length, name);
+/** Every got[j] within rel × max|want| (+ abs) of want[j]: the engine against tfjs or a float64 reference. */
+export function close(name: string, got: ArrayLike<number>, want: ArrayLike<number>, rel: number, abs = 1e-9): void {
+  assert.equal(got.length, want.length, `${name}: length`);
   let scale = 0;
   for (let j = 0; j < want.length; j++) scale = Math.max(scale, Math.abs(want[j]!));
   for (let j = 0; j < want.length; j++) {
-    const tol = rel * scale + 1e-9;
-    if (!(Math.abs(got[j]! - want[j]!) <= tol)) assert.fail(`${name}[${j}]: engine ${got[j]} vs tfjs ${want[j]} (tol ${tol})`);
+    const tol = rel * scale + abs;
+    if (!(Math.abs(got[j]! - want[j]!) <= tol)) assert.fail(`${name}[${j}]: engine ${got[j]} vs reference ${want[j]} (tol ${tol})`);
   }
 }
 

@@ -1,5 +1,5 @@
 /**
- * A straightforward float64 reference of one HGQ MLP training step (DESIGN.md §2–4), written batch-major with
+ * A straightforward float64 reference of one HGQ MLP training step (docs/fixed-point.md, docs/quantizers.md), written batch-major with
  * plain loops and no fusion, to check the wasm engine's kernels against. Same semantics as the engine:
  * WRAP activations only round in training, SAT/SAT_SYM clip then round, straight-through parameter rounding,
  * the WRAP integer bits are updated from this batch before EBOPs are taken.

@@ -1,3 +1,5 @@
+import { mulberry32 } from '../../src/util/random.ts';
+
 /** A tiny seeded PRNG for reproducible tests (mulberry32). */
 export interface Rng {
   /** uniform in [0, 1) */
@@ -11,14 +13,7 @@ export interface Rng {
 }
 
 export function makeRng(seed: number): Rng {
-  let s = seed >>> 0;
-  const next = (): number => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const next = mulberry32(seed);
   return {
     next,
     int: (lo, hi) => lo + Math.floor(next() * (hi - lo + 1)),

@@ -131,9 +131,17 @@ export function compareModel(model: tf.LayersModel, p: Program, xs: Float32Array
   return { mismatches, first, values: n * nOut, distinct: seen.size };
 }
 
-/** Randomize, calibrate on moderate data, trace, compare on wider data (so WRAP quantizers wrap around). */
-export function checkExact(model: tf.LayersModel, rng: Rng, opts: TraceOptions = {}, what = model.name, n = 10_000): Program {
-  randomizeModel(model, rng);
+/** Randomize (then `state.adjust`), calibrate on moderate data, trace, compare on wider data (so WRAP quantizers wrap around). */
+export function checkExact(
+  model: tf.LayersModel,
+  rng: Rng,
+  opts: TraceOptions = {},
+  what = model.name,
+  n = 10_000,
+  state: { pruneW?: number; pruneA?: number; adjust?: (model: tf.LayersModel) => void } = {},
+): Program {
+  randomizeModel(model, rng, state);
+  state.adjust?.(model);
   const cal = randomInputs(model, rng, 2000, 2);
   const ct = toTensors(model, cal, 2000);
   calibrate(model, ct.length === 1 ? ct[0]! : ct);
