@@ -75,3 +75,66 @@ describe('quantize: numbers as arguments', { concurrency: true }, () => {
     assert.equal(stdin.stdout, '0\t0\n3.75\t15\n');
   });
 });
+
+describe('cmvm: input types and numbers in matrix files', { concurrency: true }, () => {
+  test('input types beyond the exact path are exit 2 naming the 52-bit limit, never an internal error', async () => {
+    const runs = await Promise.all(
+      ['fixed<100000,3>', 'fixed<53,3>', 'fixed<54,54>', 'fixed<52,3>', 'fixed<44,3>', '(1,-99990,99990)', 'ufixed<8,-1000>'].map((t) =>
+        hgq(['cmvm', '--random', '3', '--input-type', t, '--verify']),
+      ),
+    );
+    for (const r of runs) {
+      assert.equal(r.code, 2, r.stderr);
+      assert.doesNotMatch(r.stderr, /internal error/);
+      assert.match(r.stderr, /--input-type/);
+    }
+    for (const r of runs.slice(0, 5)) assert.match(r.stderr, /52 bits/);
+    assert.match(runs[3]!.stderr, /row \d+: .* outputs need \d+ bits/, 'the matrix and row that overflow are named');
+  });
+
+  test('the widest accepted types verify exactly, corners included (inputs at the type ends, not rounded past them)', async () => {
+    const dir = tmp();
+    writeFileSync(join(dir, 'one.csv'), '1\n');
+    writeFileSync(join(dir, 'pm.csv'), '1,-1\n0.5,0.25\n');
+    const [a, b, c] = await Promise.all([
+      hgq(['cmvm', '--matrix', join(dir, 'one.csv'), '--input-type', 'fixed<52,3>', '--verify']),
+      hgq(['cmvm', '--matrix', join(dir, 'pm.csv'), '--input-type', 'ufixed<50,1>', '--verify']),
+      hgq(['cmvm', '--random', '4', '--bits', '8', '--input-type', 'fixed<40,3>', '--verify']),
+    ]);
+    for (const r of [a, b, c]) assert.equal(r.code, 0, r.stderr);
+  });
+
+  test('numeric flags take plain decimals only: no hex, no empty string, no fractions for integers', async () => {
+    const bad = await Promise.all([['--dc', '0x1'], ['--dc', ''], ['--effort', '1.5'], ['--dc', 'Infinity'], ['--count', '1e7']].map((f) => hgq(['cmvm', '--random', '2', ...f])));
+    for (const r of bad) {
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(r.stderr, /must be an integer from/);
+    }
+    const ok = await hgq(['cmvm', '--random', '2', '--count', '2e0', '--dc', '-0', '--json']);
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.equal((JSON.parse(ok.stdout.trim().split('\n').at(-1)!) as { matrices: unknown[] }).matrices.length, 2);
+  });
+
+  test('matrix entries beyond double range are named as written: too large or too small, not "null"', async () => {
+    const dir = tmp();
+    const files: Record<string, string> = {
+      'big.json': '[[1, 2], ["2.5e0", 1e400]]',
+      'neg.json': '[[-1e400]]',
+      'tiny.json': '[[0.0e5, 1e-400]]',
+      'big.csv': '1,1e999999999\n',
+      'tiny.csv': '-1e-999999999,1\n',
+    };
+    for (const [n, text] of Object.entries(files)) writeFileSync(join(dir, n), text);
+    const runs = await Promise.all(Object.keys(files).map((n) => hgq(['cmvm', '--matrix', join(dir, n)])));
+    const [big, neg, tiny, bigCsv, tinyCsv] = runs;
+    for (const r of runs) {
+      assert.equal(r.code, 2, r.stderr);
+      assert.doesNotMatch(r.stderr, /null|internal/);
+    }
+    assert.match(big!.stderr, /big\.json: row 2, column 2: 1e400 is too large \(\|entry\| must be below 2\^40\)/);
+    assert.match(neg!.stderr, /-1e400 is too large/);
+    assert.match(tiny!.stderr, /row 1, column 2: 1e-400 is too small/);
+    assert.match(bigCsv!.stderr, /line 1, column 2: 1e999999999 is too large/);
+    assert.match(tinyCsv!.stderr, /line 1, column 1: -1e-999999999 needs more than the 32 supported fraction bits/);
+  });
+});
