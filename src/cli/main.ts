@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { CliError } from './errors.ts';
 import { isNegativeNumber } from './numbers.ts';
+import { InputFileError } from '../util/file-error.ts';
 import * as quantizeCmd from './quantize.ts';
 import * as cmvmCmd from './cmvm.ts';
 import * as emulateCmd from './emulate.ts';
@@ -110,6 +111,11 @@ export async function main(argv: string[]): Promise<number> {
     if (e instanceof CliError) {
       process.stderr.write(`hgq: ${e.message}\n`);
       return e.exitCode;
+    }
+    if (e instanceof InputFileError) {
+      // a user's file that cannot be used (library code names it): bad input
+      process.stderr.write(`hgq: ${e.message}\n`);
+      return 2;
     }
     const err = e instanceof Error ? e : new Error(String(e));
     process.stderr.write(`hgq: internal error: ${process.env.HGQ_DEBUG ? err.stack : err.message}\n`);

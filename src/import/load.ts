@@ -12,6 +12,7 @@ import '../layers/sum.ts';
 import '../layers/getitem.ts';
 import { initBackend } from '../backend.ts';
 import { loadModel } from '../train/io.ts';
+import { ModelFileError } from '../util/file-error.ts';
 import { loadHgq2Model, type HgqModel } from './hgq2-model.ts';
 import { buildHgqModel } from './hgq2-build.ts';
 
@@ -49,10 +50,9 @@ export interface LoadedModel {
 export async function loadModelWithSource(path: string): Promise<LoadedModel> {
   const source = modelSource(path);
   if (source === null) {
-    throw new Error(
-      existsSync(path)
-        ? `${path}: not a model (expected a directory with model.json and weights.bin, or an HGQ2 .keras file)`
-        : `${path}: no such file or directory`,
+    throw new ModelFileError(
+      path,
+      existsSync(path) ? 'not a model (expected a directory with model.json and weights.bin, or an HGQ2 .keras file)' : 'no such file or directory',
     );
   }
   await initBackend();

@@ -4,8 +4,9 @@
  * then renamed over it, so a crash never leaves a half-written checkpoint.
  */
 import * as tf from '@tensorflow/tfjs';
-import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync, existsSync, statSync } from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
+import { mkdirSync, readFileSync, realpathSync, renameSync, rmSync, writeFileSync, existsSync, statSync } from 'node:fs';
+import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
+import { ModelFileError } from '../util/file-error.ts';
 
 const MODEL_JSON = 'model.json';
 const WEIGHTS_BIN = 'weights.bin';
@@ -75,32 +76,115 @@ export function fsHandler(dir: string): tf.io.IOHandler {
       };
     },
     async load(): Promise<tf.io.ModelArtifacts> {
-      const path = existsSync(dir) && statSync(dir).isDirectory() ? join(dir, MODEL_JSON) : dir;
-      if (!existsSync(path)) throw new Error(`model not found: ${path} (expected a directory with ${MODEL_JSON} and ${WEIGHTS_BIN})`);
-      let json: tf.io.ModelJSON;
-      try {
-        json = JSON.parse(readFileSync(path, 'utf8')) as tf.io.ModelJSON;
-      } catch (e) {
-        throw new Error(`${path}: not valid JSON (${(e as Error).message})`);
-      }
-      if (json.modelTopology == null) throw new Error(`${path}: no modelTopology; not a tfjs layers model.json`);
-      const base = dirname(path);
-      return tf.io.getModelArtifactsForJSON(json, async (manifest) => {
-        const specs: tf.io.WeightsManifestEntry[] = [];
-        const bufs: ArrayBuffer[] = [];
-        for (const group of manifest) {
-          specs.push(...group.weights);
-          for (const p of group.paths) {
-            const wp = join(base, p);
-            if (!existsSync(wp)) throw new Error(`${path}: weight file ${wp} is missing`);
-            const b = readFileSync(wp);
-            bufs.push(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer);
-          }
-        }
-        return [specs, tf.io.concatenateArrayBuffers(bufs)];
-      });
+      const path = modelJsonPath(dir);
+      const json = readModelJson(path);
+      return tf.io.getModelArtifactsForJSON(json, async (manifest) => readWeights(manifest, path));
     },
   };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Loading: a model folder is a user's file, so every way it can be broken is a ModelFileError naming the file
+
+/** model.json inside `dir`, or `dir` itself when it names the file. */
+function modelJsonPath(dir: string): string {
+  const path = existsSync(dir) && statSync(dir).isDirectory() ? join(dir, MODEL_JSON) : dir;
+  if (!existsSync(path)) throw new ModelFileError(path, `model not found (expected a directory with ${MODEL_JSON} and ${WEIGHTS_BIN})`);
+  if (!statSync(path).isFile()) throw new ModelFileError(path, 'is not a file');
+  return path;
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** Parsed and checked model.json: a layers-model topology and a well-formed weights manifest. */
+function readModelJson(path: string): tf.io.ModelJSON {
+  let json: unknown;
+  try {
+    json = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (e) {
+    throw new ModelFileError(path, `not valid JSON (${(e as Error).message}); the file is truncated or not a ${MODEL_JSON}`);
+  }
+  if (!isObject(json) || !isObject(json['modelTopology'])) throw new ModelFileError(path, 'no modelTopology object; not a tfjs layers model.json');
+  const manifest = json['weightsManifest'];
+  if (!Array.isArray(manifest)) throw new ModelFileError(path, 'no weightsManifest list: the model\'s weights are not described');
+  manifest.forEach((group: unknown, g) => {
+    const where = `weightsManifest[${g}]`;
+    if (!isObject(group) || !Array.isArray(group['paths']) || !group['paths'].every((p) => typeof p === 'string') || !Array.isArray(group['weights']))
+      throw new ModelFileError(path, `${where} must be {"paths": [file names], "weights": [specs]}`);
+    for (const w of group['weights'] as unknown[]) {
+      const shapeOk = isObject(w) && Array.isArray(w['shape']) && w['shape'].every((d) => Number.isSafeInteger(d) && (d as number) >= 0);
+      if (!shapeOk || typeof w['name'] !== 'string' || typeof w['dtype'] !== 'string')
+        throw new ModelFileError(path, `${where}: weight ${JSON.stringify(w)} needs a name, a shape of non-negative integers and a dtype`);
+    }
+  });
+  return json as unknown as tf.io.ModelJSON;
+}
+
+/** Bytes per element as stored (a quantized weight is stored in its quantization dtype); null: variable size. */
+function storedBytes(spec: tf.io.WeightsManifestEntry, path: string): number | null {
+  const dtype: string = spec.quantization?.dtype ?? spec.dtype;
+  const size: Record<string, number | null> = { float32: 4, int32: 4, bool: 1, complex64: 8, uint8: 1, uint16: 2, float16: 2, string: null };
+  if (!(dtype in size)) throw new ModelFileError(path, `weight ${spec.name} has unknown dtype "${dtype}"`);
+  const per = size[dtype]!;
+  return per === null ? null : per * spec.shape.reduce((a, b) => a * b, 1);
+}
+
+/** A weight file path from the manifest, refused when it leaves the model folder (also through a link). */
+function weightFilePath(base: string, p: string, path: string): string {
+  const inside = (root: string, target: string): boolean => {
+    const rel = relative(root, target);
+    return rel !== '' && !rel.startsWith('..') && !isAbsolute(rel);
+  };
+  const wp = resolve(base, p);
+  if (isAbsolute(p) || !inside(resolve(base), wp))
+    throw new ModelFileError(path, `weight file "${p}" is outside the model folder; weight paths must be relative names inside it`);
+  if (!existsSync(wp)) throw new ModelFileError(wp, `weight file is missing (listed in ${path})`);
+  if (!statSync(wp).isFile()) throw new ModelFileError(wp, `weight file is not a regular file (listed in ${path})`);
+  if (!inside(realpathSync(base), realpathSync(wp)))
+    throw new ModelFileError(wp, `links outside the model folder; weight files must be inside it (listed in ${path})`);
+  return wp;
+}
+
+/** Every manifest group's files, checked to hold exactly the bytes its weight specs describe. */
+function readWeights(manifest: tf.io.WeightsManifestConfig, path: string): [tf.io.WeightsManifestEntry[], ArrayBuffer] {
+  const base = dirname(path);
+  const specs: tf.io.WeightsManifestEntry[] = [];
+  const bufs: ArrayBuffer[] = [];
+  for (const group of manifest) {
+    specs.push(...group.weights);
+    const files = group.paths.map((p) => weightFilePath(base, p, path));
+    let got = 0;
+    for (const wp of files) {
+      const b = readFileSync(wp);
+      got += b.byteLength;
+      bufs.push(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer);
+    }
+    const sizes = group.weights.map((w) => storedBytes(w, path));
+    if (sizes.every((n) => n !== null)) {
+      const want = sizes.reduce((a, b) => a! + b!, 0)!;
+      if (got !== want) {
+        const shown = files.length === 1 ? files[0]! : `${files.join(', ')} (together)`;
+        throw new ModelFileError(
+          shown,
+          `holds ${got} bytes but ${MODEL_JSON} describes ${want} bytes of weights (${group.weights.length} tensors); ${got < want ? 'the file is truncated' : 'the file is longer than described (from another model?)'}; save the model again`,
+        );
+      }
+    }
+  }
+  return [specs, tf.io.concatenateArrayBuffers(bufs)];
+}
+
+/**
+ * What tfjs says when model.json cannot be built, as a ModelFileError: an unknown layer class, a layer
+ * configuration its class refuses, weights whose shapes do not fit the layers.
+ */
+function buildError(e: unknown, path: string): ModelFileError {
+  const msg = e instanceof Error ? e.message : String(e);
+  const unknown = /Unknown layer: ([^\s.]+)/.exec(msg);
+  if (unknown)
+    return new ModelFileError(path, `unknown layer class "${unknown[1]}" (neither a tfjs layer nor an hgq layer; was the model written by another program?)`);
+  if (/shape mismatch|should have \d+ values/i.test(msg)) return new ModelFileError(path, `the weights do not fit the layers' shapes (${msg})`);
+  return new ModelFileError(path, `cannot be built into a model: ${msg.split('\n')[0]}`);
 }
 
 /** Saves a model into `dir` (atomically). */
@@ -110,5 +194,9 @@ export async function saveModel(model: tf.LayersModel, dir: string): Promise<voi
 
 /** Loads a model saved by `saveModel` (or any tfjs layers-model directory). Custom layers must be registered first. */
 export async function loadModel(dir: string): Promise<tf.LayersModel> {
-  return tf.loadLayersModel(fsHandler(dir));
+  try {
+    return await tf.loadLayersModel(fsHandler(dir));
+  } catch (e) {
+    throw e instanceof ModelFileError ? e : buildError(e, modelJsonPath(dir));
+  }
 }
