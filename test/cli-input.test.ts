@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
@@ -137,4 +137,39 @@ describe('cmvm: input types and numbers in matrix files', { concurrency: true },
     assert.match(bigCsv!.stderr, /line 1, column 2: 1e999999999 is too large/);
     assert.match(tinyCsv!.stderr, /line 1, column 1: -1e-999999999 needs more than the 32 supported fraction bits/);
   });
+});
+
+describe('synth: a damaged summary.json is exit 2 naming the file and the field', { concurrency: true }, () => {
+  /** A minimal project as `hgq convert` lays it out (synth reads summary.json before it starts Yosys). */
+  function project(summary: string | object, withSource = true): string {
+    const dir = tmp();
+    writeFileSync(join(dir, 'summary.json'), typeof summary === 'string' ? summary : JSON.stringify(summary));
+    if (withSource) {
+      mkdirSync(join(dir, 'src'));
+      writeFileSync(join(dir, 'src', 'top.v'), 'module top(input a, output b); assign b = a; endmodule\n');
+    }
+    return dir;
+  }
+  const good = { format: 'verilog', top: 'top', files: { source: 'src/top.v' } };
+  const cases: [string, string | object, RegExp, boolean?][] = [
+    ['{}', {}, /summary\.json: field "format" is missing/],
+    ['truncated', JSON.stringify(good).slice(0, 20), /summary\.json: not valid JSON/],
+    ['an array', '[1]', /summary\.json: is not a JSON object/],
+    ['no top', { ...good, top: undefined }, /summary\.json: field "top" is missing/],
+    ['a top that would inject Yosys commands', { ...good, top: 'top\nshell touch pwned' }, /summary\.json: field "top" is "top\\nshell touch pwned", not a module name/],
+    ['an unknown format', { ...good, format: 'systemc' }, /summary\.json: field "format" is "systemc"/],
+    ['no files', { ...good, files: undefined }, /summary\.json: field "files" is missing/],
+    ['no source entry', { ...good, files: {} }, /summary\.json: field "files\.source" is missing/],
+    ['a source outside the project', { ...good, files: { source: '../../etc/passwd' } }, /field "files\.source" \("\.\.\/\.\.\/etc\/passwd"\) points outside the project/],
+    ['a missing source file', good, /src\/top\.v: no such file \(named in .*summary\.json as files\.source\)/, false],
+    ['a VHDL project without its Verilog twin', { ...good, format: 'vhdl' }, /field "files\.verilog_twin" is missing/],
+  ];
+  for (const [name, summary, expect, withSource] of cases) {
+    test(name, async () => {
+      const r = await hgq(['synth', project(summary, withSource ?? true)]);
+      assert.equal(r.code, 2, r.stderr);
+      assert.doesNotMatch(r.stderr, /internal error/);
+      assert.match(r.stderr, expect);
+    });
+  }
 });

@@ -10,10 +10,10 @@
  * CARRY4/8 (each 4 or 8 bits of a carry chain), MUXF and INV cells each count one level.
  * These are Yosys numbers, not Vivado's.
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { run } from './tools.ts';
-import { readSummary } from './verify.ts';
+import { readProjectSummary } from './summary.ts';
 
 export type Family = 'xc7' | 'xcup';
 
@@ -52,14 +52,18 @@ export function yosysScript(src: string, top: string, family: Family): string {
   ].join('\n');
 }
 
+/** The summary.json file entry Yosys reads: the Verilog source (a VHDL project's Verilog twin); none for HLS. */
+function synthSource(format: string): string[] {
+  return format === 'hls' ? [] : [format === 'vhdl' ? 'verilog_twin' : 'source'];
+}
+
 /** timeoutMs: Yosys wall-clock limit (default 20 min; a 30k-op design on a busy machine needs more) */
 export function synth(dir: string, opts: { family?: Family; timeoutMs?: number } = {}): SynthReport {
   const family = opts.family ?? 'xc7';
   if (family !== 'xc7' && family !== 'xcup') throw new RangeError(`unknown family "${family}" (use xc7 or xcup)`);
-  const s = readSummary(dir);
+  const s = readProjectSummary(dir, synthSource);
   if (s.format === 'hls') throw new RangeError('synth needs an RTL project (hgq convert --format verilog or vhdl); HLS C++ is synthesized by Vitis');
-  const rel = s.format === 'vhdl' ? s.files.verilog_twin : s.files.source;
-  if (!rel || !existsSync(join(dir, rel))) throw new RangeError(`${dir}: the Verilog source named in summary.json is missing`);
+  const rel = s.files[synthSource(s.format)[0]!]!;
   const work = resolve(dir, 'reports', `yosys-${family}`);
   mkdirSync(work, { recursive: true });
   writeFileSync(join(work, 'synth.ys'), yosysScript(resolve(dir, rel), s.top, family) + '\n');
