@@ -173,3 +173,14 @@ describe('synth: a damaged summary.json is exit 2 naming the file and the field'
     });
   }
 });
+
+describe('trace: numeric flags', { concurrency: true }, () => {
+  test('--dc, --effort, --validate refuse empty, hex and fractional values (Number() took "" as 0 and 0x1 as 1)', async () => {
+    const flags = [['--dc', ''], ['--dc', '0x1'], ['--dc', '-2'], ['--effort', '1.0e-1'], ['--effort', '3'], ['--validate', '0'], ['--validate', ' '], ['--validate', '0b11']];
+    const runs = await Promise.all(flags.map((f) => hgq(['trace', join(tmp(), 'no-model'), '-o', join(tmp(), 'p.json'), ...f])));
+    runs.forEach((r, j) => {
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(r.stderr, new RegExp(`${flags[j]![0]}.* must be an integer`), r.stderr);
+    });
+  });
+});

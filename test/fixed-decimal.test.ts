@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { MAX_DECIMAL_EXPONENT, parseDecimalParts, quantizeCode } from '../src/fixed/quantize.ts';
+import { parseType } from '../src/fixed/typename.ts';
 import { OVERFLOW_MODES, ROUND_MODES, type Kif } from '../src/fixed/types.ts';
 import { makeRng } from './util/rng.ts';
 
@@ -52,4 +53,12 @@ test('parseDecimalParts keeps the sign of an exponent too long for a double', ()
   assert.equal(p.digits, 125n);
   assert.equal(p.scale, -Infinity);
   assert.equal(parseDecimalParts('1e5x'), null);
+});
+
+test('type names: "-0" is 0 (no negative-zero widths), out-of-range parts name the limit', () => {
+  const t = parseType('(1,-0,-0)').kif;
+  assert.ok(Object.is(t.i, 0) && Object.is(t.f, 0));
+  const u = parseType('fixed<-0,-0>').kif;
+  assert.ok(Object.is(u.f, 0));
+  assert.throws(() => parseType('fixed<100001,3>'), /W 100001 is out of range \(\|W\| <= 100000\)/);
 });

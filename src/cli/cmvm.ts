@@ -166,8 +166,9 @@ function verify(
   for (let c = 0; c < nIn; c++) xs.push(Array.from({ length: nIn }, (_, j) => (j === c ? q.max : q.min)));
   let s = 12345 + k;
   const rnd = (): number => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 2 ** 32);
-  const levels = (q.max - q.min) / q.step + 1;
-  for (let t = 0; t < 64; t++) xs.push(Array.from({ length: nIn }, () => q.min + Math.floor(rnd() * levels) * q.step));
+  const levels = (q.max - q.min) / q.step + 1; // up to 2^52: one 32-bit draw would leave the low bits 0
+  const level = (): number => (Math.floor(rnd() * 2 ** 21) * 2 ** 32 + Math.floor(rnd() * 2 ** 32)) % levels;
+  for (let t = 0; t < 64; t++) xs.push(Array.from({ length: nIn }, () => q.min + level() * q.step));
   const flat = new Float64Array(xs.length * nIn);
   xs.forEach((x, i) => flat.set(x, i * nIn));
   const y = emu.compileProgram(program).run(flat, xs.length);
