@@ -31,7 +31,7 @@ async function hgqIn(args: string[]): Promise<{ status: number; stderr: string }
   }
 }
 
-type Json = { modelTopology: { config: { layers: { class_name: string; config: Record<string, unknown> }[] } }; weightsManifest: { paths: string[]; weights: { shape: number[] }[] }[] };
+type Json = { modelTopology: { config: { layers: { class_name: string; config: Record<string, unknown> }[] } }; weightsManifest: { paths: string[]; weights: { shape: number[]; dtype: string }[] }[] };
 
 const root = mkdtempSync(join(tmpdir(), 'hgq-modelfiles-'));
 const good = join(root, 'good');
@@ -48,6 +48,19 @@ function editJson(dir: string, f: (j: Json) => void): void {
   const j = JSON.parse(readFileSync(p, 'utf8')) as Json;
   f(j);
   writeFileSync(p, JSON.stringify(j));
+}
+
+/** Overwrite element `j` of weight `name` in weights.bin (float32, manifest order). */
+function writeFloat(dir: string, name: string, j: number, v: number): void {
+  const j0 = JSON.parse(readFileSync(join(dir, 'model.json'), 'utf8')) as { weightsManifest: { weights: { name: string; shape: number[] }[] }[] };
+  let offset = 0;
+  for (const w of j0.weightsManifest[0]!.weights) {
+    if (w.name === name) break;
+    offset += 4 * w.shape.reduce((a, b) => a * b, 1);
+  }
+  const buf = readFileSync(join(dir, 'weights.bin'));
+  buf.writeFloatLE(v, offset + 4 * j);
+  writeFileSync(join(dir, 'weights.bin'), buf);
 }
 
 describe('corrupt model folders', () => {
@@ -83,6 +96,10 @@ describe('corrupt model folders', () => {
     ['layer config refused by its class', (d) => editJson(d, (j) => (j.modelTopology.config.layers[0]!.config['units'] = -3)), () => /model\.json: cannot be built into a model: QDense .*units must be a positive integer/],
     ['weight path outside the folder', (d) => editJson(d, (j) => (j.weightsManifest[0]!.paths = ['../good/weights.bin'])), () => /model\.json: weight file "\.\.\/good\/weights\.bin" is outside the model folder/],
     ['absolute weight path', (d) => editJson(d, (j) => (j.weightsManifest[0]!.paths = ['/etc/passwd'])), () => /model\.json: weight file "\/etc\/passwd" is outside the model folder/],
+    ['NaN in a weight', (d) => writeFloat(d, 'q_dense_QDense1/kernel', 2, NaN), (d) => new RegExp(`${d}/weights\\.bin: weight q_dense_QDense1/kernel holds NaN at element 2`)],
+    ['Infinity in a quantizer width', (d) => writeFloat(d, 'q_dense_QDense2/iq_f', 0, -Infinity), () => /weights\.bin: weight q_dense_QDense2\/iq_f holds -Infinity at element 0/],
+    ['files listed: none', (d) => editJson(d, (j) => (j.weightsManifest[0]!.paths = [])), () => /model\.json: weightsManifest lists \d+ weights but no file/],
+    ['unknown dtype', (d) => editJson(d, (j) => (j.weightsManifest[0]!.weights[0]!.dtype = 'float64')), () => /model\.json: weight .* has unknown dtype "float64"/],
     ['weights linking outside', (d) => (rmSync(join(d, 'weights.bin')), symlinkSync(join(good, 'weights.bin'), join(d, 'weights.bin'))), () => /weights\.bin: links outside the model folder/],
   ];
 

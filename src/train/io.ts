@@ -98,9 +98,15 @@ const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'obj
 
 /** Parsed and checked model.json: a layers-model topology and a well-formed weights manifest. */
 function readModelJson(path: string): tf.io.ModelJSON {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new ModelFileError(path, `cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
   let json: unknown;
   try {
-    json = JSON.parse(readFileSync(path, 'utf8'));
+    json = JSON.parse(text);
   } catch (e) {
     throw new ModelFileError(path, `not valid JSON (${(e as Error).message}); the file is truncated or not a ${MODEL_JSON}`);
   }
@@ -145,7 +151,7 @@ function weightFilePath(base: string, p: string, path: string): string {
   return wp;
 }
 
-/** Every manifest group's files, checked to hold exactly the bytes its weight specs describe. */
+/** Every manifest group's files, checked to hold exactly the bytes its weight specs describe, all finite. */
 function readWeights(manifest: tf.io.WeightsManifestConfig, path: string): [tf.io.WeightsManifestEntry[], ArrayBuffer] {
   const base = dirname(path);
   const specs: tf.io.WeightsManifestEntry[] = [];
@@ -153,25 +159,45 @@ function readWeights(manifest: tf.io.WeightsManifestConfig, path: string): [tf.i
   for (const group of manifest) {
     specs.push(...group.weights);
     const files = group.paths.map((p) => weightFilePath(base, p, path));
-    let got = 0;
-    for (const wp of files) {
-      const b = readFileSync(wp);
-      got += b.byteLength;
-      bufs.push(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer);
-    }
+    if (files.length === 0 && group.weights.length > 0) throw new ModelFileError(path, `weightsManifest lists ${group.weights.length} weights but no file holding them`);
+    const shown = files.length === 1 ? files[0]! : `${files.join(', ')} (together)`;
+    const groupBufs = files.map((wp) => {
+      try {
+        const b = readFileSync(wp);
+        return b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer;
+      } catch (e) {
+        throw new ModelFileError(wp, `cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+      }
+    });
+    const data = tf.io.concatenateArrayBuffers(groupBufs);
     const sizes = group.weights.map((w) => storedBytes(w, path));
     if (sizes.every((n) => n !== null)) {
       const want = sizes.reduce((a, b) => a! + b!, 0)!;
+      const got = data.byteLength;
       if (got !== want) {
-        const shown = files.length === 1 ? files[0]! : `${files.join(', ')} (together)`;
         throw new ModelFileError(
           shown,
           `holds ${got} bytes but ${MODEL_JSON} describes ${want} bytes of weights (${group.weights.length} tensors); ${got < want ? 'the file is truncated' : 'the file is longer than described (from another model?)'}; save the model again`,
         );
       }
+      checkFinite(group.weights, sizes as number[], data, shown);
     }
+    bufs.push(data);
   }
   return [specs, tf.io.concatenateArrayBuffers(bufs)];
+}
+
+/** NaN or ±Inf in a float32 weight is a damaged file (training never stores one); name the first. */
+function checkFinite(specs: tf.io.WeightsManifestEntry[], sizes: number[], data: ArrayBuffer, shown: string): void {
+  let offset = 0;
+  specs.forEach((spec, s) => {
+    if (spec.dtype === 'float32' && !spec.quantization && offset % 4 === 0) {
+      const v = new Float32Array(data, offset, sizes[s]! / 4);
+      const j = v.findIndex((x) => !Number.isFinite(x));
+      if (j >= 0) throw new ModelFileError(shown, `weight ${spec.name} holds ${v[j]} at element ${j}; the file is damaged (or was saved from a diverged training run)`);
+    }
+    offset += sizes[s]!;
+  });
 }
 
 /**
