@@ -28,16 +28,3 @@ export function parseIntOption(v: string, flag: string, lo: number, hi = Infinit
     throw new UsageError(`${flag} must be an integer ${describeRange(lo, hi)}, got ${JSON.stringify(v)}`);
   return n + 0; // never -0
 }
-
-/** A finite number option `flag` above `lo` (or at least `lo` when `inclusive`), at most `hi`. */
-export function parseNumberOption(v: string, flag: string, lo: number, opts: { inclusive?: boolean; hi?: number } = {}): number {
-  const t = v.trim();
-  const n = DECIMAL.test(t) ? Number(t) : NaN;
-  const hi = opts.hi ?? Infinity;
-  const okLow = opts.inclusive ? n >= lo : n > lo;
-  if (!Number.isFinite(n) || !okLow || n > hi) {
-    const range = `${opts.inclusive ? '>=' : '>'} ${lo}${hi < Infinity ? ` and <= ${hi}` : ''}`;
-    throw new UsageError(`${flag} must be a finite number ${range}, got ${JSON.stringify(v)}`);
-  }
-  return n + 0;
-}
