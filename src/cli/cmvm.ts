@@ -71,7 +71,7 @@ export function register(program: Command): void {
     .option('--dc <D>', 'delay constraint: extra adder levels allowed over the plain balanced tree; -1 = unconstrained', '-1')
     .option('--method <M>', 'pair score: wmc (occurrences × overlapping bits) or mc (occurrences)', 'wmc')
     .option('--effort <E>', 'candidates tried: 0 fast, 1 default, 2 thorough', '1')
-    .option('--input-type <TYPE>', `type of every input element: ${TYPE_FORMS}`, 'fixed<8,8>')
+    .option('--input-type <TYPE>', `type of every input element, at most ${FLOAT_PATH_MAX_WIDTH} bits wide (every wire of the graph must fit ${FLOAT_PATH_MAX_WIDTH} bits): ${TYPE_FORMS}`, 'fixed<8,8>')
     .option('--emit <program.json>', 'write the adder graph of the (single) matrix as an IR program (inputs x, outputs W·x)')
     .option('--verify', 'check every result with the IR emulator against W·x on corner and random inputs (exit 1 on a mismatch)')
     .option('--json', 'print one JSON object {"mean": {...}, "matrices": [...]} as the last line')
