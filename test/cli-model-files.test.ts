@@ -15,7 +15,7 @@ import { loadModelAny } from '../src/import/load.ts';
 import { QDense } from '../src/layers/dense.ts';
 import { calibrate } from '../src/train/calibrate.ts';
 import { saveModel } from '../src/train/io.ts';
-import { ModelFileError } from '../src/util/file-error.ts';
+import { ModelFileError } from '../src/util/user-files.ts';
 
 async function hgqIn(args: string[]): Promise<{ status: number; stderr: string }> {
   const write = process.stderr.write.bind(process.stderr);

@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { CliError } from './errors.ts';
 import { isNegativeNumber } from './numbers.ts';
-import { InputFileError } from '../util/file-error.ts';
+import { InputFileError } from '../util/user-files.ts';
 import * as quantizeCmd from './quantize.ts';
 import * as cmvmCmd from './cmvm.ts';
 import * as emulateCmd from './emulate.ts';

@@ -5,9 +5,9 @@
  * a plain identifier and source paths stay inside the project.
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { isAbsolute, join, relative, resolve } from 'node:path';
+import { isAbsolute, join, resolve } from 'node:path';
 import type { Summary } from '../backends/project.ts';
-import { InputFileError } from '../util/file-error.ts';
+import { InputFileError, isInside, isJsonObject } from '../util/user-files.ts';
 
 /** A project folder or its summary.json that cannot be used; the message names the file and the field. */
 export class ProjectFileError extends InputFileError {}
@@ -15,8 +15,6 @@ export class ProjectFileError extends InputFileError {}
 const FORMATS = ['verilog', 'vhdl', 'hls'] as const;
 const IDENTIFIER = /^[A-Za-z][A-Za-z0-9_]*$/;
 const REDO = 'run `hgq convert` again to rewrite the project';
-
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /**
  * summary.json of project `dir`, with `format`, `top` and the `files` entries named in `needFiles` checked
@@ -34,7 +32,7 @@ export function readProjectSummary(dir: string, needFiles: (format: Summary['for
   const bad = (field: string, what: string): never => {
     throw new ProjectFileError(path, `field "${field}" ${what}; ${REDO}`);
   };
-  if (!isObject(s)) throw new ProjectFileError(path, `is not a JSON object; ${REDO}`);
+  if (!isJsonObject(s)) throw new ProjectFileError(path, `is not a JSON object; ${REDO}`);
   const format = s['format'];
   if (format === undefined) bad('format', `is missing (expected one of ${FORMATS.join(', ')})`);
   if (!(FORMATS as readonly unknown[]).includes(format)) bad('format', `is ${JSON.stringify(format)}, not one of ${FORMATS.join(', ')}`);
@@ -42,14 +40,13 @@ export function readProjectSummary(dir: string, needFiles: (format: Summary['for
   if (top === undefined) bad('top', 'is missing (expected the top-level module name)');
   if (typeof top !== 'string' || !IDENTIFIER.test(top)) bad('top', `is ${JSON.stringify(top)}, not a module name (letters, digits, _)`);
   const files = s['files'];
-  if (!isObject(files)) return bad('files', files === undefined ? 'is missing' : 'must be an object of relative file paths');
+  if (!isJsonObject(files)) return bad('files', files === undefined ? 'is missing' : 'must be an object of relative file paths');
   for (const key of needFiles(format as Summary['format'])) {
     const rel = files[key];
     const field = `files.${key}`;
     if (rel === undefined) bad(field, 'is missing');
     if (typeof rel !== 'string' || rel === '') bad(field, `is ${JSON.stringify(rel)}, not a relative file path`);
-    const r = relative(resolve(dir), resolve(dir, rel as string));
-    if (isAbsolute(rel as string) || r.startsWith('..') || isAbsolute(r)) bad(field, `(${JSON.stringify(rel)}) points outside the project`);
+    if (isAbsolute(rel as string) || !isInside(dir, resolve(dir, rel as string))) bad(field, `(${JSON.stringify(rel)}) points outside the project`);
     const full = join(dir, rel as string);
     if (!existsSync(full) || !statSync(full).isFile()) throw new ProjectFileError(full, `no such file (named in ${path} as ${field}); ${REDO}`);
   }

@@ -6,7 +6,7 @@
 import type { OverflowMode, RoundMode } from '../fixed/types.ts';
 import { readKerasArchive, type H5Tensor, type KerasArchive } from './keras-archive.ts';
 import { roundHalfEven } from './nd.ts';
-import { ModelFileError } from '../util/file-error.ts';
+import { ModelFileError } from '../util/user-files.ts';
 
 export interface HgqQuantizer {
   /** HDF5 group holding the internal quantizer's vars, e.g. 'layers/q_dense/iq/quantizer' */

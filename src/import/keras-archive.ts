@@ -6,7 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import JSZip from 'jszip';
 import * as h5wasm from 'h5wasm';
-import { ModelFileError } from '../util/file-error.ts';
+import { ModelFileError } from '../util/user-files.ts';
 
 export type H5Data =
   | Float32Array

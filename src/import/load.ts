@@ -12,7 +12,7 @@ import '../layers/sum.ts';
 import '../layers/getitem.ts';
 import { initBackend } from '../backend.ts';
 import { loadModel } from '../train/io.ts';
-import { ModelFileError } from '../util/file-error.ts';
+import { ModelFileError } from '../util/user-files.ts';
 import { loadHgq2Model, type HgqModel } from './hgq2-model.ts';
 import { buildHgqModel } from './hgq2-build.ts';
 
