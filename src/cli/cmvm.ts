@@ -121,7 +121,7 @@ Examples:
         for (let k = 0; k < count; k++) matrices.push(randomMatrix(n, bits, next));
       }
       if (opts.emit !== undefined && matrices.length !== 1) throw new UsageError('--emit writes one program: use it with --matrix or --count 1');
-      matrices.forEach((W, k) => checkOutputWidths(W, kif, opts.inputType, k));
+      for (const [k, W] of matrices.entries()) checkOutputWidths(W, kif, opts.inputType, k);
 
       const rows: { adders: number; cost: number; depth: number; ms: number }[] = [];
       for (const [k, W] of matrices.entries()) {
