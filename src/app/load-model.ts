@@ -11,6 +11,7 @@ import { initBackend } from '../backend.ts';
 import { loadModel } from '../train/io.ts';
 import { loadHgq2Model, type HgqModel } from '../import/hgq2-model.ts';
 import { buildHgqModel } from '../import/hgq2-build.ts';
+import { ModelFileError } from '../util/user-files.ts';
 
 export type ModelSource = 'tfjs' | 'keras';
 
@@ -46,10 +47,9 @@ export interface LoadedModel {
 export async function loadModelWithSource(path: string): Promise<LoadedModel> {
   const source = modelSource(path);
   if (source === null) {
-    throw new Error(
-      existsSync(path)
-        ? `${path}: not a model (expected a directory with model.json and weights.bin, or an HGQ2 .keras file)`
-        : `${path}: no such file or directory`,
+    throw new ModelFileError(
+      path,
+      existsSync(path) ? 'not a model (expected a directory with model.json and weights.bin, or an HGQ2 .keras file)' : 'no such file or directory',
     );
   }
   await initBackend();

@@ -5,9 +5,13 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { qiFromKif } from '../fixed/interval.ts';
-import { doubleToDyadic } from '../fixed/quantize.ts';
+import { doubleToDyadic, kifWidth } from '../fixed/quantize.ts';
 import { parseType, TYPE_FORMS } from '../fixed/typename.ts';
+import type { Kif } from '../fixed/types.ts';
+import { rowWiderThan } from '../cmvm/check.ts';
+import { FLOAT_PATH_MAX_WIDTH, floatPathExact } from '../ir/emulate.ts';
 import { UsageError, CliError } from './errors.ts';
+import { parseIntOption } from './numbers.ts';
 
 interface Opts {
   matrix?: string;
@@ -24,11 +28,35 @@ interface Opts {
   verify?: boolean;
 }
 
-function intOption(v: string | undefined, flag: string, lo: number, hi: number): number {
-  const n = Number(v);
-  if (v === undefined || !/^\s*-?\d+\s*$/.test(v) || !Number.isSafeInteger(n) || n < lo || n > hi)
-    throw new UsageError(`${flag} must be an integer from ${lo} to ${hi}, got ${v === undefined ? 'nothing' : JSON.stringify(v)}`);
-  return n;
+/**
+ * cmvm keeps every wire of the adder graph within the emulator's exact float64 path: the IR's intervals and
+ * the --verify reference are exact there. Input types are limited to that width, and to exponents that keep
+ * the products' steps and ranges well inside the double range.
+ */
+const MAX_INPUT_EXPONENT = 850;
+
+function parseInputType(name: string): Kif {
+  let kif: Kif;
+  try {
+    kif = parseType(name).kif;
+  } catch (e) {
+    throw new UsageError(`--input-type: ${(e as Error).message}`);
+  }
+  const W = kifWidth(kif);
+  if (W > FLOAT_PATH_MAX_WIDTH)
+    throw new UsageError(`--input-type ${name} is ${W} bits wide; cmvm takes inputs up to ${FLOAT_PATH_MAX_WIDTH} bits (every adder-graph wire must fit ${FLOAT_PATH_MAX_WIDTH} bits, the exact float64 path)`);
+  if (W > 0 && (Math.abs(kif.f) > MAX_INPUT_EXPONENT || Math.abs(kif.i) > MAX_INPUT_EXPONENT))
+    throw new UsageError(`--input-type ${name}: integer and fraction bits must be within ±${MAX_INPUT_EXPONENT} (i=${kif.i}, f=${kif.f})`);
+  return kif;
+}
+
+/** Refuse (before optimizing) a matrix whose outputs alone would be wider than the float path allows. */
+function checkOutputWidths(W: number[][], kif: Kif, name: string, k: number): void {
+  const wide = rowWiderThan(W, kif, FLOAT_PATH_MAX_WIDTH);
+  if (wide)
+    throw new UsageError(
+      `matrix ${k}, row ${wide.row + 1}: with --input-type ${name} its outputs need ${wide.bits} bits, more than the ${FLOAT_PATH_MAX_WIDTH} bits cmvm keeps every wire within (the exact float64 path); use a narrower input type or smaller coefficients`,
+    );
 }
 
 export function register(program: Command): void {
@@ -43,7 +71,7 @@ export function register(program: Command): void {
     .option('--dc <D>', 'delay constraint: extra adder levels allowed over the plain balanced tree; -1 = unconstrained', '-1')
     .option('--method <M>', 'pair score: wmc (occurrences × overlapping bits) or mc (occurrences)', 'wmc')
     .option('--effort <E>', 'candidates tried: 0 fast, 1 default, 2 thorough', '1')
-    .option('--input-type <TYPE>', `type of every input element: ${TYPE_FORMS}`, 'fixed<8,8>')
+    .option('--input-type <TYPE>', `type of every input element, at most ${FLOAT_PATH_MAX_WIDTH} bits wide (every wire of the graph must fit ${FLOAT_PATH_MAX_WIDTH} bits): ${TYPE_FORMS}`, 'fixed<8,8>')
     .option('--emit <program.json>', 'write the adder graph of the (single) matrix as an IR program (inputs x, outputs W·x)')
     .option('--verify', 'check every result with the IR emulator against W·x on corner and random inputs (exit 1 on a mismatch)')
     .option('--json', 'print one JSON object {"mean": {...}, "matrices": [...]} as the last line')
@@ -63,16 +91,11 @@ Examples:
         throw new UsageError('give exactly one of --matrix <file> or --random <N>');
       if (opts.matrix !== undefined && (opts.bits ?? opts.seed ?? opts.count) !== undefined)
         throw new UsageError('--bits, --seed and --count go with --random, not --matrix');
-      const dc = intOption(opts.dc, '--dc', -1, 1000);
-      const effort = intOption(opts.effort, '--effort', 0, 2);
+      const dc = parseIntOption(opts.dc, '--dc', -1, 1000);
+      const effort = parseIntOption(opts.effort, '--effort', 0, 2);
       const method = opts.method.trim().toLowerCase();
       if (method !== 'wmc' && method !== 'mc') throw new UsageError(`--method must be wmc or mc, got "${opts.method}"`);
-      let kif;
-      try {
-        kif = parseType(opts.inputType).kif;
-      } catch (e) {
-        throw new UsageError(`--input-type: ${(e as Error).message}`);
-      }
+      const kif = parseInputType(opts.inputType);
       const qint = qiFromKif(kif);
 
       const matrices: number[][][] = [];
@@ -90,14 +113,15 @@ Examples:
           throw e;
         }
       } else {
-        const n = intOption(opts.random, '--random', 1, 4096);
-        const bits = intOption(opts.bits ?? '8', '--bits', 2, 30);
-        const seed = intOption(opts.seed ?? '1', '--seed', 0, 2 ** 32 - 1);
-        const count = intOption(opts.count ?? '1', '--count', 1, 1000000);
+        const n = parseIntOption(opts.random!, '--random', 1, 4096);
+        const bits = parseIntOption(opts.bits ?? '8', '--bits', 2, 30);
+        const seed = parseIntOption(opts.seed ?? '1', '--seed', 0, 2 ** 32 - 1);
+        const count = parseIntOption(opts.count ?? '1', '--count', 1, 1000000);
         const next = prng(seed);
         for (let k = 0; k < count; k++) matrices.push(randomMatrix(n, bits, next));
       }
       if (opts.emit !== undefined && matrices.length !== 1) throw new UsageError('--emit writes one program: use it with --matrix or --count 1');
+      for (const [k, W] of matrices.entries()) checkOutputWidths(W, kif, opts.inputType, k);
       if (opts.emit !== undefined) {
         const { isProgramFile } = await import('../ir/serialize.ts');
         const { assertOutputFile, OutputPathError } = await import('../util/fs.ts');
@@ -113,6 +137,11 @@ Examples:
       for (const [k, W] of matrices.entries()) {
         const inputs = W[0]!.map(() => ({ qint }));
         const r = solveCmvm(W, inputs, { dc, method, effort });
+        // inner wires can be wider than the outputs (a signed-digit term can exceed the sum)
+        if (!floatPathExact(r.program))
+          throw new UsageError(
+            `matrix ${k}: with --input-type ${opts.inputType} the adder graph has a wire wider than ${FLOAT_PATH_MAX_WIDTH} bits (the exact float64 path cmvm keeps to); use a narrower input type`,
+          );
         const row = { adders: r.adders, cost: r.cost, depth: r.depth, ms: Math.round(r.ms * 1000) / 1000 };
         rows.push(row);
         process.stdout.write(`matrix ${k}: ${W.length}×${W[0]!.length}  adders ${row.adders}  cost ${row.cost}  depth ${row.depth}  ms ${row.ms.toFixed(2)}\n`);
@@ -143,8 +172,9 @@ function verify(
   for (let c = 0; c < nIn; c++) xs.push(Array.from({ length: nIn }, (_, j) => (j === c ? q.max : q.min)));
   let s = 12345 + k;
   const rnd = (): number => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 2 ** 32);
-  const levels = (q.max - q.min) / q.step + 1;
-  for (let t = 0; t < 64; t++) xs.push(Array.from({ length: nIn }, () => q.min + Math.floor(rnd() * levels) * q.step));
+  const levels = (q.max - q.min) / q.step + 1; // up to 2^52: one 32-bit draw would leave the low bits 0
+  const level = (): number => (Math.floor(rnd() * 2 ** 21) * 2 ** 32 + Math.floor(rnd() * 2 ** 32)) % levels;
+  for (let t = 0; t < 64; t++) xs.push(Array.from({ length: nIn }, () => q.min + level() * q.step));
   const flat = new Float64Array(xs.length * nIn);
   xs.forEach((x, i) => flat.set(x, i * nIn));
   const y = emu.compileProgram(program).run(flat, xs.length);

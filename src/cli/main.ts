@@ -9,6 +9,8 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { OutputPathError, OutputWriteError } from '../util/fs.ts';
 import { CliError } from './errors.ts';
+import { isNegativeNumber } from './numbers.ts';
+import { InputFileError } from '../util/user-files.ts';
 import * as quantizeCmd from './quantize.ts';
 import * as cmvmCmd from './cmvm.ts';
 import * as emulateCmd from './emulate.ts';
@@ -31,13 +33,40 @@ const COMMANDS: { register(program: Command): void }[] = [
   reportCmd,
 ];
 
+/**
+ * Commander takes a leaf command's `-1` or `-.5` as a value, but not `-inf`, `-1.` or `-2E3` (its pattern is
+ * narrower): those became "unknown option". Here every negative number is a value of a leaf command; real
+ * unknown options are still refused. (Short options already consumed their values before this runs.)
+ */
+class HgqCommand extends Command {
+  override createCommand(name?: string): Command {
+    return new HgqCommand(name);
+  }
+
+  override parseOptions(argv: string[]): { operands: string[]; unknown: string[] } {
+    const r = super.parseOptions(argv);
+    if (this.commands.length > 0 || r.unknown.length === 0) return r;
+    const operands = [...r.operands];
+    const unknown: string[] = [];
+    let literal = false; // after `--`
+    for (const a of r.unknown) {
+      if (unknown.length > 0) unknown.push(a); // an unknown option: commander reports it, keep the rest as it was
+      else if (literal) operands.push(a);
+      else if (a === '--') literal = true;
+      else if (!a.startsWith('-') || a === '-' || isNegativeNumber(a)) operands.push(a);
+      else unknown.push(a);
+    }
+    return { operands, unknown };
+  }
+}
+
 function packageVersion(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
   return pkg.version;
 }
 
 export function buildProgram(): Command {
-  const program = new Command('hgq')
+  const program = new HgqCommand('hgq')
     .description('High Granularity Quantization: per-weight fixed-point neural networks, carried bit-exactly to FPGA RTL')
     .version(packageVersion(), '-V, --version', 'print the hgq version')
     .showHelpAfterError('(run with --help for usage)')
@@ -94,6 +123,11 @@ export async function main(argv: string[]): Promise<number> {
     if (e instanceof CliError) {
       process.stderr.write(`hgq: ${e.message}\n`);
       return e.exitCode;
+    }
+    if (e instanceof InputFileError) {
+      // a user's file that cannot be used (library code names it): bad input
+      process.stderr.write(`hgq: ${e.message}\n`);
+      return 2;
     }
     const err = e instanceof Error ? e : new Error(String(e));
     process.stderr.write(`hgq: internal error: ${process.env.HGQ_DEBUG ? err.stack : err.message}\n`);

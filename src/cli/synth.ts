@@ -17,7 +17,7 @@ export function register(program: Command): void {
       if (opts.family !== 'xc7' && opts.family !== 'xcup') throw new UsageError(`--family "${opts.family}" is not one of xc7, xcup`);
       const { synth } = await import('../eda/synth.ts');
       const { ToolMissingError } = await import('../eda/tools.ts');
-      const { readSummary } = await import('../eda/verify.ts');
+      const { readProjectSummary } = await import('../eda/summary.ts');
       const { updateSummary } = await import('../backends/project.ts');
       let r;
       try {
@@ -27,7 +27,7 @@ export function register(program: Command): void {
         if (e instanceof RangeError) throw new UsageError(e.message);
         throw e;
       }
-      const s = readSummary(dir) as unknown as Record<string, unknown>;
+      const s = readProjectSummary(dir) as unknown as Record<string, unknown>;
       s[`yosys_${opts.family}`] = { lut: r.lut, carry: r.carry, ff: r.ff, srl: r.srl, muxf: r.muxf, dsp: r.dsp, depth: r.depth };
       await updateSummary(dir, s as never);
       if (!opts.json) {

@@ -6,6 +6,7 @@
 import type { Command } from 'commander';
 import type { Program } from '../ir/types.ts';
 import { CliError, UsageError } from './errors.ts';
+import { parseIntOption } from './numbers.ts';
 
 interface TraceCliOptions {
   output: string;
@@ -37,10 +38,8 @@ export interface TraceSummary {
 function parseOpts(o: TraceCliOptions): { cmvm: 'da' | 'none'; dc: number; effort?: number } {
   const cmvm = o.cmvm.toLowerCase();
   if (cmvm !== 'da' && cmvm !== 'none') throw new UsageError(`--cmvm "${o.cmvm}" is not one of da (CMVM adder graphs), none (plain signed-digit trees)`);
-  const dc = o.dc === undefined ? -1 : Number(o.dc);
-  if (!Number.isInteger(dc) || dc < -1) throw new UsageError(`--dc "${o.dc}" must be an integer >= -1 (-1 = unconstrained)`);
-  const effort = o.effort === undefined ? undefined : Number(o.effort);
-  if (effort !== undefined && ![0, 1, 2].includes(effort)) throw new UsageError(`--effort "${o.effort}" must be 0 (fast), 1 (default) or 2 (thorough)`);
+  const dc = o.dc === undefined ? -1 : parseIntOption(o.dc, '--dc (-1 = unconstrained)', -1);
+  const effort = o.effort === undefined ? undefined : parseIntOption(o.effort, '--effort (0 fast, 1 default, 2 thorough)', 0, 2);
   return { cmvm, dc, ...(effort !== undefined ? { effort } : {}) };
 }
 
@@ -54,8 +53,7 @@ function costTable(p: Program, ebopsByLayer: Map<string, number>) {
 
 export async function runTrace(path: string, o: TraceCliOptions): Promise<TraceSummary> {
   const opts = parseOpts(o);
-  const validateN = o.validate === undefined ? undefined : Number(o.validate);
-  if (validateN !== undefined && (!Number.isInteger(validateN) || validateN < 1)) throw new UsageError(`--validate "${o.validate}" must be a positive integer`);
+  const validateN = o.validate === undefined ? undefined : parseIntOption(o.validate, '--validate', 1);
   const { isProgramFile } = await import('../ir/serialize.ts');
   const { assertOutputFile } = await import('../util/fs.ts');
   assertOutputFile(o.output, isProgramFile, 'an IR program'); // before tracing, which can take minutes

@@ -4,7 +4,7 @@
  * (0.1 is 1/10, which no fixed-point type holds, so it is rejected) and may have at most MAX_FRACTION_BITS
  * fraction bits and magnitude below 2^MAX_INTEGER_BITS.
  */
-import { doubleToDyadic, parseDecimal } from '../fixed/quantize.ts';
+import { decimalToRational, doubleToDyadic, parseDecimalParts } from '../fixed/quantize.ts';
 
 export const MAX_FRACTION_BITS = 32;
 export const MAX_INTEGER_BITS = 40;
@@ -26,9 +26,18 @@ function gcd(a: bigint, b: bigint): bigint {
 export function parseEntry(token: string, where: string): number {
   const t = token.trim();
   if (t === '') throw new MatrixFileError(`${where}: empty entry (write 0 for a zero coefficient)`);
-  const r = parseDecimal(t);
-  if (r === null) throw new MatrixFileError(`${where}: "${t}" is not a number`);
-  if (typeof r === 'number') throw new MatrixFileError(`${where}: "${t}" is not a finite number`);
+  const p = parseDecimalParts(t);
+  if (p === null) throw new MatrixFileError(`${where}: "${t}" is not a number`);
+  if (typeof p === 'number') throw new MatrixFileError(`${where}: "${t}" is not a finite number`);
+  const r = decimalToRational(p);
+  if (r === null) {
+    // an exponent too large to expand: far outside the limits either way
+    throw new MatrixFileError(
+      p.scale > 0
+        ? `${where}: ${t} is too large (|entry| must be below 2^${MAX_INTEGER_BITS})`
+        : `${where}: ${t} needs more than the ${MAX_FRACTION_BITS} supported fraction bits; round it to a multiple of 2^-${MAX_FRACTION_BITS}`,
+    );
+  }
   const g = gcd(r.n, r.d);
   const n = g > 1n ? r.n / g : r.n;
   const d = g > 1n ? r.d / g : r.d;
@@ -47,10 +56,17 @@ function checkValue(v: number, n: bigint, d: bigint, shown: string, where: strin
   return v + 0;
 }
 
-/** A JSON number (already a double): exact if it has few fraction bits; 0.1 parses to a 55-bit fraction. */
-function jsonEntry(v: unknown, where: string): number {
+/**
+ * A JSON number (already a double): exact if it has few fraction bits; 0.1 parses to a 55-bit fraction.
+ * `token` is its spelling in the file: JSON.parse turns 1e400 into Infinity and 1e-400 into 0.
+ */
+function jsonEntry(v: unknown, token: string | undefined, where: string): number {
   if (typeof v === 'string') return parseEntry(v, where);
-  if (typeof v !== 'number' || !Number.isFinite(v)) throw new MatrixFileError(`${where}: ${JSON.stringify(v)} is not a number`);
+  if (typeof v !== 'number') throw new MatrixFileError(`${where}: ${JSON.stringify(v)} is not a number`);
+  const shown = token ?? String(v);
+  if (!Number.isFinite(v)) throw new MatrixFileError(`${where}: ${shown} is too large (|entry| must be below 2^${MAX_INTEGER_BITS})`);
+  if (v === 0 && !/^-?0*\.?0*(e|$)/i.test(shown))
+    throw new MatrixFileError(`${where}: ${shown} is too small (nonzero entries need at most ${MAX_FRACTION_BITS} fraction bits: |entry| >= 2^-${MAX_FRACTION_BITS})`);
   const { m, e } = doubleToDyadic(v);
   const n = e >= 0 ? m << BigInt(e) : m;
   const d = e >= 0 ? 1n : 1n << BigInt(-e);
@@ -71,6 +87,13 @@ function checkShape(rows: number[][], source: string): number[][] {
   return rows;
 }
 
+/** The number tokens of a JSON text in document order (strings skipped). */
+function jsonNumberTokens(text: string): string[] {
+  const tokens: string[] = [];
+  for (const m of text.matchAll(/"(?:[^"\\]|\\.)*"|-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?/g)) if (m[0][0] !== '"') tokens.push(m[0]);
+  return tokens;
+}
+
 export function parseMatrixJSON(text: string, source: string): number[][] {
   let raw: unknown;
   try {
@@ -79,9 +102,13 @@ export function parseMatrixJSON(text: string, source: string): number[][] {
     throw new MatrixFileError(`${source}: not valid JSON (${(e as Error).message})`);
   }
   if (!Array.isArray(raw)) throw new MatrixFileError(`${source}: expected a JSON array of rows, e.g. [[1, 2], [3, 4]]`);
+  // entries are checked in document order and stop at the first non-number, so the n-th number entry is the
+  // n-th number token of the text
+  const tokens = jsonNumberTokens(text);
+  let nth = 0;
   const rows = raw.map((row, i) => {
     if (!Array.isArray(row)) throw new MatrixFileError(`${source}: row ${i + 1} is not an array (expected an array of rows, e.g. [[1, 2], [3, 4]])`);
-    return row.map((v, j) => jsonEntry(v, `${source}: row ${i + 1}, column ${j + 1}`));
+    return row.map((v, j) => jsonEntry(v, typeof v === 'number' ? tokens[nth++] : undefined, `${source}: row ${i + 1}, column ${j + 1}`));
   });
   return checkShape(rows, source);
 }

@@ -16,7 +16,7 @@ import { join, resolve } from 'node:path';
 import { keepingOwnership } from '../backends/project.ts';
 import { lockOutput, removeStaleTemporaries, temporaryBeside, writeFileAtomic } from '../util/fs.ts';
 import { run } from './tools.ts';
-import { readSummary } from './verify.ts';
+import { readProjectSummary } from './summary.ts';
 
 export type Family = 'xc7' | 'xcup';
 
@@ -56,6 +56,11 @@ export function yosysScript(src: string, top: string, family: Family): string {
   ].join('\n');
 }
 
+/** The summary.json file entry Yosys reads: the Verilog source (a VHDL project's Verilog twin); none for HLS. */
+function synthSource(format: string): string[] {
+  return format === 'hls' ? [] : [format === 'vhdl' ? 'verilog_twin' : 'source'];
+}
+
 /**
  * A path as one Yosys script word. Yosys splits script lines at whitespace and has no escape inside quotes, so
  * the script names the source by a path without spaces (synth copies it into its work folder); anything else
@@ -75,7 +80,7 @@ function yosysWord(path: string): string {
 export async function synth(dir: string, opts: { family?: Family; timeoutMs?: number } = {}): Promise<SynthReport> {
   const family = opts.family ?? 'xc7';
   if (family !== 'xc7' && family !== 'xcup') throw new RangeError(`unknown family "${family}" (use xc7 or xcup)`);
-  const s = readSummary(dir);
+  const s = readProjectSummary(dir, synthSource);
   if (s.format === 'hls') throw new RangeError('synth needs an RTL project (hgq convert --format verilog or vhdl); HLS C++ is synthesized by Vitis');
   const rel = s.format === 'vhdl' ? s.files.verilog_twin : s.files.source;
   if (!rel || !existsSync(join(dir, rel))) throw new RangeError(`${dir}: the Verilog source named in summary.json is missing`);

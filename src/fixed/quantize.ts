@@ -62,23 +62,47 @@ function rationalFromDouble(x: number): Rational {
 const DECIMAL = /^([+-]?)(\d+\.?\d*|\.\d+)(?:[eE]([+-]?\d+))?$/;
 const INFINITY = /^([+-]?)(inf|infinity)$/i;
 
-/**
- * Parse a decimal number exactly: "0.1" is 1/10, not the double nearest to it. Also "inf"/"-Infinity".
- * Returns null for anything else (the caller words the error).
- */
-export function parseDecimal(s: string): Rational | number | null {
+/** Decimal exponents beyond this are not expanded into a BigInt power of ten (10^100000 has 332k bits). */
+export const MAX_DECIMAL_EXPONENT = 100000;
+
+/** A decimal ±digits·10^scale as written; `scale` may be ±Infinity for exponents too long for a double. */
+export interface DecimalParts {
+  negative: boolean;
+  digits: bigint;
+  /** number of decimal digits in `digits` (an upper bound on log10 of it) */
+  length: number;
+  scale: number;
+}
+
+/** The parts of a decimal string, ±Infinity for "inf"/"-Infinity", null for anything else. */
+export function parseDecimalParts(s: string): DecimalParts | number | null {
   const t = s.trim();
   const inf = INFINITY.exec(t);
   if (inf) return inf[1] === '-' ? -Infinity : Infinity;
   const m = DECIMAL.exec(t);
   if (!m) return null;
   const [int, frac = ''] = m[2]!.split('.') as [string, string?];
-  const exp = m[3] === undefined ? 0 : Number(m[3]);
-  if (!Number.isSafeInteger(exp) || Math.abs(exp) > 100000) return null;
-  let n = BigInt((int || '0') + frac);
-  if (m[1] === '-') n = -n;
-  const scale = exp - frac.length;
-  return scale >= 0 ? { n: n * 10n ** BigInt(scale), d: 1n } : { n, d: 10n ** BigInt(-scale) };
+  const exp = m[3] === undefined ? 0 : Number(m[3]); // a huge exponent becomes ±Infinity: still its sign
+  const text = ((int || '0') + frac).replace(/^0+(?=\d)/, '');
+  return { negative: m[1] === '-', digits: BigInt(text), length: text.length, scale: exp - frac.length };
+}
+
+/** The exact rational of parts whose exponent is at most `maxExponent` in size, else null. */
+export function decimalToRational(p: DecimalParts, maxExponent = MAX_DECIMAL_EXPONENT): Rational | null {
+  const n = p.negative ? -p.digits : p.digits;
+  if (n === 0n) return { n: 0n, d: 1n };
+  if (!(Math.abs(p.scale) <= maxExponent)) return null;
+  return p.scale >= 0 ? { n: n * 10n ** BigInt(p.scale), d: 1n } : { n, d: 10n ** BigInt(-p.scale) };
+}
+
+/**
+ * Parse a decimal number exactly: "0.1" is 1/10, not the double nearest to it. Also "inf"/"-Infinity".
+ * Returns null for anything else, and for exponents beyond ±MAX_DECIMAL_EXPONENT (see parseDecimalParts;
+ * the caller words the error).
+ */
+export function parseDecimal(s: string): Rational | number | null {
+  const p = parseDecimalParts(s);
+  return p === null || typeof p === 'number' ? p : decimalToRational(p);
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -170,9 +194,14 @@ export function quantizeCode(
   check(t, round, overflow);
   let v: Rational | number;
   if (typeof x === 'string') {
-    const p = parseDecimal(x);
+    const p = parseDecimalParts(x);
     if (p === null) throw new RangeError(`"${x}" is not a decimal number (expected e.g. 1.25, -3, 2e-3)`);
-    v = p;
+    if (typeof p !== 'number' && t.k + t.i + t.f > 0) {
+      const extreme = extremeDecimalCode(p, t, round, overflow);
+      if (extreme !== null) return extreme;
+    }
+    // not extreme: the exponent is bounded by the string's length and the type, so expanding it is affordable
+    v = typeof p === 'number' ? p : decimalToRational(p, Infinity)!;
   } else {
     if (Number.isNaN(x)) throw new RangeError('cannot quantize NaN');
     v = Number.isFinite(x) ? rationalFromDouble(x) : x;
@@ -194,6 +223,31 @@ export function quantizeCode(
   if (N >= hi * D) return hi; // clip first; the range ends are integers, so rounding leaves them
   if (N <= lo * D) return lo;
   return roundRational(N, D, round);
+}
+
+/**
+ * The code of a decimal so far outside type t's range or grid that its power of ten is not worth expanding,
+ * decided from its size alone; null otherwise. Assumes width >= 1.
+ *  - |x| >= 10^scale with scale >= k + i: at or above every code's magnitude, and x·2^f =
+ *    ±digits·5^scale·2^(scale+f) is a multiple of 2^W (scale + f >= W), so SAT clips and WRAP gives 0, exactly.
+ *  - 0 < |x·2^f| < 1/4 (10^-scale > digits·2^(f+2)): rounds like ±1/4 (the float path's rule).
+ * Decimals that are neither have |scale| <= max(k + i, length + f + 2): bounded by the input and the type.
+ */
+function extremeDecimalCode(p: DecimalParts, t: Kif, round: RoundMode, overflow: OverflowMode): bigint | null {
+  if (p.digits === 0n || Math.abs(p.scale) <= MAX_DECIMAL_EXPONENT) return null;
+  if (p.scale > 0 && p.scale >= t.k + t.i) {
+    if (overflow === 'WRAP') return 0n;
+    const [lo, hi] = codeRangeBig(t, overflow);
+    return p.negative ? lo : hi;
+  }
+  // 10^(-scale) >= 10^(length + f + 2) > digits·2^(f+2) when -scale >= length + max(0, f + 2)
+  if (p.scale < 0 && -p.scale >= p.length + Math.max(0, t.f + 2)) {
+    const q = roundRational(p.negative ? -1n : 1n, 4n, round);
+    if (overflow === 'WRAP') return wrapBig(q, t);
+    const [lo, hi] = codeRangeBig(t, overflow);
+    return q > hi ? hi : q < lo ? lo : q;
+  }
+  return null;
 }
 
 /** code·2^-f as a number if that is exact, else null. */

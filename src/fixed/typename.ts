@@ -33,8 +33,8 @@ function fail(name: string, why: string): never {
 
 function int(name: string, s: string, what: string): number {
   const v = Number(s);
-  if (!Number.isSafeInteger(v) || Math.abs(v) > 100000) fail(name, `${what} ${s} is out of range`);
-  return v;
+  if (!Number.isSafeInteger(v) || Math.abs(v) > 100000) fail(name, `${what} ${s} is out of range (|${what}| <= 100000)`);
+  return v + 0; // "-0" is 0: no -0 in a type
 }
 
 function modeName(s: string): string {

@@ -6,6 +6,7 @@
 import type { OverflowMode, RoundMode } from '../fixed/types.ts';
 import { readKerasArchive, type H5Tensor, type KerasArchive } from './keras-archive.ts';
 import { roundHalfEven } from '../util/rounding.ts';
+import { ModelFileError } from '../util/user-files.ts';
 
 export interface HgqQuantizer {
   /** HDF5 group holding the internal quantizer's vars, e.g. 'layers/q_dense/iq/quantizer' */
@@ -107,7 +108,7 @@ export async function loadHgq2Model(path: string): Promise<HgqModel> {
 export function hgq2ModelFromArchive(ar: KerasArchive): HgqModel {
   const file = ar.path;
   const err: (what: string) => never = (what) => {
-    throw new Error(`${file}: ${what}`);
+    throw new ModelFileError(file, what);
   };
   const cfg = ar.config;
   if (!cfg || typeof cfg !== 'object' || !cfg.config || !Array.isArray(cfg.config.layers)) {

@@ -6,6 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import JSZip from 'jszip';
 import * as h5wasm from 'h5wasm';
+import { ModelFileError } from '../util/user-files.ts';
 
 export type H5Data =
   | Float32Array
@@ -53,7 +54,7 @@ const CONFIG = 'config.json';
 const METADATA = 'metadata.json';
 
 function fail(path: string, what: string): never {
-  throw new Error(`${path}: ${what}`);
+  throw new ModelFileError(path, what);
 }
 
 /** Read a `.keras` file. Errors name the file and say what is wrong. */

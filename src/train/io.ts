@@ -6,14 +6,10 @@
  * reads what model.json names and ignores the marker.
  */
 import * as tf from '@tensorflow/tfjs';
-import { readFileSync, existsSync, statSync } from 'node:fs';
-import { dirname, join } from 'node:path';
 import { writeDirAtomic } from '../util/fs.ts';
+import { MODEL_JSON, WEIGHTS_BIN, modelBuildError, readModelArtifacts } from './model-files.ts';
 
 export { writeDirAtomic, writeFileAtomic } from '../util/fs.ts';
-
-const MODEL_JSON = 'model.json';
-const WEIGHTS_BIN = 'weights.bin';
 
 function joinWeights(w: tf.io.WeightData | undefined): ArrayBuffer {
   if (w === undefined) return new ArrayBuffer(0);
@@ -55,30 +51,7 @@ export function fsHandler(dir: string, extraFiles: Record<string, string | Uint8
       };
     },
     async load(): Promise<tf.io.ModelArtifacts> {
-      const path = existsSync(dir) && statSync(dir).isDirectory() ? join(dir, MODEL_JSON) : dir;
-      if (!existsSync(path)) throw new Error(`model not found: ${path} (expected a directory with ${MODEL_JSON} and ${WEIGHTS_BIN})`);
-      let json: tf.io.ModelJSON;
-      try {
-        json = JSON.parse(readFileSync(path, 'utf8')) as tf.io.ModelJSON;
-      } catch (e) {
-        throw new Error(`${path}: not valid JSON (${(e as Error).message})`);
-      }
-      if (json.modelTopology == null) throw new Error(`${path}: no modelTopology; not a tfjs layers model.json`);
-      const base = dirname(path);
-      return tf.io.getModelArtifactsForJSON(json, async (manifest) => {
-        const specs: tf.io.WeightsManifestEntry[] = [];
-        const bufs: ArrayBuffer[] = [];
-        for (const group of manifest) {
-          specs.push(...group.weights);
-          for (const p of group.paths) {
-            const wp = join(base, p);
-            if (!existsSync(wp)) throw new Error(`${path}: weight file ${wp} is missing`);
-            const b = readFileSync(wp);
-            bufs.push(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer);
-          }
-        }
-        return [specs, tf.io.concatenateArrayBuffers(bufs)];
-      });
+      return readModelArtifacts(dir);
     },
   };
 }
@@ -90,5 +63,9 @@ export async function saveModel(model: tf.LayersModel, dir: string, extraFiles: 
 
 /** Loads a model saved by `saveModel` (or any tfjs layers-model directory). Custom layers must be registered first. */
 export async function loadModel(dir: string): Promise<tf.LayersModel> {
-  return tf.loadLayersModel(fsHandler(dir));
+  try {
+    return await tf.loadLayersModel(fsHandler(dir));
+  } catch (e) {
+    throw modelBuildError(e, dir);
+  }
 }
