@@ -146,9 +146,12 @@ function readImageSet(s: DataSource, role: string, fmt: 'mnist' | 'fashion-mnist
   };
   const im = readIdx(file('images-idx3-ubyte'));
   const lb = readIdx(file('labels-idx1-ubyte'));
+  const n = Math.min(im.shape[0]!, s.limit ?? Infinity);
+  const px = im.data.length / im.shape[0]!;
   // pixels scaled to [0, 1], as the MNIST loader does
-  const x = Float64Array.from(im.data, (v) => v / 255);
-  return { x: { data: x, shape: im.shape }, y: { data: Float64Array.from(lb.data), shape: lb.shape }, where: `${fmt} ${part} (${dir})` };
+  const x = new Float64Array(n * px);
+  for (let j = 0; j < x.length; j++) x[j] = im.data[j]! / 255;
+  return { x: { data: x, shape: [n, ...im.shape.slice(1)] }, y: { data: Float64Array.from(lb.data.subarray(0, n)), shape: [n] }, where: `${fmt} ${part} (${dir})` };
 }
 
 async function readSource(s: DataSource, role: string): Promise<Raw> {

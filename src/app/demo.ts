@@ -88,7 +88,7 @@ export function demoSpec(o: DemoOptions = {}): TrainSpec {
       seed: o.seed ?? 1234,
       preprocess: 'none',
     },
-    model: { layers },
+    model: { input_shape: [784], layers },
     training: {
       epochs,
       batch_size: o.batchSize ?? (quick ? 256 : 1024),

@@ -52,7 +52,7 @@ export function layerList(spec: TrainSpec, outputs: number): LayerSpec[] {
 // ---------------------------------------------------------------------------------------------------------
 // memory: weights (value, bits, gradients, Adam moments for both) and activations, estimated before building
 
-const BYTES_PER_WEIGHT = 32;
+const BYTES_PER_WEIGHT = 48; // tfjs' copy (value, bits, Adam m and v) and the engine's (value, bits, gradients, m, v)
 const BYTES_PER_ACTIVATION = 24;
 /** the wasm engine's memory is 32-bit addressed */
 const WASM_BYTES = 4 * 2 ** 30;
