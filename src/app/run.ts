@@ -215,7 +215,8 @@ function lrAt(spec: TrainSpec, epoch: number): number {
   const E = spec.training.epochs;
   if (s.type === 'cosine') {
     const lo = s.min_lr ?? 0;
-    return lo + ((o.lr - lo) * (1 + Math.cos((Math.PI * epoch) / Math.max(1, E - 1)))) / 2;
+    // over E epochs, never reaching min_lr itself (a zero rate would train nothing in the last epoch)
+    return lo + ((o.lr - lo) * (1 + Math.cos((Math.PI * epoch) / E))) / 2;
   }
   if (s.type === 'step') return o.lr * (s.factor ?? 0.5) ** Math.floor(epoch / (s.every ?? Math.max(1, Math.round(E / 3))));
   return o.lr;
