@@ -347,6 +347,22 @@ describe('hgq train refuses bad input with exit 2 before any work', { concurrenc
     assert.equal(readFileSync(join(run, 'mine.txt'), 'utf8'), 'keep me');
     assert.ok(existsSync(join(run, 'front.json')));
   });
+
+  test('hgq demo --out into a folder holding front.json and epoch-NNNN/ of its own making is refused and left untouched', async () => {
+    const old = join(dir, 'old-demo');
+    mkdirSync(join(old, 'epoch-0003'), { recursive: true });
+    writeFileSync(join(old, 'front.json'), '[{"path":"epoch-0003"}]');
+    writeFileSync(join(old, 'epoch-0003', 'model.json'), '{}');
+    writeFileSync(join(old, 'thesis.tex'), 'months of work');
+    const before = listFiles(old).map((f) => [f, readFileSync(join(old, f), 'utf8')]);
+    const r = await hgqIn(['demo', '--quick', '--out', old, '--no-progress']);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /was not written by hgq/);
+    assert.deepEqual(listFiles(old).map((f) => [f, readFileSync(join(old, f), 'utf8')]), before);
+    const file = await hgqIn(['demo', '--quick', '--out', trainCsv, '--no-progress']);
+    assert.equal(file.code, 2, 'demo --out FILE fails before training');
+    assert.match(file.stderr, /exists and is a file/);
+  });
 });
 
 // ---------------------------------------------------------------------------------------------------------
