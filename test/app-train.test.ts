@@ -392,7 +392,7 @@ test('SIGKILL mid-run leaves a partial run (status running, no front.json) that 
   const again = await hgqIn(args);
   assert.equal(again.code, 2, 'a partial run is not replaced without --resume');
   assert.match(again.stderr, /partial run.*--resume/);
-  const resumed = await hgq([...args, '--resume']);
+  const resumed = await hgq(['train', '--resume', '--out', run, '--no-progress']); // the run's own spec.json
   assert.equal(resumed.code, 0, resumed.stderr);
   assert.match(resumed.stderr, /resuming .* after epoch \d+ of 14/);
   assertCompleteRun(run, 14);

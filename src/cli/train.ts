@@ -121,7 +121,7 @@ export function register(program: Command): void {
     .command('train')
     .description('train an HGQ model on your data (an MLP from flags, or anything from a spec file); keeps the Pareto front of (quality, EBOPs) as calibrated checkpoints')
     .argument('[spec]', 'spec file (.yaml or .json): data, model, training, out (see docs/train.md)')
-    .option('--data <file>', 'training table (CSV with a header; or .npy/.npz/.h5 by path) for the quick path')
+    .option('--data <file>', 'training table for the quick path: CSV with a header line, one sample per row (other formats: a spec file)')
     .option('--test <file>', 'test table (default: --test-split of --data, 20%)')
     .option('--val-split <x>', 'fraction of the training rows held out for validation (default 0.2)', Number)
     .option('--label <column>', 'label (classification) or target (regression) column: header name or 0-based index')
