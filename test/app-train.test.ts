@@ -137,6 +137,24 @@ describe('hgq train', { concurrency: 2 }, () => {
     assert.ok(best < 0.5 * variance, `test mse ${best} vs target variance ${variance}`);
   });
 
+  test('--quantize false trains the float reference (plain Dense, EBOPs 0); --engine tfjs trains the HGQ model with model.fit', async () => {
+    const common = ['train', '--data', trainCsv, '--label', 'cls', '--features', FEATURES.join(','), '--task', 'classification', '--hidden', '8', '--epochs', '3', '--batch-size', '64', '--no-progress'];
+    const float = join(dir, 'float');
+    const f = await hgq([...common, '--quantize', 'false', '--out', float]);
+    assert.equal(f.code, 0, f.stderr);
+    const front = assertCompleteRun(float, 3);
+    assert.equal(front.checkpoints.length, 1, 'one checkpoint: the best validation accuracy');
+    assert.equal(front.checkpoints[0].ebops, 0);
+    const topo = readFileSync(join(float, front.checkpoints[0].path, 'model.json'), 'utf8');
+    assert.match(topo, /"class_name":"Dense"/);
+    assert.doesNotMatch(topo, /QDense/);
+    const tfjs = join(dir, 'tfjs');
+    const t = await hgq([...common, '--engine', 'tfjs', '--out', tfjs]);
+    assert.equal(t.code, 0, t.stderr);
+    assert.match(t.stdout, /on the tfjs backend/);
+    for (const c of assertCompleteRun(tfjs, 3).checkpoints) assert.ok(c.ebops > 0);
+  });
+
   test('preprocessing: fitted on the training split, stored in the run and every checkpoint, applied by the convert/emulate hook', async () => {
     const run = join(dir, 'cls');
     while (!existsSync(join(run, 'front.json'))) await new Promise((r) => setTimeout(r, 500)); // written by the first test
