@@ -112,7 +112,7 @@ describe('hgq train', { concurrency: 2 }, () => {
   test('flags, classification: a complete run whose checkpoints beat chance on the test file', async () => {
     const run = join(dir, 'cls');
     const r = await hgq(['train', '--data', trainCsv, '--test', testCsv, '--label', 'cls', '--features', FEATURES.join(','), '--task', 'classification', '--hidden', '16,8',
-      '--epochs', '8', '--batch-size', '64', '--seed', '3', '--out', run, '--no-progress', '--json']);
+      '--epochs', '8', '--batch-size', '32', '--seed', '3', '--beta-end', '1e-5', '--out', run, '--no-progress', '--json']);
     assert.equal(r.code, 0, r.stderr);
     const front = assertCompleteRun(run, 8);
     assert.equal(front.metric, 'accuracy');
@@ -126,9 +126,9 @@ describe('hgq train', { concurrency: 2 }, () => {
   test('flags, regression: mse front, better than predicting the mean', async () => {
     const run = join(dir, 'reg');
     const r = await hgq(['train', '--data', trainCsv, '--label', 'y', '--features', FEATURES.join(','), '--task', 'regression', '--hidden', '16',
-      '--epochs', '6', '--batch-size', '64', '--val-split', '0.25', '--out', run, '--no-progress']);
+      '--epochs', '8', '--batch-size', '32', '--val-split', '0.25', '--beta-end', '1e-5', '--out', run, '--no-progress']);
     assert.equal(r.code, 0, r.stderr);
-    const front = assertCompleteRun(run, 6);
+    const front = assertCompleteRun(run, 8);
     assert.equal(front.metric, 'mse');
     const t = table(900, 1).target;
     const mean = t.reduce((a, b) => a + b, 0) / t.length;

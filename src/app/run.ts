@@ -8,8 +8,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { engineUnsupported, fitWithEngine } from '../engine/index.ts';
 import { setFiniteCheck } from '../layers/base.ts';
 import { calibrate } from '../train/calibrate.ts';
@@ -18,8 +18,8 @@ import { modelEbops, setModelBeta } from '../train/model.ts';
 import { offer } from '../train/pareto.ts';
 import { BetaPid, parseSchedule, piecewiseSchedule, type KeyPoint } from '../train/schedule.ts';
 import {
-  MARKER, MARKER_FORMAT, MARKER_VERSION, OutputPathError, StagedDir, assertCreatableDir, hgqVersion, listFiles, lockOutput, readMarker,
-  whyNotReplaceable, writeDirAtomic, writeFileAtomic,
+  MARKER, MARKER_FORMAT, MARKER_VERSION, OutputPathError, assertCreatableDir, hgqVersion, listFiles, lockOutput, readMarker, removeStaleTemporaries,
+  temporaryBeside, whyNotReplaceable, writeMarker,
 } from '../util/fs.ts';
 import { loadRunData, type RunData, type Split } from './data.ts';
 import { buildModel } from './model.ts';
@@ -109,7 +109,7 @@ export function specHash(spec: TrainSpec): string {
 // ---------------------------------------------------------------------------------------------------------
 // the run folder
 
-/** Temporaries and locks left inside a run folder by a killed process (any pid no longer alive). */
+/** Temporaries and locks inside a run folder left by a killed process of an older layout (any pid no longer alive). */
 function removeDeadLeftovers(dir: string): void {
   const alive = (pid: number): boolean => {
     if (pid === process.pid) return true;
@@ -133,6 +133,10 @@ function removeDeadLeftovers(dir: string): void {
   walk(dir);
 }
 
+/**
+ * The run folder being written. Every temporary lives beside the run folder (`.RUN.hgq-tmp-PID-N`, cleaned by
+ * the next run after a kill), never inside it, so a killed run holds only files its marker lists.
+ */
 class RunDir {
   status: 'running' | 'complete' = 'running';
   constructor(readonly dir: string, readonly hash: string) {}
@@ -141,12 +145,46 @@ class RunDir {
   declare(planned: string[] = []): void {
     const files = [...new Set([...listFiles(this.dir).filter((f) => f !== MARKER), ...planned])].sort();
     const marker = { format: MARKER_FORMAT, version: MARKER_VERSION, kind: 'run', hgq_version: hgqVersion(), status: this.status, spec_hash: this.hash, files };
-    writeFileAtomic(join(this.dir, MARKER), JSON.stringify(marker, null, 1) + '\n');
+    this.put(MARKER, JSON.stringify(marker, null, 1) + '\n');
   }
 
+  /** Writes one file of the run (declared first), atomically. */
   write(rel: string, data: string | Uint8Array): void {
     this.declare([rel]);
-    writeFileAtomic(join(this.dir, rel), data);
+    this.put(rel, data);
+  }
+
+  private put(rel: string, data: string | Uint8Array): void {
+    const tmp = temporaryBeside(this.dir);
+    try {
+      writeFileSync(tmp.path, data);
+      renameSync(tmp.path, join(this.dir, rel));
+    } finally {
+      tmp.release();
+    }
+  }
+
+  /**
+   * Writes the folder `rel` as a whole (declared first): `fill(staging)` writes its files into a staging
+   * folder beside the run, a marker of `kind` is added, and the staging folder replaces `rel`.
+   */
+  async writeDir(rel: string, kind: string, files: string[], fill: (staging: string) => Promise<void> | void): Promise<void> {
+    this.declare(files.map((f) => `${rel}/${f}`));
+    const tmp = temporaryBeside(this.dir);
+    const aside = temporaryBeside(this.dir);
+    const dest = join(this.dir, rel);
+    try {
+      const staging = join(tmp.path, 'dir');
+      mkdirSync(staging, { recursive: true });
+      await fill(staging);
+      writeMarker(staging, kind);
+      mkdirSync(dirname(dest), { recursive: true });
+      if (existsSync(dest)) renameSync(dest, aside.path);
+      renameSync(staging, dest);
+    } finally {
+      tmp.release();
+      aside.release();
+    }
   }
 }
 
@@ -156,6 +194,7 @@ class RunDir {
  */
 function checkRunFolder(out: string, hash: string, resume: boolean): 'fresh' | 'resume' {
   assertCreatableDir(out);
+  removeStaleTemporaries(out); // beside the folder, left by a killed run
   const marker = existsSync(out) ? readMarker(out) : null;
   if (marker?.kind === 'run') removeDeadLeftovers(out);
   const why = whyNotReplaceable(out, ['run']);
@@ -301,7 +340,9 @@ function restore(model: tf.LayersModel, dir: string, st: SavedState): void {
   const cur = model.getWeights();
   if (cur.length !== ws.length || cur.some((w, j) => w.shape.join(',') !== st.weightShapes[j]!.join(',')))
     throw new SpecError(`${dir}: the saved weights do not fit the spec's model; the resume state is from another model`);
-  model.setWeights(ws.map((w, j) => tf.tensor(w, st.weightShapes[j]!)));
+  const tensors = ws.map((w, j) => tf.tensor(w, st.weightShapes[j]!));
+  model.setWeights(tensors);
+  tf.dispose(tensors);
   const order = trainableOrder(model);
   const mv = split(readFileSync(join(dir, 'optimizer.bin')), [...st.adam.shapes, ...st.adam.shapes], join(dir, 'optimizer.bin'));
   const opt = model.optimizer as unknown as AdamInternals;
@@ -325,16 +366,13 @@ function restore(model: tf.LayersModel, dir: string, st: SavedState): void {
 }
 
 /** A checkpoint folder (kind "model"): the model and its preprocessing, written as a whole. */
-async function writeCheckpoint(model: tf.LayersModel, dir: string, preprocess: string): Promise<void> {
-  const out = StagedDir.begin(dir, 'model');
-  try {
-    await saveModel(model, out.staging);
-    out.write(PREPROCESS_FILE, preprocess);
-  } catch (e) {
-    out.abort();
-    throw e;
-  }
-  out.commit();
+async function writeCheckpoint(run: RunDir, model: tf.LayersModel, rel: string, preprocess: string): Promise<void> {
+  await run.writeDir(rel, 'model', MODEL_FILES, async (staging) => {
+    await saveModel(model, join(staging, 'model'));
+    for (const f of readdirSync(join(staging, 'model'))) renameSync(join(staging, 'model', f), join(staging, f));
+    rmSync(join(staging, 'model'), { recursive: true });
+    writeFileSync(join(staging, PREPROCESS_FILE), preprocess);
+  });
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -354,13 +392,13 @@ export async function runTraining(spec: TrainSpec, o: RunOptions = {}): Promise<
   try {
     const data = await loadRunData(spec);
     const model = await buildModel(spec, data.inputShape, data.outputs);
-    return await train(spec, model, data, dir, hash, mode, o, log, t0);
+    return await trainRun(spec, model, data, dir, hash, mode, o, log, t0);
   } finally {
     lock.release();
   }
 }
 
-async function train(spec: TrainSpec, model: tf.LayersModel, data: RunData, dir: string, hash: string, mode: 'fresh' | 'resume', o: RunOptions, log: (s: string) => void, t0: number): Promise<RunResult> {
+async function trainRun(spec: TrainSpec, model: tf.LayersModel, data: RunData, dir: string, hash: string, mode: 'fresh' | 'resume', o: RunOptions, log: (s: string) => void, t0: number): Promise<RunResult> {
   const T = spec.training;
   const q = T.quantize;
   const classification = data.task === 'classification';
@@ -438,23 +476,26 @@ async function train(spec: TrainSpec, model: tf.LayersModel, data: RunData, dir:
         setModelBeta(model, beta);
       }
       const tt = performance.now();
-      let loss: number;
+      let loss: number, acc: number;
       const ticker = progress ? [progress.ticker] : [];
       if (engine === 'wasm') {
+        // the shuffle seed is a function of the epoch, so a resumed run draws the batches an unbroken one would
         const r = await fitWithEngine(model, train.x, train.y, { epochs: 1, batchSize: T.batch_size, loss: classification ? 'softmax_cross_entropy' : 'mse', shuffle: true,
           seed: (T.seed * 100_003 + epoch) >>> 0, callbacks: ticker, engine: T.threads ? { threads: T.threads } : {} });
         loss = r.history['loss']![0]!;
+        acc = r.history['acc']?.[0] ?? NaN;
       } else {
         const h = await model.fit(train.x, train.y, { epochs: 1, batchSize: T.batch_size, shuffle: true, callbacks: ticker, verbose: 0 });
         loss = Number(h.history['loss']![0]);
+        acc = Number(h.history['acc']?.[0] ?? NaN);
       }
       trainSeconds += (performance.now() - tt) / 1000;
       if (!Number.isFinite(loss)) throw new SpecError(`training diverged at epoch ${epoch + 1} (loss ${loss}); lower training.optimizer.lr or β`);
       const v = evaluate(model, val, data.task);
-      const tr = evaluate(model, train, data.task);
       lastEbops = q ? modelEbops(model) : 0;
       const quality = classification ? v['accuracy']! : -v['loss']!;
-      const metrics = classification ? { accuracy: tr['accuracy']!, val_accuracy: v['accuracy']! } : { mse: tr['mse']!, val_mse: v['mse']! };
+      // training accuracy as the epoch's batches saw it (training-mode quantizers); no extra pass over the data
+      const metrics = classification ? { accuracy: acc, val_accuracy: v['accuracy']! } : { val_mse: v['mse']! };
       history += JSON.stringify({ epoch, loss, val_loss: v['loss'], metrics, ebops: lastEbops, beta, lr: opt.learningRate, seconds: (Date.now() - te) / 1000 }) + '\n';
       run.write('history.jsonl', history);
 
@@ -464,8 +505,7 @@ async function train(spec: TrainSpec, model: tf.LayersModel, data: RunData, dir:
         const entry: Kept = { path: `${CKPT_DIR}/epoch-${String(epoch).padStart(4, '0')}`, epoch, accuracy: quality, ebops: lastEbops };
         const r = offer(front, entry);
         if (r.accepted) {
-          run.declare(MODEL_FILES.map((f) => `${entry.path}/${f}`));
-          await writeCheckpoint(model, join(dir, entry.path), preprocessText);
+          await writeCheckpoint(run, model, entry.path, preprocessText);
           evicted = r.evicted;
           front = [...front.filter((f) => !evicted.includes(f)), entry].sort((a, b) => a.ebops - b.ebops);
         }
@@ -483,8 +523,10 @@ async function train(spec: TrainSpec, model: tf.LayersModel, data: RunData, dir:
       const snap = snapshot(model);
       const st: SavedState = { format: 'hgq-run-state', version: 1, epoch, beta, pid: pid ? { ...(pid as unknown as Record<string, number>) } : null, pidStarted, lastEbops, best, wait, front,
         weightShapes: snap.weightShapes, adam: snap.adam, trainSeconds };
-      run.declare(STATE_FILES.map((f) => `${STATE}/${f}`));
-      writeDirAtomic(stateDir, { 'state.json': JSON.stringify(st) + '\n', 'weights.bin': snap.weights, 'optimizer.bin': snap.optimizer, 'front-partial.json': JSON.stringify(front, null, 1) + '\n' }, 'state');
+      const stateFiles: Record<string, string | Uint8Array> = { 'state.json': JSON.stringify(st) + '\n', 'weights.bin': snap.weights, 'optimizer.bin': snap.optimizer, 'front-partial.json': JSON.stringify(front, null, 1) + '\n' };
+      await run.writeDir(STATE, 'state', STATE_FILES, (staging) => {
+        for (const [f, data] of Object.entries(stateFiles)) writeFileSync(join(staging, f), data);
+      });
       for (const e of evicted) rmSync(join(dir, e.path), { recursive: true, force: true });
       run.declare();
       progress?.epochDone({ epoch, loss, val: classification ? `val acc ${(100 * v['accuracy']!).toFixed(2)}%` : `val mse ${v['mse']!.toPrecision(4)}`, ebops: lastEbops, beta, seconds: (Date.now() - te) / 1000 });
@@ -501,8 +543,7 @@ async function train(spec: TrainSpec, model: tf.LayersModel, data: RunData, dir:
         const ebops = q ? calibrate(m, train.x, { reset: true }).ebops : 0;
         const vv = evaluate(m, val, data.task);
         const tt = evaluate(m, test, data.task);
-        run.declare(MODEL_FILES.map((x) => `${f.path}/${x}`));
-        await writeCheckpoint(m, join(dir, f.path), preprocessText);
+        await writeCheckpoint(run, m, f.path, preprocessText);
         checkpoints.push({ path: f.path, epoch: f.epoch, ebops, train_ebops: f.ebops, val: vv, test: tt });
       } finally {
         m.dispose();
