@@ -415,3 +415,15 @@ test('SIGKILL mid-run leaves a partial run (status running, no front.json) that 
   assert.match(resumed.stderr, /resuming .* after epoch \d+ of 14/);
   assertCompleteRun(run, 14);
 });
+
+test('model.quantizer scopes set defaults per place; a layer argument (HGQ2 snake_case) overrides them', async () => {
+  const { buildModel } = await import('../src/app/model.ts');
+  const spec = resolveSpec({ data: { train: { path: 'x.csv', label: 'y' } }, model: { quantizer: { weight: { b0: 5 }, datalane: { round_mode: 'TRN' } },
+    layers: [{ type: 'QDense', units: 4, kq_conf: { b0: 3 } }, { type: 'QDense', units: 2 }] } }, dir);
+  const m = await buildModel(spec, [3], 2);
+  const kq = m.layers.map((l) => (l as unknown as { kq: { getConfig(): { b0: number } } }).kq.getConfig().b0);
+  assert.deepEqual(kq, [3, 5]);
+  const iq = m.layers.map((l) => (l as unknown as { iqs: { getConfig(): { roundMode: string } }[] }).iqs[0]!.getConfig().roundMode);
+  assert.deepEqual(iq, ['TRN', 'TRN']);
+  m.dispose();
+});
