@@ -455,82 +455,104 @@ async function trainRun(spec: TrainSpec, model: tf.LayersModel, data: RunData, d
   const steps = Math.ceil(data.train.n / T.batch_size);
   const progress = o.progress === null ? null : new RunProgress(o.progress ?? process.stderr, T.epochs, steps, start);
   const opt = model.optimizer as unknown as AdamInternals;
-  let epoch = start;
+  let epoch = start; // the next epoch to train
   let stopped = false;
+  let te = Date.now();
+
+  const beginEpoch = (e: number): void => {
+    te = Date.now();
+    if (!q) return;
+    if (pid) {
+      if (e < warm) beta = T.beta.pid!.init_beta ?? T.beta.start;
+      else {
+        if (!pidStarted) {
+          pid.start(Math.max(beta, 1e-12), lastEbops);
+          pidStarted = true;
+        }
+        beta = pid.update(lastEbops);
+      }
+    } else beta = schedule!(e);
+    setModelBeta(model, beta);
+  };
+
+  const endEpoch = async (e: number, loss: number, acc: number): Promise<void> => {
+    if (!Number.isFinite(loss)) throw new SpecError(`training diverged at epoch ${e + 1} (loss ${loss}); lower training.optimizer.lr or β`);
+    const v = evaluate(model, val, data.task);
+    lastEbops = q ? modelEbops(model) : 0;
+    const quality = classification ? v['accuracy']! : -v['loss']!;
+    // training accuracy as the epoch's batches saw it (training-mode quantizers); no extra pass over the data
+    const metrics = classification ? { accuracy: acc, val_accuracy: v['accuracy']! } : { val_mse: v['mse']! };
+    history += JSON.stringify({ epoch: e, loss, val_loss: v['loss'], metrics, ebops: lastEbops, beta, lr: opt.learningRate, seconds: (Date.now() - te) / 1000 }) + '\n';
+    run.write('history.jsonl', history);
+
+    // Pareto front: a new checkpoint joins unless a kept one is as good and as cheap; the ones it beats go after the state is saved
+    let evicted: Kept[] = [];
+    if (e >= paretoStart) {
+      const entry: Kept = { path: `${CKPT_DIR}/epoch-${String(e).padStart(4, '0')}`, epoch: e, accuracy: quality, ebops: lastEbops };
+      const r = offer(front, entry);
+      if (r.accepted) {
+        await writeCheckpoint(run, model, entry.path, preprocessText);
+        evicted = r.evicted;
+        front = [...front.filter((f) => !evicted.includes(f)), entry].sort((x, y) => x.ebops - y.ebops);
+      }
+    }
+    // early stopping: no better validation quality for `patience` epochs, or EBOPs below a floor
+    const es = T.early_stopping;
+    if (quality > best + (es?.min_delta ?? 0)) {
+      best = quality;
+      wait = 0;
+    } else wait++;
+    if ((es?.patience !== undefined && wait >= es.patience) || (es?.ebops_below !== undefined && q && lastEbops < es.ebops_below)) {
+      stopped = true;
+      model.stopTraining = true;
+    }
+
+    // resume state: everything needed to continue after this epoch
+    const snap = snapshot(model);
+    const st: SavedState = { format: 'hgq-run-state', version: 1, epoch: e, beta, pid: pid ? { ...(pid as unknown as Record<string, number>) } : null, pidStarted, lastEbops, best, wait, front,
+      weightShapes: snap.weightShapes, adam: snap.adam, trainSeconds: trainSeconds + (performance.now() - tSeg) / 1000 };
+    const stateFiles: Record<string, string | Uint8Array> = { 'state.json': JSON.stringify(st) + '\n', 'weights.bin': snap.weights, 'optimizer.bin': snap.optimizer, 'front-partial.json': JSON.stringify(front, null, 1) + '\n' };
+    await run.writeDir(STATE, 'state', STATE_FILES, (staging) => {
+      for (const [f, d] of Object.entries(stateFiles)) writeFileSync(join(staging, f), d);
+    });
+    for (const x of evicted) rmSync(join(dir, x.path), { recursive: true, force: true });
+    run.declare();
+    progress?.epochDone({ epoch: e, loss, val: classification ? `val acc ${(100 * v['accuracy']!).toFixed(2)}%` : `val mse ${v['mse']!.toPrecision(4)}`, ebops: lastEbops, beta, seconds: (Date.now() - te) / 1000 });
+    if (stopped && e + 1 < T.epochs) log(`hgq train: early stop after epoch ${e + 1}`);
+    epoch = e + 1;
+  };
+
+  // one fit call per stretch of constant learning rate (the engine takes the rate when it starts); the
+  // callback maps the call's epoch numbers onto the run's
+  let offset = 0;
+  let tSeg = 0;
+  const num = (v: unknown): number => (typeof v === 'number' ? v : v instanceof tf.Tensor ? v.dataSync()[0]! : NaN);
+  const epochs = new (class extends tf.Callback {
+    override async onEpochBegin(e: number): Promise<void> {
+      beginEpoch(offset + e);
+    }
+    override async onEpochEnd(e: number, logs?: tf.Logs): Promise<void> {
+      await endEpoch(offset + e, num(logs?.['loss']), num(logs?.['acc']));
+    }
+  })();
+  const callbacks = [epochs, ...(progress ? [progress.ticker] : [])];
   setFiniteCheck(false); // the data was checked once when read
   try {
-    for (; epoch < T.epochs && !stopped; epoch++) {
-      const te = Date.now();
-      opt.learningRate = lrAt(spec, epoch);
-      if (q) {
-        if (pid) {
-          if (epoch < warm) beta = T.beta.pid!.init_beta ?? T.beta.start;
-          else {
-            if (!pidStarted) {
-              pid.start(Math.max(beta, 1e-12), lastEbops);
-              pidStarted = true;
-            }
-            beta = pid.update(lastEbops);
-          }
-        } else beta = schedule!(epoch);
-        setModelBeta(model, beta);
-      }
-      const tt = performance.now();
-      let loss: number, acc: number;
-      const ticker = progress ? [progress.ticker] : [];
+    while (epoch < T.epochs && !stopped) {
+      const lr = lrAt(spec, epoch);
+      let end = epoch + 1;
+      while (end < T.epochs && lrAt(spec, end) === lr) end++;
+      opt.learningRate = lr;
+      offset = epoch;
+      tSeg = performance.now();
       if (engine === 'wasm') {
-        // the shuffle seed is a function of the epoch, so a resumed run draws the batches an unbroken one would
-        const r = await fitWithEngine(model, train.x, train.y, { epochs: 1, batchSize: T.batch_size, loss: classification ? 'softmax_cross_entropy' : 'mse', shuffle: true,
-          seed: (T.seed * 100_003 + epoch) >>> 0, callbacks: ticker, engine: T.threads ? { threads: T.threads } : {} });
-        loss = r.history['loss']![0]!;
-        acc = r.history['acc']?.[0] ?? NaN;
+        // the shuffle stream is seeded by the stretch's first epoch: a resumed run is reproducible too
+        await fitWithEngine(model, train.x, train.y, { epochs: end - epoch, batchSize: T.batch_size, loss: classification ? 'softmax_cross_entropy' : 'mse', shuffle: true,
+          seed: (T.seed * 100_003 + epoch) >>> 0, callbacks, engine: T.threads ? { threads: T.threads } : {} });
       } else {
-        const h = await model.fit(train.x, train.y, { epochs: 1, batchSize: T.batch_size, shuffle: true, callbacks: ticker, verbose: 0 });
-        loss = Number(h.history['loss']![0]);
-        acc = Number(h.history['acc']?.[0] ?? NaN);
+        await model.fit(train.x, train.y, { epochs: end - epoch, batchSize: T.batch_size, shuffle: true, callbacks, verbose: 0 });
       }
-      trainSeconds += (performance.now() - tt) / 1000;
-      if (!Number.isFinite(loss)) throw new SpecError(`training diverged at epoch ${epoch + 1} (loss ${loss}); lower training.optimizer.lr or β`);
-      const v = evaluate(model, val, data.task);
-      lastEbops = q ? modelEbops(model) : 0;
-      const quality = classification ? v['accuracy']! : -v['loss']!;
-      // training accuracy as the epoch's batches saw it (training-mode quantizers); no extra pass over the data
-      const metrics = classification ? { accuracy: acc, val_accuracy: v['accuracy']! } : { val_mse: v['mse']! };
-      history += JSON.stringify({ epoch, loss, val_loss: v['loss'], metrics, ebops: lastEbops, beta, lr: opt.learningRate, seconds: (Date.now() - te) / 1000 }) + '\n';
-      run.write('history.jsonl', history);
-
-      // Pareto front: a new checkpoint joins unless a kept one is as good and as cheap; the ones it beats go after the state is saved
-      let evicted: Kept[] = [];
-      if (epoch >= paretoStart) {
-        const entry: Kept = { path: `${CKPT_DIR}/epoch-${String(epoch).padStart(4, '0')}`, epoch, accuracy: quality, ebops: lastEbops };
-        const r = offer(front, entry);
-        if (r.accepted) {
-          await writeCheckpoint(run, model, entry.path, preprocessText);
-          evicted = r.evicted;
-          front = [...front.filter((f) => !evicted.includes(f)), entry].sort((a, b) => a.ebops - b.ebops);
-        }
-      }
-      // early stopping: no better validation quality for `patience` epochs, or EBOPs below a floor
-      const es = T.early_stopping;
-      if (quality > best + (es?.min_delta ?? 0)) {
-        best = quality;
-        wait = 0;
-      } else wait++;
-      if (es?.patience !== undefined && wait >= es.patience) stopped = true;
-      if (es?.ebops_below !== undefined && q && lastEbops < es.ebops_below) stopped = true;
-
-      // resume state: everything needed to continue after this epoch
-      const snap = snapshot(model);
-      const st: SavedState = { format: 'hgq-run-state', version: 1, epoch, beta, pid: pid ? { ...(pid as unknown as Record<string, number>) } : null, pidStarted, lastEbops, best, wait, front,
-        weightShapes: snap.weightShapes, adam: snap.adam, trainSeconds };
-      const stateFiles: Record<string, string | Uint8Array> = { 'state.json': JSON.stringify(st) + '\n', 'weights.bin': snap.weights, 'optimizer.bin': snap.optimizer, 'front-partial.json': JSON.stringify(front, null, 1) + '\n' };
-      await run.writeDir(STATE, 'state', STATE_FILES, (staging) => {
-        for (const [f, data] of Object.entries(stateFiles)) writeFileSync(join(staging, f), data);
-      });
-      for (const e of evicted) rmSync(join(dir, e.path), { recursive: true, force: true });
-      run.declare();
-      progress?.epochDone({ epoch, loss, val: classification ? `val acc ${(100 * v['accuracy']!).toFixed(2)}%` : `val mse ${v['mse']!.toPrecision(4)}`, ebops: lastEbops, beta, seconds: (Date.now() - te) / 1000 });
-      if (stopped && epoch + 1 < T.epochs) log(`hgq train: early stop after epoch ${epoch + 1}`);
+      trainSeconds += (performance.now() - tSeg) / 1000;
     }
     progress?.stop();
     if (front.length === 0) throw new SpecError(`no checkpoint was kept (training.pareto_start ${paretoStart} ≥ the ${epoch} epochs trained); lower training.pareto_start`);
