@@ -441,6 +441,7 @@ async function trainRun(spec: TrainSpec, model: tf.LayersModel, data: RunData, d
     log(`hgq train: resuming ${dir} after epoch ${st.epoch + 1} of ${T.epochs}`);
   } else {
     if (mode === 'fresh') rmSync(dir, { recursive: true, force: true }); // absent, empty or a finished run of ours (checked)
+    else for (const f of [CKPT_DIR, 'history.jsonl']) rmSync(join(dir, f), { recursive: true, force: true }); // killed before its first epoch was saved
     mkdirSync(dir, { recursive: true });
     run.write('spec.json', JSON.stringify(spec, null, 1) + '\n');
     run.write(PREPROCESS_FILE, preprocessText);
