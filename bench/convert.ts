@@ -71,7 +71,7 @@ async function pickModel(arg: string | undefined): Promise<{ path: string; ebops
 
 async function quickDemoModel(why: string): Promise<{ path: string; ebops: number | null; note: string }> {
   console.log(`${why}; training the quick demo (hgq demo --quick) to time its checkpoint instead`);
-  const { runDemo } = await import('../src/train/demo.ts');
+  const { runDemo } = await import('../src/app/demo.ts');
   const out = join(mkdtempSync(join(tmpdir(), 'hgq-bench-demo-')), 'demo');
   const r = await runDemo({ quick: true, out, progress: null, log: () => {} });
   const top = r.checkpoints[r.checkpoints.length - 1]!;
