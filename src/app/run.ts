@@ -547,9 +547,9 @@ async function trainRun(spec: TrainSpec, model: tf.LayersModel, data: RunData, d
       offset = epoch;
       tSeg = performance.now();
       if (engine === 'wasm') {
-        // the shuffle stream is seeded by the stretch's first epoch: a resumed run is reproducible too
+        // each epoch's batches follow (seed, run epoch): stretches and resumed runs see what one unbroken run sees
         await fitWithEngine(model, train.x, train.y, { epochs: end - epoch, batchSize: T.batch_size, loss: classification ? 'softmax_cross_entropy' : 'mse', shuffle: true,
-          seed: (T.seed * 100_003 + epoch) >>> 0, callbacks, engine: T.threads ? { threads: T.threads } : {} });
+          seed: T.seed >>> 0, initialEpoch: epoch, callbacks, engine: T.threads ? { threads: T.threads } : {} });
       } else {
         await model.fit(train.x, train.y, { epochs: end - epoch, batchSize: T.batch_size, shuffle: true, callbacks, verbose: 0 });
       }

@@ -4,6 +4,7 @@
  * stopping, progress bars) and validation work unchanged. Batch-level logs carry loss and acc; the model's
  * weights are only current at epoch ends.
  */
+import { mulberry32 } from '../util/random.ts';
 import * as tf from '@tensorflow/tfjs';
 import { EngineBinding, engineUnsupported, type EngineLoss } from './from-tfjs.ts';
 import type { EngineOptions } from './types.ts';
@@ -17,6 +18,12 @@ export interface EngineFitOptions {
   callbacks?: tf.Callback[];
   /** seed of the shuffling PRNG */
   seed?: number;
+  /**
+   * The run's epoch number of this call's first epoch (default 0). Each epoch's order is drawn afresh from
+   * (seed, run epoch), so a run split over several calls — or resumed after a kill — sees the same batches
+   * as one unbroken call.
+   */
+  initialEpoch?: number;
   engine?: EngineOptions;
 }
 
@@ -56,9 +63,8 @@ export async function fitWithEngine(model: tf.LayersModel, x: tf.Tensor, y: tf.T
   for (const cb of cbs) { cb.setModel(model as unknown as Parameters<tf.Callback["setModel"]>[0]); cb.setParams(params); }
   const history: Record<string, number[]> = {};
   const epochsDone: number[] = [];
-  const idx = Uint32Array.from({ length: N }, (_, j) => j);
-  let seed = (o.seed ?? 1) >>> 0;
-  const rand = () => { seed = (seed + 0x6d2b79f5) >>> 0; let t = seed; t = Math.imul(t ^ (t >>> 15), t | 1); t ^= t + Math.imul(t ^ (t >>> 7), t | 61); return ((t ^ (t >>> 14)) >>> 0) / 4294967296; };
+  const idx = new Uint32Array(N);
+  const first = o.initialEpoch ?? 0;
   // staging for engines without their own batch views (the graph path)
   let bx: Float32Array | null = null, by: Float32Array | null = null;
   let trainSeconds = 0;
@@ -68,7 +74,11 @@ export async function fitWithEngine(model: tf.LayersModel, x: tf.Tensor, y: tf.T
     for (let epoch = 0; epoch < o.epochs && !model.stopTraining; epoch++) {
       for (const cb of cbs) await cb.onEpochBegin(epoch);
       bind.pull(); // β (schedules set it in onEpochBegin), and anything a callback changed
-      if (o.shuffle ?? true) for (let j = N - 1; j > 0; j--) { const r = Math.floor(rand() * (j + 1)); const t = idx[j]!; idx[j] = idx[r]!; idx[r] = t; }
+      for (let j = 0; j < N; j++) idx[j] = j;
+      if (o.shuffle ?? true) {
+        const rand = mulberry32(Math.imul((o.seed ?? 1) >>> 0, 0x9e3779b1) ^ (first + epoch));
+        for (let j = N - 1; j > 0; j--) { const r = Math.floor(rand() * (j + 1)); const t = idx[j]!; idx[j] = idx[r]!; idx[r] = t; }
+      }
       let lossSum = 0, accSum = 0;
       for (let s = 0; s < steps; s++) {
         const b0 = s * o.batchSize, nb = Math.min(o.batchSize, N - b0);
