@@ -66,7 +66,7 @@ async function pickModel(arg: string): Promise<{ path: string; ebops: number | n
   }
   if (existsSync(join(dir, 'model.json'))) return { path: dir, ebops: null, note: 'model directory' };
   console.log(`${dir}: no demo front (front.json) or model; training the quick demo (hgq demo --quick) to time its checkpoint instead`);
-  const { runDemo } = await import('../src/train/demo.ts');
+  const { runDemo } = await import('../src/app/demo.ts');
   const out = join(mkdtempSync(join(tmpdir(), 'hgq-bench-demo-')), 'demo');
   const r = await runDemo({ quick: true, out, progress: null, log: () => {} });
   const top = r.checkpoints[r.checkpoints.length - 1]!;

@@ -29,7 +29,7 @@ import { compileProgram } from '../src/ir/emulate.ts';
 import { readProgram } from '../src/ir/serialize.ts';
 import { inputLayout } from '../src/backends/layout.ts';
 import { dataToPortValues } from '../src/backends/vectors.ts';
-import { runDemo } from '../src/train/demo.ts';
+import { runDemo } from '../src/app/demo.ts';
 import { loadModelAny } from '../src/import/load.ts';
 import * as tf from '@tensorflow/tfjs';
 import { needTool } from './backends-fixtures.ts';

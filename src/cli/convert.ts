@@ -125,6 +125,17 @@ export async function runConvert(input: string, outDir: string, o: ConvertOpts):
   const log = (s: string): void => {
     if (!o.json) process.stdout.write(s + '\n');
   };
+  if (data) {
+    // raw samples for a model trained by `hgq train`: its preprocess.json maps them onto the model's inputs
+    const { preprocessRawData } = await import('../app/preprocess.ts');
+    let note: string | null;
+    try {
+      note = preprocessRawData(input, data);
+    } catch (e) {
+      throw new UsageError((e as Error).message);
+    }
+    if (note) log(`--data: ${note}`);
+  }
   let validation: { samples: number; mismatches: number } | undefined;
   if (validateN !== undefined) {
     if (!loaded.validate) throw new UsageError('--validate compares the emulator with a source model; an IR program has none (use --verify for the RTL)');

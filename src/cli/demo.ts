@@ -35,6 +35,7 @@ export function register(program: Command): void {
     .option('--backend <name>', 'wasm (default), cpu or tensorflow')
     .option('--engine <name>', 'training engine: wasm (default; falls back to tfjs with a notice when a layer is unsupported) or tfjs (model.fit)')
     .option('--threads <n>', 'wasm engine threads (default: all cores)', posInt('--threads'))
+    .option('--resume', 'continue the killed run in --out from its last finished epoch')
     .option('--no-progress', 'no progress bar')
     .option('--json', 'print the result as one JSON object on the last line')
     .action(async (opts: Record<string, unknown>) => {
@@ -45,7 +46,7 @@ export function register(program: Command): void {
         if (hidden.length === 0 || hidden.some((h) => !Number.isInteger(h) || h < 1))
           throw new UsageError(`--hidden must be comma-separated positive integers, got "${opts['hidden']}"`);
       }
-      let schedule;
+      let schedule: import('../train/schedule.ts').KeyPoint[] | undefined;
       if (opts['beta'] !== undefined) {
         try {
           schedule = parseSchedule(String(opts['beta']));
@@ -58,10 +59,12 @@ export function register(program: Command): void {
         throw new UsageError(`--backend must be wasm, cpu or tensorflow, got "${backendName}"`);
       const engineName = opts['engine'] as string | undefined;
       if (engineName !== undefined && engineName !== 'wasm' && engineName !== 'tfjs') throw new UsageError(`--engine must be wasm or tfjs, got "${engineName}"`);
+      if (opts['resume'] && opts['out'] === undefined) throw new UsageError('--resume needs --out DIR (the run to continue)');
       const { initBackend } = await import('../backend.ts');
       const backend = await initBackend(backendName as 'wasm' | undefined);
-      const { runDemo } = await import('../train/demo.ts');
-      const r = await runDemo({
+      const { runDemo } = await import('../app/demo.ts');
+      const { asUsageErrors } = await import('./train.ts');
+      const r = await asUsageErrors(() => runDemo({
         quick: Boolean(opts['quick']),
         out: opts['out'] as string | undefined,
         epochs: opts['epochs'] as number | undefined,
@@ -73,7 +76,8 @@ export function register(program: Command): void {
         progress: opts['progress'] === false ? null : process.stderr,
         engine: engineName as 'wasm' | 'tfjs' | undefined,
         threads: opts['threads'] as number | undefined,
-      });
+        resume: Boolean(opts['resume']),
+      }));
       const rows = r.checkpoints.map((c) => [String(c.epoch), (100 * c.val_accuracy).toFixed(2), (100 * c.test_accuracy).toFixed(2), String(c.ebops), c.path]);
       const head = ['epoch', 'val acc %', 'test acc %', 'EBOPs (exact)', 'checkpoint'];
       const w = head.map((h, j) => Math.max(h.length, ...rows.map((r) => r[j]!.length)));

@@ -12,6 +12,8 @@ import { UsageError } from './errors.ts';
 
 interface EmulateOptions {
   input: string;
+  /** preprocess.json (or a model folder holding one) applied to the raw input first */
+  preprocess?: string;
   output?: string;
   json?: boolean;
 }
@@ -61,6 +63,16 @@ export async function runEmulate(programPath: string, opts: EmulateOptions): Pro
   }
   const em = compileProgram(prog);
   const batch = samplesOf(data, em.nIn, opts.input, prog.name);
+  if (opts.preprocess !== undefined) {
+    const { preprocessOf, applyPreprocess } = await import('../app/preprocess.ts');
+    try {
+      const p = preprocessOf(opts.preprocess);
+      if (!p) throw new Error(`${opts.preprocess}: no preprocess.json there (give the file, or the model folder written by hgq train)`);
+      applyPreprocess(p, data.data);
+    } catch (e) {
+      throw new UsageError(`--preprocess ${(e as Error).message}`);
+    }
+  }
   let y: Float64Array;
   try {
     y = em.run(data.data, batch);
@@ -90,6 +102,7 @@ export function register(program: Command): void {
     .argument('<program>', 'the IR program (JSON, from hgq trace or hgq cmvm --emit)')
     .requiredOption('-i, --input <file>', 'input samples: .csv (one sample per line, optional header) or .npy (batch × inputs)')
     .option('-o, --output <file>', 'output file, in the input\'s format (default: CSV on stdout)')
+    .option('--preprocess <file>', 'apply this preprocess.json (or the one in a model folder from hgq train) to the raw input first')
     .option('--json', 'print one JSON summary object as the last line')
     .action(async (programPath: string, opts: EmulateOptions) => {
       await runEmulate(programPath, opts);

@@ -14,6 +14,7 @@ import * as emulateCmd from './emulate.ts';
 import * as convertCmd from './convert.ts';
 import * as synthCmd from './synth.ts';
 import * as demoCmd from './demo.ts';
+import * as trainCmd from './train.ts';
 import * as importCmd from './import.ts';
 import * as traceCmd from './trace.ts';
 import * as sweepCmd from './sweep.ts';
@@ -27,6 +28,7 @@ const COMMANDS: { register(program: Command): void }[] = [
   convertCmd,
   synthCmd,
   demoCmd,
+  trainCmd,
   importCmd,
   traceCmd,
   sweepCmd,

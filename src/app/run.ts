@@ -1,0 +1,546 @@
+/**
+ * The train runner behind `hgq train` and `hgq demo`: trains the spec's model epoch by epoch under a β
+ * schedule (or PID toward a target EBOPs), keeps the Pareto front of (validation quality, EBOPs) as model
+ * checkpoints, saves resume state every epoch, and at the end calibrates the kept checkpoints, evaluates
+ * them on the test split and writes front.json. The run folder follows docs/run-folder.md: the marker is
+ * rewritten to list every file before that file is written, so a killed run is always hgq's own, partial
+ * (status "running", no front.json) and resumable from its last finished epoch.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { engineUnsupported, fitWithEngine } from '../engine/index.ts';
+import { setFiniteCheck } from '../layers/base.ts';
+import { calibrate } from '../train/calibrate.ts';
+import { loadModel, saveModel } from '../train/io.ts';
+import { modelEbops, setModelBeta } from '../train/model.ts';
+import { offer } from '../train/pareto.ts';
+import { BetaPid, parseSchedule, piecewiseSchedule } from '../train/schedule.ts';
+import {
+  MARKER, MARKER_FORMAT, MARKER_VERSION, OutputPathError, StagedDir, assertCreatableDir, hgqVersion, listFiles, lockOutput, readMarker,
+  whyNotReplaceable, writeDirAtomic, writeFileAtomic,
+} from '../util/fs.ts';
+import { loadRunData, type RunData, type Split } from './data.ts';
+import { buildModel } from './model.ts';
+import { PREPROCESS_FILE } from './preprocess.ts';
+import { RunProgress } from './progress.ts';
+import { SpecError, type TrainSpec } from './spec.ts';
+
+export interface RunOptions {
+  /** the run folder (default: spec.out) */
+  out?: string;
+  /** continue the partial run in `out` from its last finished epoch */
+  resume?: boolean;
+  /** progress output (default stderr); null = silent */
+  progress?: NodeJS.WritableStream | null;
+  log?: (line: string) => void;
+  /** write report.html at the end when src/app/report.ts is present (default true) */
+  report?: boolean;
+}
+
+export interface FrontCheckpoint {
+  path: string;
+  epoch: number;
+  ebops: number;
+  train_ebops: number;
+  val: Record<string, number>;
+  test: Record<string, number>;
+}
+
+export interface FrontFile {
+  format: 'hgq-front';
+  version: 1;
+  task: TrainSpec['data']['task'];
+  metric: 'accuracy' | 'mse';
+  checkpoints: FrontCheckpoint[];
+}
+
+export interface RunResult {
+  dir: string;
+  front: FrontFile;
+  /** epochs trained in total (fewer than the spec's when stopped early) */
+  epochs: number;
+  /** the epoch this process started at (> 0 after --resume) */
+  startEpoch: number;
+  seconds: number;
+  trainSeconds: number;
+  engine: 'wasm' | 'tfjs';
+  data: { train: number; val: number; test: number; origin: RunData['origin'] };
+}
+
+/** A kept checkpoint while training: `quality` is val accuracy (classification) or −val MSE (regression). */
+interface Kept {
+  path: string;
+  epoch: number;
+  accuracy: number;
+  ebops: number;
+}
+
+interface SavedState {
+  format: 'hgq-run-state';
+  version: 1;
+  /** last finished epoch */
+  epoch: number;
+  beta: number;
+  pid: Record<string, number> | null;
+  pidStarted: boolean;
+  lastEbops: number;
+  best: number;
+  wait: number;
+  front: Kept[];
+  weightShapes: number[][];
+  adam: { iterations: number; accBeta1: number; accBeta2: number; shapes: number[][] };
+  trainSeconds: number;
+}
+
+const STATE = 'state';
+const CKPT_DIR = 'checkpoints';
+const MODEL_FILES = ['model.json', 'weights.bin', PREPROCESS_FILE, MARKER];
+const STATE_FILES = ['state.json', 'weights.bin', 'optimizer.bin', 'front-partial.json', MARKER];
+
+/** The spec's identity for --resume (the output folder is not part of it). */
+export function specHash(spec: TrainSpec): string {
+  const { out: _o, ...rest } = spec;
+  void _o;
+  return createHash('sha256').update(JSON.stringify(rest)).digest('hex').slice(0, 16);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// the run folder
+
+/** Temporaries and locks left inside a run folder by a killed process (any pid no longer alive). */
+function removeDeadLeftovers(dir: string): void {
+  const alive = (pid: number): boolean => {
+    if (pid === process.pid) return true;
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch (e) {
+      return (e as NodeJS.ErrnoException).code === 'EPERM';
+    }
+  };
+  const walk = (d: string): void => {
+    for (const name of readdirSync(d)) {
+      const full = join(d, name);
+      const tmp = /\.(?:hgq-tmp-|tmp-)(\d+)-\d+(?:\.old)?$/.exec(name);
+      let pid = tmp ? Number(tmp[1]) : NaN;
+      if (!tmp && name.endsWith('.hgq-lock')) pid = Number(readFileSync(full, 'utf8').trim());
+      if ((tmp || name.endsWith('.hgq-lock')) && !alive(pid)) rmSync(full, { recursive: true, force: true });
+      else if (statSync(full).isDirectory()) walk(full);
+    }
+  };
+  walk(dir);
+}
+
+class RunDir {
+  status: 'running' | 'complete' = 'running';
+  constructor(readonly dir: string, readonly hash: string) {}
+
+  /** Rewrites the marker listing every file present plus `planned` (written next), so nothing here is ever unlisted. */
+  declare(planned: string[] = []): void {
+    const files = [...new Set([...listFiles(this.dir).filter((f) => f !== MARKER), ...planned])].sort();
+    const marker = { format: MARKER_FORMAT, version: MARKER_VERSION, kind: 'run', hgq_version: hgqVersion(), status: this.status, spec_hash: this.hash, files };
+    writeFileAtomic(join(this.dir, MARKER), JSON.stringify(marker, null, 1) + '\n');
+  }
+
+  write(rel: string, data: string | Uint8Array): void {
+    this.declare([rel]);
+    writeFileAtomic(join(this.dir, rel), data);
+  }
+}
+
+/**
+ * Checks the output folder before any work: a new, empty or finished-run folder (replaced), or with `resume`
+ * a partial run of the same spec. Anything else is refused (OutputPathError, exit 2) and left untouched.
+ */
+function checkRunFolder(out: string, hash: string, resume: boolean): 'fresh' | 'resume' {
+  assertCreatableDir(out);
+  const marker = existsSync(out) ? readMarker(out) : null;
+  if (marker?.kind === 'run') removeDeadLeftovers(out);
+  const why = whyNotReplaceable(out, ['run']);
+  if (why) throw new OutputPathError(why);
+  if (resume) {
+    if (!marker) throw new OutputPathError(`${out}: no run to resume there (no ${MARKER}); start one without --resume`);
+    if (marker['status'] === 'complete') throw new OutputPathError(`${out}: the run is complete; nothing to resume (train without --resume to replace it)`);
+    if (marker['spec_hash'] !== hash) throw new OutputPathError(`${out}: the run there was started from another spec; resume it with its own spec (${join(out, 'spec.json')}) or choose another folder`);
+    return 'resume';
+  }
+  if (marker && marker['status'] !== 'complete')
+    throw new OutputPathError(`${out} holds a partial run (killed or still running); continue it with --resume, or remove the folder to start over`);
+  return 'fresh';
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// evaluation
+
+interface Tensors {
+  x: tf.Tensor;
+  y: tf.Tensor2D;
+  split: Split;
+}
+
+function tensorsOf(s: Split, inputShape: number[], outputs: number): Tensors {
+  return { x: tf.tensor(s.x, [s.n, ...inputShape]), y: tf.tensor2d(s.y, [s.n, outputs]), split: s };
+}
+
+/** Task loss and metric of the model on a split: classification {loss, accuracy}, regression {loss, mse}. */
+function evaluate(model: tf.LayersModel, t: Tensors, task: TrainSpec['data']['task']): Record<string, number> {
+  return tf.tidy((): Record<string, number> => {
+    const p = model.predict(t.x, { batchSize: 4096 }) as tf.Tensor;
+    if (task === 'regression') {
+      const mse = tf.losses.meanSquaredError(t.y, p).dataSync()[0]!;
+      return { loss: mse, mse };
+    }
+    const loss = tf.losses.softmaxCrossEntropy(t.y, p).dataSync()[0]!;
+    const pred = tf.argMax(p, 1).dataSync();
+    const labels = t.split.labels!;
+    let ok = 0;
+    for (let j = 0; j < labels.length; j++) if (pred[j] === labels[j]) ok++;
+    return { loss, accuracy: ok / labels.length };
+  });
+}
+
+/** Softmax cross-entropy on logits (the last layer stays a plain quantized dense, as in hardware). */
+export function logitsLoss(yTrue: tf.Tensor, yPred: tf.Tensor): tf.Tensor {
+  return tf.losses.softmaxCrossEntropy(yTrue, yPred);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// schedules
+
+function lrAt(spec: TrainSpec, epoch: number): number {
+  const o = spec.training.optimizer;
+  const s = o.schedule;
+  const E = spec.training.epochs;
+  if (s.type === 'cosine') {
+    const lo = s.min_lr ?? 0;
+    return lo + ((o.lr - lo) * (1 + Math.cos((Math.PI * epoch) / Math.max(1, E - 1)))) / 2;
+  }
+  if (s.type === 'step') return o.lr * (s.factor ?? 0.5) ** Math.floor(epoch / (s.every ?? Math.max(1, Math.round(E / 3))));
+  return o.lr;
+}
+
+function warmupOf(spec: TrainSpec): number {
+  const b = spec.training.beta;
+  return b.pid?.warmup ?? b.warmup ?? Math.max(1, Math.round(spec.training.epochs * 0.1));
+}
+
+/** β per epoch of a schedule (the spec's key points, or a log rise from start to end after the warm-up). */
+function betaSchedule(spec: TrainSpec): (epoch: number) => number {
+  const b = spec.training.beta;
+  try {
+    if (b.schedule !== undefined) return piecewiseSchedule(parseSchedule(b.schedule));
+    const E = spec.training.epochs;
+    const warm = Math.min(warmupOf(spec), E - 1);
+    if (b.start <= 0 || b.end <= 0) return piecewiseSchedule([{ epoch: 0, beta: b.start, interp: 'constant' }, { epoch: Math.max(warm, 1), beta: b.end, interp: 'constant' }]);
+    return piecewiseSchedule([
+      { epoch: 0, beta: b.start, interp: 'constant' },
+      { epoch: warm, beta: b.start, interp: 'log' },
+      { epoch: Math.max(warm + 1, E - 1), beta: b.end, interp: 'constant' },
+    ]);
+  } catch (e) {
+    throw new SpecError(`training.beta: ${(e as Error).message}`);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// weights and optimizer state (resume)
+
+interface AdamInternals {
+  accumulatedFirstMoment: Array<{ originalName: string; variable: tf.Variable } | undefined>;
+  accumulatedSecondMoment: Array<{ originalName: string; variable: tf.Variable } | undefined>;
+  accBeta1: tf.Variable;
+  accBeta2: tf.Variable;
+  iterations_: number;
+  learningRate: number;
+}
+
+/** The trainable variables in the order the optimizer indexes its moments. */
+function trainableOrder(model: tf.LayersModel): tf.LayerVariable[] {
+  return (model as unknown as { collectedTrainableWeights?: tf.LayerVariable[] }).collectedTrainableWeights ?? model.trainableWeights;
+}
+
+function concat(arrays: Float32Array[]): Uint8Array {
+  const n = arrays.reduce((a, x) => a + x.length, 0);
+  const out = new Float32Array(n);
+  let o = 0;
+  for (const a of arrays) {
+    out.set(a, o);
+    o += a.length;
+  }
+  return new Uint8Array(out.buffer);
+}
+
+function split(bytes: Buffer, shapes: number[][], what: string): Float32Array[] {
+  const f = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
+  const sizes = shapes.map((s) => s.reduce((a, b) => a * b, 1));
+  if (sizes.reduce((a, b) => a + b, 0) !== f.length) throw new SpecError(`${what}: holds ${f.length} values, the state lists ${sizes.reduce((a, b) => a + b, 0)}; the resume state is corrupt (remove the run to start over)`);
+  let o = 0;
+  return sizes.map((n) => f.slice(o, (o += n)));
+}
+
+function snapshot(model: tf.LayersModel): { weights: Uint8Array; weightShapes: number[][]; optimizer: Uint8Array; adam: SavedState['adam'] } {
+  const ws = model.getWeights();
+  const opt = model.optimizer as unknown as AdamInternals;
+  const order = trainableOrder(model);
+  const ms: Float32Array[] = [], vs: Float32Array[] = [];
+  order.forEach((lv, j) => {
+    const n = (lv.shape as number[]).reduce((a, b) => a * b, 1);
+    ms.push(opt.accumulatedFirstMoment[j] ? (opt.accumulatedFirstMoment[j]!.variable.dataSync() as Float32Array) : new Float32Array(n));
+    vs.push(opt.accumulatedSecondMoment[j] ? (opt.accumulatedSecondMoment[j]!.variable.dataSync() as Float32Array) : new Float32Array(n));
+  });
+  return {
+    weights: concat(ws.map((w) => w.dataSync() as Float32Array)),
+    weightShapes: ws.map((w) => w.shape),
+    optimizer: concat([...ms, ...vs]),
+    adam: { iterations: opt.iterations_ ?? 0, accBeta1: opt.accBeta1.dataSync()[0]!, accBeta2: opt.accBeta2.dataSync()[0]!, shapes: order.map((lv) => lv.shape as number[]) },
+  };
+}
+
+function restore(model: tf.LayersModel, dir: string, st: SavedState): void {
+  const ws = split(readFileSync(join(dir, 'weights.bin')), st.weightShapes, join(dir, 'weights.bin'));
+  const cur = model.getWeights();
+  if (cur.length !== ws.length || cur.some((w, j) => w.shape.join(',') !== st.weightShapes[j]!.join(',')))
+    throw new SpecError(`${dir}: the saved weights do not fit the spec's model; the resume state is from another model`);
+  model.setWeights(ws.map((w, j) => tf.tensor(w, st.weightShapes[j]!)));
+  const order = trainableOrder(model);
+  const mv = split(readFileSync(join(dir, 'optimizer.bin')), [...st.adam.shapes, ...st.adam.shapes], join(dir, 'optimizer.bin'));
+  const opt = model.optimizer as unknown as AdamInternals;
+  order.forEach((lv, j) => {
+    const shape = lv.shape as number[];
+    const put = (arr: AdamInternals['accumulatedFirstMoment'], src: Float32Array, suffix: string) => {
+      const t = tf.tensor(src, shape);
+      if (arr[j]) {
+        arr[j]!.variable.assign(t);
+        t.dispose();
+      } else arr[j] = { originalName: `${(lv.read() as tf.Variable).name}/${suffix}`, variable: t.variable(false) };
+    };
+    put(opt.accumulatedFirstMoment, mv[j]!, 'm');
+    put(opt.accumulatedSecondMoment, mv[order.length + j]!, 'v');
+  });
+  tf.tidy(() => {
+    opt.accBeta1.assign(tf.scalar(st.adam.accBeta1));
+    opt.accBeta2.assign(tf.scalar(st.adam.accBeta2));
+  });
+  opt.iterations_ = st.adam.iterations;
+}
+
+/** A checkpoint folder (kind "model"): the model and its preprocessing, written as a whole. */
+async function writeCheckpoint(model: tf.LayersModel, dir: string, preprocess: string): Promise<void> {
+  const out = StagedDir.begin(dir, 'model');
+  try {
+    await saveModel(model, out.staging);
+    out.write(PREPROCESS_FILE, preprocess);
+  } catch (e) {
+    out.abort();
+    throw e;
+  }
+  out.commit();
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// the run
+
+/** Trains `spec` into its run folder (see the module comment); resolves when the run is complete. */
+export async function runTraining(spec: TrainSpec, o: RunOptions = {}): Promise<RunResult> {
+  const t0 = Date.now();
+  const log = o.log ?? ((s: string) => process.stderr.write(s + '\n'));
+  const outArg = o.out ?? spec.out;
+  if (!outArg) throw new SpecError('no output folder: give --out DIR (or out: in the spec)');
+  const dir = resolve(outArg);
+  const hash = specHash(spec);
+  // everything that can be refused is refused before the data is read or the folder touched
+  const mode = checkRunFolder(dir, hash, o.resume ?? false);
+  const lock = lockOutput(dir);
+  try {
+    const data = await loadRunData(spec);
+    const model = await buildModel(spec, data.inputShape, data.outputs);
+    return await train(spec, model, data, dir, hash, mode, o, log, t0);
+  } finally {
+    lock.release();
+  }
+}
+
+async function train(spec: TrainSpec, model: tf.LayersModel, data: RunData, dir: string, hash: string, mode: 'fresh' | 'resume', o: RunOptions, log: (s: string) => void, t0: number): Promise<RunResult> {
+  const T = spec.training;
+  const q = T.quantize;
+  const classification = data.task === 'classification';
+  model.compile({ optimizer: tf.train.adam(T.optimizer.lr), loss: classification ? logitsLoss : 'meanSquaredError', metrics: classification ? ['acc'] : [] });
+  let engine: 'wasm' | 'tfjs' = T.engine;
+  const why = engine === 'wasm' ? engineUnsupported(model) : null;
+  if (why) {
+    if (q) log(`hgq train: the wasm engine cannot train this model (${why}); training with tfjs model.fit`);
+    engine = 'tfjs';
+  }
+
+  const run = new RunDir(dir, hash);
+  const preprocessText = JSON.stringify(data.preprocess, null, 1) + '\n';
+  const stateDir = join(dir, STATE);
+  let start = 0;
+  let front: Kept[] = [];
+  let beta = 0, lastEbops = q ? modelEbops(model) : 0, best = -Infinity, wait = 0, trainSeconds = 0;
+  const pid = T.beta.pid ? new BetaPid({ targetEbops: T.beta.pid.target_ebops, p: T.beta.pid.p, i: T.beta.pid.i, d: T.beta.pid.d, minBeta: T.beta.pid.min_beta, maxBeta: T.beta.pid.max_beta }) : null;
+  let pidStarted = false;
+  let history = '';
+
+  if (mode === 'resume' && existsSync(join(stateDir, 'state.json'))) {
+    const st = JSON.parse(readFileSync(join(stateDir, 'state.json'), 'utf8')) as SavedState;
+    restore(model, stateDir, st);
+    start = st.epoch + 1;
+    front = st.front;
+    beta = st.beta;
+    lastEbops = st.lastEbops;
+    best = st.best;
+    wait = st.wait;
+    trainSeconds = st.trainSeconds;
+    if (pid && st.pid) Object.assign(pid, st.pid); // the controller's integral and last error
+    pidStarted = st.pidStarted;
+    // drop what the killed epoch wrote after the state: its history line and any checkpoint the state does not keep
+    const hist = existsSync(join(dir, 'history.jsonl')) ? readFileSync(join(dir, 'history.jsonl'), 'utf8') : '';
+    history = hist.split('\n').filter((l) => l.trim() && (JSON.parse(l) as { epoch: number }).epoch <= st.epoch).map((l) => l + '\n').join('');
+    const keep = new Set(front.map((f) => f.path));
+    if (existsSync(join(dir, CKPT_DIR))) for (const name of readdirSync(join(dir, CKPT_DIR))) if (!keep.has(`${CKPT_DIR}/${name}`)) rmSync(join(dir, CKPT_DIR, name), { recursive: true, force: true });
+    run.write('history.jsonl', history);
+    log(`hgq train: resuming ${dir} after epoch ${st.epoch + 1} of ${T.epochs}`);
+  } else {
+    if (mode === 'fresh') rmSync(dir, { recursive: true, force: true }); // absent, empty or a finished run of ours (checked)
+    mkdirSync(dir, { recursive: true });
+    run.write('spec.json', JSON.stringify(spec, null, 1) + '\n');
+    run.write(PREPROCESS_FILE, preprocessText);
+  }
+
+  const train = tensorsOf(data.train, data.inputShape, data.outputs);
+  const val = tensorsOf(data.val, data.inputShape, data.outputs);
+  const test = tensorsOf(data.test, data.inputShape, data.outputs);
+  const schedule = q && !pid ? betaSchedule(spec) : null;
+  const warm = warmupOf(spec);
+  const paretoStart = T.pareto_start ?? Math.min(warm, T.epochs - 1);
+  const steps = Math.ceil(data.train.n / T.batch_size);
+  const progress = o.progress === null ? null : new RunProgress(o.progress ?? process.stderr, T.epochs, steps, start);
+  const opt = model.optimizer as unknown as AdamInternals;
+  let epoch = start;
+  let stopped = false;
+  setFiniteCheck(false); // the data was checked once when read
+  try {
+    for (; epoch < T.epochs && !stopped; epoch++) {
+      const te = Date.now();
+      opt.learningRate = lrAt(spec, epoch);
+      if (q) {
+        if (pid) {
+          if (epoch < warm) beta = T.beta.pid!.init_beta ?? T.beta.start;
+          else {
+            if (!pidStarted) {
+              pid.start(Math.max(beta, 1e-12), lastEbops);
+              pidStarted = true;
+            }
+            beta = pid.update(lastEbops);
+          }
+        } else beta = schedule!(epoch);
+        setModelBeta(model, beta);
+      }
+      const tt = performance.now();
+      let loss: number;
+      const ticker = progress ? [progress.ticker] : [];
+      if (engine === 'wasm') {
+        const r = await fitWithEngine(model, train.x, train.y, { epochs: 1, batchSize: T.batch_size, loss: classification ? 'softmax_cross_entropy' : 'mse', shuffle: true,
+          seed: (T.seed * 100_003 + epoch) >>> 0, callbacks: ticker, engine: T.threads ? { threads: T.threads } : {} });
+        loss = r.history['loss']![0]!;
+      } else {
+        const h = await model.fit(train.x, train.y, { epochs: 1, batchSize: T.batch_size, shuffle: true, callbacks: ticker, verbose: 0 });
+        loss = Number(h.history['loss']![0]);
+      }
+      trainSeconds += (performance.now() - tt) / 1000;
+      if (!Number.isFinite(loss)) throw new SpecError(`training diverged at epoch ${epoch + 1} (loss ${loss}); lower training.optimizer.lr or β`);
+      const v = evaluate(model, val, data.task);
+      const tr = evaluate(model, train, data.task);
+      lastEbops = q ? modelEbops(model) : 0;
+      const quality = classification ? v['accuracy']! : -v['loss']!;
+      const metrics = classification ? { accuracy: tr['accuracy']!, val_accuracy: v['accuracy']! } : { mse: tr['mse']!, val_mse: v['mse']! };
+      history += JSON.stringify({ epoch, loss, val_loss: v['loss'], metrics, ebops: lastEbops, beta, lr: opt.learningRate, seconds: (Date.now() - te) / 1000 }) + '\n';
+      run.write('history.jsonl', history);
+
+      // Pareto front: a new checkpoint joins unless a kept one is as good and as cheap; the ones it beats go after the state is saved
+      let evicted: Kept[] = [];
+      if (epoch >= paretoStart) {
+        const entry: Kept = { path: `${CKPT_DIR}/epoch-${String(epoch).padStart(4, '0')}`, epoch, accuracy: quality, ebops: lastEbops };
+        const r = offer(front, entry);
+        if (r.accepted) {
+          run.declare(MODEL_FILES.map((f) => `${entry.path}/${f}`));
+          await writeCheckpoint(model, join(dir, entry.path), preprocessText);
+          evicted = r.evicted;
+          front = [...front.filter((f) => !evicted.includes(f)), entry].sort((a, b) => a.ebops - b.ebops);
+        }
+      }
+      // early stopping: no better validation quality for `patience` epochs, or EBOPs below a floor
+      const es = T.early_stopping;
+      if (quality > best + (es?.min_delta ?? 0)) {
+        best = quality;
+        wait = 0;
+      } else wait++;
+      if (es?.patience !== undefined && wait >= es.patience) stopped = true;
+      if (es?.ebops_below !== undefined && q && lastEbops < es.ebops_below) stopped = true;
+
+      // resume state: everything needed to continue after this epoch
+      const snap = snapshot(model);
+      const st: SavedState = { format: 'hgq-run-state', version: 1, epoch, beta, pid: pid ? { ...(pid as unknown as Record<string, number>) } : null, pidStarted, lastEbops, best, wait, front,
+        weightShapes: snap.weightShapes, adam: snap.adam, trainSeconds };
+      run.declare(STATE_FILES.map((f) => `${STATE}/${f}`));
+      writeDirAtomic(stateDir, { 'state.json': JSON.stringify(st) + '\n', 'weights.bin': snap.weights, 'optimizer.bin': snap.optimizer, 'front-partial.json': JSON.stringify(front, null, 1) + '\n' }, 'state');
+      for (const e of evicted) rmSync(join(dir, e.path), { recursive: true, force: true });
+      run.declare();
+      progress?.epochDone({ epoch, loss, val: classification ? `val acc ${(100 * v['accuracy']!).toFixed(2)}%` : `val mse ${v['mse']!.toPrecision(4)}`, ebops: lastEbops, beta, seconds: (Date.now() - te) / 1000 });
+      if (stopped && epoch + 1 < T.epochs) log(`hgq train: early stop after epoch ${epoch + 1}`);
+    }
+    progress?.stop();
+    if (front.length === 0) throw new SpecError(`no checkpoint was kept (training.pareto_start ${paretoStart} ≥ the ${epoch} epochs trained); lower training.pareto_start`);
+
+    // calibrate every kept checkpoint on the training data, then evaluate it exactly as it will run
+    const checkpoints: FrontCheckpoint[] = [];
+    for (const f of front) {
+      const m = await loadModel(join(dir, f.path));
+      try {
+        const ebops = q ? calibrate(m, train.x, { reset: true }).ebops : 0;
+        const vv = evaluate(m, val, data.task);
+        const tt = evaluate(m, test, data.task);
+        run.declare(MODEL_FILES.map((x) => `${f.path}/${x}`));
+        await writeCheckpoint(m, join(dir, f.path), preprocessText);
+        checkpoints.push({ path: f.path, epoch: f.epoch, ebops, train_ebops: f.ebops, val: vv, test: tt });
+      } finally {
+        m.dispose();
+      }
+    }
+    checkpoints.sort((a, b) => a.ebops - b.ebops || a.epoch - b.epoch);
+    const frontFile: FrontFile = { format: 'hgq-front', version: 1, task: data.task, metric: classification ? 'accuracy' : 'mse', checkpoints };
+    run.write('front.json', JSON.stringify(frontFile, null, 1) + '\n');
+    rmSync(stateDir, { recursive: true, force: true }); // a complete run has nothing to resume
+    run.status = 'complete';
+    run.declare();
+    if (o.report !== false) await writeReportIfAvailable(run, log);
+    return { dir, front: frontFile, epochs: epoch, startEpoch: start, seconds: (Date.now() - t0) / 1000, trainSeconds, engine,
+      data: { train: data.train.n, val: data.val.n, test: data.test.n, origin: data.origin } };
+  } finally {
+    progress?.stop();
+    setFiniteCheck(true);
+    model.dispose();
+    tf.dispose([train.x, train.y, val.x, val.y, test.x, test.y]);
+  }
+}
+
+/**
+ * REPORT HOOK (issue 13 part 3): the one call site for the run report. src/app/report.ts (written in
+ * parallel) exports `writeReport(runDir)`; until it exists this does nothing.
+ */
+async function writeReportIfAvailable(run: RunDir, log: (s: string) => void): Promise<void> {
+  const file = new URL('./report.ts', import.meta.url);
+  if (!existsSync(file)) return;
+  const specifier = file.href; // not a literal: the module may not exist at type-check time
+  const mod = (await import(specifier)) as { writeReport?: (runDir: string) => unknown };
+  if (typeof mod.writeReport !== 'function') return;
+  try {
+    run.declare(['report.html']); // the report is part of the run (docs/run-folder.md)
+    await mod.writeReport(run.dir);
+  } catch (e) {
+    log(`hgq train: the report could not be written (${(e as Error).message}); the run itself is complete`);
+  }
+}
