@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import JSZip from 'jszip';
 import * as h5wasm from 'h5wasm';
 import { formatNpy } from '../src/data/npy.ts';
+import { formatDyadic } from '../src/fixed/format.ts';
 import { MARKER, listFiles, readMarker, whyNotReplaceable } from '../src/util/fs.ts';
 import { main } from '../src/cli/main.ts';
 import { resolveSpec } from '../src/app/spec.ts';
@@ -154,6 +155,28 @@ describe('hgq train', { concurrency: 2 }, () => {
     const none = raw.slice();
     assert.equal(preprocessRawData(dir, none), null, 'a folder without preprocess.json leaves data alone');
     assert.deepEqual(none, raw);
+  });
+
+  test('emulate --preprocess CKPT on raw rows equals emulate on the rows preprocessed by hand', async () => {
+    const run = join(dir, 'cls');
+    while (!existsSync(join(run, 'front.json'))) await new Promise((r) => setTimeout(r, 500));
+    const ckpt = join(run, readJson(join(run, 'front.json')).checkpoints[0].path);
+    const prog = join(dir, 'cls.program.json');
+    const tr = await hgq(['trace', ckpt, '-o', prog]);
+    assert.equal(tr.code, 0, tr.stderr);
+    const p = preprocessOf(ckpt)!;
+    const t = table(40, 11);
+    const rawCsv = join(dir, 'raw.csv'), stdCsv = join(dir, 'std.csv');
+    writeFileSync(rawCsv, t.x.map((r) => r.join(',')).join('\n') + '\n');
+    const std = Float64Array.from(t.x.flat());
+    applyPreprocess(p, std);
+    writeFileSync(stdCsv, Array.from({ length: 40 }, (_, r) => Array.from(std.subarray(r * 6, r * 6 + 6), (v) => formatDyadic(v)).join(',')).join('\n') + '\n');
+    const a = await hgq(['emulate', prog, '-i', rawCsv, '--preprocess', ckpt]);
+    const b = await hgq(['emulate', prog, '-i', stdCsv]);
+    const c = await hgq(['emulate', prog, '-i', rawCsv]);
+    assert.equal(a.code, 0, a.stderr);
+    assert.equal(a.stdout, b.stdout);
+    assert.notEqual(a.stdout, c.stdout, 'raw rows without the preprocessing give other outputs');
   });
 });
 
@@ -323,6 +346,22 @@ describe('hgq train refuses bad input with exit 2 before any work', { concurrenc
     assert.match(r2.stderr, /holds files hgq did not write \(mine\.txt\)/);
     assert.equal(readFileSync(join(run, 'mine.txt'), 'utf8'), 'keep me');
     assert.ok(existsSync(join(run, 'front.json')));
+  });
+
+  test('hgq demo --out into a folder holding front.json and epoch-NNNN/ of its own making is refused and left untouched', async () => {
+    const old = join(dir, 'old-demo');
+    mkdirSync(join(old, 'epoch-0003'), { recursive: true });
+    writeFileSync(join(old, 'front.json'), '[{"path":"epoch-0003"}]');
+    writeFileSync(join(old, 'epoch-0003', 'model.json'), '{}');
+    writeFileSync(join(old, 'thesis.tex'), 'months of work');
+    const before = listFiles(old).map((f) => [f, readFileSync(join(old, f), 'utf8')]);
+    const r = await hgqIn(['demo', '--quick', '--out', old, '--no-progress']);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /was not written by hgq/);
+    assert.deepEqual(listFiles(old).map((f) => [f, readFileSync(join(old, f), 'utf8')]), before);
+    const file = await hgqIn(['demo', '--quick', '--out', trainCsv, '--no-progress']);
+    assert.equal(file.code, 2, 'demo --out FILE fails before training');
+    assert.match(file.stderr, /exists and is a file/);
   });
 });
 

@@ -16,7 +16,7 @@ import { calibrate } from '../train/calibrate.ts';
 import { loadModel, saveModel } from '../train/io.ts';
 import { modelEbops, setModelBeta } from '../train/model.ts';
 import { offer } from '../train/pareto.ts';
-import { BetaPid, parseSchedule, piecewiseSchedule } from '../train/schedule.ts';
+import { BetaPid, parseSchedule, piecewiseSchedule, type KeyPoint } from '../train/schedule.ts';
 import {
   MARKER, MARKER_FORMAT, MARKER_VERSION, OutputPathError, StagedDir, assertCreatableDir, hgqVersion, listFiles, lockOutput, readMarker,
   whyNotReplaceable, writeDirAtomic, writeFileAtomic,
@@ -215,7 +215,8 @@ function lrAt(spec: TrainSpec, epoch: number): number {
   const E = spec.training.epochs;
   if (s.type === 'cosine') {
     const lo = s.min_lr ?? 0;
-    return lo + ((o.lr - lo) * (1 + Math.cos((Math.PI * epoch) / Math.max(1, E - 1)))) / 2;
+    // over E epochs, never reaching min_lr itself (a zero rate would train nothing in the last epoch)
+    return lo + ((o.lr - lo) * (1 + Math.cos((Math.PI * epoch) / E))) / 2;
   }
   if (s.type === 'step') return o.lr * (s.factor ?? 0.5) ** Math.floor(epoch / (s.every ?? Math.max(1, Math.round(E / 3))));
   return o.lr;
@@ -234,11 +235,8 @@ function betaSchedule(spec: TrainSpec): (epoch: number) => number {
     const E = spec.training.epochs;
     const warm = Math.min(warmupOf(spec), E - 1);
     if (b.start <= 0 || b.end <= 0) return piecewiseSchedule([{ epoch: 0, beta: b.start, interp: 'constant' }, { epoch: Math.max(warm, 1), beta: b.end, interp: 'constant' }]);
-    return piecewiseSchedule([
-      { epoch: 0, beta: b.start, interp: 'constant' },
-      { epoch: warm, beta: b.start, interp: 'log' },
-      { epoch: Math.max(warm + 1, E - 1), beta: b.end, interp: 'constant' },
-    ]);
+    const rise: KeyPoint[] = [{ epoch: warm, beta: b.start, interp: 'log' }, { epoch: Math.max(warm + 1, E - 1), beta: b.end, interp: 'constant' }];
+    return piecewiseSchedule(warm > 0 ? [{ epoch: 0, beta: b.start, interp: 'constant' }, ...rise] : rise);
   } catch (e) {
     throw new SpecError(`training.beta: ${(e as Error).message}`);
   }

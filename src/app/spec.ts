@@ -205,7 +205,7 @@ export function resolveSpec(raw: unknown, base: string, where = 'spec'): TrainSp
       epochs,
       batch_size: t.batch_size ?? 256,
       optimizer: { type: 'adam', lr: t.optimizer?.lr ?? 3e-3, schedule: (t.optimizer?.schedule ?? { type: 'constant' }) as TrainSpec['training']['optimizer']['schedule'] },
-      beta: { start: t.beta?.start ?? 1e-6, end: t.beta?.end ?? 1e-4, ...(t.beta ?? {}) } as TrainSpec['training']['beta'],
+      beta: { start: t.beta?.start ?? 1e-6, end: t.beta?.end ?? 1e-3, ...(t.beta ?? {}) } as TrainSpec['training']['beta'],
       engine: (t.engine ?? 'wasm') as 'wasm' | 'tfjs',
       ...(t.threads !== undefined ? { threads: t.threads } : {}),
       seed,

@@ -133,7 +133,7 @@ export function register(program: Command): void {
     .option('--lr <x>', 'Adam learning rate (default 3e-3)', posNum('--lr'))
     .option('--beta <schedule>', 'β key points epoch:beta[:constant|linear|log],… (default: --beta-start for the first 10% of epochs, then a log rise to --beta-end)')
     .option('--beta-start <x>', 'first β of the default schedule (default 1e-6)', posNum('--beta-start'))
-    .option('--beta-end <x>', 'final β of the default schedule (default 1e-4)', posNum('--beta-end'))
+    .option('--beta-end <x>', 'final β of the default schedule (default 1e-3)', posNum('--beta-end'))
     .option('--seed <n>', 'seed of the data split, initial shuffles (default 1)', integer('--seed'))
     .option('--engine <name>', 'wasm (default; falls back to tfjs with a notice when a layer is unsupported) or tfjs')
     .option('--threads <n>', 'wasm engine threads (default: all cores)', posInt('--threads'))
