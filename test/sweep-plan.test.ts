@@ -12,18 +12,18 @@ import { parseRedisUrl, redactUrl, RedisUrlError } from '../src/app/sweep/queue.
 import { mergeFronts } from '../src/app/sweep/results.ts';
 import type { TrialResult } from '../src/app/sweep/trial.ts';
 
-const BASE = { data: { train: '/data/x.csv', label: 'y' }, model: { layers: [{ type: 'QDense', units: 8 }, { type: 'QDense', units: 3 }] }, training: { epochs: 3 } };
+const BASE = { data: { train: { path: '/data/x.csv', label: 'y' } }, model: { layers: [{ type: 'QDense', units: 8 }, { type: 'QDense', units: 3 }] }, training: { epochs: 3 } };
 const plan = (s: Omit<SweepFile, 'base'>) => planSweep({ base: BASE, ...s }, BASE, { out: '/tmp/sweep-out', dir: '/tmp' });
 
 describe('sweep plans', () => {
   test('grid axes × seeds: every combination once, values set at their paths, seed and threads in training', () => {
-    const p = plan({ axes: { 'training.lr': [1e-3, 3e-3], 'model.layers[0].units': [8, 16, 32] }, seeds: [1, 2] });
+    const p = plan({ axes: { 'training.optimizer.lr': [1e-3, 3e-3], 'model.layers[0].units': [8, 16, 32] }, seeds: [1, 2] });
     assert.equal(p.trials.length, 12);
-    const combos = new Set(p.trials.map((t) => JSON.stringify([t.overrides['training.lr'], t.overrides['model.layers[0].units'], t.seed])));
+    const combos = new Set(p.trials.map((t) => JSON.stringify([t.overrides['training.optimizer.lr'], t.overrides['model.layers[0].units'], t.seed])));
     assert.equal(combos.size, 12);
     for (const t of p.trials) {
       const training = t.spec['training'] as Record<string, unknown>;
-      assert.equal(training['lr'], t.overrides['training.lr']);
+      assert.equal((training['optimizer'] as Record<string, unknown>)['lr'], t.overrides['training.optimizer.lr']);
       assert.equal(training['seed'], t.seed);
       assert.equal(training['threads'], 1);
       assert.equal(training['epochs'], 3);
@@ -34,10 +34,10 @@ describe('sweep plans', () => {
   });
 
   test('ids and plans are stable: the same file gives the same trials; a changed value changes only its trials', () => {
-    const a = plan({ axes: { 'training.lr': [1e-3, 3e-3] }, seeds: [0, 1] });
-    const b = plan({ axes: { 'training.lr': [1e-3, 3e-3] }, seeds: [0, 1] });
+    const a = plan({ axes: { 'training.optimizer.lr': [1e-3, 3e-3] }, seeds: [0, 1] });
+    const b = plan({ axes: { 'training.optimizer.lr': [1e-3, 3e-3] }, seeds: [0, 1] });
     assert.deepEqual(a, b);
-    const c = plan({ axes: { 'training.lr': [1e-3, 5e-3] }, seeds: [0, 1] });
+    const c = plan({ axes: { 'training.optimizer.lr': [1e-3, 5e-3] }, seeds: [0, 1] });
     const shared = a.trials.filter((t) => c.trials.some((u) => u.id === t.id));
     assert.equal(shared.length, 2); // lr 1e-3 × both seeds
     assert.notEqual(a.id, c.id);
@@ -46,11 +46,11 @@ describe('sweep plans', () => {
   });
 
   test('random axes: the budget says how many draws, values lie in their ranges, draws repeat with the sample seed', () => {
-    const s = { axes: { 'training.lr': { loguniform: [1e-4, 1e-2] as [number, number] }, 'training.batch_size': { choice: [64, 128] }, 'model.layers[0].units': { int: [4, 9] as [number, number] } }, budget: 20, sample_seed: 3 };
+    const s = { axes: { 'training.optimizer.lr': { loguniform: [1e-4, 1e-2] as [number, number] }, 'training.batch_size': { choice: [64, 128] }, 'model.layers[0].units': { int: [4, 9] as [number, number] } }, budget: 20, sample_seed: 3 };
     const p = plan(s);
     assert.equal(p.trials.length, 20);
     for (const t of p.trials) {
-      const lr = t.overrides['training.lr'] as number;
+      const lr = t.overrides['training.optimizer.lr'] as number;
       assert.ok(lr >= 1e-4 && lr <= 1e-2, String(lr));
       assert.ok([64, 128].includes(t.overrides['training.batch_size'] as number));
       const u = t.overrides['model.layers[0].units'] as number;
@@ -61,7 +61,7 @@ describe('sweep plans', () => {
   });
 
   test('a grid larger than the budget is subsampled without repeats, in grid order', () => {
-    const p = plan({ axes: { 'training.lr': [1, 2, 3, 4, 5, 6, 7, 8, 9, 10] }, seeds: [0, 1], budget: 7 });
+    const p = plan({ axes: { 'training.optimizer.lr': [1, 2, 3, 4, 5, 6, 7, 8, 9, 10] }, seeds: [0, 1], budget: 7 });
     assert.equal(p.trials.length, 7);
     assert.equal(new Set(p.trials.map((t) => t.id)).size, 7);
   });
@@ -85,10 +85,10 @@ describe('sweep files', () => {
     return join(dir, name);
   };
   test('YAML with a base spec file: relative data paths resolve against the spec file', () => {
-    write('spec.yaml', 'data:\n  train: ./train.csv\n  label: y\nmodel:\n  layers: [{type: QDense, units: 4}]\n');
-    const f = write('sweep.yaml', 'base: ./spec.yaml\naxes:\n  training.lr: [0.001, 0.003]\nseeds: [5]\n');
+    write('spec.yaml', 'data:\n  train: {path: ./train.csv, label: y}\nmodel:\n  layers: [{type: QDense, units: 4}]\n');
+    const f = write('sweep.yaml', 'base: ./spec.yaml\naxes:\n  training.optimizer.lr: [0.001, 0.003]\nseeds: [5]\n');
     const { sweep, base, dir: d } = readSweepFile(f);
-    assert.equal((base['data'] as Record<string, string>)['train'], join(dir, 'train.csv'));
+    assert.equal((base['data'] as Record<string, Record<string, string>>)['train']!['path'], join(dir, 'train.csv'));
     const p = planSweep(sweep, base, { out: join(dir, 'out'), dir: d });
     assert.equal(p.trials.length, 2);
     assert.ok(p.trials.every((t) => t.seed === 5));
@@ -96,12 +96,14 @@ describe('sweep files', () => {
   test('bad files name the field and what is allowed', () => {
     assert.throws(() => readSweepFile(join(dir, 'none.yaml')), /no such file/);
     assert.throws(() => readSweepFile(write('b1.yaml', 'base: ./spec.yaml\nseedz: [1]\n')), /'seedz' \(allowed: base, axes/);
-    assert.throws(() => readSweepFile(write('b2.yaml', 'base: ./missing.yaml\n')), /base: .*missing\.yaml does not exist/);
+    assert.throws(() => readSweepFile(write('b2.yaml', 'base: ./missing.yaml\n')), /base: .*missing\.yaml: no such spec file/);
     assert.throws(() => readSweepFile(write('b3.yaml', 'base: ./spec.yaml\naxes:\n  training.lr: {uniform: [1, 0]}\n')), /axes\.training\.lr: the range \[1, 0\] is empty/);
     assert.throws(() => readSweepFile(write('b4.yaml', 'base: ./spec.yaml\naxes:\n  "a..b": [1]\n')), /'a\.\.b' is not a spec field path/);
     assert.throws(() => readSweepFile(write('b5.yaml', 'base: ./spec.yaml\nbudget: 0\n')), /budget: must be >= 1/);
     assert.throws(() => readSweepFile(write('b6.yaml', 'base: [\n')), /not valid YAML/);
     assert.throws(() => readSweepFile(write('b7.yaml', 'base: ./spec.yaml\naxes:\n  training.lr: {loguniform: [0, 1]}\n')), /positive low end/);
+    const { sweep, base, dir: d } = readSweepFile(write('b8.yaml', 'base: ./spec.yaml\naxes:\n  training.lr: [0.1]\n'));
+    assert.throws(() => planSweep(sweep, base, { out: join(dir, 'o'), dir: d }), /trial t[0-9a-f]+ \(training\.lr=0\.1, seed 0\): training\.lr: unknown key/);
   });
 });
 

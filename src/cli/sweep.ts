@@ -94,6 +94,8 @@ Examples:
         if (o.redis) parseRedisUrl(o.redis);
         const { sweep, base, dir: sweepDir } = readSweepFile(file);
         plan = planSweep(sweep, base, { out: o.out, dir: sweepDir });
+        if (o.redis && plan.trials.some((t) => (t.spec['model'] as Record<string, unknown>)['module'] !== undefined))
+          throw new UsageError('model.module: a spec that builds its model in code cannot go through the queue (workers run no code from it); describe the model as a layer list, or run the sweep without --redis');
       } catch (e) {
         if (e instanceof SweepFileError || e instanceof RedisUrlError) throw new UsageError(e.message);
         throw e;

@@ -10,6 +10,7 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { Ajv } from 'ajv';
 import { parse as parseYaml } from 'yaml';
 import { mulberry32 } from '../../util/random.ts';
+import { loadSpecFile, resolveSpec, SpecError, validateSpec } from '../spec.ts';
 
 /** A sweep file that cannot be used: exit 2 in the CLI, naming the field. */
 export class SweepFileError extends Error {
@@ -91,14 +92,15 @@ export function readSweepFile(path: string): { sweep: SweepFile; base: Record<st
     throw new SweepFileError(`${path}: ${msgs.join('; ')}`);
   }
   const dir = dirname(resolve(path));
+  // the base is resolved like any spec (defaults filled in, file paths made absolute), so trials run from anywhere
   let base: Record<string, unknown>;
-  if (typeof sweep.base === 'string') {
-    const basePath = isAbsolute(sweep.base) ? sweep.base : resolve(dir, sweep.base);
-    if (!existsSync(basePath)) throw new SweepFileError(`${path}: base: ${basePath} does not exist`);
-    base = parseSpecText(readFileSync(basePath, 'utf8'), basePath) as Record<string, unknown>;
-    if (!base || typeof base !== 'object' || Array.isArray(base)) throw new SweepFileError(`${basePath}: a spec is a mapping (data, model, training, ...)`);
-    base = rebaseRelativePaths(base, dirname(basePath));
-  } else base = rebaseRelativePaths(sweep.base, dir);
+  try {
+    if (typeof sweep.base === 'string') base = loadSpecFile(isAbsolute(sweep.base) ? sweep.base : resolve(dir, sweep.base)) as unknown as Record<string, unknown>;
+    else base = resolveSpec(sweep.base, dir, `${path}: base`) as unknown as Record<string, unknown>;
+  } catch (e) {
+    if (e instanceof SpecError) throw new SweepFileError(`${path}: base: ${e.message}`);
+    throw e;
+  }
   for (const [axis, spec] of Object.entries(sweep.axes ?? {})) checkAxis(axis, spec, path);
   return { sweep, base, dir };
 }
@@ -117,25 +119,6 @@ function checkAxis(axis: string, spec: AxisSpec, path: string): void {
   const range = 'uniform' in spec ? spec.uniform : 'loguniform' in spec ? spec.loguniform : 'int' in spec ? spec.int : null;
   if (range && !(range[0] <= range[1])) throw new SweepFileError(`${path}: axes.${axis}: the range [${range.join(', ')}] is empty; write [low, high]`);
   if ('loguniform' in spec && !(spec.loguniform[0] > 0)) throw new SweepFileError(`${path}: axes.${axis}: loguniform needs a positive low end`);
-}
-
-/**
- * Spec fields that name files (data paths, a model module) are resolved against the folder of the file that
- * wrote them, so a trial can run from any working folder.
- */
-function rebaseRelativePaths(spec: Record<string, unknown>, dir: string): Record<string, unknown> {
-  const out = structuredClone(spec);
-  const fix = (o: unknown): void => {
-    if (!o || typeof o !== 'object') return;
-    for (const [k, v] of Object.entries(o as Record<string, unknown>)) {
-      if (typeof v === 'string' && /^(path|file|train|test|val|module|features_file|labels_file)$/.test(k) && (v.startsWith('./') || v.startsWith('../')))
-        (o as Record<string, unknown>)[k] = resolve(dir, v);
-      else fix(v);
-    }
-  };
-  fix(out['data']);
-  fix(out['model']);
-  return out;
 }
 
 type PathToken = string | number;
@@ -224,7 +207,14 @@ export function planSweep(sweep: SweepFile, base: Record<string, unknown>, opts:
     for (const [axis, value] of Object.entries(overrides)) setField(spec, axis, value);
     setField(spec, 'training.seed', seed);
     setField(spec, 'training.threads', threads);
-    return { id: `t${hashOf({ overrides, seed, base })}`, overrides, seed, spec };
+    const id = `t${hashOf({ overrides, seed, base })}`;
+    try {
+      validateSpec(spec, `trial ${id} (${Object.entries(overrides).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(', ') || 'base'}, seed ${seed})`);
+    } catch (e) {
+      if (e instanceof SpecError) throw new SweepFileError(e.message);
+      throw e;
+    }
+    return { id, overrides, seed, spec };
   });
   const ids = new Set(trials.map((t) => t.id));
   if (ids.size !== trials.length) throw new SweepFileError('two trials of the sweep are the same (an axis lists a value twice?)');

@@ -139,7 +139,7 @@ export function startWorker(url: string, o: WorkerOptions = {}): Worker<TrialJob
       try {
         const r = { ...(await runTrial(trial, d.store)), host: hostname() };
         await recordResult(resultsConn, d.sweep, r);
-        log(`trial ${d.trial}: complete`);
+        log(`trial ${d.trial}: ${r.trained ? 'complete' : 'already complete on the store'}`);
         return r;
       } catch (e) {
         if (e instanceof TrialInputError) {

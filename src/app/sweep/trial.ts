@@ -30,6 +30,8 @@ export interface TrialResult {
   error?: string;
   seconds?: number;
   host?: string;
+  /** false when the trial was found complete on the store and not trained again */
+  trained?: boolean;
 }
 
 export interface FrontCheckpoint {
@@ -73,14 +75,14 @@ export function completedResult(trial: Pick<Trial, 'id' | 'overrides' | 'seed'>,
 export async function runTrial(trial: Trial, store: string, opts: { log?: (line: string) => void; signal?: AbortSignal } = {}): Promise<TrialResult> {
   const dir = trialDir(store, trial.id);
   const state = trialState(dir);
-  if (state === 'complete') return completedResult(trial, dir);
+  if (state === 'complete') return { ...completedResult(trial, dir), trained: false };
   mkdirSync(join(store, 'specs'), { recursive: true });
   const specPath = join(store, 'specs', `${trial.id}.json`);
   writeFileAtomic(specPath, JSON.stringify(trial.spec, null, 1) + '\n');
   const args = [HGQ_BIN, 'train', specPath, '--out', dir, '--no-progress', ...(state === 'partial' ? ['--resume'] : [])];
   const t0 = Date.now();
   const { code, stderr } = await runChild(args, opts);
-  if (code === 0 && trialState(dir) === 'complete') return { ...completedResult(trial, dir), seconds: (Date.now() - t0) / 1000 };
+  if (code === 0 && trialState(dir) === 'complete') return { ...completedResult(trial, dir), seconds: (Date.now() - t0) / 1000, trained: true };
   const tail = stderr.trim().split('\n').slice(-4).join(' | ');
   if (code === 2) throw new TrialInputError(tail || 'hgq train exited 2 (bad input)');
   throw new Error(`hgq train exited ${code}${tail ? `: ${tail}` : ''}`);
