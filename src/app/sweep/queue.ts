@@ -138,8 +138,9 @@ export function startWorker(url: string, o: WorkerOptions = {}): Worker<TrialJob
       log(`trial ${d.trial} (sweep ${d.sweep}): started on ${hostname()} pid ${process.pid}`);
       try {
         const r = { ...(await runTrial(trial, d.store)), host: hostname() };
-        await recordResult(resultsConn, d.sweep, r);
+        // logged before recording: during a Redis outage the record waits for the reconnect
         log(`trial ${d.trial}: ${r.trained ? 'complete' : 'already complete on the store'}`);
+        await recordResult(resultsConn, d.sweep, r);
         return r;
       } catch (e) {
         if (e instanceof TrialInputError) {
