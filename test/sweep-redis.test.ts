@@ -155,14 +155,18 @@ describe('hgq sweep', { concurrency: false }, () => {
       const trials = readJson<{ trial: string; status: string }[]>(join(out, 'trials.json')).map((t) => t.trial);
       assert.equal(trials.length, 8);
       assertEachEpochOnce(join(out, 'trials'), trials);
-      // trained exactly once across all workers (a re-enqueued finished trial is only read back)
-      const allLogs = workers.map((w) => w.err).join('\n');
+      // trained exactly once across all workers (a re-enqueued finished trial is only read back); a worker logs
+      // the completion after its child exits, which can be a moment after the sweep saw the run folder complete
+      const logs = () => workers.map((w) => w.err).join('\n');
+      await until('every completion logged', () => trials.every((t) => logs().includes(`trial ${t}: complete`)), 30);
+      const allLogs = logs();
       for (const t of trials) assert.equal(allLogs.split(`trial ${t}: complete`).length - 1, 1, `trial ${t} trained to completion once`);
       assert.deepEqual(frontKey(readJson<Front>(join(out, 'front.json'))), frontKey(localFront));
       assert.ok(!allLogs.includes('pw-w'), 'the password is never printed');
     } finally {
       for (const w of procs) if (w.p.exitCode === null) w.p.kill('SIGTERM');
       redis.kill('SIGKILL');
+      procs.forEach((w, j) => writeFileSync(join(dir, `process-${j}.log`), `${w.p.spawnargs.join(' ')}\n${w.err}`)); // for a failure's post-mortem
     }
   });
 });

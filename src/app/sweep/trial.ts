@@ -84,6 +84,9 @@ export async function runTrial(trial: Trial, store: string, opts: { log?: (line:
   const { code, stderr } = await runChild(args, opts);
   if (code === 0 && trialState(dir) === 'complete') return { ...completedResult(trial, dir), seconds: (Date.now() - t0) / 1000, trained: true };
   const tail = stderr.trim().split('\n').slice(-4).join(' | ');
+  // exit 2 is bad input, unless the run folder appeared meanwhile: then another worker holds the trial (a queue
+  // redelivers a job around a Redis restart), and a later attempt finds it complete or resumes it
+  if (code === 2 && state === 'absent' && trialState(dir) !== 'absent') throw new Error(`trial ${trial.id} is being run elsewhere: ${tail}`);
   if (code === 2) throw new TrialInputError(tail || 'hgq train exited 2 (bad input)');
   throw new Error(`hgq train exited ${code}${tail ? `: ${tail}` : ''}`);
 }
