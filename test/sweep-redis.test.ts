@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,7 +17,7 @@ import { mulberry32 } from '../src/util/random.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const REDIS = '/usr/bin/redis-server';
-const EPOCHS = 4;
+const EPOCHS = 10;
 const dir = mkdtempSync(join(tmpdir(), 'hgq-sweep-'));
 
 /** A learnable 3-class table. */
@@ -34,7 +34,7 @@ function writeTable(path: string, n: number): void {
 }
 
 writeTable(join(dir, "train.csv"), 400);
-writeFileSync(join(dir, 'spec.yaml'), `data:\n  train: {path: ./train.csv, label: cls}\nmodel:\n  hidden: [8]\ntraining:\n  epochs: ${EPOCHS}\n  batch_size: 32\n  pareto_start: 1\n`);
+writeFileSync(join(dir, 'spec.yaml'), `data:\n  train: {path: ./train.csv, label: cls}\nmodel:\n  hidden: [8]\ntraining:\n  epochs: ${EPOCHS}\n  batch_size: 16\n  pareto_start: 1\n`);
 writeFileSync(join(dir, 'sweep.yaml'), 'base: ./spec.yaml\naxes:\n  training.optimizer.lr: [0.003, 0.01]\n  model.hidden[0]: [6, 10]\nseeds: [1, 2]\n');
 
 interface Proc {
@@ -90,6 +90,21 @@ function assertEachEpochOnce(store: string, trials: string[]): void {
   }
 }
 
+/** Live `hgq train` processes of a trial (from /proc). */
+function trainProcesses(trial: string): number[] {
+  const out: number[] = [];
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const cmd = readFileSync(`/proc/${e}/cmdline`, 'utf8');
+      if (cmd.includes('\0train\0') && cmd.includes(`${trial}.json`)) out.push(Number(e));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
 let localFront: Front | undefined;
 
 describe('hgq sweep', { concurrency: false }, () => {
@@ -133,7 +148,8 @@ describe('hgq sweep', { concurrency: false }, () => {
         for (const w of workers) {
           const m = /trial (t[0-9a-f]{12}) \(sweep [^)]*\): started/.exec(w.err);
           const h = m && join(out, 'trials', m[1]!, 'history.jsonl');
-          if (m && h && existsSync(h) && readFileSync(h, 'utf8').trim().split('\n').length >= 1 && !w.err.includes(`trial ${m[1]}: complete`)) {
+          const done = h && existsSync(h) ? readFileSync(h, 'utf8').trim().split('\n').length : 0;
+          if (m && done >= 2 && done <= EPOCHS - 4 && !w.err.includes(`trial ${m[1]}: complete`)) {
             victim = w;
             victimTrial = m[1]!;
             return true;
@@ -142,6 +158,8 @@ describe('hgq sweep', { concurrency: false }, () => {
         return false;
       }, 120);
       victim!.p.kill('SIGKILL');
+      // its `hgq train` child dies with it (it watches a pipe from the worker): nothing trains the trial unowned
+      await until('the killed worker\'s trial process gone', () => trainProcesses(victimTrial).length === 0, 10);
       // another worker picks the trial up once the dead one's lock expires, and resumes it
       await until('the killed trial resumed elsewhere', () => workers.some((w) => w !== victim && w.err.includes(`trial ${victimTrial}: complete`)), 120);
       assert.ok(workers.filter((w) => w !== victim).some((w) => w.err.includes(`trial ${victimTrial} (sweep`)));
