@@ -4,6 +4,7 @@
  * architecture from plain tfjs layers (the float reference). Sizes are checked against memory before any
  * weight is allocated, and each layer's complaint is reported with its place in the spec.
  */
+import { withSeededMathRandom } from '../util/random.ts';
 import * as tf from '@tensorflow/tfjs';
 import { totalmem } from 'node:os';
 import { pathToFileURL } from 'node:url';
@@ -217,9 +218,12 @@ function checkOutput(model: tf.LayersModel, outputs: number, spec: TrainSpec, wh
 
 /** Builds the model of `spec` for data of `inputShape` with `outputs` classes or targets. */
 export async function buildModel(spec: TrainSpec, inputShape: number[], outputs: number): Promise<tf.LayersModel> {
-  if (spec.model.module) return buildFromModule(spec, inputShape, outputs);
-  const list = layerList(spec, outputs);
-  return spec.training.quantize ? buildQuantized(spec, list, inputShape, outputs) : buildFloat(spec, list, inputShape, outputs);
+  // initial weights follow training.seed: the same spec and seed give the same run (sweeps compare fronts across machines)
+  return withSeededMathRandom(spec.training.seed, () => {
+    if (spec.model.module) return buildFromModule(spec, inputShape, outputs);
+    const list = layerList(spec, outputs);
+    return spec.training.quantize ? buildQuantized(spec, list, inputShape, outputs) : buildFloat(spec, list, inputShape, outputs);
+  });
 }
 
 async function buildFromModule(spec: TrainSpec, inputShape: number[], outputs: number): Promise<tf.LayersModel> {

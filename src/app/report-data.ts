@@ -23,6 +23,8 @@ export interface ReportCheckpoint {
   val: Record<string, number>;
   test: Record<string, number>;
   yosys_lut?: number;
+  /** the sweep trial the checkpoint came from (sweep folders) */
+  trial?: string;
 }
 
 export interface HistoryRow {
@@ -46,6 +48,8 @@ export interface RunData {
   higherIsBetter: boolean;
   checkpoints: ReportCheckpoint[];
   history: HistoryRow[];
+  /** a sweep folder: the front merges the fronts of several trials */
+  sweep: boolean;
 }
 
 interface FrontFileV1 {
@@ -62,7 +66,7 @@ export function readRun(runDir: string): RunData {
   const dir = resolve(runDir);
   if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new RunFolderError(`${runDir}: no such folder (give a run folder written by hgq train or hgq demo)`);
   const marker = readMarker(dir);
-  if (marker && marker.kind !== 'run') throw new RunFolderError(`${runDir} holds an hgq ${marker.kind}, not a training run`);
+  if (marker && marker.kind !== 'run' && marker.kind !== 'sweep') throw new RunFolderError(`${runDir} holds an hgq ${marker.kind}, not a training run or sweep`);
   const finalFront = join(dir, 'front.json');
   const partialFront = join(dir, 'state', 'front-partial.json');
   const frontPath = existsSync(finalFront) ? finalFront : existsSync(partialFront) ? partialFront : null;
@@ -70,7 +74,7 @@ export function readRun(runDir: string): RunData {
   const raw = readJson(frontPath);
   const complete = frontPath === finalFront && (marker === null || marker['status'] === undefined || marker['status'] === 'complete');
   const front = Array.isArray(raw) ? legacyFront(raw, dir, frontPath) : currentFront(raw as FrontFileV1, dir, frontPath);
-  return { dir, name: dir.split(/[\\/]/).pop() ?? dir, complete, ...front, history: readHistory(dir) };
+  return { dir, name: dir.split(/[\\/]/).pop() ?? dir, complete, ...front, history: readHistory(dir), sweep: marker?.kind === 'sweep' };
 }
 
 function readJson(path: string): unknown {
@@ -101,7 +105,7 @@ function requireField<T>(v: T | undefined, what: string, where: string): T {
 }
 
 /** front.json as docs/run-folder.md specifies it. */
-function currentFront(f: FrontFileV1, dir: string, where: string): Omit<RunData, 'dir' | 'name' | 'complete' | 'history'> {
+function currentFront(f: FrontFileV1, dir: string, where: string): Omit<RunData, 'dir' | 'name' | 'complete' | 'history' | 'sweep'> {
   if (!f || typeof f !== 'object' || !Array.isArray(f.checkpoints)) throw new RunFolderError(`${where}: expected {"format": "hgq-front", "checkpoints": [...]} or an array of checkpoints`);
   const metric = typeof f.metric === 'string' ? f.metric : 'accuracy';
   const checkpoints = f.checkpoints.map((c, j) => {
@@ -117,13 +121,14 @@ function currentFront(f: FrontFileV1, dir: string, where: string): Omit<RunData,
       val: numbers(e['val']),
       test: numbers(e['test']),
       yosys_lut: finite(e['yosys_lut']),
+      trial: typeof e['trial'] === 'string' ? e['trial'] : undefined,
     };
   });
   return { task: typeof f.task === 'string' ? f.task : 'classification', metric, higherIsBetter: !LOWER_IS_BETTER.has(metric), checkpoints: sortByEbops(checkpoints) };
 }
 
 /** The demo's front.json before run folders: [{path, val_accuracy, test_accuracy, ebops, epoch}] (or ParetoCheckpoint's {accuracy}). */
-function legacyFront(arr: unknown[], dir: string, where: string): Omit<RunData, 'dir' | 'name' | 'complete' | 'history'> {
+function legacyFront(arr: unknown[], dir: string, where: string): Omit<RunData, 'dir' | 'name' | 'complete' | 'history' | 'sweep'> {
   const checkpoints = arr.map((c, j): ReportCheckpoint => {
     const e = (c ?? {}) as Record<string, unknown>;
     const at = `${where}: [${j}]`;

@@ -135,7 +135,7 @@ function frontFigures(run: RunData, d: CheckpointDetail): Figure[] {
   const hover = (c: RunData['checkpoints'][number]) =>
     `${c.path}<br>epoch ${c.epoch}<br>EBOPs ${Math.round(c.ebops)}<br>${run.metric} ${fmt(quality(run, c))}${c.yosys_lut !== undefined ? `<br>${c.yosys_lut} LUT` : ''}`;
   const splits = (['test', 'val'] as const).filter((s) => run.checkpoints.some((c) => c[s][run.metric] !== undefined));
-  const data = splits.map((s) => {
+  const data: Record<string, unknown>[] = splits.map((s) => {
     const cs = run.checkpoints.filter((c) => c[s][run.metric] !== undefined);
     return {
       type: 'scatter',
@@ -148,10 +148,11 @@ function frontFigures(run: RunData, d: CheckpointDetail): Figure[] {
       line: { shape: 'hv', dash: s === 'val' ? 'dot' : 'solid' },
     };
   });
+  if (run.sweep) data.push(...trialMarkers(run, hover));
   const chosen = d.checkpoint;
   const yChosen = quality(run, chosen);
   if (yChosen !== undefined)
-    data.push({ type: 'scatter', mode: 'markers', name: 'chosen checkpoint', x: [chosen.ebops], y: [yChosen], text: [hover(chosen)], hoverinfo: 'text', marker: { size: 14, symbol: 'circle-open', color: '#d62728', line: { width: 2 } } } as never);
+    data.push({ type: 'scatter', mode: 'markers', name: 'chosen checkpoint', x: [chosen.ebops], y: [yChosen], text: [hover(chosen)], hoverinfo: 'text', marker: { size: 14, symbol: 'circle-open', color: '#d62728', line: { width: 2 } } });
   const figs: Figure[] = [
     {
       id: 'front-ebops',
@@ -169,6 +170,15 @@ function frontFigures(run: RunData, d: CheckpointDetail): Figure[] {
       layout: { xaxis: { title: { text: 'Yosys LUTs (log scale)' }, type: 'log' }, yaxis: { title: { text: run.metric } }, hovermode: 'closest' },
     });
   return figs;
+}
+
+/** Sweeps: one marker trace per trial, so each trial's share of the merged front is visible (and in the legend). */
+function trialMarkers(run: RunData, hover: (c: RunData['checkpoints'][number]) => string): Record<string, unknown>[] {
+  const trials = [...new Set(run.checkpoints.map((c) => c.trial ?? '?'))].sort();
+  return trials.map((t) => {
+    const cs = run.checkpoints.filter((c) => (c.trial ?? '?') === t && quality(run, c) !== undefined);
+    return { type: 'scatter', mode: 'markers', name: `trial ${t}`, legendgroup: 'trials', x: cs.map((c) => c.ebops), y: cs.map((c) => quality(run, c)), text: cs.map((c) => `trial ${t}<br>${hover(c)}`), hoverinfo: 'text', marker: { size: 9 } };
+  });
 }
 
 function curveFigures(run: RunData): Figure[] {

@@ -20,6 +20,8 @@ import * as demoCmd from './demo.ts';
 import * as trainCmd from './train.ts';
 import * as importCmd from './import.ts';
 import * as traceCmd from './trace.ts';
+import * as sweepCmd from './sweep.ts';
+import * as workerCmd from './worker.ts';
 import * as reportCmd from './report.ts';
 
 const COMMANDS: { register(program: Command): void }[] = [
@@ -32,6 +34,8 @@ const COMMANDS: { register(program: Command): void }[] = [
   trainCmd,
   importCmd,
   traceCmd,
+  sweepCmd,
+  workerCmd,
   reportCmd,
 ];
 
@@ -98,8 +102,21 @@ function guardClosedPipe(): void {
 }
 
 /** Run the CLI on `argv` (without node and script path); resolves to the process exit code. */
+/**
+ * A process started by a sweep worker exits when its parent dies (even by SIGKILL): the parent holds our
+ * stdin pipe open, and its end means nobody is waiting for this trial any more (another worker resumes it).
+ */
+function exitWithParent(): void {
+  if (process.env.HGQ_EXIT_WITH_PARENT !== '1') return;
+  process.stdin.on('end', () => process.exit(129));
+  process.stdin.on('error', () => process.exit(129));
+  process.stdin.resume();
+  (process.stdin as unknown as { unref?: () => void }).unref?.(); // watching must not keep a finished process alive
+}
+
 export async function main(argv: string[]): Promise<number> {
   guardClosedPipe();
+  exitWithParent();
   const program = buildProgram();
   if (argv.length === 0) {
     program.outputHelp();

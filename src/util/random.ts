@@ -10,3 +10,18 @@ export function mulberry32(seed: number): () => number {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
+
+/**
+ * Runs `fn` with Math.random drawing from mulberry32(seed), then restores it. tfjs seeds every unseeded random
+ * op (weight initializers among them) from Math.random, so this makes a model's initial weights a function
+ * of the seed: the same spec and seed train the same network, on any machine and after any resume.
+ */
+export async function withSeededMathRandom<T>(seed: number, fn: () => T | Promise<T>): Promise<T> {
+  const saved = Math.random;
+  Math.random = mulberry32(seed ^ 0x5eed);
+  try {
+    return await fn();
+  } finally {
+    Math.random = saved;
+  }
+}

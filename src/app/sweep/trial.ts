@@ -1,0 +1,112 @@
+/**
+ * Running one trial: `hgq train SPEC --out STORE/ID [--resume]` in a child process that dies with its parent
+ * (a worker killed by SIGKILL takes its trial with it, so no orphan keeps writing while another worker
+ * resumes the trial). The trial's run folder on the store is the source of truth: complete means done, a
+ * running folder is resumed from its last saved epoch, so a trial finishes exactly once however often it
+ * is started.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { readMarker, writeFileAtomic } from '../../util/fs.ts';
+import type { Trial } from './plan.ts';
+
+export type TrialStatus = 'complete' | 'failed';
+
+/** What a sweep records for a finished trial. */
+export interface TrialResult {
+  trial: string;
+  status: TrialStatus;
+  /** the trial's run folder */
+  dir: string;
+  overrides: Record<string, unknown>;
+  seed: number;
+  /** the run's front.json checkpoints (complete trials) */
+  checkpoints?: FrontCheckpoint[];
+  metric?: string;
+  task?: string;
+  /** the failure, for failed trials */
+  error?: string;
+  seconds?: number;
+  host?: string;
+  /** false when the trial was found complete on the store and not trained again */
+  trained?: boolean;
+}
+
+export interface FrontCheckpoint {
+  path: string;
+  epoch: number;
+  ebops: number;
+  val?: Record<string, number>;
+  test?: Record<string, number>;
+  [k: string]: unknown;
+}
+
+/** A trial that fails on its own input (exit 2): retrying cannot help. */
+export class TrialInputError extends Error {
+  override name = 'TrialInputError';
+}
+
+const HGQ_BIN = fileURLToPath(new URL('../../../bin/hgq.js', import.meta.url));
+
+export function trialDir(store: string, id: string): string {
+  return join(store, id);
+}
+
+/** 'complete' | 'partial' (started, resumable) | 'absent'. */
+export function trialState(dir: string): 'complete' | 'partial' | 'absent' {
+  if (!existsSync(dir)) return 'absent';
+  const m = readMarker(dir);
+  if (m && m.kind === 'run' && m['status'] === 'complete' && existsSync(join(dir, 'front.json'))) return 'complete';
+  return 'partial';
+}
+
+/** The result of a complete trial, read from its run folder. */
+export function completedResult(trial: Pick<Trial, 'id' | 'overrides' | 'seed'>, dir: string): TrialResult {
+  const front = JSON.parse(readFileSync(join(dir, 'front.json'), 'utf8')) as { checkpoints?: FrontCheckpoint[]; metric?: string; task?: string };
+  return { trial: trial.id, status: 'complete', dir, overrides: trial.overrides, seed: trial.seed, checkpoints: front.checkpoints ?? [], metric: front.metric, task: front.task };
+}
+
+/**
+ * Runs (or resumes, or just reads) a trial. Resolves with its result; rejects with TrialInputError when the
+ * spec or data is bad (exit 2), with Error for anything retryable.
+ */
+export async function runTrial(trial: Trial, store: string, opts: { log?: (line: string) => void; signal?: AbortSignal } = {}): Promise<TrialResult> {
+  const dir = trialDir(store, trial.id);
+  const state = trialState(dir);
+  if (state === 'complete') return { ...completedResult(trial, dir), trained: false };
+  mkdirSync(join(store, 'specs'), { recursive: true });
+  const specPath = join(store, 'specs', `${trial.id}.json`);
+  writeFileAtomic(specPath, JSON.stringify(trial.spec, null, 1) + '\n');
+  const args = [HGQ_BIN, 'train', specPath, '--out', dir, '--no-progress', ...(state === 'partial' ? ['--resume'] : [])];
+  const t0 = Date.now();
+  const { code, stderr } = await runChild(args, opts);
+  if (code === 0 && trialState(dir) === 'complete') return { ...completedResult(trial, dir), seconds: (Date.now() - t0) / 1000, trained: true };
+  const tail = stderr.trim().split('\n').slice(-4).join(' | ');
+  // exit 2 is bad input, unless the run folder appeared meanwhile: then another worker holds the trial (a queue
+  // redelivers a job around a Redis restart), and a later attempt finds it complete or resumes it
+  if (code === 2 && state === 'absent' && trialState(dir) !== 'absent') throw new Error(`trial ${trial.id} is being run elsewhere: ${tail}`);
+  if (code === 2) throw new TrialInputError(tail || 'hgq train exited 2 (bad input)');
+  throw new Error(`hgq train exited ${code}${tail ? `: ${tail}` : ''}`);
+}
+
+/** The child gets a stdin pipe it watches (HGQ_EXIT_WITH_PARENT): when this process dies, the pipe closes and the child exits. */
+function runChild(args: string[], opts: { log?: (line: string) => void; signal?: AbortSignal }): Promise<{ code: number | null; stderr: string }> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, HGQ_EXIT_WITH_PARENT: '1' } });
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => opts.log?.(d.toString().trimEnd()));
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+      if (stderr.length > 20000) stderr = stderr.slice(-10000);
+    });
+    const abort = () => child.kill('SIGTERM');
+    opts.signal?.addEventListener('abort', abort, { once: true });
+    child.on('error', reject);
+    child.on('close', (code) => {
+      opts.signal?.removeEventListener('abort', abort);
+      resolvePromise({ code, stderr });
+    });
+  });
+}
