@@ -53,6 +53,7 @@ export class PairQueue {
     private readonly g: AdderGraph,
     method: 'wmc' | 'mc',
     nPairsHint: number,
+    private readonly seed: number,
   ) {
     this.wmc = method === 'wmc';
     this.latBase = g.lat.length > 0 ? Math.min(...g.lat) : 0;
@@ -73,6 +74,19 @@ export class PairQueue {
     this.head = s.i32('head', 1024).fill(-1);
     this.ePair = s.i32('ePair', 4096, false);
     this.eNext = s.i32('eNext', 4096, false);
+  }
+
+  /** Among equally scored, equally early pairs: whether p goes before q (the newer pair, or by hash in a restart). */
+  private laterTie(p: number, q: number, pOrder: I32): boolean {
+    return this.seed === 0 ? pOrder[p]! > pOrder[q]! : this.tieHash(p) > this.tieHash(q);
+  }
+
+  /** A hash of the pair (its wires, shift and sign, not its id) and the seed. */
+  private tieHash(p: number): number {
+    let h = Math.imul(this.pW0[p]! ^ this.seed, 0x9e3779b1);
+    h = Math.imul(h ^ (h >>> 16) ^ this.pW1[p]!, 0x85ebca6b);
+    h = Math.imul(h ^ (h >>> 13) ^ (this.pShift[p]! * 2 + this.pSub[p]!), 0xc2b2ae35);
+    return (h ^ (h >>> 16)) >>> 0;
   }
 
   /** Pair p had fewer than 2 feasible occurrences: out of the running until its count rises. */
@@ -221,8 +235,8 @@ export class PairQueue {
           this.freeEntry = e;
         } else {
           seen++;
-          if (best < 0 || pTie[p]! > pTie[best]! || (pTie[p] === pTie[best] && pOrder[p]! > pOrder[best]!)) {
-            best = p; // then the newer pair
+          if (best < 0 || pTie[p]! > pTie[best]! || (pTie[p] === pTie[best] && this.laterTie(p, best, pOrder))) {
+            best = p;
             bestE = e;
             bestPrev = prev;
           }

@@ -32,6 +32,8 @@ export interface CseOptions {
   bound: number[] | null;
   /** false: no extraction, just each output's CSD terms (the plain tree's input). */
   extract?: boolean;
+  /** Nonzero: a restart, whose ties between equally scored pairs go by a hash of the pair and the seed. */
+  seed?: number;
   /** Scratch memory to reuse (one per solve or thread); a fresh one if absent. */
   scratch?: CseScratch;
 }
@@ -154,7 +156,7 @@ class Cse {
     this.termTable = new Table3(s, 'termTable', tc);
     this.slack = new Float64Array(nOut);
     for (let o = 0; o < nOut; o++) this.outTerms.push([]);
-    this.q = new PairQueue(s, g, opts.method, nPairsHint);
+    this.q = new PairQueue(s, g, opts.method, nPairsHint, opts.seed ?? 0);
     this.sEnt = s.i32('sEnt', 512, false);
     this.pairTable = new Table3(s, 'pairTable', 1024); // starting-wire pairs outside the direct index (rare); grows
   }
