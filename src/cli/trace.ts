@@ -43,7 +43,7 @@ function parseOpts(o: TraceCliOptions): { cmvm: 'da' | 'none'; dc: number; effor
   const dc = o.dc === undefined ? -1 : Number(o.dc);
   if (!Number.isInteger(dc) || dc < -1) throw new UsageError(`--dc "${o.dc}" must be an integer >= -1 (-1 = unconstrained)`);
   const effort = o.effort === undefined ? undefined : Number(o.effort);
-  if (effort !== undefined && ![0, 1, 2].includes(effort)) throw new UsageError(`--effort "${o.effort}" must be 0 (fast), 1 (default) or 2 (thorough)`);
+  if (effort !== undefined && ![0, 1, 2, 3].includes(effort)) throw new UsageError(`--effort "${o.effort}" must be 0 (fast), 1 (baseline), 2 (default) or 3 (thorough)`);
   return { cmvm, dc, ...(effort !== undefined ? { effort } : {}) };
 }
 
@@ -134,7 +134,7 @@ export function register(program: Command): void {
     .requiredOption('-o, --output <program.json>', 'where to write the IR program (atomically)')
     .option('--cmvm <METHOD>', 'constant matrix products: da (CMVM adder graphs) or none (plain signed-digit sums)', 'da')
     .option('--dc <D>', 'CMVM delay constraint: adder levels allowed above the plain balanced tree (-1 = unconstrained)')
-    .option('--effort <E>', 'CMVM search effort: 0 fast (large layers), 1 default, 2 thorough')
+    .option('--effort <E>', 'CMVM search effort: 0 fast (large layers), 1 baseline, 2 default (more restarts on small layers), 3 thorough')
     .option('--validate <N>', 'also compare the emulator with the model on N random inputs (exit 1 on any mismatch)')
     .option('--json', 'print one JSON summary object as the last line')
     .addHelpText(

@@ -8,6 +8,7 @@
  */
 import { ceilLog2, minimalKif, qiFromKif, qiIsZero } from '../fixed/interval.ts';
 import type { QInterval } from '../fixed/types.ts';
+import type { Program } from '../ir/types.ts';
 import { adderCost } from './cost.ts';
 import { csdDigits, toOddExp } from './csd.ts';
 import { CseScratch } from './cse-scratch.ts';
@@ -44,6 +45,8 @@ export interface Candidate {
   /** Σ adder cost, computed when first needed (costOf): ranking by adders rarely needs it. */
   cost: number | null;
   latency: number;
+  /** Set when the candidate was built on a helper thread (g is then empty). */
+  program?: Program;
 }
 
 export function prepareProblem(W: number[][], inputs: Array<{ qint: QInterval; latency?: number }>, dc: number, decompose: boolean | 'auto'): Problem {
@@ -152,11 +155,38 @@ export function solveDirect(p: Problem, method: Method, seed = 0): Candidate {
   const c = finishCandidate(p, g, extractAndSum(p, g, rows, method, p.bound, seed));
   if (c) return c;
   // (only with fractional arrival times can the Kraft rule be off) the plain tree meets the bound by definition
-  const g0 = newGraph(p);
-  const plainTerms = extractCommon(g0, rows, { method, bound: p.bound, extract: false, scratch: p.scratch });
-  const plain = finishCandidate(p, g0, plainTerms.map((ts) => g0.sumTerms(ts)));
+  return solvePlain(p, method);
+}
+
+/** Every output's CSD terms summed by the earliest-two-first tree, no sharing: meets the bound by definition. */
+export function solvePlain(p: Problem, method: Method = 'wmc'): Candidate {
+  const rows = p.Wl.map((row) => sparseRow(row, inputTerm, 1));
+  const g = newGraph(p);
+  const plainTerms = extractCommon(g, rows, { method, bound: p.bound, extract: false, scratch: p.scratch });
+  const plain = finishCandidate(p, g, plainTerms.map((ts) => g.sumTerms(ts)));
   if (!plain) throw new Error('solveCmvm: internal error: the plain adder tree misses its own delay bound');
   return plain;
+}
+
+/**
+ * The candidates of column blocks (each solved over the inputs from `start` on) as one graph, each output
+ * the earliest-two-first sum of its blocks' partial sums; null when some output then misses its bound.
+ */
+export function mergeBlocks(p: Problem, parts: Array<{ start: number; c: Candidate }>): Candidate | null {
+  const g = newGraph(p);
+  const terms: Term[][] = p.Wl.map(() => []);
+  for (const { start, c } of parts) {
+    const map = new Int32Array(c.g.size);
+    for (let w = 0; w < c.g.size; w++) {
+      const op = c.g.ops[w];
+      if (!op) map[w] = start + w; // (a block's sources come first, in column order)
+      else if (c.need[w]) map[w] = g.addAdder(map[op.a]!, map[op.b]!, op.shift, op.sub);
+    }
+    c.outs.forEach((t, o) => {
+      if (t.wire >= 0) terms[o]!.push({ wire: map[t.wire]!, pos: t.pos, sign: t.sign });
+    });
+  }
+  return finishCandidate(p, g, terms.map((ts) => g.sumTerms(ts)));
 }
 
 /**

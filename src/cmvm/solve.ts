@@ -7,9 +7,12 @@
 import type { minimalKif } from '../fixed/interval.ts';
 import type { QInterval } from '../fixed/types.ts';
 import type { Node, Program } from '../ir/types.ts';
-import { costOf, prepareProblem, solveColumns, solveDirect, solveRows, type Candidate, type Problem } from './candidates.ts';
+import { columnBlocks } from './blocks.ts';
+import { costOf, mergeBlocks, prepareProblem, solveColumns, solveDirect, solvePlain, solveRows, type Candidate, type Problem } from './candidates.ts';
 import { decomposeRows, RowDistances, type Decomposition } from './decompose.ts';
 import type { Method } from './cse.ts';
+import { AdderGraph } from './graph.ts';
+import { defaultThreads, PARALLEL, runShared } from './parallel.ts';
 
 export { treeFinish } from './candidates.ts';
 
@@ -44,6 +47,11 @@ export interface CmvmOptions {
    * can win. 0 ranks by adders alone.
    */
   latencyWeight?: number;
+  /**
+   * Threads for the search on large matrices (≥ PARALLEL.minEntries entries), this one included (default:
+   * the machine's cores, at most 4): the candidates are built in parallel; the same result as with 1.
+   */
+  threads?: number;
 }
 
 export interface CmvmResult {
@@ -71,10 +79,9 @@ export function solveCmvm(W: number[][], inputs: CmvmInput[], opts: CmvmOptions 
   const t0 = performance.now();
   checkMatrix(W, inputs.length);
   const o = checkOptions(opts);
+  const blocks = columnBlocks(W, inputs.length);
   const p = prepareProblem(W, inputs, o.dc, opts.decompose ?? 'auto');
-  const better = ranking(o.objective, o.latencyWeight);
-  let best = baselineSearch(p, o, better);
-  if (p.scaled && (o.effort >= 3 || (o.effort === 2 && p.nOut * p.nIn <= EXTRA_SEARCH_ENTRIES))) best = extraSearch(p, o, better, best);
+  const best = blocks.length > 1 ? solveBlocks(p, o, blocks, { W, inputs, opts }) : search(p, o, { W, inputs, opts });
   const program = toProgram(best, p.types, p.nOut);
   return { program, adders: best.adders, cost: costOf(best), depth: programDepth(program), latency: best.latency, ms: performance.now() - t0 };
 }
@@ -90,7 +97,33 @@ function checkMatrix(W: number[][], nIn: number): void {
   });
 }
 
-type Settings = Required<Pick<CmvmOptions, 'dc' | 'method' | 'objective' | 'effort' | 'latencyWeight'>>;
+function search(p: Problem, o: Settings, task: SearchTask): Candidate {
+  const better = ranking(o.objective, o.latencyWeight);
+  const best = baselineSearch(p, o, better, task);
+  if (p.scaled && (o.effort >= 3 || (o.effort === 2 && p.nOut * p.nIn <= EXTRA_SEARCH_ENTRIES))) return extraSearch(p, o, better, best);
+  return best;
+}
+
+/**
+ * Rows too wide for the pair count (see blocks.ts): each column block searched on its own (on this thread),
+ * the partial sums added per output. Under a delay constraint the blocks get one level less (adding their
+ * sums costs up to one level over the whole row's plain tree); if that still misses, the plain trees.
+ */
+function solveBlocks(p: Problem, o: Settings, blocks: Array<[number, number]>, task: SearchTask): Candidate {
+  const dc = o.dc >= 1 ? o.dc - 1 : o.dc;
+  const parts = blocks.map(([start, end]) => {
+    const sub: SearchTask = {
+      W: task.W.map((row) => row.slice(start, end)),
+      inputs: task.inputs.slice(start, end),
+      opts: { ...task.opts, dc, threads: 1 },
+    };
+    const sp = prepareProblem(sub.W, sub.inputs, dc, task.opts.decompose ?? 'auto');
+    return { start, c: search(sp, { ...o, dc, threads: 1 }, sub) };
+  });
+  return mergeBlocks(p, parts) ?? solvePlain(p, o.method);
+}
+
+type Settings = Required<Pick<CmvmOptions, 'dc' | 'method' | 'objective' | 'effort' | 'latencyWeight' | 'threads'>>;
 
 function checkOptions(opts: CmvmOptions): Settings {
   const dc = opts.dc ?? -1;
@@ -99,7 +132,9 @@ function checkOptions(opts: CmvmOptions): Settings {
   if (![0, 1, 2, 3].includes(effort)) throw new RangeError(`solveCmvm: effort must be 0, 1, 2 or 3, got ${effort}`);
   const latencyWeight = opts.latencyWeight ?? 1;
   if (!(latencyWeight >= 0)) throw new RangeError(`solveCmvm: latencyWeight must be ≥ 0, got ${latencyWeight}`);
-  return { dc, method: opts.method ?? 'wmc', objective: opts.objective ?? 'adders', effort, latencyWeight };
+  const threads = opts.threads ?? defaultThreads();
+  if (!Number.isInteger(threads) || threads < 1) throw new RangeError(`solveCmvm: threads must be an integer ≥ 1, got ${threads}`);
+  return { dc, method: opts.method ?? 'wmc', objective: opts.objective ?? 'adders', effort, latencyWeight, threads };
 }
 
 type Better = (a: Candidate, b: Candidate) => boolean;
@@ -134,19 +169,65 @@ function planEffort(effort: number): number {
  * takes seconds): a single run; unconstrained the first decomposed candidate (which contains the plain
  * one), under a delay constraint the plain one.
  */
-function baselineSearch(p: Problem, o: Settings, better: Better): Candidate {
+function baselineSearch(p: Problem, o: Settings, better: Better, task: SearchTask): Candidate {
   const { nOut, nIn, scaled } = p;
   const single = o.effort === 0 && nOut * nIn > SINGLE_RUN_ENTRIES;
   const skipDirect = scaled !== null && o.dc < 0 && (o.effort >= 1 ? nOut * nIn > 64 : single);
   let best: Candidate | null = skipDirect ? null : solveDirect(p, o.method);
   if (scaled && !(single && best)) {
-    for (const { tree, method } of rowJobs(p.scaled!.rows, candidatePlan(nOut, nIn, o.dc, o.method, planEffort(o.effort)))) {
-      const c = solveRows(p, tree, method);
-      if (c && (!best || better(c, best))) best = c;
-      if (single) break;
+    const jobs = baselineJobs(p, o);
+    const threads = o.threads;
+    if (!single && threads > 1 && jobs.length > 1 && nOut * nIn >= PARALLEL.minEntries) {
+      const outcomes = runShared<Candidate | null, RemoteOutcome | null>(jobs.length, threads, task, (i) => solveRows(p, jobs[i]!.tree, jobs[i]!.method));
+      for (const x of outcomes) {
+        const c = 'local' in x ? x.local : x.remote && remoteCandidate(x.remote);
+        if (c && (!best || better(c, best))) best = c;
+      }
+    } else {
+      for (const { tree, method } of jobs) {
+        const c = solveRows(p, tree, method);
+        if (c && (!best || better(c, best))) best = c;
+        if (single) break;
+      }
     }
   }
   return best ?? solveDirect(p, o.method);
+}
+
+function baselineJobs(p: Problem, o: Settings): Array<{ tree: Decomposition; method: Method }> {
+  return rowJobs(p.scaled!.rows, candidatePlan(p.nOut, p.nIn, o.dc, o.method, planEffort(o.effort)));
+}
+
+/** A candidate built on a helper thread: its figures and program. */
+interface RemoteOutcome {
+  adders: number;
+  latency: number;
+  cost: number;
+  program: Program;
+}
+
+function remoteCandidate(r: RemoteOutcome): Candidate {
+  return { g: new AdderGraph(), outs: [], need: new Uint8Array(0), adders: r.adders, cost: r.cost, latency: r.latency, program: r.program };
+}
+
+/** What a helper thread needs to rebuild a search's jobs. */
+interface SearchTask {
+  W: number[][];
+  inputs: CmvmInput[];
+  opts: CmvmOptions;
+}
+
+/** On a helper thread: run the baseline jobs claimed from `counter` (see parallel.ts) as [job, outcome] pairs. */
+export function runClaimedJobs(task: SearchTask, counter: Int32Array): Array<[number, RemoteOutcome | null]> {
+  const o = checkOptions(task.opts);
+  const p = prepareProblem(task.W, task.inputs, o.dc, task.opts.decompose ?? 'auto');
+  const jobs = baselineJobs(p, o);
+  const out: Array<[number, RemoteOutcome | null]> = [];
+  for (let i = Atomics.add(counter, 0, 1); i < jobs.length; i = Atomics.add(counter, 0, 1)) {
+    const c = solveRows(p, jobs[i]!.tree, jobs[i]!.method);
+    out.push([i, c && { adders: c.adders, latency: c.latency, cost: costOf(c), program: toProgram(c, p.types, p.nOut) }]);
+  }
+  return out;
 }
 
 /**
@@ -261,6 +342,7 @@ export function candidatePlan(nOut: number, nIn: number, dc: number, method: Met
 
 /** Emit the candidate as IR: inputs, then its adders in creation order (operands always come first). */
 function toProgram(c: Candidate, types: ReturnType<typeof minimalKif>[], nOut: number): Program {
+  if (c.program) return c.program;
   const g = c.g;
   const nIn = types.length;
   const need = c.need;

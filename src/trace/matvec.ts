@@ -18,7 +18,7 @@ export interface MatVecOptions {
   cmvm: CmvmMethod;
   /** CMVM delay constraint (−1: unconstrained). */
   dc: number;
-  /** CMVM search effort (0 fast, 1 default, 2 thorough): how many candidate decompositions are tried. */
+  /** CMVM search effort (0 fast, 1 baseline, 2 default, 3 thorough): how many greedy candidates are tried. */
   effort?: number;
 }
 

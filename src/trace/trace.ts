@@ -23,7 +23,7 @@ export interface TraceOptions {
   cmvm?: CmvmMethod;
   /** CMVM delay constraint in adder levels above the plain tree (−1 = unconstrained, default). */
   dc?: number;
-  /** CMVM search effort: 0 fast (large layers), 1 default, 2 thorough. */
+  /** CMVM search effort: 0 fast (large layers), 1 baseline, 2 default, 3 thorough (see CmvmOptions.effort). */
   effort?: number;
   /** Run dead-op elimination and constant folding (default true). */
   optimize?: boolean;
