@@ -14,6 +14,10 @@ export const PARALLEL = {
   minEntries: 32768,
   /** How long to wait for a helper before running its jobs here. */
   timeoutMs: 10 * 60 * 1000,
+  /** Tests: this thread starts claiming jobs only once a helper has claimed one (or after a minute). */
+  helperFirst: false,
+  /** Jobs run on helper threads so far (for tests and benchmarks). */
+  remoteJobs: 0,
 };
 
 /** Default number of threads for a search (this one included). */
@@ -29,9 +33,13 @@ export function runShared<L, W>(n: number, threads: number, task: unknown, run: 
   const out: Array<{ local: L } | { remote: W } | undefined> = new Array(n);
   const counter = new Int32Array(new SharedArrayBuffer(4));
   const helpers = Array.from({ length: Math.min(threads - 1, n - 1) }, () => startHelper(task, counter));
+  if (PARALLEL.helperFirst && helpers.some((h) => h)) Atomics.wait(counter, 0, 0, 60_000);
   for (let i = Atomics.add(counter, 0, 1); i < n; i = Atomics.add(counter, 0, 1)) out[i] = { local: run(i) };
   for (const h of helpers) {
-    for (const [i, o] of awaitHelper(h) as Array<[number, W]>) out[i] = { remote: o };
+    for (const [i, o] of awaitHelper(h) as Array<[number, W]>) {
+      out[i] = { remote: o };
+      PARALLEL.remoteJobs++;
+    }
   }
   // jobs a failed helper had claimed
   for (let i = 0; i < n; i++) if (out[i] === undefined) out[i] = { local: run(i) };

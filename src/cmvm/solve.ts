@@ -224,6 +224,7 @@ export function runClaimedJobs(task: SearchTask, counter: Int32Array): Array<[nu
   const jobs = baselineJobs(p, o);
   const out: Array<[number, RemoteOutcome | null]> = [];
   for (let i = Atomics.add(counter, 0, 1); i < jobs.length; i = Atomics.add(counter, 0, 1)) {
+    Atomics.notify(counter, 0); // (see PARALLEL.helperFirst)
     const c = solveRows(p, jobs[i]!.tree, jobs[i]!.method);
     out.push([i, c && { adders: c.adders, latency: c.latency, cost: costOf(c), program: toProgram(c, p.types, p.nOut) }]);
   }
