@@ -18,6 +18,10 @@
  * Delay constraint: with integer arrival times, the earliest-two-first tree of a set of terms finishes at
  * ceil(log2 Σ 2^lat) (Kraft's inequality). So an output with bound B stays feasible exactly while
  * Σ_terms 2^(lat−B) ≤ 1, which is checked for every substitution.
+ *
+ * Layout: this file holds the extraction state (terms, pair matrices, substitution) and the greedy loop
+ * (`greedy`); cse-pairs.ts the pair counts and the queue that picks the best pair; cse-scratch.ts the
+ * scratch memory, passed in by the caller (one per solve or thread), and the hash tables.
  */
 import { forEachCsdDigit } from './csd.ts';
 import { CseScratch, Table3, type F64, type I32 } from './cse-scratch.ts';
