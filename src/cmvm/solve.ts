@@ -49,7 +49,7 @@ export interface CmvmOptions {
   latencyWeight?: number;
   /**
    * Threads for the search on large matrices (≥ PARALLEL.minEntries entries), this one included (default:
-   * the machine's cores, at most 4): the candidates are built in parallel; the same result as with 1.
+   * the idle cores, at most 4): the candidates are built in parallel; the same result as with 1.
    */
   threads?: number;
 }
