@@ -22,7 +22,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { prng, randomMatrix } from '../src/cmvm/random.ts';
 import type { Program } from '../src/ir/types.ts';
-import { solveCmvm, type CmvmInput } from '../src/cmvm/solve.ts';
+import { programDepth, solveCmvm, type CmvmInput } from '../src/cmvm/solve.ts';
 
 const REFERENCE: Record<string, { adders: number; depth?: number }> = {
   'dc-1 N4': { adders: 29.2, depth: 6.0 },
@@ -170,8 +170,10 @@ async function trainedKernels(): Promise<Record<string, unknown> | null> {
       const msNew = performance.now() - t0;
       total.old.adders += adds(a);
       total.old.ms += msOld;
+      total.old.depth = Math.max(total.old.depth, programDepth(a));
       total.new.adders += adds(b);
       total.new.ms += msNew;
+      total.new.depth = Math.max(total.new.depth, programDepth(b));
     }
     model.dispose();
   }
