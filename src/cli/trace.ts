@@ -55,7 +55,7 @@ async function loadAndTrace(path: string, opts: { cmvm: 'da' | 'none'; dc: numbe
     return await traceModelPath(path, opts);
   } catch (e) {
     // unsupported layers, uncalibrated models, bad archives: the message names the layer and what to do
-    if (e instanceof TraceError || /ImportError|not a model|no such file/.test(`${(e as Error).name} ${(e as Error).message}`)) throw new UsageError((e as Error).message);
+    if (e instanceof TraceError || /ImportError|CmvmSizeError|not a model|no such file/.test(`${(e as Error).name} ${(e as Error).message}`)) throw new UsageError((e as Error).message);
     throw e;
   }
 }
