@@ -5,7 +5,6 @@
  * running the jobs one after another. A helper that fails to start or throws leaves its jobs to be rerun
  * here.
  */
-import { availableParallelism, loadavg } from 'node:os';
 import { MessageChannel, receiveMessageOnPort, Worker } from 'node:worker_threads';
 
 /** Tunables (mutable so that tests can force the parallel path on small matrices). */
@@ -21,14 +20,14 @@ export const PARALLEL = {
 };
 
 /**
- * Default number of threads for a search (this one included): the idle cores, at most 4. A helper costs
- * about 1.5 s of CPU to start (it compiles the sources through tsx and warms its own JIT), which pays on
- * an idle core but only slows a saturated machine (measured: with a load average of 22 on 2 cores, a
- * 48×400 search took 3.6–4.1 s of CPU with a helper against 1.9–2.4 s without, and no less wall time).
+ * Default number of threads for a search (this one included): 1. A helper costs about 1.5 s of CPU to
+ * start (it compiles the sources through tsx and warms its own JIT), and on this shared 2-core machine it
+ * did not pay: tracing the MNIST demo's largest checkpoint took 43 s with a helper against 26–28 s without
+ * (load average 6–11), and a 48×400 search 3.6–4.1 s of CPU against 1.9–2.4 s (load 22). Only a 128×784
+ * kernel alone came out faster (×0.70). Ask for threads explicitly where cores are idle.
  */
 export function defaultThreads(): number {
-  const idle = availableParallelism() - Math.round(loadavg()[0] ?? 0);
-  return Math.max(1, Math.min(4, idle));
+  return 1;
 }
 
 /**

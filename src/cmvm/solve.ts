@@ -48,8 +48,8 @@ export interface CmvmOptions {
    */
   latencyWeight?: number;
   /**
-   * Threads for the search on large matrices (≥ PARALLEL.minEntries entries), this one included (default:
-   * the idle cores, at most 4): the candidates are built in parallel; the same result as with 1.
+   * Threads for the search on large matrices (≥ PARALLEL.minEntries entries), this one included (default 1,
+   * see parallel.ts): the candidates are built in parallel; the same result as with 1.
    */
   threads?: number;
 }
