@@ -96,6 +96,9 @@ async function mnist(res: Record<string, unknown>, vectors: number): Promise<voi
   const load = await timed(() => loadModelAny(pick.path));
   const model = load.value;
   const da = await timed(() => trace(model, { cmvm: 'da' }));
+  // the CMVM search as before its extra search (effort 1, one thread), for the ratio; and with a helper thread
+  const old = await timed(() => trace(model, { cmvm: 'da', effort: 1, cmvmThreads: 1 }));
+  const two = await timed(() => trace(model, { cmvm: 'da', cmvmThreads: 2 }));
   const plain = await timed(() => trace(model, { cmvm: 'none' }));
   model.dispose();
   const p = da.value;
@@ -112,6 +115,10 @@ async function mnist(res: Record<string, unknown>, vectors: number): Promise<voi
     load_seconds: load.wall,
     trace_seconds: da.wall,
     trace_cpu_seconds: da.cpu,
+    trace_seconds_effort1_one_thread: old.wall,
+    trace_time_ratio_vs_effort1_one_thread: r3(da.wall / old.wall),
+    trace_seconds_two_threads: two.wall,
+    ir_cost_effort1_one_thread: analyzeProgram(old.value).totalCost,
     trace_plain_seconds: plain.wall,
     cmvm_seconds_est: r3(da.wall - plain.wall),
     lower_seconds: lower.wall,
@@ -121,7 +128,8 @@ async function mnist(res: Record<string, unknown>, vectors: number): Promise<voi
     trace_cmvm_verilog_seconds: r3(da.wall + lower.wall + verilog.wall),
   };
   console.log(
-    `MNIST ${pick.path} (${pick.note}): ${p.ops.length} ops; trace ${da.wall} s (plain trees ${plain.wall} s → CMVM ≈ ${m.cmvm_seconds_est} s), ` +
+    `MNIST ${pick.path} (${pick.note}): ${p.ops.length} ops; trace ${da.wall} s (plain trees ${plain.wall} s → CMVM ≈ ${m.cmvm_seconds_est} s; ` +
+      `effort 1 on one thread ${old.wall} s, cost ${m.ir_cost_effort1_one_thread} vs ${m.ir_cost}), ` +
       `lower ${lower.wall} s, Verilog ${verilog.wall} s (${verilog.value.length} bytes, ${lower.value.stages} stages at cutoff 2)`,
   );
   if (hasTool('verilator')) {

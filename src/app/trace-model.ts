@@ -40,7 +40,7 @@ export async function traceModelFile(path: string, opts: TraceOptions = {}): Pro
     return await traceModelPath(path, opts);
   } catch (e) {
     // unsupported layers, uncalibrated models, bad archives: the message names the layer and what to do
-    if (e instanceof TraceError || /ImportError|not a model|no such file/.test(`${(e as Error).name} ${(e as Error).message}`)) throw new UsageError((e as Error).message);
+    if (e instanceof TraceError || /ImportError|CmvmSizeError|not a model|no such file/.test(`${(e as Error).name} ${(e as Error).message}`)) throw new UsageError((e as Error).message);
     throw e;
   }
 }

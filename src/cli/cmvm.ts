@@ -70,7 +70,7 @@ export function register(program: Command): void {
     .option('--count <C>', 'number of random matrices (default 1)')
     .option('--dc <D>', 'delay constraint: extra adder levels allowed over the plain balanced tree; -1 = unconstrained', '-1')
     .option('--method <M>', 'pair score: wmc (occurrences × overlapping bits) or mc (occurrences)', 'wmc')
-    .option('--effort <E>', 'candidates tried: 0 fast, 1 default, 2 thorough', '1')
+    .option('--effort <E>', 'search effort: 0 fast, 1 baseline, 2 default (restarts, column decompositions), 3 thorough', '2')
     .option('--input-type <TYPE>', `type of every input element, at most ${FLOAT_PATH_MAX_WIDTH} bits wide (every wire of the graph must fit ${FLOAT_PATH_MAX_WIDTH} bits): ${TYPE_FORMS}`, 'fixed<8,8>')
     .option('--emit <program.json>', 'write the adder graph of the (single) matrix as an IR program (inputs x, outputs W·x)')
     .option('--verify', 'check every result with the IR emulator against W·x on corner and random inputs (exit 1 on a mismatch)')
@@ -86,13 +86,14 @@ Examples:
       const { solveCmvm } = await import('../cmvm/solve.ts');
       const { parseMatrixFile, MatrixFileError } = await import('../cmvm/matrix-file.ts');
       const { prng, randomMatrix } = await import('../cmvm/random.ts');
+      const { CmvmSizeError } = await import('../cmvm/blocks.ts');
 
       if ((opts.matrix === undefined) === (opts.random === undefined))
         throw new UsageError('give exactly one of --matrix <file> or --random <N>');
       if (opts.matrix !== undefined && (opts.bits ?? opts.seed ?? opts.count) !== undefined)
         throw new UsageError('--bits, --seed and --count go with --random, not --matrix');
       const dc = parseIntOption(opts.dc, '--dc', -1, 1000);
-      const effort = parseIntOption(opts.effort, '--effort', 0, 2);
+      const effort = parseIntOption(opts.effort, '--effort', 0, 3);
       const method = opts.method.trim().toLowerCase();
       if (method !== 'wmc' && method !== 'mc') throw new UsageError(`--method must be wmc or mc, got "${opts.method}"`);
       const kif = parseInputType(opts.inputType);
@@ -136,7 +137,13 @@ Examples:
       const rows: { adders: number; cost: number; depth: number; ms: number }[] = [];
       for (const [k, W] of matrices.entries()) {
         const inputs = W[0]!.map(() => ({ qint }));
-        const r = solveCmvm(W, inputs, { dc, method, effort });
+        let r;
+        try {
+          r = solveCmvm(W, inputs, { dc, method, effort });
+        } catch (e) {
+          if (e instanceof CmvmSizeError) throw new UsageError(e.message);
+          throw e;
+        }
         // inner wires can be wider than the outputs (a signed-digit term can exceed the sum)
         if (!floatPathExact(r.program))
           throw new UsageError(

@@ -39,7 +39,7 @@ function parseOpts(o: TraceCliOptions): { cmvm: 'da' | 'none'; dc: number; effor
   const cmvm = o.cmvm.toLowerCase();
   if (cmvm !== 'da' && cmvm !== 'none') throw new UsageError(`--cmvm "${o.cmvm}" is not one of da (CMVM adder graphs), none (plain signed-digit trees)`);
   const dc = o.dc === undefined ? -1 : parseIntOption(o.dc, '--dc (-1 = unconstrained)', -1);
-  const effort = o.effort === undefined ? undefined : parseIntOption(o.effort, '--effort (0 fast, 1 default, 2 thorough)', 0, 2);
+  const effort = o.effort === undefined ? undefined : parseIntOption(o.effort, '--effort (0 fast, 1 baseline, 2 default, 3 thorough)', 0, 3);
   return { cmvm, dc, ...(effort !== undefined ? { effort } : {}) };
 }
 
@@ -112,7 +112,7 @@ export function register(program: Command): void {
     .requiredOption('-o, --output <program.json>', 'where to write the IR program (atomically)')
     .option('--cmvm <METHOD>', 'constant matrix products: da (CMVM adder graphs) or none (plain signed-digit sums)', 'da')
     .option('--dc <D>', 'CMVM delay constraint: adder levels allowed above the plain balanced tree (-1 = unconstrained)')
-    .option('--effort <E>', 'CMVM search effort: 0 fast (large layers), 1 default, 2 thorough')
+    .option('--effort <E>', 'CMVM search effort: 0 fast (large layers), 1 baseline, 2 default (more restarts on small layers), 3 thorough')
     .option('--validate <N>', 'also compare the emulator with the model on N random inputs (exit 1 on any mismatch)')
     .option('--json', 'print one JSON summary object as the last line')
     .addHelpText(

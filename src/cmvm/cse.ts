@@ -18,8 +18,14 @@
  * Delay constraint: with integer arrival times, the earliest-two-first tree of a set of terms finishes at
  * ceil(log2 Σ 2^lat) (Kraft's inequality). So an output with bound B stays feasible exactly while
  * Σ_terms 2^(lat−B) ≤ 1, which is checked for every substitution.
+ *
+ * Layout: this file holds the extraction state (terms, pair matrices, substitution) and the greedy loop
+ * (`greedy`); cse-pairs.ts the pair counts and the queue that picks the best pair; cse-scratch.ts the
+ * scratch memory, passed in by the caller (one per solve or thread), and the hash tables.
  */
 import { forEachCsdDigit } from './csd.ts';
+import { CseScratch, Table3, type F64, type I32 } from './cse-scratch.ts';
+import { PairQueue } from './cse-pairs.ts';
 import type { AdderGraph, Term } from './graph.ts';
 
 export type Method = 'wmc' | 'mc';
@@ -30,190 +36,13 @@ export interface CseOptions {
   bound: number[] | null;
   /** false: no extraction, just each output's CSD terms (the plain tree's input). */
   extract?: boolean;
+  /** Nonzero: a restart, whose ties between equally scored pairs go by a hash of the pair and the seed. */
+  seed?: number;
+  /** Scratch memory to reuse (one per solve or thread); a fresh one if absent. */
+  scratch?: CseScratch;
 }
 
-type I32 = Int32Array<ArrayBuffer>;
-type F64 = Float64Array<ArrayBuffer>;
 
-/**
- * Scratch arrays reused across extractions (solveCmvm runs several per matrix, one at a time): allocating
- * and collecting megabytes of typed arrays per run would dominate small problems. Views are handed out by
- * field name; an extraction's arrays are dead once it returns.
- */
-const POOL = new Map<string, I32 | F64>();
-
-function poolI32(name: string, size: number, zero = true): I32 {
-  let a = POOL.get(name) as I32 | undefined;
-  if (!a || a.length < size) {
-    a = new Int32Array(Math.max(size, 2 * (a?.length ?? 0)));
-    POOL.set(name, a);
-  } else if (zero) a.fill(0, 0, size);
-  return a.subarray(0, size);
-}
-function poolF64(name: string, size: number, zero = true): F64 {
-  let a = POOL.get(name) as F64 | undefined;
-  if (!a || a.length < size) {
-    a = new Float64Array(Math.max(size, 2 * (a?.length ?? 0)));
-    POOL.set(name, a);
-  } else if (zero) a.fill(0, 0, size);
-  return a.subarray(0, size);
-}
-/** A longer view of the same field, keeping its contents (new entries zero). */
-function growI32(name: string, view: I32, size: number): I32 {
-  const a = POOL.get(name) as I32 | undefined;
-  if (a && a.length >= size && a.buffer === view.buffer) {
-    a.fill(0, view.length, size);
-    return a.subarray(0, size);
-  }
-  const b = new Int32Array(Math.max(size, 2 * view.length));
-  b.set(view);
-  POOL.set(name, b);
-  return b.subarray(0, size);
-}
-function growF64(name: string, view: F64, size: number): F64 {
-  const a = POOL.get(name) as F64 | undefined;
-  if (a && a.length >= size && a.buffer === view.buffer) {
-    a.fill(0, view.length, size);
-    return a.subarray(0, size);
-  }
-  const b = new Float64Array(Math.max(size, 2 * view.length));
-  b.set(view);
-  POOL.set(name, b);
-  return b.subarray(0, size);
-}
-
-/**
- * Insert-only open-addressing hash table from three int32 keys to a non-negative int32 value. The keys and
- * value of a slot are interleaved so that a probe touches one cache line.
- */
-class Table3 {
-  private mask: number;
-  private slots: I32; // [a, b, c, value] per slot; value −1 = empty
-  private n = 0;
-
-  /** `name`: the pooled scratch array it lives in (see poolI32), so a table per extraction costs no allocation. */
-  constructor(
-    private readonly name: string,
-    capacityHint: number,
-  ) {
-    let cap = 64;
-    while (cap < capacityHint * 2) cap *= 2;
-    this.mask = cap - 1;
-    this.slots = poolI32(name, cap * 4, false).fill(-1);
-  }
-
-  private static hash(a: number, b: number, c: number): number {
-    let h = Math.imul(a ^ 0x5bd1e995, 0x9e3779b1);
-    h = Math.imul(h ^ (h >>> 16) ^ b, 0x85ebca6b);
-    h = Math.imul(h ^ (h >>> 13) ^ c, 0xc2b2ae35);
-    return h ^ (h >>> 16);
-  }
-
-  /** The value stored for the key, or −1. */
-  get(a: number, b: number, c: number): number {
-    const mask = this.mask;
-    const sl = this.slots;
-    let s = Table3.hash(a, b, c) & mask;
-    for (;;) {
-      const i = s << 2;
-      const v = sl[i + 3]!;
-      if (v < 0 || (sl[i] === a && sl[i + 1] === b && sl[i + 2] === c)) return v;
-      s = (s + 1) & mask;
-    }
-  }
-
-  /** Store v for a key known to be absent. */
-  insert(a: number, b: number, c: number, v: number): void {
-    const mask = this.mask;
-    const sl = this.slots;
-    let s = Table3.hash(a, b, c) & mask;
-    while (sl[(s << 2) + 3]! >= 0) s = (s + 1) & mask;
-    const i = s << 2;
-    sl[i] = a;
-    sl[i + 1] = b;
-    sl[i + 2] = c;
-    sl[i + 3] = v;
-    if (++this.n * 2 > mask) this.grow();
-  }
-
-  private grow(): void {
-    const old = this.slots;
-    const cap = (this.mask + 1) * 2;
-    this.mask = cap - 1;
-    this.slots = new Int32Array(cap * 4).fill(-1);
-    POOL.set(this.name, this.slots);
-    this.n = 0;
-    for (let i = 0; i < old.length; i += 4) if (old[i + 3]! >= 0) this.insert(old[i]!, old[i + 1]!, old[i + 2]!, old[i + 3]!);
-  }
-}
-
-/**
- * The pairs made with the wire created in the current step, keyed by (other wire, shift·2 + sub). Every
- * later lookup of such a pair goes through the pair matrices, so this table is emptied each step (by
- * bumping a stamp) and stays small and cache-resident.
- */
-class StepTable {
-  private mask = 1023;
-  private slots: I32 = new Int32Array(1024 * 3); // [a, b, value]
-  private stamp: I32 = new Int32Array(1024);
-  private epoch = 1;
-  private n = 0;
-
-  clear(): void {
-    this.epoch++;
-    this.n = 0;
-  }
-
-  private static hash(a: number, b: number): number {
-    const h = Math.imul(a ^ Math.imul(b, 0x85ebca6b), 0x9e3779b1);
-    return h ^ (h >>> 15);
-  }
-
-  get(a: number, b: number): number {
-    const mask = this.mask;
-    let s = StepTable.hash(a, b) & mask;
-    for (;;) {
-      if (this.stamp[s] !== this.epoch) return -1;
-      const i = s * 3;
-      if (this.slots[i] === a && this.slots[i + 1] === b) return this.slots[i + 2]!;
-      s = (s + 1) & mask;
-    }
-  }
-
-  insert(a: number, b: number, v: number): void {
-    if ((this.n + 1) * 2 > this.mask) this.grow();
-    const mask = this.mask;
-    let s = StepTable.hash(a, b) & mask;
-    while (this.stamp[s] === this.epoch) s = (s + 1) & mask;
-    const i = s * 3;
-    this.slots[i] = a;
-    this.slots[i + 1] = b;
-    this.slots[i + 2] = v;
-    this.stamp[s] = this.epoch;
-    this.n++;
-  }
-
-  private grow(): void {
-    const { slots, stamp, epoch } = this;
-    const cap = (this.mask + 1) * 2;
-    this.mask = cap - 1;
-    this.slots = new Int32Array(cap * 3);
-    this.stamp = new Int32Array(cap);
-    this.n = 0;
-    for (let s = 0; s < stamp.length; s++) if (stamp[s] === epoch) this.insert(slots[s * 3]!, slots[s * 3 + 1]!, slots[s * 3 + 2]!);
-  }
-}
-
-/** The step table when its direct form would be too big (one, shared: extractions run one at a time). */
-const STEP_TABLE = new StepTable();
-
-/**
- * The step table's direct form: (other wire, shift, sub) → value, an array indexed by wire × shift × sub,
- * for when wires × shifts is small enough (usual). An entry is valid while its stamp is the current step's;
- * the stamps only grow (module-wide), so the arrays are shared by all extractions and never cleared.
- */
-let stepTab: I32 = new Int32Array(0); // [stamp, value] per entry
-let stepEpoch = 0;
 /**
  * Memory budgets (entries) of the fast structures; beyond them the hash tables take over, with the same
  * results. Mutable only so that tests can force the fallbacks on small matrices.
@@ -231,13 +60,7 @@ export const CSE_BUDGETS = {
 const GATHER_MIN = 64;
 const GATHER_NONE: I32 = new Int32Array(0);
 
-/** The pair id of occurrences that can never become a common pair (its count is meaningless). */
-const DEAD = 0;
 
-/** Heap keys are count × weight (integers) plus a fraction < 1 that prefers early operands. */
-const LAT_SLOTS = 1024;
-/** Current entries of the top bucket compared for the tie-break. */
-const TIE_SCAN = 32;
 
 /**
  * Index of the unordered slot pair {a, b} (a ≠ b) in an n-slot pair matrix: the strict upper triangle,
@@ -248,12 +71,11 @@ function tri(a: number, b: number, n: number): number {
   return a < b ? ((a * (2 * n - a - 3)) >> 1) - 1 + b : ((b * (2 * n - b - 3)) >> 1) - 1 + a;
 }
 
+
 /** The extraction state; one instance per extractCommon call. */
 class Cse {
   readonly g: AdderGraph;
-  readonly wmc: boolean;
   readonly bound: number[] | null;
-  readonly latBase: number;
   readonly doExtract: boolean;
 
   // terms
@@ -278,28 +100,6 @@ class Cse {
   /** Σ 2^(lat − bound) over each output's terms: the output stays feasible while ≤ 1. */
   readonly slack: F64;
 
-  // pairs
-  pcap: number;
-  pW0: I32;
-  pW1: I32;
-  pSub: I32;
-  pShift: I32;
-  pCount: I32;
-  pWeight: F64;
-  pTie: F64;
-  /** Key of the pair's newest heap entry (0: none; real keys are ≥ 2). */
-  pNewest: F64;
-  /** The count at which the pair had fewer than 2 feasible occurrences (0: not blocked). */
-  pBlocked: I32;
-  pDirty: I32;
-  /** First-sight order of each pair (ties go to the newer pair); ids themselves are given lazily. */
-  pOrder: I32;
-  /** Pairs seen so far, live or not (the next first-sight order). */
-  seq = 0;
-  /** Pair id 0 is DEAD: the matrix entry of an occurrence whose pair can never occur twice. */
-  nPairs = DEAD + 1;
-  readonly pairTable: Table3;
-  readonly stepTable = STEP_TABLE;
   /** Positions of all terms lie in [posLo, posLo + posSpan] (substitutions keep positions), so |shift| ≤ posSpan. */
   posLo = 0;
   posSpan = 0;
@@ -307,9 +107,8 @@ class Cse {
   stepWidth = 0;
   /** Every output has a pair matrix, so pairs with a new wire need only the step table. */
   allMats = false;
-  readonly dirty: number[] = [];
   /** This step's pairs (see substituteMerged). */
-  sEnt: I32 = poolI32('sEnt', 512, false);
+  sEnt: I32;
   nStep = 0;
   stepSeq = 0;
   /** The terms made in this step. */
@@ -328,54 +127,40 @@ class Cse {
   matDim: Int32Array = new Int32Array(0);
   mat: I32 = new Int32Array(0);
 
-  /**
-   * Bucket queue of pairs by integer score (count × weight): bucket s is a linked list (head[s], then eNext)
-   * of entries ePair, newest first, kept in pooled typed arrays (no garbage) — lazily: an entry is
-   * current only while pNewest[p] === s and the pair still scores s. `top` ≥ every current entry's score.
-   */
-  head: I32 = poolI32('head', 1024).fill(-1);
-  ePair: I32 = poolI32('ePair', 4096, false);
-  eNext: I32 = poolI32('eNext', 4096, false);
-  nEntries = 0;
-  freeEntry = -1;
-  top = 0;
 
-  constructor(g: AdderGraph, nOut: number, nTermsHint: number, nPairsHint: number, opts: CseOptions) {
+  /** Pair counts and the queue that picks the best pair. */
+  readonly q: PairQueue;
+  readonly pairTable: Table3;
+
+  constructor(
+    private readonly s: CseScratch,
+    g: AdderGraph,
+    nOut: number,
+    nTermsHint: number,
+    nPairsHint: number,
+    opts: CseOptions,
+  ) {
     this.g = g;
-    this.wmc = opts.method === 'wmc';
     this.doExtract = opts.extract ?? true;
     this.bound = opts.bound ? opts.bound.map((b) => Math.floor(b)) : null;
-    this.latBase = g.lat.length > 0 ? Math.min(...g.lat) : 0;
     const tc = Math.max(64, nTermsHint * 2);
     this.tcap = tc;
-    this.tWire = poolI32('tWire', tc);
-    this.tPos = poolI32('tPos', tc);
-    this.tSign = poolI32('tSign', tc);
-    this.tOut = poolI32('tOut', tc);
-    this.tAlive = poolI32('tAlive', tc);
-    this.tIdxOut = poolI32('tIdxOut', tc);
-    this.tIdxWire = poolI32('tIdxWire', tc);
-    this.tMark = poolI32('tMark', tc);
-    this.tSlot = poolI32('tSlot', tc);
-    this.tKey = poolI32('tKey', tc, false);
-    this.termTable = new Table3('termTable', tc);
+    this.tWire = this.s.i32('tWire', tc);
+    this.tPos = this.s.i32('tPos', tc);
+    this.tSign = this.s.i32('tSign', tc);
+    this.tOut = this.s.i32('tOut', tc);
+    this.tAlive = this.s.i32('tAlive', tc);
+    this.tIdxOut = this.s.i32('tIdxOut', tc);
+    this.tIdxWire = this.s.i32('tIdxWire', tc);
+    this.tMark = this.s.i32('tMark', tc);
+    this.tSlot = this.s.i32('tSlot', tc);
+    this.tKey = this.s.i32('tKey', tc, false);
+    this.termTable = new Table3(s, 'termTable', tc);
     this.slack = new Float64Array(nOut);
     for (let o = 0; o < nOut; o++) this.outTerms.push([]);
-    const pc = Math.max(1024, nPairsHint); // grows when needed
-    this.pcap = pc;
-    // (newPair initialises every field)
-    this.pW0 = poolI32('pW0', pc, false);
-    this.pW1 = poolI32('pW1', pc, false);
-    this.pSub = poolI32('pSub', pc, false);
-    this.pShift = poolI32('pShift', pc, false);
-    this.pCount = poolI32('pCount', pc, false);
-    this.pWeight = poolF64('pWeight', pc, false);
-    this.pTie = poolF64('pTie', pc, false);
-    this.pNewest = poolF64('pNewest', pc, false);
-    this.pBlocked = poolI32('pBlocked', pc, false);
-    this.pDirty = poolI32('pDirty', pc, false);
-    this.pOrder = poolI32('pOrder', pc, false);
-    this.pairTable = new Table3('pairTable', 1024); // starting-wire pairs outside the direct index (rare); grows
+    this.q = new PairQueue(s, g, opts.method, nPairsHint, opts.seed ?? 0);
+    this.sEnt = s.i32('sEnt', 512, false);
+    this.pairTable = new Table3(s, 'pairTable', 1024); // starting-wire pairs outside the direct index (rare); grows
   }
 
   /** Give each output a pair matrix sized to its (never growing) number of terms. */
@@ -392,7 +177,7 @@ class Cse {
       this.matBase[o] = total;
       total += size;
     }
-    this.mat = poolI32('mat', total, false); // every entry read is written first
+    this.mat = this.s.i32('mat', total, false); // every entry read is written first
     this.allMats = this.matBase.every((b) => b >= 0);
   }
 
@@ -400,16 +185,16 @@ class Cse {
     if (this.nTerms >= this.tcap) {
       const c = this.tcap * 2;
       this.tcap = c;
-      this.tWire = growI32('tWire', this.tWire, c);
-      this.tPos = growI32('tPos', this.tPos, c);
-      this.tSign = growI32('tSign', this.tSign, c);
-      this.tOut = growI32('tOut', this.tOut, c);
-      this.tAlive = growI32('tAlive', this.tAlive, c);
-      this.tIdxOut = growI32('tIdxOut', this.tIdxOut, c);
-      this.tIdxWire = growI32('tIdxWire', this.tIdxWire, c);
-      this.tMark = growI32('tMark', this.tMark, c);
-      this.tSlot = growI32('tSlot', this.tSlot, c);
-      this.tKey = growI32('tKey', this.tKey, c);
+      this.tWire = this.s.growI32('tWire', this.tWire, c);
+      this.tPos = this.s.growI32('tPos', this.tPos, c);
+      this.tSign = this.s.growI32('tSign', this.tSign, c);
+      this.tOut = this.s.growI32('tOut', this.tOut, c);
+      this.tAlive = this.s.growI32('tAlive', this.tAlive, c);
+      this.tIdxOut = this.s.growI32('tIdxOut', this.tIdxOut, c);
+      this.tIdxWire = this.s.growI32('tIdxWire', this.tIdxWire, c);
+      this.tMark = this.s.growI32('tMark', this.tMark, c);
+      this.tSlot = this.s.growI32('tSlot', this.tSlot, c);
+      this.tKey = this.s.growI32('tKey', this.tKey, c);
     }
     const t = this.nTerms++;
     this.tWire[t] = w;
@@ -452,41 +237,6 @@ class Cse {
     if (this.bound) this.slack[o] -= 2 ** (Math.ceil(this.g.lat[w]!) - this.bound[o]!);
   }
 
-  /** Room for `extra` more pairs without growing the pair arrays (so callers may hold on to them). */
-  reservePairs(extra: number): void {
-    if (this.nPairs + extra <= this.pcap) return;
-    const c = Math.max(this.pcap * 2, this.nPairs + extra);
-    this.pcap = c;
-    this.pW0 = growI32('pW0', this.pW0, c);
-    this.pW1 = growI32('pW1', this.pW1, c);
-    this.pSub = growI32('pSub', this.pSub, c);
-    this.pShift = growI32('pShift', this.pShift, c);
-    this.pCount = growI32('pCount', this.pCount, c);
-    this.pWeight = growF64('pWeight', this.pWeight, c);
-    this.pTie = growF64('pTie', this.pTie, c);
-    this.pNewest = growF64('pNewest', this.pNewest, c);
-    this.pBlocked = growI32('pBlocked', this.pBlocked, c);
-    this.pDirty = growI32('pDirty', this.pDirty, c);
-    this.pOrder = growI32('pOrder', this.pOrder, c);
-  }
-
-  newPair(w0: number, w1: number, sub: number, shift: number, order = this.seq++): number {
-    this.reservePairs(1);
-    const p = this.nPairs++;
-    this.pW0[p] = w0;
-    this.pW1[p] = w1;
-    this.pSub[p] = sub;
-    this.pShift[p] = shift;
-    this.pOrder[p] = order;
-    this.pCount[p] = 0;
-    this.pWeight[p] = 0;
-    this.pTie[p] = 0;
-    this.pNewest[p] = 0;
-    this.pBlocked[p] = 0;
-    this.pDirty[p] = 0;
-    return p;
-  }
-
   /** The pair formed by terms t and u (ordered: lower wire first, then lower position). */
   pairOf(t: number, u: number): number {
     const tWire = this.tWire;
@@ -514,7 +264,7 @@ class Cse {
         const i = (lp * (2 * this.shiftSpan + 1) + sh) * 2 + sub;
         let p = this.direct[i]!;
         if (p < 0) {
-          p = this.newPair(w0, w1, sub, shift);
+          p = this.q.newPair(w0, w1, sub, shift);
           this.direct[i] = p;
         }
         return p;
@@ -523,7 +273,7 @@ class Cse {
     const key = shift * 2 + sub; // stays a small integer (no heap numbers)
     let p = this.pairTable.get(w0, w1, key);
     if (p < 0) {
-      p = this.newPair(w0, w1, sub, shift);
+      p = this.q.newPair(w0, w1, sub, shift);
       this.pairTable.insert(w0, w1, key, p);
     }
     return p;
@@ -542,7 +292,8 @@ class Cse {
    * and those are dissolved before anything is added.
    */
   substituteMerged(t: number, u: number, n: number, o: number, ol: number[], base: number, k: number): void {
-    const { tWire, tPos, tSign, tSlot, mat, pCount } = this;
+    const { tWire, tPos, tSign, tSlot, mat } = this;
+    const pCount = this.q.pCount;
     const st = tSlot[t]!;
     const su = tSlot[u]!;
     const rowSt = ((st * (2 * k - st - 3)) >> 1) - 1;
@@ -575,15 +326,15 @@ class Cse {
     const cst = 2 * pn + off;
     const gbit = gn < 0 ? 1 : 0;
     const tKey = this.tKey;
-    const tab = stepTab;
-    const epoch = stepEpoch;
+    const tab = this.s.stepTab;
+    const epoch = this.s.stepEpoch;
     const nv = ol.length;
     // long rows: first gather the matrix entries of t's and u's pairs (independent loads, which the CPU
     // overlaps; half of them are a column of the triangle, a cache line each), then use them
     const gather = nv >= GATHER_MIN;
-    const gm = gather ? poolI32('gatherM', nv, false) : GATHER_NONE;
-    const gp = gather ? poolI32('gatherP', nv, false) : GATHER_NONE;
-    const gq = gather ? poolI32('gatherQ', nv, false) : GATHER_NONE;
+    const gm = gather ? this.s.i32('gatherM', nv, false) : GATHER_NONE;
+    const gp = gather ? this.s.i32('gatherP', nv, false) : GATHER_NONE;
+    const gq = gather ? this.s.i32('gatherQ', nv, false) : GATHER_NONE;
     if (gather) {
       for (let i = 0; i < nv; i++) {
         const sv = tSlot[ol[i]!]!;
@@ -617,21 +368,21 @@ class Cse {
           e = tab[2 * x] === epoch ? tab[2 * x + 1]! : -1;
         } else {
           x = -1;
-          e = this.stepTable.get(wv, 2 * (pn - tPos[v]!) + (gn !== tSign[v] ? 1 : 0));
+          e = this.s.stepTable.get(wv, 2 * (pn - tPos[v]!) + (gn !== tSign[v] ? 1 : 0));
         }
       } else {
         // two terms of wire n: the lower position first
         const key = 2 * Math.abs(pn - tPos[v]!) + (gn !== tSign[v] ? 1 : 0);
         x = width > 0 ? wv * width + key + off : -1;
-        e = x >= 0 ? (tab[2 * x] === epoch ? tab[2 * x + 1]! : -1) : this.stepTable.get(wv, key);
+        e = x >= 0 ? (tab[2 * x] === epoch ? tab[2 * x + 1]! : -1) : this.s.stepTable.get(wv, key);
       }
       if (e < 0) {
         e = this.nStep++;
-        if (2 * e + 1 >= this.sEnt.length) this.sEnt = growI32('sEnt', this.sEnt, 4 * e + 2);
+        if (2 * e + 1 >= this.sEnt.length) this.sEnt = this.s.growI32('sEnt', this.sEnt, 4 * e + 2);
         if (x >= 0) {
           tab[2 * x] = epoch;
           tab[2 * x + 1] = e;
-        } else this.stepTable.insert(wv, wv === n ? 2 * Math.abs(pn - tPos[v]!) + (gn !== tSign[v] ? 1 : 0) : 2 * (pn - tPos[v]!) + (gn !== tSign[v] ? 1 : 0), e);
+        } else this.s.stepTable.insert(wv, wv === n ? 2 * Math.abs(pn - tPos[v]!) + (gn !== tSign[v] ? 1 : 0) : 2 * (pn - tPos[v]!) + (gn !== tSign[v] ? 1 : 0), e);
         this.sEnt[2 * e] = mi;
         this.sEnt[2 * e + 1] = -1;
         mat[mi] = -1 - this.stepSeq - e;
@@ -649,12 +400,12 @@ class Cse {
       if (p < 0) {
         // the second occurrence: now a pair, with the count of both
         const shift = wv === n ? Math.abs(pn - tPos[v]!) : pn - tPos[v]!;
-        p = this.newPair(wv, n, gn !== tSign[v] ? 1 : 0, shift, this.stepSeq + e);
+        p = this.q.newPair(wv, n, gn !== tSign[v] ? 1 : 0, shift, this.stepSeq + e);
         sEnt[2 * e + 1] = p;
         mat[sEnt[2 * e]!] = p;
-        this.pCount[p] = 1;
+        this.q.pCount[p] = 1;
       }
-      this.inc(p);
+      this.q.inc(p);
       mat[mi] = p;
     }
   }
@@ -662,15 +413,15 @@ class Cse {
 
   /** Open a step that makes wire n: an empty step table. */
   beginStep(n: number): void {
-    stepEpoch++;
-    this.stepSeq = this.seq;
+    this.s.stepEpoch++;
+    this.stepSeq = this.q.seq;
     const width = this.keyWidth;
     const size = (n + 1) * width;
     this.stepWidth = 0;
     if (size > CSE_BUDGETS.step) return;
-    if (stepTab.length < 2 * size) {
+    if (this.s.stepTab.length < 2 * size) {
       // (a fresh array: zero stamps are never current)
-      stepTab = new Int32Array(2 * Math.min(CSE_BUDGETS.step, Math.max(size * 2, 4096)));
+      this.s.stepTab = new Int32Array(2 * Math.min(CSE_BUDGETS.step, Math.max(size * 2, 4096)));
     }
     this.stepWidth = width;
   }
@@ -679,147 +430,16 @@ class Cse {
   endStep(): void {
     // (entries of pairs seen once keep their references −1 − order: below the next step's first order,
     // they read as DEAD)
-    this.seq += this.nStep;
+    this.q.seq += this.nStep;
     this.nStep = 0;
     this.stepTerms.length = 0;
-    this.stepTable.clear();
+    this.s.stepTable.clear();
   }
-
-  /** Score (an integer); the weight is computed when first needed (most pairs never occur twice). */
-  scoreOf(p: number): number {
-    if (this.pWeight[p] === 0) this.setWeight(p);
-    return this.pCount[p]! * this.pWeight[p]!;
-  }
-
-  enqueue(p: number, score: number): void {
-    if (score >= this.head.length) {
-      const old = this.head.length;
-      this.head = growI32('head', this.head, Math.max(score + 1, old * 2));
-      this.head.fill(-1, old);
-    }
-    let e = this.freeEntry;
-    if (e >= 0) this.freeEntry = this.eNext[e]!;
-    else {
-      e = this.nEntries++;
-      if (e >= this.ePair.length) {
-        this.ePair = growI32('ePair', this.ePair, e * 2);
-        this.eNext = growI32('eNext', this.eNext, e * 2);
-      }
-    }
-    this.ePair[e] = p;
-    this.eNext[e] = this.head[score]!;
-    this.head[score] = e;
-    this.pNewest[p] = score;
-    if (score > this.top) this.top = score;
-  }
-
-  setWeight(p: number): void {
-    const g = this.g;
-    const w0 = this.pW0[p]!;
-    const w1 = this.pW1[p]!;
-    const shift = this.pShift[p]!;
-    let weight = 1;
-    if (this.wmc) {
-      // overlapping bits of the two operands (da4ml's "weighted most common"): sign + the smaller
-      // operand's integer bits + the coarser operand's fraction bits
-      const k = g.kk[w0]! | g.kk[w1]!;
-      const i = Math.min(g.ki[w0]!, g.ki[w1]! + shift);
-      const f = Math.min(g.kf[w0]!, g.kf[w1]! - shift);
-      weight = Math.max(1, k + i + f);
-    }
-    this.pWeight[p] = weight;
-    const late = Math.max(g.lat[w0]!, g.lat[w1]!) - this.latBase;
-    this.pTie[p] = (LAT_SLOTS - 1 - Math.min(LAT_SLOTS - 1, Math.max(0, Math.round(late)))) / LAT_SLOTS;
-  }
-
-
-
-  inc(p: number): void {
-    const c = ++this.pCount[p]!;
-    if (c >= 2 && this.pDirty[p] === 0) {
-      this.pDirty[p] = 1;
-      this.dirty.push(p);
-    }
-  }
-
-  /** Queue every pair whose count rose since the last flush. */
-  flush(): void {
-    const dirty = this.dirty;
-    for (let i = 0; i < dirty.length; i++) {
-      const p = dirty[i]!;
-      this.pDirty[p] = 0;
-      if (this.pCount[p]! < 2 || this.pBlocked[p]! >= this.pCount[p]!) continue;
-      const sc = this.scoreOf(p);
-      if (sc > this.pNewest[p]!) this.enqueue(p, sc);
-    }
-    dirty.length = 0;
-  }
-
-  /** The current best pair (highest score, then earliest operands, then newest), or −1 when no pair occurs twice. */
-  popBest(): number {
-    const { pNewest, pCount, pBlocked, pTie, pOrder } = this;
-    while (this.top >= 2) {
-      const top = this.top;
-      let best = -1;
-      let bestE = -1;
-      let bestPrev = -1;
-      let seen = 0;
-      // look at the most recently queued entries only: a bucket can hold thousands of equal scores
-      let prev = -1;
-      let e = this.head[top]!;
-      while (e >= 0 && seen < TIE_SCAN) {
-        const p = this.ePair[e]!;
-        const next = this.eNext[e]!;
-        let drop = pNewest[p] !== top; // superseded by a newer entry
-        if (!drop && (pCount[p]! < 2 || pBlocked[p]! >= pCount[p]!)) {
-          pNewest[p] = 0;
-          drop = true;
-        }
-        if (!drop) {
-          const sc = this.scoreOf(p);
-          if (sc !== top) {
-            this.enqueue(p, sc); // its count dropped since it was queued: re-queue at the true score
-            drop = true;
-          }
-        }
-        if (drop) {
-          // unlink e and recycle it
-          if (prev < 0) this.head[top] = next;
-          else this.eNext[prev] = next;
-          this.eNext[e] = this.freeEntry;
-          this.freeEntry = e;
-        } else {
-          seen++;
-          if (best < 0 || pTie[p]! > pTie[best]! || (pTie[p] === pTie[best] && pOrder[p]! > pOrder[best]!)) {
-            best = p; // then the newer pair
-            bestE = e;
-            bestPrev = prev;
-          }
-          prev = e;
-        }
-        e = next;
-      }
-      if (best >= 0) {
-        const next = this.eNext[bestE]!;
-        if (bestPrev < 0) this.head[top] = next;
-        else this.eNext[bestPrev] = next;
-        this.eNext[bestE] = this.freeEntry;
-        this.freeEntry = bestE;
-        pNewest[best] = 0;
-        return best;
-      }
-      this.top--;
-    }
-    return -1;
-  }
-
-
-
 
   /** Set up the direct pair index over the wires the terms start with. */
   allocDirect(): void {
     const g = this.g;
-    const lm = poolI32('localMap', g.size, false).fill(-1);
+    const lm = this.s.i32('localMap', g.size, false).fill(-1);
     let lo = Infinity;
     let hi = -Infinity;
     for (let t = 0; t < this.nTerms; t++) {
@@ -837,7 +457,7 @@ class Cse {
     this.localMap = lm;
     this.nLocal = n;
     this.shiftSpan = span;
-    this.direct = poolI32('direct', size, false).fill(-1);
+    this.direct = this.s.i32('direct', size, false).fill(-1);
   }
 
   initialCounts(): void {
@@ -866,12 +486,12 @@ class Cse {
         const si = this.tSlot[ol[i]!]!;
         for (let j = i + 1; j < ol.length; j++) {
           const p = this.pairOf(ol[i]!, ol[j]!);
-          this.inc(p);
+          this.q.inc(p);
           if (base >= 0) mat[base + tri(si, this.tSlot[ol[j]!]!, k)] = p;
         }
       }
     });
-    this.flush();
+    this.q.flush();
   }
 
   /** Whether an output's terms are in (wire, position) order, each in its own slot (as extractCommon adds them). */
@@ -893,13 +513,14 @@ class Cse {
    * always the pair's first operand, the direct index and the pair matrix walked in address order.
    */
   countSortedRow(ol: number[], base: number): void {
-    const { tWire, tPos, tSign, localMap: lm, direct, mat, dirty } = this;
+    const { tWire, tPos, tSign, localMap: lm, direct, mat } = this;
+    const dirty = this.q.dirty;
     const n = this.nLocal;
     const span = this.shiftSpan;
     const s2 = (2 * span + 1) * 2;
     const k = ol.length;
     // per term: its part of the direct index, l·s2 + 2·pos, with its sign bit (1: negative) in bit 0
-    const rk = poolI32('rowKey', k, false);
+    const rk = this.s.i32('rowKey', k, false);
     for (let j = 0; j < k; j++) {
       const t = ol[j]!;
       rk[j] = lm[tWire[t]!]! * s2 + tPos[t]! * 2 + (tSign[t]! < 0 ? 1 : 0);
@@ -912,15 +533,15 @@ class Cse {
       const gi = tSign[ti]! < 0 ? 1 : 0;
       // direct index of (i, j) = rowOff + l_j·s2 + 2·pos_j + sub, sub = the sign bits' XOR (see pairOf)
       const rowOff = (((li * (2 * n - li + 1)) >> 1) - li) * s2 + (span - pi) * 2;
-      this.reservePairs(k - 1 - i);
-      const pCount = this.pCount;
-      const pDirty = this.pDirty;
+      this.q.reservePairs(k - 1 - i);
+      const pCount = this.q.pCount;
+      const pDirty = this.q.pDirty;
       for (let j = i + 1; j < k; j++) {
         const x = (rowOff + rk[j]!) ^ gi;
         let p = direct[x]!;
         if (p < 0) {
           const tj = ol[j]!;
-          p = this.newPair(tWire[ti]!, tWire[tj]!, x & 1, tPos[tj]! - pi);
+          p = this.q.newPair(tWire[ti]!, tWire[tj]!, x & 1, tPos[tj]! - pi);
           direct[x] = p;
         }
         if (++pCount[p]! === 2) {
@@ -942,10 +563,10 @@ class Cse {
    * (t the first operand's term).
    */
   findMatches(p: number): number[] {
-    const w0 = this.pW0[p]!;
-    const w1 = this.pW1[p]!;
-    const sub = this.pSub[p]!;
-    const shift = this.pShift[p]!;
+    const w0 = this.q.pW0[p]!;
+    const w1 = this.q.pW1[p]!;
+    const sub = this.q.pSub[p]!;
+    const shift = this.q.pShift[p]!;
     const { tOut, tPos, tSign, tAlive, tMark } = this;
     const cand = this.cand;
     cand.length = 0;
@@ -998,7 +619,7 @@ class Cse {
       return;
     }
     // some outputs find their pairs by hashing: every pair gets its id at first sight
-    const pCount = this.pCount;
+    const pCount = this.q.pCount;
     const tSlot = this.tSlot;
     const st = tSlot[t]!;
     const mat = this.mat;
@@ -1031,28 +652,35 @@ class Cse {
       if (v === nt) continue;
       const p = this.pairOf(nt, v);
       if (base >= 0) mat[base + tri(st, tSlot[v]!, k)] = p;
-      this.inc(p);
+      this.q.inc(p);
     }
   }
 
+  /** Make wire n from the pair's occurrences `matches` ([t, u, t, u, …]) in one step. */
+  substituteAll(matches: number[], n: number): void {
+    this.beginStep(n);
+    for (let m = 0; m < matches.length; m += 2) this.substitute(matches[m]!, matches[m + 1]!, n);
+    this.endStep();
+  }
+}
 
-  run(): void {
-    if (!this.doExtract) return;
-    this.initialCounts();
-    for (;;) {
-      const p = this.popBest();
-      if (p < 0) break;
-      const matches = this.findMatches(p);
-      if (matches.length < 4) {
-        this.pBlocked[p] = this.pCount[p]!;
-        continue;
-      }
-      const n = this.g.addAdder(this.pW0[p]!, this.pW1[p]!, this.pShift[p]!, this.pSub[p] === 1);
-      this.beginStep(n);
-      for (let m = 0; m < matches.length; m += 2) this.substitute(matches[m]!, matches[m + 1]!, n);
-      this.endStep();
-      this.flush();
+
+/**
+ * The greedy: repeatedly make the best pair into an adder and substitute it wherever it occurs (without
+ * overlaps, within the outputs' delay bounds), until no pair occurs twice.
+ */
+function greedy(st: Cse): void {
+  const q = st.q;
+  for (;;) {
+    const p = q.popBest();
+    if (p < 0) return;
+    const matches = st.findMatches(p);
+    if (matches.length < 4) {
+      q.block(p);
+      continue;
     }
+    st.substituteAll(matches, st.g.addAdder(q.pW0[p]!, q.pW1[p]!, q.pShift[p]!, q.pSub[p] === 1));
+    q.flush();
   }
 }
 
@@ -1064,7 +692,8 @@ export function extractCommon(g: AdderGraph, rows: Array<Array<{ wire: number; c
   const nOut = rows.length;
   // each wire's total coefficient per row (in order of first appearance), then its CSD digits as
   // [wire, position, sign] triples
-  const seen = poolI32('seenWire', g.size, false).fill(-1);
+  const scratch = opts.scratch ?? new CseScratch();
+  const seen = scratch.i32('seenWire', g.size, false).fill(-1);
   const digits: number[][] = new Array(nOut);
   let nTerms = 0;
   let nPairs = 0;
@@ -1088,11 +717,14 @@ export function extractCommon(g: AdderGraph, rows: Array<Array<{ wire: number; c
     nTerms += d;
     nPairs += (d * (d - 1)) / 2;
   }
-  const st = new Cse(g, nOut, nTerms, Math.ceil(nPairs * 1.25), opts);
+  const st = new Cse(scratch, g, nOut, nTerms, Math.ceil(nPairs * 1.25), opts);
   for (let o = 0; o < nOut; o++) {
     const d = digits[o]!;
     for (let i = 0; i < d.length; i += 3) st.addTerm(o, d[i]!, d[i + 1]!, d[i + 2]!, i / 3);
   }
-  st.run();
+  if (st.doExtract) {
+    st.initialCounts();
+    greedy(st);
+  }
   return st.outTerms.map((ol) => ol.map((t) => ({ wire: st.tWire[t]!, pos: st.tPos[t]!, sign: st.tSign[t]! as 1 | -1 })));
 }

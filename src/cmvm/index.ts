@@ -1,5 +1,6 @@
 /** CMVM optimizer: constant matrix × vector products as shift-adder graphs (docs/cmvm.md). No tfjs. */
-export { solveCmvm, candidatePlan, hopLimits, programDepth, treeFinish } from './solve.ts';
+export { solveCmvm, candidatePlan, hopLimits, programDepth, treeFinish, DEFAULT_EFFORT } from './solve.ts';
+export { CmvmSizeError, SIZE_LIMITS } from './blocks.ts';
 export type { CmvmInput, CmvmOptions, CmvmResult } from './solve.ts';
 export type { Method } from './cse.ts';
 export { csdDigits, csdWeight, forEachCsdDigit, toOddExp } from './csd.ts';

@@ -1,17 +1,20 @@
 /**
  * solveCmvm: y = W·x for a constant matrix W as a graph of shift-adders (docs/cmvm.md §1), emitted as a
- * standalone IR program. Pipeline per candidate: optional MST decomposition of the rows (W = M1·D), greedy
- * common-pair extraction on each stage, then per output the earliest-two-first adder tree. Several
- * decomposition depths are tried; the cheapest candidate that meets the delay constraint wins.
+ * standalone IR program. Several greedy candidates are built (candidates.ts: plain, row decompositions at
+ * several path limits, column decompositions, restarts with other tie-breaks) and the cheapest that meets
+ * the delay constraint wins. `effort` sets how many.
  */
-import { ceilLog2, minimalKif, qiFromKif, qiIsZero } from '../fixed/interval.ts';
+import type { minimalKif } from '../fixed/interval.ts';
 import type { QInterval } from '../fixed/types.ts';
 import type { Node, Program } from '../ir/types.ts';
-import { adderCost } from './cost.ts';
-import { toOddExp, csdDigits } from './csd.ts';
+import { columnBlocks } from './blocks.ts';
+import { costOf, mergeBlocks, prepareProblem, solveColumns, solveDirect, solvePlain, solveRows, type Candidate, type Problem } from './candidates.ts';
 import { decomposeRows, RowDistances, type Decomposition } from './decompose.ts';
-import { extractCommon, type Method } from './cse.ts';
-import { AdderGraph, type Term } from './graph.ts';
+import type { Method } from './cse.ts';
+import { AdderGraph } from './graph.ts';
+import { defaultThreads, PARALLEL, runShared } from './parallel.ts';
+
+export { treeFinish } from './candidates.ts';
 
 export interface CmvmInput {
   qint: QInterval;
@@ -28,7 +31,11 @@ export interface CmvmOptions {
   /** Pair score: 'wmc' = occurrences × overlapping bits (default), 'mc' = occurrences. The other score is
    *  also tried on a few decomposed candidates unless effort is 0. */
   method?: Method;
-  /** How many candidates to try: 0 fast (3 runs; 1 above 4096 entries), 1 default (5–7 runs; small matrices as 2), 2 thorough (every path limit × both scores). */
+  /**
+   * Search effort: 0 fast (3 runs; 1 above 4096 entries), 1 the baseline (5–7 runs; small matrices as 2),
+   * 2 default (1 plus restarts with other tie-breaks and, unconstrained, column decompositions, on
+   * matrices up to 4096 entries), 3 thorough (every path limit × both scores, more restarts and columns).
+   */
   effort?: number;
   /** MST decomposition first stage: 'auto' (default) tries it at several depths and keeps the best. */
   decompose?: boolean | 'auto';
@@ -40,6 +47,11 @@ export interface CmvmOptions {
    * can win. 0 ranks by adders alone.
    */
   latencyWeight?: number;
+  /**
+   * Threads for the search on large matrices (≥ PARALLEL.minEntries entries), this one included (default 1,
+   * see parallel.ts): the candidates are built in parallel; the same result as with 1.
+   */
+  threads?: number;
 }
 
 export interface CmvmResult {
@@ -55,28 +67,23 @@ export interface CmvmResult {
   ms: number;
 }
 
-interface Candidate {
-  g: AdderGraph;
-  outs: Term[];
-  /** Wires some output depends on. */
-  need: Uint8Array;
-  adders: number;
-  /** Σ adder cost, computed when first needed (costOf): ranking by adders rarely needs it. */
-  cost: number | null;
-  latency: number;
-}
 
-function costOf(c: Candidate): number {
-  if (c.cost === null) {
-    const { g, need } = c;
-    let cost = 0;
-    for (let w = 0; w < g.size; w++) {
-      const op = g.ops[w];
-      if (op && need[w]) cost += adderCost(g.qint[op.a]!, g.qint[op.b]!, op.shift, op.sub, g.qint[w]!);
-    }
-    c.cost = cost;
-  }
-  return c.cost;
+/** The default search effort. */
+export const DEFAULT_EFFORT = 2;
+/** Above this many matrix entries, effort 0 makes a single greedy run. */
+const SINGLE_RUN_ENTRIES = 4096;
+/** Up to this many entries, effort 2 adds its restarts and column decompositions (beyond, as effort 1). */
+const EXTRA_SEARCH_ENTRIES = 4096;
+
+export function solveCmvm(W: number[][], inputs: CmvmInput[], opts: CmvmOptions = {}): CmvmResult {
+  const t0 = performance.now();
+  checkMatrix(W, inputs.length);
+  const o = checkOptions(opts);
+  const blocks = columnBlocks(W, inputs.length);
+  const p = prepareProblem(W, inputs, o.dc, opts.decompose ?? 'auto');
+  const best = blocks.length > 1 ? solveBlocks(p, o, blocks, { W, inputs, opts }) : search(p, o, { W, inputs, opts });
+  const program = toProgram(best, p.types, p.nOut);
+  return { program, adders: best.adders, cost: costOf(best), depth: programDepth(program), latency: best.latency, ms: performance.now() - t0 };
 }
 
 function checkMatrix(W: number[][], nIn: number): void {
@@ -90,139 +97,51 @@ function checkMatrix(W: number[][], nIn: number): void {
   });
 }
 
-/** Finish time of the earliest-two-first tree over terms arriving at `lats`. */
-export function treeFinish(lats: number[]): number {
-  if (lats.length === 0) return -Infinity;
-  const h = lats.slice().sort((a, b) => a - b);
-  // two sorted queues (inputs, merged results) replace a heap: merged results come out in order
-  const merged: number[] = [];
-  let i = 0;
-  let m = 0;
-  const take = (): number => (m < merged.length && (i >= h.length || merged[m]! < h[i]!) ? merged[m++]! : h[i++]!);
-  while (h.length - i + merged.length - m > 1) merged.push(Math.max(take(), take()) + 1);
-  return m < merged.length ? merged[m]! : h[i]!;
+function search(p: Problem, o: Settings, task: SearchTask): Candidate {
+  const better = ranking(o.objective, o.latencyWeight);
+  const best = baselineSearch(p, o, better, task);
+  if (p.scaled && (o.effort >= 3 || (o.effort === 2 && p.nOut * p.nIn <= EXTRA_SEARCH_ENTRIES))) return extraSearch(p, o, better, best);
+  return best;
 }
 
-/** Above this many matrix entries, effort 0 makes a single greedy run. */
-const SINGLE_RUN_ENTRIES = 4096;
+/**
+ * Rows too wide for the pair count (see blocks.ts): each column block searched on its own (on this thread),
+ * the partial sums added per output. Under a delay constraint the blocks get one level less (adding their
+ * sums costs up to one level over the whole row's plain tree); if that still misses, the plain trees.
+ */
+function solveBlocks(p: Problem, o: Settings, blocks: Array<[number, number]>, task: SearchTask): Candidate {
+  const dc = o.dc >= 1 ? o.dc - 1 : o.dc;
+  const parts = blocks.map(([start, end]) => {
+    const sub: SearchTask = {
+      W: task.W.map((row) => row.slice(start, end)),
+      inputs: task.inputs.slice(start, end),
+      opts: { ...task.opts, dc, threads: 1 },
+    };
+    const sp = prepareProblem(sub.W, sub.inputs, dc, task.opts.decompose ?? 'auto');
+    return { start, c: search(sp, { ...o, dc, threads: 1 }, sub) };
+  });
+  return mergeBlocks(p, parts) ?? solvePlain(p, o.method);
+}
 
-export function solveCmvm(W: number[][], inputs: CmvmInput[], opts: CmvmOptions = {}): CmvmResult {
-  const t0 = performance.now();
-  const nIn = inputs.length;
-  checkMatrix(W, nIn);
-  const nOut = W.length;
+type Settings = Required<Pick<CmvmOptions, 'dc' | 'method' | 'objective' | 'effort' | 'latencyWeight' | 'threads'>>;
+
+function checkOptions(opts: CmvmOptions): Settings {
   const dc = opts.dc ?? -1;
   if (!Number.isInteger(dc) || dc < -1) throw new RangeError(`solveCmvm: dc must be an integer ≥ −1, got ${dc}`);
-  const method = opts.method ?? 'wmc';
-  const objective = opts.objective ?? 'adders';
-  const effort = opts.effort ?? 1;
+  const effort = opts.effort ?? DEFAULT_EFFORT;
+  if (![0, 1, 2, 3].includes(effort)) throw new RangeError(`solveCmvm: effort must be 0, 1, 2 or 3, got ${effort}`);
   const latencyWeight = opts.latencyWeight ?? 1;
   if (!(latencyWeight >= 0)) throw new RangeError(`solveCmvm: latencyWeight must be ≥ 0, got ${latencyWeight}`);
-  if (![0, 1, 2].includes(effort)) throw new RangeError(`solveCmvm: effort must be 0, 1 or 2, got ${effort}`);
+  const threads = opts.threads ?? defaultThreads();
+  if (!Number.isInteger(threads) || threads < 1) throw new RangeError(`solveCmvm: threads must be an integer ≥ 1, got ${threads}`);
+  return { dc, method: opts.method ?? 'wmc', objective: opts.objective ?? 'adders', effort, latencyWeight, threads };
+}
 
-  const types = inputs.map((x, c) => {
-    const q = x.qint;
-    if (!(q.step > 0) || !(q.min <= q.max)) throw new RangeError(`solveCmvm: input ${c} has an invalid interval ${JSON.stringify(q)}`);
-    return minimalKif(q);
-  });
-  // the wires carry the interval of the input op's type, as the IR will see it
-  const srcQ = types.map((t) => qiFromKif(t));
-  const srcLat = inputs.map((x) => x.latency ?? 0);
-  const live = srcQ.map((q) => !qiIsZero(q));
-  const Wl = W.map((row) => row.map((v, c) => (live[c] ? v : 0)));
+type Better = (a: Candidate, b: Candidate) => boolean;
 
-  const newGraph = (): AdderGraph => {
-    const g = new AdderGraph();
-    for (let c = 0; c < nIn; c++) g.addSource(srcQ[c]!, srcLat[c]!);
-    return g;
-  };
-  const directRows = Wl.map((row) => {
-    const r: Array<{ wire: number; coef: number }> = [];
-    for (let c = 0; c < nIn; c++) if (row[c] !== 0) r.push({ wire: c, coef: row[c]! });
-    return r;
-  });
-
-  // per-output bound: the plain tree over all CSD terms, plus dc
-  let bound: number[] | null = null;
-  if (dc >= 0) {
-    bound = Wl.map((row) => {
-      const lats: number[] = [];
-      row.forEach((v, c) => {
-        for (let k = csdDigits(v).length; k > 0; k--) lats.push(srcLat[c]!);
-      });
-      return lats.length === 0 ? 0 : treeFinish(lats) + dc;
-    });
-  }
-
-  const finish = (g: AdderGraph, outs: Term[]): Candidate | null => {
-    let latency = -Infinity;
-    for (let o = 0; o < nOut; o++) {
-      const w = outs[o]!.wire;
-      if (w < 0) continue;
-      const l = g.lat[w]!;
-      if (bound && l > bound[o]!) return null;
-      latency = Math.max(latency, l);
-    }
-    // count only adders some output depends on
-    const need = reachable(g, outs, nIn);
-    let adders = 0;
-    for (let w = nIn; w < g.size; w++) adders += need[w]!;
-    return { g, outs, need, adders, cost: null, latency: latency === -Infinity ? 0 : latency };
-  };
-
-  const solveDirect = (method: Method): Candidate => {
-    const g = newGraph();
-    const rest = extractCommon(g, directRows, { method, bound });
-    const c = finish(g, rest.map((ts) => g.sumTerms(ts)));
-    if (c) return c;
-    // (only with fractional arrival times can the Kraft rule be off) the plain tree meets the bound by definition
-    const g0 = newGraph();
-    const plain = finish(g0, extractCommon(g0, directRows, { method, bound, extract: false }).map((ts) => g0.sumTerms(ts)));
-    if (!plain) throw new Error('solveCmvm: internal error: the plain adder tree misses its own delay bound');
-    return plain;
-  };
-
-  const solveDecomposed = (dec: Decomposition, method: Method, scale: number): Candidate | null => {
-    const { diffs, paths } = dec;
-    const g = newGraph();
-    // stage 0: the difference rows; under a delay constraint each must finish early enough that its
-    // path sums still fit: bound − ceil(log2(path length)) for every output using it
-    let b0: number[] | null = null;
-    if (bound) {
-      b0 = diffs.map(() => Infinity);
-      paths.forEach((path, o) => {
-        const slackLevels = ceilLog2(Math.max(1, path.length));
-        for (const e of path) b0![e.diff] = Math.min(b0![e.diff]!, bound![o]! - slackLevels);
-      });
-    }
-    const rows0 = diffs.map((row) => {
-      const r: Array<{ wire: number; coef: number }> = [];
-      for (let c = 0; c < row.length; c++) if (row[c] !== 0) r.push({ wire: c, coef: row[c]! * scale });
-      return r;
-    });
-    if (b0) {
-      for (let d = 0; d < diffs.length; d++) {
-        const lats: number[] = [];
-        for (const { wire, coef } of rows0[d]!) for (let k = csdDigits(coef).length; k > 0; k--) lats.push(srcLat[wire]!);
-        if (lats.length > 0 && treeFinish(lats) > b0[d]!) return null;
-      }
-    }
-    const rest0 = extractCommon(g, rows0, { method, bound: b0 });
-    const z = rest0.map((ts) => g.sumTerms(ts));
-    // stage 1: each output is the signed sum of its path's difference wires
-    const rows1 = paths.map((path) => {
-      const r: Array<{ wire: number; coef: number }> = [];
-      for (const { diff, sign } of path) {
-        const t = z[diff]!;
-        if (t.wire >= 0) r.push({ wire: t.wire, coef: sign * t.sign * 2 ** t.pos });
-      }
-      return r;
-    });
-    const rest1 = extractCommon(g, rows1, { method, bound });
-    return finish(g, rest1.map((ts) => g.sumTerms(ts)));
-  };
-
-  const better = (a: Candidate, b: Candidate): boolean => {
+/** Whether candidate a ranks before b (see CmvmOptions.objective and latencyWeight). */
+function ranking(objective: 'adders' | 'cost', latencyWeight: number): Better {
+  return (a, b) => {
     if (objective === 'adders') {
       const ea = a.adders + latencyWeight * a.latency;
       const eb = b.adders + latencyWeight * b.latency;
@@ -235,42 +154,135 @@ export function solveCmvm(W: number[][], inputs: CmvmInput[], opts: CmvmOptions 
     }
     return a.latency < b.latency;
   };
+}
 
-  const decompose = opts.decompose ?? 'auto';
-  const scaled = decompose !== false && nOut > 1 ? scaleToIntegers(Wl) : null;
-  // Unconstrained, a decomposed candidate contains the plain one as its degenerate tree (rows closer to
-  // zero than to each other hang off the root), and on larger matrices the plain run never wins while
-  // costing the most: skip it there (effort 1). Under a delay constraint it is the guaranteed fallback.
-  // effort 0 on a large layer (e.g. 128×784, where one run takes seconds): a single run; unconstrained the
-  // first decomposed candidate (which contains the plain one), under a delay constraint the plain one
-  const single = effort === 0 && nOut * nIn > SINGLE_RUN_ENTRIES;
-  const skipDirect = scaled !== null && dc < 0 && (effort === 1 ? nOut * nIn > 64 : single);
-  let best: Candidate | null = skipDirect ? null : solveDirect(method);
+/** candidatePlan's effort for a search effort (2 plans as 1 and adds the extra search; 3 plans as the old thorough 2). */
+function planEffort(effort: number): number {
+  return effort >= 3 ? 2 : Math.min(effort, 1);
+}
+
+/**
+ * The plain candidate and the row decompositions of candidatePlan. Unconstrained, a decomposed candidate
+ * contains the plain one as its degenerate tree (rows closer to zero than to each other hang off the root),
+ * and on larger matrices the plain run never wins while costing the most: skip it there (effort ≥ 1). Under
+ * a delay constraint it is the guaranteed fallback. Effort 0 on a large layer (e.g. 128×784, where one run
+ * takes seconds): a single run; unconstrained the first decomposed candidate (which contains the plain
+ * one), under a delay constraint the plain one.
+ */
+function baselineSearch(p: Problem, o: Settings, better: Better, task: SearchTask): Candidate {
+  const { nOut, nIn, scaled } = p;
+  const single = o.effort === 0 && nOut * nIn > SINGLE_RUN_ENTRIES;
+  const skipDirect = scaled !== null && o.dc < 0 && (o.effort >= 1 ? nOut * nIn > 64 : single);
+  let best: Candidate | null = skipDirect ? null : solveDirect(p, o.method);
   if (scaled && !(single && best)) {
-    // one tree per path limit (shared by both pair scores); a tree already tried with a score is skipped
-    // (a deeper limit often yields the same tree)
-    const trees = new Map<number, Decomposition>();
-    const distances = new RowDistances(scaled.rows);
-    const tried = new Set<string>();
-    for (const { hops, method: m } of candidatePlan(nOut, nIn, dc, method, effort)) {
-      let t = trees.get(hops);
-      if (!t) {
-        t = decomposeRows(scaled.rows, hops, distances);
-        trees.set(hops, t);
+    const jobs = baselineJobs(p, o);
+    const threads = o.threads;
+    if (!single && threads > 1 && jobs.length > 1 && nOut * nIn >= PARALLEL.minEntries) {
+      const outcomes = runShared<Candidate | null, RemoteOutcome | null>(jobs.length, threads, task, (i) => solveRows(p, jobs[i]!.tree, jobs[i]!.method));
+      for (const x of outcomes) {
+        const c = 'local' in x ? x.local : x.remote && remoteCandidate(x.remote);
+        if (c && (!best || better(c, best))) best = c;
       }
-      if (tried.has(m + t.key)) continue;
-      tried.add(m + t.key);
-      const c = solveDecomposed(t, m, scaled.scale);
-      if (c && (!best || better(c, best))) best = c;
-      if (single) break;
+    } else {
+      for (const { tree, method } of jobs) {
+        const c = solveRows(p, tree, method);
+        if (c && (!best || better(c, best))) best = c;
+        if (single) break;
+      }
     }
   }
-  if (!best) best = solveDirect(method);
-
-  const program = toProgram(best, types, nOut);
-  const depth = programDepth(program);
-  return { program, adders: best.adders, cost: costOf(best), depth, latency: best.latency, ms: performance.now() - t0 };
+  return best ?? solveDirect(p, o.method);
 }
+
+function baselineJobs(p: Problem, o: Settings): Array<{ tree: Decomposition; method: Method }> {
+  return rowJobs(p.scaled!.rows, candidatePlan(p.nOut, p.nIn, o.dc, o.method, planEffort(o.effort)));
+}
+
+/** A candidate built on a helper thread: its figures and program. */
+interface RemoteOutcome {
+  adders: number;
+  latency: number;
+  cost: number;
+  program: Program;
+}
+
+function remoteCandidate(r: RemoteOutcome): Candidate {
+  return { g: new AdderGraph(), outs: [], need: new Uint8Array(0), adders: r.adders, cost: r.cost, latency: r.latency, program: r.program };
+}
+
+/** What a helper thread needs to rebuild a search's jobs. */
+interface SearchTask {
+  W: number[][];
+  inputs: CmvmInput[];
+  opts: CmvmOptions;
+}
+
+/** On a helper thread: run the baseline jobs claimed from `counter` (see parallel.ts) as [job, outcome] pairs. */
+export function runClaimedJobs(task: SearchTask, counter: Int32Array): Array<[number, RemoteOutcome | null]> {
+  const o = checkOptions(task.opts);
+  const p = prepareProblem(task.W, task.inputs, o.dc, task.opts.decompose ?? 'auto');
+  const jobs = baselineJobs(p, o);
+  const out: Array<[number, RemoteOutcome | null]> = [];
+  for (let i = Atomics.add(counter, 0, 1); i < jobs.length; i = Atomics.add(counter, 0, 1)) {
+    Atomics.notify(counter, 0); // (see PARALLEL.helperFirst)
+    const c = solveRows(p, jobs[i]!.tree, jobs[i]!.method);
+    out.push([i, c && { adders: c.adders, latency: c.latency, cost: costOf(c), program: toProgram(c, p.types, p.nOut) }]);
+  }
+  return out;
+}
+
+/**
+ * Effort 2 and 3: more greedy runs, each kept only if it ranks better and has no more adders than the best
+ * so far (so the search never returns more adders than the baseline): the baseline's row decompositions
+ * again with `restarts` other tie-breaks, and, unconstrained, column decompositions (the dual of the rows'
+ * ones, which wins on some matrices) at a few path limits with both scores. Under a delay constraint the
+ * column sums add levels in front of every output, which rarely fits: not tried.
+ */
+function extraSearch(p: Problem, o: Settings, better: Better, baseline: Candidate): Candidate {
+  let best = baseline;
+  const keep = (c: Candidate | null): void => {
+    if (c && c.adders <= best.adders && better(c, best)) best = c;
+  };
+  const restarts = o.effort >= 3 ? 4 : 2;
+  const rows = p.scaled!.rows;
+  const jobs = rowJobs(rows, candidatePlan(p.nOut, p.nIn, o.dc, o.method, planEffort(o.effort)));
+  for (let seed = 1; seed <= restarts; seed++) for (const { tree, method } of jobs) keep(solveRows(p, tree, method, seed));
+  if (o.dc >= 0 || p.nIn < 2) return best;
+  const columns = rows[0]!.map((_, c) => rows.map((row) => row[c]!));
+  const hops = o.effort >= 3 ? hopLimits(p.nIn) : [4, 8];
+  for (const { tree, method } of rowJobs(columns, hops.flatMap((h) => [{ hops: h, method: o.method }, { hops: h, method: other(o.method) }])))
+    for (let seed = 0; seed <= restarts; seed++) keep(solveColumns(p, tree, method, seed));
+  return best;
+}
+
+function other(m: Method): Method {
+  return m === 'wmc' ? 'mc' : 'wmc';
+}
+
+/**
+ * The plan's trees, one per path limit (shared by both pair scores); a tree already tried with a score is
+ * skipped (a deeper limit often yields the same tree).
+ */
+function rowJobs(rows: number[][], plan: Array<{ hops: number; method: Method }>): Array<{ tree: Decomposition; method: Method }> {
+  const trees = new Map<number, Decomposition>();
+  const distances = new RowDistances(rows);
+  const tried = new Set<string>();
+  const jobs: Array<{ tree: Decomposition; method: Method }> = [];
+  for (const { hops, method } of plan) {
+    const h = Math.min(hops, rows.length);
+    if (h < 2) continue;
+    let t = trees.get(h);
+    if (!t) {
+      t = decomposeRows(rows, h, distances);
+      trees.set(h, t);
+    }
+    if (tried.has(method + t.key)) continue;
+    tried.add(method + t.key);
+    jobs.push({ tree: t, method });
+  }
+  return jobs;
+}
+
 
 /** Path-length limits 2, 3, 4, 6, 8, 12, … up to the number of rows. */
 export function hopLimits(nOut: number): number[] {
@@ -328,35 +340,10 @@ export function candidatePlan(nOut: number, nIn: number, dc: number, method: Met
   return plan;
 }
 
-/** W·2^e as safe integers (with headroom for row sums/differences), or null when the span is too wide. */
-function scaleToIntegers(W: number[][]): { rows: number[][]; scale: number } | null {
-  let minExp = Infinity;
-  let maxAbs = 0;
-  for (const row of W)
-    for (const v of row) {
-      if (v === 0) continue;
-      minExp = Math.min(minExp, toOddExp(v).exp);
-      maxAbs = Math.max(maxAbs, Math.abs(v));
-    }
-  if (maxAbs === 0) return null;
-  const scale = 2 ** minExp;
-  if (maxAbs / scale >= 2 ** 50) return null;
-  return { rows: W.map((row) => row.map((v) => v / scale)), scale };
-}
-
-/** Wires some output depends on. */
-function reachable(g: AdderGraph, outs: Term[], nIn: number): Uint8Array {
-  const need = new Uint8Array(g.size);
-  for (const t of outs) if (t.wire >= 0) need[t.wire] = 1;
-  for (let w = g.size - 1; w >= nIn; w--) {
-    const op = g.ops[w];
-    if (need[w] && op) need[op.a] = need[op.b] = 1;
-  }
-  return need;
-}
 
 /** Emit the candidate as IR: inputs, then its adders in creation order (operands always come first). */
 function toProgram(c: Candidate, types: ReturnType<typeof minimalKif>[], nOut: number): Program {
+  if (c.program) return c.program;
   const g = c.g;
   const nIn = types.length;
   const need = c.need;

@@ -18,8 +18,10 @@ export interface MatVecOptions {
   cmvm: CmvmMethod;
   /** CMVM delay constraint (−1: unconstrained). */
   dc: number;
-  /** CMVM search effort (0 fast, 1 default, 2 thorough): how many candidate decompositions are tried. */
+  /** CMVM search effort (0 fast, 1 baseline, 2 default, 3 thorough): how many greedy candidates are tried. */
   effort?: number;
+  /** CMVM search threads (see CmvmOptions.threads). */
+  threads?: number;
 }
 
 /**
@@ -42,7 +44,11 @@ export function matVec(b: ProgramBuilder, W: number[][], xs: number[][], opts: M
     }
     qs.push(q ?? { min: 0, max: 0, step: 1 });
   }
-  const sol = solveCmvm(W, qs.map((q, c) => ({ qint: q, latency: lats[c]! })), { dc: opts.dc, ...(opts.effort !== undefined ? { effort: opts.effort } : {}) });
+  const sol = solveCmvm(
+    W,
+    qs.map((q, c) => ({ qint: q, latency: lats[c]! })),
+    { dc: opts.dc, ...(opts.effort !== undefined ? { effort: opts.effort } : {}), ...(opts.threads !== undefined ? { threads: opts.threads } : {}) },
+  );
   return xs.map((x) => inlineProgram(b, sol.program, x));
 }
 

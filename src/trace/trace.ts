@@ -23,8 +23,10 @@ export interface TraceOptions {
   cmvm?: CmvmMethod;
   /** CMVM delay constraint in adder levels above the plain tree (−1 = unconstrained, default). */
   dc?: number;
-  /** CMVM search effort: 0 fast (large layers), 1 default, 2 thorough. */
+  /** CMVM search effort: 0 fast (large layers), 1 baseline, 2 default, 3 thorough (see CmvmOptions.effort). */
   effort?: number;
+  /** Threads for the CMVM search of large layers (default 1, see src/cmvm/parallel.ts; the same result with any). */
+  cmvmThreads?: number;
   /** Run dead-op elimination and constant folding (default true). */
   optimize?: boolean;
   /** Trace even when the model looks uncalibrated (tests of the raw state only). */
@@ -48,7 +50,12 @@ function perSample(shape: readonly (number | null)[], what: string): number[] {
 
 /** Traces `model` into a validated (and by default optimized) program. */
 export function trace(model: tf.LayersModel, options: TraceOptions = {}): Program {
-  const opts = { cmvm: options.cmvm ?? 'da', dc: options.dc ?? -1, ...(options.effort !== undefined ? { effort: options.effort } : {}) };
+  const opts = {
+    cmvm: options.cmvm ?? 'da',
+    dc: options.dc ?? -1,
+    ...(options.effort !== undefined ? { effort: options.effort } : {}),
+    ...(options.cmvmThreads !== undefined ? { threads: options.cmvmThreads } : {}),
+  };
   if (opts.cmvm !== 'da' && opts.cmvm !== 'none') throw new TraceError(`cmvm method '${String(opts.cmvm)}' is not one of da, none`);
   if (!options.allowUncalibrated) checkCalibrated(model);
   const t = new Tracer(opts);
