@@ -6,6 +6,7 @@
  * rewritten to list every file before that file is written, so a killed run is always hgq's own, partial
  * (status "running", no front.json) and resumable from its last finished epoch.
  */
+import { exitIfOrphaned } from './parent-watch.ts';
 import * as tf from '@tensorflow/tfjs';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -533,6 +534,7 @@ async function trainRun(spec: TrainSpec, model: tf.LayersModel, data: RunData, d
       beginEpoch(offset + e);
     }
     override async onEpochEnd(e: number, logs?: tf.Logs): Promise<void> {
+      exitIfOrphaned();
       await endEpoch(offset + e, num(logs?.['loss']), num(logs?.['acc']));
     }
   })();

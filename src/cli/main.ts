@@ -8,6 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { OutputPathError, OutputWriteError } from '../util/fs.ts';
+import { watchParent } from '../app/parent-watch.ts';
 import { CliError } from './errors.ts';
 import { isNegativeNumber } from './numbers.ts';
 import { InputFileError } from '../util/user-files.ts';
@@ -102,21 +103,9 @@ function guardClosedPipe(): void {
 }
 
 /** Run the CLI on `argv` (without node and script path); resolves to the process exit code. */
-/**
- * A process started by a sweep worker exits when its parent dies (even by SIGKILL): the parent holds our
- * stdin pipe open, and its end means nobody is waiting for this trial any more (another worker resumes it).
- */
-function exitWithParent(): void {
-  if (process.env.HGQ_EXIT_WITH_PARENT !== '1') return;
-  process.stdin.on('end', () => process.exit(129));
-  process.stdin.on('error', () => process.exit(129));
-  process.stdin.resume();
-  (process.stdin as unknown as { unref?: () => void }).unref?.(); // watching must not keep a finished process alive
-}
-
 export async function main(argv: string[]): Promise<number> {
   guardClosedPipe();
-  exitWithParent();
+  watchParent();
   const program = buildProgram();
   if (argv.length === 0) {
     program.outputHelp();

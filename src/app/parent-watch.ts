@@ -1,0 +1,23 @@
+/**
+ * A process started by a sweep worker (HGQ_EXIT_WITH_PARENT=1) exits when its parent dies, even by SIGKILL, so
+ * no orphan keeps training a trial that the queue hands to another worker (docs/sweep.md). Two signs, because
+ * training runs long stretches without returning to the event loop: the parent's end of our stdin pipe
+ * closing (seen while idle), and our parent pid changing (the orphan is re-parented), checked at each epoch.
+ */
+const watching = process.env.HGQ_EXIT_WITH_PARENT === '1';
+const parentAtStart = process.ppid;
+const ORPHANED = 129;
+
+/** Starts watching stdin (call once, at start-up); a no-op unless HGQ_EXIT_WITH_PARENT=1. */
+export function watchParent(): void {
+  if (!watching) return;
+  process.stdin.on('end', () => process.exit(ORPHANED));
+  process.stdin.on('error', () => process.exit(ORPHANED));
+  process.stdin.resume();
+  (process.stdin as unknown as { unref?: () => void }).unref?.(); // watching must not keep a finished process alive
+}
+
+/** Exits at once if the parent has died (call between units of long work, e.g. each epoch). */
+export function exitIfOrphaned(): void {
+  if (watching && process.ppid !== parentAtStart) process.exit(ORPHANED);
+}
