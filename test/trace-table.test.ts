@@ -1,8 +1,8 @@
 /**
  * HGQ-LUT models in hardware: the five HGQ2 fixtures (../shared/fixtures/hgq2-lut) imported and traced. The
  * emulated program equals the model on 1,000 random inputs (incl. 4× beyond the port ranges) and HGQ2's own
- * outputs on the stored test inputs, bit for bit; tables are lut ops; Verilator equals the emulator on two of
- * them (small designs, so the suite stays quick); VHDL and HLS projects are written for one.
+ * outputs on the stored test inputs, bit for bit; tables are lut ops; Verilator equals the emulator on the
+ * smallest (one build keeps the suite quick); VHDL and HLS projects carry one ROM per lut op.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -68,11 +68,11 @@ for (const stem of STEMS) {
   });
 }
 
-test('Verilator equals the emulator on table-layer designs (lut_dense_nhl2 combinational, lut_conv2d pipelined)', { skip }, async (t) => {
+test('Verilator equals the emulator on a table-layer design (lut_dense_nhl2, pipelined)', { skip }, async (t) => {
   if (!needTool(t, 'verilator')) return;
   const root = mkdtempSync(join(tmpdir(), 'hgq-lut-vl-'));
   try {
-    for (const [stem, cutoff] of [['lut_dense_nhl2', 0], ['lut_conv2d', 2]] as const) {
+    for (const [stem, cutoff] of [['lut_dense_nhl2', 1]] as const) {
       const dir = join(root, stem);
       writeProject(await traced(stem), dir, { latencyCutoff: cutoff, vectors: 1 });
       const r = verify(dir, { vectors: 2000, simulator: 'verilator', seed: 7 });
@@ -91,7 +91,8 @@ test('VHDL and HLS projects carry the tables (lut_dense_nhl2)', { skip }, async 
     for (const format of ['vhdl', 'hls'] as const) {
       const s = writeProject(p, join(root, format), { format, vectors: 1 });
       const src = readFileSync(join(root, format, s.files.source!), 'utf8');
-      assert.ok(src.length > 0, `${format} source written`);
+      const roms = (src.match(format === 'vhdl' ? /table\(v\d+\)/g : /_rom\[\d+\] = \{/g) ?? []).length;
+      assert.equal(roms, p.ops.filter((o) => o.kind === 'lut').length, `${format}: one ROM per lut op`);
     }
   } finally {
     rmSync(root, { recursive: true, force: true });
