@@ -20,6 +20,12 @@ import type { Program } from '../src/ir/types.ts';
 import { writeProject } from '../src/backends/project.ts';
 import { verify } from '../src/eda/verify.ts';
 import { needTool } from './backends-fixtures.ts';
+import * as tf from '@tensorflow/tfjs';
+import { QDense } from '../src/layers/dense.ts';
+import { QFlatten } from '../src/layers/shape.ts';
+import { QConvT1D, QDenseT } from '../src/layers/table-dense.ts';
+import { calibrate } from '../src/train/calibrate.ts';
+import { makeRng } from './util/rng.ts';
 
 await initBackend();
 
@@ -97,4 +103,30 @@ test('VHDL and HLS projects carry the tables (lut_dense_nhl2)', { skip }, async 
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
+});
+
+test('a hybrid model (QConvT1D → QDense → QDenseT with batch norm) trains on tfjs, calibrates, traces and equals its program', async () => {
+  const rng = makeRng(4);
+  const n = 256;
+  const xs = Float32Array.from({ length: n * 8 * 2 }, () => (rng.next() - 0.5) * 4);
+  const ys = Float32Array.from({ length: n * 2 }, (_, j) => Math.tanh(xs[Math.floor(j / 2) * 16 + j % 2]! - xs[Math.floor(j / 2) * 16 + 5]!));
+  const input = tf.input({ shape: [8, 2] });
+  let h = new QConvT1D({ filters: 2, kernelSize: 3, strides: 2, beta0: 1e-5, iqConf: { i0: 2, f0: 3 }, toqConf: { homogeneousAxes: [0] } }).apply(input) as tf.SymbolicTensor;
+  h = new QFlatten({}).apply(h) as tf.SymbolicTensor;
+  h = new QDense({ units: 4, activation: 'relu', beta0: 1e-5 }).apply(h) as tf.SymbolicTensor;
+  const out = new QDenseT({ nOut: 2, batchNorm: true, beta0: 1e-5, toqConf: { homogeneousAxes: [0] } }).apply(h) as tf.SymbolicTensor;
+  const model = tf.model({ inputs: input, outputs: out });
+  model.compile({ optimizer: tf.train.adam(0.01), loss: 'meanSquaredError' });
+  const x = tf.tensor3d(xs, [n, 8, 2]);
+  const y = tf.tensor2d(ys, [n, 2]);
+  const h0 = await model.fit(x, y, { epochs: 1, batchSize: 64, verbose: 0 });
+  const h1 = await model.fit(x, y, { epochs: 15, batchSize: 64, verbose: 0 });
+  const l0 = h0.history['loss']![0] as number;
+  const l1 = h1.history['loss']!.at(-1) as number;
+  assert.ok(l1 < l0, `training loss ${l0} → ${l1}`);
+  calibrate(model, x, { reset: true });
+  const p = trace(model);
+  assert.ok(p.ops.some((o) => o.kind === 'lut'), 'tables became lut ops');
+  const chk = checkAgainstModel(model, p, 500);
+  assert.equal(chk.mismatches, 0, `first mismatch ${JSON.stringify(chk.first)}`);
 });
