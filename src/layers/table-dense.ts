@@ -288,7 +288,13 @@ export class QDenseT extends QLayer {
       const M = Math.max(...doms.map((d) => d.n));
       const xs = new Float32Array(M * E);
       for (let e = 0; e < E; e++) for (let m = 0; m < M; m++) xs[m * E + e] = doms[e]!.min + Math.min(m, doms[e]!.n - 1) * doms[e]!.step;
-      const ys = tf.tidy(() => this.edgeValues(tf.tensor(xs, [M, this.nIn, this.nOut]), false).dataSync() as Float32Array);
+      // rows in chunks: the MLP activations take E·rows·d_hl floats
+      const ys = new Float32Array(M * E);
+      const rows = Math.max(1, Math.floor(2 ** 22 / (E * Math.max(this.dHl, 1))));
+      for (let m0 = 0; m0 < M; m0 += rows) {
+        const m1 = Math.min(M, m0 + rows);
+        ys.set(tf.tidy(() => this.edgeValues(tf.tensor(xs.subarray(m0 * E, m1 * E), [m1 - m0, this.nIn, this.nOut]), false).dataSync() as Float32Array), m0 * E);
+      }
       for (let e = 0; e < E; e++) {
         const col = new Float32Array(doms[e]!.n);
         for (let m = 0; m < col.length; m++) col[m] = ys[m * E + e]!;
