@@ -365,7 +365,9 @@ function decodeSubnet(layer: HgqLayer, need: (n: string, why: string) => H5Tenso
     const g = `${layer.group}/bn_module/vars`;
     const names = [...(c.bn_scale !== false ? ['gamma'] : []), ...(c.bn_center !== false ? ['beta'] : []), 'moving_mean', 'moving_variance'];
     const v: Record<string, H5Tensor> = {};
-    names.forEach((n, j) => (v[n] = need(`${g}/${j}`, `${who} batch norm ${n}`)));
+    names.forEach((n, j) => {
+      v[n] = need(`${g}/${j}`, `${who} batch norm ${n}`);
+    });
     bn = { gamma: v.gamma ?? null, beta: v.beta ?? null, movingMean: v.moving_mean!, movingVariance: v.moving_variance!, epsilon: Number(c.bn_epsilon ?? 1e-3) };
   }
   return { hidden, out, bn };
