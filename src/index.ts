@@ -42,6 +42,9 @@ export {
   GetItem,
   QUnaryFunctionLUT,
   QSoftmax,
+  QDenseT,
+  QConvT1D,
+  QConvT2D,
   registerLutFunction,
   hgqLayers,
   modelEbops,
@@ -64,6 +67,8 @@ export {
   type GetItemArgs,
   type QUnaryFunctionLUTArgs,
   type QSoftmaxArgs,
+  type QDenseTArgs,
+  type QConvTArgs,
   type UnaryFn,
 } from './layers/index.ts';
 

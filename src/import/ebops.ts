@@ -7,7 +7,7 @@
  * sum of those. Here every bit width is the integer HGQ2 uses (round-half-even of the stored variables).
  */
 import type { HgqLayer, HgqModel, HgqQuantizer } from './hgq2-model.ts';
-import { quantizerBits } from './hgq2-model.ts';
+import { quantizerBits, quantizerFullBits } from './hgq2-model.ts';
 import { undoLastOptimizerStep } from './last-step.ts';
 import { broadcastTo, conv1d, conv1dGeometry, einsum, parseEinsum, prod } from './nd.ts';
 
@@ -132,6 +132,10 @@ export function layerEbops(layer: HgqLayer, biasCount: BiasCount = 'outputs'): n
       if (layer.bq) e += sum(quantizerBits(layer.bq)) * pf;
       return e;
     }
+    case 'QDenseT':
+    case 'QConvT1D':
+    case 'QConvT2D':
+      return tableLayerEbops(layer, shape!);
     case 'QAdd': {
       // QAdd._compute_ebops: 0.65·(Σ Σ_inputs bits − Σ min_inputs bits), inputs broadcast together.
       const shapes = inputShapes(layer).map((s) => [1, ...s.slice(1).map((d) => d ?? 1)]);
@@ -158,6 +162,84 @@ export function layerEbops(layer: HgqLayer, biasCount: BiasCount = 'outputs'): n
     default:
       return null;
   }
+}
+
+/**
+ * QDenseT._compute_ebops on q_shape = (1, ...positions, n_in, n_out), bits = `fbits` (every bit incl. the
+ * sign): per edge small = 2^(bits_in − b) if bits_in ≥ b else bits_in / b; then
+ * (Σ small·bits_out·2^(b−B) + Σ bits_out)·pf / n_parallel with (B, b) = table_idxs. QConvT* evaluate it on
+ * the im2col shape (1, ...output positions, kernel elements·channels).
+ */
+function tableLayerEbops(layer: HgqLayer, inShape: readonly (number | null)[]): number {
+  const c = layer.config;
+  const geo = tableGeometry(layer, inShape);
+  const qShape = [1, ...geo.positions, geo.nIn, geo.nOut];
+  const bitsIn = broadcastTo(quantizerFullBits(layer.iq!), layer.iq!.shape, qShape);
+  const bitsOut = broadcastTo(quantizerFullBits(layer.toq!), layer.toq!.shape, qShape);
+  const [B, b] = tableIdxs(c.table_idxs);
+  const nParallel = prod(geo.positions);
+  const pfRaw = c.parallelization_factor === undefined ? -1 : Number(c.parallelization_factor);
+  const pf = pfRaw < 0 ? nParallel : pfRaw;
+  return tableEbopsFromBits(bitsIn, bitsOut, B, b) * pf / nParallel;
+}
+
+/** Σ small·bits_out·2^(b−B) + Σ bits_out over the edges (the formula in one place; tfjs layers mirror it). */
+export function tableEbopsFromBits(bitsIn: ArrayLike<number>, bitsOut: ArrayLike<number>, B: number, b: number): number {
+  let large = 0;
+  let outs = 0;
+  for (let j = 0; j < bitsIn.length; j++) {
+    const bi = bitsIn[j]!;
+    const small = bi >= b ? 2 ** (bi - b) : bi / b;
+    large += small * bitsOut[j]!;
+    outs += bitsOut[j]!;
+  }
+  return large * 2 ** (b - B) + outs;
+}
+
+/** HGQ2's table_idxs: an int n means (n, n). */
+export function tableIdxs(v: unknown): [number, number] {
+  if (v === undefined || v === null) return [6, 5];
+  if (typeof v === 'number') return [v, v];
+  if (Array.isArray(v) && v.length === 2) return [Number(v[0]), Number(v[1])];
+  throw new Error(`table_idxs ${JSON.stringify(v)} must be an integer or a pair of integers`);
+}
+
+/** Geometry of a table layer: output positions (conv) or leading per-sample axes (dense), n_in, n_out. */
+export function tableGeometry(layer: HgqLayer, inShape: readonly (number | null)[]): { positions: number[]; nIn: number; nOut: number; conv: TableConvSpec | null } {
+  const c = layer.config;
+  const per = inShape.slice(1).map((d) => d ?? 1);
+  const nOut = Number(c.n_out ?? c.filters);
+  if (layer.className === 'QDenseT') return { positions: per.slice(0, -1), nIn: per.at(-1)!, nOut, conv: null };
+  const conv = tableConvSpec(layer);
+  const spatial = per.slice(0, -1);
+  if (spatial.length !== conv.kernelSize.length) throw new Error(`layer '${layer.name}': input shape [${per}] does not match a ${conv.kernelSize.length}-D convolution`);
+  const positions = spatial.map((n, a) => convOut(n, conv.kernelSize[a]!, conv.strides[a]!, conv.padding));
+  return { positions, nIn: per.at(-1)! * prod(conv.kernelSize), nOut, conv };
+}
+
+export interface TableConvSpec {
+  kernelSize: number[];
+  strides: number[];
+  padding: 'valid' | 'same';
+}
+
+function convOut(n: number, k: number, s: number, padding: 'valid' | 'same'): number {
+  return padding === 'valid' ? Math.floor((n - k) / s) + 1 : Math.ceil(n / s);
+}
+
+export function tableConvSpec(layer: HgqLayer): TableConvSpec {
+  const c = layer.config;
+  const rank = layer.className === 'QConvT2D' ? 2 : 1;
+  const tuple = (v: unknown): number[] => (Array.isArray(v) ? v.map(Number) : new Array<number>(rank).fill(Number(v ?? 1)));
+  const padding = String(c.padding ?? 'valid').toLowerCase();
+  if (padding !== 'valid' && padding !== 'same') throw new Error(`layer '${layer.name}': padding '${c.padding}' is not supported (valid, same)`);
+  if ((c.data_format ?? 'channels_last') !== 'channels_last') throw new Error(`layer '${layer.name}': data_format ${c.data_format} is not supported (channels_last only)`);
+  if (Number(c.groups ?? 1) !== 1) throw new Error(`layer '${layer.name}': groups=${c.groups} is not supported`);
+  if (tuple(c.dilation_rate).some((d) => d !== 1)) throw new Error(`layer '${layer.name}': dilation_rate ${JSON.stringify(c.dilation_rate)} is not supported (1 only)`);
+  const kernelSize = tuple(c.kernel_size);
+  const strides = tuple(c.strides);
+  if (kernelSize.length !== rank || strides.length !== rank) throw new Error(`layer '${layer.name}': kernel_size/strides must have ${rank} entries`);
+  return { kernelSize, strides, padding };
 }
 
 export function conv1dSpec(layer: HgqLayer): { kernelSize: number; stride: number; dilation: number; padding: 'valid' | 'same' | 'causal' } {

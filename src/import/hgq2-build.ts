@@ -20,6 +20,8 @@ import { QAdd } from '../layers/merge.ts';
 import { QEinsumDense, QEinsumDenseBatchnorm } from '../layers/einsum.ts';
 import { QSum } from '../layers/sum.ts';
 import { GetItem } from '../layers/getitem.ts';
+import { QConvT1D, QConvT2D, QDenseT } from '../layers/table-dense.ts';
+import { tableConvSpec, tableIdxs } from './ebops.ts';
 import type { Quantizer, QuantizerOptions } from '../quantizer/index.ts';
 import type { HgqLayer, HgqModel, HgqQuantizer } from './hgq2-model.ts';
 import { hgq2QuantizerOptions, hgq2QuantizerValues } from './hgq2-to-hgq.ts';
@@ -100,9 +102,16 @@ function modelName(path: string): string {
 
 const ACTS = new Set(['linear', 'relu']);
 
+/** A Keras activation as saved: a name, or {class_name: 'function', config: 'tanh'}; null = linear. */
+function activationName(a: any): string {
+  if (a === null || a === undefined) return 'linear';
+  if (typeof a === 'string') return a;
+  if (typeof a.config === 'string') return a.config;
+  return a?.config?.name ?? JSON.stringify(a);
+}
+
 function activationOf(L: HgqLayer, fail: (l: HgqLayer, w: string) => never): 'linear' | 'relu' {
-  const a = L.config.activation ?? 'linear';
-  const name = typeof a === 'string' ? a : a?.config?.name ?? JSON.stringify(a);
+  const name = activationName(L.config.activation);
   if (!ACTS.has(name)) fail(L, `activation '${name}' is not supported (linear, relu)`);
   return name as 'linear' | 'relu';
 }
@@ -202,6 +211,39 @@ function makeLayer(L: HgqLayer, name: string, ins: Sym[], fail: (l: HgqLayer | n
         ...kernelLayerArgs(),
       }));
       return { layer, y: apply(layer, ins[0]!)};
+    }
+    case 'QDenseT':
+    case 'QConvT1D':
+    case 'QConvT2D': {
+      const base = {
+        ...common(L, name, fail),
+        nHl: Number(c.n_hl ?? 1),
+        dHl: Number(c.d_hl ?? 8),
+        subnnActivation: activationName(c.subnn_activation),
+        activation: activationOf(L, fail),
+        useBias: c.use_bias !== false,
+        batchNorm: c.batch_norm === true,
+        bnCenter: c.bn_center !== false,
+        bnScale: c.bn_scale !== false,
+        bnMomentum: Number(c.bn_momentum ?? 0.99),
+        bnEpsilon: Number(c.bn_epsilon ?? 1e-3),
+        tableIdxs: construct(() => tableIdxs(c.table_idxs)),
+        parallelizationFactor: c.parallelization_factor === undefined ? -1 : Number(c.parallelization_factor),
+        iqConf: qOpts(L.iq),
+        toqConf: qOpts(L.toq ?? null),
+      };
+      let layer: QDenseT;
+      if (L.className === 'QDenseT') layer = construct(() => new QDenseT({ ...base, nOut: Number(c.n_out) }));
+      else {
+        const spec = construct(() => tableConvSpec(L));
+        const args = { ...base, filters: Number(c.filters ?? c.n_out), kernelSize: spec.kernelSize, strides: spec.strides, padding: spec.padding };
+        layer = construct(() => (L.className === 'QConvT1D' ? new QConvT1D(args) : new QConvT2D(args)));
+      }
+      return { layer, y: apply(layer, ins[0]!) };
+    }
+    case 'Flatten': {
+      const layer = construct(() => tf.layers.flatten({ name }));
+      return { layer, y: apply(layer, ins[0]!) };
     }
     case 'QAdd': {
       // broadcast narrower inputs to the common shape by repetition (see the file comment)
@@ -313,6 +355,34 @@ function loadState(L: HgqLayer, layer: tf.layers.Layer, fail0: (l: HgqLayer, w: 
     case 'QSum':
       loadQuantizer(ql.iqs[0]!, L.iq!, 'input quantizer', fail);
       return;
+    case 'QDenseT':
+    case 'QConvT1D':
+    case 'QConvT2D': {
+      const t = layer as QDenseT;
+      const net = L.subnet!;
+      const put = (v: tf.LayerVariable | null | undefined, src: { data: ArrayLike<number | bigint>; shape: number[] } | null, what: string) => {
+        if (!v || !src) {
+          if (v || src) fail(`${what}: the checkpoint and our layer disagree on whether it exists`);
+          return;
+        }
+        writeVar(v, src.data, src.shape, what, fail);
+      };
+      net.hidden.forEach((h, j) => {
+        put(t.hiddenKernels[j], h.kernel, `sub-network layer ${j} kernel`);
+        put(t.hiddenBiases[j], h.bias, `sub-network layer ${j} bias`);
+      });
+      put(t.outKernel, net.out.kernel, 'sub-network output kernel');
+      put(t.outBias, net.out.bias, 'sub-network output bias');
+      if (net.bn) {
+        put(t.bnGamma, net.bn.gamma, 'batch norm gamma');
+        put(t.bnBeta, net.bn.beta, 'batch norm beta');
+        put(t.movingMean, net.bn.movingMean, 'batch norm moving mean');
+        put(t.movingVariance, net.bn.movingVariance, 'batch norm moving variance');
+      }
+      loadQuantizer(ql.iqs[0]!, L.iq!, 'input quantizer', fail);
+      loadQuantizer(t.toq, L.toq!, 'table output quantizer', fail);
+      return;
+    }
     case 'QAdd':
       // an input quantizer whose input was repeated to the common shape gets its values repeated (writeVar)
       (L.iqs ?? []).forEach((q, j) => loadQuantizer(ql.iqs[j]!, q, `input quantizer ${j}`, fail));

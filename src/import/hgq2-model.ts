@@ -57,6 +57,20 @@ export interface HgqLayer {
   iqs: HgqQuantizer[] | null;
   kq: HgqQuantizer | null;
   bq: HgqQuantizer | null;
+  /** table layers (QDenseT, QConvT1D/2D): the table output quantizer and the per-edge sub-network */
+  toq?: HgqQuantizer;
+  subnet?: TableSubnet;
+}
+
+/**
+ * The per-edge MLPs of a table layer, stacked over the edges (n_in, n_out): hidden layer h has kernel
+ * [n_in, n_out, d_prev, d_hl] and bias [n_in, n_out, d_hl]; the output layer kernel [n_in, n_out, d_hl]
+ * and bias [n_in, n_out]. Optional batch norm over n_out (inference: moving statistics).
+ */
+export interface TableSubnet {
+  hidden: { kernel: H5Tensor; bias: H5Tensor | null }[];
+  out: { kernel: H5Tensor; bias: H5Tensor | null };
+  bn: { gamma: H5Tensor | null; beta: H5Tensor | null; movingMean: H5Tensor; movingVariance: H5Tensor; epsilon: number } | null;
 }
 
 /** The optimizer as saved with a compiled model: its compile config and its variables in order. */
@@ -86,9 +100,13 @@ export const SUPPORTED_CLASSES = [
   'QEinsumDense',
   'QEinsumDenseBatchnorm',
   'QConv1D',
+  'QDenseT',
+  'QConvT1D',
+  'QConvT2D',
   'QAdd',
   'QSum',
   'Reshape',
+  'Flatten',
   'GetItem',
 ] as const;
 
@@ -298,7 +316,16 @@ function decodeLayer(
   switch (layer.className) {
     case 'InputLayer':
     case 'Reshape':
+    case 'Flatten':
     case 'GetItem':
+      return;
+    case 'QDenseT':
+    case 'QConvT1D':
+    case 'QConvT2D':
+      own(ebopsVars);
+      layer.iq = q(c.iq_conf, 'iq/quantizer', 'input quantizer');
+      layer.toq = q(c.toq_conf, 'toq/quantizer', 'table output quantizer');
+      layer.subnet = decodeSubnet(layer, need, ar, err);
       return;
     case 'QDense':
     case 'QEinsumDense':
@@ -336,6 +363,37 @@ function decodeLayer(
   }
 }
 
+/**
+ * A table layer's sub-network: Keras saves the inner Sequential's EinsumDense layers as
+ * module/layers/einsum_dense, einsum_dense_1, … (kernel, then bias when use_bias), and the batch norm as
+ * bn_module (gamma if scale, beta if center, moving mean, moving variance).
+ */
+function decodeSubnet(layer: HgqLayer, need: (n: string, why: string) => H5Tensor, ar: KerasArchive, err: (w: string) => never): TableSubnet {
+  const c = layer.config;
+  const who = `layer '${layer.name}' (${layer.className})`;
+  const nHl = Number(c.n_hl ?? 1);
+  if (!Number.isInteger(nHl) || nHl < 0) err(`${who}: n_hl=${c.n_hl} must be an integer ≥ 0`);
+  const useBias = c.use_bias !== false;
+  const dense = (j: number) => {
+    const g = `${layer.group}/module/layers/einsum_dense${j ? `_${j}` : ''}/vars`;
+    return { kernel: need(`${g}/0`, `${who} sub-network layer ${j} kernel`), bias: useBias ? need(`${g}/1`, `${who} sub-network layer ${j} bias`) : null };
+  };
+  const hidden = Array.from({ length: nHl }, (_, j) => dense(j));
+  const out = dense(nHl);
+  if (ar.weights.has(`${layer.group}/module/layers/einsum_dense_${nHl + 1}/vars/0`)) err(`${who}: the sub-network holds more layers than n_hl=${nHl} + 1`);
+  let bn: TableSubnet['bn'] = null;
+  if (c.batch_norm) {
+    const g = `${layer.group}/bn_module/vars`;
+    const names = [...(c.bn_scale !== false ? ['gamma'] : []), ...(c.bn_center !== false ? ['beta'] : []), 'moving_mean', 'moving_variance'];
+    const v: Record<string, H5Tensor> = {};
+    names.forEach((n, j) => {
+      v[n] = need(`${g}/${j}`, `${who} batch norm ${n}`);
+    });
+    bn = { gamma: v.gamma ?? null, beta: v.beta ?? null, movingMean: v.moving_mean!, movingVariance: v.moving_variance!, epsilon: Number(c.bn_epsilon ?? 1e-3) };
+  }
+  return { hidden, out, bn };
+}
+
 /** Integer (k, i, f) per bit-width element, rounded as HGQ2 does (round half to even). */
 export function quantizerKif(q: HgqQuantizer): { k: Uint8Array; i: Int32Array; f: Int32Array } {
   const n = q.k.length;
@@ -359,6 +417,20 @@ export function quantizerBits(q: HgqQuantizer): Float64Array {
   for (let j = 0; j < n; j++) {
     const b = q.qType === 'kbi' ? roundHalfEven(q.bRaw![j]!) : Math.max(0, roundHalfEven(q.iRaw[j]!) + roundHalfEven(q.fRaw![j]!));
     out[j] = q.overflowMode === 'SAT' ? b + q.k[j]! : b;
+  }
+  return out;
+}
+
+/**
+ * HGQ2's `fbits` (FixedPointQuantizerBase.fbits): every bit of the type including the sign bit, whatever the
+ * overflow mode: b + k (KBI), relu(i + f) + k (KIF). Table layers' EBOPs count these.
+ */
+export function quantizerFullBits(q: HgqQuantizer): Float64Array {
+  const n = q.k.length;
+  const out = new Float64Array(n);
+  for (let j = 0; j < n; j++) {
+    const b = q.qType === 'kbi' ? roundHalfEven(q.bRaw![j]!) : Math.max(0, roundHalfEven(q.iRaw[j]!) + roundHalfEven(q.fRaw![j]!));
+    out[j] = b + q.k[j]!;
   }
   return out;
 }

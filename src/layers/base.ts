@@ -163,6 +163,18 @@ export abstract class QLayer extends tf.layers.Layer implements HgqLayerContract
     throw new Error(`${this.getClassName()} '${this.name}': ${msg}`);
   }
 
+  /**
+   * Shape (with batch axis) input j has when its quantizer sees it: the input's own by default; table
+   * layers quantize the input broadcast to one value per edge.
+   */
+  protected iqShape(s: Shape, _j: number): Shape {
+    return s;
+  }
+  /** Maps input j before its quantizer (and before `forward` when the quantizer is off); identity by default. */
+  protected beforeIq(x: tf.Tensor, _j: number): tf.Tensor {
+    return x;
+  }
+
   /** Number of inputs this layer takes (1, or ≥ 2 for merges). */
   protected multiInput(): boolean {
     return false;
@@ -190,7 +202,7 @@ export abstract class QLayer extends tf.layers.Layer implements HgqLayerContract
     this.builtInputShapes = shapes.map((s) => [...s]);
     const confs = Array.isArray(this.iqConfs) ? this.iqConfs : shapes.map(() => this.iqConfs as QConf);
     if (confs.length !== shapes.length) this.fail(`got ${confs.length} iqConf entries for ${shapes.length} inputs`);
-    this.iqs = shapes.map((s, j) => (this.enableIq ? this.makeQuantizer(shapes.length > 1 ? `iq${j}` : 'iq', confs[j], 'datalane', s) : null));
+    this.iqs = shapes.map((s, j) => (this.enableIq ? this.makeQuantizer(shapes.length > 1 ? `iq${j}` : 'iq', confs[j], 'datalane', this.iqShape(s, j)) : null));
     this.buildLayer(shapes);
     if (this.enableOq) {
       const out = this.computeOutputShape(this.multiInput() ? shapes : shapes[0]!) as Shape;
@@ -247,9 +259,9 @@ export abstract class QLayer extends tf.layers.Layer implements HgqLayerContract
       }
       const qx = xs.map((x, j) => {
         const q = this.iqs[j];
-        if (!q) return x;
+        if (!q) return this.beforeIq(x, j);
         this.checkShape(x, this.builtInputShapes[j]!);
-        return q.call(x, mode);
+        return q.call(this.beforeIq(x, j), mode);
       });
       let y = this.forward(qx, mode);
       if (this.oq) y = this.oq.call(y, mode);
@@ -328,7 +340,7 @@ export abstract class QLayer extends tf.layers.Layer implements HgqLayerContract
       name: this.name,
       inputShapes: ins,
       outputShape: outShape,
-      inputQuantizers: this.iqs.map((q, j) => this.exportQuantizer(q, ins[j]!)),
+      inputQuantizers: this.iqs.map((q, j) => this.exportQuantizer(q, perSample(this.iqShape(this.builtInputShapes[j]!, j)))),
       outputQuantizer: this.exportQuantizer(this.oq, outShape),
       ...this.exportLayer(),
     };

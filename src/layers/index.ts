@@ -11,6 +11,7 @@ export {
 } from './pooling.ts';
 export { QFlatten, QReshape, QConcatenate, type QReshapeArgs, type QConcatenateArgs } from './shape.ts';
 export { QUnaryFunctionLUT, QSoftmax, registerLutFunction, tableEbops, type TableExport, type UnaryFn, type QUnaryFunctionLUTArgs, type QSoftmaxArgs } from './table.ts';
+export { QDenseT, QConvT1D, QConvT2D, type QDenseTArgs, type QConvTArgs, type TableLayerExport } from './table-dense.ts';
 export { QEinsumDense, QEinsumDenseBatchnorm, type QEinsumDenseArgs, type QEinsumDenseBatchnormArgs } from './einsum.ts';
 export { QSum, type QSumArgs } from './sum.ts';
 export { GetItem, type GetItemArgs, type KeyEntry, type SliceSpec } from './getitem.ts';

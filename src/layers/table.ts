@@ -59,8 +59,13 @@ export interface TableExport {
 
 const MAX_TABLE_BITS = 20;
 
-/** Domain of a fixed-point type as a float32 tensor (all values, ascending). */
-function domain(t: Kif): { min: number; step: number; n: number } {
+/** A registered unary function by name, or undefined. */
+export function lutFunction(name: string): UnaryFn | undefined {
+  return FUNCTIONS.get(name);
+}
+
+/** Domain of a fixed-point type: every value it holds, ascending, as min + j·step for j < n. */
+export function domain(t: Kif): { min: number; step: number; n: number } {
   const w = t.k + t.i + t.f;
   if (w <= 0) return { min: 0, step: 1, n: 1 };
   const i = Math.max(t.i, -t.f);

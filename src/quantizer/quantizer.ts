@@ -258,6 +258,15 @@ export class Quantizer {
     return tf.tidy(() => tf.broadcastTo(this.bits(), shape));
   }
 
+  /**
+   * Every bit of the type including the sign bit, whatever the overflow mode (HGQ2's `fbits`, which the
+   * table layers' EBOPs count): `bits()` plus k unless SAT already counted it. Shape `paramShape`.
+   */
+  fullBits(): tf.Tensor {
+    if (this.config.overflowMode === 'SAT') return this.bits();
+    return tf.tidy(() => tf.add(this.bits(), this.read('k')));
+  }
+
   /** L1 pressure on the raw bit parameters (KBI: b; KIF: i and f): l1·Σ raw, a scalar to add to the loss. */
   l1Loss(): tf.Scalar {
     this.assertBuilt();

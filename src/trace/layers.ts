@@ -7,8 +7,10 @@
 import type * as tf from '@tensorflow/tfjs';
 import type { ConstExport, LayerExport, QLayer, QuantizerExport } from '../layers/base.ts';
 import type { TableExport } from '../layers/table.ts';
+import type { TableLayerExport } from '../layers/table-dense.ts';
+import type { Kif } from '../fixed/types.ts';
 import { matVec, plainSum } from './matvec.ts';
-import { prod, TraceError, type Tracer, type Val } from './tracer.ts';
+import { isRaw, prod, TraceError, type Tracer, type Val } from './tracer.ts';
 
 export type Handler = (t: Tracer, layer: tf.layers.Layer, ins: Val[]) => Val[];
 
@@ -330,6 +332,54 @@ const softmax = qlayer((t, ex, [x], name) => {
   return { shape: [...ex.outputShape], el };
 });
 
+/**
+ * HGQ-LUT table layers (QDenseT, QConvT1D/2D): every live edge (position p, input i, output o) quantizes the
+ * input it reads to its own type, looks it up in its table (a lut op over that type's values; a constant when
+ * the input has zero bits), and each output sums its edges with an exact adder tree. Edges whose table output
+ * has zero bits were dropped by the export (edgeTable −1).
+ */
+const tableSum: Handler = (t, layer, [x]) => {
+  const name = who(layer);
+  const q = layer as unknown as QLayer;
+  const ex = q.exportQuantized() as LayerExport & TableLayerExport;
+  const iq = ex.inputQuantizers[0];
+  if (!iq) throw new TraceError(`${name}: the input quantizer is disabled; table layers need it (it defines each table's domain)`);
+  const { nIn, nOut } = ex;
+  const P = prod(ex.positions);
+  if (iq.k.length !== P * nIn * nOut) throw new TraceError(`${name}: input quantizer covers ${iq.k.length} edges, expected ${P * nIn * nOut}`);
+  const quantized = new Map<string, number>();
+  const edgeInput = (src: number, e: number): number => {
+    const type: Kif = { k: iq.k[e]! ? 1 : 0, i: iq.i[e]!, f: iq.f[e]! };
+    if (src < 0 || type.k + type.i + type.f <= 0) return t.zero();
+    const key = `${src}|${type.k},${type.i},${type.f}`;
+    let w = quantized.get(key);
+    if (w === undefined) {
+      const el = x!.el[src]!;
+      w = isRaw(el) ? t.rawInputOfType(-1 - el, type, iq.round, iq.overflow) : t.b.quant(el, type, iq.round, iq.overflow);
+      quantized.set(key, w);
+    }
+    return w;
+  };
+  const el = new Int32Array(P * nOut);
+  for (let p = 0; p < P; p++) {
+    for (let o = 0; o < nOut; o++) {
+      const terms: number[] = [];
+      for (let i = 0; i < nIn; i++) {
+        const e = (p * nIn + i) * nOut + o;
+        const T = ex.edgeTable[e]!;
+        if (T < 0) continue;
+        terms.push(lookup(t, edgeInput(ex.inputIndex[p * nIn + i]!, e), ex.tables[T]!, name));
+      }
+      let y = terms.length ? reduceTree(terms, (a, b) => t.b.add(a, b)) : t.zero();
+      if (ex.activation === 'relu') y = t.b.relu(y);
+      el[p * nOut + o] = y;
+    }
+  }
+  let out: Val = { shape: [...ex.outputShape], el };
+  if (ex.outputQuantizer) out = t.quantize(out, ex.outputQuantizer, name);
+  return [out];
+};
+
 // ---- plain tfjs layers ----
 
 function outShapeOf(layer: tf.layers.Layer): number[] {
@@ -394,6 +444,9 @@ export const LAYER_HANDLERS: Record<string, Handler> = {
   QSum: qsum,
   QUnaryFunctionLUT: unaryLut,
   QSoftmax: softmax,
+  QDenseT: tableSum,
+  QConvT1D: tableSum,
+  QConvT2D: tableSum,
   QMaxPooling1D: pool,
   QMaxPooling2D: pool,
   QAveragePooling1D: pool,

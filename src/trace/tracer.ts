@@ -78,6 +78,22 @@ export class Tracer {
     return { shape: [...v.shape], el: out };
   }
 
+  /**
+   * Input element `index` quantized to `t` as one more input op when other ops read it with other types (the
+   * IR allows it: table layers quantize one input per edge, each edge its own type). Same type → same wire.
+   */
+  rawInputOfType(index: number, t: Kif, round: RoundMode, overflow: OverflowMode): number {
+    const key = `${index}|${t.k},${t.i},${t.f},${round},${overflow}`;
+    let w = this.typedRaw.get(key);
+    if (w === undefined) {
+      const had = this.rawWires.get(index);
+      w = had && had.key === key.slice(key.indexOf('|') + 1) ? had.wire : this.b.input(index, t, round, overflow);
+      this.typedRaw.set(key, w);
+    }
+    return w;
+  }
+  private typedRaw = new Map<string, number>();
+
   private rawInput(index: number, t: Kif, round: RoundMode, overflow: OverflowMode, who: string): number {
     const key = `${t.k},${t.i},${t.f},${round},${overflow}`;
     const had = this.rawWires.get(index);
