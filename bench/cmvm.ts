@@ -99,8 +99,19 @@ function mnistLikeKernel(seed: number): { W: number[][]; inputs: CmvmInput[] } {
     for (const [v, p] of table) if ((u -= p) < 0) return v;
     return table[table.length - 1]![0];
   };
-  const odd: Array<[number, number]> = [[1, 0.83], [3, 0.13], [5, 0.027], [7, 0.006], [9, 0.007]];
-  const exp: Array<[number, number]> = [[-5, 0.29], [-4, 0.4], [-3, 0.27], [-2, 0.04]];
+  const odd: Array<[number, number]> = [
+    [1, 0.83],
+    [3, 0.13],
+    [5, 0.027],
+    [7, 0.006],
+    [9, 0.007],
+  ];
+  const exp: Array<[number, number]> = [
+    [-5, 0.29],
+    [-4, 0.4],
+    [-3, 0.27],
+    [-2, 0.04],
+  ];
   const W = Array.from({ length: 128 }, () =>
     Array.from({ length: 784 }, () => (next() < 0.26 ? 0 : (next() < 0.5 ? -1 : 1) * pick(odd) * 2 ** pick(exp))),
   );
@@ -116,7 +127,12 @@ function printCompare(label: string, r: { old: Figures; new: Figures }): Record<
     `${label}: adders ${r.old.adders} → ${r.new.adders} (×${(r.new.adders / r.old.adders).toFixed(4)}), ` +
       `max depth ${r.old.depth} → ${r.new.depth}, ms ${r.old.ms.toFixed(0)} → ${r.new.ms.toFixed(0)} (×${(r.new.ms / r.old.ms).toFixed(2)})`,
   );
-  return { old: roundAll(r.old), new: roundAll(r.new), adders_ratio: round(r.new.adders / r.old.adders), ms_ratio: round(r.new.ms / r.old.ms) };
+  return {
+    old: roundAll(r.old),
+    new: roundAll(r.new),
+    adders_ratio: round(r.new.adders / r.old.adders),
+    ms_ratio: round(r.new.ms / r.old.ms),
+  };
 }
 
 function roundAll(f: Figures): Figures {
@@ -159,7 +175,9 @@ async function trainedKernels(): Promise<Record<string, unknown> | null> {
   const { trace } = await import('../src/trace/trace.ts');
   const adds = (p: Program): number => p.ops.reduce((n, op) => n + (op.kind === 'add' ? 1 : 0), 0);
   const total = { old: { adders: 0, depth: 0, ms: 0 }, new: { adders: 0, depth: 0, ms: 0 } };
-  for (const f of readdirSync(dir).filter((x) => x.endsWith('.keras')).sort()) {
+  for (const f of readdirSync(dir)
+    .filter((x) => x.endsWith('.keras'))
+    .sort()) {
     const model = await loadModelAny(join(dir, f));
     for (const dc of [-1, 2]) {
       let t0 = performance.now();
@@ -196,15 +214,22 @@ export default async function main(): Promise<void> {
   ] as const) {
     const r = timeSize(n, count, 1000 + n);
     speed[`N${n}`] = { ms: round(r.ms), cpu_ms: round(r.cpuMs), adders: round(r.adders), count };
-    console.log(`speed N=${n}: ${r.ms.toFixed(2)} ms per matrix, ${r.cpuMs.toFixed(2)} ms CPU (${count} matrices, mean adders ${r.adders.toFixed(1)})`);
+    console.log(
+      `speed N=${n}: ${r.ms.toFixed(2)} ms per matrix, ${r.cpuMs.toFixed(2)} ms CPU (${count} matrices, mean adders ${r.adders.toFixed(1)})`,
+    );
   }
   // The figure above includes V8's warm-up (the first dozen or so matrices run partly unoptimized code, the
   // more so on a busy machine where the optimizing compiler's thread waits); the same count of further
   // 16×16 matrices, now warm, gives the steady-state throughput.
   const steady = timeSize(16, speedCount, 3016);
-  console.log(`speed N=16, warm: ${steady.ms.toFixed(2)} ms per matrix, ${steady.cpuMs.toFixed(2)} ms CPU (${speedCount} more matrices)`);
+  console.log(
+    `speed N=16, warm: ${steady.ms.toFixed(2)} ms per matrix, ${steady.cpuMs.toFixed(2)} ms CPU (${speedCount} more matrices)`,
+  );
 
-  const quality: Record<string, { adders: number; depth: number; ms: number; draws: number; reference: { adders: number; depth?: number }; ok: boolean }> = {};
+  const quality: Record<
+    string,
+    { adders: number; depth: number; ms: number; draws: number; reference: { adders: number; depth?: number }; ok: boolean }
+  > = {};
   for (const dc of [-1, 2]) {
     for (const n of [4, 8, 16]) {
       const next = prng(42 + n); // the same draws for both dc settings

@@ -50,7 +50,12 @@ export function syntheticNetwork(widths: number[], fanIn: number, seed = 1): Pro
     layer = next;
   }
   const n = widths[widths.length - 1]!;
-  return b.build(`synthetic_${widths.join('x')}`, [{ name: 'x', shape: [widths[0]!] }], [{ name: 'y', shape: [n] }], layer.map((w) => ({ wire: w, shift: 0, neg: false })));
+  return b.build(
+    `synthetic_${widths.join('x')}`,
+    [{ name: 'x', shape: [widths[0]!] }],
+    [{ name: 'y', shape: [n] }],
+    layer.map((w) => ({ wire: w, shift: 0, neg: false })),
+  );
 }
 
 /** The model to time: the most expensive checkpoint of a demo front, a model directory, or (none given) a fresh quick demo. */
@@ -63,7 +68,11 @@ async function pickModel(arg: string | undefined): Promise<{ path: string; ebops
     if (!entries.length) throw new Error(`${front} lists no checkpoints`);
     const top = entries.reduce((a, b) => (b.ebops > a.ebops ? b : a));
     // front.json holds the run's absolute paths; the checkpoints sit next to it
-    return { path: join(dir, basename(top.path)), ebops: top.ebops, note: `largest of ${entries.length} front checkpoints in ${dir}` };
+    return {
+      path: join(dir, basename(top.path)),
+      ebops: top.ebops,
+      note: `largest of ${entries.length} front checkpoints in ${dir}`,
+    };
   }
   if (existsSync(join(dir, 'model.json'))) return { path: dir, ebops: null, note: 'model directory' };
   return quickDemoModel(`${dir} holds no demo front (front.json) or model`);

@@ -25,7 +25,9 @@ export default async function main(): Promise<void> {
   const rnd = mulberry32(42);
   const BATCH = 32768;
   const widths = [16, 64, 32, 32, 5];
-  const layers = widths.slice(1).map((u, j) => new QDense({ units: u, activation: j < 3 ? 'relu' : 'linear', ...(j === 0 ? { inputShape: [16] } : {}) }));
+  const layers = widths
+    .slice(1)
+    .map((u, j) => new QDense({ units: u, activation: j < 3 ? 'relu' : 'linear', ...(j === 0 ? { inputShape: [16] } : {}) }));
   const model = tf.sequential({ layers });
   // random trained state: weights in ±1 with 7–8 bits (KBI b = 7..8, i = 0), 30% pruned (b = 0); activations with
   // 4 fractional bits (integer bits from calibration). Widths stay where tfjs' float32 inference is exact (≤ 24 bits).
@@ -95,6 +97,8 @@ export default async function main(): Promise<void> {
     tfjs_samples_per_s: Math.round(tfSps),
     ratio: Math.round((emuSps / tfSps) * 100) / 100,
   };
-  process.stdout.write(`emulator ${result.emulator_ms} ms, tfjs (${backend}) ${result.tfjs_ms} ms per ${BATCH} samples; ${mismatches} mismatching values\n`);
+  process.stdout.write(
+    `emulator ${result.emulator_ms} ms, tfjs (${backend}) ${result.tfjs_ms} ms per ${BATCH} samples; ${mismatches} mismatching values\n`,
+  );
   process.stdout.write(JSON.stringify(result) + '\n');
 }

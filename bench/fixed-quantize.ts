@@ -23,10 +23,12 @@ export default function main(): void {
   const out = new Float64Array(n);
   const res: Record<string, number> = {};
   for (const o of ['SAT', 'WRAP'] as OverflowMode[]) {
-    res[`float_${o}_per_s`] = Math.round(rate(() => {
-      quantizeArray(xs, t, 'RND', o, out);
-      return 1;
-    }, n));
+    res[`float_${o}_per_s`] = Math.round(
+      rate(() => {
+        quantizeArray(xs, t, 'RND', o, out);
+        return 1;
+      }, n),
+    );
     const m = 100_000;
     res[`bigint_${o}_per_s`] = Math.round(
       rate(() => {

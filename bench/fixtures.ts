@@ -113,7 +113,14 @@ export default async function main(): Promise<void> {
       });
       if (withSynth) {
         const y = hgq(['synth', prj, '--family', 'xc7', '--json']).json;
-        row.synth = { lut: num(y.lut), carry: num(y.carry), ff: num(y.ff), srl: num(y.srl), depth: num(y.depth), seconds: Math.round(num(y.seconds) * 10) / 10 };
+        row.synth = {
+          lut: num(y.lut),
+          carry: num(y.carry),
+          ff: num(y.ff),
+          srl: num(y.srl),
+          depth: num(y.depth),
+          seconds: Math.round(num(y.seconds) * 10) / 10,
+        };
       }
     } catch (e) {
       row.error = (e as Error).message;
@@ -140,5 +147,14 @@ export default async function main(): Promise<void> {
     );
   }
   const ok = rows.every((r) => !r.error && r.mismatches === 0 && r.verified_vectors > 0);
-  console.log(JSON.stringify({ fixtures: rows.length, latency_cutoff: Number(cutoff), vectors: Number(vectors), synth: withSynth, ok, rows }));
+  console.log(
+    JSON.stringify({
+      fixtures: rows.length,
+      latency_cutoff: Number(cutoff),
+      vectors: Number(vectors),
+      synth: withSynth,
+      ok,
+      rows,
+    }),
+  );
 }

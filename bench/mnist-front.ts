@@ -99,11 +99,13 @@ export function spreadOrder(n: number): number[] {
 const r3 = (v: number): number => Math.round(v * 1000) / 1000;
 
 export function markdownTable(rows: FrontRow[]): string {
-  const head = '| epoch | test acc % | EBOPs (exact) | IR ops | IR cost (adder bits) | Yosys LUT | CARRY4 | FF | SRL | adder depth | stages @ cutoff 2 |';
+  const head =
+    '| epoch | test acc % | EBOPs (exact) | IR ops | IR cost (adder bits) | Yosys LUT | CARRY4 | FF | SRL | adder depth | stages @ cutoff 2 |';
   const sep = '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|';
   const cell = (v: number | undefined): string => (v === undefined ? '–' : String(v));
-  const lines = rows.map((r) =>
-    `| ${r.epoch} | ${(r.test_accuracy * 100).toFixed(2)} | ${r.ebops} | ${cell(r.ops)} | ${cell(r.ir_cost)} | ${cell(r.yosys?.lut)} | ${cell(r.yosys?.carry)} | ${cell(r.yosys?.ff)} | ${cell(r.yosys?.srl)} | ${cell(r.adder_depth)} | ${cell(r.stages)} |`,
+  const lines = rows.map(
+    (r) =>
+      `| ${r.epoch} | ${(r.test_accuracy * 100).toFixed(2)} | ${r.ebops} | ${cell(r.ops)} | ${cell(r.ir_cost)} | ${cell(r.yosys?.lut)} | ${cell(r.yosys?.carry)} | ${cell(r.yosys?.ff)} | ${cell(r.yosys?.srl)} | ${cell(r.adder_depth)} | ${cell(r.stages)} |`,
   );
   return [head, sep, ...lines].join('\n');
 }
@@ -113,11 +115,13 @@ export default async function main(): Promise<void> {
   if (given === undefined) throw new Error('give the --out folder of an `hgq demo` run (argument or HGQ_FRONT_DIR)');
   const frontDir = resolve(given);
   const frontFile = join(frontDir, 'front.json');
-  if (!existsSync(frontFile)) throw new Error(`${frontDir}: no front.json; give the --out directory of an \`hgq demo\` run (argument or HGQ_FRONT_DIR)`);
+  if (!existsSync(frontFile))
+    throw new Error(`${frontDir}: no front.json; give the --out directory of an \`hgq demo\` run (argument or HGQ_FRONT_DIR)`);
   const resultsFile = resolve(process.env.HGQ_FRONT_RESULTS ?? join(frontDir, 'mnist-front-results.json'));
   const work = resolve(process.env.HGQ_FRONT_WORK ?? join(tmpdir(), 'hgq-mnist-front'));
   const withSynth = process.env.HGQ_FRONT_SYNTH !== '0';
-  if (withSynth && !hasTool('yosys')) throw new Error('yosys is not installed (apt-get install yosys); or set HGQ_FRONT_SYNTH=0 for the table without synthesis');
+  if (withSynth && !hasTool('yosys'))
+    throw new Error('yosys is not installed (apt-get install yosys); or set HGQ_FRONT_SYNTH=0 for the table without synthesis');
   const maxSynth = Number(process.env.HGQ_FRONT_MAX_SYNTH ?? Infinity);
   const budgetMs = Number(process.env.HGQ_FRONT_BUDGET_MIN ?? Infinity) * 60_000;
   const yosysTimeoutMs = Number(process.env.HGQ_FRONT_YOSYS_TIMEOUT_MIN ?? 90) * 60_000;
@@ -130,30 +134,47 @@ export default async function main(): Promise<void> {
 
   // front.json holds the absolute paths of the demo run; the checkpoints sit next to it (the directory may have moved)
   const front = (JSON.parse(readFileSync(frontFile, 'utf8')) as FrontEntry[]).slice().sort((a, b) => a.ebops - b.ebops);
-  const cached: Record<string, FrontRow> = existsSync(resultsFile) ? (JSON.parse(readFileSync(resultsFile, 'utf8')) as { rows: Record<string, FrontRow> }).rows : {};
+  const cached: Record<string, FrontRow> = existsSync(resultsFile)
+    ? (JSON.parse(readFileSync(resultsFile, 'utf8')) as { rows: Record<string, FrontRow> }).rows
+    : {};
   const rows = new Map<string, FrontRow>();
   for (const e of front) {
     const name = basename(e.path);
     const prev = cached[name];
-    const base: FrontRow = { checkpoint: name, epoch: e.epoch, test_accuracy: e.test_accuracy, val_accuracy: e.val_accuracy, ebops: e.ebops };
+    const base: FrontRow = {
+      checkpoint: name,
+      epoch: e.epoch,
+      test_accuracy: e.test_accuracy,
+      val_accuracy: e.val_accuracy,
+      ebops: e.ebops,
+    };
     rows.set(name, prev && prev.ebops === e.ebops ? { ...prev, ...base } : base);
   }
   // Merge with what is on disk before writing: a second run (say HGQ_FRONT_SYNTH=0 tracing the rest of the
   // front while this one waits on Yosys) may share the results file; each keeps the other's fields.
   const save = (): void => {
-    const disk: Record<string, FrontRow> = existsSync(resultsFile) ? (JSON.parse(readFileSync(resultsFile, 'utf8')) as { rows: Record<string, FrontRow> }).rows : {};
+    const disk: Record<string, FrontRow> = existsSync(resultsFile)
+      ? (JSON.parse(readFileSync(resultsFile, 'utf8')) as { rows: Record<string, FrontRow> }).rows
+      : {};
     for (const [name, row] of rows) {
       const d = disk[name];
-      if (d && d.ebops === row.ebops) for (const [k, v] of Object.entries(d)) if ((row as unknown as Record<string, unknown>)[k] === undefined) (row as unknown as Record<string, unknown>)[k] = v;
+      if (d && d.ebops === row.ebops)
+        for (const [k, v] of Object.entries(d))
+          if ((row as unknown as Record<string, unknown>)[k] === undefined) (row as unknown as Record<string, unknown>)[k] = v;
     }
     writeFileAtomic(resultsFile, JSON.stringify({ front: frontDir, rows: Object.fromEntries(rows) }, null, 1) + '\n');
   };
 
-  const only = process.env.HGQ_FRONT_ONLY?.split(',').map((x) => x.trim()).filter(Boolean);
+  const only = process.env.HGQ_FRONT_ONLY?.split(',')
+    .map((x) => x.trim())
+    .filter(Boolean);
   const todo = only
     ? only.map((name) => {
         const k = front.findIndex((e) => basename(e.path) === name);
-        if (k < 0) throw new Error(`HGQ_FRONT_ONLY: ${name} is not a checkpoint of ${frontFile} (names: ${front.map((e) => basename(e.path)).join(', ')})`);
+        if (k < 0)
+          throw new Error(
+            `HGQ_FRONT_ONLY: ${name} is not a checkpoint of ${frontFile} (names: ${front.map((e) => basename(e.path)).join(', ')})`,
+          );
         return k;
       })
     : spreadOrder(front.length);
@@ -171,9 +192,15 @@ export default async function main(): Promise<void> {
       const tr = await traceModelPath(model);
       row.ebops_loaded = exactEbops(tr.model).ebops;
       tr.model.dispose();
-      if (row.ebops_loaded !== row.ebops) console.log(`  warning: ${name}: front.json says ${row.ebops} EBOPs, the loaded checkpoint has ${row.ebops_loaded}`);
+      if (row.ebops_loaded !== row.ebops)
+        console.log(`  warning: ${name}: front.json says ${row.ebops} EBOPs, the loaded checkpoint has ${row.ebops_loaded}`);
       const a = analyzeProgram(tr.program);
-      Object.assign(row, { ops: tr.program.ops.length, ir_cost: a.totalCost, adder_depth: a.depth, trace_seconds: r3(tr.traceMs / 1000) });
+      Object.assign(row, {
+        ops: tr.program.ops.length,
+        ir_cost: a.totalCost,
+        adder_depth: a.depth,
+        trace_seconds: r3(tr.traceMs / 1000),
+      });
       mkdirSync(join(work, basename(frontDir)), { recursive: true });
       writeProgram(progFile, tr.program);
       save();
@@ -204,13 +231,26 @@ export default async function main(): Promise<void> {
   save();
   const all = front.map((e) => rows.get(basename(e.path))!);
   const syn = all.filter((r) => r.yosys);
-  const corrEbops = pearson(syn.map((r) => r.ebops), syn.map((r) => r.yosys!.lut));
-  const corrCost = pearson(syn.map((r) => r.ir_cost!), syn.map((r) => r.yosys!.lut));
+  const corrEbops = pearson(
+    syn.map((r) => r.ebops),
+    syn.map((r) => r.yosys!.lut),
+  );
+  const corrCost = pearson(
+    syn.map((r) => r.ir_cost!),
+    syn.map((r) => r.yosys!.lut),
+  );
   const traced = all.filter((r) => r.ir_cost !== undefined);
-  const corrIr = pearson(traced.map((r) => r.ebops), traced.map((r) => r.ir_cost!));
-  console.log(`\nMNIST demo front (${frontDir}): ${all.length} checkpoints, ${syn.length} synthesized (Yosys 0.23 synth_xilinx xc7, latency cutoff 2)\n`);
+  const corrIr = pearson(
+    traced.map((r) => r.ebops),
+    traced.map((r) => r.ir_cost!),
+  );
+  console.log(
+    `\nMNIST demo front (${frontDir}): ${all.length} checkpoints, ${syn.length} synthesized (Yosys 0.23 synth_xilinx xc7, latency cutoff 2)\n`,
+  );
   console.log(markdownTable(all));
-  console.log(`\nPearson r(Yosys LUT, EBOPs) = ${corrEbops.toFixed(4)}; r(Yosys LUT, IR cost) = ${corrCost.toFixed(4)} over ${syn.length} checkpoints`);
+  console.log(
+    `\nPearson r(Yosys LUT, EBOPs) = ${corrEbops.toFixed(4)}; r(Yosys LUT, IR cost) = ${corrCost.toFixed(4)} over ${syn.length} checkpoints`,
+  );
   console.log(`Pearson r(IR cost, EBOPs) = ${corrIr.toFixed(4)} over ${traced.length} traced checkpoints`);
   console.log(
     JSON.stringify({

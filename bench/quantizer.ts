@@ -41,17 +41,26 @@ export default async function main(): Promise<void> {
     tf.dispose([value, ...Object.values(grads)]);
   };
 
-  const baseline = rate(fwdBwd(() => mulOne(x), [x]), n);
+  const baseline = rate(
+    fwdBwd(() => mulOne(x), [x]),
+    n,
+  );
 
   const act = new Quantizer({ place: 'datalane' });
   act.build([null, shape[1]!]);
   const actVars = [x, ...act.weights.filter((w) => w.trainable).map((w) => w.variable.read() as tf.Variable)];
-  const quant = rate(fwdBwd(() => act.call(x, true), actVars), n);
+  const quant = rate(
+    fwdBwd(() => act.call(x, true), actVars),
+    n,
+  );
 
   const wq = new Quantizer({ place: 'weight' });
   wq.build(shape);
   const wVars = [x, ...wq.weights.filter((w) => w.trainable).map((w) => w.variable.read() as tf.Variable)];
-  const weightRate = rate(fwdBwd(() => wq.call(x, true), wVars), n);
+  const weightRate = rate(
+    fwdBwd(() => wq.call(x, true), wVars),
+    n,
+  );
 
   const inferRate = rate(() => {
     const y = act.call(x, false);

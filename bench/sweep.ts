@@ -26,7 +26,11 @@ function writeTable(path: string, n: number): void {
 
 function sweepSeconds(sweepFile: string, out: string, workers: number): number {
   const t0 = performance.now();
-  const r = spawnSync(process.execPath, ['bin/hgq.js', 'sweep', sweepFile, '--out', out, '--workers', String(workers), '--no-report', '--json'], { cwd: ROOT, encoding: 'utf8' });
+  const r = spawnSync(
+    process.execPath,
+    ['bin/hgq.js', 'sweep', sweepFile, '--out', out, '--workers', String(workers), '--no-report', '--json'],
+    { cwd: ROOT, encoding: 'utf8' },
+  );
   if (r.status !== 0) throw new Error(`sweep with ${workers} worker(s) failed: ${r.stderr}`);
   return (performance.now() - t0) / 1000;
 }
@@ -35,8 +39,14 @@ export default function main(): void {
   const dir = mkdtempSync(join(tmpdir(), 'hgq-bench-sweep-'));
   const epochs = Number(process.env.HGQ_BENCH_EPOCHS ?? 6);
   writeTable(join(dir, 'train.csv'), Number(process.env.HGQ_BENCH_ROWS ?? 2000));
-  writeFileSync(join(dir, 'spec.yaml'), `data:\n  train: {path: ./train.csv, label: cls}\nmodel:\n  hidden: [16, 8]\ntraining:\n  epochs: ${epochs}\n  batch_size: 64\n`);
-  writeFileSync(join(dir, 'sweep.yaml'), 'base: ./spec.yaml\naxes:\n  training.optimizer.lr: [0.002, 0.005]\n  training.beta.end: [0.0003, 0.001]\nseeds: [1, 2]\nthreads_per_trial: 1\n');
+  writeFileSync(
+    join(dir, 'spec.yaml'),
+    `data:\n  train: {path: ./train.csv, label: cls}\nmodel:\n  hidden: [16, 8]\ntraining:\n  epochs: ${epochs}\n  batch_size: 64\n`,
+  );
+  writeFileSync(
+    join(dir, 'sweep.yaml'),
+    'base: ./spec.yaml\naxes:\n  training.optimizer.lr: [0.002, 0.005]\n  training.beta.end: [0.0003, 0.001]\nseeds: [1, 2]\nthreads_per_trial: 1\n',
+  );
   // alternate the orders so a slow spell of the shared host does not land on one side only
   const one: number[] = [];
   const two: number[] = [];
@@ -45,6 +55,14 @@ export default function main(): void {
     for (const w of order) (w === 1 ? one : two).push(sweepSeconds(join(dir, 'sweep.yaml'), join(dir, `out-${round}-${w}`), w));
   }
   const best = (a: number[]) => Math.min(...a);
-  const result = { trials: 8, epochs, cores: cpus().length, one_worker_s: one, two_workers_s: two, ratio_best: best(two) / best(one), ratio_rounds: two.map((t, j) => t / one[j]!) };
+  const result = {
+    trials: 8,
+    epochs,
+    cores: cpus().length,
+    one_worker_s: one,
+    two_workers_s: two,
+    ratio_best: best(two) / best(one),
+    ratio_rounds: two.map((t, j) => t / one[j]!),
+  };
   console.log(JSON.stringify(result));
 }

@@ -23,7 +23,11 @@ class FloatDense extends tf.layers.Layer {
   static className = 'BenchFloatDense';
   private kernel!: tf.LayerVariable;
   private bias!: tf.LayerVariable;
-  constructor(private readonly units: number, private readonly relu: boolean, args: { inputShape?: number[] } = {}) {
+  constructor(
+    private readonly units: number,
+    private readonly relu: boolean,
+    args: { inputShape?: number[] } = {},
+  ) {
     super(args);
   }
   override build(s: (number | null)[]) {
@@ -58,7 +62,12 @@ function model(kind: Kind): tf.Sequential {
   return m;
 }
 
-async function samplesPerSecond(m: tf.Sequential, x: tf.Tensor, y: tf.Tensor, steps: number): Promise<{ sps: number; cpuSps: number }> {
+async function samplesPerSecond(
+  m: tf.Sequential,
+  x: tf.Tensor,
+  y: tf.Tensor,
+  steps: number,
+): Promise<{ sps: number; cpuSps: number }> {
   for (let j = 0; j < 2; j++) await m.trainOnBatch(x, y); // warm-up
   const t0 = performance.now();
   const c0 = process.cpuUsage();
@@ -90,7 +99,9 @@ export default async function main(): Promise<void> {
     }
   }
   // CPU-time based rates: the wall clock on this shared machine includes other processes' load.
-  const hgq = res['hgq']!.cpuSps, float = res['float']!.cpuSps, stock = res['stock']!.cpuSps;
+  const hgq = res['hgq']!.cpuSps,
+    float = res['float']!.cpuSps,
+    stock = res['stock']!.cpuSps;
   const out = {
     backend,
     batch: B,
@@ -101,7 +112,12 @@ export default async function main(): Promise<void> {
     ratio: +(hgq / float).toFixed(3),
     stock_tfjs_dense_samples_per_s: Math.round(stock),
     ratio_vs_stock_tfjs: +(hgq / stock).toFixed(3),
-    ...(res['hgq_generic'] ? { hgq_generic_samples_per_s: Math.round(res['hgq_generic'].cpuSps), ratio_generic: +(res['hgq_generic'].cpuSps / float).toFixed(3) } : {}),
+    ...(res['hgq_generic']
+      ? {
+          hgq_generic_samples_per_s: Math.round(res['hgq_generic'].cpuSps),
+          ratio_generic: +(res['hgq_generic'].cpuSps / float).toFixed(3),
+        }
+      : {}),
     fused_kernels: fusedTrainApplies([B, 64], [1, 64]),
     wall_ratio: +(res['hgq']!.sps / res['float']!.sps).toFixed(3),
     wall_hgq_samples_per_s: Math.round(res['hgq']!.sps),

@@ -2,7 +2,20 @@
 // bit-exact IR, check the emulator against the model and write a pipelined Verilog project.
 // Run: node library.mjs [OUT_DIR]   (in a project where hgq is installed)
 import { join } from 'node:path';
-import { tf, initBackend, QDense, fit, BetaScheduler, piecewiseSchedule, calibrate, saveModel, loadModel, trace, emulate, writeProject } from 'hgq';
+import {
+  tf,
+  initBackend,
+  QDense,
+  fit,
+  BetaScheduler,
+  piecewiseSchedule,
+  calibrate,
+  saveModel,
+  loadModel,
+  trace,
+  emulate,
+  writeProject,
+} from 'hgq';
 
 const out = process.argv[2] ?? 'hgq-example';
 await initBackend();
@@ -18,8 +31,19 @@ const model = tf.sequential({
 });
 
 // β, the weight of the estimated FPGA cost (EBOPs) in the loss, rises log-linearly over the epochs.
-const beta = new BetaScheduler(piecewiseSchedule([{ epoch: 0, beta: 1e-6, interp: 'log' }, { epoch: 7, beta: 1e-4, interp: 'constant' }]));
-const run = await fit(model, x, y, { loss: 'softmax_cross_entropy', epochs: 8, batchSize: 256, learningRate: 1e-2, callbacks: [beta] });
+const beta = new BetaScheduler(
+  piecewiseSchedule([
+    { epoch: 0, beta: 1e-6, interp: 'log' },
+    { epoch: 7, beta: 1e-4, interp: 'constant' },
+  ]),
+);
+const run = await fit(model, x, y, {
+  loss: 'softmax_cross_entropy',
+  epochs: 8,
+  batchSize: 256,
+  learningRate: 1e-2,
+  callbacks: [beta],
+});
 
 // Calibration sets the wrap-around ranges from data (reset: not from training) and makes the EBOPs exact.
 const { ebops } = calibrate(model, x, { reset: true });
@@ -36,5 +60,15 @@ const mismatches = fromModel.filter((v, j) => v !== fromEmulator[j]).length;
 
 // Verilog, testbench, vectors, Vivado scripts and summary.json; a pipeline stage every 2 adder levels.
 const summary = writeProject(program, join(out, 'prj'), { latencyCutoff: 2 });
-console.log(JSON.stringify({ engine: run.engine, accuracy: +run.history.acc.at(-1).toFixed(3), ebops, ops: program.ops.length,
-  mismatches, top: summary.top, latency: summary.latency_cycles, lut: summary.estimated_lut }));
+console.log(
+  JSON.stringify({
+    engine: run.engine,
+    accuracy: +run.history.acc.at(-1).toFixed(3),
+    ebops,
+    ops: program.ops.length,
+    mismatches,
+    top: summary.top,
+    latency: summary.latency_cycles,
+    lut: summary.estimated_lut,
+  }),
+);

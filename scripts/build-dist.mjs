@@ -21,7 +21,9 @@ const lenient = ['ci', 'install'].includes(process.env.npm_command ?? '');
 
 function fail(message) {
   if (lenient) {
-    process.stderr.write(`hgq build: warning: ${message}; dist/ (the published package's JavaScript) may be missing or stale; the repository runs from src/ and does not need it.\n`);
+    process.stderr.write(
+      `hgq build: warning: ${message}; dist/ (the published package's JavaScript) may be missing or stale; the repository runs from src/ and does not need it.\n`,
+    );
     process.exit(0);
   }
   process.stderr.write(`hgq build: ${message}\n`);

@@ -86,7 +86,13 @@ export {
 
 // Training: fit, β schedules and PID, Pareto checkpoints, calibration, exact EBOPs, save/load
 export { fit, tfjsLoss, type FitOptions, type FitResult, type TaskLoss } from './train/fit.ts';
-export { fitWithEngine, engineUnsupported, type EngineFitOptions, type EngineFitResult, type EngineOptions } from './engine/index.ts';
+export {
+  fitWithEngine,
+  engineUnsupported,
+  type EngineFitOptions,
+  type EngineFitResult,
+  type EngineOptions,
+} from './engine/index.ts';
 export { piecewiseSchedule, parseSchedule, BetaPid, type KeyPoint, type Interp, type PidOptions } from './train/schedule.ts';
 export {
   BetaScheduler,
@@ -125,7 +131,15 @@ export { ROUND_MODES, OVERFLOW_MODES, type RoundMode, type OverflowMode, type Ki
 export { solveCmvm, type CmvmInput, type CmvmOptions, type CmvmResult } from './cmvm/index.ts';
 
 // Hardware projects, simulation against the emulator, synthesis
-export { writeProject, generateProject, DEFAULT_PART, DEFAULT_CLOCK_NS, type HdlFormat, type ProjectOptions, type Summary } from './backends/index.ts';
+export {
+  writeProject,
+  generateProject,
+  DEFAULT_PART,
+  DEFAULT_CLOCK_NS,
+  type HdlFormat,
+  type ProjectOptions,
+  type Summary,
+} from './backends/index.ts';
 export {
   verify,
   synth,

@@ -25,10 +25,14 @@ import { mulberry32 } from '../src/util/random.ts';
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'hgq-train-'));
 
-function hgq(args: string[], onStart?: (p: ReturnType<typeof spawn>) => void): Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> {
+function hgq(
+  args: string[],
+  onStart?: (p: ReturnType<typeof spawn>) => void,
+): Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     const p = spawn(process.execPath, ['bin/hgq.js', ...args], { cwd: ROOT });
-    let stdout = '', stderr = '';
+    let stdout = '',
+      stderr = '';
     p.stdout.on('data', (d) => (stdout += d));
     p.stderr.on('data', (d) => (stderr += d));
     p.on('error', reject);
@@ -54,7 +58,9 @@ const FEATURES = ['f0', 'f1', 'f2', 'f3', 'f4', 'f5'];
 function table(n: number, seed: number): { x: number[][]; cls: number[]; target: number[] } {
   const rng = mulberry32(seed);
   const g = () => Math.sqrt(-2 * Math.log(rng() + 1e-12)) * Math.cos(2 * Math.PI * rng());
-  const x: number[][] = [], cls: number[] = [], target: number[] = [];
+  const x: number[][] = [],
+    cls: number[] = [],
+    target: number[] = [];
   for (let r = 0; r < n; r++) {
     const z = FEATURES.map(() => g());
     const s = 1.5 * z[0]! - z[1]! + 0.5 * z[2]!;
@@ -90,19 +96,32 @@ function assertCompleteRun(run: string, epochs: number): any {
   const marker = readMarker(run)!;
   assert.equal(marker.kind, 'run');
   assert.equal(marker['status'], 'complete');
-  assert.deepEqual([...marker.files].sort(), listFiles(run).filter((f) => f !== MARKER), 'the marker lists exactly the files present');
+  assert.deepEqual(
+    [...marker.files].sort(),
+    listFiles(run).filter((f) => f !== MARKER),
+    'the marker lists exactly the files present',
+  );
   assert.equal(whyNotReplaceable(run, ['run']), null);
   const front = readJson(join(run, 'front.json'));
   assert.equal(front.format, 'hgq-front');
   assert.ok(front.checkpoints.length >= 1);
-  for (let j = 1; j < front.checkpoints.length; j++) assert.ok(front.checkpoints[j - 1].ebops <= front.checkpoints[j].ebops, 'sorted by EBOPs');
+  for (let j = 1; j < front.checkpoints.length; j++)
+    assert.ok(front.checkpoints[j - 1].ebops <= front.checkpoints[j].ebops, 'sorted by EBOPs');
   for (const c of front.checkpoints) {
-    for (const f of ['model.json', 'weights.bin', 'preprocess.json']) assert.ok(existsSync(join(run, c.path, f)), `${c.path}/${f}`);
+    for (const f of ['model.json', 'weights.bin', 'preprocess.json'])
+      assert.ok(existsSync(join(run, c.path, f)), `${c.path}/${f}`);
     assert.equal(readMarker(join(run, c.path))!.kind, 'model');
     assert.ok(Number.isFinite(c.ebops) && Number.isFinite(c.train_ebops));
   }
-  const hist = readFileSync(join(run, 'history.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-  assert.deepEqual(hist.map((h) => h.epoch), Array.from({ length: epochs }, (_, j) => j), 'one history line per epoch, in order');
+  const hist = readFileSync(join(run, 'history.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
+  assert.deepEqual(
+    hist.map((h) => h.epoch),
+    Array.from({ length: epochs }, (_, j) => j),
+    'one history line per epoch, in order',
+  );
   for (const h of hist) assert.ok(Number.isFinite(h.loss) && Number.isFinite(h.ebops) && Number.isFinite(h.beta));
   assert.ok(!existsSync(join(run, 'state')), 'no resume state left in a complete run');
   return front;
@@ -111,8 +130,33 @@ function assertCompleteRun(run: string, epochs: number): any {
 describe('hgq train', { concurrency: 2 }, () => {
   test('flags, classification: a complete run whose checkpoints beat chance on the test file', async () => {
     const run = join(dir, 'cls');
-    const r = await hgq(['train', '--data', trainCsv, '--test', testCsv, '--label', 'cls', '--features', FEATURES.join(','), '--task', 'classification', '--hidden', '16,8',
-      '--epochs', '8', '--batch-size', '32', '--seed', '3', '--beta-end', '1e-5', '--out', run, '--no-progress', '--json']);
+    const r = await hgq([
+      'train',
+      '--data',
+      trainCsv,
+      '--test',
+      testCsv,
+      '--label',
+      'cls',
+      '--features',
+      FEATURES.join(','),
+      '--task',
+      'classification',
+      '--hidden',
+      '16,8',
+      '--epochs',
+      '8',
+      '--batch-size',
+      '32',
+      '--seed',
+      '3',
+      '--beta-end',
+      '1e-5',
+      '--out',
+      run,
+      '--no-progress',
+      '--json',
+    ]);
     assert.equal(r.code, 0, r.stderr);
     const front = assertCompleteRun(run, 8);
     assert.equal(front.metric, 'accuracy');
@@ -125,8 +169,30 @@ describe('hgq train', { concurrency: 2 }, () => {
 
   test('flags, regression: mse front, better than predicting the mean', async () => {
     const run = join(dir, 'reg');
-    const r = await hgq(['train', '--data', trainCsv, '--label', 'y', '--features', FEATURES.join(','), '--task', 'regression', '--hidden', '16',
-      '--epochs', '8', '--batch-size', '32', '--val-split', '0.25', '--beta-end', '1e-5', '--out', run, '--no-progress']);
+    const r = await hgq([
+      'train',
+      '--data',
+      trainCsv,
+      '--label',
+      'y',
+      '--features',
+      FEATURES.join(','),
+      '--task',
+      'regression',
+      '--hidden',
+      '16',
+      '--epochs',
+      '8',
+      '--batch-size',
+      '32',
+      '--val-split',
+      '0.25',
+      '--beta-end',
+      '1e-5',
+      '--out',
+      run,
+      '--no-progress',
+    ]);
     assert.equal(r.code, 0, r.stderr);
     const front = assertCompleteRun(run, 8);
     assert.equal(front.metric, 'mse');
@@ -138,7 +204,24 @@ describe('hgq train', { concurrency: 2 }, () => {
   });
 
   test('--quantize false trains the float reference (plain Dense, EBOPs 0); --engine tfjs trains the HGQ model with model.fit', async () => {
-    const common = ['train', '--data', trainCsv, '--label', 'cls', '--features', FEATURES.join(','), '--task', 'classification', '--hidden', '8', '--epochs', '3', '--batch-size', '64', '--no-progress'];
+    const common = [
+      'train',
+      '--data',
+      trainCsv,
+      '--label',
+      'cls',
+      '--features',
+      FEATURES.join(','),
+      '--task',
+      'classification',
+      '--hidden',
+      '8',
+      '--epochs',
+      '3',
+      '--batch-size',
+      '64',
+      '--no-progress',
+    ];
     const float = join(dir, 'float');
     const f = await hgq([...common, '--quantize', 'false', '--out', float]);
     assert.equal(f.code, 0, f.stderr);
@@ -184,11 +267,17 @@ describe('hgq train', { concurrency: 2 }, () => {
     assert.equal(tr.code, 0, tr.stderr);
     const p = preprocessOf(ckpt)!;
     const t = table(40, 11);
-    const rawCsv = join(dir, 'raw.csv'), stdCsv = join(dir, 'std.csv');
+    const rawCsv = join(dir, 'raw.csv'),
+      stdCsv = join(dir, 'std.csv');
     writeFileSync(rawCsv, t.x.map((r) => r.join(',')).join('\n') + '\n');
     const std = Float64Array.from(t.x.flat());
     applyPreprocess(p, std);
-    writeFileSync(stdCsv, Array.from({ length: 40 }, (_, r) => Array.from(std.subarray(r * 6, r * 6 + 6), (v) => formatDyadic(v)).join(',')).join('\n') + '\n');
+    writeFileSync(
+      stdCsv,
+      Array.from({ length: 40 }, (_, r) => Array.from(std.subarray(r * 6, r * 6 + 6), (v) => formatDyadic(v)).join(',')).join(
+        '\n',
+      ) + '\n',
+    );
     const a = await hgq(['emulate', prog, '-i', rawCsv, '--preprocess', ckpt]);
     const b = await hgq(['emulate', prog, '-i', stdCsv]);
     const c = await hgq(['emulate', prog, '-i', rawCsv]);
@@ -233,7 +322,13 @@ async function writeFormats(): Promise<Record<string, unknown>> {
     dims.forEach((d, j) => head.writeUInt32BE(d, 4 + 4 * j));
     return Buffer.concat([head, Buffer.from(data)]);
   };
-  writeFileSync(join(f, 'x.idx'), idx([200, 2, 3], xs.map((v) => Math.max(0, Math.min(255, Math.round(v / 25))))));
+  writeFileSync(
+    join(f, 'x.idx'),
+    idx(
+      [200, 2, 3],
+      xs.map((v) => Math.max(0, Math.min(255, Math.round(v / 25)))),
+    ),
+  );
   writeFileSync(join(f, 'y.idx'), idx([200], t.cls));
   writeCsv(join(f, 'd.csv'), 200, 7);
   return { xs, cls: t.cls };
@@ -260,22 +355,35 @@ describe('hgq train data formats', () => {
       // same seed, same split: the same rows land in the same places, equal up to the CSV's 4 decimals
       for (const part of ['train', 'val', 'test'] as const) {
         assert.deepEqual(d[part].labels, first[part].labels, `${name} ${part} labels`);
-        d[part].x.forEach((v, j) => assert.ok(Math.abs(v - first![part].x[j]!) <= 1e-3 * Math.max(1, Math.abs(v)), `${name} ${part} x[${j}]`));
+        d[part].x.forEach((v, j) =>
+          assert.ok(Math.abs(v - first![part].x[j]!) <= 1e-3 * Math.max(1, Math.abs(v)), `${name} ${part} x[${j}]`),
+        );
       }
     }
     const all = new Set(xs.map((v) => Math.fround(v)));
     for (const v of first!.train.x.subarray(0, 50)) assert.ok([...all].some((w) => Math.abs(w - v) <= 1e-3 * Math.abs(v) + 1e-3));
     assert.equal(cls.length, 200);
-    const idx = await loadRunData(resolveSpec({ data: { train: { x: 'x.idx', y: 'y.idx' }, preprocess: 'none' }, model: { input_shape: [6], hidden: [4] } }, f, 'idx'));
+    const idx = await loadRunData(
+      resolveSpec(
+        { data: { train: { x: 'x.idx', y: 'y.idx' }, preprocess: 'none' }, model: { input_shape: [6], hidden: [4] } },
+        f,
+        'idx',
+      ),
+    );
     assert.deepEqual(idx.inputShape, [6]);
     assert.equal(idx.train.n + idx.val.n + idx.test.n, 200);
-    assert.ok(idx.train.x.every((v) => Number.isInteger(v) && v >= 0 && v <= 255), 'IDX bytes as read');
+    assert.ok(
+      idx.train.x.every((v) => Number.isInteger(v) && v >= 0 && v <= 255),
+      'IDX bytes as read',
+    );
   });
 
   test('a YAML spec with an NPZ source, a layer list and quantizer defaults trains to a complete run', async () => {
     await writeFormats();
     const f = join(dir, 'fmt');
-    writeFileSync(join(f, 'spec.yaml'), `# test spec
+    writeFileSync(
+      join(f, 'spec.yaml'),
+      `# test spec
 data:
   task: classification
   train: {path: d.npz, x: features, y: labels}
@@ -293,7 +401,8 @@ training:
   optimizer: {lr: 0.005, schedule: {type: cosine}}
   beta: {schedule: "0:1e-6:log,2:1e-4"}
 out: run-npz
-`);
+`,
+    );
     const r = await hgq(['train', join(f, 'spec.yaml'), '--no-progress']);
     assert.equal(r.code, 0, r.stderr);
     assertCompleteRun(join(f, 'run-npz'), 3);
@@ -305,7 +414,23 @@ out: run-npz
 // refusals: exit 2, the problem named, nothing written
 
 describe('hgq train refuses bad input with exit 2 before any work', { concurrency: false }, () => {
-  const flags = (out: string, ...extra: string[]) => ['train', '--data', trainCsv, '--label', 'cls', '--task', 'classification', '--hidden', '8', '--epochs', '2', '--out', out, '--no-progress', ...extra];
+  const flags = (out: string, ...extra: string[]) => [
+    'train',
+    '--data',
+    trainCsv,
+    '--label',
+    'cls',
+    '--task',
+    'classification',
+    '--hidden',
+    '8',
+    '--epochs',
+    '2',
+    '--out',
+    out,
+    '--no-progress',
+    ...extra,
+  ];
   const spec = (name: string, body: object): string => {
     const p = join(dir, `${name}.json`);
     writeFileSync(p, JSON.stringify({ out: `out-${name}`, ...body }));
@@ -313,20 +438,156 @@ describe('hgq train refuses bad input with exit 2 before any work', { concurrenc
   };
   const base = { data: { train: { path: trainCsv, label: 'cls' } } };
   const cases: [string, () => string[], RegExp][] = [
-    ['unknown layer', () => ['train', spec('unknown-layer', { ...base, model: { layers: [{ type: 'QDense', units: 8 }, { type: 'QDanse', units: 3 }] } }), '--no-progress'], /model\.layers\[1\]\.type: must be one of .*"QDense"/],
-    ['unknown layer argument', () => ['train', spec('unknown-arg', { ...base, model: { layers: [{ type: 'QDense', units: 8, kernel_sise: 3 }, { type: 'QDense', units: 3 }] } }), '--no-progress'], /model\.layers\[0\] \(QDense\): unknown option 'kernelSise'; valid options: .*units/],
-    ['bad argument value', () => ['train', spec('bad-units', { ...base, model: { layers: [{ type: 'QDense', units: 8 }, { type: 'QDense', units: 8 }, { type: 'QDense', units: -3 }] } }), '--no-progress'], /model\.layers\[2\] \(QDense\): units must be a positive integer/],
-    ['unknown spec key', () => ['train', spec('unknown-key', { ...base, model: { hidden: [8] }, training: { epoch: 3 } }), '--no-progress'], /training\.epoch: unknown key; allowed keys here: epochs, batch_size/],
-    ['wrong type', () => ['train', spec('wrong-type', { ...base, model: { hidden: [8] }, training: { batch_size: 'big' } }), '--no-progress'], /training\.batch_size: must be an integer/],
-    ['output shape mismatch', () => ['train', spec('out-shape', { ...base, model: { layers: [{ type: 'QDense', units: 8 }, { type: 'QDense', units: 2 }] } }), '--no-progress'], /output has shape \[2\].*needs 3 class scores/],
-    ['input shape mismatch', () => ['train', spec('in-shape', { ...base, model: { input_shape: [2, 5], hidden: [8] } }), '--no-progress'], /model\.input_shape: \[2,5\] holds 10 values, but each sample has 7/],
-    ['missing file', () => flags(join(dir, 'o1'), '--test', join(dir, 'nope.csv')), /data\.test\.path: .*nope\.csv: no such file/],
-    ['missing column', () => ['train', '--data', trainCsv, '--label', 'klass', '--task', 'classification', '--hidden', '8', '--out', join(dir, 'o2')], /no column 'klass' in .*columns: f0, f1/],
-    ['missing dataset', () => ['train', spec('no-dataset', { data: { train: { path: join(dir, 'fmt', 'd.h5'), x: 'train/x', y: 'train/labels' } }, model: { hidden: [4] } }), '--no-progress'], /no dataset 'train\/labels' \(the file holds: train\/x, train\/y\)/],
-    ['NaN in the data', () => { const p = join(dir, 'nan.csv'); writeCsv(p, 50, 3, (row, r) => { if (r === 17) row[2] = 'nan'; }); return flags(join(dir, 'o3')).map((a) => (a === trainCsv ? p : a)); }, /features of sample 17 \(0-based\), value 2 \('f2'\), is NaN/],
-    ['label out of range', () => { const p = join(dir, 'lbl.csv'); writeCsv(p, 50, 4, (row, r) => { if (r === 9) row[6] = '7'; }); return flags(join(dir, 'o4'), '--test', p); }, /data\.test: .*label of sample 9 is 7, out of range: the training labels are 0\.\.2/],
-    ['non-integer label', () => flags(join(dir, 'o5')).map((a) => (a === 'cls' ? 'y' : a)), /label of sample \d+ is -?[\d.]+; classification labels must be integers/],
-    ['model beyond memory', () => flags(join(dir, 'o6')).map((a) => (a === '8' ? '100000,100000' : a)), /too large to train here: .*use fewer units/],
+    [
+      'unknown layer',
+      () => [
+        'train',
+        spec('unknown-layer', {
+          ...base,
+          model: {
+            layers: [
+              { type: 'QDense', units: 8 },
+              { type: 'QDanse', units: 3 },
+            ],
+          },
+        }),
+        '--no-progress',
+      ],
+      /model\.layers\[1\]\.type: must be one of .*"QDense"/,
+    ],
+    [
+      'unknown layer argument',
+      () => [
+        'train',
+        spec('unknown-arg', {
+          ...base,
+          model: {
+            layers: [
+              { type: 'QDense', units: 8, kernel_sise: 3 },
+              { type: 'QDense', units: 3 },
+            ],
+          },
+        }),
+        '--no-progress',
+      ],
+      /model\.layers\[0\] \(QDense\): unknown option 'kernelSise'; valid options: .*units/,
+    ],
+    [
+      'bad argument value',
+      () => [
+        'train',
+        spec('bad-units', {
+          ...base,
+          model: {
+            layers: [
+              { type: 'QDense', units: 8 },
+              { type: 'QDense', units: 8 },
+              { type: 'QDense', units: -3 },
+            ],
+          },
+        }),
+        '--no-progress',
+      ],
+      /model\.layers\[2\] \(QDense\): units must be a positive integer/,
+    ],
+    [
+      'unknown spec key',
+      () => ['train', spec('unknown-key', { ...base, model: { hidden: [8] }, training: { epoch: 3 } }), '--no-progress'],
+      /training\.epoch: unknown key; allowed keys here: epochs, batch_size/,
+    ],
+    [
+      'wrong type',
+      () => ['train', spec('wrong-type', { ...base, model: { hidden: [8] }, training: { batch_size: 'big' } }), '--no-progress'],
+      /training\.batch_size: must be an integer/,
+    ],
+    [
+      'output shape mismatch',
+      () => [
+        'train',
+        spec('out-shape', {
+          ...base,
+          model: {
+            layers: [
+              { type: 'QDense', units: 8 },
+              { type: 'QDense', units: 2 },
+            ],
+          },
+        }),
+        '--no-progress',
+      ],
+      /output has shape \[2\].*needs 3 class scores/,
+    ],
+    [
+      'input shape mismatch',
+      () => ['train', spec('in-shape', { ...base, model: { input_shape: [2, 5], hidden: [8] } }), '--no-progress'],
+      /model\.input_shape: \[2,5\] holds 10 values, but each sample has 7/,
+    ],
+    [
+      'missing file',
+      () => flags(join(dir, 'o1'), '--test', join(dir, 'nope.csv')),
+      /data\.test\.path: .*nope\.csv: no such file/,
+    ],
+    [
+      'missing column',
+      () => [
+        'train',
+        '--data',
+        trainCsv,
+        '--label',
+        'klass',
+        '--task',
+        'classification',
+        '--hidden',
+        '8',
+        '--out',
+        join(dir, 'o2'),
+      ],
+      /no column 'klass' in .*columns: f0, f1/,
+    ],
+    [
+      'missing dataset',
+      () => [
+        'train',
+        spec('no-dataset', {
+          data: { train: { path: join(dir, 'fmt', 'd.h5'), x: 'train/x', y: 'train/labels' } },
+          model: { hidden: [4] },
+        }),
+        '--no-progress',
+      ],
+      /no dataset 'train\/labels' \(the file holds: train\/x, train\/y\)/,
+    ],
+    [
+      'NaN in the data',
+      () => {
+        const p = join(dir, 'nan.csv');
+        writeCsv(p, 50, 3, (row, r) => {
+          if (r === 17) row[2] = 'nan';
+        });
+        return flags(join(dir, 'o3')).map((a) => (a === trainCsv ? p : a));
+      },
+      /features of sample 17 \(0-based\), value 2 \('f2'\), is NaN/,
+    ],
+    [
+      'label out of range',
+      () => {
+        const p = join(dir, 'lbl.csv');
+        writeCsv(p, 50, 4, (row, r) => {
+          if (r === 9) row[6] = '7';
+        });
+        return flags(join(dir, 'o4'), '--test', p);
+      },
+      /data\.test: .*label of sample 9 is 7, out of range: the training labels are 0\.\.2/,
+    ],
+    [
+      'non-integer label',
+      () => flags(join(dir, 'o5')).map((a) => (a === 'cls' ? 'y' : a)),
+      /label of sample \d+ is -?[\d.]+; classification labels must be integers/,
+    ],
+    [
+      'model beyond memory',
+      () => flags(join(dir, 'o6')).map((a) => (a === '8' ? '100000,100000' : a)),
+      /too large to train here: .*use fewer units/,
+    ],
     ['--out is a file', () => flags(trainCsv), /exists and is a file/],
     ['--out under a file', () => flags(join(trainCsv, 'run')), /is a file, not a folder/],
     ['bad flag value', () => flags(join(dir, 'o7'), '--val-split', '1.5'), /--val-split must be a fraction/],
@@ -340,7 +601,11 @@ describe('hgq train refuses bad input with exit 2 before any work', { concurrenc
       assert.equal(r.code, 2, `exit code (stderr: ${r.stderr})`);
       assert.match(r.stderr, message);
       const after = readdirSync(dir).filter((f) => !before.has(f));
-      assert.deepEqual(after.filter((f) => !f.endsWith('.csv') && !f.endsWith('.json')), [], 'nothing written');
+      assert.deepEqual(
+        after.filter((f) => !f.endsWith('.csv') && !f.endsWith('.json')),
+        [],
+        'nothing written',
+      );
     });
   }
 
@@ -349,7 +614,8 @@ describe('hgq train refuses bad input with exit 2 before any work', { concurrenc
     mkdirSync(join(foreign, 'epoch-0001'), { recursive: true });
     writeFileSync(join(foreign, 'front.json'), '[]');
     writeFileSync(join(foreign, 'notes.txt'), 'mine');
-    const snapshot = () => listFiles(foreign).map((f) => [f, readFileSync(join(foreign, f), 'utf8'), statSync(join(foreign, f)).mtimeMs]);
+    const snapshot = () =>
+      listFiles(foreign).map((f) => [f, readFileSync(join(foreign, f), 'utf8'), statSync(join(foreign, f)).mtimeMs]);
     const before = snapshot();
     const r = await hgqIn(flags(foreign));
     assert.equal(r.code, 2);
@@ -376,7 +642,10 @@ describe('hgq train refuses bad input with exit 2 before any work', { concurrenc
     const r = await hgqIn(['demo', '--quick', '--out', old, '--no-progress']);
     assert.equal(r.code, 2);
     assert.match(r.stderr, /was not written by hgq/);
-    assert.deepEqual(listFiles(old).map((f) => [f, readFileSync(join(old, f), 'utf8')]), before);
+    assert.deepEqual(
+      listFiles(old).map((f) => [f, readFileSync(join(old, f), 'utf8')]),
+      before,
+    );
     const file = await hgqIn(['demo', '--quick', '--out', trainCsv, '--no-progress']);
     assert.equal(file.code, 2, 'demo --out FILE fails before training');
     assert.match(file.stderr, /exists and is a file/);
@@ -390,7 +659,26 @@ test('SIGKILL mid-run leaves a partial run (status running, no front.json) that 
   const run = join(dir, 'killed');
   const big = join(dir, 'big.csv');
   writeCsv(big, 4000, 9);
-  const args = ['train', '--data', big, '--label', 'cls', '--features', FEATURES.join(','), '--task', 'classification', '--hidden', '32,16', '--epochs', '14', '--batch-size', '32', '--out', run, '--no-progress'];
+  const args = [
+    'train',
+    '--data',
+    big,
+    '--label',
+    'cls',
+    '--features',
+    FEATURES.join(','),
+    '--task',
+    'classification',
+    '--hidden',
+    '32,16',
+    '--epochs',
+    '14',
+    '--batch-size',
+    '32',
+    '--out',
+    run,
+    '--no-progress',
+  ];
   const killed = await hgq(args, (p) => {
     const poll = setInterval(() => {
       const h = join(run, 'history.jsonl');
@@ -418,12 +706,25 @@ test('SIGKILL mid-run leaves a partial run (status running, no front.json) that 
 
 test('model.quantizer scopes set defaults per place; a layer argument (HGQ2 snake_case) overrides them', async () => {
   const { buildModel } = await import('../src/app/model.ts');
-  const spec = resolveSpec({ data: { train: { path: 'x.csv', label: 'y' } }, model: { quantizer: { weight: { b0: 5 }, datalane: { round_mode: 'TRN' } },
-    layers: [{ type: 'QDense', units: 4, kq_conf: { b0: 3 } }, { type: 'QDense', units: 2 }] } }, dir);
+  const spec = resolveSpec(
+    {
+      data: { train: { path: 'x.csv', label: 'y' } },
+      model: {
+        quantizer: { weight: { b0: 5 }, datalane: { round_mode: 'TRN' } },
+        layers: [
+          { type: 'QDense', units: 4, kq_conf: { b0: 3 } },
+          { type: 'QDense', units: 2 },
+        ],
+      },
+    },
+    dir,
+  );
   const m = await buildModel(spec, [3], 2);
   const kq = m.layers.map((l) => (l as unknown as { kq: { getConfig(): { b0: number } } }).kq.getConfig().b0);
   assert.deepEqual(kq, [3, 5]);
-  const iq = m.layers.map((l) => (l as unknown as { iqs: { getConfig(): { roundMode: string } }[] }).iqs[0]!.getConfig().roundMode);
+  const iq = m.layers.map(
+    (l) => (l as unknown as { iqs: { getConfig(): { roundMode: string } }[] }).iqs[0]!.getConfig().roundMode,
+  );
   assert.deepEqual(iq, ['TRN', 'TRN']);
   m.dispose();
 });

@@ -14,7 +14,8 @@ test('tf.slice on wasm (contiguous fast path and the stock kernel) equals the cp
     const rank = rng.int(1, 4);
     const shape = Array.from({ length: rank }, () => rng.int(1, 6));
     const contiguous = rng.chance(0.6);
-    const begin: number[] = [], size: number[] = [];
+    const begin: number[] = [],
+      size: number[] = [];
     shape.forEach((d, a) => {
       // contiguous: a run along the first axis that is not full, full extent on the later axes
       const b = contiguous && a > 0 ? 0 : rng.int(0, d - 1);
@@ -23,7 +24,10 @@ test('tf.slice on wasm (contiguous fast path and the stock kernel) equals the cp
     });
     cases.push({ shape, begin, size, dtype: rng.pick(['float32', 'float32', 'int32', 'bool'] as const) });
   }
-  const values = (shape: number[], dtype: string) => Array.from({ length: shape.reduce((a, b) => a * b, 1) }, (_, j) => dtype === 'int32' ? j - 7 : dtype === 'bool' ? (j * 7) % 3 === 0 ? 1 : 0 : j * 0.5 - 3.25);
+  const values = (shape: number[], dtype: string) =>
+    Array.from({ length: shape.reduce((a, b) => a * b, 1) }, (_, j) =>
+      dtype === 'int32' ? j - 7 : dtype === 'bool' ? ((j * 7) % 3 === 0 ? 1 : 0) : j * 0.5 - 3.25,
+    );
   const run = async (backend: 'wasm' | 'cpu') => {
     await useBackend(backend);
     return cases.map(({ shape, begin, size, dtype }) => {
@@ -35,7 +39,10 @@ test('tf.slice on wasm (contiguous fast path and the stock kernel) equals the cp
     });
   };
   const onWasm = await run('wasm');
-  assert.ok((tf.getKernel('Slice', 'wasm') as { hgqContiguous?: boolean }).hgqContiguous, 'the contiguous Slice kernel is registered on wasm');
+  assert.ok(
+    (tf.getKernel('Slice', 'wasm') as { hgqContiguous?: boolean }).hgqContiguous,
+    'the contiguous Slice kernel is registered on wasm',
+  );
   const onCpu = await run('cpu');
   await useBackend('wasm');
   cases.forEach((c, j) => assert.deepEqual(onWasm[j], onCpu[j], `slice ${JSON.stringify(c)}`));

@@ -27,7 +27,22 @@ test('hgq convert writes a project; --verify fills verified_vectors and mismatch
     const prog = join(root, 'p.json');
     writeProgram(prog, coveringProgram(100, 60, 6));
     const out = join(root, 'prj');
-    const r = hgq(['convert', prog, out, '--latency-cutoff', '2', '--verify', '2000', '--simulator', 'icarus', '--json', '--part', 'xc7a100tcsg324-1', '--clock-period', '4']);
+    const r = hgq([
+      'convert',
+      prog,
+      out,
+      '--latency-cutoff',
+      '2',
+      '--verify',
+      '2000',
+      '--simulator',
+      'icarus',
+      '--json',
+      '--part',
+      'xc7a100tcsg324-1',
+      '--clock-period',
+      '4',
+    ]);
     assert.equal(r.status, 0, r.stderr);
     const last = JSON.parse(r.stdout.trim().split('\n').pop()!);
     const s = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8'));

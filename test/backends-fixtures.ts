@@ -21,7 +21,21 @@ export function needTool(t: TestContext, tool: string): boolean {
   return false;
 }
 
-export const ALL_KINDS: OpKind[] = ['input', 'const', 'copy', 'add', 'neg', 'addc', 'relu', 'quant', 'mux', 'mul', 'lut', 'min', 'max'];
+export const ALL_KINDS: OpKind[] = [
+  'input',
+  'const',
+  'copy',
+  'add',
+  'neg',
+  'addc',
+  'relu',
+  'quant',
+  'mux',
+  'mul',
+  'lut',
+  'min',
+  'max',
+];
 
 /** Op kinds that some output depends on (what reaches the hardware). */
 export function liveKinds(p: Program): Set<OpKind> {

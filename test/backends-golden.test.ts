@@ -17,10 +17,30 @@ import { randomProgram } from './util/random-program.ts';
 import { makeRng } from './util/rng.ts';
 
 const CASES: Array<{ name: string; program: () => Program; cutoff: number; sha256: string }> = [
-  { name: 'covering program, combinational', program: () => coveringProgram(100), cutoff: 0, sha256: '6983ff9a2b7cbadbc58a38c1485810d9bc703e71b1314d8e380381ca37c9ad1e' },
-  { name: 'covering program, cutoff 2', program: () => coveringProgram(100), cutoff: 2, sha256: '7f539ad0425c9fd338c644831185cd42fde9f0e9817ed1a197fe08b8fbb3e0a5' },
-  { name: 'random 60-op program, cutoff 1', program: () => randomProgram(makeRng(5), { nOps: 60, maxWidth: 40 }), cutoff: 1, sha256: '1e272bc84b7cf81e0a09005f05df8bd42bade734da57303f5c47097685eed262' },
-  { name: 'random wide program, cutoff 3', program: () => randomProgram(makeRng(6), { nOps: 40, maxWidth: 60 }), cutoff: 3, sha256: 'c9a0174f98f23401d285007c992093ec5f15400b48663a6a3c114d42c86fd22d' },
+  {
+    name: 'covering program, combinational',
+    program: () => coveringProgram(100),
+    cutoff: 0,
+    sha256: '6983ff9a2b7cbadbc58a38c1485810d9bc703e71b1314d8e380381ca37c9ad1e',
+  },
+  {
+    name: 'covering program, cutoff 2',
+    program: () => coveringProgram(100),
+    cutoff: 2,
+    sha256: '7f539ad0425c9fd338c644831185cd42fde9f0e9817ed1a197fe08b8fbb3e0a5',
+  },
+  {
+    name: 'random 60-op program, cutoff 1',
+    program: () => randomProgram(makeRng(5), { nOps: 60, maxWidth: 40 }),
+    cutoff: 1,
+    sha256: '1e272bc84b7cf81e0a09005f05df8bd42bade734da57303f5c47097685eed262',
+  },
+  {
+    name: 'random wide program, cutoff 3',
+    program: () => randomProgram(makeRng(6), { nOps: 40, maxWidth: 60 }),
+    cutoff: 3,
+    sha256: 'c9a0174f98f23401d285007c992093ec5f15400b48663a6a3c114d42c86fd22d',
+  },
 ];
 
 function hdlHash(p: Program, cutoff: number): string {

@@ -56,7 +56,8 @@ function quantModesProgram(): Program {
     { k: 0, i: 1, f: -1 },
   ];
   const out = [];
-  for (const r of ROUND_MODES) for (const o of OVERFLOW_MODES) for (const t of types) out.push({ wire: b.quant(x, t, r, o), shift: 0, neg: false });
+  for (const r of ROUND_MODES)
+    for (const o of OVERFLOW_MODES) for (const t of types) out.push({ wire: b.quant(x, t, r, o), shift: 0, neg: false });
   return b.build('quant_modes', [{ name: 'x', shape: [1] }], [{ name: 'y', shape: [out.length] }], out);
 }
 
@@ -71,8 +72,23 @@ function mixedSignProgram(): Program {
   const s = b.input(0, { k: 1, i: 12, f: 4 });
   const u = b.input(1, { k: 0, i: 17, f: 18 });
   const s2 = b.input(2, { k: 1, i: -2, f: 9 });
-  const wires = [b.min(s, u), b.max(s, u), b.min(u, s2), b.max(s2, s), b.mux(s, u, s2), b.mux(u, s, s2), b.relu(s), b.relu(u), b.relu(s2)];
-  return b.build('mixed_sign', [{ name: 'x', shape: [3] }], [{ name: 'y', shape: [wires.length] }], wires.map((wire) => ({ wire, shift: 0, neg: false })));
+  const wires = [
+    b.min(s, u),
+    b.max(s, u),
+    b.min(u, s2),
+    b.max(s2, s),
+    b.mux(s, u, s2),
+    b.mux(u, s, s2),
+    b.relu(s),
+    b.relu(u),
+    b.relu(s2),
+  ];
+  return b.build(
+    'mixed_sign',
+    [{ name: 'x', shape: [3] }],
+    [{ name: 'y', shape: [wires.length] }],
+    wires.map((wire) => ({ wire, shift: 0, neg: false })),
+  );
 }
 
 /** Every code of every input field (fields ≤ 13 bits, one input), else `count` random port vectors with extremes. */
@@ -109,9 +125,10 @@ function edgeAndRandomVectors(p: Program, count: number, seed: number): Float64A
     (j, f) => at(f, j % 2 ? -Infinity : Infinity),
   ];
   edges.forEach((e, v) => {
-    if (v < count) il.fields.forEach((f, j) => {
-      x[v * n + j] = e(j, f);
-    });
+    if (v < count)
+      il.fields.forEach((f, j) => {
+        x[v * n + j] = e(j, f);
+      });
   });
   return x;
 }
@@ -144,15 +161,39 @@ test('HLS C++ on the vendor ap_fixed equals the emulator bit for bit: all op kin
   const programs = [coveringProgram(100), quantModesProgram(), mixedSignProgram(), ...random, ...wide];
   const cases: HlsCase[] = programs.map((program, k) => ({ program, ...vectorsFor(program, k === 0 ? 10000 : 1000, k + 1) }));
   // the same covering program with a deliberately wrong C++ model: must be caught
-  const wrong: HlsCase = { ...cases[0]!, count: 500, inputs: cases[0]!.inputs.slice(0, 500 * inputLayout(cases[0]!.program).fields.length), mutate: (cpp) => cpp.replace(/AP_RND\w*/g, 'AP_TRN').replace(/AP_SAT\w*/g, 'AP_WRAP').replace(/ \+ /g, ' - ') };
+  const wrong: HlsCase = {
+    ...cases[0]!,
+    count: 500,
+    inputs: cases[0]!.inputs.slice(0, 500 * inputLayout(cases[0]!.program).fields.length),
+    mutate: (cpp) =>
+      cpp
+        .replace(/AP_RND\w*/g, 'AP_TRN')
+        .replace(/AP_SAT\w*/g, 'AP_WRAP')
+        .replace(/ \+ /g, ' - '),
+  };
 
   // the suite covers what it claims
   const kinds = new Set<OpKind>(programs.flatMap((p) => [...liveKinds(p)]));
-  assert.deepEqual(ALL_KINDS.filter((k) => !kinds.has(k)), [], 'every op kind reaches the C++');
+  assert.deepEqual(
+    ALL_KINDS.filter((k) => !kinds.has(k)),
+    [],
+    'every op kind reaches the C++',
+  );
   const quants = programs.flatMap((p) => p.ops.filter((op) => op.kind === 'quant'));
-  assert.ok(quants.some((q) => q.kind === 'quant' && q.type.i < 0) && quants.some((q) => q.kind === 'quant' && q.type.f < 0), 'negative i and f');
-  assert.ok(quants.some((q) => q.kind === 'quant' && q.type.k + q.type.i + q.type.f <= 0), 'zero-width quantizers');
-  for (const r of ROUND_MODES) for (const o of OVERFLOW_MODES) assert.ok(quants.some((q) => q.kind === 'quant' && q.round === r && q.overflow === o), `${r}/${o}`);
+  assert.ok(
+    quants.some((q) => q.kind === 'quant' && q.type.i < 0) && quants.some((q) => q.kind === 'quant' && q.type.f < 0),
+    'negative i and f',
+  );
+  assert.ok(
+    quants.some((q) => q.kind === 'quant' && q.type.k + q.type.i + q.type.f <= 0),
+    'zero-width quantizers',
+  );
+  for (const r of ROUND_MODES)
+    for (const o of OVERFLOW_MODES)
+      assert.ok(
+        quants.some((q) => q.kind === 'quant' && q.round === r && q.overflow === o),
+        `${r}/${o}`,
+      );
 
   const { outputs } = runHlsBatch([...cases, wrong], AP_INCLUDE);
   cases.forEach((c, k) => {

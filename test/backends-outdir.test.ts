@@ -36,7 +36,11 @@ test('convert refuses folders it did not write (user files, a bare summary.json,
       // a folder with summary.json — even `{}` — beside a user's file: hgq once deleted the file
       ['bare-summary', { 'summary.json': '{}', 'thesis.tex': 'years of work' }, /earlier hgq.*remove the folder/s],
       // a project of an hgq before the marker: hgq cannot tell which files are its own
-      ['legacy', { 'summary.json': '{"name":"x","format":"verilog"}', 'src/x.v': 'module x; endmodule', 'vivado/build.tcl': '' }, /earlier hgq/],
+      [
+        'legacy',
+        { 'summary.json': '{"name":"x","format":"verilog"}', 'src/x.v': 'module x; endmodule', 'vivado/build.tcl': '' },
+        /earlier hgq/,
+      ],
       // a marker that is not ours (another format)
       ['fake-marker', { [MARKER]: '{"format":"other","files":[]}', 'data.bin': 'x' }, /not written by hgq/],
     ];
@@ -53,7 +57,11 @@ test('convert refuses folders it did not write (user files, a bare summary.json,
       assert.ok(r.stderr.includes(dir), `${name}: the message names the folder`);
       assert.deepEqual(snapshot(dir), before, `${name}: nothing touched`);
     }
-    assert.deepEqual(readdirSync(root).sort(), ['bare-summary', 'fake-marker', 'legacy', 'mine', 'p.json'], 'no temporaries or locks left');
+    assert.deepEqual(
+      readdirSync(root).sort(),
+      ['bare-summary', 'fake-marker', 'legacy', 'mine', 'p.json'],
+      'no temporaries or locks left',
+    );
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
@@ -68,7 +76,11 @@ test('convert replaces its own project whole, and refuses it once a user file is
     assert.equal(first.status, 0, first.stderr);
     const marker = readMarker(prj)!;
     assert.equal(marker.kind, 'project');
-    assert.deepEqual(marker.files, listFiles(prj).filter((f) => f !== MARKER), 'the marker lists exactly the files written');
+    assert.deepEqual(
+      marker.files,
+      listFiles(prj).filter((f) => f !== MARKER),
+      'the marker lists exactly the files written',
+    );
 
     const again = await hgq(['convert', prog, prj, '--latency-cutoff', '1']);
     assert.equal(again.status, 0, again.stderr);
@@ -102,7 +114,10 @@ test('bad output places are exit 2 naming the path, before any work, leaving not
     }
     assert.equal(readFileSync(join(root, 'afile'), 'utf8'), 'x');
     // a failing convert into new nested folders leaves none of them
-    for (const args of [[join(root, 'missing.json'), join(root, 'new', 'deeper', 'prj')], [prog, join(root, 'new', 'deeper', 'prj'), '--validate', '10']]) {
+    for (const args of [
+      [join(root, 'missing.json'), join(root, 'new', 'deeper', 'prj')],
+      [prog, join(root, 'new', 'deeper', 'prj'), '--validate', '10'],
+    ]) {
       const r = await hgqInProcess(['convert', ...args]);
       assert.equal(r.status, 2, r.stderr);
     }
@@ -129,13 +144,17 @@ test('a write that fails (file-size limit) leaves no temporaries and the earlier
   }
 });
 
-test('two converts into one folder at once: the second is refused; the result is one run\'s verified output', async (t) => {
+test("two converts into one folder at once: the second is refused; the result is one run's verified output", async (t) => {
   if (!needTool(t, 'iverilog')) return;
   const { root, prog } = setup();
   try {
     const prj = join(root, 'prj');
     const first = startHgq(['convert', prog, prj, '--latency-cutoff', '2', '--verify', '100000', '--simulator', 'icarus']);
-    await waitFor(() => readdirSync(root).some((n) => n.startsWith('.prj.hgq-tmp-') && existsSync(join(root, n, 'sim', 'icarus.vvp'))), 120_000, 'the first convert to simulate');
+    await waitFor(
+      () => readdirSync(root).some((n) => n.startsWith('.prj.hgq-tmp-') && existsSync(join(root, n, 'sim', 'icarus.vvp'))),
+      120_000,
+      'the first convert to simulate',
+    );
     const second = await hgq(['convert', prog, prj, '--latency-cutoff', '0']);
     assert.equal(second.status, 2, second.stderr);
     assert.match(second.stderr, /being written by another hgq process/);
@@ -146,8 +165,13 @@ test('two converts into one folder at once: the second is refused; the result is
     assert.equal(s.verified_vectors, 100000);
     assert.equal(s.mismatches, 0);
     // the sources on disk are the ones verified: every vector in sim/ came from this run
-    assert.equal(readFileSync(join(prj, 'sim', 'inputs.hex'), 'utf8').trim().split('\n').length, 100000);
-    assert.ok(readMarker(prj)?.files.includes('sim/inputs.hex'), 'sim/ is listed as hgq\'s');
+    assert.equal(
+      readFileSync(join(prj, 'sim', 'inputs.hex'), 'utf8')
+        .trim()
+        .split('\n').length,
+      100000,
+    );
+    assert.ok(readMarker(prj)?.files.includes('sim/inputs.hex'), "sim/ is listed as hgq's");
     assert.deepEqual(readdirSync(root).sort(), ['p.json', 'prj']);
   } finally {
     rmSync(root, { recursive: true, force: true });
@@ -163,12 +187,19 @@ test('a SIGKILLed convert --verify leaves nothing that the next convert does not
     assert.equal((await hgq(['convert', prog, prj])).status, 0);
     const run = startHgq(['convert', prog, prj, '--verify', '200000', '--simulator', 'icarus']);
     // killed while verifying in its staging folder
-    await waitFor(() => readdirSync(root).some((n) => n.startsWith('.prj.hgq-tmp-') && existsSync(join(root, n, 'sim'))), 120_000, 'verification to start');
+    await waitFor(
+      () => readdirSync(root).some((n) => n.startsWith('.prj.hgq-tmp-') && existsSync(join(root, n, 'sim'))),
+      120_000,
+      'verification to start',
+    );
     strays.push(...descendants(run.child.pid!).map((d) => d.pid));
     run.child.kill('SIGKILL');
     await run.done;
     killAll(strays); // the simulator it started, orphaned by SIGKILL (no process can forward SIGKILL)
-    assert.ok(readdirSync(root).some((n) => n.startsWith('.prj.')), 'the killed run left its staging folder and lock');
+    assert.ok(
+      readdirSync(root).some((n) => n.startsWith('.prj.')),
+      'the killed run left its staging folder and lock',
+    );
     assert.ok(existsSync(join(prj, 'summary.json')), 'the earlier project was not replaced by a partial one');
     assert.equal(JSON.parse(readFileSync(join(prj, 'summary.json'), 'utf8')).verified_vectors, undefined);
 

@@ -43,7 +43,10 @@ test('a broken design is caught: mismatches counted and the first failing vector
     // inject a hardware bug: every adder subtracts and every subtracter adds
     const src = join(dir, s.files.source!);
     const v = readFileSync(src, 'utf8');
-    const bugged = v.replace(/^(\s*wire [^\n]*?) ([+-]) /gm, (_m, head: string, op: string) => `${head} ${op === '+' ? '-' : '+'} `);
+    const bugged = v.replace(
+      /^(\s*wire [^\n]*?) ([+-]) /gm,
+      (_m, head: string, op: string) => `${head} ${op === '+' ? '-' : '+'} `,
+    );
     assert.notEqual(bugged, v, 'the design has an adder to break');
     writeFileSync(src, bugged);
     const r = await verify(dir, { vectors: 500, simulator: 'verilator' });

@@ -66,16 +66,31 @@ test('bus layout: element 0 in the LSBs, fields back to back at their exact widt
   const x1 = b.input(1, { k: 0, i: 3, f: 0 }); // 3 bits unsigned
   b.input(2, { k: 0, i: -1, f: 0 }); // width 0: no bits
   const s = b.add(x0, x1);
-  const p = b.build('lay', [{ name: 'x', shape: [3] }], [{ name: 'y', shape: [3] }], [
-    { wire: s, shift: 0, neg: false },
-    { wire: -1, shift: 0, neg: false },
-    { wire: x1, shift: 1, neg: true },
-  ]);
+  const p = b.build(
+    'lay',
+    [{ name: 'x', shape: [3] }],
+    [{ name: 'y', shape: [3] }],
+    [
+      { wire: s, shift: 0, neg: false },
+      { wire: -1, shift: 0, neg: false },
+      { wire: x1, shift: 1, neg: true },
+    ],
+  );
   const il = inputLayout(p);
-  assert.deepEqual(il.fields.map((f) => [f.offset, f.w, f.signed, f.lsb]), [[0, 4, true, -1], [4, 3, false, 0], [7, 0, false, 0]]);
+  assert.deepEqual(
+    il.fields.map((f) => [f.offset, f.w, f.signed, f.lsb]),
+    [
+      [0, 4, true, -1],
+      [4, 3, false, 0],
+      [7, 0, false, 0],
+    ],
+  );
   assert.equal(il.width, 7);
   const ol = outputLayout(p);
-  assert.deepEqual(ol.fields.map((f) => f.w), [ol.fields[0]!.w, 0, ol.fields[2]!.w]);
+  assert.deepEqual(
+    ol.fields.map((f) => f.w),
+    [ol.fields[0]!.w, 0, ol.fields[2]!.w],
+  );
   assert.equal(ol.fields[2]!.offset, ol.fields[0]!.w);
   // x0 = -1.5 (code -3 → 0b1101), x1 = 5 (0b101): bus = 101_1101
   const hex = packHex(il, Float64Array.from([-1.5, 5, 0]), 1);
@@ -94,18 +109,25 @@ test('pipelining: stages follow the latency cutoff and every operand comes from 
   const a = analyze(p);
   for (const cutoff of [0, 1, 2, 3, 5]) {
     const nl = lowerProgram(p, { latencyCutoff: cutoff, latency: a.latency });
-    const deepest = Math.max(...p.out.filter((o) => o.wire >= 0 && p.ops[o.wire]!.qint.min !== p.ops[o.wire]!.qint.max).map((o) => a.latency[o.wire]!));
+    const deepest = Math.max(
+      ...p.out.filter((o) => o.wire >= 0 && p.ops[o.wire]!.qint.min !== p.ops[o.wire]!.qint.max).map((o) => a.latency[o.wire]!),
+    );
     const want = cutoff === 0 ? 1 : stageOf(deepest, cutoff) + 1;
     assert.equal(nl.stages, want, `cutoff ${cutoff}`);
     const stageOfNet = new Map(nl.nets.map((n) => [n.name, n.stage]));
     for (const n of nl.nets) {
       if (n.kind === 'reg') assert.equal(stageOfNet.get(n.d), n.stage - 1, `${n.name} registers its previous stage`);
       else {
-        const refs = JSON.stringify(n, (_k, v) => (typeof v === "bigint" ? String(v) : v)).match(/"sig":"([^"]+)"/g) ?? [];
+        const refs = JSON.stringify(n, (_k, v) => (typeof v === 'bigint' ? String(v) : v)).match(/"sig":"([^"]+)"/g) ?? [];
         for (const r of refs) {
           const name = r.slice(7, -1);
           if (name === 'inp') assert.equal(n.stage, 0, `${n.name} reads the input bus only in stage 0`);
-          else assert.equal(stageOfNet.get(name), n.stage, `${n.name} (stage ${n.stage}) reads ${name} from stage ${stageOfNet.get(name)}`);
+          else
+            assert.equal(
+              stageOfNet.get(name),
+              n.stage,
+              `${n.name} (stage ${n.stage}) reads ${name} from stage ${stageOfNet.get(name)}`,
+            );
         }
       }
     }

@@ -12,7 +12,6 @@ import { readNpy, writeNpy } from '../src/data/npy.ts';
 import { formatDyadic } from '../src/fixed/format.ts';
 import { hgqSpawn as hgq } from './util/cli.ts';
 
-
 const dir = mkdtempSync(join(tmpdir(), 'hgq-emulate-'));
 const rng = makeRng(55);
 const prog = randomProgram(rng, { nIn: 4, nOut: 3, nOps: 40 });
@@ -21,7 +20,8 @@ writeProgram(progPath, prog);
 const batch = 500;
 const x = randomInputs(rng, 4, batch);
 const want = interpretProgram(prog, x, batch);
-const wantCsv = Array.from({ length: batch }, (_, s) => Array.from(want.subarray(s * 3, s * 3 + 3), formatDyadic).join(',')).join('\n') + '\n';
+const wantCsv =
+  Array.from({ length: batch }, (_, s) => Array.from(want.subarray(s * 3, s * 3 + 3), formatDyadic).join(',')).join('\n') + '\n';
 
 describe('hgq emulate (spawned)', { concurrency: true }, () => {
   test('CSV in (with header) → exact decimal CSV on stdout equal to the reference interpreter', async () => {

@@ -37,7 +37,20 @@ function tmp(): string {
 
 describe('quantize: numbers as arguments', { concurrency: true }, () => {
   test('negative numbers of every spelling are values, not options (-inf, -1., -2E3, -.5, -Infinity)', async () => {
-    const r = await hgq(['quantize', '-t', 'fixed<8,3>', '--overflow', 'SAT', 'inf', '-inf', '-1.', '-2E0', '-.5', '-Infinity', '--json']);
+    const r = await hgq([
+      'quantize',
+      '-t',
+      'fixed<8,3>',
+      '--overflow',
+      'SAT',
+      'inf',
+      '-inf',
+      '-1.',
+      '-2E0',
+      '-.5',
+      '-Infinity',
+      '--json',
+    ]);
     assert.equal(r.stderr, '');
     assert.equal(r.code, 0);
     const lines = r.stdout.trim().split('\n');
@@ -79,8 +92,8 @@ describe('quantize: numbers as arguments', { concurrency: true }, () => {
 describe('cmvm: input types and numbers in matrix files', { concurrency: true }, () => {
   test('input types beyond the exact path are exit 2 naming the 52-bit limit, never an internal error', async () => {
     const runs = await Promise.all(
-      ['fixed<100000,3>', 'fixed<53,3>', 'fixed<54,54>', 'fixed<52,3>', 'fixed<44,3>', '(1,-99990,99990)', 'ufixed<8,-1000>'].map((t) =>
-        hgq(['cmvm', '--random', '3', '--input-type', t, '--verify']),
+      ['fixed<100000,3>', 'fixed<53,3>', 'fixed<54,54>', 'fixed<52,3>', 'fixed<44,3>', '(1,-99990,99990)', 'ufixed<8,-1000>'].map(
+        (t) => hgq(['cmvm', '--random', '3', '--input-type', t, '--verify']),
       ),
     );
     for (const r of runs) {
@@ -105,7 +118,15 @@ describe('cmvm: input types and numbers in matrix files', { concurrency: true },
   });
 
   test('numeric flags take plain decimals only: no hex, no empty string, no fractions for integers', async () => {
-    const bad = await Promise.all([['--dc', '0x1'], ['--dc', ''], ['--effort', '1.5'], ['--dc', 'Infinity'], ['--count', '1e7']].map((f) => hgq(['cmvm', '--random', '2', ...f])));
+    const bad = await Promise.all(
+      [
+        ['--dc', '0x1'],
+        ['--dc', ''],
+        ['--effort', '1.5'],
+        ['--dc', 'Infinity'],
+        ['--count', '1e7'],
+      ].map((f) => hgq(['cmvm', '--random', '2', ...f])),
+    );
     for (const r of bad) {
       assert.equal(r.code, 2, r.stderr);
       assert.match(r.stderr, /must be an integer from/);
@@ -156,11 +177,19 @@ describe('synth: a damaged summary.json is exit 2 naming the file and the field'
     ['truncated', JSON.stringify(good).slice(0, 20), /summary\.json: not valid JSON/],
     ['an array', '[1]', /summary\.json: is not a JSON object/],
     ['no top', { ...good, top: undefined }, /summary\.json: field "top" is missing/],
-    ['a top that would inject Yosys commands', { ...good, top: 'top\nshell touch pwned' }, /summary\.json: field "top" is "top\\nshell touch pwned", not a module name/],
+    [
+      'a top that would inject Yosys commands',
+      { ...good, top: 'top\nshell touch pwned' },
+      /summary\.json: field "top" is "top\\nshell touch pwned", not a module name/,
+    ],
     ['an unknown format', { ...good, format: 'systemc' }, /summary\.json: field "format" is "systemc"/],
     ['no files', { ...good, files: undefined }, /summary\.json: field "files" is missing/],
     ['no source entry', { ...good, files: {} }, /summary\.json: field "files\.source" is missing/],
-    ['a source outside the project', { ...good, files: { source: '../../etc/passwd' } }, /field "files\.source" \("\.\.\/\.\.\/etc\/passwd"\) points outside the project/],
+    [
+      'a source outside the project',
+      { ...good, files: { source: '../../etc/passwd' } },
+      /field "files\.source" \("\.\.\/\.\.\/etc\/passwd"\) points outside the project/,
+    ],
     ['a missing source file', good, /src\/top\.v: no such file \(named in .*summary\.json as files\.source\)/, false],
     ['a VHDL project without its Verilog twin', { ...good, format: 'vhdl' }, /field "files\.verilog_twin" is missing/],
   ];
@@ -176,7 +205,16 @@ describe('synth: a damaged summary.json is exit 2 naming the file and the field'
 
 describe('trace: numeric flags', { concurrency: true }, () => {
   test('--dc, --effort, --validate refuse empty, hex and fractional values (Number() took "" as 0 and 0x1 as 1)', async () => {
-    const flags = [['--dc', ''], ['--dc', '0x1'], ['--dc', '-2'], ['--effort', '1.0e-1'], ['--effort', '3'], ['--validate', '0'], ['--validate', ' '], ['--validate', '0b11']];
+    const flags = [
+      ['--dc', ''],
+      ['--dc', '0x1'],
+      ['--dc', '-2'],
+      ['--effort', '1.0e-1'],
+      ['--effort', '3'],
+      ['--validate', '0'],
+      ['--validate', ' '],
+      ['--validate', '0b11'],
+    ];
     const runs = await Promise.all(flags.map((f) => hgq(['trace', join(tmp(), 'no-model'), '-o', join(tmp(), 'p.json'), ...f])));
     runs.forEach((r, j) => {
       assert.equal(r.code, 2, r.stderr);

@@ -31,7 +31,10 @@ async function hgqIn(args: string[]): Promise<{ status: number; stderr: string }
   }
 }
 
-type Json = { modelTopology: { config: { layers: { class_name: string; config: Record<string, unknown> }[] } }; weightsManifest: { paths: string[]; weights: { shape: number[]; dtype: string }[] }[] };
+type Json = {
+  modelTopology: { config: { layers: { class_name: string; config: Record<string, unknown> }[] } };
+  weightsManifest: { paths: string[]; weights: { shape: number[]; dtype: string }[] }[];
+};
 
 const root = mkdtempSync(join(tmpdir(), 'hgq-modelfiles-'));
 const good = join(root, 'good');
@@ -52,7 +55,9 @@ function editJson(dir: string, f: (j: Json) => void): void {
 
 /** Overwrite element `j` of weight `name` in weights.bin (float32, manifest order). */
 function writeFloat(dir: string, name: string, j: number, v: number): void {
-  const j0 = JSON.parse(readFileSync(join(dir, 'model.json'), 'utf8')) as { weightsManifest: { weights: { name: string; shape: number[] }[] }[] };
+  const j0 = JSON.parse(readFileSync(join(dir, 'model.json'), 'utf8')) as {
+    weightsManifest: { weights: { name: string; shape: number[] }[] }[];
+  };
   let offset = 0;
   for (const w of j0.weightsManifest[0]!.weights) {
     if (w.name === name) break;
@@ -80,27 +85,99 @@ describe('corrupt model folders', () => {
 
   const bytes = (d: string): number => readFileSync(join(d, 'weights.bin')).byteLength;
   const cases: [string, (dir: string) => void, (dir: string) => RegExp][] = [
-    ['truncated weights', (d) => writeFileSync(join(d, 'weights.bin'), readFileSync(join(d, 'weights.bin')).subarray(0, 200)), (d) => new RegExp(`${d}/weights\\.bin: holds 200 bytes but model\\.json describes \\d+ bytes .*truncated`)],
-    ['one byte short', (d) => writeFileSync(join(d, 'weights.bin'), readFileSync(join(d, 'weights.bin')).subarray(0, bytes(d) - 1)), () => /weights\.bin: holds \d+ bytes .*truncated/],
-    ['extra bytes', (d) => writeFileSync(join(d, 'weights.bin'), Buffer.concat([readFileSync(join(d, 'weights.bin')), Buffer.alloc(4)])), () => /weights\.bin: holds \d+ bytes .*longer than described/],
+    [
+      'truncated weights',
+      (d) => writeFileSync(join(d, 'weights.bin'), readFileSync(join(d, 'weights.bin')).subarray(0, 200)),
+      (d) => new RegExp(`${d}/weights\\.bin: holds 200 bytes but model\\.json describes \\d+ bytes .*truncated`),
+    ],
+    [
+      'one byte short',
+      (d) => writeFileSync(join(d, 'weights.bin'), readFileSync(join(d, 'weights.bin')).subarray(0, bytes(d) - 1)),
+      () => /weights\.bin: holds \d+ bytes .*truncated/,
+    ],
+    [
+      'extra bytes',
+      (d) => writeFileSync(join(d, 'weights.bin'), Buffer.concat([readFileSync(join(d, 'weights.bin')), Buffer.alloc(4)])),
+      () => /weights\.bin: holds \d+ bytes .*longer than described/,
+    ],
     ['deleted weights', (d) => rmSync(join(d, 'weights.bin')), (d) => new RegExp(`${d}/weights\\.bin: weight file is missing`)],
-    ['weights is a folder', (d) => (rmSync(join(d, 'weights.bin')), mkdirSync(join(d, 'weights.bin'))), () => /weights\.bin: weight file is not a regular file/],
-    ['truncated model.json', (d) => writeFileSync(join(d, 'model.json'), readFileSync(join(d, 'model.json')).subarray(0, 500)), (d) => new RegExp(`${d}/model\\.json: not valid JSON .*truncated`)],
+    [
+      'weights is a folder',
+      (d) => (rmSync(join(d, 'weights.bin')), mkdirSync(join(d, 'weights.bin'))),
+      () => /weights\.bin: weight file is not a regular file/,
+    ],
+    [
+      'truncated model.json',
+      (d) => writeFileSync(join(d, 'model.json'), readFileSync(join(d, 'model.json')).subarray(0, 500)),
+      (d) => new RegExp(`${d}/model\\.json: not valid JSON .*truncated`),
+    ],
     ['empty object model.json', (d) => writeFileSync(join(d, 'model.json'), '{}'), () => /model\.json: no modelTopology/],
     ['null model.json', (d) => writeFileSync(join(d, 'model.json'), 'null'), () => /model\.json: no modelTopology/],
-    ['no weightsManifest', (d) => editJson(d, (j) => delete (j as Partial<Json>).weightsManifest), () => /model\.json: no weightsManifest/],
-    ['malformed manifest', (d) => editJson(d, (j) => (j.weightsManifest[0]!.weights[0]!.shape = [-1])), () => /model\.json: weightsManifest\[0\]: weight .* needs a name, a shape/],
-    ['unknown layer class', (d) => editJson(d, (j) => (j.modelTopology.config.layers[1]!.class_name = 'QFrobnicate')), () => /model\.json: unknown layer class "QFrobnicate"/],
-    ['config that builds other shapes', (d) => editJson(d, (j) => (j.modelTopology.config.layers[0]!.config['units'] = 5)), () => /model\.json: the weights do not fit the layers' shapes/],
-    ['manifest shapes swapped', (d) => editJson(d, (j) => (j.weightsManifest[0]!.weights[1]!.shape = [3, 4])), () => /model\.json: the weights do not fit the layers' shapes/],
-    ['layer config refused by its class', (d) => editJson(d, (j) => (j.modelTopology.config.layers[0]!.config['units'] = -3)), () => /model\.json: cannot be built into a model: QDense .*units must be a positive integer/],
-    ['weight path outside the folder', (d) => editJson(d, (j) => (j.weightsManifest[0]!.paths = ['../good/weights.bin'])), () => /model\.json: weight file "\.\.\/good\/weights\.bin" is outside the model folder/],
-    ['absolute weight path', (d) => editJson(d, (j) => (j.weightsManifest[0]!.paths = ['/etc/passwd'])), () => /model\.json: weight file "\/etc\/passwd" is outside the model folder/],
-    ['NaN in a weight', (d) => writeFloat(d, 'q_dense_QDense1/kernel', 2, NaN), (d) => new RegExp(`${d}/weights\\.bin: weight q_dense_QDense1/kernel holds NaN at element 2`)],
-    ['Infinity in a quantizer width', (d) => writeFloat(d, 'q_dense_QDense2/iq_f', 0, -Infinity), () => /weights\.bin: weight q_dense_QDense2\/iq_f holds -Infinity at element 0/],
-    ['files listed: none', (d) => editJson(d, (j) => (j.weightsManifest[0]!.paths = [])), () => /model\.json: weightsManifest lists \d+ weights but no file/],
-    ['unknown dtype', (d) => editJson(d, (j) => (j.weightsManifest[0]!.weights[0]!.dtype = 'float64')), () => /model\.json: weight .* has unknown dtype "float64"/],
-    ['weights linking outside', (d) => (rmSync(join(d, 'weights.bin')), symlinkSync(join(good, 'weights.bin'), join(d, 'weights.bin'))), () => /weights\.bin: links outside the model folder/],
+    [
+      'no weightsManifest',
+      (d) => editJson(d, (j) => delete (j as Partial<Json>).weightsManifest),
+      () => /model\.json: no weightsManifest/,
+    ],
+    [
+      'malformed manifest',
+      (d) => editJson(d, (j) => (j.weightsManifest[0]!.weights[0]!.shape = [-1])),
+      () => /model\.json: weightsManifest\[0\]: weight .* needs a name, a shape/,
+    ],
+    [
+      'unknown layer class',
+      (d) => editJson(d, (j) => (j.modelTopology.config.layers[1]!.class_name = 'QFrobnicate')),
+      () => /model\.json: unknown layer class "QFrobnicate"/,
+    ],
+    [
+      'config that builds other shapes',
+      (d) => editJson(d, (j) => (j.modelTopology.config.layers[0]!.config['units'] = 5)),
+      () => /model\.json: the weights do not fit the layers' shapes/,
+    ],
+    [
+      'manifest shapes swapped',
+      (d) => editJson(d, (j) => (j.weightsManifest[0]!.weights[1]!.shape = [3, 4])),
+      () => /model\.json: the weights do not fit the layers' shapes/,
+    ],
+    [
+      'layer config refused by its class',
+      (d) => editJson(d, (j) => (j.modelTopology.config.layers[0]!.config['units'] = -3)),
+      () => /model\.json: cannot be built into a model: QDense .*units must be a positive integer/,
+    ],
+    [
+      'weight path outside the folder',
+      (d) => editJson(d, (j) => (j.weightsManifest[0]!.paths = ['../good/weights.bin'])),
+      () => /model\.json: weight file "\.\.\/good\/weights\.bin" is outside the model folder/,
+    ],
+    [
+      'absolute weight path',
+      (d) => editJson(d, (j) => (j.weightsManifest[0]!.paths = ['/etc/passwd'])),
+      () => /model\.json: weight file "\/etc\/passwd" is outside the model folder/,
+    ],
+    [
+      'NaN in a weight',
+      (d) => writeFloat(d, 'q_dense_QDense1/kernel', 2, NaN),
+      (d) => new RegExp(`${d}/weights\\.bin: weight q_dense_QDense1/kernel holds NaN at element 2`),
+    ],
+    [
+      'Infinity in a quantizer width',
+      (d) => writeFloat(d, 'q_dense_QDense2/iq_f', 0, -Infinity),
+      () => /weights\.bin: weight q_dense_QDense2\/iq_f holds -Infinity at element 0/,
+    ],
+    [
+      'files listed: none',
+      (d) => editJson(d, (j) => (j.weightsManifest[0]!.paths = [])),
+      () => /model\.json: weightsManifest lists \d+ weights but no file/,
+    ],
+    [
+      'unknown dtype',
+      (d) => editJson(d, (j) => (j.weightsManifest[0]!.weights[0]!.dtype = 'float64')),
+      () => /model\.json: weight .* has unknown dtype "float64"/,
+    ],
+    [
+      'weights linking outside',
+      (d) => (rmSync(join(d, 'weights.bin')), symlinkSync(join(good, 'weights.bin'), join(d, 'weights.bin'))),
+      () => /weights\.bin: links outside the model folder/,
+    ],
   ];
 
   for (const [name, edit, expect] of cases) {

@@ -37,16 +37,34 @@ function setup(): { root: string; prog: string } {
   return { root, prog };
 }
 
-const TCL_HOSTILE = ['x [exec touch pwned]', 'x;exec touch pwned', '$env(HOME)', 'a b', 'x\nexec touch pwned', '{x}', 'x"y', 'x\\', '[pwd]', '-', ''];
+const TCL_HOSTILE = [
+  'x [exec touch pwned]',
+  'x;exec touch pwned',
+  '$env(HOME)',
+  'a b',
+  'x\nexec touch pwned',
+  '{x}',
+  'x"y',
+  'x\\',
+  '[pwd]',
+  '-',
+  '',
+];
 
 test('--part and --top cannot smuggle Tcl into build.tcl: refused with exit 2, nothing written or run', async () => {
   const { root, prog } = setup();
   try {
     for (const bad of TCL_HOSTILE) {
       await expectRefused(['convert', prog, join(root, 'o'), '--part', bad], /--part: part ".*" is not a part name/s);
-      await expectRefused(['convert', prog, join(root, 'o'), '--top', bad], /--top: top-level name ".*" is not a plain Verilog\/VHDL identifier/s);
+      await expectRefused(
+        ['convert', prog, join(root, 'o'), '--top', bad],
+        /--top: top-level name ".*" is not a plain Verilog\/VHDL identifier/s,
+      );
     }
-    await expectRefused(['convert', prog, join(root, 'o'), '--top', 'module'], /not a plain Verilog\/VHDL identifier.*e\.g\. module_top/);
+    await expectRefused(
+      ['convert', prog, join(root, 'o'), '--top', 'module'],
+      /not a plain Verilog\/VHDL identifier.*e\.g\. module_top/,
+    );
     assert.deepEqual(readdirSync(root), ['p.json']);
     assert.ok(!existsSync(join(process.cwd(), 'pwned')));
   } finally {
@@ -79,7 +97,13 @@ test('every part/top name generateProject accepts reaches Tcl as the literal str
     assert.ok(accepted.length < candidates.length, 'hostile ones are not');
     // one script: each project's `set` lines, then the values as Tcl sees them
     const script = accepted
-      .map(({ tcl }) => tcl.split('\n').filter((l) => l.startsWith('set ')).join('\n') + '\nputs [list $top $part]')
+      .map(
+        ({ tcl }) =>
+          tcl
+            .split('\n')
+            .filter((l) => l.startsWith('set '))
+            .join('\n') + '\nputs [list $top $part]',
+      )
       .join('\n');
     const sandbox = join(root, 'sandbox');
     mkdirSync(join(sandbox, 'vivado'), { recursive: true });
@@ -100,8 +124,14 @@ test('a simulator that cannot run the project format is refused before anything 
   const o = join(root, 'o');
   try {
     await expectRefused(['convert', prog, o, '--verify', '10', '--simulator', 'ghdl'], /ghdl simulator needs a VHDL project/);
-    await expectRefused(['convert', prog, o, '--format', 'vhdl', '--verify', '10', '--simulator', 'icarus'], /Icarus simulates Verilog only/);
-    await expectRefused(['convert', prog, o, '--format', 'hls', '--verify', '10', '--simulator', 'verilator', '--ap-include', root], /HLS project .* g\+\+/);
+    await expectRefused(
+      ['convert', prog, o, '--format', 'vhdl', '--verify', '10', '--simulator', 'icarus'],
+      /Icarus simulates Verilog only/,
+    );
+    await expectRefused(
+      ['convert', prog, o, '--format', 'hls', '--verify', '10', '--simulator', 'verilator', '--ap-include', root],
+      /HLS project .* g\+\+/,
+    );
     await expectRefused(['convert', prog, o, '--simulator', 'icarus'], /--simulator .* add --verify/);
     await expectRefused(['convert', prog, o, '--format', 'hls', '--verify', '10', '--ap-include', root], /no ap_fixed\.h there/);
     await expectRefused(['convert', prog, o, '--data', join(root, 'nope.csv')], /--data .*nope\.csv: no such file/);
@@ -122,8 +152,19 @@ test('vector counts beyond what the machine can build are refused up front, nami
     const b = new ProgramBuilder();
     const xs = Array.from({ length: 300 }, (_, j) => b.input(j, { k: 1, i: 4, f: 3 }, 'RND', 'SAT'));
     const wide = join(root, 'wide.json');
-    writeProgram(wide, b.build('wide', [{ name: 'x', shape: [300] }], [{ name: 'y', shape: [300] }], xs.map((w) => ({ wire: w, shift: 0, neg: false }))));
-    await expectRefused(['convert', wide, o, '--vectors', '2000000'], /--vectors 2000000: vectors of this design \(2400 input bits, 2400 output bits\) are limited to [\d,]+ on this machine/);
+    writeProgram(
+      wide,
+      b.build(
+        'wide',
+        [{ name: 'x', shape: [300] }],
+        [{ name: 'y', shape: [300] }],
+        xs.map((w) => ({ wire: w, shift: 0, neg: false })),
+      ),
+    );
+    await expectRefused(
+      ['convert', wide, o, '--vectors', '2000000'],
+      /--vectors 2000000: vectors of this design \(2400 input bits, 2400 output bits\) are limited to [\d,]+ on this machine/,
+    );
     assert.deepEqual(readdirSync(root).sort(), ['p.json', 'wide.json']);
   } finally {
     rmSync(root, { recursive: true, force: true });
@@ -174,7 +215,9 @@ test('single output files: never a folder, a missing or file parent, or a file h
 test('emulate -o under a file-size limit: exit 1 naming the file, no temporary left', async () => {
   const { root, prog } = setup();
   try {
-    const rows = Array.from({ length: 6000 }, (_, r) => Array.from({ length: 8 }, (_, c) => ((r * 7 + c * 3) % 17) - 8).join(',')).join('\n');
+    const rows = Array.from({ length: 6000 }, (_, r) =>
+      Array.from({ length: 8 }, (_, c) => ((r * 7 + c * 3) % 17) - 8).join(','),
+    ).join('\n');
     writeFileSync(join(root, 'x.csv'), rows + '\n');
     const r = await hgq(['emulate', prog, '-i', join(root, 'x.csv'), '-o', join(root, 'y.csv')], { shellPrefix: 'ulimit -f 64' });
     assert.equal(r.status, 1, r.stderr);
@@ -215,7 +258,10 @@ test('a program name with line breaks stays inside the header comment of every g
     const { files, summary } = generateProject(p, { format, vectors: 0 });
     for (const [path, text] of files) {
       if (path.endsWith('.json') || path.endsWith('.hex')) continue;
-      assert.ok(!/^\s*(initial \$system|#include "\/etc|-- y)/m.test(text), `${format} ${path}: the name broke out of its comment`);
+      assert.ok(
+        !/^\s*(initial \$system|#include "\/etc|-- y)/m.test(text),
+        `${format} ${path}: the name broke out of its comment`,
+      );
     }
     assert.equal(summary.name, name, 'summary.json keeps the name as it is');
   }

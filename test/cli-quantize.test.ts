@@ -3,8 +3,6 @@ import { readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
 import { hgqSpawn as hgq } from './util/cli.ts';
 
-
-
 // Each case spawns a process: run them concurrently to keep the file fast.
 describe('hgq quantize (spawned)', { concurrency: true }, () => {
   test('the README example: exact value, tab, integer code; exit 0', async () => {

@@ -14,8 +14,6 @@ import { hgqSpawnSync } from './util/cli.ts';
 
 const hgq = (args: string[]) => hgqSpawnSync(['cmvm', ...args]);
 
-
-
 test('--random --count --json: per-matrix lines and one JSON object last', () => {
   const r = hgq(['--random', '4', '--bits', '8', '--seed', '3', '--count', '3', '--json']);
   assert.equal(r.code, 0, r.stderr);

@@ -68,7 +68,7 @@ function randomEntry(rng: Rng, bits: number, kind: string): number {
     case 'fractional': // mixed steps: each entry its own number of fraction bits
       return ((rng.chance(0.5) ? -1 : 1) * mag) / 2 ** rng.int(0, 6);
     case 'large-exp': // entries that are multiples of big powers of two, or tiny
-      return ((rng.chance(0.5) ? -1 : 1) * mag) * 2 ** rng.int(-10, 10);
+      return (rng.chance(0.5) ? -1 : 1) * mag * 2 ** rng.int(-10, 10);
     case 'pow2':
       return rng.chance(0.5) ? 0 : (rng.chance(0.5) ? -1 : 1) * 2 ** rng.int(-3, bits);
     default:
@@ -108,9 +108,12 @@ function randomCase(rng: Rng, nOut: number, nIn: number): Case {
   const bits = rng.int(1, 12);
   const kind = rng.pick(['unsigned', 'signed', 'fractional', 'large-exp', 'pow2']);
   const density = rng.pick([1, 1, 0.7, 0.3, 0.1]);
-  const W = Array.from({ length: nOut }, () => Array.from({ length: nIn }, () => (rng.chance(density) ? randomEntry(rng, bits, kind) : 0)));
+  const W = Array.from({ length: nOut }, () =>
+    Array.from({ length: nIn }, () => (rng.chance(density) ? randomEntry(rng, bits, kind) : 0)),
+  );
   const shape = rng.next();
-  if (shape < 0.05) for (const row of W) row.fill(0); // all zero
+  if (shape < 0.05)
+    for (const row of W) row.fill(0); // all zero
   else if (shape < 0.1) {
     for (const row of W) row.fill(0);
     W[rng.int(0, nOut - 1)]![rng.int(0, nIn - 1)] = randomEntry(rng, bits, 'signed') || 3;
@@ -131,7 +134,13 @@ function randomCase(rng: Rng, nOut: number, nIn: number): Case {
     decompose: rng.pick(['auto', 'auto', false, true] as const),
     objective: rng.chance(0.8) ? 'adders' : 'cost',
   };
-  return { W, inputs: ins.map((x) => x.input), ranges: ins.map((x) => x.range), opts, label: `${nOut}×${nIn} ${bits}-bit ${kind} density ${density}` };
+  return {
+    W,
+    inputs: ins.map((x) => x.input),
+    ranges: ins.map((x) => x.range),
+    opts,
+    label: `${nOut}×${nIn} ${bits}-bit ${kind} density ${density}`,
+  };
 }
 
 /** Random inputs plus interval corners: all-min, all-max, each input alone at an end, random corners. */
@@ -169,12 +178,16 @@ function checkCase(cs: Case, rng: Rng): void {
     assert.equal(op.overflow, 'WRAP');
   });
   assert.equal(p.ops.filter((o) => o.kind === 'input').length, inputs.length);
-  assert.ok(p.ops.every((o) => o.kind === 'input' || o.kind === 'add'), what);
+  assert.ok(
+    p.ops.every((o) => o.kind === 'input' || o.kind === 'add'),
+    what,
+  );
   assert.equal(r.adders, p.ops.filter((o) => o.kind === 'add').length, `${what}: adders`);
   const an = analyzeProgram(p);
   assert.ok(Math.abs(r.cost - an.totalCost) < 1e-9, `${what}: cost ${r.cost} vs IR ${an.totalCost}`);
   W.forEach((row, o) => {
-    if (row.every((v, c) => v === 0 || ranges[c]!.max === 0 && ranges[c]!.min === 0)) assert.equal(p.out[o]!.wire, -1, `${what}: zero row ${o}`);
+    if (row.every((v, c) => v === 0 || (ranges[c]!.max === 0 && ranges[c]!.min === 0)))
+      assert.equal(p.out[o]!.wire, -1, `${what}: zero row ${o}`);
   });
 
   // exactness, through the IR emulator and through the independent evaluator (which also checks intervals)
@@ -188,7 +201,8 @@ function checkCase(cs: Case, rng: Rng): void {
     const mine = evalCmvmProgram(p, x);
     for (let o = 0; o < W.length; o++) {
       const got = y[s * W.length + o]!;
-      if (got !== ref[o] || mine[o] !== ref[o]) assert.fail(`${what}: output ${o} on x=${JSON.stringify(x)}: emulator ${got}, evaluator ${mine[o]}, W·x ${ref[o]}`);
+      if (got !== ref[o] || mine[o] !== ref[o])
+        assert.fail(`${what}: output ${o} on x=${JSON.stringify(x)}: emulator ${got}, evaluator ${mine[o]}, W·x ${ref[o]}`);
     }
   });
 
@@ -246,12 +260,43 @@ test('edge cases: 1×1, all-zero, zero-width inputs, a single nonzero, negative 
     [[[-1]], [s8]],
     [[[0]], [s8]],
     [[[3]], [{ qint: { min: 0, max: 0, step: 1 } }]],
-    [[[0, 0], [0, 0]], [s8, s8]],
-    [[[0, 0, 0], [0, -0.375, 0]], [s8, s8, s8]],
-    [[[5, 7], [-5, -7], [5, 7]], [s8, s8]],
-    [[[2 ** 20, 2 ** -20], [-(2 ** -20), 3 * 2 ** 20]], [{ qint: { min: -1, max: 1, step: 2 ** -8 } }, { qint: { min: 0, max: 3, step: 1 } }]],
+    [
+      [
+        [0, 0],
+        [0, 0],
+      ],
+      [s8, s8],
+    ],
+    [
+      [
+        [0, 0, 0],
+        [0, -0.375, 0],
+      ],
+      [s8, s8, s8],
+    ],
+    [
+      [
+        [5, 7],
+        [-5, -7],
+        [5, 7],
+      ],
+      [s8, s8],
+    ],
+    [
+      [
+        [2 ** 20, 2 ** -20],
+        [-(2 ** -20), 3 * 2 ** 20],
+      ],
+      [{ qint: { min: -1, max: 1, step: 2 ** -8 } }, { qint: { min: 0, max: 3, step: 1 } }],
+    ],
     [[[255, 255, 255, 255]], [s8, s8, s8, s8]],
-    [[[1, 1], [1, -1]], [{ qint: { min: 5, max: 5, step: 1 } }, { qint: { min: -0.5, max: 0, step: 0.5 } }]],
+    [
+      [
+        [1, 1],
+        [1, -1],
+      ],
+      [{ qint: { min: 5, max: 5, step: 1 } }, { qint: { min: -0.5, max: 0, step: 0.5 } }],
+    ],
   ];
   for (const [W, inputs] of cases) {
     for (const dc of [-1, 0, 2]) {
@@ -259,8 +304,23 @@ test('edge cases: 1×1, all-zero, zero-width inputs, a single nonzero, negative 
     }
   }
   // an all-zero matrix needs no adders; a single power-of-two entry is a wire with a shift
-  assert.equal(solveCmvm([[0, 0], [0, 0]], [s8, s8]).adders, 0);
-  const one = solveCmvm([[0, 0], [0, -4]], [s8, s8]);
+  assert.equal(
+    solveCmvm(
+      [
+        [0, 0],
+        [0, 0],
+      ],
+      [s8, s8],
+    ).adders,
+    0,
+  );
+  const one = solveCmvm(
+    [
+      [0, 0],
+      [0, -4],
+    ],
+    [s8, s8],
+  );
   assert.equal(one.adders, 0);
   assert.deepEqual(one.program.out[1], { wire: 1, shift: 2, neg: true });
   assert.equal(one.program.out[0]!.wire, -1);

@@ -32,14 +32,26 @@ test('the baseline search returns the same programs as before the restructuring 
       qint: rng.chance(0.7) ? { min: -128, max: 127, step: 1 } : { min: 0, max: 15.75, step: 0.25 },
       ...(rng.chance(0.2) ? { latency: rng.int(0, 3) } : {}),
     }));
-    const opts: CmvmOptions = { dc: rng.pick([-1, -1, 2, 0]), method: rng.chance(0.7) ? 'wmc' : 'mc', effort: rng.pick([0, 1, 1]) };
+    const opts: CmvmOptions = {
+      dc: rng.pick([-1, -1, 2, 0]),
+      method: rng.chance(0.7) ? 'wmc' : 'mc',
+      effort: rng.pick([0, 1, 1]),
+    };
     const r = solveCmvm(W, inputs, opts);
     h.update(JSON.stringify([r.adders, r.depth, r.program.ops, r.program.out]));
   }
   // larger shapes: long rows (gathered substitutions) and tall ones
-  for (const [nOut, nIn] of [[40, 40], [6, 300], [200, 5]] as const) {
+  for (const [nOut, nIn] of [
+    [40, 40],
+    [6, 300],
+    [200, 5],
+  ] as const) {
     const W = Array.from({ length: nOut }, () => Array.from({ length: nIn }, () => rng.int(-255, 255)));
-    const r = solveCmvm(W, Array.from({ length: nIn }, () => ({ qint: { min: -128, max: 127, step: 1 } })), { effort: 1 });
+    const r = solveCmvm(
+      W,
+      Array.from({ length: nIn }, () => ({ qint: { min: -128, max: 127, step: 1 } })),
+      { effort: 1 },
+    );
     h.update(JSON.stringify([r.adders, r.depth, r.program.ops, r.program.out]));
   }
   assert.equal(h.digest('hex'), BEFORE);

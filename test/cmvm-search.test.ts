@@ -61,13 +61,17 @@ function assertExact(W: number[][], r: CmvmResult, rng: Rng, what: string): void
 
 function assertWithinBound(W: number[][], r: CmvmResult, dc: number, what: string): void {
   if (dc < 0) return;
-  outputDepths(r).forEach((d, o) => assert.ok(d <= boundOf(W[o]!, dc), `${what}: output ${o} at level ${d}, bound ${boundOf(W[o]!, dc)}`));
+  outputDepths(r).forEach((d, o) =>
+    assert.ok(d <= boundOf(W[o]!, dc), `${what}: output ${o} at level ${d}, bound ${boundOf(W[o]!, dc)}`),
+  );
 }
 
 function randomKernel(rng: Rng, nOut: number, nIn: number): number[][] {
   const kind = rng.pick(['8bit', 'signed', 'sparse']);
   return Array.from({ length: nOut }, () =>
-    Array.from({ length: nIn }, () => (kind === '8bit' ? rng.int(129, 255) : kind === 'signed' ? rng.int(-127, 127) : rng.chance(0.4) ? rng.int(-15, 15) : 0)),
+    Array.from({ length: nIn }, () =>
+      kind === '8bit' ? rng.int(129, 255) : kind === 'signed' ? rng.int(-127, 127) : rng.chance(0.4) ? rng.int(-15, 15) : 0,
+    ),
   );
 }
 
@@ -134,7 +138,11 @@ test('rows too wide for the pair count: column blocks, exact and within the dela
     const rng = makeRng(11);
     for (const dc of [-1, 0, 1, 3]) {
       const W = randomKernel(rng, rng.int(1, 3), rng.int(30, 60));
-      const r = solveCmvm(W, W[0]!.map(() => S8), { dc });
+      const r = solveCmvm(
+        W,
+        W[0]!.map(() => S8),
+        { dc },
+      );
       const what = `${W.length}×${W[0]!.length} dc ${dc}`;
       assertExact(W, r, rng, what);
       assertWithinBound(W, r, dc, what);
@@ -148,7 +156,10 @@ test('a 1×10000 row is cheap: seconds and exact', () => {
   const rng = makeRng(8);
   const W = [Array.from({ length: 10000 }, () => rng.int(-127, 127))];
   const t0 = performance.now();
-  const r = solveCmvm(W, W[0]!.map(() => S8));
+  const r = solveCmvm(
+    W,
+    W[0]!.map(() => S8),
+  );
   const s = (performance.now() - t0) / 1000;
   assert.ok(s < 60, `${s.toFixed(1)} s`); // minutes and gigabytes before the column blocks (on a busy shared machine: generous)
   assert.ok(r.adders < 20000, `${r.adders} adders (the plain tree has ~25,000)`);
@@ -159,14 +170,20 @@ test('too many terms are refused up front with the limit named; hgq cmvm exits 2
   const W = Array.from({ length: 3000 }, () => Array.from({ length: 1000 }, () => 255));
   const t0 = performance.now();
   assert.throws(
-    () => solveCmvm(W, W[0]!.map(() => S8)),
+    () =>
+      solveCmvm(
+        W,
+        W[0]!.map(() => S8),
+      ),
     (e: unknown) => e instanceof CmvmSizeError && /above the limit of 2097152/.test(e.message),
   );
   assert.ok(performance.now() - t0 < 5000, 'refused before any search');
   const dir = mkdtempSync(join(tmpdir(), 'hgq-cmvm-size-'));
   const file = join(dir, 'big.json');
   writeFileSync(file, JSON.stringify(W));
-  const r = spawnSync(process.execPath, [new URL('../bin/hgq.js', import.meta.url).pathname, 'cmvm', '--matrix', file], { encoding: 'utf8' });
+  const r = spawnSync(process.execPath, [new URL('../bin/hgq.js', import.meta.url).pathname, 'cmvm', '--matrix', file], {
+    encoding: 'utf8',
+  });
   assert.equal(r.status, 2, r.stderr);
   assert.match(r.stderr, /3000×1000 matrix has \d+ signed digits in all, above the limit of 2097152/);
 });

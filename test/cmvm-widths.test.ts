@@ -9,8 +9,22 @@ import { makeRng } from './util/rng.ts';
 
 test('lowestBitExponent is doubleToDyadic’s exponent (normal, subnormal, integer, fractional doubles)', () => {
   const rng = makeRng(3);
-  const xs = [1, -1, 0.5, 3, 2 ** 60, 2 ** -1074, 3 * 2 ** -1074, 2 ** -1022, 1.5 * 2 ** -1030, Number.MAX_VALUE, 2 ** 52 + 2, -(2 ** 33) * 5];
-  for (let n = 0; n < 5000; n++) xs.push((rng.chance(0.5) ? -1 : 1) * rng.int(1, 2 ** 30) * rng.int(1, 2 ** 22) * 2 ** rng.int(-1100, 900));
+  const xs = [
+    1,
+    -1,
+    0.5,
+    3,
+    2 ** 60,
+    2 ** -1074,
+    3 * 2 ** -1074,
+    2 ** -1022,
+    1.5 * 2 ** -1030,
+    Number.MAX_VALUE,
+    2 ** 52 + 2,
+    -(2 ** 33) * 5,
+  ];
+  for (let n = 0; n < 5000; n++)
+    xs.push((rng.chance(0.5) ? -1 : 1) * rng.int(1, 2 ** 30) * rng.int(1, 2 ** 22) * 2 ** rng.int(-1100, 900));
   for (const x of xs) if (x !== 0 && Number.isFinite(x)) assert.equal(lowestBitExponent(x), doubleToDyadic(x).e, String(x));
 });
 
@@ -38,7 +52,9 @@ test('rowWiderThan: the float pre-estimate never clears a row that is too wide',
   const rng = makeRng(5);
   for (let n = 0; n < 300; n++) {
     const t: Kif = { k: rng.pick([0, 1] as const), i: rng.int(-10, 40), f: rng.int(-10, 40) };
-    const W = Array.from({ length: 3 }, () => Array.from({ length: rng.int(1, 40) }, () => rng.int(-300, 300) * 2 ** rng.int(-32, 10)));
+    const W = Array.from({ length: 3 }, () =>
+      Array.from({ length: rng.int(1, 40) }, () => rng.int(-300, 300) * 2 ** rng.int(-32, 10)),
+    );
     const limit = rng.int(20, 60);
     const exact = W.map((r) => rowOutputBits(r, t));
     const first = exact.findIndex((b) => b > limit);

@@ -17,7 +17,10 @@ test('CSV round trip is exact (exact decimal output) for random doubles, with an
   assert.ok(!/e[+-]/i.test(text), 'no exponent notation');
   const back = parseCsv(text, 'x.csv');
   assert.deepEqual(back.shape, [100, 3]);
-  assert.deepEqual(Array.from(back.data), Array.from(data, (v) => v + 0));
+  assert.deepEqual(
+    Array.from(back.data),
+    Array.from(data, (v) => v + 0),
+  );
   const withHeader = parseCsv('a, b ,c\r\n' + text);
   assert.deepEqual(withHeader.header, ['a', 'b', 'c']);
   assert.deepEqual(withHeader.data, back.data);

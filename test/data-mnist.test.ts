@@ -9,7 +9,8 @@ import { parseIdx, loadMnist, mnistDir } from '../src/data/mnist.ts';
 function idx(type: number, shape: number[], body: number[], bytesPer = 1): Uint8Array {
   const h = new Uint8Array(4 + 4 * shape.length);
   const v = new DataView(h.buffer);
-  h[2] = type; h[3] = shape.length;
+  h[2] = type;
+  h[3] = shape.length;
   shape.forEach((s, d) => v.setUint32(4 + 4 * d, s, false));
   const b = new Uint8Array(body.length * bytesPer);
   const bv = new DataView(b.buffer);
@@ -35,11 +36,18 @@ test('IDX parser rejects bad magic, truncation and corrupt gzip with clear messa
 
 test('MNIST loads with pixels in [0,1], labels 0..9, a seeded reproducible disjoint split', () => {
   const s = loadMnist({ seed: 7, limit: { train: 500, val: 200, test: 100 } });
-  assert.equal(s.train.n, 500); assert.equal(s.val.n, 200); assert.equal(s.test.n, 100);
+  assert.equal(s.train.n, 500);
+  assert.equal(s.val.n, 200);
+  assert.equal(s.test.n, 100);
   assert.equal(s.train.images.length, 500 * 784);
-  let mx = 0, mn = 1;
-  for (const p of s.train.images) { mx = Math.max(mx, p); mn = Math.min(mn, p); }
-  assert.equal(mn, 0); assert.equal(mx, 1);
+  let mx = 0,
+    mn = 1;
+  for (const p of s.train.images) {
+    mx = Math.max(mx, p);
+    mn = Math.min(mn, p);
+  }
+  assert.equal(mn, 0);
+  assert.equal(mx, 1);
   for (const l of s.val.labels) assert.ok(l >= 0 && l <= 9);
   // first test label of MNIST t10k is 7 (file order is preserved for the test set)
   assert.equal(s.test.labels[0], 7);

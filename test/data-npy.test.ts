@@ -71,17 +71,34 @@ test('write f8 then read back is exact; shapes 1-D, scalar, 3-D; atomic write', 
 });
 
 test('bad files give clear errors naming the file and offset', () => {
-  const ok = npy('<f8', [2], bytes(2, (v, j) => v.setFloat64(j * 8, j, true), 8));
+  const ok = npy(
+    '<f8',
+    [2],
+    bytes(2, (v, j) => v.setFloat64(j * 8, j, true), 8),
+  );
   assert.throws(() => parseNpy(new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]), 'a.npy'), /a\.npy: not an NPY file/);
-  assert.throws(() => parseNpy(ok.subarray(0, ok.length - 3), 'b.npy'), /b\.npy: truncated data: shape \(2\) of <f8 needs 16 bytes, file has 13 \(byte offset 128\)/);
+  assert.throws(
+    () => parseNpy(ok.subarray(0, ok.length - 3), 'b.npy'),
+    /b\.npy: truncated data: shape \(2\) of <f8 needs 16 bytes, file has 13 \(byte offset 128\)/,
+  );
   assert.throws(() => parseNpy(ok.subarray(0, 30), 'c.npy'), /c\.npy: truncated header/);
-  assert.throws(() => parseNpy(npy('<f8', [2, 2], new Uint8Array(32), { fortran: true }), 'd.npy'), /d\.npy: array is stored in Fortran order; hgq reads C order only/);
+  assert.throws(
+    () => parseNpy(npy('<f8', [2, 2], new Uint8Array(32), { fortran: true }), 'd.npy'),
+    /d\.npy: array is stored in Fortran order; hgq reads C order only/,
+  );
   assert.throws(() => parseNpy(npy('>f8', [1], new Uint8Array(8)), 'e.npy'), /e\.npy: big-endian dtype '>f8' is not supported/);
   assert.throws(() => parseNpy(npy('<c16', [1], new Uint8Array(16)), 'f.npy'), /f\.npy: unsupported dtype '<c16'/);
   const v9 = ok.slice();
   v9[6] = 9;
   assert.throws(() => parseNpy(v9, 'g.npy'), /g\.npy: unsupported NPY format version 9\.0/);
-  const big = npy('<i8', [1], bytes(1, (v) => v.setBigInt64(0, 2n ** 60n + 1n, true), 8));
-  assert.throws(() => parseNpy(big, 'h.npy'), /h\.npy: integer 1152921504606846977 at byte offset 128 does not fit a float64 exactly/);
+  const big = npy(
+    '<i8',
+    [1],
+    bytes(1, (v) => v.setBigInt64(0, 2n ** 60n + 1n, true), 8),
+  );
+  assert.throws(
+    () => parseNpy(big, 'h.npy'),
+    /h\.npy: integer 1152921504606846977 at byte offset 128 does not fit a float64 exactly/,
+  );
   assert.throws(() => readNpy('/nonexistent/x.npy'), /\/nonexistent\/x\.npy: cannot read/);
 });

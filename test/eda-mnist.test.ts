@@ -65,15 +65,26 @@ async function convert(args: string[]): Promise<Summary> {
   return JSON.parse(readFileSync(join(args[1]!, 'summary.json'), 'utf8')) as Summary;
 }
 
-test('MNIST demo front: Verilator equals the emulator on 10,000 vectors (3,000 real images) at cutoffs 0, 1, 3', { timeout: 20 * 60_000 }, async (t) => {
+test('MNIST demo front: Verilator equals the emulator on 10,000 vectors (3,000 real images) at cutoffs 0, 1, 3', {
+  timeout: 20 * 60_000,
+}, async (t) => {
   if (!needTool(t, 'verilator')) return;
   const root = mkdtempSync(join(tmpdir(), 'hgq-mnist-hw-'));
   try {
-    const demo = await runDemo({ quick: true, epochs: 12, learningRate: 1e-2, out: join(root, 'demo'), progress: null, log: () => {} });
+    const demo = await runDemo({
+      quick: true,
+      epochs: 12,
+      learningRate: 1e-2,
+      out: join(root, 'demo'),
+      progress: null,
+      log: () => {},
+    });
     const front = demo.checkpoints; // sorted by exact EBOPs
     assert.ok(front.length >= 1, 'the demo kept a Pareto front');
     const picks = [...new Set([0, Math.floor((front.length - 1) / 2), front.length - 1])].map((k) => front[k]!);
-    t.diagnostic(`demo: ${front.length} front checkpoints (${front.map((c) => c.ebops).join(', ')} EBOPs) in ${demo.seconds} s; checking ${picks.map((c) => c.epoch).join(', ')}`);
+    t.diagnostic(
+      `demo: ${front.length} front checkpoints (${front.map((c) => c.ebops).join(', ')} EBOPs) in ${demo.seconds} s; checking ${picks.map((c) => c.epoch).join(', ')}`,
+    );
     const { data, labels } = mnistVectors();
     const npy = join(root, 'mnist.npy');
     writeNpy(npy, { data, shape: [data.length / 784, 784] });
@@ -87,13 +98,27 @@ test('MNIST demo front: Verilator equals the emulator on 10,000 vectors (3,000 r
         const src = cutoff === 0 ? c.path : join(root, `e${c.epoch}-c0`, 'program.json');
         const extra = cutoff === 0 ? ['--validate', '1000'] : [];
         const t0 = performance.now();
-        const s = await convert([src, prj, '--latency-cutoff', String(cutoff), '--verify', String(RANDOM_VECTORS), '--data', npy, '--simulator', 'verilator', ...extra]);
+        const s = await convert([
+          src,
+          prj,
+          '--latency-cutoff',
+          String(cutoff),
+          '--verify',
+          String(RANDOM_VECTORS),
+          '--data',
+          npy,
+          '--simulator',
+          'verilator',
+          ...extra,
+        ]);
         if (cutoff === 0) assert.equal(s.validated_samples, 1000, `${tag}: emulator validated against the model`);
         assert.equal(s.verified_vectors, RANDOM_VECTORS + data.length / 784, `${tag} cutoff ${cutoff}: every vector simulated`);
         assert.ok(s.verified_vectors >= 10000);
         assert.equal(s.mismatches, 0, `${tag} cutoff ${cutoff}: first mismatch ${JSON.stringify(s.first_mismatch)}`);
         stages.push(s.stages);
-        t.diagnostic(`${tag} cutoff ${cutoff}: ${s.stages} stage(s), ${s.verified_vectors} vectors, 0 mismatches, ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+        t.diagnostic(
+          `${tag} cutoff ${cutoff}: ${s.stages} stage(s), ${s.verified_vectors} vectors, 0 mismatches, ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+        );
       }
       assert.equal(stages[0], 1, `${tag}: cutoff 0 is combinational`);
       assert.ok(stages[1]! > stages[2]! && stages[2]! > 1, `${tag}: more pipeline stages at cutoff 1 than at 3: ${stages}`);
@@ -105,14 +130,24 @@ test('MNIST demo front: Verilator equals the emulator on 10,000 vectors (3,000 r
       const images = data.subarray(0, MNIST_IMAGES * 784);
       const y = compileProgram(p).run(dataToPortValues(inputLayout(p), images), MNIST_IMAGES);
       const model = await loadModelAny(c.path);
-      const yModel = tf.tidy(() => (model.predict(tf.tensor2d(Float32Array.from(images), [MNIST_IMAGES, 784])) as tf.Tensor).dataSync());
-      const argmax = (v: ArrayLike<number>, j: number) => { let b = 0; for (let q = 1; q < 10; q++) if (v[j * 10 + q]! > v[j * 10 + b]!) b = q; return b; };
-      let okEmu = 0, okModel = 0;
+      const yModel = tf.tidy(() =>
+        (model.predict(tf.tensor2d(Float32Array.from(images), [MNIST_IMAGES, 784])) as tf.Tensor).dataSync(),
+      );
+      const argmax = (v: ArrayLike<number>, j: number) => {
+        let b = 0;
+        for (let q = 1; q < 10; q++) if (v[j * 10 + q]! > v[j * 10 + b]!) b = q;
+        return b;
+      };
+      let okEmu = 0,
+        okModel = 0;
       for (let j = 0; j < MNIST_IMAGES; j++) {
         if (argmax(y, j) === labels[j]) okEmu++;
         if (argmax(yModel, j) === labels[j]) okModel++;
       }
-      assert.ok(Math.abs(okEmu - okModel) <= MNIST_IMAGES * 0.002, `${tag}: emulator ${okEmu} vs model ${okModel} correct of ${MNIST_IMAGES} images`);
+      assert.ok(
+        Math.abs(okEmu - okModel) <= MNIST_IMAGES * 0.002,
+        `${tag}: emulator ${okEmu} vs model ${okModel} correct of ${MNIST_IMAGES} images`,
+      );
       assert.ok(okEmu > MNIST_IMAGES * 0.3, `${tag}: emulator accuracy ${okEmu / MNIST_IMAGES} on real images`);
     }
   } finally {

@@ -33,7 +33,10 @@ for (const [sim, format, tool] of [
     try {
       mkdirSync(join(root, 'my designs'));
       const rel = AWKWARD.replace('my designs/', `my designs/${sim} `);
-      const r = await hgq(['convert', 'p.json', rel, '--format', format, '--latency-cutoff', '1', '--verify', '300', '--simulator', sim, '--json'], { cwd: root });
+      const r = await hgq(
+        ['convert', 'p.json', rel, '--format', format, '--latency-cutoff', '1', '--verify', '300', '--simulator', sim, '--json'],
+        { cwd: root },
+      );
       assert.equal(r.status, 0, r.stderr);
       const s = JSON.parse(readFileSync(join(root, rel, 'summary.json'), 'utf8'));
       assert.equal(s.simulator, sim);
@@ -42,14 +45,18 @@ for (const [sim, format, tool] of [
       assert.deepEqual(JSON.parse(r.stdout.trim().split('\n').pop()!), s);
       assert.deepEqual(readdirSync(join(root, 'my designs')), [rel.split('/')[1]], 'no temporaries beside it');
       const m = readMarker(join(root, rel))!;
-      assert.deepEqual(m.files, listFiles(join(root, rel)).filter((f) => f !== MARKER), 'verification output is listed as hgq\'s');
+      assert.deepEqual(
+        m.files,
+        listFiles(join(root, rel)).filter((f) => f !== MARKER),
+        "verification output is listed as hgq's",
+      );
     } finally {
       rmSync(root, { recursive: true, force: true });
     }
   });
 }
 
-test('synth on a relative folder with spaces and quotes; the project stays hgq\'s (marker lists reports/)', async (t) => {
+test("synth on a relative folder with spaces and quotes; the project stays hgq's (marker lists reports/)", async (t) => {
   if (!needTool(t, 'yosys')) return;
   const root = setup();
   try {
@@ -80,14 +87,27 @@ test('SIGTERM or SIGINT to convert during the Verilator build stops make and g++
     for (const sig of ['SIGTERM', 'SIGINT'] as const) {
       const run = startHgq(['convert', 'p.json', 'prj', '--verify', '100', '--simulator', 'verilator'], { cwd: root });
       // wait until the compiler runs (make → g++ → cc1plus), the slow part
-      await waitFor(() => descendants(run.child.pid!).some((d) => /^(make|g\+\+|cc1plus)$/.test(d.name)), 240_000, 'make/g++ to start');
+      await waitFor(
+        () => descendants(run.child.pid!).some((d) => /^(make|g\+\+|cc1plus)$/.test(d.name)),
+        240_000,
+        'make/g++ to start',
+      );
       const tools = descendants(run.child.pid!);
       seen.push(...tools.map((d) => d.pid));
       run.child.kill(sig);
       const r = await run.done;
       assert.notEqual(r.status, 0, `${sig}: convert did not finish normally`);
-      await waitFor(() => tools.every((d) => !alive(d.pid)), 2000, `${sig}: ${tools.map((d) => d.name).join(', ')} to stop`).catch((e) => {
-        throw new Error(`${(e as Error).message}; still running: ${tools.filter((d) => alive(d.pid)).map((d) => d.name).join(', ')}`);
+      await waitFor(
+        () => tools.every((d) => !alive(d.pid)),
+        2000,
+        `${sig}: ${tools.map((d) => d.name).join(', ')} to stop`,
+      ).catch((e) => {
+        throw new Error(
+          `${(e as Error).message}; still running: ${tools
+            .filter((d) => alive(d.pid))
+            .map((d) => d.name)
+            .join(', ')}`,
+        );
       });
       assert.deepEqual(readdirSync(root).sort(), ['p.json'], `${sig}: staging folder and lock removed, nothing written`);
     }

@@ -26,7 +26,12 @@ function adderTree(): Program {
 }
 
 test('parseStat sums LUT sizes, carries, flip-flops and reads the ltp depth', () => {
-  const r = parseStat({ LUT2: 3, LUT6: 2, CARRY4: 2, FDRE: 5, FDSE: 1, MUXF7: 1, SRL16E: 1, DSP48E1: 1, INV: 4 }, 'Longest topological path in top (length=7):', 'xc7', 'top');
+  const r = parseStat(
+    { LUT2: 3, LUT6: 2, CARRY4: 2, FDRE: 5, FDSE: 1, MUXF7: 1, SRL16E: 1, DSP48E1: 1, INV: 4 },
+    'Longest topological path in top (length=7):',
+    'xc7',
+    'top',
+  );
   assert.equal(r.lut, 5);
   assert.deepEqual(r.lut_by_size, { LUT1: 0, LUT2: 3, LUT3: 0, LUT4: 0, LUT5: 0, LUT6: 2 });
   assert.equal(r.carry, 2);

@@ -16,11 +16,18 @@ test('rebuilding assembly/engine.ts reproduces src/engine/wasm/*.wasm byte for b
   const dir = mkdtempSync(join(tmpdir(), 'hgq-wasm-'));
   try {
     // the two variants build in parallel processes (binaryen -O3 is single-threaded)
-    await Promise.all(NAMES.map((n) => promisify(execFile)(process.execPath, [join(root, 'scripts/build-wasm.mjs'), '--out', dir, '--only', n], { cwd: root })));
+    await Promise.all(
+      NAMES.map((n) =>
+        promisify(execFile)(process.execPath, [join(root, 'scripts/build-wasm.mjs'), '--out', dir, '--only', n], { cwd: root }),
+      ),
+    );
     for (const name of NAMES) {
       const built = readFileSync(join(dir, name));
       const shipped = readFileSync(join(root, 'src/engine/wasm', name));
-      assert.ok(built.equals(shipped), `${name}: shipped artifact (${shipped.length} B) differs from a fresh build (${built.length} B); run npm run build:wasm and commit`);
+      assert.ok(
+        built.equals(shipped),
+        `${name}: shipped artifact (${shipped.length} B) differs from a fresh build (${built.length} B); run npm run build:wasm and commit`,
+      );
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -12,16 +12,31 @@ const LR = 3e-3;
 
 function build(tag: string, opts: { scale?: boolean; mse?: boolean } = {}): tf.Sequential {
   const m = tf.sequential();
-  m.add(new QBatchNormDense({ units: 12, activation: 'relu', inputShape: [16], beta0: 1e-4, scale: opts.scale ?? true, name: `${tag}_bn0` }));
+  m.add(
+    new QBatchNormDense({
+      units: 12,
+      activation: 'relu',
+      inputShape: [16],
+      beta0: 1e-4,
+      scale: opts.scale ?? true,
+      name: `${tag}_bn0`,
+    }),
+  );
   m.add(new QDense({ units: 8, activation: 'relu', beta0: 1e-4, name: `${tag}_d1` }));
   m.add(new QBatchNormDense({ units: 5, beta0: 1e-4, momentum: 0.9, name: `${tag}_bn2` }));
-  m.compile({ optimizer: tf.train.adam(LR), loss: opts.mse ? 'meanSquaredError' : (y: tf.Tensor, p: tf.Tensor) => tf.losses.softmaxCrossEntropy(y, p) });
+  m.compile({
+    optimizer: tf.train.adam(LR),
+    loss: opts.mse ? 'meanSquaredError' : (y: tf.Tensor, p: tf.Tensor) => tf.losses.softmaxCrossEntropy(y, p),
+  });
   return m;
 }
 
 test('QBatchNormDense: one engine step equals the tfjs step (loss, EBOPs, gradients of W, b, γ and every bit parameter)', async () => {
   await tf.setBackend('cpu');
-  for (const [tag, scale, B] of [['bna', true, 200], ['bnb', false, 37]] as const) {
+  for (const [tag, scale, B] of [
+    ['bna', true, 200],
+    ['bnb', false, 37],
+  ] as const) {
     const model = build(tag, { scale });
     const { x, y, xt, yt } = batch(5, B, [16], 5);
     model.predict(xt);
@@ -41,16 +56,25 @@ test('QBatchNormDense: one engine step equals the tfjs step (loss, EBOPs, gradie
 test('QBatchNormDense: several engine steps equal trainOnBatch (weights, bit parameters, moving statistics), MSE too', async () => {
   await tf.setBackend('cpu');
   for (const mse of [false, true]) {
-    const a = build(mse ? 'bnm' : 'bnc', { mse }), b = build(mse ? 'bnn' : 'bnd', { mse });
+    const a = build(mse ? 'bnm' : 'bnc', { mse }),
+      b = build(mse ? 'bnn' : 'bnd', { mse });
     const batches = [11, 12, 13, 14].map((s) => batch(s, 96, [16], 5));
-    a.predict(batches[0]!.xt); b.predict(batches[0]!.xt);
+    a.predict(batches[0]!.xt);
+    b.predict(batches[0]!.xt);
     try {
       await checkSteps(a, b, mse ? 'mse' : 'softmax_cross_entropy', batches, LR);
       // the moving statistics moved away from their initial (0, 1) and were synced back
       const bn = b.layers[0] as QBatchNormDense;
-      assert.ok(bn.movingMean.read().dataSync().some((v) => v !== 0), 'moving mean updated');
+      assert.ok(
+        bn.movingMean
+          .read()
+          .dataSync()
+          .some((v) => v !== 0),
+        'moving mean updated',
+      );
     } finally {
-      a.dispose(); b.dispose();
+      a.dispose();
+      b.dispose();
       for (const bt of batches) tf.dispose([bt.xt, bt.yt]);
     }
   }
@@ -65,14 +89,16 @@ test('QBatchNormalization (per channel over batch and positions; frozen statisti
   for (const freeze of [false, true]) {
     const buildCnn = () => {
       const t = `qbn${serial++}`;
-      const m = tf.sequential({ layers: [
-        new QConv2D({ filters: 3, kernelSize: 2, activation: 'relu', inputShape: [5, 4, 2], beta0: 1e-5, name: `${t}_c` }),
-        new QBatchNormalization({ beta0: 1e-5, momentum: 0.9, freezeStatistics: freeze, name: `${t}_bn` }),
-        new QFlatten({ name: `${t}_f` }),
-        new QDense({ units: 6, activation: 'relu', beta0: 1e-5, name: `${t}_d` }),
-        new QBatchNormalization({ beta0: 1e-5, scale: false, name: `${t}_bn2` }),
-        new QDense({ units: 5, beta0: 1e-5, name: `${t}_o` }),
-      ] });
+      const m = tf.sequential({
+        layers: [
+          new QConv2D({ filters: 3, kernelSize: 2, activation: 'relu', inputShape: [5, 4, 2], beta0: 1e-5, name: `${t}_c` }),
+          new QBatchNormalization({ beta0: 1e-5, momentum: 0.9, freezeStatistics: freeze, name: `${t}_bn` }),
+          new QFlatten({ name: `${t}_f` }),
+          new QDense({ units: 6, activation: 'relu', beta0: 1e-5, name: `${t}_d` }),
+          new QBatchNormalization({ beta0: 1e-5, scale: false, name: `${t}_bn2` }),
+          new QDense({ units: 5, beta0: 1e-5, name: `${t}_o` }),
+        ],
+      });
       m.compile({ optimizer: tf.train.adam(LR), loss: (y: tf.Tensor, p: tf.Tensor) => tf.losses.softmaxCrossEntropy(y, p) });
       return m;
     };
@@ -88,13 +114,16 @@ test('QBatchNormalization (per channel over batch and positions; frozen statisti
       tf.dispose([one.xt, one.yt]);
       model.dispose();
     }
-    const a = buildCnn(), b = buildCnn();
+    const a = buildCnn(),
+      b = buildCnn();
     const batches = [1, 2, 3].map((s) => batch(80 + s, 40, [5, 4, 2], 5));
-    a.predict(batches[0]!.xt); b.predict(batches[0]!.xt);
+    a.predict(batches[0]!.xt);
+    b.predict(batches[0]!.xt);
     try {
       await checkSteps(a, b, 'softmax_cross_entropy', batches, LR);
     } finally {
-      a.dispose(); b.dispose();
+      a.dispose();
+      b.dispose();
       for (const bt of batches) tf.dispose([bt.xt, bt.yt]);
     }
   }

@@ -7,8 +7,15 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { QDense } from '../src/layers/dense.ts';
 import { QConv1D, QConv2D } from '../src/layers/conv.ts';
-import { QAveragePooling1D, QAveragePooling2D, QGlobalAveragePooling1D, QGlobalAveragePooling2D, QGlobalMaxPooling2D,
-  QMaxPooling1D, QMaxPooling2D } from '../src/layers/pooling.ts';
+import {
+  QAveragePooling1D,
+  QAveragePooling2D,
+  QGlobalAveragePooling1D,
+  QGlobalAveragePooling2D,
+  QGlobalMaxPooling2D,
+  QMaxPooling1D,
+  QMaxPooling2D,
+} from '../src/layers/pooling.ts';
 import { QFlatten } from '../src/layers/shape.ts';
 import { engineUnsupported } from '../src/engine/from-tfjs.ts';
 import { batch, checkOneStep, checkSteps } from './util/engine-compare.ts';
@@ -16,7 +23,12 @@ import { batch, checkOneStep, checkSteps } from './util/engine-compare.ts';
 const LR = 3e-3;
 const C = 5;
 
-interface Case { name: string; inShape: number[]; layers: (tag: string) => tf.layers.Layer[]; params: number }
+interface Case {
+  name: string;
+  inShape: number[];
+  layers: (tag: string) => tf.layers.Layer[];
+  params: number;
+}
 
 const CASES: Case[] = [
   {
@@ -24,7 +36,15 @@ const CASES: Case[] = [
     name: 'conv2d same → maxpool2d → conv2d valid/stride 2 → dense',
     inShape: [7, 6, 2],
     layers: (t) => [
-      new QConv2D({ filters: 4, kernelSize: 3, padding: 'same', activation: 'relu', beta0: 1e-5, inputShape: [7, 6, 2], name: `${t}_c0` }),
+      new QConv2D({
+        filters: 4,
+        kernelSize: 3,
+        padding: 'same',
+        activation: 'relu',
+        beta0: 1e-5,
+        inputShape: [7, 6, 2],
+        name: `${t}_c0`,
+      }),
       new QMaxPooling2D({ poolSize: 2, padding: 'same', beta0: 1e-5, name: `${t}_p0` }),
       new QConv2D({ filters: 3, kernelSize: [2, 1], strides: 2, beta0: 1e-5, name: `${t}_c1` }),
       new QFlatten({ name: `${t}_f` }),
@@ -36,7 +56,16 @@ const CASES: Case[] = [
     name: 'conv1d same/stride 2 → avgpool1d same (non-power-of-two counts) → dense',
     inShape: [11, 3],
     layers: (t) => [
-      new QConv1D({ filters: 4, kernelSize: 3, strides: 2, padding: 'same', activation: 'relu', beta0: 1e-5, inputShape: [11, 3], name: `${t}_c0` }),
+      new QConv1D({
+        filters: 4,
+        kernelSize: 3,
+        strides: 2,
+        padding: 'same',
+        activation: 'relu',
+        beta0: 1e-5,
+        inputShape: [11, 3],
+        name: `${t}_c0`,
+      }),
       new QAveragePooling1D({ poolSize: 3, strides: 2, padding: 'same', beta0: 1e-5, name: `${t}_p0` }),
       new QFlatten({ name: `${t}_f` }),
       new QDense({ units: C, beta0: 1e-5, name: `${t}_d` }),
@@ -47,7 +76,15 @@ const CASES: Case[] = [
     name: 'conv2d valid without bias → avgpool2d valid without input quantizer → global max pooling 2d → dense',
     inShape: [8, 8, 1],
     layers: (t) => [
-      new QConv2D({ filters: 3, kernelSize: 3, activation: 'relu', useBias: false, beta0: 1e-5, inputShape: [8, 8, 1], name: `${t}_c0` }),
+      new QConv2D({
+        filters: 3,
+        kernelSize: 3,
+        activation: 'relu',
+        useBias: false,
+        beta0: 1e-5,
+        inputShape: [8, 8, 1],
+        name: `${t}_c0`,
+      }),
       new QAveragePooling2D({ poolSize: 2, enableIq: false, name: `${t}_p0` }),
       new QGlobalMaxPooling2D({ beta0: 1e-5, name: `${t}_g` }),
       new QDense({ units: C, beta0: 1e-5, name: `${t}_d` }),
@@ -89,10 +126,25 @@ const CASES: Case[] = [
     name: 'output quantizers (WRAP on a conv, SAT on a dense, on the last layer too) → the loss sees quantized logits',
     inShape: [6, 5, 1],
     layers: (t) => [
-      new QConv2D({ filters: 3, kernelSize: 2, activation: 'relu', enableOq: true, beta0: 1e-5, inputShape: [6, 5, 1], name: `${t}_c0` }),
+      new QConv2D({
+        filters: 3,
+        kernelSize: 2,
+        activation: 'relu',
+        enableOq: true,
+        beta0: 1e-5,
+        inputShape: [6, 5, 1],
+        name: `${t}_c0`,
+      }),
       new QMaxPooling2D({ poolSize: 2, beta0: 1e-5, name: `${t}_p0` }),
       new QFlatten({ name: `${t}_f` }),
-      new QDense({ units: 6, activation: 'relu', enableOq: true, oqConf: { overflowMode: 'SAT', i0: 1, f0: 3 }, beta0: 1e-5, name: `${t}_d0` }),
+      new QDense({
+        units: 6,
+        activation: 'relu',
+        enableOq: true,
+        oqConf: { overflowMode: 'SAT', i0: 1, f0: 3 },
+        beta0: 1e-5,
+        name: `${t}_d0`,
+      }),
       new QDense({ units: C, enableOq: true, beta0: 1e-5, name: `${t}_d1` }),
     ],
     // conv, dense, dense: 7 each; pool iq.f; oq: f (WRAP) + i, f (SAT) + f (WRAP)
@@ -122,13 +174,16 @@ for (const [ci, c] of CASES.entries()) {
       tf.dispose([one.xt, one.yt]);
       model.dispose();
     }
-    const a = build(c), b = build(c);
+    const a = build(c),
+      b = build(c);
     const batches = [1, 2, 3].map((s) => batch(200 + 10 * ci + s, 40, c.inShape, C));
-    a.predict(batches[0]!.xt); b.predict(batches[0]!.xt);
+    a.predict(batches[0]!.xt);
+    b.predict(batches[0]!.xt);
     try {
       await checkSteps(a, b, 'softmax_cross_entropy', batches, LR);
     } finally {
-      a.dispose(); b.dispose();
+      a.dispose();
+      b.dispose();
       for (const bt of batches) tf.dispose([bt.xt, bt.yt]);
     }
   });

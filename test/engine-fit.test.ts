@@ -13,7 +13,11 @@ function buildModel(name: string): tf.Sequential {
   const m = tf.sequential();
   m.add(new QDense({ units: 16, activation: 'relu', inputShape: [8], name: `${name}_a` }));
   m.add(new QDense({ units: 3, name: `${name}_b` }));
-  m.compile({ optimizer: tf.train.adam(1e-2), loss: (y: tf.Tensor, p: tf.Tensor) => tf.losses.softmaxCrossEntropy(y, p), metrics: ['acc'] });
+  m.compile({
+    optimizer: tf.train.adam(1e-2),
+    loss: (y: tf.Tensor, p: tf.Tensor) => tf.losses.softmaxCrossEntropy(y, p),
+    metrics: ['acc'],
+  });
   return m;
 }
 
@@ -29,17 +33,33 @@ test('fitWithEngine matches model.fit epoch by epoch and drives tfjs callbacks',
   await tf.setBackend('cpu');
   const { x, y } = dataset(650); // 6 full batches of 100 and a last one of 50
   const val = dataset(200);
-  const a = buildModel('fa'), b = buildModel('fb');
-  a.predict(x.slice(0, 1)); b.predict(x.slice(0, 1));
+  const a = buildModel('fa'),
+    b = buildModel('fb');
+  a.predict(x.slice(0, 1));
+  b.predict(x.slice(0, 1));
   b.setWeights(a.getWeights());
   const sched = (e: number) => 1e-5 * (e + 1);
   try {
-    const ha = await a.fit(x, y, { epochs: 4, batchSize: 100, shuffle: false, callbacks: [new BetaScheduler(sched)], verbose: 0 });
-    const hb = await fitWithEngine(b, x, y, { epochs: 4, batchSize: 100, shuffle: false, loss: 'softmax_cross_entropy',
-      validationData: [val.x, val.y], callbacks: [new BetaScheduler(sched), new EbopsLogger()], engine: { threads: 2 } });
+    const ha = await a.fit(x, y, {
+      epochs: 4,
+      batchSize: 100,
+      shuffle: false,
+      callbacks: [new BetaScheduler(sched)],
+      verbose: 0,
+    });
+    const hb = await fitWithEngine(b, x, y, {
+      epochs: 4,
+      batchSize: 100,
+      shuffle: false,
+      loss: 'softmax_cross_entropy',
+      validationData: [val.x, val.y],
+      callbacks: [new BetaScheduler(sched), new EbopsLogger()],
+      engine: { threads: 2 },
+    });
     assert.deepEqual(hb.epoch, [0, 1, 2, 3]);
     for (let e = 0; e < 4; e++) {
-      const la = ha.history['loss']![e] as number, lb = hb.history['loss']![e]!;
+      const la = ha.history['loss']![e] as number,
+        lb = hb.history['loss']![e]!;
       assert.ok(Math.abs(la - lb) <= 2e-3 * Math.abs(la), `epoch ${e} loss: tfjs ${la} vs engine ${lb}`);
       assert.ok(Math.abs((ha.history['acc']![e] as number) - hb.history['acc']![e]!) <= 0.02, `epoch ${e} acc`);
     }
@@ -49,12 +69,14 @@ test('fitWithEngine matches model.fit epoch by epoch and drives tfjs callbacks',
     assert.ok(hb.history['ebops']![3]! > 0, 'EbopsLogger ran on the synced model');
     assert.equal(modelBeta(b), Math.fround(sched(3)), 'β schedule applied to the model');
     // the trained state lives in the tfjs model: its predictions match the tfjs-trained twin
-    const pa = a.predict(val.x) as tf.Tensor, pb = b.predict(val.x) as tf.Tensor;
+    const pa = a.predict(val.x) as tf.Tensor,
+      pb = b.predict(val.x) as tf.Tensor;
     const agree = tf.tidy(() => tf.mean(tf.cast(tf.equal(tf.argMax(pa, -1), tf.argMax(pb, -1)), 'float32')).dataSync()[0]!);
     assert.ok(agree >= 0.97, `predictions agree on ${agree}`);
     tf.dispose([pa, pb]);
   } finally {
-    a.dispose(); b.dispose();
+    a.dispose();
+    b.dispose();
     tf.dispose([x, y, val.x, val.y]);
   }
 });
@@ -63,16 +85,24 @@ test('fitWithEngine refuses unsupported models with the layer named', async () =
   const m = tf.sequential();
   m.add(tf.layers.dense({ units: 2, inputShape: [3], name: 'plain' }));
   m.compile({ optimizer: tf.train.adam(), loss: 'meanSquaredError' });
-  const x = tf.zeros([4, 3]), y = tf.zeros([4, 2]);
-  await assert.rejects(fitWithEngine(m, x, y, { epochs: 1, batchSize: 2, loss: 'mse' }), /layer 'plain' \(Dense\) is not supported by the wasm engine/);
-  m.dispose(); tf.dispose([x, y]);
+  const x = tf.zeros([4, 3]),
+    y = tf.zeros([4, 2]);
+  await assert.rejects(
+    fitWithEngine(m, x, y, { epochs: 1, batchSize: 2, loss: 'mse' }),
+    /layer 'plain' \(Dense\) is not supported by the wasm engine/,
+  );
+  m.dispose();
+  tf.dispose([x, y]);
 });
 
 test('hgq demo --engine/--threads reject bad values with exit code 2 and say what is allowed', async () => {
   const { main } = await import('../src/cli/main.ts');
   const err = process.stderr.write;
   let msg = '';
-  process.stderr.write = ((s: string) => { msg += s; return true; }) as typeof process.stderr.write;
+  process.stderr.write = ((s: string) => {
+    msg += s;
+    return true;
+  }) as typeof process.stderr.write;
   try {
     assert.equal(await main(['demo', '--engine', 'gpu']), 2);
     assert.equal(await main(['demo', '--threads', '0']), 2);
@@ -87,13 +117,21 @@ test('fitWithEngine names a NaN or Inf in x or y before training', async () => {
   await tf.setBackend('cpu');
   const m = buildModel('fnan');
   const { x, y } = dataset(8);
-  const xv = Float32Array.from(x.dataSync()), yv = Float32Array.from(y.dataSync());
+  const xv = Float32Array.from(x.dataSync()),
+    yv = Float32Array.from(y.dataSync());
   xv[3 * 8 + 5] = NaN;
   yv[6 * 3 + 1] = Infinity;
-  const xb = tf.tensor2d(xv, [8, 8]), ybad = tf.tensor2d(yv, [8, 3]);
+  const xb = tf.tensor2d(xv, [8, 8]),
+    ybad = tf.tensor2d(yv, [8, 3]);
   try {
-    await assert.rejects(fitWithEngine(m, xb, y, { epochs: 1, batchSize: 4, loss: 'softmax_cross_entropy' }), /x has NaN at sample 3, value 5/);
-    await assert.rejects(fitWithEngine(m, x, ybad, { epochs: 1, batchSize: 4, loss: 'softmax_cross_entropy' }), /y has Infinity at sample 6, value 1/);
+    await assert.rejects(
+      fitWithEngine(m, xb, y, { epochs: 1, batchSize: 4, loss: 'softmax_cross_entropy' }),
+      /x has NaN at sample 3, value 5/,
+    );
+    await assert.rejects(
+      fitWithEngine(m, x, ybad, { epochs: 1, batchSize: 4, loss: 'softmax_cross_entropy' }),
+      /y has Infinity at sample 6, value 1/,
+    );
   } finally {
     m.dispose();
     tf.dispose([x, y, xb, ybad]);

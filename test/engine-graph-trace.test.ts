@@ -26,13 +26,22 @@ function data(seed: number, N: number, inShape: number[], C: number) {
   const K = inShape.reduce((a, b) => a * b, 1);
   const xa = Float32Array.from({ length: N * K }, () => (rng.next() * 2 - 1) * 2);
   const ya = new Float32Array(N * C);
-  for (let j = 0; j < N; j++) ya[j * C + ((xa[j * K]! > 0 ? 1 : 0) + (xa[j * K + K - 1]! + xa[j * K + 3]! > 0 ? 2 : 0)) % C] = 1;
+  for (let j = 0; j < N; j++)
+    ya[j * C + (((xa[j * K]! > 0 ? 1 : 0) + (xa[j * K + K - 1]! + xa[j * K + 3]! > 0 ? 2 : 0)) % C)] = 1;
   return { x: tf.tensor(xa, [N, ...inShape]), y: tf.tensor2d(ya, [N, C]) };
 }
 
-const bits = (l: QDense | QConv2D | QConv1D) => Float32Array.from(((l.kq.weights.find((v) => v.name === 'b')!.variable as unknown as tf.LayerVariable).read().dataSync()) as Float32Array);
+const bits = (l: QDense | QConv2D | QConv1D) =>
+  Float32Array.from(
+    (l.kq.weights.find((v) => v.name === 'b')!.variable as unknown as tf.LayerVariable).read().dataSync() as Float32Array,
+  );
 
-async function trainTraceCompare(m: tf.LayersModel, inShape: number[], seed: number, watch: QDense | QConv2D | QConv1D): Promise<void> {
+async function trainTraceCompare(
+  m: tf.LayersModel,
+  inShape: number[],
+  seed: number,
+  watch: QDense | QConv2D | QConv1D,
+): Promise<void> {
   m.compile({ optimizer: tf.train.adam(1e-2), loss: (y: tf.Tensor, p: tf.Tensor) => tf.losses.softmaxCrossEntropy(y, p) });
   assert.ok(describeAny(m, 'softmax_cross_entropy').graph, 'runs on the graph path');
   const { x, y } = data(seed, 512, inShape, 4);
@@ -43,8 +52,14 @@ async function trainTraceCompare(m: tf.LayersModel, inShape: number[], seed: num
     for (const w of l.trainableWeights) {
       if (!w.name.endsWith('kernel')) continue;
       const shape = w.shape as number[];
-      const n = shape.reduce((a, b) => a * b, 1), lim = Math.sqrt(6 / (shape.at(-2)! + shape.at(-1)!));
-      w.write(tf.tensor(Float32Array.from({ length: n }, () => (init.next() * 2 - 1) * lim), shape));
+      const n = shape.reduce((a, b) => a * b, 1),
+        lim = Math.sqrt(6 / (shape.at(-2)! + shape.at(-1)!));
+      w.write(
+        tf.tensor(
+          Float32Array.from({ length: n }, () => (init.next() * 2 - 1) * lim),
+          shape,
+        ),
+      );
     }
   }
   const w0 = bits(watch);
@@ -52,11 +67,17 @@ async function trainTraceCompare(m: tf.LayersModel, inShape: number[], seed: num
     const h = await fitWithEngine(m, x, y, { epochs: 5, batchSize: 64, loss: 'softmax_cross_entropy', engine: { threads: 1 } });
     const loss = h.history['loss']!;
     assert.ok(loss[loss.length - 1]! < loss[0]!, `training makes progress: ${loss.join(', ')}`);
-    assert.ok(bits(watch).some((v, j) => v !== w0[j]), 'kernel bit widths trained (the engine state reached the tfjs model)');
+    assert.ok(
+      bits(watch).some((v, j) => v !== w0[j]),
+      'kernel bit widths trained (the engine state reached the tfjs model)',
+    );
     calibrate(m, x, { reset: true });
     const p = trace(m);
     const rng = makeRng(seed + 1);
-    for (const [scale, n] of [[2, 1500], [8, 1500]] as const) {
+    for (const [scale, n] of [
+      [2, 1500],
+      [8, 1500],
+    ] as const) {
       const xs = randomInputs(m, rng, n, scale);
       const r = compareModel(m, p, xs, n);
       assert.equal(r.mismatches, 0, `scale ${scale}: ${r.mismatches} of ${r.values} values differ; first: ${r.first}`);
@@ -69,15 +90,25 @@ async function trainTraceCompare(m: tf.LayersModel, inShape: number[], seed: num
 }
 
 test('engine-trained CNN (conv same → max pool → conv → flatten → batch-norm dense → dense) is bit-exact through trace', async () => {
-  const c0 = new QConv2D({ filters: 4, kernelSize: 3, padding: 'same', activation: 'relu', inputShape: [6, 6, 1], beta0: 2e-6, name: 'gt_c0' });
-  const m = tf.sequential({ layers: [
-    c0,
-    new QMaxPooling2D({ poolSize: 2, beta0: 2e-6, name: 'gt_p0' }),
-    new QConv2D({ filters: 4, kernelSize: 2, activation: 'relu', beta0: 2e-6, name: 'gt_c1' }),
-    new QFlatten({ name: 'gt_f' }),
-    new QBatchNormDense({ units: 8, activation: 'relu', beta0: 2e-6, name: 'gt_bn' }),
-    new QDense({ units: 4, beta0: 2e-6, name: 'gt_d' }),
-  ] });
+  const c0 = new QConv2D({
+    filters: 4,
+    kernelSize: 3,
+    padding: 'same',
+    activation: 'relu',
+    inputShape: [6, 6, 1],
+    beta0: 2e-6,
+    name: 'gt_c0',
+  });
+  const m = tf.sequential({
+    layers: [
+      c0,
+      new QMaxPooling2D({ poolSize: 2, beta0: 2e-6, name: 'gt_p0' }),
+      new QConv2D({ filters: 4, kernelSize: 2, activation: 'relu', beta0: 2e-6, name: 'gt_c1' }),
+      new QFlatten({ name: 'gt_f' }),
+      new QBatchNormDense({ units: 8, activation: 'relu', beta0: 2e-6, name: 'gt_bn' }),
+      new QDense({ units: 4, beta0: 2e-6, name: 'gt_d' }),
+    ],
+  });
   await trainTraceCompare(m, [6, 6, 1], 900, c0);
 });
 

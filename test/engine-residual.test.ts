@@ -17,7 +17,12 @@ const LR = 3e-3;
 const C = 5;
 let serial = 0;
 
-interface Case { name: string; inShape: number[]; build: (t: string) => tf.LayersModel; params: number }
+interface Case {
+  name: string;
+  inShape: number[];
+  build: (t: string) => tf.LayersModel;
+  params: number;
+}
 
 const CASES: Case[] = [
   {
@@ -51,7 +56,14 @@ const CASES: Case[] = [
     inShape: [5, 4, 2],
     build: (t) => {
       const x = tf.input({ shape: [5, 4, 2] });
-      const c = new QConv2D({ filters: 2, kernelSize: 3, padding: 'same', activation: 'relu', beta0: 1e-5, name: `${t}_c` }).apply(x) as tf.SymbolicTensor;
+      const c = new QConv2D({
+        filters: 2,
+        kernelSize: 3,
+        padding: 'same',
+        activation: 'relu',
+        beta0: 1e-5,
+        name: `${t}_c`,
+      }).apply(x) as tf.SymbolicTensor;
       const s = new QAdd({ beta0: 1e-4, name: `${t}_add` }).apply([x, c]) as tf.SymbolicTensor;
       const f = new QFlatten({ name: `${t}_f` }).apply(s) as tf.SymbolicTensor;
       const y = new QDense({ units: C, beta0: 1e-5, name: `${t}_o` }).apply(f) as tf.SymbolicTensor;
@@ -64,13 +76,24 @@ const CASES: Case[] = [
     name: 'SAT and SAT_SYM activation quantizers: conv → max pool, add with a skip, batch-norm dense',
     inShape: [6, 4, 2],
     build: (t) => {
-      const sat = { overflowMode: 'SAT' as const, i0: 0, f0: 4 }, sym = { overflowMode: 'SAT_SYM' as const, i0: 1, f0: 3 };
+      const sat = { overflowMode: 'SAT' as const, i0: 0, f0: 4 },
+        sym = { overflowMode: 'SAT_SYM' as const, i0: 1, f0: 3 };
       const x = tf.input({ shape: [6, 4, 2] });
-      const c = new QConv2D({ filters: 2, kernelSize: 3, padding: 'same', activation: 'relu', iqConf: sat, beta0: 1e-5, name: `${t}_c` }).apply(x) as tf.SymbolicTensor;
+      const c = new QConv2D({
+        filters: 2,
+        kernelSize: 3,
+        padding: 'same',
+        activation: 'relu',
+        iqConf: sat,
+        beta0: 1e-5,
+        name: `${t}_c`,
+      }).apply(x) as tf.SymbolicTensor;
       const s = new QAdd({ iqConf: [sym, sat], beta0: 1e-4, name: `${t}_add` }).apply([x, c]) as tf.SymbolicTensor;
       const p = new QMaxPooling2D({ poolSize: 2, iqConf: sym, beta0: 1e-5, name: `${t}_p` }).apply(s) as tf.SymbolicTensor;
       const f = new QFlatten({ name: `${t}_f` }).apply(p) as tf.SymbolicTensor;
-      const b = new QBatchNormDense({ units: 6, activation: 'relu', iqConf: sat, beta0: 1e-5, name: `${t}_bn` }).apply(f) as tf.SymbolicTensor;
+      const b = new QBatchNormDense({ units: 6, activation: 'relu', iqConf: sat, beta0: 1e-5, name: `${t}_bn` }).apply(
+        f,
+      ) as tf.SymbolicTensor;
       const y = new QDense({ units: C, iqConf: sym, beta0: 1e-5, name: `${t}_o` }).apply(b) as tf.SymbolicTensor;
       return tf.model({ inputs: x, outputs: y });
     },
@@ -99,13 +122,16 @@ for (const [ci, c] of CASES.entries()) {
       tf.dispose([one.xt, one.yt]);
       model.dispose();
     }
-    const a = build(c), b = build(c);
+    const a = build(c),
+      b = build(c);
     const batches = [1, 2, 3].map((s) => batch(400 + 10 * ci + s, 48, c.inShape, C));
-    a.predict(batches[0]!.xt); b.predict(batches[0]!.xt);
+    a.predict(batches[0]!.xt);
+    b.predict(batches[0]!.xt);
     try {
       await checkSteps(a, b, 'softmax_cross_entropy', batches, LR);
     } finally {
-      a.dispose(); b.dispose();
+      a.dispose();
+      b.dispose();
       for (const bt of batches) tf.dispose([bt.xt, bt.yt]);
     }
   });
@@ -116,12 +142,17 @@ test('QSubtract, QMultiply, QMaximum, QMinimum (two and three inputs, ties in th
   const merges = { QSubtract, QMultiply, QMaximum, QMinimum };
   for (const [name, M] of Object.entries(merges)) {
     const c: Case = {
-      name, inShape: [8], params: 3 * 7 + 1 + (name === 'QSubtract' ? 2 : 3) + 1,
+      name,
+      inShape: [8],
+      params: 3 * 7 + 1 + (name === 'QSubtract' ? 2 : 3) + 1,
       build: (t) => {
         const x = tf.input({ shape: [8] });
         const a = new QDense({ units: 6, activation: 'relu', beta0: 1e-5, name: `${t}_a` }).apply(x) as tf.SymbolicTensor;
         const b = new QDense({ units: 6, beta0: 1e-5, name: `${t}_b` }).apply(x) as tf.SymbolicTensor;
-        const ins = name === 'QSubtract' ? [a, b] : [a, b, new QDense({ units: 6, beta0: 1e-5, name: `${t}_c`, useBias: false }).apply(x) as tf.SymbolicTensor];
+        const ins =
+          name === 'QSubtract'
+            ? [a, b]
+            : [a, b, new QDense({ units: 6, beta0: 1e-5, name: `${t}_c`, useBias: false }).apply(x) as tf.SymbolicTensor];
         // one input quantizer narrower than the others: EBOPs min/max and products see unequal bits, others tie
         const iqConf = ins.map((_, j) => (j === 1 ? { f0: 4 } : {}));
         const s = new M({ beta0: 1e-4, iqConf, name: `${t}_m` }).apply(ins) as tf.SymbolicTensor;
@@ -142,13 +173,16 @@ test('QSubtract, QMultiply, QMaximum, QMinimum (two and three inputs, ties in th
       tf.dispose([one.xt, one.yt]);
       model.dispose();
     }
-    const a = build(c), b = build(c);
+    const a = build(c),
+      b = build(c);
     const batches = [1, 2].map((s) => batch(510 + s, 40, c.inShape, C));
-    a.predict(batches[0]!.xt); b.predict(batches[0]!.xt);
+    a.predict(batches[0]!.xt);
+    b.predict(batches[0]!.xt);
     try {
       await checkSteps(a, b, 'softmax_cross_entropy', batches, LR);
     } finally {
-      a.dispose(); b.dispose();
+      a.dispose();
+      b.dispose();
       for (const bt of batches) tf.dispose([bt.xt, bt.yt]);
     }
   }
@@ -158,24 +192,43 @@ test('QConcatenate (last axis of flat vectors, middle axis of sequences; with an
   await tf.setBackend('cpu');
   const cases: Case[] = [
     {
-      name: 'concat flat', inShape: [8], params: 3 * 7,
+      name: 'concat flat',
+      inShape: [8],
+      params: 3 * 7,
       build: (t) => {
         const x = tf.input({ shape: [8] });
         const a = new QDense({ units: 5, activation: 'relu', beta0: 1e-5, name: `${t}_a` }).apply(x) as tf.SymbolicTensor;
         const b = new QDense({ units: 3, beta0: 1e-5, name: `${t}_b` }).apply(x) as tf.SymbolicTensor;
         const c = new QConcatenate({ name: `${t}_cat` }).apply([a, b]) as tf.SymbolicTensor;
-        return tf.model({ inputs: x, outputs: new QDense({ units: C, beta0: 1e-5, name: `${t}_o` }).apply(c) as tf.SymbolicTensor });
+        return tf.model({
+          inputs: x,
+          outputs: new QDense({ units: C, beta0: 1e-5, name: `${t}_o` }).apply(c) as tf.SymbolicTensor,
+        });
       },
     },
     {
-      name: 'concat of sequences on axis 1 with input quantizers', inShape: [4, 3], params: 2 * 7 + 2 + 7,
+      name: 'concat of sequences on axis 1 with input quantizers',
+      inShape: [4, 3],
+      params: 2 * 7 + 2 + 7,
       build: (t) => {
         const x = tf.input({ shape: [4, 3] });
-        const a = new QConv1D({ filters: 2, kernelSize: 2, padding: 'same', activation: 'relu', beta0: 1e-5, name: `${t}_a` }).apply(x) as tf.SymbolicTensor;
-        const b = new QConv1D({ filters: 2, kernelSize: 3, padding: 'same', beta0: 1e-5, name: `${t}_b` }).apply(x) as tf.SymbolicTensor;
+        const a = new QConv1D({
+          filters: 2,
+          kernelSize: 2,
+          padding: 'same',
+          activation: 'relu',
+          beta0: 1e-5,
+          name: `${t}_a`,
+        }).apply(x) as tf.SymbolicTensor;
+        const b = new QConv1D({ filters: 2, kernelSize: 3, padding: 'same', beta0: 1e-5, name: `${t}_b` }).apply(
+          x,
+        ) as tf.SymbolicTensor;
         const c = new QConcatenate({ axis: 1, enableIq: true, name: `${t}_cat` }).apply([a, b]) as tf.SymbolicTensor;
         const f = new QFlatten({ name: `${t}_f` }).apply(c) as tf.SymbolicTensor;
-        return tf.model({ inputs: x, outputs: new QDense({ units: C, beta0: 1e-5, name: `${t}_o` }).apply(f) as tf.SymbolicTensor });
+        return tf.model({
+          inputs: x,
+          outputs: new QDense({ units: C, beta0: 1e-5, name: `${t}_o` }).apply(f) as tf.SymbolicTensor,
+        });
       },
     },
   ];
@@ -191,13 +244,16 @@ test('QConcatenate (last axis of flat vectors, middle axis of sequences; with an
       tf.dispose([one.xt, one.yt]);
       model.dispose();
     }
-    const a = build(c), b = build(c);
+    const a = build(c),
+      b = build(c);
     const batches = [1, 2].map((s) => batch(610 + s, 40, c.inShape, C));
-    a.predict(batches[0]!.xt); b.predict(batches[0]!.xt);
+    a.predict(batches[0]!.xt);
+    b.predict(batches[0]!.xt);
     try {
       await checkSteps(a, b, 'softmax_cross_entropy', batches, LR);
     } finally {
-      a.dispose(); b.dispose();
+      a.dispose();
+      b.dispose();
       for (const bt of batches) tf.dispose([bt.xt, bt.yt]);
     }
   }
@@ -206,12 +262,20 @@ test('QConcatenate (last axis of flat vectors, middle axis of sequences; with an
 test('unsupported graphs are named: a shared layer, a table activation', () => {
   const x = tf.input({ shape: [4] });
   const d = new QDense({ units: 4, name: 'shared_d' });
-  const y = new QDense({ units: 2 }).apply(new QAdd().apply([d.apply(x) as tf.SymbolicTensor, d.apply(d.apply(x) as tf.SymbolicTensor) as tf.SymbolicTensor]) as tf.SymbolicTensor) as tf.SymbolicTensor;
+  const y = new QDense({ units: 2 }).apply(
+    new QAdd().apply([
+      d.apply(x) as tf.SymbolicTensor,
+      d.apply(d.apply(x) as tf.SymbolicTensor) as tf.SymbolicTensor,
+    ]) as tf.SymbolicTensor,
+  ) as tf.SymbolicTensor;
   const m = tf.model({ inputs: x, outputs: y });
   assert.match(engineUnsupported(m)!, /layer 'shared_d' \(QDense\) is used 3 times/);
   const x2 = tf.input({ shape: [4] });
-  const lut = new QUnaryFunctionLUT({ activation: 'tanh', name: 'qlut' }).apply(new QDense({ units: 4 }).apply(x2) as tf.SymbolicTensor) as tf.SymbolicTensor;
+  const lut = new QUnaryFunctionLUT({ activation: 'tanh', name: 'qlut' }).apply(
+    new QDense({ units: 4 }).apply(x2) as tf.SymbolicTensor,
+  ) as tf.SymbolicTensor;
   const m2 = tf.model({ inputs: x2, outputs: new QDense({ units: 2 }).apply(lut) as tf.SymbolicTensor });
   assert.match(engineUnsupported(m2)!, /layer 'qlut' \(QUnaryFunctionLUT\) is not supported by the wasm engine yet/);
-  m.dispose(); m2.dispose();
+  m.dispose();
+  m2.dispose();
 });

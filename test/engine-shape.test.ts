@@ -12,7 +12,8 @@ import { makeRng } from './util/rng.ts';
 import { close } from './util/engine-compare.ts';
 
 const IN = [2, 3, 4];
-const K = 24, C = 5;
+const K = 24,
+  C = 5;
 
 function buildModel(tag: string): tf.Sequential {
   const m = tf.sequential();
@@ -29,10 +30,9 @@ function batch(seed: number, B: number) {
   const rng = makeRng(seed);
   const x = Float32Array.from({ length: B * K }, () => (rng.next() * 2 - 1) * 2);
   const y = new Float32Array(B * C);
-  for (let b = 0; b < B; b++) y[b * C + ((x[b * K]! > 0 ? 1 : 0) + (x[b * K + 5]! > 0.5 ? 2 : 0)) % C] = 1;
+  for (let b = 0; b < B; b++) y[b * C + (((x[b * K]! > 0 ? 1 : 0) + (x[b * K + 5]! > 0.5 ? 2 : 0)) % C)] = 1;
   return { x, y, xt: tf.tensor(x, [B, ...IN]), yt: tf.tensor2d(y, [B, C]) };
 }
-
 
 test('reshapes are free: one engine step equals the tfjs step (loss, gradients of weights and all bit parameters)', async () => {
   await tf.setBackend('cpu');
@@ -50,7 +50,10 @@ test('reshapes are free: one engine step equals the tfjs step (loss, gradients o
       return l as tf.Scalar;
     }, tvars);
     const r = bind.engine.step(x, y);
-    assert.ok(Math.abs(r.loss - value.dataSync()[0]!) <= 2e-5 * Math.abs(r.loss), `loss: engine ${r.loss} vs tfjs ${value.dataSync()[0]}`);
+    assert.ok(
+      Math.abs(r.loss - value.dataSync()[0]!) <= 2e-5 * Math.abs(r.loss),
+      `loss: engine ${r.loss} vs tfjs ${value.dataSync()[0]}`,
+    );
     assert.ok(r.ebops > 0);
     const eg = bind.engine.debugGradients();
     const { binding } = describeModel(model, 'softmax_cross_entropy');
@@ -72,9 +75,11 @@ test('reshapes are free: one engine step equals the tfjs step (loss, gradients o
 
 test('reshapes are free: several engine steps equal trainOnBatch; fitWithEngine takes the multi-axis input', async () => {
   await tf.setBackend('cpu');
-  const a = buildModel('s2'), b = buildModel('s3');
+  const a = buildModel('s2'),
+    b = buildModel('s3');
   const batches = [21, 22, 23, 24].map((s) => batch(s, 128));
-  a.predict(batches[0]!.xt); b.predict(batches[0]!.xt);
+  a.predict(batches[0]!.xt);
+  b.predict(batches[0]!.xt);
   b.setWeights(a.getWeights());
   const bind = await EngineBinding.create(b, 'softmax_cross_entropy', { threads: 1 });
   try {
@@ -84,13 +89,19 @@ test('reshapes are free: several engine steps equal trainOnBatch; fitWithEngine 
       assert.ok(Math.abs(lt - le) <= 1e-4 * Math.abs(lt), `loss ${le} vs tfjs ${lt}`);
     }
     bind.push();
-    const wa = a.getWeights(), wb = b.getWeights();
-    let total = 0, near = 0;
+    const wa = a.getWeights(),
+      wb = b.getWeights();
+    let total = 0,
+      near = 0;
     wa.forEach((t, j) => {
-      const va = t.dataSync(), vb = wb[j]!.dataSync();
+      const va = t.dataSync(),
+        vb = wb[j]!.dataSync();
       for (let e = 0; e < va.length; e++) {
         total++;
-        assert.ok(Math.abs(va[e]! - vb[e]!) <= 4 * 3e-3 * 1.01 + 1e-6, `${a.weights[j]!.name}[${e}]: tfjs ${va[e]} vs engine ${vb[e]}`);
+        assert.ok(
+          Math.abs(va[e]! - vb[e]!) <= 4 * 3e-3 * 1.01 + 1e-6,
+          `${a.weights[j]!.name}[${e}]: tfjs ${va[e]} vs engine ${vb[e]}`,
+        );
         if (Math.abs(va[e]! - vb[e]!) <= 1e-5 * Math.max(1, Math.abs(va[e]!))) near++;
       }
     });
@@ -100,12 +111,22 @@ test('reshapes are free: several engine steps equal trainOnBatch; fitWithEngine 
   }
   // fitWithEngine with x shaped like the model input (validation through model.predict on the same shape)
   const all = batch(31, 400);
-  const h = await fitWithEngine(b, all.xt, all.yt, { epochs: 3, batchSize: 50, loss: 'softmax_cross_entropy', validationData: [all.xt, all.yt], engine: { threads: 1 } });
+  const h = await fitWithEngine(b, all.xt, all.yt, {
+    epochs: 3,
+    batchSize: 50,
+    loss: 'softmax_cross_entropy',
+    validationData: [all.xt, all.yt],
+    engine: { threads: 1 },
+  });
   assert.ok(h.history['loss']![2]! < h.history['loss']![0]!, `loss decreases: ${h.history['loss']}`);
   assert.ok(Number.isFinite(h.history['val_acc']![2]!));
   const bad = tf.zeros([4, 25]);
-  await assert.rejects(fitWithEngine(b, bad, tf.zeros([4, C]), { epochs: 1, batchSize: 2, loss: 'softmax_cross_entropy' }), /25 values per sample, the model's input \[2,3,4\] takes 24/);
-  a.dispose(); b.dispose();
+  await assert.rejects(
+    fitWithEngine(b, bad, tf.zeros([4, C]), { epochs: 1, batchSize: 2, loss: 'softmax_cross_entropy' }),
+    /25 values per sample, the model's input \[2,3,4\] takes 24/,
+  );
+  a.dispose();
+  b.dispose();
   for (const bt of [...batches, all]) tf.dispose([bt.xt, bt.yt]);
   bad.dispose();
 });

@@ -12,8 +12,15 @@ import { close } from './util/engine-compare.ts';
 function buildModel(sizes: number[], beta: number, seed: number): tf.Sequential {
   const m = tf.sequential();
   for (let l = 1; l < sizes.length; l++) {
-    m.add(new QDense({ units: sizes[l]!, activation: l + 1 < sizes.length ? 'relu' : 'linear', beta0: beta,
-      ...(l === 1 ? { inputShape: [sizes[0]!] } : {}), name: `d${seed}_${l}` }));
+    m.add(
+      new QDense({
+        units: sizes[l]!,
+        activation: l + 1 < sizes.length ? 'relu' : 'linear',
+        beta0: beta,
+        ...(l === 1 ? { inputShape: [sizes[0]!] } : {}),
+        name: `d${seed}_${l}`,
+      }),
+    );
   }
   m.compile({ optimizer: tf.train.adam(3e-3), loss: (y: tf.Tensor, p: tf.Tensor) => tf.losses.softmaxCrossEntropy(y, p) });
   return m;
@@ -23,10 +30,9 @@ function batch(seed: number, B: number, K: number, C: number) {
   const rng = makeRng(seed);
   const x = Float32Array.from({ length: B * K }, () => (rng.next() * 2 - 1) * 2);
   const y = new Float32Array(B * C);
-  for (let b = 0; b < B; b++) y[b * C + ((x[b * K]! > 0 ? 1 : 0) + (x[b * K + 1]! > 0.5 ? 2 : 0)) % C] = 1;
+  for (let b = 0; b < B; b++) y[b * C + (((x[b * K]! > 0 ? 1 : 0) + (x[b * K + 1]! > 0.5 ? 2 : 0)) % C)] = 1;
   return { x, y, xt: tf.tensor2d(x, [B, K]), yt: tf.tensor2d(y, [B, C]) };
 }
-
 
 test('one engine step equals the tfjs training step: loss, EBOPs, gradients of weights and all bit parameters', async () => {
   await tf.setBackend('cpu');
@@ -45,7 +51,10 @@ test('one engine step equals the tfjs training step: loss, EBOPs, gradients of w
       return l as tf.Scalar;
     }, tvars);
     const r = bind.engine.step(x, y);
-    assert.ok(Math.abs(r.loss - value.dataSync()[0]!) <= 2e-5 * Math.abs(r.loss), `loss: engine ${r.loss} vs tfjs ${value.dataSync()[0]}`);
+    assert.ok(
+      Math.abs(r.loss - value.dataSync()[0]!) <= 2e-5 * Math.abs(r.loss),
+      `loss: engine ${r.loss} vs tfjs ${value.dataSync()[0]}`,
+    );
     const eg = bind.engine.debugGradients();
     const { binding } = describeModel(model, 'softmax_cross_entropy');
     let checked = 0;
@@ -67,9 +76,11 @@ test('one engine step equals the tfjs training step: loss, EBOPs, gradients of w
 test('several engine steps equal model.trainOnBatch steps, and push() copies weights and Adam state back', async () => {
   await tf.setBackend('cpu');
   const sizes = [16, 12, 8, 5];
-  const a = buildModel(sizes, 1e-5, 2), b = buildModel(sizes, 1e-5, 3);
+  const a = buildModel(sizes, 1e-5, 2),
+    b = buildModel(sizes, 1e-5, 3);
   const batches = [11, 12, 13, 14, 15].map((s) => batch(s, 256, 16, 5));
-  a.predict(batches[0]!.xt); b.predict(batches[0]!.xt);
+  a.predict(batches[0]!.xt);
+  b.predict(batches[0]!.xt);
   b.setWeights(a.getWeights());
   const bind = await EngineBinding.create(b, 'softmax_cross_entropy', { threads: 1 });
   try {
@@ -79,27 +90,36 @@ test('several engine steps equal model.trainOnBatch steps, and push() copies wei
       assert.ok(Math.abs(lt - le) <= 1e-4 * Math.abs(lt), `loss ${le} vs tfjs ${lt}`);
     }
     bind.push();
-    const wa = a.getWeights(), wb = b.getWeights();
-    let total = 0, near = 0;
+    const wa = a.getWeights(),
+      wb = b.getWeights();
+    let total = 0,
+      near = 0;
     wa.forEach((t, j) => {
-      const va = t.dataSync(), vb = wb[j]!.dataSync();
+      const va = t.dataSync(),
+        vb = wb[j]!.dataSync();
       for (let e = 0; e < va.length; e++) {
         total++;
         // Adam normalizes: a gradient that is ~0 up to rounding may move a parameter by up to lr per step
-        assert.ok(Math.abs(va[e]! - vb[e]!) <= 5 * 3e-3 * 1.01 + 1e-6, `${a.weights[j]!.name}[${e}]: tfjs ${va[e]} vs engine ${vb[e]}`);
+        assert.ok(
+          Math.abs(va[e]! - vb[e]!) <= 5 * 3e-3 * 1.01 + 1e-6,
+          `${a.weights[j]!.name}[${e}]: tfjs ${va[e]} vs engine ${vb[e]}`,
+        );
         if (Math.abs(va[e]! - vb[e]!) <= 1e-5 * Math.max(1, Math.abs(va[e]!))) near++;
       }
     });
     assert.ok(near >= 0.98 * total, `only ${near}/${total} parameters agree closely`);
     // Adam moments were pushed: one more tfjs step from either model stays together
     const bt = batch(16, 256, 16, 5);
-    const la = (await a.trainOnBatch(bt.xt, bt.yt)) as number, lb = (await b.trainOnBatch(bt.xt, bt.yt)) as number;
+    const la = (await a.trainOnBatch(bt.xt, bt.yt)) as number,
+      lb = (await b.trainOnBatch(bt.xt, bt.yt)) as number;
     assert.ok(Math.abs(la - lb) <= 1e-4 * Math.abs(la), `after push: ${la} vs ${lb}`);
-    const ia = (a.optimizer as unknown as { iterations: number }).iterations, ib = (b.optimizer as unknown as { iterations: number }).iterations;
+    const ia = (a.optimizer as unknown as { iterations: number }).iterations,
+      ib = (b.optimizer as unknown as { iterations: number }).iterations;
     assert.equal(ib, ia);
   } finally {
     bind.dispose();
-    a.dispose(); b.dispose();
+    a.dispose();
+    b.dispose();
     for (const bt of batches) tf.dispose([bt.xt, bt.yt]);
   }
 });
@@ -113,5 +133,6 @@ test('unsupported models are named clearly', async () => {
   ok.add(new QDense({ units: 4, inputShape: [3], activation: 'relu' }));
   ok.add(new QDense({ units: 2 }));
   assert.equal(engineUnsupported(ok), null);
-  m.dispose(); ok.dispose();
+  m.dispose();
+  ok.dispose();
 });

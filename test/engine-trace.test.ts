@@ -29,7 +29,8 @@ test('engine-trained MLP: calibrate → trace → emulator == model.predict bit 
   const xa = Float32Array.from({ length: N * 12 }, () => (rng.next() * 2 - 1) * 2);
   const ya = new Float32Array(N * 4);
   for (let j = 0; j < N; j++) ya[j * 4 + ((xa[j * 12]! > 0 ? 1 : 0) + (xa[j * 12 + 1]! + xa[j * 12 + 2]! > 0 ? 2 : 0))] = 1;
-  const x = tf.tensor2d(xa, [N, 12]), y = tf.tensor2d(ya, [N, 4]);
+  const x = tf.tensor2d(xa, [N, 12]),
+    y = tf.tensor2d(ya, [N, 4]);
   const w0 = kernelBits(m);
   try {
     const h = await fitWithEngine(m, x, y, { epochs: 6, batchSize: 64, loss: 'softmax_cross_entropy', engine: { threads: 2 } });
@@ -37,11 +38,17 @@ test('engine-trained MLP: calibrate → trace → emulator == model.predict bit 
     assert.ok(loss[loss.length - 1]! < loss[0]!, `training makes progress: ${loss.join(', ')}`);
     // the bit widths moved (the engine's state reached the tfjs model)
     const w1 = kernelBits(m);
-    assert.ok(w1.some((v, j) => v !== w0[j]), 'kernel bit widths trained');
+    assert.ok(
+      w1.some((v, j) => v !== w0[j]),
+      'kernel bit widths trained',
+    );
 
     calibrate(m, x, { reset: true });
     const p = trace(m);
-    for (const [scale, n] of [[2, 4000], [8, 4000]] as const) {
+    for (const [scale, n] of [
+      [2, 4000],
+      [8, 4000],
+    ] as const) {
       const xs = randomInputs(m, rng, n, scale);
       const r = compareModel(m, p, xs, n);
       assert.equal(r.mismatches, 0, `scale ${scale}: ${r.mismatches} of ${r.values} values differ; first: ${r.first}`);

@@ -21,7 +21,12 @@ test('huge and tiny exponents quantize exactly like moderate decimals beyond the
     for (const sign of ['', '-']) {
       // 10^500 is above every code of these types and a multiple of 2^W at scale 2^f; so is 10^(far + j)
       const big = quantizeCode(`${sign}${digits}e500`, t, round, overflow);
-      for (const e of [far, far + 12345, 999999999]) assert.equal(quantizeCode(`${sign}${digits}e${e}`, t, round, overflow), big, `${sign}${digits}e${e} ${JSON.stringify(t)} ${round} ${overflow}`);
+      for (const e of [far, far + 12345, 999999999])
+        assert.equal(
+          quantizeCode(`${sign}${digits}e${e}`, t, round, overflow),
+          big,
+          `${sign}${digits}e${e} ${JSON.stringify(t)} ${round} ${overflow}`,
+        );
       assert.equal(quantizeCode(`${sign}${digits}e99999999999999999999999`, t, round, overflow), big);
       // 10^-500 is far below 2^-f: it rounds like any tiny value of its sign
       const tiny = quantizeCode(`${sign}${digits}e-500`, t, round, overflow);

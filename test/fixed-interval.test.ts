@@ -58,7 +58,10 @@ function checkBinary(
       const x = sample(rng, a);
       const y = sample(rng, b);
       const z = f(x, y) + 0;
-      assert.ok(qiContains(q, z), `${name}: ${z} = f(${x}, ${y}) in ${JSON.stringify(q)} (a=${JSON.stringify(a)}, b=${JSON.stringify(b)})`);
+      assert.ok(
+        qiContains(q, z),
+        `${name}: ${z} = f(${x}, ${y}) in ${JSON.stringify(q)} (a=${JSON.stringify(a)}, b=${JSON.stringify(b)})`,
+      );
     }
     // every rule here is monotone or bilinear in each operand: extremes sit at the corners
     const corners = ends(a).flatMap((x) => ends(b).map((y) => f(x, y) + 0));
@@ -76,7 +79,12 @@ test('add, sub, add-shifted, mul, min, max: sound on sampled values and tight at
   checkBinary('max', qiMax, Math.max, rng);
   for (const sub of [false, true]) {
     const s = rng.int(-5, 5);
-    checkBinary(`addShifted(${s},${sub})`, (a, b) => qiAddShifted(a, b, s, sub), (x, y) => (sub ? x - y * 2 ** s : x + y * 2 ** s), rng);
+    checkBinary(
+      `addShifted(${s},${sub})`,
+      (a, b) => qiAddShifted(a, b, s, sub),
+      (x, y) => (sub ? x - y * 2 ** s : x + y * 2 ** s),
+      rng,
+    );
   }
 });
 
@@ -124,13 +132,15 @@ test('qiQuantize holds every quantized sample; ends attained when nothing can wr
     for (let j = 0; j < 12; j++) {
       const x = sample(rng, a);
       const y = quantize(x, t, r, o);
-      assert.ok(qiContains(q, y), `quantize(${x}) = ${y} in ${JSON.stringify(q)} for ${JSON.stringify(a)} → (${k},${i},${t.f}) ${r} ${o}`);
+      assert.ok(
+        qiContains(q, y),
+        `quantize(${x}) = ${y} in ${JSON.stringify(q)} for ${JSON.stringify(a)} → (${k},${i},${t.f}) ${r} ${o}`,
+      );
     }
     const qa = quantize(a.min, t, r, o);
     const qb = quantize(a.max, t, r, o);
     const range = qiFromKif(t, o);
-    const mayWrap =
-      o === 'WRAP' && (roundToStep(a.min, t.f, r) < range.min || roundToStep(a.max, t.f, r) > range.max);
+    const mayWrap = o === 'WRAP' && (roundToStep(a.min, t.f, r) < range.min || roundToStep(a.max, t.f, r) > range.max);
     if (mayWrap) {
       assert.ok(qiEquals(q, range), 'WRAP that may overflow: the whole range');
       wrapped++;

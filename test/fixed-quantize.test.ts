@@ -1,13 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import {
-  codeToNumber,
-  doubleToDyadic,
-  quantize,
-  quantizeArray,
-  quantizeCode,
-  roundToStep,
-} from '../src/fixed/quantize.ts';
+import { codeToNumber, doubleToDyadic, quantize, quantizeArray, quantizeCode, roundToStep } from '../src/fixed/quantize.ts';
 import { parseType } from '../src/fixed/typename.ts';
 import { OVERFLOW_MODES, ROUND_MODES, type Kif, type OverflowMode, type RoundMode } from '../src/fixed/types.ts';
 import { makeRng, type Rng } from './util/rng.ts';
@@ -102,8 +95,7 @@ test('float path equals the BigInt reference on >= 100,000 random values, every 
         if (Number.isFinite(x) && Math.abs(x * 2 ** t.f) < 2 ** 52 && (x * 2 ** t.f) % 1 === 0.5) ties++;
         const got = quantize(x, t, r, o);
         const want = ref(x, t, r, o);
-        if (!Object.is(got, want))
-          assert.fail(`quantize(${x}, (${t.k},${t.i},${t.f}), ${r}, ${o}) = ${got}, reference ${want}`);
+        if (!Object.is(got, want)) assert.fail(`quantize(${x}, (${t.k},${t.i},${t.f}), ${r}, ${o}) = ${got}, reference ${want}`);
         checked++;
       }
       assert.ok(zeroWidth > 50, `${r}/${o}: zero-width types exercised (${zeroWidth})`);
@@ -139,7 +131,10 @@ test('results are on the grid, in range, and never -0; round-to-nearest modes ar
     if (o !== 'WRAP' && Number.isFinite(x)) {
       // SAT is monotone: a larger input never gives a smaller output
       const y = x + Math.abs(x) * 0.25 + step;
-      assert.ok(quantize(y, t, r, o) >= q, `monotone: q(${x}) = ${q}, q(${y}) = ${quantize(y, t, r, o)} (${t.k},${t.i},${t.f}) ${r} ${o}`);
+      assert.ok(
+        quantize(y, t, r, o) >= q,
+        `monotone: q(${x}) = ${q}, q(${y}) = ${quantize(y, t, r, o)} (${t.k},${t.i},${t.f}) ${r} ${o}`,
+      );
     }
   }
 });

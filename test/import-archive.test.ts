@@ -53,17 +53,19 @@ for (const path of fixtures) {
       if (kernel && l.kq) assert.deepEqual(l.kq.shape, kernel.shape, `${l.name}: per-weight kernel quantizer`);
       if (l.className === 'QDense') assert.deepEqual(kernel!.shape, [l.inbound[0]!.shape.at(-1), l.config.units]);
       if (l.className === 'QEinsumDenseBatchnorm') {
-        for (const v of ['bias', 'gamma', 'moving_mean', 'moving_variance']) assert.deepEqual(l.vars[v]!.shape, [kernel!.shape.at(-1)]);
+        for (const v of ['bias', 'gamma', 'moving_mean', 'moving_variance'])
+          assert.deepEqual(l.vars[v]!.shape, [kernel!.shape.at(-1)]);
         for (const v of l.vars.moving_variance!.data) assert.ok(Number(v) >= 0, `${l.name}: variance ≥ 0`);
       }
       for (const q of [l.iq, l.kq, l.bq, ...(l.iqs ?? [])]) {
         if (!q) continue;
         for (const k of q.k) assert.ok(k === 0 || k === 1);
         const kif = quantizerKif(q);
-        if (q.qType === 'kbi' && q.bounds.b) for (let j = 0; j < q.k.length; j++) {
-          const b = kif.i[j]! + kif.f[j]!;
-          assert.ok(b >= q.bounds.b[0] && b <= q.bounds.b[1], `${q.group}: b=${b} within ${q.bounds.b}`);
-        }
+        if (q.qType === 'kbi' && q.bounds.b)
+          for (let j = 0; j < q.k.length; j++) {
+            const b = kif.i[j]! + kif.f[j]!;
+            assert.ok(b >= q.bounds.b[0] && b <= q.bounds.b[1], `${q.group}: b=${b} within ${q.bounds.b}`);
+          }
       }
     }
   });
@@ -170,11 +172,14 @@ test('weights that do not match the config (a missing variable) are rejected nam
     const p = join(dir, 'mismatch.keras');
     writeFileSync(p, await zip.generateAsync({ type: 'uint8array' }));
     const ar = await readKerasArchive(p);
-    assert.throws(() => hgq2ModelFromArchive(ar), (e: Error) => {
-      assert.ok(e.message.startsWith(p));
-      assert.match(e.message, /(has no dataset layers\/\S+|cannot find the weights of layer)/);
-      return true;
-    });
+    assert.throws(
+      () => hgq2ModelFromArchive(ar),
+      (e: Error) => {
+        assert.ok(e.message.startsWith(p));
+        assert.match(e.message, /(has no dataset layers\/\S+|cannot find the weights of layer)/);
+        return true;
+      },
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -184,14 +189,19 @@ test('an unsupported layer class is rejected naming the layer and the file', { s
   const ar = await readKerasArchive(fixtures[0]!);
   const cfg = structuredClone(ar.config);
   cfg.config.layers[1].class_name = 'QLinformerAttention';
-  assert.throws(() => hgq2ModelFromArchive({ ...ar, config: cfg }), (e: Error) => {
-    assert.ok(e.message.startsWith(fixtures[0]!));
-    assert.match(e.message, /layer '\w+' has class QLinformerAttention, which hgq import does not support/);
-    return true;
-  });
+  assert.throws(
+    () => hgq2ModelFromArchive({ ...ar, config: cfg }),
+    (e: Error) => {
+      assert.ok(e.message.startsWith(fixtures[0]!));
+      assert.match(e.message, /layer '\w+' has class QLinformerAttention, which hgq import does not support/);
+      return true;
+    },
+  );
 });
 
-test('a Sequential config (layers in order, no inbound nodes) decodes like the functional one', { skip: missing.skip }, async () => {
+test('a Sequential config (layers in order, no inbound nodes) decodes like the functional one', {
+  skip: missing.skip,
+}, async () => {
   const path = fixtures.find((f) => basename(f).startsWith('jsc_openml'))!;
   const ar = await readKerasArchive(path);
   const seqCfg = {
@@ -209,7 +219,10 @@ test('a Sequential config (layers in order, no inbound nodes) decodes like the f
   const seq = hgq2ModelFromArchive({ ...ar, config: seqCfg });
   assert.deepEqual(seq.inputs, fn.inputs);
   assert.deepEqual(seq.outputs, fn.outputs);
-  assert.deepEqual(seq.layers.map((l) => [l.name, l.group, l.inbound.map((r) => [r.layer, r.shape])]), fn.layers.map((l) => [l.name, l.group, l.inbound.map((r) => [r.layer, r.shape])]));
+  assert.deepEqual(
+    seq.layers.map((l) => [l.name, l.group, l.inbound.map((r) => [r.layer, r.shape])]),
+    fn.layers.map((l) => [l.name, l.group, l.inbound.map((r) => [r.layer, r.shape])]),
+  );
   const noInput = { ...seqCfg, config: { ...seqCfg.config, layers: seqCfg.config.layers.slice(1) } };
   assert.throws(() => hgq2ModelFromArchive({ ...ar, config: noInput }), /comes before any InputLayer|no InputLayer/);
 });

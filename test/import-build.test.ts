@@ -39,7 +39,9 @@ function sampleInputs(model: HgqModel, n: number, seed: number): Tensor[] {
     const data = new Float64Array(n * per);
     for (let s = 0; s < n; s++) {
       for (let e = 0; e < per; e++) {
-        const lo = r.lo[e]!, hi = r.hi[e]!, step = r.step[e]!;
+        const lo = r.lo[e]!,
+          hi = r.hi[e]!,
+          step = r.step[e]!;
         let v = lo + (hi - lo) * rng.next();
         if (rng.chance(0.1)) v *= 3;
         else if (step > 0) {
@@ -66,7 +68,10 @@ for (const path of fixtures) {
   test(`${name}: imported model == reference forward bit for bit, EBOPs == HGQ2 formulas (within 2% of the logged value), save/load identical`, async () => {
     const decoded = await loadHgq2Model(path);
     const model = buildHgqModel(decoded);
-    assert.deepEqual(model.inputs.map((x) => x.shape), decoded.inputs.map((n) => decoded.byName.get(n)!.config.batch_shape));
+    assert.deepEqual(
+      model.inputs.map((x) => x.shape),
+      decoded.inputs.map((n) => decoded.byName.get(n)!.config.batch_shape),
+    );
 
     // inference: bit for bit (every accumulation in these models is float32-exact; no tolerance needed)
     const xs = sampleInputs(decoded, 200, 7);
@@ -75,7 +80,8 @@ for (const path of fixtures) {
     assert.equal(got.length, want.length);
     got.forEach((g, j) => {
       assert.equal(g.length, want[j]!.data.length);
-      for (let k = 0; k < g.length; k++) if (g[k] !== want[j]!.data[k]) assert.fail(`${name}: output ${j}[${k}] = ${g[k]}, reference ${want[j]!.data[k]}`);
+      for (let k = 0; k < g.length; k++)
+        if (g[k] !== want[j]!.data[k]) assert.fail(`${name}: output ${j}[${k}] = ${g[k]}, reference ${want[j]!.data[k]}`);
     });
     assert.ok(new Set(got[0]).size > 10, 'outputs vary over the samples');
 
@@ -121,7 +127,9 @@ const tgc = fixtures.find((f) => basename(f).startsWith('tgc'));
 const plf = fixtures.find((f) => basename(f).startsWith('jsc_plf'));
 const byName = (layers: any[], n: string) => layers.find((l) => (l.config?.name ?? l.name) === n);
 
-test('unsupported layers and options: errors name the layer and the file', { skip: !tgc || !plf ? 'fixtures absent' : false }, async () => {
+test('unsupported layers and options: errors name the layer and the file', {
+  skip: !tgc || !plf ? 'fixtures absent' : false,
+}, async () => {
   // an unknown layer class (the decoder refuses it)
   await assert.rejects(
     doctored(tgc!, (ls) => (byName(ls, 'theta_out').class_name = 'QDenseLoRA')),
@@ -131,13 +139,30 @@ test('unsupported layers and options: errors name the layer and the file', { ski
     [tgc!, 'theta_out', (ls) => (byName(ls, 'theta_out').config.activation = 'tanh'), /activation 'tanh' is not supported/],
     [tgc!, 'q_conv1d', (ls) => (byName(ls, 'q_conv1d').config.dilation_rate = [2]), /dilation_rate \[2\] is not supported/],
     [tgc!, 'q_conv1d', (ls) => (byName(ls, 'q_conv1d').config.padding = 'causal'), /padding 'causal' is not supported/],
-    [plf!, 'q_einsum_dense_batchnorm', (ls) => (byName(ls, 'q_einsum_dense_batchnorm').config.equation = '...c,cC->...C'), /equation '\.\.\.c,cC->\.\.\.C' is not supported/],
+    [
+      plf!,
+      'q_einsum_dense_batchnorm',
+      (ls) => (byName(ls, 'q_einsum_dense_batchnorm').config.equation = '...c,cC->...C'),
+      /equation '\.\.\.c,cC->\.\.\.C' is not supported/,
+    ],
     [plf!, 'q_sum', (ls) => (byName(ls, 'q_sum').config.scale = 0.3), /scale must be a power of two/],
-    [tgc!, 'get_item', (ls) => (byName(ls, 'get_item').inbound_nodes[0].args[1] = [{ class_name: '__slice__', config: { start: 1, stop: null, step: null } }]), /batch axis must be taken whole/],
+    [
+      tgc!,
+      'get_item',
+      (ls) =>
+        (byName(ls, 'get_item').inbound_nodes[0].args[1] = [
+          { class_name: '__slice__', config: { start: 1, stop: null, step: null } },
+        ]),
+      /batch axis must be taken whole/,
+    ],
   ];
   for (const [file, layer, edit, re] of cases) {
     const decoded = await doctored(file, edit);
-    assert.throws(() => buildHgqModel(decoded), (e: Error) => e.message.startsWith(`${file}: layer '${layer}'`) && re.test(e.message), `${layer}: ${re}`);
+    assert.throws(
+      () => buildHgqModel(decoded),
+      (e: Error) => e.message.startsWith(`${file}: layer '${layer}'`) && re.test(e.message),
+      `${layer}: ${re}`,
+    );
   }
 });
 

@@ -17,7 +17,9 @@ if (missing.failInCi) {
 }
 
 for (const path of fixtures) {
-  test(`every quantizer of ${basename(path)} maps to a valid hgq quantizer: same parameter shape, bounds hold the stored values`, { skip: missing.skip }, async () => {
+  test(`every quantizer of ${basename(path)} maps to a valid hgq quantizer: same parameter shape, bounds hold the stored values`, {
+    skip: missing.skip,
+  }, async () => {
     const model = await loadHgq2Model(path);
     let n = 0;
     for (const l of model.layers) {
@@ -37,9 +39,14 @@ for (const path of fixtures) {
         assert.deepEqual(ours.paramShape, q!.shape, `${q!.group}: parameter shape`);
         const v = hgq2QuantizerValues(q!);
         // stored values lie inside the bounds we carry over (HGQ2 clamps to the same constraints)
-        for (const x of v.i) assert.ok(x >= cfg.iBounds[0] - 1e-6 && x <= cfg.iBounds[1] + 1e-6, `${q!.group}: i=${x} in ${cfg.iBounds}`);
-        if (v.b) for (const x of v.b) assert.ok(x >= cfg.bBounds[0] - 1e-6 && x <= cfg.bBounds[1] + 1e-6, `${q!.group}: b=${x} in ${cfg.bBounds}`);
-        if (v.f) for (const x of v.f) assert.ok(x >= cfg.fBounds[0] - 1e-6 && x <= cfg.fBounds[1] + 1e-6, `${q!.group}: f=${x} in ${cfg.fBounds}`);
+        for (const x of v.i)
+          assert.ok(x >= cfg.iBounds[0] - 1e-6 && x <= cfg.iBounds[1] + 1e-6, `${q!.group}: i=${x} in ${cfg.iBounds}`);
+        if (v.b)
+          for (const x of v.b)
+            assert.ok(x >= cfg.bBounds[0] - 1e-6 && x <= cfg.bBounds[1] + 1e-6, `${q!.group}: b=${x} in ${cfg.bBounds}`);
+        if (v.f)
+          for (const x of v.f)
+            assert.ok(x >= cfg.fBounds[0] - 1e-6 && x <= cfg.fBounds[1] + 1e-6, `${q!.group}: f=${x} in ${cfg.fBounds}`);
         ours.dispose?.();
         n++;
       }

@@ -3,7 +3,14 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { hgq2ModelFromArchive, loadHgq2Model, quantizerBits, type HgqLayer, type HgqModel, type HgqQuantizer } from '../src/import/hgq2-model.ts';
+import {
+  hgq2ModelFromArchive,
+  loadHgq2Model,
+  quantizerBits,
+  type HgqLayer,
+  type HgqModel,
+  type HgqQuantizer,
+} from '../src/import/hgq2-model.ts';
 import { readKerasArchive } from '../src/import/keras-archive.ts';
 import { ebopsFromFileName, hgq2BiasCount, layerEbops, modelEbops } from '../src/import/ebops.ts';
 import { undoLastOptimizerStep } from '../src/import/last-step.ts';
@@ -41,7 +48,9 @@ if (missing.failInCi) {
  * What remains is HGQ2's float→uint32 truncation: stored = floor(formula), which is asserted exactly.
  */
 for (const path of fixtures) {
-  test(`${basename(path)}: every stored per-layer EBOPs value = floor(HGQ2's formula of that version, on the state before the last Adam step)`, { skip: missing.skip }, async () => {
+  test(`${basename(path)}: every stored per-layer EBOPs value = floor(HGQ2's formula of that version, on the state before the last Adam step)`, {
+    skip: missing.skip,
+  }, async () => {
     const model = await loadHgq2Model(path);
     const e = modelEbops(model);
     assert.equal(e.writtenBiasCount, 'inputs', 'the hgq-ae checkpoints predate ebops_factor');
@@ -52,13 +61,19 @@ for (const path of fixtures) {
     assert.ok(undone.flipped > 0, 'the last step flipped some rounded bit widths');
     for (const l of e.layers) {
       assert.ok(l.stored !== null && l.atLastStep !== null);
-      assert.equal(Math.floor(l.atLastStep + 1e-6), l.stored, `${l.name} (${l.className}): formula ${l.atLastStep} vs stored ${l.stored}`);
+      assert.equal(
+        Math.floor(l.atLastStep + 1e-6),
+        l.stored,
+        `${l.name} (${l.className}): formula ${l.atLastStep} vs stored ${l.stored}`,
+      );
     }
     // Σ stored per layer is the logged number in the file name: no layer computing EBOPs is missing
     assert.equal(e.storedTotal, ebopsFromFileName(path));
   });
 
-  test(`${basename(path)}: our EBOPs (current formula, saved state) are within 2% of the logged value`, { skip: missing.skip }, async () => {
+  test(`${basename(path)}: our EBOPs (current formula, saved state) are within 2% of the logged value`, {
+    skip: missing.skip,
+  }, async () => {
     const logged = ebopsFromFileName(path)!;
     const decoded = await loadHgq2Model(path);
     const e = modelEbops(decoded);
@@ -69,9 +84,13 @@ for (const path of fixtures) {
       // exactly by mean(bias bits)·(inputs − outputs)
       const L = decoded.byName.get(l.name)!;
       const inputs = L.inbound[0]!.shape.slice(1).reduce<number>((a, d) => a * (d ?? 1), 1);
-      const outputs = L.className === 'QDense' ? (inputs / L.vars.kernel!.shape[0]!) * L.config.units : (L.config.output_shape as number[] | undefined)?.reduce((a, b) => a * b, 1);
+      const outputs =
+        L.className === 'QDense'
+          ? (inputs / L.vars.kernel!.shape[0]!) * L.config.units
+          : (L.config.output_shape as number[] | undefined)?.reduce((a, b) => a * b, 1);
       const biasBits = L.bq ? quantizerBits(L.bq).reduce((a, b) => a + b, 0) / L.bq.k.length : 0;
-      const gap = L.bq && (L.className === 'QDense' || L.className.startsWith('QEinsumDense')) ? biasBits * (inputs - outputs!) : 0;
+      const gap =
+        L.bq && (L.className === 'QDense' || L.className.startsWith('QEinsumDense')) ? biasBits * (inputs - outputs!) : 0;
       assert.ok(Math.abs(l.asWritten - l.ebops - gap) < 1e-6, `${l.name}: written ${l.asWritten} − ours ${l.ebops} ≠ ${gap}`);
     }
   });
@@ -81,21 +100,56 @@ for (const path of fixtures) {
 
 function kif(shape: number[], k: number[], i: number[], f: number[], overflow: 'WRAP' | 'SAT' = 'WRAP'): HgqQuantizer {
   return {
-    group: 'test', qType: 'kif', place: 'datalane', roundMode: 'RND', overflowMode: overflow, trainable: true, isWeight: false,
-    shape, k: Uint8Array.from(k), iRaw: Float32Array.from(i), bRaw: null, fRaw: Float32Array.from(f), iDecaySpeed: null, bounds: {}, config: {},
+    group: 'test',
+    qType: 'kif',
+    place: 'datalane',
+    roundMode: 'RND',
+    overflowMode: overflow,
+    trainable: true,
+    isWeight: false,
+    shape,
+    k: Uint8Array.from(k),
+    iRaw: Float32Array.from(i),
+    bRaw: null,
+    fRaw: Float32Array.from(f),
+    iDecaySpeed: null,
+    bounds: {},
+    config: {},
   };
 }
 function kbi(shape: number[], b: number[], overflow: 'SAT_SYM' | 'WRAP' = 'SAT_SYM'): HgqQuantizer {
   return {
-    group: 'test', qType: 'kbi', place: 'weight', roundMode: 'RND', overflowMode: overflow, trainable: true, isWeight: true,
-    shape, k: new Uint8Array(b.length).fill(1), iRaw: new Float32Array(b.length), bRaw: Float32Array.from(b), fRaw: null,
-    iDecaySpeed: null, bounds: {}, config: {},
+    group: 'test',
+    qType: 'kbi',
+    place: 'weight',
+    roundMode: 'RND',
+    overflowMode: overflow,
+    trainable: true,
+    isWeight: true,
+    shape,
+    k: new Uint8Array(b.length).fill(1),
+    iRaw: new Float32Array(b.length),
+    bRaw: Float32Array.from(b),
+    fRaw: null,
+    iDecaySpeed: null,
+    bounds: {},
+    config: {},
   };
 }
 function layer(className: string, config: any, inShapes: (number | null)[][], parts: Partial<HgqLayer>): HgqLayer {
   return {
-    name: 't', className, group: null, config, inbound: inShapes.map((shape) => ({ layer: 'x', node: 0, tensor: 0, shape })),
-    callArgs: [], vars: {}, iq: null, iqs: null, kq: null, bq: null, ...parts,
+    name: 't',
+    className,
+    group: null,
+    config,
+    inbound: inShapes.map((shape) => ({ layer: 'x', node: 0, tensor: 0, shape })),
+    callArgs: [],
+    vars: {},
+    iq: null,
+    iqs: null,
+    kq: null,
+    bq: null,
+    ...parts,
   };
 }
 const tensor = (shape: number[]) => ({ shape, dtype: 'float32', data: new Float32Array(shape.reduce((a, b) => a * b, 1)) });
@@ -129,18 +183,31 @@ test('QEinsumDense(Batchnorm) bnc,cC->bnC: input bits shared over n count once p
 });
 
 test('QConv1D same padding: edge taps see zero-padded bits', () => {
-  const L = layer('QConv1D', { kernel_size: [3], strides: [1], dilation_rate: [1], padding: 'same', parallelization_factor: -1 }, [[null, 4, 1]], {
-    iq: kif([1, 4, 1], [0, 0, 0, 0], [1, 1, 1, 1], [0, 0, 0, 0]), // 1 bit everywhere
-    kq: kbi([3, 1, 1], [1, 2, 3]),
-    vars: { kernel: tensor([3, 1, 1]) },
-  });
-  assert.equal(layerEbops(L), (2 + 3) + 6 + 6 + (1 + 2));
+  const L = layer(
+    'QConv1D',
+    { kernel_size: [3], strides: [1], dilation_rate: [1], padding: 'same', parallelization_factor: -1 },
+    [[null, 4, 1]],
+    {
+      iq: kif([1, 4, 1], [0, 0, 0, 0], [1, 1, 1, 1], [0, 0, 0, 0]), // 1 bit everywhere
+      kq: kbi([3, 1, 1], [1, 2, 3]),
+      vars: { kernel: tensor([3, 1, 1]) },
+    },
+  );
+  assert.equal(layerEbops(L), 2 + 3 + 6 + 6 + (1 + 2));
 });
 
 test('QAdd EBOPs = 0.65·Σ max over broadcast inputs; QSum = 0.65·(Σ bits − Σ min over the axes)', () => {
-  const add = layer('QAdd', {}, [[null, 2, 2], [null, 1, 2]], {
-    iqs: [kif([1, 2, 2], [1, 1, 1, 1], [1, 4, 2, 0], [0, 0, 0, 0]), kif([1, 1, 2], [1, 1], [3, 1], [0, 0])],
-  });
+  const add = layer(
+    'QAdd',
+    {},
+    [
+      [null, 2, 2],
+      [null, 1, 2],
+    ],
+    {
+      iqs: [kif([1, 2, 2], [1, 1, 1, 1], [1, 4, 2, 0], [0, 0, 0, 0]), kif([1, 1, 2], [1, 1], [3, 1], [0, 0])],
+    },
+  );
   assert.ok(Math.abs(layerEbops(add)! - 0.65 * (3 + 4 + 3 + 1)) < 1e-12);
   const sum = layer('QSum', { axes: [1], scale: 1, keepdims: false }, [[null, 2, 3]], {
     iq: kif([1, 2, 3], [1, 1, 1, 1, 1, 1], [1, 2, 3, 4, 0, 6], [0, 0, 0, 0, 0, 0]),
@@ -171,7 +238,12 @@ test('bias count: HGQ2 now adds mean(bias bits) once per output; the hgq-ae vers
 // ---- undoing the last Adam step ----------------------------------------------------------------------
 
 /** A one-QDense model whose kernel quantizer b is `bRaw`, saved with Adam moments m, v for every variable. */
-function adamModel(bRaw: number[], m: number[], v: number[], opts: { lr?: number; iterations?: number; className?: string } = {}): HgqModel {
+function adamModel(
+  bRaw: number[],
+  m: number[],
+  v: number[],
+  opts: { lr?: number; iterations?: number; className?: string } = {},
+): HgqModel {
   const n = bRaw.length;
   const L = layer('QDense', { units: n }, [[null, 1]], {
     name: 'd',
@@ -183,9 +255,23 @@ function adamModel(bRaw: number[], m: number[], v: number[], opts: { lr?: number
   const zeros = (k: number) => new Array<number>(k).fill(0);
   // trainable variables in Keras order: kernel; iq: f (KIF WRAP); kq: b, i (KBI SAT_SYM)
   const slots = [zeros(n), zeros(n), [0], [0], m, v, zeros(n), zeros(n)];
-  const shapes = [[1, n], [1, n], [1, 1], [1, 1], [1, n], [1, n], [1, n], [1, n]];
+  const shapes = [
+    [1, n],
+    [1, n],
+    [1, 1],
+    [1, 1],
+    [1, n],
+    [1, n],
+    [1, n],
+    [1, n],
+  ];
   return {
-    path: 'synthetic', kerasVersion: null, layers: [L], byName: new Map([['d', L]]), inputs: [], outputs: ['d'],
+    path: 'synthetic',
+    kerasVersion: null,
+    layers: [L],
+    byName: new Map([['d', L]]),
+    inputs: [],
+    outputs: ['d'],
     optimizer: {
       className: opts.className ?? 'Adam',
       config: { beta_1: 0.9, beta_2: 0.999, epsilon: 1e-7, amsgrad: false, weight_decay: null },
@@ -229,7 +315,10 @@ test('undoLastOptimizerStep: refuses what it cannot undo, saying why', () => {
   const amsgrad = { ...ok, optimizer: { ...ok.optimizer!, config: { ...ok.optimizer!.config, amsgrad: true } } };
   assert.match((undoLastOptimizerStep(amsgrad) as { reason: string }).reason, /amsgrad/);
   const short = { ...ok, optimizer: { ...ok.optimizer!, vars: ok.optimizer!.vars.slice(0, -2) } };
-  assert.match((undoLastOptimizerStep(short) as { reason: string }).reason, /holds 8 variables; Adam over 4 trainable variables holds 10/);
+  assert.match(
+    (undoLastOptimizerStep(short) as { reason: string }).reason,
+    /holds 8 variables; Adam over 4 trainable variables holds 10/,
+  );
   assert.equal(modelEbops(short).lastStepUnavailable !== null, true);
   assert.equal(modelEbops(short).layers[0]!.atLastStep, null);
 });
@@ -255,7 +344,9 @@ async function qdenseOnly(path: string): Promise<HgqModel> {
   const cfg = structuredClone(ar.config);
   const layers = cfg.config.layers.filter((l: any) => l.class_name === 'InputLayer' || l.class_name === 'QDense');
   const input = layers.find((l: any) => l.class_name === 'InputLayer').config.name;
-  for (const l of layers) for (const node of l.inbound_nodes ?? []) for (const a of node.args) if (a?.config?.keras_history) a.config.keras_history = [input, 0, 0];
+  for (const l of layers)
+    for (const node of l.inbound_nodes ?? [])
+      for (const a of node.args) if (a?.config?.keras_history) a.config.keras_history = [input, 0, 0];
   cfg.config.layers = layers;
   cfg.config.input_layers = [[input, 0, 0]];
   cfg.config.output_layers = [[layers.at(-1).config.name, 0, 0]];
@@ -263,7 +354,9 @@ async function qdenseOnly(path: string): Promise<HgqModel> {
 }
 
 for (const stem of ['hybrid', 'lut_conv2d']) {
-  test(`${stem} (HGQ2 0.1.10): QDense EBOPs = HGQ2's stored and recomputed values, counting one bias addition per output`, { skip: lutMissing }, async () => {
+  test(`${stem} (HGQ2 0.1.10): QDense EBOPs = HGQ2's stored and recomputed values, counting one bias addition per output`, {
+    skip: lutMissing,
+  }, async () => {
     const model = await qdenseOnly(`${LUT_DIR}${stem}.keras`);
     const ref = JSON.parse(readFileSync(`${LUT_DIR}${stem}.json`, 'utf8')).ebops.per_layer;
     assert.equal(hgq2BiasCount(model), 'outputs', 'files from HGQ2 0.1.10 carry ebops_factor');

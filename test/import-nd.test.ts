@@ -7,7 +7,18 @@ import { makeRng } from './util/rng.ts';
 const rand = (n: number, rng = makeRng(n)) => Float64Array.from({ length: n }, () => rng.int(-8, 8) / 4);
 
 test('roundHalfEven matches numpy round on ties and non-ties', () => {
-  const cases: [number, number][] = [[0.5, 0], [1.5, 2], [2.5, 2], [-0.5, -0], [-1.5, -2], [-2.5, -2], [2.4999, 2], [2.5001, 3], [-2.5001, -3], [3, 3]];
+  const cases: [number, number][] = [
+    [0.5, 0],
+    [1.5, 2],
+    [2.5, 2],
+    [-0.5, -0],
+    [-1.5, -2],
+    [-2.5, -2],
+    [2.4999, 2],
+    [2.5001, 3],
+    [-2.5001, -3],
+    [3, 3],
+  ];
   for (const [x, want] of cases) assert.equal(roundHalfEven(x) + 0, want + 0, `round(${x})`);
 });
 
@@ -26,9 +37,14 @@ test('einsum: matmul fast path equals explicit sums; full contraction equals the
     }
   // generic path (output order differs from the matmul form) agrees after transposition
   const yt = einsum(parseEinsum('bnc,cC->bCn'), A, [B, N, C], W, [C, D]);
-  for (let b = 0; b < B; b++) for (let n = 0; n < N; n++) for (let d = 0; d < D; d++) assert.equal(yt.data[(b * D + d) * N + n], y.data[(b * N + n) * D + d]);
+  for (let b = 0; b < B; b++)
+    for (let n = 0; n < N; n++)
+      for (let d = 0; d < D; d++) assert.equal(yt.data[(b * D + d) * N + n], y.data[(b * N + n) * D + d]);
   const full = einsum(parseEinsum('bnc,cC->'), A, [B, N, C], W, [C, D]);
-  assert.equal(full.data[0], y.data.reduce((a, v) => a + v, 0));
+  assert.equal(
+    full.data[0],
+    y.data.reduce((a, v) => a + v, 0),
+  );
   assert.throws(() => parseEinsum('...c,cC->...C'), /unsupported einsum/);
 });
 

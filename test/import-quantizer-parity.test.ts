@@ -36,7 +36,9 @@ function ours(q: HgqQuantizer, inShape: (number | null)[]): Quantizer {
 }
 
 for (const path of fixtures) {
-  test(`our Quantizer loaded from ${basename(path)} quantizes bit-exactly like HGQ2's inference and has the same EBOPs bits`, { skip: missing.skip }, async () => {
+  test(`our Quantizer loaded from ${basename(path)} quantizes bit-exactly like HGQ2's inference and has the same EBOPs bits`, {
+    skip: missing.skip,
+  }, async () => {
     const model = await loadHgq2Model(path);
     const rng = makeRng(42);
     let checked = 0;
@@ -57,7 +59,12 @@ for (const path of fixtures) {
       if (l.kq) {
         const K = l.className === 'QEinsumDenseBatchnorm' ? fuseBatchnorm(l) : null;
         const shape = l.vars.kernel!.shape;
-        cases.push({ q: l.kq, inShape: shape, x: Float32Array.from(K ? K.kernel : (l.vars.kernel!.data as Float32Array)), shape });
+        cases.push({
+          q: l.kq,
+          inShape: shape,
+          x: Float32Array.from(K ? K.kernel : (l.vars.kernel!.data as Float32Array)),
+          shape,
+        });
         if (l.bq) {
           const b = K ? K.bias : (l.vars.bias!.data as Float32Array);
           cases.push({ q: l.bq, inShape: [b.length], x: Float32Array.from(b), shape: [b.length] });

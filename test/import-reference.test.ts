@@ -2,7 +2,15 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { basename } from 'node:path';
 import { loadHgq2Model, quantizerKif, type HgqModel } from '../src/import/hgq2-model.ts';
-import { applyQuantizer, fuseBatchnorm, inputRanges, layerForward, referenceForward, KERAS_EPSILON, type Tensor } from '../src/import/reference-forward.ts';
+import {
+  applyQuantizer,
+  fuseBatchnorm,
+  inputRanges,
+  layerForward,
+  referenceForward,
+  KERAS_EPSILON,
+  type Tensor,
+} from '../src/import/reference-forward.ts';
 import { roundToStep } from '../src/fixed/quantize.ts';
 import { broadcastIndex } from '../src/import/nd.ts';
 import { makeRng, type Rng } from './util/rng.ts';
@@ -58,7 +66,9 @@ for (const path of fixtures) {
     }
   });
 
-  test(`batch-norm fold of ${basename(path)} equals the unfused batch norm (float, before quantizers)`, { skip: missing.skip }, async () => {
+  test(`batch-norm fold of ${basename(path)} equals the unfused batch norm (float, before quantizers)`, {
+    skip: missing.skip,
+  }, async () => {
     const model = await loadHgq2Model(path);
     const rng = makeRng(11);
     for (const layer of model.layers.filter((l) => l.className === 'QEinsumDenseBatchnorm')) {
@@ -68,7 +78,10 @@ for (const path of fixtures) {
       const y = layerForward(layer, [x], { quantize: false });
       const K = layer.vars.kernel!;
       const [Cin, C] = K.shape as [number, number];
-      const g = layer.vars.gamma!.data, mu = layer.vars.moving_mean!.data, va = layer.vars.moving_variance!.data, be = layer.vars.bias!.data;
+      const g = layer.vars.gamma!.data,
+        mu = layer.vars.moving_mean!.data,
+        va = layer.vars.moving_variance!.data,
+        be = layer.vars.bias!.data;
       const rows = n / Cin;
       for (let r = 0; r < rows; r++)
         for (let c = 0; c < C; c++) {
@@ -77,7 +90,10 @@ for (const path of fixtures) {
           let bn = (Number(g[c]) * (z - Number(mu[c]))) / Math.sqrt(Number(va[c]) + KERAS_EPSILON) + Number(be[c]);
           if (layer.config.activation === 'relu') bn = Math.max(0, bn);
           const got = y.data[r * C + c]!;
-          assert.ok(Math.abs(got - bn) <= 1e-5 * (1 + Math.abs(bn)) + 1e-4, `${layer.name}[${r},${c}]: fused ${got} vs unfused ${bn}`);
+          assert.ok(
+            Math.abs(got - bn) <= 1e-5 * (1 + Math.abs(bn)) + 1e-4,
+            `${layer.name}[${r},${c}]: fused ${got} vs unfused ${bn}`,
+          );
         }
     }
   });
@@ -128,7 +144,10 @@ test('quantizers: activation outputs on grid and in range; WRAP bias quantizers 
             continue;
           }
           assert.ok(Number.isInteger(v * 2 ** f[p]!), `${q.group}: ${v} on the 2^-${f[p]} grid`);
-          assert.ok(v >= -k[p]! * 2 ** i[p]! && v <= 2 ** i[p]! - 2 ** -f[p]!, `${q.group}: ${v} in range of (${k[p]},${i[p]},${f[p]})`);
+          assert.ok(
+            v >= -k[p]! * 2 ** i[p]! && v <= 2 ** i[p]! - 2 ** -f[p]!,
+            `${q.group}: ${v} in range of (${k[p]},${i[p]},${f[p]})`,
+          );
         }
       }
     }

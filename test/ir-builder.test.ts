@@ -43,9 +43,15 @@ test('inlineProgram splices a sub-program: outputs equal running the two program
     for (let j = 0; j < 3; j++) {
       const types = sub.ops.filter((o) => o.kind === 'input' && o.index === j);
       // only splice when every input op of index j declares the same type and modes
-      if (types.length === 0) { wires.push(b.input(j, { k: 1, i: 2, f: 2 }, 'TRN', 'WRAP')); continue; }
+      if (types.length === 0) {
+        wires.push(b.input(j, { k: 1, i: 2, f: 2 }, 'TRN', 'WRAP'));
+        continue;
+      }
       const o0 = types[0]!;
-      if (o0.kind !== 'input' || types.some((o) => JSON.stringify(o) !== JSON.stringify(o0))) { ok = false; break; }
+      if (o0.kind !== 'input' || types.some((o) => JSON.stringify(o) !== JSON.stringify(o0))) {
+        ok = false;
+        break;
+      }
       wires.push(b.input(j, o0.type, o0.round, o0.overflow));
     }
     if (!ok) continue;
@@ -60,10 +66,18 @@ test('inlineProgram splices a sub-program: outputs equal running the two program
 test('inlineProgram rejects a wire wider than the sub-program input type', () => {
   const s = new ProgramBuilder();
   const a = s.input(0, { k: 1, i: 3, f: 0 }, 'TRN', 'WRAP');
-  const sub = s.build('sub', [{ name: 'x', shape: [1] }], [{ name: 'y', shape: [1] }], [{ wire: s.add(a, a, 1, false), shift: 0, neg: false }]);
+  const sub = s.build(
+    'sub',
+    [{ name: 'x', shape: [1] }],
+    [{ name: 'y', shape: [1] }],
+    [{ wire: s.add(a, a, 1, false), shift: 0, neg: false }],
+  );
   const b = new ProgramBuilder();
   const wide = b.input(0, { k: 1, i: 5, f: 0 }, 'TRN', 'WRAP');
-  assert.throws(() => inlineProgram(b, sub, [wide]), /input 0 \(op 0\) is declared \[-8, 7\] step 1, but wire 0 has the wider interval \[-32, 31\] step 1/);
+  assert.throws(
+    () => inlineProgram(b, sub, [wide]),
+    /input 0 \(op 0\) is declared \[-8, 7\] step 1, but wire 0 has the wider interval \[-32, 31\] step 1/,
+  );
   const fine = b.input(0, { k: 1, i: 3, f: 2 }, 'TRN', 'WRAP');
   assert.throws(() => inlineProgram(b, sub, [fine]), /wider interval \[-8, 7\.75\] step 0\.25/);
   const narrow = b.input(0, { k: 0, i: 2, f: -1 }, 'TRN', 'WRAP');
@@ -75,7 +89,10 @@ test('inlineProgram rejects a wire wider than the sub-program input type', () =>
 test('inlineProgram re-indexes a lookup table when the input wire is narrower than the declared type', () => {
   const s = new ProgramBuilder();
   const a = s.input(0, { k: 1, i: 3, f: 0 }, 'TRN', 'WRAP'); // [−8, 7]
-  const l = s.lut(a, Array.from({ length: 16 }, (_, j) => (j - 8) * 3));
+  const l = s.lut(
+    a,
+    Array.from({ length: 16 }, (_, j) => (j - 8) * 3),
+  );
   const sub = s.build('sub', [{ name: 'x', shape: [1] }], [{ name: 'y', shape: [1] }], [{ wire: l, shift: 0, neg: false }]);
   const b = new ProgramBuilder();
   const narrow = b.input(0, { k: 0, i: 2, f: 0 }, 'TRN', 'SAT'); // [0, 3]

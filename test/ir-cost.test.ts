@@ -34,13 +34,30 @@ test('per-op cost (adder bits) and delay (adder levels) follow the documented mo
     mux: b.mux(x, y, x),
     mul: b.mul(x, y), // 4 × 4, delay ceil(log2 4) + 1
     min: b.min(x, b.copy(y, 1)), // comparator x − 2y ∈ [−22, 23]: 6 bits, result [−16, 7]: 5 bits
-    lut: b.lut(b.quant(b.add(x, y, 4, false), { k: 1, i: 7, f: 0 }), Array.from({ length: 256 }, (_, j) => j - 128)),
+    lut: b.lut(
+      b.quant(b.add(x, y, 4, false), { k: 1, i: 7, f: 0 }),
+      Array.from({ length: 256 }, (_, j) => j - 128),
+    ),
   };
   const p = b.build('c', [{ name: 'x', shape: [2] }], [{ name: 'y', shape: [0] }], []);
   const want: Record<string, [number, number]> = {
-    copy: [0, 0], c: [0, 0], add: [5, 1], addShift: [5, 1], subFine: [7, 1], addZero: [0, 0], neg: [5, 1],
-    addc: [3, 1], relu: [1.5, 0], qTrnWrap: [0, 0], qRnd: [2, 1], qSat: [2, 1], qSatRnd: [2, 1], mux: [4, 1],
-    mul: [16, 3], min: [11, 1], lut: [8 * 4, 1],
+    copy: [0, 0],
+    c: [0, 0],
+    add: [5, 1],
+    addShift: [5, 1],
+    subFine: [7, 1],
+    addZero: [0, 0],
+    neg: [5, 1],
+    addc: [3, 1],
+    relu: [1.5, 0],
+    qTrnWrap: [0, 0],
+    qRnd: [2, 1],
+    qSat: [2, 1],
+    qSatRnd: [2, 1],
+    mux: [4, 1],
+    mul: [16, 3],
+    min: [11, 1],
+    lut: [8 * 4, 1],
   };
   for (const [k, v] of Object.entries(want)) assert.deepEqual(costOf(p, w[k]!), v, k);
 });
@@ -57,10 +74,15 @@ test('latency accumulates along paths; depth is the deepest output; totals and p
   const r = b.relu(t); // 2 (relu has no delay)
   const q = b.quant(b.copy(r, -1), { k: 0, i: 4, f: 0 }, 'RND', 'WRAP'); // 3
   const m = b.mul(q, y); // 3 + ceil(log2(4)) + 1 = 6
-  const p = b.build('l', [{ name: 'x', shape: [2] }], [{ name: 'y', shape: [2] }], [
-    { wire: q, shift: 0, neg: false },
-    { wire: s, shift: 0, neg: false },
-  ]);
+  const p = b.build(
+    'l',
+    [{ name: 'x', shape: [2] }],
+    [{ name: 'y', shape: [2] }],
+    [
+      { wire: q, shift: 0, neg: false },
+      { wire: s, shift: 0, neg: false },
+    ],
+  );
   const a = analyzeProgram(p);
   assert.equal(a.latency[s], 1);
   assert.equal(a.latency[t], 2);
@@ -68,7 +90,10 @@ test('latency accumulates along paths; depth is the deepest output; totals and p
   assert.equal(a.latency[q], 3);
   assert.equal(a.latency[m], 6);
   assert.equal(a.depth, 3);
-  assert.equal(a.totalCost, a.cost.reduce((u, v) => u + v, 0));
+  assert.equal(
+    a.totalCost,
+    a.cost.reduce((u, v) => u + v, 0),
+  );
   const layerSum = Object.values(a.perLayer).reduce((u, L) => u + L.cost, 0);
   assert.equal(layerSum, a.totalCost);
   assert.deepEqual(Object.keys(a.perLayer).sort(), ['in', 'l1', 'l2']);

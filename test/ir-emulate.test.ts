@@ -35,9 +35,28 @@ test('compiled emulator (WebAssembly i32x4 and float64 JavaScript paths) equals 
     assert.equal(mismatches(ref, js.run(x, batch)), 0, `program ${t} (float64)`);
     total += batch;
   }
-  assert.ok((modes['wasm-i32x4'] ?? 0) > 350, `the WebAssembly kernel should take most narrow programs (${JSON.stringify(modes)})`);
+  assert.ok(
+    (modes['wasm-i32x4'] ?? 0) > 350,
+    `the WebAssembly kernel should take most narrow programs (${JSON.stringify(modes)})`,
+  );
   assert.ok(total >= 9000);
-  for (const k of ['input', 'const', 'copy', 'add', 'neg', 'addc', 'relu', 'quant-WRAP', 'quant-SAT', 'quant-SAT_SYM', 'mux', 'mul', 'lut', 'min', 'max']) {
+  for (const k of [
+    'input',
+    'const',
+    'copy',
+    'add',
+    'neg',
+    'addc',
+    'relu',
+    'quant-WRAP',
+    'quant-SAT',
+    'quant-SAT_SYM',
+    'mux',
+    'mul',
+    'lut',
+    'min',
+    'max',
+  ]) {
     assert.ok(kinds.has(k), `random programs cover ${k}`);
   }
 });
@@ -88,7 +107,13 @@ test('input ops quantize exactly as src/fixed quantize for every mode, including
   const ovs = ['WRAP', 'SAT', 'SAT_SYM'] as const;
   for (const round of modes) {
     for (const overflow of ovs) {
-      for (const t of [{ k: 1, i: 2, f: 2 }, { k: 0, i: 3, f: -1 }, { k: 1, i: -2, f: 5 }, { k: 1, i: 0, f: 0 }, { k: 0, i: -1, f: 0 }] as const) {
+      for (const t of [
+        { k: 1, i: 2, f: 2 },
+        { k: 0, i: 3, f: -1 },
+        { k: 1, i: -2, f: 5 },
+        { k: 1, i: 0, f: 0 },
+        { k: 0, i: -1, f: 0 },
+      ] as const) {
         const b = new ProgramBuilder();
         const w = b.input(0, t, round, overflow);
         const p = b.build('q', [{ name: 'x', shape: [1] }], [{ name: 'y', shape: [1] }], [{ wire: w, shift: 0, neg: false }]);
@@ -115,7 +140,12 @@ test('hand-computed edge cases: ties, saturation, wrap-around, zero width, negat
     b.lut(b.quant(x, { k: 0, i: 2, f: 0 }, 'TRN', 'SAT'), [10, 20, 30, 40]),
     b.mux(b.addc(x, -1), b.const(-7), b.copy(x, -2)), // x<1 ? −7 : x/4
   ];
-  const p = b.build('edge', [{ name: 'x', shape: [1] }], [{ name: 'y', shape: [outs.length] }], outs.map((w) => ({ wire: w, shift: 0, neg: false })));
+  const p = b.build(
+    'edge',
+    [{ name: 'x', shape: [1] }],
+    [{ name: 'y', shape: [outs.length] }],
+    outs.map((w) => ({ wire: w, shift: 0, neg: false })),
+  );
   const cases: [number, number[]][] = [
     [2.75, [3, 3, 2, 0.375, 0, 0, 30, 0.6875]], // 2.75 → RND 3; RND_CONV tie 2.75→3 (even code 6); 2; sat 0.375
     [2.25, [2.5, 2, 2, 0.375, 0, 0, 30, 0.5625]], // RND tie 2.25 → 2.5; RND_CONV tie → 2 (code 4)
@@ -151,12 +181,17 @@ test('outputs apply shift and sign, constant-zero outputs are 0, and -0 never ap
   const b = new ProgramBuilder();
   const x = b.input(0, { k: 1, i: 4, f: 2 }, 'TRN', 'WRAP');
   const z = b.mul(x, b.const(0));
-  const p = b.build('o', [{ name: 'x', shape: [1] }], [{ name: 'y', shape: [4] }], [
-    { wire: x, shift: 2, neg: true },
-    { wire: -1, shift: 0, neg: false },
-    { wire: z, shift: 0, neg: true },
-    { wire: x, shift: -3, neg: false },
-  ]);
+  const p = b.build(
+    'o',
+    [{ name: 'x', shape: [1] }],
+    [{ name: 'y', shape: [4] }],
+    [
+      { wire: x, shift: 2, neg: true },
+      { wire: -1, shift: 0, neg: false },
+      { wire: z, shift: 0, neg: true },
+      { wire: x, shift: -3, neg: false },
+    ],
+  );
   const y = compileProgram(p).run(Float64Array.of(1.5, 0), 2);
   assert.deepEqual(Array.from(y), [-6, 0, 0, 0.1875, 0, 0, 0, 0]);
   for (const v of y) assert.ok(!Object.is(v, -0));

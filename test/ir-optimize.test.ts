@@ -38,13 +38,21 @@ test('dead ops go, constants fold, trivial ops collapse, lookups re-index', () =
   const q = b.quant(x, { k: 1, i: 3, f: 0 }, 'RND', 'SAT'); // identity
   const sel = b.mux(b.const(1), q, x); // cond ≥ 0 → x
   const mm = b.max(b.relu(x), b.const(-4)); // relu ≥ 0 > −4 → relu(x)
-  const lut = b.lut(b.quant(b.mux(b.const(2), x, b.relu(x)), { k: 1, i: 3, f: 0 }), Array.from({ length: 16 }, (_, j) => j));
-  const p = b.build('t', [{ name: 'x', shape: [2] }], [{ name: 'y', shape: [4] }], [
-    { wire: m, shift: 0, neg: false },
-    { wire: sel, shift: 1, neg: false },
-    { wire: mm, shift: 0, neg: false },
-    { wire: lut, shift: 0, neg: false },
-  ]);
+  const lut = b.lut(
+    b.quant(b.mux(b.const(2), x, b.relu(x)), { k: 1, i: 3, f: 0 }),
+    Array.from({ length: 16 }, (_, j) => j),
+  );
+  const p = b.build(
+    't',
+    [{ name: 'x', shape: [2] }],
+    [{ name: 'y', shape: [4] }],
+    [
+      { wire: m, shift: 0, neg: false },
+      { wire: sel, shift: 1, neg: false },
+      { wire: mm, shift: 0, neg: false },
+      { wire: lut, shift: 0, neg: false },
+    ],
+  );
   const o = optimizeProgram(p);
   const kinds = o.ops.map((n) => n.kind).sort();
   assert.deepEqual(kinds, ['input', 'input', 'lut', 'quant', 'relu'].sort());

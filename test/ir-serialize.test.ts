@@ -33,7 +33,10 @@ test('other versions, corrupt and truncated files give clear errors naming the f
   const text = programToJSON(p);
   const f = join(dir, 'v2.json');
   writeFileSync(f, text.replace('"version":1', '"version":2'));
-  assert.throws(() => readProgram(f), new RegExp(`${f.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: IR format version 2, but this hgq reads version 1`));
+  assert.throws(
+    () => readProgram(f),
+    new RegExp(`${f.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: IR format version 2, but this hgq reads version 1`),
+  );
   const g = join(dir, 'trunc.json');
   writeFileSync(g, text.slice(0, text.length / 2));
   assert.throws(() => readProgram(g), /trunc\.json: not valid JSON, the file is corrupt or truncated/);

@@ -3,7 +3,14 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend.ts';
 import { QConv1D, QConv2D } from '../src/layers/conv.ts';
-import { QMaxPooling2D, QAveragePooling1D, QAveragePooling2D, QGlobalAveragePooling2D, QGlobalMaxPooling1D, QMaxPooling1D } from '../src/layers/pooling.ts';
+import {
+  QMaxPooling2D,
+  QAveragePooling1D,
+  QAveragePooling2D,
+  QGlobalAveragePooling2D,
+  QGlobalMaxPooling1D,
+  QMaxPooling1D,
+} from '../src/layers/pooling.ts';
 import { quantize } from '../src/fixed/quantize.ts';
 import type { QLayer } from '../src/layers/base.ts';
 import { makeRng, type Rng } from './util/rng.ts';
@@ -24,32 +31,52 @@ function randomizeInputQ(rng: Rng, l: tf.layers.Layer) {
 
 test('QConv2D (same/valid, strides) inference equals a direct fixed-point convolution bit for bit', () => {
   const rng = makeRng(21);
-  for (const [H, W, kh, kw, sh, sw, pad] of [[6, 5, 3, 3, 1, 1, 'same'], [7, 6, 3, 2, 2, 2, 'valid'], [5, 5, 2, 2, 2, 1, 'same']] as const) {
-    const C = 2, F = 3, N = 3;
+  for (const [H, W, kh, kw, sh, sw, pad] of [
+    [6, 5, 3, 3, 1, 1, 'same'],
+    [7, 6, 3, 2, 2, 2, 'valid'],
+    [5, 5, 2, 2, 2, 1, 'same'],
+  ] as const) {
+    const C = 2,
+      F = 3,
+      N = 3;
     const m = tf.sequential();
-    const l = new QConv2D({ filters: F, kernelSize: [kh, kw], strides: [sh, sw], padding: pad, activation: 'relu', inputShape: [H, W, C] });
+    const l = new QConv2D({
+      filters: F,
+      kernelSize: [kh, kw],
+      strides: [sh, sw],
+      padding: pad,
+      activation: 'relu',
+      inputShape: [H, W, C],
+    });
     m.add(l);
     setVar(l, 'kernel', () => (rng.next() - 0.5) * 2);
     setVar(l, 'bias', () => rng.next() - 0.5);
     setVar(l, 'kq_b', () => rng.int(0, 4));
     randomizeInputQ(rng, l);
     const xs = Float32Array.from({ length: N * H * W * C }, () => (rng.next() - 0.5) * 10);
-    const y = (m.predict(tf.tensor4d(xs, [N, H, W, C])) as tf.Tensor);
+    const y = m.predict(tf.tensor4d(xs, [N, H, W, C])) as tf.Tensor;
     const yd = y.dataSync();
     const ex = l.exportQuantized();
-    const K = (ex['kernel'] as { values: Float64Array }).values, Bv = (ex['bias'] as { values: Float64Array }).values;
+    const K = (ex['kernel'] as { values: Float64Array }).values,
+      Bv = (ex['bias'] as { values: Float64Array }).values;
     const pads = ex['pads'] as number[][];
     const xq = refQuantInput(l, xs, H * W * C);
     const [OH, OW] = [y.shape[1]!, y.shape[2]!];
-    for (let n = 0; n < N; n++) for (let oh = 0; oh < OH; oh++) for (let ow = 0; ow < OW; ow++) for (let f = 0; f < F; f++) {
-      let acc = Bv[f]!;
-      for (let a = 0; a < kh; a++) for (let b = 0; b < kw; b++) for (let c = 0; c < C; c++) {
-        const r = oh * sh + a - pads[0]![0]!, s = ow * sw + b - pads[1]![0]!;
-        if (r < 0 || r >= H || s < 0 || s >= W) continue;
-        acc += xq[((n * H + r) * W + s) * C + c]! * K[((a * kw + b) * C + c) * F + f]!;
-      }
-      assert.equal(yd[((n * OH + oh) * OW + ow) * F + f], Math.max(acc, 0));
-    }
+    for (let n = 0; n < N; n++)
+      for (let oh = 0; oh < OH; oh++)
+        for (let ow = 0; ow < OW; ow++)
+          for (let f = 0; f < F; f++) {
+            let acc = Bv[f]!;
+            for (let a = 0; a < kh; a++)
+              for (let b = 0; b < kw; b++)
+                for (let c = 0; c < C; c++) {
+                  const r = oh * sh + a - pads[0]![0]!,
+                    s = ow * sw + b - pads[1]![0]!;
+                  if (r < 0 || r >= H || s < 0 || s >= W) continue;
+                  acc += xq[((n * H + r) * W + s) * C + c]! * K[((a * kw + b) * C + c) * F + f]!;
+                }
+            assert.equal(yd[((n * OH + oh) * OW + ow) * F + f], Math.max(acc, 0));
+          }
   }
 });
 
@@ -73,7 +100,10 @@ test('QConv2D trains on wasm (no Conv2DBackpropFilter needed) and the loss falls
   m.add(new QMaxPooling2D({ poolSize: 2 }));
   m.add(new QGlobalAveragePooling2D({}));
   m.compile({ optimizer: tf.train.adam(0.03), loss: 'meanSquaredError' });
-  const x = tf.tensor4d(Float32Array.from({ length: 32 * 36 }, () => rng.next()), [32, 6, 6, 1]);
+  const x = tf.tensor4d(
+    Float32Array.from({ length: 32 * 36 }, () => rng.next()),
+    [32, 6, 6, 1],
+  );
   const y = tf.tidy(() => tf.tile(tf.mean(x, [1, 2]), [1, 4]));
   const h = await m.fit(x, y, { epochs: 12, batchSize: 32, verbose: 0 });
   const loss = h.history['loss'] as number[];
@@ -82,7 +112,10 @@ test('QConv2D trains on wasm (no Conv2DBackpropFilter needed) and the loss falls
 
 test('pooling inference equals reference: max (negative windows too), average with power-of-two divisor', () => {
   const rng = makeRng(8);
-  const H = 4, W = 6, C = 2, N = 2;
+  const H = 4,
+    W = 6,
+    C = 2,
+    N = 2;
   const xs = Float32Array.from({ length: N * H * W * C }, () => (rng.next() - 0.8) * 6); // mostly negative
   for (const Cls of [QMaxPooling2D, QAveragePooling2D]) {
     const m = tf.sequential();
@@ -91,11 +124,14 @@ test('pooling inference equals reference: max (negative windows too), average wi
     randomizeInputQ(rng, l);
     const y = (m.predict(tf.tensor4d(xs, [N, H, W, C])) as tf.Tensor).dataSync();
     const xq = refQuantInput(l, xs, H * W * C);
-    for (let n = 0; n < N; n++) for (let r = 0; r < H / 2; r++) for (let s = 0; s < W / 2; s++) for (let c = 0; c < C; c++) {
-      const vals = [0, 1].flatMap((a) => [0, 1].map((b) => xq[((n * H + 2 * r + a) * W + 2 * s + b) * C + c]!));
-      const want = Cls === QMaxPooling2D ? Math.max(...vals) : vals.reduce((p, q) => p + q, 0) / 4;
-      assert.equal(y[((n * H / 2 + r) * W / 2 + s) * C + c], want);
-    }
+    for (let n = 0; n < N; n++)
+      for (let r = 0; r < H / 2; r++)
+        for (let s = 0; s < W / 2; s++)
+          for (let c = 0; c < C; c++) {
+            const vals = [0, 1].flatMap((a) => [0, 1].map((b) => xq[((n * H + 2 * r + a) * W + 2 * s + b) * C + c]!));
+            const want = Cls === QMaxPooling2D ? Math.max(...vals) : vals.reduce((p, q) => p + q, 0) / 4;
+            assert.equal(y[((((n * H) / 2 + r) * W) / 2 + s) * C + c], want);
+          }
     assert.equal(l.exportQuantized()['exactDivisor'], true);
     // EBOPs: Σ input bits (every input element is read once)
     const q = l.exportQuantized().inputQuantizers[0]!;
@@ -123,7 +159,13 @@ test('average pooling with partial windows divides by the real count and says it
   assert.deepEqual(Array.from(y), [1.5, 3, 4.5]);
   assert.equal(l.exportQuantized()['exactDivisor'], false);
   const g = new QGlobalMaxPooling1D({ inputShape: [5, 1] });
-  assert.throws(() => new QConv2D({ filters: 2, kernelSize: [3], name: 'c9' }), /QConv2D 'c9': kernelSize must be a positive integer or 2/);
-  assert.throws(() => { const s = tf.sequential(); s.add(new QConv2D({ filters: 2, kernelSize: 5, inputShape: [3, 3, 1], name: 'c10' })); }, /QConv2D 'c10': window 5 is larger than the input/);
+  assert.throws(
+    () => new QConv2D({ filters: 2, kernelSize: [3], name: 'c9' }),
+    /QConv2D 'c9': kernelSize must be a positive integer or 2/,
+  );
+  assert.throws(() => {
+    const s = tf.sequential();
+    s.add(new QConv2D({ filters: 2, kernelSize: 5, inputShape: [3, 3, 1], name: 'c10' }));
+  }, /QConv2D 'c10': window 5 is larger than the input/);
   void g;
 });

@@ -16,7 +16,6 @@ import { qiFromKif, qiIsZero } from '../src/fixed/interval.ts';
 
 await initBackend();
 
-
 /** A QDense with small random bit widths (so float32 accumulation is exact) and random weights. */
 function randomDense(rng: Rng, nIn: number, units: number, activation: 'relu' | 'linear') {
   const m = tf.sequential();
@@ -34,7 +33,6 @@ function randomDense(rng: Rng, nIn: number, units: number, activation: 'relu' | 
   return { m, l };
 }
 
-
 test('QDense inference equals the fixed-point reference bit for bit (random types, wrap-around, zero widths)', async () => {
   const rng = makeRng(5);
   let zeroWidthInputs = 0;
@@ -43,7 +41,9 @@ test('QDense inference equals the fixed-point reference bit for bit (random type
     const { m, l } = randomDense(rng, 7, 5, act);
     const n = 300;
     const xs = Array.from({ length: n * 7 }, () => (rng.next() - 0.5) * 20); // far outside ranges: WRAP exercised
-    xs[0] = 0; xs[1] = 0.5; xs[2] = -0.25;
+    xs[0] = 0;
+    xs[1] = 0.5;
+    xs[2] = -0.25;
     const y = (m.predict(tf.tensor2d(xs, [n, 7])) as tf.Tensor).dataSync();
     const ex = l.exportQuantized();
     const iq = ex.inputQuantizers[0]!;
@@ -60,7 +60,8 @@ test('QDense inference equals the fixed-point reference bit for bit (random type
     for (let s = 0; s < n; s++) {
       for (let o = 0; o < 5; o++) {
         let acc = B.values[o]!;
-        for (let j = 0; j < 7; j++) acc += quantize(Math.fround(xs[s * 7 + j]!), kifAt(iq, j), iq.round, iq.overflow) * K.values[j * 5 + o]!;
+        for (let j = 0; j < 7; j++)
+          acc += quantize(Math.fround(xs[s * 7 + j]!), kifAt(iq, j), iq.round, iq.overflow) * K.values[j * 5 + o]!;
         const want = act === 'relu' ? Math.max(acc, 0) : acc;
         assert.equal(y[s * 5 + o], want, `sample ${s} out ${o}`);
       }
@@ -100,7 +101,10 @@ test('calibration widens WRAP input ranges to the data and sets k from signs; re
   const m = tf.sequential();
   const l = new QDense({ units: 2, inputShape: [3] });
   m.add(l);
-  const x = tf.tensor2d([[5, 0.3, -0.2], [-1, 0.1, 0.7]]);
+  const x = tf.tensor2d([
+    [5, 0.3, -0.2],
+    [-1, 0.1, 0.7],
+  ]);
   calibrate(m, x, { reset: true });
   const ex = l.exportQuantized().inputQuantizers[0]!;
   // absmax 5 → i = ceil(log2(5 + 2^-6)) = 3; 0.3 → i = -1; 0.7 → 0; k = any negative
@@ -119,8 +123,14 @@ test('save + load keeps quantizer state and predicts identically (QDense + QBatc
   m.add(new QDense({ units: 6, activation: 'relu', inputShape: [4], beta0: 1e-6 }));
   m.add(new QBatchNormDense({ units: 3 }));
   m.compile({ optimizer: tf.train.adam(0.02), loss: 'meanSquaredError' });
-  const x = tf.tensor2d(Array.from({ length: 64 * 4 }, () => rng.next() * 4 - 2), [64, 4]);
-  const y = tf.tensor2d(Array.from({ length: 64 * 3 }, () => rng.next()), [64, 3]);
+  const x = tf.tensor2d(
+    Array.from({ length: 64 * 4 }, () => rng.next() * 4 - 2),
+    [64, 4],
+  );
+  const y = tf.tensor2d(
+    Array.from({ length: 64 * 3 }, () => rng.next()),
+    [64, 3],
+  );
   await m.fit(x, y, { epochs: 2, batchSize: 16, verbose: 0 });
   calibrate(m, x);
   const dir = join(mkdtempSync(join(tmpdir(), 'qdense-')), 'm');
@@ -128,15 +138,24 @@ test('save + load keeps quantizer state and predicts identically (QDense + QBatc
   const m2 = await loadModel(dir);
   assert.deepEqual((m2.predict(x) as tf.Tensor).dataSync(), (m.predict(x) as tf.Tensor).dataSync());
   assert.equal(m2.layers[0]!.getClassName(), 'QDense');
-  assert.deepEqual((m2.layers[0] as QDense).exportQuantized().inputQuantizers, (m.layers[0] as QDense).exportQuantized().inputQuantizers);
+  assert.deepEqual(
+    (m2.layers[0] as QDense).exportQuantized().inputQuantizers,
+    (m.layers[0] as QDense).exportQuantized().inputQuantizers,
+  );
   assert.equal((m2.layers[0] as QDense).getBeta(), (m.layers[0] as QDense).getBeta());
 });
 
 test('bad input: unknown activation/option, wrong input shape, NaN — errors name the layer', () => {
-  assert.throws(() => new QDense({ units: 3, activation: 'tanh' as 'relu', name: 'd1' }), /QDense 'd1': unknown activation 'tanh'/);
+  assert.throws(
+    () => new QDense({ units: 3, activation: 'tanh' as 'relu', name: 'd1' }),
+    /QDense 'd1': unknown activation 'tanh'/,
+  );
   assert.throws(() => new QDense({ units: 3, name: 'd2', foo: 1 } as never), /QDense 'd2': unknown option 'foo'/);
   assert.throws(() => new QDense({ units: 0, name: 'd3' }), /QDense 'd3': units must be a positive integer/);
-  assert.throws(() => new QDense({ units: 2, name: 'd4', kqConf: { roundMode: 'UP' as 'RND' } }).apply(tf.zeros([1, 3])), /QDense 'd4': kq: .*unknown roundMode 'UP'/);
+  assert.throws(
+    () => new QDense({ units: 2, name: 'd4', kqConf: { roundMode: 'UP' as 'RND' } }).apply(tf.zeros([1, 3])),
+    /QDense 'd4': kq: .*unknown roundMode 'UP'/,
+  );
   const m = tf.sequential();
   m.add(new QDense({ units: 2, inputShape: [3], name: 'd5' }));
   assert.throws(() => m.predict(tf.zeros([2, 4])), /expected d5_input to have shape \[null,3\]/);
@@ -154,24 +173,33 @@ test('QBatchNormDense: moving statistics follow the data in training; inference 
   const x = tf.tensor2d(xs, [64, 4]);
   await m.fit(x, tf.zeros([64, 3]), { epochs: 3, batchSize: 16, verbose: 0 });
   const mm = Array.from(l.movingMean.read().dataSync());
-  assert.ok(mm.every((v) => v > 3 && v < 5), `moving mean ${mm}`);
+  assert.ok(
+    mm.every((v) => v > 3 && v < 5),
+    `moving mean ${mm}`,
+  );
   calibrate(m, x);
   const y = (m.predict(x) as tf.Tensor).dataSync();
   const ex = l.exportQuantized();
   const iq = ex.inputQuantizers[0]!;
-  const K = (ex['kernel'] as { values: Float64Array }).values, B = (ex['bias'] as { values: Float64Array }).values;
-  for (let s = 0; s < 64; s++) for (let o = 0; o < 3; o++) {
-    let acc = B[o]!;
-    for (let j = 0; j < 4; j++) acc += quantize(xs[s * 4 + j]!, kifAt(iq, j), iq.round, iq.overflow) * K[j * 3 + o]!;
-    assert.equal(y[s * 3 + o], Math.max(acc, 0), `sample ${s} out ${o}`);
-  }
+  const K = (ex['kernel'] as { values: Float64Array }).values,
+    B = (ex['bias'] as { values: Float64Array }).values;
+  for (let s = 0; s < 64; s++)
+    for (let o = 0; o < 3; o++) {
+      let acc = B[o]!;
+      for (let j = 0; j < 4; j++) acc += quantize(xs[s * 4 + j]!, kifAt(iq, j), iq.round, iq.overflow) * K[j * 3 + o]!;
+      assert.equal(y[s * 3 + o], Math.max(acc, 0), `sample ${s} out ${o}`);
+    }
 });
 
 test('matMul2d (explicit-transpose gradients, ones-row bias gradient) equals the stock gradients', () => {
-  const x = tf.randomNormal([7, 5], 0, 1, 'float32', 1), w = tf.randomNormal([5, 3], 0, 1, 'float32', 2), b = tf.randomNormal([3], 0, 1, 'float32', 3);
+  const x = tf.randomNormal([7, 5], 0, 1, 'float32', 1),
+    w = tf.randomNormal([5, 3], 0, 1, 'float32', 2),
+    b = tf.randomNormal([3], 0, 1, 'float32', 3);
   const c = tf.randomNormal([7, 3], 0, 1, 'float32', 4);
   const ours = tf.grads((a: tf.Tensor, v: tf.Tensor, u: tf.Tensor) => tf.sum(tf.mul(matMul2d(a, v, u), c)))([x, w, b]);
-  const stock = tf.grads((a: tf.Tensor, v: tf.Tensor, u: tf.Tensor) => tf.sum(tf.mul(tf.add(tf.matMul(a as tf.Tensor2D, v as tf.Tensor2D), u), c)))([x, w, b]);
+  const stock = tf.grads((a: tf.Tensor, v: tf.Tensor, u: tf.Tensor) =>
+    tf.sum(tf.mul(tf.add(tf.matMul(a as tf.Tensor2D, v as tf.Tensor2D), u), c)),
+  )([x, w, b]);
   for (let j = 0; j < 3; j++) {
     const d = tf.max(tf.abs(tf.sub(ours[j]!, stock[j]!))).dataSync()[0]!;
     assert.ok(d < 1e-5, `gradient ${j} differs by ${d}`);

@@ -17,8 +17,6 @@ await initBackend();
 
 const prod = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
 
-
-
 /** Small random bit widths (so float32 sums are exact) and random weights. */
 function randomize(l: QEinsumDense, rng: Rng) {
   setVar(l, 'kernel', () => (rng.next() - 0.5) * 3);
@@ -56,7 +54,13 @@ function reference(l: QEinsumDense, xs: Float64Array, n: number): Float64Array {
   return ex['activation'] === 'relu' ? y.data.map((v) => (v > 0 ? v : 0)) : y.data;
 }
 
-const CASES: { equation: string; inShape: number[]; outputShape: number[]; biasAxes: string | null; activation: 'relu' | 'linear' }[] = [
+const CASES: {
+  equation: string;
+  inShape: number[];
+  outputShape: number[];
+  biasAxes: string | null;
+  activation: 'relu' | 'linear';
+}[] = [
   { equation: 'bc,cC->bC', inShape: [7], outputShape: [5], biasAxes: 'C', activation: 'relu' },
   { equation: 'bnc,cC->bnC', inShape: [3, 4], outputShape: [3, 5], biasAxes: 'C', activation: 'linear' },
   { equation: 'bnc,ncD->bnD', inShape: [3, 4], outputShape: [3, 2], biasAxes: 'nD', activation: 'relu' }, // grouped: a kernel per n
@@ -67,28 +71,46 @@ const CASES: { equation: string; inShape: number[]; outputShape: number[]; biasA
 test('QEinsumDense inference equals the fixed-point reference bit for bit (several equations, wrap-around, zero widths)', () => {
   const rng = makeRng(11);
   for (const c of CASES) {
-    const l = new QEinsumDense({ equation: c.equation, outputShape: c.outputShape, biasAxes: c.biasAxes, activation: c.activation });
+    const l = new QEinsumDense({
+      equation: c.equation,
+      outputShape: c.outputShape,
+      biasAxes: c.biasAxes,
+      activation: c.activation,
+    });
     const m = model1(l, c.inShape);
     randomize(l, rng);
     const n = 200;
     const xs = Float64Array.from({ length: n * prod(c.inShape) }, () => Math.fround((rng.next() - 0.5) * 20));
-    xs[0] = 0; xs[1] = 0.5; xs[2] = -0.25;
-    const y = (m.predict(tf.tensor(Float32Array.from(xs), [n, ...c.inShape])) as tf.Tensor);
+    xs[0] = 0;
+    xs[1] = 0.5;
+    xs[2] = -0.25;
+    const y = m.predict(tf.tensor(Float32Array.from(xs), [n, ...c.inShape])) as tf.Tensor;
     assert.deepEqual(y.shape, [n, ...c.outputShape], c.equation);
     const got = y.dataSync();
     const want = reference(l, xs, n);
-    for (let j = 0; j < want.length; j++) if (got[j] !== want[j]) assert.fail(`${c.equation}: element ${j}: ${got[j]} vs reference ${want[j]}`);
+    for (let j = 0; j < want.length; j++)
+      if (got[j] !== want[j]) assert.fail(`${c.equation}: element ${j}: ${got[j]} vs reference ${want[j]}`);
     // the exported kernel is the raw kernel quantized by src/fixed with the exported types
     const ex = l.exportQuantized();
     const K = ex['kernel'] as ConstExport;
     const raw = l.kernel.read().dataSync();
-    for (let j = 0; j < raw.length; j++) assert.equal(K.values[j], quantize(raw[j]!, kifAt(K.quant, j), K.quant.round, K.quant.overflow));
+    for (let j = 0; j < raw.length; j++)
+      assert.equal(K.values[j], quantize(raw[j]!, kifAt(K.quant, j), K.quant.round, K.quant.overflow));
     // the dense view exported for the tracer reproduces the forward pass (equations without grouped letters)
-    const mv = ex['matmul'] as { positions: number; nIn: number; units: number; inputIndex: Int32Array; outputIndex: Int32Array; kernel: ConstExport; bias: ConstExport | null } | null;
+    const mv = ex['matmul'] as {
+      positions: number;
+      nIn: number;
+      units: number;
+      inputIndex: Int32Array;
+      outputIndex: Int32Array;
+      kernel: ConstExport;
+      bias: ConstExport | null;
+    } | null;
     if (parseEinsumEquation(c.equation).G.length) assert.equal(mv, null);
     else {
       const iq = ex.inputQuantizers[0]!;
-      const per = prod(c.inShape), outPer = prod(c.outputShape);
+      const per = prod(c.inShape),
+        outPer = prod(c.outputShape);
       for (let s = 0; s < 5; s++) {
         const xq = Array.from({ length: per }, (_, e) => quantize(xs[s * per + e]!, kifAt(iq, e), iq.round, iq.overflow));
         const out = new Float64Array(outPer);
@@ -96,11 +118,13 @@ test('QEinsumDense inference equals the fixed-point reference bit for bit (sever
           for (let u = 0; u < mv!.units; u++) {
             const o = mv!.outputIndex[p * mv!.units + u]!;
             let acc = mv!.bias ? mv!.bias.values[o]! : 0;
-            for (let k = 0; k < mv!.nIn; k++) acc += xq[mv!.inputIndex[p * mv!.nIn + k]!]! * mv!.kernel.values[k * mv!.units + u]!;
+            for (let k = 0; k < mv!.nIn; k++)
+              acc += xq[mv!.inputIndex[p * mv!.nIn + k]!]! * mv!.kernel.values[k * mv!.units + u]!;
             out[o] = c.activation === 'relu' ? Math.max(acc, 0) : acc;
           }
         }
-        for (let o = 0; o < outPer; o++) assert.equal(out[o], got[s * outPer + o], `${c.equation}: matmul view, sample ${s}, element ${o}`);
+        for (let o = 0; o < outPer; o++)
+          assert.equal(out[o], got[s * outPer + o], `${c.equation}: matmul view, sample ${s}, element ${o}`);
       }
     }
   }
@@ -114,7 +138,8 @@ test('QEinsumDense EBOPs equal a hand computation (HGQ2: einsum of bit maps + me
     randomize(l, rng);
     const plan = parseEinsumEquation(c.equation);
     // bits without the sign (WRAP input, SAT_SYM weights): KIF relu(i+f), KBI round(b)
-    const iI = getVar(l, 'iq_i'), iF = getVar(l, 'iq_f');
+    const iI = getVar(l, 'iq_i'),
+      iF = getVar(l, 'iq_f');
     const bitsIn = Array.from(iI, (v, j) => Math.max(0, Math.round(v) + Math.round(iF[j]!)));
     const bitsK = Array.from(getVar(l, 'kq_b'), (v) => Math.max(0, Math.round(v)));
     let hand = einsum(parseEinsum(`${plan.inSpec},${plan.kerSpec}->`), bitsIn, [1, ...c.inShape], bitsK, l.kernelShape).data[0]!;
@@ -130,7 +155,12 @@ test('QEinsumDense EBOPs equal a hand computation (HGQ2: einsum of bit maps + me
 test('QEinsumDenseBatchnorm folds moving statistics exactly as HGQ2 (ε = 1e-7, float32, before kq/bq) in inference', () => {
   const rng = makeRng(13);
   for (const c of CASES.filter((x) => x.biasAxes)) {
-    const l = new QEinsumDenseBatchnorm({ equation: c.equation, outputShape: c.outputShape, biasAxes: c.biasAxes, activation: c.activation });
+    const l = new QEinsumDenseBatchnorm({
+      equation: c.equation,
+      outputShape: c.outputShape,
+      biasAxes: c.biasAxes,
+      activation: c.activation,
+    });
     const m = model1(l, c.inShape);
     randomize(l, rng);
     setVar(l, 'bn_gamma', () => (rng.next() + 0.2) * (rng.chance(0.3) ? -1 : 1));
@@ -138,28 +168,52 @@ test('QEinsumDenseBatchnorm folds moving statistics exactly as HGQ2 (ε = 1e-7, 
     setVar(l, 'moving_variance', () => rng.next() * 3 + (rng.chance(0.2) ? 0 : 0.01));
     // the fold in float32, op by op (HGQ2 get_fused_qkernel_and_qbias; ε = keras.backend.epsilon() = 1e-7), over the normalized axes
     const f32 = Math.fround;
-    const gamma = getVar(l, 'bn_gamma'), mean = getVar(l, 'moving_mean'), vari = getVar(l, 'moving_variance');
+    const gamma = getVar(l, 'bn_gamma'),
+      mean = getVar(l, 'moving_mean'),
+      vari = getVar(l, 'moving_variance');
     const scaler = Array.from(gamma, (g, j) => f32(g / f32(Math.sqrt(f32(vari[j]! + f32(1e-7))))));
     const plan = parseEinsumEquation(c.equation);
     const norm = [...plan.outSpec].filter((ch) => l.normalizeAxes.includes(ch)).join('');
     const kShape = l.kernelShape;
-    const scK = broadcastTo(scaler, [...plan.kerSpec].map((ch) => (norm.includes(ch) ? l.dims[ch]! : 1)), kShape);
+    const scK = broadcastTo(
+      scaler,
+      [...plan.kerSpec].map((ch) => (norm.includes(ch) ? l.dims[ch]! : 1)),
+      kShape,
+    );
     const kernel = l.kernel.read().dataSync();
     const fusedK = Array.from(kernel, (v, j) => f32(v * scK[j]!));
     const bShape = l.biasShape!;
-    const offShape = [...plan.outSpec.slice(plan.outSpec.length - bShape.length)].map((ch) => (norm.includes(ch) ? l.dims[ch]! : 1));
-    const off = broadcastTo(Array.from(mean, (mu, j) => f32(-mu * scaler[j]!)), offShape, bShape);
+    const offShape = [...plan.outSpec.slice(plan.outSpec.length - bShape.length)].map((ch) =>
+      norm.includes(ch) ? l.dims[ch]! : 1,
+    );
+    const off = broadcastTo(
+      Array.from(mean, (mu, j) => f32(-mu * scaler[j]!)),
+      offShape,
+      bShape,
+    );
     const fusedB = Array.from(l.bias!.read().dataSync(), (b, j) => f32(b + off[j]!));
     const ex = l.exportQuantized();
-    const K = ex['kernel'] as ConstExport, B = ex['bias'] as ConstExport;
-    for (let j = 0; j < fusedK.length; j++) assert.equal(K.values[j], quantize(fusedK[j]!, kifAt(K.quant, j), K.quant.round, K.quant.overflow), `${c.equation} kernel ${j}`);
-    for (let j = 0; j < fusedB.length; j++) assert.equal(B.values[j], quantize(fusedB[j]!, kifAt(B.quant, j), B.quant.round, B.quant.overflow), `${c.equation} bias ${j}`);
+    const K = ex['kernel'] as ConstExport,
+      B = ex['bias'] as ConstExport;
+    for (let j = 0; j < fusedK.length; j++)
+      assert.equal(
+        K.values[j],
+        quantize(fusedK[j]!, kifAt(K.quant, j), K.quant.round, K.quant.overflow),
+        `${c.equation} kernel ${j}`,
+      );
+    for (let j = 0; j < fusedB.length; j++)
+      assert.equal(
+        B.values[j],
+        quantize(fusedB[j]!, kifAt(B.quant, j), B.quant.round, B.quant.overflow),
+        `${c.equation} bias ${j}`,
+      );
     // and inference uses exactly those folded, quantized weights
     const n = 100;
     const xs = Float64Array.from({ length: n * prod(c.inShape) }, () => Math.fround((rng.next() - 0.5) * 12));
     const got = (m.predict(tf.tensor(Float32Array.from(xs), [n, ...c.inShape])) as tf.Tensor).dataSync();
     const want = reference(l, xs, n);
-    for (let j = 0; j < want.length; j++) if (got[j] !== want[j]) assert.fail(`${c.equation}: element ${j}: ${got[j]} vs reference ${want[j]}`);
+    for (let j = 0; j < want.length; j++)
+      if (got[j] !== want[j]) assert.fail(`${c.equation}: element ${j}: ${got[j]} vs reference ${want[j]}`);
   }
 });
 
@@ -171,19 +225,28 @@ test('QEinsumDenseBatchnorm in training: batch moments of einsum(iq(x), kernel),
   setVar(l, 'moving_mean', () => 0.5);
   setVar(l, 'moving_variance', () => 2);
   const n = 16;
-  const x = tf.tensor(Array.from({ length: n * 20 }, () => (rng.next() - 0.5) * 3), [n, 4, 5]);
+  const x = tf.tensor(
+    Array.from({ length: n * 20 }, () => (rng.next() - 0.5) * 3),
+    [n, 4, 5],
+  );
   // expected batch moments from the quantized input and the unquantized kernel (axes b, n reduced)
   const xq = tf.tidy(() => l.iqs[0]!.call(x, true));
   const pre = tf.reshape(tf.matMul(tf.reshape(xq, [-1, 5]), l.kernel.read()), [n, 4, 3]); // wasm has no Einsum kernel
   const { mean, variance } = tf.moments(pre, [0, 1]);
-  const mu = mean.dataSync(), va = variance.dataSync();
+  const mu = mean.dataSync(),
+    va = variance.dataSync();
   const wts = l.trainableWeights.map((w) => w.read() as tf.Variable);
-  const { value, grads } = tf.variableGrads(() => tf.tidy(() => {
-    const y = l.apply(x, { training: true }) as tf.Tensor;
-    return tf.add(tf.mean(tf.square(tf.sub(y, 1))), l.regularization()) as tf.Scalar;
-  }), wts);
+  const { value, grads } = tf.variableGrads(
+    () =>
+      tf.tidy(() => {
+        const y = l.apply(x, { training: true }) as tf.Tensor;
+        return tf.add(tf.mean(tf.square(tf.sub(y, 1))), l.regularization()) as tf.Scalar;
+      }),
+    wts,
+  );
   assert.ok(Number.isFinite(value.dataSync()[0]!));
-  const mm = getVar(l, 'moving_mean'), mv = getVar(l, 'moving_variance');
+  const mm = getVar(l, 'moving_mean'),
+    mv = getVar(l, 'moving_variance');
   for (let c = 0; c < 3; c++) {
     assert.ok(Math.abs(mm[c]! - (0.99 * 0.5 + 0.01 * mu[c]!)) < 1e-6, `moving mean ${c}`);
     assert.ok(Math.abs(mv[c]! - (0.99 * 2 + 0.01 * va[c]!)) < 1e-6, `moving variance ${c}`);
@@ -195,7 +258,8 @@ test('QEinsumDenseBatchnorm in training: batch moments of einsum(iq(x), kernel),
     assert.ok(d.every(Number.isFinite), `${name}: non-finite gradient`);
     return d.reduce((a: number, v: number) => a + Math.abs(v), 0);
   };
-  for (const w of ['kernel', 'bias', 'bn_gamma', 'kq_b', 'iq_f']) assert.ok(norm(`${l.name}/${w}`) > 0, `gradient of ${w} is zero`);
+  for (const w of ['kernel', 'bias', 'bn_gamma', 'kq_b', 'iq_f'])
+    assert.ok(norm(`${l.name}/${w}`) > 0, `gradient of ${w} is zero`);
   // and plain model.fit trains it (loss falls)
   m.compile({ optimizer: tf.train.adam(0.01), loss: 'meanSquaredError' });
   const target = tf.onesLike(m.predict(x) as tf.Tensor);
@@ -211,7 +275,10 @@ test('a grouped equation (batched matmul, a kernel slice per n) trains on wasm',
   const l = new QEinsumDenseBatchnorm({ equation: 'bnc,ncD->bnD', outputShape: [3, 2], biasAxes: 'nD' });
   const m = model1(l, [3, 4]);
   m.compile({ optimizer: tf.train.adam(0.01), loss: 'meanSquaredError' });
-  const xs = tf.tensor(Array.from({ length: 32 * 12 }, () => rng.next() * 2 - 1), [32, 3, 4]);
+  const xs = tf.tensor(
+    Array.from({ length: 32 * 12 }, () => rng.next() * 2 - 1),
+    [32, 3, 4],
+  );
   const h = await m.fit(xs, tf.onesLike(m.predict(xs) as tf.Tensor), { epochs: 8, batchSize: 32, verbose: 0 });
   const losses = h.history['loss'] as number[];
   assert.ok(losses.every(Number.isFinite) && losses.at(-1)! < losses[0]!, `loss did not fall: ${losses}`);
@@ -221,7 +288,14 @@ test('QEinsumDense(Batchnorm) save and load: same config (equation letters kept)
   const rng = makeRng(15);
   const dir = mkdtempSync(join(tmpdir(), 'hgq-einsum-'));
   const x = tf.input({ shape: [3, 4] });
-  const a = new QEinsumDenseBatchnorm({ equation: 'bnc,ncD->bnD', outputShape: [3, 2], biasAxes: 'nD', normalizeAxes: 'D', activation: 'relu', name: 'ebn' });
+  const a = new QEinsumDenseBatchnorm({
+    equation: 'bnc,ncD->bnD',
+    outputShape: [3, 2],
+    biasAxes: 'nD',
+    normalizeAxes: 'D',
+    activation: 'relu',
+    name: 'ebn',
+  });
   const b = new QEinsumDense({ equation: 'bnD,nDE->bE', outputShape: [2], biasAxes: 'E', name: 'ed', ebopsScaler: 0.5 });
   const m = tf.model({ inputs: x, outputs: b.apply(a.apply(x)) as tf.SymbolicTensor });
   randomize(a, rng);
@@ -237,7 +311,10 @@ test('QEinsumDense(Batchnorm) save and load: same config (equation letters kept)
   assert.equal(a2.normalizeAxes, 'D');
   assert.equal(b2.equation, 'bnD,nDE->bE');
   assert.equal(b2.ebopsScaler, 0.5);
-  const xs = tf.tensor(Array.from({ length: 50 * 12 }, () => (rng.next() - 0.5) * 8), [50, 3, 4]);
+  const xs = tf.tensor(
+    Array.from({ length: 50 * 12 }, () => (rng.next() - 0.5) * 8),
+    [50, 3, 4],
+  );
   assert.deepEqual([...(m2.predict(xs) as tf.Tensor).dataSync()], [...(m.predict(xs) as tf.Tensor).dataSync()]);
   assert.equal(a2.hgqEbops() + b2.hgqEbops(), a.hgqEbops() + b.hgqEbops());
 });
@@ -253,13 +330,26 @@ test('unsupported einsum equations and options give errors naming them', () => {
     ['bc,C->bcC', /no axis is contracted/],
   ];
   for (const [eq, re] of bad) {
-    assert.throws(() => new QEinsumDense({ equation: eq, outputShape: [4] }), (e: Error) => e.message.includes(`'${eq}'`) && re.test(e.message), eq);
+    assert.throws(
+      () => new QEinsumDense({ equation: eq, outputShape: [4] }),
+      (e: Error) => e.message.includes(`'${eq}'`) && re.test(e.message),
+      eq,
+    );
   }
-  assert.throws(() => new QEinsumDense({ equation: 'bc,cC->bC', outputShape: [4, 2] }), /outputShape \[4,2\] must have 1 entries/);
+  assert.throws(
+    () => new QEinsumDense({ equation: 'bc,cC->bC', outputShape: [4, 2] }),
+    /outputShape \[4,2\] must have 1 entries/,
+  );
   assert.throws(() => new QEinsumDense({ equation: 'bc,cC->bC', outputShape: [4], biasAxes: 'x' }), /bias axis 'x'/);
-  assert.throws(() => new QEinsumDense({ equation: 'bc,cC->bC', outputShape: [4], activation: 'tanh' as 'relu' }), /unknown activation 'tanh'/);
+  assert.throws(
+    () => new QEinsumDense({ equation: 'bc,cC->bC', outputShape: [4], activation: 'tanh' as 'relu' }),
+    /unknown activation 'tanh'/,
+  );
   assert.throws(() => new QEinsumDenseBatchnorm({ equation: 'bc,cC->bC', outputShape: [4] }), /biasAxes is required/);
-  assert.throws(() => new QEinsumDenseBatchnorm({ equation: 'bnc,cC->bnC', outputShape: [3, 4], biasAxes: 'C', normalizeAxes: 'n' }), /normalize axis 'n' is not a kernel axis/);
+  assert.throws(
+    () => new QEinsumDenseBatchnorm({ equation: 'bnc,cC->bnC', outputShape: [3, 4], biasAxes: 'C', normalizeAxes: 'n' }),
+    /normalize axis 'n' is not a kernel axis/,
+  );
   const l = new QEinsumDense({ equation: 'bnc,cC->bnC', outputShape: [5, 4] });
   assert.throws(() => model1(l, [3, 2]), /outputShape says axis 'n' has size 5, but the input has 3/);
 });

@@ -57,7 +57,10 @@ const CASES: Record<string, LayerCase> = {
   QConv1D: { make: () => new QConv1D({ filters: 2, kernelSize: 3, padding: 'same' }), inputs: [[6, 2]] },
   QConv2D: { make: () => new QConv2D({ filters: 2, kernelSize: 2, strides: [1, 2] }), inputs: [[4, 4, 2]] },
   QBatchNormalization: { make: () => new QBatchNormalization({}), inputs: [[3, 4]] },
-  QEinsumDense: { make: () => new QEinsumDense({ equation: 'bnc,cC->bnC', outputShape: [3, 4], biasAxes: 'C' }), inputs: [[3, 5]] },
+  QEinsumDense: {
+    make: () => new QEinsumDense({ equation: 'bnc,cC->bnC', outputShape: [3, 4], biasAxes: 'C' }),
+    inputs: [[3, 5]],
+  },
   QEinsumDenseBatchnorm: {
     make: () => new QEinsumDenseBatchnorm({ equation: 'bc,cC->bC', outputShape: 3, biasAxes: 'C' }),
     inputs: [[5]],
@@ -133,7 +136,8 @@ test('the harness covers every layer class in src/layers', async () => {
   const classNames = new Set<string>();
   for (const mod of modules)
     for (const v of Object.values(mod))
-      if (typeof v === 'function' && v.prototype instanceof QLayer) classNames.add((v as unknown as { className: string }).className);
+      if (typeof v === 'function' && v.prototype instanceof QLayer)
+        classNames.add((v as unknown as { className: string }).className);
   const covered = new Set(Object.values(CASES).map((c) => (c.make() as tf.layers.Layer).getClassName()));
   const missing = [...classNames].filter((k) => !covered.has(k));
   assert.deepEqual(missing, [], 'every layer class has a harness case');

@@ -18,7 +18,6 @@ await initBackend();
 
 const prod = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
 
-
 function model1(l: tf.layers.Layer, inShape: number[]) {
   const x = tf.input({ shape: inShape });
   return tf.model({ inputs: x, outputs: l.apply(x) as tf.SymbolicTensor });
@@ -75,9 +74,11 @@ test('QSum EBOPs equal 0.65·(Σ bits − Σ min over the summed axes)', () => {
   model1(l, [5, 3]);
   setVar(l, 'iq_f', () => rng.int(-1, 5));
   setVar(l, 'iq_i', () => rng.int(-1, 4));
-  const i = getVar(l, 'iq_i'), f = getVar(l, 'iq_f');
+  const i = getVar(l, 'iq_i'),
+    f = getVar(l, 'iq_f');
   const bits = Array.from(i, (v, j) => Math.max(0, v + f[j]!)); // [5, 3] row-major
-  let tot = 0, mins = 0;
+  let tot = 0,
+    mins = 0;
   for (let c = 0; c < 3; c++) {
     let mn = Infinity;
     for (let p = 0; p < 5; p++) {
@@ -95,8 +96,16 @@ test('GetItem slices exactly like Python/Keras indexing (start/stop/step, negati
   const inShape = [7, 5];
   const keys: { key: unknown[]; pick: (r: number, c: number) => boolean; shape: number[] }[] = [
     { key: [null, { start: null, stop: 3, step: null }], pick: (r) => r < 3, shape: [3, 5] },
-    { key: [null, { class_name: '__slice__', config: { start: 4, stop: null, step: null } }], pick: (r) => r >= 4, shape: [3, 5] },
-    { key: [null, { start: 1, stop: -1, step: 2 }, { start: -3 }], pick: (r, c) => r >= 1 && r < 6 && (r - 1) % 2 === 0 && c >= 2, shape: [3, 3] },
+    {
+      key: [null, { class_name: '__slice__', config: { start: 4, stop: null, step: null } }],
+      pick: (r) => r >= 4,
+      shape: [3, 5],
+    },
+    {
+      key: [null, { start: 1, stop: -1, step: 2 }, { start: -3 }],
+      pick: (r, c) => r >= 1 && r < 6 && (r - 1) % 2 === 0 && c >= 2,
+      shape: [3, 3],
+    },
     { key: [null, { step: 3 }, 2], pick: (r, c) => r % 3 === 0 && c === 2, shape: [3] },
     { key: [null, -1], pick: (r) => r === 6, shape: [5] },
   ];
@@ -108,11 +117,15 @@ test('GetItem slices exactly like Python/Keras indexing (start/stop/step, negati
     const got = m.predict(tf.tensor(xs, [n, ...inShape])) as tf.Tensor;
     assert.deepEqual(got.shape.slice(1), k.shape, JSON.stringify(k.key));
     const want: number[] = [];
-    for (let s = 0; s < n; s++) for (let r = 0; r < 7; r++) for (let c = 0; c < 5; c++) if (k.pick(r, c)) want.push(xs[s * 35 + r * 5 + c]!);
+    for (let s = 0; s < n; s++)
+      for (let r = 0; r < 7; r++) for (let c = 0; c < 5; c++) if (k.pick(r, c)) want.push(xs[s * 35 + r * 5 + c]!);
     assert.deepEqual([...got.dataSync()], want.map(Math.fround), JSON.stringify(k.key));
     // the exported index map (for the tracer) is the same selection
     const idx = l.exportQuantized()['indices'] as Int32Array;
-    assert.deepEqual([...idx].map((j) => Math.fround(xs[j]!)), want.slice(0, idx.length).map(Math.fround));
+    assert.deepEqual(
+      [...idx].map((j) => Math.fround(xs[j]!)),
+      want.slice(0, idx.length).map(Math.fround),
+    );
     assert.equal(l.hgqEbops(), 0);
   }
 });
@@ -125,14 +138,26 @@ test('QSum and GetItem pass gradients on wasm and train inside a model', async (
   const g = new GetItem({ key: [null, { start: 1, step: 2 }] });
   const s = new QSum({ axes: [1], scale: 0.25 });
   const m = tf.model({ inputs: x, outputs: s.apply(g.apply(d.apply(x))) as tf.SymbolicTensor });
-  const xs = tf.tensor(Array.from({ length: 32 * 24 }, () => rng.next() - 0.5), [32, 8, 3]);
-  const ys = tf.tensor(Array.from({ length: 32 * 4 }, () => rng.next()), [32, 4]);
+  const xs = tf.tensor(
+    Array.from({ length: 32 * 24 }, () => rng.next() - 0.5),
+    [32, 8, 3],
+  );
+  const ys = tf.tensor(
+    Array.from({ length: 32 * 4 }, () => rng.next()),
+    [32, 4],
+  );
   const wts = [d.kernel.read() as tf.Variable, ...s.trainableWeights.map((w) => w.read() as tf.Variable)];
-  const { grads } = tf.variableGrads(() => tf.tidy(() => tf.mean(tf.square(tf.sub(m.apply(xs, { training: true }) as tf.Tensor, ys))) as tf.Scalar), wts);
+  const { grads } = tf.variableGrads(
+    () => tf.tidy(() => tf.mean(tf.square(tf.sub(m.apply(xs, { training: true }) as tf.Tensor, ys))) as tf.Scalar),
+    wts,
+  );
   const k = grads[d.kernel.originalName]!.dataSync();
   assert.ok(k.some((v) => v !== 0) && k.every(Number.isFinite), 'kernel gradient through GetItem and QSum');
   const f = grads[`${s.name}/iq_f`]!.dataSync();
-  assert.ok(f.some((v) => v !== 0), "QSum's input quantizer f gets a gradient");
+  assert.ok(
+    f.some((v) => v !== 0),
+    "QSum's input quantizer f gets a gradient",
+  );
   m.compile({ optimizer: tf.train.adam(0.02), loss: 'meanSquaredError' });
   const h = await m.fit(xs, ys, { epochs: 10, batchSize: 32, verbose: 0 });
   const losses = h.history['loss'] as number[];
@@ -151,7 +176,10 @@ test('QSum and GetItem save and load with identical predictions', async () => {
   const m2 = await loadModel(dir);
   assert.deepEqual((m2.getLayer('gi') as GetItem).key, g.key);
   assert.deepEqual((m2.getLayer('qs') as QSum).axes, [-2]);
-  const xs = tf.tensor(Array.from({ length: 20 * 24 }, () => (rng.next() - 0.5) * 10), [20, 6, 4]);
+  const xs = tf.tensor(
+    Array.from({ length: 20 * 24 }, () => (rng.next() - 0.5) * 10),
+    [20, 6, 4],
+  );
   assert.deepEqual([...(m2.predict(xs) as tf.Tensor).dataSync()], [...(m.predict(xs) as tf.Tensor).dataSync()]);
 });
 
@@ -161,7 +189,10 @@ test('QSum and GetItem reject bad options with clear errors', () => {
   assert.throws(() => model1(new QSum({ axes: 3 }), [3]), /axis 3 is out of range/);
   assert.throws(() => new GetItem({ key: [{ start: 1 }] }), /batch axis must be taken whole/);
   assert.throws(() => new GetItem({ key: [null, { step: -1 }] }), /step -1 is not supported/);
-  assert.throws(() => new GetItem({ key: [null, { class_name: '__ellipsis__', config: {} } as never] }), /__ellipsis__ is not supported/);
+  assert.throws(
+    () => new GetItem({ key: [null, { class_name: '__ellipsis__', config: {} } as never] }),
+    /__ellipsis__ is not supported/,
+  );
   assert.throws(() => model1(new GetItem({ key: [null, 9] }), [4]), /index 9 is out of range for axis 1 of size 4/);
   assert.throws(() => model1(new GetItem({ key: [null, null, 0] }), [4]), /3 entries for an input of rank 2/);
   assert.throws(() => model1(new GetItem({ key: [null, { start: 3, stop: 1 }] }), [4]), /selects no elements/);

@@ -33,14 +33,20 @@ test('QUnaryFunctionLUT: inference equals table lookup of the exported tables, b
     const y = (m.predict(tf.tensor2d(xs, [200, 4])) as tf.Tensor).dataSync();
     const ex = l.exportQuantized();
     const iq = ex.inputQuantizers[0]!;
-    const tables = ex['tables'] as TableExport[], index = ex['index'] as Int32Array;
+    const tables = ex['tables'] as TableExport[],
+      index = ex['index'] as Int32Array;
     for (let j = 0; j < xs.length; j++) {
       const xq = quantize(xs[j]!, kifAt(iq, j % 4), iq.round, iq.overflow);
       assert.equal(y[j], lookup(tables[index[j % 4]!]!, xq), `${fn} element ${j}`);
     }
     // table values are the output quantizer applied to the function (float32 function values)
     const t0 = tables[0]!;
-    const want = quantize(Math.fround(fn === 'tanh' ? Math.tanh(t0.min) : 1 / (1 + Math.exp(-t0.min))), t0.output, ex.outputQuantizer!.round, ex.outputQuantizer!.overflow);
+    const want = quantize(
+      Math.fround(fn === 'tanh' ? Math.tanh(t0.min) : 1 / (1 + Math.exp(-t0.min))),
+      t0.output,
+      ex.outputQuantizer!.round,
+      ex.outputQuantizer!.overflow,
+    );
     assert.ok(Math.abs(t0.values[0]! - want) <= 2 ** -t0.output.f, 'table entry ≈ quantized f(min)');
   }
 });
@@ -56,7 +62,12 @@ test('table EBOPs follow HGQ2 table_ebops by hand', () => {
 test('QSoftmax: inference equals the exp/reciprocal tables bit for bit; outputs ≈ softmax; save/load', async () => {
   const rng = makeRng(2);
   const m = tf.sequential();
-  const l = new QSoftmax({ inputShape: [5], iqConf: { i0: 3, f0: 3 }, expOqConf: { b0: 8, i0: 1 }, invOqConf: { b0: 10, i0: 1 } });
+  const l = new QSoftmax({
+    inputShape: [5],
+    iqConf: { i0: 3, f0: 3 },
+    expOqConf: { b0: 8, i0: 1 },
+    invOqConf: { b0: 10, i0: 1 },
+  });
   m.add(l);
   const xs = Float32Array.from({ length: 100 * 5 }, () => (rng.next() - 0.5) * 6);
   const x = tf.tensor2d(xs, [100, 5]);
@@ -70,9 +81,17 @@ test('QSoftmax: inference equals the exp/reciprocal tables bit for bit; outputs 
   for (let s = 0; s < 100; s++) {
     const xq = Array.from({ length: 5 }, (_, j) => quantize(xs[s * 5 + j]!, kifAt(iq, j), iq.round, iq.overflow));
     const mx = Math.max(...xq);
-    const e = xq.map((v, j) => lookup(exp.tables[exp.index[j]!]!, quantize(mx - v, kifAt(exp.inputQuantizer, j), exp.inputQuantizer.round, exp.inputQuantizer.overflow)));
+    const e = xq.map((v, j) =>
+      lookup(
+        exp.tables[exp.index[j]!]!,
+        quantize(mx - v, kifAt(exp.inputQuantizer, j), exp.inputQuantizer.round, exp.inputQuantizer.overflow),
+      ),
+    );
     const sum = e.reduce((a, b) => a + b, 0);
-    const r = lookup(inv.tables[inv.index[0]!]!, quantize(sum, kifAt(inv.inputQuantizer, 0), inv.inputQuantizer.round, inv.inputQuantizer.overflow));
+    const r = lookup(
+      inv.tables[inv.index[0]!]!,
+      quantize(sum, kifAt(inv.inputQuantizer, 0), inv.inputQuantizer.round, inv.inputQuantizer.overflow),
+    );
     const ref = xq.map((v) => Math.exp(v - mx));
     const rs = ref.reduce((a, b) => a + b, 0);
     for (let j = 0; j < 5; j++) {
@@ -92,6 +111,9 @@ test('user functions register by name; unknown names are clear errors naming the
   registerLutFunction('cube', (t) => tf.mul(tf.square(t), t));
   const l = new QUnaryFunctionLUT({ activation: 'cube' });
   assert.equal(l.activation, 'cube');
-  assert.throws(() => new QUnaryFunctionLUT({ activation: 'nope', name: 'lut1' }), /QUnaryFunctionLUT 'lut1': unknown activation 'nope'/);
+  assert.throws(
+    () => new QUnaryFunctionLUT({ activation: 'nope', name: 'lut1' }),
+    /QUnaryFunctionLUT 'lut1': unknown activation 'nope'/,
+  );
   assert.throws(() => new QSoftmax({ inputScaler: -1, name: 'sm1' }), /QSoftmax 'sm1': inputScaler must be > 0/);
 });

@@ -68,7 +68,9 @@ export async function main(): Promise<number> {
 }
 `;
 
-test('the packed tarball installs into a fresh project: the library example runs, the bin works, the types check', { timeout: 600_000 }, async (t) => {
+test('the packed tarball installs into a fresh project: the library example runs, the bin works, the types check', {
+  timeout: 600_000,
+}, async (t) => {
   const work = mkdtempSync(join(tmpdir(), 'hgq-package-'));
   const time: Record<string, number> = {};
   const timed = <T>(name: string, f: () => T): T => {
@@ -84,20 +86,37 @@ test('the packed tarball installs into a fresh project: the library example runs
     const tarball = readdirSync(work).find((f) => f.endsWith('.tgz'));
     assert.ok(tarball, 'npm pack wrote a .tgz');
     const listed = check(run('tar', ['tzf', join(work, tarball)], work), 'tar').split('\n');
-    for (const f of ['dist/index.js', 'dist/index.d.ts', 'dist/cli/main.js', 'dist/engine/worker.mjs', 'dist/engine/graph-worker.mjs',
-      'dist/engine/wasm/engine.simd.wasm', 'dist/engine/wasm/engine.relaxed.wasm', 'bin/hgq.js'])
+    for (const f of [
+      'dist/index.js',
+      'dist/index.d.ts',
+      'dist/cli/main.js',
+      'dist/engine/worker.mjs',
+      'dist/engine/graph-worker.mjs',
+      'dist/engine/wasm/engine.simd.wasm',
+      'dist/engine/wasm/engine.relaxed.wasm',
+      'bin/hgq.js',
+    ])
       assert.ok(listed.includes(`package/${f}`), `the tarball holds ${f}`);
     assert.ok(!listed.some((f) => /^package\/(src|test|bench|assembly)\//.test(f)), 'no sources or tests in the tarball');
 
     const app = join(work, 'app');
     mkdirSync(app);
     writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'hgq-consumer', private: true, type: 'module' }));
-    timed('install', () => check(run('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', join(work, tarball)], app), 'npm install'));
+    timed('install', () =>
+      check(run('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', join(work, tarball)], app), 'npm install'),
+    );
 
     // the README's example, unchanged, as plain Node ESM
     copyFileSync(EXAMPLE, join(app, 'library.mjs'));
     const out = timed('example', () => check(run(process.execPath, ['library.mjs', 'out'], app), 'node library.mjs'));
-    const r = JSON.parse(out.trim().split('\n').at(-1)!) as { engine: string; accuracy: number; ebops: number; ops: number; mismatches: number; top: string };
+    const r = JSON.parse(out.trim().split('\n').at(-1)!) as {
+      engine: string;
+      accuracy: number;
+      ebops: number;
+      ops: number;
+      mismatches: number;
+      top: string;
+    };
     assert.equal(r.engine, 'wasm', 'trained on the wasm engine');
     assert.ok(r.accuracy > 0.5, `it learned something (accuracy ${r.accuracy}; chance is 0.125)`);
     assert.ok(Number.isInteger(r.ebops) && r.ebops > 0, `exact EBOPs after calibration: ${r.ebops}`);
@@ -109,20 +128,40 @@ test('the packed tarball installs into a fresh project: the library example runs
 
     // the installed command runs from dist/ (no src/ in the package)
     const bin = join(app, 'node_modules', '.bin', 'hgq');
-    const q = check(run(bin, ['quantize', '--type', 'fixed<8,3>', '--round', 'RND', '--overflow', 'SAT', '1.3'], app), 'hgq quantize');
+    const q = check(
+      run(bin, ['quantize', '--type', 'fixed<8,3>', '--round', 'RND', '--overflow', 'SAT', '1.3'], app),
+      'hgq quantize',
+    );
     assert.equal(q.trim(), '1.3125\t42');
-    const conv = timed('convert', () => check(run(bin, ['convert', join('out', 'model'), join('out', 'prj2'), '--validate', '200', '--json'], app), 'hgq convert'));
+    const conv = timed('convert', () =>
+      check(run(bin, ['convert', join('out', 'model'), join('out', 'prj2'), '--validate', '200', '--json'], app), 'hgq convert'),
+    );
     const cs = JSON.parse(conv.trim().split('\n').at(-1)!) as { validated_samples: number; ebops: number };
-    assert.deepEqual([cs.validated_samples, cs.ebops], [200, r.ebops], 'hgq convert reads the saved model: validated, same exact EBOPs');
+    assert.deepEqual(
+      [cs.validated_samples, cs.ebops],
+      [200, r.ebops],
+      'hgq convert reads the saved model: validated, same exact EBOPs',
+    );
 
     // a TypeScript consumer against the shipped declarations (tfjs's own have errors under strict lib
     // checking, so diagnostics inside @tensorflow are not ours to judge; everything else must be clean)
     writeFileSync(join(app, 'consumer.ts'), CONSUMER_TS);
-    writeFileSync(join(app, 'tsconfig.json'), JSON.stringify({
-      compilerOptions: { module: 'nodenext', moduleResolution: 'nodenext', target: 'es2022', strict: true, noEmit: true,
-        skipLibCheck: false, typeRoots: [join(REPO, 'node_modules', '@types')], types: ['node'] },
-      files: ['consumer.ts'],
-    }));
+    writeFileSync(
+      join(app, 'tsconfig.json'),
+      JSON.stringify({
+        compilerOptions: {
+          module: 'nodenext',
+          moduleResolution: 'nodenext',
+          target: 'es2022',
+          strict: true,
+          noEmit: true,
+          skipLibCheck: false,
+          typeRoots: [join(REPO, 'node_modules', '@types')],
+          types: ['node'],
+        },
+        files: ['consumer.ts'],
+      }),
+    );
     const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
     const tc = timed('tsc', () => run(process.execPath, [tsc, '-p', app, '--pretty', 'false'], app));
     const diagnostics = tc.stdout.split('\n').filter((l) => /error TS\d+/.test(l) && !l.startsWith('node_modules/@tensorflow/'));

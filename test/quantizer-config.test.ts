@@ -37,7 +37,13 @@ test('scoped defaults nest, lose to explicit options, and are restored afterward
   assert.deepEqual([inner.w.b0, inner.w.i0, inner.w.roundMode], [4, 1, 'TRN']);
   assert.equal(inner.w2.b0, 6);
   assert.deepEqual([inner.a.qType, inner.a.b0, inner.a.overflowMode, inner.a.roundMode], ['kbi', 8, 'WRAP', 'TRN']);
-  assert.throws(() => withQuantizerConfig({ weight: { b0: 3 } }, () => { throw new Error('boom'); }), /boom/);
+  assert.throws(
+    () =>
+      withQuantizerConfig({ weight: { b0: 3 } }, () => {
+        throw new Error('boom');
+      }),
+    /boom/,
+  );
   const after = resolveQuantizerConfig({ place: 'weight' });
   assert.deepEqual([after.b0, after.i0, after.roundMode], [8, 2, 'RND']);
   // two of (i0, f0, b0) determine the third, as in HGQ2's scopes
@@ -73,7 +79,10 @@ test("variables carry HGQ2's names and order; a layer's own weight factory is us
   const kif = new Quantizer({ place: 'datalane' });
   kif.build([null, 3]);
   assert.deepEqual(names(kif), ['k(frozen)', 'i(frozen)', 'f', 'i_decay_speed(frozen)']);
-  assert.deepEqual(kif.weights.map((w) => w.variable.read().shape), [[1, 3], [1, 3], [1, 3], []]);
+  assert.deepEqual(
+    kif.weights.map((w) => w.variable.read().shape),
+    [[1, 3], [1, 3], [1, 3], []],
+  );
   kbi.dispose();
   kif.dispose();
 
@@ -104,7 +113,10 @@ test('bad options get errors that say what is wrong', () => {
   assert.throws(() => resolveQuantizerConfig({ roundMode: 'ROUND' as never }), /unknown roundMode 'ROUND'.*RND/);
   assert.throws(() => resolveQuantizerConfig({ overflowMode: 'CLIP' as never }), /unknown overflowMode 'CLIP'/);
   assert.throws(() => resolveQuantizerConfig({ bits: 3 } as never), /unknown option 'bits'/);
-  assert.throws(() => resolveQuantizerConfig({ granularity: 'tensor', homogeneousAxes: [0] }), /either granularity or an axis list/);
+  assert.throws(
+    () => resolveQuantizerConfig({ granularity: 'tensor', homogeneousAxes: [0] }),
+    /either granularity or an axis list/,
+  );
   assert.throws(() => resolveQuantizerConfig({ homogeneousAxes: [0], heterogeneousAxes: [1] }), /only one of homogeneousAxes/);
   assert.throws(() => resolveQuantizerConfig({ bBounds: [5, 1] }), /bBounds must be \[lo, hi\]/);
   assert.throws(() => resolveQuantizerConfig({ place: 'weight', b0: -1 }), /b0 must be >= 0/);

@@ -73,7 +73,8 @@ function checkEqual(out: Float32Array, xs: Float32Array, kifs: Kif[], ref: Float
   let first = '';
   for (let j = 0; j < xs.length; j++) {
     if (!Object.is(out[j], ref[j])) {
-      if (bad++ === 0) first = `x=${xs[j]} kif=${JSON.stringify(kifs[j])} got ${Object.is(out[j], -0) ? '-0' : out[j]} want ${ref[j]}`;
+      if (bad++ === 0)
+        first = `x=${xs[j]} kif=${JSON.stringify(kifs[j])} got ${Object.is(out[j], -0) ? '-0' : out[j]} want ${ref[j]}`;
     }
   }
   assert.equal(bad, 0, `${label}: ${bad}/${xs.length} mismatches, first: ${first}`);
@@ -90,10 +91,24 @@ function setKifs(q: Quantizer, kifs: Kif[], rng: Rng) {
     w.variable.write(t);
     t.dispose();
   };
-  set('k', kifs.map((t) => t.k));
-  set('i', kifs.map((t) => t.i + jitter()));
-  if (q.config.qType === 'kbi') set('b', kifs.map((t) => t.i + t.f + jitter()));
-  else set('f', kifs.map((t) => t.f + jitter()));
+  set(
+    'k',
+    kifs.map((t) => t.k),
+  );
+  set(
+    'i',
+    kifs.map((t) => t.i + jitter()),
+  );
+  if (q.config.qType === 'kbi')
+    set(
+      'b',
+      kifs.map((t) => t.i + t.f + jitter()),
+    );
+  else
+    set(
+      'f',
+      kifs.map((t) => t.f + jitter()),
+    );
 }
 
 /** Reference values from src/fixed, computed once and compared with both implementations. */
@@ -118,7 +133,15 @@ for (const backend of ['wasm', 'cpu'] as const) {
           xs[j] = randomInput(rng, kifs[j]!);
         }
         const ref = reference(xs, kifs, round, overflow);
-        const q = new Quantizer({ place: 'datalane', qType: 'kif', roundMode: round, overflowMode: overflow, granularity: 'element', iBounds: [-30, 30], fBounds: [-30, 30] });
+        const q = new Quantizer({
+          place: 'datalane',
+          qType: 'kif',
+          roundMode: round,
+          overflowMode: overflow,
+          granularity: 'element',
+          iBounds: [-30, 30],
+          fBounds: [-30, 30],
+        });
         q.build([N]);
         setKifs(q, kifs, rng);
         const x = tf.tensor1d(xs);
@@ -137,7 +160,12 @@ for (const backend of ['wasm', 'cpu'] as const) {
   });
 }
 
-for (const [backend, path] of [['wasm', 'fused'], ['wasm', 'tf-ops'], ['cpu', 'fused'], ['cpu', 'tf-ops']] as const) {
+for (const [backend, path] of [
+  ['wasm', 'fused'],
+  ['wasm', 'tf-ops'],
+  ['cpu', 'fused'],
+  ['cpu', 'tf-ops'],
+] as const) {
   const setup = async () => {
     await useBackend(backend);
     setFusedKernels(path === 'fused');
@@ -164,7 +192,13 @@ for (const [backend, path] of [['wasm', 'fused'], ['wasm', 'tf-ops'], ['cpu', 'f
       assert.deepEqual(q.kifs().slice(0, 50), kifs.slice(0, 50), 'kifs() reports the rounded types');
       const x = tf.tensor1d(xs);
       const y = q.call(x, false);
-      checkEqual(y.dataSync() as Float32Array, xs, kifs, reference(xs, kifs, round, overflow), `${backend} ${path} KBI ${round}/${overflow}`);
+      checkEqual(
+        y.dataSync() as Float32Array,
+        xs,
+        kifs,
+        reference(xs, kifs, round, overflow),
+        `${backend} ${path} KBI ${round}/${overflow}`,
+      );
       tf.dispose([x, y]);
       q.dispose();
     }
@@ -194,12 +228,21 @@ for (const [backend, path] of [['wasm', 'fused'], ['wasm', 'tf-ops'], ['cpu', 'f
       for (let j = 0; j < nParam; j++) pk.push(randomKif(rng));
       setKifs(q, pk, rng);
       const kifs = q.kifsFor(shape);
-      assert.equal(kifs.length, shape.reduce((a, b) => a * b, 1));
+      assert.equal(
+        kifs.length,
+        shape.reduce((a, b) => a * b, 1),
+      );
       const xs = new Float32Array(kifs.length);
       for (let j = 0; j < xs.length; j++) xs[j] = randomInput(rng, kifs[j]!);
       const x = tf.tensor(xs, shape);
       const y = q.call(x, false);
-      checkEqual(y.dataSync() as Float32Array, xs, kifs, reference(xs, kifs, round, overflow), `${backend} ${path} ${granularity} ${round}/${overflow}`);
+      checkEqual(
+        y.dataSync() as Float32Array,
+        xs,
+        kifs,
+        reference(xs, kifs, round, overflow),
+        `${backend} ${path} ${granularity} ${round}/${overflow}`,
+      );
       tf.dispose([x, y]);
       q.dispose();
     }
@@ -240,7 +283,10 @@ test('edge cases by hand: ties, zero width, negative i and f, wrap-around', asyn
     const xt = tf.tensor1d([x]);
     const y = q.call(xt, false);
     const got = y.dataSync()[0]!;
-    assert.ok(Object.is(got, want), `${x} to ${JSON.stringify(t)} ${r}/${o}: got ${Object.is(got, -0) ? '-0' : got}, want ${want}`);
+    assert.ok(
+      Object.is(got, want),
+      `${x} to ${JSON.stringify(t)} ${r}/${o}: got ${Object.is(got, -0) ? '-0' : got}, want ${want}`,
+    );
     assert.ok(Object.is(got, quantize(Math.fround(x), t, r, o)), 'agrees with src/fixed');
     tf.dispose([xt, y]);
     q.dispose();
@@ -254,17 +300,23 @@ test('RND inference kernels on wasm (simd128 in the tfjs heap) beyond the 24-bit
   const N = 20_000;
   /** kifs with f in [fLo, fHi] (or ±110 with probability pHuge) and i + f <= ifMax, widths up to 45 bits */
   const draw = (ifMax: number, pHuge: number) => {
-    const kifs: Kif[] = [], xs = new Float32Array(N);
+    const kifs: Kif[] = [],
+      xs = new Float32Array(N);
     for (let j = 0; j < N; j++) {
       const k = rng.int(0, 1) as 0 | 1;
       const f = rng.chance(pHuge) ? rng.pick([110, -110]) : rng.int(-12, 22);
       const i = rng.int(-f - k + 1, Math.min(40, ifMax - f));
       kifs.push({ k, i, f });
-      const r = rng.next(), sign = rng.chance(0.5) ? -1 : 1;
-      xs[j] = r < 0.05 ? sign * 3e38 // x·2^f overflows float32
-        : r < 0.1 ? sign * 1e-39 * rng.next() // subnormal x
-        : r < 0.2 ? sign * (rng.int(0, 2 ** 20) + 0.5) * 2 ** -f // ties
-        : sign * rng.next() * 2 ** (i + rng.int(-4, 12)); // around and far beyond the range
+      const r = rng.next(),
+        sign = rng.chance(0.5) ? -1 : 1;
+      xs[j] =
+        r < 0.05
+          ? sign * 3e38 // x·2^f overflows float32
+          : r < 0.1
+            ? sign * 1e-39 * rng.next() // subnormal x
+            : r < 0.2
+              ? sign * (rng.int(0, 2 ** 20) + 0.5) * 2 ** -f // ties
+              : sign * rng.next() * 2 ** (i + rng.int(-4, 12)); // around and far beyond the range
     }
     return { kifs, xs };
   };
@@ -279,27 +331,39 @@ test('RND inference kernels on wasm (simd128 in the tfjs heap) beyond the 24-bit
   const run = async (backend: 'wasm' | 'cpu') => {
     await useBackend(backend);
     setFusedKernels(true);
-    if (backend === 'wasm') assert.ok(wasmKernels(tf.backend() as never), 'the quantizer wasm module links to the tfjs-wasm heap');
-    return sets.map(({ modes, kifs, xs }) => tf.tidy(() => {
-      const x = tf.tensor1d(xs);
-      const k = tf.tensor1d(kifs.map((t) => t.k)), i = tf.tensor1d(kifs.map((t) => t.i)), f = tf.tensor1d(kifs.map((t) => t.f));
-      const outs: Record<string, Float32Array> = {};
-      for (const ovf of modes) outs[ovf] = Float32Array.from(fusedQuantize(x, k, i, f, 'RND', ovf).dataSync());
-      outs['round'] = Float32Array.from(fusedRound(x, f, 'RND').dataSync());
-      return outs;
-    }));
+    if (backend === 'wasm')
+      assert.ok(wasmKernels(tf.backend() as never), 'the quantizer wasm module links to the tfjs-wasm heap');
+    return sets.map(({ modes, kifs, xs }) =>
+      tf.tidy(() => {
+        const x = tf.tensor1d(xs);
+        const k = tf.tensor1d(kifs.map((t) => t.k)),
+          i = tf.tensor1d(kifs.map((t) => t.i)),
+          f = tf.tensor1d(kifs.map((t) => t.f));
+        const outs: Record<string, Float32Array> = {};
+        for (const ovf of modes) outs[ovf] = Float32Array.from(fusedQuantize(x, k, i, f, 'RND', ovf).dataSync());
+        outs['round'] = Float32Array.from(fusedRound(x, f, 'RND').dataSync());
+        return outs;
+      }),
+    );
   };
   const onWasm = await run('wasm');
   const onCpu = await run('cpu');
   await useBackend('wasm');
   sets.forEach(({ name, modes, kifs, xs }, si) => {
     for (const ovf of [...modes, 'round'] as const) {
-      let bad = 0, first = '';
+      let bad = 0,
+        first = '';
       for (let j = 0; j < N; j++) {
-        const want = ovf === 'round' ? Math.fround(Math.floor(xs[j]! * 2 ** kifs[j]!.f + 0.5) * 2 ** -kifs[j]!.f) + 0
-          : Math.fround(quantize(xs[j]!, kifs[j]!, 'RND', ovf)) + 0;
-        for (const [where, got] of [['wasm', onWasm[si]![ovf]![j]!], ['cpu', onCpu[si]![ovf]![j]!]] as const) {
-          if (!Object.is(got, want) && bad++ === 0) first = `${where} x=${xs[j]} kif=${JSON.stringify(kifs[j])} got ${got} want ${want}`;
+        const want =
+          ovf === 'round'
+            ? Math.fround(Math.floor(xs[j]! * 2 ** kifs[j]!.f + 0.5) * 2 ** -kifs[j]!.f) + 0
+            : Math.fround(quantize(xs[j]!, kifs[j]!, 'RND', ovf)) + 0;
+        for (const [where, got] of [
+          ['wasm', onWasm[si]![ovf]![j]!],
+          ['cpu', onCpu[si]![ovf]![j]!],
+        ] as const) {
+          if (!Object.is(got, want) && bad++ === 0)
+            first = `${where} x=${xs[j]} kif=${JSON.stringify(kifs[j])} got ${got} want ${want}`;
         }
       }
       assert.equal(bad, 0, `${name}, RND/${ovf}: ${bad} mismatches, first: ${first}`);

@@ -35,7 +35,10 @@ function setParam(q: Quantizer, name: string, vals: number[]): void {
   t.dispose();
 }
 function param(q: Quantizer, name: string): Float32Array {
-  return q.weights.find((w) => w.name === name)!.variable.read().dataSync() as Float32Array;
+  return q.weights
+    .find((w) => w.name === name)!
+    .variable.read()
+    .dataSync() as Float32Array;
 }
 
 /** One training step of q on x: x_q, gradients of Σ x_q·dy w.r.t. x and f, and i afterwards. */
@@ -53,7 +56,12 @@ function step(q: Quantizer, xs: Float32Array, dys: Float32Array, shape: number[]
       xq = y.dataSync() as Float32Array;
       return tf.sum(tf.mul(y, dy)) as tf.Scalar;
     }, [x, fVar]);
-    const out = { xq: xq!, dx: grads[x.name]!.dataSync() as Float32Array, df: grads[fVar.name]!.dataSync() as Float32Array, i: param(q, 'i') };
+    const out = {
+      xq: xq!,
+      dx: grads[x.name]!.dataSync() as Float32Array,
+      df: grads[fVar.name]!.dataSync() as Float32Array,
+      i: param(q, 'i'),
+    };
     tf.dispose([value, ...Object.values(grads), x, dy]);
     return out;
   } finally {
@@ -64,15 +72,25 @@ function step(q: Quantizer, xs: Float32Array, dys: Float32Array, shape: number[]
 /** Random x for a parameter with fractional bits f: in-range values, exact ties, zeros, large and tiny magnitudes. */
 function randomX(rng: Rng, f: number): number {
   switch (rng.int(0, 5)) {
-    case 0: return fr((rng.int(-5000, 5000) + 0.5) * 2 ** -f); // a tie
-    case 1: return rng.pick([0, -0, 2 ** -f, -(2 ** -f)]);
-    case 2: return fr((rng.next() * 2 - 1) * 2 ** rng.int(10, 20)); // large
-    case 3: return fr((rng.next() * 2 - 1) * 2 ** (-f - rng.int(1, 12))); // below the step
-    default: return fr((rng.next() * 2 - 1) * 2 ** rng.int(-3, 6));
+    case 0:
+      return fr((rng.int(-5000, 5000) + 0.5) * 2 ** -f); // a tie
+    case 1:
+      return rng.pick([0, -0, 2 ** -f, -(2 ** -f)]);
+    case 2:
+      return fr((rng.next() * 2 - 1) * 2 ** rng.int(10, 20)); // large
+    case 3:
+      return fr((rng.next() * 2 - 1) * 2 ** (-f - rng.int(1, 12))); // below the step
+    default:
+      return fr((rng.next() * 2 - 1) * 2 ** rng.int(-3, 6));
   }
 }
 
-interface Case { label: string; build: (number | null)[]; shape: number[]; opts: QuantizerOptions }
+interface Case {
+  label: string;
+  build: (number | null)[];
+  shape: number[];
+  opts: QuantizerOptions;
+}
 const CASES: Case[] = [
   { label: 'per activation, P = 64', build: [null, 64], shape: [300, 64], opts: {} },
   { label: 'per activation, P = 5 (replicated to 20)', build: [null, 5], shape: [64, 5], opts: {} },
@@ -96,15 +114,20 @@ for (const backend of ['wasm', 'cpu'] as const) {
         assert.ok(fusedTrainApplies(c.shape, qa.paramShape), 'the fused kernels apply to this pattern');
         const P = qa.paramShape.reduce((a, b) => a * b, 1);
         // raw parameters: integers, half-integers (rounded half to even), out of bounds (clamped), negative f
-        const fRaw = Array.from({ length: P }, () => rng.pick([rng.int(-6, 14), rng.int(-6, 14) + 0.5, rng.int(-6, 14) + 0.3, 30, -30]));
+        const fRaw = Array.from({ length: P }, () =>
+          rng.pick([rng.int(-6, 14), rng.int(-6, 14) + 0.5, rng.int(-6, 14) + 0.3, 30, -30]),
+        );
         const iRaw = Array.from({ length: P }, () => rng.int(-8, 12) + rng.pick([0, 0.004, 0.5]));
         for (const q of [qa, qb]) {
           setParam(q, 'f', fRaw);
           setParam(q, 'i', iRaw);
         }
-        const fInt = fRaw.map((v) => Math.min(24, Math.max(-24, Math.round(v) - (Math.abs(v % 1) === 0.5 && Math.round(v) % 2 !== 0 ? 1 : 0))));
+        const fInt = fRaw.map((v) =>
+          Math.min(24, Math.max(-24, Math.round(v) - (Math.abs(v % 1) === 0.5 && Math.round(v) % 2 !== 0 ? 1 : 0))),
+        );
         const n = c.shape.reduce((a, b) => a * b, 1);
-        const xs = new Float32Array(n), dys = new Float32Array(n);
+        const xs = new Float32Array(n),
+          dys = new Float32Array(n);
         for (let j = 0; j < n; j++) {
           xs[j] = randomX(rng, fInt[j % P]!);
           dys[j] = fr((rng.next() * 2 - 1) * 2 ** rng.int(-3, 3));
@@ -114,23 +137,36 @@ for (const backend of ['wasm', 'cpu'] as const) {
         for (let j = 0; j < n; j++) {
           const want = roundToStep(xs[j]!, fInt[j % P]!, round);
           if (!Object.is(a.xq[j], b.xq[j]) || a.xq[j] !== want)
-            assert.fail(`${round}: x_q[${j}] of x=${xs[j]} f=${fInt[j % P]}: fused ${a.xq[j]}, tf ops ${b.xq[j]}, src/fixed ${want}`);
+            assert.fail(
+              `${round}: x_q[${j}] of x=${xs[j]} f=${fInt[j % P]}: fused ${a.xq[j]}, tf ops ${b.xq[j]}, src/fixed ${want}`,
+            );
           assert.ok(a.dx[j] === dys[j], `${round}: ∂x[${j}] passes straight through`);
         }
         for (let p = 0; p < P; p++)
-          if (!Object.is(a.i[p], b.i[p])) assert.fail(`${round}: tracked i[${p}]: fused ${a.i[p]}, tf ops ${b.i[p]} (raw i ${iRaw[p]}, f ${fInt[p]}, x ${xs[p]}, x_q ${a.xq[p]})`);
+          if (!Object.is(a.i[p], b.i[p]))
+            assert.fail(
+              `${round}: tracked i[${p}]: fused ${a.i[p]}, tf ops ${b.i[p]} (raw i ${iRaw[p]}, f ${fInt[p]}, x ${xs[p]}, x_q ${a.xq[p]})`,
+            );
         const rows = n / P;
         for (let p = 0; p < P; p++) {
-          let sum = 0, abs = 0;
+          let sum = 0,
+            abs = 0;
           for (let j = p; j < n; j += P) {
             const t = fr(fr(dys[j]! * fr(a.xq[j]! - xs[j]!)) * fr(-Math.LN2));
             sum += t;
             abs += Math.abs(t);
           }
-          if (rows === 1) assert.ok(a.df[p] === b.df[p] && a.df[p] === fr(sum), `${round}: ∂f[${p}] per element: fused ${a.df[p]}, tf ops ${b.df[p]}, formula ${sum}`);
+          if (rows === 1)
+            assert.ok(
+              a.df[p] === b.df[p] && a.df[p] === fr(sum),
+              `${round}: ∂f[${p}] per element: fused ${a.df[p]}, tf ops ${b.df[p]}, formula ${sum}`,
+            );
           else {
             assert.ok(Math.abs(a.df[p]! - sum) <= 1e-6 * abs + 1e-30, `${round}: ∂f[${p}] fused ${a.df[p]} vs Σ formula ${sum}`);
-            assert.ok(Math.abs(a.df[p]! - b.df[p]!) <= 2e-5 * abs + 1e-30, `${round}: ∂f[${p}] fused ${a.df[p]} vs tf ops ${b.df[p]}`);
+            assert.ok(
+              Math.abs(a.df[p]! - b.df[p]!) <= 2e-5 * abs + 1e-30,
+              `${round}: ∂f[${p}] fused ${a.df[p]} vs tf ops ${b.df[p]}`,
+            );
           }
         }
         qa.dispose();
@@ -198,19 +234,22 @@ for (const backend of ['wasm', 'cpu'] as const) {
               q.build(c.build);
               return q;
             };
-            const qa = make(), qb = make();
+            const qa = make(),
+              qb = make();
             assert.ok(fusedTrainApplies(c.shape, qa.paramShape));
             const P = qa.paramShape.reduce((a, b) => a * b, 1);
             const k = Array.from({ length: P }, () => rng.int(0, 1));
             // raw parameters with ties (.5), fractions, values past the bounds; i below −f sometimes
-            const raw = (lo: number, hi: number) => Array.from({ length: P }, () => rng.int(lo, hi) + rng.pick([0, 0, 0.5, 0.3, -0.3]));
+            const raw = (lo: number, hi: number) =>
+              Array.from({ length: P }, () => rng.int(lo, hi) + rng.pick([0, 0, 0.5, 0.3, -0.3]));
             const p = qType === 'kif' ? { i: raw(-6, 8), f: raw(-3, 12) } : { b: raw(-1, 14), i: raw(-6, 8) };
             for (const q of [qa, qb]) {
               setParam(q, 'k', k);
               for (const [n, v] of Object.entries(p)) setParam(q, n, v);
             }
             const n = c.shape.reduce((a, b) => a * b, 1);
-            const xs = new Float32Array(n), dys = new Float32Array(n);
+            const xs = new Float32Array(n),
+              dys = new Float32Array(n);
             for (let j = 0; j < n; j++) {
               xs[j] = fr(rng.pick([1, -1]) * 2 ** rng.int(-8, 10) * (rng.chance(0.2) ? 1 : rng.next() + 0.5));
               dys[j] = fr((rng.next() * 2 - 1) * 2 ** rng.int(-3, 3));
@@ -219,12 +258,14 @@ for (const backend of ['wasm', 'cpu'] as const) {
             const b = satStep(qb, xs, dys, c.shape, false);
             const tag = `${qType} ${overflow} ${round}`;
             for (let j = 0; j < n; j++) {
-              if (!Object.is(a.xq[j], b.xq[j])) assert.fail(`${tag}: x_q[${j}] of x=${xs[j]}: fused ${a.xq[j]}, tf ops ${b.xq[j]}`);
+              if (!Object.is(a.xq[j], b.xq[j]))
+                assert.fail(`${tag}: x_q[${j}] of x=${xs[j]}: fused ${a.xq[j]}, tf ops ${b.xq[j]}`);
               if (a.g['x']![j] !== b.g['x']![j]) assert.fail(`${tag}: ∂x[${j}]: fused ${a.g['x']![j]}, tf ops ${b.g['x']![j]}`);
             }
             const rows = n / P;
             for (const name of Object.keys(p)) {
-              const ga = a.g[name]!, gb = b.g[name]!;
+              const ga = a.g[name]!,
+                gb = b.g[name]!;
               for (let j = 0; j < P; j++) {
                 if (rows === 1) {
                   if (ga[j] !== gb[j]) assert.fail(`${tag}: ∂${name}[${j}] per element: fused ${ga[j]}, tf ops ${gb[j]}`);
@@ -256,10 +297,17 @@ for (const backend of ['wasm', 'cpu'] as const) {
           q.build([30, 7]);
           return q;
         };
-        const qa = make(), qb = make();
+        const qa = make(),
+          qb = make();
         const P = 210;
-        const raw = (lo: number, hi: number) => Array.from({ length: P }, () => rng.int(lo, hi) + rng.pick([0, 0.5, -0.5, 0.3, 0.7]));
-        const vals: Record<string, number[]> = { k: Array.from({ length: P }, () => rng.int(0, 1)), i: raw(-30, 30), f: raw(-30, 30), b: raw(-3, 26) };
+        const raw = (lo: number, hi: number) =>
+          Array.from({ length: P }, () => rng.int(lo, hi) + rng.pick([0, 0.5, -0.5, 0.3, 0.7]));
+        const vals: Record<string, number[]> = {
+          k: Array.from({ length: P }, () => rng.int(0, 1)),
+          i: raw(-30, 30),
+          f: raw(-30, 30),
+          b: raw(-3, 26),
+        };
         for (const q of [qa, qb]) for (const w of q.weights) if (vals[w.name]) setParam(q, w.name, vals[w.name]!);
         const w = Array.from({ length: P }, () => fr(rng.next() * 3));
         const grad = (q: Quantizer, fused: boolean) => {
@@ -281,11 +329,14 @@ for (const backend of ['wasm', 'cpu'] as const) {
             setFusedKernels(true);
           }
         };
-        const a = grad(qa, true), b = grad(qb, false);
+        const a = grad(qa, true),
+          b = grad(qb, false);
         const tag = `${qType} ${overflow}`;
-        for (let p = 0; p < P; p++) if (a.bits[p] !== b.bits[p]) assert.fail(`${tag}: bits[${p}] fused ${a.bits[p]}, tf ops ${b.bits[p]}`);
+        for (let p = 0; p < P; p++)
+          if (a.bits[p] !== b.bits[p]) assert.fail(`${tag}: bits[${p}] fused ${a.bits[p]}, tf ops ${b.bits[p]}`);
         a.g.forEach((ga, j) => {
-          for (let p = 0; p < P; p++) if (ga[p] !== b.g[j]![p]) assert.fail(`${tag}: gradient ${j} [${p}] fused ${ga[p]}, tf ops ${b.g[j]![p]}`);
+          for (let p = 0; p < P; p++)
+            if (ga[p] !== b.g[j]![p]) assert.fail(`${tag}: gradient ${j} [${p}] fused ${ga[p]}, tf ops ${b.g[j]![p]}`);
         });
         qa.dispose();
         qb.dispose();
@@ -308,7 +359,16 @@ for (const backend of ['wasm', 'cpu'] as const) {
     qs[0]!.build([6, 5]);
     qs[1]!.build([null, 7]);
     qs[2]!.build([5]);
-    for (const q of qs) for (const w of q.weights) if (w.trainable) setParam(q, w.name, q.paramShape.length ? Array.from({ length: q.paramShape.reduce((a, b) => a * b, 1) }, () => rng.int(-9, 9) + rng.next()) : []);
+    for (const q of qs)
+      for (const w of q.weights)
+        if (w.trainable)
+          setParam(
+            q,
+            w.name,
+            q.paramShape.length
+              ? Array.from({ length: q.paramShape.reduce((a, b) => a * b, 1) }, () => rng.int(-9, 9) + rng.next())
+              : [],
+          );
     const raws = qs.flatMap((q) => (q.config.l1 > 0 ? q.l1Params().map((t) => ({ t, l1: q.config.l1 })) : []));
     const want = raws.reduce((s, { t, l1 }) => s + fr(l1) * Array.from(t.dataSync()).reduce((a, b) => a + b, 0), 0);
     for (const fused of [true, false]) {
@@ -320,7 +380,8 @@ for (const backend of ['wasm', 'cpu'] as const) {
         assert.ok(Math.abs(v - want) <= 1e-6 * Math.abs(want) + 1e-9, `${fused ? 'fused' : 'tf ops'}: L1 ${v} vs ${want}`);
         raws.forEach(({ t, l1 }) => {
           if (!(t as tf.Variable).trainable) return;
-          for (const g of grads[(t as tf.Variable).name]!.dataSync()) assert.equal(g, fr(l1), `${fused ? 'fused' : 'tf ops'}: ∂L1/∂raw = l1`);
+          for (const g of grads[(t as tf.Variable).name]!.dataSync())
+            assert.equal(g, fr(l1), `${fused ? 'fused' : 'tf ops'}: ∂L1/∂raw = l1`);
         });
         tf.dispose([value, ...Object.values(grads)]);
       } finally {
@@ -350,7 +411,13 @@ for (const backend of ['wasm', 'cpu'] as const) {
       for (const w of l.weights) {
         const n = w.originalName.split('/').pop()!;
         const size = w.shape.reduce((a, b) => a! * b!, 1)!;
-        const gen = n.endsWith('_k') ? () => rng.int(0, 1) : n.endsWith('_b') ? () => rng.int(-1, 9) + rng.pick([0, 0.5, 0.3]) : n.endsWith('_i') || n.endsWith('_f') ? () => rng.int(-6, 6) + rng.pick([0, 0.5, 0.3]) : null;
+        const gen = n.endsWith('_k')
+          ? () => rng.int(0, 1)
+          : n.endsWith('_b')
+            ? () => rng.int(-1, 9) + rng.pick([0, 0.5, 0.3])
+            : n.endsWith('_i') || n.endsWith('_f')
+              ? () => rng.int(-6, 6) + rng.pick([0, 0.5, 0.3])
+              : null;
         if (gen) {
           const t = tf.tensor(Array.from({ length: size }, gen), w.shape as number[]);
           w.write(t);
@@ -371,12 +438,18 @@ for (const backend of ['wasm', 'cpu'] as const) {
           setFusedKernels(true);
         }
       };
-      const a = run(true), b = run(false);
+      const a = run(true),
+        b = run(false);
       assert.equal(a.ebops, b.ebops, `variant ${vi}: EBOPs`);
       assert.ok(Math.abs(a.value - b.value) <= 1e-6 * Math.abs(b.value), `variant ${vi}: loss term ${a.value} vs ${b.value}`);
       a.g.forEach((ga, j) => {
         assert.equal(ga.length, b.g[j]!.length, `variant ${vi}: gradient of ${vars[j]!.name} present on both paths`);
-        ga.forEach((x, p) => assert.ok(Math.abs(x - b.g[j]![p]!) <= 1e-6 * Math.abs(b.g[j]![p]!) + 1e-12, `variant ${vi}: ∂${vars[j]!.name}[${p}] ${x} vs ${b.g[j]![p]}`));
+        ga.forEach((x, p) =>
+          assert.ok(
+            Math.abs(x - b.g[j]![p]!) <= 1e-6 * Math.abs(b.g[j]![p]!) + 1e-12,
+            `variant ${vi}: ∂${vars[j]!.name}[${p}] ${x} vs ${b.g[j]![p]}`,
+          ),
+        );
       });
       for (const w of l.weights) w.dispose();
     }
@@ -384,7 +457,9 @@ for (const backend of ['wasm', 'cpu'] as const) {
 }
 
 test('the embedded wasm module was built from the current assembly/quantizer.ts and build flags', async () => {
-  const { sourceHash } = (await import(new URL('../scripts/build-quantizer-wasm.mjs', import.meta.url).href)) as unknown as { sourceHash(): string };
+  const { sourceHash } = (await import(new URL('../scripts/build-quantizer-wasm.mjs', import.meta.url).href)) as unknown as {
+    sourceHash(): string;
+  };
   const { QUANTIZER_WASM_SOURCE_SHA256 } = await import('../src/quantizer/wasm-bytes.ts');
   assert.equal(QUANTIZER_WASM_SOURCE_SHA256, sourceHash(), 'rebuild: node scripts/build-quantizer-wasm.mjs');
 });

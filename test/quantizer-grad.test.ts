@@ -76,10 +76,22 @@ function setParams(q: Quantizer, kifs: Kif[]) {
     w.variable.write(t);
     t.dispose();
   };
-  write('k', kifs.map((t) => t.k));
-  write('i', kifs.map((t) => t.i));
-  write('f', kifs.map((t) => t.f));
-  write('b', kifs.map((t) => t.i + t.f));
+  write(
+    'k',
+    kifs.map((t) => t.k),
+  );
+  write(
+    'i',
+    kifs.map((t) => t.i),
+  );
+  write(
+    'f',
+    kifs.map((t) => t.f),
+  );
+  write(
+    'b',
+    kifs.map((t) => t.i + t.f),
+  );
 }
 
 /** Gradients of Σ(x_q·dy) w.r.t. x and the trainable quantizer variables. */
@@ -106,7 +118,12 @@ const N = 20_000;
 
 for (const backend of ['wasm', 'cpu'] as const) {
   for (const [qType, overflow] of [
-    ['kif', 'SAT'], ['kif', 'SAT_SYM'], ['kif', 'WRAP'], ['kbi', 'SAT'], ['kbi', 'SAT_SYM'], ['kbi', 'WRAP'],
+    ['kif', 'SAT'],
+    ['kif', 'SAT_SYM'],
+    ['kif', 'WRAP'],
+    ['kbi', 'SAT'],
+    ['kbi', 'SAT_SYM'],
+    ['kbi', 'WRAP'],
   ] as const) {
     test(`${qType.toUpperCase()} ${overflow}: per-element gradients equal the formulas exactly (${backend})`, async () => {
       await useBackend(backend);
@@ -157,7 +174,10 @@ for (const backend of ['wasm', 'cpu'] as const) {
     await useBackend(backend);
     const rng = makeRng(5);
     for (const [granularity, overflow, qType] of [
-      ['activation', 'WRAP', 'kif'], ['channel', 'WRAP', 'kbi'], ['channel', 'SAT', 'kif'], ['tensor', 'SAT_SYM', 'kbi'],
+      ['activation', 'WRAP', 'kif'],
+      ['channel', 'WRAP', 'kbi'],
+      ['channel', 'SAT', 'kif'],
+      ['tensor', 'SAT_SYM', 'kbi'],
       ['activation', 'SAT_SYM', 'kbi'],
     ] as const) {
       const shape = [64, 8, 6];
@@ -179,23 +199,37 @@ for (const backend of ['wasm', 'cpu'] as const) {
       const used = overflow === 'WRAP' ? q.kifsFor(shape) : kifs;
       // map each element to its parameter index
       const ps = q.paramShape;
-      const sumF = new Float64Array(nP), sumI = new Float64Array(nP), absF = new Float64Array(nP), absI = new Float64Array(nP);
+      const sumF = new Float64Array(nP),
+        sumI = new Float64Array(nP),
+        absF = new Float64Array(nP),
+        absI = new Float64Array(nP);
       const idx = [0, 0, 0];
       for (let j = 0; j < n; j++) {
         let p = 0;
         for (let a = 0; a < 3; a++) p = p * ps[a]! + (ps[a] === 1 ? 0 : idx[a]!);
         const e = expected(xs[j]!, used[j]!, dys[j]!, 'RND', overflow);
-        sumF[p] += e.df; absF[p] += Math.abs(e.df);
-        sumI[p] += e.di; absI[p] += Math.abs(e.di);
-        assert.ok(grads.x![j] === e.dx, `${granularity} ${overflow} ${qType}: x gradient of element ${j} (x=${xs[j]}, ${JSON.stringify(used[j])})`);
-        for (let a = 2; a >= 0; a--) { if (++idx[a]! < shape[a]!) break; idx[a] = 0; }
+        sumF[p] += e.df;
+        absF[p] += Math.abs(e.df);
+        sumI[p] += e.di;
+        absI[p] += Math.abs(e.di);
+        assert.ok(
+          grads.x![j] === e.dx,
+          `${granularity} ${overflow} ${qType}: x gradient of element ${j} (x=${xs[j]}, ${JSON.stringify(used[j])})`,
+        );
+        for (let a = 2; a >= 0; a--) {
+          if (++idx[a]! < shape[a]!) break;
+          idx[a] = 0;
+        }
       }
       for (let p = 0; p < nP; p++) {
         const gf = qType === 'kif' ? grads.f![p]! : grads.b![p]!;
         assert.ok(Math.abs(gf - sumF[p]!) <= 1e-5 * absF[p]! + 1e-30, `${granularity} ${overflow}: ∂f[${p}] ${gf} vs ${sumF[p]}`);
         if (overflow !== 'WRAP') {
           const gi = qType === 'kif' ? grads.i![p]! : grads.i![p]! + grads.b![p]!;
-          assert.ok(Math.abs(gi - sumI[p]!) <= 1e-5 * (absI[p]! + absF[p]!) + 1e-30, `${granularity}: ∂i[${p}] ${gi} vs ${sumI[p]}`);
+          assert.ok(
+            Math.abs(gi - sumI[p]!) <= 1e-5 * (absI[p]! + absF[p]!) + 1e-30,
+            `${granularity}: ∂i[${p}] ${gi} vs ${sumI[p]}`,
+          );
         }
       }
       q.dispose();
@@ -208,7 +242,12 @@ for (const backend of ['wasm', 'cpu'] as const) {
     // KIF: bits = relu(round(i) + round(f)) (+k under SAT); gradient 1 into i and f where i + f > 0
     const q = new Quantizer({ place: 'datalane', qType: 'kif', overflowMode: 'SAT', granularity: 'element', l1: 0.5 });
     q.build([4]);
-    setParams(q, [{ k: 1, i: 2, f: 3 }, { k: 0, i: -3, f: 1 }, { k: 1, i: 0, f: 0 }, { k: 0, i: 4, f: -1 }]);
+    setParams(q, [
+      { k: 1, i: 2, f: 3 },
+      { k: 0, i: -3, f: 1 },
+      { k: 1, i: 0, f: 0 },
+      { k: 0, i: 4, f: -1 },
+    ]);
     const iv = q.weights.find((w) => w.name === 'i')!.variable.read() as tf.Variable;
     const fv = q.weights.find((w) => w.name === 'f')!.variable.read() as tf.Variable;
     const bits = q.bits();
@@ -226,7 +265,11 @@ for (const backend of ['wasm', 'cpu'] as const) {
     // KBI: bits = round(b), straight-through; SAT_SYM: no sign bit
     const w = new Quantizer({ place: 'weight', l1: 0.25 });
     w.build([3]);
-    setParams(w, [{ k: 1, i: 1, f: 2 }, { k: 1, i: 0, f: 0 }, { k: 1, i: 2, f: 5 }]);
+    setParams(w, [
+      { k: 1, i: 1, f: 2 },
+      { k: 1, i: 0, f: 0 },
+      { k: 1, i: 2, f: 5 },
+    ]);
     const bv = w.weights.find((x) => x.name === 'b')!.variable.read() as tf.Variable;
     const gb = tf.variableGrads(() => tf.sum(tf.mul(w.bits(), tf.tensor1d([1, 2, 3]))) as tf.Scalar, [bv]);
     assert.equal(gb.value.dataSync()[0], 3 * 1 + 0 * 2 + 7 * 3);

@@ -13,7 +13,12 @@ import { quantize, roundToStep } from '../src/fixed/quantize.ts';
 const fr = Math.fround;
 
 function param(q: Quantizer, name: string): number[] {
-  return Array.from(q.weights.find((w) => w.name === name)!.variable.read().dataSync());
+  return Array.from(
+    q.weights
+      .find((w) => w.name === name)!
+      .variable.read()
+      .dataSync(),
+  );
 }
 function setParam(q: Quantizer, name: string, vals: number[]) {
   const t = tf.tensor(vals, q.paramShape);
@@ -33,7 +38,10 @@ test('KIF WRAP training: integer bits follow the data and decay by i_decay_speed
   q.build([null, 3]);
   assert.deepEqual(q.paramShape, [1, 3]);
   // column absmax after rounding to 2^-6: 0.296875, 5, 0
-  const x = tf.tensor2d([[0.3, -5, 0], [-0.1, 4.5, 0]]);
+  const x = tf.tensor2d([
+    [0.3, -5, 0],
+    [-0.1, 4.5, 0],
+  ]);
   const needed = [0.296875, 5, 0].map((a) => Math.ceil(Math.log2(a + 2 ** -6))); // −1, 3, −6
   assert.deepEqual(needed, [-1, 3, -6]);
   let raw = [2, 2, 2];
@@ -45,7 +53,10 @@ test('KIF WRAP training: integer bits follow the data and decay by i_decay_speed
     assert.deepEqual(param(q, 'i'), raw, `raw i after step ${step}`);
   }
   // 120 steps of 0.01: columns 0 and 2 fell from 2 to 0.8 (rounds to 1); column 1 is held at 3 by the data
-  assert.deepEqual(q.kifs().map((t) => t.i), [1, 3, 1]);
+  assert.deepEqual(
+    q.kifs().map((t) => t.i),
+    [1, 3, 1],
+  );
   assert.deepEqual(param(q, 'f'), [6, 6, 6], 'tracking leaves f alone');
   tf.dispose(x);
   q.dispose();
@@ -67,10 +78,17 @@ test('KBI WRAP training: i from ceil(log2((absmax + eps)/(1 − 2^-b + eps))), t
   // i ← max(i − decay, estimate): element 2's decayed −0.5 beats its estimate −2 and rounds (half to even) to 0;
   // b = 0 has no estimate and goes to the upper i bound
   assert.deepEqual(param(q, 'i'), [2, 7, -0.5, 24]);
-  assert.deepEqual(q.kifs().map((t) => t.i), [2, 7, 0, 24]);
+  assert.deepEqual(
+    q.kifs().map((t) => t.i),
+    [2, 7, 0, 24],
+  );
   const kifs = q.kifs();
   const xs = [3.3, -100, 0.2, 1].map(fr);
-  assert.deepEqual(Array.from(y), xs.map((v, j) => roundToStep(v, kifs[j]!.f, 'RND')), 'rounded with f = b − new i');
+  assert.deepEqual(
+    Array.from(y),
+    xs.map((v, j) => roundToStep(v, kifs[j]!.f, 'RND')),
+    'rounded with f = b − new i',
+  );
   tf.dispose(x);
   q.dispose();
 });
@@ -82,20 +100,42 @@ test('calibration widens i and sets k from data, unions over calls until reset, 
   q.reset();
   assert.deepEqual(param(q, 'i'), [-24, -24, -24]);
   assert.deepEqual(param(q, 'k'), [0, 0, 0]);
-  const a = tf.tensor2d([[0.3, 5, 0], [0.1, 2, 0]]);
+  const a = tf.tensor2d([
+    [0.3, 5, 0],
+    [0.1, 2, 0],
+  ]);
   const ya = run(q, a, 'calibrate');
-  assert.deepEqual(q.kifs(), [{ k: 0, i: -1, f: 6 }, { k: 0, i: 3, f: 6 }, { k: 0, i: -6, f: 6 }]);
+  assert.deepEqual(q.kifs(), [
+    { k: 0, i: -1, f: 6 },
+    { k: 0, i: 3, f: 6 },
+    { k: 0, i: -6, f: 6 },
+  ]);
   assert.deepEqual(Array.from(ya), Array.from(run(q, a, false)), 'calibrate returns the inference output');
-  const b = tf.tensor2d([[-3.2, 1, 0], [0.2, -0.5, 0]]);
+  const b = tf.tensor2d([
+    [-3.2, 1, 0],
+    [0.2, -0.5, 0],
+  ]);
   run(q, b, 'calibrate');
   // union: column 0 now needs i = 2 and a sign; column 1 keeps i = 3 and gains a sign; column 2 is unchanged
-  assert.deepEqual(q.kifs(), [{ k: 1, i: 2, f: 6 }, { k: 1, i: 3, f: 6 }, { k: 0, i: -6, f: 6 }]);
+  assert.deepEqual(q.kifs(), [
+    { k: 1, i: 2, f: 6 },
+    { k: 1, i: 3, f: 6 },
+    { k: 0, i: -6, f: 6 },
+  ]);
   for (const x of [a, b]) {
     const xs = Array.from(x.dataSync());
     const y = run(q, x, false);
     const kifs = q.kifsFor(x.shape);
-    assert.deepEqual(Array.from(y), xs.map((v) => roundToStep(v, 6, 'RND')), 'calibrated ranges hold every value: no wrap');
-    assert.deepEqual(Array.from(y), xs.map((v, j) => quantize(v, kifs[j]!, 'RND', 'WRAP')), 'and agree with src/fixed');
+    assert.deepEqual(
+      Array.from(y),
+      xs.map((v) => roundToStep(v, 6, 'RND')),
+      'calibrated ranges hold every value: no wrap',
+    );
+    assert.deepEqual(
+      Array.from(y),
+      xs.map((v, j) => quantize(v, kifs[j]!, 'RND', 'WRAP')),
+      'and agree with src/fixed',
+    );
   }
   // calibrating the smaller data again changes nothing (union, not replacement)
   run(q, a, 'calibrate');
@@ -116,7 +156,10 @@ test('KBI WRAP calibration: k only where b > 0; SAT quantizers ignore calibratio
   const x = tf.tensor1d([-1.5, -2, 0.75]);
   const y = run(q, x, 'calibrate');
   const kifs = q.kifs();
-  assert.deepEqual(kifs.map((t) => t.k), [1, 0, 0]);
+  assert.deepEqual(
+    kifs.map((t) => t.k),
+    [1, 0, 0],
+  );
   assert.deepEqual(Array.from(y), [-1.5, 0, 0.75]);
   tf.dispose(x);
   q.dispose();
@@ -138,7 +181,14 @@ test('parameters are clamped to their bounds before each training step and in ev
   q.build([2]);
   setParam(q, 'b', [-5, 40]);
   setParam(q, 'i', [10, -10]);
-  assert.deepEqual(q.kifs(), [{ k: 1, i: 3, f: -3 }, { k: 1, i: -2, f: 8 }], 'inference uses clamped values');
+  assert.deepEqual(
+    q.kifs(),
+    [
+      { k: 1, i: 3, f: -3 },
+      { k: 1, i: -2, f: 8 },
+    ],
+    'inference uses clamped values',
+  );
   assert.deepEqual(param(q, 'b'), [-5, 40], 'inference does not write');
   const x = tf.tensor1d([1, 1]);
   run(q, x, true);
@@ -180,7 +230,10 @@ test("HGQ2's WRAP weight exception: a trainable WRAP quantizer with isWeight onl
   await initBackend();
   const x = tf.tensor1d([0.15234375, -3.3, 100.7]);
   for (const [qType, isWeight, roundMode, roundsOnly] of [
-    ['kbi', true, 'RND', true], ['kbi', true, 'TRN', false], ['kif', true, 'TRN', true], ['kbi', false, 'RND', false],
+    ['kbi', true, 'RND', true],
+    ['kbi', true, 'TRN', false],
+    ['kif', true, 'TRN', true],
+    ['kbi', false, 'RND', false],
   ] as const) {
     const q = new Quantizer({ place: 'bias', qType, overflowMode: 'WRAP', roundMode, isWeight, granularity: 'element' });
     q.build([3]);
@@ -207,7 +260,10 @@ test('reset and calibration leave non-trainable WRAP quantizers alone (HGQ2 trac
   const x = tf.tensor2d([[5, -7]]);
   run(q, x, 'calibrate');
   run(q, x, true);
-  assert.deepEqual(q.kifs(), [{ k: 0, i: 1, f: 0 }, { k: 0, i: 1, f: 0 }]);
+  assert.deepEqual(q.kifs(), [
+    { k: 0, i: 1, f: 0 },
+    { k: 0, i: 1, f: 0 },
+  ]);
   tf.dispose(x);
   q.dispose();
 });

@@ -15,7 +15,10 @@ function sumBits(q: Quantizer): number {
 test('L1 pressure alone lowers the bits of weight (KBI) and activation (KIF) quantizers', async () => {
   await initBackend();
   const before = tf.memory().numTensors;
-  for (const opts of [{ place: 'weight' as const, l1: 1 }, { place: 'datalane' as const, l1: 1 }]) {
+  for (const opts of [
+    { place: 'weight' as const, l1: 1 },
+    { place: 'datalane' as const, l1: 1 },
+  ]) {
     const q = new Quantizer(opts);
     q.build(opts.place === 'weight' ? [4, 4] : [null, 4]);
     const x = tf.randomNormal([4, 4], 0, 0.5, 'float32', 3);
@@ -51,11 +54,10 @@ test('with a task loss the informative input keeps its bits and the noise input 
     tf.tidy(() => {
       const x = tf.randomUniform([256, 2], -1, 1, 'float32', step + 1);
       const y = tf.slice(x, [0, 0], [256, 1]);
-      opt.minimize(
-        () => tf.add(tf.losses.meanSquaredError(y, tf.matMul(q.call(x, true), w)), q.l1Loss()) as tf.Scalar,
-        false,
-        [w, fVar],
-      );
+      opt.minimize(() => tf.add(tf.losses.meanSquaredError(y, tf.matMul(q.call(x, true), w)), q.l1Loss()) as tf.Scalar, false, [
+        w,
+        fVar,
+      ]);
     });
   }
   const bitsT = q.bits();

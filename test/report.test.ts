@@ -32,7 +32,10 @@ async function makeRun(dir: string, o: { complete: boolean }): Promise<void> {
   const epochs = [4, 9];
   for (const [j, epoch] of epochs.entries()) {
     const m = tf.sequential({
-      layers: [new QDense({ units: 16, activation: 'relu', inputShape: [8], name: 'hidden' }), new QDense({ units: 3, name: 'logits' })],
+      layers: [
+        new QDense({ units: 16, activation: 'relu', inputShape: [8], name: 'hidden' }),
+        new QDense({ units: 3, name: 'logits' }),
+      ],
     });
     randomizeModel(m, rng, { pruneW: 0.15 + 0.2 * j });
     calibrate(m, tf.randomUniform([64, 8], -2, 2), { reset: true });
@@ -40,7 +43,14 @@ async function makeRun(dir: string, o: { complete: boolean }): Promise<void> {
     m.dispose();
   }
   const history = Array.from({ length: EPOCHS }, (_, e) =>
-    JSON.stringify({ epoch: e, loss: 1 / (e + 1), val_loss: 1.1 / (e + 1), metrics: { accuracy: 0.5 + e / 40, val_accuracy: 0.5 + e / 45 }, ebops: 5000 / (e + 1), beta: 1e-6 * 2 ** e }),
+    JSON.stringify({
+      epoch: e,
+      loss: 1 / (e + 1),
+      val_loss: 1.1 / (e + 1),
+      metrics: { accuracy: 0.5 + e / 40, val_accuracy: 0.5 + e / 45 },
+      ebops: 5000 / (e + 1),
+      beta: 1e-6 * 2 ** e,
+    }),
   );
   writeFileSync(join(dir, 'history.jsonl'), history.join('\n') + '\n');
   const checkpoints = epochs.map((epoch, j) => ({
@@ -52,10 +62,23 @@ async function makeRun(dir: string, o: { complete: boolean }): Promise<void> {
     test: { loss: 0.31 + j / 10, accuracy: 0.91 - j / 20 },
     ...(j === 0 ? { yosys_lut: 400 } : {}),
   }));
-  if (o.complete) writeFileSync(join(dir, 'front.json'), JSON.stringify({ format: 'hgq-front', version: 1, task: 'classification', metric: 'accuracy', checkpoints }));
+  if (o.complete)
+    writeFileSync(
+      join(dir, 'front.json'),
+      JSON.stringify({ format: 'hgq-front', version: 1, task: 'classification', metric: 'accuracy', checkpoints }),
+    );
   else {
     mkdirSync(join(dir, 'state'), { recursive: true });
-    writeFileSync(join(dir, 'state', 'front-partial.json'), JSON.stringify({ format: 'hgq-front', version: 1, task: 'classification', metric: 'accuracy', checkpoints: checkpoints.map(({ test: _t, ...c }) => c) }));
+    writeFileSync(
+      join(dir, 'state', 'front-partial.json'),
+      JSON.stringify({
+        format: 'hgq-front',
+        version: 1,
+        task: 'classification',
+        metric: 'accuracy',
+        checkpoints: checkpoints.map(({ test: _t, ...c }) => c),
+      }),
+    );
   }
   writeMarker(dir, 'run', { status: o.complete ? 'complete' : 'running' });
 }
@@ -79,12 +102,18 @@ describe('reading run folders', () => {
   test('a complete run: front sorted by EBOPs, history rows, best checkpoint by test accuracy', () => {
     const run = readRun(runDir);
     assert.equal(run.complete, true);
-    assert.deepEqual(run.checkpoints.map((c) => c.epoch), [9, 4]);
+    assert.deepEqual(
+      run.checkpoints.map((c) => c.epoch),
+      [9, 4],
+    );
     assert.equal(run.history.length, EPOCHS);
     assert.equal(chooseCheckpoint(run).epoch, 4); // 0.91 beats 0.86
     assert.equal(chooseCheckpoint(run, '9').epoch, 9);
     assert.equal(chooseCheckpoint(run, 'checkpoints/epoch-0009').epoch, 9);
-    assert.throws(() => chooseCheckpoint(run, '5'), (e: Error) => e instanceof RunFolderError && /epochs 9, 4/.test(e.message));
+    assert.throws(
+      () => chooseCheckpoint(run, '5'),
+      (e: Error) => e instanceof RunFolderError && /epochs 9, 4/.test(e.message),
+    );
   });
 
   test('a partial run is read from state/front-partial.json and marked partial', () => {
@@ -104,7 +133,13 @@ describe('reading run folders', () => {
     writeFileSync(join(old, 'front.json'), JSON.stringify(front));
     const run = readRun(old);
     assert.equal(run.complete, true);
-    assert.deepEqual(run.checkpoints.map((c) => [c.epoch, c.test['accuracy']]), [[9, 0.86], [4, 0.91]]);
+    assert.deepEqual(
+      run.checkpoints.map((c) => [c.epoch, c.test['accuracy']]),
+      [
+        [9, 0.86],
+        [4, 0.91],
+      ],
+    );
   });
 
   test('a torn last history line (a killed run) is skipped; a bad line before it is an error naming the line', () => {
@@ -140,7 +175,10 @@ describe('what the report draws', () => {
   test('per-layer bit maps have the kernel shape, count pruned weights, and the figures hold one mark per item', async () => {
     const run = readRun(runDir);
     const d = await checkpointDetail(chooseCheckpoint(run, '9'));
-    assert.deepEqual(d.layers.map((l) => l.name), ['hidden', 'logits']);
+    assert.deepEqual(
+      d.layers.map((l) => l.name),
+      ['hidden', 'logits'],
+    );
     const hidden = d.layers[0]!;
     assert.equal(hidden.weights!.rows, 8);
     assert.equal(hidden.weights!.cols, 16);
@@ -148,7 +186,10 @@ describe('what the report draws', () => {
     assert.equal(hidden.prunedWeights, zeros);
     assert.ok(zeros > 0 && zeros < 128, `randomizeModel prunes some weights, got ${zeros} of 128`);
     assert.ok(hidden.ebops > 0);
-    assert.ok(d.layers.every((l) => l.estimatedLut !== undefined && l.estimatedLut >= 0), d.lutMethod);
+    assert.ok(
+      d.layers.every((l) => l.estimatedLut !== undefined && l.estimatedLut >= 0),
+      d.lutMethod,
+    );
     const figs = reportFigures(run, d);
     const byId = new Map(figs.map((f) => [f.id, f]));
     assert.equal((byId.get('front-ebops')!.data[0]!['x'] as number[]).length, 2);
@@ -191,17 +232,28 @@ describe('hgq report (CLI)', () => {
 
 describe('the page in headless Chromium', () => {
   const haveChromium = existsSync(CHROMIUM);
-  if (!haveChromium && process.env.CI === 'true') test('chromium is installed (CI)', () => assert.fail(`${CHROMIUM} missing: apt-get install chromium`));
+  if (!haveChromium && process.env.CI === 'true')
+    test('chromium is installed (CI)', () => assert.fail(`${CHROMIUM} missing: apt-get install chromium`));
   const skip = haveChromium ? false : `needs ${CHROMIUM} (apt-get install chromium)`;
   let browser: import('playwright-core').Browser | undefined;
   after(async () => browser?.close());
 
-  for (const [label, dir, complete] of [['complete', runDir, true], ['partial', partialDir, false]] as const) {
+  for (const [label, dir, complete] of [
+    ['complete', runDir, true],
+    ['partial', partialDir, false],
+  ] as const) {
     test(`a ${label} run: loads without errors, each plot holds its marks, the screenshot is not blank`, { skip }, async () => {
       const { chromium } = await import('playwright-core');
       browser ??= await chromium.launch({
         executablePath: CHROMIUM,
-        args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+        args: [
+          '--no-sandbox',
+          '--disable-gpu',
+          '--disable-background-networking',
+          '--disable-component-update',
+          '--disable-sync',
+          '--no-first-run',
+        ],
       });
       const out = await writeReport(dir, { out: join(tmp, `${label}.html`) });
       const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });

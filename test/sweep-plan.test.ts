@@ -7,19 +7,38 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { hashOf, parseFieldPath, planSweep, readSweepFile, setField, SweepFileError, type SweepFile } from '../src/app/sweep/plan.ts';
+import {
+  hashOf,
+  parseFieldPath,
+  planSweep,
+  readSweepFile,
+  setField,
+  SweepFileError,
+  type SweepFile,
+} from '../src/app/sweep/plan.ts';
 import { parseRedisUrl, redactUrl, RedisUrlError } from '../src/app/sweep/queue.ts';
 import { mergeFronts } from '../src/app/sweep/results.ts';
 import type { TrialResult } from '../src/app/sweep/trial.ts';
 
-const BASE = { data: { train: { path: '/data/x.csv', label: 'y' } }, model: { layers: [{ type: 'QDense', units: 8 }, { type: 'QDense', units: 3 }] }, training: { epochs: 3 } };
+const BASE = {
+  data: { train: { path: '/data/x.csv', label: 'y' } },
+  model: {
+    layers: [
+      { type: 'QDense', units: 8 },
+      { type: 'QDense', units: 3 },
+    ],
+  },
+  training: { epochs: 3 },
+};
 const plan = (s: Omit<SweepFile, 'base'>) => planSweep({ base: BASE, ...s }, BASE, { out: '/tmp/sweep-out', dir: '/tmp' });
 
 describe('sweep plans', () => {
   test('grid axes × seeds: every combination once, values set at their paths, seed and threads in training', () => {
     const p = plan({ axes: { 'training.optimizer.lr': [1e-3, 3e-3], 'model.layers[0].units': [8, 16, 32] }, seeds: [1, 2] });
     assert.equal(p.trials.length, 12);
-    const combos = new Set(p.trials.map((t) => JSON.stringify([t.overrides['training.optimizer.lr'], t.overrides['model.layers[0].units'], t.seed])));
+    const combos = new Set(
+      p.trials.map((t) => JSON.stringify([t.overrides['training.optimizer.lr'], t.overrides['model.layers[0].units'], t.seed])),
+    );
     assert.equal(combos.size, 12);
     for (const t of p.trials) {
       const training = t.spec['training'] as Record<string, unknown>;
@@ -27,7 +46,7 @@ describe('sweep plans', () => {
       assert.equal(training['seed'], t.seed);
       assert.equal(training['threads'], 1);
       assert.equal(training['epochs'], 3);
-      assert.equal(((t.spec['model'] as { layers: { units: number }[] }).layers[0]!).units, t.overrides['model.layers[0].units']);
+      assert.equal((t.spec['model'] as { layers: { units: number }[] }).layers[0]!.units, t.overrides['model.layers[0].units']);
     }
     assert.equal(BASE.model.layers[0]!.units, 8, 'the base spec is not modified');
     assert.equal(p.store, '/tmp/sweep-out/trials');
@@ -46,7 +65,15 @@ describe('sweep plans', () => {
   });
 
   test('random axes: the budget says how many draws, values lie in their ranges, draws repeat with the sample seed', () => {
-    const s = { axes: { 'training.optimizer.lr': { loguniform: [1e-4, 1e-2] as [number, number] }, 'training.batch_size': { choice: [64, 128] }, 'model.layers[0].units': { int: [4, 9] as [number, number] } }, budget: 20, sample_seed: 3 };
+    const s = {
+      axes: {
+        'training.optimizer.lr': { loguniform: [1e-4, 1e-2] as [number, number] },
+        'training.batch_size': { choice: [64, 128] },
+        'model.layers[0].units': { int: [4, 9] as [number, number] },
+      },
+      budget: 20,
+      sample_seed: 3,
+    };
     const p = plan(s);
     assert.equal(p.trials.length, 20);
     for (const t of p.trials) {
@@ -56,8 +83,14 @@ describe('sweep plans', () => {
       const u = t.overrides['model.layers[0].units'] as number;
       assert.ok(Number.isInteger(u) && u >= 4 && u <= 9);
     }
-    assert.deepEqual(plan(s).trials.map((t) => t.id), p.trials.map((t) => t.id));
-    assert.notDeepEqual(plan({ ...s, sample_seed: 4 }).trials.map((t) => t.id), p.trials.map((t) => t.id));
+    assert.deepEqual(
+      plan(s).trials.map((t) => t.id),
+      p.trials.map((t) => t.id),
+    );
+    assert.notDeepEqual(
+      plan({ ...s, sample_seed: 4 }).trials.map((t) => t.id),
+      p.trials.map((t) => t.id),
+    );
   });
 
   test('a grid larger than the budget is subsampled without repeats, in grid order', () => {
@@ -72,7 +105,7 @@ describe('sweep plans', () => {
       assert.throws(() => parseFieldPath(bad), SweepFileError, bad);
     const spec = structuredClone(BASE) as Record<string, unknown>;
     setField(spec, 'training.optimizer.lr', 0.1);
-    assert.equal(((spec['training'] as Record<string, Record<string, unknown>>)['optimizer'])!['lr'], 0.1);
+    assert.equal((spec['training'] as Record<string, Record<string, unknown>>)['optimizer']!['lr'], 0.1);
     assert.throws(() => setField(spec, 'model.layers[5].units', 1), /no element 5/);
     assert.throws(() => setField(spec, 'training.epochs.x', 1), /is a value, not a mapping/);
   });
@@ -97,13 +130,25 @@ describe('sweep files', () => {
     assert.throws(() => readSweepFile(join(dir, 'none.yaml')), /no such file/);
     assert.throws(() => readSweepFile(write('b1.yaml', 'base: ./spec.yaml\nseedz: [1]\n')), /'seedz' \(allowed: base, axes/);
     assert.throws(() => readSweepFile(write('b2.yaml', 'base: ./missing.yaml\n')), /base: .*missing\.yaml: no such spec file/);
-    assert.throws(() => readSweepFile(write('b3.yaml', 'base: ./spec.yaml\naxes:\n  training.lr: {uniform: [1, 0]}\n')), /axes\.training\.lr: the range \[1, 0\] is empty/);
-    assert.throws(() => readSweepFile(write('b4.yaml', 'base: ./spec.yaml\naxes:\n  "a..b": [1]\n')), /'a\.\.b' is not a spec field path/);
+    assert.throws(
+      () => readSweepFile(write('b3.yaml', 'base: ./spec.yaml\naxes:\n  training.lr: {uniform: [1, 0]}\n')),
+      /axes\.training\.lr: the range \[1, 0\] is empty/,
+    );
+    assert.throws(
+      () => readSweepFile(write('b4.yaml', 'base: ./spec.yaml\naxes:\n  "a..b": [1]\n')),
+      /'a\.\.b' is not a spec field path/,
+    );
     assert.throws(() => readSweepFile(write('b5.yaml', 'base: ./spec.yaml\nbudget: 0\n')), /budget: must be >= 1/);
     assert.throws(() => readSweepFile(write('b6.yaml', 'base: [\n')), /not valid YAML/);
-    assert.throws(() => readSweepFile(write('b7.yaml', 'base: ./spec.yaml\naxes:\n  training.lr: {loguniform: [0, 1]}\n')), /positive low end/);
+    assert.throws(
+      () => readSweepFile(write('b7.yaml', 'base: ./spec.yaml\naxes:\n  training.lr: {loguniform: [0, 1]}\n')),
+      /positive low end/,
+    );
     const { sweep, base, dir: d } = readSweepFile(write('b8.yaml', 'base: ./spec.yaml\naxes:\n  training.lr: [0.1]\n'));
-    assert.throws(() => planSweep(sweep, base, { out: join(dir, 'o'), dir: d }), /trial t[0-9a-f]+ \(training\.lr=0\.1, seed 0\): training\.lr: unknown key/);
+    assert.throws(
+      () => planSweep(sweep, base, { out: join(dir, 'o'), dir: d }),
+      /trial t[0-9a-f]+ \(training\.lr=0\.1, seed 0\): training\.lr: unknown key/,
+    );
   });
 });
 
@@ -115,13 +160,40 @@ describe('merged fronts and Redis URLs', () => {
     overrides: {},
     seed: 0,
     metric: 'accuracy',
-    checkpoints: points.map(([acc, ebops], j) => ({ path: `checkpoints/epoch-000${j}`, epoch: j, ebops, val: { accuracy: acc } })),
+    checkpoints: points.map(([acc, ebops], j) => ({
+      path: `checkpoints/epoch-000${j}`,
+      epoch: j,
+      ebops,
+      val: { accuracy: acc },
+    })),
   });
   test('the merged front keeps only undominated checkpoints over all trials, each marked with its trial, paths absolute', () => {
-    const f = mergeFronts([result('tb', [[0.9, 100], [0.95, 300]]), result('ta', [[0.92, 100], [0.94, 400], [0.97, 500]]), { trial: 'tc', status: 'failed', dir: '', overrides: {}, seed: 0, error: 'x' }]);
-    assert.deepEqual(f.checkpoints.map((c) => [c.trial, c.ebops]), [['ta', 100], ['tb', 300], ['ta', 500]]);
+    const f = mergeFronts([
+      result('tb', [
+        [0.9, 100],
+        [0.95, 300],
+      ]),
+      result('ta', [
+        [0.92, 100],
+        [0.94, 400],
+        [0.97, 500],
+      ]),
+      { trial: 'tc', status: 'failed', dir: '', overrides: {}, seed: 0, error: 'x' },
+    ]);
+    assert.deepEqual(
+      f.checkpoints.map((c) => [c.trial, c.ebops]),
+      [
+        ['ta', 100],
+        ['tb', 300],
+        ['ta', 500],
+      ],
+    );
     assert.equal(f.checkpoints[0]!.path, '/store/ta/checkpoints/epoch-0000');
-    assert.deepEqual(mergeFronts([result('tb', [[0.9, 100]]), result('ta', [[0.9, 100]])]).checkpoints.map((c) => c.trial), ['ta'], 'ties go to the smaller trial id, whatever the order');
+    assert.deepEqual(
+      mergeFronts([result('tb', [[0.9, 100]]), result('ta', [[0.9, 100]])]).checkpoints.map((c) => c.trial),
+      ['ta'],
+      'ties go to the smaller trial id, whatever the order',
+    );
   });
   test('Redis URLs: redis:// and rediss:// with passwords accepted, others refused; passwords never shown', () => {
     assert.equal(parseRedisUrl('redis://:s3cret@h:6379').password, 's3cret');

@@ -33,9 +33,15 @@ function writeTable(path: string, n: number): void {
   writeFileSync(path, lines.join('\n') + '\n');
 }
 
-writeTable(join(dir, "train.csv"), 400);
-writeFileSync(join(dir, 'spec.yaml'), `data:\n  train: {path: ./train.csv, label: cls}\nmodel:\n  hidden: [8]\ntraining:\n  epochs: ${EPOCHS}\n  batch_size: 16\n  pareto_start: 1\n`);
-writeFileSync(join(dir, 'sweep.yaml'), 'base: ./spec.yaml\naxes:\n  training.optimizer.lr: [0.003, 0.01]\n  model.hidden[0]: [6, 10]\nseeds: [1, 2]\n');
+writeTable(join(dir, 'train.csv'), 400);
+writeFileSync(
+  join(dir, 'spec.yaml'),
+  `data:\n  train: {path: ./train.csv, label: cls}\nmodel:\n  hidden: [8]\ntraining:\n  epochs: ${EPOCHS}\n  batch_size: 16\n  pareto_start: 1\n`,
+);
+writeFileSync(
+  join(dir, 'sweep.yaml'),
+  'base: ./spec.yaml\naxes:\n  training.optimizer.lr: [0.003, 0.01]\n  model.hidden[0]: [6, 10]\nseeds: [1, 2]\n',
+);
 
 interface Proc {
   p: ChildProcess;
@@ -85,8 +91,15 @@ const frontKey = (f: Front) => f.checkpoints.map((c) => [c.trial, c.epoch, c.ebo
 /** Each trial's history has every epoch exactly once: nothing trained twice, nothing skipped. */
 function assertEachEpochOnce(store: string, trials: string[]): void {
   for (const t of trials) {
-    const epochs = readFileSync(join(store, t, 'history.jsonl'), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { epoch: number }).epoch);
-    assert.deepEqual(epochs, Array.from({ length: EPOCHS }, (_, e) => e), `trial ${t}`);
+    const epochs = readFileSync(join(store, t, 'history.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => (JSON.parse(l) as { epoch: number }).epoch);
+    assert.deepEqual(
+      epochs,
+      Array.from({ length: EPOCHS }, (_, e) => e),
+      `trial ${t}`,
+    );
   }
 }
 
@@ -116,10 +129,14 @@ describe('hgq sweep', { concurrency: false }, () => {
     assert.deepEqual([s.trials, s.ran, s.complete, s.failed], [8, 8, 8, 0]);
     const trials = readJson<{ trial: string; status: string }[]>(join(out, 'trials.json'));
     assert.equal(trials.filter((t) => t.status === 'complete').length, 8);
-    assertEachEpochOnce(join(out, 'trials'), trials.map((t) => t.trial));
+    assertEachEpochOnce(
+      join(out, 'trials'),
+      trials.map((t) => t.trial),
+    );
     localFront = readJson<Front>(join(out, 'front.json'));
     assert.ok(localFront.checkpoints.length >= 1);
-    for (let j = 1; j < localFront.checkpoints.length; j++) assert.ok(localFront.checkpoints[j]!.ebops >= localFront.checkpoints[j - 1]!.ebops);
+    for (let j = 1; j < localFront.checkpoints.length; j++)
+      assert.ok(localFront.checkpoints[j]!.ebops >= localFront.checkpoints[j - 1]!.ebops);
     const again = hgq(['sweep', join(dir, 'sweep.yaml'), '--out', out, '--json', '--no-report']);
     assert.equal(await again.done, 0, again.err);
     assert.equal(JSON.parse(again.out.trim().split('\n').at(-1)!).ran, 0);
@@ -129,11 +146,30 @@ describe('hgq sweep', { concurrency: false }, () => {
   });
 
   const haveRedis = existsSync(REDIS);
-  if (!haveRedis && process.env.CI === 'true') test('redis-server is installed (CI)', () => assert.fail(`${REDIS} missing: apt-get install redis-server`));
-  test('through Redis with 3 workers, one killed mid-trial and Redis restarted: each trial once, the same front', { skip: haveRedis ? false : `needs ${REDIS} (apt-get install redis-server)` }, async () => {
+  if (!haveRedis && process.env.CI === 'true')
+    test('redis-server is installed (CI)', () => assert.fail(`${REDIS} missing: apt-get install redis-server`));
+  test('through Redis with 3 workers, one killed mid-trial and Redis restarted: each trial once, the same front', {
+    skip: haveRedis ? false : `needs ${REDIS} (apt-get install redis-server)`,
+  }, async () => {
     assert.ok(localFront, 'the local sweep ran first');
     const port = await freePort();
-    const startRedis = () => spawn(REDIS, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--requirepass', 'pw w'.replace(' ', '-')], { stdio: 'ignore' });
+    const startRedis = () =>
+      spawn(
+        REDIS,
+        [
+          '--port',
+          String(port),
+          '--bind',
+          '127.0.0.1',
+          '--save',
+          '',
+          '--appendonly',
+          'no',
+          '--requirepass',
+          'pw w'.replace(' ', '-'),
+        ],
+        { stdio: 'ignore' },
+      );
     let redis = startRedis();
     const url = `redis://:pw-w@127.0.0.1:${port}`;
     try {
@@ -144,24 +180,32 @@ describe('hgq sweep', { concurrency: false }, () => {
       // kill the first worker that is in the middle of a trial (it has started, and one epoch is written)
       let victim: Proc | undefined;
       let victimTrial = '';
-      await until('a worker mid-trial', () => {
-        for (const w of workers) {
-          const m = /trial (t[0-9a-f]{12}) \(sweep [^)]*\): started/.exec(w.err);
-          const h = m && join(out, 'trials', m[1]!, 'history.jsonl');
-          const done = h && existsSync(h) ? readFileSync(h, 'utf8').trim().split('\n').length : 0;
-          if (m && done >= 2 && done <= EPOCHS - 4 && !w.err.includes(`trial ${m[1]}: complete`)) {
-            victim = w;
-            victimTrial = m[1]!;
-            return true;
+      await until(
+        'a worker mid-trial',
+        () => {
+          for (const w of workers) {
+            const m = /trial (t[0-9a-f]{12}) \(sweep [^)]*\): started/.exec(w.err);
+            const h = m && join(out, 'trials', m[1]!, 'history.jsonl');
+            const done = h && existsSync(h) ? readFileSync(h, 'utf8').trim().split('\n').length : 0;
+            if (m && done >= 2 && done <= EPOCHS - 4 && !w.err.includes(`trial ${m[1]}: complete`)) {
+              victim = w;
+              victimTrial = m[1]!;
+              return true;
+            }
           }
-        }
-        return false;
-      }, 120);
+          return false;
+        },
+        120,
+      );
       victim!.p.kill('SIGKILL');
       // its `hgq train` child dies with it (it watches a pipe from the worker): nothing trains the trial unowned
-      await until('the killed worker\'s trial process gone', () => trainProcesses(victimTrial).length === 0, 10);
+      await until("the killed worker's trial process gone", () => trainProcesses(victimTrial).length === 0, 10);
       // another worker picks the trial up once the dead one's lock expires, and resumes it
-      await until('the killed trial resumed elsewhere', () => workers.some((w) => w !== victim && w.err.includes(`trial ${victimTrial}: complete`)), 120);
+      await until(
+        'the killed trial resumed elsewhere',
+        () => workers.some((w) => w !== victim && w.err.includes(`trial ${victimTrial}: complete`)),
+        120,
+      );
       assert.ok(workers.filter((w) => w !== victim).some((w) => w.err.includes(`trial ${victimTrial} (sweep`)));
       // Redis restarts, losing queue and results; the store keeps what finished and the sweep re-enqueues the rest
       redis.kill('SIGKILL');
@@ -178,7 +222,8 @@ describe('hgq sweep', { concurrency: false }, () => {
       const logs = () => workers.map((w) => w.err).join('\n');
       await until('every completion logged', () => trials.every((t) => logs().includes(`trial ${t}: complete`)), 30);
       const allLogs = logs();
-      for (const t of trials) assert.equal(allLogs.split(`trial ${t}: complete`).length - 1, 1, `trial ${t} trained to completion once`);
+      for (const t of trials)
+        assert.equal(allLogs.split(`trial ${t}: complete`).length - 1, 1, `trial ${t} trained to completion once`);
       assert.deepEqual(frontKey(readJson<Front>(join(out, 'front.json'))), frontKey(localFront));
       assert.ok(!allLogs.includes('pw-w'), 'the password is never printed');
     } finally {

@@ -27,9 +27,14 @@ await initBackend();
 
 const HGQ = fileURLToPath(new URL('../bin/hgq.js', import.meta.url));
 
-
 function mlp(name: string): tf.Sequential {
-  return tf.sequential({ name, layers: [new QDense({ units: 4, activation: 'relu', inputShape: [6], name: `${name}_d1` }), new QDense({ units: 2, name: `${name}_d2` })] });
+  return tf.sequential({
+    name,
+    layers: [
+      new QDense({ units: 4, activation: 'relu', inputShape: [6], name: `${name}_d1` }),
+      new QDense({ units: 2, name: `${name}_d2` }),
+    ],
+  });
 }
 
 function calibrated(m: tf.LayersModel, seed: number): void {
@@ -42,7 +47,13 @@ function calibrated(m: tf.LayersModel, seed: number): void {
 
 test('an uncalibrated model (WRAP ranges at their initial or reset state) is refused, naming the layer and calibrate()', () => {
   const fresh = mlp('fresh');
-  assert.throws(() => trace(fresh), (e: Error) => e instanceof TraceError && /QDense 'fresh_d1': the model is not calibrated/.test(e.message) && /run calibrate\(model, data\)/.test(e.message));
+  assert.throws(
+    () => trace(fresh),
+    (e: Error) =>
+      e instanceof TraceError &&
+      /QDense 'fresh_d1': the model is not calibrated/.test(e.message) &&
+      /run calibrate\(model, data\)/.test(e.message),
+  );
   const m = mlp('reset');
   calibrated(m, 1);
   assert.doesNotThrow(() => trace(m));
@@ -52,10 +63,14 @@ test('an uncalibrated model (WRAP ranges at their initial or reset state) is ref
 });
 
 test('unsupported layers and activations are named with the supported list', () => {
-  const m = tf.sequential({ layers: [new QDense({ units: 3, inputShape: [4], name: 'ok1' }), tf.layers.dense({ units: 2, name: 'plain' })] });
+  const m = tf.sequential({
+    layers: [new QDense({ units: 3, inputShape: [4], name: 'ok1' }), tf.layers.dense({ units: 2, name: 'plain' })],
+  });
   calibrated(m, 2);
   assert.throws(() => trace(m), /unsupported layer Dense 'plain': the tracer supports .*QConv2D.*QDense.*QSoftmax/);
-  const a = tf.sequential({ layers: [new QDense({ units: 3, inputShape: [4], name: 'ok2' }), tf.layers.activation({ activation: 'tanh', name: 'act' })] });
+  const a = tf.sequential({
+    layers: [new QDense({ units: 3, inputShape: [4], name: 'ok2' }), tf.layers.activation({ activation: 'tanh', name: 'act' })],
+  });
   calibrated(a, 3);
   assert.throws(() => trace(a), /Activation 'act': activation 'tanh' is not supported .*QUnaryFunctionLUT/);
 });
@@ -67,7 +82,9 @@ test('average pooling over a non-power-of-two count is refused (the float quotie
 });
 
 test('an unquantized model input reaching arithmetic is refused (enableIq: false on the first layer)', () => {
-  const m = tf.sequential({ layers: [new QDense({ units: 3, inputShape: [4], enableIq: false, name: 'noiq' }), new QDense({ units: 2, name: 'd2' })] });
+  const m = tf.sequential({
+    layers: [new QDense({ units: 3, inputShape: [4], enableIq: false, name: 'noiq' }), new QDense({ units: 2, name: 'd2' })],
+  });
   calibrated(m, 5);
   assert.throws(() => trace(m), /QDense 'noiq': reads unquantized model input; .*enableIq/);
 });

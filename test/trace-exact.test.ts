@@ -15,7 +15,11 @@ import { checkExact, randomAq } from './util/trace-models.ts';
 await initBackend();
 
 test('MLP (QDense relu → QDense relu → QDense + output quantizer): emulator == model, CMVM and plain adder trees', () => {
-  for (const [seed, cmvm] of [[1, 'da'], [2, 'none'], [3, 'da']] as const) {
+  for (const [seed, cmvm] of [
+    [1, 'da'],
+    [2, 'none'],
+    [3, 'da'],
+  ] as const) {
     const rng = makeRng(seed);
     const m = tf.sequential({
       layers: [
@@ -50,7 +54,9 @@ test('functional graph: two inputs, concatenate, reshape, global max pooling, tw
   const d = new QDense({ units: 8, activation: 'relu', iqConf: randomAq(rng) }).apply(cat) as tf.SymbolicTensor;
   const r = tf.layers.reshape({ targetShape: [2, 2, 2] }).apply(d) as tf.SymbolicTensor;
   const g = new QGlobalMaxPooling2D({ iqConf: randomAq(rng) }).apply(r) as tf.SymbolicTensor;
-  const o2 = new QDense({ units: 3, iqConf: randomAq(rng), enableOq: true, oqConf: randomAq(rng, 'SAT') }).apply(d) as tf.SymbolicTensor;
+  const o2 = new QDense({ units: 3, iqConf: randomAq(rng), enableOq: true, oqConf: randomAq(rng, 'SAT') }).apply(
+    d,
+  ) as tf.SymbolicTensor;
   const m = tf.model({ inputs: [a, b], outputs: [g, o2] });
   checkExact(m, rng);
 });

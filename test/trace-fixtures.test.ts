@@ -15,7 +15,9 @@ import { fixturesMissing, hgq2Fixtures } from './util/hgq2-fixtures.ts';
 
 const missing = fixturesMissing();
 
-test('every HGQ2 fixture: emulator == imported model on random inputs incl. saturation and wrap-around', { skip: missing.skip }, async () => {
+test('every HGQ2 fixture: emulator == imported model on random inputs incl. saturation and wrap-around', {
+  skip: missing.skip,
+}, async () => {
   assert.ok(!missing.failInCi, 'HGQ2 fixtures must be present in CI');
   const rng = makeRng(2026);
   for (const path of hgq2Fixtures()) {

@@ -8,8 +8,18 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend.ts';
 import {
-  QDense, QBatchNormalization, QAdd, QSubtract, QMultiply, QMaximum, QMinimum, QFlatten, QReshape, QConcatenate,
-  QUnaryFunctionLUT, QSoftmax,
+  QDense,
+  QBatchNormalization,
+  QAdd,
+  QSubtract,
+  QMultiply,
+  QMaximum,
+  QMinimum,
+  QFlatten,
+  QReshape,
+  QConcatenate,
+  QUnaryFunctionLUT,
+  QSoftmax,
 } from '../src/layers/index.ts';
 import { QEinsumDense, QEinsumDenseBatchnorm } from '../src/layers/einsum.ts';
 import { QSum } from '../src/layers/sum.ts';
@@ -19,7 +29,8 @@ import { checkExact, randomAq } from './util/trace-models.ts';
 
 await initBackend();
 
-const apply = (l: tf.layers.Layer, x: tf.SymbolicTensor | tf.SymbolicTensor[]): tf.SymbolicTensor => l.apply(x) as tf.SymbolicTensor;
+const apply = (l: tf.layers.Layer, x: tf.SymbolicTensor | tf.SymbolicTensor[]): tf.SymbolicTensor =>
+  l.apply(x) as tf.SymbolicTensor;
 
 test('table activation and softmax: QDense → QUnaryFunctionLUT(tanh) → QDense → QSoftmax', () => {
   const rng = makeRng(51);
@@ -32,8 +43,14 @@ test('table activation and softmax: QDense → QUnaryFunctionLUT(tanh) → QDens
     ],
   });
   const p = checkExact(m, rng);
-  assert.ok(p.ops.some((o) => o.kind === 'lut'), 'tables become lut ops');
-  assert.ok(p.ops.some((o) => o.kind === 'mul'), 'softmax multiplies e·r');
+  assert.ok(
+    p.ops.some((o) => o.kind === 'lut'),
+    'tables become lut ops',
+  );
+  assert.ok(
+    p.ops.some((o) => o.kind === 'mul'),
+    'softmax multiplies e·r',
+  );
 });
 
 test('residual model with QAdd (and QBatchNormalization on the skip path)', () => {
@@ -68,11 +85,17 @@ test('QEinsumDense (bnc,cC->bnC) and QEinsumDenseBatchnorm (bc,cC->bC), GetItem 
   const rng = makeRng(81);
   const x = tf.input({ shape: [4, 6] });
   const sl = apply(new GetItem({ key: [null, { start: 1, stop: 4 }, { start: 0, stop: 6, step: 2 }] }), x); // [3, 3]
-  const e = apply(new QEinsumDense({ equation: 'bnc,cC->bnC', outputShape: [3, 4], biasAxes: 'C', activation: 'relu', iqConf: randomAq(rng) }), sl);
+  const e = apply(
+    new QEinsumDense({ equation: 'bnc,cC->bnC', outputShape: [3, 4], biasAxes: 'C', activation: 'relu', iqConf: randomAq(rng) }),
+    sl,
+  );
   const sum = apply(new QSum({ axes: 1, scale: 0.5, iqConf: randomAq(rng) }), e); // [4]
   const f = apply(new QFlatten({}), e); // [12]
   const cat = apply(new QConcatenate({ iqConf: [randomAq(rng), randomAq(rng)], enableIq: true }), [f, sum]); // [16]
-  const eb = apply(new QEinsumDenseBatchnorm({ equation: 'bc,cC->bC', outputShape: 5, biasAxes: 'C', iqConf: randomAq(rng) }), cat);
+  const eb = apply(
+    new QEinsumDenseBatchnorm({ equation: 'bc,cC->bC', outputShape: 5, biasAxes: 'C', iqConf: randomAq(rng) }),
+    cat,
+  );
   const r = apply(new QReshape({ targetShape: [5, 1] }), eb);
   checkExact(tf.model({ inputs: x, outputs: r }), rng);
 });
@@ -83,5 +106,8 @@ test('a model input read by two quantizers of different types is refused with a 
   const y1 = apply(new QDense({ units: 2, iqConf: { overflowMode: 'SAT', roundMode: 'RND' }, name: 'left' }), a);
   const y2 = apply(new QDense({ units: 2, iqConf: { overflowMode: 'SAT', roundMode: 'TRN' }, name: 'right' }), a);
   const m = tf.model({ inputs: a, outputs: [y1, y2] });
-  assert.throws(() => checkExact(m, rng), /QDense 'right': model input element 0 is quantized by two different quantizers \(QDense 'left'/);
+  assert.throws(
+    () => checkExact(m, rng),
+    /QDense 'right': model input element 0 is quantized by two different quantizers \(QDense 'left'/,
+  );
 });

@@ -14,7 +14,10 @@ await initBackend();
 
 function data(n: number, seed: number) {
   const rng = makeRng(seed);
-  const x = tf.tensor2d(Float32Array.from({ length: n * 6 }, () => rng.next() * 2 - 1), [n, 6]);
+  const x = tf.tensor2d(
+    Float32Array.from({ length: n * 6 }, () => rng.next() * 2 - 1),
+    [n, 6],
+  );
   const y = tf.tidy(() => tf.oneHot(tf.argMax(tf.slice(x, [0, 0], [n, 3]), 1), 3).toFloat());
   return { x, y };
 }
@@ -30,12 +33,20 @@ test('fit with β schedule: ebops and beta land in the epoch logs, β follows th
   const { x, y } = data(128, 1);
   const m = model();
   const e0 = modelEbops(m);
-  const sched = piecewiseSchedule([{ epoch: 0, beta: 1e-4, interp: 'log' }, { epoch: 3, beta: 1e-2, interp: 'constant' }]);
+  const sched = piecewiseSchedule([
+    { epoch: 0, beta: 1e-4, interp: 'log' },
+    { epoch: 3, beta: 1e-2, interp: 'constant' },
+  ]);
   const h = await m.fit(x, y, { epochs: 4, batchSize: 32, verbose: 0, callbacks: [new BetaScheduler(sched), new EbopsLogger()] });
   const beta = h.history['beta'] as number[];
   const ebops = h.history['ebops'] as number[];
   assert.equal(beta.length, 4);
-  beta.forEach((b, e) => assert.ok(Math.abs(b - sched(e)) < 1e-9 * Math.max(1, sched(e)) || Math.abs(b - sched(e)) / sched(e) < 1e-6, `epoch ${e}: ${b} vs ${sched(e)}`));
+  beta.forEach((b, e) =>
+    assert.ok(
+      Math.abs(b - sched(e)) < 1e-9 * Math.max(1, sched(e)) || Math.abs(b - sched(e)) / sched(e) < 1e-6,
+      `epoch ${e}: ${b} vs ${sched(e)}`,
+    ),
+  );
   assert.ok(Math.abs(modelBeta(m) - 1e-2) < 1e-9);
   assert.ok(ebops[3]! < e0, `EBOPs ${e0} → ${ebops[3]}`);
 });
@@ -57,7 +68,12 @@ test('training and inference leak no tensors; progress bar prints loss/acc/EBOPs
   (m.predict(x) as tf.Tensor).dispose();
   const before = tf.memory().numTensors;
   let out = '';
-  const sink = new Writable({ write(c, _e, cb) { out += c.toString(); cb(); } });
+  const sink = new Writable({
+    write(c, _e, cb) {
+      out += c.toString();
+      cb();
+    },
+  });
   await m.fit(x, y, { epochs: 2, batchSize: 32, verbose: 0, callbacks: [new EbopsLogger(), new ProgressBar(sink)] });
   (m.predict(x) as tf.Tensor).dispose();
   m.layers.forEach((l) => (l as QDense).hgqEbops());
@@ -68,7 +84,10 @@ test('training and inference leak no tensors; progress bar prints loss/acc/EBOPs
 test('hgq demo rejects bad options with exit code 2', async () => {
   const err = process.stderr.write;
   let msg = '';
-  process.stderr.write = ((s: string) => { msg += s; return true; }) as typeof process.stderr.write;
+  process.stderr.write = ((s: string) => {
+    msg += s;
+    return true;
+  }) as typeof process.stderr.write;
   try {
     assert.equal(await main(['demo', '--epochs', '0']), 2);
     assert.equal(await main(['demo', '--hidden', '64,x']), 2);

@@ -13,13 +13,19 @@ await tf.setBackend('cpu');
 
 /** Brute force: the points (first occurrence among equals) that no other point weakly dominates. */
 function bruteFront(ps: FrontPoint[]): FrontPoint[] {
-  return ps.filter((p, j) => !ps.some((q, k) => (k < j && weaklyDominates(q, p)) || (k !== j && weaklyDominates(q, p) && !weaklyDominates(p, q))));
+  return ps.filter(
+    (p, j) =>
+      !ps.some((q, k) => (k < j && weaklyDominates(q, p)) || (k !== j && weaklyDominates(q, p) && !weaklyDominates(p, q))),
+  );
 }
 
 test('offer() keeps exactly the non-dominated set over random streams with ties', () => {
   const rng = makeRng(11);
   for (let trial = 0; trial < 200; trial++) {
-    const pts: FrontPoint[] = Array.from({ length: rng.int(1, 30) }, () => ({ accuracy: rng.int(0, 8) / 8, ebops: rng.int(0, 8) * 100 }));
+    const pts: FrontPoint[] = Array.from({ length: rng.int(1, 30) }, () => ({
+      accuracy: rng.int(0, 8) / 8,
+      ebops: rng.int(0, 8) * 100,
+    }));
     let front: FrontPoint[] = [];
     for (const p of pts) {
       const { accepted, evicted } = offer(front, p);
@@ -43,20 +49,37 @@ test('ParetoCheckpoint saves exactly the front on disk, deletes dominated checkp
   const dir = mkdtempSync(join(tmpdir(), 'pareto-'));
   const cb = new ParetoCheckpoint({ dir });
   cb.setModel(tinyModel());
-  const seq: Array<[number, number]> = [[0.5, 1000], [0.6, 900], [0.55, 500], [0.7, 2000], [0.6, 900], [0.4, 400], [0.9, 300]];
+  const seq: Array<[number, number]> = [
+    [0.5, 1000],
+    [0.6, 900],
+    [0.55, 500],
+    [0.7, 2000],
+    [0.6, 900],
+    [0.4, 400],
+    [0.9, 300],
+  ];
   for (let e = 0; e < seq.length; e++) await cb.onEpochEnd(e, { val_acc: seq[e]![0], ebops: seq[e]![1] });
   // (0.9, 300) dominates everything except nothing: it alone survives
-  assert.deepEqual(cb.front.map((f) => f.epoch), [6]);
+  assert.deepEqual(
+    cb.front.map((f) => f.epoch),
+    [6],
+  );
   const dirs = readdirSync(dir).filter((d) => d.startsWith('epoch-'));
   assert.deepEqual(dirs, ['epoch-0006']);
-  assert.deepEqual(ParetoCheckpoint.readFront(dir).map((f) => [f.accuracy, f.ebops]), [[0.9, 300]]);
+  assert.deepEqual(
+    ParetoCheckpoint.readFront(dir).map((f) => [f.accuracy, f.ebops]),
+    [[0.9, 300]],
+  );
   assert.ok(!readdirSync(dir).some((d) => d.includes('.tmp')), 'no temp files left');
 
   const dir2 = mkdtempSync(join(tmpdir(), 'pareto-'));
   const cb2 = new ParetoCheckpoint({ dir: dir2 });
   cb2.setModel(tinyModel());
   for (let e = 0; e < 6; e++) await cb2.onEpochEnd(e, { val_acc: seq[e]![0], ebops: seq[e]![1] });
-  assert.deepEqual(cb2.front.map((f) => f.epoch), [5, 2, 1, 3]); // sorted by EBOPs
+  assert.deepEqual(
+    cb2.front.map((f) => f.epoch),
+    [5, 2, 1, 3],
+  ); // sorted by EBOPs
   for (const f of cb2.front) assert.ok(existsSync(join(f.path, 'model.json')));
   await assert.rejects(cb2.onEpochEnd(9, { acc: 1 }), /none of val_acc, val_accuracy, val_categoricalAccuracy/);
 });

@@ -2,7 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { piecewiseSchedule, parseSchedule, BetaPid } from '../src/train/schedule.ts';
 
-const close = (a: number, b: number, rel = 1e-12) => assert.ok(Math.abs(a - b) <= rel * Math.max(Math.abs(a), Math.abs(b), 1e-300), `${a} != ${b}`);
+const close = (a: number, b: number, rel = 1e-12) =>
+  assert.ok(Math.abs(a - b) <= rel * Math.max(Math.abs(a), Math.abs(b), 1e-300), `${a} != ${b}`);
 
 test('piecewise schedule: constant, linear and log segments give the documented values', () => {
   const f = piecewiseSchedule([
@@ -24,10 +25,20 @@ test('piecewise schedule: constant, linear and log segments give the documented 
 });
 
 test('piecewise schedule: keys are sorted; bad keys are rejected with a message', () => {
-  const f = piecewiseSchedule([{ epoch: 4, beta: 2, interp: 'constant' }, { epoch: 0, beta: 1, interp: 'linear' }]);
+  const f = piecewiseSchedule([
+    { epoch: 4, beta: 2, interp: 'constant' },
+    { epoch: 0, beta: 1, interp: 'linear' },
+  ]);
   close(f(2), 1.5);
   assert.throws(() => piecewiseSchedule([]), /at least one key/);
-  assert.throws(() => piecewiseSchedule([{ epoch: 0, beta: 0, interp: 'log' }, { epoch: 5, beta: 1, interp: 'constant' }]), /log interpolation .* β > 0/);
+  assert.throws(
+    () =>
+      piecewiseSchedule([
+        { epoch: 0, beta: 0, interp: 'log' },
+        { epoch: 5, beta: 1, interp: 'constant' },
+      ]),
+    /log interpolation .* β > 0/,
+  );
   assert.throws(() => piecewiseSchedule([{ epoch: 0, beta: 1, interp: 'cubic' as 'log' }]), /unknown interpolation 'cubic'/);
   assert.throws(() => piecewiseSchedule([{ epoch: 0, beta: -1, interp: 'constant' }]), /≥ 0/);
 });

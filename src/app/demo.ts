@@ -93,7 +93,9 @@ export function demoSpec(o: DemoOptions = {}): TrainSpec {
       epochs,
       batch_size: o.batchSize ?? (quick ? 256 : 1024),
       optimizer: { lr: o.learningRate ?? (quick ? 3e-3 : 2e-3) },
-      beta: o.schedule ? { schedule: o.schedule.map((k) => `${k.epoch}:${k.beta}:${k.interp}`).join(',') } : { start: betaStart, end: betaEnd },
+      beta: o.schedule
+        ? { schedule: o.schedule.map((k) => `${k.epoch}:${k.beta}:${k.interp}`).join(',') }
+        : { start: betaStart, end: betaEnd },
       engine: o.engine ?? 'wasm',
       ...(o.threads !== undefined ? { threads: o.threads } : {}),
       seed: o.seed ?? 1234,
@@ -119,7 +121,14 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoResult> {
       ebops: c.ebops,
       train_ebops: c.train_ebops,
     }));
-    return { checkpoints, epochs: r.epochs, seconds: r.seconds, engine: r.engine, trainSeconds: r.trainSeconds, out: tmp ? null : r.dir };
+    return {
+      checkpoints,
+      epochs: r.epochs,
+      seconds: r.seconds,
+      engine: r.engine,
+      trainSeconds: r.trainSeconds,
+      out: tmp ? null : r.dir,
+    };
   } finally {
     if (tmp) rmSync(tmp, { recursive: true, force: true });
   }

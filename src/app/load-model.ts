@@ -49,7 +49,9 @@ export async function loadModelWithSource(path: string): Promise<LoadedModel> {
   if (source === null) {
     throw new ModelFileError(
       path,
-      existsSync(path) ? 'not a model (expected a directory with model.json and weights.bin, or an HGQ2 .keras file)' : 'no such file or directory',
+      existsSync(path)
+        ? 'not a model (expected a directory with model.json and weights.bin, or an HGQ2 .keras file)'
+        : 'no such file or directory',
     );
   }
   await initBackend();

@@ -26,12 +26,23 @@ export interface ModelContext {
 }
 
 const LAYER_CLASSES: Record<string, new (args: never) => tf.layers.Layer> = {
-  QDense: layers.QDense, QBatchNormDense: layers.QBatchNormDense, QConv1D: layers.QConv1D, QConv2D: layers.QConv2D,
+  QDense: layers.QDense,
+  QBatchNormDense: layers.QBatchNormDense,
+  QConv1D: layers.QConv1D,
+  QConv2D: layers.QConv2D,
   QBatchNormalization: layers.QBatchNormalization,
-  QMaxPooling1D: layers.QMaxPooling1D, QMaxPooling2D: layers.QMaxPooling2D, QAveragePooling1D: layers.QAveragePooling1D, QAveragePooling2D: layers.QAveragePooling2D,
-  QGlobalMaxPooling1D: layers.QGlobalMaxPooling1D, QGlobalMaxPooling2D: layers.QGlobalMaxPooling2D,
-  QGlobalAveragePooling1D: layers.QGlobalAveragePooling1D, QGlobalAveragePooling2D: layers.QGlobalAveragePooling2D,
-  QFlatten: layers.QFlatten, QReshape: layers.QReshape, QUnaryFunctionLUT: layers.QUnaryFunctionLUT, QSoftmax: layers.QSoftmax,
+  QMaxPooling1D: layers.QMaxPooling1D,
+  QMaxPooling2D: layers.QMaxPooling2D,
+  QAveragePooling1D: layers.QAveragePooling1D,
+  QAveragePooling2D: layers.QAveragePooling2D,
+  QGlobalMaxPooling1D: layers.QGlobalMaxPooling1D,
+  QGlobalMaxPooling2D: layers.QGlobalMaxPooling2D,
+  QGlobalAveragePooling1D: layers.QGlobalAveragePooling1D,
+  QGlobalAveragePooling2D: layers.QGlobalAveragePooling2D,
+  QFlatten: layers.QFlatten,
+  QReshape: layers.QReshape,
+  QUnaryFunctionLUT: layers.QUnaryFunctionLUT,
+  QSoftmax: layers.QSoftmax,
 };
 
 const camel = (k: string): string => k.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
@@ -47,7 +58,10 @@ export function camelKeys(v: unknown): unknown {
 export function layerList(spec: TrainSpec, outputs: number): LayerSpec[] {
   if (spec.model.layers) return spec.model.layers;
   const hidden = spec.model.hidden ?? [];
-  return [...hidden.map((units) => ({ type: 'QDense', units, activation: spec.model.activation ?? 'relu' })), { type: 'QDense', units: outputs }];
+  return [
+    ...hidden.map((units) => ({ type: 'QDense', units, activation: spec.model.activation ?? 'relu' })),
+    { type: 'QDense', units: outputs },
+  ];
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -61,7 +75,11 @@ const WASM_BYTES = 4 * 2 ** 30;
 function weightsOf(type: string, inShape: number[], args: Record<string, unknown>): number {
   const last = inShape[inShape.length - 1] ?? 1;
   const ks = args['kernelSize'];
-  const kprod = Array.isArray(ks) ? ks.reduce((a: number, b) => a * Number(b), 1) : typeof ks === 'number' ? ks ** (type === 'QConv2D' ? 2 : 1) : 1;
+  const kprod = Array.isArray(ks)
+    ? ks.reduce((a: number, b) => a * Number(b), 1)
+    : typeof ks === 'number'
+      ? ks ** (type === 'QConv2D' ? 2 : 1)
+      : 1;
   if (type === 'QDense' || type === 'QBatchNormDense') return last * Number(args['units'] ?? 0);
   if (type === 'QConv1D' || type === 'QConv2D') return kprod * last * Number(args['filters'] ?? 0);
   return 0;
@@ -81,7 +99,7 @@ function checkMemory(sizes: { where: string; weights: number; outputs: number }[
   const big = sizes.reduce((a, s) => (s.weights > a.weights ? s : a));
   throw new SpecError(
     `the model is too large to train here: ${(weights / 1e6).toFixed(1)}M weights and ${(acts / 1e6).toFixed(1)}M activations per batch need about ${fmtBytes(need)}, ` +
-      `more than the ${fmtBytes(limit)} allowed (${engine === 'wasm' && limit === WASM_BYTES ? 'the wasm engine addresses 4 GB' : 'half of this machine\'s memory'}); ` +
+      `more than the ${fmtBytes(limit)} allowed (${engine === 'wasm' && limit === WASM_BYTES ? 'the wasm engine addresses 4 GB' : "half of this machine's memory"}); ` +
       `the largest layer is ${big.where} (${(big.weights / 1e6).toFixed(1)}M weights): use fewer units or a smaller batch`,
   );
 }
@@ -89,7 +107,8 @@ function checkMemory(sizes: { where: string; weights: number; outputs: number }[
 function layerArgs(l: LayerSpec, j: number): { type: string; args: Record<string, unknown>; where: string } {
   const { type, ...rest } = l;
   const where = `model.layers[${j}] (${type})`;
-  if (!LAYER_CLASSES[type]) throw new SpecError(`model.layers[${j}].type: unknown layer '${type}'; allowed: ${Object.keys(LAYER_CLASSES).join(', ')}`);
+  if (!LAYER_CLASSES[type])
+    throw new SpecError(`model.layers[${j}].type: unknown layer '${type}'; allowed: ${Object.keys(LAYER_CLASSES).join(', ')}`);
   return { type, args: camelKeys(rest) as Record<string, unknown>, where };
 }
 
@@ -158,28 +177,61 @@ function buildFloat(spec: TrainSpec, list: LayerSpec[], inputShape: number[], ou
       switch (type) {
         case 'QDense':
         case 'QBatchNormDense':
-          layer = tf.layers.dense({ ...first, units: args['units'] as number, activation: (args['activation'] as 'relu' | 'linear' | undefined) ?? 'linear', ...pick('useBias', 'kernelInitializer', 'biasInitializer') });
+          layer = tf.layers.dense({
+            ...first,
+            units: args['units'] as number,
+            activation: (args['activation'] as 'relu' | 'linear' | undefined) ?? 'linear',
+            ...pick('useBias', 'kernelInitializer', 'biasInitializer'),
+          });
           break;
         case 'QConv1D':
         case 'QConv2D': {
           const mk = type === 'QConv1D' ? tf.layers.conv1d : tf.layers.conv2d;
-          layer = mk({ ...first, filters: args['filters'] as number, kernelSize: args['kernelSize'] as number, activation: (args['activation'] as 'relu' | undefined) ?? 'linear', ...pick('strides', 'padding', 'useBias') });
+          layer = mk({
+            ...first,
+            filters: args['filters'] as number,
+            kernelSize: args['kernelSize'] as number,
+            activation: (args['activation'] as 'relu' | undefined) ?? 'linear',
+            ...pick('strides', 'padding', 'useBias'),
+          });
           break;
         }
         case 'QBatchNormalization':
           layer = tf.layers.batchNormalization({ ...first, ...pick('momentum', 'epsilon', 'center', 'scale') });
           break;
-        case 'QMaxPooling1D': layer = tf.layers.maxPooling1d({ ...first, ...pick('poolSize', 'strides', 'padding') }); break;
-        case 'QMaxPooling2D': layer = tf.layers.maxPooling2d({ ...first, ...pick('poolSize', 'strides', 'padding') }); break;
-        case 'QAveragePooling1D': layer = tf.layers.averagePooling1d({ ...first, ...pick('poolSize', 'strides', 'padding') }); break;
-        case 'QAveragePooling2D': layer = tf.layers.averagePooling2d({ ...first, ...pick('poolSize', 'strides', 'padding') }); break;
-        case 'QGlobalMaxPooling1D': layer = tf.layers.globalMaxPooling1d({ ...first }); break;
-        case 'QGlobalMaxPooling2D': layer = tf.layers.globalMaxPooling2d({ ...first }); break;
-        case 'QGlobalAveragePooling1D': layer = tf.layers.globalAveragePooling1d({ ...first }); break;
-        case 'QGlobalAveragePooling2D': layer = tf.layers.globalAveragePooling2d({ ...first }); break;
-        case 'QFlatten': layer = tf.layers.flatten({ ...first }); break;
-        case 'QReshape': layer = tf.layers.reshape({ ...first, targetShape: args['targetShape'] as number[] }); break;
-        case 'QSoftmax': layer = tf.layers.softmax({ ...first }); break;
+        case 'QMaxPooling1D':
+          layer = tf.layers.maxPooling1d({ ...first, ...pick('poolSize', 'strides', 'padding') });
+          break;
+        case 'QMaxPooling2D':
+          layer = tf.layers.maxPooling2d({ ...first, ...pick('poolSize', 'strides', 'padding') });
+          break;
+        case 'QAveragePooling1D':
+          layer = tf.layers.averagePooling1d({ ...first, ...pick('poolSize', 'strides', 'padding') });
+          break;
+        case 'QAveragePooling2D':
+          layer = tf.layers.averagePooling2d({ ...first, ...pick('poolSize', 'strides', 'padding') });
+          break;
+        case 'QGlobalMaxPooling1D':
+          layer = tf.layers.globalMaxPooling1d({ ...first });
+          break;
+        case 'QGlobalMaxPooling2D':
+          layer = tf.layers.globalMaxPooling2d({ ...first });
+          break;
+        case 'QGlobalAveragePooling1D':
+          layer = tf.layers.globalAveragePooling1d({ ...first });
+          break;
+        case 'QGlobalAveragePooling2D':
+          layer = tf.layers.globalAveragePooling2d({ ...first });
+          break;
+        case 'QFlatten':
+          layer = tf.layers.flatten({ ...first });
+          break;
+        case 'QReshape':
+          layer = tf.layers.reshape({ ...first, targetShape: args['targetShape'] as number[] });
+          break;
+        case 'QSoftmax':
+          layer = tf.layers.softmax({ ...first });
+          break;
         default:
           throw new SpecError(`${where}: training.quantize: false has no float counterpart for ${type}`);
       }
@@ -235,19 +287,31 @@ async function buildFromModule(spec: TrainSpec, inputShape: number[], outputs: n
   } catch (e) {
     throw new SpecError(`model.module: ${path} cannot be imported (${(e as Error).message.split('\n')[0]})`);
   }
-  const fn = (mod['default'] ?? mod['buildModel']) as ((ctx: ModelContext) => tf.LayersModel | Promise<tf.LayersModel>) | undefined;
-  if (typeof fn !== 'function') throw new SpecError(`model.module: ${path} must export a function (default export or buildModel) that returns a tfjs LayersModel`);
+  const fn = (mod['default'] ?? mod['buildModel']) as
+    | ((ctx: ModelContext) => tf.LayersModel | Promise<tf.LayersModel>)
+    | undefined;
+  if (typeof fn !== 'function')
+    throw new SpecError(
+      `model.module: ${path} must export a function (default export or buildModel) that returns a tfjs LayersModel`,
+    );
   const ctx: ModelContext = { inputShape, outputs, task: spec.data.task, quantize: spec.training.quantize, tf, layers };
   let model: tf.LayersModel;
   try {
-    model = spec.model.quantizer ? withQuantizerConfig(camelKeys(spec.model.quantizer) as QuantizerScope, () => fn(ctx) as tf.LayersModel) : await fn(ctx);
+    model = spec.model.quantizer
+      ? withQuantizerConfig(camelKeys(spec.model.quantizer) as QuantizerScope, () => fn(ctx) as tf.LayersModel)
+      : await fn(ctx);
   } catch (e) {
     throw new SpecError(`model.module: ${path}: building the model failed: ${(e as Error).message}`);
   }
-  if (!(model instanceof tf.LayersModel)) throw new SpecError(`model.module: ${path}: the function must return a tfjs LayersModel (tf.sequential() or tf.model()), got ${typeof model}`);
+  if (!(model instanceof tf.LayersModel))
+    throw new SpecError(
+      `model.module: ${path}: the function must return a tfjs LayersModel (tf.sequential() or tf.model()), got ${typeof model}`,
+    );
   const inShape = model.inputs[0]!.shape.slice(1).join(',');
   if (model.inputs.length !== 1 || inShape !== inputShape.join(','))
-    throw new SpecError(`model.module: ${path}: the model takes input [${inShape}] but the samples are [${inputShape}] (use ctx.inputShape)`);
+    throw new SpecError(
+      `model.module: ${path}: the model takes input [${inShape}] but the samples are [${inputShape}] (use ctx.inputShape)`,
+    );
   checkOutput(model, outputs, spec, 'model.module');
   return model;
 }

@@ -23,13 +23,21 @@ export interface Preprocess {
 export const PREPROCESS_FILE = 'preprocess.json';
 
 /** Fits `method` on `x` (n samples × `width` values each, row-major). Constant features get scale 1. */
-export function fitPreprocess(method: PreprocessMethod, x: ArrayLike<number>, n: number, width: number, features?: string[]): Preprocess {
+export function fitPreprocess(
+  method: PreprocessMethod,
+  x: ArrayLike<number>,
+  n: number,
+  width: number,
+  features?: string[],
+): Preprocess {
   const base = { format: 'hgq-preprocess' as const, version: 1 as const, method, ...(features ? { features } : {}) };
   if (method === 'none') return { ...base, shift: [], scale: [] };
   const shift = new Array<number>(width).fill(0);
   const scale = new Array<number>(width).fill(1);
   for (let c = 0; c < width; c++) {
-    let lo = Infinity, hi = -Infinity, sum = 0;
+    let lo = Infinity,
+      hi = -Infinity,
+      sum = 0;
     for (let r = 0; r < n; r++) {
       const v = x[r * width + c]!;
       sum += v;
@@ -55,7 +63,10 @@ export function fitPreprocess(method: PreprocessMethod, x: ArrayLike<number>, n:
 export function applyPreprocess(p: Preprocess, x: Float32Array | Float64Array): void {
   if (p.method === 'none') return;
   const w = p.shift.length;
-  if (x.length % w !== 0) throw new Error(`preprocess: the data has ${x.length} values, not a multiple of the ${w} inputs per sample the preprocessing was fitted on`);
+  if (x.length % w !== 0)
+    throw new Error(
+      `preprocess: the data has ${x.length} values, not a multiple of the ${w} inputs per sample the preprocessing was fitted on`,
+    );
   for (let j = 0; j < x.length; j++) {
     const c = j % w;
     x[j] = (x[j]! - p.shift[c]!) * p.scale[c]!;
@@ -70,9 +81,17 @@ export function parsePreprocess(text: string, where: string): Preprocess {
   } catch (e) {
     throw new Error(`${where}: not valid JSON (${(e as Error).message})`);
   }
-  const ok = p?.format === 'hgq-preprocess' && ['standardize', 'minmax', 'none'].includes(p.method) && Array.isArray(p.shift) && Array.isArray(p.scale)
-    && p.shift.length === p.scale.length && [...p.shift, ...p.scale].every((v) => typeof v === 'number' && Number.isFinite(v));
-  if (!ok) throw new Error(`${where}: not an hgq preprocess.json (format "hgq-preprocess", method standardize|minmax|none, equal-length finite shift and scale)`);
+  const ok =
+    p?.format === 'hgq-preprocess' &&
+    ['standardize', 'minmax', 'none'].includes(p.method) &&
+    Array.isArray(p.shift) &&
+    Array.isArray(p.scale) &&
+    p.shift.length === p.scale.length &&
+    [...p.shift, ...p.scale].every((v) => typeof v === 'number' && Number.isFinite(v));
+  if (!ok)
+    throw new Error(
+      `${where}: not an hgq preprocess.json (format "hgq-preprocess", method standardize|minmax|none, equal-length finite shift and scale)`,
+    );
   return p;
 }
 

@@ -24,7 +24,12 @@ export class RunProgress {
   /** the batch ticker given to each epoch's fit */
   readonly ticker: tf.Callback;
 
-  constructor(private readonly stream: NodeJS.WritableStream, private readonly epochs: number, steps: number, startEpoch: number) {
+  constructor(
+    private readonly stream: NodeJS.WritableStream,
+    private readonly epochs: number,
+    steps: number,
+    startEpoch: number,
+  ) {
     this.tty = Boolean((stream as NodeJS.WriteStream).isTTY);
     const self = this;
     this.ticker = new (class extends tf.Callback {
@@ -35,7 +40,8 @@ export class RunProgress {
     if (this.tty) {
       this.bar = new cliProgress.SingleBar(
         {
-          format: 'epoch {epoch}/{epochs} [{bar}] {percentage}% | loss {loss} {val} | EBOPs {ebops} β {beta} | ETA {eta_formatted}',
+          format:
+            'epoch {epoch}/{epochs} [{bar}] {percentage}% | loss {loss} {val} | EBOPs {ebops} β {beta} | ETA {eta_formatted}',
           stream: stream as NodeJS.WritableStream & { isTTY: boolean },
           barsize: 20,
           hideCursor: false,
@@ -44,13 +50,30 @@ export class RunProgress {
         },
         cliProgress.Presets.legacy,
       );
-      this.bar.start(epochs * steps, startEpoch * steps, { epoch: startEpoch + 1, epochs, loss: '-', val: '', ebops: '-', beta: '-' });
+      this.bar.start(epochs * steps, startEpoch * steps, {
+        epoch: startEpoch + 1,
+        epochs,
+        loss: '-',
+        val: '',
+        ebops: '-',
+        beta: '-',
+      });
     }
   }
 
   epochDone(e: EpochLine): void {
-    if (this.bar) this.bar.update({ epoch: Math.min(e.epoch + 2, this.epochs), loss: fmt(e.loss), val: e.val, ebops: fmt(e.ebops), beta: fmt(e.beta) });
-    else this.stream.write(`epoch ${e.epoch + 1}/${this.epochs} loss ${fmt(e.loss)} ${e.val} EBOPs ${fmt(e.ebops)} β ${fmt(e.beta)} (${e.seconds.toFixed(1)} s)\n`);
+    if (this.bar)
+      this.bar.update({
+        epoch: Math.min(e.epoch + 2, this.epochs),
+        loss: fmt(e.loss),
+        val: e.val,
+        ebops: fmt(e.ebops),
+        beta: fmt(e.beta),
+      });
+    else
+      this.stream.write(
+        `epoch ${e.epoch + 1}/${this.epochs} loss ${fmt(e.loss)} ${e.val} EBOPs ${fmt(e.ebops)} β ${fmt(e.beta)} (${e.seconds.toFixed(1)} s)\n`,
+      );
   }
 
   stop(): void {

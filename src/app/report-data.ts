@@ -64,17 +64,30 @@ const LOWER_IS_BETTER = new Set(['loss', 'mse', 'mae', 'val_loss']);
 /** Reads a run folder: the new front.json (or the partial front), the old demo array, and history.jsonl. */
 export function readRun(runDir: string): RunData {
   const dir = resolve(runDir);
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new RunFolderError(`${runDir}: no such folder (give a run folder written by hgq train or hgq demo)`);
+  if (!existsSync(dir) || !statSync(dir).isDirectory())
+    throw new RunFolderError(`${runDir}: no such folder (give a run folder written by hgq train or hgq demo)`);
   const marker = readMarker(dir);
-  if (marker && marker.kind !== 'run' && marker.kind !== 'sweep') throw new RunFolderError(`${runDir} holds an hgq ${marker.kind}, not a training run or sweep`);
+  if (marker && marker.kind !== 'run' && marker.kind !== 'sweep')
+    throw new RunFolderError(`${runDir} holds an hgq ${marker.kind}, not a training run or sweep`);
   const finalFront = join(dir, 'front.json');
   const partialFront = join(dir, 'state', 'front-partial.json');
   const frontPath = existsSync(finalFront) ? finalFront : existsSync(partialFront) ? partialFront : null;
-  if (!frontPath) throw new RunFolderError(`${runDir}: no front.json (nor state/front-partial.json); is it a run folder of hgq train or hgq demo?`);
+  if (!frontPath)
+    throw new RunFolderError(
+      `${runDir}: no front.json (nor state/front-partial.json); is it a run folder of hgq train or hgq demo?`,
+    );
   const raw = readJson(frontPath);
-  const complete = frontPath === finalFront && (marker === null || marker['status'] === undefined || marker['status'] === 'complete');
+  const complete =
+    frontPath === finalFront && (marker === null || marker['status'] === undefined || marker['status'] === 'complete');
   const front = Array.isArray(raw) ? legacyFront(raw, dir, frontPath) : currentFront(raw as FrontFileV1, dir, frontPath);
-  return { dir, name: dir.split(/[\\/]/).pop() ?? dir, complete, ...front, history: readHistory(dir), sweep: marker?.kind === 'sweep' };
+  return {
+    dir,
+    name: dir.split(/[\\/]/).pop() ?? dir,
+    complete,
+    ...front,
+    history: readHistory(dir),
+    sweep: marker?.kind === 'sweep',
+  };
 }
 
 function readJson(path: string): unknown {
@@ -105,8 +118,13 @@ function requireField<T>(v: T | undefined, what: string, where: string): T {
 }
 
 /** front.json as docs/run-folder.md specifies it. */
-function currentFront(f: FrontFileV1, dir: string, where: string): Omit<RunData, 'dir' | 'name' | 'complete' | 'history' | 'sweep'> {
-  if (!f || typeof f !== 'object' || !Array.isArray(f.checkpoints)) throw new RunFolderError(`${where}: expected {"format": "hgq-front", "checkpoints": [...]} or an array of checkpoints`);
+function currentFront(
+  f: FrontFileV1,
+  dir: string,
+  where: string,
+): Omit<RunData, 'dir' | 'name' | 'complete' | 'history' | 'sweep'> {
+  if (!f || typeof f !== 'object' || !Array.isArray(f.checkpoints))
+    throw new RunFolderError(`${where}: expected {"format": "hgq-front", "checkpoints": [...]} or an array of checkpoints`);
   const metric = typeof f.metric === 'string' ? f.metric : 'accuracy';
   const checkpoints = f.checkpoints.map((c, j) => {
     const e = c as Record<string, unknown>;
@@ -124,11 +142,20 @@ function currentFront(f: FrontFileV1, dir: string, where: string): Omit<RunData,
       trial: typeof e['trial'] === 'string' ? e['trial'] : undefined,
     };
   });
-  return { task: typeof f.task === 'string' ? f.task : 'classification', metric, higherIsBetter: !LOWER_IS_BETTER.has(metric), checkpoints: sortByEbops(checkpoints) };
+  return {
+    task: typeof f.task === 'string' ? f.task : 'classification',
+    metric,
+    higherIsBetter: !LOWER_IS_BETTER.has(metric),
+    checkpoints: sortByEbops(checkpoints),
+  };
 }
 
 /** The demo's front.json before run folders: [{path, val_accuracy, test_accuracy, ebops, epoch}] (or ParetoCheckpoint's {accuracy}). */
-function legacyFront(arr: unknown[], dir: string, where: string): Omit<RunData, 'dir' | 'name' | 'complete' | 'history' | 'sweep'> {
+function legacyFront(
+  arr: unknown[],
+  dir: string,
+  where: string,
+): Omit<RunData, 'dir' | 'name' | 'complete' | 'history' | 'sweep'> {
   const checkpoints = arr.map((c, j): ReportCheckpoint => {
     const e = (c ?? {}) as Record<string, unknown>;
     const at = `${where}: [${j}]`;
@@ -190,8 +217,12 @@ export function chooseCheckpoint(run: RunData, which?: string): ReportCheckpoint
   if (run.checkpoints.length === 0) throw new RunFolderError(`${run.dir}: the front has no checkpoints`);
   if (which !== undefined) {
     const byEpoch = /^\d+$/.test(which) ? run.checkpoints.find((c) => c.epoch === Number(which)) : undefined;
-    const found = byEpoch ?? run.checkpoints.find((c) => c.path === which || c.dir === resolve(which) || c.dir === resolve(run.dir, which));
-    if (!found) throw new RunFolderError(`--checkpoint ${which}: not in the front (have epochs ${run.checkpoints.map((c) => c.epoch).join(', ')})`);
+    const found =
+      byEpoch ?? run.checkpoints.find((c) => c.path === which || c.dir === resolve(which) || c.dir === resolve(run.dir, which));
+    if (!found)
+      throw new RunFolderError(
+        `--checkpoint ${which}: not in the front (have epochs ${run.checkpoints.map((c) => c.epoch).join(', ')})`,
+      );
     return found;
   }
   const sign = run.higherIsBetter ? 1 : -1;
@@ -262,7 +293,13 @@ function bitsOf(q: QuantLike): number[] {
 function weightMap(q: QuantLike): BitMap {
   const cols = q.shape.length >= 2 ? q.shape[q.shape.length - 1]! : q.k.length;
   const bits = bitsOf(q);
-  return { rows: Math.max(1, bits.length / Math.max(1, cols)), cols, bits, rowLabel: q.shape.length > 2 ? 'kernel tap × input channel' : 'input', colLabel: 'output' };
+  return {
+    rows: Math.max(1, bits.length / Math.max(1, cols)),
+    cols,
+    bits,
+    rowLabel: q.shape.length > 2 ? 'kernel tap × input channel' : 'input',
+    colLabel: 'output',
+  };
 }
 
 /** An activation quantizer's per-element widths folded into a near-square picture (row-major, as the tensor is laid out). */
@@ -272,7 +309,13 @@ function activationMap(q: QuantLike): BitMap {
   const cols = q.shape.length >= 2 ? q.shape[q.shape.length - 1]! : Math.ceil(Math.sqrt(n));
   const rows = Math.ceil(n / cols);
   while (bits.length < rows * cols) bits.push(Number.NaN); // padding cells, drawn empty
-  return { rows, cols, bits, rowLabel: q.shape.length >= 2 ? 'position' : `element ÷ ${cols}`, colLabel: q.shape.length >= 2 ? 'channel' : `element mod ${cols}` };
+  return {
+    rows,
+    cols,
+    bits,
+    rowLabel: q.shape.length >= 2 ? 'position' : `element ÷ ${cols}`,
+    colLabel: q.shape.length >= 2 ? 'channel' : `element mod ${cols}`,
+  };
 }
 
 interface ExportingLayer {

@@ -112,7 +112,10 @@ function summaryHtml(run: RunData, d: CheckpointDetail): string {
   const weights = d.layers.reduce((s, l) => s + l.weightCount, 0);
   const pruned = d.layers.reduce((s, l) => s + l.prunedWeights, 0);
   const rows = d.layers
-    .map((l) => `<tr><td>${escapeHtml(l.name)}</td><td>${escapeHtml(l.className)}</td><td>${fmt(Math.round(l.ebops))}</td><td>${fmt(l.estimatedLut)}</td><td>${l.weightCount ? fmt(l.weightCount) : '—'}</td><td>${l.weightCount ? ((100 * l.prunedWeights) / l.weightCount).toFixed(1) + ' %' : '—'}</td></tr>`)
+    .map(
+      (l) =>
+        `<tr><td>${escapeHtml(l.name)}</td><td>${escapeHtml(l.className)}</td><td>${fmt(Math.round(l.ebops))}</td><td>${fmt(l.estimatedLut)}</td><td>${l.weightCount ? fmt(l.weightCount) : '—'}</td><td>${l.weightCount ? ((100 * l.prunedWeights) / l.weightCount).toFixed(1) + ' %' : '—'}</td></tr>`,
+    )
     .join('\n');
   return `<p>${run.checkpoints.length} checkpoint(s) on the front, task ${escapeHtml(run.task)}, quality metric <b>${escapeHtml(run.metric)}</b> (${run.higherIsBetter ? 'higher' : 'lower'} is better), ${run.history.length} epoch(s) of history.</p>
 <p>Chosen checkpoint: <code>${escapeHtml(c.path)}</code> (epoch ${c.epoch}), ${escapeHtml(run.metric)} ${fmt(quality(run, c))}, EBOPs ${fmt(Math.round(c.ebops))}${c.yosys_lut !== undefined ? `, ${fmt(c.yosys_lut)} Yosys LUTs` : ''}; ${weights ? `${((100 * pruned) / weights).toFixed(1)} % of ${fmt(weights)} weights pruned (0 bits)` : 'no weights'}.</p>
@@ -152,13 +155,26 @@ function frontFigures(run: RunData, d: CheckpointDetail): Figure[] {
   const chosen = d.checkpoint;
   const yChosen = quality(run, chosen);
   if (yChosen !== undefined)
-    data.push({ type: 'scatter', mode: 'markers', name: 'chosen checkpoint', x: [chosen.ebops], y: [yChosen], text: [hover(chosen)], hoverinfo: 'text', marker: { size: 14, symbol: 'circle-open', color: '#d62728', line: { width: 2 } } });
+    data.push({
+      type: 'scatter',
+      mode: 'markers',
+      name: 'chosen checkpoint',
+      x: [chosen.ebops],
+      y: [yChosen],
+      text: [hover(chosen)],
+      hoverinfo: 'text',
+      marker: { size: 14, symbol: 'circle-open', color: '#d62728', line: { width: 2 } },
+    });
   const figs: Figure[] = [
     {
       id: 'front-ebops',
       title: `${run.metric} against EBOPs${run.complete ? '' : ' (partial run: training-time EBOPs)'}`,
       data,
-      layout: { xaxis: { title: { text: 'EBOPs (log scale)' }, type: 'log' }, yaxis: { title: { text: run.metric } }, hovermode: 'closest' },
+      layout: {
+        xaxis: { title: { text: 'EBOPs (log scale)' }, type: 'log' },
+        yaxis: { title: { text: run.metric } },
+        hovermode: 'closest',
+      },
     },
   ];
   const synthesized = run.checkpoints.filter((c) => c.yosys_lut !== undefined && quality(run, c) !== undefined);
@@ -166,8 +182,23 @@ function frontFigures(run: RunData, d: CheckpointDetail): Figure[] {
     figs.push({
       id: 'front-lut',
       title: `${run.metric} against Yosys LUTs`,
-      data: [{ type: 'scatter', mode: 'lines+markers', name: 'synthesized checkpoints', x: synthesized.map((c) => c.yosys_lut), y: synthesized.map((c) => quality(run, c)), text: synthesized.map(hover), hoverinfo: 'text', line: { shape: 'hv' } }],
-      layout: { xaxis: { title: { text: 'Yosys LUTs (log scale)' }, type: 'log' }, yaxis: { title: { text: run.metric } }, hovermode: 'closest' },
+      data: [
+        {
+          type: 'scatter',
+          mode: 'lines+markers',
+          name: 'synthesized checkpoints',
+          x: synthesized.map((c) => c.yosys_lut),
+          y: synthesized.map((c) => quality(run, c)),
+          text: synthesized.map(hover),
+          hoverinfo: 'text',
+          line: { shape: 'hv' },
+        },
+      ],
+      layout: {
+        xaxis: { title: { text: 'Yosys LUTs (log scale)' }, type: 'log' },
+        yaxis: { title: { text: run.metric } },
+        hovermode: 'closest',
+      },
     });
   return figs;
 }
@@ -177,7 +208,17 @@ function trialMarkers(run: RunData, hover: (c: RunData['checkpoints'][number]) =
   const trials = [...new Set(run.checkpoints.map((c) => c.trial ?? '?'))].sort();
   return trials.map((t) => {
     const cs = run.checkpoints.filter((c) => (c.trial ?? '?') === t && quality(run, c) !== undefined);
-    return { type: 'scatter', mode: 'markers', name: `trial ${t}`, legendgroup: 'trials', x: cs.map((c) => c.ebops), y: cs.map((c) => quality(run, c)), text: cs.map((c) => `trial ${t}<br>${hover(c)}`), hoverinfo: 'text', marker: { size: 9 } };
+    return {
+      type: 'scatter',
+      mode: 'markers',
+      name: `trial ${t}`,
+      legendgroup: 'trials',
+      x: cs.map((c) => c.ebops),
+      y: cs.map((c) => quality(run, c)),
+      text: cs.map((c) => `trial ${t}<br>${hover(c)}`),
+      hoverinfo: 'text',
+      marker: { size: 9 },
+    };
   });
 }
 
@@ -185,22 +226,63 @@ function curveFigures(run: RunData): Figure[] {
   const h = run.history;
   if (h.length === 0) return [];
   const epochs = h.map((r) => r.epoch);
-  const line = (name: string, y: (number | undefined)[], extra: Record<string, unknown> = {}) => ({ type: 'scatter', mode: 'lines', name, x: epochs, y: y.map((v) => v ?? null), ...extra });
+  const line = (name: string, y: (number | undefined)[], extra: Record<string, unknown> = {}) => ({
+    type: 'scatter',
+    mode: 'lines',
+    name,
+    x: epochs,
+    y: y.map((v) => v ?? null),
+    ...extra,
+  });
   const metricNames = [...new Set(h.flatMap((r) => Object.keys(r.metrics ?? {})))].sort();
   const figs: Figure[] = [
     {
       id: 'curves-loss',
       title: 'Loss per epoch (training loss includes β·EBOPs)',
-      data: [line('training loss', h.map((r) => r.loss)), ...(h.some((r) => r.val_loss !== undefined) ? [line('validation loss', h.map((r) => r.val_loss), { line: { dash: 'dot' } })] : [])],
+      data: [
+        line(
+          'training loss',
+          h.map((r) => r.loss),
+        ),
+        ...(h.some((r) => r.val_loss !== undefined)
+          ? [
+              line(
+                'validation loss',
+                h.map((r) => r.val_loss),
+                { line: { dash: 'dot' } },
+              ),
+            ]
+          : []),
+      ],
       layout: { xaxis: { title: { text: 'epoch' } }, yaxis: { title: { text: 'loss' }, type: 'log' } },
     },
   ];
   if (metricNames.length > 0)
-    figs.push({ id: 'curves-metrics', title: 'Metrics per epoch', data: metricNames.map((m) => line(m, h.map((r) => r.metrics?.[m]))), layout: { xaxis: { title: { text: 'epoch' } }, yaxis: { title: { text: 'value' } } } });
+    figs.push({
+      id: 'curves-metrics',
+      title: 'Metrics per epoch',
+      data: metricNames.map((m) =>
+        line(
+          m,
+          h.map((r) => r.metrics?.[m]),
+        ),
+      ),
+      layout: { xaxis: { title: { text: 'epoch' } }, yaxis: { title: { text: 'value' } } },
+    });
   figs.push({
     id: 'curves-ebops',
     title: 'EBOPs and β per epoch',
-    data: [line('EBOPs (training estimate)', h.map((r) => r.ebops)), line('β', h.map((r) => r.beta), { yaxis: 'y2', line: { dash: 'dash' } })],
+    data: [
+      line(
+        'EBOPs (training estimate)',
+        h.map((r) => r.ebops),
+      ),
+      line(
+        'β',
+        h.map((r) => r.beta),
+        { yaxis: 'y2', line: { dash: 'dash' } },
+      ),
+    ],
     layout: {
       xaxis: { title: { text: 'epoch' } },
       yaxis: { title: { text: 'EBOPs (log scale)' }, type: 'log' },
@@ -214,14 +296,29 @@ function curveFigures(run: RunData): Figure[] {
 function layerFigures(d: CheckpointDetail): Figure[] {
   const names = d.layers.map((l) => l.name);
   const data: Record<string, unknown>[] = [{ type: 'bar', name: 'EBOPs', x: names, y: d.layers.map((l) => Math.round(l.ebops)) }];
-  if (d.layers.some((l) => l.estimatedLut !== undefined)) data.push({ type: 'bar', name: 'estimated LUTs', x: names, y: d.layers.map((l) => l.estimatedLut ?? null) });
+  if (d.layers.some((l) => l.estimatedLut !== undefined))
+    data.push({ type: 'bar', name: 'estimated LUTs', x: names, y: d.layers.map((l) => l.estimatedLut ?? null) });
   const withWeights = d.layers.filter((l) => l.weightCount > 0);
   return [
-    { id: 'layers-cost', title: 'Per-layer EBOPs and estimated LUTs', data, layout: { barmode: 'group', yaxis: { title: { text: 'count' } } }, note: `Estimated LUTs: ${d.lutMethod}.` },
+    {
+      id: 'layers-cost',
+      title: 'Per-layer EBOPs and estimated LUTs',
+      data,
+      layout: { barmode: 'group', yaxis: { title: { text: 'count' } } },
+      note: `Estimated LUTs: ${d.lutMethod}.`,
+    },
     {
       id: 'layers-pruned',
       title: 'Fraction of weights pruned (0 bits) per layer',
-      data: [{ type: 'bar', name: 'pruned', x: withWeights.map((l) => l.name), y: withWeights.map((l) => l.prunedWeights / l.weightCount), text: withWeights.map((l) => `${l.prunedWeights} of ${l.weightCount}`) }],
+      data: [
+        {
+          type: 'bar',
+          name: 'pruned',
+          x: withWeights.map((l) => l.name),
+          y: withWeights.map((l) => l.prunedWeights / l.weightCount),
+          text: withWeights.map((l) => `${l.prunedWeights} of ${l.weightCount}`),
+        },
+      ],
       layout: { yaxis: { title: { text: 'fraction pruned' }, range: [0, 1], tickformat: '.0%' } },
     },
   ];
@@ -229,10 +326,18 @@ function layerFigures(d: CheckpointDetail): Figure[] {
 
 /** Pruned (0-bit) cells get their own colour: the scale runs grey at 0, then viridis from 1 bit up. */
 function bitColorscale(maxBits: number): [number, string][] {
-  if (maxBits <= 0) return [[0, '#d9d9d9'], [1, '#d9d9d9']];
+  if (maxBits <= 0)
+    return [
+      [0, '#d9d9d9'],
+      [1, '#d9d9d9'],
+    ];
   const edge = 0.5 / (maxBits + 0.5);
   const viridis = ['#440154', '#3b528b', '#21918c', '#5ec962', '#fde725'];
-  return [[0, '#d9d9d9'], [edge, '#d9d9d9'], ...viridis.map((c, j): [number, string] => [edge + ((1 - edge) * j) / (viridis.length - 1), c])];
+  return [
+    [0, '#d9d9d9'],
+    [edge, '#d9d9d9'],
+    ...viridis.map((c, j): [number, string] => [edge + ((1 - edge) * j) / (viridis.length - 1), c]),
+  ];
 }
 
 function heatmap(id: string, title: string, m: NonNullable<CheckpointDetail['layers'][number]['weights']>): Figure {
@@ -242,7 +347,17 @@ function heatmap(id: string, title: string, m: NonNullable<CheckpointDetail['lay
   return {
     id,
     title,
-    data: [{ type: 'heatmap', z, zmin: -0.5, zmax: max + 0.5, colorscale: bitColorscale(max), colorbar: { title: { text: 'bits' } }, hovertemplate: `${m.rowLabel} %{y}, ${m.colLabel} %{x}: %{z} bits<extra></extra>` }],
+    data: [
+      {
+        type: 'heatmap',
+        z,
+        zmin: -0.5,
+        zmax: max + 0.5,
+        colorscale: bitColorscale(max),
+        colorbar: { title: { text: 'bits' } },
+        hovertemplate: `${m.rowLabel} %{y}, ${m.colLabel} %{x}: %{z} bits<extra></extra>`,
+      },
+    ],
     layout: { xaxis: { title: { text: m.colLabel } }, yaxis: { title: { text: m.rowLabel }, autorange: 'reversed' } },
     note: 'grey: 0 bits (pruned)',
   };

@@ -19,8 +19,19 @@ import { modelEbops, setModelBeta } from '../layers/model.ts';
 import { offer } from '../train/pareto.ts';
 import { BetaPid, parseSchedule, piecewiseSchedule, type KeyPoint } from '../train/schedule.ts';
 import {
-  MARKER, MARKER_FORMAT, MARKER_VERSION, OutputPathError, assertCreatableDir, hgqVersion, listFiles, lockOutput, readMarker, removeStaleTemporaries,
-  temporaryBeside, whyNotReplaceable, writeMarker,
+  MARKER,
+  MARKER_FORMAT,
+  MARKER_VERSION,
+  OutputPathError,
+  assertCreatableDir,
+  hgqVersion,
+  listFiles,
+  lockOutput,
+  readMarker,
+  removeStaleTemporaries,
+  temporaryBeside,
+  whyNotReplaceable,
+  writeMarker,
 } from '../util/fs.ts';
 import { loadRunData, type RunData, type Split } from './data.ts';
 import { buildModel } from './model.ts';
@@ -140,12 +151,23 @@ function removeDeadLeftovers(dir: string): void {
  */
 class RunDir {
   status: 'running' | 'complete' = 'running';
-  constructor(readonly dir: string, readonly hash: string) {}
+  constructor(
+    readonly dir: string,
+    readonly hash: string,
+  ) {}
 
   /** Rewrites the marker listing every file present plus `planned` (written next), so nothing here is ever unlisted. */
   declare(planned: string[] = []): void {
     const files = [...new Set([...listFiles(this.dir).filter((f) => f !== MARKER), ...planned])].sort();
-    const marker = { format: MARKER_FORMAT, version: MARKER_VERSION, kind: 'run', hgq_version: hgqVersion(), status: this.status, spec_hash: this.hash, files };
+    const marker = {
+      format: MARKER_FORMAT,
+      version: MARKER_VERSION,
+      kind: 'run',
+      hgq_version: hgqVersion(),
+      status: this.status,
+      spec_hash: this.hash,
+      files,
+    };
     this.put(MARKER, JSON.stringify(marker, null, 1) + '\n');
   }
 
@@ -202,12 +224,18 @@ function checkRunFolder(out: string, hash: string, resume: boolean): 'fresh' | '
   if (why) throw new OutputPathError(why);
   if (resume) {
     if (!marker) throw new OutputPathError(`${out}: no run to resume there (no ${MARKER}); start one without --resume`);
-    if (marker['status'] === 'complete') throw new OutputPathError(`${out}: the run is complete; nothing to resume (train without --resume to replace it)`);
-    if (marker['spec_hash'] !== hash) throw new OutputPathError(`${out}: the run there was started from another spec; resume it with its own spec (${join(out, 'spec.json')}) or choose another folder`);
+    if (marker['status'] === 'complete')
+      throw new OutputPathError(`${out}: the run is complete; nothing to resume (train without --resume to replace it)`);
+    if (marker['spec_hash'] !== hash)
+      throw new OutputPathError(
+        `${out}: the run there was started from another spec; resume it with its own spec (${join(out, 'spec.json')}) or choose another folder`,
+      );
     return 'resume';
   }
   if (marker && marker['status'] !== 'complete')
-    throw new OutputPathError(`${out} holds a partial run (killed or still running); continue it with --resume, or remove the folder to start over`);
+    throw new OutputPathError(
+      `${out} holds a partial run (killed or still running); continue it with --resume, or remove the folder to start over`,
+    );
   return 'fresh';
 }
 
@@ -274,8 +302,15 @@ function betaSchedule(spec: TrainSpec): (epoch: number) => number {
     if (b.schedule !== undefined) return piecewiseSchedule(parseSchedule(b.schedule));
     const E = spec.training.epochs;
     const warm = Math.min(warmupOf(spec), E - 1);
-    if (b.start <= 0 || b.end <= 0) return piecewiseSchedule([{ epoch: 0, beta: b.start, interp: 'constant' }, { epoch: Math.max(warm, 1), beta: b.end, interp: 'constant' }]);
-    const rise: KeyPoint[] = [{ epoch: warm, beta: b.start, interp: 'log' }, { epoch: Math.max(warm + 1, E - 1), beta: b.end, interp: 'constant' }];
+    if (b.start <= 0 || b.end <= 0)
+      return piecewiseSchedule([
+        { epoch: 0, beta: b.start, interp: 'constant' },
+        { epoch: Math.max(warm, 1), beta: b.end, interp: 'constant' },
+      ]);
+    const rise: KeyPoint[] = [
+      { epoch: warm, beta: b.start, interp: 'log' },
+      { epoch: Math.max(warm + 1, E - 1), beta: b.end, interp: 'constant' },
+    ];
     return piecewiseSchedule(warm > 0 ? [{ epoch: 0, beta: b.start, interp: 'constant' }, ...rise] : rise);
   } catch (e) {
     throw new SpecError(`training.beta: ${(e as Error).message}`);
@@ -296,7 +331,9 @@ interface AdamInternals {
 
 /** The trainable variables in the order the optimizer indexes its moments. */
 function trainableOrder(model: tf.LayersModel): tf.LayerVariable[] {
-  return (model as unknown as { collectedTrainableWeights?: tf.LayerVariable[] }).collectedTrainableWeights ?? model.trainableWeights;
+  return (
+    (model as unknown as { collectedTrainableWeights?: tf.LayerVariable[] }).collectedTrainableWeights ?? model.trainableWeights
+  );
 }
 
 function concat(arrays: Float32Array[]): Uint8Array {
@@ -313,26 +350,46 @@ function concat(arrays: Float32Array[]): Uint8Array {
 function split(bytes: Buffer, shapes: number[][], what: string): Float32Array[] {
   const f = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
   const sizes = shapes.map((s) => s.reduce((a, b) => a * b, 1));
-  if (sizes.reduce((a, b) => a + b, 0) !== f.length) throw new SpecError(`${what}: holds ${f.length} values, the state lists ${sizes.reduce((a, b) => a + b, 0)}; the resume state is corrupt (remove the run to start over)`);
+  if (sizes.reduce((a, b) => a + b, 0) !== f.length)
+    throw new SpecError(
+      `${what}: holds ${f.length} values, the state lists ${sizes.reduce((a, b) => a + b, 0)}; the resume state is corrupt (remove the run to start over)`,
+    );
   let o = 0;
   return sizes.map((n) => f.slice(o, (o += n)));
 }
 
-function snapshot(model: tf.LayersModel): { weights: Uint8Array; weightShapes: number[][]; optimizer: Uint8Array; adam: SavedState['adam'] } {
+function snapshot(model: tf.LayersModel): {
+  weights: Uint8Array;
+  weightShapes: number[][];
+  optimizer: Uint8Array;
+  adam: SavedState['adam'];
+} {
   const ws = model.getWeights();
   const opt = model.optimizer as unknown as AdamInternals;
   const order = trainableOrder(model);
-  const ms: Float32Array[] = [], vs: Float32Array[] = [];
+  const ms: Float32Array[] = [],
+    vs: Float32Array[] = [];
   order.forEach((lv, j) => {
     const n = (lv.shape as number[]).reduce((a, b) => a * b, 1);
-    ms.push(opt.accumulatedFirstMoment[j] ? (opt.accumulatedFirstMoment[j]!.variable.dataSync() as Float32Array) : new Float32Array(n));
-    vs.push(opt.accumulatedSecondMoment[j] ? (opt.accumulatedSecondMoment[j]!.variable.dataSync() as Float32Array) : new Float32Array(n));
+    ms.push(
+      opt.accumulatedFirstMoment[j] ? (opt.accumulatedFirstMoment[j]!.variable.dataSync() as Float32Array) : new Float32Array(n),
+    );
+    vs.push(
+      opt.accumulatedSecondMoment[j]
+        ? (opt.accumulatedSecondMoment[j]!.variable.dataSync() as Float32Array)
+        : new Float32Array(n),
+    );
   });
   return {
     weights: concat(ws.map((w) => w.dataSync() as Float32Array)),
     weightShapes: ws.map((w) => w.shape),
     optimizer: concat([...ms, ...vs]),
-    adam: { iterations: opt.iterations_ ?? 0, accBeta1: opt.accBeta1.dataSync()[0]!, accBeta2: opt.accBeta2.dataSync()[0]!, shapes: order.map((lv) => lv.shape as number[]) },
+    adam: {
+      iterations: opt.iterations_ ?? 0,
+      accBeta1: opt.accBeta1.dataSync()[0]!,
+      accBeta2: opt.accBeta2.dataSync()[0]!,
+      shapes: order.map((lv) => lv.shape as number[]),
+    },
   };
 }
 
@@ -399,11 +456,25 @@ export async function runTraining(spec: TrainSpec, o: RunOptions = {}): Promise<
   }
 }
 
-async function trainRun(spec: TrainSpec, model: tf.LayersModel, data: RunData, dir: string, hash: string, mode: 'fresh' | 'resume', o: RunOptions, log: (s: string) => void, t0: number): Promise<RunResult> {
+async function trainRun(
+  spec: TrainSpec,
+  model: tf.LayersModel,
+  data: RunData,
+  dir: string,
+  hash: string,
+  mode: 'fresh' | 'resume',
+  o: RunOptions,
+  log: (s: string) => void,
+  t0: number,
+): Promise<RunResult> {
   const T = spec.training;
   const q = T.quantize;
   const classification = data.task === 'classification';
-  model.compile({ optimizer: tf.train.adam(T.optimizer.lr), loss: classification ? logitsLoss : 'meanSquaredError', metrics: classification ? ['acc'] : [] });
+  model.compile({
+    optimizer: tf.train.adam(T.optimizer.lr),
+    loss: classification ? logitsLoss : 'meanSquaredError',
+    metrics: classification ? ['acc'] : [],
+  });
   let engine: 'wasm' | 'tfjs' = T.engine;
   const why = engine === 'wasm' ? engineUnsupported(model) : null;
   if (why) {
@@ -416,8 +487,21 @@ async function trainRun(spec: TrainSpec, model: tf.LayersModel, data: RunData, d
   const stateDir = join(dir, STATE);
   let start = 0;
   let front: Kept[] = [];
-  let beta = 0, lastEbops = q ? modelEbops(model) : 0, best = -Infinity, wait = 0, trainSeconds = 0;
-  const pid = T.beta.pid ? new BetaPid({ targetEbops: T.beta.pid.target_ebops, p: T.beta.pid.p, i: T.beta.pid.i, d: T.beta.pid.d, minBeta: T.beta.pid.min_beta, maxBeta: T.beta.pid.max_beta }) : null;
+  let beta = 0,
+    lastEbops = q ? modelEbops(model) : 0,
+    best = -Infinity,
+    wait = 0,
+    trainSeconds = 0;
+  const pid = T.beta.pid
+    ? new BetaPid({
+        targetEbops: T.beta.pid.target_ebops,
+        p: T.beta.pid.p,
+        i: T.beta.pid.i,
+        d: T.beta.pid.d,
+        minBeta: T.beta.pid.min_beta,
+        maxBeta: T.beta.pid.max_beta,
+      })
+    : null;
   let pidStarted = false;
   let history = '';
 
@@ -435,13 +519,20 @@ async function trainRun(spec: TrainSpec, model: tf.LayersModel, data: RunData, d
     pidStarted = st.pidStarted;
     // drop what the killed epoch wrote after the state: its history line and any checkpoint the state does not keep
     const hist = existsSync(join(dir, 'history.jsonl')) ? readFileSync(join(dir, 'history.jsonl'), 'utf8') : '';
-    history = hist.split('\n').filter((l) => l.trim() && (JSON.parse(l) as { epoch: number }).epoch <= st.epoch).map((l) => l + '\n').join('');
+    history = hist
+      .split('\n')
+      .filter((l) => l.trim() && (JSON.parse(l) as { epoch: number }).epoch <= st.epoch)
+      .map((l) => l + '\n')
+      .join('');
     const keep = new Set(front.map((f) => f.path));
-    if (existsSync(join(dir, CKPT_DIR))) for (const name of readdirSync(join(dir, CKPT_DIR))) if (!keep.has(`${CKPT_DIR}/${name}`)) rmSync(join(dir, CKPT_DIR, name), { recursive: true, force: true });
+    if (existsSync(join(dir, CKPT_DIR)))
+      for (const name of readdirSync(join(dir, CKPT_DIR)))
+        if (!keep.has(`${CKPT_DIR}/${name}`)) rmSync(join(dir, CKPT_DIR, name), { recursive: true, force: true });
     run.write('history.jsonl', history);
     log(`hgq train: resuming ${dir} after epoch ${st.epoch + 1} of ${T.epochs}`);
   } else {
-    if (mode === 'fresh') rmSync(dir, { recursive: true, force: true }); // absent, empty or a finished run of ours (checked)
+    if (mode === 'fresh')
+      rmSync(dir, { recursive: true, force: true }); // absent, empty or a finished run of ours (checked)
     else for (const f of [CKPT_DIR, 'history.jsonl']) rmSync(join(dir, f), { recursive: true, force: true }); // killed before its first epoch was saved
     mkdirSync(dir, { recursive: true });
     run.write('spec.json', JSON.stringify(spec, null, 1) + '\n');
@@ -478,19 +569,35 @@ async function trainRun(spec: TrainSpec, model: tf.LayersModel, data: RunData, d
   };
 
   const endEpoch = async (e: number, loss: number, acc: number): Promise<void> => {
-    if (!Number.isFinite(loss)) throw new SpecError(`training diverged at epoch ${e + 1} (loss ${loss}); lower training.optimizer.lr or β`);
+    if (!Number.isFinite(loss))
+      throw new SpecError(`training diverged at epoch ${e + 1} (loss ${loss}); lower training.optimizer.lr or β`);
     const v = evaluate(model, val, data.task);
     lastEbops = q ? modelEbops(model) : 0;
     const quality = classification ? v['accuracy']! : -v['loss']!;
     // training accuracy as the epoch's batches saw it (training-mode quantizers); no extra pass over the data
     const metrics = classification ? { accuracy: acc, val_accuracy: v['accuracy']! } : { val_mse: v['mse']! };
-    history += JSON.stringify({ epoch: e, loss, val_loss: v['loss'], metrics, ebops: lastEbops, beta, lr: opt.learningRate, seconds: (Date.now() - te) / 1000 }) + '\n';
+    history +=
+      JSON.stringify({
+        epoch: e,
+        loss,
+        val_loss: v['loss'],
+        metrics,
+        ebops: lastEbops,
+        beta,
+        lr: opt.learningRate,
+        seconds: (Date.now() - te) / 1000,
+      }) + '\n';
     run.write('history.jsonl', history);
 
     // Pareto front: a new checkpoint joins unless a kept one is as good and as cheap; the ones it beats go after the state is saved
     let evicted: Kept[] = [];
     if (e >= paretoStart) {
-      const entry: Kept = { path: `${CKPT_DIR}/epoch-${String(e).padStart(4, '0')}`, epoch: e, accuracy: quality, ebops: lastEbops };
+      const entry: Kept = {
+        path: `${CKPT_DIR}/epoch-${String(e).padStart(4, '0')}`,
+        epoch: e,
+        accuracy: quality,
+        ebops: lastEbops,
+      };
       const r = offer(front, entry);
       if (r.accepted) {
         await writeCheckpoint(run, model, entry.path, preprocessText);
@@ -504,22 +611,50 @@ async function trainRun(spec: TrainSpec, model: tf.LayersModel, data: RunData, d
       best = quality;
       wait = 0;
     } else wait++;
-    if ((es?.patience !== undefined && wait >= es.patience) || (es?.ebops_below !== undefined && q && lastEbops < es.ebops_below)) {
+    if (
+      (es?.patience !== undefined && wait >= es.patience) ||
+      (es?.ebops_below !== undefined && q && lastEbops < es.ebops_below)
+    ) {
       stopped = true;
       model.stopTraining = true;
     }
 
     // resume state: everything needed to continue after this epoch
     const snap = snapshot(model);
-    const st: SavedState = { format: 'hgq-run-state', version: 1, epoch: e, beta, pid: pid ? { ...(pid as unknown as Record<string, number>) } : null, pidStarted, lastEbops, best, wait, front,
-      weightShapes: snap.weightShapes, adam: snap.adam, trainSeconds: trainSeconds + (performance.now() - tSeg) / 1000 };
-    const stateFiles: Record<string, string | Uint8Array> = { 'state.json': JSON.stringify(st) + '\n', 'weights.bin': snap.weights, 'optimizer.bin': snap.optimizer, 'front-partial.json': JSON.stringify(front, null, 1) + '\n' };
+    const st: SavedState = {
+      format: 'hgq-run-state',
+      version: 1,
+      epoch: e,
+      beta,
+      pid: pid ? { ...(pid as unknown as Record<string, number>) } : null,
+      pidStarted,
+      lastEbops,
+      best,
+      wait,
+      front,
+      weightShapes: snap.weightShapes,
+      adam: snap.adam,
+      trainSeconds: trainSeconds + (performance.now() - tSeg) / 1000,
+    };
+    const stateFiles: Record<string, string | Uint8Array> = {
+      'state.json': JSON.stringify(st) + '\n',
+      'weights.bin': snap.weights,
+      'optimizer.bin': snap.optimizer,
+      'front-partial.json': JSON.stringify(front, null, 1) + '\n',
+    };
     await run.writeDir(STATE, 'state', STATE_FILES, (staging) => {
       for (const [f, d] of Object.entries(stateFiles)) writeFileSync(join(staging, f), d);
     });
     for (const x of evicted) rmSync(join(dir, x.path), { recursive: true, force: true });
     run.declare();
-    progress?.epochDone({ epoch: e, loss, val: classification ? `val acc ${(100 * v['accuracy']!).toFixed(2)}%` : `val mse ${v['mse']!.toPrecision(4)}`, ebops: lastEbops, beta, seconds: (Date.now() - te) / 1000 });
+    progress?.epochDone({
+      epoch: e,
+      loss,
+      val: classification ? `val acc ${(100 * v['accuracy']!).toFixed(2)}%` : `val mse ${v['mse']!.toPrecision(4)}`,
+      ebops: lastEbops,
+      beta,
+      seconds: (Date.now() - te) / 1000,
+    });
     if (stopped && e + 1 < T.epochs) log(`hgq train: early stop after epoch ${e + 1}`);
     epoch = e + 1;
   };
@@ -550,15 +685,26 @@ async function trainRun(spec: TrainSpec, model: tf.LayersModel, data: RunData, d
       tSeg = performance.now();
       if (engine === 'wasm') {
         // each epoch's batches follow (seed, run epoch): stretches and resumed runs see what one unbroken run sees
-        await fitWithEngine(model, train.x, train.y, { epochs: end - epoch, batchSize: T.batch_size, loss: classification ? 'softmax_cross_entropy' : 'mse', shuffle: true,
-          seed: T.seed >>> 0, initialEpoch: epoch, callbacks, engine: T.threads ? { threads: T.threads } : {} });
+        await fitWithEngine(model, train.x, train.y, {
+          epochs: end - epoch,
+          batchSize: T.batch_size,
+          loss: classification ? 'softmax_cross_entropy' : 'mse',
+          shuffle: true,
+          seed: T.seed >>> 0,
+          initialEpoch: epoch,
+          callbacks,
+          engine: T.threads ? { threads: T.threads } : {},
+        });
       } else {
         await model.fit(train.x, train.y, { epochs: end - epoch, batchSize: T.batch_size, shuffle: true, callbacks, verbose: 0 });
       }
       trainSeconds += (performance.now() - tSeg) / 1000;
     }
     progress?.stop();
-    if (front.length === 0) throw new SpecError(`no checkpoint was kept (training.pareto_start ${paretoStart} ≥ the ${epoch} epochs trained); lower training.pareto_start`);
+    if (front.length === 0)
+      throw new SpecError(
+        `no checkpoint was kept (training.pareto_start ${paretoStart} ≥ the ${epoch} epochs trained); lower training.pareto_start`,
+      );
 
     // calibrate every kept checkpoint on the training data, then evaluate it exactly as it will run
     const checkpoints: FrontCheckpoint[] = [];
@@ -575,14 +721,28 @@ async function trainRun(spec: TrainSpec, model: tf.LayersModel, data: RunData, d
       }
     }
     checkpoints.sort((a, b) => a.ebops - b.ebops || a.epoch - b.epoch);
-    const frontFile: FrontFile = { format: 'hgq-front', version: 1, task: data.task, metric: classification ? 'accuracy' : 'mse', checkpoints };
+    const frontFile: FrontFile = {
+      format: 'hgq-front',
+      version: 1,
+      task: data.task,
+      metric: classification ? 'accuracy' : 'mse',
+      checkpoints,
+    };
     run.write('front.json', JSON.stringify(frontFile, null, 1) + '\n');
     rmSync(stateDir, { recursive: true, force: true }); // a complete run has nothing to resume
     run.status = 'complete';
     run.declare();
     if (o.report !== false) await writeReportIfAvailable(run, log);
-    return { dir, front: frontFile, epochs: epoch, startEpoch: start, seconds: (Date.now() - t0) / 1000, trainSeconds, engine,
-      data: { train: data.train.n, val: data.val.n, test: data.test.n, origin: data.origin } };
+    return {
+      dir,
+      front: frontFile,
+      epochs: epoch,
+      startEpoch: start,
+      seconds: (Date.now() - t0) / 1000,
+      trainSeconds,
+      engine,
+      data: { train: data.train.n, val: data.val.n, test: data.test.n, origin: data.origin },
+    };
   } finally {
     progress?.stop();
     setFiniteCheck(true);

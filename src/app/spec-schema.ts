@@ -6,10 +6,23 @@
 
 /** Single-input layers a `model.layers` list may hold (in order; each takes the previous one's output). */
 export const LIST_LAYERS = [
-  'QDense', 'QBatchNormDense', 'QConv1D', 'QConv2D', 'QBatchNormalization',
-  'QMaxPooling1D', 'QMaxPooling2D', 'QAveragePooling1D', 'QAveragePooling2D',
-  'QGlobalMaxPooling1D', 'QGlobalMaxPooling2D', 'QGlobalAveragePooling1D', 'QGlobalAveragePooling2D',
-  'QFlatten', 'QReshape', 'QUnaryFunctionLUT', 'QSoftmax',
+  'QDense',
+  'QBatchNormDense',
+  'QConv1D',
+  'QConv2D',
+  'QBatchNormalization',
+  'QMaxPooling1D',
+  'QMaxPooling2D',
+  'QAveragePooling1D',
+  'QAveragePooling2D',
+  'QGlobalMaxPooling1D',
+  'QGlobalMaxPooling2D',
+  'QGlobalAveragePooling1D',
+  'QGlobalAveragePooling2D',
+  'QFlatten',
+  'QReshape',
+  'QUnaryFunctionLUT',
+  'QSoftmax',
 ] as const;
 
 export const DATA_FORMATS = ['csv', 'npy', 'npz', 'hdf5', 'idx', 'mnist', 'fashion-mnist'] as const;
@@ -17,7 +30,12 @@ export const DATA_FORMATS = ['csv', 'npy', 'npz', 'hdf5', 'idx', 'mnist', 'fashi
 const posInt = { type: 'integer', minimum: 1 } as const;
 const posNum = { type: 'number', exclusiveMinimum: 0 } as const;
 const fraction = { type: 'number', exclusiveMinimum: 0, exclusiveMaximum: 1 } as const;
-const column = { anyOf: [{ type: 'string', minLength: 1 }, { type: 'integer', minimum: 0 }] } as const;
+const column = {
+  anyOf: [
+    { type: 'string', minLength: 1 },
+    { type: 'integer', minimum: 0 },
+  ],
+} as const;
 
 /** Where one split's samples come from. */
 const source = {
@@ -68,7 +86,14 @@ export const SPEC_SCHEMA = {
         quantizer: {
           type: 'object',
           additionalProperties: false,
-          properties: { default: quantizerOptions, weight: quantizerOptions, bias: quantizerOptions, datalane: quantizerOptions, activation: quantizerOptions, table: quantizerOptions },
+          properties: {
+            default: quantizerOptions,
+            weight: quantizerOptions,
+            bias: quantizerOptions,
+            datalane: quantizerOptions,
+            activation: quantizerOptions,
+            table: quantizerOptions,
+          },
         },
         layers: {
           type: 'array',

@@ -66,7 +66,11 @@ export interface TrainSpec {
   training: {
     epochs: number;
     batch_size: number;
-    optimizer: { type: 'adam'; lr: number; schedule: { type: 'constant' | 'cosine' | 'step'; min_lr?: number; every?: number; factor?: number } };
+    optimizer: {
+      type: 'adam';
+      lr: number;
+      schedule: { type: 'constant' | 'cosine' | 'step'; min_lr?: number; every?: number; factor?: number };
+    };
     beta: { schedule?: string; start: number; end: number; warmup?: number; pid?: PidSpec };
     engine: 'wasm' | 'tfjs';
     threads?: number;
@@ -92,7 +96,10 @@ let validator: ReturnType<Ajv['compile']> | null = null;
 
 /** `/model/layers/2/units` → `model.layers[2].units` */
 function fieldPath(instancePath: string, extra?: string): string {
-  const parts = instancePath.split('/').slice(1).map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
+  const parts = instancePath
+    .split('/')
+    .slice(1)
+    .map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
   if (extra !== undefined) parts.push(extra);
   let out = '';
   for (const p of parts) out += /^\d+$/.test(p) ? `[${p}]` : out === '' ? p : `.${p}`;
@@ -128,12 +135,15 @@ function describe(e: ErrorObject): string {
     case 'maximum':
     case 'exclusiveMaximum': {
       const node = schemaAt(e.instancePath);
-      if (node?.['type'] === 'integer' && node['minimum'] === 1) return `${fieldPath(e.instancePath)}: must be a positive integer`;
-      if (node?.['exclusiveMinimum'] === 0 && node['exclusiveMaximum'] === 1) return `${fieldPath(e.instancePath)}: must be a fraction between 0 and 1 (exclusive)`;
+      if (node?.['type'] === 'integer' && node['minimum'] === 1)
+        return `${fieldPath(e.instancePath)}: must be a positive integer`;
+      if (node?.['exclusiveMinimum'] === 0 && node['exclusiveMaximum'] === 1)
+        return `${fieldPath(e.instancePath)}: must be a fraction between 0 and 1 (exclusive)`;
       return `${fieldPath(e.instancePath)}: ${e.message}`;
     }
     case 'oneOf':
-      if (e.instancePath === '/model') return 'model: give exactly one of layers (a list of layers), hidden (MLP widths) or module (a .mjs file building the model)';
+      if (e.instancePath === '/model')
+        return 'model: give exactly one of layers (a list of layers), hidden (MLP widths) or module (a .mjs file building the model)';
       return `${fieldPath(e.instancePath)}: ${e.message}`;
     default:
       return `${fieldPath(e.instancePath)}: ${e.message}`;
@@ -146,7 +156,11 @@ export function validateSpec(raw: unknown, where = 'spec'): void {
   if (validator(raw)) return;
   const errors = validator.errors ?? [];
   // anyOf/oneOf report their branches too; keep the most specific message per field
-  const msgs = [...new Set(errors.filter((e) => e.keyword !== 'anyOf' && !(e.keyword === 'required' && e.schemaPath.includes('oneOf'))).map(describe))];
+  const msgs = [
+    ...new Set(
+      errors.filter((e) => e.keyword !== 'anyOf' && !(e.keyword === 'required' && e.schemaPath.includes('oneOf'))).map(describe),
+    ),
+  ];
   if (msgs.length === 0) msgs.push(...errors.map(describe));
   throw new SpecError(`${where}: ${msgs.length === 1 ? msgs[0] : `${msgs.length} problems:\n  ${msgs.join('\n  ')}`}`);
 }
@@ -159,7 +173,9 @@ export function readSpecFile(path: string): unknown {
   try {
     return path.toLowerCase().endsWith('.json') ? JSON.parse(text) : parseYaml(text);
   } catch (e) {
-    throw new SpecError(`${path}: not valid ${path.toLowerCase().endsWith('.json') ? 'JSON' : 'YAML'} (${(e as Error).message.split('\n')[0]})`);
+    throw new SpecError(
+      `${path}: not valid ${path.toLowerCase().endsWith('.json') ? 'JSON' : 'YAML'} (${(e as Error).message.split('\n')[0]})`,
+    );
   }
 }
 
@@ -182,7 +198,11 @@ function absolutePaths(spec: TrainSpec, base: string): void {
 export function resolveSpec(raw: unknown, base: string, where = 'spec'): TrainSpec {
   validateSpec(raw, where);
   type Loose<T> = { [K in keyof T]?: T[K] extends object ? Loose<T[K]> : T[K] };
-  const r = structuredClone(raw) as Partial<TrainSpec> & { data: Partial<TrainSpec['data']>; model: TrainSpec['model']; training?: Loose<TrainSpec['training']> };
+  const r = structuredClone(raw) as Partial<TrainSpec> & {
+    data: Partial<TrainSpec['data']>;
+    model: TrainSpec['model'];
+    training?: Loose<TrainSpec['training']>;
+  };
   const t: Loose<TrainSpec['training']> = r.training ?? {};
   const epochs = t.epochs ?? 30;
   const seed = t.seed ?? 1;
@@ -204,7 +224,11 @@ export function resolveSpec(raw: unknown, base: string, where = 'spec'): TrainSp
     training: {
       epochs,
       batch_size: t.batch_size ?? 256,
-      optimizer: { type: 'adam', lr: t.optimizer?.lr ?? 3e-3, schedule: (t.optimizer?.schedule ?? { type: 'constant' }) as TrainSpec['training']['optimizer']['schedule'] },
+      optimizer: {
+        type: 'adam',
+        lr: t.optimizer?.lr ?? 3e-3,
+        schedule: (t.optimizer?.schedule ?? { type: 'constant' }) as TrainSpec['training']['optimizer']['schedule'],
+      },
       beta: { start: t.beta?.start ?? 1e-6, end: t.beta?.end ?? 1e-3, ...(t.beta ?? {}) } as TrainSpec['training']['beta'],
       engine: (t.engine ?? 'wasm') as 'wasm' | 'tfjs',
       ...(t.threads !== undefined ? { threads: t.threads } : {}),
@@ -217,8 +241,10 @@ export function resolveSpec(raw: unknown, base: string, where = 'spec'): TrainSp
   if (spec.model.layers) spec.model.layers = spec.model.layers.map((l) => ({ ...l }));
   if (spec.training.beta.schedule !== undefined && spec.training.beta.pid !== undefined)
     throw new SpecError(`${where}: training.beta: give either schedule or pid, not both`);
-  if (spec.data.val && spec.data.train.format !== undefined && spec.data.val.format === undefined) spec.data.val.format = spec.data.train.format;
-  if (spec.data.test && spec.data.train.format !== undefined && spec.data.test.format === undefined) spec.data.test.format = spec.data.train.format;
+  if (spec.data.val && spec.data.train.format !== undefined && spec.data.val.format === undefined)
+    spec.data.val.format = spec.data.train.format;
+  if (spec.data.test && spec.data.train.format !== undefined && spec.data.test.format === undefined)
+    spec.data.test.format = spec.data.train.format;
   absolutePaths(spec, base);
   return spec;
 }
@@ -253,7 +279,11 @@ export interface TrainFlags {
 
 /** Flags → a spec: an MLP (`hidden` widths, ReLU) on one table (CSV, or NPY/NPZ/HDF5 given by path). */
 export function specFromFlags(f: TrainFlags): TrainSpec {
-  const source = (path: string): DataSource => ({ path, label: /^\d+$/.test(f.label) && !/\.csv$/i.test(path) ? Number(f.label) : f.label, ...(f.features ? { features: f.features } : {}) });
+  const source = (path: string): DataSource => ({
+    path,
+    label: /^\d+$/.test(f.label) && !/\.csv$/i.test(path) ? Number(f.label) : f.label,
+    ...(f.features ? { features: f.features } : {}),
+  });
   const raw = {
     ...(f.out !== undefined ? { out: f.out } : {}),
     data: {
@@ -269,7 +299,13 @@ export function specFromFlags(f: TrainFlags): TrainSpec {
       ...(f.batchSize !== undefined ? { batch_size: f.batchSize } : {}),
       ...(f.lr !== undefined ? { optimizer: { lr: f.lr } } : {}),
       ...(f.beta !== undefined || f.betaEnd !== undefined || f.betaStart !== undefined
-        ? { beta: { ...(f.beta !== undefined ? { schedule: f.beta } : {}), ...(f.betaStart !== undefined ? { start: f.betaStart } : {}), ...(f.betaEnd !== undefined ? { end: f.betaEnd } : {}) } }
+        ? {
+            beta: {
+              ...(f.beta !== undefined ? { schedule: f.beta } : {}),
+              ...(f.betaStart !== undefined ? { start: f.betaStart } : {}),
+              ...(f.betaEnd !== undefined ? { end: f.betaEnd } : {}),
+            },
+          }
         : {}),
       ...(f.seed !== undefined ? { seed: f.seed } : {}),
       ...(f.engine !== undefined ? { engine: f.engine } : {}),

@@ -35,12 +35,17 @@ export async function traceModelPath(path: string, opts: TraceOptions = {}): Pro
 
 /** `traceModelPath` for the CLI: a path that is not a model, or a model that cannot be traced, is a UsageError. */
 export async function traceModelFile(path: string, opts: TraceOptions = {}): Promise<TracedModel> {
-  if (!isModelPath(path)) throw new UsageError(`${path}: not a model (expected a directory with model.json and weights.bin, or an HGQ2 .keras file)`);
+  if (!isModelPath(path))
+    throw new UsageError(`${path}: not a model (expected a directory with model.json and weights.bin, or an HGQ2 .keras file)`);
   try {
     return await traceModelPath(path, opts);
   } catch (e) {
     // unsupported layers, uncalibrated models, bad archives: the message names the layer and what to do
-    if (e instanceof TraceError || /ImportError|CmvmSizeError|not a model|no such file/.test(`${(e as Error).name} ${(e as Error).message}`)) throw new UsageError((e as Error).message);
+    if (
+      e instanceof TraceError ||
+      /ImportError|CmvmSizeError|not a model|no such file/.test(`${(e as Error).name} ${(e as Error).message}`)
+    )
+      throw new UsageError((e as Error).message);
     throw e;
   }
 }

@@ -90,6 +90,13 @@ export function layoutJson(l: BusLayout): object {
   return {
     width: l.width,
     lsb_first: true,
-    fields: l.fields.map((x) => ({ index: x.index, offset: x.offset, width: x.w, signed: x.signed, f: -x.lsb + 0, step: 2 ** x.lsb })),
+    fields: l.fields.map((x) => ({
+      index: x.index,
+      offset: x.offset,
+      width: x.w,
+      signed: x.signed,
+      f: -x.lsb + 0,
+      step: 2 ** x.lsb,
+    })),
   };
 }

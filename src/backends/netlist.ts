@@ -291,7 +291,12 @@ class Lowering {
         // element is shared by several types (or SAT_SYM excludes the most negative code)
         const fld = this.inputs.fields[op.index]!;
         const port: Operand & { k: 'sig' } = { k: 'sig', name: IN_BUS, off: fld.offset, fmt: fld };
-        lowerQuant({ type: op.type, round: op.round, overflow: op.overflow, src: qiFromKif(fld.type!) }, port, o, `input ${op.index}`);
+        lowerQuant(
+          { type: op.type, round: op.round, overflow: op.overflow, src: qiFromKif(fld.type!) },
+          port,
+          o,
+          `input ${op.index}`,
+        );
         return;
       }
       case 'copy':
@@ -502,7 +507,15 @@ export function knownConstants(p: Program, live: Uint8Array): Map<number, number
     if (op.qint.min === op.qint.max) known.set(n, op.qint.min);
     else if (op.kind !== 'input' && live[n]) {
       const args = operandsOf(op);
-      if (args.every((a) => known.has(a))) known.set(n, constEval(op, args.map((a) => known.get(a)!), args.length ? ops[args[0]!]!.qint : op.qint));
+      if (args.every((a) => known.has(a)))
+        known.set(
+          n,
+          constEval(
+            op,
+            args.map((a) => known.get(a)!),
+            args.length ? ops[args[0]!]!.qint : op.qint,
+          ),
+        );
     }
   }
   return known;
@@ -610,7 +623,9 @@ function roundUpBit(round: RoundMode, src: Operand & { k: 'sig' }, d: number, tm
   const neg: Expr = src.fmt.signed ? bitOf(src, wa - 1) : { t: 'const', w: 1, v: 0n };
   const half = bitOf(src, d - 1);
   const restNet = (): Expr =>
-    d >= 2 ? ref(tmp('rest', 1, { kind: 'nez', a: ref(src.name, src.off + d - 2, src.off) }).name, 0, 0) : { t: 'const', w: 1, v: 0n };
+    d >= 2
+      ? ref(tmp('rest', 1, { kind: 'nez', a: ref(src.name, src.off + d - 2, src.off) }).name, 0, 0)
+      : { t: 'const', w: 1, v: 0n };
   switch (round) {
     case 'TRN':
       return null;
@@ -651,7 +666,8 @@ function overflowToType(op: QuantSpec, R: Operand & { k: 'sig' }, { vf, tmp, emi
     // keep the low W bits, read as signed when k = 1
     const wr: Operand = { k: 'sig', name: R.name, off: R.off, fmt: { w: R.fmt.w, lsb: tl, signed: R.fmt.signed } };
     const wrappedFmt = { w: W, lsb: tl, signed: T.k === 1 };
-    const wrapped = W <= R.fmt.w ? { ...wr, fmt: wrappedFmt } : { ...tmp('w', W, { kind: 'assign', e: resize(wr, W, tl) }), fmt: wrappedFmt };
+    const wrapped =
+      W <= R.fmt.w ? { ...wr, fmt: wrappedFmt } : { ...tmp('w', W, { kind: 'assign', e: resize(wr, W, tl) }), fmt: wrappedFmt };
     emit({ kind: 'assign', e: resize(wrapped, vf.w, vf.lsb) }, comment);
     return;
   }

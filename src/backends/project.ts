@@ -267,7 +267,9 @@ export function partNameProblem(part: string): string | null {
 /** Why `top` is not usable as the top-level name (null when it is): it must already be a plain HDL identifier. */
 export function topNameProblem(top: string): string | null {
   const ok = hdlName(top);
-  return ok === top ? null : `top-level name "${top}" is not a plain Verilog/VHDL identifier (letters, digits, '_', not a keyword); e.g. ${ok}`;
+  return ok === top
+    ? null
+    : `top-level name "${top}" is not a plain Verilog/VHDL identifier (letters, digits, '_', not a keyword); e.g. ${ok}`;
 }
 
 function vivadoTcl(top: string, format: HdlFormat, part: string, clk: number): string {

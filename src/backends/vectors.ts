@@ -12,13 +12,14 @@ import { dyadic, dyadicCode, fmtRange } from './fmt.ts';
 import type { BusField, BusLayout, InputField } from './layout.ts';
 import { inputLayout, outputLayout } from './layout.ts';
 
-
 const MAX_EXACT_FIELD = 52;
 
 function checkWidths(l: BusLayout, what: string): void {
   for (const f of l.fields)
     if (f.w > MAX_EXACT_FIELD)
-      throw new RangeError(`${what} element ${f.index} is ${f.w} bits wide; vector files support fields up to ${MAX_EXACT_FIELD} bits`);
+      throw new RangeError(
+        `${what} element ${f.index} is ${f.w} bits wide; vector files support fields up to ${MAX_EXACT_FIELD} bits`,
+      );
 }
 
 /** Random input values on the port grids: 1 in 8 draws an extreme (min, max, 0, ±step), the rest uniform. */
@@ -48,7 +49,8 @@ export function randomPortValues(layout: BusLayout<InputField>, count: number, s
 /** Given raw data (count × n), each element quantized onto its port type (so hardware and emulator see the same values). */
 export function dataToPortValues(layout: BusLayout<InputField>, data: Float64Array): Float64Array {
   const n = layout.fields.length;
-  if (n === 0 || data.length % n !== 0) throw new RangeError(`data has ${data.length} values, not a multiple of the ${n} input elements`);
+  if (n === 0 || data.length % n !== 0)
+    throw new RangeError(`data has ${data.length} values, not a multiple of the ${n} input elements`);
   const x = new Float64Array(data.length);
   for (let k = 0; k < data.length; k++) {
     const f = layout.fields[k % n]!;
@@ -149,7 +151,8 @@ const MAX_FILE_CHARS = 2 ** 28;
 
 /** Why `count` vectors for `p` are more than this machine can build (null when fine); `what` names the option. */
 export function vectorCountProblem(count: number, what: string, p?: Program): string | null {
-  if (count > MAX_VECTORS) return `${what} ${count} is more than the ${MAX_VECTORS.toLocaleString('en')} vectors hgq can check; use fewer`;
+  if (count > MAX_VECTORS)
+    return `${what} ${count} is more than the ${MAX_VECTORS.toLocaleString('en')} vectors hgq can check; use fewer`;
   if (!p) return null;
   const il = inputLayout(p);
   const ol = outputLayout(p);

@@ -53,17 +53,21 @@ function vExpr(e: Expr, widths: Map<string, number>): string {
 
 // Verilog/VHDL keywords and our own signal names a top-level name must not collide with (VHDL ignores case).
 const RESERVED = new Set(
-  ('module endmodule input output inout wire reg assign always begin end case endcase default if else for ' +
+  (
+    'module endmodule input output inout wire reg assign always begin end case endcase default if else for ' +
     'function task integer signed unsigned parameter localparam generate initial posedge negedge or and not ' +
     'entity architecture is of signal process port map library use all others when select with in out buffer ' +
     'downto to range type subtype component configuration package body constant variable file null ' +
-    'inp outp inp_u clk rst valid_in valid_out valid_sr rtl sim work ieee std')
-    .split(' '),
+    'inp outp inp_u clk rst valid_in valid_out valid_sr rtl sim work ieee std'
+  ).split(' '),
 );
 
 /** Sanitized HDL identifier for a design name (letters, digits, single underscores; starts with a letter). */
 export function hdlName(name: string): string {
-  let s = name.replace(/[^A-Za-z0-9_]/g, '_').replace(/_+/g, '_').replace(/^_+|_+$/g, '');
+  let s = name
+    .replace(/[^A-Za-z0-9_]/g, '_')
+    .replace(/_+/g, '_')
+    .replace(/^_+|_+$/g, '');
   if (!/^[A-Za-z]/.test(s)) s = `hgq_${s}`;
   if (RESERVED.has(s.toLowerCase()) || /^(v\d+|o\d+_neg|regs_\d+)/i.test(s)) s = `${s}_top`;
   return s === 'hgq_' ? 'hgq_design' : s;
@@ -99,7 +103,8 @@ export function writeVerilog(nl: Netlist, top: string, opts: HdlOptions = {}): s
     L.push(`  reg [${n - 1}:0] valid_sr;`);
     L.push(`  assign valid_out = valid_sr[${n - 1}];`);
     const shift = n === 1 ? 'valid_in' : `{valid_sr[${n - 2}:0], valid_in}`;
-    if (opts.reset) L.push(`  always @(posedge clk) begin\n    if (rst) valid_sr <= ${n}'d0;\n    else valid_sr <= ${shift};\n  end`);
+    if (opts.reset)
+      L.push(`  always @(posedge clk) begin\n    if (rst) valid_sr <= ${n}'d0;\n    else valid_sr <= ${shift};\n  end`);
     else L.push(`  always @(posedge clk) valid_sr <= ${shift};`);
   }
   for (let s = 0; s < nl.stages; s++) {
@@ -152,7 +157,7 @@ export function writeVerilogTestbench(nl: Netlist, top: string, opts: HdlOptions
   const ow = Math.max(1, nl.outWidth);
   const conn = [
     ...(piped ? ['.clk(clk)'] : []),
-    ...(piped && opts.reset ? ['.rst(1\'b0)'] : []),
+    ...(piped && opts.reset ? [".rst(1'b0)"] : []),
     '.valid_in(valid_in)',
     '.valid_out(valid_out)',
     `.${IN_BUS}(x)`,
@@ -198,7 +203,7 @@ module tb_${top};
       if (r == 1) begin
         valid_in = 1'b1;
         n_in = n_in + 1;
-${piped ? '        #4 clk = 1\'b1; #1 check; #5 clk = 1\'b0;' : '        #1 check;'}
+${piped ? "        #4 clk = 1'b1; #1 check; #5 clk = 1'b0;" : '        #1 check;'}
       end
     end
     valid_in = 1'b0;

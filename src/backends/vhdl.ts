@@ -64,7 +64,10 @@ export function writeVhdl(nl: Netlist, top: string, opts: HdlOptions = {}): stri
   if (piped) ports.push('    clk : in std_logic');
   if (piped && opts.reset) ports.push('    rst : in std_logic');
   ports.push('    valid_in : in std_logic', '    valid_out : out std_logic');
-  ports.push(`    ${IN_BUS} : in std_logic_vector(${iw - 1} downto 0)`, `    ${OUT_BUS} : out std_logic_vector(${ow - 1} downto 0)`);
+  ports.push(
+    `    ${IN_BUS} : in std_logic_vector(${iw - 1} downto 0)`,
+    `    ${OUT_BUS} : out std_logic_vector(${ow - 1} downto 0)`,
+  );
   L.push(ports.join(';\n'), '  );', `end entity ${top};`, '');
   L.push(`architecture rtl of ${top} is`);
   L.push(`  signal ${IN_U} : unsigned(${iw - 1} downto 0);`);
@@ -78,7 +81,14 @@ export function writeVhdl(nl: Netlist, top: string, opts: HdlOptions = {}): stri
     const shift = n === 1 ? 'valid_sr(0) <= valid_in;' : `valid_sr <= valid_sr(${n - 2} downto 0) & valid_in;`;
     L.push(`  valid_out <= valid_sr(${n - 1});`);
     L.push('  valid_pipe : process (clk)', '  begin', '    if rising_edge(clk) then');
-    if (opts.reset) L.push("      if rst = '1' then", "        valid_sr <= (others => '0');", '      else', `        ${shift}`, '      end if;');
+    if (opts.reset)
+      L.push(
+        "      if rst = '1' then",
+        "        valid_sr <= (others => '0');",
+        '      else',
+        `        ${shift}`,
+        '      end if;',
+      );
     else L.push(`      ${shift}`);
     L.push('    end if;', '  end process;');
   }

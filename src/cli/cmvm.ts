@@ -44,9 +44,13 @@ function parseInputType(name: string): Kif {
   }
   const W = kifWidth(kif);
   if (W > FLOAT_PATH_MAX_WIDTH)
-    throw new UsageError(`--input-type ${name} is ${W} bits wide; cmvm takes inputs up to ${FLOAT_PATH_MAX_WIDTH} bits (every adder-graph wire must fit ${FLOAT_PATH_MAX_WIDTH} bits, the exact float64 path)`);
+    throw new UsageError(
+      `--input-type ${name} is ${W} bits wide; cmvm takes inputs up to ${FLOAT_PATH_MAX_WIDTH} bits (every adder-graph wire must fit ${FLOAT_PATH_MAX_WIDTH} bits, the exact float64 path)`,
+    );
   if (W > 0 && (Math.abs(kif.f) > MAX_INPUT_EXPONENT || Math.abs(kif.i) > MAX_INPUT_EXPONENT))
-    throw new UsageError(`--input-type ${name}: integer and fraction bits must be within ±${MAX_INPUT_EXPONENT} (i=${kif.i}, f=${kif.f})`);
+    throw new UsageError(
+      `--input-type ${name}: integer and fraction bits must be within ±${MAX_INPUT_EXPONENT} (i=${kif.i}, f=${kif.f})`,
+    );
   return kif;
 }
 
@@ -62,7 +66,9 @@ function checkOutputWidths(W: number[][], kif: Kif, name: string, k: number): vo
 export function register(program: Command): void {
   program
     .command('cmvm')
-    .description('optimize y = W·x for constant matrices W into shift-adder graphs; report adders, cost (adder bits), depth and ms')
+    .description(
+      'optimize y = W·x for constant matrices W into shift-adder graphs; report adders, cost (adder bits), depth and ms',
+    )
     .option('--matrix <file>', 'matrix file: JSON array of rows, or CSV with one row of W per line (row r = output r)')
     .option('--random <N>', 'optimize random N×N matrices instead (entries uniform in [2^(B-1)+1, 2^B-1])')
     .option('--bits <B>', 'entry bits for --random (default 8: entries 129..255)')
@@ -71,7 +77,11 @@ export function register(program: Command): void {
     .option('--dc <D>', 'delay constraint: extra adder levels allowed over the plain balanced tree; -1 = unconstrained', '-1')
     .option('--method <M>', 'pair score: wmc (occurrences × overlapping bits) or mc (occurrences)', 'wmc')
     .option('--effort <E>', 'search effort: 0 fast, 1 baseline, 2 default (restarts, column decompositions), 3 thorough', '2')
-    .option('--input-type <TYPE>', `type of every input element, at most ${FLOAT_PATH_MAX_WIDTH} bits wide (every wire of the graph must fit ${FLOAT_PATH_MAX_WIDTH} bits): ${TYPE_FORMS}`, 'fixed<8,8>')
+    .option(
+      '--input-type <TYPE>',
+      `type of every input element, at most ${FLOAT_PATH_MAX_WIDTH} bits wide (every wire of the graph must fit ${FLOAT_PATH_MAX_WIDTH} bits): ${TYPE_FORMS}`,
+      'fixed<8,8>',
+    )
     .option('--emit <program.json>', 'write the adder graph of the (single) matrix as an IR program (inputs x, outputs W·x)')
     .option('--verify', 'check every result with the IR emulator against W·x on corner and random inputs (exit 1 on a mismatch)')
     .option('--json', 'print one JSON object {"mean": {...}, "matrices": [...]} as the last line')
@@ -105,7 +115,9 @@ Examples:
         try {
           text = readFileSync(opts.matrix, 'utf8');
         } catch (e) {
-          throw new UsageError(`--matrix: cannot read ${opts.matrix} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+          throw new UsageError(
+            `--matrix: cannot read ${opts.matrix} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
+          );
         }
         try {
           matrices.push(parseMatrixFile(text, opts.matrix));
@@ -121,7 +133,8 @@ Examples:
         const next = prng(seed);
         for (let k = 0; k < count; k++) matrices.push(randomMatrix(n, bits, next));
       }
-      if (opts.emit !== undefined && matrices.length !== 1) throw new UsageError('--emit writes one program: use it with --matrix or --count 1');
+      if (opts.emit !== undefined && matrices.length !== 1)
+        throw new UsageError('--emit writes one program: use it with --matrix or --count 1');
       for (const [k, W] of matrices.entries()) checkOutputWidths(W, kif, opts.inputType, k);
       if (opts.emit !== undefined) {
         const { isProgramFile } = await import('../ir/serialize.ts');
@@ -151,16 +164,21 @@ Examples:
           );
         const row = { adders: r.adders, cost: r.cost, depth: r.depth, ms: Math.round(r.ms * 1000) / 1000 };
         rows.push(row);
-        process.stdout.write(`matrix ${k}: ${W.length}×${W[0]!.length}  adders ${row.adders}  cost ${row.cost}  depth ${row.depth}  ms ${row.ms.toFixed(2)}\n`);
+        process.stdout.write(
+          `matrix ${k}: ${W.length}×${W[0]!.length}  adders ${row.adders}  cost ${row.cost}  depth ${row.depth}  ms ${row.ms.toFixed(2)}\n`,
+        );
         if (opts.verify) verify(W, r.program, qint, k, await import('../ir/emulate.ts'));
         if (opts.emit !== undefined) {
           const { writeProgram } = await import('../ir/serialize.ts');
           writeProgram(opts.emit, r.program);
         }
       }
-      const mean = (key: keyof (typeof rows)[number]): number => Math.round((rows.reduce((s, r) => s + r[key], 0) / rows.length) * 1000) / 1000;
+      const mean = (key: keyof (typeof rows)[number]): number =>
+        Math.round((rows.reduce((s, r) => s + r[key], 0) / rows.length) * 1000) / 1000;
       const m = { adders: mean('adders'), cost: mean('cost'), depth: mean('depth'), ms: mean('ms') };
-      process.stdout.write(`mean over ${rows.length}: adders ${m.adders}  cost ${m.cost}  depth ${m.depth}  ms ${m.ms.toFixed(2)}\n`);
+      process.stdout.write(
+        `mean over ${rows.length}: adders ${m.adders}  cost ${m.cost}  depth ${m.depth}  ms ${m.ms.toFixed(2)}\n`,
+      );
       if (opts.emit !== undefined) process.stdout.write(`wrote ${opts.emit}\n`);
       if (opts.json) process.stdout.write(JSON.stringify({ mean: m, matrices: rows }) + '\n');
     });
@@ -178,7 +196,7 @@ function verify(
   const xs: number[][] = [Array(nIn).fill(q.min), Array(nIn).fill(q.max)];
   for (let c = 0; c < nIn; c++) xs.push(Array.from({ length: nIn }, (_, j) => (j === c ? q.max : q.min)));
   let s = 12345 + k;
-  const rnd = (): number => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 2 ** 32);
+  const rnd = (): number => (s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 2 ** 32;
   const levels = (q.max - q.min) / q.step + 1; // up to 2^52: one 32-bit draw would leave the low bits 0
   const level = (): number => (Math.floor(rnd() * 2 ** 21) * 2 ** 32 + Math.floor(rnd() * 2 ** 32)) % levels;
   for (let t = 0; t < 64; t++) xs.push(Array.from({ length: nIn }, () => q.min + level() * q.step));
@@ -202,7 +220,9 @@ function verify(
       const E = Math.min(got[1], ...terms.map((t) => t[1]));
       const ref = terms.reduce((acc, t) => acc + at(t, E), 0n);
       if (at(got, E) !== ref)
-        throw new CliError(`verification failed for matrix ${k}, output ${o}, input ${JSON.stringify(x)}: graph gives ${y[i * W.length + o]}, W·x differs`);
+        throw new CliError(
+          `verification failed for matrix ${k}, output ${o}, input ${JSON.stringify(x)}: graph gives ${y[i * W.length + o]}, W·x differs`,
+        );
     });
   });
 }

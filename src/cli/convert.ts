@@ -53,18 +53,23 @@ async function readData(path: string, nIn: number): Promise<Float64Array> {
   }
   const per = arr.shape.length <= 1 ? (nIn === 1 ? 1 : arr.data.length) : arr.shape.slice(1).reduce((a, b) => a * b, 1);
   if (per !== nIn || arr.data.length % nIn !== 0)
-    throw new UsageError(`${path}: the program takes ${nIn} input values per sample, the data has ${per} (shape [${arr.shape.join(', ')}])`);
+    throw new UsageError(
+      `${path}: the program takes ${nIn} input values per sample, the data has ${per} (shape [${arr.shape.join(', ')}])`,
+    );
   for (let k = 0; k < arr.data.length; k++)
-    if (!Number.isFinite(arr.data[k]!)) throw new UsageError(`${path}: value ${k} is ${arr.data[k]} (inputs must be finite numbers)`);
+    if (!Number.isFinite(arr.data[k]!))
+      throw new UsageError(`${path}: value ${k} is ${arr.data[k]} (inputs must be finite numbers)`);
   return arr.data;
 }
 
 /** Checks every option before any long work; returns them parsed. */
 async function parseConvertOptions(o: ConvertOpts) {
   const format = o.format.toLowerCase() as HdlFormat;
-  if (!['verilog', 'vhdl', 'hls'].includes(format)) throw new UsageError(`--format "${o.format}" is not one of verilog, vhdl, hls`);
+  if (!['verilog', 'vhdl', 'hls'].includes(format))
+    throw new UsageError(`--format "${o.format}" is not one of verilog, vhdl, hls`);
   const cutoff = o.latencyCutoff === undefined ? 0 : Number(o.latencyCutoff);
-  if (!Number.isFinite(cutoff) || cutoff < 0) throw new UsageError(`--latency-cutoff "${o.latencyCutoff}" must be a number >= 0 (0 = combinational)`);
+  if (!Number.isFinite(cutoff) || cutoff < 0)
+    throw new UsageError(`--latency-cutoff "${o.latencyCutoff}" must be a number >= 0 (0 = combinational)`);
   const clk = numOpt(o.clockPeriod, '--clock-period');
   const { vectorCountProblem } = await import('../backends/vectors.ts');
   const counted = (v: string | undefined, flag: string): number | undefined => {
@@ -84,16 +89,20 @@ async function parseConvertOptions(o: ConvertOpts) {
   if (badTop) throw new UsageError(`--top: ${badTop}`);
   if (o.simulator !== undefined && !['verilator', 'icarus', 'ghdl'].includes(o.simulator))
     throw new UsageError(`--simulator "${o.simulator}" is not one of verilator, icarus, ghdl`);
-  if (o.simulator !== undefined && verifyN === undefined) throw new UsageError('--simulator chooses the simulator of --verify N; add --verify');
+  if (o.simulator !== undefined && verifyN === undefined)
+    throw new UsageError('--simulator chooses the simulator of --verify N; add --verify');
   const apInclude = o.apInclude ?? process.env.HGQ_AP_INCLUDE;
   let simulator: Simulator | undefined;
   if (verifyN !== undefined) {
     const { pickSimulator, simulatorMismatch, SIMULATOR_TOOLS } = await import('../eda/verify.ts');
-    simulator = format === 'hls' ? ((o.simulator as Simulator | undefined) ?? 'g++') : pickSimulator(o.simulator as Simulator | undefined);
+    simulator =
+      format === 'hls' ? ((o.simulator as Simulator | undefined) ?? 'g++') : pickSimulator(o.simulator as Simulator | undefined);
     const unfit = simulatorMismatch(format, simulator);
     if (unfit) throw new UsageError(`--simulator: ${unfit}`);
     if (format === 'hls' && !apInclude)
-      throw new UsageError('--verify of an HLS project compiles the C++ model with g++ and needs ap_fixed.h: add --ap-include DIR (Vitis include dir or Xilinx HLS_arbitrary_Precision_Types/include)');
+      throw new UsageError(
+        '--verify of an HLS project compiles the C++ model with g++ and needs ap_fixed.h: add --ap-include DIR (Vitis include dir or Xilinx HLS_arbitrary_Precision_Types/include)',
+      );
     if (apInclude !== undefined && format === 'hls' && !existsSync(join(apInclude, 'ap_fixed.h')))
       throw new UsageError(`--ap-include ${apInclude}: no ap_fixed.h there`);
     const { requireTool, ToolMissingError } = await import('../eda/tools.ts');
@@ -104,7 +113,8 @@ async function parseConvertOptions(o: ConvertOpts) {
       throw e;
     }
   }
-  if (o.data !== undefined && !(existsSync(o.data) && statSync(o.data).isFile())) throw new UsageError(`--data ${o.data}: no such file`);
+  if (o.data !== undefined && !(existsSync(o.data) && statSync(o.data).isFile()))
+    throw new UsageError(`--data ${o.data}: no such file`);
   return { format, cutoff, clk, vectors, validateN, verifyN, simulator, apInclude };
 }
 
@@ -191,10 +201,14 @@ async function convertInto(
   }
   let validation: { samples: number; mismatches: number } | undefined;
   if (opt.validateN !== undefined) {
-    if (!loaded.validate) throw new UsageError('--validate compares the emulator with a source model; an IR program has none (use --verify for the RTL)');
+    if (!loaded.validate)
+      throw new UsageError(
+        '--validate compares the emulator with a source model; an IR program has none (use --verify for the RTL)',
+      );
     validation = await loaded.validate(opt.validateN);
     log(`validate: ${validation.mismatches} mismatching of ${validation.samples} samples (emulator vs model)`);
-    if (validation.mismatches > 0) throw new CliError(`the emulator disagrees with the model on ${validation.mismatches} of ${validation.samples} samples`);
+    if (validation.mismatches > 0)
+      throw new CliError(`the emulator disagrees with the model on ${validation.mismatches} of ${validation.samples} samples`);
   }
 
   const t0 = performance.now();
@@ -215,7 +229,9 @@ async function convertInto(
     if (e instanceof RangeError) throw new UsageError(e.message);
     throw e;
   }
-  log(`wrote ${outDir}: ${summary.format} top ${summary.top}, ${summary.stages} stage(s), latency ${summary.latency_cycles} cycle(s), estimated ${summary.estimated_lut} LUT (${((performance.now() - t0) / 1000).toFixed(2)} s)`);
+  log(
+    `wrote ${outDir}: ${summary.format} top ${summary.top}, ${summary.stages} stage(s), latency ${summary.latency_cycles} cycle(s), estimated ${summary.estimated_lut} LUT (${((performance.now() - t0) / 1000).toFixed(2)} s)`,
+  );
   if (loaded.ebops !== undefined) summary = { ...summary, ebops: loaded.ebops } as Summary;
   if (validation) summary = { ...summary, validated_samples: validation.samples } as Summary;
   if (opt.verifyN === undefined) return { summary };
@@ -231,17 +247,29 @@ async function convertInto(
   }
   summary = { ...summary, verified_vectors: r.vectors, mismatches: r.mismatches, simulator: r.simulator };
   if (r.first_mismatch) summary.first_mismatch = r.first_mismatch;
-  log(`verify (${r.simulator}): ${r.vectors} vectors, ${r.mismatches} mismatches (build ${r.build_seconds.toFixed(1)} s, ${Math.round(r.vectors_per_second)} vectors/s)`);
+  log(
+    `verify (${r.simulator}): ${r.vectors} vectors, ${r.mismatches} mismatches (build ${r.build_seconds.toFixed(1)} s, ${Math.round(r.vectors_per_second)} vectors/s)`,
+  );
   if (r.mismatches === 0) return { summary };
-  return { summary, failure: new CliError(`verification failed: ${r.mismatches} of ${r.vectors} vectors differ; first: ${JSON.stringify(r.first_mismatch)}`) };
+  return {
+    summary,
+    failure: new CliError(
+      `verification failed: ${r.mismatches} of ${r.vectors} vectors differ; first: ${JSON.stringify(r.first_mismatch)}`,
+    ),
+  };
 }
 
 export function register(program: Command): void {
   program
     .command('convert')
-    .description('write a hardware project (Verilog/VHDL/HLS, testbenches, vectors, TCL, summary.json) for a trained model (model directory or HGQ2 .keras; traced on the way) or an IR program')
+    .description(
+      'write a hardware project (Verilog/VHDL/HLS, testbenches, vectors, TCL, summary.json) for a trained model (model directory or HGQ2 .keras; traced on the way) or an IR program',
+    )
     .argument('<input>', 'model directory, HGQ2 .keras file, or program.json (an IR program from hgq trace)')
-    .argument('<out-dir>', 'project folder to create (an earlier project hgq wrote there is replaced as a whole; any other non-empty folder is refused)')
+    .argument(
+      '<out-dir>',
+      'project folder to create (an earlier project hgq wrote there is replaced as a whole; any other non-empty folder is refused)',
+    )
     .option('-f, --format <FORMAT>', 'verilog, vhdl or hls', 'verilog')
     .option('-l, --latency-cutoff <N>', 'pipeline: cut the latency axis every N units (0 = combinational)', '0')
     .option('--clock-period <NS>', 'clock period in ns for the Vivado/Vitis constraints (default 5)')
@@ -251,7 +279,10 @@ export function register(program: Command): void {
     .option('--vectors <N>', 'test vectors written for the testbenches (default 1000)')
     .option('--validate <N>', 'check the emulator against the source model on N inputs (model inputs only)')
     .option('--verify <N>', 'simulate N random vectors and compare with the emulator bit for bit')
-    .option('--data <FILE>', 'input samples (CSV or NPY) added to the testbench and --verify vectors, quantized onto the input ports')
+    .option(
+      '--data <FILE>',
+      'input samples (CSV or NPY) added to the testbench and --verify vectors, quantized onto the input ports',
+    )
     .option('--simulator <SIM>', 'verilator (default if installed), icarus, or ghdl (VHDL projects)')
     .option('--ap-include <DIR>', 'HLS --verify: directory with ap_fixed.h for the g++ C model (default $HGQ_AP_INCLUDE)')
     .option('--json', 'print summary.json as one JSON line at the end')

@@ -23,17 +23,25 @@ function posNum(flag: string) {
 export function register(program: Command): void {
   program
     .command('demo')
-    .description('train an HGQ MLP on MNIST with a rising β, keep the Pareto front of (accuracy, EBOPs), calibrate and report each checkpoint')
+    .description(
+      'train an HGQ MLP on MNIST with a rising β, keep the Pareto front of (accuracy, EBOPs), calibrate and report each checkpoint',
+    )
     .option('--quick', 'small and fast (under 2 minutes, for CI)')
-    .option('--out <dir>', 'keep the front\'s checkpoints (one model directory each) and front.json here')
+    .option('--out <dir>', "keep the front's checkpoints (one model directory each) and front.json here")
     .option('--epochs <n>', 'training epochs', posInt('--epochs'))
     .option('--batch-size <n>', 'batch size', posInt('--batch-size'))
     .option('--lr <x>', 'Adam learning rate (default 2e-3; --quick: 3e-3)', posNum('--lr'))
     .option('--hidden <list>', 'hidden layer widths, comma-separated (e.g. 64,32)')
-    .option('--beta <schedule>', 'β key points epoch:beta[:constant|linear|log],… (default: 1e-7 for the first 10% of epochs, then a log rise to --beta-end at the last epoch)')
+    .option(
+      '--beta <schedule>',
+      'β key points epoch:beta[:constant|linear|log],… (default: 1e-7 for the first 10% of epochs, then a log rise to --beta-end at the last epoch)',
+    )
     .option('--beta-end <x>', 'final β of the default schedule (default 6e-5; --quick: 2e-3)', posNum('--beta-end'))
     .option('--backend <name>', 'wasm (default), cpu or tensorflow')
-    .option('--engine <name>', 'training engine: wasm (default; falls back to tfjs with a notice when a layer is unsupported) or tfjs (model.fit)')
+    .option(
+      '--engine <name>',
+      'training engine: wasm (default; falls back to tfjs with a notice when a layer is unsupported) or tfjs (model.fit)',
+    )
     .option('--threads <n>', 'wasm engine threads (default: all cores)', posInt('--threads'))
     .option('--resume', 'continue the killed run in --out from its last finished epoch')
     .option('--no-progress', 'no progress bar')
@@ -42,7 +50,9 @@ export function register(program: Command): void {
       const { parseSchedule } = await import('../train/schedule.ts');
       let hidden: number[] | undefined;
       if (opts['hidden'] !== undefined) {
-        hidden = String(opts['hidden']).split(',').map((s) => Number(s.trim()));
+        hidden = String(opts['hidden'])
+          .split(',')
+          .map((s) => Number(s.trim()));
         if (hidden.length === 0 || hidden.some((h) => !Number.isInteger(h) || h < 1))
           throw new UsageError(`--hidden must be comma-separated positive integers, got "${opts['hidden']}"`);
       }
@@ -58,31 +68,46 @@ export function register(program: Command): void {
       if (backendName !== undefined && !['wasm', 'cpu', 'tensorflow'].includes(backendName))
         throw new UsageError(`--backend must be wasm, cpu or tensorflow, got "${backendName}"`);
       const engineName = opts['engine'] as string | undefined;
-      if (engineName !== undefined && engineName !== 'wasm' && engineName !== 'tfjs') throw new UsageError(`--engine must be wasm or tfjs, got "${engineName}"`);
+      if (engineName !== undefined && engineName !== 'wasm' && engineName !== 'tfjs')
+        throw new UsageError(`--engine must be wasm or tfjs, got "${engineName}"`);
       if (opts['resume'] && opts['out'] === undefined) throw new UsageError('--resume needs --out DIR (the run to continue)');
       const { initBackend } = await import('../backend.ts');
       const backend = await initBackend(backendName as 'wasm' | undefined);
       const { runDemo } = await import('../app/demo.ts');
       const { asUsageErrors } = await import('./train.ts');
-      const r = await asUsageErrors(() => runDemo({
-        quick: Boolean(opts['quick']),
-        out: opts['out'] as string | undefined,
-        epochs: opts['epochs'] as number | undefined,
-        batchSize: opts['batchSize'] as number | undefined,
-        learningRate: opts['lr'] as number | undefined,
-        hidden,
-        schedule,
-        betaEnd: opts['betaEnd'] as number | undefined,
-        progress: opts['progress'] === false ? null : process.stderr,
-        engine: engineName as 'wasm' | 'tfjs' | undefined,
-        threads: opts['threads'] as number | undefined,
-        resume: Boolean(opts['resume']),
-      }));
-      const rows = r.checkpoints.map((c) => [String(c.epoch), (100 * c.val_accuracy).toFixed(2), (100 * c.test_accuracy).toFixed(2), String(c.ebops), c.path]);
+      const r = await asUsageErrors(() =>
+        runDemo({
+          quick: Boolean(opts['quick']),
+          out: opts['out'] as string | undefined,
+          epochs: opts['epochs'] as number | undefined,
+          batchSize: opts['batchSize'] as number | undefined,
+          learningRate: opts['lr'] as number | undefined,
+          hidden,
+          schedule,
+          betaEnd: opts['betaEnd'] as number | undefined,
+          progress: opts['progress'] === false ? null : process.stderr,
+          engine: engineName as 'wasm' | 'tfjs' | undefined,
+          threads: opts['threads'] as number | undefined,
+          resume: Boolean(opts['resume']),
+        }),
+      );
+      const rows = r.checkpoints.map((c) => [
+        String(c.epoch),
+        (100 * c.val_accuracy).toFixed(2),
+        (100 * c.test_accuracy).toFixed(2),
+        String(c.ebops),
+        c.path,
+      ]);
       const head = ['epoch', 'val acc %', 'test acc %', 'EBOPs (exact)', 'checkpoint'];
       const w = head.map((h, j) => Math.max(h.length, ...rows.map((r) => r[j]!.length)));
-      const line = (cells: string[]) => cells.map((c, j) => (j === cells.length - 1 ? c : c.padStart(w[j]!))).join('  ').trimEnd();
-      process.stdout.write(`Pareto front (${r.checkpoints.length} checkpoints, ${r.epochs} epochs, ${r.seconds.toFixed(0)} s, training ${r.trainSeconds.toFixed(0)} s on the ${r.engine === 'wasm' ? 'wasm engine' : `tfjs ${backend} backend`}):\n`);
+      const line = (cells: string[]) =>
+        cells
+          .map((c, j) => (j === cells.length - 1 ? c : c.padStart(w[j]!)))
+          .join('  ')
+          .trimEnd();
+      process.stdout.write(
+        `Pareto front (${r.checkpoints.length} checkpoints, ${r.epochs} epochs, ${r.seconds.toFixed(0)} s, training ${r.trainSeconds.toFixed(0)} s on the ${r.engine === 'wasm' ? 'wasm engine' : `tfjs ${backend} backend`}):\n`,
+      );
       process.stdout.write(line(head) + '\n');
       for (const row of rows) process.stdout.write(line(row) + '\n');
       if (r.out) process.stdout.write(`front.json and checkpoints in ${r.out}\n`);

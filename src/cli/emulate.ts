@@ -71,7 +71,8 @@ export async function runEmulate(programPath: string, opts: EmulateOptions): Pro
     const { preprocessOf, applyPreprocess } = await import('../app/preprocess.ts');
     try {
       const p = preprocessOf(opts.preprocess);
-      if (!p) throw new Error(`${opts.preprocess}: no preprocess.json there (give the file, or the model folder written by hgq train)`);
+      if (!p)
+        throw new Error(`${opts.preprocess}: no preprocess.json there (give the file, or the model folder written by hgq train)`);
       applyPreprocess(p, data.data);
     } catch (e) {
       throw new UsageError(`--preprocess ${(e as Error).message}`);
@@ -94,7 +95,16 @@ export async function runEmulate(programPath: string, opts: EmulateOptions): Pro
   if (opts.json) {
     const ms = performance.now() - t0;
     process.stdout.write(
-      JSON.stringify({ program: prog.name, samples: batch, n_in: em.nIn, n_out: em.nOut, mode: em.mode, format: npy ? 'npy' : 'csv', output: opts.output ?? null, ms: Math.round(ms * 10) / 10 }) + '\n',
+      JSON.stringify({
+        program: prog.name,
+        samples: batch,
+        n_in: em.nIn,
+        n_out: em.nOut,
+        mode: em.mode,
+        format: npy ? 'npy' : 'csv',
+        output: opts.output ?? null,
+        ms: Math.round(ms * 10) / 10,
+      }) + '\n',
     );
   }
 }
@@ -105,9 +115,15 @@ export function register(program: Command): void {
     .description('run an IR program bit-exactly on input data (CSV or NPY); writes outputs in the same format')
     .argument('<program>', 'the IR program (JSON, from hgq trace or hgq cmvm --emit)')
     .requiredOption('-i, --input <file>', 'input samples: .csv (one sample per line, optional header) or .npy (batch × inputs)')
-    .option('-o, --output <file>', 'output file, in the input\'s format (default: CSV on stdout); an existing file is kept unless --force')
+    .option(
+      '-o, --output <file>',
+      "output file, in the input's format (default: CSV on stdout); an existing file is kept unless --force",
+    )
     .option('--force', 'let -o replace an existing file')
-    .option('--preprocess <file>', 'apply this preprocess.json (or the one in a model folder from hgq train) to the raw input first')
+    .option(
+      '--preprocess <file>',
+      'apply this preprocess.json (or the one in a model folder from hgq train) to the raw input first',
+    )
     .option('--json', 'print one JSON summary object as the last line')
     .action(async (programPath: string, opts: EmulateOptions) => {
       await runEmulate(programPath, opts);

@@ -85,14 +85,29 @@ export async function runImport(input: string, out: string): Promise<ImportSumma
 }
 
 function printSummary(s: ImportSummary): void {
-  const rows = s.layers.map((l) => [l.name, l.className, `[${l.outputShape.map((d) => d ?? 'batch').join(',')}]`, String(l.params), l.ebops === null ? '' : l.ebops.toFixed(2)]);
+  const rows = s.layers.map((l) => [
+    l.name,
+    l.className,
+    `[${l.outputShape.map((d) => d ?? 'batch').join(',')}]`,
+    String(l.params),
+    l.ebops === null ? '' : l.ebops.toFixed(2),
+  ]);
   const head = ['layer', 'class', 'output', 'variables', 'EBOPs'];
   const w = head.map((h, j) => Math.max(h.length, ...rows.map((r) => r[j]!.length)));
-  const line = (cells: string[]) => cells.map((c, j) => (j >= 3 ? c.padStart(w[j]!) : c.padEnd(w[j]!))).join('  ').trimEnd();
+  const line = (cells: string[]) =>
+    cells
+      .map((c, j) => (j >= 3 ? c.padStart(w[j]!) : c.padEnd(w[j]!)))
+      .join('  ')
+      .trimEnd();
   process.stdout.write(line(head) + '\n');
   for (const r of rows) process.stdout.write(line(r) + '\n');
-  const logged = s.ebops_logged === null ? '' : ` (HGQ2 logged ${s.ebops_logged}: ${(((s.ebops - s.ebops_logged) / s.ebops_logged) * 100).toFixed(2)}%)`;
-  process.stdout.write(`${s.layers.length} layers, ${s.params} variables (weights and quantizer state), EBOPs ${s.ebops}${logged}\n`);
+  const logged =
+    s.ebops_logged === null
+      ? ''
+      : ` (HGQ2 logged ${s.ebops_logged}: ${(((s.ebops - s.ebops_logged) / s.ebops_logged) * 100).toFixed(2)}%)`;
+  process.stdout.write(
+    `${s.layers.length} layers, ${s.params} variables (weights and quantizer state), EBOPs ${s.ebops}${logged}\n`,
+  );
   process.stdout.write(`saved to ${s.output}\n`);
 }
 
@@ -109,4 +124,3 @@ export function register(program: Command): void {
       if (opts.json) process.stdout.write(JSON.stringify(s) + '\n');
     });
 }
-

@@ -57,7 +57,8 @@ class HgqCommand extends Command {
     const unknown: string[] = [];
     let literal = false; // after `--`
     for (const a of r.unknown) {
-      if (unknown.length > 0) unknown.push(a); // an unknown option: commander reports it, keep the rest as it was
+      if (unknown.length > 0)
+        unknown.push(a); // an unknown option: commander reports it, keep the rest as it was
       else if (literal) operands.push(a);
       else if (a === '--') literal = true;
       else if (!a.startsWith('-') || a === '-' || isNegativeNumber(a)) operands.push(a);

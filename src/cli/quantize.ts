@@ -48,9 +48,7 @@ function quantizeLine(input: string, job: Job, where: string): { line: string; v
 export function register(program: Command): void {
   program
     .command('quantize')
-    .description(
-      'quantize decimal values to a fixed-point type; prints "<exact value><TAB><integer code = value·2^f>" per value',
-    )
+    .description('quantize decimal values to a fixed-point type; prints "<exact value><TAB><integer code = value·2^f>" per value')
     .requiredOption('-t, --type <TYPE>', `the fixed-point type: ${TYPE_FORMS}`)
     .option('-r, --round <MODE>', `rounding mode: ${ROUND_MODES.join(', ')} (default TRN, or the ap_fixed type's Q)`)
     .option('-o, --overflow <MODE>', `overflow mode: ${OVERFLOW_MODES.join(', ')} (default WRAP, or the ap_fixed type's O)`)
@@ -78,9 +76,7 @@ Example:
         kif: parsed.kif,
         round: opts.round !== undefined ? parseMode(opts.round, ROUND_MODES, '--round') : (parsed.round ?? 'TRN'),
         overflow:
-          opts.overflow !== undefined
-            ? parseMode(opts.overflow, OVERFLOW_MODES, '--overflow')
-            : (parsed.overflow ?? 'WRAP'),
+          opts.overflow !== undefined ? parseMode(opts.overflow, OVERFLOW_MODES, '--overflow') : (parsed.overflow ?? 'WRAP'),
       };
       const results: { input: string; value: string; code: string }[] = [];
       const emit = async (input: string, r: { line: string; value: string; code: bigint }): Promise<void> => {
@@ -103,9 +99,7 @@ Example:
       }
       if (opts.json) {
         const { k, i, f } = job.kif;
-        process.stdout.write(
-          JSON.stringify({ type: { k, i, f }, round: job.round, overflow: job.overflow, results }) + '\n',
-        );
+        process.stdout.write(JSON.stringify({ type: { k, i, f }, round: job.round, overflow: job.overflow, results }) + '\n');
       }
     });
 }

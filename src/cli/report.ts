@@ -12,7 +12,9 @@ interface ReportOpts {
 export function register(program: Command): void {
   program
     .command('report')
-    .description('write one self-contained HTML page for a training run: Pareto front, training curves, per-layer bit widths, EBOPs, LUT estimates and pruning')
+    .description(
+      'write one self-contained HTML page for a training run: Pareto front, training curves, per-layer bit widths, EBOPs, LUT estimates and pruning',
+    )
     .argument('<run-dir>', 'a run folder written by hgq train or hgq demo --out')
     .option('-o, --output <FILE>', 'where to write the page (default RUN_DIR/report.html)')
     .option('--checkpoint <PATH|EPOCH>', 'checkpoint to detail: its path as in front.json, or its epoch (default: the best)')

@@ -17,7 +17,8 @@ interface SweepOpts {
 function count(v: string | undefined, flag: string, min: number, max: number): number | undefined {
   if (v === undefined) return undefined;
   const n = Number(v);
-  if (!Number.isInteger(n) || n < min || n > max) throw new UsageError(`${flag} "${v}" must be a whole number from ${min} to ${max}`);
+  if (!Number.isInteger(n) || n < min || n > max)
+    throw new UsageError(`${flag} "${v}" must be a whole number from ${min} to ${max}`);
   return n;
 }
 
@@ -35,7 +36,13 @@ async function status(target: string | undefined, o: SweepOpts): Promise<void> {
     const q = new Queue(QUEUE_NAME, { connection: conn });
     try {
       const counts = await q.getJobCounts('waiting', 'active', 'completed', 'failed', 'delayed');
-      process.stdout.write(o.json ? JSON.stringify(counts) + '\n' : `queue ${QUEUE_NAME}: ${Object.entries(counts).map(([k, v]) => `${v} ${k}`).join(', ')}\n`);
+      process.stdout.write(
+        o.json
+          ? JSON.stringify(counts) + '\n'
+          : `queue ${QUEUE_NAME}: ${Object.entries(counts)
+              .map(([k, v]) => `${v} ${k}`)
+              .join(', ')}\n`,
+      );
     } finally {
       await q.close();
       conn.disconnect();
@@ -50,23 +57,40 @@ async function status(target: string | undefined, o: SweepOpts): Promise<void> {
   } catch (e) {
     throw new UsageError((e as Error).message);
   }
-  if (o.json) process.stdout.write(JSON.stringify({ id: s.id, total: s.total, complete: s.complete, failed: s.failed, status: s.status }) + '\n');
+  if (o.json)
+    process.stdout.write(
+      JSON.stringify({ id: s.id, total: s.total, complete: s.complete, failed: s.failed, status: s.status }) + '\n',
+    );
   else {
-    process.stdout.write(`sweep ${s.id} (${s.status}): ${s.complete}/${s.total} complete, ${s.failed} failed, ${s.total - s.complete - s.failed} pending\n`);
-    for (const r of s.results.filter((r) => r.status === 'failed')) process.stdout.write(`  ${r.trial} failed: ${r.error ?? '?'}\n`);
+    process.stdout.write(
+      `sweep ${s.id} (${s.status}): ${s.complete}/${s.total} complete, ${s.failed} failed, ${s.total - s.complete - s.failed} pending\n`,
+    );
+    for (const r of s.results.filter((r) => r.status === 'failed'))
+      process.stdout.write(`  ${r.trial} failed: ${r.error ?? '?'}\n`);
   }
 }
 
 export function register(program: Command): void {
   program
     .command('sweep')
-    .description('train every trial of a sweep file (axes over spec fields, seeds, a budget) locally or through a Redis queue, and merge their Pareto fronts')
+    .description(
+      'train every trial of a sweep file (axes over spec fields, seeds, a budget) locally or through a Redis queue, and merge their Pareto fronts',
+    )
     .argument('<sweep-file|status>', 'the sweep file (YAML or JSON), or "status" to print a sweep\'s progress')
     .argument('[dir]', 'with status: the sweep folder')
-    .option('--out <DIR>', 'the sweep folder: trials.json, the merged front.json, report.html (trials in DIR/trials unless the file names a store)')
-    .option('--redis <URL>', 'enqueue the trials on Redis (redis://[:PASSWORD@]HOST:PORT, rediss:// for TLS) for hgq worker processes anywhere')
+    .option(
+      '--out <DIR>',
+      'the sweep folder: trials.json, the merged front.json, report.html (trials in DIR/trials unless the file names a store)',
+    )
+    .option(
+      '--redis <URL>',
+      'enqueue the trials on Redis (redis://[:PASSWORD@]HOST:PORT, rediss:// for TLS) for hgq worker processes anywhere',
+    )
     .option('--workers <N>', 'local worker processes (default 1; with --redis 0: start hgq worker elsewhere)')
-    .option('--lock-seconds <S>', 'with --redis and --workers: how long a dead worker holds its trial before another takes it over (default 30)')
+    .option(
+      '--lock-seconds <S>',
+      'with --redis and --workers: how long a dead worker holds its trial before another takes it over (default 30)',
+    )
     .option('--no-report', 'do not write report.html at the end')
     .option('--json', 'print the outcome as one JSON line at the end')
     .addHelpText(
@@ -95,14 +119,22 @@ Examples:
         const { sweep, base, dir: sweepDir } = readSweepFile(file);
         plan = planSweep(sweep, base, { out: o.out, dir: sweepDir });
         if (o.redis && plan.trials.some((t) => (t.spec['model'] as Record<string, unknown>)['module'] !== undefined))
-          throw new UsageError('model.module: a spec that builds its model in code cannot go through the queue (workers run no code from it); describe the model as a layer list, or run the sweep without --redis');
+          throw new UsageError(
+            'model.module: a spec that builds its model in code cannot go through the queue (workers run no code from it); describe the model as a layer list, or run the sweep without --redis',
+          );
       } catch (e) {
         if (e instanceof SweepFileError || e instanceof RedisUrlError) throw new UsageError(e.message);
         throw e;
       }
       let outcome;
       try {
-        outcome = await runSweep(plan, { out: o.out, redis: o.redis, workers, lockSeconds, log: (s) => process.stderr.write(s + '\n') });
+        outcome = await runSweep(plan, {
+          out: o.out,
+          redis: o.redis,
+          workers,
+          lockSeconds,
+          log: (s) => process.stderr.write(s + '\n'),
+        });
       } catch (e) {
         if (e instanceof OutputPathError) throw new UsageError(e.message);
         throw e;
@@ -114,7 +146,19 @@ Examples:
         process.stderr.write(`report: ${await writeReport(o.out, { estimateLuts: false })}\n`);
       }
       const failed = outcome.results.filter((r) => r.status === 'failed').length;
-      const summary = { sweep: plan.id, trials: plan.trials.length, ran: outcome.ran, complete: outcome.results.length - failed, failed, front: outcome.front.checkpoints.length, out: o.out };
-      process.stdout.write(o.json ? JSON.stringify(summary) + '\n' : `sweep ${plan.id}: ${summary.complete} trial(s) complete, ${failed} failed; front of ${summary.front} checkpoint(s) in ${o.out}/front.json\n`);
+      const summary = {
+        sweep: plan.id,
+        trials: plan.trials.length,
+        ran: outcome.ran,
+        complete: outcome.results.length - failed,
+        failed,
+        front: outcome.front.checkpoints.length,
+        out: o.out,
+      };
+      process.stdout.write(
+        o.json
+          ? JSON.stringify(summary) + '\n'
+          : `sweep ${plan.id}: ${summary.complete} trial(s) complete, ${failed} failed; front of ${summary.front} checkpoint(s) in ${o.out}/front.json\n`,
+      );
     });
 }

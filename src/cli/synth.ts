@@ -12,9 +12,13 @@ export function register(program: Command): void {
     .argument('<project-dir>', 'a directory written by `hgq convert` (verilog or vhdl)')
     .option('--family <FAMILY>', 'xc7 (7-series) or xcup (UltraScale+)', 'xc7')
     .option('--json', 'print the report as one JSON line at the end')
-    .addHelpText('after', '\nCounts are Yosys 0.23 cells, not Vivado utilization. depth = cells (LUT, CARRY4/8, MUXF, INV) on the longest path between ports and flip-flops.')
+    .addHelpText(
+      'after',
+      '\nCounts are Yosys 0.23 cells, not Vivado utilization. depth = cells (LUT, CARRY4/8, MUXF, INV) on the longest path between ports and flip-flops.',
+    )
     .action(async (dir: string, opts: { family: string; json?: boolean }) => {
-      if (opts.family !== 'xc7' && opts.family !== 'xcup') throw new UsageError(`--family "${opts.family}" is not one of xc7, xcup`);
+      if (opts.family !== 'xc7' && opts.family !== 'xcup')
+        throw new UsageError(`--family "${opts.family}" is not one of xc7, xcup`);
       const { synth } = await import('../eda/synth.ts');
       const { ToolMissingError } = await import('../eda/tools.ts');
       const { readProjectSummary } = await import('../eda/summary.ts');
@@ -31,8 +35,13 @@ export function register(program: Command): void {
       s[`yosys_${opts.family}`] = { lut: r.lut, carry: r.carry, ff: r.ff, srl: r.srl, muxf: r.muxf, dsp: r.dsp, depth: r.depth };
       await updateSummary(dir, s as never);
       if (!opts.json) {
-        const sizes = Object.entries(r.lut_by_size).map(([k, v]) => `${k}=${v}`).join(' ');
-        const muxf = Object.entries(r.muxf).map(([k, v]) => `${k}=${v}`).join(' ') || 'none';
+        const sizes = Object.entries(r.lut_by_size)
+          .map(([k, v]) => `${k}=${v}`)
+          .join(' ');
+        const muxf =
+          Object.entries(r.muxf)
+            .map(([k, v]) => `${k}=${v}`)
+            .join(' ') || 'none';
         process.stdout.write(
           `${r.tool} ${r.family} ${r.top}: LUT ${r.lut} (${sizes}), CARRY ${r.carry}, FF ${r.ff}, SRL ${r.srl}, MUXF ${muxf}, DSP ${r.dsp}, depth ${r.depth} (${r.seconds.toFixed(1)} s)\n`,
         );

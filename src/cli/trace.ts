@@ -37,16 +37,24 @@ export interface TraceSummary {
 
 function parseOpts(o: TraceCliOptions): { cmvm: 'da' | 'none'; dc: number; effort?: number } {
   const cmvm = o.cmvm.toLowerCase();
-  if (cmvm !== 'da' && cmvm !== 'none') throw new UsageError(`--cmvm "${o.cmvm}" is not one of da (CMVM adder graphs), none (plain signed-digit trees)`);
+  if (cmvm !== 'da' && cmvm !== 'none')
+    throw new UsageError(`--cmvm "${o.cmvm}" is not one of da (CMVM adder graphs), none (plain signed-digit trees)`);
   const dc = o.dc === undefined ? -1 : parseIntOption(o.dc, '--dc (-1 = unconstrained)', -1);
-  const effort = o.effort === undefined ? undefined : parseIntOption(o.effort, '--effort (0 fast, 1 baseline, 2 default, 3 thorough)', 0, 3);
+  const effort =
+    o.effort === undefined ? undefined : parseIntOption(o.effort, '--effort (0 fast, 1 baseline, 2 default, 3 thorough)', 0, 3);
   return { cmvm, dc, ...(effort !== undefined ? { effort } : {}) };
 }
 
 function costTable(p: Program, ebopsByLayer: Map<string, number>) {
   return import('../ir/cost.ts').then(({ analyzeProgram }) => {
     const a = analyzeProgram(p);
-    const layers = Object.entries(a.perLayer).map(([name, L]) => ({ name: name || '(inputs/constants)', cost: L.cost, ops: L.ops, depth: L.depth, ebops: ebopsByLayer.get(name) ?? null }));
+    const layers = Object.entries(a.perLayer).map(([name, L]) => ({
+      name: name || '(inputs/constants)',
+      cost: L.cost,
+      ops: L.ops,
+      depth: L.depth,
+      ebops: ebopsByLayer.get(name) ?? null,
+    }));
     return { a, layers };
   });
 }
@@ -81,9 +89,14 @@ export async function runTrace(path: string, o: TraceCliOptions): Promise<TraceS
     const pad = (s: string | number, n: number) => String(s).padStart(n);
     const w = Math.max(5, ...layers.map((l) => l.name.length));
     const lines = [`${'layer'.padEnd(w)} ${pad('ops', 7)} ${pad('cost', 10)} ${pad('depth', 6)} ${pad('EBOPs', 10)}`];
-    for (const l of layers) lines.push(`${l.name.padEnd(w)} ${pad(l.ops, 7)} ${pad(l.cost, 10)} ${pad(l.depth, 6)} ${pad(l.ebops ?? '', 10)}`);
-    lines.push(`${'total'.padEnd(w)} ${pad(summary.ops, 7)} ${pad(summary.cost, 10)} ${pad(summary.depth, 6)} ${pad(summary.ebops, 10)}`);
-    lines.push(`wrote ${o.output} (cmvm ${opts.cmvm}${opts.dc >= 0 ? `, dc ${opts.dc}` : ''}; load ${(t.loadMs / 1000).toFixed(2)} s, trace ${(t.traceMs / 1000).toFixed(2)} s); cost = adder bits (≈ LUTs), depth = adder levels`);
+    for (const l of layers)
+      lines.push(`${l.name.padEnd(w)} ${pad(l.ops, 7)} ${pad(l.cost, 10)} ${pad(l.depth, 6)} ${pad(l.ebops ?? '', 10)}`);
+    lines.push(
+      `${'total'.padEnd(w)} ${pad(summary.ops, 7)} ${pad(summary.cost, 10)} ${pad(summary.depth, 6)} ${pad(summary.ebops, 10)}`,
+    );
+    lines.push(
+      `wrote ${o.output} (cmvm ${opts.cmvm}${opts.dc >= 0 ? `, dc ${opts.dc}` : ''}; load ${(t.loadMs / 1000).toFixed(2)} s, trace ${(t.traceMs / 1000).toFixed(2)} s); cost = adder bits (≈ LUTs), depth = adder levels`,
+    );
     process.stdout.write(lines.join('\n') + '\n');
   }
   if (validateN !== undefined) {
@@ -97,7 +110,9 @@ export async function runTrace(path: string, o: TraceCliOptions): Promise<TraceS
         r.widestBits > FLOAT32_EXACT_BITS
           ? ` (the program has ${r.widestBits}-bit wires: tfjs computes in float32, exact only up to ${FLOAT32_EXACT_BITS} bits, so the model's own inference may be rounding; the program computes the exact fixed-point result)`
           : '';
-      throw new CliError(`the emulator disagrees with the model on ${r.mismatches} of ${r.samples} samples${why}; first: ${JSON.stringify(r.first)}`);
+      throw new CliError(
+        `the emulator disagrees with the model on ${r.mismatches} of ${r.samples} samples${why}; first: ${JSON.stringify(r.first)}`,
+      );
     }
   }
   t.model.dispose();
@@ -112,7 +127,10 @@ export function register(program: Command): void {
     .requiredOption('-o, --output <program.json>', 'where to write the IR program (atomically)')
     .option('--cmvm <METHOD>', 'constant matrix products: da (CMVM adder graphs) or none (plain signed-digit sums)', 'da')
     .option('--dc <D>', 'CMVM delay constraint: adder levels allowed above the plain balanced tree (-1 = unconstrained)')
-    .option('--effort <E>', 'CMVM search effort: 0 fast (large layers), 1 baseline, 2 default (more restarts on small layers), 3 thorough')
+    .option(
+      '--effort <E>',
+      'CMVM search effort: 0 fast (large layers), 1 baseline, 2 default (more restarts on small layers), 3 thorough',
+    )
     .option('--validate <N>', 'also compare the emulator with the model on N random inputs (exit 1 on any mismatch)')
     .option('--json', 'print one JSON summary object as the last line')
     .addHelpText(

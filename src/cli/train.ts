@@ -65,7 +65,26 @@ interface TrainOpts {
   json?: boolean;
 }
 
-const QUICK_FLAGS = ['data', 'test', 'valSplit', 'label', 'features', 'task', 'hidden', 'epochs', 'batchSize', 'lr', 'beta', 'betaStart', 'betaEnd', 'seed', 'engine', 'threads', 'quantize', 'preprocess'] as const;
+const QUICK_FLAGS = [
+  'data',
+  'test',
+  'valSplit',
+  'label',
+  'features',
+  'task',
+  'hidden',
+  'epochs',
+  'batchSize',
+  'lr',
+  'beta',
+  'betaStart',
+  'betaEnd',
+  'seed',
+  'engine',
+  'threads',
+  'quantize',
+  'preprocess',
+] as const;
 const kebab = (k: string) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
 
 async function specOf(specFile: string | undefined, o: TrainOpts) {
@@ -74,30 +93,48 @@ async function specOf(specFile: string | undefined, o: TrainOpts) {
   const { join } = await import('node:path');
   if (specFile !== undefined) {
     const extra = QUICK_FLAGS.filter((k) => o[k] !== undefined);
-    if (extra.length) throw new UsageError(`${extra.map(kebab).join(', ')}: with a spec file, set these in the spec (only --out and --resume apply)`);
+    if (extra.length)
+      throw new UsageError(
+        `${extra.map(kebab).join(', ')}: with a spec file, set these in the spec (only --out and --resume apply)`,
+      );
     return loadSpecFile(specFile);
   }
   if (o.resume && o.data === undefined) {
     // `hgq train --resume RUN`: the run's own resolved spec
-    if (o.out === undefined) throw new UsageError('--resume needs the run folder: hgq train --resume --out RUN (or give the spec file too)');
+    if (o.out === undefined)
+      throw new UsageError('--resume needs the run folder: hgq train --resume --out RUN (or give the spec file too)');
     const file = join(o.out, 'spec.json');
     if (!existsSync(file)) throw new UsageError(`${o.out}: no spec.json; not a run folder to resume`);
     return loadSpecFile(file);
   }
-  if (o.data === undefined) throw new UsageError('give a spec file (hgq train spec.yaml) or --data FILE with --label COLUMN --task classification|regression --hidden WIDTHS --out DIR');
-  if (o.label === undefined) throw new UsageError('--label COLUMN is required with --data (the label or target column, by header name or 0-based index)');
+  if (o.data === undefined)
+    throw new UsageError(
+      'give a spec file (hgq train spec.yaml) or --data FILE with --label COLUMN --task classification|regression --hidden WIDTHS --out DIR',
+    );
+  if (o.label === undefined)
+    throw new UsageError('--label COLUMN is required with --data (the label or target column, by header name or 0-based index)');
   if (o.task === undefined) throw new UsageError('--task classification|regression is required with --data');
-  if (o.task !== 'classification' && o.task !== 'regression') throw new UsageError(`--task must be classification or regression, got "${o.task}"`);
-  if (o.hidden === undefined) throw new UsageError('--hidden WIDTHS is required with --data (comma-separated hidden layer widths, e.g. 64,32)');
+  if (o.task !== 'classification' && o.task !== 'regression')
+    throw new UsageError(`--task must be classification or regression, got "${o.task}"`);
+  if (o.hidden === undefined)
+    throw new UsageError('--hidden WIDTHS is required with --data (comma-separated hidden layer widths, e.g. 64,32)');
   const hidden = o.hidden.split(',').map((s) => Number(s.trim()));
-  if (hidden.length === 0 || hidden.some((h) => !Number.isInteger(h) || h < 1)) throw new UsageError(`--hidden must be comma-separated positive integers, got "${o.hidden}"`);
-  if (o.valSplit !== undefined && !(o.valSplit > 0 && o.valSplit < 1)) throw new UsageError(`--val-split must be a fraction between 0 and 1 (exclusive), got ${o.valSplit}`);
-  if (o.engine !== undefined && o.engine !== 'wasm' && o.engine !== 'tfjs') throw new UsageError(`--engine must be wasm or tfjs, got "${o.engine}"`);
-  if (o.quantize !== undefined && o.quantize !== 'true' && o.quantize !== 'false') throw new UsageError(`--quantize must be true or false, got "${o.quantize}"`);
-  if (o.preprocess !== undefined && !['standardize', 'minmax', 'none'].includes(o.preprocess)) throw new UsageError(`--preprocess must be standardize, minmax or none, got "${o.preprocess}"`);
+  if (hidden.length === 0 || hidden.some((h) => !Number.isInteger(h) || h < 1))
+    throw new UsageError(`--hidden must be comma-separated positive integers, got "${o.hidden}"`);
+  if (o.valSplit !== undefined && !(o.valSplit > 0 && o.valSplit < 1))
+    throw new UsageError(`--val-split must be a fraction between 0 and 1 (exclusive), got ${o.valSplit}`);
+  if (o.engine !== undefined && o.engine !== 'wasm' && o.engine !== 'tfjs')
+    throw new UsageError(`--engine must be wasm or tfjs, got "${o.engine}"`);
+  if (o.quantize !== undefined && o.quantize !== 'true' && o.quantize !== 'false')
+    throw new UsageError(`--quantize must be true or false, got "${o.quantize}"`);
+  if (o.preprocess !== undefined && !['standardize', 'minmax', 'none'].includes(o.preprocess))
+    throw new UsageError(`--preprocess must be standardize, minmax or none, got "${o.preprocess}"`);
   if (o.out === undefined) throw new UsageError('--out DIR is required (the run folder: checkpoints, front.json, history)');
   return specFromFlags({
-    data: o.data, label: o.label, task: o.task, hidden,
+    data: o.data,
+    label: o.label,
+    task: o.task,
+    hidden,
     ...(o.test !== undefined ? { test: o.test } : {}),
     ...(o.valSplit !== undefined ? { valSplit: o.valSplit } : {}),
     ...(o.features !== undefined ? { features: o.features.split(',').map((s) => s.trim()) } : {}),
@@ -119,9 +156,14 @@ async function specOf(specFile: string | undefined, o: TrainOpts) {
 export function register(program: Command): void {
   program
     .command('train')
-    .description('train an HGQ model on your data (an MLP from flags, or anything from a spec file); keeps the Pareto front of (quality, EBOPs) as calibrated checkpoints')
+    .description(
+      'train an HGQ model on your data (an MLP from flags, or anything from a spec file); keeps the Pareto front of (quality, EBOPs) as calibrated checkpoints',
+    )
     .argument('[spec]', 'spec file (.yaml or .json): data, model, training, out (see docs/train.md)')
-    .option('--data <file>', 'training table for the quick path: CSV with a header line, one sample per row (other formats: a spec file)')
+    .option(
+      '--data <file>',
+      'training table for the quick path: CSV with a header line, one sample per row (other formats: a spec file)',
+    )
     .option('--test <file>', 'test table (default: 20% of the --data rows, drawn with --seed)')
     .option('--val-split <x>', 'fraction of the training rows held out for validation (default 0.2)', Number)
     .option('--label <column>', 'label (classification) or target (regression) column: header name or 0-based index')
@@ -131,7 +173,10 @@ export function register(program: Command): void {
     .option('--epochs <n>', 'training epochs (default 30)', posInt('--epochs'))
     .option('--batch-size <n>', 'batch size (default 256)', posInt('--batch-size'))
     .option('--lr <x>', 'Adam learning rate (default 3e-3)', posNum('--lr'))
-    .option('--beta <schedule>', 'β key points epoch:beta[:constant|linear|log],… (default: --beta-start for the first 10% of epochs, then a log rise to --beta-end)')
+    .option(
+      '--beta <schedule>',
+      'β key points epoch:beta[:constant|linear|log],… (default: --beta-start for the first 10% of epochs, then a log rise to --beta-end)',
+    )
     .option('--beta-start <x>', 'first β of the default schedule (default 1e-6)', posNum('--beta-start'))
     .option('--beta-end <x>', 'final β of the default schedule (default 1e-3)', posNum('--beta-end'))
     .option('--seed <n>', 'seed of the data splits and the batch shuffles (default 1)', integer('--seed'))
@@ -139,7 +184,7 @@ export function register(program: Command): void {
     .option('--threads <n>', 'wasm engine threads (default: all cores)', posInt('--threads'))
     .option('--quantize <bool>', 'false: train the same architecture in float (the accuracy reference)')
     .option('--preprocess <method>', 'standardize (default), minmax or none; fitted on the training split')
-    .option('--out <dir>', 'the run folder (checkpoints/, front.json, history.jsonl, spec.json); overrides the spec\'s out')
+    .option('--out <dir>', "the run folder (checkpoints/, front.json, history.jsonl, spec.json); overrides the spec's out")
     .option('--resume', 'continue the killed run in --out from its last finished epoch (same spec)')
     .option('--no-progress', 'no progress bar')
     .option('--json', 'print the front as one JSON object on the last line')
@@ -160,9 +205,16 @@ hgq trace/convert, calibrated) and front.json (per checkpoint: path, exact EBOPs
         const { initBackend } = await import('../backend.ts');
         await initBackend();
         const { runTraining } = await import('../app/run.ts');
-        const r = await runTraining(spec, { ...(o.out !== undefined ? { out: o.out } : {}), resume: o.resume ?? false, progress: o.progress === false ? null : process.stderr });
+        const r = await runTraining(spec, {
+          ...(o.out !== undefined ? { out: o.out } : {}),
+          resume: o.resume ?? false,
+          progress: o.progress === false ? null : process.stderr,
+        });
         printFront(r);
-        if (o.json) process.stdout.write(JSON.stringify({ dir: r.dir, epochs: r.epochs, seconds: r.seconds, engine: r.engine, front: r.front }) + '\n');
+        if (o.json)
+          process.stdout.write(
+            JSON.stringify({ dir: r.dir, epochs: r.epochs, seconds: r.seconds, engine: r.engine, front: r.front }) + '\n',
+          );
       });
     });
 }
@@ -173,9 +225,17 @@ function printFront(r: Awaited<ReturnType<typeof import('../app/run.ts').runTrai
   const head = ['epoch', acc ? 'val acc %' : 'val mse', acc ? 'test acc %' : 'test mse', 'EBOPs (exact)', 'checkpoint'];
   const rows = r.front.checkpoints.map((c) => [String(c.epoch), cell(c.val), cell(c.test), String(c.ebops), c.path]);
   const w = head.map((h, j) => Math.max(h.length, ...rows.map((row) => row[j]!.length)));
-  const line = (cells: string[]) => cells.map((c, j) => (j === cells.length - 1 ? c : c.padStart(w[j]!))).join('  ').trimEnd();
-  process.stdout.write(`data: train ${r.data.train} (${r.data.origin.train}), val ${r.data.val} (${r.data.origin.val}), test ${r.data.test} (${r.data.origin.test})\n`);
-  process.stdout.write(`Pareto front (${r.front.checkpoints.length} checkpoints, ${r.epochs} epochs, ${r.seconds.toFixed(0)} s, training ${r.trainSeconds.toFixed(0)} s on the ${r.engine === 'wasm' ? 'wasm engine' : 'tfjs backend'}):\n`);
+  const line = (cells: string[]) =>
+    cells
+      .map((c, j) => (j === cells.length - 1 ? c : c.padStart(w[j]!)))
+      .join('  ')
+      .trimEnd();
+  process.stdout.write(
+    `data: train ${r.data.train} (${r.data.origin.train}), val ${r.data.val} (${r.data.origin.val}), test ${r.data.test} (${r.data.origin.test})\n`,
+  );
+  process.stdout.write(
+    `Pareto front (${r.front.checkpoints.length} checkpoints, ${r.epochs} epochs, ${r.seconds.toFixed(0)} s, training ${r.trainSeconds.toFixed(0)} s on the ${r.engine === 'wasm' ? 'wasm engine' : 'tfjs backend'}):\n`,
+  );
   process.stdout.write(line(head) + '\n');
   for (const row of rows) process.stdout.write(line(row) + '\n');
   process.stdout.write(`run folder: ${r.dir} (front.json lists the checkpoints)\n`);

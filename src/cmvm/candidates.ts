@@ -49,11 +49,17 @@ export interface Candidate {
   program?: Program;
 }
 
-export function prepareProblem(W: number[][], inputs: Array<{ qint: QInterval; latency?: number }>, dc: number, decompose: boolean | 'auto'): Problem {
+export function prepareProblem(
+  W: number[][],
+  inputs: Array<{ qint: QInterval; latency?: number }>,
+  dc: number,
+  decompose: boolean | 'auto',
+): Problem {
   const nIn = inputs.length;
   const types = inputs.map((x, c) => {
     const q = x.qint;
-    if (!(q.step > 0) || !(q.min <= q.max)) throw new RangeError(`solveCmvm: input ${c} has an invalid interval ${JSON.stringify(q)}`);
+    if (!(q.step > 0) || !(q.min <= q.max))
+      throw new RangeError(`solveCmvm: input ${c} has an invalid interval ${JSON.stringify(q)}`);
     return minimalKif(q);
   });
   const srcQ = types.map((t) => qiFromKif(t));
@@ -163,7 +169,11 @@ export function solvePlain(p: Problem, method: Method = 'wmc'): Candidate {
   const rows = p.Wl.map((row) => sparseRow(row, inputTerm, 1));
   const g = newGraph(p);
   const plainTerms = extractCommon(g, rows, { method, bound: p.bound, extract: false, scratch: p.scratch });
-  const plain = finishCandidate(p, g, plainTerms.map((ts) => g.sumTerms(ts)));
+  const plain = finishCandidate(
+    p,
+    g,
+    plainTerms.map((ts) => g.sumTerms(ts)),
+  );
   if (!plain) throw new Error('solveCmvm: internal error: the plain adder tree misses its own delay bound');
   return plain;
 }
@@ -179,14 +189,19 @@ export function mergeBlocks(p: Problem, parts: Array<{ start: number; c: Candida
     const map = new Int32Array(c.g.size);
     for (let w = 0; w < c.g.size; w++) {
       const op = c.g.ops[w];
-      if (!op) map[w] = start + w; // (a block's sources come first, in column order)
+      if (!op)
+        map[w] = start + w; // (a block's sources come first, in column order)
       else if (c.need[w]) map[w] = g.addAdder(map[op.a]!, map[op.b]!, op.shift, op.sub);
     }
     c.outs.forEach((t, o) => {
       if (t.wire >= 0) terms[o]!.push({ wire: map[t.wire]!, pos: t.pos, sign: t.sign });
     });
   }
-  return finishCandidate(p, g, terms.map((ts) => g.sumTerms(ts)));
+  return finishCandidate(
+    p,
+    g,
+    terms.map((ts) => g.sumTerms(ts)),
+  );
 }
 
 /**
@@ -247,7 +262,13 @@ export function solveColumns(p: Problem, dec: Decomposition, method: Method, see
   });
   const z = extractAndSum(p, g, rowsZ, method, null, seed);
   const scale = p.scaled!.scale;
-  const rows1 = p.Wl.map((_, o) => sparseRow(diffs.map((d) => d[o]!), (e) => z[e]!, scale));
+  const rows1 = p.Wl.map((_, o) =>
+    sparseRow(
+      diffs.map((d) => d[o]!),
+      (e) => z[e]!,
+      scale,
+    ),
+  );
   return finishCandidate(p, g, extractAndSum(p, g, rows1, method, p.bound, seed));
 }
 

@@ -132,7 +132,6 @@ export class PairQueue {
     return p;
   }
 
-
   /** Score (an integer); the weight is computed when first needed (most pairs never occur twice). */
   scoreOf(p: number): number {
     if (this.pWeight[p] === 0) this.setWeight(p);
@@ -179,8 +178,6 @@ export class PairQueue {
     const late = Math.max(g.lat[w0]!, g.lat[w1]!) - this.latBase;
     this.pTie[p] = (LAT_SLOTS - 1 - Math.min(LAT_SLOTS - 1, Math.max(0, Math.round(late)))) / LAT_SLOTS;
   }
-
-
 
   inc(p: number): void {
     const c = ++this.pCount[p]!;
@@ -260,8 +257,4 @@ export class PairQueue {
     }
     return -1;
   }
-
-
-
-
 }

@@ -191,6 +191,7 @@ export class StepTable {
     this.slots = new Int32Array(cap * 3);
     this.stamp = new Int32Array(cap);
     this.n = 0;
-    for (let s = 0; s < stamp.length; s++) if (stamp[s] === epoch) this.insert(slots[s * 3]!, slots[s * 3 + 1]!, slots[s * 3 + 2]!);
+    for (let s = 0; s < stamp.length; s++)
+      if (stamp[s] === epoch) this.insert(slots[s * 3]!, slots[s * 3 + 1]!, slots[s * 3 + 2]!);
   }
 }

@@ -42,7 +42,6 @@ export interface CseOptions {
   scratch?: CseScratch;
 }
 
-
 /**
  * Memory budgets (entries) of the fast structures; beyond them the hash tables take over, with the same
  * results. Mutable only so that tests can force the fallbacks on small matrices.
@@ -60,8 +59,6 @@ export const CSE_BUDGETS = {
 const GATHER_MIN = 64;
 const GATHER_NONE: I32 = new Int32Array(0);
 
-
-
 /**
  * Index of the unordered slot pair {a, b} (a ≠ b) in an n-slot pair matrix: the strict upper triangle,
  * row-major, so the pairs of one slot with all later ones are contiguous (the initial count walks them in
@@ -70,7 +67,6 @@ const GATHER_NONE: I32 = new Int32Array(0);
 function tri(a: number, b: number, n: number): number {
   return a < b ? ((a * (2 * n - a - 3)) >> 1) - 1 + b : ((b * (2 * n - b - 3)) >> 1) - 1 + a;
 }
-
 
 /** The extraction state; one instance per extractCommon call. */
 class Cse {
@@ -126,7 +122,6 @@ class Cse {
   direct: I32 = new Int32Array(0);
   matDim: Int32Array = new Int32Array(0);
   mat: I32 = new Int32Array(0);
-
 
   /** Pair counts and the queue that picks the best pair. */
   readonly q: PairQueue;
@@ -260,7 +255,8 @@ class Cse {
       if (l0 >= 0 && l1 >= 0 && sh >= 0 && sh <= 2 * this.shiftSpan) {
         // wires ordered, so the unordered local pair (with the diagonal) identifies the pair of wires;
         // upper triangle row-major: one wire's pairs with the later ones (the initial count's order) are adjacent
-        const lp = l0 < l1 ? ((l0 * (2 * this.nLocal - l0 + 1)) >> 1) + l1 - l0 : ((l1 * (2 * this.nLocal - l1 + 1)) >> 1) + l0 - l1;
+        const lp =
+          l0 < l1 ? ((l0 * (2 * this.nLocal - l0 + 1)) >> 1) + l1 - l0 : ((l1 * (2 * this.nLocal - l1 + 1)) >> 1) + l0 - l1;
         const i = (lp * (2 * this.shiftSpan + 1) + sh) * 2 + sub;
         let p = this.direct[i]!;
         if (p < 0) {
@@ -382,7 +378,12 @@ class Cse {
         if (x >= 0) {
           tab[2 * x] = epoch;
           tab[2 * x + 1] = e;
-        } else this.s.stepTable.insert(wv, wv === n ? 2 * Math.abs(pn - tPos[v]!) + (gn !== tSign[v] ? 1 : 0) : 2 * (pn - tPos[v]!) + (gn !== tSign[v] ? 1 : 0), e);
+        } else
+          this.s.stepTable.insert(
+            wv,
+            wv === n ? 2 * Math.abs(pn - tPos[v]!) + (gn !== tSign[v] ? 1 : 0) : 2 * (pn - tPos[v]!) + (gn !== tSign[v] ? 1 : 0),
+            e,
+          );
         this.sEnt[2 * e] = mi;
         this.sEnt[2 * e + 1] = -1;
         mat[mi] = -1 - this.stepSeq - e;
@@ -409,7 +410,6 @@ class Cse {
       mat[mi] = p;
     }
   }
-
 
   /** Open a step that makes wire n: an empty step table. */
   beginStep(n: number): void {
@@ -663,7 +663,6 @@ class Cse {
     this.endStep();
   }
 }
-
 
 /**
  * The greedy: repeatedly make the best pair into an adder and substitute it wherever it occurs (without

@@ -91,7 +91,11 @@ export class RowDistances {
 }
 
 /** `rows` must hold safe integers whose sums and differences are safe integers too. */
-export function decomposeRows(rows: number[][], maxHops: number, distances: RowDistances = new RowDistances(rows)): Decomposition {
+export function decomposeRows(
+  rows: number[][],
+  maxHops: number,
+  distances: RowDistances = new RowDistances(rows),
+): Decomposition {
   const n = rows.length;
 
   // Prim from the root (index n = the zero row)

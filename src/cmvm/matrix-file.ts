@@ -42,14 +42,18 @@ export function parseEntry(token: string, where: string): number {
   const n = g > 1n ? r.n / g : r.n;
   const d = g > 1n ? r.d / g : r.d;
   if (!isPowerOfTwo(d))
-    throw new MatrixFileError(`${where}: ${t} is not a fixed-point number (its denominator is not a power of two); round it to a multiple of 2^-f first`);
+    throw new MatrixFileError(
+      `${where}: ${t} is not a fixed-point number (its denominator is not a power of two); round it to a multiple of 2^-f first`,
+    );
   return checkValue(Number(n) / Number(d), n, d, t, where);
 }
 
 function checkValue(v: number, n: bigint, d: bigint, shown: string, where: string): number {
   const fbits = d.toString(2).length - 1;
   if (fbits > MAX_FRACTION_BITS)
-    throw new MatrixFileError(`${where}: ${shown} needs ${fbits} fraction bits, more than the ${MAX_FRACTION_BITS} supported; round it to a multiple of 2^-${MAX_FRACTION_BITS}`);
+    throw new MatrixFileError(
+      `${where}: ${shown} needs ${fbits} fraction bits, more than the ${MAX_FRACTION_BITS} supported; round it to a multiple of 2^-${MAX_FRACTION_BITS}`,
+    );
   const mag = n < 0n ? -n : n;
   if (mag >= 1n << BigInt(MAX_INTEGER_BITS + fbits))
     throw new MatrixFileError(`${where}: ${shown} is too large (|entry| must be below 2^${MAX_INTEGER_BITS})`);
@@ -64,9 +68,12 @@ function jsonEntry(v: unknown, token: string | undefined, where: string): number
   if (typeof v === 'string') return parseEntry(v, where);
   if (typeof v !== 'number') throw new MatrixFileError(`${where}: ${JSON.stringify(v)} is not a number`);
   const shown = token ?? String(v);
-  if (!Number.isFinite(v)) throw new MatrixFileError(`${where}: ${shown} is too large (|entry| must be below 2^${MAX_INTEGER_BITS})`);
+  if (!Number.isFinite(v))
+    throw new MatrixFileError(`${where}: ${shown} is too large (|entry| must be below 2^${MAX_INTEGER_BITS})`);
   if (v === 0 && !/^-?0*\.?0*(e|$)/i.test(shown))
-    throw new MatrixFileError(`${where}: ${shown} is too small (nonzero entries need at most ${MAX_FRACTION_BITS} fraction bits: |entry| >= 2^-${MAX_FRACTION_BITS})`);
+    throw new MatrixFileError(
+      `${where}: ${shown} is too small (nonzero entries need at most ${MAX_FRACTION_BITS} fraction bits: |entry| >= 2^-${MAX_FRACTION_BITS})`,
+    );
   const { m, e } = doubleToDyadic(v);
   const n = e >= 0 ? m << BigInt(e) : m;
   const d = e >= 0 ? 1n : 1n << BigInt(-e);
@@ -78,11 +85,15 @@ function jsonEntry(v: unknown, token: string | undefined, where: string): number
 }
 
 function checkShape(rows: number[][], source: string): number[][] {
-  if (rows.length === 0) throw new MatrixFileError(`${source}: the matrix is empty (expected at least one row with at least one entry)`);
+  if (rows.length === 0)
+    throw new MatrixFileError(`${source}: the matrix is empty (expected at least one row with at least one entry)`);
   const n = rows[0]!.length;
   if (n === 0) throw new MatrixFileError(`${source}: row 1 is empty (expected at least one entry per row)`);
   rows.forEach((r, i) => {
-    if (r.length !== n) throw new MatrixFileError(`${source}: row ${i + 1} has ${r.length} entries but row 1 has ${n}; every row needs one entry per input`);
+    if (r.length !== n)
+      throw new MatrixFileError(
+        `${source}: row ${i + 1} has ${r.length} entries but row 1 has ${n}; every row needs one entry per input`,
+      );
   });
   return rows;
 }
@@ -107,8 +118,11 @@ export function parseMatrixJSON(text: string, source: string): number[][] {
   const tokens = jsonNumberTokens(text);
   let nth = 0;
   const rows = raw.map((row, i) => {
-    if (!Array.isArray(row)) throw new MatrixFileError(`${source}: row ${i + 1} is not an array (expected an array of rows, e.g. [[1, 2], [3, 4]])`);
-    return row.map((v, j) => jsonEntry(v, typeof v === 'number' ? tokens[nth++] : undefined, `${source}: row ${i + 1}, column ${j + 1}`));
+    if (!Array.isArray(row))
+      throw new MatrixFileError(`${source}: row ${i + 1} is not an array (expected an array of rows, e.g. [[1, 2], [3, 4]])`);
+    return row.map((v, j) =>
+      jsonEntry(v, typeof v === 'number' ? tokens[nth++] : undefined, `${source}: row ${i + 1}, column ${j + 1}`),
+    );
   });
   return checkShape(rows, source);
 }

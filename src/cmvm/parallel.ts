@@ -34,7 +34,12 @@ export function defaultThreads(): number {
  * Outcomes of jobs 0..n−1: `run(i)` here, and `task` (a structured-cloneable description from which a
  * helper's runClaimedJobs rebuilds the jobs) on `threads − 1` helpers. Helper outcomes come back as `W`.
  */
-export function runShared<L, W>(n: number, threads: number, task: unknown, run: (i: number) => L): Array<{ local: L } | { remote: W }> {
+export function runShared<L, W>(
+  n: number,
+  threads: number,
+  task: unknown,
+  run: (i: number) => L,
+): Array<{ local: L } | { remote: W }> {
   const out: Array<{ local: L } | { remote: W } | undefined> = new Array(n);
   const counter = new Int32Array(new SharedArrayBuffer(4));
   const helpers = Array.from({ length: Math.min(threads - 1, n - 1) }, () => startHelper(task, counter));

@@ -8,7 +8,17 @@ import type { minimalKif } from '../fixed/interval.ts';
 import type { QInterval } from '../fixed/types.ts';
 import type { Node, Program } from '../ir/types.ts';
 import { columnBlocks } from './blocks.ts';
-import { costOf, mergeBlocks, prepareProblem, solveColumns, solveDirect, solvePlain, solveRows, type Candidate, type Problem } from './candidates.ts';
+import {
+  costOf,
+  mergeBlocks,
+  prepareProblem,
+  solveColumns,
+  solveDirect,
+  solvePlain,
+  solveRows,
+  type Candidate,
+  type Problem,
+} from './candidates.ts';
 import { decomposeRows, RowDistances, type Decomposition } from './decompose.ts';
 import type { Method } from './cse.ts';
 import { AdderGraph } from './graph.ts';
@@ -67,7 +77,6 @@ export interface CmvmResult {
   ms: number;
 }
 
-
 /** The default search effort. */
 export const DEFAULT_EFFORT = 2;
 /** Above this many matrix entries, effort 0 makes a single greedy run. */
@@ -83,16 +92,26 @@ export function solveCmvm(W: number[][], inputs: CmvmInput[], opts: CmvmOptions 
   const p = prepareProblem(W, inputs, o.dc, opts.decompose ?? 'auto');
   const best = blocks.length > 1 ? solveBlocks(p, o, blocks, { W, inputs, opts }) : search(p, o, { W, inputs, opts });
   const program = toProgram(best, p.types, p.nOut);
-  return { program, adders: best.adders, cost: costOf(best), depth: programDepth(program), latency: best.latency, ms: performance.now() - t0 };
+  return {
+    program,
+    adders: best.adders,
+    cost: costOf(best),
+    depth: programDepth(program),
+    latency: best.latency,
+    ms: performance.now() - t0,
+  };
 }
 
 function checkMatrix(W: number[][], nIn: number): void {
   if (!Array.isArray(W)) throw new TypeError('solveCmvm: W must be an array of rows');
   W.forEach((row, r) => {
     if (!Array.isArray(row) || row.length !== nIn)
-      throw new RangeError(`solveCmvm: row ${r} has ${Array.isArray(row) ? row.length : 'no'} entries, expected ${nIn} (one per input)`);
+      throw new RangeError(
+        `solveCmvm: row ${r} has ${Array.isArray(row) ? row.length : 'no'} entries, expected ${nIn} (one per input)`,
+      );
     row.forEach((v, c) => {
-      if (typeof v !== 'number' || !Number.isFinite(v)) throw new RangeError(`solveCmvm: W[${r}][${c}] = ${v} is not a finite number`);
+      if (typeof v !== 'number' || !Number.isFinite(v))
+        throw new RangeError(`solveCmvm: W[${r}][${c}] = ${v} is not a finite number`);
     });
   });
 }
@@ -100,7 +119,8 @@ function checkMatrix(W: number[][], nIn: number): void {
 function search(p: Problem, o: Settings, task: SearchTask): Candidate {
   const better = ranking(o.objective, o.latencyWeight);
   const best = baselineSearch(p, o, better, task);
-  if (p.scaled && (o.effort >= 3 || (o.effort === 2 && p.nOut * p.nIn <= EXTRA_SEARCH_ENTRIES))) return extraSearch(p, o, better, best);
+  if (p.scaled && (o.effort >= 3 || (o.effort === 2 && p.nOut * p.nIn <= EXTRA_SEARCH_ENTRIES)))
+    return extraSearch(p, o, better, best);
   return best;
 }
 
@@ -133,7 +153,8 @@ function checkOptions(opts: CmvmOptions): Settings {
   const latencyWeight = opts.latencyWeight ?? 1;
   if (!(latencyWeight >= 0)) throw new RangeError(`solveCmvm: latencyWeight must be ≥ 0, got ${latencyWeight}`);
   const threads = opts.threads ?? defaultThreads();
-  if (!Number.isInteger(threads) || threads < 1) throw new RangeError(`solveCmvm: threads must be an integer ≥ 1, got ${threads}`);
+  if (!Number.isInteger(threads) || threads < 1)
+    throw new RangeError(`solveCmvm: threads must be an integer ≥ 1, got ${threads}`);
   return { dc, method: opts.method ?? 'wmc', objective: opts.objective ?? 'adders', effort, latencyWeight, threads };
 }
 
@@ -178,7 +199,9 @@ function baselineSearch(p: Problem, o: Settings, better: Better, task: SearchTas
     const jobs = baselineJobs(p, o);
     const threads = o.threads;
     if (!single && threads > 1 && jobs.length > 1 && nOut * nIn >= PARALLEL.minEntries) {
-      const outcomes = runShared<Candidate | null, RemoteOutcome | null>(jobs.length, threads, task, (i) => solveRows(p, jobs[i]!.tree, jobs[i]!.method));
+      const outcomes = runShared<Candidate | null, RemoteOutcome | null>(jobs.length, threads, task, (i) =>
+        solveRows(p, jobs[i]!.tree, jobs[i]!.method),
+      );
       for (const x of outcomes) {
         const c = 'local' in x ? x.local : x.remote && remoteCandidate(x.remote);
         if (c && (!best || better(c, best))) best = c;
@@ -207,7 +230,15 @@ interface RemoteOutcome {
 }
 
 function remoteCandidate(r: RemoteOutcome): Candidate {
-  return { g: new AdderGraph(), outs: [], need: new Uint8Array(0), adders: r.adders, cost: r.cost, latency: r.latency, program: r.program };
+  return {
+    g: new AdderGraph(),
+    outs: [],
+    need: new Uint8Array(0),
+    adders: r.adders,
+    cost: r.cost,
+    latency: r.latency,
+    program: r.program,
+  };
 }
 
 /** What a helper thread needs to rebuild a search's jobs. */
@@ -250,7 +281,13 @@ function extraSearch(p: Problem, o: Settings, better: Better, baseline: Candidat
   if (o.dc >= 0 || p.nIn < 2) return best;
   const columns = rows[0]!.map((_, c) => rows.map((row) => row[c]!));
   const hops = o.effort >= 3 ? hopLimits(p.nIn) : [4, 8];
-  for (const { tree, method } of rowJobs(columns, hops.flatMap((h) => [{ hops: h, method: o.method }, { hops: h, method: other(o.method) }])))
+  for (const { tree, method } of rowJobs(
+    columns,
+    hops.flatMap((h) => [
+      { hops: h, method: o.method },
+      { hops: h, method: other(o.method) },
+    ]),
+  ))
     for (let seed = 0; seed <= restarts; seed++) keep(solveColumns(p, tree, method, seed));
   return best;
 }
@@ -263,7 +300,10 @@ function other(m: Method): Method {
  * The plan's trees, one per path limit (shared by both pair scores); a tree already tried with a score is
  * skipped (a deeper limit often yields the same tree).
  */
-function rowJobs(rows: number[][], plan: Array<{ hops: number; method: Method }>): Array<{ tree: Decomposition; method: Method }> {
+function rowJobs(
+  rows: number[][],
+  plan: Array<{ hops: number; method: Method }>,
+): Array<{ tree: Decomposition; method: Method }> {
   const trees = new Map<number, Decomposition>();
   const distances = new RowDistances(rows);
   const tried = new Set<string>();
@@ -282,7 +322,6 @@ function rowJobs(rows: number[][], plan: Array<{ hops: number; method: Method }>
   }
   return jobs;
 }
-
 
 /** Path-length limits 2, 3, 4, 6, 8, 12, … up to the number of rows. */
 export function hopLimits(nOut: number): number[] {
@@ -306,7 +345,13 @@ export function hopLimits(nOut: number): number[] {
  * what fits, so 3, 4 (and 2 when dc = 0; 6 and 8 in case dc allows them: infeasible candidates are rejected before any extraction) and the other score at
  * 3 and 4. effort 0: limits 4 and 8 only; effort 2: every limit with both scores.
  */
-export function candidatePlan(nOut: number, nIn: number, dc: number, method: Method, effort: number): Array<{ hops: number; method: Method }> {
+export function candidatePlan(
+  nOut: number,
+  nIn: number,
+  dc: number,
+  method: Method,
+  effort: number,
+): Array<{ hops: number; method: Method }> {
   const other: Method = method === 'wmc' ? 'mc' : 'wmc';
   const plan: Array<{ hops: number; method: Method }> = [];
   const seen = new Set<string>();
@@ -340,7 +385,6 @@ export function candidatePlan(nOut: number, nIn: number, dc: number, method: Met
   return plan;
 }
 
-
 /** Emit the candidate as IR: inputs, then its adders in creation order (operands always come first). */
 function toProgram(c: Candidate, types: ReturnType<typeof minimalKif>[], nOut: number): Program {
   if (c.program) return c.program;
@@ -365,7 +409,9 @@ function toProgram(c: Candidate, types: ReturnType<typeof minimalKif>[], nOut: n
     inputs: [{ name: 'x', shape: [nIn] }],
     outputs: [{ name: 'y', shape: [nOut] }],
     ops,
-    out: c.outs.map((t) => (t.wire < 0 ? { wire: -1, shift: 0, neg: false } : { wire: id[t.wire]!, shift: t.pos, neg: t.sign < 0 })),
+    out: c.outs.map((t) =>
+      t.wire < 0 ? { wire: -1, shift: 0, neg: false } : { wire: id[t.wire]!, shift: t.pos, neg: t.sign < 0 },
+    ),
   };
 }
 

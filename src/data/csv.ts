@@ -14,7 +14,15 @@ export interface CsvTable extends NdArray {
 }
 
 const NUMBER = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
-const SPECIAL: Record<string, number> = { nan: NaN, inf: Infinity, '+inf': Infinity, '-inf': -Infinity, infinity: Infinity, '+infinity': Infinity, '-infinity': -Infinity };
+const SPECIAL: Record<string, number> = {
+  nan: NaN,
+  inf: Infinity,
+  '+inf': Infinity,
+  '-inf': -Infinity,
+  infinity: Infinity,
+  '+infinity': Infinity,
+  '-infinity': -Infinity,
+};
 
 function parseField(t: string): number | undefined {
   if (NUMBER.test(t)) return Number(t);
@@ -48,7 +56,9 @@ export function parseCsv(text: string, name = '<csv>'): CsvTable {
       throw new Error(`${name}: line ${ln + 1}, column ${badCol + 1}: '${fields[badCol]}' is not a number`);
     }
     if (width >= 0 && fields.length !== width) {
-      throw new Error(`${name}: line ${ln + 1} has ${fields.length} values, expected ${width} (like the ${header ? 'header' : 'first line'})`);
+      throw new Error(
+        `${name}: line ${ln + 1} has ${fields.length} values, expected ${width} (like the ${header ? 'header' : 'first line'})`,
+      );
     }
     width = fields.length;
     rows.push(vals as number[]);

@@ -45,16 +45,24 @@ export function parseIdx(bytes: Uint8Array, what = 'IDX data'): IdxArray {
   const n = shape.reduce((a, b) => a * b, 1);
   const need = header + n * type.bytes;
   if (bytes.length !== need) {
-    throw new Error(`${what}: IDX size mismatch: header says shape [${shape.join(',')}] (${need} bytes), file has ${bytes.length}; the file is truncated or corrupt`);
+    throw new Error(
+      `${what}: IDX size mismatch: header says shape [${shape.join(',')}] (${need} bytes), file has ${bytes.length}; the file is truncated or corrupt`,
+    );
   }
   let data: IdxArray['data'];
   switch (type.name) {
-    case 'uint8': data = bytes.slice(header, need); break;
-    case 'int8': data = new Int8Array(bytes.slice(header, need).buffer); break;
+    case 'uint8':
+      data = bytes.slice(header, need);
+      break;
+    case 'int8':
+      data = new Int8Array(bytes.slice(header, need).buffer);
+      break;
     default: {
       const Ctor = { int16: Int16Array, int32: Int32Array, float32: Float32Array, float64: Float64Array }[type.name as 'int16']!;
       const out = new Ctor(n);
-      const get = { int16: 'getInt16', int32: 'getInt32', float32: 'getFloat32', float64: 'getFloat64' }[type.name as 'int16'] as 'getInt16';
+      const get = { int16: 'getInt16', int32: 'getInt32', float32: 'getFloat32', float64: 'getFloat64' }[
+        type.name as 'int16'
+      ] as 'getInt16';
       for (let j = 0; j < n; j++) out[j] = view[get](header + j * type.bytes, false);
       data = out;
     }
@@ -110,7 +118,6 @@ export interface Split {
   test: ImageSet;
 }
 
-
 export function subset(s: ImageSet, idx: ArrayLike<number>): ImageSet {
   const px = s.rows * s.cols;
   const images = new Float32Array(idx.length * px);
@@ -127,7 +134,9 @@ export function subset(s: ImageSet, idx: ArrayLike<number>): ImageSet {
  * MNIST train/validation/test. The 60k training images are shuffled with `seed` and the last
  * `valFraction` become validation; the 10k test set is untouched. `limit` caps each part (for quick runs).
  */
-export function loadMnist(opts: { dir?: string; valFraction?: number; seed?: number; limit?: { train?: number; val?: number; test?: number } } = {}): Split {
+export function loadMnist(
+  opts: { dir?: string; valFraction?: number; seed?: number; limit?: { train?: number; val?: number; test?: number } } = {},
+): Split {
   const dir = opts.dir ?? mnistDir();
   const valFraction = opts.valFraction ?? 1 / 6;
   if (!(valFraction > 0 && valFraction < 1)) throw new Error(`MNIST: valFraction must be in (0,1), got ${valFraction}`);
@@ -143,7 +152,9 @@ export function loadMnist(opts: { dir?: string; valFraction?: number; seed?: num
   const perm = Int32Array.from({ length: all.n }, (_, j) => j);
   for (let j = all.n - 1; j > 0; j--) {
     const r = Math.floor(rng() * (j + 1));
-    const t = perm[j]!; perm[j] = perm[r]!; perm[r] = t;
+    const t = perm[j]!;
+    perm[j] = perm[r]!;
+    perm[r] = t;
   }
   const nVal = Math.round(all.n * valFraction);
   const trainIdx = perm.subarray(0, all.n - nVal);

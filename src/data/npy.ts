@@ -23,7 +23,9 @@ function dtypeOf(descr: string, where: string): Dtype {
   const [, order, kind, sizeText] = m;
   const size = Number(sizeText);
   if (order === '>' && size > 1) {
-    throw new Error(`${where}: big-endian dtype '${descr}' is not supported; save the array little-endian (e.g. arr.astype('<f8'))`);
+    throw new Error(
+      `${where}: big-endian dtype '${descr}' is not supported; save the array little-endian (e.g. arr.astype('<f8'))`,
+    );
   }
   const key = `${kind}${size}`;
   const big = (x: bigint, off: number): number => {
@@ -33,17 +35,28 @@ function dtypeOf(descr: string, where: string): Dtype {
     return Number(x);
   };
   switch (key) {
-    case 'f4': return { size, get: (v, o) => v.getFloat32(o, true) };
-    case 'f8': return { size, get: (v, o) => v.getFloat64(o, true) };
-    case 'i1': return { size, get: (v, o) => v.getInt8(o) };
-    case 'i2': return { size, get: (v, o) => v.getInt16(o, true) };
-    case 'i4': return { size, get: (v, o) => v.getInt32(o, true) };
-    case 'i8': return { size, get: (v, o) => big(v.getBigInt64(o, true), o) };
-    case 'u1': return { size, get: (v, o) => v.getUint8(o) };
-    case 'u2': return { size, get: (v, o) => v.getUint16(o, true) };
-    case 'u4': return { size, get: (v, o) => v.getUint32(o, true) };
-    case 'u8': return { size, get: (v, o) => big(v.getBigUint64(o, true), o) };
-    case 'b1': return { size, get: (v, o) => v.getUint8(o) };
+    case 'f4':
+      return { size, get: (v, o) => v.getFloat32(o, true) };
+    case 'f8':
+      return { size, get: (v, o) => v.getFloat64(o, true) };
+    case 'i1':
+      return { size, get: (v, o) => v.getInt8(o) };
+    case 'i2':
+      return { size, get: (v, o) => v.getInt16(o, true) };
+    case 'i4':
+      return { size, get: (v, o) => v.getInt32(o, true) };
+    case 'i8':
+      return { size, get: (v, o) => big(v.getBigInt64(o, true), o) };
+    case 'u1':
+      return { size, get: (v, o) => v.getUint8(o) };
+    case 'u2':
+      return { size, get: (v, o) => v.getUint16(o, true) };
+    case 'u4':
+      return { size, get: (v, o) => v.getUint32(o, true) };
+    case 'u8':
+      return { size, get: (v, o) => big(v.getBigUint64(o, true), o) };
+    case 'b1':
+      return { size, get: (v, o) => v.getUint8(o) };
     default:
       throw new Error(`${where}: unsupported dtype '${descr}' (hgq reads f4, f8, i1, i2, i4, i8, u1, u2, u4, u8)`);
   }
@@ -68,7 +81,8 @@ export function parseNpy(bytes: Uint8Array, name = '<npy>'): NdArray {
     throw bad(6, `unsupported NPY format version ${major}.${bytes[7]} (hgq reads versions 1, 2 and 3)`);
   }
   const dataStart = headerStart + headerLen;
-  if (dataStart > bytes.length) throw bad(headerStart, `truncated header (declares ${headerLen} bytes, file has ${bytes.length - headerStart})`);
+  if (dataStart > bytes.length)
+    throw bad(headerStart, `truncated header (declares ${headerLen} bytes, file has ${bytes.length - headerStart})`);
   const header = new TextDecoder(major === 3 ? 'utf-8' : 'latin1').decode(bytes.subarray(headerStart, dataStart));
   const descr = /'descr'\s*:\s*'([^']*)'/.exec(header)?.[1];
   const fortran = /'fortran_order'\s*:\s*(True|False)/.exec(header)?.[1];
@@ -90,7 +104,10 @@ export function parseNpy(bytes: Uint8Array, name = '<npy>'): NdArray {
   const count = shape.reduce((a, b) => a * b, 1);
   const need = count * dtype.size;
   if (bytes.length - dataStart < need) {
-    throw bad(dataStart, `truncated data: shape (${shape.join(', ')}) of ${descr} needs ${need} bytes, file has ${bytes.length - dataStart}`);
+    throw bad(
+      dataStart,
+      `truncated data: shape (${shape.join(', ')}) of ${descr} needs ${need} bytes, file has ${bytes.length - dataStart}`,
+    );
   }
   const data = new Float64Array(count);
   for (let j = 0, off = dataStart; j < count; j++, off += dtype.size) data[j] = dtype.get(view, off);
@@ -110,12 +127,16 @@ export function readNpy(path: string): NdArray {
 /** Serializes a float64 array as NPY version 1 (version 2 if the header does not fit), C order. */
 export function formatNpy(arr: NdArray): Uint8Array {
   const count = arr.shape.reduce((a, b) => a * b, 1);
-  if (count !== arr.data.length) throw new Error(`formatNpy: shape (${arr.shape.join(', ')}) holds ${count} elements, data has ${arr.data.length}`);
+  if (count !== arr.data.length)
+    throw new Error(`formatNpy: shape (${arr.shape.join(', ')}) holds ${count} elements, data has ${arr.data.length}`);
   const shapeText = arr.shape.length === 1 ? `(${arr.shape[0]},)` : `(${arr.shape.join(', ')})`;
   let dict = `{'descr': '<f8', 'fortran_order': False, 'shape': ${shapeText}, }`;
   let major = 1;
   let pre = 10;
-  if (dict.length + 1 + pre > 65535) { major = 2; pre = 12; }
+  if (dict.length + 1 + pre > 65535) {
+    major = 2;
+    pre = 12;
+  }
   // numpy pads the header with spaces so that the data starts at a multiple of 64 bytes
   const total = Math.ceil((pre + dict.length + 1) / 64) * 64;
   dict = dict.padEnd(total - pre - 1, ' ') + '\n';

@@ -9,7 +9,9 @@ import { parseNpy, type NdArray } from './npy.ts';
 /** Names of the arrays in an NPZ file (member names without `.npy`). */
 export async function npzNames(path: string): Promise<string[]> {
   const zip = await openZip(path);
-  return Object.keys(zip.files).filter((n) => n.endsWith('.npy')).map((n) => n.slice(0, -4));
+  return Object.keys(zip.files)
+    .filter((n) => n.endsWith('.npy'))
+    .map((n) => n.slice(0, -4));
 }
 
 async function openZip(path: string): Promise<JSZip> {
@@ -31,7 +33,9 @@ export async function readNpz(path: string, name: string): Promise<NdArray> {
   const zip = await openZip(path);
   const member = zip.file(`${name}.npy`) ?? zip.file(name);
   if (!member) {
-    const have = Object.keys(zip.files).filter((n) => n.endsWith('.npy')).map((n) => n.slice(0, -4));
+    const have = Object.keys(zip.files)
+      .filter((n) => n.endsWith('.npy'))
+      .map((n) => n.slice(0, -4));
     throw new Error(`${path}: no array '${name}' (the file holds: ${have.join(', ') || 'no arrays'})`);
   }
   let bytes: Uint8Array;

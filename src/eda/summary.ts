@@ -35,10 +35,12 @@ export function readProjectSummary(dir: string, needFiles: (format: Summary['for
   if (!isJsonObject(s)) throw new ProjectFileError(path, `is not a JSON object; ${REDO}`);
   const format = s['format'];
   if (format === undefined) bad('format', `is missing (expected one of ${FORMATS.join(', ')})`);
-  if (!(FORMATS as readonly unknown[]).includes(format)) bad('format', `is ${JSON.stringify(format)}, not one of ${FORMATS.join(', ')}`);
+  if (!(FORMATS as readonly unknown[]).includes(format))
+    bad('format', `is ${JSON.stringify(format)}, not one of ${FORMATS.join(', ')}`);
   const top = s['top'];
   if (top === undefined) bad('top', 'is missing (expected the top-level module name)');
-  if (typeof top !== 'string' || !IDENTIFIER.test(top)) bad('top', `is ${JSON.stringify(top)}, not a module name (letters, digits, _)`);
+  if (typeof top !== 'string' || !IDENTIFIER.test(top))
+    bad('top', `is ${JSON.stringify(top)}, not a module name (letters, digits, _)`);
   const files = s['files'];
   if (!isJsonObject(files)) return bad('files', files === undefined ? 'is missing' : 'must be an object of relative file paths');
   for (const key of needFiles(format as Summary['format'])) {
@@ -46,9 +48,11 @@ export function readProjectSummary(dir: string, needFiles: (format: Summary['for
     const field = `files.${key}`;
     if (rel === undefined) bad(field, 'is missing');
     if (typeof rel !== 'string' || rel === '') bad(field, `is ${JSON.stringify(rel)}, not a relative file path`);
-    if (isAbsolute(rel as string) || !isInside(dir, resolve(dir, rel as string))) bad(field, `(${JSON.stringify(rel)}) points outside the project`);
+    if (isAbsolute(rel as string) || !isInside(dir, resolve(dir, rel as string)))
+      bad(field, `(${JSON.stringify(rel)}) points outside the project`);
     const full = join(dir, rel as string);
-    if (!existsSync(full) || !statSync(full).isFile()) throw new ProjectFileError(full, `no such file (named in ${path} as ${field}); ${REDO}`);
+    if (!existsSync(full) || !statSync(full).isFile())
+      throw new ProjectFileError(full, `no such file (named in ${path} as ${field}); ${REDO}`);
   }
   return s as unknown as Summary;
 }

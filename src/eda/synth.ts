@@ -67,7 +67,8 @@ function synthSource(format: string): string[] {
  * is refused rather than misread.
  */
 function yosysWord(path: string): string {
-  if (!/^[A-Za-z0-9_./+@,=:-]+$/.test(path)) throw new Error(`yosys script: the path ${JSON.stringify(path)} cannot be written as a script word`);
+  if (!/^[A-Za-z0-9_./+@,=:-]+$/.test(path))
+    throw new Error(`yosys script: the path ${JSON.stringify(path)} cannot be written as a script word`);
   return path;
 }
 
@@ -81,7 +82,8 @@ export async function synth(dir: string, opts: { family?: Family; timeoutMs?: nu
   const family = opts.family ?? 'xc7';
   if (family !== 'xc7' && family !== 'xcup') throw new RangeError(`unknown family "${family}" (use xc7 or xcup)`);
   const s = readProjectSummary(dir, synthSource);
-  if (s.format === 'hls') throw new RangeError('synth needs an RTL project (hgq convert --format verilog or vhdl); HLS C++ is synthesized by Vitis');
+  if (s.format === 'hls')
+    throw new RangeError('synth needs an RTL project (hgq convert --format verilog or vhdl); HLS C++ is synthesized by Vitis');
   const rel = s.format === 'vhdl' ? s.files.verilog_twin : s.files.source;
   if (!rel || !existsSync(join(dir, rel))) throw new RangeError(`${dir}: the Verilog source named in summary.json is missing`);
   const lock = lockOutput(dir);
@@ -93,7 +95,10 @@ export async function synth(dir: string, opts: { family?: Family; timeoutMs?: nu
     copyFileSync(resolve(dir, rel), join(work.path, 'design.v'));
     writeFileSync(join(work.path, 'synth.ys'), yosysScript('design.v', s.top, family) + '\n');
     const r = await run('yosys', ['-q', '-l', 'yosys.log', '-s', 'synth.ys'], { cwd: work.path, timeoutMs: opts.timeoutMs });
-    const stat = JSON.parse(readFileSync(join(work.path, 'stat.json'), 'utf8')) as { creator?: string; design: { num_cells_by_type: Record<string, number> } };
+    const stat = JSON.parse(readFileSync(join(work.path, 'stat.json'), 'utf8')) as {
+      creator?: string;
+      design: { num_cells_by_type: Record<string, number> };
+    };
     const ltp = readFileSync(join(work.path, 'ltp.txt'), 'utf8');
     const version = /Yosys [0-9.]+/.exec(stat.creator ?? '')?.[0] ?? 'Yosys';
     const report = parseStat(stat.design.num_cells_by_type, ltp, family, s.top, version);

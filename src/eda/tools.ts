@@ -102,7 +102,11 @@ function unhookSignals(): void {
  * Run a tool in its own process group; a nonzero exit is an Error carrying the tail of its output.
  * Arguments go to the tool as they are (no shell): paths with spaces or quotes need no quoting.
  */
-export async function run(tool: string, args: string[], opts: { cwd: string; allowFail?: boolean; timeoutMs?: number }): Promise<RunResult> {
+export async function run(
+  tool: string,
+  args: string[],
+  opts: { cwd: string; allowFail?: boolean; timeoutMs?: number },
+): Promise<RunResult> {
   requireTool(tool);
   const t0 = performance.now();
   return new Promise((resolvePromise, reject) => {
@@ -130,11 +134,19 @@ export async function run(tool: string, args: string[], opts: { cwd: string; all
     });
     child.on('close', (code, signal) => {
       settle();
-      const res = { stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8'), status: code ?? -1, seconds: (performance.now() - t0) / 1000 };
-      if (timedOut) return reject(new Error(`${tool} ${args.join(' ')} did not finish within ${Math.round(limit / 1000)} s and was stopped`));
+      const res = {
+        stdout: Buffer.concat(out).toString('utf8'),
+        stderr: Buffer.concat(err).toString('utf8'),
+        status: code ?? -1,
+        seconds: (performance.now() - t0) / 1000,
+      };
+      if (timedOut)
+        return reject(new Error(`${tool} ${args.join(' ')} did not finish within ${Math.round(limit / 1000)} s and was stopped`));
       if (res.status !== 0 && !opts.allowFail) {
         const tail = (res.stderr + '\n' + res.stdout).trim().split('\n').slice(-30).join('\n');
-        return reject(new Error(`${tool} ${args.join(' ')} exited with ${signal ? `signal ${signal}` : `status ${res.status}`}:\n${tail}`));
+        return reject(
+          new Error(`${tool} ${args.join(' ')} exited with ${signal ? `signal ${signal}` : `status ${res.status}`}:\n${tail}`),
+        );
       }
       resolvePromise(res);
     });

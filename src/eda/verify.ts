@@ -9,7 +9,17 @@
  * may hold spaces, quotes or `$`.
  */
 import { createHash } from 'node:crypto';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { programFromJSON } from '../ir/serialize.ts';
@@ -82,10 +92,16 @@ export const SIMULATOR_TOOLS: Record<Simulator, string[]> = {
  * an HLS project is the C++ model, compiled with g++.
  */
 export function simulatorMismatch(format: HdlFormat, sim: Simulator): string | null {
-  if (format === 'hls') return sim === 'g++' ? null : `an HLS project is verified by compiling its C++ model with g++; --simulator ${sim} does not apply`;
-  if (sim === 'ghdl' && format !== 'vhdl') return 'the ghdl simulator needs a VHDL project (add --format vhdl, or use --simulator verilator or icarus)';
-  if (sim === 'icarus' && format !== 'verilog') return `Icarus simulates Verilog only; a ${format} project needs --simulator verilator or ghdl`;
-  if (sim === 'g++') return `g++ verifies HLS projects only; a ${format} project needs --simulator verilator, icarus${format === 'vhdl' ? ' or ghdl' : ''}`;
+  if (format === 'hls')
+    return sim === 'g++'
+      ? null
+      : `an HLS project is verified by compiling its C++ model with g++; --simulator ${sim} does not apply`;
+  if (sim === 'ghdl' && format !== 'vhdl')
+    return 'the ghdl simulator needs a VHDL project (add --format vhdl, or use --simulator verilator or icarus)';
+  if (sim === 'icarus' && format !== 'verilog')
+    return `Icarus simulates Verilog only; a ${format} project needs --simulator verilator or ghdl`;
+  if (sim === 'g++')
+    return `g++ verifies HLS projects only; a ${format} project needs --simulator verilator, icarus${format === 'vhdl' ? ' or ghdl' : ''}`;
   return null;
 }
 
@@ -104,7 +120,9 @@ export async function verify(target: string | Program, opts: VerifyOptions = {})
   if (unfit) throw new RangeError(unfit);
   const apInclude = opts.apInclude ?? process.env.HGQ_AP_INCLUDE;
   if (sim === 'g++' && !apInclude)
-    throw new RangeError('verifying an HLS project compiles its C++ model with g++ and needs ap_fixed.h: give its directory (apInclude, --ap-include or $HGQ_AP_INCLUDE)');
+    throw new RangeError(
+      'verifying an HLS project compiles its C++ model with g++ and needs ap_fixed.h: give its directory (apInclude, --ap-include or $HGQ_AP_INCLUDE)',
+    );
   const tooMany = vectorCountProblem(opts.vectors ?? 10000, 'verify vectors', p);
   if (tooMany) throw new RangeError(tooMany);
   const vec = makeVectors(p, opts.vectors ?? 10000, { data: opts.data, seed: opts.seed ?? 12345 });
@@ -113,7 +131,13 @@ export async function verify(target: string | Program, opts: VerifyOptions = {})
     mkdirSync(simDir, { recursive: true });
     writeFileSync(join(simDir, 'inputs.hex'), vec.inHex.join('\n') + '\n');
     writeFileSync(join(simDir, 'expected.hex'), vec.expHex.join('\n') + '\n');
-    return sim === 'verilator' ? runVerilator(dir, summary) : sim === 'icarus' ? runIcarus(dir, summary) : sim === 'ghdl' ? runGhdl(dir, summary) : runHlsModel(dir, summary, apInclude!);
+    return sim === 'verilator'
+      ? runVerilator(dir, summary)
+      : sim === 'icarus'
+        ? runIcarus(dir, summary)
+        : sim === 'ghdl'
+          ? runGhdl(dir, summary)
+          : runHlsModel(dir, summary, apInclude!);
   });
   const parsed = parseResult(res.out, sim);
   if (parsed.vectors !== vec.count && parsed.mismatches === 0)
@@ -172,7 +196,10 @@ const RUNTIME_OBJS = ['verilated.o', 'verilated_threads.o'];
  */
 async function runtimeCache(mdir: string, mk: string): Promise<string | null> {
   const version = (await run('verilator', ['--version'], { cwd: mdir })).stdout.trim();
-  const key = createHash('sha256').update(version + MAKE_OPT.join(' ')).digest('hex').slice(0, 12);
+  const key = createHash('sha256')
+    .update(version + MAKE_OPT.join(' '))
+    .digest('hex')
+    .slice(0, 12);
   const cache = join(tmpdir(), `hgq-verilator-runtime-${process.getuid?.() ?? 0}-${key}`);
   if (RUNTIME_OBJS.every((o) => existsSync(join(cache, o)))) return cache;
   try {
@@ -218,7 +245,11 @@ export async function buildVerilator(dir: string, s: Summary): Promise<{ bin: st
     // copies: the makefile and its dependency files name the sources by path, which make splits at spaces
     copyFileSync(src, join(mdir, `${s.top}.v`));
     copyFileSync(harness, join(mdir, `tb_${s.top}.cpp`));
-    await run('verilator', ['--cc', '--exe', ...VERILATOR_FLAGS, '--Mdir', '.', '--top-module', s.top, '-o', 'Vsim', `${s.top}.v`, `tb_${s.top}.cpp`], { cwd: mdir });
+    await run(
+      'verilator',
+      ['--cc', '--exe', ...VERILATOR_FLAGS, '--Mdir', '.', '--top-module', s.top, '-o', 'Vsim', `${s.top}.v`, `tb_${s.top}.cpp`],
+      { cwd: mdir },
+    );
     const mk = `V${s.top}.mk`;
     const cache = await runtimeCache(mdir, mk);
     if (cache) for (const o of RUNTIME_OBJS) if (!existsSync(join(mdir, o))) copyFileSync(join(cache, o), join(mdir, o));
@@ -259,7 +290,8 @@ async function runIcarus(dir: string, s: Summary): Promise<SimRun> {
  * system temporary folder with copies of the sources and vectors (the project path may hold quotes).
  */
 async function runGhdl(dir: string, s: Summary): Promise<SimRun> {
-  if (s.format !== 'vhdl' || !s.files.testbench) throw new RangeError('the ghdl simulator needs a VHDL project (hgq convert --format vhdl)');
+  if (s.format !== 'vhdl' || !s.files.testbench)
+    throw new RangeError('the ghdl simulator needs a VHDL project (hgq convert --format vhdl)');
   const workRoot = join(tmpdir(), `hgq-ghdl-${process.getuid?.() ?? 0}`);
   removeStaleTemporaries(workRoot);
   const work = temporaryBeside(workRoot);
@@ -283,8 +315,27 @@ async function runGhdl(dir: string, s: Summary): Promise<SimRun> {
 async function runHlsModel(dir: string, s: Summary, apInclude: string): Promise<SimRun> {
   const exe = resolve(dir, 'sim', 'csim');
   const src = resolve(dir, s.files.source!);
-  const b = await run('g++', ['-std=c++17', '-O1', '-w', '-I', resolve(apInclude), '-I', resolve(dir, 'src'), src, resolve(dir, s.files.testbench!), '-o', exe], { cwd: dir });
-  const r = await run(exe, [join(dir, 'sim', 'inputs.hex'), join(dir, 'sim', 'expected.hex')], { cwd: join(dir, 'sim'), allowFail: true });
+  const b = await run(
+    'g++',
+    [
+      '-std=c++17',
+      '-O1',
+      '-w',
+      '-I',
+      resolve(apInclude),
+      '-I',
+      resolve(dir, 'src'),
+      src,
+      resolve(dir, s.files.testbench!),
+      '-o',
+      exe,
+    ],
+    { cwd: dir },
+  );
+  const r = await run(exe, [join(dir, 'sim', 'inputs.hex'), join(dir, 'sim', 'expected.hex')], {
+    cwd: join(dir, 'sim'),
+    allowFail: true,
+  });
   return { out: r.stdout, build: b.seconds, run: r.seconds };
 }
 

@@ -30,12 +30,24 @@ interface LayerMem {
   N: number;
   /** run_slice's layer flags (see assembly/engine.ts) */
   flags: number;
-  W: number; Wq: number; WqT: number; bias: number; bq: number;
-  pW: Param; pB?: Param; kq?: KbiMem; bqq?: KbiMem; iq?: KifMem;
+  W: number;
+  Wq: number;
+  WqT: number;
+  bias: number;
+  bq: number;
+  pW: Param;
+  pB?: Param;
+  kq?: KbiMem;
+  bqq?: KbiMem;
+  iq?: KifMem;
   /** byte offsets in each thread's gradient block: ∂L/∂Wq, ∂L/∂bq (−1: no bias), input-quantizer sums, |x| maxima */
-  gWo: number; gBo: number; sumsO: number; amxO: number;
+  gWo: number;
+  gBo: number;
+  sumsO: number;
+  amxO: number;
   /** f64 EBOPs of each input row and of the bias (ebops_dense_rows, ebops_bias) */
-  ebopsRows: number; ebopsBias: number;
+  ebopsRows: number;
+  ebopsBias: number;
   beta: number;
 }
 
@@ -61,7 +73,12 @@ function clampCall(calls: Call[], p: Param, o: number, n: number): void {
 /** Bump allocator of one thread's block (offsets relative to the block, 64-byte aligned). */
 class ThreadBlock {
   bytes = 0;
-  alloc(floats: number): number { this.bytes = Math.ceil(this.bytes / 64) * 64; const o = this.bytes; this.bytes += Math.max(floats, 1) * 4; return o; }
+  alloc(floats: number): number {
+    this.bytes = Math.ceil(this.bytes / 64) * 64;
+    const o = this.bytes;
+    this.bytes += Math.max(floats, 1) * 4;
+    return o;
+  }
 }
 
 export class Engine implements TrainEngine {
@@ -83,7 +100,9 @@ export class Engine implements TrainEngine {
   private inputPtr = 0;
   private inputCap = 0; // samples
   private readonly adam: AdamState;
-  get iterations(): number { return this.adam.iterations; }
+  get iterations(): number {
+    return this.adam.iterations;
+  }
   private readonly K0: number;
   private readonly C: number;
 
@@ -99,7 +118,8 @@ export class Engine implements TrainEngine {
     const ar = new ParamArena(1024);
     this.params = ar.params;
     this.plan = ar.alloc(4 * (PLAN_WORDS_HEAD + PLAN_WORDS_LAYER * L));
-    const ctrl = ar.alloc(CTRL_BYTES), area = ar.alloc(threads * AREA_WORDS * 8);
+    const ctrl = ar.alloc(CTRL_BYTES),
+      area = ar.alloc(threads * AREA_WORDS * 8);
     for (let li = 0; li < L; li++) this.layers.push(this.layerParams(ar, li));
     this.paramFloats = this.params.reduce((n, p) => n + p.n, 0);
     const tb = this.threadLayout(chunk);
@@ -108,7 +128,7 @@ export class Engine implements TrainEngine {
     const pages = Math.ceil(bytes / PAGE) + 1;
     this.memory = new WA.Memory({ initial: pages, maximum: MAX_PAGES, shared: true });
     this.inputPtr = Math.ceil(bytes / 64) * 64;
-    this.inputCap = Math.floor(((pages * PAGE) - this.inputPtr) / (4 * (this.K0 + this.C)));
+    this.inputCap = Math.floor((pages * PAGE - this.inputPtr) / (4 * (this.K0 + this.C)));
     this.k = instantiate(module, this.memory);
     ar.copyInto(this.memory.buffer);
     this.writePlan(tb);
@@ -117,21 +137,49 @@ export class Engine implements TrainEngine {
 
   /** Checks layer li and lays out its parameters (kernel, bias, their quantizers, the input quantizer). */
   private layerParams(ar: ParamArena, li: number): LayerMem {
-    const layers = this.desc.layers, ld = layers[li]!;
+    const layers = this.desc.layers,
+      ld = layers[li]!;
     if (ld.type !== 'dense') throw new Error(`hgq engine: layer ${li} has unsupported type ${(ld as { type: string }).type}`);
-    const K = ld.inputs, N = ld.units;
-    if (!(K > 0 && N > 0 && Number.isInteger(K) && Number.isInteger(N))) throw new Error(`hgq engine: layer ${li} has invalid sizes ${K}×${N}`);
-    if (li > 0 && layers[li - 1]!.units !== K) throw new Error(`hgq engine: layer ${li} expects ${K} inputs but layer ${li - 1} has ${layers[li - 1]!.units} units`);
-    if (ld.activation !== 'relu' && ld.activation !== 'linear') throw new Error(`hgq engine: layer ${li} activation ${ld.activation} is not supported (relu or linear)`);
+    const K = ld.inputs,
+      N = ld.units;
+    if (!(K > 0 && N > 0 && Number.isInteger(K) && Number.isInteger(N)))
+      throw new Error(`hgq engine: layer ${li} has invalid sizes ${K}×${N}`);
+    if (li > 0 && layers[li - 1]!.units !== K)
+      throw new Error(`hgq engine: layer ${li} expects ${K} inputs but layer ${li - 1} has ${layers[li - 1]!.units} units`);
+    if (ld.activation !== 'relu' && ld.activation !== 'linear')
+      throw new Error(`hgq engine: layer ${li} activation ${ld.activation} is not supported (relu or linear)`);
     const pre = `layers[${li}]`;
     const pW = ar.param(`${pre}.kernel`, checkArr(ld.kernel, K * N, `${pre}.kernel`), true);
-    const lm: LayerMem = { K, N, flags: 0, W: pW.ptr, Wq: pW.ptr, WqT: ar.alloc(K * N * 4), bias: 0, bq: 0, gWo: 0, gBo: -1, sumsO: 0, amxO: 0,
-      ebopsRows: ar.alloc(8 * K), ebopsBias: ar.alloc(8), pW, beta: ld.beta ?? 0 };
-    if (ld.kq) { lm.kq = ar.kbi(ld.kq, K * N, `${pre}.kq`); lm.Wq = ar.alloc(K * N * 4); }
+    const lm: LayerMem = {
+      K,
+      N,
+      flags: 0,
+      W: pW.ptr,
+      Wq: pW.ptr,
+      WqT: ar.alloc(K * N * 4),
+      bias: 0,
+      bq: 0,
+      gWo: 0,
+      gBo: -1,
+      sumsO: 0,
+      amxO: 0,
+      ebopsRows: ar.alloc(8 * K),
+      ebopsBias: ar.alloc(8),
+      pW,
+      beta: ld.beta ?? 0,
+    };
+    if (ld.kq) {
+      lm.kq = ar.kbi(ld.kq, K * N, `${pre}.kq`);
+      lm.Wq = ar.alloc(K * N * 4);
+    }
     if (ld.bias) {
       lm.pB = ar.param(`${pre}.bias`, checkArr(ld.bias, N, `${pre}.bias`), true);
-      lm.bias = lm.pB.ptr; lm.bq = lm.bias;
-      if (ld.bq) { lm.bqq = ar.kbi(ld.bq, N, `${pre}.bq`); lm.bq = ar.alloc(N * 4); }
+      lm.bias = lm.pB.ptr;
+      lm.bq = lm.bias;
+      if (ld.bq) {
+        lm.bqq = ar.kbi(ld.bq, N, `${pre}.bq`);
+        lm.bq = ar.alloc(N * 4);
+      }
     } else if (ld.bq) throw new Error(`hgq engine: ${pre} has a bias quantizer but no bias`);
     if (ld.iq) {
       lm.iq = ar.kif(ld.iq, K, `${pre}.iq`);
@@ -147,15 +195,34 @@ export class Engine implements TrainEngine {
    * (pre-quantization) and A (quantized), then its gradient area (per-layer ∂L/∂Wq, ∂L/∂bq, quantizer sums and
    * maxima, the f64 loss and hit count). Returns the plan-table offsets.
    */
-  private threadLayout(CB: number): { X: number; Y: number; Z: number; D0: number; D1: number; scratch: number; G: number; gradFloats: number; H: number[]; A: number[] } {
+  private threadLayout(CB: number): {
+    X: number;
+    Y: number;
+    Z: number;
+    D0: number;
+    D1: number;
+    scratch: number;
+    G: number;
+    gradFloats: number;
+    H: number[];
+    A: number[];
+  } {
     const tb = new ThreadBlock();
     let gOff = 0;
-    const galloc = (floats: number) => { const o = gOff; gOff += Math.ceil(floats / 4) * 4; return o * 4; };
-    const X = tb.alloc(this.K0 * CB), Y = tb.alloc(this.C * CB), Z = tb.alloc(this.C * CB);
+    const galloc = (floats: number) => {
+      const o = gOff;
+      gOff += Math.ceil(floats / 4) * 4;
+      return o * 4;
+    };
+    const X = tb.alloc(this.K0 * CB),
+      Y = tb.alloc(this.C * CB),
+      Z = tb.alloc(this.C * CB);
     const maxW = Math.max(...this.layers.map((l) => Math.max(l.N, l.K)));
-    const D0 = tb.alloc(maxW * CB), D1 = tb.alloc(maxW * CB);
+    const D0 = tb.alloc(maxW * CB),
+      D1 = tb.alloc(maxW * CB);
     const scratch = tb.alloc(48); // 192 bytes: dense_bwd_dx keeps three running row sums for four rows
-    const H: number[] = [], A: number[] = [];
+    const H: number[] = [],
+      A: number[] = [];
     this.layers.forEach((lm, li) => {
       H.push(li === 0 ? X : tb.alloc(lm.K * CB));
       A.push(lm.iq ? tb.alloc(lm.K * CB) : H[li]!);
@@ -174,25 +241,50 @@ export class Engine implements TrainEngine {
   private writePlan(tb: ReturnType<Engine['threadLayout']>): void {
     const L = this.layers.length;
     const pl = new Int32Array(this.memory.buffer, this.plan, PLAN_WORDS_HEAD + PLAN_WORDS_LAYER * L);
-    pl[0] = L; pl[1] = this.chunk; pl[2] = this.K0; pl[3] = this.C; pl[4] = this.desc.loss === 'mse' ? 1 : 0;
-    pl[8] = this.threadBase; pl[9] = this.threadBytes;
-    pl[10] = tb.X; pl[11] = tb.Y; pl[12] = tb.D0; pl[13] = tb.D1; pl[14] = tb.G; pl[15] = tb.gradFloats; pl[16] = this.lossO; pl[17] = tb.Z;
+    pl[0] = L;
+    pl[1] = this.chunk;
+    pl[2] = this.K0;
+    pl[3] = this.C;
+    pl[4] = this.desc.loss === 'mse' ? 1 : 0;
+    pl[8] = this.threadBase;
+    pl[9] = this.threadBytes;
+    pl[10] = tb.X;
+    pl[11] = tb.Y;
+    pl[12] = tb.D0;
+    pl[13] = tb.D1;
+    pl[14] = tb.G;
+    pl[15] = tb.gradFloats;
+    pl[16] = this.lossO;
+    pl[17] = tb.Z;
     pl[18] = this.desc.layers[L - 1]!.activation === 'relu' ? 1 : 0;
     pl[19] = tb.scratch;
     this.layers.forEach((lm, li) => {
       const o = PLAN_WORDS_HEAD + PLAN_WORDS_LAYER * li;
-      pl[o] = lm.K; pl[o + 1] = lm.N; pl[o + 2] = lm.flags; pl[o + 3] = lm.Wq; pl[o + 4] = lm.bq;
-      pl[o + 5] = lm.iq ? lm.iq.prep : 0; pl[o + 6] = tb.H[li]!; pl[o + 7] = tb.A[li]!;
-      pl[o + 8] = lm.gWo; pl[o + 9] = lm.gBo; pl[o + 10] = lm.sumsO; pl[o + 11] = lm.amxO;
+      pl[o] = lm.K;
+      pl[o + 1] = lm.N;
+      pl[o + 2] = lm.flags;
+      pl[o + 3] = lm.Wq;
+      pl[o + 4] = lm.bq;
+      pl[o + 5] = lm.iq ? lm.iq.prep : 0;
+      pl[o + 6] = tb.H[li]!;
+      pl[o + 7] = tb.A[li]!;
+      pl[o + 8] = lm.gWo;
+      pl[o + 9] = lm.gBo;
+      pl[o + 10] = lm.sumsO;
+      pl[o + 11] = lm.amxO;
       pl[o + 12] = lm.WqT;
     });
   }
 
-  private f32(): Float32Array { return new Float32Array(this.memory.buffer); }
+  private f32(): Float32Array {
+    return new Float32Array(this.memory.buffer);
+  }
 
   static async create(desc: ModelDesc, opts: EngineOptions = {}): Promise<Engine> {
-    if (!desc || !Array.isArray(desc.layers) || desc.layers.length === 0) throw new Error('hgq engine: the model description needs at least one layer');
-    if (desc.loss !== 'softmax_cross_entropy' && desc.loss !== 'mse') throw new Error(`hgq engine: loss ${desc.loss} is not supported (softmax_cross_entropy, mse)`);
+    if (!desc || !Array.isArray(desc.layers) || desc.layers.length === 0)
+      throw new Error('hgq engine: the model description needs at least one layer');
+    if (desc.loss !== 'softmax_cross_entropy' && desc.loss !== 'mse')
+      throw new Error(`hgq engine: loss ${desc.loss} is not supported (softmax_cross_entropy, mse)`);
     if (!(desc.optimizer?.learningRate > 0)) throw new Error('hgq engine: optimizer.learningRate must be a positive number');
     // 256 samples per chunk; 128 for wide inputs (MNIST's 784), whose chunk of activations and quantized inputs
     // (2 × 784 × 256 × 4 bytes) with the layer's weights would overflow the 2 MB L2 (measured ~5% faster)
@@ -201,11 +293,13 @@ export class Engine implements TrainEngine {
     if (!(chunk >= 16 && chunk % 16 === 0)) throw new Error(`hgq engine: chunk must be a positive multiple of 16, got ${chunk}`);
     const factory = await poolFactoryFor(opts.poolFactory);
     const threads = opts.threads ?? (factory ? await defaultThreads() : 1);
-    if (!(Number.isInteger(threads) && threads >= 1 && threads <= 256)) throw new Error(`hgq engine: threads must be an integer in 1..256, got ${threads}`);
+    if (!(Number.isInteger(threads) && threads >= 1 && threads <= 256))
+      throw new Error(`hgq engine: threads must be an integer in 1..256, got ${threads}`);
     if (threads > 1 && !factory) throw new Error('hgq engine: threads > 1 needs a thread pool (poolFactory) in this environment');
     const { module, relaxed } = await loadKernels(opts.simd ?? 'auto');
     const e = new Engine(desc, module, relaxed, threads, chunk);
-    if (opts.schedule !== undefined && opts.schedule !== 'dynamic' && opts.schedule !== 'static') throw new Error(`hgq engine: schedule must be 'dynamic' or 'static', got ${opts.schedule}`);
+    if (opts.schedule !== undefined && opts.schedule !== 'dynamic' && opts.schedule !== 'static')
+      throw new Error(`hgq engine: schedule must be 'dynamic' or 'static', got ${opts.schedule}`);
     e.schedule = opts.schedule ?? 'dynamic';
     if (factory) await e.rounds.start(factory, module);
     return e;
@@ -213,9 +307,11 @@ export class Engine implements TrainEngine {
 
   /** Copies inputs (B×K0, row-major) and targets (B×C) into memory; grows it when the batch is larger. */
   private loadBatch(x: Float32Array, y: Float32Array): number {
-    if (!(x instanceof Float32Array) || x.length % this.K0 !== 0 || x.length === 0) throw new Error(`hgq engine: x must be a non-empty Float32Array of B×${this.K0} values`);
+    if (!(x instanceof Float32Array) || x.length % this.K0 !== 0 || x.length === 0)
+      throw new Error(`hgq engine: x must be a non-empty Float32Array of B×${this.K0} values`);
     const B = x.length / this.K0;
-    if (!(y instanceof Float32Array) || y.length !== B * this.C) throw new Error(`hgq engine: y must be a Float32Array of ${B}×${this.C} values (got ${y?.length})`);
+    if (!(y instanceof Float32Array) || y.length !== B * this.C)
+      throw new Error(`hgq engine: y must be a Float32Array of ${B}×${this.C} values (got ${y?.length})`);
     this.reserveBatch(B);
     const yPtr = this.inputPtr + B * this.K0 * 4;
     // views from batchBuffers() already hold the batch in place: no copy
@@ -224,7 +320,8 @@ export class Engine implements TrainEngine {
     if (!(x.buffer === buf && x.byteOffset === this.inputPtr)) f.set(x, this.inputPtr / 4);
     if (!(y.buffer === buf && y.byteOffset === yPtr)) f.set(y, yPtr / 4);
     const pl = new Int32Array(buf, this.plan, 8);
-    pl[5] = this.inputPtr; pl[6] = yPtr;
+    pl[5] = this.inputPtr;
+    pl[6] = yPtr;
     return B;
   }
 
@@ -246,7 +343,10 @@ export class Engine implements TrainEngine {
     if (!(Number.isInteger(B) && B > 0)) throw new Error(`hgq engine: batch size must be a positive integer, got ${B}`);
     this.reserveBatch(B);
     const buf = this.memory.buffer;
-    return { x: new Float32Array(buf, this.inputPtr, B * this.K0), y: new Float32Array(buf, this.inputPtr + B * this.K0 * 4, B * this.C) };
+    return {
+      x: new Float32Array(buf, this.inputPtr, B * this.K0),
+      y: new Float32Array(buf, this.inputPtr + B * this.K0 * 4, B * this.C),
+    };
   }
 
   /**
@@ -285,13 +385,26 @@ export class Engine implements TrainEngine {
     this.paramRound((t, parts) => {
       const calls: Call[] = [];
       this.layers.forEach((lm, l) => {
-        const [r0, nr] = Engine.rows(t, parts, lm.K), e0 = r0 * lm.N, ne = nr * lm.N;
+        const [r0, nr] = Engine.rows(t, parts, lm.K),
+          e0 = r0 * lm.N,
+          ne = nr * lm.N;
         if (nr > 0) {
           for (const p of weightRowParams(lm)) clampCall(calls, p, e0, ne);
           for (const p of inputParams(lm)) clampCall(calls, p, r0, nr);
-          if (lm.kq) calls.push(['kbi_fwd', ne, lm.W + 4 * e0, lm.kq.b + 4 * e0, lm.kq.i + 4 * e0, lm.kq.k + 4 * e0, lm.kq.mode, lm.Wq + 4 * e0]);
+          if (lm.kq)
+            calls.push([
+              'kbi_fwd',
+              ne,
+              lm.W + 4 * e0,
+              lm.kq.b + 4 * e0,
+              lm.kq.i + 4 * e0,
+              lm.kq.k + 4 * e0,
+              lm.kq.mode,
+              lm.Wq + 4 * e0,
+            ]);
           calls.push(['transpose_w_rows', lm.Wq, lm.K, lm.N, lm.WqT, r0, nr]); // for the backward's dense_bwd_dx_t
-          if (lm.iq) calls.push(['prep_act', nr, lm.iq.i + 4 * r0, lm.iq.f + 4 * r0, lm.iq.k + 4 * r0, lm.iq.mode, lm.iq.prep + 16 * r0]);
+          if (lm.iq)
+            calls.push(['prep_act', nr, lm.iq.i + 4 * r0, lm.iq.f + 4 * r0, lm.iq.k + 4 * r0, lm.iq.mode, lm.iq.prep + 16 * r0]);
         }
         if (t === Engine.biasPart(l, parts)) {
           for (const p of biasParams(lm)) clampCall(calls, p, 0, lm.N);
@@ -322,10 +435,17 @@ export class Engine implements TrainEngine {
     }
     this.rounds.run((t) => [['run_slice', this.plan, t, slices[t]![0], slices[t]![1]]]);
     const f64 = new Float64Array(this.memory.buffer);
-    let loss = 0, hits = 0;
+    let loss = 0,
+      hits = 0;
     for (let t = 0; t < T; t++) {
       const o = (this.gradBlock(t) + this.lossO) / 8;
-      if (t === 0) { loss = f64[o]!; hits = f64[o + 1]!; } else { loss += f64[o]!; hits += f64[o + 1]!; }
+      if (t === 0) {
+        loss = f64[o]!;
+        hits = f64[o + 1]!;
+      } else {
+        loss += f64[o]!;
+        hits += f64[o + 1]!;
+      }
     }
     return { loss, hits };
   }
@@ -337,7 +457,8 @@ export class Engine implements TrainEngine {
 
   /** WRAP integer bits follow the data (the |x| maxima over all threads), before EBOPs are taken. */
   private trackWrap(): void {
-    const k = this.k, G0 = this.gradBlock(0);
+    const k = this.k,
+      G0 = this.gradBlock(0);
     for (const lm of this.layers) {
       if (!lm.iq || lm.iq.mode !== 0) continue;
       for (let t = 1; t < this.threads; t++) k.max_into(G0 + lm.amxO, this.gradBlock(t) + lm.amxO, lm.K);
@@ -363,7 +484,8 @@ export class Engine implements TrainEngine {
       return calls;
     });
     this.adam.advance();
-    let ebops = 0, ebopsLoss = 0;
+    let ebops = 0,
+      ebopsLoss = 0;
     const f64 = new Float64Array(this.memory.buffer);
     for (const lm of this.layers) {
       if (!lm.iq || !lm.kq) continue;
@@ -378,33 +500,72 @@ export class Engine implements TrainEngine {
 
   /** Rows [r0, r0 + nr) of a layer's kernel, its quantizer and its input quantizer, through the whole update. */
   private weightRowsUpdate(calls: Call[], lm: LayerMem, blocks: number[], r0: number, nr: number, adam: AdamArgs): void {
-    const N = lm.N, e0 = r0 * N, ne = nr * N, G0 = blocks[0]!, gWq = G0 + lm.gWo + 4 * e0, sums = G0 + lm.sumsO + 12 * r0;
+    const N = lm.N,
+      e0 = r0 * N,
+      ne = nr * N,
+      G0 = blocks[0]!,
+      gWq = G0 + lm.gWo + 4 * e0,
+      sums = G0 + lm.sumsO + 12 * r0;
     for (const Gt of blocks.slice(1)) {
       calls.push(['add_into', gWq, Gt + lm.gWo + 4 * e0, ne]);
       if (lm.iq) calls.push(['add_into', sums, Gt + lm.sumsO + 12 * r0, 3 * nr]);
     }
-    const wp = weightRowParams(lm), ip = inputParams(lm);
+    const wp = weightRowParams(lm),
+      ip = inputParams(lm);
     for (const p of wp) calls.push(['zero', p.grad + 4 * e0, ne]);
     for (const p of ip) calls.push(['zero', p.grad + 4 * r0, nr]);
-    const at = (ptr: number) => ptr + 4 * e0, atIn = (ptr: number) => ptr + 4 * r0;
-    if (lm.kq) calls.push(['kbi_bwd', ne, at(lm.W), at(lm.kq.b), at(lm.kq.i), at(lm.kq.k), lm.kq.mode, at(lm.Wq), gWq, at(lm.pW.grad), at(lm.kq.pb.grad), at(lm.kq.pi.grad)]);
+    const at = (ptr: number) => ptr + 4 * e0,
+      atIn = (ptr: number) => ptr + 4 * r0;
+    if (lm.kq)
+      calls.push([
+        'kbi_bwd',
+        ne,
+        at(lm.W),
+        at(lm.kq.b),
+        at(lm.kq.i),
+        at(lm.kq.k),
+        lm.kq.mode,
+        at(lm.Wq),
+        gWq,
+        at(lm.pW.grad),
+        at(lm.kq.pb.grad),
+        at(lm.kq.pi.grad),
+      ]);
     else calls.push(['add_into', at(lm.pW.grad), gWq, ne]);
     const iq = lm.iq;
     if (iq) calls.push(['kif_grads', nr, atIn(iq.i), atIn(iq.f), atIn(iq.k), iq.mode, sums, atIn(iq.pi.grad), atIn(iq.pf.grad)]);
     if (iq && lm.kq) {
-      calls.push(['ebops_dense_rows', nr, N, atIn(iq.i), atIn(iq.f), atIn(iq.k), iq.mode, at(lm.kq.b), at(lm.kq.k), lm.kq.mode, fr(lm.beta),
-        atIn(iq.pi.grad), atIn(iq.pf.grad), at(lm.kq.pb.grad), lm.ebopsRows + 8 * r0]);
+      calls.push([
+        'ebops_dense_rows',
+        nr,
+        N,
+        atIn(iq.i),
+        atIn(iq.f),
+        atIn(iq.k),
+        iq.mode,
+        at(lm.kq.b),
+        at(lm.kq.k),
+        lm.kq.mode,
+        fr(lm.beta),
+        atIn(iq.pi.grad),
+        atIn(iq.pf.grad),
+        at(lm.kq.pb.grad),
+        lm.ebopsRows + 8 * r0,
+      ]);
     }
     // (the L1 gradient of a non-trainable parameter is computed but never applied)
     for (const p of wp) if (p.l1 > 0) calls.push(['add_scalar', ne, p.grad + 4 * e0, fr(p.l1)]);
     for (const p of ip) if (p.l1 > 0) calls.push(['add_scalar', nr, p.grad + 4 * r0, fr(p.l1)]);
-    for (const p of wp) if (p.trainable) calls.push(['adam', ne, p.ptr + 4 * e0, p.grad + 4 * e0, p.m + 4 * e0, p.v + 4 * e0, ...adam]);
-    for (const p of ip) if (p.trainable) calls.push(['adam', nr, p.ptr + 4 * r0, p.grad + 4 * r0, p.m + 4 * r0, p.v + 4 * r0, ...adam]);
+    for (const p of wp)
+      if (p.trainable) calls.push(['adam', ne, p.ptr + 4 * e0, p.grad + 4 * e0, p.m + 4 * e0, p.v + 4 * e0, ...adam]);
+    for (const p of ip)
+      if (p.trainable) calls.push(['adam', nr, p.ptr + 4 * r0, p.grad + 4 * r0, p.m + 4 * r0, p.v + 4 * r0, ...adam]);
   }
 
   /** A layer's bias and bias quantizer through the whole update (one thread). */
   private biasUpdate(calls: Call[], lm: LayerMem, blocks: number[], adam: AdamArgs): void {
-    const N = lm.N, gBq = blocks[0]! + lm.gBo;
+    const N = lm.N,
+      gBq = blocks[0]! + lm.gBo;
     for (const Gt of blocks.slice(1)) calls.push(['add_into', gBq, Gt + lm.gBo, N]);
     const bp = biasParams(lm);
     for (const p of bp) calls.push(['zero', p.grad, N]);

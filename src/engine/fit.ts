@@ -39,34 +39,68 @@ export interface EngineFitResult {
 type Logs = Record<string, number>;
 
 /** Trains `model` (compiled with tf.train.adam) on x (N×…, as the model's input) and one-hot/target y with the wasm engine. */
-export async function fitWithEngine(model: tf.LayersModel, x: tf.Tensor, y: tf.Tensor, o: EngineFitOptions): Promise<EngineFitResult> {
+export async function fitWithEngine(
+  model: tf.LayersModel,
+  x: tf.Tensor,
+  y: tf.Tensor,
+  o: EngineFitOptions,
+): Promise<EngineFitResult> {
   const why = engineUnsupported(model);
   if (why) throw new Error(`fitWithEngine: ${why}; train with the tfjs engine instead`);
   // x may have any per-sample shape (a leading Flatten/Reshape is free on row-major rows)
-  if (x.rank < 2 || y.rank !== 2 || x.shape[0] !== y.shape[0]) throw new Error(`fitWithEngine: x must be (samples, ...) and y 2-D with the same number of rows, got [${x.shape}] and [${y.shape}]`);
-  if (!(Number.isInteger(o.epochs) && o.epochs >= 1)) throw new Error(`fitWithEngine: epochs must be a positive integer, got ${o.epochs}`);
-  if (!(Number.isInteger(o.batchSize) && o.batchSize >= 1)) throw new Error(`fitWithEngine: batchSize must be a positive integer, got ${o.batchSize}`);
-  const N = x.shape[0]!, K = x.size / N, C = y.shape[1]!;
+  if (x.rank < 2 || y.rank !== 2 || x.shape[0] !== y.shape[0])
+    throw new Error(
+      `fitWithEngine: x must be (samples, ...) and y 2-D with the same number of rows, got [${x.shape}] and [${y.shape}]`,
+    );
+  if (!(Number.isInteger(o.epochs) && o.epochs >= 1))
+    throw new Error(`fitWithEngine: epochs must be a positive integer, got ${o.epochs}`);
+  if (!(Number.isInteger(o.batchSize) && o.batchSize >= 1))
+    throw new Error(`fitWithEngine: batchSize must be a positive integer, got ${o.batchSize}`);
+  const N = x.shape[0]!,
+    K = x.size / N,
+    C = y.shape[1]!;
   const perSample = (model.inputs[0]!.shape.slice(1) as number[]).reduce((a, d) => a * d, 1);
-  if (K !== perSample) throw new Error(`fitWithEngine: x has ${K} values per sample, the model's input [${model.inputs[0]!.shape.slice(1)}] takes ${perSample}`);
-  const xs = x.dataSync() as Float32Array, ys = y.dataSync() as Float32Array;
+  if (K !== perSample)
+    throw new Error(
+      `fitWithEngine: x has ${K} values per sample, the model's input [${model.inputs[0]!.shape.slice(1)}] takes ${perSample}`,
+    );
+  const xs = x.dataSync() as Float32Array,
+    ys = y.dataSync() as Float32Array;
   // one NaN or Inf would turn every weight into NaN within a step; say where it is instead
-  for (const [name, a, w] of [['x', xs, K], ['y', ys, C]] as const) {
+  for (const [name, a, w] of [
+    ['x', xs, K],
+    ['y', ys, C],
+  ] as const) {
     const j = a.findIndex((v) => !Number.isFinite(v));
-    if (j >= 0) throw new Error(`fitWithEngine: ${name} has ${a[j]} at sample ${Math.floor(j / w)}, value ${j % w}; remove or impute non-finite values first`);
+    if (j >= 0)
+      throw new Error(
+        `fitWithEngine: ${name} has ${a[j]} at sample ${Math.floor(j / w)}, value ${j % w}; remove or impute non-finite values first`,
+      );
   }
   const bind = await EngineBinding.create(model, o.loss, o.engine);
   const cbs = o.callbacks ?? [];
   const steps = Math.ceil(N / o.batchSize);
-  const params = { epochs: o.epochs, initialEpoch: 0, samples: N, steps, batchSize: o.batchSize, verbose: 0, doValidation: !!o.validationData,
-    metrics: ['loss', 'acc', ...(o.validationData ? ['val_loss', 'val_acc'] : [])] };
-  for (const cb of cbs) { cb.setModel(model as unknown as Parameters<tf.Callback["setModel"]>[0]); cb.setParams(params); }
+  const params = {
+    epochs: o.epochs,
+    initialEpoch: 0,
+    samples: N,
+    steps,
+    batchSize: o.batchSize,
+    verbose: 0,
+    doValidation: !!o.validationData,
+    metrics: ['loss', 'acc', ...(o.validationData ? ['val_loss', 'val_acc'] : [])],
+  };
+  for (const cb of cbs) {
+    cb.setModel(model as unknown as Parameters<tf.Callback['setModel']>[0]);
+    cb.setParams(params);
+  }
   const history: Record<string, number[]> = {};
   const epochsDone: number[] = [];
   const idx = new Uint32Array(N);
   const first = o.initialEpoch ?? 0;
   // staging for engines without their own batch views (the graph path)
-  let bx: Float32Array | null = null, by: Float32Array | null = null;
+  let bx: Float32Array | null = null,
+    by: Float32Array | null = null;
   let trainSeconds = 0;
   model.stopTraining = false;
   try {
@@ -77,14 +111,24 @@ export async function fitWithEngine(model: tf.LayersModel, x: tf.Tensor, y: tf.T
       for (let j = 0; j < N; j++) idx[j] = j;
       if (o.shuffle ?? true) {
         const rand = mulberry32(Math.imul((o.seed ?? 1) >>> 0, 0x9e3779b1) ^ (first + epoch));
-        for (let j = N - 1; j > 0; j--) { const r = Math.floor(rand() * (j + 1)); const t = idx[j]!; idx[j] = idx[r]!; idx[r] = t; }
+        for (let j = N - 1; j > 0; j--) {
+          const r = Math.floor(rand() * (j + 1));
+          const t = idx[j]!;
+          idx[j] = idx[r]!;
+          idx[r] = t;
+        }
       }
-      let lossSum = 0, accSum = 0;
+      let lossSum = 0,
+        accSum = 0;
       for (let s = 0; s < steps; s++) {
-        const b0 = s * o.batchSize, nb = Math.min(o.batchSize, N - b0);
+        const b0 = s * o.batchSize,
+          nb = Math.min(o.batchSize, N - b0);
         // gathered straight into the engine's memory where it offers views (saves a copy of the batch per step)
         const own = bind.engine.batchBuffers?.(nb);
-        if (!own && !bx) { bx = new Float32Array(o.batchSize * K); by = new Float32Array(o.batchSize * C); }
+        if (!own && !bx) {
+          bx = new Float32Array(o.batchSize * K);
+          by = new Float32Array(o.batchSize * C);
+        }
         const tx = own ? own.x : bx!.subarray(0, nb * K);
         const ty = own ? own.y : by!.subarray(0, nb * C);
         for (let b = 0; b < nb; b++) {
@@ -110,7 +154,8 @@ export async function fitWithEngine(model: tf.LayersModel, x: tf.Tensor, y: tf.T
         const [vl, vacc] = tf.tidy(() => {
           const p = model.predict(vx, { batchSize: 4096 }) as tf.Tensor;
           const l = o.loss === 'mse' ? tf.losses.meanSquaredError(vy, p) : tf.losses.softmaxCrossEntropy(vy, p);
-          const a = o.loss === 'mse' ? tf.scalar(NaN) : tf.mean(tf.cast(tf.equal(tf.argMax(p, -1), tf.argMax(vy, -1)), 'float32'));
+          const a =
+            o.loss === 'mse' ? tf.scalar(NaN) : tf.mean(tf.cast(tf.equal(tf.argMax(p, -1), tf.argMax(vy, -1)), 'float32'));
           return [l.dataSync()[0]!, a.dataSync()[0]!];
         });
         logs['val_loss'] = vl;

@@ -6,8 +6,16 @@
 import * as tf from '@tensorflow/tfjs';
 import { QBatchNormDense, QDense } from '../layers/dense.ts';
 import { QConv1D, QConv2D } from '../layers/conv.ts';
-import { QAveragePooling1D, QAveragePooling2D, QGlobalAveragePooling1D, QGlobalAveragePooling2D, QGlobalMaxPooling1D, QGlobalMaxPooling2D,
-  QMaxPooling1D, QMaxPooling2D } from '../layers/pooling.ts';
+import {
+  QAveragePooling1D,
+  QAveragePooling2D,
+  QGlobalAveragePooling1D,
+  QGlobalAveragePooling2D,
+  QGlobalMaxPooling1D,
+  QGlobalMaxPooling2D,
+  QMaxPooling1D,
+  QMaxPooling2D,
+} from '../layers/pooling.ts';
 import { QAdd, QMaximum, QMinimum, QMultiply, QSubtract } from '../layers/merge.ts';
 import { QBatchNormalization } from '../layers/batchnorm.ts';
 import { QConcatenate } from '../layers/shape.ts';
@@ -15,7 +23,16 @@ import type { QLayer } from '../layers/base.ts';
 import type { Quantizer } from '../quantizer/index.ts';
 import { createEngine } from './engine.ts';
 import { createGraphEngine } from './graph.ts';
-import type { DenseDesc, EngineOptions, GraphLayerDesc, GraphModelDesc, KbiDesc, KifDesc, ModelDesc, TrainEngine } from './types.ts';
+import type {
+  DenseDesc,
+  EngineOptions,
+  GraphLayerDesc,
+  GraphModelDesc,
+  KbiDesc,
+  KifDesc,
+  ModelDesc,
+  TrainEngine,
+} from './types.ts';
 
 export type EngineLoss = ModelDesc['loss'];
 
@@ -42,27 +59,39 @@ const CONV = [QConv1D, QConv2D];
 const POOL = [QMaxPooling1D, QMaxPooling2D, QAveragePooling1D, QAveragePooling2D];
 const GLOBAL_POOL = [QGlobalMaxPooling1D, QGlobalMaxPooling2D, QGlobalAveragePooling1D, QGlobalAveragePooling2D];
 const MERGES = [QAdd, QSubtract, QMultiply, QMaximum, QMinimum];
-const SUPPORTED = 'QDense, QBatchNormDense, QBatchNormalization, QConv1D/2D, QMaxPooling1D/2D, QAveragePooling1D/2D, their global forms, QAdd, QSubtract, QMultiply, QMaximum, QMinimum, QConcatenate, Flatten, Reshape';
+const SUPPORTED =
+  'QDense, QBatchNormDense, QBatchNormalization, QConv1D/2D, QMaxPooling1D/2D, QAveragePooling1D/2D, their global forms, QAdd, QSubtract, QMultiply, QMaximum, QMinimum, QConcatenate, Flatten, Reshape';
 
 type Conv = QConv1D | QConv2D;
-interface PlanNode { layer: QLayer; from: number[] }
+interface PlanNode {
+  layer: QLayer;
+  from: number[];
+}
 /** The model as engine nodes in topological order; chain = plain QDense layers one after another (the fast path). */
-interface Plan { nodes: PlanNode[]; chain: boolean; inputs: number }
+interface Plan {
+  nodes: PlanNode[];
+  chain: boolean;
+  inputs: number;
+}
 
 const isAny = (l: unknown, cs: ReadonlyArray<abstract new (...a: never[]) => unknown>) => cs.some((c) => l instanceof c);
-const inShapeOf = (l: QLayer): (number | null)[] => (l as unknown as { builtInputShapes: (number | null)[][] }).builtInputShapes[0]!;
+const inShapeOf = (l: QLayer): (number | null)[] =>
+  (l as unknown as { builtInputShapes: (number | null)[][] }).builtInputShapes[0]!;
 
 function planOf(model: tf.LayersModel): Plan {
-  if (model.inputs.length !== 1 || model.outputs.length !== 1) throw new Error('the engine trains single-input, single-output models');
+  if (model.inputs.length !== 1 || model.outputs.length !== 1)
+    throw new Error('the engine trains single-input, single-output models');
   const layers = model.layers.filter((l) => l.getClassName() !== 'InputLayer');
   if (layers.length === 0) throw new Error('the model has no layers');
   const out = model.outputs[0]!.shape;
-  if (out.length !== 2) throw new Error(`the model's output has rank ${out.length}; the wasm engine trains (batch, outputs) models`);
+  if (out.length !== 2)
+    throw new Error(`the model's output has rank ${out.length}; the wasm engine trains (batch, outputs) models`);
   const index = new Map<tf.layers.Layer, number>();
   const nodes: PlanNode[] = [];
   for (const l of layers) {
     const what = `layer '${l.name}' (${l.getClassName()})`;
-    if (l.inboundNodes.length !== 1) throw new Error(`${what} is used ${l.inboundNodes.length} times; the wasm engine needs each layer applied once`);
+    if (l.inboundNodes.length !== 1)
+      throw new Error(`${what} is used ${l.inboundNodes.length} times; the wasm engine needs each layer applied once`);
     const inbound = (l.inboundNodes[0]?.inboundLayers ?? []) as tf.layers.Layer[];
     if (inbound.length === 0) throw new Error(`${what} has no input`);
     const from = inbound.map((p) => {
@@ -73,25 +102,42 @@ function planOf(model: tf.LayersModel): Plan {
     });
     if (PASS_THROUGH.has(l.getClassName())) {
       const q = l as unknown as { iqs?: (Quantizer | null)[]; oq?: Quantizer | null };
-      if (q.iqs?.some((x) => x) || q.oq) throw new Error(`${what} quantizes; the wasm engine supports reshapes without quantizers`);
+      if (q.iqs?.some((x) => x) || q.oq)
+        throw new Error(`${what} quantizes; the wasm engine supports reshapes without quantizers`);
       index.set(l, from[0]!);
       continue;
     }
     const ql = l as unknown as QLayer;
-    const supported = (l instanceof QDense) || isAny(l, CONV) || isAny(l, POOL) || isAny(l, GLOBAL_POOL) || isAny(l, MERGES) || l instanceof QBatchNormalization || l instanceof QConcatenate;
+    const supported =
+      l instanceof QDense ||
+      isAny(l, CONV) ||
+      isAny(l, POOL) ||
+      isAny(l, GLOBAL_POOL) ||
+      isAny(l, MERGES) ||
+      l instanceof QBatchNormalization ||
+      l instanceof QConcatenate;
     if (!supported) throw new Error(`${what} is not supported by the wasm engine yet (supported: ${SUPPORTED})`);
     if (!l.trainable) throw new Error(`${what} is frozen (trainable = false); the wasm engine trains every layer`);
     if (ql.oq) checkQuantizer(ql.oq, 'kif', [0], `${what} output quantizer`);
     if (isAny(l, MERGES) || l instanceof QConcatenate) {
-      ql.iqs.forEach((q, j) => { if (q) checkQuantizer(q, 'kif', [0], `${what} input quantizer ${j}`); });
+      ql.iqs.forEach((q, j) => {
+        if (q) checkQuantizer(q, 'kif', [0], `${what} input quantizer ${j}`);
+      });
     } else {
       if (from.length !== 1) throw new Error(`${what} takes ${from.length} inputs`);
       const inShape = inShapeOf(ql);
       // a QDense on (batch, ...positions, features) is a 1×…×1 convolution (same EBOPs); QBatchNormDense needs rank 2
-      if (l instanceof QBatchNormDense && (!inShape || inShape.length !== 2)) throw new Error(`${what} takes inputs of rank ${inShape?.length}; the wasm engine supports (batch, features) for batch-norm dense layers (add a Flatten before it)`);
-      if (l instanceof QDense && inShape?.length === 2 && l.parallelizationFactor > 1) throw new Error(`${what} has parallelizationFactor ${l.parallelizationFactor}; the wasm engine supports the default (fully parallel)`);
+      if (l instanceof QBatchNormDense && (!inShape || inShape.length !== 2))
+        throw new Error(
+          `${what} takes inputs of rank ${inShape?.length}; the wasm engine supports (batch, features) for batch-norm dense layers (add a Flatten before it)`,
+        );
+      if (l instanceof QDense && inShape?.length === 2 && l.parallelizationFactor > 1)
+        throw new Error(
+          `${what} has parallelizationFactor ${l.parallelizationFactor}; the wasm engine supports the default (fully parallel)`,
+        );
       if (ql.iqs[0]) checkQuantizer(ql.iqs[0], 'kif', [0], `${what} input quantizer`);
-      else if ((l instanceof QDense || isAny(l, CONV)) && ql.enableEbops && ql.getBeta() > 0) throw new Error(`${what} counts EBOPs without an input quantizer; the wasm engine needs the input quantizer for EBOPs`);
+      else if ((l instanceof QDense || isAny(l, CONV)) && ql.enableEbops && ql.getBeta() > 0)
+        throw new Error(`${what} counts EBOPs without an input quantizer; the wasm engine needs the input quantizer for EBOPs`);
       if (l instanceof QDense || isAny(l, CONV) || l instanceof QBatchNormalization) {
         const w = l as unknown as QDense | Conv;
         checkQuantizer(w.kq, 'kbi', [], `${what} kernel quantizer`);
@@ -103,20 +149,35 @@ function planOf(model: tf.LayersModel): Plan {
   }
   if (nodes.length === 0) throw new Error('the model has no trainable layer');
   const outLayer = (model.outputs[0] as unknown as { sourceLayer: tf.layers.Layer }).sourceLayer;
-  if (index.get(outLayer) !== nodes.length - 1) throw new Error(`the model's output must come from its last layer ('${nodes[nodes.length - 1]!.layer.name}') for the wasm engine`);
-  const chain = nodes.every((n, j) => !n.layer.oq && n.layer instanceof QDense && !(n.layer instanceof QBatchNormDense) && inShapeOf(n.layer).length === 2 && n.from.length === 1 && n.from[0] === j - 1);
+  if (index.get(outLayer) !== nodes.length - 1)
+    throw new Error(
+      `the model's output must come from its last layer ('${nodes[nodes.length - 1]!.layer.name}') for the wasm engine`,
+    );
+  const chain = nodes.every(
+    (n, j) =>
+      !n.layer.oq &&
+      n.layer instanceof QDense &&
+      !(n.layer instanceof QBatchNormDense) &&
+      inShapeOf(n.layer).length === 2 &&
+      n.from.length === 1 &&
+      n.from[0] === j - 1,
+  );
   const inputs = (model.inputs[0]!.shape.slice(1) as number[]).reduce((a, d) => a * d, 1);
   return { nodes, chain, inputs };
 }
 
 function checkQuantizer(q: Quantizer, type: 'kif' | 'kbi', axes: number[], what: string): void {
   const c = q.config;
-  if (c.qType !== type) throw new Error(`${what} is ${c.qType.toUpperCase()}; the wasm engine supports ${type.toUpperCase()} here`);
+  if (c.qType !== type)
+    throw new Error(`${what} is ${c.qType.toUpperCase()}; the wasm engine supports ${type.toUpperCase()} here`);
   if (c.roundMode !== 'RND') throw new Error(`${what} rounds with ${c.roundMode}; the wasm engine supports RND`);
-  if (type === 'kbi' && c.overflowMode === 'WRAP') throw new Error(`${what} uses WRAP; the wasm engine supports SAT and SAT_SYM for weights`);
+  if (type === 'kbi' && c.overflowMode === 'WRAP')
+    throw new Error(`${what} uses WRAP; the wasm engine supports SAT and SAT_SYM for weights`);
   const ax = q.homogeneousAxes;
   if (ax.length !== axes.length || ax.some((a, j) => a !== axes[j])) {
-    throw new Error(`${what} has granularity with shared axes [${ax}]; the wasm engine supports [${axes}] (${type === 'kif' ? 'per activation' : 'per element'})`);
+    throw new Error(
+      `${what} has granularity with shared axes [${ax}]; the wasm engine supports [${axes}] (${type === 'kif' ? 'per activation' : 'per element'})`,
+    );
   }
 }
 
@@ -132,90 +193,221 @@ const betaOf = (l: QLayer): number => (l.enableEbops ? l.getBeta() * l.ebopsFact
 /** A plain QDense chain's description for the fast path (describeAny also covers the graph path). */
 export function describeModel(model: tf.LayersModel, loss: EngineLoss): { desc: ModelDesc; binding: Binding } {
   const r = describeAny(model, loss);
-  if (r.graph) throw new Error('the model needs the engine\'s graph path (batch norm, convolution, pooling or merges); use describeAny');
+  if (r.graph)
+    throw new Error("the model needs the engine's graph path (batch norm, convolution, pooling or merges); use describeAny");
   return { desc: r.desc as ModelDesc, binding: r.binding };
 }
 
 /** Reads the model into an engine description (chain or graph) and the variable binding used to sync back. */
-export function describeAny(model: tf.LayersModel, loss: EngineLoss): { desc: ModelDesc | GraphModelDesc; graph: boolean; binding: Binding } {
+export function describeAny(
+  model: tf.LayersModel,
+  loss: EngineLoss,
+): { desc: ModelDesc | GraphModelDesc; graph: boolean; binding: Binding } {
   const plan = planOf(model);
-  const opt = model.optimizer as unknown as { getClassName?: () => string; learningRate: number; beta1: number; beta2: number; epsilon: number };
+  const opt = model.optimizer as unknown as {
+    getClassName?: () => string;
+    learningRate: number;
+    beta1: number;
+    beta2: number;
+    epsilon: number;
+  };
   if (!opt || opt.getClassName?.() !== 'Adam') throw new Error('the wasm engine needs the model compiled with tf.train.adam');
   const vars = new Map<string, tf.LayerVariable>();
-  const bindVar = (name: string, v: tf.LayerVariable): Float32Array => { vars.set(name, v); return data(v.read()); };
+  const bindVar = (name: string, v: tf.LayerVariable): Float32Array => {
+    vars.set(name, v);
+    return data(v.read());
+  };
   const kbi = (q: Quantizer, name: string): KbiDesc => {
     const c = q.config;
-    return { overflow: c.overflowMode as KbiDesc['overflow'], k: data(qvar(q, 'k').read()), b: bindVar(`${name}.b`, qvar(q, 'b')), i: bindVar(`${name}.i`, qvar(q, 'i')),
-      bBounds: c.bBounds, iBounds: c.iBounds, l1: c.trainable ? c.l1 : 0 };
+    return {
+      overflow: c.overflowMode as KbiDesc['overflow'],
+      k: data(qvar(q, 'k').read()),
+      b: bindVar(`${name}.b`, qvar(q, 'b')),
+      i: bindVar(`${name}.i`, qvar(q, 'i')),
+      bBounds: c.bBounds,
+      iBounds: c.iBounds,
+      l1: c.trainable ? c.l1 : 0,
+    };
   };
   const kif = (q: Quantizer | null, name: string): KifDesc | null => {
     if (!q) return null;
     const c = q.config;
     const decay = c.overflowMode === 'WRAP' ? qvar(q, 'i_decay_speed').read().dataSync()[0]! : 0;
-    return { overflow: c.overflowMode, k: data(qvar(q, 'k').read()), i: bindVar(`${name}.i`, qvar(q, 'i')), f: bindVar(`${name}.f`, qvar(q, 'f')),
-      iBounds: c.iBounds, fBounds: c.fBounds, l1: c.trainable ? c.l1 : 0, decay };
+    return {
+      overflow: c.overflowMode,
+      k: data(qvar(q, 'k').read()),
+      i: bindVar(`${name}.i`, qvar(q, 'i')),
+      f: bindVar(`${name}.f`, qvar(q, 'f')),
+      iBounds: c.iBounds,
+      fBounds: c.fBounds,
+      l1: c.trainable ? c.l1 : 0,
+      decay,
+    };
   };
-  const layers: GraphLayerDesc[] = plan.nodes.map(({ layer: l, from }, li): GraphLayerDesc => ({ ...layerDesc(l, from, li), oq: kif(l.oq, `layers[${li}].oq`) }));
+  const layers: GraphLayerDesc[] = plan.nodes.map(
+    ({ layer: l, from }, li): GraphLayerDesc => ({ ...layerDesc(l, from, li), oq: kif(l.oq, `layers[${li}].oq`) }),
+  );
   function layerDesc(l: QLayer, from: number[], li: number): GraphLayerDesc {
     const pre = `layers[${li}]`;
     const beta = betaOf(l);
-    const inShape = (inShapeOf(l).slice(1) as number[]);
+    const inShape = inShapeOf(l).slice(1) as number[];
     if (l instanceof QDense && !(l instanceof QBatchNormDense) && inShape.length > 1) {
-      return { type: 'conv', from, inShape, filters: l.units, kernelSize: inShape.slice(0, -1).map(() => 1), strides: inShape.slice(0, -1).map(() => 1),
-        padding: 'valid', activation: l.activation, kernel: bindVar(`${pre}.kernel`, l.kernel), bias: l.bias ? bindVar(`${pre}.bias`, l.bias) : null,
-        iq: kif(l.iqs[0] ?? null, `${pre}.iq`), kq: kbi(l.kq, `${pre}.kq`), bq: l.bq ? kbi(l.bq, `${pre}.bq`) : null, beta, parallelizationFactor: l.parallelizationFactor };
+      return {
+        type: 'conv',
+        from,
+        inShape,
+        filters: l.units,
+        kernelSize: inShape.slice(0, -1).map(() => 1),
+        strides: inShape.slice(0, -1).map(() => 1),
+        padding: 'valid',
+        activation: l.activation,
+        kernel: bindVar(`${pre}.kernel`, l.kernel),
+        bias: l.bias ? bindVar(`${pre}.bias`, l.bias) : null,
+        iq: kif(l.iqs[0] ?? null, `${pre}.iq`),
+        kq: kbi(l.kq, `${pre}.kq`),
+        bq: l.bq ? kbi(l.bq, `${pre}.bq`) : null,
+        beta,
+        parallelizationFactor: l.parallelizationFactor,
+      };
     }
     if (l instanceof QDense) {
-      const K = l.kernel.shape[0]!, N = l.units;
+      const K = l.kernel.shape[0]!,
+        N = l.units;
       const dense: DenseDesc = {
-        type: 'dense', inputs: K, units: N, activation: l.activation,
-        kernel: bindVar(`${pre}.kernel`, l.kernel), bias: l.bias ? bindVar(`${pre}.bias`, l.bias) : null,
-        iq: kif(l.iqs[0] ?? null, `${pre}.iq`), kq: kbi(l.kq, `${pre}.kq`), bq: l.bq ? kbi(l.bq, `${pre}.bq`) : null, beta,
+        type: 'dense',
+        inputs: K,
+        units: N,
+        activation: l.activation,
+        kernel: bindVar(`${pre}.kernel`, l.kernel),
+        bias: l.bias ? bindVar(`${pre}.bias`, l.bias) : null,
+        iq: kif(l.iqs[0] ?? null, `${pre}.iq`),
+        kq: kbi(l.kq, `${pre}.kq`),
+        bq: l.bq ? kbi(l.bq, `${pre}.bq`) : null,
+        beta,
       };
       if (!(l instanceof QBatchNormDense)) return { ...dense, from };
       const { type: _t, ...rest } = dense;
       void _t;
-      return { ...rest, type: 'bndense', from, gamma: l.gamma ? bindVar(`${pre}.gamma`, l.gamma) : null,
-        movingMean: bindVar(`${pre}.movingMean`, l.movingMean), movingVariance: bindVar(`${pre}.movingVariance`, l.movingVariance),
-        momentum: l.momentum, epsilon: l.epsilon };
+      return {
+        ...rest,
+        type: 'bndense',
+        from,
+        gamma: l.gamma ? bindVar(`${pre}.gamma`, l.gamma) : null,
+        movingMean: bindVar(`${pre}.movingMean`, l.movingMean),
+        movingVariance: bindVar(`${pre}.movingVariance`, l.movingVariance),
+        momentum: l.momentum,
+        epsilon: l.epsilon,
+      };
     }
     if (l instanceof QBatchNormalization) {
-      return { type: 'bn', from, inShape, gamma: l.gamma ? bindVar(`${pre}.gamma`, l.gamma) : null, offset: l.beta ? bindVar(`${pre}.offset`, l.beta) : null,
-        movingMean: bindVar(`${pre}.movingMean`, l.movingMean), movingVariance: bindVar(`${pre}.movingVariance`, l.movingVariance),
-        momentum: l.momentum, epsilon: l.epsilon, freeze: l.freezeStatistics, iq: kif(l.iqs[0] ?? null, `${pre}.iq`), kq: kbi(l.kq, `${pre}.kq`), bq: kbi(l.bq, `${pre}.bq`), beta };
+      return {
+        type: 'bn',
+        from,
+        inShape,
+        gamma: l.gamma ? bindVar(`${pre}.gamma`, l.gamma) : null,
+        offset: l.beta ? bindVar(`${pre}.offset`, l.beta) : null,
+        movingMean: bindVar(`${pre}.movingMean`, l.movingMean),
+        movingVariance: bindVar(`${pre}.movingVariance`, l.movingVariance),
+        momentum: l.momentum,
+        epsilon: l.epsilon,
+        freeze: l.freezeStatistics,
+        iq: kif(l.iqs[0] ?? null, `${pre}.iq`),
+        kq: kbi(l.kq, `${pre}.kq`),
+        bq: kbi(l.bq, `${pre}.bq`),
+        beta,
+      };
     }
     if (isAny(l, CONV)) {
       const c = l as Conv;
-      return { type: 'conv', from, inShape, filters: c.filters, kernelSize: [...c.kernelSize], strides: [...c.strides], padding: c.padding,
-        activation: c.activation, kernel: bindVar(`${pre}.kernel`, c.kernel), bias: c.bias ? bindVar(`${pre}.bias`, c.bias) : null,
-        iq: kif(c.iqs[0] ?? null, `${pre}.iq`), kq: kbi(c.kq, `${pre}.kq`), bq: c.bq ? kbi(c.bq, `${pre}.bq`) : null, beta,
-        parallelizationFactor: c.parallelizationFactor };
+      return {
+        type: 'conv',
+        from,
+        inShape,
+        filters: c.filters,
+        kernelSize: [...c.kernelSize],
+        strides: [...c.strides],
+        padding: c.padding,
+        activation: c.activation,
+        kernel: bindVar(`${pre}.kernel`, c.kernel),
+        bias: c.bias ? bindVar(`${pre}.bias`, c.bias) : null,
+        iq: kif(c.iqs[0] ?? null, `${pre}.iq`),
+        kq: kbi(c.kq, `${pre}.kq`),
+        bq: c.bq ? kbi(c.bq, `${pre}.bq`) : null,
+        beta,
+        parallelizationFactor: c.parallelizationFactor,
+      };
     }
     if (isAny(l, POOL)) {
       const p = l as QMaxPooling2D;
       const op = isAny(l, [QMaxPooling1D, QMaxPooling2D]) ? 'max' : 'avg';
-      return { type: 'pool', op, from, inShape, poolSize: [...p.poolSize], strides: [...p.strides], padding: p.padding,
-        iq: kif(l.iqs[0] ?? null, `${pre}.iq`), beta, parallelizationFactor: p.parallelizationFactor };
+      return {
+        type: 'pool',
+        op,
+        from,
+        inShape,
+        poolSize: [...p.poolSize],
+        strides: [...p.strides],
+        padding: p.padding,
+        iq: kif(l.iqs[0] ?? null, `${pre}.iq`),
+        beta,
+        parallelizationFactor: p.parallelizationFactor,
+      };
     }
     if (isAny(l, GLOBAL_POOL)) {
       const op = isAny(l, [QGlobalMaxPooling1D, QGlobalMaxPooling2D]) ? 'max' : 'avg';
-      return { type: 'pool', op, global: true, from, inShape, poolSize: [], strides: [], padding: 'valid', iq: kif(l.iqs[0] ?? null, `${pre}.iq`), beta };
+      return {
+        type: 'pool',
+        op,
+        global: true,
+        from,
+        inShape,
+        poolSize: [],
+        strides: [],
+        padding: 'valid',
+        iq: kif(l.iqs[0] ?? null, `${pre}.iq`),
+        beta,
+      };
     }
     if (l instanceof QConcatenate) {
       const shapes = (l as unknown as { builtInputShapes: number[][] }).builtInputShapes.map((sh) => sh.slice(1));
-      const rank = shapes[0]!.length, ax = (l.axis < 0 ? l.axis + rank + 1 : l.axis) - 1;
-      const inner = shapes[0]!.slice(ax + 1).reduce((a, d) => a * d, 1), outer = shapes[0]!.slice(0, ax).reduce((a, d) => a * d, 1);
-      return { type: 'concat', from, outer, parts: shapes.map((sh) => sh[ax]! * inner), iqs: l.iqs.map((q, j) => kif(q, `${pre}.iq${j}`)) };
+      const rank = shapes[0]!.length,
+        ax = (l.axis < 0 ? l.axis + rank + 1 : l.axis) - 1;
+      const inner = shapes[0]!.slice(ax + 1).reduce((a, d) => a * d, 1),
+        outer = shapes[0]!.slice(0, ax).reduce((a, d) => a * d, 1);
+      return {
+        type: 'concat',
+        from,
+        outer,
+        parts: shapes.map((sh) => sh[ax]! * inner),
+        iqs: l.iqs.map((q, j) => kif(q, `${pre}.iq${j}`)),
+      };
     }
     // merges
     const size = inShape.reduce((a, d) => a * d, 1);
-    const op = l instanceof QSubtract ? 'subtract' : l instanceof QMultiply ? 'multiply' : l instanceof QMaximum ? 'maximum' : l instanceof QMinimum ? 'minimum' : 'add';
+    const op =
+      l instanceof QSubtract
+        ? 'subtract'
+        : l instanceof QMultiply
+          ? 'multiply'
+          : l instanceof QMaximum
+            ? 'maximum'
+            : l instanceof QMinimum
+              ? 'minimum'
+              : 'add';
     return { type: 'add', op, from, size, iqs: l.iqs.map((q, j) => kif(q, `${pre}.iq${j}`)), beta };
   }
   const optimizer = { learningRate: opt.learningRate, beta1: opt.beta1, beta2: opt.beta2, epsilon: opt.epsilon };
   const binding: Binding = { vars, layers: plan.nodes.map((n, index) => ({ index, layer: n.layer })) };
   if (plan.chain) {
-    const desc: ModelDesc = { layers: layers.map((d) => { const { from: _f, ...rest } = d as DenseDesc & { from?: number[] }; void _f; return rest as DenseDesc; }), loss, optimizer };
+    const desc: ModelDesc = {
+      layers: layers.map((d) => {
+        const { from: _f, ...rest } = d as DenseDesc & { from?: number[] };
+        void _f;
+        return rest as DenseDesc;
+      }),
+      loss,
+      optimizer,
+    };
     return { desc, graph: false, binding };
   }
   return { desc: { inputs: plan.inputs, layers, loss, optimizer }, graph: true, binding };
@@ -237,12 +429,18 @@ function trainableOrder(model: tf.LayersModel): tf.LayerVariable[] {
 
 /** An engine bound to a tfjs model: `pull` copies model → engine, `push` engine → model (weights and Adam state). */
 export class EngineBinding {
-  private constructor(readonly engine: TrainEngine, readonly model: tf.LayersModel, private readonly binding: Binding) {}
+  private constructor(
+    readonly engine: TrainEngine,
+    readonly model: tf.LayersModel,
+    private readonly binding: Binding,
+  ) {}
 
   /** Models with batch norm, convolutions, pooling or merges run on the graph path. */
   static async create(model: tf.LayersModel, loss: EngineLoss, opts: EngineOptions = {}): Promise<EngineBinding> {
     const { desc, graph, binding } = describeAny(model, loss);
-    const engine: TrainEngine = graph ? await createGraphEngine(desc as GraphModelDesc, opts) : await createEngine(desc as ModelDesc, opts);
+    const engine: TrainEngine = graph
+      ? await createGraphEngine(desc as GraphModelDesc, opts)
+      : await createEngine(desc as ModelDesc, opts);
     const b = new EngineBinding(engine, model, binding);
     b.pullOptimizer();
     return b;
@@ -260,16 +458,26 @@ export class EngineBinding {
   private pullOptimizer(): void {
     const opt = this.model.optimizer as unknown as AdamInternals;
     const order = trainableOrder(this.model);
-    const m: Record<string, Float32Array> = {}, v: Record<string, Float32Array> = {};
+    const m: Record<string, Float32Array> = {},
+      v: Record<string, Float32Array> = {};
     for (const [name, lv] of this.binding.vars) {
       const j = order.indexOf(lv);
       if (j < 0) continue; // not trainable (WRAP integer bits)
-      const fm = opt.accumulatedFirstMoment[j], sm = opt.accumulatedSecondMoment[j];
+      const fm = opt.accumulatedFirstMoment[j],
+        sm = opt.accumulatedSecondMoment[j];
       const n = (lv.shape as number[]).reduce((a, d) => a * d, 1);
       m[name] = fm ? data(fm.variable as tf.Tensor) : new Float32Array(n);
       v[name] = sm ? data(sm.variable as tf.Tensor) : new Float32Array(n);
     }
-    this.engine.writeState({ adam: { m, v, iterations: opt.iterations_ ?? 0, accBeta1: opt.accBeta1.dataSync()[0]!, accBeta2: opt.accBeta2.dataSync()[0]! } });
+    this.engine.writeState({
+      adam: {
+        m,
+        v,
+        iterations: opt.iterations_ ?? 0,
+        accBeta1: opt.accBeta1.dataSync()[0]!,
+        accBeta2: opt.accBeta2.dataSync()[0]!,
+      },
+    });
   }
 
   /** Copies the engine's parameters and Adam state back into the tfjs model (e.g. at each epoch end). */
@@ -279,12 +487,17 @@ export class EngineBinding {
     const opt = this.model.optimizer as unknown as AdamInternals;
     for (const [name, lv] of this.binding.vars) {
       const shape = lv.shape as number[];
-      tf.tidy(() => { lv.write(tf.tensor(st.values[name]!, shape)); });
+      tf.tidy(() => {
+        lv.write(tf.tensor(st.values[name]!, shape));
+      });
       const j = order.indexOf(lv);
       if (j < 0 || !st.adam.m[name]) continue;
       const put = (arr: AdamInternals['accumulatedFirstMoment'], src: Float32Array, suffix: string) => {
         const t = tf.tensor(src, shape);
-        if (arr[j]) { arr[j]!.variable.assign(t); t.dispose(); } else arr[j] = { originalName: `${(lv.read() as tf.Variable).name}/${suffix}`, variable: t.variable(false) };
+        if (arr[j]) {
+          arr[j]!.variable.assign(t);
+          t.dispose();
+        } else arr[j] = { originalName: `${(lv.read() as tf.Variable).name}/${suffix}`, variable: t.variable(false) };
       };
       put(opt.accumulatedFirstMoment, st.adam.m[name]!, 'm');
       put(opt.accumulatedSecondMoment, st.adam.v[name]!, 'v');

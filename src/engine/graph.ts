@@ -18,15 +18,42 @@ import { instantiate, loadKernels, WA, type KernelExports, type WasmMemory, type
 import { AdamState, checkArr, paramGradients, ParamArena, type KbiMem, type KifMem } from './params.ts';
 import { AREA_WORDS, CTRL_BYTES, defaultThreads, poolFactoryFor, Rounds, type Call } from './pool.ts';
 import { windowGeometry, type Padding, type Window1D } from '../layers/patches.ts';
-import type { AddDesc, BnDenseDesc, BnDesc, ConcatDesc, ConvDesc, EngineOptions, EngineState, GraphDenseDesc, GraphLayerDesc, GraphModelDesc,
-  KifDesc, MergeOp, Param, PoolDesc, StepResult, TrainEngine } from './types.ts';
+import type {
+  AddDesc,
+  BnDenseDesc,
+  BnDesc,
+  ConcatDesc,
+  ConvDesc,
+  EngineOptions,
+  EngineState,
+  GraphDenseDesc,
+  GraphLayerDesc,
+  GraphModelDesc,
+  KifDesc,
+  MergeOp,
+  Param,
+  PoolDesc,
+  StepResult,
+  TrainEngine,
+} from './types.ts';
 
 const MERGE_CODE: Record<MergeOp, number> = { add: 0, subtract: 1, multiply: 2, maximum: 3, minimum: 4 };
 
-interface Input { src: number; K: number; iq: KifMem | null; A: number }
+interface Input {
+  src: number;
+  K: number;
+  iq: KifMem | null;
+  A: number;
+}
 
 /** What building one node needs: the allocator, the node, its name in errors, its sources and their sizes. */
-interface NodeBuild { ar: ParamArena; nd: Node; pre: string; from: number[]; srcSize: (s: number) => number }
+interface NodeBuild {
+  ar: ParamArena;
+  nd: Node;
+  pre: string;
+  from: number[];
+  srcSize: (s: number) => number;
+}
 
 interface Node {
   d: GraphLayerDesc;
@@ -34,23 +61,77 @@ interface Node {
   relu: boolean;
   ins: Input[];
   /** output quantizer: consumers read outQ */
-  oq: KifMem | null; outQ: number;
+  oq: KifMem | null;
+  outQ: number;
   beta: number;
-  out: number; dOut: number;
+  out: number;
+  dOut: number;
   // weights (dense, bndense, conv): K×N matrix
-  K: number; N: number;
-  pW?: Param; pB?: Param; W: number; Wq: number; WqT: number; bias: number; bq: number; kq?: KbiMem; bqq?: KbiMem; gWq: number; gBq: number;
+  K: number;
+  N: number;
+  pW?: Param;
+  pB?: Param;
+  W: number;
+  Wq: number;
+  WqT: number;
+  bias: number;
+  bq: number;
+  kq?: KbiMem;
+  bqq?: KbiMem;
+  gWq: number;
+  gBq: number;
   /** conv: per-thread weight-gradient blocks (thread 0 uses gWq, gBq) */
-  gWt: number[]; gBt: number[];
+  gWt: number[];
+  gBt: number[];
   // conv / pool geometry: C channels, KK window offsets, Pn output positions, idx [Pn·KK] input position or −1
-  C: number; KK: number; Pn: number; idx: number; div: number; divMode: number; pf: number;
+  C: number;
+  KK: number;
+  Pn: number;
+  idx: number;
+  div: number;
+  divMode: number;
+  pf: number;
   /** merges: operation code, and the left-to-right intermediates (inputs − 2 buffers) */
-  op: number; inter: number[];
+  op: number;
+  inter: number[];
   // bndense
-  bn?: { pG?: Param; pMM: Param; pMV: Param; mean: number; variance: number; kf: number; bf: number; gKf: number; gBf: number; gm: number; gv: number; inv: Float64Array; s: Float64Array };
+  bn?: {
+    pG?: Param;
+    pMM: Param;
+    pMV: Param;
+    mean: number;
+    variance: number;
+    kf: number;
+    bf: number;
+    gKf: number;
+    gBf: number;
+    gm: number;
+    gv: number;
+    inv: Float64Array;
+    s: Float64Array;
+  };
   /** QBatchNormalization: per-row statistics/gradients (row = position·C + channel), per-channel s, o and their quantized values */
-  cbn?: { pG?: Param; pO?: Param; pMM: Param; pMV: Param; rowMean: number; rowVar: number; meanRow: number; gm: number; gv: number;
-    mean: Float64Array; inv: Float64Array; s: number; o: number; sq: number; oq: number; gsT: number[]; goT: number[]; gS: number; gO: number };
+  cbn?: {
+    pG?: Param;
+    pO?: Param;
+    pMM: Param;
+    pMV: Param;
+    rowMean: number;
+    rowVar: number;
+    meanRow: number;
+    gm: number;
+    gv: number;
+    mean: Float64Array;
+    inv: Float64Array;
+    s: number;
+    o: number;
+    sq: number;
+    oq: number;
+    gsT: number[];
+    goT: number[];
+    gS: number;
+    gO: number;
+  };
 }
 
 const PAGE = 65536;
@@ -58,12 +139,17 @@ const MAX_PAGES = 16384; // 1 GiB
 const SCRATCH_BUDGET = 24 << 20; // bytes of im2col scratch (sets the conv chunk)
 const fr = Math.fround;
 /** round half to even, as tf.round (the bit parameters' straight-through rounding) */
-const rte = (x: number): number => { const r = Math.round(x); return r - x === 0.5 && r % 2 !== 0 ? r - 1 : r; };
+const rte = (x: number): number => {
+  const r = Math.round(x);
+  return r - x === 0.5 && r % 2 !== 0 ? r - 1 : r;
+};
 
 export class GraphEngine implements TrainEngine {
   readonly threads: number;
   readonly relaxed: boolean;
-  get iterations(): number { return this.adam.iterations; }
+  get iterations(): number {
+    return this.adam.iterations;
+  }
   readonly memory: WasmMemory;
   readonly k: KernelExports;
   readonly params: Param[];
@@ -80,10 +166,18 @@ export class GraphEngine implements TrainEngine {
   private maxK = 0; // largest node input (the dA buffer)
   private written = new Uint8Array(0);
   // batch-dependent layout
-  private S = 0; private cb = 0; private B = 0;
-  private X = 0; private Y = 0; private xIn = 0; private yIn = 0; private dA = 0;
+  private S = 0;
+  private cb = 0;
+  private B = 0;
+  private X = 0;
+  private Y = 0;
+  private xIn = 0;
+  private yIn = 0;
+  private dA = 0;
   /** per thread: im2col patches, the conv's filter-major output/gradient, the patches' gradient */
-  private P: number[] = []; private T: number[] = []; private dP: number[] = [];
+  private P: number[] = [];
+  private T: number[] = [];
+  private dP: number[] = [];
 
   private constructor(desc: GraphModelDesc, module: WasmModule, relaxed: boolean, threads: number) {
     this.desc = desc;
@@ -91,7 +185,8 @@ export class GraphEngine implements TrainEngine {
     this.threads = threads;
     this.adam = new AdamState(desc.optimizer);
     this.K0 = desc.inputs;
-    if (!(Number.isInteger(desc.inputs) && desc.inputs > 0)) throw new Error(`hgq engine: inputs must be a positive integer, got ${desc.inputs}`);
+    if (!(Number.isInteger(desc.inputs) && desc.inputs > 0))
+      throw new Error(`hgq engine: inputs must be a positive integer, got ${desc.inputs}`);
     const ar = new ParamArena(1024);
     this.params = ar.params;
     const sizes: number[] = [];
@@ -104,7 +199,8 @@ export class GraphEngine implements TrainEngine {
     this.C = sizes[sizes.length - 1]!;
     for (let t = 0; t < threads; t++) this.scratch.push(ar.alloc(256)); // the dense kernels' scratch (dense_bwd_dx: 192 bytes)
     this.lossP = ar.alloc(8 * threads);
-    const ctrl = ar.alloc(CTRL_BYTES), area = ar.alloc(threads * AREA_WORDS * 8);
+    const ctrl = ar.alloc(CTRL_BYTES),
+      area = ar.alloc(threads * AREA_WORDS * 8);
     this.staticEnd = Math.ceil(ar.off / 64) * 64;
     this.written = new Uint8Array(this.nodes.length);
     this.memory = new WA.Memory({ initial: Math.ceil(this.staticEnd / PAGE) + 1, maximum: MAX_PAGES, shared: true });
@@ -117,18 +213,61 @@ export class GraphEngine implements TrainEngine {
   private buildNode(ar: ParamArena, d: GraphLayerDesc, li: number, sizes: readonly number[]): Node {
     const pre = `layers[${li}]`;
     const from = 'from' in d && d.from ? d.from : [li - 1];
-    for (const s of from) if (!(Number.isInteger(s) && s >= -1 && s < li)) throw new Error(`hgq engine: ${pre} takes input ${s}; inputs must be earlier layers (or −1, the model input)`);
-    const nd: Node = { d, size: 0, relu: false, ins: [], beta: d.beta ?? 0, out: 0, dOut: 0, K: 0, N: 0, W: 0, Wq: 0, WqT: 0, bias: 0, bq: 0, gWq: 0, gBq: 0,
-      C: 0, KK: 0, Pn: 0, idx: 0, div: 0, divMode: 0, pf: 1, gWt: [], gBt: [], op: 0, inter: [], oq: null, outQ: 0 };
+    for (const s of from)
+      if (!(Number.isInteger(s) && s >= -1 && s < li))
+        throw new Error(`hgq engine: ${pre} takes input ${s}; inputs must be earlier layers (or −1, the model input)`);
+    const nd: Node = {
+      d,
+      size: 0,
+      relu: false,
+      ins: [],
+      beta: d.beta ?? 0,
+      out: 0,
+      dOut: 0,
+      K: 0,
+      N: 0,
+      W: 0,
+      Wq: 0,
+      WqT: 0,
+      bias: 0,
+      bq: 0,
+      gWq: 0,
+      gBq: 0,
+      C: 0,
+      KK: 0,
+      Pn: 0,
+      idx: 0,
+      div: 0,
+      divMode: 0,
+      pf: 1,
+      gWt: [],
+      gBt: [],
+      op: 0,
+      inter: [],
+      oq: null,
+      outQ: 0,
+    };
     const b: NodeBuild = { ar, nd, pre, from, srcSize: (s) => (s < 0 ? this.desc.inputs : sizes[s]!) };
     switch (d.type) {
       case 'dense':
-      case 'bndense': this.denseNode(b, d); break;
-      case 'conv': this.convNode(b, d); break;
-      case 'pool': this.poolNode(b, d); break;
-      case 'bn': this.bnNode(b, d); break;
-      case 'concat': this.concatNode(b, d); break;
-      case 'add': this.mergeNode(b, d); break;
+      case 'bndense':
+        this.denseNode(b, d);
+        break;
+      case 'conv':
+        this.convNode(b, d);
+        break;
+      case 'pool':
+        this.poolNode(b, d);
+        break;
+      case 'bn':
+        this.bnNode(b, d);
+        break;
+      case 'concat':
+        this.concatNode(b, d);
+        break;
+      case 'add':
+        this.mergeNode(b, d);
+        break;
       default:
         throw new Error(`hgq engine: ${pre} has unsupported type ${(d as { type: string }).type}`);
     }
@@ -139,26 +278,37 @@ export class GraphEngine implements TrainEngine {
   /** A one-input node: K features from its source, through the optional input quantizer. */
   private oneInput({ ar, nd, pre, from, srcSize }: NodeBuild, K: number, iq: KifDesc | null | undefined): void {
     if (from.length !== 1) throw new Error(`hgq engine: ${pre} (${nd.d.type}) takes one input, got ${from.length}`);
-    if (srcSize(from[0]!) !== K) throw new Error(`hgq engine: ${pre} expects ${K} input features but its input has ${srcSize(from[0]!)}`);
+    if (srcSize(from[0]!) !== K)
+      throw new Error(`hgq engine: ${pre} expects ${K} input features but its input has ${srcSize(from[0]!)}`);
     nd.ins.push({ src: from[0]!, K, iq: iq ? ar.kif(iq, K, `${pre}.iq`) : null, A: 0 });
     this.maxK = Math.max(this.maxK, K);
   }
 
   /** A K×N kernel, optional bias and their quantizers (`folded`: batch-norm folding writes Wq and bq from kernel', bias'). */
-  private weights({ ar, nd, pre }: NodeBuild, K: number, N: number, d: Pick<ConvDesc, 'kernel' | 'bias' | 'kq' | 'bq'>, folded: boolean): void {
-    nd.K = K; nd.N = N;
+  private weights(
+    { ar, nd, pre }: NodeBuild,
+    K: number,
+    N: number,
+    d: Pick<ConvDesc, 'kernel' | 'bias' | 'kq' | 'bq'>,
+    folded: boolean,
+  ): void {
+    nd.K = K;
+    nd.N = N;
     nd.pW = ar.param(`${pre}.kernel`, checkArr(d.kernel, K * N, `${pre}.kernel`), true);
-    nd.W = nd.pW.ptr; nd.Wq = nd.W;
+    nd.W = nd.pW.ptr;
+    nd.Wq = nd.W;
     if (d.kq) nd.kq = ar.kbi(d.kq, K * N, `${pre}.kq`);
     if (d.kq || folded) nd.Wq = ar.alloc(K * N * 4);
     nd.WqT = ar.alloc(K * N * 4); // N×K: the input-gradient kernel reads the quantized weights transposed
     if (d.bias) {
       nd.pB = ar.param(`${pre}.bias`, checkArr(d.bias, N, `${pre}.bias`), true);
-      nd.bias = nd.pB.ptr; nd.bq = nd.bias;
+      nd.bias = nd.pB.ptr;
+      nd.bq = nd.bias;
       if (d.bq) nd.bqq = ar.kbi(d.bq, N, `${pre}.bq`);
       if (d.bq || folded) nd.bq = ar.alloc(N * 4);
     } else if (d.bq) throw new Error(`hgq engine: ${pre} has a bias quantizer but no bias`);
-    nd.gWq = ar.alloc(K * N * 4); nd.gBq = ar.alloc(N * 4);
+    nd.gWq = ar.alloc(K * N * 4);
+    nd.gBq = ar.alloc(N * 4);
   }
 
   private activation({ nd, pre }: NodeBuild, a: string): void {
@@ -171,29 +321,43 @@ export class GraphEngine implements TrainEngine {
    * and KK window offsets (both row-major, first axis slowest) the input position or −1 (TF 'same' padding).
    */
   private windows({ ar, nd, pre }: NodeBuild, inShape: number[], ks: number[], ss: number[], padding: Padding) {
-    const sp = inShape.slice(0, -1), C = inShape[inShape.length - 1]!;
-    if (!(sp.length >= 1 && ks.length === sp.length && ss.length === sp.length)) throw new Error(`hgq engine: ${pre} window rank does not match its input [${inShape}]`);
+    const sp = inShape.slice(0, -1),
+      C = inShape[inShape.length - 1]!;
+    if (!(sp.length >= 1 && ks.length === sp.length && ss.length === sp.length))
+      throw new Error(`hgq engine: ${pre} window rank does not match its input [${inShape}]`);
     const g: Window1D[] = sp.map((n, a) => windowGeometry(n, ks[a]!, ss[a]!, padding));
-    const KK = ks.reduce((a, b) => a * b, 1), Pn = g.reduce((a, w) => a * w.out, 1);
+    const KK = ks.reduce((a, b) => a * b, 1),
+      Pn = g.reduce((a, w) => a * w.out, 1);
     const idx = new Int32Array(Pn * KK);
     const counts = new Float32Array(Pn);
     const oc = new Array<number>(sp.length).fill(0);
     for (let p = 0; p < Pn; p++) {
       let rem = p;
-      for (let a = sp.length - 1; a >= 0; a--) { oc[a] = rem % g[a]!.out; rem = Math.floor(rem / g[a]!.out); }
+      for (let a = sp.length - 1; a >= 0; a--) {
+        oc[a] = rem % g[a]!.out;
+        rem = Math.floor(rem / g[a]!.out);
+      }
       for (let j = 0; j < KK; j++) {
-        let r = j, pos = 0, ok = true, stride = 1;
+        let r = j,
+          pos = 0,
+          ok = true,
+          stride = 1;
         for (let a = sp.length - 1; a >= 0; a--) {
-          const ja = r % ks[a]!; r = Math.floor(r / ks[a]!);
+          const ja = r % ks[a]!;
+          r = Math.floor(r / ks[a]!);
           const x = oc[a]! * g[a]!.s + ja - g[a]!.padBefore;
           if (x < 0 || x >= sp[a]!) ok = false;
-          pos += x * stride; stride *= sp[a]!;
+          pos += x * stride;
+          stride *= sp[a]!;
         }
         idx[p * KK + j] = ok ? pos : -1;
         if (ok) counts[p]!++;
       }
     }
-    nd.C = C; nd.KK = KK; nd.Pn = Pn; nd.idx = ar.put(idx);
+    nd.C = C;
+    nd.KK = KK;
+    nd.Pn = Pn;
+    nd.idx = ar.put(idx);
     return { C, KK, Pn, counts, K: sp.reduce((a, b) => a * b, 1) * C };
   }
 
@@ -204,15 +368,25 @@ export class GraphEngine implements TrainEngine {
     this.weights(b, d.inputs, d.units, d, d.type === 'bndense');
     nd.size = d.units;
     if (d.type !== 'bndense') return;
-    const K = d.inputs, N = d.units;
+    const K = d.inputs,
+      N = d.units;
     if (!d.bias) throw new Error(`hgq engine: ${pre} (bndense) needs a bias`);
-    if (!(d.momentum >= 0 && d.momentum < 1 && d.epsilon > 0)) throw new Error(`hgq engine: ${pre} needs momentum in [0,1) and epsilon > 0`);
+    if (!(d.momentum >= 0 && d.momentum < 1 && d.epsilon > 0))
+      throw new Error(`hgq engine: ${pre} needs momentum in [0,1) and epsilon > 0`);
     nd.bn = {
       pG: d.gamma ? ar.param(`${pre}.gamma`, checkArr(d.gamma, K, `${pre}.gamma`), true) : undefined,
       pMM: ar.param(`${pre}.movingMean`, checkArr(d.movingMean, K, `${pre}.movingMean`), false),
       pMV: ar.param(`${pre}.movingVariance`, checkArr(d.movingVariance, K, `${pre}.movingVariance`), false),
-      mean: ar.alloc(K * 4), variance: ar.alloc(K * 4), kf: ar.alloc(K * N * 4), bf: ar.alloc(N * 4), gKf: ar.alloc(K * N * 4), gBf: ar.alloc(N * 4),
-      gm: ar.alloc(K * 4), gv: ar.alloc(K * 4), inv: new Float64Array(K), s: new Float64Array(K),
+      mean: ar.alloc(K * 4),
+      variance: ar.alloc(K * 4),
+      kf: ar.alloc(K * N * 4),
+      bf: ar.alloc(N * 4),
+      gKf: ar.alloc(K * N * 4),
+      gBf: ar.alloc(N * 4),
+      gm: ar.alloc(K * 4),
+      gv: ar.alloc(K * 4),
+      inv: new Float64Array(K),
+      s: new Float64Array(K),
     };
   }
 
@@ -224,15 +398,21 @@ export class GraphEngine implements TrainEngine {
     this.weights(b, g.KK * g.C, d.filters, d, false);
     nd.size = g.Pn * d.filters;
     nd.pf = d.parallelizationFactor !== undefined && d.parallelizationFactor > 0 ? d.parallelizationFactor : g.Pn;
-    nd.gWt = [nd.gWq]; nd.gBt = [nd.gBq];
-    for (let t = 1; t < this.threads; t++) { nd.gWt.push(ar.alloc(nd.K * nd.N * 4)); nd.gBt.push(ar.alloc(nd.N * 4)); }
+    nd.gWt = [nd.gWq];
+    nd.gBt = [nd.gBq];
+    for (let t = 1; t < this.threads; t++) {
+      nd.gWt.push(ar.alloc(nd.K * nd.N * 4));
+      nd.gBt.push(ar.alloc(nd.N * 4));
+    }
     this.scratchPer = Math.max(this.scratchPer, g.Pn * (2 * g.KK * g.C + d.filters));
   }
 
   private poolNode(b: NodeBuild, d: PoolDesc): void {
     const { ar, nd, pre } = b;
     const sp = d.inShape.slice(0, -1);
-    const g = d.global ? this.windows(b, d.inShape, sp, sp, 'valid') : this.windows(b, d.inShape, d.poolSize, d.strides, d.padding);
+    const g = d.global
+      ? this.windows(b, d.inShape, sp, sp, 'valid')
+      : this.windows(b, d.inShape, d.poolSize, d.strides, d.padding);
     this.oneInput(b, g.K, d.iq);
     nd.size = g.Pn * g.C;
     if (d.op === 'avg') {
@@ -247,27 +427,48 @@ export class GraphEngine implements TrainEngine {
 
   private bnNode(b: NodeBuild, d: BnDesc): void {
     const { ar, nd, pre } = b;
-    const C = d.inShape[d.inShape.length - 1]!, size = d.inShape.reduce((a, x) => a * x, 1);
-    if (!(d.momentum >= 0 && d.momentum < 1 && d.epsilon > 0)) throw new Error(`hgq engine: ${pre} needs momentum in [0,1) and epsilon > 0`);
+    const C = d.inShape[d.inShape.length - 1]!,
+      size = d.inShape.reduce((a, x) => a * x, 1);
+    if (!(d.momentum >= 0 && d.momentum < 1 && d.epsilon > 0))
+      throw new Error(`hgq engine: ${pre} needs momentum in [0,1) and epsilon > 0`);
     this.oneInput(b, size, d.iq);
-    nd.C = C; nd.Pn = size / C; nd.size = size;
+    nd.C = C;
+    nd.Pn = size / C;
+    nd.size = size;
     nd.kq = ar.kbi(d.kq, C, `${pre}.kq`);
     nd.bqq = ar.kbi(d.bq, C, `${pre}.bq`);
-    const gsT: number[] = [], goT: number[] = [];
-    for (let t = 0; t < this.threads; t++) { gsT.push(ar.alloc(C * 4)); goT.push(ar.alloc(C * 4)); }
+    const gsT: number[] = [],
+      goT: number[] = [];
+    for (let t = 0; t < this.threads; t++) {
+      gsT.push(ar.alloc(C * 4));
+      goT.push(ar.alloc(C * 4));
+    }
     nd.cbn = {
       pG: d.gamma ? ar.param(`${pre}.gamma`, checkArr(d.gamma, C, `${pre}.gamma`), true) : undefined,
       pO: d.offset ? ar.param(`${pre}.offset`, checkArr(d.offset, C, `${pre}.offset`), true) : undefined,
       pMM: ar.param(`${pre}.movingMean`, checkArr(d.movingMean, C, `${pre}.movingMean`), false),
       pMV: ar.param(`${pre}.movingVariance`, checkArr(d.movingVariance, C, `${pre}.movingVariance`), false),
-      rowMean: ar.alloc(size * 4), rowVar: ar.alloc(size * 4), meanRow: ar.alloc(size * 4), gm: ar.alloc(size * 4), gv: ar.alloc(size * 4),
-      mean: new Float64Array(C), inv: new Float64Array(C), s: ar.alloc(C * 4), o: ar.alloc(C * 4), sq: ar.alloc(C * 4), oq: ar.alloc(C * 4),
-      gsT, goT, gS: ar.alloc(C * 4), gO: ar.alloc(C * 4),
+      rowMean: ar.alloc(size * 4),
+      rowVar: ar.alloc(size * 4),
+      meanRow: ar.alloc(size * 4),
+      gm: ar.alloc(size * 4),
+      gv: ar.alloc(size * 4),
+      mean: new Float64Array(C),
+      inv: new Float64Array(C),
+      s: ar.alloc(C * 4),
+      o: ar.alloc(C * 4),
+      sq: ar.alloc(C * 4),
+      oq: ar.alloc(C * 4),
+      gsT,
+      goT,
+      gS: ar.alloc(C * 4),
+      gO: ar.alloc(C * 4),
     };
   }
 
   private concatNode({ ar, nd, pre, from, srcSize }: NodeBuild, d: ConcatDesc): void {
-    if (from.length < 2 || d.parts.length !== from.length || d.iqs.length !== from.length) throw new Error(`hgq engine: ${pre} (concat) needs ≥ 2 inputs with one part size and quantizer entry each`);
+    if (from.length < 2 || d.parts.length !== from.length || d.iqs.length !== from.length)
+      throw new Error(`hgq engine: ${pre} (concat) needs ≥ 2 inputs with one part size and quantizer entry each`);
     for (const [j, src] of from.entries()) {
       const K = d.outer * d.parts[j]!;
       if (srcSize(src) !== K) throw new Error(`hgq engine: ${pre} input ${j} has ${srcSize(src)} features, expected ${K}`);
@@ -281,10 +482,12 @@ export class GraphEngine implements TrainEngine {
   private mergeNode({ ar, nd, pre, from, srcSize }: NodeBuild, d: AddDesc): void {
     if (from.length < 2) throw new Error(`hgq engine: ${pre} (merge) needs at least two inputs`);
     const op = d.op ?? 'add';
-    if (!(op in MERGE_CODE)) throw new Error(`hgq engine: ${pre} merge op ${op} is not supported (${Object.keys(MERGE_CODE).join(', ')})`);
+    if (!(op in MERGE_CODE))
+      throw new Error(`hgq engine: ${pre} merge op ${op} is not supported (${Object.keys(MERGE_CODE).join(', ')})`);
     if (op === 'subtract' && from.length !== 2) throw new Error(`hgq engine: ${pre} subtract takes exactly two inputs`);
     nd.op = MERGE_CODE[op];
-    if (d.iqs.length !== from.length) throw new Error(`hgq engine: ${pre} has ${d.iqs.length} input quantizers for ${from.length} inputs`);
+    if (d.iqs.length !== from.length)
+      throw new Error(`hgq engine: ${pre} has ${d.iqs.length} input quantizers for ${from.length} inputs`);
     for (const [j, s] of from.entries()) {
       if (srcSize(s) !== d.size) throw new Error(`hgq engine: ${pre} input ${j} has ${srcSize(s)} features, expected ${d.size}`);
       const q = d.iqs[j];
@@ -294,12 +497,15 @@ export class GraphEngine implements TrainEngine {
   }
 
   static async create(desc: GraphModelDesc, opts: EngineOptions = {}): Promise<GraphEngine> {
-    if (!desc || !Array.isArray(desc.layers) || desc.layers.length === 0) throw new Error('hgq engine: the model description needs at least one layer');
-    if (desc.loss !== 'softmax_cross_entropy' && desc.loss !== 'mse') throw new Error(`hgq engine: loss ${desc.loss} is not supported (softmax_cross_entropy, mse)`);
+    if (!desc || !Array.isArray(desc.layers) || desc.layers.length === 0)
+      throw new Error('hgq engine: the model description needs at least one layer');
+    if (desc.loss !== 'softmax_cross_entropy' && desc.loss !== 'mse')
+      throw new Error(`hgq engine: loss ${desc.loss} is not supported (softmax_cross_entropy, mse)`);
     if (!(desc.optimizer?.learningRate > 0)) throw new Error('hgq engine: optimizer.learningRate must be a positive number');
     const factory = await poolFactoryFor(opts.poolFactory);
     const threads = opts.threads ?? (factory ? await defaultThreads() : 1);
-    if (!(Number.isInteger(threads) && threads >= 1 && threads <= 256)) throw new Error(`hgq engine: threads must be an integer in 1..256, got ${threads}`);
+    if (!(Number.isInteger(threads) && threads >= 1 && threads <= 256))
+      throw new Error(`hgq engine: threads must be an integer in 1..256, got ${threads}`);
     if (threads > 1 && !factory) throw new Error('hgq engine: threads > 1 needs a thread pool (poolFactory) in this environment');
     const { module, relaxed } = await loadKernels(opts.simd ?? 'auto');
     const e = new GraphEngine(desc, module, relaxed, threads);
@@ -331,16 +537,22 @@ export class GraphEngine implements TrainEngine {
   }
   /** thread t's im2col chunks (start columns). */
   private chunks(t: number): number[] {
-    const n = this.S / this.cb, per = Math.ceil(n / this.threads);
+    const n = this.S / this.cb,
+      per = Math.ceil(n / this.threads);
     const out: number[] = [];
     for (let j = t * per; j < Math.min(n, (t + 1) * per); j++) out.push(j * this.cb);
     return out;
   }
   private zeroPar(ptr: number, n: number): void {
-    this.par((t) => { const [o, m] = this.flat(t, n); return m > 0 ? [['zero', ptr + 4 * o, m]] : []; });
+    this.par((t) => {
+      const [o, m] = this.flat(t, n);
+      return m > 0 ? [['zero', ptr + 4 * o, m]] : [];
+    });
   }
 
-  private f32(): Float32Array { return new Float32Array(this.memory.buffer); }
+  private f32(): Float32Array {
+    return new Float32Array(this.memory.buffer);
+  }
 
   /** Lays out the batch-dependent buffers for B samples (grows the memory when needed). */
   private layout(B: number): void {
@@ -348,14 +560,23 @@ export class GraphEngine implements TrainEngine {
     const ceil16 = (n: number) => Math.ceil(n / 16) * 16;
     // one im2col chunk per thread at least; every chunk's scratch within the budget
     let cb = ceil16(Math.ceil(B / this.threads));
-    if (this.scratchPer > 0) cb = Math.max(16, Math.min(cb, Math.floor(SCRATCH_BUDGET / this.threads / (4 * this.scratchPer) / 16) * 16));
+    if (this.scratchPer > 0)
+      cb = Math.max(16, Math.min(cb, Math.floor(SCRATCH_BUDGET / this.threads / (4 * this.scratchPer) / 16) * 16));
     const S = Math.ceil(B / cb) * cb;
     let off = this.staticEnd;
-    const alloc = (floats: number) => { off = Math.ceil(off / 64) * 64; const p = off; off += Math.max(floats, 1) * 4; return p; };
-    this.xIn = alloc(B * this.K0); this.yIn = alloc(B * this.C);
-    this.X = alloc(this.K0 * S); this.Y = alloc(this.C * S);
+    const alloc = (floats: number) => {
+      off = Math.ceil(off / 64) * 64;
+      const p = off;
+      off += Math.max(floats, 1) * 4;
+      return p;
+    };
+    this.xIn = alloc(B * this.K0);
+    this.yIn = alloc(B * this.C);
+    this.X = alloc(this.K0 * S);
+    this.Y = alloc(this.C * S);
     for (const nd of this.nodes) {
-      nd.out = alloc(nd.size * S); nd.dOut = alloc(nd.size * S);
+      nd.out = alloc(nd.size * S);
+      nd.dOut = alloc(nd.size * S);
       nd.outQ = nd.oq ? alloc(nd.size * S) : nd.out;
       for (const inp of nd.ins) inp.A = inp.iq ? alloc(inp.K * S) : 0;
       nd.inter = nd.d.type === 'add' ? nd.ins.slice(2).map(() => alloc(nd.size * S)) : [];
@@ -365,15 +586,28 @@ export class GraphEngine implements TrainEngine {
     for (const nd of this.nodes) if (nd.d.type === 'conv') convMax = Math.max(convMax, nd.K * nd.Pn * cb, nd.N * nd.Pn * cb);
     let tMax = 0;
     for (const nd of this.nodes) if (nd.d.type === 'conv') tMax = Math.max(tMax, nd.N * nd.Pn * cb);
-    this.P = []; this.dP = []; this.T = [];
-    for (let t = 0; t < this.threads; t++) { this.P.push(alloc(convMax)); this.dP.push(alloc(convMax)); this.T.push(alloc(tMax)); }
-    if (off > MAX_PAGES * PAGE) throw new Error(`hgq engine: a batch of ${B} samples needs ${Math.ceil(off / 2 ** 20)} MiB (over 1 GiB); use a smaller batch`);
+    this.P = [];
+    this.dP = [];
+    this.T = [];
+    for (let t = 0; t < this.threads; t++) {
+      this.P.push(alloc(convMax));
+      this.dP.push(alloc(convMax));
+      this.T.push(alloc(tMax));
+    }
+    if (off > MAX_PAGES * PAGE)
+      throw new Error(
+        `hgq engine: a batch of ${B} samples needs ${Math.ceil(off / 2 ** 20)} MiB (over 1 GiB); use a smaller batch`,
+      );
     const cur = this.memory.buffer.byteLength;
     if (off > cur) this.memory.grow(Math.ceil((off - cur) / PAGE));
-    this.S = S; this.cb = cb; this.B = B;
+    this.S = S;
+    this.cb = cb;
+    this.B = B;
   }
 
-  private srcOut(s: number): number { return s < 0 ? this.X : this.nodes[s]!.outQ; }
+  private srcOut(s: number): number {
+    return s < 0 ? this.X : this.nodes[s]!.outQ;
+  }
 
   /** All activation quantizers: each node's input quantizers and its output quantizer. */
   private *kifs(): Generator<{ q: KifMem; K: number }> {
@@ -398,22 +632,32 @@ export class GraphEngine implements TrainEngine {
   }
 
   step(x: Float32Array, y: Float32Array): StepResult {
-    if (!(x instanceof Float32Array) || x.length % this.K0 !== 0 || x.length === 0) throw new Error(`hgq engine: x must be a non-empty Float32Array of B×${this.K0} values`);
+    if (!(x instanceof Float32Array) || x.length % this.K0 !== 0 || x.length === 0)
+      throw new Error(`hgq engine: x must be a non-empty Float32Array of B×${this.K0} values`);
     const B = x.length / this.K0;
-    if (!(y instanceof Float32Array) || y.length !== B * this.C) throw new Error(`hgq engine: y must be a Float32Array of ${B}×${this.C} values (got ${y?.length})`);
+    if (!(y instanceof Float32Array) || y.length !== B * this.C)
+      throw new Error(`hgq engine: y must be a Float32Array of ${B}×${this.C} values (got ${y?.length})`);
     this.layout(B);
-    const k = this.k, S = this.S;
+    const k = this.k,
+      S = this.S;
     let f = this.f32();
-    f.set(x, this.xIn / 4); f.set(y, this.yIn / 4);
+    f.set(x, this.xIn / 4);
+    f.set(y, this.yIn / 4);
     this.par((t) => {
       const [c0, n] = this.cols(t);
       if (n === 0) return [];
       const nb = Math.max(0, Math.min(n, B - c0));
-      return [['transpose_in', this.xIn, this.K0, c0, nb, this.X + 4 * c0, S, n], ['transpose_in', this.yIn, this.C, c0, nb, this.Y + 4 * c0, S, n]];
+      return [
+        ['transpose_in', this.xIn, this.K0, c0, nb, this.X + 4 * c0, S, n],
+        ['transpose_in', this.yIn, this.C, c0, nb, this.Y + 4 * c0, S, n],
+      ];
     });
     this.prepare();
     for (const p of this.params) k.zero(p.grad, p.n);
-    for (const { q, K } of this.kifs()) { k.zero(q.sums, 3 * K); k.zero(q.amx, K); }
+    for (const { q, K } of this.kifs()) {
+      k.zero(q.sums, 3 * K);
+      k.zero(q.amx, K);
+    }
     // forward
     for (const nd of this.nodes) this.forward(nd, B);
     // loss → gradient of the last node's output
@@ -423,9 +667,13 @@ export class GraphEngine implements TrainEngine {
     const lossSum = this.par((t) => {
       const [c0, n] = this.cols(t);
       if (n === 0) return [];
-      const nb = Math.max(0, Math.min(n, B - c0)), o = 4 * c0;
-      return [this.desc.loss === 'mse' ? ['mse', last.outQ + o, this.Y + o, this.C, S, n, nb, invB, last.dOut + o, 0]
-        : ['softmax_ce', last.outQ + o, this.Y + o, this.C, S, n, nb, invB, last.dOut + o, 0, this.lossP + 8 * t]];
+      const nb = Math.max(0, Math.min(n, B - c0)),
+        o = 4 * c0;
+      return [
+        this.desc.loss === 'mse'
+          ? ['mse', last.outQ + o, this.Y + o, this.C, S, n, nb, invB, last.dOut + o, 0]
+          : ['softmax_ce', last.outQ + o, this.Y + o, this.C, S, n, nb, invB, last.dOut + o, 0, this.lossP + 8 * t],
+      ];
     });
     const hits = new Float64Array(this.memory.buffer, this.lossP, this.threads).reduce((a, b) => a + b, 0);
     // a node's gradient buffer is written by its first consumer (in backward order) and accumulated by the others
@@ -438,7 +686,8 @@ export class GraphEngine implements TrainEngine {
     }
     // WRAP integer bits follow the data, before EBOPs are taken
     for (const { q, K } of this.kifs()) if (q.mode === 0) k.wrap_track(K, q.i, q.f, q.amx, q.decay, q.iBounds[0], q.iBounds[1]);
-    let ebops = 0, ebopsLoss = 0;
+    let ebops = 0,
+      ebopsLoss = 0;
     f = this.f32();
     for (const nd of this.nodes) {
       const e = this.ebops(nd, f);
@@ -449,68 +698,118 @@ export class GraphEngine implements TrainEngine {
     for (const p of this.params) if (p.l1 > 0) l1Loss += p.l1 * k.l1(p.n, p.ptr, fr(p.l1), p.grad);
     this.applyAdam();
     const taskLoss = lossSum * invB;
-    return { loss: taskLoss + ebopsLoss + l1Loss, taskLoss, ebops, ebopsLoss, l1Loss, accuracy: this.desc.loss === 'mse' ? NaN : hits / B };
+    return {
+      loss: taskLoss + ebopsLoss + l1Loss,
+      taskLoss,
+      ebops,
+      ebopsLoss,
+      l1Loss,
+      accuracy: this.desc.loss === 'mse' ? NaN : hits / B,
+    };
   }
 
   private forward(nd: Node, B: number): void {
     this.forwardLayer(nd, B);
     const q = nd.oq;
-    if (q) this.par((t) => {
-      const [r0, n] = this.rows(t, nd.size), o = 4 * r0 * this.S;
-      return n > 0 ? [['act_q', nd.out + o, nd.outQ + o, n, this.S, this.S, B, q.mode === 0 ? 0 : 4, q.prep + 16 * r0, q.amx + 4 * r0]] : [];
-    });
+    if (q)
+      this.par((t) => {
+        const [r0, n] = this.rows(t, nd.size),
+          o = 4 * r0 * this.S;
+        return n > 0
+          ? [['act_q', nd.out + o, nd.outQ + o, n, this.S, this.S, B, q.mode === 0 ? 0 : 4, q.prep + 16 * r0, q.amx + 4 * r0]]
+          : [];
+      });
   }
 
   private forwardLayer(nd: Node, B: number): void {
-    const S = this.S, d = nd.d;
+    const S = this.S,
+      d = nd.d;
     for (const inp of nd.ins) {
       const H = this.srcOut(inp.src);
-      if (!inp.iq) { inp.A = H; continue; }
-      const q = inp.iq, A = inp.A, K = inp.K;
+      if (!inp.iq) {
+        inp.A = H;
+        continue;
+      }
+      const q = inp.iq,
+        A = inp.A,
+        K = inp.K;
       // rows split: each thread owns its rows' |x_q| maxima
       this.par((t) => {
         const [r0, n] = this.rows(t, K);
-        return n > 0 ? [['act_q', H + 4 * r0 * S, A + 4 * r0 * S, n, S, S, B, q.mode === 0 ? 0 : 4, q.prep + 16 * r0, q.amx + 4 * r0]] : [];
+        return n > 0
+          ? [['act_q', H + 4 * r0 * S, A + 4 * r0 * S, n, S, S, B, q.mode === 0 ? 0 : 4, q.prep + 16 * r0, q.amx + 4 * r0]]
+          : [];
       });
     }
     const A = nd.ins[0]!.A;
-    const colsCall = (f: (c0: number, n: number, t: number) => Call[]) => this.par((t) => { const [c0, n] = this.cols(t); return n > 0 ? f(c0, n, t) : []; });
+    const colsCall = (f: (c0: number, n: number, t: number) => Call[]) =>
+      this.par((t) => {
+        const [c0, n] = this.cols(t);
+        return n > 0 ? f(c0, n, t) : [];
+      });
     switch (d.type) {
       case 'dense':
       case 'bndense': {
         if (d.type === 'bndense') this.bnFold(nd, A, B);
         const bq = nd.pB ? nd.bq : 0;
-        colsCall((c0, n, t) => [['dense_fwd', A + 4 * c0, nd.K, nd.Wq, nd.N, bq, nd.out + 4 * c0, S, n, nd.relu ? 1 : 0, 0, 0, 0, n, this.scratch[t]!]]);
+        colsCall((c0, n, t) => [
+          ['dense_fwd', A + 4 * c0, nd.K, nd.Wq, nd.N, bq, nd.out + 4 * c0, S, n, nd.relu ? 1 : 0, 0, 0, 0, n, this.scratch[t]!],
+        ]);
         break;
       }
       case 'conv': {
-        const cb = this.cb, w = nd.Pn * cb, bq = nd.pB ? nd.bq : 0;
-        this.par((t) => this.chunks(t).flatMap((c0): Call[] => [
-          ['im2col', A, S, c0, nd.C, nd.idx, nd.KK, nd.Pn, this.P[t]!, cb],
-          ['dense_fwd', this.P[t]!, nd.K, nd.Wq, nd.N, bq, this.T[t]!, w, w, nd.relu ? 1 : 0, 0, 0, 0, w, this.scratch[t]!],
-          ['perm_rows', this.T[t]!, cb, nd.out + 4 * c0, S, nd.N, nd.Pn, cb],
-        ]));
+        const cb = this.cb,
+          w = nd.Pn * cb,
+          bq = nd.pB ? nd.bq : 0;
+        this.par((t) =>
+          this.chunks(t).flatMap((c0): Call[] => [
+            ['im2col', A, S, c0, nd.C, nd.idx, nd.KK, nd.Pn, this.P[t]!, cb],
+            ['dense_fwd', this.P[t]!, nd.K, nd.Wq, nd.N, bq, this.T[t]!, w, w, nd.relu ? 1 : 0, 0, 0, 0, w, this.scratch[t]!],
+            ['perm_rows', this.T[t]!, cb, nd.out + 4 * c0, S, nd.N, nd.Pn, cb],
+          ]),
+        );
         break;
       }
       case 'pool':
-        colsCall((c0, n) => [d.op === 'max' ? ['pool_max_fwd', A + 4 * c0, S, n, nd.C, nd.idx, nd.KK, nd.Pn, nd.out + 4 * c0]
-          : ['pool_avg_fwd', A + 4 * c0, S, n, nd.C, nd.idx, nd.KK, nd.Pn, nd.out + 4 * c0, nd.div, nd.divMode]]);
+        colsCall((c0, n) => [
+          d.op === 'max'
+            ? ['pool_max_fwd', A + 4 * c0, S, n, nd.C, nd.idx, nd.KK, nd.Pn, nd.out + 4 * c0]
+            : ['pool_avg_fwd', A + 4 * c0, S, n, nd.C, nd.idx, nd.KK, nd.Pn, nd.out + 4 * c0, nd.div, nd.divMode],
+        ]);
         break;
       case 'bn': {
         this.cbnFold(nd, A, B);
         const c = nd.cbn!;
-        this.par((t) => { const [r0, n] = this.rows(t, nd.size); return n > 0 ? [['chan_affine', A, S, S, r0, n, nd.C, c.sq, c.oq, nd.out]] : []; });
+        this.par((t) => {
+          const [r0, n] = this.rows(t, nd.size);
+          return n > 0 ? [['chan_affine', A, S, S, r0, n, nd.C, c.sq, c.oq, nd.out]] : [];
+        });
         break;
       }
       case 'concat':
-        this.par((t) => this.concatSegments(nd, t).map(([j, o, r, len]): Call => ['copy_f32', nd.out + 4 * o * S, nd.ins[j]!.A + 4 * r * S, len * S]));
+        this.par((t) =>
+          this.concatSegments(nd, t).map(
+            ([j, o, r, len]): Call => ['copy_f32', nd.out + 4 * o * S, nd.ins[j]!.A + 4 * r * S, len * S],
+          ),
+        );
         break;
       case 'add':
         // left to right: acc_j = acc_{j−1} op A_j (acc_0 = A_0), the intermediates kept for the backward pass
         this.par((t) => {
           const [o, m] = this.flat(t, nd.size * S);
           if (m === 0) return [];
-          return nd.ins.slice(1).map((inp, j): Call => ['ew_fwd', nd.op, this.mergeAcc(nd, j) + 4 * o, inp.A + 4 * o, this.mergeAcc(nd, j + 1) + 4 * o, m]);
+          return nd.ins
+            .slice(1)
+            .map(
+              (inp, j): Call => [
+                'ew_fwd',
+                nd.op,
+                this.mergeAcc(nd, j) + 4 * o,
+                inp.A + 4 * o,
+                this.mergeAcc(nd, j + 1) + 4 * o,
+                m,
+              ],
+            );
         });
         break;
     }
@@ -521,13 +820,25 @@ export class GraphEngine implements TrainEngine {
    * tfjs), and the fold kernel' = s·W (s = γ/√(σ²+ε) per input row), bias' = b − μ·W, then their quantizers.
    */
   private bnFold(nd: Node, A: number, B: number): void {
-    const k = this.k, bn = nd.bn!, d = nd.d as BnDenseDesc, K = nd.K, N = nd.N;
-    this.par((t) => { const [r0, n] = this.rows(t, K); return n > 0 ? [['bn_stats', A + 4 * r0 * this.S, n, this.S, B, bn.mean + 4 * r0, bn.variance + 4 * r0]] : []; });
+    const k = this.k,
+      bn = nd.bn!,
+      d = nd.d as BnDenseDesc,
+      K = nd.K,
+      N = nd.N;
+    this.par((t) => {
+      const [r0, n] = this.rows(t, K);
+      return n > 0 ? [['bn_stats', A + 4 * r0 * this.S, n, this.S, B, bn.mean + 4 * r0, bn.variance + 4 * r0]] : [];
+    });
     const f = this.f32();
-    const mean = f.subarray(bn.mean / 4, bn.mean / 4 + K), vr = f.subarray(bn.variance / 4, bn.variance / 4 + K);
-    const mom = fr(d.momentum), omm = fr(1 - d.momentum), eps = fr(d.epsilon);
-    const mm = f.subarray(bn.pMM.ptr / 4, bn.pMM.ptr / 4 + K), mv = f.subarray(bn.pMV.ptr / 4, bn.pMV.ptr / 4 + K);
-    const W = f.subarray(nd.W / 4, nd.W / 4 + K * N), kf = f.subarray(bn.kf / 4, bn.kf / 4 + K * N);
+    const mean = f.subarray(bn.mean / 4, bn.mean / 4 + K),
+      vr = f.subarray(bn.variance / 4, bn.variance / 4 + K);
+    const mom = fr(d.momentum),
+      omm = fr(1 - d.momentum),
+      eps = fr(d.epsilon);
+    const mm = f.subarray(bn.pMM.ptr / 4, bn.pMM.ptr / 4 + K),
+      mv = f.subarray(bn.pMV.ptr / 4, bn.pMV.ptr / 4 + K);
+    const W = f.subarray(nd.W / 4, nd.W / 4 + K * N),
+      kf = f.subarray(bn.kf / 4, bn.kf / 4 + K * N);
     const g = bn.pG ? f.subarray(bn.pG.ptr / 4, bn.pG.ptr / 4 + K) : null;
     for (let r = 0; r < K; r++) {
       mm[r] = fr(fr(mm[r]! * mom) + fr(mean[r]! * omm));
@@ -538,7 +849,8 @@ export class GraphEngine implements TrainEngine {
       bn.s[r] = s;
       for (let n = 0; n < N; n++) kf[r * N + n] = fr(s * W[r * N + n]!);
     }
-    const bias = f.subarray(nd.bias / 4, nd.bias / 4 + N), bf = f.subarray(bn.bf / 4, bn.bf / 4 + N);
+    const bias = f.subarray(nd.bias / 4, nd.bias / 4 + N),
+      bf = f.subarray(bn.bf / 4, bn.bf / 4 + N);
     for (let n = 0; n < N; n++) {
       let m = 0;
       for (let r = 0; r < K; r++) m += mean[r]! * W[r * N + n]!;
@@ -552,33 +864,85 @@ export class GraphEngine implements TrainEngine {
   }
 
   private backward(nd: Node, B: number): void {
-    const k = this.k, S = this.S, d = nd.d, dz = nd.dOut;
+    const k = this.k,
+      S = this.S,
+      d = nd.d,
+      dz = nd.dOut;
     const oq = nd.oq;
     if (oq) {
       // ∂L/∂(quantized output) → ∂L/∂(output), in place
       this.par((t) => {
-        const [r0, n] = this.rows(t, nd.size), o = 4 * r0 * S;
-        return n > 0 ? [['act_q_bwd', dz + o, nd.out + o, nd.outQ + o, n, S, S, (oq.mode === 0 ? 0 : 4) | 8, oq.prep + 16 * r0, dz + o, oq.sums + 12 * r0]] : [];
+        const [r0, n] = this.rows(t, nd.size),
+          o = 4 * r0 * S;
+        return n > 0
+          ? [
+              [
+                'act_q_bwd',
+                dz + o,
+                nd.out + o,
+                nd.outQ + o,
+                n,
+                S,
+                S,
+                (oq.mode === 0 ? 0 : 4) | 8,
+                oq.prep + 16 * r0,
+                dz + o,
+                oq.sums + 12 * r0,
+              ],
+            ]
+          : [];
       });
       k.kif_grads(nd.size, oq.i, oq.f, oq.k, oq.mode, oq.sums, oq.pi.grad, oq.pf.grad);
     }
-    if (nd.relu) this.par((t) => { const [o, m] = this.flat(t, nd.size * S); return m > 0 ? [['relu_mask', dz + 4 * o, nd.out + 4 * o, m]] : []; });
+    if (nd.relu)
+      this.par((t) => {
+        const [o, m] = this.flat(t, nd.size * S);
+        return m > 0 ? [['relu_mask', dz + 4 * o, nd.out + 4 * o, m]] : [];
+      });
     const A = nd.ins[0]!.A;
     const needDx = (inp: Input) => inp.src >= 0 || inp.iq !== null;
     const dA = this.dA;
     switch (d.type) {
       case 'dense':
       case 'bndense': {
-        k.zero(nd.gWq, nd.K * nd.N); k.zero(nd.gBq, nd.N);
+        k.zero(nd.gWq, nd.K * nd.N);
+        k.zero(nd.gBq, nd.N);
         const inp = nd.ins[0]!;
         const dx = needDx(inp) || d.type === 'bndense';
         // weight gradient split by input rows (disjoint gW rows; thread 0 sums the bias), input gradient by columns
         this.par((t) => {
           const calls: Call[] = [];
           const [r0, nr] = this.rows(t, nd.K);
-          if (nr > 0) calls.push(['dense_bwd_dw', A + 4 * r0 * S, nr, dz, nd.N, S, S, nd.gWq + 4 * r0 * nd.N, t === 0 && nd.pB ? nd.gBq : 0]);
+          if (nr > 0)
+            calls.push([
+              'dense_bwd_dw',
+              A + 4 * r0 * S,
+              nr,
+              dz,
+              nd.N,
+              S,
+              S,
+              nd.gWq + 4 * r0 * nd.N,
+              t === 0 && nd.pB ? nd.gBq : 0,
+            ]);
           const [c0, n] = this.cols(t);
-          if (dx && n > 0) calls.push(['dense_bwd_dx_t', dz + 4 * c0, nd.N, nd.WqT, nd.K, S, n, 8, dA + 4 * c0, dA + 4 * c0, 0, dA + 4 * c0, 0, this.scratch[t]!]);
+          if (dx && n > 0)
+            calls.push([
+              'dense_bwd_dx_t',
+              dz + 4 * c0,
+              nd.N,
+              nd.WqT,
+              nd.K,
+              S,
+              n,
+              8,
+              dA + 4 * c0,
+              dA + 4 * c0,
+              0,
+              dA + 4 * c0,
+              0,
+              this.scratch[t]!,
+            ]);
           return calls;
         });
         if (d.type === 'bndense') this.bnBackward(nd, A, B);
@@ -587,26 +951,49 @@ export class GraphEngine implements TrainEngine {
         break;
       }
       case 'conv': {
-        const cb = this.cb, w = nd.Pn * cb;
+        const cb = this.cb,
+          w = nd.Pn * cb;
         const inp = nd.ins[0]!;
         const dx = needDx(inp);
         if (dx) this.zeroPar(dA, inp.K * S);
         // im2col chunks split over threads, each into its own weight-gradient block
         this.par((t) => {
-          const gW = nd.gWt[t]!, gB = nd.gBt[t]!;
-          const calls: Call[] = [['zero', gW, nd.K * nd.N], ['zero', gB, nd.N]];
+          const gW = nd.gWt[t]!,
+            gB = nd.gBt[t]!;
+          const calls: Call[] = [
+            ['zero', gW, nd.K * nd.N],
+            ['zero', gB, nd.N],
+          ];
           for (const c0 of this.chunks(t)) {
             calls.push(['perm_rows', dz + 4 * c0, S, this.T[t]!, cb, nd.Pn, nd.N, cb]);
             calls.push(['im2col', A, S, c0, nd.C, nd.idx, nd.KK, nd.Pn, this.P[t]!, cb]);
             calls.push(['dense_bwd_dw', this.P[t]!, nd.K, this.T[t]!, nd.N, w, w, gW, nd.pB ? gB : 0]);
             if (dx) {
-              calls.push(['dense_bwd_dx_t', this.T[t]!, nd.N, nd.WqT, nd.K, w, w, 8, this.dP[t]!, this.dP[t]!, 0, this.dP[t]!, 0, this.scratch[t]!]);
+              calls.push([
+                'dense_bwd_dx_t',
+                this.T[t]!,
+                nd.N,
+                nd.WqT,
+                nd.K,
+                w,
+                w,
+                8,
+                this.dP[t]!,
+                this.dP[t]!,
+                0,
+                this.dP[t]!,
+                0,
+                this.scratch[t]!,
+              ]);
               calls.push(['col2im_add', this.dP[t]!, cb, nd.C, nd.idx, nd.KK, nd.Pn, dA, S, c0]);
             }
           }
           return calls;
         });
-        for (let t = 1; t < this.threads; t++) { k.add_into(nd.gWq, nd.gWt[t]!, nd.K * nd.N); k.add_into(nd.gBq, nd.gBt[t]!, nd.N); }
+        for (let t = 1; t < this.threads; t++) {
+          k.add_into(nd.gWq, nd.gWt[t]!, nd.K * nd.N);
+          k.add_into(nd.gBq, nd.gBt[t]!, nd.N);
+        }
         this.weightGrads(nd);
         if (dx) this.inputBackward(inp, dA);
         break;
@@ -619,8 +1006,11 @@ export class GraphEngine implements TrainEngine {
           const [c0, n] = this.cols(t);
           if (n === 0) return [];
           const o = 4 * c0;
-          return [d.op === 'max' ? ['pool_max_bwd', A + o, S, n, nd.C, nd.idx, nd.KK, nd.Pn, nd.out + o, dz + o, dA + o]
-            : ['pool_avg_bwd', S, n, nd.C, nd.idx, nd.KK, nd.Pn, dz + o, nd.div, nd.divMode, dA + o]];
+          return [
+            d.op === 'max'
+              ? ['pool_max_bwd', A + o, S, n, nd.C, nd.idx, nd.KK, nd.Pn, nd.out + o, dz + o, dA + o]
+              : ['pool_avg_bwd', S, n, nd.C, nd.idx, nd.KK, nd.Pn, dz + o, nd.div, nd.divMode, dA + o],
+          ];
         });
         this.inputBackward(inp, dA);
         break;
@@ -629,9 +1019,16 @@ export class GraphEngine implements TrainEngine {
         const c = nd.cbn!;
         this.par((t) => {
           const [r0, n] = this.rows(t, nd.size);
-          return [['zero', c.gsT[t]!, nd.C], ['zero', c.goT[t]!, nd.C], ...(n > 0 ? [['chan_affine_bwd', dz, A, S, S, r0, n, nd.C, c.sq, dA, c.gsT[t]!, c.goT[t]!] as Call] : [])];
+          return [
+            ['zero', c.gsT[t]!, nd.C],
+            ['zero', c.goT[t]!, nd.C],
+            ...(n > 0 ? [['chan_affine_bwd', dz, A, S, S, r0, n, nd.C, c.sq, dA, c.gsT[t]!, c.goT[t]!] as Call] : []),
+          ];
         });
-        for (let t = 1; t < this.threads; t++) { k.add_into(c.gsT[0]!, c.gsT[t]!, nd.C); k.add_into(c.goT[0]!, c.goT[t]!, nd.C); }
+        for (let t = 1; t < this.threads; t++) {
+          k.add_into(c.gsT[0]!, c.gsT[t]!, nd.C);
+          k.add_into(c.goT[0]!, c.goT[t]!, nd.C);
+        }
         this.cbnBackward(nd, A, B);
         if (needDx(nd.ins[0]!)) this.inputBackward(nd.ins[0]!, dA);
         break;
@@ -639,33 +1036,48 @@ export class GraphEngine implements TrainEngine {
       case 'concat':
         for (const [j, inp] of nd.ins.entries()) {
           if (!needDx(inp)) continue;
-          this.par((t) => this.concatSegments(nd, t).filter((sg) => sg[0] === j).map(([, o, r, len]): Call => ['copy_f32', dA + 4 * r * S, dz + 4 * o * S, len * S]));
+          this.par((t) =>
+            this.concatSegments(nd, t)
+              .filter((sg) => sg[0] === j)
+              .map(([, o, r, len]): Call => ['copy_f32', dA + 4 * r * S, dz + 4 * o * S, len * S]),
+          );
           this.inputBackward(inp, dA);
         }
         break;
       case 'add':
-        if (nd.op === 0) { for (const inp of nd.ins) if (needDx(inp)) this.inputBackward(inp, dz); break; }
+        if (nd.op === 0) {
+          for (const inp of nd.ins) if (needDx(inp)) this.inputBackward(inp, dz);
+          break;
+        }
         // right to left through acc_j = acc_{j−1} op A_j: A_j's gradient into dA, acc_{j−1}'s in place in dz
         for (let j = nd.ins.length - 1; j >= 1; j--) {
-          const left = this.mergeAcc(nd, j - 1), right = nd.ins[j]!.A;
-          this.par((t) => { const [o, m] = this.flat(t, nd.size * S); return m > 0 ? [['ew_bwd', nd.op, left + 4 * o, right + 4 * o, dz + 4 * o, dz + 4 * o, dA + 4 * o, m]] : []; });
+          const left = this.mergeAcc(nd, j - 1),
+            right = nd.ins[j]!.A;
+          this.par((t) => {
+            const [o, m] = this.flat(t, nd.size * S);
+            return m > 0 ? [['ew_bwd', nd.op, left + 4 * o, right + 4 * o, dz + 4 * o, dz + 4 * o, dA + 4 * o, m]] : [];
+          });
           if (needDx(nd.ins[j]!)) this.inputBackward(nd.ins[j]!, dA);
         }
         if (needDx(nd.ins[0]!)) this.inputBackward(nd.ins[0]!, dz);
         break;
     }
-    for (const inp of nd.ins) if (inp.iq) k.kif_grads(inp.K, inp.iq.i, inp.iq.f, inp.iq.k, inp.iq.mode, inp.iq.sums, inp.iq.pi.grad, inp.iq.pf.grad);
+    for (const inp of nd.ins)
+      if (inp.iq) k.kif_grads(inp.K, inp.iq.i, inp.iq.f, inp.iq.k, inp.iq.mode, inp.iq.sums, inp.iq.pi.grad, inp.iq.pf.grad);
   }
 
   /** Concatenation as row segments [input, output row, input row, rows], the rows split over threads. */
   private concatSegments(nd: Node, t: number): Array<[number, number, number, number]> {
-    const d = nd.d as ConcatDesc, tot = d.parts.reduce((a, b) => a + b, 0);
+    const d = nd.d as ConcatDesc,
+      tot = d.parts.reduce((a, b) => a + b, 0);
     const [r0, n] = this.rows(t, nd.size);
     const out: Array<[number, number, number, number]> = [];
     for (let o = 0; o < d.outer; o++) {
       let off = 0;
       d.parts.forEach((len, j) => {
-        const a = o * tot + off, lo = Math.max(a, r0), hi = Math.min(a + len, r0 + n);
+        const a = o * tot + off,
+          lo = Math.max(a, r0),
+          hi = Math.min(a + len, r0 + n);
         if (hi > lo) out.push([j, lo, o * len + (lo - a), hi - lo]);
         off += len;
       });
@@ -686,14 +1098,20 @@ export class GraphEngine implements TrainEngine {
     if (dst) this.written[inp.src] = 1;
     const H = this.srcOut(inp.src);
     if (inp.iq) {
-      const q = inp.iq, fl = (q.mode === 0 ? 0 : 4) | (dst ? (acc ? 16 : 8) : 0);
+      const q = inp.iq,
+        fl = (q.mode === 0 ? 0 : 4) | (dst ? (acc ? 16 : 8) : 0);
       this.par((t) => {
         const [r0, n] = this.rows(t, inp.K);
         const o = 4 * r0 * S;
-        return n > 0 ? [['act_q_bwd', g + o, H + o, inp.A + o, n, S, S, fl, q.prep + 16 * r0, dst ? dst + o : 0, q.sums + 12 * r0]] : [];
+        return n > 0
+          ? [['act_q_bwd', g + o, H + o, inp.A + o, n, S, S, fl, q.prep + 16 * r0, dst ? dst + o : 0, q.sums + 12 * r0]]
+          : [];
       });
     } else if (dst) {
-      this.par((t) => { const [o, m] = this.flat(t, inp.K * S); return m > 0 ? [acc ? ['add_into', dst + 4 * o, g + 4 * o, m] : ['copy_f32', dst + 4 * o, g + 4 * o, m]] : []; });
+      this.par((t) => {
+        const [o, m] = this.flat(t, inp.K * S);
+        return m > 0 ? [acc ? ['add_into', dst + 4 * o, g + 4 * o, m] : ['copy_f32', dst + 4 * o, g + 4 * o, m]] : [];
+      });
     }
   }
 
@@ -702,31 +1120,56 @@ export class GraphEngine implements TrainEngine {
    * have equal counts), the moving-statistics update, s, o and their quantizers (tfjs float32 op order).
    */
   private cbnFold(nd: Node, A: number, B: number): void {
-    const k = this.k, c = nd.cbn!, d = nd.d as BnDesc, C = nd.C, P = nd.Pn, S = this.S;
+    const k = this.k,
+      c = nd.cbn!,
+      d = nd.d as BnDesc,
+      C = nd.C,
+      P = nd.Pn,
+      S = this.S;
     const f = this.f32();
     const v = (p: number, n: number) => f.subarray(p / 4, p / 4 + n);
-    const mm = v(c.pMM.ptr, C), mv = v(c.pMV.ptr, C);
-    const mean = c.mean, vr = new Float64Array(C);
+    const mm = v(c.pMM.ptr, C),
+      mv = v(c.pMV.ptr, C);
+    const mean = c.mean,
+      vr = new Float64Array(C);
     if (d.freeze) {
-      for (let j = 0; j < C; j++) { mean[j] = mm[j]!; vr[j] = mv[j]!; }
+      for (let j = 0; j < C; j++) {
+        mean[j] = mm[j]!;
+        vr[j] = mv[j]!;
+      }
     } else {
-      this.par((t) => { const [r0, n] = this.rows(t, nd.size); return n > 0 ? [['bn_stats', A + 4 * r0 * S, n, S, B, c.rowMean + 4 * r0, c.rowVar + 4 * r0]] : []; });
+      this.par((t) => {
+        const [r0, n] = this.rows(t, nd.size);
+        return n > 0 ? [['bn_stats', A + 4 * r0 * S, n, S, B, c.rowMean + 4 * r0, c.rowVar + 4 * r0]] : [];
+      });
       const f2 = this.f32();
-      const rm = f2.subarray(c.rowMean / 4, c.rowMean / 4 + nd.size), rv = f2.subarray(c.rowVar / 4, c.rowVar / 4 + nd.size);
+      const rm = f2.subarray(c.rowMean / 4, c.rowMean / 4 + nd.size),
+        rv = f2.subarray(c.rowVar / 4, c.rowVar / 4 + nd.size);
       for (let j = 0; j < C; j++) {
         let m = 0;
         for (let p = 0; p < P; p++) m += rm[p * C + j]!;
         m /= P;
         let q = 0;
-        for (let p = 0; p < P; p++) { const dm = rm[p * C + j]! - m; q += rv[p * C + j]! + dm * dm; }
-        mean[j] = fr(m); vr[j] = fr(q / P);
+        for (let p = 0; p < P; p++) {
+          const dm = rm[p * C + j]! - m;
+          q += rv[p * C + j]! + dm * dm;
+        }
+        mean[j] = fr(m);
+        vr[j] = fr(q / P);
       }
-      const mom = fr(d.momentum), omm = fr(1 - d.momentum);
-      for (let j = 0; j < C; j++) { mm[j] = fr(fr(mm[j]! * mom) + fr(mean[j]! * omm)); mv[j] = fr(fr(mv[j]! * mom) + fr(vr[j]! * omm)); }
+      const mom = fr(d.momentum),
+        omm = fr(1 - d.momentum);
+      for (let j = 0; j < C; j++) {
+        mm[j] = fr(fr(mm[j]! * mom) + fr(mean[j]! * omm));
+        mv[j] = fr(fr(mv[j]! * mom) + fr(vr[j]! * omm));
+      }
     }
     const eps = fr(d.epsilon);
-    const sv = v(c.s, C), ov = v(c.o, C), mr = v(c.meanRow, nd.size);
-    const g = c.pG ? v(c.pG.ptr, C) : null, off = c.pO ? v(c.pO.ptr, C) : null;
+    const sv = v(c.s, C),
+      ov = v(c.o, C),
+      mr = v(c.meanRow, nd.size);
+    const g = c.pG ? v(c.pG.ptr, C) : null,
+      off = c.pO ? v(c.pO.ptr, C) : null;
     for (let j = 0; j < C; j++) {
       const inv = fr(1 / Math.sqrt(fr(vr[j]! + eps)));
       c.inv[j] = inv;
@@ -742,38 +1185,92 @@ export class GraphEngine implements TrainEngine {
 
   /** QBatchNormalization backward: quantizers, γ, offset, and (with batch statistics) the statistics' gradient into dA. */
   private cbnBackward(nd: Node, A: number, B: number): void {
-    const k = this.k, c = nd.cbn!, d = nd.d as BnDesc, C = nd.C, P = nd.Pn;
+    const k = this.k,
+      c = nd.cbn!,
+      d = nd.d as BnDesc,
+      C = nd.C,
+      P = nd.Pn;
     k.kbi_bwd(C, c.s, nd.kq!.b, nd.kq!.i, nd.kq!.k, nd.kq!.mode, c.sq, c.gsT[0]!, c.gS, nd.kq!.pb.grad, nd.kq!.pi.grad);
     k.kbi_bwd(C, c.o, nd.bqq!.b, nd.bqq!.i, nd.bqq!.k, nd.bqq!.mode, c.oq, c.goT[0]!, c.gO, nd.bqq!.pb.grad, nd.bqq!.pi.grad);
     const f = this.f32();
     const v = (p: number, n: number) => f.subarray(p / 4, p / 4 + n);
-    const gS = v(c.gS, C), gO = v(c.gO, C), sv = v(c.s, C), gm = v(c.gm, nd.size), gv = v(c.gv, nd.size);
-    const gamma = c.pG ? v(c.pG.ptr, C) : null, gG = c.pG ? v(c.pG.grad, C) : null, gOff = c.pO ? v(c.pO.grad, C) : null;
+    const gS = v(c.gS, C),
+      gO = v(c.gO, C),
+      sv = v(c.s, C),
+      gm = v(c.gm, nd.size),
+      gv = v(c.gv, nd.size);
+    const gamma = c.pG ? v(c.pG.ptr, C) : null,
+      gG = c.pG ? v(c.pG.grad, C) : null,
+      gOff = c.pO ? v(c.pO.grad, C) : null;
     const n = B * P;
     for (let j = 0; j < C; j++) {
       if (gOff) gOff[j] = gO[j]!;
-      const mu = c.mean[j]!, inv = c.inv[j]!;
+      const mu = c.mean[j]!,
+        inv = c.inv[j]!;
       const gs = gS[j]! - gO[j]! * mu; // o = offset − μ·s
       if (gG) gG[j] = gs * inv;
       const ginv = gamma ? gs * gamma[j]! : gs;
       const gvar = ginv * -0.5 * inv * inv * inv;
       const gmu = -gO[j]! * sv[j]!;
-      for (let p = 0; p < P; p++) { gm[p * C + j] = gmu / n; gv[p * C + j] = (2 * gvar) / n; }
+      for (let p = 0; p < P; p++) {
+        gm[p * C + j] = gmu / n;
+        gv[p * C + j] = (2 * gvar) / n;
+      }
     }
     if (d.freeze) return;
     this.par((t) => {
       const [r0, m] = this.rows(t, nd.size);
-      return m > 0 ? [['bn_dx_add', this.dA + 4 * r0 * this.S, A + 4 * r0 * this.S, m, this.S, B, c.gm + 4 * r0, c.gv + 4 * r0, c.meanRow + 4 * r0]] : [];
+      return m > 0
+        ? [
+            [
+              'bn_dx_add',
+              this.dA + 4 * r0 * this.S,
+              A + 4 * r0 * this.S,
+              m,
+              this.S,
+              B,
+              c.gm + 4 * r0,
+              c.gv + 4 * r0,
+              c.meanRow + 4 * r0,
+            ],
+          ]
+        : [];
     });
   }
 
   /** ∂L/∂W, ∂L/∂b and the weight quantizers' bit gradients from ∂L/∂Wq, ∂L/∂bq. */
   private weightGrads(nd: Node): void {
     const k = this.k;
-    if (nd.kq) k.kbi_bwd(nd.K * nd.N, nd.W, nd.kq.b, nd.kq.i, nd.kq.k, nd.kq.mode, nd.Wq, nd.gWq, nd.pW!.grad, nd.kq.pb.grad, nd.kq.pi.grad);
+    if (nd.kq)
+      k.kbi_bwd(
+        nd.K * nd.N,
+        nd.W,
+        nd.kq.b,
+        nd.kq.i,
+        nd.kq.k,
+        nd.kq.mode,
+        nd.Wq,
+        nd.gWq,
+        nd.pW!.grad,
+        nd.kq.pb.grad,
+        nd.kq.pi.grad,
+      );
     else k.add_into(nd.pW!.grad, nd.gWq, nd.K * nd.N);
     if (nd.pB) {
-      if (nd.bqq) k.kbi_bwd(nd.N, nd.bias, nd.bqq.b, nd.bqq.i, nd.bqq.k, nd.bqq.mode, nd.bq, nd.gBq, nd.pB.grad, nd.bqq.pb.grad, nd.bqq.pi.grad);
+      if (nd.bqq)
+        k.kbi_bwd(
+          nd.N,
+          nd.bias,
+          nd.bqq.b,
+          nd.bqq.i,
+          nd.bqq.k,
+          nd.bqq.mode,
+          nd.bq,
+          nd.gBq,
+          nd.pB.grad,
+          nd.bqq.pb.grad,
+          nd.bqq.pi.grad,
+        );
       else k.add_into(nd.pB.grad, nd.gBq, nd.N);
     }
   }
@@ -783,20 +1280,35 @@ export class GraphEngine implements TrainEngine {
    * gradients reach the input: ∂μ/∂x = 1/B, ∂σ²/∂x = 2(x − μ)/B (tf.moments).
    */
   private bnBackward(nd: Node, A: number, B: number): void {
-    const k = this.k, bn = nd.bn!, K = nd.K, N = nd.N;
-    if (nd.kq) k.kbi_bwd(K * N, bn.kf, nd.kq.b, nd.kq.i, nd.kq.k, nd.kq.mode, nd.Wq, nd.gWq, bn.gKf, nd.kq.pb.grad, nd.kq.pi.grad);
+    const k = this.k,
+      bn = nd.bn!,
+      K = nd.K,
+      N = nd.N;
+    if (nd.kq)
+      k.kbi_bwd(K * N, bn.kf, nd.kq.b, nd.kq.i, nd.kq.k, nd.kq.mode, nd.Wq, nd.gWq, bn.gKf, nd.kq.pb.grad, nd.kq.pi.grad);
     else k.copy_f32(bn.gKf, nd.gWq, K * N);
-    if (nd.bqq) k.kbi_bwd(N, bn.bf, nd.bqq.b, nd.bqq.i, nd.bqq.k, nd.bqq.mode, nd.bq, nd.gBq, bn.gBf, nd.bqq.pb.grad, nd.bqq.pi.grad);
+    if (nd.bqq)
+      k.kbi_bwd(N, bn.bf, nd.bqq.b, nd.bqq.i, nd.bqq.k, nd.bqq.mode, nd.bq, nd.gBq, bn.gBf, nd.bqq.pb.grad, nd.bqq.pi.grad);
     else k.copy_f32(bn.gBf, nd.gBq, N);
     const f = this.f32();
     const v = (p: number, n: number) => f.subarray(p / 4, p / 4 + n);
-    const W = v(nd.W, K * N), gKf = v(bn.gKf, K * N), gBf = v(bn.gBf, N), mean = v(bn.mean, K);
-    const gW = v(nd.pW!.grad, K * N), gb = v(nd.pB!.grad, N), gm = v(bn.gm, K), gv = v(bn.gv, K);
-    const gamma = bn.pG ? v(bn.pG.ptr, K) : null, gG = bn.pG ? v(bn.pG.grad, K) : null;
+    const W = v(nd.W, K * N),
+      gKf = v(bn.gKf, K * N),
+      gBf = v(bn.gBf, N),
+      mean = v(bn.mean, K);
+    const gW = v(nd.pW!.grad, K * N),
+      gb = v(nd.pB!.grad, N),
+      gm = v(bn.gm, K),
+      gv = v(bn.gv, K);
+    const gamma = bn.pG ? v(bn.pG.ptr, K) : null,
+      gG = bn.pG ? v(bn.pG.grad, K) : null;
     for (let n = 0; n < N; n++) gb[n] = gBf[n]!;
     for (let r = 0; r < K; r++) {
-      const s = bn.s[r]!, inv = bn.inv[r]!, mu = mean[r]!;
-      let gs = 0, gmu = 0;
+      const s = bn.s[r]!,
+        inv = bn.inv[r]!,
+        mu = mean[r]!;
+      let gs = 0,
+        gmu = 0;
       for (let n = 0; n < N; n++) {
         const j = r * N + n;
         gW[j] = s * gKf[j]! - mu * gBf[n]!;
@@ -811,7 +1323,21 @@ export class GraphEngine implements TrainEngine {
     }
     this.par((t) => {
       const [r0, n] = this.rows(t, K);
-      return n > 0 ? [['bn_dx_add', this.dA + 4 * r0 * this.S, A + 4 * r0 * this.S, n, this.S, B, bn.gm + 4 * r0, bn.gv + 4 * r0, bn.mean + 4 * r0]] : [];
+      return n > 0
+        ? [
+            [
+              'bn_dx_add',
+              this.dA + 4 * r0 * this.S,
+              A + 4 * r0 * this.S,
+              n,
+              this.S,
+              B,
+              bn.gm + 4 * r0,
+              bn.gv + 4 * r0,
+              bn.mean + 4 * r0,
+            ],
+          ]
+        : [];
     });
   }
 
@@ -821,17 +1347,38 @@ export class GraphEngine implements TrainEngine {
    * +k under SAT; the gradient of relu(round i + round f) reaches f (and i unless WRAP) where the sum is > 0.
    */
   private ebops(nd: Node, f: Float32Array): number {
-    const d = nd.d, beta = fr(nd.beta);
+    const d = nd.d,
+      beta = fr(nd.beta);
     if (d.type === 'dense' || d.type === 'bndense') {
       const iq = nd.ins[0]!.iq;
       if (!iq || !nd.kq) return 0;
-      return this.k.ebops_dense(nd.K, nd.N, iq.i, iq.f, iq.k, iq.mode, nd.kq.b, nd.kq.k, nd.kq.mode,
-        nd.bqq ? nd.bqq.b : 0, nd.bqq ? nd.bqq.k : 0, nd.bqq ? nd.bqq.mode : 0, beta, iq.pi.grad, iq.pf.grad, nd.kq.pb.grad, nd.bqq ? nd.bqq.pb.grad : 0);
+      return this.k.ebops_dense(
+        nd.K,
+        nd.N,
+        iq.i,
+        iq.f,
+        iq.k,
+        iq.mode,
+        nd.kq.b,
+        nd.kq.k,
+        nd.kq.mode,
+        nd.bqq ? nd.bqq.b : 0,
+        nd.bqq ? nd.bqq.k : 0,
+        nd.bqq ? nd.bqq.mode : 0,
+        beta,
+        iq.pi.grad,
+        iq.pf.grad,
+        nd.kq.pb.grad,
+        nd.bqq ? nd.bqq.pb.grad : 0,
+      );
     }
     const v = (p: number, n: number) => f.subarray(p / 4, p / 4 + n);
     const actBits = (q: KifMem, n: number) => {
-      const bits = new Float64Array(n), on = new Uint8Array(n);
-      const I = v(q.i, n), F = v(q.f, n), Kk = v(q.k, n);
+      const bits = new Float64Array(n),
+        on = new Uint8Array(n);
+      const I = v(q.i, n),
+        F = v(q.f, n),
+        Kk = v(q.k, n);
       for (let j = 0; j < n; j++) {
         const s = rte(I[j]!) + rte(F[j]!);
         on[j] = s > 0 ? 1 : 0;
@@ -840,7 +1387,8 @@ export class GraphEngine implements TrainEngine {
       return { bits, on };
     };
     const addAct = (q: KifMem, n: number, on: Uint8Array, g: (j: number) => number) => {
-      const gi = v(q.pi.grad, n), gf = v(q.pf.grad, n);
+      const gi = v(q.pi.grad, n),
+        gf = v(q.pf.grad, n);
       for (let j = 0; j < n; j++) {
         if (!on[j]) continue;
         const x = fr(g(j));
@@ -849,49 +1397,74 @@ export class GraphEngine implements TrainEngine {
       }
     };
     const kbiBits = (q: KbiMem, n: number) => {
-      const B = v(q.b, n), Kk = v(q.k, n), out = new Float64Array(n);
+      const B = v(q.b, n),
+        Kk = v(q.k, n),
+        out = new Float64Array(n);
       for (let j = 0; j < n; j++) out[j] = rte(B[j]!) + (q.mode === 1 ? Kk[j]! : 0);
       return out;
     };
     if (d.type === 'conv') {
       const iq = nd.ins[0]!.iq;
       if (!iq || !nd.kq) return 0;
-      const KC = nd.K, F = nd.N, C = nd.C, KK = nd.KK, Pn = nd.Pn;
+      const KC = nd.K,
+        F = nd.N,
+        C = nd.C,
+        KK = nd.KK,
+        Pn = nd.Pn;
       const { bits, on } = actBits(iq, nd.ins[0]!.K);
       const bw = kbiBits(nd.kq, KC * F);
-      const rowSum = new Float64Array(KC), col = new Float64Array(KC);
+      const rowSum = new Float64Array(KC),
+        col = new Float64Array(KC);
       for (let r = 0; r < KC; r++) for (let n = 0; n < F; n++) rowSum[r]! += bw[r * F + n]!;
       const idx = new Int32Array(this.memory.buffer, nd.idx, Pn * KK);
       const gIn = new Float64Array(nd.ins[0]!.K);
-      for (let p = 0; p < Pn; p++) for (let j = 0; j < KK; j++) {
-        const s = idx[p * KK + j]!;
-        if (s < 0) continue;
-        for (let c = 0; c < C; c++) { col[j * C + c]! += bits[s * C + c]!; gIn[s * C + c]! += rowSum[j * C + c]!; }
-      }
+      for (let p = 0; p < Pn; p++)
+        for (let j = 0; j < KK; j++) {
+          const s = idx[p * KK + j]!;
+          if (s < 0) continue;
+          for (let c = 0; c < C; c++) {
+            col[j * C + c]! += bits[s * C + c]!;
+            gIn[s * C + c]! += rowSum[j * C + c]!;
+          }
+        }
       // Σ conv(bits_in, bits_W)·pf/positions + Σ bits_b·pf
       const scale = nd.pf / Pn;
       let e = 0;
       for (let r = 0; r < KC; r++) e += col[r]! * rowSum[r]!;
       e *= scale;
       const gKb = v(nd.kq.pb.grad, KC * F);
-      for (let r = 0; r < KC; r++) { const x = fr(beta * col[r]! * scale); for (let n = 0; n < F; n++) gKb[r * F + n] = fr(gKb[r * F + n]! + x); }
+      for (let r = 0; r < KC; r++) {
+        const x = fr(beta * col[r]! * scale);
+        for (let n = 0; n < F; n++) gKb[r * F + n] = fr(gKb[r * F + n]! + x);
+      }
       addAct(iq, nd.ins[0]!.K, on, (j) => beta * scale * gIn[j]!);
       if (nd.bqq) {
-        const bb = kbiBits(nd.bqq, F), gBb = v(nd.bqq.pb.grad, F);
-        for (let n = 0; n < F; n++) { e += bb[n]! * nd.pf; gBb[n] = fr(gBb[n]! + fr(beta * nd.pf)); }
+        const bb = kbiBits(nd.bqq, F),
+          gBb = v(nd.bqq.pb.grad, F);
+        for (let n = 0; n < F; n++) {
+          e += bb[n]! * nd.pf;
+          gBb[n] = fr(gBb[n]! + fr(beta * nd.pf));
+        }
       }
       return e;
     }
     if (d.type === 'bn') {
       // Σ bits_in·bits_s[channel] + Σ bits_o·(size/channels)
-      const C = nd.C, P = nd.Pn, iq = nd.ins[0]!.iq;
-      const bs = kbiBits(nd.kq!, C), bo = kbiBits(nd.bqq!, C);
-      const gKb = v(nd.kq!.pb.grad, C), gBb = v(nd.bqq!.pb.grad, C);
+      const C = nd.C,
+        P = nd.Pn,
+        iq = nd.ins[0]!.iq;
+      const bs = kbiBits(nd.kq!, C),
+        bo = kbiBits(nd.bqq!, C);
+      const gKb = v(nd.kq!.pb.grad, C),
+        gBb = v(nd.bqq!.pb.grad, C);
       let e = 0;
       const col = new Float64Array(C);
       if (iq) {
         const { bits, on } = actBits(iq, nd.size);
-        for (let r = 0; r < nd.size; r++) { e += bits[r]! * bs[r % C]!; col[r % C]! += bits[r]!; }
+        for (let r = 0; r < nd.size; r++) {
+          e += bits[r]! * bs[r % C]!;
+          col[r % C]! += bits[r]!;
+        }
         addAct(iq, nd.size, on, (r) => beta * bs[r % C]!);
       }
       for (let j = 0; j < C; j++) {
@@ -920,7 +1493,12 @@ export class GraphEngine implements TrainEngine {
     if (nd.op === 1) {
       let e = 0;
       const first = new Uint8Array(n);
-      for (let j = 0; j < n; j++) { const a = all[0]!.bits[j]!, b = all[1]!.bits[j]!; first[j] = a >= b ? 1 : 0; e += Math.max(a, b); }
+      for (let j = 0; j < n; j++) {
+        const a = all[0]!.bits[j]!,
+          b = all[1]!.bits[j]!;
+        first[j] = a >= b ? 1 : 0;
+        e += Math.max(a, b);
+      }
       addAct(nd.ins[0]!.iq!, n, all[0]!.on, (j) => (first[j] ? beta : 0));
       addAct(nd.ins[1]!.iq!, n, all[1]!.on, (j) => (first[j] ? 0 : beta));
       return e;
@@ -928,14 +1506,23 @@ export class GraphEngine implements TrainEngine {
     if (nd.op === 2) {
       let e = 0;
       for (let j = 0; j < n; j++) e += all.reduce((p, a) => p * a.bits[j]!, 1);
-      nd.ins.forEach((inp, t) => addAct(inp.iq!, n, all[t]!.on, (j) => beta * all.reduce((p, a, u) => (u === t ? p : p * a.bits[j]!), 1)));
+      nd.ins.forEach((inp, t) =>
+        addAct(inp.iq!, n, all[t]!.on, (j) => beta * all.reduce((p, a, u) => (u === t ? p : p * a.bits[j]!), 1)),
+      );
       return e;
     }
     const owner = new Int32Array(n);
     let e = 0;
     for (let j = 0; j < n; j++) {
-      let m = all[0]!.bits[j]!, o = 0;
-      for (let t = 1; t < all.length; t++) { const b = all[t]!.bits[j]!; if (!(m <= b)) { m = b; o = t; } }
+      let m = all[0]!.bits[j]!,
+        o = 0;
+      for (let t = 1; t < all.length; t++) {
+        const b = all[t]!.bits[j]!;
+        if (!(m <= b)) {
+          m = b;
+          o = t;
+        }
+      }
       owner[j] = o;
       for (const a of all) e += a.bits[j]!;
       e -= m;

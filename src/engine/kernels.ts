@@ -6,54 +6,238 @@
 
 export interface KernelExports {
   prep_act(n: number, iraw: number, fraw: number, k: number, mode: number, prep: number): void;
-  act_q(h: number, a: number, K: number, CB: number, nbPad: number, nbValid: number, flags: number, prep: number, absmax: number): void;
-  dense_fwd(aIn: number, K: number, W: number, N: number, bias: number, out: number, CB: number, nbPad: number,
-    flags: number, prep: number, aOut: number, absmax: number, nbValid: number, scratch: number): void;
+  act_q(
+    h: number,
+    a: number,
+    K: number,
+    CB: number,
+    nbPad: number,
+    nbValid: number,
+    flags: number,
+    prep: number,
+    absmax: number,
+  ): void;
+  dense_fwd(
+    aIn: number,
+    K: number,
+    W: number,
+    N: number,
+    bias: number,
+    out: number,
+    CB: number,
+    nbPad: number,
+    flags: number,
+    prep: number,
+    aOut: number,
+    absmax: number,
+    nbValid: number,
+    scratch: number,
+  ): void;
   dense_bwd_dw(aIn: number, K: number, dz: number, N: number, CB: number, nbPad: number, gW: number, gB: number): void;
-  dense_bwd_dx(dz: number, N: number, W: number, K: number, CB: number, nbPad: number, flags: number,
-    hIn: number, aIn: number, prep: number, dzOut: number, sums: number, scratch: number): void;
-  dense_bwd_dx_t(dz: number, N: number, WT: number, K: number, CB: number, nbPad: number, flags: number,
-    hIn: number, aIn: number, prep: number, dzOut: number, sums: number, scratch: number): void;
+  dense_bwd_dx(
+    dz: number,
+    N: number,
+    W: number,
+    K: number,
+    CB: number,
+    nbPad: number,
+    flags: number,
+    hIn: number,
+    aIn: number,
+    prep: number,
+    dzOut: number,
+    sums: number,
+    scratch: number,
+  ): void;
+  dense_bwd_dx_t(
+    dz: number,
+    N: number,
+    WT: number,
+    K: number,
+    CB: number,
+    nbPad: number,
+    flags: number,
+    hIn: number,
+    aIn: number,
+    prep: number,
+    dzOut: number,
+    sums: number,
+    scratch: number,
+  ): void;
   transpose_w(src: number, K: number, N: number, dst: number): void;
   transpose_w_rows(src: number, K: number, N: number, dst: number, r0: number, nr: number): void;
-  softmax_ce(z: number, y: number, C: number, CB: number, nbPad: number, nbValid: number, invB: number, dz: number, flags: number, hits: number): number;
-  mse(z: number, y: number, C: number, CB: number, nbPad: number, nbValid: number, invB: number, dz: number, flags: number): number;
+  softmax_ce(
+    z: number,
+    y: number,
+    C: number,
+    CB: number,
+    nbPad: number,
+    nbValid: number,
+    invB: number,
+    dz: number,
+    flags: number,
+    hits: number,
+  ): number;
+  mse(
+    z: number,
+    y: number,
+    C: number,
+    CB: number,
+    nbPad: number,
+    nbValid: number,
+    invB: number,
+    dz: number,
+    flags: number,
+  ): number;
   transpose_in(src: number, K: number, row0: number, nb: number, dst: number, CB: number, nbPad: number): void;
   zero(p: number, n: number): void;
   add_into(dst: number, src: number, n: number): void;
   max_into(dst: number, src: number, n: number): void;
   run_slice(plan: number, t: number, start: number, count: number): void;
   kbi_fwd(n: number, w: number, braw: number, iraw: number, k: number, mode: number, out: number): void;
-  kbi_bwd(n: number, w: number, braw: number, iraw: number, k: number, mode: number, wq: number, g: number,
-    gw: number, gb: number, gi: number): void;
+  kbi_bwd(
+    n: number,
+    w: number,
+    braw: number,
+    iraw: number,
+    k: number,
+    mode: number,
+    wq: number,
+    g: number,
+    gw: number,
+    gb: number,
+    gi: number,
+  ): void;
   kif_grads(n: number, iraw: number, fraw: number, k: number, mode: number, sums: number, gi: number, gf: number): void;
   wrap_track(n: number, iraw: number, fraw: number, absmax: number, decay: number, iLo: number, iHi: number): void;
-  ebops_dense(K: number, N: number, iI: number, iF: number, iK: number, inMode: number, wB: number, wK: number, wMode: number,
-    bB: number, bK: number, bMode: number, beta: number, gInI: number, gInF: number, gWB: number, gBB: number): number;
-  ebops_dense_rows(nr: number, N: number, iI: number, iF: number, iK: number, inMode: number, wB: number, wK: number, wMode: number,
-    beta: number, gInI: number, gInF: number, gWB: number, out: number): void;
+  ebops_dense(
+    K: number,
+    N: number,
+    iI: number,
+    iF: number,
+    iK: number,
+    inMode: number,
+    wB: number,
+    wK: number,
+    wMode: number,
+    bB: number,
+    bK: number,
+    bMode: number,
+    beta: number,
+    gInI: number,
+    gInF: number,
+    gWB: number,
+    gBB: number,
+  ): number;
+  ebops_dense_rows(
+    nr: number,
+    N: number,
+    iI: number,
+    iF: number,
+    iK: number,
+    inMode: number,
+    wB: number,
+    wK: number,
+    wMode: number,
+    beta: number,
+    gInI: number,
+    gInF: number,
+    gWB: number,
+    out: number,
+  ): void;
   ebops_bias(N: number, bB: number, bK: number, bMode: number, beta: number, gBB: number, out: number): void;
   l1(n: number, p: number, lambda: number, g: number): number;
   sum_f64(n: number, p: number): number;
   add_scalar(n: number, g: number, c: number): void;
   clamp(n: number, p: number, lo: number, hi: number): void;
-  adam(n: number, p: number, g: number, m: number, v: number, lr: number, b1: number, b2: number, eps: number,
-    omb1: number, omb2: number, c1: number, c2: number, lo: number, hi: number): void;
+  adam(
+    n: number,
+    p: number,
+    g: number,
+    m: number,
+    v: number,
+    lr: number,
+    b1: number,
+    b2: number,
+    eps: number,
+    omb1: number,
+    omb2: number,
+    c1: number,
+    c2: number,
+    lo: number,
+    hi: number,
+  ): void;
   // graph path (src/engine/graph.ts)
-  act_q_bwd(g: number, h: number, a: number, K: number, S: number, n: number, flags: number, prep: number, dst: number, sums: number): void;
+  act_q_bwd(
+    g: number,
+    h: number,
+    a: number,
+    K: number,
+    S: number,
+    n: number,
+    flags: number,
+    prep: number,
+    dst: number,
+    sums: number,
+  ): void;
   relu_mask(d: number, out: number, n: number): void;
   copy_f32(dst: number, src: number, n: number): void;
   perm_rows(src: number, srcS: number, dst: number, dstS: number, A: number, Bn: number, len: number): void;
   im2col(A: number, S: number, c0: number, C: number, idx: number, KK: number, Pn: number, P: number, cb: number): void;
   col2im_add(dP: number, cb: number, C: number, idx: number, KK: number, Pn: number, dA: number, S: number, c0: number): void;
   pool_max_fwd(A: number, S: number, n: number, C: number, idx: number, KK: number, Pn: number, out: number): void;
-  pool_max_bwd(A: number, S: number, n: number, C: number, idx: number, KK: number, Pn: number, out: number, dz: number, dA: number): void;
-  pool_avg_fwd(A: number, S: number, n: number, C: number, idx: number, KK: number, Pn: number, out: number, div: number, mode: number): void;
-  pool_avg_bwd(S: number, n: number, C: number, idx: number, KK: number, Pn: number, dz: number, div: number, mode: number, dA: number): void;
+  pool_max_bwd(
+    A: number,
+    S: number,
+    n: number,
+    C: number,
+    idx: number,
+    KK: number,
+    Pn: number,
+    out: number,
+    dz: number,
+    dA: number,
+  ): void;
+  pool_avg_fwd(
+    A: number,
+    S: number,
+    n: number,
+    C: number,
+    idx: number,
+    KK: number,
+    Pn: number,
+    out: number,
+    div: number,
+    mode: number,
+  ): void;
+  pool_avg_bwd(
+    S: number,
+    n: number,
+    C: number,
+    idx: number,
+    KK: number,
+    Pn: number,
+    dz: number,
+    div: number,
+    mode: number,
+    dA: number,
+  ): void;
   bn_stats(A: number, K: number, S: number, nValid: number, mean: number, variance: number): void;
   bn_dx_add(dA: number, A: number, K: number, S: number, nValid: number, gm: number, gv: number, mean: number): void;
   chan_affine(A: number, S: number, n: number, r0: number, R: number, C: number, s: number, o: number, out: number): void;
-  chan_affine_bwd(dy: number, A: number, S: number, n: number, r0: number, R: number, C: number, s: number, dA: number, gs: number, go: number): void;
+  chan_affine_bwd(
+    dy: number,
+    A: number,
+    S: number,
+    n: number,
+    r0: number,
+    R: number,
+    C: number,
+    s: number,
+    dA: number,
+    gs: number,
+    go: number,
+  ): void;
   ew_fwd(op: number, a: number, b: number, out: number, n: number): void;
   ew_bwd(op: number, a: number, b: number, g: number, ga: number, gb: number, n: number): void;
 }
@@ -125,7 +309,8 @@ export function loadKernels(simd: 'auto' | 'relaxed' | 'simd128' = 'auto'): Prom
         if (await relaxedSimdSupported(rbytes)) {
           return { module: await WA.compile(rbytes), relaxed: true };
         }
-        if (simd === 'relaxed') throw new Error('hgq engine: relaxed SIMD is not supported by this runtime; use simd: "auto" or "simd128"');
+        if (simd === 'relaxed')
+          throw new Error('hgq engine: relaxed SIMD is not supported by this runtime; use simd: "auto" or "simd128"');
       }
       const bytes = await readArtifact('engine.simd.wasm');
       if (!WA.validate(bytes)) {

@@ -17,15 +17,31 @@ const fr = Math.fround;
 const OVERFLOW_CODE: Record<string, number> = { WRAP: 0, SAT: 1, SAT_SYM: 2 };
 
 /** A weight quantizer's arrays in wasm memory (byte offsets): raw bits b, integer bits i, sign k; mode 1 SAT, 2 SAT_SYM. */
-export interface KbiMem { b: number; i: number; k: number; mode: number; pb: Param; pi: Param }
+export interface KbiMem {
+  b: number;
+  i: number;
+  k: number;
+  mode: number;
+  pb: Param;
+  pi: Param;
+}
 
 /**
  * An activation quantizer's arrays: raw i, f, sign k, mode (0 WRAP, 1 SAT, 2 SAT_SYM), its per-step prepared
  * constants (prep, 16 bytes per feature), WRAP tracking, and the batch sums / |x| maxima its gradients come from.
  */
 export interface KifMem {
-  i: number; f: number; k: number; mode: number; prep: number; decay: number; iBounds: [number, number];
-  pi: Param; pf: Param; sums: number; amx: number;
+  i: number;
+  f: number;
+  k: number;
+  mode: number;
+  prep: number;
+  decay: number;
+  iBounds: [number, number];
+  pi: Param;
+  pf: Param;
+  sums: number;
+  amx: number;
 }
 
 /**
@@ -53,8 +69,18 @@ export class ParamArena {
 
   param(name: string, src: Float32Array, trainable: boolean, bounds?: [number, number], l1?: number): Param {
     const n = src.length;
-    const p: Param = { name, ptr: this.put(src), n, grad: this.alloc(n * 4), m: this.alloc(n * 4), v: this.alloc(n * 4),
-      lo: bounds ? bounds[0] : -Infinity, hi: bounds ? bounds[1] : Infinity, l1: l1 ?? 0, trainable };
+    const p: Param = {
+      name,
+      ptr: this.put(src),
+      n,
+      grad: this.alloc(n * 4),
+      m: this.alloc(n * 4),
+      v: this.alloc(n * 4),
+      lo: bounds ? bounds[0] : -Infinity,
+      hi: bounds ? bounds[1] : Infinity,
+      l1: l1 ?? 0,
+      trainable,
+    };
     this.params.push(p);
     return p;
   }
@@ -62,7 +88,8 @@ export class ParamArena {
   /** A weight quantizer of n elements (`what` names it in errors and parameter names). */
   kbi(q: KbiDesc, n: number, what: string): KbiMem {
     if ((q.round ?? 'RND') !== 'RND') throw new Error(`hgq engine: ${what} round mode ${q.round} is not supported (RND only)`);
-    if (q.overflow !== 'SAT' && q.overflow !== 'SAT_SYM') throw new Error(`hgq engine: ${what} overflow ${q.overflow} is not supported (SAT, SAT_SYM)`);
+    if (q.overflow !== 'SAT' && q.overflow !== 'SAT_SYM')
+      throw new Error(`hgq engine: ${what} overflow ${q.overflow} is not supported (SAT, SAT_SYM)`);
     const pb = this.param(`${what}.b`, checkArr(q.b, n, `${what}.b`), true, q.bBounds ?? [0, 23], q.l1);
     const pi = this.param(`${what}.i`, checkArr(q.i, n, `${what}.i`), true, q.iBounds ?? [-24, 24], 0);
     return { b: pb.ptr, i: pi.ptr, k: this.put(checkArr(q.k, n, `${what}.k`)), mode: OVERFLOW_CODE[q.overflow]!, pb, pi };
@@ -77,13 +104,25 @@ export class ParamArena {
     // under WRAP i follows the data (not trained) but its L1 term still counts in the loss, as in tfjs
     const pi = this.param(`${what}.i`, checkArr(q.i, K, `${what}.i`), !wrap, iB, q.l1);
     const pf = this.param(`${what}.f`, checkArr(q.f, K, `${what}.f`), true, q.fBounds ?? [-24, 24], q.l1);
-    return { i: pi.ptr, f: pf.ptr, k: this.put(checkArr(q.k, K, `${what}.k`)), mode: OVERFLOW_CODE[q.overflow]!, prep: this.alloc(K * 16),
-      decay: q.decay ?? 0.01, iBounds: iB, pi, pf, sums: this.alloc(K * 12), amx: this.alloc(K * 4) };
+    return {
+      i: pi.ptr,
+      f: pf.ptr,
+      k: this.put(checkArr(q.k, K, `${what}.k`)),
+      mode: OVERFLOW_CODE[q.overflow]!,
+      prep: this.alloc(K * 16),
+      decay: q.decay ?? 0.01,
+      iBounds: iB,
+      pi,
+      pf,
+      sums: this.alloc(K * 12),
+      amx: this.alloc(K * 4),
+    };
   }
 
   /** Writes the reserved arrays into the engine's memory. */
   copyInto(buffer: ArrayBuffer | SharedArrayBuffer): void {
-    const f32 = new Float32Array(buffer), i32 = new Int32Array(buffer);
+    const f32 = new Float32Array(buffer),
+      i32 = new Int32Array(buffer);
     for (const a of this.arrays) (a.src instanceof Int32Array ? i32 : f32).set(a.src, a.ptr / 4);
   }
 }
@@ -112,8 +151,21 @@ export class AdamState {
   /** This step's adam() arguments after (n, p, g, m, v): for callers that split the arrays over threads. */
   stepArgs(): AdamArgs {
     const o = this.o;
-    const b1 = o.beta1 ?? 0.9, b2 = o.beta2 ?? 0.999, eps = o.epsilon ?? 1e-7;
-    return [fr(o.learningRate), fr(b1), fr(b2), fr(eps), fr(1 - this.accBeta1), fr(1 - this.accBeta2), fr(1 - b1), fr(1 - b2), -Infinity, Infinity];
+    const b1 = o.beta1 ?? 0.9,
+      b2 = o.beta2 ?? 0.999,
+      eps = o.epsilon ?? 1e-7;
+    return [
+      fr(o.learningRate),
+      fr(b1),
+      fr(b2),
+      fr(eps),
+      fr(1 - this.accBeta1),
+      fr(1 - this.accBeta2),
+      fr(1 - b1),
+      fr(1 - b2),
+      -Infinity,
+      Infinity,
+    ];
   }
 
   /** Counts the step applied with stepArgs(). */
@@ -125,7 +177,9 @@ export class AdamState {
 
   /** Current values and Adam moments of every parameter array (copies), keyed by name. */
   read(f: Float32Array, params: readonly Param[]): EngineState {
-    const values: Record<string, Float32Array> = {}, m: Record<string, Float32Array> = {}, v: Record<string, Float32Array> = {};
+    const values: Record<string, Float32Array> = {},
+      m: Record<string, Float32Array> = {},
+      v: Record<string, Float32Array> = {};
     for (const p of params) {
       values[p.name] = f.slice(p.ptr / 4, p.ptr / 4 + p.n);
       m[p.name] = f.slice(p.m / 4, p.m / 4 + p.n);
@@ -147,9 +201,11 @@ export class AdamState {
     };
     put(s.values, 'ptr');
     if (s.adam) {
-      put(s.adam.m, 'm'); put(s.adam.v, 'v');
+      put(s.adam.m, 'm');
+      put(s.adam.v, 'v');
       this.iterations = s.adam.iterations;
-      this.accBeta1 = s.adam.accBeta1; this.accBeta2 = s.adam.accBeta2;
+      this.accBeta1 = s.adam.accBeta1;
+      this.accBeta2 = s.adam.accBeta2;
     }
   }
 }

@@ -13,13 +13,27 @@ export const nodePoolFactory: WorkerPoolFactory = async ({ module, memory, ctrl:
   let round = 0;
   const ws: Worker[] = [];
   let lastError = '';
-  await Promise.all(Array.from({ length: n }, (_, j) => new Promise<void>((resolve, reject) => {
-    const w = new Worker(new URL('./worker.mjs', import.meta.url),
-      { workerData: { module, memory, ctrl: ctrlPtr, ctrlWords: CTRL, area, areaWords, t: j + 1, fns: [...fns] }, execArgv: [] });
-    ws.push(w);
-    w.once('message', () => { w.on('message', (m) => { lastError = String(m); }); w.unref(); resolve(); });
-    w.once('error', reject);
-  })));
+  await Promise.all(
+    Array.from(
+      { length: n },
+      (_, j) =>
+        new Promise<void>((resolve, reject) => {
+          const w = new Worker(new URL('./worker.mjs', import.meta.url), {
+            workerData: { module, memory, ctrl: ctrlPtr, ctrlWords: CTRL, area, areaWords, t: j + 1, fns: [...fns] },
+            execArgv: [],
+          });
+          ws.push(w);
+          w.once('message', () => {
+            w.on('message', (m) => {
+              lastError = String(m);
+            });
+            w.unref();
+            resolve();
+          });
+          w.once('error', reject);
+        }),
+    ),
+  );
   const pool: WorkerPool = {
     workers: n,
     run(own, takeOver) {
@@ -29,7 +43,10 @@ export const nodePoolFactory: WorkerPoolFactory = async ({ module, memory, ctrl:
       Atomics.notify(ctrl, CTRL.round);
       own();
       for (let t = 1; t <= n; t++) {
-        if (Atomics.compareExchange(ctrl, CTRL.claim + t, r - 1, r) === r - 1) { takeOver(t); continue; }
+        if (Atomics.compareExchange(ctrl, CTRL.claim + t, r - 1, r) === r - 1) {
+          takeOver(t);
+          continue;
+        }
         // the worker has it: wait until it is done
         for (;;) {
           const d = Atomics.load(ctrl, CTRL.done + t);
@@ -37,7 +54,8 @@ export const nodePoolFactory: WorkerPoolFactory = async ({ module, memory, ctrl:
           Atomics.wait(ctrl, CTRL.done + t, d, 10000);
         }
       }
-      if (Atomics.load(ctrl, CTRL.error) !== 0) throw new Error(`hgq engine: worker ${Atomics.load(ctrl, CTRL.error)} failed: ${lastError}`);
+      if (Atomics.load(ctrl, CTRL.error) !== 0)
+        throw new Error(`hgq engine: worker ${Atomics.load(ctrl, CTRL.error)} failed: ${lastError}`);
     },
     dispose() {
       Atomics.store(ctrl, CTRL.stop, 1);

@@ -14,11 +14,46 @@ import type { KernelExports, WasmMemory, WasmModule } from './kernels.ts';
 import type { WorkerPool, WorkerPoolFactory } from './types.ts';
 
 /** The kernels a worker may run, by index (the call lists' fn word). */
-export const KERNEL_CALLS = ['run_slice', 'act_q', 'dense_fwd', 'dense_bwd_dw', 'dense_bwd_dx_t', 'act_q_bwd', 'relu_mask', 'copy_f32', 'add_into',
-  'max_into', 'zero', 'perm_rows', 'im2col', 'col2im_add', 'pool_max_fwd', 'pool_max_bwd', 'pool_avg_fwd', 'pool_avg_bwd', 'bn_stats', 'bn_dx_add',
-  'transpose_in', 'softmax_ce', 'mse', 'chan_affine', 'chan_affine_bwd', 'ew_fwd', 'ew_bwd',
+export const KERNEL_CALLS = [
+  'run_slice',
+  'act_q',
+  'dense_fwd',
+  'dense_bwd_dw',
+  'dense_bwd_dx_t',
+  'act_q_bwd',
+  'relu_mask',
+  'copy_f32',
+  'add_into',
+  'max_into',
+  'zero',
+  'perm_rows',
+  'im2col',
+  'col2im_add',
+  'pool_max_fwd',
+  'pool_max_bwd',
+  'pool_avg_fwd',
+  'pool_avg_bwd',
+  'bn_stats',
+  'bn_dx_add',
+  'transpose_in',
+  'softmax_ce',
+  'mse',
+  'chan_affine',
+  'chan_affine_bwd',
+  'ew_fwd',
+  'ew_bwd',
   // the per-parameter phase
-  'clamp', 'kbi_fwd', 'kbi_bwd', 'transpose_w_rows', 'prep_act', 'kif_grads', 'ebops_dense_rows', 'ebops_bias', 'add_scalar', 'adam'] as const satisfies readonly (keyof KernelExports)[];
+  'clamp',
+  'kbi_fwd',
+  'kbi_bwd',
+  'transpose_w_rows',
+  'prep_act',
+  'kif_grads',
+  'ebops_dense_rows',
+  'ebops_bias',
+  'add_scalar',
+  'adam',
+] as const satisfies readonly (keyof KernelExports)[];
 export type Call = [(typeof KERNEL_CALLS)[number], ...number[]];
 const FN_INDEX = new Map<string, number>(KERNEL_CALLS.map((n, j) => [n, j]));
 
@@ -34,13 +69,26 @@ export class Rounds {
   private pool: WorkerPool | null = null;
 
   /** `ctrl` (CTRL_BYTES) and `area` (threads × AREA_WORDS float64 words) are reserved in `memory` by the engine. */
-  constructor(private readonly k: KernelExports, private readonly memory: WasmMemory, readonly threads: number,
-    private readonly ctrl: number, private readonly area: number) {}
+  constructor(
+    private readonly k: KernelExports,
+    private readonly memory: WasmMemory,
+    readonly threads: number,
+    private readonly ctrl: number,
+    private readonly area: number,
+  ) {}
 
   /** Starts threads − 1 workers from `factory`. */
   async start(factory: WorkerPoolFactory, module: WasmModule): Promise<void> {
     if (this.threads <= 1) return;
-    this.pool = await factory({ module, memory: this.memory, ctrl: this.ctrl, area: this.area, areaWords: AREA_WORDS, workers: this.threads - 1, fns: KERNEL_CALLS });
+    this.pool = await factory({
+      module,
+      memory: this.memory,
+      ctrl: this.ctrl,
+      area: this.area,
+      areaWords: AREA_WORDS,
+      workers: this.threads - 1,
+      fns: KERNEL_CALLS,
+    });
   }
 
   /** Runs the calls on the calling thread only (no workers woken); returns the sum of their numeric results. */
@@ -57,13 +105,22 @@ export class Rounds {
   /** Every thread t runs callsOf(t), thread 0 here; returns the sum of the calls' numeric results. */
   run(callsOf: (t: number) => Call[]): number {
     let res = 0;
-    const own = () => { res += this.here(callsOf(0)); };
-    if (!this.pool) { own(); return res; }
+    const own = () => {
+      res += this.here(callsOf(0));
+    };
+    if (!this.pool) {
+      own();
+      return res;
+    }
     const T = this.threads;
     const a = new Float64Array(this.memory.buffer, this.area, T * AREA_WORDS);
-    const lists: Call[][] = [[]], taken: boolean[] = [];
-    for (let t = 1; t < T; t++) encode(a, t * AREA_WORDS, lists[t] = callsOf(t));
-    this.pool.run(own, (t) => { taken[t] = true; res += this.here(lists[t]!); });
+    const lists: Call[][] = [[]],
+      taken: boolean[] = [];
+    for (let t = 1; t < T; t++) encode(a, t * AREA_WORDS, (lists[t] = callsOf(t)));
+    this.pool.run(own, (t) => {
+      taken[t] = true;
+      res += this.here(lists[t]!);
+    });
     for (let t = 1; t < T; t++) if (!taken[t]) res += a[t * AREA_WORDS + AREA_WORDS - 1]!;
     return res;
   }
@@ -77,8 +134,10 @@ export class Rounds {
 function encode(a: Float64Array, base: number, calls: Call[]): void {
   let p = base + 1;
   for (const c of calls) {
-    if (p + c.length + 1 >= base + AREA_WORDS - 1) throw new Error('hgq engine: too many kernel calls for one worker (use a larger batch per chunk)');
-    a[p] = FN_INDEX.get(c[0])!; a[p + 1] = c.length - 1;
+    if (p + c.length + 1 >= base + AREA_WORDS - 1)
+      throw new Error('hgq engine: too many kernel calls for one worker (use a larger batch per chunk)');
+    a[p] = FN_INDEX.get(c[0])!;
+    a[p + 1] = c.length - 1;
     for (let j = 1; j < c.length; j++) a[p + 1 + j] = c[j] as number;
     p += c.length + 1;
   }

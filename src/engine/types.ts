@@ -80,7 +80,13 @@ export interface StepResult {
 
 export interface EngineState {
   values: Record<string, Float32Array>;
-  adam: { m: Record<string, Float32Array>; v: Record<string, Float32Array>; iterations: number; accBeta1: number; accBeta2: number };
+  adam: {
+    m: Record<string, Float32Array>;
+    v: Record<string, Float32Array>;
+    iterations: number;
+    accBeta1: number;
+    accBeta2: number;
+  };
 }
 
 /**
@@ -133,7 +139,10 @@ export interface EngineOptions {
  * Node inputs: indices of earlier layers, −1 = the model input (default: the previous layer, or the input);
  * an optional output quantizer (KIF, per activation) applied last, after the activation.
  */
-interface Wired { from?: number[]; oq?: KifDesc | null }
+interface Wired {
+  from?: number[];
+  oq?: KifDesc | null;
+}
 
 export interface GraphDenseDesc extends DenseDesc, Wired {}
 
@@ -268,4 +277,3 @@ export interface Param {
   l1: number;
   trainable: boolean;
 }
-

@@ -19,7 +19,8 @@ for (;;) {
   if (Atomics.compareExchange(ctrl, W.claim + t, r - 1, r) !== r - 1) continue;
   try {
     const a = new Float64Array(memory.buffer, area + t * areaWords * 8, areaWords);
-    let p = 1, res = 0;
+    let p = 1,
+      res = 0;
     for (let c = 0, n = a[0]; c < n; c++) {
       const k = a[p + 1];
       const v = fns[a[p]](...a.subarray(p + 2, p + 2 + k));

@@ -42,7 +42,8 @@ export function doubleToDyadic(x: number): { m: bigint; e: number } {
   const bexp = Number((bits >> 52n) & 0x7ffn);
   let m = bits & 0xfffffffffffffn;
   let e: number;
-  if (bexp === 0) e = -1074; // subnormal
+  if (bexp === 0)
+    e = -1074; // subnormal
   else {
     m |= 1n << 52n;
     e = bexp - 1075;
@@ -185,12 +186,7 @@ function wrapBig(c: bigint, t: Kif): bigint {
  * `x` may be a number or a decimal string (parsed exactly, "0.1" = 1/10).
  * NaN (or a string that is not a number) throws RangeError; ±Infinity clips under SAT/SAT_SYM and throws under WRAP.
  */
-export function quantizeCode(
-  x: number | string,
-  t: Kif,
-  round: RoundMode = 'TRN',
-  overflow: OverflowMode = 'WRAP',
-): bigint {
+export function quantizeCode(x: number | string, t: Kif, round: RoundMode = 'TRN', overflow: OverflowMode = 'WRAP'): bigint {
   check(t, round, overflow);
   let v: Rational | number;
   if (typeof x === 'string') {

@@ -79,12 +79,7 @@ export function parseType(name: string): ParsedType {
 }
 
 /** Print a type: 'fixed' → fixed<W,I>/ufixed<W,I>, 'ap' → ap_fixed<W,I[,AP_Q,AP_O]>, 'kif' → (k,i,f). */
-export function formatType(
-  t: Kif,
-  style: 'fixed' | 'ap' | 'kif' = 'fixed',
-  round?: RoundMode,
-  overflow?: OverflowMode,
-): string {
+export function formatType(t: Kif, style: 'fixed' | 'ap' | 'kif' = 'fixed', round?: RoundMode, overflow?: OverflowMode): string {
   const W = t.k + t.i + t.f;
   const I = t.k + t.i;
   if (style === 'kif') return `(${t.k},${t.i},${t.f})`;

@@ -180,7 +180,7 @@ function tableLayerEbops(layer: HgqLayer, inShape: readonly (number | null)[]): 
   const nParallel = prod(geo.positions);
   const pfRaw = c.parallelization_factor === undefined ? -1 : Number(c.parallelization_factor);
   const pf = pfRaw < 0 ? nParallel : pfRaw;
-  return tableEbopsFromBits(bitsIn, bitsOut, B, b) * pf / nParallel;
+  return (tableEbopsFromBits(bitsIn, bitsOut, B, b) * pf) / nParallel;
 }
 
 /** Σ small·bits_out·2^(b−B) + Σ bits_out over the edges (the formula in one place; tfjs layers mirror it). */
@@ -205,14 +205,18 @@ export function tableIdxs(v: unknown): [number, number] {
 }
 
 /** Geometry of a table layer: output positions (conv) or leading per-sample axes (dense), n_in, n_out. */
-export function tableGeometry(layer: HgqLayer, inShape: readonly (number | null)[]): { positions: number[]; nIn: number; nOut: number; conv: TableConvSpec | null } {
+export function tableGeometry(
+  layer: HgqLayer,
+  inShape: readonly (number | null)[],
+): { positions: number[]; nIn: number; nOut: number; conv: TableConvSpec | null } {
   const c = layer.config;
   const per = inShape.slice(1).map((d) => d ?? 1);
   const nOut = Number(c.n_out ?? c.filters);
   if (layer.className === 'QDenseT') return { positions: per.slice(0, -1), nIn: per.at(-1)!, nOut, conv: null };
   const conv = tableConvSpec(layer);
   const spatial = per.slice(0, -1);
-  if (spatial.length !== conv.kernelSize.length) throw new Error(`layer '${layer.name}': input shape [${per}] does not match a ${conv.kernelSize.length}-D convolution`);
+  if (spatial.length !== conv.kernelSize.length)
+    throw new Error(`layer '${layer.name}': input shape [${per}] does not match a ${conv.kernelSize.length}-D convolution`);
   const positions = spatial.map((n, a) => convOut(n, conv.kernelSize[a]!, conv.strides[a]!, conv.padding));
   return { positions, nIn: per.at(-1)! * prod(conv.kernelSize), nOut, conv };
 }
@@ -232,22 +236,33 @@ export function tableConvSpec(layer: HgqLayer): TableConvSpec {
   const rank = layer.className === 'QConvT2D' ? 2 : 1;
   const tuple = (v: unknown): number[] => (Array.isArray(v) ? v.map(Number) : new Array<number>(rank).fill(Number(v ?? 1)));
   const padding = String(c.padding ?? 'valid').toLowerCase();
-  if (padding !== 'valid' && padding !== 'same') throw new Error(`layer '${layer.name}': padding '${c.padding}' is not supported (valid, same)`);
-  if ((c.data_format ?? 'channels_last') !== 'channels_last') throw new Error(`layer '${layer.name}': data_format ${c.data_format} is not supported (channels_last only)`);
+  if (padding !== 'valid' && padding !== 'same')
+    throw new Error(`layer '${layer.name}': padding '${c.padding}' is not supported (valid, same)`);
+  if ((c.data_format ?? 'channels_last') !== 'channels_last')
+    throw new Error(`layer '${layer.name}': data_format ${c.data_format} is not supported (channels_last only)`);
   if (Number(c.groups ?? 1) !== 1) throw new Error(`layer '${layer.name}': groups=${c.groups} is not supported`);
-  if (tuple(c.dilation_rate).some((d) => d !== 1)) throw new Error(`layer '${layer.name}': dilation_rate ${JSON.stringify(c.dilation_rate)} is not supported (1 only)`);
+  if (tuple(c.dilation_rate).some((d) => d !== 1))
+    throw new Error(`layer '${layer.name}': dilation_rate ${JSON.stringify(c.dilation_rate)} is not supported (1 only)`);
   const kernelSize = tuple(c.kernel_size);
   const strides = tuple(c.strides);
-  if (kernelSize.length !== rank || strides.length !== rank) throw new Error(`layer '${layer.name}': kernel_size/strides must have ${rank} entries`);
+  if (kernelSize.length !== rank || strides.length !== rank)
+    throw new Error(`layer '${layer.name}': kernel_size/strides must have ${rank} entries`);
   return { kernelSize, strides, padding };
 }
 
-export function conv1dSpec(layer: HgqLayer): { kernelSize: number; stride: number; dilation: number; padding: 'valid' | 'same' | 'causal' } {
+export function conv1dSpec(layer: HgqLayer): {
+  kernelSize: number;
+  stride: number;
+  dilation: number;
+  padding: 'valid' | 'same' | 'causal';
+} {
   const c = layer.config;
   const one = (v: unknown) => (Array.isArray(v) ? Number(v[0]) : Number(v ?? 1));
   const padding = String(c.padding ?? 'valid').toLowerCase();
-  if (padding !== 'valid' && padding !== 'same' && padding !== 'causal') throw new Error(`layer '${layer.name}': padding '${c.padding}' is not supported`);
-  if ((c.data_format ?? 'channels_last') !== 'channels_last') throw new Error(`layer '${layer.name}': data_format ${c.data_format} is not supported (channels_last only)`);
+  if (padding !== 'valid' && padding !== 'same' && padding !== 'causal')
+    throw new Error(`layer '${layer.name}': padding '${c.padding}' is not supported`);
+  if ((c.data_format ?? 'channels_last') !== 'channels_last')
+    throw new Error(`layer '${layer.name}': data_format ${c.data_format} is not supported (channels_last only)`);
   if ((c.groups ?? 1) !== 1) throw new Error(`layer '${layer.name}': groups=${c.groups} is not supported`);
   return { kernelSize: one(c.kernel_size), stride: one(c.strides), dilation: one(c.dilation_rate), padding };
 }
@@ -334,7 +349,14 @@ export function modelEbops(model: HgqModel): ModelEbops {
   const total = layers.reduce((a, l) => a + l.ebops, 0);
   const totalFloored = layers.reduce((a, l) => a + Math.floor(l.ebops), 0);
   const stored = layers.every((l) => l.stored !== null) ? layers.reduce((a, l) => a + l.stored!, 0) : null;
-  return { total, totalFloored, storedTotal: stored, writtenBiasCount: written, lastStepUnavailable: 'reason' in undone ? undone.reason : null, layers };
+  return {
+    total,
+    totalFloored,
+    storedTotal: stored,
+    writtenBiasCount: written,
+    lastStepUnavailable: 'reason' in undone ? undone.reason : null,
+    layers,
+  };
 }
 
 /** The EBOPs an HGQ2 checkpoint's file name carries ('...-ebops=13285.keras'), or null. */

@@ -45,7 +45,7 @@ export function tfjsLayerNames(names: readonly string[]): Map<string, string> {
   const used = new Set<string>();
   for (const n of names) {
     let t = n.replace(/[^-A-Za-z0-9._/]/g, '_').replace(/^[^A-Za-z0-9]+/, '') || 'layer';
-    if (used.has(t) || names.includes(t) && t !== n) {
+    if (used.has(t) || (names.includes(t) && t !== n)) {
       let k = 1;
       while (used.has(`${t}_${k}`) || names.includes(`${t}_${k}`)) k++;
       t = `${t}_${k}`;
@@ -71,20 +71,29 @@ export function buildHgqModel(decoded: HgqModel): tf.LayersModel {
   for (const name of decoded.inputs) {
     const L = decoded.byName.get(name)!;
     const bs = L.config.batch_shape ?? L.config.batch_input_shape;
-    if (!Array.isArray(bs) || bs.slice(1).some((d: unknown) => typeof d !== 'number')) fail(L, `input shape ${JSON.stringify(bs)} must be fully known apart from the batch axis`);
-    if (L.config.dtype && !String(L.config.dtype).startsWith('float')) fail(L, `input dtype ${L.config.dtype} is not supported (float inputs only)`);
+    if (!Array.isArray(bs) || bs.slice(1).some((d: unknown) => typeof d !== 'number'))
+      fail(L, `input shape ${JSON.stringify(bs)} must be fully known apart from the batch axis`);
+    if (L.config.dtype && !String(L.config.dtype).startsWith('float'))
+      fail(L, `input dtype ${L.config.dtype} is not supported (float inputs only)`);
     const x = tf.input({ shape: bs.slice(1), name: tfName.get(name)!, dtype: 'float32' });
     outputs.set(name, x);
     inputs.push(x);
   }
 
   const pending = decoded.layers.filter((l) => l.className !== 'InputLayer');
-  for (const l of decoded.layers) if (l.className === 'InputLayer' && !decoded.inputs.includes(l.name)) fail(l, 'an InputLayer that is not a model input is not supported');
+  for (const l of decoded.layers)
+    if (l.className === 'InputLayer' && !decoded.inputs.includes(l.name))
+      fail(l, 'an InputLayer that is not a model input is not supported');
   while (pending.length) {
     const idx = pending.findIndex((l) => l.inbound.every((r) => outputs.has(r.layer)));
     if (idx < 0) fail(null, `layers ${pending.map((l) => `'${l.name}'`).join(', ')} cannot be reached from the model inputs`);
     const L = pending.splice(idx, 1)[0]!;
-    for (const r of L.inbound) if (r.node !== 0 || r.tensor !== 0) fail(L, `takes output ${r.tensor} of call ${r.node} of '${r.layer}' (only single-output, single-call layers are supported)`);
+    for (const r of L.inbound)
+      if (r.node !== 0 || r.tensor !== 0)
+        fail(
+          L,
+          `takes output ${r.tensor} of call ${r.node} of '${r.layer}' (only single-output, single-call layers are supported)`,
+        );
     const ins = L.inbound.map((r) => outputs.get(r.layer)!);
     const { layer, y } = makeLayer(L, tfName.get(L.name)!, ins, fail);
     outputs.set(L.name, y);
@@ -117,7 +126,11 @@ function activationOf(L: HgqLayer, fail: (l: HgqLayer, w: string) => never): 'li
 }
 
 /** The common HGQ2 layer options: β (stored value), EBOPs switch and factor. */
-function common(L: HgqLayer, name: string, fail: (l: HgqLayer, w: string) => never): { name: string; beta0: number; enableEbops: boolean; ebopsFactor: number } {
+function common(
+  L: HgqLayer,
+  name: string,
+  fail: (l: HgqLayer, w: string) => never,
+): { name: string; beta0: number; enableEbops: boolean; ebopsFactor: number } {
   const c = L.config;
   const beta = L.vars.beta ? Number(L.vars.beta.data[0]) : 0;
   if (!Number.isFinite(beta) || beta < 0) fail(L, `stored β ${beta} is not a finite non-negative number`);
@@ -132,7 +145,12 @@ function one(v: unknown): number {
   return Array.isArray(v) ? Number(v[0]) : Number(v ?? 1);
 }
 
-function makeLayer(L: HgqLayer, name: string, ins: Sym[], fail: (l: HgqLayer | null, w: string) => never): { layer: tf.layers.Layer; y: Sym } {
+function makeLayer(
+  L: HgqLayer,
+  name: string,
+  ins: Sym[],
+  fail: (l: HgqLayer | null, w: string) => never,
+): { layer: tf.layers.Layer; y: Sym } {
   const c = L.config;
   const apply = (layer: tf.layers.Layer, x: Sym | Sym[]) => {
     try {
@@ -160,12 +178,15 @@ function makeLayer(L: HgqLayer, name: string, ins: Sym[], fail: (l: HgqLayer | n
   switch (L.className) {
     case 'QDense': {
       if (c.lora_rank) fail(L, `lora_rank=${c.lora_rank} is not supported`);
-      const layer = construct(() => new QDense({
-        ...common(L, name, fail),
-        units: Number(c.units),
-        ...kernelLayerArgs(),
-      }));
-      return { layer, y: apply(layer, ins[0]!)};
+      const layer = construct(
+        () =>
+          new QDense({
+            ...common(L, name, fail),
+            units: Number(c.units),
+            ...kernelLayerArgs(),
+          }),
+      );
+      return { layer, y: apply(layer, ins[0]!) };
     }
     case 'QEinsumDense':
     case 'QEinsumDenseBatchnorm': {
@@ -194,23 +215,27 @@ function makeLayer(L: HgqLayer, name: string, ins: Sym[], fail: (l: HgqLayer | n
             }),
       );
       if (c.synchronized) fail(L, 'synchronized batch norm is not supported');
-      return { layer, y: apply(layer, ins[0]!)};
+      return { layer, y: apply(layer, ins[0]!) };
     }
     case 'QConv1D': {
       const padding = String(c.padding ?? 'valid').toLowerCase();
       if (padding !== 'valid' && padding !== 'same') fail(L, `padding '${c.padding}' is not supported (valid, same)`);
       if (one(c.dilation_rate) !== 1) fail(L, `dilation_rate ${JSON.stringify(c.dilation_rate)} is not supported (1 only)`);
       if (Number(c.groups ?? 1) !== 1) fail(L, `groups=${c.groups} is not supported (1 only)`);
-      if ((c.data_format ?? 'channels_last') !== 'channels_last') fail(L, `data_format ${c.data_format} is not supported (channels_last only)`);
-      const layer = construct(() => new QConv1D({
-        ...common(L, name, fail),
-        filters: Number(c.filters),
-        kernelSize: one(c.kernel_size),
-        strides: one(c.strides),
-        padding: padding as 'valid' | 'same',
-        ...kernelLayerArgs(),
-      }));
-      return { layer, y: apply(layer, ins[0]!)};
+      if ((c.data_format ?? 'channels_last') !== 'channels_last')
+        fail(L, `data_format ${c.data_format} is not supported (channels_last only)`);
+      const layer = construct(
+        () =>
+          new QConv1D({
+            ...common(L, name, fail),
+            filters: Number(c.filters),
+            kernelSize: one(c.kernel_size),
+            strides: one(c.strides),
+            padding: padding as 'valid' | 'same',
+            ...kernelLayerArgs(),
+          }),
+      );
+      return { layer, y: apply(layer, ins[0]!) };
     }
     case 'QDenseT':
     case 'QConvT1D':
@@ -236,7 +261,13 @@ function makeLayer(L: HgqLayer, name: string, ins: Sym[], fail: (l: HgqLayer | n
       if (L.className === 'QDenseT') layer = construct(() => new QDenseT({ ...base, nOut: Number(c.n_out) }));
       else {
         const spec = construct(() => tableConvSpec(L));
-        const args = { ...base, filters: Number(c.filters ?? c.n_out), kernelSize: spec.kernelSize, strides: spec.strides, padding: spec.padding };
+        const args = {
+          ...base,
+          filters: Number(c.filters ?? c.n_out),
+          kernelSize: spec.kernelSize,
+          strides: spec.strides,
+          padding: spec.padding,
+        };
         layer = construct(() => (L.className === 'QConvT1D' ? new QConvT1D(args) : new QConvT2D(args)));
       }
       return { layer, y: apply(layer, ins[0]!) };
@@ -249,9 +280,12 @@ function makeLayer(L: HgqLayer, name: string, ins: Sym[], fail: (l: HgqLayer | n
       // broadcast narrower inputs to the common shape by repetition (see the file comment)
       const shapes = ins.map((x) => x.shape.slice(1) as number[]);
       const rank = Math.max(...shapes.map((s) => s.length));
-      if (shapes.some((s) => s.length !== rank)) fail(L, `inputs of different ranks ([${shapes.map((s) => `[${s}]`).join(', ')}]) are not supported`);
+      if (shapes.some((s) => s.length !== rank))
+        fail(L, `inputs of different ranks ([${shapes.map((s) => `[${s}]`).join(', ')}]) are not supported`);
       const out = shapes[0]!.map((_, a) => Math.max(...shapes.map((s) => s[a]!)));
-      for (const s of shapes) if (s.some((d, a) => d !== 1 && d !== out[a])) fail(L, `input shapes ${shapes.map((x) => `[${x}]`).join(' and ')} do not broadcast`);
+      for (const s of shapes)
+        if (s.some((d, a) => d !== 1 && d !== out[a]))
+          fail(L, `input shapes ${shapes.map((x) => `[${x}]`).join(' and ')} do not broadcast`);
       const tiledIns = ins.map((x, j) => {
         let t = x;
         shapes[j]!.forEach((d, a) => {
@@ -265,23 +299,26 @@ function makeLayer(L: HgqLayer, name: string, ins: Sym[], fail: (l: HgqLayer | n
       return { layer, y: apply(layer, tiledIns) };
     }
     case 'QSum': {
-      const layer = construct(() => new QSum({
-        ...common(L, name, fail),
-        axes: c.axes ?? c.axis ?? -1,
-        scale: Number(c.scale ?? 1),
-        keepdims: c.keepdims === true,
-        iqConf: qOpts(L.iq),
-      }));
-      return { layer, y: apply(layer, ins[0]!)};
+      const layer = construct(
+        () =>
+          new QSum({
+            ...common(L, name, fail),
+            axes: c.axes ?? c.axis ?? -1,
+            scale: Number(c.scale ?? 1),
+            keepdims: c.keepdims === true,
+            iqConf: qOpts(L.iq),
+          }),
+      );
+      return { layer, y: apply(layer, ins[0]!) };
     }
     case 'Reshape': {
       const layer = construct(() => tf.layers.reshape({ targetShape: c.target_shape, name }));
-      return { layer, y: apply(layer, ins[0]!)};
+      return { layer, y: apply(layer, ins[0]!) };
     }
     case 'GetItem': {
       if (L.callArgs.length !== 1) fail(L, `expected one index argument, got ${L.callArgs.length}`);
       const layer = construct(() => new GetItem({ name, key: L.callArgs[0] }));
-      return { layer, y: apply(layer, ins[0]!)};
+      return { layer, y: apply(layer, ins[0]!) };
     }
     default:
       return fail(L, `class ${L.className} is not supported by hgq import`);
@@ -289,7 +326,13 @@ function makeLayer(L: HgqLayer, name: string, ins: Sym[], fail: (l: HgqLayer | n
 }
 
 /** Write `values` (row-major, shape `from`) into `v`, broadcasting size-1 axes of `from` to the variable's shape. */
-function writeVar(v: tf.LayerVariable, values: ArrayLike<number | bigint>, from: number[], what: string, fail: (w: string) => never): void {
+function writeVar(
+  v: tf.LayerVariable,
+  values: ArrayLike<number | bigint>,
+  from: number[],
+  what: string,
+  fail: (w: string) => never,
+): void {
   const to = v.shape as number[];
   const data = Float64Array.from(values as ArrayLike<number>, Number);
   if (data.length !== prod(from)) fail(`${what}: ${data.length} stored values for shape [${from}]`);
@@ -360,7 +403,11 @@ function loadState(L: HgqLayer, layer: tf.layers.Layer, fail0: (l: HgqLayer, w: 
     case 'QConvT2D': {
       const t = layer as QDenseT;
       const net = L.subnet!;
-      const put = (v: tf.LayerVariable | null | undefined, src: { data: ArrayLike<number | bigint>; shape: number[] } | null, what: string) => {
+      const put = (
+        v: tf.LayerVariable | null | undefined,
+        src: { data: ArrayLike<number | bigint>; shape: number[] } | null,
+        what: string,
+      ) => {
         if (!v || !src) {
           if (v || src) fail(`${what}: the checkpoint and our layer disagree on whether it exists`);
           return;

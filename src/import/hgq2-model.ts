@@ -130,7 +130,9 @@ export function hgq2ModelFromArchive(ar: KerasArchive): HgqModel {
   };
   const cfg = ar.config;
   if (!cfg || typeof cfg !== 'object' || !cfg.config || !Array.isArray(cfg.config.layers)) {
-    err(`config.json does not describe a Keras model with layers (class ${cfg?.class_name ?? 'unknown'}); only functional/sequential models are supported`);
+    err(
+      `config.json does not describe a Keras model with layers (class ${cfg?.class_name ?? 'unknown'}); only functional/sequential models are supported`,
+    );
   }
   if (cfg.class_name !== 'Functional' && cfg.class_name !== 'Sequential' && cfg.class_name !== 'Model') {
     err(`model class ${cfg.class_name} is not supported (expected a Functional model)`);
@@ -149,7 +151,9 @@ export function hgq2ModelFromArchive(ar: KerasArchive): HgqModel {
     const className: string = L.class_name;
     const name: string = L.config?.name ?? L.name;
     if (!(SUPPORTED_CLASSES as readonly string[]).includes(className)) {
-      err(`layer '${name}' has class ${className}, which hgq import does not support (supported: ${SUPPORTED_CLASSES.join(', ')})`);
+      err(
+        `layer '${name}' has class ${className}, which hgq import does not support (supported: ${SUPPORTED_CLASSES.join(', ')})`,
+      );
     }
     let group: string | null = null;
     if (className !== 'GetItem') {
@@ -167,7 +171,19 @@ export function hgq2ModelFromArchive(ar: KerasArchive): HgqModel {
       }
     }
     const { inbound, callArgs } = sequential ? sequentialInbound(L, name, layers.at(-1), err) : parseInbound(L, name, err);
-    layers.push({ name, className, group, config: L.config, inbound, callArgs, vars: {}, iq: null, iqs: null, kq: null, bq: null });
+    layers.push({
+      name,
+      className,
+      group,
+      config: L.config,
+      inbound,
+      callArgs,
+      vars: {},
+      iq: null,
+      iqs: null,
+      kq: null,
+      bq: null,
+    });
   }
   if (sequential && layers[0]?.className !== 'InputLayer') {
     err('the Sequential model has no InputLayer in config.json (build it with keras.Input(...) before saving)');
@@ -183,9 +199,19 @@ export function hgq2ModelFromArchive(ar: KerasArchive): HgqModel {
   const byName = new Map(layers.map((l) => [l.name, l]));
   const inputs = sequential ? [layers[0]!.name] : refs(cfg.config.input_layers);
   const outputs = sequential ? [layers.at(-1)!.name] : refs(cfg.config.output_layers);
-  for (const n of [...inputs, ...outputs]) if (!byName.has(n)) err(`config.json names model input/output '${n}', which is not a layer`);
-  for (const l of layers) for (const r of l.inbound) if (!byName.has(r.layer)) err(`layer '${l.name}' takes input from unknown layer '${r.layer}'`);
-  return { path: file, kerasVersion: ar.metadata?.keras_version ?? null, optimizer: decodeOptimizer(ar), layers, byName, inputs, outputs };
+  for (const n of [...inputs, ...outputs])
+    if (!byName.has(n)) err(`config.json names model input/output '${n}', which is not a layer`);
+  for (const l of layers)
+    for (const r of l.inbound) if (!byName.has(r.layer)) err(`layer '${l.name}' takes input from unknown layer '${r.layer}'`);
+  return {
+    path: file,
+    kerasVersion: ar.metadata?.keras_version ?? null,
+    optimizer: decodeOptimizer(ar),
+    layers,
+    byName,
+    inputs,
+    outputs,
+  };
 }
 
 function decodeOptimizer(ar: KerasArchive): HgqOptimizer | null {
@@ -196,7 +222,12 @@ function decodeOptimizer(ar: KerasArchive): HgqOptimizer | null {
   return { className: String(conf.class_name ?? ''), config: conf.config ?? {}, vars };
 }
 
-function sequentialInbound(L: any, name: string, prev: HgqLayer | undefined, err: (w: string) => never): { inbound: InboundRef[]; callArgs: any[] } {
+function sequentialInbound(
+  L: any,
+  name: string,
+  prev: HgqLayer | undefined,
+  err: (w: string) => never,
+): { inbound: InboundRef[]; callArgs: any[] } {
   if (L.class_name === 'InputLayer') return { inbound: [], callArgs: [] };
   if (!prev) return err(`Sequential layer '${name}' comes before any InputLayer`);
   const shape = L.build_config?.input_shape;
@@ -209,7 +240,8 @@ function parseInbound(L: any, name: string, err: (w: string) => never): { inboun
   if (nodes.length > 1) err(`layer '${name}' is called ${nodes.length} times (shared layers are not supported)`);
   if (nodes.length === 0) return { inbound: [], callArgs: [] };
   const node = nodes[0];
-  if (node.kwargs && Object.keys(node.kwargs).length) err(`layer '${name}' is called with keyword arguments ${Object.keys(node.kwargs).join(', ')}, which are not supported`);
+  if (node.kwargs && Object.keys(node.kwargs).length)
+    err(`layer '${name}' is called with keyword arguments ${Object.keys(node.kwargs).join(', ')}, which are not supported`);
   const inbound: InboundRef[] = [];
   const isTensor = (a: any) => a && typeof a === 'object' && a.class_name === '__keras_tensor__';
   const toRef = (a: any): InboundRef => {
@@ -252,24 +284,32 @@ function decodeQuantizer(
   const c = qconf?.config ?? qconf;
   if (!c || typeof c !== 'object') err(`${who}: missing quantizer config`);
   const qType = String(c.q_type ?? '').toLowerCase();
-  if (qType !== 'kif' && qType !== 'kbi') err(`${who}: quantizer type '${c.q_type}' is not supported (only kif and kbi fixed-point quantizers)`);
+  if (qType !== 'kif' && qType !== 'kbi')
+    err(`${who}: quantizer type '${c.q_type}' is not supported (only kif and kbi fixed-point quantizers)`);
   const rm = ROUND[String(c.round_mode).toUpperCase()];
   if (!rm) err(`${who}: round mode '${c.round_mode}' is not supported (RND, RND_CONV, TRN, S_RND, S_RND_CONV)`);
   const om = OVERFLOW[String(c.overflow_mode).toUpperCase()];
   if (!om) err(`${who}: overflow mode '${c.overflow_mode}' is not supported (WRAP, SAT, SAT_SYM)`);
   for (const opt of ['scaler', 'bw_mapper', 'affine'] as const) {
-    if (c[opt] !== null && c[opt] !== undefined) err(`${who}: quantizer option ${opt}=${JSON.stringify(c[opt])} is not supported`);
+    if (c[opt] !== null && c[opt] !== undefined)
+      err(`${who}: quantizer option ${opt}=${JSON.stringify(c[opt])} is not supported`);
   }
   const wrap = om === 'WRAP';
   const names =
     qType === 'kbi'
-      ? wrap ? ['b', 'k', 'i', 'i_decay_speed'] : ['b', 'i', 'k']
-      : wrap ? ['f', 'k', 'i', 'i_decay_speed'] : ['i', 'f', 'k'];
+      ? wrap
+        ? ['b', 'k', 'i', 'i_decay_speed']
+        : ['b', 'i', 'k']
+      : wrap
+        ? ['f', 'k', 'i', 'i_decay_speed']
+        : ['i', 'f', 'k'];
   const v: Record<string, H5Tensor> = {};
   names.forEach((n, idx) => (v[n] = need(`${group}/vars/${idx}`, `${who} variable ${n}`)));
-  if (ar.weights.has(`${group}/vars/${names.length}`)) err(`${who}: ${group} holds more variables than a ${qType.toUpperCase()} ${om} quantizer has`);
+  if (ar.weights.has(`${group}/vars/${names.length}`))
+    err(`${who}: ${group} holds more variables than a ${qType.toUpperCase()} ${om} quantizer has`);
   const k = v.k!;
-  if (k.dtype !== 'uint8') err(`${who}: ${group}: expected the uint8 keep-negative variable k, found ${k.dtype} (unexpected variable layout)`);
+  if (k.dtype !== 'uint8')
+    err(`${who}: ${group}: expected the uint8 keep-negative variable k, found ${k.dtype} (unexpected variable layout)`);
   const shape = k.shape;
   const f32 = (t: H5Tensor | undefined, n: string): Float32Array | null => {
     if (!t) return null;
@@ -310,7 +350,8 @@ function decodeLayer(
   const isQ = layer.className.startsWith('Q');
   if (isQ) {
     if (c.enable_oq) err(`${who}: an output quantizer (enable_oq=true) is not supported yet`);
-    if (c.enable_iq === false) err(`${who}: enable_iq=false is not supported (HGQ2 then computes no EBOPs for it and feeds it unquantized data)`);
+    if (c.enable_iq === false)
+      err(`${who}: enable_iq=false is not supported (HGQ2 then computes no EBOPs for it and feeds it unquantized data)`);
   }
   const ebopsVars = c.enable_ebops === false ? [] : ['beta', 'ebops'];
   switch (layer.className) {
@@ -330,7 +371,8 @@ function decodeLayer(
     case 'QDense':
     case 'QEinsumDense':
     case 'QConv1D': {
-      const useBias = layer.className === 'QEinsumDense' ? c.bias_axes !== null && c.bias_axes !== undefined : c.use_bias !== false;
+      const useBias =
+        layer.className === 'QEinsumDense' ? c.bias_axes !== null && c.bias_axes !== undefined : c.use_bias !== false;
       own(['kernel', ...(useBias ? ['bias'] : []), ...ebopsVars]);
       layer.iq = q(c.iq_conf, 'iq/quantizer', 'input quantizer');
       layer.kq = q(c.kq_conf, 'kq/quantizer', 'kernel quantizer');
@@ -357,7 +399,9 @@ function decodeLayer(
       const confs = Array.isArray(c.iq_confs) ? c.iq_confs : new Array(n).fill(c.iq_confs);
       if (confs.length !== n) err(`${who}: ${confs.length} input quantizer configs for ${n} inputs`);
       // MultipleQuantizers saves its tuple as quantizers/quantizer, quantizers/quantizer_1, ...
-      layer.iqs = confs.map((qc: any, j: number) => q(qc, `iq/quantizers/quantizer${j ? `_${j}` : ''}/quantizer`, `input quantizer ${j}`));
+      layer.iqs = confs.map((qc: any, j: number) =>
+        q(qc, `iq/quantizers/quantizer${j ? `_${j}` : ''}/quantizer`, `input quantizer ${j}`),
+      );
       return;
     }
   }
@@ -368,7 +412,12 @@ function decodeLayer(
  * module/layers/einsum_dense, einsum_dense_1, … (kernel, then bias when use_bias), and the batch norm as
  * bn_module (gamma if scale, beta if center, moving mean, moving variance).
  */
-function decodeSubnet(layer: HgqLayer, need: (n: string, why: string) => H5Tensor, ar: KerasArchive, err: (w: string) => never): TableSubnet {
+function decodeSubnet(
+  layer: HgqLayer,
+  need: (n: string, why: string) => H5Tensor,
+  ar: KerasArchive,
+  err: (w: string) => never,
+): TableSubnet {
   const c = layer.config;
   const who = `layer '${layer.name}' (${layer.className})`;
   const nHl = Number(c.n_hl ?? 1);
@@ -376,20 +425,35 @@ function decodeSubnet(layer: HgqLayer, need: (n: string, why: string) => H5Tenso
   const useBias = c.use_bias !== false;
   const dense = (j: number) => {
     const g = `${layer.group}/module/layers/einsum_dense${j ? `_${j}` : ''}/vars`;
-    return { kernel: need(`${g}/0`, `${who} sub-network layer ${j} kernel`), bias: useBias ? need(`${g}/1`, `${who} sub-network layer ${j} bias`) : null };
+    return {
+      kernel: need(`${g}/0`, `${who} sub-network layer ${j} kernel`),
+      bias: useBias ? need(`${g}/1`, `${who} sub-network layer ${j} bias`) : null,
+    };
   };
   const hidden = Array.from({ length: nHl }, (_, j) => dense(j));
   const out = dense(nHl);
-  if (ar.weights.has(`${layer.group}/module/layers/einsum_dense_${nHl + 1}/vars/0`)) err(`${who}: the sub-network holds more layers than n_hl=${nHl} + 1`);
+  if (ar.weights.has(`${layer.group}/module/layers/einsum_dense_${nHl + 1}/vars/0`))
+    err(`${who}: the sub-network holds more layers than n_hl=${nHl} + 1`);
   let bn: TableSubnet['bn'] = null;
   if (c.batch_norm) {
     const g = `${layer.group}/bn_module/vars`;
-    const names = [...(c.bn_scale !== false ? ['gamma'] : []), ...(c.bn_center !== false ? ['beta'] : []), 'moving_mean', 'moving_variance'];
+    const names = [
+      ...(c.bn_scale !== false ? ['gamma'] : []),
+      ...(c.bn_center !== false ? ['beta'] : []),
+      'moving_mean',
+      'moving_variance',
+    ];
     const v: Record<string, H5Tensor> = {};
     names.forEach((n, j) => {
       v[n] = need(`${g}/${j}`, `${who} batch norm ${n}`);
     });
-    bn = { gamma: v.gamma ?? null, beta: v.beta ?? null, movingMean: v.moving_mean!, movingVariance: v.moving_variance!, epsilon: Number(c.bn_epsilon ?? 1e-3) };
+    bn = {
+      gamma: v.gamma ?? null,
+      beta: v.beta ?? null,
+      movingMean: v.moving_mean!,
+      movingVariance: v.moving_variance!,
+      epsilon: Number(c.bn_epsilon ?? 1e-3),
+    };
   }
   return { hidden, out, bn };
 }
@@ -415,7 +479,8 @@ export function quantizerBits(q: HgqQuantizer): Float64Array {
   const n = q.k.length;
   const out = new Float64Array(n);
   for (let j = 0; j < n; j++) {
-    const b = q.qType === 'kbi' ? roundHalfEven(q.bRaw![j]!) : Math.max(0, roundHalfEven(q.iRaw[j]!) + roundHalfEven(q.fRaw![j]!));
+    const b =
+      q.qType === 'kbi' ? roundHalfEven(q.bRaw![j]!) : Math.max(0, roundHalfEven(q.iRaw[j]!) + roundHalfEven(q.fRaw![j]!));
     out[j] = q.overflowMode === 'SAT' ? b + q.k[j]! : b;
   }
   return out;
@@ -429,7 +494,8 @@ export function quantizerFullBits(q: HgqQuantizer): Float64Array {
   const n = q.k.length;
   const out = new Float64Array(n);
   for (let j = 0; j < n; j++) {
-    const b = q.qType === 'kbi' ? roundHalfEven(q.bRaw![j]!) : Math.max(0, roundHalfEven(q.iRaw[j]!) + roundHalfEven(q.fRaw![j]!));
+    const b =
+      q.qType === 'kbi' ? roundHalfEven(q.bRaw![j]!) : Math.max(0, roundHalfEven(q.iRaw[j]!) + roundHalfEven(q.fRaw![j]!));
     out[j] = b + q.k[j]!;
   }
   return out;

@@ -22,10 +22,11 @@ function regularizerL1(r: any): number | undefined {
 function coverBounds(raw: Float32Array | null, bounds: [number, number]): [number, number] {
   let lo = bounds[0];
   let hi = bounds[1];
-  if (raw) for (const v of raw) {
-    lo = Math.min(lo, Math.floor(v));
-    hi = Math.max(hi, Math.ceil(v));
-  }
+  if (raw)
+    for (const v of raw) {
+      lo = Math.min(lo, Math.floor(v));
+      hi = Math.max(hi, Math.ceil(v));
+    }
   return [lo, hi];
 }
 
@@ -66,7 +67,14 @@ export function hgq2QuantizerOptions(q: HgqQuantizer): QuantizerOptions {
 }
 
 /** The stored per-element parameters (raw, unrounded) in our variable names, shaped `q.shape`. */
-export function hgq2QuantizerValues(q: HgqQuantizer): { shape: number[]; k: Uint8Array; i: Float32Array; b?: Float32Array; f?: Float32Array; iDecaySpeed?: number } {
+export function hgq2QuantizerValues(q: HgqQuantizer): {
+  shape: number[];
+  k: Uint8Array;
+  i: Float32Array;
+  b?: Float32Array;
+  f?: Float32Array;
+  iDecaySpeed?: number;
+} {
   const out: ReturnType<typeof hgq2QuantizerValues> = { shape: q.shape, k: q.k, i: q.iRaw };
   if (q.bRaw) out.b = q.bRaw;
   if (q.fRaw) out.f = q.fRaw;

@@ -85,7 +85,10 @@ export async function readKerasArchiveBytes(bytes: Uint8Array, label: string): P
     const f = zip.file(name);
     if (!f) {
       if (!required) return null;
-      fail(label, `the archive has no ${name} (members: ${members.join(', ') || 'none'}); a Keras 3 .keras file holds ${CONFIG}, ${METADATA} and ${WEIGHTS}`);
+      fail(
+        label,
+        `the archive has no ${name} (members: ${members.join(', ') || 'none'}); a Keras 3 .keras file holds ${CONFIG}, ${METADATA} and ${WEIGHTS}`,
+      );
     }
     try {
       return await f.async('uint8array');
@@ -111,7 +114,9 @@ export async function readKerasArchiveBytes(bytes: Uint8Array, label: string): P
 /** Python's json module writes Infinity, -Infinity and NaN (e.g. `i_decay_speed: Infinity`); JSON.parse does not accept them. */
 export function parsePythonJson(text: string): any {
   const SENTINEL = '\u0000pyjson:';
-  const patched = text.replace(/"(?:[^"\\]|\\.)*"|-?Infinity|NaN/g, (m) => (m.startsWith('"') ? m : JSON.stringify(SENTINEL + m)));
+  const patched = text.replace(/"(?:[^"\\]|\\.)*"|-?Infinity|NaN/g, (m) =>
+    m.startsWith('"') ? m : JSON.stringify(SENTINEL + m),
+  );
   return JSON.parse(patched, (_k, v) => {
     if (typeof v === 'string' && v.startsWith(SENTINEL)) return Number(v.slice(SENTINEL.length));
     return v;
@@ -135,9 +140,12 @@ async function h5Ready() {
 function firstLine(e: unknown): string {
   const msg = e instanceof Error ? e.message : String(e);
   // HDF5's error stack: the innermost ('#00N') entry says what actually failed.
-  const lines = msg.split('\n').map((l) => l.trim()).filter(Boolean);
+  const lines = msg
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
   const stack = lines.filter((l) => /^#\d+/.test(l));
-  const last = stack.length ? stack[stack.length - 1]! : lines[0] ?? msg;
+  const last = stack.length ? stack[stack.length - 1]! : (lines[0] ?? msg);
   return last.replace(/^#\d+:\s*\S+ line \d+ in /, '');
 }
 
@@ -158,17 +166,28 @@ function toTyped(dtype: string, v: unknown): H5Data {
   if (ArrayBuffer.isView(v)) return v as H5Data;
   const one = [v as number];
   switch (dtype) {
-    case 'float32': return new Float32Array(one);
-    case 'float64': return new Float64Array(one);
-    case 'int8': return new Int8Array(one);
-    case 'uint8': return new Uint8Array(one);
-    case 'int16': return new Int16Array(one);
-    case 'uint16': return new Uint16Array(one);
-    case 'int32': return new Int32Array(one);
-    case 'uint32': return new Uint32Array(one);
-    case 'int64': return new BigInt64Array([BigInt(v as number | bigint)]);
-    case 'uint64': return new BigUint64Array([BigInt(v as number | bigint)]);
-    default: throw new Error(`unsupported dtype ${dtype}`);
+    case 'float32':
+      return new Float32Array(one);
+    case 'float64':
+      return new Float64Array(one);
+    case 'int8':
+      return new Int8Array(one);
+    case 'uint8':
+      return new Uint8Array(one);
+    case 'int16':
+      return new Int16Array(one);
+    case 'uint16':
+      return new Uint16Array(one);
+    case 'int32':
+      return new Int32Array(one);
+    case 'uint32':
+      return new Uint32Array(one);
+    case 'int64':
+      return new BigInt64Array([BigInt(v as number | bigint)]);
+    case 'uint64':
+      return new BigUint64Array([BigInt(v as number | bigint)]);
+    default:
+      throw new Error(`unsupported dtype ${dtype}`);
   }
 }
 

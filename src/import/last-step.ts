@@ -43,16 +43,21 @@ export function undoLastOptimizerStep(model: HgqModel): LastStepUndone | { reaso
   if (opt.className !== 'Adam') return { reason: `optimizer ${opt.className} (only Adam's step can be undone)` };
   const c = opt.config;
   if (c.amsgrad || c.use_ema || (c.weight_decay ?? 0) !== 0 || (c.gradient_accumulation_steps ?? 1) > 1) {
-    return { reason: 'Adam with amsgrad, EMA, weight decay or gradient accumulation (its last step cannot be undone from m and v)' };
+    return {
+      reason: 'Adam with amsgrad, EMA, weight decay or gradient accumulation (its last step cannot be undone from m and v)',
+    };
   }
   const copy = cloneQuantizerState(model);
   const tv = trainableVariables(copy);
   if (opt.vars.length !== 2 + 2 * tv.length) {
-    return { reason: `the optimizer holds ${opt.vars.length} variables; Adam over ${tv.length} trainable variables holds ${2 + 2 * tv.length}` };
+    return {
+      reason: `the optimizer holds ${opt.vars.length} variables; Adam over ${tv.length} trainable variables holds ${2 + 2 * tv.length}`,
+    };
   }
   for (let j = 0; j < tv.length; j++) {
     for (const slot of [opt.vars[2 + 2 * j]!, opt.vars[3 + 2 * j]!]) {
-      if (slot.data.length !== tv[j]!.size) return { reason: `optimizer slot ${2 + 2 * j} has ${slot.data.length} values, ${tv[j]!.what} has ${tv[j]!.size}` };
+      if (slot.data.length !== tv[j]!.size)
+        return { reason: `optimizer slot ${2 + 2 * j} has ${slot.data.length} values, ${tv[j]!.what} has ${tv[j]!.size}` };
     }
   }
   const f = Math.fround;
@@ -81,7 +86,8 @@ export function undoLastOptimizerStep(model: HgqModel): LastStepUndone | { reaso
   return { model: copy, flipped, ambiguous };
 }
 
-const asNumbers = (t: H5Tensor): ArrayLike<number> => (t.data instanceof BigInt64Array || t.data instanceof BigUint64Array ? Array.from(t.data, Number) : t.data);
+const asNumbers = (t: H5Tensor): ArrayLike<number> =>
+  t.data instanceof BigInt64Array || t.data instanceof BigUint64Array ? Array.from(t.data, Number) : t.data;
 
 /**
  * The float32 value x with fround(x − step) = saved, clipped to the variable's MinMax constraint (which
@@ -103,7 +109,7 @@ const u32 = new Uint32Array(f32.buffer);
 function nextFloat32(x: number, dir: 1 | -1): number {
   if (x === 0) return dir * 2 ** -149;
   f32[0] = x;
-  u32[0]! += (x > 0) === (dir > 0) ? 1 : -1;
+  u32[0]! += x > 0 === dir > 0 ? 1 : -1;
   return f32[0]!;
 }
 
@@ -141,7 +147,12 @@ function ownTrainable(layer: HgqLayer): string[] {
 
 function quantizerTrainable(q: HgqQuantizer): TrainableVar[] {
   if (!q.trainable) return [];
-  const v = (name: string, raw: Float32Array, bounds: [number, number] | undefined): TrainableVar => ({ what: `${q.group}/${name}`, size: raw.length, raw, bounds });
+  const v = (name: string, raw: Float32Array, bounds: [number, number] | undefined): TrainableVar => ({
+    what: `${q.group}/${name}`,
+    size: raw.length,
+    raw,
+    bounds,
+  });
   const wrap = q.overflowMode === 'WRAP';
   if (q.qType === 'kbi') return [v('b', q.bRaw!, q.bounds.b), ...(wrap ? [] : [v('i', q.iRaw, q.bounds.i)])];
   return [...(wrap ? [] : [v('i', q.iRaw, q.bounds.i)]), v('f', q.fRaw!, q.bounds.f)];
@@ -151,6 +162,12 @@ function quantizerTrainable(q: HgqQuantizer): TrainableVar[] {
 function cloneQuantizerState(model: HgqModel): HgqModel {
   const cq = (q: HgqQuantizer | null): HgqQuantizer | null =>
     q && { ...q, iRaw: q.iRaw.slice(), bRaw: q.bRaw?.slice() ?? null, fRaw: q.fRaw?.slice() ?? null };
-  const layers = model.layers.map((l) => ({ ...l, iq: cq(l.iq), kq: cq(l.kq), bq: cq(l.bq), iqs: l.iqs?.map((q) => cq(q)!) ?? null }));
+  const layers = model.layers.map((l) => ({
+    ...l,
+    iq: cq(l.iq),
+    kq: cq(l.kq),
+    bq: cq(l.bq),
+    iqs: l.iqs?.map((q) => cq(q)!) ?? null,
+  }));
   return { ...model, layers, byName: new Map(layers.map((l) => [l.name, l])) };
 }

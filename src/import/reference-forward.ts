@@ -67,7 +67,8 @@ export function fuseBatchnorm(layer: HgqLayer): { kernel: Float64Array; bias: Fl
   const vari = layer.vars.moving_variance!.data;
   const beta = layer.vars.bias!.data;
   const C = K.shape.at(-1)!;
-  if (gamma.length !== C) throw new Error(`layer '${layer.name}': batch-norm size ${gamma.length} is not the kernel's last axis ${C}`);
+  if (gamma.length !== C)
+    throw new Error(`layer '${layer.name}': batch-norm size ${gamma.length} is not the kernel's last axis ${C}`);
   const eps = f32(KERAS_EPSILON);
   const scaler = new Float64Array(C);
   for (let c = 0; c < C; c++) scaler[c] = f32(Number(gamma[c]) / f32(Math.sqrt(f32(Number(vari[c]) + eps))));
@@ -96,7 +97,8 @@ const asF64 = (a: H5Data): Float64Array => Float64Array.from(a as ArrayLike<numb
 function getItem(layer: HgqLayer, x: Tensor): Tensor {
   const key = layer.callArgs[0];
   const items: any[] = Array.isArray(key) ? key : [key];
-  if (items.length > x.shape.length) throw new Error(`layer '${layer.name}': ${items.length} indices for a rank-${x.shape.length} tensor`);
+  if (items.length > x.shape.length)
+    throw new Error(`layer '${layer.name}': ${items.length} indices for a rank-${x.shape.length} tensor`);
   const ranges = x.shape.map((n, d) => {
     const it = items[d];
     if (it === undefined) return { start: 0, step: 1, count: n, drop: false };
@@ -114,7 +116,8 @@ function getItem(layer: HgqLayer, x: Tensor): Tensor {
     const b = stop === null || stop === undefined ? n : clamp(stop);
     return { start: a, step: st, count: Math.max(0, Math.ceil((b - a) / st)), drop: false };
   });
-  if (ranges[0]!.count !== x.shape[0] || ranges[0]!.start !== 0) throw new Error(`layer '${layer.name}': slicing the batch axis is not supported`);
+  if (ranges[0]!.count !== x.shape[0] || ranges[0]!.start !== 0)
+    throw new Error(`layer '${layer.name}': slicing the batch axis is not supported`);
   const outShape = ranges.map((r) => r.count);
   const st = strides(x.shape);
   const out = new Float64Array(prod(outShape));
@@ -163,7 +166,9 @@ export function layerForward(layer: HgqLayer, xs: Tensor[], opt: ForwardOptions 
     case 'QEinsumDenseBatchnorm': {
       const eq = parseEinsum(layer.config.equation);
       if (eq.out.at(-1) !== eq.b.at(-1) || (layer.config.bias_axes ?? eq.out.at(-1)) !== eq.out.at(-1)) {
-        throw new Error(`layer '${layer.name}': equation ${layer.config.equation} with bias_axes ${layer.config.bias_axes} is not supported (the output's last axis must be the kernel's last axis and the bias axis)`);
+        throw new Error(
+          `layer '${layer.name}': equation ${layer.config.equation} with bias_axes ${layer.config.bias_axes} is not supported (the output's last axis must be the kernel's last axis and the bias axis)`,
+        );
       }
       const xi = q(layer.iq, x);
       let kernel: Float64Array;
@@ -222,23 +227,33 @@ export function layerForward(layer: HgqLayer, xs: Tensor[], opt: ForwardOptions 
  * Inputs are first rounded to float32, as Keras feeds them.
  */
 export function referenceForward(model: HgqModel, inputs: Tensor[], opt: ForwardOptions = {}): ForwardResult {
-  if (inputs.length !== model.inputs.length) throw new Error(`${model.path}: the model has ${model.inputs.length} inputs, got ${inputs.length}`);
+  if (inputs.length !== model.inputs.length)
+    throw new Error(`${model.path}: the model has ${model.inputs.length} inputs, got ${inputs.length}`);
   const values = new Map<string, Tensor>();
   model.inputs.forEach((name, j) => {
     const t = inputs[j]!;
     const want = model.byName.get(name)!.config.batch_shape as (number | null)[];
     const ok = want.length === t.shape.length && want.every((d, k) => d === null || d === t.shape[k]);
     if (!ok) throw new Error(`${model.path}: input '${name}' expects shape [${want.map((d) => d ?? 'batch')}], got [${t.shape}]`);
-    if (t.data.length !== prod(t.shape)) throw new Error(`${model.path}: input '${name}' has ${t.data.length} values for shape [${t.shape}]`);
+    if (t.data.length !== prod(t.shape))
+      throw new Error(`${model.path}: input '${name}' has ${t.data.length} values for shape [${t.shape}]`);
     for (const v of t.data) if (!Number.isFinite(v)) throw new Error(`${model.path}: input '${name}' contains ${v}`);
     values.set(name, { data: t.data.map(Math.fround), shape: t.shape });
   });
   const pending = model.layers.filter((l) => l.className !== 'InputLayer');
   while (pending.length) {
     const idx = pending.findIndex((l) => l.inbound.every((r) => values.has(r.layer)));
-    if (idx < 0) throw new Error(`${model.path}: layers ${pending.map((l) => l.name).join(', ')} cannot be reached from the inputs`);
+    if (idx < 0)
+      throw new Error(`${model.path}: layers ${pending.map((l) => l.name).join(', ')} cannot be reached from the inputs`);
     const layer = pending.splice(idx, 1)[0]!;
-    values.set(layer.name, layerForward(layer, layer.inbound.map((r) => values.get(r.layer)!), opt));
+    values.set(
+      layer.name,
+      layerForward(
+        layer,
+        layer.inbound.map((r) => values.get(r.layer)!),
+        opt,
+      ),
+    );
   }
   const outputs = model.outputs.map((n) => values.get(n)!);
   return { outputs, layers: opt.keepAll ? values : new Map() };
@@ -249,7 +264,9 @@ export function referenceForward(model: HgqModel, inputs: Tensor[], opt: Forward
  * accept without wrapping or clipping: lo = −k·2^i, hi = 2^i − 2^−f. Inputs drawn inside it exercise
  * the model the way its training data did.
  */
-export function inputRanges(model: HgqModel): { name: string; shape: number[]; lo: Float64Array; hi: Float64Array; step: Float64Array }[] {
+export function inputRanges(
+  model: HgqModel,
+): { name: string; shape: number[]; lo: Float64Array; hi: Float64Array; step: Float64Array }[] {
   return model.inputs.map((name) => {
     const shape = (model.byName.get(name)!.config.batch_shape as (number | null)[]).slice(1) as number[];
     const n = prod(shape);
@@ -274,7 +291,11 @@ export function inputRanges(model: HgqModel): { name: string; shape: number[]; l
         }
       });
     }
-    for (let e = 0; e < n; e++) if (!Number.isFinite(lo[e]!) || lo[e]! > hi[e]!) { lo[e] = 0; hi[e] = 0; }
+    for (let e = 0; e < n; e++)
+      if (!Number.isFinite(lo[e]!) || lo[e]! > hi[e]!) {
+        lo[e] = 0;
+        hi[e] = 0;
+      }
     return { name, shape, lo, hi, step };
   });
 }

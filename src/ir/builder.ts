@@ -15,7 +15,8 @@ export class ProgramBuilder {
   /** The exact interval of wire `w`. */
   qint(w: number): QInterval {
     const n = this.ops[w];
-    if (n === undefined || !Number.isInteger(w)) throw new RangeError(`ProgramBuilder: wire ${w} does not exist (have ${this.ops.length})`);
+    if (n === undefined || !Number.isInteger(w))
+      throw new RangeError(`ProgramBuilder: wire ${w} does not exist (have ${this.ops.length})`);
     return n.qint;
   }
 
@@ -27,7 +28,10 @@ export class ProgramBuilder {
   push(op: Op, layer: string | undefined = this.layer): number {
     const operands = operandsOf(op);
     for (const a of operands) this.qint(a); // throws on a missing operand
-    const qint = opInterval(op, operands.map((a) => this.ops[a]!.qint));
+    const qint = opInterval(
+      op,
+      operands.map((a) => this.ops[a]!.qint),
+    );
     const node = { ...op, qint } as Node;
     if (layer !== undefined) node.layer = layer;
     this.ops.push(node);
@@ -113,10 +117,14 @@ export function inlineProgram(b: ProgramBuilder, sub: Program, inputWires: numbe
   sub.ops.forEach((node, j) => {
     if (node.kind === 'input') {
       const w = inputWires[node.index];
-      if (w === undefined) throw new RangeError(`inlineProgram: sub-program '${sub.name}' op ${j} reads input ${node.index}, but only ${inputWires.length} input wires were given`);
+      if (w === undefined)
+        throw new RangeError(
+          `inlineProgram: sub-program '${sub.name}' op ${j} reads input ${node.index}, but only ${inputWires.length} input wires were given`,
+        );
       const have = b.qint(w);
       const want = node.qint;
-      const inside = (have.min === 0 && have.max === 0) || (have.min >= want.min && have.max <= want.max && have.step % want.step === 0);
+      const inside =
+        (have.min === 0 && have.max === 0) || (have.min >= want.min && have.max <= want.max && have.step % want.step === 0);
       if (!inside) {
         throw new RangeError(
           `inlineProgram: sub-program '${sub.name}' input ${node.index} (op ${j}) is declared [${want.min}, ${want.max}] step ${want.step}, ` +
@@ -129,15 +137,33 @@ export function inlineProgram(b: ProgramBuilder, sub: Program, inputWires: numbe
     const r = (a: number): number => map[a]!;
     let op: Op;
     switch (node.kind) {
-      case 'const': op = { kind: 'const', value: node.value }; break;
-      case 'copy': op = { kind: 'copy', a: r(node.a), shift: node.shift }; break;
-      case 'add': op = { kind: 'add', a: r(node.a), b: r(node.b), shift: node.shift, sub: node.sub }; break;
-      case 'neg': op = { kind: 'neg', a: r(node.a) }; break;
-      case 'addc': op = { kind: 'addc', a: r(node.a), value: node.value }; break;
-      case 'relu': op = { kind: 'relu', a: r(node.a) }; break;
-      case 'quant': op = { kind: 'quant', a: r(node.a), type: { ...node.type }, round: node.round, overflow: node.overflow }; break;
-      case 'mux': op = { kind: 'mux', cond: r(node.cond), a: r(node.a), b: r(node.b) }; break;
-      case 'mul': op = { kind: 'mul', a: r(node.a), b: r(node.b) }; break;
+      case 'const':
+        op = { kind: 'const', value: node.value };
+        break;
+      case 'copy':
+        op = { kind: 'copy', a: r(node.a), shift: node.shift };
+        break;
+      case 'add':
+        op = { kind: 'add', a: r(node.a), b: r(node.b), shift: node.shift, sub: node.sub };
+        break;
+      case 'neg':
+        op = { kind: 'neg', a: r(node.a) };
+        break;
+      case 'addc':
+        op = { kind: 'addc', a: r(node.a), value: node.value };
+        break;
+      case 'relu':
+        op = { kind: 'relu', a: r(node.a) };
+        break;
+      case 'quant':
+        op = { kind: 'quant', a: r(node.a), type: { ...node.type }, round: node.round, overflow: node.overflow };
+        break;
+      case 'mux':
+        op = { kind: 'mux', cond: r(node.cond), a: r(node.a), b: r(node.b) };
+        break;
+      case 'mul':
+        op = { kind: 'mul', a: r(node.a), b: r(node.b) };
+        break;
       case 'lut': {
         // a narrower operand (from a narrower input wire) takes the matching slice of the table
         const a = r(node.a);
@@ -146,8 +172,12 @@ export function inlineProgram(b: ProgramBuilder, sub: Program, inputWires: numbe
         op = { kind: 'lut', a, table };
         break;
       }
-      case 'min': op = { kind: 'min', a: r(node.a), b: r(node.b) }; break;
-      case 'max': op = { kind: 'max', a: r(node.a), b: r(node.b) }; break;
+      case 'min':
+        op = { kind: 'min', a: r(node.a), b: r(node.b) };
+        break;
+      case 'max':
+        op = { kind: 'max', a: r(node.a), b: r(node.b) };
+        break;
     }
     map[j] = b.push(op, b.layer ?? node.layer);
   });

@@ -201,7 +201,13 @@ function inputFloat(v: string, x: string, t: Kif, round: RoundMode, overflow: Ov
   );
 }
 
-function floatOpCode(p: Program, j: number, val: (w: number) => string, consts: Map<string, unknown>, inp: (idx: number) => string): string {
+function floatOpCode(
+  p: Program,
+  j: number,
+  val: (w: number) => string,
+  consts: Map<string, unknown>,
+  inp: (idx: number) => string,
+): string {
   const node = p.ops[j]!;
   const v = `v${j}`;
   const tmp = `t${j}`;
@@ -234,7 +240,10 @@ function floatOpCode(p: Program, j: number, val: (w: number) => string, consts: 
     case 'lut': {
       const q = p.ops[node.a]!.qint;
       const tname = `L${j}`;
-      consts.set(tname, Float64Array.from(node.table, (x) => x + 0));
+      consts.set(
+        tname,
+        Float64Array.from(node.table, (x) => x + 0),
+      );
       if (q.min === q.max) return `const ${v} = ${tname}[0];`;
       return `const ${v} = ${tname}[(${val(node.a)} - ${fmtNum(q.min)}) * ${fmtNum(1 / q.step)}];`;
     }
@@ -268,7 +277,14 @@ function codeAt(value: number, F: number): bigint {
   return m << BigInt(s);
 }
 
-function bigOpCode(p: Program, j: number, F: number, val: (w: number) => string, consts: Map<string, unknown>, inp: (idx: number) => string): string {
+function bigOpCode(
+  p: Program,
+  j: number,
+  F: number,
+  val: (w: number) => string,
+  consts: Map<string, unknown>,
+  inp: (idx: number) => string,
+): string {
   const node = p.ops[j]!;
   const v = `v${j}`;
   const shiftCode = (x: string, s: number): string => (s === 0 ? x : s > 0 ? `(${x} << ${s}n)` : `(${x} >> ${-s}n)`);
@@ -318,7 +334,10 @@ function bigOpCode(p: Program, j: number, F: number, val: (w: number) => string,
     case 'lut': {
       const q = p.ops[node.a]!.qint;
       const tname = `L${j}`;
-      consts.set(tname, node.table.map((x) => codeAt(x, F)));
+      consts.set(
+        tname,
+        node.table.map((x) => codeAt(x, F)),
+      );
       if (q.min === q.max) return `const ${v} = ${tname}[0];`;
       const sh = log2i(q.step) + F;
       return `const ${v} = ${tname}[Number((${val(node.a)} - ${bigLit(codeAt(q.min, F))}) >> ${sh}n)];`;
@@ -340,7 +359,9 @@ function bigOutCode(p: Program, k: number, F: number, val: (w: number) => string
 // assembly
 
 function badInput(s: number, j: number, x: number): never {
-  throw new RangeError(`input sample ${s}, element ${j} is ${x}: the emulator needs finite numbers (check the input file for NaN/Inf)`);
+  throw new RangeError(
+    `input sample ${s}, element ${j} is ${x}: the emulator needs finite numbers (check the input file for NaN/Inf)`,
+  );
 }
 
 function outBig(code: bigint, f: number, s: number, k: number): number {
@@ -356,7 +377,8 @@ function outBig(code: bigint, f: number, s: number, k: number): number {
 export function emulate(p: Program, inputs: ArrayLike<number>): Float64Array {
   const em = compileProgram(p);
   const batch = em.nIn === 0 ? 0 : inputs.length / em.nIn;
-  if (!Number.isInteger(batch)) throw new RangeError(`emulate: ${inputs.length} input values are not a whole number of samples of ${em.nIn} values`);
+  if (!Number.isInteger(batch))
+    throw new RangeError(`emulate: ${inputs.length} input values are not a whole number of samples of ${em.nIn} values`);
   return em.run(inputs instanceof Float64Array ? inputs : Float64Array.from(inputs), batch);
 }
 
@@ -424,7 +446,9 @@ ${chunkSources.map((_, c) => `    chunk${c}(w, inp, ib, out, ob, s);`).join('\n'
   const names = ['Q', 'QC', 'RR', 'BAD', 'OUT', ...consts.keys()];
   const values = [quantize, quantizeCode, roundRational, badInput, outBig, ...consts.values()];
   const source = `'use strict';\n${chunkSources.join('\n')}\n${driver}`;
-  const factory = new Function(...names, source) as (...args: unknown[]) => (inp: Float64Array, out: Float64Array, batch: number, w: unknown[] | Float64Array) => void;
+  const factory = new Function(...names, source) as (
+    ...args: unknown[]
+  ) => (inp: Float64Array, out: Float64Array, batch: number, w: unknown[] | Float64Array) => void;
   const fn = factory(...values);
   return {
     program: p,
@@ -619,14 +643,16 @@ export function interpretProgram(p: Program, inputs: Float64Array, batch: number
   validateProgram(p);
   const nIn = inputSize(p);
   const nOut = outputSize(p);
-  if (inputs.length !== batch * nIn) throw new RangeError(`interpretProgram: expected ${batch} × ${nIn} input values, got ${inputs.length}`);
+  if (inputs.length !== batch * nIn)
+    throw new RangeError(`interpretProgram: expected ${batch} × ${nIn} input values, got ${inputs.length}`);
   const out = new Float64Array(batch * nOut);
   for (let s = 0; s < batch; s++) {
     for (let j = 0; j < nIn; j++) if (!Number.isFinite(inputs[s * nIn + j]!)) badInput(s, j, inputs[s * nIn + j]!);
     const ys = interpretSample(p, inputs.subarray(s * nIn, (s + 1) * nIn), s);
     ys.forEach((y, k) => {
       const v = dyadicToNumber(y);
-      if (v === null) throw new RangeError(`output ${k} of sample ${s} (${y.m}·2^${y.e}) is not exactly representable as a float64`);
+      if (v === null)
+        throw new RangeError(`output ${k} of sample ${s} (${y.m}·2^${y.e}) is not exactly representable as a float64`);
       out[s * nOut + k] = v;
     });
   }

@@ -58,7 +58,8 @@ export function tableInterval(table: readonly number[]): QInterval {
 export function opInterval(op: Op, qints: readonly QInterval[]): QInterval {
   const q = (j: number): QInterval => {
     const v = qints[j];
-    if (v === undefined) throw new RangeError(`opInterval: ${op.kind} needs ${operandsOf(op).length} operand interval(s), got ${qints.length}`);
+    if (v === undefined)
+      throw new RangeError(`opInterval: ${op.kind} needs ${operandsOf(op).length} operand interval(s), got ${qints.length}`);
     return v;
   };
   switch (op.kind) {

@@ -59,7 +59,10 @@ function simplify(p: Program): Program {
   p.ops.forEach((node, j) => {
     const layer = node.layer;
     if (node.kind === 'input') {
-      map[j] = emit({ kind: 'input', index: node.index, type: { ...node.type }, round: node.round, overflow: node.overflow }, layer);
+      map[j] = emit(
+        { kind: 'input', index: node.index, type: { ...node.type }, round: node.round, overflow: node.overflow },
+        layer,
+      );
       return;
     }
     const olds = operandsOf(node);
@@ -68,7 +71,13 @@ function simplify(p: Program): Program {
     // all operands constant: evaluate exactly
     if (ops.length > 0 && ops.every((w) => kindOf(w).kind === 'const')) {
       const vals: Dyadic[] = ops.map((w) => doubleToDyadic((kindOf(w) as { value: number }).value));
-      const r = dyadicToNumber(evalOp(node, vals, olds.map((a) => p.ops[a]!.qint)));
+      const r = dyadicToNumber(
+        evalOp(
+          node,
+          vals,
+          olds.map((a) => p.ops[a]!.qint),
+        ),
+      );
       if (r !== null) {
         map[j] = emit({ kind: 'const', value: r }, layer);
         return;
@@ -99,7 +108,8 @@ function rewrite(
       const a = ops[0]!;
       if (node.shift === 0) return a;
       const an = b.ops[a]!;
-      if (an.kind === 'copy') return an.shift + node.shift === 0 ? an.a : emit({ kind: 'copy', a: an.a, shift: an.shift + node.shift }, layer);
+      if (an.kind === 'copy')
+        return an.shift + node.shift === 0 ? an.a : emit({ kind: 'copy', a: an.a, shift: an.shift + node.shift }, layer);
       return emit({ kind: 'copy', a, shift: node.shift }, layer);
     }
     case 'add': {
@@ -151,7 +161,10 @@ function rewrite(
     }
     case 'mul': {
       const [a, c] = ops as [number, number];
-      for (const [x, y] of [[a, c], [c, a]] as const) {
+      for (const [x, y] of [
+        [a, c],
+        [c, a],
+      ] as const) {
         const v = constVal(y);
         if (v === undefined) continue;
         const { m, e } = doubleToDyadic(v);
@@ -222,10 +235,28 @@ function eliminateDead(p: Program): Program {
     const { qint: _q, layer, ...op } = n;
     const o = op as Op;
     switch (o.kind) {
-      case 'copy': case 'neg': case 'addc': case 'relu': case 'quant': case 'lut': o.a = r(o.a); break;
-      case 'add': case 'mul': case 'min': case 'max': o.a = r(o.a); o.b = r(o.b); break;
-      case 'mux': o.cond = r(o.cond); o.a = r(o.a); o.b = r(o.b); break;
-      default: break;
+      case 'copy':
+      case 'neg':
+      case 'addc':
+      case 'relu':
+      case 'quant':
+      case 'lut':
+        o.a = r(o.a);
+        break;
+      case 'add':
+      case 'mul':
+      case 'min':
+      case 'max':
+        o.a = r(o.a);
+        o.b = r(o.b);
+        break;
+      case 'mux':
+        o.cond = r(o.cond);
+        o.a = r(o.a);
+        o.b = r(o.b);
+        break;
+      default:
+        break;
     }
     map[j] = b.push(o, layer);
   });

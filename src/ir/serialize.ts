@@ -30,7 +30,9 @@ export function programFromJSON(text: string, sourceName = '<program>'): Program
   const v = (raw as { version?: unknown }).version;
   if (v === undefined) throw new Error(`${sourceName}: not an hgq IR program (no "version" field)`);
   if (v !== IR_FORMAT_VERSION) {
-    throw new Error(`${sourceName}: IR format version ${JSON.stringify(v)}, but this hgq reads version ${IR_FORMAT_VERSION}; regenerate the program with this hgq (hgq trace) or use a matching hgq`);
+    throw new Error(
+      `${sourceName}: IR format version ${JSON.stringify(v)}, but this hgq reads version ${IR_FORMAT_VERSION}; regenerate the program with this hgq (hgq trace) or use a matching hgq`,
+    );
   }
   const p = raw as Program;
   try {

@@ -49,7 +49,8 @@ export function outputSize(p: Program): number {
 
 export function validateProgram(p: Program): void {
   if (p === null || typeof p !== 'object') throw new Error('invalid program: not an object');
-  if (p.version !== IR_FORMAT_VERSION) throw new Error(`invalid program: format version ${String(p.version)}, this hgq reads version ${IR_FORMAT_VERSION}`);
+  if (p.version !== IR_FORMAT_VERSION)
+    throw new Error(`invalid program: format version ${String(p.version)}, this hgq reads version ${IR_FORMAT_VERSION}`);
   if (typeof p.name !== 'string') throw new Error('invalid program: name must be a string');
   const nIn = inputSize(p);
   const nOut = outputSize(p);
@@ -68,23 +69,28 @@ export function validateProgram(p: Program): void {
       if (!Number.isInteger(a) || a < 0 || a >= j) fail(`operand ${String(a)} must be an earlier wire (0..${j - 1})`);
     }
     const intField = (v: unknown, name: string): void => {
-      if (!Number.isInteger(v) || Math.abs(v as number) > MAX_EXPONENT) fail(`${name} must be an integer in [-${MAX_EXPONENT}, ${MAX_EXPONENT}], got ${String(v)}`);
+      if (!Number.isInteger(v) || Math.abs(v as number) > MAX_EXPONENT)
+        fail(`${name} must be an integer in [-${MAX_EXPONENT}, ${MAX_EXPONENT}], got ${String(v)}`);
     };
     const kifField = (t: Kif): void => {
-      if (t === null || typeof t !== 'object' || (t.k !== 0 && t.k !== 1)) fail(`type must be {k: 0|1, i, f}, got ${JSON.stringify(t)}`);
+      if (t === null || typeof t !== 'object' || (t.k !== 0 && t.k !== 1))
+        fail(`type must be {k: 0|1, i, f}, got ${JSON.stringify(t)}`);
       intField(t.i, 'type.i');
       intField(t.f, 'type.f');
     };
     const modes = (round: unknown, overflow: unknown): void => {
-      if (!ROUND_MODES.includes(round as never)) fail(`unknown rounding mode ${JSON.stringify(round)} (expected ${ROUND_MODES.join(', ')})`);
-      if (!OVERFLOW_MODES.includes(overflow as never)) fail(`unknown overflow mode ${JSON.stringify(overflow)} (expected ${OVERFLOW_MODES.join(', ')})`);
+      if (!ROUND_MODES.includes(round as never))
+        fail(`unknown rounding mode ${JSON.stringify(round)} (expected ${ROUND_MODES.join(', ')})`);
+      if (!OVERFLOW_MODES.includes(overflow as never))
+        fail(`unknown overflow mode ${JSON.stringify(overflow)} (expected ${OVERFLOW_MODES.join(', ')})`);
     };
     const finite = (v: unknown, name: string): void => {
       if (typeof v !== 'number' || !Number.isFinite(v)) fail(`${name} must be a finite number, got ${String(v)}`);
     };
     switch (node.kind) {
       case 'input':
-        if (!Number.isInteger(node.index) || node.index < 0 || node.index >= nIn) fail(`input index ${String(node.index)} out of range (the program has ${nIn} input elements)`);
+        if (!Number.isInteger(node.index) || node.index < 0 || node.index >= nIn)
+          fail(`input index ${String(node.index)} out of range (the program has ${nIn} input elements)`);
         kifField(node.type);
         modes(node.round, node.overflow);
         break;
@@ -108,7 +114,10 @@ export function validateProgram(p: Program): void {
       case 'lut': {
         if (!Array.isArray(node.table)) fail('table must be an array');
         const need = intervalSize(p.ops[node.a]!.qint);
-        if (node.table.length !== need) fail(`table has ${node.table.length} entries, operand wire ${node.a} takes ${need} values ${fmtQ(p.ops[node.a]!.qint)}`);
+        if (node.table.length !== need)
+          fail(
+            `table has ${node.table.length} entries, operand wire ${node.a} takes ${need} values ${fmtQ(p.ops[node.a]!.qint)}`,
+          );
         if (need > MAX_TABLE_SIZE) fail(`table of ${need} entries exceeds the limit ${MAX_TABLE_SIZE}`);
         node.table.forEach((v, e) => {
           if (typeof v !== 'number' || !Number.isFinite(v)) fail(`table entry ${e} is ${String(v)}, not a finite number`);
@@ -119,14 +128,21 @@ export function validateProgram(p: Program): void {
         break;
     }
     const q = node.qint;
-    if (q === null || typeof q !== 'object' || ![q.min, q.max, q.step].every((v) => typeof v === 'number' && Number.isFinite(v))) {
+    if (
+      q === null ||
+      typeof q !== 'object' ||
+      ![q.min, q.max, q.step].every((v) => typeof v === 'number' && Number.isFinite(v))
+    ) {
       fail(`qint must be {min, max, step} of finite numbers, got ${JSON.stringify(q)}`);
     }
     if (!isPow2(q.step)) fail(`qint step ${q.step} is not a power of two`);
     if (q.min > q.max) fail(`qint min ${q.min} > max ${q.max}`);
     let want: QInterval;
     try {
-      want = opInterval(node, operands.map((a) => p.ops[a]!.qint));
+      want = opInterval(
+        node,
+        operands.map((a) => p.ops[a]!.qint),
+      );
     } catch (e) {
       fail(`cannot compute its interval: ${(e as Error).message}`);
     }
@@ -135,11 +151,16 @@ export function validateProgram(p: Program): void {
     }
     if (node.layer !== undefined && typeof node.layer !== 'string') fail('layer must be a string');
   }
-  if (p.out.length !== nOut) throw new Error(`invalid program '${p.name}': out has ${p.out.length} entries, the output tensors hold ${nOut} elements`);
+  if (p.out.length !== nOut)
+    throw new Error(`invalid program '${p.name}': out has ${p.out.length} entries, the output tensors hold ${nOut} elements`);
   p.out.forEach((o, j) => {
     if (o === null || typeof o !== 'object') throw new Error(`invalid program '${p.name}': out[${j}] is not an object`);
-    if (!Number.isInteger(o.wire) || o.wire < -1 || o.wire >= n) throw new Error(`invalid program '${p.name}': out[${j}] refers to wire ${String(o.wire)}, which does not exist (wires 0..${n - 1}, or -1 for constant 0)`);
-    if (!Number.isInteger(o.shift) || Math.abs(o.shift) > MAX_EXPONENT) throw new Error(`invalid program '${p.name}': out[${j}] shift must be an integer in [-${MAX_EXPONENT}, ${MAX_EXPONENT}]`);
+    if (!Number.isInteger(o.wire) || o.wire < -1 || o.wire >= n)
+      throw new Error(
+        `invalid program '${p.name}': out[${j}] refers to wire ${String(o.wire)}, which does not exist (wires 0..${n - 1}, or -1 for constant 0)`,
+      );
+    if (!Number.isInteger(o.shift) || Math.abs(o.shift) > MAX_EXPONENT)
+      throw new Error(`invalid program '${p.name}': out[${j}] shift must be an integer in [-${MAX_EXPONENT}, ${MAX_EXPONENT}]`);
     if (typeof o.neg !== 'boolean') throw new Error(`invalid program '${p.name}': out[${j}] neg must be a boolean`);
   });
 }

@@ -40,14 +40,40 @@ function sleb(n: number, out: number[]): void {
 }
 
 const OP = {
-  loop: 0x03, end: 0x0b, brIf: 0x0d, localGet: 0x20, localSet: 0x21, localTee: 0x22,
-  i32Load: 0x28, i32Const: 0x41, i32Add: 0x6a, i32Sub: 0x6b, i32Shl: 0x74,
+  loop: 0x03,
+  end: 0x0b,
+  brIf: 0x0d,
+  localGet: 0x20,
+  localSet: 0x21,
+  localTee: 0x22,
+  i32Load: 0x28,
+  i32Const: 0x41,
+  i32Add: 0x6a,
+  i32Sub: 0x6b,
+  i32Shl: 0x74,
 };
 const SIMD = {
-  load: 0x00, store: 0x0b, const: 0x0c, extract: 0x1b, replace: 0x1c,
-  eq: 0x37, ne: 0x38, ltS: 0x39, gtS: 0x3b, geS: 0x3f,
-  and: 0x4e, or: 0x50, bitselect: 0x52,
-  neg: 0xa1, shl: 0xab, shrS: 0xac, add: 0xae, sub: 0xb1, mul: 0xb5, minS: 0xb6, maxS: 0xb8,
+  load: 0x00,
+  store: 0x0b,
+  const: 0x0c,
+  extract: 0x1b,
+  replace: 0x1c,
+  eq: 0x37,
+  ne: 0x38,
+  ltS: 0x39,
+  gtS: 0x3b,
+  geS: 0x3f,
+  and: 0x4e,
+  or: 0x50,
+  bitselect: 0x52,
+  neg: 0xa1,
+  shl: 0xab,
+  shrS: 0xac,
+  add: 0xae,
+  sub: 0xb1,
+  mul: 0xb5,
+  minS: 0xb6,
+  maxS: 0xb8,
 };
 
 class Code {
@@ -106,7 +132,13 @@ function section(id: number, body: number[], out: number[]): void {
  * it is reused (large programs are otherwise bound by instruction fetch). The loops live outside the chunk
  * bodies, so their locals carry no loop phis.
  */
-function buildModule(chunks: { code: Code; nV128: number }[], memPages: number, inStride: number, outStride: number, V: number): Uint8Array {
+function buildModule(
+  chunks: { code: Code; nV128: number }[],
+  memPages: number,
+  inStride: number,
+  outStride: number,
+  V: number,
+): Uint8Array {
   const out: number[] = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00];
   const K = chunks.length;
   // type 0 = (i32, i32, i32) -> ()
@@ -153,8 +185,14 @@ function buildModule(chunks: { code: Code; nV128: number }[], memPages: number, 
     r.get(v).i32(1).op(OP.i32Add).op(OP.localTee).op(v).i32(V).op(0x47).op(OP.brIf).op(0); // i32.ne
     r.op(OP.end);
   }
-  r.get(0).i32(V * inStride).op(OP.i32Add).set(0);
-  r.get(1).i32(V * outStride).op(OP.i32Add).set(1);
+  r.get(0)
+    .i32(V * inStride)
+    .op(OP.i32Add)
+    .set(0);
+  r.get(1)
+    .i32(V * outStride)
+    .op(OP.i32Add)
+    .set(1);
   r.get(2).i32(1).op(OP.i32Sub).op(OP.localTee).op(2);
   r.op(OP.brIf).op(0);
   r.op(OP.end);
@@ -478,7 +516,10 @@ class ChunkWriter {
     for (let lane = 0; lane < 4; lane++) {
       this.getCode(a);
       c.simd(SIMD.extract).op(lane).i32(minCode).op(OP.i32Sub).i32(2).op(OP.i32Shl);
-      c.op(OP.i32Load).memarg(2, this.tableBase + offset).simd(SIMD.replace).op(lane);
+      c.op(OP.i32Load)
+        .memarg(2, this.tableBase + offset)
+        .simd(SIMD.replace)
+        .op(lane);
     }
   }
 
@@ -528,7 +569,10 @@ class ChunkWriter {
       return;
     }
     const half = 2 ** (d - 1);
-    c.get(T0).splat(2 ** d - 1).simd(SIMD.and).set(T2); // remainder in [0, 2^d)
+    c.get(T0)
+      .splat(2 ** d - 1)
+      .simd(SIMD.and)
+      .set(T2); // remainder in [0, 2^d)
     c.get(T1);
     this.roundsUp(round, half);
     c.simd(SIMD.sub); // floor − (−1 where rounding up)
@@ -571,7 +615,12 @@ class ChunkWriter {
   private wrap(k: number, W: number): void {
     if (W > 32 || W < 1) throw new NotEligible();
     if (k === 1) {
-      if (W < 32) this.c.i32(32 - W).simd(SIMD.shl).i32(32 - W).simd(SIMD.shrS);
+      if (W < 32)
+        this.c
+          .i32(32 - W)
+          .simd(SIMD.shl)
+          .i32(32 - W)
+          .simd(SIMD.shrS);
     } else {
       if (W > 31) throw new NotEligible();
       this.c.splat(2 ** W - 1).simd(SIMD.and);
@@ -584,7 +633,12 @@ class ChunkWriter {
     this.localOf.set(j, l);
     this.c.set(l);
     const s = this.plan.slot[j]!;
-    if (s >= 0) this.c.get(SP).get(l).simd(SIMD.store).memarg(4, s * 16 * this.V);
+    if (s >= 0)
+      this.c
+        .get(SP)
+        .get(l)
+        .simd(SIMD.store)
+        .memarg(4, s * 16 * this.V);
   }
 
   /**
@@ -654,8 +708,16 @@ class ChunkWriter {
       return;
     }
     const nl = this.newLocal();
-    if (this.inputSlot[r]! >= 0) this.c.get(PIN).simd(SIMD.load).memarg(4, this.inputSlot[r]! * 16);
-    else if (slot[r]! >= 0 && chunkOf[r] !== this.curChunk) this.c.get(SP).simd(SIMD.load).memarg(4, slot[r]! * 16 * this.V);
+    if (this.inputSlot[r]! >= 0)
+      this.c
+        .get(PIN)
+        .simd(SIMD.load)
+        .memarg(4, this.inputSlot[r]! * 16);
+    else if (slot[r]! >= 0 && chunkOf[r] !== this.curChunk)
+      this.c
+        .get(SP)
+        .simd(SIMD.load)
+        .memarg(4, slot[r]! * 16 * this.V);
     else throw new Error(`internal: wire ${r} has no code in chunk ${this.curChunk}`);
     this.c.op(OP.localTee);
     uleb(nl, this.c.b);

@@ -8,7 +8,15 @@
  * loads and trains them like any other weight.
  */
 import * as tf from '@tensorflow/tfjs';
-import { fusedRegTail, fusedSmallApplies, l1LossOf, Quantizer, type QuantizerMode, type QuantizerOptions, type QParamName } from '../quantizer/index.ts';
+import {
+  fusedRegTail,
+  fusedSmallApplies,
+  l1LossOf,
+  Quantizer,
+  type QuantizerMode,
+  type QuantizerOptions,
+  type QParamName,
+} from '../quantizer/index.ts';
 import { OVERFLOW_MODES, ROUND_MODES, type Kif, type OverflowMode, type RoundMode } from '../fixed/types.ts';
 import type { HgqLayerContract } from './model.ts';
 
@@ -132,10 +140,26 @@ export abstract class QLayer extends tf.layers.Layer implements HgqLayerContract
 
   constructor(args: QLayerArgs = {}) {
     super(args as ConstructorParameters<typeof tf.layers.Layer>[0]);
-    const known = new Set(['name', 'trainable', 'inputShape', 'batchInputShape', 'batchSize', 'dtype', 'beta0', 'enableEbops', 'enableIq', 'enableOq', 'iqConf', 'oqConf', 'ebopsFactor', ...this.ownArgNames()]);
+    const known = new Set([
+      'name',
+      'trainable',
+      'inputShape',
+      'batchInputShape',
+      'batchSize',
+      'dtype',
+      'beta0',
+      'enableEbops',
+      'enableIq',
+      'enableOq',
+      'iqConf',
+      'oqConf',
+      'ebopsFactor',
+      ...this.ownArgNames(),
+    ]);
     for (const k of Object.keys(args)) {
       if (k === 'customObjects') continue; // added by tfjs' deserializer
-      if (!known.has(k)) throw new Error(`${this.getClassName()} '${this.name}': unknown option '${k}'; valid options: ${[...known].join(', ')}`);
+      if (!known.has(k))
+        throw new Error(`${this.getClassName()} '${this.name}': unknown option '${k}'; valid options: ${[...known].join(', ')}`);
     }
     this.beta0 = args.beta0 ?? 0;
     if (!Number.isFinite(this.beta0) || this.beta0 < 0) this.fail(`beta0 must be finite and ≥ 0, got ${args.beta0}`);
@@ -202,7 +226,9 @@ export abstract class QLayer extends tf.layers.Layer implements HgqLayerContract
     this.builtInputShapes = shapes.map((s) => [...s]);
     const confs = Array.isArray(this.iqConfs) ? this.iqConfs : shapes.map(() => this.iqConfs as QConf);
     if (confs.length !== shapes.length) this.fail(`got ${confs.length} iqConf entries for ${shapes.length} inputs`);
-    this.iqs = shapes.map((s, j) => (this.enableIq ? this.makeQuantizer(shapes.length > 1 ? `iq${j}` : 'iq', confs[j], 'datalane', this.iqShape(s, j)) : null));
+    this.iqs = shapes.map((s, j) =>
+      this.enableIq ? this.makeQuantizer(shapes.length > 1 ? `iq${j}` : 'iq', confs[j], 'datalane', this.iqShape(s, j)) : null,
+    );
     this.buildLayer(shapes);
     if (this.enableOq) {
       const out = this.computeOutputShape(this.multiInput() ? shapes : shapes[0]!) as Shape;
@@ -231,7 +257,7 @@ export abstract class QLayer extends tf.layers.Layer implements HgqLayerContract
       }
       const l1 = l1LossOf(this.allQuantizers().filter((q) => q.config.trainable));
       if (l1) terms.push(l1);
-      return (terms.length === 2 ? tf.add(terms[0]!, terms[1]!) : terms[0] ?? tf.scalar(0)) as tf.Scalar;
+      return (terms.length === 2 ? tf.add(terms[0]!, terms[1]!) : (terms[0] ?? tf.scalar(0))) as tf.Scalar;
     });
   }
 
@@ -254,7 +280,8 @@ export abstract class QLayer extends tf.layers.Layer implements HgqLayerContract
       const mode: QuantizerMode = kwargs?.['training'] === true ? true : calibrating ? 'calibrate' : false;
       if (checkFinite) {
         for (const x of xs) {
-          if (!(tf.all(tf.isFinite(x)).dataSync()[0])) this.fail(`input contains NaN or Inf (shape [${x.shape.join(',')}]); clean the data before training or inference`);
+          if (!tf.all(tf.isFinite(x)).dataSync()[0])
+            this.fail(`input contains NaN or Inf (shape [${x.shape.join(',')}]); clean the data before training or inference`);
         }
       }
       const qx = xs.map((x, j) => {
@@ -304,7 +331,14 @@ export abstract class QLayer extends tf.layers.Layer implements HgqLayerContract
     // Quantizer parameters keep the input rank with a leading batch axis: broadcast to [1, ...shape].
     const kifs: Kif[] = q.kifsFor([1, ...shape]);
     const n = kifs.length;
-    const out: QuantizerExport = { shape: [...shape], k: new Uint8Array(n), i: new Int32Array(n), f: new Int32Array(n), round: q.config.roundMode, overflow: q.config.overflowMode };
+    const out: QuantizerExport = {
+      shape: [...shape],
+      k: new Uint8Array(n),
+      i: new Int32Array(n),
+      f: new Int32Array(n),
+      round: q.config.roundMode,
+      overflow: q.config.overflowMode,
+    };
     for (let j = 0; j < n; j++) {
       out.k[j] = kifs[j]!.k;
       out.i[j] = kifs[j]!.i;
@@ -318,7 +352,14 @@ export abstract class QLayer extends tf.layers.Layer implements HgqLayerContract
     const values = tf.tidy(() => q.call(w, false)).dataSync();
     const kifs = q.kifsFor(w.shape);
     const n = kifs.length;
-    const quant: QuantizerExport = { shape: [...w.shape], k: new Uint8Array(n), i: new Int32Array(n), f: new Int32Array(n), round: q.config.roundMode, overflow: q.config.overflowMode };
+    const quant: QuantizerExport = {
+      shape: [...w.shape],
+      k: new Uint8Array(n),
+      i: new Int32Array(n),
+      f: new Int32Array(n),
+      round: q.config.roundMode,
+      overflow: q.config.overflowMode,
+    };
     for (let j = 0; j < n; j++) {
       quant.k[j] = kifs[j]!.k;
       quant.i[j] = kifs[j]!.i;
@@ -334,7 +375,9 @@ export abstract class QLayer extends tf.layers.Layer implements HgqLayerContract
   exportQuantized(): LayerExport {
     if (!this.built) this.fail('not built; call the model on data (or build it) before exporting');
     const ins = this.builtInputShapes.map(perSample);
-    const outShape = perSample(this.computeOutputShape(this.multiInput() ? this.builtInputShapes : this.builtInputShapes[0]!) as Shape);
+    const outShape = perSample(
+      this.computeOutputShape(this.multiInput() ? this.builtInputShapes : this.builtInputShapes[0]!) as Shape,
+    );
     return {
       className: this.getClassName(),
       name: this.name,
@@ -355,7 +398,7 @@ export abstract class QLayer extends tf.layers.Layer implements HgqLayerContract
       enableEbops: this.enableEbops,
       enableIq: this.enableIq,
       enableOq: this.enableOq,
-      iqConf: (this.multiInput() ? iq : Array.isArray(iq) ? iq[0] ?? null : iq) as unknown as tf.serialization.ConfigDictValue,
+      iqConf: (this.multiInput() ? iq : Array.isArray(iq) ? (iq[0] ?? null) : iq) as unknown as tf.serialization.ConfigDictValue,
       oqConf: (this.oq ? this.oq.getConfig() : this.oqConf) as unknown as tf.serialization.ConfigDictValue,
       ebopsFactor: this.ebopsFactor,
     };

@@ -32,7 +32,12 @@ function makeConv(geoms: Window1D[]): ConvFn {
   const gs = geoms.length === 2 ? geoms : [{ in: 1, k: 1, s: 1, out: 1, padBefore: 0, padAfter: 0 }, geoms[0]!];
   const [gh, gw] = gs as [Window1D, Window1D];
   const strides: [number, number] = [gh.s, gw.s];
-  const pad: tf.backend_util.ExplicitPadding = [[0, 0], [gh.padBefore, gh.padAfter], [gw.padBefore, gw.padAfter], [0, 0]];
+  const pad: tf.backend_util.ExplicitPadding = [
+    [0, 0],
+    [gh.padBefore, gh.padAfter],
+    [gw.padBefore, gw.padAfter],
+    [0, 0],
+  ];
   const kk = gh.k * gw.k;
   /** im2col of x: [N·oh·ow, kh·kw·C], columns in the kernel's row-major (kh, kw, C) order. */
   const im2col = (x: tf.Tensor4D): tf.Tensor2D => {
@@ -87,26 +92,44 @@ abstract class QConvBase extends QKernelLayer {
     super(args);
     const tuple = (v: number | number[] | undefined, dflt: number, what: string): number[] => {
       const t = v === undefined ? Array(rank).fill(dflt) : Array.isArray(v) ? v : Array(rank).fill(v);
-      if (t.length !== rank || t.some((x) => !Number.isInteger(x) || x < 1)) this.fail(`${what} must be a positive integer or ${rank} of them, got ${JSON.stringify(v)}`);
+      if (t.length !== rank || t.some((x) => !Number.isInteger(x) || x < 1))
+        this.fail(`${what} must be a positive integer or ${rank} of them, got ${JSON.stringify(v)}`);
       return t;
     };
-    if (!Number.isInteger(args?.filters) || args.filters < 1) this.fail(`filters must be a positive integer, got ${args?.filters}`);
+    if (!Number.isInteger(args?.filters) || args.filters < 1)
+      this.fail(`filters must be a positive integer, got ${args?.filters}`);
     this.filters = args.filters;
     this.kernelSize = tuple(args.kernelSize, 0, 'kernelSize');
     this.strides = tuple(args.strides, 1, 'strides');
     this.padding = args.padding ?? 'valid';
-    if (this.padding !== 'valid' && this.padding !== 'same') this.fail(`padding must be 'valid' or 'same', got '${this.padding}'`);
+    if (this.padding !== 'valid' && this.padding !== 'same')
+      this.fail(`padding must be 'valid' or 'same', got '${this.padding}'`);
     this.activation = checkActivation(this, args.activation);
     this.useBias = args.useBias ?? true;
     this.parallelizationFactor = args.parallelizationFactor ?? -1;
   }
 
   protected ownArgNames(): string[] {
-    return ['filters', 'kernelSize', 'strides', 'padding', 'activation', 'useBias', 'kernelInitializer', 'biasInitializer', 'kqConf', 'bqConf', 'parallelizationFactor'];
+    return [
+      'filters',
+      'kernelSize',
+      'strides',
+      'padding',
+      'activation',
+      'useBias',
+      'kernelInitializer',
+      'biasInitializer',
+      'kqConf',
+      'bqConf',
+      'parallelizationFactor',
+    ];
   }
 
   protected geometry(shape: Shape): Window1D[] {
-    if (shape.length !== this.rank + 2) this.fail(`expects inputs of rank ${this.rank + 2} (batch, ${this.rank === 1 ? 'steps' : 'rows, cols'}, channels), got [${shape}]`);
+    if (shape.length !== this.rank + 2)
+      this.fail(
+        `expects inputs of rank ${this.rank + 2} (batch, ${this.rank === 1 ? 'steps' : 'rows, cols'}, channels), got [${shape}]`,
+      );
     return shape.slice(1, -1).map((d, a) => {
       if (d === null) this.fail(`spatial axis ${a + 1} must have a known size`);
       try {
@@ -141,7 +164,11 @@ abstract class QConvBase extends QKernelLayer {
 
   protected forward([x]: tf.Tensor[], mode: QuantizerMode): tf.Tensor {
     const training = mode === true;
-    const y = this.conv(x!, this.kq.call(this.kernel.read(), training), this.bq ? this.bq.call(this.bias!.read(), training) : null);
+    const y = this.conv(
+      x!,
+      this.kq.call(this.kernel.read(), training),
+      this.bq ? this.bq.call(this.bias!.read(), training) : null,
+    );
     return applyActivation(y, this.activation);
   }
 

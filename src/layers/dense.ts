@@ -11,7 +11,9 @@ export type Activation = (typeof ACTIVATIONS)[number];
 export function checkActivation(layer: QLayer, a: string | null | undefined): Activation {
   const act = a ?? 'linear';
   if (!(ACTIVATIONS as readonly string[]).includes(act)) {
-    throw new Error(`${layer.getClassName()} '${layer.name}': unknown activation '${act}'; supported: ${ACTIVATIONS.join(', ')} (use a QUnaryFunctionLUT layer for other functions)`);
+    throw new Error(
+      `${layer.getClassName()} '${layer.name}': unknown activation '${act}'; supported: ${ACTIVATIONS.join(', ')} (use a QUnaryFunctionLUT layer for other functions)`,
+    );
   }
   return act as Activation;
 }
@@ -47,7 +49,16 @@ export class QDense extends QKernelLayer {
   }
 
   protected ownArgNames(): string[] {
-    return ['units', 'activation', 'useBias', 'kernelInitializer', 'biasInitializer', 'kqConf', 'bqConf', 'parallelizationFactor'];
+    return [
+      'units',
+      'activation',
+      'useBias',
+      'kernelInitializer',
+      'biasInitializer',
+      'kqConf',
+      'bqConf',
+      'parallelizationFactor',
+    ];
   }
 
   protected buildLayer([shape]: Shape[]): void {
@@ -82,7 +93,9 @@ export class QDense extends QKernelLayer {
   ebopsTensor(): tf.Scalar {
     return tf.tidy(() => {
       const inDim = this.kernel.shape[0]!;
-      let bitsIn = this.iqs[0] ? this.bitsAt(this.iqs[0], [1, ...(this.builtInputShapes[0]!.slice(1) as number[])]) : tf.zeros([1, inDim]);
+      let bitsIn = this.iqs[0]
+        ? this.bitsAt(this.iqs[0], [1, ...(this.builtInputShapes[0]!.slice(1) as number[])])
+        : tf.zeros([1, inDim]);
       if (bitsIn.rank !== 2) bitsIn = tf.reshape(bitsIn, [-1, inDim]);
       let e: tf.Tensor;
       if (fusedSmallApplies()) {
@@ -184,7 +197,8 @@ export class QBatchNormDense extends QDense {
 
   protected override qWeights(mode: QuantizerMode): { k: tf.Tensor; b: tf.Tensor } {
     const training = mode === true;
-    const stats = training && this.batchStats ? this.batchStats : { mean: this.movingMean.read(), variance: this.movingVariance.read() };
+    const stats =
+      training && this.batchStats ? this.batchStats : { mean: this.movingMean.read(), variance: this.movingVariance.read() };
     const { k, b } = this.fused(stats.mean, stats.variance);
     return { k: this.kq.call(k, training), b: this.bq!.call(b, training) };
   }

@@ -59,14 +59,21 @@ export function parseEinsumEquation(equation: string, who = 'einsum'): EinsumPla
   const m = /^([a-zA-Z]+),([a-zA-Z]+)->([a-zA-Z]+)$/.exec(eq);
   if (!m) bad('expected exactly two operands and an output, e.g. "bc,cC->bC" or "bnc,cC->bnC"');
   const [, inSpec, kerSpec, outSpec] = m as unknown as [string, string, string, string];
-  for (const [s, what] of [[inSpec, 'input'], [kerSpec, 'kernel'], [outSpec, 'output']] as const) {
+  for (const [s, what] of [
+    [inSpec, 'input'],
+    [kerSpec, 'kernel'],
+    [outSpec, 'output'],
+  ] as const) {
     if (new Set(s).size !== s.length) bad(`the ${what} spec '${s}' repeats a letter (traces/diagonals are not supported)`);
   }
-  if (inSpec[0] !== outSpec[0]) bad(`the first letter of the input ('${inSpec[0]}') and of the output ('${outSpec[0]}') must be the same batch axis`);
+  if (inSpec[0] !== outSpec[0])
+    bad(`the first letter of the input ('${inSpec[0]}') and of the output ('${outSpec[0]}') must be the same batch axis`);
   if (kerSpec.includes(inSpec[0]!)) bad(`the batch letter '${inSpec[0]}' cannot appear in the kernel`);
   for (const c of outSpec) if (!inSpec.includes(c) && !kerSpec.includes(c)) bad(`output letter '${c}' appears in no operand`);
-  for (const c of inSpec) if (!kerSpec.includes(c) && !outSpec.includes(c)) bad(`input letter '${c}' is summed within the input alone`);
-  for (const c of kerSpec) if (!inSpec.includes(c) && !outSpec.includes(c)) bad(`kernel letter '${c}' is summed within the kernel alone`);
+  for (const c of inSpec)
+    if (!kerSpec.includes(c) && !outSpec.includes(c)) bad(`input letter '${c}' is summed within the input alone`);
+  for (const c of kerSpec)
+    if (!inSpec.includes(c) && !outSpec.includes(c)) bad(`kernel letter '${c}' is summed within the kernel alone`);
   const G = [...outSpec].filter((c) => inSpec.includes(c) && kerSpec.includes(c)).join('');
   const I = [...outSpec].filter((c) => inSpec.includes(c) && !kerSpec.includes(c)).join('');
   const K = [...inSpec].filter((c) => kerSpec.includes(c) && !outSpec.includes(c)).join('');
@@ -92,10 +99,16 @@ export function einsumMatmul(plan: EinsumPlan, x: tf.Tensor, k: tf.Tensor, dims:
   if (!G.length) {
     y = matMul2d(tf.reshape(xt, [size(I), size(K)]), tf.reshape(kt, [size(K), size(J)]));
   } else {
-    y = tf.matMul(tf.reshape(xt, [size(G), size(I), size(K)]) as tf.Tensor3D, tf.reshape(kt, [size(G), size(K), size(J)]) as tf.Tensor3D);
+    y = tf.matMul(
+      tf.reshape(xt, [size(G), size(I), size(K)]) as tf.Tensor3D,
+      tf.reshape(kt, [size(G), size(K), size(J)]) as tf.Tensor3D,
+    );
   }
   const mid = G + I + J;
-  y = tf.reshape(y, [...mid].map((c) => (c === inSpec[0] ? x.shape[0]! : dims[c]!)));
+  y = tf.reshape(
+    y,
+    [...mid].map((c) => (c === inSpec[0] ? x.shape[0]! : dims[c]!)),
+  );
   return transpose(y, perm(mid, outSpec));
 }
 
@@ -137,30 +150,53 @@ export class QEinsumDense extends QKernelLayer {
     this.plan = parseEinsumEquation(args?.equation, `${this.getClassName()} '${this.name}'`);
     this.equation = this.plan.equation;
     const os = args.outputShape;
-    const osl = typeof os === 'number' ? [os] : Array.isArray(os) ? [...os] : this.fail(`outputShape must be a number or a list (the per-sample output shape), got ${JSON.stringify(os)}`);
+    const osl =
+      typeof os === 'number'
+        ? [os]
+        : Array.isArray(os)
+          ? [...os]
+          : this.fail(`outputShape must be a number or a list (the per-sample output shape), got ${JSON.stringify(os)}`);
     if (osl.length !== this.plan.outSpec.length - 1) {
-      this.fail(`outputShape [${osl}] must have ${this.plan.outSpec.length - 1} entries (the output '${this.plan.outSpec}' without its batch axis)`);
+      this.fail(
+        `outputShape [${osl}] must have ${this.plan.outSpec.length - 1} entries (the output '${this.plan.outSpec}' without its batch axis)`,
+      );
     }
-    if (osl.some((d) => d !== null && (!Number.isInteger(d) || d < 1))) this.fail(`outputShape entries must be positive integers or null, got [${osl}]`);
+    if (osl.some((d) => d !== null && (!Number.isInteger(d) || d < 1)))
+      this.fail(`outputShape entries must be positive integers or null, got [${osl}]`);
     this.partialOutputShape = osl;
     this.activation = checkActivation(this, args.activation);
-    this.biasAxes = typeof args.biasAxes === 'string' ? decodeLetters(args.biasAxes) : args.biasAxes ?? null;
+    this.biasAxes = typeof args.biasAxes === 'string' ? decodeLetters(args.biasAxes) : (args.biasAxes ?? null);
     if (this.biasAxes !== null) {
-      if (typeof this.biasAxes !== 'string' || !this.biasAxes.length) this.fail(`biasAxes must be a string of output letters, got ${JSON.stringify(args.biasAxes)}`);
-      for (const c of this.biasAxes) if (!this.plan.outSpec.slice(1).includes(c)) this.fail(`bias axis '${c}' is not a non-batch letter of the output '${this.plan.outSpec}'`);
+      if (typeof this.biasAxes !== 'string' || !this.biasAxes.length)
+        this.fail(`biasAxes must be a string of output letters, got ${JSON.stringify(args.biasAxes)}`);
+      for (const c of this.biasAxes)
+        if (!this.plan.outSpec.slice(1).includes(c))
+          this.fail(`bias axis '${c}' is not a non-batch letter of the output '${this.plan.outSpec}'`);
     }
     this.ebopsScaler = args.ebopsScaler ?? 1;
-    if (!Number.isFinite(this.ebopsScaler) || this.ebopsScaler < 0) this.fail(`ebopsScaler must be finite and ≥ 0, got ${args.ebopsScaler}`);
+    if (!Number.isFinite(this.ebopsScaler) || this.ebopsScaler < 0)
+      this.fail(`ebopsScaler must be finite and ≥ 0, got ${args.ebopsScaler}`);
   }
 
   protected ownArgNames(): string[] {
-    return ['equation', 'outputShape', 'activation', 'biasAxes', 'kernelInitializer', 'biasInitializer', 'kqConf', 'bqConf', 'ebopsScaler'];
+    return [
+      'equation',
+      'outputShape',
+      'activation',
+      'biasAxes',
+      'kernelInitializer',
+      'biasInitializer',
+      'kqConf',
+      'bqConf',
+      'ebopsScaler',
+    ];
   }
 
   /** Letter sizes from an input shape (and outputShape for kernel-only letters); checks consistency. */
   private resolveDims(shape: Shape): { dims: Record<string, number>; out: number[] } {
     const { inSpec, outSpec } = this.plan;
-    if (shape.length !== inSpec.length) this.fail(`input of rank ${shape.length} ([${shape}]) does not match the equation's input '${inSpec}'`);
+    if (shape.length !== inSpec.length)
+      this.fail(`input of rank ${shape.length} ([${shape}]) does not match the equation's input '${inSpec}'`);
     const dims: Record<string, number> = {};
     for (let a = 1; a < inSpec.length; a++) {
       const d = shape[a];
@@ -171,7 +207,8 @@ export class QEinsumDense extends QKernelLayer {
       const c = outSpec[a]!;
       const want = this.partialOutputShape[a - 1];
       if (dims[c] === undefined) {
-        if (want === null || want === undefined) this.fail(`outputShape must give the size of output axis '${c}' (it is not an input axis)`);
+        if (want === null || want === undefined)
+          this.fail(`outputShape must give the size of output axis '${c}' (it is not an input axis)`);
         dims[c] = want;
       } else if (want !== null && want !== undefined && want !== dims[c]) {
         this.fail(`outputShape says axis '${c}' has size ${want}, but the input has ${dims[c]}`);
@@ -255,8 +292,12 @@ export class QEinsumDense extends QKernelLayer {
     if (G.length) return null;
     const d = (c: string) => this.dims[c]!;
     const Iw = I.slice(1); // I without the batch letter (always first: it leads the output)
-    const Isz = [...Iw].map(d), Ksz = [...K].map(d), Jsz = [...J].map(d);
-    const positions = prod(Isz), nIn = prod(Ksz), units = prod(Jsz);
+    const Isz = [...Iw].map(d),
+      Ksz = [...K].map(d),
+      Jsz = [...J].map(d);
+    const positions = prod(Isz),
+      nIn = prod(Ksz),
+      units = prod(Jsz);
     const stridesOf = (spec: string) => {
       const s: Record<string, number> = {};
       let acc = 1;
@@ -274,7 +315,8 @@ export class QEinsumDense extends QKernelLayer {
         acc *= d(kerSpec[a]!);
       }
     }
-    const inStr = stridesOf(inSpec), outStr = stridesOf(outSpec);
+    const inStr = stridesOf(inSpec),
+      outStr = stridesOf(outSpec);
     const unravel = (n: number, letters: string, sizes: number[]): Record<string, number> => {
       const r: Record<string, number> = {};
       for (let a = letters.length - 1; a >= 0; a--) {
@@ -283,7 +325,8 @@ export class QEinsumDense extends QKernelLayer {
       }
       return r;
     };
-    const at = (idx: Record<string, number>, str: Record<string, number>) => Object.entries(idx).reduce((s, [c, v]) => s + (str[c] ?? 0) * v, 0);
+    const at = (idx: Record<string, number>, str: Record<string, number>) =>
+      Object.entries(idx).reduce((s, [c, v]) => s + (str[c] ?? 0) * v, 0);
     const inputIndex = new Int32Array(positions * nIn);
     const outputIndex = new Int32Array(positions * units);
     for (let p = 0; p < positions; p++) {
@@ -315,7 +358,9 @@ export class QEinsumDense extends QKernelLayer {
       const bv = new Float64Array(m);
       const bq = { ...bias.quant, shape: [...out], k: new Uint8Array(m), i: new Int32Array(m), f: new Int32Array(m) };
       for (let o = 0; o < m; o++) {
-        let rem = o, src = 0, bstride = 1;
+        let rem = o,
+          src = 0,
+          bstride = 1;
         for (let a = out.length - 1, ba = bs.length - 1; a >= 0; a--, ba--) {
           const coord = rem % out[a]!;
           rem = Math.floor(rem / out[a]!);
@@ -388,7 +433,8 @@ export class QEinsumDenseBatchnorm extends QEinsumDense {
     }
     const inKer = [...kerSpec].filter((c) => this.normalizeAxes.includes(c)).join('');
     const inOut = [...outSpec].filter((c) => this.normalizeAxes.includes(c)).join('');
-    if (inKer !== inOut) this.fail(`normalize axes must appear in the same order in the kernel and the output ('${inKer}' vs '${inOut}')`);
+    if (inKer !== inOut)
+      this.fail(`normalize axes must appear in the same order in the kernel and the output ('${inKer}' vs '${inOut}')`);
     this.normKerOrder = inKer;
     this.momentum = args.momentum ?? 0.99;
     this.epsilon = args.epsilon ?? 1e-3;
@@ -454,7 +500,14 @@ export class QEinsumDenseBatchnorm extends QEinsumDense {
   }
 
   override getConfig(): tf.serialization.ConfigDict {
-    return { ...super.getConfig(), normalizeAxes: encodeLetters(this.normalizeAxes), momentum: this.momentum, epsilon: this.epsilon, center: this.center, scale: this.scale };
+    return {
+      ...super.getConfig(),
+      normalizeAxes: encodeLetters(this.normalizeAxes),
+      momentum: this.momentum,
+      epsilon: this.epsilon,
+      center: this.center,
+      scale: this.scale,
+    };
   }
 }
 

@@ -56,15 +56,20 @@ export class GetItem extends QLayer {
     if (typeof e === 'object') {
       const o = e as Record<string, unknown>;
       const cfg = (o['class_name'] === '__slice__' ? o['config'] : o) as Record<string, unknown> | undefined;
-      if (o['class_name'] !== undefined && o['class_name'] !== '__slice__') this.fail(`key entry ${a}: ${String(o['class_name'])} is not supported (only slices and integer indices; no newaxis, Ellipsis or index arrays)`);
+      if (o['class_name'] !== undefined && o['class_name'] !== '__slice__')
+        this.fail(
+          `key entry ${a}: ${String(o['class_name'])} is not supported (only slices and integer indices; no newaxis, Ellipsis or index arrays)`,
+        );
       const num = (v: unknown, what: string): number | null => {
         if (v === null || v === undefined) return null;
-        if (typeof v !== 'number' || !Number.isInteger(v)) this.fail(`key entry ${a}: slice ${what} must be an integer or null, got ${JSON.stringify(v)}`);
+        if (typeof v !== 'number' || !Number.isInteger(v))
+          this.fail(`key entry ${a}: slice ${what} must be an integer or null, got ${JSON.stringify(v)}`);
         return v;
       };
       const s = { start: num(cfg?.['start'], 'start'), stop: num(cfg?.['stop'], 'stop'), step: num(cfg?.['step'], 'step') };
       if (s.step !== null && s.step < 1) this.fail(`key entry ${a}: slice step ${s.step} is not supported (steps must be ≥ 1)`);
-      for (const k of Object.keys(cfg ?? {})) if (!['start', 'stop', 'step'].includes(k)) this.fail(`key entry ${a}: unknown slice field '${k}'`);
+      for (const k of Object.keys(cfg ?? {}))
+        if (!['start', 'stop', 'step'].includes(k)) this.fail(`key entry ${a}: unknown slice field '${k}'`);
       return s;
     }
     return this.fail(`key entry ${a}: expected a slice {start, stop, step}, an integer or null, got ${JSON.stringify(e)}`);
@@ -96,7 +101,8 @@ export class GetItem extends QLayer {
 
   protected buildLayer([s]: Shape[]): void {
     const sel = this.selection(s!);
-    if (sel.some((x, a) => a > 0 && x.count === 0)) this.fail(`the key selects no elements of axis ${sel.findIndex((x, a) => a > 0 && x.count === 0)} (input [${s}])`);
+    if (sel.some((x, a) => a > 0 && x.count === 0))
+      this.fail(`the key selects no elements of axis ${sel.findIndex((x, a) => a > 0 && x.count === 0)} (input [${s}])`);
   }
 
   protected forward([x]: tf.Tensor[]): tf.Tensor {
@@ -110,10 +116,15 @@ export class GetItem extends QLayer {
       const size = y.shape.map((d, j) => (j === a ? Math.min(span, n - r.start) : d));
       y = tf.slice(y, begin, size);
       if (r.step > 1) {
-        if (size[a]! < span) y = tf.pad(y, y.shape.map((_, j) => (j === a ? [0, span - size[a]!] : [0, 0])) as [number, number][]);
+        if (size[a]! < span)
+          y = tf.pad(y, y.shape.map((_, j) => (j === a ? [0, span - size[a]!] : [0, 0])) as [number, number][]);
         const split = [...y.shape.slice(0, a), r.count, r.step, ...y.shape.slice(a + 1)];
         y = tf.reshape(y, split);
-        y = tf.slice(y, split.map(() => 0), split.map((d, j) => (j === a + 1 ? 1 : d)));
+        y = tf.slice(
+          y,
+          split.map(() => 0),
+          split.map((d, j) => (j === a + 1 ? 1 : d)),
+        );
         y = tf.reshape(y, [...split.slice(0, a + 1), ...split.slice(a + 2)]);
       }
     });

@@ -26,17 +26,23 @@ abstract class QMerge extends QLayer {
     if (this.op === 'subtract' && shapes.length !== 2) this.fail(`takes exactly two inputs, got ${shapes.length}`);
     const s0 = JSON.stringify(shapes[0]!.slice(1));
     for (const s of shapes) {
-      if (JSON.stringify(s.slice(1)) !== s0) this.fail(`all inputs must have the same per-sample shape, got ${shapes.map((x) => `[${x.slice(1)}]`).join(' and ')}`);
+      if (JSON.stringify(s.slice(1)) !== s0)
+        this.fail(`all inputs must have the same per-sample shape, got ${shapes.map((x) => `[${x.slice(1)}]`).join(' and ')}`);
       if (s.slice(1).some((d) => d === null)) this.fail(`needs fully known per-sample shapes, got [${s}]`);
     }
   }
   protected forward(xs: tf.Tensor[]): tf.Tensor {
     switch (this.op) {
-      case 'add': return xs.slice(1).reduce((a, b) => tf.add(a, b), xs[0]!);
-      case 'subtract': return tf.sub(xs[0]!, xs[1]!);
-      case 'multiply': return xs.slice(1).reduce((a, b) => tf.mul(a, b), xs[0]!);
-      case 'maximum': return xs.slice(1).reduce((a, b) => tf.maximum(a, b), xs[0]!);
-      case 'minimum': return xs.slice(1).reduce((a, b) => tf.minimum(a, b), xs[0]!);
+      case 'add':
+        return xs.slice(1).reduce((a, b) => tf.add(a, b), xs[0]!);
+      case 'subtract':
+        return tf.sub(xs[0]!, xs[1]!);
+      case 'multiply':
+        return xs.slice(1).reduce((a, b) => tf.mul(a, b), xs[0]!);
+      case 'maximum':
+        return xs.slice(1).reduce((a, b) => tf.maximum(a, b), xs[0]!);
+      case 'minimum':
+        return xs.slice(1).reduce((a, b) => tf.minimum(a, b), xs[0]!);
     }
   }
   override computeOutputShape(inputShape: Shape | Shape[]): Shape {
@@ -48,10 +54,14 @@ abstract class QMerge extends QLayer {
       const bits = this.iqs.map((q, j) => this.bitsAt(q!, [1, ...(this.builtInputShapes[j]!.slice(1) as number[])]));
       const sumMinusMin = () => tf.sub(tf.sum(tf.addN(bits)), tf.sum(bits.slice(1).reduce((a, b) => tf.minimum(a, b), bits[0]!)));
       switch (this.op) {
-        case 'add': return tf.mul(sumMinusMin(), 0.65) as tf.Scalar;
-        case 'subtract': return tf.sum(tf.maximum(bits[0]!, bits[1]!)) as tf.Scalar;
-        case 'multiply': return tf.sum(bits.slice(1).reduce((a, b) => tf.mul(a, b), bits[0]!)) as tf.Scalar;
-        default: return sumMinusMin() as tf.Scalar;
+        case 'add':
+          return tf.mul(sumMinusMin(), 0.65) as tf.Scalar;
+        case 'subtract':
+          return tf.sum(tf.maximum(bits[0]!, bits[1]!)) as tf.Scalar;
+        case 'multiply':
+          return tf.sum(bits.slice(1).reduce((a, b) => tf.mul(a, b), bits[0]!)) as tf.Scalar;
+        default:
+          return sumMinusMin() as tf.Scalar;
       }
     });
   }

@@ -13,7 +13,12 @@ export interface HgqLayerContract {
 }
 
 export function isHgqLayer(l: unknown): l is HgqLayerContract {
-  return typeof l === 'object' && l !== null && typeof (l as HgqLayerContract).hgqEbops === 'function' && typeof (l as HgqLayerContract).setBeta === 'function';
+  return (
+    typeof l === 'object' &&
+    l !== null &&
+    typeof (l as HgqLayerContract).hgqEbops === 'function' &&
+    typeof (l as HgqLayerContract).setBeta === 'function'
+  );
 }
 
 /** All HGQ layers of a model, descending into nested models. */

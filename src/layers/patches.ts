@@ -46,7 +46,16 @@ function axisTaps(x: tf.Tensor, axis: number, g: Window1D): tf.Tensor[] {
   const x3 = tf.reshape(x, [pre, len, post]);
   const outShape = [...shape.slice(0, axis), g.out, ...shape.slice(axis + 1)];
   /** x3 zero-padded or cut at the end to `n` along the axis */
-  const fit = (n: number) => (n > len ? tf.pad(x3, [[0, 0], [0, n - len], [0, 0]]) : n < len ? tf.slice(x3, [0, 0, 0], [pre, n, post]) : x3);
+  const fit = (n: number) =>
+    n > len
+      ? tf.pad(x3, [
+          [0, 0],
+          [0, n - len],
+          [0, 0],
+        ])
+      : n < len
+        ? tf.slice(x3, [0, 0, 0], [pre, n, post])
+        : x3;
   const taps: tf.Tensor[] = [];
   if (g.s > 1 && g.k <= g.s) {
     // Non-overlapping windows (pooling): [pre, out, s, post] → [s, pre, out, post] by one transpose, then

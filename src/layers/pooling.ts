@@ -55,13 +55,15 @@ abstract class QPoolBase extends QLayer {
     super(args);
     const tuple = (v: number | number[] | null | undefined, dflt: number[], what: string): number[] => {
       const t = v === undefined || v === null ? dflt : Array.isArray(v) ? v : Array(rank).fill(v);
-      if (t.length !== rank || t.some((x) => !Number.isInteger(x) || x < 1)) this.fail(`${what} must be a positive integer or ${rank} of them, got ${JSON.stringify(v)}`);
+      if (t.length !== rank || t.some((x) => !Number.isInteger(x) || x < 1))
+        this.fail(`${what} must be a positive integer or ${rank} of them, got ${JSON.stringify(v)}`);
       return t;
     };
     this.poolSize = tuple(args.poolSize, Array(rank).fill(2), 'poolSize');
     this.strides = tuple(args.strides, this.poolSize, 'strides');
     this.padding = args.padding ?? 'valid';
-    if (this.padding !== 'valid' && this.padding !== 'same') this.fail(`padding must be 'valid' or 'same', got '${this.padding}'`);
+    if (this.padding !== 'valid' && this.padding !== 'same')
+      this.fail(`padding must be 'valid' or 'same', got '${this.padding}'`);
     this.parallelizationFactor = args.parallelizationFactor ?? -1;
   }
 
@@ -85,7 +87,9 @@ abstract class QPoolBase extends QLayer {
     this.geoms = this.geometry(shape!);
     if (this.op === 'avg') {
       // count of real elements per window: pool a ones map (channel 1) with zero padding
-      this.counts = tf.keep(tf.tidy(() => tf.sum(patches(tf.ones([1, ...this.geoms.map((g) => g.in), 1]), this.geoms, 0), this.rank + 1)));
+      this.counts = tf.keep(
+        tf.tidy(() => tf.sum(patches(tf.ones([1, ...this.geoms.map((g) => g.in), 1]), this.geoms, 0), this.rank + 1)),
+      );
     }
   }
 
@@ -101,7 +105,11 @@ abstract class QPoolBase extends QLayer {
   }
 
   ebopsTensor(): tf.Scalar {
-    return poolEbops(this, this.geoms.reduce((a, g) => a * g.out, 1), this.parallelizationFactor);
+    return poolEbops(
+      this,
+      this.geoms.reduce((a, g) => a * g.out, 1),
+      this.parallelizationFactor,
+    );
   }
 
   protected exportLayer(): Record<string, unknown> {
@@ -126,7 +134,13 @@ abstract class QPoolBase extends QLayer {
   }
 
   override getConfig(): tf.serialization.ConfigDict {
-    return { ...super.getConfig(), poolSize: [...this.poolSize], strides: [...this.strides], padding: this.padding, parallelizationFactor: this.parallelizationFactor };
+    return {
+      ...super.getConfig(),
+      poolSize: [...this.poolSize],
+      strides: [...this.strides],
+      padding: this.padding,
+      parallelizationFactor: this.parallelizationFactor,
+    };
   }
 }
 
@@ -214,7 +228,12 @@ abstract class QGlobalPoolBase extends QLayer {
   }
   protected exportLayer(): Record<string, unknown> {
     const n = this.positions();
-    return { op: this.op, keepdims: this.keepdims, positions: n, exactDivisor: this.op === 'max' || Number.isInteger(Math.log2(n)) };
+    return {
+      op: this.op,
+      keepdims: this.keepdims,
+      positions: n,
+      exactDivisor: this.op === 'max' || Number.isInteger(Math.log2(n)),
+    };
   }
   override getConfig(): tf.serialization.ConfigDict {
     return { ...super.getConfig(), keepdims: this.keepdims };
@@ -242,6 +261,15 @@ export class QGlobalAveragePooling2D extends QGlobalPoolBase {
   protected readonly op = 'avg' as const;
 }
 
-for (const c of [QMaxPooling1D, QMaxPooling2D, QAveragePooling1D, QAveragePooling2D, QGlobalMaxPooling1D, QGlobalMaxPooling2D, QGlobalAveragePooling1D, QGlobalAveragePooling2D]) {
+for (const c of [
+  QMaxPooling1D,
+  QMaxPooling2D,
+  QAveragePooling1D,
+  QAveragePooling2D,
+  QGlobalMaxPooling1D,
+  QGlobalMaxPooling2D,
+  QGlobalAveragePooling1D,
+  QGlobalAveragePooling2D,
+]) {
   tf.serialization.registerClass(c);
 }

@@ -43,7 +43,11 @@ export class QReshape extends QLayer {
   readonly targetShape: number[];
   constructor(args: QReshapeArgs) {
     super(defaults(args));
-    if (!Array.isArray(args?.targetShape) || args.targetShape.some((d) => !Number.isInteger(d) || (d < 1 && d !== -1)) || args.targetShape.filter((d) => d === -1).length > 1) {
+    if (
+      !Array.isArray(args?.targetShape) ||
+      args.targetShape.some((d) => !Number.isInteger(d) || (d < 1 && d !== -1)) ||
+      args.targetShape.filter((d) => d === -1).length > 1
+    ) {
       this.fail(`targetShape must be a list of positive integers with at most one -1, got ${JSON.stringify(args?.targetShape)}`);
     }
     this.targetShape = [...args.targetShape];
@@ -55,7 +59,8 @@ export class QReshape extends QLayer {
     const n = (s.slice(1) as number[]).reduce((a, b) => a * b, 1);
     const known = this.targetShape.filter((d) => d !== -1).reduce((a, b) => a * b, 1);
     const out = this.targetShape.map((d) => (d === -1 ? n / known : d));
-    if (out.reduce((a, b) => a * b, 1) !== n || out.some((d) => !Number.isInteger(d))) this.fail(`cannot reshape [${s.slice(1)}] (${n} values) to [${this.targetShape}]`);
+    if (out.reduce((a, b) => a * b, 1) !== n || out.some((d) => !Number.isInteger(d)))
+      this.fail(`cannot reshape [${s.slice(1)}] (${n} values) to [${this.targetShape}]`);
     return out;
   }
   protected buildLayer([s]: Shape[]): void {
@@ -100,14 +105,16 @@ export class QConcatenate extends QLayer {
   }
   private ax(rank: number): number {
     const a = this.axis < 0 ? this.axis + rank : this.axis;
-    if (a < 1 || a >= rank) this.fail(`axis ${this.axis} is out of range for inputs of rank ${rank} (the batch axis cannot be concatenated)`);
+    if (a < 1 || a >= rank)
+      this.fail(`axis ${this.axis} is out of range for inputs of rank ${rank} (the batch axis cannot be concatenated)`);
     return a;
   }
   protected buildLayer(shapes: Shape[]): void {
     const r = shapes[0]!.length;
     const a = this.ax(r);
     for (const s of shapes) {
-      if (s.length !== r || s.some((d, j) => j > 0 && j !== a && d !== shapes[0]![j])) this.fail(`inputs must agree on every axis but ${this.axis}, got ${shapes.map((x) => `[${x.slice(1)}]`).join(' and ')}`);
+      if (s.length !== r || s.some((d, j) => j > 0 && j !== a && d !== shapes[0]![j]))
+        this.fail(`inputs must agree on every axis but ${this.axis}, got ${shapes.map((x) => `[${x.slice(1)}]`).join(' and ')}`);
     }
   }
   protected forward(xs: tf.Tensor[]): tf.Tensor {

@@ -24,9 +24,11 @@ export class QSum extends QLayer {
     super(args);
     const a = args.axes ?? -1;
     this.axes = Array.isArray(a) ? [...a] : [a];
-    if (!this.axes.length || this.axes.some((x) => !Number.isInteger(x))) this.fail(`axes must be an integer or a non-empty list of integers, got ${JSON.stringify(args.axes)}`);
+    if (!this.axes.length || this.axes.some((x) => !Number.isInteger(x)))
+      this.fail(`axes must be an integer or a non-empty list of integers, got ${JSON.stringify(args.axes)}`);
     this.scale = args.scale ?? 1;
-    if (!(this.scale > 0) || !Number.isInteger(Math.log2(this.scale))) this.fail(`scale must be a power of two (HGQ2 requires it so the sum stays exact), got ${args.scale}`);
+    if (!(this.scale > 0) || !Number.isInteger(Math.log2(this.scale)))
+      this.fail(`scale must be a power of two (HGQ2 requires it so the sum stays exact), got ${args.scale}`);
     this.keepdims = args.keepdims ?? false;
   }
 
@@ -72,7 +74,12 @@ export class QSum extends QLayer {
 
   protected exportLayer(): Record<string, unknown> {
     // per-sample axes (the batch axis dropped) for the tracer
-    return { op: 'sum', axes: this.resolvedAxes(this.builtInputShapes[0]!.length).map((a) => a - 1), scale: this.scale, keepdims: this.keepdims };
+    return {
+      op: 'sum',
+      axes: this.resolvedAxes(this.builtInputShapes[0]!.length).map((a) => a - 1),
+      scale: this.scale,
+      keepdims: this.keepdims,
+    };
   }
 
   override getConfig(): tf.serialization.ConfigDict {

@@ -41,7 +41,10 @@ export function registerLutFunction(name: string, fn: UnaryFn): void {
 export function tableEbops(inBits: tf.Tensor, outBits: tf.Tensor): tf.Scalar {
   return tf.tidy(() => {
     const extra = tf.sub(inBits, 6);
-    const small = tf.mul(tf.mul(outBits, tf.maximum(tf.sub(1.5625, tf.mul(outBits, 0.109375)), 1)), tf.pow(2, tf.maximum(extra, 0)));
+    const small = tf.mul(
+      tf.mul(outBits, tf.maximum(tf.sub(1.5625, tf.mul(outBits, 0.109375)), 1)),
+      tf.pow(2, tf.maximum(extra, 0)),
+    );
     const large = tf.mul(tf.pow(2, extra), 0.5);
     return tf.sum(tf.where(tf.greater(extra, 6), large, small)) as tf.Scalar;
   });
@@ -79,7 +82,12 @@ export function domain(t: Kif): { min: number; step: number; n: number } {
  * Tables for every distinct (input type, output type) pair among `inQ`/`outQ` elements, with `fn` evaluated
  * in tfjs exactly as in inference. Returns the tables and, per element, the index of its table.
  */
-function buildTables(inQ: QuantizerExport, outQ: QuantizerExport, fn: (x: tf.Tensor) => tf.Tensor, what: string): { tables: TableExport[]; index: Int32Array } {
+function buildTables(
+  inQ: QuantizerExport,
+  outQ: QuantizerExport,
+  fn: (x: tf.Tensor) => tf.Tensor,
+  what: string,
+): { tables: TableExport[]; index: Int32Array } {
   const n = inQ.k.length;
   const index = new Int32Array(n);
   const keyOf = new Map<string, number>();
@@ -92,7 +100,10 @@ function buildTables(inQ: QuantizerExport, outQ: QuantizerExport, fn: (x: tf.Ten
     let t = keyOf.get(key);
     if (t === undefined) {
       const d = domain(a);
-      if (d.n > 2 ** MAX_TABLE_BITS) throw new Error(`${what}: input type (${a.k},${a.i},${a.f}) has 2^${Math.log2(d.n)} values; tables are limited to 2^${MAX_TABLE_BITS} entries (narrow the input quantizer)`);
+      if (d.n > 2 ** MAX_TABLE_BITS)
+        throw new Error(
+          `${what}: input type (${a.k},${a.i},${a.f}) has 2^${Math.log2(d.n)} values; tables are limited to 2^${MAX_TABLE_BITS} entries (narrow the input quantizer)`,
+        );
       const values = tf.tidy(() => {
         const x = tf.add(tf.mul(tf.range(0, d.n, 1, 'float32'), d.step), d.min);
         const y = fn(x);
@@ -122,7 +133,10 @@ export class QUnaryFunctionLUT extends QLayer {
     super({ enableOq: true, ...args, oqConf: { place: 'table', ...(args?.oqConf ?? {}) } });
     const name = args?.activation;
     const fn = typeof name === 'string' ? FUNCTIONS.get(name) : undefined;
-    if (!fn) this.fail(`unknown activation '${String(name)}'; use one of ${[...FUNCTIONS.keys()].join(', ')} or registerLutFunction(name, fn)`);
+    if (!fn)
+      this.fail(
+        `unknown activation '${String(name)}'; use one of ${[...FUNCTIONS.keys()].join(', ')} or registerLutFunction(name, fn)`,
+      );
     this.activation = name;
     this.fn = fn;
   }
@@ -150,7 +164,11 @@ export class QUnaryFunctionLUT extends QLayer {
     const inQ = this.exportQuantizer(this.iqs[0] ?? null, shape);
     const outQ = this.exportQuantizer(this.oq, shape);
     if (!inQ || !outQ) this.fail('export needs both the input and the output quantizer enabled (they define the table)');
-    return { op: 'table', function: this.activation, ...buildTables(inQ, outQ, this.fn, `${this.getClassName()} '${this.name}'`) };
+    return {
+      op: 'table',
+      function: this.activation,
+      ...buildTables(inQ, outQ, this.fn, `${this.getClassName()} '${this.name}'`),
+    };
   }
   override getConfig(): tf.serialization.ConfigDict {
     return { ...super.getConfig(), activation: this.activation };
@@ -195,23 +213,52 @@ export class QSoftmax extends QLayer {
     this.allowHeterogeneousTable = args.allowHeterogeneousTable ?? false;
     this.inputScaler = args.inputScaler ?? 1;
     this.parallelizationFactor = args.parallelizationFactor ?? -1;
-    if (!Number.isFinite(this.inputScaler) || this.inputScaler <= 0) this.fail(`inputScaler must be > 0, got ${args.inputScaler}`);
-    this.confs = { expIq: args.expIqConf ?? null, expOq: args.expOqConf ?? null, invIq: args.invIqConf ?? null, invOq: args.invOqConf ?? null };
+    if (!Number.isFinite(this.inputScaler) || this.inputScaler <= 0)
+      this.fail(`inputScaler must be > 0, got ${args.inputScaler}`);
+    this.confs = {
+      expIq: args.expIqConf ?? null,
+      expOq: args.expOqConf ?? null,
+      invIq: args.invIqConf ?? null,
+      invOq: args.invOqConf ?? null,
+    };
   }
   protected ownArgNames(): string[] {
-    return ['stable', 'expIqConf', 'expOqConf', 'invIqConf', 'invOqConf', 'allowHeterogeneousTable', 'inputScaler', 'parallelizationFactor'];
+    return [
+      'stable',
+      'expIqConf',
+      'expOqConf',
+      'invIqConf',
+      'invOqConf',
+      'allowHeterogeneousTable',
+      'inputScaler',
+      'parallelizationFactor',
+    ];
   }
   protected buildLayer([s]: Shape[]): void {
     if (s!.slice(1).some((d) => d === null)) this.fail(`needs a fully known per-sample shape, got [${s}]`);
     // one table per softmax unless heterogeneous; a loaded config already carries its axis lists
-    const g = (c: QConf) => (this.allowHeterogeneousTable || c?.homogeneousAxes != null || c?.heterogeneousAxes != null || c?.granularity ? {} : { granularity: 'tensor' as const });
+    const g = (c: QConf) =>
+      this.allowHeterogeneousTable || c?.homogeneousAxes != null || c?.heterogeneousAxes != null || c?.granularity
+        ? {}
+        : { granularity: 'tensor' as const };
     // hls4ml-compatible table outputs: unsigned, SAT, RND_CONV (as HGQ2 forces)
     const tableOut = { k0: 0 as const, overflowMode: 'SAT' as const, roundMode: 'RND_CONV' as const };
     const sumShape = [...s!.slice(0, -1), 1];
-    if (this.stable) this.expIq = this.makeQuantizer('exp_iq', { ...g(this.confs.expIq), ...(this.confs.expIq ?? {}) }, 'datalane', s!);
-    this.expOq = this.makeQuantizer('exp_oq', { place: 'table', ...g(this.confs.expOq), ...(this.confs.expOq ?? {}), ...tableOut }, 'table', s!);
+    if (this.stable)
+      this.expIq = this.makeQuantizer('exp_iq', { ...g(this.confs.expIq), ...(this.confs.expIq ?? {}) }, 'datalane', s!);
+    this.expOq = this.makeQuantizer(
+      'exp_oq',
+      { place: 'table', ...g(this.confs.expOq), ...(this.confs.expOq ?? {}), ...tableOut },
+      'table',
+      s!,
+    );
     this.invIq = this.makeQuantizer('inv_iq', { ...g(this.confs.invIq), ...(this.confs.invIq ?? {}) }, 'datalane', sumShape);
-    this.invOq = this.makeQuantizer('inv_oq', { place: 'table', ...g(this.confs.invOq), ...(this.confs.invOq ?? {}), ...tableOut }, 'table', sumShape);
+    this.invOq = this.makeQuantizer(
+      'inv_oq',
+      { place: 'table', ...g(this.confs.invOq), ...(this.confs.invOq ?? {}), ...tableOut },
+      'table',
+      sumShape,
+    );
     this.wqs.push(...(this.expIq ? [this.expIq] : []), this.expOq, this.invIq, this.invOq);
   }
   private expFn = (d: tf.Tensor): tf.Tensor => tf.exp(tf.mul(d, this.stable ? -this.inputScaler : this.inputScaler));

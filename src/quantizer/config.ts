@@ -46,7 +46,10 @@ export interface QuantizerConfig {
 }
 
 /** What a caller may override: any config field, plus `granularity` as a shorthand for the axis lists. */
-export type QuantizerOptions = Partial<Omit<QuantizerConfig, 'place'>> & { place?: Place | 'activation'; granularity?: Granularity };
+export type QuantizerOptions = Partial<Omit<QuantizerConfig, 'place'>> & {
+  place?: Place | 'activation';
+  granularity?: Granularity;
+};
 
 /** Scoped defaults: `default` applies to every place, the place keys after it. `activation` = `datalane`. */
 export interface QuantizerScope {
@@ -99,7 +102,9 @@ export function withQuantizerConfig<T>(scope: QuantizerScope, fn: () => T): T {
   try {
     const r = fn();
     if (r instanceof Promise)
-      throw new Error('withQuantizerConfig: fn returned a Promise; the scope is synchronous, build models inside it synchronously');
+      throw new Error(
+        'withQuantizerConfig: fn returned a Promise; the scope is synchronous, build models inside it synchronously',
+      );
     return r;
   } finally {
     scopeStack.pop();
@@ -139,8 +144,24 @@ export function resolveQuantizerConfig(options: QuantizerOptions = {}): Quantize
 }
 
 const KEYS = new Set<string>([
-  'qType', 'place', 'k0', 'b0', 'i0', 'f0', 'roundMode', 'overflowMode', 'bBounds', 'iBounds', 'fBounds', 'l1',
-  'iDecaySpeed', 'homogeneousAxes', 'heterogeneousAxes', 'trainable', 'isWeight', 'granularity',
+  'qType',
+  'place',
+  'k0',
+  'b0',
+  'i0',
+  'f0',
+  'roundMode',
+  'overflowMode',
+  'bBounds',
+  'iBounds',
+  'fBounds',
+  'l1',
+  'iDecaySpeed',
+  'homogeneousAxes',
+  'heterogeneousAxes',
+  'trainable',
+  'isWeight',
+  'granularity',
 ]);
 
 function validateOptions(o: QuantizerOptions, where: string): void {
@@ -169,11 +190,24 @@ function applyOptions(cfg: QuantizerConfig, o: QuantizerOptions): void {
   if (o.heterogeneousAxes != null) cfg.homogeneousAxes = null;
   if (granularity !== undefined) {
     switch (granularity) {
-      case 'element': cfg.homogeneousAxes = []; cfg.heterogeneousAxes = null; break;
-      case 'activation': cfg.homogeneousAxes = [0]; cfg.heterogeneousAxes = null; break;
-      case 'channel': cfg.heterogeneousAxes = [-1]; cfg.homogeneousAxes = null; break;
-      case 'tensor': cfg.heterogeneousAxes = []; cfg.homogeneousAxes = null; break;
-      default: throw new Error(`quantizer: unknown granularity '${String(granularity)}'; use element, activation, channel or tensor`);
+      case 'element':
+        cfg.homogeneousAxes = [];
+        cfg.heterogeneousAxes = null;
+        break;
+      case 'activation':
+        cfg.homogeneousAxes = [0];
+        cfg.heterogeneousAxes = null;
+        break;
+      case 'channel':
+        cfg.heterogeneousAxes = [-1];
+        cfg.homogeneousAxes = null;
+        break;
+      case 'tensor':
+        cfg.heterogeneousAxes = [];
+        cfg.homogeneousAxes = null;
+        break;
+      default:
+        throw new Error(`quantizer: unknown granularity '${String(granularity)}'; use element, activation, channel or tensor`);
     }
   }
   if (o.bBounds) cfg.bBounds = [o.bBounds[0], o.bBounds[1]];
@@ -195,11 +229,21 @@ function checkConfig(c: QuantizerConfig): void {
     bad(`unknown roundMode '${String(c.roundMode)}'; use one of ${ROUND_MODES.join(', ')}`);
   if (!(OVERFLOW_MODES as readonly string[]).includes(c.overflowMode))
     bad(`unknown overflowMode '${String(c.overflowMode)}'; use one of ${OVERFLOW_MODES.join(', ')}`);
-  for (const [name, b] of [['bBounds', c.bBounds], ['iBounds', c.iBounds], ['fBounds', c.fBounds]] as const) {
+  for (const [name, b] of [
+    ['bBounds', c.bBounds],
+    ['iBounds', c.iBounds],
+    ['fBounds', c.fBounds],
+  ] as const) {
     if (!Array.isArray(b) || b.length !== 2 || !b.every(Number.isFinite) || b[0] > b[1])
       bad(`${name} must be [lo, hi] with finite lo <= hi, got ${JSON.stringify(b)}`);
   }
-  for (const [name, v] of [['b0', c.b0], ['i0', c.i0], ['f0', c.f0], ['l1', c.l1], ['iDecaySpeed', c.iDecaySpeed]] as const)
+  for (const [name, v] of [
+    ['b0', c.b0],
+    ['i0', c.i0],
+    ['f0', c.f0],
+    ['l1', c.l1],
+    ['iDecaySpeed', c.iDecaySpeed],
+  ] as const)
     if (typeof v !== 'number' || !Number.isFinite(v)) bad(`${name} must be a finite number, got ${String(v)}`);
   if (c.l1 < 0) bad(`l1 must be >= 0, got ${c.l1}`);
   if (c.qType === 'kbi' && c.b0 < 0) bad(`b0 must be >= 0, got ${c.b0}`);

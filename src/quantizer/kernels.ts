@@ -14,7 +14,15 @@ import * as tf from '@tensorflow/tfjs';
 import type { OverflowMode, RoundMode } from '../fixed/types.ts';
 import { wasmKernels, type WasmBackendish } from './wasm-module.ts';
 
-export const ROUND_CODES: Record<RoundMode, number> = { TRN: 0, RND: 1, RND_CONV: 2, TRN_ZERO: 3, RND_ZERO: 4, RND_MIN_INF: 5, RND_INF: 6 };
+export const ROUND_CODES: Record<RoundMode, number> = {
+  TRN: 0,
+  RND: 1,
+  RND_CONV: 2,
+  TRN_ZERO: 3,
+  RND_ZERO: 4,
+  RND_MIN_INF: 5,
+  RND_INF: 6,
+};
 const OVERFLOW_CODES: Record<OverflowMode, number> = { WRAP: 0, SAT: 1, SAT_SYM: 2 };
 
 /** 2^e for integer e by table (Math.pow costs tens of ns per call; parameters are integers). */
@@ -31,13 +39,26 @@ function roundDouble(y: number, m: number): number {
   const r = y - fl; // exact
   let up: boolean;
   switch (m) {
-    case 0: return fl + 0;
-    case 1: up = r >= 0.5; break;
-    case 2: up = r > 0.5 || (r === 0.5 && fl % 2 !== 0); break;
-    case 3: up = r > 0 && y < 0; break;
-    case 4: up = r > 0.5 || (r === 0.5 && y < 0); break;
-    case 5: up = r > 0.5; break;
-    default: up = r > 0.5 || (r === 0.5 && fl >= 0); break;
+    case 0:
+      return fl + 0;
+    case 1:
+      up = r >= 0.5;
+      break;
+    case 2:
+      up = r > 0.5 || (r === 0.5 && fl % 2 !== 0);
+      break;
+    case 3:
+      up = r > 0 && y < 0;
+      break;
+    case 4:
+      up = r > 0.5 || (r === 0.5 && y < 0);
+      break;
+    case 5:
+      up = r > 0.5;
+      break;
+    default:
+      up = r > 0.5 || (r === 0.5 && fl >= 0);
+      break;
   }
   return (up ? fl + 1 : fl) + 0;
 }
@@ -48,7 +69,8 @@ function roundDouble(y: number, m: number): number {
 /** x rounded to multiples of 2^-f (no overflow handling). */
 function roundLoop(x: Float32Array, f: Float32Array, out: Float32Array, m: number): void {
   const P = f.length;
-  const scale = new Float64Array(P), step = new Float64Array(P);
+  const scale = new Float64Array(P),
+    step = new Float64Array(P);
   for (let p = 0; p < P; p++) {
     scale[p] = pow2(f[p]!);
     step[p] = pow2(-f[p]!);
@@ -77,11 +99,22 @@ function codeRange(k: number, i: number, f: number, o: number): { signed: boolea
 
 /** Inference quantization (docs/fixed-point.md §3, docs/quantizers.md §2): SAT/SAT_SYM clip then round, WRAP rounds then keeps the low W bits; W <= 0 gives 0. */
 function quantizeLoop(
-  x: Float32Array, k: Float32Array, i: Float32Array, f: Float32Array, out: Float32Array, m: number, o: number,
+  x: Float32Array,
+  k: Float32Array,
+  i: Float32Array,
+  f: Float32Array,
+  out: Float32Array,
+  m: number,
+  o: number,
 ): void {
   const P = f.length;
-  const scale = new Float64Array(P), step = new Float64Array(P), hi = new Float64Array(P), lo = new Float64Array(P);
-  const mod = new Float64Array(P), half = new Float64Array(P), alive = new Uint8Array(P);
+  const scale = new Float64Array(P),
+    step = new Float64Array(P),
+    hi = new Float64Array(P),
+    lo = new Float64Array(P);
+  const mod = new Float64Array(P),
+    half = new Float64Array(P),
+    alive = new Uint8Array(P);
   for (let p = 0; p < P; p++) {
     const r = codeRange(k[p]!, i[p]!, f[p]!, o);
     alive[p] = r.W > 0 ? 1 : 0;
@@ -124,12 +157,22 @@ function quantizeLoop(
  * equals the general loop's `%` form.
  */
 function quantizeRnd(
-  x: Float32Array, out: Float32Array, o: number, P: number, alive: Uint8Array, scale: Float64Array, step: Float64Array,
-  hi: Float64Array, lo: Float64Array, mod: Float64Array, half: Float64Array,
+  x: Float32Array,
+  out: Float32Array,
+  o: number,
+  P: number,
+  alive: Uint8Array,
+  scale: Float64Array,
+  step: Float64Array,
+  hi: Float64Array,
+  lo: Float64Array,
+  mod: Float64Array,
+  half: Float64Array,
 ): void {
   const n = x.length;
   if (o === 0) {
-    const inv = new Float64Array(P), off = new Float64Array(P);
+    const inv = new Float64Array(P),
+      off = new Float64Array(P);
     for (let p = 0; p < P; p++) {
       inv[p] = alive[p] ? 1 / mod[p]! : 0;
       off[p] = half[p] === Infinity ? 0 : half[p]!;
@@ -193,7 +236,14 @@ export function withArrays(
 // where every parameter power of two and clip bound is an exact float32 (checked here; otherwise the JS loops).
 
 /** Per-parameter block for infer_round / infer_quant (layout in assembly/quantizer.ts), or null if not exact in f32. */
-function wasmParams(f: Float32Array, k: Float32Array | null, i: Float32Array | null, o: number, prm: Float32Array, aliveBits: Int32Array): boolean {
+function wasmParams(
+  f: Float32Array,
+  k: Float32Array | null,
+  i: Float32Array | null,
+  o: number,
+  prm: Float32Array,
+  aliveBits: Int32Array,
+): boolean {
   const P = f.length;
   for (let p = 0; p < P; p++) {
     const ff = f[p]!;
@@ -222,7 +272,8 @@ function wasmRnd(backend: Backendish, x: Info, f: Info, k: Info | null, i: Info 
   const wb = backend as unknown as WasmBackendish;
   const wk = wb.wasm ? wasmKernels(wb) : null;
   if (!wk || x.dtype !== 'float32') return null;
-  const n = x.shape.reduce((a, b) => a * b, 1), P = f.shape.reduce((a, b) => a * b, 1);
+  const n = x.shape.reduce((a, b) => a * b, 1),
+    P = f.shape.reduce((a, b) => a * b, 1);
   const out = wb.makeOutput(x.shape, 'float32');
   const prm = wb.wasm._malloc(24 * P) >>> 0;
   try {
@@ -247,7 +298,10 @@ const KERNELS: { name: string; func: tf.KernelFunc }[] = [
     name: 'HgqRound',
     func: ({ inputs, backend, attrs }) => {
       const { x, f } = inputs as { x: Info; f: Info };
-      if (attrs!['round'] === 1) { const r = wasmRnd(backend as Backendish, x, f, null, null, 0); if (r) return r; }
+      if (attrs!['round'] === 1) {
+        const r = wasmRnd(backend as Backendish, x, f, null, null, 0);
+        if (r) return r;
+      }
       return withArrays(backend as Backendish, [x, f], [x.shape], ([xa, fa], [o]) =>
         roundLoop(xa!, fa!, o!, attrs!['round'] as number),
       )[0]!;
@@ -257,7 +311,10 @@ const KERNELS: { name: string; func: tf.KernelFunc }[] = [
     name: 'HgqQuantize',
     func: ({ inputs, backend, attrs }) => {
       const { x, k, i, f } = inputs as { x: Info; k: Info; i: Info; f: Info };
-      if (attrs!['round'] === 1) { const r = wasmRnd(backend as Backendish, x, f, k, i, attrs!['overflow'] as number); if (r) return r; }
+      if (attrs!['round'] === 1) {
+        const r = wasmRnd(backend as Backendish, x, f, k, i, attrs!['overflow'] as number);
+        if (r) return r;
+      }
       return withArrays(backend as Backendish, [x, k, i, f], [x.shape], ([xa, ka, ia, fa], [o]) =>
         quantizeLoop(xa!, ka!, ia!, fa!, o!, attrs!['round'] as number, attrs!['overflow'] as number),
       )[0]!;
@@ -304,7 +361,12 @@ export function fusedRound(x: tf.Tensor, f: tf.Tensor, round: RoundMode): tf.Ten
 
 /** Inference quantization with integer-valued k, i, f of parameter shape. */
 export function fusedQuantize(
-  x: tf.Tensor, k: tf.Tensor, i: tf.Tensor, f: tf.Tensor, round: RoundMode, overflow: OverflowMode,
+  x: tf.Tensor,
+  k: tf.Tensor,
+  i: tf.Tensor,
+  f: tf.Tensor,
+  round: RoundMode,
+  overflow: OverflowMode,
 ): tf.Tensor {
   return run('HgqQuantize', { x, k, i, f }, { round: ROUND_CODES[round], overflow: OVERFLOW_CODES[overflow] });
 }

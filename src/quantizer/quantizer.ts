@@ -127,7 +127,9 @@ export class Quantizer {
   get weights(): { name: QParamName; variable: QVariable; trainable: boolean }[] {
     this.assertBuilt();
     const order: QParamName[] = this.isKbi ? ['k', 'b', 'i', 'i_decay_speed'] : ['k', 'i', 'f', 'i_decay_speed'];
-    return order.filter((n) => this.vars[n]).map((n) => ({ name: n, variable: this.vars[n]!, trainable: this.trainableFlags[n]! }));
+    return order
+      .filter((n) => this.vars[n])
+      .map((n) => ({ name: n, variable: this.vars[n]!, trainable: this.trainableFlags[n]! }));
   }
 
   /** Quantize `x`. See QuantizerMode. The result is a new tensor the caller owns. */
@@ -298,7 +300,9 @@ export class Quantizer {
   kifs(): Kif[] {
     const t = this.kifTensors();
     try {
-      const k = t.k.dataSync(), i = t.i.dataSync(), f = t.f.dataSync();
+      const k = t.k.dataSync(),
+        i = t.i.dataSync(),
+        f = t.f.dataSync();
       const out: Kif[] = new Array(k.length);
       for (let j = 0; j < k.length; j++) out[j] = { k: k[j]! > 0 ? 1 : 0, i: i[j]! + 0, f: f[j]! + 0 }; // + 0: no -0
       return out;
@@ -359,7 +363,15 @@ export class Quantizer {
       }
       if (fusedTrainApplies(x.shape, this._paramShape!)) {
         // one pass forward (with the tracking's absmax), one pass backward: see train-kernels.ts
-        const { xq, iNew } = fusedWrapTrainKif(x, this.read('f'), this.read('i'), this.read('i_decay_speed'), c.roundMode, c.fBounds, c.iBounds);
+        const { xq, iNew } = fusedWrapTrainKif(
+          x,
+          this.read('f'),
+          this.read('i'),
+          this.read('i_decay_speed'),
+          c.roundMode,
+          c.fBounds,
+          c.iBounds,
+        );
         if (c.trainable) this.vars.i!.write(iNew);
         iNew.dispose();
         return xq;
@@ -470,7 +482,14 @@ export class Quantizer {
         value: xq,
         gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
           const [xs, xcs, xqs, los, his, tops, steps, ks] = saved as [
-            tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor,
+            tf.Tensor,
+            tf.Tensor,
+            tf.Tensor,
+            tf.Tensor,
+            tf.Tensor,
+            tf.Tensor,
+            tf.Tensor,
+            tf.Tensor,
           ];
           const over = tf.cast(tf.greater(xs, his), 'float32');
           const under = tf.cast(tf.less(xs, los), 'float32');
@@ -502,7 +521,9 @@ export class Quantizer {
   private checkInput(x: tf.Tensor): void {
     const ps = this.assertBuilt();
     if (x.rank !== ps.length)
-      throw new Error(`quantizer ${this.name}: input of rank ${x.rank} (shape [${x.shape}]) but built for rank ${ps.length} ([${this._inputShape}])`);
+      throw new Error(
+        `quantizer ${this.name}: input of rank ${x.rank} (shape [${x.shape}]) but built for rank ${ps.length} ([${this._inputShape}])`,
+      );
     for (let a = 0; a < ps.length; a++)
       if (ps[a] !== 1 && x.shape[a] !== ps[a])
         throw new Error(`quantizer ${this.name}: input shape [${x.shape}] does not match parameters [${ps}] on axis ${a}`);
@@ -531,7 +552,9 @@ export class Quantizer {
   }
 
   private roundOnly(x: tf.Tensor, f: tf.Tensor): tf.Tensor {
-    return fusedApplies(x.shape, this.assertBuilt()) ? fusedRound(x, f, this.config.roundMode) : roundScaled(x, f, this.config.roundMode);
+    return fusedApplies(x.shape, this.assertBuilt())
+      ? fusedRound(x, f, this.config.roundMode)
+      : roundScaled(x, f, this.config.roundMode);
   }
 
   /** Axes along which per-element gradients sum into the parameters. */

@@ -35,13 +35,21 @@ interface CpuBackendish {
 // per-parameter arithmetic (float32 exactly as the tf ops do it)
 
 /** f = clip(round(f_raw)) and its 2^f, 2^-f (float32), repeated `rep` times. */
-function prepScales(fRaw: Float32Array, fLo: number, fHi: number, rep: number, scale: Float32Array, step: Float32Array): Float64Array {
+function prepScales(
+  fRaw: Float32Array,
+  fLo: number,
+  fHi: number,
+  rep: number,
+  scale: Float32Array,
+  step: Float32Array,
+): Float64Array {
   const P = fRaw.length;
   const f = new Float64Array(P);
   for (let p = 0; p < P; p++) {
     const fp = Math.min(Math.max(roundHalfEven(fRaw[p]!), fLo), fHi);
     f[p] = fp;
-    const s = Math.fround(pow2(fp)), st = Math.fround(pow2(-fp));
+    const s = Math.fround(pow2(fp)),
+      st = Math.fround(pow2(-fp));
     for (let r = 0; r < rep; r++) {
       scale[r * P + p] = s;
       step[r * P + p] = st;
@@ -50,12 +58,20 @@ function prepScales(fRaw: Float32Array, fLo: number, fHi: number, rep: number, s
   return f;
 }
 
-
 /**
  * WRAP tracking (quantizer.ts trackI for KIF): i ← clip(max(i − decay, ceil(log2(absmax(x_q) + 2^-f))), iLo, iHi),
  * each step in float32 as the tf ops compute it.
  */
-function trackI(amax: Float32Array, rep: number, f: Float64Array, iRaw: Float32Array, decay: number, iLo: number, iHi: number, out: Float32Array): void {
+function trackI(
+  amax: Float32Array,
+  rep: number,
+  f: Float64Array,
+  iRaw: Float32Array,
+  decay: number,
+  iLo: number,
+  iHi: number,
+  out: Float32Array,
+): void {
   const P = f.length;
   for (let p = 0; p < P; p++) {
     let a = amax[p]!;
@@ -72,19 +88,32 @@ function trackI(amax: Float32Array, rep: number, f: Float64Array, iRaw: Float32A
 function codes(y: number, m: number): number {
   const fr = Math.fround;
   switch (m) {
-    case 1: return fr(Math.floor(fr(y + y)) - Math.floor(y));
-    case 0: return Math.floor(y) + 0;
-    case 2: return roundHalfEven(y);
-    case 5: return fr(Math.ceil(fr(y + y)) - Math.ceil(y));
+    case 1:
+      return fr(Math.floor(fr(y + y)) - Math.floor(y));
+    case 0:
+      return Math.floor(y) + 0;
+    case 2:
+      return roundHalfEven(y);
+    case 5:
+      return fr(Math.ceil(fr(y + y)) - Math.ceil(y));
     default: {
       const a = Math.abs(y);
-      const v = m === 3 ? Math.floor(a) : m === 4 ? fr(Math.ceil(fr(a + a)) - Math.ceil(a)) : fr(Math.floor(fr(a + a)) - Math.floor(a));
+      const v =
+        m === 3 ? Math.floor(a) : m === 4 ? fr(Math.ceil(fr(a + a)) - Math.ceil(a)) : fr(Math.floor(fr(a + a)) - Math.floor(a));
       return (y < 0 ? -v : v) + 0;
     }
   }
 }
 
-function jsWrapFwd(x: Float32Array, P: number, scale: Float32Array, step: Float32Array, m: number, out: Float32Array, amax: Float32Array): void {
+function jsWrapFwd(
+  x: Float32Array,
+  P: number,
+  scale: Float32Array,
+  step: Float32Array,
+  m: number,
+  out: Float32Array,
+  amax: Float32Array,
+): void {
   amax.fill(0);
   const fr = Math.fround;
   for (let j = 0, p = 0; j < x.length; j++) {
@@ -96,7 +125,15 @@ function jsWrapFwd(x: Float32Array, P: number, scale: Float32Array, step: Float3
   }
 }
 
-function jsWrapBwd(x: Float32Array, dy: Float32Array, P: number, scale: Float32Array, step: Float32Array, m: number, acc: Float64Array): void {
+function jsWrapBwd(
+  x: Float32Array,
+  dy: Float32Array,
+  P: number,
+  scale: Float32Array,
+  step: Float32Array,
+  m: number,
+  acc: Float64Array,
+): void {
   acc.fill(0);
   const fr = Math.fround;
   for (let j = 0, p = 0; j < x.length; j++) {
@@ -117,15 +154,23 @@ function replication(n: number, P: number): number {
   return P % 4 !== 0 && n % (4 * P) === 0 ? 4 : 1;
 }
 
-interface FwdAttrs { round: number; fLo: number; fHi: number; iLo: number; iHi: number }
+interface FwdAttrs {
+  round: number;
+  fLo: number;
+  fHi: number;
+  iLo: number;
+  iHi: number;
+}
 
 function wrapFwdKernel({ inputs, backend, attrs }: Parameters<tf.KernelFunc>[0]): Info[] {
   const { x, f, i, decay } = inputs as { x: Info; f: Info; i: Info; decay: Info };
   const a = attrs as unknown as FwdAttrs;
-  const n = size(x.shape), P = size(f.shape);
+  const n = size(x.shape),
+    P = size(f.shape);
   const wb = backend as unknown as WasmBackendish;
   const wk = wb.wasm ? wasmKernels(wb) : null;
-  const rep = wk ? replication(n, P) : 1, Pv = P * rep;
+  const rep = wk ? replication(n, P) : 1,
+    Pv = P * rep;
   if (wk) {
     const out = wb.makeOutput(x.shape, 'float32');
     const iNew = wb.makeOutput(f.shape, 'float32');
@@ -135,7 +180,9 @@ function wrapFwdKernel({ inputs, backend, attrs }: Parameters<tf.KernelFunc>[0])
       const off = (t: Info): number => wb.dataIdMap.get(t.dataId).memoryOffset;
       const view = (t: Info): Float32Array => heap.subarray(off(t) >> 2, (off(t) >> 2) + size(t.shape));
       const s0 = scratch >> 2;
-      const scale = heap.subarray(s0, s0 + Pv), step = heap.subarray(s0 + Pv, s0 + 2 * Pv), amax = heap.subarray(s0 + 2 * Pv, s0 + 3 * Pv);
+      const scale = heap.subarray(s0, s0 + Pv),
+        step = heap.subarray(s0 + Pv, s0 + 2 * Pv),
+        amax = heap.subarray(s0 + 2 * Pv, s0 + 3 * Pv);
       const fInt = prepScales(view(f), a.fLo, a.fHi, rep, scale, step);
       wk.wrap_fwd(off(x), n, Pv, scratch, scratch + 4 * Pv, a.round, off(out), scratch + 8 * Pv);
       trackI(amax, rep, fInt, view(i), view(decay)[0]!, a.iLo, a.iHi, view(iNew));
@@ -149,9 +196,12 @@ function wrapFwdKernel({ inputs, backend, attrs }: Parameters<tf.KernelFunc>[0])
     const v = cb.data.get(t.dataId)?.values ?? cb.readSync(t.dataId);
     return v instanceof Float32Array ? v : Float32Array.from(v as ArrayLike<number>);
   };
-  const scale = new Float32Array(P), step = new Float32Array(P), amax = new Float32Array(P);
+  const scale = new Float32Array(P),
+    step = new Float32Array(P),
+    amax = new Float32Array(P);
   const fInt = prepScales(arr(f), a.fLo, a.fHi, 1, scale, step);
-  const out = new Float32Array(n), iNew = new Float32Array(P);
+  const out = new Float32Array(n),
+    iNew = new Float32Array(P);
   jsWrapFwd(arr(x), P, scale, step, a.round, out, amax);
   trackI(amax, 1, fInt, arr(i), arr(decay)[0]!, a.iLo, a.iHi, iNew);
   return [cb.makeTensorInfo(x.shape, 'float32', out), cb.makeTensorInfo(f.shape, 'float32', iNew)];
@@ -160,10 +210,12 @@ function wrapFwdKernel({ inputs, backend, attrs }: Parameters<tf.KernelFunc>[0])
 function wrapBwdKernel({ inputs, backend, attrs }: Parameters<tf.KernelFunc>[0]): Info {
   const { dy, x, f } = inputs as { dy: Info; x: Info; f: Info };
   const a = attrs as unknown as FwdAttrs;
-  const n = size(x.shape), P = size(f.shape);
+  const n = size(x.shape),
+    P = size(f.shape);
   const wb = backend as unknown as WasmBackendish;
   const wk = wb.wasm ? wasmKernels(wb) : null;
-  const rep = wk ? replication(n, P) : 1, Pv = P * rep;
+  const rep = wk ? replication(n, P) : 1,
+    Pv = P * rep;
   let acc: Float64Array;
   let df: Float32Array;
   let out: Info | null = null;
@@ -175,7 +227,8 @@ function wrapBwdKernel({ inputs, backend, attrs }: Parameters<tf.KernelFunc>[0])
       const heap = new Float32Array(buf);
       const off = (t: Info): number => wb.dataIdMap.get(t.dataId).memoryOffset;
       const s0 = (scratch >> 2) + 2 * Pv;
-      const scale = heap.subarray(s0, s0 + Pv), step = heap.subarray(s0 + Pv, s0 + 2 * Pv);
+      const scale = heap.subarray(s0, s0 + Pv),
+        step = heap.subarray(s0 + Pv, s0 + 2 * Pv);
       prepScales(heap.subarray(off(f) >> 2, (off(f) >> 2) + P), a.fLo, a.fHi, rep, scale, step);
       wk.wrap_bwd(off(x), off(dy), n, Pv, scratch + 8 * Pv, scratch + 12 * Pv, a.round, scratch);
       acc = new Float64Array(buf, scratch, Pv).slice();
@@ -189,7 +242,8 @@ function wrapBwdKernel({ inputs, backend, attrs }: Parameters<tf.KernelFunc>[0])
       const v = cb.data.get(t.dataId)?.values ?? cb.readSync(t.dataId);
       return v instanceof Float32Array ? v : Float32Array.from(v as ArrayLike<number>);
     };
-    const scale = new Float32Array(P), step = new Float32Array(P);
+    const scale = new Float32Array(P),
+      step = new Float32Array(P);
     prepScales(arr(f), a.fLo, a.fHi, 1, scale, step);
     acc = new Float64Array(P);
     jsWrapBwd(arr(x), arr(dy), P, scale, step, a.round, acc);
@@ -207,7 +261,8 @@ function wrapBwdKernel({ inputs, backend, attrs }: Parameters<tf.KernelFunc>[0])
 function registerOnCpuAndWasm(kernels: ReadonlyArray<readonly [string, unknown]>): void {
   for (const backendName of ['wasm', 'cpu'])
     for (const [kernelName, kernelFunc] of kernels)
-      if (!tf.getKernel(kernelName, backendName)) tf.registerKernel({ kernelName, backendName, kernelFunc: kernelFunc as tf.KernelFunc });
+      if (!tf.getKernel(kernelName, backendName))
+        tf.registerKernel({ kernelName, backendName, kernelFunc: kernelFunc as tf.KernelFunc });
 }
 
 function registerGradientOnce(config: tf.GradConfig): void {
@@ -221,7 +276,10 @@ function runGrad(kernelName: string, inputs: Record<string, tf.Tensor>, attrs: u
 
 const FWD = 'HgqKifWrapTrain';
 const BWD = 'HgqKifWrapTrainGrad';
-registerOnCpuAndWasm([[FWD, wrapFwdKernel], [BWD, wrapBwdKernel]]);
+registerOnCpuAndWasm([
+  [FWD, wrapFwdKernel],
+  [BWD, wrapBwdKernel],
+]);
 registerGradientOnce({
   kernelName: FWD,
   inputsToSave: ['x', 'f'],
@@ -261,11 +319,18 @@ export function fusedTrainApplies(xShape: number[], paramShape: number[]): boole
  * iNew = clip(max(iRaw − decay, ceil(log2(absmax(x_q) + 2^-f)))) (no gradient).
  */
 export function fusedWrapTrainKif(
-  x: tf.Tensor, fRaw: tf.Tensor, iRaw: tf.Tensor, decay: tf.Tensor, round: RoundMode,
-  fBounds: [number, number], iBounds: [number, number],
+  x: tf.Tensor,
+  fRaw: tf.Tensor,
+  iRaw: tf.Tensor,
+  decay: tf.Tensor,
+  round: RoundMode,
+  fBounds: [number, number],
+  iBounds: [number, number],
 ): { xq: tf.Tensor; iNew: tf.Tensor } {
   const attrs = { round: ROUND_CODES[round], fLo: fBounds[0], fHi: fBounds[1], iLo: iBounds[0], iHi: iBounds[1] };
-  const [xq, iNew] = tf.engine().runKernel(FWD, { x, f: fRaw, i: iRaw, decay } as unknown as tf.NamedTensorMap, attrs) as tf.Tensor[];
+  const [xq, iNew] = tf
+    .engine()
+    .runKernel(FWD, { x, f: fRaw, i: iRaw, decay } as unknown as tf.NamedTensorMap, attrs) as tf.Tensor[];
   return { xq: xq!, iNew: iNew! };
 }
 
@@ -273,14 +338,26 @@ export function fusedWrapTrainKif(
 // SAT / SAT_SYM training (weights and biases by default): JavaScript loops on both backends. Weight tensors are
 // small, so here the win is ~45 tfjs ops (forward and backward) per quantizer and step replaced by two.
 
-interface SatAttrs { kbi: number; round: number; sym: number; lo1: number; hi1: number; lo2: number; hi2: number }
+interface SatAttrs {
+  kbi: number;
+  round: number;
+  sym: number;
+  lo1: number;
+  hi1: number;
+  lo2: number;
+  hi2: number;
+}
 const LN2F = Math.fround(Math.LN2);
 
 /** Per-parameter values of quantizer.ts satTrain, each in float32 as the tf ops compute it. */
 function satParams(p1: Float32Array, p2: Float32Array, k: Float32Array, a: SatAttrs) {
   const fr = Math.fround;
   const P = p1.length;
-  const scale = new Float32Array(P), step = new Float32Array(P), top = new Float32Array(P), lo = new Float32Array(P), hi = new Float32Array(P);
+  const scale = new Float32Array(P),
+    step = new Float32Array(P),
+    top = new Float32Array(P),
+    lo = new Float32Array(P),
+    hi = new Float32Array(P);
   for (let p = 0; p < P; p++) {
     const r1 = Math.min(Math.max(roundHalfEven(p1[p]!), a.lo1), a.hi1);
     const r2 = Math.min(Math.max(roundHalfEven(p2[p]!), a.lo2), a.hi2);
@@ -303,7 +380,10 @@ function satFwdKernel({ inputs, backend, attrs }: Parameters<tf.KernelFunc>[0]):
   return withArrays(backend as never, [x, p1, p2, k], [x.shape], ([xa, p1a, p2a, ka], [out]) => {
     const { scale, step, lo, hi } = satParams(p1a!, p2a!, ka!, a);
     const fr = Math.fround;
-    const P = scale.length, m = a.round, xs = xa!, o = out!;
+    const P = scale.length,
+      m = a.round,
+      xs = xa!,
+      o = out!;
     for (let j = 0, p = 0; j < xs.length; j++) {
       const xc = Math.min(Math.max(xs[j]!, lo[p]!), hi[p]!);
       o[j] = fr(codes(fr(xc * scale[p]!), m) * step[p]!);
@@ -315,37 +395,54 @@ function satFwdKernel({ inputs, backend, attrs }: Parameters<tf.KernelFunc>[0]):
 function satBwdKernel({ inputs, backend, attrs }: Parameters<tf.KernelFunc>[0]): Info[] {
   const { dy, x, p1, p2, k } = inputs as { dy: Info; x: Info; p1: Info; p2: Info; k: Info };
   const a = attrs as unknown as SatAttrs;
-  return withArrays(backend as never, [dy, x, p1, p2, k], [x.shape, p1.shape, p1.shape], ([dya, xa, p1a, p2a, ka], [dxo, d1, d2]) => {
-    const { scale, step, top, lo, hi } = satParams(p1a!, p2a!, ka!, a);
-    const fr = Math.fround;
-    const P = scale.length, m = a.round, xs = xa!, dys = dya!, kk = ka!;
-    const sf = new Float64Array(P), si = new Float64Array(P);
-    const stepLn2 = step.map((v) => fr(v * LN2F)), topLn2 = top.map((v) => fr(v * LN2F));
-    for (let j = 0, p = 0; j < xs.length; j++) {
-      const x0 = xs[j]!, d = dys[j]!;
-      const over = x0 > hi[p]! ? 1 : 0, under = x0 < lo[p]! ? 1 : 0;
-      const xc = Math.min(Math.max(x0, lo[p]!), hi[p]!);
-      const xq = fr(codes(fr(xc * scale[p]!), m) * step[p]!);
-      dxo![j] = d * (1 - (over + under));
-      // ∂x_q/∂f = −ln2·(x_q − x_c) + ln2·2^-f·(over − sym·k·under); ∂x_q/∂i = ln2·2^i·(over − k·under)
-      const dfe = fr(fr(fr(xq - xc) * NLN2) + fr(stepLn2[p]! * fr(over - fr(under * fr(kk[p]! * a.sym)))));
-      const die = fr(topLn2[p]! * fr(over - fr(under * kk[p]!)));
-      sf[p] += fr(d * dfe);
-      si[p] += fr(d * die);
-      if (++p === P) p = 0;
-    }
-    for (let p = 0; p < P; p++) {
-      const df = fr(sf[p]!), di = fr(si[p]!);
-      // KIF: (∂i, ∂f); KBI: (∂b, ∂i_raw) = (∂f, ∂i − ∂f)
-      d1![p] = a.kbi ? df : di;
-      d2![p] = a.kbi ? fr(di - df) : df;
-    }
-  });
+  return withArrays(
+    backend as never,
+    [dy, x, p1, p2, k],
+    [x.shape, p1.shape, p1.shape],
+    ([dya, xa, p1a, p2a, ka], [dxo, d1, d2]) => {
+      const { scale, step, top, lo, hi } = satParams(p1a!, p2a!, ka!, a);
+      const fr = Math.fround;
+      const P = scale.length,
+        m = a.round,
+        xs = xa!,
+        dys = dya!,
+        kk = ka!;
+      const sf = new Float64Array(P),
+        si = new Float64Array(P);
+      const stepLn2 = step.map((v) => fr(v * LN2F)),
+        topLn2 = top.map((v) => fr(v * LN2F));
+      for (let j = 0, p = 0; j < xs.length; j++) {
+        const x0 = xs[j]!,
+          d = dys[j]!;
+        const over = x0 > hi[p]! ? 1 : 0,
+          under = x0 < lo[p]! ? 1 : 0;
+        const xc = Math.min(Math.max(x0, lo[p]!), hi[p]!);
+        const xq = fr(codes(fr(xc * scale[p]!), m) * step[p]!);
+        dxo![j] = d * (1 - (over + under));
+        // ∂x_q/∂f = −ln2·(x_q − x_c) + ln2·2^-f·(over − sym·k·under); ∂x_q/∂i = ln2·2^i·(over − k·under)
+        const dfe = fr(fr(fr(xq - xc) * NLN2) + fr(stepLn2[p]! * fr(over - fr(under * fr(kk[p]! * a.sym)))));
+        const die = fr(topLn2[p]! * fr(over - fr(under * kk[p]!)));
+        sf[p] += fr(d * dfe);
+        si[p] += fr(d * die);
+        if (++p === P) p = 0;
+      }
+      for (let p = 0; p < P; p++) {
+        const df = fr(sf[p]!),
+          di = fr(si[p]!);
+        // KIF: (∂i, ∂f); KBI: (∂b, ∂i_raw) = (∂f, ∂i − ∂f)
+        d1![p] = a.kbi ? df : di;
+        d2![p] = a.kbi ? fr(di - df) : df;
+      }
+    },
+  );
 }
 
 const SAT_FWD = 'HgqSatTrain';
 const SAT_BWD = 'HgqSatTrainGrad';
-registerOnCpuAndWasm([[SAT_FWD, satFwdKernel], [SAT_BWD, satBwdKernel]]);
+registerOnCpuAndWasm([
+  [SAT_FWD, satFwdKernel],
+  [SAT_BWD, satBwdKernel],
+]);
 registerGradientOnce({
   kernelName: SAT_FWD,
   inputsToSave: ['x', 'p1', 'p2', 'k'],
@@ -361,18 +458,42 @@ registerGradientOnce({
  * p2 = f_raw, bounds1 = i bounds, bounds2 = f bounds; KBI: p1 = b_raw, p2 = i_raw, bounds1 = b, bounds2 = i.
  */
 export function fusedSatTrain(
-  x: tf.Tensor, p1: tf.Tensor, p2: tf.Tensor, k: tf.Tensor, kbi: boolean, round: RoundMode, overflow: OverflowMode,
-  bounds1: [number, number], bounds2: [number, number],
+  x: tf.Tensor,
+  p1: tf.Tensor,
+  p2: tf.Tensor,
+  k: tf.Tensor,
+  kbi: boolean,
+  round: RoundMode,
+  overflow: OverflowMode,
+  bounds1: [number, number],
+  bounds2: [number, number],
 ): tf.Tensor {
   if (overflow === 'WRAP') throw new Error('fusedSatTrain: WRAP has its own kernel');
-  const attrs: SatAttrs = { kbi: kbi ? 1 : 0, round: ROUND_CODES[round], sym: overflow === 'SAT_SYM' ? 1 : 0, lo1: bounds1[0], hi1: bounds1[1], lo2: bounds2[0], hi2: bounds2[1] };
-  return tf.engine().runKernel(SAT_FWD, { x, p1, p2, k } as unknown as tf.NamedTensorMap, attrs as unknown as tf.NamedAttrMap) as tf.Tensor;
+  const attrs: SatAttrs = {
+    kbi: kbi ? 1 : 0,
+    round: ROUND_CODES[round],
+    sym: overflow === 'SAT_SYM' ? 1 : 0,
+    lo1: bounds1[0],
+    hi1: bounds1[1],
+    lo2: bounds2[0],
+    hi2: bounds2[1],
+  };
+  return tf
+    .engine()
+    .runKernel(SAT_FWD, { x, p1, p2, k } as unknown as tf.NamedTensorMap, attrs as unknown as tf.NamedAttrMap) as tf.Tensor;
 }
 
 // ---------------------------------------------------------------------------------------------------------
 // bits for EBOPs (quantizer.ts bits()): one kernel and a one-kernel gradient instead of ~12 small ops and saves
 
-interface BitsAttrs { kif: number; sat: number; loA: number; hiA: number; loB: number; hiB: number }
+interface BitsAttrs {
+  kif: number;
+  sat: number;
+  loA: number;
+  hiA: number;
+  loB: number;
+  hiB: number;
+}
 
 /** KBI: round(clip(b)); KIF: relu(round(clip(i)) + round(clip(f))); plus k under SAT. */
 function bitsKernel({ inputs, backend, attrs }: Parameters<tf.KernelFunc>[0]): Info {
@@ -394,7 +515,8 @@ function bitsGradKernel({ inputs, backend, attrs }: Parameters<tf.KernelFunc>[0]
   const at = attrs as unknown as BitsAttrs;
   return withArrays(backend as never, [dy, a, b ?? a], at.kif ? [a.shape, a.shape] : [a.shape], ([dya, aa, ba], [da, db]) => {
     for (let p = 0; p < aa!.length; p++) {
-      const av = aa![p]!, d = dya![p]!;
+      const av = aa![p]!,
+        d = dya![p]!;
       const inA = av >= at.loA && av <= at.hiA;
       if (!at.kif) {
         da![p] = inA ? d : 0;
@@ -402,7 +524,8 @@ function bitsGradKernel({ inputs, backend, attrs }: Parameters<tf.KernelFunc>[0]
       }
       const bv = ba![p]!;
       const inB = bv >= at.loB && bv <= at.hiB;
-      const on = roundHalfEven(Math.min(Math.max(av, at.loA), at.hiA)) + roundHalfEven(Math.min(Math.max(bv, at.loB), at.hiB)) > 0;
+      const on =
+        roundHalfEven(Math.min(Math.max(av, at.loA), at.hiA)) + roundHalfEven(Math.min(Math.max(bv, at.loB), at.hiB)) > 0;
       da![p] = on && inA ? d : 0;
       db![p] = on && inB ? d : 0;
     }
@@ -410,9 +533,14 @@ function bitsGradKernel({ inputs, backend, attrs }: Parameters<tf.KernelFunc>[0]
 }
 
 // KIF (inputs a = i, b = f) and KBI (a = b only) are two kernel names: the tape saves exactly the inputs each needs
-const BITS = 'HgqBits', BITS_KBI = 'HgqBitsKbi';
+const BITS = 'HgqBits',
+  BITS_KBI = 'HgqBitsKbi';
 const BITS_GRAD = 'HgqBitsGrad';
-registerOnCpuAndWasm([[BITS, bitsKernel], [BITS_KBI, bitsKernel], [BITS_GRAD, bitsGradKernel]]);
+registerOnCpuAndWasm([
+  [BITS, bitsKernel],
+  [BITS_KBI, bitsKernel],
+  [BITS_GRAD, bitsGradKernel],
+]);
 registerGradientOnce({
   kernelName: BITS,
   inputsToSave: ['a', 'b'],
@@ -442,17 +570,34 @@ export function fusedSmallApplies(): boolean {
  * (b bounds), b = null; KIF: a = i_raw, b = f_raw. `sat` adds k.
  */
 export function fusedBits(
-  a: tf.Tensor, b: tf.Tensor | null, k: tf.Tensor, sat: boolean, boundsA: [number, number], boundsB: [number, number],
+  a: tf.Tensor,
+  b: tf.Tensor | null,
+  k: tf.Tensor,
+  sat: boolean,
+  boundsA: [number, number],
+  boundsB: [number, number],
 ): tf.Tensor {
-  const attrs: BitsAttrs = { kif: b ? 1 : 0, sat: sat ? 1 : 0, loA: boundsA[0], hiA: boundsA[1], loB: boundsB[0], hiB: boundsB[1] };
+  const attrs: BitsAttrs = {
+    kif: b ? 1 : 0,
+    sat: sat ? 1 : 0,
+    loA: boundsA[0],
+    hiA: boundsA[1],
+    loB: boundsB[0],
+    hiB: boundsB[1],
+  };
   const inputs = b ? { a, b, k } : { a, k };
-  return tf.engine().runKernel(b ? BITS : BITS_KBI, inputs as unknown as tf.NamedTensorMap, attrs as unknown as tf.NamedAttrMap) as tf.Tensor;
+  return tf
+    .engine()
+    .runKernel(b ? BITS : BITS_KBI, inputs as unknown as tf.NamedTensorMap, attrs as unknown as tf.NamedAttrMap) as tf.Tensor;
 }
 
 // ---------------------------------------------------------------------------------------------------------
 // L1 pressure of several parameter tensors (a layer's quantizers) as one kernel, gradient one kernel, no saves
 
-interface L1Attrs { l1s: number[]; shapes: number[][] }
+interface L1Attrs {
+  l1s: number[];
+  shapes: number[][];
+}
 
 function l1Kernel({ inputs, backend, attrs }: Parameters<tf.KernelFunc>[0]): Info {
   const a = attrs as unknown as L1Attrs;
@@ -478,7 +623,10 @@ function l1GradKernel({ inputs, backend, attrs }: Parameters<tf.KernelFunc>[0]):
 
 const L1 = 'HgqL1';
 const L1_GRAD = 'HgqL1Grad';
-registerOnCpuAndWasm([[L1, l1Kernel], [L1_GRAD, l1GradKernel]]);
+registerOnCpuAndWasm([
+  [L1, l1Kernel],
+  [L1_GRAD, l1GradKernel],
+]);
 registerGradientOnce({
   kernelName: L1,
   gradFunc: (dy, _saved, attrs) => {
@@ -497,7 +645,11 @@ export function fusedL1(raws: tf.Tensor[], l1s: number[]): tf.Scalar {
 // ---------------------------------------------------------------------------------------------------------
 // the loss term of a layer: β·factor·EBOPs + L1, and a dense layer's EBOPs Σ(a @ B) + s·Σc, one kernel each way
 
-interface TailAttrs { factor: number; l1s: number[]; shapes: number[][] }
+interface TailAttrs {
+  factor: number;
+  l1s: number[];
+  shapes: number[][];
+}
 
 function regTailKernel({ inputs, backend, attrs }: Parameters<tf.KernelFunc>[0]): Info {
   const at = attrs as unknown as TailAttrs;
@@ -529,16 +681,21 @@ function regTailGradKernel({ inputs, backend, attrs }: Parameters<tf.KernelFunc>
   });
 }
 
-interface BilAttrs { cScale: number; cLen: number }
+interface BilAttrs {
+  cScale: number;
+  cLen: number;
+}
 
 function bilinearKernel({ inputs, backend, attrs }: Parameters<tf.KernelFunc>[0]): Info {
   const at = attrs as unknown as BilAttrs;
   const { a, B, c } = inputs as { a: Info; B: Info; c?: Info };
-  const K = a.shape[a.shape.length - 1]!, N = B.shape[1]!;
+  const K = a.shape[a.shape.length - 1]!,
+    N = B.shape[1]!;
   return withArrays(backend as never, c ? [a, B, c] : [a, B], [[]], ([aa, Ba, ca], [out]) => {
     let s = 0;
     for (let k = 0; k < K; k++) {
-      let colA = 0, rowB = 0;
+      let colA = 0,
+        rowB = 0;
       for (let r = k; r < aa!.length; r += K) colA += aa![r]!;
       for (let n = 0; n < N; n++) rowB += Ba![k * N + n]!;
       s += colA * rowB;
@@ -555,16 +712,19 @@ function bilinearKernel({ inputs, backend, attrs }: Parameters<tf.KernelFunc>[0]
 function bilinearGradKernel({ inputs, backend, attrs }: Parameters<tf.KernelFunc>[0]): Info[] {
   const at = attrs as unknown as BilAttrs;
   const { dy, a, B } = inputs as { dy: Info; a: Info; B: Info };
-  const K = a.shape[a.shape.length - 1]!, N = B.shape[1]!;
+  const K = a.shape[a.shape.length - 1]!,
+    N = B.shape[1]!;
   const shapes = at.cLen >= 0 ? [a.shape, B.shape, [at.cLen]] : [a.shape, B.shape];
   return withArrays(backend as never, [dy, a, B], shapes, ([d, aa, Ba], [da, dB, dc]) => {
     const fr = Math.fround;
     const g = d![0]!;
     for (let k = 0; k < K; k++) {
-      let colA = 0, rowB = 0;
+      let colA = 0,
+        rowB = 0;
       for (let r = k; r < aa!.length; r += K) colA += aa![r]!;
       for (let n = 0; n < N; n++) rowB += Ba![k * N + n]!;
-      const gA = fr(g * rowB), gB = fr(g * colA);
+      const gA = fr(g * rowB),
+        gB = fr(g * colA);
       for (let r = k; r < aa!.length; r += K) da![r] = gA;
       for (let n = 0; n < N; n++) dB![k * N + n] = gB;
     }
@@ -572,8 +732,16 @@ function bilinearGradKernel({ inputs, backend, attrs }: Parameters<tf.KernelFunc
   });
 }
 
-const TAIL = 'HgqRegTail', TAIL_GRAD = 'HgqRegTailGrad', BIL = 'HgqBilinearSum', BIL_GRAD = 'HgqBilinearSumGrad';
-registerOnCpuAndWasm([[TAIL, regTailKernel], [TAIL_GRAD, regTailGradKernel], [BIL, bilinearKernel], [BIL_GRAD, bilinearGradKernel]]);
+const TAIL = 'HgqRegTail',
+  TAIL_GRAD = 'HgqRegTailGrad',
+  BIL = 'HgqBilinearSum',
+  BIL_GRAD = 'HgqBilinearSumGrad';
+registerOnCpuAndWasm([
+  [TAIL, regTailKernel],
+  [TAIL_GRAD, regTailGradKernel],
+  [BIL, bilinearKernel],
+  [BIL_GRAD, bilinearGradKernel],
+]);
 registerGradientOnce({
   kernelName: TAIL,
   inputsToSave: ['e', 'beta'],

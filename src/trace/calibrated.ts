@@ -30,7 +30,8 @@ function layersOf(model: tf.LayersModel): QLayer[] {
 }
 
 export function checkCalibrated(model: tf.LayersModel): void {
-  const hint = 'run calibrate(model, data) (src/train/calibrate.ts) on representative data before tracing — `hgq` checkpoints saved by training are calibrated';
+  const hint =
+    'run calibrate(model, data) (src/train/calibrate.ts) on representative data before tracing — `hgq` checkpoints saved by training are calibrated';
   let any = 0;
   let untouched = 0;
   let firstUntouched = '';
@@ -44,7 +45,9 @@ export function checkCalibrated(model: tf.LayersModel): void {
       any++;
       const lo = q.config.iBounds[0];
       if (i.every((v) => v === lo) && k.every((v) => v === 0)) {
-        throw new TraceError(`${l.getClassName()} '${l.name}': quantizer ${q.name} is in its reset state (WRAP range never calibrated, every output would be 0); ${hint}`);
+        throw new TraceError(
+          `${l.getClassName()} '${l.name}': quantizer ${q.name} is in its reset state (WRAP range never calibrated, every output would be 0); ${hint}`,
+        );
       }
       if (i.every((v) => v === q.config.i0) && k.every((v) => v === q.config.k0)) {
         untouched++;
@@ -53,6 +56,8 @@ export function checkCalibrated(model: tf.LayersModel): void {
     }
   }
   if (any > 0 && untouched === any) {
-    throw new TraceError(`${firstUntouched}: the model is not calibrated (its WRAP quantizers still hold their initial ranges, so values outside them would wrap around); ${hint}`);
+    throw new TraceError(
+      `${firstUntouched}: the model is not calibrated (its WRAP quantizers still hold their initial ranges, so values outside them would wrap around); ${hint}`,
+    );
   }
 }

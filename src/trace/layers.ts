@@ -23,7 +23,8 @@ function qlayer(body: (t: Tracer, ex: LayerExport, ins: Val[], name: string) => 
     const q = layer as unknown as QLayer;
     if (typeof q.exportQuantized !== 'function') throw new TraceError(`${name}: has no exportQuantized(); not an HGQ layer`);
     const ex = q.exportQuantized();
-    if (ex.inputQuantizers.length !== ins.length) throw new TraceError(`${name}: export has ${ex.inputQuantizers.length} input quantizers for ${ins.length} inputs`);
+    if (ex.inputQuantizers.length !== ins.length)
+      throw new TraceError(`${name}: export has ${ex.inputQuantizers.length} input quantizers for ${ins.length} inputs`);
     const qins = ins.map((v, j) => {
       const iq = ex.inputQuantizers[j];
       return iq ? t.quantize(v, iq, name) : v;
@@ -50,11 +51,22 @@ function reduceTree(ws: number[], f: (a: number, b: number) => number): number {
  * y = act(W·x + b) at every position: `cols[p]` lists the input elements of position p (−2 = padding zero);
  * `biasAt(p, o)` is the bias of unit o there. Returns wires in position-major, unit-minor order.
  */
-function affine(t: Tracer, x: Val, cols: ArrayLike<number>[], kernel: ConstExport, biasAt: ((p: number, o: number) => number) | null, activation: string, name: string): Int32Array {
-  if (activation !== 'relu' && activation !== 'linear') throw new TraceError(`${name}: activation '${activation}' is not supported (linear, relu)`);
+function affine(
+  t: Tracer,
+  x: Val,
+  cols: ArrayLike<number>[],
+  kernel: ConstExport,
+  biasAt: ((p: number, o: number) => number) | null,
+  activation: string,
+  name: string,
+): Int32Array {
+  if (activation !== 'relu' && activation !== 'linear')
+    throw new TraceError(`${name}: activation '${activation}' is not supported (linear, relu)`);
   const units = kernel.shape[kernel.shape.length - 1]!;
   const nIn = kernel.values.length / units;
-  const W: number[][] = Array.from({ length: units }, (_, o) => Array.from({ length: nIn }, (_, c) => kernel.values[c * units + o]!));
+  const W: number[][] = Array.from({ length: units }, (_, o) =>
+    Array.from({ length: nIn }, (_, c) => kernel.values[c * units + o]!),
+  );
   const xs = cols.map((idx) => {
     if (idx.length !== nIn) throw new TraceError(`${name}: ${idx.length} inputs per position, kernel expects ${nIn}`);
     return Array.from(idx, (j) => (j < 0 ? t.zero() : x.el[j]!));
@@ -83,7 +95,8 @@ const dense = qlayer((t, ex, [x], name) => {
   const bias = (ex['bias'] as ConstExport | null) ?? null;
   const nIn = kernel.shape[0]!;
   const positions = x!.el.length / nIn;
-  if (!Number.isInteger(positions)) throw new TraceError(`${name}: input of ${x!.el.length} elements is not a multiple of the kernel's ${nIn} inputs`);
+  if (!Number.isInteger(positions))
+    throw new TraceError(`${name}: input of ${x!.el.length} elements is not a multiple of the kernel's ${nIn} inputs`);
   const cols = Array.from({ length: positions }, (_, p) => Array.from({ length: nIn }, (_, c) => p * nIn + c));
   const el = affine(t, x!, cols, kernel, bias ? (_p, o) => bias.values[o]! : null, String(ex['activation'] ?? 'linear'), name);
   return { shape: [...ex.outputShape], el };
@@ -92,11 +105,30 @@ const dense = qlayer((t, ex, [x], name) => {
 /** QEinsumDense(Batchnorm): the layer's own dense view (input/output index maps per position, folded kernel and broadcast bias). */
 const einsum = qlayer((t, ex, [x], name) => {
   t.requireWires(x!, name);
-  const mm = ex['matmul'] as { positions: number; nIn: number; units: number; inputIndex: Int32Array; outputIndex: Int32Array; kernel: ConstExport; bias: ConstExport | null } | null;
-  if (!mm) throw new TraceError(`${name}: equation '${String(ex['equation'])}' has grouped (batch-like) letters shared by input and kernel; only equations that are a dense layer at every position are supported`);
+  const mm = ex['matmul'] as {
+    positions: number;
+    nIn: number;
+    units: number;
+    inputIndex: Int32Array;
+    outputIndex: Int32Array;
+    kernel: ConstExport;
+    bias: ConstExport | null;
+  } | null;
+  if (!mm)
+    throw new TraceError(
+      `${name}: equation '${String(ex['equation'])}' has grouped (batch-like) letters shared by input and kernel; only equations that are a dense layer at every position are supported`,
+    );
   const cols = Array.from({ length: mm.positions }, (_, p) => mm.inputIndex.subarray(p * mm.nIn, (p + 1) * mm.nIn));
   const bias = mm.bias;
-  const ys = affine(t, x!, cols, mm.kernel, bias ? (p, o) => bias.values[mm.outputIndex[p * mm.units + o]!]! : null, String(ex['activation'] ?? 'linear'), name);
+  const ys = affine(
+    t,
+    x!,
+    cols,
+    mm.kernel,
+    bias ? (p, o) => bias.values[mm.outputIndex[p * mm.units + o]!]! : null,
+    String(ex['activation'] ?? 'linear'),
+    name,
+  );
   const el = new Int32Array(prod(ex.outputShape));
   for (let j = 0; j < ys.length; j++) el[mm.outputIndex[j]!] = ys[j]!;
   return { shape: [...ex.outputShape], el };
@@ -145,7 +177,8 @@ const conv = qlayer((t, ex, [x], name) => {
   const pads = ex['pads'] as number[][];
   const inShape = ex.inputShapes[0]!;
   const outSpatial = ex.outputShape.slice(0, -1);
-  if ((ex['dilation'] as number[] | undefined)?.some((d) => d !== 1)) throw new TraceError(`${name}: dilated convolution is not supported`);
+  if ((ex['dilation'] as number[] | undefined)?.some((d) => d !== 1))
+    throw new TraceError(`${name}: dilated convolution is not supported`);
   const win = windows(inShape, ks, strides, pads, outSpatial);
   const cols = win.map((taps) => taps.flat());
   const el = affine(t, x!, cols, kernel, bias ? (_p, o) => bias.values[o]! : null, String(ex['activation'] ?? 'linear'), name);
@@ -156,7 +189,9 @@ const conv = qlayer((t, ex, [x], name) => {
 function divPow2(t: Tracer, w: number, n: number, name: string): number {
   const e = Math.log2(n);
   if (!Number.isInteger(e)) {
-    throw new TraceError(`${name}: average over ${n} elements is not a division by a power of two, so the model's float result is not an exact fixed-point value; use window sizes (or 'valid' padding) with power-of-two element counts`);
+    throw new TraceError(
+      `${name}: average over ${n} elements is not a division by a power of two, so the model's float result is not an exact fixed-point value; use window sizes (or 'valid' padding) with power-of-two element counts`,
+    );
   }
   return e === 0 ? w : t.b.copy(w, -e);
 }
@@ -172,8 +207,19 @@ const pool = qlayer((t, ex, [x], name) => {
   const el = new Int32Array(win.length * C);
   win.forEach((taps, p) => {
     for (let c = 0; c < C; c++) {
-      const ws = taps.map((tap) => tap[c]!).filter((j) => j >= 0).map((j) => x!.el[j]!);
-      const w = op === 'max' ? reduceTree(ws, (a, b) => t.b.max(a, b)) : divPow2(t, reduceTree(ws, (a, b) => t.b.add(a, b)), ws.length, name);
+      const ws = taps
+        .map((tap) => tap[c]!)
+        .filter((j) => j >= 0)
+        .map((j) => x!.el[j]!);
+      const w =
+        op === 'max'
+          ? reduceTree(ws, (a, b) => t.b.max(a, b))
+          : divPow2(
+              t,
+              reduceTree(ws, (a, b) => t.b.add(a, b)),
+              ws.length,
+              name,
+            );
       el[p * C + c] = w;
     }
   });
@@ -189,7 +235,15 @@ const globalPool = qlayer((t, ex, [x], name) => {
   const el = new Int32Array(C);
   for (let c = 0; c < C; c++) {
     const ws = Array.from({ length: n }, (_, p) => x!.el[p * C + c]!);
-    el[c] = op === 'max' ? reduceTree(ws, (a, b) => t.b.max(a, b)) : divPow2(t, reduceTree(ws, (a, b) => t.b.add(a, b)), n, name);
+    el[c] =
+      op === 'max'
+        ? reduceTree(ws, (a, b) => t.b.max(a, b))
+        : divPow2(
+            t,
+            reduceTree(ws, (a, b) => t.b.add(a, b)),
+            n,
+            name,
+          );
   }
   return { shape: [...ex.outputShape], el };
 });
@@ -227,9 +281,11 @@ const merge = qlayer((t, ex, ins, name) => {
   };
   const g = f[op];
   if (!g) throw new TraceError(`${name}: merge op '${op}' is not supported (${Object.keys(f).join(', ')})`);
-  if (op === 'subtract' && ins.length !== 2) throw new TraceError(`${name}: subtract takes exactly two inputs, got ${ins.length}`);
+  if (op === 'subtract' && ins.length !== 2)
+    throw new TraceError(`${name}: subtract takes exactly two inputs, got ${ins.length}`);
   const n = ins[0]!.el.length;
-  for (const v of ins) if (v.el.length !== n) throw new TraceError(`${name}: inputs of different sizes (broadcasting merges are not supported)`);
+  for (const v of ins)
+    if (v.el.length !== n) throw new TraceError(`${name}: inputs of different sizes (broadcasting merges are not supported)`);
   const el = new Int32Array(n);
   for (let j = 0; j < n; j++) {
     let w = ins[0]!.el[j]!;
@@ -288,7 +344,10 @@ function lookup(t: Tracer, w: number, T: TableExport, name: string): number {
   const q = t.b.qint(w);
   const at = (v: number): number => {
     const k = (v - T.min) / T.step;
-    if (!Number.isInteger(k) || k < 0 || k >= T.values.length) throw new TraceError(`${name}: value ${v} is outside the table's input domain (min ${T.min}, step ${T.step}, ${T.values.length} entries)`);
+    if (!Number.isInteger(k) || k < 0 || k >= T.values.length)
+      throw new TraceError(
+        `${name}: value ${v} is outside the table's input domain (min ${T.min}, step ${T.step}, ${T.values.length} entries)`,
+      );
     return T.values[k]!;
   };
   if (q.min === q.max) return t.b.const(at(q.min));
@@ -315,7 +374,14 @@ const softmax = qlayer((t, ex, [x], name) => {
   const el = new Int32Array(x!.el.length);
   const qOne = (w: number, q: QuantizerExport, j: number): number => {
     const v: Val = { shape: [1], el: Int32Array.of(w) };
-    const one: QuantizerExport = { shape: [1], k: q.k.subarray(j, j + 1), i: q.i.subarray(j, j + 1), f: q.f.subarray(j, j + 1), round: q.round, overflow: q.overflow };
+    const one: QuantizerExport = {
+      shape: [1],
+      k: q.k.subarray(j, j + 1),
+      i: q.i.subarray(j, j + 1),
+      f: q.f.subarray(j, j + 1),
+      round: q.round,
+      overflow: q.overflow,
+    };
     return t.quantize(v, one, name).el[0]!;
   };
   for (let g = 0; g < groups; g++) {
@@ -325,7 +391,11 @@ const softmax = qlayer((t, ex, [x], name) => {
       const d = qOne(t.b.sub(m, w), exp.inputQuantizer, g * L + j);
       return lookup(t, d, exp.tables[exp.index[g * L + j]!]!, name);
     });
-    const s = qOne(reduceTree(es, (a, b) => t.b.add(a, b)), inv.inputQuantizer, g);
+    const s = qOne(
+      reduceTree(es, (a, b) => t.b.add(a, b)),
+      inv.inputQuantizer,
+      g,
+    );
     const r = lookup(t, s, inv.tables[inv.index[g]!]!, name);
     es.forEach((e, j) => (el[g * L + j] = t.b.mul(e, r)));
   }
@@ -343,10 +413,12 @@ const tableSum: Handler = (t, layer, [x]) => {
   const q = layer as unknown as QLayer;
   const ex = q.exportQuantized() as LayerExport & TableLayerExport;
   const iq = ex.inputQuantizers[0];
-  if (!iq) throw new TraceError(`${name}: the input quantizer is disabled; table layers need it (it defines each table's domain)`);
+  if (!iq)
+    throw new TraceError(`${name}: the input quantizer is disabled; table layers need it (it defines each table's domain)`);
   const { nIn, nOut } = ex;
   const P = prod(ex.positions);
-  if (iq.k.length !== P * nIn * nOut) throw new TraceError(`${name}: input quantizer covers ${iq.k.length} edges, expected ${P * nIn * nOut}`);
+  if (iq.k.length !== P * nIn * nOut)
+    throw new TraceError(`${name}: input quantizer covers ${iq.k.length} edges, expected ${P * nIn * nOut}`);
   const quantized = new Map<string, number>();
   const edgeInput = (src: number, e: number): number => {
     const type: Kif = { k: iq.k[e]! ? 1 : 0, i: iq.i[e]!, f: iq.f[e]! };
@@ -409,14 +481,18 @@ const concatenate: Handler = (_t, layer, ins) => {
   const rank = ins[0]!.shape.length;
   let axis = (layer as unknown as { axis: number }).axis ?? -1;
   axis = axis < 0 ? rank + axis : axis - 1; // Keras counts the batch axis
-  if (axis < 0 || axis >= rank) throw new TraceError(`${who(layer)}: axis ${(layer as unknown as { axis: number }).axis} out of range for rank ${rank + 1}`);
+  if (axis < 0 || axis >= rank)
+    throw new TraceError(`${who(layer)}: axis ${(layer as unknown as { axis: number }).axis} out of range for rank ${rank + 1}`);
   return [{ shape: outShapeOf(layer), el: concatAlong(ins, axis) }];
 };
 
 const activation: Handler = (t, layer, [x]) => {
   const act = String(layer.getConfig()['activation'] ?? 'linear');
   if (act === 'linear') return [x!];
-  if (act !== 'relu') throw new TraceError(`${who(layer)}: activation '${act}' is not supported by the tracer (linear, relu; use a QUnaryFunctionLUT layer for other functions)`);
+  if (act !== 'relu')
+    throw new TraceError(
+      `${who(layer)}: activation '${act}' is not supported by the tracer (linear, relu; use a QUnaryFunctionLUT layer for other functions)`,
+    );
   t.requireWires(x!, who(layer));
   return [{ shape: [...x!.shape], el: x!.el.map((w) => t.b.relu(w)) }];
 };

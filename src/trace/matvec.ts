@@ -28,7 +28,13 @@ export interface MatVecOptions {
  * For each position p, outputs W·xs[p]. Every xs[p] has n_in wires. Returns per position n_out OutputRefs
  * (wire −1 = constant 0).
  */
-export function matVec(b: ProgramBuilder, W: number[][], xs: number[][], opts: MatVecOptions, latency?: (w: number) => number): OutputRef[][] {
+export function matVec(
+  b: ProgramBuilder,
+  W: number[][],
+  xs: number[][],
+  opts: MatVecOptions,
+  latency?: (w: number) => number,
+): OutputRef[][] {
   const nIn = xs[0]?.length ?? 0;
   if (opts.cmvm === 'none') return xs.map((x) => W.map((row) => plainSum(b, row, x)));
   const qs: QInterval[] = [];
@@ -47,7 +53,11 @@ export function matVec(b: ProgramBuilder, W: number[][], xs: number[][], opts: M
   const sol = solveCmvm(
     W,
     qs.map((q, c) => ({ qint: q, latency: lats[c]! })),
-    { dc: opts.dc, ...(opts.effort !== undefined ? { effort: opts.effort } : {}), ...(opts.threads !== undefined ? { threads: opts.threads } : {}) },
+    {
+      dc: opts.dc,
+      ...(opts.effort !== undefined ? { effort: opts.effort } : {}),
+      ...(opts.threads !== undefined ? { threads: opts.threads } : {}),
+    },
   );
   return xs.map((x) => inlineProgram(b, sol.program, x));
 }

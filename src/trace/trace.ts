@@ -43,7 +43,8 @@ interface TfNode {
 
 function perSample(shape: readonly (number | null)[], what: string): number[] {
   return shape.slice(1).map((d) => {
-    if (d === null || d === undefined) throw new TraceError(`${what}: per-sample shape [${shape.slice(1)}] has an unknown dimension; tracing needs fixed shapes`);
+    if (d === null || d === undefined)
+      throw new TraceError(`${what}: per-sample shape [${shape.slice(1)}] has an unknown dimension; tracing needs fixed shapes`);
     return d;
   });
 }
@@ -56,7 +57,8 @@ export function trace(model: tf.LayersModel, options: TraceOptions = {}): Progra
     ...(options.effort !== undefined ? { effort: options.effort } : {}),
     ...(options.cmvmThreads !== undefined ? { threads: options.cmvmThreads } : {}),
   };
-  if (opts.cmvm !== 'da' && opts.cmvm !== 'none') throw new TraceError(`cmvm method '${String(opts.cmvm)}' is not one of da, none`);
+  if (opts.cmvm !== 'da' && opts.cmvm !== 'none')
+    throw new TraceError(`cmvm method '${String(opts.cmvm)}' is not one of da, none`);
   if (!options.allowUncalibrated) checkCalibrated(model);
   const t = new Tracer(opts);
   const vals = new Map<number, Val>();
@@ -88,11 +90,17 @@ export function trace(model: tf.LayersModel, options: TraceOptions = {}): Progra
         }
         const ins = node.inputTensors.map((s) => vals.get(s.id)!);
         const outs = traceLayer(t, layer, ins);
-        if (outs.length !== node.outputTensors.length) throw new TraceError(`${layer.getClassName()} '${layer.name}': produced ${outs.length} outputs, expected ${node.outputTensors.length}`);
+        if (outs.length !== node.outputTensors.length)
+          throw new TraceError(
+            `${layer.getClassName()} '${layer.name}': produced ${outs.length} outputs, expected ${node.outputTensors.length}`,
+          );
         node.outputTensors.forEach((s, j) => {
           const want = perSample(s.shape, `${layer.getClassName()} '${layer.name}' output`);
           const got = outs[j]!;
-          if (prod(want) !== got.el.length) throw new TraceError(`${layer.getClassName()} '${layer.name}': traced output has ${got.el.length} elements, the model says [${want}]`);
+          if (prod(want) !== got.el.length)
+            throw new TraceError(
+              `${layer.getClassName()} '${layer.name}': traced output has ${got.el.length} elements, the model says [${want}]`,
+            );
           vals.set(s.id, { shape: want, el: got.el });
         });
         done.add(node);
@@ -105,7 +113,10 @@ export function trace(model: tf.LayersModel, options: TraceOptions = {}): Progra
   const out: OutputRef[] = [];
   for (const y of model.outputs) {
     const v = vals.get(y.id);
-    if (!v) throw new TraceError(`output '${y.name}' could not be reached from the model inputs (a nested model or an unconnected layer?)`);
+    if (!v)
+      throw new TraceError(
+        `output '${y.name}' could not be reached from the model inputs (a nested model or an unconnected layer?)`,
+      );
     t.requireWires(v, `output '${y.name}'`);
     outputs.push({ name: y.name, shape: perSample(y.shape, `output '${y.name}'`) });
     for (const w of v.el) out.push({ wire: w, shift: 0, neg: false });

@@ -44,7 +44,12 @@ export class Tracer {
       const args = operandsOf(node);
       let start = 0;
       for (const a of args) start = Math.max(start, this.lat[a]!);
-      this.lat[this.latDone] = start + opDelay(node, args.map((a) => ops[a]!.qint));
+      this.lat[this.latDone] =
+        start +
+        opDelay(
+          node,
+          args.map((a) => ops[a]!.qint),
+        );
     }
     return this.lat[w]!;
   }
@@ -66,7 +71,8 @@ export class Tracer {
   /** Quantizes every element of `v` to the quantizer's per-element types. Raw elements become input ops. */
   quantize(v: Val, q: QuantizerExport, who: string): Val {
     const n = v.el.length;
-    if (q.k.length !== n) throw new TraceError(`${who}: quantizer covers ${q.k.length} elements, the tensor has ${n} (shape [${v.shape}])`);
+    if (q.k.length !== n)
+      throw new TraceError(`${who}: quantizer covers ${q.k.length} elements, the tensor has ${n} (shape [${v.shape}])`);
     const out = new Int32Array(n);
     for (let j = 0; j < n; j++) {
       const t: Kif = { k: q.k[j]! ? 1 : 0, i: q.i[j]!, f: q.f[j]! };
@@ -112,8 +118,9 @@ export class Tracer {
   /** Fails when a raw (unquantized) element reaches arithmetic. */
   requireWires(v: Val, who: string): void {
     if (v.el.some(isRaw)) {
-      throw new TraceError(`${who}: reads unquantized model input; the first layer that computes on an input needs its input quantizer enabled (enableIq) so the input has a fixed-point type`);
+      throw new TraceError(
+        `${who}: reads unquantized model input; the first layer that computes on an input needs its input quantizer enabled (enableIq) so the input has a fixed-point type`,
+      );
     }
   }
 }
-

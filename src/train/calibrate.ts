@@ -27,7 +27,8 @@ export function exactEbops(model: tf.LayersModel): CalibrateResult {
     if (!(l instanceof QLayer)) continue;
     const e = l.hgqEbops();
     // Bits are integers and every partial sum is a non-negative integer, so float32 is exact below 2^24.
-    if (e >= 2 ** 24) process.stderr.write(`hgq: warning: EBOPs of layer ${l.name} (${e}) exceed 2^24; the float32 sum may be off by rounding\n`);
+    if (e >= 2 ** 24)
+      process.stderr.write(`hgq: warning: EBOPs of layer ${l.name} (${e}) exceed 2^24; the float32 sum may be off by rounding\n`);
     perLayer.push({ name: l.name, className: l.getClassName(), ebops: e });
     total += e;
   }

@@ -119,7 +119,9 @@ export class ParetoCheckpoint extends tf.Callback {
       const v = num(logs[k]);
       if (v !== undefined) return v;
     }
-    throw new Error(`ParetoCheckpoint: none of ${keys.join(', ')} in the epoch logs (have: ${Object.keys(logs).join(', ')}); pass validationData and metrics: ['acc'] to fit, or set monitor`);
+    throw new Error(
+      `ParetoCheckpoint: none of ${keys.join(', ')} in the epoch logs (have: ${Object.keys(logs).join(', ')}); pass validationData and metrics: ['acc'] to fit, or set monitor`,
+    );
   }
 
   override async onEpochEnd(epoch: number, logs?: Logs): Promise<void> {
@@ -156,7 +158,10 @@ export class ParetoCheckpoint extends tf.Callback {
 export class EarlyStopOnEbops extends tf.Callback {
   private below = 0;
   stoppedEpoch: number | undefined;
-  constructor(private readonly threshold: number, private readonly patience = 1) {
+  constructor(
+    private readonly threshold: number,
+    private readonly patience = 1,
+  ) {
     super();
     if (!(threshold > 0)) throw new Error(`EarlyStopOnEbops: threshold must be > 0, got ${threshold}`);
   }
@@ -190,7 +195,9 @@ export class ProgressBar extends tf.Callback {
   override async onEpochBegin(epoch: number): Promise<void> {
     this.t0 = Date.now();
     if (!this.tty) return;
-    const steps = Number(this.params?.['steps'] ?? 0) || Math.ceil(Number(this.params?.['samples'] ?? 0) / Number(this.params?.['batchSize'] ?? 1));
+    const steps =
+      Number(this.params?.['steps'] ?? 0) ||
+      Math.ceil(Number(this.params?.['samples'] ?? 0) / Number(this.params?.['batchSize'] ?? 1));
     this.bar = new cliProgress.SingleBar(
       {
         format: `epoch ${epoch + 1}/${this.epochs} [{bar}] {value}/{total} loss {loss} acc {acc} ebops {ebops} β {beta}`,
@@ -201,7 +208,12 @@ export class ProgressBar extends tf.Callback {
       },
       cliProgress.Presets.legacy,
     );
-    this.bar.start(steps || 1, 0, { loss: '-', acc: '-', ebops: this.last['ebops'] ?? '-', beta: this.last['beta'] ?? fmt(modelBeta(this.model)) });
+    this.bar.start(steps || 1, 0, {
+      loss: '-',
+      acc: '-',
+      ebops: this.last['ebops'] ?? '-',
+      beta: this.last['beta'] ?? fmt(modelBeta(this.model)),
+    });
   }
   override async onBatchEnd(_batch: number, logs?: Logs): Promise<void> {
     if (!this.bar) return;
@@ -221,7 +233,9 @@ export class ProgressBar extends tf.Callback {
       this.bar = undefined;
     } else {
       const loss = num(logs?.['loss']);
-      this.stream.write(`epoch ${epoch + 1}/${this.epochs} loss ${loss?.toFixed(4) ?? '-'} acc ${acc} ebops ${this.last['ebops']} β ${this.last['beta']} (${((Date.now() - this.t0) / 1000).toFixed(1)} s)\n`);
+      this.stream.write(
+        `epoch ${epoch + 1}/${this.epochs} loss ${loss?.toFixed(4) ?? '-'} acc ${acc} ebops ${this.last['ebops']} β ${this.last['beta']} (${((Date.now() - this.t0) / 1000).toFixed(1)} s)\n`,
+      );
     }
   }
 }

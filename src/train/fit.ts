@@ -55,12 +55,14 @@ function isCompiled(model: tf.LayersModel): boolean {
 /** Why the wasm engine cannot train this (compiled) model, or null when it can. */
 function wasmUnsupported(model: tf.LayersModel): string | null {
   const opt = model.optimizer as unknown as { getClassName?: () => string };
-  if (opt?.getClassName?.() !== 'Adam') return `the wasm engine trains with Adam, the model is compiled with ${opt?.getClassName?.() ?? 'another optimizer'}`;
+  if (opt?.getClassName?.() !== 'Adam')
+    return `the wasm engine trains with Adam, the model is compiled with ${opt?.getClassName?.() ?? 'another optimizer'}`;
   return engineUnsupported(model);
 }
 
 export async function fit(model: tf.LayersModel, x: tf.Tensor, y: tf.Tensor, opts: FitOptions): Promise<FitResult> {
-  if (!TASK_LOSSES.includes(opts.loss)) throw new Error(`fit: loss '${String(opts.loss)}' is not one of ${TASK_LOSSES.join(', ')}`);
+  if (!TASK_LOSSES.includes(opts.loss))
+    throw new Error(`fit: loss '${String(opts.loss)}' is not one of ${TASK_LOSSES.join(', ')}`);
   const want = opts.engine ?? 'auto';
   if (!['auto', 'wasm', 'tfjs'].includes(want)) throw new Error(`fit: engine '${String(want)}' is not one of auto, wasm, tfjs`);
   if (!isCompiled(model)) {
@@ -72,8 +74,13 @@ export async function fit(model: tf.LayersModel, x: tf.Tensor, y: tf.Tensor, opt
   if (why) process.stderr.write(`hgq: fit: ${why}; training with tfjs model.fit\n`);
   const engine = want === 'tfjs' || why ? 'tfjs' : 'wasm';
   const t0 = performance.now();
-  const common = { epochs: opts.epochs, batchSize: opts.batchSize, shuffle: opts.shuffle ?? true, callbacks: opts.callbacks ?? [],
-    ...(opts.validationData ? { validationData: opts.validationData } : {}) };
+  const common = {
+    epochs: opts.epochs,
+    batchSize: opts.batchSize,
+    shuffle: opts.shuffle ?? true,
+    callbacks: opts.callbacks ?? [],
+    ...(opts.validationData ? { validationData: opts.validationData } : {}),
+  };
   const { epoch, history } =
     engine === 'wasm'
       ? await fitWithEngine(model, x, y, { ...common, loss: opts.loss, seed: opts.seed ?? 1, engine: opts.engineOptions ?? {} })

@@ -39,7 +39,11 @@ export function fsHandler(dir: string, extraFiles: Record<string, string | Uint8
       };
       if (artifacts.trainingConfig) modelJson.trainingConfig = artifacts.trainingConfig;
       if (artifacts.userDefinedMetadata) modelJson.userDefinedMetadata = artifacts.userDefinedMetadata;
-      writeDirAtomic(dir, { ...extraFiles, [MODEL_JSON]: JSON.stringify(modelJson), [WEIGHTS_BIN]: new Uint8Array(weights) }, MODEL_KIND);
+      writeDirAtomic(
+        dir,
+        { ...extraFiles, [MODEL_JSON]: JSON.stringify(modelJson), [WEIGHTS_BIN]: new Uint8Array(weights) },
+        MODEL_KIND,
+      );
       return {
         modelArtifactsInfo: {
           dateSaved: new Date(),
@@ -57,7 +61,11 @@ export function fsHandler(dir: string, extraFiles: Record<string, string | Uint8
 }
 
 /** Saves a model (and `extraFiles` beside it) into `dir`, atomically. */
-export async function saveModel(model: tf.LayersModel, dir: string, extraFiles: Record<string, string | Uint8Array> = {}): Promise<void> {
+export async function saveModel(
+  model: tf.LayersModel,
+  dir: string,
+  extraFiles: Record<string, string | Uint8Array> = {},
+): Promise<void> {
   await model.save(fsHandler(dir, extraFiles));
 }
 

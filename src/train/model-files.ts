@@ -22,7 +22,8 @@ export function readModelArtifacts(dir: string): Promise<tf.io.ModelArtifacts> {
 /** model.json inside `dir`, or `dir` itself when it names the file. */
 function modelJsonPath(dir: string): string {
   const path = existsSync(dir) && statSync(dir).isDirectory() ? join(dir, MODEL_JSON) : dir;
-  if (!existsSync(path)) throw new ModelFileError(path, `model not found (expected a directory with ${MODEL_JSON} and ${WEIGHTS_BIN})`);
+  if (!existsSync(path))
+    throw new ModelFileError(path, `model not found (expected a directory with ${MODEL_JSON} and ${WEIGHTS_BIN})`);
   if (!statSync(path).isFile()) throw new ModelFileError(path, 'is not a file');
   return path;
 }
@@ -41,17 +42,27 @@ function readModelJson(path: string): tf.io.ModelJSON {
   } catch (e) {
     throw new ModelFileError(path, `not valid JSON (${(e as Error).message}); the file is truncated or not a ${MODEL_JSON}`);
   }
-  if (!isJsonObject(json) || !isJsonObject(json['modelTopology'])) throw new ModelFileError(path, 'no modelTopology object; not a tfjs layers model.json');
+  if (!isJsonObject(json) || !isJsonObject(json['modelTopology']))
+    throw new ModelFileError(path, 'no modelTopology object; not a tfjs layers model.json');
   const manifest = json['weightsManifest'];
-  if (!Array.isArray(manifest)) throw new ModelFileError(path, 'no weightsManifest list: the model\'s weights are not described');
+  if (!Array.isArray(manifest)) throw new ModelFileError(path, "no weightsManifest list: the model's weights are not described");
   manifest.forEach((group: unknown, g) => {
     const where = `weightsManifest[${g}]`;
-    if (!isJsonObject(group) || !Array.isArray(group['paths']) || !group['paths'].every((p) => typeof p === 'string') || !Array.isArray(group['weights']))
+    if (
+      !isJsonObject(group) ||
+      !Array.isArray(group['paths']) ||
+      !group['paths'].every((p) => typeof p === 'string') ||
+      !Array.isArray(group['weights'])
+    )
       throw new ModelFileError(path, `${where} must be {"paths": [file names], "weights": [specs]}`);
     for (const w of group['weights'] as unknown[]) {
-      const shapeOk = isJsonObject(w) && Array.isArray(w['shape']) && w['shape'].every((d) => Number.isSafeInteger(d) && (d as number) >= 0);
+      const shapeOk =
+        isJsonObject(w) && Array.isArray(w['shape']) && w['shape'].every((d) => Number.isSafeInteger(d) && (d as number) >= 0);
       if (!shapeOk || typeof w['name'] !== 'string' || typeof w['dtype'] !== 'string')
-        throw new ModelFileError(path, `${where}: weight ${JSON.stringify(w)} needs a name, a shape of non-negative integers and a dtype`);
+        throw new ModelFileError(
+          path,
+          `${where}: weight ${JSON.stringify(w)} needs a name, a shape of non-negative integers and a dtype`,
+        );
     }
   });
   return json as unknown as tf.io.ModelJSON;
@@ -60,7 +71,16 @@ function readModelJson(path: string): tf.io.ModelJSON {
 /** Bytes per element as stored (a quantized weight is stored in its quantization dtype); null: variable size. */
 function storedBytes(spec: tf.io.WeightsManifestEntry, path: string): number | null {
   const dtype: string = spec.quantization?.dtype ?? spec.dtype;
-  const size: Record<string, number | null> = { float32: 4, int32: 4, bool: 1, complex64: 8, uint8: 1, uint16: 2, float16: 2, string: null };
+  const size: Record<string, number | null> = {
+    float32: 4,
+    int32: 4,
+    bool: 1,
+    complex64: 8,
+    uint8: 1,
+    uint16: 2,
+    float16: 2,
+    string: null,
+  };
   if (!(dtype in size)) throw new ModelFileError(path, `weight ${spec.name} has unknown dtype "${dtype}"`);
   const per = size[dtype]!;
   return per === null ? null : per * spec.shape.reduce((a, b) => a * b, 1);
@@ -70,7 +90,10 @@ function storedBytes(spec: tf.io.WeightsManifestEntry, path: string): number | n
 function weightFilePath(base: string, p: string, path: string): string {
   const wp = resolve(base, p);
   if (isAbsolute(p) || !isInside(base, wp))
-    throw new ModelFileError(path, `weight file "${p}" is outside the model folder; weight paths must be relative names inside it`);
+    throw new ModelFileError(
+      path,
+      `weight file "${p}" is outside the model folder; weight paths must be relative names inside it`,
+    );
   if (!existsSync(wp)) throw new ModelFileError(wp, `weight file is missing (listed in ${path})`);
   if (!statSync(wp).isFile()) throw new ModelFileError(wp, `weight file is not a regular file (listed in ${path})`);
   if (!isInside(realpathSync(base), realpathSync(wp)))
@@ -86,7 +109,8 @@ function readWeights(manifest: tf.io.WeightsManifestConfig, path: string): [tf.i
   for (const group of manifest) {
     specs.push(...group.weights);
     const files = group.paths.map((p) => weightFilePath(base, p, path));
-    if (files.length === 0 && group.weights.length > 0) throw new ModelFileError(path, `weightsManifest lists ${group.weights.length} weights but no file holding them`);
+    if (files.length === 0 && group.weights.length > 0)
+      throw new ModelFileError(path, `weightsManifest lists ${group.weights.length} weights but no file holding them`);
     const shown = files.length === 1 ? files[0]! : `${files.join(', ')} (together)`;
     const groupBufs = files.map((wp) => {
       try {
@@ -121,7 +145,11 @@ function checkFinite(specs: tf.io.WeightsManifestEntry[], sizes: number[], data:
     if (spec.dtype === 'float32' && !spec.quantization && offset % 4 === 0) {
       const v = new Float32Array(data, offset, sizes[s]! / 4);
       const j = v.findIndex((x) => !Number.isFinite(x));
-      if (j >= 0) throw new ModelFileError(shown, `weight ${spec.name} holds ${v[j]} at element ${j}; the file is damaged (or was saved from a diverged training run)`);
+      if (j >= 0)
+        throw new ModelFileError(
+          shown,
+          `weight ${spec.name} holds ${v[j]} at element ${j}; the file is damaged (or was saved from a diverged training run)`,
+        );
     }
     offset += sizes[s]!;
   });
@@ -137,7 +165,11 @@ export function modelBuildError(e: unknown, dir: string): ModelFileError {
   const msg = e instanceof Error ? e.message : String(e);
   const unknown = /Unknown layer: ([^\s.]+)/.exec(msg);
   if (unknown)
-    return new ModelFileError(path, `unknown layer class "${unknown[1]}" (neither a tfjs layer nor an hgq layer; was the model written by another program?)`);
-  if (/shape mismatch|should have \d+ values/i.test(msg)) return new ModelFileError(path, `the weights do not fit the layers' shapes (${msg})`);
+    return new ModelFileError(
+      path,
+      `unknown layer class "${unknown[1]}" (neither a tfjs layer nor an hgq layer; was the model written by another program?)`,
+    );
+  if (/shape mismatch|should have \d+ values/i.test(msg))
+    return new ModelFileError(path, `the weights do not fit the layers' shapes (${msg})`);
   return new ModelFileError(path, `cannot be built into a model: ${msg.split('\n')[0]}`);
 }

@@ -25,8 +25,10 @@ export function piecewiseSchedule(keys: readonly KeyPoint[]): (epoch: number) =>
   const ks = [...keys].sort((a, b) => a.epoch - b.epoch);
   for (let j = 0; j < ks.length; j++) {
     const k = ks[j]!;
-    if (!INTERPS.includes(k.interp)) throw new Error(`piecewiseSchedule: unknown interpolation '${k.interp}' (use ${INTERPS.join(', ')})`);
-    if (!Number.isFinite(k.beta) || k.beta < 0) throw new Error(`piecewiseSchedule: β must be finite and ≥ 0, got ${k.beta} at epoch ${k.epoch}`);
+    if (!INTERPS.includes(k.interp))
+      throw new Error(`piecewiseSchedule: unknown interpolation '${k.interp}' (use ${INTERPS.join(', ')})`);
+    if (!Number.isFinite(k.beta) || k.beta < 0)
+      throw new Error(`piecewiseSchedule: β must be finite and ≥ 0, got ${k.beta} at epoch ${k.epoch}`);
     if (j > 0 && ks[j - 1]!.epoch === k.epoch) throw new Error(`piecewiseSchedule: two key points at epoch ${k.epoch}`);
     if (k.interp === 'log' && j + 1 < ks.length && (k.beta <= 0 || ks[j + 1]!.beta <= 0)) {
       throw new Error(`piecewiseSchedule: log interpolation from epoch ${k.epoch} needs β > 0 at both ends`);
@@ -41,9 +43,12 @@ export function piecewiseSchedule(keys: readonly KeyPoint[]): (epoch: number) =>
     if (!b) return a.beta;
     const t = (epoch - a.epoch) / (b.epoch - a.epoch);
     switch (a.interp) {
-      case 'constant': return a.beta;
-      case 'linear': return a.beta + (b.beta - a.beta) * t;
-      case 'log': return a.beta * (b.beta / a.beta) ** t;
+      case 'constant':
+        return a.beta;
+      case 'linear':
+        return a.beta + (b.beta - a.beta) * t;
+      case 'log':
+        return a.beta * (b.beta / a.beta) ** t;
     }
   };
 }
@@ -52,12 +57,14 @@ export function piecewiseSchedule(keys: readonly KeyPoint[]): (epoch: number) =>
 export function parseSchedule(spec: string): KeyPoint[] {
   return spec.split(',').map((part) => {
     const [e, b, i] = part.trim().split(':');
-    const epoch = Number(e), beta = Number(b);
+    const epoch = Number(e),
+      beta = Number(b);
     if (!Number.isInteger(epoch) || epoch < 0 || b === undefined || !Number.isFinite(beta)) {
       throw new Error(`β schedule: bad key point '${part}' (expected epoch:beta[:constant|linear|log], e.g. 0:1e-7:log)`);
     }
     const interp = (i ?? 'constant') as Interp;
-    if (!INTERPS.includes(interp)) throw new Error(`β schedule: unknown interpolation '${i}' in '${part}' (use ${INTERPS.join(', ')})`);
+    if (!INTERPS.includes(interp))
+      throw new Error(`β schedule: unknown interpolation '${i}' in '${part}' (use ${INTERPS.join(', ')})`);
     return { epoch, beta, interp };
   });
 }

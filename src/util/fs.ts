@@ -52,7 +52,8 @@ export class OutputPathError extends Error {
 let cachedVersion: string | undefined;
 /** hgq's version from package.json (recorded in markers). */
 export function hgqVersion(): string {
-  cachedVersion ??= (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+  cachedVersion ??= (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string })
+    .version;
   return cachedVersion;
 }
 
@@ -135,7 +136,9 @@ export function assertOutputFile(path: string, isOurs: (path: string) => boolean
   assertWritableFilePath(path);
   if (overwrite || !existsSync(path)) return;
   if (!lstatSync(path).isFile() || !isOurs(path))
-    throw new OutputPathError(`${path} exists and is not ${what} written by hgq; hgq does not overwrite it: remove it first or choose another name`);
+    throw new OutputPathError(
+      `${path} exists and is not ${what} written by hgq; hgq does not overwrite it: remove it first or choose another name`,
+    );
 }
 
 /** Throws OutputPathError unless `path` can be created as a file: its parent is a writable folder and it is not a folder. */
@@ -225,7 +228,9 @@ export function removeStaleTemporaries(target: string): string[] {
   const parent = dirname(t);
   if (!existsSync(parent)) return [];
   const base = escapeRegExp(basename(t));
-  const pattern = new RegExp(`^\\.${base}(?:\\.hgq-tmp-(\\d+)-\\d+|\\.tmp-(\\d+)-\\d+(?:\\.old)?)$|^${base}\\.tmp-(\\d+)(?:-\\d+)?$`);
+  const pattern = new RegExp(
+    `^\\.${base}(?:\\.hgq-tmp-(\\d+)-\\d+|\\.tmp-(\\d+)-\\d+(?:\\.old)?)$|^${base}\\.tmp-(\\d+)(?:-\\d+)?$`,
+  );
   const removed: string[] = [];
   for (const name of readdirSync(parent)) {
     const m = pattern.exec(name);
@@ -267,7 +272,9 @@ export function lockOutput(target: string): { release(): void } {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
       const holder = Number(readFileSync(lockPath, 'utf8').trim());
       if (Number.isInteger(holder) && holder > 0 && pidAlive(holder))
-        throw new OutputPathError(`${target} is being written by another hgq process (pid ${holder}); wait for it to finish or choose another folder`);
+        throw new OutputPathError(
+          `${target} is being written by another hgq process (pid ${holder}); wait for it to finish or choose another folder`,
+        );
       rmSync(lockPath, { force: true }); // its writer died (SIGKILL): the lock is stale
     }
   }
@@ -396,7 +403,12 @@ function swapIntoPlace(from: string, dest: string): void {
 }
 
 /** Writes a whole folder of files atomically (see StagedDir), e.g. a model checkpoint. */
-export function writeDirAtomic(dir: string, files: Record<string, string | Uint8Array> | Map<string, string | Uint8Array>, kind: string, extra: Record<string, unknown> = {}): void {
+export function writeDirAtomic(
+  dir: string,
+  files: Record<string, string | Uint8Array> | Map<string, string | Uint8Array>,
+  kind: string,
+  extra: Record<string, unknown> = {},
+): void {
   const out = StagedDir.begin(dir, kind);
   try {
     for (const [rel, data] of files instanceof Map ? files : Object.entries(files)) out.write(rel, data);

@@ -48,7 +48,10 @@ export interface CliResult {
 }
 
 /** Starts `hgq args` (cwd default: this process's); `done` resolves when it exits. */
-export function startHgq(args: string[], opts: { cwd?: string; shellPrefix?: string } = {}): { child: ChildProcess; done: Promise<CliResult> } {
+export function startHgq(
+  args: string[],
+  opts: { cwd?: string; shellPrefix?: string } = {},
+): { child: ChildProcess; done: Promise<CliResult> } {
   const child = opts.shellPrefix
     ? spawn('sh', ['-c', `${opts.shellPrefix}; exec "$0" "$@"`, process.execPath, HGQ, ...args], { cwd: opts.cwd })
     : spawn(process.execPath, [HGQ, ...args], { cwd: opts.cwd });

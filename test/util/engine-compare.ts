@@ -16,7 +16,8 @@ export function close(name: string, got: ArrayLike<number>, want: ArrayLike<numb
   for (let j = 0; j < want.length; j++) scale = Math.max(scale, Math.abs(want[j]!));
   for (let j = 0; j < want.length; j++) {
     const tol = rel * scale + abs;
-    if (!(Math.abs(got[j]! - want[j]!) <= tol)) assert.fail(`${name}[${j}]: engine ${got[j]} vs reference ${want[j]} (tol ${tol})`);
+    if (!(Math.abs(got[j]! - want[j]!) <= tol))
+      assert.fail(`${name}[${j}]: engine ${got[j]} vs reference ${want[j]} (tol ${tol})`);
   }
 }
 
@@ -26,18 +27,27 @@ export function batch(seed: number, B: number, inShape: number[], C: number, sca
   const K = inShape.reduce((a, d) => a * d, 1);
   const x = Float32Array.from({ length: B * K }, () => (rng.next() * 2 - 1) * scale);
   const y = new Float32Array(B * C);
-  for (let b = 0; b < B; b++) y[b * C + ((x[b * K]! > 0 ? 1 : 0) + (x[b * K + K - 1]! > 0.5 ? 2 : 0)) % C] = 1;
+  for (let b = 0; b < B; b++) y[b * C + (((x[b * K]! > 0 ? 1 : 0) + (x[b * K + K - 1]! > 0.5 ? 2 : 0)) % C)] = 1;
   return { x, y, xt: tf.tensor(x, [B, ...inShape]), yt: tf.tensor2d(y, [B, C]) };
 }
 
-const taskLoss = (loss: EngineLoss, y: tf.Tensor, p: tf.Tensor) => (loss === 'mse' ? tf.losses.meanSquaredError(y, p) : tf.losses.softmaxCrossEntropy(y, p));
+const taskLoss = (loss: EngineLoss, y: tf.Tensor, p: tf.Tensor) =>
+  loss === 'mse' ? tf.losses.meanSquaredError(y, p) : tf.losses.softmaxCrossEntropy(y, p);
 
 /**
  * One engine step against tfjs' gradients of the total loss (task + Σ β·EBOPs + L1) at the same state:
  * same loss and EBOPs, every bound trainable variable's gradient within `rel` of its largest magnitude.
  * Returns the names checked.
  */
-export async function checkOneStep(model: tf.LayersModel, loss: EngineLoss, x: Float32Array, y: Float32Array, xt: tf.Tensor, yt: tf.Tensor, rel = 1e-3): Promise<string[]> {
+export async function checkOneStep(
+  model: tf.LayersModel,
+  loss: EngineLoss,
+  x: Float32Array,
+  y: Float32Array,
+  xt: tf.Tensor,
+  yt: tf.Tensor,
+  rel = 1e-3,
+): Promise<string[]> {
   const { binding, graph } = describeAny(model, loss);
   assert.ok(graph, 'the model runs on the graph path');
   // the binding reads the state before tfjs' forward pass moves the batch-norm statistics
@@ -77,7 +87,13 @@ export async function checkOneStep(model: tf.LayersModel, loss: EngineLoss, x: F
  * agree step by step, and after push() every weight of b (incl. bit parameters and moving statistics) is
  * within Adam's per-step movement of a's, almost all of them closely.
  */
-export async function checkSteps(a: tf.LayersModel, b: tf.LayersModel, loss: EngineLoss, batches: Array<ReturnType<typeof batch>>, lr: number): Promise<void> {
+export async function checkSteps(
+  a: tf.LayersModel,
+  b: tf.LayersModel,
+  loss: EngineLoss,
+  batches: Array<ReturnType<typeof batch>>,
+  lr: number,
+): Promise<void> {
   b.setWeights(a.getWeights());
   const bind = await EngineBinding.create(b, loss, { threads: 1 });
   try {
@@ -90,14 +106,20 @@ export async function checkSteps(a: tf.LayersModel, b: tf.LayersModel, loss: Eng
   } finally {
     bind.dispose();
   }
-  const wa = a.getWeights(), wb = b.getWeights();
-  let total = 0, near = 0;
+  const wa = a.getWeights(),
+    wb = b.getWeights();
+  let total = 0,
+    near = 0;
   wa.forEach((t, j) => {
-    const va = t.dataSync(), vb = wb[j]!.dataSync();
+    const va = t.dataSync(),
+      vb = wb[j]!.dataSync();
     for (let e = 0; e < va.length; e++) {
       total++;
       // Adam normalizes: a gradient that is ~0 up to rounding may move a parameter by up to lr per step
-      assert.ok(Math.abs(va[e]! - vb[e]!) <= batches.length * lr * 1.01 + 1e-5 * Math.max(1, Math.abs(va[e]!)), `${a.weights[j]!.name}[${e}]: tfjs ${va[e]} vs engine ${vb[e]}`);
+      assert.ok(
+        Math.abs(va[e]! - vb[e]!) <= batches.length * lr * 1.01 + 1e-5 * Math.max(1, Math.abs(va[e]!)),
+        `${a.weights[j]!.name}[${e}]: tfjs ${va[e]} vs engine ${vb[e]}`,
+      );
       if (Math.abs(va[e]! - vb[e]!) <= 1e-5 * Math.max(1, Math.abs(va[e]!))) near++;
     }
   });

@@ -71,7 +71,11 @@ ${store}
  * Compile all cases into one binary against the ap_fixed headers in `apInclude` and run it.
  * Returns, per case, the output patterns. Throws with g++'s message when compiling fails.
  */
-export function runHlsBatch(cases: HlsCase[], apInclude: string, opts: { keep?: boolean } = {}): { outputs: HlsRun[]; compileSeconds: number } {
+export function runHlsBatch(
+  cases: HlsCase[],
+  apInclude: string,
+  opts: { keep?: boolean } = {},
+): { outputs: HlsRun[]; compileSeconds: number } {
   const dir = mkdtempSync(join(tmpdir(), 'hgq-hls-batch-'));
   try {
     const parts: string[] = ['#include <cstdio>', '#include <cstdlib>', '#include <ap_int.h>', '#include <ap_fixed.h>'];
@@ -108,10 +112,19 @@ ${cases.map((_, k) => `      case ${k}: run_t${k}(n); break;`).join('\n')}
     writeFileSync(join(dir, 'main.cpp'), parts.join('\n'));
     const t0 = Date.now();
     try {
-      execFileSync('g++', ['-std=c++14', '-O0', '-w', '-I', apInclude, '-I', dir, join(dir, 'main.cpp'), '-o', join(dir, 'batch')], { stdio: 'pipe', maxBuffer: 1 << 26 });
+      execFileSync(
+        'g++',
+        ['-std=c++14', '-O0', '-w', '-I', apInclude, '-I', dir, join(dir, 'main.cpp'), '-o', join(dir, 'batch')],
+        { stdio: 'pipe', maxBuffer: 1 << 26 },
+      );
     } catch (e) {
       const err = e as { stderr?: Buffer };
-      throw new Error(`g++ failed on the generated HLS C++ (${dir}):\n${String(err.stderr ?? e).split('\n').slice(0, 30).join('\n')}`);
+      throw new Error(
+        `g++ failed on the generated HLS C++ (${dir}):\n${String(err.stderr ?? e)
+          .split('\n')
+          .slice(0, 30)
+          .join('\n')}`,
+      );
     }
     const compileSeconds = (Date.now() - t0) / 1000;
     const out = execFileSync(join(dir, 'batch'), { input: stdin.join('\n') + '\n', maxBuffer: 1 << 30 }).toString();
@@ -119,7 +132,13 @@ ${cases.map((_, k) => `      case ${k}: run_t${k}(n); break;`).join('\n')}
     let at = 0;
     const outputs = cases.map((c) => {
       const rows: bigint[][] = [];
-      for (let v = 0; v < c.count; v++) rows.push(lines[at++]!.trim().split(/\s+/).filter(Boolean).map((h) => BigInt(`0x${h}`)));
+      for (let v = 0; v < c.count; v++)
+        rows.push(
+          lines[at++]!.trim()
+            .split(/\s+/)
+            .filter(Boolean)
+            .map((h) => BigInt(`0x${h}`)),
+        );
       return rows;
     });
     return { outputs, compileSeconds };

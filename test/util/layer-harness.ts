@@ -157,7 +157,9 @@ export function checkGradients(c: LayerCase, seed: number): void {
   const outShape = m.outputs[0]!.shape.slice(1) as number[];
   const weight = tf.randomUniform([B, ...outShape], -1, 1, 'float32', seed + 1000);
   const loss = (...ins: tf.Tensor[]): tf.Scalar =>
-    tf.tidy(() => tf.sum(tf.mul(m.apply(ins.length === 1 ? ins[0]! : ins, { training: true }) as tf.Tensor, weight)) as tf.Scalar);
+    tf.tidy(
+      () => tf.sum(tf.mul(m.apply(ins.length === 1 ? ins[0]! : ins, { training: true }) as tf.Tensor, weight)) as tf.Scalar,
+    );
   const grads = tf.grads(loss)(xs);
   const h = 2 ** -5;
   xs.forEach((x, j) => {

@@ -61,42 +61,63 @@ export function randomProgram(rng: Rng, opts: RandomProgramOptions = {}): Progra
     const c = pickWire();
     const before = b.size;
     try {
-    switch (kind) {
-      case 'const': b.const(rng.chance(0.15) ? 0 : randomDyadic(rng)); break;
-      case 'copy': b.copy(a, rng.int(-4, 4)); break;
-      case 'add': b.add(a, c, rng.int(-4, 4), rng.chance(0.5)); break;
-      case 'neg': b.neg(a); break;
-      case 'addc': b.addc(a, rng.chance(0.1) ? 0 : randomDyadic(rng)); break;
-      case 'relu': b.relu(a); break;
-      case 'quant': {
-        // types near the operand's range so wrap-around and clipping happen, sometimes zero or negative width
-        const q = b.qint(a);
-        const mag = Math.max(Math.abs(q.min), Math.abs(q.max), q.step);
-        const i0 = Math.ceil(Math.log2(mag));
-        const f0 = -Math.log2(q.step);
-        const t: Kif = { k: rng.chance(0.6) ? 1 : 0, i: i0 + rng.int(-3, 1), f: f0 + rng.int(-4, 1) };
-        b.quant(a, t, rng.pick(ROUND_MODES), rng.pick(OVERFLOW_MODES));
-        break;
-      }
-      case 'mux': b.mux(pickWire(), a, c); break;
-      case 'mul': b.mul(a, c); break;
-      case 'lut': {
-        let x = a;
-        if (intervalSize(b.qint(x)) > maxTable) {
-          const bits = rng.int(0, Math.round(Math.log2(maxTable)) - 1);
-          const f = rng.int(-2, 3);
-          x = b.quant(x, { k: 1, i: bits - f, f }, rng.pick(ROUND_MODES), rng.pick(OVERFLOW_MODES));
-          if (intervalSize(b.qint(x)) > maxTable) break;
+      switch (kind) {
+        case 'const':
+          b.const(rng.chance(0.15) ? 0 : randomDyadic(rng));
+          break;
+        case 'copy':
+          b.copy(a, rng.int(-4, 4));
+          break;
+        case 'add':
+          b.add(a, c, rng.int(-4, 4), rng.chance(0.5));
+          break;
+        case 'neg':
+          b.neg(a);
+          break;
+        case 'addc':
+          b.addc(a, rng.chance(0.1) ? 0 : randomDyadic(rng));
+          break;
+        case 'relu':
+          b.relu(a);
+          break;
+        case 'quant': {
+          // types near the operand's range so wrap-around and clipping happen, sometimes zero or negative width
+          const q = b.qint(a);
+          const mag = Math.max(Math.abs(q.min), Math.abs(q.max), q.step);
+          const i0 = Math.ceil(Math.log2(mag));
+          const f0 = -Math.log2(q.step);
+          const t: Kif = { k: rng.chance(0.6) ? 1 : 0, i: i0 + rng.int(-3, 1), f: f0 + rng.int(-4, 1) };
+          b.quant(a, t, rng.pick(ROUND_MODES), rng.pick(OVERFLOW_MODES));
+          break;
         }
-        const size = intervalSize(b.qint(x));
-        const table = Array.from({ length: size }, () => (rng.chance(0.1) ? 0 : randomDyadic(rng, 100, 5)));
-        b.lut(x, table);
-        break;
+        case 'mux':
+          b.mux(pickWire(), a, c);
+          break;
+        case 'mul':
+          b.mul(a, c);
+          break;
+        case 'lut': {
+          let x = a;
+          if (intervalSize(b.qint(x)) > maxTable) {
+            const bits = rng.int(0, Math.round(Math.log2(maxTable)) - 1);
+            const f = rng.int(-2, 3);
+            x = b.quant(x, { k: 1, i: bits - f, f }, rng.pick(ROUND_MODES), rng.pick(OVERFLOW_MODES));
+            if (intervalSize(b.qint(x)) > maxTable) break;
+          }
+          const size = intervalSize(b.qint(x));
+          const table = Array.from({ length: size }, () => (rng.chance(0.1) ? 0 : randomDyadic(rng, 100, 5)));
+          b.lut(x, table);
+          break;
+        }
+        case 'min':
+          b.min(a, c);
+          break;
+        case 'max':
+          b.max(a, c);
+          break;
+        default:
+          break;
       }
-      case 'min': b.min(a, c); break;
-      case 'max': b.max(a, c); break;
-      default: break;
-    }
     } catch (e) {
       // src/fixed's interval rules stop at 53 bits: an op whose interval is not computable is skipped
       if (!wide) throw e;
@@ -109,7 +130,10 @@ export function randomProgram(rng: Rng, opts: RandomProgramOptions = {}): Progra
   for (let k = 0; k < nOut; k++) {
     const wire = rng.chance(0.05) ? -1 : rng.chance(0.7) ? rng.int(Math.max(0, b.size - 8), b.size - 1) : rng.int(0, b.size - 1);
     // outputs leave as float64: narrow any wire wider than 52 bits first
-    const w = wire >= 0 && qiWidth(b.qint(wire)) > 52 ? b.quant(wire, { k: 1, i: 10, f: 13 }, rng.pick(ROUND_MODES), rng.pick(OVERFLOW_MODES)) : wire;
+    const w =
+      wire >= 0 && qiWidth(b.qint(wire)) > 52
+        ? b.quant(wire, { k: 1, i: 10, f: 13 }, rng.pick(ROUND_MODES), rng.pick(OVERFLOW_MODES))
+        : wire;
     out.push({ wire: w, shift: rng.int(-3, 3), neg: rng.chance(0.3) });
   }
   return b.build(`random${rng.int(0, 1e6)}`, [{ name: 'x', shape: [nIn] }], [{ name: 'y', shape: [nOut] }], out);
@@ -124,7 +148,8 @@ export function randomInputs(rng: Rng, nIn: number, batch: number): Float64Array
   for (let j = 0; j < x.length; j++) {
     const r = rng.next();
     if (r < 0.35) x[j] = randomDyadic(rng, 1024, 8);
-    else if (r < 0.5) x[j] = (rng.int(-200, 200) + 0.5) * 2 ** rng.int(-8, 3); // ties at many steps
+    else if (r < 0.5)
+      x[j] = (rng.int(-200, 200) + 0.5) * 2 ** rng.int(-8, 3); // ties at many steps
     else if (r < 0.7) x[j] = (rng.next() - 0.5) * 2 ** rng.int(-4, 12);
     else if (r < 0.78) x[j] = 0;
     else if (r < 0.84) x[j] = (rng.chance(0.5) ? -1 : 1) * 2 ** rng.int(-1074, -900) * rng.int(1, 7);

@@ -27,7 +27,12 @@ export function randomAq(rng: Rng, overflow?: OverflowMode): QConf {
 function fill(v: tf.LayerVariable, f: (j: number) => number): void {
   const shape = v.shape as number[];
   const n = shape.reduce((a, b) => a * b, 1);
-  v.write(tf.tensor(Array.from({ length: n }, (_, j) => f(j)), shape));
+  v.write(
+    tf.tensor(
+      Array.from({ length: n }, (_, j) => f(j)),
+      shape,
+    ),
+  );
 }
 
 /**
@@ -90,7 +95,12 @@ export function toTensors(model: tf.LayersModel, xs: Float32Array[], n: number):
 }
 
 /** Model inference vs the compiled emulator on the same inputs; returns the number of mismatching values. */
-export function compareModel(model: tf.LayersModel, p: Program, xs: Float32Array[], n: number): { mismatches: number; first: string; values: number; distinct: number } {
+export function compareModel(
+  model: tf.LayersModel,
+  p: Program,
+  xs: Float32Array[],
+  n: number,
+): { mismatches: number; first: string; values: number; distinct: number } {
   const ts = toTensors(model, xs, n);
   const pred = model.predict(ts.length === 1 ? ts[0]! : ts, { batchSize: n });
   const ys = (Array.isArray(pred) ? pred : [pred]).map((t) => t.dataSync() as Float32Array);

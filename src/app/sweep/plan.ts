@@ -17,7 +17,12 @@ export class SweepFileError extends Error {
   override name = 'SweepFileError';
 }
 
-export type AxisSpec = unknown[] | { choice: unknown[] } | { uniform: [number, number] } | { loguniform: [number, number] } | { int: [number, number] };
+export type AxisSpec =
+  | unknown[]
+  | { choice: unknown[] }
+  | { uniform: [number, number] }
+  | { loguniform: [number, number] }
+  | { int: [number, number] };
 
 export interface SweepFile {
   /** the spec every trial starts from: a path (relative to the sweep file) or the spec itself */
@@ -66,10 +71,20 @@ const SWEEP_SCHEMA = {
       additionalProperties: {
         anyOf: [
           { type: 'array', minItems: 1 },
-          { type: 'object', additionalProperties: false, required: ['choice'], properties: { choice: { type: 'array', minItems: 1 } } },
+          {
+            type: 'object',
+            additionalProperties: false,
+            required: ['choice'],
+            properties: { choice: { type: 'array', minItems: 1 } },
+          },
           { type: 'object', additionalProperties: false, required: ['uniform'], properties: { uniform: numberPair } },
           { type: 'object', additionalProperties: false, required: ['loguniform'], properties: { loguniform: numberPair } },
-          { type: 'object', additionalProperties: false, required: ['int'], properties: { int: { type: 'array', items: { type: 'integer' }, minItems: 2, maxItems: 2 } } },
+          {
+            type: 'object',
+            additionalProperties: false,
+            required: ['int'],
+            properties: { int: { type: 'array', items: { type: 'integer' }, minItems: 2, maxItems: 2 } },
+          },
         ],
       },
     },
@@ -88,14 +103,20 @@ export function readSweepFile(path: string): { sweep: SweepFile; base: Record<st
   if (!existsSync(path)) throw new SweepFileError(`${path}: no such file`);
   const sweep = parseSpecText(readFileSync(path, 'utf8'), path) as SweepFile;
   if (!validateSweep(sweep)) {
-    const msgs = (validateSweep.errors ?? []).slice(0, 5).map((e) => `${e.instancePath ? e.instancePath.slice(1).replace(/\//g, '.') : '(top level)'}: ${e.message}${e.params && 'additionalProperty' in e.params ? ` '${String(e.params.additionalProperty)}' (allowed: base, axes, seeds, budget, sample_seed, store, threads_per_trial)` : ''}`);
+    const msgs = (validateSweep.errors ?? [])
+      .slice(0, 5)
+      .map(
+        (e) =>
+          `${e.instancePath ? e.instancePath.slice(1).replace(/\//g, '.') : '(top level)'}: ${e.message}${e.params && 'additionalProperty' in e.params ? ` '${String(e.params.additionalProperty)}' (allowed: base, axes, seeds, budget, sample_seed, store, threads_per_trial)` : ''}`,
+      );
     throw new SweepFileError(`${path}: ${msgs.join('; ')}`);
   }
   const dir = dirname(resolve(path));
   // the base is resolved like any spec (defaults filled in, file paths made absolute), so trials run from anywhere
   let base: Record<string, unknown>;
   try {
-    if (typeof sweep.base === 'string') base = loadSpecFile(isAbsolute(sweep.base) ? sweep.base : resolve(dir, sweep.base)) as unknown as Record<string, unknown>;
+    if (typeof sweep.base === 'string')
+      base = loadSpecFile(isAbsolute(sweep.base) ? sweep.base : resolve(dir, sweep.base)) as unknown as Record<string, unknown>;
     else base = resolveSpec(sweep.base, dir, `${path}: base`) as unknown as Record<string, unknown>;
   } catch (e) {
     if (e instanceof SpecError) throw new SweepFileError(`${path}: base: ${e.message}`);
@@ -109,7 +130,9 @@ function parseSpecText(text: string, path: string): unknown {
   try {
     return path.toLowerCase().endsWith('.json') ? JSON.parse(text) : parseYaml(text);
   } catch (e) {
-    throw new SweepFileError(`${path}: not valid ${path.toLowerCase().endsWith('.json') ? 'JSON' : 'YAML'} (${(e as Error).message.split('\n')[0]})`);
+    throw new SweepFileError(
+      `${path}: not valid ${path.toLowerCase().endsWith('.json') ? 'JSON' : 'YAML'} (${(e as Error).message.split('\n')[0]})`,
+    );
   }
 }
 
@@ -117,8 +140,10 @@ function checkAxis(axis: string, spec: AxisSpec, path: string): void {
   parseFieldPath(axis, path);
   if (Array.isArray(spec)) return;
   const range = 'uniform' in spec ? spec.uniform : 'loguniform' in spec ? spec.loguniform : 'int' in spec ? spec.int : null;
-  if (range && !(range[0] <= range[1])) throw new SweepFileError(`${path}: axes.${axis}: the range [${range.join(', ')}] is empty; write [low, high]`);
-  if ('loguniform' in spec && !(spec.loguniform[0] > 0)) throw new SweepFileError(`${path}: axes.${axis}: loguniform needs a positive low end`);
+  if (range && !(range[0] <= range[1]))
+    throw new SweepFileError(`${path}: axes.${axis}: the range [${range.join(', ')}] is empty; write [low, high]`);
+  if ('loguniform' in spec && !(spec.loguniform[0] > 0))
+    throw new SweepFileError(`${path}: axes.${axis}: loguniform needs a positive low end`);
 }
 
 type PathToken = string | number;
@@ -149,22 +174,27 @@ export function setField(spec: Record<string, unknown>, path: string, value: unk
   for (let j = 0; j < tokens.length - 1; j++) {
     const t = tokens[j]!;
     const next = (o as Record<string | number, unknown>)[t];
-    if (typeof t === 'number' && (!Array.isArray(o) || t >= o.length)) throw new SweepFileError(`axes: ${path}: the base spec has no element ${t} there`);
+    if (typeof t === 'number' && (!Array.isArray(o) || t >= o.length))
+      throw new SweepFileError(`axes: ${path}: the base spec has no element ${t} there`);
     if (next === undefined || next === null) {
-      if (typeof tokens[j + 1] === 'number') throw new SweepFileError(`axes: ${path}: the base spec has no list at ${tokens.slice(0, j + 1).join('.')}`);
+      if (typeof tokens[j + 1] === 'number')
+        throw new SweepFileError(`axes: ${path}: the base spec has no list at ${tokens.slice(0, j + 1).join('.')}`);
       (o as Record<string | number, unknown>)[t] = {};
-    } else if (typeof next !== 'object') throw new SweepFileError(`axes: ${path}: ${tokens.slice(0, j + 1).join('.')} is a value, not a mapping or list`);
+    } else if (typeof next !== 'object')
+      throw new SweepFileError(`axes: ${path}: ${tokens.slice(0, j + 1).join('.')} is a value, not a mapping or list`);
     o = (o as Record<string | number, unknown>)[t];
   }
   const last = tokens.at(-1)!;
-  if (typeof last === 'number' && (!Array.isArray(o) || last >= o.length)) throw new SweepFileError(`axes: ${path}: the base spec has no element ${last} there`);
+  if (typeof last === 'number' && (!Array.isArray(o) || last >= o.length))
+    throw new SweepFileError(`axes: ${path}: the base spec has no element ${last} there`);
   (o as Record<string | number, unknown>)[last] = value;
 }
 
 function draw(spec: Exclude<AxisSpec, unknown[]>, rand: () => number): unknown {
   if ('choice' in spec) return spec.choice[Math.floor(rand() * spec.choice.length)];
   if ('uniform' in spec) return spec.uniform[0] + rand() * (spec.uniform[1] - spec.uniform[0]);
-  if ('loguniform' in spec) return Math.exp(Math.log(spec.loguniform[0]) + rand() * (Math.log(spec.loguniform[1]) - Math.log(spec.loguniform[0])));
+  if ('loguniform' in spec)
+    return Math.exp(Math.log(spec.loguniform[0]) + rand() * (Math.log(spec.loguniform[1]) - Math.log(spec.loguniform[0])));
   return spec.int[0] + Math.floor(rand() * (spec.int[1] - spec.int[0] + 1));
 }
 
@@ -177,7 +207,11 @@ function gridPoints(grid: [string, unknown[]][]): Record<string, unknown>[] {
 
 function canonical(v: unknown): string {
   if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
-  if (v && typeof v === 'object') return `{${Object.keys(v).sort().map((k) => `${JSON.stringify(k)}:${canonical((v as Record<string, unknown>)[k])}`).join(',')}}`;
+  if (v && typeof v === 'object')
+    return `{${Object.keys(v)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonical((v as Record<string, unknown>)[k])}`)
+      .join(',')}}`;
   return JSON.stringify(v);
 }
 
@@ -194,11 +228,14 @@ export function planSweep(sweep: SweepFile, base: Record<string, unknown>, opts:
   const rand = mulberry32(sweep.sample_seed ?? 0);
   const points = gridPoints(grid);
   // with random axes, the budget says how many draws; each draw takes the next grid point in turn
-  const configs = random.length === 0 ? points : Array.from({ length: Math.max(1, Math.ceil((sweep.budget ?? points.length * seeds.length) / seeds.length)) }, (_, j) => {
-    const c = { ...points[j % points.length]! };
-    for (const [axis, spec] of random) c[axis] = draw(spec, rand);
-    return c;
-  });
+  const configs =
+    random.length === 0
+      ? points
+      : Array.from({ length: Math.max(1, Math.ceil((sweep.budget ?? points.length * seeds.length) / seeds.length)) }, (_, j) => {
+          const c = { ...points[j % points.length]! };
+          for (const [axis, spec] of random) c[axis] = draw(spec, rand);
+          return c;
+        });
   let combos = configs.flatMap((overrides) => seeds.map((seed) => ({ overrides, seed })));
   if (sweep.budget !== undefined && combos.length > sweep.budget) combos = seededSample(combos, sweep.budget, rand);
   const threads = sweep.threads_per_trial ?? 1;
@@ -209,7 +246,14 @@ export function planSweep(sweep: SweepFile, base: Record<string, unknown>, opts:
     setField(spec, 'training.threads', threads);
     const id = `t${hashOf({ overrides, seed, base })}`;
     try {
-      validateSpec(spec, `trial ${id} (${Object.entries(overrides).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(', ') || 'base'}, seed ${seed})`);
+      validateSpec(
+        spec,
+        `trial ${id} (${
+          Object.entries(overrides)
+            .map(([k, v]) => `${k}=${JSON.stringify(v)}`)
+            .join(', ') || 'base'
+        }, seed ${seed})`,
+      );
     } catch (e) {
       if (e instanceof SpecError) throw new SweepFileError(e.message);
       throw e;
@@ -218,7 +262,11 @@ export function planSweep(sweep: SweepFile, base: Record<string, unknown>, opts:
   });
   const ids = new Set(trials.map((t) => t.id));
   if (ids.size !== trials.length) throw new SweepFileError('two trials of the sweep are the same (an axis lists a value twice?)');
-  const store = sweep.store ? (isAbsolute(sweep.store) ? sweep.store : resolve(opts.dir, sweep.store)) : resolve(opts.out, 'trials');
+  const store = sweep.store
+    ? isAbsolute(sweep.store)
+      ? sweep.store
+      : resolve(opts.dir, sweep.store)
+    : resolve(opts.out, 'trials');
   return { id: `s${hashOf({ trials: trials.map((t) => t.id), store })}`, trials, store };
 }
 

@@ -40,7 +40,11 @@ const JOB_SCHEMA = {
     trial: { type: 'string', pattern: '^t[0-9a-f]{12}$' },
     overrides: { type: 'object' },
     seed: { type: 'integer', minimum: 0 },
-    spec: { type: 'object', required: ['data', 'model'], properties: { model: { type: 'object', not: { required: ['module'] } } } },
+    spec: {
+      type: 'object',
+      required: ['data', 'model'],
+      properties: { model: { type: 'object', not: { required: ['module'] } } },
+    },
     store: { type: 'string', pattern: '^/(?!.*(^|/)\\.\\.(/|$)).*$' },
   },
 } as const;
@@ -57,9 +61,12 @@ export function parseRedisUrl(url: string): URL {
   try {
     u = new URL(url);
   } catch {
-    throw new RedisUrlError(`--redis "${redactUrl(url)}" is not a URL; write redis://HOST:PORT (or rediss:// for TLS, redis://:PASSWORD@HOST:PORT with a password)`);
+    throw new RedisUrlError(
+      `--redis "${redactUrl(url)}" is not a URL; write redis://HOST:PORT (or rediss:// for TLS, redis://:PASSWORD@HOST:PORT with a password)`,
+    );
   }
-  if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') throw new RedisUrlError(`--redis: the scheme must be redis:// or rediss:// (TLS), not ${u.protocol}//`);
+  if (u.protocol !== 'redis:' && u.protocol !== 'rediss:')
+    throw new RedisUrlError(`--redis: the scheme must be redis:// or rediss:// (TLS), not ${u.protocol}//`);
   if (!u.hostname) throw new RedisUrlError('--redis: the URL names no host');
   return u;
 }
@@ -97,7 +104,13 @@ export function openQueue(conn: Redis): Queue<TrialJob> {
 export async function ensureJob(queue: Queue<TrialJob>, data: TrialJob): Promise<void> {
   const id = jobId(data.sweep, data.trial);
   if (await queue.getJob(id)) return;
-  await queue.add('trial', data, { jobId: id, attempts: ATTEMPTS, backoff: { type: 'exponential', delay: 2000 }, removeOnComplete: { age: 7 * 86400 }, removeOnFail: { age: 7 * 86400 } });
+  await queue.add('trial', data, {
+    jobId: id,
+    attempts: ATTEMPTS,
+    backoff: { type: 'exponential', delay: 2000 },
+    removeOnComplete: { age: 7 * 86400 },
+    removeOnFail: { age: 7 * 86400 },
+  });
 }
 
 export async function readResults(conn: Redis, sweep: string): Promise<Map<string, TrialResult>> {
@@ -144,19 +157,41 @@ export function startWorker(url: string, o: WorkerOptions = {}): Worker<TrialJob
         return r;
       } catch (e) {
         if (e instanceof TrialInputError) {
-          await recordResult(resultsConn, d.sweep, { trial: d.trial, status: 'failed', dir: '', overrides: d.overrides, seed: d.seed, error: e.message, host: hostname() });
+          await recordResult(resultsConn, d.sweep, {
+            trial: d.trial,
+            status: 'failed',
+            dir: '',
+            overrides: d.overrides,
+            seed: d.seed,
+            error: e.message,
+            host: hostname(),
+          });
           log(`trial ${d.trial}: failed on bad input: ${e.message}`);
           throw new UnrecoverableError(e.message);
         }
         throw e;
       }
     },
-    { connection: conn, concurrency: o.concurrency ?? 1, lockDuration: lockMs, stalledInterval: Math.max(1000, Math.round(lockMs / 2)), maxStalledCount: 20 },
+    {
+      connection: conn,
+      concurrency: o.concurrency ?? 1,
+      lockDuration: lockMs,
+      stalledInterval: Math.max(1000, Math.round(lockMs / 2)),
+      maxStalledCount: 20,
+    },
   );
   worker.on('failed', (job, err) => {
     if (!job || err instanceof UnrecoverableError || job.attemptsMade < (job.opts.attempts ?? 1)) return;
     const d = job.data;
-    void recordResult(resultsConn, d.sweep, { trial: d.trial, status: 'failed', dir: '', overrides: d.overrides, seed: d.seed, error: err.message, host: hostname() });
+    void recordResult(resultsConn, d.sweep, {
+      trial: d.trial,
+      status: 'failed',
+      dir: '',
+      overrides: d.overrides,
+      seed: d.seed,
+      error: err.message,
+      host: hostname(),
+    });
     log(`trial ${d.trial}: failed after ${job.attemptsMade} attempts: ${err.message}`);
   });
   worker.on('error', (e) => log(`worker: ${e.message}`));

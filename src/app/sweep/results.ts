@@ -32,13 +32,23 @@ export function mergeFronts(results: TrialResult[]): SweepFront {
     for (const c of r.checkpoints ?? []) {
       const q = c.val?.[metric] ?? c.test?.[metric];
       if (q === undefined) continue;
-      const point = { accuracy: sign * q, ebops: c.ebops, entry: { ...c, path: c.path.startsWith('/') ? c.path : join(r.dir, c.path), trial: r.trial } };
+      const point = {
+        accuracy: sign * q,
+        ebops: c.ebops,
+        entry: { ...c, path: c.path.startsWith('/') ? c.path : join(r.dir, c.path), trial: r.trial },
+      };
       const { accepted, evicted } = offer(front, point);
       if (accepted) front = [...front.filter((p) => !evicted.includes(p)), point];
     }
   }
   front.sort((a, b) => a.ebops - b.ebops || a.entry.trial.localeCompare(b.entry.trial));
-  return { format: 'hgq-front', version: 1, task: done.find((r) => r.task)?.task ?? 'classification', metric, checkpoints: front.map((p) => p.entry) };
+  return {
+    format: 'hgq-front',
+    version: 1,
+    task: done.find((r) => r.task)?.task ?? 'classification',
+    metric,
+    checkpoints: front.map((p) => p.entry),
+  };
 }
 
 /**
@@ -51,14 +61,27 @@ export function openSweepDir(dir: string): void {
   if (existsSync(dir) && readdirSync(dir).length > 0) {
     const marker = readMarker(dir);
     if (!marker) throw new OutputPathError(`${dir} exists and was not written by hgq sweep; choose a new or empty folder`);
-    if (marker.kind !== 'sweep') throw new OutputPathError(`${dir} holds an hgq ${marker.kind}, not a sweep; choose another folder`);
+    if (marker.kind !== 'sweep')
+      throw new OutputPathError(`${dir} holds an hgq ${marker.kind}, not a sweep; choose another folder`);
   }
   mkdirSync(dir, { recursive: true });
 }
 
-export function writeSweepFiles(dir: string, plan: SweepPlan, results: TrialResult[], status: 'running' | 'complete'): SweepFront {
+export function writeSweepFiles(
+  dir: string,
+  plan: SweepPlan,
+  results: TrialResult[],
+  status: 'running' | 'complete',
+): SweepFront {
   const front = mergeFronts(results);
-  writeFileAtomic(join(dir, 'sweep.json'), JSON.stringify({ id: plan.id, store: plan.store, trials: plan.trials.map(({ id, overrides, seed }) => ({ id, overrides, seed })) }, null, 1) + '\n');
+  writeFileAtomic(
+    join(dir, 'sweep.json'),
+    JSON.stringify(
+      { id: plan.id, store: plan.store, trials: plan.trials.map(({ id, overrides, seed }) => ({ id, overrides, seed })) },
+      null,
+      1,
+    ) + '\n',
+  );
   writeFileAtomic(join(dir, 'trials.json'), JSON.stringify(results, null, 1) + '\n');
   writeFileAtomic(join(dir, 'front.json'), JSON.stringify(front, null, 1) + '\n');
   writeMarker(dir, 'sweep', { status, sweep_id: plan.id });
@@ -66,11 +89,21 @@ export function writeSweepFiles(dir: string, plan: SweepPlan, results: TrialResu
 }
 
 /** Progress of a sweep folder, for `hgq sweep status DIR`. */
-export function readSweepStatus(dir: string): { id: string; total: number; complete: number; failed: number; status: string; results: TrialResult[] } {
+export function readSweepStatus(dir: string): {
+  id: string;
+  total: number;
+  complete: number;
+  failed: number;
+  status: string;
+  results: TrialResult[];
+} {
   const marker = readMarker(dir);
-  if (!marker || marker.kind !== 'sweep' || !existsSync(join(dir, 'sweep.json'))) throw new Error(`${dir} is not a sweep folder (no sweep.json written by hgq sweep)`);
+  if (!marker || marker.kind !== 'sweep' || !existsSync(join(dir, 'sweep.json')))
+    throw new Error(`${dir} is not a sweep folder (no sweep.json written by hgq sweep)`);
   const plan = JSON.parse(readFileSync(join(dir, 'sweep.json'), 'utf8')) as { id: string; trials: unknown[] };
-  const results = existsSync(join(dir, 'trials.json')) ? (JSON.parse(readFileSync(join(dir, 'trials.json'), 'utf8')) as TrialResult[]) : [];
+  const results = existsSync(join(dir, 'trials.json'))
+    ? (JSON.parse(readFileSync(join(dir, 'trials.json'), 'utf8')) as TrialResult[])
+    : [];
   return {
     id: plan.id,
     total: plan.trials.length,

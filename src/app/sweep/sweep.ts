@@ -60,7 +60,9 @@ async function runLocally(plan: SweepPlan, o: SweepOptions): Promise<SweepOutcom
   const results = alreadyDone(plan);
   const todo = plan.trials.filter((t) => !results.has(t.id));
   writeSweepFiles(o.out, plan, ordered(plan, results), 'running');
-  log(`${progress(plan, results)}; running ${todo.length} on ${Math.min(o.workers ?? 1, Math.max(1, todo.length))} local worker(s)`);
+  log(
+    `${progress(plan, results)}; running ${todo.length} on ${Math.min(o.workers ?? 1, Math.max(1, todo.length))} local worker(s)`,
+  );
   let next = 0;
   const lane = async (): Promise<void> => {
     while (next < todo.length) {
@@ -86,7 +88,14 @@ async function runOne(t: Trial, plan: SweepPlan): Promise<TrialResult> {
       if (e instanceof TrialInputError) break;
     }
   }
-  return { trial: t.id, status: 'failed', dir: trialDir(plan.store, t.id), overrides: t.overrides, seed: t.seed, error: last?.message };
+  return {
+    trial: t.id,
+    status: 'failed',
+    dir: trialDir(plan.store, t.id),
+    overrides: t.overrides,
+    seed: t.seed,
+    error: last?.message,
+  };
 }
 
 async function runWithRedis(plan: SweepPlan, url: string, o: SweepOptions): Promise<SweepOutcome> {
@@ -100,7 +109,8 @@ async function runWithRedis(plan: SweepPlan, url: string, o: SweepOptions): Prom
     let last = '';
     for (;;) {
       const results = new Map(fromStore);
-      for (const [id, r] of await readResults(conn, plan.id)) if (!results.has(id) && plan.trials.some((t) => t.id === id)) results.set(id, r);
+      for (const [id, r] of await readResults(conn, plan.id))
+        if (!results.has(id) && plan.trials.some((t) => t.id === id)) results.set(id, r);
       // the store decides: a trial complete there is done even if Redis lost its result (restart without persistence)
       for (const t of plan.trials) {
         if (results.get(t.id)?.status === 'complete') continue;
@@ -129,6 +139,8 @@ const HGQ_BIN = fileURLToPath(new URL('../../../bin/hgq.js', import.meta.url));
 /** `--workers N` with `--redis`: N `hgq worker` processes on this machine, for the same queue. */
 function startLocalWorkers(url: string, n: number, lockSeconds?: number) {
   return Array.from({ length: n }, () =>
-    fork(HGQ_BIN, ['worker', '--redis', url, ...(lockSeconds ? ['--lock-seconds', String(lockSeconds)] : [])], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] }),
+    fork(HGQ_BIN, ['worker', '--redis', url, ...(lockSeconds ? ['--lock-seconds', String(lockSeconds)] : [])], {
+      stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+    }),
   );
 }

@@ -64,15 +64,32 @@ export function trialState(dir: string): 'complete' | 'partial' | 'absent' {
 
 /** The result of a complete trial, read from its run folder. */
 export function completedResult(trial: Pick<Trial, 'id' | 'overrides' | 'seed'>, dir: string): TrialResult {
-  const front = JSON.parse(readFileSync(join(dir, 'front.json'), 'utf8')) as { checkpoints?: FrontCheckpoint[]; metric?: string; task?: string };
-  return { trial: trial.id, status: 'complete', dir, overrides: trial.overrides, seed: trial.seed, checkpoints: front.checkpoints ?? [], metric: front.metric, task: front.task };
+  const front = JSON.parse(readFileSync(join(dir, 'front.json'), 'utf8')) as {
+    checkpoints?: FrontCheckpoint[];
+    metric?: string;
+    task?: string;
+  };
+  return {
+    trial: trial.id,
+    status: 'complete',
+    dir,
+    overrides: trial.overrides,
+    seed: trial.seed,
+    checkpoints: front.checkpoints ?? [],
+    metric: front.metric,
+    task: front.task,
+  };
 }
 
 /**
  * Runs (or resumes, or just reads) a trial. Resolves with its result; rejects with TrialInputError when the
  * spec or data is bad (exit 2), with Error for anything retryable.
  */
-export async function runTrial(trial: Trial, store: string, opts: { log?: (line: string) => void; signal?: AbortSignal } = {}): Promise<TrialResult> {
+export async function runTrial(
+  trial: Trial,
+  store: string,
+  opts: { log?: (line: string) => void; signal?: AbortSignal } = {},
+): Promise<TrialResult> {
   const dir = trialDir(store, trial.id);
   const state = trialState(dir);
   if (state === 'complete') return { ...completedResult(trial, dir), trained: false };
@@ -82,19 +99,27 @@ export async function runTrial(trial: Trial, store: string, opts: { log?: (line:
   const args = [HGQ_BIN, 'train', specPath, '--out', dir, '--no-progress', ...(state === 'partial' ? ['--resume'] : [])];
   const t0 = Date.now();
   const { code, stderr } = await runChild(args, opts);
-  if (code === 0 && trialState(dir) === 'complete') return { ...completedResult(trial, dir), seconds: (Date.now() - t0) / 1000, trained: true };
+  if (code === 0 && trialState(dir) === 'complete')
+    return { ...completedResult(trial, dir), seconds: (Date.now() - t0) / 1000, trained: true };
   const tail = stderr.trim().split('\n').slice(-4).join(' | ');
   // exit 2 is bad input, unless the run folder appeared meanwhile: then another worker holds the trial (a queue
   // redelivers a job around a Redis restart), and a later attempt finds it complete or resumes it
-  if (code === 2 && state === 'absent' && trialState(dir) !== 'absent') throw new Error(`trial ${trial.id} is being run elsewhere: ${tail}`);
+  if (code === 2 && state === 'absent' && trialState(dir) !== 'absent')
+    throw new Error(`trial ${trial.id} is being run elsewhere: ${tail}`);
   if (code === 2) throw new TrialInputError(tail || 'hgq train exited 2 (bad input)');
   throw new Error(`hgq train exited ${code}${tail ? `: ${tail}` : ''}`);
 }
 
 /** The child gets a stdin pipe it watches (HGQ_EXIT_WITH_PARENT): when this process dies, the pipe closes and the child exits. */
-function runChild(args: string[], opts: { log?: (line: string) => void; signal?: AbortSignal }): Promise<{ code: number | null; stderr: string }> {
+function runChild(
+  args: string[],
+  opts: { log?: (line: string) => void; signal?: AbortSignal },
+): Promise<{ code: number | null; stderr: string }> {
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, HGQ_EXIT_WITH_PARENT: '1' } });
+    const child = spawn(process.execPath, args, {
+      stdio: ['pipe', 'pipe', 'pipe'],
+      env: { ...process.env, HGQ_EXIT_WITH_PARENT: '1' },
+    });
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => opts.log?.(d.toString().trimEnd()));
     child.stderr.on('data', (d: Buffer) => {
