@@ -204,3 +204,15 @@ describe('merged fronts and Redis URLs', () => {
     assert.equal(redactUrl('rediss://user:pw@h:1'), 'rediss://user:***@h:1');
   });
 });
+
+test('the example sweep (examples/sweeps/jets.yaml) plans 16 trials that all satisfy the spec schema', () => {
+  const file = new URL('../examples/sweeps/jets.yaml', import.meta.url).pathname;
+  const { sweep, base, dir } = readSweepFile(file);
+  const p = planSweep(sweep, base, { out: '/tmp/jets-sweep', dir });
+  assert.equal(p.trials.length, 16);
+  assert.ok(p.trials.every((t) => (t.spec['training'] as Record<string, unknown>)['threads'] === 1));
+  assert.deepEqual(
+    [...new Set(p.trials.map((t) => (t.spec['model'] as { layers: { units: number }[] }).layers[0]!.units))].sort(),
+    [32, 64],
+  );
+});

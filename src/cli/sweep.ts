@@ -97,8 +97,8 @@ export function register(program: Command): void {
       'after',
       `
 Examples:
-  $ hgq sweep examples/sweep-jets.yaml --out runs/sweep --workers 2
-  $ hgq sweep examples/sweep-jets.yaml --out runs/sweep --redis redis://queue-host:6379
+  $ hgq sweep examples/sweeps/jets.yaml --out runs/sweep --workers 2
+  $ hgq sweep examples/sweeps/jets.yaml --out runs/sweep --redis redis://queue-host:6379
   $ hgq worker --redis redis://queue-host:6379 --concurrency 2      # on each machine
   $ hgq sweep status runs/sweep`,
     )
