@@ -210,7 +210,7 @@ describe('trace: numeric flags', { concurrency: true }, () => {
       ['--dc', '0x1'],
       ['--dc', '-2'],
       ['--effort', '1.0e-1'],
-      ['--effort', '3'],
+      ['--effort', '4'],
       ['--validate', '0'],
       ['--validate', ' '],
       ['--validate', '0b11'],

@@ -27,6 +27,7 @@ import {
   hgqVersion,
   listFiles,
   lockOutput,
+  pidAlive,
   readMarker,
   removeStaleTemporaries,
   temporaryBeside,
@@ -123,22 +124,13 @@ export function specHash(spec: TrainSpec): string {
 
 /** Temporaries and locks inside a run folder left by a killed process of an older layout (any pid no longer alive). */
 function removeDeadLeftovers(dir: string): void {
-  const alive = (pid: number): boolean => {
-    if (pid === process.pid) return true;
-    try {
-      process.kill(pid, 0);
-      return true;
-    } catch (e) {
-      return (e as NodeJS.ErrnoException).code === 'EPERM';
-    }
-  };
   const walk = (d: string): void => {
     for (const name of readdirSync(d)) {
       const full = join(d, name);
       const tmp = /\.(?:hgq-tmp-|tmp-)(\d+)-\d+(?:\.old)?$/.exec(name);
       let pid = tmp ? Number(tmp[1]) : NaN;
       if (!tmp && name.endsWith('.hgq-lock')) pid = Number(readFileSync(full, 'utf8').trim());
-      if ((tmp || name.endsWith('.hgq-lock')) && !alive(pid)) rmSync(full, { recursive: true, force: true });
+      if ((tmp || name.endsWith('.hgq-lock')) && !pidAlive(pid)) rmSync(full, { recursive: true, force: true });
       else if (statSync(full).isDirectory()) walk(full);
     }
   };

@@ -4,21 +4,7 @@
  */
 import type { Command } from 'commander';
 import { UsageError } from './errors.ts';
-
-function posInt(flag: string) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 1) throw new UsageError(`${flag} must be a positive integer, got "${v}"`);
-    return n;
-  };
-}
-function posNum(flag: string) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!Number.isFinite(n) || n <= 0) throw new UsageError(`${flag} must be a positive number, got "${v}"`);
-    return n;
-  };
-}
+import { positiveInt, positiveNumber } from './numbers.ts';
 
 export function register(program: Command): void {
   program
@@ -28,21 +14,21 @@ export function register(program: Command): void {
     )
     .option('--quick', 'small and fast (under 2 minutes, for CI)')
     .option('--out <dir>', "keep the front's checkpoints (one model directory each) and front.json here")
-    .option('--epochs <n>', 'training epochs', posInt('--epochs'))
-    .option('--batch-size <n>', 'batch size', posInt('--batch-size'))
-    .option('--lr <x>', 'Adam learning rate (default 2e-3; --quick: 3e-3)', posNum('--lr'))
+    .option('--epochs <n>', 'training epochs', positiveInt('--epochs'))
+    .option('--batch-size <n>', 'batch size', positiveInt('--batch-size'))
+    .option('--lr <x>', 'Adam learning rate (default 2e-3; --quick: 3e-3)', positiveNumber('--lr'))
     .option('--hidden <list>', 'hidden layer widths, comma-separated (e.g. 64,32)')
     .option(
       '--beta <schedule>',
       'β key points epoch:beta[:constant|linear|log],… (default: 1e-7 for the first 10% of epochs, then a log rise to --beta-end at the last epoch)',
     )
-    .option('--beta-end <x>', 'final β of the default schedule (default 6e-5; --quick: 2e-3)', posNum('--beta-end'))
+    .option('--beta-end <x>', 'final β of the default schedule (default 6e-5; --quick: 2e-3)', positiveNumber('--beta-end'))
     .option('--backend <name>', 'wasm (default), cpu or tensorflow')
     .option(
       '--engine <name>',
       'training engine: wasm (default; falls back to tfjs with a notice when a layer is unsupported) or tfjs (model.fit)',
     )
-    .option('--threads <n>', 'wasm engine threads (default: all cores)', posInt('--threads'))
+    .option('--threads <n>', 'wasm engine threads (default: all cores)', positiveInt('--threads'))
     .option('--resume', 'continue the killed run in --out from its last finished epoch')
     .option('--no-progress', 'no progress bar')
     .option('--json', 'print the result as one JSON object on the last line')

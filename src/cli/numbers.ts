@@ -28,3 +28,23 @@ export function parseIntOption(v: string, flag: string, lo: number, hi = Infinit
     throw new UsageError(`${flag} must be an integer ${describeRange(lo, hi)}, got ${JSON.stringify(v)}`);
   return n + 0; // never -0
 }
+
+/** A commander argument parser for a positive integer flag (`--epochs`, `--batch-size`, …). */
+export function positiveInt(flag: string): (v: string) => number {
+  return (v: string): number => {
+    const t = v.trim();
+    const n = DECIMAL.test(t) ? Number(t) : NaN;
+    if (!Number.isSafeInteger(n) || n < 1) throw new UsageError(`${flag} must be a positive integer, got "${v}"`);
+    return n;
+  };
+}
+
+/** A commander argument parser for a positive finite number flag (`--lr`, `--beta-end`, …). */
+export function positiveNumber(flag: string): (v: string) => number {
+  return (v: string): number => {
+    const t = v.trim();
+    const n = DECIMAL.test(t) ? Number(t) : NaN;
+    if (!Number.isFinite(n) || n <= 0) throw new UsageError(`${flag} must be a positive number, got "${v}"`);
+    return n;
+  };
+}

@@ -5,21 +5,8 @@
  */
 import type { Command } from 'commander';
 import { UsageError } from './errors.ts';
+import { positiveInt, positiveNumber } from './numbers.ts';
 
-function posInt(flag: string) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 1) throw new UsageError(`${flag} must be a positive integer, got "${v}"`);
-    return n;
-  };
-}
-function posNum(flag: string) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!Number.isFinite(n) || n <= 0) throw new UsageError(`${flag} must be a positive number, got "${v}"`);
-    return n;
-  };
-}
 function integer(flag: string) {
   return (v: string): number => {
     const n = Number(v);
@@ -170,18 +157,18 @@ export function register(program: Command): void {
     .option('--features <columns>', 'feature columns, comma-separated (default: every other column)')
     .option('--task <task>', 'classification or regression')
     .option('--hidden <widths>', 'hidden layer widths, comma-separated (e.g. 64,32); the output layer is added')
-    .option('--epochs <n>', 'training epochs (default 30)', posInt('--epochs'))
-    .option('--batch-size <n>', 'batch size (default 256)', posInt('--batch-size'))
-    .option('--lr <x>', 'Adam learning rate (default 3e-3)', posNum('--lr'))
+    .option('--epochs <n>', 'training epochs (default 30)', positiveInt('--epochs'))
+    .option('--batch-size <n>', 'batch size (default 256)', positiveInt('--batch-size'))
+    .option('--lr <x>', 'Adam learning rate (default 3e-3)', positiveNumber('--lr'))
     .option(
       '--beta <schedule>',
       'β key points epoch:beta[:constant|linear|log],… (default: --beta-start for the first 10% of epochs, then a log rise to --beta-end)',
     )
-    .option('--beta-start <x>', 'first β of the default schedule (default 1e-6)', posNum('--beta-start'))
-    .option('--beta-end <x>', 'final β of the default schedule (default 1e-3)', posNum('--beta-end'))
+    .option('--beta-start <x>', 'first β of the default schedule (default 1e-6)', positiveNumber('--beta-start'))
+    .option('--beta-end <x>', 'final β of the default schedule (default 1e-3)', positiveNumber('--beta-end'))
     .option('--seed <n>', 'seed of the data splits and the batch shuffles (default 1)', integer('--seed'))
     .option('--engine <name>', 'wasm (default; falls back to tfjs with a notice when a layer is unsupported) or tfjs')
-    .option('--threads <n>', 'wasm engine threads (default: all cores)', posInt('--threads'))
+    .option('--threads <n>', 'wasm engine threads (default: all cores)', positiveInt('--threads'))
     .option('--quantize <bool>', 'false: train the same architecture in float (the accuracy reference)')
     .option('--preprocess <method>', 'standardize (default), minmax or none; fitted on the training split')
     .option('--out <dir>', "the run folder (checkpoints/, front.json, history.jsonl, spec.json); overrides the spec's out")

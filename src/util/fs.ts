@@ -209,7 +209,8 @@ export function temporaryBeside(target: string): { path: string; release(): void
   };
 }
 
-function pidAlive(pid: number): boolean {
+/** Whether process `pid` (on this machine) is alive: EPERM means it exists under another user. */
+export function pidAlive(pid: number): boolean {
   if (pid === process.pid) return true;
   try {
     process.kill(pid, 0);
