@@ -462,17 +462,7 @@ async function trainRun(
   const T = spec.training;
   const q = T.quantize;
   const classification = data.task === 'classification';
-  model.compile({
-    optimizer: tf.train.adam(T.optimizer.lr),
-    loss: classification ? logitsLoss : 'meanSquaredError',
-    metrics: classification ? ['acc'] : [],
-  });
-  let engine: 'wasm' | 'tfjs' = T.engine;
-  const why = engine === 'wasm' ? engineUnsupported(model) : null;
-  if (why) {
-    if (q) log(`hgq train: the wasm engine cannot train this model (${why}); training with tfjs model.fit`);
-    engine = 'tfjs';
-  }
+  const engine = compileForEngine(spec, model, classification, log);
 
   const run = new RunDir(dir, hash);
   const preprocessText = JSON.stringify(data.preprocess, null, 1) + '\n';
@@ -484,16 +474,7 @@ async function trainRun(
     best = -Infinity,
     wait = 0,
     trainSeconds = 0;
-  const pid = T.beta.pid
-    ? new BetaPid({
-        targetEbops: T.beta.pid.target_ebops,
-        p: T.beta.pid.p,
-        i: T.beta.pid.i,
-        d: T.beta.pid.d,
-        minBeta: T.beta.pid.min_beta,
-        maxBeta: T.beta.pid.max_beta,
-      })
-    : null;
+  const pid = betaPidOf(spec);
   let pidStarted = false;
   let history = '';
 
@@ -509,27 +490,9 @@ async function trainRun(
     trainSeconds = st.trainSeconds;
     if (pid && st.pid) Object.assign(pid, st.pid); // the controller's integral and last error
     pidStarted = st.pidStarted;
-    // drop what the killed epoch wrote after the state: its history line and any checkpoint the state does not keep
-    const hist = existsSync(join(dir, 'history.jsonl')) ? readFileSync(join(dir, 'history.jsonl'), 'utf8') : '';
-    history = hist
-      .split('\n')
-      .filter((l) => l.trim() && (JSON.parse(l) as { epoch: number }).epoch <= st.epoch)
-      .map((l) => l + '\n')
-      .join('');
-    const keep = new Set(front.map((f) => f.path));
-    if (existsSync(join(dir, CKPT_DIR)))
-      for (const name of readdirSync(join(dir, CKPT_DIR)))
-        if (!keep.has(`${CKPT_DIR}/${name}`)) rmSync(join(dir, CKPT_DIR, name), { recursive: true, force: true });
-    run.write('history.jsonl', history);
+    history = dropAfterState(run, dir, st);
     log(`hgq train: resuming ${dir} after epoch ${st.epoch + 1} of ${T.epochs}`);
-  } else {
-    if (mode === 'fresh')
-      rmSync(dir, { recursive: true, force: true }); // absent, empty or a finished run of ours (checked)
-    else for (const f of [CKPT_DIR, 'history.jsonl']) rmSync(join(dir, f), { recursive: true, force: true }); // killed before its first epoch was saved
-    mkdirSync(dir, { recursive: true });
-    run.write('spec.json', JSON.stringify(spec, null, 1) + '\n');
-    run.write(PREPROCESS_FILE, preprocessText);
-  }
+  } else startRunFolder(run, dir, mode, spec, preprocessText);
 
   const train = tensorsOf(data.train, data.inputShape, data.outputs);
   const val = tensorsOf(data.val, data.inputShape, data.outputs);
@@ -583,39 +546,16 @@ async function trainRun(
 
     // Pareto front: a new checkpoint joins unless a kept one is as good and as cheap; the ones it beats go after the state is saved
     let evicted: Kept[] = [];
-    if (e >= paretoStart) {
-      const entry: Kept = {
-        path: `${CKPT_DIR}/epoch-${String(e).padStart(4, '0')}`,
-        epoch: e,
-        accuracy: quality,
-        ebops: lastEbops,
-      };
-      const r = offer(front, entry);
-      if (r.accepted) {
-        await writeCheckpoint(run, model, entry.path, preprocessText);
-        evicted = r.evicted;
-        front = [...front.filter((f) => !evicted.includes(f)), entry].sort((x, y) => x.ebops - y.ebops);
-      }
-    }
-    // early stopping: no better validation quality for `patience` epochs, or EBOPs below a floor
-    const es = T.early_stopping;
-    if (quality > best + (es?.min_delta ?? 0)) {
-      best = quality;
-      wait = 0;
-    } else wait++;
-    if (
-      (es?.patience !== undefined && wait >= es.patience) ||
-      (es?.ebops_below !== undefined && q && lastEbops < es.ebops_below)
-    ) {
+    if (e >= paretoStart) ({ front, evicted } = await offerCheckpoint(run, model, front, e, quality, lastEbops, preprocessText));
+    let stop: boolean;
+    ({ best, wait, stop } = earlyStopping(T.early_stopping, quality, best, wait, q ? lastEbops : null));
+    if (stop) {
       stopped = true;
       model.stopTraining = true;
     }
 
     // resume state: everything needed to continue after this epoch
-    const snap = snapshot(model);
-    const st: SavedState = {
-      format: 'hgq-run-state',
-      version: 1,
+    await writeResumeState(run, model, {
       epoch: e,
       beta,
       pid: pid ? { ...(pid as unknown as Record<string, number>) } : null,
@@ -624,18 +564,7 @@ async function trainRun(
       best,
       wait,
       front,
-      weightShapes: snap.weightShapes,
-      adam: snap.adam,
       trainSeconds: trainSeconds + (performance.now() - tSeg) / 1000,
-    };
-    const stateFiles: Record<string, string | Uint8Array> = {
-      'state.json': JSON.stringify(st) + '\n',
-      'weights.bin': snap.weights,
-      'optimizer.bin': snap.optimizer,
-      'front-partial.json': JSON.stringify(front, null, 1) + '\n',
-    };
-    await run.writeDir(STATE, 'state', STATE_FILES, (staging) => {
-      for (const [f, d] of Object.entries(stateFiles)) writeFileSync(join(staging, f), d);
     });
     for (const x of evicted) rmSync(join(dir, x.path), { recursive: true, force: true });
     run.declare();
@@ -655,16 +584,7 @@ async function trainRun(
   // callback maps the call's epoch numbers onto the run's
   let offset = 0;
   let tSeg = 0;
-  const num = (v: unknown): number => (typeof v === 'number' ? v : v instanceof tf.Tensor ? v.dataSync()[0]! : NaN);
-  const epochs = new (class extends tf.Callback {
-    override async onEpochBegin(e: number): Promise<void> {
-      beginEpoch(offset + e);
-    }
-    override async onEpochEnd(e: number, logs?: tf.Logs): Promise<void> {
-      exitIfOrphaned();
-      await endEpoch(offset + e, num(logs?.['loss']), num(logs?.['acc']));
-    }
-  })();
+  const epochs = runEpochCallback(() => offset, beginEpoch, endEpoch);
   const callbacks = [epochs, ...(progress ? [progress.ticker] : [])];
   setFiniteCheck(false); // the data was checked once when read
   try {
@@ -675,21 +595,7 @@ async function trainRun(
       opt.learningRate = lr;
       offset = epoch;
       tSeg = performance.now();
-      if (engine === 'wasm') {
-        // each epoch's batches follow (seed, run epoch): stretches and resumed runs see what one unbroken run sees
-        await fitWithEngine(model, train.x, train.y, {
-          epochs: end - epoch,
-          batchSize: T.batch_size,
-          loss: classification ? 'softmax_cross_entropy' : 'mse',
-          shuffle: true,
-          seed: T.seed >>> 0,
-          initialEpoch: epoch,
-          callbacks,
-          engine: T.threads ? { threads: T.threads } : {},
-        });
-      } else {
-        await model.fit(train.x, train.y, { epochs: end - epoch, batchSize: T.batch_size, shuffle: true, callbacks, verbose: 0 });
-      }
+      await fitStretch(spec, model, engine, train, classification, epoch, end, callbacks);
       trainSeconds += (performance.now() - tSeg) / 1000;
     }
     progress?.stop();
@@ -697,34 +603,8 @@ async function trainRun(
       throw new SpecError(
         `no checkpoint was kept (training.pareto_start ${paretoStart} ≥ the ${epoch} epochs trained); lower training.pareto_start`,
       );
-
-    // calibrate every kept checkpoint on the training data, then evaluate it exactly as it will run
-    const checkpoints: FrontCheckpoint[] = [];
-    for (const f of front) {
-      const m = await loadModel(join(dir, f.path));
-      try {
-        const ebops = q ? calibrate(m, train.x, { reset: true }).ebops : 0;
-        const vv = evaluate(m, val, data.task);
-        const tt = evaluate(m, test, data.task);
-        await writeCheckpoint(run, m, f.path, preprocessText);
-        checkpoints.push({ path: f.path, epoch: f.epoch, ebops, train_ebops: f.ebops, val: vv, test: tt });
-      } finally {
-        m.dispose();
-      }
-    }
-    checkpoints.sort((a, b) => a.ebops - b.ebops || a.epoch - b.epoch);
-    const frontFile: FrontFile = {
-      format: 'hgq-front',
-      version: 1,
-      task: data.task,
-      metric: classification ? 'accuracy' : 'mse',
-      checkpoints,
-    };
-    run.write('front.json', JSON.stringify(frontFile, null, 1) + '\n');
-    rmSync(stateDir, { recursive: true, force: true }); // a complete run has nothing to resume
-    run.status = 'complete';
-    run.declare();
-    if (o.report !== false) await writeReportIfAvailable(run, log);
+    const checkpoints = await finalizeFront(run, dir, front, q, data.task, { train, val, test }, preprocessText);
+    const frontFile = await completeRun(run, stateDir, data.task, checkpoints, o, log);
     return {
       dir,
       front: frontFile,
@@ -741,6 +621,251 @@ async function trainRun(
     model.dispose();
     tf.dispose([train.x, train.y, val.x, val.y, test.x, test.y]);
   }
+}
+
+/** Compiles the model for the run and picks the engine: wasm unless the model needs what only tfjs trains. */
+function compileForEngine(
+  spec: TrainSpec,
+  model: tf.LayersModel,
+  classification: boolean,
+  log: (s: string) => void,
+): 'wasm' | 'tfjs' {
+  const T = spec.training;
+  model.compile({
+    optimizer: tf.train.adam(T.optimizer.lr),
+    loss: classification ? logitsLoss : 'meanSquaredError',
+    metrics: classification ? ['acc'] : [],
+  });
+  let engine: 'wasm' | 'tfjs' = T.engine;
+  const why = engine === 'wasm' ? engineUnsupported(model) : null;
+  if (why) {
+    if (T.quantize) log(`hgq train: the wasm engine cannot train this model (${why}); training with tfjs model.fit`);
+    engine = 'tfjs';
+  }
+  return engine;
+}
+
+/** The β controller the spec asks for (training.beta.pid), or null for a schedule. */
+function betaPidOf(spec: TrainSpec): BetaPid | null {
+  const pid = spec.training.beta.pid;
+  return pid
+    ? new BetaPid({
+        targetEbops: pid.target_ebops,
+        p: pid.p,
+        i: pid.i,
+        d: pid.d,
+        minBeta: pid.min_beta,
+        maxBeta: pid.max_beta,
+      })
+    : null;
+}
+
+/**
+ * On resume, drops what the killed epoch wrote after the state: its history line and any checkpoint the state
+ * does not keep. Returns the history kept.
+ */
+function dropAfterState(run: RunDir, dir: string, st: SavedState): string {
+  const hist = existsSync(join(dir, 'history.jsonl')) ? readFileSync(join(dir, 'history.jsonl'), 'utf8') : '';
+  const history = hist
+    .split('\n')
+    .filter((l) => l.trim() && (JSON.parse(l) as { epoch: number }).epoch <= st.epoch)
+    .map((l) => l + '\n')
+    .join('');
+  const keep = new Set(st.front.map((f) => f.path));
+  if (existsSync(join(dir, CKPT_DIR)))
+    for (const name of readdirSync(join(dir, CKPT_DIR)))
+      if (!keep.has(`${CKPT_DIR}/${name}`)) rmSync(join(dir, CKPT_DIR, name), { recursive: true, force: true });
+  run.write('history.jsonl', history);
+  return history;
+}
+
+/** A run from its first epoch: the folder emptied of what an earlier attempt left, then the spec and preprocessing. */
+function startRunFolder(run: RunDir, dir: string, mode: 'fresh' | 'resume', spec: TrainSpec, preprocessText: string): void {
+  if (mode === 'fresh')
+    rmSync(dir, { recursive: true, force: true }); // absent, empty or a finished run of ours (checked)
+  else for (const f of [CKPT_DIR, 'history.jsonl']) rmSync(join(dir, f), { recursive: true, force: true }); // killed before its first epoch was saved
+  mkdirSync(dir, { recursive: true });
+  run.write('spec.json', JSON.stringify(spec, null, 1) + '\n');
+  run.write(PREPROCESS_FILE, preprocessText);
+}
+
+/**
+ * Pareto front: epoch e's checkpoint joins unless a kept one is as good and as cheap. Returns the new front and
+ * the checkpoints it beats, which are deleted only after the state is saved.
+ */
+async function offerCheckpoint(
+  run: RunDir,
+  model: tf.LayersModel,
+  front: Kept[],
+  e: number,
+  quality: number,
+  ebops: number,
+  preprocessText: string,
+): Promise<{ front: Kept[]; evicted: Kept[] }> {
+  const entry: Kept = {
+    path: `${CKPT_DIR}/epoch-${String(e).padStart(4, '0')}`,
+    epoch: e,
+    accuracy: quality,
+    ebops,
+  };
+  const r = offer(front, entry);
+  if (!r.accepted) return { front, evicted: [] };
+  await writeCheckpoint(run, model, entry.path, preprocessText);
+  const evicted = r.evicted;
+  return { front: [...front.filter((f) => !evicted.includes(f)), entry].sort((x, y) => x.ebops - y.ebops), evicted };
+}
+
+/** The resume state: everything needed to continue after an epoch, written as a whole. */
+async function writeResumeState(
+  run: RunDir,
+  model: tf.LayersModel,
+  s: Omit<SavedState, 'format' | 'version' | 'weightShapes' | 'adam'>,
+): Promise<void> {
+  const snap = snapshot(model);
+  const st: SavedState = {
+    format: 'hgq-run-state',
+    version: 1,
+    epoch: s.epoch,
+    beta: s.beta,
+    pid: s.pid,
+    pidStarted: s.pidStarted,
+    lastEbops: s.lastEbops,
+    best: s.best,
+    wait: s.wait,
+    front: s.front,
+    weightShapes: snap.weightShapes,
+    adam: snap.adam,
+    trainSeconds: s.trainSeconds,
+  };
+  const stateFiles: Record<string, string | Uint8Array> = {
+    'state.json': JSON.stringify(st) + '\n',
+    'weights.bin': snap.weights,
+    'optimizer.bin': snap.optimizer,
+    'front-partial.json': JSON.stringify(s.front, null, 1) + '\n',
+  };
+  await run.writeDir(STATE, 'state', STATE_FILES, (staging) => {
+    for (const [f, d] of Object.entries(stateFiles)) writeFileSync(join(staging, f), d);
+  });
+}
+
+/** Trains epochs [from, end) at one learning rate with the chosen engine. */
+async function fitStretch(
+  spec: TrainSpec,
+  model: tf.LayersModel,
+  engine: 'wasm' | 'tfjs',
+  train: Tensors,
+  classification: boolean,
+  from: number,
+  end: number,
+  callbacks: tf.Callback[],
+): Promise<void> {
+  const T = spec.training;
+  if (engine === 'wasm') {
+    // each epoch's batches follow (seed, run epoch): stretches and resumed runs see what one unbroken run sees
+    await fitWithEngine(model, train.x, train.y, {
+      epochs: end - from,
+      batchSize: T.batch_size,
+      loss: classification ? 'softmax_cross_entropy' : 'mse',
+      shuffle: true,
+      seed: T.seed >>> 0,
+      initialEpoch: from,
+      callbacks,
+      engine: T.threads ? { threads: T.threads } : {},
+    });
+  } else {
+    await model.fit(train.x, train.y, { epochs: end - from, batchSize: T.batch_size, shuffle: true, callbacks, verbose: 0 });
+  }
+}
+
+/** Calibrates every kept checkpoint on the training data, then evaluates it exactly as it will run; cheapest first. */
+async function finalizeFront(
+  run: RunDir,
+  dir: string,
+  front: Kept[],
+  quantize: boolean,
+  task: RunData['task'],
+  sets: { train: Tensors; val: Tensors; test: Tensors },
+  preprocessText: string,
+): Promise<FrontCheckpoint[]> {
+  const checkpoints: FrontCheckpoint[] = [];
+  for (const f of front) {
+    const m = await loadModel(join(dir, f.path));
+    try {
+      const ebops = quantize ? calibrate(m, sets.train.x, { reset: true }).ebops : 0;
+      const vv = evaluate(m, sets.val, task);
+      const tt = evaluate(m, sets.test, task);
+      await writeCheckpoint(run, m, f.path, preprocessText);
+      checkpoints.push({ path: f.path, epoch: f.epoch, ebops, train_ebops: f.ebops, val: vv, test: tt });
+    } finally {
+      m.dispose();
+    }
+  }
+  checkpoints.sort((a, b) => a.ebops - b.ebops || a.epoch - b.epoch);
+  return checkpoints;
+}
+
+const logNumber = (v: unknown): number => (typeof v === 'number' ? v : v instanceof tf.Tensor ? v.dataSync()[0]! : NaN);
+
+/** The fit callback that maps a fit call's epoch numbers onto the run's (offset(): the run epoch the call began at). */
+function runEpochCallback(
+  offset: () => number,
+  begin: (e: number) => void,
+  end: (e: number, loss: number, acc: number) => Promise<void>,
+): tf.Callback {
+  return new (class extends tf.Callback {
+    override async onEpochBegin(e: number): Promise<void> {
+      begin(offset() + e);
+    }
+    override async onEpochEnd(e: number, logs?: tf.Logs): Promise<void> {
+      exitIfOrphaned();
+      await end(offset() + e, logNumber(logs?.['loss']), logNumber(logs?.['acc']));
+    }
+  })();
+}
+
+/**
+ * Early stopping: no better validation quality for `patience` epochs, or EBOPs (null when not quantizing) below a
+ * floor. Returns the best quality so far, the epochs since it, and whether to stop.
+ */
+function earlyStopping(
+  es: TrainSpec['training']['early_stopping'],
+  quality: number,
+  best: number,
+  wait: number,
+  ebops: number | null,
+): { best: number; wait: number; stop: boolean } {
+  if (quality > best + (es?.min_delta ?? 0)) {
+    best = quality;
+    wait = 0;
+  } else wait++;
+  const stop =
+    (es?.patience !== undefined && wait >= es.patience) ||
+    (es?.ebops_below !== undefined && ebops !== null && ebops < es.ebops_below);
+  return { best, wait, stop };
+}
+
+/** The run's end: front.json written, the resume state dropped, the folder declared complete, then the report. */
+async function completeRun(
+  run: RunDir,
+  stateDir: string,
+  task: RunData['task'],
+  checkpoints: FrontCheckpoint[],
+  o: RunOptions,
+  log: (s: string) => void,
+): Promise<FrontFile> {
+  const frontFile: FrontFile = {
+    format: 'hgq-front',
+    version: 1,
+    task,
+    metric: task === 'classification' ? 'accuracy' : 'mse',
+    checkpoints,
+  };
+  run.write('front.json', JSON.stringify(frontFile, null, 1) + '\n');
+  rmSync(stateDir, { recursive: true, force: true }); // a complete run has nothing to resume
+  run.status = 'complete';
+  run.declare();
+  if (o.report !== false) await writeReportIfAvailable(run, log);
+  return frontFile;
 }
 
 /**

@@ -212,192 +212,12 @@ export function describeAny(
     epsilon: number;
   };
   if (!opt || opt.getClassName?.() !== 'Adam') throw new Error('the wasm engine needs the model compiled with tf.train.adam');
-  const vars = new Map<string, tf.LayerVariable>();
-  const bindVar = (name: string, v: tf.LayerVariable): Float32Array => {
-    vars.set(name, v);
-    return data(v.read());
-  };
-  const kbi = (q: Quantizer, name: string): KbiDesc => {
-    const c = q.config;
-    return {
-      overflow: c.overflowMode as KbiDesc['overflow'],
-      k: data(qvar(q, 'k').read()),
-      b: bindVar(`${name}.b`, qvar(q, 'b')),
-      i: bindVar(`${name}.i`, qvar(q, 'i')),
-      bBounds: c.bBounds,
-      iBounds: c.iBounds,
-      l1: c.trainable ? c.l1 : 0,
-    };
-  };
-  const kif = (q: Quantizer | null, name: string): KifDesc | null => {
-    if (!q) return null;
-    const c = q.config;
-    const decay = c.overflowMode === 'WRAP' ? qvar(q, 'i_decay_speed').read().dataSync()[0]! : 0;
-    return {
-      overflow: c.overflowMode,
-      k: data(qvar(q, 'k').read()),
-      i: bindVar(`${name}.i`, qvar(q, 'i')),
-      f: bindVar(`${name}.f`, qvar(q, 'f')),
-      iBounds: c.iBounds,
-      fBounds: c.fBounds,
-      l1: c.trainable ? c.l1 : 0,
-      decay,
-    };
-  };
+  const vb = new VariableBinder();
   const layers: GraphLayerDesc[] = plan.nodes.map(
-    ({ layer: l, from }, li): GraphLayerDesc => ({ ...layerDesc(l, from, li), oq: kif(l.oq, `layers[${li}].oq`) }),
+    ({ layer: l, from }, li): GraphLayerDesc => ({ ...layerDesc(vb, l, from, li), oq: vb.kif(l.oq, `layers[${li}].oq`) }),
   );
-  function layerDesc(l: QLayer, from: number[], li: number): GraphLayerDesc {
-    const pre = `layers[${li}]`;
-    const beta = betaOf(l);
-    const inShape = inShapeOf(l).slice(1) as number[];
-    if (l instanceof QDense && !(l instanceof QBatchNormDense) && inShape.length > 1) {
-      return {
-        type: 'conv',
-        from,
-        inShape,
-        filters: l.units,
-        kernelSize: inShape.slice(0, -1).map(() => 1),
-        strides: inShape.slice(0, -1).map(() => 1),
-        padding: 'valid',
-        activation: l.activation,
-        kernel: bindVar(`${pre}.kernel`, l.kernel),
-        bias: l.bias ? bindVar(`${pre}.bias`, l.bias) : null,
-        iq: kif(l.iqs[0] ?? null, `${pre}.iq`),
-        kq: kbi(l.kq, `${pre}.kq`),
-        bq: l.bq ? kbi(l.bq, `${pre}.bq`) : null,
-        beta,
-        parallelizationFactor: l.parallelizationFactor,
-      };
-    }
-    if (l instanceof QDense) {
-      const K = l.kernel.shape[0]!,
-        N = l.units;
-      const dense: DenseDesc = {
-        type: 'dense',
-        inputs: K,
-        units: N,
-        activation: l.activation,
-        kernel: bindVar(`${pre}.kernel`, l.kernel),
-        bias: l.bias ? bindVar(`${pre}.bias`, l.bias) : null,
-        iq: kif(l.iqs[0] ?? null, `${pre}.iq`),
-        kq: kbi(l.kq, `${pre}.kq`),
-        bq: l.bq ? kbi(l.bq, `${pre}.bq`) : null,
-        beta,
-      };
-      if (!(l instanceof QBatchNormDense)) return { ...dense, from };
-      const { type: _t, ...rest } = dense;
-      void _t;
-      return {
-        ...rest,
-        type: 'bndense',
-        from,
-        gamma: l.gamma ? bindVar(`${pre}.gamma`, l.gamma) : null,
-        movingMean: bindVar(`${pre}.movingMean`, l.movingMean),
-        movingVariance: bindVar(`${pre}.movingVariance`, l.movingVariance),
-        momentum: l.momentum,
-        epsilon: l.epsilon,
-      };
-    }
-    if (l instanceof QBatchNormalization) {
-      return {
-        type: 'bn',
-        from,
-        inShape,
-        gamma: l.gamma ? bindVar(`${pre}.gamma`, l.gamma) : null,
-        offset: l.beta ? bindVar(`${pre}.offset`, l.beta) : null,
-        movingMean: bindVar(`${pre}.movingMean`, l.movingMean),
-        movingVariance: bindVar(`${pre}.movingVariance`, l.movingVariance),
-        momentum: l.momentum,
-        epsilon: l.epsilon,
-        freeze: l.freezeStatistics,
-        iq: kif(l.iqs[0] ?? null, `${pre}.iq`),
-        kq: kbi(l.kq, `${pre}.kq`),
-        bq: kbi(l.bq, `${pre}.bq`),
-        beta,
-      };
-    }
-    if (isAny(l, CONV)) {
-      const c = l as Conv;
-      return {
-        type: 'conv',
-        from,
-        inShape,
-        filters: c.filters,
-        kernelSize: [...c.kernelSize],
-        strides: [...c.strides],
-        padding: c.padding,
-        activation: c.activation,
-        kernel: bindVar(`${pre}.kernel`, c.kernel),
-        bias: c.bias ? bindVar(`${pre}.bias`, c.bias) : null,
-        iq: kif(c.iqs[0] ?? null, `${pre}.iq`),
-        kq: kbi(c.kq, `${pre}.kq`),
-        bq: c.bq ? kbi(c.bq, `${pre}.bq`) : null,
-        beta,
-        parallelizationFactor: c.parallelizationFactor,
-      };
-    }
-    if (isAny(l, POOL)) {
-      const p = l as QMaxPooling2D;
-      const op = isAny(l, [QMaxPooling1D, QMaxPooling2D]) ? 'max' : 'avg';
-      return {
-        type: 'pool',
-        op,
-        from,
-        inShape,
-        poolSize: [...p.poolSize],
-        strides: [...p.strides],
-        padding: p.padding,
-        iq: kif(l.iqs[0] ?? null, `${pre}.iq`),
-        beta,
-        parallelizationFactor: p.parallelizationFactor,
-      };
-    }
-    if (isAny(l, GLOBAL_POOL)) {
-      const op = isAny(l, [QGlobalMaxPooling1D, QGlobalMaxPooling2D]) ? 'max' : 'avg';
-      return {
-        type: 'pool',
-        op,
-        global: true,
-        from,
-        inShape,
-        poolSize: [],
-        strides: [],
-        padding: 'valid',
-        iq: kif(l.iqs[0] ?? null, `${pre}.iq`),
-        beta,
-      };
-    }
-    if (l instanceof QConcatenate) {
-      const shapes = (l as unknown as { builtInputShapes: number[][] }).builtInputShapes.map((sh) => sh.slice(1));
-      const rank = shapes[0]!.length,
-        ax = (l.axis < 0 ? l.axis + rank + 1 : l.axis) - 1;
-      const inner = shapes[0]!.slice(ax + 1).reduce((a, d) => a * d, 1),
-        outer = shapes[0]!.slice(0, ax).reduce((a, d) => a * d, 1);
-      return {
-        type: 'concat',
-        from,
-        outer,
-        parts: shapes.map((sh) => sh[ax]! * inner),
-        iqs: l.iqs.map((q, j) => kif(q, `${pre}.iq${j}`)),
-      };
-    }
-    // merges
-    const size = inShape.reduce((a, d) => a * d, 1);
-    const op =
-      l instanceof QSubtract
-        ? 'subtract'
-        : l instanceof QMultiply
-          ? 'multiply'
-          : l instanceof QMaximum
-            ? 'maximum'
-            : l instanceof QMinimum
-              ? 'minimum'
-              : 'add';
-    return { type: 'add', op, from, size, iqs: l.iqs.map((q, j) => kif(q, `${pre}.iq${j}`)), beta };
-  }
   const optimizer = { learningRate: opt.learningRate, beta1: opt.beta1, beta2: opt.beta2, epsilon: opt.epsilon };
-  const binding: Binding = { vars, layers: plan.nodes.map((n, index) => ({ index, layer: n.layer })) };
+  const binding: Binding = { vars: vb.vars, layers: plan.nodes.map((n, index) => ({ index, layer: n.layer })) };
   if (plan.chain) {
     const desc: ModelDesc = {
       layers: layers.map((d) => {
@@ -411,6 +231,208 @@ export function describeAny(
     return { desc, graph: false, binding };
   }
   return { desc: { inputs: plan.inputs, layers, loss, optimizer }, graph: true, binding };
+}
+
+/** Copies the model's variables into the description, remembering each by name so trained values can be written back. */
+class VariableBinder {
+  readonly vars = new Map<string, tf.LayerVariable>();
+
+  bindVar(name: string, v: tf.LayerVariable): Float32Array {
+    this.vars.set(name, v);
+    return data(v.read());
+  }
+
+  kbi(q: Quantizer, name: string): KbiDesc {
+    const c = q.config;
+    return {
+      overflow: c.overflowMode as KbiDesc['overflow'],
+      k: data(qvar(q, 'k').read()),
+      b: this.bindVar(`${name}.b`, qvar(q, 'b')),
+      i: this.bindVar(`${name}.i`, qvar(q, 'i')),
+      bBounds: c.bBounds,
+      iBounds: c.iBounds,
+      l1: c.trainable ? c.l1 : 0,
+    };
+  }
+
+  kif(q: Quantizer | null, name: string): KifDesc | null {
+    if (!q) return null;
+    const c = q.config;
+    const decay = c.overflowMode === 'WRAP' ? qvar(q, 'i_decay_speed').read().dataSync()[0]! : 0;
+    return {
+      overflow: c.overflowMode,
+      k: data(qvar(q, 'k').read()),
+      i: this.bindVar(`${name}.i`, qvar(q, 'i')),
+      f: this.bindVar(`${name}.f`, qvar(q, 'f')),
+      iBounds: c.iBounds,
+      fBounds: c.fBounds,
+      l1: c.trainable ? c.l1 : 0,
+      decay,
+    };
+  }
+}
+
+/** The engine description of one layer (without its output quantizer); weighted layers here, the rest in shapeLayerDesc. */
+function layerDesc(vb: VariableBinder, l: QLayer, from: number[], li: number): GraphLayerDesc {
+  const pre = `layers[${li}]`;
+  const beta = betaOf(l);
+  const inShape = inShapeOf(l).slice(1) as number[];
+  if (l instanceof QDense && !(l instanceof QBatchNormDense) && inShape.length > 1) {
+    return {
+      type: 'conv',
+      from,
+      inShape,
+      filters: l.units,
+      kernelSize: inShape.slice(0, -1).map(() => 1),
+      strides: inShape.slice(0, -1).map(() => 1),
+      padding: 'valid',
+      activation: l.activation,
+      kernel: vb.bindVar(`${pre}.kernel`, l.kernel),
+      bias: l.bias ? vb.bindVar(`${pre}.bias`, l.bias) : null,
+      iq: vb.kif(l.iqs[0] ?? null, `${pre}.iq`),
+      kq: vb.kbi(l.kq, `${pre}.kq`),
+      bq: l.bq ? vb.kbi(l.bq, `${pre}.bq`) : null,
+      beta,
+      parallelizationFactor: l.parallelizationFactor,
+    };
+  }
+  if (l instanceof QDense) {
+    const K = l.kernel.shape[0]!,
+      N = l.units;
+    const dense: DenseDesc = {
+      type: 'dense',
+      inputs: K,
+      units: N,
+      activation: l.activation,
+      kernel: vb.bindVar(`${pre}.kernel`, l.kernel),
+      bias: l.bias ? vb.bindVar(`${pre}.bias`, l.bias) : null,
+      iq: vb.kif(l.iqs[0] ?? null, `${pre}.iq`),
+      kq: vb.kbi(l.kq, `${pre}.kq`),
+      bq: l.bq ? vb.kbi(l.bq, `${pre}.bq`) : null,
+      beta,
+    };
+    if (!(l instanceof QBatchNormDense)) return { ...dense, from };
+    const { type: _t, ...rest } = dense;
+    void _t;
+    return {
+      ...rest,
+      type: 'bndense',
+      from,
+      gamma: l.gamma ? vb.bindVar(`${pre}.gamma`, l.gamma) : null,
+      movingMean: vb.bindVar(`${pre}.movingMean`, l.movingMean),
+      movingVariance: vb.bindVar(`${pre}.movingVariance`, l.movingVariance),
+      momentum: l.momentum,
+      epsilon: l.epsilon,
+    };
+  }
+  if (l instanceof QBatchNormalization) {
+    return {
+      type: 'bn',
+      from,
+      inShape,
+      gamma: l.gamma ? vb.bindVar(`${pre}.gamma`, l.gamma) : null,
+      offset: l.beta ? vb.bindVar(`${pre}.offset`, l.beta) : null,
+      movingMean: vb.bindVar(`${pre}.movingMean`, l.movingMean),
+      movingVariance: vb.bindVar(`${pre}.movingVariance`, l.movingVariance),
+      momentum: l.momentum,
+      epsilon: l.epsilon,
+      freeze: l.freezeStatistics,
+      iq: vb.kif(l.iqs[0] ?? null, `${pre}.iq`),
+      kq: vb.kbi(l.kq, `${pre}.kq`),
+      bq: vb.kbi(l.bq, `${pre}.bq`),
+      beta,
+    };
+  }
+  if (isAny(l, CONV)) {
+    const c = l as Conv;
+    return {
+      type: 'conv',
+      from,
+      inShape,
+      filters: c.filters,
+      kernelSize: [...c.kernelSize],
+      strides: [...c.strides],
+      padding: c.padding,
+      activation: c.activation,
+      kernel: vb.bindVar(`${pre}.kernel`, c.kernel),
+      bias: c.bias ? vb.bindVar(`${pre}.bias`, c.bias) : null,
+      iq: vb.kif(c.iqs[0] ?? null, `${pre}.iq`),
+      kq: vb.kbi(c.kq, `${pre}.kq`),
+      bq: c.bq ? vb.kbi(c.bq, `${pre}.bq`) : null,
+      beta,
+      parallelizationFactor: c.parallelizationFactor,
+    };
+  }
+  return shapeLayerDesc(vb, l, from, pre, inShape, beta);
+}
+
+/** Pooling, concatenation and merges: the layers without weights, described by their shapes. */
+function shapeLayerDesc(
+  vb: VariableBinder,
+  l: QLayer,
+  from: number[],
+  pre: string,
+  inShape: number[],
+  beta: ReturnType<typeof betaOf>,
+): GraphLayerDesc {
+  if (isAny(l, POOL)) {
+    const p = l as QMaxPooling2D;
+    const op = isAny(l, [QMaxPooling1D, QMaxPooling2D]) ? 'max' : 'avg';
+    return {
+      type: 'pool',
+      op,
+      from,
+      inShape,
+      poolSize: [...p.poolSize],
+      strides: [...p.strides],
+      padding: p.padding,
+      iq: vb.kif(l.iqs[0] ?? null, `${pre}.iq`),
+      beta,
+      parallelizationFactor: p.parallelizationFactor,
+    };
+  }
+  if (isAny(l, GLOBAL_POOL)) {
+    const op = isAny(l, [QGlobalMaxPooling1D, QGlobalMaxPooling2D]) ? 'max' : 'avg';
+    return {
+      type: 'pool',
+      op,
+      global: true,
+      from,
+      inShape,
+      poolSize: [],
+      strides: [],
+      padding: 'valid',
+      iq: vb.kif(l.iqs[0] ?? null, `${pre}.iq`),
+      beta,
+    };
+  }
+  if (l instanceof QConcatenate) {
+    const shapes = (l as unknown as { builtInputShapes: number[][] }).builtInputShapes.map((sh) => sh.slice(1));
+    const rank = shapes[0]!.length,
+      ax = (l.axis < 0 ? l.axis + rank + 1 : l.axis) - 1;
+    const inner = shapes[0]!.slice(ax + 1).reduce((a, d) => a * d, 1),
+      outer = shapes[0]!.slice(0, ax).reduce((a, d) => a * d, 1);
+    return {
+      type: 'concat',
+      from,
+      outer,
+      parts: shapes.map((sh) => sh[ax]! * inner),
+      iqs: l.iqs.map((q, j) => vb.kif(q, `${pre}.iq${j}`)),
+    };
+  }
+  // merges
+  const size = inShape.reduce((a, d) => a * d, 1);
+  const op =
+    l instanceof QSubtract
+      ? 'subtract'
+      : l instanceof QMultiply
+        ? 'multiply'
+        : l instanceof QMaximum
+          ? 'maximum'
+          : l instanceof QMinimum
+            ? 'minimum'
+            : 'add';
+  return { type: 'add', op, from, size, iqs: l.iqs.map((q, j) => vb.kif(q, `${pre}.iq${j}`)), beta };
 }
 
 interface AdamInternals {

@@ -144,6 +144,47 @@ const rte = (x: number): number => {
   return r - x === 0.5 && r % 2 !== 0 ? r - 1 : r;
 };
 
+const view = (f: Float32Array, p: number, n: number): Float32Array => f.subarray(p / 4, p / 4 + n);
+
+/** Bits of n KIF activations as Quantizer.bits() (relu(round i + round f), +k under SAT), and where the sum is > 0. */
+function actBits(f: Float32Array, q: KifMem, n: number): { bits: Float64Array; on: Uint8Array } {
+  const bits = new Float64Array(n),
+    on = new Uint8Array(n);
+  const I = view(f, q.i, n),
+    F = view(f, q.f, n),
+    Kk = view(f, q.k, n);
+  for (let j = 0; j < n; j++) {
+    const s = rte(I[j]!) + rte(F[j]!);
+    on[j] = s > 0 ? 1 : 0;
+    bits[j] = Math.max(s, 0) + (q.mode === 1 ? Kk[j]! : 0);
+  }
+  return { bits, on };
+}
+
+/** Adds g(j) into f's gradient (and i's unless WRAP) where the activation's bits are on. */
+function addAct(f: Float32Array, q: KifMem, n: number, on: Uint8Array, g: (j: number) => number): void {
+  const gi = view(f, q.pi.grad, n),
+    gf = view(f, q.pf.grad, n);
+  for (let j = 0; j < n; j++) {
+    if (!on[j]) continue;
+    const x = fr(g(j));
+    gf[j] = fr(gf[j]! + x);
+    if (q.mode !== 0) gi[j] = fr(gi[j]! + x);
+  }
+}
+
+/** Bits of n KBI weights: round(b), +k under SAT. */
+function kbiBits(f: Float32Array, q: KbiMem, n: number): Float64Array {
+  const B = view(f, q.b, n),
+    Kk = view(f, q.k, n),
+    out = new Float64Array(n);
+  for (let j = 0; j < n; j++) out[j] = rte(B[j]!) + (q.mode === 1 ? Kk[j]! : 0);
+  return out;
+}
+
+/** Whether an input's gradient is needed: it comes from another node, or feeds an input quantizer's bits. */
+const needsInputGrad = (inp: Input): boolean => inp.src >= 0 || inp.iq !== null;
+
 export class GraphEngine implements TrainEngine {
   readonly threads: number;
   readonly relaxed: boolean;
@@ -868,39 +909,8 @@ export class GraphEngine implements TrainEngine {
       S = this.S,
       d = nd.d,
       dz = nd.dOut;
-    const oq = nd.oq;
-    if (oq) {
-      // ∂L/∂(quantized output) → ∂L/∂(output), in place
-      this.par((t) => {
-        const [r0, n] = this.rows(t, nd.size),
-          o = 4 * r0 * S;
-        return n > 0
-          ? [
-              [
-                'act_q_bwd',
-                dz + o,
-                nd.out + o,
-                nd.outQ + o,
-                n,
-                S,
-                S,
-                (oq.mode === 0 ? 0 : 4) | 8,
-                oq.prep + 16 * r0,
-                dz + o,
-                oq.sums + 12 * r0,
-              ],
-            ]
-          : [];
-      });
-      k.kif_grads(nd.size, oq.i, oq.f, oq.k, oq.mode, oq.sums, oq.pi.grad, oq.pf.grad);
-    }
-    if (nd.relu)
-      this.par((t) => {
-        const [o, m] = this.flat(t, nd.size * S);
-        return m > 0 ? [['relu_mask', dz + 4 * o, nd.out + 4 * o, m]] : [];
-      });
+    this.activationBackward(nd);
     const A = nd.ins[0]!.A;
-    const needDx = (inp: Input) => inp.src >= 0 || inp.iq !== null;
     const dA = this.dA;
     switch (d.type) {
       case 'dense':
@@ -908,7 +918,7 @@ export class GraphEngine implements TrainEngine {
         k.zero(nd.gWq, nd.K * nd.N);
         k.zero(nd.gBq, nd.N);
         const inp = nd.ins[0]!;
-        const dx = needDx(inp) || d.type === 'bndense';
+        const dx = needsInputGrad(inp) || d.type === 'bndense';
         // weight gradient split by input rows (disjoint gW rows; thread 0 sums the bias), input gradient by columns
         this.par((t) => {
           const calls: Call[] = [];
@@ -947,60 +957,15 @@ export class GraphEngine implements TrainEngine {
         });
         if (d.type === 'bndense') this.bnBackward(nd, A, B);
         else this.weightGrads(nd);
-        if (needDx(inp)) this.inputBackward(inp, dA);
+        if (needsInputGrad(inp)) this.inputBackward(inp, dA);
         break;
       }
-      case 'conv': {
-        const cb = this.cb,
-          w = nd.Pn * cb;
-        const inp = nd.ins[0]!;
-        const dx = needDx(inp);
-        if (dx) this.zeroPar(dA, inp.K * S);
-        // im2col chunks split over threads, each into its own weight-gradient block
-        this.par((t) => {
-          const gW = nd.gWt[t]!,
-            gB = nd.gBt[t]!;
-          const calls: Call[] = [
-            ['zero', gW, nd.K * nd.N],
-            ['zero', gB, nd.N],
-          ];
-          for (const c0 of this.chunks(t)) {
-            calls.push(['perm_rows', dz + 4 * c0, S, this.T[t]!, cb, nd.Pn, nd.N, cb]);
-            calls.push(['im2col', A, S, c0, nd.C, nd.idx, nd.KK, nd.Pn, this.P[t]!, cb]);
-            calls.push(['dense_bwd_dw', this.P[t]!, nd.K, this.T[t]!, nd.N, w, w, gW, nd.pB ? gB : 0]);
-            if (dx) {
-              calls.push([
-                'dense_bwd_dx_t',
-                this.T[t]!,
-                nd.N,
-                nd.WqT,
-                nd.K,
-                w,
-                w,
-                8,
-                this.dP[t]!,
-                this.dP[t]!,
-                0,
-                this.dP[t]!,
-                0,
-                this.scratch[t]!,
-              ]);
-              calls.push(['col2im_add', this.dP[t]!, cb, nd.C, nd.idx, nd.KK, nd.Pn, dA, S, c0]);
-            }
-          }
-          return calls;
-        });
-        for (let t = 1; t < this.threads; t++) {
-          k.add_into(nd.gWq, nd.gWt[t]!, nd.K * nd.N);
-          k.add_into(nd.gBq, nd.gBt[t]!, nd.N);
-        }
-        this.weightGrads(nd);
-        if (dx) this.inputBackward(inp, dA);
+      case 'conv':
+        this.convBackward(nd, A, dz);
         break;
-      }
       case 'pool': {
         const inp = nd.ins[0]!;
-        if (!needDx(inp)) break;
+        if (!needsInputGrad(inp)) break;
         this.zeroPar(dA, inp.K * S);
         this.par((t) => {
           const [c0, n] = this.cols(t);
@@ -1030,12 +995,12 @@ export class GraphEngine implements TrainEngine {
           k.add_into(c.goT[0]!, c.goT[t]!, nd.C);
         }
         this.cbnBackward(nd, A, B);
-        if (needDx(nd.ins[0]!)) this.inputBackward(nd.ins[0]!, dA);
+        if (needsInputGrad(nd.ins[0]!)) this.inputBackward(nd.ins[0]!, dA);
         break;
       }
       case 'concat':
         for (const [j, inp] of nd.ins.entries()) {
-          if (!needDx(inp)) continue;
+          if (!needsInputGrad(inp)) continue;
           this.par((t) =>
             this.concatSegments(nd, t)
               .filter((sg) => sg[0] === j)
@@ -1046,7 +1011,7 @@ export class GraphEngine implements TrainEngine {
         break;
       case 'add':
         if (nd.op === 0) {
-          for (const inp of nd.ins) if (needDx(inp)) this.inputBackward(inp, dz);
+          for (const inp of nd.ins) if (needsInputGrad(inp)) this.inputBackward(inp, dz);
           break;
         }
         // right to left through acc_j = acc_{j−1} op A_j: A_j's gradient into dA, acc_{j−1}'s in place in dz
@@ -1057,13 +1022,103 @@ export class GraphEngine implements TrainEngine {
             const [o, m] = this.flat(t, nd.size * S);
             return m > 0 ? [['ew_bwd', nd.op, left + 4 * o, right + 4 * o, dz + 4 * o, dz + 4 * o, dA + 4 * o, m]] : [];
           });
-          if (needDx(nd.ins[j]!)) this.inputBackward(nd.ins[j]!, dA);
+          if (needsInputGrad(nd.ins[j]!)) this.inputBackward(nd.ins[j]!, dA);
         }
-        if (needDx(nd.ins[0]!)) this.inputBackward(nd.ins[0]!, dz);
+        if (needsInputGrad(nd.ins[0]!)) this.inputBackward(nd.ins[0]!, dz);
         break;
     }
     for (const inp of nd.ins)
       if (inp.iq) k.kif_grads(inp.K, inp.iq.i, inp.iq.f, inp.iq.k, inp.iq.mode, inp.iq.sums, inp.iq.pi.grad, inp.iq.pf.grad);
+  }
+
+  /** ∂L/∂(node output) back through the output quantizer and ReLU, in place in nd.dOut; the quantizer's bit gradients. */
+  private activationBackward(nd: Node): void {
+    const k = this.k,
+      S = this.S,
+      dz = nd.dOut;
+    const oq = nd.oq;
+    if (oq) {
+      // ∂L/∂(quantized output) → ∂L/∂(output), in place
+      this.par((t) => {
+        const [r0, n] = this.rows(t, nd.size),
+          o = 4 * r0 * S;
+        return n > 0
+          ? [
+              [
+                'act_q_bwd',
+                dz + o,
+                nd.out + o,
+                nd.outQ + o,
+                n,
+                S,
+                S,
+                (oq.mode === 0 ? 0 : 4) | 8,
+                oq.prep + 16 * r0,
+                dz + o,
+                oq.sums + 12 * r0,
+              ],
+            ]
+          : [];
+      });
+      k.kif_grads(nd.size, oq.i, oq.f, oq.k, oq.mode, oq.sums, oq.pi.grad, oq.pf.grad);
+    }
+    if (nd.relu)
+      this.par((t) => {
+        const [o, m] = this.flat(t, nd.size * S);
+        return m > 0 ? [['relu_mask', dz + 4 * o, nd.out + 4 * o, m]] : [];
+      });
+  }
+
+  /** Convolution backward: weight gradients per thread over im2col chunks, summed into thread 0's; input gradient by col2im. */
+  private convBackward(nd: Node, A: number, dz: number): void {
+    const k = this.k,
+      S = this.S,
+      dA = this.dA;
+    const cb = this.cb,
+      w = nd.Pn * cb;
+    const inp = nd.ins[0]!;
+    const dx = needsInputGrad(inp);
+    if (dx) this.zeroPar(dA, inp.K * S);
+    // im2col chunks split over threads, each into its own weight-gradient block
+    this.par((t) => {
+      const gW = nd.gWt[t]!,
+        gB = nd.gBt[t]!;
+      const calls: Call[] = [
+        ['zero', gW, nd.K * nd.N],
+        ['zero', gB, nd.N],
+      ];
+      for (const c0 of this.chunks(t)) {
+        calls.push(['perm_rows', dz + 4 * c0, S, this.T[t]!, cb, nd.Pn, nd.N, cb]);
+        calls.push(['im2col', A, S, c0, nd.C, nd.idx, nd.KK, nd.Pn, this.P[t]!, cb]);
+        calls.push(['dense_bwd_dw', this.P[t]!, nd.K, this.T[t]!, nd.N, w, w, gW, nd.pB ? gB : 0]);
+        if (dx) {
+          calls.push([
+            'dense_bwd_dx_t',
+            this.T[t]!,
+            nd.N,
+            nd.WqT,
+            nd.K,
+            w,
+            w,
+            8,
+            this.dP[t]!,
+            this.dP[t]!,
+            0,
+            this.dP[t]!,
+            0,
+            this.scratch[t]!,
+          ]);
+          calls.push(['col2im_add', this.dP[t]!, cb, nd.C, nd.idx, nd.KK, nd.Pn, dA, S, c0]);
+        }
+      }
+      return calls;
+    });
+    for (let t = 1; t < this.threads; t++) {
+      k.add_into(nd.gWq, nd.gWt[t]!, nd.K * nd.N);
+      k.add_into(nd.gBq, nd.gBt[t]!, nd.N);
+    }
+    this.weightGrads(nd);
+    if (dx) this.inputBackward(inp, dA);
   }
 
   /** Concatenation as row segments [input, output row, input row, rows], the rows split over threads. */
@@ -1372,37 +1427,6 @@ export class GraphEngine implements TrainEngine {
         nd.bqq ? nd.bqq.pb.grad : 0,
       );
     }
-    const v = (p: number, n: number) => f.subarray(p / 4, p / 4 + n);
-    const actBits = (q: KifMem, n: number) => {
-      const bits = new Float64Array(n),
-        on = new Uint8Array(n);
-      const I = v(q.i, n),
-        F = v(q.f, n),
-        Kk = v(q.k, n);
-      for (let j = 0; j < n; j++) {
-        const s = rte(I[j]!) + rte(F[j]!);
-        on[j] = s > 0 ? 1 : 0;
-        bits[j] = Math.max(s, 0) + (q.mode === 1 ? Kk[j]! : 0);
-      }
-      return { bits, on };
-    };
-    const addAct = (q: KifMem, n: number, on: Uint8Array, g: (j: number) => number) => {
-      const gi = v(q.pi.grad, n),
-        gf = v(q.pf.grad, n);
-      for (let j = 0; j < n; j++) {
-        if (!on[j]) continue;
-        const x = fr(g(j));
-        gf[j] = fr(gf[j]! + x);
-        if (q.mode !== 0) gi[j] = fr(gi[j]! + x);
-      }
-    };
-    const kbiBits = (q: KbiMem, n: number) => {
-      const B = v(q.b, n),
-        Kk = v(q.k, n),
-        out = new Float64Array(n);
-      for (let j = 0; j < n; j++) out[j] = rte(B[j]!) + (q.mode === 1 ? Kk[j]! : 0);
-      return out;
-    };
     if (d.type === 'conv') {
       const iq = nd.ins[0]!.iq;
       if (!iq || !nd.kq) return 0;
@@ -1411,8 +1435,8 @@ export class GraphEngine implements TrainEngine {
         C = nd.C,
         KK = nd.KK,
         Pn = nd.Pn;
-      const { bits, on } = actBits(iq, nd.ins[0]!.K);
-      const bw = kbiBits(nd.kq, KC * F);
+      const { bits, on } = actBits(f, iq, nd.ins[0]!.K);
+      const bw = kbiBits(f, nd.kq, KC * F);
       const rowSum = new Float64Array(KC),
         col = new Float64Array(KC);
       for (let r = 0; r < KC; r++) for (let n = 0; n < F; n++) rowSum[r]! += bw[r * F + n]!;
@@ -1432,15 +1456,15 @@ export class GraphEngine implements TrainEngine {
       let e = 0;
       for (let r = 0; r < KC; r++) e += col[r]! * rowSum[r]!;
       e *= scale;
-      const gKb = v(nd.kq.pb.grad, KC * F);
+      const gKb = view(f, nd.kq.pb.grad, KC * F);
       for (let r = 0; r < KC; r++) {
         const x = fr(beta * col[r]! * scale);
         for (let n = 0; n < F; n++) gKb[r * F + n] = fr(gKb[r * F + n]! + x);
       }
-      addAct(iq, nd.ins[0]!.K, on, (j) => beta * scale * gIn[j]!);
+      addAct(f, iq, nd.ins[0]!.K, on, (j) => beta * scale * gIn[j]!);
       if (nd.bqq) {
-        const bb = kbiBits(nd.bqq, F),
-          gBb = v(nd.bqq.pb.grad, F);
+        const bb = kbiBits(f, nd.bqq, F),
+          gBb = view(f, nd.bqq.pb.grad, F);
         for (let n = 0; n < F; n++) {
           e += bb[n]! * nd.pf;
           gBb[n] = fr(gBb[n]! + fr(beta * nd.pf));
@@ -1453,19 +1477,19 @@ export class GraphEngine implements TrainEngine {
       const C = nd.C,
         P = nd.Pn,
         iq = nd.ins[0]!.iq;
-      const bs = kbiBits(nd.kq!, C),
-        bo = kbiBits(nd.bqq!, C);
-      const gKb = v(nd.kq!.pb.grad, C),
-        gBb = v(nd.bqq!.pb.grad, C);
+      const bs = kbiBits(f, nd.kq!, C),
+        bo = kbiBits(f, nd.bqq!, C);
+      const gKb = view(f, nd.kq!.pb.grad, C),
+        gBb = view(f, nd.bqq!.pb.grad, C);
       let e = 0;
       const col = new Float64Array(C);
       if (iq) {
-        const { bits, on } = actBits(iq, nd.size);
+        const { bits, on } = actBits(f, iq, nd.size);
         for (let r = 0; r < nd.size; r++) {
           e += bits[r]! * bs[r % C]!;
           col[r % C]! += bits[r]!;
         }
-        addAct(iq, nd.size, on, (r) => beta * bs[r % C]!);
+        addAct(f, iq, nd.size, on, (r) => beta * bs[r % C]!);
       }
       for (let j = 0; j < C; j++) {
         e += bo[j]! * P;
@@ -1478,18 +1502,24 @@ export class GraphEngine implements TrainEngine {
       const iq = nd.ins[0]!.iq;
       if (!iq) return 0;
       const n = nd.ins[0]!.K;
-      const { bits, on } = actBits(iq, n);
+      const { bits, on } = actBits(f, iq, n);
       let e = 0;
       for (let j = 0; j < n; j++) e += bits[j]!;
-      addAct(iq, n, on, () => beta * nd.pf);
+      addAct(f, iq, n, on, () => beta * nd.pf);
       return e * nd.pf;
     }
     if (d.type === 'concat') return 0;
-    // merges (src/layers/merge.ts): add 0.65·(Σ Σ bits − Σ min), maximum/minimum Σ Σ bits − Σ min, subtract
-    // Σ max(b0, b1), multiply Σ Π bits; min/max gradients go to the input tf.minimum / tf.maximum picks
+    return this.mergeEbops(nd, f, beta);
+  }
+
+  /**
+   * EBOPs of a merge (src/layers/merge.ts): add 0.65·(Σ Σ bits − Σ min), maximum/minimum Σ Σ bits − Σ min, subtract
+   * Σ max(b0, b1), multiply Σ Π bits; min/max gradients go to the input tf.minimum / tf.maximum picks
+   */
+  private mergeEbops(nd: Node, f: Float32Array, beta: number): number {
     if (nd.ins.some((inp) => !inp.iq)) return 0;
     const n = nd.size;
-    const all = nd.ins.map((inp) => actBits(inp.iq!, n));
+    const all = nd.ins.map((inp) => actBits(f, inp.iq!, n));
     if (nd.op === 1) {
       let e = 0;
       const first = new Uint8Array(n);
@@ -1499,15 +1529,15 @@ export class GraphEngine implements TrainEngine {
         first[j] = a >= b ? 1 : 0;
         e += Math.max(a, b);
       }
-      addAct(nd.ins[0]!.iq!, n, all[0]!.on, (j) => (first[j] ? beta : 0));
-      addAct(nd.ins[1]!.iq!, n, all[1]!.on, (j) => (first[j] ? 0 : beta));
+      addAct(f, nd.ins[0]!.iq!, n, all[0]!.on, (j) => (first[j] ? beta : 0));
+      addAct(f, nd.ins[1]!.iq!, n, all[1]!.on, (j) => (first[j] ? 0 : beta));
       return e;
     }
     if (nd.op === 2) {
       let e = 0;
       for (let j = 0; j < n; j++) e += all.reduce((p, a) => p * a.bits[j]!, 1);
       nd.ins.forEach((inp, t) =>
-        addAct(inp.iq!, n, all[t]!.on, (j) => beta * all.reduce((p, a, u) => (u === t ? p : p * a.bits[j]!), 1)),
+        addAct(f, inp.iq!, n, all[t]!.on, (j) => beta * all.reduce((p, a, u) => (u === t ? p : p * a.bits[j]!), 1)),
       );
       return e;
     }
@@ -1528,7 +1558,7 @@ export class GraphEngine implements TrainEngine {
       e -= m;
     }
     const c = nd.op === 0 ? fr(0.65) : 1;
-    nd.ins.forEach((inp, t) => addAct(inp.iq!, n, all[t]!.on, (j) => (owner[j] === t ? 0 : beta * c)));
+    nd.ins.forEach((inp, t) => addAct(f, inp.iq!, n, all[t]!.on, (j) => (owner[j] === t ? 0 : beta * c)));
     return e * c;
   }
 
