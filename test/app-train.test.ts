@@ -728,3 +728,11 @@ test('model.quantizer scopes set defaults per place; a layer argument (HGQ2 snak
   assert.deepEqual(iq, ['TRN', 'TRN']);
   m.dispose();
 });
+
+test('raw data given with a program.json or .keras input is left as it is (only a model folder carries preprocess.json)', () => {
+  const prog = join(dir, 'program.json');
+  writeFileSync(prog, '{"version":1,"name":"p"}');
+  const data = new Float64Array([1, 2, 3]);
+  assert.equal(preprocessRawData(prog, data), null);
+  assert.deepEqual([...data], [1, 2, 3]);
+});

@@ -110,8 +110,10 @@ export function preprocessOf(path: string): Preprocess | null {
  * `data` in place and says what it did (for a log line), or null when there was nothing to apply.
  */
 export function preprocessRawData(modelPath: string, data: Float32Array | Float64Array): string | null {
+  // only a model folder carries preprocessing; a program.json or an HGQ2 .keras file has none
+  if (!existsSync(modelPath) || !statSync(modelPath).isDirectory()) return null;
   const p = preprocessOf(modelPath);
   if (!p || p.method === 'none') return null;
   applyPreprocess(p, data);
-  return `applied ${p.method} preprocessing from ${existsSync(modelPath) && statSync(modelPath).isDirectory() ? join(modelPath, PREPROCESS_FILE) : modelPath}`;
+  return `applied ${p.method} preprocessing from ${join(modelPath, PREPROCESS_FILE)}`;
 }
