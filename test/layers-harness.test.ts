@@ -36,6 +36,7 @@ import {
 import { QEinsumDense, QEinsumDenseBatchnorm } from '../src/layers/einsum.ts';
 import { GetItem } from '../src/layers/getitem.ts';
 import { QSum } from '../src/layers/sum.ts';
+import { QConvT1D, QConvT2D, QDenseT } from '../src/layers/table-dense.ts';
 import { setVar } from './util/tf.ts';
 import {
   checkConfigRoundTrip,
@@ -112,6 +113,15 @@ const CASES: Record<string, LayerCase> = {
     adjust: (l) => setVar(l, 'oq_b', () => 7), // tanh ∈ (−1, 1): the random 1–6 output bits give too few values
   },
   QSoftmax: { make: () => new QSoftmax({}), inputs: [[5]], noGradient: TABLE, pruneA: 0 },
+  // HGQ-LUT: each edge's output is a quantized table value of its quantized input
+  QDenseT: { make: () => new QDenseT({ nOut: 3, dHl: 4 }), inputs: [[4]], noGradient: TABLE, pruneA: 0 },
+  QConvT1D: { make: () => new QConvT1D({ filters: 2, kernelSize: 2, dHl: 3 }), inputs: [[4, 2]], noGradient: TABLE, pruneA: 0 },
+  QConvT2D: {
+    make: () => new QConvT2D({ filters: 2, kernelSize: 2, dHl: 3 }),
+    inputs: [[3, 3, 1]],
+    noGradient: TABLE,
+    pruneA: 0,
+  },
 };
 
 let seed = 100;
@@ -131,7 +141,9 @@ for (const [name, c] of Object.entries(CASES)) {
 // every layer class the library registers has a case here
 test('the harness covers every layer class in src/layers', async () => {
   const modules = await Promise.all(
-    ['index', 'einsum', 'sum', 'getitem'].map(async (f) => (await import(`../src/layers/${f}.ts`)) as Record<string, unknown>),
+    ['index', 'einsum', 'sum', 'getitem', 'table-dense'].map(
+      async (f) => (await import(`../src/layers/${f}.ts`)) as Record<string, unknown>,
+    ),
   );
   const classNames = new Set<string>();
   for (const mod of modules)

@@ -91,7 +91,7 @@ test('the packed tarball installs into a fresh project: the library example runs
       'dist/index.d.ts',
       'dist/cli/main.js',
       'dist/engine/worker.mjs',
-      'dist/engine/graph-worker.mjs',
+      'dist/cmvm/worker.mjs',
       'dist/engine/wasm/engine.simd.wasm',
       'dist/engine/wasm/engine.relaxed.wasm',
       'bin/hgq.js',

@@ -119,9 +119,11 @@ export function checkQuantizedValues(c: LayerCase, seed: number): number {
   ex.inputQuantizers.forEach((q, j) => {
     if (!q) return;
     const x = tf.tensor(xs[j]!, [64, ...c.inputs[j]!]);
-    const y = layer.iqs[j]!.call(x, false);
-    checkAgainstFixed(`input ${j}`, q, xs[j]!, y.dataSync());
-    tf.dispose([x, y]);
+    // the layer's view of its input before quantization (table layers widen it to one value per edge)
+    const seen = (layer as unknown as { beforeIq(x: tf.Tensor, j: number): tf.Tensor }).beforeIq(x, j);
+    const y = layer.iqs[j]!.call(seen, false);
+    checkAgainstFixed(`input ${j}`, q, seen.dataSync() as Float32Array, y.dataSync());
+    tf.dispose([x, seen, y]);
     checked++;
   });
   const fields = layer as unknown as Record<string, unknown>;
