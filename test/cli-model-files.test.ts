@@ -10,26 +10,12 @@ import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend.ts';
-import { main } from '../src/cli/main.ts';
+import { hgqInProcess as hgqIn } from './util/cli.ts';
 import { loadModelAny } from '../src/app/load-model.ts';
 import { QDense } from '../src/layers/dense.ts';
 import { calibrate } from '../src/train/calibrate.ts';
 import { saveModel } from '../src/train/io.ts';
 import { ModelFileError } from '../src/util/user-files.ts';
-
-async function hgqIn(args: string[]): Promise<{ status: number; stderr: string }> {
-  const write = process.stderr.write.bind(process.stderr);
-  let err = '';
-  process.stderr.write = ((chunk: string | Uint8Array) => {
-    err += String(chunk);
-    return true;
-  }) as typeof process.stderr.write;
-  try {
-    return { status: await main(args), stderr: err };
-  } finally {
-    process.stderr.write = write;
-  }
-}
 
 type Json = {
   modelTopology: { config: { layers: { class_name: string; config: Record<string, unknown> }[] } };
