@@ -55,7 +55,7 @@ export async function main(): Promise<number> {
   const y: Float64Array = emulate(p, new Float64Array(36)).map((v, j) => v + compileProgram(p).run(new Float64Array(36), 1)[j]!);
   const s: Summary = writeProject(p, 'prj', { format: 'verilog', latencyCutoff: 2 });
   const files: Map<string, string> = generateProject(p).files;
-  const v: number = verify('prj', { vectors: 10 }).mismatches + synth('prj').lut;
+  const v: number = (await verify('prj', { vectors: 10 })).mismatches + (await synth('prj')).lut;
   const c: number = solveCmvm([[1, 2]], [{ qint: { min: -1, max: 1, step: 0.5 } }]).program.ops.length;
   const q: number = quantize(1.3, { k: 1, i: 3, f: 4 }, 'RND', 'SAT') + readCsv('x.csv').data.length;
   // @ts-expect-error: the loss names are checked

@@ -7,9 +7,9 @@
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { readMarker, writeFileAtomic } from '../../util/fs.ts';
+import { pidAlive, readMarker, writeFileAtomic } from '../../util/fs.ts';
 import type { Trial } from './plan.ts';
 
 export type TrialStatus = 'complete' | 'failed';
@@ -98,16 +98,36 @@ export async function runTrial(
   writeFileAtomic(specPath, JSON.stringify(trial.spec, null, 1) + '\n');
   const args = [HGQ_BIN, 'train', specPath, '--out', dir, '--no-progress', ...(state === 'partial' ? ['--resume'] : [])];
   const t0 = Date.now();
+  const epochsBefore = epochsTrained(dir);
   const { code, stderr } = await runChild(args, opts);
+  // a job redelivered while another worker finished the trial resumes a complete run: nothing is trained again
   if (code === 0 && trialState(dir) === 'complete')
-    return { ...completedResult(trial, dir), seconds: (Date.now() - t0) / 1000, trained: true };
+    return { ...completedResult(trial, dir), seconds: (Date.now() - t0) / 1000, trained: epochsTrained(dir) > epochsBefore };
   const tail = stderr.trim().split('\n').slice(-4).join(' | ');
-  // exit 2 is bad input, unless the run folder appeared meanwhile: then another worker holds the trial (a queue
-  // redelivers a job around a Redis restart), and a later attempt finds it complete or resumes it
-  if (code === 2 && state === 'absent' && trialState(dir) !== 'absent')
+  // exit 2 is bad input, unless another process holds the run folder or created it meanwhile: a queue redelivers
+  // a job around a Redis restart, and a later attempt finds the trial complete or resumes it
+  if (code === 2 && (isLocked(dir) || (state === 'absent' && trialState(dir) !== 'absent')))
     throw new Error(`trial ${trial.id} is being run elsewhere: ${tail}`);
   if (code === 2) throw new TrialInputError(tail || 'hgq train exited 2 (bad input)');
   throw new Error(`hgq train exited ${code}${tail ? `: ${tail}` : ''}`);
+}
+
+/** Finished epochs in a run folder's history (0 when it has none). */
+function epochsTrained(dir: string): number {
+  const h = join(dir, 'history.jsonl');
+  return existsSync(h)
+    ? readFileSync(h, 'utf8')
+        .split('\n')
+        .filter((l) => l.trim() !== '').length
+    : 0;
+}
+
+/** Whether a live hgq process holds the run folder's lock (util/fs lockOutput). */
+function isLocked(dir: string): boolean {
+  const lock = join(dirname(dir), `.${basename(dir)}.hgq-lock`);
+  if (!existsSync(lock)) return false;
+  const pid = Number(readFileSync(lock, 'utf8').trim());
+  return Number.isInteger(pid) && pid > 0 && pidAlive(pid);
 }
 
 /** The child gets a stdin pipe it watches (HGQ_EXIT_WITH_PARENT): when this process dies, the pipe closes and the child exits. */
