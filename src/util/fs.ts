@@ -60,10 +60,26 @@ export function hgqVersion(): string {
 /** Every regular file below `dir`, as sorted '/'-separated relative paths (symlinks count as files, never followed). */
 export function listFiles(dir: string): string[] {
   const out: string[] = [];
+  const gone = (e: unknown) => (e as NodeJS.ErrnoException).code === 'ENOENT';
+  // another process may remove entries while we walk (a temporary renamed into place): skip what vanished
   const walk = (d: string): void => {
-    for (const name of readdirSync(d)) {
+    let names: string[];
+    try {
+      names = readdirSync(d);
+    } catch (e) {
+      if (gone(e)) return;
+      throw e;
+    }
+    for (const name of names) {
       const full = join(d, name);
-      if (lstatSync(full).isDirectory()) walk(full);
+      let isDir: boolean;
+      try {
+        isDir = lstatSync(full).isDirectory();
+      } catch (e) {
+        if (gone(e)) continue;
+        throw e;
+      }
+      if (isDir) walk(full);
       else out.push(relative(dir, full).split(sep).join('/'));
     }
   };
