@@ -59,7 +59,8 @@ interface FrontFileV1 {
   checkpoints?: unknown[];
 }
 
-const LOWER_IS_BETTER = new Set(['loss', 'mse', 'mae', 'val_loss']);
+/** Front metrics where lower is better (everything else, e.g. accuracy, is higher-is-better). */
+export const LOWER_IS_BETTER = new Set(['loss', 'mse', 'mae', 'val_loss']);
 
 /** Reads a run folder: the new front.json (or the partial front), the old demo array, and history.jsonl. */
 export function readRun(runDir: string): RunData {

@@ -267,11 +267,27 @@ function escapeRegExp(s: string): string {
 // ---------------------------------------------------------------------------------------------------------
 // locks
 
+function lockPathOf(target: string): string {
+  const t = resolve(target);
+  return join(dirname(t), `.${basename(t)}.hgq-lock`);
+}
+
+/** The pid of the live process holding `target`'s lock (on this machine), or null when nobody holds it. */
+export function liveLockHolder(target: string): number | null {
+  let holder: number;
+  try {
+    holder = Number(readFileSync(lockPathOf(target), 'utf8').trim());
+  } catch {
+    return null;
+  }
+  return Number.isInteger(holder) && holder > 0 && pidAlive(holder) ? holder : null;
+}
+
 /** Holds `.BASE.hgq-lock` beside `target` until released; refuses while another live process holds it. */
 export function lockOutput(target: string): { release(): void } {
   hookExit();
   const t = resolve(target);
-  const lockPath = join(dirname(t), `.${basename(t)}.hgq-lock`);
+  const lockPath = lockPathOf(t);
   mkdirSync(dirname(t), { recursive: true });
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
@@ -287,8 +303,8 @@ export function lockOutput(target: string): { release(): void } {
       };
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-      const holder = Number(readFileSync(lockPath, 'utf8').trim());
-      if (Number.isInteger(holder) && holder > 0 && pidAlive(holder))
+      const holder = liveLockHolder(t);
+      if (holder !== null)
         throw new OutputPathError(
           `${target} is being written by another hgq process (pid ${holder}); wait for it to finish or choose another folder`,
         );

@@ -7,10 +7,9 @@ import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { offer } from '../../train/pareto.ts';
 import { assertCreatableDir, OutputPathError, readMarker, writeFileAtomic, writeMarker } from '../../util/fs.ts';
+import { LOWER_IS_BETTER } from '../report-data.ts';
 import type { SweepPlan } from './plan.ts';
 import type { FrontCheckpoint, TrialResult } from './trial.ts';
-
-const LOWER_IS_BETTER = new Set(['loss', 'mse', 'mae']);
 
 export interface SweepFront {
   format: 'hgq-front';

@@ -5,10 +5,9 @@
  * run folders are complete are not run again.
  */
 import { fork } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import type { SweepPlan, Trial } from './plan.ts';
 import { openSweepDir, writeSweepFiles, type SweepFront } from './results.ts';
-import { completedResult, runTrial, TrialInputError, trialDir, trialState, type TrialResult } from './trial.ts';
+import { completedResult, HGQ_BIN, runTrial, TrialInputError, trialDir, trialState, type TrialResult } from './trial.ts';
 
 export interface SweepOptions {
   out: string;
@@ -133,8 +132,6 @@ async function runWithRedis(plan: SweepPlan, url: string, o: SweepOptions): Prom
     conn.disconnect();
   }
 }
-
-const HGQ_BIN = fileURLToPath(new URL('../../../bin/hgq.js', import.meta.url));
 
 /** `--workers N` with `--redis`: N `hgq worker` processes on this machine, for the same queue. */
 function startLocalWorkers(url: string, n: number, lockSeconds?: number) {

@@ -7,9 +7,9 @@
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { pidAlive, readMarker, writeFileAtomic } from '../../util/fs.ts';
+import { liveLockHolder, readMarker, writeFileAtomic } from '../../util/fs.ts';
 import type { Trial } from './plan.ts';
 
 export type TrialStatus = 'complete' | 'failed';
@@ -48,7 +48,8 @@ export class TrialInputError extends Error {
   override name = 'TrialInputError';
 }
 
-const HGQ_BIN = fileURLToPath(new URL('../../../bin/hgq.js', import.meta.url));
+/** The `hgq` command this process runs from (trials and local workers are started with it). */
+export const HGQ_BIN = fileURLToPath(new URL('../../../bin/hgq.js', import.meta.url));
 
 export function trialDir(store: string, id: string): string {
   return join(store, id);
@@ -106,7 +107,7 @@ export async function runTrial(
   const tail = stderr.trim().split('\n').slice(-4).join(' | ');
   // exit 2 is bad input, unless another process holds the run folder or created it meanwhile: a queue redelivers
   // a job around a Redis restart, and a later attempt finds the trial complete or resumes it
-  if (code === 2 && (isLocked(dir) || (state === 'absent' && trialState(dir) !== 'absent')))
+  if (code === 2 && (liveLockHolder(dir) !== null || (state === 'absent' && trialState(dir) !== 'absent')))
     throw new Error(`trial ${trial.id} is being run elsewhere: ${tail}`);
   if (code === 2) throw new TrialInputError(tail || 'hgq train exited 2 (bad input)');
   throw new Error(`hgq train exited ${code}${tail ? `: ${tail}` : ''}`);
@@ -120,14 +121,6 @@ function epochsTrained(dir: string): number {
         .split('\n')
         .filter((l) => l.trim() !== '').length
     : 0;
-}
-
-/** Whether a live hgq process holds the run folder's lock (util/fs lockOutput). */
-function isLocked(dir: string): boolean {
-  const lock = join(dirname(dir), `.${basename(dir)}.hgq-lock`);
-  if (!existsSync(lock)) return false;
-  const pid = Number(readFileSync(lock, 'utf8').trim());
-  return Number.isInteger(pid) && pid > 0 && pidAlive(pid);
 }
 
 /** The child gets a stdin pipe it watches (HGQ_EXIT_WITH_PARENT): when this process dies, the pipe closes and the child exits. */
