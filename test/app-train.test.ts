@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
@@ -698,10 +698,27 @@ test('SIGKILL mid-run leaves a partial run (status running, no front.json) that 
   const again = await hgqIn(args);
   assert.equal(again.code, 2, 'a partial run is not replaced without --resume');
   assert.match(again.stderr, /partial run.*--resume/);
+  // another live process holding the run's lock: busy (exit 75, retry later), nothing touched
+  const snapshot = () => listFiles(run).map((f) => [f, statSync(join(run, f)).mtimeMs]);
+  const partial = snapshot();
+  const lock = join(dir, '.killed.hgq-lock');
+  writeFileSync(lock, `${process.pid}\n`);
+  const busy = await hgqIn(['train', '--resume', '--out', run, '--no-progress']);
+  assert.equal(busy.code, 75, busy.stderr);
+  assert.match(busy.stderr, new RegExp(`being written by another hgq process \\(pid ${process.pid}\\)`));
+  assert.deepEqual(snapshot(), partial);
+  assert.equal(readFileSync(lock, 'utf8'), `${process.pid}\n`, 'the live lock is left alone');
+  rmSync(lock);
   const resumed = await hgq(['train', '--resume', '--out', run, '--no-progress']); // the run's own spec.json
   assert.equal(resumed.code, 0, resumed.stderr);
   assert.match(resumed.stderr, /resuming .* after epoch \d+ of 14/);
   assertCompleteRun(run, 14);
+  // resuming a complete run is refused and leaves it as it is (it is not trained again from scratch)
+  const complete = snapshot();
+  const again2 = await hgqIn(['train', '--resume', '--out', run, '--no-progress']);
+  assert.equal(again2.code, 2, again2.stderr);
+  assert.match(again2.stderr, /the run is complete; nothing to resume/);
+  assert.deepEqual(snapshot(), complete);
 });
 
 test('model.quantizer scopes set defaults per place; a layer argument (HGQ2 snake_case) overrides them', async () => {

@@ -22,10 +22,10 @@ import { makeRng } from './util/rng.ts';
 
 const hgqIn = hgqInProcess;
 
-async function expectRefused(args: string[], msg: RegExp): Promise<void> {
+async function expectRefused(args: string[], msg: RegExp, status = 2): Promise<void> {
   const t0 = performance.now();
   const r = await hgqIn(args);
-  assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
+  assert.equal(r.status, status, `${args.join(' ')}: ${r.stderr}`);
   assert.match(r.stderr, msg, args.join(' '));
   assert.ok(performance.now() - t0 < 20_000, `${args.join(' ')}: refused up front`);
 }
@@ -273,8 +273,9 @@ test('synth and convert refuse a project another live hgq process is writing (it
     const prj = join(root, 'prj');
     writeProject(coveringProgram(100, 40, 4), prj, { vectors: 0 });
     writeFileSync(join(root, '.prj.hgq-lock'), `${process.pid}\n`); // a live writer
-    await expectRefused(['synth', prj], /being written by another hgq process \(pid \d+\)/);
-    await expectRefused(['convert', prog, prj], /being written by another hgq process/);
+    // busy, not bad input: exit 75 (EX_TEMPFAIL), so a script or scheduler knows a retry can succeed
+    await expectRefused(['synth', prj], /being written by another hgq process \(pid \d+\)/, 75);
+    await expectRefused(['convert', prog, prj], /being written by another hgq process/, 75);
     assert.equal(readFileSync(join(root, '.prj.hgq-lock'), 'utf8'), `${process.pid}\n`, 'the live lock is left alone');
   } finally {
     rmSync(root, { recursive: true, force: true });

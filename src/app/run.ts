@@ -26,6 +26,7 @@ import {
   assertCreatableDir,
   hgqVersion,
   listFiles,
+  assertNotBusy,
   lockOutput,
   pidAlive,
   readMarker,
@@ -436,10 +437,15 @@ export async function runTraining(spec: TrainSpec, o: RunOptions = {}): Promise<
   if (!outArg) throw new SpecError('no output folder: give --out DIR (or out: in the spec)');
   const dir = resolve(outArg);
   const hash = specHash(spec);
-  // everything that can be refused is refused before the data is read or the folder touched
-  const mode = checkRunFolder(dir, hash, o.resume ?? false);
+  // everything that can be refused is refused before the data is read or the folder touched; a folder another
+  // live process is writing is busy (exit 75, retry later), whatever state it is in
+  assertNotBusy(dir);
+  checkRunFolder(dir, hash, o.resume ?? false);
   const lock = lockOutput(dir);
   try {
+    // decided again under the lock: another process may have finished the run between the first look and the
+    // lock (a resumed trial a sweep worker finished meanwhile), and resuming a complete run would start it over
+    const mode = checkRunFolder(dir, hash, o.resume ?? false);
     const data = await loadRunData(spec);
     const model = await buildModel(spec, data.inputShape, data.outputs);
     return await trainRun(spec, model, data, dir, hash, mode, o, log, t0);

@@ -7,7 +7,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
-import { OutputPathError, OutputWriteError } from '../util/fs.ts';
+import { EXIT_BUSY, OutputBusyError, OutputPathError, OutputWriteError } from '../util/fs.ts';
 import { watchParent } from '../app/parent-watch.ts';
 import { CliError } from './errors.ts';
 import { isNegativeNumber } from './numbers.ts';
@@ -120,8 +120,13 @@ export async function main(argv: string[]): Promise<number> {
       // help and version exit with 0; every parse error is a usage error (commander already printed it)
       return e.exitCode === 0 ? 0 : 2;
     }
+    if (e instanceof OutputBusyError) {
+      // another live hgq process holds the output: retrying later can succeed (docs/cli.md §1)
+      process.stderr.write(`hgq: ${e.message}\n`);
+      return EXIT_BUSY;
+    }
     if (e instanceof OutputPathError) {
-      // where to write is bad input: a folder hgq did not write, a missing parent, a locked or unwritable place
+      // where to write is bad input: a folder hgq did not write, a missing parent, an unwritable place
       process.stderr.write(`hgq: ${e.message}\n`);
       return 2;
     }

@@ -44,9 +44,26 @@ export interface OwnershipMarker {
   [extra: string]: unknown;
 }
 
-/** A bad output path (exists and is not ours, missing parent, not writable, locked by a live run): exit 2. */
+/** A bad output path (exists and is not ours, missing parent, not writable): exit 2. */
 export class OutputPathError extends Error {
   override name = 'OutputPathError';
+}
+
+/** The exit code of a command refused because another live hgq process holds its output (OutputBusyError). */
+export const EXIT_BUSY = 75;
+
+/**
+ * The output is locked by another live hgq process: not bad input but a temporary state, so the CLI exits
+ * 75 (EX_TEMPFAIL, "try again later") and a scheduler can tell it from a refusal that retrying cannot fix.
+ */
+export class OutputBusyError extends Error {
+  override name = 'OutputBusyError';
+  constructor(
+    message: string,
+    readonly holder: number,
+  ) {
+    super(message);
+  }
 }
 
 let cachedVersion: string | undefined;
@@ -283,7 +300,17 @@ export function liveLockHolder(target: string): number | null {
   return Number.isInteger(holder) && holder > 0 && pidAlive(holder) ? holder : null;
 }
 
-/** Holds `.BASE.hgq-lock` beside `target` until released; refuses while another live process holds it. */
+/** Throws OutputBusyError when another live hgq process holds `target`'s lock. */
+export function assertNotBusy(target: string): void {
+  const holder = liveLockHolder(target);
+  if (holder !== null)
+    throw new OutputBusyError(
+      `${target} is being written by another hgq process (pid ${holder}); wait for it to finish or choose another folder`,
+      holder,
+    );
+}
+
+/** Holds `.BASE.hgq-lock` beside `target` until released; refuses (OutputBusyError) while another live process holds it. */
 export function lockOutput(target: string): { release(): void } {
   hookExit();
   const t = resolve(target);
@@ -303,11 +330,7 @@ export function lockOutput(target: string): { release(): void } {
       };
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-      const holder = liveLockHolder(t);
-      if (holder !== null)
-        throw new OutputPathError(
-          `${target} is being written by another hgq process (pid ${holder}); wait for it to finish or choose another folder`,
-        );
+      assertNotBusy(target);
       rmSync(lockPath, { force: true }); // its writer died (SIGKILL): the lock is stale
     }
   }

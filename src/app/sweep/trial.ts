@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { liveLockHolder, readMarker, writeFileAtomic } from '../../util/fs.ts';
+import { EXIT_BUSY, readMarker, writeFileAtomic } from '../../util/fs.ts';
 import type { Trial } from './plan.ts';
 
 export type TrialStatus = 'complete' | 'failed';
@@ -99,28 +99,17 @@ export async function runTrial(
   writeFileAtomic(specPath, JSON.stringify(trial.spec, null, 1) + '\n');
   const args = [HGQ_BIN, 'train', specPath, '--out', dir, '--no-progress', ...(state === 'partial' ? ['--resume'] : [])];
   const t0 = Date.now();
-  const epochsBefore = epochsTrained(dir);
   const { code, stderr } = await runChild(args, opts);
-  // a job redelivered while another worker finished the trial resumes a complete run: nothing is trained again
-  if (code === 0 && trialState(dir) === 'complete')
-    return { ...completedResult(trial, dir), seconds: (Date.now() - t0) / 1000, trained: epochsTrained(dir) > epochsBefore };
+  // complete on the store: this child finished it, or another worker did while this one started (a job
+  // redelivered around a stall or a Redis restart), in which case the child refused to resume it (exit 2)
+  if (trialState(dir) === 'complete')
+    return { ...completedResult(trial, dir), seconds: (Date.now() - t0) / 1000, trained: code === 0 };
   const tail = stderr.trim().split('\n').slice(-4).join(' | ');
-  // exit 2 is bad input, unless another process holds the run folder or created it meanwhile: a queue redelivers
-  // a job around a Redis restart, and a later attempt finds the trial complete or resumes it
-  if (code === 2 && (liveLockHolder(dir) !== null || (state === 'absent' && trialState(dir) !== 'absent')))
-    throw new Error(`trial ${trial.id} is being run elsewhere: ${tail}`);
+  // another live process holds the run folder, or started it while this child started (a redelivered job): a
+  // later attempt finds the trial complete or resumes it
+  if (code === EXIT_BUSY || (code === 2 && state === 'absent' && trialState(dir) !== 'absent')) throw new Error(`trial ${trial.id} is being run elsewhere: ${tail}`);
   if (code === 2) throw new TrialInputError(tail || 'hgq train exited 2 (bad input)');
   throw new Error(`hgq train exited ${code}${tail ? `: ${tail}` : ''}`);
-}
-
-/** Finished epochs in a run folder's history (0 when it has none). */
-function epochsTrained(dir: string): number {
-  const h = join(dir, 'history.jsonl');
-  return existsSync(h)
-    ? readFileSync(h, 'utf8')
-        .split('\n')
-        .filter((l) => l.trim() !== '').length
-    : 0;
 }
 
 /** The child gets a stdin pipe it watches (HGQ_EXIT_WITH_PARENT): when this process dies, the pipe closes and the child exits. */
