@@ -107,7 +107,8 @@ export async function runTrial(
   const tail = stderr.trim().split('\n').slice(-4).join(' | ');
   // another live process holds the run folder, or started it while this child started (a redelivered job): a
   // later attempt finds the trial complete or resumes it
-  if (code === EXIT_BUSY || (code === 2 && state === 'absent' && trialState(dir) !== 'absent')) throw new Error(`trial ${trial.id} is being run elsewhere: ${tail}`);
+  if (code === EXIT_BUSY || (code === 2 && state === 'absent' && trialState(dir) !== 'absent'))
+    throw new Error(`trial ${trial.id} is being run elsewhere: ${tail}`);
   if (code === 2) throw new TrialInputError(tail || 'hgq train exited 2 (bad input)');
   throw new Error(`hgq train exited ${code}${tail ? `: ${tail}` : ''}`);
 }
