@@ -204,8 +204,10 @@ describe('synth: a damaged summary.json is exit 2 naming the file and the field'
 });
 
 describe('trace: numeric flags', { concurrency: true }, () => {
-  test('--dc, --effort, --validate refuse empty, hex and fractional values (Number() took "" as 0 and 0x1 as 1)', async () => {
+  test('--dc, --effort, --threads, --validate refuse empty, hex and fractional values (Number() took "" as 0 and 0x1 as 1)', async () => {
     const flags = [
+      ['--threads', '0'],
+      ['--threads', '1.5'],
       ['--dc', ''],
       ['--dc', '0x1'],
       ['--dc', '-2'],

@@ -1,5 +1,6 @@
 /**
- * `hgq trace <model-dir|model.keras> -o <program.json> [--cmvm da|none] [--dc D] [--validate N] [--json]`:
+ * `hgq trace <model-dir|model.keras> -o <program.json> [--cmvm da|none] [--dc D] [--effort E] [--threads N]
+ * [--validate N] [--json]`:
  * traces a trained, calibrated model into an IR program (written atomically) and prints the per-layer cost
  * estimate (adder bits ≈ LUTs, from the IR cost model) and latency, next to the model's exact EBOPs.
  */
@@ -13,6 +14,7 @@ interface TraceCliOptions {
   cmvm: string;
   dc?: string;
   effort?: string;
+  threads?: string;
   validate?: string;
   json?: boolean;
 }
@@ -35,14 +37,15 @@ export interface TraceSummary {
   mismatches?: number;
 }
 
-function parseOpts(o: TraceCliOptions): { cmvm: 'da' | 'none'; dc: number; effort?: number } {
+function parseOpts(o: TraceCliOptions): { cmvm: 'da' | 'none'; dc: number; effort?: number; cmvmThreads?: number } {
   const cmvm = o.cmvm.toLowerCase();
   if (cmvm !== 'da' && cmvm !== 'none')
     throw new UsageError(`--cmvm "${o.cmvm}" is not one of da (CMVM adder graphs), none (plain signed-digit trees)`);
   const dc = o.dc === undefined ? -1 : parseIntOption(o.dc, '--dc (-1 = unconstrained)', -1);
   const effort =
     o.effort === undefined ? undefined : parseIntOption(o.effort, '--effort (0 fast, 1 baseline, 2 default, 3 thorough)', 0, 3);
-  return { cmvm, dc, ...(effort !== undefined ? { effort } : {}) };
+  const threads = o.threads === undefined ? undefined : parseIntOption(o.threads, '--threads (CMVM search threads)', 1, 64);
+  return { cmvm, dc, ...(effort !== undefined ? { effort } : {}), ...(threads !== undefined ? { cmvmThreads: threads } : {}) };
 }
 
 function costTable(p: Program, ebopsByLayer: Map<string, number>) {
@@ -130,6 +133,10 @@ export function register(program: Command): void {
     .option(
       '--effort <E>',
       'CMVM search effort: 0 fast (large layers), 1 baseline, 2 default (more restarts on small layers), 3 thorough',
+    )
+    .option(
+      '--threads <N>',
+      'threads for the CMVM search of large layers (default: the idle cores, from the load average); the same program with any',
     )
     .option('--validate <N>', 'also compare the emulator with the model on N random inputs (exit 1 on any mismatch)')
     .option('--json', 'print one JSON summary object as the last line')

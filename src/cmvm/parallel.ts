@@ -5,6 +5,7 @@
  * running the jobs one after another. A helper that fails to start or throws leaves its jobs to be rerun
  * here.
  */
+import { availableParallelism, loadavg } from 'node:os';
 import { MessageChannel, receiveMessageOnPort, Worker } from 'node:worker_threads';
 
 /** Tunables (mutable so that tests can force the parallel path on small matrices). */
@@ -20,14 +21,16 @@ export const PARALLEL = {
 };
 
 /**
- * Default number of threads for a search (this one included): 1. A helper costs about 1.5 s of CPU to
- * start (it compiles the sources through tsx and warms its own JIT), and on this shared 2-core machine it
- * did not pay: tracing the MNIST demo's largest checkpoint took 43 s with a helper against 26–28 s without
- * (load average 6–11), and a 48×400 search 3.6–4.1 s of CPU against 1.9–2.4 s (load 22). Only a 128×784
- * kernel alone came out faster (×0.70). Ask for threads explicitly where cores are idle.
+ * Default number of threads for a search (this one included): the cores idle right now, at least 1. A helper
+ * costs about 1.5 s of CPU to start (it compiles the sources through tsx and warms its own JIT), and on a
+ * busy machine it does not pay: on this shared 2-core machine at load average 6–11, tracing the MNIST demo's
+ * largest checkpoint took 43 s with a helper against 26–28 s without. Idle cores are the core count less the
+ * one-minute load average (what other processes keep running), rounded; the result is the same with any
+ * number of threads, only the time differs.
  */
 export function defaultThreads(): number {
-  return 1;
+  const cores = availableParallelism();
+  return Math.max(1, Math.min(cores, Math.round(cores - loadavg()[0]!)));
 }
 
 /**

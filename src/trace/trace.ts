@@ -25,7 +25,7 @@ export interface TraceOptions {
   dc?: number;
   /** CMVM search effort: 0 fast (large layers), 1 baseline, 2 default, 3 thorough (see CmvmOptions.effort). */
   effort?: number;
-  /** Threads for the CMVM search of large layers (default 1, see src/cmvm/parallel.ts; the same result with any). */
+  /** Threads for the CMVM search of large layers (default: the idle cores, see src/cmvm/parallel.ts; the same result with any). */
   cmvmThreads?: number;
   /** Run dead-op elimination and constant folding (default true). */
   optimize?: boolean;
