@@ -28,6 +28,7 @@ import {
   listFiles,
   assertNotBusy,
   lockOutput,
+  liveHolderOfLockFile,
   pidAlive,
   readMarker,
   removeStaleTemporaries,
@@ -129,9 +130,8 @@ function removeDeadLeftovers(dir: string): void {
     for (const name of readdirSync(d)) {
       const full = join(d, name);
       const tmp = /\.(?:hgq-tmp-|tmp-)(\d+)-\d+(?:\.old)?$/.exec(name);
-      let pid = tmp ? Number(tmp[1]) : NaN;
-      if (!tmp && name.endsWith('.hgq-lock')) pid = Number(readFileSync(full, 'utf8').trim());
-      if ((tmp || name.endsWith('.hgq-lock')) && !pidAlive(pid)) rmSync(full, { recursive: true, force: true });
+      const dead = tmp ? !pidAlive(Number(tmp[1])) : name.endsWith('.hgq-lock') && liveHolderOfLockFile(full) === null;
+      if (dead) rmSync(full, { recursive: true, force: true });
       else if (statSync(full).isDirectory()) walk(full);
     }
   };

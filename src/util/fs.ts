@@ -22,10 +22,12 @@ import {
   renameSync,
   rmSync,
   statSync,
+  utimesSync,
   writeFileSync,
   accessSync,
   constants as fsConstants,
 } from 'node:fs';
+import { hostname } from 'node:os';
 import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 
 /** The ownership marker's file name, inside every folder hgq writes. */
@@ -289,15 +291,40 @@ function lockPathOf(target: string): string {
   return join(dirname(t), `.${basename(t)}.hgq-lock`);
 }
 
-/** The pid of the live process holding `target`'s lock (on this machine), or null when nobody holds it. */
-export function liveLockHolder(target: string): number | null {
-  let holder: number;
+/**
+ * A lock records its holder as `PID HOST`. On this host the holder is alive while its pid is; a holder on
+ * another host (a sweep's shared store) cannot be asked, so it refreshes the lock's mtime every
+ * LOCK_HEARTBEAT_MS and counts as alive until LOCK_STALE_MS pass without a refresh (a machine gone).
+ */
+export const LOCK_HEARTBEAT_MS = 30_000;
+export const LOCK_STALE_MS = 5 * 60_000;
+
+export interface LockHolder {
+  pid: number;
+  /** absent in locks written before hosts were recorded (read as this host) */
+  host?: string;
+}
+
+/** The live holder of the lock file `lockPath`, or null when it is absent, unreadable or stale. */
+export function liveHolderOfLockFile(lockPath: string): LockHolder | null {
+  let text: string;
+  let mtimeMs: number;
   try {
-    holder = Number(readFileSync(lockPathOf(target), 'utf8').trim());
+    text = readFileSync(lockPath, 'utf8');
+    mtimeMs = statSync(lockPath).mtimeMs;
   } catch {
     return null;
   }
-  return Number.isInteger(holder) && holder > 0 && pidAlive(holder) ? holder : null;
+  const [pidText, host] = text.trim().split(/\s+/);
+  const pid = Number(pidText);
+  if (!Number.isInteger(pid) || pid <= 0) return null;
+  if (host === undefined || host === hostname()) return pidAlive(pid) ? { pid } : null;
+  return Date.now() - mtimeMs < LOCK_STALE_MS ? { pid, host } : null;
+}
+
+/** The live process holding `target`'s lock, or null when nobody holds it. */
+export function liveLockHolder(target: string): LockHolder | null {
+  return liveHolderOfLockFile(lockPathOf(target));
 }
 
 /** Throws OutputBusyError when another live hgq process holds `target`'s lock. */
@@ -305,8 +332,8 @@ export function assertNotBusy(target: string): void {
   const holder = liveLockHolder(target);
   if (holder !== null)
     throw new OutputBusyError(
-      `${target} is being written by another hgq process (pid ${holder}); wait for it to finish or choose another folder`,
-      holder,
+      `${target} is being written by another hgq process (pid ${holder.pid}${holder.host ? ` on ${holder.host}` : ''}); wait for it to finish or choose another folder`,
+      holder.pid,
     );
 }
 
@@ -319,11 +346,14 @@ export function lockOutput(target: string): { release(): void } {
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
       const fd = openSync(lockPath, 'wx');
-      writeFileSync(fd, `${process.pid}\n`);
+      writeFileSync(fd, `${process.pid} ${hostname()}\n`);
       closeSync(fd);
       liveTemporaries.add(lockPath);
+      const heartbeat = setInterval(() => touch(lockPath), LOCK_HEARTBEAT_MS);
+      heartbeat.unref();
       return {
         release: () => {
+          clearInterval(heartbeat);
           liveTemporaries.delete(lockPath);
           rmSync(lockPath, { force: true });
         },
@@ -335,6 +365,16 @@ export function lockOutput(target: string): { release(): void } {
     }
   }
   throw new OutputPathError(`${target}: could not take the lock ${lockPath}`);
+}
+
+/** Sets a file's mtime to now (a lock's heartbeat); a file removed meanwhile is left absent. */
+function touch(path: string): void {
+  const now = new Date();
+  try {
+    utimesSync(path, now, now);
+  } catch {
+    // released or removed: nothing to refresh
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { EXIT_BUSY, readMarker, writeFileAtomic } from '../../util/fs.ts';
+import { EXIT_BUSY, liveLockHolder, readMarker, writeFileAtomic } from '../../util/fs.ts';
 import type { Trial } from './plan.ts';
 
 export type TrialStatus = 'complete' | 'failed';
@@ -82,15 +82,37 @@ export function completedResult(trial: Pick<Trial, 'id' | 'overrides' | 'seed'>,
   };
 }
 
+/** How often a trial whose run folder another process holds looks again, and how many times at most. */
+const BUSY_POLL_MS = 2000;
+const BUSY_ROUNDS = 1000;
+
 /**
  * Runs (or resumes, or just reads) a trial. Resolves with its result; rejects with TrialInputError when the
- * spec or data is bad (exit 2), with Error for anything retryable.
+ * spec or data is bad (exit 2), with Error for anything retryable. A job handed out twice (a worker that
+ * missed its lock renewal, a Redis restart) finds the run folder held by the first one's `hgq train`: it
+ * waits for that to end and then reads the result back (or resumes what it left), so the queue's retries
+ * are kept for real failures.
  */
 export async function runTrial(
   trial: Trial,
   store: string,
   opts: { log?: (line: string) => void; signal?: AbortSignal } = {},
 ): Promise<TrialResult> {
+  const dir = trialDir(store, trial.id);
+  for (let round = 0; round < BUSY_ROUNDS; round++) {
+    const r = await attemptTrial(trial, store, opts);
+    if (r !== 'busy') return r;
+    await waitWhileHeld(dir, opts.signal);
+  }
+  throw new Error(`trial ${trial.id}: its run folder stayed held by another process`);
+}
+
+/** One attempt: the trial's result, or 'busy' when another live process holds (or just created) its run folder. */
+async function attemptTrial(
+  trial: Trial,
+  store: string,
+  opts: { log?: (line: string) => void; signal?: AbortSignal },
+): Promise<TrialResult | 'busy'> {
   const dir = trialDir(store, trial.id);
   const state = trialState(dir);
   if (state === 'complete') return { ...completedResult(trial, dir), trained: false };
@@ -100,17 +122,23 @@ export async function runTrial(
   const args = [HGQ_BIN, 'train', specPath, '--out', dir, '--no-progress', ...(state === 'partial' ? ['--resume'] : [])];
   const t0 = Date.now();
   const { code, stderr } = await runChild(args, opts);
-  // complete on the store: this child finished it, or another worker did while this one started (a job
-  // redelivered around a stall or a Redis restart), in which case the child refused to resume it (exit 2)
+  // complete on the store: this child finished it, or another process did while this one started, in which
+  // case the child refused to resume it (exit 2)
   if (trialState(dir) === 'complete')
     return { ...completedResult(trial, dir), seconds: (Date.now() - t0) / 1000, trained: code === 0 };
+  // held by another live process (exit 75), or started by one while this child started
+  if (code === EXIT_BUSY || (code === 2 && state === 'absent' && trialState(dir) !== 'absent')) return 'busy';
   const tail = stderr.trim().split('\n').slice(-4).join(' | ');
-  // another live process holds the run folder, or started it while this child started (a redelivered job): a
-  // later attempt finds the trial complete or resumes it
-  if (code === EXIT_BUSY || (code === 2 && state === 'absent' && trialState(dir) !== 'absent'))
-    throw new Error(`trial ${trial.id} is being run elsewhere: ${tail}`);
   if (code === 2) throw new TrialInputError(tail || 'hgq train exited 2 (bad input)');
   throw new Error(`hgq train exited ${code}${tail ? `: ${tail}` : ''}`);
+}
+
+/** Resolves once no live process holds the run folder `dir` (rejects when `signal` aborts). */
+async function waitWhileHeld(dir: string, signal?: AbortSignal): Promise<void> {
+  do {
+    if (signal?.aborted) throw new Error(`${dir}: aborted while waiting for another process to release it`);
+    await new Promise((r) => setTimeout(r, BUSY_POLL_MS));
+  } while (liveLockHolder(dir) !== null);
 }
 
 /** The child gets a stdin pipe it watches (HGQ_EXIT_WITH_PARENT): when this process dies, the pipe closes and the child exits. */
