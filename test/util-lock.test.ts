@@ -35,7 +35,10 @@ test('a lock records pid and host; a second lock of the same target is refused a
     const file = join(dir, '.out.hgq-lock');
     assert.equal(readFileSync(file, 'utf8'), `${process.pid} ${hostname()}\n`);
     assert.deepEqual(liveLockHolder(target), { pid: process.pid });
-    assert.throws(() => lockOutput(target), (e: unknown) => e instanceof OutputBusyError && /pid \d+\)/.test(e.message));
+    assert.throws(
+      () => lockOutput(target),
+      (e: unknown) => e instanceof OutputBusyError && /pid \d+\)/.test(e.message),
+    );
     lock.release();
     assert.equal(liveLockHolder(target), null);
     lockOutput(target).release();
