@@ -2,8 +2,8 @@
  * The `hgq` command. Each subcommand lives in `src/cli/<name>.ts` and exports `register(program)`;
  * add yours to COMMANDS below (one import, one entry). Keep `register` cheap: import heavy modules (tfjs,
  * wasm) inside the action with `await import(...)`, so `hgq --help` and light commands start fast.
- * Exit codes (docs/cli.md §1): 0 ok, 2 bad input or usage (throw UsageError), 1 anything else (CliError or
- * any other exception).
+ * Exit codes (docs/cli.md §1): 0 ok, 2 bad input or usage (throw UsageError), 75 output busy (another live
+ * hgq process holds it: OutputBusyError), 1 anything else (CliError or any other exception).
  */
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
