@@ -9,7 +9,7 @@ import { mkdtempSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync 
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { LOCK_STALE_MS, liveLockHolder, lockOutput, OutputBusyError } from '../src/util/fs.ts';
+import { LOCK_TIMING, liveLockHolder, lockOutput, OutputBusyError } from '../src/util/fs.ts';
 
 /** A pid that is not running here (the kernel's pid_max is below 2^22). */
 const DEAD_PID = 4_194_303;
@@ -59,22 +59,42 @@ test('a lock of a dead process on this host (either format) is stale and taken o
     assert.deepEqual(liveLockHolder(target), { pid: process.pid });
   }));
 
-test("another host's lock is held while its mtime is fresh (whatever the pid) and stale after LOCK_STALE_MS", () =>
+test("another host's lock is held while its mtime is fresh (whatever the pid) and stale after LOCK_TIMING.staleMs", () =>
   withDir((dir) => {
     const target = join(dir, 'out');
     const file = join(dir, '.out.hgq-lock');
     writeFileSync(file, `${DEAD_PID} other-node-7\n`);
-    age(file, LOCK_STALE_MS / 2);
+    age(file, LOCK_TIMING.staleMs / 2);
     assert.deepEqual(liveLockHolder(target), { pid: DEAD_PID, host: 'other-node-7' });
     assert.throws(
       () => lockOutput(target),
       (e: unknown) => e instanceof OutputBusyError && /pid 4194303 on other-node-7/.test(e.message),
     );
     assert.equal(readFileSync(file, 'utf8'), `${DEAD_PID} other-node-7\n`, 'a live foreign lock is left alone');
-    age(file, LOCK_STALE_MS + 1000);
+    age(file, LOCK_TIMING.staleMs + 1000);
     assert.equal(liveLockHolder(target), null);
     const lock = lockOutput(target);
     assert.equal(readFileSync(file, 'utf8'), `${process.pid} ${hostname()}\n`);
-    assert.ok(Date.now() - statSync(file).mtimeMs < LOCK_STALE_MS);
+    assert.ok(Date.now() - statSync(file).mtimeMs < LOCK_TIMING.staleMs);
     lock.release();
   }));
+
+test('a held lock refreshes its mtime (the heartbeat other hosts read), and stops when released', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'hgq-lock-'));
+  const saved = LOCK_TIMING.heartbeatMs;
+  LOCK_TIMING.heartbeatMs = 50;
+  try {
+    const target = join(dir, 'out');
+    const lock = lockOutput(target);
+    const file = join(dir, '.out.hgq-lock');
+    age(file, 60_000);
+    await new Promise((r) => setTimeout(r, 400));
+    assert.ok(Date.now() - statSync(file).mtimeMs < 5_000, 'the heartbeat refreshed the lock');
+    lock.release();
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(liveLockHolder(target), null, 'released: no lock left behind by a late heartbeat');
+  } finally {
+    LOCK_TIMING.heartbeatMs = saved;
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

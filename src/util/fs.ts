@@ -294,10 +294,10 @@ function lockPathOf(target: string): string {
 /**
  * A lock records its holder as `PID HOST`. On this host the holder is alive while its pid is; a holder on
  * another host (a sweep's shared store) cannot be asked, so it refreshes the lock's mtime every
- * LOCK_HEARTBEAT_MS and counts as alive until LOCK_STALE_MS pass without a refresh (a machine gone).
+ * `heartbeatMs` and counts as alive until `staleMs` pass without a refresh (a machine gone). Mutable only so
+ * that tests can watch a heartbeat.
  */
-export const LOCK_HEARTBEAT_MS = 30_000;
-export const LOCK_STALE_MS = 5 * 60_000;
+export const LOCK_TIMING = { heartbeatMs: 30_000, staleMs: 5 * 60_000 };
 
 export interface LockHolder {
   pid: number;
@@ -319,7 +319,7 @@ export function liveHolderOfLockFile(lockPath: string): LockHolder | null {
   const pid = Number(pidText);
   if (!Number.isInteger(pid) || pid <= 0) return null;
   if (host === undefined || host === hostname()) return pidAlive(pid) ? { pid } : null;
-  return Date.now() - mtimeMs < LOCK_STALE_MS ? { pid, host } : null;
+  return Date.now() - mtimeMs < LOCK_TIMING.staleMs ? { pid, host } : null;
 }
 
 /** The live process holding `target`'s lock, or null when nobody holds it. */
@@ -349,7 +349,7 @@ export function lockOutput(target: string): { release(): void } {
       writeFileSync(fd, `${process.pid} ${hostname()}\n`);
       closeSync(fd);
       liveTemporaries.add(lockPath);
-      const heartbeat = setInterval(() => touch(lockPath), LOCK_HEARTBEAT_MS);
+      const heartbeat = setInterval(() => touch(lockPath), LOCK_TIMING.heartbeatMs);
       heartbeat.unref();
       return {
         release: () => {
