@@ -143,6 +143,24 @@ test('the packed tarball installs into a fresh project: the library example runs
       'hgq convert reads the saved model: validated, same exact EBOPs',
     );
 
+    // the CMVM search's helper threads run the compiled solver in the package (no src/, no tsx compile)
+    const pkg = join(app, 'node_modules', 'hgq', 'dist', 'cmvm');
+    writeFileSync(
+      join(app, 'helpers.mjs'),
+      `import { PARALLEL } from ${JSON.stringify(join(pkg, 'parallel.js'))};
+import { solveCmvm } from ${JSON.stringify(join(pkg, 'solve.js'))};
+Object.assign(PARALLEL, { minEntries: 0, helperFirst: true });
+const W = Array.from({ length: 12 }, (_, r) => Array.from({ length: 12 }, (_, c) => ((r * 7 + c * 13) % 31) - 15));
+const inputs = W[0].map(() => ({ qint: { min: -8, max: 7.75, step: 0.25 } }));
+const one = solveCmvm(W, inputs, { effort: 1, threads: 1 });
+const two = solveCmvm(W, inputs, { effort: 1, threads: 2 });
+console.log(JSON.stringify({ remote: PARALLEL.remoteJobs, same: JSON.stringify(one.program) === JSON.stringify(two.program) }));
+`,
+    );
+    const helpers = JSON.parse(check(run(process.execPath, ['helpers.mjs'], app), 'cmvm helper threads').trim());
+    assert.deepEqual(helpers, { remote: helpers.remote, same: true }, 'the same program with a helper thread');
+    assert.ok(helpers.remote > 0, 'a job ran on the helper thread (it loaded dist/cmvm/solve.js)');
+
     // a TypeScript consumer against the shipped declarations (tfjs's own have errors under strict lib
     // checking, so diagnostics inside @tensorflow are not ours to judge; everything else must be clean)
     writeFileSync(join(app, 'consumer.ts'), CONSUMER_TS);
