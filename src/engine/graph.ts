@@ -14,9 +14,10 @@
  * integer-bit tracking and the batch norm's moving statistics, equal to the tfjs training step within float32
  * rounding (test/engine-bn, engine-conv, engine-residual, engine-graph-trace).
  */
-import { instantiate, loadKernels, WA, type KernelExports, type WasmMemory, type WasmModule } from './kernels.ts';
-import { AdamState, checkArr, paramGradients, ParamArena, type KbiMem, type KifMem } from './params.ts';
-import { AREA_WORDS, CTRL_BYTES, defaultThreads, poolFactoryFor, Rounds, type Call } from './pool.ts';
+import { EngineBase, engineRuntime } from './base.ts';
+import { instantiate, WA, type KernelExports, type WasmMemory, type WasmModule } from './kernels.ts';
+import { AdamState, checkArr, ParamArena, type KbiMem, type KifMem } from './params.ts';
+import { AREA_WORDS, CTRL_BYTES, Rounds, type Call } from './pool.ts';
 import { windowGeometry, type Padding, type Window1D } from '../layers/patches.ts';
 import type {
   AddDesc,
@@ -25,7 +26,6 @@ import type {
   ConcatDesc,
   ConvDesc,
   EngineOptions,
-  EngineState,
   GraphDenseDesc,
   GraphLayerDesc,
   GraphModelDesc,
@@ -185,12 +185,9 @@ function kbiBits(f: Float32Array, q: KbiMem, n: number): Float64Array {
 /** Whether an input's gradient is needed: it comes from another node, or feeds an input quantizer's bits. */
 const needsInputGrad = (inp: Input): boolean => inp.src >= 0 || inp.iq !== null;
 
-export class GraphEngine implements TrainEngine {
+export class GraphEngine extends EngineBase implements TrainEngine {
   readonly threads: number;
   readonly relaxed: boolean;
-  get iterations(): number {
-    return this.adam.iterations;
-  }
   readonly memory: WasmMemory;
   readonly k: KernelExports;
   readonly params: Param[];
@@ -198,11 +195,11 @@ export class GraphEngine implements TrainEngine {
   private readonly desc: GraphModelDesc;
   private readonly K0: number;
   private readonly C: number;
-  private readonly adam: AdamState;
+  protected readonly adam: AdamState;
   private staticEnd = 0;
   private scratch: number[] = []; // per thread: scratch memory of the dense kernels
   private lossP = 0; // f64 hits per thread
-  private readonly rounds: Rounds;
+  protected readonly rounds: Rounds;
   private scratchPer = 0; // floats of im2col scratch per sample (largest conv)
   private maxK = 0; // largest node input (the dA buffer)
   private written = new Uint8Array(0);
@@ -221,6 +218,7 @@ export class GraphEngine implements TrainEngine {
   private dP: number[] = [];
 
   private constructor(desc: GraphModelDesc, module: WasmModule, relaxed: boolean, threads: number) {
+    super();
     this.desc = desc;
     this.relaxed = relaxed;
     this.threads = threads;
@@ -538,19 +536,9 @@ export class GraphEngine implements TrainEngine {
   }
 
   static async create(desc: GraphModelDesc, opts: EngineOptions = {}): Promise<GraphEngine> {
-    if (!desc || !Array.isArray(desc.layers) || desc.layers.length === 0)
-      throw new Error('hgq engine: the model description needs at least one layer');
-    if (desc.loss !== 'softmax_cross_entropy' && desc.loss !== 'mse')
-      throw new Error(`hgq engine: loss ${desc.loss} is not supported (softmax_cross_entropy, mse)`);
-    if (!(desc.optimizer?.learningRate > 0)) throw new Error('hgq engine: optimizer.learningRate must be a positive number');
-    const factory = await poolFactoryFor(opts.poolFactory);
-    const threads = opts.threads ?? (factory ? await defaultThreads() : 1);
-    if (!(Number.isInteger(threads) && threads >= 1 && threads <= 256))
-      throw new Error(`hgq engine: threads must be an integer in 1..256, got ${threads}`);
-    if (threads > 1 && !factory) throw new Error('hgq engine: threads > 1 needs a thread pool (poolFactory) in this environment');
-    const { module, relaxed } = await loadKernels(opts.simd ?? 'auto');
-    const e = new GraphEngine(desc, module, relaxed, threads);
-    if (factory) await e.rounds.start(factory, module);
+    const rt = await engineRuntime(desc, opts);
+    const e = new GraphEngine(desc, rt.module, rt.relaxed, rt.threads);
+    await e.startThreads(rt);
     return e;
   }
 
@@ -589,10 +577,6 @@ export class GraphEngine implements TrainEngine {
       const [o, m] = this.flat(t, n);
       return m > 0 ? [['zero', ptr + 4 * o, m]] : [];
     });
-  }
-
-  private f32(): Float32Array {
-    return new Float32Array(this.memory.buffer);
   }
 
   /** Lays out the batch-dependent buffers for B samples (grows the memory when needed). */
@@ -1570,22 +1554,6 @@ export class GraphEngine implements TrainEngine {
     if (!(l >= 0 && l < this.nodes.length)) throw new Error(`hgq engine: no layer ${l} (the model has ${this.nodes.length})`);
     if (!(Number.isFinite(beta) && beta >= 0)) throw new Error(`hgq engine: β must be finite and ≥ 0, got ${beta}`);
     this.nodes[l]!.beta = beta;
-  }
-
-  readState(): EngineState {
-    return this.adam.read(this.f32(), this.params);
-  }
-
-  writeState(s: Partial<EngineState> & { values?: Record<string, Float32Array> }): void {
-    this.adam.write(this.f32(), this.params, s);
-  }
-
-  debugGradients(): Record<string, Float32Array> {
-    return paramGradients(this.f32(), this.params);
-  }
-
-  dispose(): void {
-    this.rounds.dispose();
   }
 }
 
