@@ -34,6 +34,16 @@ export async function engineRuntime(
   return { module, relaxed, threads, factory };
 }
 
+/** The samples in a batch of inputs x (B×K0, row-major) and targets y (B×C); throws when they do not fit. */
+export function batchSize(x: Float32Array, y: Float32Array, K0: number, C: number): number {
+  if (!(x instanceof Float32Array) || x.length % K0 !== 0 || x.length === 0)
+    throw new Error(`hgq engine: x must be a non-empty Float32Array of B×${K0} values`);
+  const B = x.length / K0;
+  if (!(y instanceof Float32Array) || y.length !== B * C)
+    throw new Error(`hgq engine: y must be a Float32Array of ${B}×${C} values (got ${y?.length})`);
+  return B;
+}
+
 /** The parameter state in wasm memory, as both engines keep it. */
 export abstract class EngineBase {
   abstract readonly memory: WasmMemory;

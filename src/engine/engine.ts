@@ -9,7 +9,7 @@
  *
  * No Node-only API here: threads come from a `WorkerPool` (src/engine/pool-node.ts under Node; see pool.ts).
  */
-import { EngineBase, engineRuntime } from './base.ts';
+import { batchSize, EngineBase, engineRuntime } from './base.ts';
 import { instantiate, WA, type KernelExports, type WasmMemory, type WasmModule } from './kernels.ts';
 import { AdamState, checkArr, ParamArena, type AdamArgs, type KbiMem, type KifMem } from './params.ts';
 import { AREA_WORDS, CTRL_BYTES, Rounds, type Call } from './pool.ts';
@@ -292,11 +292,7 @@ export class Engine extends EngineBase implements TrainEngine {
 
   /** Copies inputs (B×K0, row-major) and targets (B×C) into memory; grows it when the batch is larger. */
   private loadBatch(x: Float32Array, y: Float32Array): number {
-    if (!(x instanceof Float32Array) || x.length % this.K0 !== 0 || x.length === 0)
-      throw new Error(`hgq engine: x must be a non-empty Float32Array of B×${this.K0} values`);
-    const B = x.length / this.K0;
-    if (!(y instanceof Float32Array) || y.length !== B * this.C)
-      throw new Error(`hgq engine: y must be a Float32Array of ${B}×${this.C} values (got ${y?.length})`);
+    const B = batchSize(x, y, this.K0, this.C);
     this.reserveBatch(B);
     const yPtr = this.inputPtr + B * this.K0 * 4;
     // views from batchBuffers() already hold the batch in place: no copy

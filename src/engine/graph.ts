@@ -14,7 +14,7 @@
  * integer-bit tracking and the batch norm's moving statistics, equal to the tfjs training step within float32
  * rounding (test/engine-bn, engine-conv, engine-residual, engine-graph-trace).
  */
-import { EngineBase, engineRuntime } from './base.ts';
+import { batchSize, EngineBase, engineRuntime } from './base.ts';
 import { instantiate, WA, type KernelExports, type WasmMemory, type WasmModule } from './kernels.ts';
 import { AdamState, checkArr, ParamArena, type KbiMem, type KifMem } from './params.ts';
 import { AREA_WORDS, CTRL_BYTES, Rounds, type Call } from './pool.ts';
@@ -657,11 +657,7 @@ export class GraphEngine extends EngineBase implements TrainEngine {
   }
 
   step(x: Float32Array, y: Float32Array): StepResult {
-    if (!(x instanceof Float32Array) || x.length % this.K0 !== 0 || x.length === 0)
-      throw new Error(`hgq engine: x must be a non-empty Float32Array of B×${this.K0} values`);
-    const B = x.length / this.K0;
-    if (!(y instanceof Float32Array) || y.length !== B * this.C)
-      throw new Error(`hgq engine: y must be a Float32Array of ${B}×${this.C} values (got ${y?.length})`);
+    const B = batchSize(x, y, this.K0, this.C);
     this.layout(B);
     const k = this.k,
       S = this.S;
