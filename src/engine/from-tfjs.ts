@@ -376,7 +376,7 @@ function shapeLayerDesc(
   beta: ReturnType<typeof betaOf>,
 ): GraphLayerDesc {
   if (isAny(l, POOL)) {
-    const p = l as QMaxPooling2D;
+    const p = l as InstanceType<typeof QMaxPooling2D>;
     const op = isAny(l, [QMaxPooling1D, QMaxPooling2D]) ? 'max' : 'avg';
     return {
       type: 'pool',

@@ -428,3 +428,26 @@ export function qconf(q: Quantizer | null, fallback: QConf): tf.serialization.Co
   void _n;
   return c as unknown as tf.serialization.ConfigDictValue;
 }
+
+/** The constructor arguments of a layer base class after its layer args. */
+type FixedArgs<B> = B extends abstract new (args: never, ...fixed: infer F) => QLayer ? F : never;
+
+/**
+ * A concrete layer class under its HGQ2 name: `Base` with its constructor arguments after the layer args
+ * fixed (which operation, which rank), registered for deserialization.
+ */
+export function layerClass<B extends abstract new (args: never, ...fixed: never[]) => QLayer>(
+  Base: B,
+  className: string,
+  ...fixed: FixedArgs<B>
+): { new (args?: ConstructorParameters<B>[0]): InstanceType<B>; className: string } {
+  const Open = Base as unknown as new (args: unknown, ...fixed: unknown[]) => object;
+  const Layer = class extends Open {
+    static className = className;
+    constructor(args: unknown = {}) {
+      super(args, ...fixed);
+    }
+  };
+  tf.serialization.registerClass(Layer as never);
+  return Layer as never;
+}
