@@ -14,7 +14,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { QuantizerMode } from '../quantizer/index.ts';
 import { layerClass, QLayer, type QLayerArgs, type Shape } from './base.ts';
-import { patches, windowGeometry, windowTaps, type Padding, type Window1D } from './patches.ts';
+import { patches, spatialGeometry, windowTaps, type Padding, type Window1D } from './patches.ts';
 
 export interface QPoolingArgs extends QLayerArgs {
   poolSize?: number | number[];
@@ -78,14 +78,7 @@ abstract class QPoolBase extends QLayer {
 
   protected geometry(shape: Shape): Window1D[] {
     if (shape.length !== this.rank + 2) this.fail(`expects inputs of rank ${this.rank + 2}, got [${shape}]`);
-    return shape.slice(1, -1).map((d, a) => {
-      if (d === null) this.fail(`spatial axis ${a + 1} must have a known size`);
-      try {
-        return windowGeometry(d, this.poolSize[a]!, this.strides[a]!, this.padding);
-      } catch (e) {
-        this.fail((e as Error).message);
-      }
-    });
+    return spatialGeometry(shape, this.poolSize, this.strides, this.padding, (m) => this.fail(m));
   }
 
   protected buildLayer([shape]: Shape[]): void {
@@ -121,9 +114,7 @@ abstract class QPoolBase extends QLayer {
     const counts = this.counts ? Array.from(this.counts.dataSync()) : null;
     return {
       op: this.op,
-      poolSize: [...this.poolSize],
-      strides: [...this.strides],
-      padding: this.padding,
+      ...this.configOf('poolSize', 'strides', 'padding'),
       pads: this.geoms.map((g) => [g.padBefore, g.padAfter]),
       /** avg: divisor per output position (row-major over the output's spatial axes) */
       divisors: counts,
@@ -139,13 +130,7 @@ abstract class QPoolBase extends QLayer {
   }
 
   override getConfig(): tf.serialization.ConfigDict {
-    return {
-      ...super.getConfig(),
-      poolSize: [...this.poolSize],
-      strides: [...this.strides],
-      padding: this.padding,
-      parallelizationFactor: this.parallelizationFactor,
-    };
+    return { ...super.getConfig(), ...this.configOf('poolSize', 'strides', 'padding', 'parallelizationFactor') };
   }
 }
 
