@@ -47,6 +47,8 @@ interface Input {
 }
 
 /** What building one node needs: the allocator, the node, its name in errors, its sources and their sizes. */
+type NodeBuilder<D> = (e: GraphEngine, b: NodeBuild, d: D) => void;
+
 interface NodeBuild {
   ar: ParamArena;
   nd: Node;
@@ -217,6 +219,17 @@ export class GraphEngine extends EngineBase implements TrainEngine {
   private T: number[] = [];
   private dP: number[] = [];
 
+  /** How each node type lays out its memory. */
+  private static readonly nodeBuilders: { [T in GraphLayerDesc['type']]: NodeBuilder<Extract<GraphLayerDesc, { type: T }>> } = {
+    dense: (e, b, d) => e.denseNode(b, d),
+    bndense: (e, b, d) => e.denseNode(b, d),
+    conv: (e, b, d) => e.convNode(b, d),
+    pool: (e, b, d) => e.poolNode(b, d),
+    bn: (e, b, d) => e.bnNode(b, d),
+    concat: (e, b, d) => e.concatNode(b, d),
+    add: (e, b, d) => e.mergeNode(b, d),
+  };
+
   private constructor(desc: GraphModelDesc, module: WasmModule, relaxed: boolean, threads: number) {
     super();
     this.desc = desc;
@@ -287,29 +300,9 @@ export class GraphEngine extends EngineBase implements TrainEngine {
       outQ: 0,
     };
     const b: NodeBuild = { ar, nd, pre, from, srcSize: (s) => (s < 0 ? this.desc.inputs : sizes[s]!) };
-    switch (d.type) {
-      case 'dense':
-      case 'bndense':
-        this.denseNode(b, d);
-        break;
-      case 'conv':
-        this.convNode(b, d);
-        break;
-      case 'pool':
-        this.poolNode(b, d);
-        break;
-      case 'bn':
-        this.bnNode(b, d);
-        break;
-      case 'concat':
-        this.concatNode(b, d);
-        break;
-      case 'add':
-        this.mergeNode(b, d);
-        break;
-      default:
-        throw new Error(`hgq engine: ${pre} has unsupported type ${(d as { type: string }).type}`);
-    }
+    const build = GraphEngine.nodeBuilders[d.type] as NodeBuilder<GraphLayerDesc> | undefined;
+    if (!build) throw new Error(`hgq engine: ${pre} has unsupported type ${(d as { type: string }).type}`);
+    build(this, b, d);
     if (d.oq) nd.oq = ar.kif(d.oq, nd.size, `${pre}.oq`);
     return nd;
   }
@@ -1253,23 +1246,15 @@ export class GraphEngine extends EngineBase implements TrainEngine {
       }
     }
     if (d.freeze) return;
+    this.bnDxAdd(A, nd.size, B, c.gm, c.gv, c.meanRow);
+  }
+
+  /** dA (K rows) += the batch statistics' part of the batch-norm input gradient, rows split over the threads. */
+  private bnDxAdd(A: number, K: number, B: number, gm: number, gv: number, mean: number): void {
     this.par((t) => {
-      const [r0, m] = this.rows(t, nd.size);
-      return m > 0
-        ? [
-            [
-              'bn_dx_add',
-              this.dA + 4 * r0 * this.S,
-              A + 4 * r0 * this.S,
-              m,
-              this.S,
-              B,
-              c.gm + 4 * r0,
-              c.gv + 4 * r0,
-              c.meanRow + 4 * r0,
-            ],
-          ]
-        : [];
+      const [r0, n] = this.rows(t, K);
+      const o = 4 * r0 * this.S;
+      return n > 0 ? [['bn_dx_add', this.dA + o, A + o, n, this.S, B, gm + 4 * r0, gv + 4 * r0, mean + 4 * r0]] : [];
     });
   }
 
@@ -1356,24 +1341,7 @@ export class GraphEngine extends EngineBase implements TrainEngine {
       gm[r] = gmu / B;
       gv[r] = (2 * gvar) / B;
     }
-    this.par((t) => {
-      const [r0, n] = this.rows(t, K);
-      return n > 0
-        ? [
-            [
-              'bn_dx_add',
-              this.dA + 4 * r0 * this.S,
-              A + 4 * r0 * this.S,
-              n,
-              this.S,
-              B,
-              bn.gm + 4 * r0,
-              bn.gv + 4 * r0,
-              bn.mean + 4 * r0,
-            ],
-          ]
-        : [];
-    });
+    this.bnDxAdd(A, K, B, bn.gm, bn.gv, bn.mean);
   }
 
   /**
