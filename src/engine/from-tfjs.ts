@@ -450,6 +450,19 @@ export function trainableOrder(model: tf.LayersModel): tf.LayerVariable[] {
   return m.collectedTrainableWeights ?? model.trainableWeights;
 }
 
+/** Writes the Adam moments m, v of trainable variable j (lv) into the tfjs optimizer, creating them when absent. */
+export function setAdamMoments(opt: AdamInternals, lv: tf.LayerVariable, j: number, m: Float32Array, v: Float32Array): void {
+  const put = (arr: AdamInternals['accumulatedFirstMoment'], src: Float32Array, suffix: string) => {
+    const t = tf.tensor(src, lv.shape as number[]);
+    if (arr[j]) {
+      arr[j]!.variable.assign(t);
+      t.dispose();
+    } else arr[j] = { originalName: `${(lv.read() as tf.Variable).name}/${suffix}`, variable: t.variable(false) };
+  };
+  put(opt.accumulatedFirstMoment, m, 'm');
+  put(opt.accumulatedSecondMoment, v, 'v');
+}
+
 /** An engine bound to a tfjs model: `pull` copies model → engine, `push` engine → model (weights and Adam state). */
 export class EngineBinding {
   private constructor(
@@ -515,15 +528,7 @@ export class EngineBinding {
       });
       const j = order.indexOf(lv);
       if (j < 0 || !st.adam.m[name]) continue;
-      const put = (arr: AdamInternals['accumulatedFirstMoment'], src: Float32Array, suffix: string) => {
-        const t = tf.tensor(src, shape);
-        if (arr[j]) {
-          arr[j]!.variable.assign(t);
-          t.dispose();
-        } else arr[j] = { originalName: `${(lv.read() as tf.Variable).name}/${suffix}`, variable: t.variable(false) };
-      };
-      put(opt.accumulatedFirstMoment, st.adam.m[name]!, 'm');
-      put(opt.accumulatedSecondMoment, st.adam.v[name]!, 'v');
+      setAdamMoments(opt, lv, j, st.adam.m[name]!, st.adam.v[name]!);
     }
     tf.tidy(() => {
       opt.accBeta1.assign(tf.scalar(st.adam.accBeta1));
