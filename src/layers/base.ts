@@ -440,7 +440,7 @@ export function layerClass<B extends abstract new (args: never, ...fixed: never[
   className: string,
   ...fixed: FixedArgs<B>
 ): { new (args?: ConstructorParameters<B>[0]): InstanceType<B>; className: string } {
-  // TS cannot extend an abstract class given as a value; the class below is concrete once the base's are
+  // TS will not extend an abstract constructor given as a value; Base implements QLayer's abstract members
   const Open = Base as unknown as new (args: unknown, ...fixed: unknown[]) => object;
   const Layer = class extends Open {
     static className = className;
