@@ -746,6 +746,35 @@ test('model.quantizer scopes set defaults per place; a layer argument (HGQ2 snak
   m.dispose();
 });
 
+test('training.quantize: false builds the plain tfjs counterpart of every layer, pooling options kept', async () => {
+  const { buildModel } = await import('../src/app/model.ts');
+  const spec = resolveSpec(
+    {
+      data: { train: { path: 'x.csv', label: 'y' } },
+      training: { quantize: false },
+      model: {
+        layers: [
+          { type: 'QConv2D', filters: 2, kernel_size: 3 },
+          { type: 'QMaxPooling2D', pool_size: 2, strides: 1 },
+          { type: 'QAveragePooling2D', pool_size: 2 },
+          { type: 'QGlobalMaxPooling2D' },
+          { type: 'QDense', units: 2 },
+          { type: 'QSoftmax' },
+        ],
+      },
+    },
+    dir,
+  );
+  const m = await buildModel(spec, [8, 8, 1], 2);
+  assert.deepEqual(
+    m.layers.map((l) => l.getClassName()),
+    ['Conv2D', 'MaxPooling2D', 'AveragePooling2D', 'GlobalMaxPooling2D', 'Dense', 'Softmax'],
+  );
+  // 8 → conv 3 (valid) → 6 → max 2 stride 1 → 5 → avg 2 (stride 2) → 2
+  assert.deepEqual(m.layers[2]!.outputShape, [null, 2, 2, 2]);
+  m.dispose();
+});
+
 test('raw data given with a program.json or .keras input is left as it is (only a model folder carries preprocess.json)', () => {
   const prog = join(dir, 'program.json');
   writeFileSync(prog, '{"version":1,"name":"p"}');

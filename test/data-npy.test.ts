@@ -44,6 +44,8 @@ test('reads every supported little-endian dtype, versions 1, 2 and 3', () => {
     ['|u1', bytes(6, (v, j) => v.setUint8(j, u[j]!), 1), u],
     ['<u2', bytes(6, (v, j) => v.setUint16(j * 2, u[j]! * 250, true), 2), u.map((x) => x * 250)],
     ['<u4', bytes(6, (v, j) => v.setUint32(j * 4, u[j]! * 1e7, true), 4), u.map((x) => x * 1e7)],
+    ['<u8', bytes(6, (v, j) => v.setBigUint64(j * 8, BigInt(u[j]!) * 10n ** 13n, true), 8), u.map((x) => x * 1e13)],
+    ['|b1', bytes(6, (v, j) => v.setUint8(j, j % 2), 1), [0, 1, 0, 1, 0, 1]],
   ];
   for (const major of [1, 2, 3]) {
     for (const [descr, body, want] of cases) {

@@ -13,11 +13,12 @@ await hgq.initBackend();
 
 test('every exported layer class is registered with tfjs (saved models of each class load)', () => {
   const registered = tf.serialization.SerializationMap.getMap().classNameMap;
-  // every concrete layer class in src/layers, read from the sources
+  // every concrete layer class in src/layers, read from the sources (a class statement, or one made by layerClass)
   const dir = join(import.meta.dirname, '..', 'src', 'layers');
+  const declared = /^export (?:class (\w+) extends|const (\w+) = layerClass\()/gm;
   const classes = readdirSync(dir)
     .filter((f) => f.endsWith('.ts'))
-    .flatMap((f) => [...readFileSync(join(dir, f), 'utf8').matchAll(/^export class (\w+) extends/gm)].map((m) => m[1]!));
+    .flatMap((f) => [...readFileSync(join(dir, f), 'utf8').matchAll(declared)].map((m) => (m[1] ?? m[2])!));
   assert.ok(
     classes.length >= 27 && classes.includes('QEinsumDense') && classes.includes('GetItem'),
     `found the layer classes: ${classes}`,

@@ -162,6 +162,24 @@ function buildQuantized(spec: TrainSpec, list: LayerSpec[], inputShape: number[]
   return model;
 }
 
+type LayerFactory = (args: never) => tf.layers.Layer;
+/** Float counterparts of the pooling layers (which keep poolSize, strides and padding). */
+const FLOAT_POOLING: Record<string, LayerFactory> = {
+  QMaxPooling1D: tf.layers.maxPooling1d,
+  QMaxPooling2D: tf.layers.maxPooling2d,
+  QAveragePooling1D: tf.layers.averagePooling1d,
+  QAveragePooling2D: tf.layers.averagePooling2d,
+};
+/** Float counterparts of the layers that have no options of their own. */
+const FLOAT_WITHOUT_OPTIONS: Record<string, LayerFactory> = {
+  QGlobalMaxPooling1D: tf.layers.globalMaxPooling1d,
+  QGlobalMaxPooling2D: tf.layers.globalMaxPooling2d,
+  QGlobalAveragePooling1D: tf.layers.globalAveragePooling1d,
+  QGlobalAveragePooling2D: tf.layers.globalAveragePooling2d,
+  QFlatten: tf.layers.flatten,
+  QSoftmax: tf.layers.softmax,
+};
+
 /** The float reference: the same architecture from plain tfjs layers (quantizer arguments dropped). */
 function buildFloat(spec: TrainSpec, list: LayerSpec[], inputShape: number[], outputs: number): tf.Sequential {
   const model = tf.sequential();
@@ -199,41 +217,16 @@ function buildFloat(spec: TrainSpec, list: LayerSpec[], inputShape: number[], ou
         case 'QBatchNormalization':
           layer = tf.layers.batchNormalization({ ...first, ...pick('momentum', 'epsilon', 'center', 'scale') });
           break;
-        case 'QMaxPooling1D':
-          layer = tf.layers.maxPooling1d({ ...first, ...pick('poolSize', 'strides', 'padding') });
-          break;
-        case 'QMaxPooling2D':
-          layer = tf.layers.maxPooling2d({ ...first, ...pick('poolSize', 'strides', 'padding') });
-          break;
-        case 'QAveragePooling1D':
-          layer = tf.layers.averagePooling1d({ ...first, ...pick('poolSize', 'strides', 'padding') });
-          break;
-        case 'QAveragePooling2D':
-          layer = tf.layers.averagePooling2d({ ...first, ...pick('poolSize', 'strides', 'padding') });
-          break;
-        case 'QGlobalMaxPooling1D':
-          layer = tf.layers.globalMaxPooling1d({ ...first });
-          break;
-        case 'QGlobalMaxPooling2D':
-          layer = tf.layers.globalMaxPooling2d({ ...first });
-          break;
-        case 'QGlobalAveragePooling1D':
-          layer = tf.layers.globalAveragePooling1d({ ...first });
-          break;
-        case 'QGlobalAveragePooling2D':
-          layer = tf.layers.globalAveragePooling2d({ ...first });
-          break;
-        case 'QFlatten':
-          layer = tf.layers.flatten({ ...first });
-          break;
         case 'QReshape':
           layer = tf.layers.reshape({ ...first, targetShape: args['targetShape'] as number[] });
           break;
-        case 'QSoftmax':
-          layer = tf.layers.softmax({ ...first });
-          break;
-        default:
-          throw new SpecError(`${where}: training.quantize: false has no float counterpart for ${type}`);
+        default: {
+          const windowed = FLOAT_POOLING[type];
+          const plain = FLOAT_WITHOUT_OPTIONS[type];
+          if (windowed) layer = windowed({ ...first, ...pick('poolSize', 'strides', 'padding') } as never);
+          else if (plain) layer = plain(first as never);
+          else throw new SpecError(`${where}: training.quantize: false has no float counterpart for ${type}`);
+        }
       }
     } catch (e) {
       if (e instanceof SpecError) throw e;

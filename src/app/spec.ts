@@ -7,6 +7,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { Ajv, type ErrorObject } from 'ajv';
 import { parse as parseYaml } from 'yaml';
+import { definedEntries } from '../util/object.ts';
 import { SPEC_SCHEMA } from './spec-schema.ts';
 
 /** A bad spec, flag or data file: the message names the field or file and what is allowed (exit 2). */
@@ -285,33 +286,30 @@ export function specFromFlags(f: TrainFlags): TrainSpec {
     ...(f.features ? { features: f.features } : {}),
   });
   const raw = {
-    ...(f.out !== undefined ? { out: f.out } : {}),
+    ...definedEntries({ out: f.out }),
     data: {
       task: f.task,
       train: source(f.data),
-      ...(f.test !== undefined ? { test: source(f.test) } : {}),
-      ...(f.valSplit !== undefined ? { val_split: f.valSplit } : {}),
-      ...(f.preprocess !== undefined ? { preprocess: f.preprocess } : {}),
+      ...definedEntries({
+        test: f.test !== undefined ? source(f.test) : undefined,
+        val_split: f.valSplit,
+        preprocess: f.preprocess,
+      }),
     },
     model: { hidden: f.hidden },
-    training: {
-      ...(f.epochs !== undefined ? { epochs: f.epochs } : {}),
-      ...(f.batchSize !== undefined ? { batch_size: f.batchSize } : {}),
-      ...(f.lr !== undefined ? { optimizer: { lr: f.lr } } : {}),
-      ...(f.beta !== undefined || f.betaEnd !== undefined || f.betaStart !== undefined
-        ? {
-            beta: {
-              ...(f.beta !== undefined ? { schedule: f.beta } : {}),
-              ...(f.betaStart !== undefined ? { start: f.betaStart } : {}),
-              ...(f.betaEnd !== undefined ? { end: f.betaEnd } : {}),
-            },
-          }
-        : {}),
-      ...(f.seed !== undefined ? { seed: f.seed } : {}),
-      ...(f.engine !== undefined ? { engine: f.engine } : {}),
-      ...(f.threads !== undefined ? { threads: f.threads } : {}),
-      ...(f.quantize !== undefined ? { quantize: f.quantize } : {}),
-    },
+    training: definedEntries({
+      epochs: f.epochs,
+      batch_size: f.batchSize,
+      optimizer: f.lr !== undefined ? { lr: f.lr } : undefined,
+      beta:
+        f.beta !== undefined || f.betaEnd !== undefined || f.betaStart !== undefined
+          ? definedEntries({ schedule: f.beta, start: f.betaStart, end: f.betaEnd })
+          : undefined,
+      seed: f.seed,
+      engine: f.engine,
+      threads: f.threads,
+      quantize: f.quantize,
+    }),
   };
   return resolveSpec(raw, process.cwd(), 'flags');
 }

@@ -5,6 +5,7 @@
 import type { Command } from 'commander';
 import { UsageError } from './errors.ts';
 import { positiveInt, positiveNumber } from './numbers.ts';
+import { textTable } from './table.ts';
 
 export function register(program: Command): void {
   program
@@ -85,17 +86,10 @@ export function register(program: Command): void {
         c.path,
       ]);
       const head = ['epoch', 'val acc %', 'test acc %', 'EBOPs (exact)', 'checkpoint'];
-      const w = head.map((h, j) => Math.max(h.length, ...rows.map((r) => r[j]!.length)));
-      const line = (cells: string[]) =>
-        cells
-          .map((c, j) => (j === cells.length - 1 ? c : c.padStart(w[j]!)))
-          .join('  ')
-          .trimEnd();
       process.stdout.write(
         `Pareto front (${r.checkpoints.length} checkpoints, ${r.epochs} epochs, ${r.seconds.toFixed(0)} s, training ${r.trainSeconds.toFixed(0)} s on the ${r.engine === 'wasm' ? 'wasm engine' : `tfjs ${backend} backend`}):\n`,
       );
-      process.stdout.write(line(head) + '\n');
-      for (const row of rows) process.stdout.write(line(row) + '\n');
+      process.stdout.write(textTable(head, rows));
       if (r.out) process.stdout.write(`front.json and checkpoints in ${r.out}\n`);
       if (opts['json']) process.stdout.write(JSON.stringify({ backend, ...r }) + '\n');
     });

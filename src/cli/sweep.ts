@@ -22,15 +22,21 @@ function count(v: string | undefined, flag: string, min: number, max: number): n
   return n;
 }
 
+/** A malformed --redis URL is a usage error, found before any connection. */
+export async function checkRedisUrl(url: string): Promise<void> {
+  const { parseRedisUrl, RedisUrlError } = await import('../app/sweep/queue.ts');
+  try {
+    parseRedisUrl(url);
+  } catch (e) {
+    if (e instanceof RedisUrlError) throw new UsageError(e.message);
+    throw e;
+  }
+}
+
 async function status(target: string | undefined, o: SweepOpts): Promise<void> {
   if (o.redis) {
-    const { connect, parseRedisUrl, RedisUrlError, QUEUE_NAME } = await import('../app/sweep/queue.ts');
-    try {
-      parseRedisUrl(o.redis);
-    } catch (e) {
-      if (e instanceof RedisUrlError) throw new UsageError(e.message);
-      throw e;
-    }
+    await checkRedisUrl(o.redis);
+    const { connect, QUEUE_NAME } = await import('../app/sweep/queue.ts');
     const { Queue } = await import('bullmq');
     const conn = connect(o.redis);
     const q = new Queue(QUEUE_NAME, { connection: conn });

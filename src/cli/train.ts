@@ -6,6 +6,7 @@
 import type { Command } from 'commander';
 import { UsageError } from './errors.ts';
 import { positiveInt, positiveNumber } from './numbers.ts';
+import { textTable } from './table.ts';
 
 function integer(flag: string) {
   return (v: string): number => {
@@ -122,20 +123,21 @@ async function specOf(specFile: string | undefined, o: TrainOpts) {
     label: o.label,
     task: o.task,
     hidden,
-    ...(o.test !== undefined ? { test: o.test } : {}),
-    ...(o.valSplit !== undefined ? { valSplit: o.valSplit } : {}),
-    ...(o.features !== undefined ? { features: o.features.split(',').map((s) => s.trim()) } : {}),
-    ...(o.epochs !== undefined ? { epochs: o.epochs } : {}),
-    ...(o.batchSize !== undefined ? { batchSize: o.batchSize } : {}),
-    ...(o.lr !== undefined ? { lr: o.lr } : {}),
-    ...(o.beta !== undefined ? { beta: o.beta } : {}),
-    ...(o.betaStart !== undefined ? { betaStart: o.betaStart } : {}),
-    ...(o.betaEnd !== undefined ? { betaEnd: o.betaEnd } : {}),
-    ...(o.seed !== undefined ? { seed: o.seed } : {}),
-    ...(o.engine !== undefined ? { engine: o.engine as 'wasm' | 'tfjs' } : {}),
-    ...(o.threads !== undefined ? { threads: o.threads } : {}),
-    ...(o.quantize !== undefined ? { quantize: o.quantize === 'true' } : {}),
-    ...(o.preprocess !== undefined ? { preprocess: o.preprocess as 'standardize' } : {}),
+    // specFromFlags leaves out what is undefined
+    test: o.test,
+    valSplit: o.valSplit,
+    features: o.features?.split(',').map((s) => s.trim()),
+    epochs: o.epochs,
+    batchSize: o.batchSize,
+    lr: o.lr,
+    beta: o.beta,
+    betaStart: o.betaStart,
+    betaEnd: o.betaEnd,
+    seed: o.seed,
+    engine: o.engine as 'wasm' | 'tfjs' | undefined,
+    threads: o.threads,
+    quantize: o.quantize === undefined ? undefined : o.quantize === 'true',
+    preprocess: o.preprocess as 'standardize' | undefined,
     out: o.out,
   });
 }
@@ -211,19 +213,12 @@ function printFront(r: Awaited<ReturnType<typeof import('../app/run.ts').runTrai
   const cell = (m: Record<string, number>) => (acc ? (100 * m['accuracy']!).toFixed(2) : m['mse']!.toPrecision(4));
   const head = ['epoch', acc ? 'val acc %' : 'val mse', acc ? 'test acc %' : 'test mse', 'EBOPs (exact)', 'checkpoint'];
   const rows = r.front.checkpoints.map((c) => [String(c.epoch), cell(c.val), cell(c.test), String(c.ebops), c.path]);
-  const w = head.map((h, j) => Math.max(h.length, ...rows.map((row) => row[j]!.length)));
-  const line = (cells: string[]) =>
-    cells
-      .map((c, j) => (j === cells.length - 1 ? c : c.padStart(w[j]!)))
-      .join('  ')
-      .trimEnd();
   process.stdout.write(
     `data: train ${r.data.train} (${r.data.origin.train}), val ${r.data.val} (${r.data.origin.val}), test ${r.data.test} (${r.data.origin.test})\n`,
   );
   process.stdout.write(
     `Pareto front (${r.front.checkpoints.length} checkpoints, ${r.epochs} epochs, ${r.seconds.toFixed(0)} s, training ${r.trainSeconds.toFixed(0)} s on the ${r.engine === 'wasm' ? 'wasm engine' : 'tfjs backend'}):\n`,
   );
-  process.stdout.write(line(head) + '\n');
-  for (const row of rows) process.stdout.write(line(row) + '\n');
+  process.stdout.write(textTable(head, rows));
   process.stdout.write(`run folder: ${r.dir} (front.json lists the checkpoints)\n`);
 }

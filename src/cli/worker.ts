@@ -1,6 +1,7 @@
 /** `hgq worker --redis URL [--concurrency K]`: runs sweep trials from the Redis queue until stopped (docs/sweep.md). */
 import type { Command } from 'commander';
 import { UsageError } from './errors.ts';
+import { checkRedisUrl } from './sweep.ts';
 
 export function register(program: Command): void {
   program
@@ -14,13 +15,8 @@ export function register(program: Command): void {
       '30',
     )
     .action(async (o: { redis: string; concurrency: string; lockSeconds: string }) => {
-      const { startWorker, parseRedisUrl, RedisUrlError, redactUrl } = await import('../app/sweep/queue.ts');
-      try {
-        parseRedisUrl(o.redis);
-      } catch (e) {
-        if (e instanceof RedisUrlError) throw new UsageError(e.message);
-        throw e;
-      }
+      await checkRedisUrl(o.redis);
+      const { startWorker, redactUrl } = await import('../app/sweep/queue.ts');
       const concurrency = Number(o.concurrency);
       if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64)
         throw new UsageError(`--concurrency "${o.concurrency}" must be a whole number from 1 to 64`);

@@ -14,6 +14,21 @@ const TIE_SCAN = 32;
 /** The pair id of occurrences that can never become a common pair (its count is meaningless). */
 export const DEAD = 0;
 
+/** The per-pair arrays (grown together). */
+const PAIR_COLUMNS = [
+  'pW0',
+  'pW1',
+  'pSub',
+  'pShift',
+  'pCount',
+  'pWeight',
+  'pTie',
+  'pNewest',
+  'pBlocked',
+  'pDirty',
+  'pOrder',
+] as const satisfies readonly (keyof PairQueue)[];
+
 export class PairQueue {
   pcap: number;
   pW0: I32;
@@ -102,17 +117,7 @@ export class PairQueue {
     if (this.nPairs + extra <= this.pcap) return;
     const c = Math.max(this.pcap * 2, this.nPairs + extra);
     this.pcap = c;
-    this.pW0 = this.s.growI32('pW0', this.pW0, c);
-    this.pW1 = this.s.growI32('pW1', this.pW1, c);
-    this.pSub = this.s.growI32('pSub', this.pSub, c);
-    this.pShift = this.s.growI32('pShift', this.pShift, c);
-    this.pCount = this.s.growI32('pCount', this.pCount, c);
-    this.pWeight = this.s.growF64('pWeight', this.pWeight, c);
-    this.pTie = this.s.growF64('pTie', this.pTie, c);
-    this.pNewest = this.s.growF64('pNewest', this.pNewest, c);
-    this.pBlocked = this.s.growI32('pBlocked', this.pBlocked, c);
-    this.pDirty = this.s.growI32('pDirty', this.pDirty, c);
-    this.pOrder = this.s.growI32('pOrder', this.pOrder, c);
+    this.s.growFields(this, PAIR_COLUMNS, c);
   }
 
   newPair(w0: number, w1: number, sub: number, shift: number, order = this.seq++): number {
@@ -141,7 +146,7 @@ export class PairQueue {
   enqueue(p: number, score: number): void {
     if (score >= this.head.length) {
       const old = this.head.length;
-      this.head = this.s.growI32('head', this.head, Math.max(score + 1, old * 2));
+      this.head = this.s.grow('head', this.head, Math.max(score + 1, old * 2));
       this.head.fill(-1, old);
     }
     let e = this.freeEntry;
@@ -149,8 +154,8 @@ export class PairQueue {
     else {
       e = this.nEntries++;
       if (e >= this.ePair.length) {
-        this.ePair = this.s.growI32('ePair', this.ePair, e * 2);
-        this.eNext = this.s.growI32('eNext', this.eNext, e * 2);
+        this.ePair = this.s.grow('ePair', this.ePair, e * 2);
+        this.eNext = this.s.grow('eNext', this.eNext, e * 2);
       }
     }
     this.ePair[e] = p;

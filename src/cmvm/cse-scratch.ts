@@ -24,46 +24,42 @@ export class CseScratch {
 
   /** A view of `size` entries of the named array (zeroed unless `zero` is false). */
   i32(name: string, size: number, zero = true): I32 {
-    let a = this.pool.get(name) as I32 | undefined;
-    if (!a || a.length < size) {
-      a = new Int32Array(Math.max(size, 2 * (a?.length ?? 0)));
-      this.pool.set(name, a);
-    } else if (zero) a.fill(0, 0, size);
-    return a.subarray(0, size);
+    return this.take(Int32Array, name, size, zero);
   }
 
   f64(name: string, size: number, zero = true): F64 {
-    let a = this.pool.get(name) as F64 | undefined;
+    return this.take(Float64Array, name, size, zero);
+  }
+
+  private take<A extends I32 | F64>(Kind: new (n: number) => A, name: string, size: number, zero: boolean): A {
+    let a = this.pool.get(name) as A | undefined;
     if (!a || a.length < size) {
-      a = new Float64Array(Math.max(size, 2 * (a?.length ?? 0)));
+      a = new Kind(Math.max(size, 2 * (a?.length ?? 0)));
       this.pool.set(name, a);
     } else if (zero) a.fill(0, 0, size);
-    return a.subarray(0, size);
+    return a.subarray(0, size) as A;
   }
 
   /** A longer view of the same field, keeping its contents (new entries zero). */
-  growI32(name: string, view: I32, size: number): I32 {
-    const a = this.pool.get(name) as I32 | undefined;
+  grow<A extends I32 | F64>(name: string, view: A, size: number): A {
+    const a = this.pool.get(name) as A | undefined;
     if (a && a.length >= size && a.buffer === view.buffer) {
       a.fill(0, view.length, size);
-      return a.subarray(0, size);
+      return a.subarray(0, size) as A;
     }
-    const b = new Int32Array(Math.max(size, 2 * view.length));
-    b.set(view);
+    const b = new (view.constructor as new (n: number) => A)(Math.max(size, 2 * view.length));
+    b.set(view as ArrayLike<number> as never);
     this.pool.set(name, b);
-    return b.subarray(0, size);
+    return b.subarray(0, size) as A;
   }
 
-  growF64(name: string, view: F64, size: number): F64 {
-    const a = this.pool.get(name) as F64 | undefined;
-    if (a && a.length >= size && a.buffer === view.buffer) {
-      a.fill(0, view.length, size);
-      return a.subarray(0, size);
-    }
-    const b = new Float64Array(Math.max(size, 2 * view.length));
-    b.set(view);
-    this.pool.set(name, b);
-    return b.subarray(0, size);
+  /**
+   * Grows the named array fields of `owner` (each pooled under its field's name) to `size` entries, keeping
+   * their contents: the struct-of-arrays tables list their columns once.
+   */
+  growFields<O extends object>(owner: O, fields: readonly (keyof O & string)[], size: number): void {
+    const cols = owner as unknown as Record<string, I32 | F64>;
+    for (const f of fields) cols[f] = this.grow(f, cols[f]!, size);
   }
 
   /** Make `a` the named array (a table that grew beyond its pooled one). */

@@ -68,6 +68,29 @@ function tri(a: number, b: number, n: number): number {
   return a < b ? ((a * (2 * n - a - 3)) >> 1) - 1 + b : ((b * (2 * n - b - 3)) >> 1) - 1 + a;
 }
 
+/** Removes t from `list` in O(1), moving the last entry into its place; index[x] is x's position in the list. */
+function swapRemove(list: number[], t: number, index: I32): void {
+  const last = list.pop()!;
+  if (last === t) return;
+  const i = index[t]!;
+  list[i] = last;
+  index[last] = i;
+}
+
+/** The per-term arrays (grown together). */
+const TERM_COLUMNS = [
+  'tWire',
+  'tPos',
+  'tSign',
+  'tOut',
+  'tAlive',
+  'tIdxOut',
+  'tIdxWire',
+  'tMark',
+  'tSlot',
+  'tKey',
+] as const satisfies readonly (keyof Cse)[];
+
 /** The extraction state; one instance per extractCommon call. */
 class Cse {
   readonly g: AdderGraph;
@@ -180,16 +203,7 @@ class Cse {
     if (this.nTerms >= this.tcap) {
       const c = this.tcap * 2;
       this.tcap = c;
-      this.tWire = this.s.growI32('tWire', this.tWire, c);
-      this.tPos = this.s.growI32('tPos', this.tPos, c);
-      this.tSign = this.s.growI32('tSign', this.tSign, c);
-      this.tOut = this.s.growI32('tOut', this.tOut, c);
-      this.tAlive = this.s.growI32('tAlive', this.tAlive, c);
-      this.tIdxOut = this.s.growI32('tIdxOut', this.tIdxOut, c);
-      this.tIdxWire = this.s.growI32('tIdxWire', this.tIdxWire, c);
-      this.tMark = this.s.growI32('tMark', this.tMark, c);
-      this.tSlot = this.s.growI32('tSlot', this.tSlot, c);
-      this.tKey = this.s.growI32('tKey', this.tKey, c);
+      this.s.growFields(this, TERM_COLUMNS, c);
     }
     const t = this.nTerms++;
     this.tWire[t] = w;
@@ -215,20 +229,8 @@ class Cse {
     this.tAlive[t] = 0;
     const o = this.tOut[t]!;
     const w = this.tWire[t]!;
-    const ol = this.outTerms[o]!;
-    const lastO = ol.pop()!;
-    if (lastO !== t) {
-      const io = this.tIdxOut[t]!;
-      ol[io] = lastO;
-      this.tIdxOut[lastO] = io;
-    }
-    const wl = this.wireTerms[w]!;
-    const lastW = wl.pop()!;
-    if (lastW !== t) {
-      const iw = this.tIdxWire[t]!;
-      wl[iw] = lastW;
-      this.tIdxWire[lastW] = iw;
-    }
+    swapRemove(this.outTerms[o]!, t, this.tIdxOut);
+    swapRemove(this.wireTerms[w]!, t, this.tIdxWire);
     if (this.bound) this.slack[o] -= 2 ** (Math.ceil(this.g.lat[w]!) - this.bound[o]!);
   }
 
@@ -374,7 +376,7 @@ class Cse {
       }
       if (e < 0) {
         e = this.nStep++;
-        if (2 * e + 1 >= this.sEnt.length) this.sEnt = this.s.growI32('sEnt', this.sEnt, 4 * e + 2);
+        if (2 * e + 1 >= this.sEnt.length) this.sEnt = this.s.grow('sEnt', this.sEnt, 4 * e + 2);
         if (x >= 0) {
           tab[2 * x] = epoch;
           tab[2 * x + 1] = e;

@@ -34,33 +34,30 @@ function dtypeOf(descr: string, where: string): Dtype {
     }
     return Number(x);
   };
-  switch (key) {
-    case 'f4':
-      return { size, get: (v, o) => v.getFloat32(o, true) };
-    case 'f8':
-      return { size, get: (v, o) => v.getFloat64(o, true) };
-    case 'i1':
-      return { size, get: (v, o) => v.getInt8(o) };
-    case 'i2':
-      return { size, get: (v, o) => v.getInt16(o, true) };
-    case 'i4':
-      return { size, get: (v, o) => v.getInt32(o, true) };
-    case 'i8':
-      return { size, get: (v, o) => big(v.getBigInt64(o, true), o) };
-    case 'u1':
-      return { size, get: (v, o) => v.getUint8(o) };
-    case 'u2':
-      return { size, get: (v, o) => v.getUint16(o, true) };
-    case 'u4':
-      return { size, get: (v, o) => v.getUint32(o, true) };
-    case 'u8':
-      return { size, get: (v, o) => big(v.getBigUint64(o, true), o) };
-    case 'b1':
-      return { size, get: (v, o) => v.getUint8(o) };
-    default:
-      throw new Error(`${where}: unsupported dtype '${descr}' (hgq reads f4, f8, i1, i2, i4, i8, u1, u2, u4, u8)`);
-  }
+  const read = READ_NUMBER[key];
+  if (read) return { size, get: read };
+  const readBig = READ_BIGINT[key];
+  if (readBig) return { size, get: (v, o) => big(readBig(v, o), o) };
+  throw new Error(`${where}: unsupported dtype '${descr}' (hgq reads f4, f8, i1, i2, i4, i8, u1, u2, u4, u8)`);
 }
+
+/** Element readers by dtype (kind and bytes; NPY data is little-endian here). */
+const READ_NUMBER: Record<string, (v: DataView, o: number) => number> = {
+  f4: (v, o) => v.getFloat32(o, true),
+  f8: (v, o) => v.getFloat64(o, true),
+  i1: (v, o) => v.getInt8(o),
+  i2: (v, o) => v.getInt16(o, true),
+  i4: (v, o) => v.getInt32(o, true),
+  u1: (v, o) => v.getUint8(o),
+  u2: (v, o) => v.getUint16(o, true),
+  u4: (v, o) => v.getUint32(o, true),
+  b1: (v, o) => v.getUint8(o),
+};
+/** The 64-bit integer dtypes, read as bigints (then checked to fit a float64 exactly). */
+const READ_BIGINT: Record<string, (v: DataView, o: number) => bigint> = {
+  i8: (v, o) => v.getBigInt64(o, true),
+  u8: (v, o) => v.getBigUint64(o, true),
+};
 
 /** Parses NPY bytes. `name` (the file name) prefixes every error message. */
 export function parseNpy(bytes: Uint8Array, name = '<npy>'): NdArray {

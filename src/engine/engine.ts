@@ -9,10 +9,11 @@
  *
  * No Node-only API here: threads come from a `WorkerPool` (src/engine/pool-node.ts under Node; see pool.ts).
  */
-import { instantiate, loadKernels, WA, type KernelExports, type WasmMemory, type WasmModule } from './kernels.ts';
-import { AdamState, checkArr, paramGradients, ParamArena, type AdamArgs, type KbiMem, type KifMem } from './params.ts';
-import { AREA_WORDS, CTRL_BYTES, defaultThreads, poolFactoryFor, Rounds, type Call } from './pool.ts';
-import type { EngineOptions, EngineState, ModelDesc, Param, StepResult, TrainEngine } from './types.ts';
+import { batchSize, EngineBase, engineRuntime } from './base.ts';
+import { instantiate, WA, type KernelExports, type WasmMemory, type WasmModule } from './kernels.ts';
+import { AdamState, checkArr, ParamArena, type AdamArgs, type KbiMem, type KifMem } from './params.ts';
+import { AREA_WORDS, CTRL_BYTES, Rounds, type Call } from './pool.ts';
+import type { EngineOptions, ModelDesc, Param, StepResult, TrainEngine } from './types.ts';
 
 // the chain's description types, where tests and benches have imported them from
 export type { DenseDesc, ModelDesc } from './types.ts';
@@ -81,7 +82,7 @@ class ThreadBlock {
   }
 }
 
-export class Engine implements TrainEngine {
+export class Engine extends EngineBase implements TrainEngine {
   readonly memory: WasmMemory;
   readonly k: KernelExports;
   readonly relaxed: boolean;
@@ -93,20 +94,18 @@ export class Engine implements TrainEngine {
   readonly params: Param[];
   private readonly paramFloats: number;
   private readonly plan: number;
-  private readonly rounds: Rounds;
+  protected readonly rounds: Rounds;
   private threadBase = 0;
   private threadBytes = 0;
   private lossO = 0;
   private inputPtr = 0;
   private inputCap = 0; // samples
-  private readonly adam: AdamState;
-  get iterations(): number {
-    return this.adam.iterations;
-  }
+  protected readonly adam: AdamState;
   private readonly K0: number;
   private readonly C: number;
 
   private constructor(desc: ModelDesc, module: WasmModule, relaxed: boolean, threads: number, chunk: number) {
+    super();
     this.desc = desc;
     this.relaxed = relaxed;
     this.threads = threads;
@@ -276,42 +275,24 @@ export class Engine implements TrainEngine {
     });
   }
 
-  private f32(): Float32Array {
-    return new Float32Array(this.memory.buffer);
-  }
-
   static async create(desc: ModelDesc, opts: EngineOptions = {}): Promise<Engine> {
-    if (!desc || !Array.isArray(desc.layers) || desc.layers.length === 0)
-      throw new Error('hgq engine: the model description needs at least one layer');
-    if (desc.loss !== 'softmax_cross_entropy' && desc.loss !== 'mse')
-      throw new Error(`hgq engine: loss ${desc.loss} is not supported (softmax_cross_entropy, mse)`);
-    if (!(desc.optimizer?.learningRate > 0)) throw new Error('hgq engine: optimizer.learningRate must be a positive number');
+    const rt = await engineRuntime(desc, opts);
     // 256 samples per chunk; 128 for wide inputs (MNIST's 784), whose chunk of activations and quantized inputs
     // (2 × 784 × 256 × 4 bytes) with the layer's weights would overflow the 2 MB L2 (measured ~5% faster)
     const widest = Math.max(...desc.layers.map((l) => l.inputs ?? 0));
     const chunk = opts.chunk ?? (widest > 512 ? 128 : 256);
     if (!(chunk >= 16 && chunk % 16 === 0)) throw new Error(`hgq engine: chunk must be a positive multiple of 16, got ${chunk}`);
-    const factory = await poolFactoryFor(opts.poolFactory);
-    const threads = opts.threads ?? (factory ? await defaultThreads() : 1);
-    if (!(Number.isInteger(threads) && threads >= 1 && threads <= 256))
-      throw new Error(`hgq engine: threads must be an integer in 1..256, got ${threads}`);
-    if (threads > 1 && !factory) throw new Error('hgq engine: threads > 1 needs a thread pool (poolFactory) in this environment');
-    const { module, relaxed } = await loadKernels(opts.simd ?? 'auto');
-    const e = new Engine(desc, module, relaxed, threads, chunk);
+    const e = new Engine(desc, rt.module, rt.relaxed, rt.threads, chunk);
     if (opts.schedule !== undefined && opts.schedule !== 'dynamic' && opts.schedule !== 'static')
       throw new Error(`hgq engine: schedule must be 'dynamic' or 'static', got ${opts.schedule}`);
     e.schedule = opts.schedule ?? 'dynamic';
-    if (factory) await e.rounds.start(factory, module);
+    await e.startThreads(rt);
     return e;
   }
 
   /** Copies inputs (B×K0, row-major) and targets (B×C) into memory; grows it when the batch is larger. */
   private loadBatch(x: Float32Array, y: Float32Array): number {
-    if (!(x instanceof Float32Array) || x.length % this.K0 !== 0 || x.length === 0)
-      throw new Error(`hgq engine: x must be a non-empty Float32Array of B×${this.K0} values`);
-    const B = x.length / this.K0;
-    if (!(y instanceof Float32Array) || y.length !== B * this.C)
-      throw new Error(`hgq engine: y must be a Float32Array of ${B}×${this.C} values (got ${y?.length})`);
+    const B = batchSize(x, y, this.K0, this.C);
     this.reserveBatch(B);
     const yPtr = this.inputPtr + B * this.K0 * 4;
     // views from batchBuffers() already hold the batch in place: no copy
@@ -598,25 +579,6 @@ export class Engine implements TrainEngine {
     if (!(l >= 0 && l < this.layers.length)) throw new Error(`hgq engine: no layer ${l} (the model has ${this.layers.length})`);
     if (!(Number.isFinite(beta) && beta >= 0)) throw new Error(`hgq engine: β must be finite and ≥ 0, got ${beta}`);
     this.layers[l].beta = beta;
-  }
-
-  /** Current values of every parameter array (copies), keyed by name (e.g. `layers[0].kq.b`). */
-  readState(): EngineState {
-    return this.adam.read(this.f32(), this.params);
-  }
-
-  /** Overwrites any subset of the parameters (and optionally the Adam state). */
-  writeState(s: Partial<EngineState> & { values?: Record<string, Float32Array> }): void {
-    this.adam.write(this.f32(), this.params, s);
-  }
-
-  /** Last step's reduced per-thread gradients (∂L_task/∂Wq etc.) and the parameter gradients, for tests. */
-  debugGradients(): Record<string, Float32Array> {
-    return paramGradients(this.f32(), this.params);
-  }
-
-  dispose(): void {
-    this.rounds.dispose();
   }
 }
 

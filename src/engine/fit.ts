@@ -9,15 +9,20 @@ import * as tf from '@tensorflow/tfjs';
 import { EngineBinding, engineUnsupported, type EngineLoss } from './from-tfjs.ts';
 import type { EngineOptions } from './types.ts';
 
-export interface EngineFitOptions {
+/** What every fit takes, on the engine or on tfjs (train/fit.ts adds the choice between them). */
+export interface FitLoopOptions {
   epochs: number;
   batchSize: number;
   loss: EngineLoss;
+  /** shuffle the samples every epoch (default true) */
   shuffle?: boolean;
   validationData?: [tf.Tensor, tf.Tensor];
   callbacks?: tf.Callback[];
-  /** seed of the shuffling PRNG */
+  /** seed of the wasm engine's shuffling PRNG (tfjs shuffles with its own generator) */
   seed?: number;
+}
+
+export interface EngineFitOptions extends FitLoopOptions {
   /**
    * The run's epoch number of this call's first epoch (default 0). Each epoch's order is drawn afresh from
    * (seed, run epoch), so a run split over several calls — or resumed after a kill — sees the same batches

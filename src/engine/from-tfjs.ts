@@ -29,6 +29,7 @@ import type {
   GraphLayerDesc,
   GraphModelDesc,
   KbiDesc,
+  KernelDesc,
   KifDesc,
   ModelDesc,
   TrainEngine,
@@ -242,16 +243,23 @@ class VariableBinder {
     return data(v.read());
   }
 
-  kbi(q: Quantizer, name: string): KbiDesc {
+  /** The parts both quantizer kinds share: k (a constant), i (trained) and the L1 coefficient. */
+  private quantizerParts(q: Quantizer, name: string): Pick<KbiDesc & KifDesc, 'k' | 'i' | 'iBounds' | 'l1'> {
     const c = q.config;
     return {
-      overflow: c.overflowMode as KbiDesc['overflow'],
       k: data(qvar(q, 'k').read()),
-      b: this.bindVar(`${name}.b`, qvar(q, 'b')),
       i: this.bindVar(`${name}.i`, qvar(q, 'i')),
-      bBounds: c.bBounds,
       iBounds: c.iBounds,
       l1: c.trainable ? c.l1 : 0,
+    };
+  }
+
+  kbi(q: Quantizer, name: string): KbiDesc {
+    return {
+      ...this.quantizerParts(q, name),
+      overflow: q.config.overflowMode as KbiDesc['overflow'],
+      b: this.bindVar(`${name}.b`, qvar(q, 'b')),
+      bBounds: q.config.bBounds,
     };
   }
 
@@ -260,16 +268,26 @@ class VariableBinder {
     const c = q.config;
     const decay = c.overflowMode === 'WRAP' ? qvar(q, 'i_decay_speed').read().dataSync()[0]! : 0;
     return {
+      ...this.quantizerParts(q, name),
       overflow: c.overflowMode,
-      k: data(qvar(q, 'k').read()),
-      i: this.bindVar(`${name}.i`, qvar(q, 'i')),
       f: this.bindVar(`${name}.f`, qvar(q, 'f')),
-      iBounds: c.iBounds,
       fBounds: c.fBounds,
-      l1: c.trainable ? c.l1 : 0,
       decay,
     };
   }
+}
+
+/** The kernel, bias and quantizers of a dense or conv layer, bound to their variables. */
+function kernelDesc(vb: VariableBinder, l: QDense | Conv, pre: string, beta: number): KernelDesc {
+  return {
+    activation: l.activation,
+    kernel: vb.bindVar(`${pre}.kernel`, l.kernel),
+    bias: l.bias ? vb.bindVar(`${pre}.bias`, l.bias) : null,
+    iq: vb.kif(l.iqs[0] ?? null, `${pre}.iq`),
+    kq: vb.kbi(l.kq, `${pre}.kq`),
+    bq: l.bq ? vb.kbi(l.bq, `${pre}.bq`) : null,
+    beta,
+  };
 }
 
 /** The engine description of one layer (without its output quantizer); weighted layers here, the rest in shapeLayerDesc. */
@@ -286,13 +304,7 @@ function layerDesc(vb: VariableBinder, l: QLayer, from: number[], li: number): G
       kernelSize: inShape.slice(0, -1).map(() => 1),
       strides: inShape.slice(0, -1).map(() => 1),
       padding: 'valid',
-      activation: l.activation,
-      kernel: vb.bindVar(`${pre}.kernel`, l.kernel),
-      bias: l.bias ? vb.bindVar(`${pre}.bias`, l.bias) : null,
-      iq: vb.kif(l.iqs[0] ?? null, `${pre}.iq`),
-      kq: vb.kbi(l.kq, `${pre}.kq`),
-      bq: l.bq ? vb.kbi(l.bq, `${pre}.bq`) : null,
-      beta,
+      ...kernelDesc(vb, l, pre, beta),
       parallelizationFactor: l.parallelizationFactor,
     };
   }
@@ -303,13 +315,7 @@ function layerDesc(vb: VariableBinder, l: QLayer, from: number[], li: number): G
       type: 'dense',
       inputs: K,
       units: N,
-      activation: l.activation,
-      kernel: vb.bindVar(`${pre}.kernel`, l.kernel),
-      bias: l.bias ? vb.bindVar(`${pre}.bias`, l.bias) : null,
-      iq: vb.kif(l.iqs[0] ?? null, `${pre}.iq`),
-      kq: vb.kbi(l.kq, `${pre}.kq`),
-      bq: l.bq ? vb.kbi(l.bq, `${pre}.bq`) : null,
-      beta,
+      ...kernelDesc(vb, l, pre, beta),
     };
     if (!(l instanceof QBatchNormDense)) return { ...dense, from };
     const { type: _t, ...rest } = dense;
@@ -353,13 +359,7 @@ function layerDesc(vb: VariableBinder, l: QLayer, from: number[], li: number): G
       kernelSize: [...c.kernelSize],
       strides: [...c.strides],
       padding: c.padding,
-      activation: c.activation,
-      kernel: vb.bindVar(`${pre}.kernel`, c.kernel),
-      bias: c.bias ? vb.bindVar(`${pre}.bias`, c.bias) : null,
-      iq: vb.kif(c.iqs[0] ?? null, `${pre}.iq`),
-      kq: vb.kbi(c.kq, `${pre}.kq`),
-      bq: c.bq ? vb.kbi(c.bq, `${pre}.bq`) : null,
-      beta,
+      ...kernelDesc(vb, c, pre, beta),
       parallelizationFactor: c.parallelizationFactor,
     };
   }
@@ -376,7 +376,7 @@ function shapeLayerDesc(
   beta: ReturnType<typeof betaOf>,
 ): GraphLayerDesc {
   if (isAny(l, POOL)) {
-    const p = l as QMaxPooling2D;
+    const p = l as InstanceType<typeof QMaxPooling2D>;
     const op = isAny(l, [QMaxPooling1D, QMaxPooling2D]) ? 'max' : 'avg';
     return {
       type: 'pool',
@@ -435,7 +435,8 @@ function shapeLayerDesc(
   return { type: 'add', op, from, size, iqs: l.iqs.map((q, j) => vb.kif(q, `${pre}.iq${j}`)), beta };
 }
 
-interface AdamInternals {
+/** The tfjs Adam optimizer's private state, which the engine reads and writes. */
+export interface AdamInternals {
   accumulatedFirstMoment: Array<{ originalName: string; variable: tf.Variable } | undefined>;
   accumulatedSecondMoment: Array<{ originalName: string; variable: tf.Variable } | undefined>;
   accBeta1: tf.Variable;
@@ -444,9 +445,22 @@ interface AdamInternals {
 }
 
 /** The model's trainable variables in the order the optimizer indexes its moments (tfjs-layers' collected order). */
-function trainableOrder(model: tf.LayersModel): tf.LayerVariable[] {
+export function trainableOrder(model: tf.LayersModel): tf.LayerVariable[] {
   const m = model as unknown as { collectedTrainableWeights?: tf.LayerVariable[] };
   return m.collectedTrainableWeights ?? model.trainableWeights;
+}
+
+/** Writes the Adam moments m, v of trainable variable j (lv) into the tfjs optimizer, creating them when absent. */
+export function setAdamMoments(opt: AdamInternals, lv: tf.LayerVariable, j: number, m: Float32Array, v: Float32Array): void {
+  const put = (arr: AdamInternals['accumulatedFirstMoment'], src: Float32Array, suffix: string) => {
+    const t = tf.tensor(src, lv.shape as number[]);
+    if (arr[j]) {
+      arr[j]!.variable.assign(t);
+      t.dispose();
+    } else arr[j] = { originalName: `${(lv.read() as tf.Variable).name}/${suffix}`, variable: t.variable(false) };
+  };
+  put(opt.accumulatedFirstMoment, m, 'm');
+  put(opt.accumulatedSecondMoment, v, 'v');
 }
 
 /** An engine bound to a tfjs model: `pull` copies model → engine, `push` engine → model (weights and Adam state). */
@@ -514,15 +528,7 @@ export class EngineBinding {
       });
       const j = order.indexOf(lv);
       if (j < 0 || !st.adam.m[name]) continue;
-      const put = (arr: AdamInternals['accumulatedFirstMoment'], src: Float32Array, suffix: string) => {
-        const t = tf.tensor(src, shape);
-        if (arr[j]) {
-          arr[j]!.variable.assign(t);
-          t.dispose();
-        } else arr[j] = { originalName: `${(lv.read() as tf.Variable).name}/${suffix}`, variable: t.variable(false) };
-      };
-      put(opt.accumulatedFirstMoment, st.adam.m[name]!, 'm');
-      put(opt.accumulatedSecondMoment, st.adam.v[name]!, 'v');
+      setAdamMoments(opt, lv, j, st.adam.m[name]!, st.adam.v[name]!);
     }
     tf.tidy(() => {
       opt.accBeta1.assign(tf.scalar(st.adam.accBeta1));

@@ -14,9 +14,10 @@
  * integer-bit tracking and the batch norm's moving statistics, equal to the tfjs training step within float32
  * rounding (test/engine-bn, engine-conv, engine-residual, engine-graph-trace).
  */
-import { instantiate, loadKernels, WA, type KernelExports, type WasmMemory, type WasmModule } from './kernels.ts';
-import { AdamState, checkArr, paramGradients, ParamArena, type KbiMem, type KifMem } from './params.ts';
-import { AREA_WORDS, CTRL_BYTES, defaultThreads, poolFactoryFor, Rounds, type Call } from './pool.ts';
+import { batchSize, EngineBase, engineRuntime } from './base.ts';
+import { instantiate, WA, type KernelExports, type WasmMemory, type WasmModule } from './kernels.ts';
+import { AdamState, checkArr, ParamArena, type KbiMem, type KifMem } from './params.ts';
+import { AREA_WORDS, CTRL_BYTES, Rounds, type Call } from './pool.ts';
 import { windowGeometry, type Padding, type Window1D } from '../layers/patches.ts';
 import type {
   AddDesc,
@@ -25,7 +26,6 @@ import type {
   ConcatDesc,
   ConvDesc,
   EngineOptions,
-  EngineState,
   GraphDenseDesc,
   GraphLayerDesc,
   GraphModelDesc,
@@ -47,6 +47,8 @@ interface Input {
 }
 
 /** What building one node needs: the allocator, the node, its name in errors, its sources and their sizes. */
+type NodeBuilder<D> = (e: GraphEngine, b: NodeBuild, d: D) => void;
+
 interface NodeBuild {
   ar: ParamArena;
   nd: Node;
@@ -185,12 +187,9 @@ function kbiBits(f: Float32Array, q: KbiMem, n: number): Float64Array {
 /** Whether an input's gradient is needed: it comes from another node, or feeds an input quantizer's bits. */
 const needsInputGrad = (inp: Input): boolean => inp.src >= 0 || inp.iq !== null;
 
-export class GraphEngine implements TrainEngine {
+export class GraphEngine extends EngineBase implements TrainEngine {
   readonly threads: number;
   readonly relaxed: boolean;
-  get iterations(): number {
-    return this.adam.iterations;
-  }
   readonly memory: WasmMemory;
   readonly k: KernelExports;
   readonly params: Param[];
@@ -198,11 +197,11 @@ export class GraphEngine implements TrainEngine {
   private readonly desc: GraphModelDesc;
   private readonly K0: number;
   private readonly C: number;
-  private readonly adam: AdamState;
+  protected readonly adam: AdamState;
   private staticEnd = 0;
   private scratch: number[] = []; // per thread: scratch memory of the dense kernels
   private lossP = 0; // f64 hits per thread
-  private readonly rounds: Rounds;
+  protected readonly rounds: Rounds;
   private scratchPer = 0; // floats of im2col scratch per sample (largest conv)
   private maxK = 0; // largest node input (the dA buffer)
   private written = new Uint8Array(0);
@@ -220,7 +219,19 @@ export class GraphEngine implements TrainEngine {
   private T: number[] = [];
   private dP: number[] = [];
 
+  /** How each node type lays out its memory. */
+  private static readonly nodeBuilders: { [T in GraphLayerDesc['type']]: NodeBuilder<Extract<GraphLayerDesc, { type: T }>> } = {
+    dense: (e, b, d) => e.denseNode(b, d),
+    bndense: (e, b, d) => e.denseNode(b, d),
+    conv: (e, b, d) => e.convNode(b, d),
+    pool: (e, b, d) => e.poolNode(b, d),
+    bn: (e, b, d) => e.bnNode(b, d),
+    concat: (e, b, d) => e.concatNode(b, d),
+    add: (e, b, d) => e.mergeNode(b, d),
+  };
+
   private constructor(desc: GraphModelDesc, module: WasmModule, relaxed: boolean, threads: number) {
+    super();
     this.desc = desc;
     this.relaxed = relaxed;
     this.threads = threads;
@@ -289,29 +300,9 @@ export class GraphEngine implements TrainEngine {
       outQ: 0,
     };
     const b: NodeBuild = { ar, nd, pre, from, srcSize: (s) => (s < 0 ? this.desc.inputs : sizes[s]!) };
-    switch (d.type) {
-      case 'dense':
-      case 'bndense':
-        this.denseNode(b, d);
-        break;
-      case 'conv':
-        this.convNode(b, d);
-        break;
-      case 'pool':
-        this.poolNode(b, d);
-        break;
-      case 'bn':
-        this.bnNode(b, d);
-        break;
-      case 'concat':
-        this.concatNode(b, d);
-        break;
-      case 'add':
-        this.mergeNode(b, d);
-        break;
-      default:
-        throw new Error(`hgq engine: ${pre} has unsupported type ${(d as { type: string }).type}`);
-    }
+    const build = GraphEngine.nodeBuilders[d.type] as NodeBuilder<GraphLayerDesc> | undefined;
+    if (!build) throw new Error(`hgq engine: ${pre} has unsupported type ${(d as { type: string }).type}`);
+    build(this, b, d);
     if (d.oq) nd.oq = ar.kif(d.oq, nd.size, `${pre}.oq`);
     return nd;
   }
@@ -538,19 +529,9 @@ export class GraphEngine implements TrainEngine {
   }
 
   static async create(desc: GraphModelDesc, opts: EngineOptions = {}): Promise<GraphEngine> {
-    if (!desc || !Array.isArray(desc.layers) || desc.layers.length === 0)
-      throw new Error('hgq engine: the model description needs at least one layer');
-    if (desc.loss !== 'softmax_cross_entropy' && desc.loss !== 'mse')
-      throw new Error(`hgq engine: loss ${desc.loss} is not supported (softmax_cross_entropy, mse)`);
-    if (!(desc.optimizer?.learningRate > 0)) throw new Error('hgq engine: optimizer.learningRate must be a positive number');
-    const factory = await poolFactoryFor(opts.poolFactory);
-    const threads = opts.threads ?? (factory ? await defaultThreads() : 1);
-    if (!(Number.isInteger(threads) && threads >= 1 && threads <= 256))
-      throw new Error(`hgq engine: threads must be an integer in 1..256, got ${threads}`);
-    if (threads > 1 && !factory) throw new Error('hgq engine: threads > 1 needs a thread pool (poolFactory) in this environment');
-    const { module, relaxed } = await loadKernels(opts.simd ?? 'auto');
-    const e = new GraphEngine(desc, module, relaxed, threads);
-    if (factory) await e.rounds.start(factory, module);
+    const rt = await engineRuntime(desc, opts);
+    const e = new GraphEngine(desc, rt.module, rt.relaxed, rt.threads);
+    await e.startThreads(rt);
     return e;
   }
 
@@ -589,10 +570,6 @@ export class GraphEngine implements TrainEngine {
       const [o, m] = this.flat(t, n);
       return m > 0 ? [['zero', ptr + 4 * o, m]] : [];
     });
-  }
-
-  private f32(): Float32Array {
-    return new Float32Array(this.memory.buffer);
   }
 
   /** Lays out the batch-dependent buffers for B samples (grows the memory when needed). */
@@ -673,11 +650,7 @@ export class GraphEngine implements TrainEngine {
   }
 
   step(x: Float32Array, y: Float32Array): StepResult {
-    if (!(x instanceof Float32Array) || x.length % this.K0 !== 0 || x.length === 0)
-      throw new Error(`hgq engine: x must be a non-empty Float32Array of B×${this.K0} values`);
-    const B = x.length / this.K0;
-    if (!(y instanceof Float32Array) || y.length !== B * this.C)
-      throw new Error(`hgq engine: y must be a Float32Array of ${B}×${this.C} values (got ${y?.length})`);
+    const B = batchSize(x, y, this.K0, this.C);
     this.layout(B);
     const k = this.k,
       S = this.S;
@@ -1273,23 +1246,15 @@ export class GraphEngine implements TrainEngine {
       }
     }
     if (d.freeze) return;
+    this.bnDxAdd(A, nd.size, B, c.gm, c.gv, c.meanRow);
+  }
+
+  /** dA (K rows) += the batch statistics' part of the batch-norm input gradient, rows split over the threads. */
+  private bnDxAdd(A: number, K: number, B: number, gm: number, gv: number, mean: number): void {
     this.par((t) => {
-      const [r0, m] = this.rows(t, nd.size);
-      return m > 0
-        ? [
-            [
-              'bn_dx_add',
-              this.dA + 4 * r0 * this.S,
-              A + 4 * r0 * this.S,
-              m,
-              this.S,
-              B,
-              c.gm + 4 * r0,
-              c.gv + 4 * r0,
-              c.meanRow + 4 * r0,
-            ],
-          ]
-        : [];
+      const [r0, n] = this.rows(t, K);
+      const o = 4 * r0 * this.S;
+      return n > 0 ? [['bn_dx_add', this.dA + o, A + o, n, this.S, B, gm + 4 * r0, gv + 4 * r0, mean + 4 * r0]] : [];
     });
   }
 
@@ -1376,24 +1341,7 @@ export class GraphEngine implements TrainEngine {
       gm[r] = gmu / B;
       gv[r] = (2 * gvar) / B;
     }
-    this.par((t) => {
-      const [r0, n] = this.rows(t, K);
-      return n > 0
-        ? [
-            [
-              'bn_dx_add',
-              this.dA + 4 * r0 * this.S,
-              A + 4 * r0 * this.S,
-              n,
-              this.S,
-              B,
-              bn.gm + 4 * r0,
-              bn.gv + 4 * r0,
-              bn.mean + 4 * r0,
-            ],
-          ]
-        : [];
-    });
+    this.bnDxAdd(A, K, B, bn.gm, bn.gv, bn.mean);
   }
 
   /**
@@ -1570,22 +1518,6 @@ export class GraphEngine implements TrainEngine {
     if (!(l >= 0 && l < this.nodes.length)) throw new Error(`hgq engine: no layer ${l} (the model has ${this.nodes.length})`);
     if (!(Number.isFinite(beta) && beta >= 0)) throw new Error(`hgq engine: β must be finite and ≥ 0, got ${beta}`);
     this.nodes[l]!.beta = beta;
-  }
-
-  readState(): EngineState {
-    return this.adam.read(this.f32(), this.params);
-  }
-
-  writeState(s: Partial<EngineState> & { values?: Record<string, Float32Array> }): void {
-    this.adam.write(this.f32(), this.params, s);
-  }
-
-  debugGradients(): Record<string, Float32Array> {
-    return paramGradients(this.f32(), this.params);
-  }
-
-  dispose(): void {
-    this.rounds.dispose();
   }
 }
 

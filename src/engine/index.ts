@@ -23,5 +23,5 @@ export type {
   TrainEngine,
 } from './types.ts';
 export { EngineBinding, describeModel, describeAny, engineUnsupported, type EngineLoss } from './from-tfjs.ts';
-export { fitWithEngine, type EngineFitOptions, type EngineFitResult } from './fit.ts';
+export { fitWithEngine, type EngineFitOptions, type EngineFitResult, type FitLoopOptions } from './fit.ts';
 export { loadKernels } from './kernels.ts';

@@ -4,6 +4,40 @@
  * runtime validates it; Node 20 needs a V8 flag for that, which we set programmatically (no user flags).
  */
 
+/** Arguments of the dense layer's input gradient (both weight layouts). */
+type DenseBwdDxArgs = [
+  dz: number,
+  N: number,
+  W: number,
+  K: number,
+  CB: number,
+  nbPad: number,
+  flags: number,
+  hIn: number,
+  aIn: number,
+  prep: number,
+  dzOut: number,
+  sums: number,
+  scratch: number,
+];
+/** Arguments the losses share (softmax_ce also counts hits). */
+type LossArgs = [
+  z: number,
+  y: number,
+  C: number,
+  CB: number,
+  nbPad: number,
+  nbValid: number,
+  invB: number,
+  dz: number,
+  flags: number,
+];
+/** Arguments the pooling kernels share: the window gather (idx, KK taps, Pn windows) of n rows into `out`. */
+type PoolArgs = [A: number, S: number, n: number, C: number, idx: number, KK: number, Pn: number, out: number];
+
+/** The EBOPs kernels' operands: the input quantizer's (i, f, k) and the weight quantizer's (b, k) arrays with their modes. */
+type EbopsOperands = [iI: number, iF: number, iK: number, inMode: number, wB: number, wK: number, wMode: number];
+
 export interface KernelExports {
   prep_act(n: number, iraw: number, fraw: number, k: number, mode: number, prep: number): void;
   act_q(
@@ -34,61 +68,13 @@ export interface KernelExports {
     scratch: number,
   ): void;
   dense_bwd_dw(aIn: number, K: number, dz: number, N: number, CB: number, nbPad: number, gW: number, gB: number): void;
-  dense_bwd_dx(
-    dz: number,
-    N: number,
-    W: number,
-    K: number,
-    CB: number,
-    nbPad: number,
-    flags: number,
-    hIn: number,
-    aIn: number,
-    prep: number,
-    dzOut: number,
-    sums: number,
-    scratch: number,
-  ): void;
-  dense_bwd_dx_t(
-    dz: number,
-    N: number,
-    WT: number,
-    K: number,
-    CB: number,
-    nbPad: number,
-    flags: number,
-    hIn: number,
-    aIn: number,
-    prep: number,
-    dzOut: number,
-    sums: number,
-    scratch: number,
-  ): void;
+  dense_bwd_dx(...a: DenseBwdDxArgs): void;
+  /** dense_bwd_dx with the weights transposed (W is WT, N×K) */
+  dense_bwd_dx_t(...a: DenseBwdDxArgs): void;
   transpose_w(src: number, K: number, N: number, dst: number): void;
   transpose_w_rows(src: number, K: number, N: number, dst: number, r0: number, nr: number): void;
-  softmax_ce(
-    z: number,
-    y: number,
-    C: number,
-    CB: number,
-    nbPad: number,
-    nbValid: number,
-    invB: number,
-    dz: number,
-    flags: number,
-    hits: number,
-  ): number;
-  mse(
-    z: number,
-    y: number,
-    C: number,
-    CB: number,
-    nbPad: number,
-    nbValid: number,
-    invB: number,
-    dz: number,
-    flags: number,
-  ): number;
+  softmax_ce(...a: [...LossArgs, hits: number]): number;
+  mse(...a: LossArgs): number;
   transpose_in(src: number, K: number, row0: number, nb: number, dst: number, CB: number, nbPad: number): void;
   zero(p: number, n: number): void;
   add_into(dst: number, src: number, n: number): void;
@@ -111,39 +97,22 @@ export interface KernelExports {
   kif_grads(n: number, iraw: number, fraw: number, k: number, mode: number, sums: number, gi: number, gf: number): void;
   wrap_track(n: number, iraw: number, fraw: number, absmax: number, decay: number, iLo: number, iHi: number): void;
   ebops_dense(
-    K: number,
-    N: number,
-    iI: number,
-    iF: number,
-    iK: number,
-    inMode: number,
-    wB: number,
-    wK: number,
-    wMode: number,
-    bB: number,
-    bK: number,
-    bMode: number,
-    beta: number,
-    gInI: number,
-    gInF: number,
-    gWB: number,
-    gBB: number,
+    ...a: [
+      K: number,
+      N: number,
+      ...EbopsOperands,
+      bB: number,
+      bK: number,
+      bMode: number,
+      beta: number,
+      gInI: number,
+      gInF: number,
+      gWB: number,
+      gBB: number,
+    ]
   ): number;
   ebops_dense_rows(
-    nr: number,
-    N: number,
-    iI: number,
-    iF: number,
-    iK: number,
-    inMode: number,
-    wB: number,
-    wK: number,
-    wMode: number,
-    beta: number,
-    gInI: number,
-    gInF: number,
-    gWB: number,
-    out: number,
+    ...a: [nr: number, N: number, ...EbopsOperands, beta: number, gInI: number, gInF: number, gWB: number, out: number]
   ): void;
   ebops_bias(N: number, bB: number, bK: number, bMode: number, beta: number, gBB: number, out: number): void;
   l1(n: number, p: number, lambda: number, g: number): number;
@@ -185,31 +154,9 @@ export interface KernelExports {
   perm_rows(src: number, srcS: number, dst: number, dstS: number, A: number, Bn: number, len: number): void;
   im2col(A: number, S: number, c0: number, C: number, idx: number, KK: number, Pn: number, P: number, cb: number): void;
   col2im_add(dP: number, cb: number, C: number, idx: number, KK: number, Pn: number, dA: number, S: number, c0: number): void;
-  pool_max_fwd(A: number, S: number, n: number, C: number, idx: number, KK: number, Pn: number, out: number): void;
-  pool_max_bwd(
-    A: number,
-    S: number,
-    n: number,
-    C: number,
-    idx: number,
-    KK: number,
-    Pn: number,
-    out: number,
-    dz: number,
-    dA: number,
-  ): void;
-  pool_avg_fwd(
-    A: number,
-    S: number,
-    n: number,
-    C: number,
-    idx: number,
-    KK: number,
-    Pn: number,
-    out: number,
-    div: number,
-    mode: number,
-  ): void;
+  pool_max_fwd(...a: PoolArgs): void;
+  pool_max_bwd(...a: [...PoolArgs, dz: number, dA: number]): void;
+  pool_avg_fwd(...a: [...PoolArgs, div: number, mode: number]): void;
   pool_avg_bwd(
     S: number,
     n: number,

@@ -9,40 +9,36 @@ import type { Padding } from '../layers/patches.ts';
 
 export type ActOverflow = 'WRAP' | 'SAT' | 'SAT_SYM';
 
-/** KIF quantizer (activations), one parameter per feature (batch axis shared). */
-export interface KifDesc {
-  overflow: ActOverflow;
+/** What both quantizer kinds carry: the sign bit k, the integer bits i and the regularizer. */
+interface QuantizerDesc {
   round?: 'RND';
   k: Float32Array;
   i: Float32Array;
-  f: Float32Array;
   iBounds?: [number, number];
-  fBounds?: [number, number];
-  /** MonoL1 coefficient (λ·Σ raw i and f, HGQ2's default regularizer) */
+  /** MonoL1 coefficient (KIF: λ·Σ raw i and f, HGQ2's default regularizer; KBI: λ·Σ raw b) */
   l1?: number;
+}
+
+/** KIF quantizer (activations), one parameter per feature (batch axis shared). */
+export interface KifDesc extends QuantizerDesc {
+  overflow: ActOverflow;
+  f: Float32Array;
+  fBounds?: [number, number];
   /** WRAP integer-bit decay per step (default 0.01) */
   decay?: number;
 }
 
 /** KBI quantizer (weights, biases), one parameter per element. */
-export interface KbiDesc {
+export interface KbiDesc extends QuantizerDesc {
   overflow: 'SAT' | 'SAT_SYM';
-  round?: 'RND';
-  k: Float32Array;
   b: Float32Array;
-  i: Float32Array;
   bBounds?: [number, number];
-  iBounds?: [number, number];
-  /** MonoL1 coefficient (λ·Σ raw b) */
-  l1?: number;
 }
 
-export interface DenseDesc {
-  type: 'dense';
-  inputs: number;
-  units: number;
+/** What every layer with a kernel carries: its weights, their quantizers and the input's. */
+export interface KernelDesc {
   activation: 'relu' | 'linear';
-  /** inputs×units, row-major (the tfjs kernel layout) */
+  /** in the tfjs kernel layout (dense: inputs×units, row-major) */
   kernel: Float32Array;
   bias?: Float32Array | null;
   iq?: KifDesc | null;
@@ -50,6 +46,12 @@ export interface DenseDesc {
   bq?: KbiDesc | null;
   /** EBOPs weight in the loss */
   beta?: number;
+}
+
+export interface DenseDesc extends KernelDesc {
+  type: 'dense';
+  inputs: number;
+  units: number;
 }
 
 export interface AdamConfig {
@@ -157,20 +159,13 @@ export interface BnDenseDesc extends Omit<DenseDesc, 'type'>, Wired {
 }
 
 /** QConv1D/2D, channels last: inShape = [...spatial, channels]; kernel [...kernelSize, channels, filters] row-major. */
-export interface ConvDesc extends Wired {
+export interface ConvDesc extends Wired, KernelDesc {
   type: 'conv';
   inShape: number[];
   filters: number;
   kernelSize: number[];
   strides: number[];
   padding: Padding;
-  activation: 'relu' | 'linear';
-  kernel: Float32Array;
-  bias?: Float32Array | null;
-  iq?: KifDesc | null;
-  kq?: KbiDesc | null;
-  bq?: KbiDesc | null;
-  beta?: number;
   /** HGQ2 parallelization_factor; ≤ 0: fully parallel */
   parallelizationFactor?: number;
 }

@@ -189,7 +189,8 @@ export function hgq2ModelFromArchive(ar: KerasArchive): HgqModel {
     err('the Sequential model has no InputLayer in config.json (build it with keras.Input(...) before saving)');
   }
 
-  for (const layer of layers) decodeLayer(layer, need, ar, err);
+  const dx: Decoding = { ar, need, err };
+  for (const layer of layers) decodeLayer(layer, dx);
 
   const refs = (x: any): string[] => {
     if (!Array.isArray(x)) return [];
@@ -268,19 +269,21 @@ function minmax(c: any): [number, number] | undefined {
   return undefined;
 }
 
+/** The archive being decoded, a dataset it must hold (else an error saying why it was wanted), and the error. */
+interface Decoding {
+  ar: KerasArchive;
+  need: (name: string, why: string) => H5Tensor;
+  err: (what: string) => never;
+}
+
 /**
  * Decode one quantizer. Keras saves a layer's own variables as trainable ones first, then
  * non-trainable ones, each in creation order (Layer.save_own_variables); HGQ2 creates k, then
  * b/i (KBI) or i/f (KIF), then i_decay_speed for WRAP, and i is non-trainable under WRAP.
  */
-function decodeQuantizer(
-  qconf: any,
-  group: string,
-  who: string,
-  need: (n: string, why: string) => H5Tensor,
-  ar: KerasArchive,
-  err: (w: string) => never,
-): HgqQuantizer {
+function decodeQuantizer(qconf: any, group: string, who: string, dx: Decoding): HgqQuantizer {
+  const { ar, need } = dx;
+  const err: Decoding['err'] = dx.err;
   const c = qconf?.config ?? qconf;
   if (!c || typeof c !== 'object') err(`${who}: missing quantizer config`);
   const qType = String(c.q_type ?? '').toLowerCase();
@@ -336,16 +339,13 @@ function decodeQuantizer(
   };
 }
 
-function decodeLayer(
-  layer: HgqLayer,
-  need: (n: string, why: string) => H5Tensor,
-  ar: KerasArchive,
-  err: (w: string) => never,
-): void {
+function decodeLayer(layer: HgqLayer, dx: Decoding): void {
+  const need = dx.need;
+  const err: Decoding['err'] = dx.err;
   const c = layer.config;
   const who = `layer '${layer.name}' (${layer.className})`;
   const g = layer.group;
-  const q = (conf: any, sub: string, what: string) => decodeQuantizer(conf, `${g}/${sub}`, `${who} ${what}`, need, ar, err);
+  const q = (conf: any, sub: string, what: string) => decodeQuantizer(conf, `${g}/${sub}`, `${who} ${what}`, dx);
   const own = (names: string[]) => names.forEach((n, idx) => (layer.vars[n] = need(`${g}/vars/${idx}`, `${who} ${n}`)));
   const isQ = layer.className.startsWith('Q');
   if (isQ) {
@@ -366,7 +366,7 @@ function decodeLayer(
       own(ebopsVars);
       layer.iq = q(c.iq_conf, 'iq/quantizer', 'input quantizer');
       layer.toq = q(c.toq_conf, 'toq/quantizer', 'table output quantizer');
-      layer.subnet = decodeSubnet(layer, need, ar, err);
+      layer.subnet = decodeSubnet(layer, dx);
       return;
     case 'QDense':
     case 'QEinsumDense':
@@ -412,12 +412,9 @@ function decodeLayer(
  * module/layers/einsum_dense, einsum_dense_1, … (kernel, then bias when use_bias), and the batch norm as
  * bn_module (gamma if scale, beta if center, moving mean, moving variance).
  */
-function decodeSubnet(
-  layer: HgqLayer,
-  need: (n: string, why: string) => H5Tensor,
-  ar: KerasArchive,
-  err: (w: string) => never,
-): TableSubnet {
+function decodeSubnet(layer: HgqLayer, dx: Decoding): TableSubnet {
+  const { ar, need } = dx;
+  const err: Decoding['err'] = dx.err;
   const c = layer.config;
   const who = `layer '${layer.name}' (${layer.className})`;
   const nHl = Number(c.n_hl ?? 1);
@@ -476,14 +473,13 @@ export function quantizerKif(q: HgqQuantizer): { k: Uint8Array; i: Int32Array; f
  * SAT. KIF: relu(i + f); KBI: round(b). This is what EBOPs multiply.
  */
 export function quantizerBits(q: HgqQuantizer): Float64Array {
-  const n = q.k.length;
-  const out = new Float64Array(n);
-  for (let j = 0; j < n; j++) {
-    const b =
-      q.qType === 'kbi' ? roundHalfEven(q.bRaw![j]!) : Math.max(0, roundHalfEven(q.iRaw[j]!) + roundHalfEven(q.fRaw![j]!));
-    out[j] = q.overflowMode === 'SAT' ? b + q.k[j]! : b;
-  }
-  return out;
+  const sat = q.overflowMode === 'SAT';
+  return Float64Array.from(q.k, (k, j) => magnitudeBits(q, j) + (sat ? k : 0));
+}
+
+/** Element j's bits without the sign: round(b) (KBI), relu(i + f) (KIF). */
+function magnitudeBits(q: HgqQuantizer, j: number): number {
+  return q.qType === 'kbi' ? roundHalfEven(q.bRaw![j]!) : Math.max(0, roundHalfEven(q.iRaw[j]!) + roundHalfEven(q.fRaw![j]!));
 }
 
 /**
@@ -491,12 +487,5 @@ export function quantizerBits(q: HgqQuantizer): Float64Array {
  * overflow mode: b + k (KBI), relu(i + f) + k (KIF). Table layers' EBOPs count these.
  */
 export function quantizerFullBits(q: HgqQuantizer): Float64Array {
-  const n = q.k.length;
-  const out = new Float64Array(n);
-  for (let j = 0; j < n; j++) {
-    const b =
-      q.qType === 'kbi' ? roundHalfEven(q.bRaw![j]!) : Math.max(0, roundHalfEven(q.iRaw[j]!) + roundHalfEven(q.fRaw![j]!));
-    out[j] = b + q.k[j]!;
-  }
-  return out;
+  return Float64Array.from(q.k, (k, j) => magnitudeBits(q, j) + k);
 }

@@ -162,33 +162,26 @@ const DTYPES: Record<string, string> = {
   'int-8-u': 'uint64',
 };
 
+/** The typed array of each dtype with number elements (int64 and uint64 hold bigints). */
+const NUMBER_ARRAYS: Record<string, new (values: number[]) => H5Data> = {
+  float32: Float32Array,
+  float64: Float64Array,
+  int8: Int8Array,
+  uint8: Uint8Array,
+  int16: Int16Array,
+  uint16: Uint16Array,
+  int32: Int32Array,
+  uint32: Uint32Array,
+};
+
+/** A dataset's value as a typed array (h5wasm gives a scalar dataset as a bare number or bigint). */
 function toTyped(dtype: string, v: unknown): H5Data {
   if (ArrayBuffer.isView(v)) return v as H5Data;
-  const one = [v as number];
-  switch (dtype) {
-    case 'float32':
-      return new Float32Array(one);
-    case 'float64':
-      return new Float64Array(one);
-    case 'int8':
-      return new Int8Array(one);
-    case 'uint8':
-      return new Uint8Array(one);
-    case 'int16':
-      return new Int16Array(one);
-    case 'uint16':
-      return new Uint16Array(one);
-    case 'int32':
-      return new Int32Array(one);
-    case 'uint32':
-      return new Uint32Array(one);
-    case 'int64':
-      return new BigInt64Array([BigInt(v as number | bigint)]);
-    case 'uint64':
-      return new BigUint64Array([BigInt(v as number | bigint)]);
-    default:
-      throw new Error(`unsupported dtype ${dtype}`);
-  }
+  if (dtype === 'int64') return new BigInt64Array([BigInt(v as number | bigint)]);
+  if (dtype === 'uint64') return new BigUint64Array([BigInt(v as number | bigint)]);
+  const Typed = NUMBER_ARRAYS[dtype];
+  if (!Typed) throw new Error(`unsupported dtype ${dtype}`);
+  return new Typed([v as number]);
 }
 
 async function readH5(bytes: Uint8Array, label: string) {

@@ -201,13 +201,15 @@ function inputFloat(v: string, x: string, t: Kif, round: RoundMode, overflow: Ov
   );
 }
 
-function floatOpCode(
-  p: Program,
-  j: number,
-  val: (w: number) => string,
-  consts: Map<string, unknown>,
-  inp: (idx: number) => string,
-): string {
+/** What the code of one op is written against: the program, how to name a wire and an input, the constants. */
+interface OpCodeContext {
+  p: Program;
+  val: (w: number) => string;
+  consts: Map<string, unknown>;
+  inp: (idx: number) => string;
+}
+
+function floatOpCode({ p, val, consts, inp }: OpCodeContext, j: number): string {
   const node = p.ops[j]!;
   const v = `v${j}`;
   const tmp = `t${j}`;
@@ -277,14 +279,7 @@ function codeAt(value: number, F: number): bigint {
   return m << BigInt(s);
 }
 
-function bigOpCode(
-  p: Program,
-  j: number,
-  F: number,
-  val: (w: number) => string,
-  consts: Map<string, unknown>,
-  inp: (idx: number) => string,
-): string {
+function bigOpCode({ p, val, consts, inp }: OpCodeContext, j: number, F: number): string {
   const node = p.ops[j]!;
   const v = `v${j}`;
   const shiftCode = (x: string, s: number): string => (s === 0 ? x : s > 0 ? `(${x} << ${s}n)` : `(${x} >> ${-s}n)`);
@@ -425,8 +420,9 @@ export function compileProgram(p: Program, opts: CompileOptions = {}): Emulator 
       }
       return `v${w}`;
     };
+    const cx: OpCodeContext = { p, val, consts, inp };
     for (const j of order.slice(c * chunkOps, (c + 1) * chunkOps)) {
-      const code = mode === 'float64' ? floatOpCode(p, j, val, consts, inp) : bigOpCode(p, j, F, val, consts, inp);
+      const code = mode === 'float64' ? floatOpCode(cx, j) : bigOpCode(cx, j, F);
       lines.push(code);
       if (spilled[j]) lines.push(`w[${j}] = v${j};`);
     }

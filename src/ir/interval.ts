@@ -17,29 +17,35 @@ import {
   qiUnion,
 } from '../fixed/interval.ts';
 import type { QInterval } from '../fixed/types.ts';
-import type { Op } from './types.ts';
+import type { Op, OpKind } from './types.ts';
+
+/** The fields of each op kind that hold operand wires, in a fixed order (mux: cond, a, b). */
+const OPERAND_FIELDS: Record<OpKind, readonly ('cond' | 'a' | 'b')[]> = {
+  input: [],
+  const: [],
+  copy: ['a'],
+  neg: ['a'],
+  addc: ['a'],
+  relu: ['a'],
+  quant: ['a'],
+  lut: ['a'],
+  add: ['a', 'b'],
+  mul: ['a', 'b'],
+  min: ['a', 'b'],
+  max: ['a', 'b'],
+  mux: ['cond', 'a', 'b'],
+};
 
 /** The operand wires of an op, in a fixed order (mux: cond, a, b). */
 export function operandsOf(op: Op): number[] {
-  switch (op.kind) {
-    case 'input':
-    case 'const':
-      return [];
-    case 'copy':
-    case 'neg':
-    case 'addc':
-    case 'relu':
-    case 'quant':
-    case 'lut':
-      return [op.a];
-    case 'add':
-    case 'mul':
-    case 'min':
-    case 'max':
-      return [op.a, op.b];
-    case 'mux':
-      return [op.cond, op.a, op.b];
-  }
+  const wires = op as unknown as Record<'cond' | 'a' | 'b', number>;
+  return OPERAND_FIELDS[op.kind].map((f) => wires[f]);
+}
+
+/** Renumbers the op's operand wires in place: each wire w becomes r(w). */
+export function remapOperands(op: Op, r: (w: number) => number): void {
+  const wires = op as unknown as Record<'cond' | 'a' | 'b', number>;
+  for (const f of OPERAND_FIELDS[op.kind]) wires[f] = r(wires[f]);
 }
 
 /** The interval of a table's entries: their union, so the step is the finest one holding every entry. */

@@ -17,7 +17,7 @@ import { doubleToDyadic } from '../fixed/quantize.ts';
 import type { QInterval } from '../fixed/types.ts';
 import { ProgramBuilder } from './builder.ts';
 import { dyadicToNumber, evalOp, type Dyadic } from './emulate.ts';
-import { operandsOf, resliceTable } from './interval.ts';
+import { operandsOf, remapOperands, resliceTable } from './interval.ts';
 import type { Node, Op, OutputRef, Program } from './types.ts';
 import { validateProgram } from './validate.ts';
 
@@ -234,30 +234,7 @@ function eliminateDead(p: Program): Program {
     const r = (a: number): number => map[a]!;
     const { qint: _q, layer, ...op } = n;
     const o = op as Op;
-    switch (o.kind) {
-      case 'copy':
-      case 'neg':
-      case 'addc':
-      case 'relu':
-      case 'quant':
-      case 'lut':
-        o.a = r(o.a);
-        break;
-      case 'add':
-      case 'mul':
-      case 'min':
-      case 'max':
-        o.a = r(o.a);
-        o.b = r(o.b);
-        break;
-      case 'mux':
-        o.cond = r(o.cond);
-        o.a = r(o.a);
-        o.b = r(o.b);
-        break;
-      default:
-        break;
-    }
+    remapOperands(o, r);
     map[j] = b.push(o, layer);
   });
   return b.build(

@@ -329,43 +329,13 @@ export abstract class QLayer extends tf.layers.Layer implements HgqLayerContract
   protected exportQuantizer(q: Quantizer | null, shape: number[]): QuantizerExport | null {
     if (!q) return null;
     // Quantizer parameters keep the input rank with a leading batch axis: broadcast to [1, ...shape].
-    const kifs: Kif[] = q.kifsFor([1, ...shape]);
-    const n = kifs.length;
-    const out: QuantizerExport = {
-      shape: [...shape],
-      k: new Uint8Array(n),
-      i: new Int32Array(n),
-      f: new Int32Array(n),
-      round: q.config.roundMode,
-      overflow: q.config.overflowMode,
-    };
-    for (let j = 0; j < n; j++) {
-      out.k[j] = kifs[j]!.k;
-      out.i[j] = kifs[j]!.i;
-      out.f[j] = kifs[j]!.f;
-    }
-    return out;
+    return quantizerExport(q, q.kifsFor([1, ...shape]), shape);
   }
 
   /** Export for weight quantizers, whose parameter shape is the weight's own shape (no batch axis). */
   protected exportWeight(q: Quantizer, w: tf.Tensor): ConstExport {
     const values = tf.tidy(() => q.call(w, false)).dataSync();
-    const kifs = q.kifsFor(w.shape);
-    const n = kifs.length;
-    const quant: QuantizerExport = {
-      shape: [...w.shape],
-      k: new Uint8Array(n),
-      i: new Int32Array(n),
-      f: new Int32Array(n),
-      round: q.config.roundMode,
-      overflow: q.config.overflowMode,
-    };
-    for (let j = 0; j < n; j++) {
-      quant.k[j] = kifs[j]!.k;
-      quant.i[j] = kifs[j]!.i;
-      quant.f[j] = kifs[j]!.f;
-    }
-    return { shape: [...w.shape], values: Float64Array.from(values), quant };
+    return { shape: [...w.shape], values: Float64Array.from(values), quant: quantizerExport(q, q.kifsFor(w.shape), w.shape) };
   }
 
   /**
@@ -387,6 +357,16 @@ export abstract class QLayer extends tf.layers.Layer implements HgqLayerContract
       outputQuantizer: this.exportQuantizer(this.oq, outShape),
       ...this.exportLayer(),
     };
+  }
+
+  /** The named fields of this layer as config entries (arrays copied). */
+  protected configOf(...names: (keyof this & string)[]): tf.serialization.ConfigDict {
+    const out: tf.serialization.ConfigDict = {};
+    for (const n of names) {
+      const v = this[n] as tf.serialization.ConfigDictValue;
+      out[n] = Array.isArray(v) ? [...v] : v;
+    }
+    return out;
   }
 
   override getConfig(): tf.serialization.ConfigDict {
@@ -427,4 +407,47 @@ export function qconf(q: Quantizer | null, fallback: QConf): tf.serialization.Co
   const { name: _n, ...c } = q.getConfig();
   void _n;
   return c as unknown as tf.serialization.ConfigDictValue;
+}
+
+/** A quantizer's export: its per-element k, i, f (`kifs`, one per element of `shape`) and its modes. */
+function quantizerExport(q: Quantizer, kifs: Kif[], shape: readonly number[]): QuantizerExport {
+  const n = kifs.length;
+  const out: QuantizerExport = {
+    shape: [...shape],
+    k: new Uint8Array(n),
+    i: new Int32Array(n),
+    f: new Int32Array(n),
+    round: q.config.roundMode,
+    overflow: q.config.overflowMode,
+  };
+  for (let j = 0; j < n; j++) {
+    out.k[j] = kifs[j]!.k;
+    out.i[j] = kifs[j]!.i;
+    out.f[j] = kifs[j]!.f;
+  }
+  return out;
+}
+
+/** The constructor arguments of a layer base class after its layer args. */
+type FixedArgs<B> = B extends abstract new (args: never, ...fixed: infer F) => QLayer ? F : never;
+
+/**
+ * A concrete layer class under its HGQ2 name: `Base` with its constructor arguments after the layer args
+ * fixed (which operation, which rank), registered for deserialization.
+ */
+export function layerClass<B extends abstract new (args: never, ...fixed: never[]) => QLayer>(
+  Base: B,
+  className: string,
+  ...fixed: FixedArgs<B>
+): { new (args?: ConstructorParameters<B>[0]): InstanceType<B>; className: string } {
+  // TS will not extend an abstract constructor given as a value; Base implements QLayer's abstract members
+  const Open = Base as unknown as new (args: unknown, ...fixed: unknown[]) => object;
+  const Layer = class extends Open {
+    static className = className;
+    constructor(args: unknown = {}) {
+      super(args, ...fixed);
+    }
+  };
+  tf.serialization.registerClass(Layer as never);
+  return Layer as never;
 }

@@ -116,11 +116,7 @@ export class QBatchNormalization extends QLayer {
   override getConfig(): tf.serialization.ConfigDict {
     return {
       ...super.getConfig(),
-      momentum: this.momentum,
-      epsilon: this.epsilon,
-      center: this.center,
-      scale: this.scale,
-      freezeStatistics: this.freezeStatistics,
+      ...this.configOf('momentum', 'epsilon', 'center', 'scale', 'freezeStatistics'),
       kqConf: qconf(this.kq ?? null, this.kqConf),
       bqConf: qconf(this.bq ?? null, this.bqConf),
     };

@@ -10,8 +10,8 @@ import * as tf from '@tensorflow/tfjs';
 import type { QuantizerMode } from '../quantizer/index.ts';
 import type { Shape } from './base.ts';
 import { applyActivation, checkActivation, type Activation } from './dense.ts';
-import { type KernelLayerArgs, QKernelLayer } from './kernel.ts';
-import { windowGeometry, type Padding, type Window1D } from './patches.ts';
+import { KERNEL_ARG_NAMES, type KernelLayerArgs, QKernelLayer } from './kernel.ts';
+import { spatialGeometry, type Padding, type Window1D } from './patches.ts';
 
 export interface QConvArgs extends KernelLayerArgs {
   filters: number;
@@ -110,19 +110,7 @@ abstract class QConvBase extends QKernelLayer {
   }
 
   protected ownArgNames(): string[] {
-    return [
-      'filters',
-      'kernelSize',
-      'strides',
-      'padding',
-      'activation',
-      'useBias',
-      'kernelInitializer',
-      'biasInitializer',
-      'kqConf',
-      'bqConf',
-      'parallelizationFactor',
-    ];
+    return ['filters', 'kernelSize', 'strides', 'padding', 'activation', 'useBias', 'parallelizationFactor', ...KERNEL_ARG_NAMES];
   }
 
   protected geometry(shape: Shape): Window1D[] {
@@ -130,14 +118,7 @@ abstract class QConvBase extends QKernelLayer {
       this.fail(
         `expects inputs of rank ${this.rank + 2} (batch, ${this.rank === 1 ? 'steps' : 'rows, cols'}, channels), got [${shape}]`,
       );
-    return shape.slice(1, -1).map((d, a) => {
-      if (d === null) this.fail(`spatial axis ${a + 1} must have a known size`);
-      try {
-        return windowGeometry(d, this.kernelSize[a]!, this.strides[a]!, this.padding);
-      } catch (e) {
-        this.fail((e as Error).message);
-      }
-    });
+    return spatialGeometry(shape, this.kernelSize, this.strides, this.padding, (m) => this.fail(m));
   }
 
   protected buildLayer([shape]: Shape[]): void {
@@ -196,10 +177,7 @@ abstract class QConvBase extends QKernelLayer {
 
   protected exportLayer(): Record<string, unknown> {
     return {
-      activation: this.activation,
-      kernelSize: [...this.kernelSize],
-      strides: [...this.strides],
-      padding: this.padding,
+      ...this.configOf('activation', 'kernelSize', 'strides', 'padding'),
       /** zero padding per spatial axis as [before, after] (TF 'same' rule) */
       pads: this.geoms.map((g) => [g.padBefore, g.padAfter]),
       ...this.exportKernelAndBias(),
@@ -209,14 +187,8 @@ abstract class QConvBase extends QKernelLayer {
   override getConfig(): tf.serialization.ConfigDict {
     return {
       ...super.getConfig(),
-      filters: this.filters,
-      kernelSize: [...this.kernelSize],
-      strides: [...this.strides],
-      padding: this.padding,
-      activation: this.activation,
-      useBias: this.useBias,
+      ...this.configOf('filters', 'kernelSize', 'strides', 'padding', 'activation', 'useBias', 'parallelizationFactor'),
       ...this.kernelConfig(),
-      parallelizationFactor: this.parallelizationFactor,
     };
   }
 }

@@ -2,7 +2,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { fusedBilinearSum, fusedSmallApplies, type QuantizerMode } from '../quantizer/index.ts';
 import { matMul2d } from './matmul.ts';
-import { type KernelLayerArgs, QKernelLayer } from './kernel.ts';
+import { KERNEL_ARG_NAMES, type KernelLayerArgs, QKernelLayer } from './kernel.ts';
 import { type QLayer, updateMovingStatistics, type Shape } from './base.ts';
 
 export const ACTIVATIONS = ['linear', 'relu'] as const;
@@ -49,16 +49,7 @@ export class QDense extends QKernelLayer {
   }
 
   protected ownArgNames(): string[] {
-    return [
-      'units',
-      'activation',
-      'useBias',
-      'kernelInitializer',
-      'biasInitializer',
-      'kqConf',
-      'bqConf',
-      'parallelizationFactor',
-    ];
+    return ['units', 'activation', 'useBias', 'parallelizationFactor', ...KERNEL_ARG_NAMES];
   }
 
   protected buildLayer([shape]: Shape[]): void {
@@ -123,11 +114,8 @@ export class QDense extends QKernelLayer {
   override getConfig(): tf.serialization.ConfigDict {
     return {
       ...super.getConfig(),
-      units: this.units,
-      activation: this.activation,
-      useBias: this.useBias,
+      ...this.configOf('units', 'activation', 'useBias', 'parallelizationFactor'),
       ...this.kernelConfig(),
-      parallelizationFactor: this.parallelizationFactor,
     };
   }
 }
@@ -229,7 +217,7 @@ export class QBatchNormDense extends QDense {
   }
 
   override getConfig(): tf.serialization.ConfigDict {
-    return { ...super.getConfig(), scale: this.scale, momentum: this.momentum, epsilon: this.epsilon };
+    return { ...super.getConfig(), ...this.configOf('scale', 'momentum', 'epsilon') };
   }
 }
 

@@ -17,7 +17,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { QuantizerMode } from '../quantizer/index.ts';
 import { updateMovingStatistics, type ConstExport, type Shape } from './base.ts';
 import { applyActivation, checkActivation, type Activation } from './dense.ts';
-import { type KernelLayerArgs, QKernelLayer } from './kernel.ts';
+import { KERNEL_ARG_NAMES, type KernelLayerArgs, QKernelLayer } from './kernel.ts';
 import { matMul2d } from './matmul.ts';
 
 /** Keras backend epsilon(): what HGQ2's batch-norm fold adds to the variance. */
@@ -179,17 +179,7 @@ export class QEinsumDense extends QKernelLayer {
   }
 
   protected ownArgNames(): string[] {
-    return [
-      'equation',
-      'outputShape',
-      'activation',
-      'biasAxes',
-      'kernelInitializer',
-      'biasInitializer',
-      'kqConf',
-      'bqConf',
-      'ebopsScaler',
-    ];
+    return ['equation', 'outputShape', 'activation', 'biasAxes', 'ebopsScaler', ...KERNEL_ARG_NAMES];
   }
 
   /** Letter sizes from an input shape (and outputShape for kernel-only letters); checks consistency. */
@@ -503,10 +493,7 @@ export class QEinsumDenseBatchnorm extends QEinsumDense {
     return {
       ...super.getConfig(),
       normalizeAxes: encodeLetters(this.normalizeAxes),
-      momentum: this.momentum,
-      epsilon: this.epsilon,
-      center: this.center,
-      scale: this.scale,
+      ...this.configOf('momentum', 'epsilon', 'center', 'scale'),
     };
   }
 }

@@ -14,18 +14,7 @@ export { QDense, QBatchNormDense, ACTIVATIONS, type Activation, type QDenseArgs,
 export { QConv1D, QConv2D, type QConvArgs } from './conv.ts';
 export { QBatchNormalization, type QBatchNormalizationArgs } from './batchnorm.ts';
 export { QAdd, QSubtract, QMultiply, QMaximum, QMinimum } from './merge.ts';
-export {
-  QMaxPooling1D,
-  QMaxPooling2D,
-  QAveragePooling1D,
-  QAveragePooling2D,
-  QGlobalMaxPooling1D,
-  QGlobalMaxPooling2D,
-  QGlobalAveragePooling1D,
-  QGlobalAveragePooling2D,
-  type QPoolingArgs,
-  type QGlobalPoolingArgs,
-} from './pooling.ts';
+export * from './pooling.ts';
 export { QFlatten, QReshape, QConcatenate, type QReshapeArgs, type QConcatenateArgs } from './shape.ts';
 export {
   QUnaryFunctionLUT,

@@ -13,6 +13,9 @@ export interface KernelLayerArgs extends QLayerArgs {
   bqConf?: QConf;
 }
 
+/** The options of KernelLayerArgs, for a subclass's ownArgNames. */
+export const KERNEL_ARG_NAMES = ['kernelInitializer', 'biasInitializer', 'kqConf', 'bqConf'];
+
 export abstract class QKernelLayer extends QLayer {
   protected readonly kernelInitializer: string;
   protected readonly biasInitializer: string;

@@ -7,13 +7,16 @@
  *   QMaximum / QMinimum: Σ Σ_inputs bits − Σ min_inputs bits
  */
 import * as tf from '@tensorflow/tfjs';
-import { QLayer, type QLayerArgs, type Shape } from './base.ts';
+import { layerClass, QLayer, type QLayerArgs, type Shape } from './base.ts';
 
 type MergeOp = 'add' | 'subtract' | 'multiply' | 'maximum' | 'minimum';
 
+/** An elementwise merge of same-shape inputs; the layer classes below fix the operation. */
 abstract class QMerge extends QLayer {
-  protected abstract readonly op: MergeOp;
-  constructor(args: QLayerArgs = {}) {
+  constructor(
+    args: QLayerArgs,
+    protected readonly op: MergeOp,
+  ) {
     super(args);
   }
   protected override multiInput(): boolean {
@@ -70,25 +73,8 @@ abstract class QMerge extends QLayer {
   }
 }
 
-export class QAdd extends QMerge {
-  static className = 'QAdd';
-  protected readonly op = 'add' as const;
-}
-export class QSubtract extends QMerge {
-  static className = 'QSubtract';
-  protected readonly op = 'subtract' as const;
-}
-export class QMultiply extends QMerge {
-  static className = 'QMultiply';
-  protected readonly op = 'multiply' as const;
-}
-export class QMaximum extends QMerge {
-  static className = 'QMaximum';
-  protected readonly op = 'maximum' as const;
-}
-export class QMinimum extends QMerge {
-  static className = 'QMinimum';
-  protected readonly op = 'minimum' as const;
-}
-
-for (const c of [QAdd, QSubtract, QMultiply, QMaximum, QMinimum]) tf.serialization.registerClass(c);
+export const QAdd = layerClass(QMerge, 'QAdd', 'add');
+export const QSubtract = layerClass(QMerge, 'QSubtract', 'subtract');
+export const QMultiply = layerClass(QMerge, 'QMultiply', 'multiply');
+export const QMaximum = layerClass(QMerge, 'QMaximum', 'maximum');
+export const QMinimum = layerClass(QMerge, 'QMinimum', 'minimum');

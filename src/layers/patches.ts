@@ -33,6 +33,27 @@ export function windowGeometry(inSize: number, k: number, s: number, padding: Pa
 }
 
 /**
+ * Geometry of each spatial axis of an input shape (batch, ...spatial, channels) under windows of `size`
+ * and `strides`; `fail` reports an axis of unknown size or a window that does not fit.
+ */
+export function spatialGeometry(
+  shape: readonly (number | null)[],
+  size: readonly number[],
+  strides: readonly number[],
+  padding: Padding,
+  fail: (msg: string) => never,
+): Window1D[] {
+  return shape.slice(1, -1).map((d, a) => {
+    if (d === null) fail(`spatial axis ${a + 1} must have a known size`);
+    try {
+      return windowGeometry(d, size[a]!, strides[a]!, padding);
+    } catch (e) {
+      fail((e as Error).message);
+    }
+  });
+}
+
+/**
  * Slices of x along `axis` for each window offset d = 0..k−1: element o of slice d is x[o·s + d].
  * x must already be padded. Returns k tensors with `out` along `axis`.
  * Works on x folded to [before, axis, after] (rank 3, rank 4 for the stride split): the wasm Slice kernel

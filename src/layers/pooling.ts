@@ -13,8 +13,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { QuantizerMode } from '../quantizer/index.ts';
-import { QLayer, type QLayerArgs, type Shape } from './base.ts';
-import { patches, windowGeometry, windowTaps, type Padding, type Window1D } from './patches.ts';
+import { layerClass, QLayer, type QLayerArgs, type Shape } from './base.ts';
+import { patches, spatialGeometry, windowTaps, type Padding, type Window1D } from './patches.ts';
 
 export interface QPoolingArgs extends QLayerArgs {
   poolSize?: number | number[];
@@ -40,9 +40,10 @@ const maxOfTaps = tf.customGrad(((...args: unknown[]) => {
   };
 }) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (...taps: tf.Tensor[]) => tf.Tensor;
 
+type PoolOp = 'max' | 'avg';
+
+/** Windowed pooling (max or average) of rank 1 or 2; the layer classes below fix both. */
 abstract class QPoolBase extends QLayer {
-  protected abstract readonly rank: 1 | 2;
-  protected abstract readonly op: 'max' | 'avg';
   readonly poolSize: number[];
   readonly strides: number[];
   readonly padding: Padding;
@@ -51,7 +52,11 @@ abstract class QPoolBase extends QLayer {
   /** per output position: number of real elements in its window (for 'avg') */
   protected counts: tf.Tensor | null = null;
 
-  constructor(args: QPoolingArgs, rank: 1 | 2) {
+  constructor(
+    args: QPoolingArgs,
+    protected readonly rank: 1 | 2,
+    protected readonly op: PoolOp,
+  ) {
     super(args);
     const tuple = (v: number | number[] | null | undefined, dflt: number[], what: string): number[] => {
       const t = v === undefined || v === null ? dflt : Array.isArray(v) ? v : Array(rank).fill(v);
@@ -73,14 +78,7 @@ abstract class QPoolBase extends QLayer {
 
   protected geometry(shape: Shape): Window1D[] {
     if (shape.length !== this.rank + 2) this.fail(`expects inputs of rank ${this.rank + 2}, got [${shape}]`);
-    return shape.slice(1, -1).map((d, a) => {
-      if (d === null) this.fail(`spatial axis ${a + 1} must have a known size`);
-      try {
-        return windowGeometry(d, this.poolSize[a]!, this.strides[a]!, this.padding);
-      } catch (e) {
-        this.fail((e as Error).message);
-      }
-    });
+    return spatialGeometry(shape, this.poolSize, this.strides, this.padding, (m) => this.fail(m));
   }
 
   protected buildLayer([shape]: Shape[]): void {
@@ -116,9 +114,7 @@ abstract class QPoolBase extends QLayer {
     const counts = this.counts ? Array.from(this.counts.dataSync()) : null;
     return {
       op: this.op,
-      poolSize: [...this.poolSize],
-      strides: [...this.strides],
-      padding: this.padding,
+      ...this.configOf('poolSize', 'strides', 'padding'),
       pads: this.geoms.map((g) => [g.padBefore, g.padAfter]),
       /** avg: divisor per output position (row-major over the output's spatial axes) */
       divisors: counts,
@@ -134,13 +130,7 @@ abstract class QPoolBase extends QLayer {
   }
 
   override getConfig(): tf.serialization.ConfigDict {
-    return {
-      ...super.getConfig(),
-      poolSize: [...this.poolSize],
-      strides: [...this.strides],
-      padding: this.padding,
-      parallelizationFactor: this.parallelizationFactor,
-    };
+    return { ...super.getConfig(), ...this.configOf('poolSize', 'strides', 'padding', 'parallelizationFactor') };
   }
 }
 
@@ -156,48 +146,23 @@ function poolEbops(l: QLayer & { builtInputShapesPublic?: never }, positions: nu
   });
 }
 
-export class QMaxPooling1D extends QPoolBase {
-  static className = 'QMaxPooling1D';
-  protected readonly rank = 1 as const;
-  protected readonly op = 'max' as const;
-  constructor(args: QPoolingArgs = {}) {
-    super(args, 1);
-  }
-}
-export class QMaxPooling2D extends QPoolBase {
-  static className = 'QMaxPooling2D';
-  protected readonly rank = 2 as const;
-  protected readonly op = 'max' as const;
-  constructor(args: QPoolingArgs = {}) {
-    super(args, 2);
-  }
-}
-export class QAveragePooling1D extends QPoolBase {
-  static className = 'QAveragePooling1D';
-  protected readonly rank = 1 as const;
-  protected readonly op = 'avg' as const;
-  constructor(args: QPoolingArgs = {}) {
-    super(args, 1);
-  }
-}
-export class QAveragePooling2D extends QPoolBase {
-  static className = 'QAveragePooling2D';
-  protected readonly rank = 2 as const;
-  protected readonly op = 'avg' as const;
-  constructor(args: QPoolingArgs = {}) {
-    super(args, 2);
-  }
-}
+export const QMaxPooling1D = layerClass(QPoolBase, 'QMaxPooling1D', 1, 'max');
+export const QMaxPooling2D = layerClass(QPoolBase, 'QMaxPooling2D', 2, 'max');
+export const QAveragePooling1D = layerClass(QPoolBase, 'QAveragePooling1D', 1, 'avg');
+export const QAveragePooling2D = layerClass(QPoolBase, 'QAveragePooling2D', 2, 'avg');
 
 export interface QGlobalPoolingArgs extends QLayerArgs {
   keepdims?: boolean;
 }
 
+/** Pooling over all positions (max or average) of rank 1 or 2; the layer classes below fix both. */
 abstract class QGlobalPoolBase extends QLayer {
-  protected abstract readonly rank: 1 | 2;
-  protected abstract readonly op: 'max' | 'avg';
   readonly keepdims: boolean;
-  constructor(args: QGlobalPoolingArgs = {}) {
+  constructor(
+    args: QGlobalPoolingArgs,
+    protected readonly rank: 1 | 2,
+    protected readonly op: PoolOp,
+  ) {
     super(args);
     this.keepdims = args.keepdims ?? false;
   }
@@ -240,36 +205,7 @@ abstract class QGlobalPoolBase extends QLayer {
   }
 }
 
-export class QGlobalMaxPooling1D extends QGlobalPoolBase {
-  static className = 'QGlobalMaxPooling1D';
-  protected readonly rank = 1 as const;
-  protected readonly op = 'max' as const;
-}
-export class QGlobalMaxPooling2D extends QGlobalPoolBase {
-  static className = 'QGlobalMaxPooling2D';
-  protected readonly rank = 2 as const;
-  protected readonly op = 'max' as const;
-}
-export class QGlobalAveragePooling1D extends QGlobalPoolBase {
-  static className = 'QGlobalAveragePooling1D';
-  protected readonly rank = 1 as const;
-  protected readonly op = 'avg' as const;
-}
-export class QGlobalAveragePooling2D extends QGlobalPoolBase {
-  static className = 'QGlobalAveragePooling2D';
-  protected readonly rank = 2 as const;
-  protected readonly op = 'avg' as const;
-}
-
-for (const c of [
-  QMaxPooling1D,
-  QMaxPooling2D,
-  QAveragePooling1D,
-  QAveragePooling2D,
-  QGlobalMaxPooling1D,
-  QGlobalMaxPooling2D,
-  QGlobalAveragePooling1D,
-  QGlobalAveragePooling2D,
-]) {
-  tf.serialization.registerClass(c);
-}
+export const QGlobalMaxPooling1D = layerClass(QGlobalPoolBase, 'QGlobalMaxPooling1D', 1, 'max');
+export const QGlobalMaxPooling2D = layerClass(QGlobalPoolBase, 'QGlobalMaxPooling2D', 2, 'max');
+export const QGlobalAveragePooling1D = layerClass(QGlobalPoolBase, 'QGlobalAveragePooling1D', 1, 'avg');
+export const QGlobalAveragePooling2D = layerClass(QGlobalPoolBase, 'QGlobalAveragePooling2D', 2, 'avg');

@@ -391,20 +391,9 @@ export class QDenseT extends QLayer {
   override getConfig(): tf.serialization.ConfigDict {
     return {
       ...super.getConfig(),
-      nOut: this.nOut,
-      nHl: this.nHl,
-      dHl: this.dHl,
-      subnnActivation: this.subnnActivation,
-      activation: this.activation,
-      useBias: this.useBias,
-      batchNorm: this.batchNorm,
-      bnCenter: this.bnCenter,
-      bnScale: this.bnScale,
-      bnMomentum: this.bnMomentum,
-      bnEpsilon: this.bnEpsilon,
-      tableIdxs: [...this.tableIdxs],
+      ...this.configOf('nOut', 'nHl', 'dHl', 'subnnActivation', 'activation', 'useBias', 'batchNorm'),
+      ...this.configOf('bnCenter', 'bnScale', 'bnMomentum', 'bnEpsilon', 'tableIdxs', 'parallelizationFactor'),
       toqConf: qconf(this.toq ?? null, this.toqConf),
-      parallelizationFactor: this.parallelizationFactor,
     };
   }
 }
@@ -499,10 +488,7 @@ abstract class QConvTBase extends QDenseT {
     void _n;
     return {
       ...base,
-      filters: this.filters,
-      kernelSize: [...this.kernelSize],
-      strides: [...this.strides],
-      padding: this.padding,
+      ...this.configOf('filters', 'kernelSize', 'strides', 'padding'),
     };
   }
 }

@@ -312,10 +312,7 @@ export class QSoftmax extends QLayer {
   override getConfig(): tf.serialization.ConfigDict {
     return {
       ...super.getConfig(),
-      stable: this.stable,
-      allowHeterogeneousTable: this.allowHeterogeneousTable,
-      inputScaler: this.inputScaler,
-      parallelizationFactor: this.parallelizationFactor,
+      ...this.configOf('stable', 'allowHeterogeneousTable', 'inputScaler', 'parallelizationFactor'),
       expIqConf: qconf(this.expIq, this.confs.expIq),
       expOqConf: qconf(this.expOq ?? null, this.confs.expOq),
       invIqConf: qconf(this.invIq ?? null, this.confs.invIq),

@@ -162,15 +162,23 @@ interface FwdAttrs {
   iHi: number;
 }
 
+/**
+ * The WRAP kernels' sizes: n elements of x, P parameters (f's), and on wasm (wk set) the parameters
+ * replicated rep times (Pv = P·rep).
+ */
+function wrapLayout(x: Info, f: Info, backend: unknown) {
+  const n = size(x.shape),
+    P = size(f.shape);
+  const wb = backend as WasmBackendish;
+  const wk = wb.wasm ? wasmKernels(wb) : null;
+  const rep = wk ? replication(n, P) : 1;
+  return { n, P, wb, wk, rep, Pv: P * rep };
+}
+
 function wrapFwdKernel({ inputs, backend, attrs }: Parameters<tf.KernelFunc>[0]): Info[] {
   const { x, f, i, decay } = inputs as { x: Info; f: Info; i: Info; decay: Info };
   const a = attrs as unknown as FwdAttrs;
-  const n = size(x.shape),
-    P = size(f.shape);
-  const wb = backend as unknown as WasmBackendish;
-  const wk = wb.wasm ? wasmKernels(wb) : null;
-  const rep = wk ? replication(n, P) : 1,
-    Pv = P * rep;
+  const { n, P, wb, wk, rep, Pv } = wrapLayout(x, f, backend);
   if (wk) {
     const out = wb.makeOutput(x.shape, 'float32');
     const iNew = wb.makeOutput(f.shape, 'float32');
@@ -210,12 +218,7 @@ function wrapFwdKernel({ inputs, backend, attrs }: Parameters<tf.KernelFunc>[0])
 function wrapBwdKernel({ inputs, backend, attrs }: Parameters<tf.KernelFunc>[0]): Info {
   const { dy, x, f } = inputs as { dy: Info; x: Info; f: Info };
   const a = attrs as unknown as FwdAttrs;
-  const n = size(x.shape),
-    P = size(f.shape);
-  const wb = backend as unknown as WasmBackendish;
-  const wk = wb.wasm ? wasmKernels(wb) : null;
-  const rep = wk ? replication(n, P) : 1,
-    Pv = P * rep;
+  const { n, P, wb, wk, rep, Pv } = wrapLayout(x, f, backend);
   let acc: Float64Array;
   let df: Float32Array;
   let out: Info | null = null;
@@ -272,6 +275,31 @@ function registerGradientOnce(config: tf.GradConfig): void {
 /** Runs a gradient kernel on named inputs with the forward kernel's attributes; its outputs in order. */
 function runGrad(kernelName: string, inputs: Record<string, tf.Tensor>, attrs: unknown): tf.Tensor[] {
   return tf.engine().runKernel(kernelName, inputs as unknown as tf.NamedTensorMap, attrs as tf.NamedAttrMap) as tf.Tensor[];
+}
+
+/**
+ * The tape gradient of a forward kernel whose gradient is one kernel: that kernel runs on dy and the saved
+ * inputs (by name) with the forward's attributes, and `grads` hands its outputs to the inputs' names.
+ */
+function registerGradKernel(
+  kernelName: string,
+  gradKernel: string,
+  save: string[],
+  grads: (outs: tf.Tensor[], saved: Record<string, tf.Tensor>) => Record<string, () => tf.Tensor>,
+): void {
+  registerGradientOnce({
+    kernelName,
+    inputsToSave: save,
+    gradFunc: (dy, savedList, attrs) => {
+      const saved = Object.fromEntries(save.map((n, j) => [n, savedList[j]!]));
+      return grads(runGrad(gradKernel, { dy: dy as tf.Tensor, ...saved }, attrs), saved);
+    },
+  });
+}
+
+/** Gradients for the inputs r0, r1, … (the raw parameters of the regularizer kernels), in order. */
+function rawGrads(outs: tf.Tensor[]): Record<string, () => tf.Tensor> {
+  return Object.fromEntries(outs.map((t, j) => [`r${j}`, () => t]));
 }
 
 const FWD = 'HgqKifWrapTrain';
@@ -443,15 +471,12 @@ registerOnCpuAndWasm([
   [SAT_FWD, satFwdKernel],
   [SAT_BWD, satBwdKernel],
 ]);
-registerGradientOnce({
-  kernelName: SAT_FWD,
-  inputsToSave: ['x', 'p1', 'p2', 'k'],
-  gradFunc: (dy, saved, attrs) => {
-    const [x, p1, p2, k] = saved as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
-    const [dx, d1, d2] = runGrad(SAT_BWD, { dy: dy as tf.Tensor, x, p1, p2, k }, attrs);
-    return { x: () => dx!, p1: () => d1!, p2: () => d2!, k: () => tf.zerosLike(p1) };
-  },
-});
+registerGradKernel(SAT_FWD, SAT_BWD, ['x', 'p1', 'p2', 'k'], ([dx, d1, d2], { p1 }) => ({
+  x: () => dx!,
+  p1: () => d1!,
+  p2: () => d2!,
+  k: () => tf.zerosLike(p1!),
+}));
 
 /**
  * SAT / SAT_SYM training forward of quantizer.ts satTrain as one kernel with a one-kernel gradient. KIF: p1 = i_raw,
@@ -541,24 +566,8 @@ registerOnCpuAndWasm([
   [BITS_KBI, bitsKernel],
   [BITS_GRAD, bitsGradKernel],
 ]);
-registerGradientOnce({
-  kernelName: BITS,
-  inputsToSave: ['a', 'b'],
-  gradFunc: (dy, saved, attrs) => {
-    const [a, b] = saved as [tf.Tensor, tf.Tensor];
-    const [da, db] = runGrad(BITS_GRAD, { dy: dy as tf.Tensor, a, b }, attrs);
-    return { a: () => da!, b: () => db!, k: () => tf.zerosLike(a) };
-  },
-});
-registerGradientOnce({
-  kernelName: BITS_KBI,
-  inputsToSave: ['a'],
-  gradFunc: (dy, saved, attrs) => {
-    const [a] = saved as [tf.Tensor];
-    const [da] = runGrad(BITS_GRAD, { dy: dy as tf.Tensor, a }, attrs);
-    return { a: () => da!, k: () => tf.zerosLike(a) };
-  },
-});
+registerGradKernel(BITS, BITS_GRAD, ['a', 'b'], ([da, db], { a }) => ({ a: () => da!, b: () => db!, k: () => tf.zerosLike(a!) }));
+registerGradKernel(BITS_KBI, BITS_GRAD, ['a'], ([da], { a }) => ({ a: () => da!, k: () => tf.zerosLike(a!) }));
 
 /** Whether the small-tensor kernels (bits) apply: enabled, on cpu or wasm. */
 export function fusedSmallApplies(): boolean {
@@ -627,13 +636,7 @@ registerOnCpuAndWasm([
   [L1, l1Kernel],
   [L1_GRAD, l1GradKernel],
 ]);
-registerGradientOnce({
-  kernelName: L1,
-  gradFunc: (dy, _saved, attrs) => {
-    const outs = runGrad(L1_GRAD, { dy: dy as tf.Tensor }, attrs);
-    return Object.fromEntries(outs.map((t, j) => [`r${j}`, () => t]));
-  },
-});
+registerGradKernel(L1, L1_GRAD, [], rawGrads);
 
 /** Σ_j l1s[j]·Σ raws[j] (accumulated in float64) with gradient l1s[j] per element: one kernel each way. */
 export function fusedL1(raws: tf.Tensor[], l1s: number[]): tf.Scalar {
@@ -742,24 +745,12 @@ registerOnCpuAndWasm([
   [BIL, bilinearKernel],
   [BIL_GRAD, bilinearGradKernel],
 ]);
-registerGradientOnce({
-  kernelName: TAIL,
-  inputsToSave: ['e', 'beta'],
-  gradFunc: (dy, saved, attrs) => {
-    const [e, beta] = saved as [tf.Tensor, tf.Tensor];
-    const [de, db, ...outs] = runGrad(TAIL_GRAD, { dy: dy as tf.Tensor, e, beta }, attrs);
-    return { e: () => de!, beta: () => db!, ...Object.fromEntries(outs.map((t, j) => [`r${j}`, () => t])) };
-  },
-});
-registerGradientOnce({
-  kernelName: BIL,
-  inputsToSave: ['a', 'B'],
-  gradFunc: (dy, saved, attrs) => {
-    const [a, B] = saved as [tf.Tensor, tf.Tensor];
-    const [da, dB, dc] = runGrad(BIL_GRAD, { dy: dy as tf.Tensor, a, B }, attrs);
-    return { a: () => da!, B: () => dB!, ...(dc ? { c: () => dc } : {}) };
-  },
-});
+registerGradKernel(TAIL, TAIL_GRAD, ['e', 'beta'], ([de, db, ...raws]) => ({
+  e: () => de!,
+  beta: () => db!,
+  ...rawGrads(raws),
+}));
+registerGradKernel(BIL, BIL_GRAD, ['a', 'B'], ([da, dB, dc]) => ({ a: () => da!, B: () => dB!, ...(dc ? { c: () => dc } : {}) }));
 
 /**
  * e·factor·β + Σ_j l1s[j]·Σ raws[j]: a layer's loss term from its EBOPs `e` (scalar) as one kernel with a one-kernel

@@ -4,26 +4,17 @@
  * callbacks (β schedules, Pareto checkpoints, …) and the same per-epoch logs either way.
  */
 import * as tf from '@tensorflow/tfjs';
-import { engineUnsupported, fitWithEngine, type EngineLoss, type EngineOptions } from '../engine/index.ts';
+import { engineUnsupported, fitWithEngine, type EngineLoss, type EngineOptions, type FitLoopOptions } from '../engine/index.ts';
 
 /** 'softmax_cross_entropy' on logits with one-hot y (classification), or 'mse' (regression): the engine's losses. */
 export type TaskLoss = EngineLoss;
 
-export interface FitOptions {
-  epochs: number;
-  batchSize: number;
-  loss: TaskLoss;
+export interface FitOptions extends FitLoopOptions {
   /**
    * Adam learning rate when `fit` compiles the model (default 1e-3). A model compiled beforehand keeps its
    * optimizer and loss; `loss` must then name that same loss (the wasm engine computes it itself).
    */
   learningRate?: number;
-  validationData?: [tf.Tensor, tf.Tensor];
-  callbacks?: tf.Callback[];
-  /** shuffle the samples every epoch (default true) */
-  shuffle?: boolean;
-  /** seed of the wasm engine's shuffling (tfjs shuffles with its own generator) */
-  seed?: number;
   /** 'auto' (default): wasm when it can train this model, else tfjs with a one-line notice on stderr */
   engine?: 'auto' | 'wasm' | 'tfjs';
   /** wasm engine knobs: threads (default all cores), simd, schedule */
