@@ -12,6 +12,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { engineUnsupported, fitWithEngine } from '../engine/index.ts';
+import { type AdamInternals, setAdamMoments, trainableOrder } from '../engine/from-tfjs.ts';
 import { setFiniteCheck } from '../layers/base.ts';
 import { calibrate } from '../train/calibrate.ts';
 import { loadModel, saveModel } from '../train/io.ts';
@@ -313,21 +314,8 @@ function betaSchedule(spec: TrainSpec): (epoch: number) => number {
 // ---------------------------------------------------------------------------------------------------------
 // weights and optimizer state (resume)
 
-interface AdamInternals {
-  accumulatedFirstMoment: Array<{ originalName: string; variable: tf.Variable } | undefined>;
-  accumulatedSecondMoment: Array<{ originalName: string; variable: tf.Variable } | undefined>;
-  accBeta1: tf.Variable;
-  accBeta2: tf.Variable;
-  iterations_: number;
-  learningRate: number;
-}
-
-/** The trainable variables in the order the optimizer indexes its moments. */
-function trainableOrder(model: tf.LayersModel): tf.LayerVariable[] {
-  return (
-    (model as unknown as { collectedTrainableWeights?: tf.LayerVariable[] }).collectedTrainableWeights ?? model.trainableWeights
-  );
-}
+/** tfjs's Adam with the learning rate this runner sets per epoch. */
+type RunAdam = AdamInternals & { learningRate: number };
 
 function concat(arrays: Float32Array[]): Uint8Array {
   const n = arrays.reduce((a, x) => a + x.length, 0);
@@ -358,7 +346,7 @@ function snapshot(model: tf.LayersModel): {
   adam: SavedState['adam'];
 } {
   const ws = model.getWeights();
-  const opt = model.optimizer as unknown as AdamInternals;
+  const opt = model.optimizer as unknown as RunAdam;
   const order = trainableOrder(model);
   const ms: Float32Array[] = [],
     vs: Float32Array[] = [];
@@ -396,19 +384,8 @@ function restore(model: tf.LayersModel, dir: string, st: SavedState): void {
   tf.dispose(tensors);
   const order = trainableOrder(model);
   const mv = split(readFileSync(join(dir, 'optimizer.bin')), [...st.adam.shapes, ...st.adam.shapes], join(dir, 'optimizer.bin'));
-  const opt = model.optimizer as unknown as AdamInternals;
-  order.forEach((lv, j) => {
-    const shape = lv.shape as number[];
-    const put = (arr: AdamInternals['accumulatedFirstMoment'], src: Float32Array, suffix: string) => {
-      const t = tf.tensor(src, shape);
-      if (arr[j]) {
-        arr[j]!.variable.assign(t);
-        t.dispose();
-      } else arr[j] = { originalName: `${(lv.read() as tf.Variable).name}/${suffix}`, variable: t.variable(false) };
-    };
-    put(opt.accumulatedFirstMoment, mv[j]!, 'm');
-    put(opt.accumulatedSecondMoment, mv[order.length + j]!, 'v');
-  });
+  const opt = model.optimizer as unknown as RunAdam;
+  order.forEach((lv, j) => setAdamMoments(opt, lv, j, mv[j]!, mv[order.length + j]!));
   tf.tidy(() => {
     opt.accBeta1.assign(tf.scalar(st.adam.accBeta1));
     opt.accBeta2.assign(tf.scalar(st.adam.accBeta2));
@@ -508,7 +485,7 @@ async function trainRun(
   const paretoStart = T.pareto_start ?? Math.min(warm, T.epochs - 1);
   const steps = Math.ceil(data.train.n / T.batch_size);
   const progress = o.progress === null ? null : new RunProgress(o.progress ?? process.stderr, T.epochs, steps, start);
-  const opt = model.optimizer as unknown as AdamInternals;
+  const opt = model.optimizer as unknown as RunAdam;
   let epoch = start; // the next epoch to train
   let stopped = false;
   let te = Date.now();
