@@ -149,7 +149,8 @@ const FINE: QuantizerScope = {
 
 /**
  * Gradients of Σ c·layer(x) with respect to every input (the quantizers' straight-through estimate, in
- * training mode) equal central finite differences of the same function at 8 random elements per input.
+ * training mode) equal central finite differences of the same function at 8 random elements per input
+ * (where it is smooth: see below).
  */
 export function checkGradients(c: LayerCase, seed: number): void {
   const rng = makeRng(seed);
@@ -167,7 +168,11 @@ export function checkGradients(c: LayerCase, seed: number): void {
   xs.forEach((x, j) => {
     const g = grads[j]!.dataSync();
     const base = x.dataSync() as Float32Array;
-    for (let t = 0; t < 8; t++) {
+    // elements where the function has a kink within ±h (a relu at 0 under the layer's random initial
+    // weights, a quantization step) say nothing about the gradient: the one-sided differences disagree
+    // there, and such an element is passed over for another
+    let checked = 0;
+    for (let tries = 0; checked < 8 && tries < 64; tries++) {
       const e = rng.int(0, base.length - 1);
       const at = (d: number): number => {
         const moved = base.slice();
@@ -177,10 +182,14 @@ export function checkGradients(c: LayerCase, seed: number): void {
         tf.dispose(ins[j]);
         return v;
       };
-      const fd = (at(h) - at(-h)) / (2 * h);
+      const [lo, mid, hi] = [at(-h), at(0), at(h)];
+      const fd = (hi - lo) / (2 * h);
       const tol = 0.02 + 0.02 * Math.abs(fd);
+      if (Math.abs((hi - mid) / h - (mid - lo) / h) > 2 * tol) continue;
       assert.ok(Math.abs(g[e]! - fd) <= tol, `input ${j} element ${e}: gradient ${g[e]} vs finite difference ${fd}`);
+      checked++;
     }
+    assert.ok(checked >= 4, `input ${j}: only ${checked} of 64 random elements are smooth within ±${h}; the check says nothing`);
   });
   tf.dispose([...xs, weight, ...grads]);
 }
