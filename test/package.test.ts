@@ -32,7 +32,7 @@ function check(r: SpawnSyncReturns<string>, what: string): string {
 
 /** A TypeScript program using the public API; each @ts-expect-error proves a type is real (not `any`). */
 const CONSUMER_TS = `
-import { tf, QDense, QConv2D, QFlatten, QBatchNormDense, fit, BetaScheduler, BetaPidCallback, ParetoCheckpoint, piecewiseSchedule,
+import { tf, QDense, QConv2D, QFlatten, QBatchNormDense, QMaxPooling2D, QAdd, fit, BetaScheduler, BetaPidCallback, ParetoCheckpoint, piecewiseSchedule,
   calibrate, exactEbops, saveModel, loadModel, trace, emulate, compileProgram, writeProject, generateProject, verify, synth,
   solveCmvm, quantize, readCsv, initBackend, withQuantizerConfig, type Program, type FitResult, type Summary } from 'hgq';
 
@@ -44,6 +44,12 @@ export async function main(): Promise<number> {
     new QBatchNormDense({ units: 8, activation: 'relu' }),
     new QDense({ units: 3 }),
   ] }));
+  // pooling and merge classes are made by a factory: their names still serve as types
+  const pool: QMaxPooling2D = new QMaxPooling2D({ poolSize: 2 });
+  const add: QAdd = new QAdd({});
+  // @ts-expect-error a pooling layer is not a merge layer
+  const notAdd: QAdd = pool;
+  void [add, notAdd];
   const x = tf.zeros([16, 6, 6, 1]);
   const r: FitResult = await fit(model, x, tf.zeros([16, 3]), { loss: 'softmax_cross_entropy', epochs: 1, batchSize: 8,
     callbacks: [new BetaScheduler(piecewiseSchedule([{ epoch: 0, beta: 1e-6, interp: 'constant' }])),

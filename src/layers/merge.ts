@@ -78,3 +78,9 @@ export const QSubtract = layerClass(QMerge, 'QSubtract', 'subtract');
 export const QMultiply = layerClass(QMerge, 'QMultiply', 'multiply');
 export const QMaximum = layerClass(QMerge, 'QMaximum', 'maximum');
 export const QMinimum = layerClass(QMerge, 'QMinimum', 'minimum');
+/** The instance types, so that the names serve as types as a class declaration's would. */
+export type QAdd = InstanceType<typeof QAdd>;
+export type QSubtract = InstanceType<typeof QSubtract>;
+export type QMultiply = InstanceType<typeof QMultiply>;
+export type QMaximum = InstanceType<typeof QMaximum>;
+export type QMinimum = InstanceType<typeof QMinimum>;
