@@ -137,3 +137,43 @@ test('fitWithEngine names a NaN or Inf in x or y before training', async () => {
     tf.dispose([x, y, xb, ybad]);
   }
 });
+
+test('a learning rate set by a callback at an epoch start takes effect in that epoch: one call with a schedule equals one call per epoch', async () => {
+  await tf.setBackend('cpu');
+  const { x, y } = dataset(300);
+  const lrAt = (e: number) => 1e-2 * 0.5 ** e; // a different rate every epoch
+  const setLr = (m: tf.LayersModel, lr: number) => {
+    (m.optimizer as unknown as { learningRate: number }).learningRate = lr;
+  };
+  const a = buildModel('la'),
+    b = buildModel('lb'),
+    c = buildModel('lc');
+  for (const m of [a, b, c]) m.predict(x.slice(0, 1));
+  b.setWeights(a.getWeights());
+  c.setWeights(a.getWeights());
+  const opts = { batchSize: 64, shuffle: true, seed: 5, loss: 'softmax_cross_entropy' as const };
+  try {
+    // one call; the rate is changed in onEpochBegin
+    const schedule = new (class extends tf.Callback {
+      override async onEpochBegin(e: number): Promise<void> {
+        setLr(a, lrAt(e));
+      }
+    })();
+    await fitWithEngine(a, x, y, { ...opts, epochs: 3, callbacks: [schedule] });
+    // one call per epoch, the rate set before each
+    for (let e = 0; e < 3; e++) {
+      setLr(b, lrAt(e));
+      await fitWithEngine(b, x, y, { ...opts, epochs: 1, initialEpoch: e });
+    }
+    const same = (p: tf.LayersModel, q: tf.LayersModel) =>
+      p.getWeights().every((w, j) => tf.tidy(() => tf.equal(w, q.getWeights()[j]!).all().dataSync()[0] === 1));
+    assert.ok(same(a, b), 'bit-identical weights');
+    // and the rate matters: the same run at the first rate throughout ends elsewhere
+    setLr(c, lrAt(0));
+    await fitWithEngine(c, x, y, { ...opts, epochs: 3 });
+    assert.ok(!same(a, c), 'a constant rate gives other weights');
+  } finally {
+    for (const m of [a, b, c]) m.dispose();
+    tf.dispose([x, y]);
+  }
+});

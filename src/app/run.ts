@@ -314,9 +314,6 @@ function betaSchedule(spec: TrainSpec): (epoch: number) => number {
 // ---------------------------------------------------------------------------------------------------------
 // weights and optimizer state (resume)
 
-/** tfjs's Adam with the learning rate this runner sets per epoch. */
-type RunAdam = AdamInternals & { learningRate: number };
-
 function concat(arrays: Float32Array[]): Uint8Array {
   const n = arrays.reduce((a, x) => a + x.length, 0);
   const out = new Float32Array(n);
@@ -346,7 +343,7 @@ function snapshot(model: tf.LayersModel): {
   adam: SavedState['adam'];
 } {
   const ws = model.getWeights();
-  const opt = model.optimizer as unknown as RunAdam;
+  const opt = model.optimizer as unknown as AdamInternals;
   const order = trainableOrder(model);
   const ms: Float32Array[] = [],
     vs: Float32Array[] = [];
@@ -384,7 +381,7 @@ function restore(model: tf.LayersModel, dir: string, st: SavedState): void {
   tf.dispose(tensors);
   const order = trainableOrder(model);
   const mv = split(readFileSync(join(dir, 'optimizer.bin')), [...st.adam.shapes, ...st.adam.shapes], join(dir, 'optimizer.bin'));
-  const opt = model.optimizer as unknown as RunAdam;
+  const opt = model.optimizer as unknown as AdamInternals;
   order.forEach((lv, j) => setAdamMoments(opt, lv, j, mv[j]!, mv[order.length + j]!));
   tf.tidy(() => {
     opt.accBeta1.assign(tf.scalar(st.adam.accBeta1));
@@ -485,13 +482,15 @@ async function trainRun(
   const paretoStart = T.pareto_start ?? Math.min(warm, T.epochs - 1);
   const steps = Math.ceil(data.train.n / T.batch_size);
   const progress = o.progress === null ? null : new RunProgress(o.progress ?? process.stderr, T.epochs, steps, start);
-  const opt = model.optimizer as unknown as RunAdam;
+  const opt = model.optimizer as unknown as AdamInternals;
   let epoch = start; // the next epoch to train
   let stopped = false;
   let te = Date.now();
+  let tFit = 0; // when the fit call started (the resume state counts training seconds up to each epoch)
 
   const beginEpoch = (e: number): void => {
     te = Date.now();
+    opt.learningRate = lrAt(spec, e); // tfjs reads it at every step, the engine at the epoch's start
     if (!q) return;
     if (pid) {
       if (e < warm) beta = T.beta.pid!.init_beta ?? T.beta.start;
@@ -547,7 +546,7 @@ async function trainRun(
       best,
       wait,
       front,
-      trainSeconds: trainSeconds + (performance.now() - tSeg) / 1000,
+      trainSeconds: trainSeconds + (performance.now() - tFit) / 1000,
     });
     for (const x of evicted) rmSync(join(dir, x.path), { recursive: true, force: true });
     run.declare();
@@ -563,23 +562,16 @@ async function trainRun(
     epoch = e + 1;
   };
 
-  // one fit call per stretch of constant learning rate (the engine takes the rate when it starts); the
-  // callback maps the call's epoch numbers onto the run's
-  let offset = 0;
-  let tSeg = 0;
+  // one fit call for the whole run; the callback maps the call's epoch numbers onto the run's
+  const offset = epoch;
   const epochs = runEpochCallback(() => offset, beginEpoch, endEpoch);
   const callbacks = [epochs, ...(progress ? [progress.ticker] : [])];
   setFiniteCheck(false); // the data was checked once when read
   try {
-    while (epoch < T.epochs && !stopped) {
-      const lr = lrAt(spec, epoch);
-      let end = epoch + 1;
-      while (end < T.epochs && lrAt(spec, end) === lr) end++;
-      opt.learningRate = lr;
-      offset = epoch;
-      tSeg = performance.now();
-      await fitStretch(spec, model, engine, train, classification, epoch, end, callbacks);
-      trainSeconds += (performance.now() - tSeg) / 1000;
+    if (epoch < T.epochs) {
+      tFit = performance.now();
+      await fitEpochs(spec, model, engine, train, classification, epoch, T.epochs, callbacks);
+      trainSeconds += (performance.now() - tFit) / 1000;
     }
     progress?.stop();
     if (front.length === 0)
@@ -731,8 +723,8 @@ async function writeResumeState(
   });
 }
 
-/** Trains epochs [from, end) at one learning rate with the chosen engine. */
-async function fitStretch(
+/** Trains epochs [from, end) with the chosen engine (the epoch callback sets each epoch's learning rate). */
+async function fitEpochs(
   spec: TrainSpec,
   model: tf.LayersModel,
   engine: 'wasm' | 'tfjs',

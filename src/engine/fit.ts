@@ -112,7 +112,7 @@ export async function fitWithEngine(
     for (const cb of cbs) await cb.onTrainBegin();
     for (let epoch = 0; epoch < o.epochs && !model.stopTraining; epoch++) {
       for (const cb of cbs) await cb.onEpochBegin(epoch);
-      bind.pull(); // β (schedules set it in onEpochBegin), and anything a callback changed
+      bind.pull(); // β and the learning rate (schedules set them in onEpochBegin), and anything a callback changed
       for (let j = 0; j < N; j++) idx[j] = j;
       if (o.shuffle ?? true) {
         const rand = mulberry32(Math.imul((o.seed ?? 1) >>> 0, 0x9e3779b1) ^ (first + epoch));

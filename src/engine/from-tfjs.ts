@@ -442,6 +442,8 @@ export interface AdamInternals {
   accBeta1: tf.Variable;
   accBeta2: tf.Variable;
   iterations_: number;
+  /** read at every step by tfjs, and by the engine at every epoch's start (pull) */
+  learningRate: number;
 }
 
 /** The model's trainable variables in the order the optimizer indexes its moments (tfjs-layers' collected order). */
@@ -512,6 +514,7 @@ export class EngineBinding {
         iterations: opt.iterations_ ?? 0,
         accBeta1: opt.accBeta1.dataSync()[0]!,
         accBeta2: opt.accBeta2.dataSync()[0]!,
+        learningRate: opt.learningRate,
       },
     });
   }

@@ -135,8 +135,10 @@ export class AdamState {
   iterations = 0;
   private accBeta1: number;
   private accBeta2: number;
+  private learningRate: number;
 
   constructor(private readonly o: AdamConfig) {
+    this.learningRate = o.learningRate;
     this.accBeta1 = fr(o.beta1 ?? 0.9);
     this.accBeta2 = fr(o.beta2 ?? 0.999);
   }
@@ -155,7 +157,7 @@ export class AdamState {
       b2 = o.beta2 ?? 0.999,
       eps = o.epsilon ?? 1e-7;
     return [
-      fr(o.learningRate),
+      fr(this.learningRate),
       fr(b1),
       fr(b2),
       fr(eps),
@@ -185,7 +187,8 @@ export class AdamState {
       m[p.name] = f.slice(p.m / 4, p.m / 4 + p.n);
       v[p.name] = f.slice(p.v / 4, p.v / 4 + p.n);
     }
-    return { values, adam: { m, v, iterations: this.iterations, accBeta1: this.accBeta1, accBeta2: this.accBeta2 } };
+    const { iterations, accBeta1, accBeta2, learningRate } = this;
+    return { values, adam: { m, v, iterations, accBeta1, accBeta2, learningRate } };
   }
 
   /** Overwrites any subset of the parameters (and optionally the Adam state). */
@@ -206,6 +209,11 @@ export class AdamState {
       this.iterations = s.adam.iterations;
       this.accBeta1 = s.adam.accBeta1;
       this.accBeta2 = s.adam.accBeta2;
+      const lr = s.adam.learningRate;
+      if (lr !== undefined) {
+        if (!(lr > 0)) throw new Error(`hgq engine: the learning rate must be a positive number, got ${lr}`);
+        this.learningRate = lr;
+      }
     }
   }
 }

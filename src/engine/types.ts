@@ -88,6 +88,8 @@ export interface EngineState {
     iterations: number;
     accBeta1: number;
     accBeta2: number;
+    /** the rate of the next steps (a schedule changes it between epochs); absent on write: unchanged */
+    learningRate?: number;
   };
 }
 
