@@ -736,7 +736,7 @@ async function fitEpochs(
 ): Promise<void> {
   const T = spec.training;
   if (engine === 'wasm') {
-    // each epoch's batches follow (seed, run epoch): stretches and resumed runs see what one unbroken run sees
+    // each epoch's batches follow (seed, run epoch): a resumed run sees what one unbroken run sees
     await fitWithEngine(model, train.x, train.y, {
       epochs: end - from,
       batchSize: T.batch_size,
