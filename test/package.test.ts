@@ -111,6 +111,8 @@ test('the packed tarball installs into a fresh project: the library example runs
     timed('install', () =>
       check(run('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', join(work, tarball)], app), 'npm install'),
     );
+    // the package runs its compiled JavaScript: the TypeScript loader is a development tool only
+    assert.ok(!existsSync(join(app, 'node_modules', 'tsx')), 'tsx is not installed with the package');
 
     // the README's example, unchanged, as plain Node ESM
     copyFileSync(EXAMPLE, join(app, 'library.mjs'));
