@@ -158,7 +158,9 @@ export class TrialProcesses {
       let piped = ''; // the child's stderr as it arrives: what a child that dies without answering said last
       const onErr = (d: Buffer) => (piped = stderrTail(piped + d.toString()));
       const onOut = (d: Buffer) => opts.log?.(d.toString().trimEnd());
-      const abort = () => child.kill('SIGTERM');
+      // SIGKILL: training does not return to the event loop between epochs, where a SIGTERM handler would run;
+      // the run folder stays resumable as after any killed worker
+      const abort = () => child.kill('SIGKILL');
       const done = () => {
         child.stderr!.off('data', onErr);
         child.stdout!.off('data', onOut);
@@ -193,9 +195,9 @@ export class TrialProcesses {
     });
   }
 
-  /** Ends every trial process (idle ones at once; a busy one's trial is killed, as a dying worker's would be). */
+  /** Ends every trial process; a busy one's trial is killed (SIGKILL), as a dying worker's would be. */
   close(): void {
-    for (const c of this.live) c.kill('SIGTERM');
+    for (const c of this.live) c.kill(this.idle.includes(c) ? 'SIGTERM' : 'SIGKILL');
     this.live.clear();
     this.idle.length = 0;
   }
