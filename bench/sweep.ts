@@ -7,7 +7,7 @@
  * sweep costs besides training shows; HGQ_BENCH_ROUNDS (default 2).
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -27,8 +27,18 @@ function writeTable(path: string, n: number): void {
   writeFileSync(path, lines.join('\n') + '\n');
 }
 
-function sweepSeconds(sweepFile: string, out: string, workers: number, loads: number[]): number {
+/** CPU seconds of this process's reaped descendants (Linux /proc: cutime + cstime at USER_HZ 100), else NaN. */
+function childrenCpuSeconds(): number {
+  if (!existsSync('/proc/self/stat')) return NaN;
+  const stat = readFileSync('/proc/self/stat', 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[13]) + Number(f[14])) / 100;
+}
+
+/** Wall seconds of one sweep; its CPU seconds (the sweep and its trial processes) go to `cpu`. */
+function sweepSeconds(sweepFile: string, out: string, workers: number, loads: number[], cpu: number[]): number {
   loads.push(loadavg()[0]!);
+  const c0 = childrenCpuSeconds();
   const t0 = performance.now();
   const r = spawnSync(
     process.execPath,
@@ -37,6 +47,7 @@ function sweepSeconds(sweepFile: string, out: string, workers: number, loads: nu
   );
   if (r.status !== 0) throw new Error(`sweep with ${workers} worker(s) failed: ${r.stderr}`);
   const seconds = (performance.now() - t0) / 1000;
+  cpu.push(childrenCpuSeconds() - c0);
   loads.push(loadavg()[0]!);
   return seconds;
 }
@@ -59,10 +70,14 @@ export default function main(): void {
   const one: number[] = [];
   const two: number[] = [];
   const loads: number[] = [];
+  const cpuOne: number[] = [];
+  const cpuTwo: number[] = [];
   for (let round = 0; round < rounds; round++) {
     const order = round % 2 === 0 ? [1, 2] : [2, 1];
     for (const w of order)
-      (w === 1 ? one : two).push(sweepSeconds(join(dir, 'sweep.yaml'), join(dir, `out-${round}-${w}`), w, loads));
+      (w === 1 ? one : two).push(
+        sweepSeconds(join(dir, 'sweep.yaml'), join(dir, `out-${round}-${w}`), w, loads, w === 1 ? cpuOne : cpuTwo),
+      );
   }
   const median = (a: number[]) => {
     const s = [...a].sort((x, y) => x - y);
@@ -78,6 +93,9 @@ export default function main(): void {
     two_workers_s: two.map(r2),
     ratio_rounds: two.map((t, j) => r2(t / one[j]!)),
     ratio_median: r2(median(two) / median(one)),
+    // CPU of each sweep (all its processes): what 8 trials cost, whatever else runs on the machine
+    one_worker_cpu_s: cpuOne.map(r2),
+    two_workers_cpu_s: cpuTwo.map(r2),
     load_1min_before_after: loads.map(r2),
   };
   console.log(JSON.stringify(result));
