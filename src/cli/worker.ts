@@ -36,14 +36,16 @@ async function serveTrials(): Promise<void> {
         stderr = stderrTail(stderr + (typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString()));
         return write(chunk, ...rest);
       }) as typeof process.stderr.write;
-      let code: number;
       try {
-        code = await main(args as string[]);
-      } finally {
+        const code = await main(args as string[]); // maps every error to its exit code, as a process of its own
         process.stderr.write = write;
+        const tf = await import('@tensorflow/tfjs');
+        send({ code, stderr, retire: tf.memory().numBytes > RETIRE_TENSOR_BYTES });
+      } catch (e) {
+        // not expected (main catches); answer and retire rather than leave the parent waiting
+        process.stderr.write = write;
+        send({ code: 1, stderr: `${stderr}hgq trial-process: ${(e as Error).message}\n`, retire: true });
       }
-      const tf = await import('@tensorflow/tfjs');
-      send({ code, stderr, retire: tf.memory().numBytes > RETIRE_TENSOR_BYTES });
     });
   });
   await new Promise<never>(() => {}); // serves until the parent disconnects
