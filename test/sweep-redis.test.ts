@@ -103,19 +103,29 @@ function assertEachEpochOnce(store: string, trials: string[]): void {
   }
 }
 
-/** Live `hgq train` processes of a trial (from /proc). */
-function trainProcesses(trial: string): number[] {
+/** Live child processes of `pid` (from /proc). */
+function childrenOf(pid: number): number[] {
   const out: number[] = [];
   for (const e of readdirSync('/proc')) {
     if (!/^\d+$/.test(e)) continue;
     try {
-      const cmd = readFileSync(`/proc/${e}/cmdline`, 'utf8');
-      if (cmd.includes('\0train\0') && cmd.includes(`${trial}.json`)) out.push(Number(e));
+      const stat = readFileSync(`/proc/${e}/stat`, 'utf8');
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid) out.push(Number(e));
     } catch {
       // gone meanwhile
     }
   }
   return out;
+}
+
+/** Whether process `pid` is still alive (a zombie counts as gone). */
+function alive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
+  } catch {
+    return false;
+  }
 }
 
 let localFront: Front | undefined;
@@ -197,9 +207,12 @@ describe('hgq sweep', { concurrency: false }, () => {
         },
         120,
       );
+      const trialProcesses = childrenOf(victim!.p.pid!);
+      assert.ok(trialProcesses.length >= 1, 'the worker mid-trial has its trial process');
       victim!.p.kill('SIGKILL');
-      // its `hgq train` child dies with it (it watches a pipe from the worker): nothing trains the trial unowned
-      await until("the killed worker's trial process gone", () => trainProcesses(victimTrial).length === 0, 10);
+      // its trial process dies with it (it watches a pipe and an IPC channel from the worker): nothing trains the
+      // trial unowned
+      await until("the killed worker's trial process gone", () => !trialProcesses.some(alive), 10);
       // another worker picks the trial up once the dead one's lock expires, and resumes it
       await until(
         'the killed trial resumed elsewhere',

@@ -6,11 +6,14 @@
  */
 const watching = process.env.HGQ_EXIT_WITH_PARENT === '1';
 const parentAtStart = process.ppid;
-const ORPHANED = 129;
+/** The exit code of a process that exits because its parent died. */
+export const ORPHANED = 129;
+let watchingStdin = false;
 
-/** Starts watching stdin (call once, at start-up); a no-op unless HGQ_EXIT_WITH_PARENT=1. */
+/** Starts watching stdin (at start-up; again is a no-op, as in a trial process running `main` per trial); a no-op unless HGQ_EXIT_WITH_PARENT=1. */
 export function watchParent(): void {
-  if (!watching) return;
+  if (!watching || watchingStdin) return;
+  watchingStdin = true;
   process.stdin.on('end', () => process.exit(ORPHANED));
   process.stdin.on('error', () => process.exit(ORPHANED));
   process.stdin.resume();

@@ -13,7 +13,7 @@ import { Ajv } from 'ajv';
 import { Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { SweepPlan, Trial } from './plan.ts';
-import { runTrial, TrialInputError, type TrialResult } from './trial.ts';
+import { runTrial, TrialInputError, TrialProcesses, type TrialResult } from './trial.ts';
 
 export const QUEUE_NAME = 'hgq-trials';
 const ATTEMPTS = 3;
@@ -139,6 +139,7 @@ export function startWorker(url: string, o: WorkerOptions = {}): Worker<TrialJob
   const resultsConn = connect(url);
   const log = o.log ?? (() => {});
   const lockMs = Math.round((o.lockSeconds ?? 30) * 1000);
+  const processes = new TrialProcesses(); // one per concurrency slot, reused from trial to trial
   const worker = new Worker<TrialJob, TrialResult>(
     QUEUE_NAME,
     async (job: Job<TrialJob>) => {
@@ -150,7 +151,7 @@ export function startWorker(url: string, o: WorkerOptions = {}): Worker<TrialJob
       const trial: Trial = { id: d.trial, overrides: d.overrides, seed: d.seed, spec: d.spec };
       log(`trial ${d.trial} (sweep ${d.sweep}): started on ${hostname()} pid ${process.pid}`);
       try {
-        const r = { ...(await runTrial(trial, d.store)), host: hostname() };
+        const r = { ...(await runTrial(trial, d.store, { processes })), host: hostname() };
         // logged before recording: during a Redis outage the record waits for the reconnect
         log(`trial ${d.trial}: ${r.trained ? 'complete' : 'already complete on the store'}`);
         await recordResult(resultsConn, d.sweep, r);
@@ -196,6 +197,7 @@ export function startWorker(url: string, o: WorkerOptions = {}): Worker<TrialJob
   });
   worker.on('error', (e) => log(`worker: ${e.message}`));
   worker.on('closed', () => {
+    processes.close();
     conn.disconnect();
     resultsConn.disconnect();
   });

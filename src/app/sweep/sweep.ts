@@ -7,7 +7,16 @@
 import { fork } from 'node:child_process';
 import type { SweepPlan, Trial } from './plan.ts';
 import { openSweepDir, writeSweepFiles, type SweepFront } from './results.ts';
-import { completedResult, HGQ_BIN, runTrial, TrialInputError, trialDir, trialState, type TrialResult } from './trial.ts';
+import {
+  completedResult,
+  HGQ_BIN,
+  runTrial,
+  TrialInputError,
+  trialDir,
+  TrialProcesses,
+  trialState,
+  type TrialResult,
+} from './trial.ts';
 
 export interface SweepOptions {
   out: string;
@@ -63,25 +72,31 @@ async function runLocally(plan: SweepPlan, o: SweepOptions): Promise<SweepOutcom
     `${progress(plan, results)}; running ${todo.length} on ${Math.min(o.workers ?? 1, Math.max(1, todo.length))} local worker(s)`,
   );
   let next = 0;
+  // each lane trains its trials one after another on its own trial process
+  const processes = new TrialProcesses();
   const lane = async (): Promise<void> => {
     while (next < todo.length) {
       const t = todo[next++]!;
-      results.set(t.id, await runOne(t, plan));
+      results.set(t.id, await runOne(t, plan, processes));
       writeSweepFiles(o.out, plan, ordered(plan, results), 'running');
       log(progress(plan, results));
     }
   };
-  await Promise.all(Array.from({ length: Math.max(1, o.workers ?? 1) }, lane));
+  try {
+    await Promise.all(Array.from({ length: Math.max(1, o.workers ?? 1) }, lane));
+  } finally {
+    processes.close();
+  }
   const all = ordered(plan, results);
   return { results: all, front: writeSweepFiles(o.out, plan, all, 'complete'), ran: todo.length };
 }
 
 /** A local trial: retried like a queued one (3 attempts), recorded as failed at once on bad input. */
-async function runOne(t: Trial, plan: SweepPlan): Promise<TrialResult> {
+async function runOne(t: Trial, plan: SweepPlan, processes: TrialProcesses): Promise<TrialResult> {
   let last: Error | undefined;
   for (let attempt = 1; attempt <= 3; attempt++) {
     try {
-      return await runTrial(t, plan.store);
+      return await runTrial(t, plan.store, { processes });
     } catch (e) {
       last = e as Error;
       if (e instanceof TrialInputError) break;
