@@ -153,7 +153,8 @@ describe('trial processes', { concurrency: false }, () => {
     const ac = new AbortController();
     const running = runTrial(trial('tlong', 4, 0.01, 400), store, { processes, signal: ac.signal });
     const t0 = Date.now();
-    while (!existsSync(join(store, 'tlong', 'history.jsonl')) && Date.now() - t0 < 60000) await new Promise((r) => setTimeout(r, 100));
+    while (!existsSync(join(store, 'tlong', 'history.jsonl')) && Date.now() - t0 < 60000)
+      await new Promise((r) => setTimeout(r, 100));
     ac.abort();
     await assert.rejects(running, /exited null/);
     for (const p of first) {
@@ -171,12 +172,19 @@ describe('trial processes', { concurrency: false }, () => {
       join(dir, 'spec-long.yaml'),
       `data:\n  train: {path: ./train.csv, label: cls}\nmodel:\n  hidden: [6]\ntraining:\n  epochs: 400\n  batch_size: 16\n`,
     );
-    writeFileSync(join(dir, 'sweep-long.yaml'), 'base: ./spec-long.yaml\naxes:\n  training.optimizer.lr: [0.01]\nseeds: [1, 2]\n');
+    writeFileSync(
+      join(dir, 'sweep-long.yaml'),
+      'base: ./spec-long.yaml\naxes:\n  training.optimizer.lr: [0.01]\nseeds: [1, 2]\n',
+    );
     const out = join(dir, 'sweep-killed');
-    const sweep = spawn(process.execPath, ['bin/hgq.js', 'sweep', join(dir, 'sweep-long.yaml'), '--out', out, '--workers', '2', '--no-report'], {
-      cwd: ROOT,
-      stdio: 'ignore',
-    });
+    const sweep = spawn(
+      process.execPath,
+      ['bin/hgq.js', 'sweep', join(dir, 'sweep-long.yaml'), '--out', out, '--workers', '2', '--no-report'],
+      {
+        cwd: ROOT,
+        stdio: 'ignore',
+      },
+    );
     try {
       let children: number[] = [];
       const t0 = Date.now();

@@ -17,7 +17,9 @@ const RETIRE_TENSOR_BYTES = 256 * 2 ** 20;
 async function serveTrials(): Promise<void> {
   const send = process.send?.bind(process);
   if (!send)
-    throw new UsageError('hgq trial-process is started by hgq sweep and hgq worker (it takes its trials from them over IPC), not by hand');
+    throw new UsageError(
+      'hgq trial-process is started by hgq sweep and hgq worker (it takes its trials from them over IPC), not by hand',
+    );
   const { main } = await import('./main.ts');
   const { ORPHANED } = await import('../app/parent-watch.ts');
   const { stderrTail } = await import('../app/sweep/trial.ts');
