@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { runTrial, TrialInputError, TrialProcesses, trialState, type TrialResult } from '../src/app/sweep/trial.ts';
 import type { Trial } from '../src/app/sweep/plan.ts';
 import { mulberry32 } from '../src/util/random.ts';
+import { alive, childrenOf } from './util/proc.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'hgq-trial-process-'));
@@ -41,31 +42,6 @@ function trial(id: string, seed: number, lr: number, epochs = 5): Trial {
       training: { epochs, batch_size: 16, seed, threads: 1, pareto_start: 1, optimizer: { lr } },
     },
   };
-}
-
-/** Live `hgq trial-process` children of this process (from /proc). */
-function trialProcessesOf(pid: number): number[] {
-  const out: number[] = [];
-  for (const e of readdirSync('/proc')) {
-    if (!/^\d+$/.test(e)) continue;
-    try {
-      const stat = readFileSync(`/proc/${e}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid === pid && readFileSync(`/proc/${e}/cmdline`, 'utf8').includes('\0trial-process')) out.push(Number(e));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return out;
-}
-
-function alive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
-  } catch {
-    return false;
-  }
 }
 
 /**
@@ -105,7 +81,7 @@ describe('trial processes', { concurrency: false }, () => {
     const pids = new Set<number>();
     for (const t of trials) {
       results.push(await runTrial(t, store, { processes }));
-      for (const p of trialProcessesOf(process.pid)) pids.add(p);
+      for (const p of childrenOf(process.pid, '\0trial-process')) pids.add(p);
     }
     assert.equal(pids.size, 1, 'the same trial process trained all three');
     for (const [j, r] of results.entries()) {
@@ -136,7 +112,7 @@ describe('trial processes', { concurrency: false }, () => {
     const store = join(dir, 'store-bad');
     const bad = trial('tbad', 1, 0.01);
     (bad.spec['data'] as { train: { path: string } }).train.path = join(dir, 'missing.csv');
-    const before = trialProcessesOf(process.pid);
+    const before = childrenOf(process.pid, '\0trial-process');
     await assert.rejects(runTrial(bad, store, { processes }), (e: Error) => {
       assert.ok(e instanceof TrialInputError, `${e.name}: ${e.message}`);
       assert.match(e.message, /missing\.csv/);
@@ -144,12 +120,12 @@ describe('trial processes', { concurrency: false }, () => {
     });
     const r = await runTrial(trial('tgood', 3, 0.01), store, { processes });
     assert.equal(r.status, 'complete');
-    assert.deepEqual(trialProcessesOf(process.pid), before, 'the same trial process served both');
+    assert.deepEqual(childrenOf(process.pid, '\0trial-process'), before, 'the same trial process served both');
   });
 
   test('a trial process whose trial is aborted is replaced by a new one for the next trial', async () => {
     const store = join(dir, 'store-abort');
-    const first = trialProcessesOf(process.pid);
+    const first = childrenOf(process.pid, '\0trial-process');
     const ac = new AbortController();
     const running = runTrial(trial('tlong', 4, 0.01, 400), store, { processes, signal: ac.signal });
     const t0 = Date.now();
@@ -191,7 +167,7 @@ describe('trial processes', { concurrency: false }, () => {
       const started = () =>
         existsSync(join(out, 'trials')) &&
         readdirSync(join(out, 'trials')).filter((t) => existsSync(join(out, 'trials', t, 'history.jsonl'))).length === 2;
-      while (!(started() && (children = trialProcessesOf(sweep.pid!)).length === 2)) {
+      while (!(started() && (children = childrenOf(sweep.pid!, '\0trial-process')).length === 2)) {
         assert.ok(Date.now() - t0 < 60000, 'two trials started');
         await new Promise((r) => setTimeout(r, 100));
       }

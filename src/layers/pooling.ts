@@ -150,11 +150,6 @@ export const QMaxPooling1D = layerClass(QPoolBase, 'QMaxPooling1D', 1, 'max');
 export const QMaxPooling2D = layerClass(QPoolBase, 'QMaxPooling2D', 2, 'max');
 export const QAveragePooling1D = layerClass(QPoolBase, 'QAveragePooling1D', 1, 'avg');
 export const QAveragePooling2D = layerClass(QPoolBase, 'QAveragePooling2D', 2, 'avg');
-/** The instance types, so that the names serve as types as a class declaration's would. */
-export type QMaxPooling1D = InstanceType<typeof QMaxPooling1D>;
-export type QMaxPooling2D = InstanceType<typeof QMaxPooling2D>;
-export type QAveragePooling1D = InstanceType<typeof QAveragePooling1D>;
-export type QAveragePooling2D = InstanceType<typeof QAveragePooling2D>;
 
 export interface QGlobalPoolingArgs extends QLayerArgs {
   keepdims?: boolean;
@@ -214,7 +209,12 @@ export const QGlobalMaxPooling1D = layerClass(QGlobalPoolBase, 'QGlobalMaxPoolin
 export const QGlobalMaxPooling2D = layerClass(QGlobalPoolBase, 'QGlobalMaxPooling2D', 2, 'max');
 export const QGlobalAveragePooling1D = layerClass(QGlobalPoolBase, 'QGlobalAveragePooling1D', 1, 'avg');
 export const QGlobalAveragePooling2D = layerClass(QGlobalPoolBase, 'QGlobalAveragePooling2D', 2, 'avg');
+
 /** The instance types, so that the names serve as types as a class declaration's would. */
+export type QMaxPooling1D = InstanceType<typeof QMaxPooling1D>;
+export type QMaxPooling2D = InstanceType<typeof QMaxPooling2D>;
+export type QAveragePooling1D = InstanceType<typeof QAveragePooling1D>;
+export type QAveragePooling2D = InstanceType<typeof QAveragePooling2D>;
 export type QGlobalMaxPooling1D = InstanceType<typeof QGlobalMaxPooling1D>;
 export type QGlobalMaxPooling2D = InstanceType<typeof QGlobalMaxPooling2D>;
 export type QGlobalAveragePooling1D = InstanceType<typeof QGlobalAveragePooling1D>;
