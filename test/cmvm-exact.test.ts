@@ -14,21 +14,8 @@ import { compileProgram } from '../src/ir/emulate.ts';
 import { validateProgram } from '../src/ir/validate.ts';
 import { evalCmvmProgram } from '../src/cmvm/check.ts';
 import { solveCmvm, type CmvmInput, type CmvmOptions } from '../src/cmvm/solve.ts';
+import { nafWeight } from './util/naf.ts';
 import { makeRng, type Rng } from './util/rng.ts';
-
-/** Nonzero digits of the non-adjacent form of an integer (independent of src/cmvm/csd.ts). */
-function nafWeight(v: number): number {
-  let x = Math.abs(v);
-  let n = 0;
-  while (x > 0) {
-    if (x % 2 === 1) {
-      n++;
-      x = x % 4 === 1 ? x - 1 : x + 1;
-    }
-    x /= 2;
-  }
-  return n;
-}
 
 /** Finish time of the plain tree that repeatedly adds the two earliest terms (optimal; Golumbic 1976). */
 function plainTreeFinish(arrivals: number[]): number {

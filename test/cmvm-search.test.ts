@@ -17,27 +17,14 @@ import { CmvmSizeError, SIZE_LIMITS } from '../src/cmvm/blocks.ts';
 import { evalCmvmProgram, matVec } from '../src/cmvm/check.ts';
 import { PARALLEL } from '../src/cmvm/parallel.ts';
 import { solveCmvm, type CmvmInput, type CmvmResult } from '../src/cmvm/solve.ts';
+import { nafWeight } from './util/naf.ts';
 import { makeRng, type Rng } from './util/rng.ts';
 
 const S8: CmvmInput = { qint: { min: -128, max: 127, step: 1 } };
 
-/** NAF digit count of an integer (independent of src/cmvm). */
-function naf(v: number): number {
-  let x = Math.abs(v);
-  let n = 0;
-  while (x > 0) {
-    if (x % 2 === 1) {
-      n++;
-      x = x % 4 === 1 ? x - 1 : x + 1;
-    }
-    x /= 2;
-  }
-  return n;
-}
-
 /** Latest finish allowed for integer row `row` with all inputs at time 0: ceil(log2(#digits)) + dc. */
 function boundOf(row: number[], dc: number): number {
-  const n = row.reduce((s, v) => s + naf(v), 0);
+  const n = row.reduce((s, v) => s + nafWeight(v), 0);
   return n <= 1 ? dc : Math.ceil(Math.log2(n)) + dc;
 }
 

@@ -6,21 +6,19 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { readFileSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend.ts';
 import { loadHgq2Model } from '../src/import/hgq2-model.ts';
 import { buildHgqModel, hgq2StyleEbops } from '../src/import/hgq2-build.ts';
 import { modelEbops } from '../src/import/ebops.ts';
+import { HGQ2_LUT_DIR, HGQ2_LUT_STEMS, lutFixturesSkip } from './util/hgq2-fixtures.ts';
 
 await initBackend();
 
-const DIR = fileURLToPath(new URL('../../shared/fixtures/hgq2-lut/', import.meta.url));
-const STEMS = ['lut_dense', 'lut_dense_nhl2', 'lut_conv1d', 'lut_conv2d', 'hybrid'];
-const present = existsSync(`${DIR}lut_dense.keras`);
-if (!present && process.env.CI === 'true')
-  test('HGQ-LUT fixtures are present in CI', () => assert.fail(`CI=true but ${DIR} has no fixtures`));
+const DIR = HGQ2_LUT_DIR;
+const STEMS = HGQ2_LUT_STEMS;
+const skip = lutFixturesSkip(test);
 
 interface F32Array {
   shape: number[];
@@ -33,7 +31,7 @@ function f32(a: F32Array): Float32Array {
 
 for (const stem of STEMS) {
   test(`${stem}: imported model equals HGQ2 bit for bit, every layer, and its EBOPs`, {
-    skip: present ? false : `HGQ-LUT fixtures absent (${DIR})`,
+    skip,
   }, async () => {
     const decoded = await loadHgq2Model(`${DIR}${stem}.keras`);
     const ref = JSON.parse(readFileSync(`${DIR}${stem}.json`, 'utf8'));

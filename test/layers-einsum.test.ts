@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend, useBackend } from '../src/backend.ts';
-import { QEinsumDense, QEinsumDenseBatchnorm, parseEinsumEquation } from '../src/layers/einsum.ts';
+import { type EinsumMatmulView, QEinsumDense, QEinsumDenseBatchnorm, parseEinsumEquation } from '../src/layers/einsum.ts';
 import type { ConstExport } from '../src/layers/base.ts';
 import { quantize } from '../src/fixed/quantize.ts';
 import { einsum, parseEinsum, broadcastTo } from '../src/import/nd.ts';
@@ -97,15 +97,7 @@ test('QEinsumDense inference equals the fixed-point reference bit for bit (sever
     for (let j = 0; j < raw.length; j++)
       assert.equal(K.values[j], quantize(raw[j]!, kifAt(K.quant, j), K.quant.round, K.quant.overflow));
     // the dense view exported for the tracer reproduces the forward pass (equations without grouped letters)
-    const mv = ex['matmul'] as {
-      positions: number;
-      nIn: number;
-      units: number;
-      inputIndex: Int32Array;
-      outputIndex: Int32Array;
-      kernel: ConstExport;
-      bias: ConstExport | null;
-    } | null;
+    const mv = ex['matmul'] as EinsumMatmulView | null;
     if (parseEinsumEquation(c.equation).G.length) assert.equal(mv, null);
     else {
       const iq = ex.inputQuantizers[0]!;

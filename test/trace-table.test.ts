@@ -6,10 +6,9 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { initBackend } from '../src/backend.ts';
 import { loadHgq2Model } from '../src/import/hgq2-model.ts';
 import { buildHgqModel } from '../src/import/hgq2-build.ts';
@@ -26,15 +25,13 @@ import { QFlatten } from '../src/layers/shape.ts';
 import { QConvT1D, QDenseT } from '../src/layers/table-dense.ts';
 import { calibrate } from '../src/train/calibrate.ts';
 import { makeRng } from './util/rng.ts';
+import { HGQ2_LUT_DIR, HGQ2_LUT_STEMS, lutFixturesSkip } from './util/hgq2-fixtures.ts';
 
 await initBackend();
 
-const DIR = fileURLToPath(new URL('../../shared/fixtures/hgq2-lut/', import.meta.url));
-const STEMS = ['lut_dense', 'lut_dense_nhl2', 'lut_conv1d', 'lut_conv2d', 'hybrid'];
-const present = existsSync(`${DIR}lut_dense.keras`);
-if (!present && process.env.CI === 'true')
-  test('HGQ-LUT fixtures are present in CI', () => assert.fail(`CI=true but ${DIR} has no fixtures`));
-const skip = present ? false : `HGQ-LUT fixtures absent (${DIR})`;
+const DIR = HGQ2_LUT_DIR;
+const STEMS = HGQ2_LUT_STEMS;
+const skip = lutFixturesSkip(test);
 
 function f32(a: { b64_f32le: string }): Float32Array {
   const b = Buffer.from(a.b64_f32le, 'base64');

@@ -563,8 +563,7 @@ async function trainRun(
   };
 
   // one fit call for the whole run; the callback maps the call's epoch numbers onto the run's
-  const offset = epoch;
-  const epochs = runEpochCallback(() => offset, beginEpoch, endEpoch);
+  const epochs = runEpochCallback(epoch, beginEpoch, endEpoch);
   const callbacks = [epochs, ...(progress ? [progress.ticker] : [])];
   setFiniteCheck(false); // the data was checked once when read
   try {
@@ -781,19 +780,19 @@ async function finalizeFront(
 
 const logNumber = (v: unknown): number => (typeof v === 'number' ? v : v instanceof tf.Tensor ? v.dataSync()[0]! : NaN);
 
-/** The fit callback that maps a fit call's epoch numbers onto the run's (offset(): the run epoch the call began at). */
+/** The fit callback that maps a fit call's epoch numbers onto the run's (offset: the run epoch the call begins at). */
 function runEpochCallback(
-  offset: () => number,
+  offset: number,
   begin: (e: number) => void,
   end: (e: number, loss: number, acc: number) => Promise<void>,
 ): tf.Callback {
   return new (class extends tf.Callback {
     override async onEpochBegin(e: number): Promise<void> {
-      begin(offset() + e);
+      begin(offset + e);
     }
     override async onEpochEnd(e: number, logs?: tf.Logs): Promise<void> {
       exitIfOrphaned();
-      await end(offset() + e, logNumber(logs?.['loss']), logNumber(logs?.['acc']));
+      await end(offset + e, logNumber(logs?.['loss']), logNumber(logs?.['acc']));
     }
   })();
 }

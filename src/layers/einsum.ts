@@ -129,6 +129,21 @@ export interface QEinsumDenseArgs extends KernelLayerArgs {
   ebopsScaler?: number;
 }
 
+/**
+ * An einsum as a dense layer applied at `positions` places (the `matmul` entry of its export, which the tracer
+ * reads): out[outputIndex[p·units + u]] = Σ_c in[inputIndex[p·nIn + c]] · kernel[c·units + u] + bias[outputIndex[…]]
+ * with per-sample row-major flat indices, `kernel` reshaped to [nIn, units] and `bias` broadcast to the output.
+ */
+export interface EinsumMatmulView {
+  positions: number;
+  nIn: number;
+  units: number;
+  inputIndex: Int32Array;
+  outputIndex: Int32Array;
+  kernel: ConstExport;
+  bias: ConstExport | null;
+}
+
 export class QEinsumDense extends QKernelLayer {
   static className = 'QEinsumDense';
   readonly equation: string;
@@ -272,12 +287,8 @@ export class QEinsumDense extends QKernelLayer {
     }
   }
 
-  /**
-   * The einsum as a dense layer applied at `positions` places (null when the equation has grouped letters):
-   * out[outputIndex[p·units + u]] = Σ_c in[inputIndex[p·nIn + c]] · kernel[c·units + u] + bias[outputIndex[…]]
-   * with per-sample row-major flat indices, `kernel` reshaped to [nIn, units] and `bias` broadcast to the output.
-   */
-  private matmulView(kernel: ConstExport, bias: ConstExport | null): Record<string, unknown> | null {
+  /** The einsum as a dense layer applied at positions (see EinsumMatmulView), or null for grouped letters. */
+  private matmulView(kernel: ConstExport, bias: ConstExport | null): EinsumMatmulView | null {
     const { G, I, K, J, inSpec, kerSpec, outSpec } = this.plan;
     if (G.length) return null;
     const d = (c: string) => this.dims[c]!;

@@ -8,6 +8,7 @@ import type * as tf from '@tensorflow/tfjs';
 import type { ConstExport, LayerExport, QLayer, QuantizerExport } from '../layers/base.ts';
 import type { TableExport } from '../layers/table.ts';
 import type { TableLayerExport } from '../layers/table-dense.ts';
+import type { EinsumMatmulView } from '../layers/einsum.ts';
 import type { Kif } from '../fixed/types.ts';
 import { matVec, plainSum } from './matvec.ts';
 import { isRaw, prod, TraceError, type Tracer, type Val } from './tracer.ts';
@@ -105,15 +106,7 @@ const dense = qlayer((t, ex, [x], name) => {
 /** QEinsumDense(Batchnorm): the layer's own dense view (input/output index maps per position, folded kernel and broadcast bias). */
 const einsum = qlayer((t, ex, [x], name) => {
   t.requireWires(x!, name);
-  const mm = ex['matmul'] as {
-    positions: number;
-    nIn: number;
-    units: number;
-    inputIndex: Int32Array;
-    outputIndex: Int32Array;
-    kernel: ConstExport;
-    bias: ConstExport | null;
-  } | null;
+  const mm = ex['matmul'] as EinsumMatmulView | null;
   if (!mm)
     throw new TraceError(
       `${name}: equation '${String(ex['equation'])}' has grouped (batch-like) letters shared by input and kernel; only equations that are a dense layer at every position are supported`,

@@ -60,12 +60,6 @@ export const EXIT_BUSY = 75;
  */
 export class OutputBusyError extends Error {
   override name = 'OutputBusyError';
-  constructor(
-    message: string,
-    readonly holder: number,
-  ) {
-    super(message);
-  }
 }
 
 let cachedVersion: string | undefined;
@@ -333,7 +327,6 @@ export function assertNotBusy(target: string): void {
   if (holder !== null)
     throw new OutputBusyError(
       `${target} is being written by another hgq process (pid ${holder.pid}${holder.host ? ` on ${holder.host}` : ''}); wait for it to finish or choose another folder`,
-      holder.pid,
     );
 }
 

@@ -23,3 +23,20 @@ export function fixturesMissing(): { skip: string | false; failInCi: boolean } {
   const msg = `HGQ2 fixtures absent (no .keras files in ${HGQ2_FIXTURE_DIR})`;
   return process.env.CI === 'true' ? { skip: false, failInCi: true } : { skip: msg, failInCi: false };
 }
+
+/** The HGQ2-made table-layer reference models in ../shared/fixtures/hgq2-lut (each `STEM.keras` + `STEM.json`). */
+export const HGQ2_LUT_DIR = fileURLToPath(new URL('../../../shared/fixtures/hgq2-lut/', import.meta.url));
+export const HGQ2_LUT_STEMS = ['lut_dense', 'lut_dense_nhl2', 'lut_conv1d', 'lut_conv2d', 'hybrid'];
+
+/**
+ * The skip reason of a table-fixture test: false when the fixtures are present. When they are absent under
+ * CI (CI=true) a failing test says so instead, since CI must have them.
+ */
+export function lutFixturesSkip(test: (name: string, fn: () => void) => unknown): string | false {
+  if (existsSync(join(HGQ2_LUT_DIR, 'lut_dense.keras'))) return false;
+  if (process.env.CI === 'true')
+    test('HGQ-LUT fixtures are present in CI', () => {
+      throw new Error(`CI=true but ${HGQ2_LUT_DIR} has no fixtures`);
+    });
+  return `HGQ-LUT fixtures absent (${HGQ2_LUT_DIR})`;
+}
