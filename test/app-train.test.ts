@@ -285,6 +285,44 @@ describe('hgq train', { concurrency: 2 }, () => {
     assert.equal(a.stdout, b.stdout);
     assert.notEqual(a.stdout, c.stdout, 'raw rows without the preprocessing give other outputs');
   });
+
+  test('the table a run was trained from (label and extra columns, shuffled order) is read by its feature names', async () => {
+    const run = join(dir, 'cls');
+    while (!existsSync(join(run, 'front.json'))) await new Promise((r) => setTimeout(r, 500));
+    const ckpt = join(run, readJson(join(run, 'front.json')).checkpoints[0].path);
+    const prog = join(dir, 'cls-cols.program.json');
+    assert.equal((await hgq(['trace', ckpt, '-o', prog])).code, 0);
+    const t = table(30, 12);
+    const featuresOnly = join(dir, 'features-only.csv');
+    writeFileSync(featuresOnly, [FEATURES.join(','), ...t.x.map((r) => r.join(','))].join('\n') + '\n');
+    // the same rows with the label first, the features reversed and an unused column
+    const wide = join(dir, 'wide.csv');
+    const rev = [...FEATURES].reverse();
+    writeFileSync(
+      wide,
+      [['cls', ...rev, 'note'].join(','), ...t.x.map((r, i) => [t.cls[i], ...[...r].reverse(), 7].join(','))].join('\n') + '\n',
+    );
+    const a = await hgq(['emulate', prog, '-i', featuresOnly, '--preprocess', ckpt]);
+    const b = await hgq(['emulate', prog, '-i', wide, '--preprocess', ckpt]);
+    assert.equal(a.code, 0, a.stderr);
+    assert.equal(b.code, 0, b.stderr);
+    assert.equal(b.stdout, a.stdout, 'columns picked by name give the same outputs');
+
+    const lacking = join(dir, 'lacking.csv');
+    writeFileSync(lacking, [['f0', 'f1', 'f2', 'cls'].join(','), '1,2,3,0'].join('\n') + '\n');
+    const c = await hgq(['emulate', prog, '-i', lacking, '--preprocess', ckpt]);
+    assert.equal(c.code, 2);
+    assert.match(c.stderr, /lacking\.csv: the header lacks the model's feature columns "f3", "f4", "f5"/);
+
+    const prj = join(dir, 'cols-prj');
+    const d = await hgq(['convert', ckpt, prj, '--data', wide, '--vectors', '10']);
+    assert.equal(d.code, 0, d.stderr);
+    assert.ok(existsSync(join(prj, 'summary.json')));
+    const e = await hgq(['convert', ckpt, join(dir, 'cols-prj2'), '--data', lacking]);
+    assert.equal(e.code, 2);
+    assert.match(e.stderr, /the header lacks the model's feature columns/);
+    assert.ok(!existsSync(join(dir, 'cols-prj2')), 'nothing written on bad data');
+  });
 });
 
 // ---------------------------------------------------------------------------------------------------------

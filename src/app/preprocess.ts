@@ -6,6 +6,7 @@
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import type { CsvTable } from '../data/csv.ts';
 
 export type PreprocessMethod = 'standardize' | 'minmax' | 'none';
 
@@ -111,9 +112,39 @@ export function preprocessOf(path: string): Preprocess | null {
  */
 export function preprocessRawData(modelPath: string, data: Float32Array | Float64Array): string | null {
   // only a model folder carries preprocessing; a program.json or an HGQ2 .keras file has none
-  if (!existsSync(modelPath) || !statSync(modelPath).isDirectory()) return null;
-  const p = preprocessOf(modelPath);
+  const p = preprocessOfModel(modelPath);
   if (!p || p.method === 'none') return null;
   applyPreprocess(p, data);
   return `applied ${p.method} preprocessing from ${join(modelPath, PREPROCESS_FILE)}`;
+}
+
+/**
+ * A table read for a model whose preprocess.json names its features: when the table's header holds every
+ * feature, the model's columns in the model's order (the table a run was trained from also holds the label
+ * and maybe other columns). A table without a header, or a model without feature names, is returned as is.
+ * Throws naming the missing columns when the header lacks some of the model's features.
+ */
+export function selectFeatureColumns(table: CsvTable, p: Preprocess | null, where: string): CsvTable {
+  const names = p?.features;
+  const header = table.header;
+  if (!names || !header) return table;
+  if (names.length === header.length && names.every((n, c) => header[c] === n)) return table;
+  const index = names.map((n) => header.indexOf(n));
+  const missing = names.filter((_, k) => index[k]! < 0);
+  if (missing.length > 0)
+    throw new Error(
+      `${where}: the header lacks the model's feature column${missing.length > 1 ? 's' : ''} ${missing.map((m) => `"${m}"`).join(', ')} (the model reads ${names.join(',')})`,
+    );
+  const rows = table.shape[0]!;
+  const width = header.length;
+  const data = new Float64Array(rows * names.length);
+  for (let r = 0; r < rows; r++)
+    for (let k = 0; k < names.length; k++) data[r * names.length + k] = table.data[r * width + index[k]!]!;
+  return { data, shape: [rows, names.length], header: names };
+}
+
+/** The preprocessing a model folder carries, or null for other model inputs (program.json, HGQ2 .keras). */
+export function preprocessOfModel(modelPath: string): Preprocess | null {
+  if (!existsSync(modelPath) || !statSync(modelPath).isDirectory()) return null;
+  return preprocessOf(modelPath);
 }

@@ -41,13 +41,19 @@ interface ConvertOpts {
   json?: boolean;
 }
 
-/** Raw input samples from CSV/NPY (batch × nIn), checked against the program's input size. */
-async function readData(path: string, nIn: number): Promise<Float64Array> {
+/**
+ * Raw input samples from CSV/NPY (batch × nIn), checked against the program's input size. A CSV with a
+ * header gives the columns a model trained by `hgq train` was fitted on (its preprocess.json names them).
+ */
+async function readData(path: string, nIn: number, modelPath: string): Promise<Float64Array> {
   const { readCsv } = await import('../data/csv.ts');
   const { readNpy } = await import('../data/npy.ts');
+  const { preprocessOfModel, selectFeatureColumns } = await import('../app/preprocess.ts');
   let arr;
   try {
-    arr = path.toLowerCase().endsWith('.npy') ? readNpy(path) : readCsv(path);
+    arr = path.toLowerCase().endsWith('.npy')
+      ? readNpy(path)
+      : selectFeatureColumns(readCsv(path), preprocessOfModel(modelPath), path);
   } catch (e) {
     throw new UsageError((e as Error).message);
   }
@@ -184,7 +190,7 @@ async function convertInto(
     if (why) throw new UsageError(why);
   }
   const nIn = loaded.program.inputs.reduce((a, t) => a + t.shape.reduce((x, y) => x * y, 1), 0);
-  const data = o.data === undefined ? undefined : await readData(o.data, nIn);
+  const data = o.data === undefined ? undefined : await readData(o.data, nIn, input);
   const log = (s: string): void => {
     if (!o.json) process.stdout.write(s + '\n');
   };

@@ -10,6 +10,7 @@ import { compileProgram } from '../ir/emulate.ts';
 import { readProgram } from '../ir/serialize.ts';
 import { assertOutputFile } from '../util/fs.ts';
 import { UsageError } from './errors.ts';
+import type { Preprocess } from '../app/preprocess.ts';
 
 interface EmulateOptions {
   input: string;
@@ -22,6 +23,18 @@ interface EmulateOptions {
 
 function isNpy(path: string): boolean {
   return path.toLowerCase().endsWith('.npy');
+}
+
+/** `--preprocess`: the preprocess.json file, or the one in a model folder written by hgq train. */
+async function readPreprocess(path: string): Promise<Preprocess> {
+  const { preprocessOf } = await import('../app/preprocess.ts');
+  try {
+    const p = preprocessOf(path);
+    if (!p) throw new Error(`${path}: no preprocess.json there (give the file, or the model folder written by hgq train)`);
+    return p;
+  } catch (e) {
+    throw new UsageError(`--preprocess ${(e as Error).message}`);
+  }
 }
 
 /** batch × nIn view of the data, or a UsageError saying what width was expected. */
@@ -66,14 +79,21 @@ export async function runEmulate(programPath: string, opts: EmulateOptions): Pro
     throw new UsageError((e as Error).message);
   }
   const em = compileProgram(prog);
-  const batch = samplesOf(data, em.nIn, opts.input, prog.name);
-  if (opts.preprocess !== undefined) {
-    const { preprocessOf, applyPreprocess } = await import('../app/preprocess.ts');
+  const pre = opts.preprocess === undefined ? null : await readPreprocess(opts.preprocess);
+  if (pre) {
+    // a CSV with a header gives the model's feature columns, by the names its preprocessing was fitted on
+    const { selectFeatureColumns } = await import('../app/preprocess.ts');
     try {
-      const p = preprocessOf(opts.preprocess);
-      if (!p)
-        throw new Error(`${opts.preprocess}: no preprocess.json there (give the file, or the model folder written by hgq train)`);
-      applyPreprocess(p, data.data);
+      data = selectFeatureColumns(data, pre, opts.input);
+    } catch (e) {
+      throw new UsageError((e as Error).message);
+    }
+  }
+  const batch = samplesOf(data, em.nIn, opts.input, prog.name);
+  if (pre) {
+    const { applyPreprocess } = await import('../app/preprocess.ts');
+    try {
+      applyPreprocess(pre, data.data);
     } catch (e) {
       throw new UsageError(`--preprocess ${(e as Error).message}`);
     }
