@@ -286,8 +286,17 @@ function curveFigures(run: RunData): Figure[] {
     layout: {
       xaxis: { title: { text: 'epoch' } },
       yaxis: { title: { text: 'EBOPs (log scale)' }, type: 'log' },
-      yaxis2: { title: { text: 'β (log scale)' }, type: 'log', overlaying: 'y', side: 'right' },
-      legend: { x: 0.5, y: 1.0 },
+      // β spans decades of small values: powers of ten read better than SI prefixes (n, µ) at odd ticks
+      yaxis2: {
+        title: { text: 'β (log scale)' },
+        type: 'log',
+        overlaying: 'y',
+        side: 'right',
+        exponentformat: 'power',
+        dtick: 1,
+      },
+      legend: { orientation: 'h', x: 0, y: 1.12 },
+      margin: { r: 90 },
     },
   });
   return figs;
