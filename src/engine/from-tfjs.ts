@@ -19,6 +19,7 @@ import {
 import { QAdd, QMaximum, QMinimum, QMultiply, QSubtract } from '../layers/merge.ts';
 import { QBatchNormalization } from '../layers/batchnorm.ts';
 import { QConcatenate } from '../layers/shape.ts';
+import { QConvT1D, QConvT2D, QDenseT } from '../layers/table-dense.ts';
 import type { QLayer } from '../layers/base.ts';
 import type { Quantizer } from '../quantizer/index.ts';
 import { createEngine } from './engine.ts';
@@ -32,6 +33,7 @@ import type {
   KernelDesc,
   KifDesc,
   ModelDesc,
+  TableDesc,
   TrainEngine,
 } from './types.ts';
 
@@ -61,7 +63,7 @@ const POOL = [QMaxPooling1D, QMaxPooling2D, QAveragePooling1D, QAveragePooling2D
 const GLOBAL_POOL = [QGlobalMaxPooling1D, QGlobalMaxPooling2D, QGlobalAveragePooling1D, QGlobalAveragePooling2D];
 const MERGES = [QAdd, QSubtract, QMultiply, QMaximum, QMinimum];
 const SUPPORTED =
-  'QDense, QBatchNormDense, QBatchNormalization, QConv1D/2D, QMaxPooling1D/2D, QAveragePooling1D/2D, their global forms, QAdd, QSubtract, QMultiply, QMaximum, QMinimum, QConcatenate, Flatten, Reshape';
+  'QDense, QDenseT (on (batch, features)), QBatchNormDense, QBatchNormalization, QConv1D/2D, QMaxPooling1D/2D, QAveragePooling1D/2D, their global forms, QAdd, QSubtract, QMultiply, QMaximum, QMinimum, QConcatenate, Flatten, Reshape';
 
 type Conv = QConv1D | QConv2D;
 interface PlanNode {
@@ -109,7 +111,10 @@ function planOf(model: tf.LayersModel): Plan {
       continue;
     }
     const ql = l as unknown as QLayer;
+    if (l instanceof QConvT1D || l instanceof QConvT2D)
+      throw new Error(`${what} is not supported by the wasm engine yet (of the table layers only QDenseT is; supported: ${SUPPORTED})`);
     const supported =
+      l instanceof QDenseT ||
       l instanceof QDense ||
       isAny(l, CONV) ||
       isAny(l, POOL) ||
@@ -120,7 +125,10 @@ function planOf(model: tf.LayersModel): Plan {
     if (!supported) throw new Error(`${what} is not supported by the wasm engine yet (supported: ${SUPPORTED})`);
     if (!l.trainable) throw new Error(`${what} is frozen (trainable = false); the wasm engine trains every layer`);
     if (ql.oq) checkQuantizer(ql.oq, 'kif', [0], `${what} output quantizer`);
-    if (isAny(l, MERGES) || l instanceof QConcatenate) {
+    if (l instanceof QDenseT) {
+      if (from.length !== 1) throw new Error(`${what} takes ${from.length} inputs`);
+      checkTable(l, what);
+    } else if (isAny(l, MERGES) || l instanceof QConcatenate) {
       ql.iqs.forEach((q, j) => {
         if (q) checkQuantizer(q, 'kif', [0], `${what} input quantizer ${j}`);
       });
@@ -165,6 +173,78 @@ function planOf(model: tf.LayersModel): Plan {
   );
   const inputs = (model.inputs[0]!.shape.slice(1) as number[]).reduce((a, d) => a * d, 1);
   return { nodes, chain, inputs };
+}
+
+const TABLE_SUBNN = new Set(['linear', 'relu', 'tanh', 'sigmoid']);
+
+/** What the engine's table node takes: (batch, features) input, a built-in sub-network activation, quantizers shared over the batch. */
+function checkTable(l: QDenseT, what: string): void {
+  if (l.positions.length > 0)
+    throw new Error(`${what} takes inputs of rank ${l.positions.length + 2}; the wasm engine supports QDenseT on (batch, features)`);
+  if (!TABLE_SUBNN.has(l.subnnActivation))
+    throw new Error(`${what} has sub-network activation '${l.subnnActivation}'; the wasm engine supports linear, relu, tanh, sigmoid`);
+  if (l.activation !== 'relu' && l.activation !== 'linear')
+    throw new Error(`${what} has activation ${l.activation}; the wasm engine supports relu and linear`);
+  const tableQ = (q: Quantizer, type: 'kif' | 'kbi', name: string) => {
+    const c = q.config;
+    if (c.qType !== type) throw new Error(`${what} ${name} is ${c.qType.toUpperCase()}; the wasm engine supports ${type.toUpperCase()} here`);
+    if (c.roundMode !== 'RND') throw new Error(`${what} ${name} rounds with ${c.roundMode}; the wasm engine supports RND`);
+    if (type === 'kbi' && c.overflowMode === 'WRAP')
+      throw new Error(`${what} ${name} uses WRAP; the wasm engine supports SAT and SAT_SYM for the table output quantizer`);
+    if (q.paramShape[0] !== 1)
+      throw new Error(`${what} ${name} has bit widths per sample; the wasm engine needs the batch axis homogeneous`);
+  };
+  if (l.iqs[0]) tableQ(l.iqs[0], 'kif', 'input quantizer');
+  tableQ(l.toq, 'kbi', 'table output quantizer');
+}
+
+/** Each edge's parameter index of a quantizer on the edge shape [batch, n_in, n_out] (its parameters broadcast). */
+function tableEdgeIndex(q: Quantizer, nIn: number, nOut: number): Int32Array {
+  const ps = q.paramShape;
+  const a = ps[1]!,
+    b = ps[2]!;
+  return Int32Array.from({ length: nIn * nOut }, (_, e) => {
+    const i = Math.floor(e / nOut),
+      o = e % nOut;
+    return (a > 1 ? i * b : 0) + (b > 1 ? o : 0);
+  });
+}
+
+/** A QDenseT's description: sub-network weights, batch norm and both quantizers bound to their variables. */
+function tableDesc(vb: VariableBinder, l: QDenseT, from: number[], pre: string, beta: number): TableDesc {
+  const iq = l.iqs[0] ?? null;
+  const bind = (name: string, v: tf.LayerVariable | null) => (v ? vb.bindVar(name, v) : null);
+  return {
+    type: 'table',
+    from,
+    nIn: l.nIn,
+    nOut: l.nOut,
+    nHl: l.nHl,
+    dHl: l.dHl,
+    subnnActivation: l.subnnActivation as TableDesc['subnnActivation'],
+    activation: l.activation as TableDesc['activation'],
+    hiddenKernels: l.hiddenKernels.map((v, h) => vb.bindVar(`${pre}.hidden${h}.kernel`, v)),
+    hiddenBiases: l.hiddenBiases.map((v, h) => vb.bindVar(`${pre}.hidden${h}.bias`, v)),
+    outKernel: vb.bindVar(`${pre}.out.kernel`, l.outKernel),
+    outBias: bind(`${pre}.out.bias`, l.outBias),
+    batchNorm: l.batchNorm
+      ? {
+          gamma: bind(`${pre}.bn.gamma`, l.bnGamma),
+          beta: bind(`${pre}.bn.beta`, l.bnBeta),
+          movingMean: vb.bindVar(`${pre}.movingMean`, l.movingMean!),
+          movingVariance: vb.bindVar(`${pre}.movingVariance`, l.movingVariance!),
+          momentum: l.bnMomentum,
+          epsilon: l.bnEpsilon,
+        }
+      : null,
+    iq: vb.kif(iq, `${pre}.iq`),
+    iqIndex: iq ? tableEdgeIndex(iq, l.nIn, l.nOut) : undefined,
+    toq: vb.kbi(l.toq, `${pre}.toq`),
+    toqIndex: tableEdgeIndex(l.toq, l.nIn, l.nOut),
+    tableIdxs: [...l.tableIdxs],
+    pfScale: l.parallelizationFactor < 0 ? 1 : l.parallelizationFactor,
+    beta,
+  };
 }
 
 function checkQuantizer(q: Quantizer, type: 'kif' | 'kbi', axes: number[], what: string): void {
@@ -295,6 +375,7 @@ function layerDesc(vb: VariableBinder, l: QLayer, from: number[], li: number): G
   const pre = `layers[${li}]`;
   const beta = betaOf(l);
   const inShape = inShapeOf(l).slice(1) as number[];
+  if (l instanceof QDenseT) return tableDesc(vb, l, from, pre, beta);
   if (l instanceof QDense && !(l instanceof QBatchNormDense) && inShape.length > 1) {
     return {
       type: 'conv',

@@ -18,6 +18,7 @@ import { batchSize, EngineBase, engineRuntime } from './base.ts';
 import { instantiate, WA, type KernelExports, type WasmMemory, type WasmModule } from './kernels.ts';
 import { AdamState, checkArr, ParamArena, type KbiMem, type KifMem } from './params.ts';
 import { AREA_WORDS, CTRL_BYTES, Rounds, type Call } from './pool.ts';
+import { TableLayer, type TableCtx } from './table.ts';
 import { windowGeometry, type Padding, type Window1D } from '../layers/patches.ts';
 import type {
   AddDesc,
@@ -34,6 +35,7 @@ import type {
   Param,
   PoolDesc,
   StepResult,
+  TableDesc,
   TrainEngine,
 } from './types.ts';
 
@@ -134,6 +136,8 @@ interface Node {
     gS: number;
     gO: number;
   };
+  /** QDenseT: the table layer's memory and passes (table.ts) */
+  lut?: TableLayer;
 }
 
 const PAGE = 65536;
@@ -228,6 +232,7 @@ export class GraphEngine extends EngineBase implements TrainEngine {
     bn: (e, b, d) => e.bnNode(b, d),
     concat: (e, b, d) => e.concatNode(b, d),
     add: (e, b, d) => e.mergeNode(b, d),
+    table: (e, b, d) => e.tableNode(b, d),
   };
 
   private constructor(desc: GraphModelDesc, module: WasmModule, relaxed: boolean, threads: number) {
@@ -511,6 +516,27 @@ export class GraphEngine extends EngineBase implements TrainEngine {
     nd.size = d.outer * d.parts.reduce((a, b) => a + b, 0);
   }
 
+  private tableNode(b: NodeBuild, d: TableDesc): void {
+    this.activation(b, d.activation);
+    this.oneInput(b, d.nIn, null); // the per-edge input quantizer is the table's own
+    b.nd.size = d.nOut;
+    b.nd.lut = new TableLayer(b.ar, d, b.pre, this.threads);
+  }
+
+  /** What a table layer's passes need from the engine (the current batch layout and the thread rounds). */
+  private tableCtx(): TableCtx {
+    return {
+      k: this.k,
+      f32: () => this.f32(),
+      threads: this.threads,
+      S: this.S,
+      B: this.B,
+      par: (c) => this.par(c),
+      rows: (t, K) => this.rows(t, K),
+      flat: (t, n) => this.flat(t, n),
+    };
+  }
+
   private mergeNode({ ar, nd, pre, from, srcSize }: NodeBuild, d: AddDesc): void {
     if (from.length < 2) throw new Error(`hgq engine: ${pre} (merge) needs at least two inputs`);
     const op = d.op ?? 'add';
@@ -598,6 +624,7 @@ export class GraphEngine extends EngineBase implements TrainEngine {
       nd.outQ = nd.oq ? alloc(nd.size * S) : nd.out;
       for (const inp of nd.ins) inp.A = inp.iq ? alloc(inp.K * S) : 0;
       nd.inter = nd.d.type === 'add' ? nd.ins.slice(2).map(() => alloc(nd.size * S)) : [];
+      nd.lut?.layout(alloc, S, this.threads);
     }
     this.dA = alloc(this.maxK * S);
     let convMax = 0;
@@ -800,6 +827,9 @@ export class GraphEngine extends EngineBase implements TrainEngine {
         });
         break;
       }
+      case 'table':
+        nd.lut!.forward(this.tableCtx(), A, nd.out);
+        break;
       case 'concat':
         this.par((t) =>
           this.concatSegments(nd, t).map(
@@ -969,6 +999,12 @@ export class GraphEngine extends EngineBase implements TrainEngine {
         }
         this.cbnBackward(nd, A, B);
         if (needsInputGrad(nd.ins[0]!)) this.inputBackward(nd.ins[0]!, dA);
+        break;
+      }
+      case 'table': {
+        const inp = nd.ins[0]!;
+        nd.lut!.backward(this.tableCtx(), A, dz, needsInputGrad(inp) ? dA : 0);
+        if (needsInputGrad(inp)) this.inputBackward(inp, dA);
         break;
       }
       case 'concat':
@@ -1457,6 +1493,7 @@ export class GraphEngine extends EngineBase implements TrainEngine {
       return e * nd.pf;
     }
     if (d.type === 'concat') return 0;
+    if (d.type === 'table') return nd.lut!.ebops(f, beta);
     return this.mergeEbops(nd, f, beta);
   }
 
