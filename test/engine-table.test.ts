@@ -1,7 +1,8 @@
 // QDenseT (HGQ-LUT) on the engine's graph path: one engine step equals the tfjs step (loss, EBOPs, the gradient of
 // every sub-network weight, batch-norm γ/β and bit parameter), and several Adam steps leave the same state
-// (weights, bit parameters, moving statistics), for tanh and relu sub-networks, 1 and 2 hidden layers, with and
-// without batch norm, per-edge and shared output quantizers, alone and between QDense layers; after push() the
+// (weights, bit parameters, moving statistics), for tanh, relu and sigmoid sub-networks, 0, 1 and 2 hidden layers,
+// with and without batch norm and biases, WRAP and SAT_SYM input quantizers, per-edge and shared output quantizers,
+// alone and between QDense layers; after push() the
 // tfjs model's inference equals the trained tfjs model's. QConvT* are refused by name.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -19,6 +20,8 @@ interface Variant {
   what: string;
   table: Omit<QDenseTArgs, 'nOut'>;
   hybrid?: boolean;
+  /** the input quantizer saturates (its integer bits are trained) */
+  satIq?: boolean;
 }
 
 /**
@@ -40,6 +43,12 @@ const VARIANTS: Variant[] = [
     table: { subnnActivation: 'tanh', nHl: 2, batchNorm: true, bnScale: false, activation: 'relu', toqConf: { homogeneousAxes: [0] } },
   },
   { what: 'relu, 1 hidden layer, between QDense layers', table: { subnnActivation: 'relu', nHl: 1, activation: 'relu' }, hybrid: true },
+  { what: 'sigmoid, no biases', table: { subnnActivation: 'sigmoid', nHl: 1, useBias: false } },
+  {
+    what: 'no hidden layer, SAT_SYM input quantizer (trained integer bits)',
+    table: { nHl: 0, iqConf: { overflowMode: 'SAT_SYM', i0: 1, f0: 3 }, toqConf: { homogeneousAxes: [0], overflowMode: 'SAT' } },
+    satIq: true,
+  },
 ];
 
 /**
@@ -82,8 +91,10 @@ for (const v of VARIANTS) {
     try {
       const names = await checkOneStep(model, 'softmax_cross_entropy', x, y, xt, yt);
       const nHl = v.table.nHl ?? 1;
-      // hidden kernels and biases, output kernel and bias, iq.f (WRAP: i follows the data), toq.b and toq.i
-      const tableVars = 2 * nHl + 2 + 1 + 2 + (v.table.batchNorm ? (v.table.bnScale === false ? 1 : 2) : 0);
+      // hidden kernels and biases, output kernel and bias, iq.f (and iq.i unless WRAP: then i follows the data), toq.b and toq.i
+      const biases = v.table.useBias === false ? 0 : nHl + 1;
+      const iqVars = v.satIq ? 2 : 1;
+      const tableVars = nHl + 1 + biases + iqVars + 2 + (v.table.batchNorm ? (v.table.bnScale === false ? 1 : 2) : 0);
       assert.equal(names.length, tableVars + (v.hybrid ? 2 * 7 : 0), names.join(', '));
     } finally {
       tf.dispose([xt, yt]);

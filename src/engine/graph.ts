@@ -6,13 +6,14 @@
  * (buf[feature·S + sample], S ≥ batch a multiple of 16): convolutions as im2col chunks + the dense kernels
  * (weight sharing = the gradient summed over positions and samples), pooling and merges as row kernels.
  * A node's gradient buffer sums what its consumers send back, so any DAG in topological order works.
+ * QDenseT (HGQ-LUT table layers) runs as its own node (table.ts): per-edge MLPs edge-major over sample blocks.
  * Threads (worker_threads under Node) share the memory: each heavy kernel call is split by rows, columns or
  * im2col chunks (conv weight gradients in per-thread blocks, reduced here); batch-norm folding, reductions and
  * the per-parameter work run on the calling thread between the parallel calls.
  *
  * Semantics are the tfjs layers' (src/layers): every quantizer, STE gradient, EBOPs and L1 term, Adam, WRAP
  * integer-bit tracking and the batch norm's moving statistics, equal to the tfjs training step within float32
- * rounding (test/engine-bn, engine-conv, engine-residual, engine-graph-trace).
+ * rounding (test/engine-bn, engine-conv, engine-residual, engine-graph-trace, engine-table).
  */
 import { batchSize, EngineBase, engineRuntime } from './base.ts';
 import { instantiate, WA, type KernelExports, type WasmMemory, type WasmModule } from './kernels.ts';
