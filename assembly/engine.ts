@@ -1442,6 +1442,8 @@ export function ew_bwd(op: i32, a: usize, b: usize, g: usize, ga: usize, gb: usi
 // tfjs layouts (hidden l kernel [E, dIn, d], bias [E, d]; output kernel [E, dLast], bias [E]); bias 0 = none.
 // Sub-network activations: 0 linear, 1 relu, 2 tanh, 3 sigmoid.
 // Scratch (per thread, bytes): 128 + nHl·d·64 (H) + 2·max(d,1)·64 (GH) + 64 (GY) + 16·(parameters per edge) (AC).
+// Convolutions (QConvT*) run on im2col rows: every row has Pn position blocks of S columns (row length Pn·S); the
+// weights are shared by the positions, the quantizers' per-edge arrays (prep, sums, amx) are per (e, p): e·Pn + p.
 
 /**
  * tanh as a 13/6 rational minimax approximation on [−7.905, 7.905] (clamped beyond, where tanh rounds to ±1 in
@@ -1573,18 +1575,31 @@ export function ew_bwd(op: i32, a: usize, b: usize, g: usize, ga: usize, gb: usi
  * Table forward, part 1: for input rows r0..r0+nr (all nOut edges each) the edge's input quantizer and MLP over
  * all S columns into Y[e·S + b] (pre-normalization edge values); per-edge |x_q| maxima into amx (WRAP tracking).
  */
-export function lut_fwd(X: usize, S: i32, nbValid: i32, r0: i32, nr: i32, nOut: i32, iqPrep: usize, iqFlags: i32, amx: usize,
+export function lut_fwd(X: usize, S: i32, nbValid: i32, r0: i32, nr: i32, nOut: i32, Pn: i32, iqPrep: usize, iqFlags: i32, amx: usize,
+  nHl: i32, d: i32, act: i32, wtab: usize, Y: usize, scratch: usize): void {
+  // one copy per activation (constant-folded): no per-element branch on act in the MLP loops
+  if (act == 2) lutFwdBody(X, S, nbValid, r0, nr, nOut, Pn, iqPrep, iqFlags, amx, nHl, d, 2, wtab, Y, scratch);
+  else if (act == 1) lutFwdBody(X, S, nbValid, r0, nr, nOut, Pn, iqPrep, iqFlags, amx, nHl, d, 1, wtab, Y, scratch);
+  else if (act == 3) lutFwdBody(X, S, nbValid, r0, nr, nOut, Pn, iqPrep, iqFlags, amx, nHl, d, 3, wtab, Y, scratch);
+  else lutFwdBody(X, S, nbValid, r0, nr, nOut, Pn, iqPrep, iqFlags, amx, nHl, d, 0, wtab, Y, scratch);
+}
+
+@inline function lutFwdBody(X: usize, S: i32, nbValid: i32, r0: i32, nr: i32, nOut: i32, Pn: i32, iqPrep: usize, iqFlags: i32, amx: usize,
   nHl: i32, d: i32, act: i32, wtab: usize, Y: usize, scratch: usize): void {
   const XR = scratch, XQ = scratch + 64, H = scratch + 128;
-  const rowB = <usize>S << 2;
+  const rowB = <usize>(Pn * S) << 2;
   for (let i = r0; i < r0 + nr; i++) {
     const xr = X + <usize>i * rowB;
     for (let o = 0; o < nOut; o++) {
       const e = <usize>i * <usize>nOut + <usize>o;
       const yr = Y + e * rowB;
-      for (let b = 0; b < S; b += 16) {
-        lutQuantIn(xr + (<usize>b << 2), XR, XQ, iqFlags, iqPrep + (e << 4), amx ? amx + (e << 2) : 0, b, nbValid);
-        lutMlpFwd(e, nHl, d, act, wtab, XQ, H, yr + (<usize>b << 2));
+      for (let p = 0; p < Pn; p++) {
+        const pe = e * <usize>Pn + <usize>p;
+        for (let b = 0; b < S; b += 16) {
+          const col = <usize>(p * S + b) << 2;
+          lutQuantIn(xr + col, XR, XQ, iqFlags, iqPrep + (pe << 4), amx ? amx + (pe << 2) : 0, b, nbValid);
+          lutMlpFwd(e, nHl, d, act, wtab, XQ, H, yr + col);
+        }
       }
     }
   }
@@ -1599,20 +1614,20 @@ export function lut_fwd(X: usize, S: i32, nbValid: i32, r0: i32, nr: i32, nOut: 
  * Table forward, part 2: the table output quantizer on every edge value (per-edge prep, SAT-like) summed over the
  * thread's input rows into part[o·S + b] (the first row writes). flags bit0: batch norm (coef: 8 floats per o).
  */
-export function lut_q(Y: usize, S: i32, r0: i32, nr: i32, nOut: i32, coef: usize, sqrtN: f32, flags: i32, tqPrep: usize, part: usize): void {
-  const rowB = <usize>S << 2;
+export function lut_q(Y: usize, S: i32, r0: i32, nr: i32, nOut: i32, Pn: i32, coef: usize, sqrtN: f32, flags: i32, tqPrep: usize, part: usize): void {
+  const rowB = <usize>(Pn * S) << 2, blockB = <usize>S << 2;
   const bn = (flags & 1) != 0;
   const sq = f32x4.splat(sqrtN);
   for (let i = r0; i < r0 + nr; i++) {
-    for (let o = 0; o < nOut; o++) {
+    for (let o = 0; o < nOut; o++) for (let p = 0; p < Pn; p++) {
       const e = <usize>i * <usize>nOut + <usize>o;
-      const pp = tqPrep + (e << 4);
+      const pp = tqPrep + ((e * <usize>Pn + <usize>p) << 4);
       const sc = v128.load32_splat(pp), inv = v128.load32_splat(pp, 4);
       const lo = v128.load32_splat(pp, 8), hi = v128.load32_splat(pp, 12);
       const cp = coef + (<usize>o << 5);
       const s = v128.load32_splat(cp), r = v128.load32_splat(cp, 4);
-      const yr = Y + e * rowB, pr = part + <usize>o * rowB;
-      for (let b: usize = 0; b < rowB; b += 16) {
+      const yr = Y + e * rowB + <usize>p * blockB, pr = part + <usize>o * rowB + <usize>p * blockB;
+      for (let b: usize = 0; b < blockB; b += 16) {
         const v = f32x4.pmin(hi, f32x4.pmax(lo, lutNorm(v128.load(yr + b), bn, s, r, sq)));
         const t = f32x4.mul(rndv(f32x4.mul(v, sc)), inv);
         v128.store(pr + b, i == r0 ? t : f32x4.add(v128.load(pr + b), t));
@@ -1626,22 +1641,26 @@ export function lut_q(Y: usize, S: i32, r0: i32, nr: i32, nOut: i32, coef: usize
  * (Σ g·(t − clip v), Σ g·[v > hi], Σ g·[v < lo]); G[e] = g·[in range] (with batch norm ∂L/∂(y·s + r), ÷ √n_in); with batch norm
  * rsum[2e..] = (Σ G, Σ G·y) for the statistics' and γ/β's gradients.
  */
-export function lut_q_bwd(Y: usize, S: i32, r0: i32, nr: i32, nOut: i32, coef: usize, sqrtN: f32, flags: i32, tqPrep: usize,
+export function lut_q_bwd(Y: usize, S: i32, r0: i32, nr: i32, nOut: i32, Pn: i32, coef: usize, sqrtN: f32, flags: i32, tqPrep: usize,
   dz: usize, G: usize, tqSums: usize, rsum: usize): void {
-  const rowB = <usize>S << 2;
+  const rowB = <usize>(Pn * S) << 2, blockB = <usize>S << 2;
   const bn = (flags & 1) != 0;
   const sq = f32x4.splat(sqrtN);
   for (let i = r0; i < r0 + nr; i++) {
     for (let o = 0; o < nOut; o++) {
       const e = <usize>i * <usize>nOut + <usize>o;
-      const pp = tqPrep + (e << 4);
-      const sc = v128.load32_splat(pp), inv = v128.load32_splat(pp, 4);
-      const lo = v128.load32_splat(pp, 8), hi = v128.load32_splat(pp, 12);
       const cp = coef + (<usize>o << 5);
       const s = v128.load32_splat(cp), r = v128.load32_splat(cp, 4);
-      const yr = Y + e * rowB, gr = G + e * rowB, dr = dz + <usize>o * rowB;
-      let sd = f32x4.splat(0), st = f32x4.splat(0), sb = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0);
-      for (let b: usize = 0; b < rowB; b += 16) {
+      let s1 = f32x4.splat(0), s2 = f32x4.splat(0);
+      for (let p = 0; p < Pn; p++) {
+      const pe = e * <usize>Pn + <usize>p;
+      const pp = tqPrep + (pe << 4);
+      const sc = v128.load32_splat(pp), inv = v128.load32_splat(pp, 4);
+      const lo = v128.load32_splat(pp, 8), hi = v128.load32_splat(pp, 12);
+      const off = <usize>p * blockB;
+      const yr = Y + e * rowB + off, gr = G + e * rowB + off, dr = dz + <usize>o * rowB + off;
+      let sd = f32x4.splat(0), st = f32x4.splat(0), sb = f32x4.splat(0);
+      for (let b: usize = 0; b < blockB; b += 16) {
         const y = v128.load(yr + b);
         const v = lutNorm(y, bn, s, r, sq);
         const top = f32x4.gt(v, hi), bot = f32x4.lt(v, lo);
@@ -1657,10 +1676,11 @@ export function lut_q_bwd(Y: usize, S: i32, r0: i32, nr: i32, nOut: i32, coef: u
         s1 = f32x4.add(s1, gz);
         s2 = madd(gz, y, s2);
       }
-      const sp = tqSums + e * 12;
+      const sp = tqSums + pe * 12;
       store<f32>(sp, load<f32>(sp) + hsum(sd));
       store<f32>(sp, load<f32>(sp, 4) + hsum(st), 4);
       store<f32>(sp, load<f32>(sp, 8) + hsum(sb), 8);
+      }
       if (bn) {
         store<f32>(rsum + (e << 3), hsum(s1));
         store<f32>(rsum + (e << 3), hsum(s2), 4);
@@ -1782,14 +1802,23 @@ export function lut_q_bwd(Y: usize, S: i32, r0: i32, nr: i32, nOut: i32, coef: u
  * batch norm gy = G), the MLP backward (forward recomputed per block) into the weight gradients, the input
  * quantizer's backward (sums[3e..] as act_q_bwd) and ∂L/∂x summed over o into dA rows (if dA ≠ 0).
  */
-export function lut_bwd(X: usize, S: i32, nbValid: i32, r0: i32, nr: i32, nOut: i32, iqPrep: usize, iqFlags: i32, iqSums: usize,
+export function lut_bwd(X: usize, S: i32, nbValid: i32, r0: i32, nr: i32, nOut: i32, Pn: i32, iqPrep: usize, iqFlags: i32, iqSums: usize,
+  nHl: i32, d: i32, act: i32, wtab: usize, gtab: usize, G: usize, Y: usize, coef: usize, flags: i32, dA: usize, nAcc: i32,
+  scratch: usize): void {
+  if (act == 2) lutBwdBody(X, S, nbValid, r0, nr, nOut, Pn, iqPrep, iqFlags, iqSums, nHl, d, 2, wtab, gtab, G, Y, coef, flags, dA, nAcc, scratch);
+  else if (act == 1) lutBwdBody(X, S, nbValid, r0, nr, nOut, Pn, iqPrep, iqFlags, iqSums, nHl, d, 1, wtab, gtab, G, Y, coef, flags, dA, nAcc, scratch);
+  else if (act == 3) lutBwdBody(X, S, nbValid, r0, nr, nOut, Pn, iqPrep, iqFlags, iqSums, nHl, d, 3, wtab, gtab, G, Y, coef, flags, dA, nAcc, scratch);
+  else lutBwdBody(X, S, nbValid, r0, nr, nOut, Pn, iqPrep, iqFlags, iqSums, nHl, d, 0, wtab, gtab, G, Y, coef, flags, dA, nAcc, scratch);
+}
+
+@inline function lutBwdBody(X: usize, S: i32, nbValid: i32, r0: i32, nr: i32, nOut: i32, Pn: i32, iqPrep: usize, iqFlags: i32, iqSums: usize,
   nHl: i32, d: i32, act: i32, wtab: usize, gtab: usize, G: usize, Y: usize, coef: usize, flags: i32, dA: usize, nAcc: i32,
   scratch: usize): void {
   const XR = scratch, XQ = scratch + 64, H = scratch + 128;
   const GH = H + ((<usize>nHl * <usize>d) << 6);
   const dMax = d > 1 ? d : 1;
   const GY = GH + (<usize>dMax << 7), GX = GY + 64, AC = GX + 64;
-  const rowB = <usize>S << 2;
+  const rowB = <usize>(Pn * S) << 2;
   const bn = (flags & 1) != 0;
   const sat = (iqFlags & 4) != 0;
   for (let i = r0; i < r0 + nr; i++) {
@@ -1798,13 +1827,15 @@ export function lut_bwd(X: usize, S: i32, nbValid: i32, r0: i32, nr: i32, nOut: 
       const e = <usize>i * <usize>nOut + <usize>o;
       const cp = coef + (<usize>o << 5);
       const s = v128.load32_splat(cp), mu = v128.load32_splat(cp, 8), gm = v128.load32_splat(cp, 12), gv = v128.load32_splat(cp, 16);
-      const pp = iqPrep + (e << 4);
-      const lo = v128.load32_splat(pp, 8), hi = v128.load32_splat(pp, 12);
       zeroVecs(AC, nAcc);
-      let sd = f32x4.splat(0), st = f32x4.splat(0), sb = f32x4.splat(0);
       const yr = Y + e * rowB, gr = G + e * rowB;
+      for (let p = 0; p < Pn; p++) {
+      const pe = e * <usize>Pn + <usize>p;
+      const pp = iqPrep + (pe << 4);
+      const lo = v128.load32_splat(pp, 8), hi = v128.load32_splat(pp, 12);
+      let sd = f32x4.splat(0), st = f32x4.splat(0), sb = f32x4.splat(0);
       for (let b = 0; b < S; b += 16) {
-        const bo = <usize>b << 2;
+        const bo = <usize>(p * S + b) << 2;
         let zero = true;
         for (let v = 0; v < 4; v++) {
           const vo = <usize>v << 4;
@@ -1839,13 +1870,14 @@ export function lut_bwd(X: usize, S: i32, nbValid: i32, r0: i32, nr: i32, nOut: 
           }
         }
       }
-      lutFlushGrads(e, nHl, d, wtab, gtab, AC);
       if (iqFlags & 1) {
-        const sp = iqSums + e * 12;
+        const sp = iqSums + pe * 12;
         store<f32>(sp, load<f32>(sp) + hsum(sd));
         store<f32>(sp, load<f32>(sp, 4) + hsum(st), 4);
         store<f32>(sp, load<f32>(sp, 8) + hsum(sb), 8);
       }
+      }
+      lutFlushGrads(e, nHl, d, wtab, gtab, AC);
     }
   }
 }

@@ -1,11 +1,11 @@
 // The library's fit() trains a model with a QDenseT on the wasm engine (engine 'auto' picks it; the table layer's
-// weights move and the loss falls), and a model with a QConvT1D falls back to tfjs with the reason naming the layer
-// (engine 'wasm' refuses it with the same reason).
+// weights move and the loss falls), and a model with a table layer the engine does not run (a QDenseT over
+// positions) falls back to tfjs with the reason naming the layer (engine 'wasm' refuses it with the same reason).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { QDense } from '../src/layers/dense.ts';
-import { QConvT1D, QDenseT } from '../src/layers/table-dense.ts';
+import { QDenseT } from '../src/layers/table-dense.ts';
 import { fit } from '../src/train/fit.ts';
 import { batch } from './util/engine-compare.ts';
 
@@ -36,12 +36,12 @@ test('fit() trains QDense → QDenseT → QDense on the wasm engine; the table w
   }
 });
 
-test('fit() falls back to tfjs for QConvT1D, naming it; engine wasm refuses it', async () => {
+test('fit() falls back to tfjs for a QDenseT over positions, naming it; engine wasm refuses it', async () => {
   await tf.setBackend('cpu');
   const build = () => {
     const m = tf.sequential({
       layers: [
-        new QConvT1D({ filters: 2, kernelSize: 3, inputShape: [6, 2], name: 'convt_fit' }),
+        new QDenseT({ nOut: 2, inputShape: [6, 2], name: 'seq_t_fit' }),
         tf.layers.flatten(),
         new QDense({ units: 3 }),
       ],
@@ -53,8 +53,8 @@ test('fit() falls back to tfjs for QConvT1D, naming it; engine wasm refuses it',
   try {
     const r = await fit(m, xt, yt, { loss: 'softmax_cross_entropy', epochs: 1, batchSize: 16 });
     assert.equal(r.engine, 'tfjs');
-    assert.match(r.fallbackReason ?? '', /convt_fit.*QConvT1D/);
-    await assert.rejects(fit(m, xt, yt, { loss: 'softmax_cross_entropy', epochs: 1, batchSize: 16, engine: 'wasm' }), /convt_fit.*QConvT1D/);
+    assert.match(r.fallbackReason ?? '', /seq_t_fit.*QDenseT/);
+    await assert.rejects(fit(m, xt, yt, { loss: 'softmax_cross_entropy', epochs: 1, batchSize: 16, engine: 'wasm' }), /seq_t_fit.*QDenseT/);
   } finally {
     tf.dispose([xt, yt]);
     m.dispose();

@@ -3,12 +3,12 @@
 // (weights, bit parameters, moving statistics), for tanh, relu and sigmoid sub-networks, 0, 1 and 2 hidden layers,
 // with and without batch norm and biases, WRAP and SAT_SYM input quantizers, per-edge and shared output quantizers,
 // alone and between QDense layers; after push() the
-// tfjs model's inference equals the trained tfjs model's. QConvT* are refused by name.
+// tfjs model's inference equals the trained tfjs model's. A QDenseT over positions is refused by name.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { QDense } from '../src/layers/dense.ts';
-import { QConvT1D, QDenseT, type QDenseTArgs } from '../src/layers/table-dense.ts';
+import { QDenseT, type QDenseTArgs } from '../src/layers/table-dense.ts';
 import { engineUnsupported } from '../src/engine/from-tfjs.ts';
 import { batch, checkOneStep, checkSteps, close } from './util/engine-compare.ts';
 import { makeRng } from './util/rng.ts';
@@ -125,11 +125,11 @@ for (const v of VARIANTS) {
   });
 }
 
-test('the engine refuses QConvT1D by name (the tfjs path trains it)', () => {
+test('the engine refuses a QDenseT on (batch, positions, features) by name (the tfjs path trains it)', () => {
   const m = tf.sequential({
-    layers: [new QConvT1D({ filters: 2, kernelSize: 3, inputShape: [8, 2], name: 'convt' }), tf.layers.flatten()],
+    layers: [new QDenseT({ nOut: 2, inputShape: [3, 4], name: 'dense_t_seq' }), tf.layers.flatten()],
   });
   const why = engineUnsupported(m);
-  assert.ok(why && /convt.*QConvT1D.*not supported/.test(why), String(why));
+  assert.ok(why && /dense_t_seq.*QDenseT.*rank 3/.test(why), String(why));
   m.dispose();
 });

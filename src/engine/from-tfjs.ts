@@ -63,7 +63,7 @@ const POOL = [QMaxPooling1D, QMaxPooling2D, QAveragePooling1D, QAveragePooling2D
 const GLOBAL_POOL = [QGlobalMaxPooling1D, QGlobalMaxPooling2D, QGlobalAveragePooling1D, QGlobalAveragePooling2D];
 const MERGES = [QAdd, QSubtract, QMultiply, QMaximum, QMinimum];
 const SUPPORTED =
-  'QDense, QDenseT (on (batch, features)), QBatchNormDense, QBatchNormalization, QConv1D/2D, QMaxPooling1D/2D, QAveragePooling1D/2D, their global forms, QAdd, QSubtract, QMultiply, QMaximum, QMinimum, QConcatenate, Flatten, Reshape';
+  'QDense, QDenseT (on (batch, features)), QConvT1D/2D, QBatchNormDense, QBatchNormalization, QConv1D/2D, QMaxPooling1D/2D, QAveragePooling1D/2D, their global forms, QAdd, QSubtract, QMultiply, QMaximum, QMinimum, QConcatenate, Flatten, Reshape';
 
 type Conv = QConv1D | QConv2D;
 interface PlanNode {
@@ -111,8 +111,6 @@ function planOf(model: tf.LayersModel): Plan {
       continue;
     }
     const ql = l as unknown as QLayer;
-    if (l instanceof QConvT1D || l instanceof QConvT2D)
-      throw new Error(`${what} is not supported by the wasm engine yet (of the table layers only QDenseT is; supported: ${SUPPORTED})`);
     const supported =
       l instanceof QDenseT ||
       l instanceof QDense ||
@@ -179,7 +177,8 @@ const TABLE_SUBNN = new Set(['linear', 'relu', 'tanh', 'sigmoid']);
 
 /** What the engine's table node takes: (batch, features) input, a built-in sub-network activation, quantizers shared over the batch. */
 function checkTable(l: QDenseT, what: string): void {
-  if (l.positions.length > 0)
+  const conv = l instanceof QConvT1D || l instanceof QConvT2D;
+  if (!conv && l.positions.length > 0)
     throw new Error(`${what} takes inputs of rank ${l.positions.length + 2}; the wasm engine supports QDenseT on (batch, features)`);
   if (!TABLE_SUBNN.has(l.subnnActivation))
     throw new Error(`${what} has sub-network activation '${l.subnnActivation}'; the wasm engine supports linear, relu, tanh, sigmoid`);
@@ -198,15 +197,27 @@ function checkTable(l: QDenseT, what: string): void {
   tableQ(l.toq, 'kbi', 'table output quantizer');
 }
 
-/** Each edge's parameter index of a quantizer on the edge shape [batch, n_in, n_out] (its parameters broadcast). */
-function tableEdgeIndex(q: Quantizer, nIn: number, nOut: number): Int32Array {
+/**
+ * Each (edge, position) entry's parameter index, in the engine's order e·P + p (e = i·n_out + o), of a quantizer on
+ * the edge shape [batch, ...positions, n_in, n_out] (its parameters broadcast over the axes where they have size 1).
+ */
+function tableEdgeIndex(q: Quantizer, positions: number[], nIn: number, nOut: number): Int32Array {
   const ps = q.paramShape;
-  const a = ps[1]!,
-    b = ps[2]!;
-  return Int32Array.from({ length: nIn * nOut }, (_, e) => {
-    const i = Math.floor(e / nOut),
-      o = e % nOut;
-    return (a > 1 ? i * b : 0) + (b > 1 ? o : 0);
+  const full = [1, ...positions, nIn, nOut];
+  const P = positions.reduce((a, d) => a * d, 1);
+  const coords = new Array<number>(full.length).fill(0);
+  return Int32Array.from({ length: nIn * nOut * P }, (_, j) => {
+    const e = Math.floor(j / P);
+    let p = j % P;
+    coords[full.length - 2] = Math.floor(e / nOut);
+    coords[full.length - 1] = e % nOut;
+    for (let a = full.length - 3; a >= 1; a--) {
+      coords[a] = p % full[a]!;
+      p = Math.floor(p / full[a]!);
+    }
+    let idx = 0;
+    for (let a = 0; a < full.length; a++) idx = idx * ps[a]! + (ps[a]! > 1 ? coords[a]! : 0);
+    return idx;
   });
 }
 
@@ -238,11 +249,20 @@ function tableDesc(vb: VariableBinder, l: QDenseT, from: number[], pre: string, 
         }
       : null,
     iq: vb.kif(iq, `${pre}.iq`),
-    iqIndex: iq ? tableEdgeIndex(iq, l.nIn, l.nOut) : undefined,
+    iqIndex: iq ? tableEdgeIndex(iq, l.positions, l.nIn, l.nOut) : undefined,
     toq: vb.kbi(l.toq, `${pre}.toq`),
-    toqIndex: tableEdgeIndex(l.toq, l.nIn, l.nOut),
+    toqIndex: tableEdgeIndex(l.toq, l.positions, l.nIn, l.nOut),
+    conv:
+      l instanceof QConvT1D || l instanceof QConvT2D
+        ? {
+            inShape: inShapeOf(l).slice(1) as number[],
+            kernelSize: [...l.kernelSize],
+            strides: [...l.strides],
+            padding: l.padding,
+          }
+        : null,
     tableIdxs: [...l.tableIdxs],
-    pfScale: l.parallelizationFactor < 0 ? 1 : l.parallelizationFactor,
+    pfScale: l.parallelizationFactor < 0 ? 1 : l.parallelizationFactor / Math.max(1, l.positions.reduce((a, d) => a * d, 1)),
     beta,
   };
 }

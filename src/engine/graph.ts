@@ -519,9 +519,19 @@ export class GraphEngine extends EngineBase implements TrainEngine {
 
   private tableNode(b: NodeBuild, d: TableDesc): void {
     this.activation(b, d.activation);
-    this.oneInput(b, d.nIn, null); // the per-edge input quantizer is the table's own
-    b.nd.size = d.nOut;
-    b.nd.lut = new TableLayer(b.ar, d, b.pre, this.threads);
+    if (!d.conv) {
+      this.oneInput(b, d.nIn, null); // the per-edge input quantizer is the table's own
+      b.nd.size = d.nOut;
+      b.nd.lut = new TableLayer(b.ar, d, b.pre, this.threads);
+      return;
+    }
+    const c = d.conv;
+    const g = this.windows(b, c.inShape, c.kernelSize, c.strides, c.padding);
+    if (d.nIn !== g.KK * g.C)
+      throw new Error(`hgq engine: ${b.pre} nIn ${d.nIn} is not the window size × channels (${g.KK}·${g.C})`);
+    this.oneInput(b, g.K, null);
+    b.nd.size = g.Pn * d.nOut;
+    b.nd.lut = new TableLayer(b.ar, d, b.pre, this.threads, g.Pn, { C: g.C, KK: g.KK, idx: b.nd.idx, K: g.K });
   }
 
   /** What a table layer's passes need from the engine (the current batch layout and the thread rounds). */

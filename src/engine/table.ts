@@ -8,6 +8,9 @@
  *            with the forward recomputed per block, iq backward, ∂L/∂x).
  * The quantizers' per-edge constants (prep), their parameter gradients from the per-edge sums, WRAP tracking and
  * EBOPs (tableEbops: QDenseT.ebopsTensor's formula) are O(edges) host loops; parameters may be shared by edges.
+ * QConvT1D/2D: the input is first expanded by im2col into n_in rows of Pn position blocks (the weights are shared by
+ * the positions, the quantizers per (edge, position)); the output comes back to the engine's (position, filter) rows
+ * by perm_rows, and the input gradient by col2im_add.
  */
 import type { KernelExports } from './kernels.ts';
 import { checkArr, type KbiMem, type KifMem, type ParamArena } from './params.ts';
@@ -24,6 +27,15 @@ const rte = (x: number): number => {
 const ACT_CODE = { linear: 0, relu: 1, tanh: 2, sigmoid: 3 } as const;
 
 /** What a table layer needs from the graph engine for one pass. */
+/** A convolution's window gather, as graph.ts lays it out (see GraphEngine.windows). */
+export interface TableConv {
+  C: number;
+  KK: number;
+  idx: number;
+  /** features of the layer input (spatial positions × C) */
+  K: number;
+}
+
 export interface TableCtx {
   k: KernelExports;
   f32(): Float32Array;
@@ -63,6 +75,10 @@ export class TableLayer {
   readonly nIn: number;
   readonly nOut: number;
   readonly E: number;
+  /** output positions (1 for QDenseT) and the (edge, position) entries of the quantizers' arrays */
+  readonly Pn: number;
+  private readonly EP: number;
+  private readonly conv: TableConv | null;
   private readonly d: TableDesc;
   private readonly act: number;
   private readonly hidden: { W: Param; B?: Param }[] = [];
@@ -89,9 +105,16 @@ export class TableLayer {
   private Y = 0;
   private G = 0;
   private parts: number[] = [];
+  /** convolutions: the im2col rows, their gradient, the output and its gradient in (filter, position) row order */
+  private Xp = 0;
+  private dXp = 0;
+  private outP = 0;
+  private dzP = 0;
 
-  constructor(ar: ParamArena, d: TableDesc, pre: string, threads: number) {
+  constructor(ar: ParamArena, d: TableDesc, pre: string, threads: number, Pn = 1, conv: TableConv | null = null) {
     const { nIn, nOut, nHl, dHl } = d;
+    this.Pn = Pn;
+    this.conv = conv;
     for (const [v, what, min] of [
       [nIn, 'nIn', 1],
       [nOut, 'nOut', 1],
@@ -105,6 +128,7 @@ export class TableLayer {
     this.nIn = nIn;
     this.nOut = nOut;
     const E = (this.E = nIn * nOut);
+    const EP = (this.EP = E * Pn);
     this.act = ACT_CODE[d.subnnActivation];
     this.sqrtN = fr(Math.sqrt(nIn));
     if (d.hiddenKernels.length !== nHl || (d.hiddenBiases.length !== 0 && d.hiddenBiases.length !== nHl))
@@ -133,9 +157,9 @@ export class TableLayer {
     this.wtab = tab('ptr');
     this.gtab = tab('grad');
     this.iq = d.iq ? ar.kif(d.iq, d.iq.k.length, `${pre}.iq`) : null;
-    this.iqIdx = d.iq ? edgeIndex(d.iqIndex, E, d.iq.k.length, `${pre}.iq`) : null;
+    this.iqIdx = d.iq ? edgeIndex(d.iqIndex, EP, d.iq.k.length, `${pre}.iq`) : null;
     this.toq = ar.kbi(d.toq, d.toq.k.length, `${pre}.toq`);
-    this.toqIdx = edgeIndex(d.toqIndex, E, d.toq.k.length, `${pre}.toq`);
+    this.toqIdx = edgeIndex(d.toqIndex, EP, d.toq.k.length, `${pre}.toq`);
     const bn = d.batchNorm;
     if (bn) {
       if (!(bn.momentum >= 0 && bn.momentum < 1 && bn.epsilon > 0))
@@ -145,19 +169,19 @@ export class TableLayer {
         pB: bn.beta ? ar.param(`${pre}.bn.beta`, checkArr(bn.beta, nOut, `${pre}.bn.beta`), true) : undefined,
         pMM: ar.param(`${pre}.movingMean`, checkArr(bn.movingMean, nOut, `${pre}.movingMean`), false),
         pMV: ar.param(`${pre}.movingVariance`, checkArr(bn.movingVariance, nOut, `${pre}.movingVariance`), false),
-        rowMean: ar.alloc(E * 4),
-        rowVar: ar.alloc(E * 4),
+        rowMean: ar.alloc(EP * 4),
+        rowVar: ar.alloc(EP * 4),
         rsum: ar.alloc(E * 8),
         mean: new Float64Array(nOut),
         rsq: new Float64Array(nOut),
         inv: new Float64Array(nOut),
       };
     } else this.bn = null;
-    this.iqPrep = ar.alloc(E * 16);
-    this.iqSums = ar.alloc(E * 12);
-    this.amx = ar.alloc(E * 4);
-    this.tqPrep = ar.alloc(E * 16);
-    this.tqSums = ar.alloc(E * 12);
+    this.iqPrep = ar.alloc(EP * 16);
+    this.iqSums = ar.alloc(EP * 12);
+    this.amx = ar.alloc(EP * 4);
+    this.tqPrep = ar.alloc(EP * 16);
+    this.tqSums = ar.alloc(EP * 12);
     this.coef = ar.alloc(nOut * 32);
     const scratchBytes = 128 + nHl * dHl * 64 + 2 * Math.max(dHl, 1) * 64 + 128 + this.nAcc * 16;
     for (let t = 0; t < threads; t++) this.scratch.push(ar.alloc(scratchBytes));
@@ -165,10 +189,17 @@ export class TableLayer {
 
   /** Per-batch buffers: Y and G (E rows of S), the other threads' partial sums (n_out rows). */
   layout(alloc: (floats: number) => number, S: number, threads: number): void {
-    this.Y = alloc(this.E * S);
-    this.G = alloc(this.E * S);
+    const W = this.Pn * S;
+    this.Y = alloc(this.E * W);
+    this.G = alloc(this.E * W);
     this.parts = [];
-    for (let t = 1; t < threads; t++) this.parts.push(alloc(this.nOut * S));
+    for (let t = 1; t < threads; t++) this.parts.push(alloc(this.nOut * W));
+    if (this.conv) {
+      this.Xp = alloc(this.nIn * W);
+      this.dXp = alloc(this.nIn * W);
+      this.outP = alloc(this.nOut * W);
+      this.dzP = alloc(this.nOut * W);
+    }
   }
 
   private get iqFlags(): number {
@@ -178,7 +209,7 @@ export class TableLayer {
   /** The quantizers' per-edge constants [2^f, 2^-f, lo, hi] from their (clamped) parameters; sums and maxima zeroed. */
   private prepare(c: TableCtx): void {
     const f = c.f32(),
-      E = this.E;
+      E = this.EP;
     const put = (prep: number, e: number, fb: number, i0: number, k: number, mode: number) => {
       const i = Math.max(i0, -fb);
       const inv = 2 ** -fb,
@@ -223,20 +254,26 @@ export class TableLayer {
       B = c.B,
       nIn = this.nIn,
       nOut = this.nOut,
-      d = this.d;
+      Pn = this.Pn,
+      d = this.d,
+      cv = this.conv;
     this.prepare(c);
+    if (cv) c.k.im2col(input, S, 0, cv.C, cv.idx, cv.KK, Pn, this.Xp, S);
+    const X = cv ? this.Xp : input,
+      sum = cv ? this.outP : out;
     c.par((t) => {
       const [r0, n] = c.rows(t, nIn);
       return n > 0
         ? [
             [
               'lut_fwd',
-              input,
+              X,
               S,
               B,
               r0,
               n,
               nOut,
+              Pn,
               this.iqPrep,
               this.iqFlags,
               this.amx,
@@ -257,17 +294,20 @@ export class TableLayer {
     c.par((t) => {
       const [r0, n] = c.rows(t, nIn);
       if (n === 0) return [];
-      const part = t === 0 ? out : this.parts[t - 1]!;
-      return [['lut_q', this.Y, S, r0, n, nOut, this.coef, this.sqrtN, flags, this.tqPrep, part]];
+      const part = t === 0 ? sum : this.parts[t - 1]!;
+      return [['lut_q', this.Y, S, r0, n, nOut, Pn, this.coef, this.sqrtN, flags, this.tqPrep, part]];
     });
     for (let t = 1; t < c.threads; t++) if (c.rows(t, nIn)[1] > 0) used.push(this.parts[t - 1]!);
-    if (used.length || d.activation === 'relu')
+    if (used.length)
       c.par((t) => {
-        const [o, m] = c.flat(t, nOut * S);
-        if (m === 0) return [];
-        const calls: Call[] = used.map((p): Call => ['add_into', out + 4 * o, p + 4 * o, m]);
-        if (d.activation === 'relu') calls.push(['relu_fwd', out + 4 * o, m]);
-        return calls;
+        const [o, m] = c.flat(t, nOut * Pn * S);
+        return m > 0 ? used.map((p): Call => ['add_into', sum + 4 * o, p + 4 * o, m]) : [];
+      });
+    if (cv) c.k.perm_rows(this.outP, S, out, S, nOut, Pn, S); // (filter, position) rows → (position, filter)
+    if (d.activation === 'relu')
+      c.par((t) => {
+        const [o, m] = c.flat(t, nOut * Pn * S);
+        return m > 0 ? [['relu_fwd', out + 4 * o, m]] : [];
       });
   }
 
@@ -276,7 +316,7 @@ export class TableLayer {
     const q = this.iq!,
       n = q.pi.n;
     const amx = new Float64Array(n);
-    for (let e = 0; e < this.E; e++) {
+    for (let e = 0; e < this.EP; e++) {
       const p = this.iqIdx![e]!;
       amx[p] = Math.max(amx[p]!, f[this.amx / 4 + e]!);
     }
@@ -297,17 +337,22 @@ export class TableLayer {
     const bn = this.bn!,
       S = c.S,
       B = c.B,
-      E = this.E,
       nIn = this.nIn,
       nOut = this.nOut;
     const d = this.d.batchNorm!;
+    // the (edge, position) blocks of S columns as rows
+    const EP = this.EP,
+      Pn = this.Pn,
+      m1 = nIn * Pn;
     c.par((t) => {
-      const [r0, n] = c.rows(t, E);
+      const [r0, n] = c.rows(t, EP);
       return n > 0 ? [['bn_stats', this.Y + 4 * r0 * S, n, S, B, bn.rowMean + 4 * r0, bn.rowVar + 4 * r0]] : [];
     });
     const f = c.f32();
-    const rm = f.subarray(bn.rowMean / 4, bn.rowMean / 4 + E),
-      rv = f.subarray(bn.rowVar / 4, bn.rowVar / 4 + E);
+    const rm = f.subarray(bn.rowMean / 4, bn.rowMean / 4 + EP),
+      rv = f.subarray(bn.rowVar / 4, bn.rowVar / 4 + EP);
+    /** row of (input i, position p) for output o */
+    const row = (o: number, j: number) => ((Math.floor(j / Pn) * nOut + o) * Pn + (j % Pn));
     const mm = f.subarray(bn.pMM.ptr / 4, bn.pMM.ptr / 4 + nOut),
       mv = f.subarray(bn.pMV.ptr / 4, bn.pMV.ptr / 4 + nOut);
     const mom = fr(d.momentum),
@@ -315,15 +360,15 @@ export class TableLayer {
       eps = fr(d.epsilon);
     for (let o = 0; o < nOut; o++) {
       let m = 0;
-      for (let i = 0; i < nIn; i++) m += rm[i * nOut + o]!;
-      m /= nIn;
+      for (let j = 0; j < m1; j++) m += rm[row(o, j)]!;
+      m /= m1;
       let q = 0;
-      for (let i = 0; i < nIn; i++) {
-        const dm = rm[i * nOut + o]! - m;
-        q += rv[i * nOut + o]! + dm * dm;
+      for (let j = 0; j < m1; j++) {
+        const dm = rm[row(o, j)]! - m;
+        q += rv[row(o, j)]! + dm * dm;
       }
       const mean = fr(m),
-        vr = fr(q / nIn);
+        vr = fr(q / m1);
       mm[o] = fr(fr(mm[o]! * mom) + fr(mean * omm));
       mv[o] = fr(fr(mv[o]! * mom) + fr(vr * omm));
       const rsq = fr(1 / Math.sqrt(fr(vr + eps)));
@@ -346,8 +391,14 @@ export class TableLayer {
       B = c.B,
       nIn = this.nIn,
       nOut = this.nOut,
-      d = this.d;
+      Pn = this.Pn,
+      d = this.d,
+      cv = this.conv;
     const flags = this.bn ? 1 : 0;
+    if (cv) c.k.perm_rows(dz, S, this.dzP, S, Pn, nOut, S); // (position, filter) rows → (filter, position)
+    const g = cv ? this.dzP : dz,
+      X = cv ? this.Xp : input,
+      dX = cv && dA ? this.dXp : dA;
     c.par((t) => {
       const [r0, n] = c.rows(t, nIn);
       return n > 0
@@ -359,11 +410,12 @@ export class TableLayer {
               r0,
               n,
               nOut,
+              Pn,
               this.coef,
               this.sqrtN,
               flags,
               this.tqPrep,
-              dz,
+              g,
               this.G,
               this.tqSums,
               this.bn ? this.bn.rsum : 0,
@@ -378,12 +430,13 @@ export class TableLayer {
         ? [
             [
               'lut_bwd',
-              input,
+              X,
               S,
               B,
               r0,
               n,
               nOut,
+              Pn,
               this.iqPrep,
               this.iqFlags,
               this.iqSums,
@@ -396,13 +449,17 @@ export class TableLayer {
               this.Y,
               this.coef,
               flags,
-              dA,
+              dX,
               this.nAcc,
               this.scratch[t]!,
             ],
           ]
         : [];
     });
+    if (cv && dA) {
+      c.k.zero(dA, cv.K * S);
+      c.k.col2im_add(this.dXp, S, cv.C, cv.idx, cv.KK, Pn, dA, S, 0);
+    }
     this.quantizerGrads(c.f32());
   }
 
@@ -415,7 +472,7 @@ export class TableLayer {
       f = c.f32(),
       nIn = this.nIn,
       nOut = this.nOut;
-    const n = c.B * nIn;
+    const n = c.B * nIn * this.Pn;
     const gamma = bn.pG ? f.subarray(bn.pG.ptr / 4, bn.pG.ptr / 4 + nOut) : null;
     const rs = bn.rsum / 4;
     for (let o = 0; o < nOut; o++) {
@@ -442,7 +499,7 @@ export class TableLayer {
 
   /** The quantizers' bit-parameter gradients from the per-edge sums (formulas of kif_grads / kbi_bwd), per parameter. */
   private quantizerGrads(f: Float32Array): void {
-    const E = this.E;
+    const E = this.EP;
     const grads = (
       sums: number,
       idx: Int32Array,
@@ -520,7 +577,7 @@ export class TableLayer {
     const gIn = iq ? new Float64Array(iq.pi.n) : null;
     let sumSmall = 0,
       sumOut = 0;
-    for (let e = 0; e < this.E; e++) {
+    for (let e = 0; e < this.EP; e++) {
       const p = this.toqIdx[e]!;
       const bitsOut = rte(f[q.b / 4 + p]!) + f[q.k / 4 + p]!;
       let bitsIn = 0;

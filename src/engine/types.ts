@@ -271,9 +271,15 @@ export interface TableDesc extends Wired {
   iqIndex?: Int32Array;
   toq: KbiDesc;
   toqIndex?: Int32Array;
+  /**
+   * QConvT1D/2D: the convolution (input [...spatial, channels]; nIn = window size × channels, channels fastest). The
+   * tables run on im2col rows, one block of the batch per output position; quantizer parameters are per (position,
+   * edge) on the edge shape [1, ...positions, n_in, n_out], their index order (e·positions + p).
+   */
+  conv?: { inShape: number[]; kernelSize: number[]; strides: number[]; padding: Padding } | null;
   /** (B, b) of the EBOPs' LUT-B-from-LUT-b count (HGQ2 table_idxs) */
   tableIdxs: [number, number];
-  /** EBOPs scale pf / n_parallel (1 for a dense table layer) */
+  /** EBOPs scale pf / n_parallel (positions; 1 for a dense table layer) */
   pfScale?: number;
   beta?: number;
 }
