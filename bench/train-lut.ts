@@ -3,14 +3,16 @@
  * the tfjs-layers model on the tfjs backend of initBackend(), same model and data, in interleaved rounds (each round:
  * tfjs steps, engine 1 thread, engine 2 threads), medians of the per-step times. Models:
  *   mnist: 784 → QDenseT(16, tanh, 1 hidden layer of 8) → QDense(10), batch 256 (12 544 edges);
- *   jsc:   16 → QDenseT(32, tanh, relu output) → QDenseT(5), batch 1024 (672 edges).
+ *   jsc:   16 → QDenseT(32, tanh, relu output) → QDenseT(5), batch 1024 (672 edges);
+ *   conv1d: [32, 3] → QConvT1D(4, kernel 3) → flatten → QDense(5), batch 256 (30 positions × 36 edges).
  * Last line: JSON with samples/s and the ratios engine/tfjs. Env: ROUNDS (default 3), STEPS (engine steps per
  * round, default 5), TFJS_STEPS (default 2).
  */
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend.ts';
 import { QDense } from '../src/layers/dense.ts';
-import { QDenseT } from '../src/layers/table-dense.ts';
+import { QConvT1D, QDenseT } from '../src/layers/table-dense.ts';
+import { QFlatten } from '../src/layers/shape.ts';
 import { EngineBinding } from '../src/engine/from-tfjs.ts';
 
 const median = (xs: number[]) => {
@@ -21,6 +23,8 @@ const median = (xs: number[]) => {
 interface Case {
   name: string;
   inputs: number;
+  /** per-sample input shape (default [inputs]) */
+  inShape?: number[];
   classes: number;
   batch: number;
   layers: () => tf.layers.Layer[];
@@ -47,6 +51,18 @@ const CASES: Case[] = [
       new QDenseT({ nOut: 5, beta0: 1e-6 }),
     ],
   },
+  {
+    name: 'conv1d',
+    inputs: 96,
+    inShape: [32, 3],
+    classes: 5,
+    batch: 256,
+    layers: () => [
+      new QConvT1D({ filters: 4, kernelSize: 3, inputShape: [32, 3], activation: 'relu', beta0: 1e-6 }),
+      new QFlatten(),
+      new QDense({ units: 5, beta0: 1e-6 }),
+    ],
+  },
 ];
 
 async function measure(c: Case, rounds: number, steps: number, tfjsSteps: number) {
@@ -54,7 +70,7 @@ async function measure(c: Case, rounds: number, steps: number, tfjsSteps: number
   const x = Float32Array.from({ length: B * c.inputs }, (_, j) => (((j * 2654435761) % 1000) / 1000) * 2 - 1);
   const y = new Float32Array(B * c.classes);
   for (let b = 0; b < B; b++) y[b * c.classes + (b % c.classes)] = 1;
-  const xt = tf.tensor2d(x, [B, c.inputs]),
+  const xt = tf.tensor(x, [B, ...(c.inShape ?? [c.inputs])]),
     yt = tf.tensor2d(y, [B, c.classes]);
   const m = tf.sequential({ layers: c.layers() });
   m.compile({ optimizer: tf.train.adam(1e-3), loss: (t: tf.Tensor, p: tf.Tensor) => tf.losses.softmaxCrossEntropy(t, p) });
