@@ -244,8 +244,10 @@ export class TableLayer {
     f.fill(0, this.iqSums / 4, this.iqSums / 4 + 3 * E);
     f.fill(0, this.amx / 4, this.amx / 4 + E);
     f.fill(0, this.tqSums / 4, this.tqSums / 4 + 3 * E);
+    // per output [s, r, μ, gm, gv, …]: without batch norm the identity (s = 1) and no statistics' gradient
     const coef = this.coef / 4;
-    for (let o = 0; o < this.nOut; o++) f.fill(0, coef + 8 * o, coef + 8 * o + 8).fill(1, coef + 8 * o, coef + 8 * o + 1);
+    f.fill(0, coef, coef + 8 * this.nOut);
+    for (let o = 0; o < this.nOut; o++) f[coef + 8 * o] = 1;
   }
 
   /** in: the input rows (n_in × S); out: the layer output (n_out × S), after the activation. */
