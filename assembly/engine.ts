@@ -1431,3 +1431,459 @@ export function ew_bwd(op: i32, a: usize, b: usize, g: usize, ga: usize, gb: usi
     v128.store(ga + o, ra);
   }
 }
+
+// =========================================================================================================
+// HGQ-LUT table layers (QDenseT, src/layers/table-dense.ts) on the graph path. Every edge e = i·nOut + o (the
+// tfjs [n_in, n_out] order) runs its own MLP 1 → d (nHl hidden layers) → 1 on the input row i. Work is
+// edge-major: one edge's weights are splatted once per block of 16 samples (4 vectors) and reused across the
+// block; the block's hidden activations live in per-thread scratch (L1-resident). A thread owns whole input rows
+// i (all nOut edges of each), so it owns their parameter gradients and the input-gradient rows.
+// wtab/gtab: i32 tables [W_0, B_0, …, W_{nHl−1}, B_{nHl−1}, W_out, B_out] of weight / gradient addresses in the
+// tfjs layouts (hidden l kernel [E, dIn, d], bias [E, d]; output kernel [E, dLast], bias [E]); bias 0 = none.
+// Sub-network activations: 0 linear, 1 relu, 2 tanh, 3 sigmoid.
+// Scratch (per thread, bytes): 128 + nHl·d·64 (H) + 2·max(d,1)·64 (GH) + 64 (GY) + 16·(parameters per edge) (AC).
+// Convolutions (QConvT*) run on im2col rows: every row has Pn position blocks of S columns (row length Pn·S); the
+// weights are shared by the positions, the quantizers' per-edge arrays (prep, sums, amx) are per (e, p): e·Pn + p.
+
+/**
+ * tanh as a 13/6 rational minimax approximation on [−7.905, 7.905] (clamped beyond, where tanh rounds to ±1 in
+ * float32); within 4e-7 of Math.tanh in float32. One division, no exp: the sub-networks' hot spot.
+ */
+@inline function tanhv(x0: v128): v128 {
+  const x = f32x4.pmin(f32x4.splat(7.90531110763549805), f32x4.pmax(f32x4.splat(-7.90531110763549805), x0));
+  const z = f32x4.mul(x, x);
+  let p = f32x4.splat(-2.76076847742355e-16);
+  p = madd(p, z, f32x4.splat(2.00018790482477e-13));
+  p = madd(p, z, f32x4.splat(-8.60467152213735e-11));
+  p = madd(p, z, f32x4.splat(5.12229709037114e-8));
+  p = madd(p, z, f32x4.splat(1.48572235717979e-5));
+  p = madd(p, z, f32x4.splat(6.37261928875436e-4));
+  p = madd(p, z, f32x4.splat(4.89352455891786e-3));
+  let q = f32x4.splat(1.19825839466702e-6);
+  q = madd(q, z, f32x4.splat(1.18534705686654e-4));
+  q = madd(q, z, f32x4.splat(2.268434632439e-3));
+  q = madd(q, z, f32x4.splat(4.89352518554385e-3));
+  return f32x4.div(f32x4.mul(p, x), q);
+}
+
+@inline function subAct(x: v128, act: i32): v128 {
+  if (act == 1) return f32x4.max(x, f32x4.splat(0));
+  if (act == 2) return tanhv(x);
+  if (act == 3) return f32x4.div(f32x4.splat(1), f32x4.add(f32x4.splat(1), expv(f32x4.neg(x))));
+  return x;
+}
+
+/** The activation's derivative from its output h (tfjs: relu step(x) = [h > 0], tanh 1 − h², sigmoid h·(1 − h)). */
+@inline function subActGrad(g: v128, h: v128, act: i32): v128 {
+  if (act == 1) return v128.and(g, f32x4.gt(h, f32x4.splat(0)));
+  if (act == 2) return f32x4.mul(g, f32x4.sub(f32x4.splat(1), f32x4.mul(h, h)));
+  if (act == 3) return f32x4.mul(g, f32x4.mul(h, f32x4.sub(f32x4.splat(1), h)));
+  return g;
+}
+
+@inline function tabAt(tab: usize, j: i32): usize {
+  return <usize>load<i32>(tab + (<usize>j << 2));
+}
+
+/**
+ * Quantizes a block of 16 samples of row xr (input quantizer of one edge, prep [2^f, 2^-f, lo, hi]; flags bit0
+ * on, bit2 SAT-like) into XQ (XR keeps the raw values); the |x_q| maximum over valid samples into *amx (if ≠ 0).
+ */
+@inline function lutQuantIn(xr: usize, XR: usize, XQ: usize, flags: i32, pp: usize, amx: usize, b: i32, nbValid: i32): void {
+  const sc = v128.load32_splat(pp), inv = v128.load32_splat(pp, 4);
+  const lo = v128.load32_splat(pp, 8), hi = v128.load32_splat(pp, 12);
+  let m = f32x4.splat(0);
+  for (let v = 0; v < 4; v++) {
+    const o = <usize>v << 4;
+    const x = v128.load(xr + o);
+    v128.store(XR + o, x);
+    let q = x;
+    if (flags & 1) {
+      let y = x;
+      if (flags & 4) y = f32x4.pmin(hi, f32x4.pmax(lo, y));
+      q = f32x4.mul(rndv(f32x4.mul(y, sc)), inv);
+      m = f32x4.pmax(m, v128.and(f32x4.abs(q), validMask(b + v * 4, nbValid)));
+    }
+    v128.store(XQ + o, q);
+  }
+  if (amx && (flags & 1)) store<f32>(amx, Mathf.max(load<f32>(amx), hmax(m)));
+}
+
+/** One edge's MLP on a block (4 vectors at XQ): hidden activations into H (layer l at H + l·d·64), y into Yo. */
+@inline function lutMlpFwd(e: usize, nHl: i32, d: i32, act: i32, wtab: usize, XQ: usize, H: usize, Yo: usize): void {
+  let prev = XQ;
+  let dIn = 1;
+  for (let l = 0; l < nHl; l++) {
+    const W = tabAt(wtab, 2 * l) + ((e * <usize>dIn * <usize>d) << 2);
+    const Bp = tabAt(wtab, 2 * l + 1);
+    const Hl = H + ((<usize>l * <usize>d) << 6);
+    for (let j = 0; j < d; j++) {
+      let w = v128.load32_splat(W + (<usize>j << 2));
+      let a0 = f32x4.mul(v128.load(prev), w), a1 = f32x4.mul(v128.load(prev, 16), w);
+      let a2 = f32x4.mul(v128.load(prev, 32), w), a3 = f32x4.mul(v128.load(prev, 48), w);
+      for (let k = 1; k < dIn; k++) {
+        w = v128.load32_splat(W + ((<usize>k * <usize>d + <usize>j) << 2));
+        const pk = prev + (<usize>k << 6);
+        a0 = madd(v128.load(pk), w, a0);
+        a1 = madd(v128.load(pk, 16), w, a1);
+        a2 = madd(v128.load(pk, 32), w, a2);
+        a3 = madd(v128.load(pk, 48), w, a3);
+      }
+      if (Bp) {
+        const bj = v128.load32_splat(Bp + ((e * <usize>d + <usize>j) << 2));
+        a0 = f32x4.add(a0, bj);
+        a1 = f32x4.add(a1, bj);
+        a2 = f32x4.add(a2, bj);
+        a3 = f32x4.add(a3, bj);
+      }
+      const hj = Hl + (<usize>j << 6);
+      v128.store(hj, subAct(a0, act));
+      v128.store(hj, subAct(a1, act), 16);
+      v128.store(hj, subAct(a2, act), 32);
+      v128.store(hj, subAct(a3, act), 48);
+    }
+    prev = Hl;
+    dIn = d;
+  }
+  const W = tabAt(wtab, 2 * nHl) + ((e * <usize>dIn) << 2);
+  const Bp = tabAt(wtab, 2 * nHl + 1);
+  let w = v128.load32_splat(W);
+  let a0 = f32x4.mul(v128.load(prev), w), a1 = f32x4.mul(v128.load(prev, 16), w);
+  let a2 = f32x4.mul(v128.load(prev, 32), w), a3 = f32x4.mul(v128.load(prev, 48), w);
+  for (let k = 1; k < dIn; k++) {
+    w = v128.load32_splat(W + (<usize>k << 2));
+    const pk = prev + (<usize>k << 6);
+    a0 = madd(v128.load(pk), w, a0);
+    a1 = madd(v128.load(pk, 16), w, a1);
+    a2 = madd(v128.load(pk, 32), w, a2);
+    a3 = madd(v128.load(pk, 48), w, a3);
+  }
+  if (Bp) {
+    const bo = v128.load32_splat(Bp + (e << 2));
+    a0 = f32x4.add(a0, bo);
+    a1 = f32x4.add(a1, bo);
+    a2 = f32x4.add(a2, bo);
+    a3 = f32x4.add(a3, bo);
+  }
+  v128.store(Yo, a0);
+  v128.store(Yo, a1, 16);
+  v128.store(Yo, a2, 32);
+  v128.store(Yo, a3, 48);
+}
+
+/**
+ * Table forward, part 1: for input rows r0..r0+nr (all nOut edges each) the edge's input quantizer and MLP over
+ * all S columns into Y[e·S + b] (pre-normalization edge values); per-edge |x_q| maxima into amx (WRAP tracking).
+ */
+export function lut_fwd(X: usize, S: i32, nbValid: i32, r0: i32, nr: i32, nOut: i32, Pn: i32, iqPrep: usize, iqFlags: i32, amx: usize,
+  nHl: i32, d: i32, act: i32, wtab: usize, Y: usize, scratch: usize): void {
+  // one copy per activation (constant-folded): no per-element branch on act in the MLP loops
+  if (act == 2) lutFwdBody(X, S, nbValid, r0, nr, nOut, Pn, iqPrep, iqFlags, amx, nHl, d, 2, wtab, Y, scratch);
+  else if (act == 1) lutFwdBody(X, S, nbValid, r0, nr, nOut, Pn, iqPrep, iqFlags, amx, nHl, d, 1, wtab, Y, scratch);
+  else if (act == 3) lutFwdBody(X, S, nbValid, r0, nr, nOut, Pn, iqPrep, iqFlags, amx, nHl, d, 3, wtab, Y, scratch);
+  else lutFwdBody(X, S, nbValid, r0, nr, nOut, Pn, iqPrep, iqFlags, amx, nHl, d, 0, wtab, Y, scratch);
+}
+
+@inline function lutFwdBody(X: usize, S: i32, nbValid: i32, r0: i32, nr: i32, nOut: i32, Pn: i32, iqPrep: usize, iqFlags: i32, amx: usize,
+  nHl: i32, d: i32, act: i32, wtab: usize, Y: usize, scratch: usize): void {
+  const XR = scratch, XQ = scratch + 64, H = scratch + 128;
+  const rowB = <usize>(Pn * S) << 2;
+  for (let i = r0; i < r0 + nr; i++) {
+    const xr = X + <usize>i * rowB;
+    for (let o = 0; o < nOut; o++) {
+      const e = <usize>i * <usize>nOut + <usize>o;
+      const yr = Y + e * rowB;
+      for (let p = 0; p < Pn; p++) {
+        const pe = e * <usize>Pn + <usize>p;
+        for (let b = 0; b < S; b += 16) {
+          const col = <usize>(p * S + b) << 2;
+          lutQuantIn(xr + col, XR, XQ, iqFlags, iqPrep + (pe << 4), amx ? amx + (pe << 2) : 0, b, nbValid);
+          lutMlpFwd(e, nHl, d, act, wtab, XQ, H, yr + col);
+        }
+      }
+    }
+  }
+}
+
+/** The normalized edge value: (y·s + r)/√n_in with batch norm (coef[o] = [s, r, …]), else y itself (as the tfjs layer). */
+@inline function lutNorm(y: v128, bn: bool, s: v128, r: v128, sq: v128): v128 {
+  return bn ? f32x4.div(f32x4.add(f32x4.mul(y, s), r), sq) : y;
+}
+
+/**
+ * Table forward, part 2: the table output quantizer on every edge value (per-edge prep, SAT-like) summed over the
+ * thread's input rows into part[o·S + b] (the first row writes). flags bit0: batch norm (coef: 8 floats per o).
+ */
+export function lut_q(Y: usize, S: i32, r0: i32, nr: i32, nOut: i32, Pn: i32, coef: usize, sqrtN: f32, flags: i32, tqPrep: usize, part: usize): void {
+  const rowB = <usize>(Pn * S) << 2, blockB = <usize>S << 2;
+  const bn = (flags & 1) != 0;
+  const sq = f32x4.splat(sqrtN);
+  for (let i = r0; i < r0 + nr; i++) {
+    for (let o = 0; o < nOut; o++) for (let p = 0; p < Pn; p++) {
+      const e = <usize>i * <usize>nOut + <usize>o;
+      const pp = tqPrep + ((e * <usize>Pn + <usize>p) << 4);
+      const sc = v128.load32_splat(pp), inv = v128.load32_splat(pp, 4);
+      const lo = v128.load32_splat(pp, 8), hi = v128.load32_splat(pp, 12);
+      const cp = coef + (<usize>o << 5);
+      const s = v128.load32_splat(cp), r = v128.load32_splat(cp, 4);
+      const yr = Y + e * rowB + <usize>p * blockB, pr = part + <usize>o * rowB + <usize>p * blockB;
+      for (let b: usize = 0; b < blockB; b += 16) {
+        const v = f32x4.pmin(hi, f32x4.pmax(lo, lutNorm(v128.load(yr + b), bn, s, r, sq)));
+        const t = f32x4.mul(rndv(f32x4.mul(v, sc)), inv);
+        v128.store(pr + b, i == r0 ? t : f32x4.add(v128.load(pr + b), t));
+      }
+    }
+  }
+}
+
+/**
+ * Table backward, part 1: from dz (∂L/∂(Σ_i t), rows o) through each edge's output quantizer: sums[3e..] +=
+ * (Σ g·(t − clip v), Σ g·[v > hi], Σ g·[v < lo]); G[e] = g·[in range] (with batch norm ∂L/∂(y·s + r), ÷ √n_in); with batch norm
+ * rsum[2e..] = (Σ G, Σ G·y) for the statistics' and γ/β's gradients.
+ */
+export function lut_q_bwd(Y: usize, S: i32, r0: i32, nr: i32, nOut: i32, Pn: i32, coef: usize, sqrtN: f32, flags: i32, tqPrep: usize,
+  dz: usize, G: usize, tqSums: usize, rsum: usize): void {
+  const rowB = <usize>(Pn * S) << 2, blockB = <usize>S << 2;
+  const bn = (flags & 1) != 0;
+  const sq = f32x4.splat(sqrtN);
+  for (let i = r0; i < r0 + nr; i++) {
+    for (let o = 0; o < nOut; o++) {
+      const e = <usize>i * <usize>nOut + <usize>o;
+      const cp = coef + (<usize>o << 5);
+      const s = v128.load32_splat(cp), r = v128.load32_splat(cp, 4);
+      let s1 = f32x4.splat(0), s2 = f32x4.splat(0);
+      for (let p = 0; p < Pn; p++) {
+      const pe = e * <usize>Pn + <usize>p;
+      const pp = tqPrep + (pe << 4);
+      const sc = v128.load32_splat(pp), inv = v128.load32_splat(pp, 4);
+      const lo = v128.load32_splat(pp, 8), hi = v128.load32_splat(pp, 12);
+      const off = <usize>p * blockB;
+      const yr = Y + e * rowB + off, gr = G + e * rowB + off, dr = dz + <usize>o * rowB + off;
+      let sd = f32x4.splat(0), st = f32x4.splat(0), sb = f32x4.splat(0);
+      for (let b: usize = 0; b < blockB; b += 16) {
+        const y = v128.load(yr + b);
+        const v = lutNorm(y, bn, s, r, sq);
+        const top = f32x4.gt(v, hi), bot = f32x4.lt(v, lo);
+        const vc = f32x4.pmin(hi, f32x4.pmax(lo, v));
+        const t = f32x4.mul(rndv(f32x4.mul(vc, sc)), inv);
+        const g = v128.load(dr + b);
+        sd = madd(g, f32x4.sub(t, vc), sd);
+        st = f32x4.add(st, v128.and(g, top));
+        sb = f32x4.add(sb, v128.and(g, bot));
+        const gv = v128.andnot(g, v128.or(top, bot));
+        const gz = bn ? f32x4.div(gv, sq) : gv;
+        v128.store(gr + b, gz);
+        s1 = f32x4.add(s1, gz);
+        s2 = madd(gz, y, s2);
+      }
+      const sp = tqSums + pe * 12;
+      store<f32>(sp, load<f32>(sp) + hsum(sd));
+      store<f32>(sp, load<f32>(sp, 4) + hsum(st), 4);
+      store<f32>(sp, load<f32>(sp, 8) + hsum(sb), 8);
+      }
+      if (bn) {
+        store<f32>(rsum + (e << 3), hsum(s1));
+        store<f32>(rsum + (e << 3), hsum(s2), 4);
+      }
+    }
+  }
+}
+
+/** acc (one vector per parameter) += Σ_v g_v·p_v over a block's 4 vectors. */
+@inline function acc4(acc: usize, g: usize, p: usize): void {
+  let a = v128.load(acc);
+  a = madd(v128.load(g), v128.load(p), a);
+  a = madd(v128.load(g, 16), v128.load(p, 16), a);
+  a = madd(v128.load(g, 32), v128.load(p, 32), a);
+  a = madd(v128.load(g, 48), v128.load(p, 48), a);
+  v128.store(acc, a);
+}
+@inline function accSum4(acc: usize, g: usize): void {
+  v128.store(acc, f32x4.add(v128.load(acc), f32x4.add(f32x4.add(v128.load(g), v128.load(g, 16)), f32x4.add(v128.load(g, 32), v128.load(g, 48)))));
+}
+
+/**
+ * One edge's MLP backward on a block: gy (4 vectors at GY) → parameter-gradient accumulators (AC, one vector per
+ * parameter: output kernel, output bias, then per hidden layer from the last: kernel, bias) and ∂L/∂x_q into GX.
+ */
+@inline function lutMlpBwd(e: usize, nHl: i32, d: i32, act: i32, wtab: usize, XQ: usize, H: usize, GH: usize, GY: usize, AC: usize, GX: usize): void {
+  const dLast = nHl > 0 ? d : 1;
+  const last = nHl > 0 ? H + ((<usize>(nHl - 1) * <usize>d) << 6) : XQ;
+  const Wo = tabAt(wtab, 2 * nHl) + ((e * <usize>dLast) << 2);
+  let ac = AC;
+  for (let k = 0; k < dLast; k++) acc4(ac + (<usize>k << 4), GY, last + (<usize>k << 6));
+  ac += <usize>dLast << 4;
+  if (tabAt(wtab, 2 * nHl + 1)) accSum4(ac, GY);
+  ac += 16;
+  const gy0 = v128.load(GY), gy1 = v128.load(GY, 16), gy2 = v128.load(GY, 32), gy3 = v128.load(GY, 48);
+  // ∂L/∂(last layer's input) into gCur (times the activation's derivative when it is a hidden layer)
+  let gCur = nHl > 0 ? GH : GX;
+  for (let k = 0; k < dLast; k++) {
+    const w = v128.load32_splat(Wo + (<usize>k << 2));
+    const gk = gCur + (<usize>k << 6), hk = last + (<usize>k << 6);
+    if (nHl > 0) {
+      v128.store(gk, subActGrad(f32x4.mul(gy0, w), v128.load(hk), act));
+      v128.store(gk, subActGrad(f32x4.mul(gy1, w), v128.load(hk, 16), act), 16);
+      v128.store(gk, subActGrad(f32x4.mul(gy2, w), v128.load(hk, 32), act), 32);
+      v128.store(gk, subActGrad(f32x4.mul(gy3, w), v128.load(hk, 48), act), 48);
+    } else {
+      v128.store(gk, f32x4.mul(gy0, w));
+      v128.store(gk, f32x4.mul(gy1, w), 16);
+      v128.store(gk, f32x4.mul(gy2, w), 32);
+      v128.store(gk, f32x4.mul(gy3, w), 48);
+    }
+  }
+  for (let l = nHl - 1; l >= 0; l--) {
+    const dIn = l > 0 ? d : 1;
+    const prev = l > 0 ? H + ((<usize>(l - 1) * <usize>d) << 6) : XQ;
+    const W = tabAt(wtab, 2 * l) + ((e * <usize>dIn * <usize>d) << 2);
+    for (let k = 0; k < dIn; k++)
+      for (let j = 0; j < d; j++) acc4(ac + ((<usize>k * <usize>d + <usize>j) << 4), gCur + (<usize>j << 6), prev + (<usize>k << 6));
+    ac += (<usize>dIn * <usize>d) << 4;
+    if (tabAt(wtab, 2 * l + 1)) for (let j = 0; j < d; j++) accSum4(ac + (<usize>j << 4), gCur + (<usize>j << 6));
+    ac += <usize>d << 4;
+    const gNext = l > 0 ? (gCur == GH ? GH + (<usize>d << 6) : GH) : GX;
+    for (let k = 0; k < dIn; k++) {
+      let w = v128.load32_splat(W + ((<usize>k * <usize>d) << 2));
+      let a0 = f32x4.mul(v128.load(gCur), w), a1 = f32x4.mul(v128.load(gCur, 16), w);
+      let a2 = f32x4.mul(v128.load(gCur, 32), w), a3 = f32x4.mul(v128.load(gCur, 48), w);
+      for (let j = 1; j < d; j++) {
+        w = v128.load32_splat(W + ((<usize>k * <usize>d + <usize>j) << 2));
+        const gj = gCur + (<usize>j << 6);
+        a0 = madd(v128.load(gj), w, a0);
+        a1 = madd(v128.load(gj, 16), w, a1);
+        a2 = madd(v128.load(gj, 32), w, a2);
+        a3 = madd(v128.load(gj, 48), w, a3);
+      }
+      const gk = gNext + (<usize>k << 6);
+      if (l > 0) {
+        const hk = prev + (<usize>k << 6);
+        a0 = subActGrad(a0, v128.load(hk), act);
+        a1 = subActGrad(a1, v128.load(hk, 16), act);
+        a2 = subActGrad(a2, v128.load(hk, 32), act);
+        a3 = subActGrad(a3, v128.load(hk, 48), act);
+      }
+      v128.store(gk, a0);
+      v128.store(gk, a1, 16);
+      v128.store(gk, a2, 32);
+      v128.store(gk, a3, 48);
+    }
+    gCur = gNext;
+  }
+}
+
+/** g[j] += lane sum of the accumulator vector j at ac, j < n. */
+@inline function lutPut(g: usize, n: i32, ac: usize): void {
+  for (let j = 0; j < n; j++) {
+    const p = g + (<usize>j << 2);
+    store<f32>(p, load<f32>(p) + hsum(v128.load(ac + (<usize>j << 4))));
+  }
+}
+
+/** Adds the lane sums of the accumulators AC into the edge's gradient arrays (gtab, the AC order of lutMlpBwd). */
+@inline function lutFlushGrads(e: usize, nHl: i32, d: i32, wtab: usize, gtab: usize, AC: usize): void {
+  const dLast = nHl > 0 ? d : 1;
+  let ac = AC;
+  lutPut(tabAt(gtab, 2 * nHl) + ((e * <usize>dLast) << 2), dLast, ac);
+  ac += <usize>dLast << 4;
+  if (tabAt(wtab, 2 * nHl + 1)) lutPut(tabAt(gtab, 2 * nHl + 1) + (e << 2), 1, ac);
+  ac += 16;
+  for (let l = nHl - 1; l >= 0; l--) {
+    const dIn = l > 0 ? d : 1;
+    lutPut(tabAt(gtab, 2 * l) + ((e * <usize>dIn * <usize>d) << 2), dIn * d, ac);
+    ac += (<usize>dIn * <usize>d) << 4;
+    if (tabAt(wtab, 2 * l + 1)) lutPut(tabAt(gtab, 2 * l + 1) + ((e * <usize>d) << 2), d, ac);
+    ac += <usize>d << 4;
+  }
+}
+
+/**
+ * Table backward, part 2: per edge gy = G·s + [valid]·(gm + gv·(y − μ)) (coef[o] = [s, r, μ, gm, gv, …]; without
+ * batch norm gy = G), the MLP backward (forward recomputed per block) into the weight gradients, the input
+ * quantizer's backward (sums[3e..] as act_q_bwd) and ∂L/∂x summed over o into dA rows (if dA ≠ 0).
+ */
+export function lut_bwd(X: usize, S: i32, nbValid: i32, r0: i32, nr: i32, nOut: i32, Pn: i32, iqPrep: usize, iqFlags: i32, iqSums: usize,
+  nHl: i32, d: i32, act: i32, wtab: usize, gtab: usize, G: usize, Y: usize, coef: usize, flags: i32, dA: usize, nAcc: i32,
+  scratch: usize): void {
+  if (act == 2) lutBwdBody(X, S, nbValid, r0, nr, nOut, Pn, iqPrep, iqFlags, iqSums, nHl, d, 2, wtab, gtab, G, Y, coef, flags, dA, nAcc, scratch);
+  else if (act == 1) lutBwdBody(X, S, nbValid, r0, nr, nOut, Pn, iqPrep, iqFlags, iqSums, nHl, d, 1, wtab, gtab, G, Y, coef, flags, dA, nAcc, scratch);
+  else if (act == 3) lutBwdBody(X, S, nbValid, r0, nr, nOut, Pn, iqPrep, iqFlags, iqSums, nHl, d, 3, wtab, gtab, G, Y, coef, flags, dA, nAcc, scratch);
+  else lutBwdBody(X, S, nbValid, r0, nr, nOut, Pn, iqPrep, iqFlags, iqSums, nHl, d, 0, wtab, gtab, G, Y, coef, flags, dA, nAcc, scratch);
+}
+
+@inline function lutBwdBody(X: usize, S: i32, nbValid: i32, r0: i32, nr: i32, nOut: i32, Pn: i32, iqPrep: usize, iqFlags: i32, iqSums: usize,
+  nHl: i32, d: i32, act: i32, wtab: usize, gtab: usize, G: usize, Y: usize, coef: usize, flags: i32, dA: usize, nAcc: i32,
+  scratch: usize): void {
+  const XR = scratch, XQ = scratch + 64, H = scratch + 128;
+  const GH = H + ((<usize>nHl * <usize>d) << 6);
+  const dMax = d > 1 ? d : 1;
+  const GY = GH + (<usize>dMax << 7), GX = GY + 64, AC = GX + 64;
+  const rowB = <usize>(Pn * S) << 2;
+  const bn = (flags & 1) != 0;
+  const sat = (iqFlags & 4) != 0;
+  for (let i = r0; i < r0 + nr; i++) {
+    const xr = X + <usize>i * rowB;
+    for (let o = 0; o < nOut; o++) {
+      const e = <usize>i * <usize>nOut + <usize>o;
+      const cp = coef + (<usize>o << 5);
+      const s = v128.load32_splat(cp), mu = v128.load32_splat(cp, 8), gm = v128.load32_splat(cp, 12), gv = v128.load32_splat(cp, 16);
+      zeroVecs(AC, nAcc);
+      const yr = Y + e * rowB, gr = G + e * rowB;
+      for (let p = 0; p < Pn; p++) {
+      const pe = e * <usize>Pn + <usize>p;
+      const pp = iqPrep + (pe << 4);
+      const lo = v128.load32_splat(pp, 8), hi = v128.load32_splat(pp, 12);
+      let sd = f32x4.splat(0), st = f32x4.splat(0), sb = f32x4.splat(0);
+      for (let b = 0; b < S; b += 16) {
+        const bo = <usize>(p * S + b) << 2;
+        let zero = true;
+        for (let v = 0; v < 4; v++) {
+          const vo = <usize>v << 4;
+          let g = v128.load(gr + bo + vo);
+          if (bn) g = madd(g, s, v128.and(madd(gv, f32x4.sub(v128.load(yr + bo + vo), mu), gm), validMask(b + v * 4, nbValid)));
+          v128.store(GY + vo, g);
+          if (v128.any_true(g)) zero = false;
+        }
+        if (zero) {
+          if (dA) for (let v = 0; v < 4; v++) v128.store(dA + <usize>i * rowB + bo + (<usize>v << 4), o == 0 ? f32x4.splat(0) : v128.load(dA + <usize>i * rowB + bo + (<usize>v << 4)));
+          continue;
+        }
+        lutQuantIn(xr + bo, XR, XQ, iqFlags, pp, 0, b, nbValid);
+        lutMlpFwd(e, nHl, d, act, wtab, XQ, H, GX); // y itself is not needed: GX is overwritten below
+        lutMlpBwd(e, nHl, d, act, wtab, XQ, H, GH, GY, AC, GX);
+        for (let v = 0; v < 4; v++) {
+          const vo = <usize>v << 4;
+          const g = v128.load(GX + vo), x = v128.load(XR + vo), xq = v128.load(XQ + vo);
+          let dx = g;
+          if (iqFlags & 1) {
+            if (sat) {
+              const top = f32x4.gt(x, hi), bot = f32x4.lt(x, lo);
+              sd = madd(g, f32x4.sub(xq, f32x4.pmin(hi, f32x4.pmax(lo, x))), sd);
+              st = f32x4.add(st, v128.and(g, top));
+              sb = f32x4.add(sb, v128.and(g, bot));
+              dx = v128.andnot(g, v128.or(top, bot));
+            } else sd = madd(g, f32x4.sub(xq, x), sd);
+          }
+          if (dA) {
+            const p = dA + <usize>i * rowB + bo + vo;
+            v128.store(p, o == 0 ? dx : f32x4.add(v128.load(p), dx));
+          }
+        }
+      }
+      if (iqFlags & 1) {
+        const sp = iqSums + pe * 12;
+        store<f32>(sp, load<f32>(sp) + hsum(sd));
+        store<f32>(sp, load<f32>(sp, 4) + hsum(st), 4);
+        store<f32>(sp, load<f32>(sp, 8) + hsum(sb), 8);
+      }
+      }
+      lutFlushGrads(e, nHl, d, wtab, gtab, AC);
+    }
+  }
+}
+
+/** p[j] = max(p[j], 0) in place on n floats (n a multiple of 4): a layer's ReLU after a reduction. */
+export function relu_fwd(p: usize, n: i32): void {
+  const nB = <usize>n << 2;
+  for (let o: usize = 0; o < nB; o += 16) v128.store(p + o, f32x4.max(v128.load(p + o), f32x4.splat(0)));
+}

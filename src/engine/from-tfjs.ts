@@ -19,6 +19,7 @@ import {
 import { QAdd, QMaximum, QMinimum, QMultiply, QSubtract } from '../layers/merge.ts';
 import { QBatchNormalization } from '../layers/batchnorm.ts';
 import { QConcatenate } from '../layers/shape.ts';
+import { QConvT1D, QConvT2D, QDenseT } from '../layers/table-dense.ts';
 import type { QLayer } from '../layers/base.ts';
 import type { Quantizer } from '../quantizer/index.ts';
 import { createEngine } from './engine.ts';
@@ -32,6 +33,7 @@ import type {
   KernelDesc,
   KifDesc,
   ModelDesc,
+  TableDesc,
   TrainEngine,
 } from './types.ts';
 
@@ -61,7 +63,7 @@ const POOL = [QMaxPooling1D, QMaxPooling2D, QAveragePooling1D, QAveragePooling2D
 const GLOBAL_POOL = [QGlobalMaxPooling1D, QGlobalMaxPooling2D, QGlobalAveragePooling1D, QGlobalAveragePooling2D];
 const MERGES = [QAdd, QSubtract, QMultiply, QMaximum, QMinimum];
 const SUPPORTED =
-  'QDense, QBatchNormDense, QBatchNormalization, QConv1D/2D, QMaxPooling1D/2D, QAveragePooling1D/2D, their global forms, QAdd, QSubtract, QMultiply, QMaximum, QMinimum, QConcatenate, Flatten, Reshape';
+  'QDense, QDenseT (on (batch, features)), QConvT1D/2D, QBatchNormDense, QBatchNormalization, QConv1D/2D, QMaxPooling1D/2D, QAveragePooling1D/2D, their global forms, QAdd, QSubtract, QMultiply, QMaximum, QMinimum, QConcatenate, Flatten, Reshape';
 
 type Conv = QConv1D | QConv2D;
 interface PlanNode {
@@ -110,6 +112,7 @@ function planOf(model: tf.LayersModel): Plan {
     }
     const ql = l as unknown as QLayer;
     const supported =
+      l instanceof QDenseT ||
       l instanceof QDense ||
       isAny(l, CONV) ||
       isAny(l, POOL) ||
@@ -120,7 +123,10 @@ function planOf(model: tf.LayersModel): Plan {
     if (!supported) throw new Error(`${what} is not supported by the wasm engine yet (supported: ${SUPPORTED})`);
     if (!l.trainable) throw new Error(`${what} is frozen (trainable = false); the wasm engine trains every layer`);
     if (ql.oq) checkQuantizer(ql.oq, 'kif', [0], `${what} output quantizer`);
-    if (isAny(l, MERGES) || l instanceof QConcatenate) {
+    if (l instanceof QDenseT) {
+      if (from.length !== 1) throw new Error(`${what} takes ${from.length} inputs`);
+      checkTable(l, what);
+    } else if (isAny(l, MERGES) || l instanceof QConcatenate) {
       ql.iqs.forEach((q, j) => {
         if (q) checkQuantizer(q, 'kif', [0], `${what} input quantizer ${j}`);
       });
@@ -165,6 +171,100 @@ function planOf(model: tf.LayersModel): Plan {
   );
   const inputs = (model.inputs[0]!.shape.slice(1) as number[]).reduce((a, d) => a * d, 1);
   return { nodes, chain, inputs };
+}
+
+const TABLE_SUBNN = new Set(['linear', 'relu', 'tanh', 'sigmoid']);
+
+/** What the engine's table node takes: (batch, features) input, a built-in sub-network activation, quantizers shared over the batch. */
+function checkTable(l: QDenseT, what: string): void {
+  const conv = l instanceof QConvT1D || l instanceof QConvT2D;
+  if (!conv && l.positions.length > 0)
+    throw new Error(`${what} takes inputs of rank ${l.positions.length + 2}; the wasm engine supports QDenseT on (batch, features)`);
+  if (!TABLE_SUBNN.has(l.subnnActivation))
+    throw new Error(`${what} has sub-network activation '${l.subnnActivation}'; the wasm engine supports linear, relu, tanh, sigmoid`);
+  if (l.activation !== 'relu' && l.activation !== 'linear')
+    throw new Error(`${what} has activation ${l.activation}; the wasm engine supports relu and linear`);
+  const tableQ = (q: Quantizer, type: 'kif' | 'kbi', name: string) => {
+    const c = q.config;
+    if (c.qType !== type) throw new Error(`${what} ${name} is ${c.qType.toUpperCase()}; the wasm engine supports ${type.toUpperCase()} here`);
+    if (c.roundMode !== 'RND') throw new Error(`${what} ${name} rounds with ${c.roundMode}; the wasm engine supports RND`);
+    if (type === 'kbi' && c.overflowMode === 'WRAP')
+      throw new Error(`${what} ${name} uses WRAP; the wasm engine supports SAT and SAT_SYM for the table output quantizer`);
+    if (q.paramShape[0] !== 1)
+      throw new Error(`${what} ${name} has bit widths per sample; the wasm engine needs the batch axis homogeneous`);
+  };
+  if (l.iqs[0]) tableQ(l.iqs[0], 'kif', 'input quantizer');
+  tableQ(l.toq, 'kbi', 'table output quantizer');
+}
+
+/**
+ * Each (edge, position) entry's parameter index, in the engine's order e·P + p (e = i·n_out + o), of a quantizer on
+ * the edge shape [batch, ...positions, n_in, n_out] (its parameters broadcast over the axes where they have size 1).
+ */
+function tableEdgeIndex(q: Quantizer, positions: number[], nIn: number, nOut: number): Int32Array {
+  const ps = q.paramShape;
+  const full = [1, ...positions, nIn, nOut];
+  const P = positions.reduce((a, d) => a * d, 1);
+  const coords = new Array<number>(full.length).fill(0);
+  return Int32Array.from({ length: nIn * nOut * P }, (_, j) => {
+    const e = Math.floor(j / P);
+    let p = j % P;
+    coords[full.length - 2] = Math.floor(e / nOut);
+    coords[full.length - 1] = e % nOut;
+    for (let a = full.length - 3; a >= 1; a--) {
+      coords[a] = p % full[a]!;
+      p = Math.floor(p / full[a]!);
+    }
+    let idx = 0;
+    for (let a = 0; a < full.length; a++) idx = idx * ps[a]! + (ps[a]! > 1 ? coords[a]! : 0);
+    return idx;
+  });
+}
+
+/** A QDenseT's description: sub-network weights, batch norm and both quantizers bound to their variables. */
+function tableDesc(vb: VariableBinder, l: QDenseT, from: number[], pre: string, beta: number): TableDesc {
+  const iq = l.iqs[0] ?? null;
+  const bind = (name: string, v: tf.LayerVariable | null) => (v ? vb.bindVar(name, v) : null);
+  return {
+    type: 'table',
+    from,
+    nIn: l.nIn,
+    nOut: l.nOut,
+    nHl: l.nHl,
+    dHl: l.dHl,
+    subnnActivation: l.subnnActivation as TableDesc['subnnActivation'],
+    activation: l.activation as TableDesc['activation'],
+    hiddenKernels: l.hiddenKernels.map((v, h) => vb.bindVar(`${pre}.hidden${h}.kernel`, v)),
+    hiddenBiases: l.hiddenBiases.map((v, h) => vb.bindVar(`${pre}.hidden${h}.bias`, v)),
+    outKernel: vb.bindVar(`${pre}.out.kernel`, l.outKernel),
+    outBias: bind(`${pre}.out.bias`, l.outBias),
+    batchNorm: l.batchNorm
+      ? {
+          gamma: bind(`${pre}.bn.gamma`, l.bnGamma),
+          beta: bind(`${pre}.bn.beta`, l.bnBeta),
+          movingMean: vb.bindVar(`${pre}.movingMean`, l.movingMean!),
+          movingVariance: vb.bindVar(`${pre}.movingVariance`, l.movingVariance!),
+          momentum: l.bnMomentum,
+          epsilon: l.bnEpsilon,
+        }
+      : null,
+    iq: vb.kif(iq, `${pre}.iq`),
+    iqIndex: iq ? tableEdgeIndex(iq, l.positions, l.nIn, l.nOut) : undefined,
+    toq: vb.kbi(l.toq, `${pre}.toq`),
+    toqIndex: tableEdgeIndex(l.toq, l.positions, l.nIn, l.nOut),
+    conv:
+      l instanceof QConvT1D || l instanceof QConvT2D
+        ? {
+            inShape: inShapeOf(l).slice(1) as number[],
+            kernelSize: [...l.kernelSize],
+            strides: [...l.strides],
+            padding: l.padding,
+          }
+        : null,
+    tableIdxs: [...l.tableIdxs],
+    pfScale: l.parallelizationFactor < 0 ? 1 : l.parallelizationFactor / Math.max(1, l.positions.reduce((a, d) => a * d, 1)),
+    beta,
+  };
 }
 
 function checkQuantizer(q: Quantizer, type: 'kif' | 'kbi', axes: number[], what: string): void {
@@ -295,6 +395,7 @@ function layerDesc(vb: VariableBinder, l: QLayer, from: number[], li: number): G
   const pre = `layers[${li}]`;
   const beta = betaOf(l);
   const inShape = inShapeOf(l).slice(1) as number[];
+  if (l instanceof QDenseT) return tableDesc(vb, l, from, pre, beta);
   if (l instanceof QDense && !(l instanceof QBatchNormDense) && inShape.length > 1) {
     return {
       type: 'conv',

@@ -6,18 +6,20 @@
  * (buf[feature·S + sample], S ≥ batch a multiple of 16): convolutions as im2col chunks + the dense kernels
  * (weight sharing = the gradient summed over positions and samples), pooling and merges as row kernels.
  * A node's gradient buffer sums what its consumers send back, so any DAG in topological order works.
+ * QDenseT (HGQ-LUT table layers) runs as its own node (table.ts): per-edge MLPs edge-major over sample blocks.
  * Threads (worker_threads under Node) share the memory: each heavy kernel call is split by rows, columns or
  * im2col chunks (conv weight gradients in per-thread blocks, reduced here); batch-norm folding, reductions and
  * the per-parameter work run on the calling thread between the parallel calls.
  *
  * Semantics are the tfjs layers' (src/layers): every quantizer, STE gradient, EBOPs and L1 term, Adam, WRAP
  * integer-bit tracking and the batch norm's moving statistics, equal to the tfjs training step within float32
- * rounding (test/engine-bn, engine-conv, engine-residual, engine-graph-trace).
+ * rounding (test/engine-bn, engine-conv, engine-residual, engine-graph-trace, engine-table).
  */
 import { batchSize, EngineBase, engineRuntime } from './base.ts';
 import { instantiate, WA, type KernelExports, type WasmMemory, type WasmModule } from './kernels.ts';
 import { AdamState, checkArr, ParamArena, type KbiMem, type KifMem } from './params.ts';
 import { AREA_WORDS, CTRL_BYTES, Rounds, type Call } from './pool.ts';
+import { TableLayer, type TableCtx } from './table.ts';
 import { windowGeometry, type Padding, type Window1D } from '../layers/patches.ts';
 import type {
   AddDesc,
@@ -34,6 +36,7 @@ import type {
   Param,
   PoolDesc,
   StepResult,
+  TableDesc,
   TrainEngine,
 } from './types.ts';
 
@@ -134,6 +137,8 @@ interface Node {
     gS: number;
     gO: number;
   };
+  /** QDenseT: the table layer's memory and passes (table.ts) */
+  lut?: TableLayer;
 }
 
 const PAGE = 65536;
@@ -228,6 +233,7 @@ export class GraphEngine extends EngineBase implements TrainEngine {
     bn: (e, b, d) => e.bnNode(b, d),
     concat: (e, b, d) => e.concatNode(b, d),
     add: (e, b, d) => e.mergeNode(b, d),
+    table: (e, b, d) => e.tableNode(b, d),
   };
 
   private constructor(desc: GraphModelDesc, module: WasmModule, relaxed: boolean, threads: number) {
@@ -511,6 +517,37 @@ export class GraphEngine extends EngineBase implements TrainEngine {
     nd.size = d.outer * d.parts.reduce((a, b) => a + b, 0);
   }
 
+  private tableNode(b: NodeBuild, d: TableDesc): void {
+    this.activation(b, d.activation);
+    if (!d.conv) {
+      this.oneInput(b, d.nIn, null); // the per-edge input quantizer is the table's own
+      b.nd.size = d.nOut;
+      b.nd.lut = new TableLayer(b.ar, d, b.pre, this.threads);
+      return;
+    }
+    const c = d.conv;
+    const g = this.windows(b, c.inShape, c.kernelSize, c.strides, c.padding);
+    if (d.nIn !== g.KK * g.C)
+      throw new Error(`hgq engine: ${b.pre} nIn ${d.nIn} is not the window size × channels (${g.KK}·${g.C})`);
+    this.oneInput(b, g.K, null);
+    b.nd.size = g.Pn * d.nOut;
+    b.nd.lut = new TableLayer(b.ar, d, b.pre, this.threads, g.Pn, { C: g.C, KK: g.KK, idx: b.nd.idx, K: g.K });
+  }
+
+  /** What a table layer's passes need from the engine (the current batch layout and the thread rounds). */
+  private tableCtx(): TableCtx {
+    return {
+      k: this.k,
+      f32: () => this.f32(),
+      threads: this.threads,
+      S: this.S,
+      B: this.B,
+      par: (c) => this.par(c),
+      rows: (t, K) => this.rows(t, K),
+      flat: (t, n) => this.flat(t, n),
+    };
+  }
+
   private mergeNode({ ar, nd, pre, from, srcSize }: NodeBuild, d: AddDesc): void {
     if (from.length < 2) throw new Error(`hgq engine: ${pre} (merge) needs at least two inputs`);
     const op = d.op ?? 'add';
@@ -598,6 +635,7 @@ export class GraphEngine extends EngineBase implements TrainEngine {
       nd.outQ = nd.oq ? alloc(nd.size * S) : nd.out;
       for (const inp of nd.ins) inp.A = inp.iq ? alloc(inp.K * S) : 0;
       nd.inter = nd.d.type === 'add' ? nd.ins.slice(2).map(() => alloc(nd.size * S)) : [];
+      nd.lut?.layout(alloc, S, this.threads);
     }
     this.dA = alloc(this.maxK * S);
     let convMax = 0;
@@ -800,6 +838,9 @@ export class GraphEngine extends EngineBase implements TrainEngine {
         });
         break;
       }
+      case 'table':
+        nd.lut!.forward(this.tableCtx(), A, nd.out);
+        break;
       case 'concat':
         this.par((t) =>
           this.concatSegments(nd, t).map(
@@ -969,6 +1010,12 @@ export class GraphEngine extends EngineBase implements TrainEngine {
         }
         this.cbnBackward(nd, A, B);
         if (needsInputGrad(nd.ins[0]!)) this.inputBackward(nd.ins[0]!, dA);
+        break;
+      }
+      case 'table': {
+        const inp = nd.ins[0]!;
+        nd.lut!.backward(this.tableCtx(), A, dz, needsInputGrad(inp) ? dA : 0);
+        if (needsInputGrad(inp)) this.inputBackward(inp, dA);
         break;
       }
       case 'concat':
@@ -1457,6 +1504,7 @@ export class GraphEngine extends EngineBase implements TrainEngine {
       return e * nd.pf;
     }
     if (d.type === 'concat') return 0;
+    if (d.type === 'table') return nd.lut!.ebops(f, beta);
     return this.mergeEbops(nd, f, beta);
   }
 

@@ -20,6 +20,7 @@ export type {
   ConvDesc,
   PoolDesc,
   AddDesc,
+  TableDesc,
   TrainEngine,
 } from './types.ts';
 export { EngineBinding, describeModel, describeAny, engineUnsupported, type EngineLoss } from './from-tfjs.ts';

@@ -187,7 +187,36 @@ export interface KernelExports {
   ): void;
   ew_fwd(op: number, a: number, b: number, out: number, n: number): void;
   ew_bwd(op: number, a: number, b: number, g: number, ga: number, gb: number, n: number): void;
+  // table layers (QDenseT): see assembly/engine.ts for the layouts
+  lut_fwd(...a: [...LutRows, iqPrep: number, iqFlags: number, amx: number, ...LutMlp, Y: number, scratch: number]): void;
+  lut_q(...a: [...LutNorm, tqPrep: number, part: number]): void;
+  lut_q_bwd(...a: [...LutNorm, tqPrep: number, dz: number, G: number, tqSums: number, rsum: number]): void;
+  lut_bwd(
+    ...a: [
+      ...LutRows,
+      iqPrep: number,
+      iqFlags: number,
+      iqSums: number,
+      ...LutMlp,
+      gtab: number,
+      G: number,
+      Y: number,
+      coef: number,
+      flags: number,
+      dA: number,
+      nAcc: number,
+      scratch: number,
+    ]
+  ): void;
+  relu_fwd(p: number, n: number): void;
 }
+
+/** The table kernels' input rows: input X (rows of Pn blocks of S columns, nbValid real samples each), rows r0..r0+nr, nOut edges each. */
+type LutRows = [X: number, S: number, nbValid: number, r0: number, nr: number, nOut: number, Pn: number];
+/** The per-edge MLP: hidden layers, width, sub-network activation code, weight address table. */
+type LutMlp = [nHl: number, d: number, act: number, wtab: number];
+/** The edge values' normalization: Y rows, per-output coefficients, √n_in, flags (bit0 batch norm). */
+type LutNorm = [Y: number, S: number, r0: number, nr: number, nOut: number, Pn: number, coef: number, sqrtN: number, flags: number];
 
 // The project compiles without the DOM lib, so the WebAssembly API is typed locally (no global declarations).
 /** A compiled WebAssembly module (opaque). */

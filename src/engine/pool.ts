@@ -42,6 +42,11 @@ export const KERNEL_CALLS = [
   'chan_affine_bwd',
   'ew_fwd',
   'ew_bwd',
+  'lut_fwd',
+  'lut_q',
+  'lut_q_bwd',
+  'lut_bwd',
+  'relu_fwd',
   // the per-parameter phase
   'clamp',
   'kbi_fwd',

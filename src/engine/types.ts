@@ -236,7 +236,55 @@ export interface ConcatDesc extends Wired {
   beta?: number;
 }
 
-export type GraphLayerDesc = GraphDenseDesc | BnDenseDesc | ConvDesc | PoolDesc | AddDesc | BnDesc | ConcatDesc;
+/** Batch norm over a table layer's n_out (Keras: batch statistics over samples and inputs in training). */
+export interface TableBnDesc {
+  gamma: Float32Array | null;
+  beta: Float32Array | null;
+  movingMean: Float32Array;
+  movingVariance: Float32Array;
+  momentum: number;
+  epsilon: number;
+}
+
+/**
+ * QDenseT (HGQ-LUT, src/layers/table-dense.ts) on (batch, n_in) inputs: every edge e = i·n_out + o quantizes x_i
+ * (iq), runs its MLP 1 → dHl (nHl hidden layers) → 1, optional batch norm over n_out then ÷ √n_in (only with batch norm, as the tfjs layer), the table output
+ * quantizer (toq, KBI), Σ over i, the activation. Weights in the tfjs layouts (hidden l kernel [n_in, n_out,
+ * d_prev, dHl], bias [n_in, n_out, dHl]; output kernel [n_in, n_out, d_last], bias [n_in, n_out]). Quantizer
+ * parameters may be shared between edges: iqIndex / toqIndex give each edge's parameter (default: one per edge).
+ */
+export interface TableDesc extends Wired {
+  type: 'table';
+  nIn: number;
+  nOut: number;
+  nHl: number;
+  dHl: number;
+  subnnActivation: 'linear' | 'relu' | 'tanh' | 'sigmoid';
+  activation: 'relu' | 'linear';
+  hiddenKernels: Float32Array[];
+  /** one per hidden layer, or none (useBias false) */
+  hiddenBiases: Float32Array[];
+  outKernel: Float32Array;
+  outBias: Float32Array | null;
+  batchNorm?: TableBnDesc | null;
+  iq?: KifDesc | null;
+  iqIndex?: Int32Array;
+  toq: KbiDesc;
+  toqIndex?: Int32Array;
+  /**
+   * QConvT1D/2D: the convolution (input [...spatial, channels]; nIn = window size × channels, channels fastest). The
+   * tables run on im2col rows, one block of the batch per output position; quantizer parameters are per (position,
+   * edge) on the edge shape [1, ...positions, n_in, n_out], their index order (e·positions + p).
+   */
+  conv?: { inShape: number[]; kernelSize: number[]; strides: number[]; padding: Padding } | null;
+  /** (B, b) of the EBOPs' LUT-B-from-LUT-b count (HGQ2 table_idxs) */
+  tableIdxs: [number, number];
+  /** EBOPs scale pf / n_parallel (positions; 1 for a dense table layer) */
+  pfScale?: number;
+  beta?: number;
+}
+
+export type GraphLayerDesc = GraphDenseDesc | BnDenseDesc | ConvDesc | PoolDesc | AddDesc | BnDesc | ConcatDesc | TableDesc;
 
 export interface GraphModelDesc {
   /** features per sample of the model input */
