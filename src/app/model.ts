@@ -43,6 +43,9 @@ const LAYER_CLASSES: Record<string, new (args: never) => tf.layers.Layer> = {
   QReshape: layers.QReshape,
   QUnaryFunctionLUT: layers.QUnaryFunctionLUT,
   QSoftmax: layers.QSoftmax,
+  QDenseT: layers.QDenseT,
+  QConvT1D: layers.QConvT1D,
+  QConvT2D: layers.QConvT2D,
 };
 
 const camel = (k: string): string => k.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
@@ -72,17 +75,47 @@ const BYTES_PER_ACTIVATION = 24;
 /** the wasm engine's memory is 32-bit addressed */
 const WASM_BYTES = 4 * 2 ** 30;
 
+/** Kernel elements of a convolution's window (a number kernel_size is per axis); 1 for other layers. */
+function kernelElements(type: string, args: Record<string, unknown>): number {
+  const ks = args['kernelSize'];
+  if (Array.isArray(ks)) return ks.reduce((a: number, b) => a * Number(b), 1);
+  return typeof ks === 'number' ? ks ** (type.endsWith('2D') ? 2 : 1) : 1;
+}
+
 function weightsOf(type: string, inShape: number[], args: Record<string, unknown>): number {
   const last = inShape[inShape.length - 1] ?? 1;
-  const ks = args['kernelSize'];
-  const kprod = Array.isArray(ks)
-    ? ks.reduce((a: number, b) => a * Number(b), 1)
-    : typeof ks === 'number'
-      ? ks ** (type === 'QConv2D' ? 2 : 1)
-      : 1;
+  const kprod = kernelElements(type, args);
   if (type === 'QDense' || type === 'QBatchNormDense') return last * Number(args['units'] ?? 0);
   if (type === 'QConv1D' || type === 'QConv2D') return kprod * last * Number(args['filters'] ?? 0);
+  const edges = tableEdges(type, last, kprod, args);
+  // per edge: its MLP 1 → d (→ d)… → 1 with biases, and the input and table quantizers' bits
+  const { d, hidden } = tableShape(args);
+  return edges * (3 * d + 1 + (hidden - 1) * (d * d + d) + 2);
+}
+
+/** Edges (input → output, one small MLP each) of a table layer; 0 for other layers. */
+function tableEdges(type: string, last: number, kprod: number, args: Record<string, unknown>): number {
+  if (type === 'QDenseT') return last * Number(args['nOut'] ?? 0);
+  if (type === 'QConvT1D' || type === 'QConvT2D') return kprod * last * Number(args['filters'] ?? 0);
   return 0;
+}
+
+function tableShape(args: Record<string, unknown>): { d: number; hidden: number } {
+  return { d: Number(args['dHl'] ?? 8), hidden: Number(args['nHl'] ?? 1) };
+}
+
+/**
+ * Per-sample values a layer keeps for its backward pass beyond its output: a table layer holds every edge's
+ * hidden activations at every output position (tfjs keeps them edge-major, [edges, samples·positions, d]).
+ */
+function innerActivations(type: string, inShape: number[], outShape: number[], args: Record<string, unknown>): number {
+  const last = inShape[inShape.length - 1] ?? 1;
+  const kprod = kernelElements(type, args);
+  const edges = tableEdges(type, last, kprod, args);
+  if (edges === 0) return 0;
+  const positions = outShape.slice(0, -1).reduce((a, b) => a * b, 1);
+  const { d, hidden } = tableShape(args);
+  return edges * positions * (d * hidden + 2);
 }
 
 function fmtBytes(b: number): string {
@@ -132,13 +165,16 @@ function buildQuantized(spec: TrainSpec, list: LayerSpec[], inputShape: number[]
     const sizes: { where: string; weights: number; outputs: number }[] = [];
     let shape: (number | null)[] = [null, ...inputShape];
     for (const m of made) {
-      const w = weightsOf(m.type, shape.slice(1) as number[], m.args);
+      const inShape = shape.slice(1) as number[];
+      const w = weightsOf(m.type, inShape, m.args);
       try {
         shape = m.layer.computeOutputShape(shape) as (number | null)[];
       } catch {
         break; // the layer says what is wrong when it is built below
       }
-      sizes.push({ where: m.where, weights: w, outputs: (shape.slice(1) as number[]).reduce((a, b) => a * b, 1) });
+      const outShape = shape.slice(1) as number[];
+      const outputs = outShape.reduce((a, b) => a * b, 1) + innerActivations(m.type, inShape, outShape, m.args);
+      sizes.push({ where: m.where, weights: w, outputs });
     }
     checkMemory(sizes, spec.training.batch_size, spec.training.engine);
     const model = tf.sequential();

@@ -23,6 +23,9 @@ export const LIST_LAYERS = [
   'QReshape',
   'QUnaryFunctionLUT',
   'QSoftmax',
+  'QDenseT',
+  'QConvT1D',
+  'QConvT2D',
 ] as const;
 
 export const DATA_FORMATS = ['csv', 'npy', 'npz', 'hdf5', 'idx', 'mnist', 'fashion-mnist'] as const;
