@@ -58,7 +58,17 @@ test('a hybrid QDense → QDenseT → QDenseT spec trains on the wasm engine; it
   const picks = new Set([front.checkpoints[0].path, front.checkpoints.at(-1).path]);
   for (const path of picks) {
     const prj = join(dir, `prj-${path.replace(/\W/g, '-')}`);
-    const c = await hgqSpawn(['convert', join(dir, 'run', path), prj, '--latency-cutoff', '2', '--validate', '500', '--verify', '1000']);
+    const c = await hgqSpawn([
+      'convert',
+      join(dir, 'run', path),
+      prj,
+      '--latency-cutoff',
+      '2',
+      '--validate',
+      '500',
+      '--verify',
+      '1000',
+    ]);
     assert.equal(c.code, 0, c.stderr);
     const summary = JSON.parse(readFileSync(join(prj, 'summary.json'), 'utf8'));
     assert.equal(summary.verified_vectors, 1000, path);
