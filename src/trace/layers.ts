@@ -396,7 +396,7 @@ const softmax = qlayer((t, ex, [x], name) => {
 });
 
 /**
- * HGQ-LUT table layers (QDenseT, QConvT1D/2D): every live edge (position p, input i, output o) quantizes the
+ * HGQ-LUT table layers (QDenseT, QConvT1D/2D, QEinsumDenseT): every live edge (position p, input i, output o) quantizes the
  * input it reads to its own type, looks it up in its table (a lut op over that type's values; a constant when
  * the input has zero bits), and each output sums its edges with an exact adder tree. Edges whose table output
  * has zero bits were dropped by the export (edgeTable −1).
@@ -412,9 +412,11 @@ const tableSum: Handler = (t, layer, [x]) => {
   const P = prod(ex.positions);
   if (iq.k.length !== P * nIn * nOut)
     throw new TraceError(`${name}: input quantizer covers ${iq.k.length} edges, expected ${P * nIn * nOut}`);
+  const qIndex = (e: number) => (ex.quantizerIndex ? ex.quantizerIndex[e]! : e);
   const quantized = new Map<string, number>();
   const edgeInput = (src: number, e: number): number => {
-    const type: Kif = { k: iq.k[e]! ? 1 : 0, i: iq.i[e]!, f: iq.f[e]! };
+    const j = qIndex(e);
+    const type: Kif = { k: iq.k[j]! ? 1 : 0, i: iq.i[j]!, f: iq.f[j]! };
     if (src < 0 || type.k + type.i + type.f <= 0) return t.zero();
     const key = `${src}|${type.k},${type.i},${type.f}`;
     let w = quantized.get(key);
@@ -437,7 +439,7 @@ const tableSum: Handler = (t, layer, [x]) => {
       }
       let y = terms.length ? reduceTree(terms, (a, b) => t.b.add(a, b)) : t.zero();
       if (ex.activation === 'relu') y = t.b.relu(y);
-      el[p * nOut + o] = y;
+      el[ex.outputIndex ? ex.outputIndex[p * nOut + o]! : p * nOut + o] = y;
     }
   }
   let out: Val = { shape: [...ex.outputShape], el };
@@ -516,6 +518,7 @@ export const LAYER_HANDLERS: Record<string, Handler> = {
   QDenseT: tableSum,
   QConvT1D: tableSum,
   QConvT2D: tableSum,
+  QEinsumDenseT: tableSum,
   QMaxPooling1D: pool,
   QMaxPooling2D: pool,
   QAveragePooling1D: pool,
