@@ -219,6 +219,17 @@ test('QEinsumDenseT trains (loss and EBOPs fall) and survives save/load; bad equ
     const a = (model.predict(x) as tf.Tensor).dataSync();
     const b = (back.predict(x) as tf.Tensor).dataSync();
     assert.deepEqual(Array.from(b), Array.from(a));
+    // capital letters, an ellipsis and batch norm axes survive tfjs' config round trip
+    const caps = tf.sequential({
+      layers: [
+        new QEinsumDenseT({ equation: '...Ci,iO->...CO', outputShape: [3, 2], batchNorm: true, normalizeAxes: 'O', inputShape: [3, 2] }),
+      ],
+    });
+    await saveModel(caps, join(dir, 'caps'));
+    const caps2 = await loadModel(join(dir, 'caps'));
+    assert.equal((caps2.layers[0] as QEinsumDenseT).equation, '...Ci,iO->...CO');
+    assert.equal((caps2.layers[0] as QEinsumDenseT).normalizeAxes, 'O');
+    assert.deepEqual(Array.from((caps2.predict(x) as tf.Tensor).dataSync()), Array.from((caps.predict(x) as tf.Tensor).dataSync()));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -19,7 +19,7 @@ import { quantizeTensor, type Quantizer, type QuantizerMode } from '../quantizer
 import type { Kif } from '../fixed/types.ts';
 import { QLayer, qconf, updateMovingStatistics, type QConf, type QLayerArgs, type QuantizerExport, type Shape } from './base.ts';
 import { applyActivation, checkActivation, type Activation } from './dense.ts';
-import { biasShapeFor, decodeLetters } from './einsum.ts';
+import { biasShapeFor, decodeLetters, encodeLetters } from './einsum.ts';
 import { domain, lutFunction, type TableExport, type UnaryFn } from './table.ts';
 import { edgeMlps, lutLayerEbops, type EdgeLayer, type TableLayerExport } from './table-dense.ts';
 import { checkEinsumTableEquation, einsumTableIndex, planEinsumTable, type EinsumTablePlan } from './table-einsum-plan.ts';
@@ -394,9 +394,12 @@ export class QEinsumDenseT extends QLayer {
   override getConfig(): tf.serialization.ConfigDict {
     return {
       ...super.getConfig(),
-      equation: this.equation,
+      // tfjs-layers would lower-case capital letters on load (see encodeLetters)
+      equation: encodeLetters(this.equation),
       outputShape: [...this.partialOutputShape],
-      ...this.configOf('nHl', 'dHl', 'subnnActivation', 'activation', 'biasAxes', 'normalizeAxes', 'batchNorm'),
+      biasAxes: this.biasAxes === null ? null : encodeLetters(this.biasAxes),
+      normalizeAxes: this.normalizeAxes === null ? null : encodeLetters(this.normalizeAxes),
+      ...this.configOf('nHl', 'dHl', 'subnnActivation', 'activation', 'batchNorm'),
       ...this.configOf('bnCenter', 'bnScale', 'bnMomentum', 'bnEpsilon', 'tableIdxs', 'parallelizationFactor'),
       toqConf: qconf(this.toq ?? null, this.toqConf),
     };
