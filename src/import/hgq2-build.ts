@@ -22,7 +22,7 @@ import { QEinsumDense, QEinsumDenseBatchnorm } from '../layers/einsum.ts';
 import { QSum } from '../layers/sum.ts';
 import { GetItem } from '../layers/getitem.ts';
 import { QConvT1D, QConvT2D, QDenseT } from '../layers/table-dense.ts';
-import { QEinsumDenseT } from '../layers/table-einsum.ts';
+import { QEinsumDenseT, type QEinsumDenseTArgs } from '../layers/table-einsum.ts';
 import { tableConvSpec, tableIdxs } from './ebops.ts';
 import type { Quantizer, QuantizerOptions } from '../quantizer/index.ts';
 import type { HgqLayer, HgqModel, HgqQuantizer } from './hgq2-model.ts';
@@ -147,6 +147,31 @@ function one(v: unknown): number {
   return Array.isArray(v) ? Number(v[0]) : Number(v ?? 1);
 }
 
+/** QEinsumDenseT's options from its HGQ2 config and decoded quantizers. */
+function einsumTableArgs(L: HgqLayer, name: string, fail: (l: HgqLayer, w: string) => never): QEinsumDenseTArgs {
+  const c = L.config;
+  return {
+    ...common(L, name, fail),
+    equation: String(c.equation),
+    outputShape: c.output_shape,
+    nHl: Number(c.n_hl ?? 1),
+    dHl: Number(c.d_hl ?? 8),
+    subnnActivation: activationName(c.subnn_activation),
+    activation: activationOf(L, fail),
+    biasAxes: c.bias_axes ?? null,
+    normalizeAxes: c.normalize_axes ?? null,
+    batchNorm: c.batch_norm === true,
+    bnCenter: c.bn_center !== false,
+    bnScale: c.bn_scale !== false,
+    bnMomentum: Number(c.bn_momentum ?? 0.99),
+    bnEpsilon: Number(c.bn_epsilon ?? 1e-3),
+    tableIdxs: tableIdxs(c.table_idxs),
+    parallelizationFactor: c.parallelization_factor === undefined ? -1 : Number(c.parallelization_factor),
+    iqConf: qOpts(L.iq),
+    toqConf: qOpts(L.toq ?? null),
+  };
+}
+
 function makeLayer(
   L: HgqLayer,
   name: string,
@@ -240,29 +265,7 @@ function makeLayer(
       return { layer, y: apply(layer, ins[0]!) };
     }
     case 'QEinsumDenseT': {
-      const layer = construct(
-        () =>
-          new QEinsumDenseT({
-            ...common(L, name, fail),
-            equation: String(c.equation),
-            outputShape: c.output_shape,
-            nHl: Number(c.n_hl ?? 1),
-            dHl: Number(c.d_hl ?? 8),
-            subnnActivation: activationName(c.subnn_activation),
-            activation: activationOf(L, fail),
-            biasAxes: c.bias_axes ?? null,
-            normalizeAxes: c.normalize_axes ?? null,
-            batchNorm: c.batch_norm === true,
-            bnCenter: c.bn_center !== false,
-            bnScale: c.bn_scale !== false,
-            bnMomentum: Number(c.bn_momentum ?? 0.99),
-            bnEpsilon: Number(c.bn_epsilon ?? 1e-3),
-            tableIdxs: tableIdxs(c.table_idxs),
-            parallelizationFactor: c.parallelization_factor === undefined ? -1 : Number(c.parallelization_factor),
-            iqConf: qOpts(L.iq),
-            toqConf: qOpts(L.toq ?? null),
-          }),
-      );
+      const layer = construct(() => new QEinsumDenseT(einsumTableArgs(L, name, fail)));
       return { layer, y: apply(layer, ins[0]!) };
     }
     case 'QDenseT':
