@@ -109,7 +109,10 @@ function checkTables(args: QEinsumDenseTArgs, inShape: number[], seed: number, z
   for (let j = 0; j < y.length; j++) if (y[j] !== want[j]) bad++;
   assert.equal(bad, 0, `${args.equation}: ${bad} of ${y.length} outputs differ from the table sum`);
   if (zero) {
-    assert.ok(ex.edgeTable.some((t) => t < 0), `${args.equation}: some edges vanish`);
+    assert.ok(
+      ex.edgeTable.some((t) => t < 0),
+      `${args.equation}: some edges vanish`,
+    );
     assert.ok(
       ex.tables.some((t) => t.values.length === 1),
       'some tables read a zero-width input',
@@ -137,7 +140,10 @@ test("on 'bi,io->bo' QEinsumDenseT equals QDenseT with the same weights, bit for
       assert.deepEqual(twin.shape, w.shape, w.originalName);
       twin.write(w.read());
     }
-    const x = tf.tensor(Float32Array.from({ length: 200 * 5 }, () => (rng.next() - 0.5) * 10), [200, 5]);
+    const x = tf.tensor(
+      Float32Array.from({ length: 200 * 5 }, () => (rng.next() - 0.5) * 10),
+      [200, 5],
+    );
     const a = (me.predict(x) as tf.Tensor).dataSync();
     const b = (md.predict(x) as tf.Tensor).dataSync();
     assert.deepEqual(Array.from(a), Array.from(b), `n_hl=${nHl}`);
@@ -167,7 +173,14 @@ test('QEinsumDenseT inference equals its exported tables summed (grouped, broadc
   );
   // batch norm over a free letter (normalizeAxes), no contraction at all (n_in = 1)
   checkTables(
-    { equation: 'bc,co->bco', outputShape: [3, 2], batchNorm: true, normalizeAxes: 'c', iqConf, toqConf: { ...toqConf, homogeneousAxes: [0] } },
+    {
+      equation: 'bc,co->bco',
+      outputShape: [3, 2],
+      batchNorm: true,
+      normalizeAxes: 'c',
+      iqConf,
+      toqConf: { ...toqConf, homogeneousAxes: [0] },
+    },
     [3],
     5,
     true,
@@ -222,14 +235,23 @@ test('QEinsumDenseT trains (loss and EBOPs fall) and survives save/load; bad equ
     // capital letters, an ellipsis and batch norm axes survive tfjs' config round trip
     const caps = tf.sequential({
       layers: [
-        new QEinsumDenseT({ equation: '...Ci,iO->...CO', outputShape: [3, 2], batchNorm: true, normalizeAxes: 'O', inputShape: [3, 2] }),
+        new QEinsumDenseT({
+          equation: '...Ci,iO->...CO',
+          outputShape: [3, 2],
+          batchNorm: true,
+          normalizeAxes: 'O',
+          inputShape: [3, 2],
+        }),
       ],
     });
     await saveModel(caps, join(dir, 'caps'));
     const caps2 = await loadModel(join(dir, 'caps'));
     assert.equal((caps2.layers[0] as QEinsumDenseT).equation, '...Ci,iO->...CO');
     assert.equal((caps2.layers[0] as QEinsumDenseT).normalizeAxes, 'O');
-    assert.deepEqual(Array.from((caps2.predict(x) as tf.Tensor).dataSync()), Array.from((caps.predict(x) as tf.Tensor).dataSync()));
+    assert.deepEqual(
+      Array.from((caps2.predict(x) as tf.Tensor).dataSync()),
+      Array.from((caps.predict(x) as tf.Tensor).dataSync()),
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

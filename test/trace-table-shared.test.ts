@@ -66,7 +66,10 @@ test('packed tables read back every field exactly (signed, unsigned, fractional,
     assert.ok(luts.length < distinct || distinct === 1, `round ${round}: ${luts.length} lut ops for ${distinct} tables`);
     for (const o of luts) assert.ok(qiWidth(o.qint) <= MAX_PACKED_BITS, `a packed table of ${qiWidth(o.qint)} bits`);
     const xs = Float64Array.from({ length: n }, (_, j) => q.min + j * q.step);
-    const want = Float64Array.from({ length: n * wires.length }, (_, k) => lookups[k % wires.length]!.table[Math.floor(k / wires.length)]!);
+    const want = Float64Array.from(
+      { length: n * wires.length },
+      (_, k) => lookups[k % wires.length]!.table[Math.floor(k / wires.length)]!,
+    );
     assert.deepEqual(compileProgram(p).run(xs, n), want, `round ${round}: compiled emulator`);
     assert.deepEqual(interpretProgram(p, xs, n), want, `round ${round}: reference interpreter`);
   }
@@ -77,7 +80,15 @@ test('identical tables on one wire become one lut op without sharing; distinct o
   const x = b.input(0, { k: 1, i: 2, f: 1 }, 'TRN', 'WRAP');
   const t1 = Array.from({ length: 8 }, (_, j) => j - 3);
   const t2 = Array.from({ length: 8 }, (_, j) => (j * j) / 4);
-  const w = emitLookups(b, [{ a: x, table: t1 }, { a: x, table: t2 }, { a: x, table: [...t1] }], false);
+  const w = emitLookups(
+    b,
+    [
+      { a: x, table: t1 },
+      { a: x, table: t2 },
+      { a: x, table: [...t1] },
+    ],
+    false,
+  );
   assert.equal(w[0], w[2]);
   assert.notEqual(w[0], w[1]);
   assert.equal(b.ops.filter((o) => o.kind === 'lut').length, 2);

@@ -77,14 +77,19 @@ export function planEinsumTable(
     const elided = inputShape.length + 1 - explicit;
     if (elided < 1) bad(`the input has rank ${inputShape.length + 1}, fewer axes than the equation's letters`);
     const used = new Set(inSpec + kerSpec + outSpec);
-    const fresh = [...LETTERS].filter((c) => !used.has(c)).slice(0, elided).join('');
+    const fresh = [...LETTERS]
+      .filter((c) => !used.has(c))
+      .slice(0, elided)
+      .join('');
     inSpec = fresh + inSpec.slice(3);
     outSpec = fresh + outSpec.slice(3);
   }
   const nOutLetters = partialOutputShape.length;
   const explicitOut = eq0.split('->')[1]!.startsWith('...') ? eq0.split('->')[1]!.length - 3 : outSpec.length - 1;
   if (nOutLetters !== explicitOut)
-    bad(`output_shape [${partialOutputShape}] must have ${explicitOut} entries (the output letters after the batch axis or '...')`);
+    bad(
+      `output_shape [${partialOutputShape}] must have ${explicitOut} entries (the output letters after the batch axis or '...')`,
+    );
   for (const [s, what] of [
     [inSpec, 'input'],
     [kerSpec, 'kernel'],

@@ -113,7 +113,8 @@ export class QEinsumDenseT extends QLayer {
     this.activation = checkActivation(this, args.activation);
     const letters = (v: unknown, what: string): string | null => {
       if (v === null || v === undefined) return null;
-      if (typeof v !== 'string' || !/^[a-zA-Z^]+$/.test(v)) this.fail(`${what} must be a string of letters, got ${JSON.stringify(v)}`);
+      if (typeof v !== 'string' || !/^[a-zA-Z^]+$/.test(v))
+        this.fail(`${what} must be a string of letters, got ${JSON.stringify(v)}`);
       return decodeLetters(v);
     };
     this.biasAxes = letters(args.biasAxes, 'biasAxes');
@@ -160,7 +161,12 @@ export class QEinsumDenseT extends QLayer {
   private planFor(s: Shape): EinsumTablePlan {
     if (s.slice(1).some((d) => d === null)) this.fail(`needs a fully known per-sample shape, got [${s}]`);
     try {
-      return planEinsumTable(this.equation, this.partialOutputShape, s.slice(1) as number[], `${this.getClassName()} '${this.name}'`);
+      return planEinsumTable(
+        this.equation,
+        this.partialOutputShape,
+        s.slice(1) as number[],
+        `${this.getClassName()} '${this.name}'`,
+      );
     } catch (e) {
       return this.fail((e as Error).message.replace(/^[^:]*: /, ''));
     }
@@ -172,7 +178,10 @@ export class QEinsumDenseT extends QLayer {
   protected override beforeIq(x: tf.Tensor): tf.Tensor {
     const { presumShape, extra } = this.plan;
     const B = x.shape[0]!;
-    return tf.broadcastTo(tf.reshape(x, [B, ...x.shape.slice(1), ...new Array<number>(extra.length).fill(1)]), [B, ...presumShape]);
+    return tf.broadcastTo(tf.reshape(x, [B, ...x.shape.slice(1), ...new Array<number>(extra.length).fill(1)]), [
+      B,
+      ...presumShape,
+    ]);
   }
 
   protected buildLayer([shape]: Shape[]): void {
@@ -290,7 +299,11 @@ export class QEinsumDenseT extends QLayer {
     const { presum, contract, outSpec } = this.plan;
     let t = this.toq.call(this.edgeValues(x!, mode === true), mode);
     const kept = [...presum].filter((c) => !contract.includes(c)).join('');
-    if (contract.length) t = tf.sum(t, [...contract].map((c) => presum.indexOf(c)));
+    if (contract.length)
+      t = tf.sum(
+        t,
+        [...contract].map((c) => presum.indexOf(c)),
+      );
     return applyActivation(transpose(t, perm(kept, outSpec)), this.activation);
   }
 
@@ -352,7 +365,8 @@ export class QEinsumDenseT extends QLayer {
     });
     const M = Math.max(...doms.map((d) => d.n));
     const xs = new Float32Array(M * S);
-    for (let j = 0; j < S; j++) for (let m = 0; m < M; m++) xs[m * S + j] = doms[j]!.min + Math.min(m, doms[j]!.n - 1) * doms[j]!.step;
+    for (let j = 0; j < S; j++)
+      for (let m = 0; m < M; m++) xs[m * S + j] = doms[j]!.min + Math.min(m, doms[j]!.n - 1) * doms[j]!.step;
     const kOut = tf.tensor(Float32Array.from(outQ.k), [1, S]);
     const iOut = tf.tensor(Float32Array.from(outQ.i), [1, S]);
     const fOut = tf.tensor(Float32Array.from(outQ.f), [1, S]);
