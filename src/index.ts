@@ -45,6 +45,7 @@ export {
   QDenseT,
   QConvT1D,
   QConvT2D,
+  QEinsumDenseT,
   registerLutFunction,
   hgqLayers,
   modelEbops,
@@ -68,6 +69,7 @@ export {
   type QUnaryFunctionLUTArgs,
   type QSoftmaxArgs,
   type QDenseTArgs,
+  type QEinsumDenseTArgs,
   type QConvTArgs,
   type UnaryFn,
 } from './layers/index.ts';

@@ -10,6 +10,7 @@ import type { HgqLayer, HgqModel, HgqQuantizer } from './hgq2-model.ts';
 import { quantizerBits, quantizerFullBits } from './hgq2-model.ts';
 import { undoLastOptimizerStep } from './last-step.ts';
 import { broadcastTo, conv1d, conv1dGeometry, einsum, parseEinsum, prod } from './nd.ts';
+import { planEinsumTable } from '../layers/table-einsum-plan.ts';
 
 /**
  * How many bias additions a dense/einsum layer's EBOPs count: one per output element (HGQ2 today, and
@@ -136,6 +137,8 @@ export function layerEbops(layer: HgqLayer, biasCount: BiasCount = 'outputs'): n
     case 'QConvT1D':
     case 'QConvT2D':
       return tableLayerEbops(layer, shape!);
+    case 'QEinsumDenseT':
+      return einsumTableEbops(layer, shape!);
     case 'QAdd': {
       // QAdd._compute_ebops: 0.65·(Σ Σ_inputs bits − Σ min_inputs bits), inputs broadcast together.
       const shapes = inputShapes(layer).map((s) => [1, ...s.slice(1).map((d) => d ?? 1)]);
@@ -181,6 +184,25 @@ function tableLayerEbops(layer: HgqLayer, inShape: readonly (number | null)[]): 
   const pfRaw = c.parallelization_factor === undefined ? -1 : Number(c.parallelization_factor);
   const pf = pfRaw < 0 ? nParallel : pfRaw;
   return (tableEbopsFromBits(bitsIn, bitsOut, B, b) * pf) / nParallel;
+}
+
+/** QEinsumDenseT._compute_ebops: the table formula on the batch-1 pre-sum shape, ·pf / n_parallel (_einsum_free0_size). */
+function einsumTableEbops(layer: HgqLayer, inShape: readonly (number | null)[]): number {
+  const c = layer.config;
+  const os = c.output_shape;
+  const plan = planEinsumTable(
+    String(c.equation),
+    typeof os === 'number' ? [os] : os,
+    inShape.slice(1).map((d) => d ?? 1),
+    `layer '${layer.name}'`,
+  );
+  const qShape = [1, ...plan.presumShape];
+  const bitsIn = broadcastTo(quantizerFullBits(layer.iq!), layer.iq!.shape, qShape);
+  const bitsOut = broadcastTo(quantizerFullBits(layer.toq!), layer.toq!.shape, qShape);
+  const [B, b] = tableIdxs(c.table_idxs);
+  const pfRaw = c.parallelization_factor === undefined ? -1 : Number(c.parallelization_factor);
+  const pf = pfRaw < 0 ? plan.nParallel : pfRaw;
+  return (tableEbopsFromBits(bitsIn, bitsOut, B, b) * pf) / plan.nParallel;
 }
 
 /** Σ small·bits_out·2^(b−B) + Σ bits_out over the edges (the formula in one place; tfjs layers mirror it). */

@@ -3,7 +3,8 @@
  * state, so that it predicts, costs (EBOPs) and trains like the HGQ2 checkpoint. Semantics: HGQ2-SEMANTICS.md.
  *
  * Layer mapping: InputLayer → tf.input; QDense, QConv1D, QAdd → src/layers (QDense, QConv1D, QAdd);
- * QEinsumDense(Batchnorm) → einsum.ts; QSum → sum.ts; Reshape → tfjs Reshape; GetItem → getitem.ts.
+ * QEinsumDense(Batchnorm) → einsum.ts; QDenseT, QConvT1D/2D → table-dense.ts; QEinsumDenseT → table-einsum.ts;
+ * QSum → sum.ts; Reshape → tfjs Reshape; GetItem → getitem.ts.
  * Quantizers are configured by `hgq2QuantizerOptions` and loaded with the stored raw values.
  *
  * One structural difference: HGQ2's QAdd broadcasts (e.g. [32,16] + [1,16] in the particle model), ours
@@ -21,6 +22,7 @@ import { QEinsumDense, QEinsumDenseBatchnorm } from '../layers/einsum.ts';
 import { QSum } from '../layers/sum.ts';
 import { GetItem } from '../layers/getitem.ts';
 import { QConvT1D, QConvT2D, QDenseT } from '../layers/table-dense.ts';
+import { QEinsumDenseT, type QEinsumDenseTArgs } from '../layers/table-einsum.ts';
 import { tableConvSpec, tableIdxs } from './ebops.ts';
 import type { Quantizer, QuantizerOptions } from '../quantizer/index.ts';
 import type { HgqLayer, HgqModel, HgqQuantizer } from './hgq2-model.ts';
@@ -145,6 +147,31 @@ function one(v: unknown): number {
   return Array.isArray(v) ? Number(v[0]) : Number(v ?? 1);
 }
 
+/** QEinsumDenseT's options from its HGQ2 config and decoded quantizers. */
+function einsumTableArgs(L: HgqLayer, name: string, fail: (l: HgqLayer, w: string) => never): QEinsumDenseTArgs {
+  const c = L.config;
+  return {
+    ...common(L, name, fail),
+    equation: String(c.equation),
+    outputShape: c.output_shape,
+    nHl: Number(c.n_hl ?? 1),
+    dHl: Number(c.d_hl ?? 8),
+    subnnActivation: activationName(c.subnn_activation),
+    activation: activationOf(L, fail),
+    biasAxes: c.bias_axes ?? null,
+    normalizeAxes: c.normalize_axes ?? null,
+    batchNorm: c.batch_norm === true,
+    bnCenter: c.bn_center !== false,
+    bnScale: c.bn_scale !== false,
+    bnMomentum: Number(c.bn_momentum ?? 0.99),
+    bnEpsilon: Number(c.bn_epsilon ?? 1e-3),
+    tableIdxs: tableIdxs(c.table_idxs),
+    parallelizationFactor: c.parallelization_factor === undefined ? -1 : Number(c.parallelization_factor),
+    iqConf: qOpts(L.iq),
+    toqConf: qOpts(L.toq ?? null),
+  };
+}
+
 function makeLayer(
   L: HgqLayer,
   name: string,
@@ -235,6 +262,10 @@ function makeLayer(
             ...kernelLayerArgs(),
           }),
       );
+      return { layer, y: apply(layer, ins[0]!) };
+    }
+    case 'QEinsumDenseT': {
+      const layer = construct(() => new QEinsumDenseT(einsumTableArgs(L, name, fail)));
       return { layer, y: apply(layer, ins[0]!) };
     }
     case 'QDenseT':
@@ -400,8 +431,10 @@ function loadState(L: HgqLayer, layer: tf.layers.Layer, fail0: (l: HgqLayer, w: 
       return;
     case 'QDenseT':
     case 'QConvT1D':
-    case 'QConvT2D': {
-      const t = layer as QDenseT;
+    case 'QConvT2D':
+    case 'QEinsumDenseT': {
+      // the same sub-network, batch norm and table output quantizer fields on both classes
+      const t = layer as QDenseT | QEinsumDenseT;
       const net = L.subnet!;
       const put = (
         v: tf.LayerVariable | null | undefined,

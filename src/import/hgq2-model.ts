@@ -57,7 +57,7 @@ export interface HgqLayer {
   iqs: HgqQuantizer[] | null;
   kq: HgqQuantizer | null;
   bq: HgqQuantizer | null;
-  /** table layers (QDenseT, QConvT1D/2D): the table output quantizer and the per-edge sub-network */
+  /** table layers (QDenseT, QConvT1D/2D, QEinsumDenseT): the table output quantizer and the per-edge sub-network */
   toq?: HgqQuantizer;
   subnet?: TableSubnet;
 }
@@ -103,6 +103,7 @@ export const SUPPORTED_CLASSES = [
   'QDenseT',
   'QConvT1D',
   'QConvT2D',
+  'QEinsumDenseT',
   'QAdd',
   'QSum',
   'Reshape',
@@ -366,8 +367,30 @@ function decodeLayer(layer: HgqLayer, dx: Decoding): void {
       own(ebopsVars);
       layer.iq = q(c.iq_conf, 'iq/quantizer', 'input quantizer');
       layer.toq = q(c.toq_conf, 'toq/quantizer', 'table output quantizer');
-      layer.subnet = decodeSubnet(layer, dx);
+      layer.subnet = decodeSubnet(layer, dx, c.use_bias !== false);
       return;
+    case 'QEinsumDenseT': {
+      // own variables as Keras saves them: trainable (bn_gamma, bn_beta) then non-trainable in creation order
+      // (moving statistics, built before the base class adds β and the EBOPs)
+      const bn = c.batch_norm === true;
+      const bnVars = bn
+        ? [...(c.bn_scale !== false ? ['gamma'] : []), ...(c.bn_center !== false ? ['beta_bn'] : []), 'moving_mean', 'moving_variance']
+        : [];
+      own([...bnVars, ...ebopsVars]);
+      layer.iq = q(c.iq_conf, 'iq/quantizer', 'input quantizer');
+      layer.toq = q(c.toq_conf, 'toq/quantizer', 'table output quantizer');
+      // HGQ2 gives the sub-network biases only when bias_axes is set and there is no batch norm
+      layer.subnet = decodeSubnet(layer, dx, c.bias_axes !== null && c.bias_axes !== undefined && !bn);
+      if (bn)
+        layer.subnet.bn = {
+          gamma: layer.vars.gamma ?? null,
+          beta: layer.vars.beta_bn ?? null,
+          movingMean: layer.vars.moving_mean!,
+          movingVariance: layer.vars.moving_variance!,
+          epsilon: Number(c.bn_epsilon ?? 1e-3),
+        };
+      return;
+    }
     case 'QDense':
     case 'QEinsumDense':
     case 'QConv1D': {
@@ -409,17 +432,17 @@ function decodeLayer(layer: HgqLayer, dx: Decoding): void {
 
 /**
  * A table layer's sub-network: Keras saves the inner Sequential's EinsumDense layers as
- * module/layers/einsum_dense, einsum_dense_1, … (kernel, then bias when use_bias), and the batch norm as
- * bn_module (gamma if scale, beta if center, moving mean, moving variance).
+ * module/layers/einsum_dense, einsum_dense_1, … (kernel, then bias when `useBias`), and QDenseT/QConvT*'s batch
+ * norm as bn_module (gamma if scale, beta if center, moving mean, moving variance); QEinsumDenseT keeps its
+ * batch norm in its own variables (decodeLayer).
  */
-function decodeSubnet(layer: HgqLayer, dx: Decoding): TableSubnet {
+function decodeSubnet(layer: HgqLayer, dx: Decoding, useBias: boolean): TableSubnet {
   const { ar, need } = dx;
   const err: Decoding['err'] = dx.err;
   const c = layer.config;
   const who = `layer '${layer.name}' (${layer.className})`;
   const nHl = Number(c.n_hl ?? 1);
   if (!Number.isInteger(nHl) || nHl < 0) err(`${who}: n_hl=${c.n_hl} must be an integer ≥ 0`);
-  const useBias = c.use_bias !== false;
   const dense = (j: number) => {
     const g = `${layer.group}/module/layers/einsum_dense${j ? `_${j}` : ''}/vars`;
     return {
@@ -432,7 +455,7 @@ function decodeSubnet(layer: HgqLayer, dx: Decoding): TableSubnet {
   if (ar.weights.has(`${layer.group}/module/layers/einsum_dense_${nHl + 1}/vars/0`))
     err(`${who}: the sub-network holds more layers than n_hl=${nHl} + 1`);
   let bn: TableSubnet['bn'] = null;
-  if (c.batch_norm) {
+  if (c.batch_norm && layer.className !== 'QEinsumDenseT') {
     const g = `${layer.group}/bn_module/vars`;
     const names = [
       ...(c.bn_scale !== false ? ['gamma'] : []),

@@ -27,6 +27,7 @@ export {
   type QSoftmaxArgs,
 } from './table.ts';
 export { QDenseT, QConvT1D, QConvT2D, type QDenseTArgs, type QConvTArgs, type TableLayerExport } from './table-dense.ts';
+export { QEinsumDenseT, type QEinsumDenseTArgs } from './table-einsum.ts';
 export { QEinsumDense, QEinsumDenseBatchnorm, type QEinsumDenseArgs, type QEinsumDenseBatchnormArgs } from './einsum.ts';
 export { QSum, type QSumArgs } from './sum.ts';
 export { GetItem, type GetItemArgs, type KeyEntry, type SliceSpec } from './getitem.ts';

@@ -58,10 +58,51 @@ export interface TableLayerExport {
   inputIndex: Int32Array;
   /** [P·n_in·n_out]: the table of each edge; −1 = the edge vanishes (its table output has zero bits) */
   edgeTable: Int32Array;
+  /** [P·n_in·n_out]: the input quantizer element of each edge (QEinsumDenseT); absent = the edge's own index */
+  quantizerIndex?: Int32Array;
+  /** [P·n_out]: per-sample flat output index of (position, output) (QEinsumDenseT); absent = p·n_out + o */
+  outputIndex?: Int32Array;
   tables: TableExport[];
 }
 
 const MAX_TABLE_BITS = 16;
+
+/** One layer of every edge's sub-network: kernels [E, d_in, d_out], biases [E, 1, d_out]. */
+export interface EdgeLayer {
+  kernel: tf.Tensor;
+  bias: tf.Tensor | null;
+}
+
+/**
+ * Every edge's MLP at once on edge-major activations h [E, N, 1]: one batched matMul per layer (an elementwise
+ * product where the contracted width is 1, as the einsum is), `fn` after every layer but the last.
+ */
+export function edgeMlps(h: tf.Tensor, fn: UnaryFn, layers: readonly EdgeLayer[]): tf.Tensor {
+  layers.forEach((l, j) => {
+    let y = l.kernel.shape[1] === 1 ? tf.mul(h, l.kernel) : tf.matMul(h, l.kernel);
+    if (l.bias) y = tf.add(y, l.bias);
+    h = j < layers.length - 1 ? fn(y) : y;
+  });
+  return h;
+}
+
+/**
+ * HGQ2 QDenseT/QEinsumDenseT._compute_ebops with fbits (all bits incl. sign) per edge, (B, b) = tableIdxs:
+ * small = 2^(bits_in − b) if bits_in ≥ b else bits_in / b; (Σ small·bits_out·2^(b−B) + Σ bits_out)·pf / n_parallel
+ * (pf < 0: n_parallel).
+ */
+export function lutLayerEbops(
+  bitsIn: tf.Tensor,
+  bitsOut: tf.Tensor,
+  [B, b]: readonly [number, number],
+  parallelizationFactor: number,
+  nParallel: number,
+): tf.Scalar {
+  const small = tf.where(tf.greaterEqual(bitsIn, b), tf.pow(2, tf.sub(bitsIn, b)), tf.div(bitsIn, b));
+  const e = tf.add(tf.mul(tf.sum(tf.mul(small, bitsOut)), 2 ** (b - B)), tf.sum(bitsOut));
+  const pf = parallelizationFactor < 0 ? nParallel : parallelizationFactor;
+  return (pf === nParallel ? e : tf.mul(e, pf / nParallel)) as tf.Scalar;
+}
 
 export class QDenseT extends QLayer {
   static className = 'QDenseT';
@@ -205,20 +246,22 @@ export class QDenseT extends QLayer {
   protected subnetworks(x: tf.Tensor): tf.Tensor {
     const E = this.nIn * this.nOut;
     const N = x.size / E;
-    let h = tf.expandDims(tf.transpose(tf.reshape(x, [N, E])), -1); // [E, N, 1]
-    const layer = (h0: tf.Tensor, kernel: tf.LayerVariable, bias: tf.LayerVariable | null, dIn: number, dOut: number) => {
-      const w = tf.reshape(kernel.read(), [E, dIn, dOut]);
-      let y = dIn === 1 ? tf.mul(h0, w) : tf.matMul(h0, w);
-      if (bias) y = tf.add(y, tf.reshape(bias.read(), [E, 1, dOut]));
-      return y;
-    };
-    let d = 1;
-    for (let j = 0; j < this.nHl; j++) {
-      h = this.subnnFn(layer(h, this.hiddenKernels[j]!, this.hiddenBiases[j] ?? null, d, this.dHl));
-      d = this.dHl;
-    }
-    h = layer(h, this.outKernel, this.outBias, d, 1); // [E, N, 1]
-    return tf.reshape(tf.transpose(tf.reshape(h, [E, N])), x.shape);
+    const h = tf.expandDims(tf.transpose(tf.reshape(x, [N, E])), -1); // [E, N, 1]
+    const y = edgeMlps(h, this.subnnFn, this.edgeLayers(E)); // [E, N, 1]
+    return tf.reshape(tf.transpose(tf.reshape(y, [E, N])), x.shape);
+  }
+
+  /** The sub-network layers as per-edge kernels [E, d_in, d_out] and biases [E, 1, d_out]. */
+  private edgeLayers(E: number): EdgeLayer[] {
+    const layer = (kernel: tf.LayerVariable, bias: tf.LayerVariable | null, dIn: number, dOut: number): EdgeLayer => ({
+      kernel: tf.reshape(kernel.read(), [E, dIn, dOut]),
+      bias: bias ? tf.reshape(bias.read(), [E, 1, dOut]) : null,
+    });
+    const out: EdgeLayer[] = this.hiddenKernels.map((k, j) =>
+      layer(k, this.hiddenBiases[j] ?? null, j === 0 ? 1 : this.dHl, this.dHl),
+    );
+    out.push(layer(this.outKernel, this.outBias, this.nHl === 0 ? 1 : this.dHl, 1));
+    return out;
   }
 
   /** Batch norm over n_out (Keras: batch statistics in training, moving ones in inference), then ÷ √n_in. */
@@ -257,21 +300,14 @@ export class QDenseT extends QLayer {
     return [...this.denseInputShape(s as Shape).slice(0, -1), this.nOut];
   }
 
-  /**
-   * HGQ2 QDenseT._compute_ebops with fbits (all bits incl. sign), (B, b) = tableIdxs: per edge
-   * small = 2^(bits_in − b) if bits_in ≥ b else bits_in / b; (Σ small·bits_out·2^(b−B) + Σ bits_out)·pf / positions.
-   */
+  /** HGQ2 QDenseT._compute_ebops on (1, ...positions, n_in, n_out) (lutLayerEbops). */
   ebopsTensor(): tf.Scalar {
     return tf.tidy(() => {
       const shape = [1, ...this.positions, this.nIn, this.nOut];
       const bitsOut = tf.broadcastTo(this.toq.fullBits(), shape);
       const bitsIn = this.iqs[0] ? tf.broadcastTo(this.iqs[0].fullBits(), shape) : tf.zerosLike(bitsOut);
-      const [B, b] = this.tableIdxs;
-      const small = tf.where(tf.greaterEqual(bitsIn, b), tf.pow(2, tf.sub(bitsIn, b)), tf.div(bitsIn, b));
-      const e = tf.add(tf.mul(tf.sum(tf.mul(small, bitsOut)), 2 ** (b - B)), tf.sum(bitsOut));
       const nParallel = this.positions.reduce((a, d) => a * d, 1);
-      const pf = this.parallelizationFactor < 0 ? nParallel : this.parallelizationFactor;
-      return (pf === nParallel ? e : tf.mul(e, pf / nParallel)) as tf.Scalar;
+      return lutLayerEbops(bitsIn, bitsOut, this.tableIdxs, this.parallelizationFactor, nParallel);
     });
   }
 

@@ -12,6 +12,7 @@ import type { EinsumMatmulView } from '../layers/einsum.ts';
 import type { Kif } from '../fixed/types.ts';
 import { matVec, plainSum } from './matvec.ts';
 import { isRaw, prod, TraceError, type Tracer, type Val } from './tracer.ts';
+import { emitLookups, type PendingLookup } from './shared-tables.ts';
 
 export type Handler = (t: Tracer, layer: tf.layers.Layer, ins: Val[]) => Val[];
 
@@ -334,6 +335,12 @@ interface TableSet {
 
 /** Lookup of wire w in table T: a lut op indexed over w's own interval (a subset of T's input domain). */
 function lookup(t: Tracer, w: number, T: TableExport, name: string): number {
+  const l = lookupOf(t, w, T, name);
+  return typeof l === 'number' ? l : t.b.lut(l.a, l.table);
+}
+
+/** The lut op `lookup` would emit, or the constant wire when the table is constant on w's values. */
+function lookupOf(t: Tracer, w: number, T: TableExport, name: string): number | PendingLookup {
   const q = t.b.qint(w);
   const at = (v: number): number => {
     const k = (v - T.min) / T.step;
@@ -347,7 +354,7 @@ function lookup(t: Tracer, w: number, T: TableExport, name: string): number {
   const n = Math.round((q.max - q.min) / q.step) + 1;
   const table = Array.from({ length: n }, (_, j) => at(q.min + j * q.step));
   if (table.every((v) => v === table[0])) return t.b.const(table[0]!);
-  return t.b.lut(w, table);
+  return { a: w, table };
 }
 
 const unaryLut = qlayer((t, ex, [x], name) => {
@@ -396,7 +403,7 @@ const softmax = qlayer((t, ex, [x], name) => {
 });
 
 /**
- * HGQ-LUT table layers (QDenseT, QConvT1D/2D): every live edge (position p, input i, output o) quantizes the
+ * HGQ-LUT table layers (QDenseT, QConvT1D/2D, QEinsumDenseT): every live edge (position p, input i, output o) quantizes the
  * input it reads to its own type, looks it up in its table (a lut op over that type's values; a constant when
  * the input has zero bits), and each output sums its edges with an exact adder tree. Edges whose table output
  * has zero bits were dropped by the export (edgeTable −1).
@@ -412,9 +419,11 @@ const tableSum: Handler = (t, layer, [x]) => {
   const P = prod(ex.positions);
   if (iq.k.length !== P * nIn * nOut)
     throw new TraceError(`${name}: input quantizer covers ${iq.k.length} edges, expected ${P * nIn * nOut}`);
+  const qIndex = (e: number) => (ex.quantizerIndex ? ex.quantizerIndex[e]! : e);
   const quantized = new Map<string, number>();
   const edgeInput = (src: number, e: number): number => {
-    const type: Kif = { k: iq.k[e]! ? 1 : 0, i: iq.i[e]!, f: iq.f[e]! };
+    const j = qIndex(e);
+    const type: Kif = { k: iq.k[j]! ? 1 : 0, i: iq.i[j]!, f: iq.f[j]! };
     if (src < 0 || type.k + type.i + type.f <= 0) return t.zero();
     const key = `${src}|${type.k},${type.i},${type.f}`;
     let w = quantized.get(key);
@@ -425,19 +434,35 @@ const tableSum: Handler = (t, layer, [x]) => {
     }
     return w;
   };
-  const el = new Int32Array(P * nOut);
+  // every edge's term: a constant wire, or (−1 − j) for pending lookup j (emitted together, so that tables
+  // reading the same wire can share one lut op)
+  const terms: number[][] = [];
+  const pending: PendingLookup[] = [];
   for (let p = 0; p < P; p++) {
     for (let o = 0; o < nOut; o++) {
-      const terms: number[] = [];
+      const ts: number[] = [];
       for (let i = 0; i < nIn; i++) {
         const e = (p * nIn + i) * nOut + o;
         const T = ex.edgeTable[e]!;
         if (T < 0) continue;
-        terms.push(lookup(t, edgeInput(ex.inputIndex[p * nIn + i]!, e), ex.tables[T]!, name));
+        const l = lookupOf(t, edgeInput(ex.inputIndex[p * nIn + i]!, e), ex.tables[T]!, name);
+        if (typeof l === 'number') ts.push(l);
+        else {
+          ts.push(-1 - pending.length);
+          pending.push(l);
+        }
       }
-      let y = terms.length ? reduceTree(terms, (a, b) => t.b.add(a, b)) : t.zero();
+      terms.push(ts);
+    }
+  }
+  const looked = emitLookups(t.b, pending, t.opts.shareTables ?? false);
+  const el = new Int32Array(P * nOut);
+  for (let p = 0; p < P; p++) {
+    for (let o = 0; o < nOut; o++) {
+      const ts = terms[p * nOut + o]!.map((w) => (w < 0 ? looked[-1 - w]! : w));
+      let y = ts.length ? reduceTree(ts, (a, b) => t.b.add(a, b)) : t.zero();
       if (ex.activation === 'relu') y = t.b.relu(y);
-      el[p * nOut + o] = y;
+      el[ex.outputIndex ? ex.outputIndex[p * nOut + o]! : p * nOut + o] = y;
     }
   }
   let out: Val = { shape: [...ex.outputShape], el };
@@ -516,6 +541,7 @@ export const LAYER_HANDLERS: Record<string, Handler> = {
   QDenseT: tableSum,
   QConvT1D: tableSum,
   QConvT2D: tableSum,
+  QEinsumDenseT: tableSum,
   QMaxPooling1D: pool,
   QMaxPooling2D: pool,
   QAveragePooling1D: pool,

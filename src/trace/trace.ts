@@ -27,6 +27,11 @@ export interface TraceOptions {
   effort?: number;
   /** Threads for the CMVM search of large layers (default: the idle cores, see src/cmvm/parallel.ts; the same result with any). */
   cmvmThreads?: number;
+  /**
+   * Table layers: tables that read the same quantized wire share one multi-output lut op (packed fields read
+   * back by rewiring; see shared-tables.ts). Default false.
+   */
+  shareTables?: boolean;
   /** Run dead-op elimination and constant folding (default true). */
   optimize?: boolean;
   /** Trace even when the model looks uncalibrated (tests of the raw state only). */
@@ -56,6 +61,7 @@ export function trace(model: tf.LayersModel, options: TraceOptions = {}): Progra
     dc: options.dc ?? -1,
     ...(options.effort !== undefined ? { effort: options.effort } : {}),
     ...(options.cmvmThreads !== undefined ? { threads: options.cmvmThreads } : {}),
+    ...(options.shareTables !== undefined ? { shareTables: options.shareTables } : {}),
   };
   if (opts.cmvm !== 'da' && opts.cmvm !== 'none')
     throw new TraceError(`cmvm method '${String(opts.cmvm)}' is not one of da, none`);

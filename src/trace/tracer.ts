@@ -26,7 +26,7 @@ export class Tracer {
   private zeroWire = -1;
   /** raw input element → its input op wire and the type key it was created with */
   private rawWires = new Map<number, { wire: number; key: string; owner: string }>();
-  constructor(readonly opts: { cmvm: CmvmMethod; dc: number; effort?: number; threads?: number }) {}
+  constructor(readonly opts: { cmvm: CmvmMethod; dc: number; effort?: number; threads?: number; shareTables?: boolean }) {}
 
   private lat = new Float64Array(256);
   private latDone = 0;
