@@ -46,6 +46,7 @@ const LAYER_CLASSES: Record<string, new (args: never) => tf.layers.Layer> = {
   QDenseT: layers.QDenseT,
   QConvT1D: layers.QConvT1D,
   QConvT2D: layers.QConvT2D,
+  QEinsumDenseT: layers.QEinsumDenseT,
 };
 
 const camel = (k: string): string => k.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());

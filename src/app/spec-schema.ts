@@ -26,6 +26,7 @@ export const LIST_LAYERS = [
   'QDenseT',
   'QConvT1D',
   'QConvT2D',
+  'QEinsumDenseT',
 ] as const;
 
 export const DATA_FORMATS = ['csv', 'npy', 'npz', 'hdf5', 'idx', 'mnist', 'fashion-mnist'] as const;
