@@ -37,6 +37,7 @@ import { QEinsumDense, QEinsumDenseBatchnorm } from '../src/layers/einsum.ts';
 import { GetItem } from '../src/layers/getitem.ts';
 import { QSum } from '../src/layers/sum.ts';
 import { QConvT1D, QConvT2D, QDenseT } from '../src/layers/table-dense.ts';
+import { QEinsumDenseT } from '../src/layers/table-einsum.ts';
 import { setVar } from './util/tf.ts';
 import {
   checkConfigRoundTrip,
@@ -119,6 +120,12 @@ const CASES: Record<string, LayerCase> = {
   QConvT2D: {
     make: () => new QConvT2D({ filters: 2, kernelSize: 2, dHl: 3 }),
     inputs: [[3, 3, 1]],
+    noGradient: TABLE,
+    pruneA: 0,
+  },
+  QEinsumDenseT: {
+    make: () => new QEinsumDenseT({ equation: 'bij,jk->bik', outputShape: [3, 2], dHl: 3 }),
+    inputs: [[3, 4]],
     noGradient: TABLE,
     pruneA: 0,
   },
