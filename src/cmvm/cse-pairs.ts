@@ -10,6 +10,8 @@ import type { CseScratch, F64, I32 } from './cse-scratch.ts';
 const LAT_SLOTS = 1024;
 /** Current entries of the top bucket compared for the tie-break. */
 const TIE_SCAN = 32;
+/** Weight resolution of perturbed scores. */
+const NOISE_SCALE = 64;
 
 /** The pair id of occurrences that can never become a common pair (its count is meaningless). */
 export const DEAD = 0;
@@ -64,6 +66,8 @@ export class PairQueue {
   freeEntry = -1;
   top = 0;
   private readonly wmc: boolean;
+  /** Relative score perturbation of a restart (see CseOptions.noise). */
+  private readonly noise: number;
   private readonly latBase: number;
 
   constructor(
@@ -72,7 +76,9 @@ export class PairQueue {
     method: 'wmc' | 'mc',
     nPairsHint: number,
     private readonly seed: number,
+    noise: number,
   ) {
+    this.noise = seed !== 0 ? noise : 0;
     this.wmc = method === 'wmc';
     this.latBase = g.lat.length > 0 ? Math.min(...g.lat) : 0;
     const pc = Math.max(1024, nPairsHint); // grows when needed
@@ -179,6 +185,8 @@ export class PairQueue {
       const f = Math.min(g.kf[w0]!, g.kf[w1]! - shift);
       weight = Math.max(1, k + i + f);
     }
+    // (scaled so that the perturbed weight stays an integer with a fine enough resolution)
+    if (this.noise > 0) weight = Math.round(weight * NOISE_SCALE * (1 + (this.noise * this.tieHash(p)) / 2 ** 32));
     this.pWeight[p] = weight;
     const late = Math.max(g.lat[w0]!, g.lat[w1]!) - this.latBase;
     this.pTie[p] = (LAT_SLOTS - 1 - Math.min(LAT_SLOTS - 1, Math.max(0, Math.round(late)))) / LAT_SLOTS;

@@ -38,6 +38,11 @@ export interface CseOptions {
   extract?: boolean;
   /** Nonzero: a restart, whose ties between equally scored pairs go by a hash of the pair and the seed. */
   seed?: number;
+  /**
+   * With a nonzero seed: each pair's score is scaled by 1 + noise·u, u ∈ [0, 1) a hash of the pair and the
+   * seed, so a restart also reorders nearly equal pairs (a perturbed greedy), not only exact ties.
+   */
+  noise?: number;
   /** Scratch memory to reuse (one per solve or thread); a fresh one if absent. */
   scratch?: CseScratch;
 }
@@ -176,7 +181,7 @@ class Cse {
     this.termTable = new Table3(s, 'termTable', tc);
     this.slack = new Float64Array(nOut);
     for (let o = 0; o < nOut; o++) this.outTerms.push([]);
-    this.q = new PairQueue(s, g, opts.method, nPairsHint, opts.seed ?? 0);
+    this.q = new PairQueue(s, g, opts.method, nPairsHint, opts.seed ?? 0, opts.noise ?? 0);
     this.sEnt = s.i32('sEnt', 512, false);
     this.pairTable = new Table3(s, 'pairTable', 1024); // starting-wire pairs outside the direct index (rare); grows
   }
