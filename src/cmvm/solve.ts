@@ -1,7 +1,7 @@
 /**
  * solveCmvm: y = W·x for a constant matrix W as a graph of shift-adders (docs/cmvm.md §1), emitted as a
  * standalone IR program. Several greedy candidates are built (candidates.ts: plain, row decompositions at
- * several path limits, column decompositions, restarts with other tie-breaks) and the cheapest that meets
+ * several path limits, column decompositions, restarts with other tie-breaks or perturbed scores) and the cheapest that meets
  * the delay constraint wins. `effort` sets how many.
  */
 import type { minimalKif } from '../fixed/interval.ts';
@@ -43,8 +43,9 @@ export interface CmvmOptions {
   method?: Method;
   /**
    * Search effort: 0 fast (3 runs; 1 above 4096 entries), 1 the baseline (5–7 runs; small matrices as 2),
-   * 2 default (1 plus restarts with other tie-breaks and, unconstrained, column decompositions, on
-   * matrices up to 4096 entries), 3 thorough (every path limit × both scores, more restarts and columns).
+   * 2 default (1 plus restarts with other tie-breaks, restarts with perturbed pair scores and, unconstrained,
+   * column decompositions, on matrices up to 8192 entries), 3 thorough (every path limit × both scores,
+   * more restarts and columns).
    */
   effort?: number;
   /** MST decomposition first stage: 'auto' (default) tries it at several depths and keeps the best. */
@@ -269,16 +270,17 @@ export function runClaimedJobs(task: SearchTask, counter: Int32Array): Array<[nu
 }
 
 /**
- * Effort 2 and 3: more greedy runs, each kept only if it ranks better and has no more adders than the best
- * so far (so the search never returns more adders than the baseline): the baseline's row decompositions
- * again with `restarts` other tie-breaks, and, unconstrained, column decompositions (the dual of the rows'
+ * Effort 2 and 3: more greedy runs, the best ranked among those with no more adders than the baseline (so
+ * the search never returns more adders than the baseline): the baseline's row decompositions again with
+ * `restarts` other tie-breaks, then with `perturbed` restarts that also perturb the pair scores, and, unconstrained, column decompositions (the dual of the rows'
  * ones, which wins on some matrices) at a few path limits with both scores. Under a delay constraint the
  * column sums add levels in front of every output, which rarely fits: not tried.
  */
 function extraSearch(p: Problem, o: Settings, better: Better, baseline: Candidate): Candidate {
   let best = baseline;
+  // (against the baseline's adders, not the best so far: which candidate wins must not depend on the order)
   const keep = (c: Candidate | null): void => {
-    if (c && c.adders <= best.adders && better(c, best)) best = c;
+    if (c && c.adders <= baseline.adders && better(c, best)) best = c;
   };
   const restarts = o.effort >= 3 ? 4 : 2;
   const perturbed = o.effort >= 3 ? 8 : 4;
