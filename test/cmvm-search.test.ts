@@ -114,7 +114,7 @@ test('perturbed restarts: the same graph for the same seed, a different one with
     );
     const tree = decomposeRows(p.scaled!.rows, 12);
     const graph = (noise: number): string => {
-      const c = solveRows(p, tree, 'wmc', 3, noise)!;
+      const c = solveRows(p, tree, 'wmc', { seed: 3, noise })!;
       return JSON.stringify([c.adders, c.g.ops, c.outs]);
     };
     const noisy = graph(0.05);

@@ -51,6 +51,11 @@ export class PairQueue {
   seq = 0;
   /** Pair id 0 is DEAD: the matrix entry of an occurrence whose pair can never occur twice. */
   nPairs = DEAD + 1;
+  /**
+   * Look-ahead (CseOptions.lookahead): the occurrences of other repeated pairs that taking pair p would
+   * dissolve; among equally scored pairs the fewest go first. Set by the extraction; null: no look-ahead.
+   */
+  loss: ((p: number) => number) | null = null;
   /** Pairs whose count rose to 2 or more since the last flush. */
   readonly dirty: number[] = [];
 
@@ -213,7 +218,10 @@ export class PairQueue {
     dirty.length = 0;
   }
 
-  /** The current best pair (highest score, then earliest operands, then newest), or −1 when no pair occurs twice. */
+  /**
+   * The current best pair (highest score, then with look-ahead the least dissolving, then earliest operands,
+   * then newest), or −1 when no pair occurs twice.
+   */
   popBest(): number {
     const { pNewest, pCount, pBlocked, pTie, pOrder } = this;
     while (this.top >= 2) {
@@ -221,6 +229,7 @@ export class PairQueue {
       let best = -1;
       let bestE = -1;
       let bestPrev = -1;
+      let bestLoss = 0;
       let seen = 0;
       // look at the most recently queued entries only: a bucket can hold thousands of equal scores
       let prev = -1;
@@ -248,7 +257,14 @@ export class PairQueue {
           this.freeEntry = e;
         } else {
           seen++;
-          if (best < 0 || pTie[p]! > pTie[best]! || (pTie[p] === pTie[best] && this.laterTie(p, best, pOrder))) {
+          const lp = this.loss ? this.loss(p) : 0;
+          if (
+            best < 0 ||
+            lp < bestLoss ||
+            (lp === bestLoss &&
+              (pTie[p]! > pTie[best]! || (pTie[p] === pTie[best] && this.laterTie(p, best, pOrder))))
+          ) {
+            bestLoss = lp;
             best = p;
             bestE = e;
             bestPrev = prev;

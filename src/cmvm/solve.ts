@@ -286,9 +286,9 @@ function extraSearch(p: Problem, o: Settings, better: Better, baseline: Candidat
   const perturbed = o.effort >= 3 ? 8 : 4;
   const rows = p.scaled!.rows;
   const jobs = rowJobs(rows, candidatePlan(p.nOut, p.nIn, o.dc, o.method, planEffort(o.effort)));
-  for (let seed = 1; seed <= restarts + perturbed; seed++) {
+  for (let seed = 0; seed <= restarts + perturbed; seed++) {
     const noise = seed > restarts ? RESTART_NOISE : 0;
-    for (const { tree, method } of jobs) keep(solveRows(p, tree, method, seed, noise));
+    for (const { tree, method } of jobs) keep(solveRows(p, tree, method, { seed, noise, lookahead: true }));
   }
   if (o.dc >= 0 || p.nIn < 2) return best;
   const columns = rows[0]!.map((_, c) => rows.map((row) => row[c]!));
@@ -300,7 +300,7 @@ function extraSearch(p: Problem, o: Settings, better: Better, baseline: Candidat
       { hops: h, method: other(o.method) },
     ]),
   ))
-    for (let seed = 0; seed <= restarts; seed++) keep(solveColumns(p, tree, method, seed));
+    for (let seed = 0; seed <= restarts; seed++) keep(solveColumns(p, tree, method, { seed }));
   return best;
 }
 
