@@ -154,7 +154,7 @@ function finishCandidate(p: Problem, g: AdderGraph, outs: Term[]): Candidate | n
 export interface RunOptions {
   seed?: number;
   noise?: number;
-  lookahead?: boolean;
+  lookahead?: 'ties' | 'near';
 }
 
 function extractAndSum(p: Problem, g: AdderGraph, rows: Row[], method: Method, bound: number[] | null, run: RunOptions): Term[] {

@@ -10,6 +10,14 @@ import type { CseScratch, F64, I32 } from './cse-scratch.ts';
 const LAT_SLOTS = 1024;
 /** Current entries of the top bucket compared for the tie-break. */
 const TIE_SCAN = 32;
+/**
+ * Look-ahead 'near' (CseOptions.lookahead): pairs scoring up to NEAR_FRAC below the top are valued at
+ * score − NEAR_ALPHA × weight × dissolved occurrences, NEAR_SCAN current entries per bucket. Tuned on random
+ * 16×16 and the HGQ2 kernels (α 0.1–0.3 and a 5–10% window helped, a 20–35% window hurt).
+ */
+const NEAR_FRAC = 0.1;
+const NEAR_ALPHA = 0.1;
+const NEAR_SCAN = 16;
 /** Weight resolution of perturbed scores. */
 const NOISE_SCALE = 64;
 
@@ -56,6 +64,8 @@ export class PairQueue {
    * dissolve; among equally scored pairs the fewest go first. Set by the extraction; null: no look-ahead.
    */
   loss: ((p: number) => number) | null = null;
+  /** Look-ahead also below the top bucket (see NEAR_FRAC). */
+  near = false;
   /** Pairs whose count rose to 2 or more since the last flush. */
   readonly dirty: number[] = [];
 
@@ -219,6 +229,31 @@ export class PairQueue {
   }
 
   /**
+   * Look-ahead 'near': a pair in the buckets just below `top` whose score less NEAR_ALPHA × weight × loss beats `value`
+   * (the top pick's), or −1. Read-only: stale entries are left for popBest to drop.
+   */
+  private nearTop(top: number, value: number): number {
+    const { pNewest, pCount, pBlocked, pWeight } = this;
+    let best = -1;
+    const floor = Math.max(value, top * (1 - NEAR_FRAC));
+    for (let s = top - 1; s >= 2 && s > floor; s--) {
+      if (s >= this.head.length) continue;
+      let seen = 0;
+      for (let e = this.head[s]!; e >= 0 && seen < NEAR_SCAN; e = this.eNext[e]!) {
+        const p = this.ePair[e]!;
+        if (pNewest[p] !== s || pCount[p]! < 2 || pBlocked[p]! >= pCount[p]! || this.scoreOf(p) !== s) continue;
+        seen++;
+        const v = s - NEAR_ALPHA * pWeight[p]! * this.loss!(p);
+        if (v > value) {
+          value = v;
+          best = p;
+        }
+      }
+    }
+    return best;
+  }
+
+  /**
    * The current best pair (highest score, then with look-ahead the least dissolving, then earliest operands,
    * then newest), or −1 when no pair occurs twice.
    */
@@ -272,6 +307,13 @@ export class PairQueue {
           prev = e;
         }
         e = next;
+      }
+      if (best >= 0 && this.near) {
+        const alt = this.nearTop(top, top - NEAR_ALPHA * this.pWeight[best]! * bestLoss);
+        if (alt >= 0) {
+          pNewest[alt] = 0; // (its entry is left behind, superseded)
+          return alt;
+        }
       }
       if (best >= 0) {
         const next = this.eNext[bestE]!;

@@ -44,10 +44,11 @@ export interface CseOptions {
    */
   noise?: number;
   /**
-   * Look-ahead in pair selection: among the equally scored pairs at the top, take the one whose occurrences
-   * dissolve the fewest occurrences of other repeated pairs (what stays shareable after taking it).
+   * Look-ahead in pair selection: 'ties': among the equally scored pairs at the top, take the one whose
+   * occurrences dissolve the fewest occurrences of other repeated pairs (what stays shareable after taking
+   * it); 'near': also weigh pairs scoring up to 10% lower (score − 0.1 × weight × dissolved occurrences).
    */
-  lookahead?: boolean;
+  lookahead?: 'ties' | 'near';
   /** Scratch memory to reuse (one per solve or thread); a fresh one if absent. */
   scratch?: CseScratch;
 }
@@ -188,6 +189,7 @@ class Cse {
     for (let o = 0; o < nOut; o++) this.outTerms.push([]);
     this.q = new PairQueue(s, g, opts.method, nPairsHint, opts.seed ?? 0, opts.noise ?? 0);
     if (opts.lookahead) this.q.loss = (p) => this.lossOf(p);
+    this.q.near = opts.lookahead === 'near';
     this.sEnt = s.i32('sEnt', 512, false);
     this.pairTable = new Table3(s, 'pairTable', 1024); // starting-wire pairs outside the direct index (rare); grows
   }

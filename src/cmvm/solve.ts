@@ -288,8 +288,12 @@ function extraSearch(p: Problem, o: Settings, better: Better, baseline: Candidat
   const jobs = rowJobs(rows, candidatePlan(p.nOut, p.nIn, o.dc, o.method, planEffort(o.effort)));
   for (let seed = 0; seed <= restarts + perturbed; seed++) {
     const noise = seed > restarts ? RESTART_NOISE : 0;
-    for (const { tree, method } of jobs) keep(solveRows(p, tree, method, { seed, noise, lookahead: true }));
+    for (const { tree, method } of jobs) keep(solveRows(p, tree, method, { seed, noise, lookahead: 'ties' }));
   }
+  // (the wider look-ahead helps on 16×16 and trained kernels, not on 32×32 and up, at up to 6× the time there)
+  if (o.effort >= 3)
+    for (let seed = 0; seed <= restarts; seed++)
+      for (const { tree, method } of jobs) keep(solveRows(p, tree, method, { seed, lookahead: 'near' }));
   if (o.dc >= 0 || p.nIn < 2) return best;
   const columns = rows[0]!.map((_, c) => rows.map((row) => row[c]!));
   const hops = o.effort >= 3 ? hopLimits(p.nIn) : [4, 8];
