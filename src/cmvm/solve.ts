@@ -304,7 +304,7 @@ function extraSearch(p: Problem, o: Settings, better: Better, baseline: Candidat
       { hops: h, method: other(o.method) },
     ]),
   ))
-    for (let seed = 0; seed <= restarts; seed++) keep(solveColumns(p, tree, method, { seed }));
+    for (let seed = 0; seed <= restarts; seed++) keep(solveColumns(p, tree, method, { seed, lookahead: 'ties' }));
   return best;
 }
 
