@@ -5,6 +5,7 @@
  *   (the plain earliest-two-first tree over its CSD terms plus dc, computed here independently), also on a
  *   100×50 kernel (the extra search's size limit);
  * - a perturbed restart (score noise) is deterministic, and the noise does change the greedy's choices;
+ * - look-ahead in pair selection ('ties' and 'near') is deterministic and beats the plain greedy on 16×16;
  * - a search shared with helper threads returns the very program of the single-threaded search;
  * - rows too wide for the pair count are solved in column blocks: exact, within the delay bound, and a
  *   1×10000 row is cheap (seconds, not minutes); too many terms are refused up front, naming the limit.
@@ -122,6 +123,31 @@ test('perturbed restarts: the same graph for the same seed, a different one with
     if (noisy !== graph(0)) changed++;
   }
   assert.ok(changed > 0, 'the score noise never changed a graph');
+});
+
+test('look-ahead in pair selection: fewer adders than the plain greedy on 16×16 random matrices, same graph twice', () => {
+  const rng = makeRng(41);
+  let plain = 0;
+  const ahead = { ties: 0, near: 0 };
+  for (let k = 0; k < 4; k++) {
+    const W = Array.from({ length: 16 }, () => Array.from({ length: 16 }, () => rng.int(129, 255)));
+    const p = prepareProblem(
+      W,
+      W[0]!.map(() => S8),
+      -1,
+      'auto',
+    );
+    const tree = decomposeRows(p.scaled!.rows, 16);
+    plain += solveRows(p, tree, 'wmc')!.adders;
+    for (const lookahead of ['ties', 'near'] as const) {
+      const a = solveRows(p, tree, 'wmc', { lookahead })!;
+      const b = solveRows(p, tree, 'wmc', { lookahead })!;
+      assert.deepEqual(b.g.ops, a.g.ops, `matrix ${k}, ${lookahead}: not reproducible`);
+      ahead[lookahead] += a.adders;
+    }
+  }
+  assert.ok(ahead.ties < plain, `look-ahead 'ties' ${ahead.ties} adders, plain ${plain}`);
+  assert.ok(ahead.near < plain, `look-ahead 'near' ${ahead.near} adders, plain ${plain}`);
 });
 
 test('a 100×50 kernel (fractional weights and inputs) gets the extra search: fewer adders than effort 1, exact', () => {
