@@ -57,6 +57,7 @@ test('forced hash-table fallbacks give the same program as the fast structures, 
       ...(rng.chance(0.2) ? { latency: rng.int(0, 3) } : {}),
     }));
     const opts: CmvmOptions = { dc: rng.pick([-1, -1, 2, 0]), method: rng.chance(0.7) ? 'wmc' : 'mc' };
+    if (k % 5 === 0) opts.effort = 3; // (the wider look-ahead counts dissolved pairs through the same structures)
     const ref = solveCmvm(W, inputs, opts);
     for (const b of settings) {
       const r = withBudgets(b, () => solveCmvm(W, inputs, opts));

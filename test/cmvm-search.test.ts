@@ -2,7 +2,10 @@
  * The CMVM search beyond the baseline (effort 2 and 3: restarts with other tie-breaks, column
  * decompositions), the helper threads of large searches, and the size handling of wide matrices:
  * - effort 2/3 never return more adders than effort 1, stay exact, and every output meets its delay bound
- *   (the plain earliest-two-first tree over its CSD terms plus dc, computed here independently);
+ *   (the plain earliest-two-first tree over its CSD terms plus dc, computed here independently), also on a
+ *   100×50 kernel (the extra search's size limit);
+ * - a perturbed restart (score noise) is deterministic, and the noise does change the greedy's choices;
+ * - look-ahead in pair selection ('ties' and 'near') is deterministic and beats the plain greedy on 16×16;
  * - a search shared with helper threads returns the very program of the single-threaded search;
  * - rows too wide for the pair count are solved in column blocks: exact, within the delay bound, and a
  *   1×10000 row is cheap (seconds, not minutes); too many terms are refused up front, naming the limit.
@@ -15,6 +18,8 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { CmvmSizeError, SIZE_LIMITS } from '../src/cmvm/blocks.ts';
 import { evalCmvmProgram, matVec } from '../src/cmvm/check.ts';
+import { prepareProblem, solveRows } from '../src/cmvm/candidates.ts';
+import { decomposeRows } from '../src/cmvm/decompose.ts';
 import { PARALLEL } from '../src/cmvm/parallel.ts';
 import { solveCmvm, type CmvmInput, type CmvmResult } from '../src/cmvm/solve.ts';
 import { nafWeight } from './util/naf.ts';
@@ -95,6 +100,70 @@ test('default effort: fewer adders than the baseline on random 8-bit 16×16 matr
     now += solveCmvm(W, inputs).adders;
   }
   assert.ok(now < base, `default ${now}, baseline ${base}`);
+});
+
+test('perturbed restarts: the same graph for the same seed, a different one with the noise on some matrices', () => {
+  const rng = makeRng(21);
+  let changed = 0;
+  for (let k = 0; k < 6; k++) {
+    const W = Array.from({ length: 12 }, () => Array.from({ length: 12 }, () => rng.int(129, 255)));
+    const p = prepareProblem(
+      W,
+      W[0]!.map(() => S8),
+      -1,
+      'auto',
+    );
+    const tree = decomposeRows(p.scaled!.rows, 12);
+    const graph = (noise: number): string => {
+      const c = solveRows(p, tree, 'wmc', { seed: 3, noise })!;
+      return JSON.stringify([c.adders, c.g.ops, c.outs]);
+    };
+    const noisy = graph(0.05);
+    assert.equal(graph(0.05), noisy, `matrix ${k}: a perturbed restart is not reproducible`);
+    if (noisy !== graph(0)) changed++;
+  }
+  assert.ok(changed > 0, 'the score noise never changed a graph');
+});
+
+test('look-ahead in pair selection: fewer adders than the plain greedy on 16×16 random matrices, same graph twice', () => {
+  const rng = makeRng(41);
+  let plain = 0;
+  const ahead = { ties: 0, near: 0 };
+  for (let k = 0; k < 4; k++) {
+    const W = Array.from({ length: 16 }, () => Array.from({ length: 16 }, () => rng.int(129, 255)));
+    const p = prepareProblem(
+      W,
+      W[0]!.map(() => S8),
+      -1,
+      'auto',
+    );
+    const tree = decomposeRows(p.scaled!.rows, 16);
+    plain += solveRows(p, tree, 'wmc')!.adders;
+    for (const lookahead of ['ties', 'near'] as const) {
+      const a = solveRows(p, tree, 'wmc', { lookahead })!;
+      const b = solveRows(p, tree, 'wmc', { lookahead })!;
+      assert.deepEqual(b.g.ops, a.g.ops, `matrix ${k}, ${lookahead}: not reproducible`);
+      ahead[lookahead] += a.adders;
+    }
+  }
+  assert.ok(ahead.ties < plain, `look-ahead 'ties' ${ahead.ties} adders, plain ${plain}`);
+  assert.ok(ahead.near < plain, `look-ahead 'near' ${ahead.near} adders, plain ${plain}`);
+});
+
+test('a 100×50 kernel (fractional weights and inputs) gets the extra search: fewer adders than effort 1, exact', () => {
+  const rng = makeRng(31);
+  const W = Array.from({ length: 100 }, () =>
+    Array.from({ length: 50 }, () => (rng.chance(0.3) ? 0 : rng.int(-15, 15) / 32)),
+  );
+  const inputs: CmvmInput[] = W[0]!.map(() => ({ qint: { min: -1, max: 0.875, step: 0.125 } }));
+  const base = solveCmvm(W, inputs, { effort: 1, threads: 1 });
+  const r = solveCmvm(W, inputs, { threads: 1 });
+  // (5000 entries: below the extra search's limit; on this draw its restarts find fewer adders)
+  assert.ok(r.adders < base.adders, `default ${r.adders}, baseline ${base.adders}`);
+  for (let s = 0; s < 16; s++) {
+    const x = W[0]!.map(() => rng.int(-8, 7) / 8);
+    assert.deepEqual(evalCmvmProgram(r.program, x), matVec(W, x), 'W·x');
+  }
 });
 
 test('a search shared with helper threads returns the program of the single-threaded one', () => {

@@ -150,15 +150,22 @@ function finishCandidate(p: Problem, g: AdderGraph, outs: Term[]): Candidate | n
 }
 
 /** Extract common pairs from the rows into g, then sum each row's remaining terms. */
-function extractAndSum(p: Problem, g: AdderGraph, rows: Row[], method: Method, bound: number[] | null, seed: number): Term[] {
-  return extractCommon(g, rows, { method, bound, seed, scratch: p.scratch }).map((ts) => g.sumTerms(ts));
+/** How one greedy run differs from the baseline's (see CseOptions): a restart's seed and noise, look-ahead. */
+export interface RunOptions {
+  seed?: number;
+  noise?: number;
+  lookahead?: 'ties' | 'near';
+}
+
+function extractAndSum(p: Problem, g: AdderGraph, rows: Row[], method: Method, bound: number[] | null, run: RunOptions): Term[] {
+  return extractCommon(g, rows, { method, bound, ...run, scratch: p.scratch }).map((ts) => g.sumTerms(ts));
 }
 
 /** The plain candidate: common pairs over the rows' own CSD terms. Always meets the bound. */
-export function solveDirect(p: Problem, method: Method, seed = 0): Candidate {
+export function solveDirect(p: Problem, method: Method): Candidate {
   const rows = p.Wl.map((row) => sparseRow(row, inputTerm, 1));
   const g = newGraph(p);
-  const c = finishCandidate(p, g, extractAndSum(p, g, rows, method, p.bound, seed));
+  const c = finishCandidate(p, g, extractAndSum(p, g, rows, method, p.bound, {}));
   if (c) return c;
   // (only with fractional arrival times can the Kraft rule be off) the plain tree meets the bound by definition
   return solvePlain(p, method);
@@ -209,14 +216,14 @@ export function mergeBlocks(p: Problem, parts: Array<{ start: number; c: Candida
  * constraint each difference row must finish early enough that its path sums still fit:
  * bound − ceil(log2(path length)) for every output using it; null when some cannot.
  */
-export function solveRows(p: Problem, dec: Decomposition, method: Method, seed = 0): Candidate | null {
+export function solveRows(p: Problem, dec: Decomposition, method: Method, run: RunOptions = {}): Candidate | null {
   const { diffs, paths } = dec;
   const scale = p.scaled!.scale;
   const b0 = p.bound ? diffBounds(p.bound, dec) : null;
   const rows0 = diffs.map((row) => sparseRow(row, inputTerm, scale));
   if (b0 && !diffsCanMeet(p, rows0, b0)) return null;
   const g = newGraph(p);
-  const z = extractAndSum(p, g, rows0, method, b0, seed);
+  const z = extractAndSum(p, g, rows0, method, b0, run);
   const rows1 = paths.map((path) => {
     const r: Row = [];
     for (const { diff, sign } of path) {
@@ -225,7 +232,7 @@ export function solveRows(p: Problem, dec: Decomposition, method: Method, seed =
     }
     return r;
   });
-  return finishCandidate(p, g, extractAndSum(p, g, rows1, method, p.bound, seed));
+  return finishCandidate(p, g, extractAndSum(p, g, rows1, method, p.bound, run));
 }
 
 function diffBounds(bound: number[], dec: Decomposition): number[] {
@@ -253,14 +260,14 @@ function diffsCanMeet(p: Problem, rows0: Row[], b0: number[]): boolean {
  * inputs whose path holds e. Stage 0 makes the z (common pairs find the nested subtree sums), stage 1
  * applies the sparse difference columns to them. `dec` decomposes the transposed matrix.
  */
-export function solveColumns(p: Problem, dec: Decomposition, method: Method, seed = 0): Candidate | null {
+export function solveColumns(p: Problem, dec: Decomposition, method: Method, run: RunOptions = {}): Candidate | null {
   const { diffs, paths } = dec;
   const g = newGraph(p);
   const rowsZ: Row[] = diffs.map(() => []);
   paths.forEach((path, c) => {
     for (const { diff, sign } of path) rowsZ[diff]!.push({ wire: c, coef: sign });
   });
-  const z = extractAndSum(p, g, rowsZ, method, null, seed);
+  const z = extractAndSum(p, g, rowsZ, method, null, run);
   const scale = p.scaled!.scale;
   const rows1 = p.Wl.map((_, o) =>
     sparseRow(
@@ -269,7 +276,7 @@ export function solveColumns(p: Problem, dec: Decomposition, method: Method, see
       scale,
     ),
   );
-  return finishCandidate(p, g, extractAndSum(p, g, rows1, method, p.bound, seed));
+  return finishCandidate(p, g, extractAndSum(p, g, rows1, method, p.bound, run));
 }
 
 /** Wires some output depends on. */
