@@ -1,0 +1,57 @@
+/**
+ * A careless user against the CLI, the cases issue #15's list did not name: every refusal is exit 2 naming
+ * what is wrong (no internal error), before any long work, and leaves the user's files as they were.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { hgq } from './util/cli.ts';
+
+/** A small 3-class table: four features, a class column. */
+function tinyCsv(path: string, rows = 120): void {
+  const lines = ['a,b,c,d,class'];
+  for (let i = 0; i < rows; i++) {
+    const v = [Math.sin(i), Math.cos(3 * i), Math.sin(7 * i + 1), Math.cos(i / 3)];
+    lines.push(`${v.map((x) => x.toFixed(4)).join(',')},${i % 3}`);
+  }
+  writeFileSync(path, lines.join('\n') + '\n');
+}
+
+/** One trained run folder shared by the tests that need one (1 epoch, a 4-wide hidden layer). */
+async function tinyRun(root: string): Promise<string> {
+  const csv = join(root, 'tiny.csv');
+  tinyCsv(csv);
+  const run = join(root, 'run');
+  const r = await hgq(['train', '--data', csv, '--label', 'class', '--task', 'classification', '--hidden', '4', '--epochs', '2', '--out', run, '--no-progress']);
+  assert.equal(r.status, 0, r.stderr);
+  return run;
+}
+
+test('report -o never replaces a file hgq did not write (its own page it replaces)', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'hgq-careless-'));
+  try {
+    const run = await tinyRun(root);
+    const user = join(root, 'notes.txt');
+    writeFileSync(user, 'precious');
+    const r = await hgq(['report', run, '-o', user, '--no-luts']);
+    assert.equal(r.status, 2, r.stderr);
+    assert.match(r.stderr, /notes\.txt exists and is not a report page written by hgq/);
+    assert.equal(readFileSync(user, 'utf8'), 'precious');
+    // a user's report.html in the run folder (the default output) is kept too
+    const own = join(run, 'report.html');
+    writeFileSync(own, '<html>my own notes</html>');
+    const d = await hgq(['report', run, '--no-luts']);
+    assert.equal(d.status, 2, d.stderr);
+    assert.equal(readFileSync(own, 'utf8'), '<html>my own notes</html>');
+    // a page hgq wrote is replaced
+    const page = join(root, 'page.html');
+    assert.equal((await hgq(['report', run, '-o', page, '--no-luts'])).status, 0);
+    assert.equal((await hgq(['report', run, '-o', page, '--no-luts'])).status, 0);
+    assert.match(readFileSync(page, 'utf8'), /<title>hgq report: run<\/title>/);
+    assert.deepEqual(readdirSync(root).sort(), ['notes.txt', 'page.html', 'run', 'tiny.csv'], 'no temporaries');
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
