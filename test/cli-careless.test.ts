@@ -3,11 +3,12 @@
  * what is wrong (no internal error), before any long work, and leaves the user's files as they were.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { hgq } from './util/cli.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { hgq, startHgq } from './util/cli.ts';
 
 /** A small 3-class table: four features, a class column. */
 function tinyCsv(path: string, rows = 120): void {
@@ -51,6 +52,34 @@ test('report -o never replaces a file hgq did not write (its own page it replace
     assert.equal((await hgq(['report', run, '-o', page, '--no-luts'])).status, 0);
     assert.match(readFileSync(page, 'utf8'), /<title>hgq report: run<\/title>/);
     assert.deepEqual(readdirSync(root).sort(), ['notes.txt', 'page.html', 'run', 'tiny.csv'], 'no temporaries');
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('Ctrl-C or SIGTERM during training stops it within seconds, leaving no lock or temporary', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'hgq-careless-'));
+  try {
+    const csv = join(root, 'tiny.csv');
+    tinyCsv(csv);
+    for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+      const run = join(root, `run-${sig}`);
+      const args = ['train', '--data', csv, '--label', 'class', '--task', 'classification', '--hidden', '4'];
+      const { child, done } = startHgq([...args, '--epochs', '100000', '--out', run, '--no-progress']);
+      // the run's history grows once training is under way
+      const t0 = Date.now();
+      while (!existsSync(join(run, 'history.jsonl')) && Date.now() - t0 < 60_000) await sleep(100);
+      assert.ok(existsSync(join(run, 'history.jsonl')), 'training started');
+      const sent = Date.now();
+      child.kill(sig);
+      const killer = setTimeout(() => child.kill('SIGKILL'), 15_000); // a run that ignores the signal fails, not hangs
+      const r = await done;
+      clearTimeout(killer);
+      assert.ok(Date.now() - sent < 10_000, `${sig}: stopped after ${Date.now() - sent} ms`);
+      assert.ok(r.status === 128 + (sig === 'SIGINT' ? 2 : 15) || r.signal === sig, `${sig}: ${r.status} ${r.signal}`);
+      const leftovers = readdirSync(root).filter((f) => f.startsWith('.'));
+      assert.deepEqual(leftovers, [], `${sig}: no lock or temporary beside the run folder`);
+    }
   } finally {
     rmSync(root, { recursive: true, force: true });
   }

@@ -793,6 +793,10 @@ function runEpochCallback(
     override async onEpochEnd(e: number, logs?: tf.Logs): Promise<void> {
       exitIfOrphaned();
       await end(offset + e, logNumber(logs?.['loss']), logNumber(logs?.['acc']));
+      // Ctrl-C and SIGTERM are handled on the event loop (util/fs removes the run's lock and temporaries, then
+      // exits), which the engine's fit loop never reaches by itself: without this turn a signal waits for the
+      // whole run to end
+      await new Promise<void>((resolve) => setImmediate(resolve));
     }
   })();
 }
