@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { hgq, startHgq } from './util/cli.ts';
+import { hgq, hgqInProcess, startHgq } from './util/cli.ts';
 
 /** A small 3-class table: four features, a class column. */
 function tinyCsv(path: string, rows = 120): void {
@@ -80,6 +80,53 @@ test('Ctrl-C or SIGTERM during training stops it within seconds, leaving no lock
       const leftovers = readdirSync(root).filter((f) => f.startsWith('.'));
       assert.deepEqual(leftovers, [], `${sig}: no lock or temporary beside the run folder`);
     }
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('numbers the engine cannot take are refused up front, naming the flag or field (never an internal error)', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'hgq-careless-'));
+  try {
+    const csv = join(root, 'tiny.csv');
+    tinyCsv(csv);
+    const out = join(root, 'run');
+    const quick = ['train', '--data', csv, '--label', 'class', '--task', 'classification', '--epochs', '1', '--out', out];
+    const cases: [string[], RegExp][] = [
+      [[...quick, '--hidden', '0x10'], /--hidden must be comma-separated positive integers, got "0x10"/],
+      [[...quick, '--hidden', '4', '--threads', '1000'], /--threads must be at most 256/],
+      [[...quick, '--hidden', '4', '--beta-start', '1e308'], /--beta-start must be at most 3\.4e\+38/],
+      [[...quick, '--hidden', '4', '--beta-end', '1e39'], /--beta-end must be at most/],
+      [[...quick, '--hidden', '4', '--beta', '0:1e308'], /bad key point '0:1e308'/],
+      [[...quick, '--hidden', '4', '--beta', '0:-1'], /bad key point '0:-1'/],
+      [[...quick, '--hidden', '4', '--beta', '0x2:1e-3'], /bad key point '0x2:1e-3'/],
+      [['demo', '--hidden', '0x10', '--epochs', '1'], /--hidden must be comma-separated positive integers/],
+      [['demo', '--threads', '300', '--epochs', '1'], /--threads must be at most 256/],
+    ];
+    const spec = (training: string) => {
+      const p = join(root, 'spec.yaml');
+      writeFileSync(
+        p,
+        `data: {task: classification, train: {path: tiny.csv, label: class}}\nmodel: {hidden: [4]}\ntraining: {epochs: 1, ${training}}\nout: run\n`,
+      );
+      return p;
+    };
+    for (const [args, msg] of cases) {
+      const r = await hgqInProcess(args);
+      assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, msg, args.join(' '));
+      assert.doesNotMatch(r.stderr, /internal error/);
+    }
+    for (const [training, msg] of [
+      ['threads: 1000', /training\.threads: must be a positive integer <= 256/],
+      ['beta: {start: 1.0e+308}', /training\.beta\.start: must be <= 3\.4e\+38/],
+      ['beta: {pid: {target_ebops: 100, max_beta: 1.0e+300}}', /training\.beta\.pid\.max_beta: must be <= /],
+    ] as const) {
+      const r = await hgqInProcess(['train', spec(training)]);
+      assert.equal(r.status, 2, `${training}: ${r.stderr}`);
+      assert.match(r.stderr, msg, training);
+    }
+    assert.deepEqual(readdirSync(root).sort(), ['spec.yaml', 'tiny.csv'], 'nothing written');
   } finally {
     rmSync(root, { recursive: true, force: true });
   }

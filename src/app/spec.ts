@@ -8,6 +8,7 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { Ajv, type ErrorObject } from 'ajv';
 import { parse as parseYaml } from 'yaml';
 import { definedEntries } from '../util/object.ts';
+import { parseSchedule } from '../train/schedule.ts';
 import { SPEC_SCHEMA } from './spec-schema.ts';
 
 /** A bad spec, flag or data file: the message names the field or file and what is allowed (exit 2). */
@@ -137,7 +138,7 @@ function describe(e: ErrorObject): string {
     case 'exclusiveMaximum': {
       const node = schemaAt(e.instancePath);
       if (node?.['type'] === 'integer' && node['minimum'] === 1)
-        return `${fieldPath(e.instancePath)}: must be a positive integer`;
+        return `${fieldPath(e.instancePath)}: must be a positive integer${node['maximum'] !== undefined ? ` <= ${node['maximum']}` : ''}`;
       if (node?.['exclusiveMinimum'] === 0 && node['exclusiveMaximum'] === 1)
         return `${fieldPath(e.instancePath)}: must be a fraction between 0 and 1 (exclusive)`;
       return `${fieldPath(e.instancePath)}: ${e.message}`;
@@ -242,6 +243,13 @@ export function resolveSpec(raw: unknown, base: string, where = 'spec'): TrainSp
   if (spec.model.layers) spec.model.layers = spec.model.layers.map((l) => ({ ...l }));
   if (spec.training.beta.schedule !== undefined && spec.training.beta.pid !== undefined)
     throw new SpecError(`${where}: training.beta: give either schedule or pid, not both`);
+  if (spec.training.beta.schedule !== undefined) {
+    try {
+      parseSchedule(spec.training.beta.schedule); // a bad key point is refused before the run folder is made
+    } catch (e) {
+      throw new SpecError(`${where}: training.beta.schedule: ${(e as Error).message}`);
+    }
+  }
   if (spec.data.val && spec.data.train.format !== undefined && spec.data.val.format === undefined)
     spec.data.val.format = spec.data.train.format;
   if (spec.data.test && spec.data.train.format !== undefined && spec.data.test.format === undefined)

@@ -29,22 +29,34 @@ export function parseIntOption(v: string, flag: string, lo: number, hi = Infinit
   return n + 0; // never -0
 }
 
-/** A commander argument parser for a positive integer flag (`--epochs`, `--batch-size`, …). */
-export function positiveInt(flag: string): (v: string) => number {
+/** A commander argument parser for a positive integer flag (`--epochs`, `--batch-size`, …), at most `max`. */
+export function positiveInt(flag: string, max = Infinity): (v: string) => number {
   return (v: string): number => {
     const t = v.trim();
     const n = DECIMAL.test(t) ? Number(t) : NaN;
     if (!Number.isSafeInteger(n) || n < 1) throw new UsageError(`${flag} must be a positive integer, got "${v}"`);
+    if (n > max) throw new UsageError(`${flag} must be at most ${max}, got "${v}"`);
     return n;
   };
 }
 
-/** A commander argument parser for a positive finite number flag (`--lr`, `--beta-end`, …). */
-export function positiveNumber(flag: string): (v: string) => number {
+/** A comma-separated list of positive integers (`--hidden 64,32`), each read as positiveInt reads one. */
+export function positiveIntList(v: string, flag: string): number[] {
+  const one = positiveInt(flag);
+  try {
+    return v.split(',').map(one);
+  } catch {
+    throw new UsageError(`${flag} must be comma-separated positive integers, got "${v}"`);
+  }
+}
+
+/** A commander argument parser for a positive finite number flag (`--lr`, `--beta-end`, …), at most `max`. */
+export function positiveNumber(flag: string, max = Infinity): (v: string) => number {
   return (v: string): number => {
     const t = v.trim();
     const n = DECIMAL.test(t) ? Number(t) : NaN;
     if (!Number.isFinite(n) || n <= 0) throw new UsageError(`${flag} must be a positive number, got "${v}"`);
+    if (n > max) throw new UsageError(`${flag} must be at most ${max}, got "${v}"`);
     return n;
   };
 }
