@@ -8,6 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { RunData } from '../src/app/report-data.ts';
+import { reportFigures } from '../src/app/report.ts';
 import { hgq, hgqInProcess, startHgq } from './util/cli.ts';
 
 /** A small 3-class table: four features, a class column. */
@@ -130,4 +132,27 @@ test('numbers the engine cannot take are refused up front, naming the flag or fi
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
+});
+
+test('the report draws a layer of 400k weights (its bit-width range is found without a spread that overflows the stack)', () => {
+  const checkpoint = { path: 'checkpoints/epoch-0001', dir: '/nonexistent', epoch: 1, ebops: 1, val: {}, test: { accuracy: 0.5 } };
+  const run: RunData = {
+    dir: '/nonexistent',
+    name: 'wide',
+    complete: true,
+    task: 'classification',
+    metric: 'accuracy',
+    higherIsBetter: true,
+    checkpoints: [checkpoint],
+    history: [],
+    sweep: false,
+  };
+  const rows = 2;
+  const cols = 200_000;
+  const bits = Array.from({ length: rows * cols }, (_, j) => j % 9);
+  const weights = { rows, cols, bits, rowLabel: 'input', colLabel: 'output' };
+  const layer = { name: 'wide', className: 'QDense', ebops: 1, weights, weightCount: bits.length, prunedWeights: 0 };
+  const figs = reportFigures(run, { checkpoint, layers: [layer], lutMethod: '' });
+  const heat = figs.find((f) => f.id === 'bits-wide-weights')!.data[0]!;
+  assert.equal(heat['zmax'], 8.5, 'the colour range ends at the widest element');
 });

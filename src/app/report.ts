@@ -360,7 +360,8 @@ function bitColorscale(maxBits: number): [number, string][] {
 function heatmap(id: string, title: string, m: NonNullable<CheckpointDetail['layers'][number]['weights']>): Figure {
   const z: (number | null)[][] = [];
   for (let r = 0; r < m.rows; r++) z.push(m.bits.slice(r * m.cols, (r + 1) * m.cols).map((b) => (Number.isNaN(b) ? null : b)));
-  const max = Math.max(0, ...m.bits.filter((b) => !Number.isNaN(b)));
+  // a loop, not Math.max(...bits): a spread of a wide layer's bits (~10^5) overflows the call stack
+  const max = m.bits.reduce((a, b) => (b > a ? b : a), 0);
   return {
     id,
     title,
