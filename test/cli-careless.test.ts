@@ -156,3 +156,19 @@ test('the report draws a layer of 400k weights (its bit-width range is found wit
   const heat = figs.find((f) => f.id === 'bits-wide-weights')!.data[0]!;
   assert.equal(heat['zmax'], 8.5, 'the colour range ends at the widest element');
 });
+
+test('a class label of 10^9 is exit 2 naming the sample and the class limit (it was a huge typed array)', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'hgq-careless-'));
+  try {
+    const csv = join(root, 'labels.csv');
+    const rows = Array.from({ length: 40 }, (_, i) => `${i / 40},${(i * 7) % 5},${i === 3 ? 1_000_000_000 : i % 2}`);
+    writeFileSync(csv, ['a,b,class', ...rows].join('\n') + '\n');
+    const out = join(root, 'run');
+    const r = await hgqInProcess(['train', '--data', csv, '--label', 'class', '--task', 'classification', '--hidden', '4', '--epochs', '1', '--out', out]);
+    assert.equal(r.status, 2, r.stderr);
+    assert.match(r.stderr, /label of sample 3 is 1000000000; classification labels are class indices below 65536/);
+    assert.deepEqual(readdirSync(root), ['labels.csv'], 'nothing written');
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});

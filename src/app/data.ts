@@ -212,6 +212,9 @@ async function readSource(s: DataSource, role: string): Promise<Raw> {
   return raw;
 }
 
+/** The most classes a classification task may have: the output layer and one-hot targets are this wide. */
+export const MAX_CLASSES = 65_536;
+
 /** Class labels of `y` (a column of integers, or one-hot rows), checked. */
 function labelsOf(y: NdArray, role: string, where: string): Int32Array {
   const n = y.shape[0]!;
@@ -223,6 +226,10 @@ function labelsOf(y: NdArray, role: string, where: string): Int32Array {
       if (!Number.isInteger(v) || v < 0)
         throw new SpecError(
           `data.${role}: ${where}: label of sample ${r} is ${v}; classification labels must be integers 0, 1, … (use data.task: regression for real-valued targets)`,
+        );
+      if (v >= MAX_CLASSES)
+        throw new SpecError(
+          `data.${role}: ${where}: label of sample ${r} is ${v}; classification labels are class indices below ${MAX_CLASSES} (the most classes hgq trains); renumber the classes 0, 1, … or use data.task: regression`,
         );
       out[r] = v;
     } else {
