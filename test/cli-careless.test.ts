@@ -172,3 +172,34 @@ test('a class label of 10^9 is exit 2 naming the sample and the class limit (it 
     rmSync(root, { recursive: true, force: true });
   }
 });
+
+test('every numeric flag reads plain decimals only: hex, empty and blank values are refused (they were read as numbers)', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'hgq-careless-'));
+  try {
+    const csv = join(root, 'tiny.csv');
+    tinyCsv(csv);
+    const prj = join(root, 'prj');
+    const model = join(root, 'no-model'); // options are checked before the model is read
+    const quick = ['train', '--data', csv, '--label', 'class', '--task', 'classification', '--hidden', '4', '--epochs', '1', '--out', join(root, 'run')];
+    const cases: [string[], RegExp][] = [
+      [['convert', model, prj, '--clock-period', '0x5'], /--clock-period "0x5" must be a positive number/],
+      [['convert', model, prj, '--latency-cutoff', ''], /--latency-cutoff "" must be a number >= 0/],
+      [['convert', model, prj, '--latency-cutoff', '0x2'], /--latency-cutoff "0x2" must be a number >= 0/],
+      [['convert', model, prj, '--vectors', '0x10'], /--vectors "0x10" must be an integer >= 1/],
+      [['convert', model, prj, '--validate', ' '], /--validate " " must be an integer >= 1/],
+      [[...quick, '--seed', '0x10'], /--seed must be an integer, got "0x10"/],
+      [[...quick, '--seed', ''], /--seed must be an integer, got ""/],
+      [[...quick, '--val-split', '0x0'], /--val-split must be a fraction between 0 and 1 \(exclusive\), got "0x0"/],
+      [['worker', '--redis', 'redis://localhost:1', '--concurrency', '0x2'], /--concurrency "0x2" must be a whole number/],
+      [['sweep', join(root, 'no-sweep.yaml'), '--out', join(root, 'sw'), '--workers', '0x1'], /--workers "0x1" must be a whole number/],
+    ];
+    for (const [args, msg] of cases) {
+      const r = await hgqInProcess(args);
+      assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, msg, args.join(' '));
+    }
+    assert.deepEqual(readdirSync(root), ['tiny.csv'], 'nothing written');
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});

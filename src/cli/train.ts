@@ -7,13 +7,21 @@ import type { Command } from 'commander';
 import { UsageError } from './errors.ts';
 import { MAX_THREADS } from '../app/spec-schema.ts';
 import { MAX_BETA } from '../train/schedule.ts';
-import { positiveInt, positiveIntList, positiveNumber } from './numbers.ts';
+import { decimal, positiveInt, positiveIntList, positiveNumber } from './numbers.ts';
 import { textTable } from './table.ts';
 
 function integer(flag: string) {
   return (v: string): number => {
-    const n = Number(v);
-    if (!Number.isInteger(n)) throw new UsageError(`${flag} must be an integer, got "${v}"`);
+    const n = decimal(v);
+    if (!Number.isSafeInteger(n)) throw new UsageError(`${flag} must be an integer, got "${v}"`);
+    return n;
+  };
+}
+
+function fraction(flag: string) {
+  return (v: string): number => {
+    const n = decimal(v);
+    if (!(n > 0 && n < 1)) throw new UsageError(`${flag} must be a fraction between 0 and 1 (exclusive), got "${v}"`);
     return n;
   };
 }
@@ -154,7 +162,7 @@ export function register(program: Command): void {
       'training table for the quick path: CSV with a header line, one sample per row (other formats: a spec file)',
     )
     .option('--test <file>', 'test table (default: 20% of the --data rows, drawn with --seed)')
-    .option('--val-split <x>', 'fraction of the training rows held out for validation (default 0.2)', Number)
+    .option('--val-split <x>', 'fraction of the training rows held out for validation (default 0.2)', fraction('--val-split'))
     .option('--label <column>', 'label (classification) or target (regression) column: header name or 0-based index')
     .option('--features <columns>', 'feature columns, comma-separated (default: every other column)')
     .option('--task <task>', 'classification or regression')
