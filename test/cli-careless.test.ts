@@ -3,13 +3,26 @@
  * what is wrong (no internal error), before any long work, and leaves the user's files as they were.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { RunData } from '../src/app/report-data.ts';
 import { reportFigures } from '../src/app/report.ts';
+import { writeProgram } from '../src/ir/serialize.ts';
+import { coveringProgram } from './backends-fixtures.ts';
 import { hgq, hgqInProcess, startHgq } from './util/cli.ts';
 
 /** A small 3-class table: four features, a class column. */
@@ -199,6 +212,42 @@ test('every numeric flag reads plain decimals only: hex, empty and blank values 
       assert.match(r.stderr, msg, args.join(' '));
     }
     assert.deepEqual(readdirSync(root), ['tiny.csv'], 'nothing written');
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('an output folder given as a symbolic link is written where the link points; the link itself stays', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'hgq-careless-'));
+  try {
+    const prog = join(root, 'p.json');
+    writeProgram(prog, coveringProgram(100, 40, 4));
+    mkdirSync(join(root, 'big-disk'));
+    const link = join(root, 'prj');
+    symlinkSync('big-disk', link);
+    for (let round = 0; round < 2; round++) {
+      // the first round fills the empty target, the second replaces the project hgq wrote there
+      const r = await hgqInProcess(['convert', prog, link]);
+      assert.equal(r.status, 0, r.stderr);
+      assert.ok(lstatSync(link).isSymbolicLink(), `round ${round}: the link is still a link`);
+      assert.equal(readlinkSync(link), 'big-disk');
+      assert.ok(existsSync(join(root, 'big-disk', 'summary.json')), `round ${round}: the project is in the link's target`);
+    }
+    const csv = join(root, 'tiny.csv');
+    tinyCsv(csv);
+    mkdirSync(join(root, 'runs-disk'));
+    symlinkSync('runs-disk', join(root, 'run'));
+    const t = await hgq(['train', '--data', csv, '--label', 'class', '--task', 'classification', '--hidden', '4', '--epochs', '1', '--out', join(root, 'run'), '--no-progress']);
+    assert.equal(t.status, 0, t.stderr);
+    assert.ok(lstatSync(join(root, 'run')).isSymbolicLink());
+    assert.ok(existsSync(join(root, 'runs-disk', 'front.json')));
+    // a link to nowhere would have to be replaced: refused, left as it was
+    symlinkSync('nowhere', join(root, 'dangling'));
+    const d = await hgqInProcess(['convert', prog, join(root, 'dangling')]);
+    assert.equal(d.status, 2, d.stderr);
+    assert.match(d.stderr, /dangling is a symbolic link to nowhere, which does not exist/);
+    assert.equal(readlinkSync(join(root, 'dangling')), 'nowhere');
+    assert.deepEqual(readdirSync(root).sort(), ['big-disk', 'dangling', 'p.json', 'prj', 'run', 'runs-disk', 'tiny.csv']);
   } finally {
     rmSync(root, { recursive: true, force: true });
   }

@@ -26,6 +26,7 @@ import {
   OutputPathError,
   assertCreatableDir,
   hgqVersion,
+  outputDirThroughLinks,
   listFiles,
   assertNotBusy,
   lockOutput,
@@ -409,7 +410,7 @@ export async function runTraining(spec: TrainSpec, o: RunOptions = {}): Promise<
   const log = o.log ?? ((s: string) => process.stderr.write(s + '\n'));
   const outArg = o.out ?? spec.out;
   if (!outArg) throw new SpecError('no output folder: give --out DIR (or out: in the spec)');
-  const dir = resolve(outArg);
+  const dir = resolve(outputDirThroughLinks(outArg));
   const hash = specHash(spec);
   // everything that can be refused is refused before the data is read or the folder touched; a folder another
   // live process is writing is busy (exit 75, retry later), whatever state it is in

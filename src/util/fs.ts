@@ -19,6 +19,8 @@ import {
   openSync,
   readdirSync,
   readFileSync,
+  readlinkSync,
+  realpathSync,
   renameSync,
   rmSync,
   statSync,
@@ -178,6 +180,29 @@ export function assertWritableFilePath(path: string): void {
   if (!statSync(parent).isDirectory()) throw new OutputPathError(`${path}: ${parent} is not a folder`);
   if (existsSync(target) && statSync(target).isDirectory()) throw new OutputPathError(`${path} is a folder; give a file name`);
   assertWritable(parent, path);
+}
+
+/**
+ * The folder an output path names, through a symbolic link: hgq replaces its output folders as a whole (rename),
+ * which would replace the user's link itself (deleting it) and write beside where it points. A link to a folder
+ * is followed (its target returned); a dangling one is refused, since hgq would have to delete it. Any other
+ * path is returned as given.
+ */
+export function outputDirThroughLinks(dir: string): string {
+  let isLink: boolean;
+  try {
+    isLink = lstatSync(dir).isSymbolicLink();
+  } catch {
+    return dir; // absent
+  }
+  if (!isLink) return dir;
+  try {
+    return realpathSync(dir);
+  } catch {
+    throw new OutputPathError(
+      `${dir} is a symbolic link to ${readlinkSync(dir)}, which does not exist; create that folder or give another path (hgq does not replace links)`,
+    );
+  }
 }
 
 /** Throws OutputPathError unless a folder can be created at `dir` (its nearest existing ancestor is a writable folder). */
@@ -415,11 +440,15 @@ export class StagedDir {
   private readonly lock: { release(): void };
   private done = false;
 
+  readonly dir: string;
+
   private constructor(
-    readonly dir: string,
+    named: string,
     readonly kind: string,
     private readonly kinds: readonly string[],
   ) {
+    const dir = outputDirThroughLinks(named);
+    this.dir = dir;
     assertCreatableDir(dir);
     assertReplaceable(dir, kinds);
     this.lock = lockOutput(dir);
