@@ -252,3 +252,32 @@ test('an output folder given as a symbolic link is written where the link points
     rmSync(root, { recursive: true, force: true });
   }
 });
+
+test('a spec with Infinity or NaN (YAML .inf/.nan, JSON 1e400) or a pareto_start past the last epoch is refused before training', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'hgq-careless-'));
+  try {
+    tinyCsv(join(root, 'tiny.csv'));
+    const data = 'data: {task: classification, train: {path: tiny.csv, label: class}}\nmodel: {hidden: [4]}\n';
+    const cases: [string, string, RegExp][] = [
+      ['epochs.yaml', `${data}training: {epochs: 1e400}\n`, /training\.epochs: Infinity is not a finite number/],
+      ['lr.yaml', `${data}training: {epochs: 1, optimizer: {lr: .inf}}\n`, /training\.optimizer\.lr: Infinity is not a finite number/],
+      ['nan.yaml', `${data}training: {epochs: 1, optimizer: {lr: .nan}}\n`, /training\.optimizer\.lr: NaN is not a finite number/],
+      ['pid.yaml', `${data}training: {epochs: 2, beta: {pid: {target_ebops: .inf}}}\n`, /training\.beta\.pid\.target_ebops: Infinity/],
+      [
+        'spec.json',
+        '{"data": {"task": "classification", "train": {"path": "tiny.csv", "label": "class"}}, "model": {"hidden": [4]}, "training": {"epochs": 1e400}}',
+        /training\.epochs: Infinity is not a finite number/,
+      ],
+      ['ps.yaml', `${data}training: {epochs: 2, pareto_start: 5}\n`, /training\.pareto_start 5 is not below training\.epochs 2/],
+    ];
+    for (const [name, text, msg] of cases) {
+      writeFileSync(join(root, name), text);
+      const r = await hgqInProcess(['train', join(root, name), '--out', join(root, 'run'), '--no-progress']);
+      assert.equal(r.status, 2, `${name}: ${r.stderr}`);
+      assert.match(r.stderr, msg, name);
+      assert.ok(!existsSync(join(root, 'run')), `${name}: refused before the run folder is made`);
+    }
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
