@@ -160,12 +160,22 @@ function writeFailure(path: string, e: unknown): Error {
 /**
  * Throws OutputPathError unless `path` may receive an output file: a writable place (assertWritableFilePath)
  * holding no file yet, or a file hgq wrote (`isOurs`, e.g. an IR program recognized by its format). hgq
- * cannot recognize every format it writes (CSV, NPY): `overwrite` is the user's explicit permission.
+ * cannot recognize every format it writes (CSV, NPY): `overwrite` is the user's explicit permission, given
+ * with the flag `overwriteFlag` (named in the refusal; for such files `isOurs` is not asked).
  */
-export function assertOutputFile(path: string, isOurs: (path: string) => boolean, what: string, overwrite = false): void {
+export function assertOutputFile(
+  path: string,
+  isOurs: (path: string) => boolean,
+  what: string,
+  overwrite = false,
+  overwriteFlag?: string,
+): void {
   if (/[\\/]$/.test(path)) throw new OutputPathError(`${path} names a folder (it ends with a slash); give a file name`);
   assertWritableFilePath(path);
   if (overwrite || !existsSync(path)) return;
+  if (overwriteFlag !== undefined)
+    // hgq cannot tell its own file of this kind from the user's: say so, and how to allow the overwrite
+    throw new OutputPathError(`${path} exists; hgq does not overwrite it: add ${overwriteFlag} to replace it, or choose another name`);
   if (!lstatSync(path).isFile() || !isOurs(path))
     throw new OutputPathError(
       `${path} exists and is not ${what} written by hgq; hgq does not overwrite it: remove it first or choose another name`,
