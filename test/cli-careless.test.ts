@@ -281,3 +281,30 @@ test('a spec with Infinity or NaN (YAML .inf/.nan, JSON 1e400) or a pareto_start
     rmSync(root, { recursive: true, force: true });
   }
 });
+
+test('an output folder without a marker is refused without walking it (/ was walked whole, an internal error); empty names are named', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'hgq-careless-'));
+  try {
+    const prog = join(root, 'p.json');
+    writeProgram(prog, coveringProgram(100, 40, 4));
+    const t0 = performance.now();
+    const r = await hgqInProcess(['convert', prog, '/']);
+    assert.equal(r.status, 2, r.stderr);
+    assert.match(r.stderr, /\/ exists and was not written by hgq/);
+    assert.ok(performance.now() - t0 < 10_000, 'refused at once');
+    const cases: [string[], RegExp][] = [
+      [['convert', prog, ''], /the output folder name is empty/],
+      [['trace', join(root, 'no-model'), '-o', ''], /the output file name is empty/],
+      [['emulate', prog, '-i', prog, '-o', ' '], /the output file name is empty/],
+      [['cmvm', '--random', '3', '--emit', ''], /the output file name is empty/],
+    ];
+    for (const [args, msg] of cases) {
+      const e = await hgqInProcess(args);
+      assert.equal(e.status, 2, `${args.join(' ')}: ${e.stderr}`);
+      assert.match(e.stderr, msg, args.join(' '));
+    }
+    assert.deepEqual(readdirSync(root), ['p.json']);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});

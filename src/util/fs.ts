@@ -102,6 +102,25 @@ export function listFiles(dir: string): string[] {
   return out.sort();
 }
 
+/** Whether any file (or link) lies below `dir`; stops at the first. An unreadable folder counts as holding one. */
+function holdsAnyFile(dir: string): boolean {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return true;
+  }
+  for (const name of names) {
+    const full = join(dir, name);
+    try {
+      if (!lstatSync(full).isDirectory() || holdsAnyFile(full)) return true;
+    } catch {
+      return true;
+    }
+  }
+  return false;
+}
+
 /** The folder's marker, or null when it has none or it is not ours (wrong format, unreadable). */
 export function readMarker(dir: string): OwnershipMarker | null {
   const path = join(dir, MARKER);
@@ -120,10 +139,13 @@ export function whyNotReplaceable(dir: string, kinds: readonly string[]): string
   const dest = resolve(dir);
   if (!existsSync(dest)) return null;
   if (!statSync(dest).isDirectory()) return `${dir} exists and is a file, not a folder`;
-  const present = listFiles(dest);
-  if (present.length === 0) return null;
+  // the marker first: a folder without one is refused without walking it (`/` or a home folder would be walked whole)
   const marker = readMarker(dest);
-  if (!marker) return `${dir} exists and was not written by hgq (it has no ${MARKER}); choose a new or empty folder`;
+  if (!marker) {
+    if (!holdsAnyFile(dest)) return null; // empty, or empty folders only
+    return `${dir} exists and was not written by hgq (it has no ${MARKER}); choose a new or empty folder`;
+  }
+  const present = listFiles(dest);
   if (!kinds.includes(marker.kind))
     return `${dir} holds an hgq ${marker.kind}, not ${kinds.length === 1 ? `a ${kinds[0]}` : `one of: ${kinds.join(', ')}`}; choose another folder`;
   const ours = new Set([...marker.files, MARKER]);
@@ -170,6 +192,7 @@ export function assertOutputFile(
   overwrite = false,
   overwriteFlag?: string,
 ): void {
+  if (path.trim() === '') throw new OutputPathError('the output file name is empty; give a file name');
   if (/[\\/]$/.test(path)) throw new OutputPathError(`${path} names a folder (it ends with a slash); give a file name`);
   assertWritableFilePath(path);
   if (overwrite || !existsSync(path)) return;
@@ -217,6 +240,7 @@ export function outputDirThroughLinks(dir: string): string {
 
 /** Throws OutputPathError unless a folder can be created at `dir` (its nearest existing ancestor is a writable folder). */
 export function assertCreatableDir(dir: string): void {
+  if (dir.trim() === '') throw new OutputPathError('the output folder name is empty; give a folder name');
   let p = resolve(dir);
   if (existsSync(p) && !statSync(p).isDirectory()) throw new OutputPathError(`${dir} exists and is a file, not a folder`);
   while (!existsSync(p)) p = dirname(p);
