@@ -112,6 +112,7 @@ test('numbers the engine cannot take are refused up front, naming the flag or fi
       [[...quick, '--hidden', '4', '--threads', '1000'], /--threads must be at most 256/],
       [[...quick, '--hidden', '4', '--beta-start', '1e308'], /--beta-start must be at most 3\.4e\+38/],
       [[...quick, '--hidden', '4', '--beta-end', '1e39'], /--beta-end must be at most/],
+      [[...quick, '--hidden', '4', '--lr', '1e308'], /--lr must be at most 3\.4e\+38/],
       [[...quick, '--hidden', '4', '--beta', '0:1e308'], /bad key point '0:1e308'/],
       [[...quick, '--hidden', '4', '--beta', '0:-1'], /bad key point '0:-1'/],
       [[...quick, '--hidden', '4', '--beta', '0x2:1e-3'], /bad key point '0x2:1e-3'/],
@@ -134,6 +135,7 @@ test('numbers the engine cannot take are refused up front, naming the flag or fi
     }
     for (const [training, msg] of [
       ['threads: 1000', /training\.threads: must be a positive integer <= 256/],
+      ['optimizer: {lr: 1.0e+300}', /training\.optimizer\.lr: must be <= 3\.4e\+38/],
       ['beta: {start: 1.0e+308}', /training\.beta\.start: must be <= 3\.4e\+38/],
       ['beta: {pid: {target_ebops: 100, max_beta: 1.0e+300}}', /training\.beta\.pid\.max_beta: must be <= /],
     ] as const) {

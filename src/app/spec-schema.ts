@@ -34,6 +34,8 @@ export const DATA_FORMATS = ['csv', 'npy', 'npz', 'hdf5', 'idx', 'mnist', 'fashi
 const posInt = { type: 'integer', minimum: 1 } as const;
 /** β: it lives in a float32, so larger values would be Infinity (MAX_BETA) */
 const beta = { type: 'number', minimum: 0, maximum: MAX_BETA } as const;
+/** The largest learning rate: a float32 in the optimizer as β is, where anything larger is Infinity. */
+export const MAX_LR = MAX_BETA;
 const posNum = { type: 'number', exclusiveMinimum: 0 } as const;
 const fraction = { type: 'number', exclusiveMinimum: 0, exclusiveMaximum: 1 } as const;
 const column = {
@@ -127,7 +129,7 @@ export const SPEC_SCHEMA = {
           additionalProperties: false,
           properties: {
             type: { enum: ['adam'] },
-            lr: posNum,
+            lr: { ...posNum, maximum: MAX_LR },
             schedule: {
               type: 'object',
               additionalProperties: false,

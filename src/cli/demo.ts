@@ -4,7 +4,7 @@
  */
 import type { Command } from 'commander';
 import { UsageError } from './errors.ts';
-import { MAX_THREADS } from '../app/spec-schema.ts';
+import { MAX_LR, MAX_THREADS } from '../app/spec-schema.ts';
 import { MAX_BETA } from '../train/schedule.ts';
 import { positiveInt, positiveIntList, positiveNumber } from './numbers.ts';
 import { textTable } from './table.ts';
@@ -19,7 +19,7 @@ export function register(program: Command): void {
     .option('--out <dir>', "keep the front's checkpoints (one model directory each) and front.json here")
     .option('--epochs <n>', 'training epochs', positiveInt('--epochs'))
     .option('--batch-size <n>', 'batch size', positiveInt('--batch-size'))
-    .option('--lr <x>', 'Adam learning rate (default 2e-3; --quick: 3e-3)', positiveNumber('--lr'))
+    .option('--lr <x>', 'Adam learning rate (default 2e-3; --quick: 3e-3)', positiveNumber('--lr', MAX_LR))
     .option('--hidden <list>', 'hidden layer widths, comma-separated (e.g. 64,32)')
     .option(
       '--beta <schedule>',

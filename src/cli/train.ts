@@ -5,7 +5,7 @@
  */
 import type { Command } from 'commander';
 import { UsageError } from './errors.ts';
-import { MAX_THREADS } from '../app/spec-schema.ts';
+import { MAX_LR, MAX_THREADS } from '../app/spec-schema.ts';
 import { MAX_BETA } from '../train/schedule.ts';
 import { decimal, positiveInt, positiveIntList, positiveNumber } from './numbers.ts';
 import { textTable } from './table.ts';
@@ -169,7 +169,7 @@ export function register(program: Command): void {
     .option('--hidden <widths>', 'hidden layer widths, comma-separated (e.g. 64,32); the output layer is added')
     .option('--epochs <n>', 'training epochs (default 30)', positiveInt('--epochs'))
     .option('--batch-size <n>', 'batch size (default 256)', positiveInt('--batch-size'))
-    .option('--lr <x>', 'Adam learning rate (default 3e-3)', positiveNumber('--lr'))
+    .option('--lr <x>', 'Adam learning rate (default 3e-3)', positiveNumber('--lr', MAX_LR))
     .option(
       '--beta <schedule>',
       'β key points epoch:beta[:constant|linear|log],… (default: --beta-start for the first 10% of epochs, then a log rise to --beta-end)',
