@@ -279,6 +279,13 @@ test('a spec with Infinity or NaN (YAML .inf/.nan, JSON 1e400) or a pareto_start
       assert.match(r.stderr, msg, name);
       assert.ok(!existsSync(join(root, 'run')), `${name}: refused before the run folder is made`);
     }
+    // a sweep file names its own field (it named a trial 'training.optimizer.lr=null')
+    writeFileSync(join(root, 'base.yaml'), `${data}training: {epochs: 1}\n`);
+    writeFileSync(join(root, 'sweep.yaml'), 'base: base.yaml\naxes:\n  training.optimizer.lr: [.inf, 0.01]\nseeds: [1]\n');
+    const sw = await hgqInProcess(['sweep', join(root, 'sweep.yaml'), '--out', join(root, 'sw'), '--no-report']);
+    assert.equal(sw.status, 2, sw.stderr);
+    assert.match(sw.stderr, /sweep\.yaml: axes\.training\.optimizer\.lr\[0\]: Infinity is not a finite number/);
+    assert.ok(!existsSync(join(root, 'sw')));
   } finally {
     rmSync(root, { recursive: true, force: true });
   }

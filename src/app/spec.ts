@@ -153,7 +153,7 @@ function describe(e: ErrorObject): string {
 }
 
 /** Every number in a parsed spec that is Infinity or NaN, with its field path (e.g. training.epochs). */
-function nonFiniteNumbers(v: unknown, path = ''): { path: string; value: number }[] {
+export function nonFiniteNumbers(v: unknown, path = ''): { path: string; value: number }[] {
   if (typeof v === 'number') return Number.isFinite(v) ? [] : [{ path: path || '(the spec)', value: v }];
   if (Array.isArray(v)) return v.flatMap((x, j) => nonFiniteNumbers(x, `${path}[${j}]`));
   if (typeof v === 'object' && v !== null)
