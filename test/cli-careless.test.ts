@@ -317,3 +317,16 @@ test('an output folder without a marker is refused without walking it (/ was wal
     rmSync(root, { recursive: true, force: true });
   }
 });
+
+test('synth on a project a live convert is still creating is busy (exit 75), not "not a project"', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'hgq-careless-'));
+  try {
+    // the first convert into a new folder: only its lock exists beside the (not yet created) project
+    writeFileSync(join(root, '.prj.hgq-lock'), `${process.pid}\n`);
+    const r = await hgqInProcess(['synth', join(root, 'prj')]);
+    assert.equal(r.status, 75, r.stderr);
+    assert.match(r.stderr, /being written by another hgq process/);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
