@@ -330,3 +330,20 @@ test('synth on a project a live convert is still creating is busy (exit 75), not
     rmSync(root, { recursive: true, force: true });
   }
 });
+
+test('a feature column listed twice (by name, or by name and index) is refused naming it', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'hgq-careless-'));
+  try {
+    const csv = join(root, 'tiny.csv');
+    tinyCsv(csv);
+    for (const features of ['a,a', 'b,1']) {
+      const args = ['train', '--data', csv, '--label', 'class', '--features', features, '--task', 'classification'];
+      const r = await hgqInProcess([...args, '--hidden', '4', '--epochs', '1', '--out', join(root, 'run')]);
+      assert.equal(r.status, 2, `${features}: ${r.stderr}`);
+      assert.match(r.stderr, /data\.train\.features: column '(a|b)' is listed twice/);
+    }
+    assert.deepEqual(readdirSync(root), ['tiny.csv']);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});

@@ -104,6 +104,11 @@ function readCsvSource(s: DataSource, role: string): Raw {
   const featCols = s.features
     ? s.features.map((c) => columnIndex(c, t.header, width, `data.${role}.features`, path))
     : Array.from({ length: width }, (_, j) => j).filter((j) => !labelCols.includes(j));
+  const twice = featCols.find((j, k) => featCols.indexOf(j) !== k);
+  if (twice !== undefined)
+    throw new SpecError(
+      `data.${role}.features: column '${t.header?.[twice] ?? twice}' is listed twice (by name or index); list each feature once`,
+    );
   const overlap = featCols.find((j) => labelCols.includes(j));
   if (overlap !== undefined)
     throw new SpecError(
