@@ -194,7 +194,7 @@ test('single output files: never a folder, a missing or file parent, or a file h
     await expectRefused(['trace', model, '-o', user], /notes\.txt exists and is not an IR program written by hgq/);
     await expectRefused(['cmvm', '--random', '3', '--emit', user], /notes\.txt exists and is not an IR program written by hgq/);
     await expectRefused(['cmvm', '--random', '3', '--emit', csv], /x\.csv exists and is not an IR program/);
-    await expectRefused(['emulate', prog, '-i', csv, '-o', user], /notes\.txt exists and is not a file written by hgq/);
+    await expectRefused(['emulate', prog, '-i', csv, '-o', user], /notes\.txt exists; hgq does not overwrite it: add --force to replace it/);
     assert.equal(readFileSync(user, 'utf8'), 'precious');
 
     // its own outputs it replaces: an IR program by its format; CSV/NPY (unrecognizable) with --force
@@ -204,7 +204,7 @@ test('single output files: never a folder, a missing or file parent, or a file h
     assert.match(readFileSync(own, 'utf8'), /"name":"cmvm/);
     const y = join(root, 'y.csv');
     assert.equal((await hgq(['emulate', prog, '-i', csv, '-o', y])).status, 0);
-    await expectRefused(['emulate', prog, '-i', csv, '-o', y], /y\.csv exists .*--force|y\.csv exists/);
+    await expectRefused(['emulate', prog, '-i', csv, '-o', y], /y\.csv exists; hgq does not overwrite it: add --force/);
     assert.equal((await hgq(['emulate', prog, '-i', csv, '-o', y, '--force'])).status, 0);
     assert.deepEqual(readdirSync(root).sort(), ['adir', 'notes.txt', 'own.json', 'p.json', 'x.csv', 'y.csv'], 'no temporaries');
   } finally {

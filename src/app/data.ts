@@ -104,6 +104,11 @@ function readCsvSource(s: DataSource, role: string): Raw {
   const featCols = s.features
     ? s.features.map((c) => columnIndex(c, t.header, width, `data.${role}.features`, path))
     : Array.from({ length: width }, (_, j) => j).filter((j) => !labelCols.includes(j));
+  const twice = featCols.find((j, k) => featCols.indexOf(j) !== k);
+  if (twice !== undefined)
+    throw new SpecError(
+      `data.${role}.features: column '${t.header?.[twice] ?? twice}' is listed twice (by name or index); list each feature once`,
+    );
   const overlap = featCols.find((j) => labelCols.includes(j));
   if (overlap !== undefined)
     throw new SpecError(
@@ -212,6 +217,9 @@ async function readSource(s: DataSource, role: string): Promise<Raw> {
   return raw;
 }
 
+/** The most classes a classification task may have: the output layer and one-hot targets are this wide. */
+export const MAX_CLASSES = 65_536;
+
 /** Class labels of `y` (a column of integers, or one-hot rows), checked. */
 function labelsOf(y: NdArray, role: string, where: string): Int32Array {
   const n = y.shape[0]!;
@@ -223,6 +231,10 @@ function labelsOf(y: NdArray, role: string, where: string): Int32Array {
       if (!Number.isInteger(v) || v < 0)
         throw new SpecError(
           `data.${role}: ${where}: label of sample ${r} is ${v}; classification labels must be integers 0, 1, … (use data.task: regression for real-valued targets)`,
+        );
+      if (v >= MAX_CLASSES)
+        throw new SpecError(
+          `data.${role}: ${where}: label of sample ${r} is ${v}; classification labels are class indices below ${MAX_CLASSES} (the most classes hgq trains); renumber the classes 0, 1, … or use data.task: regression`,
         );
       out[r] = v;
     } else {

@@ -3,7 +3,7 @@
  * offline): the Pareto front against EBOPs (and Yosys LUTs where synthesized), training curves, and for one
  * checkpoint per-layer bit-width heat maps, EBOPs, estimated LUTs and pruning. docs/report.md.
  */
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../util/fs.ts';
@@ -40,13 +40,30 @@ export async function writeReport(runDir: string, opts: ReportOptions = {}): Pro
   return out;
 }
 
+/** The start of every page renderReport writes (the title follows): how a report hgq wrote is recognized. */
+const PAGE_HEAD = '<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>hgq report: ';
+
+/** Whether `path` is a report page hgq wrote (so `hgq report -o` may replace it; any other file it keeps). */
+export function isReportFile(path: string): boolean {
+  let fd: number | undefined;
+  try {
+    fd = openSync(path, 'r');
+    const head = Buffer.alloc(PAGE_HEAD.length);
+    const n = readSync(fd, head, 0, head.length, 0);
+    return head.subarray(0, n).toString('utf8') === PAGE_HEAD;
+  } catch {
+    return false;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
 /** The whole page. Pure: the same run and detail give the same bytes. */
 export function renderReport(run: RunData, detail: CheckpointDetail): string {
   const figures = reportFigures(run, detail);
   const payload = JSON.stringify(figures).replace(/</g, '\\u003c');
   const title = `hgq report: ${run.name}`;
-  return `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(title)}</title>
+  return `${PAGE_HEAD}${escapeHtml(run.name)}</title>
 <style>
 body{font-family:system-ui,sans-serif;margin:1.5em auto;max-width:1200px;color:#222}
 h1{font-size:1.5em} h2{font-size:1.2em;margin-top:2em;border-bottom:1px solid #ddd}
@@ -352,7 +369,8 @@ function bitColorscale(maxBits: number): [number, string][] {
 function heatmap(id: string, title: string, m: NonNullable<CheckpointDetail['layers'][number]['weights']>): Figure {
   const z: (number | null)[][] = [];
   for (let r = 0; r < m.rows; r++) z.push(m.bits.slice(r * m.cols, (r + 1) * m.cols).map((b) => (Number.isNaN(b) ? null : b)));
-  const max = Math.max(0, ...m.bits.filter((b) => !Number.isNaN(b)));
+  // a loop, not Math.max(...bits): a spread of a wide layer's bits (~10^5) overflows the call stack
+  const max = m.bits.reduce((a, b) => (b > a ? b : a), 0);
   return {
     id,
     title,

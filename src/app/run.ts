@@ -26,6 +26,7 @@ import {
   OutputPathError,
   assertCreatableDir,
   hgqVersion,
+  outputDirThroughLinks,
   listFiles,
   assertNotBusy,
   lockOutput,
@@ -409,7 +410,7 @@ export async function runTraining(spec: TrainSpec, o: RunOptions = {}): Promise<
   const log = o.log ?? ((s: string) => process.stderr.write(s + '\n'));
   const outArg = o.out ?? spec.out;
   if (!outArg) throw new SpecError('no output folder: give --out DIR (or out: in the spec)');
-  const dir = resolve(outArg);
+  const dir = resolve(outputDirThroughLinks(outArg));
   const hash = specHash(spec);
   // everything that can be refused is refused before the data is read or the folder touched; a folder another
   // live process is writing is busy (exit 75, retry later), whatever state it is in
@@ -793,6 +794,10 @@ function runEpochCallback(
     override async onEpochEnd(e: number, logs?: tf.Logs): Promise<void> {
       exitIfOrphaned();
       await end(offset + e, logNumber(logs?.['loss']), logNumber(logs?.['acc']));
+      // Ctrl-C and SIGTERM are handled on the event loop (util/fs removes the run's lock and temporaries, then
+      // exits), which the engine's fit loop never reaches by itself: without this turn a signal waits for the
+      // whole run to end
+      await new Promise<void>((resolve) => setImmediate(resolve));
     }
   })();
 }

@@ -3,6 +3,7 @@
  * snake_case as in HGQ2; a layer's own arguments are checked by the layer itself when the model is built
  * (it names the allowed options), so the schema only fixes `type`.
  */
+import { MAX_BETA } from '../train/schedule.ts';
 
 /** Single-input layers a `model.layers` list may hold (in order; each takes the previous one's output). */
 export const LIST_LAYERS = [
@@ -29,9 +30,16 @@ export const LIST_LAYERS = [
   'QEinsumDenseT',
 ] as const;
 
+/** The wasm engine's largest thread pool. */
+export const MAX_THREADS = 256;
+
 export const DATA_FORMATS = ['csv', 'npy', 'npz', 'hdf5', 'idx', 'mnist', 'fashion-mnist'] as const;
 
 const posInt = { type: 'integer', minimum: 1 } as const;
+/** β: it lives in a float32, so larger values would be Infinity (MAX_BETA) */
+const beta = { type: 'number', minimum: 0, maximum: MAX_BETA } as const;
+/** The largest learning rate: a float32 in the optimizer as β is, where anything larger is Infinity. */
+export const MAX_LR = MAX_BETA;
 const posNum = { type: 'number', exclusiveMinimum: 0 } as const;
 const fraction = { type: 'number', exclusiveMinimum: 0, exclusiveMaximum: 1 } as const;
 const column = {
@@ -125,7 +133,7 @@ export const SPEC_SCHEMA = {
           additionalProperties: false,
           properties: {
             type: { enum: ['adam'] },
-            lr: posNum,
+            lr: { ...posNum, maximum: MAX_LR },
             schedule: {
               type: 'object',
               additionalProperties: false,
@@ -144,8 +152,8 @@ export const SPEC_SCHEMA = {
           additionalProperties: false,
           properties: {
             schedule: { type: 'string', minLength: 1 },
-            start: { type: 'number', minimum: 0 },
-            end: { type: 'number', minimum: 0 },
+            start: beta,
+            end: beta,
             warmup: { type: 'integer', minimum: 0 },
             pid: {
               type: 'object',
@@ -157,15 +165,15 @@ export const SPEC_SCHEMA = {
                 i: { type: 'number', not: { const: 0 } },
                 d: { type: 'number' },
                 warmup: { type: 'integer', minimum: 0 },
-                init_beta: { type: 'number', minimum: 0 },
-                min_beta: { type: 'number', minimum: 0 },
-                max_beta: posNum,
+                init_beta: beta,
+                min_beta: beta,
+                max_beta: { ...beta, exclusiveMinimum: 0 },
               },
             },
           },
         },
         engine: { enum: ['wasm', 'tfjs'] },
-        threads: posInt,
+        threads: { type: 'integer', minimum: 1, maximum: MAX_THREADS },
         seed: { type: 'integer' },
         quantize: { type: 'boolean' },
         pareto_start: { type: 'integer', minimum: 0 },

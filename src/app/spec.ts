@@ -8,6 +8,7 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { Ajv, type ErrorObject } from 'ajv';
 import { parse as parseYaml } from 'yaml';
 import { definedEntries } from '../util/object.ts';
+import { parseSchedule } from '../train/schedule.ts';
 import { SPEC_SCHEMA } from './spec-schema.ts';
 
 /** A bad spec, flag or data file: the message names the field or file and what is allowed (exit 2). */
@@ -137,7 +138,7 @@ function describe(e: ErrorObject): string {
     case 'exclusiveMaximum': {
       const node = schemaAt(e.instancePath);
       if (node?.['type'] === 'integer' && node['minimum'] === 1)
-        return `${fieldPath(e.instancePath)}: must be a positive integer`;
+        return `${fieldPath(e.instancePath)}: must be a positive integer${node['maximum'] !== undefined ? ` <= ${node['maximum']}` : ''}`;
       if (node?.['exclusiveMinimum'] === 0 && node['exclusiveMaximum'] === 1)
         return `${fieldPath(e.instancePath)}: must be a fraction between 0 and 1 (exclusive)`;
       return `${fieldPath(e.instancePath)}: ${e.message}`;
@@ -151,9 +152,22 @@ function describe(e: ErrorObject): string {
   }
 }
 
+/** Every number in a parsed spec that is Infinity or NaN, with its field path (e.g. training.epochs). */
+export function nonFiniteNumbers(v: unknown, path = ''): { path: string; value: number }[] {
+  if (typeof v === 'number') return Number.isFinite(v) ? [] : [{ path: path || '(the spec)', value: v }];
+  if (Array.isArray(v)) return v.flatMap((x, j) => nonFiniteNumbers(x, `${path}[${j}]`));
+  if (typeof v === 'object' && v !== null)
+    return Object.entries(v).flatMap(([k, x]) => nonFiniteNumbers(x, path ? `${path}.${k}` : k));
+  return [];
+}
+
 /** Checks a spec object against the schema; throws SpecError listing every problem (the schema's wording made specific). */
 export function validateSpec(raw: unknown, where = 'spec'): void {
   validator ??= new Ajv({ allErrors: true, strict: false }).compile(SPEC_SCHEMA);
+  // JSON.parse reads 1e400 as Infinity and YAML has .inf/.nan; ajv's `integer` and bounds let Infinity through
+  const nonFinite = nonFiniteNumbers(raw);
+  if (nonFinite.length > 0)
+    throw new SpecError(`${where}: ${nonFinite.map((f) => `${f.path}: ${f.value} is not a finite number`).join('; ')}`);
   if (validator(raw)) return;
   const errors = validator.errors ?? [];
   // anyOf/oneOf report their branches too; keep the most specific message per field
@@ -242,6 +256,18 @@ export function resolveSpec(raw: unknown, base: string, where = 'spec'): TrainSp
   if (spec.model.layers) spec.model.layers = spec.model.layers.map((l) => ({ ...l }));
   if (spec.training.beta.schedule !== undefined && spec.training.beta.pid !== undefined)
     throw new SpecError(`${where}: training.beta: give either schedule or pid, not both`);
+  const ps = spec.training.pareto_start;
+  if (ps !== undefined && ps >= spec.training.epochs)
+    throw new SpecError(
+      `${where}: training.pareto_start ${ps} is not below training.epochs ${spec.training.epochs}: no checkpoint would be kept; lower it`,
+    );
+  if (spec.training.beta.schedule !== undefined) {
+    try {
+      parseSchedule(spec.training.beta.schedule); // a bad key point is refused before the run folder is made
+    } catch (e) {
+      throw new SpecError(`${where}: training.beta.schedule: ${(e as Error).message}`);
+    }
+  }
   if (spec.data.val && spec.data.train.format !== undefined && spec.data.val.format === undefined)
     spec.data.val.format = spec.data.train.format;
   if (spec.data.test && spec.data.train.format !== undefined && spec.data.test.format === undefined)

@@ -10,17 +10,18 @@ import type { HdlFormat, Summary } from '../backends/project.ts';
 import type { Simulator } from '../eda/verify.ts';
 import type { StagedDir } from '../util/fs.ts';
 import { CliError, UsageError } from './errors.ts';
+import { decimal } from './numbers.ts';
 
 function intOpt(v: string | undefined, flag: string, min: number): number | undefined {
   if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min) throw new UsageError(`${flag} "${v}" must be an integer >= ${min}`);
+  const n = decimal(v);
+  if (!Number.isSafeInteger(n) || n < min) throw new UsageError(`${flag} "${v}" must be an integer >= ${min}`);
   return n;
 }
 
 function numOpt(v: string | undefined, flag: string): number | undefined {
   if (v === undefined) return undefined;
-  const n = Number(v);
+  const n = decimal(v);
   if (!Number.isFinite(n) || n <= 0) throw new UsageError(`${flag} "${v}" must be a positive number`);
   return n;
 }
@@ -73,7 +74,7 @@ async function parseConvertOptions(o: ConvertOpts) {
   const format = o.format.toLowerCase() as HdlFormat;
   if (!['verilog', 'vhdl', 'hls'].includes(format))
     throw new UsageError(`--format "${o.format}" is not one of verilog, vhdl, hls`);
-  const cutoff = o.latencyCutoff === undefined ? 0 : Number(o.latencyCutoff);
+  const cutoff = o.latencyCutoff === undefined ? 0 : decimal(o.latencyCutoff);
   if (!Number.isFinite(cutoff) || cutoff < 0)
     throw new UsageError(`--latency-cutoff "${o.latencyCutoff}" must be a number >= 0 (0 = combinational)`);
   const clk = numOpt(o.clockPeriod, '--clock-period');

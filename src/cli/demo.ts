@@ -4,7 +4,9 @@
  */
 import type { Command } from 'commander';
 import { UsageError } from './errors.ts';
-import { positiveInt, positiveNumber } from './numbers.ts';
+import { MAX_LR, MAX_THREADS } from '../app/spec-schema.ts';
+import { MAX_BETA } from '../train/schedule.ts';
+import { positiveInt, positiveIntList, positiveNumber } from './numbers.ts';
 import { textTable } from './table.ts';
 
 export function register(program: Command): void {
@@ -17,19 +19,19 @@ export function register(program: Command): void {
     .option('--out <dir>', "keep the front's checkpoints (one model directory each) and front.json here")
     .option('--epochs <n>', 'training epochs', positiveInt('--epochs'))
     .option('--batch-size <n>', 'batch size', positiveInt('--batch-size'))
-    .option('--lr <x>', 'Adam learning rate (default 2e-3; --quick: 3e-3)', positiveNumber('--lr'))
+    .option('--lr <x>', 'Adam learning rate (default 2e-3; --quick: 3e-3)', positiveNumber('--lr', MAX_LR))
     .option('--hidden <list>', 'hidden layer widths, comma-separated (e.g. 64,32)')
     .option(
       '--beta <schedule>',
       'β key points epoch:beta[:constant|linear|log],… (default: 1e-7 for the first 10% of epochs, then a log rise to --beta-end at the last epoch)',
     )
-    .option('--beta-end <x>', 'final β of the default schedule (default 6e-5; --quick: 2e-3)', positiveNumber('--beta-end'))
+    .option('--beta-end <x>', 'final β of the default schedule (default 6e-5; --quick: 2e-3)', positiveNumber('--beta-end', MAX_BETA))
     .option('--backend <name>', 'wasm (default), cpu or tensorflow')
     .option(
       '--engine <name>',
       'training engine: wasm (default; falls back to tfjs with a notice when a layer is unsupported) or tfjs (model.fit)',
     )
-    .option('--threads <n>', 'wasm engine threads (default: all cores)', positiveInt('--threads'))
+    .option('--threads <n>', 'wasm engine threads (default: all cores)', positiveInt('--threads', MAX_THREADS))
     .option('--resume', 'continue the killed run in --out from its last finished epoch')
     .option('--no-progress', 'no progress bar')
     .option('--json', 'print the result as one JSON object on the last line')
@@ -37,11 +39,7 @@ export function register(program: Command): void {
       const { parseSchedule } = await import('../train/schedule.ts');
       let hidden: number[] | undefined;
       if (opts['hidden'] !== undefined) {
-        hidden = String(opts['hidden'])
-          .split(',')
-          .map((s) => Number(s.trim()));
-        if (hidden.length === 0 || hidden.some((h) => !Number.isInteger(h) || h < 1))
-          throw new UsageError(`--hidden must be comma-separated positive integers, got "${opts['hidden']}"`);
+        hidden = positiveIntList(String(opts['hidden']), '--hidden');
       }
       let schedule: import('../train/schedule.ts').KeyPoint[] | undefined;
       if (opts['beta'] !== undefined) {

@@ -71,7 +71,7 @@ export async function runEmulate(programPath: string, opts: EmulateOptions): Pro
   }
   const npy = isNpy(opts.input);
   // hgq cannot tell its CSV/NPY output from the user's data: an existing file is replaced only with --force
-  if (opts.output !== undefined) assertOutputFile(opts.output, () => false, 'a file', opts.force);
+  if (opts.output !== undefined) assertOutputFile(opts.output, () => false, 'a file', opts.force, '--force');
   let data: NdArray;
   try {
     data = npy ? readNpy(opts.input) : readCsv(opts.input);

@@ -1,4 +1,6 @@
 /** `hgq report RUN_DIR [-o file.html]`: a self-contained HTML report of a training run (docs/report.md). */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Command } from 'commander';
 import { UsageError } from './errors.ts';
 
@@ -21,12 +23,14 @@ export function register(program: Command): void {
     .option('--no-luts', 'skip the per-layer LUT estimates (they trace the checkpoint)')
     .option('--json', 'print {"report": PATH} as the last line')
     .action(async (runDir: string, o: ReportOpts) => {
-      const { assertWritableFilePath, OutputPathError } = await import('../util/fs.ts');
-      const { writeReport, RunFolderError } = await import('../app/report.ts');
+      const { assertOutputFile, OutputPathError } = await import('../util/fs.ts');
+      const { writeReport, isReportFile, RunFolderError } = await import('../app/report.ts');
       const { initBackend } = await import('../backend.ts');
       let path: string;
       try {
-        if (o.output !== undefined) assertWritableFilePath(o.output);
+        // before the LUT estimates (they trace): a page hgq wrote is replaced, any other file is kept
+        const out = o.output ?? join(runDir, 'report.html');
+        if (o.output !== undefined || existsSync(out)) assertOutputFile(out, isReportFile, 'a report page');
         await initBackend();
         path = await writeReport(runDir, { out: o.output, checkpoint: o.checkpoint, estimateLuts: o.luts !== false });
       } catch (e) {

@@ -4,6 +4,7 @@
  */
 import type { Command } from 'commander';
 import { UsageError } from './errors.ts';
+import { decimal } from './numbers.ts';
 
 interface SweepOpts {
   out?: string;
@@ -16,7 +17,7 @@ interface SweepOpts {
 
 function count(v: string | undefined, flag: string, min: number, max: number): number | undefined {
   if (v === undefined) return undefined;
-  const n = Number(v);
+  const n = decimal(v);
   if (!Number.isInteger(n) || n < min || n > max)
     throw new UsageError(`${flag} "${v}" must be a whole number from ${min} to ${max}`);
   return n;

@@ -5,13 +5,23 @@
  */
 import type { Command } from 'commander';
 import { UsageError } from './errors.ts';
-import { positiveInt, positiveNumber } from './numbers.ts';
+import { MAX_LR, MAX_THREADS } from '../app/spec-schema.ts';
+import { MAX_BETA } from '../train/schedule.ts';
+import { decimal, positiveInt, positiveIntList, positiveNumber } from './numbers.ts';
 import { textTable } from './table.ts';
 
 function integer(flag: string) {
   return (v: string): number => {
-    const n = Number(v);
-    if (!Number.isInteger(n)) throw new UsageError(`${flag} must be an integer, got "${v}"`);
+    const n = decimal(v);
+    if (!Number.isSafeInteger(n)) throw new UsageError(`${flag} must be an integer, got "${v}"`);
+    return n;
+  };
+}
+
+function fraction(flag: string) {
+  return (v: string): number => {
+    const n = decimal(v);
+    if (!(n > 0 && n < 1)) throw new UsageError(`${flag} must be a fraction between 0 and 1 (exclusive), got "${v}"`);
     return n;
   };
 }
@@ -106,9 +116,7 @@ async function specOf(specFile: string | undefined, o: TrainOpts) {
     throw new UsageError(`--task must be classification or regression, got "${o.task}"`);
   if (o.hidden === undefined)
     throw new UsageError('--hidden WIDTHS is required with --data (comma-separated hidden layer widths, e.g. 64,32)');
-  const hidden = o.hidden.split(',').map((s) => Number(s.trim()));
-  if (hidden.length === 0 || hidden.some((h) => !Number.isInteger(h) || h < 1))
-    throw new UsageError(`--hidden must be comma-separated positive integers, got "${o.hidden}"`);
+  const hidden = positiveIntList(o.hidden, '--hidden');
   if (o.valSplit !== undefined && !(o.valSplit > 0 && o.valSplit < 1))
     throw new UsageError(`--val-split must be a fraction between 0 and 1 (exclusive), got ${o.valSplit}`);
   if (o.engine !== undefined && o.engine !== 'wasm' && o.engine !== 'tfjs')
@@ -154,23 +162,23 @@ export function register(program: Command): void {
       'training table for the quick path: CSV with a header line, one sample per row (other formats: a spec file)',
     )
     .option('--test <file>', 'test table (default: 20% of the --data rows, drawn with --seed)')
-    .option('--val-split <x>', 'fraction of the training rows held out for validation (default 0.2)', Number)
+    .option('--val-split <x>', 'fraction of the training rows held out for validation (default 0.2)', fraction('--val-split'))
     .option('--label <column>', 'label (classification) or target (regression) column: header name or 0-based index')
     .option('--features <columns>', 'feature columns, comma-separated (default: every other column)')
     .option('--task <task>', 'classification or regression')
     .option('--hidden <widths>', 'hidden layer widths, comma-separated (e.g. 64,32); the output layer is added')
     .option('--epochs <n>', 'training epochs (default 30)', positiveInt('--epochs'))
     .option('--batch-size <n>', 'batch size (default 256)', positiveInt('--batch-size'))
-    .option('--lr <x>', 'Adam learning rate (default 3e-3)', positiveNumber('--lr'))
+    .option('--lr <x>', 'Adam learning rate (default 3e-3)', positiveNumber('--lr', MAX_LR))
     .option(
       '--beta <schedule>',
       'β key points epoch:beta[:constant|linear|log],… (default: --beta-start for the first 10% of epochs, then a log rise to --beta-end)',
     )
-    .option('--beta-start <x>', 'first β of the default schedule (default 1e-6)', positiveNumber('--beta-start'))
-    .option('--beta-end <x>', 'final β of the default schedule (default 1e-3)', positiveNumber('--beta-end'))
+    .option('--beta-start <x>', 'first β of the default schedule (default 1e-6)', positiveNumber('--beta-start', MAX_BETA))
+    .option('--beta-end <x>', 'final β of the default schedule (default 1e-3)', positiveNumber('--beta-end', MAX_BETA))
     .option('--seed <n>', 'seed of the data splits and the batch shuffles (default 1)', integer('--seed'))
     .option('--engine <name>', 'wasm (default; falls back to tfjs with a notice when a layer is unsupported) or tfjs')
-    .option('--threads <n>', 'wasm engine threads (default: all cores)', positiveInt('--threads'))
+    .option('--threads <n>', 'wasm engine threads (default: all cores)', positiveInt('--threads', MAX_THREADS))
     .option('--quantize <bool>', 'false: train the same architecture in float (the accuracy reference)')
     .option('--preprocess <method>', 'standardize (default), minmax or none; fitted on the training split')
     .option('--out <dir>', "the run folder (checkpoints/, front.json, history.jsonl, spec.json); overrides the spec's out")

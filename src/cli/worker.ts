@@ -4,6 +4,7 @@
  */
 import type { Command } from 'commander';
 import { UsageError } from './errors.ts';
+import { decimal } from './numbers.ts';
 import { checkRedisUrl } from './sweep.ts';
 
 /** A trial process that holds more tensor memory than this after a trial (a leak) retires; the next trial starts a fresh one. */
@@ -68,10 +69,10 @@ export function register(program: Command): void {
     .action(async (o: { redis: string; concurrency: string; lockSeconds: string }) => {
       await checkRedisUrl(o.redis);
       const { startWorker, redactUrl } = await import('../app/sweep/queue.ts');
-      const concurrency = Number(o.concurrency);
+      const concurrency = decimal(o.concurrency);
       if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64)
         throw new UsageError(`--concurrency "${o.concurrency}" must be a whole number from 1 to 64`);
-      const lockSeconds = Number(o.lockSeconds);
+      const lockSeconds = decimal(o.lockSeconds);
       if (!Number.isFinite(lockSeconds) || lockSeconds < 2)
         throw new UsageError(`--lock-seconds "${o.lockSeconds}" must be a number of seconds >= 2`);
       const log = (s: string) => process.stderr.write(`[worker ${process.pid}] ${s}\n`);

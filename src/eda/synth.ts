@@ -14,7 +14,7 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { keepingOwnership } from '../backends/project.ts';
-import { lockOutput, removeStaleTemporaries, temporaryBeside, writeFileAtomic } from '../util/fs.ts';
+import { assertNotBusy, lockOutput, removeStaleTemporaries, temporaryBeside, writeFileAtomic } from '../util/fs.ts';
 import { run } from './tools.ts';
 import { readProjectSummary } from './summary.ts';
 
@@ -81,6 +81,7 @@ function yosysWord(path: string): string {
 export async function synth(dir: string, opts: { family?: Family; timeoutMs?: number } = {}): Promise<SynthReport> {
   const family = opts.family ?? 'xc7';
   if (family !== 'xc7' && family !== 'xcup') throw new RangeError(`unknown family "${family}" (use xc7 or xcup)`);
+  assertNotBusy(dir); // a project a live convert is still writing (maybe not there yet) is busy, not missing
   const s = readProjectSummary(dir, synthSource);
   if (s.format === 'hls')
     throw new RangeError('synth needs an RTL project (hgq convert --format verilog or vhdl); HLS C++ is synthesized by Vitis');

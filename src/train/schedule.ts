@@ -7,6 +7,9 @@
 export type Interp = 'constant' | 'linear' | 'log';
 export const INTERPS: readonly Interp[] = ['constant', 'linear', 'log'];
 
+/** The largest β: β lives in a float32 (tfjs variable, engine), where anything larger is Infinity. */
+export const MAX_BETA = 3.4e38;
+
 /** A key point: from `epoch` on, β starts at `beta` and moves toward the next key point by `interp`. */
 export interface KeyPoint {
   epoch: number;
@@ -59,8 +62,9 @@ export function parseSchedule(spec: string): KeyPoint[] {
     const [e, b, i] = part.trim().split(':');
     const epoch = Number(e),
       beta = Number(b);
-    if (!Number.isInteger(epoch) || epoch < 0 || b === undefined || !Number.isFinite(beta)) {
-      throw new Error(`β schedule: bad key point '${part}' (expected epoch:beta[:constant|linear|log], e.g. 0:1e-7:log)`);
+    const decimal = (v: string | undefined) => v !== undefined && /^\s*[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?\s*$/i.test(v);
+    if (!decimal(e) || !Number.isSafeInteger(epoch) || epoch < 0 || !decimal(b) || !(beta >= 0 && beta <= MAX_BETA)) {
+      throw new Error(`β schedule: bad key point '${part}' (expected epoch:beta[:constant|linear|log] with an integer epoch >= 0 and 0 <= beta <= ${MAX_BETA}, e.g. 0:1e-7:log)`);
     }
     const interp = (i ?? 'constant') as Interp;
     if (!INTERPS.includes(interp))

@@ -19,6 +19,8 @@ import {
   openSync,
   readdirSync,
   readFileSync,
+  readlinkSync,
+  realpathSync,
   renameSync,
   rmSync,
   statSync,
@@ -100,6 +102,25 @@ export function listFiles(dir: string): string[] {
   return out.sort();
 }
 
+/** Whether any file (or link) lies below `dir`; stops at the first. An unreadable folder counts as holding one. */
+function holdsAnyFile(dir: string): boolean {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return true;
+  }
+  for (const name of names) {
+    const full = join(dir, name);
+    try {
+      if (!lstatSync(full).isDirectory() || holdsAnyFile(full)) return true;
+    } catch {
+      return true;
+    }
+  }
+  return false;
+}
+
 /** The folder's marker, or null when it has none or it is not ours (wrong format, unreadable). */
 export function readMarker(dir: string): OwnershipMarker | null {
   const path = join(dir, MARKER);
@@ -118,10 +139,13 @@ export function whyNotReplaceable(dir: string, kinds: readonly string[]): string
   const dest = resolve(dir);
   if (!existsSync(dest)) return null;
   if (!statSync(dest).isDirectory()) return `${dir} exists and is a file, not a folder`;
-  const present = listFiles(dest);
-  if (present.length === 0) return null;
+  // the marker first: a folder without one is refused without walking it (`/` or a home folder would be walked whole)
   const marker = readMarker(dest);
-  if (!marker) return `${dir} exists and was not written by hgq (it has no ${MARKER}); choose a new or empty folder`;
+  if (!marker) {
+    if (!holdsAnyFile(dest)) return null; // empty, or empty folders only
+    return `${dir} exists and was not written by hgq (it has no ${MARKER}); choose a new or empty folder`;
+  }
+  const present = listFiles(dest);
   if (!kinds.includes(marker.kind))
     return `${dir} holds an hgq ${marker.kind}, not ${kinds.length === 1 ? `a ${kinds[0]}` : `one of: ${kinds.join(', ')}`}; choose another folder`;
   const ours = new Set([...marker.files, MARKER]);
@@ -158,12 +182,23 @@ function writeFailure(path: string, e: unknown): Error {
 /**
  * Throws OutputPathError unless `path` may receive an output file: a writable place (assertWritableFilePath)
  * holding no file yet, or a file hgq wrote (`isOurs`, e.g. an IR program recognized by its format). hgq
- * cannot recognize every format it writes (CSV, NPY): `overwrite` is the user's explicit permission.
+ * cannot recognize every format it writes (CSV, NPY): `overwrite` is the user's explicit permission, given
+ * with the flag `overwriteFlag` (named in the refusal; for such files `isOurs` is not asked).
  */
-export function assertOutputFile(path: string, isOurs: (path: string) => boolean, what: string, overwrite = false): void {
+export function assertOutputFile(
+  path: string,
+  isOurs: (path: string) => boolean,
+  what: string,
+  overwrite = false,
+  overwriteFlag?: string,
+): void {
+  if (path.trim() === '') throw new OutputPathError('the output file name is empty; give a file name');
   if (/[\\/]$/.test(path)) throw new OutputPathError(`${path} names a folder (it ends with a slash); give a file name`);
   assertWritableFilePath(path);
   if (overwrite || !existsSync(path)) return;
+  if (overwriteFlag !== undefined)
+    // hgq cannot tell its own file of this kind from the user's: say so, and how to allow the overwrite
+    throw new OutputPathError(`${path} exists; hgq does not overwrite it: add ${overwriteFlag} to replace it, or choose another name`);
   if (!lstatSync(path).isFile() || !isOurs(path))
     throw new OutputPathError(
       `${path} exists and is not ${what} written by hgq; hgq does not overwrite it: remove it first or choose another name`,
@@ -180,8 +215,32 @@ export function assertWritableFilePath(path: string): void {
   assertWritable(parent, path);
 }
 
+/**
+ * The folder an output path names, through a symbolic link: hgq replaces its output folders as a whole (rename),
+ * which would replace the user's link itself (deleting it) and write beside where it points. A link to a folder
+ * is followed (its target returned); a dangling one is refused, since hgq would have to delete it. Any other
+ * path is returned as given.
+ */
+export function outputDirThroughLinks(dir: string): string {
+  let isLink: boolean;
+  try {
+    isLink = lstatSync(dir).isSymbolicLink();
+  } catch {
+    return dir; // absent
+  }
+  if (!isLink) return dir;
+  try {
+    return realpathSync(dir);
+  } catch {
+    throw new OutputPathError(
+      `${dir} is a symbolic link to ${readlinkSync(dir)}, which does not exist; create that folder or give another path (hgq does not replace links)`,
+    );
+  }
+}
+
 /** Throws OutputPathError unless a folder can be created at `dir` (its nearest existing ancestor is a writable folder). */
 export function assertCreatableDir(dir: string): void {
+  if (dir.trim() === '') throw new OutputPathError('the output folder name is empty; give a folder name');
   let p = resolve(dir);
   if (existsSync(p) && !statSync(p).isDirectory()) throw new OutputPathError(`${dir} exists and is a file, not a folder`);
   while (!existsSync(p)) p = dirname(p);
@@ -415,11 +474,15 @@ export class StagedDir {
   private readonly lock: { release(): void };
   private done = false;
 
+  readonly dir: string;
+
   private constructor(
-    readonly dir: string,
+    named: string,
     readonly kind: string,
     private readonly kinds: readonly string[],
   ) {
+    const dir = outputDirThroughLinks(named);
+    this.dir = dir;
     assertCreatableDir(dir);
     assertReplaceable(dir, kinds);
     this.lock = lockOutput(dir);

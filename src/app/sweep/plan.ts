@@ -10,7 +10,7 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { Ajv } from 'ajv';
 import { parse as parseYaml } from 'yaml';
 import { mulberry32 } from '../../util/random.ts';
-import { loadSpecFile, resolveSpec, SpecError, validateSpec } from '../spec.ts';
+import { loadSpecFile, nonFiniteNumbers, resolveSpec, SpecError, validateSpec } from '../spec.ts';
 
 /** A sweep file that cannot be used: exit 2 in the CLI, naming the field. */
 export class SweepFileError extends Error {
@@ -102,6 +102,9 @@ const validateSweep = new Ajv({ allErrors: true, strict: false }).compile(SWEEP_
 export function readSweepFile(path: string): { sweep: SweepFile; base: Record<string, unknown>; dir: string } {
   if (!existsSync(path)) throw new SweepFileError(`${path}: no such file`);
   const sweep = parseSpecText(readFileSync(path, 'utf8'), path) as SweepFile;
+  const nonFinite = nonFiniteNumbers(sweep);
+  if (nonFinite.length > 0)
+    throw new SweepFileError(`${path}: ${nonFinite.map((f) => `${f.path}: ${f.value} is not a finite number`).join('; ')}`);
   if (!validateSweep(sweep)) {
     const msgs = (validateSweep.errors ?? [])
       .slice(0, 5)
