@@ -45,7 +45,7 @@ export interface CmvmOptions {
    * Search effort: 0 fast (3 runs; 1 above 4096 entries), 1 the baseline (5–7 runs; small matrices as 2),
    * 2 default (1, then its decompositions again with look-ahead in pair selection, plain, with other
    * tie-breaks and with perturbed pair scores, and, unconstrained, column decompositions, on matrices up to
-   * 8192 entries), 3 thorough (every path limit × both scores, more restarts and columns, and the wider
+   * 6400 entries), 3 thorough (every path limit × both scores, more restarts and columns, and the wider
    * look-ahead).
    */
   effort?: number;
@@ -83,8 +83,12 @@ export interface CmvmResult {
 export const DEFAULT_EFFORT = 2;
 /** Above this many matrix entries, effort 0 makes a single greedy run. */
 const SINGLE_RUN_ENTRIES = 4096;
-/** Up to this many entries, effort 2 adds its restarts and column decompositions (beyond, as effort 1). */
-const EXTRA_SEARCH_ENTRIES = 8192;
+/**
+ * Up to this many entries, effort 2 adds its restarts and column decompositions (beyond, as effort 1). It
+ * reaches the 100×50 kernels of HGQ2's jet models; at 8192 it took in the MNIST demo's 128×64 hidden layer and
+ * doubled `hgq trace` of its largest checkpoint (62 s against 31 s, one run under load) for a few adders.
+ */
+const EXTRA_SEARCH_ENTRIES = 6400;
 /**
  * Score perturbation of the perturbed restarts (CseOptions.noise): pairs whose scores differ by up to 5% may
  * swap. Four such restarts after the two tie-break ones found 0.1–0.35% fewer adders on a seeded set (random
