@@ -36,10 +36,7 @@ const CASES: Case[] = [
     inputs: 784,
     classes: 10,
     batch: 256,
-    layers: () => [
-      new QDenseT({ nOut: 16, inputShape: [784], beta0: 1e-6 }),
-      new QDense({ units: 10, beta0: 1e-6 }),
-    ],
+    layers: () => [new QDenseT({ nOut: 16, inputShape: [784], beta0: 1e-6 }), new QDense({ units: 10, beta0: 1e-6 })],
   },
   {
     name: 'jsc',

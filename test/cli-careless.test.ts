@@ -40,7 +40,22 @@ async function tinyRun(root: string): Promise<string> {
   const csv = join(root, 'tiny.csv');
   tinyCsv(csv);
   const run = join(root, 'run');
-  const r = await hgq(['train', '--data', csv, '--label', 'class', '--task', 'classification', '--hidden', '4', '--epochs', '2', '--out', run, '--no-progress']);
+  const r = await hgq([
+    'train',
+    '--data',
+    csv,
+    '--label',
+    'class',
+    '--task',
+    'classification',
+    '--hidden',
+    '4',
+    '--epochs',
+    '2',
+    '--out',
+    run,
+    '--no-progress',
+  ]);
   assert.equal(r.status, 0, r.stderr);
   return run;
 }
@@ -150,7 +165,14 @@ test('numbers the engine cannot take are refused up front, naming the flag or fi
 });
 
 test('the report draws a layer of 400k weights (its bit-width range is found without a spread that overflows the stack)', () => {
-  const checkpoint = { path: 'checkpoints/epoch-0001', dir: '/nonexistent', epoch: 1, ebops: 1, val: {}, test: { accuracy: 0.5 } };
+  const checkpoint = {
+    path: 'checkpoints/epoch-0001',
+    dir: '/nonexistent',
+    epoch: 1,
+    ebops: 1,
+    val: {},
+    test: { accuracy: 0.5 },
+  };
   const run: RunData = {
     dir: '/nonexistent',
     name: 'wide',
@@ -179,7 +201,21 @@ test('a class label of 10^9 is exit 2 naming the sample and the class limit (it 
     const rows = Array.from({ length: 40 }, (_, i) => `${i / 40},${(i * 7) % 5},${i === 3 ? 1_000_000_000 : i % 2}`);
     writeFileSync(csv, ['a,b,class', ...rows].join('\n') + '\n');
     const out = join(root, 'run');
-    const r = await hgqInProcess(['train', '--data', csv, '--label', 'class', '--task', 'classification', '--hidden', '4', '--epochs', '1', '--out', out]);
+    const r = await hgqInProcess([
+      'train',
+      '--data',
+      csv,
+      '--label',
+      'class',
+      '--task',
+      'classification',
+      '--hidden',
+      '4',
+      '--epochs',
+      '1',
+      '--out',
+      out,
+    ]);
     assert.equal(r.status, 2, r.stderr);
     assert.match(r.stderr, /label of sample 3 is 1000000000; classification labels are class indices below 65536/);
     assert.deepEqual(readdirSync(root), ['labels.csv'], 'nothing written');
@@ -195,7 +231,21 @@ test('every numeric flag reads plain decimals only: hex, empty and blank values 
     tinyCsv(csv);
     const prj = join(root, 'prj');
     const model = join(root, 'no-model'); // options are checked before the model is read
-    const quick = ['train', '--data', csv, '--label', 'class', '--task', 'classification', '--hidden', '4', '--epochs', '1', '--out', join(root, 'run')];
+    const quick = [
+      'train',
+      '--data',
+      csv,
+      '--label',
+      'class',
+      '--task',
+      'classification',
+      '--hidden',
+      '4',
+      '--epochs',
+      '1',
+      '--out',
+      join(root, 'run'),
+    ];
     const cases: [string[], RegExp][] = [
       [['convert', model, prj, '--clock-period', '0x5'], /--clock-period "0x5" must be a positive number/],
       [['convert', model, prj, '--latency-cutoff', ''], /--latency-cutoff "" must be a number >= 0/],
@@ -206,7 +256,10 @@ test('every numeric flag reads plain decimals only: hex, empty and blank values 
       [[...quick, '--seed', ''], /--seed must be an integer, got ""/],
       [[...quick, '--val-split', '0x0'], /--val-split must be a fraction between 0 and 1 \(exclusive\), got "0x0"/],
       [['worker', '--redis', 'redis://localhost:1', '--concurrency', '0x2'], /--concurrency "0x2" must be a whole number/],
-      [['sweep', join(root, 'no-sweep.yaml'), '--out', join(root, 'sw'), '--workers', '0x1'], /--workers "0x1" must be a whole number/],
+      [
+        ['sweep', join(root, 'no-sweep.yaml'), '--out', join(root, 'sw'), '--workers', '0x1'],
+        /--workers "0x1" must be a whole number/,
+      ],
     ];
     for (const [args, msg] of cases) {
       const r = await hgqInProcess(args);
@@ -239,7 +292,22 @@ test('an output folder given as a symbolic link is written where the link points
     tinyCsv(csv);
     mkdirSync(join(root, 'runs-disk'));
     symlinkSync('runs-disk', join(root, 'run'));
-    const t = await hgq(['train', '--data', csv, '--label', 'class', '--task', 'classification', '--hidden', '4', '--epochs', '1', '--out', join(root, 'run'), '--no-progress']);
+    const t = await hgq([
+      'train',
+      '--data',
+      csv,
+      '--label',
+      'class',
+      '--task',
+      'classification',
+      '--hidden',
+      '4',
+      '--epochs',
+      '1',
+      '--out',
+      join(root, 'run'),
+      '--no-progress',
+    ]);
     assert.equal(t.status, 0, t.stderr);
     assert.ok(lstatSync(join(root, 'run')).isSymbolicLink());
     assert.ok(existsSync(join(root, 'runs-disk', 'front.json')));
@@ -262,9 +330,21 @@ test('a spec with Infinity or NaN (YAML .inf/.nan, JSON 1e400) or a pareto_start
     const data = 'data: {task: classification, train: {path: tiny.csv, label: class}}\nmodel: {hidden: [4]}\n';
     const cases: [string, string, RegExp][] = [
       ['epochs.yaml', `${data}training: {epochs: 1e400}\n`, /training\.epochs: Infinity is not a finite number/],
-      ['lr.yaml', `${data}training: {epochs: 1, optimizer: {lr: .inf}}\n`, /training\.optimizer\.lr: Infinity is not a finite number/],
-      ['nan.yaml', `${data}training: {epochs: 1, optimizer: {lr: .nan}}\n`, /training\.optimizer\.lr: NaN is not a finite number/],
-      ['pid.yaml', `${data}training: {epochs: 2, beta: {pid: {target_ebops: .inf}}}\n`, /training\.beta\.pid\.target_ebops: Infinity/],
+      [
+        'lr.yaml',
+        `${data}training: {epochs: 1, optimizer: {lr: .inf}}\n`,
+        /training\.optimizer\.lr: Infinity is not a finite number/,
+      ],
+      [
+        'nan.yaml',
+        `${data}training: {epochs: 1, optimizer: {lr: .nan}}\n`,
+        /training\.optimizer\.lr: NaN is not a finite number/,
+      ],
+      [
+        'pid.yaml',
+        `${data}training: {epochs: 2, beta: {pid: {target_ebops: .inf}}}\n`,
+        /training\.beta\.pid\.target_ebops: Infinity/,
+      ],
       [
         'spec.json',
         '{"data": {"task": "classification", "train": {"path": "tiny.csv", "label": "class"}}, "model": {"hidden": [4]}, "training": {"epochs": 1e400}}',

@@ -194,7 +194,10 @@ test('single output files: never a folder, a missing or file parent, or a file h
     await expectRefused(['trace', model, '-o', user], /notes\.txt exists and is not an IR program written by hgq/);
     await expectRefused(['cmvm', '--random', '3', '--emit', user], /notes\.txt exists and is not an IR program written by hgq/);
     await expectRefused(['cmvm', '--random', '3', '--emit', csv], /x\.csv exists and is not an IR program/);
-    await expectRefused(['emulate', prog, '-i', csv, '-o', user], /notes\.txt exists; hgq does not overwrite it: add --force to replace it/);
+    await expectRefused(
+      ['emulate', prog, '-i', csv, '-o', user],
+      /notes\.txt exists; hgq does not overwrite it: add --force to replace it/,
+    );
     assert.equal(readFileSync(user, 'utf8'), 'precious');
 
     // its own outputs it replaces: an IR program by its format; CSV/NPY (unrecognizable) with --force

@@ -152,9 +152,7 @@ test('look-ahead in pair selection: fewer adders than the plain greedy on 16×16
 
 test('a 100×50 kernel (fractional weights and inputs) gets the extra search: fewer adders than effort 1, exact', () => {
   const rng = makeRng(31);
-  const W = Array.from({ length: 100 }, () =>
-    Array.from({ length: 50 }, () => (rng.chance(0.3) ? 0 : rng.int(-15, 15) / 32)),
-  );
+  const W = Array.from({ length: 100 }, () => Array.from({ length: 50 }, () => (rng.chance(0.3) ? 0 : rng.int(-15, 15) / 32)));
   const inputs: CmvmInput[] = W[0]!.map(() => ({ qint: { min: -1, max: 0.875, step: 0.125 } }));
   const base = solveCmvm(W, inputs, { effort: 1, threads: 1 });
   const r = solveCmvm(W, inputs, { threads: 1 });

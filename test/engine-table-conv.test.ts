@@ -25,7 +25,12 @@ function seedWeights(m: tf.LayersModel, seed: number): void {
     if (!/kernel|bias/.test(w.name)) continue;
     const shape = w.shape as number[];
     const lim = /bias/.test(w.name) ? 0.1 : Math.sqrt(6 / ((shape.at(-2) ?? 1) + shape.at(-1)!));
-    w.write(tf.tensor(Float32Array.from({ length: shape.reduce((a, d) => a * d, 1) }, () => (rng.next() * 2 - 1) * lim), shape));
+    w.write(
+      tf.tensor(
+        Float32Array.from({ length: shape.reduce((a, d) => a * d, 1) }, () => (rng.next() * 2 - 1) * lim),
+        shape,
+      ),
+    );
   }
 }
 
@@ -48,7 +53,16 @@ const CASES: ConvCase[] = [
     what: "QConvT1D 3, stride 2, 'same', batch norm, relu",
     inShape: [7, 2],
     layer: (name) =>
-      new QConvT1D({ filters: 2, kernelSize: 3, strides: 2, padding: 'same', subnnActivation: 'relu', batchNorm: true, beta0: 1e-4, name }),
+      new QConvT1D({
+        filters: 2,
+        kernelSize: 3,
+        strides: 2,
+        padding: 'same',
+        subnnActivation: 'relu',
+        batchNorm: true,
+        beta0: 1e-4,
+        name,
+      }),
     eps: 1e-4,
   },
 ];

@@ -23,13 +23,22 @@ test('fit() trains QDense → QDenseT → QDense on the wasm engine; the table w
   m.predict(xt);
   const before = table.outKernel.read().dataSync().slice();
   try {
-    const r = await fit(m, xt, yt, { loss: 'softmax_cross_entropy', epochs: 4, batchSize: 32, learningRate: 1e-2, engineOptions: { threads: 1 } });
+    const r = await fit(m, xt, yt, {
+      loss: 'softmax_cross_entropy',
+      epochs: 4,
+      batchSize: 32,
+      learningRate: 1e-2,
+      engineOptions: { threads: 1 },
+    });
     assert.equal(r.engine, 'wasm');
     assert.equal(r.fallbackReason, undefined);
     const loss = r.history['loss']!;
     assert.ok(loss.at(-1)! < loss[0]!, `loss ${loss.join(' → ')}`);
     const after = table.outKernel.read().dataSync();
-    assert.ok(after.some((v, j) => v !== before[j]), 'the table sub-network weights were trained and copied back');
+    assert.ok(
+      after.some((v, j) => v !== before[j]),
+      'the table sub-network weights were trained and copied back',
+    );
   } finally {
     tf.dispose([xt, yt]);
     m.dispose();
@@ -40,11 +49,7 @@ test('fit() falls back to tfjs for a QDenseT over positions, naming it; engine w
   await tf.setBackend('cpu');
   const build = () => {
     const m = tf.sequential({
-      layers: [
-        new QDenseT({ nOut: 2, inputShape: [6, 2], name: 'seq_t_fit' }),
-        tf.layers.flatten(),
-        new QDense({ units: 3 }),
-      ],
+      layers: [new QDenseT({ nOut: 2, inputShape: [6, 2], name: 'seq_t_fit' }), tf.layers.flatten(), new QDense({ units: 3 })],
     });
     return m;
   };
@@ -54,7 +59,10 @@ test('fit() falls back to tfjs for a QDenseT over positions, naming it; engine w
     const r = await fit(m, xt, yt, { loss: 'softmax_cross_entropy', epochs: 1, batchSize: 16 });
     assert.equal(r.engine, 'tfjs');
     assert.match(r.fallbackReason ?? '', /seq_t_fit.*QDenseT/);
-    await assert.rejects(fit(m, xt, yt, { loss: 'softmax_cross_entropy', epochs: 1, batchSize: 16, engine: 'wasm' }), /seq_t_fit.*QDenseT/);
+    await assert.rejects(
+      fit(m, xt, yt, { loss: 'softmax_cross_entropy', epochs: 1, batchSize: 16, engine: 'wasm' }),
+      /seq_t_fit.*QDenseT/,
+    );
   } finally {
     tf.dispose([xt, yt]);
     m.dispose();

@@ -36,13 +36,31 @@ const VARIANTS: Variant[] = [
   { what: 'tanh, 1 hidden layer, one shared toq', table: { subnnActivation: 'tanh', nHl: 1 } },
   {
     what: 'relu, 2 hidden layers of 4, per-edge toq, batch norm',
-    table: { subnnActivation: 'relu', nHl: 2, dHl: 4, batchNorm: true, bnMomentum: 0.9, toqConf: { homogeneousAxes: [0], b0: 6, i0: 1 } },
+    table: {
+      subnnActivation: 'relu',
+      nHl: 2,
+      dHl: 4,
+      batchNorm: true,
+      bnMomentum: 0.9,
+      toqConf: { homogeneousAxes: [0], b0: 6, i0: 1 },
+    },
   },
   {
     what: 'tanh, 2 hidden layers, batch norm without γ, relu output',
-    table: { subnnActivation: 'tanh', nHl: 2, batchNorm: true, bnScale: false, activation: 'relu', toqConf: { homogeneousAxes: [0] } },
+    table: {
+      subnnActivation: 'tanh',
+      nHl: 2,
+      batchNorm: true,
+      bnScale: false,
+      activation: 'relu',
+      toqConf: { homogeneousAxes: [0] },
+    },
   },
-  { what: 'relu, 1 hidden layer, between QDense layers', table: { subnnActivation: 'relu', nHl: 1, activation: 'relu' }, hybrid: true },
+  {
+    what: 'relu, 1 hidden layer, between QDense layers',
+    table: { subnnActivation: 'relu', nHl: 1, activation: 'relu' },
+    hybrid: true,
+  },
   { what: 'sigmoid, no biases', table: { subnnActivation: 'sigmoid', nHl: 1, useBias: false } },
   {
     what: 'no hidden layer, SAT_SYM input quantizer (trained integer bits)',
@@ -76,7 +94,10 @@ function build(v: Variant, inputs: number, classes: number): tf.LayersModel {
       ]
     : [new QDenseT({ nOut: classes, inputShape: [inputs], beta0: 1e-4, name: `${t}_t`, ...v.table })];
   const m = tf.sequential({ layers });
-  m.compile({ optimizer: tf.train.adam(LR, 0.9, 0.999, adamEpsilon(v)), loss: (y: tf.Tensor, p: tf.Tensor) => tf.losses.softmaxCrossEntropy(y, p) });
+  m.compile({
+    optimizer: tf.train.adam(LR, 0.9, 0.999, adamEpsilon(v)),
+    loss: (y: tf.Tensor, p: tf.Tensor) => tf.losses.softmaxCrossEntropy(y, p),
+  });
   return m;
 }
 

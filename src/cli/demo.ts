@@ -25,7 +25,11 @@ export function register(program: Command): void {
       '--beta <schedule>',
       'β key points epoch:beta[:constant|linear|log],… (default: 1e-7 for the first 10% of epochs, then a log rise to --beta-end at the last epoch)',
     )
-    .option('--beta-end <x>', 'final β of the default schedule (default 6e-5; --quick: 2e-3)', positiveNumber('--beta-end', MAX_BETA))
+    .option(
+      '--beta-end <x>',
+      'final β of the default schedule (default 6e-5; --quick: 2e-3)',
+      positiveNumber('--beta-end', MAX_BETA),
+    )
     .option('--backend <name>', 'wasm (default), cpu or tensorflow')
     .option(
       '--engine <name>',

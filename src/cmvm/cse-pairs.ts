@@ -302,8 +302,7 @@ export class PairQueue {
           if (
             best < 0 ||
             lp < bestLoss ||
-            (lp === bestLoss &&
-              (pTie[p]! > pTie[best]! || (pTie[p] === pTie[best] && this.laterTie(p, best, pOrder))))
+            (lp === bestLoss && (pTie[p]! > pTie[best]! || (pTie[p] === pTie[best] && this.laterTie(p, best, pOrder))))
           ) {
             bestLoss = lp;
             best = p;

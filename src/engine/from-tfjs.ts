@@ -179,14 +179,19 @@ const TABLE_SUBNN = new Set(['linear', 'relu', 'tanh', 'sigmoid']);
 function checkTable(l: QDenseT, what: string): void {
   const conv = l instanceof QConvT1D || l instanceof QConvT2D;
   if (!conv && l.positions.length > 0)
-    throw new Error(`${what} takes inputs of rank ${l.positions.length + 2}; the wasm engine supports QDenseT on (batch, features)`);
+    throw new Error(
+      `${what} takes inputs of rank ${l.positions.length + 2}; the wasm engine supports QDenseT on (batch, features)`,
+    );
   if (!TABLE_SUBNN.has(l.subnnActivation))
-    throw new Error(`${what} has sub-network activation '${l.subnnActivation}'; the wasm engine supports linear, relu, tanh, sigmoid`);
+    throw new Error(
+      `${what} has sub-network activation '${l.subnnActivation}'; the wasm engine supports linear, relu, tanh, sigmoid`,
+    );
   if (l.activation !== 'relu' && l.activation !== 'linear')
     throw new Error(`${what} has activation ${l.activation}; the wasm engine supports relu and linear`);
   const tableQ = (q: Quantizer, type: 'kif' | 'kbi', name: string) => {
     const c = q.config;
-    if (c.qType !== type) throw new Error(`${what} ${name} is ${c.qType.toUpperCase()}; the wasm engine supports ${type.toUpperCase()} here`);
+    if (c.qType !== type)
+      throw new Error(`${what} ${name} is ${c.qType.toUpperCase()}; the wasm engine supports ${type.toUpperCase()} here`);
     if (c.roundMode !== 'RND') throw new Error(`${what} ${name} rounds with ${c.roundMode}; the wasm engine supports RND`);
     if (type === 'kbi' && c.overflowMode === 'WRAP')
       throw new Error(`${what} ${name} uses WRAP; the wasm engine supports SAT and SAT_SYM for the table output quantizer`);
@@ -262,7 +267,14 @@ function tableDesc(vb: VariableBinder, l: QDenseT, from: number[], pre: string, 
           }
         : null,
     tableIdxs: [...l.tableIdxs],
-    pfScale: l.parallelizationFactor < 0 ? 1 : l.parallelizationFactor / Math.max(1, l.positions.reduce((a, d) => a * d, 1)),
+    pfScale:
+      l.parallelizationFactor < 0
+        ? 1
+        : l.parallelizationFactor /
+          Math.max(
+            1,
+            l.positions.reduce((a, d) => a * d, 1),
+          ),
     beta,
   };
 }

@@ -216,7 +216,17 @@ type LutRows = [X: number, S: number, nbValid: number, r0: number, nr: number, n
 /** The per-edge MLP: hidden layers, width, sub-network activation code, weight address table. */
 type LutMlp = [nHl: number, d: number, act: number, wtab: number];
 /** The edge values' normalization: Y rows, per-output coefficients, √n_in, flags (bit0 batch norm). */
-type LutNorm = [Y: number, S: number, r0: number, nr: number, nOut: number, Pn: number, coef: number, sqrtN: number, flags: number];
+type LutNorm = [
+  Y: number,
+  S: number,
+  r0: number,
+  nr: number,
+  nOut: number,
+  Pn: number,
+  coef: number,
+  sqrtN: number,
+  flags: number,
+];
 
 // The project compiles without the DOM lib, so the WebAssembly API is typed locally (no global declarations).
 /** A compiled WebAssembly module (opaque). */

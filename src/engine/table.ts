@@ -123,7 +123,9 @@ export class TableLayer {
     ] as const)
       if (!(Number.isInteger(v) && v >= min)) throw new Error(`hgq engine: ${pre} ${what} must be an integer ≥ ${min}, got ${v}`);
     if (!(d.subnnActivation in ACT_CODE))
-      throw new Error(`hgq engine: ${pre} sub-network activation ${d.subnnActivation} is not supported (linear, relu, tanh, sigmoid)`);
+      throw new Error(
+        `hgq engine: ${pre} sub-network activation ${d.subnnActivation} is not supported (linear, relu, tanh, sigmoid)`,
+      );
     this.d = d;
     this.nIn = nIn;
     this.nOut = nOut;
@@ -136,7 +138,11 @@ export class TableLayer {
     let dIn = 1;
     let nAcc = 0;
     for (let l = 0; l < nHl; l++) {
-      const W = ar.param(`${pre}.hidden${l}.kernel`, checkArr(d.hiddenKernels[l], E * dIn * dHl, `${pre}.hidden${l}.kernel`), true);
+      const W = ar.param(
+        `${pre}.hidden${l}.kernel`,
+        checkArr(d.hiddenKernels[l], E * dIn * dHl, `${pre}.hidden${l}.kernel`),
+        true,
+      );
       const hb = d.hiddenBiases[l];
       const B = hb ? ar.param(`${pre}.hidden${l}.bias`, checkArr(hb, E * dHl, `${pre}.hidden${l}.bias`), true) : undefined;
       this.hidden.push({ W, B });
@@ -354,7 +360,7 @@ export class TableLayer {
     const rm = f.subarray(bn.rowMean / 4, bn.rowMean / 4 + EP),
       rv = f.subarray(bn.rowVar / 4, bn.rowVar / 4 + EP);
     /** row of (input i, position p) for output o */
-    const row = (o: number, j: number) => ((Math.floor(j / Pn) * nOut + o) * Pn + (j % Pn));
+    const row = (o: number, j: number) => (Math.floor(j / Pn) * nOut + o) * Pn + (j % Pn);
     const mm = f.subarray(bn.pMM.ptr / 4, bn.pMM.ptr / 4 + nOut),
       mv = f.subarray(bn.pMV.ptr / 4, bn.pMV.ptr / 4 + nOut);
     const mom = fr(d.momentum),

@@ -374,7 +374,12 @@ function decodeLayer(layer: HgqLayer, dx: Decoding): void {
       // (moving statistics, built before the base class adds β and the EBOPs)
       const bn = c.batch_norm === true;
       const bnVars = bn
-        ? [...(c.bn_scale !== false ? ['gamma'] : []), ...(c.bn_center !== false ? ['beta_bn'] : []), 'moving_mean', 'moving_variance']
+        ? [
+            ...(c.bn_scale !== false ? ['gamma'] : []),
+            ...(c.bn_center !== false ? ['beta_bn'] : []),
+            'moving_mean',
+            'moving_variance',
+          ]
         : [];
       own([...bnVars, ...ebopsVars]);
       layer.iq = q(c.iq_conf, 'iq/quantizer', 'input quantizer');

@@ -64,7 +64,9 @@ export function parseSchedule(spec: string): KeyPoint[] {
       beta = Number(b);
     const decimal = (v: string | undefined) => v !== undefined && /^\s*[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?\s*$/i.test(v);
     if (!decimal(e) || !Number.isSafeInteger(epoch) || epoch < 0 || !decimal(b) || !(beta >= 0 && beta <= MAX_BETA)) {
-      throw new Error(`β schedule: bad key point '${part}' (expected epoch:beta[:constant|linear|log] with an integer epoch >= 0 and 0 <= beta <= ${MAX_BETA}, e.g. 0:1e-7:log)`);
+      throw new Error(
+        `β schedule: bad key point '${part}' (expected epoch:beta[:constant|linear|log] with an integer epoch >= 0 and 0 <= beta <= ${MAX_BETA}, e.g. 0:1e-7:log)`,
+      );
     }
     const interp = (i ?? 'constant') as Interp;
     if (!INTERPS.includes(interp))

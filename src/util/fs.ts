@@ -198,7 +198,9 @@ export function assertOutputFile(
   if (overwrite || !existsSync(path)) return;
   if (overwriteFlag !== undefined)
     // hgq cannot tell its own file of this kind from the user's: say so, and how to allow the overwrite
-    throw new OutputPathError(`${path} exists; hgq does not overwrite it: add ${overwriteFlag} to replace it, or choose another name`);
+    throw new OutputPathError(
+      `${path} exists; hgq does not overwrite it: add ${overwriteFlag} to replace it, or choose another name`,
+    );
   if (!lstatSync(path).isFile() || !isOurs(path))
     throw new OutputPathError(
       `${path} exists and is not ${what} written by hgq; hgq does not overwrite it: remove it first or choose another name`,
