@@ -16,7 +16,8 @@
  * 2 Yosys runs: a smoke run of the whole path in a few minutes.
  * Environment: HGQ_QOR_SPEC (default examples/mnist-qor.yaml), HGQ_QOR_RUN (training run folder; default
  * $TMPDIR/hgq-mnist-qor/<spec name>[-quick]), HGQ_QOR_RESULTS (default <run>/mnist-qor-results.json),
- * HGQ_QOR_MAX_EBOPS (default 40000: bigger designs take Yosys tens of minutes), HGQ_QOR_VERIFY (test images
+ * HGQ_QOR_MAX_EBOPS (default 40000: bigger designs take Yosys tens of minutes), HGQ_QOR_MIN_ACCURACY (default
+ * 0.92: the front's tail of tiny, inaccurate designs is skipped), HGQ_QOR_VERIFY (test images
  * per row, default 2000), HGQ_QOR_SYNTH=0 (no Yosys), HGQ_QOR_MAX_SYNTH=N (at most N new Yosys runs),
  * HGQ_QOR_BUDGET_MIN=M (start no Yosys run after M minutes), HGQ_QOR_YOSYS_TIMEOUT_MIN (per run, default 30).
  */
@@ -167,6 +168,9 @@ export default async function main(): Promise<void> {
   const resultsFile = resolve(process.env.HGQ_QOR_RESULTS ?? join(runDir, '..', `${specName}${quick ? '-quick' : ''}-results.json`));
   const maxEbops = Number(process.env.HGQ_QOR_MAX_EBOPS ?? 40_000);
   if (!(maxEbops > 0)) throw new Error(`HGQ_QOR_MAX_EBOPS="${process.env.HGQ_QOR_MAX_EBOPS}" must be a positive number`);
+  const minAccuracy = Number(process.env.HGQ_QOR_MIN_ACCURACY ?? 0.92);
+  if (!(minAccuracy >= 0 && minAccuracy <= 1))
+    throw new Error(`HGQ_QOR_MIN_ACCURACY="${process.env.HGQ_QOR_MIN_ACCURACY}" must be a fraction between 0 and 1`);
   const nVerify = positiveInt('HGQ_QOR_VERIFY', quick ? 1000 : 2000);
   if (nVerify > 10_000) throw new Error(`HGQ_QOR_VERIFY=${nVerify}: MNIST has 10,000 test images`);
   if (quick && process.env.HGQ_QOR_MAX_SYNTH === undefined) process.env.HGQ_QOR_MAX_SYNTH = '2';
@@ -182,9 +186,9 @@ export default async function main(): Promise<void> {
   ).checkpoints
     .slice()
     .sort((a, b) => a.ebops - b.ebops);
-  const chosen = front.filter((c) => c.ebops <= maxEbops);
+  const chosen = front.filter((c) => c.ebops <= maxEbops && c.test.accuracy >= minAccuracy);
   console.log(
-    `front: ${front.length} checkpoints, ${chosen.length} at or under ${maxEbops} EBOPs (test accuracy ${chosen.map((c) => (c.test.accuracy * 100).toFixed(2)).join(', ')})`,
+    `front: ${front.length} checkpoints, ${chosen.length} at or under ${maxEbops} EBOPs and at or above ${minAccuracy} test accuracy (test accuracy ${chosen.map((c) => (c.test.accuracy * 100).toFixed(2)).join(', ')})`,
   );
 
   const cache = new RowCache<QorRow>(resultsFile, { run: runDir, spec: specFile });
