@@ -71,7 +71,11 @@ export function synthKnobs(prefix: string, defaultTimeoutMin: number): SynthKnob
     budgetMs: Number(env('BUDGET_MIN') ?? Infinity) * 60_000,
     yosysTimeoutMs: Number(env('YOSYS_TIMEOUT_MIN') ?? defaultTimeoutMin) * 60_000,
   };
-  for (const [k, v] of Object.entries({ MAX_SYNTH: knobs.maxSynth, BUDGET_MIN: knobs.budgetMs, YOSYS_TIMEOUT_MIN: knobs.yosysTimeoutMs }))
+  for (const [k, v] of Object.entries({
+    MAX_SYNTH: knobs.maxSynth,
+    BUDGET_MIN: knobs.budgetMs,
+    YOSYS_TIMEOUT_MIN: knobs.yosysTimeoutMs,
+  }))
     if (!(v >= 0)) throw new Error(`${prefix}${k}="${env(k)}" must be a number >= 0`);
   if (knobs.synth && !hasTool('yosys'))
     throw new Error(`yosys is not installed (apt-get install yosys); or set ${prefix}SYNTH=0 for the table without synthesis`);

@@ -146,7 +146,9 @@ export default async function main(): Promise<void> {
     const r = await synthXc7(prjDir, knobs.yosysTimeoutMs);
     Object.assign(row, r);
     if ('yosys' in r)
-      console.log(`  ${name}: LUT ${r.yosys.lut} CARRY4 ${r.yosys.carry} FF ${r.yosys.ff} SRL ${r.yosys.srl} (${r.yosys.seconds} s)`);
+      console.log(
+        `  ${name}: LUT ${r.yosys.lut} CARRY4 ${r.yosys.carry} FF ${r.yosys.ff} SRL ${r.yosys.srl} (${r.yosys.seconds} s)`,
+      );
     else console.log(`  ${name}: Yosys failed: ${r.yosys_error}`);
     save();
   }

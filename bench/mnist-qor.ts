@@ -27,7 +27,16 @@ import { join, resolve } from 'node:path';
 import { writeProject } from '../src/backends/project.ts';
 import { verify } from '../src/eda/verify.ts';
 import { readProgram } from '../src/ir/serialize.ts';
-import { niceSelf, RowCache, SynthGate, spreadOrder, synthKnobs, synthXc7, traceCheckpoint, type YosysFacts } from './front-lib.ts';
+import {
+  niceSelf,
+  RowCache,
+  SynthGate,
+  spreadOrder,
+  synthKnobs,
+  synthXc7,
+  traceCheckpoint,
+  type YosysFacts,
+} from './front-lib.ts';
 
 export interface QorRow {
   checkpoint: string;
@@ -165,7 +174,9 @@ export default async function main(): Promise<void> {
   if (!existsSync(specFile)) throw new Error(`HGQ_QOR_SPEC: ${specFile}: no such file`);
   const specName = (await import('../src/app/spec.ts')).loadSpecFile(specFile).name ?? 'mnist-qor';
   const runDir = resolve(process.env.HGQ_QOR_RUN ?? join(tmpdir(), 'hgq-mnist-qor', `${specName}${quick ? '-quick' : ''}`));
-  const resultsFile = resolve(process.env.HGQ_QOR_RESULTS ?? join(runDir, '..', `${specName}${quick ? '-quick' : ''}-results.json`));
+  const resultsFile = resolve(
+    process.env.HGQ_QOR_RESULTS ?? join(runDir, '..', `${specName}${quick ? '-quick' : ''}-results.json`),
+  );
   const maxEbops = Number(process.env.HGQ_QOR_MAX_EBOPS ?? 40_000);
   if (!(maxEbops > 0)) throw new Error(`HGQ_QOR_MAX_EBOPS="${process.env.HGQ_QOR_MAX_EBOPS}" must be a positive number`);
   const minAccuracy = Number(process.env.HGQ_QOR_MIN_ACCURACY ?? 0.92);
@@ -218,7 +229,9 @@ export default async function main(): Promise<void> {
     if (row.ir_cost === undefined || !existsSync(progFile)) {
       Object.assign(row, await traceCheckpoint(join(runDir, chosen[k]!.path), progFile));
       if (row.ebops_loaded !== row.ebops)
-        console.log(`  warning: ${row.checkpoint}: front.json says ${row.ebops} EBOPs, the loaded checkpoint has ${row.ebops_loaded}`);
+        console.log(
+          `  warning: ${row.checkpoint}: front.json says ${row.ebops} EBOPs, the loaded checkpoint has ${row.ebops_loaded}`,
+        );
       save();
       console.log(`  ${row.checkpoint}: traced ${row.ops} ops, IR cost ${row.ir_cost} (${row.trace_seconds} s)`);
     }
@@ -236,7 +249,9 @@ export default async function main(): Promise<void> {
         verify_seconds: Math.round(v.build_seconds + v.run_seconds),
       });
       save();
-      console.log(`  ${row.checkpoint}: Verilator ${v.vectors} test images, ${v.mismatches} mismatches (${row.verify_seconds} s)`);
+      console.log(
+        `  ${row.checkpoint}: Verilator ${v.vectors} test images, ${v.mismatches} mismatches (${row.verify_seconds} s)`,
+      );
     }
     if (row.yosys || !gate.take()) continue;
     console.log(`  ${row.checkpoint}: Yosys xc7 (${row.ops} ops, nice 10) ...`);

@@ -10,7 +10,14 @@ import { test } from 'node:test';
 import { RowCache, spreadOrder } from '../bench/front-lib.ts';
 import { barsMet, type QorRow, qorLine, quickSpec } from '../bench/mnist-qor.ts';
 
-const row = (o: Partial<QorRow>): QorRow => ({ checkpoint: 'c', epoch: 0, test_accuracy: 0.9, val_accuracy: 0.9, ebops: 100, ...o });
+const row = (o: Partial<QorRow>): QorRow => ({
+  checkpoint: 'c',
+  epoch: 0,
+  test_accuracy: 0.9,
+  val_accuracy: 0.9,
+  ebops: 100,
+  ...o,
+});
 const yosys = (lut: number) => ({ lut, carry: 1, ff: 2, srl: 0, depth: 3, seconds: 1 });
 
 test('quickSpec: a tenth of the epochs, β key points and warm-ups scaled along; the spec itself untouched', () => {
@@ -77,7 +84,10 @@ test('RowCache: a cached row counts only for the same EBOPs; saving keeps fields
 test('spreadOrder: every index once, the ends first', () => {
   for (const n of [0, 1, 2, 5, 17]) {
     const o = spreadOrder(n);
-    assert.deepEqual([...o].sort((a, b) => a - b), Array.from({ length: n }, (_, k) => k));
+    assert.deepEqual(
+      [...o].sort((a, b) => a - b),
+      Array.from({ length: n }, (_, k) => k),
+    );
     if (n > 1) assert.deepEqual(o.slice(0, 2), [0, n - 1]);
   }
 });
