@@ -1,0 +1,279 @@
+/**
+ * `npm run bench -- mnist-qor [--quick]`: the quality of results of our best MNIST recipe (issue #14).
+ * Trains examples/mnist-qor.yaml (the same run as `hgq train examples/mnist-qor.yaml`), then for each
+ * Pareto checkpoint at or under HGQ_QOR_MAX_EBOPS: traces it, writes the Verilog project (latency cutoff
+ * 2), verifies it in Verilator on MNIST test images (the emulator's outputs are the reference), and
+ * synthesizes it with Yosys (synth_xilinx xc7). Last line: `{"rows":[{test_accuracy, ebops, yosys_lut,
+ * ff, latency_cycles, verified_vectors, mismatches, …}, …]}` sorted by EBOPs; rows without Yosys have
+ * yosys_lut null.
+ *
+ * Everything is cached and a rerun resumes: the training run folder is reused when its spec is the same
+ * (and resumed when it was killed), each row's trace/verification/Yosys result is kept in the results file
+ * after each step. Checkpoints are processed cheapest first, then spread over the front (the small end is
+ * where the bars are, and Yosys grows with the design). The process runs at nice 10, one tool at a time.
+ *
+ * `--quick` (or HGQ_QOR_QUICK=1): a tenth of the epochs (β schedule scaled), 1,000 verified images, at most
+ * 2 Yosys runs: a smoke run of the whole path in a few minutes.
+ * Environment: HGQ_QOR_SPEC (default examples/mnist-qor.yaml), HGQ_QOR_RUN (training run folder; default
+ * $TMPDIR/hgq-mnist-qor/<spec name>[-quick]), HGQ_QOR_RESULTS (default <run>/mnist-qor-results.json),
+ * HGQ_QOR_MAX_EBOPS (default 40000: bigger designs take Yosys tens of minutes), HGQ_QOR_MIN_ACCURACY (default
+ * 0.92: the front's tail of tiny, inaccurate designs is skipped), HGQ_QOR_VERIFY (test images
+ * per row, default 2000), HGQ_QOR_SYNTH=0 (no Yosys), HGQ_QOR_MAX_SYNTH=N (at most N new Yosys runs),
+ * HGQ_QOR_BUDGET_MIN=M (start no Yosys run after M minutes), HGQ_QOR_YOSYS_TIMEOUT_MIN (per run, default 30).
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { writeProject } from '../src/backends/project.ts';
+import { verify } from '../src/eda/verify.ts';
+import { readProgram } from '../src/ir/serialize.ts';
+import {
+  niceSelf,
+  RowCache,
+  SynthGate,
+  spreadOrder,
+  synthKnobs,
+  synthXc7,
+  traceCheckpoint,
+  type YosysFacts,
+} from './front-lib.ts';
+
+export interface QorRow {
+  checkpoint: string;
+  epoch: number;
+  test_accuracy: number;
+  val_accuracy: number;
+  /** exact EBOPs after calibration (front.json) */
+  ebops: number;
+  ebops_loaded?: number;
+  ops?: number;
+  ir_cost?: number;
+  adder_depth?: number;
+  trace_seconds?: number;
+  stages?: number;
+  latency_cycles?: number;
+  /** MNIST test images run through Verilator and compared with the emulator */
+  verified_vectors?: number;
+  mismatches?: number;
+  verify_seconds?: number;
+  yosys?: YosysFacts;
+  yosys_error?: string;
+}
+
+/** The bars of issue #14: test accuracy at most this many Yosys LUTs. */
+export const QOR_BARS = [
+  { accuracy: 0.97, lut: 10_000 },
+  { accuracy: 0.95, lut: 3_000 },
+] as const;
+
+const QUICK_EPOCH_FRACTION = 0.1;
+
+interface Spec {
+  name?: string;
+  training: { epochs: number; beta: { schedule?: string; warmup?: number; pid?: { warmup?: number } } };
+}
+
+/** The spec at a tenth of its epochs, the β schedule's key points (and warm-ups) scaled along. */
+export function quickSpec<S extends Spec>(spec: S): S {
+  const scale = (e: number): number => Math.round(e * QUICK_EPOCH_FRACTION);
+  const t = spec.training;
+  const beta = { ...t.beta };
+  if (beta.schedule !== undefined)
+    beta.schedule = beta.schedule
+      .split(',')
+      .map((k) => k.trim().replace(/^(\d+)/, (e) => String(scale(Number(e)))))
+      .join(',');
+  if (beta.warmup !== undefined) beta.warmup = scale(beta.warmup);
+  if (beta.pid?.warmup !== undefined) beta.pid = { ...beta.pid, warmup: scale(beta.pid.warmup) };
+  return { ...spec, training: { ...t, epochs: Math.max(4, scale(t.epochs)), beta } };
+}
+
+/** Rows of the final line, the issue's fields first. */
+export function qorLine(rows: QorRow[]): string {
+  return JSON.stringify({
+    rows: rows.map((r) => ({
+      test_accuracy: r.test_accuracy,
+      ebops: r.ebops,
+      yosys_lut: r.yosys?.lut ?? null,
+      ff: r.yosys?.ff ?? null,
+      latency_cycles: r.latency_cycles ?? null,
+      verified_vectors: r.verified_vectors ?? 0,
+      mismatches: r.mismatches ?? null,
+      checkpoint: r.checkpoint,
+      carry4: r.yosys?.carry ?? null,
+      ir_cost: r.ir_cost ?? null,
+    })),
+  });
+}
+
+/** Which bars the rows meet: a synthesized row at or above the accuracy, at or under the LUTs, verified with 0 mismatches on ≥ 1,000 vectors. */
+export function barsMet(rows: QorRow[]): { accuracy: number; lut: number; met: QorRow | null }[] {
+  return QOR_BARS.map((b) => ({
+    ...b,
+    met:
+      rows.find(
+        (r) =>
+          r.test_accuracy >= b.accuracy &&
+          r.yosys !== undefined &&
+          r.yosys.lut <= b.lut &&
+          (r.verified_vectors ?? 0) >= 1000 &&
+          r.mismatches === 0,
+      ) ?? null,
+  }));
+}
+
+function markdownTable(rows: QorRow[]): string {
+  const cell = (v: number | undefined): string => (v === undefined ? '–' : String(v));
+  return [
+    '| checkpoint | test acc % | EBOPs | IR cost | Yosys LUT | FF | CARRY4 | latency (cycles) | verified | mismatches |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    ...rows.map(
+      (r) =>
+        `| ${r.checkpoint} | ${(r.test_accuracy * 100).toFixed(2)} | ${r.ebops} | ${cell(r.ir_cost)} | ${cell(r.yosys?.lut)} | ${cell(r.yosys?.ff)} | ${cell(r.yosys?.carry)} | ${cell(r.latency_cycles)} | ${cell(r.verified_vectors)} | ${cell(r.mismatches)} |`,
+    ),
+  ].join('\n');
+}
+
+function positiveInt(name: string, fallback: number): number {
+  const raw = process.env[name];
+  const n = raw === undefined ? fallback : Number(raw);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`${name}="${raw}" must be a positive integer`);
+  return n;
+}
+
+/** Trains the spec into `runDir` unless the same spec's complete run is there (a killed one is resumed). */
+async function trainOnce(specFile: string, quick: boolean, runDir: string): Promise<void> {
+  const { loadSpecFile } = await import('../src/app/spec.ts');
+  const { runTraining, specHash } = await import('../src/app/run.ts');
+  const { readMarker } = await import('../src/util/fs.ts');
+  const spec = quick ? quickSpec(loadSpecFile(specFile)) : loadSpecFile(specFile);
+  const marker = readMarker(runDir);
+  const same = marker?.['spec_hash'] === specHash(spec);
+  if (same && marker?.['status'] === 'complete' && existsSync(join(runDir, 'front.json'))) {
+    console.log(`training: reusing the complete run in ${runDir}`);
+    return;
+  }
+  console.log(
+    `training ${specFile}${quick ? ' (quick)' : ''}: ${spec.training.epochs} epochs into ${runDir}${same ? ' (resuming)' : ''} ...`,
+  );
+  const t0 = performance.now();
+  await runTraining(spec, { out: runDir, resume: same, report: false });
+  console.log(`training: ${((performance.now() - t0) / 60_000).toFixed(1)} min`);
+}
+
+/** The first `n` MNIST test images (pixels in [0, 1], the inputs of a `preprocess: none` run). */
+async function testImages(n: number): Promise<Float64Array> {
+  const { loadMnist } = await import('../src/data/mnist.ts');
+  const { test } = loadMnist({ limit: { train: 1, val: 1, test: n } });
+  return Float64Array.from(test.images);
+}
+
+export default async function main(): Promise<void> {
+  const quick = process.argv.includes('--quick') || process.env.HGQ_QOR_QUICK === '1';
+  const specFile = resolve(process.env.HGQ_QOR_SPEC ?? join(import.meta.dirname, '..', 'examples', 'mnist-qor.yaml'));
+  if (!existsSync(specFile)) throw new Error(`HGQ_QOR_SPEC: ${specFile}: no such file`);
+  const specName = (await import('../src/app/spec.ts')).loadSpecFile(specFile).name ?? 'mnist-qor';
+  const runDir = resolve(process.env.HGQ_QOR_RUN ?? join(tmpdir(), 'hgq-mnist-qor', `${specName}${quick ? '-quick' : ''}`));
+  const resultsFile = resolve(
+    process.env.HGQ_QOR_RESULTS ?? join(runDir, '..', `${specName}${quick ? '-quick' : ''}-results.json`),
+  );
+  const maxEbops = Number(process.env.HGQ_QOR_MAX_EBOPS ?? 40_000);
+  if (!(maxEbops > 0)) throw new Error(`HGQ_QOR_MAX_EBOPS="${process.env.HGQ_QOR_MAX_EBOPS}" must be a positive number`);
+  const minAccuracy = Number(process.env.HGQ_QOR_MIN_ACCURACY ?? 0.92);
+  if (!(minAccuracy >= 0 && minAccuracy <= 1))
+    throw new Error(`HGQ_QOR_MIN_ACCURACY="${process.env.HGQ_QOR_MIN_ACCURACY}" must be a fraction between 0 and 1`);
+  const nVerify = positiveInt('HGQ_QOR_VERIFY', quick ? 1000 : 2000);
+  if (nVerify > 10_000) throw new Error(`HGQ_QOR_VERIFY=${nVerify}: MNIST has 10,000 test images`);
+  if (quick && process.env.HGQ_QOR_MAX_SYNTH === undefined) process.env.HGQ_QOR_MAX_SYNTH = '2';
+  const knobs = synthKnobs('HGQ_QOR_', 30);
+  niceSelf();
+  const t0 = performance.now();
+
+  await trainOnce(specFile, quick, runDir);
+  const front = (
+    JSON.parse(readFileSync(join(runDir, 'front.json'), 'utf8')) as {
+      checkpoints: { path: string; epoch: number; ebops: number; val: { accuracy: number }; test: { accuracy: number } }[];
+    }
+  ).checkpoints
+    .slice()
+    .sort((a, b) => a.ebops - b.ebops);
+  const chosen = front.filter((c) => c.ebops <= maxEbops && c.test.accuracy >= minAccuracy);
+  console.log(
+    `front: ${front.length} checkpoints, ${chosen.length} at or under ${maxEbops} EBOPs and at or above ${minAccuracy} test accuracy (test accuracy ${chosen.map((c) => (c.test.accuracy * 100).toFixed(2)).join(', ')})`,
+  );
+
+  const cache = new RowCache<QorRow>(resultsFile, { run: runDir, spec: specFile });
+  const name = (path: string): string => path.split('/').pop()!;
+  const rows = new Map<string, QorRow>();
+  for (const c of chosen)
+    rows.set(
+      name(c.path),
+      cache.row(name(c.path), {
+        checkpoint: name(c.path),
+        epoch: c.epoch,
+        test_accuracy: c.test.accuracy,
+        val_accuracy: c.val.accuracy,
+        ebops: c.ebops,
+      }),
+    );
+  const save = (): void => cache.save(rows);
+  const images = await testImages(nVerify);
+  const work = join(resultsFile.replace(/\.json$/, ''), 'projects');
+  const gate = new SynthGate(knobs);
+  // cheapest first, then spread: the bars are at the small end
+  const order = spreadOrder(chosen.length);
+  for (const k of order) {
+    const row = rows.get(name(chosen[k]!.path))!;
+    const prjDir = join(work, row.checkpoint);
+    const progFile = join(work, `${row.checkpoint}.program.json`);
+    if (row.ir_cost === undefined || !existsSync(progFile)) {
+      Object.assign(row, await traceCheckpoint(join(runDir, chosen[k]!.path), progFile));
+      if (row.ebops_loaded !== row.ebops)
+        console.log(
+          `  warning: ${row.checkpoint}: front.json says ${row.ebops} EBOPs, the loaded checkpoint has ${row.ebops_loaded}`,
+        );
+      save();
+      console.log(`  ${row.checkpoint}: traced ${row.ops} ops, IR cost ${row.ir_cost} (${row.trace_seconds} s)`);
+    }
+    if (row.stages === undefined || !existsSync(join(prjDir, 'summary.json'))) {
+      const s = writeProject(readProgram(progFile), prjDir, { latencyCutoff: 2, vectors: 0 });
+      Object.assign(row, { stages: s.stages, latency_cycles: s.latency_cycles });
+      delete row.verified_vectors;
+      save();
+    }
+    if ((row.verified_vectors ?? 0) < nVerify) {
+      const v = await verify(prjDir, { vectors: 0, data: images, simulator: 'verilator' });
+      Object.assign(row, {
+        verified_vectors: v.vectors,
+        mismatches: v.mismatches,
+        verify_seconds: Math.round(v.build_seconds + v.run_seconds),
+      });
+      save();
+      console.log(
+        `  ${row.checkpoint}: Verilator ${v.vectors} test images, ${v.mismatches} mismatches (${row.verify_seconds} s)`,
+      );
+    }
+    if (row.yosys || !gate.take()) continue;
+    console.log(`  ${row.checkpoint}: Yosys xc7 (${row.ops} ops, nice 10) ...`);
+    delete row.yosys_error;
+    const r = await synthXc7(prjDir, knobs.yosysTimeoutMs);
+    Object.assign(row, r);
+    console.log(
+      'yosys' in r
+        ? `  ${row.checkpoint}: LUT ${r.yosys.lut} FF ${r.yosys.ff} CARRY4 ${r.yosys.carry} (${r.yosys.seconds} s)`
+        : `  ${row.checkpoint}: Yosys failed: ${r.yosys_error}`,
+    );
+    save();
+  }
+  save();
+
+  const all = chosen.map((c) => rows.get(name(c.path))!);
+  console.log(`\nMNIST QoR (${specFile}${quick ? ', quick' : ''}; run ${runDir}; results ${resultsFile})\n`);
+  console.log(markdownTable(all));
+  for (const b of barsMet(all))
+    console.log(
+      `bar ≥ ${(b.accuracy * 100).toFixed(0)}% at ≤ ${b.lut} LUT: ${b.met ? `met by ${b.met.checkpoint} (${(b.met.test_accuracy * 100).toFixed(2)}%, ${b.met.yosys!.lut} LUT)` : 'not met'}`,
+    );
+  console.log(`bench time ${((performance.now() - t0) / 60_000).toFixed(1)} min`);
+  console.log(qorLine(all));
+}
