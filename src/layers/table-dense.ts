@@ -22,9 +22,8 @@ import { applyActivation, checkActivation, type Activation } from './dense.ts';
 import { domain, lutFunction, type TableExport, type UnaryFn } from './table.ts';
 import { patches, windowGeometry, type Padding, type Window1D } from './patches.ts';
 
-export interface QDenseTArgs extends QLayerArgs {
-  /** outputs (filters for QConvT*) */
-  nOut: number;
+/** What every table layer takes (HGQ2's table-layer arguments). */
+export interface TableLayerArgs extends QLayerArgs {
   /** hidden layers of each edge's MLP (default 1) */
   nHl?: number;
   /** width of the hidden layers (default 8) */
@@ -32,7 +31,6 @@ export interface QDenseTArgs extends QLayerArgs {
   /** hidden activation: tanh (QDenseT default), relu, sigmoid, linear (QConvT* default) or a registered LUT function */
   subnnActivation?: string | null;
   activation?: Activation | null;
-  useBias?: boolean;
   batchNorm?: boolean;
   bnCenter?: boolean;
   bnScale?: boolean;
@@ -44,6 +42,12 @@ export interface QDenseTArgs extends QLayerArgs {
   toqConf?: QConf;
   /** −1 = all positions in parallel */
   parallelizationFactor?: number;
+}
+
+export interface QDenseTArgs extends TableLayerArgs {
+  /** outputs (filters for QConvT*) */
+  nOut: number;
+  useBias?: boolean;
 }
 
 /** The per-edge tables of one table layer, as the tracer reads them (see README.md here). */
@@ -104,14 +108,15 @@ export function lutLayerEbops(
   return (pf === nParallel ? e : tf.mul(e, pf / nParallel)) as tf.Scalar;
 }
 
-export class QDenseT extends QLayer {
-  static className = 'QDenseT';
-  readonly nOut: number;
+/**
+ * What QDenseT, QConvT* and QEinsumDenseT share: the per-edge sub-network settings, batch norm, the table
+ * output quantizer and EBOPs parameters, parsed and checked once, and the variables they all hold.
+ */
+export abstract class TableLayer extends QLayer {
   readonly nHl: number;
   readonly dHl: number;
   readonly subnnActivation: string;
   readonly activation: Activation;
-  readonly useBias: boolean;
   readonly batchNorm: boolean;
   readonly bnCenter: boolean;
   readonly bnScale: boolean;
@@ -120,9 +125,9 @@ export class QDenseT extends QLayer {
   readonly tableIdxs: [number, number];
   readonly parallelizationFactor: number;
   protected readonly toqConf: QConf;
-  private readonly subnnFn: UnaryFn;
+  protected readonly subnnFn: UnaryFn;
   toq!: Quantizer;
-  /** hidden layers then the output layer, Keras EinsumDense shapes: kernel [n_in, n_out, d_prev, d], bias [n_in, n_out, d] */
+  /** hidden layers then the output layer, Keras EinsumDense shapes (each layer class says which) */
   hiddenKernels: tf.LayerVariable[] = [];
   hiddenBiases: tf.LayerVariable[] = [];
   outKernel!: tf.LayerVariable;
@@ -131,19 +136,12 @@ export class QDenseT extends QLayer {
   bnBeta: tf.LayerVariable | null = null;
   movingMean: tf.LayerVariable | null = null;
   movingVariance: tf.LayerVariable | null = null;
-  nIn = 0;
-  /** per-sample shape of the dense input without n_in: positions (conv) or leading axes */
-  positions: number[] = [];
 
-  constructor(args: QDenseTArgs) {
-    super(args);
-    const posInt = (v: unknown, what: string, min: number) => {
-      if (!Number.isInteger(v) || (v as number) < min) this.fail(`${what} must be an integer ≥ ${min}, got ${v}`);
-      return v as number;
-    };
-    this.nOut = posInt(args?.nOut, 'nOut', 1);
-    this.nHl = posInt(args.nHl ?? 1, 'nHl', 0);
-    this.dHl = posInt(args.dHl ?? 8, 'dHl', 1);
+  constructor(given: TableLayerArgs) {
+    super(given);
+    const args = given ?? {};
+    this.nHl = this.intArg(args.nHl ?? 1, 'nHl', 0);
+    this.dHl = this.intArg(args.dHl ?? 8, 'dHl', 1);
     this.subnnActivation = args.subnnActivation ?? this.defaultSubnnActivation();
     const fn = lutFunction(this.subnnActivation);
     if (!fn)
@@ -152,7 +150,6 @@ export class QDenseT extends QLayer {
       );
     this.subnnFn = fn;
     this.activation = checkActivation(this, args.activation);
-    this.useBias = args.useBias ?? true;
     this.batchNorm = args.batchNorm ?? false;
     this.bnCenter = args.bnCenter ?? true;
     this.bnScale = args.bnScale ?? true;
@@ -166,8 +163,28 @@ export class QDenseT extends QLayer {
     this.toqConf = args.toqConf ?? null;
   }
 
+  protected intArg(v: unknown, what: string, min: number): number {
+    if (!Number.isInteger(v) || (v as number) < min) this.fail(`${what} must be an integer ≥ ${min}, got ${v}`);
+    return v as number;
+  }
+
   protected defaultSubnnActivation(): string {
     return 'tanh';
+  }
+}
+
+export class QDenseT extends TableLayer {
+  static className = 'QDenseT';
+  readonly nOut: number;
+  readonly useBias: boolean;
+  nIn = 0;
+  /** per-sample shape of the dense input without n_in: positions (conv) or leading axes */
+  positions: number[] = [];
+
+  constructor(args: QDenseTArgs) {
+    super(args);
+    this.nOut = this.intArg(args?.nOut, 'nOut', 1);
+    this.useBias = args.useBias ?? true;
   }
 
   protected ownArgNames(): string[] {

@@ -15,36 +15,31 @@
  * same tfjs ops as inference, so table lookups equal inference bit for bit.
  */
 import * as tf from '@tensorflow/tfjs';
-import { quantizeTensor, type Quantizer, type QuantizerMode } from '../quantizer/index.ts';
+import { quantizeTensor, type QuantizerMode } from '../quantizer/index.ts';
 import type { Kif } from '../fixed/types.ts';
-import { QLayer, qconf, updateMovingStatistics, type QConf, type QLayerArgs, type QuantizerExport, type Shape } from './base.ts';
-import { applyActivation, checkActivation, type Activation } from './dense.ts';
+import { qconf, updateMovingStatistics, type QuantizerExport, type Shape } from './base.ts';
+import { applyActivation } from './dense.ts';
 import { biasShapeFor, decodeLetters, encodeLetters } from './einsum.ts';
-import { domain, lutFunction, type TableExport, type UnaryFn } from './table.ts';
-import { edgeMlps, lutLayerEbops, type EdgeLayer, type TableLayerExport } from './table-dense.ts';
+import { domain, type TableExport } from './table.ts';
+import {
+  edgeMlps,
+  lutLayerEbops,
+  TableLayer,
+  type EdgeLayer,
+  type TableLayerArgs,
+  type TableLayerExport,
+} from './table-dense.ts';
 import { checkEinsumTableEquation, einsumTableIndex, planEinsumTable, type EinsumTablePlan } from './table-einsum-plan.ts';
 
-export interface QEinsumDenseTArgs extends QLayerArgs {
+export interface QEinsumDenseTArgs extends TableLayerArgs {
   /** '<input>,<kernel>-><output>', e.g. 'bi,io->bo' or '...ci,io->...co' (a leading '...' allowed) */
   equation: string;
   /** Keras output_shape: sizes of the output letters after the batch axis or '...' (null: from the input) */
   outputShape: number | (number | null)[];
-  nHl?: number;
-  dHl?: number;
-  subnnActivation?: string | null;
-  activation?: Activation | null;
   /** any string of output letters turns the sub-network biases on (they span the kernel letters); null: off */
   biasAxes?: string | null;
   /** pre-sum letters the batch norm normalizes over (default: biasAxes, else the kernel's output letters) */
   normalizeAxes?: string | null;
-  batchNorm?: boolean;
-  bnCenter?: boolean;
-  bnScale?: boolean;
-  bnMomentum?: number;
-  bnEpsilon?: number;
-  tableIdxs?: number | [number, number];
-  toqConf?: QConf;
-  parallelizationFactor?: number;
 }
 
 const MAX_TABLE_BITS = 16;
@@ -53,36 +48,15 @@ const perm = (from: string, to: string): number[] => [...to].map((c) => from.ind
 const isIdentity = (p: number[]): boolean => p.every((v, j) => v === j);
 const transpose = (x: tf.Tensor, p: number[]): tf.Tensor => (isIdentity(p) ? x : tf.transpose(x, p));
 
-export class QEinsumDenseT extends QLayer {
+export class QEinsumDenseT extends TableLayer {
   static className = 'QEinsumDenseT';
   readonly equation: string;
   readonly partialOutputShape: (number | null)[];
-  readonly nHl: number;
-  readonly dHl: number;
-  readonly subnnActivation: string;
-  readonly activation: Activation;
   readonly biasAxes: string | null;
   normalizeAxes: string | null;
-  readonly batchNorm: boolean;
-  readonly bnCenter: boolean;
-  readonly bnScale: boolean;
-  readonly bnMomentum: number;
-  readonly bnEpsilon: number;
-  readonly tableIdxs: [number, number];
-  readonly parallelizationFactor: number;
-  protected readonly toqConf: QConf;
-  private readonly subnnFn: UnaryFn;
-  toq!: Quantizer;
   plan!: EinsumTablePlan;
-  /** Keras EinsumDense shapes: kernels [...kernel letters, d_prev, d], biases biasShapeFor(pre-sum + hidden) */
-  hiddenKernels: tf.LayerVariable[] = [];
-  hiddenBiases: tf.LayerVariable[] = [];
-  outKernel!: tf.LayerVariable;
-  outBias: tf.LayerVariable | null = null;
-  bnGamma: tf.LayerVariable | null = null;
-  bnBeta: tf.LayerVariable | null = null;
-  movingMean: tf.LayerVariable | null = null;
-  movingVariance: tf.LayerVariable | null = null;
+  // the variables (TableLayer's) have Keras EinsumDense shapes: kernels [...kernel letters, d_prev, d],
+  // biases biasShapeFor(pre-sum + hidden)
 
   constructor(args: QEinsumDenseTArgs) {
     super(args);
@@ -97,20 +71,6 @@ export class QEinsumDenseT extends QLayer {
         : Array.isArray(os)
           ? [...os]
           : this.fail(`outputShape must be a number or a list (Keras output_shape), got ${JSON.stringify(os)}`);
-    const int = (v: unknown, what: string, min: number) => {
-      if (!Number.isInteger(v) || (v as number) < min) this.fail(`${what} must be an integer ≥ ${min}, got ${v}`);
-      return v as number;
-    };
-    this.nHl = int(args.nHl ?? 1, 'nHl', 0);
-    this.dHl = int(args.dHl ?? 8, 'dHl', 1);
-    this.subnnActivation = args.subnnActivation ?? 'tanh';
-    const fn = lutFunction(this.subnnActivation);
-    if (!fn)
-      this.fail(
-        `unknown subnnActivation '${this.subnnActivation}'; use tanh, relu, sigmoid, linear or a name given to registerLutFunction`,
-      );
-    this.subnnFn = fn;
-    this.activation = checkActivation(this, args.activation);
     const letters = (v: unknown, what: string): string | null => {
       if (v === null || v === undefined) return null;
       if (typeof v !== 'string' || !/^[a-zA-Z^]+$/.test(v))
@@ -119,17 +79,6 @@ export class QEinsumDenseT extends QLayer {
     };
     this.biasAxes = letters(args.biasAxes, 'biasAxes');
     this.normalizeAxes = letters(args.normalizeAxes, 'normalizeAxes');
-    this.batchNorm = args.batchNorm ?? false;
-    this.bnCenter = args.bnCenter ?? true;
-    this.bnScale = args.bnScale ?? true;
-    this.bnMomentum = args.bnMomentum ?? 0.99;
-    this.bnEpsilon = args.bnEpsilon ?? 1e-3;
-    const ti = args.tableIdxs ?? [6, 5];
-    this.tableIdxs = typeof ti === 'number' ? [ti, ti] : [ti[0], ti[1]];
-    if (!this.tableIdxs.every((v) => Number.isInteger(v) && v >= 1))
-      this.fail(`tableIdxs must be positive integers, got ${JSON.stringify(ti)}`);
-    this.parallelizationFactor = args.parallelizationFactor ?? -1;
-    this.toqConf = args.toqConf ?? null;
   }
 
   protected ownArgNames(): string[] {
