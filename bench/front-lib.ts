@@ -185,3 +185,25 @@ export async function synthXc7(prjDir: string, timeoutMs: number): Promise<{ yos
     return { yosys_error: (err as Error).message.split('\n')[0] ?? 'Yosys failed' };
   }
 }
+
+/** One front checkpoint carried to hardware: what the MNIST front benches share (each adds its own facts). */
+export interface HardwareRow {
+  checkpoint: string;
+  epoch: number;
+  test_accuracy: number;
+  val_accuracy: number;
+  /** exact EBOPs after calibration (front.json) */
+  ebops: number;
+  /** the same, recomputed from the loaded checkpoint (must equal ebops) */
+  ebops_loaded?: number;
+  ops?: number;
+  /** IR cost estimate: Σ adder bits (≈ LUTs) over the traced program */
+  ir_cost?: number;
+  adder_depth?: number;
+  trace_seconds?: number;
+  /** at latency cutoff 2 */
+  stages?: number;
+  latency_cycles?: number;
+  yosys?: YosysFacts;
+  yosys_error?: string;
+}

@@ -33,7 +33,7 @@ import {
   synthKnobs,
   synthXc7,
   traceCheckpoint,
-  type YosysFacts,
+  type HardwareRow,
 } from './front-lib.ts';
 
 interface FrontEntry {
@@ -44,26 +44,7 @@ interface FrontEntry {
   epoch: number;
 }
 
-export interface FrontRow {
-  checkpoint: string;
-  epoch: number;
-  test_accuracy: number;
-  val_accuracy: number;
-  /** exact EBOPs after calibration (front.json) */
-  ebops: number;
-  /** the same, recomputed from the loaded checkpoint (must equal ebops) */
-  ebops_loaded?: number;
-  ops?: number;
-  /** IR cost estimate: Σ adder bits (≈ LUTs) over the traced program */
-  ir_cost?: number;
-  adder_depth?: number;
-  trace_seconds?: number;
-  /** at latency cutoff 2 */
-  stages?: number;
-  latency_cycles?: number;
-  yosys?: YosysFacts;
-  yosys_error?: string;
-}
+export type FrontRow = HardwareRow;
 
 export { pearson, spreadOrder };
 

@@ -35,29 +35,14 @@ import {
   synthKnobs,
   synthXc7,
   traceCheckpoint,
-  type YosysFacts,
+  type HardwareRow,
 } from './front-lib.ts';
 
-export interface QorRow {
-  checkpoint: string;
-  epoch: number;
-  test_accuracy: number;
-  val_accuracy: number;
-  /** exact EBOPs after calibration (front.json) */
-  ebops: number;
-  ebops_loaded?: number;
-  ops?: number;
-  ir_cost?: number;
-  adder_depth?: number;
-  trace_seconds?: number;
-  stages?: number;
-  latency_cycles?: number;
+export interface QorRow extends HardwareRow {
   /** MNIST test images run through Verilator and compared with the emulator */
   verified_vectors?: number;
   mismatches?: number;
   verify_seconds?: number;
-  yosys?: YosysFacts;
-  yosys_error?: string;
 }
 
 /** The bars of issue #14: test accuracy at most this many Yosys LUTs. */
