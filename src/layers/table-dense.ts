@@ -171,6 +171,21 @@ export abstract class TableLayer extends QLayer {
   protected defaultSubnnActivation(): string {
     return 'tanh';
   }
+
+  /** Every value a table input of type `t` can take; fails naming `what` when the table would be too large. */
+  protected tableDomain(t: Kif, what: string): { min: number; step: number; n: number } {
+    const d = domain(t);
+    if (d.n > 2 ** MAX_TABLE_BITS)
+      this.fail(
+        `input type (${t.k},${t.i},${t.f}) of ${what} has 2^${Math.log2(d.n)} values; tables are limited to 2^${MAX_TABLE_BITS} entries (narrow the input quantizer)`,
+      );
+    return d;
+  }
+}
+
+/** The type of element j of an exported quantizer. */
+export function kifAt(q: QuantizerExport, j: number): Kif {
+  return { k: q.k[j] as 0 | 1, i: q.i[j]!, f: q.f[j]! };
 }
 
 export class QDenseT extends TableLayer {
@@ -359,21 +374,12 @@ export class QDenseT extends TableLayer {
   private buildEdgeTables(inQ: QuantizerExport, outQ: QuantizerExport): { edgeTable: Int32Array; tables: TableExport[] } {
     const E = this.nIn * this.nOut;
     const n = inQ.k.length;
-    const kifAt = (q: QuantizerExport, j: number): Kif => ({
-      k: q.k[j] as 0 | 1,
-      i: q.i[j]!,
-      f: q.f[j]!,
-    });
     const key = (t: Kif) => `${t.k},${t.i},${t.f}`;
     /** per edge: distinct input types, in order of first use */
     const inTypes: Map<string, Kif>[] = Array.from({ length: E }, () => new Map());
     for (let j = 0; j < n; j++) {
       const t = kifAt(inQ, j);
-      const d = domain(t);
-      if (d.n > 2 ** MAX_TABLE_BITS)
-        this.fail(
-          `input type (${t.k},${t.i},${t.f}) of edge ${j % E} has 2^${Math.log2(d.n)} values; tables are limited to 2^${MAX_TABLE_BITS} entries (narrow the input quantizer)`,
-        );
+      this.tableDomain(t, `edge ${j % E}`);
       inTypes[j % E]!.set(key(t), t);
     }
     /** float values (before toq) per edge and input type */

@@ -16,14 +16,14 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { quantizeTensor, type QuantizerMode } from '../quantizer/index.ts';
-import type { Kif } from '../fixed/types.ts';
 import { qconf, updateMovingStatistics, type QuantizerExport, type Shape } from './base.ts';
 import { applyActivation } from './dense.ts';
 import { biasShapeFor, decodeLetters, encodeLetters } from './einsum.ts';
-import { domain, type TableExport } from './table.ts';
+import type { TableExport } from './table.ts';
 import {
   edgeMlps,
   lutLayerEbops,
+  kifAt,
   TableLayer,
   type EdgeLayer,
   type TableLayerArgs,
@@ -41,8 +41,6 @@ export interface QEinsumDenseTArgs extends TableLayerArgs {
   /** pre-sum letters the batch norm normalizes over (default: biasAxes, else the kernel's output letters) */
   normalizeAxes?: string | null;
 }
-
-const MAX_TABLE_BITS = 16;
 
 const perm = (from: string, to: string): number[] => [...to].map((c) => from.indexOf(c));
 const isIdentity = (p: number[]): boolean => p.every((v, j) => v === j);
@@ -302,16 +300,7 @@ export class QEinsumDenseT extends TableLayer {
     edgePresum: Int32Array,
   ): { edgeTable: Int32Array; tables: TableExport[] } {
     const S = inQ.k.length;
-    const kifAt = (q: QuantizerExport, j: number): Kif => ({ k: q.k[j] as 0 | 1, i: q.i[j]!, f: q.f[j]! });
-    const doms = Array.from({ length: S }, (_, j) => {
-      const t = kifAt(inQ, j);
-      const d = domain(t);
-      if (d.n > 2 ** MAX_TABLE_BITS)
-        this.fail(
-          `input type (${t.k},${t.i},${t.f}) of pre-sum element ${j} has 2^${Math.log2(d.n)} values; tables are limited to 2^${MAX_TABLE_BITS} entries (narrow the input quantizer)`,
-        );
-      return d;
-    });
+    const doms = Array.from({ length: S }, (_, j) => this.tableDomain(kifAt(inQ, j), `pre-sum element ${j}`));
     const M = Math.max(...doms.map((d) => d.n));
     const xs = new Float32Array(M * S);
     for (let j = 0; j < S; j++)
