@@ -35,12 +35,9 @@ function tinyCsv(path: string, rows = 120): void {
   writeFileSync(path, lines.join('\n') + '\n');
 }
 
-/** One trained run folder shared by the tests that need one (1 epoch, a 4-wide hidden layer). */
-async function tinyRun(root: string): Promise<string> {
-  const csv = join(root, 'tiny.csv');
-  tinyCsv(csv);
-  const run = join(root, 'run');
-  const r = await hgq([
+/** `hgq train` of the tiny table from flags (a 4-wide hidden layer), into `out`. */
+function quickTrainArgs(csv: string, out: string, epochs = 1): string[] {
+  return [
     'train',
     '--data',
     csv,
@@ -51,11 +48,18 @@ async function tinyRun(root: string): Promise<string> {
     '--hidden',
     '4',
     '--epochs',
-    '2',
+    String(epochs),
     '--out',
-    run,
-    '--no-progress',
-  ]);
+    out,
+  ];
+}
+
+/** One trained run folder shared by the tests that need one (1 epoch, a 4-wide hidden layer). */
+async function tinyRun(root: string): Promise<string> {
+  const csv = join(root, 'tiny.csv');
+  tinyCsv(csv);
+  const run = join(root, 'run');
+  const r = await hgq([...quickTrainArgs(csv, run, 2), '--no-progress']);
   assert.equal(r.status, 0, r.stderr);
   return run;
 }
@@ -201,21 +205,7 @@ test('a class label of 10^9 is exit 2 naming the sample and the class limit (it 
     const rows = Array.from({ length: 40 }, (_, i) => `${i / 40},${(i * 7) % 5},${i === 3 ? 1_000_000_000 : i % 2}`);
     writeFileSync(csv, ['a,b,class', ...rows].join('\n') + '\n');
     const out = join(root, 'run');
-    const r = await hgqInProcess([
-      'train',
-      '--data',
-      csv,
-      '--label',
-      'class',
-      '--task',
-      'classification',
-      '--hidden',
-      '4',
-      '--epochs',
-      '1',
-      '--out',
-      out,
-    ]);
+    const r = await hgqInProcess(quickTrainArgs(csv, out));
     assert.equal(r.status, 2, r.stderr);
     assert.match(r.stderr, /label of sample 3 is 1000000000; classification labels are class indices below 65536/);
     assert.deepEqual(readdirSync(root), ['labels.csv'], 'nothing written');
@@ -231,21 +221,7 @@ test('every numeric flag reads plain decimals only: hex, empty and blank values 
     tinyCsv(csv);
     const prj = join(root, 'prj');
     const model = join(root, 'no-model'); // options are checked before the model is read
-    const quick = [
-      'train',
-      '--data',
-      csv,
-      '--label',
-      'class',
-      '--task',
-      'classification',
-      '--hidden',
-      '4',
-      '--epochs',
-      '1',
-      '--out',
-      join(root, 'run'),
-    ];
+    const quick = quickTrainArgs(csv, join(root, 'run'));
     const cases: [string[], RegExp][] = [
       [['convert', model, prj, '--clock-period', '0x5'], /--clock-period "0x5" must be a positive number/],
       [['convert', model, prj, '--latency-cutoff', ''], /--latency-cutoff "" must be a number >= 0/],
@@ -292,22 +268,7 @@ test('an output folder given as a symbolic link is written where the link points
     tinyCsv(csv);
     mkdirSync(join(root, 'runs-disk'));
     symlinkSync('runs-disk', join(root, 'run'));
-    const t = await hgq([
-      'train',
-      '--data',
-      csv,
-      '--label',
-      'class',
-      '--task',
-      'classification',
-      '--hidden',
-      '4',
-      '--epochs',
-      '1',
-      '--out',
-      join(root, 'run'),
-      '--no-progress',
-    ]);
+    const t = await hgq([...quickTrainArgs(csv, join(root, 'run')), '--no-progress']);
     assert.equal(t.status, 0, t.stderr);
     assert.ok(lstatSync(join(root, 'run')).isSymbolicLink());
     assert.ok(existsSync(join(root, 'runs-disk', 'front.json')));
