@@ -154,8 +154,8 @@ test('the harness covers every layer class in src/layers', async () => {
   );
   const classNames = new Set<string>();
   for (const mod of modules)
+    // a layer class registers under its own static className; abstract bases (TableLayer, QConvT) have none
     for (const v of Object.values(mod))
-      // a layer class registers under its own static className; abstract bases (TableLayer, QConvT) have none
       if (typeof v === 'function' && v.prototype instanceof QLayer && Object.hasOwn(v, 'className'))
         classNames.add((v as unknown as { className: string }).className);
   const covered = new Set(Object.values(CASES).map((c) => (c.make() as tf.layers.Layer).getClassName()));
