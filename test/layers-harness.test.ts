@@ -152,9 +152,9 @@ test('the harness covers every layer class in src/layers', async () => {
       async (f) => (await import(`../src/layers/${f}.ts`)) as Record<string, unknown>,
     ),
   );
+  // a layer class registers under its own static className; abstract bases (TableLayer, QConvT) have none
   const classNames = new Set<string>();
   for (const mod of modules)
-    // a layer class registers under its own static className; abstract bases (TableLayer, QConvT) have none
     for (const v of Object.values(mod))
       if (typeof v === 'function' && v.prototype instanceof QLayer && Object.hasOwn(v, 'className'))
         classNames.add((v as unknown as { className: string }).className);
