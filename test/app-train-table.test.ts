@@ -50,6 +50,9 @@ test('a hybrid QDense → QDenseT → QDenseT spec trains on the wasm engine; it
   assert.equal(r.code, 0, r.stderr);
   assert.doesNotMatch(r.stdout + r.stderr, /cannot train this model/, 'trained on the engine, no tfjs fallback');
   assert.match(r.stdout, /on the wasm engine/);
+  // table EBOPs hold fractions (float32): the front table shows them to one decimal, not as 1767.5999755859375
+  assert.match(r.stdout, /\s\d+(\.\d)?\s+checkpoints\/epoch-/);
+  assert.doesNotMatch(r.stdout, /\d\.\d{2,}\s+checkpoints\//);
   const front = JSON.parse(readFileSync(join(dir, 'run', 'front.json'), 'utf8'));
   assert.ok(front.checkpoints.length >= 1);
   const model = JSON.parse(readFileSync(join(dir, 'run', front.checkpoints[0].path, 'model.json'), 'utf8'));

@@ -7,7 +7,7 @@ import { UsageError } from './errors.ts';
 import { MAX_LR, MAX_THREADS } from '../app/spec-schema.ts';
 import { MAX_BETA } from '../train/schedule.ts';
 import { positiveInt, positiveIntList, positiveNumber } from './numbers.ts';
-import { textTable } from './table.ts';
+import { formatEbops, textTable } from './table.ts';
 
 export function register(program: Command): void {
   program
@@ -84,7 +84,7 @@ export function register(program: Command): void {
         String(c.epoch),
         (100 * c.val_accuracy).toFixed(2),
         (100 * c.test_accuracy).toFixed(2),
-        String(c.ebops),
+        formatEbops(c.ebops),
         c.path,
       ]);
       const head = ['epoch', 'val acc %', 'test acc %', 'EBOPs (exact)', 'checkpoint'];

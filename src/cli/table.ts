@@ -13,3 +13,11 @@ export function textTable(head: string[], rows: string[][]): string {
       .trimEnd();
   return [head, ...rows].map((r) => `${line(r)}\n`).join('');
 }
+
+/**
+ * An EBOPs figure for a table cell: arithmetic layers give whole numbers; table layers' EBOPs hold fractions
+ * (an input narrower than b bits counts bits/b) computed in float32, shown to one decimal.
+ */
+export function formatEbops(e: number): string {
+  return Number.isInteger(e) ? String(e) : e.toFixed(1);
+}

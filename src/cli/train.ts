@@ -8,7 +8,7 @@ import { UsageError } from './errors.ts';
 import { MAX_LR, MAX_THREADS } from '../app/spec-schema.ts';
 import { MAX_BETA } from '../train/schedule.ts';
 import { decimal, positiveInt, positiveIntList, positiveNumber } from './numbers.ts';
-import { textTable } from './table.ts';
+import { formatEbops, textTable } from './table.ts';
 
 function integer(flag: string) {
   return (v: string): number => {
@@ -220,7 +220,7 @@ function printFront(r: Awaited<ReturnType<typeof import('../app/run.ts').runTrai
   const acc = r.front.metric === 'accuracy';
   const cell = (m: Record<string, number>) => (acc ? (100 * m['accuracy']!).toFixed(2) : m['mse']!.toPrecision(4));
   const head = ['epoch', acc ? 'val acc %' : 'val mse', acc ? 'test acc %' : 'test mse', 'EBOPs (exact)', 'checkpoint'];
-  const rows = r.front.checkpoints.map((c) => [String(c.epoch), cell(c.val), cell(c.test), String(c.ebops), c.path]);
+  const rows = r.front.checkpoints.map((c) => [String(c.epoch), cell(c.val), cell(c.test), formatEbops(c.ebops), c.path]);
   process.stdout.write(
     `data: train ${r.data.train} (${r.data.origin.train}), val ${r.data.val} (${r.data.origin.val}), test ${r.data.test} (${r.data.origin.test})\n`,
   );
