@@ -39,6 +39,8 @@ import {
 } from './front-lib.ts';
 
 export interface QorRow extends HardwareRow {
+  /** the recipe's name (its spec's `name`) */
+  model?: string;
   /** MNIST test images run through Verilator and compared with the emulator */
   verified_vectors?: number;
   mismatches?: number;
@@ -53,12 +55,19 @@ export const QOR_BARS = [
 
 const QUICK_EPOCH_FRACTION = 0.1;
 
+/** The recipes trained by default (examples/): the small end of the front, and the wider model for the 97 % bar. */
+const DEFAULT_SPECS = ['mnist-qor.yaml', 'mnist-qor-wide.yaml'];
+
 interface Spec {
   name?: string;
-  training: { epochs: number; beta: { schedule?: string; warmup?: number; pid?: { warmup?: number } } };
+  training: {
+    epochs: number;
+    pareto_start?: number;
+    beta: { schedule?: string; warmup?: number; pid?: { warmup?: number } };
+  };
 }
 
-/** The spec at a tenth of its epochs, the β schedule's key points (and warm-ups) scaled along. */
+/** The spec at a tenth of its epochs, the β schedule's key points, warm-ups and Pareto start scaled along. */
 export function quickSpec<S extends Spec>(spec: S): S {
   const scale = (e: number): number => Math.round(e * QUICK_EPOCH_FRACTION);
   const t = spec.training;
@@ -70,7 +79,10 @@ export function quickSpec<S extends Spec>(spec: S): S {
       .join(',');
   if (beta.warmup !== undefined) beta.warmup = scale(beta.warmup);
   if (beta.pid?.warmup !== undefined) beta.pid = { ...beta.pid, warmup: scale(beta.pid.warmup) };
-  return { ...spec, training: { ...t, epochs: Math.max(4, scale(t.epochs)), beta } };
+  const epochs = Math.max(4, scale(t.epochs));
+  const training = { ...t, epochs, beta };
+  if (t.pareto_start !== undefined) training.pareto_start = Math.min(scale(t.pareto_start), epochs - 1);
+  return { ...spec, training };
 }
 
 /** Rows of the final line, the issue's fields first. */
@@ -84,6 +96,7 @@ export function qorLine(rows: QorRow[]): string {
       latency_cycles: r.latency_cycles ?? null,
       verified_vectors: r.verified_vectors ?? 0,
       mismatches: r.mismatches ?? null,
+      model: r.model ?? null,
       checkpoint: r.checkpoint,
       carry4: r.yosys?.carry ?? null,
       ir_cost: r.ir_cost ?? null,
@@ -110,11 +123,11 @@ export function barsMet(rows: QorRow[]): { accuracy: number; lut: number; met: Q
 function markdownTable(rows: QorRow[]): string {
   const cell = (v: number | undefined): string => (v === undefined ? '–' : String(v));
   return [
-    '| checkpoint | test acc % | EBOPs | IR cost | Yosys LUT | FF | CARRY4 | latency (cycles) | verified | mismatches |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '| model | checkpoint | test acc % | EBOPs | IR cost | Yosys LUT | FF | CARRY4 | latency (cycles) | verified | mismatches |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
     ...rows.map(
       (r) =>
-        `| ${r.checkpoint} | ${(r.test_accuracy * 100).toFixed(2)} | ${r.ebops} | ${cell(r.ir_cost)} | ${cell(r.yosys?.lut)} | ${cell(r.yosys?.ff)} | ${cell(r.yosys?.carry)} | ${cell(r.latency_cycles)} | ${cell(r.verified_vectors)} | ${cell(r.mismatches)} |`,
+        `| ${r.model ?? ''} | ${r.checkpoint} | ${(r.test_accuracy * 100).toFixed(2)} | ${r.ebops} | ${cell(r.ir_cost)} | ${cell(r.yosys?.lut)} | ${cell(r.yosys?.ff)} | ${cell(r.yosys?.carry)} | ${cell(r.latency_cycles)} | ${cell(r.verified_vectors)} | ${cell(r.mismatches)} |`,
     ),
   ].join('\n');
 }
@@ -153,28 +166,47 @@ async function testImages(n: number): Promise<Float64Array> {
   return Float64Array.from(test.images);
 }
 
-export default async function main(): Promise<void> {
-  const quick = process.argv.includes('--quick') || process.env.HGQ_QOR_QUICK === '1';
-  const specFile = resolve(process.env.HGQ_QOR_SPEC ?? join(import.meta.dirname, '..', 'examples', 'mnist-qor.yaml'));
-  if (!existsSync(specFile)) throw new Error(`HGQ_QOR_SPEC: ${specFile}: no such file`);
-  const specName = (await import('../src/app/spec.ts')).loadSpecFile(specFile).name ?? 'mnist-qor';
-  const runDir = resolve(process.env.HGQ_QOR_RUN ?? join(tmpdir(), 'hgq-mnist-qor', `${specName}${quick ? '-quick' : ''}`));
-  const resultsFile = resolve(
-    process.env.HGQ_QOR_RESULTS ?? join(runDir, '..', `${specName}${quick ? '-quick' : ''}-results.json`),
-  );
-  const maxEbops = Number(process.env.HGQ_QOR_MAX_EBOPS ?? 40_000);
-  if (!(maxEbops > 0)) throw new Error(`HGQ_QOR_MAX_EBOPS="${process.env.HGQ_QOR_MAX_EBOPS}" must be a positive number`);
-  const minAccuracy = Number(process.env.HGQ_QOR_MIN_ACCURACY ?? 0.92);
-  if (!(minAccuracy >= 0 && minAccuracy <= 1))
-    throw new Error(`HGQ_QOR_MIN_ACCURACY="${process.env.HGQ_QOR_MIN_ACCURACY}" must be a fraction between 0 and 1`);
-  const nVerify = positiveInt('HGQ_QOR_VERIFY', quick ? 1000 : 2000);
-  if (nVerify > 10_000) throw new Error(`HGQ_QOR_VERIFY=${nVerify}: MNIST has 10,000 test images`);
-  if (quick && process.env.HGQ_QOR_MAX_SYNTH === undefined) process.env.HGQ_QOR_MAX_SYNTH = '2';
-  const knobs = synthKnobs('HGQ_QOR_', 30);
-  niceSelf();
-  const t0 = performance.now();
+/** The bench's settings, read once from the environment (see the file's header). */
+interface QorSettings {
+  quick: boolean;
+  maxEbops: number;
+  minAccuracy: number;
+  nVerify: number;
+  images: Float64Array;
+  gate: SynthGate;
+  knobs: ReturnType<typeof synthKnobs>;
+}
 
-  await trainOnce(specFile, quick, runDir);
+/** The recipes the bench trains: HGQ_QOR_SPEC (comma-separated), else every examples/mnist-qor*.yaml. */
+function specFiles(): string[] {
+  const env = process.env.HGQ_QOR_SPEC;
+  const files =
+    env !== undefined
+      ? env.split(',').map((f) => resolve(f.trim()))
+      : DEFAULT_SPECS.map((f) => join(import.meta.dirname, '..', 'examples', f));
+  for (const f of files) if (!existsSync(f)) throw new Error(`HGQ_QOR_SPEC: ${f}: no such file`);
+  return files;
+}
+
+/** One recipe: train (or reuse) its run, then trace, verify and synthesize its chosen front checkpoints. */
+async function benchSpec(specFile: string, several: boolean, o: QorSettings): Promise<QorRow[]> {
+  const specName = (await import('../src/app/spec.ts')).loadSpecFile(specFile).name ?? 'mnist-qor';
+  const runName = `${specName}${o.quick ? '-quick' : ''}`;
+  // HGQ_QOR_RUN / HGQ_QOR_RESULTS name one run's folders: with several recipes, each gets a subfolder
+  const runRoot = process.env.HGQ_QOR_RUN;
+  const runDir = resolve(
+    runRoot === undefined ? join(tmpdir(), 'hgq-mnist-qor', runName) : several ? join(runRoot, runName) : runRoot,
+  );
+  const resultsEnv = process.env.HGQ_QOR_RESULTS;
+  const resultsFile = resolve(
+    resultsEnv === undefined
+      ? join(runDir, '..', `${runName}-results.json`)
+      : several
+        ? resultsEnv.replace(/(\.json)?$/, `-${runName}.json`)
+        : resultsEnv,
+  );
+
+  await trainOnce(specFile, o.quick, runDir);
   const front = (
     JSON.parse(readFileSync(join(runDir, 'front.json'), 'utf8')) as {
       checkpoints: { path: string; epoch: number; ebops: number; val: { accuracy: number }; test: { accuracy: number } }[];
@@ -182,9 +214,9 @@ export default async function main(): Promise<void> {
   ).checkpoints
     .slice()
     .sort((a, b) => a.ebops - b.ebops);
-  const chosen = front.filter((c) => c.ebops <= maxEbops && c.test.accuracy >= minAccuracy);
+  const chosen = front.filter((c) => c.ebops <= o.maxEbops && c.test.accuracy >= o.minAccuracy);
   console.log(
-    `front: ${front.length} checkpoints, ${chosen.length} at or under ${maxEbops} EBOPs and at or above ${minAccuracy} test accuracy (test accuracy ${chosen.map((c) => (c.test.accuracy * 100).toFixed(2)).join(', ')})`,
+    `${specName} front: ${front.length} checkpoints, ${chosen.length} at or under ${o.maxEbops} EBOPs and at or above ${o.minAccuracy} test accuracy (test accuracy ${chosen.map((c) => (c.test.accuracy * 100).toFixed(2)).join(', ')})`,
   );
 
   const cache = new RowCache<QorRow>(resultsFile, { run: runDir, spec: specFile });
@@ -195,6 +227,7 @@ export default async function main(): Promise<void> {
       name(c.path),
       cache.row(name(c.path), {
         checkpoint: name(c.path),
+        model: specName,
         epoch: c.epoch,
         test_accuracy: c.test.accuracy,
         val_accuracy: c.val.accuracy,
@@ -202,23 +235,19 @@ export default async function main(): Promise<void> {
       }),
     );
   const save = (): void => cache.save(rows);
-  const images = await testImages(nVerify);
   const work = join(resultsFile.replace(/\.json$/, ''), 'projects');
-  const gate = new SynthGate(knobs);
   // cheapest first, then spread: the bars are at the small end
-  const order = spreadOrder(chosen.length);
-  for (const k of order) {
+  for (const k of spreadOrder(chosen.length)) {
     const row = rows.get(name(chosen[k]!.path))!;
     const prjDir = join(work, row.checkpoint);
     const progFile = join(work, `${row.checkpoint}.program.json`);
+    const tag = `${specName}/${row.checkpoint}`;
     if (row.ir_cost === undefined || !existsSync(progFile)) {
       Object.assign(row, await traceCheckpoint(join(runDir, chosen[k]!.path), progFile));
       if (row.ebops_loaded !== row.ebops)
-        console.log(
-          `  warning: ${row.checkpoint}: front.json says ${row.ebops} EBOPs, the loaded checkpoint has ${row.ebops_loaded}`,
-        );
+        console.log(`  warning: ${tag}: front.json says ${row.ebops} EBOPs, the loaded checkpoint has ${row.ebops_loaded}`);
       save();
-      console.log(`  ${row.checkpoint}: traced ${row.ops} ops, IR cost ${row.ir_cost} (${row.trace_seconds} s)`);
+      console.log(`  ${tag}: traced ${row.ops} ops, IR cost ${row.ir_cost} (${row.trace_seconds} s)`);
     }
     if (row.stages === undefined || !existsSync(join(prjDir, 'summary.json'))) {
       const s = writeProject(readProgram(progFile), prjDir, { latencyCutoff: 2, vectors: 0 });
@@ -226,38 +255,64 @@ export default async function main(): Promise<void> {
       delete row.verified_vectors;
       save();
     }
-    if ((row.verified_vectors ?? 0) < nVerify) {
-      const v = await verify(prjDir, { vectors: 0, data: images, simulator: 'verilator' });
+    if ((row.verified_vectors ?? 0) < o.nVerify) {
+      const v = await verify(prjDir, { vectors: 0, data: o.images, simulator: 'verilator' });
       Object.assign(row, {
         verified_vectors: v.vectors,
         mismatches: v.mismatches,
         verify_seconds: Math.round(v.build_seconds + v.run_seconds),
       });
       save();
-      console.log(
-        `  ${row.checkpoint}: Verilator ${v.vectors} test images, ${v.mismatches} mismatches (${row.verify_seconds} s)`,
-      );
+      console.log(`  ${tag}: Verilator ${v.vectors} test images, ${v.mismatches} mismatches (${row.verify_seconds} s)`);
     }
-    if (row.yosys || !gate.take()) continue;
-    console.log(`  ${row.checkpoint}: Yosys xc7 (${row.ops} ops, nice 10) ...`);
+    if (row.yosys || !o.gate.take()) continue;
+    console.log(`  ${tag}: Yosys xc7 (${row.ops} ops, nice 10) ...`);
     delete row.yosys_error;
-    const r = await synthXc7(prjDir, knobs.yosysTimeoutMs);
+    const r = await synthXc7(prjDir, o.knobs.yosysTimeoutMs);
     Object.assign(row, r);
     console.log(
       'yosys' in r
-        ? `  ${row.checkpoint}: LUT ${r.yosys.lut} FF ${r.yosys.ff} CARRY4 ${r.yosys.carry} (${r.yosys.seconds} s)`
-        : `  ${row.checkpoint}: Yosys failed: ${r.yosys_error}`,
+        ? `  ${tag}: LUT ${r.yosys.lut} FF ${r.yosys.ff} CARRY4 ${r.yosys.carry} (${r.yosys.seconds} s)`
+        : `  ${tag}: Yosys failed: ${r.yosys_error}`,
     );
     save();
   }
   save();
+  console.log(`\n${specName} (${specFile}${o.quick ? ', quick' : ''}; run ${runDir}; results ${resultsFile})\n`);
+  return chosen.map((c) => rows.get(name(c.path))!);
+}
 
-  const all = chosen.map((c) => rows.get(name(c.path))!);
-  console.log(`\nMNIST QoR (${specFile}${quick ? ', quick' : ''}; run ${runDir}; results ${resultsFile})\n`);
+export default async function main(): Promise<void> {
+  const quick = process.argv.includes('--quick') || process.env.HGQ_QOR_QUICK === '1';
+  const specs = specFiles();
+  const maxEbops = Number(process.env.HGQ_QOR_MAX_EBOPS ?? 40_000);
+  if (!(maxEbops > 0)) throw new Error(`HGQ_QOR_MAX_EBOPS="${process.env.HGQ_QOR_MAX_EBOPS}" must be a positive number`);
+  const minAccuracy = Number(process.env.HGQ_QOR_MIN_ACCURACY ?? 0.92);
+  if (!(minAccuracy >= 0 && minAccuracy <= 1))
+    throw new Error(`HGQ_QOR_MIN_ACCURACY="${process.env.HGQ_QOR_MIN_ACCURACY}" must be a fraction between 0 and 1`);
+  const nVerify = positiveInt('HGQ_QOR_VERIFY', quick ? 1000 : 2000);
+  if (nVerify > 10_000) throw new Error(`HGQ_QOR_VERIFY=${nVerify}: MNIST has 10,000 test images`);
+  if (quick && process.env.HGQ_QOR_MAX_SYNTH === undefined) process.env.HGQ_QOR_MAX_SYNTH = String(2 * specs.length);
+  const knobs = synthKnobs('HGQ_QOR_', 30);
+  niceSelf();
+  const t0 = performance.now();
+  const settings: QorSettings = {
+    quick,
+    maxEbops,
+    minAccuracy,
+    nVerify,
+    images: await testImages(nVerify),
+    gate: new SynthGate(knobs),
+    knobs,
+  };
+
+  const all: QorRow[] = [];
+  for (const spec of specs) all.push(...(await benchSpec(spec, specs.length > 1, settings)));
+  all.sort((a, b) => a.ebops - b.ebops);
   console.log(markdownTable(all));
   for (const b of barsMet(all))
     console.log(
-      `bar ≥ ${(b.accuracy * 100).toFixed(0)}% at ≤ ${b.lut} LUT: ${b.met ? `met by ${b.met.checkpoint} (${(b.met.test_accuracy * 100).toFixed(2)}%, ${b.met.yosys!.lut} LUT)` : 'not met'}`,
+      `bar ≥ ${(b.accuracy * 100).toFixed(0)}% at ≤ ${b.lut} LUT: ${b.met ? `met by ${b.met.model}/${b.met.checkpoint} (${(b.met.test_accuracy * 100).toFixed(2)}%, ${b.met.yosys!.lut} LUT)` : 'not met'}`,
     );
   console.log(`bench time ${((performance.now() - t0) / 60_000).toFixed(1)} min`);
   console.log(qorLine(all));

@@ -31,6 +31,10 @@ test('quickSpec: a tenth of the epochs, β key points and warm-ups scaled along;
   const pid = quickSpec({ training: { epochs: 20, beta: { pid: { warmup: 10 } } } });
   assert.equal(pid.training.epochs, 4, 'at least 4 epochs');
   assert.equal(pid.training.beta.pid?.warmup, 1);
+  const late = quickSpec({ training: { epochs: 700, pareto_start: 150, beta: {} } });
+  assert.equal(late.training.pareto_start, 15, 'the Pareto start scales with the epochs');
+  const last = quickSpec({ training: { epochs: 30, pareto_start: 29, beta: {} } });
+  assert.ok(last.training.pareto_start! < last.training.epochs, 'and stays before the last epoch (train refuses it there)');
 });
 
 test('barsMet: a row meets a bar only synthesized, at or under its LUTs, ≥ 1,000 verified vectors, 0 mismatches', () => {
