@@ -14,7 +14,6 @@ import { csdDigits, toOddExp } from './csd.ts';
 import { CseScratch } from './cse-scratch.ts';
 import { extractCommon, type Method } from './cse.ts';
 import type { Decomposition } from './decompose.ts';
-import { sumWithReuse } from './reuse.ts';
 import { AdderGraph, type Term } from './graph.ts';
 
 type Row = Array<{ wire: number; coef: number }>;
@@ -156,14 +155,10 @@ export interface RunOptions {
   seed?: number;
   noise?: number;
   lookahead?: 'ties' | 'near';
-  /** Nonzero: the final sums reuse existing wires for subsets of up to this many terms (reuse.ts). */
-  reuse?: number;
 }
 
 function extractAndSum(p: Problem, g: AdderGraph, rows: Row[], method: Method, bound: number[] | null, run: RunOptions): Term[] {
-  const { reuse, ...cse } = run;
-  const left = extractCommon(g, rows, { method, bound, ...cse, scratch: p.scratch });
-  return reuse ? sumWithReuse(g, left, bound, reuse) : left.map((ts) => g.sumTerms(ts));
+  return extractCommon(g, rows, { method, bound, ...run, scratch: p.scratch }).map((ts) => g.sumTerms(ts));
 }
 
 /** The plain candidate: common pairs over the rows' own CSD terms. Always meets the bound. */
