@@ -279,6 +279,44 @@ export function solveColumns(p: Problem, dec: Decomposition, method: Method, run
   return finishCandidate(p, g, extractAndSum(p, g, rows1, method, p.bound, run));
 }
 
+/**
+ * Row and column decomposition together (unconstrained): the difference rows of `dec` (W = M1·D) are made
+ * by the column decomposition `colDec` of D (D = D'·M2: nested input sums first, then D's sparse
+ * difference columns over them), then each output sums its path as in solveRows.
+ */
+export function solveRowsOverColumns(
+  p: Problem,
+  dec: Decomposition,
+  colDec: Decomposition,
+  method: Method,
+  run: RunOptions = {},
+): Candidate | null {
+  const g = newGraph(p);
+  const rowsZ: Row[] = colDec.diffs.map(() => []);
+  colDec.paths.forEach((path, c) => {
+    for (const { diff, sign } of path) rowsZ[diff]!.push({ wire: c, coef: sign });
+  });
+  const z = extractAndSum(p, g, rowsZ, method, null, run);
+  const scale = p.scaled!.scale;
+  const rows0 = dec.diffs.map((_, d) =>
+    sparseRow(
+      colDec.diffs.map((col) => col[d]!),
+      (e) => z[e]!,
+      scale,
+    ),
+  );
+  const zd = extractAndSum(p, g, rows0, method, null, run);
+  const rows1 = dec.paths.map((path) => {
+    const r: Row = [];
+    for (const { diff, sign } of path) {
+      const t = zd[diff]!;
+      if (t.wire >= 0) r.push({ wire: t.wire, coef: sign * t.sign * 2 ** t.pos });
+    }
+    return r;
+  });
+  return finishCandidate(p, g, extractAndSum(p, g, rows1, method, p.bound, run));
+}
+
 /** Wires some output depends on. */
 function reachable(g: AdderGraph, outs: Term[], nIn: number): Uint8Array {
   const need = new Uint8Array(g.size);
