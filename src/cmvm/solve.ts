@@ -309,7 +309,7 @@ function extraSearch(p: Problem, o: Settings, better: Better, baseline: Candidat
     for (let seed = 0; seed <= restarts; seed++)
       for (const { tree, method } of jobs) keep(solveRows(p, tree, method, { seed, lookahead: 'near' }));
   if (o.dc >= 0 || p.nIn < 2) return best;
-  const columns = rows[0]!.map((_, c) => rows.map((row) => row[c]!));
+  const columns = transpose(rows);
   const hops = o.effort >= 3 ? hopLimits(p.nIn) : [4, 8];
   for (const { tree, method } of rowJobs(
     columns,
@@ -340,8 +340,7 @@ function hybridJobs(
   const jobs: Array<{ rowTree: Decomposition; columnTree: Decomposition; method: Method }> = [];
   for (const { tree } of rowJobs(rows, [8, 16].map((hops) => ({ hops, method: o.method })))) {
     if (tree.diffs.length < 2) continue;
-    const diffColumns = tree.diffs[0]!.map((_, c) => tree.diffs.map((d) => d[c]!));
-    for (const { tree: columnTree } of rowJobs(diffColumns, [2, 4].map((hops) => ({ hops, method: o.method }))))
+    for (const { tree: columnTree } of rowJobs(transpose(tree.diffs), [2, 4].map((hops) => ({ hops, method: o.method }))))
       for (const method of methods) jobs.push({ rowTree: tree, columnTree, method });
   }
   return jobs;
@@ -359,6 +358,10 @@ function shallowerOnTie(a: Candidate, b: Candidate, o: Settings): boolean | null
   if (ea !== eb) return ea < eb;
   if (a.latency !== b.latency) return a.latency < b.latency;
   return null;
+}
+
+function transpose(m: number[][]): number[][] {
+  return m[0]!.map((_, c) => m.map((row) => row[c]!));
 }
 
 function other(m: Method): Method {
