@@ -45,8 +45,8 @@ export interface CmvmOptions {
   /**
    * Search effort: 0 fast (3 runs; 1 above 4096 entries), 1 the baseline (5–7 runs; small matrices as 2),
    * 2 default (1, then its decompositions again with look-ahead in pair selection, plain, with other
-   * tie-breaks and with perturbed pair scores, and, unconstrained, column decompositions, on matrices up to
-   * 6400 entries), 3 thorough (every path limit × both scores, more restarts and columns, and the wider
+   * tie-breaks and with perturbed pair scores, and, unconstrained, column and (up to 1024 entries)
+   * row-and-column decompositions, on matrices up to 6400 entries), 3 thorough (every path limit × both scores, more restarts and columns, and the wider
    * look-ahead).
    */
   effort?: number;
@@ -287,8 +287,9 @@ export function runClaimedJobs(task: SearchTask, counter: Int32Array): Array<[nu
  * ranked among those with no more adders than the baseline (so the search never returns more adders than
  * the baseline): the baseline's row decompositions again, with `restarts` other tie-breaks, then with
  * `perturbed` restarts that also perturb the pair scores, and, unconstrained, column decompositions (the
- * dual of the rows' ones, which wins on some matrices) at a few path limits with both scores. Under a delay
- * constraint the column sums add levels in front of every output, which rarely fits: not tried.
+ * dual of the rows' ones, which wins on some matrices) at a few path limits with both scores, then on small
+ * matrices the row-and-column decompositions (hybridJobs). Under a delay constraint the column sums add
+ * levels in front of every output, which rarely fits: not tried.
  */
 function extraSearch(p: Problem, o: Settings, better: Better, baseline: Candidate): Candidate {
   let best = baseline;
