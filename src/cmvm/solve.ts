@@ -98,9 +98,10 @@ const EXTRA_SEARCH_ENTRIES = 6400;
 const RESTART_NOISE = 0.05;
 /**
  * Up to this many entries, effort 2 also tries the row-and-column decompositions (hybridJobs; effort 3 on
- * every size it searches). Unconstrained, against effort 2 without them (one process, seeded): random 8-bit
- * 16×16 −0.2% adders at ×1.2 time, 24×24 −0.5% at ×1.4, 32×32 −1.2% at ×1.45; 48×48 only −0.2% at ×5.8
- * (the difference rows over the column sums have many terms there), hence the limit.
+ * every size it searches). Unconstrained, against effort 2 without them (one process, two seeded sets):
+ * random 8-bit 16×16 −0.2…−0.4% adders at ×1.2 time, 24×24 −0.5…−0.75% at ×1.4, 32×32 −0.2…−1.2% at
+ * ×1.45–1.7; 48×48 only −0.2% at ×5.8 (the difference rows over the column sums have many terms there),
+ * hence the limit.
  */
 const HYBRID_ENTRIES = 1024;
 
