@@ -97,8 +97,8 @@ const EXTRA_SEARCH_ENTRIES = 6400;
  */
 const RESTART_NOISE = 0.05;
 /**
- * Up to this many entries, effort 2 also tries the row-and-column decompositions (hybridJobs; effort 3 on
- * every size it searches). Unconstrained, against effort 2 without them (one process, two seeded sets):
+ * Up to this many entries, effort 2 also tries the row-and-column decompositions (hybridJobs; effort 3 up
+ * to EXTRA_SEARCH_ENTRIES). Unconstrained, against effort 2 without them (one process, two seeded sets):
  * random 8-bit 16×16 −0.2…−0.4% adders at ×1.2 time, 24×24 −0.5…−0.75% at ×1.4, 32×32 −0.2…−1.2% at
  * ×1.45–1.7; 48×48 only −0.2% at ×5.8 (the difference rows over the column sums have many terms there),
  * hence the limit.
@@ -321,7 +321,7 @@ function extraSearch(p: Problem, o: Settings, better: Better, baseline: Candidat
     ]),
   ))
     for (let seed = 0; seed <= restarts; seed++) keep(solveColumns(p, tree, method, { seed, lookahead: 'ties' }));
-  if (o.effort >= 3 || p.nOut * p.nIn <= HYBRID_ENTRIES)
+  if (p.nOut * p.nIn <= (o.effort >= 3 ? EXTRA_SEARCH_ENTRIES : HYBRID_ENTRIES))
     for (const { rowTree, columnTree, method } of hybridJobs(rows, o))
       for (let seed = 0; seed <= restarts; seed++)
         keep(solveRowsOverColumns(p, rowTree, columnTree, method, { seed, lookahead: 'ties' }));
