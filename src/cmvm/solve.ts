@@ -46,8 +46,8 @@ export interface CmvmOptions {
    * Search effort: 0 fast (3 runs; 1 above 4096 entries), 1 the baseline (5–7 runs; small matrices as 2),
    * 2 default (1, then its decompositions again with look-ahead in pair selection, plain, with other
    * tie-breaks and with perturbed pair scores, and, unconstrained, column and (up to 1024 entries)
-   * row-and-column decompositions, on matrices up to 6400 entries), 3 thorough (every path limit × both scores, more restarts and columns, and the wider
-   * look-ahead).
+   * row-and-column decompositions, on matrices up to 6400 entries), 3 thorough (every path limit × both
+   * scores, more restarts and columns, and the wider look-ahead).
    */
   effort?: number;
   /** MST decomposition first stage: 'auto' (default) tries it at several depths and keeps the best. */
