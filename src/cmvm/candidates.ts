@@ -217,22 +217,14 @@ export function mergeBlocks(p: Problem, parts: Array<{ start: number; c: Candida
  * bound − ceil(log2(path length)) for every output using it; null when some cannot.
  */
 export function solveRows(p: Problem, dec: Decomposition, method: Method, run: RunOptions = {}): Candidate | null {
-  const { diffs, paths } = dec;
+  const { diffs } = dec;
   const scale = p.scaled!.scale;
   const b0 = p.bound ? diffBounds(p.bound, dec) : null;
   const rows0 = diffs.map((row) => sparseRow(row, inputTerm, scale));
   if (b0 && !diffsCanMeet(p, rows0, b0)) return null;
   const g = newGraph(p);
   const z = extractAndSum(p, g, rows0, method, b0, run);
-  const rows1 = paths.map((path) => {
-    const r: Row = [];
-    for (const { diff, sign } of path) {
-      const t = z[diff]!;
-      if (t.wire >= 0) r.push({ wire: t.wire, coef: sign * t.sign * 2 ** t.pos });
-    }
-    return r;
-  });
-  return finishCandidate(p, g, extractAndSum(p, g, rows1, method, p.bound, run));
+  return finishCandidate(p, g, extractAndSum(p, g, pathRows(dec, z), method, p.bound, run));
 }
 
 function diffBounds(bound: number[], dec: Decomposition): number[] {
@@ -261,13 +253,9 @@ function diffsCanMeet(p: Problem, rows0: Row[], b0: number[]): boolean {
  * applies the sparse difference columns to them. `dec` decomposes the transposed matrix.
  */
 export function solveColumns(p: Problem, dec: Decomposition, method: Method, run: RunOptions = {}): Candidate | null {
-  const { diffs, paths } = dec;
+  const { diffs } = dec;
   const g = newGraph(p);
-  const rowsZ: Row[] = diffs.map(() => []);
-  paths.forEach((path, c) => {
-    for (const { diff, sign } of path) rowsZ[diff]!.push({ wire: c, coef: sign });
-  });
-  const z = extractAndSum(p, g, rowsZ, method, null, run);
+  const z = extractAndSum(p, g, columnSumRows(dec), method, null, run);
   const scale = p.scaled!.scale;
   const rows1 = p.Wl.map((_, o) =>
     sparseRow(
@@ -277,6 +265,53 @@ export function solveColumns(p: Problem, dec: Decomposition, method: Method, run
     ),
   );
   return finishCandidate(p, g, extractAndSum(p, g, rows1, method, p.bound, run));
+}
+
+/**
+ * Row and column decomposition together (unconstrained): the difference rows of `dec` (W = M1·D) are made
+ * by the column decomposition `colDec` of D (D = D'·M2: nested input sums first, then D's sparse
+ * difference columns over them), then each output sums its path as in solveRows.
+ */
+export function solveRowsOverColumns(
+  p: Problem,
+  dec: Decomposition,
+  colDec: Decomposition,
+  method: Method,
+  run: RunOptions = {},
+): Candidate | null {
+  const g = newGraph(p);
+  const z = extractAndSum(p, g, columnSumRows(colDec), method, null, run);
+  const scale = p.scaled!.scale;
+  const rows0 = dec.diffs.map((_, d) =>
+    sparseRow(
+      colDec.diffs.map((col) => col[d]!),
+      (e) => z[e]!,
+      scale,
+    ),
+  );
+  const zd = extractAndSum(p, g, rows0, method, null, run);
+  return finishCandidate(p, g, extractAndSum(p, g, pathRows(dec, zd), method, p.bound, run));
+}
+
+/** The rows of a column decomposition's sums: z_e = Σ ± the inputs whose path holds e. */
+function columnSumRows(colDec: Decomposition): Row[] {
+  const rowsZ: Row[] = colDec.diffs.map(() => []);
+  colDec.paths.forEach((path, c) => {
+    for (const { diff, sign } of path) rowsZ[diff]!.push({ wire: c, coef: sign });
+  });
+  return rowsZ;
+}
+
+/** Each output's path of difference rows (made as the terms `zd`) as a row to sum. */
+function pathRows(dec: Decomposition, zd: Term[]): Row[] {
+  return dec.paths.map((path) => {
+    const r: Row = [];
+    for (const { diff, sign } of path) {
+      const t = zd[diff]!;
+      if (t.wire >= 0) r.push({ wire: t.wire, coef: sign * t.sign * 2 ** t.pos });
+    }
+    return r;
+  });
 }
 
 /** Wires some output depends on. */

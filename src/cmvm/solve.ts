@@ -16,6 +16,7 @@ import {
   solveDirect,
   solvePlain,
   solveRows,
+  solveRowsOverColumns,
   type Candidate,
   type Problem,
 } from './candidates.ts';
@@ -44,9 +45,9 @@ export interface CmvmOptions {
   /**
    * Search effort: 0 fast (3 runs; 1 above 4096 entries), 1 the baseline (5–7 runs; small matrices as 2),
    * 2 default (1, then its decompositions again with look-ahead in pair selection, plain, with other
-   * tie-breaks and with perturbed pair scores, and, unconstrained, column decompositions, on matrices up to
-   * 6400 entries), 3 thorough (every path limit × both scores, more restarts and columns, and the wider
-   * look-ahead).
+   * tie-breaks and with perturbed pair scores, and, unconstrained, column and (up to 1024 entries)
+   * row-and-column decompositions, on matrices up to 6400 entries), 3 thorough (every path limit × both
+   * scores, more restarts and columns, and the wider look-ahead).
    */
   effort?: number;
   /** MST decomposition first stage: 'auto' (default) tries it at several depths and keeps the best. */
@@ -95,6 +96,14 @@ const EXTRA_SEARCH_ENTRIES = 6400;
  * 16–64 at dc −1 and 2, the HGQ2 fixtures' kernels); a noise of 0.15 found less.
  */
 const RESTART_NOISE = 0.05;
+/**
+ * Up to this many entries, effort 2 also tries the row-and-column decompositions (hybridJobs; effort 3 up
+ * to EXTRA_SEARCH_ENTRIES). Unconstrained, against effort 2 without them (one process, two seeded sets):
+ * random 8-bit 16×16 −0.2…−0.4% adders at ×1.2 time, 24×24 −0.5…−0.75% at ×1.4, 32×32 −0.2…−1.2% at
+ * ×1.45–1.7; 48×48 only −0.2% at ×5.8 (the difference rows over the column sums have many terms there),
+ * hence the limit.
+ */
+const HYBRID_ENTRIES = 1024;
 
 export function solveCmvm(W: number[][], inputs: CmvmInput[], opts: CmvmOptions = {}): CmvmResult {
   const t0 = performance.now();
@@ -279,8 +288,9 @@ export function runClaimedJobs(task: SearchTask, counter: Int32Array): Array<[nu
  * ranked among those with no more adders than the baseline (so the search never returns more adders than
  * the baseline): the baseline's row decompositions again, with `restarts` other tie-breaks, then with
  * `perturbed` restarts that also perturb the pair scores, and, unconstrained, column decompositions (the
- * dual of the rows' ones, which wins on some matrices) at a few path limits with both scores. Under a delay
- * constraint the column sums add levels in front of every output, which rarely fits: not tried.
+ * dual of the rows' ones, which wins on some matrices) at a few path limits with both scores, then on small
+ * matrices the row-and-column decompositions (hybridJobs). Under a delay constraint the column sums add
+ * levels in front of every output, which rarely fits: not tried.
  */
 function extraSearch(p: Problem, o: Settings, better: Better, baseline: Candidate): Candidate {
   let best = baseline;
@@ -301,7 +311,7 @@ function extraSearch(p: Problem, o: Settings, better: Better, baseline: Candidat
     for (let seed = 0; seed <= restarts; seed++)
       for (const { tree, method } of jobs) keep(solveRows(p, tree, method, { seed, lookahead: 'near' }));
   if (o.dc >= 0 || p.nIn < 2) return best;
-  const columns = rows[0]!.map((_, c) => rows.map((row) => row[c]!));
+  const columns = transpose(rows);
   const hops = o.effort >= 3 ? hopLimits(p.nIn) : [4, 8];
   for (const { tree, method } of rowJobs(
     columns,
@@ -311,7 +321,31 @@ function extraSearch(p: Problem, o: Settings, better: Better, baseline: Candidat
     ]),
   ))
     for (let seed = 0; seed <= restarts; seed++) keep(solveColumns(p, tree, method, { seed, lookahead: 'ties' }));
+  if (p.nOut * p.nIn <= (o.effort >= 3 ? EXTRA_SEARCH_ENTRIES : HYBRID_ENTRIES))
+    for (const { rowTree, columnTree, method } of hybridJobs(rows, o))
+      for (let seed = 0; seed <= restarts; seed++)
+        keep(solveRowsOverColumns(p, rowTree, columnTree, method, { seed, lookahead: 'ties' }));
   return best;
+}
+
+/**
+ * The row-and-column decompositions of the extra search (solveRowsOverColumns): the row trees at path
+ * limits 8 and 16, the column trees of their difference rows at limits 2 and 4, with the other pair score
+ * ('mc' by default, which won nearly all of them on random 16×16 and 32×32); effort 3 also with the given
+ * score.
+ */
+function hybridJobs(
+  rows: number[][],
+  o: Settings,
+): Array<{ rowTree: Decomposition; columnTree: Decomposition; method: Method }> {
+  const methods = o.effort >= 3 ? [other(o.method), o.method] : [other(o.method)];
+  const jobs: Array<{ rowTree: Decomposition; columnTree: Decomposition; method: Method }> = [];
+  for (const { tree } of rowJobs(rows, [8, 16].map((hops) => ({ hops, method: o.method })))) {
+    if (tree.diffs.length < 2) continue;
+    for (const { tree: columnTree } of rowJobs(transpose(tree.diffs), [2, 4].map((hops) => ({ hops, method: o.method }))))
+      for (const method of methods) jobs.push({ rowTree: tree, columnTree, method });
+  }
+  return jobs;
 }
 
 /**
@@ -326,6 +360,10 @@ function shallowerOnTie(a: Candidate, b: Candidate, o: Settings): boolean | null
   if (ea !== eb) return ea < eb;
   if (a.latency !== b.latency) return a.latency < b.latency;
   return null;
+}
+
+function transpose(m: number[][]): number[][] {
+  return m[0]!.map((_, c) => m.map((row) => row[c]!));
 }
 
 function other(m: Method): Method {
