@@ -9,6 +9,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { syntheticTableLayer } from '../bench/convert.ts';
 import { writeProject } from '../src/backends/project.ts';
 import { verify } from '../src/eda/verify.ts';
 import type { Kif } from '../src/fixed/types.ts';
@@ -107,6 +108,21 @@ test('random tables equal the emulator in GHDL (VHDL), pipelined', async (t) => 
     const r = await verify(dir, { vectors: 3000, simulator: 'ghdl', seed: 4 });
     assert.equal(r.vectors, 3000);
     assert.equal(r.mismatches, 0, JSON.stringify(r.first_mismatch));
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('a table layer of 320 tables builds in Verilator in well under the minutes it took with one compile per table', async (t) => {
+  if (!needTool(t, 'verilator')) return;
+  const root = mkdtempSync(join(tmpdir(), 'hgq-tables-build-'));
+  try {
+    const dir = join(root, 'p');
+    writeProject(syntheticTableLayer(32, 10, 4), dir, { latencyCutoff: 2, vectors: 1 });
+    const r = await verify(dir, { vectors: 1000, simulator: 'verilator', seed: 9 });
+    assert.equal(r.mismatches, 0, JSON.stringify(r.first_mismatch));
+    // one C++ file per table costs >= 1 s of CPU each (>= 160 s on two idle cores); one unit takes ~5 s
+    assert.ok(r.build_seconds < 120, `Verilator build took ${r.build_seconds} s`);
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
