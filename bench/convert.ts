@@ -10,7 +10,8 @@
  * lowering to the pipelined netlist and writing Verilog at latency cutoff 2; then the project and a
  * Verilator check on 10,000 random vectors (build seconds, simulated vectors per second).
  *
- * Synthetic (as before): Verilog/VHDL/HLS writing for a ~50k-op network, Verilator on a ~3k-op design.
+ * Synthetic (as before): Verilog/VHDL/HLS writing for a ~50k-op network, Verilator on a ~3k-op design, and
+ * Verilator on a table layer (32 × 10 tables on 4-bit inputs, as the hybrid MNIST model's QDenseT).
  * Environment: HGQ_BENCH_MODEL (= MODEL), HGQ_BENCH_VECTORS (default 10000), HGQ_BENCH_SYNTHETIC=0 skips
  * the synthetic part.
  */
@@ -55,6 +56,27 @@ export function syntheticNetwork(widths: number[], fanIn: number, seed = 1): Pro
     [{ name: 'x', shape: [widths[0]!] }],
     [{ name: 'y', shape: [n] }],
     layer.map((w) => ({ wire: w, shift: 0, neg: false })),
+  );
+}
+
+/**
+ * A table layer as hgq traces QDenseT: every edge (input i → output o) a table over the input's values,
+ * each output the sum of its edges' tables. The shape of the hybrid MNIST model's QDenseT(10) on 32 inputs.
+ */
+export function syntheticTableLayer(nIn: number, nOut: number, inputBits: number, seed = 1): Program {
+  const r = mulberry32(seed);
+  const b = new ProgramBuilder();
+  const xs = Array.from({ length: nIn }, (_, j) => b.input(j, { k: 1, i: inputBits - 3, f: 2 }, 'RND', 'SAT'));
+  const outs = Array.from({ length: nOut }, () => {
+    b.layer = 'table';
+    const edges = xs.map((x) => b.lut(x, Array.from({ length: 2 ** inputBits }, () => Math.round((r() - 0.5) * 64) / 16)));
+    return edges.reduce((acc, e) => b.add(acc, e));
+  });
+  return b.build(
+    `synthetic_table_${nIn}x${nOut}`,
+    [{ name: 'x', shape: [nIn] }],
+    [{ name: 'y', shape: [nOut] }],
+    outs.map((w) => ({ wire: w, shift: 0, neg: false })),
   );
 }
 
@@ -216,6 +238,17 @@ async function synthetic(): Promise<Record<string, unknown>> {
       // a second run reuses the cached build
       const r2 = await verify(join(root, 'mid'), { vectors: 20000, simulator: 'verilator', seed: 2 });
       res.verilator_cached_build_seconds = r2.build_seconds;
+      // table-heavy designs once took minutes: Verilator wrote each table to a file of its own (docs/rtl.md §6)
+      const tables = syntheticTableLayer(32, 10, 4);
+      writeProject(tables, join(root, 'tables'), { latencyCutoff: 2, vectors: 0 });
+      const rt = await verify(join(root, 'tables'), { vectors: 20000, simulator: 'verilator' });
+      if (rt.mismatches) throw new Error(`bench table design mismatches the emulator: ${JSON.stringify(rt.first_mismatch)}`);
+      Object.assign(res, {
+        table_ops: tables.ops.filter((o) => o.kind === 'lut').length,
+        table_verilator_build_seconds: rt.build_seconds,
+        table_verilator_vectors_per_second: Math.round(rt.vectors_per_second),
+      });
+      console.log(`Verilator: ${res.table_ops} tables built in ${r3(rt.build_seconds)} s`);
     } finally {
       rmSync(root, { recursive: true, force: true });
     }
