@@ -15,6 +15,7 @@ import {
   existsSync,
   mkdirSync,
   mkdtempSync,
+  readdirSync,
   readFileSync,
   renameSync,
   rmSync,
@@ -235,7 +236,7 @@ async function runtimeCache(mdir: string, mk: string): Promise<string | null> {
  * names the sources by path, so the build runs in a private folder under the system temporary folder (the
  * sources copied in) and only the binary is kept.
  */
-export async function buildVerilator(dir: string, s: Summary): Promise<{ bin: string; seconds: number }> {
+export async function buildVerilator(dir: string, s: Summary): Promise<{ bin: string; seconds: number; modelObjects?: number }> {
   const src = verilogSource(dir, s);
   const harness = resolve(dir, s.files.verilator_harness!);
   const keep = resolve(dir, 'sim', 'verilator');
@@ -244,6 +245,8 @@ export async function buildVerilator(dir: string, s: Summary): Promise<{ bin: st
   const bin = join(keep, 'Vsim');
   if (existsSync(bin) && existsSync(stamp) && readFileSync(stamp, 'utf8') === key) return { bin, seconds: 0 };
   const t0 = performance.now();
+  /** objects compiled for the model and harness (each one a g++ run): what ONE_UNIT keeps few */
+  let modelObjects = 0;
   rmSync(keep, { recursive: true, force: true });
   const buildRoot = join(tmpdir(), `hgq-verilator-build-${process.getuid?.() ?? 0}`);
   removeStaleTemporaries(buildRoot);
@@ -267,10 +270,11 @@ export async function buildVerilator(dir: string, s: Summary): Promise<{ bin: st
     copyFileSync(join(mdir, 'Vsim'), bin);
     chmodSync(bin, 0o755);
     writeFileSync(stamp, key);
+    modelObjects = readdirSync(mdir).filter((f) => f.endsWith('.o') && !RUNTIME_OBJS.includes(f)).length;
   } finally {
     build.release();
   }
-  return { bin, seconds: (performance.now() - t0) / 1000 };
+  return { bin, seconds: (performance.now() - t0) / 1000, modelObjects };
 }
 
 type SimRun = { out: string; build: number; run: number };
