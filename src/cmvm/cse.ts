@@ -66,6 +66,10 @@ export const CSE_BUDGETS = {
   step: 1 << 23,
 };
 
+/** Outputs with at least this many terms gather their matrix entries first in a substitution. */
+const GATHER_MIN = 64;
+const GATHER_NONE: I32 = new Int32Array(0);
+
 /**
  * Index of the unordered slot pair {a, b} (a ≠ b) in an n-slot pair matrix: the strict upper triangle,
  * row-major, so the pairs of one slot with all later ones are contiguous (the initial count walks them in
@@ -336,30 +340,40 @@ class Cse {
     const tab = this.s.stepTab;
     const epoch = this.s.stepEpoch;
     const nv = ol.length;
-    // first dissolve (t, v) and (u, v) for the older wires' terms v (pairs of older wires: an id or DEAD),
-    // keeping t's matrix entries for the new pairs: a tight loop of independent loads, which the CPU overlaps
-    // (half of the entries are a column of the triangle, a cache line each, and the counts are scattered).
-    // Counts of pairs without wire n, so it makes no difference that they drop before any of this step's rise.
-    const gm = this.s.i32('gatherM', nv, false);
-    for (let i = 0; i < nv; i++) {
-      const v = ol[i]!;
-      const sv = tSlot[v]!;
-      const mi = base + (st < sv ? rowSt + sv : ((sv * (2 * k - sv - 3)) >> 1) - 1 + st);
-      gm[i] = mi;
-      if (tWire[v] === n) continue; // nt, and this step's earlier new terms (dissolved above)
-      const p = mat[mi]!;
-      if (p > 0) pCount[p]!--;
-      const q = mat[base + (su < sv ? rowSu + sv : ((sv * (2 * k - sv - 3)) >> 1) - 1 + su)]!;
-      if (q > 0) pCount[q]!--;
+    // long rows: first gather the matrix entries of t's and u's pairs (independent loads, which the CPU
+    // overlaps; half of them are a column of the triangle, a cache line each), then use them
+    const gather = nv >= GATHER_MIN;
+    const gm = gather ? this.s.i32('gatherM', nv, false) : GATHER_NONE;
+    const gp = gather ? this.s.i32('gatherP', nv, false) : GATHER_NONE;
+    const gq = gather ? this.s.i32('gatherQ', nv, false) : GATHER_NONE;
+    if (gather) {
+      for (let i = 0; i < nv; i++) {
+        const sv = tSlot[ol[i]!]!;
+        const mi = base + (st < sv ? rowSt + sv : ((sv * (2 * k - sv - 3)) >> 1) - 1 + st);
+        gm[i] = mi;
+        gp[i] = mat[mi]!;
+        gq[i] = mat[base + (su < sv ? rowSu + sv : ((sv * (2 * k - sv - 3)) >> 1) - 1 + su)]!;
+      }
     }
     for (let i = 0; i < nv; i++) {
       const v = ol[i]!;
       if (v === nt) continue;
-      const mi = gm[i]!;
+      let mi: number;
+      let sv = 0;
+      if (gather) mi = gm[i]!;
+      else {
+        sv = tSlot[v]!;
+        mi = base + (st < sv ? rowSt + sv : ((sv * (2 * k - sv - 3)) >> 1) - 1 + st);
+      }
       const wv = tWire[v]!;
       let x: number;
       let e: number;
       if (wv !== n) {
+        // dissolve (t, v) and (u, v): pairs of older wires (an id or DEAD)
+        const p = gather ? gp[i]! : mat[mi]!;
+        if (p > 0) pCount[p]!--;
+        const q = gather ? gq[i]! : mat[base + (su < sv ? rowSu + sv : ((sv * (2 * k - sv - 3)) >> 1) - 1 + su)]!;
+        if (q > 0) pCount[q]!--;
         if (width > 0) {
           x = (tKey[v]! + cst) ^ gbit;
           e = tab[2 * x] === epoch ? tab[2 * x + 1]! : -1;
