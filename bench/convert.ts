@@ -69,7 +69,12 @@ export function syntheticTableLayer(nIn: number, nOut: number, inputBits: number
   const xs = Array.from({ length: nIn }, (_, j) => b.input(j, { k: 1, i: inputBits - 3, f: 2 }, 'RND', 'SAT'));
   const outs = Array.from({ length: nOut }, () => {
     b.layer = 'table';
-    const edges = xs.map((x) => b.lut(x, Array.from({ length: 2 ** inputBits }, () => Math.round((r() - 0.5) * 64) / 16)));
+    const edges = xs.map((x) =>
+      b.lut(
+        x,
+        Array.from({ length: 2 ** inputBits }, () => Math.round((r() - 0.5) * 64) / 16),
+      ),
+    );
     return edges.reduce((acc, e) => b.add(acc, e));
   });
   return b.build(

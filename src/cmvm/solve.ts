@@ -334,15 +334,18 @@ function extraSearch(p: Problem, o: Settings, better: Better, baseline: Candidat
  * ('mc' by default, which won nearly all of them on random 16×16 and 32×32); effort 3 also with the given
  * score.
  */
-function hybridJobs(
-  rows: number[][],
-  o: Settings,
-): Array<{ rowTree: Decomposition; columnTree: Decomposition; method: Method }> {
+function hybridJobs(rows: number[][], o: Settings): Array<{ rowTree: Decomposition; columnTree: Decomposition; method: Method }> {
   const methods = o.effort >= 3 ? [other(o.method), o.method] : [other(o.method)];
   const jobs: Array<{ rowTree: Decomposition; columnTree: Decomposition; method: Method }> = [];
-  for (const { tree } of rowJobs(rows, [8, 16].map((hops) => ({ hops, method: o.method })))) {
+  for (const { tree } of rowJobs(
+    rows,
+    [8, 16].map((hops) => ({ hops, method: o.method })),
+  )) {
     if (tree.diffs.length < 2) continue;
-    for (const { tree: columnTree } of rowJobs(transpose(tree.diffs), [2, 4].map((hops) => ({ hops, method: o.method }))))
+    for (const { tree: columnTree } of rowJobs(
+      transpose(tree.diffs),
+      [2, 4].map((hops) => ({ hops, method: o.method })),
+    ))
       for (const method of methods) jobs.push({ rowTree: tree, columnTree, method });
   }
   return jobs;
