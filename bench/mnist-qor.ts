@@ -58,23 +58,24 @@ export const QOR_BARS = [
 
 const QUICK_EPOCH_FRACTION = 0.1;
 
+interface Recipe {
+  file: string;
+  minAccuracy: number;
+}
+
 /**
  * The recipes trained by default (examples/) and the least test accuracy of the checkpoints each carries to
  * hardware (HGQ_QOR_MIN_ACCURACY overrides it): the small end of the front, and the wider model for the 97 %
  * bar, whose front under 97 % the small recipe covers for fewer LUTs (and Yosys on each of its ~20 designs
  * of 5k–25k LUT would add most of an hour).
  */
-const DEFAULT_SPECS: { file: string; minAccuracy: number }[] = [
+const DEFAULT_SPECS: Recipe[] = [
   { file: 'mnist-qor.yaml', minAccuracy: 0.92 },
   { file: 'mnist-qor-wide.yaml', minAccuracy: 0.965 },
 ];
 
-const QUICK_MIN_ACCURACY = 0.92;
-
-interface Recipe {
-  file: string;
-  minAccuracy: number;
-}
+/** The window of HGQ_QOR_SPEC files and of quick runs: the small recipe's. */
+const BROAD_MIN_ACCURACY = DEFAULT_SPECS[0]!.minAccuracy;
 
 interface Spec {
   name?: string;
@@ -188,8 +189,6 @@ async function testImages(n: number): Promise<Float64Array> {
 interface QorSettings {
   quick: boolean;
   maxEbops: number;
-  /** HGQ_QOR_MIN_ACCURACY, for every recipe */
-  minAccuracy: number | null;
   nVerify: number;
   images: Float64Array;
   gate: SynthGate;
@@ -201,7 +200,7 @@ async function recipes(minAccuracy: number | null, quick: boolean): Promise<Reci
   const env = process.env.HGQ_QOR_SPEC;
   const list =
     env !== undefined
-      ? env.split(',').map((f) => ({ file: resolve(f.trim()), minAccuracy: 0.92 }))
+      ? env.split(',').map((f) => ({ file: resolve(f.trim()), minAccuracy: BROAD_MIN_ACCURACY }))
       : DEFAULT_SPECS.map((r) => ({ ...r, file: join(import.meta.dirname, '..', 'examples', r.file) }));
   for (const r of list) if (!existsSync(r.file)) throw new Error(`HGQ_QOR_SPEC: ${r.file}: no such file`);
   const names = await Promise.all(list.map((r) => specName(r.file)));
@@ -212,7 +211,7 @@ async function recipes(minAccuracy: number | null, quick: boolean): Promise<Reci
     );
   // a quick run's short training stays below the wide recipe's window: the smoke run takes every recipe's
   // checkpoints from 92 % so that each goes through the hardware path
-  return list.map((r) => ({ ...r, minAccuracy: minAccuracy ?? (quick ? QUICK_MIN_ACCURACY : r.minAccuracy) }));
+  return list.map((r) => ({ ...r, minAccuracy: minAccuracy ?? (quick ? BROAD_MIN_ACCURACY : r.minAccuracy) }));
 }
 
 /** One recipe: train (or reuse) its run, then trace, verify and synthesize its chosen front checkpoints. */
@@ -333,7 +332,6 @@ export default async function main(): Promise<void> {
   const settings: QorSettings = {
     quick,
     maxEbops,
-    minAccuracy,
     nVerify,
     images: await testImages(nVerify),
     gate: new SynthGate(knobs),

@@ -12,27 +12,10 @@ import { QFlatten } from '../src/layers/shape.ts';
 import { QConvT1D, QConvT2D } from '../src/layers/table-dense.ts';
 import { EngineBinding, engineUnsupported } from '../src/engine/from-tfjs.ts';
 import type { QLayer } from '../src/layers/base.ts';
-import { batch, checkOneStep, checkSteps } from './util/engine-compare.ts';
-import { makeRng } from './util/rng.ts';
+import { batch, checkOneStep, checkSteps, seedWeights } from './util/engine-compare.ts';
 
 const LR = 3e-3;
 let serial = 0;
-
-/** Seeded weights: each comparison runs on a fixed state (see engine-table.test.ts). */
-function seedWeights(m: tf.LayersModel, seed: number): void {
-  const rng = makeRng(seed);
-  for (const w of m.trainableWeights) {
-    if (!/kernel|bias/.test(w.name)) continue;
-    const shape = w.shape as number[];
-    const lim = /bias/.test(w.name) ? 0.1 : Math.sqrt(6 / ((shape.at(-2) ?? 1) + shape.at(-1)!));
-    w.write(
-      tf.tensor(
-        Float32Array.from({ length: shape.reduce((a, d) => a * d, 1) }, () => (rng.next() * 2 - 1) * lim),
-        shape,
-      ),
-    );
-  }
-}
 
 interface ConvCase {
   what: string;

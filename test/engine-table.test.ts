@@ -10,8 +10,7 @@ import * as tf from '@tensorflow/tfjs';
 import { QDense } from '../src/layers/dense.ts';
 import { QDenseT, type QDenseTArgs } from '../src/layers/table-dense.ts';
 import { engineUnsupported } from '../src/engine/from-tfjs.ts';
-import { batch, checkOneStep, checkSteps, close } from './util/engine-compare.ts';
-import { makeRng } from './util/rng.ts';
+import { batch, checkOneStep, checkSteps, close, seedWeights } from './util/engine-compare.ts';
 
 const LR = 3e-3;
 let serial = 0;
@@ -68,21 +67,6 @@ const VARIANTS: Variant[] = [
     satIq: true,
   },
 ];
-
-/**
- * Seeded weights (Glorot-uniform-like kernels, small biases) instead of tfjs' unseeded initializers: a rounding-level
- * difference can flip one table-output rounding, so each comparison runs on a fixed, reproducible state.
- */
-function seedWeights(m: tf.LayersModel, seed: number): void {
-  const rng = makeRng(seed);
-  for (const w of m.trainableWeights) {
-    if (!/kernel|bias/.test(w.name)) continue;
-    const shape = w.shape as number[];
-    const lim = /bias/.test(w.name) ? 0.1 : Math.sqrt(6 / ((shape.at(-2) ?? 1) + shape.at(-1)!));
-    const vals = Float32Array.from({ length: shape.reduce((a, d) => a * d, 1) }, () => (rng.next() * 2 - 1) * lim);
-    w.write(tf.tensor(vals, shape));
-  }
-}
 
 function build(v: Variant, inputs: number, classes: number): tf.LayersModel {
   const t = `lut${serial++}`;

@@ -125,3 +125,18 @@ export async function checkSteps(
   });
   assert.ok(near >= 0.97 * total, `only ${near}/${total} parameters agree closely`);
 }
+
+/**
+ * Seeded weights (Glorot-uniform-like kernels, small biases) instead of tfjs' unseeded initializers: a rounding-level
+ * difference can flip one table-output rounding, so each comparison runs on a fixed, reproducible state.
+ */
+export function seedWeights(m: tf.LayersModel, seed: number): void {
+  const rng = makeRng(seed);
+  for (const w of m.trainableWeights) {
+    if (!/kernel|bias/.test(w.name)) continue;
+    const shape = w.shape as number[];
+    const lim = /bias/.test(w.name) ? 0.1 : Math.sqrt(6 / ((shape.at(-2) ?? 1) + shape.at(-1)!));
+    const vals = Float32Array.from({ length: shape.reduce((a, d) => a * d, 1) }, () => (rng.next() * 2 - 1) * lim);
+    w.write(tf.tensor(vals, shape));
+  }
+}
